@@ -1,0 +1,127 @@
+# edgesdk: the two commands of the quick start are `make demo` and `make test`.
+# Both install what is missing first: Debian packages (when run as root), a .venv with the
+# SDK installed editable (which builds the native core), and the Arm cross builds.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+CMAKE := $(VENV)/bin/cmake
+JOBS ?= $(shell nproc)
+BUILD := build
+
+# Debian packages: compilers, Arm cross compilers, qemu-user for running Arm code, the real
+# adb client and OpenSSH (emulated devices are tested against them).
+APT_PACKAGES := build-essential g++ g++-aarch64-linux-gnu g++-arm-linux-gnueabihf \
+	qemu-user-static python3-venv python3-dev openssh-server openssh-client adb \
+	libusb-1.0-0
+
+EXTRAS := dev,tf,onnx,devices,farm
+NATIVE_SOURCES := $(shell find native -type f \( -name '*.cc' -o -name '*.h' -o -name '*.txt' -o -name '*.cmake' -o -name '*.fbs' \) 2>/dev/null)
+
+QEMU_AARCH64 := qemu-aarch64-static
+QEMU_ARM := qemu-arm-static
+
+.PHONY: all setup system-deps native native-tests native-cross native-asan test test-native \
+	test-python lint demo bench clean distclean
+
+all: setup
+
+# ---------------------------------------------------------------- set-up
+system-deps: $(BUILD)/.system-deps
+$(BUILD)/.system-deps: Makefile
+	@mkdir -p $(BUILD)
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian packages:$$missing"; \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+		else \
+			echo "error: missing Debian packages:$$missing"; \
+			echo "       run: sudo apt-get install -y$$missing"; exit 1; \
+		fi; \
+	fi
+	@touch $@
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q scikit-build-core pybind11 cmake ninja setuptools wheel
+	@touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.created
+	$(PIP) install -q --no-build-isolation -e ".[$(EXTRAS)]"
+	@touch $@ $(VENV)/.native-built
+
+# Rebuild the extension when native sources change (the editable install keeps its CMake
+# build folder under build/, so this is incremental).
+$(VENV)/.native-built: $(NATIVE_SOURCES) $(VENV)/.installed
+	$(PIP) install -q --no-build-isolation --no-deps -e .
+	@touch $@
+
+setup: system-deps $(VENV)/.installed $(VENV)/.native-built native-tests native-cross
+
+native: $(VENV)/.native-built
+
+# ---------------------------------------------------------------- native test binaries
+# Host (x86), host with ASan+UBSan, and Arm cross builds (static, so qemu-user needs no sysroot).
+native-tests: $(BUILD)/host/.built $(BUILD)/asan/.built
+native-cross: $(BUILD)/aarch64/.built $(BUILD)/armv7/.built
+
+$(BUILD)/host/.built: $(NATIVE_SOURCES) $(VENV)/.created
+	$(CMAKE) -S native -B $(BUILD)/host -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV))/bin/ninja >/dev/null
+	$(CMAKE) --build $(BUILD)/host -j $(JOBS)
+	@touch $@
+
+$(BUILD)/asan/.built: $(NATIVE_SOURCES) $(VENV)/.created
+	$(CMAKE) -S native -B $(BUILD)/asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGE_SANITIZE=ON -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV))/bin/ninja >/dev/null
+	$(CMAKE) --build $(BUILD)/asan -j $(JOBS)
+	@touch $@
+
+$(BUILD)/aarch64/.built: $(NATIVE_SOURCES) $(VENV)/.created $(BUILD)/.system-deps
+	$(CMAKE) -S native -B $(BUILD)/aarch64 -G Ninja -DCMAKE_BUILD_TYPE=Release -DEDGE_STATIC=ON \
+		-DCMAKE_TOOLCHAIN_FILE=$(abspath native/cmake/aarch64-linux-gnu.cmake) -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV))/bin/ninja >/dev/null
+	$(CMAKE) --build $(BUILD)/aarch64 -j $(JOBS)
+	@touch $@
+
+$(BUILD)/armv7/.built: $(NATIVE_SOURCES) $(VENV)/.created $(BUILD)/.system-deps
+	$(CMAKE) -S native -B $(BUILD)/armv7 -G Ninja -DCMAKE_BUILD_TYPE=Release -DEDGE_STATIC=ON \
+		-DCMAKE_TOOLCHAIN_FILE=$(abspath native/cmake/arm-linux-gnueabihf.cmake) -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV))/bin/ninja >/dev/null
+	$(CMAKE) --build $(BUILD)/armv7 -j $(JOBS)
+	@touch $@
+
+# ---------------------------------------------------------------- tests
+# Native tests: x86 (whatever ISA this host has), ASan+UBSan, aarch64 with dotprod (-cpu max)
+# and without (-cpu cortex-a53: a dotprod instruction there is SIGILL, so this proves the
+# run-time dispatch), armv7 NEON (-cpu cortex-a15).
+test-native: native-tests native-cross
+	$(BUILD)/host/edge_native_tests
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/asan/edge_native_tests
+	EDGE_EXPECT_DOTPROD=1 $(QEMU_AARCH64) -cpu max $(BUILD)/aarch64/edge_native_tests
+	EDGE_EXPECT_DOTPROD=0 $(QEMU_AARCH64) -cpu cortex-a53 $(BUILD)/aarch64/edge_native_tests
+	$(QEMU_ARM) -cpu cortex-a15 $(BUILD)/armv7/edge_native_tests
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check sdk converters devices tests apps benchmarks
+
+test-python: setup
+	$(VENV)/bin/pytest -q
+
+test: setup lint test-native test-python
+
+# ---------------------------------------------------------------- demo and benchmarks
+demo: setup
+	$(PY) apps/quickstart.py
+
+bench: setup
+	$(PY) benchmarks/kernels.py
+
+clean:
+	rm -rf $(BUILD) out
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,41 @@
+// CPU feature detection: what the running core can execute, read once at start-up.
+//
+// x86 reads CPUID and, for the AVX families, also checks with XGETBV that the OS saves the
+// wider registers (a CPU can report AVX2 while the kernel has it disabled). Arm reads the
+// kernel's HWCAP words with getauxval(); user space cannot read the ID registers itself on
+// every kernel, and HWCAP is what the kernel promises will not trap.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace edge {
+
+struct CpuFeatures {
+  // "x86_64", "aarch64", "armv7" or "unknown": what this binary was compiled for.
+  std::string arch;
+  // x86
+  bool sse41 = false;
+  bool avx2 = false;
+  bool fma = false;
+  bool avx512f = false;
+  bool avx512bw = false;
+  bool avx512vnni = false;
+  bool avxvnni = false;  // the VEX-encoded VNNI of Alder Lake and Zen 5
+  // Arm
+  bool neon = false;
+  bool dotprod = false;  // Armv8.2 SDOT/UDOT
+  bool i8mm = false;     // Armv8.6 SMMLA/USMMLA
+
+  // Names of the features present, e.g. {"sse4.1", "avx2", "fma"}.
+  std::vector<std::string> names() const;
+};
+
+// Features of the CPU this process runs on. Thread-safe; computed once.
+const CpuFeatures& cpu_features();
+
+// Number of physical cores (SMT siblings counted once), at least 1. Falls back to the number
+// of online logical CPUs when the topology is not readable (e.g. some Android kernels).
+int physical_core_count();
+
+}  // namespace edge

@@ -1,0 +1,33 @@
+// pybind11 bindings: sdk._native. Thin by design; the logic lives in edge_core.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "edge/cpu_features.h"
+
+namespace py = pybind11;
+
+PYBIND11_MODULE(_native, m) {
+  m.doc() = "edgesdk native core: CPU feature detection and low-bit kernels";
+
+  m.def(
+      "cpu_features",
+      [] {
+        const edge::CpuFeatures& f = edge::cpu_features();
+        py::dict d;
+        d["arch"] = f.arch;
+        d["sse4.1"] = f.sse41;
+        d["avx2"] = f.avx2;
+        d["fma"] = f.fma;
+        d["avx512f"] = f.avx512f;
+        d["avx512bw"] = f.avx512bw;
+        d["avx512vnni"] = f.avx512vnni;
+        d["avxvnni"] = f.avxvnni;
+        d["neon"] = f.neon;
+        d["dotprod"] = f.dotprod;
+        d["i8mm"] = f.i8mm;
+        return d;
+      },
+      "Features of the CPU this process runs on, as a dict of name -> bool (plus 'arch').");
+  m.def("physical_core_count", &edge::physical_core_count,
+        "Physical cores (SMT siblings counted once).");
+}

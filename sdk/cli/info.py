@@ -1,0 +1,50 @@
+"""`edgesdk info`: what this host offers (CPU features, physical cores, the LiteRT backend)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+
+from sdk import __version__, native
+from sdk.errors import RuntimeNotFoundError
+from sdk.litert import backend
+
+
+def collect() -> dict[str, object]:
+    features = native.cpu_features()
+    try:
+        lite = backend()
+        runtime = {"name": lite.name, "version": lite.version}
+    except RuntimeNotFoundError as exc:
+        runtime = {"error": str(exc)}
+    return {
+        "edgesdk": __version__,
+        "python": platform.python_version(),
+        "arch": features.pop("arch"),
+        "cpu_features": sorted(k for k, v in features.items() if v),
+        "physical_cores": native.physical_core_count(),
+        "litert": runtime,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    info = collect()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"edgesdk {info['edgesdk']} (Python {info['python']})")
+    print(f"arch:           {info['arch']}")
+    print(f"cpu features:   {' '.join(info['cpu_features']) or '(none)'}")  # type: ignore[arg-type]
+    print(f"physical cores: {info['physical_cores']}")
+    lite = info["litert"]
+    assert isinstance(lite, dict)
+    runtime = f"{lite['name']} {lite['version']}" if "name" in lite else lite["error"]
+    print(f"litert:         {runtime}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="show this host's CPU features and LiteRT backend")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run)

@@ -1,0 +1,82 @@
+"""Find a LiteRT (TFLite) interpreter: ai-edge-litert, then tflite-runtime, then tf.lite.
+
+The core of edgesdk depends on `ai-edge-litert`. Boards that cannot install it may still have
+the legacy `tflite-runtime` (last release 2.14: it needs numpy<2 and rejects ops that newer
+converters write, e.g. FULLY_CONNECTED version 12) or a full TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from sdk.errors import RuntimeNotFoundError
+
+#: The backends in the order we try them. EDGESDK_LITERT=<name> forces one.
+BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+
+
+@dataclass(frozen=True)
+class LiteRTBackend:
+    """One importable interpreter implementation."""
+
+    name: str
+    version: str
+    interpreter_class: Any
+    load_delegate: Any
+
+    def interpreter(self, model_path: str | None = None, *, model_content: bytes | None = None,
+                    num_threads: int | None = None, delegates: list[Any] | None = None,
+                    preserve_all_tensors: bool = False) -> Any:
+        kwargs: dict[str, Any] = {}
+        if model_path is not None:
+            kwargs["model_path"] = str(model_path)
+        if model_content is not None:
+            kwargs["model_content"] = model_content
+        if num_threads is not None:
+            kwargs["num_threads"] = num_threads
+        if delegates:
+            kwargs["experimental_delegates"] = delegates
+        if preserve_all_tensors:
+            kwargs["experimental_preserve_all_tensors"] = True
+        return self.interpreter_class(**kwargs)
+
+
+def _import_backend(name: str) -> LiteRTBackend:
+    if name == "ai_edge_litert":
+        import ai_edge_litert
+        from ai_edge_litert import interpreter as mod
+
+        version = getattr(ai_edge_litert, "__version__", "unknown")
+        return LiteRTBackend(name, version, mod.Interpreter, mod.load_delegate)
+    if name == "tflite_runtime":
+        import tflite_runtime
+        from tflite_runtime import interpreter as mod
+
+        version = getattr(tflite_runtime, "__version__", "unknown")
+        return LiteRTBackend(name, version, mod.Interpreter, mod.load_delegate)
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return LiteRTBackend(name, tf.__version__, tf.lite.Interpreter,
+                             tf.lite.experimental.load_delegate)
+    raise RuntimeNotFoundError(f"unknown LiteRT backend {name!r}; choose one of {BACKENDS}")
+
+
+@cache
+def backend(name: str | None = None) -> LiteRTBackend:
+    """The first LiteRT backend that imports (or the one named, or $EDGESDK_LITERT)."""
+    wanted = name or os.environ.get("EDGESDK_LITERT")
+    candidates = (wanted,) if wanted else BACKENDS
+    errors = []
+    for candidate in candidates:
+        try:
+            return _import_backend(candidate)
+        except ImportError as exc:
+            errors.append(f"{candidate}: {exc}")
+    raise RuntimeNotFoundError(
+        "no LiteRT interpreter found; install one with `pip install ai-edge-litert` "
+        "(tried " + "; ".join(errors) + ")"
+    )
