@@ -20,7 +20,7 @@ def load() -> ModuleType:
 
 
 def cpu_features() -> dict[str, bool | str]:
-    """This CPU's features as the native core detects them: {'arch': 'x86_64', 'avx2': True, ...}."""
+    """This CPU's features as the native core sees them: {'arch': 'x86_64', 'avx2': True, ...}."""
     return dict(load().cpu_features())
 
 
