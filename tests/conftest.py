@@ -1,0 +1,45 @@
+"""Shared fixtures: models made in the tests (no downloads), cached for the session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _have(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+requires_tf = pytest.mark.skipif(not _have("tensorflow"), reason="needs the [tf] extra")
+requires_onnx = pytest.mark.skipif(not (_have("onnx") and _have("onnxruntime")),
+                                   reason="needs the [onnx] extra")
+
+
+@pytest.fixture(scope="session")
+def digits_data():
+    from sdk.examples import digits
+
+    return digits()
+
+
+@pytest.fixture(scope="session")
+def digits_keras(digits_data):
+    pytest.importorskip("tensorflow")
+    from sdk.examples import digits_cnn
+
+    return digits_cnn(digits_data)
+
+
+@pytest.fixture(scope="session")
+def digits_float_tflite(digits_keras, tmp_path_factory):
+    """The digits CNN as a float .tflite file (TensorFlow's converter)."""
+    import tensorflow as tf
+
+    path = tmp_path_factory.mktemp("digits") / "digits_float.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(digits_keras).convert())
+    return path
