@@ -106,7 +106,7 @@ test-native: native-tests native-cross
 	$(QEMU_ARM) -cpu cortex-a15 $(BUILD)/armv7/edge_native_tests
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check sdk converters devices tests apps benchmarks
+	$(VENV)/bin/ruff check $(wildcard sdk converters devices tests apps benchmarks)
 
 test-python: setup
 	$(VENV)/bin/pytest -q

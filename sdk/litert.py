@@ -26,11 +26,25 @@ class LiteRTBackend:
     version: str
     interpreter_class: Any
     load_delegate: Any
+    #: the module's OpResolverType enum (None where the backend has none)
+    op_resolver_types: Any = None
 
     def interpreter(self, model_path: str | None = None, *, model_content: bytes | None = None,
                     num_threads: int | None = None, delegates: list[Any] | None = None,
-                    preserve_all_tensors: bool = False) -> Any:
+                    preserve_all_tensors: bool = False, xnnpack: bool = True) -> Any:
+        """An Interpreter for a model file or bytes.
+
+        `xnnpack=False` runs LiteRT's own builtin kernels (no default delegate): the reference for
+        bit-exact integer results, and the only mode where `preserve_all_tensors` keeps every
+        intermediate tensor (XNNPACK fuses them away).
+        """
         kwargs: dict[str, Any] = {}
+        if not xnnpack or preserve_all_tensors:
+            if self.op_resolver_types is None:
+                raise RuntimeNotFoundError(
+                    f"{self.name} {self.version} cannot disable its default delegate")
+            kwargs["experimental_op_resolver_type"] = (
+                self.op_resolver_types.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         if model_path is not None:
             kwargs["model_path"] = str(model_path)
         if model_content is not None:
@@ -50,18 +64,21 @@ def _import_backend(name: str) -> LiteRTBackend:
         from ai_edge_litert import interpreter as mod
 
         version = getattr(ai_edge_litert, "__version__", "unknown")
-        return LiteRTBackend(name, version, mod.Interpreter, mod.load_delegate)
+        return LiteRTBackend(name, version, mod.Interpreter, mod.load_delegate,
+                             getattr(mod, "OpResolverType", None))
     if name == "tflite_runtime":
         import tflite_runtime
         from tflite_runtime import interpreter as mod
 
         version = getattr(tflite_runtime, "__version__", "unknown")
-        return LiteRTBackend(name, version, mod.Interpreter, mod.load_delegate)
+        return LiteRTBackend(name, version, mod.Interpreter, mod.load_delegate,
+                             getattr(mod, "OpResolverType", None))
     if name == "tensorflow":
         import tensorflow as tf
 
         return LiteRTBackend(name, tf.__version__, tf.lite.Interpreter,
-                             tf.lite.experimental.load_delegate)
+                             tf.lite.experimental.load_delegate,
+                             getattr(tf.lite.experimental, "OpResolverType", None))
     raise RuntimeNotFoundError(f"unknown LiteRT backend {name!r}; choose one of {BACKENDS}")
 
 

@@ -1,6 +1,6 @@
 """TFLite flatbuffers <-> IR, through the schema bindings shipped in ai-edge-litert."""
 
 from sdk.converters.tflite.reader import read_tflite
-from sdk.converters.tflite.writer import to_tflite_bytes, write_tflite
+from sdk.converters.tflite.writer import serialize, to_tflite_bytes, write_tflite
 
-__all__ = ["read_tflite", "to_tflite_bytes", "write_tflite"]
+__all__ = ["read_tflite", "serialize", "to_tflite_bytes", "write_tflite"]

@@ -13,7 +13,7 @@ from typing import Any
 import flatbuffers
 import numpy as np
 
-from sdk.converters.ir import DType, Graph, Model, Operator, Tensor
+from sdk.converters.ir import Graph, Model, Operator, Tensor
 from sdk.converters.tflite import packing
 from sdk.converters.tflite.options import attrs_to_options
 from sdk.converters.tflite.schema import BUILTIN_OP_CODES, FILE_IDENTIFIER, schema
@@ -233,16 +233,32 @@ class _Exporter:
         return ot
 
 
-def to_tflite_bytes(model: Model) -> bytes:
-    """Serialise the IR as a .tflite flatbuffer."""
-    model_t = _Exporter(model).export()
+def serialize(model: Model) -> tuple[bytes, list[dict[Tensor, int]]]:
+    """Serialise the IR as a .tflite flatbuffer; also return, per subgraph, each IR tensor's
+    index in the file (what an Interpreter's `get_tensor(index)` takes)."""
+    exporter = _Exporter(model)
+    model_t = exporter.export()
     total = sum(len(b.data or b"") for b in model_t.buffers)
     if total > _MAX_FLATBUFFER - (1 << 20):
         raise ConversionError(f"model holds {total} bytes of constants; .tflite files over 2 GB "
                               "are not supported by this writer")
     builder = flatbuffers.Builder(max(1024, total + (1 << 16)))
     builder.Finish(model_t.Pack(builder), file_identifier=FILE_IDENTIFIER)
-    return bytes(builder.Output())
+    maps = []
+    for graph, index in zip(model.graphs, exporter.index_maps, strict=True):
+        by_id = {id(t): t for t in graph.tensors}
+        by_id.update({id(t): t for t in graph.referenced_tensors()})
+        for t in list(by_id.values()):
+            if t.quant is not None and "blockwise" in t.quant.extras:
+                by_id.update({id(r): r for r in t.quant.extras["blockwise"].values()
+                              if isinstance(r, Tensor)})
+        maps.append({by_id[k]: v for k, v in index.items()})
+    return bytes(builder.Output()), maps
+
+
+def to_tflite_bytes(model: Model) -> bytes:
+    """Serialise the IR as a .tflite flatbuffer."""
+    return serialize(model)[0]
 
 
 def write_tflite(model: Model, path: str | os.PathLike[str]) -> int:
@@ -252,4 +268,4 @@ def write_tflite(model: Model, path: str | os.PathLike[str]) -> int:
     return len(data)
 
 
-__all__ = ["DType", "tensor_bytes", "to_tflite_bytes", "write_tflite"]
+__all__ = ["serialize", "tensor_bytes", "to_tflite_bytes", "write_tflite"]
