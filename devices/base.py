@@ -1,0 +1,495 @@
+"""The `Device` interface: push, pull, shell, run and clean up, the same on every transport.
+
+A transport (ADB, SSH, the local host) supplies five primitives: connect, disconnect, execute a
+shell script, upload a file to an exact path and download one. Everything a user relies on is
+built once, here, on top of them:
+
+* `push()` sends to a temporary name beside the target, checks the SHA-256 on the device, and only
+  then renames it into place; a file that is already there with the same checksum is not sent.
+  A dropped link is retried (reconnecting) a bounded number of times; no partial file is ever
+  left under the final name.
+* `shell(*argv)` quotes every argument, so paths with spaces or `;$()'` reach the device intact.
+* `run(argv, timeout=)` records the remote PID; past the timeout the remote process is killed.
+* `cleanup()` removes what this session pushed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import posixpath
+import secrets
+import shlex
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from sdk.devices.config import DeviceConfig
+from sdk.devices.errors import (
+    DeviceAuthError,
+    DeviceCommandError,
+    DeviceConnectionError,
+    DeviceError,
+    DeviceStorageError,
+    DeviceTimeoutError,
+    TransferError,
+)
+from sdk.devices.info import PROBE_SCRIPT, STATE_SCRIPT, DeviceInfo, ThermalState, parse_probe
+from sdk.devices.info import parse_state as _parse_state
+from sdk.devices.info import split_sections as _split_sections
+
+#: progress(bytes_done, bytes_total)
+Progress = Callable[[int, int], None]
+T = TypeVar("T")
+
+#: Files being pushed carry this in their name until verified and renamed.
+TEMP_MARK = ".edgesdk-tmp-"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command did on the device."""
+
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def check(self, device: str | None = None) -> CommandResult:
+        """Raise DeviceCommandError unless the exit code is 0."""
+        if self.exit_code != 0:
+            detail = (self.stderr.strip() or self.stdout.strip())[-2000:]
+            what = "command not found" if self.exit_code == 127 else f"exit code {self.exit_code}"
+            raise DeviceCommandError(what + (f": {detail}" if detail else ""), device=device,
+                                     command=self.command, exit_code=self.exit_code,
+                                     stdout=self.stdout, stderr=self.stderr)
+        return self
+
+
+def quote(arg: str | os.PathLike[str]) -> str:
+    """POSIX-shell quoting (works in Android's mksh/toybox sh, dash, bash, busybox ash)."""
+    return shlex.quote(os.fspath(arg))
+
+
+def join_command(argv: Iterable[str | os.PathLike[str]]) -> str:
+    return " ".join(quote(a) for a in argv)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Device(ABC):
+    """A phone, a board or this host. Use as a context manager, or call `close()`."""
+
+    transport: ClassVar[str]
+
+    def __init__(self, config: DeviceConfig):
+        self.config = config
+        self.name = config.name
+        self.workdir = (config.workdir or self.default_workdir()).rstrip("/") or "/"
+        self._info: DeviceInfo | None = None
+        self._pushed: list[str] = []        # final paths pushed this session
+        self._made_dirs: list[str] = []     # run directories made this session
+        self._stale: set[str] = set()       # temp files and pid files still to remove
+        self._orphans: set[str] = set()     # pid files of runs whose link dropped: kill them
+        self._lock = threading.RLock()
+        self._connected = False
+
+    # ------------------------------------------------------------------ transport primitives
+    @abstractmethod
+    def default_workdir(self) -> str:
+        """Where our files go when the config names no workdir."""
+
+    @abstractmethod
+    def _connect(self) -> None:
+        """Open the link; raise DeviceConnectionError / DeviceAuthError."""
+
+    @abstractmethod
+    def _disconnect(self) -> None:
+        """Close the link (never raises)."""
+
+    @abstractmethod
+    def _exec(self, script: str, timeout: float | None) -> CommandResult:
+        """Run a POSIX shell script. Raise DeviceTimeoutError past `timeout` and
+        DeviceConnectionError when the link drops."""
+
+    @abstractmethod
+    def _upload(self, local: Path, remote: str, progress: Progress | None) -> None:
+        """Copy a local file to exactly `remote` (its directory exists)."""
+
+    @abstractmethod
+    def _download(self, remote: str, local: Path, progress: Progress | None) -> None:
+        """Copy `remote` to the local path `local`."""
+
+    # ------------------------------------------------------------------ life cycle
+    def connect(self) -> Device:
+        with self._lock:
+            if not self._connected:
+                self._connect()
+                self._connected = True
+        return self
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connected:
+                self._disconnect()
+                self._connected = False
+
+    def __enter__(self) -> Device:
+        return self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    def _reconnect(self) -> None:
+        with self._lock:
+            self._disconnect()
+            self._connected = False
+            self._connect()
+            self._connected = True
+
+    def _with_retries(self, what: str, operation: Callable[[], T], *,
+                      retries: int | None = None, on_retry: Callable[[], None] | None = None) -> T:
+        """Run `operation`; on a dropped link reconnect and try again, `retries` times at most."""
+        retries = self.config.retries if retries is None else retries
+        last: DeviceConnectionError | None = None
+        for attempt in range(retries + 1):
+            try:
+                if attempt:
+                    time.sleep(min(0.25 * 2 ** (attempt - 1), 2.0))
+                    self._reconnect()
+                    if on_retry is not None:
+                        on_retry()
+                else:
+                    self.connect()
+                return operation()
+            except DeviceAuthError:
+                raise
+            except DeviceConnectionError as exc:
+                last = exc
+        assert last is not None
+        raise DeviceConnectionError(
+            f"{what} failed after {retries + 1} attempt(s); last error: {_bare(last)}",
+            device=self.name) from last
+
+    # ------------------------------------------------------------------ commands
+    def script(self, script: str, *, timeout: float | None = None, check: bool = True,
+               retries: int = 0) -> CommandResult:
+        """Run a shell script as written (no quoting: build it with `quote()`)."""
+        def once() -> CommandResult:
+            return self._exec(self._with_stale_cleanup(script), timeout)
+
+        result = self._with_retries(f"command {script[:80]!r}", once, retries=retries)
+        result = CommandResult(script, result.exit_code, result.stdout, result.stderr,
+                               result.duration_s)
+        return result.check(self.name) if check else result
+
+    def shell(self, *argv: str | os.PathLike[str], timeout: float | None = None,
+              check: bool = True, retries: int = 0) -> CommandResult:
+        """Run one command; every argument is quoted, so nothing in it is interpreted."""
+        if not argv:
+            raise ValueError("shell() needs a command")
+        return self.script(join_command(argv), timeout=timeout, check=check, retries=retries)
+
+    def run(self, argv: Sequence[str | os.PathLike[str]], *, timeout: float | None = None,
+            cwd: str | None = None, env: Mapping[str, str] | None = None, native: bool = False,
+            cpus: str | None = None, check: bool = True, retries: int = 0) -> CommandResult:
+        """Run a program with a time limit; past it the remote process is killed.
+
+        `native=True` marks a binary built for the device's ABI: the config's `exec_prefix`
+        (e.g. qemu on an emulated board) goes in front. `cpus` pins it (taskset). A dropped link
+        kills the remote process once the device is back, and is retried `retries` times.
+        """
+        timeout = self.config.timeout if timeout is None else timeout
+        token = secrets.token_hex(6)
+        pidfile = posixpath.join(self.workdir, f".run-{token}.pid")
+        prefix: list[str] = []
+        merged_env = {**self.config.env, **(env or {})}
+        if merged_env:
+            prefix += ["env", *(f"{k}={v}" for k, v in merged_env.items())]
+        if cpus:
+            prefix += ["taskset", "-c", cpus]
+        if native:
+            prefix += list(self.config.exec_prefix)
+        command = join_command([*prefix, *argv])
+        script = (f"cd {quote(cwd or self.workdir)} && echo $$ > {quote(pidfile)} && "
+                  f"exec {command}")
+        started = time.monotonic()
+
+        def once() -> CommandResult:
+            try:
+                return self._exec(self._with_stale_cleanup(script), timeout)
+            except DeviceTimeoutError:
+                self._kill(pidfile)
+                raise DeviceTimeoutError(
+                    f"no result after {timeout:g} s; the process was killed", device=self.name,
+                    command=command, timeout=timeout) from None
+            except DeviceConnectionError:
+                # the process may live on: the next script on this device kills it first
+                self._orphans.add(pidfile)
+                raise
+
+        result = self._with_retries(f"run {command[:120]!r}", once, retries=retries)
+        self._stale.add(pidfile)
+        result = CommandResult(command, result.exit_code, result.stdout, result.stderr,
+                               time.monotonic() - started)
+        return result.check(self.name) if check else result
+
+    def _kill(self, pidfile: str) -> None:
+        """Kill the process (group) whose PID is in `pidfile` on the device; best effort."""
+        script = f"{_kill_script(pidfile)}; rm -f {quote(pidfile)}"
+        try:
+            self._with_retries("kill", lambda: self._exec(script, 30.0))
+        except DeviceError:
+            self._stale.add(pidfile)
+
+    def _with_stale_cleanup(self, script: str) -> str:
+        """Prefix `script` with killing orphaned runs and removing stale temp files."""
+        head = []
+        for pidfile in sorted(self._orphans):
+            head.append(_kill_script(pidfile))
+        if self._stale or self._orphans:
+            head.append(f"rm -f {join_command(sorted(self._stale | self._orphans))} 2>/dev/null")
+        self._stale, self._orphans = set(), set()
+        return "; ".join([*head, script])
+
+    # ------------------------------------------------------------------ files
+    def remote_sha256(self, remote: str, *, retries: int | None = None) -> str | None:
+        """SHA-256 of a device file, or None when it does not exist."""
+        q = quote(remote)
+        result = self.script(
+            f"if [ -f {q} ]; then (sha256sum {q} 2>/dev/null || toybox sha256sum {q}) | "
+            f"cut -d ' ' -f 1; else echo missing; fi", check=False,
+            retries=self.config.retries if retries is None else retries)
+        text = result.stdout.strip().splitlines()
+        value = text[-1].strip() if text else ""
+        if value == "missing":
+            return None
+        if len(value) != 64 or result.exit_code != 0:
+            raise DeviceCommandError(
+                "cannot compute SHA-256 on the device (no sha256sum?): "
+                f"{(result.stderr or result.stdout).strip()[-300:]}",
+                device=self.name, command=f"sha256sum {remote}")
+        return value
+
+    def exists(self, remote: str) -> bool:
+        return self.script(f"[ -e {quote(remote)} ]", check=False).exit_code == 0
+
+    def listdir(self, remote: str) -> list[str]:
+        result = self.script(f"ls -1a {quote(remote)}", check=True)
+        return [x for x in result.stdout.splitlines() if x not in (".", "..", "")]
+
+    def mkdir(self, remote: str) -> None:
+        self.script(f"mkdir -p {quote(remote)}", retries=self.config.retries)
+
+    def remove(self, *remote: str) -> None:
+        if remote:
+            self.script(f"rm -rf {join_command(remote)}", retries=self.config.retries)
+
+    def free_bytes(self, remote_dir: str) -> int | None:
+        """Free space where `remote_dir` lives (df), or None when df cannot tell."""
+        result = self.script(f"df -Pk {quote(remote_dir)} 2>/dev/null || df -k {quote(remote_dir)}",
+                             check=False)
+        lines = [x for x in result.stdout.splitlines() if x.strip()]
+        if result.exit_code != 0 or len(lines) < 2:
+            return None
+        fields = lines[-1].split()
+        try:
+            return int(fields[3]) * 1024
+        except (IndexError, ValueError):
+            return None
+
+    def remote_path(self, name: str) -> str:
+        """`name` inside this device's workdir (absolute names are returned as they are)."""
+        return name if name.startswith("/") else posixpath.join(self.workdir, name)
+
+    def push(self, local: str | os.PathLike[str], remote: str | None = None, *,
+             mode: int = 0o644, progress: Progress | None = None, force: bool = False) -> str:
+        """Copy a file to the device; returns its device path (default: workdir/basename).
+
+        Sent to a temporary name, checksum-verified, then renamed; skipped when the device
+        already holds the same bytes (unless `force`).
+        """
+        local = Path(local)
+        if not local.is_file():
+            raise TransferError(f"no such local file: {local}", device=self.name,
+                                command="push")
+        remote = self.remote_path(remote or local.name)
+        if remote.endswith("/"):
+            remote = posixpath.join(remote, local.name)
+        size = local.stat().st_size
+        digest = sha256_file(local)
+        directory = posixpath.dirname(remote) or "/"
+        self.connect()
+        self._remember(remote)
+        if not force and self.remote_sha256(remote) == digest:
+            if progress:
+                progress(size, size)
+            self.script(f"chmod {mode:o} {quote(remote)}", retries=self.config.retries)
+            return remote
+        self.mkdir(directory)
+        free = self.free_bytes(directory)
+        if free is not None and free < size:
+            raise DeviceStorageError(
+                f"no room for {local.name} ({size} bytes) in {directory}: {free} bytes free",
+                device=self.name, command=f"push {local} {remote}")
+        def attempt() -> None:
+            # a fresh name each attempt: a failed attempt's temp file is removed by the next
+            # command (the stale list), which must not catch this attempt's file
+            temp = posixpath.join(directory, f".{posixpath.basename(remote)}{TEMP_MARK}"
+                                             f"{secrets.token_hex(4)}")
+            try:
+                try:
+                    self._upload(local, temp, progress)
+                except TransferError as exc:
+                    self._diagnose_transfer(exc, directory, size)
+                    raise
+                got = self.remote_sha256(temp, retries=0)
+                if got != digest:
+                    raise TransferError(f"checksum mismatch after upload of {local} "
+                                        f"(sent {digest[:16]}, device has {str(got)[:16]})",
+                                        device=self.name, command=f"push {remote}")
+                self.script(f"chmod {mode:o} {quote(temp)} && "
+                            f"mv -f {quote(temp)} {quote(remote)}")
+            except BaseException:
+                self._stale.add(temp)
+                raise
+
+        try:
+            self._with_retries(f"push {local.name} -> {remote}", attempt)
+        except DeviceError:
+            self._cleanup_stale_quietly()
+            raise
+        return remote
+
+    def _diagnose_transfer(self, exc: TransferError, directory: str, size: int) -> None:
+        text = str(exc).lower()
+        if isinstance(exc, DeviceStorageError):
+            return
+        if "no space" in text or "enospc" in text or "disk full" in text or "quota" in text:
+            raise DeviceStorageError(f"device storage full in {directory}: {_bare(exc)}",
+                                     device=self.name, command=exc.command) from exc
+        try:
+            free = self.free_bytes(directory)
+        except DeviceError:
+            return
+        if free is not None and free < size:
+            raise DeviceStorageError(
+                f"device storage full in {directory} ({free} bytes free, {size} needed): "
+                f"{_bare(exc)}", device=self.name, command=exc.command) from exc
+
+    def _cleanup_stale_quietly(self) -> None:
+        if not self._stale:
+            return
+        with contextlib.suppress(DeviceError):
+            self.script("true", retries=0)  # carries the stale rm
+
+    def pull(self, remote: str, local: str | os.PathLike[str], *,
+             progress: Progress | None = None) -> Path:
+        """Copy a device file here; written to a temp name, verified, then renamed."""
+        remote = self.remote_path(remote)
+        local = Path(local)
+        if local.is_dir():
+            local = local / posixpath.basename(remote)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        digest = self.remote_sha256(remote)
+        if digest is None:
+            raise TransferError(f"no such file on the device: {remote}", device=self.name,
+                                command=f"pull {remote}")
+        temp = local.with_name(f".{local.name}{TEMP_MARK}{secrets.token_hex(4)}")
+
+        def attempt() -> None:
+            try:
+                self._download(remote, temp, progress)
+                if sha256_file(temp) != digest:
+                    raise TransferError(f"checksum mismatch after download of {remote}",
+                                        device=self.name, command=f"pull {remote}")
+            except BaseException:
+                temp.unlink(missing_ok=True)
+                raise
+
+        self._with_retries(f"pull {remote}", attempt)
+        os.replace(temp, local)
+        return local
+
+    def _remember(self, remote: str) -> None:
+        if remote not in self._pushed:
+            self._pushed.append(remote)
+
+    def make_run_dir(self) -> str:
+        """A fresh directory for one run's inputs and outputs (removed by cleanup())."""
+        path = posixpath.join(self.workdir, f"run-{time.strftime('%Y%m%d-%H%M%S')}-"
+                                            f"{secrets.token_hex(3)}")
+        self.mkdir(path)
+        self._made_dirs.append(path)
+        return path
+
+    def cleanup(self, *, everything: bool = False) -> list[str]:
+        """Remove what this session pushed (and its run directories); returns the paths.
+
+        `everything=True` removes the whole workdir (only use it when the workdir is ours).
+        """
+        paths = [self.workdir] if everything else [*self._pushed, *self._made_dirs,
+                                                   *sorted(self._stale)]
+        if paths:
+            self.remove(*paths)
+        self._pushed.clear()
+        self._made_dirs.clear()
+        self._stale.clear()
+        return paths
+
+    # ------------------------------------------------------------------ information
+    def info(self, *, refresh: bool = False) -> DeviceInfo:
+        """ABI, CPU, cores and frequencies, memory, OS, model, governor and temperatures."""
+        if self._info is None or refresh:
+            result = self.script(PROBE_SCRIPT, check=False, retries=self.config.retries,
+                                 timeout=60)
+            self._info = parse_probe(result.stdout, name=self.name, transport=self.transport,
+                                     config_abi=self.config.abi,
+                                     exec_prefix=self.config.exec_prefix)
+        return self._info
+
+    def thermal_state(self) -> ThermalState:
+        result = self.script(STATE_SCRIPT, check=False, timeout=30)
+        return _parse_state(_split_sections(result.stdout))
+
+    @property
+    def abi(self) -> str | None:
+        return self.config.abi or self.info().abi
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "transport": self.transport, "workdir": self.workdir,
+                "device_string": self.config.device_string}
+
+
+def _kill_script(pidfile: str) -> str:
+    """Shell that kills the process group (or process) whose PID `pidfile` holds."""
+    return (f"p=$(cat {quote(pidfile)} 2>/dev/null); if [ -n \"$p\" ]; then "
+            "kill -9 -- -$p 2>/dev/null || kill -9 $p 2>/dev/null; fi")
+
+
+def _bare(exc: BaseException) -> str:
+    """An error's message without the 'device X, command Y:' prefix we add."""
+    text = str(exc)
+    if isinstance(exc, DeviceError) and exc.device and text.startswith(f"device {exc.device}"):
+        _, sep, rest = text.partition(": ")
+        return rest if sep else text
+    return text
