@@ -185,6 +185,9 @@ class Device(ABC):
                 raise
             except DeviceConnectionError as exc:
                 last = exc
+                with self._lock:  # the next use reconnects
+                    self._disconnect()
+                    self._connected = False
         assert last is not None
         raise DeviceConnectionError(
             f"{what} failed after {retries + 1} attempt(s); last error: {_bare(last)}",
@@ -195,7 +198,7 @@ class Device(ABC):
                retries: int = 0) -> CommandResult:
         """Run a shell script as written (no quoting: build it with `quote()`)."""
         def once() -> CommandResult:
-            return self._exec(self._with_stale_cleanup(script), timeout)
+            return self._exec_tidy(script, timeout)
 
         result = self._with_retries(f"command {script[:80]!r}", once, retries=retries)
         result = CommandResult(script, result.exit_code, result.stdout, result.stderr,
@@ -236,7 +239,7 @@ class Device(ABC):
 
         def once() -> CommandResult:
             try:
-                return self._exec(self._with_stale_cleanup(script), timeout)
+                return self._exec_tidy(script, timeout)
             except DeviceTimeoutError:
                 self._kill(pidfile)
                 raise DeviceTimeoutError(
@@ -261,15 +264,17 @@ class Device(ABC):
         except DeviceError:
             self._stale.add(pidfile)
 
-    def _with_stale_cleanup(self, script: str) -> str:
-        """Prefix `script` with killing orphaned runs and removing stale temp files."""
-        head = []
-        for pidfile in sorted(self._orphans):
-            head.append(_kill_script(pidfile))
-        if self._stale or self._orphans:
-            head.append(f"rm -f {join_command(sorted(self._stale | self._orphans))} 2>/dev/null")
-        self._stale, self._orphans = set(), set()
-        return "; ".join([*head, script])
+    def _exec_tidy(self, script: str, timeout: float | None) -> CommandResult:
+        """`_exec`, prefixed with killing orphaned runs and removing stale temp files; those
+        lists are cleared only once a command got through."""
+        stale, orphans = set(self._stale), set(self._orphans)
+        head = [_kill_script(pidfile) for pidfile in sorted(orphans)]
+        if stale or orphans:
+            head.append(f"rm -f {join_command(sorted(stale | orphans))} 2>/dev/null")
+        result = self._exec("; ".join([*head, script]), timeout)
+        self._stale -= stale
+        self._orphans -= orphans
+        return result
 
     # ------------------------------------------------------------------ files
     def remote_sha256(self, remote: str, *, retries: int | None = None) -> str | None:

@@ -43,3 +43,22 @@ def digits_float_tflite(digits_keras, tmp_path_factory):
     path = tmp_path_factory.mktemp("digits") / "digits_float.tflite"
     path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(digits_keras).convert())
     return path
+
+
+# ---------------------------------------------------------------- devices (issue 6)
+# Emulated devices, started once per session: a real sshd on loopback as an aarch64 board, and
+# our ADB daemon as an aarch64 phone. Tests that break a device start their own.
+@pytest.fixture(scope="session")
+def emulated_board(tmp_path_factory):
+    from sdk.devices.emulated import EmulatedBoard
+
+    with EmulatedBoard(arch="aarch64", root=tmp_path_factory.mktemp("board")) as board:
+        yield board
+
+
+@pytest.fixture(scope="session")
+def emulated_phone(tmp_path_factory):
+    from sdk.devices.emulated import EmulatedPhone
+
+    with EmulatedPhone(arch="aarch64", root=tmp_path_factory.mktemp("phone")) as phone:
+        yield phone
