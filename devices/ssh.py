@@ -55,6 +55,7 @@ class _LoopThread:
         with cls._lock:
             if cls._loop is None or cls._loop.is_closed():
                 loop = asyncio.new_event_loop()
+                loop.set_exception_handler(_quiet_link_errors)
                 threading.Thread(target=loop.run_forever, name="edgesdk-ssh", daemon=True).start()
                 cls._loop = loop
             loop = cls._loop
@@ -314,6 +315,20 @@ class SshDevice(Device):
             data = proc.stdout
         if progress:
             progress(len(data), len(data))
+
+
+def _quiet_link_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Drop asyncssh's leftover tasks that died with the link (SFTP runs requests in parallel
+    tasks; when the link drops, the ones nobody awaited any more end with ConnectionLost).
+
+    The error itself reached the caller as DeviceConnectionError. Reporting the leftovers would
+    format tracebacks from inside garbage collection, which on CPython 3.11 can re-enter
+    `ast.parse` and corrupt its recursion check ("AST constructor recursion depth mismatch").
+    """
+    exc = context.get("exception")
+    if isinstance(exc, (OSError, _asyncssh().Error)):
+        return
+    loop.default_exception_handler(context)
 
 
 def _reason(exc: BaseException) -> str:
