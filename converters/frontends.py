@@ -1,0 +1,144 @@
+"""Whatever the user passes -> a float IR `Model`.
+
+`load_model` accepts: an IR Model; a .tflite file or its bytes; an .onnx file, its bytes or an
+`onnx.ModelProto` (our importer, `sdk.converters.onnx.read_onnx`); a Keras model in memory, a
+.keras/.h5 file or a SavedModel directory (through TensorFlow's converter, the `[tf]` extra); a
+TensorFlow ConcreteFunction. The result is a float model ready to calibrate: constant
+DEQUANTIZE ops (float16 weights) are folded to float32 constants.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sdk.converters import tensorflow as tfc
+from sdk.converters.ir import DType, Graph, Model, Tensor
+from sdk.converters.tflite import read_tflite
+from sdk.converters.tflite.schema import FILE_IDENTIFIER
+from sdk.errors import ConversionError, ModelFormatError
+
+InputShapes = Mapping[str | None, Sequence[int]] | Sequence[Sequence[int]] | None
+
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+@dataclass
+class LoadedModel:
+    model: Model
+    #: what it was: "tflite", "onnx", "keras", "saved_model", "ir", "concrete_function"
+    kind: str
+    #: a short name for reports and default file names
+    name: str
+
+
+def load_model(source: Any, *, input_shapes: InputShapes = None) -> LoadedModel:
+    """Read any supported model into a float IR model."""
+    loaded = _dispatch(source, input_shapes)
+    fold_constant_dequantize(loaded.model.main)
+    return loaded
+
+
+def _dispatch(source: Any, input_shapes: InputShapes) -> LoadedModel:
+    if isinstance(source, Model):
+        return LoadedModel(source, "ir", "model")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        if data[4:8] == FILE_IDENTIFIER:
+            _no_shapes(input_shapes, "a .tflite model")
+            return LoadedModel(read_tflite(data), "tflite", "model")
+        return LoadedModel(_read_onnx(data, input_shapes), "onnx", "model")
+    if isinstance(source, (str, os.PathLike)):
+        return _from_path(Path(source), input_shapes)
+    if tfc.is_keras_model(source):
+        return LoadedModel(tfc.keras_to_ir(source, input_shapes), "keras",
+                           str(getattr(source, "name", "model")) or "model")
+    if type(source).__module__.startswith("onnx") and hasattr(source, "graph"):
+        name = getattr(source.graph, "name", "") or "model"
+        return LoadedModel(_read_onnx(source, input_shapes), "onnx", name)
+    if tfc.is_concrete_function(source):
+        return LoadedModel(tfc.concrete_function_to_ir(source), "concrete_function", "model")
+    raise ConversionError(
+        f"cannot export a {type(source).__module__}.{type(source).__name__}: pass a Keras "
+        "model, a SavedModel directory, a .keras/.h5/.tflite/.onnx file (or its bytes) or an "
+        "onnx.ModelProto")
+
+
+def _from_path(path: Path, input_shapes: InputShapes) -> LoadedModel:
+    name = path.stem or path.name
+    if not path.exists():
+        raise ModelFormatError("no such file or directory", path=str(path))
+    if path.is_dir():
+        if tfc.is_saved_model_dir(path):
+            _no_shapes(input_shapes, "a SavedModel")
+            return LoadedModel(tfc.saved_model_to_ir(path), "saved_model", path.name)
+        raise ModelFormatError("a directory that is not a SavedModel (no saved_model.pb)",
+                               path=str(path))
+    suffix = path.suffix.lower()
+    if suffix in KERAS_SUFFIXES:
+        return LoadedModel(tfc.keras_file_to_ir(path, input_shapes), "keras", name)
+    if suffix == ".onnx":
+        return LoadedModel(_read_onnx(str(path), input_shapes), "onnx", name)
+    if suffix == ".tflite":
+        _no_shapes(input_shapes, "a .tflite model")
+        return LoadedModel(read_tflite(path), "tflite", name)
+    try:
+        head = path.read_bytes()[:8]
+    except OSError as exc:
+        raise ModelFormatError(f"cannot read: {exc.strerror}", path=str(path)) from exc
+    if head[4:8] == FILE_IDENTIFIER:
+        _no_shapes(input_shapes, "a .tflite model")
+        return LoadedModel(read_tflite(path), "tflite", name)
+    raise ModelFormatError(f"unknown model format (suffix {suffix or 'none'!r}); expected "
+                           ".tflite, .onnx, .keras, .h5 or a SavedModel directory",
+                           path=str(path))
+
+
+def _read_onnx(source: Any, input_shapes: InputShapes) -> Model:
+    try:
+        from sdk.converters.onnx import read_onnx  # type: ignore[attr-defined]
+    except ImportError as exc:
+        if exc.name in ("sdk.converters.onnx", None) or "read_onnx" in str(exc):
+            raise ConversionError("ONNX input is not available in this edgesdk build "
+                                  "(sdk.converters.onnx.read_onnx is missing)") from exc
+        raise
+    return read_onnx(source, input_shapes=input_shapes)
+
+
+def _no_shapes(input_shapes: InputShapes, what: str) -> None:
+    if input_shapes:
+        raise ConversionError(f"input_shapes applies to ONNX and Keras models, not to {what} "
+                              "(its shapes are fixed by its converter)")
+
+
+def fold_constant_dequantize(graph: Graph) -> int:
+    """Replace DEQUANTIZE ops whose input is a constant (float16 or quantised weights) with the
+    float32 constant they compute. Returns how many were folded."""
+    keep = []
+    folded = 0
+    for op in graph.operators:
+        src = op.inputs[0] if op.type == "DEQUANTIZE" and op.inputs else None
+        if src is None or not src.is_constant or isinstance(src.data, bytes):
+            keep.append(op)
+            continue
+        out = op.outputs[0]
+        if src.dtype is DType.FLOAT16:
+            values = src.numpy().astype(np.float32)
+        elif src.quant is not None and src.quant.scale.size:
+            values = src.quant.dequantize(src.numpy())
+        else:
+            keep.append(op)
+            continue
+        const = Tensor(out.name, out.shape, DType.FLOAT32, data=values.reshape(out.shape))
+        graph.add_tensor(const)
+        graph.replace_uses(out, const)
+        folded += 1
+    if folded:
+        graph.operators = keep
+        graph.prune()
+    return folded

@@ -1,0 +1,160 @@
+"""Calibration: run the float model in LiteRT over the calibration samples, with every
+intermediate tensor preserved, and turn what each float activation tensor held into its range.
+
+Pass 1 records min / max / exact zeros (and per-channel means of the inputs of weighted layers,
+for bias correction); pass 2, only for `percentile` and `mse`, fills a histogram per tensor over
+the range pass 1 found. The model's own inputs and outputs, and the logits that feed SOFTMAX /
+ARG_MAX, always use min/max: clipping them changes what the user feeds in or reads out (a
+clipped top logit can tie with the runner-up).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sdk.converters.ir import DType, Model, Tensor
+from sdk.converters.quantize.data import SampleSet
+from sdk.converters.quantize.ranges import (
+    METHODS,
+    TensorStats,
+    estimate_range,
+    needs_histogram,
+    saturating_input_range,
+    softmax_input_range,
+)
+from sdk.converters.quantize.rules import WEIGHTED
+from sdk.converters.tflite import serialize
+from sdk.errors import CalibrationError
+
+Progress = Callable[[str, int, int], None]
+
+#: consumers whose input range is taken with min/max whatever the method
+_PROTECTED_CONSUMERS = {"LOG_SOFTMAX", "ARG_MAX", "ARG_MIN"}
+#: saturating functions: beyond +-limit their int8 output (step 1/256 or 1/128) is constant
+_SATURATING = {"LOGISTIC": 8.0, "TANH": 5.0}
+
+
+@dataclass
+class Calibration:
+    """Per float activation tensor: statistics and the chosen range."""
+
+    method: str
+    samples: int
+    source: str
+    stats: dict[Tensor, TensorStats]
+    ranges: dict[Tensor, tuple[float, float]]
+    #: per-channel input means of weighted layers (keyed by the layer's input tensor)
+    means: dict[Tensor, np.ndarray] = field(default_factory=dict)
+    synthetic: bool = False
+    #: tensors whose range was narrowed on purpose, and why
+    notes: dict[Tensor, str] = field(default_factory=dict)
+
+
+def activation_tensors(model: Model) -> list[Tensor]:
+    """The float, non-constant tensors of the main graph that operators read or write."""
+    g = model.main
+    return [t for t in g.referenced_tensors()
+            if not t.is_constant and t.dtype is DType.FLOAT32 and not t.is_variable]
+
+
+def calibrate(model: Model, samples: SampleSet, method: str = "mse", *,
+              percentile: float = 99.99, progress: Progress | None = None,
+              channel_means: bool = True) -> Calibration:
+    """Calibrate the float `model` on `samples`."""
+    from sdk.runner import LiteRTRunner  # sdk.runner imports LiteRT; keep this module light
+
+    if method not in METHODS:
+        raise CalibrationError(f"unknown calibration method {method!r}; choose one of "
+                               f"{', '.join(METHODS)}")
+    if len(samples) == 0:
+        raise CalibrationError("calibration data is empty")
+    data, maps = serialize(model)
+    index = maps[0]
+    tensors = [t for t in activation_tensors(model) if t in index]
+    stats = {t: TensorStats() for t in tensors}
+    g = model.main
+    mean_for: set[int] = set()
+    if channel_means:
+        for op in g.operators:
+            if op.type in WEIGHTED and op.inputs:
+                x = op.inputs[2] if op.type == "TRANSPOSE_CONV" else op.inputs[0]
+                if x is not None:
+                    mean_for.add(id(x))
+    only_by = _sole_consumer_types(model)
+    softmax_inputs = {k for k, (op_type, _) in only_by.items() if op_type == "SOFTMAX"}
+    runner = LiteRTRunner(data, reference=True, preserve_all_tensors=True)
+    passes = 2 if needs_histogram(method) else 1
+    for p in range(passes):
+        stage = "calibrating" if passes == 1 else f"calibrating (pass {p + 1}/2)"
+
+        def report(done: int, total: int, stage: str = stage) -> None:
+            if progress is not None:
+                progress(stage, done, total)
+
+        if p == 1:
+            for s in stats.values():
+                if s.seen:
+                    s.start_histogram()
+        report(0, len(samples))
+        for _count, _outs in runner.run(samples, on_batch=report):
+            for t in tensors:
+                value = runner.tensor(index[t])
+                if p == 0:
+                    stats[t].observe(value, channels=id(t) in mean_for,
+                                     rows=id(t) in softmax_inputs)
+                elif stats[t].hist is not None:
+                    stats[t].histogram(value)
+    protected = _protected(model)
+    ranges: dict[Tensor, tuple[float, float]] = {}
+    notes: dict[Tensor, str] = {}
+    for t, s in stats.items():
+        if not s.seen:
+            continue
+        consumer = only_by.get(id(t))
+        if consumer is not None and consumer[0] == "SOFTMAX":
+            ranges[t] = softmax_input_range(s, beta=float(consumer[1].get("beta", 1.0) or 1.0))
+            if ranges[t][0] > s.min:
+                notes[t] = ("SOFTMAX input: logits far below each row's maximum are clipped on "
+                            "purpose (they do not change the int8 probabilities); the finer step "
+                            "helps the logits that matter")
+        elif consumer is not None and consumer[0] in _SATURATING:
+            ranges[t] = saturating_input_range(s, _SATURATING[consumer[0]])
+            if ranges[t] != (min(s.min, 0.0), max(s.max, 0.0)):
+                notes[t] = (f"{consumer[0]} input: clipped where the function saturates "
+                            "(its int8 output no longer changes)")
+        else:
+            ranges[t] = estimate_range(s, "minmax" if id(t) in protected else method,
+                                       percentile=percentile)
+    means = {t: m for t, s in stats.items() if id(t) in mean_for
+             and (m := s.mean_per_channel()) is not None}
+    return Calibration(method, len(samples), samples.source, stats, ranges, means,
+                       samples.synthetic, notes)
+
+
+def _sole_consumer_types(model: Model) -> dict[int, tuple[str, dict]]:
+    """Tensors read by exactly one kind of operator (and not model outputs): id -> (op type,
+    attributes of the first such op)."""
+    g = model.main
+    outputs = {id(t) for t in g.outputs}
+    kinds: dict[int, list[tuple[str, dict]]] = {}
+    for op in g.operators:
+        for t in op.inputs[:1]:
+            if t is not None:
+                kinds.setdefault(id(t), []).append((op.type, op.attrs))
+        for t in op.inputs[1:]:
+            if t is not None:
+                kinds.setdefault(id(t), []).append(("", {}))
+    return {k: v[0] for k, v in kinds.items()
+            if k not in outputs and len({op_type for op_type, _ in v}) == 1 and v[0][0]}
+
+
+def _protected(model: Model) -> set[int]:
+    g = model.main
+    out = {id(t) for t in (*g.inputs, *g.outputs)}
+    for op in g.operators:
+        if op.type in _PROTECTED_CONSUMERS and op.inputs and op.inputs[0] is not None:
+            out.add(id(op.inputs[0]))
+    return out

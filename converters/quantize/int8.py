@@ -1,0 +1,561 @@
+"""The full-integer INT8 rewrite of a float IR model, exactly as TFLite defines it.
+
+Input: the float model, a `PrecisionPlan`, and a calibrated float range per activation tensor.
+Output: a new model (the input is not touched) in which
+
+- every operator the plan and LiteRT's int8 kernels allow runs on int8 tensors: per-tensor
+  asymmetric activations, per-channel symmetric weights (the axis TFLite expects for the op),
+  int32 biases with scale input_scale * weight_scale and zero point 0, and the op-specific
+  constraints of `rules.OP_RULES` (shared scales, fixed output scales);
+- the others stay in float, with DEQUANTIZE before and QUANTIZE after them (reported, never
+  silent; `strict=True` makes them an error instead);
+- the model's inputs and outputs have the type the caller asked for (float32 with QUANTIZE /
+  DEQUANTIZE at the edges, or int8 / uint8 directly); the float-facing tensors keep their original
+  names, so signatures and callers see the same names.
+
+How tensors change representation. Each activation tensor has a *home* representation: int8 if
+an int8 operator produces it (or it is an int8 model input), float otherwise. A consumer that
+needs the other representation, or int8 with different parameters (two conflicting ties), reads a
+converted copy made by one QUANTIZE / DEQUANTIZE, created once per tensor and placed just before
+its first consumer. One mechanism covers model edges, float islands and requantisation.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, Tensor
+from sdk.converters.quantize.plan import LayerPrecision, PrecisionPlan, layer_name
+from sdk.converters.quantize.ranges import affine_params
+from sdk.converters.quantize.rules import (
+    OP_RULES,
+    OpRule,
+    activation_inputs,
+    supported_int8_ops,
+)
+from sdk.converters.quantize.weights import (
+    per_tensor_symmetric,
+    quantize_with_scales,
+    weight_format,
+)
+from sdk.errors import ConversionError, UnsupportedOpError
+
+INT32_MAX = 2**31 - 1
+IO_TYPES = ("float32", "int8", "uint8")
+
+# operator modes
+_UNTOUCHED = "untouched"  # no float tensors (shape arithmetic on int32, ...)
+_INT8 = "int8"
+_FLOAT = "float"
+_AGNOSTIC = "agnostic"
+
+
+@dataclass
+class LayerReport:
+    """What the rewrite did with one operator."""
+
+    name: str
+    op_type: str
+    precision: str  # "int8", "float32", "w4/a8", ... or "int32" for untouched integer ops
+    reason: str = ""
+
+
+@dataclass
+class QuantizedModel:
+    model: Model
+    #: float model's activation tensor -> its quantised representation in `model`
+    tensor_map: dict[Tensor, Tensor]
+    layers: list[LayerReport]
+    #: float model's operator -> the operator that replaced it in `model`
+    op_map: dict[Operator, Operator] = field(default_factory=dict)
+    requantized: list[str] = field(default_factory=list)
+
+    @property
+    def fallbacks(self) -> dict[str, str]:
+        return {lr.name: lr.reason for lr in self.layers if lr.precision == "float32"}
+
+
+def quantize_int8(model: Model, plan: PrecisionPlan, ranges: Mapping[Tensor, tuple[float, float]],
+                  *, input_type: str = "float32", output_type: str = "float32",
+                  strict: bool = False, weight_method: str = "minmax",
+                  input_means: Mapping[Tensor, np.ndarray] | None = None) -> QuantizedModel:
+    """Quantise `model` (float) to full-integer INT8.
+
+    `ranges` maps the float model's activation tensors to their calibrated (lo, hi).
+    `input_means`, when given, maps weighted ops' input tensors to their per-channel means and
+    turns on bias correction (the expected shift of each output channel caused by weight rounding
+    is subtracted from the bias).
+    """
+    for name, value in (("input_type", input_type), ("output_type", output_type)):
+        if value not in IO_TYPES:
+            raise ValueError(f"{name} must be one of {IO_TYPES}, not {value!r}")
+    _check_float_model(model)
+    memo: dict[int, object] = {}
+    qmodel: Model = copy.deepcopy(model, memo)
+
+    def mapped(t: Tensor) -> Tensor:
+        return memo[id(t)]  # type: ignore[return-value]
+
+    qranges = {mapped(t): r for t, r in ranges.items() if id(t) in memo}
+    qmeans = {mapped(t): m for t, m in (input_means or {}).items() if id(t) in memo}
+    rewrite = _Rewrite(qmodel, qmodel.main, plan, qranges, input_type, output_type, strict,
+                       weight_method, qmeans)
+    rewrite.run()
+    main = model.main
+    tensor_map: dict[Tensor, Tensor] = {}
+    for t in main.referenced_tensors():
+        if id(t) in memo and not t.is_constant:
+            tensor_map[t] = rewrite.quantized_view(mapped(t))
+    op_map = {op: memo[id(op)] for op in main.operators if id(op) in memo}  # type: ignore[misc]
+    return QuantizedModel(qmodel, tensor_map, rewrite.reports, op_map, rewrite.requantized)
+
+
+def _check_float_model(model: Model) -> None:
+    for op in model.main.operators:
+        for t in (*op.inputs, *op.outputs):
+            if t is None or t.is_constant:
+                continue
+            if t.quant is not None and t.dtype in (DType.INT8, DType.UINT8, DType.INT16) \
+                    and t.quant.scale.size:
+                raise ConversionError(
+                    f"the model is already quantised ({op.type} {layer_name(op)!r} has "
+                    f"{t.dtype.name} tensor {t.name!r}); export needs the float model")
+
+
+class _Groups:
+    """Union-find over activation tensors that must share int8 parameters."""
+
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
+        self.fixed: dict[int, QuantParams] = {}
+        self.members: dict[int, list[Tensor]] = {}
+
+    def add(self, t: Tensor) -> None:
+        if id(t) not in self.parent:
+            self.parent[id(t)] = id(t)
+            self.members[id(t)] = [t]
+
+    def find(self, t: Tensor) -> int:
+        self.add(t)
+        k = id(t)
+        while self.parent[k] != k:
+            self.parent[k] = self.parent[self.parent[k]]
+            k = self.parent[k]
+        return k
+
+    def fix(self, t: Tensor, params: QuantParams) -> bool:
+        r = self.find(t)
+        if r in self.fixed:
+            return self.fixed[r].same_as(params)
+        self.fixed[r] = params
+        return True
+
+    def union(self, a: Tensor, b: Tensor) -> bool:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return True
+        fa, fb = self.fixed.get(ra), self.fixed.get(rb)
+        if fa is not None and fb is not None and not fa.same_as(fb):
+            return False
+        self.parent[rb] = ra
+        self.members[ra].extend(self.members.pop(rb))
+        if fb is not None:
+            self.fixed[ra] = fb
+        self.fixed.pop(rb, None)
+        return True
+
+
+class _Rewrite:
+    def __init__(self, model: Model, graph: Graph, plan: PrecisionPlan,
+                 ranges: dict[Tensor, tuple[float, float]], input_type: str, output_type: str,
+                 strict: bool, weight_method: str, means: dict[Tensor, np.ndarray]):
+        self.model = model
+        self.g = graph
+        self.plan = plan
+        self.ranges = ranges
+        self.input_type = input_type
+        self.output_type = output_type
+        self.strict = strict
+        self.weight_method = weight_method
+        self.means = means
+        self.reports: list[LayerReport] = []
+        self.requantized: list[str] = []
+        self.modes: dict[int, str] = {}
+        self.precisions: dict[int, LayerPrecision] = {}
+        self.groups = _Groups()
+        self.params: dict[int, QuantParams] = {}
+        # (tensor id, target key) -> converted tensor
+        self.converted: dict[tuple[int, str], Tensor] = {}
+        self.pending: list[Operator] = []
+        self.const_cache: dict[tuple[int, str], Tensor] = {}
+        self.originally_float: set[int] = {
+            id(t) for t in graph.referenced_tensors()
+            if not t.is_constant and t.dtype is DType.FLOAT32}
+        self.requant_inputs: dict[tuple[int, int], Tensor] = {}
+
+    def was_float(self, t: Tensor) -> bool:
+        """Float in the original model: a float activation, or a float constant."""
+        return id(t) in self.originally_float or (t.is_constant and t.dtype is DType.FLOAT32)
+
+    # ------------------------------------------------------------------ driver
+    def run(self) -> None:
+        self.classify()
+        self.tie()
+        self.assign_params()
+        self.set_home_types()
+        self.rewrite_ops()
+        self.fix_outputs()
+        self.g.prune()
+        try:
+            self.g.validate()
+        except ValueError as exc:  # a bug in the rewrite, not the user's fault: say so
+            raise ConversionError(f"internal error while quantising: {exc}") from exc
+
+    # ------------------------------------------------------------------ 1. modes
+    def classify(self) -> None:
+        supported = supported_int8_ops()
+        for op in self.g.operators:
+            name = layer_name(op)
+            float_tensors = [t for t in (*op.inputs, *op.outputs)
+                             if t is not None and id(t) in self.originally_float]
+            if not float_tensors:
+                self.modes[id(op)] = _UNTOUCHED
+                continue
+            precision = self.plan.for_op(op)
+            self.precisions[id(op)] = precision
+            rule = OP_RULES.get(op.type)
+            reason = None
+            if precision.is_float:
+                reason = "kept in float by the precision plan"
+            elif rule is None:
+                reason = f"LiteRT has no int8 kernel for {op.type} that edgesdk knows"
+            elif rule.check is not None:
+                reason = rule.check(op)
+            if reason is None and rule is not None and rule.kind != "agnostic":
+                missing = [t.name for t in float_tensors
+                           if not t.is_constant and t not in self.ranges]
+                if missing:
+                    reason = f"no calibration statistics for {missing[0]!r}"
+            if reason is not None:
+                if self.strict and not precision.is_float:
+                    raise UnsupportedOpError(op.type, name, supported, source="int8 export",
+                                             detail=reason)
+                self.modes[id(op)] = _FLOAT
+                self.reports.append(LayerReport(name, op.type, "float32", reason))
+                continue
+            assert rule is not None
+            if rule.kind == "agnostic":
+                self.modes[id(op)] = _AGNOSTIC
+                continue
+            self.modes[id(op)] = _INT8
+            self.reports.append(LayerReport(name, op.type, precision.describe()))
+
+    # ------------------------------------------------------------------ 2. shared parameters
+    def tie(self) -> None:
+        for op in self.g.operators:
+            if self.modes[id(op)] != _INT8:
+                continue
+            rule = OP_RULES[op.type]
+            outs = [t for t in op.outputs if id(t) in self.originally_float]
+            if rule.kind == "fixed" and rule.fixed_output is not None:
+                scale, zp = rule.fixed_output
+                for t in outs:
+                    if not self.groups.fix(t, QuantParams.per_tensor(scale, zp)):
+                        # the output is already tied to other fixed parameters: cannot happen
+                        # for a tensor produced once, but say so rather than mis-quantise
+                        raise ConversionError(f"{layer_name(op)}: conflicting fixed output "
+                                              "quantisation")
+        for op in self.g.operators:
+            if self.modes[id(op)] != _INT8:
+                continue
+            rule = OP_RULES[op.type]
+            if rule.kind != "same_scale":
+                continue
+            outs = [t for t in op.outputs if id(t) in self.originally_float]
+            if not outs:
+                continue
+            anchor = outs[0]
+            for t in outs[1:]:
+                self.groups.union(anchor, t)
+            for i in activation_inputs(op, rule, self.was_float):
+                t = op.inputs[i]
+                assert t is not None
+                if t.is_constant:
+                    continue
+                if not self.groups.union(anchor, t):
+                    self.requant_inputs[(id(op), i)] = anchor
+                    self.requantized.append(f"{layer_name(op)} input {i}")
+
+    def assign_params(self) -> None:
+        spans: dict[int, tuple[float, float]] = {}
+        for t, (lo, hi) in self.ranges.items():
+            if id(t) not in self.originally_float:
+                continue
+            r = self.groups.find(t)
+            a, b = spans.get(r, (0.0, 0.0))
+            spans[r] = (min(a, lo), max(b, hi))
+        for root, members in self.groups.members.items():
+            if root in self.groups.fixed:
+                params = self.groups.fixed[root]
+            elif root in spans:
+                params = affine_params(*spans[root])
+            else:
+                continue
+            for t in members:
+                self.params[id(t)] = params
+        for t, (lo, hi) in self.ranges.items():
+            if id(t) in self.originally_float and id(t) not in self.params:
+                self.params[id(t)] = affine_params(lo, hi)
+
+    # ------------------------------------------------------------------ 3. home types
+    def set_home_types(self) -> None:
+        for op in self.g.operators:
+            if self.modes[id(op)] != _INT8:
+                continue
+            for t in op.outputs:
+                if id(t) in self.originally_float:
+                    t.dtype = DType.INT8
+                    t.quant = self.params[id(t)]
+        for t in self.g.inputs:
+            if id(t) not in self.originally_float or id(t) not in self.params:
+                continue
+            p = self.params[id(t)]
+            if self.input_type == "int8":
+                t.dtype, t.quant = DType.INT8, p
+            elif self.input_type == "uint8":
+                t.dtype, t.quant = DType.UINT8, _to_uint8(p)
+
+    # ------------------------------------------------------------------ 4. operators
+    def rewrite_ops(self) -> None:
+        new_ops: list[Operator] = []
+        for op in self.g.operators:
+            mode = self.modes[id(op)]
+            self.pending = []
+            if mode == _INT8:
+                self.quantize_op(op)
+            elif mode == _FLOAT:
+                for i, t in enumerate(op.inputs):
+                    if t is not None and id(t) in self.originally_float:
+                        op.inputs[i] = self.float_view(t)
+            new_ops.extend(self.pending)
+            new_ops.append(op)
+        self.pending = []
+        self.g.operators = new_ops
+
+    def quantize_op(self, op: Operator) -> None:
+        rule = OP_RULES[op.type]
+        own_params = rule.kind == "compute"
+        anchor_params = None
+        if rule.kind == "same_scale":
+            outs = [t for t in op.outputs if id(t) in self.originally_float]
+            anchor_params = self.params.get(id(outs[0])) if outs else None
+        original_inputs = list(op.inputs)
+        for i in activation_inputs(op, rule, self.was_float):
+            t = op.inputs[i]
+            assert t is not None
+            if t.is_constant:
+                params = _const_params(t) if own_params or anchor_params is None else anchor_params
+                op.inputs[i] = self.quantized_constant(t, params)
+                continue
+            if (id(op), i) in self.requant_inputs:
+                target = self.params[id(self.requant_inputs[(id(op), i)])]
+            else:
+                target = self.params[id(t)]
+            op.inputs[i] = self.int8_view(t, target)
+        if rule.weight is not None and rule.weight < len(op.inputs) \
+                and op.inputs[rule.weight] is not None:
+            self.quantize_weights(op, rule, original_inputs)
+        op.version = max(op.version, rule.version, _extra_version(op))
+
+    def quantize_weights(self, op: Operator, rule: OpRule,
+                         original_inputs: list[Tensor | None]) -> None:
+        assert rule.weight is not None
+        w = op.inputs[rule.weight]
+        assert w is not None and w.is_constant
+        x_index = rule.activations[0] if rule.activations else 0
+        x = op.inputs[x_index]
+        x_float = original_inputs[x_index]
+        assert x is not None and x.quant is not None
+        in_scale = np.float32(x.quant.scale[0])
+        wf = w.numpy().astype(np.float32)
+        if rule.weight_per_tensor:
+            q, wq = per_tensor_symmetric(wf)
+            op.inputs[rule.weight] = self.add_constant(w.name, q, DType.INT8, wq)
+            return
+        precision = self.precisions[id(op)]
+        fmt = weight_format(precision.weights)
+        result = fmt.quantize(wf, rule.weight_axis, self.weight_method)
+        codes, wquant = result.values, result.quant
+        bias_t = op.inputs[rule.bias] if rule.bias is not None and rule.bias < len(op.inputs) \
+            else None
+        bias = bias_t.numpy().astype(np.float64) if bias_t is not None else None
+        if bias is not None and not wquant.block_size:
+            # int32 bias must not overflow: widen the weight scale of channels that would
+            scales = wquant.scale.astype(np.float64)
+            limit = np.abs(bias) / (float(in_scale) * (INT32_MAX - 1))
+            if (limit > scales).any():
+                scales = np.maximum(scales, limit * 1.0001).astype(np.float32)
+                codes = quantize_with_scales(wf, rule.weight_axis, scales, fmt.qmin,
+                                             fmt.qmax).astype(codes.dtype)
+                wquant = QuantParams.per_channel(scales, wquant.axis)
+        if bias is not None and x_float in self.means and wquant.block_size == 0:
+            bias = bias - _bias_shift(op.type, wf, wquant.dequantize(codes),
+                                      self.means[x_float].astype(np.float64))
+        op.inputs[rule.weight] = self.add_constant(w.name, codes, result.dtype, wquant)
+        if bias_t is not None and bias is not None:
+            assert rule.bias is not None
+            bias_scale = (in_scale * wquant.scale.astype(np.float32)).astype(np.float32)
+            if bias_scale.size == 1 and bias.size > 1:
+                bias_scale = np.full(bias.size, bias_scale[0], np.float32)
+            qb = np.clip(np.round(bias / bias_scale.astype(np.float64)), -INT32_MAX, INT32_MAX)
+            op.inputs[rule.bias] = self.add_constant(
+                bias_t.name, qb.astype(np.int32), DType.INT32,
+                QuantParams.per_channel(bias_scale, 0) if bias_scale.size > 1
+                else QuantParams.per_tensor(float(bias_scale[0]), 0))
+
+    # ------------------------------------------------------------------ views and constants
+    def add_constant(self, name: str, data: np.ndarray, dtype: DType,
+                     quant: QuantParams | None) -> Tensor:
+        return self.g.add_tensor(Tensor(self.g.unique_name(name), data.shape, dtype,
+                                        data=np.ascontiguousarray(data), quant=quant))
+
+    def quantized_constant(self, t: Tensor, params: QuantParams) -> Tensor:
+        key = (id(t), _params_key(params))
+        if key not in self.const_cache:
+            data = t.numpy().astype(np.float64)
+            q = np.clip(np.round(data / float(params.scale[0])) + int(params.zero_point[0]),
+                        -128, 127).astype(np.int8)
+            self.const_cache[key] = self.add_constant(t.name, q, DType.INT8, params)
+        return self.const_cache[key]
+
+    def new_activation(self, like: Tensor, name: str, dtype: DType,
+                       quant: QuantParams | None) -> Tensor:
+        t = Tensor(self.g.unique_name(name), like.shape, dtype, quant=quant,
+                   shape_signature=like.shape_signature)
+        return self.g.add_tensor(t)
+
+    def int8_view(self, t: Tensor, params: QuantParams) -> Tensor:
+        """`t` as int8 with `params`: itself, or the output of one QUANTIZE."""
+        if t.dtype is DType.INT8 and t.quant is not None and t.quant.same_as(params):
+            return t
+        key = (id(t), "int8:" + _params_key(params))
+        if key not in self.converted:
+            out = self.new_activation(t, f"{t.name}_int8", DType.INT8, params)
+            if t.dtype is DType.INT8:
+                self.requantized.append(t.name)
+            self.pending.append(Operator("QUANTIZE", [t], [out], version=1,
+                                         format_extras={"tflite_options_type": None}))
+            self.converted[key] = out
+        return self.converted[key]
+
+    def float_view(self, t: Tensor) -> Tensor:
+        """`t` as float32: itself, or the output of one DEQUANTIZE."""
+        if t.dtype is DType.FLOAT32:
+            return t
+        key = (id(t), "float")
+        if key not in self.converted:
+            out = self.new_activation(t, f"{t.name}_float", DType.FLOAT32, None)
+            self.pending.append(Operator("DEQUANTIZE", [t], [out],
+                                         version=2 if t.dtype is DType.INT8 else 1,
+                                         format_extras={"tflite_options_type": None}))
+            self.converted[key] = out
+        return self.converted[key]
+
+    def quantized_view(self, t: Tensor) -> Tensor:
+        """The quantised representation of activation `t` in the rewritten graph (for
+        per-layer comparisons): its int8 self or int8 copy, else itself."""
+        if t.dtype in (DType.INT8, DType.UINT8):
+            return t
+        for (tid, key), out in self.converted.items():
+            if tid == id(t) and key.startswith("int8:"):
+                return out
+        return t
+
+    # ------------------------------------------------------------------ 5. model outputs
+    def fix_outputs(self) -> None:
+        replaced: dict[int, Tensor] = {}
+        self.pending = []
+        new_outputs = []
+        for t in self.g.outputs:
+            if id(t) not in self.originally_float or id(t) not in self.params:
+                new_outputs.append(t)
+                continue
+            if self.output_type == "float32":
+                out = self.float_view(t)
+            else:
+                out = self.int8_view(t, self.params[id(t)])
+                if self.output_type == "uint8":
+                    out = self.uint8_view(out)
+            if out is not t:
+                # the model-facing tensor keeps the original name
+                out.name, t.name = t.name, self.g.unique_name(f"{t.name}_int8"
+                                                              if t.dtype is DType.INT8
+                                                              else f"{t.name}_float")
+                replaced[id(t)] = out
+            new_outputs.append(out)
+        self.g.operators.extend(self.pending)
+        self.pending = []
+        self.g.outputs = new_outputs
+        # model inputs fed through a QUANTIZE keep their (float / uint8) tensor and name
+        for sig in self.model.signatures:
+            if sig.graph_index != 0:
+                continue
+            sig.outputs = {k: replaced.get(id(v), v) for k, v in sig.outputs.items()}
+
+    def uint8_view(self, t: Tensor) -> Tensor:
+        assert t.quant is not None
+        out = self.new_activation(t, f"{t.name}_uint8", DType.UINT8, _to_uint8(t.quant))
+        self.pending.append(Operator("QUANTIZE", [t], [out], version=1,
+                                     format_extras={"tflite_options_type": None}))
+        return out
+
+
+def _to_uint8(p: QuantParams) -> QuantParams:
+    return QuantParams.per_tensor(float(p.scale[0]), int(p.zero_point[0]) + 128)
+
+
+def _params_key(p: QuantParams) -> str:
+    return f"{p.scale.tobytes().hex()}:{p.zero_point.tobytes().hex()}:{p.axis}"
+
+
+def _const_params(t: Tensor) -> QuantParams:
+    data = t.numpy()
+    if data.size == 0:
+        return QuantParams.per_tensor(1.0, 0)
+    return affine_params(float(np.min(data)), float(np.max(data)))
+
+
+def _extra_version(op: Operator) -> int:
+    """Versions that depend on the quantisation parameters, not only on the types."""
+    if op.type == "MUL" and len(op.inputs) >= 2:
+        a, b, o = op.inputs[0], op.inputs[1], op.outputs[0]
+        if all(t is not None and t.quant is not None for t in (a, b, o)):
+            ratio = float(a.quant.scale[0]) * float(b.quant.scale[0]) / float(o.quant.scale[0])  # type: ignore[union-attr]
+            if ratio >= 1.0:
+                return 3
+    return 1
+
+
+def _bias_shift(op_type: str, w: np.ndarray, wq: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Expected change of each output channel caused by rounding the weights, given the mean of
+    each input channel: sum over the reduction of (wq - w) * E[x]."""
+    dw = (wq.astype(np.float64) - w.astype(np.float64))
+    if op_type == "FULLY_CONNECTED":  # [O, I]
+        if mean.size != dw.shape[1]:
+            return np.zeros(dw.shape[0])
+        return dw @ mean
+    if op_type == "CONV_2D":  # [O, H, W, I]
+        if mean.size != dw.shape[3]:
+            return np.zeros(dw.shape[0])
+        return np.einsum("ohwi,i->o", dw, mean)
+    if op_type == "DEPTHWISE_CONV_2D":  # [1, H, W, C*M]
+        channels = dw.shape[3]
+        if channels % max(mean.size, 1):
+            return np.zeros(channels)
+        multiplier = channels // mean.size
+        return dw.sum(axis=(0, 1, 2)) * np.repeat(mean, multiplier)
+    return np.zeros(w.shape[0])

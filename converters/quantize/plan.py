@@ -1,0 +1,122 @@
+"""The precision plan: which precision each layer gets.
+
+A scheme ("int8", later "int4", "ternary", "int2", mixed precision from sensitivity) is a function
+that looks at the float model and returns a `PrecisionPlan`: a default `LayerPrecision` plus
+per-layer overrides keyed by the layer's name (the operator's label, see `layer_name`). The INT8
+graph rewrite reads the plan per operator, so a scheme that keeps the first and last layer at
+INT8 and puts INT4 weights elsewhere needs no change to the rewrite: only a new weight format
+(`weights.register_weight_format`) and a scheme (`register_scheme`).
+
+Users can pass overrides to `sdk.export(..., precision={"<layer>": "float32"})`; layer names are
+the ones the export report lists.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+
+from sdk.converters.ir import Model, Operator
+
+#: activation precisions the rewrite knows; "float32" keeps an op in float (DEQUANTIZE/QUANTIZE
+#: around it)
+ACTIVATION_PRECISIONS = ("int8", "float32")
+
+
+@dataclass(frozen=True)
+class LayerPrecision:
+    """Precision of one layer: its weights' format and its activations' type."""
+
+    weights: str = "int8"
+    activations: str = "int8"
+
+    @property
+    def is_float(self) -> bool:
+        return self.activations == "float32"
+
+    def describe(self) -> str:
+        if self.is_float:
+            return "float32"
+        if self.weights == self.activations:
+            return self.activations
+        return f"w{self.weights}/a{self.activations}"
+
+
+FLOAT = LayerPrecision(weights="float32", activations="float32")
+INT8 = LayerPrecision()
+
+
+@dataclass
+class PrecisionPlan:
+    """Default precision plus per-layer overrides (exact names or fnmatch patterns)."""
+
+    scheme: str = "int8"
+    default: LayerPrecision = INT8
+    layers: dict[str, LayerPrecision] = field(default_factory=dict)
+    #: free-form notes a scheme records (why a layer was kept at higher precision, ...)
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def for_op(self, op: Operator) -> LayerPrecision:
+        name = layer_name(op)
+        if name in self.layers:
+            return self.layers[name]
+        for pattern, precision in self.layers.items():
+            if any(ch in pattern for ch in "*?[") and fnmatch.fnmatchcase(name, pattern):
+                return precision
+        return self.default
+
+    def with_overrides(self, overrides: Mapping[str, LayerPrecision | str] | None) -> PrecisionPlan:
+        if not overrides:
+            return self
+        layers = dict(self.layers)
+        for name, value in overrides.items():
+            layers[name] = parse_precision(value)
+        return replace(self, layers=layers)
+
+
+def parse_precision(value: LayerPrecision | str) -> LayerPrecision:
+    if isinstance(value, LayerPrecision):
+        return value
+    if value in ("float32", "float", "fp32"):
+        return FLOAT
+    if value in ACTIVATION_PRECISIONS:
+        return LayerPrecision(weights=value, activations=value)
+    # "w4a8" / "int4" style weight-only spellings are for schemes that register those formats
+    return LayerPrecision(weights=value, activations="int8")
+
+
+def layer_name(op: Operator) -> str:
+    """The name reports and plans use for a layer: the op's own name, else its type and the
+    first part of its first output's name (TensorFlow joins fused names with ';')."""
+    if op.name:
+        return op.name
+    out = op.outputs[0].name.split(";")[0] if op.outputs else "?"
+    return f"{op.type}:{out}"
+
+
+# ---------------------------------------------------------------------------- schemes
+SchemeBuilder = Callable[[Model], PrecisionPlan]
+SCHEMES: dict[str, SchemeBuilder] = {}
+
+
+def register_scheme(name: str, builder: SchemeBuilder) -> SchemeBuilder:
+    """Make `sdk.export(model, name)` available: `builder(model)` returns the plan."""
+    SCHEMES[name] = builder
+    return builder
+
+
+def plan_for(scheme: str, model: Model) -> PrecisionPlan:
+    try:
+        builder = SCHEMES[scheme]
+    except KeyError:
+        raise ValueError(f"unknown quantisation scheme {scheme!r}; available: "
+                         f"{', '.join(sorted(SCHEMES))}") from None
+    return builder(model)
+
+
+def _int8_plan(model: Model) -> PrecisionPlan:
+    return PrecisionPlan(scheme="int8", default=INT8)
+
+
+register_scheme("int8", _int8_plan)

@@ -1,0 +1,123 @@
+"""Weight formats: how the constant weights of FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D /
+TRANSPOSE_CONV are quantised.
+
+A `WeightFormat` names a storage type (INT8 here; issue 4 registers INT4, ternary and INT2) and
+turns float weights plus the per-channel axis TFLite expects into integer codes and their
+`QuantParams`. The INT8 quantiser asks the precision plan which format a layer uses and looks it
+up in `WEIGHT_FORMATS`; new formats plug in with `register_weight_format` without touching the
+graph rewrite.
+
+INT8 follows TFLite's spec: symmetric (zero point 0), narrow range [-127, 127], one scale per
+output channel: axis 0 for CONV_2D / FULLY_CONNECTED / TRANSPOSE_CONV ([O, ...]), axis 3 for
+DEPTHWISE_CONV_2D ([1, H, W, O]).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from sdk.converters.ir import DType, QuantParams
+from sdk.converters.quantize.ranges import symmetric_scales
+
+WEIGHT_METHODS = ("minmax", "mse")
+
+
+@dataclass(frozen=True)
+class QuantizedWeights:
+    values: np.ndarray  # integer codes, the IR's numpy type for `dtype` (unpacked if sub-byte)
+    quant: QuantParams
+    dtype: DType
+
+
+@dataclass(frozen=True)
+class WeightFormat:
+    """One way of storing weights. `quantize(w, axis, method)` returns codes and parameters."""
+
+    name: str
+    dtype: DType
+    qmin: int
+    qmax: int
+    quantize: Callable[[np.ndarray, int, str], QuantizedWeights]
+    description: str = ""
+
+
+WEIGHT_FORMATS: dict[str, WeightFormat] = {}
+
+
+def register_weight_format(fmt: WeightFormat) -> WeightFormat:
+    WEIGHT_FORMATS[fmt.name] = fmt
+    return fmt
+
+
+def weight_format(name: str) -> WeightFormat:
+    try:
+        return WEIGHT_FORMATS[name]
+    except KeyError:
+        raise ValueError(f"unknown weight format {name!r}; known: {sorted(WEIGHT_FORMATS)}") \
+            from None
+
+
+def channel_absmax(w: np.ndarray, axis: int) -> np.ndarray:
+    moved = np.moveaxis(np.asarray(w, np.float32), axis, 0)
+    return np.abs(moved.reshape(moved.shape[0], -1)).max(axis=1) if moved.size else \
+        np.zeros(moved.shape[0], np.float32)
+
+
+def quantize_with_scales(w: np.ndarray, axis: int, scales: np.ndarray, qmin: int,
+                         qmax: int) -> np.ndarray:
+    """Round w / scale (per channel along `axis`) to integers in [qmin, qmax]."""
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    q = np.round(np.asarray(w, np.float64) / np.asarray(scales, np.float64).reshape(shape))
+    return np.clip(q, qmin, qmax)
+
+
+def symmetric_per_channel(w: np.ndarray, axis: int, qmax: int, method: str = "minmax",
+                          qmin: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-channel scales and codes. `mse` shrinks each channel's clipping range (down
+    to 50 % of its absolute maximum) where that lowers the channel's squared error."""
+    if method not in WEIGHT_METHODS:
+        raise ValueError(f"unknown weight method {method!r}; choose one of {WEIGHT_METHODS}")
+    qmin = -qmax if qmin is None else qmin
+    w = np.asarray(w, np.float32)
+    absmax = channel_absmax(w, axis)
+    scales = symmetric_scales(absmax, qmax)
+    if method == "mse" and w.size:
+        moved = np.moveaxis(w, axis, 0).reshape(absmax.size, -1).astype(np.float64)
+        best = scales.astype(np.float64)
+        best_err = _channel_error(moved, best, qmin, qmax)
+        for f in np.linspace(0.5, 1.0, 51)[:-1]:
+            cand = np.where(absmax > 0, absmax * f / qmax, best)
+            err = _channel_error(moved, cand, qmin, qmax)
+            better = err < best_err
+            best = np.where(better, cand, best)
+            best_err = np.where(better, err, best_err)
+        scales = best.astype(np.float32)
+    return scales, quantize_with_scales(w, axis, scales, qmin, qmax)
+
+
+def _channel_error(moved: np.ndarray, scales: np.ndarray, qmin: int, qmax: int) -> np.ndarray:
+    s = scales[:, None]
+    q = np.clip(np.round(moved / s), qmin, qmax)
+    return ((q * s - moved) ** 2).sum(axis=1)
+
+
+def _int8(w: np.ndarray, axis: int, method: str) -> QuantizedWeights:
+    scales, q = symmetric_per_channel(w, axis, 127, method)
+    return QuantizedWeights(q.astype(np.int8), QuantParams.per_channel(scales, axis), DType.INT8)
+
+
+INT8 = register_weight_format(WeightFormat(
+    "int8", DType.INT8, -127, 127, _int8,
+    "symmetric per-channel int8 in [-127, 127] (TFLite's weight scheme)"))
+
+
+def per_tensor_symmetric(w: np.ndarray, qmax: int = 127) -> tuple[np.ndarray, QuantParams]:
+    """One symmetric scale for the whole tensor (BATCH_MATMUL's constant operand)."""
+    absmax = float(np.abs(w).max()) if w.size else 0.0
+    scale = float(symmetric_scales(np.array([absmax]), qmax)[0])
+    q = np.clip(np.round(np.asarray(w, np.float64) / scale), -qmax, qmax).astype(np.int8)
+    return q, QuantParams.per_tensor(scale, 0)
