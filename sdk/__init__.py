@@ -19,10 +19,21 @@ __version__ = "0.1.0"
 # pull in TensorFlow or a LiteRT interpreter.
 _LAZY: dict[str, tuple[str, str]] = {
     "cpu_features": ("sdk.native", "cpu_features"),
+    # export (issue 2)
+    "export": ("sdk.exporter", "export"),
+    "ExportResult": ("sdk.results", "ExportResult"),
+    "FidelityReport": ("sdk.fidelity", "FidelityReport"),
+    "ImageFolder": ("sdk.converters.quantize.data", "ImageFolder"),
+    "LayerPrecision": ("sdk.converters.quantize.plan", "LayerPrecision"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from sdk.converters.quantize.data import ImageFolder  # noqa: F401
+    from sdk.converters.quantize.plan import LayerPrecision  # noqa: F401
+    from sdk.exporter import export  # noqa: F401
+    from sdk.fidelity import FidelityReport  # noqa: F401
     from sdk.native import cpu_features  # noqa: F401
+    from sdk.results import ExportResult  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,122 @@
+"""`edgesdk export MODEL --calibration DATA -o OUT.tflite`: quantise a model from the shell.
+
+Calibration data on the command line is a folder of images (with the preprocessing options
+below), a .npy/.npz file, or `synthetic`. Prints the export report (sizes, ops, input/output
+quantisation, fidelity per output and per layer) and writes it as JSON beside the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from sdk.converters.quantize.data import SYNTHETIC, ImageFolder
+from sdk.converters.quantize.int8 import IO_TYPES
+from sdk.converters.quantize.plan import SCHEMES
+from sdk.converters.quantize.ranges import METHODS
+from sdk.errors import CalibrationError
+from sdk.progress import ProgressBar
+
+
+def _floats(text: str) -> float | tuple[float, ...]:
+    values = tuple(float(v) for v in text.replace(",", " ").split())
+    return values[0] if len(values) == 1 else values
+
+
+def _size(text: str) -> tuple[int, int]:
+    parts = text.lower().replace("x", " ").replace(",", " ").split()
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"size must be HxW, not {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def _shapes(items: list[str] | None) -> dict[str | None, list[int]] | None:
+    if not items:
+        return None
+    shapes: dict[str | None, list[int]] = {}
+    for item in items:
+        name, _, dims = item.rpartition("=")
+        shapes[name or None] = [int(d) for d in dims.replace("x", ",").split(",") if d]
+    return shapes
+
+
+def calibration_source(args: argparse.Namespace) -> Any:
+    value = args.calibration
+    if value is None:
+        return None
+    if value == SYNTHETIC:
+        return SYNTHETIC
+    path = Path(value)
+    if path.is_dir():
+        return ImageFolder(path, size=args.size, scale=args.scale, mean=args.mean, std=args.std,
+                           channels=args.channels, resize=args.resize)
+    if path.suffix in (".npy", ".npz"):
+        return path
+    raise CalibrationError(f"--calibration {value!r}: expected a folder of images, a .npy/.npz "
+                           f"file or {SYNTHETIC!r}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from sdk.exporter import export  # heavy imports only when the command runs
+
+    calibration = calibration_source(args)
+    validation = Path(args.validation) if args.validation else None
+    if validation is not None and validation.is_dir():
+        validation = ImageFolder(validation, size=args.size, scale=args.scale, mean=args.mean,
+                                 std=args.std, channels=args.channels, resize=args.resize)
+    precision = {name: "float32" for name in args.float_layer or []}
+    result = export(args.model, args.scheme, calibration=calibration, output=args.output,
+                    method=args.method, validation=validation, max_samples=args.max_samples,
+                    input_type=args.input_type, output_type=args.output_type,
+                    format=args.format, input_shapes=_shapes(args.input_shape),
+                    precision=precision or None, strict=args.strict,
+                    per_layer=not args.no_per_layer,
+                    progress=None if args.quiet else ProgressBar())
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(result.summary(max_layers=None if args.all_layers else 20))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="quantise a model (int8 full-integer .tflite)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help=".tflite, .onnx, .keras/.h5 file or SavedModel directory")
+    p.add_argument("scheme", nargs="?", default="int8", choices=sorted(SCHEMES),
+                   help="quantisation scheme (default int8)")
+    p.add_argument("-o", "--output", help="output file (default <model>_<scheme>.tflite)")
+    p.add_argument("-c", "--calibration",
+                   help=f"folder of images, .npy/.npz file, or {SYNTHETIC!r} (random data)")
+    p.add_argument("--validation", help="held-out data for the fidelity report (default: 20%% "
+                                        "of the calibration data)")
+    p.add_argument("--method", default="mse", choices=METHODS, help="activation ranges")
+    p.add_argument("--max-samples", type=int, default=1000, help="calibration samples to use")
+    p.add_argument("--input-type", default="float32", choices=IO_TYPES)
+    p.add_argument("--output-type", default="float32", choices=IO_TYPES)
+    p.add_argument("--format", help="output format (default from the output suffix: tflite)")
+    p.add_argument("--input-shape", action="append", metavar="[NAME=]D0,D1,...",
+                   help="fix dynamic input dimensions (ONNX / Keras); repeat per input")
+    p.add_argument("--float-layer", action="append", metavar="LAYER",
+                   help="keep this layer (name or pattern from the report) in float")
+    p.add_argument("--strict", action="store_true",
+                   help="fail when an op has no int8 kernel instead of keeping it in float")
+    img = p.add_argument_group("image preprocessing (calibration folders)")
+    img.add_argument("--size", type=_size, help="resize to HxW (default: the model's input)")
+    img.add_argument("--scale", type=float, default=1.0 / 255.0,
+                     help="pixel multiplier (default 1/255)")
+    img.add_argument("--mean", type=_floats, default=0.0, help="subtracted after scaling "
+                                                               "(one value or one per channel)")
+    img.add_argument("--std", type=_floats, default=1.0, help="divides after the mean")
+    img.add_argument("--channels", choices=("rgb", "bgr", "gray"),
+                     help="channel order (default from the model: 1 -> gray, 3 -> rgb)")
+    img.add_argument("--resize", default="bilinear", choices=("bilinear", "nearest", "bicubic",
+                                                              "area"))
+    out = p.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print the report as JSON")
+    out.add_argument("--all-layers", action="store_true", help="list every layer's SQNR")
+    out.add_argument("--no-per-layer", action="store_true", help="skip per-layer SQNR")
+    out.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)

@@ -1,0 +1,231 @@
+"""`sdk.export`: model in, quantised file out, with a fidelity report.
+
+    result = sdk.export(keras_model, "int8", calibration=x_train, output="model.tflite")
+
+Stages (timed in `result.timings`): load (any frontend -> float IR), calibrate (LiteRT over the
+calibration samples), quantize (the precision plan + the INT8 rewrite), encode (the output
+format's writer), validate (fidelity on held-out samples, which also proves the file loads and
+runs in LiteRT), write (model and JSON report, each to a temporary name renamed on success).
+Nothing is written unless every stage succeeded.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sdk.converters.formats import OutputFormat, format_for
+from sdk.converters.frontends import InputShapes, load_model
+from sdk.converters.ir import DType, Model, Tensor
+from sdk.converters.quantize import (
+    LayerPrecision,
+    SampleSet,
+    as_samples,
+    calibrate,
+    plan_for,
+    quantize_int8,
+)
+from sdk.converters.quantize.data import InputSpec
+from sdk.converters.quantize.int8 import IO_TYPES
+from sdk.converters.tflite import serialize
+from sdk.errors import CalibrationError, ConversionError, EdgeSDKError
+from sdk.fidelity import FidelityReport, evaluate
+from sdk.fileio import atomic_write_bytes, atomic_write_text
+from sdk.results import CalibrationInfo, ExportResult, TensorInfo
+
+Progress = Callable[[str, int, int], None]
+
+#: fewer calibration samples than this: validate on the calibration data instead of splitting
+MIN_SAMPLES_TO_SPLIT = 10
+MAX_VALIDATION_SAMPLES = 500
+
+
+def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
+           output: str | os.PathLike[str] | None = None, method: str = "mse",
+           validation: Any = None, validation_split: float = 0.2, max_samples: int = 1000,
+           input_type: str = "float32", output_type: str = "float32", format: str | None = None,
+           input_shapes: InputShapes = None,
+           precision: Mapping[str, LayerPrecision | str] | None = None,
+           weight_method: str = "minmax", bias_correction: bool = True,
+           per_layer: bool = True, strict: bool = False, report: bool = True,
+           percentile: float = 99.99, progress: Progress | None = None) -> ExportResult:
+    """Quantise `model` and write it to `output`.
+
+    model: a Keras model, SavedModel directory, .keras/.h5/.tflite/.onnx path (or bytes),
+        an onnx.ModelProto or an IR Model.
+    scheme: "int8" (full-integer INT8); later issues add "int4", "ternary", "int2".
+    calibration: representative inputs: numpy array (N, ...), iterable/generator, callable,
+        tf.data.Dataset, image folder (path or `ImageFolder`), .npy/.npz, or "synthetic".
+    output: the file to write (default: <model name>_<scheme><suffix> in the current folder).
+    method: activation ranges: "minmax", "percentile" or "mse" (default; the search that
+        minimises quantisation error per tensor).
+    validation: held-out inputs for the fidelity report; default: the last `validation_split`
+        of the calibration samples (not used for calibration).
+    input_type / output_type: "float32" (QUANTIZE / DEQUANTIZE inside the model), "int8" or
+        "uint8" (the caller quantises; `result.inputs` gives scale and zero point).
+    format: "tflite" (default, or from the output suffix).
+    precision: per-layer overrides {layer name or pattern: "float32" | "int8" | LayerPrecision}.
+    strict: an op without an int8 kernel is an error instead of staying in float.
+    report: also write the JSON report beside the model (<stem>.report.json).
+    progress: called as progress(stage, done, total) during calibration and validation.
+    """
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    clock = [start]
+
+    def lap(stage: str) -> None:
+        now = time.perf_counter()
+        timings[stage] = round(now - clock[0], 4)
+        clock[0] = now
+
+    for name, value in (("input_type", input_type), ("output_type", output_type)):
+        if value not in IO_TYPES:
+            raise ConversionError(f"{name} must be one of {', '.join(IO_TYPES)}, not {value!r}")
+    if not 0.0 < validation_split < 1.0:
+        raise ConversionError(f"validation_split must be in (0, 1), not {validation_split}")
+
+    loaded = load_model(model, input_shapes=input_shapes)
+    float_model = loaded.model
+    fmt = format_for(format, output)
+    path = Path(output) if output is not None else Path(f"{_safe(loaded.name)}_{scheme}"
+                                                         f"{fmt.suffix}")
+    try:
+        plan = plan_for(scheme, float_model).with_overrides(precision)
+    except ValueError as exc:
+        raise ConversionError(str(exc)) from None
+    lap("load")
+
+    specs = input_specs(float_model)
+    cal_set, val_set, notes = _samples(calibration, validation, specs, max_samples,
+                                       validation_split)
+    cal = calibrate(float_model, cal_set, method, percentile=percentile, progress=progress,
+                    channel_means=bias_correction)
+    lap("calibrate")
+
+    try:
+        quantized = quantize_int8(float_model, plan, cal.ranges, input_type=input_type,
+                                  output_type=output_type, strict=strict,
+                                  weight_method=weight_method,
+                                  input_means=cal.means if bias_correction else None)
+    except ValueError as exc:
+        if isinstance(exc, EdgeSDKError):
+            raise
+        raise ConversionError(str(exc)) from exc
+    lap("quantize")
+
+    data, maps = fmt.encode(quantized.model)
+    lap("encode")
+
+    fidelity = None
+    float_bytes, float_maps = serialize(float_model)
+    if fmt.runs_in_litert:
+        try:
+            fidelity = evaluate(float_bytes, float_maps, float_model, data, maps, quantized,
+                                val_set, per_layer=per_layer, progress=progress,
+                                delegates=fmt.delegates() if fmt.delegates else None,
+                                layer_notes=cal.notes)
+        except EdgeSDKError as exc:
+            raise ConversionError(f"the exported model does not run in LiteRT: {exc}") from exc
+        if cal.synthetic:
+            fidelity.notes.append("calibrated on synthetic data: these numbers say nothing about "
+                                  "real inputs")
+    else:
+        notes.append(f"format {fmt.name!r} does not run in stock LiteRT: no fidelity report")
+    lap("validate")
+
+    result = ExportResult(
+        path=path, format=fmt.name, scheme=scheme, size_bytes=len(data),
+        float_size_bytes=len(float_bytes),
+        op_counts=quantized.model.op_counts(),
+        precision={lr.name: lr.precision for lr in quantized.layers},
+        fallbacks=quantized.fallbacks,
+        inputs=[_info(t) for t in quantized.model.main.inputs],
+        outputs=[_info(t) for t in quantized.model.main.outputs],
+        calibration=CalibrationInfo(cal.method, cal.samples, cal.source, cal.synthetic,
+                                    bias_correction),
+        fidelity=fidelity, timings=timings, source=f"{loaded.kind}: {loaded.name}",
+        notes=notes + (["calibrated on synthetic random data: activation ranges are not "
+                        "representative"] if cal.synthetic else []),
+    )
+    _write(result, data, fmt, report)
+    lap("write")
+    timings["total"] = round(time.perf_counter() - start, 4)
+    return result
+
+
+def input_specs(model: Model) -> list[InputSpec]:
+    names: dict[int, str] = {}
+    for sig in model.signatures:
+        if sig.graph_index == 0:
+            names.update({id(t): k for k, t in sig.inputs.items()})
+    return [InputSpec.from_tensor(t, names.get(id(t))) for t in model.main.inputs]
+
+
+def _samples(calibration: Any, validation: Any, specs: list[InputSpec], max_samples: int,
+             split: float) -> tuple[SampleSet, SampleSet, list[str]]:
+    notes: list[str] = []
+    if calibration is None:
+        raise CalibrationError(
+            "calibration data is required for int8 export: pass calibration=<numpy array, "
+            "iterable, tf.data.Dataset or image folder> with ~100-1000 representative inputs, "
+            "or calibration='synthetic' for a smoke test with random data")
+    samples = as_samples(calibration, specs, max_samples=max_samples)
+    if validation is not None:
+        val = as_samples(validation, specs, max_samples=MAX_VALIDATION_SAMPLES,
+                         what="validation")
+        val.source = f"validation data: {val.source}"
+        return samples, val, notes
+    if len(samples) < MIN_SAMPLES_TO_SPLIT:
+        notes.append(f"only {len(samples)} calibration samples: fidelity is measured on the "
+                     "calibration samples themselves (pass validation= for held-out numbers)")
+        val = samples.subset(slice(0, len(samples)), f"the {len(samples)} calibration samples")
+        return samples, val, notes
+    cal, val = samples.split(split)
+    if len(val) > MAX_VALIDATION_SAMPLES:
+        val = val.subset(slice(0, MAX_VALIDATION_SAMPLES),
+                         f"{MAX_VALIDATION_SAMPLES} of the {val.source}")
+    return cal, val, notes
+
+
+def _info(t: Tensor) -> TensorInfo:
+    q = t.quant
+    quantized = q is not None and t.dtype in (DType.INT8, DType.UINT8, DType.INT16) \
+        and q.scale.size == 1
+    return TensorInfo(t.name, tuple(t.shape), t.dtype.name.lower(),
+                      float(q.scale[0]) if quantized else None,  # type: ignore[union-attr]
+                      int(q.zero_point[0]) if quantized else None)  # type: ignore[union-attr]
+
+
+def report_path_for(path: Path) -> Path:
+    return path.with_name(path.stem + ".report.json")
+
+
+def _write(result: ExportResult, data: bytes, fmt: OutputFormat, report: bool) -> None:
+    atomic_write_bytes(result.path, data)
+    if report:
+        result.report_path = report_path_for(result.path)
+        try:
+            atomic_write_text(result.report_path, result.to_json() + "\n")
+        except BaseException:
+            # the pair is the product: do not leave a model without its report
+            result.path.unlink(missing_ok=True)
+            raise
+
+
+def _safe(name: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return keep.strip("._") or "model"
+
+
+def load_report(path: str | os.PathLike[str]) -> FidelityReport | None:
+    """The fidelity part of a JSON report written by `export`."""
+    import json
+
+    d = json.loads(Path(path).read_text())
+    return FidelityReport.from_dict(d["fidelity"]) if d.get("fidelity") else None
+
+
+__all__ = ["export", "input_specs", "load_report", "report_path_for"]

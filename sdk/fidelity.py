@@ -1,0 +1,217 @@
+"""How close a quantised model is to its float original, measured in LiteRT on held-out samples.
+
+Per model output: SQNR (10 log10 of signal energy over error energy, in dB), cosine similarity,
+max and mean absolute error, and top-1 agreement (argmax over the last axis, for outputs with more
+than one class). These are measured with LiteRT's default kernels (XNNPACK), what users run.
+
+Per layer: the SQNR of every layer's output, float model vs quantised model, both run with
+LiteRT's builtin kernels and every intermediate tensor preserved (XNNPACK fuses intermediates
+away). Tensors are matched by identity through the rewrite's tensor map, not by name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sdk.converters.ir import DType, Model, Tensor
+from sdk.converters.quantize.data import SampleSet
+from sdk.converters.quantize.int8 import QuantizedModel
+from sdk.converters.quantize.plan import layer_name
+from sdk.runner import LiteRTRunner
+from sdk.tables import format_table, from_jsonable, jsonable
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class OutputFidelity:
+    name: str
+    sqnr_db: float
+    cosine: float
+    max_abs_error: float
+    mean_abs_error: float
+    #: share of samples whose argmax (last axis) agrees; None for single-value outputs
+    top1_agreement: float | None
+
+
+@dataclass
+class LayerFidelity:
+    name: str
+    op_type: str
+    precision: str
+    tensor: str
+    sqnr_db: float
+    #: why this layer's SQNR reads low on purpose (e.g. logits clipped far below the maximum)
+    note: str = ""
+
+
+@dataclass
+class FidelityReport:
+    samples: int
+    #: where the samples came from (validation data, or which part of the calibration data)
+    source: str
+    outputs: list[OutputFidelity]
+    layers: list[LayerFidelity] = field(default_factory=list)
+    #: kernels that produced the output metrics / the per-layer metrics
+    kernels: str = "LiteRT default (XNNPACK)"
+    layer_kernels: str = "LiteRT builtin kernels, intermediate tensors preserved"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def min_sqnr_db(self) -> float:
+        return min((o.sqnr_db for o in self.outputs), default=math.inf)
+
+    @property
+    def top1_agreement(self) -> float | None:
+        values = [o.top1_agreement for o in self.outputs if o.top1_agreement is not None]
+        return min(values) if values else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable(asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FidelityReport:
+        d = from_jsonable(d)
+        return cls(samples=d["samples"], source=d["source"],
+                   outputs=[OutputFidelity(**o) for o in d["outputs"]],
+                   layers=[LayerFidelity(**x) for x in d.get("layers", [])],
+                   kernels=d.get("kernels", ""), layer_kernels=d.get("layer_kernels", ""),
+                   notes=list(d.get("notes", [])))
+
+    def table(self, max_layers: int | None = None) -> str:
+        """Human-readable tables: outputs, then layers (worst first when truncated)."""
+        lines = [f"fidelity on {self.samples} samples ({self.source}); {self.kernels}"]
+        header = ("output", "SQNR dB", "cosine", "max |err|", "mean |err|", "top-1 agree")
+        rows = [(o.name, _db(o.sqnr_db), f"{o.cosine:.6f}", f"{o.max_abs_error:.4g}",
+                 f"{o.mean_abs_error:.4g}",
+                 "-" if o.top1_agreement is None else f"{100 * o.top1_agreement:.2f}%")
+                for o in self.outputs]
+        lines += format_table(header, rows)
+        if self.layers:
+            layers = self.layers
+            if max_layers is not None and len(layers) > max_layers:
+                layers = sorted(layers, key=lambda x: x.sqnr_db)[:max_layers]
+                lines.append(f"per-layer SQNR, {max_layers} worst of {len(self.layers)} "
+                             f"({self.layer_kernels}):")
+            else:
+                lines.append(f"per-layer SQNR ({self.layer_kernels}):")
+            rows = [(x.name, x.op_type, x.precision, _db(x.sqnr_db) + ("*" if x.note else ""))
+                    for x in layers]
+            lines += format_table(("layer", "op", "precision", "SQNR dB"), rows)
+            marked = {x.note for x in layers if x.note}
+            lines += [f"  * {n}" for n in sorted(marked)]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _db(x: float) -> str:
+    return "exact" if math.isinf(x) and x > 0 else f"{x:.2f}"
+
+
+# ---------------------------------------------------------------------------- metrics
+def sqnr_db(signal_energy: float, noise_energy: float) -> float:
+    if noise_energy <= 0:
+        return math.inf
+    if signal_energy <= 0:
+        return -math.inf
+    return 10.0 * math.log10(signal_energy / noise_energy)
+
+
+def compare_outputs(name: str, ref: np.ndarray, test: np.ndarray) -> OutputFidelity:
+    f = ref.astype(np.float64).reshape(ref.shape[0], -1) if ref.ndim else ref.reshape(1, 1)
+    q = test.astype(np.float64).reshape(f.shape)
+    err = q - f
+    noise = float((err ** 2).sum())
+    norms = np.linalg.norm(f, axis=1) * np.linalg.norm(q, axis=1)
+    dots = (f * q).sum(axis=1)
+    cos = np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0),
+                   np.where(np.linalg.norm(f, axis=1) == np.linalg.norm(q, axis=1), 1.0, 0.0))
+    top1 = None
+    if ref.ndim >= 2 and ref.shape[-1] > 1:
+        top1 = float((ref.argmax(axis=-1) == test.argmax(axis=-1)).mean())
+    return OutputFidelity(name, sqnr_db(float((f ** 2).sum()), noise), float(cos.mean()),
+                          float(np.abs(err).max()) if err.size else 0.0,
+                          float(np.abs(err).mean()) if err.size else 0.0, top1)
+
+
+def _dequantized(t: Tensor, value: np.ndarray) -> np.ndarray:
+    if t.dtype in (DType.INT8, DType.UINT8, DType.INT16) and t.quant is not None:
+        return t.quant.dequantize(value)
+    return value.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- evaluation
+def evaluate(float_bytes: bytes, float_maps: list[dict[Tensor, int]], float_model: Model,
+             quant_bytes: bytes, quant_maps: list[dict[Tensor, int]], quantized: QuantizedModel,
+             samples: SampleSet, *, per_layer: bool = True,
+             progress: Progress | None = None, delegates: list[Any] | None = None,
+             layer_notes: Mapping[Tensor, str] | None = None) -> FidelityReport:
+    """Compare the quantised model with the float one on `samples`."""
+
+    def stage(name: str) -> Callable[[int, int], None]:
+        return lambda done, total: progress(name, done, total) if progress else None
+
+    float_run = LiteRTRunner(float_bytes)
+    quant_run = LiteRTRunner(quant_bytes, delegates=delegates)
+    ref = float_run.outputs_for(samples, stage("validating (float)"))
+    got = quant_run.outputs_for(samples, stage("validating (quantised)"))
+    names = [d.name for d in float_run.outputs]
+    outputs = [compare_outputs(n, r, g) for n, r, g in zip(names, ref, got, strict=True)]
+    report = FidelityReport(len(samples), samples.source, outputs, notes=list(samples.notes))
+    if per_layer:
+        report.layers = per_layer_sqnr(float_bytes, float_maps, float_model, quant_bytes,
+                                       quant_maps, quantized, samples,
+                                       stage("per-layer comparison"), delegates,
+                                       layer_notes)
+    return report
+
+
+def per_layer_sqnr(float_bytes: bytes, float_maps: list[dict[Tensor, int]], float_model: Model,
+                   quant_bytes: bytes, quant_maps: list[dict[Tensor, int]],
+                   quantized: QuantizedModel, samples: SampleSet,
+                   on_batch: Callable[[int, int], None] | None = None,
+                   delegates: list[Any] | None = None,
+                   layer_notes: Mapping[Tensor, str] | None = None) -> list[LayerFidelity]:
+    fidx, qidx = float_maps[0], quant_maps[0]
+    precision = {lr.name: lr.precision for lr in quantized.layers}
+    pairs: list[tuple[str, str, str, Tensor, int, Tensor, int]] = []
+    for op in float_model.main.operators:
+        name = layer_name(op)
+        if name not in precision:
+            continue
+        for t in op.outputs:
+            q = quantized.tensor_map.get(t)
+            if t.dtype is not DType.FLOAT32 or q is None or t not in fidx or q not in qidx:
+                continue
+            pairs.append((name, op.type, precision[name], t, fidx[t], q, qidx[q]))
+            break
+    if not pairs:
+        return []
+    float_run = LiteRTRunner(float_bytes, reference=True, preserve_all_tensors=True)
+    quant_run = LiteRTRunner(quant_bytes, reference=True, preserve_all_tensors=True,
+                             delegates=delegates)
+    # both must see identical batches
+    float_run.check_batching(samples)
+    quant_run.check_batching(samples)
+    batch = min(float_run.batch_size, quant_run.batch_size)
+    float_run.batch_size = quant_run.batch_size = batch
+    signal = np.zeros(len(pairs))
+    noise = np.zeros(len(pairs))
+    for _ in zip(float_run.run(samples, on_batch=on_batch), quant_run.run(samples),
+                 strict=True):
+        for k, (_, _, _, _, fi, qt, qi) in enumerate(pairs):
+            f = float_run.tensor(fi).astype(np.float64)
+            q = _dequantized(qt, quant_run.tensor(qi)).astype(np.float64)
+            if f.shape != q.shape:
+                q = q.reshape(f.shape)
+            signal[k] += float((f ** 2).sum())
+            noise[k] += float(((f - q) ** 2).sum())
+    notes = layer_notes or {}
+    return [LayerFidelity(name, op_type, prec, t.name.split(";")[0], sqnr_db(s, n),
+                          notes.get(t, ""))
+            for (name, op_type, prec, t, _, _, _), s, n in zip(pairs, signal, noise, strict=True)]

@@ -1,0 +1,115 @@
+"""Typed results of the SDK's operations (dataclasses; `to_dict()` gives JSON-ready data)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sdk.fidelity import FidelityReport
+from sdk.tables import format_table, jsonable
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A model input or output as a caller feeds or reads it."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    #: quantisation of an int8/uint8 tensor: real = scale * (q - zero_point)
+    scale: float | None = None
+    zero_point: int | None = None
+
+
+@dataclass(frozen=True)
+class CalibrationInfo:
+    method: str
+    samples: int
+    source: str
+    synthetic: bool = False
+    bias_correction: bool = False
+
+
+@dataclass
+class ExportResult:
+    """What `sdk.export` produced."""
+
+    path: Path
+    format: str
+    scheme: str
+    size_bytes: int
+    float_size_bytes: int
+    op_counts: dict[str, int]
+    #: layer name -> precision ("int8", "float32", ...)
+    precision: dict[str, str]
+    #: layers kept in float -> why
+    fallbacks: dict[str, str]
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    calibration: CalibrationInfo
+    fidelity: FidelityReport | None
+    #: seconds per stage: load, calibrate, quantize, encode, validate, write, total
+    timings: dict[str, float]
+    source: str = ""
+    report_path: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def compression(self) -> float:
+        return self.float_size_bytes / self.size_bytes if self.size_bytes else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable({
+            "path": str(self.path),
+            "format": self.format,
+            "scheme": self.scheme,
+            "source": self.source,
+            "size_bytes": self.size_bytes,
+            "float_size_bytes": self.float_size_bytes,
+            "op_counts": self.op_counts,
+            "precision": self.precision,
+            "fallbacks": self.fallbacks,
+            "inputs": [vars(t) | {"shape": list(t.shape)} for t in self.inputs],
+            "outputs": [vars(t) | {"shape": list(t.shape)} for t in self.outputs],
+            "calibration": vars(self.calibration),
+            "fidelity": self.fidelity.to_dict() if self.fidelity else None,
+            "timings": self.timings,
+            "notes": self.notes,
+        })
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def summary(self, max_layers: int | None = 20) -> str:
+        """The report `edgesdk export` prints."""
+        cal = self.calibration
+        lines = [
+            f"wrote {self.path} ({self.format}, {self.scheme}): {self.size_bytes:,} bytes, "
+            f"{self.size_bytes / max(self.float_size_bytes, 1):.0%} of the float model's "
+            f"{self.float_size_bytes:,}",
+            f"calibration: {cal.method} on {cal.samples} samples ({cal.source})"
+            + (", bias correction" if cal.bias_correction else ""),
+            "ops: " + ", ".join(f"{k} x{v}" for k, v in self.op_counts.items()),
+        ]
+        io_rows = [("input", t.name, str(list(t.shape)), t.dtype, _q(t)) for t in self.inputs]
+        io_rows += [("output", t.name, str(list(t.shape)), t.dtype, _q(t)) for t in self.outputs]
+        lines += format_table(("", "tensor", "shape", "type", "quantisation"), io_rows)
+        if self.fallbacks:
+            lines.append(f"{len(self.fallbacks)} layer(s) kept in float:")
+            lines += [f"  {name}: {why}" for name, why in self.fallbacks.items()]
+        if self.fidelity is not None:
+            lines.append(self.fidelity.table(max_layers))
+        lines += [f"note: {n}" for n in self.notes]
+        timing = ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items())
+        lines.append(f"time: {timing}")
+        if self.report_path is not None:
+            lines.append(f"report: {self.report_path}")
+        return "\n".join(lines)
+
+
+def _q(t: TensorInfo) -> str:
+    if t.scale is None:
+        return "-"
+    return f"scale {t.scale:.6g}, zero point {t.zero_point}"
