@@ -1,0 +1,115 @@
+"""`read_onnx`: an ONNX model -> the edgesdk IR (float, NHWC inside, TFLite builtin ops).
+
+Four steps: load and check the file (`loader`); fix input shapes, fold constants and shape
+subgraphs, infer static shapes (`fold`); rewrite known patterns (`patterns`); lower every node to
+TFLite ops with layout tracking (`lowering`, `ops`), then clean up (`passes`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from sdk.converters.ir import Model, SignatureDef
+from sdk.converters.onnx import passes, patterns
+from sdk.converters.onnx.fold import fold
+from sdk.converters.onnx.graph import Node, OnnxGraph
+from sdk.converters.onnx.loader import (
+    InputShapes,
+    initializer_arrays,
+    load_model,
+    resolve_input_shapes,
+)
+from sdk.converters.onnx.lowering import Lowering, ir_dtype
+from sdk.converters.onnx.ops import handler_for, supported_ops
+from sdk.errors import ConversionError
+
+IOLayout = Literal["nchw", "nhwc"]
+
+
+def read_onnx(model: str | os.PathLike[str] | Any | bytes,
+              input_shapes: InputShapes | None = None, *,
+              io_layout: IOLayout = "nchw") -> Model:
+    """Convert an ONNX model (a path, the file's bytes or an `onnx.ModelProto`) to the IR.
+
+    `input_shapes` fixes dynamic dimensions: {input name: shape}, or {None: shape} for a model
+    with one input. A dynamic batch dimension left open becomes 1.
+
+    `io_layout="nchw"` (default) keeps ONNX's inputs and outputs exactly (same arrays as
+    onnxruntime; a TRANSPOSE at each image input and output). `io_layout="nhwc"` makes image
+    inputs and outputs (those the converted graph holds channels-last) channels-last instead,
+    with no boundary transposes; `model.format_extras["onnx_io_perms"]` records the permutation
+    applied to each.
+    """
+    if io_layout not in ("nchw", "nhwc"):
+        raise ValueError(f"io_layout must be 'nchw' or 'nhwc', not {io_layout!r}")
+    proto, label = load_model(model)
+    initializers = initializer_arrays(proto, label)
+    shapes = resolve_input_shapes(proto, initializers, input_shapes, label)
+    og = fold(proto, label, initializers, shapes, _is_supported, supported_ops())
+    patterns.rewrite(og)
+    ctx = lower(og)
+    graph = ctx.graph
+    passes.optimize(graph)
+    io_perms: dict[str, dict[str, tuple[int, ...]]] = {"inputs": {}, "outputs": {}}
+    if io_layout == "nhwc":
+        io_perms = passes.channels_last_io(graph)
+        graph.prune()
+    try:
+        graph.validate()
+    except ValueError as exc:
+        raise ConversionError(f"{label}: internal error, the converted graph is not well "
+                              f"formed: {exc}") from exc
+    signature = SignatureDef("serving_default", 0,
+                             inputs={t.name: t for t in graph.inputs},
+                             outputs={t.name: t for t in graph.outputs})
+    producer = " ".join(p for p in (proto.producer_name, proto.producer_version) if p)
+    description = f"edgesdk: converted from ONNX (opset {og.opset}" + (
+        f", {producer})" if producer else ")")
+    return Model(graphs=[graph], description=description, signatures=[signature],
+                 format_extras={"onnx_io_perms": io_perms, "onnx_source": label})
+
+
+def _is_supported(node: Node) -> bool:
+    return handler_for(node) is not None
+
+
+def lower(og: OnnxGraph) -> Lowering:
+    ctx = Lowering(og)
+    for name in og.inputs:
+        info = og.values[name]
+        ctx.add_input(name, info.shape, ir_dtype(info.dtype, name))
+    for node in og.nodes:
+        ctx.node = node
+        handler = handler_for(node)
+        assert handler is not None
+        handler(ctx, node)
+    ctx.node = None
+    for name in og.outputs:
+        info = og.values[name]
+        if info.const is not None:
+            raise ConversionError(f"{og.label}: graph output {name!r} is a constant (it does "
+                                  "not depend on any input); nothing to convert")
+        t = ctx.tensor(name, tuple(range(info.rank)))
+        if t in ctx.graph.inputs or t in ctx.graph.outputs:
+            t = _copy(ctx, t, name)
+        _claim_name(ctx, t, name)
+        ctx.graph.outputs.append(t)
+    return ctx
+
+
+def _copy(ctx: Lowering, t: Any, name: str) -> Any:
+    """A distinct tensor equal to `t` (an output that is also an input or another output)."""
+    out = ctx.new(f"{name}/copy", tuple(t.shape), t.dtype)
+    ctx.emit("RESHAPE", [t, ctx.int32(f"{name}/copy_shape", t.shape)], [out])
+    return out
+
+
+def _claim_name(ctx: Lowering, t: Any, name: str) -> None:
+    """Give the IR tensor of graph output `name` exactly that name."""
+    if t.name == name:
+        return
+    for other in ctx.graph.tensors:
+        if other.name == name and other is not t:
+            other.name = f"{name}/internal"
+    t.name = name

@@ -1,0 +1,213 @@
+"""Open an ONNX model (path, bytes or ModelProto) and check it is whole before converting it.
+
+Everything that can go wrong in the `onnx`/protobuf libraries while reading is caught here and
+re-raised as `ModelFormatError` naming the file, so callers never see a DecodeError from deep
+inside protobuf. A truncated file usually fails to decode; one cut exactly at a field boundary
+decodes into a model missing its graph or its opset, which we also report as truncated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sdk.errors import ConversionError, ModelFormatError
+
+log = logging.getLogger("sdk.converters.onnx")
+
+#: What `read_onnx` accepts as `input_shapes`: {input name (or None for the only input): shape}
+InputShapes = dict[str | None, tuple[int, ...] | list[int]]
+
+
+def import_onnx() -> Any:
+    """The `onnx` module, or an ImportError that says which extra to install."""
+    try:
+        import onnx
+    except ImportError as exc:
+        raise ImportError(
+            "reading ONNX models needs the onnx package: pip install 'edgesdk[onnx]'") from exc
+    return onnx
+
+
+def load_model(source: Any) -> tuple[Any, str]:
+    """(ModelProto, label) for a path, the file's bytes or a ModelProto."""
+    onnx = import_onnx()
+    if isinstance(source, onnx.ModelProto):
+        model, label = source, "<ModelProto>"
+        check_structure(model, label)
+        return model, label
+    base_dir: Path | None = None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, label = bytes(source), "<bytes>"
+    elif isinstance(source, (str, os.PathLike)):
+        label = str(source)
+        try:
+            data = Path(label).read_bytes()
+        except OSError as exc:
+            raise ModelFormatError(f"cannot read: {exc.strerror}", path=label) from exc
+        base_dir = Path(label).parent
+    else:
+        raise TypeError(f"read_onnx takes a path, bytes or an onnx.ModelProto, not "
+                        f"{type(source).__name__}")
+    model = parse_bytes(data, label)
+    if base_dir is not None and _has_external_data(model):
+        _load_external(model, base_dir, label)
+    check_structure(model, label)
+    return model, label
+
+
+def parse_bytes(data: bytes, label: str) -> Any:
+    onnx = import_onnx()
+    from google.protobuf.message import DecodeError
+
+    if not data:
+        raise ModelFormatError("file is empty", path=label)
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError, TypeError) as exc:
+        raise ModelFormatError(
+            f"not an ONNX model, or a truncated one ({len(data)} bytes do not decode as an "
+            f"ONNX ModelProto: {exc})", path=label) from exc
+    return model
+
+
+def _has_external_data(model: Any) -> bool:
+    onnx = import_onnx()
+    return any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+
+
+def _load_external(model: Any, base_dir: Path, label: str) -> None:
+    from onnx.external_data_helper import load_external_data_for_model
+
+    try:
+        load_external_data_for_model(model, str(base_dir))
+    except (OSError, ValueError) as exc:
+        raise ModelFormatError(f"cannot load the model's external tensor data: {exc}",
+                               path=label) from exc
+
+
+def check_structure(model: Any, label: str) -> None:
+    """The checks a converter needs (the full `onnx.checker` is stricter than real exporters):
+    a graph with nodes, an opset, and every node input defined before it is used."""
+    if not model.HasField("graph"):
+        raise ModelFormatError("the model has no graph (not an ONNX model, or truncated)",
+                               path=label)
+    g = model.graph
+    if not any(o.domain in ("", "ai.onnx") for o in model.opset_import):
+        raise ModelFormatError("the model declares no default-domain opset_import "
+                               "(truncated file?)", path=label)
+    if not g.output:
+        raise ModelFormatError("the graph has no outputs (truncated file?)", path=label)
+    defined = {i.name for i in g.input} | {t.name for t in g.initializer} | {""}
+    produced_by: dict[str, str] = {}
+    for node in g.node:
+        for out in node.output:
+            if out:
+                produced_by[out] = node.name or node.op_type
+    known = defined | set(produced_by)
+    for node in g.node:
+        for name in node.input:
+            if name not in known:
+                raise ModelFormatError(
+                    f"node {node.name or node.op_type!r} ({node.op_type}) reads {name!r}, which "
+                    "no node, input or initializer defines", path=label)
+    for out in g.output:
+        if out.name not in known:
+            raise ModelFormatError(f"graph output {out.name!r} is never produced", path=label)
+
+
+def initializer_arrays(model: Any, label: str) -> dict[str, np.ndarray]:
+    from onnx import numpy_helper
+
+    out: dict[str, np.ndarray] = {}
+    for t in model.graph.initializer:
+        try:
+            out[t.name] = np.asarray(numpy_helper.to_array(t))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ModelFormatError(f"initializer {t.name!r} is corrupt: {exc}",
+                                   path=label) from exc
+    return out
+
+
+def _declared_shape(value_info: Any) -> tuple[int | None, ...] | None:
+    t = value_info.type
+    if not t.HasField("tensor_type") or not t.tensor_type.HasField("shape"):
+        return None
+    dims: list[int | None] = []
+    for d in t.tensor_type.shape.dim:
+        dims.append(int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None)
+    return tuple(dims)
+
+
+def resolve_input_shapes(model: Any, initializers: dict[str, Any],
+                         input_shapes: InputShapes | None, label: str
+                         ) -> dict[str, tuple[int, ...]]:
+    """Static shapes for the graph's real inputs (those that are not initializers).
+
+    `input_shapes` fixes dynamic dimensions ({name: shape}; the key None names the only input).
+    A dynamic batch dimension (axis 0) left open becomes 1; any other open dimension is an error
+    that says how to fix it.
+    """
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    names = [i.name for i in inputs]
+    given: dict[str, tuple[int, ...]] = {}
+    for key, shape in (input_shapes or {}).items():
+        if key is None:
+            if len(names) != 1:
+                raise ConversionError(
+                    f"{label}: input_shapes uses the key None (the only input), but the model has "
+                    f"{len(names)} inputs: {names}")
+            key = names[0]
+        if key not in names:
+            raise ConversionError(f"{label}: input_shapes names {key!r}, which is not a model "
+                                  f"input (inputs: {names})")
+        try:
+            dims = tuple(int(d) for d in shape)
+        except (TypeError, ValueError):
+            raise ConversionError(f"{label}: input_shapes[{key!r}] = {shape!r} is not a tuple of "
+                                  "integers") from None
+        if any(d <= 0 for d in dims):
+            raise ConversionError(f"{label}: input_shapes[{key!r}] = {dims}: every dimension "
+                                  "must be a positive integer")
+        given[key] = dims
+    resolved: dict[str, tuple[int, ...]] = {}
+    for vi in inputs:
+        declared = _declared_shape(vi)
+        if vi.name in given:
+            dims = given[vi.name]
+            if declared is not None:
+                if len(declared) != len(dims):
+                    raise ConversionError(
+                        f"{label}: input {vi.name!r} has rank {len(declared)} "
+                        f"({_fmt(declared)}), but input_shapes gives {dims}")
+                for axis, (d, g) in enumerate(zip(declared, dims, strict=True)):
+                    if d is not None and d != g:
+                        raise ConversionError(
+                            f"{label}: input {vi.name!r} has the fixed size {d} on axis {axis} "
+                            f"({_fmt(declared)}), but input_shapes gives {dims}")
+            resolved[vi.name] = dims
+            continue
+        if declared is None:
+            raise ConversionError(
+                f"{label}: input {vi.name!r} has no declared shape; pass "
+                f"input_shapes={{{vi.name!r}: (...)}}")
+        open_axes = [a for a, d in enumerate(declared) if d is None]
+        if open_axes and open_axes != [0]:
+            raise ConversionError(
+                f"{label}: input {vi.name!r} has dynamic dimensions {_fmt(declared)} (axes "
+                f"{open_axes}); fix them with input_shapes={{{vi.name!r}: "
+                f"{tuple(1 if d is None else d for d in declared)}}} (or your sizes)")
+        if open_axes:
+            log.info("%s: input %r has a dynamic batch dimension; using 1 (pass input_shapes to "
+                     "choose another)", label, vi.name)
+        resolved[vi.name] = tuple(1 if d is None else d for d in declared)
+    return resolved
+
+
+def _fmt(shape: tuple[int | None, ...]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"

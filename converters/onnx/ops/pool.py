@@ -1,0 +1,56 @@
+"""MaxPool, AveragePool (1-D and 2-D) and the global pools.
+
+Global pools are reductions over the spatial axes, so they run in whatever order their input is
+held (MEAN / REDUCE_MAX with keep_dims), as TensorFlow's converter writes GlobalAveragePooling.
+"""
+
+from __future__ import annotations
+
+from sdk.converters.onnx import layout
+from sdk.converters.onnx.graph import Node
+from sdk.converters.onnx.lowering import Lowering
+from sdk.converters.onnx.ops import handles
+from sdk.converters.onnx.ops.reduce import reduce
+from sdk.converters.onnx.ops.spatial import pad_input, window
+
+
+@handles("MaxPool", "AveragePool")
+def _pool(ctx: Lowering, node: Node) -> None:
+    x, out = node.inputs[0], node.outputs[0]
+    if node.output_used(1):
+        raise ctx.unsupported("the Indices output of MaxPool")
+    xs, os = ctx.shape(x), ctx.shape(out)
+    if len(xs) not in (3, 4):
+        raise ctx.unsupported(f"{len(xs) - 2}-D pooling (1-D and 2-D are supported)")
+    kernel = tuple(int(k) for k in node.attr("kernel_shape"))
+    win = window(ctx, node, xs[2:], kernel)
+    if any(d != 1 for d in win.dilations):
+        raise ctx.unsupported("dilated pooling (TFLite pools have no dilation)")
+    if node.op_type == "MaxPool":
+        kind, op_type = "max", "MAX_POOL_2D"
+    else:
+        kind = "avg_include" if int(node.attr("count_include_pad", 0)) else "avg_exclude"
+        op_type = "AVERAGE_POOL_2D"
+    cl = layout.channels_last(len(xs))
+    xt = ctx.tensor(x, cl)
+    if len(xs) == 3:
+        xt = ctx.reshape(xt, (xs[0], 1, xs[2], xs[1]))
+        win = win.lift_1d()
+        in_hw, out_hw = (1, xs[2]), (1, os[2])
+    else:
+        in_hw, out_hw = (xs[2], xs[3]), (os[2], os[3])
+    padding, xt = pad_input(ctx, xt, in_hw, win, out_hw, kind)
+    y = ctx.new(out, (os[0], *out_hw, os[1]))
+    ctx.emit(op_type, [xt], [y], padding=padding, stride_h=win.strides[0],
+             stride_w=win.strides[1], filter_height=win.kernel[0], filter_width=win.kernel[1],
+             fused_activation_function="NONE")
+    if len(xs) == 3:
+        y = ctx.reshape(y, layout.permute(os, cl), base=f"{out}/nwc")
+    ctx.define(out, y, cl)
+
+
+@handles("GlobalAveragePool", "GlobalMaxPool")
+def _global_pool(ctx: Lowering, node: Node) -> None:
+    x = node.inputs[0]
+    op_type = "MEAN" if node.op_type == "GlobalAveragePool" else "REDUCE_MAX"
+    reduce(ctx, op_type, x, list(range(2, ctx.rank(x))), True, node.outputs[0])

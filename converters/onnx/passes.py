@@ -1,0 +1,208 @@
+"""Clean-ups of the lowered IR graph (TFLite ops), run before it is handed out.
+
+- A constant ADD right after CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED / TRANSPOSE_CONV
+  (PyTorch's MatMul + Add for Linear layers on rank > 2 inputs) goes into the bias.
+- RELU / RELU6 / RELU_N1_TO_1 after an op that has a fused activation is fused into it.
+- TRANSPOSE -> RESHAPE (flatten) -> FULLY_CONNECTED: the transpose only restores ONNX's NCHW
+  element order for the flatten; permuting the weights' input columns instead removes it.
+- Chains of RESHAPEs collapse; back-to-back TRANSPOSEs compose; identities disappear.
+- With channels-last I/O, a TRANSPOSE at a graph input or output is absorbed into it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sdk.converters.ir import Graph, Operator, Tensor
+from sdk.converters.onnx import layout
+
+_FUSED_ACTIVATION = {"RELU", "RELU6", "RELU_N1_TO_1"}
+_TAKES_ACTIVATION = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL",
+                     "AVERAGE_POOL_2D", "MAX_POOL_2D"}
+_BIAS_INDEX = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3}
+
+
+class _Uses:
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.producer = self.graph.producers()
+        self.consumers = self.graph.consumers()
+        self.io = {id(t) for t in (*self.graph.inputs, *self.graph.outputs)}
+
+    def only_reader(self, t: Tensor, op: Operator) -> bool:
+        """`op` is the only reader of `t`, and `t` is no graph output."""
+        return id(t) not in self.io and [id(o) for o in self.consumers.get(t, [])] == [id(op)]
+
+
+def optimize(graph: Graph) -> None:
+    fold_flatten_transpose(graph)
+    fold_bias_add(graph)
+    fuse_activations(graph)
+    collapse_reshapes(graph)
+    graph.prune()
+
+
+def _remove(graph: Graph, op: Operator) -> None:
+    graph.operators = [o for o in graph.operators if o is not op]
+
+
+def fold_bias_add(graph: Graph) -> None:
+    uses = _Uses(graph)
+    for add in list(graph.operators):
+        if add.type != "ADD" or add.attrs.get("fused_activation_function", "NONE") != "NONE":
+            continue
+        for x, c in ((add.inputs[0], add.inputs[1]), (add.inputs[1], add.inputs[0])):
+            if x is None or c is None or not c.is_constant or x.is_constant:
+                continue
+            op = uses.producer.get(x)
+            if op is None or op.type not in _BIAS_INDEX or not uses.only_reader(x, add):
+                continue
+            if op.attrs.get("fused_activation_function", "NONE") != "NONE":
+                continue
+            channels = x.shape[-1]
+            cv = c.numpy()
+            if cv.ndim > x.rank or any(d != 1 for d in cv.shape[:-1]) or \
+                    (cv.ndim and cv.shape[-1] not in (1, channels)):
+                continue
+            k = _BIAS_INDEX[op.type]
+            old = op.inputs[k] if len(op.inputs) > k else None
+            base = old.numpy() if old is not None else np.zeros(channels, np.float32)
+            new_bias = (base.astype(np.float64) + np.broadcast_to(
+                cv.reshape(-1).astype(np.float64), (channels,))).astype(np.float32)
+            bias = graph.constant(f"{op.outputs[0].name}/bias", new_bias)
+            while len(op.inputs) <= k:
+                op.inputs.append(None)
+            op.inputs[k] = bias
+            op.outputs = [add.outputs[0]]
+            _remove(graph, add)
+            uses.refresh()
+            break
+
+
+def fuse_activations(graph: Graph) -> None:
+    uses = _Uses(graph)
+    for act in list(graph.operators):
+        if act.type not in _FUSED_ACTIVATION:
+            continue
+        x = act.inputs[0]
+        op = uses.producer.get(x) if x is not None else None
+        if op is None or op.type not in _TAKES_ACTIVATION or not uses.only_reader(x, act):
+            continue
+        if op.attrs.get("fused_activation_function", "NONE") != "NONE":
+            continue
+        if not x.dtype.is_float:
+            continue
+        op.attrs["fused_activation_function"] = act.type
+        op.outputs = [act.outputs[0]]
+        _remove(graph, act)
+        uses.refresh()
+
+
+def fold_flatten_transpose(graph: Graph) -> None:
+    uses = _Uses(graph)
+    for fc in list(graph.operators):
+        if fc.type != "FULLY_CONNECTED" or fc.inputs[1] is None or not fc.inputs[1].is_constant:
+            continue
+        flat = fc.inputs[0]
+        reshape = uses.producer.get(flat) if flat is not None else None
+        if reshape is None or reshape.type != "RESHAPE" or not uses.only_reader(flat, fc):
+            continue
+        tin = reshape.inputs[0]
+        transpose = uses.producer.get(tin) if tin is not None else None
+        if transpose is None or transpose.type != "TRANSPOSE" or \
+                not uses.only_reader(tin, reshape) or not transpose.inputs[1].is_constant:
+            continue
+        x = transpose.inputs[0]
+        perm = [int(p) for p in transpose.inputs[1].numpy()]
+        k = int(np.prod(x.shape[1:]))
+        if perm[0] != 0 or tuple(flat.shape) != (x.shape[0], k):
+            continue
+        inv = layout.inverse(perm)
+        order = np.arange(k).reshape(tin.shape[1:]).transpose(
+            [inv[a] - 1 for a in range(1, len(perm))]).reshape(-1)
+        w = fc.inputs[1].numpy()
+        fc.inputs[1] = graph.constant(f"{fc.inputs[1].name}/nhwc_order", w[:, order])
+        reshape.inputs[0] = x
+        uses.refresh()
+
+
+def collapse_reshapes(graph: Graph) -> None:
+    changed = True
+    while changed:
+        changed = False
+        uses = _Uses(graph)
+        for op in graph.operators:
+            if op.type not in ("RESHAPE", "TRANSPOSE"):
+                continue
+            src = op.inputs[0]
+            prev = uses.producer.get(src) if src is not None else None
+            if prev is not None and prev.type == op.type and uses.only_reader(src, op):
+                if op.type == "RESHAPE":
+                    op.inputs[0] = prev.inputs[0]
+                else:
+                    p1 = [int(p) for p in prev.inputs[1].numpy()]
+                    p2 = [int(p) for p in op.inputs[1].numpy()]
+                    op.inputs = [prev.inputs[0], graph.constant(
+                        f"{op.outputs[0].name}/perm", np.array([p1[p] for p in p2], np.int32))]
+                _remove(graph, prev)
+                changed = True
+                break
+            out = op.outputs[0]
+            same = tuple(src.shape) == tuple(out.shape) if src is not None else False
+            if op.type == "TRANSPOSE":
+                same = same and layout.is_identity([int(p) for p in op.inputs[1].numpy()])
+            if same and not (id(out) in uses.io and id(src) in uses.io):
+                if id(out) in uses.io:  # keep the graph output tensor: the input takes its place
+                    if src is None or src.is_constant or uses.producer.get(src) is None:
+                        continue
+                    uses.producer[src].outputs = [out if t is src else t
+                                                  for t in uses.producer[src].outputs]
+                    graph.replace_uses(src, out)
+                else:
+                    graph.replace_uses(out, src)  # type: ignore[arg-type]
+                _remove(graph, op)
+                changed = True
+                break
+
+
+def channels_last_io(graph: Graph) -> dict[str, dict[str, tuple[int, ...]]]:
+    """Absorb channels-last TRANSPOSEs at the graph inputs and outputs; returns, per input and
+    output name, the permutation from ONNX's order to the one the model now uses."""
+    uses = _Uses(graph)
+    perms: dict[str, dict[str, tuple[int, ...]]] = {"inputs": {}, "outputs": {}}
+    for i, t in enumerate(list(graph.inputs)):
+        readers = uses.consumers.get(t, [])
+        if t.rank < 3 or len(readers) != 1 or readers[0].type != "TRANSPOSE":
+            continue
+        op = readers[0]
+        perm = tuple(int(p) for p in op.inputs[1].numpy())
+        if perm != layout.channels_last(t.rank) or id(op.outputs[0]) in uses.io:
+            continue
+        new = op.outputs[0]
+        name = t.name
+        t.name = f"{name}/nchw_unused"
+        new.name = name
+        graph.inputs[i] = new
+        _remove(graph, op)
+        perms["inputs"][name] = perm
+        uses.refresh()
+    for i, t in enumerate(list(graph.outputs)):
+        op = uses.producer.get(t)
+        if op is None or op.type != "TRANSPOSE" or t.rank < 3:
+            continue
+        perm = tuple(int(p) for p in op.inputs[1].numpy())
+        src = op.inputs[0]
+        if perm != layout.inverse(layout.channels_last(t.rank)) or src is None or \
+                id(src) in uses.io or src.is_constant or uses.consumers.get(t):
+            continue
+        name = t.name
+        t.name = f"{name}/nchw_unused"
+        src.name = name
+        graph.outputs[i] = src
+        _remove(graph, op)
+        perms["outputs"][name] = layout.channels_last(t.rank)
+        uses.refresh()
+    return perms
