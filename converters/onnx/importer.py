@@ -22,7 +22,7 @@ from sdk.converters.onnx.loader import (
 )
 from sdk.converters.onnx.lowering import Lowering, ir_dtype
 from sdk.converters.onnx.ops import handler_for, supported_ops
-from sdk.errors import ConversionError
+from sdk.errors import ConversionError, UnsupportedOpError
 
 IOLayout = Literal["nchw", "nhwc"]
 
@@ -48,6 +48,7 @@ def read_onnx(model: str | os.PathLike[str] | Any | bytes,
     shapes = resolve_input_shapes(proto, initializers, input_shapes, label)
     og = fold(proto, label, initializers, shapes, _is_supported, supported_ops())
     patterns.rewrite(og)
+    _check_supported(og)
     ctx = lower(og)
     graph = ctx.graph
     passes.optimize(graph)
@@ -71,7 +72,17 @@ def read_onnx(model: str | os.PathLike[str] | Any | bytes,
 
 
 def _is_supported(node: Node) -> bool:
-    return handler_for(node) is not None
+    """Convertible, or an op a pattern rewrite may absorb (checked again after rewriting)."""
+    return handler_for(node) is not None or (not node.domain and node.op_type in
+                                             patterns.ABSORBED)
+
+
+def _check_supported(og: OnnxGraph) -> None:
+    for node in og.nodes:
+        if handler_for(node) is None:
+            raise UnsupportedOpError(node.qualified_type, node.name, supported_ops(),
+                                     source=og.label,
+                                     detail=patterns.ABSORBED.get(node.op_type, ""))
 
 
 def lower(og: OnnxGraph) -> Lowering:

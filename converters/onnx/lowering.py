@@ -50,6 +50,10 @@ def ir_array(data: np.ndarray, where: str = "") -> np.ndarray:
     return np.ascontiguousarray(arr.astype(target.numpy, copy=False))
 
 
+#: ops whose first registered version in LiteRT's op resolver is not 1
+_MIN_VERSION = {"BROADCAST_TO": 2}
+
+
 class Lowering:
     """Builds the IR graph for one ONNX graph."""
 
@@ -195,7 +199,8 @@ class Lowering:
     # ------------------------------------------------------------------ IR ops
     def emit(self, op_type: str, inputs: list[Tensor | None], outputs: list[Tensor],
              **attrs: Any) -> Operator:
-        op = Operator(op_type, list(inputs), list(outputs), dict(attrs), name=self.label)
+        op = Operator(op_type, list(inputs), list(outputs), dict(attrs), name=self.label,
+                      version=_MIN_VERSION.get(op_type, 1))
         self.graph.operators.append(op)
         return op
 

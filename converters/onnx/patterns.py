@@ -21,6 +21,10 @@ import numpy as np
 from sdk.converters.onnx.graph import INTERNAL_DOMAIN, Node, OnnxGraph, ValueInfo
 from sdk.converters.onnx.ops.norm import bn_affine
 
+#: ops with no TFLite counterpart of their own that a rewrite here absorbs (Erf -> GELU);
+#: the importer lets them through constant folding and checks again after `rewrite`
+ABSORBED = {"Erf": "only converted as part of an exact GELU, 0.5 * x * (1 + erf(x / sqrt(2)))"}
+
 
 class _View:
     """Producer and consumer maps of the graph, rebuilt after every change."""
