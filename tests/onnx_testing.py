@@ -59,7 +59,7 @@ def run_tflite(data: bytes, feeds: Mapping[str, np.ndarray], xnnpack: bool = Tru
     interp = backend().interpreter(model_content=data, num_threads=1, xnnpack=xnnpack)
     interp.allocate_tensors()
     for d in interp.get_input_details():
-        interp.set_tensor(d["index"], np.ascontiguousarray(feeds[d["name"]], d["dtype"]))
+        interp.set_tensor(d["index"], np.array(feeds[d["name"]], dtype=d["dtype"], order="C"))
     interp.invoke()
     return [interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()]
 

@@ -140,7 +140,7 @@ def _declared_shape(value_info: Any) -> tuple[int | None, ...] | None:
         return None
     dims: list[int | None] = []
     for d in t.tensor_type.shape.dim:
-        dims.append(int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None)
+        dims.append(int(d.dim_value) if d.HasField("dim_value") else None)
     return tuple(dims)
 
 

@@ -23,7 +23,7 @@ def ir_dtype(dtype: np.dtype, where: str = "") -> DType:
     """The IR type that holds an ONNX element type: floats compute in float32, 64-bit integers
     become int32 (what TFLite's index and shape operands use)."""
     dt = np.dtype(dtype)
-    if dt.kind == "f" or dt.name == "bfloat16":
+    if dt in (np.float16, np.float32, np.float64) or dt.name == "bfloat16":
         return DType.FLOAT32
     if dt == np.bool_:
         return DType.BOOL
@@ -52,6 +52,12 @@ def ir_array(data: np.ndarray, where: str = "") -> np.ndarray:
 
 #: ops whose first registered version in LiteRT's op resolver is not 1
 _MIN_VERSION = {"BROADCAST_TO": 2}
+
+#: TFLite's kernels for these types are quantised ones (they need scales and zero points, and
+#: some abort without them): only data movement may touch such tensors in a float graph
+_QUANTISED_TYPES = (DType.INT8, DType.UINT8, DType.INT16)
+_DATA_MOVEMENT = frozenset({"CAST", "RESHAPE", "TRANSPOSE", "GATHER", "STRIDED_SLICE", "SPLIT",
+                            "SPLIT_V", "CONCATENATION", "TILE", "BROADCAST_TO"})
 
 
 class Lowering:
@@ -199,6 +205,12 @@ class Lowering:
     # ------------------------------------------------------------------ IR ops
     def emit(self, op_type: str, inputs: list[Tensor | None], outputs: list[Tensor],
              **attrs: Any) -> Operator:
+        if op_type not in _DATA_MOVEMENT and any(
+                t is not None and not t.is_constant and t.dtype in _QUANTISED_TYPES
+                for t in inputs):
+            raise self.unsupported(
+                "arithmetic on int8/uint8/int16 tensors (TFLite's kernels for those types are "
+                "quantised ones); cast to float first")
         op = Operator(op_type, list(inputs), list(outputs), dict(attrs), name=self.label,
                       version=_MIN_VERSION.get(op_type, 1))
         self.graph.operators.append(op)

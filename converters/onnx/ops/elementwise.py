@@ -130,8 +130,13 @@ def _rsqrt(ctx: Lowering, node: Node) -> None:
 
 @handles("Identity", "Dropout")
 def _identity(ctx: Lowering, node: Node) -> None:
-    if node.op_type == "Dropout" and node.output_used(1):
-        raise ctx.unsupported("the Dropout mask output is not supported")
+    if node.op_type == "Dropout":
+        if node.output_used(1):
+            raise ctx.unsupported("the Dropout mask output is not supported")
+        training = ctx.const(node.input(2)) if node.input(2) else np.array(False)
+        ratio = ctx.const(node.input(1)) if node.input(1) else np.array(0.5)
+        if training is None or (bool(training) and (ratio is None or float(ratio) != 0.0)):
+            raise ctx.unsupported("Dropout in training mode (random)")
     alias(ctx, node.inputs[0], node.outputs[0])
 
 
@@ -187,13 +192,13 @@ def _clip(ctx: Lowering, node: Node) -> None:
         hi = ctx.require_const(node.input(2), "max") if node.input(2) else None
     lo = None if lo is None or float(lo) <= -3.4e38 else float(lo)
     hi = None if hi is None or float(hi) >= 3.4e38 else float(hi)
+    if lo is None and hi is None:
+        alias(ctx, x, out)
+        return
     if ctx.info(x).dtype.kind == "f":
         named = {(0.0, None): "RELU", (0.0, 6.0): "RELU6", (-1.0, 1.0): "RELU_N1_TO_1"}
         if (lo, hi) in named:
             unary(ctx, named[(lo, hi)], x, out)
-            return
-        if lo is None and hi is None:
-            alias(ctx, x, out)
             return
     dtype = ctx.info(x).dtype
     current = x
@@ -225,8 +230,9 @@ def _binary(ctx: Lowering, node: Node) -> None:
 def _div(ctx: Lowering, node: Node) -> None:
     a, b = node.inputs[:2]
     out = node.outputs[0]
-    if ctx.info(out).dtype.kind != "f":
-        raise ctx.unsupported("integer division")
+    if ctx.info(out).dtype.kind != "f":  # TFLite's int32 DIV truncates, as ONNX's does
+        elementwise(ctx, "DIV", [a, b], out)
+        return
     divisor = ctx.const(b)
     if divisor is not None and np.all(divisor != 0):
         # x / c -> x * (1/c): what TensorFlow's converter does; cheaper and quantisable
@@ -271,6 +277,14 @@ def _pow(ctx: Lowering, node: Node) -> None:
             one = ctx.const_value(f"{out}/one", np.float32(1.0))
             elementwise(ctx, "DIV", [one, x], out)
             return
+    if ctx.info(e).dtype != ctx.info(x).dtype:  # TFLite's POW takes one type
+        if exponent is not None:
+            e = ctx.const_value(f"{e}/as_base", exponent.astype(ctx.info(x).dtype))
+        else:
+            cast = ctx.temp_value(f"{e}/as_base", ctx.shape(e), ctx.info(x).dtype)
+            src, dst = (ir_dtype(ctx.info(n).dtype, ctx.label) for n in (e, x))
+            unary(ctx, "CAST", e, cast, in_data_type=src.name, out_data_type=dst.name)
+            e = cast
     elementwise(ctx, "POW", [x, e], out)
 
 
@@ -304,10 +318,7 @@ def _where(ctx: Lowering, node: Node) -> None:
 
 @handles("PRelu")
 def _prelu(ctx: Lowering, node: Node) -> None:
-    x, slope = node.inputs[:2]
-    if not ctx.is_const(slope):
-        raise ctx.unsupported("the slope must be constant")
-    elementwise(ctx, "PRELU", [x, slope], node.outputs[0])
+    elementwise(ctx, "PRELU", node.inputs[:2], node.outputs[0])
 
 
 @handles("Cast")

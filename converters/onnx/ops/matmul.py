@@ -61,10 +61,14 @@ def _gemm(ctx: Lowering, node: Node) -> None:
     n_out = ctx.shape(out)[1]
     weights = ctx.const(b)
     if weights is None:
-        if alpha != 1.0:
-            raise ctx.unsupported("Gemm with non-constant B and alpha != 1")
-        mm = out if c is None else ctx.temp_value(f"{out}/matmul", ctx.shape(out))
+        mm = out if c is None and alpha == 1.0 else ctx.temp_value(f"{out}/matmul",
+                                                                      ctx.shape(out))
         batch_matmul(ctx, a, b, mm, trans_a, trans_b)
+        if alpha != 1.0:
+            scaled = out if c is None else ctx.temp_value(f"{out}/alpha", ctx.shape(out))
+            elementwise(ctx, "MUL", [mm, ctx.const_value(f"{out}/alpha_s", np.float32(alpha))],
+                        scaled)
+            mm = scaled
         if c is not None:
             _add_c(ctx, mm, c, beta, out)
         return
@@ -112,6 +116,21 @@ def _matmul(ctx: Lowering, node: Node) -> None:
         y = fully_connected(ctx, x, weights.T, None, ctx.shape(out), out)
         ctx.define(out, y, layout.identity(ra))
         return
-    if ra < 2 or rb < 2:
-        raise ctx.unsupported("MatMul of a 1-D operand with non-constant weights")
+    if ra < 2 or rb < 2:  # numpy semantics: a 1-D operand is a row (a) or a column (b)
+        from sdk.converters.onnx.ops.tensor import reshape_value
+
+        if ra == 1:
+            row = ctx.temp_value(f"{a}/row", (1, ctx.shape(a)[0]), ctx.info(a).dtype)
+            reshape_value(ctx, a, row)
+            a = row
+        if rb == 1:
+            col = ctx.temp_value(f"{b}/column", (ctx.shape(b)[0], 1), ctx.info(b).dtype)
+            reshape_value(ctx, b, col)
+            b = col
+        sa, sb = ctx.shape(a), ctx.shape(b)
+        batch = np.broadcast_shapes(sa[:-2], sb[:-2])
+        full = ctx.temp_value(f"{out}/matrix", (*batch, sa[-2], sb[-1]), ctx.info(out).dtype)
+        batch_matmul(ctx, a, b, full)
+        reshape_value(ctx, full, out)
+        return
     batch_matmul(ctx, a, b, out)

@@ -47,8 +47,10 @@ def bn_affine(gamma: np.ndarray, beta: np.ndarray, mean: np.ndarray, var: np.nda
     return scale, beta - mean * scale
 
 
-def normalize(ctx: Lowering, x: str, axes: list[int], eps: float, base: str) -> str:
-    """(x - mean) * rsqrt(var + eps) over `axes`; returns the value name."""
+def normalize(ctx: Lowering, x: str, axes: list[int], eps: float,
+              base: str) -> tuple[str, str, str]:
+    """(x - mean) * rsqrt(var + eps) over `axes`; returns the value names of that, the mean and
+    the rsqrt."""
     shape = ctx.shape(x)
     kept = tuple(1 if a in axes else d for a, d in enumerate(shape))
     mean = ctx.temp_value(f"{base}/mean", kept)
@@ -65,7 +67,7 @@ def normalize(ctx: Lowering, x: str, axes: list[int], eps: float, base: str) -> 
     unary(ctx, "RSQRT", var_eps, inv)
     normed = ctx.temp_value(f"{base}/normalized", shape)
     elementwise(ctx, "MUL", [centred, inv], normed)
-    return normed
+    return normed, mean, inv
 
 
 def _affine(ctx: Lowering, x: str, scale: str | None, bias: str | None, out: str) -> None:
@@ -83,20 +85,24 @@ def _affine(ctx: Lowering, x: str, scale: str | None, bias: str | None, out: str
 
 @handles("LayerNormalization")
 def _layer_norm(ctx: Lowering, node: Node) -> None:
-    if node.output_used(1) or node.output_used(2):
-        raise ctx.unsupported("the Mean and InvStdDev outputs")
     x, out = node.inputs[0], node.outputs[0]
     rank = ctx.rank(x)
     axis = int(node.attr("axis", -1)) % rank
-    normed = normalize(ctx, x, list(range(axis, rank)), float(node.attr("epsilon", 1e-5)), out)
+    normed, mean, inv = normalize(ctx, x, list(range(axis, rank)),
+                                  float(node.attr("epsilon", 1e-5)), out)
     _affine(ctx, normed, node.input(1), node.input(2), out)
+    for i, value in ((1, mean), (2, inv)):  # the optional Mean and InvStdDev outputs
+        if node.output_used(i):
+            t, perm = ctx.home[value]
+            ctx.define(node.outputs[i], t, perm)
 
 
 @handles("InstanceNormalization")
 def _instance_norm(ctx: Lowering, node: Node) -> None:
     x, out = node.inputs[0], node.outputs[0]
     rank = ctx.rank(x)
-    normed = normalize(ctx, x, list(range(2, rank)), float(node.attr("epsilon", 1e-5)), out)
+    normed, _, _ = normalize(ctx, x, list(range(2, rank)), float(node.attr("epsilon", 1e-5)),
+                             out)
     scale = ctx.require_const(node.input(1), "scale")
     bias = ctx.require_const(node.input(2), "bias")
     _affine(ctx, normed, _channel_const(ctx, f"{out}/gamma", scale, rank),

@@ -64,6 +64,8 @@ def _reduce(ctx: Lowering, node: Node) -> None:
 
         alias(ctx, x, out)
         return
+    if ctx.info(x).dtype == np.bool_:  # max / min of booleans: any / all
+        op_type = {"REDUCE_MAX": "REDUCE_ANY", "REDUCE_MIN": "REDUCE_ALL"}.get(op_type, op_type)
     reduce(ctx, op_type, x, axes, keepdims, out)
 
 
@@ -96,19 +98,35 @@ def _softmax(ctx: Lowering, node: Node) -> None:
 @handles("ArgMax", "ArgMin")
 def _argmax(ctx: Lowering, node: Node) -> None:
     x, out = node.inputs[0], node.outputs[0]
-    if int(node.attr("select_last_index", 0)):
-        raise ctx.unsupported("select_last_index=1")
     rank = ctx.rank(x)
     axis = int(node.attr("axis", 0)) % rank
     keepdims = bool(int(node.attr("keepdims", 1)))
+    op_type = "ARG_MAX" if node.op_type == "ArgMax" else "ARG_MIN"
+    if not int(node.attr("select_last_index", 0)):
+        arg_reduce(ctx, op_type, x, axis, keepdims, out)
+        return
+    # the last extreme: search the reversed axis, then count from the end
+    from sdk.converters.onnx.ops.elementwise import elementwise
+    from sdk.converters.onnx.ops.tensor import strided_slice
+
+    dim = ctx.shape(x)[axis]
+    reversed_x = ctx.temp_value(f"{out}/reversed", ctx.shape(x), ctx.info(x).dtype)
+    strided_slice(ctx, x, [-1], [-dim - 1], [axis], [-1], reversed_x)
+    index = ctx.temp_value(f"{out}/reversed_index", ctx.shape(out), np.int64)
+    arg_reduce(ctx, op_type, reversed_x, axis, keepdims, index)
+    elementwise(ctx, "SUB", [ctx.const_value(f"{out}/last", np.array(dim - 1, np.int64)), index],
+                out)
+
+
+def arg_reduce(ctx: Lowering, op_type: str, x: str, axis: int, keepdims: bool,
+               out: str) -> None:
     perm = ctx.perm(x)
     t = ctx.tensor(x)
     reduced_perm = layout.drop_axes(perm, [axis])
     reduced_shape = tuple(d for a, d in enumerate(ctx.shape(x)) if a != axis)
     y = ctx.new(f"{out}/reduced" if keepdims else out,
                 layout.permute(reduced_shape, reduced_perm), DType.INT32)
-    ctx.emit("ARG_MAX" if node.op_type == "ArgMax" else "ARG_MIN",
-             [t, ctx.int32(f"{out}/axis", [layout.inverse(perm)[axis]])], [y],
+    ctx.emit(op_type, [t, ctx.int32(f"{out}/axis", [layout.inverse(perm)[axis]])], [y],
              output_type="INT32")
     if keepdims:
         y = ctx.reshape(y, layout.permute(ctx.shape(out), perm), base=out)

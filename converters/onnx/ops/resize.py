@@ -24,8 +24,9 @@ def _onnx_coords(mode: str, n_out: int, n_in: int, scale: float) -> np.ndarray |
         return (x + 0.5) / scale - 0.5
     if mode == "pytorch_half_pixel":
         return (x + 0.5) / scale - 0.5 if n_out > 1 else np.zeros(n_out)
-    if mode == "align_corners":
-        return x * (n_in - 1) / (n_out - 1) if n_out > 1 else np.zeros(n_out)
+    if mode == "align_corners":  # the spec's length_resized is n_in * scale, not rounded
+        length = n_in * scale
+        return x * (n_in - 1) / (length - 1) if length > 1 else np.zeros(n_out)
     if mode == "asymmetric":
         return x / scale
     if mode == "tf_half_pixel_for_nn":

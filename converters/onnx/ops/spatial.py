@@ -82,24 +82,16 @@ def pad_input(ctx: Lowering, x: Tensor, in_hw: tuple[int, int], win: Window,
               out_hw: tuple[int, int], kind: str) -> tuple[str, Tensor]:
     """TFLite padding mode for a window op on NHWC `x`, padding `x` first when needed.
 
-    kind: "zero" (convolution), "max" (max pool: padding never wins), "avg_exclude" (average
-    pool that does not count padding, like TFLite's), "avg_include" (counts padded zeros).
+    kind: "zero" (convolution; padded zeros take part), "max" (max pool: padding never wins),
+    "explicit" (always a PAD of zeros when padding is needed: average pools whose count
+    differs from TFLite's rescale the result themselves).
     """
     if valid_padding_matches(win, in_hw, out_hw):  # windows never reach the end padding
         return "VALID", x
-    if kind != "avg_include" and same_padding_matches(win, in_hw, out_hw):
+    if kind != "explicit" and same_padding_matches(win, in_hw, out_hw):
         return "SAME", x
-    if kind == "avg_exclude":
-        raise ctx.unsupported(
-            f"average pooling with pads {list(win.pads_begin) + list(win.pads_end)} that do not "
-            "count in the average, which TFLite cannot express (only its SAME padding)")
-    ends = []
-    for i in range(2):
-        needed = (out_hw[i] - 1) * win.strides[i] + win.span(i) - in_hw[i] - win.pads_begin[i]
-        if kind == "avg_include" and needed > win.pads_end[i]:
-            raise ctx.unsupported("average pooling with ceil_mode windows that overhang the "
-                                  "padded input")
-        ends.append(max(needed, 0))
+    ends = [max((out_hw[i] - 1) * win.strides[i] + win.span(i) - in_hw[i] - win.pads_begin[i], 0)
+            for i in range(2)]
     paddings = np.array([[0, 0], [win.pads_begin[0], ends[0]], [win.pads_begin[1], ends[1]],
                          [0, 0]], dtype=np.int32)
     shape = (x.shape[0], x.shape[1] + int(paddings[1].sum()), x.shape[2] + int(paddings[2].sum()),

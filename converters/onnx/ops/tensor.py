@@ -161,6 +161,11 @@ def _gather(ctx: Lowering, node: Node) -> None:
         # embedding lookup or run-time indices: ONNX order throughout
         d = ctx.tensor(data, layout.identity(rank))
         i = ctx.tensor(indices, layout.identity(ctx.rank(indices)))
+        if idx is None:  # ONNX allows negative indices, TFLite's GATHER does not
+            wrapped = ctx.new(f"{indices}/wrapped", tuple(i.shape), i.dtype)
+            ctx.emit("FLOOR_MOD", [i, ctx.constant(f"{indices}/dim", np.array(
+                ctx.shape(data)[axis], i.dtype.numpy))], [wrapped])
+            i = wrapped
         y = ctx.new(out, ctx.shape(out), out_dtype)
         ctx.emit("GATHER", [d, i], [y], axis=axis, batch_dims=0)
         ctx.define(out, y, layout.identity(ctx.rank(out)))
