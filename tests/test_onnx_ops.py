@@ -171,6 +171,11 @@ def _cases() -> dict[str, Callable[[], Case]]:
     c["leaky_relu"] = lambda: with_conv([node("LeakyRelu", ["h"], "y", alpha=0.2)], X4,
                                         has=("LEAKY_RELU",))
     c["elu"] = lambda: with_conv([node("Elu", ["h"], "y")], X4)
+    c["elu_alpha"] = lambda: with_conv([node("Elu", ["h"], "y", alpha=0.5)], X4)
+    c["softplus_mish"] = lambda: Case(
+        [node("Mul", ["x", "big"], "xb"), node("Softplus", ["xb"], "s"),
+         node("Tanh", ["s"], "t"), node("Mul", ["xb", "t"], "y")], {"x": X4},
+        {"big": np.array(40.0, np.float32)}, atol=1e-3)
     c["prelu_channel_slope"] = lambda: with_conv([node("PRelu", ["h", "s"], "y")], X4,
                                                  {"s": w(4, 1, 1)}, has=("PRELU",))
     c["clip_relu6"] = lambda: with_conv(

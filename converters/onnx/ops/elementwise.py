@@ -149,9 +149,21 @@ def _leaky_relu(ctx: Lowering, node: Node) -> None:
 @handles("Elu")
 def _elu(ctx: Lowering, node: Node) -> None:
     alpha = float(node.attr("alpha", 1.0))
-    if abs(alpha - 1.0) > 1e-6:
-        raise ctx.unsupported(f"ELU with alpha={alpha} (TFLite's ELU has alpha 1)")
-    unary(ctx, "ELU", node.inputs[0], node.outputs[0])
+    x, out = node.inputs[0], node.outputs[0]
+    if alpha == 1.0:
+        unary(ctx, "ELU", x, out)
+        return
+    # TFLite's ELU has alpha 1: elu_a(x) = relu(x) + a * min(elu_1(x), 0)
+    shape = ctx.shape(x)
+    elu1 = ctx.temp_value(f"{out}/elu1", shape)
+    unary(ctx, "ELU", x, elu1)
+    neg = ctx.temp_value(f"{out}/negative_part", shape)
+    elementwise(ctx, "MINIMUM", [elu1, ctx.const_value(f"{out}/zero", np.float32(0))], neg)
+    scaled = ctx.temp_value(f"{out}/scaled", shape)
+    elementwise(ctx, "MUL", [neg, ctx.const_value(f"{out}/alpha", np.float32(alpha))], scaled)
+    pos = ctx.temp_value(f"{out}/positive_part", shape)
+    unary(ctx, "RELU", x, pos)
+    elementwise(ctx, "ADD", [pos, scaled], out)
 
 
 @handles("Gelu")
@@ -162,7 +174,23 @@ def _gelu(ctx: Lowering, node: Node) -> None:
 
 @handles("Softplus")
 def _softplus(ctx: Lowering, node: Node) -> None:
-    raise ctx.unsupported("TFLite has no Softplus")
+    """log(1 + exp(x)) = relu(x) + log(1 + exp(-|x|)): TFLite has no Softplus, and this form
+    does not overflow for large x."""
+    x, out = node.inputs[0], node.outputs[0]
+    shape = ctx.shape(x)
+    steps = [("ABS", None), ("NEG", None), ("EXP", None), ("ADD", 1.0), ("LOG", None)]
+    current = x
+    for k, (op, const) in enumerate(steps):
+        target = ctx.temp_value(f"{out}/{op.lower()}{k}", shape)
+        if const is None:
+            unary(ctx, op, current, target)
+        else:
+            elementwise(ctx, op, [current, ctx.const_value(f"{out}/one", np.float32(const))],
+                        target)
+        current = target
+    pos = ctx.temp_value(f"{out}/relu", shape)
+    unary(ctx, "RELU", x, pos)
+    elementwise(ctx, "ADD", [pos, current], out)
 
 
 @handles("HardSigmoid")

@@ -15,6 +15,9 @@ from sdk.converters.onnx.ops import handles
 
 def reduce(ctx: Lowering, op_type: str, x: str, axes: list[int], keepdims: bool,
            output: str) -> None:
+    if op_type in ("REDUCE_MAX", "REDUCE_MIN") and any(ctx.shape(x)[a] == 0 for a in axes):
+        raise ctx.unsupported("max/min over an empty axis (LiteRT's kernels disagree on the "
+                              "result)")
     perm = ctx.perm(x)
     t = ctx.tensor(x)
     inv = layout.inverse(perm)

@@ -1,0 +1,12 @@
+"""`python -m sdk.converters.onnx`: print the supported ONNX ops as the README lists them."""
+
+from sdk.converters.onnx.ops import supported_ops
+
+
+def ops_markdown() -> str:
+    """The README's op list, generated from the converter table."""
+    return ", ".join(f"`{op}`" for op in supported_ops())
+
+
+if __name__ == "__main__":
+    print(ops_markdown())
