@@ -60,5 +60,6 @@ def emulated_board(tmp_path_factory):
 def emulated_phone(tmp_path_factory):
     from sdk.devices.emulated import EmulatedPhone
 
-    with EmulatedPhone(arch="aarch64", root=tmp_path_factory.mktemp("phone")) as phone:
+    root = tmp_path_factory.mktemp("phone")
+    with EmulatedPhone(arch="aarch64", root=root / "phone", host_key=root / "adbkey") as phone:
         yield phone
