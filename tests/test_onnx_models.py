@@ -368,3 +368,89 @@ def test_readme_lists_the_supported_ops() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     listed = readme.split("<!-- onnx-ops:start -->")[1].split("<!-- onnx-ops:end -->")[0]
     assert listed.strip() == ops_markdown()
+
+
+def test_mobilenet_v3_block_with_squeeze_excite() -> None:
+    """Expand 1x1 + hardswish, depthwise, squeeze-excite (GAP -> 1x1 convs -> HardSigmoid ->
+    Mul broadcast over H, W), project 1x1, residual: all channels-last, no transpose inside."""
+    nodes = [
+        node("Conv", ["x", "ew", "eb"], "e"), node("HardSwish", ["e"], "ea"),
+        node("Conv", ["ea", "dw", "db"], "d", group=16, pads=[1, 1, 1, 1]),
+        node("HardSwish", ["d"], "da"),
+        node("GlobalAveragePool", ["da"], "s"), node("Conv", ["s", "s1w", "s1b"], "s1"),
+        node("Relu", ["s1"], "s1a"), node("Conv", ["s1a", "s2w", "s2b"], "s2"),
+        node("HardSigmoid", ["s2"], "gate", alpha=1 / 6, beta=0.5),
+        node("Mul", ["da", "gate"], "se"),
+        node("Conv", ["se", "pw", "pb"], "p"), node("Add", ["p", "x"], "y"),
+    ]
+    inits = {"ew": w(16, 8, 1, 1), "eb": w(16, seed=2), "dw": w(16, 1, 3, 3, seed=3),
+             "db": w(16, seed=4), "s1w": w(4, 16, 1, 1, seed=5), "s1b": w(4, seed=6),
+             "s2w": w(16, 4, 1, 1, seed=7), "s2b": w(16, seed=8), "pw": w(8, 16, 1, 1, seed=9),
+             "pb": w(8, seed=10)}
+    model = make_model(nodes, {"x": [1, 8, 10, 10]}, ["y"], inits, opset=14)
+    ir = convert_and_compare(model, {"x": random((1, 8, 10, 10), scale=2)}, io_layout="nhwc",
+                             atol=1e-4)
+    counts = ir.op_counts()
+    assert "TRANSPOSE" not in counts, counts
+    assert counts["HARD_SWISH"] == 2 and counts["DEPTHWISE_CONV_2D"] == 1
+    assert ir.main.outputs[0].shape == (1, 10, 10, 8)  # the 4-D output is NHWC too
+    assert ir.format_extras["onnx_io_perms"]["outputs"] == {"y": (0, 2, 3, 1)}
+
+
+def test_segmentation_head_upsample_nhwc_io() -> None:
+    """Conv -> bilinear x2 (pytorch_half_pixel) -> concat with a skip -> nearest x2 -> 1x1:
+    a 4-D image output; NCHW I/O costs one transpose at each end, NHWC I/O none."""
+    nodes = [
+        node("Conv", ["x", "c1", "b1"], "f", pads=[1, 1, 1, 1], strides=[2, 2]),
+        node("Resize", ["f", "", "sc"], "u", mode="linear",
+             coordinate_transformation_mode="pytorch_half_pixel"),
+        node("Concat", ["u", "x"], "cat", axis=1),
+        node("Resize", ["cat", "", "sc"], "u2", mode="nearest",
+             coordinate_transformation_mode="asymmetric", nearest_mode="floor"),
+        node("Conv", ["u2", "c2", "b2"], "y"),
+    ]
+    inits = {"c1": w(6, 3, 3, 3), "b1": w(6, seed=2), "sc": np.array([1, 1, 2, 2], np.float32),
+             "c2": w(2, 9, 1, 1, seed=3), "b2": w(2, seed=4)}
+    model = make_model(nodes, {"x": [1, 3, 8, 8]}, ["y"], inits)
+    x = random((1, 3, 8, 8))
+    assert convert_and_compare(model, {"x": x}).op_counts()["TRANSPOSE"] == 2
+    assert "TRANSPOSE" not in convert_and_compare(model, {"x": x}, io_layout="nhwc").op_counts()
+
+
+def test_initializers_listed_as_inputs_and_non_image_inputs() -> None:
+    """Old exporters (IR < 4) list every initializer as a graph input too: those are constants.
+    A second, non-image input keeps its ONNX order even with io_layout="nhwc"."""
+    from onnx import helper
+
+    from sdk.converters.onnx import read_onnx
+
+    nodes = [node("Conv", ["x", "cw"], "c", pads=[1, 1, 1, 1]),
+             node("GlobalAveragePool", ["c"], "g"), node("Flatten", ["g"], "f"),
+             node("Concat", ["f", "meta"], "fm", axis=1),
+             node("Gemm", ["fm", "fw", "fb"], "y", transB=1)]
+    inits = {"cw": w(4, 3, 3, 3), "fw": w(5, 6, seed=2), "fb": w(5, seed=3)}
+    model = make_model(nodes, {"x": [1, 3, 6, 6], "meta": [1, 2]}, ["y"], inits)
+    for name, arr in inits.items():
+        model.graph.input.append(helper.make_tensor_value_info(name, 1, list(arr.shape)))
+    feeds = {"x": random((1, 3, 6, 6)), "meta": random((1, 2), seed=5)}
+    ir = convert_and_compare(model, feeds, io_layout="nhwc")
+    assert [t.name for t in ir.main.inputs] == ["x", "meta"]
+    assert ir.main.inputs[1].shape == (1, 2)
+    assert ir.format_extras["onnx_io_perms"]["inputs"] == {"x": (0, 2, 3, 1)}
+    assert read_onnx(model).op_counts()["TRANSPOSE"] == 1
+
+
+def test_input_normalisation_before_the_first_conv() -> None:
+    """(x - mean) / std, then convs: with NHWC I/O the transpose moves up through the
+    normalisation and disappears into the input."""
+    nodes = [node("Sub", ["x", "mean"], "c"), node("Div", ["c", "std"], "n"),
+             node("Conv", ["n", "cw", "cb"], "f", pads=[1, 1, 1, 1]), node("Relu", ["f"], "y")]
+    inits = {"mean": np.array([0.4, 0.5, 0.6], np.float32).reshape(1, 3, 1, 1),
+             "std": np.array([0.2, 0.25, 0.3], np.float32).reshape(3, 1, 1),
+             "cw": w(4, 3, 3, 3), "cb": w(4, seed=2)}
+    model = make_model(nodes, {"x": [1, 3, 8, 8]}, ["y"], inits)
+    x = random((1, 3, 8, 8))
+    assert convert_and_compare(model, {"x": x}).op_counts()["TRANSPOSE"] == 2
+    ir = convert_and_compare(model, {"x": x}, io_layout="nhwc")
+    assert "TRANSPOSE" not in ir.op_counts()
+    assert ir.main.inputs[0].shape == (1, 8, 8, 3)

@@ -5,6 +5,9 @@
 - RELU / RELU6 / RELU_N1_TO_1 after an op that has a fused activation is fused into it.
 - TRANSPOSE -> RESHAPE (flatten) -> FULLY_CONNECTED: the transpose only restores ONNX's NCHW
   element order for the flatten; permuting the weights' input columns instead removes it.
+- A TRANSPOSE right after an element-wise op with constant operands (input normalisation before
+  the first conv) moves before it, towards the graph input, where it can meet another transpose
+  or be absorbed by channels-last I/O.
 - Chains of RESHAPEs collapse; back-to-back TRANSPOSEs compose; identities disappear.
 - With channels-last I/O, a TRANSPOSE at a graph input or output is absorbed into it.
 """
@@ -20,6 +23,12 @@ _FUSED_ACTIVATION = {"RELU", "RELU6", "RELU_N1_TO_1"}
 _TAKES_ACTIVATION = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL",
                      "AVERAGE_POOL_2D", "MAX_POOL_2D"}
 _BIAS_INDEX = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2, "TRANSPOSE_CONV": 3}
+#: element-wise ops a TRANSPOSE commutes with (constant operands are permuted along)
+_ELEMENTWISE = frozenset({
+    "ADD", "SUB", "MUL", "DIV", "MAXIMUM", "MINIMUM", "POW", "SQUARED_DIFFERENCE", "PRELU",
+    "RELU", "RELU6", "RELU_N1_TO_1", "LOGISTIC", "TANH", "HARD_SWISH", "LEAKY_RELU", "ELU",
+    "GELU", "ABS", "NEG", "EXP", "LOG", "SQRT", "RSQRT", "FLOOR", "CEIL", "ROUND", "SIN", "COS",
+    "SIGN", "CAST"})
 
 
 class _Uses:
@@ -41,7 +50,9 @@ def optimize(graph: Graph) -> None:
     fold_flatten_transpose(graph)
     fold_bias_add(graph)
     fuse_activations(graph)
+    hoist_transposes(graph)
     collapse_reshapes(graph)
+    share_duplicates(graph)
     graph.prune()
 
 
@@ -98,7 +109,8 @@ def fuse_activations(graph: Graph) -> None:
         op.attrs["fused_activation_function"] = act.type
         op.outputs = [act.outputs[0]]
         _remove(graph, act)
-        uses.refresh()
+        uses.producer[act.outputs[0]] = op  # local update: only these two entries change
+        uses.consumers.pop(x, None)
 
 
 def fold_flatten_transpose(graph: Graph) -> None:
@@ -127,6 +139,56 @@ def fold_flatten_transpose(graph: Graph) -> None:
         fc.inputs[1] = graph.constant(f"{fc.inputs[1].name}/nhwc_order", w[:, order])
         reshape.inputs[0] = x
         uses.refresh()
+
+
+def _permuted_constant(graph: Graph, c: Tensor, perm: list[int]) -> Tensor | None:
+    """Constant operand `c` of an element-wise op whose other operand is transposed by `perm`
+    (right-aligned broadcasting), or None when it cannot follow."""
+    arr = c.numpy()
+    if arr.ndim > len(perm):
+        return None
+    full = arr.reshape((1,) * (len(perm) - arr.ndim) + arr.shape).transpose(perm)
+    while full.ndim and full.shape[0] == 1:
+        full = full.reshape(full.shape[1:])
+    if full.shape == arr.shape and np.array_equal(full, arr):
+        return c
+    return graph.constant(f"{c.name}/permuted", full)
+
+
+def hoist_transposes(graph: Graph) -> None:
+    changed = True
+    while changed:
+        changed = False
+        uses = _Uses(graph)
+        for t_op in graph.operators:
+            if t_op.type != "TRANSPOSE" or not t_op.inputs[1].is_constant:
+                continue
+            src = t_op.inputs[0]
+            op = uses.producer.get(src) if src is not None else None
+            if op is None or op.type not in _ELEMENTWISE or not uses.only_reader(src, t_op):
+                continue
+            variable = [i for i, t in enumerate(op.inputs) if t is not None and not t.is_constant]
+            if len(variable) != 1 or tuple(op.inputs[variable[0]].shape) != tuple(src.shape):
+                continue
+            perm = [int(p) for p in t_op.inputs[1].numpy()]
+            inputs = list(op.inputs)
+            for i, c in enumerate(op.inputs):
+                if c is not None and i != variable[0]:
+                    inputs[i] = _permuted_constant(graph, c, perm)
+            if any(t is None and o is not None for t, o in zip(inputs, op.inputs, strict=True)):
+                continue
+            x = op.inputs[variable[0]]
+            moved = graph.add_tensor(Tensor(f"{x.name}/transposed",
+                                            tuple(x.shape[p] for p in perm), x.dtype))
+            out = t_op.outputs[0]
+            t_op.inputs[0], t_op.outputs = x, [moved]
+            inputs[variable[0]] = moved
+            op.inputs, op.outputs = inputs, [out]
+            ops = [o for o in graph.operators if o is not t_op]
+            ops.insert(ops.index(op), t_op)
+            graph.operators = ops
+            changed = True
+            break
 
 
 def collapse_reshapes(graph: Graph) -> None:
@@ -166,6 +228,25 @@ def collapse_reshapes(graph: Graph) -> None:
                 _remove(graph, op)
                 changed = True
                 break
+
+
+def share_duplicates(graph: Graph) -> None:
+    """Two TRANSPOSEs (or RESHAPEs) of the same tensor to the same result: keep the first."""
+    seen: dict[tuple[str, int, tuple[int, ...], bytes], Tensor] = {}
+    outputs = {id(t) for t in graph.outputs}
+    keep: list[Operator] = []
+    for op in graph.operators:
+        if op.type in ("TRANSPOSE", "RESHAPE") and op.inputs[0] is not None and \
+                op.inputs[1] is not None and op.inputs[1].is_constant and \
+                id(op.outputs[0]) not in outputs:
+            key = (op.type, id(op.inputs[0]), tuple(op.outputs[0].shape),
+                   op.inputs[1].numpy().tobytes())
+            if key in seen:
+                graph.replace_uses(op.outputs[0], seen[key])
+                continue
+            seen[key] = op.outputs[0]
+        keep.append(op)
+    graph.operators = keep
 
 
 def channels_last_io(graph: Graph) -> dict[str, dict[str, tuple[int, ...]]]:

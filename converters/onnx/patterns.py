@@ -98,7 +98,8 @@ def fold_batch_norm(og: OnnxGraph) -> None:
             continue
         conv.outputs = [bn.outputs[0]]
         og.nodes.remove(bn)
-        view.refresh()
+        view.producer[bn.outputs[0]] = conv  # local update: only these two entries change
+        view.consumers.pop(x, None)
 
 
 def _fold_into(og: OnnxGraph, node: Node, scale: np.ndarray, shift: np.ndarray) -> bool:
