@@ -98,6 +98,10 @@ def test_dynamic_batch_fixed_by_input_shapes(cnn) -> None:
     assert ir.main.inputs[0].shape == (3, 3, 16, 16)
     ir = convert_and_compare(cnn, {"x": x}, input_shapes={"x": [3, 3, 16, 16]}, atol=1e-5)
     assert ir.main.outputs[0].shape == (3, 10)
+    # also accepted: one shape for the only input, or shapes in input order
+    for shapes in ((3, 3, 16, 16), [(3, 3, 16, 16)]):
+        assert convert_and_compare(cnn, {"x": x}, input_shapes=shapes,
+                                   atol=1e-5).main.inputs[0].shape == (3, 3, 16, 16)
 
 
 def test_layers_are_quantisable(cnn) -> None:
@@ -266,6 +270,21 @@ def test_gelu_patterns(form: str) -> None:
                        {k: v for k, v in inits.items() if k in used})
     ir = convert_and_compare(model, {"x": random((2, 7, 16), scale=2)})
     assert ir.op_counts() == {"GELU": 1}
+
+
+def test_gelu_tanh_approximation_pattern() -> None:
+    """torch.nn.GELU(approximate="tanh") as torch.onnx exports it before opset 20."""
+    nodes = [node("Mul", ["x", "x"], "sq"), node("Mul", ["x", "sq"], "cube"),
+             node("Mul", ["kappa", "cube"], "kc"), node("Add", ["x", "kc"], "inner"),
+             node("Mul", ["beta", "inner"], "arg"), node("Tanh", ["arg"], "t"),
+             node("Add", ["one", "t"], "a"), node("Mul", ["x", "a"], "m"),
+             node("Mul", ["half", "m"], "y")]
+    inits = {"kappa": _scalar(0.044715), "beta": _scalar(math.sqrt(2 / math.pi)),
+             "one": _scalar(1), "half": _scalar(0.5)}
+    model = make_model(nodes, {"x": [2, 7, 16]}, ["y"], inits)
+    ir = convert_and_compare(model, {"x": random((2, 7, 16), scale=2)})
+    assert ir.op_counts() == {"GELU": 1}
+    assert ir.main.operators[0].attrs["approximate"] is True
 
 
 def test_layer_norm_pattern_becomes_keras_style_ops() -> None:

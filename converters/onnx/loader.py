@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sdk.errors import ConversionError, ModelFormatError
+from sdk.errors import ConversionError, ModelFormatError, RuntimeNotFoundError
 
 log = logging.getLogger("sdk.converters.onnx")
 
-#: What `read_onnx` accepts as `input_shapes`: {input name (or None for the only input): shape}
-InputShapes = dict[str | None, tuple[int, ...] | list[int]]
+#: What `read_onnx` accepts as `input_shapes`: {input name (or None for the only input): shape};
+#: also a list of shapes in input order, or one shape for a model with one input
+InputShapes = (Mapping[str | None, Sequence[int]] | Sequence[Sequence[int]] | Sequence[int])
 
 
 def import_onnx() -> Any:
@@ -28,7 +30,7 @@ def import_onnx() -> Any:
     try:
         import onnx
     except ImportError as exc:
-        raise ImportError(
+        raise RuntimeNotFoundError(
             "reading ONNX models needs the onnx package: pip install 'edgesdk[onnx]'") from exc
     return onnx
 
@@ -156,7 +158,7 @@ def resolve_input_shapes(model: Any, initializers: dict[str, Any],
     inputs = [i for i in model.graph.input if i.name not in initializers]
     names = [i.name for i in inputs]
     given: dict[str, tuple[int, ...]] = {}
-    for key, shape in (input_shapes or {}).items():
+    for key, shape in _as_mapping(input_shapes, names, label).items():
         if key is None:
             if len(names) != 1:
                 raise ConversionError(
@@ -207,6 +209,20 @@ def resolve_input_shapes(model: Any, initializers: dict[str, Any],
                      "choose another)", label, vi.name)
         resolved[vi.name] = tuple(1 if d is None else d for d in declared)
     return resolved
+
+
+def _as_mapping(input_shapes: Any, names: list[str], label: str) -> Mapping[str | None, Any]:
+    if input_shapes is None:
+        return {}
+    if isinstance(input_shapes, Mapping):
+        return input_shapes
+    items = list(input_shapes)
+    if items and all(isinstance(d, (int, np.integer)) for d in items):
+        return {None: items}  # one shape: the only input's
+    if len(items) != len(names):
+        raise ConversionError(f"{label}: input_shapes lists {len(items)} shapes, but the model has "
+                              f"{len(names)} inputs: {names}")
+    return dict(zip(names, items, strict=True))
 
 
 def _fmt(shape: tuple[int | None, ...]) -> str:

@@ -5,7 +5,9 @@
 - Hard swish, exported as x * HardSigmoid(x) or x * relu6(x + 3) / 6 in any of its orders,
   becomes one HardSwish (TFLite HARD_SWISH). x * Sigmoid(x) (SiLU/Swish) needs no rewrite: it
   lowers to LOGISTIC + MUL.
-- Exact GELU, exported as 0.5 * x * (1 + erf(x / sqrt(2))), becomes one Gelu (TFLite GELU).
+- Exact GELU, exported as 0.5 * x * (1 + erf(x / sqrt(2))), becomes one Gelu (TFLite GELU);
+  the tanh approximation, 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3))), becomes GELU
+  with approximate=True.
 - a / sqrt(b) becomes a * rsqrt(b) (LayerNorm's tail: TFLite RSQRT + MUL, as Keras' LayerNorm
   converts).
 Each rewrite keeps the final output's value name, so graph outputs and later consumers are
@@ -61,6 +63,7 @@ def rewrite(og: OnnxGraph) -> None:
     fold_batch_norm(og)
     fuse_hard_swish(og)
     fuse_gelu(og)
+    fuse_gelu_tanh(og)
     div_by_sqrt(og)
     remove_dead(og)
 
@@ -244,6 +247,63 @@ def fuse_gelu(og: OnnxGraph) -> None:
         last = view.producer[out]
         og.nodes[og.nodes.index(last)] = Node("Gelu", f"{erf.name}/gelu", [x], [out],
                                               {"approximate": "none"})
+        remove_dead(og)
+        view.refresh()
+
+
+def _cube_of(view: _View, name: str) -> str | None:
+    """x when `name` is x**3 (Pow(x, 3), x * (x * x) or (x * x) * x), single use."""
+    if not view.single_use(name):
+        return None
+    node = view.made_by(name, "Pow", "Mul")
+    if node is None:
+        return None
+    if node.op_type == "Pow":
+        return node.inputs[0] if _close(view.scalar(node.inputs[1]), 3.0, 1e-6) else None
+    a, b = node.inputs[:2]
+    for x, sq in ((a, b), (b, a)):
+        square = view.made_by(sq, "Mul")
+        if square is not None and view.single_use(sq) and square.inputs[:2] == [x, x]:
+            return x
+    return None
+
+
+def fuse_gelu_tanh(og: OnnxGraph) -> None:
+    view = _View(og)
+    beta, kappa = math.sqrt(2.0 / math.pi), 0.044715
+    for tanh in list(og.nodes):
+        if tanh.op_type != "Tanh" or tanh.domain or tanh not in og.nodes:
+            continue
+        arg = tanh.inputs[0]
+        scale = view.made_by(arg, "Mul")
+        if scale is None or not view.single_use(arg):
+            continue
+        inner = next((view.other(scale, c) for c in scale.inputs[:2]
+                      if _close(view.scalar(c), beta, 1e-4)), None)
+        add = view.made_by(inner, "Add")
+        if add is None or not view.single_use(inner):  # type: ignore[arg-type]
+            continue
+        x = None
+        for a, b in ((add.inputs[0], add.inputs[1]), (add.inputs[1], add.inputs[0])):
+            term = view.made_by(b, "Mul")
+            if term is None or not view.single_use(b):
+                continue
+            cube = next((view.other(term, c) for c in term.inputs[:2]
+                         if _close(view.scalar(c), kappa, 1e-4)), None)
+            if cube is not None and _cube_of(view, cube) == a:
+                x = a
+        uses = view.consumers.get(tanh.outputs[0], [])
+        if x is None or len(uses) != 1 or not view.single_use(tanh.outputs[0]):
+            continue
+        one = uses[0]
+        if one.op_type != "Add" or not _close(view.scalar(view.other(one, tanh.outputs[0])), 1.0):
+            continue
+        out = _gelu_output(view, x, one.outputs[0])
+        if out is None:
+            continue
+        last = view.producer[out]
+        og.nodes[og.nodes.index(last)] = Node("Gelu", f"{tanh.name}/gelu", [x], [out],
+                                              {"approximate": "tanh"})
         remove_dead(og)
         view.refresh()
 
