@@ -15,7 +15,7 @@ BUILD := build
 # adb client and OpenSSH (emulated devices are tested against them).
 APT_PACKAGES := build-essential g++ g++-aarch64-linux-gnu g++-arm-linux-gnueabihf \
 	qemu-user-static python3-venv python3-dev openssh-server openssh-client adb \
-	libusb-1.0-0
+	libusb-1.0-0 flatbuffers-compiler libflatbuffers-dev
 
 EXTRAS := dev,tf,onnx,devices,farm
 NATIVE_SOURCES := $(shell find native -type f \( -name '*.cc' -o -name '*.h' -o -name '*.txt' -o -name '*.cmake' -o -name '*.fbs' \) 2>/dev/null)
@@ -24,7 +24,7 @@ QEMU_AARCH64 := qemu-aarch64-static
 QEMU_ARM := qemu-arm-static
 
 .PHONY: all setup system-deps native native-tests native-cross native-asan test test-native \
-	test-python lint demo bench clean distclean
+	test-python lint demo bench clean distclean schema android
 
 all: setup
 
@@ -93,6 +93,29 @@ $(BUILD)/armv7/.built: $(NATIVE_SOURCES) $(VENV)/.created $(BUILD)/.system-deps
 		-DCMAKE_TOOLCHAIN_FILE=$(abspath native/cmake/arm-linux-gnueabihf.cmake) -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV))/bin/ninja >/dev/null
 	$(CMAKE) --build $(BUILD)/armv7 -j $(JOBS)
 	@touch $@
+
+# ---------------------------------------------------------------- the .edge schema
+# The generated C++ header and Python module are committed; this regenerates them after an edit
+# of native/schema/edge.fbs (tests/test_edge_schema.py fails while they are stale).
+FLATC ?= flatc
+schema: $(BUILD)/.system-deps
+	$(FLATC) --cpp --scoped-enums -o native/schema/generated native/schema/edge.fbs
+	$(FLATC) --python --gen-onefile --gen-object-api -o $(BUILD)/schema-py native/schema/edge.fbs
+	mv $(BUILD)/schema-py/edge_generated.py converters/edge/schema_generated.py
+
+# ---------------------------------------------------------------- Android (needs the NDK)
+# edge-run for Android ABIs with the NDK's clang and bionic, static: build/android-<abi>/edge-run.
+# (The static Linux builds above also run on Android; this is the native-toolchain variant.)
+ANDROID_ABIS := arm64-v8a armeabi-v7a
+android: $(VENV)/.created
+	@if [ -z "$$ANDROID_NDK$$ANDROID_NDK_HOME$$ANDROID_NDK_ROOT" ]; then \
+		echo "error: set ANDROID_NDK to the Android NDK folder (see README, '.edge format')"; exit 1; fi
+	@for abi in $(ANDROID_ABIS); do \
+		$(CMAKE) -S native -B $(BUILD)/android-$$abi -G Ninja -DCMAKE_BUILD_TYPE=Release -DEDGE_STATIC=ON \
+			-DEDGE_BUILD_TESTS=OFF -DANDROID_ABI=$$abi -DCMAKE_TOOLCHAIN_FILE=$(abspath native/cmake/android.cmake) \
+			-DCMAKE_MAKE_PROGRAM=$(abspath $(VENV))/bin/ninja >/dev/null && \
+		$(CMAKE) --build $(BUILD)/android-$$abi -j $(JOBS) --target edge-run || exit 1; \
+	done
 
 # ---------------------------------------------------------------- tests
 # Native tests: x86 (whatever ISA this host has), ASan+UBSan, aarch64 with dotprod (-cpu max)
