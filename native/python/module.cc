@@ -6,6 +6,10 @@
 
 namespace py = pybind11;
 
+namespace edge::python {
+void bind_runtime(py::module_& m);  // runtime_bindings.cc: the .edge runtime
+}
+
 PYBIND11_MODULE(_native, m) {
   m.doc() = "edgesdk native core: CPU feature detection and low-bit kernels";
 
@@ -30,4 +34,5 @@ PYBIND11_MODULE(_native, m) {
       "Features of the CPU this process runs on, as a dict of name -> bool (plus 'arch').");
   m.def("physical_core_count", &edge::physical_core_count,
         "Physical cores (SMT siblings counted once).");
+  edge::python::bind_runtime(m);
 }

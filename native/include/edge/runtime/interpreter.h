@@ -1,0 +1,106 @@
+// Runs a checked .edge Model.
+//
+// Construction does all the work that does not depend on input values, once:
+//   * every operator is prepared: its shapes and types checked against its rules, its
+//     fixed-point parameters computed, weights unpacked and handed to the kernel library to be
+//     packed for the ISA chosen at run time;
+//   * memory is planned: each run-time tensor lives from the operator that writes it to the last
+//     one that reads it (graph inputs and outputs for the whole run, so that inputs set once
+//     serve many runs and outputs stay readable), and tensors
+//     whose lifetimes do not overlap share bytes of one arena (greedy by size, as TFLite's
+//     planner does). The arena is allocated once and reused by every run.
+// run() then executes the operators in order, allocating nothing.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "edge/runtime/model.h"
+
+namespace edge {
+namespace runtime {
+
+struct InterpreterOptions {
+  // Worker threads for the kernels; 0 means one per physical core.
+  int threads = 0;
+  // Kernel ISA to force ("scalar", "avx2", "neon", "dotprod", ...); empty: the best this CPU
+  // has (or $EDGE_KERNEL_ISA).
+  std::string isa;
+  // Time every operator on every run (layer_stats()).
+  bool profile = false;
+};
+
+// What one operator ran with and how long it took.
+struct LayerStats {
+  int op_index = 0;
+  std::string label;   // "operator 3 (CONV_2D 'name')"
+  std::string op;      // "CONV_2D"
+  std::string kernel;  // the kernel (and ISA) that ran it, e.g. "qs8_vadd__scalar"
+  double last_ms = 0;
+  double total_ms = 0;
+  int64_t runs = 0;
+};
+
+class OpKernel;
+
+class Interpreter {
+ public:
+  explicit Interpreter(std::shared_ptr<const Model> model,
+                       const InterpreterOptions& options = InterpreterOptions());
+  ~Interpreter();
+  Interpreter(const Interpreter&) = delete;
+  Interpreter& operator=(const Interpreter&) = delete;
+
+  const Model& model() const { return *model_; }
+  std::size_t input_count() const { return model_->inputs().size(); }
+  std::size_t output_count() const { return model_->outputs().size(); }
+  const Tensor& input_tensor(std::size_t i) const;
+  const Tensor& output_tensor(std::size_t i) const;
+  // Where input i lives (input_tensor(i).runtime_bytes() bytes); write it before run().
+  void* input_data(std::size_t i);
+  // Copies `bytes` bytes into input i; throws InputError when the size does not match.
+  void set_input(std::size_t i, const void* data, std::size_t bytes);
+  // Output i after run(), valid until the next run().
+  const void* output_data(std::size_t i) const;
+
+  void run();
+
+  // Bytes of the activation arena shared by all run-time tensors.
+  std::size_t arena_bytes() const { return arena_bytes_; }
+  // Bytes of operator workspaces (im2col buffers, ...), shared across operators.
+  std::size_t scratch_bytes() const { return scratch_bytes_; }
+  // Sum of the run-time tensors' sizes: what the arena would need without sharing.
+  std::size_t unshared_activation_bytes() const { return unshared_bytes_; }
+  // Bytes the kernels hold for prepared (repacked / unpacked) weights.
+  std::size_t prepared_weight_bytes() const { return prepared_bytes_; }
+  int threads() const { return threads_; }
+
+  void set_profiling(bool on) { profile_ = on; }
+  const std::vector<LayerStats>& layer_stats() const { return stats_; }
+
+  // Offset of run-time tensor `index` in the arena, or -1 (constants): for tests of the plan.
+  int64_t arena_offset(int index) const;
+
+ private:
+  void plan_memory();
+
+  std::shared_ptr<const Model> model_;
+  InterpreterOptions options_;
+  int threads_ = 1;
+  bool profile_ = false;
+  std::vector<std::unique_ptr<OpKernel>> kernels_;
+  std::vector<LayerStats> stats_;
+  std::vector<int64_t> offsets_;       // per tensor: arena offset or -1
+  std::vector<void*> tensor_data_;     // per tensor: where its bytes are
+  std::size_t arena_bytes_ = 0, scratch_bytes_ = 0, unshared_bytes_ = 0, prepared_bytes_ = 0;
+  struct Buffer;
+  std::unique_ptr<Buffer> arena_, scratch_;
+  struct Context;
+  std::unique_ptr<Context> context_;
+};
+
+}  // namespace runtime
+}  // namespace edge

@@ -1,0 +1,206 @@
+#include "edge/runtime/interpreter.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <new>
+#include <sstream>
+
+#include "edge/cpu_features.h"
+#include "edge/runtime/error.h"
+#include "op_kernel.h"
+
+namespace edge {
+namespace runtime {
+
+namespace {
+constexpr std::size_t kAlignment = 64;
+
+std::size_t align_up(std::size_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
+}  // namespace
+
+// A 64-byte-aligned, zero-initialised heap block.
+struct Interpreter::Buffer {
+  explicit Buffer(std::size_t bytes) : size(bytes) {
+    if (bytes != 0) {
+      data = static_cast<uint8_t*>(::operator new[](bytes, std::align_val_t(kAlignment)));
+      std::memset(data, 0, bytes);
+    }
+  }
+  ~Buffer() {
+    if (data != nullptr) ::operator delete[](data, std::align_val_t(kAlignment));
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  uint8_t* data = nullptr;
+  std::size_t size = 0;
+};
+
+struct Interpreter::Context {
+  void* thread_pool = nullptr;
+};
+
+Interpreter::Interpreter(std::shared_ptr<const Model> model, const InterpreterOptions& options)
+    : model_(std::move(model)), options_(options), profile_(options.profile) {
+  threads_ = options_.threads > 0 ? options_.threads : physical_core_count();
+  context_ = std::make_unique<Context>();
+  const Model& m = *model_;
+  const auto& ops = m.operators();
+  kernels_.reserve(ops.size());
+  stats_.resize(ops.size());
+  std::size_t scratch = 0;
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const Operator& op = ops[i];
+    std::unique_ptr<OpKernel> kernel = create_kernel(op);
+    if (!kernel) throw UnsupportedError(m.where() + op.label + ": no implementation");
+    PrepareContext ctx{m, op, options_.isa, threads_};
+    kernel->prepare(ctx);
+    scratch = std::max(scratch, ctx.scratch_request);
+    prepared_bytes_ += ctx.prepared_bytes;
+    LayerStats& s = stats_[i];
+    s.op_index = static_cast<int>(i);
+    s.label = op.label;
+    s.op = op_name(op.type);
+    s.kernel = kernel->kernel_name();
+    kernels_.push_back(std::move(kernel));
+  }
+  plan_memory();
+  arena_ = std::make_unique<Buffer>(arena_bytes_);
+  scratch_bytes_ = align_up(scratch);
+  scratch_ = std::make_unique<Buffer>(scratch_bytes_);
+  const auto& tensors = m.tensors();
+  tensor_data_.assign(tensors.size(), nullptr);
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    if (tensors[i].is_constant()) {
+      // Constants stay in the (read-only) file image; operators only read them.
+      tensor_data_[i] = const_cast<uint8_t*>(tensors[i].data);
+    } else if (offsets_[i] >= 0) {
+      tensor_data_[i] = arena_->data + offsets_[i];
+    }
+  }
+}
+
+Interpreter::~Interpreter() = default;
+
+void Interpreter::plan_memory() {
+  const Model& m = *model_;
+  const auto& tensors = m.tensors();
+  const auto& ops = m.operators();
+  const int n_ops = static_cast<int>(ops.size());
+  const std::size_t n = tensors.size();
+  std::vector<int> first(n, -2), last(n, -2);
+  auto use = [&](int32_t t, int at) {
+    if (t < 0 || tensors[t].is_constant()) return;
+    if (first[t] == -2) first[t] = at;
+    first[t] = std::min(first[t], at);
+    last[t] = std::max(last[t], at);
+  };
+  // Graph inputs live for the whole run: a caller may set them once and run many times.
+  for (int32_t t : m.inputs()) {
+    use(t, -1);
+    use(t, n_ops);
+  }
+  for (int i = 0; i < n_ops; ++i) {
+    for (int32_t t : ops[i].inputs) use(t, i);
+    for (int32_t t : ops[i].outputs) use(t, i);
+  }
+  for (int32_t t : m.outputs()) use(t, n_ops);
+
+  struct Item {
+    int32_t tensor;
+    std::size_t bytes;
+    int first, last;
+  };
+  std::vector<Item> items;
+  for (std::size_t t = 0; t < n; ++t) {
+    if (first[t] == -2) continue;
+    items.push_back({static_cast<int32_t>(t), align_up(tensors[t].runtime_bytes()), first[t],
+                     last[t]});
+    unshared_bytes_ += tensors[t].runtime_bytes();
+  }
+  // Greedy by size (largest first; ties in order of first use): each tensor goes to the lowest
+  // offset where it overlaps no already placed tensor that is alive at the same time.
+  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    return a.bytes != b.bytes ? a.bytes > b.bytes : a.first < b.first;
+  });
+  offsets_.assign(n, -1);
+  struct Placed {
+    std::size_t offset, bytes;
+    int first, last;
+  };
+  std::vector<Placed> placed;
+  std::size_t arena = 0;
+  for (const Item& it : items) {
+    std::vector<const Placed*> live;
+    for (const Placed& p : placed) {
+      if (p.first <= it.last && it.first <= p.last) live.push_back(&p);
+    }
+    std::sort(live.begin(), live.end(),
+              [](const Placed* a, const Placed* b) { return a->offset < b->offset; });
+    std::size_t offset = 0;
+    for (const Placed* p : live) {
+      if (offset + it.bytes <= p->offset) break;
+      offset = std::max(offset, p->offset + p->bytes);
+    }
+    placed.push_back({offset, it.bytes, it.first, it.last});
+    offsets_[it.tensor] = static_cast<int64_t>(offset);
+    arena = std::max(arena, offset + it.bytes);
+  }
+  arena_bytes_ = arena;
+}
+
+int64_t Interpreter::arena_offset(int index) const {
+  if (index < 0 || static_cast<std::size_t>(index) >= offsets_.size()) return -1;
+  return offsets_[index];
+}
+
+const Tensor& Interpreter::input_tensor(std::size_t i) const {
+  return model_->tensors().at(model_->inputs().at(i));
+}
+
+const Tensor& Interpreter::output_tensor(std::size_t i) const {
+  return model_->tensors().at(model_->outputs().at(i));
+}
+
+void* Interpreter::input_data(std::size_t i) { return tensor_data_.at(model_->inputs().at(i)); }
+
+const void* Interpreter::output_data(std::size_t i) const {
+  return tensor_data_.at(model_->outputs().at(i));
+}
+
+void Interpreter::set_input(std::size_t i, const void* data, std::size_t bytes) {
+  if (i >= input_count()) {
+    std::ostringstream os;
+    os << "input " << i << " does not exist (the model has " << input_count() << " inputs)";
+    throw InputError(os.str());
+  }
+  const Tensor& t = input_tensor(i);
+  if (bytes != t.runtime_bytes()) {
+    std::ostringstream os;
+    os << "input " << i << " ('" << t.name << "', " << dtype_name(t.dtype) << " "
+       << shape_str(t.shape) << ") needs " << t.runtime_bytes() << " bytes, got " << bytes;
+    throw InputError(os.str());
+  }
+  if (bytes != 0) std::memcpy(input_data(i), data, bytes);
+}
+
+void Interpreter::run() {
+  const auto& ops = model_->operators();
+  for (std::size_t i = 0; i < kernels_.size(); ++i) {
+    RunContext ctx{tensor_data_, ops[i], scratch_->data, context_->thread_pool};
+    if (profile_) {
+      const auto t0 = std::chrono::steady_clock::now();
+      kernels_[i]->run(ctx);
+      const auto t1 = std::chrono::steady_clock::now();
+      LayerStats& s = stats_[i];
+      s.last_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+      s.total_ms += s.last_ms;
+      ++s.runs;
+    } else {
+      kernels_[i]->run(ctx);
+    }
+  }
+}
+
+}  // namespace runtime
+}  // namespace edge

@@ -1,0 +1,128 @@
+// The interface between the interpreter and one operator implementation (internal).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "edge/runtime/error.h"
+#include "edge/runtime/model.h"
+
+namespace edge {
+namespace runtime {
+
+class ThreadPoolHandle;
+
+// What an operator may look at while it prepares.
+struct PrepareContext {
+  const Model& model;
+  const Operator& op;
+  std::string isa;  // requested kernel ISA ("" = auto)
+  int threads = 1;
+
+  const Tensor& input(int k) const { return model.tensors()[op.inputs.at(k)]; }
+  bool has_input(int k) const {
+    return k < static_cast<int>(op.inputs.size()) && op.inputs[k] >= 0;
+  }
+  int num_inputs() const { return static_cast<int>(op.inputs.size()); }
+  const Tensor& output(int k = 0) const { return model.tensors()[op.outputs.at(k)]; }
+
+  // Workspace the operator needs while it runs (bytes); the largest request is allocated once.
+  std::size_t scratch_request = 0;
+  // Bytes the operator keeps for prepared weights.
+  std::size_t prepared_bytes = 0;
+
+  // A FormatError that names the file and the operator.
+  template <typename... Parts>
+  FormatError error(const Parts&... parts) const {
+    std::ostringstream os;
+    os << model.where() << op.label << ": ";
+    (os << ... << parts);
+    return FormatError(os.str());
+  }
+  template <typename... Parts>
+  UnsupportedError unsupported(const Parts&... parts) const {
+    std::ostringstream os;
+    os << model.where() << op.label << ": ";
+    (os << ... << parts);
+    return UnsupportedError(os.str());
+  }
+};
+
+// Data pointers for one run.
+struct RunContext {
+  const std::vector<void*>& tensor_data;
+  const Operator& op;
+  void* scratch = nullptr;
+  void* thread_pool = nullptr;  // edge::ThreadPool* where the kernel library provides one
+
+  template <typename T>
+  const T* in(int k) const {
+    return static_cast<const T*>(tensor_data[op.inputs[k]]);
+  }
+  template <typename T>
+  T* out(int k = 0) const {
+    return static_cast<T*>(tensor_data[op.outputs[k]]);
+  }
+};
+
+class OpKernel {
+ public:
+  virtual ~OpKernel() = default;
+  // Check shapes, types and parameters; precompute everything run() needs.
+  virtual void prepare(PrepareContext& ctx) = 0;
+  virtual void run(const RunContext& ctx) = 0;
+  // The kernel that runs (XNNPACK-style name with the ISA), for profiles.
+  virtual std::string kernel_name() const = 0;
+};
+
+std::unique_ptr<OpKernel> create_kernel(const Operator& op);
+
+// Factories, one per op family (each in its own source file).
+std::unique_ptr<OpKernel> make_add();
+std::unique_ptr<OpKernel> make_mul();
+std::unique_ptr<OpKernel> make_concatenation();
+std::unique_ptr<OpKernel> make_max_pool();
+std::unique_ptr<OpKernel> make_average_pool();
+std::unique_ptr<OpKernel> make_reshape();
+std::unique_ptr<OpKernel> make_softmax();
+std::unique_ptr<OpKernel> make_logistic();
+std::unique_ptr<OpKernel> make_hard_swish();
+std::unique_ptr<OpKernel> make_quantize();
+std::unique_ptr<OpKernel> make_dequantize();
+std::unique_ptr<OpKernel> make_mean();
+std::unique_ptr<OpKernel> make_pad();
+std::unique_ptr<OpKernel> make_fully_connected();
+std::unique_ptr<OpKernel> make_conv2d();
+std::unique_ptr<OpKernel> make_depthwise_conv2d();
+
+// ---------------------------------------------------------------- shared checks
+inline std::string shape_str(const std::vector<int32_t>& s) {
+  std::ostringstream os;
+  os << "[";
+  for (std::size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  os << "]";
+  return os.str();
+}
+
+// The tensor must have `dtype` and one (per-tensor) scale > 0 with a zero point in the dtype's
+// range; returns (scale, zero_point).
+struct TensorQuant {
+  float scale;
+  int32_t zero_point;
+};
+TensorQuant per_tensor_quant(const PrepareContext& ctx, const Tensor& t, const char* role);
+
+void expect_dtype(const PrepareContext& ctx, const Tensor& t, DType dtype, const char* role);
+void expect_same_shape(const PrepareContext& ctx, const Tensor& a, const Tensor& b,
+                       const char* role_a, const char* role_b);
+
+// TFLite's activation range on the quantised output scale (CalculateActivationRangeQuantized).
+void activation_range_int8(Activation act, float scale, int32_t zero_point, int32_t* act_min,
+                           int32_t* act_max);
+
+}  // namespace runtime
+}  // namespace edge

@@ -1,0 +1,92 @@
+// Shared operator checks and the op-type -> implementation table.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "op_kernel.h"
+
+namespace edge {
+namespace runtime {
+
+std::unique_ptr<OpKernel> create_kernel(const Operator& op) {
+  switch (op.type) {
+    case OpType::kAdd: return make_add();
+    case OpType::kMul: return make_mul();
+    case OpType::kConcatenation: return make_concatenation();
+    case OpType::kMaxPool2D: return make_max_pool();
+    case OpType::kAveragePool2D: return make_average_pool();
+    case OpType::kReshape: return make_reshape();
+    case OpType::kSoftmax: return make_softmax();
+    case OpType::kLogistic: return make_logistic();
+    case OpType::kHardSwish: return make_hard_swish();
+    case OpType::kQuantize: return make_quantize();
+    case OpType::kDequantize: return make_dequantize();
+    case OpType::kMean: return make_mean();
+    case OpType::kPad: return make_pad();
+    case OpType::kFullyConnected: return make_fully_connected();
+    case OpType::kConv2D: return make_conv2d();
+    case OpType::kDepthwiseConv2D: return make_depthwise_conv2d();
+  }
+  return nullptr;
+}
+
+void expect_dtype(const PrepareContext& ctx, const Tensor& t, DType dtype, const char* role) {
+  if (t.dtype != dtype) {
+    throw ctx.unsupported(role, " '", t.name, "' is ", dtype_name(t.dtype), "; this runtime runs ",
+                          op_name(ctx.op.type), " with ", dtype_name(dtype), " here");
+  }
+}
+
+void expect_same_shape(const PrepareContext& ctx, const Tensor& a, const Tensor& b,
+                       const char* role_a, const char* role_b) {
+  if (a.shape != b.shape) {
+    throw ctx.error(role_a, " shape ", shape_str(a.shape), " differs from ", role_b, " shape ",
+                    shape_str(b.shape));
+  }
+}
+
+TensorQuant per_tensor_quant(const PrepareContext& ctx, const Tensor& t, const char* role) {
+  if (t.quant.scale.size() != 1 || t.quant.block_size != 0) {
+    throw ctx.error(role, " '", t.name, "' needs per-tensor quantisation (one scale), it has ",
+                    t.quant.scale.size());
+  }
+  const float scale = t.quant.scale[0];
+  if (!(scale > 0.0f)) throw ctx.error(role, " '", t.name, "' has scale ", scale, " (must be > 0)");
+  const int64_t zp = t.quant.zero_point_at(0);
+  int64_t lo = -128, hi = 127;
+  if (t.dtype == DType::kUInt8) lo = 0, hi = 255;
+  if (t.dtype == DType::kInt16) lo = -32768, hi = 32767;
+  if (zp < lo || zp > hi) {
+    throw ctx.error(role, " '", t.name, "' has zero point ", zp, ", outside [", lo, ", ", hi, "]");
+  }
+  return {scale, static_cast<int32_t>(zp)};
+}
+
+void activation_range_int8(Activation act, float scale, int32_t zero_point, int32_t* act_min,
+                           int32_t* act_max) {
+  // zero_point + round(f / scale), as TFLite's CalculateActivationRangeQuantized; the float is
+  // clamped first so that a tiny scale cannot overflow the conversion.
+  auto quantize = [&](float f) {
+    float q = std::round(f / scale);
+    q = std::min(std::max(q, -1e9f), 1e9f);
+    return zero_point + static_cast<int32_t>(q);
+  };
+  int32_t lo = -128, hi = 127;
+  switch (act) {
+    case Activation::kNone: break;
+    case Activation::kRelu: lo = std::max(lo, quantize(0.0f)); break;
+    case Activation::kRelu6:
+      lo = std::max(lo, quantize(0.0f));
+      hi = std::min(hi, quantize(6.0f));
+      break;
+    case Activation::kReluN1To1:
+      lo = std::max(lo, quantize(-1.0f));
+      hi = std::min(hi, quantize(1.0f));
+      break;
+  }
+  *act_min = lo;
+  *act_max = hi;
+}
+
+}  // namespace runtime
+}  // namespace edge

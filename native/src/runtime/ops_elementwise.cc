@@ -1,0 +1,612 @@
+// Element-wise int8 operators: ADD, MUL (with numpy broadcasting), LOGISTIC, HARD_SWISH,
+// QUANTIZE, DEQUANTIZE. Each computes exactly what LiteRT's builtin int8 kernel computes; the
+// comments say which TFLite routine (and which of its rounding rules) an expression follows.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "fixed_point.h"
+#include "litert_compat.h"
+#include "op_kernel.h"
+
+namespace edge {
+namespace runtime {
+namespace {
+
+// ---------------------------------------------------------------- broadcasting
+// Two shapes broadcast numpy-style (aligned at the right; a dimension of 1 repeats).
+struct BroadcastPlan {
+  std::vector<int64_t> dims;      // output dims
+  std::vector<int64_t> stride_a;  // element strides of a and b per output dim (0: repeated)
+  std::vector<int64_t> stride_b;
+  bool trivial = true;            // same shapes: a flat loop
+  int64_t count = 1;
+};
+
+BroadcastPlan plan_broadcast(const PrepareContext& ctx, const Tensor& a, const Tensor& b,
+                             const Tensor& out) {
+  BroadcastPlan p;
+  const std::size_t rank = std::max(a.shape.size(), b.shape.size());
+  std::vector<int64_t> da(rank, 1), db(rank, 1);
+  std::copy(a.shape.begin(), a.shape.end(), da.begin() + (rank - a.shape.size()));
+  std::copy(b.shape.begin(), b.shape.end(), db.begin() + (rank - b.shape.size()));
+  p.dims.resize(rank);
+  for (std::size_t i = 0; i < rank; ++i) {
+    if (da[i] != db[i] && da[i] != 1 && db[i] != 1) {
+      throw ctx.error("input shapes ", shape_str(a.shape), " and ", shape_str(b.shape),
+                      " do not broadcast");
+    }
+    p.dims[i] = da[i] == 1 ? db[i] : da[i];
+  }
+  std::vector<int32_t> expect(p.dims.begin(), p.dims.end());
+  if (expect != out.shape) {
+    throw ctx.error("output shape ", shape_str(out.shape), " should be ", shape_str(expect),
+                    " (the broadcast of the inputs)");
+  }
+  p.trivial = a.shape == b.shape;
+  p.stride_a.assign(rank, 0);
+  p.stride_b.assign(rank, 0);
+  int64_t sa = 1, sb = 1;
+  for (std::size_t i = rank; i-- > 0;) {
+    p.stride_a[i] = da[i] == 1 ? 0 : sa;
+    p.stride_b[i] = db[i] == 1 ? 0 : sb;
+    sa *= da[i];
+    sb *= db[i];
+    p.count *= p.dims[i];
+  }
+  return p;
+}
+
+// Calls f(out_index, a_index, b_index) for every output element, in row-major order.
+template <typename F>
+void for_each_broadcast(const BroadcastPlan& p, F&& f) {
+  if (p.trivial) {
+    for (int64_t i = 0; i < p.count; ++i) f(i, i, i);
+    return;
+  }
+  const std::size_t rank = p.dims.size();
+  if (p.count == 0) return;
+  std::vector<int64_t> idx(rank, 0);
+  int64_t ia = 0, ib = 0;
+  for (int64_t o = 0; o < p.count; ++o) {
+    f(o, ia, ib);
+    for (std::size_t d = rank; d-- > 0;) {
+      ++idx[d];
+      ia += p.stride_a[d];
+      ib += p.stride_b[d];
+      if (idx[d] < p.dims[d]) break;
+      ia -= p.stride_a[d] * p.dims[d];
+      ib -= p.stride_b[d] * p.dims[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+inline int8_t clamp8(int32_t v, int32_t lo, int32_t hi) {
+  return static_cast<int8_t>(std::min(std::max(v, lo), hi));
+}
+
+// ---------------------------------------------------------------- binary op walking
+// TFLite's ProcessBroadcastShapes: same shapes run one flat loop; shapes that fold into
+// "five-fold" form (y0 x y1 x y2 x y3 x y4 with one input broadcast along y1 and y3) run the
+// element-wise loop on contiguous runs; anything else runs the generic (scalar) loop.
+FiveFold five_fold(const Tensor& a, const Tensor& b) {
+  FiveFold f;
+  const std::size_t rank = std::max(a.shape.size(), b.shape.size());
+  std::vector<int64_t> da(rank, 1), db(rank, 1);
+  std::copy(a.shape.begin(), a.shape.end(), da.begin() + (rank - a.shape.size()));
+  std::copy(b.shape.begin(), b.shape.end(), db.begin() + (rank - b.shape.size()));
+  if (da == db) return f;  // kNonBroadcast
+  f.category = BroadcastCategory::kGeneric;
+  for (std::size_t k = rank; k-- > 0;) {
+    if (da[k] == db[k]) continue;
+    if (da[k] == 1) {
+      f.category = BroadcastCategory::kFirstFast;
+    } else if (db[k] == 1) {
+      f.category = BroadcastCategory::kSecondFast;
+    } else {
+      return f;
+    }
+    break;
+  }
+  const bool swap = f.category == BroadcastCategory::kSecondFast;
+  const std::vector<int64_t>& sa = swap ? db : da;  // the input that broadcasts fast
+  const std::vector<int64_t>& sb = swap ? da : db;
+  int64_t i = static_cast<int64_t>(rank) - 1;
+  while (i >= 0 && sa[i] == sb[i]) f.y[4] *= sb[i--];
+  while (i >= 0 && sa[i] == 1) f.y[3] *= sb[i--];
+  while (i >= 0 && sa[i] == sb[i]) f.y[2] *= sa[i--];
+  while (i >= 0 && sb[i] == 1) f.y[1] *= sa[i--];
+  while (i >= 0 && sa[i] == sb[i]) f.y[0] *= sb[i--];
+  if (i >= 0) f.category = BroadcastCategory::kGeneric;
+  return f;
+}
+
+// Per-input quantisation of a binary op, in the roles TFLite's params give them.
+struct Side {
+  int32_t offset = 0;
+  int32_t multiplier = 0;
+  int shift = 0;
+};
+
+// Runs a binary int8 op the way LiteRT's optimized kernel walks it. `Impl` provides
+//   ref(a, b, sa, sb)        the scalar code (generic broadcast and loop tails),
+//   vec(a, b, sa, sb)        the per-lane arithmetic of the element-wise vector loop,
+//   vec_scalar(a, b, sa, sb) the per-lane arithmetic of the scalar-broadcast vector loop
+//                            (a is the broadcast scalar),
+//   kElementwiseBlock / kScalarBlock: elements per vector iteration of each loop.
+template <typename Impl>
+void run_binary(const Impl& impl, const FiveFold& f, const BroadcastPlan& plan, const int8_t* a,
+                const int8_t* b, int8_t* out, const Side& side_a, const Side& side_b) {
+  // `for (; i <= size - B; i += B)` vector loop, then the scalar loop for the rest.
+  auto elementwise = [&](int64_t n, const int8_t* x, const int8_t* y, int8_t* o, const Side& sx,
+                         const Side& sy) {
+    const int64_t vec_end = n - n % Impl::kElementwiseBlock;
+    int64_t i = 0;
+    for (; i < vec_end; ++i) o[i] = impl.vec(x[i], y[i], sx, sy);
+    for (; i < n; ++i) o[i] = impl.ref(x[i], y[i], sx, sy);
+  };
+  auto scalar_broadcast = [&](int64_t n, int8_t x, const int8_t* y, int8_t* o, const Side& sx,
+                              const Side& sy) {
+    const int64_t vec_end = n - n % Impl::kScalarBlock;
+    int64_t i = 0;
+    for (; i < vec_end; ++i) o[i] = impl.vec_scalar(x, y[i], sx, sy);
+    for (; i < n; ++i) o[i] = impl.ref(x, y[i], sx, sy);
+  };
+  switch (f.category) {
+    case BroadcastCategory::kNonBroadcast:
+      elementwise(plan.count, a, b, out, side_a, side_b);
+      return;
+    case BroadcastCategory::kGeneric:
+      for_each_broadcast(plan, [&](int64_t o, int64_t ia, int64_t ib) {
+        out[o] = impl.ref(a[ia], b[ib], side_a, side_b);
+      });
+      return;
+    default:
+      break;
+  }
+  // BinaryBroadcastFiveFold: input "1" is the one that broadcasts along y3 (and y1).
+  const bool first = f.category == BroadcastCategory::kFirstFast;
+  const int8_t* in1 = first ? a : b;
+  const int8_t* in2 = first ? b : a;
+  const Side& s1 = first ? side_a : side_b;
+  const Side& s2 = first ? side_b : side_a;
+  // Per element both ops treat their two inputs alike (each with its own side), so only the
+  // roles move with the switch.
+  auto ew = [&](int64_t n, const int8_t* x1, const int8_t* x2, int8_t* o) {
+    elementwise(n, x1, x2, o, s1, s2);
+  };
+  const int64_t y0 = f.y[0], y1 = f.y[1], y2 = f.y[2], y3 = f.y[3], y4 = f.y[4];
+  int8_t* o = out;
+  const int8_t* p1 = in1;
+  const int8_t* reset2 = in2;
+  if (y4 > 1) {
+    for (int64_t i0 = 0; i0 < y0; ++i0) {
+      const int8_t* p2 = nullptr;
+      for (int64_t i1 = 0; i1 < y1; ++i1) {
+        p2 = reset2;
+        for (int64_t i2 = 0; i2 < y2; ++i2) {
+          for (int64_t i3 = 0; i3 < y3; ++i3) {
+            ew(y4, p1, p2, o);
+            p2 += y4;
+            o += y4;
+          }
+          p1 += y4;
+        }
+      }
+      reset2 = p2;
+    }
+  } else {
+    for (int64_t i0 = 0; i0 < y0; ++i0) {
+      const int8_t* p2 = nullptr;
+      for (int64_t i1 = 0; i1 < y1; ++i1) {
+        p2 = reset2;
+        for (int64_t i2 = 0; i2 < y2; ++i2) {
+          scalar_broadcast(y3, *p1, p2, o, s1, s2);
+          p2 += y3;
+          o += y3;
+          p1 += 1;
+        }
+      }
+      reset2 = p2;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- ADD
+// TFLite int8 ADD: both inputs are brought to a common scale (twice the larger input scale) with
+// 20 bits of headroom, added, and rescaled to the output ("general rescaling" path).
+struct AddImpl {
+  static constexpr int kLeftShift = 20;
+  static constexpr int kElementwiseBlock = 16;  // AddElementwiseInt8
+  static constexpr int kScalarBlock = 8;        // AddScalarBroadcast
+  fp::Multiplier out;
+  int32_t out_offset = 0, act_min = -128, act_max = 127;
+
+  int8_t finish_vec(int32_t sum) const {
+    int32_t s = lanes::qrdmulh(sum, out.multiplier);
+    s = lanes::rdbp(s, -out.shift);
+    const int16_t t = lanes::wrap16(lanes::wrap16(s) + out_offset);  // vmovn, then vaddq_s16
+    const int32_t r = lanes::sat8(t);                                 // vqmovn_s16
+    return static_cast<int8_t>(std::min(std::max(r, act_min), act_max));
+  }
+  int8_t ref(int8_t a, int8_t b, const Side& sa, const Side& sb) const {
+    const int32_t xa = fp::multiply_by_quantized_multiplier_smaller_than_one(
+        (sa.offset + a) * (1 << kLeftShift), sa.multiplier, sa.shift);
+    const int32_t xb = fp::multiply_by_quantized_multiplier_smaller_than_one(
+        (sb.offset + b) * (1 << kLeftShift), sb.multiplier, sb.shift);
+    const int32_t raw = fp::multiply_by_quantized_multiplier_smaller_than_one(
+                            xa + xb, out.multiplier, out.shift) + out_offset;
+    return static_cast<int8_t>(std::min(std::max(raw, act_min), act_max));
+  }
+  // AddElementwiseInt8's vector loop folds each input's right shift into the left shift (one
+  // truncating shift) before the rounding multiply.
+  int8_t vec(int8_t a, int8_t b, const Side& sa, const Side& sb) const {
+    const int32_t xa = lanes::qrdmulh(lanes::shl(sa.offset + a, kLeftShift + sa.shift),
+                                      sa.multiplier);
+    const int32_t xb = lanes::qrdmulh(lanes::shl(sb.offset + b, kLeftShift + sb.shift),
+                                      sb.multiplier);
+    return finish_vec(static_cast<int32_t>(static_cast<uint32_t>(xa) + static_cast<uint32_t>(xb)));
+  }
+  // AddScalarBroadcast's vector loop: rounding multiply first, then a truncating right shift.
+  int8_t vec_scalar(int8_t a, int8_t b, const Side& sa, const Side& sb) const {
+    const int32_t xa = lanes::shl(
+        lanes::qrdmulh(lanes::shl(sa.offset + a, kLeftShift), sa.multiplier), sa.shift);
+    const int32_t xb = lanes::shl(
+        lanes::qrdmulh(lanes::shl(sb.offset + b, kLeftShift), sb.multiplier), sb.shift);
+    return finish_vec(static_cast<int32_t>(static_cast<uint32_t>(xa) + static_cast<uint32_t>(xb)));
+  }
+};
+
+class AddKernel final : public OpKernel {
+ public:
+  void prepare(PrepareContext& ctx) override {
+    const Tensor& a = ctx.input(0);
+    const Tensor& b = ctx.input(1);
+    const Tensor& out = ctx.output();
+    for (const Tensor* t : {&a, &b, &out}) expect_dtype(ctx, *t, DType::kInt8, "tensor");
+    const TensorQuant qa = per_tensor_quant(ctx, a, "input 0");
+    const TensorQuant qb = per_tensor_quant(ctx, b, "input 1");
+    const TensorQuant qo = per_tensor_quant(ctx, out, "output");
+    plan_ = plan_broadcast(ctx, a, b, out);
+    fold_ = five_fold(a, b);
+    const double twice_max = 2.0 * static_cast<double>(std::max(qa.scale, qb.scale));
+    const fp::Multiplier ma =
+        fp::quantize_multiplier_smaller_than_one(static_cast<double>(qa.scale) / twice_max);
+    const fp::Multiplier mb =
+        fp::quantize_multiplier_smaller_than_one(static_cast<double>(qb.scale) / twice_max);
+    const fp::Multiplier mo = fp::quantize_multiplier_smaller_than_one(
+        twice_max / (static_cast<double>(1 << AddImpl::kLeftShift) * static_cast<double>(qo.scale)));
+    if (mo.shift > 0) {
+      throw ctx.error("output scale ", qo.scale, " is too small for the input scales ", qa.scale,
+                      " and ", qb.scale, " (rescale factor above 1)");
+    }
+    side_a_ = {-qa.zero_point, ma.multiplier, ma.shift};
+    side_b_ = {-qb.zero_point, mb.multiplier, mb.shift};
+    impl_.out = mo;
+    impl_.out_offset = qo.zero_point;
+    activation_range_int8(ctx.op.options.activation, qo.scale, qo.zero_point, &impl_.act_min,
+                          &impl_.act_max);
+  }
+
+  void run(const RunContext& ctx) override {
+    run_binary(impl_, fold_, plan_, ctx.in<int8_t>(0), ctx.in<int8_t>(1), ctx.out<int8_t>(),
+               side_a_, side_b_);
+  }
+
+  std::string kernel_name() const override { return "qs8_vadd__scalar"; }
+
+ private:
+  BroadcastPlan plan_;
+  FiveFold fold_;
+  AddImpl impl_;
+  Side side_a_, side_b_;
+};
+
+// ---------------------------------------------------------------- MUL
+// TFLite int8 MUL: (a - za) * (b - zb) rescaled by sa * sb / so. TFLite forms that real
+// multiplier in float (float * float / float), then converts it to double: we do the same.
+struct MulImpl {
+  static constexpr int kElementwiseBlock = 16;  // MulElementwise
+  static constexpr int kScalarBlock = 16;       // MulSimpleBroadcast
+  fp::Multiplier m;
+  int32_t out_offset = 0, act_min = -128, act_max = 127;
+
+  int8_t ref(int8_t a, int8_t b, const Side& sa, const Side& sb) const {
+    const int32_t prod = (sa.offset + a) * (sb.offset + b);
+    const int32_t raw = out_offset + fp::multiply_by_quantized_multiplier(prod, m.multiplier,
+                                                                          m.shift);
+    return static_cast<int8_t>(std::min(std::max(raw, act_min), act_max));
+  }
+  // The vector loop narrows with saturation to int16, adds the zero point in int16 (wrapping),
+  // then narrows with saturation to int8: different from the scalar code only for results far
+  // outside the int8 range.
+  int8_t vec(int8_t a, int8_t b, const Side& sa, const Side& sb) const {
+    int32_t p = (sa.offset + a) * (sb.offset + b);
+    p = lanes::shl(p, std::max(0, m.shift));
+    p = lanes::qrdmulh(p, m.multiplier);
+    p = lanes::rdbp(p, std::max(0, -m.shift));
+    const int16_t t = lanes::wrap16(lanes::sat16(p) + out_offset);
+    const int32_t r = lanes::sat8(t);
+    return static_cast<int8_t>(std::min(std::max(r, act_min), act_max));
+  }
+  int8_t vec_scalar(int8_t a, int8_t b, const Side& sa, const Side& sb) const {
+    return vec(a, b, sa, sb);
+  }
+};
+
+class MulKernel final : public OpKernel {
+ public:
+  void prepare(PrepareContext& ctx) override {
+    const Tensor& a = ctx.input(0);
+    const Tensor& b = ctx.input(1);
+    const Tensor& out = ctx.output();
+    for (const Tensor* t : {&a, &b, &out}) expect_dtype(ctx, *t, DType::kInt8, "tensor");
+    const TensorQuant qa = per_tensor_quant(ctx, a, "input 0");
+    const TensorQuant qb = per_tensor_quant(ctx, b, "input 1");
+    const TensorQuant qo = per_tensor_quant(ctx, out, "output");
+    plan_ = plan_broadcast(ctx, a, b, out);
+    fold_ = five_fold(a, b);
+    side_a_.offset = -qa.zero_point;
+    side_b_.offset = -qb.zero_point;
+    impl_.out_offset = qo.zero_point;
+    const float real = qa.scale * qb.scale / qo.scale;
+    impl_.m = fp::quantize_multiplier(static_cast<double>(real));
+    activation_range_int8(ctx.op.options.activation, qo.scale, qo.zero_point, &impl_.act_min,
+                          &impl_.act_max);
+  }
+
+  void run(const RunContext& ctx) override {
+    run_binary(impl_, fold_, plan_, ctx.in<int8_t>(0), ctx.in<int8_t>(1), ctx.out<int8_t>(),
+               side_a_, side_b_);
+  }
+
+  std::string kernel_name() const override { return "qs8_vmul__scalar"; }
+
+ private:
+  BroadcastPlan plan_;
+  FiveFold fold_;
+  MulImpl impl_;
+  Side side_a_, side_b_;
+};
+
+// ---------------------------------------------------------------- lookup-table ops
+// LiteRT runs int8 LOGISTIC (and TANH, ELU, ...) through a 256-entry table built at prepare
+// time in float (LUTPopulate): dequantise, transform, multiply by 1 / output_scale, round half
+// away from zero, add the zero point, clamp.
+class LogisticKernel final : public OpKernel {
+ public:
+  void prepare(PrepareContext& ctx) override {
+    const Tensor& in = ctx.input(0);
+    const Tensor& out = ctx.output();
+    expect_dtype(ctx, in, DType::kInt8, "input");
+    expect_dtype(ctx, out, DType::kInt8, "output");
+    expect_same_shape(ctx, in, out, "input", "output");
+    const TensorQuant qi = per_tensor_quant(ctx, in, "input");
+    const TensorQuant qo = per_tensor_quant(ctx, out, "output");
+    const float inverse_scale = 1 / qo.scale;
+    for (int32_t v = -128; v <= 127; ++v) {
+      const float x = qi.scale * static_cast<float>(v - qi.zero_point);
+      const float y = 1.0f / (1.0f + std::exp(-x));
+      float r = std::round(y * inverse_scale);
+      r = std::min(std::max(r, -1e9f), 1e9f);
+      const int32_t q = static_cast<int32_t>(r + static_cast<float>(qo.zero_point));
+      table_[static_cast<uint8_t>(static_cast<int8_t>(v))] = clamp8(q, -128, 127);
+    }
+    count_ = in.num_elements();
+  }
+
+  void run(const RunContext& ctx) override {
+    const int8_t* in = ctx.in<int8_t>(0);
+    int8_t* out = ctx.out<int8_t>();
+    for (int64_t i = 0; i < count_; ++i) out[i] = table_[static_cast<uint8_t>(in[i])];
+  }
+
+  std::string kernel_name() const override { return "qs8_lut__scalar"; }
+
+ private:
+  int8_t table_[256] = {};
+  int64_t count_ = 0;
+};
+
+// TFLite int8 HARD_SWISH (reference_ops::HardSwish): x * relu6(x + 3) / 6 in 16-bit fixed
+// point, with the input moved to a "high resolution" scale (x 128) first.
+class HardSwishKernel final : public OpKernel {
+ public:
+  void prepare(PrepareContext& ctx) override {
+    const Tensor& in = ctx.input(0);
+    const Tensor& out = ctx.output();
+    expect_dtype(ctx, in, DType::kInt8, "input");
+    expect_dtype(ctx, out, DType::kInt8, "output");
+    expect_same_shape(ctx, in, out, "input", "output");
+    const TensorQuant qi = per_tensor_quant(ctx, in, "input");
+    const TensorQuant qo = per_tensor_quant(ctx, out, "output");
+    in_zp_ = qi.zero_point;
+    out_zp_ = qo.zero_point;
+    // The same float expressions as TFLite's HardSwishPrepare.
+    const float hires_input_scale = (1.0f / 128.0f) * qi.scale;
+    const float reluish_scale = 3.0f / 32768.0f;
+    const float output_multiplier = hires_input_scale / qo.scale;
+    const fp::Multiplier om = fp::quantize_multiplier(static_cast<double>(output_multiplier));
+    out_mult_ = fp::downscale_multiplier_to_int16(om.multiplier);
+    out_exp_ = om.shift;
+    if (out_exp_ > 0) {
+      throw ctx.error("output scale ", qo.scale, " is too small for input scale ", qi.scale,
+                      " (HARD_SWISH needs input_scale / 128 <= output_scale)");
+    }
+    const float reluish_multiplier = hires_input_scale / reluish_scale;
+    const fp::Multiplier rm = fp::quantize_multiplier(static_cast<double>(reluish_multiplier));
+    reluish_mult_ = fp::downscale_multiplier_to_int16(rm.multiplier);
+    reluish_exp_ = rm.shift;
+    if (reluish_exp_ > 15 || reluish_exp_ < -15 || out_exp_ < -15) {
+      throw ctx.error("quantisation scales out of the range HARD_SWISH supports");
+    }
+    count_ = in.num_elements();
+  }
+
+  void run(const RunContext& ctx) override {
+    const int8_t* in = ctx.in<int8_t>(0);
+    int8_t* out = ctx.out<int8_t>();
+    for (int64_t i = 0; i < count_; ++i) {
+      const auto x = static_cast<int16_t>(in[i] - in_zp_);
+      const auto x_hires = static_cast<int16_t>(x * (1 << 7));
+      const int16_t x_preshift = fp::saturating_rounding_doubling_high_mul16(x_hires, out_mult_);
+      int16_t reluish = x_hires;
+      if (reluish_exp_ > 0) reluish = fp::saturating_left_shift16(reluish, reluish_exp_ - 1);
+      reluish = fp::saturating_rounding_doubling_high_mul16(reluish, reluish_mult_);
+      if (reluish_exp_ > 0) reluish = fp::saturating_left_shift16(reluish, 1);
+      if (reluish_exp_ < 0) reluish = fp::rounding_divide_by_pot16(reluish, -reluish_exp_);
+      reluish = static_cast<int16_t>((reluish + (1 << 15)) >> 1);
+      const int16_t preshift_out = fp::saturating_doubling_high_mul16(reluish, x_preshift);
+      const int16_t y = fp::rounding_divide_by_pot16(preshift_out, -out_exp_);
+      // TFLite adds the zero point in int16 (wrapping when y is near the int16 limits), then
+      // clamps: the same here, so that even those corner cases match.
+      const auto v = static_cast<int16_t>(static_cast<uint16_t>(y) +
+                                          static_cast<uint16_t>(out_zp_));
+      out[i] = clamp8(v, -128, 127);
+    }
+  }
+
+  std::string kernel_name() const override { return "qs8_vhswish__scalar"; }
+
+ private:
+  int32_t in_zp_ = 0, out_zp_ = 0;
+  int16_t out_mult_ = 0, reluish_mult_ = 0;
+  int out_exp_ = 0, reluish_exp_ = 0;
+  int64_t count_ = 0;
+};
+
+// ---------------------------------------------------------------- QUANTIZE / DEQUANTIZE
+// float -> int8, as LiteRT's AffineQuantize runs on x86: blocks of 8 multiply by the float
+// reciprocal of the scale and round half to even (the vector conversion); the remaining
+// elements divide by the scale in double and round half away from zero.
+// int8 -> int8: TFLite's Requantize, (x - z_in) rescaled by s_in / s_out.
+class QuantizeKernel final : public OpKernel {
+ public:
+  void prepare(PrepareContext& ctx) override {
+    const Tensor& in = ctx.input(0);
+    const Tensor& out = ctx.output();
+    expect_dtype(ctx, out, DType::kInt8, "output");
+    expect_same_shape(ctx, in, out, "input", "output");
+    const TensorQuant qo = per_tensor_quant(ctx, out, "output");
+    scale_ = static_cast<double>(qo.scale);
+    inverse_ = static_cast<float>(1.0 / scale_);
+    out_zp_ = qo.zero_point;
+    count_ = in.num_elements();
+    if (in.dtype == DType::kFloat32) {
+      from_float_ = true;
+    } else if (in.dtype == DType::kInt8) {
+      const TensorQuant qi = per_tensor_quant(ctx, in, "input");
+      in_zp_ = qi.zero_point;
+      m_ = fp::quantize_multiplier(static_cast<double>(qi.scale) / static_cast<double>(qo.scale));
+    } else {
+      throw ctx.unsupported("QUANTIZE from ", dtype_name(in.dtype),
+                            " (supported: FLOAT32 and INT8 inputs)");
+    }
+  }
+
+  // NaN and values beyond int32 are clamped in floating point before the conversion (where
+  // TFLite's cast would be undefined).
+  static int32_t to_int(double v) {
+    if (std::isnan(v)) return 0;
+    return static_cast<int32_t>(std::min(std::max(v, -1e9), 1e9));
+  }
+
+  void run(const RunContext& ctx) override {
+    int8_t* out = ctx.out<int8_t>();
+    if (from_float_) {
+      const float* in = ctx.in<float>(0);
+      const int64_t vec_end = count_ - count_ % 8;
+      int64_t i = 0;
+      for (; i < vec_end; ++i) {
+        const float p = in[i] * inverse_;
+        out[i] = clamp8(to_int(std::nearbyint(static_cast<double>(p))) + out_zp_, -128, 127);
+      }
+      for (; i < count_; ++i) {
+        out[i] = clamp8(to_int(std::round(static_cast<double>(in[i]) / scale_)) + out_zp_, -128,
+                        127);
+      }
+    } else {
+      // LiteRT's Requantize: blocks of 16 through MultiplyByQuantizedMultiplier4Rows (its
+      // rounding right shift rounds ties up), the rest through the scalar multiply (ties away).
+      const int8_t* in = ctx.in<int8_t>(0);
+      const int64_t vec_end = count_ - count_ % 16;
+      const int left = std::max(m_.shift, 0), right = std::min(m_.shift, 0);
+      int64_t i = 0;
+      for (; i < vec_end; ++i) {
+        const int32_t v =
+            lanes::rshl(lanes::qrdmulh(lanes::shl(in[i] - in_zp_, left), m_.multiplier), right);
+        out[i] = clamp8(v + out_zp_, -128, 127);
+      }
+      for (; i < count_; ++i) {
+        const int32_t v = fp::multiply_by_quantized_multiplier(in[i] - in_zp_, m_.multiplier,
+                                                               m_.shift) + out_zp_;
+        out[i] = clamp8(v, -128, 127);
+      }
+    }
+  }
+
+  std::string kernel_name() const override {
+    return from_float_ ? "f32_qs8_vcvt__scalar" : "qs8_vcvt__scalar";
+  }
+
+ private:
+  bool from_float_ = false;
+  double scale_ = 1;
+  float inverse_ = 1;
+  int32_t out_zp_ = 0, in_zp_ = 0;
+  fp::Multiplier m_;
+  int64_t count_ = 0;
+};
+
+// int8 -> float, as LiteRT's Dequantize runs on x86: blocks of 8 compute
+// float(x) * scale + (-zero_point * scale) in float (two roundings); the remaining elements
+// compute scale * (x - zero_point) in double and round once.
+class DequantizeKernel final : public OpKernel {
+ public:
+  void prepare(PrepareContext& ctx) override {
+    const Tensor& in = ctx.input(0);
+    const Tensor& out = ctx.output();
+    expect_dtype(ctx, in, DType::kInt8, "input");
+    expect_dtype(ctx, out, DType::kFloat32, "output");
+    expect_same_shape(ctx, in, out, "input", "output");
+    const TensorQuant qi = per_tensor_quant(ctx, in, "input");
+    scale_ = qi.scale;
+    zp_ = qi.zero_point;
+    zero_times_scale_ = static_cast<float>(-static_cast<double>(zp_) * static_cast<double>(scale_));
+    count_ = in.num_elements();
+  }
+
+  void run(const RunContext& ctx) override {
+    const int8_t* in = ctx.in<int8_t>(0);
+    float* out = ctx.out<float>();
+    const int64_t vec_end = count_ - count_ % 8;
+    int64_t i = 0;
+    for (; i < vec_end; ++i) {
+      const float product = static_cast<float>(in[i]) * scale_;
+      out[i] = product + zero_times_scale_;
+    }
+    for (; i < count_; ++i) {
+      out[i] = static_cast<float>(static_cast<double>(scale_) * (in[i] - zp_));
+    }
+  }
+
+  std::string kernel_name() const override { return "qs8_f32_vcvt__scalar"; }
+
+ private:
+  float scale_ = 1, zero_times_scale_ = 0;
+  int32_t zp_ = 0;
+  int64_t count_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<OpKernel> make_add() { return std::make_unique<AddKernel>(); }
+std::unique_ptr<OpKernel> make_mul() { return std::make_unique<MulKernel>(); }
+std::unique_ptr<OpKernel> make_logistic() { return std::make_unique<LogisticKernel>(); }
+std::unique_ptr<OpKernel> make_hard_swish() { return std::make_unique<HardSwishKernel>(); }
+std::unique_ptr<OpKernel> make_quantize() { return std::make_unique<QuantizeKernel>(); }
+std::unique_ptr<OpKernel> make_dequantize() { return std::make_unique<DequantizeKernel>(); }
+
+}  // namespace runtime
+}  // namespace edge

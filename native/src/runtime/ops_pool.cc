@@ -1,0 +1,304 @@
+// Pooling and reduction: MAX_POOL_2D, AVERAGE_POOL_2D, MEAN (int8, NHWC), as LiteRT's builtin
+// int8 kernels compute them.
+#include <algorithm>
+#include <cmath>
+
+#include "fixed_point.h"
+#include "litert_compat.h"
+#include "op_kernel.h"
+
+namespace edge {
+namespace runtime {
+namespace {
+
+inline int8_t clamp8(int32_t v, int32_t lo, int32_t hi) {
+  return static_cast<int8_t>(std::min(std::max(v, lo), hi));
+}
+
+struct PoolGeometry {
+  int batches = 0, in_h = 0, in_w = 0, depth = 0, out_h = 0, out_w = 0;
+  int filter_h = 0, filter_w = 0, stride_h = 1, stride_w = 1, pad_top = 0, pad_left = 0;
+};
+
+PoolGeometry pool_geometry(const PrepareContext& ctx) {
+  const Tensor& in = ctx.input(0);
+  const Tensor& out = ctx.output();
+  const OpOptions& o = ctx.op.options;
+  if (in.shape.size() != 4 || out.shape.size() != 4) {
+    throw ctx.error("pooling needs 4-D NHWC input and output, got ", shape_str(in.shape), " and ",
+                    shape_str(out.shape));
+  }
+  PoolGeometry g;
+  g.batches = in.shape[0];
+  g.in_h = in.shape[1];
+  g.in_w = in.shape[2];
+  g.depth = in.shape[3];
+  g.filter_h = o.filter_h;
+  g.filter_w = o.filter_w;
+  g.stride_h = o.stride_h;
+  g.stride_w = o.stride_w;
+  g.pad_top = o.padding.top;
+  g.pad_left = o.padding.left;
+  const Padding& p = o.padding;
+  if (g.filter_h < 1 || g.filter_w < 1) {
+    throw ctx.error("filter size ", g.filter_h, "x", g.filter_w, " must be at least 1x1");
+  }
+  // A padding at least as large as the filter would give windows that see no input at all.
+  if (p.top < 0 || p.left < 0 || p.bottom < 0 || p.right < 0 || p.top >= g.filter_h ||
+      p.bottom >= g.filter_h || p.left >= g.filter_w || p.right >= g.filter_w) {
+    throw ctx.error("padding (", p.top, ", ", p.left, ", ", p.bottom, ", ", p.right,
+                    ") must be >= 0 and smaller than the filter ", g.filter_h, "x", g.filter_w);
+  }
+  const int64_t span_h = int64_t{g.in_h} + p.top + p.bottom - g.filter_h;
+  const int64_t span_w = int64_t{g.in_w} + p.left + p.right - g.filter_w;
+  if (span_h < 0 || span_w < 0) {
+    throw ctx.error("filter ", g.filter_h, "x", g.filter_w, " is larger than the padded input");
+  }
+  const std::vector<int32_t> expect = {g.batches, static_cast<int32_t>(span_h / g.stride_h + 1),
+                                       static_cast<int32_t>(span_w / g.stride_w + 1), g.depth};
+  if (out.shape != expect) {
+    throw ctx.error("output shape ", shape_str(out.shape), " should be ", shape_str(expect),
+                    " for input ", shape_str(in.shape), ", this filter, stride and padding");
+  }
+  g.out_h = expect[1];
+  g.out_w = expect[2];
+  return g;
+}
+
+// Window bounds of one output position, clipped to the input (TFLite's filter_*_start/end).
+struct Window {
+  int y0, y1, x0, x1;
+};
+inline Window window(const PoolGeometry& g, int oy, int ox) {
+  const int iy = oy * g.stride_h - g.pad_top;
+  const int ix = ox * g.stride_w - g.pad_left;
+  return {std::max(0, -iy) + iy, std::min(g.filter_h, g.in_h - iy) + iy,
+          std::max(0, -ix) + ix, std::min(g.filter_w, g.in_w - ix) + ix};
+}
+
+class PoolKernel final : public OpKernel {
+ public:
+  explicit PoolKernel(bool max) : max_(max) {}
+
+  void prepare(PrepareContext& ctx) override {
+    const Tensor& in = ctx.input(0);
+    const Tensor& out = ctx.output();
+    expect_dtype(ctx, in, DType::kInt8, "input");
+    expect_dtype(ctx, out, DType::kInt8, "output");
+    const TensorQuant qi = per_tensor_quant(ctx, in, "input");
+    const TensorQuant qo = per_tensor_quant(ctx, out, "output");
+    if (std::fabs(qi.scale - qo.scale) > 1e-6f || qi.zero_point != qo.zero_point) {
+      throw ctx.unsupported("int8 pooling needs the same quantisation on input and output (",
+                            qi.scale, ", ", qi.zero_point, " vs ", qo.scale, ", ", qo.zero_point,
+                            ")");
+    }
+    g_ = pool_geometry(ctx);
+    activation_range_int8(ctx.op.options.activation, qo.scale, qo.zero_point, &act_min_,
+                          &act_max_);
+  }
+
+  void run(const RunContext& ctx) override {
+    const int8_t* in = ctx.in<int8_t>(0);
+    int8_t* out = ctx.out<int8_t>();
+    const int d = g_.depth;
+    for (int b = 0; b < g_.batches; ++b) {
+      for (int oy = 0; oy < g_.out_h; ++oy) {
+        for (int ox = 0; ox < g_.out_w; ++ox) {
+          const Window w = window(g_, oy, ox);
+          int8_t* o = out + ((int64_t{b} * g_.out_h + oy) * g_.out_w + ox) * d;
+          const int count = (w.y1 - w.y0) * (w.x1 - w.x0);
+          for (int c = 0; c < d; ++c) {
+            int32_t acc = max_ ? act_min_ : 0;
+            for (int y = w.y0; y < w.y1; ++y) {
+              const int8_t* row = in + ((int64_t{b} * g_.in_h + y) * g_.in_w) * d + c;
+              for (int x = w.x0; x < w.x1; ++x) {
+                const int32_t v = row[int64_t{x} * d];
+                acc = max_ ? std::max(acc, v) : acc + v;
+              }
+            }
+            if (!max_) {
+              // TFLite rounds the average half away from zero with integer division.
+              acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+            }
+            o[c] = clamp8(acc, act_min_, act_max_);
+          }
+        }
+      }
+    }
+  }
+
+  std::string kernel_name() const override {
+    return max_ ? "qs8_maxpool__scalar" : "qs8_avgpool__scalar";
+  }
+
+ private:
+  bool max_;
+  PoolGeometry g_;
+  int32_t act_min_ = -128, act_max_ = 127;
+};
+
+// ---------------------------------------------------------------- MEAN
+// LiteRT has two int8 MEAN paths and both are reproduced:
+//  * keep_dims, 4-D input, axes {1, 2} (global average pooling): the optimized kernel sums the
+//    raw values, scales by in_scale / (count * out_scale) (formed in float) and adds a bias of
+//    out_zp - round(in_zp * in_scale / out_scale);
+//  * everything else: the reference QuantizedMeanOrSum, which subtracts the input zero point
+//    from the sum and folds 1 / count into the fixed-point multiplier.
+class MeanKernel final : public OpKernel {
+ public:
+  void prepare(PrepareContext& ctx) override {
+    const Tensor& in = ctx.input(0);
+    const Tensor& out = ctx.output();
+    expect_dtype(ctx, in, DType::kInt8, "input");
+    expect_dtype(ctx, out, DType::kInt8, "output");
+    const TensorQuant qi = per_tensor_quant(ctx, in, "input");
+    const TensorQuant qo = per_tensor_quant(ctx, out, "output");
+    const int rank = static_cast<int>(in.shape.size());
+    std::vector<int32_t> axes = ctx.op.options.axes;
+    if (ctx.has_input(1)) {
+      const Tensor& a = ctx.input(1);
+      if (a.dtype != DType::kInt32 || a.data == nullptr) {
+        throw ctx.error("the axes input must be a constant INT32 tensor");
+      }
+      const auto* v = reinterpret_cast<const int32_t*>(a.data);
+      axes.assign(v, v + a.num_elements());
+    } else if (!ctx.op.options.has_axes) {
+      throw ctx.error("MEAN needs axes (in ReducerOptions or as a constant second input)");
+    }
+    std::vector<char> reduced(rank, 0);
+    for (int32_t ax : axes) {
+      const int32_t r = ax < 0 ? ax + rank : ax;
+      if (r < 0 || r >= rank) throw ctx.error("axis ", ax, " is out of range for rank ", rank);
+      reduced[r] = 1;
+    }
+    keep_dims_ = ctx.op.options.keep_dims;
+    std::vector<int32_t> expect;
+    count_ = 1;
+    for (int i = 0; i < rank; ++i) {
+      if (reduced[i]) {
+        count_ *= in.shape[i];
+        if (keep_dims_) expect.push_back(1);
+      } else {
+        expect.push_back(in.shape[i]);
+      }
+    }
+    if (out.shape != expect) {
+      throw ctx.error("output shape ", shape_str(out.shape), " should be ", shape_str(expect));
+    }
+    dims_.assign(in.shape.begin(), in.shape.end());
+    reduced_ = reduced;
+    out_stride_.assign(rank, 0);
+    index_.assign(rank, 0);
+    int64_t stride = 1;
+    for (int i = rank; i-- > 0;) {
+      if (!reduced[i]) {
+        out_stride_[i] = stride;
+        stride *= dims_[i];
+      }
+    }
+    in_zp_ = qi.zero_point;
+    out_zp_ = qo.zero_point;
+    in_count_ = in.num_elements();
+    out_count_ = out.num_elements();
+    global_pool_ = keep_dims_ && rank == 4 && reduced[1] && reduced[2] && !reduced[0] &&
+                   !reduced[3];
+    if (count_ == 0) throw ctx.unsupported("MEAN over an empty axis");
+    if (global_pool_) {
+      const float num = static_cast<float>(in.shape[1] * in.shape[2]);
+      float temp = static_cast<float>(qi.zero_point) * qi.scale / qo.scale;
+      temp = temp > 0 ? temp + 0.5f : temp - 0.5f;
+      temp = std::min(std::max(temp, -1e9f), 1e9f);
+      bias_ = qo.zero_point - static_cast<int32_t>(temp);
+      const float real_scale = qi.scale / (num * qo.scale);
+      m_ = fp::quantize_multiplier(static_cast<double>(real_scale));
+    } else {
+      const fp::Multiplier base =
+          fp::quantize_multiplier(static_cast<double>(qi.scale) / static_cast<double>(qo.scale));
+      int shift = 63 - __builtin_clzll(static_cast<unsigned long long>(count_));
+      shift = std::min(shift, 32);
+      shift = std::min(shift, 31 + base.shift);
+      shift = std::max(shift, 0);
+      m_.multiplier = static_cast<int32_t>((static_cast<int64_t>(base.multiplier) << shift) /
+                                           count_);
+      m_.shift = base.shift - shift;
+    }
+    if (m_.shift < -31) throw ctx.error("quantisation scales out of range for MEAN");
+    ctx.scratch_request = static_cast<std::size_t>(out_count_) * sizeof(int32_t);
+  }
+
+  void run(const RunContext& ctx) override {
+    const int8_t* in = ctx.in<int8_t>(0);
+    int8_t* out = ctx.out<int8_t>();
+    auto* sums = static_cast<int32_t*>(ctx.scratch);
+    std::fill(sums, sums + out_count_, 0);
+    // Output index of each input element: walk the input in row-major order, keeping the
+    // output position of the non-reduced coordinates.
+    const int rank = static_cast<int>(dims_.size());
+    const std::vector<int64_t>& out_stride = out_stride_;
+    std::vector<int64_t>& idx = index_;
+    std::fill(idx.begin(), idx.end(), 0);
+    int64_t o = 0;
+    for (int64_t i = 0; i < in_count_; ++i) {
+      sums[o] += in[i];
+      for (int d = rank; d-- > 0;) {
+        ++idx[d];
+        o += out_stride[d];
+        if (idx[d] < dims_[d]) break;
+        o -= out_stride[d] * dims_[d];
+        idx[d] = 0;
+      }
+    }
+    if (global_pool_) {
+      // LiteRT's Mean4D int8 kernel: channels in vector blocks of 16 scaled by
+      // MultiplyByQuantizedMultiplier4Rows (a rounding right shift that rounds ties up), the
+      // remaining channels by the scalar MultiplyByQuantizedMultiplier (ties away from zero).
+      const int64_t depth = dims_[3];
+      const int64_t vec_end = depth - depth % 16;
+      const int left = std::max(m_.shift, 0), right = std::min(m_.shift, 0);
+      for (int64_t b = 0; b < dims_[0]; ++b) {
+        for (int64_t d = 0; d < depth; ++d) {
+          const int32_t sum = sums[b * depth + d];
+          int32_t v;
+          if (d < vec_end) {
+            v = lanes::rshl(lanes::qrdmulh(lanes::shl(sum, left), m_.multiplier), right);
+          } else {
+            v = fp::multiply_by_quantized_multiplier(sum, m_.multiplier, m_.shift);
+          }
+          out[b * depth + d] = clamp8(v + bias_, -128, 127);
+        }
+      }
+      return;
+    }
+    for (int64_t k = 0; k < out_count_; ++k) {
+      int32_t v;
+      {
+        const int32_t shifted =
+            static_cast<int32_t>(sums[k] - static_cast<int64_t>(in_zp_) * count_);
+        v = fp::multiply_by_quantized_multiplier(shifted, m_.multiplier, m_.shift) + out_zp_;
+      }
+      out[k] = clamp8(v, -128, 127);
+    }
+  }
+
+  std::string kernel_name() const override {
+    return global_pool_ ? "qs8_gavgpool__scalar" : "qs8_rmean__scalar";
+  }
+
+ private:
+  bool keep_dims_ = false, global_pool_ = false;
+  std::vector<int64_t> dims_;
+  std::vector<char> reduced_;
+  std::vector<int64_t> out_stride_, index_;  // per-dimension walk state, sized at prepare
+  int64_t count_ = 1, in_count_ = 0, out_count_ = 0;
+  int32_t in_zp_ = 0, out_zp_ = 0, bias_ = 0;
+  fp::Multiplier m_;
+};
+
+}  // namespace
+
+std::unique_ptr<OpKernel> make_max_pool() { return std::make_unique<PoolKernel>(true); }
+std::unique_ptr<OpKernel> make_average_pool() { return std::make_unique<PoolKernel>(false); }
+std::unique_ptr<OpKernel> make_mean() { return std::make_unique<MeanKernel>(); }
+
+}  // namespace runtime
+}  // namespace edge

@@ -1,0 +1,301 @@
+// The .edge runtime: loading, checking, memory planning, and robustness against malformed
+// files (truncated, wrong identifier, bad indices, absurd shapes, random byte flips). Run under
+// ASan+UBSan and qemu by `make test-native`: a malformed file must be an Error, never a crash.
+// (Bit-exactness against LiteRT is tested from Python, where LiteRT is.)
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "edge/runtime/error.h"
+#include "edge/runtime/interpreter.h"
+#include "edge/runtime/model.h"
+#include "edge_generated.h"
+#include "test_main.h"
+
+namespace {
+
+namespace fmt = edge::fmt;
+using edge::runtime::Error;
+using edge::runtime::FormatError;
+using edge::runtime::Interpreter;
+using edge::runtime::Model;
+
+// Builds small .edge images with the generated FlatBuffers API.
+class Builder {
+ public:
+  Builder() { buffers_.push_back(fmt::CreateBuffer(b_)); }
+
+  int tensor(const char* name, std::vector<int32_t> shape, fmt::DType dtype, float scale,
+             int64_t zp, const std::vector<uint8_t>* data = nullptr,
+             fmt::Storage storage = fmt::Storage::PLAIN) {
+    uint32_t buffer = 0;
+    if (data != nullptr) {
+      buffers_.push_back(fmt::CreateBufferDirect(b_, data));
+      buffer = static_cast<uint32_t>(buffers_.size() - 1);
+    }
+    flatbuffers::Offset<fmt::Quantization> q = 0;
+    if (scale > 0) {
+      std::vector<float> s = {scale};
+      std::vector<int64_t> z = {zp};
+      q = fmt::CreateQuantizationDirect(b_, &s, &z);
+    }
+    tensors_.push_back(fmt::CreateTensorDirect(b_, name, &shape, dtype, buffer, storage, q));
+    return static_cast<int>(tensors_.size() - 1);
+  }
+
+  void op(fmt::OpType type, std::vector<int32_t> ins, std::vector<int32_t> outs,
+          fmt::OpOptions otype = fmt::OpOptions::NONE, flatbuffers::Offset<void> opts = 0) {
+    ops_.push_back(fmt::CreateOperatorDirect(b_, type, &ins, &outs, otype, opts));
+  }
+
+  flatbuffers::FlatBufferBuilder& fbb() { return b_; }
+
+  std::vector<uint8_t> finish(std::vector<int32_t> inputs, std::vector<int32_t> outputs,
+                              uint16_t major = 1) {
+    std::vector<flatbuffers::Offset<fmt::SubGraph>> sgs = {
+        fmt::CreateSubGraphDirect(b_, "main", &tensors_, &ops_, &inputs, &outputs)};
+    auto model = fmt::CreateModelDirect(b_, major, 0, "test", &sgs, &buffers_);
+    fmt::FinishModelBuffer(b_, model);
+    return std::vector<uint8_t>(b_.GetBufferPointer(), b_.GetBufferPointer() + b_.GetSize());
+  }
+
+ private:
+  flatbuffers::FlatBufferBuilder b_;
+  std::vector<flatbuffers::Offset<fmt::Tensor>> tensors_;
+  std::vector<flatbuffers::Offset<fmt::Buffer>> buffers_;
+  std::vector<flatbuffers::Offset<fmt::Operator>> ops_;
+};
+
+// input [1,4,4,2] -> ADD (broadcast constant [2]) -> MAX_POOL 2x2/2 -> RESHAPE [1,8] -> SOFTMAX
+std::vector<uint8_t> small_model(int bad_input_index = -1) {
+  Builder b;
+  const std::vector<uint8_t> bias = {10, 250};  // int8 10, -6
+  const int x = b.tensor("x", {1, 4, 4, 2}, fmt::DType::INT8, 0.05f, -3);
+  const int c = b.tensor("c", {2}, fmt::DType::INT8, 0.02f, 1, &bias);
+  const int sum = b.tensor("sum", {1, 4, 4, 2}, fmt::DType::INT8, 0.07f, 2);
+  const int pooled = b.tensor("pooled", {1, 2, 2, 2}, fmt::DType::INT8, 0.07f, 2);
+  const int flat = b.tensor("flat", {1, 8}, fmt::DType::INT8, 0.07f, 2);
+  const int probs = b.tensor("probs", {1, 8}, fmt::DType::INT8, 1.0f / 256, -128);
+  auto add = fmt::CreateElementwiseOptions(b.fbb(), fmt::Activation::RELU);
+  b.op(fmt::OpType::ADD, {x, bad_input_index >= 0 ? bad_input_index : c}, {sum},
+       fmt::OpOptions::ElementwiseOptions, add.Union());
+  fmt::Padding pad(0, 0, 0, 0);
+  auto pool = fmt::CreatePool2DOptions(b.fbb(), &pad, 2, 2, 2, 2);
+  b.op(fmt::OpType::MAX_POOL_2D, {sum}, {pooled}, fmt::OpOptions::Pool2DOptions, pool.Union());
+  b.op(fmt::OpType::RESHAPE, {pooled}, {flat});
+  auto sm = fmt::CreateSoftmaxOptions(b.fbb(), 1.0f);
+  b.op(fmt::OpType::SOFTMAX, {flat}, {probs}, fmt::OpOptions::SoftmaxOptions, sm.Union());
+  return b.finish({x}, {probs});
+}
+
+template <typename F>
+bool throws_format_error(F&& f, std::string* message = nullptr) {
+  try {
+    f();
+  } catch (const FormatError& e) {
+    if (message) *message = e.what();
+    return true;
+  } catch (...) {
+    return false;
+  }
+  return false;
+}
+
+std::shared_ptr<const Model> load(const std::vector<uint8_t>& bytes) {
+  return Model::from_bytes(bytes.data(), bytes.size(), "test.edge");
+}
+
+}  // namespace
+
+EDGE_TEST(runtime_runs_small_model) {
+  auto model = load(small_model());
+  EDGE_CHECK(model->operators().size() == 4);
+  Interpreter interp(model);
+  EDGE_CHECK(interp.input_count() == 1 && interp.output_count() == 1);
+  std::vector<int8_t> x(32);
+  for (int i = 0; i < 32; ++i) x[i] = static_cast<int8_t>(i * 7 - 100);
+  interp.set_input(0, x.data(), x.size());
+  interp.run();
+  const auto* probs = static_cast<const int8_t*>(interp.output_data(0));
+  double total = 0;
+  for (int i = 0; i < 8; ++i) total += (probs[i] + 128) / 256.0;
+  EDGE_CHECK(std::fabs(total - 1.0) < 8.0 / 256);
+  // A second run with the same input gives the same output (nothing stale in the arena).
+  std::vector<int8_t> first(probs, probs + 8);
+  interp.run();
+  EDGE_CHECK(std::equal(first.begin(), first.end(), probs));
+  EDGE_CHECK(interp.layer_stats().size() == 4);
+  EDGE_CHECK(interp.layer_stats()[0].kernel == "qs8_vadd__scalar");
+}
+
+EDGE_TEST(runtime_memory_plan_shares_without_overlap) {
+  auto model = load(small_model());
+  Interpreter interp(model);
+  // Tensors alive at the same time must not share bytes; the plan must share something here
+  // (x and pooled, sum and flat never live together).
+  const auto& ops = model->operators();
+  const auto& tensors = model->tensors();
+  const int n = static_cast<int>(tensors.size());
+  std::vector<int> first(n, 1 << 30), last(n, -2);
+  for (int t : model->inputs()) first[t] = -1, last[t] = static_cast<int>(model->operators().size());
+  for (int i = 0; i < static_cast<int>(ops.size()); ++i) {
+    for (int t : ops[i].inputs) if (t >= 0) first[t] = std::min(first[t], i), last[t] = std::max(last[t], i);
+    for (int t : ops[i].outputs) first[t] = std::min(first[t], i), last[t] = std::max(last[t], i);
+  }
+  for (int t : model->outputs()) last[t] = static_cast<int>(ops.size());
+  for (int a = 0; a < n; ++a) {
+    for (int b = a + 1; b < n; ++b) {
+      const int64_t oa = interp.arena_offset(a), ob = interp.arena_offset(b);
+      if (oa < 0 || ob < 0) continue;
+      const bool live_together = first[a] <= last[b] && first[b] <= last[a];
+      const int64_t ea = oa + static_cast<int64_t>(tensors[a].runtime_bytes());
+      const int64_t eb = ob + static_cast<int64_t>(tensors[b].runtime_bytes());
+      const bool overlap = oa < eb && ob < ea;
+      EDGE_CHECK(!(live_together && overlap));
+    }
+  }
+  EDGE_CHECK(interp.arena_offset(1) == -1);  // the constant lives in the file
+  EDGE_CHECK(interp.arena_bytes() < 64 * 5);  // 5 activations, each padded to 64 bytes
+  // The input survives a run (set once, run many times).
+  std::vector<int8_t> x(32, 7);
+  interp.set_input(0, x.data(), x.size());
+  interp.run();
+  interp.run();
+  EDGE_CHECK(std::memcmp(interp.input_data(0), x.data(), x.size()) == 0);
+  EDGE_CHECK(interp.unshared_activation_bytes() == 32 + 32 + 8 + 8 + 8);
+}
+
+EDGE_TEST(runtime_rejects_truncated_files_at_every_length) {
+  const std::vector<uint8_t> good = small_model();
+  int rejected = 0;
+  for (std::size_t n = 0; n < good.size(); ++n) {
+    std::string msg;
+    if (throws_format_error([&] { load(std::vector<uint8_t>(good.begin(), good.begin() + n)); },
+                            &msg)) {
+      ++rejected;
+    }
+  }
+  EDGE_CHECK(rejected == static_cast<int>(good.size()));
+}
+
+EDGE_TEST(runtime_rejects_wrong_identifier) {
+  std::vector<uint8_t> bytes = small_model();
+  std::memcpy(bytes.data() + 4, "TFL3", 4);
+  std::string msg;
+  EDGE_CHECK(throws_format_error([&] { load(bytes); }, &msg));
+  EDGE_CHECK(msg.find("not a .edge model") != std::string::npos);
+  EDGE_CHECK(msg.find("TFL3") != std::string::npos);
+}
+
+EDGE_TEST(runtime_rejects_out_of_range_tensor_index) {
+  std::string msg;
+  EDGE_CHECK(throws_format_error([&] { load(small_model(99)); }, &msg));
+  EDGE_CHECK(msg.find("operator 0 (ADD) input 1 refers to tensor 99") != std::string::npos);
+}
+
+EDGE_TEST(runtime_rejects_absurd_shapes_and_bad_buffers) {
+  {
+    Builder b;
+    const int x = b.tensor("x", {1 << 20, 1 << 20, 1 << 20}, fmt::DType::INT8, 0.1f, 0);
+    const int y = b.tensor("y", {1 << 20, 1 << 20, 1 << 20}, fmt::DType::INT8, 0.1f, 0);
+    b.op(fmt::OpType::RESHAPE, {x}, {y});
+    std::string msg;
+    EDGE_CHECK(throws_format_error([&] { load(b.finish({x}, {y})); }, &msg));
+    EDGE_CHECK(msg.find("absurd shape") != std::string::npos);
+  }
+  {
+    Builder b;
+    const std::vector<uint8_t> three = {1, 2, 3};
+    const int x = b.tensor("x", {4}, fmt::DType::INT8, 0.1f, 0);
+    const int c = b.tensor("c", {4}, fmt::DType::INT8, 0.1f, 0, &three);
+    const int y = b.tensor("y", {4}, fmt::DType::INT8, 0.1f, 0);
+    b.op(fmt::OpType::ADD, {x, c}, {y});
+    std::string msg;
+    EDGE_CHECK(throws_format_error([&] { load(b.finish({x}, {y})); }, &msg));
+    EDGE_CHECK(msg.find("holds 3 bytes, but 4 INT8 values") != std::string::npos);
+  }
+  {
+    Builder b;  // a negative dimension
+    const int x = b.tensor("x", {2, -3}, fmt::DType::INT8, 0.1f, 0);
+    const int y = b.tensor("y", {6}, fmt::DType::INT8, 0.1f, 0);
+    b.op(fmt::OpType::RESHAPE, {x}, {y});
+    EDGE_CHECK(throws_format_error([&] { load(b.finish({x}, {y})); }));
+  }
+  {
+    Builder b;  // an operator reading a tensor nobody produced yet
+    const int x = b.tensor("x", {4}, fmt::DType::INT8, 0.1f, 0);
+    const int t = b.tensor("t", {4}, fmt::DType::INT8, 0.1f, 0);
+    const int y = b.tensor("y", {4}, fmt::DType::INT8, 0.1f, 0);
+    b.op(fmt::OpType::RESHAPE, {t}, {y});
+    b.op(fmt::OpType::RESHAPE, {x}, {t});
+    std::string msg;
+    EDGE_CHECK(throws_format_error([&] { load(b.finish({x}, {y})); }, &msg));
+    EDGE_CHECK(msg.find("before any operator produces it") != std::string::npos);
+  }
+  {
+    Builder b;  // unknown format version
+    const int x = b.tensor("x", {4}, fmt::DType::INT8, 0.1f, 0);
+    const int y = b.tensor("y", {4}, fmt::DType::INT8, 0.1f, 0);
+    b.op(fmt::OpType::RESHAPE, {x}, {y});
+    std::string msg;
+    EDGE_CHECK(throws_format_error([&] { load(b.finish({x}, {y}, 7)); }, &msg));
+    EDGE_CHECK(msg.find("format version 7.0 is not supported") != std::string::npos);
+  }
+  {
+    Builder b;  // wrong arity
+    const int x = b.tensor("x", {4}, fmt::DType::INT8, 0.1f, 0);
+    const int y = b.tensor("y", {4}, fmt::DType::INT8, 0.1f, 0);
+    b.op(fmt::OpType::ADD, {x}, {y});
+    std::string msg;
+    EDGE_CHECK(throws_format_error([&] { load(b.finish({x}, {y})); }, &msg));
+    EDGE_CHECK(msg.find("has 1 inputs; it takes 2") != std::string::npos);
+  }
+  {
+    Builder b;  // shapes an operator cannot accept are caught when it is prepared
+    const int x = b.tensor("x", {1, 4, 4, 1}, fmt::DType::INT8, 0.1f, 0);
+    const int y = b.tensor("y", {1, 3, 3, 1}, fmt::DType::INT8, 0.1f, 0);
+    fmt::Padding pad(0, 0, 0, 0);
+    auto pool = fmt::CreatePool2DOptions(b.fbb(), &pad, 2, 2, 2, 2);
+    b.op(fmt::OpType::MAX_POOL_2D, {x}, {y}, fmt::OpOptions::Pool2DOptions, pool.Union());
+    auto model = load(b.finish({x}, {y}));
+    std::string msg;
+    EDGE_CHECK(throws_format_error([&] { Interpreter interp(model); }, &msg));
+    EDGE_CHECK(msg.find("output shape [1, 3, 3, 1] should be [1, 2, 2, 1]") !=
+               std::string::npos);
+  }
+}
+
+// Random byte flips, many files: every mutant either loads (and then prepares and runs, or is
+// rejected with an Error) or is rejected with an Error. Under ASan any out-of-bounds access
+// during any of that fails the test run.
+EDGE_TEST(runtime_survives_random_byte_flips) {
+  const std::vector<uint8_t> good = small_model();
+  std::mt19937 rng(1234);
+  int loaded = 0, rejected = 0, ran = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::vector<uint8_t> bytes = good;
+    const int flips = 1 + static_cast<int>(rng() % 4);
+    for (int f = 0; f < flips; ++f) {
+      bytes[rng() % bytes.size()] ^= static_cast<uint8_t>(1u << (rng() % 8));
+    }
+    try {
+      auto model = load(bytes);
+      ++loaded;
+      Interpreter interp(model);
+      for (std::size_t i = 0; i < interp.input_count(); ++i) {
+        std::vector<uint8_t> zeros(interp.input_tensor(i).runtime_bytes(), 0);
+        interp.set_input(i, zeros.data(), zeros.size());
+      }
+      interp.run();
+      ++ran;
+    } catch (const Error&) {
+      ++rejected;
+    }
+  }
+  EDGE_CHECK(rejected > 0);
+  EDGE_CHECK(ran > 0);
+  std::printf("  byte flips: %d loaded, %d ran, %d rejected\n", loaded, ran, rejected);
+}
