@@ -193,6 +193,17 @@ def test_malformed_files_fail_cleanly_under_asan(case, model_file, tmp_path) -> 
         EdgeModel(path)
 
 
+def test_names_that_are_not_utf8_are_escaped(model_file, tmp_path) -> None:
+    data = model_file.read_bytes()
+    assert data.count(b"image\x00") == 1
+    path = tmp_path / "names.edge"
+    path.write_bytes(data.replace(b"image\x00", b"im\xffg\x01\x00"))
+    assert EdgeModel(path).get_input_details()[0]["name"] == "im\\xffg\\x01"
+    r = edge_run("x86_64", str(path), "--runs", "1", "--warmup", "0", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["inputs"][0]["name"] == "im\\xffg\\x01"
+
+
 def test_random_byte_flips_never_crash_under_asan(model_file, tmp_path) -> None:
     """Many mutants through the ASan runner: each exits 0 (a flip in data), 3 (malformed) or 4
     (well-formed but unsupported) - never a signal, never a sanitizer report."""
@@ -208,7 +219,8 @@ def test_random_byte_flips_never_crash_under_asan(model_file, tmp_path) -> None:
         path = tmp_path / f"flip{i}.edge"
         path.write_bytes(bytes(data))
         r = subprocess.run([str(ASAN_EDGE_RUN), str(path), "--runs", "1", "--warmup", "0"],
-                           capture_output=True, text=True, timeout=60, env=env)
+                           capture_output=True, text=True, errors="replace", timeout=60,
+                           env=env)
         assert r.returncode in (0, 3, 4, 5), (i, r.returncode, r.stderr[-2000:])
         assert "Sanitizer" not in r.stderr, r.stderr[-2000:]
         codes[r.returncode] = codes.get(r.returncode, 0) + 1

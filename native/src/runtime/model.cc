@@ -268,7 +268,38 @@ std::vector<T> vec(const flatbuffers::Vector<T>* v) {
   return v == nullptr ? std::vector<T>() : std::vector<T>(v->begin(), v->end());
 }
 
-std::string str(const flatbuffers::String* s) { return s == nullptr ? std::string() : s->str(); }
+// Names come from the file: keep valid UTF-8 (minus control characters) as it is and write
+// anything else as \xNN, so that messages, JSON reports and Python strings stay well formed
+// whatever bytes a damaged file holds.
+std::string str(const flatbuffers::String* s) {
+  if (s == nullptr) return std::string();
+  static const char* hex = "0123456789abcdef";
+  const auto* p = reinterpret_cast<const unsigned char*>(s->data());
+  const std::size_t n = s->size();
+  std::string out;
+  out.reserve(n);
+  for (std::size_t i = 0; i < n;) {
+    const unsigned char c = p[i];
+    const std::size_t len = c < 0x80            ? 1
+                            : (c >> 5) == 0x6   ? 2
+                            : (c >> 4) == 0xe   ? 3
+                            : (c >> 3) == 0x1e  ? 4
+                                                : 0;
+    bool ok = len != 0 && i + len <= n && !(len == 1 && (c < 0x20 || c == 0x7f));
+    for (std::size_t k = 1; ok && k < len; ++k) ok = (p[i + k] >> 6) == 0x2;
+    if (ok && len == 2) ok = c >= 0xc2;  // no overlong forms
+    if (ok) {
+      out.append(reinterpret_cast<const char*>(p + i), len);
+      i += len;
+    } else {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+      ++i;
+    }
+  }
+  return out;
+}
 
 }  // namespace
 
