@@ -279,11 +279,9 @@ class Device(ABC):
     # ------------------------------------------------------------------ files
     def remote_sha256(self, remote: str, *, retries: int | None = None) -> str | None:
         """SHA-256 of a device file, or None when it does not exist."""
-        q = quote(remote)
         result = self.script(
-            f"if [ -f {q} ]; then (sha256sum {q} 2>/dev/null || toybox sha256sum {q}) | "
-            f"cut -d ' ' -f 1; else echo missing; fi", check=False,
-            retries=self.config.retries if retries is None else retries)
+            f"if [ -f {quote(remote)} ]; then {_sha256_cmd(remote)}; else echo missing; fi",
+            check=False, retries=self.config.retries if retries is None else retries)
         text = result.stdout.strip().splitlines()
         value = text[-1].strip() if text else ""
         if value == "missing":
@@ -311,16 +309,8 @@ class Device(ABC):
 
     def free_bytes(self, remote_dir: str) -> int | None:
         """Free space where `remote_dir` lives (df), or None when df cannot tell."""
-        result = self.script(f"df -Pk {quote(remote_dir)} 2>/dev/null || df -k {quote(remote_dir)}",
-                             check=False)
-        lines = [x for x in result.stdout.splitlines() if x.strip()]
-        if result.exit_code != 0 or len(lines) < 2:
-            return None
-        fields = lines[-1].split()
-        try:
-            return int(fields[3]) * 1024
-        except (IndexError, ValueError):
-            return None
+        result = self.script(f"df -Pk {quote(remote_dir)} 2>/dev/null | tail -n 1", check=False)
+        return _df_free(result.stdout.strip())
 
     def remote_path(self, name: str) -> str:
         """`name` inside this device's workdir (absolute names are returned as they are)."""
@@ -345,35 +335,56 @@ class Device(ABC):
         directory = posixpath.dirname(remote) or "/"
         self.connect()
         self._remember(remote)
-        if not force and self.remote_sha256(remote) == digest:
+        # one round trip: make the directory, checksum what is there (and fix its mode when it
+        # is already ours), report free space
+        qd, qf = quote(directory), quote(remote)
+        survey = self.script(
+            f"mkdir -p {qd} 2>/dev/null; "
+            f"if [ -d {qd} ] && [ -w {qd} ]; then echo dir:ok; else echo dir:fail; fi; "
+            f"if [ -f {qf} ]; then s=$( {_sha256_cmd(remote)} ); else s=missing; fi; "
+            f"echo sha:$s; "
+            + ("" if force else f"if [ \"$s\" = {digest} ]; then chmod {mode:o} {qf}; fi; ")
+            + f"echo df:$(df -Pk {qd} 2>/dev/null | tail -n 1)",
+            check=False, retries=self.config.retries)
+        fields = dict(line.split(":", 1) for line in survey.stdout.splitlines() if ":" in line)
+        if fields.get("dir") != "ok":
+            detail = survey.stderr.strip()[-300:]
+            raise TransferError(f"cannot write to {directory} on the device (read-only or no "
+                                f"permission){': ' + detail if detail else ''}",
+                                device=self.name, command=f"push {remote}")
+        if not force and fields.get("sha", "").strip() == digest:
             if progress:
                 progress(size, size)
-            self.script(f"chmod {mode:o} {quote(remote)}", retries=self.config.retries)
             return remote
-        self.mkdir(directory)
-        free = self.free_bytes(directory)
+        free = _df_free(fields.get("df", ""))
         if free is not None and free < size:
             raise DeviceStorageError(
                 f"no room for {local.name} ({size} bytes) in {directory}: {free} bytes free",
                 device=self.name, command=f"push {local} {remote}")
+
         def attempt() -> None:
             # a fresh name each attempt: a failed attempt's temp file is removed by the next
             # command (the stale list), which must not catch this attempt's file
             temp = posixpath.join(directory, f".{posixpath.basename(remote)}{TEMP_MARK}"
                                              f"{secrets.token_hex(4)}")
+            qt = quote(temp)
             try:
                 try:
                     self._upload(local, temp, progress)
                 except TransferError as exc:
                     self._diagnose_transfer(exc, directory, size)
                     raise
-                got = self.remote_sha256(temp, retries=0)
-                if got != digest:
-                    raise TransferError(f"checksum mismatch after upload of {local} "
-                                        f"(sent {digest[:16]}, device has {str(got)[:16]})",
-                                        device=self.name, command=f"push {remote}")
-                self.script(f"chmod {mode:o} {quote(temp)} && "
-                            f"mv -f {quote(temp)} {quote(remote)}")
+                # verify and rename in one round trip
+                done = self.script(
+                    f"s=$( {_sha256_cmd(temp)} ); if [ \"$s\" = {digest} ]; then "
+                    f"chmod {mode:o} {qt} && mv -f {qt} {qf} && echo renamed; "
+                    f"else echo \"mismatch:$s\"; fi", check=False)
+                if "renamed" not in done.stdout:
+                    got = done.stdout.strip().partition("mismatch:")[2][:16] or "?"
+                    raise TransferError(f"checksum mismatch after upload of {local} (sent "
+                                        f"{digest[:16]}, device has {got}) "
+                                        f"{done.stderr.strip()[-200:]}", device=self.name,
+                                        command=f"push {remote}")
             except BaseException:
                 self._stale.add(temp)
                 raise
@@ -483,6 +494,21 @@ class Device(ABC):
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "transport": self.transport, "workdir": self.workdir,
                 "device_string": self.config.device_string}
+
+
+def _sha256_cmd(remote: str) -> str:
+    """Shell that prints the SHA-256 of `remote` (coreutils/busybox, or Android's toybox)."""
+    q = quote(remote)
+    return f"(sha256sum {q} 2>/dev/null || toybox sha256sum {q}) | cut -d ' ' -f 1"
+
+
+def _df_free(line: str) -> int | None:
+    """Free bytes from one `df -Pk` line (None when it cannot be read)."""
+    fields = line.split()
+    try:
+        return int(fields[3]) * 1024
+    except (IndexError, ValueError):
+        return None
 
 
 def _kill_script(pidfile: str) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +24,12 @@ class LocalDevice(Device):
     transport = "local"
 
     def __init__(self, config: DeviceConfig | None = None):
-        super().__init__(config or DeviceConfig(name="local", transport="local"))
+        config = config or DeviceConfig(name="local", transport="local")
+        if config.runner.python is None:
+            # this Python has LiteRT: it is edgesdk's own core dependency
+            config = config.replace(runner=dataclasses.replace(config.runner,
+                                                               python=sys.executable))
+        super().__init__(config)
 
     def default_workdir(self) -> str:
         return os.path.join(tempfile.gettempdir(), f"edgesdk-local-{os.getuid()}")

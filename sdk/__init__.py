@@ -25,11 +25,24 @@ _LAZY: dict[str, tuple[str, str]] = {
     "FidelityReport": ("sdk.fidelity", "FidelityReport"),
     "ImageFolder": ("sdk.converters.quantize.data", "ImageFolder"),
     "LayerPrecision": ("sdk.converters.quantize.plan", "LayerPrecision"),
+    # devices (issue 6)
+    "deploy": ("sdk.devices.deploy", "deploy"),
+    "profile": ("sdk.devices.profile", "profile"),
+    "validate": ("sdk.devices.validate", "validate"),
+    "Deployment": ("sdk.devices.deploy", "Deployment"),
+    "Profile": ("sdk.devices.results", "Profile"),
+    "Validation": ("sdk.devices.results", "Validation"),
+    "open_device": ("sdk.devices", "open_device"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from sdk.converters.quantize.data import ImageFolder  # noqa: F401
     from sdk.converters.quantize.plan import LayerPrecision  # noqa: F401
+    from sdk.devices import open_device  # noqa: F401
+    from sdk.devices.deploy import Deployment, deploy  # noqa: F401
+    from sdk.devices.profile import profile  # noqa: F401
+    from sdk.devices.results import Profile, Validation  # noqa: F401
+    from sdk.devices.validate import validate  # noqa: F401
     from sdk.exporter import export  # noqa: F401
     from sdk.fidelity import FidelityReport  # noqa: F401
     from sdk.native import cpu_features  # noqa: F401

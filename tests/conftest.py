@@ -63,3 +63,14 @@ def emulated_phone(tmp_path_factory):
     root = tmp_path_factory.mktemp("phone")
     with EmulatedPhone(arch="aarch64", root=root / "phone", host_key=root / "adbkey") as phone:
         yield phone
+
+
+@pytest.fixture(scope="session")
+def digits_int8_tflite(digits_keras, digits_data, tmp_path_factory):
+    """The digits CNN exported to full-integer INT8 .tflite by sdk.export (float I/O)."""
+    import sdk
+
+    path = tmp_path_factory.mktemp("digits_int8") / "digits_int8.tflite"
+    sdk.export(digits_keras, "int8", calibration=digits_data.x_train[:256], output=path,
+               report=False)
+    return path

@@ -251,8 +251,11 @@ def test_timeout_kills_the_remote_process(phone_device):
 def test_read_only_system_is_a_clear_error(phone_device, tmp_path):
     src = tmp_path / "x.bin"
     src.write_bytes(b"x")
-    with pytest.raises(TransferError, match="Read-only"):
+    with pytest.raises(TransferError, match=r"cannot write to /system .*read-only"):
         phone_device.push(src, "/system/x.bin")
+    # the phone itself says so when asked to write there
+    result = phone_device.shell("touch", "/system/x.bin", check=False)
+    assert result.exit_code != 0 and "Read-only file system" in result.stderr
 
 
 def test_link_drop_mid_push_is_retried(emulated_phone, phone_device, tmp_path):

@@ -1,0 +1,235 @@
+"""The runner interface, its report, and the choice of runner for a device and a model."""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sdk.devices.base import CommandResult, Device
+from sdk.devices.errors import DeviceCommandError, RunnerError
+
+#: progress(stage, done, total), as elsewhere in edgesdk (sdk.progress.ProgressBar)
+StageProgress = Callable[[str, int, int], None]
+
+#: ELF e_machine -> ABI
+_ELF_ABI = {183: "arm64-v8a", 40: "armeabi-v7a", 62: "x86_64"}
+
+
+@dataclass(frozen=True)
+class LayerTime:
+    """One layer's share of a run, where the runner measures it."""
+
+    name: str
+    op: str
+    mean_ms: float | None
+    kernel: str = ""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What to run: the model on the device, and how."""
+
+    model: str                                  #: device path
+    runs: int = 50
+    warmup: int = 5
+    threads: int | None = None
+    cpus: str | None = None
+    inputs: tuple[str, ...] = ()                #: device paths of .npy files (samples on axis 0)
+    outputs_dir: str | None = None              #: where outputs go (validation)
+    profile_layers: bool = False
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class RunnerReport:
+    """What a runner measured, and what really ran (never what we hoped ran)."""
+
+    runner: str                     #: edge-run, litert-python, benchmark_model
+    runtime: str                    #: "ai_edge_litert 2.3.0", "edge-run (.edge 1.0)", ...
+    machine: str | None             #: the architecture the runner's code executed as
+    kernels: str                    #: "XNNPACK", "LiteRT builtin", "qs8_gemm...__dotprod", ...
+    isa: tuple[str, ...]            #: SIMD features the CPU (as the runner saw it) offers
+    threads: int | None
+    init_ms: float | None
+    first_run_ms: float | None
+    latencies_ms: tuple[float, ...] = ()
+    #: when the runner gives only statistics (benchmark_model, edge-run): name -> ms
+    latency_stats_ms: Mapping[str, float] = field(default_factory=dict)
+    peak_memory_bytes: int | None = None
+    per_layer: tuple[LayerTime, ...] | None = None
+    outputs: tuple[str, ...] = ()   #: device paths of output .npy files
+    delegates: tuple[str, ...] = ()
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Runner(ABC):
+    """Runs models of some kinds on one device."""
+
+    name: str = ""
+    #: model suffixes this runner runs
+    suffixes: tuple[str, ...] = ()
+    #: True when the runner can write the model's outputs (needed by validate)
+    returns_outputs: bool = True
+    #: True when one invocation takes every sample (inputs stacked on axis 0)
+    batched_inputs: bool = True
+    #: True when the runner pins itself to `cpus` (no taskset needed)
+    pins_itself: bool = False
+
+    def __init__(self, device: Device):
+        self.device = device
+
+    @property
+    def bindir(self) -> str:
+        return posixpath.join(self.device.workdir, "bin")
+
+    @abstractmethod
+    def prepare(self, progress: StageProgress | None = None) -> list[str]:
+        """Put what the runner needs on the device (idempotent); returns the device paths."""
+
+    def prepare_model(self, local_model: Path, progress: StageProgress | None = None) -> None:
+        """Anything a particular model needs besides the runner (delegates); default nothing."""
+        return None
+
+    @abstractmethod
+    def command(self, request: RunRequest) -> tuple[list[str], bool]:
+        """(argv, native): `native` when argv[0] is a binary of the device's ABI."""
+
+    @abstractmethod
+    def parse(self, result: CommandResult, request: RunRequest) -> RunnerReport:
+        """The report from the finished command."""
+
+    def run(self, request: RunRequest, *, retries: int | None = None) -> RunnerReport:
+        argv, native = self.command(request)
+        retries = self.device.config.retries if retries is None else retries
+        try:
+            result = self.device.run(argv, timeout=request.timeout, native=native,
+                                     cpus=None if self.pins_itself else request.cpus,
+                                     retries=retries, check=False)
+        except DeviceCommandError as exc:  # pragma: no cover - check=False
+            raise RunnerError(str(exc), device=self.device.name) from exc
+        if result.exit_code == 127 or (result.exit_code == 126 and not result.stdout):
+            raise RunnerError(
+                f"{self.name} could not start (exit code {result.exit_code}): "
+                f"{(result.stderr or result.stdout).strip()[-500:]}", device=self.device.name,
+                command=result.command)
+        return self.parse(result, request)
+
+    def describe(self) -> dict[str, Any]:
+        return {"runner": self.name}
+
+
+# ---------------------------------------------------------------------------- helpers
+def elf_abi(path: str | os.PathLike[str]) -> str | None:
+    """The ABI an ELF executable is built for (None when not an ELF we know)."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(20)
+    except OSError:
+        return None
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        return None
+    machine = int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+    return _ELF_ABI.get(machine)
+
+
+def check_binary_abi(path: Path, device: Device, what: str) -> None:
+    """Refuse to push a binary of another ABI: a clear error instead of 'Exec format error'."""
+    device_abi = device.abi
+    built = elf_abi(path)
+    if built is None:
+        raise RunnerError(f"{what} at {path} is not an ELF executable for Linux/Android",
+                          device=device.name)
+    if device_abi and built != device_abi:
+        raise RunnerError(f"wrong ABI: {what} at {path} is built for {built}, but the device's "
+                          f"ABI is {device_abi}", device=device.name)
+
+
+def parse_marked_json(result: CommandResult, mark: str, runner: str, device: Device
+                      ) -> dict[str, Any]:
+    """The JSON object on the line starting with `mark` (or the last `{...}` block)."""
+    for line in reversed(result.stdout.splitlines()):
+        if mark and line.startswith(mark):
+            try:
+                data = json.loads(line[len(mark):])
+            except ValueError as exc:
+                raise RunnerError(f"{runner} printed a broken report: {exc}",
+                                  device=device.name, command=result.command) from exc
+            break
+    else:
+        text = result.stdout
+        start = text.find("{")
+        try:
+            data = json.loads(text[start:]) if start >= 0 else None
+        except ValueError:
+            data = None
+        if data is None:
+            detail = (result.stderr or result.stdout).strip()[-800:]
+            raise RunnerError(f"{runner} failed (exit code {result.exit_code}) without a report"
+                              + (f": {detail}" if detail else ""), device=device.name,
+                              command=result.command)
+    if not isinstance(data, dict):
+        raise RunnerError(f"{runner} report is not a JSON object", device=device.name)
+    if "error" in data:
+        raise RunnerError(f"{runner}: {data['error']}", device=device.name,
+                          command=result.command)
+    if result.exit_code != 0:
+        raise RunnerError(f"{runner} exited with {result.exit_code}: "
+                          f"{(result.stderr or '').strip()[-800:]}", device=device.name,
+                          command=result.command)
+    return data
+
+
+def host_or_device_path(spec: str) -> tuple[str, bool]:
+    """`device:/path` -> ("/path", True); anything else is a host path (expanded)."""
+    if spec.startswith("device:"):
+        return spec[len("device:"):], True
+    return os.path.expanduser(spec), False
+
+
+# ---------------------------------------------------------------------------- selection
+RUNNER_NAMES = ("edge-run", "litert-python", "benchmark_model")
+
+
+def select_runner(device: Device, model: str | os.PathLike[str], *,
+                  prefer: str | None = None) -> Runner:
+    """The runner for this model on this device (or the one named by `prefer`)."""
+    from sdk.devices.runners.benchmark_model import BenchmarkModelRunner
+    from sdk.devices.runners.edge_run import EdgeRunRunner
+    from sdk.devices.runners.litert import LiteRTPythonRunner
+
+    suffix = Path(model).suffix.lower()
+    classes: dict[str, type[Runner]] = {"edge-run": EdgeRunRunner,
+                                        "litert-python": LiteRTPythonRunner,
+                                        "benchmark_model": BenchmarkModelRunner}
+    if prefer is not None:
+        if prefer not in classes:
+            raise RunnerError(f"unknown runner {prefer!r}; runners: {', '.join(RUNNER_NAMES)}",
+                              device=device.name)
+        runner = classes[prefer](device)
+        if suffix not in runner.suffixes:
+            raise RunnerError(f"{prefer} does not run {suffix or 'suffix-less'} models "
+                              f"(it runs {', '.join(runner.suffixes)})", device=device.name)
+        return runner
+    if suffix == ".edge":
+        return EdgeRunRunner(device)
+    if suffix == ".tflite":
+        runner_config = device.config.runner
+        if runner_config.benchmark_model and not runner_config.python:
+            return BenchmarkModelRunner(device)
+        litert = LiteRTPythonRunner(device)
+        if litert.available():
+            return litert
+        if runner_config.benchmark_model:
+            return BenchmarkModelRunner(device)
+        raise RunnerError(
+            "no runner for .tflite models: " + litert.why_unavailable + ". Set runner.python "
+            "(a Python with ai-edge-litert or tflite-runtime) or runner.benchmark_model (a "
+            "TFLite benchmark_model binary) in the device config", device=device.name)
+    raise RunnerError(f"no runner for {suffix or 'suffix-less'} models; edgesdk runs .tflite "
+                      "(LiteRT) and .edge (edge-run)", device=device.name)

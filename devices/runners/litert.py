@@ -1,0 +1,119 @@
+"""`litert-python`: .tflite models run by the device's own Python through our runner script."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from pathlib import Path
+from typing import Any
+
+from sdk.devices.base import CommandResult
+from sdk.devices.errors import RunnerError
+from sdk.devices.runners.base import (
+    Runner,
+    RunnerReport,
+    RunRequest,
+    StageProgress,
+    parse_marked_json,
+)
+from sdk.devices.runners.delegates import delegates_for
+
+SCRIPT = Path(__file__).with_name("litert_runner.py")
+REMOTE_NAME = "edgesdk_litert_runner.py"
+MARK = "EDGESDK_RESULT "
+#: tried in order when the device config names no Python
+PYTHON_CANDIDATES = ("python3", "python")
+
+
+class LiteRTPythonRunner(Runner):
+    name = "litert-python"
+    suffixes = (".tflite",)
+
+    def __init__(self, device: Any):
+        super().__init__(device)
+        self.python: str | None = None
+        self.check: dict[str, Any] | None = None
+        self.why_unavailable = ""
+        self._delegate_args: list[str] | None = None
+
+    @property
+    def script(self) -> str:
+        return posixpath.join(self.bindir, REMOTE_NAME)
+
+    def available(self) -> bool:
+        """Is there a Python with LiteRT on the device? (pushes the script to ask it)"""
+        if self.check is not None:
+            return True
+        self.device.push(SCRIPT, self.script)
+        configured = self.device.config.runner.python
+        candidates = (configured,) if configured else PYTHON_CANDIDATES
+        reasons = []
+        backend = self.device.config.runner.litert_backend
+        for python in candidates:
+            argv = [python, self.script, "--check"] + (["--backend", backend] if backend else [])
+            result = self.device.run(argv, check=False, timeout=120)
+            if result.exit_code == 127:
+                reasons.append(f"{python}: not found")
+                continue
+            try:
+                self.check = parse_marked_json(result, MARK, self.name, self.device)
+            except RunnerError as exc:
+                reasons.append(f"{python}: {str(exc).split(': ', 2)[-1]}")
+                continue
+            self.python = python
+            return True
+        self.why_unavailable = "no Python with LiteRT on the device (" + "; ".join(reasons) + ")"
+        return False
+
+    def prepare(self, progress: StageProgress | None = None) -> list[str]:
+        if not self.available():
+            raise RunnerError(self.why_unavailable + ". Set runner.python in the device config "
+                              "to a Python with ai-edge-litert or tflite-runtime",
+                              device=self.device.name)
+        return [self.script]
+
+    def prepare_model(self, local_model: Path, progress: StageProgress | None = None) -> None:
+        """Delegates this model needs (our custom-op delegate; the device's NPU delegates)."""
+        self._delegate_args = []
+        for path, options in delegates_for(self.device, local_model, progress):
+            self._delegate_args += ["--delegate", path, "--delegate-options",
+                                    json.dumps(dict(options))]
+
+    def command(self, request: RunRequest) -> tuple[list[str], bool]:
+        if self.python is None:
+            self.prepare()
+        assert self.python is not None
+        argv = [self.python, self.script, request.model, "--runs", str(request.runs),
+                "--warmup", str(request.warmup)]
+        threads = request.threads or self.device.config.threads
+        if threads:
+            argv += ["--threads", str(threads)]
+        if request.inputs:
+            argv += ["--inputs", ",".join(request.inputs)]
+        if request.outputs_dir:
+            argv += ["--outputs-dir", request.outputs_dir]
+        argv += self._delegate_args or []
+        if not self.device.config.runner.xnnpack:
+            argv.append("--no-xnnpack")
+        if self.device.config.runner.litert_backend:
+            argv += ["--backend", self.device.config.runner.litert_backend]
+        return argv, False  # the device's Python is its own program, never exec_prefix'd
+
+    def parse(self, result: CommandResult, request: RunRequest) -> RunnerReport:
+        data = parse_marked_json(result, MARK, self.name, self.device)
+        xnnpack = bool(data.get("xnnpack", True))
+        delegates = tuple(data.get("delegates") or ())
+        kernels = "XNNPACK (LiteRT's default CPU delegate)" if xnnpack else \
+            "LiteRT builtin kernels (no XNNPACK)"
+        if delegates:
+            kernels += " + delegates " + ", ".join(posixpath.basename(d) for d in delegates)
+        return RunnerReport(
+            runner=self.name,
+            runtime=f"{data.get('runtime')} {data.get('runtime_version')} (Python "
+                    f"{data.get('python')}, numpy {data.get('numpy')})",
+            machine=data.get("machine"), kernels=kernels, isa=tuple(data.get("isa") or ()),
+            threads=data.get("threads"), init_ms=data.get("init_ms"),
+            first_run_ms=data.get("first_run_ms"),
+            latencies_ms=tuple(float(x) for x in data.get("latencies_ms") or ()),
+            peak_memory_bytes=data.get("peak_rss_bytes"), per_layer=None,
+            outputs=tuple(data.get("outputs") or ()), delegates=delegates, raw=data)

@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+# ruff: noqa: B905 - runs on boards with Python 3.7+, where zip() has no strict=
+"""edgesdk's on-device LiteRT runner: pushed to a device and run by its own Python.
+
+    python3 edgesdk_litert_runner.py MODEL.tflite [--runs N] [--warmup N] [--threads N]
+        [--inputs a.npy,b.npy] [--outputs-dir DIR] [--delegate LIB [--delegate-options JSON]]
+        [--no-xnnpack] [--backend ai_edge_litert|tflite_runtime|tensorflow] [--check]
+
+Prints one line `EDGESDK_RESULT {json}`: the machine and Python it really ran on, the LiteRT
+backend and version, init / first-run / per-run times, peak RSS, the CPU's SIMD features.
+With --inputs (one .npy per model input, samples on axis 0) every sample is run once and the
+outputs are saved as out_<i>.npy (samples on axis 0). Failures print `EDGESDK_RESULT
+{"error": ...}` and exit 3.
+
+Self-contained on purpose (numpy and a LiteRT interpreter only; Python 3.7+): boards have their
+own Python, not edgesdk.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+MARK = "EDGESDK_RESULT "
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vnni",
+             "avx_vnni", "amx_int8", "neon", "asimd", "asimddp", "asimdhp", "i8mm", "sve",
+             "sve2", "vfpv4", "idiva")
+
+
+def emit(result, code=0):
+    sys.stdout.write(MARK + json.dumps(result) + "\n")
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+def fail(message, **extra):
+    result = {"error": message}
+    result.update(extra)
+    emit(result, 3)
+
+
+def peak_rss_bytes():
+    """This process's peak RSS. /proc's VmHWM belongs to this program alone; getrusage's
+    ru_maxrss survives exec, so after a fork from a big parent it reports the parent's."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(kb) * (1 if sys.platform == "darwin" else 1024)
+    except Exception:
+        return None
+
+
+def cpu_isa():
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip().lower() in ("flags", "features"):
+                    have = set(value.split())
+                    return [f for f in ISA_FLAGS if f in have]
+    except OSError:
+        pass
+    return []
+
+
+def find_backend(wanted):
+    """(module, version) of the first installed backend, without importing it."""
+    import importlib.util
+
+    try:
+        from importlib.metadata import version as dist_version
+    except ImportError:  # Python 3.7
+        dist_version = None
+    dists = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime",
+             "tensorflow": "tensorflow"}
+    for name in [wanted] if wanted else list(dists):
+        if name in dists and importlib.util.find_spec(name) is not None:
+            version = "unknown"
+            for dist in (dists[name], dists[name] + "-cpu"):
+                try:
+                    version = dist_version(dist) if dist_version else "unknown"
+                    break
+                except Exception:
+                    continue
+            return name, version
+    return None
+
+
+def load_backend(wanted):
+    names = [wanted] if wanted else ["ai_edge_litert", "tflite_runtime", "tensorflow"]
+    errors = []
+    for name in names:
+        try:
+            if name == "ai_edge_litert":
+                import ai_edge_litert
+                from ai_edge_litert import interpreter as mod
+                version = getattr(ai_edge_litert, "__version__", "unknown")
+                return name, version, mod.Interpreter, mod.load_delegate, \
+                    getattr(mod, "OpResolverType", None)
+            if name == "tflite_runtime":
+                import tflite_runtime
+                from tflite_runtime import interpreter as mod
+                version = getattr(tflite_runtime, "__version__", "unknown")
+                return name, version, mod.Interpreter, mod.load_delegate, \
+                    getattr(mod, "OpResolverType", None)
+            if name == "tensorflow":
+                import tensorflow as tf
+                return name, tf.__version__, tf.lite.Interpreter, \
+                    tf.lite.experimental.load_delegate, \
+                    getattr(tf.lite.experimental, "OpResolverType", None)
+            errors.append(name + ": unknown backend")
+        except Exception as exc:  # ImportError, or numpy ABI errors of old wheels
+            errors.append(f"{name}: {exc}")
+    fail(f"no LiteRT interpreter in this Python ({sys.executable}): {'; '.join(errors)}",
+         kind="missing-runtime")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model", nargs="?")
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--inputs", default="")
+    parser.add_argument("--outputs-dir", default="")
+    parser.add_argument("--delegate", action="append", default=[])
+    parser.add_argument("--delegate-options", action="append", default=[])
+    parser.add_argument("--no-xnnpack", action="store_true")
+    parser.add_argument("--backend", default="")
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args()
+
+    result = {"runner": "litert-python", "machine": platform.machine(),
+              "python": platform.python_version(), "executable": sys.executable,
+              "isa": cpu_isa()}
+    if args.check:  # cheap: is a backend installed? (importing one takes a second or more)
+        found = find_backend(args.backend)
+        if found is None:
+            fail(f"no LiteRT interpreter in this Python ({sys.executable}): none of "
+                 "ai_edge_litert, tflite_runtime, tensorflow is installed",
+                 kind="missing-runtime")
+        result.update(runtime=found[0], runtime_version=found[1])
+        emit(result)
+    baseline = peak_rss_bytes()
+    try:
+        import numpy as np
+    except Exception as exc:
+        fail(f"numpy is missing in {sys.executable}: {exc}", kind="missing-runtime")
+    name, version, interpreter_class, load_delegate, resolvers = load_backend(args.backend)
+    result.update(runtime=name, runtime_version=version, numpy=np.__version__)
+    if not args.model:
+        fail("no model given")
+
+    delegates, delegate_names = [], []
+    for i, path in enumerate(args.delegate):
+        options = {}
+        if i < len(args.delegate_options) and args.delegate_options[i]:
+            options = {str(k): str(v) for k, v in json.loads(args.delegate_options[i]).items()}
+        try:
+            delegates.append(load_delegate(path, options))
+        except Exception as exc:
+            fail(f"cannot load delegate {path}: {exc}", kind="delegate")
+        delegate_names.append(path)
+
+    kwargs = {"model_path": args.model}
+    if args.threads:
+        kwargs["num_threads"] = args.threads
+    if delegates:
+        kwargs["experimental_delegates"] = delegates
+    if args.no_xnnpack:
+        if resolvers is None:
+            fail(f"{name} {version} cannot turn XNNPACK off", kind="option")
+        kwargs["experimental_op_resolver_type"] = resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    started = time.perf_counter()
+    try:
+        interp = interpreter_class(**kwargs)
+        interp.allocate_tensors()
+    except Exception as exc:
+        fail(f"LiteRT cannot load {args.model}: {exc}", kind="model")
+    init_ms = (time.perf_counter() - started) * 1e3
+    inputs = interp.get_input_details()
+    outputs = interp.get_output_details()
+
+    if args.inputs:
+        arrays = [np.load(p) for p in args.inputs.split(",")]
+        if len(arrays) != len(inputs):
+            fail(f"the model has {len(inputs)} inputs, {len(arrays)} .npy files given",
+                 kind="input")
+        samples = int(arrays[0].shape[0])
+        for detail, array in zip(inputs, arrays):
+            want = tuple(int(d) for d in detail["shape"][1:])
+            if tuple(array.shape[1:]) != want or array.dtype != detail["dtype"]:
+                fail(f"input {detail['name']!r} wants {np.dtype(detail['dtype']).name} "
+                     f"{list(want)} per sample, got {array.dtype.name} {list(array.shape[1:])}",
+                     kind="input")
+    else:
+        rng = np.random.default_rng(0)
+        arrays = []
+        for detail in inputs:
+            dtype = np.dtype(detail["dtype"])
+            shape = tuple(int(d) for d in detail["shape"])
+            if np.issubdtype(dtype, np.integer):
+                info = np.iinfo(dtype)
+                arrays.append(rng.integers(info.min, int(info.max) + 1, shape).astype(dtype))
+            else:
+                arrays.append(rng.standard_normal(shape).astype(dtype))
+        samples = 1
+
+    def feed(i):
+        for detail, array in zip(inputs, arrays):
+            interp.set_tensor(detail["index"], array[i:i + 1])
+
+    feed(0)
+    started = time.perf_counter()
+    interp.invoke()
+    first_ms = (time.perf_counter() - started) * 1e3
+
+    if args.inputs and args.outputs_dir:
+        collected = [[] for _ in outputs]
+        for i in range(samples):
+            if i:
+                feed(i)
+                interp.invoke()
+            for k, detail in enumerate(outputs):
+                collected[k].append(interp.get_tensor(detail["index"]).copy())
+        paths = []
+        for k, parts in enumerate(collected):
+            path = os.path.join(args.outputs_dir, f"out_{k}.npy")
+            np.save(path, np.concatenate(parts, axis=0))
+            paths.append(path)
+        result["outputs"] = paths
+        feed(0)
+
+    for _ in range(max(args.warmup, 0)):
+        interp.invoke()
+    latencies = []
+    for _ in range(max(args.runs, 0)):
+        started = time.perf_counter()
+        interp.invoke()
+        latencies.append((time.perf_counter() - started) * 1e3)
+
+    result.update(
+        samples=samples, threads=args.threads or None, xnnpack=not args.no_xnnpack,
+        delegates=delegate_names, init_ms=init_ms, first_run_ms=first_ms,
+        warmup=args.warmup, latencies_ms=latencies, peak_rss_bytes=peak_rss_bytes(),
+        baseline_rss_bytes=baseline,
+        inputs=[{"name": d["name"], "dtype": np.dtype(d["dtype"]).name,
+                 "shape": [int(x) for x in d["shape"]]} for d in inputs],
+        output_details=[{"name": d["name"], "dtype": np.dtype(d["dtype"]).name,
+                         "shape": [int(x) for x in d["shape"]]} for d in outputs])
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()

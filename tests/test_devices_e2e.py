@@ -1,0 +1,165 @@
+"""End to end: the digits CNN exported to INT8, deployed to the emulated phone and the emulated
+aarch64 board, profiled and validated; and every fault a user can meet, as a clear error."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import sdk
+from sdk.devices import (
+    DelegateConfig,
+    DeviceStorageError,
+    DeviceTimeoutError,
+    RunnerConfig,
+    RunnerError,
+    open_device,
+)
+from sdk.devices.emulated import EmulatedPhone
+
+ROOT = Path(__file__).resolve().parent.parent
+NASTY = "digits model; touch PWNED $(touch PWNED2) 'q' & |.tflite"
+
+pytestmark = pytest.mark.tf  # the model comes from TensorFlow
+
+
+@pytest.fixture(params=["phone", "board"])
+def emulated_device(request, emulated_phone, emulated_board, tmp_path):
+    if request.param == "phone":
+        return emulated_phone.device_config(adb_key=str(tmp_path / "adbkey"))
+    return emulated_board.device_config()
+
+
+def test_profile_and_validate_on_emulated_devices(emulated_device, digits_int8_tflite,
+                                                  digits_data):
+    stages = []
+    profile = sdk.profile(digits_int8_tflite, emulated_device, runs=10, warmup=2,
+                          progress=lambda stage, done, total: stages.append(stage))
+    assert isinstance(profile, sdk.Profile)
+    assert profile.device.abi == "arm64-v8a" and profile.device.emulated
+    assert profile.runner == "litert-python" and "ai_edge_litert" in profile.runtime
+    # what really ran: this host's Python, said plainly
+    assert profile.machine == "x86_64"
+    assert any("x86_64 code" in note for note in profile.notes)
+    lat = profile.latency
+    assert lat.runs == 10 and len(profile.latencies_ms) == 10
+    assert lat.min_ms <= lat.p50_ms <= lat.p90_ms <= lat.p99_ms <= lat.max_ms
+    assert profile.init_ms > 0 and profile.first_run_ms > 0
+    assert 10 << 20 < profile.peak_memory_bytes < 1 << 30
+    assert "XNNPACK" in profile.kernels and "avx2" in profile.isa
+    assert any(s.startswith("push") for s in stages) and "run" in stages
+    assert '"runner": "litert-python"' in profile.to_json()
+
+    validation = sdk.validate(digits_int8_tflite, emulated_device, digits_data.x_test[:48])
+    assert isinstance(validation, sdk.Validation)
+    assert validation.samples == 48
+    assert validation.exact and validation.sqnr_db == float("inf")
+    assert validation.top1_agreement == 1.0 and validation.max_abs_error == 0.0
+    assert validation.passed()
+
+
+def test_local_device_is_real_hardware(digits_int8_tflite, digits_data):
+    profile = sdk.profile(digits_int8_tflite, "local", runs=5, warmup=1)
+    assert profile.emulated is None and profile.notes == ()
+    assert profile.machine == "x86_64" == profile.device.kernel_arch
+    validation = sdk.validate(digits_int8_tflite, "local", digits_data.x_test[:8])
+    assert validation.exact
+
+
+def test_deploy_verifies_and_skips_identical_files(emulated_board, digits_int8_tflite):
+    with sdk.deploy(digits_int8_tflite, emulated_board.device_config()) as deployment:
+        assert deployment.runner.name == "litert-python"
+        remote = Path(deployment.remote_model)
+        assert remote.read_bytes() == digits_int8_tflite.read_bytes()
+        first = remote.stat().st_mtime_ns
+    with sdk.deploy(digits_int8_tflite, emulated_board.device_config()) as deployment:
+        assert Path(deployment.remote_model).stat().st_mtime_ns == first  # not sent again
+        assert deployment.files[-1] == deployment.remote_model
+
+
+def test_model_path_with_shell_metacharacters(emulated_phone, digits_int8_tflite, tmp_path,
+                                              digits_data):
+    nasty = tmp_path / NASTY
+    shutil.copyfile(digits_int8_tflite, nasty)
+    config = emulated_phone.device_config(adb_key=str(tmp_path / "k"))
+    validation = sdk.validate(nasty, config, digits_data.x_test[:4])
+    assert validation.exact
+    with open_device(config) as device:
+        names = device.listdir(f"{device.workdir}/models")
+        assert NASTY in names and not [n for n in names if n.startswith("PWNED")]
+    assert not list(tmp_path.glob("PWNED*")) and not list(Path.cwd().glob("PWNED*"))
+
+
+# ---------------------------------------------------------------------------- faults
+def test_missing_runner(emulated_board, tmp_path, digits_int8_tflite):
+    config = emulated_board.device_config(runner=RunnerConfig(python="/opt/no/python3"))
+    with pytest.raises(RunnerError, match=r"no runner for \.tflite.*/opt/no/python3: not found"
+                                          r".*runner\.python"):
+        sdk.deploy(digits_int8_tflite, config)
+    with EmulatedPhone(root=tmp_path / "p", expose_python=False) as phone:
+        # a phone has no Python of its own: without benchmark_model there is nothing to run
+        with pytest.raises(RunnerError, match="runner.benchmark_model"):
+            sdk.profile(digits_int8_tflite, phone.device_config(adb_key=str(tmp_path / "k")))
+
+
+def test_wrong_abi(emulated_board, emulated_phone, tmp_path, digits_int8_tflite):
+    x86_binary = ROOT / "build" / "host" / "edge_native_tests"
+    edge_model = tmp_path / "m.edge"
+    edge_model.write_bytes(b"not really")
+    board = emulated_board.device_config(runner=RunnerConfig(edge_run=str(x86_binary)))
+    with pytest.raises(RunnerError, match="wrong ABI: edge-run .* built for x86_64, but the "
+                                          "device's ABI is arm64-v8a"):
+        sdk.deploy(edge_model, board)
+    phone = emulated_phone.device_config(adb_key=str(tmp_path / "k"),
+                                         runner=RunnerConfig(benchmark_model=str(x86_binary)))
+    with pytest.raises(RunnerError, match="wrong ABI: benchmark_model"):
+        sdk.deploy(digits_int8_tflite, phone)
+    # an ABI edgesdk builds no edge-run for
+    from sdk.devices.runners.edge_run import local_edge_run
+
+    with pytest.raises(RunnerError, match="no edge-run build for mips"):
+        local_edge_run("mips")
+
+
+def test_npu_delegate_from_the_config(emulated_board, tmp_path, digits_int8_tflite):
+    missing = emulated_board.device_config(
+        delegates=(DelegateConfig(path="/usr/lib/libvx_delegate.so", name="vx"),))
+    with pytest.raises(RunnerError, match=r"delegate 'vx' /usr/lib/libvx_delegate\.so .* is "
+                                          "not on the device"):
+        sdk.profile(digits_int8_tflite, missing, runs=1)
+    bogus = tmp_path / "libbogus_delegate.so"
+    bogus.write_bytes(b"not a shared library")
+    broken = emulated_board.device_config(
+        delegates=(DelegateConfig(path=str(bogus), name="bogus", options={"k": "v"}),))
+    with pytest.raises(RunnerError, match="cannot load delegate .*libbogus_delegate.so"):
+        sdk.profile(digits_int8_tflite, broken, runs=1)
+
+
+def test_command_timeout(emulated_board, digits_int8_tflite):
+    with pytest.raises(DeviceTimeoutError, match="killed"):
+        sdk.profile(digits_int8_tflite, emulated_board.device_config(), runs=50_000_000,
+                    warmup=0, timeout=4)
+    with open_device(emulated_board.device_config()) as device:  # and the board is fine
+        assert device.shell("echo", "ok").stdout == "ok\n"
+
+
+def test_full_disk(tmp_path, digits_int8_tflite):
+    with EmulatedPhone(root=tmp_path / "p", storage_bytes=24 << 10) as phone:
+        with pytest.raises(DeviceStorageError, match="no room for"):
+            sdk.deploy(digits_int8_tflite, phone.device_config(adb_key=str(tmp_path / "k")))
+
+
+def test_model_file_errors(emulated_board, tmp_path):
+    with pytest.raises(sdk.devices.TransferError, match="no such model file"):
+        sdk.deploy(tmp_path / "absent.tflite", emulated_board.device_config())
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"x")
+    with pytest.raises(sdk.devices.TransferError, match="export other formats first"):
+        sdk.deploy(onnx, emulated_board.device_config())
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(os.urandom(64))
+    with pytest.raises(RunnerError, match="LiteRT cannot load"):
+        sdk.profile(broken, emulated_board.device_config(), runs=1)
