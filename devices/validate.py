@@ -169,7 +169,7 @@ def _validate_edge(path: Path, device: Any, inputs: Inputs, runner: str | None,
         names = [d["name"] for d in details]
         shapes = [tuple(int(x) for x in d["shape"]) for d in details]
         arrays = _arrange(inputs, names, shapes)
-        prepared = [a.astype(np.dtype(d["dtype"]), copy=False) for a, d in
+        prepared = [a.astype(np.dtype(str(d["dtype"]).lower()), copy=False) for a, d in
                     zip(arrays, details, strict=True)]
         host_out, host_report = _run_on_device(host_dep, prepared, threads, timeout, None)
         with deployed(path, device, runner=runner, config=config, progress=progress) as dep:

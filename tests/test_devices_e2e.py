@@ -99,10 +99,10 @@ def test_missing_runner(emulated_board, tmp_path, digits_int8_tflite):
     with pytest.raises(RunnerError, match=r"no runner for \.tflite.*/opt/no/python3: not found"
                                           r".*runner\.python"):
         sdk.deploy(digits_int8_tflite, config)
-    with EmulatedPhone(root=tmp_path / "p", expose_python=False) as phone:
-        # a phone has no Python of its own: without benchmark_model there is nothing to run
-        with pytest.raises(RunnerError, match="runner.benchmark_model"):
-            sdk.profile(digits_int8_tflite, phone.device_config(adb_key=str(tmp_path / "k")))
+    # a phone has no Python of its own: without benchmark_model there is nothing to run
+    with EmulatedPhone(root=tmp_path / "p", expose_python=False) as phone, \
+            pytest.raises(RunnerError, match=r"runner\.benchmark_model"):
+        sdk.profile(digits_int8_tflite, phone.device_config(adb_key=str(tmp_path / "k")))
 
 
 def test_wrong_abi(emulated_board, emulated_phone, tmp_path, digits_int8_tflite):
@@ -110,8 +110,8 @@ def test_wrong_abi(emulated_board, emulated_phone, tmp_path, digits_int8_tflite)
     edge_model = tmp_path / "m.edge"
     edge_model.write_bytes(b"not really")
     board = emulated_board.device_config(runner=RunnerConfig(edge_run=str(x86_binary)))
-    with pytest.raises(RunnerError, match="wrong ABI: edge-run .* built for x86_64, but the "
-                                          "device's ABI is arm64-v8a"):
+    with pytest.raises(RunnerError, match=r"wrong ABI: edge-run .* built for x86_64, but the "
+                                          r"device's ABI is arm64-v8a"):
         sdk.deploy(edge_model, board)
     phone = emulated_phone.device_config(adb_key=str(tmp_path / "k"),
                                          runner=RunnerConfig(benchmark_model=str(x86_binary)))
@@ -134,7 +134,7 @@ def test_npu_delegate_from_the_config(emulated_board, tmp_path, digits_int8_tfli
     bogus.write_bytes(b"not a shared library")
     broken = emulated_board.device_config(
         delegates=(DelegateConfig(path=str(bogus), name="bogus", options={"k": "v"}),))
-    with pytest.raises(RunnerError, match="cannot load delegate .*libbogus_delegate.so"):
+    with pytest.raises(RunnerError, match=r"cannot load delegate .*libbogus_delegate\.so"):
         sdk.profile(digits_int8_tflite, broken, runs=1)
 
 
@@ -147,9 +147,9 @@ def test_command_timeout(emulated_board, digits_int8_tflite):
 
 
 def test_full_disk(tmp_path, digits_int8_tflite):
-    with EmulatedPhone(root=tmp_path / "p", storage_bytes=24 << 10) as phone:
-        with pytest.raises(DeviceStorageError, match="no room for"):
-            sdk.deploy(digits_int8_tflite, phone.device_config(adb_key=str(tmp_path / "k")))
+    with EmulatedPhone(root=tmp_path / "p", storage_bytes=24 << 10) as phone, \
+            pytest.raises(DeviceStorageError, match="no room for"):
+        sdk.deploy(digits_int8_tflite, phone.device_config(adb_key=str(tmp_path / "k")))
 
 
 def test_model_file_errors(emulated_board, tmp_path):

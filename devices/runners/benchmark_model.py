@@ -63,15 +63,22 @@ def parse_benchmark_output(text: str) -> dict[str, Any]:
     layers = []
     at = text.find(_RUN_ORDER)
     if at >= 0:
+        columns: list[str] = []
         for line in text[at:].splitlines()[1:]:
             if "Top by Computation Time" in line or "Summary by node type" in line:
                 break
             cells = [c.strip() for c in line.strip().split("\t") if c.strip()]
-            if len(cells) >= 8 and cells[1].replace(".", "", 1).isdigit():
-                try:
-                    layers.append(LayerTime(cells[-1].strip("[]"), cells[0], float(cells[3])))
-                except ValueError:
-                    continue
+            if cells and cells[0] == "[node type]":
+                columns = cells
+                continue
+            if not columns or len(cells) != len(columns):
+                continue
+            row = dict(zip(columns, cells, strict=True))
+            try:
+                layers.append(LayerTime(row.get("[Name]", "").strip("[]"), row["[node type]"],
+                                        float(row["[avg ms]"])))
+            except (KeyError, ValueError):
+                continue
     if layers:
         out["layers"] = layers
     delegated = re.search(r"Replacing (\d+) out of (\d+) node\(s\) with delegate \(([^)]+)\)",
