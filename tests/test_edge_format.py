@@ -67,6 +67,20 @@ def test_weights_round_trip(dtype, low, high, stored, tmp_path) -> None:
     assert e.operators[0].options == {"activation": "RELU", "keep_num_dims": False}
 
 
+def test_serialize_maps_tensors_and_takes_metadata_from_the_model() -> None:
+    from sdk.converters.edge import serialize
+
+    model = _fc_model(DType.INT8, np.ones((2, 3), np.int8))
+    model.format_extras.update(source_sha256="cd" * 32, quantization_recipe="int8-mse")
+    data, (index,) = serialize(model)
+    e = read_edge(data)
+    for tensor, i in index.items():
+        assert e.tensors[i].name == tensor.name
+    assert len(index) == len(e.tensors) == 4
+    assert e.metadata.source_model_sha256 == "cd" * 32
+    assert e.metadata.quantization_recipe == "int8-mse"
+
+
 def test_constant_data_is_64_byte_aligned() -> None:
     rng = np.random.default_rng(1)
     data = to_edge_bytes(_fc_model(DType.INT8, rng.integers(-128, 128, (5, 3))))

@@ -220,8 +220,18 @@ def _options(kind: str, values: dict[str, Any]) -> Any:
     return obj
 
 
-def to_edge_bytes(model: Model, **options: Any) -> bytes:
-    """Serialise the IR as a .edge flatbuffer; keyword options as in `WriteOptions`."""
+#: Model.format_extras keys a producer (e.g. sdk.export) may set to fill the metadata
+METADATA_EXTRAS = {"source_sha256": "source_sha256", "source_name": "source_name",
+                   "quantization_recipe": "recipe"}
+
+
+def serialize(model: Model, **options: Any) -> tuple[bytes, list[dict[Tensor, int]]]:
+    """Serialise the IR as a .edge flatbuffer; also return, for the graph, each written IR
+    tensor's index in the file. Keyword options as in `WriteOptions`; metadata not given as an
+    option is taken from `model.format_extras` (keys in METADATA_EXTRAS)."""
+    for key, option in METADATA_EXTRAS.items():
+        if option not in options and model.format_extras.get(key):
+            options[option] = str(model.format_extras[key])
     if "extra" in options and isinstance(options["extra"], dict):
         options["extra"] = tuple(sorted(options["extra"].items()))
     exporter = _Exporter(model, WriteOptions(**options))
@@ -232,7 +242,14 @@ def to_edge_bytes(model: Model, **options: Any) -> bytes:
                               "to 2 GB")
     builder = flatbuffers.Builder(max(1024, total + (1 << 16)))
     builder.Finish(model_t.Pack(builder), file_identifier=FILE_IDENTIFIER)
-    return bytes(builder.Output())
+    by_id = {id(t): t for t in model.main.referenced_tensors()}
+    index = {by_id[key]: i for key, i in exporter.index.items() if key in by_id}
+    return bytes(builder.Output()), [index]
+
+
+def to_edge_bytes(model: Model, **options: Any) -> bytes:
+    """Serialise the IR as a .edge flatbuffer; keyword options as in `WriteOptions`."""
+    return serialize(model, **options)[0]
 
 
 def write_edge(model: Model, path: str | os.PathLike[str], **options: Any) -> int:
@@ -256,4 +273,4 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["WriteOptions", "file_sha256", "to_edge_bytes", "write_edge"]
+__all__ = ["WriteOptions", "file_sha256", "serialize", "to_edge_bytes", "write_edge"]

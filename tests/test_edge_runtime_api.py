@@ -1,0 +1,64 @@
+"""`sdk.runtime.EdgeModel`: LiteRT-like details, the ways to pass inputs, and errors as the
+sdk.errors classes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from edge_helpers import act, single_op_model
+
+from sdk.converters.edge import to_edge_bytes
+from sdk.converters.ir import DType
+from sdk.errors import ModelFormatError, UnsupportedOpError
+from sdk.runtime import EdgeModel, ModelInputError
+
+
+def _add_model() -> bytes:
+    return to_edge_bytes(single_op_model(
+        "ADD", [act("a", (1, 4, 4, 3), 0.05, -3), act("b", (1, 4, 4, 3), 0.02, 7)],
+        [act("y", (1, 4, 4, 3), 0.08, 5)], {"fused_activation_function": "NONE"}),
+        recipe="int8", extra={"k": "v"})
+
+
+def test_details_like_litert() -> None:
+    model = EdgeModel(_add_model(), threads=1)
+    ins, outs = model.get_input_details(), model.get_output_details()
+    assert [d["name"] for d in ins] == ["a", "b"] and [d["index"] for d in ins] == [0, 1]
+    assert ins[0]["dtype"] == np.int8 and list(ins[0]["shape"]) == [1, 4, 4, 3]
+    assert ins[0]["quantization"] == pytest.approx((0.05, -3))
+    assert list(ins[1]["quantization_parameters"]["zero_points"]) == [7]
+    assert outs[0]["name"] == "y" and outs[0]["edge_dtype"] == "INT8"
+    assert model.threads == 1 and model.arena_bytes > 0
+    assert model.metadata["quantization_recipe"] == "int8"
+    assert model.metadata["extra"] == {"k": "v"}
+    assert model.kernels() == ["qs8_vadd__scalar"]
+
+
+def test_inputs_by_list_dict_and_errors() -> None:
+    model = EdgeModel(_add_model())
+    rng = np.random.default_rng(0)
+    a = rng.integers(-128, 128, (1, 4, 4, 3), dtype=np.int8)
+    b = rng.integers(-128, 128, (1, 4, 4, 3), dtype=np.int8)
+    by_list = model.run([a, b])[0]
+    by_dict = model.run({"b": b, "a": a})[0]
+    assert np.array_equal(by_list, by_dict) and by_list.dtype == np.int8
+    with pytest.raises(ModelInputError, match="takes 2 inputs"):
+        model.run(a)
+    with pytest.raises(ModelInputError, match="missing \\['b'\\]"):
+        model.run({"a": a})
+    with pytest.raises(ModelInputError, match="needs shape"):
+        model.run([a, b[:, :2]])
+    with pytest.raises(ModelInputError, match="needs int8"):
+        model.run([a, b.astype(np.float32)])
+
+
+def test_unsupported_and_malformed_models_raise_sdk_errors() -> None:
+    f32 = DType.FLOAT32
+    float_add = to_edge_bytes(single_op_model(
+        "ADD", [act("a", (4,), None, dtype=f32), act("b", (4,), None, dtype=f32)],
+        [act("y", (4,), None, dtype=f32)], {"fused_activation_function": "NONE"}))
+    with pytest.raises(UnsupportedOpError, match=r"unsupported op 'ADD' \(node 'operator 0 "
+                                                 r"\(ADD\)'\).*FLOAT32"):
+        EdgeModel(float_add)
+    with pytest.raises(ModelFormatError, match=r"not a \.edge model"):
+        EdgeModel(b"TFL3" * 8)
