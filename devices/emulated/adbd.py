@@ -367,6 +367,7 @@ class Daemon:
                     self.keys.append(parse_adb_public_key(line))
         self.props = _read_props(self.sandbox.host_path("/system/build.prop"))
         self.connections: set[Connection] = set()
+        self.parent: int | None = args.parent
 
     # --- auth
     def key_for(self, token: bytes, signature: bytes) -> AdbPublicKey | None:
@@ -590,6 +591,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGUSR1, self.drop_connections)
+        watcher = loop.create_task(_watch_parent(self.parent, stop)) if self.parent else None
         info = {"port": actual, "pid": os.getpid(), "serial": self.serial}
         if ready_file:
             tmp = ready_file + ".tmp"
@@ -598,6 +600,8 @@ class Daemon:
         print(f"edgesdk emulated phone {self.serial}: listening on {host}:{actual}", flush=True)
         async with server:
             await stop.wait()
+        if watcher is not None:
+            watcher.cancel()
         self.drop_connections()
         await asyncio.sleep(0.05)
 
@@ -609,6 +613,20 @@ class Daemon:
             with contextlib.suppress(Exception):
                 transport.abort()
         log.info("dropped %d connection(s)", len(self.connections))
+
+
+async def _watch_parent(pid: int, stop: asyncio.Event) -> None:
+    """A phone outlives nobody: when the process that started it is gone, stop."""
+    while not stop.is_set():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            log.info("parent %d is gone: stopping", pid)
+            stop.set()
+            return
+        except PermissionError:
+            pass
+        await asyncio.sleep(1.0)
 
 
 async def _pump_stdin(stream: Stream, proc: asyncio.subprocess.Process) -> None:
@@ -711,6 +729,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--qemu-arm", help="qemu command for 32-bit Arm programs")
     parser.add_argument("--ready-file", help="write {port, pid} here once listening")
     parser.add_argument("--log-file")
+    parser.add_argument("--parent", type=int,
+                        help="stop when this process ends (the one that started the phone)")
     parser.add_argument("--no-mounts", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(filename=args.log_file, level=logging.INFO,

@@ -143,15 +143,21 @@ class EmulatedBoard:
         for _ in range(5):  # the ephemeral port can be taken between choosing and binding it
             self.port = free_port()
             config = self._write_config()
-            command = [sshd, "-D", "-e", "-f", str(config)]
+            # sshd runs under a small shell that stops it when this process goes away (a
+            # crashed test leaves no board behind) and forwards SIGTERM
+            sshd_line = " ".join(_q(c) for c in [sshd, "-D", "-e", "-f", str(config)])
+            script = (f"{sshd_line} & child=$!; trap 'kill $child 2>/dev/null; exit 0' TERM INT; "
+                      f"while kill -0 {os.getpid()} 2>/dev/null && kill -0 $child 2>/dev/null; "
+                      "do sleep 1; done; kill $child 2>/dev/null")
+            command = ["sh", "-c", script]
             if self.storage_bytes:
                 if not _can_unshare():
                     raise EmulatorError("storage_bytes needs a private mount namespace (root, "
                                         "or unprivileged user namespaces)")
-                mount = (f"mount -t tmpfs -o size={int(self.storage_bytes)} edgesdk-board "
-                         f"{_q(self.workdir)} && exec " + " ".join(_q(c) for c in command))
+                script = (f"mount -t tmpfs -o size={int(self.storage_bytes)} edgesdk-board "
+                          f"{_q(self.workdir)} && {script}")
                 command = ["unshare", "-m", "--propagation", "private",
-                           *(["-r"] if os.getuid() else []), "sh", "-c", mount]
+                           *(["-r"] if os.getuid() else []), "sh", "-c", script]
             log = open(self._log, "ab")  # noqa: SIM115 - sshd writes to it while it runs
             self._proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
                                           stderr=log, start_new_session=True)
@@ -204,14 +210,12 @@ class EmulatedBoard:
         """Cut every open SSH connection (like pulling the cable); the board stays up."""
         if self._proc is None:
             return 0
-        children = _children(self._proc.pid)
-        # under unshare the listener is a child of the `unshare` process
-        listeners = {self._proc.pid} | ({c for c in children} if self.storage_bytes else set())
+        # our process is the watchdog shell; the sshd listener is its child, and every
+        # connection is a child of the listener
+        listeners = [pid for pid in _children(self._proc.pid) if "sshd" in _cmdline(pid)]
         count = 0
         for listener in listeners:
             for pid in _children(listener):
-                if pid in listeners:
-                    continue
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
                     count += 1
@@ -261,6 +265,14 @@ def _children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             out.append(int(entry))
     return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _descendants(pid: int) -> list[int]:

@@ -181,6 +181,7 @@ class EmulatedPhone:
             "--root", str(self.sandbox), "--host", self.host, "--port", str(self.requested_port),
             "--serial", self.serial, "--adb-keys", str(self.keys_file),
             "--ready-file", str(ready), "--log-file", str(self.log_file),
+            "--parent", str(os.getpid()),
         ]
         if not self.auth:
             command.append("--no-auth")
