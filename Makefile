@@ -139,6 +139,7 @@ test: setup lint test-native test-python
 # ---------------------------------------------------------------- demo and benchmarks
 demo: setup
 	$(PY) apps/quickstart.py
+	$(PY) apps/deploy_and_profile.py --emulated
 
 bench: setup
 	$(PY) benchmarks/kernels.py

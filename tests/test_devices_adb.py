@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from device_helpers import processes
 
 from sdk.devices import (
     AdbDevice,
@@ -44,11 +45,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _processes(marker: str) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if marker in line and "ps -eo" not in line]
 
 
 @pytest.fixture
@@ -245,7 +241,7 @@ def test_timeout_kills_the_remote_process(phone_device):
     with pytest.raises(DeviceTimeoutError, match="killed"):
         phone_device.run(["sh", "-c", "sleep 43; : edgesdk-adb-timeout"], timeout=1.0)
     assert phone_device.shell("echo", "again").stdout == "again\n"
-    assert not _processes("edgesdk-adb-timeout")
+    assert not processes("edgesdk-adb-timeout")
 
 
 def test_read_only_system_is_a_clear_error(phone_device, tmp_path):
@@ -305,7 +301,7 @@ def test_phone_gone_during_run_kills_orphans(emulated_phone, phone_device):
 
     def dropper():
         while not stop.is_set():
-            if _processes(marker):
+            if processes(marker):
                 emulated_phone.drop_connections()
             time.sleep(0.05)
 
@@ -318,7 +314,7 @@ def test_phone_gone_during_run_kills_orphans(emulated_phone, phone_device):
         stop.set()
         thread.join()
     assert phone_device.shell("echo", "back").stdout == "back\n"
-    assert not _processes(marker)
+    assert not processes(marker)
 
 
 def test_full_phone_storage(tmp_path):

@@ -163,3 +163,28 @@ def test_model_file_errors(emulated_board, tmp_path):
     broken.write_bytes(os.urandom(64))
     with pytest.raises(RunnerError, match="LiteRT cannot load"):
         sdk.profile(broken, emulated_board.device_config(), runs=1)
+
+
+def test_models_with_edgesdk_custom_ops_get_the_delegate(emulated_board, tmp_path):
+    from sdk.converters.ir import DType, Graph, Model, Operator, Tensor
+    from sdk.converters.tflite import write_tflite
+    from sdk.devices.runners.delegates import custom_ops, edgesdk_delegate
+
+    g = Graph(name="main")
+    x = g.add_tensor(Tensor("x", (1, 4), DType.FLOAT32))
+    y = g.add_tensor(Tensor("y", (1, 4), DType.FLOAT32))
+    g.operators = [Operator("CUSTOM", [x], [y], custom_code="EDGE_CONV_INT2")]
+    g.inputs, g.outputs = [x], [y]
+    model = tmp_path / "custom.tflite"
+    write_tflite(Model(graphs=[g]), model)
+    assert custom_ops(model) == ["EDGE_CONV_INT2"]
+    try:  # the board's runner is this host's x86_64 Python: it needs the x86_64 delegate
+        library = edgesdk_delegate("x86_64")
+    except Exception:  # issue 4's delegate is not on main (or not built): a clear error
+        with pytest.raises(RunnerError, match=r"uses custom ops EDGE_CONV_INT2 that only the "
+                                              r"edgesdk delegate runs"):
+            sdk.deploy(model, emulated_board.device_config())
+        return
+    with sdk.deploy(model, emulated_board.device_config()) as deployment:
+        pushed = Path(deployment.device.workdir) / "bin" / library.name
+        assert pushed.read_bytes() == library.read_bytes()

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from device_helpers import processes
 
 from sdk.devices import (
     DeviceAuthError,
@@ -30,11 +31,6 @@ def board_device(emulated_board):
     with open_device(emulated_board.device_config()) as device:
         yield device
         device.cleanup()
-
-
-def _processes(marker: str) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if marker in line and "ps -eo" not in line]
 
 
 def test_info_says_what_is_emulated(board_device):
@@ -74,7 +70,7 @@ def test_exit_codes_and_timeout_kill(board_device):
     with pytest.raises(DeviceTimeoutError, match="killed"):
         board_device.run(["sh", "-c", "sleep 41; : edgesdk-timeout-marker"], timeout=1.0)
     assert board_device.shell("echo", "still here").stdout == "still here\n"
-    assert not _processes("edgesdk-timeout-marker")
+    assert not processes("edgesdk-timeout-marker")
 
 
 def test_unknown_host_key_refused_then_accepted_when_asked(emulated_board, tmp_path):
@@ -175,7 +171,7 @@ def test_device_gone_during_run_kills_orphans_and_recovers(emulated_board, board
 
     def dropper():
         while not stop.is_set():
-            if _processes(marker):
+            if processes(marker):
                 emulated_board.drop_connections()
             time.sleep(0.05)
 
@@ -188,7 +184,7 @@ def test_device_gone_during_run_kills_orphans_and_recovers(emulated_board, board
         stop.set()
         thread.join()
     assert board_device.shell("echo", "back").stdout == "back\n"
-    assert not _processes(marker)  # the orphaned runs were killed when the link came back
+    assert not processes(marker)  # the orphaned runs were killed when the link came back
 
 
 def test_full_disk_is_a_clear_error(tmp_path):

@@ -138,9 +138,10 @@ def elf_abi(path: str | os.PathLike[str]) -> str | None:
     return _ELF_ABI.get(machine)
 
 
-def check_binary_abi(path: Path, device: Device, what: str) -> None:
-    """Refuse to push a binary of another ABI: a clear error instead of 'Exec format error'."""
-    device_abi = device.abi
+def check_binary_abi(path: Path, device: Device, what: str, *, abi: str | None = None) -> None:
+    """Refuse to push a binary of another ABI: a clear error instead of 'Exec format error'.
+    `abi`: the ABI that will load it, when not the device's."""
+    device_abi = abi or device.abi
     built = elf_abi(path)
     if built is None:
         raise RunnerError(f"{what} at {path} is not an ELF executable for Linux/Android",

@@ -1,9 +1,9 @@
 """The TFLite delegates a model needs on a device.
 
-* Our own delegate, for models with edgesdk custom ops (ternary / 2-bit layers that stock LiteRT
-  cannot run): the build for the device's ABI is pushed beside the runner. It comes from
-  `sdk.native.delegate_path(abi)` (issue 4); until that exists such models stop with a clear
-  error instead of failing inside LiteRT.
+* Our own delegate, for models with edgesdk custom ops (EDGE_*: ternary / 2-bit layers that stock
+  LiteRT cannot run): the build for the device's ABI is pushed beside the runner. It comes from
+  `delegate_path(abi)` (issue 4's `sdk.runtime`); until that exists such models stop with a
+  clear error instead of failing inside LiteRT.
 * NPU vendors' external delegates named in the device config (`delegates = [{ path = ...,
   options = {...} }]`): already on the device, passed to the runner with their options.
 """
@@ -36,31 +36,44 @@ def custom_ops(model: Path) -> list[str]:
     return sorted(set(names))
 
 
+#: custom ops of ours carry this prefix (EDGE_CONV_INT2, ...); others (e.g. LiteRT's own
+#: TFLite_Detection_PostProcess) are LiteRT's business
+EDGE_CUSTOM_PREFIX = "EDGE_"
+
+
 def edgesdk_delegate(abi: str) -> Path:
-    """Our delegate library for `abi` (issue 4 provides `sdk.native.delegate_path`)."""
-    from sdk import native
+    """Our delegate library for `abi` (`delegate_path(abi)`, issue 4's sdk.runtime)."""
+    from importlib import import_module
 
-    finder = getattr(native, "delegate_path", None)
-    if finder is None:
-        raise RunnerError("the edgesdk delegate (for edgesdk custom ops) is not part of this "
-                          "build yet")
-    return Path(finder(abi))
+    for name in ("sdk.runtime.delegate", "sdk.runtime", "sdk.native"):
+        try:
+            finder = getattr(import_module(name), "delegate_path", None)
+        except ImportError:
+            continue
+        if finder is not None:
+            return Path(finder(abi))
+    raise RunnerError("the edgesdk delegate (for edgesdk custom ops) is not part of this "
+                      "build yet")
 
 
-def delegates_for(device: Device, model: Path, progress: StageProgress | None = None
-                  ) -> list[tuple[str, Mapping[str, str]]]:
-    """(device path, options) of every delegate to load for `model` on `device`."""
+def delegates_for(device: Device, model: Path, progress: StageProgress | None = None, *,
+                  runner_abi: str | None = None) -> list[tuple[str, Mapping[str, str]]]:
+    """(device path, options) of every delegate to load for `model` on `device`.
+
+    `runner_abi` is the ABI of the process that loads the delegate when it differs from the
+    device's (this host's x86_64 Python on an emulated Arm board): the library must match it.
+    """
     out: list[tuple[str, Mapping[str, str]]] = []
-    ours = custom_ops(model)
+    ours = [op for op in custom_ops(model) if op.startswith(EDGE_CUSTOM_PREFIX)]
     if ours:
-        abi = device.abi or "unknown"
+        abi = runner_abi or device.abi or "unknown"
         try:
             library = edgesdk_delegate(abi)
         except Exception as exc:
             raise RunnerError(f"{model.name} uses custom ops {', '.join(ours)} that only the "
                               f"edgesdk delegate runs, and no delegate for {abi} is available: "
                               f"{exc}", device=device.name) from exc
-        check_binary_abi(library, device, "the edgesdk delegate")
+        check_binary_abi(library, device, "the edgesdk delegate", abi=abi)
         remote = device.push(library, posixpath.join(device.workdir, "bin", library.name),
                              progress=(lambda d, t: progress("push delegate", d, t))
                              if progress else None)

@@ -75,7 +75,13 @@ class LiteRTPythonRunner(Runner):
     def prepare_model(self, local_model: Path, progress: StageProgress | None = None) -> None:
         """Delegates this model needs (our custom-op delegate; the device's NPU delegates)."""
         self._delegate_args = []
-        for path, options in delegates_for(self.device, local_model, progress):
+        from sdk.devices.config import abi_for_arch
+
+        if self.check is None:
+            self.prepare()
+        machine = (self.check or {}).get("machine") or ""
+        for path, options in delegates_for(self.device, local_model, progress,
+                                           runner_abi=abi_for_arch(machine)):
             self._delegate_args += ["--delegate", path, "--delegate-options",
                                     json.dumps(dict(options))]
 
