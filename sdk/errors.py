@@ -76,3 +76,12 @@ class DeviceError(EdgeSDKError, RuntimeError):
         super().__init__(prefix + message)
         self.device = device
         self.command = command
+
+
+# ---------------------------------------------------------------- native kernels (sdk.kernels)
+class KernelError(EdgeSDKError, ValueError):
+    """Bad arguments to a native kernel: names the parameter and what was expected."""
+
+
+class IsaUnavailableError(EdgeSDKError, RuntimeError):
+    """A kernel ISA was requested (argument or $EDGE_KERNEL_ISA) that this build or CPU lacks."""

@@ -31,20 +31,24 @@ class LiteRTBackend:
 
     def interpreter(self, model_path: str | None = None, *, model_content: bytes | None = None,
                     num_threads: int | None = None, delegates: list[Any] | None = None,
-                    preserve_all_tensors: bool = False, xnnpack: bool = True) -> Any:
+                    preserve_all_tensors: bool = False, xnnpack: bool = True,
+                    reference_kernels: bool = False) -> Any:
         """An Interpreter for a model file or bytes.
 
         `xnnpack=False` runs LiteRT's own builtin kernels (no default delegate): the reference for
         bit-exact integer results, and the only mode where `preserve_all_tensors` keeps every
-        intermediate tensor (XNNPACK fuses them away).
+        intermediate tensor (XNNPACK fuses them away). `reference_kernels=True` runs TFLite's
+        reference kernels instead (`BUILTIN_REF`, no XNNPACK either); their int8 requantisation
+        rounds negative ties away from zero where the optimised builtin kernels round them up.
         """
         kwargs: dict[str, Any] = {}
-        if not xnnpack or preserve_all_tensors:
+        if not xnnpack or preserve_all_tensors or reference_kernels:
             if self.op_resolver_types is None:
                 raise RuntimeNotFoundError(
                     f"{self.name} {self.version} cannot disable its default delegate")
             kwargs["experimental_op_resolver_type"] = (
-                self.op_resolver_types.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+                self.op_resolver_types.BUILTIN_REF if reference_kernels
+                else self.op_resolver_types.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         if model_path is not None:
             kwargs["model_path"] = str(model_path)
         if model_content is not None:

@@ -9,6 +9,8 @@ namespace py = pybind11;
 namespace edge::python {
 void bind_runtime(py::module_& m);  // runtime_bindings.cc: the .edge runtime
 }
+// Low-bit kernels (issue 3): native/python/kernels_bindings.cc
+void bind_kernels(py::module_& m);
 
 PYBIND11_MODULE(_native, m) {
   m.doc() = "edgesdk native core: CPU feature detection and low-bit kernels";
@@ -24,6 +26,7 @@ PYBIND11_MODULE(_native, m) {
         d["fma"] = f.fma;
         d["avx512f"] = f.avx512f;
         d["avx512bw"] = f.avx512bw;
+        d["avx512vl"] = f.avx512vl;
         d["avx512vnni"] = f.avx512vnni;
         d["avxvnni"] = f.avxvnni;
         d["neon"] = f.neon;
@@ -35,4 +38,6 @@ PYBIND11_MODULE(_native, m) {
   m.def("physical_core_count", &edge::physical_core_count,
         "Physical cores (SMT siblings counted once).");
   edge::python::bind_runtime(m);
+
+  bind_kernels(m);
 }

@@ -43,6 +43,7 @@ void detect_x86(CpuFeatures& f) {
   f.fma = f.avx2 && fma;
   f.avx512f = zmm_saved && ((ebx >> 16) & 1);
   f.avx512bw = f.avx512f && ((ebx >> 30) & 1);
+  f.avx512vl = f.avx512f && ((ebx >> 31) & 1);
   f.avx512vnni = f.avx512f && ((ecx >> 11) & 1);
   __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx);
   f.avxvnni = f.avx2 && ((eax >> 4) & 1);
@@ -95,7 +96,8 @@ std::vector<std::string> CpuFeatures::names() const {
   std::vector<std::string> out;
   const std::pair<bool, const char*> table[] = {
       {sse41, "sse4.1"},         {avx2, "avx2"},       {fma, "fma"},
-      {avx512f, "avx512f"},      {avx512bw, "avx512bw"}, {avx512vnni, "avx512vnni"},
+      {avx512f, "avx512f"},      {avx512bw, "avx512bw"}, {avx512vl, "avx512vl"},
+      {avx512vnni, "avx512vnni"},
       {avxvnni, "avxvnni"},      {neon, "neon"},       {dotprod, "dotprod"},
       {i8mm, "i8mm"},
   };

@@ -20,6 +20,7 @@ struct CpuFeatures {
   bool fma = false;
   bool avx512f = false;
   bool avx512bw = false;
+  bool avx512vl = false;
   bool avx512vnni = false;
   bool avxvnni = false;  // the VEX-encoded VNNI of Alder Lake and Zen 5
   // Arm

@@ -1,0 +1,57 @@
+# The low-bit kernels (issue 3): edge_kernels, their C++ tests and Python bindings. Included from
+# native/CMakeLists.txt after the core targets exist.
+#
+# edge_kernels: packing, plans (FullyConnected, Conv2D, DepthwiseConv2D), thread pool, ISA
+# dispatch. Public headers: include/edge/{thread_pool.h,aligned_buffer.h,kernels/*.h,packing/*.h}.
+# Static and position-independent, so the .edge runtime, the TFLite delegate (a shared library)
+# and the Python extension all link it. Each SIMD back end is its own translation unit compiled
+# with that ISA's flags only; run-time dispatch (src/kernels/isa.cc) picks one.
+set(_k ${CMAKE_CURRENT_LIST_DIR}/..)
+add_library(edge_kernels STATIC
+  ${_k}/src/thread_pool.cc
+  ${_k}/src/packing/packing.cc
+  ${_k}/src/kernels/isa.cc
+  ${_k}/src/kernels/requant.cc
+  ${_k}/src/kernels/gemm_plan.cc
+  ${_k}/src/kernels/fully_connected.cc
+  ${_k}/src/kernels/conv2d.cc
+  ${_k}/src/kernels/depthwise_conv2d.cc
+  ${_k}/src/kernels/scalar.cc
+)
+target_include_directories(edge_kernels PUBLIC ${_k}/include PRIVATE ${_k}/src)
+target_link_libraries(edge_kernels PUBLIC edge_core)
+# Float epilogues (per-group scales) must round identically everywhere: no FMA contraction.
+target_compile_options(edge_kernels PRIVATE -ffp-contract=off)
+
+set(EDGE_KERNEL_ISAS "scalar")
+function(edge_kernel_isa name define flags)
+  set(sources ${ARGN})
+  target_sources(edge_kernels PRIVATE ${sources})
+  set_source_files_properties(${sources} PROPERTIES COMPILE_OPTIONS "${flags}")
+  target_compile_definitions(edge_kernels PRIVATE ${define})
+  set(EDGE_KERNEL_ISAS "${EDGE_KERNEL_ISAS};${name}" PARENT_SCOPE)
+endfunction()
+if(EDGE_ARCH STREQUAL "x86")
+  edge_kernel_isa(avx2 EDGE_HAVE_AVX2 "-mavx2;-mfma" ${_k}/src/kernels/x86/avx2.cc)
+  edge_kernel_isa(avx512vnni EDGE_HAVE_AVX512VNNI
+    "-mavx2;-mfma;-mavx512f;-mavx512bw;-mavx512vl;-mavx512vnni" ${_k}/src/kernels/x86/avx512vnni.cc)
+elseif(EDGE_ARCH STREQUAL "aarch64")
+  edge_kernel_isa(neon EDGE_HAVE_NEON "" ${_k}/src/kernels/arm/neon.cc)
+  edge_kernel_isa(dotprod EDGE_HAVE_DOTPROD "-march=armv8.2-a+dotprod" ${_k}/src/kernels/arm/neondot.cc)
+elseif(EDGE_ARCH STREQUAL "armv7")
+  # The armv7 toolchain file already builds everything with -mfpu=neon.
+  edge_kernel_isa(neon EDGE_HAVE_NEON "" ${_k}/src/kernels/arm/neon.cc)
+endif()
+message(STATUS "edgesdk: kernel ISAs ${EDGE_KERNEL_ISAS}")
+
+if(EDGE_BUILD_TESTS AND NOT EDGE_BUILD_PYTHON)
+  target_sources(edge_native_tests PRIVATE ${_k}/tests/kernel_reference.cc ${_k}/tests/test_kernels.cc)
+  target_link_libraries(edge_native_tests PRIVATE edge_kernels)
+  # The kernel tests check micro-kernels directly through the private tables.
+  target_include_directories(edge_native_tests PRIVATE ${_k}/src)
+endif()
+
+if(EDGE_BUILD_PYTHON)
+  target_sources(_native PRIVATE ${_k}/python/kernels_bindings.cc)
+  target_link_libraries(_native PRIVATE edge_kernels)
+endif()

@@ -1,0 +1,82 @@
+// 2-D convolution, NHWC, int8 activations and packed int8 / int4 / ternary / 2-bit weights.
+//
+// TFLite CONV_2D semantics: filter OHWI flattened to packed weights with n = O and
+// k = KH * KW * Cin (in that order: kh, kw, cin); stride, dilation, SAME / VALID or explicit
+// padding; padded input reads as the input zero point (real 0). The epilogue is the one of
+// fully_connected.h (requantise to int8, dequantise to float or raw int32).
+//
+// Algorithm: im2col per block of output pixels into a per-thread workspace (1x1 stride-1 convs
+// read the input rows in place), then the GEMM micro-kernels of fully_connected.h. Output pixels
+// are split over the pool's threads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "edge/kernels/fully_connected.h"
+
+namespace edge {
+
+enum class Padding { kValid, kSame, kExplicit };
+
+// Output size and leading padding along one axis, exactly as TFLite computes them
+// (ComputePaddingHeightWidth): SAME: out = ceil(in / stride), total padding
+// max((out - 1) * stride + (kernel - 1) * dilation + 1 - in, 0), before = total / 2;
+// VALID: out = (in - (kernel - 1) * dilation - 1) / stride + 1 (0 if negative), before = 0;
+// explicit: out = (in + before + after - effective_kernel) / stride + 1.
+struct AxisGeometry {
+  int32_t output = 0;
+  int32_t pad_before = 0;
+};
+AxisGeometry conv_axis_geometry(int32_t input, int32_t kernel, int32_t stride, int32_t dilation,
+                                Padding padding, int32_t pad_before = 0, int32_t pad_after = 0);
+
+// The geometry shared by Conv2D and DepthwiseConv2D.
+struct ConvGeometry {
+  int32_t batch = 1;
+  int32_t input_height = 0, input_width = 0, input_channels = 0;
+  int32_t kernel_height = 1, kernel_width = 1;
+  int32_t stride_height = 1, stride_width = 1;
+  int32_t dilation_height = 1, dilation_width = 1;
+  Padding padding = Padding::kValid;
+  // Only for Padding::kExplicit.
+  int32_t pad_top = 0, pad_bottom = 0, pad_left = 0, pad_right = 0;
+};
+
+struct Conv2DOptions : LayerOptions {
+  ConvGeometry geometry;
+};
+
+class Conv2D {
+ public:
+  // weights: n = output channels, k = kernel_height * kernel_width * input_channels.
+  // `weights.data` must outlive the plan. Throws std::invalid_argument / IsaUnavailableError.
+  Conv2D(const PackedWeightsView& weights, const Conv2DOptions& options);
+  Conv2D(PackedWeights&& weights, const Conv2DOptions& options);
+  ~Conv2D();
+  Conv2D(Conv2D&&) noexcept;
+  Conv2D& operator=(Conv2D&&) noexcept;
+
+  // Allocates the per-thread im2col workspace for pools of up to `max_threads` threads.
+  void reserve(int max_threads);
+
+  // input: [batch][input_height][input_width][input_channels] int8.
+  // output: [batch][output_height][output_width][output_channels] of the options' output type.
+  void run(const int8_t* input, int8_t* output, ThreadPool* pool = nullptr);
+  void run(const int8_t* input, float* output, ThreadPool* pool = nullptr);
+  void run(const int8_t* input, int32_t* output, ThreadPool* pool = nullptr);
+
+  int32_t output_height() const;
+  int32_t output_width() const;
+  int32_t output_channels() const;
+  const ConvGeometry& geometry() const;
+  OutputType output_type() const;
+  Isa isa() const;
+  const char* kernel_name() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace edge

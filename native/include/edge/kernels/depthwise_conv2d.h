@@ -1,0 +1,63 @@
+// Depthwise 2-D convolution, NHWC, int8 activations and int8 weights (TFLite
+// DEPTHWISE_CONV_2D semantics): output channel oc = ic * depth_multiplier + j reads input
+// channel ic; filter [1][KH][KW][Cin * depth_multiplier]; stride, dilation, padding as conv2d.h;
+// per-channel requantisation (requant.h), fused bias and clamp. Results are bit-identical on
+// every ISA and equal LiteRT's.
+//
+// Algorithm: for each output pixel, channels are vectorised (8 per AVX2 register, 4 per NEON
+// register) and the KH*KW taps accumulate in int32; padded taps point at a row of input zero
+// points, so every pixel runs the same code: acc = sum_t x_t * w_t - input_zp * sum_t w_t.
+// Depth multipliers other than 1 use the scalar code on every ISA (rare in practice: MobileNets
+// use 1).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include "edge/kernels/conv2d.h"
+
+namespace edge {
+
+struct DepthwiseConv2DOptions : LayerOptions {
+  ConvGeometry geometry;
+  int32_t depth_multiplier = 1;
+  // Rounding of the output channels past the last multiple of 8 (default: `rounding`).
+  // LiteRT's optimised DEPTHWISE_CONV_2D (its general kernel: always on x86, on Arm whenever
+  // the 3x3 kernels do not apply) requantises channels in vectors of 8 with Rounding::kUpward and
+  // the C % 8 leftover channels with scalar gemmlowp code, i.e. Rounding::kAwayFromZero; set
+  // this to kAwayFromZero (with rounding = kUpward) to reproduce it bit for bit.
+  std::optional<Rounding> tail_rounding;
+};
+
+class DepthwiseConv2D {
+ public:
+  // filter: [kernel_height][kernel_width][input_channels * depth_multiplier] int8 (TFLite's
+  // [1, KH, KW, C] without the leading 1); scales: num_scales (1 or C * depth_multiplier);
+  // zero_points: nullable (all 0) or [C * depth_multiplier]. Everything is copied.
+  DepthwiseConv2D(const int8_t* filter, const float* scales, int32_t num_scales,
+                  const int32_t* zero_points, const DepthwiseConv2DOptions& options);
+  ~DepthwiseConv2D();
+  DepthwiseConv2D(DepthwiseConv2D&&) noexcept;
+  DepthwiseConv2D& operator=(DepthwiseConv2D&&) noexcept;
+
+  void reserve(int max_threads);
+
+  // input: [batch][H][W][C]; output: [batch][OH][OW][C * depth_multiplier].
+  void run(const int8_t* input, int8_t* output, ThreadPool* pool = nullptr);
+  void run(const int8_t* input, float* output, ThreadPool* pool = nullptr);
+  void run(const int8_t* input, int32_t* output, ThreadPool* pool = nullptr);
+
+  int32_t output_height() const;
+  int32_t output_width() const;
+  int32_t output_channels() const;
+  OutputType output_type() const;
+  Isa isa() const;
+  const char* kernel_name() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace edge

@@ -1,0 +1,64 @@
+// Which instruction set a kernel runs with, and how one is chosen.
+//
+// Every kernel family has a scalar reference and SIMD variants. The variant is picked when a plan
+// is built, in this order of precedence:
+//   1. an explicit request (the `isa` field of a plan's options, `sdk.kernels.*(isa=...)`),
+//   2. the environment variable EDGE_KERNEL_ISA=scalar|avx2|avx512vnni|neon|dotprod,
+//   3. the best ISA this binary carries and the running CPU supports (cpu_features()).
+// A request for an ISA this build does not carry or this CPU cannot execute is an error
+// (IsaUnavailableError), never a silent fallback: tests force each ISA and must know it ran.
+//
+// What each ISA means here:
+//   scalar      portable C++, the bit-exact reference; always built.
+//   avx2        x86-64 AVX2: vpmaddubsw / vpmaddwd. Needs AVX2 (and OS support for ymm state).
+//   avx512vnni  x86-64 AVX-512 F+BW+VL+VNNI: vpdpbusd on zmm (Ice Lake, Sapphire Rapids, Zen 4+).
+//               Also needs AVX2: the few ops without a 512-bit kernel (depthwise conv) run the
+//               AVX2 code. AVX-VNNI (VEX, Alder Lake / Zen 5 without AVX-512) is not built.
+//   neon        Arm NEON without dot product: Armv7-A (32-bit) or Armv8-A (aarch64); the same
+//               source compiled for either, kernel names end in __neon / __aarch64_neon.
+//   dotprod     Armv8.2-A SDOT (aarch64 only), kernel names end in __neondot.
+#pragma once
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace edge {
+
+enum class Isa {
+  kScalar,
+  kAvx2,
+  kAvx512Vnni,
+  kNeon,
+  kDotprod,
+};
+
+// Raised when an ISA is requested that this binary lacks or this CPU cannot run.
+class IsaUnavailableError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// "scalar", "avx2", "avx512vnni", "neon", "dotprod".
+const char* isa_name(Isa isa);
+// Suffix used in kernel names (XNNPACK style): "scalar", "avx2", "avx512vnni", "neon" (Armv7) or
+// "aarch64_neon", "neondot".
+const char* isa_kernel_suffix(Isa isa);
+// Parses an ISA name (case-insensitive); throws std::invalid_argument naming the accepted values.
+Isa parse_isa(const std::string& name);
+
+// True when this binary carries kernels for `isa`.
+bool isa_built(Isa isa);
+// True when this binary carries kernels for `isa` and the running CPU can execute them.
+bool isa_available(Isa isa);
+// Every ISA available here, scalar first, best last.
+std::vector<Isa> available_isas();
+// The best available ISA, ignoring EDGE_KERNEL_ISA.
+Isa best_isa();
+// Applies the precedence rules above. Throws std::invalid_argument for an unknown name in
+// EDGE_KERNEL_ISA and IsaUnavailableError (naming the ISA and this CPU's features) when the
+// chosen ISA is not available.
+Isa resolve_isa(std::optional<Isa> requested = std::nullopt);
+
+}  // namespace edge

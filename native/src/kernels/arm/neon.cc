@@ -1,0 +1,262 @@
+// Arm NEON kernels without dot product: Armv7-A (32-bit, -mfpu=neon) and Armv8-A (aarch64).
+// The same source serves both; only intrinsics common to the two are used.
+//
+// GEMM: one q register holds 4 channels x 4 k of a block field (layout.h). Fields are unpacked
+// with a byte shift and AND, multiplied with vmull/vmlal_s8 against the 4 activations duplicated
+// into a d register, accumulated in int16 for as many blocks as cannot overflow (sub-byte codes
+// are small) and widened with vpadal. int8 weights widen after every vmull: (-128)(-128) * 2
+// overflows int16, so two vmlal in a row are not exact.
+// Epilogue: vqrdmulh is exactly SaturatingRoundingDoublingHighMul and vrshl a right shift that
+// rounds ties up; ties away adds -1 to negative values first (x - 1 then round half up), single
+// rounding uses 64-bit vmull + vrshl + saturating vqmovn.
+#include <arm_neon.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include "kernels/ukernels.h"
+
+namespace edge {
+namespace detail {
+namespace {
+
+inline int8x8_t dup4(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return vreinterpret_s8_s32(vdup_n_s32(v));
+}
+
+// Field kField of a block quarter as signed bytes (codes are small and non-negative).
+template <int kBits, int kField>
+inline int8x16_t extract(uint8x16_t raw, uint8x16_t mask) {
+  if constexpr (kField == 0) {
+    return vreinterpretq_s8_u8(vandq_u8(raw, mask));
+  } else if constexpr ((kField + 1) * kBits == 8) {
+    return vreinterpretq_s8_u8(vshrq_n_u8(raw, kBits * kField));  // top field: no mask needed
+  } else {
+    return vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(raw, kBits * kField), mask));
+  }
+}
+
+// [a0 a1 a2 a3], [b0 b1 b2 b3] -> [a0+a1, a2+a3, b0+b1, b2+b3]
+inline int32x4_t pairwise(int32x4_t a, int32x4_t b) {
+  return vcombine_s32(vpadd_s32(vget_low_s32(a), vget_high_s32(a)),
+                      vpadd_s32(vget_low_s32(b), vget_high_s32(b)));
+}
+
+// ------------------------------------------------------------------------------ sub-byte
+template <int kBits, int R, int... kFields>
+void subbyte_quarter(std::size_t nblocks, const uint8_t* w, const uint8_t* x, std::size_t x_stride,
+                     int32_t* acc, std::integer_sequence<int, kFields...>) {
+  constexpr int kNumFields = 8 / kBits;
+  constexpr int kBlockK = 4 * kNumFields;
+  // int16 lanes gain one product per field per block, each at most max_code * 128.
+  constexpr std::size_t kFlush = 32767 / (((1 << kBits) - 1) * 128 * kNumFields);
+  const uint8x16_t mask = vdupq_n_u8(static_cast<uint8_t>((1 << kBits) - 1));
+  for (int q = 0; q < 4; ++q) {
+    int32x4_t lo32[R], hi32[R];
+    for (int r = 0; r < R; ++r) lo32[r] = hi32[r] = vdupq_n_s32(0);
+    std::size_t b = 0;
+    while (b < nblocks) {
+      const std::size_t end = b + kFlush < nblocks ? b + kFlush : nblocks;
+      int16x8_t lo16[R], hi16[R];
+      for (int r = 0; r < R; ++r) lo16[r] = hi16[r] = vdupq_n_s16(0);
+      for (; b < end; ++b) {
+        const uint8x16_t raw = vld1q_u8(w + b * 64 + 16 * q);
+        const int8x16_t f[kNumFields] = {extract<kBits, kFields>(raw, mask)...};
+        for (int r = 0; r < R; ++r) {
+          const uint8_t* xb = x + r * x_stride + b * kBlockK;
+          for (int i = 0; i < kNumFields; ++i) {
+            const int8x8_t xg = dup4(xb + 4 * i);
+            lo16[r] = vmlal_s8(lo16[r], vget_low_s8(f[i]), xg);
+            hi16[r] = vmlal_s8(hi16[r], vget_high_s8(f[i]), xg);
+          }
+        }
+      }
+      for (int r = 0; r < R; ++r) {
+        lo32[r] = vpadalq_s16(lo32[r], lo16[r]);
+        hi32[r] = vpadalq_s16(hi32[r], hi16[r]);
+      }
+    }
+    for (int r = 0; r < R; ++r) vst1q_s32(acc + 16 * r + 4 * q, pairwise(lo32[r], hi32[r]));
+  }
+}
+
+template <int kBits>
+void gemm_subbyte(std::size_t rows, std::size_t nblocks, const uint8_t* w, const uint8_t* x,
+                  std::size_t x_stride, int32_t* acc) {
+  using Fields = std::make_integer_sequence<int, 8 / kBits>;
+  if (rows == 1) {
+    subbyte_quarter<kBits, 1>(nblocks, w, x, x_stride, acc, Fields{});
+  } else {
+    subbyte_quarter<kBits, 2>(nblocks, w, x, x_stride, acc, Fields{});
+  }
+}
+
+// ------------------------------------------------------------------------------ int8
+template <int R>
+void int8_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x, std::size_t x_stride,
+               int32_t* acc) {
+  for (int q = 0; q < 4; ++q) {
+    int32x4_t lo[R], hi[R];
+    for (int r = 0; r < R; ++r) lo[r] = hi[r] = vdupq_n_s32(0);
+    for (std::size_t b = 0; b < nblocks; ++b) {
+      const int8x16_t wq = vld1q_s8(reinterpret_cast<const int8_t*>(w + b * 64 + 16 * q));
+      for (int r = 0; r < R; ++r) {
+        const int8x8_t xg = dup4(x + r * x_stride + 4 * b);
+        lo[r] = vpadalq_s16(lo[r], vmull_s8(vget_low_s8(wq), xg));
+        hi[r] = vpadalq_s16(hi[r], vmull_s8(vget_high_s8(wq), xg));
+      }
+    }
+    for (int r = 0; r < R; ++r) vst1q_s32(acc + 16 * r + 4 * q, pairwise(lo[r], hi[r]));
+  }
+}
+
+void gemm_int8(std::size_t rows, std::size_t nblocks, const uint8_t* w, const uint8_t* x,
+               std::size_t x_stride, int32_t* acc) {
+  if (rows == 1) {
+    int8_rows<1>(nblocks, w, x, x_stride, acc);
+  } else {
+    int8_rows<2>(nblocks, w, x, x_stride, acc);
+  }
+}
+
+// ------------------------------------------------------------------------------ epilogues
+struct Lanes {
+  int32x4_t v, mult, ls, rs;
+};
+
+inline Lanes load_lanes(std::size_t n, const int32_t* acc, int32_t row_sum,
+                        const EpilogueParams& p, std::size_t c) {
+  int32x4_t a;
+  if (n >= 4) {
+    a = vld1q_s32(acc);
+  } else {
+    int32_t tmp[4] = {0, 0, 0, 0};
+    std::memcpy(tmp, acc, n * 4);
+    a = vld1q_s32(tmp);
+  }
+  Lanes l;
+  l.v = vaddq_s32(a, vld1q_s32(p.bias + c));  // per-channel arrays are padded to 16
+  if (p.wzp != nullptr) l.v = vmlsq_s32(l.v, vld1q_s32(p.wzp + c), vdupq_n_s32(row_sum));
+  l.mult = vld1q_s32(p.multiplier + c);
+  l.ls = vld1q_s32(p.left_shift + c);
+  l.rs = vld1q_s32(p.right_shift + c);
+  return l;
+}
+
+inline int32x4_t requant4(const Lanes& l, int32_t rounding) {
+  if (rounding == 2) {
+    // Single rounding: (v * m + 2^(t-1)) >> t in 64 bits (vrshl rounds ties up), saturated.
+    const int32x4_t neg_t = vsubq_s32(vsubq_s32(l.ls, l.rs), vdupq_n_s32(31));
+    const int64x2_t lo = vrshlq_s64(vmull_s32(vget_low_s32(l.v), vget_low_s32(l.mult)),
+                                    vmovl_s32(vget_low_s32(neg_t)));
+    const int64x2_t hi = vrshlq_s64(vmull_s32(vget_high_s32(l.v), vget_high_s32(l.mult)),
+                                    vmovl_s32(vget_high_s32(neg_t)));
+    return vcombine_s32(vqmovn_s64(lo), vqmovn_s64(hi));
+  }
+  const int32x4_t neg_rs = vnegq_s32(l.rs);
+  int32x4_t q = vqrdmulhq_s32(vshlq_s32(l.v, l.ls), l.mult);
+  if (rounding == 1) {
+    // Ties away: -1 on negative values when there is a shift, then round half up.
+    const int32x4_t fixup = vshrq_n_s32(vandq_s32(q, neg_rs), 31);
+    q = vqaddq_s32(q, fixup);
+  }
+  return vrshlq_s32(q, neg_rs);
+}
+
+}  // namespace
+
+void requant_neon(std::size_t n, const int32_t* acc, int32_t row_sum, const EpilogueParams& p,
+                  std::size_t c0, int8_t* out) {
+  const int32x4_t zp = vdupq_n_s32(p.out_zero_point);
+  const int32x4_t qmin = vdupq_n_s32(p.out_min), qmax = vdupq_n_s32(p.out_max);
+  for (std::size_t i = 0; i < n; i += 4) {
+    const std::size_t len = n - i < 4 ? n - i : 4;
+    int32x4_t q = vaddq_s32(requant4(load_lanes(len, acc + i, row_sum, p, c0 + i), p.rounding), zp);
+    q = vminq_s32(vmaxq_s32(q, qmin), qmax);
+    const int8x8_t bytes = vmovn_s16(vcombine_s16(vmovn_s32(q), vdup_n_s16(0)));
+    int8_t tmp[8];
+    vst1_s8(tmp, bytes);
+    std::memcpy(out + i, tmp, len);
+  }
+}
+
+void dequant_neon(std::size_t n, const int32_t* acc, int32_t row_sum, const EpilogueParams& p,
+                  std::size_t c0, float* out) {
+  const float32x4_t lo = vdupq_n_f32(p.float_min), hi = vdupq_n_f32(p.float_max);
+  for (std::size_t i = 0; i < n; i += 4) {
+    const std::size_t len = n - i < 4 ? n - i : 4;
+    const Lanes l = load_lanes(len, acc + i, row_sum, p, c0 + i);
+    float32x4_t f = vmulq_f32(vcvtq_f32_s32(l.v), vld1q_f32(p.scale + c0 + i));
+    // Exactly the scalar clamp (f < lo ? lo : f, then f > hi ? hi : f).
+    f = vbslq_f32(vcltq_f32(f, lo), lo, f);
+    f = vbslq_f32(vcgtq_f32(f, hi), hi, f);
+    float tmp[4];
+    vst1q_f32(tmp, f);
+    std::memcpy(out + i, tmp, len * 4);
+  }
+}
+
+void dwconv_neon(std::size_t channels, std::size_t taps, const int8_t* const* inputs,
+                 const int32_t* weights, std::size_t stride, int32_t* acc) {
+  std::size_t c = 0;
+  for (; c + 8 <= channels; c += 8) {
+    int32x4_t a0 = vdupq_n_s32(0), a1 = vdupq_n_s32(0);
+    for (std::size_t t = 0; t < taps; ++t) {
+      const int16x8_t xv = vmovl_s8(vld1_s8(inputs[t] + c));
+      const int32_t* wt = weights + t * stride + c;
+      a0 = vmlaq_s32(a0, vmovl_s16(vget_low_s16(xv)), vld1q_s32(wt));
+      a1 = vmlaq_s32(a1, vmovl_s16(vget_high_s16(xv)), vld1q_s32(wt + 4));
+    }
+    vst1q_s32(acc + c, a0);
+    vst1q_s32(acc + c + 4, a1);
+  }
+  for (; c < channels; ++c) {
+    uint32_t sum = 0;
+    for (std::size_t t = 0; t < taps; ++t) {
+      sum += static_cast<uint32_t>(static_cast<int32_t>(inputs[t][c]) * weights[t * stride + c]);
+    }
+    acc[c] = static_cast<int32_t>(sum);
+  }
+}
+
+namespace {
+
+#if defined(__aarch64__)
+#define EDGE_NEON_NAME(type, tile) "qs8_" type "_gemm_" tile "__aarch64_neon"
+#else
+#define EDGE_NEON_NAME(type, tile) "qs8_" type "_gemm_" tile "__neon"
+#endif
+
+constexpr GemmKernels kGemm8 = {{EDGE_NEON_NAME("qc8w", "1x16c4"), 1, gemm_int8},
+                                {EDGE_NEON_NAME("qc8w", "2x16c4"), 2, gemm_int8},
+                                XFormat::kInt8};
+constexpr GemmKernels kGemm4 = {{EDGE_NEON_NAME("qc4w", "1x16c4"), 1, gemm_subbyte<4>},
+                                {EDGE_NEON_NAME("qc4w", "2x16c4"), 2, gemm_subbyte<4>},
+                                XFormat::kInt8};
+constexpr GemmKernels kGemmT = {{EDGE_NEON_NAME("qt2w", "1x16c4"), 1, gemm_subbyte<2>},
+                                {EDGE_NEON_NAME("qt2w", "2x16c4"), 2, gemm_subbyte<2>},
+                                XFormat::kInt8};
+constexpr GemmKernels kGemm2 = {{EDGE_NEON_NAME("qc2w", "1x16c4"), 1, gemm_subbyte<2>},
+                                {EDGE_NEON_NAME("qc2w", "2x16c4"), 2, gemm_subbyte<2>},
+                                XFormat::kInt8};
+
+}  // namespace
+
+const IsaKernels kNeonKernels = {
+    {kGemm8, kGemm4, kGemmT, kGemm2},
+    requant_neon,
+    dequant_neon,
+    dwconv_neon,
+#if defined(__aarch64__)
+    "qs8_qc8w_dwconv_8c__aarch64_neon",
+#else
+    "qs8_qc8w_dwconv_8c__neon",
+#endif
+};
+
+}  // namespace detail
+}  // namespace edge

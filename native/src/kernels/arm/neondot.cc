@@ -1,0 +1,194 @@
+// Armv8.2-A dot-product kernels (SDOT), aarch64 only. Compiled with
+// -march=armv8.2-a+dotprod; called only when HWCAP says the core has it (isa.cc): a dotprod
+// instruction is SIGILL on a Cortex-A53, which the qemu -cpu cortex-a53 test run proves.
+//
+// One q register of a block field is 4 channels x 4 k, exactly one sdot with the 4 activations
+// of that k group selected by lane (vdotq_laneq_s32): no broadcast needed. Sub-byte codes are
+// small and non-negative, so signed sdot is exact. For M = 1 the 2-bit fields are not shifted
+// where the masked value still fits a signed byte: (q & 0x0C) = 4 * field 1 and (q & 0x30) =
+// 16 * field 2 go to their own accumulators, which are shifted back at the end; field 3 is a
+// single shift. Epilogues and depthwise are the NEON ones (neon.cc).
+#include <arm_neon.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include "kernels/ukernels.h"
+
+namespace edge {
+namespace detail {
+
+void requant_neon(std::size_t n, const int32_t* acc, int32_t row_sum, const EpilogueParams& p,
+                  std::size_t c0, int8_t* out);
+void dequant_neon(std::size_t n, const int32_t* acc, int32_t row_sum, const EpilogueParams& p,
+                  std::size_t c0, float* out);
+void dwconv_neon(std::size_t channels, std::size_t taps, const int8_t* const* inputs,
+                 const int32_t* weights, std::size_t stride, int32_t* acc);
+
+namespace {
+
+template <int kBits, int kField>
+inline int8x16_t extract(uint8x16_t raw, uint8x16_t mask) {
+  if constexpr (kField == 0) {
+    return vreinterpretq_s8_u8(vandq_u8(raw, mask));
+  } else if constexpr ((kField + 1) * kBits == 8) {
+    return vreinterpretq_s8_u8(vshrq_n_u8(raw, kBits * kField));
+  } else {
+    return vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(raw, kBits * kField), mask));
+  }
+}
+
+// Accumulates field kField of quarter `raw` against activation group kField of `xv`.
+template <int kBits, int kField>
+inline int32x4_t dot_field(int32x4_t acc, uint8x16_t raw, uint8x16_t mask, int8x16_t xv) {
+  return vdotq_laneq_s32(acc, extract<kBits, kField>(raw, mask), xv, kField);
+}
+
+// Activations of block b: 16 bytes (2-bit) or 8 bytes (int4, zero-extended to a q register).
+template <int kBits>
+inline int8x16_t load_x(const uint8_t* p) {
+  if constexpr (kBits == 2) {
+    return vld1q_s8(reinterpret_cast<const int8_t*>(p));
+  } else {
+    return vcombine_s8(vld1_s8(reinterpret_cast<const int8_t*>(p)), vdup_n_s8(0));
+  }
+}
+
+// ------------------------------------------------------------------------------ 2-bit, M = 1
+void gemv_2bit(std::size_t, std::size_t nblocks, const uint8_t* w, const uint8_t* x, std::size_t,
+               int32_t* acc) {
+  const uint8x16_t m03 = vdupq_n_u8(0x03), m0c = vdupq_n_u8(0x0C), m30 = vdupq_n_u8(0x30);
+  int32x4_t a1[4], a4[4], a16[4];  // classes x1 (fields 0, 3), x4 (field 1), x16 (field 2)
+  for (int q = 0; q < 4; ++q) a1[q] = a4[q] = a16[q] = vdupq_n_s32(0);
+  for (std::size_t b = 0; b < nblocks; ++b) {
+    const int8x16_t xv = vld1q_s8(reinterpret_cast<const int8_t*>(x + b * 16));
+    for (int q = 0; q < 4; ++q) {
+      const uint8x16_t raw = vld1q_u8(w + b * 64 + 16 * q);
+      a1[q] = vdotq_laneq_s32(a1[q], vreinterpretq_s8_u8(vandq_u8(raw, m03)), xv, 0);
+      a4[q] = vdotq_laneq_s32(a4[q], vreinterpretq_s8_u8(vandq_u8(raw, m0c)), xv, 1);
+      a16[q] = vdotq_laneq_s32(a16[q], vreinterpretq_s8_u8(vandq_u8(raw, m30)), xv, 2);
+      a1[q] = vdotq_laneq_s32(a1[q], vreinterpretq_s8_u8(vshrq_n_u8(raw, 6)), xv, 3);
+    }
+  }
+  for (int q = 0; q < 4; ++q) {
+    vst1q_s32(acc + 4 * q,
+              vaddq_s32(a1[q], vaddq_s32(vshrq_n_s32(a4[q], 2), vshrq_n_s32(a16[q], 4))));
+  }
+}
+
+// ------------------------------------------------------------------------------ sub-byte, M <= 4
+template <int kBits, int R, int... kFields>
+void subbyte_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x, std::size_t x_stride,
+                  int32_t* acc, std::integer_sequence<int, kFields...>) {
+  constexpr int kBlockK = 4 * (8 / kBits);
+  const uint8x16_t mask = vdupq_n_u8(static_cast<uint8_t>((1 << kBits) - 1));
+  int32x4_t a[R][4];
+  for (int r = 0; r < R; ++r) {
+    for (int q = 0; q < 4; ++q) a[r][q] = vdupq_n_s32(0);
+  }
+  for (std::size_t b = 0; b < nblocks; ++b) {
+    int8x16_t xv[R];
+    for (int r = 0; r < R; ++r) xv[r] = load_x<kBits>(x + r * x_stride + b * kBlockK);
+    for (int q = 0; q < 4; ++q) {
+      const uint8x16_t raw = vld1q_u8(w + b * 64 + 16 * q);
+      for (int r = 0; r < R; ++r) {
+        int32x4_t s = a[r][q];
+        ((s = dot_field<kBits, kFields>(s, raw, mask, xv[r])), ...);
+        a[r][q] = s;
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int q = 0; q < 4; ++q) vst1q_s32(acc + 16 * r + 4 * q, a[r][q]);
+  }
+}
+
+template <int kBits>
+void gemm_subbyte(std::size_t rows, std::size_t nblocks, const uint8_t* w, const uint8_t* x,
+                  std::size_t x_stride, int32_t* acc) {
+  using Fields = std::make_integer_sequence<int, 8 / kBits>;
+  switch (rows) {
+    case 1: subbyte_rows<kBits, 1>(nblocks, w, x, x_stride, acc, Fields{}); break;
+    case 2: subbyte_rows<kBits, 2>(nblocks, w, x, x_stride, acc, Fields{}); break;
+    case 3: subbyte_rows<kBits, 3>(nblocks, w, x, x_stride, acc, Fields{}); break;
+    default: subbyte_rows<kBits, 4>(nblocks, w, x, x_stride, acc, Fields{}); break;
+  }
+}
+
+// ------------------------------------------------------------------------------ int8
+// Block b uses activation group x[4b..4b+3]; four blocks share one 16-byte load, lane b % 4.
+template <int kLane>
+inline void int8_block(int32x4_t* a, const uint8_t* wb, int8x16_t xv) {
+  for (int q = 0; q < 4; ++q) {
+    a[q] = vdotq_laneq_s32(a[q], vld1q_s8(reinterpret_cast<const int8_t*>(wb + 16 * q)), xv,
+                           kLane);
+  }
+}
+
+template <int R>
+void int8_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x, std::size_t x_stride,
+               int32_t* acc) {
+  int32x4_t a[R][4];
+  for (int r = 0; r < R; ++r) {
+    for (int q = 0; q < 4; ++q) a[r][q] = vdupq_n_s32(0);
+  }
+  std::size_t b = 0;
+  for (; b + 4 <= nblocks; b += 4) {
+    for (int r = 0; r < R; ++r) {
+      const int8x16_t xv = vld1q_s8(reinterpret_cast<const int8_t*>(x + r * x_stride + 4 * b));
+      int8_block<0>(a[r], w + 64 * b, xv);
+      int8_block<1>(a[r], w + 64 * (b + 1), xv);
+      int8_block<2>(a[r], w + 64 * (b + 2), xv);
+      int8_block<3>(a[r], w + 64 * (b + 3), xv);
+    }
+  }
+  for (; b < nblocks; ++b) {
+    // The last few blocks: the prepared row may end right after them, so load 4 bytes only.
+    for (int r = 0; r < R; ++r) {
+      int32_t v;
+      std::memcpy(&v, x + r * x_stride + 4 * b, 4);
+      int8_block<0>(a[r], w + 64 * b, vreinterpretq_s8_s32(vdupq_n_s32(v)));
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int q = 0; q < 4; ++q) vst1q_s32(acc + 16 * r + 4 * q, a[r][q]);
+  }
+}
+
+void gemm_int8(std::size_t rows, std::size_t nblocks, const uint8_t* w, const uint8_t* x,
+               std::size_t x_stride, int32_t* acc) {
+  switch (rows) {
+    case 1: int8_rows<1>(nblocks, w, x, x_stride, acc); break;
+    case 2: int8_rows<2>(nblocks, w, x, x_stride, acc); break;
+    case 3: int8_rows<3>(nblocks, w, x, x_stride, acc); break;
+    default: int8_rows<4>(nblocks, w, x, x_stride, acc); break;
+  }
+}
+
+constexpr GemmKernels kGemm8 = {{"qs8_qc8w_gemm_1x16c4__neondot", 1, gemm_int8},
+                                {"qs8_qc8w_gemm_4x16c4__neondot", 4, gemm_int8},
+                                XFormat::kInt8};
+constexpr GemmKernels kGemm4 = {{"qs8_qc4w_gemm_1x16c4__neondot", 1, gemm_subbyte<4>},
+                                {"qs8_qc4w_gemm_4x16c4__neondot", 4, gemm_subbyte<4>},
+                                XFormat::kInt8};
+constexpr GemmKernels kGemmT = {{"qs8_qt2w_gemm_1x16c4__neondot", 1, gemv_2bit},
+                                {"qs8_qt2w_gemm_4x16c4__neondot", 4, gemm_subbyte<2>},
+                                XFormat::kInt8};
+constexpr GemmKernels kGemm2 = {{"qs8_qc2w_gemm_1x16c4__neondot", 1, gemv_2bit},
+                                {"qs8_qc2w_gemm_4x16c4__neondot", 4, gemm_subbyte<2>},
+                                XFormat::kInt8};
+
+}  // namespace
+
+const IsaKernels kDotprodKernels = {
+    {kGemm8, kGemm4, kGemmT, kGemm2},
+    requant_neon,
+    dequant_neon,
+    dwconv_neon,
+    "qs8_qc8w_dwconv_8c__aarch64_neon",
+};
+
+}  // namespace detail
+}  // namespace edge

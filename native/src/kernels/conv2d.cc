@@ -1,0 +1,231 @@
+#include "edge/kernels/conv2d.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kernels/gemm_plan.h"
+
+namespace edge {
+namespace {
+
+// Output pixels per task: im2col rows live in a per-thread workspace of this many rows, small
+// enough to stay in L2 next to the weights (rows of K = 4608 bytes: 300 KB at 64).
+constexpr std::size_t kConvRowBlock = 64;
+constexpr std::size_t kConvWorkspaceBytes = 256 * 1024;
+
+void check_positive(int32_t v, const char* what) {
+  if (v <= 0) {
+    throw std::invalid_argument(std::string("conv geometry: ") + what + " must be >= 1, got " +
+                                std::to_string(v));
+  }
+}
+
+}  // namespace
+
+AxisGeometry conv_axis_geometry(int32_t input, int32_t kernel, int32_t stride, int32_t dilation,
+                                Padding padding, int32_t pad_before, int32_t pad_after) {
+  check_positive(input, "input size");
+  check_positive(kernel, "kernel size");
+  check_positive(stride, "stride");
+  check_positive(dilation, "dilation");
+  const int32_t eff = (kernel - 1) * dilation + 1;
+  AxisGeometry g;
+  switch (padding) {
+    case Padding::kSame: {
+      g.output = (input + stride - 1) / stride;
+      const int32_t total = std::max((g.output - 1) * stride + eff - input, 0);
+      g.pad_before = total / 2;
+      break;
+    }
+    case Padding::kValid:
+      g.output = input >= eff ? (input - eff) / stride + 1 : 0;
+      g.pad_before = 0;
+      break;
+    case Padding::kExplicit:
+      if (pad_before < 0 || pad_after < 0) {
+        throw std::invalid_argument("conv geometry: explicit padding must be >= 0");
+      }
+      g.output = input + pad_before + pad_after >= eff
+                     ? (input + pad_before + pad_after - eff) / stride + 1
+                     : 0;
+      g.pad_before = pad_before;
+      break;
+  }
+  if (g.output <= 0) {
+    throw std::invalid_argument("conv geometry: input size " + std::to_string(input) +
+                                " is smaller than the dilated kernel " + std::to_string(eff));
+  }
+  return g;
+}
+
+namespace detail {
+
+ResolvedGeometry resolve_geometry(const ConvGeometry& g) {
+  check_positive(g.batch, "batch");
+  check_positive(g.input_channels, "input channels");
+  ResolvedGeometry r;
+  r.g = g;
+  const AxisGeometry h = conv_axis_geometry(g.input_height, g.kernel_height, g.stride_height,
+                                            g.dilation_height, g.padding, g.pad_top, g.pad_bottom);
+  const AxisGeometry w = conv_axis_geometry(g.input_width, g.kernel_width, g.stride_width,
+                                            g.dilation_width, g.padding, g.pad_left, g.pad_right);
+  r.out_h = h.output;
+  r.out_w = w.output;
+  r.pad_top = h.pad_before;
+  r.pad_left = w.pad_before;
+  return r;
+}
+
+}  // namespace detail
+
+struct Conv2D::Impl {
+  struct ThreadWorkspace {
+    AlignedBuffer<uint8_t> xprep;
+    AlignedBuffer<int32_t> sums;
+    std::vector<int8_t> col;
+  };
+
+  Impl(const PackedWeightsView& w, const Conv2DOptions& options)
+      : geo(detail::resolve_geometry(options.geometry)), plan(w, options, false) {
+    const ConvGeometry& g = geo.g;
+    const int64_t k = static_cast<int64_t>(g.kernel_height) * g.kernel_width * g.input_channels;
+    if (k != w.k) {
+      throw std::invalid_argument("Conv2D: weights have k = " + std::to_string(w.k) +
+                                  " but kernel " + std::to_string(g.kernel_height) + "x" +
+                                  std::to_string(g.kernel_width) + " x " +
+                                  std::to_string(g.input_channels) + " channels needs " +
+                                  std::to_string(k));
+    }
+    pointwise = g.kernel_height == 1 && g.kernel_width == 1 && g.stride_height == 1 &&
+                g.stride_width == 1 && geo.pad_top == 0 && geo.pad_left == 0;
+    row_block = std::max<std::size_t>(
+        plan.gemm->gemm.mr,
+        std::min(kConvRowBlock, kConvWorkspaceBytes / plan.row_stride / plan.gemm->gemm.mr *
+                                    plan.gemm->gemm.mr));
+  }
+
+  void reserve(int threads) {
+    if (threads < 1) threads = 1;
+    while (workspaces.size() < static_cast<std::size_t>(threads)) {
+      ThreadWorkspace ws;
+      ws.xprep.resize(row_block * plan.row_stride);
+      ws.sums.resize(row_block * plan.sums_per_row);
+      ws.col.resize(static_cast<std::size_t>(plan.k));
+      workspaces.push_back(std::move(ws));
+    }
+  }
+
+  // The im2col row of output pixel `p` (flattened over batch, oy, ox), padded with the input
+  // zero point; 1x1 stride-1 convs return the input row itself.
+  const int8_t* im2col(const int8_t* input, std::size_t p, int8_t* col) const {
+    const ConvGeometry& g = geo.g;
+    const std::size_t cin = static_cast<std::size_t>(g.input_channels);
+    if (pointwise) return input + p * cin;
+    const std::size_t ow = static_cast<std::size_t>(geo.out_w);
+    const std::size_t oh = static_cast<std::size_t>(geo.out_h);
+    const int32_t ox = static_cast<int32_t>(p % ow);
+    const int32_t oy = static_cast<int32_t>((p / ow) % oh);
+    const std::size_t b = p / (ow * oh);
+    const int8_t zp = static_cast<int8_t>(plan.input_zero_point);
+    int8_t* dst = col;
+    for (int32_t kh = 0; kh < g.kernel_height; ++kh) {
+      const int32_t iy = oy * g.stride_height - geo.pad_top + kh * g.dilation_height;
+      for (int32_t kw = 0; kw < g.kernel_width; ++kw, dst += cin) {
+        const int32_t ix = ox * g.stride_width - geo.pad_left + kw * g.dilation_width;
+        if (iy < 0 || iy >= g.input_height || ix < 0 || ix >= g.input_width) {
+          std::memset(dst, zp, cin);
+        } else {
+          const std::size_t pixel =
+              (b * static_cast<std::size_t>(g.input_height) + static_cast<std::size_t>(iy)) *
+                  static_cast<std::size_t>(g.input_width) +
+              static_cast<std::size_t>(ix);
+          std::memcpy(dst, input + pixel * cin, cin);
+        }
+      }
+    }
+    return col;
+  }
+
+  void run(const int8_t* input, void* output, OutputType type, ThreadPool* pool) {
+    if (type != plan.output_type) {
+      throw std::invalid_argument("Conv2D::run: the output buffer type does not match the plan's "
+                                  "output type");
+    }
+    if (input == nullptr || output == nullptr) {
+      throw std::invalid_argument("Conv2D::run: null input or output");
+    }
+    const int threads = pool != nullptr ? pool->num_threads() : 1;
+    reserve(threads);
+    const std::size_t pixels = static_cast<std::size_t>(geo.g.batch) *
+                               static_cast<std::size_t>(geo.out_h) *
+                               static_cast<std::size_t>(geo.out_w);
+    const detail::WorkSplit split =
+        detail::split_work(pixels, plan.ntiles, plan.gemm->gemm.mr, threads, row_block);
+    const std::size_t elem = type == OutputType::kInt8 ? 1 : 4;
+    const std::size_t n = static_cast<std::size_t>(plan.n);
+    auto task = [&](std::size_t t, int thread) {
+      ThreadWorkspace& ws = workspaces[static_cast<std::size_t>(thread)];
+      const std::size_t rb = t / split.tile_chunks, tc = t % split.tile_chunks;
+      const std::size_t r0 = rb * split.row_block;
+      const std::size_t r1 = std::min(pixels, r0 + split.row_block);
+      for (std::size_t r = r0; r < r1; ++r) {
+        plan.prepare_row(im2col(input, r, ws.col.data()),
+                         ws.xprep.data() + (r - r0) * plan.row_stride,
+                         ws.sums.data() + (r - r0) * plan.sums_per_row);
+      }
+      const std::size_t t0 = tc * split.tile_chunk;
+      const std::size_t t1 = std::min(plan.ntiles, t0 + split.tile_chunk);
+      plan.compute(ws.xprep.data(), ws.sums.data(), r1 - r0, t0, t1,
+                   static_cast<uint8_t*>(output) + r0 * n * elem, n);
+    };
+    if (pool != nullptr && split.tasks() > 1) {
+      pool->parallel_for(split.tasks(), task);
+    } else {
+      for (std::size_t t = 0; t < split.tasks(); ++t) task(t, 0);
+    }
+  }
+
+  detail::ResolvedGeometry geo;
+  detail::GemmPlan plan;
+  std::unique_ptr<PackedWeights> owned;
+  bool pointwise = false;
+  std::size_t row_block = kConvRowBlock;
+  std::vector<ThreadWorkspace> workspaces;
+};
+
+Conv2D::Conv2D(const PackedWeightsView& weights, const Conv2DOptions& options)
+    : impl_(std::make_unique<Impl>(weights, options)) {}
+
+Conv2D::Conv2D(PackedWeights&& weights, const Conv2DOptions& options) {
+  auto owned = std::make_unique<PackedWeights>(std::move(weights));
+  impl_ = std::make_unique<Impl>(owned->view(), options);
+  impl_->owned = std::move(owned);
+}
+
+Conv2D::~Conv2D() = default;
+Conv2D::Conv2D(Conv2D&&) noexcept = default;
+Conv2D& Conv2D::operator=(Conv2D&&) noexcept = default;
+
+void Conv2D::reserve(int max_threads) { impl_->reserve(max_threads); }
+void Conv2D::run(const int8_t* input, int8_t* output, ThreadPool* pool) {
+  impl_->run(input, output, OutputType::kInt8, pool);
+}
+void Conv2D::run(const int8_t* input, float* output, ThreadPool* pool) {
+  impl_->run(input, output, OutputType::kFloat32, pool);
+}
+void Conv2D::run(const int8_t* input, int32_t* output, ThreadPool* pool) {
+  impl_->run(input, output, OutputType::kInt32, pool);
+}
+int32_t Conv2D::output_height() const { return impl_->geo.out_h; }
+int32_t Conv2D::output_width() const { return impl_->geo.out_w; }
+int32_t Conv2D::output_channels() const { return impl_->plan.n; }
+const ConvGeometry& Conv2D::geometry() const { return impl_->geo.g; }
+OutputType Conv2D::output_type() const { return impl_->plan.output_type; }
+Isa Conv2D::isa() const { return impl_->plan.isa; }
+const char* Conv2D::kernel_name() const { return impl_->plan.kernel_name(2); }
+
+}  // namespace edge

@@ -1,0 +1,229 @@
+#include "edge/kernels/depthwise_conv2d.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels/gemm_plan.h"
+#include "kernels/registry.h"
+
+namespace edge {
+namespace {
+
+std::size_t round_up(std::size_t v, std::size_t m) { return (v + m - 1) / m * m; }
+
+}  // namespace
+
+struct DepthwiseConv2D::Impl {
+  struct ThreadWorkspace {
+    std::vector<const int8_t*> taps;
+    std::vector<int8_t> expanded;  // [taps][channels] when depth_multiplier > 1
+    AlignedBuffer<int32_t> acc;
+  };
+
+  Impl(const int8_t* filter, const float* scales, int32_t num_scales, const int32_t* zero_points,
+       const DepthwiseConv2DOptions& options)
+      : geo(detail::resolve_geometry(options.geometry)), multiplier_(options.depth_multiplier) {
+    if (filter == nullptr) throw std::invalid_argument("DepthwiseConv2D: no filter");
+    if (multiplier_ < 1) {
+      throw std::invalid_argument("DepthwiseConv2D: depth multiplier must be >= 1, got " +
+                                  std::to_string(multiplier_));
+    }
+    if (options.input.zero_point < -128 || options.input.zero_point > 127 ||
+        options.output.zero_point < -128 || options.output.zero_point > 127) {
+      throw std::invalid_argument("DepthwiseConv2D: zero points must be in [-128, 127]");
+    }
+    const ConvGeometry& g = geo.g;
+    channels = static_cast<std::size_t>(g.input_channels) * static_cast<std::size_t>(multiplier_);
+    const int32_t nch = static_cast<int32_t>(channels);
+    if (scales == nullptr || (num_scales != 1 && num_scales != nch)) {
+      throw std::invalid_argument("DepthwiseConv2D: need 1 or " + std::to_string(nch) +
+                                  " scales, got " + std::to_string(num_scales));
+    }
+    isa = resolve_isa(options.isa);
+    kernels = &detail::isa_kernels(isa);
+    output_type = options.output_type;
+    taps = static_cast<std::size_t>(g.kernel_height) * static_cast<std::size_t>(g.kernel_width);
+    stride = round_up(channels, 16);
+
+    // Weights as int32 (w - zero point), [taps][stride], and the folded bias:
+    // acc = sum_t (x_t - xz)(w_t - wz) + bias = sum_t x_t (w_t - wz) + (bias - xz sum_t (w_t - wz)).
+    weights.resize(taps * stride);
+    bias_term.assign(stride, 0);
+    const int32_t xz = options.input.zero_point;
+    for (std::size_t c = 0; c < channels; ++c) {
+      const int32_t wz = zero_points != nullptr ? zero_points[c] : 0;
+      if (wz < -128 || wz > 127) {
+        throw std::invalid_argument("DepthwiseConv2D: zero point of channel " + std::to_string(c) +
+                                    " outside [-128, 127]");
+      }
+      uint32_t wsum = 0;
+      for (std::size_t t = 0; t < taps; ++t) {
+        const int32_t v = static_cast<int32_t>(filter[t * channels + c]) - wz;
+        weights[t * stride + c] = v;
+        wsum += static_cast<uint32_t>(v);
+      }
+      const int32_t bias = options.bias != nullptr ? options.bias[c] : 0;
+      bias_term[c] = static_cast<int32_t>(static_cast<uint32_t>(bias) -
+                                          static_cast<uint32_t>(xz) * wsum);
+    }
+    scale.assign(stride, 0.0f);
+    for (std::size_t c = 0; c < channels; ++c) {
+      scale[c] = options.input.scale * scales[num_scales == 1 ? 0 : c];
+    }
+    mult.assign(stride, 0);
+    lshift.assign(stride, 0);
+    rshift.assign(stride, 0);
+    if (output_type == OutputType::kInt8) {
+      detail::fill_multipliers(options, nch, scales, num_scales, false, mult.data(),
+                               lshift.data(), rshift.data());
+    }
+    const ClampRange range = detail::output_clamp(options);
+    ep.bias = bias_term.data();
+    ep.wzp = nullptr;
+    ep.multiplier = mult.data();
+    ep.left_shift = lshift.data();
+    ep.right_shift = rshift.data();
+    ep.scale = scale.data();
+    detail::float_clamp(options.activation, &ep.float_min, &ep.float_max);
+    ep.out_zero_point = options.output.zero_point;
+    ep.out_min = range.min;
+    ep.out_max = range.max;
+    ep.rounding = static_cast<int32_t>(options.rounding);
+    tail_ep = ep;
+    if (options.tail_rounding) tail_ep.rounding = static_cast<int32_t>(*options.tail_rounding);
+    vector_channels = tail_ep.rounding == ep.rounding ? channels : channels / 8 * 8;
+    zero_row.assign(channels, static_cast<int8_t>(xz));
+  }
+
+  void reserve(int threads) {
+    if (threads < 1) threads = 1;
+    while (workspaces.size() < static_cast<std::size_t>(threads)) {
+      ThreadWorkspace ws;
+      ws.taps.resize(taps);
+      if (multiplier_ > 1) ws.expanded.resize(taps * channels);
+      ws.acc.resize(stride);
+      workspaces.push_back(std::move(ws));
+    }
+  }
+
+  void run(const int8_t* input, void* output, OutputType type, ThreadPool* pool) {
+    if (type != output_type) {
+      throw std::invalid_argument("DepthwiseConv2D::run: the output buffer type does not match "
+                                  "the plan's output type");
+    }
+    if (input == nullptr || output == nullptr) {
+      throw std::invalid_argument("DepthwiseConv2D::run: null input or output");
+    }
+    const int threads = pool != nullptr ? pool->num_threads() : 1;
+    reserve(threads);
+    const ConvGeometry& g = geo.g;
+    const std::size_t rows = static_cast<std::size_t>(g.batch) * static_cast<std::size_t>(geo.out_h);
+    const std::size_t elem = type == OutputType::kInt8 ? 1 : 4;
+    const std::size_t cin = static_cast<std::size_t>(g.input_channels);
+    auto task = [&](std::size_t row, int thread) {
+      ThreadWorkspace& ws = workspaces[static_cast<std::size_t>(thread)];
+      const std::size_t b = row / static_cast<std::size_t>(geo.out_h);
+      const int32_t oy = static_cast<int32_t>(row % static_cast<std::size_t>(geo.out_h));
+      for (int32_t ox = 0; ox < geo.out_w; ++ox) {
+        std::size_t t = 0;
+        for (int32_t kh = 0; kh < g.kernel_height; ++kh) {
+          const int32_t iy = oy * g.stride_height - geo.pad_top + kh * g.dilation_height;
+          for (int32_t kw = 0; kw < g.kernel_width; ++kw, ++t) {
+            const int32_t ix = ox * g.stride_width - geo.pad_left + kw * g.dilation_width;
+            const int8_t* src = zero_row.data();
+            if (iy >= 0 && iy < g.input_height && ix >= 0 && ix < g.input_width) {
+              src = input + ((b * static_cast<std::size_t>(g.input_height) +
+                              static_cast<std::size_t>(iy)) *
+                                 static_cast<std::size_t>(g.input_width) +
+                             static_cast<std::size_t>(ix)) *
+                                cin;
+              if (multiplier_ > 1) {
+                // Output channel ic * m + j reads input channel ic: expand once per tap.
+                int8_t* dst = ws.expanded.data() + t * channels;
+                for (std::size_t ic = 0; ic < cin; ++ic) {
+                  std::memset(dst + ic * static_cast<std::size_t>(multiplier_), src[ic],
+                              static_cast<std::size_t>(multiplier_));
+                }
+                src = dst;
+              }
+            }
+            ws.taps[t] = src;
+          }
+        }
+        kernels->dwconv(channels, taps, ws.taps.data(), weights.data(), stride, ws.acc.data());
+        const std::size_t pixel = row * static_cast<std::size_t>(geo.out_w) +
+                                  static_cast<std::size_t>(ox);
+        void* out = static_cast<uint8_t*>(output) + pixel * channels * elem;
+        switch (type) {
+          case OutputType::kInt8:
+            kernels->requant(vector_channels, ws.acc.data(), 0, ep, 0, static_cast<int8_t*>(out));
+            if (vector_channels < channels) {
+              kernels->requant(channels - vector_channels, ws.acc.data() + vector_channels, 0,
+                               tail_ep, vector_channels,
+                               static_cast<int8_t*>(out) + vector_channels);
+            }
+            break;
+          case OutputType::kFloat32:
+            kernels->dequant(channels, ws.acc.data(), 0, ep, 0, static_cast<float*>(out));
+            break;
+          case OutputType::kInt32:
+            for (std::size_t c = 0; c < channels; ++c) {
+              static_cast<int32_t*>(out)[c] = static_cast<int32_t>(
+                  static_cast<uint32_t>(ws.acc[c]) + static_cast<uint32_t>(bias_term[c]));
+            }
+            break;
+        }
+      }
+    };
+    if (pool != nullptr && rows > 1) {
+      pool->parallel_for(rows, task);
+    } else {
+      for (std::size_t r = 0; r < rows; ++r) task(r, 0);
+    }
+  }
+
+  detail::ResolvedGeometry geo;
+  int32_t multiplier_ = 1;
+  std::size_t channels = 0, taps = 0, stride = 0;
+  Isa isa = Isa::kScalar;
+  const detail::IsaKernels* kernels = nullptr;
+  OutputType output_type = OutputType::kInt8;
+  AlignedBuffer<int32_t> weights;
+  std::vector<int32_t> bias_term, mult, lshift, rshift;
+  std::vector<float> scale;
+  std::vector<int8_t> zero_row;
+  detail::EpilogueParams ep{}, tail_ep{};
+  std::size_t vector_channels = 0;  // channels requantised with `ep`; the rest with `tail_ep`
+  std::vector<ThreadWorkspace> workspaces;
+};
+
+DepthwiseConv2D::DepthwiseConv2D(const int8_t* filter, const float* scales, int32_t num_scales,
+                                 const int32_t* zero_points, const DepthwiseConv2DOptions& options)
+    : impl_(std::make_unique<Impl>(filter, scales, num_scales, zero_points, options)) {}
+DepthwiseConv2D::~DepthwiseConv2D() = default;
+DepthwiseConv2D::DepthwiseConv2D(DepthwiseConv2D&&) noexcept = default;
+DepthwiseConv2D& DepthwiseConv2D::operator=(DepthwiseConv2D&&) noexcept = default;
+
+void DepthwiseConv2D::reserve(int max_threads) { impl_->reserve(max_threads); }
+void DepthwiseConv2D::run(const int8_t* input, int8_t* output, ThreadPool* pool) {
+  impl_->run(input, output, OutputType::kInt8, pool);
+}
+void DepthwiseConv2D::run(const int8_t* input, float* output, ThreadPool* pool) {
+  impl_->run(input, output, OutputType::kFloat32, pool);
+}
+void DepthwiseConv2D::run(const int8_t* input, int32_t* output, ThreadPool* pool) {
+  impl_->run(input, output, OutputType::kInt32, pool);
+}
+int32_t DepthwiseConv2D::output_height() const { return impl_->geo.out_h; }
+int32_t DepthwiseConv2D::output_width() const { return impl_->geo.out_w; }
+int32_t DepthwiseConv2D::output_channels() const {
+  return static_cast<int32_t>(impl_->channels);
+}
+OutputType DepthwiseConv2D::output_type() const { return impl_->output_type; }
+Isa DepthwiseConv2D::isa() const { return impl_->isa; }
+const char* DepthwiseConv2D::kernel_name() const { return impl_->kernels->dwconv_name; }
+
+}  // namespace edge

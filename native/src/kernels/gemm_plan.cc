@@ -1,0 +1,334 @@
+#include "kernels/gemm_plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "edge/kernels/requant.h"
+#include "kernels/registry.h"
+
+namespace edge {
+namespace detail {
+namespace {
+
+std::size_t round_up(std::size_t v, std::size_t m) { return (v + m - 1) / m * m; }
+
+uint32_t u(int32_t v) { return static_cast<uint32_t>(v); }
+int32_t s(uint32_t v) { return static_cast<int32_t>(v); }
+
+}  // namespace
+
+// Clamp of a float output in real units, from the fused activation.
+void float_clamp(Activation act, float* lo, float* hi) {
+  *lo = -std::numeric_limits<float>::infinity();
+  *hi = std::numeric_limits<float>::infinity();
+  switch (act) {
+    case Activation::kNone: break;
+    case Activation::kRelu: *lo = 0.0f; break;
+    case Activation::kRelu6: *lo = 0.0f; *hi = 6.0f; break;
+    case Activation::kReluN1To1: *lo = -1.0f; *hi = 1.0f; break;
+  }
+}
+
+ClampRange output_clamp(const LayerOptions& options) {
+  const ClampRange range = options.clamp ? *options.clamp
+                                         : activation_range(options.activation, options.output);
+  if (range.min > range.max || range.min < -128 || range.max > 127) {
+    throw std::invalid_argument("output clamp [" + std::to_string(range.min) + ", " +
+                                std::to_string(range.max) + "] is not a valid int8 range");
+  }
+  return range;
+}
+
+void fill_multipliers(const LayerOptions& options, int32_t n, const float* scales,
+                      int32_t num_scales, bool per_tensor_fc_rule, int32_t* multiplier,
+                      int32_t* left_shift, int32_t* right_shift) {
+  if (!(options.output.scale > 0.0f)) {
+    throw std::invalid_argument("output scale must be > 0 for int8 output");
+  }
+  for (int32_t c = 0; c < n; ++c) {
+    const float ws = scales[num_scales == 1 ? 0 : c];
+    QuantizedMultiplier qm;
+    if (options.multipliers != nullptr) {
+      qm = options.multipliers[num_scales == 1 ? 0 : c];
+    } else if (num_scales == 1 && per_tensor_fc_rule) {
+      qm = quantize_multiplier(
+          fc_per_tensor_effective_scale(options.input.scale, ws, options.output.scale));
+    } else {
+      qm = quantize_multiplier(conv_effective_scale(options.input.scale, ws, options.output.scale));
+    }
+    if (qm.shift > 30 || qm.shift < -31 || qm.multiplier < 0) {
+      throw std::invalid_argument("requantisation multiplier of channel " + std::to_string(c) +
+                                  " is out of range (shift " + std::to_string(qm.shift) + ")");
+    }
+    multiplier[c] = qm.multiplier;
+    left_shift[c] = qm.shift > 0 ? qm.shift : 0;
+    right_shift[c] = qm.shift > 0 ? 0 : -qm.shift;
+  }
+}
+
+namespace {
+
+// round half away from zero, limited to +-2^20 so that adding a zero point cannot overflow
+// (the int8 clamp follows).
+int32_t round_to_int(float v) {
+  float r = std::round(v);
+  r = r < -1048576.0f ? -1048576.0f : r;
+  r = r > 1048576.0f ? 1048576.0f : r;
+  return static_cast<int32_t>(r);
+}
+
+}  // namespace
+
+WorkSplit split_work(std::size_t rows, std::size_t tiles, std::size_t mr, int threads,
+                     std::size_t max_row_block) {
+  WorkSplit w;
+  if (rows == 0 || tiles == 0) return w;
+  if (threads <= 1) {
+    w.row_block = std::min(rows, max_row_block);
+    w.row_blocks = (rows + w.row_block - 1) / w.row_block;
+    w.tile_chunk = tiles;
+    w.tile_chunks = 1;
+    return w;
+  }
+  // Rows in blocks of a multiple of mr; then enough tile chunks for ~4 tasks per thread.
+  w.row_block = std::min(rows, std::max(mr, max_row_block / mr * mr));
+  w.row_blocks = (rows + w.row_block - 1) / w.row_block;
+  const std::size_t want = 4 * static_cast<std::size_t>(threads);
+  const std::size_t chunks = std::min(tiles, (want + w.row_blocks - 1) / w.row_blocks);
+  w.tile_chunk = (tiles + chunks - 1) / chunks;
+  w.tile_chunks = (tiles + w.tile_chunk - 1) / w.tile_chunk;
+  return w;
+}
+
+GemmPlan::GemmPlan(const PackedWeightsView& w, const LayerOptions& options,
+                   bool per_tensor_fc_rule) {
+  w.validate();
+  if (options.input.zero_point < -128 || options.input.zero_point > 127 ||
+      options.output.zero_point < -128 || options.output.zero_point > 127) {
+    throw std::invalid_argument("input/output zero points must be in [-128, 127]");
+  }
+  data = w.data;
+  type = w.type;
+  n = w.n;
+  k = w.k;
+  kb = static_cast<std::size_t>(block_k(type));
+  kblocks = k_blocks(type, static_cast<std::size_t>(k));
+  ntiles = n_tiles(static_cast<std::size_t>(n));
+  kpad = kblocks * kb;
+
+  isa = resolve_isa(options.isa);
+  kernels = &isa_kernels(isa);
+  gemm = &kernels->gemm[static_cast<int>(type)];
+  xformat = gemm->xformat;
+  row_stride = round_up(kpad * (xformat == XFormat::kInt16 ? 2 : 1), 64);
+
+  output_type = options.output_type;
+  input_zero_point = options.input.zero_point;
+  output_scale = options.output.scale;
+  const bool grouped = w.group_size > 0;
+  if (grouped && output_type == OutputType::kInt32) {
+    throw std::invalid_argument(
+        "weights with per-group scales have no single int32 accumulator: use int8 or float32 "
+        "output");
+  }
+
+  // Per-channel code sums (over the real K) and, for groups, per-group sums.
+  const std::size_t padded = ntiles * kTileN;
+  std::vector<int32_t> csum(static_cast<std::size_t>(n), 0);
+  groups = grouped ? w.num_groups() : 0;
+  group_size = grouped ? w.group_size : 0;
+  blocks_per_group = grouped ? static_cast<std::size_t>(group_size) / kb : 0;
+  std::vector<int32_t> gsum(grouped ? static_cast<std::size_t>(n) * groups : 0, 0);
+  for (int32_t c = 0; c < n; ++c) {
+    int32_t total = 0;
+    for (int32_t kk = 0; kk < k; ++kk) {
+      const uint8_t code = w.code(c, kk);
+      const int32_t v = type == WeightType::kInt8 ? static_cast<int8_t>(code) : code;
+      total += v;
+      if (grouped) gsum[static_cast<std::size_t>(c) * groups + kk / group_size] += v;
+    }
+    csum[c] = total;
+  }
+
+  const int32_t xz = options.input.zero_point;
+  const bool xor80 = xformat == XFormat::kUint8;
+  bool any_wzp = false;
+  for (int32_t c = 0; c < n; ++c) any_wzp = any_wzp || w.zero_points[c] != 0;
+  wzp.assign(padded, 0);
+  bias_term.assign(padded, 0);
+  for (int32_t c = 0; c < n; ++c) {
+    const int32_t z = w.zero_points[c];
+    wzp[c] = z;
+    const int32_t bias = options.bias != nullptr ? options.bias[c] : 0;
+    uint32_t t = u(bias) - u(xz) * u(csum[c]) + u(k) * u(xz) * u(z);
+    if (xor80) t -= 128u * u(csum[c]);
+    bias_term[c] = s(t);
+  }
+  sums_per_row = grouped ? static_cast<std::size_t>(groups) : 1;
+
+  // Float scales: input_scale * weight_scale, formed in float.
+  scale.assign(padded, 0.0f);
+  for (int32_t c = 0; c < n; ++c) scale[c] = options.input.scale * w.scale(c);
+
+  // Requantisation multipliers (int8 output without groups).
+  multiplier.assign(padded, 0);
+  left_shift.assign(padded, 0);
+  right_shift.assign(padded, 0);
+  if (output_type == OutputType::kInt8 && !grouped) {
+    fill_multipliers(options, n, w.scales, w.num_scales, per_tensor_fc_rule, multiplier.data(),
+                     left_shift.data(), right_shift.data());
+  }
+  if (output_type == OutputType::kInt8 && !(options.output.scale > 0.0f)) {
+    throw std::invalid_argument("output scale must be > 0 for int8 output");
+  }
+  const ClampRange range = output_clamp(options);
+  epilogue.bias = bias_term.data();
+  epilogue.wzp = any_wzp ? wzp.data() : nullptr;
+  epilogue.multiplier = multiplier.data();
+  epilogue.left_shift = left_shift.data();
+  epilogue.right_shift = right_shift.data();
+  epilogue.scale = scale.data();
+  float_clamp(options.activation, &epilogue.float_min, &epilogue.float_max);
+  epilogue.out_zero_point = options.output.zero_point;
+  epilogue.out_min = range.min;
+  epilogue.out_max = range.max;
+  epilogue.rounding = static_cast<int32_t>(options.rounding);
+
+  if (grouped) {
+    group_scale.assign(w.group_scales, w.group_scales + static_cast<std::size_t>(n) * groups);
+    group_term.assign(static_cast<std::size_t>(n) * groups, 0);
+    for (int32_t c = 0; c < n; ++c) {
+      for (int32_t g = 0; g < groups; ++g) {
+        const int32_t len = std::min(group_size, k - g * group_size);
+        const int32_t cs = gsum[static_cast<std::size_t>(c) * groups + g];
+        uint32_t t = u(len) * u(xz) * u(w.zero_points[c]) - u(xz) * u(cs);
+        if (xor80) t -= 128u * u(cs);
+        group_term[static_cast<std::size_t>(c) * groups + g] = s(t);
+      }
+    }
+    bias_raw.assign(static_cast<std::size_t>(n), 0);
+    for (int32_t c = 0; c < n; ++c) bias_raw[c] = options.bias != nullptr ? options.bias[c] : 0;
+  }
+}
+
+void GemmPlan::prepare_row(const int8_t* x, uint8_t* dst, int32_t* sums) const {
+  const std::size_t kk = static_cast<std::size_t>(k);
+  switch (xformat) {
+    case XFormat::kInt8:
+      std::memcpy(dst, x, kk);
+      std::memset(dst + kk, 0, kpad - kk);
+      break;
+    case XFormat::kUint8:
+      for (std::size_t i = 0; i < kk; ++i) dst[i] = static_cast<uint8_t>(x[i]) ^ 0x80u;
+      std::memset(dst + kk, 0, kpad - kk);
+      break;
+    case XFormat::kInt16: {
+      int16_t* d = reinterpret_cast<int16_t*>(dst);
+      for (std::size_t i = 0; i < kk; ++i) d[i] = x[i];
+      for (std::size_t i = kk; i < kpad; ++i) d[i] = 0;
+      break;
+    }
+  }
+  if (groups == 0) {
+    int32_t total = 0;
+    for (std::size_t i = 0; i < kk; ++i) total += x[i];
+    sums[0] = total;
+  } else {
+    for (int32_t g = 0; g < groups; ++g) {
+      const std::size_t begin = static_cast<std::size_t>(g) * group_size;
+      const std::size_t end = std::min(kk, begin + static_cast<std::size_t>(group_size));
+      int32_t total = 0;
+      for (std::size_t i = begin; i < end; ++i) total += x[i];
+      sums[g] = total;
+    }
+  }
+}
+
+void GemmPlan::compute(const uint8_t* xprep, const int32_t* sums, std::size_t rows,
+                       std::size_t tile_begin, std::size_t tile_end, void* out,
+                       std::size_t out_stride) const {
+  alignas(64) int32_t acc[kMaxMr * kTileN];
+  alignas(64) float facc[kMaxMr * kTileN];
+  const std::size_t esize = xformat == XFormat::kInt16 ? 2 : 1;
+  const std::size_t mr = gemm->gemm.mr;
+  for (std::size_t t = tile_begin; t < tile_end; ++t) {
+    const uint8_t* wt = data + t * kblocks * kBlockBytes;
+    const std::size_t c0 = t * kTileN;
+    const std::size_t nc = std::min<std::size_t>(kTileN, static_cast<std::size_t>(n) - c0);
+    for (std::size_t r = 0; r < rows;) {
+      const std::size_t rr = std::min(mr, rows - r);
+      const GemmKernel& kern = rr == 1 ? gemm->gemv : gemm->gemm;
+      const uint8_t* xr = xprep + r * row_stride;
+      if (groups == 0) {
+        kern.fn(rr, kblocks, wt, xr, row_stride, acc);
+        for (std::size_t i = 0; i < rr; ++i) {
+          const int32_t rs = sums[(r + i) * sums_per_row];
+          const std::size_t orow = (r + i) * out_stride + c0;
+          switch (output_type) {
+            case OutputType::kInt8:
+              kernels->requant(nc, acc + i * kTileN, rs, epilogue, c0,
+                               static_cast<int8_t*>(out) + orow);
+              break;
+            case OutputType::kFloat32:
+              kernels->dequant(nc, acc + i * kTileN, rs, epilogue, c0,
+                               static_cast<float*>(out) + orow);
+              break;
+            case OutputType::kInt32: {
+              int32_t* o = static_cast<int32_t*>(out) + orow;
+              for (std::size_t c = 0; c < nc; ++c) {
+                uint32_t v = u(acc[i * kTileN + c]) + u(bias_term[c0 + c]);
+                if (epilogue.wzp != nullptr) v -= u(wzp[c0 + c]) * u(rs);
+                o[c] = s(v);
+              }
+              break;
+            }
+          }
+        }
+      } else {
+        // Per-group scales: each group's exact int32 sum is scaled and added in float, in group
+        // order, with separate multiply and add (no FMA), so every ISA rounds identically.
+        std::fill(facc, facc + rr * kTileN, 0.0f);
+        for (int32_t g = 0; g < groups; ++g) {
+          const std::size_t b0 = static_cast<std::size_t>(g) * blocks_per_group;
+          const std::size_t nb = std::min(blocks_per_group, kblocks - b0);
+          kern.fn(rr, nb, wt + b0 * kBlockBytes, xr + b0 * kb * esize, row_stride, acc);
+          for (std::size_t i = 0; i < rr; ++i) {
+            const int32_t rs = sums[(r + i) * sums_per_row + static_cast<std::size_t>(g)];
+            for (std::size_t c = 0; c < nc; ++c) {
+              const std::size_t gi = (c0 + c) * static_cast<std::size_t>(groups) +
+                                     static_cast<std::size_t>(g);
+              const int32_t v = s(u(acc[i * kTileN + c]) + u(group_term[gi]) -
+                                  u(wzp[c0 + c]) * u(rs));
+              const float prod = group_scale[gi] * static_cast<float>(v);
+              facc[i * kTileN + c] = facc[i * kTileN + c] + prod;
+            }
+          }
+        }
+        for (std::size_t i = 0; i < rr; ++i) {
+          const std::size_t orow = (r + i) * out_stride + c0;
+          for (std::size_t c = 0; c < nc; ++c) {
+            const float sum = static_cast<float>(bias_raw[c0 + c]) + facc[i * kTileN + c];
+            float real = sum * scale[c0 + c];
+            if (output_type == OutputType::kFloat32) {
+              real = real < epilogue.float_min ? epilogue.float_min : real;
+              real = real > epilogue.float_max ? epilogue.float_max : real;
+              static_cast<float*>(out)[orow + c] = real;
+            } else {
+              int32_t q = round_to_int(real / output_scale) + epilogue.out_zero_point;
+              q = std::min(std::max(q, epilogue.out_min), epilogue.out_max);
+              static_cast<int8_t*>(out)[orow + c] = static_cast<int8_t>(q);
+            }
+          }
+        }
+      }
+      r += rr;
+    }
+  }
+}
+
+}  // namespace detail
+}  // namespace edge

@@ -1,0 +1,104 @@
+// Internal: the GEMM machinery shared by FullyConnected and Conv2D. Private to the library.
+//
+// The arithmetic. With x the int8 activations (zero point xz), codes c[n][k] (int8 weights: the
+// signed byte) and weight zero points wz[n], every output needs
+//     acc[m][n] = sum_k (x[m][k] - xz) (c[n][k] - wz[n]) + bias[n]
+//               = dot[m][n] - wz[n] * rowsum[m] + (bias[n] - xz * csum[n] + K * xz * wz[n])
+// with dot = sum_k x*c (the micro-kernels), rowsum[m] = sum_k x[m][k] (computed while the rows
+// are prepared) and a per-channel constant folded at plan time. VNNI's int8 kernel multiplies
+// (x + 128) instead of x, which adds 128 * csum[n]: folded into the same constant. All of it is
+// computed in wrapping int32, so the result is exact whenever the true sum fits int32 (TFLite
+// makes the same assumption). Raw dots stay below 255 * 128 * 65536 < 2^31 because K <= 65536.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "edge/aligned_buffer.h"
+#include "edge/kernels/conv2d.h"
+#include "edge/kernels/fully_connected.h"
+#include "kernels/ukernels.h"
+
+namespace edge {
+namespace detail {
+
+constexpr std::size_t kMaxMr = 8;
+
+// How a (rows x tiles) problem is cut into tasks for the thread pool.
+struct WorkSplit {
+  std::size_t row_block = 0;    // rows per task
+  std::size_t row_blocks = 0;
+  std::size_t tile_chunk = 0;   // 16-channel tiles per task
+  std::size_t tile_chunks = 0;
+  std::size_t tasks() const { return row_blocks * tile_chunks; }
+};
+WorkSplit split_work(std::size_t rows, std::size_t tiles, std::size_t mr, int threads,
+                     std::size_t max_row_block);
+
+// A conv geometry with output size and leading padding resolved (conv2d.cc).
+struct ResolvedGeometry {
+  ConvGeometry g;
+  int32_t out_h = 0, out_w = 0, pad_top = 0, pad_left = 0;
+};
+ResolvedGeometry resolve_geometry(const ConvGeometry& g);
+
+// Per-channel requantisation multipliers from the options (caller's multipliers, or TFLite's
+// rules from the scales), split into left/right shifts. `scales` has num_scales (1 or n) entries.
+void fill_multipliers(const LayerOptions& options, int32_t n, const float* scales,
+                      int32_t num_scales, bool per_tensor_fc_rule, int32_t* multiplier,
+                      int32_t* left_shift, int32_t* right_shift);
+// The int8 clamp (options.clamp or the activation's range), validated; and the float clamp.
+ClampRange output_clamp(const LayerOptions& options);
+void float_clamp(Activation activation, float* lo, float* hi);
+
+struct GemmPlan {
+  // Builds everything from the weights and options; `per_tensor_fc_rule` selects TFLite's
+  // fully-connected multiplier rule for per-tensor weights (conv uses the per-channel rule).
+  GemmPlan(const PackedWeightsView& weights, const LayerOptions& options, bool per_tensor_fc_rule);
+
+  // Prepares one activation row: x[0..k) -> dst in the kernel's XFormat, zero-padded to kpad;
+  // sums[0..sums_per_row) = sum of x over the whole row (no groups) or over each group.
+  void prepare_row(const int8_t* x, uint8_t* dst, int32_t* sums) const;
+  // Computes output rows [0, rows) for tiles [tile_begin, tile_end). Row r reads prepared row
+  // xprep + r * row_stride and sums + r * sums_per_row, and writes out + r * out_stride
+  // elements of the output type.
+  void compute(const uint8_t* xprep, const int32_t* sums, std::size_t rows,
+               std::size_t tile_begin, std::size_t tile_end, void* out,
+               std::size_t out_stride) const;
+
+  const char* kernel_name(std::size_t m) const { return m == 1 ? gemm->gemv.name : gemm->gemm.name; }
+
+  // Weights
+  const uint8_t* data = nullptr;
+  WeightType type = WeightType::kInt8;
+  int32_t n = 0, k = 0;
+  std::size_t kb = 0, kblocks = 0, ntiles = 0, kpad = 0;
+  // Kernels
+  Isa isa = Isa::kScalar;
+  const IsaKernels* kernels = nullptr;
+  const GemmKernels* gemm = nullptr;
+  XFormat xformat = XFormat::kInt8;
+  std::size_t row_stride = 0;  // bytes per prepared row (64-byte multiple)
+  std::size_t sums_per_row = 1;
+  // Epilogue
+  OutputType output_type = OutputType::kInt8;
+  int32_t input_zero_point = 0;
+  std::vector<int32_t> bias_term, wzp, multiplier, left_shift, right_shift;  // padded to 16*ntiles
+  std::vector<float> scale;
+  EpilogueParams epilogue{};
+  // Per-group scales
+  int32_t group_size = 0, groups = 0;
+  std::size_t blocks_per_group = 0;
+  std::vector<float> group_scale;  // [n][groups]
+  std::vector<int32_t> group_term;  // [n][groups]
+  std::vector<int32_t> bias_raw;    // [n]
+  float output_scale = 1.0f;
+  // FullyConnected's prepared-activation workspace (Conv2D keeps per-thread ones).
+  AlignedBuffer<uint8_t> workspace;
+  AlignedBuffer<int32_t> workspace_sums;
+  std::size_t workspace_rows = 0;
+};
+
+}  // namespace detail
+}  // namespace edge

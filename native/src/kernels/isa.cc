@@ -1,0 +1,173 @@
+#include "edge/kernels/isa.h"
+
+#include <cctype>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "edge/cpu_features.h"
+#include "kernels/registry.h"
+
+namespace edge {
+namespace {
+
+constexpr Isa kAllIsas[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512Vnni, Isa::kNeon,
+                            Isa::kDotprod};
+
+std::string lower(const std::string& s) {
+  std::string out = s;
+  for (char& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return out;
+}
+
+std::string describe_cpu() {
+  const CpuFeatures& f = cpu_features();
+  std::string out = f.arch + " with {";
+  bool first = true;
+  for (const auto& name : f.names()) {
+    out += (first ? "" : ", ") + name;
+    first = false;
+  }
+  return out + "}";
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return "scalar";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kAvx512Vnni: return "avx512vnni";
+    case Isa::kNeon: return "neon";
+    case Isa::kDotprod: return "dotprod";
+  }
+  return "unknown";
+}
+
+const char* isa_kernel_suffix(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return "scalar";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kAvx512Vnni: return "avx512vnni";
+#if defined(__aarch64__)
+    case Isa::kNeon: return "aarch64_neon";
+#else
+    case Isa::kNeon: return "neon";
+#endif
+    case Isa::kDotprod: return "neondot";
+  }
+  return "unknown";
+}
+
+Isa parse_isa(const std::string& name) {
+  const std::string wanted = lower(name);
+  for (Isa isa : kAllIsas) {
+    if (wanted == isa_name(isa)) return isa;
+  }
+  throw std::invalid_argument("unknown kernel ISA '" + name +
+                              "': expected one of scalar, avx2, avx512vnni, neon, dotprod");
+}
+
+bool isa_built(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return true;
+    case Isa::kAvx2:
+#if defined(EDGE_HAVE_AVX2)
+      return true;
+#else
+      return false;
+#endif
+    case Isa::kAvx512Vnni:
+#if defined(EDGE_HAVE_AVX512VNNI)
+      return true;
+#else
+      return false;
+#endif
+    case Isa::kNeon:
+#if defined(EDGE_HAVE_NEON)
+      return true;
+#else
+      return false;
+#endif
+    case Isa::kDotprod:
+#if defined(EDGE_HAVE_DOTPROD)
+      return true;
+#else
+      return false;
+#endif
+  }
+  return false;
+}
+
+bool isa_available(Isa isa) {
+  if (!isa_built(isa)) return false;
+  const CpuFeatures& f = cpu_features();
+  switch (isa) {
+    case Isa::kScalar: return true;
+    case Isa::kAvx2: return f.avx2;
+    case Isa::kAvx512Vnni: return f.avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni;
+    case Isa::kNeon: return f.neon;
+    case Isa::kDotprod: return f.neon && f.dotprod;
+  }
+  return false;
+}
+
+std::vector<Isa> available_isas() {
+  std::vector<Isa> out;
+  for (Isa isa : kAllIsas) {
+    if (isa_available(isa)) out.push_back(isa);
+  }
+  return out;
+}
+
+Isa best_isa() { return available_isas().back(); }
+
+Isa resolve_isa(std::optional<Isa> requested) {
+  Isa isa;
+  std::string source;
+  if (requested) {
+    isa = *requested;
+    source = "requested";
+  } else if (const char* env = std::getenv("EDGE_KERNEL_ISA"); env != nullptr && *env != '\0') {
+    isa = parse_isa(env);
+    source = "EDGE_KERNEL_ISA";
+  } else {
+    return best_isa();
+  }
+  if (!isa_built(isa)) {
+    throw IsaUnavailableError(std::string("kernel ISA '") + isa_name(isa) + "' (" + source +
+                              ") is not built into this binary (" + describe_cpu() + ")");
+  }
+  if (!isa_available(isa)) {
+    throw IsaUnavailableError(std::string("kernel ISA '") + isa_name(isa) + "' (" + source +
+                              ") cannot run on this CPU: " + describe_cpu());
+  }
+  return isa;
+}
+
+namespace detail {
+
+const IsaKernels& isa_kernels(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return kScalarKernels;
+#if defined(EDGE_HAVE_AVX2)
+    case Isa::kAvx2: return kAvx2Kernels;
+#endif
+#if defined(EDGE_HAVE_AVX512VNNI)
+    case Isa::kAvx512Vnni: return kAvx512VnniKernels;
+#endif
+#if defined(EDGE_HAVE_NEON)
+    case Isa::kNeon: return kNeonKernels;
+#endif
+#if defined(EDGE_HAVE_DOTPROD)
+    case Isa::kDotprod: return kDotprodKernels;
+#endif
+    default: break;
+  }
+  throw IsaUnavailableError(std::string("kernel ISA '") + isa_name(isa) +
+                            "' is not built into this binary");
+}
+
+}  // namespace detail
+}  // namespace edge

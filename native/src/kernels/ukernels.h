@@ -1,0 +1,100 @@
+// The micro-kernel interface between the plans (ISA-independent drivers) and the per-ISA
+// translation units. Private to the library (tests include it to check kernels directly).
+//
+// ODR warning: this header is included by translation units compiled with -mavx2, -mavx512*,
+// -march=armv8.2-a+dotprod. It must hold only declarations and plain structs: an inline function
+// or template instantiated both here and in a generic TU would be emitted twice and the linker
+// could keep the copy compiled for an ISA the CPU lacks. ISA TUs keep their helpers in anonymous
+// namespaces and include no STL headers that instantiate code.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace edge {
+namespace detail {
+
+// How a GEMM micro-kernel wants its activations prepared (rows of kpad elements, zero-padded).
+enum class XFormat : uint8_t {
+  kInt8 = 0,   // the int8 values
+  kUint8 = 1,  // x ^ 0x80, i.e. x + 128 as uint8 (VNNI's unsigned operand)
+  kInt16 = 2,  // sign-extended to int16 (AVX2 int8 x int8 via vpmaddwd)
+};
+
+// Raw dot products of `rows` prepared activation rows with one 16-channel weight tile:
+//   acc[r * 16 + c] = sum over the nblocks blocks of x[r][k] * code[c][k]
+// with code the unsigned field (sub-byte) or int8(code) (int8 weights), and x in the kernel's
+// XFormat (x + 128 for kUint8). `w` points at the first 64-byte block to use (layout.h), `x` at
+// row 0's first element of that block, row r at x + r * x_stride bytes. rows <= the kernel's mr.
+using GemmFn = void (*)(std::size_t rows, std::size_t nblocks, const uint8_t* w, const uint8_t* x,
+                        std::size_t x_stride, int32_t* acc);
+
+struct GemmKernel {
+  const char* name;  // "qs8_qc2w_gemm_4x16c4__avx2"
+  uint32_t mr;       // rows per call
+  GemmFn fn;
+};
+
+struct GemmKernels {
+  GemmKernel gemv;  // used for single rows (mr = 1)
+  GemmKernel gemm;  // used for row groups
+  XFormat xformat;
+};
+
+// Per-channel epilogue parameters; arrays are indexed by absolute output channel and must be
+// readable up to the next multiple of 16 channels (SIMD epilogues load whole vectors).
+struct EpilogueParams {
+  const int32_t* bias;         // folded column term: bias - input_zp * sum(code) + ...
+  const int32_t* wzp;          // weight zero points, or null when all are 0
+  const int32_t* multiplier;   // Q31 significands
+  const int32_t* left_shift;   // max(shift, 0)
+  const int32_t* right_shift;  // max(-shift, 0)
+  const float* scale;          // float output: input_scale * weight_scale
+  float float_min;             // float output clamp (the fused activation in real units)
+  float float_max;
+  int32_t out_zero_point;
+  int32_t out_min;
+  int32_t out_max;
+  int32_t rounding;            // static_cast<int32_t>(Rounding)
+};
+
+// For c in [c0, c0 + n): v = acc[c - c0] + bias[c] - wzp[c] * row_sum (wrapping int32), then
+//   RequantFn: out[c - c0] = clamp(requant(v) + out_zero_point, out_min, out_max)
+//   DequantFn: out[c - c0] = min(max(float(v) * scale[c], float_min), float_max)
+using RequantFn = void (*)(std::size_t n, const int32_t* acc, int32_t row_sum,
+                           const EpilogueParams& p, std::size_t c0, int8_t* out);
+using DequantFn = void (*)(std::size_t n, const int32_t* acc, int32_t row_sum,
+                           const EpilogueParams& p, std::size_t c0, float* out);
+
+// Depthwise accumulation for one output pixel:
+//   acc[c] = sum_{t < taps} int32(inputs[t][c]) * weights[t * stride + c]
+// for c < channels (inputs[t] never null: padding taps point at a row of input zero points).
+// `weights` is readable up to the next multiple of 16 channels; inputs only up to `channels`.
+using DwFn = void (*)(std::size_t channels, std::size_t taps, const int8_t* const* inputs,
+                      const int32_t* weights, std::size_t stride, int32_t* acc);
+
+struct IsaKernels {
+  GemmKernels gemm[4];  // indexed by WeightType
+  RequantFn requant;
+  DequantFn dequant;
+  DwFn dwconv;
+  const char* dwconv_name;
+};
+
+// One table per ISA carried by this binary, defined in that ISA's translation unit.
+extern const IsaKernels kScalarKernels;
+#if defined(EDGE_HAVE_AVX2)
+extern const IsaKernels kAvx2Kernels;
+#endif
+#if defined(EDGE_HAVE_AVX512VNNI)
+extern const IsaKernels kAvx512VnniKernels;
+#endif
+#if defined(EDGE_HAVE_NEON)
+extern const IsaKernels kNeonKernels;
+#endif
+#if defined(EDGE_HAVE_DOTPROD)
+extern const IsaKernels kDotprodKernels;
+#endif
+
+}  // namespace detail
+}  // namespace edge

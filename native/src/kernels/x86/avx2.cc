@@ -1,0 +1,387 @@
+// x86 AVX2 kernels. Compiled with -mavx2 -mfma only (see CMakeLists.txt); called only when the
+// CPU has AVX2 (isa.cc). Everything here has internal linkage except the table and the shared
+// epilogues the AVX-512 table reuses (see the ODR note in ukernels.h).
+//
+// GEMM, sub-byte weights (int4, 2-bit, ternary): fields of a block are unpacked with one 16-bit
+// shift and a byte AND (layout.h) and multiplied with vpmaddubsw: codes are unsigned (0..15),
+// activations signed, so every pair sum is exact (|15 * -128 * 2| < 2^15); pair sums are added in
+// int16 for a few blocks and widened with vpmaddwd. The M = 1 2-bit kernel skips half the shifts:
+// (A & 0x0C) is 4x field 1, so fields 0/2 and 1/3 are summed in two int16 classes and combined
+// as 4 * class1 + class4 by vpmaddwd's multiplier.
+// GEMM, int8 weights: sign-extended to int16 and multiplied by int16 activations with vpmaddwd
+// (vpmaddubsw would saturate on int8 x int8).
+// Measured alternatives are in README.md ("Native kernels").
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/ukernels.h"
+
+namespace edge {
+namespace detail {
+namespace {
+
+inline __m256i load256(const uint8_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+inline __m256i bcast32(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+inline __m256i bcast64(const uint8_t* p) {
+  int64_t v;
+  std::memcpy(&v, p, 8);
+  return _mm256_set1_epi64x(v);
+}
+
+inline void store_tile(int32_t* acc, __m256i lo, __m256i hi) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc), lo);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + 8), hi);
+}
+
+// ------------------------------------------------------------------------------ 2-bit, M = 1
+void gemv_2bit(std::size_t, std::size_t nblocks, const uint8_t* w, const uint8_t* x, std::size_t,
+               int32_t* acc) {
+  const __m256i m03 = _mm256_set1_epi8(0x03), m0c = _mm256_set1_epi8(0x0C);
+  const __m256i ones = _mm256_set1_epi16(1), fours = _mm256_set1_epi16(4);
+  __m256i acc_a = _mm256_setzero_si256(), acc_b = _mm256_setzero_si256();  // 4x the true sums
+  std::size_t b = 0;
+  while (b < nblocks) {
+    // int16 classes: class 4 gains at most 2 * 12 * 128 * 2 = 6144 per block: 4 blocks fit.
+    const std::size_t end = b + 4 < nblocks ? b + 4 : nblocks;
+    __m256i s1a = _mm256_setzero_si256(), s4a = _mm256_setzero_si256();
+    __m256i s1b = _mm256_setzero_si256(), s4b = _mm256_setzero_si256();
+    for (; b < end; ++b) {
+      const uint8_t* blk = w + b * 64;
+      const uint8_t* xb = x + b * 16;
+      const __m256i a = load256(blk), bb = load256(blk + 32);
+      const __m256i a2 = _mm256_srli_epi16(a, 4), b2 = _mm256_srli_epi16(bb, 4);
+      const __m256i x0 = bcast32(xb), x1 = bcast32(xb + 4), x2 = bcast32(xb + 8),
+                    x3 = bcast32(xb + 12);
+      s1a = _mm256_add_epi16(s1a, _mm256_maddubs_epi16(_mm256_and_si256(a, m03), x0));
+      s4a = _mm256_add_epi16(s4a, _mm256_maddubs_epi16(_mm256_and_si256(a, m0c), x1));
+      s1a = _mm256_add_epi16(s1a, _mm256_maddubs_epi16(_mm256_and_si256(a2, m03), x2));
+      s4a = _mm256_add_epi16(s4a, _mm256_maddubs_epi16(_mm256_and_si256(a2, m0c), x3));
+      s1b = _mm256_add_epi16(s1b, _mm256_maddubs_epi16(_mm256_and_si256(bb, m03), x0));
+      s4b = _mm256_add_epi16(s4b, _mm256_maddubs_epi16(_mm256_and_si256(bb, m0c), x1));
+      s1b = _mm256_add_epi16(s1b, _mm256_maddubs_epi16(_mm256_and_si256(b2, m03), x2));
+      s4b = _mm256_add_epi16(s4b, _mm256_maddubs_epi16(_mm256_and_si256(b2, m0c), x3));
+    }
+    acc_a = _mm256_add_epi32(acc_a, _mm256_add_epi32(_mm256_madd_epi16(s1a, fours),
+                                                     _mm256_madd_epi16(s4a, ones)));
+    acc_b = _mm256_add_epi32(acc_b, _mm256_add_epi32(_mm256_madd_epi16(s1b, fours),
+                                                     _mm256_madd_epi16(s4b, ones)));
+  }
+  store_tile(acc, _mm256_srai_epi32(acc_a, 2), _mm256_srai_epi32(acc_b, 2));
+}
+
+// ------------------------------------------------------------------------------ int4, M = 1
+void gemv_4bit(std::size_t, std::size_t nblocks, const uint8_t* w, const uint8_t* x, std::size_t,
+               int32_t* acc) {
+  const __m256i m0f = _mm256_set1_epi8(0x0F);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc_a = _mm256_setzero_si256(), acc_b = _mm256_setzero_si256();
+  std::size_t b = 0;
+  while (b < nblocks) {
+    // 2 * 15 * 128 * 2 = 7680 per block: 4 blocks fit in int16.
+    const std::size_t end = b + 4 < nblocks ? b + 4 : nblocks;
+    __m256i sa = _mm256_setzero_si256(), sb = _mm256_setzero_si256();
+    for (; b < end; ++b) {
+      const uint8_t* blk = w + b * 64;
+      const uint8_t* xb = x + b * 8;
+      const __m256i a = load256(blk), bb = load256(blk + 32);
+      const __m256i x0 = bcast32(xb), x1 = bcast32(xb + 4);
+      sa = _mm256_add_epi16(sa, _mm256_maddubs_epi16(_mm256_and_si256(a, m0f), x0));
+      sa = _mm256_add_epi16(
+          sa, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(a, 4), m0f), x1));
+      sb = _mm256_add_epi16(sb, _mm256_maddubs_epi16(_mm256_and_si256(bb, m0f), x0));
+      sb = _mm256_add_epi16(
+          sb, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(bb, 4), m0f), x1));
+    }
+    acc_a = _mm256_add_epi32(acc_a, _mm256_madd_epi16(sa, ones));
+    acc_b = _mm256_add_epi32(acc_b, _mm256_madd_epi16(sb, ones));
+  }
+  store_tile(acc, acc_a, acc_b);
+}
+
+// ------------------------------------------------------------------------------ sub-byte, M <= 4
+// Half by half (channels 0-7, then 8-15) so that fields + 2 accumulators per row fit in 16 ymm.
+template <int kBits, int R>
+void gemm_subbyte_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
+                       std::size_t x_stride, int32_t* acc) {
+  constexpr int kFields = 8 / kBits;
+  constexpr int kBlockK = 4 * kFields;
+  const __m256i mask = _mm256_set1_epi8(static_cast<char>((1 << kBits) - 1));
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc32[R][2];
+  for (int r = 0; r < R; ++r) acc32[r][0] = acc32[r][1] = _mm256_setzero_si256();
+  for (std::size_t b = 0; b < nblocks; ++b) {
+    for (int h = 0; h < 2; ++h) {
+      const __m256i raw = load256(w + b * 64 + 32 * h);
+      __m256i f[kFields];
+      for (int i = 0; i < kFields; ++i) {
+        f[i] = _mm256_and_si256(i == 0 ? raw : _mm256_srli_epi16(raw, kBits * i), mask);
+      }
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* xb = x + r * x_stride + b * kBlockK;
+        // At most 4 fields * 3 * 128 * 2 (2-bit) or 2 * 15 * 128 * 2 (int4): fits int16.
+        __m256i t = _mm256_maddubs_epi16(f[0], bcast32(xb));
+        for (int i = 1; i < kFields; ++i) {
+          t = _mm256_add_epi16(t, _mm256_maddubs_epi16(f[i], bcast32(xb + 4 * i)));
+        }
+        acc32[r][h] = _mm256_add_epi32(acc32[r][h], _mm256_madd_epi16(t, ones));
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) store_tile(acc + 16 * r, acc32[r][0], acc32[r][1]);
+}
+
+template <int kBits>
+void gemm_subbyte(std::size_t rows, std::size_t nblocks, const uint8_t* w, const uint8_t* x,
+                  std::size_t x_stride, int32_t* acc) {
+  switch (rows) {
+    case 1: gemm_subbyte_rows<kBits, 1>(nblocks, w, x, x_stride, acc); break;
+    case 2: gemm_subbyte_rows<kBits, 2>(nblocks, w, x, x_stride, acc); break;
+    case 3: gemm_subbyte_rows<kBits, 3>(nblocks, w, x, x_stride, acc); break;
+    default: gemm_subbyte_rows<kBits, 4>(nblocks, w, x, x_stride, acc); break;
+  }
+}
+
+// ------------------------------------------------------------------------------ int8
+// Activations are int16 (XFormat::kInt16); a block is four 16-byte chunks of 4 channels x 4 k.
+// vpmaddwd of a sign-extended chunk with the 4 activations leaves 2 partial sums per channel.
+template <int R>
+void gemm_int8_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
+                    std::size_t x_stride, int32_t* acc) {
+  __m256i a[R][4];
+  for (int r = 0; r < R; ++r) {
+    for (int j = 0; j < 4; ++j) a[r][j] = _mm256_setzero_si256();
+  }
+  for (std::size_t b = 0; b < nblocks; ++b) {
+    __m256i xq[R];
+    for (int r = 0; r < R; ++r) xq[r] = bcast64(x + r * x_stride + b * 8);
+    for (int j = 0; j < 4; ++j) {
+      const __m256i wj = _mm256_cvtepi8_epi16(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + b * 64 + 16 * j)));
+      for (int r = 0; r < R; ++r) a[r][j] = _mm256_add_epi32(a[r][j], _mm256_madd_epi16(wj, xq[r]));
+    }
+  }
+  // a[j] lanes: [c0 c0 c1 c1 | c2 c2 c3 c3] of chunk j; hadd pairs and undo the lane split.
+  const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+  for (int r = 0; r < R; ++r) {
+    const __m256i lo = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(a[r][0], a[r][1]), order);
+    const __m256i hi = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(a[r][2], a[r][3]), order);
+    store_tile(acc + 16 * r, lo, hi);
+  }
+}
+
+void gemm_int8(std::size_t rows, std::size_t nblocks, const uint8_t* w, const uint8_t* x,
+               std::size_t x_stride, int32_t* acc) {
+  switch (rows) {
+    case 1: gemm_int8_rows<1>(nblocks, w, x, x_stride, acc); break;
+    case 2: gemm_int8_rows<2>(nblocks, w, x, x_stride, acc); break;
+    default: gemm_int8_rows<3>(nblocks, w, x, x_stride, acc); break;
+  }
+}
+
+// ------------------------------------------------------------------------------ epilogues
+inline __m256i load_i32(const int32_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+// Rows of up to 8 lanes: full loads when 8 remain, else through a zero-padded stack copy (the
+// per-channel arrays are padded to 16, but acc and out are the caller's).
+struct Lanes {
+  __m256i acc, bias, wzp, mult, ls, rs;
+};
+
+inline Lanes load_lanes(std::size_t n, const int32_t* acc, const EpilogueParams& p,
+                        std::size_t c) {
+  Lanes l;
+  if (n >= 8) {
+    l.acc = load_i32(acc);
+  } else {
+    alignas(32) int32_t tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::memcpy(tmp, acc, n * 4);
+    l.acc = load_i32(tmp);
+  }
+  // Per-channel arrays are padded to a multiple of 16 channels by the plans.
+  l.bias = load_i32(p.bias + c);
+  l.wzp = p.wzp != nullptr ? load_i32(p.wzp + c) : _mm256_setzero_si256();
+  l.mult = load_i32(p.multiplier + c);
+  l.ls = load_i32(p.left_shift + c);
+  l.rs = load_i32(p.right_shift + c);
+  return l;
+}
+
+inline __m256i corrected(const Lanes& l, int32_t row_sum, bool has_wzp) {
+  __m256i v = _mm256_add_epi32(l.acc, l.bias);
+  if (has_wzp) v = _mm256_sub_epi32(v, _mm256_mullo_epi32(l.wzp, _mm256_set1_epi32(row_sum)));
+  return v;
+}
+
+// Lanes 0,2,4,6 from `even` (low dwords of its qwords) and 1,3,5,7 from `odd` (high dwords).
+inline __m256i interleave_dwords(__m256i even, __m256i odd) {
+  return _mm256_blend_epi32(even, odd, 0xAA);
+}
+
+// Double rounding: RoundingRightShift(SRDHM(v << ls, m), rs) with ties up or away.
+inline __m256i requant_double(__m256i v, const Lanes& l, bool away) {
+  const __m256i shifted = _mm256_sllv_epi32(v, l.ls);
+  const __m256i nudge = _mm256_set1_epi64x(int64_t{1} << 30);
+  // floor((a*b + 2^30) / 2^31): bits 31..62 of the 64-bit sum, for even and odd lanes.
+  const __m256i pe = _mm256_add_epi64(_mm256_mul_epi32(shifted, l.mult), nudge);
+  const __m256i po = _mm256_add_epi64(
+      _mm256_mul_epi32(_mm256_srli_epi64(shifted, 32), _mm256_srli_epi64(l.mult, 32)), nudge);
+  const __m256i q = interleave_dwords(_mm256_srli_epi64(pe, 31), _mm256_slli_epi64(po, 1));
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, l.rs), one);
+  const __m256i rem = _mm256_and_si256(q, mask);
+  __m256i threshold = _mm256_srli_epi32(mask, 1);
+  if (away) {
+    threshold = _mm256_sub_epi32(threshold, _mm256_cmpgt_epi32(_mm256_setzero_si256(), q));
+  }
+  return _mm256_sub_epi32(_mm256_srav_epi32(q, l.rs), _mm256_cmpgt_epi32(rem, threshold));
+}
+
+// Single rounding: (v * m + 2^(t-1)) >> t, t = 31 - ls + rs, in 64 bits, saturated to int32.
+// AVX2 has no 64-bit arithmetic shift: bias by 2^62 (non-negative), shift logically, unbias.
+inline __m256i single_lane_pair(__m256i v64, __m256i m64, __m256i t64) {
+  const __m256i one = _mm256_set1_epi64x(1);
+  const __m256i bias = _mm256_set1_epi64x(int64_t{1} << 62);
+  __m256i p = _mm256_mul_epi32(v64, m64);
+  p = _mm256_add_epi64(p, _mm256_sllv_epi64(one, _mm256_sub_epi64(t64, one)));
+  p = _mm256_srlv_epi64(_mm256_add_epi64(p, bias), t64);
+  p = _mm256_sub_epi64(p, _mm256_srlv_epi64(bias, t64));
+  const __m256i hi = _mm256_set1_epi64x(INT32_MAX), lo = _mm256_set1_epi64x(INT32_MIN);
+  p = _mm256_blendv_epi8(p, hi, _mm256_cmpgt_epi64(p, hi));
+  p = _mm256_blendv_epi8(p, lo, _mm256_cmpgt_epi64(lo, p));
+  return p;  // int32 result in the low dword of each qword
+}
+
+inline __m256i requant_single(__m256i v, const Lanes& l) {
+  const __m256i t = _mm256_sub_epi32(_mm256_add_epi32(_mm256_set1_epi32(31), l.rs), l.ls);
+  const __m256i lo32 = _mm256_set1_epi64x(0xFFFFFFFFll);
+  const __m256i even = single_lane_pair(v, l.mult, _mm256_and_si256(t, lo32));
+  const __m256i odd = single_lane_pair(_mm256_srli_epi64(v, 32), _mm256_srli_epi64(l.mult, 32),
+                                       _mm256_srli_epi64(t, 32));
+  return interleave_dwords(even, _mm256_slli_epi64(odd, 32));
+}
+
+void store_int8(std::size_t n, __m256i q, int8_t* out) {
+  const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+  const __m128i bytes = _mm_packs_epi16(_mm_packs_epi32(lo, hi), _mm_setzero_si128());
+  if (n >= 8) {
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out), bytes);
+  } else {
+    alignas(16) int8_t tmp[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
+    std::memcpy(out, tmp, n);
+  }
+}
+
+}  // namespace
+
+void requant_avx2(std::size_t n, const int32_t* acc, int32_t row_sum, const EpilogueParams& p,
+                  std::size_t c0, int8_t* out) {
+  const bool has_wzp = p.wzp != nullptr;
+  const __m256i zp = _mm256_set1_epi32(p.out_zero_point);
+  const __m256i qmin = _mm256_set1_epi32(p.out_min), qmax = _mm256_set1_epi32(p.out_max);
+  for (std::size_t i = 0; i < n; i += 8) {
+    const std::size_t len = n - i < 8 ? n - i : 8;
+    const Lanes l = load_lanes(len, acc + i, p, c0 + i);
+    const __m256i v = corrected(l, row_sum, has_wzp);
+    __m256i q = p.rounding == 2 ? requant_single(v, l) : requant_double(v, l, p.rounding == 1);
+    q = _mm256_add_epi32(q, zp);
+    q = _mm256_min_epi32(_mm256_max_epi32(q, qmin), qmax);
+    store_int8(len, q, out + i);
+  }
+}
+
+void dequant_avx2(std::size_t n, const int32_t* acc, int32_t row_sum, const EpilogueParams& p,
+                  std::size_t c0, float* out) {
+  const bool has_wzp = p.wzp != nullptr;
+  const __m256 lo = _mm256_set1_ps(p.float_min), hi = _mm256_set1_ps(p.float_max);
+  for (std::size_t i = 0; i < n; i += 8) {
+    const std::size_t len = n - i < 8 ? n - i : 8;
+    const Lanes l = load_lanes(len, acc + i, p, c0 + i);
+    __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(corrected(l, row_sum, has_wzp)),
+                             _mm256_loadu_ps(p.scale + c0 + i));
+    // Exactly the scalar clamp (f < lo ? lo : f, then f > hi ? hi : f), signed zeros included.
+    f = _mm256_blendv_ps(f, lo, _mm256_cmp_ps(f, lo, _CMP_LT_OQ));
+    f = _mm256_blendv_ps(f, hi, _mm256_cmp_ps(f, hi, _CMP_GT_OQ));
+    if (len == 8) {
+      _mm256_storeu_ps(out + i, f);
+    } else {
+      alignas(32) float tmp[8];
+      _mm256_store_ps(tmp, f);
+      std::memcpy(out + i, tmp, len * 4);
+    }
+  }
+}
+
+void dwconv_avx2(std::size_t channels, std::size_t taps, const int8_t* const* inputs,
+                 const int32_t* weights, std::size_t stride, int32_t* acc) {
+  std::size_t c = 0;
+  for (; c + 16 <= channels; c += 16) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+    for (std::size_t t = 0; t < taps; ++t) {
+      const __m128i xv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(inputs[t] + c));
+      const int32_t* wt = weights + t * stride + c;
+      a0 = _mm256_add_epi32(a0, _mm256_mullo_epi32(_mm256_cvtepi8_epi32(xv), load_i32(wt)));
+      a1 = _mm256_add_epi32(
+          a1, _mm256_mullo_epi32(_mm256_cvtepi8_epi32(_mm_srli_si128(xv, 8)), load_i32(wt + 8)));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + c), a0);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + c + 8), a1);
+  }
+  for (; c + 8 <= channels; c += 8) {
+    __m256i a0 = _mm256_setzero_si256();
+    for (std::size_t t = 0; t < taps; ++t) {
+      const __m128i xv = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(inputs[t] + c));
+      a0 = _mm256_add_epi32(
+          a0, _mm256_mullo_epi32(_mm256_cvtepi8_epi32(xv), load_i32(weights + t * stride + c)));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + c), a0);
+  }
+  for (; c < channels; ++c) {
+    uint32_t sum = 0;
+    for (std::size_t t = 0; t < taps; ++t) {
+      sum += static_cast<uint32_t>(static_cast<int32_t>(inputs[t][c]) * weights[t * stride + c]);
+    }
+    acc[c] = static_cast<int32_t>(sum);
+  }
+}
+
+namespace {
+
+constexpr GemmKernels kGemm8 = {{"qs8_qc8w_gemm_1x16c4__avx2", 1, gemm_int8},
+                                {"qs8_qc8w_gemm_3x16c4__avx2", 3, gemm_int8},
+                                XFormat::kInt16};
+constexpr GemmKernels kGemm4 = {{"qs8_qc4w_gemm_1x16c4__avx2", 1, gemv_4bit},
+                                {"qs8_qc4w_gemm_4x16c4__avx2", 4, gemm_subbyte<4>},
+                                XFormat::kInt8};
+constexpr GemmKernels kGemmT = {{"qs8_qt2w_gemm_1x16c4__avx2", 1, gemv_2bit},
+                                {"qs8_qt2w_gemm_4x16c4__avx2", 4, gemm_subbyte<2>},
+                                XFormat::kInt8};
+constexpr GemmKernels kGemm2 = {{"qs8_qc2w_gemm_1x16c4__avx2", 1, gemv_2bit},
+                                {"qs8_qc2w_gemm_4x16c4__avx2", 4, gemm_subbyte<2>},
+                                XFormat::kInt8};
+
+}  // namespace
+
+const IsaKernels kAvx2Kernels = {
+    {kGemm8, kGemm4, kGemmT, kGemm2},
+    requant_avx2,
+    dequant_avx2,
+    dwconv_avx2,
+    "qs8_qc8w_dwconv_16c__avx2",
+};
+
+}  // namespace detail
+}  // namespace edge

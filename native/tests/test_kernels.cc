@@ -1,0 +1,706 @@
+// Kernel tests: every ISA the CPU supports against the scalar reference (bit for bit), and the
+// scalar reference against naive implementations written from the TFLite definitions.
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "edge/kernels/conv2d.h"
+#include "edge/kernels/depthwise_conv2d.h"
+#include "edge/kernels/fully_connected.h"
+#include "edge/kernels/isa.h"
+#include "edge/kernels/requant.h"
+#include "edge/packing/int2.h"
+#include "edge/packing/int4.h"
+#include "edge/packing/ternary.h"
+#include "edge/thread_pool.h"
+#include "kernel_reference.h"
+#include "kernels/registry.h"
+#include "test_main.h"
+
+using edge::Isa;
+using edge::OutputType;
+using edge::WeightType;
+using namespace edge_test;
+
+namespace {
+
+constexpr WeightType kTypes[] = {WeightType::kInt8, WeightType::kInt4, WeightType::kTernary,
+                                 WeightType::kInt2};
+
+template <typename E, typename F>
+bool throws(const F& fn) {
+  try {
+    fn();
+  } catch (const E&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+  return false;
+}
+
+edge::PackedWeights pack(const FcProblem& p) {
+  edge::PackedWeights w = edge::pack_weights(p.type, p.w.data(), p.n, p.k, p.scales.data(),
+                                             static_cast<int32_t>(p.scales.size()), p.wzp.data());
+  if (p.group_size > 0) w.set_group_scales(p.group_size, p.group_scales.data());
+  return w;
+}
+
+template <typename T>
+std::vector<T> run_fc(const FcProblem& p, const edge::PackedWeights& w, Isa isa, OutputType type,
+                      edge::ThreadPool* pool = nullptr) {
+  edge::LayerOptions o = p.options;
+  o.isa = isa;
+  o.output_type = type;
+  o.bias = p.bias.data();
+  edge::FullyConnected fc(w.view(), o);
+  std::vector<T> out(static_cast<std::size_t>(p.m) * p.n);
+  fc.run(p.x.data(), p.m, out.data(), pool);
+  return out;
+}
+
+bool same_floats(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+void report(const char* what, const FcProblem& p, Isa isa, long at) {
+  std::printf("  mismatch (%s) type=%s isa=%s m=%d n=%d k=%d at %ld\n", what,
+              edge::weight_type_name(p.type), edge::isa_name(isa), p.m, p.n, p.k, at);
+}
+
+// Checks one FC problem on every ISA: int32 against the naive sums, int8 against TFLite's
+// requantisation of them, float bit-identical to scalar.
+bool check_fc(const FcProblem& p) {
+  const edge::PackedWeights w = pack(p);
+  const std::vector<int32_t> acc = reference_fc_acc(p);
+  const std::vector<int8_t> q = reference_requant(acc, p.n, p.scales, p.options, true);
+  std::vector<float> scalar_float;
+  bool ok = true;
+  for (Isa isa : test_isas()) {
+    const long a = first_mismatch(run_fc<int32_t>(p, w, isa, OutputType::kInt32), acc);
+    if (a >= 0) { report("int32", p, isa, a); ok = false; }
+    const long b = first_mismatch(run_fc<int8_t>(p, w, isa, OutputType::kInt8), q);
+    if (b >= 0) { report("int8", p, isa, b); ok = false; }
+    const std::vector<float> f = run_fc<float>(p, w, isa, OutputType::kFloat32);
+    if (isa == Isa::kScalar) {
+      scalar_float = f;
+    } else if (!same_floats(f, scalar_float)) {
+      report("float32", p, isa, 0);
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+}  // namespace
+
+EDGE_TEST(kernels_isa_list) {
+  const auto isas = test_isas();
+  std::printf("  testing ISAs: %s (best %s)\n", isa_list(isas).c_str(),
+              edge::isa_name(edge::best_isa()));
+  EDGE_CHECK(!isas.empty() && isas.front() == Isa::kScalar);
+#if defined(__x86_64__)
+  EDGE_CHECK(edge::isa_built(Isa::kAvx2) && edge::isa_built(Isa::kAvx512Vnni));
+#elif defined(__aarch64__)
+  EDGE_CHECK(edge::isa_available(Isa::kNeon));
+  if (const char* expect = std::getenv("EDGE_EXPECT_DOTPROD")) {
+    EDGE_CHECK(edge::isa_available(Isa::kDotprod) == (std::string(expect) == "1"));
+  }
+#elif defined(__arm__)
+  EDGE_CHECK(edge::isa_available(Isa::kNeon));
+  EDGE_CHECK(!edge::isa_built(Isa::kDotprod));
+#endif
+}
+
+EDGE_TEST(kernels_isa_resolution_and_errors) {
+  EDGE_CHECK(edge::parse_isa("AVX2") == Isa::kAvx2);
+  EDGE_CHECK(throws<std::invalid_argument>([] { edge::parse_isa("sse9"); }));
+  EDGE_CHECK(edge::resolve_isa(Isa::kScalar) == Isa::kScalar);
+  ::setenv("EDGE_KERNEL_ISA", "scalar", 1);
+  EDGE_CHECK(edge::resolve_isa() == Isa::kScalar);
+  ::setenv("EDGE_KERNEL_ISA", "nonsense", 1);
+  EDGE_CHECK(throws<std::invalid_argument>([] { edge::resolve_isa(); }));
+  ::unsetenv("EDGE_KERNEL_ISA");
+  EDGE_CHECK(edge::resolve_isa() == edge::best_isa());
+  // Forcing an ISA this CPU or binary lacks is an error, never a fallback.
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512Vnni, Isa::kNeon, Isa::kDotprod}) {
+    if (!edge::isa_available(isa)) {
+      EDGE_CHECK(throws<edge::IsaUnavailableError>([isa] { edge::resolve_isa(isa); }));
+      ::setenv("EDGE_KERNEL_ISA", edge::isa_name(isa), 1);
+      EDGE_CHECK(throws<edge::IsaUnavailableError>([] { edge::resolve_isa(); }));
+      ::unsetenv("EDGE_KERNEL_ISA");
+    }
+  }
+}
+
+EDGE_TEST(requant_reference_values) {
+  using edge::quantize_multiplier;
+  EDGE_CHECK(quantize_multiplier(0.5).multiplier == (1 << 30) && quantize_multiplier(0.5).shift == 0);
+  EDGE_CHECK(quantize_multiplier(1.0).multiplier == (1 << 30) && quantize_multiplier(1.0).shift == 1);
+  EDGE_CHECK(quantize_multiplier(0.25).shift == -1);
+  EDGE_CHECK(quantize_multiplier(1e-12).multiplier == 0);
+  EDGE_CHECK(quantize_multiplier(0.0).multiplier == 0);
+  // 0.9999999999 rounds up to 2^31 and renormalises.
+  EDGE_CHECK(quantize_multiplier(0.99999999999).multiplier == (1 << 30));
+  EDGE_CHECK(quantize_multiplier(0.99999999999).shift == 1);
+  EDGE_CHECK(throws<std::invalid_argument>([] { quantize_multiplier(-1.0); }));
+  const int32_t kMin = std::numeric_limits<int32_t>::min();
+  EDGE_CHECK(edge::saturating_rounding_doubling_high_mul(kMin, kMin) ==
+             std::numeric_limits<int32_t>::max());
+  EDGE_CHECK(edge::saturating_rounding_doubling_high_mul(1 << 30, 1 << 30) == (1 << 29));
+  // -0.5 in Q31 rounds towards +infinity.
+  EDGE_CHECK(edge::saturating_rounding_doubling_high_mul(-(1 << 15), 1 << 15) == 0);
+  using edge::Rounding;
+  EDGE_CHECK(edge::rounding_right_shift(-3, 1, Rounding::kUpward) == -1);
+  EDGE_CHECK(edge::rounding_right_shift(-3, 1, Rounding::kAwayFromZero) == -2);
+  EDGE_CHECK(edge::rounding_right_shift(3, 1, Rounding::kUpward) == 2);
+  EDGE_CHECK(edge::rounding_right_shift(3, 1, Rounding::kAwayFromZero) == 2);
+  EDGE_CHECK(edge::rounding_right_shift(-5, 2, Rounding::kAwayFromZero) == -1);
+  EDGE_CHECK(edge::rounding_right_shift(-6, 2, Rounding::kAwayFromZero) == -2);
+  EDGE_CHECK(edge::rounding_right_shift(-6, 2, Rounding::kUpward) == -1);
+  EDGE_CHECK(edge::rounding_right_shift(kMin, 31, Rounding::kAwayFromZero) == -1);
+  EDGE_CHECK(edge::rounding_right_shift(7, 0, Rounding::kAwayFromZero) == 7);
+  EDGE_CHECK(edge::rounding_right_shift(-7, 0, Rounding::kAwayFromZero) == -7);
+  // Single rounding: 2.4999... rounds to 2 where double rounding first lands on 2.5.
+  const edge::QuantizedMultiplier qm = quantize_multiplier(2.49999 / 100000.0);
+  EDGE_CHECK(edge::multiply_by_quantized_multiplier(100000, qm.multiplier, qm.shift,
+                                                    Rounding::kSingle) == 2);
+  EDGE_CHECK(edge::single_rounding_multiply(kMin, (1 << 30), 30) ==
+             std::numeric_limits<int32_t>::min());
+  // Activation ranges as TFLite computes them.
+  const edge::TensorQuant out{0.05f, -10};
+  EDGE_CHECK(edge::activation_range(edge::Activation::kRelu, out).min == -10);
+  EDGE_CHECK(edge::activation_range(edge::Activation::kRelu6, out).max == 110);
+  EDGE_CHECK(edge::activation_range(edge::Activation::kReluN1To1, out).min == -30);
+  EDGE_CHECK(edge::activation_range(edge::Activation::kRelu6, {1.0f, 120}).max == 126);
+}
+
+// The SIMD epilogues against the scalar one, on random and extreme accumulators, every
+// multiplier exponent, both rounding rules, with and without weight zero points.
+EDGE_TEST(requant_epilogue_every_isa_matches_scalar) {
+  Rng rng(11);
+  const auto& ref = edge::detail::isa_kernels(Isa::kScalar);
+  const int32_t kMin = std::numeric_limits<int32_t>::min(), kMax = std::numeric_limits<int32_t>::max();
+  for (Isa isa : test_isas()) {
+    const auto& kern = edge::detail::isa_kernels(isa);
+    int bad = 0;
+    for (int trial = 0; trial < 300; ++trial) {
+      const std::size_t n = static_cast<std::size_t>(rng.uniform(1, 40));
+      // Per-channel arrays are padded to a multiple of 16 (the epilogue contract).
+      const std::size_t padded = (n + 15) / 16 * 16;
+      std::vector<int32_t> acc(n), bias(padded), wzp(padded), mult(padded), ls(padded), rs(padded);
+      std::vector<float> scale(padded);
+      for (std::size_t i = 0; i < n; ++i) {
+        const int kind = rng.uniform(0, 9);
+        acc[i] = kind == 0 ? kMin : kind == 1 ? kMax : kind < 5 ? rng.uniform(-2000, 2000)
+                                                                : static_cast<int32_t>(rng.next());
+        bias[i] = rng.uniform(-100000, 100000);
+        wzp[i] = rng.uniform(-128, 127);
+        const int shift = rng.uniform(-31, 2);
+        ls[i] = shift > 0 ? shift : 0;
+        rs[i] = shift > 0 ? 0 : -shift;
+        mult[i] = rng.uniform(0, 7) == 0 ? 0 : rng.uniform(1 << 30, kMax);
+        if (rng.uniform(0, 3) == 0) {
+          // Exact ties: m = 2^30 halves v exactly, small right shifts leave halves behind.
+          mult[i] = 1 << 30;
+          acc[i] = rng.uniform(-64, 64);
+          bias[i] = rng.uniform(-64, 64);
+          wzp[i] = 0;
+          ls[i] = 0;
+          rs[i] = rng.uniform(1, 4);
+        }
+        scale[i] = rng.uniform_float(1e-5f, 1e-2f);
+      }
+      edge::detail::EpilogueParams p{};
+      p.bias = bias.data();
+      p.wzp = rng.uniform(0, 1) ? wzp.data() : nullptr;
+      p.multiplier = mult.data();
+      p.left_shift = ls.data();
+      p.right_shift = rs.data();
+      p.scale = scale.data();
+      p.float_min = rng.uniform(0, 1) ? -std::numeric_limits<float>::infinity() : 0.0f;
+      p.float_max = rng.uniform(0, 1) ? std::numeric_limits<float>::infinity() : 6.0f;
+      p.out_zero_point = rng.uniform(-20, 20);
+      p.out_min = rng.uniform(-128, -60);
+      p.out_max = rng.uniform(60, 127);
+      p.rounding = rng.uniform(0, 2);
+      const int32_t row_sum = rng.uniform(0, 3) == 0 ? static_cast<int32_t>(rng.next())
+                                                     : rng.uniform(-100000, 100000);
+      const std::size_t c0 = 0;
+      std::vector<int8_t> a(n), b(n);
+      ref.requant(n, acc.data(), row_sum, p, c0, a.data());
+      kern.requant(n, acc.data(), row_sum, p, c0, b.data());
+      std::vector<float> fa(n), fb(n);
+      ref.dequant(n, acc.data(), row_sum, p, c0, fa.data());
+      kern.dequant(n, acc.data(), row_sum, p, c0, fb.data());
+      if (a != b || !same_floats(fa, fb)) ++bad;
+    }
+    if (bad) std::printf("  %s: %d epilogue mismatches\n", edge::isa_name(isa), bad);
+    EDGE_CHECK(bad == 0);
+  }
+}
+
+// Raw micro-kernels against scalar, including extreme codes and activations.
+EDGE_TEST(gemm_ukernels_every_isa_match_scalar) {
+  Rng rng(5);
+  const auto& ref = edge::detail::isa_kernels(Isa::kScalar);
+  for (Isa isa : test_isas()) {
+    const auto& kern = edge::detail::isa_kernels(isa);
+    for (WeightType type : kTypes) {
+      const auto& set = kern.gemm[static_cast<int>(type)];
+      const auto& rset = ref.gemm[static_cast<int>(type)];
+      const std::size_t kb = static_cast<std::size_t>(edge::block_k(type));
+      int bad = 0;
+      for (int trial = 0; trial < 24; ++trial) {
+        for (const auto* k : {&set.gemv, &set.gemm}) {
+          const std::size_t rows = static_cast<std::size_t>(rng.uniform(1, static_cast<int32_t>(k->mr)));
+          const std::size_t nblocks = static_cast<std::size_t>(rng.uniform(1, 40));
+          const int wmode = rng.uniform(0, 3), xmode = rng.uniform(0, 3);
+          std::vector<uint8_t> w(nblocks * 64);
+          for (auto& b : w) b = wmode == 0 ? 0xFF : wmode == 1 ? 0x00 : wmode == 2 ? 0x80
+                                                                      : static_cast<uint8_t>(rng.next());
+          const std::size_t kpad = nblocks * kb;
+          std::vector<int8_t> x(rows * kpad);
+          for (auto& v : x) v = static_cast<int8_t>(xmode == 0 ? -128 : xmode == 1 ? 127
+                                                     : rng.uniform(-128, 127));
+          // Prepared copies: int8 for scalar, the kernel's format for the ISA.
+          const std::size_t esize = set.xformat == edge::detail::XFormat::kInt16 ? 2 : 1;
+          const std::size_t stride = kpad * esize + 64;
+          std::vector<uint8_t> xs(rows * stride), xk(rows * stride);
+          for (std::size_t r = 0; r < rows; ++r) {
+            for (std::size_t i = 0; i < kpad; ++i) {
+              const int8_t v = x[r * kpad + i];
+              xs[r * stride + i] = static_cast<uint8_t>(v);
+              if (set.xformat == edge::detail::XFormat::kInt16) {
+                const int16_t v16 = v;
+                std::memcpy(&xk[r * stride + 2 * i], &v16, 2);
+              } else if (set.xformat == edge::detail::XFormat::kUint8) {
+                xk[r * stride + i] = static_cast<uint8_t>(v) ^ 0x80u;
+              } else {
+                xk[r * stride + i] = static_cast<uint8_t>(v);
+              }
+            }
+          }
+          std::vector<int32_t> a(rows * 16, 7), b(rows * 16, -7);
+          rset.gemv.fn(1, nblocks, w.data(), xs.data(), stride, a.data());
+          for (std::size_t r = 1; r < rows; ++r) {
+            rset.gemv.fn(1, nblocks, w.data(), xs.data() + r * stride, stride, a.data() + r * 16);
+          }
+          k->fn(rows, nblocks, w.data(), xk.data(), stride, b.data());
+          if (set.xformat == edge::detail::XFormat::kUint8) {
+            // (x + 128) * w: remove 128 * sum(w) per channel to compare.
+            for (std::size_t c = 0; c < 16; ++c) {
+              int32_t sum = 0;
+              for (std::size_t bl = 0; bl < nblocks; ++bl) {
+                for (int kk = 0; kk < 4; ++kk) sum += static_cast<int8_t>(w[bl * 64 + c * 4 + kk]);
+              }
+              for (std::size_t r = 0; r < rows; ++r) b[r * 16 + c] -= 128 * sum;
+            }
+          }
+          if (a != b) {
+            ++bad;
+            if (bad == 1) {
+              std::printf("  %s %s rows=%zu nblocks=%zu wmode=%d xmode=%d\n", k->name,
+                          edge::isa_name(isa), rows, nblocks, wmode, xmode);
+            }
+          }
+        }
+      }
+      EDGE_CHECK(bad == 0);
+    }
+  }
+}
+
+EDGE_TEST(fc_every_isa_random_shapes) {
+  Rng rng(1);
+  const int32_t ms[] = {1, 2, 3, 4, 5, 7, 8, 9, 13};
+  const int32_t ns[] = {1, 3, 15, 16, 17, 33, 40};
+  const int32_t ks[] = {1, 3, 4, 5, 8, 15, 16, 17, 31, 33, 64, 100, 255};
+  int failures = 0, cases = 0;
+  for (WeightType type : kTypes) {
+    for (int trial = 0; trial < 30; ++trial) {
+      const int32_t m = ms[rng.uniform(0, 8)], n = ns[rng.uniform(0, 6)], k = ks[rng.uniform(0, 12)];
+      FcProblem p = random_fc(rng, type, m, n, k);
+      ++cases;
+      if (!check_fc(p)) ++failures;
+    }
+  }
+  std::printf("  %d cases, %d failed\n", cases, failures);
+  EDGE_CHECK(failures == 0);
+}
+
+EDGE_TEST(fc_every_isa_extreme_values) {
+  Rng rng(2);
+  const Fill fills[] = {Fill::kMin, Fill::kMax, Fill::kZero, Fill::kAlternate};
+  int failures = 0;
+  for (WeightType type : kTypes) {
+    for (Fill xf : fills) {
+      for (Fill wf : fills) {
+        FcProblem p = random_fc(rng, type, rng.uniform(1, 6), 19, 700, xf, wf);
+        if (!check_fc(p)) ++failures;
+      }
+    }
+  }
+  // All -1 ternary, at the largest M*K the suite affords.
+  FcProblem p = random_fc(rng, WeightType::kTernary, 3, 17, 2000, Fill::kMin, Fill::kMin);
+  if (!check_fc(p)) ++failures;
+  EDGE_CHECK(failures == 0);
+}
+
+EDGE_TEST(fc_per_group_scales_every_isa) {
+  Rng rng(3);
+  int failures = 0;
+  for (WeightType type : kTypes) {
+    for (int trial = 0; trial < 6; ++trial) {
+      const int32_t kb = edge::block_k(type);
+      FcProblem p = random_fc(rng, type, rng.uniform(1, 9), rng.uniform(1, 40), rng.uniform(1, 200));
+      p.group_size = kb * rng.uniform(1, 4);
+      const int32_t groups = (p.k + p.group_size - 1) / p.group_size;
+      p.group_scales.resize(static_cast<std::size_t>(p.n) * groups);
+      for (auto& s : p.group_scales) s = rng.uniform_float(0.1f, 2.0f);
+      const edge::PackedWeights w = pack(p);
+      // Float reference in double: real = in_scale * scale * (bias + sum_g gs * acc_g).
+      std::vector<double> want(static_cast<std::size_t>(p.m) * p.n);
+      for (int32_t r = 0; r < p.m; ++r) {
+        for (int32_t c = 0; c < p.n; ++c) {
+          double total = p.bias[c];
+          for (int32_t g = 0; g < groups; ++g) {
+            int64_t acc = 0;
+            for (int32_t kk = g * p.group_size; kk < std::min(p.k, (g + 1) * p.group_size); ++kk) {
+              acc += static_cast<int64_t>(p.x[static_cast<std::size_t>(r) * p.k + kk] -
+                                          p.options.input.zero_point) *
+                     (p.w[static_cast<std::size_t>(c) * p.k + kk] - p.wzp[c]);
+            }
+            total += static_cast<double>(p.group_scales[static_cast<std::size_t>(c) * groups + g]) * acc;
+          }
+          const float ws = p.scales.size() == 1 ? p.scales[0] : p.scales[c];
+          want[static_cast<std::size_t>(r) * p.n + c] = total * p.options.input.scale * ws;
+        }
+      }
+      p.options.activation = edge::Activation::kNone;
+      std::vector<float> f0;
+      std::vector<int8_t> q0;
+      for (Isa isa : test_isas()) {
+        const std::vector<float> f = run_fc<float>(p, w, isa, OutputType::kFloat32);
+        const std::vector<int8_t> q = run_fc<int8_t>(p, w, isa, OutputType::kInt8);
+        if (isa == Isa::kScalar) {
+          f0 = f;
+          q0 = q;
+          for (std::size_t i = 0; i < f.size(); ++i) {
+            const double tol = 1e-4 * (std::fabs(want[i]) + 1e-3) + 1e-6;
+            if (std::fabs(f[i] - want[i]) > tol) {
+              ++failures;
+              std::printf("  group float %s: %g vs %g\n", edge::weight_type_name(type), f[i], want[i]);
+              break;
+            }
+          }
+        } else if (!same_floats(f, f0) || q != q0) {
+          ++failures;
+          std::printf("  group mismatch %s %s\n", edge::weight_type_name(type), edge::isa_name(isa));
+        }
+      }
+    }
+  }
+  EDGE_CHECK(failures == 0);
+}
+
+EDGE_TEST(fc_threads_do_not_change_results) {
+  Rng rng(4);
+  edge::ThreadPool pool1(1), pool2(2), pool3(3);
+  for (WeightType type : kTypes) {
+    for (int32_t m : {1, 37}) {
+      FcProblem p = random_fc(rng, type, m, 300, 130);
+      const edge::PackedWeights w = pack(p);
+      const Isa isa = edge::best_isa();
+      const auto a = run_fc<int8_t>(p, w, isa, OutputType::kInt8, nullptr);
+      EDGE_CHECK(a == run_fc<int8_t>(p, w, isa, OutputType::kInt8, &pool1));
+      EDGE_CHECK(a == run_fc<int8_t>(p, w, isa, OutputType::kInt8, &pool2));
+      EDGE_CHECK(a == run_fc<int8_t>(p, w, isa, OutputType::kInt8, &pool3));
+      EDGE_CHECK(a == reference_requant(reference_fc_acc(p), p.n, p.scales, p.options, true));
+    }
+  }
+}
+
+EDGE_TEST(fc_rejects_bad_input) {
+  Rng rng(9);
+  FcProblem p = random_fc(rng, WeightType::kInt8, 2, 5, 7);
+  const edge::PackedWeights w = pack(p);
+  edge::LayerOptions o = p.options;
+  o.output_type = OutputType::kInt8;
+  edge::FullyConnected fc(w.view(), o);
+  std::vector<float> f(10);
+  EDGE_CHECK(throws<std::invalid_argument>([&] { fc.run(p.x.data(), 2, f.data()); }));
+  o.clamp = edge::ClampRange{10, -10};
+  EDGE_CHECK(throws<std::invalid_argument>([&] { edge::FullyConnected bad(w.view(), o); }));
+  o.clamp.reset();
+  o.input.zero_point = 300;
+  EDGE_CHECK(throws<std::invalid_argument>([&] { edge::FullyConnected bad(w.view(), o); }));
+}
+
+EDGE_TEST(conv2d_every_isa_random_geometry) {
+  Rng rng(6);
+  int failures = 0, cases = 0;
+  const edge::Padding paddings[] = {edge::Padding::kValid, edge::Padding::kSame,
+                                    edge::Padding::kExplicit};
+  for (WeightType type : kTypes) {
+    for (int trial = 0; trial < 10; ++trial) {
+      edge::ConvGeometry g;
+      g.batch = rng.uniform(1, 2);
+      g.kernel_height = rng.uniform(1, 3);
+      g.kernel_width = rng.uniform(1, 3);
+      g.stride_height = rng.uniform(1, 2);
+      g.stride_width = rng.uniform(1, 2);
+      g.dilation_height = rng.uniform(1, 2);
+      g.dilation_width = rng.uniform(1, 2);
+      g.padding = paddings[rng.uniform(0, 2)];
+      g.pad_top = rng.uniform(0, 2);
+      g.pad_bottom = rng.uniform(0, 2);
+      g.pad_left = rng.uniform(0, 2);
+      g.pad_right = rng.uniform(0, 2);
+      g.input_height = rng.uniform((g.kernel_height - 1) * g.dilation_height + 1, 9);
+      g.input_width = rng.uniform((g.kernel_width - 1) * g.dilation_width + 1, 9);
+      g.input_channels = rng.uniform(1, 20);
+      if (trial == 0) {  // a pointwise conv takes the im2col-free path
+        g.kernel_height = g.kernel_width = g.stride_height = g.stride_width = 1;
+        g.padding = edge::Padding::kValid;
+      }
+      const int32_t oc = rng.uniform(1, 40);
+      const int32_t k = g.kernel_height * g.kernel_width * g.input_channels;
+      FcProblem p = random_fc(rng, type, 1, oc, k);  // weights, scales, quant options
+      const std::vector<int8_t> input =
+          rng.int8s(static_cast<std::size_t>(g.batch) * g.input_height * g.input_width *
+                        g.input_channels, -128, 127);
+      const std::vector<int32_t> acc = reference_conv_acc(g, oc, input, p.w, p.wzp,
+                                                          p.options.input.zero_point, p.bias);
+      const std::vector<int8_t> want = reference_requant(acc, oc, p.scales, p.options, false);
+      const edge::PackedWeights w = pack(p);
+      ++cases;
+      for (Isa isa : test_isas()) {
+        edge::Conv2DOptions o;
+        static_cast<edge::LayerOptions&>(o) = p.options;
+        o.geometry = g;
+        o.isa = isa;
+        o.bias = p.bias.data();
+        o.output_type = OutputType::kInt32;
+        edge::Conv2D conv32(w.view(), o);
+        std::vector<int32_t> got32(acc.size());
+        conv32.run(input.data(), got32.data());
+        o.output_type = OutputType::kInt8;
+        edge::Conv2D conv8(w.view(), o);
+        std::vector<int8_t> got8(acc.size());
+        edge::ThreadPool pool(2);
+        conv8.run(input.data(), got8.data(), &pool);
+        const long a = first_mismatch(got32, acc), b = first_mismatch(got8, want);
+        if (a >= 0 || b >= 0) {
+          ++failures;
+          std::printf("  conv mismatch %s %s k=%dx%d s=%d,%d d=%d,%d pad=%d cin=%d oc=%d at %ld/%ld\n",
+                      edge::weight_type_name(type), edge::isa_name(isa), g.kernel_height,
+                      g.kernel_width, g.stride_height, g.stride_width, g.dilation_height,
+                      g.dilation_width, static_cast<int>(g.padding), g.input_channels, oc, a, b);
+        }
+      }
+    }
+  }
+  std::printf("  %d cases, %d failed\n", cases, failures);
+  EDGE_CHECK(failures == 0);
+}
+
+EDGE_TEST(depthwise_every_isa_random_geometry) {
+  Rng rng(7);
+  int failures = 0;
+  const edge::Padding paddings[] = {edge::Padding::kValid, edge::Padding::kSame,
+                                    edge::Padding::kExplicit};
+  for (int trial = 0; trial < 24; ++trial) {
+    edge::ConvGeometry g;
+    g.batch = rng.uniform(1, 2);
+    g.kernel_height = rng.uniform(1, 3);
+    g.kernel_width = rng.uniform(1, 3);
+    g.stride_height = rng.uniform(1, 2);
+    g.stride_width = rng.uniform(1, 2);
+    g.dilation_height = rng.uniform(1, 2);
+    g.dilation_width = rng.uniform(1, 2);
+    g.padding = paddings[rng.uniform(0, 2)];
+    g.pad_top = rng.uniform(0, 2);
+    g.pad_bottom = rng.uniform(0, 2);
+    g.pad_left = rng.uniform(0, 2);
+    g.pad_right = rng.uniform(0, 2);
+    g.input_height = rng.uniform((g.kernel_height - 1) * g.dilation_height + 1, 8);
+    g.input_width = rng.uniform((g.kernel_width - 1) * g.dilation_width + 1, 8);
+    g.input_channels = rng.uniform(1, 37);
+    const int32_t mult = trial % 4 == 3 ? rng.uniform(2, 3) : 1;
+    const int32_t cout = g.input_channels * mult;
+    FcProblem p = random_fc(rng, WeightType::kInt8, 1, cout, 1);
+    const Fill xf = trial == 5 ? Fill::kMin : trial == 6 ? Fill::kMax : Fill::kRandom;
+    const Fill wf = trial == 5 ? Fill::kMin : trial == 6 ? Fill::kMax : Fill::kRandom;
+    const std::vector<int8_t> input = fill_values(
+        rng, static_cast<std::size_t>(g.batch) * g.input_height * g.input_width * g.input_channels,
+        -128, 127, xf);
+    const std::vector<int8_t> filter = fill_values(
+        rng, static_cast<std::size_t>(g.kernel_height) * g.kernel_width * cout, -128, 127, wf);
+    const std::vector<int32_t> acc = reference_depthwise_acc(g, mult, input, filter, p.wzp,
+                                                             p.options.input.zero_point, p.bias);
+    std::vector<int8_t> want = reference_requant(acc, cout, p.scales, p.options, false);
+    // LiteRT's optimised depthwise rounds channels past the last multiple of 8 differently.
+    std::optional<edge::Rounding> tail;
+    if (trial % 3 == 1) {
+      tail = edge::Rounding::kAwayFromZero;
+      edge::LayerOptions t = p.options;
+      t.rounding = *tail;
+      const std::vector<int8_t> tw = reference_requant(acc, cout, p.scales, t, false);
+      for (std::size_t i = 0; i < want.size(); ++i) {
+        if (static_cast<int32_t>(i % static_cast<std::size_t>(cout)) >= cout / 8 * 8) want[i] = tw[i];
+      }
+    }
+    std::vector<float> f0;
+    for (Isa isa : test_isas()) {
+      edge::DepthwiseConv2DOptions o;
+      o.tail_rounding = tail;
+      static_cast<edge::LayerOptions&>(o) = p.options;
+      o.geometry = g;
+      o.depth_multiplier = mult;
+      o.isa = isa;
+      o.bias = p.bias.data();
+      std::vector<int32_t> got32(acc.size());
+      std::vector<int8_t> got8(acc.size());
+      std::vector<float> gotf(acc.size());
+      o.output_type = OutputType::kInt32;
+      edge::DepthwiseConv2D(filter.data(), p.scales.data(), static_cast<int32_t>(p.scales.size()),
+                            p.wzp.data(), o).run(input.data(), got32.data());
+      o.output_type = OutputType::kFloat32;
+      edge::DepthwiseConv2D(filter.data(), p.scales.data(), static_cast<int32_t>(p.scales.size()),
+                            p.wzp.data(), o).run(input.data(), gotf.data());
+      o.output_type = OutputType::kInt8;
+      edge::ThreadPool pool(2);
+      edge::DepthwiseConv2D(filter.data(), p.scales.data(), static_cast<int32_t>(p.scales.size()),
+                            p.wzp.data(), o).run(input.data(), got8.data(), &pool);
+      if (isa == Isa::kScalar) f0 = gotf;
+      const long a = first_mismatch(got32, acc), b = first_mismatch(got8, want);
+      if (a >= 0 || b >= 0 || !same_floats(gotf, f0)) {
+        ++failures;
+        std::printf("  depthwise mismatch %s c=%d mult=%d at %ld/%ld\n", edge::isa_name(isa),
+                    g.input_channels, mult, a, b);
+      }
+    }
+  }
+  EDGE_CHECK(failures == 0);
+}
+
+EDGE_TEST(packing_roundtrip_and_errors) {
+  Rng rng(8);
+  for (WeightType type : kTypes) {
+    for (int trial = 0; trial < 8; ++trial) {
+      FcProblem p = random_fc(rng, type, 1, rng.uniform(1, 40), rng.uniform(1, 130));
+      const edge::PackedWeights w = pack(p);
+      EDGE_CHECK(w.data().size() == edge::packed_bytes(type, p.n, p.k));
+      std::vector<int8_t> back(p.w.size());
+      std::vector<int32_t> zps(static_cast<std::size_t>(p.n));
+      edge::unpack_weights(w.view(), back.data(), zps.data());
+      EDGE_CHECK(back == p.w);
+      EDGE_CHECK(zps == p.wzp);
+      // Codes read back through the layout equal q - value_offset.
+      bool codes_ok = true;
+      for (int32_t c = 0; c < p.n; ++c) {
+        for (int32_t kk = 0; kk < p.k; ++kk) {
+          const int q = p.w[static_cast<std::size_t>(c) * p.k + kk];
+          const int expect = type == WeightType::kInt8 ? static_cast<uint8_t>(q)
+                                                       : q - edge::value_offset(type);
+          codes_ok = codes_ok && w.view().code(c, kk) == expect;
+        }
+      }
+      EDGE_CHECK(codes_ok);
+    }
+  }
+  const float one = 1.0f;
+  const int8_t bad4[] = {8};
+  EDGE_CHECK(throws<std::invalid_argument>(
+      [&] { edge::pack_weights(WeightType::kInt4, bad4, 1, 1, &one, 1); }));
+  const int8_t bad2[] = {-3};
+  EDGE_CHECK(throws<std::invalid_argument>(
+      [&] { edge::pack_weights(WeightType::kInt2, bad2, 1, 1, &one, 1); }));
+  const int8_t t[] = {1};
+  const int32_t zp1[] = {1};
+  EDGE_CHECK(throws<std::invalid_argument>(
+      [&] { edge::pack_weights(WeightType::kTernary, t, 1, 1, &one, 1, zp1); }));
+  EDGE_CHECK(throws<std::invalid_argument>(
+      [&] { edge::pack_weights(WeightType::kInt8, t, 1, 0, &one, 1); }));
+  std::vector<int8_t> big(70000);
+  EDGE_CHECK(throws<std::invalid_argument>(
+      [&] { edge::pack_weights(WeightType::kInt8, big.data(), 1, 70000, &one, 1); }));
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  EDGE_CHECK(throws<std::invalid_argument>(
+      [&] { edge::pack_weights(WeightType::kInt8, t, 1, 1, &nan, 1); }));
+  edge::PackedWeights w = edge::pack_weights(WeightType::kInt4, bad2 + 0 /* -3 */, 1, 1, &one, 1);
+  EDGE_CHECK(throws<std::invalid_argument>([&] { w.set_group_scales(3, &one); }));
+}
+
+EDGE_TEST(packing_tflite_subbyte_and_base3) {
+  Rng rng(10);
+  for (int trial = 0; trial < 6; ++trial) {
+    const int32_t n = rng.uniform(1, 33), k = rng.uniform(1, 70);
+    const std::size_t count = static_cast<std::size_t>(n) * k;
+    std::vector<float> scales(static_cast<std::size_t>(n), 0.5f);
+    // int4: two per byte, low nibble first, two's complement.
+    const std::vector<int8_t> v4 = rng.int8s(count, -8, 7);
+    std::vector<uint8_t> b4((count + 1) / 2, 0);
+    for (std::size_t i = 0; i < count; ++i) b4[i / 2] |= static_cast<uint8_t>((v4[i] & 15) << (4 * (i % 2)));
+    const edge::PackedWeights a4 = edge::pack_int4_tflite(b4.data(), b4.size(), n, k, scales.data(), n);
+    const edge::PackedWeights r4 = edge::pack_weights(WeightType::kInt4, v4.data(), n, k, scales.data(), n);
+    EDGE_CHECK(std::memcmp(a4.data().data(), r4.data().data(), r4.data().size()) == 0);
+    EDGE_CHECK(a4.zero_points() == r4.zero_points());
+    // int2 / ternary: four per byte, lowest bits first.
+    const std::vector<int8_t> v2 = rng.int8s(count, -1, 1);
+    std::vector<uint8_t> b2((count + 3) / 4, 0);
+    for (std::size_t i = 0; i < count; ++i) b2[i / 4] |= static_cast<uint8_t>((v2[i] & 3) << (2 * (i % 4)));
+    const edge::PackedWeights a2 = edge::pack_int2_tflite(b2.data(), b2.size(), n, k, scales.data(), n, nullptr, true);
+    const edge::PackedWeights r2 = edge::pack_weights(WeightType::kTernary, v2.data(), n, k, scales.data(), n);
+    EDGE_CHECK(a2.type() == WeightType::kTernary);
+    EDGE_CHECK(std::memcmp(a2.data().data(), r2.data().data(), r2.data().size()) == 0);
+    // base 3: five trits per byte, decode(encode(v)) == v, and straight to the kernel layout.
+    std::vector<uint8_t> b3(edge::base3_bytes(count));
+    edge::encode_base3(v2.data(), count, b3.data());
+    bool valid = true;
+    for (uint8_t byte : b3) valid = valid && byte <= 242;
+    EDGE_CHECK(valid);
+    std::vector<int8_t> back(count);
+    edge::decode_base3(b3.data(), count, back.data());
+    EDGE_CHECK(back == v2);
+    const edge::PackedWeights a3 = edge::pack_ternary_base3(b3.data(), b3.size(), n, k, scales.data(), n);
+    EDGE_CHECK(std::memcmp(a3.data().data(), r2.data().data(), r2.data().size()) == 0);
+  }
+  const int8_t two[] = {2};
+  uint8_t out[1];
+  EDGE_CHECK(throws<std::invalid_argument>([&] { edge::encode_base3(two, 1, out); }));
+  const uint8_t bad[] = {243};
+  int8_t vals[5];
+  EDGE_CHECK(throws<std::invalid_argument>([&] { edge::decode_base3(bad, 5, vals); }));
+  // Known encoding: {-1, 0, 1, 1, -1} -> 0 + 1*3 + 2*9 + 2*27 + 0*81 = 75.
+  const int8_t five[] = {-1, 0, 1, 1, -1};
+  edge::encode_base3(five, 5, out);
+  EDGE_CHECK(out[0] == 75);
+}
+
+EDGE_TEST(thread_pool_runs_every_task_once) {
+  for (int threads : {1, 2, 4}) {
+    edge::ThreadPool pool(threads);
+    EDGE_CHECK(pool.num_threads() == threads);
+    for (std::size_t tasks : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{1000}}) {
+      std::vector<int> hits(tasks, 0);
+      std::atomic<bool> thread_ok{true};
+      pool.parallel_for(tasks, [&](std::size_t t, int thread) {
+        hits[t] += 1;  // each task index is handed out exactly once, so no race
+        if (thread < 0 || thread >= threads) thread_ok.store(false);
+      });
+      bool once = true;
+      for (int h : hits) once = once && h == 1;
+      EDGE_CHECK(once && thread_ok);
+    }
+  }
+  EDGE_CHECK(edge::default_thread_pool().num_threads() >= 1);
+}
