@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import re
 import secrets
 import socket
@@ -218,7 +219,9 @@ class AdbDevice(Device):
     def _exec(self, script: str, timeout: float | None) -> CommandResult:
         started = time.monotonic()
         mark = f"@@edgesdk-rc-{secrets.token_hex(6)}:"
-        errfile = f"{self.workdir}/.stderr-{secrets.token_hex(6)}"
+        # beside the workdir, not in it: cleanup(everything=True) removes the workdir
+        errfile = posixpath.join(posixpath.dirname(self.workdir) or "/",
+                                 f".edgesdk-stderr-{secrets.token_hex(6)}")
         wrapped = (f"sh -c {quote(script)} 2>{quote(errfile)}; rc=$?; "
                    f"printf '\\n%s%d\\n' {quote(mark)} \"$rc\"; "
                    f"cat {quote(errfile)} 2>/dev/null; rm -f {quote(errfile)}")

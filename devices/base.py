@@ -233,8 +233,9 @@ class Device(ABC):
         if native:
             prefix += list(self.config.exec_prefix)
         command = join_command([*prefix, *argv])
-        script = (f"cd {quote(cwd or self.workdir)} && echo $$ > {quote(pidfile)} && "
-                  f"exec {command}")
+        enter = f"cd {quote(cwd)}" if cwd else \
+            f"mkdir -p {quote(self.workdir)} && cd {quote(self.workdir)}"
+        script = f"{enter} && echo $$ > {quote(pidfile)} && exec {command}"
         started = time.monotonic()
 
         def once() -> CommandResult:

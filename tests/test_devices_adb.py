@@ -345,3 +345,17 @@ def test_no_phone_on_usb():
     # this machine has no phone attached: the error says what to check
     with pytest.raises(DeviceNotFoundError, match="no Android phone found on USB"):
         open_device(parse_device_string("adb"))
+
+
+def test_adb_serial_forms_and_cleanup_everything(emulated_phone, tmp_path):
+    # `adb devices` prints TCP phones as HOST:PORT; that works as a serial too
+    config = parse_device_string(f"adb:{emulated_phone.address}").replace(
+        adb_key=str(tmp_path / "k"), workdir="/data/local/tmp/edgesdk-cleanup")
+    with open_device(config) as device:
+        src = tmp_path / "a.bin"
+        src.write_bytes(b"a")
+        device.push(src)
+        assert device.cleanup(everything=True) == ["/data/local/tmp/edgesdk-cleanup"]
+        assert not emulated_phone.host_path(device.workdir).exists()
+        result = device.run(["sh", "-c", "echo err >&2; pwd"], check=False)
+        assert (result.stdout.strip(), result.stderr) == (device.workdir, "err\n")

@@ -200,3 +200,16 @@ def test_full_disk_is_a_clear_error(tmp_path):
         with pytest.raises(DeviceStorageError, match=r"storage full|no room"):
             device.push(big, "again.bin")
         assert not device.exists(f"{device.workdir}/big.bin")
+
+
+def test_board_without_sftp_copies_with_cat(tmp_path):
+    src = tmp_path / "w.bin"
+    src.write_bytes(os.urandom(150_000))
+    with EmulatedBoard(root=tmp_path / "b", sftp=False) as board, \
+            open_device(board.device_config()) as device:
+        remote = device.push(src)
+        assert Path(remote).read_bytes() == src.read_bytes()
+        assert device.pull(remote, tmp_path / "back.bin").read_bytes() == src.read_bytes()
+        device.cleanup(everything=True)  # the workdir itself goes; the device stays usable
+        assert not Path(device.workdir).exists()
+        assert device.run(["pwd"]).stdout.strip() == device.workdir

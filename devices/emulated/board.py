@@ -62,7 +62,8 @@ class EmulatedBoard:
 
     def __init__(self, *, arch: str = "aarch64", cpu: str | None = None, name: str | None = None,
                  root: str | os.PathLike[str] | None = None, storage_bytes: int | None = None,
-                 python: str | None = sys.executable, user: str | None = None):
+                 python: str | None = sys.executable, user: str | None = None,
+                 sftp: bool = True):
         if arch not in ARCHS:
             raise EmulatorError(f"unknown arch {arch!r}; emulated boards are {sorted(ARCHS)}")
         self.arch = arch
@@ -71,6 +72,7 @@ class EmulatedBoard:
         self.user = user or getpass.getuser()
         self.storage_bytes = storage_bytes
         self.python = python
+        self.sftp = sftp  # False: a board without an SFTP server (dropbear, busybox images)
         self._own_root = root is None
         self.root = Path(root) if root is not None else Path(
             tempfile.mkdtemp(prefix=f"edgesdk-{self.name}-"))
@@ -118,7 +120,7 @@ class EmulatedBoard:
             "UsePAM no",
             "PermitUserEnvironment no",
             "AllowTcpForwarding yes",
-            "Subsystem sftp internal-sftp",
+            *(["Subsystem sftp internal-sftp"] if self.sftp else []),
             "MaxStartups 64",
             "MaxSessions 64",
             "LogLevel VERBOSE",
