@@ -31,7 +31,7 @@ def test_details_like_litert() -> None:
     assert model.threads == 1 and model.arena_bytes > 0
     assert model.metadata["quantization_recipe"] == "int8"
     assert model.metadata["extra"] == {"k": "v"}
-    assert model.kernels() == ["qs8_vadd__scalar"]
+    assert model.kernels() == ["qs8_vadd_lut__scalar"]
 
 
 def test_inputs_by_list_dict_and_errors() -> None:

@@ -128,7 +128,7 @@ EDGE_TEST(runtime_runs_small_model) {
   interp.run();
   EDGE_CHECK(std::equal(first.begin(), first.end(), probs));
   EDGE_CHECK(interp.layer_stats().size() == 4);
-  EDGE_CHECK(interp.layer_stats()[0].kernel == "qs8_vadd__scalar");
+  EDGE_CHECK(interp.layer_stats()[0].kernel == "qs8_vadd_lut__scalar");
 }
 
 EDGE_TEST(runtime_memory_plan_shares_without_overlap) {

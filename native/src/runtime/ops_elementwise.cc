@@ -129,53 +129,91 @@ struct Side {
   int shift = 0;
 };
 
-// Runs a binary int8 op the way LiteRT's optimized kernel walks it. `Impl` provides
-//   ref(a, b, sa, sb)        the scalar code (generic broadcast and loop tails),
-//   vec(a, b, sa, sb)        the per-lane arithmetic of the element-wise vector loop,
-//   vec_scalar(a, b, sa, sb) the per-lane arithmetic of the scalar-broadcast vector loop
-//                            (a is the broadcast scalar),
-//   kElementwiseBlock / kScalarBlock: elements per vector iteration of each loop.
-template <typename Impl>
-void run_binary(const Impl& impl, const FiveFold& f, const BroadcastPlan& plan, const int8_t* a,
-                const int8_t* b, int8_t* out, const Side& side_a, const Side& side_b) {
-  // `for (; i <= size - B; i += B)` vector loop, then the scalar loop for the rest.
-  auto elementwise = [&](int64_t n, const int8_t* x, const int8_t* y, int8_t* o, const Side& sx,
-                         const Side& sy) {
-    const int64_t vec_end = n - n % Impl::kElementwiseBlock;
-    int64_t i = 0;
-    for (; i < vec_end; ++i) o[i] = impl.vec(x[i], y[i], sx, sy);
-    for (; i < n; ++i) o[i] = impl.ref(x[i], y[i], sx, sy);
+// A binary int8 op has only 256 x 256 possible input pairs, so each per-element function is
+// tabulated once at prepare time (64 KiB per table) and the run is a table lookup per element:
+// exact by construction, and fast whatever the fixed-point arithmetic costs. One table per loop
+// of LiteRT's that this op's shapes make it run (vector loop, scalar code, scalar-broadcast
+// vector loop). Tables are indexed by the pair in the op's own input order.
+struct PairTables {
+  std::vector<int8_t> vec, ref, vec_scalar;
+  std::size_t bytes() const { return vec.size() + ref.size() + vec_scalar.size(); }
+};
+inline std::size_t pair_index(int8_t a, int8_t b) {
+  return (static_cast<std::size_t>(static_cast<uint8_t>(a)) << 8) | static_cast<uint8_t>(b);
+}
+
+// Which of the three loops runs for these shapes (LiteRT's BroadcastDispatch logic).
+struct LoopsUsed {
+  bool vec = false, ref = false, vec_scalar = false;
+};
+LoopsUsed loops_used(const FiveFold& f, int64_t count, int block, int scalar_block) {
+  LoopsUsed u;
+  auto runs = [&](int64_t n, int b, bool* vector) {
+    if (n >= b) *vector = true;
+    if (n % b != 0) u.ref = true;
   };
-  auto scalar_broadcast = [&](int64_t n, int8_t x, const int8_t* y, int8_t* o, const Side& sx,
-                              const Side& sy) {
-    const int64_t vec_end = n - n % Impl::kScalarBlock;
+  switch (f.category) {
+    case BroadcastCategory::kNonBroadcast: runs(count, block, &u.vec); break;
+    case BroadcastCategory::kGeneric: u.ref = true; break;
+    default:
+      if (f.y[4] > 1) {
+        runs(f.y[4], block, &u.vec);
+      } else {
+        runs(f.y[3], scalar_block, &u.vec_scalar);
+      }
+  }
+  return u;
+}
+
+template <typename Impl>
+PairTables build_tables(const Impl& impl, const LoopsUsed& used, const Side& sa, const Side& sb) {
+  PairTables t;
+  auto fill = [&](std::vector<int8_t>& table, auto fn) {
+    table.resize(256 * 256);
+    for (int a = -128; a <= 127; ++a) {
+      for (int b = -128; b <= 127; ++b) {
+        const auto x = static_cast<int8_t>(a), y = static_cast<int8_t>(b);
+        table[pair_index(x, y)] = fn(x, y);
+      }
+    }
+  };
+  if (used.vec) fill(t.vec, [&](int8_t x, int8_t y) { return impl.vec(x, y, sa, sb); });
+  if (used.ref) fill(t.ref, [&](int8_t x, int8_t y) { return impl.ref(x, y, sa, sb); });
+  if (used.vec_scalar) {
+    fill(t.vec_scalar, [&](int8_t x, int8_t y) { return impl.vec_scalar(x, y, sa, sb); });
+  }
+  return t;
+}
+
+// Walks a binary op exactly as LiteRT's optimized kernel does (flat loop, five-fold broadcast
+// or generic broadcast), taking each element from the table of the loop LiteRT would use.
+inline void run_binary(const PairTables& t, const FiveFold& f, const BroadcastPlan& plan,
+                       int block, int scalar_block, const int8_t* a, const int8_t* b,
+                       int8_t* out) {
+  // `for (; i <= size - B; i += B)` vector loop, then the scalar loop for the rest; x and y
+  // are the op's first and second input.
+  auto elementwise = [&](int64_t n, const int8_t* x, const int8_t* y, int8_t* o) {
+    const int64_t vec_end = n - n % block;
     int64_t i = 0;
-    for (; i < vec_end; ++i) o[i] = impl.vec_scalar(x, y[i], sx, sy);
-    for (; i < n; ++i) o[i] = impl.ref(x, y[i], sx, sy);
+    for (; i < vec_end; ++i) o[i] = t.vec[pair_index(x[i], y[i])];
+    for (; i < n; ++i) o[i] = t.ref[pair_index(x[i], y[i])];
   };
   switch (f.category) {
     case BroadcastCategory::kNonBroadcast:
-      elementwise(plan.count, a, b, out, side_a, side_b);
+      elementwise(plan.count, a, b, out);
       return;
     case BroadcastCategory::kGeneric:
       for_each_broadcast(plan, [&](int64_t o, int64_t ia, int64_t ib) {
-        out[o] = impl.ref(a[ia], b[ib], side_a, side_b);
+        out[o] = t.ref[pair_index(a[ia], b[ib])];
       });
       return;
     default:
       break;
   }
-  // BinaryBroadcastFiveFold: input "1" is the one that broadcasts along y3 (and y1).
+  // BinaryBroadcastFiveFold: "input 1" is the one that broadcasts along y3 (and y1).
   const bool first = f.category == BroadcastCategory::kFirstFast;
   const int8_t* in1 = first ? a : b;
   const int8_t* in2 = first ? b : a;
-  const Side& s1 = first ? side_a : side_b;
-  const Side& s2 = first ? side_b : side_a;
-  // Per element both ops treat their two inputs alike (each with its own side), so only the
-  // roles move with the switch.
-  auto ew = [&](int64_t n, const int8_t* x1, const int8_t* x2, int8_t* o) {
-    elementwise(n, x1, x2, o, s1, s2);
-  };
   const int64_t y0 = f.y[0], y1 = f.y[1], y2 = f.y[2], y3 = f.y[3], y4 = f.y[4];
   int8_t* o = out;
   const int8_t* p1 = in1;
@@ -187,7 +225,11 @@ void run_binary(const Impl& impl, const FiveFold& f, const BroadcastPlan& plan, 
         p2 = reset2;
         for (int64_t i2 = 0; i2 < y2; ++i2) {
           for (int64_t i3 = 0; i3 < y3; ++i3) {
-            ew(y4, p1, p2, o);
+            if (first) {
+              elementwise(y4, p1, p2, o);
+            } else {
+              elementwise(y4, p2, p1, o);
+            }
             p2 += y4;
             o += y4;
           }
@@ -196,20 +238,25 @@ void run_binary(const Impl& impl, const FiveFold& f, const BroadcastPlan& plan, 
       }
       reset2 = p2;
     }
-  } else {
-    for (int64_t i0 = 0; i0 < y0; ++i0) {
-      const int8_t* p2 = nullptr;
-      for (int64_t i1 = 0; i1 < y1; ++i1) {
-        p2 = reset2;
-        for (int64_t i2 = 0; i2 < y2; ++i2) {
-          scalar_broadcast(y3, *p1, p2, o, s1, s2);
-          p2 += y3;
-          o += y3;
-          p1 += 1;
+    return;
+  }
+  const int64_t vec_end = y3 - y3 % scalar_block;
+  for (int64_t i0 = 0; i0 < y0; ++i0) {
+    const int8_t* p2 = nullptr;
+    for (int64_t i1 = 0; i1 < y1; ++i1) {
+      p2 = reset2;
+      for (int64_t i2 = 0; i2 < y2; ++i2) {
+        const int8_t s = *p1;
+        for (int64_t i = 0; i < y3; ++i) {
+          const std::size_t k = first ? pair_index(s, p2[i]) : pair_index(p2[i], s);
+          o[i] = i < vec_end ? t.vec_scalar[k] : t.ref[k];
         }
+        p2 += y3;
+        o += y3;
+        p1 += 1;
       }
-      reset2 = p2;
     }
+    reset2 = p2;
   }
 }
 
@@ -281,26 +328,29 @@ class AddKernel final : public OpKernel {
       throw ctx.error("output scale ", qo.scale, " is too small for the input scales ", qa.scale,
                       " and ", qb.scale, " (rescale factor above 1)");
     }
-    side_a_ = {-qa.zero_point, ma.multiplier, ma.shift};
-    side_b_ = {-qb.zero_point, mb.multiplier, mb.shift};
-    impl_.out = mo;
-    impl_.out_offset = qo.zero_point;
-    activation_range_int8(ctx.op.options.activation, qo.scale, qo.zero_point, &impl_.act_min,
-                          &impl_.act_max);
+    AddImpl impl;
+    impl.out = mo;
+    impl.out_offset = qo.zero_point;
+    activation_range_int8(ctx.op.options.activation, qo.scale, qo.zero_point, &impl.act_min,
+                          &impl.act_max);
+    const LoopsUsed used =
+        loops_used(fold_, plan_.count, AddImpl::kElementwiseBlock, AddImpl::kScalarBlock);
+    tables_ = build_tables(impl, used, {-qa.zero_point, ma.multiplier, ma.shift},
+                           {-qb.zero_point, mb.multiplier, mb.shift});
+    ctx.prepared_bytes = tables_.bytes();
   }
 
   void run(const RunContext& ctx) override {
-    run_binary(impl_, fold_, plan_, ctx.in<int8_t>(0), ctx.in<int8_t>(1), ctx.out<int8_t>(),
-               side_a_, side_b_);
+    run_binary(tables_, fold_, plan_, AddImpl::kElementwiseBlock, AddImpl::kScalarBlock,
+               ctx.in<int8_t>(0), ctx.in<int8_t>(1), ctx.out<int8_t>());
   }
 
-  std::string kernel_name() const override { return "qs8_vadd__scalar"; }
+  std::string kernel_name() const override { return "qs8_vadd_lut__scalar"; }
 
  private:
   BroadcastPlan plan_;
   FiveFold fold_;
-  AddImpl impl_;
-  Side side_a_, side_b_;
+  PairTables tables_;
 };
 
 // ---------------------------------------------------------------- MUL
@@ -347,27 +397,32 @@ class MulKernel final : public OpKernel {
     const TensorQuant qo = per_tensor_quant(ctx, out, "output");
     plan_ = plan_broadcast(ctx, a, b, out);
     fold_ = five_fold(a, b);
-    side_a_.offset = -qa.zero_point;
-    side_b_.offset = -qb.zero_point;
-    impl_.out_offset = qo.zero_point;
+    MulImpl impl;
+    impl.out_offset = qo.zero_point;
     const float real = qa.scale * qb.scale / qo.scale;
-    impl_.m = fp::quantize_multiplier(static_cast<double>(real));
-    activation_range_int8(ctx.op.options.activation, qo.scale, qo.zero_point, &impl_.act_min,
-                          &impl_.act_max);
+    impl.m = fp::quantize_multiplier(static_cast<double>(real));
+    activation_range_int8(ctx.op.options.activation, qo.scale, qo.zero_point, &impl.act_min,
+                          &impl.act_max);
+    const LoopsUsed used =
+        loops_used(fold_, plan_.count, MulImpl::kElementwiseBlock, MulImpl::kScalarBlock);
+    Side sa, sb;
+    sa.offset = -qa.zero_point;
+    sb.offset = -qb.zero_point;
+    tables_ = build_tables(impl, used, sa, sb);
+    ctx.prepared_bytes = tables_.bytes();
   }
 
   void run(const RunContext& ctx) override {
-    run_binary(impl_, fold_, plan_, ctx.in<int8_t>(0), ctx.in<int8_t>(1), ctx.out<int8_t>(),
-               side_a_, side_b_);
+    run_binary(tables_, fold_, plan_, MulImpl::kElementwiseBlock, MulImpl::kScalarBlock,
+               ctx.in<int8_t>(0), ctx.in<int8_t>(1), ctx.out<int8_t>());
   }
 
-  std::string kernel_name() const override { return "qs8_vmul__scalar"; }
+  std::string kernel_name() const override { return "qs8_vmul_lut__scalar"; }
 
  private:
   BroadcastPlan plan_;
   FiveFold fold_;
-  MulImpl impl_;
-  Side side_a_, side_b_;
+  PairTables tables_;
 };
 
 // ---------------------------------------------------------------- lookup-table ops

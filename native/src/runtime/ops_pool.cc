@@ -93,6 +93,7 @@ class PoolKernel final : public OpKernel {
                             ")");
     }
     g_ = pool_geometry(ctx);
+    acc_.assign(static_cast<std::size_t>(g_.depth), 0);
     activation_range_int8(ctx.op.options.activation, qo.scale, qo.zero_point, &act_min_,
                           &act_max_);
   }
@@ -100,27 +101,37 @@ class PoolKernel final : public OpKernel {
   void run(const RunContext& ctx) override {
     const int8_t* in = ctx.in<int8_t>(0);
     int8_t* out = ctx.out<int8_t>();
-    const int d = g_.depth;
+    const int64_t d = g_.depth;
+    int32_t* acc = acc_.data();
+    // Per output pixel, the window's input rows are walked with the channels innermost, so the
+    // inner loops run over contiguous bytes (and vectorise).
     for (int b = 0; b < g_.batches; ++b) {
       for (int oy = 0; oy < g_.out_h; ++oy) {
         for (int ox = 0; ox < g_.out_w; ++ox) {
           const Window w = window(g_, oy, ox);
           int8_t* o = out + ((int64_t{b} * g_.out_h + oy) * g_.out_w + ox) * d;
-          const int count = (w.y1 - w.y0) * (w.x1 - w.x0);
-          for (int c = 0; c < d; ++c) {
-            int32_t acc = max_ ? act_min_ : 0;
-            for (int y = w.y0; y < w.y1; ++y) {
-              const int8_t* row = in + ((int64_t{b} * g_.in_h + y) * g_.in_w) * d + c;
-              for (int x = w.x0; x < w.x1; ++x) {
-                const int32_t v = row[int64_t{x} * d];
-                acc = max_ ? std::max(acc, v) : acc + v;
+          const int32_t init = max_ ? act_min_ : 0;
+          for (int64_t c = 0; c < d; ++c) acc[c] = init;
+          for (int y = w.y0; y < w.y1; ++y) {
+            for (int x = w.x0; x < w.x1; ++x) {
+              const int8_t* px = in + ((int64_t{b} * g_.in_h + y) * g_.in_w + x) * d;
+              if (max_) {
+                for (int64_t c = 0; c < d; ++c) acc[c] = std::max<int32_t>(acc[c], px[c]);
+              } else {
+                for (int64_t c = 0; c < d; ++c) acc[c] += px[c];
               }
             }
-            if (!max_) {
-              // TFLite rounds the average half away from zero with integer division.
-              acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+          }
+          if (max_) {
+            for (int64_t c = 0; c < d; ++c) o[c] = clamp8(acc[c], act_min_, act_max_);
+          } else {
+            // TFLite rounds the average half away from zero with integer division.
+            const int count = (w.y1 - w.y0) * (w.x1 - w.x0);
+            for (int64_t c = 0; c < d; ++c) {
+              const int32_t v = acc[c] > 0 ? (acc[c] + count / 2) / count
+                                           : (acc[c] - count / 2) / count;
+              o[c] = clamp8(v, act_min_, act_max_);
             }
-            o[c] = clamp8(acc, act_min_, act_max_);
           }
         }
       }
@@ -134,6 +145,7 @@ class PoolKernel final : public OpKernel {
  private:
   bool max_;
   PoolGeometry g_;
+  std::vector<int32_t> acc_;  // one accumulator per channel, sized at prepare
   int32_t act_min_ = -128, act_max_ = 127;
 };
 

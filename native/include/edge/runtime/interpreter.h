@@ -38,7 +38,7 @@ struct LayerStats {
   int op_index = 0;
   std::string label;   // "operator 3 (CONV_2D 'name')"
   std::string op;      // "CONV_2D"
-  std::string kernel;  // the kernel (and ISA) that ran it, e.g. "qs8_vadd__scalar"
+  std::string kernel;  // the kernel (and ISA) that ran it, e.g. "qs8_vadd_lut__scalar"
   double last_ms = 0;
   double total_ms = 0;
   int64_t runs = 0;
