@@ -64,3 +64,38 @@ def digits_cnn(data: DigitsData | None = None, *, epochs: int = 12, seed: int = 
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(data.x_train, data.y_train, batch_size=64, epochs=epochs, verbose=0, shuffle=True)
     return model
+
+
+def digits_mobilenet(data: DigitsData | None = None, *, epochs: int = 24, seed: int = 0) -> Any:
+    """A MobileNet-style net trained on the digits; outputs logits (no softmax).
+
+    Conv 3x3 (16, ReLU6) -> residual block [depthwise 3x3, batch norm, hard-swish, pointwise 16]
+    -> depthwise 3x3 stride 2 (multiplier 2), batch norm, ReLU6 -> pointwise 32 -> global
+    average pooling -> dense 10. Exercises the ops of mobile vision models in a few seconds.
+    """
+    import tensorflow as tf
+
+    data = data or digits()
+    tf.keras.utils.set_random_seed(seed)
+    with contextlib.suppress(AttributeError, RuntimeError):
+        tf.config.experimental.enable_op_determinism()
+    layers = tf.keras.layers
+    inputs = tf.keras.Input((8, 8, 1), name="image")
+    x = layers.Conv2D(16, 3, padding="same", activation="relu6", name="stem")(inputs)
+    y = layers.DepthwiseConv2D(3, padding="same", name="dw1")(x)
+    y = layers.BatchNormalization(momentum=0.9, name="bn1")(y)
+    y = layers.Activation("hard_swish", name="hswish1")(y)
+    y = layers.Conv2D(16, 1, name="pw1")(y)
+    x = layers.Add(name="residual")([x, y])
+    y = layers.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2, name="dw2")(x)
+    y = layers.BatchNormalization(momentum=0.9, name="bn2")(y)
+    y = layers.ReLU(6.0, name="relu2")(y)
+    x = layers.Conv2D(32, 1, activation="relu", name="pw2")(y)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = layers.Dense(10, name="logits")(x)
+    model = tf.keras.Model(inputs, outputs, name="digits_mobilenet")
+    model.compile(optimizer=tf.keras.optimizers.Adam(5e-3),
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    model.fit(data.x_train, data.y_train, batch_size=64, epochs=epochs, verbose=0, shuffle=True)
+    return model

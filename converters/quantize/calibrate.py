@@ -22,7 +22,6 @@ from sdk.converters.quantize.ranges import (
     TensorStats,
     estimate_range,
     needs_histogram,
-    saturating_input_range,
     softmax_input_range,
 )
 from sdk.converters.quantize.rules import WEIGHTED
@@ -33,8 +32,18 @@ Progress = Callable[[str, int, int], None]
 
 #: consumers whose input range is taken with min/max whatever the method
 _PROTECTED_CONSUMERS = {"LOG_SOFTMAX", "ARG_MAX", "ARG_MIN"}
-#: saturating functions: beyond +-limit their int8 output (step 1/256 or 1/128) is constant
-_SATURATING = {"LOGISTIC": 8.0, "TANH": 5.0}
+#: the input interval each of these ops can tell apart: outside it the output does not change
+#: (RELU6 reads everything above 6 as 6, HARD_SWISH everything below -3 as -3 (output 0); the int8
+#: outputs of LOGISTIC (step 1/256) and TANH (1/128) stop changing beyond about +-6 and +-3.5)
+RELEVANT_INPUT: dict[str, tuple[float, float]] = {
+    "RELU": (0.0, np.inf),
+    "RELU6": (0.0, 6.0),
+    "RELU_N1_TO_1": (-1.0, 1.0),
+    "RELU_0_TO_1": (0.0, 1.0),
+    "HARD_SWISH": (-3.0, np.inf),
+    "LOGISTIC": (-8.0, 8.0),
+    "TANH": (-5.0, 5.0),
+}
 
 
 @dataclass
@@ -120,14 +129,15 @@ def calibrate(model: Model, samples: SampleSet, method: str = "mse", *,
                 notes[t] = ("SOFTMAX input: logits far below each row's maximum are clipped on "
                             "purpose (they do not change the int8 probabilities); the finer step "
                             "helps the logits that matter")
-        elif consumer is not None and consumer[0] in _SATURATING:
-            ranges[t] = saturating_input_range(s, _SATURATING[consumer[0]])
-            if ranges[t] != (min(s.min, 0.0), max(s.max, 0.0)):
-                notes[t] = (f"{consumer[0]} input: clipped where the function saturates "
-                            "(its int8 output no longer changes)")
         else:
-            ranges[t] = estimate_range(s, "minmax" if id(t) in protected else method,
-                                       percentile=percentile)
+            relevant = RELEVANT_INPUT.get(consumer[0]) if consumer is not None else None
+            how = "minmax" if id(t) in protected else method
+            ranges[t] = estimate_range(s, how, percentile=percentile, relevant=relevant)
+            if relevant is not None and ranges[t] != estimate_range(s, how,
+                                                                    percentile=percentile):
+                notes[t] = (f"{consumer[0]} input: values its output cannot tell apart "
+                            f"(outside [{relevant[0]:g}, {relevant[1]:g}]) are clipped on "
+                            "purpose")
     means = {t: m for t, s in stats.items() if id(t) in mean_for
              and (m := s.mean_per_channel()) is not None}
     return Calibration(method, len(samples), samples.source, stats, ranges, means,

@@ -107,18 +107,27 @@ def needs_histogram(method: str) -> bool:
 
 
 def estimate_range(stats: TensorStats, method: str = "minmax", *, percentile: float = 99.99,
-                   qmin: int = -128, qmax: int = 127) -> tuple[float, float]:
-    """The float range [lo, hi] (lo <= 0 <= hi) for a tensor, by `method`."""
+                   qmin: int = -128, qmax: int = 127,
+                   relevant: tuple[float, float] | None = None) -> tuple[float, float]:
+    """The float range [lo, hi] (lo <= 0 <= hi) for a tensor, by `method`.
+
+    `relevant` is the interval the tensor's consumers can tell apart (RELU6 reads everything
+    below 0 as 0 and above 6 as 6): values outside it may be clipped for free, so the range never
+    extends past it and the search ignores the clipping error there.
+    """
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}; choose one of {METHODS}")
     if not stats.seen:
         raise ValueError("no values observed")
-    lo, hi = min(stats.min, 0.0), max(stats.max, 0.0)
+    a, b = relevant if relevant is not None else (-np.inf, np.inf)
+    a, b = min(a, 0.0), max(b, 0.0)
+    lo, hi = max(min(stats.min, 0.0), a), min(max(stats.max, 0.0), b)
     if method == "minmax" or stats.hist is None or hi - lo <= 0:
         return lo, hi
     if method == "percentile":
-        return _percentile_range(stats, percentile)
-    return _mse_range(stats, qmax - qmin)
+        plo, phi = _percentile_range(stats, percentile)
+        return max(plo, lo), min(phi, hi)
+    return _mse_range(stats, qmax - qmin, (lo, hi))
 
 
 def _centres(stats: TensorStats) -> np.ndarray:
@@ -146,15 +155,17 @@ def _percentile_range(stats: TensorStats, pct: float) -> tuple[float, float]:
     return lo, hi
 
 
-def _mse_range(stats: TensorStats, levels: int) -> tuple[float, float]:
-    """Grid search of [lo, hi] minimising clipping + rounding error over the histogram."""
+def _mse_range(stats: TensorStats, levels: int,
+               bounds: tuple[float, float]) -> tuple[float, float]:
+    """Grid search of [lo, hi] within `bounds` minimising clipping + rounding error over the
+    histogram; values outside `bounds` are irrelevant and cost nothing."""
     assert stats.hist is not None
-    n = stats.hist.astype(np.float64)
     c = _centres(stats)
+    n = np.where((c >= bounds[0]) & (c <= bounds[1]), stats.hist.astype(np.float64), 0.0)
     # prefix sums of n, n*c, n*c^2 from the left; suffix sums from the right
     s0, s1, s2 = np.cumsum(n), np.cumsum(n * c), np.cumsum(n * c * c)
     t0, t1, t2 = s0[-1], s1[-1], s2[-1]
-    lo0, hi0 = min(stats.min, 0.0), max(stats.max, 0.0)
+    lo0, hi0 = bounds
 
     def candidates(end: float, steps: int = 200) -> np.ndarray:
         if end == 0.0:
@@ -200,12 +211,6 @@ def softmax_input_range(stats: TensorStats, beta: float = 1.0,
         return lo, hi
     margin = (np.log(levels * max(stats.row_length, 1)) + 4.0) / beta
     return min(max(lo, stats.min_row_max - margin), 0.0), hi
-
-
-def saturating_input_range(stats: TensorStats, limit: float) -> tuple[float, float]:
-    """Range for a tensor read only by a saturating function (LOGISTIC, TANH) whose int8 output
-    no longer changes beyond +-limit."""
-    return max(min(stats.min, 0.0), -limit), min(max(stats.max, 0.0), limit)
 
 
 def affine_params(lo: float, hi: float, qmin: int = -128, qmax: int = 127) -> QuantParams:
