@@ -29,7 +29,8 @@ class CalibrationInfo:
     samples: int
     source: str
     synthetic: bool = False
-    bias_correction: bool = False
+    #: "none", "analytic" or "empirical"
+    bias_correction: str = "none"
 
 
 @dataclass
@@ -89,8 +90,8 @@ class ExportResult:
             f"wrote {self.path} ({self.format}, {self.scheme}): {self.size_bytes:,} bytes, "
             f"{self.size_bytes / max(self.float_size_bytes, 1):.0%} of the float model's "
             f"{self.float_size_bytes:,}",
-            f"calibration: {cal.method} on {cal.samples} samples ({cal.source})"
-            + (", bias correction" if cal.bias_correction else ""),
+            f"calibration: {cal.method} on {cal.samples} samples ({cal.source}); "
+            f"bias correction: {cal.bias_correction}",
             "ops: " + ", ".join(f"{k} x{v}" for k, v in self.op_counts.items()),
         ]
         io_rows = [("input", t.name, str(list(t.shape)), t.dtype, _q(t)) for t in self.inputs]

@@ -308,6 +308,10 @@ def _fit(arr: np.ndarray, spec: InputSpec, what: str) -> np.ndarray:
         stacked = arr[None]
     elif spec.batched and arr.ndim == len(sample) + 2 and arr.shape[2:] == sample:
         stacked = arr.reshape(-1, *sample)  # batches of samples
+    elif (not spec.batched and len(spec.shape) >= 2 and arr.ndim == len(spec.shape)
+          and arr.shape[1:] == spec.shape[1:] and arr.shape[0] % spec.shape[0] == 0):
+        # a model with a fixed batch B > 1: every B consecutive samples make one input
+        stacked = arr.reshape(-1, *spec.shape)
     else:
         hint = ""
         if arr.ndim == len(sample) + 1 and sorted(arr.shape[1:]) == sorted(sample):
