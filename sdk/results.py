@@ -89,7 +89,7 @@ class ExportResult:
         lines = [
             f"wrote {self.path} ({self.format}, {self.scheme}): {self.size_bytes:,} bytes, "
             f"{self.size_bytes / max(self.float_size_bytes, 1):.0%} of the float model's "
-            f"{self.float_size_bytes:,}",
+            f"{self.float_size_bytes:,} bytes",
             f"calibration: {cal.method} on {cal.samples} samples ({cal.source}); "
             f"bias correction: {cal.bias_correction}",
             "ops: " + ", ".join(f"{k} x{v}" for k, v in self.op_counts.items()),
