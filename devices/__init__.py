@@ -38,6 +38,7 @@ from sdk.devices.errors import (
     EmulatorError,
     RunnerError,
     TransferError,
+    is_transient,
 )
 from sdk.devices.info import DeviceInfo, ThermalState
 from sdk.devices.local import LocalDevice
@@ -66,6 +67,7 @@ __all__ = [
     "SshDevice",
     "ThermalState",
     "TransferError",
+    "is_transient",
     "load_device_config",
     "open_device",
     "parse_device_string",

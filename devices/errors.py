@@ -20,6 +20,7 @@ __all__ = [
     "EmulatorError",
     "RunnerError",
     "TransferError",
+    "is_transient",
 ]
 
 
@@ -87,3 +88,16 @@ class DeviceConfigError(EdgeSDKError, ValueError):
         self.path = path
         self.device = device
         self.field = field
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether trying again later may succeed: a dropped link or a device that went away
+    (rebooting), a run past its time limit, a corrupted transfer. Permanent: refused
+    authentication, a failing command, a missing runner, a full disk, a bad config.
+
+    The board farm retries transient failures (a bounded number of times) and reports the rest
+    at once.
+    """
+    if isinstance(exc, DeviceAuthError | DeviceStorageError):
+        return False
+    return isinstance(exc, DeviceConnectionError | DeviceTimeoutError | TransferError)
