@@ -1,0 +1,221 @@
+"""What the farm runs: models (identified by content), settings, and jobs = (model, board, settings).
+
+A job's key is a hash of the model's SHA-256, the board's name and measurement-relevant config
+(runner, delegates, ABI, exec prefix, environment) and the settings: the results database
+answers "is this done?" by key, so a killed run resumes where it stopped and a changed setting
+is measured afresh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sdk.devices.base import sha256_file
+from sdk.devices.farm.inventory import BoardConfig
+
+#: Precisions in the order reports list them.
+PRECISIONS = ("float32", "float16", "int8", "int4", "int2", "ternary")
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """How close a quantised model is to its float original (from its export report, or
+    measured on the host against a reference model)."""
+
+    min_sqnr_db: float | None
+    top1_agreement: float | None
+    source: str
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model file as the farm knows it."""
+
+    path: str
+    name: str
+    sha256: str
+    size_bytes: int
+    format: str                  #: "tflite", "edge"
+    precision: str               #: float32, int8, int4, int2, ternary (weights of GEMM/conv ops)
+    scheme: str | None = None    #: the export scheme, when an export report is beside it
+    fidelity: Fidelity | None = None
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str], *,
+                  reference: str | os.PathLike[str] | None = None) -> ModelInfo:
+        from sdk.devices.errors import RunnerError
+
+        file = Path(path)
+        if not file.is_file():
+            raise RunnerError(f"no such model file: {file}")
+        scheme, fidelity = _export_report(file)
+        precision = scheme if scheme in PRECISIONS else weight_precision(file)
+        if fidelity is None and reference is not None and Path(reference).resolve() != \
+                file.resolve():
+            fidelity = host_fidelity(file, reference)
+        return cls(path=str(file.resolve()), name=file.name, sha256=sha256_file(file),
+                   size_bytes=file.stat().st_size, format=file.suffix.lstrip(".").lower(),
+                   precision=precision, scheme=scheme, fidelity=fidelity)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelInfo:
+        d = dict(d)
+        if d.get("fidelity") is not None:
+            d["fidelity"] = Fidelity(**d["fidelity"])
+        return cls(**d)
+
+
+def _export_report(model: Path) -> tuple[str | None, Fidelity | None]:
+    """(scheme, fidelity) from the `<stem>.report.json` that `sdk.export` writes."""
+    report = model.with_name(model.stem + ".report.json")
+    if not report.is_file():
+        return None, None
+    try:
+        data = json.loads(report.read_text())
+    except (OSError, ValueError):
+        return None, None
+    scheme = data.get("scheme") if isinstance(data.get("scheme"), str) else None
+    fid = data.get("fidelity")
+    if not isinstance(fid, dict) or not fid.get("outputs"):
+        return scheme, None
+    from sdk.fidelity import FidelityReport
+
+    report_obj = FidelityReport.from_dict(fid)
+    return scheme, Fidelity(min_sqnr_db=float(report_obj.min_sqnr_db),
+                            top1_agreement=report_obj.top1_agreement,
+                            source=f"export report ({report_obj.samples} samples, "
+                                   f"{report_obj.source})")
+
+
+def weight_precision(model: Path) -> str:
+    """The narrowest weight type of the model's GEMM/conv operators (INT2 weights holding only
+    -1, 0, +1 are "ternary")."""
+    if model.suffix.lower() != ".tflite":
+        return "unknown"
+    from sdk.converters.ir import DType
+    from sdk.converters.tflite.reader import read_tflite
+
+    try:
+        ir = read_tflite(str(model))
+    except Exception:
+        return "unknown"
+    found: set[str] = set()
+    for op in ir.all_operators():
+        if op.type not in ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV",
+                           "BATCH_MATMUL") and not op.type.startswith("CUSTOM"):
+            continue
+        for t in op.inputs[1:2]:
+            if t is None or not t.is_constant:
+                continue
+            if t.dtype == DType.INT2:
+                values = t.data if not isinstance(t.data, bytes) else None
+                ternary = values is not None and set(map(int, set(values.ravel().tolist()))) <= \
+                    {-1, 0, 1}
+                found.add("ternary" if ternary else "int2")
+            elif t.dtype == DType.INT4:
+                found.add("int4")
+            elif t.dtype in (DType.INT8, DType.UINT8):
+                found.add("int8")
+            elif t.dtype == DType.FLOAT16:
+                found.add("float16")
+            elif t.dtype == DType.FLOAT32:
+                found.add("float32")
+    for precision in ("ternary", "int2", "int4", "int8", "float16", "float32"):
+        if precision in found:
+            return precision
+    return "float32"
+
+
+def host_fidelity(model: str | os.PathLike[str], reference: str | os.PathLike[str], *,
+                  samples: int = 32, seed: int = 0) -> Fidelity:
+    """SQNR and top-1 agreement of `model` against a float `reference` on this host (LiteRT),
+    over seeded random normal inputs (say so in reports: not a validation set)."""
+    import numpy as np
+
+    from sdk.fidelity import compare_outputs
+    from sdk.runner import LiteRTRunner
+
+    ref = LiteRTRunner(Path(reference).read_bytes())
+    test = LiteRTRunner(Path(model).read_bytes())
+    rng = np.random.default_rng(seed)
+    ref_outs: list[list[np.ndarray]] = [[] for _ in ref.outputs]
+    test_outs: list[list[np.ndarray]] = [[] for _ in test.outputs]
+    for _ in range(samples):
+        feeds = [rng.standard_normal([max(int(d), 1) for d in x.shape]).astype(np.float32)
+                 for x in ref.inputs]
+        for acc, out in zip(ref_outs, ref.invoke(feeds), strict=True):
+            acc.append(out)
+        for acc, out in zip(test_outs, test.invoke(feeds), strict=True):
+            acc.append(out)
+    results = [compare_outputs(d.name, np.concatenate(r), np.concatenate(t))
+               for d, r, t in zip(ref.outputs, ref_outs, test_outs, strict=True)]
+    top1 = [r.top1_agreement for r in results if r.top1_agreement is not None]
+    return Fidelity(min_sqnr_db=float(min(r.sqnr_db for r in results)),
+                    top1_agreement=min(top1) if top1 else None,
+                    source=f"host LiteRT vs {Path(reference).name}, {samples} random inputs")
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """How one job measures. `layers`: also time each operator alone."""
+
+    runs: int = 50
+    warmup: int = 5
+    min_duration_s: float = 1.0
+    threads: int | None = None
+    cpus: str | None = None
+    layers: bool = False
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One model on one board with one set of settings."""
+
+    model: ModelInfo
+    board: str
+    settings: JobSettings
+    board_fingerprint: str = ""
+    timeout_s: float = 600.0
+    #: a label for progress displays
+    label: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> str:
+        return job_key(self.model.sha256, self.board, self.settings, self.board_fingerprint)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model.to_dict(), "board": self.board,
+                "settings": self.settings.to_dict(), "board_fingerprint": self.board_fingerprint,
+                "timeout_s": self.timeout_s, "key": self.key}
+
+
+def board_fingerprint(board: BoardConfig) -> str:
+    """What about a board changes its measurements (not its address: a board that moved to
+    another IP is the same board)."""
+    d = board.device
+    data = {"abi": d.abi, "exec_prefix": list(d.exec_prefix), "env": dict(d.env),
+            "runner": dataclasses.asdict(d.runner),
+            "delegates": [[x.path, x.name, dict(x.options)] for x in d.delegates]}
+    return _digest(data)[:16]
+
+
+def job_key(model_sha256: str, board: str, settings: JobSettings, fingerprint: str) -> str:
+    return _digest({"model": model_sha256, "board": board, "settings": settings.to_dict(),
+                    "fingerprint": fingerprint})[:32]
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
