@@ -12,10 +12,11 @@ JOBS ?= $(shell nproc)
 BUILD := build
 
 # Debian packages: compilers, Arm cross compilers, qemu-user for running Arm code, the real
-# adb client and OpenSSH (emulated devices are tested against them).
+# adb client and OpenSSH (emulated devices are tested against them), a headless Chromium (the farm
+# report is opened in a real browser by the tests).
 APT_PACKAGES := build-essential g++ g++-aarch64-linux-gnu g++-arm-linux-gnueabihf \
 	qemu-user-static python3-venv python3-dev openssh-server openssh-client adb \
-	libusb-1.0-0 flatbuffers-compiler libflatbuffers-dev
+	libusb-1.0-0 flatbuffers-compiler libflatbuffers-dev chromium-headless-shell
 
 EXTRAS := dev,tf,onnx,devices,farm
 NATIVE_SOURCES := $(shell find native -type f \( -name '*.cc' -o -name '*.h' -o -name '*.txt' -o -name '*.cmake' -o -name '*.fbs' \) 2>/dev/null)

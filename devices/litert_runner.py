@@ -239,6 +239,8 @@ def main(argv=None):
         [latencies[i * len(latencies) // MAX_SAMPLES] for i in range(MAX_SAMPLES)],
         "duration_s": duration,
         "peak_rss_bytes": _peak_rss_bytes(),
+        "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+        else None,
         "layers": layers,
     }))
     return 0

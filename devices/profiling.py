@@ -106,7 +106,7 @@ class Profile:
     duration_s: float                #: wall time of the timed runs
     peak_rss_bytes: int | None
     threads: int | None
-    cpus: str | None                 #: the taskset list used (None: not pinned)
+    cpus: str | None                 #: the taskset list asked for (None: not pinned)
     #: the kernels that ran: "xnnpack" / "builtin" / delegate names, with the device's ISA
     kernels: tuple[str, ...]
     layers: tuple[LayerTiming, ...] = ()
@@ -116,6 +116,8 @@ class Profile:
     state_before: ThermalState = field(default_factory=ThermalState)
     state_after: ThermalState = field(default_factory=ThermalState)
     notes: tuple[str, ...] = ()
+    #: the CPUs the runner was allowed to run on, as it saw them (None: unknown)
+    cpu_affinity: tuple[int, ...] | None = None
 
     @property
     def governor(self) -> str | None:
@@ -152,6 +154,8 @@ class Profile:
             d[key] = ThermalState(**(d.get(key) or {}))
         for key in ("latencies_ms", "warmup_ms", "kernels", "notes"):
             d[key] = tuple(d.get(key) or ())
+        if d.get("cpu_affinity") is not None:
+            d["cpu_affinity"] = tuple(d["cpu_affinity"])
         return cls(**d)
 
 
@@ -300,7 +304,8 @@ def profile(model: str | os.PathLike[str], device: Device | DeviceConfig | str, 
         if layers else None,
         settings={"runs": runs, "warmup": warmup, "min_duration_s": float(min_duration_s),
                   "seed": seed, "xnnpack": bool(data.get("xnnpack", True))},
-        device_info=info, state_before=before, state_after=after, notes=tuple(notes))
+        device_info=info, state_before=before, state_after=after, notes=tuple(notes),
+        cpu_affinity=None if data.get("affinity") is None else tuple(data["affinity"]))
 
 
 def _parse_runner_output(stdout: str) -> dict[str, Any] | None:

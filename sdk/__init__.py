@@ -33,6 +33,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Profile": ("sdk.devices.results", "Profile"),
     "Validation": ("sdk.devices.results", "Validation"),
     "open_device": ("sdk.devices", "open_device"),
+    # board farm (issue 7)
+    "Farm": ("sdk.devices.farm", "Farm"),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,6 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from sdk.devices.deploy import Deployment, deploy  # noqa: F401
     from sdk.devices.profile import profile  # noqa: F401
     from sdk.devices.results import Profile, Validation  # noqa: F401
+    from sdk.devices.farm import Farm  # noqa: F401
     from sdk.devices.validate import validate  # noqa: F401
     from sdk.exporter import export  # noqa: F401
     from sdk.fidelity import FidelityReport  # noqa: F401

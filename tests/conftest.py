@@ -74,3 +74,13 @@ def digits_int8_tflite(digits_keras, digits_data, tmp_path_factory):
     sdk.export(digits_keras, "int8", calibration=digits_data.x_train[:256], output=path,
                report=False)
     return path
+
+
+# ---------------------------------------------------------------- board farm (issue 7)
+@pytest.fixture(scope="session")
+def mlp_models(tmp_path_factory):
+    """A small MLP as float32 / int8 / int4 / ternary .tflite files (built without TensorFlow:
+    our IR writer, sdk.export, ai-edge-quantizer's INT4 / ternary INT2 recipes)."""
+    from farm_support import mlp_models
+
+    return mlp_models(tmp_path_factory.mktemp("mlp"))

@@ -122,7 +122,8 @@ class Farm:
         """Profile every model on every selected board; returns a `FarmRun` (see module doc).
 
         `progress`: None (a live table when stderr is a terminal), True (the live table),
-        "log" (a line per event on stderr), False, or a listener `f(kind, data)`. `report`: a folder for report.html / report.json / report.md.
+        "log" (a line per event on stderr), False, or a listener `f(kind, data)`.
+        `report`: a folder for report.html / report.json / report.md.
         """
         return asyncio.run(self.profile_async(
             models, boards=boards, runs=runs, warmup=warmup, min_duration_s=min_duration_s,

@@ -67,6 +67,7 @@ class FarmConfigError(DeviceConfigError):
         if field:
             where.append(f"field {field!r}")
         Exception.__init__(self, (", ".join(where) + ": " if where else "") + message)
+        self.message = message
         self.path = path
         self.device = board
         self.board = board
@@ -260,7 +261,7 @@ def parse_farm(data: Mapping[str, Any], *, path: str | os.PathLike[str] | None =
         try:
             config.select(f"group:{name}", include_disabled=True)
         except FarmConfigError as exc:
-            raise FarmConfigError(str(exc).split(": ", 1)[-1], path=p, group=name) from None
+            raise FarmConfigError(exc.message, path=p, group=name) from None
     return config
 
 
@@ -319,6 +320,10 @@ def _board(name: str, table: Mapping[str, Any], path: str | None) -> BoardConfig
         device_table["abi"] = abi
     try:
         device = DeviceConfig.from_dict(name, device_table, path=path)
+        if device.transport == "ssh":  # addresses are checked when used: check them now
+            device.ssh_target()
+        elif device.transport == "adb":
+            device.adb_tcp()
     except FarmConfigError:
         raise
     except DeviceConfigError as exc:

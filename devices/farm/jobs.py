@@ -1,4 +1,4 @@
-"""What the farm runs: models (identified by content), settings, and jobs = (model, board, settings).
+"""What the farm runs: models (identified by content), settings, jobs = (model, board, settings).
 
 A job's key is a hash of the model's SHA-256, the board's name and measurement-relevant config
 (runner, delegates, ABI, exec prefix, environment) and the settings: the results database

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 from sdk.devices.farm.inventory import BoardConfig
 from sdk.devices.farm.jobs import Job
-from sdk.devices.farm.results import FarmEvent, JobResult
+from sdk.devices.farm.results import FarmEvent, JobResult, format_ms
 
 _STYLE = {"waiting": "dim", "checking": "cyan", "running": "bold green", "cooldown": "blue",
           "quarantined": "bold red", "done": "green"}
@@ -49,7 +49,7 @@ class _Tally:
             self.current.pop(result.board, None)
             if result.ok:
                 self.ok[result.board] += 1
-                self.last[result.board] = f"{result.model.name}: p50 {result.p50_ms:.3f} ms"
+                self.last[result.board] = f"{result.model.name}: p50 {format_ms(result.p50_ms)} ms"
             else:
                 self.failed[result.board] += 1
                 self.last[result.board] = f"{result.model.name}: FAILED {result.error_type}"
@@ -124,7 +124,7 @@ class LogProgress(_Tally):
         line = None
         if kind == "job_finished":
             r: JobResult = data["result"]
-            what = f"p50 {r.p50_ms:.3f} ms p90 {r.p90_ms:.3f} ms" if r.ok else \
+            what = f"p50 {format_ms(r.p50_ms)} ms p90 {format_ms(r.p90_ms)} ms" if r.ok else \
                 f"FAILED ({r.error_type}): {(r.error or '')[:160]}"
             line = f"[{t:7.1f}s] {r.board}: {r.model.name}: {what}"
         elif kind == "event":

@@ -13,6 +13,13 @@ from sdk.tables import format_table, jsonable
 OK, FAILED = "ok", "failed"
 
 
+def format_ms(value: float | None) -> str:
+    """Milliseconds with 3 significant digits (0.00123, 1.23, 123), "-" for None."""
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
+
+
 @dataclass(frozen=True)
 class JobResult:
     """One job's outcome: a profile, or the error that ended it."""
@@ -32,6 +39,8 @@ class JobResult:
     board_config: Mapping[str, Any] = field(default_factory=dict)
     #: True when this run found it already done in the database and did not measure again
     cached: bool = False
+    #: the process that drove the board: a Dask worker's name, or host:pid
+    executed_by: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -51,7 +60,8 @@ class JobResult:
             "settings": self.settings.to_dict(), "status": self.status,
             "attempts": self.attempts, "started": self.started, "finished": self.finished,
             "error": self.error, "error_type": self.error_type, "run_id": self.run_id,
-            "cached": self.cached, "board_config": dict(self.board_config),
+            "cached": self.cached, "executed_by": self.executed_by,
+            "board_config": dict(self.board_config),
             "profile": self.profile.to_dict() if self.profile else None,
         })
 
@@ -142,8 +152,8 @@ class FarmRun:
             if r.ok and r.profile:
                 p = r.profile
                 temp = p.temperature_c
-                rows.append((r.model.name, r.board, r.model.precision, f"{p.latency.p50_ms:.3f}",
-                             f"{p.latency.p90_ms:.3f}", str(p.latency.count),
+                rows.append((r.model.name, r.board, r.model.precision, format_ms(p.latency.p50_ms),
+                             format_ms(p.latency.p90_ms), str(p.latency.count),
                              p.governor or "-", "-" if temp is None else f"{temp:.0f}",
                              "cached" if r.cached else "ok"))
             else:

@@ -180,13 +180,13 @@ class FarmScheduler:
     # ------------------------------------------------------------------ jobs
     def _result(self, job: Job, status: str, attempts: int, started: float, *,
                 profile: Profile | None = None, error: str | None = None,
-                error_type: str | None = None) -> JobResult:
+                error_type: str | None = None, executed_by: str | None = None) -> JobResult:
         board = self.states[job.board].board
         return JobResult(job_key=job.key, model=job.model, board=job.board,
                          settings=job.settings, status=status, attempts=attempts,
                          started=started, finished=time.time(), profile=profile, error=error,
                          error_type=error_type, run_id=self.run_id,
-                         board_config=board.to_dict())
+                         board_config=board.to_dict(), executed_by=executed_by)
 
     async def _run_job(self, st: BoardState, job: Job) -> JobResult:
         started = time.time()
@@ -221,7 +221,8 @@ class FarmScheduler:
             if outcome.get("ok"):
                 st.failures = 0
                 profile = Profile.from_dict(from_jsonable(outcome["profile"]))
-                return self._result(job, OK, attempts, started, profile=profile)
+                return self._result(job, OK, attempts, started, profile=profile,
+                                    executed_by=outcome.get("executed_by"))
             last = outcome
             error = str(outcome.get("error"))
             if outcome.get("board_fault"):
@@ -230,7 +231,8 @@ class FarmScheduler:
                 if outcome.get("transient"):
                     error = f"failed after {attempts} attempts; last error: {error}"
                 return self._result(job, FAILED, attempts, started, error=error,
-                                    error_type=str(last.get("error_type")))
+                                    error_type=str(last.get("error_type")),
+                                    executed_by=last.get("executed_by"))
             self._event(st.board.name, "retry",
                         f"{job.model.name}: attempt {attempts} failed ({error}); retrying")
             await asyncio.sleep(self._backoff(attempts))

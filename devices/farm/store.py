@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS results (
     temperature_c REAL,
     error TEXT,
     error_type TEXT,
+    executed_by TEXT,
     model TEXT NOT NULL,
     settings TEXT NOT NULL,
     board_config TEXT NOT NULL,
@@ -140,16 +141,17 @@ class ResultStore:
             self.conn.execute(
                 "INSERT INTO results (job_key, run_id, status, model_sha256, model_name, "
                 "precision, board, attempts, started, finished, p50_ms, p90_ms, governor, "
-                "temperature_c, error, error_type, model, settings, board_config, board_info, "
-                "profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "temperature_c, error, error_type, executed_by, model, settings, board_config, "
+                "board_info, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "?, ?, ?, ?, ?)",
                 (result.job_key, result.run_id, result.status, result.model.sha256,
                  result.model.name, result.model.precision, result.board, result.attempts,
                  result.started, result.finished, p.latency.p50_ms if p else None,
                  p.latency.p90_ms if p else None, p.governor if p else None,
                  p.temperature_c if p else None, result.error, result.error_type,
-                 _dump(result.model.to_dict()), _dump(result.settings.to_dict()),
-                 _dump(dict(result.board_config)), _dump(info) if info else None,
-                 _dump(p.to_dict()) if p else None))
+                 result.executed_by, _dump(result.model.to_dict()),
+                 _dump(result.settings.to_dict()), _dump(dict(result.board_config)),
+                 _dump(info) if info else None, _dump(p.to_dict()) if p else None))
 
     def done(self, keys: Iterable[str]) -> dict[str, JobResult]:
         """The newest good result of each key that has one."""
@@ -258,5 +260,5 @@ def _result(row: sqlite3.Row) -> JobResult:
         board=row["board"], settings=JobSettings(**json.loads(row["settings"])),
         status=row["status"], attempts=int(row["attempts"]), started=float(row["started"]),
         finished=float(row["finished"]), profile=profile, error=row["error"],
-        error_type=row["error_type"], run_id=row["run_id"],
+        error_type=row["error_type"], run_id=row["run_id"], executed_by=row["executed_by"],
         board_config=json.loads(row["board_config"]))

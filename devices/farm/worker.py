@@ -81,6 +81,18 @@ def close_all() -> None:
         abort(name)
 
 
+def where() -> str:
+    """Who runs this: the Dask worker's name inside a Dask worker, else host:pid."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().name)
+    except (ImportError, ValueError):
+        import socket
+
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+
 def _failure(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, DeviceError):
         transient = is_transient(exc)
@@ -172,4 +184,5 @@ def run_job(board: dict[str, Any] | BoardConfig, job: dict[str, Any],
             raise
         out = _failure(exc)
     out["started"], out["finished"] = started, time.time()
+    out["executed_by"] = where()
     return out

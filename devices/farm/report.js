@@ -1,0 +1,490 @@
+// edgesdk farm report: draws the plots of report.html from the embedded JSON as SVG.
+// Self-contained on purpose (no libraries, no network): the page works offline forever.
+"use strict";
+(function () {
+  const DATA = JSON.parse(document.getElementById("farm-data").textContent);
+  const NS = "http://www.w3.org/2000/svg";
+  const PRECISION_COLORS = {
+    float32: "#6b7585", float16: "#8c6bb1", int8: "#2b6cb0", int4: "#2f9e6e",
+    int2: "#d97706", ternary: "#c2410c", unknown: "#94a3b8",
+  };
+  const BOARD_COLORS = ["#2b6cb0", "#c2410c", "#2f9e6e", "#8c6bb1", "#d97706", "#0e7490",
+                        "#be185d", "#4d7c0f", "#6b7585", "#a16207"];
+
+  // ------------------------------------------------------------------ small helpers
+  function el(tag, attrs, parent, text) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    if (parent) parent.appendChild(node);
+    return node;
+  }
+  function sv(tag, attrs, parent, text) {
+    const node = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    if (parent) parent.appendChild(node);
+    return node;
+  }
+  function title(node, text) { sv("title", {}, node, text); return node; }
+  function fmt(ms) {
+    if (ms === null || ms === undefined || !isFinite(ms)) return "-";
+    if (ms >= 100) return ms.toFixed(0);
+    if (ms >= 10) return ms.toFixed(1);
+    if (ms >= 1) return ms.toFixed(2);
+    if (ms >= 0.01) return ms.toFixed(3);
+    return ms.toPrecision(2);
+  }
+  function kib(bytes) { return (bytes / 1024).toFixed(bytes < 10240 ? 1 : 0) + " KiB"; }
+  function quantile(sorted, q) {
+    if (!sorted.length) return NaN;
+    const pos = (sorted.length - 1) * q, lo = Math.floor(pos);
+    const hi = Math.min(lo + 1, sorted.length - 1);
+    return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+  }
+  function median(xs) { return quantile(xs.slice().sort((a, b) => a - b), 0.5); }
+  function boardColor(name) {
+    const i = DATA.boards.findIndex((b) => b.name === name);
+    return BOARD_COLORS[(i < 0 ? 0 : i) % BOARD_COLORS.length];
+  }
+  function modelById(id) { return DATA.models.find((m) => m.sha256 === id); }
+  function jobsOf(pred) { return DATA.jobs.filter(pred); }
+  function fill(select, options, chosen) {
+    select.innerHTML = "";
+    for (const [value, label] of options) {
+      const o = el("option", { value: value }, select, label);
+      if (value === chosen) o.selected = true;
+    }
+  }
+
+  // A scale: linear, or log10 when the data spans more than `logRatio`.
+  function scale(lo, hi, a, b, logRatio) {
+    const useLog = lo > 0 && hi / lo > (logRatio || 30);
+    if (useLog) {
+      const l0 = Math.log10(lo), l1 = Math.log10(hi);
+      const f = (v) => a + (Math.log10(Math.max(v, lo)) - l0) / (l1 - l0 || 1) * (b - a);
+      f.ticks = () => {
+        const out = [];
+        for (let e = Math.floor(l0); e <= Math.ceil(l1); e++) {
+          for (const m of [1, 2, 5]) {
+            const v = m * Math.pow(10, e);
+            if (v >= lo * 0.999 && v <= hi * 1.001) out.push(v);
+          }
+        }
+        return out.length >= 2 ? out : [lo, hi];
+      };
+      f.log = true;
+      return f;
+    }
+    const span = hi - lo || Math.abs(hi) || 1;
+    const f = (v) => a + (v - lo) / span * (b - a);
+    f.ticks = () => {
+      const raw = span / 5, mag = Math.pow(10, Math.floor(Math.log10(raw)));
+      const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => span / s <= 6);
+      const out = [];
+      for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(v);
+      return out;
+    };
+    f.log = false;
+    return f;
+  }
+  function padRange(lo, hi, log) {
+    if (log) return [lo / 1.3, hi * 1.3];
+    const pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.1 || 1;
+    return [Math.max(0, lo - pad), hi + pad];
+  }
+  function xAxis(svg, x, y0, x0, x1, label) {
+    const g = sv("g", { class: "axis" }, svg);
+    sv("line", { x1: x0, x2: x1, y1: y0, y2: y0 }, g);
+    for (const t of x.ticks()) {
+      sv("line", { x1: x(t), x2: x(t), y1: y0, y2: y0 + 4 }, g);
+      sv("text", { x: x(t), y: y0 + 16, "text-anchor": "middle" }, g, fmt(t));
+    }
+    sv("text", { x: (x0 + x1) / 2, y: y0 + 32, "text-anchor": "middle" }, g, label);
+    return g;
+  }
+  function yAxis(svg, y, x0, y0, y1, label, format) {
+    const g = sv("g", { class: "axis" }, svg);
+    sv("line", { x1: x0, x2: x0, y1: y0, y2: y1 }, g);
+    for (const t of y.ticks()) {
+      sv("line", { x1: x0 - 4, x2: x0, y1: y(t), y2: y(t) }, g);
+      sv("text", { x: x0 - 6, y: y(t) + 4, "text-anchor": "end" }, g, (format || fmt)(t));
+    }
+    sv("text", { x: 12, y: (y0 + y1) / 2, transform: `rotate(-90 12 ${(y0 + y1) / 2})`,
+                 "text-anchor": "middle" }, g, label);
+    return g;
+  }
+
+  // ------------------------------------------------------------------ summary and boards
+  function summary() {
+    const r = DATA.run;
+    document.getElementById("summary").textContent =
+      `${r.ok} jobs ok (${r.cached} from earlier runs), ${r.failed} failed, ` +
+      `${DATA.boards.length} boards, ${DATA.models.length} models; ${r.wall_s.toFixed(1)} s ` +
+      `wall (${r.backend}); generated ${DATA.generated}; results: ${r.database}`;
+  }
+
+  function boards() {
+    const host = document.getElementById("boards");
+    const t = el("table", { id: "boards-table" }, host);
+    const head = el("tr", {}, t);
+    for (const h of ["board", "state", "tags", "ok", "failed", "device", "why"]) {
+      el("th", {}, head, h);
+    }
+    for (const b of DATA.boards) {
+      const tr = el("tr", { "data-board": b.name, "data-state": b.state }, t);
+      el("td", {}, tr, b.name);
+      const td = el("td", {}, tr);
+      el("span", { class: "badge " + b.state }, td, b.state);
+      el("td", {}, tr, Object.entries(b.tags).map(([k, v]) => (v ? `${k}=${v}` : k))
+        .join(", "));
+      el("td", { class: "num" }, tr, String(b.jobs_ok));
+      el("td", { class: "num" }, tr, String(b.jobs_failed));
+      el("td", {}, tr, b.summary || "");
+      el("td", { class: b.reason ? "error" : "" }, tr, b.reason || "");
+    }
+  }
+
+  // ------------------------------------------------------------------ latency distribution
+  function latency(modelId) {
+    const host = document.getElementById("plot-latency");
+    host.innerHTML = "";
+    const rows = DATA.boards.map((b) => ({
+      board: b.name,
+      job: DATA.jobs.find((j) => j.model === modelId && j.board === b.name),
+    })).filter((r) => r.job);
+    const okRows = rows.filter((r) => r.job.status === "ok");
+    const all = [].concat(...okRows.map((r) => r.job.samples));
+    const W = 900, rowH = 34, top = 16, left = 150, right = 250;
+    const H = top + rows.length * rowH + 46;
+    const svg = sv("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H,
+                            id: "latency-svg", "data-plot": "latency" }, host);
+    if (!all.length) {
+      sv("text", { x: left, y: top + 20, class: "failed-row" }, svg,
+         "no successful runs of this model");
+    }
+    // the axis spans the fastest run to the slowest board's p99: rarer outliers sit at the
+    // right edge (drawn as open circles) instead of squeezing everything else
+    const lo = all.length ? Math.min(...all) : 0.1;
+    const hi = all.length ? Math.max(lo * 1.01, ...okRows.map((r) => r.job.latency.p99_ms))
+      : 1;
+    const probe = scale(lo, hi, 0, 1);
+    const [a, b] = padRange(lo, hi, probe.log);
+    const x = scale(a, b, left, W - right, probe.log ? 1 : 1e12);
+    for (const t of x.ticks()) {
+      sv("line", { class: "grid", x1: x(t), x2: x(t), y1: top, y2: top + rows.length * rowH },
+         svg);
+    }
+    rows.forEach((r, i) => {
+      const cy = top + i * rowH + rowH / 2;
+      const label = sv("text", { x: left - 10, y: cy + 4, "text-anchor": "end",
+                                 class: "label" }, svg, r.board);
+      title(label, r.job.device || r.board);
+      if (r.job.status !== "ok") {
+        sv("text", { x: left + 6, y: cy + 4, class: "failed-row", "data-board": r.board }, svg,
+           `failed (${r.job.error_type})`);
+        return;
+      }
+      const s = r.job.samples.slice().sort((p, q) => p - q);
+      const color = boardColor(r.board);
+      const g = sv("g", { "data-board": r.board }, svg);
+      // the middle half as a box, p50 and p90 as marks, every kept run as a dot
+      const q1 = quantile(s, 0.25), q3 = quantile(s, 0.75);
+      sv("rect", { class: "box", x: x(q1), y: cy - 10, width: Math.max(x(q3) - x(q1), 1),
+                   height: 20, fill: color, "fill-opacity": 0.15, stroke: color }, g);
+      let seed = 7;
+      const jitter = () => { seed = (seed * 16807) % 2147483647; return seed / 2147483647; };
+      for (const v of r.job.samples) {
+        const out = v > b;
+        sv("circle", { class: out ? "sample outlier" : "sample",
+                       cx: x(Math.min(v, b)).toFixed(1),
+                       cy: (cy - 8 + 16 * jitter()).toFixed(1), r: out ? 2.5 : 1.8,
+                       fill: out ? "none" : color, stroke: out ? color : "none",
+                       "fill-opacity": 0.45 }, g);
+      }
+      const p50 = r.job.latency.p50_ms, p90 = r.job.latency.p90_ms;
+      title(sv("line", { class: "p50", x1: x(p50), x2: x(p50), y1: cy - 13, y2: cy + 13,
+                         stroke: "#1d2430", "stroke-width": 2.5 }, g), `p50 ${fmt(p50)} ms`);
+      title(sv("line", { class: "p90", x1: x(p90), x2: x(p90), y1: cy - 9, y2: cy + 9,
+                         stroke: "#1d2430", "stroke-width": 1.2, "stroke-dasharray": "3 2" },
+               g), `p90 ${fmt(p90)} ms`);
+      sv("text", { x: W - right + 14, y: cy + 4, class: "small" }, g,
+         `p50 ${fmt(p50)} · p90 ${fmt(p90)} ms · ${r.job.latency.count} runs`);
+    });
+    xAxis(svg, x, top + rows.length * rowH, left, W - right,
+          "latency per run, ms" + (x.log ? " (log scale)" : ""));
+    el("p", { class: "note" }, host,
+       "Dots: timed runs (up to 400 per board shown; open circles at the right edge: slower " +
+       "than the axis, which ends at the slowest board's p99); box: middle half; solid mark: " +
+       "p50; dashed: p90. Emulated boards run Arm code under qemu: their times are not Arm speed.");
+  }
+
+  // ------------------------------------------------------------------ board x precision
+  function precisionTable() {
+    const host = document.getElementById("precision-table");
+    const precisions = DATA.precisions;
+    const t = el("table", { id: "precision-matrix" }, host);
+    const head = el("tr", {}, t);
+    el("th", {}, head, "board");
+    for (const p of precisions) el("th", {}, head, p);
+    for (const b of DATA.boards) {
+      const tr = el("tr", { "data-board": b.name }, t);
+      el("td", {}, tr, b.name + (b.state === "quarantined" ? " (quarantined)" : ""));
+      const cells = precisions.map((p) => jobsOf((j) => j.board === b.name &&
+                                                   j.precision === p));
+      const best = Math.min(...cells.flat().filter((j) => j.status === "ok")
+        .map((j) => j.latency.p50_ms));
+      precisions.forEach((p, i) => {
+        const jobs = cells[i];
+        const ok = jobs.filter((j) => j.status === "ok");
+        if (!jobs.length) { el("td", { class: "cell-empty" }, tr, ""); return; }
+        if (!ok.length) {
+          const quarantined = jobs.some((j) => j.error_type === "quarantined");
+          const td = el("td", { class: quarantined ? "cell-quarantined cell-failed"
+                                                   : "cell-failed" }, tr,
+                        quarantined ? "quarantined" : "failed");
+          td.title = jobs.map((j) => `${j.model_name}: ${j.error}`).join("\n");
+          return;
+        }
+        const j = ok.reduce((m, q) => (q.latency.p50_ms < m.latency.p50_ms ? q : m));
+        const ratio = j.latency.p50_ms / best;
+        // green for the board's fastest precision, towards amber/red as it gets slower
+        const hue = Math.max(0, 130 - 60 * Math.log2(ratio));
+        const td = el("td", { class: "num cell-ok", "data-p50": j.latency.p50_ms,
+                              style: `background: hsl(${hue}, 60%, 88%)` }, tr,
+                      fmt(j.latency.p50_ms));
+        td.title = `${j.model_name}: p50 ${fmt(j.latency.p50_ms)} ms, p90 ` +
+          `${fmt(j.latency.p90_ms)} ms, ${ratio.toFixed(2)}x the board's fastest`;
+      });
+    }
+    el("p", { class: "note" }, host, "p50 latency in ms of the fastest model of each " +
+       "precision on each board; colour: relative to that board's fastest precision.");
+  }
+
+  // ------------------------------------------------------------------ trade-off
+  function tradeoff(boardChoice) {
+    const host = document.getElementById("plot-tradeoff");
+    host.innerHTML = "";
+    const points = [];
+    for (const m of DATA.models) {
+      const ok = jobsOf((j) => j.model === m.sha256 && j.status === "ok" &&
+                        (boardChoice === "*" || j.board === boardChoice));
+      if (!ok.length) continue;
+      points.push({ model: m, latency: median(ok.map((j) => j.latency.p50_ms)),
+                    n: ok.length });
+    }
+    const W = 900, H = 340, top = 20, bottom = 50, left = 64, gap = 70;
+    const panel = (W - left - gap - 20) / 2;
+    const svg = sv("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H,
+                            id: "tradeoff-svg", "data-plot": "tradeoff" }, host);
+    if (!points.length) {
+      sv("text", { x: left, y: top + 20, class: "failed-row" }, svg,
+         "no successful runs to compare");
+      return;
+    }
+    const sizes = points.map((p) => p.model.size_bytes / 1024);
+    const sx = padRange(Math.min(...sizes), Math.max(...sizes), true);
+    const x1 = scale(sx[0], sx[1], left, left + panel, 1);
+    const x2 = scale(sx[0], sx[1], left + panel + gap, left + 2 * panel + gap, 1);
+    const lat = points.map((p) => p.latency);
+    const ly = padRange(Math.min(...lat), Math.max(...lat), false);
+    const y1 = scale(ly[0], ly[1], H - bottom, top, 1e12);
+    const fid = points.filter((p) => p.model.fidelity && p.model.fidelity.min_sqnr_db !== null
+                              && isFinite(p.model.fidelity.min_sqnr_db));
+    const fv = fid.map((p) => p.model.fidelity.min_sqnr_db);
+    const fy = fv.length ? padRange(Math.min(...fv), Math.max(...fv), false) : [0, 1];
+    const y2 = scale(fy[0], fy[1], H - bottom, top, 1e12);
+    xAxis(svg, x1, H - bottom, left, left + panel, "model size, KiB (log)");
+    yAxis(svg, y1, left, H - bottom, top, "p50 latency, ms");
+    xAxis(svg, x2, H - bottom, left + panel + gap, left + 2 * panel + gap,
+          "model size, KiB (log)");
+    const ax2 = yAxis(svg, y2, left + panel + gap, H - bottom, top, "",
+                      (v) => v.toFixed(0));
+    sv("text", { x: left + panel + gap - 40, y: top - 6 }, ax2, "fidelity: min SQNR, dB");
+    const drawPoint = (p, x, y, cls, extra) => {
+      const color = PRECISION_COLORS[p.model.precision] || PRECISION_COLORS.unknown;
+      const g = sv("g", { class: cls, "data-model": p.model.name,
+                          "data-precision": p.model.precision }, svg);
+      title(sv("circle", { class: cls + "-point tradeoff-point", cx: x, cy: y, r: 6,
+                           fill: color, stroke: "#fff", "stroke-width": 1.5 }, g),
+            `${p.model.name}: ${p.model.precision}, ${kib(p.model.size_bytes)}, ${extra}`);
+      sv("text", { x: x + 9, y: y - 7, class: "label" }, g, p.model.precision);
+    };
+    for (const p of points) {
+      drawPoint(p, x1(p.model.size_bytes / 1024), y1(p.latency), "latency",
+                `p50 ${fmt(p.latency)} ms` + (boardChoice === "*" ?
+                  ` (median of ${p.n} boards)` : ""));
+    }
+    for (const p of fid) {
+      const f = p.model.fidelity;
+      drawPoint(p, x2(p.model.size_bytes / 1024), y2(f.min_sqnr_db), "fidelity",
+                `SQNR ${f.min_sqnr_db.toFixed(1)} dB` + (f.top1_agreement !== null ?
+                  `, top-1 agreement ${(100 * f.top1_agreement).toFixed(1)}%` : "") +
+                ` (${f.source})`);
+    }
+    const missing = points.filter((p) => !fid.includes(p)).map((p) => p.model.name);
+    const notes = el("p", { class: "note" }, host,
+      "Left: latency (p50" + (boardChoice === "*" ? ", median over boards" :
+        " on " + boardChoice) + ") against size. Right: fidelity against the float model " +
+      "(from each model's export report, or measured on the host with --reference).");
+    if (missing.length) {
+      notes.textContent += " No fidelity for: " + missing.join(", ") + ".";
+    }
+  }
+
+  // ------------------------------------------------------------------ per-layer breakdown
+  function layers(board, modelId) {
+    const host = document.getElementById("plot-layers");
+    host.innerHTML = "";
+    const job = DATA.jobs.find((j) => j.board === board && j.model === modelId);
+    if (!job || !job.layers || !job.layers.length) {
+      el("p", { class: "note" }, host, board ? `no per-layer times for this board and ` +
+         `model (profile with --layers)` : "no job timed its layers (profile with --layers)");
+      return;
+    }
+    const rows = job.layers;
+    const W = 900, rowH = 22, top = 10, left = 280, right = 120;
+    const H = top + rows.length * rowH + 44;
+    const svg = sv("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H,
+                            id: "layers-svg", "data-plot": "layers" }, host);
+    const times = rows.map((r) => r.time_ms || 0);
+    const x = scale(0, Math.max(...times) * 1.05 || 1, left, W - right, 1e12);
+    for (const t of x.ticks()) {
+      sv("line", { class: "grid", x1: x(t), x2: x(t), y1: top, y2: top + rows.length * rowH },
+         svg);
+    }
+    const total = times.reduce((s, v) => s + v, 0);
+    rows.forEach((r, i) => {
+      const y = top + i * rowH;
+      const g = sv("g", { "data-layer": r.name }, svg);
+      sv("text", { x: left - 8, y: y + rowH / 2 + 4, "text-anchor": "end", class: "label" }, g,
+         `${r.index}: ${r.op}  ${r.name.length > 26 ? "…" + r.name.slice(-25) : r.name}`);
+      if (r.time_ms === null) {
+        sv("text", { x: left + 4, y: y + rowH / 2 + 4, class: "failed-row" }, g,
+           "failed alone: " + (r.error || "").slice(0, 60));
+        return;
+      }
+      title(sv("rect", { class: "layer-bar", x: left, y: y + 3,
+                         width: Math.max(x(r.time_ms) - left, 1), height: rowH - 6,
+                         fill: boardColor(board) }, g),
+            `${r.op} ${r.name}: ${fmt(r.time_ms)} ms (${(100 * r.time_ms / total)
+              .toFixed(1)}%)`);
+      sv("text", { x: x(r.time_ms) + 6, y: y + rowH / 2 + 4, class: "small" }, g,
+         `${fmt(r.time_ms)} ms · ${(100 * r.time_ms / total).toFixed(0)}%`);
+    });
+    xAxis(svg, x, top + rows.length * rowH, left, W - right, "ms per operator");
+    el("p", { class: "note" }, host, `Sum of layers ${fmt(total)} ms; end to end p50 ` +
+       `${fmt(job.latency ? job.latency.p50_ms : NaN)} ms. Method: ${job.layer_method}.`);
+  }
+
+  // ------------------------------------------------------------------ failures, conditions
+  function failures() {
+    const host = document.getElementById("failures");
+    const failed = DATA.jobs.filter((j) => j.status !== "ok");
+    if (!failed.length && !DATA.events.length) {
+      el("p", { class: "note" }, host, "none: every job succeeded at its first attempt");
+      return;
+    }
+    if (failed.length) {
+      const t = el("table", { id: "failures-table" }, host);
+      const head = el("tr", {}, t);
+      for (const h of ["model", "board", "error", "attempts"]) el("th", {}, head, h);
+      for (const j of failed) {
+        const tr = el("tr", { "data-board": j.board }, t);
+        el("td", {}, tr, j.model_name);
+        el("td", {}, tr, j.board);
+        el("td", { class: "error" }, tr, `${j.error_type}: ${j.error}`);
+        el("td", { class: "num" }, tr, String(j.attempts));
+      }
+    }
+    if (DATA.events.length) {
+      el("h3", {}, host, "Incidents");
+      const t = el("table", { id: "events-table" }, host);
+      const t0 = DATA.run.started;
+      for (const e of DATA.events) {
+        const tr = el("tr", { "data-kind": e.kind }, t);
+        el("td", { class: "num" }, tr, `+${(e.time - t0).toFixed(1)} s`);
+        el("td", {}, tr, e.board || "");
+        el("td", {}, tr, e.kind);
+        el("td", {}, tr, e.detail);
+      }
+    }
+  }
+
+  function conditions() {
+    const host = document.getElementById("conditions");
+    const t = el("table", { id: "conditions-table" }, host);
+    const head = el("tr", {}, t);
+    for (const h of ["model", "board", "runs", "timed s", "warm-up", "governor",
+                     "temp °C before → after", "pinned", "threads", "init ms", "peak RSS",
+                     "runner", "notes"]) el("th", {}, head, h);
+    for (const j of DATA.jobs.filter((q) => q.status === "ok")) {
+      const tr = el("tr", {}, t);
+      const s = j.settings;
+      el("td", {}, tr, j.model_name + (j.cached ? " (earlier run)" : ""));
+      el("td", {}, tr, j.board);
+      el("td", { class: "num" }, tr, `${j.latency.count} (min ${s.runs})`);
+      el("td", { class: "num" }, tr, `${j.duration_s.toFixed(2)} (min ${s.min_duration_s})`);
+      el("td", { class: "num" }, tr, String(s.warmup));
+      el("td", {}, tr, j.governor || "unreadable");
+      const tb = j.temperature_before_c, ta = j.temperature_after_c;
+      el("td", {}, tr, tb === null && ta === null ? "unreadable" :
+        `${tb === null ? "?" : tb.toFixed(1)} → ${ta === null ? "?" : ta.toFixed(1)}`);
+      el("td", {}, tr, j.cpus || "no");
+      el("td", { class: "num" }, tr, j.threads === null ? "default" : String(j.threads));
+      el("td", { class: "num" }, tr, fmt(j.init_ms));
+      el("td", { class: "num" }, tr, j.peak_rss_bytes ?
+        (j.peak_rss_bytes / 1048576).toFixed(1) + " MiB" : "-");
+      el("td", {}, tr, `${j.backend}; ${j.kernels.join(", ")}`);
+      el("td", {}, tr, [j.emulated ? "emulated: " + j.emulated : "", ...j.notes]
+        .filter((x) => x).join("; "));
+    }
+  }
+
+  // ------------------------------------------------------------------ wiring
+  function init() {
+    summary();
+    boards();
+    const models = DATA.models.map((m) => [m.sha256, `${m.name} (${m.precision})`]);
+    const latencySelect = document.getElementById("latency-model");
+    fill(latencySelect, models, models.length ? models[0][0] : "");
+    latencySelect.onchange = () => latency(latencySelect.value);
+    latency(latencySelect.value);
+
+    precisionTable();
+
+    const tradeoffSelect = document.getElementById("tradeoff-board");
+    fill(tradeoffSelect, [["*", "median of boards"],
+                          ...DATA.boards.map((b) => [b.name, b.name])], "*");
+    tradeoffSelect.onchange = () => tradeoff(tradeoffSelect.value);
+    tradeoff("*");
+
+    const withLayers = DATA.boards.map((b) => b.name)
+      .filter((name) => DATA.jobs.some((j) => j.board === name && j.layers && j.layers.length));
+    const layerBoard = document.getElementById("layers-board");
+    const layerModel = document.getElementById("layers-model");
+    fill(layerBoard, withLayers.map((n) => [n, n]), DATA.layer_board || withLayers[0]);
+    const modelsFor = (board) => DATA.models.filter((m) => DATA.jobs.some(
+      (j) => j.board === board && j.model === m.sha256 && j.layers && j.layers.length))
+      .map((m) => [m.sha256, `${m.name} (${m.precision})`]);
+    const refreshModels = () => {
+      const options = modelsFor(layerBoard.value);
+      fill(layerModel, options, options.length ? options[0][0] : "");
+      layers(layerBoard.value, layerModel.value);
+    };
+    layerBoard.onchange = refreshModels;
+    layerModel.onchange = () => layers(layerBoard.value, layerModel.value);
+    refreshModels();
+
+    failures();
+    conditions();
+    document.body.setAttribute("data-rendered", "true");
+  }
+
+  try {
+    init();
+  } catch (err) {
+    document.body.setAttribute("data-render-error", String(err));
+    el("pre", { class: "error" }, document.querySelector("main"), "report error: " + err);
+  }
+})();

@@ -1,0 +1,203 @@
+"""Farm reports: one self-contained HTML page with plots, plus JSON and a Markdown table.
+
+The HTML page needs no network when viewed: the data is embedded as JSON and drawn as SVG by a
+small script of our own (`report.js`, inlined). Plots:
+
+* latency distribution per board (every kept run as a dot, with p50/p90 and the box of the
+  middle half), for a chosen model;
+* per-layer breakdown for a chosen board and model (when the jobs timed layers);
+* board x precision table of p50 latency, failures and quarantines marked;
+* size / fidelity / latency trade-off across the precisions (int8, int4, int2, ternary...).
+
+Every file is written atomically (temp name, then rename).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sdk.devices.farm.jobs import PRECISIONS
+from sdk.devices.farm.results import FarmRun, JobResult, format_ms
+from sdk.fileio import atomic_write_text
+from sdk.tables import jsonable
+
+#: latency samples per job embedded in the HTML page (report.json keeps what the profile kept)
+HTML_SAMPLES = 400
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    html: Path
+    json: Path
+    markdown: Path
+
+
+def _precision_order(p: str) -> int:
+    return PRECISIONS.index(p) if p in PRECISIONS else len(PRECISIONS)
+
+
+def _thin(values: tuple[float, ...] | list[float], limit: int) -> list[float]:
+    if len(values) <= limit:
+        return list(values)
+    return [values[i * len(values) // limit] for i in range(limit)]
+
+
+def report_data(run: FarmRun, *, samples: int | None = None,
+                layer_board: str | None = None) -> dict[str, Any]:
+    """Everything the report shows, as JSON-ready data."""
+    models: dict[str, dict[str, Any]] = {}
+    jobs = []
+    for r in run.results:
+        m = r.model
+        models.setdefault(m.sha256, {
+            "name": m.name, "sha256": m.sha256, "size_bytes": m.size_bytes,
+            "precision": m.precision, "format": m.format, "scheme": m.scheme,
+            "fidelity": None if m.fidelity is None else {
+                "min_sqnr_db": m.fidelity.min_sqnr_db,
+                "top1_agreement": m.fidelity.top1_agreement, "source": m.fidelity.source}})
+        jobs.append(_job(r, samples))
+    boards = [b.to_dict() for b in run.boards]
+    model_list = sorted(models.values(), key=lambda x: (_precision_order(x["precision"]),
+                                                        x["name"]))
+    with_layers = [b.name for b in run.boards
+                   if any(j["board"] == b.name and j.get("layers") for j in jobs)]
+    return jsonable({
+        "title": "edgesdk board farm report",
+        "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "run": {"id": run.run_id, "started": run.started, "finished": run.finished,
+                "wall_s": run.wall_s, "database": run.database, "backend": run.backend,
+                "ok": len(run.ok), "failed": len(run.failed), "cached": len(run.cached)},
+        "boards": boards,
+        "models": model_list,
+        "precisions": sorted({m["precision"] for m in model_list}, key=_precision_order),
+        "jobs": jobs,
+        "events": [e.to_dict() for e in run.events],
+        "layer_board": layer_board if layer_board in with_layers else
+        (with_layers[0] if with_layers else None),
+    })
+
+
+def _job(r: JobResult, samples: int | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"key": r.job_key, "model": r.model.sha256, "model_name": r.model.name,
+                           "precision": r.model.precision, "board": r.board,
+                           "status": r.status, "attempts": r.attempts, "cached": r.cached,
+                           "error": r.error, "error_type": r.error_type,
+                           "settings": r.settings.to_dict(), "run_id": r.run_id}
+    p = r.profile
+    if p is not None:
+        out.update({
+            "latency": vars(p.latency).copy(),
+            "samples": _thin(p.latencies_ms, samples) if samples else list(p.latencies_ms),
+            "init_ms": p.init_ms, "first_run_ms": p.first_run_ms, "duration_s": p.duration_s,
+            "peak_rss_bytes": p.peak_rss_bytes, "backend": p.backend, "kernels": p.kernels,
+            "threads": p.threads, "cpus": p.cpus, "governor": p.governor,
+            "temperature_c": p.temperature_c,
+            "temperature_before_c": p.state_before.max_temperature_c,
+            "temperature_after_c": p.state_after.max_temperature_c,
+            "device": p.device_info.summary() if p.device_info else "",
+            "emulated": p.device_info.emulated if p.device_info else None,
+            "layers": [vars(x).copy() for x in p.layers], "layer_method": p.layer_method,
+            "notes": list(p.notes)})
+    return out
+
+
+# ---------------------------------------------------------------------------- Markdown
+
+def markdown(run: FarmRun) -> str:
+    """A Markdown summary: p50 / p90 per model and board, board states, failures."""
+    boards = [b.name for b in run.boards]
+    models = sorted({(r.model.name, r.model.precision, r.model.size_bytes)
+                     for r in run.results}, key=lambda x: (_precision_order(x[1]), x[0]))
+    cell: dict[tuple[str, str], JobResult] = {(r.model.name, r.board): r for r in run.results}
+    lines = [f"# Board farm run {run.run_id}", "",
+             f"{len(run.ok)} jobs ok ({len(run.cached)} from earlier runs), "
+             f"{len(run.failed)} failed, on {len(boards)} boards; {run.wall_s:.1f} s "
+             f"({run.backend}).", "",
+             "p50 / p90 latency in ms (min runs and min duration per job as set).", "",
+             "| model | precision | size KiB | " + " | ".join(boards) + " |",
+             "|---|---|---:|" + "---:|" * len(boards)]
+    for name, precision, size in models:
+        row = []
+        for board in boards:
+            r = cell.get((name, board))
+            if r is None:
+                row.append("")
+            elif r.ok and r.profile:
+                stats = r.profile.latency
+                row.append(f"{format_ms(stats.p50_ms)} / {format_ms(stats.p90_ms)}")
+            else:
+                row.append(f"FAILED ({r.error_type})")
+        lines.append(f"| {name} | {precision} | {size / 1024:.1f} | " + " | ".join(row) + " |")
+    lines += ["", "| board | state | ok | failed | device |", "|---|---|---:|---:|---|"]
+    for b in run.boards:
+        state = b.state.upper() if b.state != "ok" else "ok"
+        lines.append(f"| {b.name} | {state} | {b.jobs_ok} | {b.jobs_failed} | "
+                     f"{b.summary.replace('|', '/')} |")
+    for b in run.boards:
+        if b.reason:
+            lines.append(f"\n**{b.name} quarantined:** {b.reason}")
+    failures = run.failed
+    if failures:
+        lines += ["", "## Failures", "", "| model | board | error | attempts |",
+                  "|---|---|---|---:|"]
+        for r in failures:
+            text = (r.error or "").replace("|", "/").replace("\n", " ")[:300]
+            lines.append(f"| {r.model.name} | {r.board} | {r.error_type}: {text} | "
+                         f"{r.attempts} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------- HTML
+def html_page(run: FarmRun, *, layer_board: str | None = None) -> str:
+    data = report_data(run, samples=HTML_SAMPLES, layer_board=layer_board)
+    blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    script = (Path(__file__).with_name("report.js")).read_text()
+    style = (Path(__file__).with_name("report.css")).read_text()
+    title = html.escape(f"edgesdk farm run {run.run_id}")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{title}</title>"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<style>{style}</style></head><body>"
+        f"<header><h1>{title}</h1><p id=\"summary\"></p></header>"
+        "<main>"
+        "<section><h2>Boards</h2><div id=\"boards\"></div></section>"
+        "<section><h2>Latency distribution per board</h2>"
+        "<label>model <select id=\"latency-model\"></select></label>"
+        "<div id=\"plot-latency\" class=\"plot\"></div></section>"
+        "<section><h2>Board &times; precision: p50 latency (ms)</h2>"
+        "<div id=\"precision-table\"></div></section>"
+        "<section><h2>Size, fidelity and latency across precisions</h2>"
+        "<label>latency on <select id=\"tradeoff-board\"></select></label>"
+        "<div id=\"plot-tradeoff\" class=\"plot\"></div></section>"
+        "<section><h2>Per-layer breakdown</h2>"
+        "<label>board <select id=\"layers-board\"></select></label> "
+        "<label>model <select id=\"layers-model\"></select></label>"
+        "<div id=\"plot-layers\" class=\"plot\"></div></section>"
+        "<section><h2>Failures and incidents</h2><div id=\"failures\"></div></section>"
+        "<section><h2>Measurement conditions</h2><details><summary>runs, duration, warm-up, "
+        "governor, temperature, pinning, runner per job</summary><div id=\"conditions\">"
+        "</div></details></section>"
+        "</main>"
+        f"<script type=\"application/json\" id=\"farm-data\">{blob}</script>"
+        f"<script>{script}</script></body></html>\n")
+
+
+def write_report(run: FarmRun, out_dir: str | os.PathLike[str], *,
+                 layer_board: str | None = None) -> ReportPaths:
+    """Write report.html, report.json and report.md into `out_dir`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = ReportPaths(html=out / "report.html", json=out / "report.json",
+                        markdown=out / "report.md")
+    data = report_data(run, layer_board=layer_board)
+    atomic_write_text(paths.json, json.dumps(data, indent=1) + "\n")
+    atomic_write_text(paths.markdown, markdown(run))
+    atomic_write_text(paths.html, html_page(run, layer_board=layer_board))
+    return paths

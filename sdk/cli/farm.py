@@ -1,0 +1,206 @@
+"""`edgesdk farm ...`: profile models on a board farm described by farm.toml.
+
+    edgesdk farm profile model_int8.tflite model_ternary.tflite --farm farm.toml \\
+        --boards tag:pi4,name:pixel7 --runs 100 --report out/
+    edgesdk farm status --farm farm.toml
+    edgesdk farm results --farm farm.toml --run latest
+    edgesdk farm worker --farm farm.toml --scheduler tcp://sched:8786 --host lab-a
+
+The farm file defaults to $EDGESDK_FARM, else ./farm.toml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from sdk.tables import format_table, jsonable
+
+
+def _farm_path(args: argparse.Namespace) -> str:
+    return args.farm or os.environ.get("EDGESDK_FARM") or "farm.toml"
+
+
+def _farm(args: argparse.Namespace) -> Any:
+    from sdk.devices.farm import Farm
+
+    return Farm(_farm_path(args), database=args.db,
+                scheduler=getattr(args, "scheduler", None))
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--farm", metavar="FARM.toml", help="the farm inventory (default: "
+                   "$EDGESDK_FARM or ./farm.toml)")
+    p.add_argument("--db", metavar="FILE", help="results database (default: from farm.toml, "
+                   "else FARM-results.sqlite beside it)")
+
+
+def _profile(args: argparse.Namespace) -> int:
+    farm = _farm(args)
+    if args.no_progress:
+        progress: Any = False
+    else:
+        progress = None if sys.stderr.isatty() else "log"
+    run = farm.profile(args.models, boards=args.boards, runs=args.runs, warmup=args.warmup,
+                       min_duration_s=args.min_duration, threads=args.threads, cpus=args.cpus,
+                       layers=args.layers, timeout=args.timeout, retries=args.retries,
+                       fresh=args.fresh, reference=args.reference, report=args.report,
+                       progress=progress, layer_board=args.layer_board)
+    if args.json:
+        print(json.dumps(run.to_dict(), indent=2))
+    else:
+        print(run.table())
+        if args.report:
+            print(f"  report: {os.path.join(args.report, 'report.html')} (+ report.json, "
+                  "report.md)")
+    return 0 if not run.failed else 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    farm = _farm(args)
+    boards = farm.status(args.boards, check=not args.no_check)
+    if args.json:
+        print(json.dumps(jsonable([b.to_dict() for b in boards]), indent=2))
+        return 0
+    rows = []
+    for b in boards:
+        if b.disabled:
+            health = "disabled"
+        elif not b.checked:
+            health = "-"
+        else:
+            health = "ok" if b.healthy else "DOWN"
+        tags = ",".join(f"{k}={v}" if v else k for k, v in b.tags.items())
+        temp = "-" if b.temperature_c is None else f"{b.temperature_c:.0f}"
+        rows.append((b.name, f"{b.transport}:{b.address}" if b.address else b.transport,
+                     tags or "-", b.host or "-", health, b.governor or "-", temp,
+                     f"{b.results_ok}/{b.results_failed}",
+                     "QUARANTINED" if b.quarantined_in_last_run else ""))
+    print("\n".join(format_table(("board", "device", "tags", "host", "health", "governor",
+                                  "temp C", "ok/failed", "last run"), rows, first_width=30)))
+    for b in boards:
+        if b.error:
+            print(f"  {b.name}: {b.error}")
+        elif b.summary:
+            print(f"  {b.name}: {b.summary}")
+        if b.quarantined_in_last_run:
+            print(f"  {b.name}: quarantined in the last run: {b.quarantined_in_last_run}")
+    return 0 if all(b.healthy is not False for b in boards) else 1
+
+
+def _results(args: argparse.Namespace) -> int:
+    from sdk.devices.farm.results import format_ms
+
+    farm = _farm(args)
+    if args.report:
+        from sdk.devices.farm.report import write_report
+
+        run = farm.run_record(args.run or "latest")
+        paths = write_report(run, args.report, layer_board=args.layer_board)
+        print(f"report: {paths.html}")
+    results = farm.results(model=args.model, board=args.board, run=args.run,
+                           status="failed" if args.failed else None)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+        return 0
+    rows = []
+    for r in results:
+        p = r.profile
+        rows.append((r.model.name, r.board, r.model.precision,
+                     format_ms(p.latency.p50_ms if p else None),
+                     format_ms(p.latency.p90_ms if p else None),
+                     str(p.latency.count) if p else "-",
+                     (p.governor or "-") if p else "-",
+                     f"{p.temperature_c:.0f}" if p and p.temperature_c is not None else "-",
+                     str(r.run_id), "ok" if r.ok else f"FAILED ({r.error_type})"))
+    print("\n".join(format_table(("model", "board", "precision", "p50 ms", "p90 ms", "runs",
+                                  "governor", "temp C", "run", "status"), rows, first_width=40)))
+    for r in results:
+        if not r.ok:
+            print(f"  {r.model.name} @ {r.board}: {r.error}")
+    print(f"  {len(results)} results in {farm.database}")
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from sdk.devices.farm.dask_backend import run_worker
+    from sdk.devices.farm.inventory import load_farm
+
+    config = load_farm(_farm_path(args))
+    selectors = list(args.boards or [])
+    if args.host:
+        selectors.append(f"host:{args.host}")
+    boards = config.select(selectors or None)
+    print(f"farm worker: boards {', '.join(b.name for b in boards)}; scheduler "
+          f"{args.scheduler}", file=sys.stderr, flush=True)
+    asyncio.run(run_worker(config, boards, args.scheduler, name=args.name,
+                           nthreads=args.nthreads))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    farm = sub.add_parser("farm", help="profile models on a board farm (farm.toml)",
+                          description=__doc__.split("\n\n")[0])
+    verbs = farm.add_subparsers(dest="farm_command", metavar="VERB")
+    verbs.required = True
+
+    p = verbs.add_parser("profile", help="profile models on the farm's boards in parallel")
+    p.add_argument("models", nargs="+", metavar="MODEL")
+    _common(p)
+    p.add_argument("--boards", action="append", metavar="SEL",
+                   help="name:X, group:G, tag:T, tag:KEY=VALUE, host:H, all (comma-separated; "
+                        "default: all enabled boards)")
+    p.add_argument("--runs", type=int, help="minimum timed runs per job (default: farm.toml)")
+    p.add_argument("--warmup", type=int, help="untimed runs first")
+    p.add_argument("--min-duration", type=float, metavar="S",
+                   help="minimum seconds of timed runs (with --runs: both must be met)")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--cpus", help="pin runs: a taskset list, 'big' or 'little'")
+    p.add_argument("--layers", action="store_true", help="also time every operator alone")
+    p.add_argument("--layer-board", help="the board whose layers the report shows first")
+    p.add_argument("--timeout", type=float, metavar="S", help="per-job time limit")
+    p.add_argument("--retries", type=int, help="retries of a job after transient faults")
+    p.add_argument("--fresh", action="store_true",
+                   help="measure everything again, even what the database has")
+    p.add_argument("--reference", metavar="FLOAT.tflite",
+                   help="float model to measure fidelity against (for models without an export "
+                        "report)")
+    p.add_argument("--report", metavar="DIR", help="write report.html/.json/.md there")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="a Dask scheduler (tcp://host:8786) whose workers own the boards")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=_profile)
+
+    s = verbs.add_parser("status", help="the boards, health-checked now, and their results")
+    _common(s)
+    s.add_argument("--boards", action="append", metavar="SEL")
+    s.add_argument("--no-check", action="store_true", help="do not contact the boards")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_status)
+
+    r = verbs.add_parser("results", help="results stored in the farm's database")
+    _common(r)
+    r.add_argument("--model", help="file name or SHA-256 (prefix)")
+    r.add_argument("--board")
+    r.add_argument("--run", help="a run id, or 'latest'")
+    r.add_argument("--failed", action="store_true", help="only failures")
+    r.add_argument("--report", metavar="DIR", help="write the report of that run (default: "
+                   "the latest) there")
+    r.add_argument("--layer-board", help="the board whose layers the report shows first")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=_results)
+
+    w = verbs.add_parser("worker", help="run a Dask worker owning this host's boards")
+    _common(w)
+    w.add_argument("--scheduler", required=True, metavar="ADDRESS")
+    w.add_argument("--boards", action="append", metavar="SEL")
+    w.add_argument("--host", help="own the boards whose `host` is this")
+    w.add_argument("--name", help="worker name")
+    w.add_argument("--nthreads", type=int)
+    w.set_defaults(func=_worker)

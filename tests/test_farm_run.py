@@ -1,0 +1,193 @@
+"""The board farm end to end: six emulated boards (real sshd on loopback with qemu-user, and this
+host) profile four models in parallel; one board is stopped in the middle of the run. Its jobs
+are reported failed, the board quarantined, nothing is lost, and the HTML report, opened in a
+real headless browser, shows the plots and the quarantine."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from farm_support import Elements, board_table, rendered_dom, screenshot, write_farm
+
+from sdk.devices.emulated import EmulatedBoard
+from sdk.devices.farm import Farm, ResultStore
+
+VICTIM = "pi-c"
+#: (name, arch, qemu cpu, farm keys)
+SSH_BOARDS = [
+    ("pi-a", "aarch64", None, {"tags": {"soc": "qemu-max", "os": "debian", "board": "pi4"},
+                               "cpus": "0"}),
+    ("pi-b", "aarch64", "cortex-a53", {"tags": {"soc": "cortex-a53", "os": "debian",
+                                                "board": "pi4"}, "max_jobs": 2}),
+    (VICTIM, "aarch64", None, {"tags": {"soc": "qemu-max", "os": "debian", "board": "pi4"}}),
+    ("arm32-a", "armv7", None, {"tags": {"soc": "cortex-a15", "os": "debian"}, "cpus": "big"}),
+    ("arm32-b", "armv7", None, {"tags": {"soc": "cortex-a15", "os": "debian"}}),
+]
+
+
+@pytest.fixture(scope="module")
+def farm_run(tmp_path_factory, mlp_models):
+    root = tmp_path_factory.mktemp("farm")
+    boards = {}
+    try:
+        for name, arch, cpu, _ in SSH_BOARDS:
+            boards[name] = EmulatedBoard(arch=arch, cpu=cpu, name=name, root=root / name).start()
+        tables = {name: board_table(boards[name], **extra) for name, _, _, extra in SSH_BOARDS}
+        tables["this-host"] = {"transport": "local", "workdir": str(root / "local-work"),
+                               "tags": {"os": "debian", "soc": "x86_64"}}
+        farm_file = write_farm(
+            root / "farm.toml", tables,
+            defaults={"runs": 10, "warmup": 2, "min_duration": 0.05, "cooldown": 0.05},
+            farm={"retries": 1, "quarantine_after": 2, "retry_backoff": 0.1,
+                  "health_timeout": 10, "job_timeout": 120},
+            groups={"arm": ["tag:os=debian"]})
+        stopped = []
+
+        def stop_victim_after_its_first_job(kind, data):
+            if kind == "job_finished" and data["result"].board == VICTIM and not stopped:
+                boards[VICTIM].stop()  # sshd and every session it started are killed
+                stopped.append(data["result"].model.name)
+
+        farm = Farm(farm_file)
+        models = [mlp_models[p] for p in ("float32", "int8", "int4", "ternary")]
+        run = farm.profile(models, layers=True, reference=mlp_models["float32"],
+                           report=root / "report", progress=stop_victim_after_its_first_job)
+        yield farm, run, root, stopped
+    finally:
+        for board in boards.values():
+            board.stop()
+
+
+def test_every_job_has_a_result_and_the_stopped_board_is_quarantined(farm_run):
+    farm, run, _, stopped = farm_run
+    assert len(farm.boards) == 6 and len(run.results) == 6 * 4
+    assert stopped, "the victim board never finished a job"
+    for r in run.results:
+        if r.board != VICTIM:
+            assert r.ok, f"{r.model.name} @ {r.board}: {r.error}"
+    victim = [r for r in run.results if r.board == VICTIM]
+    assert sum(r.ok for r in victim) == 1 and victim[0].model.name == stopped[0]
+    failed = [r for r in victim if not r.ok]
+    assert len(failed) == 3
+    assert all(r.error_type == "quarantined" and VICTIM in (r.error or "") for r in failed)
+    assert run.quarantined == [VICTIM]
+    kinds = [e.kind for e in run.events if e.board == VICTIM]
+    assert "retry" in kinds and "health_failed" in kinds and kinds[-1] == "quarantined"
+    reason = next(b.reason for b in run.boards if b.name == VICTIM)
+    assert "2 failures in a row" in (reason or "") and "connect" in (reason or "").lower()
+    # the other boards did not notice
+    assert all(b.state == "ok" for b in run.boards if b.name != VICTIM)
+
+
+def test_nothing_is_lost_in_the_database(farm_run):
+    farm, run, _, _ = farm_run
+    with ResultStore(farm.database, readonly=True) as store:
+        assert store.integrity_ok()
+        stored = store.latest(r.job_key for r in run.results)
+        assert len(stored) == 24
+        for r in run.results:
+            assert stored[r.job_key].status == r.status
+            assert stored[r.job_key].board == r.board
+        assert store.count(run_id=run.run_id) == 24
+        assert [e.kind for e in store.events(run.run_id, kind="quarantined")] == ["quarantined"]
+    raw = sqlite3.connect(farm.database)
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    row = raw.execute("SELECT model, settings, board_config, board_info, governor, "
+                      "temperature_c, profile FROM results WHERE status = 'ok' LIMIT 1").fetchone()
+    model, settings, board_config, board_info = (json.loads(x) for x in row[:4])
+    assert len(model["sha256"]) == 64 and settings["runs"] == 10
+    assert board_config["device"]["transport"] in ("ssh", "local")
+    assert board_info["abi"] in ("arm64-v8a", "armeabi-v7a", "x86_64")
+    profile = json.loads(row[6])
+    # governor and temperature are recorded with each result (None where the board has no
+    # readable cpufreq / thermal zones, as in this container)
+    assert "governor" in profile and "temperature_c" in profile
+    assert "state_before" in profile and "state_after" in profile
+
+
+def test_measurement_hygiene(farm_run):
+    farm, run, _, _ = farm_run
+    for r in run.ok:
+        p = r.profile
+        assert p is not None
+        assert p.latency.count >= r.settings.runs == 10          # minimum run count AND
+        assert p.duration_s >= r.settings.min_duration_s == 0.05  # minimum duration
+        assert len(p.warmup_ms) == 2
+        assert p.latency.min_ms <= p.latency.p50_ms <= p.latency.p90_ms <= p.latency.max_ms
+        assert p.device_info is not None
+    pinned = [r.profile for r in run.ok if r.board == "pi-a"]
+    assert pinned and all(p.cpus == "0" and p.cpu_affinity == (0,) for p in pinned)
+    # "big" needs per-core max frequencies; this host has none, and the profile says so
+    big = [r.profile for r in run.ok if r.board == "arm32-a"]
+    assert big and all(p.cpus is None and "not applied" in " ".join(p.notes) for p in big)
+    # the ISA that ran is in every profile; emulated boards say so
+    arm = next(r.profile for r in run.ok if r.board == "pi-b")
+    assert arm.kernels[0].endswith("(arm64-v8a)") and "qemu-aarch64" in arm.device_info.emulated
+    assert "cortex-a53" in arm.device_info.emulated
+
+
+def test_leases(farm_run):
+    _, run, _, _ = farm_run
+
+    def overlaps(board: str) -> bool:
+        spans = sorted((r.started, r.finished) for r in run.ok if r.board == board)
+        return any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))
+
+    assert overlaps("pi-b")            # max_jobs = 2: two jobs at once
+    assert not overlaps("this-host")   # default lease: one job at a time
+    assert not overlaps("arm32-b")
+
+
+def test_per_layer_times_and_precisions(farm_run):
+    _, run, _, _ = farm_run
+    r = run.get("mlp_int8.tflite", "pi-a")
+    assert r is not None and r.ok
+    ops = [x.op for x in r.profile.layers]
+    assert ops.count("FULLY_CONNECTED") == 3 and "SOFTMAX" in ops
+    assert all(x.time_ms is not None and x.time_ms > 0 for x in r.profile.layers)
+    precisions = {r.model.name: r.model.precision for r in run.results}
+    assert precisions == {"mlp_float32.tflite": "float32", "mlp_int8.tflite": "int8",
+                          "mlp_int4.tflite": "int4", "mlp_ternary.tflite": "ternary"}
+    fid = {r.model.precision: r.model.fidelity for r in run.results}
+    assert fid["float32"] is None
+    assert "export report" in fid["int8"].source and "host LiteRT" in fid["ternary"].source
+    assert fid["int8"].min_sqnr_db > fid["ternary"].min_sqnr_db
+
+
+def test_report_renders_in_a_real_browser(farm_run):
+    _, run, root, _ = farm_run
+    page = root / "report" / "report.html"
+    assert (root / "report" / "report.json").is_file()
+    markdown = (root / "report" / "report.md").read_text()
+    assert f"| {VICTIM} | QUARANTINED |" in markdown and "FAILED (quarantined)" in markdown
+    raw = page.read_text()
+    assert "http://" not in raw.replace("http://www.w3.org/2000/svg", "")  # nothing to fetch
+    assert "https://" not in raw
+    dom = Elements(rendered_dom(page))
+    body = dom.find("body")[0]
+    assert body.get("data-rendered") == "true", body.get("data-render-error")
+    # latency distribution: one dot per shown run on every board that ran the first model
+    shown = sum(min(len(r.profile.latencies_ms), 400) for r in run.ok
+                if r.model.name == "mlp_float32.tflite")
+    assert dom.count("circle", "sample") == shown > 0
+    assert dom.count("line", "p50") == 6  # the victim ran the first model before it stopped
+    # board x precision: every ok cell has a number; the victim's are marked quarantined
+    assert dom.count("td", "cell-ok") == 5 * 4 + 1
+    assert dom.count("td", "cell-quarantined") == 3
+    # trade-off: a point per model (latency) and per quantised model (fidelity)
+    assert dom.count("circle", "latency-point") == 4
+    assert dom.count("circle", "fidelity-point") == 3
+    # per-layer breakdown for the chosen board: one bar per operator
+    assert dom.count("rect", "layer-bar") == len(run.ok[0].profile.layers) > 0
+    # the quarantined board is named in the boards table and the failures
+    assert dom.find("tr", data_board=VICTIM, data_state="quarantined")
+    assert dom.count("tr", data_board=VICTIM) >= 4
+    # and it is a picture, not a blank page
+    from PIL import Image
+
+    image = Image.open(screenshot(page, root / "report.png")).convert("RGB")
+    colors = image.getcolors(maxcolors=1 << 20)
+    assert colors is not None and len(colors) > 200
