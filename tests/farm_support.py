@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +20,7 @@ def build_mlp(path: Path, *, seed: int = 0, sizes: tuple[int, ...] = (64, 128, 1
     g = Graph(name="main")
     x = g.add_tensor(Tensor("input", (1, sizes[0]), DType.FLOAT32))
     h = x
-    layers = list(zip(sizes[:-1], sizes[1:], strict=True))
+    layers = list(itertools.pairwise(sizes))
     for i, (k, n) in enumerate(layers):
         w = g.add_tensor(Tensor(f"dense{i}/weights", (n, k), DType.FLOAT32,
                                 data=(rng.standard_normal((n, k)) / np.sqrt(k))

@@ -122,7 +122,7 @@ def test_selectors(farm_file: Path) -> None:
     assert names("host:lab-b") == ["vim3"]
     assert names(["vim3", "rpi4-b"]) == ["rpi4-b", "vim3"]        # file order
     assert [b.name for b in farm.select("old", include_disabled=True)] == ["old"]
-    with pytest.raises(FarmConfigError, match="no board named 'nope'.*rpi4-a"):
+    with pytest.raises(FarmConfigError, match=r"no board named 'nope'.*rpi4-a"):
         farm.select("name:nope")
     with pytest.raises(FarmConfigError, match="no board has tag 'jetson'"):
         farm.select("tag:jetson")
@@ -170,11 +170,11 @@ def test_file_level_errors(tmp_path: Path) -> None:
         parse_farm({"defaults": {"runs": 3}})
     with pytest.raises(FarmConfigError, match=r"unknown top-level tables \['board'\]"):
         parse_farm({"board": {}})
-    with pytest.raises(FarmConfigError, match="group 'g'.*no board named 'zz'"):
+    with pytest.raises(FarmConfigError, match=r"group 'g'.*no board named 'zz'"):
         parse_farm({"boards": {"a": {"transport": "local"}}, "groups": {"g": ["zz"]}})
-    with pytest.raises(FarmConfigError, match="field 'farm.retries'"):
+    with pytest.raises(FarmConfigError, match=r"field 'farm.retries'"):
         parse_farm({"farm": {"retries": "x"}, "boards": {"a": {"transport": "local"}}})
-    with pytest.raises(FarmConfigError, match="board 'a'.*field 'transport'"):
+    with pytest.raises(FarmConfigError, match=r"board 'a'.*field 'transport'"):
         parse_farm({"boards": {"a": {"address": "x"}}})
 
 

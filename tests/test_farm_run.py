@@ -5,9 +5,9 @@ real headless browser, shows the plots and the quarantine."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
-from pathlib import Path
 
 import pytest
 from farm_support import Elements, board_table, rendered_dom, screenshot, write_farm
@@ -109,7 +109,7 @@ def test_nothing_is_lost_in_the_database(farm_run):
 
 
 def test_measurement_hygiene(farm_run):
-    farm, run, _, _ = farm_run
+    _, run, _, _ = farm_run
     for r in run.ok:
         p = r.profile
         assert p is not None
@@ -134,7 +134,7 @@ def test_leases(farm_run):
 
     def overlaps(board: str) -> bool:
         spans = sorted((r.started, r.finished) for r in run.ok if r.board == board)
-        return any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))
+        return any(b[0] < a[1] for a, b in itertools.pairwise(spans))
 
     assert overlaps("pi-b")            # max_jobs = 2: two jobs at once
     assert not overlaps("this-host")   # default lease: one job at a time
