@@ -62,9 +62,10 @@ def _profile(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     farm = _farm(args)
     boards = farm.status(args.boards, check=not args.no_check)
+    code = 0 if all(b.healthy is not False for b in boards) else 1
     if args.json:
         print(json.dumps(jsonable([b.to_dict() for b in boards]), indent=2))
-        return 0
+        return code
     rows = []
     for b in boards:
         if b.disabled:
@@ -88,7 +89,7 @@ def _status(args: argparse.Namespace) -> int:
             print(f"  {b.name}: {b.summary}")
         if b.quarantined_in_last_run:
             print(f"  {b.name}: quarantined in the last run: {b.quarantined_in_last_run}")
-    return 0 if all(b.healthy is not False for b in boards) else 1
+    return code
 
 
 def _results(args: argparse.Namespace) -> int:

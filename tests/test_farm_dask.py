@@ -1,0 +1,123 @@
+"""A multi-host farm on a real local Dask cluster: a scheduler and two `edgesdk farm worker`
+processes, each owning different emulated boards (declared as worker resources). Every job runs
+on the worker that owns its board; a board that no worker owns fails fast with a clear error."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from farm_support import board_table, write_farm
+
+from sdk.devices.emulated import EmulatedBoard
+from sdk.devices.farm import Farm
+
+distributed = pytest.importorskip("distributed", reason="needs the [farm] extra")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dask-farm")
+    boards = [EmulatedBoard(name=n, arch=a, root=root / n) for n, a in
+              (("a1", "aarch64"), ("a2", "armv7"), ("b1", "aarch64"))]
+    procs: list[subprocess.Popen] = []
+    try:
+        for b in boards:
+            b.start()
+        farm_file = write_farm(root / "farm.toml", {
+            "a1": board_table(boards[0], host="lab-a"),
+            "a2": board_table(boards[1], host="lab-a"),
+            "b1": board_table(boards[2], host="lab-b", max_jobs=2),
+            "b2": {"transport": "local", "workdir": str(root / "b2-work"), "host": "lab-b"},
+            "orphan": {"transport": "local", "workdir": str(root / "orphan"), "host": "lab-c"},
+        }, defaults={"runs": 5, "warmup": 1, "min_duration": 0.05},
+            farm={"retry_backoff": 0.1, "quarantine_after": 2, "health_timeout": 20})
+        address = f"tcp://127.0.0.1:{_free_port()}"
+        env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+        log = open(root / "cluster.log", "wb")  # noqa: SIM115 - closed below
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+             "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
+            stdout=log, stderr=log, start_new_session=True, env=env))
+        for host in ("lab-a", "lab-b"):
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "sdk", "farm", "worker", "--farm", str(farm_file),
+                 "--scheduler", address, "--host", host, "--name", f"worker-{host}"],
+                stdout=log, stderr=log, start_new_session=True, env=env))
+        client = distributed.Client(address, timeout=60, set_as_default=False)
+        try:
+            client.wait_for_workers(2, timeout=120)
+            yield farm_file, client, root
+        finally:
+            client.close()
+        log.close()
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+        for b in boards:
+            b.stop()
+
+
+def test_jobs_run_on_the_worker_that_owns_the_board(cluster, mlp_models):
+    farm_file, client, _ = cluster
+    resources = {w["name"]: w["resources"]
+                 for w in client.scheduler_info(n_workers=-1)["workers"].values()}
+    assert resources == {"worker-lab-a": {"board-a1": 1.0, "board-a2": 1.0},
+                         "worker-lab-b": {"board-b1": 2.0, "board-b2": 1.0}}
+    farm = Farm(farm_file, scheduler=client)
+    models = [mlp_models["int8"], mlp_models["ternary"]]
+    run = farm.profile(models, boards="host:lab-a,host:lab-b", progress=False)
+    assert run.backend == "dask" and len(run.results) == 8
+    for r in run.results:
+        assert r.ok, f"{r.model.name} @ {r.board}: {r.error}"
+        owner = "worker-lab-a" if r.board in ("a1", "a2") else "worker-lab-b"
+        assert r.executed_by == owner
+        assert r.profile.latency.count >= 5
+    # the models travelled to the workers as bytes; the results came back to this process's
+    # database
+    assert len(farm.results(run="latest")) == 8
+
+
+def test_board_without_a_worker_fails_with_a_clear_error(cluster, mlp_models):
+    farm_file, client, _ = cluster
+    run = Farm(farm_file, scheduler=client).profile([mlp_models["int8"]],
+                                                     boards="orphan,b2", progress=False)
+    orphan, b2 = (run.get("mlp_int8.tflite", name) for name in ("orphan", "b2"))
+    assert b2 is not None and b2.ok
+    assert orphan is not None and not orphan.ok and orphan.error_type == "quarantined"
+    assert "no Dask worker owns board orphan" in (orphan.error or "")
+    assert "edgesdk farm worker" in (orphan.error or "")
+    assert run.quarantined == ["orphan"]
+
+
+def test_worker_cli_needs_boards(cluster, tmp_path):
+    farm_file, _, _ = cluster
+    result = subprocess.run([sys.executable, "-m", "sdk", "farm", "worker", "--farm",
+                             str(farm_file), "--scheduler", "tcp://127.0.0.1:1", "--host",
+                             "nowhere"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "would own no boards" in result.stderr
+    assert Path(farm_file).is_file()
