@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 from typing import Any
 
@@ -9,38 +11,75 @@ from sdk.devices.base import Device
 from sdk.devices.config import DeviceConfig
 from sdk.devices.deploy import deployed
 from sdk.devices.errors import RunnerError
+from sdk.devices.info import DeviceInfo
 from sdk.devices.results import LatencyStats, Profile, honesty_notes
-from sdk.devices.runners.base import RunRequest, StageProgress
+from sdk.devices.runners.base import RunnerReport, RunRequest, StageProgress
+
+
+def resolve_cpus(cpus: str | None, info: DeviceInfo) -> tuple[str | None, str | None]:
+    """(taskset list, note): "big" / "little" become the cores with the highest / lowest
+    maximum frequency (cpufreq); where those cannot be told apart the run is not pinned and the
+    note says why. Any other value is a CPU list, returned as it is."""
+    if cpus is None or not cpus.strip():
+        return None, None
+    kind = cpus.strip().lower()
+    if kind not in ("big", "little"):
+        return cpus.strip(), None
+    freqs = list(info.max_freqs_khz)
+    if not freqs or len(set(freqs)) == 1:
+        why = "cpufreq is unreadable" if not freqs else "every core has the same max frequency"
+        return None, f"cpus={kind!r} not applied ({why}): the runs were not pinned"
+    target = max(freqs) if kind == "big" else min(freqs)
+    return ",".join(str(i) for i, f in enumerate(freqs) if f == target), None
+
+
+def timed_seconds(report: RunnerReport, runs: int) -> float:
+    """Seconds the timed runs took (their sum; mean x runs when the runner gave only stats)."""
+    if report.latencies_ms:
+        return sum(report.latencies_ms) / 1e3
+    mean = report.latency_stats_ms.get("mean")
+    return float(mean) * runs / 1e3 if mean is not None else 0.0
 
 
 def profile(model: str | os.PathLike[str], device: str | DeviceConfig | Device, *,
             runs: int = 50, warmup: int = 5, threads: int | None = None,
             cpus: str | None = None, runner: str | None = None, layers: bool = True,
             timeout: float | None = None, config: Any = None,
-            progress: StageProgress | None = None) -> Profile:
+            progress: StageProgress | None = None, min_duration_s: float = 0.0) -> Profile:
     """Deploy `model` to `device` and time it there.
 
     runs / warmup: timed and untimed invocations after the first one (which is reported on its
-    own, as is the interpreter's initialisation). threads: interpreter threads (default: the
-    device config's, else the runtime's). cpus: pin to these CPUs ("4-7"; default: the device
-    config's `cpus`). layers: per-layer times where the runner measures them (edge-run,
-    benchmark_model). The Profile says which runner, runtime, machine and kernels ran, and
-    whether the device is emulated.
+    own, as is the interpreter's initialisation). min_duration_s: keep timing until at least
+    `runs` runs AND this many seconds are done (MLPerf-style; runners that cannot are run again
+    with more runs). threads: interpreter threads (default: the device config's, else the
+    runtime's). cpus: pin to these CPUs ("4-7", or "big" / "little": the fastest / slowest
+    cores; default: the device config's `cpus`). layers: per-layer times where the runner
+    measures them (edge-run, benchmark_model; litert-python times each operator alone, see
+    sdk.devices.runners.layers). The Profile says which runner, runtime, machine and kernels
+    ran, and whether the device is emulated.
     """
     if runs < 1:
         raise ValueError("runs must be >= 1")
     if warmup < 0:
         raise ValueError("warmup must be >= 0")
+    if min_duration_s < 0:
+        raise ValueError("min_duration_s must be >= 0")
     with deployed(model, device, runner=runner, config=config, progress=progress) as dep:
         dev = dep.device
         info = dev.info()
         before = dev.thermal_state()
-        pin = cpus or dev.config.cpus
+        pin, pin_note = resolve_cpus(cpus or dev.config.cpus, info)
         if progress:
             progress("run", 0, 1)
-        report = dep.runner.run(RunRequest(
-            model=dep.remote_model, runs=runs, warmup=warmup, threads=threads, cpus=pin,
-            profile_layers=layers, timeout=timeout))
+        request = RunRequest(model=dep.remote_model, runs=runs, warmup=warmup, threads=threads,
+                             cpus=pin, profile_layers=layers, timeout=timeout,
+                             min_duration_s=min_duration_s)
+        report = dep.runner.run(request)
+        timed = timed_seconds(report, runs)
+        if not dep.runner.handles_min_duration and timed < min_duration_s:
+            # run again with enough runs to fill the minimum duration (10% to spare)
+            runs = max(runs + 1, math.ceil(runs * min_duration_s / max(timed, 1e-6) * 1.1))
+            report = dep.runner.run(dataclasses.replace(request, runs=runs))
         if progress:
             progress("run", 1, 1)
         after = dev.thermal_state()
@@ -57,5 +96,7 @@ def profile(model: str | os.PathLike[str], device: str | DeviceConfig | Device, 
         init_ms=report.init_ms, first_run_ms=report.first_run_ms,
         peak_memory_bytes=report.peak_memory_bytes, per_layer=report.per_layer,
         state_before=before, state_after=after, delegates=report.delegates,
-        emulated=info.emulated, notes=honesty_notes(info, report.machine, report.runner),
+        emulated=info.emulated,
+        notes=honesty_notes(info, report.machine, report.runner) + ((pin_note,) if pin_note
+                                                                    else ()),
         latencies_ms=report.latencies_ms)

@@ -82,10 +82,31 @@ class Profile:
     def temperature_c(self) -> float | None:
         return self.state_after.max_temperature_c
 
+    @property
+    def timed_s(self) -> float:
+        """Seconds the timed runs took, all together (runs x mean)."""
+        return self.latency.mean_ms * self.latency.runs / 1e3
+
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["device"] = self.device.to_dict()
         return jsonable(out)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Profile:
+        """Inverse of `to_dict` (results databases, reports, results sent between hosts)."""
+        from sdk.tables import from_jsonable
+
+        d = dict(from_jsonable(dict(d)))
+        d["device"] = device_info_from_dict(d["device"])
+        d["latency"] = LatencyStats(**d["latency"])
+        d["per_layer"] = None if d.get("per_layer") is None else tuple(
+            LayerTime(**x) for x in d["per_layer"])
+        for key in ("state_before", "state_after"):
+            d[key] = ThermalState(**(d.get(key) or {}))
+        for key in ("isa", "delegates", "notes", "latencies_ms"):
+            d[key] = tuple(d.get(key) or ())
+        return cls(**d)
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), indent=2, **kwargs)
@@ -166,6 +187,16 @@ class Validation:
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), indent=2, **kwargs)
+
+
+def device_info_from_dict(d: Mapping[str, Any]) -> DeviceInfo:
+    """Inverse of `DeviceInfo.to_dict`."""
+    d = dict(d)
+    d["state"] = ThermalState(**(d.get("state") or {}))
+    for key in ("cpu_features", "max_freqs_khz"):
+        d[key] = tuple(d.get(key) or ())
+    d["android_props"] = dict(d.get("android_props") or {})
+    return DeviceInfo(**d)
 
 
 def compare_output(name: str, device: np.ndarray, host: np.ndarray, *, scale: float = 0.0,

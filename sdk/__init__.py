@@ -42,9 +42,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from sdk.converters.quantize.plan import LayerPrecision  # noqa: F401
     from sdk.devices import open_device  # noqa: F401
     from sdk.devices.deploy import Deployment, deploy  # noqa: F401
+    from sdk.devices.farm import Farm  # noqa: F401
     from sdk.devices.profile import profile  # noqa: F401
     from sdk.devices.results import Profile, Validation  # noqa: F401
-    from sdk.devices.farm import Farm  # noqa: F401
     from sdk.devices.validate import validate  # noqa: F401
     from sdk.exporter import export  # noqa: F401
     from sdk.fidelity import FidelityReport  # noqa: F401

@@ -96,7 +96,7 @@ def test_jobs_run_on_the_worker_that_owns_the_board(cluster, mlp_models):
         assert r.ok, f"{r.model.name} @ {r.board}: {r.error}"
         owner = "worker-lab-a" if r.board in ("a1", "a2") else "worker-lab-b"
         assert r.executed_by == owner
-        assert r.profile.latency.count >= 5
+        assert r.profile.latency.runs >= 5
     # the models travelled to the workers as bytes; the results came back to this process's
     # database
     assert len(farm.results(run="latest")) == 8

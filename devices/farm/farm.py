@@ -81,7 +81,7 @@ class Farm:
              runs: int | None = None, warmup: int | None = None,
              min_duration_s: float | None = None, threads: int | None = None,
              cpus: str | None = None, layers: bool = False, timeout: float | None = None,
-             seed: int = 0, reference: ModelArg | None = None) -> list[Job]:
+             reference: ModelArg | None = None) -> list[Job]:
         """The jobs for these models on these boards: each board's measurement settings from
         farm.toml, overridden by the arguments that are not None."""
         paths = [models] if isinstance(models, str | os.PathLike) else list(models)
@@ -102,7 +102,7 @@ class Farm:
                     else float(min_duration_s),
                     threads=threads if threads is not None else board.device.threads,
                     cpus=cpus if cpus is not None else board.device.cpus,
-                    layers=layers, seed=seed)
+                    layers=layers)
                 out.append(Job(model=info, board=board.name, settings=settings,
                                board_fingerprint=board_fingerprint(board),
                                timeout_s=float(timeout if timeout is not None
@@ -115,7 +115,7 @@ class Farm:
                 runs: int | None = None, warmup: int | None = None,
                 min_duration_s: float | None = None, threads: int | None = None,
                 cpus: str | None = None, layers: bool = False, timeout: float | None = None,
-                retries: int | None = None, fresh: bool = False, seed: int = 0,
+                retries: int | None = None, fresh: bool = False,
                 reference: ModelArg | None = None,
                 report: str | os.PathLike[str] | None = None, progress: Any = None,
                 layer_board: str | None = None) -> FarmRun:
@@ -128,7 +128,7 @@ class Farm:
         return asyncio.run(self.profile_async(
             models, boards=boards, runs=runs, warmup=warmup, min_duration_s=min_duration_s,
             threads=threads, cpus=cpus, layers=layers, timeout=timeout, retries=retries,
-            fresh=fresh, seed=seed, reference=reference, report=report, progress=progress,
+            fresh=fresh, reference=reference, report=report, progress=progress,
             layer_board=layer_board))
 
     async def profile_async(self, models: ModelArg | Sequence[ModelArg], *, boards: Any = None,
@@ -136,7 +136,7 @@ class Farm:
                             min_duration_s: float | None = None, threads: int | None = None,
                             cpus: str | None = None, layers: bool = False,
                             timeout: float | None = None, retries: int | None = None,
-                            fresh: bool = False, seed: int = 0,
+                            fresh: bool = False,
                             reference: ModelArg | None = None,
                             report: str | os.PathLike[str] | None = None,
                             progress: Any = None, layer_board: str | None = None) -> FarmRun:
@@ -145,7 +145,7 @@ class Farm:
 
         jobs = self.jobs(models, boards=boards, runs=runs, warmup=warmup,
                          min_duration_s=min_duration_s, threads=threads, cpus=cpus,
-                         layers=layers, timeout=timeout, seed=seed, reference=reference)
+                         layers=layers, timeout=timeout, reference=reference)
         selected = self.select(boards)
         settings = self.config.settings
         if retries is not None:
@@ -290,8 +290,8 @@ class Farm:
 
 def _summary_of(results: list[JobResult]) -> str:
     for r in results:
-        if r.profile and r.profile.device_info:
-            return r.profile.device_info.summary()
+        if r.profile:
+            return r.profile.device.summary()
     return ""
 
 

@@ -174,7 +174,6 @@ class JobSettings:
     threads: int | None = None
     cpus: str | None = None
     layers: bool = False
-    seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -47,7 +47,10 @@
     const i = DATA.boards.findIndex((b) => b.name === name);
     return BOARD_COLORS[(i < 0 ? 0 : i) % BOARD_COLORS.length];
   }
-  function modelById(id) { return DATA.models.find((m) => m.sha256 === id); }
+  // p50 where the runner gave samples; the mean where it gave only statistics
+  function p50of(job) {
+    return job.latency.p50_ms !== null ? job.latency.p50_ms : job.latency.mean_ms;
+  }
   function jobsOf(pred) { return DATA.jobs.filter(pred); }
   function fill(select, options, chosen) {
     select.innerHTML = "";
@@ -166,7 +169,8 @@
     // the axis spans the fastest run to the slowest board's p99: rarer outliers sit at the
     // right edge (drawn as open circles) instead of squeezing everything else
     const lo = all.length ? Math.min(...all) : 0.1;
-    const hi = all.length ? Math.max(lo * 1.01, ...okRows.map((r) => r.job.latency.p99_ms))
+    const hi = all.length ? Math.max(lo * 1.01, ...okRows.map(
+      (r) => (r.job.latency.p99_ms !== null ? r.job.latency.p99_ms : r.job.latency.max_ms)))
       : 1;
     const probe = scale(lo, hi, 0, 1);
     const [a, b] = padRange(lo, hi, probe.log);
@@ -189,9 +193,11 @@
       const color = boardColor(r.board);
       const g = sv("g", { "data-board": r.board }, svg);
       // the middle half as a box, p50 and p90 as marks, every kept run as a dot
-      const q1 = quantile(s, 0.25), q3 = quantile(s, 0.75);
-      sv("rect", { class: "box", x: x(q1), y: cy - 10, width: Math.max(x(q3) - x(q1), 1),
-                   height: 20, fill: color, "fill-opacity": 0.15, stroke: color }, g);
+      if (s.length) {
+        const q1 = quantile(s, 0.25), q3 = quantile(s, 0.75);
+        sv("rect", { class: "box", x: x(q1), y: cy - 10, width: Math.max(x(q3) - x(q1), 1),
+                     height: 20, fill: color, "fill-opacity": 0.15, stroke: color }, g);
+      }
       let seed = 7;
       const jitter = () => { seed = (seed * 16807) % 2147483647; return seed / 2147483647; };
       for (const v of r.job.samples) {
@@ -202,14 +208,16 @@
                        fill: out ? "none" : color, stroke: out ? color : "none",
                        "fill-opacity": 0.45 }, g);
       }
-      const p50 = r.job.latency.p50_ms, p90 = r.job.latency.p90_ms;
+      const p50 = p50of(r.job), p90 = r.job.latency.p90_ms;
       title(sv("line", { class: "p50", x1: x(p50), x2: x(p50), y1: cy - 13, y2: cy + 13,
                          stroke: "#1d2430", "stroke-width": 2.5 }, g), `p50 ${fmt(p50)} ms`);
-      title(sv("line", { class: "p90", x1: x(p90), x2: x(p90), y1: cy - 9, y2: cy + 9,
-                         stroke: "#1d2430", "stroke-width": 1.2, "stroke-dasharray": "3 2" },
-               g), `p90 ${fmt(p90)} ms`);
+      if (p90 !== null) {
+        title(sv("line", { class: "p90", x1: x(p90), x2: x(p90), y1: cy - 9, y2: cy + 9,
+                           stroke: "#1d2430", "stroke-width": 1.2, "stroke-dasharray": "3 2" },
+                 g), `p90 ${fmt(p90)} ms`);
+      }
       sv("text", { x: W - right + 14, y: cy + 4, class: "small" }, g,
-         `p50 ${fmt(p50)} · p90 ${fmt(p90)} ms · ${r.job.latency.count} runs`);
+         `p50 ${fmt(p50)} · p90 ${fmt(p90)} ms · ${r.job.latency.runs} runs`);
     });
     xAxis(svg, x, top + rows.length * rowH, left, W - right,
           "latency per run, ms" + (x.log ? " (log scale)" : ""));
@@ -232,8 +240,7 @@
       el("td", {}, tr, b.name + (b.state === "quarantined" ? " (quarantined)" : ""));
       const cells = precisions.map((p) => jobsOf((j) => j.board === b.name &&
                                                    j.precision === p));
-      const best = Math.min(...cells.flat().filter((j) => j.status === "ok")
-        .map((j) => j.latency.p50_ms));
+      const best = Math.min(...cells.flat().filter((j) => j.status === "ok").map(p50of));
       precisions.forEach((p, i) => {
         const jobs = cells[i];
         const ok = jobs.filter((j) => j.status === "ok");
@@ -246,14 +253,13 @@
           td.title = jobs.map((j) => `${j.model_name}: ${j.error}`).join("\n");
           return;
         }
-        const j = ok.reduce((m, q) => (q.latency.p50_ms < m.latency.p50_ms ? q : m));
-        const ratio = j.latency.p50_ms / best;
+        const j = ok.reduce((m, q) => (p50of(q) < p50of(m) ? q : m));
+        const ratio = p50of(j) / best;
         // green for the board's fastest precision, towards amber/red as it gets slower
         const hue = Math.max(0, 130 - 60 * Math.log2(ratio));
-        const td = el("td", { class: "num cell-ok", "data-p50": j.latency.p50_ms,
-                              style: `background: hsl(${hue}, 60%, 88%)` }, tr,
-                      fmt(j.latency.p50_ms));
-        td.title = `${j.model_name}: p50 ${fmt(j.latency.p50_ms)} ms, p90 ` +
+        const td = el("td", { class: "num cell-ok", "data-p50": p50of(j),
+                              style: `background: hsl(${hue}, 60%, 88%)` }, tr, fmt(p50of(j)));
+        td.title = `${j.model_name}: p50 ${fmt(p50of(j))} ms, p90 ` +
           `${fmt(j.latency.p90_ms)} ms, ${ratio.toFixed(2)}x the board's fastest`;
       });
     }
@@ -270,7 +276,7 @@
       const ok = jobsOf((j) => j.model === m.sha256 && j.status === "ok" &&
                         (boardChoice === "*" || j.board === boardChoice));
       if (!ok.length) continue;
-      points.push({ model: m, latency: median(ok.map((j) => j.latency.p50_ms)),
+      points.push({ model: m, latency: median(ok.map(p50of)),
                     n: ok.length });
     }
     const W = 900, H = 340, top = 20, bottom = 50, left = 64, gap = 70;
@@ -347,7 +353,7 @@
     const H = top + rows.length * rowH + 44;
     const svg = sv("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H,
                             id: "layers-svg", "data-plot": "layers" }, host);
-    const times = rows.map((r) => r.time_ms || 0);
+    const times = rows.map((r) => r.mean_ms || 0);
     const x = scale(0, Math.max(...times) * 1.05 || 1, left, W - right, 1e12);
     for (const t of x.ticks()) {
       sv("line", { class: "grid", x1: x(t), x2: x(t), y1: top, y2: top + rows.length * rowH },
@@ -358,23 +364,27 @@
       const y = top + i * rowH;
       const g = sv("g", { "data-layer": r.name }, svg);
       sv("text", { x: left - 8, y: y + rowH / 2 + 4, "text-anchor": "end", class: "label" }, g,
-         `${r.index}: ${r.op}  ${r.name.length > 26 ? "…" + r.name.slice(-25) : r.name}`);
-      if (r.time_ms === null) {
+         `${i}: ${r.op}  ${r.name.length > 26 ? "…" + r.name.slice(-25) : r.name}`);
+      if (r.mean_ms === null) {
         sv("text", { x: left + 4, y: y + rowH / 2 + 4, class: "failed-row" }, g,
-           "failed alone: " + (r.error || "").slice(0, 60));
+           "not timed (the operator did not run alone)");
         return;
       }
       title(sv("rect", { class: "layer-bar", x: left, y: y + 3,
-                         width: Math.max(x(r.time_ms) - left, 1), height: rowH - 6,
+                         width: Math.max(x(r.mean_ms) - left, 1), height: rowH - 6,
                          fill: boardColor(board) }, g),
-            `${r.op} ${r.name}: ${fmt(r.time_ms)} ms (${(100 * r.time_ms / total)
-              .toFixed(1)}%)`);
-      sv("text", { x: x(r.time_ms) + 6, y: y + rowH / 2 + 4, class: "small" }, g,
-         `${fmt(r.time_ms)} ms · ${(100 * r.time_ms / total).toFixed(0)}%`);
+            `${r.op} ${r.name}: ${fmt(r.mean_ms)} ms (${(100 * r.mean_ms / total)
+              .toFixed(1)}%)` + (r.kernel ? `; ${r.kernel}` : ""));
+      sv("text", { x: x(r.mean_ms) + 6, y: y + rowH / 2 + 4, class: "small" }, g,
+         `${fmt(r.mean_ms)} ms · ${(100 * r.mean_ms / total).toFixed(0)}%`);
     });
     xAxis(svg, x, top + rows.length * rowH, left, W - right, "ms per operator");
+    const isolated = rows.every((r) => r.kernel === "isolated op");
     el("p", { class: "note" }, host, `Sum of layers ${fmt(total)} ms; end to end p50 ` +
-       `${fmt(job.latency ? job.latency.p50_ms : NaN)} ms. Method: ${job.layer_method}.`);
+       `${fmt(job.latency ? p50of(job) : NaN)} ms. ` + (isolated ?
+         "Each operator was timed alone in an interpreter of its own (LiteRT's Python API " +
+         "has no op profiler), so the sum differs from an end-to-end run." :
+         `Times from ${job.runner}'s own per-layer profiling.`));
   }
 
   // ------------------------------------------------------------------ failures, conditions
@@ -415,7 +425,7 @@
     const host = document.getElementById("conditions");
     const t = el("table", { id: "conditions-table" }, host);
     const head = el("tr", {}, t);
-    for (const h of ["model", "board", "runs", "timed s", "warm-up", "governor",
+    for (const h of ["model", "board", "runs", "timed s (sum of runs)", "warm-up", "governor",
                      "temp °C before → after", "pinned", "threads", "init ms", "peak RSS",
                      "runner", "notes"]) el("th", {}, head, h);
     for (const j of DATA.jobs.filter((q) => q.status === "ok")) {
@@ -423,8 +433,8 @@
       const s = j.settings;
       el("td", {}, tr, j.model_name + (j.cached ? " (earlier run)" : ""));
       el("td", {}, tr, j.board);
-      el("td", { class: "num" }, tr, `${j.latency.count} (min ${s.runs})`);
-      el("td", { class: "num" }, tr, `${j.duration_s.toFixed(2)} (min ${s.min_duration_s})`);
+      el("td", { class: "num" }, tr, `${j.latency.runs} (min ${s.runs})`);
+      el("td", { class: "num" }, tr, `${j.timed_s.toFixed(2)} (wall ≥ ${s.min_duration_s})`);
       el("td", { class: "num" }, tr, String(s.warmup));
       el("td", {}, tr, j.governor || "unreadable");
       const tb = j.temperature_before_c, ta = j.temperature_after_c;
@@ -433,10 +443,11 @@
       el("td", {}, tr, j.cpus || "no");
       el("td", { class: "num" }, tr, j.threads === null ? "default" : String(j.threads));
       el("td", { class: "num" }, tr, fmt(j.init_ms));
-      el("td", { class: "num" }, tr, j.peak_rss_bytes ?
-        (j.peak_rss_bytes / 1048576).toFixed(1) + " MiB" : "-");
-      el("td", {}, tr, `${j.backend}; ${j.kernels.join(", ")}`);
-      el("td", {}, tr, [j.emulated ? "emulated: " + j.emulated : "", ...j.notes]
+      el("td", { class: "num" }, tr, j.peak_memory_bytes ?
+        (j.peak_memory_bytes / 1048576).toFixed(1) + " MiB" : "-");
+      el("td", {}, tr, `${j.runner}: ${j.runtime}; ${j.kernels}`);
+      el("td", {}, tr, [j.emulated && !j.notes.length ? "emulated: " + j.emulated : "",
+                        ...j.notes]
         .filter((x) => x).join("; "));
     }
   }

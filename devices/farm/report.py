@@ -94,15 +94,15 @@ def _job(r: JobResult, samples: int | None) -> dict[str, Any]:
         out.update({
             "latency": vars(p.latency).copy(),
             "samples": _thin(p.latencies_ms, samples) if samples else list(p.latencies_ms),
-            "init_ms": p.init_ms, "first_run_ms": p.first_run_ms, "duration_s": p.duration_s,
-            "peak_rss_bytes": p.peak_rss_bytes, "backend": p.backend, "kernels": p.kernels,
+            "init_ms": p.init_ms, "first_run_ms": p.first_run_ms, "timed_s": p.timed_s,
+            "peak_memory_bytes": p.peak_memory_bytes, "runner": p.runner,
+            "runtime": p.runtime, "kernels": p.kernels, "machine": p.machine,
             "threads": p.threads, "cpus": p.cpus, "governor": p.governor,
             "temperature_c": p.temperature_c,
             "temperature_before_c": p.state_before.max_temperature_c,
             "temperature_after_c": p.state_after.max_temperature_c,
-            "device": p.device_info.summary() if p.device_info else "",
-            "emulated": p.device_info.emulated if p.device_info else None,
-            "layers": [vars(x).copy() for x in p.layers], "layer_method": p.layer_method,
+            "device": p.device.summary(), "emulated": p.emulated,
+            "layers": [vars(x).copy() for x in p.per_layer or ()],
             "notes": list(p.notes)})
     return out
 

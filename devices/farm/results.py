@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sdk.devices.farm.jobs import JobSettings, ModelInfo
-from sdk.devices.profiling import Profile
+from sdk.devices.results import Profile
 from sdk.tables import format_table, jsonable
 
 OK, FAILED = "ok", "failed"
@@ -153,7 +153,7 @@ class FarmRun:
                 p = r.profile
                 temp = p.temperature_c
                 rows.append((r.model.name, r.board, r.model.precision, format_ms(p.latency.p50_ms),
-                             format_ms(p.latency.p90_ms), str(p.latency.count),
+                             format_ms(p.latency.p90_ms), str(p.latency.runs),
                              p.governor or "-", "-" if temp is None else f"{temp:.0f}",
                              "cached" if r.cached else "ok"))
             else:

@@ -30,7 +30,7 @@ from sdk.devices.farm.inventory import BoardConfig, FarmSettings
 from sdk.devices.farm.jobs import Job
 from sdk.devices.farm.results import FAILED, OK, BoardReport, FarmEvent, JobResult
 from sdk.devices.farm.store import ResultStore
-from sdk.devices.profiling import Profile
+from sdk.devices.results import Profile
 from sdk.tables import from_jsonable
 
 #: listener(kind, data): kinds "board" (state change), "job_started", "job_finished", "event"

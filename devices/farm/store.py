@@ -21,7 +21,7 @@ from typing import Any
 
 from sdk.devices.farm.jobs import JobSettings, ModelInfo
 from sdk.devices.farm.results import FarmEvent, JobResult
-from sdk.devices.profiling import Profile
+from sdk.devices.results import Profile
 from sdk.tables import jsonable
 
 SCHEMA_VERSION = 1
@@ -136,7 +136,7 @@ class ResultStore:
     def record(self, result: JobResult) -> None:
         """Store one result in its own transaction (committed before this returns)."""
         p = result.profile
-        info = p.device_info.to_dict() if p and p.device_info else None
+        info = p.device.to_dict() if p else None
         with self.conn:
             self.conn.execute(
                 "INSERT INTO results (job_key, run_id, status, model_sha256, model_name, "

@@ -29,6 +29,9 @@ from sdk.devices.errors import (
 from sdk.devices.farm.inventory import BoardConfig
 from sdk.errors import EdgeSDKError
 
+#: latencies kept per result (a microsecond model timed for seconds runs 10^5 times)
+KEEP_SAMPLES = 2000
+
 _lock = threading.Lock()
 _idle: dict[str, list[Device]] = {}        # board -> open devices not in use
 _busy: dict[str, set[Device]] = {}         # board -> devices in use (abort() closes them)
@@ -159,9 +162,12 @@ def local_model(job: dict[str, Any], model_bytes: bytes | None) -> Path:
 
 def run_job(board: dict[str, Any] | BoardConfig, job: dict[str, Any],
             model_bytes: bytes | None = None) -> dict[str, Any]:
-    """Profile one job's model on the board. Returns {"ok": True, "profile": {...}} or a
-    failure."""
-    from sdk.devices.profiling import profile
+    """Profile one job's model on the board (`sdk.devices.profile.profile` on the pooled,
+    open device). Returns {"ok": True, "profile": {...}} or a failure. The profile keeps at most
+    `KEEP_SAMPLES` latencies (evenly spaced in run order; its statistics use all of them)."""
+    import dataclasses
+
+    from sdk.devices.profile import profile
 
     board = board if isinstance(board, BoardConfig) else BoardConfig.from_dict(board)
     settings = job["settings"]
@@ -173,8 +179,13 @@ def run_job(board: dict[str, Any] | BoardConfig, job: dict[str, Any],
         result = profile(model, device, runs=settings["runs"], warmup=settings["warmup"],
                          min_duration_s=settings["min_duration_s"], threads=settings["threads"],
                          cpus=settings["cpus"], layers=settings["layers"],
-                         seed=settings["seed"], timeout=job["timeout_s"])
+                         timeout=job["timeout_s"])
         _checkin(board, device, keep=True)
+        samples = result.latencies_ms
+        if len(samples) > KEEP_SAMPLES:
+            samples = tuple(samples[i * len(samples) // KEEP_SAMPLES]
+                            for i in range(KEEP_SAMPLES))
+            result = dataclasses.replace(result, latencies_ms=samples)
         out = {"ok": True, "profile": result.to_dict()}
     except BaseException as exc:
         if device is not None:

@@ -44,6 +44,8 @@ class RunRequest:
     outputs_dir: str | None = None              #: where outputs go (validation)
     profile_layers: bool = False
     timeout: float | None = None
+    #: time runs until both `runs` runs and this many seconds are done (MLPerf-style)
+    min_duration_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ class Runner(ABC):
     batched_inputs: bool = True
     #: True when the runner pins itself to `cpus` (no taskset needed)
     pins_itself: bool = False
+    #: True when the runner itself keeps timing until `min_duration_s` (else profile() runs
+    #: it again with more runs)
+    handles_min_duration: bool = False
 
     def __init__(self, device: Device):
         self.device = device

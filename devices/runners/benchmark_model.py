@@ -93,6 +93,7 @@ class BenchmarkModelRunner(Runner):
     name = "benchmark_model"
     suffixes = (".tflite",)
     returns_outputs = False
+    handles_min_duration = True  # --min_secs: at least num_runs runs and min_secs seconds
 
     def __init__(self, device: Any):
         super().__init__(device)
@@ -138,8 +139,8 @@ class BenchmarkModelRunner(Runner):
             self.prepare()
         assert self.remote is not None
         argv = [self.remote, f"--graph={request.model}", f"--num_runs={request.runs}",
-                f"--warmup_runs={request.warmup}", "--min_secs=0", "--warmup_min_secs=0",
-                "--report_peak_memory_footprint=true"]
+                f"--warmup_runs={request.warmup}", f"--min_secs={request.min_duration_s:g}",
+                "--warmup_min_secs=0", "--report_peak_memory_footprint=true"]
         threads = request.threads or self.device.config.threads
         if threads:
             argv.append(f"--num_threads={threads}")

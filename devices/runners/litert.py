@@ -10,6 +10,7 @@ from typing import Any
 from sdk.devices.base import CommandResult
 from sdk.devices.errors import RunnerError
 from sdk.devices.runners.base import (
+    LayerTime,
     Runner,
     RunnerReport,
     RunRequest,
@@ -28,6 +29,7 @@ PYTHON_CANDIDATES = ("python3", "python")
 class LiteRTPythonRunner(Runner):
     name = "litert-python"
     suffixes = (".tflite",)
+    handles_min_duration = True
 
     def __init__(self, device: Any):
         super().__init__(device)
@@ -35,6 +37,7 @@ class LiteRTPythonRunner(Runner):
         self.check: dict[str, Any] | None = None
         self.why_unavailable = ""
         self._delegate_args: list[str] | None = None
+        self._local_model: Path | None = None
 
     @property
     def script(self) -> str:
@@ -74,6 +77,7 @@ class LiteRTPythonRunner(Runner):
 
     def prepare_model(self, local_model: Path, progress: StageProgress | None = None) -> None:
         """Delegates this model needs (our custom-op delegate; the device's NPU delegates)."""
+        self._local_model = local_model
         self._delegate_args = []
         from sdk.devices.config import abi_for_arch
 
@@ -99,6 +103,19 @@ class LiteRTPythonRunner(Runner):
         if request.outputs_dir:
             argv += ["--outputs-dir", request.outputs_dir]
         argv += self._delegate_args or []
+        if request.min_duration_s > 0:
+            argv += ["--min-duration", repr(float(request.min_duration_s))]
+        if request.profile_layers and self._local_model is not None:
+            # LiteRT's Python API has no op profiler: time every operator alone
+            from sdk.devices.runners.layers import bundle_file
+
+            try:
+                bundle = bundle_file(self._local_model)
+            except Exception:  # a model our reader refuses: LiteRT's own error will say why
+                bundle = None
+            if bundle is not None:
+                argv += ["--layers", self.device.push(bundle, posixpath.join(
+                    self.device.workdir, "models", bundle.name))]
         if not self.device.config.runner.xnnpack:
             argv.append("--no-xnnpack")
         if self.device.config.runner.litert_backend:
@@ -121,5 +138,17 @@ class LiteRTPythonRunner(Runner):
             threads=data.get("threads"), init_ms=data.get("init_ms"),
             first_run_ms=data.get("first_run_ms"),
             latencies_ms=tuple(float(x) for x in data.get("latencies_ms") or ()),
-            peak_memory_bytes=data.get("peak_rss_bytes"), per_layer=None,
+            peak_memory_bytes=data.get("peak_rss_bytes"), per_layer=_layers(data),
             outputs=tuple(data.get("outputs") or ()), delegates=delegates, raw=data)
+
+
+def _layers(data: dict[str, Any]) -> tuple[LayerTime, ...] | None:
+    """Isolated-op times from the runner's --layers (see sdk.devices.runners.layers)."""
+    from sdk.devices.runners.layers import ISOLATED
+
+    layers = data.get("layers")
+    if not layers:
+        return None
+    return tuple(LayerTime(name=str(x["name"]), op=str(x["op"]),
+                           mean_ms=None if x.get("mean_ms") is None else float(x["mean_ms"]),
+                           kernel=ISOLATED) for x in layers)

@@ -125,6 +125,62 @@ def load_backend(wanted):
          kind="missing-runtime")
 
 
+def read_layer_bundle(path):
+    """(entry, model bytes) per operator of a bundle written by sdk.devices.runners.layers."""
+    import struct
+
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if data[:8] != b"EDGELAYR":
+        fail(f"{path} is not a layer bundle", kind="input")
+    (length,) = struct.unpack("<I", data[8:12])
+    header = json.loads(data[12:12 + length].decode("utf-8"))
+    base = 12 + length
+    for entry in header["layers"]:
+        start = base + entry["offset"]
+        yield entry, data[start:start + entry["size"]]
+
+
+def time_layers(args, kwargs, interpreter_class, load_delegate, np):
+    """Each operator alone in an interpreter of its own (LiteRT's Python API has no op
+    profiler): mean of --layer-runs runs after a short warm-up, on seeded random inputs."""
+    rng = np.random.default_rng(1)
+    out = []
+    for entry, content in read_layer_bundle(args.layers):
+        layer = {"index": entry["index"], "name": entry["name"], "op": entry["op"]}
+        try:
+            sub_kwargs = dict(kwargs)
+            sub_kwargs.pop("model_path", None)
+            sub_kwargs["model_content"] = content
+            if args.delegate:  # a delegate instance belongs to one interpreter
+                sub_kwargs["experimental_delegates"] = [
+                    load_delegate(p, json.loads(o) if o else {}) for p, o in
+                    zip(args.delegate, args.delegate_options + [""] * len(args.delegate))]
+            sub = interpreter_class(**sub_kwargs)
+            sub.allocate_tensors()
+            for detail in sub.get_input_details():
+                dtype = np.dtype(detail["dtype"])
+                shape = tuple(max(int(d), 1) for d in detail["shape"])
+                if np.issubdtype(dtype, np.integer):
+                    value = rng.integers(-128, 128, shape).astype(dtype)
+                else:
+                    value = rng.standard_normal(shape).astype(dtype)
+                sub.set_tensor(detail["index"], value)
+            for _ in range(min(max(args.warmup, 1), 3)):
+                sub.invoke()
+            times = []
+            for _ in range(max(args.layer_runs, 1)):
+                started = time.perf_counter()
+                sub.invoke()
+                times.append((time.perf_counter() - started) * 1e3)
+            layer["mean_ms"] = sum(times) / len(times)
+        except Exception as exc:  # an operator that cannot run alone is reported, not fatal
+            layer["mean_ms"] = None
+            layer["error"] = f"{type(exc).__name__}: {exc}"
+        out.append(layer)
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("model", nargs="?")
@@ -138,6 +194,11 @@ def main():
     parser.add_argument("--no-xnnpack", action="store_true")
     parser.add_argument("--backend", default="")
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("--min-duration", type=float, default=0.0,
+                        help="time runs until both --runs runs and this many seconds are done")
+    parser.add_argument("--layers", default="",
+                        help="a layer bundle (one model per operator) to time op by op")
+    parser.add_argument("--layer-runs", type=int, default=10)
     args = parser.parse_args()
 
     result = {"runner": "litert-python", "machine": platform.machine(),
@@ -244,15 +305,22 @@ def main():
     for _ in range(max(args.warmup, 0)):
         interp.invoke()
     latencies = []
-    for _ in range(max(args.runs, 0)):
+    runs, min_duration = max(args.runs, 0), max(args.min_duration, 0.0)
+    begun = time.perf_counter()
+    # MLPerf-style: at least `runs` runs AND at least `min_duration` seconds of them
+    while len(latencies) < runs or time.perf_counter() - begun < min_duration:
         started = time.perf_counter()
         interp.invoke()
         latencies.append((time.perf_counter() - started) * 1e3)
+    duration_s = time.perf_counter() - begun
+    layers = time_layers(args, kwargs, interpreter_class, load_delegate, np) \
+        if args.layers else None
 
     result.update(
         samples=samples, threads=args.threads or None, xnnpack=not args.no_xnnpack,
         delegates=delegate_names, init_ms=init_ms, first_run_ms=first_ms,
-        warmup=args.warmup, latencies_ms=latencies, peak_rss_bytes=peak_rss_bytes(),
+        warmup=args.warmup, latencies_ms=latencies, duration_s=duration_s,
+        min_duration_s=min_duration, layers=layers, peak_rss_bytes=peak_rss_bytes(),
         baseline_rss_bytes=baseline,
         inputs=[{"name": d["name"], "dtype": np.dtype(d["dtype"]).name,
                  "shape": [int(x) for x in d["shape"]]} for d in inputs],

@@ -113,7 +113,7 @@ def _results(args: argparse.Namespace) -> int:
         rows.append((r.model.name, r.board, r.model.precision,
                      format_ms(p.latency.p50_ms if p else None),
                      format_ms(p.latency.p90_ms if p else None),
-                     str(p.latency.count) if p else "-",
+                     str(p.latency.runs) if p else "-",
                      (p.governor or "-") if p else "-",
                      f"{p.temperature_c:.0f}" if p and p.temperature_c is not None else "-",
                      str(r.run_id), "ok" if r.ok else f"FAILED ({r.error_type})"))
