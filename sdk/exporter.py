@@ -36,6 +36,7 @@ from sdk.errors import CalibrationError, ConversionError, EdgeSDKError
 from sdk.fidelity import FidelityReport, evaluate
 from sdk.fileio import atomic_write_bytes, atomic_write_text
 from sdk.results import CalibrationInfo, ExportResult, TensorInfo
+from sdk.runner import ModelRunner
 
 Progress = Callable[[str, int, int], None]
 
@@ -133,19 +134,25 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
 
     fidelity = None
     float_bytes, float_maps = serialize(float_model)
-    if fmt.runs_in_litert:
+    if fmt.runs_in_litert or fmt.runner is not None:
+        where = "LiteRT" if fmt.runs_in_litert else f"its {fmt.name} runtime"
         try:
+            runner = None
+            if not fmt.runs_in_litert and fmt.runner is not None:
+                runner = ModelRunner(fmt.runner(data))
             fidelity = evaluate(float_bytes, float_maps, float_model, data, maps, quantized,
-                                val_set, per_layer=per_layer, progress=progress,
+                                val_set, per_layer=per_layer and fmt.runs_in_litert,
+                                progress=progress,
                                 delegates=fmt.delegates() if fmt.delegates else None,
-                                layer_notes=cal.notes)
+                                layer_notes=cal.notes, quant_runner=runner,
+                                kernels=None if runner is None else f"{fmt.name} runtime")
         except EdgeSDKError as exc:
-            raise ConversionError(f"the exported model does not run in LiteRT: {exc}") from exc
+            raise ConversionError(f"the exported model does not run in {where}: {exc}") from exc
         if cal.synthetic:
             fidelity.notes.append("calibrated on synthetic data: these numbers say nothing about "
                                   "real inputs")
     else:
-        notes.append(f"format {fmt.name!r} does not run in stock LiteRT: no fidelity report")
+        notes.append(f"format {fmt.name!r} has no runner here: no fidelity report")
     lap("validate")
 
     result = ExportResult(

@@ -150,20 +150,25 @@ def evaluate(float_bytes: bytes, float_maps: list[dict[Tensor, int]], float_mode
              quant_bytes: bytes, quant_maps: list[dict[Tensor, int]], quantized: QuantizedModel,
              samples: SampleSet, *, per_layer: bool = True,
              progress: Progress | None = None, delegates: list[Any] | None = None,
-             layer_notes: Mapping[Tensor, str] | None = None) -> FidelityReport:
-    """Compare the quantised model with the float one on `samples`."""
+             layer_notes: Mapping[Tensor, str] | None = None,
+             quant_runner: Any = None, kernels: str | None = None) -> FidelityReport:
+    """Compare the quantised model with the float one on `samples`. `quant_runner` runs the
+    quantised bytes when LiteRT cannot (a `ModelRunner`); per-layer SQNR needs LiteRT."""
 
     def stage(name: str) -> Callable[[int, int], None]:
         return lambda done, total: progress(name, done, total) if progress else None
 
     float_run = LiteRTRunner(float_bytes)
-    quant_run = LiteRTRunner(quant_bytes, delegates=delegates)
+    quant_run = quant_runner if quant_runner is not None else LiteRTRunner(quant_bytes,
+                                                                            delegates=delegates)
     ref = float_run.outputs_for(samples, stage("validating (float)"))
     got = quant_run.outputs_for(samples, stage("validating (quantised)"))
     names = [d.name for d in float_run.outputs]
     outputs = [compare_outputs(n, r, g) for n, r, g in zip(names, ref, got, strict=True)]
     report = FidelityReport(len(samples), samples.source, outputs, notes=list(samples.notes))
-    if per_layer:
+    if kernels is not None:
+        report.kernels = kernels
+    if per_layer and quant_runner is None:
         report.layers = per_layer_sqnr(float_bytes, float_maps, float_model, quant_bytes,
                                        quant_maps, quantized, samples,
                                        stage("per-layer comparison"), delegates,

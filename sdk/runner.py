@@ -54,7 +54,69 @@ def _details(raw: dict[str, Any]) -> IODetail:
                     np.dtype(raw["dtype"]), float(scale), int(zp))
 
 
-class LiteRTRunner:
+class _SampleRunner:
+    """Feeding sample sets: subclasses provide `inputs`, `outputs`, `batch_size`, `invoke` and
+    `check_batching`."""
+
+    inputs: list[IODetail]
+    outputs: list[IODetail]
+    batch_size: int
+
+    def invoke(self, feeds: Sequence[np.ndarray], *, float_io: bool = True) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def check_batching(self, samples: SampleSet) -> None:
+        raise NotImplementedError
+
+    def run(self, samples: SampleSet, *, on_batch: Callable[[int, int], None] | None = None,
+            ) -> Iterator[tuple[int, list[np.ndarray]]]:
+        """Yield (count, outputs) per batch, outputs stacked per sample (first axis = count).
+        After each yield a LiteRT interpreter still holds that batch's intermediate tensors."""
+        self.check_batching(samples)
+        size = self.batch_size if samples.batchable else 1
+        done, total = 0, len(samples)
+        for count, feeds in samples.batches(size):
+            outs = self.invoke(feeds)
+            yield count, [o if o.ndim and o.shape[0] == count and samples.batchable else o[None]
+                          for o in outs]
+            done += count
+            if on_batch is not None:
+                on_batch(done, total)
+
+    def outputs_for(self, samples: SampleSet,
+                    on_batch: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
+        """All (float) outputs for all samples, stacked on a leading sample axis."""
+        collected: list[list[np.ndarray]] = [[] for _ in self.outputs]
+        for _, outs in self.run(samples, on_batch=on_batch):
+            for c, o in zip(collected, outs, strict=True):
+                c.append(o)
+        return [np.concatenate(c) for c in collected]
+
+
+class ModelRunner(_SampleRunner):
+    """Any runtime object with LiteRT-style `get_input_details()` / `get_output_details()` and
+    `run(list of arrays) -> list of arrays` (e.g. `sdk.runtime.EdgeModel`), one sample at a time,
+    float in and out. Output formats that LiteRT cannot load give the fidelity report one of these
+    (`OutputFormat.runner`)."""
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.inputs = [_details(d) for d in model.get_input_details()]
+        self.outputs = [_details(d) for d in model.get_output_details()]
+        self.batch_size = 1
+
+    def check_batching(self, samples: SampleSet) -> None:
+        return None
+
+    def invoke(self, feeds: Sequence[np.ndarray], *, float_io: bool = True) -> list[np.ndarray]:
+        arrays = [d.from_float(x) if float_io else x for d, x in zip(self.inputs, feeds,
+                                                                       strict=True)]
+        outs = self.model.run(arrays)
+        return [d.to_float(np.asarray(o)) if float_io else np.asarray(o).copy()
+                for d, o in zip(self.outputs, outs, strict=True)]
+
+
+class LiteRTRunner(_SampleRunner):
     """One interpreter over one model. `reference=True` uses LiteRT's builtin kernels (no
     XNNPACK): bit-exact integer results and, with `preserve_all_tensors`, every intermediate."""
 
@@ -123,27 +185,3 @@ class LiteRTRunner:
         if not ok:
             self.batch_size = 1
             self._resize(1)
-
-    def run(self, samples: SampleSet, *, on_batch: Callable[[int, int], None] | None = None,
-            ) -> Iterator[tuple[int, list[np.ndarray]]]:
-        """Yield (count, outputs) per batch, outputs stacked per sample (first axis = count).
-        After each yield the interpreter still holds that batch's intermediate tensors."""
-        self.check_batching(samples)
-        size = self.batch_size if samples.batchable else 1
-        done, total = 0, len(samples)
-        for count, feeds in samples.batches(size):
-            outs = self.invoke(feeds)
-            yield count, [o if o.ndim and o.shape[0] == count and samples.batchable else o[None]
-                          for o in outs]
-            done += count
-            if on_batch is not None:
-                on_batch(done, total)
-
-    def outputs_for(self, samples: SampleSet,
-                    on_batch: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
-        """All (float) outputs for all samples, stacked on a leading sample axis."""
-        collected: list[list[np.ndarray]] = [[] for _ in self.outputs]
-        for _, outs in self.run(samples, on_batch=on_batch):
-            for c, o in zip(collected, outs, strict=True):
-                c.append(o)
-        return [np.concatenate(c) for c in collected]

@@ -387,3 +387,45 @@ def test_saved_model_and_keras_file(tmp_path, digits_keras, digits_data) -> None
     res = sdk.export(saved, calibration=data, output=tmp_path / "s.tflite", per_layer=False)
     assert res.source == "saved_model: saved" and res.op_counts.get("FULLY_CONNECTED") == 1
     assert res.fidelity.outputs[0].sqnr_db > 30
+
+
+# ---------------------------------------------------------------------------- output formats
+def test_format_with_its_own_runner(digits_float_tflite, digits_data, tmp_path) -> None:
+    """A format LiteRT cannot load (as .edge) plugs in with `register_format` and measures its
+    outputs with its own runtime; here a stand-in that encodes TFLite and runs it in LiteRT
+    through the generic ModelRunner interface (details + run)."""
+    from sdk.converters import formats
+    from sdk.converters.tflite import serialize
+    from sdk.litert import backend
+
+    class Runtime:
+        def __init__(self, data: bytes):
+            self.interp = backend().interpreter(model_content=data)
+            self.interp.allocate_tensors()
+
+        def get_input_details(self):
+            return self.interp.get_input_details()
+
+        def get_output_details(self):
+            return self.interp.get_output_details()
+
+        def run(self, arrays):
+            for d, a in zip(self.get_input_details(), arrays, strict=True):
+                self.interp.set_tensor(d["index"], a)
+            self.interp.invoke()
+            return [self.interp.get_tensor(d["index"]) for d in self.get_output_details()]
+
+    fmt = formats.OutputFormat("standin", ".standin", serialize, runs_in_litert=False,
+                               runner=Runtime)
+    formats.register_format(fmt)
+    try:
+        res = sdk.export(digits_float_tflite, calibration=digits_data.x_train[:200],
+                         output=tmp_path / "m.standin")
+    finally:
+        formats.FORMATS.pop("standin")
+    assert res.format == "standin" and res.path.suffix == ".standin"
+    assert res.fidelity.kernels == "standin runtime" and not res.fidelity.layers
+    assert res.fidelity.outputs[0].top1_agreement >= 0.98
+    with pytest.raises(sdk.errors.ConversionError, match="unknown output format"):
+        sdk.export(digits_float_tflite, calibration=digits_data.x_train[:50],
+                   output=tmp_path / "x.tflite", format="nonesuch")

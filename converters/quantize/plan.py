@@ -36,11 +36,12 @@ class LayerPrecision:
         return self.activations == "float32"
 
     def describe(self) -> str:
+        """"int8", "float32", or "<weights>/<activations>" when they differ ("int4/int8")."""
         if self.is_float:
             return "float32"
         if self.weights == self.activations:
             return self.activations
-        return f"w{self.weights}/a{self.activations}"
+        return f"{self.weights}/{self.activations}"
 
 
 FLOAT = LayerPrecision(weights="float32", activations="float32")

@@ -86,8 +86,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="quantise a model (int8 full-integer .tflite)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help=".tflite, .onnx, .keras/.h5 file or SavedModel directory")
-    p.add_argument("scheme", nargs="?", default="int8", choices=sorted(SCHEMES),
-                   help="quantisation scheme (default int8)")
+    p.add_argument("scheme", nargs="?", default="int8",
+                   help="quantisation scheme (default int8; registered: "
+                        f"{', '.join(sorted(SCHEMES))})")
     p.add_argument("-o", "--output", help="output file (default <model>_<scheme>.tflite)")
     p.add_argument("-c", "--calibration",
                    help=f"folder of images, .npy/.npz file, or {SYNTHETIC!r} (random data)")
