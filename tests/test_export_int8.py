@@ -429,3 +429,20 @@ def test_format_with_its_own_runner(digits_float_tflite, digits_data, tmp_path) 
     with pytest.raises(sdk.errors.ConversionError, match="unknown output format"):
         sdk.export(digits_float_tflite, calibration=digits_data.x_train[:50],
                    output=tmp_path / "x.tflite", format="nonesuch")
+
+
+def test_float16_weights_are_folded(digits_keras, digits_data, tmp_path) -> None:
+    """TensorFlow's float16 conversion stores weights as FLOAT16 behind DEQUANTIZE ops; the
+    frontend folds them to float32 constants, so they quantise like any float weights."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(digits_keras)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    fp16 = converter.convert()
+    assert read_tflite(fp16).op_counts()["DEQUANTIZE"] >= 5
+    res = sdk.export(fp16, calibration=digits_data.x_train[:200], output=tmp_path / "h.tflite",
+                     validation=digits_data.x_test, per_layer=False)
+    assert res.op_counts["DEQUANTIZE"] == 1 and not res.fallbacks  # only the output edge
+    assert_full_integer(res.path)
+    assert res.fidelity.outputs[0].top1_agreement >= 0.98
