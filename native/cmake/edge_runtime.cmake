@@ -60,7 +60,7 @@ add_library(edge_runtime STATIC
 target_include_directories(edge_runtime PUBLIC ${CMAKE_CURRENT_LIST_DIR}/../include)
 target_include_directories(edge_runtime SYSTEM PRIVATE "${_fb_stage}")
 target_include_directories(edge_runtime PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../schema/generated)
-target_link_libraries(edge_runtime PUBLIC edge_core)
+target_link_libraries(edge_runtime PUBLIC edge_core edge_kernels)
 # Float expressions must round exactly as written on every target (the runtime reproduces
 # LiteRT's float steps bit for bit): no fused multiply-add contraction, no fast-math.
 target_compile_options(edge_runtime PRIVATE -ffp-contract=off -fno-fast-math)

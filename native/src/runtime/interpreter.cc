@@ -8,6 +8,7 @@
 
 #include "edge/cpu_features.h"
 #include "edge/runtime/error.h"
+#include "edge/thread_pool.h"
 #include "op_kernel.h"
 
 namespace edge {
@@ -36,14 +37,16 @@ struct Interpreter::Buffer {
   std::size_t size = 0;
 };
 
+// The kernel library's thread pool, shared by every operator of this interpreter.
 struct Interpreter::Context {
-  void* thread_pool = nullptr;
+  explicit Context(int threads) : pool(threads) {}
+  ThreadPool pool;
 };
 
 Interpreter::Interpreter(std::shared_ptr<const Model> model, const InterpreterOptions& options)
     : model_(std::move(model)), options_(options), profile_(options.profile) {
   threads_ = options_.threads > 0 ? options_.threads : physical_core_count();
-  context_ = std::make_unique<Context>();
+  context_ = std::make_unique<Context>(threads_);
   const Model& m = *model_;
   const auto& ops = m.operators();
   kernels_.reserve(ops.size());
@@ -106,6 +109,28 @@ void Interpreter::plan_memory() {
   }
   for (int32_t t : m.outputs()) use(t, n_ops);
 
+  // RESHAPE only renames bytes: its output shares its input's storage (one storage group
+  // living as long as both), and the operator has nothing to copy. Nothing writes in place,
+  // so sharing read-only views is safe whichever of the two is a graph input or output.
+  std::vector<int32_t> group(n);
+  for (std::size_t t = 0; t < n; ++t) group[t] = static_cast<int32_t>(t);
+  auto root = [&](int32_t t) {
+    while (group[t] != t) t = group[t] = group[group[t]];
+    return t;
+  };
+  for (const Operator& op : ops) {
+    if (op.type != OpType::kReshape) continue;
+    const int32_t in = op.inputs[0], out = op.outputs[0];
+    if (tensors[in].is_constant() ||
+        tensors[in].runtime_bytes() != tensors[out].runtime_bytes()) {
+      continue;
+    }
+    const int32_t a = root(in), b = root(out);
+    group[b] = a;
+    first[a] = std::min(first[a], first[b]);
+    last[a] = std::max(last[a], last[b]);
+  }
+
   struct Item {
     int32_t tensor;
     std::size_t bytes;
@@ -114,9 +139,10 @@ void Interpreter::plan_memory() {
   std::vector<Item> items;
   for (std::size_t t = 0; t < n; ++t) {
     if (first[t] == -2) continue;
+    unshared_bytes_ += tensors[t].runtime_bytes();
+    if (root(static_cast<int32_t>(t)) != static_cast<int32_t>(t)) continue;  // placed with root
     items.push_back({static_cast<int32_t>(t), align_up(tensors[t].runtime_bytes()), first[t],
                      last[t]});
-    unshared_bytes_ += tensors[t].runtime_bytes();
   }
   // Greedy by size (largest first; ties in order of first use): each tensor goes to the lowest
   // offset where it overlaps no already placed tensor that is alive at the same time.
@@ -145,6 +171,10 @@ void Interpreter::plan_memory() {
     placed.push_back({offset, it.bytes, it.first, it.last});
     offsets_[it.tensor] = static_cast<int64_t>(offset);
     arena = std::max(arena, offset + it.bytes);
+  }
+  for (std::size_t t = 0; t < n; ++t) {
+    const int32_t r = root(static_cast<int32_t>(t));
+    if (r != static_cast<int32_t>(t) && first[t] != -2) offsets_[t] = offsets_[r];
   }
   arena_bytes_ = arena;
 }
@@ -187,7 +217,7 @@ void Interpreter::set_input(std::size_t i, const void* data, std::size_t bytes) 
 void Interpreter::run() {
   const auto& ops = model_->operators();
   for (std::size_t i = 0; i < kernels_.size(); ++i) {
-    RunContext ctx{tensor_data_, ops[i], scratch_->data, context_->thread_pool};
+    RunContext ctx{tensor_data_, ops[i], scratch_->data, &context_->pool};
     if (profile_) {
       const auto t0 = std::chrono::steady_clock::now();
       kernels_[i]->run(ctx);

@@ -14,8 +14,6 @@
 namespace edge {
 namespace runtime {
 
-class ThreadPoolHandle;
-
 // What an operator may look at while it prepares.
 struct PrepareContext {
   const Model& model;
@@ -57,7 +55,7 @@ struct RunContext {
   const std::vector<void*>& tensor_data;
   const Operator& op;
   void* scratch = nullptr;
-  void* thread_pool = nullptr;  // edge::ThreadPool* where the kernel library provides one
+  void* thread_pool = nullptr;  // the interpreter's edge::ThreadPool (edge/thread_pool.h)
 
   template <typename T>
   const T* in(int k) const {

@@ -1,30 +1,402 @@
 // FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D: thin adapters from .edge operators to the
-// native kernel library (issue 3), which owns the GEMM, packing, requantisation and threads.
+// native kernel library (issue 3: edge/kernels/*.h), which owns packing, the GEMM and
+// depthwise micro-kernels, requantisation, ISA dispatch and the thread pool. This file only
+// decodes the stored weights, checks shapes against the operator's rules, builds the kernel
+// library's per-layer plan once and runs it.
 //
-// TODO(kernels API): the kernel library's public headers (per-layer prepared plans, thread
-// pool, ISA dispatch) are not on main yet. Until they land these operators are reported as
-// unsupported; no second GEMM is written here.
+// Rounding: LiteRT's x86 int8 FULLY_CONNECTED and CONV_2D requantise with ties rounded up
+// (Rounding::kUpward); its DEPTHWISE_CONV_2D does the same for channels in vectors of 8 and
+// rounds the C % 8 leftover channels away from zero (see depthwise_conv2d.h). The plans are set
+// up to reproduce that, so .edge int8 results equal LiteRT's builtin kernels bit for bit.
+#include <cstring>
+#include <optional>
+#include <stdexcept>
+
+#include "edge/kernels/conv2d.h"
+#include "edge/kernels/depthwise_conv2d.h"
+#include "edge/kernels/fully_connected.h"
+#include "edge/kernels/isa.h"
+#include "edge/packing/packed_weights.h"
+#include "edge/packing/ternary.h"
+#include "edge/packing/int2.h"
+#include "edge/packing/int4.h"
+#include "edge/thread_pool.h"
 #include "op_kernel.h"
 
 namespace edge {
 namespace runtime {
 namespace {
 
-class PendingKernel final : public OpKernel {
+edge::Activation kernel_activation(Activation a) {
+  switch (a) {
+    case Activation::kNone: return edge::Activation::kNone;
+    case Activation::kRelu: return edge::Activation::kRelu;
+    case Activation::kReluN1To1: return edge::Activation::kReluN1To1;
+    case Activation::kRelu6: return edge::Activation::kRelu6;
+  }
+  return edge::Activation::kNone;
+}
+
+std::optional<Isa> requested_isa(const PrepareContext& ctx) {
+  if (ctx.isa.empty()) return std::nullopt;
+  try {
+    return parse_isa(ctx.isa);
+  } catch (const std::invalid_argument& e) {
+    throw UnsupportedError(ctx.model.where() + ctx.op.label + ": " + e.what());
+  }
+}
+
+// Weight tensor facts every weighted op needs.
+struct Weights {
+  const Tensor* tensor = nullptr;
+  int32_t n = 0, k = 0;
+  std::vector<float> scales;      // per channel (or one)
+  std::vector<int32_t> zero_points;  // q domain, [n] (empty: all 0)
+  int32_t group_size = 0;
+  std::vector<float> group_scales;
+};
+
+// Checks the weight quantisation: per tensor, per channel along `channel_axis`, or per group
+// (block_size along the last axis).
+Weights weight_facts(const PrepareContext& ctx, const Tensor& w, int32_t n, int32_t k,
+                     int channel_axis) {
+  Weights out;
+  out.tensor = &w;
+  out.n = n;
+  out.k = k;
+  if (w.data == nullptr) throw ctx.unsupported("weights '", w.name, "' computed at run time");
+  const Quantization& q = w.quant;
+  if (!q.present()) throw ctx.error("weights '", w.name, "' are not quantised");
+  for (float s : q.scale) {
+    if (!(s > 0.0f)) throw ctx.error("weights '", w.name, "' have a scale ", s, " (must be > 0)");
+  }
+  if (q.block_size > 0) {
+    if (q.axis != channel_axis) {
+      throw ctx.error("per-group weight scales must be along axis ", channel_axis);
+    }
+    out.group_size = q.block_size;
+    out.group_scales = q.scale;
+    out.scales.assign(1, 1.0f);
+  } else if (q.scale.size() == 1) {
+    out.scales = q.scale;
+  } else {
+    if (q.axis != channel_axis || static_cast<int32_t>(q.scale.size()) != n) {
+      throw ctx.error("weights '", w.name, "' have ", q.scale.size(), " scales along axis ",
+                      q.axis, "; expected one or ", n, " along axis ", channel_axis);
+    }
+    out.scales = q.scale;
+  }
+  bool any_zp = false;
+  for (std::size_t i = 0; i < q.zero_point.size(); ++i) any_zp |= q.zero_point[i] != 0;
+  if (any_zp) {
+    out.zero_points.resize(n);
+    for (int32_t c = 0; c < n; ++c) {
+      out.zero_points[c] = static_cast<int32_t>(
+          q.zero_point_at(q.zero_point.size() == 1 ? 0 : static_cast<std::size_t>(c)));
+    }
+  }
+  return out;
+}
+
+// The stored weight values as int8 (sub-byte types decoded), row-major.
+std::vector<int8_t> weight_values(const Tensor& w) {
+  const int64_t count = w.num_elements();
+  std::vector<int8_t> v(static_cast<std::size_t>(count));
+  if (w.dtype == DType::kInt8) {
+    std::memcpy(v.data(), w.data, v.size());
+  } else if (w.storage == Storage::kBase3) {
+    decode_base3(w.data, v.size(), v.data());
+  } else {
+    const int bits = dtype_bits(w.dtype);
+    const int per_byte = 8 / bits;
+    const int mask = (1 << bits) - 1;
+    for (int64_t i = 0; i < count; ++i) {
+      const int code = (w.data[i / per_byte] >> ((i % per_byte) * bits)) & mask;
+      const bool is_signed = w.dtype != DType::kUInt4;
+      v[i] = static_cast<int8_t>(is_signed && code >= (1 << (bits - 1)) ? code - (1 << bits)
+                                                                       : code);
+    }
+  }
+  return v;
+}
+
+WeightType weight_type(const PrepareContext& ctx, const Tensor& w) {
+  switch (w.dtype) {
+    case DType::kInt8: return WeightType::kInt8;
+    case DType::kInt4: return WeightType::kInt4;
+    case DType::kInt2: return WeightType::kInt2;
+    case DType::kTernary: return WeightType::kTernary;
+    default: break;
+  }
+  throw ctx.unsupported("weights '", w.name, "' of type ", dtype_name(w.dtype),
+                        " (supported: INT8, INT4, INT2, TERNARY)");
+}
+
+PackedWeights pack(const PrepareContext& ctx, const Weights& f) {
+  const Tensor& w = *f.tensor;
+  const WeightType type = weight_type(ctx, w);
+  const int32_t* zps = f.zero_points.empty() ? nullptr : f.zero_points.data();
+  const auto num_scales = static_cast<int32_t>(f.scales.size());
+  PackedWeights packed;
+  if (w.dtype == DType::kInt4) {
+    packed = pack_int4_tflite(w.data, w.data_bytes, f.n, f.k, f.scales.data(), num_scales, zps);
+  } else if (w.dtype == DType::kInt2) {
+    packed = pack_int2_tflite(w.data, w.data_bytes, f.n, f.k, f.scales.data(), num_scales, zps);
+  } else if (w.dtype == DType::kTernary && w.storage == Storage::kBase3) {
+    if (zps != nullptr) throw ctx.unsupported("ternary weights with a zero point");
+    packed = pack_ternary_base3(w.data, w.data_bytes, f.n, f.k, f.scales.data(), num_scales);
+  } else if (w.dtype == DType::kTernary) {
+    if (zps != nullptr) throw ctx.unsupported("ternary weights with a zero point");
+    packed = pack_int2_tflite(w.data, w.data_bytes, f.n, f.k, f.scales.data(), num_scales,
+                              nullptr, /*as_ternary=*/true);
+  } else {
+    const std::vector<int8_t> values = weight_values(w);
+    packed = pack_weights(type, values.data(), f.n, f.k, f.scales.data(), num_scales, zps);
+  }
+  if (f.group_size > 0) packed.set_group_scales(f.group_size, f.group_scales.data());
+  return packed;
+}
+
+// Bias: constant INT32 [n] (or absent).
+const int32_t* bias_of(const PrepareContext& ctx, int32_t n) {
+  if (!ctx.has_input(2)) return nullptr;
+  const Tensor& b = ctx.input(2);
+  if (b.dtype != DType::kInt32 || b.data == nullptr || b.num_elements() != n) {
+    throw ctx.error("bias '", b.name, "' must be a constant INT32 tensor of ", n, " values");
+  }
+  return reinterpret_cast<const int32_t*>(b.data);
+}
+
+LayerOptions layer_options(const PrepareContext& ctx, const Tensor& x, const Tensor& out,
+                           int32_t n) {
+  expect_dtype(ctx, x, DType::kInt8, "input");
+  expect_dtype(ctx, out, DType::kInt8, "output");
+  const runtime::TensorQuant qi = per_tensor_quant(ctx, x, "input");
+  const runtime::TensorQuant qo = per_tensor_quant(ctx, out, "output");
+  LayerOptions o;
+  o.input = {qi.scale, qi.zero_point};
+  o.output = {qo.scale, qo.zero_point};
+  o.activation = kernel_activation(ctx.op.options.activation);
+  o.bias = bias_of(ctx, n);
+  o.output_type = OutputType::kInt8;
+  o.rounding = Rounding::kUpward;
+  o.isa = requested_isa(ctx);
+  return o;
+}
+
+ConvGeometry conv_geometry(const PrepareContext& ctx, const Tensor& x, int32_t kh, int32_t kw) {
+  if (x.shape.size() != 4) throw ctx.error("input must be 4-D NHWC, got ", shape_str(x.shape));
+  const OpOptions& o = ctx.op.options;
+  const Padding& p = o.padding;
+  if (p.top < 0 || p.left < 0 || p.bottom < 0 || p.right < 0 || p.top > (1 << 16) ||
+      p.left > (1 << 16) || p.bottom > (1 << 16) || p.right > (1 << 16)) {
+    throw ctx.error("padding (", p.top, ", ", p.left, ", ", p.bottom, ", ", p.right,
+                    ") must be between 0 and 65536");
+  }
+  ConvGeometry g;
+  g.batch = x.shape[0];
+  g.input_height = x.shape[1];
+  g.input_width = x.shape[2];
+  g.input_channels = x.shape[3];
+  g.kernel_height = kh;
+  g.kernel_width = kw;
+  g.stride_height = o.stride_h;
+  g.stride_width = o.stride_w;
+  g.dilation_height = o.dilation_h;
+  g.dilation_width = o.dilation_w;
+  g.padding = edge::Padding::kExplicit;
+  g.pad_top = p.top;
+  g.pad_bottom = p.bottom;
+  g.pad_left = p.left;
+  g.pad_right = p.right;
+  return g;
+}
+
+void expect_conv_output(const PrepareContext& ctx, const Tensor& x, const Tensor& out,
+                        const ConvGeometry& g, int32_t oc) {
+  const int64_t eh = int64_t{g.kernel_height - 1} * g.dilation_height + 1;
+  const int64_t ew = int64_t{g.kernel_width - 1} * g.dilation_width + 1;
+  const int64_t sh = int64_t{g.input_height} + g.pad_top + g.pad_bottom - eh;
+  const int64_t sw = int64_t{g.input_width} + g.pad_left + g.pad_right - ew;
+  if (sh < 0 || sw < 0) {
+    throw ctx.error("the filter (", eh, "x", ew, " with dilation) is larger than the padded input ",
+                    shape_str(x.shape));
+  }
+  const std::vector<int32_t> expect = {g.batch, static_cast<int32_t>(sh / g.stride_height + 1),
+                                       static_cast<int32_t>(sw / g.stride_width + 1), oc};
+  if (out.shape != expect) {
+    throw ctx.error("output shape ", shape_str(out.shape), " should be ", shape_str(expect),
+                    " for input ", shape_str(x.shape), ", this filter, stride and padding");
+  }
+}
+
+// Runs `fn`, turning the kernel library's exceptions into errors naming the operator.
+template <typename F>
+auto guarded(const PrepareContext& ctx, F&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const IsaUnavailableError& e) {
+    throw UnsupportedError(ctx.model.where() + ctx.op.label + ": " + e.what());
+  } catch (const std::invalid_argument& e) {
+    throw FormatError(ctx.model.where() + ctx.op.label + ": " + e.what());
+  }
+}
+
+// ---------------------------------------------------------------- FULLY_CONNECTED
+class FullyConnectedKernel final : public OpKernel {
  public:
   void prepare(PrepareContext& ctx) override {
-    throw ctx.unsupported("this build has no ", op_name(ctx.op.type),
-                          " kernel yet (it comes from the native kernel library)");
+    const Tensor& x = ctx.input(0);
+    const Tensor& w = ctx.input(1);
+    const Tensor& out = ctx.output();
+    if (w.shape.size() != 2) throw ctx.error("weights must be [N, K], got ", shape_str(w.shape));
+    const int32_t n = w.shape[0], k = w.shape[1];
+    if (k <= 0 || n <= 0 || x.num_elements() % k != 0) {
+      throw ctx.error("input ", shape_str(x.shape), " is not a whole number of rows of K = ", k);
+    }
+    m_ = static_cast<int32_t>(x.num_elements() / k);
+    std::vector<int32_t> expect;
+    if (ctx.op.options.keep_num_dims) {
+      expect.assign(x.shape.begin(), x.shape.end());
+      if (expect.empty() || expect.back() != k) {
+        throw ctx.error("with keep_num_dims the input's last dimension must be K = ", k);
+      }
+      expect.back() = n;
+    } else {
+      expect = {m_, n};
+    }
+    if (out.num_elements() != int64_t{m_} * n ||
+        (out.shape != expect && !(out.shape.size() == 1 && m_ == 1))) {
+      throw ctx.error("output shape ", shape_str(out.shape), " should be ", shape_str(expect));
+    }
+    const Weights f = weight_facts(ctx, w, n, k, 0);
+    LayerOptions o = layer_options(ctx, x, out, n);
+    plan_ = guarded(ctx, [&] {
+      return std::make_unique<FullyConnected>(pack(ctx, f), o);
+    });
+    guarded(ctx, [&] {
+      plan_->reserve(m_, ctx.threads);
+      return 0;
+    });
+    ctx.prepared_bytes = packed_bytes(plan_->weight_type(), static_cast<std::size_t>(n),
+                                      static_cast<std::size_t>(k));
+    name_ = plan_->kernel_name(m_);
   }
-  void run(const RunContext&) override {}
-  std::string kernel_name() const override { return "none"; }
+
+  void run(const RunContext& ctx) override {
+    plan_->run(ctx.in<int8_t>(0), m_, ctx.out<int8_t>(),
+               static_cast<ThreadPool*>(ctx.thread_pool));
+  }
+  std::string kernel_name() const override { return name_; }
+
+ private:
+  std::unique_ptr<FullyConnected> plan_;
+  int32_t m_ = 1;
+  std::string name_;
+};
+
+// ---------------------------------------------------------------- CONV_2D
+class Conv2DKernel final : public OpKernel {
+ public:
+  void prepare(PrepareContext& ctx) override {
+    const Tensor& x = ctx.input(0);
+    const Tensor& w = ctx.input(1);
+    const Tensor& out = ctx.output();
+    if (w.shape.size() != 4) {
+      throw ctx.error("filter must be [Cout, KH, KW, Cin], got ", shape_str(w.shape));
+    }
+    const ConvGeometry g = conv_geometry(ctx, x, w.shape[1], w.shape[2]);
+    if (w.shape[3] != g.input_channels) {
+      throw ctx.unsupported("filter ", shape_str(w.shape), " over input ", shape_str(x.shape),
+                            " (grouped convolution)");
+    }
+    expect_conv_output(ctx, x, out, g, w.shape[0]);
+    const int32_t n = w.shape[0];
+    const int32_t k = w.shape[1] * w.shape[2] * w.shape[3];
+    const Weights f = weight_facts(ctx, w, n, k, 0);
+    Conv2DOptions o;
+    static_cast<LayerOptions&>(o) = layer_options(ctx, x, out, n);
+    o.geometry = g;
+    plan_ = guarded(ctx, [&] { return std::make_unique<Conv2D>(pack(ctx, f), o); });
+    guarded(ctx, [&] {
+      plan_->reserve(ctx.threads);
+      return 0;
+    });
+    ctx.prepared_bytes = packed_bytes(weight_type(ctx, w), static_cast<std::size_t>(n),
+                                      static_cast<std::size_t>(k));
+    name_ = plan_->kernel_name();
+  }
+
+  void run(const RunContext& ctx) override {
+    plan_->run(ctx.in<int8_t>(0), ctx.out<int8_t>(), static_cast<ThreadPool*>(ctx.thread_pool));
+  }
+  std::string kernel_name() const override { return name_; }
+
+ private:
+  std::unique_ptr<Conv2D> plan_;
+  std::string name_;
+};
+
+// ---------------------------------------------------------------- DEPTHWISE_CONV_2D
+// The kernel library's depthwise kernel takes int8 filters; sub-byte depthwise weights are
+// decoded to int8 values (the arithmetic is the same, only the storage was smaller).
+class DepthwiseKernel final : public OpKernel {
+ public:
+  void prepare(PrepareContext& ctx) override {
+    const Tensor& x = ctx.input(0);
+    const Tensor& w = ctx.input(1);
+    const Tensor& out = ctx.output();
+    if (w.shape.size() != 4 || w.shape[0] != 1) {
+      throw ctx.error("filter must be [1, KH, KW, C * depth_multiplier], got ",
+                      shape_str(w.shape));
+    }
+    const ConvGeometry g = conv_geometry(ctx, x, w.shape[1], w.shape[2]);
+    const int32_t dm = ctx.op.options.depth_multiplier;
+    if (dm < 1 || int64_t{g.input_channels} * dm != w.shape[3]) {
+      throw ctx.error("filter channels ", w.shape[3], " != input channels ", g.input_channels,
+                      " x depth multiplier ", dm);
+    }
+    const int32_t oc = w.shape[3];
+    expect_conv_output(ctx, x, out, g, oc);
+    weight_type(ctx, w);  // a supported weight type
+    const Weights f = weight_facts(ctx, w, oc, w.shape[1] * w.shape[2], 3);
+    if (f.group_size > 0) throw ctx.unsupported("per-group scales on depthwise weights");
+    const std::vector<int8_t> filter = weight_values(w);
+    DepthwiseConv2DOptions o;
+    static_cast<LayerOptions&>(o) = layer_options(ctx, x, out, oc);
+    o.geometry = g;
+    o.depth_multiplier = dm;
+    o.tail_rounding = Rounding::kAwayFromZero;
+    plan_ = guarded(ctx, [&] {
+      return std::make_unique<DepthwiseConv2D>(
+          filter.data(), f.scales.data(), static_cast<int32_t>(f.scales.size()),
+          f.zero_points.empty() ? nullptr : f.zero_points.data(), o);
+    });
+    guarded(ctx, [&] {
+      plan_->reserve(ctx.threads);
+      return 0;
+    });
+    ctx.prepared_bytes = filter.size();
+    name_ = plan_->kernel_name();
+  }
+
+  void run(const RunContext& ctx) override {
+    plan_->run(ctx.in<int8_t>(0), ctx.out<int8_t>(), static_cast<ThreadPool*>(ctx.thread_pool));
+  }
+  std::string kernel_name() const override { return name_; }
+
+ private:
+  std::unique_ptr<DepthwiseConv2D> plan_;
+  std::string name_;
 };
 
 }  // namespace
 
-std::unique_ptr<OpKernel> make_fully_connected() { return std::make_unique<PendingKernel>(); }
-std::unique_ptr<OpKernel> make_conv2d() { return std::make_unique<PendingKernel>(); }
-std::unique_ptr<OpKernel> make_depthwise_conv2d() { return std::make_unique<PendingKernel>(); }
+std::unique_ptr<OpKernel> make_fully_connected() {
+  return std::make_unique<FullyConnectedKernel>();
+}
+std::unique_ptr<OpKernel> make_conv2d() { return std::make_unique<Conv2DKernel>(); }
+std::unique_ptr<OpKernel> make_depthwise_conv2d() { return std::make_unique<DepthwiseKernel>(); }
 
 }  // namespace runtime
 }  // namespace edge

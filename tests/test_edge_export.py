@@ -1,0 +1,34 @@
+"""`sdk.export(..., format="edge")`: the same quantised model as the .tflite export, written as
+.edge; the .edge runtime gives LiteRT's outputs for it bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+from edge_helpers import run_litert
+
+import sdk
+from sdk.converters.edge import read_edge
+from sdk.runtime import EdgeModel
+
+from conftest import requires_tf
+
+pytestmark = requires_tf
+
+
+def test_export_edge_matches_export_tflite(digits_keras, digits_data, tmp_path) -> None:
+    cal = digits_data.x_train[:64]
+    kwargs = {"calibration": cal, "method": "minmax", "report": False}
+    tfl = sdk.export(digits_keras, "int8", output=tmp_path / "d.tflite", **kwargs)
+    edge = sdk.export(digits_keras, "int8", output=tmp_path / "d.edge", **kwargs)
+    assert edge.format == "edge" and tfl.format == "tflite"
+    assert edge.path.read_bytes()[4:8] == b"EDG1"
+    info = read_edge(edge.path)
+    assert info.metadata.quantization_recipe == "int8"
+    assert info.metadata.producer.startswith("edgesdk")
+    model = EdgeModel(edge.path, threads=1)
+    tflite = tfl.path.read_bytes()
+    for x in digits_data.x_test[:20]:
+        assert np.array_equal(model.run(x[None])[0], run_litert(tflite, [x[None]])[0])
+    # the format follows the suffix, or is named
+    assert sdk.export(digits_keras, "int8", output=tmp_path / "e.bin", format="edge",
+                      **kwargs).path.read_bytes()[4:8] == b"EDG1"
