@@ -81,16 +81,3 @@ def format_for(name: str | None, output: str | Path | None) -> OutputFormat:
 TFLITE = register_format(OutputFormat(
     "tflite", ".tflite", serialize,
     "standard TFLite flatbuffer: runs in stock LiteRT (XNNPACK and builtin kernels)"))
-
-
-def _encode_edge(model: Model) -> tuple[bytes, list[dict[Tensor, int]]]:
-    from sdk.converters.edge import serialize as serialize_edge
-
-    return serialize_edge(model)
-
-
-EDGE = register_format(OutputFormat(
-    "edge", ".edge", _encode_edge,
-    "edgesdk's own .edge flatbuffer: runs in sdk.runtime.EdgeModel and edge-run, no LiteRT "
-    "needed (int8 results equal LiteRT's builtin kernels bit for bit)",
-    runs_in_litert=False))

@@ -21,6 +21,10 @@ def test_export_edge_matches_export_tflite(digits_keras, digits_data, tmp_path) 
     tfl = sdk.export(digits_keras, "int8", output=tmp_path / "d.tflite", **kwargs)
     edge = sdk.export(digits_keras, "int8", output=tmp_path / "d.edge", **kwargs)
     assert edge.format == "edge" and tfl.format == "tflite"
+    # fidelity of the .edge file is measured by the .edge runtime itself
+    assert edge.fidelity is not None and edge.fidelity.kernels == "edge runtime"
+    assert edge.fidelity.min_sqnr_db > 10
+    assert abs(edge.fidelity.min_sqnr_db - tfl.fidelity.min_sqnr_db) < 3
     assert edge.path.read_bytes()[4:8] == b"EDG1"
     info = read_edge(edge.path)
     assert info.metadata.quantization_recipe == "int8"
