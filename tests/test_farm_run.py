@@ -1,7 +1,7 @@
-"""The board farm end to end: six emulated boards (real sshd on loopback with qemu-user, and this
-host) profile four models in parallel; one board is stopped in the middle of the run. Its jobs
-are reported failed, the board quarantined, nothing is lost, and the HTML report, opened in a
-real headless browser, shows the plots and the quarantine."""
+"""The board farm end to end: seven emulated boards (real sshd on loopback with qemu-user, our
+ADB daemon as Arm phones, and this host) profile four models in parallel; one board is stopped
+in the middle of the run. Its jobs are reported failed, the board quarantined, nothing is lost,
+and the HTML report, opened in a real headless browser, shows the plots and the quarantine."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sqlite3
 import pytest
 from farm_support import Elements, board_table, rendered_dom, screenshot, write_farm
 
-from sdk.devices.emulated import EmulatedBoard
+from sdk.devices.emulated import EmulatedBoard, EmulatedPhone
 from sdk.devices.farm import Farm, ResultStore
 
 VICTIM = "pi-c"
@@ -24,8 +24,13 @@ SSH_BOARDS = [
                                                 "board": "pi4"}, "max_jobs": 2}),
     (VICTIM, "aarch64", None, {"tags": {"soc": "qemu-max", "os": "debian", "board": "pi4"}}),
     ("arm32-a", "armv7", None, {"tags": {"soc": "cortex-a15", "os": "debian"}, "cpus": "big"}),
-    ("arm32-b", "armv7", None, {"tags": {"soc": "cortex-a15", "os": "debian"}}),
 ]
+#: (name, arch, farm keys): emulated phones over ADB (TCP)
+PHONES = [
+    ("phone-a64", "aarch64", {"tags": {"os": "android14", "soc": "qemu-max"}}),
+    ("phone-a32", "armv7", {"tags": {"os": "android14", "soc": "cortex-a15"}}),
+]
+BOARDS = 7
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +40,11 @@ def farm_run(tmp_path_factory, mlp_models):
     try:
         for name, arch, cpu, _ in SSH_BOARDS:
             boards[name] = EmulatedBoard(arch=arch, cpu=cpu, name=name, root=root / name).start()
+        for name, arch, _ in PHONES:
+            boards[name] = EmulatedPhone(arch=arch, serial=name, root=root / name,
+                                         host_key=root / "adbkey").start()
         tables = {name: board_table(boards[name], **extra) for name, _, _, extra in SSH_BOARDS}
+        tables.update({name: board_table(boards[name], **extra) for name, _, extra in PHONES})
         tables["this-host"] = {"transport": "local", "workdir": str(root / "local-work"),
                                "tags": {"os": "debian", "soc": "x86_64"}}
         farm_file = write_farm(
@@ -63,7 +72,7 @@ def farm_run(tmp_path_factory, mlp_models):
 
 def test_every_job_has_a_result_and_the_stopped_board_is_quarantined(farm_run):
     farm, run, _, stopped = farm_run
-    assert len(farm.boards) == 6 and len(run.results) == 6 * 4
+    assert len(farm.boards) == BOARDS and len(run.results) == BOARDS * 4
     assert stopped, "the victim board never finished a job"
     for r in run.results:
         if r.board != VICTIM:
@@ -80,6 +89,9 @@ def test_every_job_has_a_result_and_the_stopped_board_is_quarantined(farm_run):
     assert "2 failures in a row" in (reason or "") and "connect" in (reason or "").lower()
     # the other boards did not notice
     assert all(b.state == "ok" for b in run.boards if b.name != VICTIM)
+    # boards of every kind measured: SSH boards, ADB phones, this host
+    kinds = {r.board_config["device"]["transport"] for r in run.ok}
+    assert kinds == {"ssh", "adb", "local"}
 
 
 def test_nothing_is_lost_in_the_database(farm_run):
@@ -87,11 +99,11 @@ def test_nothing_is_lost_in_the_database(farm_run):
     with ResultStore(farm.database, readonly=True) as store:
         assert store.integrity_ok()
         stored = store.latest(r.job_key for r in run.results)
-        assert len(stored) == 24
+        assert len(stored) == BOARDS * 4
         for r in run.results:
             assert stored[r.job_key].status == r.status
             assert stored[r.job_key].board == r.board
-        assert store.count(run_id=run.run_id) == 24
+        assert store.count(run_id=run.run_id) == BOARDS * 4
         assert [e.kind for e in store.events(run.run_id, kind="quarantined")] == ["quarantined"]
     raw = sqlite3.connect(farm.database)
     assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -99,7 +111,7 @@ def test_nothing_is_lost_in_the_database(farm_run):
                       "temperature_c, profile FROM results WHERE status = 'ok' LIMIT 1").fetchone()
     model, settings, board_config, board_info = (json.loads(x) for x in row[:4])
     assert len(model["sha256"]) == 64 and settings["runs"] == 10
-    assert board_config["device"]["transport"] in ("ssh", "local")
+    assert board_config["device"]["transport"] in ("ssh", "adb", "local")
     assert board_info["abi"] in ("arm64-v8a", "armeabi-v7a", "x86_64")
     profile = json.loads(row[6])
     # governor and temperature are recorded with each result, in columns of their own and in
@@ -142,7 +154,7 @@ def test_leases(farm_run):
 
     assert overlaps("pi-b")            # max_jobs = 2: two jobs at once
     assert not overlaps("this-host")   # default lease: one job at a time
-    assert not overlaps("arm32-b")
+    assert not overlaps("phone-a64")
 
 
 def test_per_layer_times_and_precisions(farm_run):
@@ -179,9 +191,10 @@ def test_report_renders_in_a_real_browser(farm_run):
     shown = sum(min(len(r.profile.latencies_ms), 400) for r in run.ok
                 if r.model.name == "mlp_float32.tflite")
     assert dom.count("circle", "sample") == shown > 0
-    assert dom.count("line", "p50") == 6  # the victim ran the first model before it stopped
+    # the victim ran the first model before it stopped
+    assert dom.count("line", "p50") == BOARDS
     # board x precision: every ok cell has a number; the victim's are marked quarantined
-    assert dom.count("td", "cell-ok") == 5 * 4 + 1
+    assert dom.count("td", "cell-ok") == (BOARDS - 1) * 4 + 1
     assert dom.count("td", "cell-quarantined") == 3
     # trade-off: a point per model (latency) and per quantised model (fidelity)
     assert dom.count("circle", "latency-point") == 4

@@ -162,7 +162,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="minimum seconds of timed runs (with --runs: both must be met)")
     p.add_argument("--threads", type=int)
     p.add_argument("--cpus", help="pin runs: a taskset list, 'big' or 'little'")
-    p.add_argument("--layers", action="store_true", help="also time every operator alone")
+    p.add_argument("--layers", action="store_true",
+                   help="per-layer times too (edge-run and benchmark_model profile layers; "
+                        "litert-python times every operator alone)")
     p.add_argument("--layer-board", help="the board whose layers the report shows first")
     p.add_argument("--timeout", type=float, metavar="S", help="per-job time limit")
     p.add_argument("--retries", type=int, help="retries of a job after transient faults")
