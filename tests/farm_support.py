@@ -40,8 +40,9 @@ def build_mlp(path: Path, *, seed: int = 0, sizes: tuple[int, ...] = (64, 128, 1
 
 
 def mlp_models(folder: Path) -> dict[str, Path]:
-    """The MLP as float32, int8 (sdk.export, with its report), int4 and ternary (ai-edge-
-    quantizer's dynamic_wi4_afp32 / dynamic_wi2c_afp32 recipes: standard INT4/INT2 .tflite)."""
+    """The MLP as float32, int8 (sdk.export, with its report; .tflite and .edge), int4 and
+    ternary (ai-edge-quantizer's dynamic_wi4_afp32 / dynamic_wi2c_afp32 recipes: standard
+    INT4/INT2 .tflite)."""
     import sdk
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -49,6 +50,9 @@ def mlp_models(folder: Path) -> dict[str, Path]:
     calibration = np.random.default_rng(1).standard_normal((64, 64)).astype(np.float32)
     sdk.export(out["float32"], "int8", calibration=calibration, output=folder / "mlp_int8.tflite")
     out["int8"] = folder / "mlp_int8.tflite"
+    out["int8-edge"] = folder / "mlp_int8_edge.edge"
+    sdk.export(out["float32"], "int8", calibration=calibration, output=out["int8-edge"],
+               format="edge")
     from ai_edge_quantizer import quantizer, recipe
 
     for precision, name in (("int4", "dynamic_wi4_afp32"), ("ternary", "dynamic_wi2c_afp32")):

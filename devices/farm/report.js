@@ -314,7 +314,8 @@
       title(sv("circle", { class: cls + "-point tradeoff-point", cx: x, cy: y, r: 6,
                            fill: color, stroke: "#fff", "stroke-width": 1.5 }, g),
             `${p.model.name}: ${p.model.precision}, ${kib(p.model.size_bytes)}, ${extra}`);
-      sv("text", { x: x + 9, y: y - 7, class: "label" }, g, p.model.precision);
+      sv("text", { x: x + 9, y: y - 7, class: "label" }, g, p.model.precision +
+         (p.model.format !== "tflite" ? " ." + p.model.format : ""));
     };
     for (const p of points) {
       drawPoint(p, x1(p.model.size_bytes / 1024), y1(p.latency), "latency",
