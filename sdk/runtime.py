@@ -24,7 +24,7 @@ from sdk.native import load as _load_native
 RUNTIME_OPS = (
     "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE",
     "FULLY_CONNECTED", "HARD_SWISH", "LOGISTIC", "MAX_POOL_2D", "MEAN", "MUL", "PAD", "QUANTIZE",
-    "RESHAPE", "SOFTMAX",
+    "RESHAPE", "SOFTMAX", "TRANSPOSE",
 )
 
 _OP_RE = re.compile(r"(operator \d+ \((\w+)[^)]*\))")

@@ -103,6 +103,13 @@ def reshape() -> Model:
                            [act("y", (1, 24), 0.1, 2)], options_type=None)
 
 
+def transpose(perm: tuple[int, ...]) -> Model:
+    shape = (2, 3, 4, 5)
+    return single_op_model(
+        "TRANSPOSE", [act("x", shape, 0.1, 9), _const_i32("perm", list(perm))],
+        [act("y", tuple(shape[p] for p in perm), 0.1, 9)])
+
+
 def pad() -> Model:
     paddings = np.asarray([[0, 0], [1, 2], [2, 0], [0, 1]], np.int32)
     return single_op_model(
@@ -156,6 +163,8 @@ CASES: dict[str, Callable[[], Model]] = {
     "mean_channels": lambda: mean([3], False, so=0.05, zo=6),
     "mean_negative_axis_keep_dims": lambda: mean([-1], True, so=0.05, zo=6),
     "pad": pad,
+    "transpose_nchw_to_nhwc": lambda: transpose((0, 2, 3, 1)),
+    "transpose_reverse": lambda: transpose((3, 2, 1, 0)),
 }
 
 

@@ -20,7 +20,7 @@ from sdk.errors import ConversionError, UnsupportedOpError
 SUPPORTED_OPS = (
     "ADD", "MUL", "CONCATENATION", "MAX_POOL_2D", "AVERAGE_POOL_2D", "RESHAPE", "SQUEEZE",
     "EXPAND_DIMS", "SOFTMAX", "LOGISTIC", "HARD_SWISH", "QUANTIZE", "DEQUANTIZE", "MEAN", "PAD",
-    "FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D",
+    "FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE",
 )
 #: ops whose second input (index 1) holds weights
 WEIGHTED_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
@@ -159,6 +159,10 @@ def lower_operator(op: Operator) -> LoweredOp:
             low.options_type = "Conv2DOptions"
         low.options = opts
         low.inputs = (list(op.inputs) + [None] * 3)[:3]
+    elif t == "TRANSPOSE":
+        low.options_type = "TransposeOptions"
+        low.options = {"perm": _const_ints(op, 1, "the permutation")}
+        low.inputs = [op.inputs[0]]
     elif t in ("LOGISTIC", "HARD_SWISH", "QUANTIZE", "DEQUANTIZE"):
         low.inputs = [op.inputs[0]]
     return low

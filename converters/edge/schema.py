@@ -11,7 +11,7 @@ from sdk.converters.ir import DType
 
 FILE_IDENTIFIER = b"EDG1"
 #: (major, minor) written by this version of edgesdk; readers accept any minor of a known major.
-FORMAT_VERSION = (1, 0)
+FORMAT_VERSION = (1, 1)
 #: bytes every constant buffer's data is aligned to inside the file (one cache line)
 BUFFER_ALIGNMENT = 64
 

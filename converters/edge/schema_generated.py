@@ -50,6 +50,7 @@ class OpType(object):
     FULLY_CONNECTED = 13
     CONV_2D = 14
     DEPTHWISE_CONV_2D = 15
+    TRANSPOSE = 16
 
 
 class OpOptions(object):
@@ -63,6 +64,7 @@ class OpOptions(object):
     SoftmaxOptions = 7
     ReducerOptions = 8
     PadOptions = 9
+    TransposeOptions = 10
 
 def OpOptionsCreator(unionType, table):
     from flatbuffers.table import Table
@@ -86,6 +88,8 @@ def OpOptionsCreator(unionType, table):
         return ReducerOptionsT.InitFromBuf(table.Bytes, table.Pos)
     if unionType == OpOptions().PadOptions:
         return PadOptionsT.InitFromBuf(table.Bytes, table.Pos)
+    if unionType == OpOptions().TransposeOptions:
+        return TransposeOptionsT.InitFromBuf(table.Bytes, table.Pos)
     return None
 
 
@@ -1518,6 +1522,112 @@ class PadOptionsT(object):
         return padOptions
 
 
+class TransposeOptions(object):
+    __slots__ = ['_tab']
+
+    @classmethod
+    def GetRootAs(cls, buf, offset=0):
+        n = flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, offset)
+        x = TransposeOptions()
+        x.Init(buf, n + offset)
+        return x
+
+    @classmethod
+    def GetRootAsTransposeOptions(cls, buf, offset=0):
+        """This method is deprecated. Please switch to GetRootAs."""
+        return cls.GetRootAs(buf, offset)
+    @classmethod
+    def TransposeOptionsBufferHasIdentifier(cls, buf, offset, size_prefixed=False):
+        return flatbuffers.util.BufferHasIdentifier(buf, offset, b"\x45\x44\x47\x31", size_prefixed=size_prefixed)
+
+    # TransposeOptions
+    def Init(self, buf, pos):
+        self._tab = flatbuffers.table.Table(buf, pos)
+
+    # TransposeOptions
+    def Perm(self, j):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(4))
+        if o != 0:
+            a = self._tab.Vector(o)
+            return self._tab.Get(flatbuffers.number_types.Int32Flags, a + flatbuffers.number_types.UOffsetTFlags.py_type(j * 4))
+        return 0
+
+    # TransposeOptions
+    def PermAsNumpy(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(4))
+        if o != 0:
+            return self._tab.GetVectorAsNumpy(flatbuffers.number_types.Int32Flags, o)
+        return 0
+
+    # TransposeOptions
+    def PermLength(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(4))
+        if o != 0:
+            return self._tab.VectorLen(o)
+        return 0
+
+    # TransposeOptions
+    def PermIsNone(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(4))
+        return o == 0
+
+def TransposeOptionsStart(builder): builder.StartObject(1)
+def TransposeOptionsAddPerm(builder, perm): builder.PrependUOffsetTRelativeSlot(0, flatbuffers.number_types.UOffsetTFlags.py_type(perm), 0)
+def TransposeOptionsStartPermVector(builder, numElems): return builder.StartVector(4, numElems, 4)
+def TransposeOptionsEnd(builder): return builder.EndObject()
+
+try:
+    from typing import List
+except:
+    pass
+
+class TransposeOptionsT(object):
+
+    # TransposeOptionsT
+    def __init__(self):
+        self.perm = None  # type: List[int]
+
+    @classmethod
+    def InitFromBuf(cls, buf, pos):
+        transposeOptions = TransposeOptions()
+        transposeOptions.Init(buf, pos)
+        return cls.InitFromObj(transposeOptions)
+
+    @classmethod
+    def InitFromObj(cls, transposeOptions):
+        x = TransposeOptionsT()
+        x._UnPack(transposeOptions)
+        return x
+
+    # TransposeOptionsT
+    def _UnPack(self, transposeOptions):
+        if transposeOptions is None:
+            return
+        if not transposeOptions.PermIsNone():
+            if np is None:
+                self.perm = []
+                for i in range(transposeOptions.PermLength()):
+                    self.perm.append(transposeOptions.Perm(i))
+            else:
+                self.perm = transposeOptions.PermAsNumpy()
+
+    # TransposeOptionsT
+    def Pack(self, builder):
+        if self.perm is not None:
+            if np is not None and type(self.perm) is np.ndarray:
+                perm = builder.CreateNumpyVector(self.perm)
+            else:
+                TransposeOptionsStartPermVector(builder, len(self.perm))
+                for i in reversed(range(len(self.perm))):
+                    builder.PrependInt32(self.perm[i])
+                perm = builder.EndVector()
+        TransposeOptionsStart(builder)
+        if self.perm is not None:
+            TransposeOptionsAddPerm(builder, perm)
+        transposeOptions = TransposeOptionsEnd(builder)
+        return transposeOptions
+
+
 class Operator(object):
     __slots__ = ['_tab']
 
@@ -1649,7 +1759,7 @@ class OperatorT(object):
         self.inputs = None  # type: List[int]
         self.outputs = None  # type: List[int]
         self.optionsType = 0  # type: int
-        self.options = None  # type: Union[None, Conv2DOptionsT, DepthwiseConv2DOptionsT, FullyConnectedOptionsT, Pool2DOptionsT, ElementwiseOptionsT, ConcatenationOptionsT, SoftmaxOptionsT, ReducerOptionsT, PadOptionsT]
+        self.options = None  # type: Union[None, Conv2DOptionsT, DepthwiseConv2DOptionsT, FullyConnectedOptionsT, Pool2DOptionsT, ElementwiseOptionsT, ConcatenationOptionsT, SoftmaxOptionsT, ReducerOptionsT, PadOptionsT, TransposeOptionsT]
         self.name = None  # type: str
 
     @classmethod

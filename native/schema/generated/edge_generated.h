@@ -54,6 +54,9 @@ struct ReducerOptionsBuilder;
 struct PadOptions;
 struct PadOptionsBuilder;
 
+struct TransposeOptions;
+struct TransposeOptionsBuilder;
+
 struct Operator;
 struct OperatorBuilder;
 
@@ -236,11 +239,12 @@ enum class OpType : uint16_t {
   FULLY_CONNECTED = 13,
   CONV_2D = 14,
   DEPTHWISE_CONV_2D = 15,
+  TRANSPOSE = 16,
   MIN = ADD,
-  MAX = DEPTHWISE_CONV_2D
+  MAX = TRANSPOSE
 };
 
-inline const OpType (&EnumValuesOpType())[16] {
+inline const OpType (&EnumValuesOpType())[17] {
   static const OpType values[] = {
     OpType::ADD,
     OpType::MUL,
@@ -257,13 +261,14 @@ inline const OpType (&EnumValuesOpType())[16] {
     OpType::PAD,
     OpType::FULLY_CONNECTED,
     OpType::CONV_2D,
-    OpType::DEPTHWISE_CONV_2D
+    OpType::DEPTHWISE_CONV_2D,
+    OpType::TRANSPOSE
   };
   return values;
 }
 
 inline const char * const *EnumNamesOpType() {
-  static const char * const names[17] = {
+  static const char * const names[18] = {
     "ADD",
     "MUL",
     "CONCATENATION",
@@ -280,13 +285,14 @@ inline const char * const *EnumNamesOpType() {
     "FULLY_CONNECTED",
     "CONV_2D",
     "DEPTHWISE_CONV_2D",
+    "TRANSPOSE",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameOpType(OpType e) {
-  if (flatbuffers::IsOutRange(e, OpType::ADD, OpType::DEPTHWISE_CONV_2D)) return "";
+  if (flatbuffers::IsOutRange(e, OpType::ADD, OpType::TRANSPOSE)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesOpType()[index];
 }
@@ -302,11 +308,12 @@ enum class OpOptions : uint8_t {
   SoftmaxOptions = 7,
   ReducerOptions = 8,
   PadOptions = 9,
+  TransposeOptions = 10,
   MIN = NONE,
-  MAX = PadOptions
+  MAX = TransposeOptions
 };
 
-inline const OpOptions (&EnumValuesOpOptions())[10] {
+inline const OpOptions (&EnumValuesOpOptions())[11] {
   static const OpOptions values[] = {
     OpOptions::NONE,
     OpOptions::Conv2DOptions,
@@ -317,13 +324,14 @@ inline const OpOptions (&EnumValuesOpOptions())[10] {
     OpOptions::ConcatenationOptions,
     OpOptions::SoftmaxOptions,
     OpOptions::ReducerOptions,
-    OpOptions::PadOptions
+    OpOptions::PadOptions,
+    OpOptions::TransposeOptions
   };
   return values;
 }
 
 inline const char * const *EnumNamesOpOptions() {
-  static const char * const names[11] = {
+  static const char * const names[12] = {
     "NONE",
     "Conv2DOptions",
     "DepthwiseConv2DOptions",
@@ -334,13 +342,14 @@ inline const char * const *EnumNamesOpOptions() {
     "SoftmaxOptions",
     "ReducerOptions",
     "PadOptions",
+    "TransposeOptions",
     nullptr
   };
   return names;
 }
 
 inline const char *EnumNameOpOptions(OpOptions e) {
-  if (flatbuffers::IsOutRange(e, OpOptions::NONE, OpOptions::PadOptions)) return "";
+  if (flatbuffers::IsOutRange(e, OpOptions::NONE, OpOptions::TransposeOptions)) return "";
   const size_t index = static_cast<size_t>(e);
   return EnumNamesOpOptions()[index];
 }
@@ -383,6 +392,10 @@ template<> struct OpOptionsTraits<edge::fmt::ReducerOptions> {
 
 template<> struct OpOptionsTraits<edge::fmt::PadOptions> {
   static const OpOptions enum_value = OpOptions::PadOptions;
+};
+
+template<> struct OpOptionsTraits<edge::fmt::TransposeOptions> {
+  static const OpOptions enum_value = OpOptions::TransposeOptions;
 };
 
 bool VerifyOpOptions(flatbuffers::Verifier &verifier, const void *obj, OpOptions type);
@@ -1259,6 +1272,57 @@ inline flatbuffers::Offset<PadOptions> CreatePadOptionsDirect(
       paddings__);
 }
 
+struct TransposeOptions FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
+  typedef TransposeOptionsBuilder Builder;
+  enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
+    VT_PERM = 4
+  };
+  const flatbuffers::Vector<int32_t> *perm() const {
+    return GetPointer<const flatbuffers::Vector<int32_t> *>(VT_PERM);
+  }
+  bool Verify(flatbuffers::Verifier &verifier) const {
+    return VerifyTableStart(verifier) &&
+           VerifyOffset(verifier, VT_PERM) &&
+           verifier.VerifyVector(perm()) &&
+           verifier.EndTable();
+  }
+};
+
+struct TransposeOptionsBuilder {
+  typedef TransposeOptions Table;
+  flatbuffers::FlatBufferBuilder &fbb_;
+  flatbuffers::uoffset_t start_;
+  void add_perm(flatbuffers::Offset<flatbuffers::Vector<int32_t>> perm) {
+    fbb_.AddOffset(TransposeOptions::VT_PERM, perm);
+  }
+  explicit TransposeOptionsBuilder(flatbuffers::FlatBufferBuilder &_fbb)
+        : fbb_(_fbb) {
+    start_ = fbb_.StartTable();
+  }
+  flatbuffers::Offset<TransposeOptions> Finish() {
+    const auto end = fbb_.EndTable(start_);
+    auto o = flatbuffers::Offset<TransposeOptions>(end);
+    return o;
+  }
+};
+
+inline flatbuffers::Offset<TransposeOptions> CreateTransposeOptions(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    flatbuffers::Offset<flatbuffers::Vector<int32_t>> perm = 0) {
+  TransposeOptionsBuilder builder_(_fbb);
+  builder_.add_perm(perm);
+  return builder_.Finish();
+}
+
+inline flatbuffers::Offset<TransposeOptions> CreateTransposeOptionsDirect(
+    flatbuffers::FlatBufferBuilder &_fbb,
+    const std::vector<int32_t> *perm = nullptr) {
+  auto perm__ = perm ? _fbb.CreateVector<int32_t>(*perm) : 0;
+  return edge::fmt::CreateTransposeOptions(
+      _fbb,
+      perm__);
+}
+
 struct Operator FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   typedef OperatorBuilder Builder;
   enum FlatBuffersVTableOffset FLATBUFFERS_VTABLE_UNDERLYING_TYPE {
@@ -1311,6 +1375,9 @@ struct Operator FLATBUFFERS_FINAL_CLASS : private flatbuffers::Table {
   }
   const edge::fmt::PadOptions *options_as_PadOptions() const {
     return options_type() == edge::fmt::OpOptions::PadOptions ? static_cast<const edge::fmt::PadOptions *>(options()) : nullptr;
+  }
+  const edge::fmt::TransposeOptions *options_as_TransposeOptions() const {
+    return options_type() == edge::fmt::OpOptions::TransposeOptions ? static_cast<const edge::fmt::TransposeOptions *>(options()) : nullptr;
   }
   const flatbuffers::String *name() const {
     return GetPointer<const flatbuffers::String *>(VT_NAME);
@@ -1365,6 +1432,10 @@ template<> inline const edge::fmt::ReducerOptions *Operator::options_as<edge::fm
 
 template<> inline const edge::fmt::PadOptions *Operator::options_as<edge::fmt::PadOptions>() const {
   return options_as_PadOptions();
+}
+
+template<> inline const edge::fmt::TransposeOptions *Operator::options_as<edge::fmt::TransposeOptions>() const {
+  return options_as_TransposeOptions();
 }
 
 struct OperatorBuilder {
@@ -1993,6 +2064,10 @@ inline bool VerifyOpOptions(flatbuffers::Verifier &verifier, const void *obj, Op
     }
     case OpOptions::PadOptions: {
       auto ptr = reinterpret_cast<const edge::fmt::PadOptions *>(obj);
+      return verifier.VerifyTable(ptr);
+    }
+    case OpOptions::TransposeOptions: {
+      auto ptr = reinterpret_cast<const edge::fmt::TransposeOptions *>(obj);
       return verifier.VerifyTable(ptr);
     }
     default: return true;

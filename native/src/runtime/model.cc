@@ -238,6 +238,7 @@ Arity arity_of(OpType op) {
     case OpType::kFullyConnected: return {2, 3, 1, O::FullyConnectedOptions, false};
     case OpType::kConv2D: return {2, 3, 1, O::Conv2DOptions, true};
     case OpType::kDepthwiseConv2D: return {2, 3, 1, O::DepthwiseConv2DOptions, true};
+    case OpType::kTranspose: return {1, 2, 1, O::TransposeOptions, false};
   }
   return {0, 0, 0, O::NONE, false};
 }
@@ -619,6 +620,12 @@ void Model::parse() {
         const auto* c = fo->options_as_PadOptions();
         o.has_paddings = c->paddings() != nullptr;
         o.paddings = vec(c->paddings());
+        break;
+      }
+      case fmt::OpOptions::TransposeOptions: {
+        const auto* c = fo->options_as_TransposeOptions();
+        o.has_perm = c->perm() != nullptr;
+        o.perm = vec(c->perm());
         break;
       }
       case fmt::OpOptions::NONE:

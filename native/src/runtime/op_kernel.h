@@ -96,6 +96,7 @@ std::unique_ptr<OpKernel> make_pad();
 std::unique_ptr<OpKernel> make_fully_connected();
 std::unique_ptr<OpKernel> make_conv2d();
 std::unique_ptr<OpKernel> make_depthwise_conv2d();
+std::unique_ptr<OpKernel> make_transpose();
 
 // ---------------------------------------------------------------- shared checks
 inline std::string shape_str(const std::vector<int32_t>& s) {

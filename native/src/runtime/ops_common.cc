@@ -26,6 +26,7 @@ std::unique_ptr<OpKernel> create_kernel(const Operator& op) {
     case OpType::kFullyConnected: return make_fully_connected();
     case OpType::kConv2D: return make_conv2d();
     case OpType::kDepthwiseConv2D: return make_depthwise_conv2d();
+    case OpType::kTranspose: return make_transpose();
   }
   return nullptr;
 }

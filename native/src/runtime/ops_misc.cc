@@ -203,6 +203,79 @@ class PadKernel final : public OpKernel {
   uint8_t fill_byte_ = 0;
 };
 
+// ---------------------------------------------------------------- TRANSPOSE
+// Output dimension i is input dimension perm[i]; values move, nothing is computed.
+class TransposeKernel final : public OpKernel {
+ public:
+  void prepare(PrepareContext& ctx) override {
+    const Tensor& in = ctx.input(0);
+    const Tensor& out = ctx.output();
+    expect_moveable(ctx, in, out);
+    const int rank = static_cast<int>(in.shape.size());
+    std::vector<int64_t> perm;
+    if (ctx.has_input(1)) {
+      const Tensor& p = ctx.input(1);
+      if (p.dtype != DType::kInt32 || p.data == nullptr) {
+        throw ctx.error("the permutation input must be a constant INT32 tensor");
+      }
+      const auto* v = reinterpret_cast<const int32_t*>(p.data);
+      perm.assign(v, v + p.num_elements());
+    } else if (ctx.op.options.has_perm) {
+      perm.assign(ctx.op.options.perm.begin(), ctx.op.options.perm.end());
+    } else {
+      throw ctx.error("TRANSPOSE needs a permutation (in TransposeOptions or as a constant "
+                      "second input)");
+    }
+    if (static_cast<int>(perm.size()) != rank) {
+      throw ctx.error("permutation of ", perm.size(), " axes for a rank-", rank, " input");
+    }
+    std::vector<char> seen(rank, 0);
+    std::vector<int32_t> expect(rank);
+    for (int i = 0; i < rank; ++i) {
+      if (perm[i] < 0 || perm[i] >= rank || seen[perm[i]]) {
+        throw ctx.error("axis ", perm[i], " at position ", i, " does not make a permutation");
+      }
+      seen[perm[i]] = 1;
+      expect[i] = in.shape[perm[i]];
+    }
+    if (out.shape != expect) {
+      throw ctx.error("output shape ", shape_str(out.shape), " should be ", shape_str(expect));
+    }
+    elem_ = dtype_runtime_bytes(in.dtype);
+    // Input strides (in elements) in output-dimension order.
+    std::vector<int64_t> in_stride(rank, 1);
+    for (int i = rank - 2; i >= 0; --i) in_stride[i] = in_stride[i + 1] * in.shape[i + 1];
+    dims_.assign(out.shape.begin(), out.shape.end());
+    strides_.resize(rank);
+    for (int i = 0; i < rank; ++i) strides_[i] = in_stride[perm[i]];
+    index_.assign(rank, 0);
+    count_ = out.num_elements();
+  }
+
+  void run(const RunContext& ctx) override {
+    const auto* src = ctx.in<uint8_t>(0);
+    auto* dst = ctx.out<uint8_t>();
+    const int rank = static_cast<int>(dims_.size());
+    std::fill(index_.begin(), index_.end(), 0);
+    int64_t from = 0;
+    for (int64_t o = 0; o < count_; ++o) {
+      std::memcpy(dst + o * elem_, src + from * elem_, elem_);
+      for (int d = rank; d-- > 0;) {
+        from += strides_[d];
+        if (++index_[d] < dims_[d]) break;
+        from -= strides_[d] * dims_[d];
+        index_[d] = 0;
+      }
+    }
+  }
+  std::string kernel_name() const override { return "xx_transpose__scalar"; }
+
+ private:
+  std::vector<int64_t> dims_, strides_, index_;
+  std::size_t elem_ = 1;
+  int64_t count_ = 0;
+};
+
 // ---------------------------------------------------------------- SOFTMAX
 // LiteRT's int8 softmax on x86 and Armv7 (optimized_ops::Softmax with a float table): exp of
 // each possible difference to the row maximum is tabulated once, the row is summed in float in
@@ -265,6 +338,7 @@ std::unique_ptr<OpKernel> make_reshape() { return std::make_unique<ReshapeKernel
 std::unique_ptr<OpKernel> make_concatenation() { return std::make_unique<ConcatKernel>(); }
 std::unique_ptr<OpKernel> make_pad() { return std::make_unique<PadKernel>(); }
 std::unique_ptr<OpKernel> make_softmax() { return std::make_unique<SoftmaxKernel>(); }
+std::unique_ptr<OpKernel> make_transpose() { return std::make_unique<TransposeKernel>(); }
 
 }  // namespace runtime
 }  // namespace edge

@@ -64,6 +64,7 @@ enum class OpType : uint16_t {
   kFullyConnected = 13,
   kConv2D = 14,
   kDepthwiseConv2D = 15,
+  kTranspose = 16,
 };
 const char* op_name(OpType op);
 
@@ -117,7 +118,8 @@ struct OpOptions {
   std::vector<int32_t> axes;   // MEAN
   bool keep_dims = false;      // MEAN
   std::vector<int32_t> paddings;  // PAD: [rank][2]
-  bool has_axes = false, has_paddings = false;
+  std::vector<int32_t> perm;      // TRANSPOSE
+  bool has_axes = false, has_paddings = false, has_perm = false;
 };
 
 struct Operator {
@@ -198,7 +200,7 @@ class Model {
 
 // The format version this runtime reads (any minor of this major).
 constexpr int kFormatVersionMajor = 1;
-constexpr int kFormatVersionMinor = 0;
+constexpr int kFormatVersionMinor = 1;
 
 }  // namespace runtime
 }  // namespace edge
