@@ -16,7 +16,7 @@ from edge_helpers import act, q
 from sdk import native
 from sdk.converters.edge import schema_generated as fb
 from sdk.converters.edge import write_edge
-from sdk.converters.ir import DType, Graph, Model, Operator, Tensor
+from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, Tensor
 from sdk.runtime import EdgeModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,9 +29,24 @@ QEMU = {
 EXIT_FORMAT = 3
 
 
+def _weights(name: str, shape: tuple[int, ...], dtype: DType, low: int, high: int, axis: int,
+             rng: np.random.Generator) -> Tensor:
+    scales = rng.uniform(0.005, 0.02, shape[axis]).astype(np.float32)
+    return Tensor(name, shape, dtype, data=rng.integers(low, high + 1, shape).astype(np.int8),
+                  quant=QuantParams.per_channel(scales, axis))
+
+
+def _bias(name: str, x_scale: float, w: Tensor, rng: np.random.Generator) -> Tensor:
+    n = w.quant.scale.size
+    return Tensor(name, (n,), DType.INT32, data=rng.integers(-500, 500, n).astype(np.int32),
+                  quant=QuantParams.per_channel(x_scale * w.quant.scale, 0))
+
+
 def elementwise_model() -> Model:
-    """float image -> QUANTIZE -> ADD(const) -> HARD_SWISH -> MAX_POOL -> MEAN -> SOFTMAX ->
-    DEQUANTIZE: every step of the float/int8 boundary and the non-GEMM ops in one graph."""
+    """float image -> QUANTIZE -> ADD(const) -> HARD_SWISH -> MAX_POOL -> DEPTHWISE (int8) ->
+    CONV 1x1 (int4 weights) -> MEAN -> FULLY_CONNECTED (ternary weights) -> SOFTMAX ->
+    DEQUANTIZE: the float/int8 boundary, the runtime's own ops and the kernel library's, with
+    every weight storage, in one small graph."""
     rng = np.random.default_rng(0)
     g = Graph(name="elementwise")
     x = g.add_tensor(act("image", (1, 12, 12, 24), None, dtype=DType.FLOAT32))
@@ -41,8 +56,14 @@ def elementwise_model() -> Model:
     s = g.add_tensor(act("sum", (1, 12, 12, 24), 0.025, -1))
     h = g.add_tensor(act("hswish", (1, 12, 12, 24), 0.02, -100))
     p = g.add_tensor(act("pool", (1, 6, 6, 24), 0.02, -100))
+    dw_w = _weights("dw_w", (1, 3, 3, 24), DType.INT8, -127, 127, 3, rng)
+    dw = g.add_tensor(act("dw", (1, 6, 6, 24), 0.05, -5))
+    pw_w = _weights("pw_w", (16, 1, 1, 24), DType.INT4, -8, 7, 0, rng)
+    pw = g.add_tensor(act("pw", (1, 6, 6, 16), 0.04, -128))
     axes = g.add_tensor(Tensor("axes", (2,), DType.INT32, data=np.array([1, 2], np.int32)))
-    m = g.add_tensor(act("mean", (1, 24), 0.01, -80))
+    m = g.add_tensor(act("mean", (1, 16), 0.02, -100))
+    fc_w = _weights("fc_w", (24, 16), DType.INT2, -1, 1, 0, rng)  # ternary
+    fc = g.add_tensor(act("logits", (1, 24), 0.01, 3))
     sm = g.add_tensor(act("probs_q", (1, 24), 1 / 256, -128))
     out = g.add_tensor(act("probs", (1, 24), None, dtype=DType.FLOAT32))
     g.operators = [
@@ -52,8 +73,16 @@ def elementwise_model() -> Model:
         Operator("MAX_POOL_2D", [h], [p], {"padding": "VALID", "stride_w": 2, "stride_h": 2,
                                            "filter_width": 2, "filter_height": 2,
                                            "fused_activation_function": "NONE"}),
-        Operator("MEAN", [p, axes], [m], {"keep_dims": False}),
-        Operator("SOFTMAX", [m], [sm], {"beta": 1.0}),
+        Operator("DEPTHWISE_CONV_2D", [p, dw_w, _bias("dw_b", 0.02, dw_w, rng)], [dw],
+                 {"padding": "SAME", "stride_w": 1, "stride_h": 1, "depth_multiplier": 1,
+                  "fused_activation_function": "RELU6"}),
+        Operator("CONV_2D", [dw, pw_w, _bias("pw_b", 0.05, pw_w, rng)], [pw],
+                 {"padding": "VALID", "stride_w": 1, "stride_h": 1,
+                  "fused_activation_function": "RELU"}),
+        Operator("MEAN", [pw, axes], [m], {"keep_dims": False}),
+        Operator("FULLY_CONNECTED", [m, fc_w, _bias("fc_b", 0.02, fc_w, rng)], [fc],
+                 {"fused_activation_function": "NONE", "keep_num_dims": False}),
+        Operator("SOFTMAX", [fc], [sm], {"beta": 1.0}),
         Operator("DEQUANTIZE", [sm], [out]),
     ]
     g.inputs, g.outputs = [x], [out]
@@ -97,7 +126,10 @@ def test_json_report_and_outputs(model_file, image, tmp_path) -> None:
     assert lat["min"] <= lat["mean"] <= lat["max"] and lat["std"] >= 0
     assert report["arch"] == "x86_64" and report["threads"] == 1
     assert [layer["op"] for layer in report["layers"]] == [
-        "QUANTIZE", "ADD", "HARD_SWISH", "MAX_POOL_2D", "MEAN", "SOFTMAX", "DEQUANTIZE"]
+        "QUANTIZE", "ADD", "HARD_SWISH", "MAX_POOL_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "MEAN",
+        "FULLY_CONNECTED", "SOFTMAX", "DEQUANTIZE"]
+    kernels = {layer["op"]: layer["kernel"] for layer in report["layers"]}
+    assert "qc4w_gemm" in kernels["CONV_2D"] and "2w_gemm" in kernels["FULLY_CONNECTED"]
     assert all(layer["kernel"] and layer["mean_ms"] >= 0 for layer in report["layers"])
     assert report["outputs"][0]["path"] == str(out)
     # the runner's output equals the Python binding's, bit for bit
