@@ -114,6 +114,15 @@ def test_board_without_a_worker_fails_with_a_clear_error(cluster, mlp_models):
     assert run.quarantined == ["orphan"]
 
 
+def test_status_asks_the_owning_workers(cluster):
+    farm_file, client, _ = cluster
+    status = {b.name: b for b in Farm(farm_file, scheduler=client).status()}
+    assert all(status[n].healthy for n in ("a1", "a2", "b1", "b2"))
+    assert status["a2"].summary.startswith("armeabi-v7a")
+    assert status["orphan"].healthy is False
+    assert "no Dask worker owns board orphan" in (status["orphan"].error or "")
+
+
 def test_worker_cli_needs_boards(cluster, tmp_path):
     farm_file, _, _ = cluster
     result = subprocess.run([sys.executable, "-m", "sdk", "farm", "worker", "--farm",

@@ -197,8 +197,9 @@ class Farm:
     # ------------------------------------------------------------------ status and results
     def status(self, boards: Any = None, *, check: bool = True,
                timeout: float | None = None) -> list[BoardStatus]:
-        """Every selected board (disabled ones too), health-checked now unless `check=False`,
-        with its result counts and whether the last run quarantined it."""
+        """Every selected board (disabled ones too), health-checked now unless `check=False`
+        (from this process, or by the Dask workers that own the boards when the farm has a
+        scheduler), with its result counts and whether the last run quarantined it."""
         from concurrent.futures import ThreadPoolExecutor
 
         from sdk.devices.farm import worker
@@ -206,8 +207,10 @@ class Farm:
         selected = self.config.select(boards, include_disabled=True)
         timeout = timeout if timeout is not None else self.config.settings.health_timeout
         checks: dict[str, dict[str, Any]] = {}
-        if check:
-            live = [b for b in selected if not b.disabled]
+        live = [b for b in selected if not b.disabled]
+        if check and self.scheduler_address is not None:
+            checks = asyncio.run(self._remote_health(live, timeout))
+        elif check:
             with ThreadPoolExecutor(max_workers=max(len(live), 1)) as pool:
                 outcomes = pool.map(lambda b: worker.check_board(b, timeout), live)
                 checks = {b.name: o for b, o in zip(live, outcomes, strict=True)}
@@ -238,6 +241,17 @@ class Farm:
                 results_failed=counts.get(b.name, (0, 0))[1],
                 quarantined_in_last_run=quarantined.get(b.name)))
         return out
+
+    async def _remote_health(self, boards: list[BoardConfig], timeout: float
+                             ) -> dict[str, dict[str, Any]]:
+        from sdk.devices.farm.dask_backend import DaskExecutor
+
+        executor = await DaskExecutor.connect(self.scheduler_address, boards)
+        try:
+            outcomes = await asyncio.gather(*(executor.health(b, timeout) for b in boards))
+        finally:
+            await executor.close()
+        return {b.name: o for b, o in zip(boards, outcomes, strict=True)}
 
     def results(self, *, model: str | None = None, board: str | None = None,
                 run: int | str | None = None, status: str | None = None) -> list[JobResult]:

@@ -184,6 +184,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(s)
     s.add_argument("--boards", action="append", metavar="SEL")
     s.add_argument("--no-check", action="store_true", help="do not contact the boards")
+    s.add_argument("--scheduler", metavar="ADDRESS",
+                   help="check through the Dask workers that own the boards")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_status)
 
