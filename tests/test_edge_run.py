@@ -169,6 +169,8 @@ def test_usage_and_input_errors(model_file, tmp_path) -> None:
     np.save(bad, np.zeros((1, 12, 12, 23), np.float32))
     r = edge_run("x86_64", str(model_file), "--inputs", str(bad))
     assert r.returncode == 5 and "holds FLOAT32 [1, 12, 12, 23]" in r.stderr
+    r = edge_run("x86_64", str(model_file), "--isa", "sse9")
+    assert r.returncode == 4 and "kernel ISA 'sse9'" in r.stderr
     r = edge_run("x86_64", str(tmp_path / "missing.edge"))
     assert r.returncode == 6 and "cannot open" in r.stderr
 

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "edge/cpu_features.h"
+#include "edge/kernels/isa.h"
 #include "edge/runtime/error.h"
 #include "edge/thread_pool.h"
 #include "op_kernel.h"
@@ -46,6 +47,15 @@ struct Interpreter::Context {
 Interpreter::Interpreter(std::shared_ptr<const Model> model, const InterpreterOptions& options)
     : model_(std::move(model)), options_(options), profile_(options.profile) {
   threads_ = options_.threads > 0 ? options_.threads : physical_core_count();
+  if (!options_.isa.empty()) {
+    // Checked here, not only by the operators that use kernels, so that a mistyped ISA is an
+    // error whatever the model contains.
+    try {
+      resolve_isa(parse_isa(options_.isa));
+    } catch (const std::exception& e) {
+      throw UnsupportedError(std::string("kernel ISA '") + options_.isa + "': " + e.what());
+    }
+  }
   context_ = std::make_unique<Context>(threads_);
   const Model& m = *model_;
   const auto& ops = m.operators();
