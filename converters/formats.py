@@ -19,6 +19,7 @@ from typing import Any
 from sdk.converters.ir import Model, Tensor
 from sdk.converters.tflite import serialize
 from sdk.errors import ConversionError
+from sdk.converters.tflite.custom_ops import lower_for_litert
 
 Encoder = Callable[[Model], tuple[bytes, list[dict[Tensor, int]]]]
 
@@ -37,6 +38,9 @@ class OutputFormat:
     #: get_input_details() / get_output_details() and run(list of arrays) -> list of arrays;
     #: the fidelity report measures the outputs with it (per-layer SQNR needs LiteRT)
     runner: Callable[[bytes], Any] | None = None
+    #: rewrites the quantised IR into what this format can express (e.g. TFLite: layouts stock
+    #: LiteRT cannot run become edgesdk custom ops); returns a new model sharing the tensors
+    lower: Callable[[Model], Model] | None = None
 
 
 FORMATS: dict[str, OutputFormat] = {}
@@ -80,4 +84,5 @@ def format_for(name: str | None, output: str | Path | None) -> OutputFormat:
 
 TFLITE = register_format(OutputFormat(
     "tflite", ".tflite", serialize,
-    "standard TFLite flatbuffer: runs in stock LiteRT (XNNPACK and builtin kernels)"))
+    "standard TFLite flatbuffer: runs in stock LiteRT (XNNPACK and builtin kernels)",
+    lower=lower_for_litert))

@@ -32,6 +32,7 @@ from sdk.converters.quantize.bias import empirical_bias_correction
 from sdk.converters.quantize.data import InputSpec
 from sdk.converters.quantize.int8 import IO_TYPES
 from sdk.converters.tflite import serialize
+from sdk.converters.tflite.custom_ops import custom_ops_in
 from sdk.errors import CalibrationError, ConversionError, EdgeSDKError
 from sdk.fidelity import FidelityReport, evaluate
 from sdk.fileio import atomic_write_bytes, atomic_write_text
@@ -54,14 +55,19 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
            input_type: str = "float32", output_type: str = "float32", format: str | None = None,
            input_shapes: InputShapes = None,
            precision: Mapping[str, LayerPrecision | str] | None = None,
-           weight_method: str = "minmax", bias_correction: bool | str = "analytic",
+           weight_method: str | None = None, bias_correction: bool | str = "analytic",
            per_layer: bool = True, strict: bool = False, report: bool = True,
-           percentile: float = 99.99, progress: Progress | None = None) -> ExportResult:
+           percentile: float = 99.99, progress: Progress | None = None,
+           activations: str = "int8",
+           scheme_options: Mapping[str, Any] | None = None) -> ExportResult:
     """Quantise `model` and write it to `output`.
 
     model: a Keras model, SavedModel directory, .keras/.h5/.tflite/.onnx path (or bytes),
         an onnx.ModelProto or an IR Model.
-    scheme: "int8" (full-integer INT8); later issues add "int4", "ternary", "int2".
+    scheme: "int8" (full-integer INT8), "int4", "ternary" or "int2" (sub-byte weights, see
+        `sdk.converters.quantize.subbyte`: first/last layer and layers under an SQNR floor stay
+        INT8; 2-bit convolutions become edgesdk custom ops unless
+        scheme_options={"custom_ops": False}).
     calibration: representative inputs: numpy array (N, ...), iterable/generator, callable,
         tf.data.Dataset, image folder (path or `ImageFolder`), .npy/.npz, or "synthetic".
     output: the file to write (default: <model name>_<scheme><suffix> in the current folder).
@@ -78,6 +84,12 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         the remaining mean error of every weighted layer in LiteRT: best fidelity, one model run
         over up to 256 calibration samples per weighted layer) or "none".
     strict: an op without an int8 kernel is an error instead of staying in float.
+    weight_method: weight scales, "minmax" or "mse"; default: the weight format's own (int8:
+        minmax, sub-byte: mse).
+    activations: "int8" (static, calibrated: full-integer) or "float32" (dynamic range: the
+        weights are quantised, LiteRT quantises activations at run time).
+    scheme_options: the scheme's own options (sub-byte: block_size, ternary_scale,
+        ternary_refit, keep_first, keep_last, sqnr_floor_db, custom_ops).
     report: also write the JSON report beside the model (<stem>.report.json).
     progress: called as progress(stage, done, total) during calibration and validation.
     """
@@ -103,7 +115,10 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     path = Path(output) if output is not None else Path(f"{_safe(loaded.name)}_{scheme}"
                                                          f"{fmt.suffix}")
     try:
-        plan = plan_for(scheme, float_model).with_overrides(precision)
+        options = dict(scheme_options or {})
+        if activations != "int8":
+            options["activations"] = activations
+        plan = plan_for(scheme, float_model, options).with_overrides(precision)
     except ValueError as exc:
         raise ConversionError(str(exc)) from None
     lap("load")
@@ -129,7 +144,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                                   cal_set.subset(slice(0, EMPIRICAL_BC_SAMPLES)), progress)
     lap("quantize")
 
-    data, maps = fmt.encode(quantized.model)
+    encoded_model = fmt.lower(quantized.model) if fmt.lower is not None else quantized.model
+    custom_ops = custom_ops_in(encoded_model)
+    data, maps = fmt.encode(encoded_model)
     lap("encode")
 
     fidelity = None
@@ -143,7 +160,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
             fidelity = evaluate(float_bytes, float_maps, float_model, data, maps, quantized,
                                 val_set, per_layer=per_layer and fmt.runs_in_litert,
                                 progress=progress,
-                                delegates=fmt.delegates() if fmt.delegates else None,
+                                delegates=_delegates(fmt, custom_ops),
                                 layer_notes=cal.notes, quant_runner=runner,
                                 kernels=None if runner is None else f"{fmt.name} runtime")
         except EdgeSDKError as exc:
@@ -158,7 +175,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     result = ExportResult(
         path=path, format=fmt.name, scheme=scheme, size_bytes=len(data),
         float_size_bytes=len(float_bytes),
-        op_counts=quantized.model.op_counts(),
+        op_counts=encoded_model.op_counts(),
         precision={lr.name: lr.precision for lr in quantized.layers},
         fallbacks=quantized.fallbacks,
         inputs=[_info(t) for t in quantized.model.main.inputs],
@@ -168,6 +185,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         fidelity=fidelity, timings=timings, source=f"{loaded.kind}: {loaded.name}",
         notes=notes + (["calibrated on synthetic random data: activation ranges are not "
                         "representative"] if cal.synthetic else []),
+        precision_notes=dict(plan.notes), custom_ops=custom_ops,
     )
     _write(result, data, fmt, report)
     lap("write")
@@ -184,6 +202,17 @@ def _bias_mode(value: bool | str) -> str:
         raise ConversionError(f"bias_correction must be one of {', '.join(BIAS_CORRECTIONS)}, "
                               f"not {value!r}")
     return str(value)
+
+
+def _delegates(fmt: OutputFormat, custom_ops: Mapping[str, int]) -> list[Any] | None:
+    """What LiteRT needs to run the encoded model: the format's delegates, and the edgesdk
+    delegate when the model holds our custom ops."""
+    delegates = list(fmt.delegates()) if fmt.delegates else []
+    if custom_ops:
+        from sdk.runtime.delegate import load_delegate
+
+        delegates.append(load_delegate())
+    return delegates or None
 
 
 def input_specs(model: Model) -> list[InputSpec]:

@@ -56,6 +56,10 @@ class ExportResult:
     source: str = ""
     report_path: Path | None = None
     notes: list[str] = field(default_factory=list)
+    #: layer -> why the scheme gave it the precision it has (kept at int8, custom op, ...)
+    precision_notes: dict[str, str] = field(default_factory=dict)
+    #: edgesdk custom ops in the file (code -> count): the file needs the edgesdk delegate
+    custom_ops: dict[str, int] = field(default_factory=dict)
 
     @property
     def compression(self) -> float:
@@ -78,6 +82,8 @@ class ExportResult:
             "fidelity": self.fidelity.to_dict() if self.fidelity else None,
             "timings": self.timings,
             "notes": self.notes,
+            "precision_notes": self.precision_notes,
+            "custom_ops": self.custom_ops,
         })
 
     def to_json(self) -> str:
@@ -97,6 +103,13 @@ class ExportResult:
         io_rows = [("input", t.name, str(list(t.shape)), t.dtype, _q(t)) for t in self.inputs]
         io_rows += [("output", t.name, str(list(t.shape)), t.dtype, _q(t)) for t in self.outputs]
         lines += format_table(("", "tensor", "shape", "type", "quantisation"), io_rows)
+        if self.precision_notes:
+            lines.append(f"{self.scheme} plan:")
+            lines += [f"  {name}: {why}" for name, why in self.precision_notes.items()]
+        if self.custom_ops:
+            lines.append("edgesdk custom ops (run with sdk.runtime.Interpreter, or load the "
+                         "edgesdk delegate): "
+                         + ", ".join(f"{k} x{v}" for k, v in self.custom_ops.items()))
         if self.fallbacks:
             lines.append(f"{len(self.fallbacks)} layer(s) kept in float:")
             lines += [f"  {name}: {why}" for name, why in self.fallbacks.items()]

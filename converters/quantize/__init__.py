@@ -3,13 +3,17 @@
 Pieces and how later schemes plug in:
 - `plan`: `PrecisionPlan` / `LayerPrecision` per layer; `register_scheme(name, builder)` makes
   `sdk.export(model, name)` work.
-- `weights`: `WeightFormat` registry (`register_weight_format`): INT8 per-channel here.
+- `weights`: `WeightFormat` registry (`register_weight_format`): INT8 per-channel here;
+  `lowbit`: INT4 (per-channel and block-wise), ternary, 2-bit.
+- `subbyte`: the ``int4`` / ``ternary`` / ``int2`` schemes (which layers get which format).
 - `rules`: what each TFLite builtin needs in int8 (`register_op_rule` for more ops).
 - `data` + `calibrate`: calibration samples from any source; min/max, percentile or MSE ranges.
 - `int8`: the graph rewrite (`quantize_int8`), the same for every scheme whose activations are
   int8.
 """
 
+# lowbit and subbyte register the sub-byte weight formats and the int4 / ternary / int2 schemes
+from sdk.converters.quantize import lowbit, subbyte  # noqa: F401
 from sdk.converters.quantize.calibrate import Calibration, calibrate
 from sdk.converters.quantize.data import ImageFolder, InputSpec, SampleSet, as_samples
 from sdk.converters.quantize.int8 import LayerReport, QuantizedModel, quantize_int8

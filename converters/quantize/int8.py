@@ -33,8 +33,11 @@ from sdk.converters.quantize.plan import LayerPrecision, PrecisionPlan, layer_na
 from sdk.converters.quantize.ranges import affine_params
 from sdk.converters.quantize.rules import (
     OP_RULES,
+    SUBBYTE_WEIGHT_VERSIONS,
+    WEIGHTED,
     OpRule,
     activation_inputs,
+    hybrid_version,
     supported_int8_ops,
 )
 from sdk.converters.quantize.weights import (
@@ -81,7 +84,7 @@ class QuantizedModel:
 
 def quantize_int8(model: Model, plan: PrecisionPlan, ranges: Mapping[Tensor, tuple[float, float]],
                   *, input_type: str = "float32", output_type: str = "float32",
-                  strict: bool = False, weight_method: str = "minmax",
+                  strict: bool = False, weight_method: str | None = None,
                   input_means: Mapping[Tensor, np.ndarray] | None = None) -> QuantizedModel:
     """Quantise `model` (float) to full-integer INT8.
 
@@ -89,6 +92,11 @@ def quantize_int8(model: Model, plan: PrecisionPlan, ranges: Mapping[Tensor, tup
     `input_means`, when given, maps weighted ops' input tensors to their per-channel means and
     turns on bias correction (the expected shift of each output channel caused by weight rounding
     is subtracted from the bias).
+    `weight_method`: how weight scales are chosen ("minmax", "mse"); None: each weight format's
+    own default (int8: minmax, sub-byte formats: mse).
+
+    Layers whose plan precision has float activations and quantised weights (`is_hybrid`) stay
+    float with their weights quantised: LiteRT's dynamic-range ("hybrid") kernels.
     """
     for name, value in (("input_type", input_type), ("output_type", output_type)):
         if value not in IO_TYPES:
@@ -172,7 +180,7 @@ class _Groups:
 class _Rewrite:
     def __init__(self, model: Model, graph: Graph, plan: PrecisionPlan,
                  ranges: dict[Tensor, tuple[float, float]], input_type: str, output_type: str,
-                 strict: bool, weight_method: str, means: dict[Tensor, np.ndarray]):
+                 strict: bool, weight_method: str | None, means: dict[Tensor, np.ndarray]):
         self.model = model
         self.g = graph
         self.plan = plan
@@ -196,6 +204,8 @@ class _Rewrite:
             id(t) for t in graph.referenced_tensors()
             if not t.is_constant and t.dtype is DType.FLOAT32}
         self.requant_inputs: dict[tuple[int, int], Tensor] = {}
+        #: float-mode ops whose weights are quantised (dynamic range)
+        self.hybrid: set[int] = set()
 
     def was_float(self, t: Tensor) -> bool:
         """Float in the original model: a float activation, or a float constant."""
@@ -229,6 +239,18 @@ class _Rewrite:
             self.precisions[id(op)] = precision
             rule = OP_RULES.get(op.type)
             reason = None
+            if precision.is_hybrid:
+                if rule is not None and rule.weight is not None and not rule.weight_per_tensor \
+                        and (rule.check is None or rule.check(op) is None):
+                    self.modes[id(op)] = _FLOAT
+                    self.hybrid.add(id(op))
+                    self.reports.append(LayerReport(name, op.type, precision.describe()))
+                    continue
+                if rule is None or rule.weight is None:
+                    # dynamic range: ops without weights simply stay float (by design, not a
+                    # fallback worth reporting)
+                    self.modes[id(op)] = _FLOAT
+                    continue
             if precision.is_float:
                 reason = "kept in float by the precision plan"
             elif rule is None:
@@ -339,8 +361,11 @@ class _Rewrite:
                 self.quantize_op(op)
             elif mode == _FLOAT:
                 for i, t in enumerate(op.inputs):
-                    if t is not None and id(t) in self.originally_float:
+                    if t is not None and id(t) in self.originally_float and not (
+                            t.is_constant and id(op) in self.hybrid):
                         op.inputs[i] = self.float_view(t)
+                if id(op) in self.hybrid:
+                    self.hybrid_weights(op)
             new_ops.extend(self.pending)
             new_ops.append(op)
         self.pending = []
@@ -388,7 +413,12 @@ class _Rewrite:
             return
         precision = self.precisions[id(op)]
         fmt = weight_format(precision.weights)
-        result = fmt.quantize(wf, rule.weight_axis, self.weight_method)
+        if fmt.block_size:
+            raise ConversionError(
+                f"{layer_name(op)}: block-wise weights ({fmt.name}) need float activations "
+                "(LiteRT has no block-wise kernel with int8 activations); use per-channel "
+                "weights or activations='float32'")
+        result = fmt.quantize(wf, rule.weight_axis, self.weight_method or fmt.default_method)
         codes, wquant = result.values, result.quant
         bias_t = op.inputs[rule.bias] if rule.bias is not None and rule.bias < len(op.inputs) \
             else None
@@ -416,6 +446,24 @@ class _Rewrite:
                 bias_t.name, qb.astype(np.int32), DType.INT32,
                 QuantParams.per_channel(bias_scale, 0) if bias_scale.size > 1
                 else QuantParams.per_tensor(float(bias_scale[0]), 0))
+
+    def hybrid_weights(self, op: Operator) -> None:
+        """Dynamic range: quantise the weights of a float op; bias and activations stay float."""
+        rule = OP_RULES[op.type]
+        assert rule.weight is not None
+        w = op.inputs[rule.weight]
+        assert w is not None and w.is_constant
+        fmt = weight_format(self.precisions[id(op)].weights)
+        wf = w.numpy().astype(np.float32)
+        try:
+            result = fmt.quantize(wf, rule.weight_axis, self.weight_method or fmt.default_method)
+        except ValueError as exc:
+            raise ConversionError(f"{layer_name(op)} ({op.type}): {fmt.name} weights: {exc}") \
+                from exc
+        op.inputs[rule.weight] = self.add_constant(w.name, result.values, result.dtype,
+                                                   result.quant)
+        op.version = max(op.version, hybrid_version(op.type, result.dtype,
+                                                    result.quant.is_per_channel))
 
     # ------------------------------------------------------------------ views and constants
     def add_constant(self, name: str, data: np.ndarray, dtype: DType,
@@ -530,7 +578,12 @@ def _const_params(t: Tensor) -> QuantParams:
 
 
 def _extra_version(op: Operator) -> int:
-    """Versions that depend on the quantisation parameters, not only on the types."""
+    """Versions that depend on the quantisation parameters or the weight type, not only on the
+    activation types."""
+    if op.type in WEIGHTED and len(op.inputs) > 1 and op.inputs[1] is not None:
+        version = SUBBYTE_WEIGHT_VERSIONS.get((op.type, op.inputs[1].dtype))
+        if version is not None:
+            return version
     if op.type == "MUL" and len(op.inputs) >= 2:
         a, b, o = op.inputs[0], op.inputs[1], op.outputs[0]
         if all(t is not None and t.quant is not None for t in (a, b, o)):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from sdk.converters.ir import Model, Operator
 
@@ -33,11 +34,18 @@ class LayerPrecision:
 
     @property
     def is_float(self) -> bool:
+        """Float activations (the op runs in float; see `is_hybrid` for quantised weights)."""
         return self.activations == "float32"
+
+    @property
+    def is_hybrid(self) -> bool:
+        """Float activations with quantised weights: LiteRT's dynamic-range ("hybrid") kernels
+        quantise the activations at run time."""
+        return self.activations == "float32" and self.weights != "float32"
 
     def describe(self) -> str:
         """"int8", "float32", or "<weights>/<activations>" when they differ ("int4/int8")."""
-        if self.is_float:
+        if self.is_float and not self.is_hybrid:
             return "float32"
         if self.weights == self.activations:
             return self.activations
@@ -83,6 +91,12 @@ def parse_precision(value: LayerPrecision | str) -> LayerPrecision:
         return FLOAT
     if value in ACTIVATION_PRECISIONS:
         return LayerPrecision(weights=value, activations=value)
+    if "/" in value:  # what `describe` writes: "int4/float32"
+        weights, _, activations = value.partition("/")
+        if activations not in ACTIVATION_PRECISIONS:
+            raise ValueError(f"precision {value!r}: activations must be one of "
+                             f"{ACTIVATION_PRECISIONS}")
+        return LayerPrecision(weights=weights, activations=activations)
     # "w4a8" / "int4" style weight-only spellings are for schemes that register those formats
     return LayerPrecision(weights=value, activations="int8")
 
@@ -97,26 +111,33 @@ def layer_name(op: Operator) -> str:
 
 
 # ---------------------------------------------------------------------------- schemes
-SchemeBuilder = Callable[[Model], PrecisionPlan]
+#: `builder(model, **options)` -> plan; options come from `sdk.export(..., scheme_options=...)`
+#: (and `activations=`); a builder rejects options it does not know with a ValueError.
+SchemeBuilder = Callable[..., PrecisionPlan]
 SCHEMES: dict[str, SchemeBuilder] = {}
 
 
 def register_scheme(name: str, builder: SchemeBuilder) -> SchemeBuilder:
-    """Make `sdk.export(model, name)` available: `builder(model)` returns the plan."""
+    """Make `sdk.export(model, name)` available: `builder(model, **options)` returns the plan."""
     SCHEMES[name] = builder
     return builder
 
 
-def plan_for(scheme: str, model: Model) -> PrecisionPlan:
+def plan_for(scheme: str, model: Model, options: Mapping[str, Any] | None = None,
+             ) -> PrecisionPlan:
     try:
         builder = SCHEMES[scheme]
     except KeyError:
         raise ValueError(f"unknown quantisation scheme {scheme!r}; available: "
                          f"{', '.join(sorted(SCHEMES))}") from None
-    return builder(model)
+    return builder(model, **dict(options or {}))
 
 
-def _int8_plan(model: Model) -> PrecisionPlan:
+def _int8_plan(model: Model, activations: str = "int8") -> PrecisionPlan:
+    if activations == "float32":  # dynamic range: int8 weights, float activations
+        return PrecisionPlan(scheme="int8", default=LayerPrecision("int8", "float32"))
+    if activations != "int8":
+        raise ValueError(f"activations must be 'int8' or 'float32', not {activations!r}")
     return PrecisionPlan(scheme="int8", default=INT8)
 
 

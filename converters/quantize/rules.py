@@ -150,6 +150,31 @@ OP_RULES: dict[str, OpRule] = {
 }
 
 
+#: (op, weight type) -> minimal version with int8 activations and sub-byte weights (TFLite's
+#: op_version rules; INT2 has no rule of its own and uses the int8 version)
+SUBBYTE_WEIGHT_VERSIONS: dict[tuple[str, DType], int] = {
+    ("FULLY_CONNECTED", DType.INT4): 10,
+    ("CONV_2D", DType.INT4): 7,
+    ("DEPTHWISE_CONV_2D", DType.INT4): 7,
+}
+
+#: (op, per-channel) -> minimal version of a dynamic-range op with INT8 weights
+_HYBRID_INT8_VERSIONS: dict[tuple[str, bool], int] = {
+    ("FULLY_CONNECTED", True): 12, ("FULLY_CONNECTED", False): 3,
+    ("CONV_2D", True): 5, ("CONV_2D", False): 2,
+    ("DEPTHWISE_CONV_2D", True): 6, ("DEPTHWISE_CONV_2D", False): 4,
+}
+
+
+def hybrid_version(op_type: str, weight_type: DType, per_channel: bool) -> int:
+    """Minimal version of a dynamic-range (float activations, quantised weights) op. TFLite has
+    version rules only for INT8 weights; INT4 / INT2 weights load at version 1 (what
+    ai-edge-quantizer writes)."""
+    if weight_type is DType.INT8:
+        return _HYBRID_INT8_VERSIONS.get((op_type, per_channel), 1)
+    return 1
+
+
 def register_op_rule(op_type: str, rule: OpRule) -> OpRule:
     """Teach the rewrite a new builtin (or override a rule)."""
     OP_RULES[op_type] = rule

@@ -42,6 +42,10 @@ class WeightFormat:
     qmax: int
     quantize: Callable[[np.ndarray, int, str], QuantizedWeights]
     description: str = ""
+    #: the method used when the caller names none (sdk.export(weight_method=None))
+    default_method: str = "minmax"
+    #: > 0: one scale per block of this many reduction elements (block-wise formats)
+    block_size: int = 0
 
 
 WEIGHT_FORMATS: dict[str, WeightFormat] = {}
@@ -113,6 +117,8 @@ def _int8(w: np.ndarray, axis: int, method: str) -> QuantizedWeights:
 INT8 = register_weight_format(WeightFormat(
     "int8", DType.INT8, -127, 127, _int8,
     "symmetric per-channel int8 in [-127, 127] (TFLite's weight scheme)"))
+
+# the sub-byte formats (int4, int4b32, ternary, int2, ...) register themselves from lowbit.py
 
 
 def per_tensor_symmetric(w: np.ndarray, qmax: int = 127) -> tuple[np.ndarray, QuantParams]:
