@@ -130,6 +130,11 @@ class LiteRTRunner(_SampleRunner):
             self.interp = backend().interpreter(model_content=model, **self.options)
             self.interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
+            from sdk.runtime.delegate import explain_load_error
+
+            explained = explain_load_error(exc)
+            if explained is not None:  # edgesdk custom ops without the edgesdk delegate
+                raise explained from exc
             raise EdgeSDKError(f"LiteRT cannot load the model: {exc}") from exc
         self.inputs = [_details(d) for d in self.interp.get_input_details()]
         self.outputs = [_details(d) for d in self.interp.get_output_details()]

@@ -1,0 +1,77 @@
+// The edgesdk TFLite external delegate: runs FULLY_CONNECTED, CONV_2D and DEPTHWISE_CONV_2D
+// nodes with INT8, INT4 and INT2 (ternary or 2-bit) weights, and the edgesdk custom ops
+// EDGE_CONV_INT2 / EDGE_DWCONV_INT2, with the native kernels (edge/kernels/*.h), multi-threaded.
+// Everything else stays with LiteRT (XNNPACK or its builtin kernels).
+//
+// Loading: a shared library exporting the two functions LiteRT's external-delegate loader looks
+// for (`ai_edge_litert.interpreter.load_delegate(path, options)`, or `sdk.runtime.Interpreter`,
+// which does it for you):
+//     TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values, size_t n,
+//                                                   void (*report_error)(const char*));
+//     void tflite_plugin_destroy_delegate(TfLiteDelegate* delegate);
+//
+// Options (string keys and values):
+//   precisions   comma-separated weight types to claim: int8,int4,int2 (default: all three;
+//                "int2" covers ternary). Custom ops are always claimed: nothing else runs them.
+//   ops          comma-separated ops to claim: fully_connected,conv_2d,depthwise_conv_2d
+//                (default: all).
+//   num_threads  threads for the kernels (default: the interpreter's num_threads, else one per
+//                physical core).
+//   isa          force a kernel ISA (scalar, avx2, avx512vnni, neon, dotprod); default: best.
+//   rounding     upward (default: LiteRT's optimised kernels and XNNPACK) or away_from_zero
+//                (TFLite's reference kernels).
+//   report       a file path: after claiming nodes the delegate writes there, as JSON, what it
+//                read through the TFLite ABI (every tensor and node) and what it claimed or
+//                skipped and why, with the kernel each claimed node runs.
+//
+// Claimed nodes: int8 activations (per-tensor scale and zero point), constant weights with
+// per-channel (or per-tensor) affine quantisation, constant INT32 bias, fused NONE / RELU /
+// RELU_N1_TO_1 / RELU6. Weights are packed once, when the delegate kernel is created. Each
+// claimed node becomes its own delegate kernel, so every tensor stays visible to LiteRT.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+
+#include "edge/delegate/tflite_abi.h"
+#include "edge/kernels/isa.h"
+#include "edge/kernels/requant.h"
+
+namespace edge {
+namespace delegate {
+
+struct Options {
+  bool int8 = true;
+  bool int4 = true;
+  bool int2 = true;
+  bool fully_connected = true;
+  bool conv_2d = true;
+  bool depthwise_conv_2d = true;
+  int num_threads = 0;  // <= 0: the interpreter's, else physical cores
+  std::optional<Isa> isa;
+  Rounding rounding = Rounding::kUpward;
+  std::string report;
+};
+
+// Parses the key/value options above; throws std::invalid_argument naming the bad key or value.
+Options parse_options(const char* const* keys, const char* const* values, std::size_t count);
+
+// Creates a delegate (owned by the caller; free with destroy_delegate).
+tflite_abi::TfLiteDelegate* create_delegate(const Options& options);
+void destroy_delegate(tflite_abi::TfLiteDelegate* delegate);
+
+}  // namespace delegate
+}  // namespace edge
+
+extern "C" {
+// The external-delegate plugin entry points. On a bad option, report_error (when given) receives
+// the message and the function returns null.
+__attribute__((visibility("default"))) edge::tflite_abi::TfLiteDelegate*
+tflite_plugin_create_delegate(char** keys, char** values, std::size_t count,
+                              void (*report_error)(const char*));
+__attribute__((visibility("default"))) void tflite_plugin_destroy_delegate(
+    edge::tflite_abi::TfLiteDelegate* delegate);
+// The delegate library's version string (edgesdk version and the LiteRT ABI it targets).
+__attribute__((visibility("default"))) const char* edge_delegate_version();
+}

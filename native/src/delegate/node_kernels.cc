@@ -1,0 +1,608 @@
+// Delegate kernels: TFLite FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D nodes (and the edgesdk
+// custom ops) on the native kernel plans. Nothing here computes: it reads TFLite tensors through
+// our ABI declarations, packs weights once and calls the plans (fully_connected.h, conv2d.h,
+// depthwise_conv2d.h).
+#include "node_kernels.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "custom_options.h"
+#include "edge/kernels/depthwise_conv2d.h"
+#include "edge/kernels/fully_connected.h"
+#include "edge/packing/int2.h"
+#include "edge/packing/int4.h"
+#include "edge/packing/packed_weights.h"
+
+namespace edge {
+namespace delegate {
+
+using namespace tflite_abi;  // NOLINT: our own ABI declarations, used throughout
+
+const char kNotClaimable[] = "not a claimable op";
+
+namespace {
+
+TfLiteTensor& tensor_at(TfLiteContext* context, int index) { return context->tensors[index]; }
+
+int64_t num_elements(const TfLiteTensor& t) {
+  int64_t n = 1;
+  if (t.dims == nullptr) return 0;
+  for (int i = 0; i < t.dims->size; ++i) n *= t.dims->data[i];
+  return n;
+}
+
+const TfLiteAffineQuantization* affine(const TfLiteTensor& t) {
+  if (t.quantization.type != kTfLiteAffineQuantization || t.quantization.params == nullptr) {
+    return nullptr;
+  }
+  return static_cast<const TfLiteAffineQuantization*>(t.quantization.params);
+}
+
+bool per_tensor_int8(const TfLiteTensor& t) {
+  if (t.type != kTfLiteInt8) return false;
+  const TfLiteAffineQuantization* q = affine(t);
+  // The legacy `params` always carries the per-tensor values; refuse per-channel activations.
+  return q == nullptr || q->scale == nullptr || q->scale->size <= 1;
+}
+
+Activation to_activation(TfLiteFusedActivation a) {
+  switch (a) {
+    case kTfLiteActRelu: return Activation::kRelu;
+    case kTfLiteActReluN1To1: return Activation::kReluN1To1;
+    case kTfLiteActRelu6: return Activation::kRelu6;
+    default: return Activation::kNone;
+  }
+}
+
+bool supported_activation(TfLiteFusedActivation a) {
+  return a == kTfLiteActNone || a == kTfLiteActRelu || a == kTfLiteActReluN1To1 ||
+         a == kTfLiteActRelu6;
+}
+
+// The quantised value q (not the code) of element i of a TFLite weight tensor.
+int8_t weight_value(const TfLiteTensor& t, int64_t i) {
+  const auto* bytes = static_cast<const uint8_t*>(t.data);
+  switch (t.type) {
+    case kTfLiteInt8: return static_cast<int8_t>(bytes[i]);
+    case kTfLiteInt4: {
+      const int v = (bytes[i / 2] >> (4 * (i % 2))) & 0xF;
+      return static_cast<int8_t>(v >= 8 ? v - 16 : v);
+    }
+    case kTfLiteInt2: {
+      const int v = (bytes[i / 4] >> (2 * (i % 4))) & 0x3;
+      return static_cast<int8_t>(v >= 2 ? v - 4 : v);
+    }
+    default: return 0;
+  }
+}
+
+// All q values of a weight tensor as int8 (for depthwise, and to detect ternary weights).
+std::vector<int8_t> weight_values(const TfLiteTensor& t) {
+  const int64_t n = num_elements(t);
+  std::vector<int8_t> out(static_cast<std::size_t>(n));
+  for (int64_t i = 0; i < n; ++i) out[static_cast<std::size_t>(i)] = weight_value(t, i);
+  return out;
+}
+
+std::size_t packed_tflite_bytes(TfLiteType type, int64_t count) {
+  switch (type) {
+    case kTfLiteInt4: return static_cast<std::size_t>((count + 1) / 2);
+    case kTfLiteInt2: return static_cast<std::size_t>((count + 3) / 4);
+    default: return static_cast<std::size_t>(count);
+  }
+}
+
+// Per-channel quantisation parameters of a weight tensor, expanded as the plans want them.
+struct WeightQuant {
+  std::vector<float> scales;       // 1 or channels
+  std::vector<int32_t> zero_points;  // channels (q domain)
+  bool all_zero_points_zero = true;
+};
+
+std::string weight_quant(const TfLiteTensor& w, int axis, int channels, WeightQuant* out) {
+  const TfLiteAffineQuantization* q = affine(w);
+  if (q == nullptr || q->scale == nullptr || q->scale->size == 0) {
+    return w.quantization.type == kTfLiteBlockwiseQuantization
+               ? "block-wise weights (int8 activations need per-channel scales)"
+               : "weights are not affine-quantised";
+  }
+  const int ns = q->scale->size;
+  if (ns != 1 && ns != channels) {
+    return "weights have " + std::to_string(ns) + " scales for " + std::to_string(channels) +
+           " channels";
+  }
+  if (ns > 1 && q->quantized_dimension != axis) {
+    return "weights are quantised along axis " + std::to_string(q->quantized_dimension) +
+           ", expected " + std::to_string(axis);
+  }
+  out->scales.assign(q->scale->data, q->scale->data + ns);
+  for (float s : out->scales) {
+    if (!(s > 0.0f)) return "weights have a scale <= 0";
+  }
+  out->zero_points.assign(static_cast<std::size_t>(channels), 0);
+  if (q->zero_point != nullptr && q->zero_point->size > 0) {
+    const int nz = q->zero_point->size;
+    if (nz != 1 && nz != channels) return "weights have a bad number of zero points";
+    for (int c = 0; c < channels; ++c) {
+      out->zero_points[static_cast<std::size_t>(c)] = q->zero_point->data[nz == 1 ? 0 : c];
+    }
+  }
+  for (int32_t z : out->zero_points) out->all_zero_points_zero &= (z == 0);
+  return "";
+}
+
+std::string weight_type_of(const TfLiteTensor& w, const WeightQuant& wq, const Options& options,
+                           WeightType* type) {
+  switch (w.type) {
+    case kTfLiteInt8:
+      if (!options.int8) return "int8 weights not claimed (precisions option)";
+      *type = WeightType::kInt8;
+      return "";
+    case kTfLiteInt4:
+      if (!options.int4) return "int4 weights not claimed (precisions option)";
+      *type = WeightType::kInt4;
+      return "";
+    case kTfLiteInt2: {
+      if (!options.int2) return "int2 weights not claimed (precisions option)";
+      bool ternary = wq.all_zero_points_zero;
+      const int64_t n = num_elements(w);
+      for (int64_t i = 0; ternary && i < n; ++i) ternary = weight_value(w, i) != -2;
+      *type = ternary ? WeightType::kTernary : WeightType::kInt2;
+      return "";
+    }
+    default:
+      return std::string("weights are ") + type_name(w.type);
+  }
+}
+
+std::string check_bias(TfLiteContext* context, int bias, int channels) {
+  if (bias < 0) return "";
+  const TfLiteTensor& b = tensor_at(context, bias);
+  if (b.type != kTfLiteInt32) return std::string("bias is ") + type_name(b.type);
+  if (b.allocation_type != kTfLiteMmapRo || b.data == nullptr) return "bias is not a constant";
+  if (num_elements(b) != channels) return "bias size does not match the output channels";
+  return "";
+}
+
+}  // namespace
+
+std::vector<int> tensor_dims(const TfLiteTensor& t) {
+  std::vector<int> d;
+  if (t.dims != nullptr) d.assign(t.dims->data, t.dims->data + t.dims->size);
+  return d;
+}
+
+const char* type_name(TfLiteType type) {
+  switch (type) {
+    case kTfLiteNoType: return "NOTYPE";
+    case kTfLiteFloat32: return "FLOAT32";
+    case kTfLiteInt32: return "INT32";
+    case kTfLiteUInt8: return "UINT8";
+    case kTfLiteInt64: return "INT64";
+    case kTfLiteString: return "STRING";
+    case kTfLiteBool: return "BOOL";
+    case kTfLiteInt16: return "INT16";
+    case kTfLiteComplex64: return "COMPLEX64";
+    case kTfLiteInt8: return "INT8";
+    case kTfLiteFloat16: return "FLOAT16";
+    case kTfLiteFloat64: return "FLOAT64";
+    case kTfLiteComplex128: return "COMPLEX128";
+    case kTfLiteUInt64: return "UINT64";
+    case kTfLiteResource: return "RESOURCE";
+    case kTfLiteVariant: return "VARIANT";
+    case kTfLiteUInt32: return "UINT32";
+    case kTfLiteUInt16: return "UINT16";
+    case kTfLiteInt4: return "INT4";
+    case kTfLiteBFloat16: return "BFLOAT16";
+    case kTfLiteInt2: return "INT2";
+    case kTfLiteUInt4: return "UINT4";
+  }
+  return "UNKNOWN";
+}
+
+const char* weight_type_label(WeightType type) { return weight_type_name(type); }
+
+std::string inspect_node(TfLiteContext* context, int node_index, const TfLiteNode* node,
+                         const TfLiteRegistration* registration, const Options& options,
+                         NodeInfo* info) {
+  NodeInfo n;
+  n.node_index = node_index;
+  const int code = registration->builtin_code;
+  if (code == kBuiltinFullyConnected) {
+    n.kind = OpKind::kFullyConnected;
+    n.op = "FULLY_CONNECTED";
+    if (!options.fully_connected) return "FULLY_CONNECTED not claimed (ops option)";
+  } else if (code == kBuiltinConv2D) {
+    n.kind = OpKind::kConv2D;
+    n.op = "CONV_2D";
+    if (!options.conv_2d) return "CONV_2D not claimed (ops option)";
+  } else if (code == kBuiltinDepthwiseConv2D) {
+    n.kind = OpKind::kDepthwiseConv2D;
+    n.op = "DEPTHWISE_CONV_2D";
+    if (!options.depthwise_conv_2d) return "DEPTHWISE_CONV_2D not claimed (ops option)";
+  } else if (code == kBuiltinCustom && registration->custom_name != nullptr &&
+             custom_op_kind(registration->custom_name) >= 0) {
+    n.custom = true;
+    n.op = registration->custom_name;
+    n.kind = custom_op_kind(registration->custom_name) == 0 ? OpKind::kConv2D
+                                                             : OpKind::kDepthwiseConv2D;
+  } else {
+    return kNotClaimable;
+  }
+  const TfLiteIntArray* ins = node->inputs;
+  const TfLiteIntArray* outs = node->outputs;
+  if (ins == nullptr || outs == nullptr || ins->size < 2 || outs->size != 1) {
+    return "unexpected number of inputs or outputs";
+  }
+  n.input = ins->data[0];
+  n.weights = ins->data[1];
+  n.bias = ins->size > 2 ? ins->data[2] : -1;
+  n.output = outs->data[0];
+  if (n.input < 0 || n.weights < 0) return "missing input or weights";
+  const TfLiteTensor& x = tensor_at(context, n.input);
+  const TfLiteTensor& w = tensor_at(context, n.weights);
+  const TfLiteTensor& y = tensor_at(context, n.output);
+  if (!per_tensor_int8(x) || !per_tensor_int8(y)) {
+    return std::string("activations are ") + type_name(x.type) + " -> " + type_name(y.type) +
+           " (the delegate runs int8 activations with per-tensor quantisation)";
+  }
+  if (w.allocation_type != kTfLiteMmapRo || w.data == nullptr) {
+    return "weights are not a constant";
+  }
+  const std::vector<int> wd = tensor_dims(w);
+  const std::vector<int> xd = tensor_dims(x);
+  int channels = 0, axis = 0;
+  if (n.kind == OpKind::kFullyConnected) {
+    const auto* p = static_cast<const TfLiteFullyConnectedParams*>(node->builtin_data);
+    if (p == nullptr) return "missing FULLY_CONNECTED options";
+    if (p->weights_format != 0) return "shuffled weights format";
+    n.activation = p->activation;
+    n.keep_num_dims = p->keep_num_dims;
+    if (wd.size() != 2) return "weights are not 2-D";
+    channels = wd[0];
+    const int64_t xn = num_elements(x);
+    if (wd[1] <= 0 || xn % wd[1] != 0) return "input size is not a multiple of K";
+  } else {
+    if (wd.size() != 4 || xd.size() != 4) return "input or weights are not 4-D";
+    if (n.custom) {
+      ConvCustomOptions o;
+      const std::string err = parse_custom_options(node->custom_initial_data,
+                                                   node->custom_initial_data_size, &o);
+      if (!err.empty()) return err;
+      n.padding = o.padding_valid ? Padding::kValid : Padding::kSame;
+      n.stride_h = o.stride_h;
+      n.stride_w = o.stride_w;
+      n.dilation_h = o.dilation_h;
+      n.dilation_w = o.dilation_w;
+      n.activation = static_cast<TfLiteFusedActivation>(o.activation);
+      n.depth_multiplier = o.depth_multiplier;
+    } else if (n.kind == OpKind::kConv2D) {
+      const auto* p = static_cast<const TfLiteConvParams*>(node->builtin_data);
+      if (p == nullptr) return "missing CONV_2D options";
+      if (p->padding != kTfLitePaddingSame && p->padding != kTfLitePaddingValid) {
+        return "unknown padding";
+      }
+      n.padding = p->padding == kTfLitePaddingSame ? Padding::kSame : Padding::kValid;
+      n.stride_h = p->stride_height;
+      n.stride_w = p->stride_width;
+      n.dilation_h = p->dilation_height_factor;
+      n.dilation_w = p->dilation_width_factor;
+      n.activation = p->activation;
+    } else {
+      const auto* p = static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data);
+      if (p == nullptr) return "missing DEPTHWISE_CONV_2D options";
+      if (p->padding != kTfLitePaddingSame && p->padding != kTfLitePaddingValid) {
+        return "unknown padding";
+      }
+      n.padding = p->padding == kTfLitePaddingSame ? Padding::kSame : Padding::kValid;
+      n.stride_h = p->stride_height;
+      n.stride_w = p->stride_width;
+      n.dilation_h = p->dilation_height_factor;
+      n.dilation_w = p->dilation_width_factor;
+      n.activation = p->activation;
+    }
+    if (n.stride_h < 1 || n.stride_w < 1 || n.dilation_h < 1 || n.dilation_w < 1) {
+      return "stride or dilation < 1";
+    }
+    if (n.kind == OpKind::kConv2D) {
+      channels = wd[0];
+      if (wd[3] != xd[3]) return "grouped convolution (filter depth != input channels)";
+    } else {
+      channels = wd[3];
+      axis = 3;
+      if (wd[0] != 1 || xd[3] <= 0 || channels % xd[3] != 0) {
+        return "filter channels are not a multiple of the input channels";
+      }
+      // TFLite ignores the depth_multiplier option (it may be stale); the shapes decide.
+      n.depth_multiplier = channels / xd[3];
+    }
+  }
+  if (!supported_activation(n.activation)) return "unsupported fused activation";
+  WeightQuant wq;
+  std::string err = weight_quant(w, axis, channels, &wq);
+  if (!err.empty()) return err;
+  err = weight_type_of(w, wq, options, &n.weight_type);
+  if (!err.empty()) return err;
+  if (n.custom && w.type != kTfLiteInt2) return "custom op weights must be INT2";
+  if (n.weight_type == WeightType::kInt8 && !wq.all_zero_points_zero) {
+    return "int8 weights with non-zero zero points";
+  }
+  if (w.bytes < packed_tflite_bytes(w.type, num_elements(w))) return "weight buffer too small";
+  err = check_bias(context, n.bias, channels);
+  if (!err.empty()) return err;
+  *info = n;
+  return "";
+}
+
+namespace {
+
+WeightQuant quant_of(TfLiteContext* context, const NodeInfo& info, int* channels) {
+  const TfLiteTensor& w = tensor_at(context, info.weights);
+  const std::vector<int> wd = tensor_dims(w);
+  const int axis = info.kind == OpKind::kDepthwiseConv2D ? 3 : 0;
+  *channels = wd[static_cast<std::size_t>(axis)];
+  WeightQuant wq;
+  const std::string err = weight_quant(w, axis, *channels, &wq);
+  if (!err.empty()) throw std::invalid_argument(err);
+  return wq;
+}
+
+// Packs a [n][k] TFLite weight tensor (FC [N, K]; conv OHWI with K = KH*KW*I) for the GEMM.
+PackedWeights pack_gemm_weights(const TfLiteTensor& w, WeightType type, int32_t n, int32_t k,
+                                const WeightQuant& wq) {
+  const auto* bytes = static_cast<const uint8_t*>(w.data);
+  const int32_t ns = static_cast<int32_t>(wq.scales.size());
+  const int32_t* zps = wq.all_zero_points_zero ? nullptr : wq.zero_points.data();
+  switch (type) {
+    case WeightType::kInt8:
+      return pack_weights(WeightType::kInt8, reinterpret_cast<const int8_t*>(bytes), n, k,
+                          wq.scales.data(), ns, zps);
+    case WeightType::kInt4:
+      return pack_int4_tflite(bytes, w.bytes, n, k, wq.scales.data(), ns, zps);
+    case WeightType::kTernary:
+      return pack_int2_tflite(bytes, w.bytes, n, k, wq.scales.data(), ns, nullptr, true);
+    case WeightType::kInt2:
+      return pack_int2_tflite(bytes, w.bytes, n, k, wq.scales.data(), ns, zps, false);
+  }
+  throw std::invalid_argument("unknown weight type");
+}
+
+LayerOptions layer_options(TfLiteContext* context, const NodeInfo& info, const Options& options) {
+  const TfLiteTensor& x = tensor_at(context, info.input);
+  const TfLiteTensor& y = tensor_at(context, info.output);
+  LayerOptions o;
+  o.input = {x.params.scale, x.params.zero_point};
+  o.output = {y.params.scale, y.params.zero_point};
+  o.activation = to_activation(info.activation);
+  o.bias = info.bias >= 0 ? static_cast<const int32_t*>(tensor_at(context, info.bias).data)
+                          : nullptr;
+  o.output_type = OutputType::kInt8;
+  o.rounding = options.rounding;
+  o.isa = options.isa;
+  return o;
+}
+
+TfLiteStatus resize_output(TfLiteContext* context, int index, const std::vector<int>& shape) {
+  TfLiteTensor& t = tensor_at(context, index);
+  if (tensor_dims(t) == shape) return kTfLiteOk;
+  // ResizeTensor takes ownership of the array and frees it with free() (TfLiteIntArrayFree):
+  // allocate it with malloc, laid out as {size, data[size]}. (ResizeTensorExplicit would copy,
+  // but LiteRT leaves that pointer null in its kernel context.)
+  auto* dims = static_cast<TfLiteIntArray*>(
+      std::malloc(sizeof(int) * (shape.size() + 1)));
+  if (dims == nullptr) return kTfLiteError;
+  dims->size = static_cast<int>(shape.size());
+  std::memcpy(dims->data, shape.data(), sizeof(int) * shape.size());
+  return context->ResizeTensor(context, &t, dims);
+}
+
+// ---------------------------------------------------------------- FULLY_CONNECTED
+class FullyConnectedKernel final : public NodeKernel {
+ public:
+  FullyConnectedKernel(TfLiteContext* context, const NodeInfo& info, const Options& options,
+                       ThreadPool* pool)
+      : NodeKernel(info, pool) {
+    const TfLiteTensor& w = tensor_at(context, info.weights);
+    const std::vector<int> wd = tensor_dims(w);
+    n_ = wd[0];
+    k_ = wd[1];
+    int channels = 0;
+    const WeightQuant wq = quant_of(context, info, &channels);
+    plan_ = std::make_unique<FullyConnected>(pack_gemm_weights(w, info.weight_type, n_, k_, wq),
+                                             layer_options(context, info, options));
+  }
+
+  TfLiteStatus prepare(TfLiteContext* context) override {
+    const TfLiteTensor& x = tensor_at(context, info_.input);
+    m_ = static_cast<int32_t>(num_elements(x) / k_);
+    std::vector<int> shape;
+    if (info_.keep_num_dims) {
+      shape = tensor_dims(x);
+      shape.back() = n_;
+    } else {
+      shape = {m_, n_};
+    }
+    // A model whose output keeps an extra leading 1 (e.g. [1, 1, N]) keeps its own shape.
+    const TfLiteTensor& y = tensor_at(context, info_.output);
+    if (num_elements(y) != static_cast<int64_t>(m_) * n_ &&
+        resize_output(context, info_.output, shape) != kTfLiteOk) {
+      return kTfLiteError;
+    }
+    plan_->reserve(m_, pool_ != nullptr ? pool_->num_threads() : 1);
+    return kTfLiteOk;
+  }
+
+  TfLiteStatus invoke(TfLiteContext* context) override {
+    const TfLiteTensor& x = tensor_at(context, info_.input);
+    TfLiteTensor& y = tensor_at(context, info_.output);
+    plan_->run(static_cast<const int8_t*>(x.data), m_, static_cast<int8_t*>(y.data), pool_);
+    return kTfLiteOk;
+  }
+
+  std::string kernel_name() const override { return plan_->kernel_name(m_ > 0 ? m_ : 1); }
+
+ private:
+  int32_t n_ = 0, k_ = 0, m_ = 1;
+  std::unique_ptr<FullyConnected> plan_;
+};
+
+ConvGeometry geometry_of(const NodeInfo& info, const std::vector<int>& xd, int kh, int kw) {
+  ConvGeometry g;
+  g.batch = xd[0];
+  g.input_height = xd[1];
+  g.input_width = xd[2];
+  g.input_channels = xd[3];
+  g.kernel_height = kh;
+  g.kernel_width = kw;
+  g.stride_height = info.stride_h;
+  g.stride_width = info.stride_w;
+  g.dilation_height = info.dilation_h;
+  g.dilation_width = info.dilation_w;
+  g.padding = info.padding;
+  return g;
+}
+
+// ---------------------------------------------------------------- CONV_2D / EDGE_CONV_INT2
+class Conv2DKernel final : public NodeKernel {
+ public:
+  Conv2DKernel(TfLiteContext* context, const NodeInfo& info, const Options& options,
+               ThreadPool* pool)
+      : NodeKernel(info, pool), options_(layer_options(context, info, options)) {
+    const TfLiteTensor& w = tensor_at(context, info.weights);
+    const std::vector<int> wd = tensor_dims(w);
+    kh_ = wd[1];
+    kw_ = wd[2];
+    int channels = 0;
+    const WeightQuant wq = quant_of(context, info, &channels);
+    weights_ = pack_gemm_weights(w, info.weight_type, wd[0], wd[1] * wd[2] * wd[3], wq);
+    // The bias is copied by the plan, but plans are rebuilt when the input shape changes.
+    if (options_.bias != nullptr) {
+      bias_.assign(options_.bias, options_.bias + wd[0]);
+      options_.bias = bias_.data();
+    }
+    build(tensor_dims(tensor_at(context, info.input)));
+  }
+
+  TfLiteStatus prepare(TfLiteContext* context) override {
+    const std::vector<int> xd = tensor_dims(tensor_at(context, info_.input));
+    if (xd != input_dims_) build(xd);
+    if (resize_output(context, info_.output,
+                      {xd[0], plan_->output_height(), plan_->output_width(),
+                       plan_->output_channels()}) != kTfLiteOk) {
+      return kTfLiteError;
+    }
+    return kTfLiteOk;
+  }
+
+  TfLiteStatus invoke(TfLiteContext* context) override {
+    const TfLiteTensor& x = tensor_at(context, info_.input);
+    TfLiteTensor& y = tensor_at(context, info_.output);
+    plan_->run(static_cast<const int8_t*>(x.data), static_cast<int8_t*>(y.data), pool_);
+    return kTfLiteOk;
+  }
+
+  std::string kernel_name() const override { return plan_->kernel_name(); }
+
+ private:
+  void build(const std::vector<int>& xd) {
+    Conv2DOptions co;
+    static_cast<LayerOptions&>(co) = options_;
+    co.geometry = geometry_of(info_, xd, kh_, kw_);
+    plan_ = std::make_unique<Conv2D>(weights_.view(), co);
+    plan_->reserve(pool_ != nullptr ? pool_->num_threads() : 1);
+    input_dims_ = xd;
+  }
+
+  LayerOptions options_;
+  std::vector<int32_t> bias_;
+  int kh_ = 1, kw_ = 1;
+  PackedWeights weights_;
+  std::vector<int> input_dims_;
+  std::unique_ptr<Conv2D> plan_;
+};
+
+// ---------------------------------------------------------------- DEPTHWISE_CONV_2D
+class DepthwiseKernel final : public NodeKernel {
+ public:
+  DepthwiseKernel(TfLiteContext* context, const NodeInfo& info, const Options& options,
+                  ThreadPool* pool)
+      : NodeKernel(info, pool), options_(layer_options(context, info, options)) {
+    const TfLiteTensor& w = tensor_at(context, info.weights);
+    const std::vector<int> wd = tensor_dims(w);
+    kh_ = wd[1];
+    kw_ = wd[2];
+    // The depthwise kernels take int8 filters: sub-byte weights are widened once, here.
+    filter_ = weight_values(w);
+    int channels = 0;
+    wq_ = quant_of(context, info, &channels);
+    if (options_.bias != nullptr) {
+      bias_.assign(options_.bias, options_.bias + channels);
+      options_.bias = bias_.data();
+    }
+    build(tensor_dims(tensor_at(context, info.input)));
+  }
+
+  TfLiteStatus prepare(TfLiteContext* context) override {
+    const std::vector<int> xd = tensor_dims(tensor_at(context, info_.input));
+    if (xd != input_dims_) build(xd);
+    if (resize_output(context, info_.output,
+                      {xd[0], plan_->output_height(), plan_->output_width(),
+                       plan_->output_channels()}) != kTfLiteOk) {
+      return kTfLiteError;
+    }
+    return kTfLiteOk;
+  }
+
+  TfLiteStatus invoke(TfLiteContext* context) override {
+    const TfLiteTensor& x = tensor_at(context, info_.input);
+    TfLiteTensor& y = tensor_at(context, info_.output);
+    plan_->run(static_cast<const int8_t*>(x.data), static_cast<int8_t*>(y.data), pool_);
+    return kTfLiteOk;
+  }
+
+  std::string kernel_name() const override { return plan_->kernel_name(); }
+
+ private:
+  void build(const std::vector<int>& xd) {
+    DepthwiseConv2DOptions o;
+    static_cast<LayerOptions&>(o) = options_;
+    o.geometry = geometry_of(info_, xd, kh_, kw_);
+    o.depth_multiplier = info_.depth_multiplier;
+    plan_ = std::make_unique<DepthwiseConv2D>(
+        filter_.data(), wq_.scales.data(), static_cast<int32_t>(wq_.scales.size()),
+        wq_.all_zero_points_zero ? nullptr : wq_.zero_points.data(), o);
+    plan_->reserve(pool_ != nullptr ? pool_->num_threads() : 1);
+    input_dims_ = xd;
+  }
+
+  LayerOptions options_;
+  std::vector<int32_t> bias_;
+  int kh_ = 1, kw_ = 1;
+  std::vector<int8_t> filter_;
+  WeightQuant wq_;
+  std::vector<int> input_dims_;
+  std::unique_ptr<DepthwiseConv2D> plan_;
+};
+
+}  // namespace
+
+std::unique_ptr<NodeKernel> NodeKernel::create(TfLiteContext* context, const NodeInfo& info,
+                                               const Options& options, ThreadPool* pool) {
+  switch (info.kind) {
+    case OpKind::kFullyConnected:
+      return std::make_unique<FullyConnectedKernel>(context, info, options, pool);
+    case OpKind::kConv2D:
+      return std::make_unique<Conv2DKernel>(context, info, options, pool);
+    case OpKind::kDepthwiseConv2D:
+      return std::make_unique<DepthwiseKernel>(context, info, options, pool);
+  }
+  return nullptr;
+}
+
+}  // namespace delegate
+}  // namespace edge

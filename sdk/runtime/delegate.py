@@ -1,0 +1,188 @@
+"""The edgesdk TFLite delegate library: where it is, how LiteRT loads it, what it reports.
+
+    from ai_edge_litert.interpreter import Interpreter, load_delegate
+    import sdk.runtime
+    interp = Interpreter("model_ternary.tflite",
+                         experimental_delegates=[load_delegate(str(sdk.runtime.delegate_path()))])
+
+or simply `sdk.runtime.Interpreter("model_ternary.tflite")`. The library is built from native/
+(native/src/delegate) with the rest of the native core and installed beside `sdk._native`; the
+Arm builds (`make native-cross`) are in build/aarch64 and build/armv7 of a checkout, for pushing
+to devices (`delegate_path("arm64-v8a")`).
+
+Options (all optional; see native/include/edge/delegate/delegate.h): precisions ("int8",
+"int4", "int2": which weight types the delegate takes; custom ops are always taken), ops
+("fully_connected", "conv_2d", "depthwise_conv_2d"), num_threads, isa, rounding, report (a
+JSON file where the delegate says what it claimed, with which kernel, and what it skipped).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sdk.errors import DelegateRequiredError, EdgeSDKError, NativeBuildError
+
+LIBRARY_NAME = "libedgesdk_delegate.so"
+#: Android ABI names -> this checkout's build folder holding that build (the Makefile's)
+ABIS: dict[str, str] = {"x86_64": "host", "arm64-v8a": "aarch64", "armeabi-v7a": "armv7"}
+PRECISIONS = ("int8", "int4", "int2")
+OPS = ("fully_connected", "conv_2d", "depthwise_conv_2d")
+#: custom ops only the edgesdk delegate runs (converters/tflite/custom_ops.py)
+CUSTOM_OPS = ("EDGE_CONV_INT2", "EDGE_DWCONV_INT2")
+
+
+def _package_dir() -> Path | None:
+    try:
+        from sdk import _native
+    except ImportError:
+        return None
+    return Path(_native.__file__).resolve().parent
+
+
+def _checkout_root() -> Path | None:
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "native" / "CMakeLists.txt").is_file() else None
+
+
+def delegate_candidates(abi: str | None = None) -> list[Path]:
+    """Where `delegate_path` looks, in order."""
+    if abi is not None and abi not in ABIS:
+        raise ValueError(f"unknown ABI {abi!r}; the delegate is built for {sorted(ABIS)}")
+    candidates: list[Path] = []
+    override = os.environ.get("EDGESDK_DELEGATE")
+    if override and abi in (None, "x86_64"):
+        candidates.append(Path(override))
+    if abi in (None, "x86_64"):
+        pkg = _package_dir()
+        if pkg is not None:
+            candidates.append(pkg / LIBRARY_NAME)
+    root = _checkout_root()
+    if root is not None:
+        candidates.append(root / "build" / ABIS[abi or "x86_64"] / LIBRARY_NAME)
+    return candidates
+
+
+def delegate_path(abi: str | None = None) -> Path:
+    """The delegate shared library: for this machine (abi None), or for an Android ABI name
+    ("x86_64", "arm64-v8a", "armeabi-v7a") to push to a device."""
+    candidates = delegate_candidates(abi)
+    for path in candidates:
+        if path.is_file():
+            return path
+    target = "native-cross" if abi in ("arm64-v8a", "armeabi-v7a") else "native"
+    raise NativeBuildError(
+        "the edgesdk delegate library is not built (looked in: "
+        + ", ".join(str(p) for p in candidates) + f"); run `make {target}` in the edgesdk "
+        "checkout")
+
+
+def delegate_options(*, precisions: Iterable[str] | None = None,
+                     ops: Iterable[str] | None = None, num_threads: int | None = None,
+                     isa: str | None = None, rounding: str | None = None,
+                     report: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """The delegate's string options, checked here so mistakes name the argument."""
+    options: dict[str, str] = {}
+    if precisions is not None:
+        chosen = [precisions] if isinstance(precisions, str) else list(precisions)
+        bad = [p for p in chosen if p not in (*PRECISIONS, "ternary")]
+        if bad:
+            raise ValueError(f"precisions: unknown {bad}; choose from {PRECISIONS}")
+        options["precisions"] = ",".join(chosen)
+    if ops is not None:
+        chosen = [ops] if isinstance(ops, str) else list(ops)
+        bad = [o for o in chosen if o not in OPS]
+        if bad:
+            raise ValueError(f"ops: unknown {bad}; choose from {OPS}")
+        options["ops"] = ",".join(chosen)
+    if num_threads is not None:
+        options["num_threads"] = str(int(num_threads))
+    if isa is not None:
+        options["isa"] = isa
+    if rounding is not None:
+        options["rounding"] = rounding
+    if report is not None:
+        options["report"] = str(report)
+    return options
+
+
+def load_delegate(**options: Any) -> Any:
+    """A LiteRT delegate object for `Interpreter(experimental_delegates=[...])`; keyword
+    options as `delegate_options`."""
+    from sdk.litert import backend
+
+    path = delegate_path()
+    try:
+        return backend().load_delegate(str(path), delegate_options(**options))
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise EdgeSDKError(f"cannot load the edgesdk delegate {path}: {exc}") from exc
+
+
+def explain_load_error(exc: BaseException) -> EdgeSDKError | None:
+    """When LiteRT failed because a model holds edgesdk custom ops and no edgesdk delegate was
+    given, the error to raise instead (None otherwise)."""
+    message = str(exc)
+    found = [op for op in CUSTOM_OPS if op in message]
+    if not found and not re.search(r"custom op.*EDGE_", message, re.IGNORECASE):
+        return None
+    ops = ", ".join(found) or "EDGE_*"
+    return DelegateRequiredError(
+        f"the model holds edgesdk custom ops ({ops}) that only the edgesdk delegate runs: "
+        "open it with sdk.runtime.Interpreter(path), or pass "
+        "experimental_delegates=[sdk.runtime.load_delegate()] to LiteRT's Interpreter "
+        f"(LiteRT said: {message.strip()})")
+
+
+# ---------------------------------------------------------------------------- the report
+@dataclass(frozen=True)
+class ClaimedNode:
+    node: int
+    op: str
+    weights: str
+    kernel: str
+    isa: str
+
+
+@dataclass(frozen=True)
+class SkippedNode:
+    node: int
+    op: str
+    reason: str
+
+
+@dataclass
+class DelegateReport:
+    """What the delegate did with a model (its `report` option, read back)."""
+
+    claimed: list[ClaimedNode]
+    skipped: list[SkippedNode]
+    threads: int
+    version: str
+    #: what the delegate read through the TFLite ABI: every tensor and node (for the ABI test)
+    tensors: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    nodes: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> DelegateReport:
+        d = json.loads(Path(path).read_text())
+        return cls(claimed=[ClaimedNode(**c) for c in d.get("claimed", [])],
+                   skipped=[SkippedNode(**s) for s in d.get("skipped", [])],
+                   threads=int(d.get("threads", 0)), version=str(d.get("version", "")),
+                   tensors=list(d.get("tensors", [])), nodes=list(d.get("nodes", [])))
+
+    def kernels(self) -> dict[str, int]:
+        """Kernel name -> how many nodes run it."""
+        out: dict[str, int] = {}
+        for c in self.claimed:
+            out[c.kernel] = out.get(c.kernel, 0) + 1
+        return out
+
+
+__all__ = ["ABIS", "CUSTOM_OPS", "LIBRARY_NAME", "OPS", "PRECISIONS", "ClaimedNode",
+           "DelegateReport", "SkippedNode", "delegate_candidates", "delegate_options",
+           "delegate_path", "explain_load_error", "load_delegate"]
