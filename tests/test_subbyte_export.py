@@ -71,8 +71,8 @@ def test_two_bit_without_custom_ops_is_plain_tflite(scheme, digits_float_tflite,
     assert not result.custom_ops
     notes = " ".join(result.precision_notes.values())
     assert "custom_ops=False" in notes and "no INT2 CONV_2D" in notes
-    fc = [op for op in read_tflite(result.path).main.operators
-          if op.type == "FULLY_CONNECTED" and op.inputs[1].dtype is DType.INT2][0]
+    fc = next(op for op in read_tflite(result.path).main.operators
+              if op.type == "FULLY_CONNECTED" and op.inputs[1].dtype is DType.INT2)
     values = fc.inputs[1].numpy()
     if scheme == "ternary":
         assert set(np.unique(values)) <= {-1, 0, 1}
