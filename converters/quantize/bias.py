@@ -28,6 +28,7 @@ from sdk.converters.quantize.data import SampleSet
 from sdk.converters.quantize.int8 import QuantizedModel
 from sdk.converters.quantize.rules import OP_RULES, WEIGHTED
 from sdk.converters.tflite import serialize
+from sdk.converters.tflite.custom_ops import custom_ops_in, lower_for_litert
 
 INT32_MAX = 2**31 - 1
 #: elements whose float value lies within this many output steps of the int8 range's ends are
@@ -67,9 +68,18 @@ def empirical_bias_correction(float_model: Model, quantized: QuantizedModel, sam
     for k, (fop, qop) in enumerate(layers):
         if progress is not None:
             progress("bias correction", k, len(layers))
-        quant_bytes, quant_maps = serialize(quantized.model)
+        # what LiteRT can run: sub-byte layouts it lacks become edgesdk custom ops, run by the
+        # edgesdk delegate (the lowered model shares the tensors, so the index maps hold)
+        lowered = lower_for_litert(quantized.model)
+        quant_bytes, quant_maps = serialize(lowered)
+        delegates = None
+        if custom_ops_in(lowered):
+            from sdk.runtime.delegate import load_delegate
+
+            delegates = [load_delegate()]
         float_run = LiteRTRunner(float_bytes, reference=True, preserve_all_tensors=True)
-        quant_run = LiteRTRunner(quant_bytes, reference=True, preserve_all_tensors=True)
+        quant_run = LiteRTRunner(quant_bytes, reference=True, preserve_all_tensors=True,
+                                 delegates=delegates)
         float_run.check_batching(samples)
         quant_run.check_batching(samples)
         float_run.batch_size = quant_run.batch_size = min(float_run.batch_size,
