@@ -18,8 +18,8 @@ from typing import Any
 
 from sdk.converters.ir import Model, Tensor
 from sdk.converters.tflite import serialize
-from sdk.errors import ConversionError
 from sdk.converters.tflite.custom_ops import lower_for_litert
+from sdk.errors import ConversionError
 
 Encoder = Callable[[Model], tuple[bytes, list[dict[Tensor, int]]]]
 
