@@ -117,8 +117,9 @@ def load_delegate(**options: Any) -> Any:
     from sdk.litert import backend
 
     path = delegate_path()
+    checked = delegate_options(**options)  # a bad argument is the caller's ValueError
     try:
-        return backend().load_delegate(str(path), delegate_options(**options))
+        return backend().load_delegate(str(path), checked)
     except (ValueError, RuntimeError, OSError) as exc:
         raise EdgeSDKError(f"cannot load the edgesdk delegate {path}: {exc}") from exc
 

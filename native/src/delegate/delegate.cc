@@ -368,9 +368,11 @@ Options parse_options(const char* const* keys, const char* const* values, std::s
         o.rounding = Rounding::kUpward;
       } else if (value == "away_from_zero") {
         o.rounding = Rounding::kAwayFromZero;
+      } else if (value == "single") {
+        o.rounding = Rounding::kSingle;
       } else {
-        throw std::invalid_argument("option rounding: expected upward or away_from_zero, got '" +
-                                    value + "'");
+        throw std::invalid_argument(
+            "option rounding: expected upward, away_from_zero or single, got '" + value + "'");
       }
     } else if (key == "report") {
       o.report = value;

@@ -326,7 +326,10 @@ std::string inspect_node(TfLiteContext* context, int node_index, const TfLiteNod
   WeightQuant wq;
   std::string err = weight_quant(w, axis, channels, &wq);
   if (!err.empty()) return err;
-  err = weight_type_of(w, wq, options, &n.weight_type);
+  // Our custom ops are claimed whatever `precisions` says: nothing else runs them.
+  Options claim = options;
+  if (n.custom) claim.int2 = true;
+  err = weight_type_of(w, wq, claim, &n.weight_type);
   if (!err.empty()) return err;
   if (n.custom && w.type != kTfLiteInt2) return "custom op weights must be INT2";
   if (n.weight_type == WeightType::kInt8 && !wq.all_zero_points_zero) {
@@ -573,6 +576,9 @@ class DepthwiseKernel final : public NodeKernel {
     static_cast<LayerOptions&>(o) = options_;
     o.geometry = geometry_of(info_, xd, kh_, kw_);
     o.depth_multiplier = info_.depth_multiplier;
+    // LiteRT's optimised depthwise kernel requantises the C % 8 leftover channels with gemmlowp's
+    // scalar code (ties away from zero): reproduce it (depthwise_conv2d.h).
+    if (options_.rounding == Rounding::kUpward) o.tail_rounding = Rounding::kAwayFromZero;
     plan_ = std::make_unique<DepthwiseConv2D>(
         filter_.data(), wq_.scales.data(), static_cast<int32_t>(wq_.scales.size()),
         wq_.all_zero_points_zero ? nullptr : wq_.zero_points.data(), o);

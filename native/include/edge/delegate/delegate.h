@@ -18,8 +18,9 @@
 //   num_threads  threads for the kernels (default: the interpreter's num_threads, else one per
 //                physical core).
 //   isa          force a kernel ISA (scalar, avx2, avx512vnni, neon, dotprod); default: best.
-//   rounding     upward (default: LiteRT's optimised kernels and XNNPACK) or away_from_zero
-//                (TFLite's reference kernels).
+//   rounding     upward (default: LiteRT's optimised builtin kernels, bit for bit, including
+//                their depthwise tail channels), away_from_zero (TFLite's reference CONV_2D /
+//                DEPTHWISE_CONV_2D) or single (its reference FULLY_CONNECTED); requant.h.
 //   report       a file path: after claiming nodes the delegate writes there, as JSON, what it
 //                read through the TFLite ABI (every tensor and node) and what it claimed or
 //                skipped and why, with the kernel each claimed node runs.
