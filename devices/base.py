@@ -24,7 +24,7 @@ import shlex
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -109,6 +109,10 @@ class Device(ABC):
         self._orphans: set[str] = set()     # pid files of runs whose link dropped: kill them
         self._lock = threading.RLock()
         self._connected = False
+        #: what runners learnt about the device in this session (e.g. which Python has
+        #: LiteRT); cleared whenever the link is (re)opened, since the device may have
+        #: rebooted or changed in between
+        self.session_facts: dict[Hashable, Any] = {}
 
     # ------------------------------------------------------------------ transport primitives
     @abstractmethod
@@ -140,6 +144,7 @@ class Device(ABC):
     def connect(self) -> Device:
         with self._lock:
             if not self._connected:
+                self.session_facts.clear()
                 self._connect()
                 self._connected = True
         return self
@@ -163,6 +168,7 @@ class Device(ABC):
         with self._lock:
             self._disconnect()
             self._connected = False
+            self.session_facts.clear()
             self._connect()
             self._connected = True
 
@@ -458,6 +464,15 @@ class Device(ABC):
         self.mkdir(path)
         self._made_dirs.append(path)
         return path
+
+    def remove_run_dir(self, path: str) -> None:
+        """Remove a directory from `make_run_dir` now (best effort: else `cleanup()` does)."""
+        try:
+            self.remove(path)
+        except DeviceError:
+            return
+        with contextlib.suppress(ValueError):
+            self._made_dirs.remove(path)
 
     def cleanup(self, *, everything: bool = False) -> list[str]:
         """Remove what this session pushed (and its run directories); returns the paths.

@@ -75,14 +75,22 @@ def deploy(model: str | os.PathLike[str], device: str | DeviceConfig | Device, *
         chosen = select_runner(dev, path, prefer=runner)
         files = chosen.prepare(progress)
         chosen.prepare_model(path, progress)
-        remote = dev.push(path, posixpath.join(dev.workdir, "models", path.name),
+        digest = sha256_file(path)
+        remote = dev.push(path, remote_model_path(dev, path.name, digest),
                           progress=(lambda d, t: progress(f"push {path.name}", d, t))
                           if progress else None)
     except BaseException:
         if owns:
             dev.close()
         raise
-    return Deployment(dev, path, remote, chosen, (*files, remote), sha256_file(path), owns)
+    return Deployment(dev, path, remote, chosen, (*files, remote), digest, owns)
+
+
+def remote_model_path(device: Device, name: str, sha256: str) -> str:
+    """Where a model goes on the device: `models/<sha256[:16]>/<name>`, addressed by content,
+    so two different models of the same file name never overwrite each other (two jobs at once
+    on one board), while the same bytes land on the same path (and are not sent again)."""
+    return posixpath.join(device.workdir, "models", sha256[:16], name)
 
 
 @contextlib.contextmanager

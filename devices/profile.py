@@ -33,12 +33,29 @@ def resolve_cpus(cpus: str | None, info: DeviceInfo) -> tuple[str | None, str | 
     return ",".join(str(i) for i, f in enumerate(freqs) if f == target), None
 
 
+def timed_runs(report: RunnerReport, requested: int) -> int:
+    """How many timed runs the runner did: its samples, else what it says it did (a runner
+    with a minimum duration may do more than asked), else the number asked for."""
+    if report.latencies_ms:
+        return len(report.latencies_ms)
+    return report.timed_runs if report.timed_runs is not None else requested
+
+
 def timed_seconds(report: RunnerReport, runs: int) -> float:
     """Seconds the timed runs took (their sum; mean x runs when the runner gave only stats)."""
     if report.latencies_ms:
         return sum(report.latencies_ms) / 1e3
     mean = report.latency_stats_ms.get("mean")
-    return float(mean) * runs / 1e3 if mean is not None else 0.0
+    return float(mean) * timed_runs(report, runs) / 1e3 if mean is not None else 0.0
+
+
+def latency_of(report: RunnerReport, runs: int, device: str) -> LatencyStats:
+    """The latency statistics of a runner's report (`runs`: the runs requested)."""
+    if report.latencies_ms:
+        return LatencyStats.from_samples(report.latencies_ms)
+    if report.latency_stats_ms.get("mean") is not None:
+        return LatencyStats.from_stats(report.latency_stats_ms, timed_runs(report, runs))
+    raise RunnerError(f"{report.runner} reported no latencies", device=device)
 
 
 def profile(model: str | os.PathLike[str], device: str | DeviceConfig | Device, *,
@@ -86,12 +103,7 @@ def profile(model: str | os.PathLike[str], device: str | DeviceConfig | Device, 
         if progress:
             progress("run", 1, 1)
         after = dev.thermal_state()
-    if report.latencies_ms:
-        latency = LatencyStats.from_samples(report.latencies_ms)
-    elif report.latency_stats_ms.get("mean") is not None:
-        latency = LatencyStats.from_stats(report.latency_stats_ms, runs)
-    else:
-        raise RunnerError(f"{report.runner} reported no latencies", device=dev.name)
+    latency = latency_of(report, runs, dev.name)
     return Profile(
         model=str(dep.model), model_sha256=dep.sha256, device=info, runner=report.runner,
         runtime=report.runtime, machine=report.machine, kernels=report.kernels, isa=report.isa,

@@ -41,6 +41,8 @@ class LatencyStats:
 
     @classmethod
     def from_stats(cls, stats: Mapping[str, float], runs: int) -> LatencyStats:
+        """From a runner's statistics; `runs`: the timed runs it did (not the runs asked
+        for: `sdk.devices.profile.timed_runs`)."""
         get = stats.get
         return cls(runs, float(stats["mean"]), get("std"), get("min"), get("max"), get("p50"),
                    get("p90"), get("p99"))

@@ -83,6 +83,16 @@ def _run_on_device(dep: Deployment, prepared: list[np.ndarray], threads: int | N
         raise RunnerError(f"{runner.name} cannot return outputs; validating needs runner.python"
                           " (litert-python) or edge-run", device=dev.name)
     run_dir = dev.make_run_dir()
+    try:
+        return _run_in(dep, run_dir, prepared, threads, timeout, progress)
+    finally:  # many validations on one device (a farm) must not fill its disk
+        dev.remove_run_dir(run_dir)
+
+
+def _run_in(dep: Deployment, run_dir: str, prepared: list[np.ndarray], threads: int | None,
+            timeout: float | None, progress: StageProgress | None
+            ) -> tuple[list[np.ndarray], RunnerReport]:
+    dev, runner = dep.device, dep.runner
     samples = prepared[0].shape[0]
     with tempfile.TemporaryDirectory(prefix="edgesdk-validate-") as tmp:
         local = Path(tmp)

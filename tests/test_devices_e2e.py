@@ -88,7 +88,10 @@ def test_model_path_with_shell_metacharacters(emulated_phone, digits_int8_tflite
     validation = sdk.validate(nasty, config, digits_data.x_test[:4])
     assert validation.exact
     with open_device(config) as device:
-        names = device.listdir(f"{device.workdir}/models")
+        from sdk.devices.base import sha256_file
+
+        folder = f"{device.workdir}/models/{sha256_file(nasty)[:16]}"
+        names = device.listdir(folder) + device.listdir(f"{device.workdir}/models")
         assert NASTY in names and not [n for n in names if n.startswith("PWNED")]
     assert not list(tmp_path.glob("PWNED*")) and not list(Path.cwd().glob("PWNED*"))
 

@@ -125,4 +125,6 @@ def test_job_time_limit_kills_the_runner(tmp_path, mlp_models):
     (r,) = run.results
     assert not r.ok and r.error_type == "DeviceTimeoutError" and "killed" in (r.error or "")
     assert r.attempts == 1
-    assert not _processes(f"{tmp_path / 'work'}/runners/litert_runner.py")
+    from sdk.devices.runners.litert import REMOTE_NAME
+
+    assert not _processes(f"{tmp_path / 'work'}/bin/{REMOTE_NAME}")

@@ -63,6 +63,9 @@ class RunnerReport:
     latencies_ms: tuple[float, ...] = ()
     #: when the runner gives only statistics (benchmark_model, edge-run): name -> ms
     latency_stats_ms: Mapping[str, float] = field(default_factory=dict)
+    #: timed runs the runner says it did (with a minimum duration it may do more than asked;
+    #: None when it does not say)
+    timed_runs: int | None = None
     peak_memory_bytes: int | None = None
     per_layer: tuple[LayerTime, ...] | None = None
     outputs: tuple[str, ...] = ()   #: device paths of output .npy files

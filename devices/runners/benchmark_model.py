@@ -167,6 +167,8 @@ class BenchmarkModelRunner(Runner):
             kernels=kernels, isa=(), threads=request.threads or self.device.config.threads,
             init_ms=data.get("init_ms"), first_run_ms=data.get("first_run_ms"),
             latency_stats_ms={k: v for k, v in stats.items() if k != "count"},
+            # --min_secs: it keeps going past --num_runs until the seconds are up
+            timed_runs=int(stats["count"]) if "count" in stats else None,
             peak_memory_bytes=data.get("peak_memory_bytes"),
             per_layer=tuple(data["layers"]) if data.get("layers") else None,
             raw={"parsed": json.loads(json.dumps(

@@ -121,6 +121,7 @@ class EdgeRunRunner(Runner):
             init_ms=data.get("init_ms"), first_run_ms=data.get("first_run_ms"),
             latency_stats_ms={k: float(v) for k, v in (data.get("latency_ms") or {}).items()
                               if v is not None},
+            timed_runs=int(data["runs"]) if isinstance(data.get("runs"), int) else None,
             peak_memory_bytes=int(peak) * 1024 if peak else None, per_layer=per_layer,
             outputs=tuple(o["path"] for o in data.get("outputs") or () if o.get("path")),
             raw=data)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import posixpath
 from pathlib import Path
 from typing import Any
 
-from sdk.devices.base import CommandResult
+from sdk.devices.base import CommandResult, sha256_file
 from sdk.devices.errors import RunnerError
 from sdk.devices.runners.base import (
     LayerTime,
@@ -24,6 +25,12 @@ REMOTE_NAME = "edgesdk_litert_runner.py"
 MARK = "EDGESDK_RESULT "
 #: tried in order when the device config names no Python
 PYTHON_CANDIDATES = ("python3", "python")
+
+
+@functools.cache
+def script_sha256() -> str:
+    """SHA-256 of the runner script this edgesdk pushes (its session cache key)."""
+    return sha256_file(SCRIPT)
 
 
 class LiteRTPythonRunner(Runner):
@@ -44,14 +51,25 @@ class LiteRTPythonRunner(Runner):
         return posixpath.join(self.bindir, REMOTE_NAME)
 
     def available(self) -> bool:
-        """Is there a Python with LiteRT on the device? (pushes the script to ask it)"""
+        """Is there a Python with LiteRT on the device? (pushes the script to ask it)
+
+        The answer is kept for the device's session (`Device.session_facts`, cleared when the
+        link is reopened), keyed by the script's SHA-256 and the Python and backend asked for:
+        a farm running many jobs on one open device asks once, not once per job. The script
+        itself is pushed every time (a checksum round trip when it is already there).
+        """
         if self.check is not None:
             return True
         self.device.push(SCRIPT, self.script)
         configured = self.device.config.runner.python
         candidates = (configured,) if configured else PYTHON_CANDIDATES
-        reasons = []
         backend = self.device.config.runner.litert_backend
+        key = ("litert-python --check", self.script, script_sha256(), candidates, backend)
+        known = self.device.session_facts.get(key)
+        if known is not None:
+            self.python, self.check = known
+            return True
+        reasons = []
         for python in candidates:
             argv = [python, self.script, "--check"] + (["--backend", backend] if backend else [])
             result = self.device.run(argv, check=False, timeout=120)
@@ -64,6 +82,7 @@ class LiteRTPythonRunner(Runner):
                 reasons.append(f"{python}: {str(exc).split(': ', 2)[-1]}")
                 continue
             self.python = python
+            self.device.session_facts[key] = (python, self.check)
             return True
         self.why_unavailable = "no Python with LiteRT on the device (" + "; ".join(reasons) + ")"
         return False
