@@ -23,6 +23,17 @@ def test_blockwise_fc_is_right_without_fused_activation() -> None:
     assert run_probe(probe, xnnpack=True) == OK and run_probe(probe, xnnpack=False) == OK
 
 
+@pytest.mark.parametrize("acts", ["int8", "float32"])
+@pytest.mark.parametrize("op", ["FULLY_CONNECTED", "CONV_2D"])
+def test_most_negative_int4(op, acts) -> None:
+    """-8 in INT4 weights: right everywhere except the builtin dynamic-range FC (weights_min)."""
+    probe = build_probe(op, DType.INT4, acts, extreme=True)
+    broken = op == "FULLY_CONNECTED" and acts == "float32"
+    assert run_probe(probe, xnnpack=True) == OK
+    assert (run_probe(probe, xnnpack=False) == OK) != broken
+    assert (support(op, DType.INT4, acts).weights_min == -7) == broken
+
+
 def test_lookup() -> None:
     assert litert_runs("FULLY_CONNECTED", DType.INT2, "int8")
     assert not litert_runs("CONV_2D", DType.INT2, "int8")

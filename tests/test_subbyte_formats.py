@@ -122,6 +122,8 @@ def test_plan_options_are_checked() -> None:
         plan_for("ternary", model, {"block_size": 32, "activations": "float32"})
     plan = plan_for("int4", model, {"block_size": 32, "activations": "float32"})
     assert plan.layers["fc2"].weights == "int4b32" and plan.layers["fc2"].is_hybrid
+    plan = plan_for("int4", model, {"activations": "float32"})  # LiteRT's builtin hybrid FC
+    assert plan.layers["fc2"].weights == "int4-narrow"           # gets -8 wrong
     plan = plan_for("ternary", model, {"ternary_scale": "median"})
     assert plan.layers["fc2"].weights == "ternary-median"
 

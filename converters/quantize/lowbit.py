@@ -5,7 +5,8 @@ codes, their IR type (held unpacked; the TFLite writer packs them as LiteRT read
 `sdk.converters.tflite.packing`) and `QuantParams`. All are symmetric (zero point 0), one scale
 per output channel (or per block of K for the block-wise INT4 variants).
 
-- ``int4``: q in [-8, 7], per channel. Scale from the clipping range that minimises each channel's
+- ``int4`` (``int4-narrow``: [-7, 7], for LiteRT's dynamic-range FULLY_CONNECTED): q in
+  [-8, 7], per channel. Scale from the clipping range that minimises each channel's
   squared error (``mse``, the default for sub-byte formats: +2-3 dB over min/max) or the
   absolute maximum (``minmax``, what ai-edge-quantizer does).
 - ``int4b16`` / ``int4b32`` / ``int4b64`` / ``int4b128``: block-wise INT4, one scale per block of
@@ -61,6 +62,17 @@ def _int4(w: np.ndarray, axis: int, method: str) -> QuantizedWeights:
 INT4 = register_weight_format(WeightFormat(
     "int4", DType.INT4, -8, 7, _int4,
     "symmetric per-channel INT4 in [-8, 7], MSE-searched clipping", default_method="mse"))
+
+
+def _int4_narrow(w: np.ndarray, axis: int, method: str) -> QuantizedWeights:
+    scales, q = symmetric_per_channel(w, axis, 7, method)
+    return QuantizedWeights(q.astype(np.int8), QuantParams.per_channel(scales, axis), DType.INT4)
+
+
+# LiteRT's builtin dynamic-range FULLY_CONNECTED computes -8 wrongly (litert_support.py)
+INT4_NARROW = register_weight_format(WeightFormat(
+    "int4-narrow", DType.INT4, -7, 7, _int4_narrow,
+    "symmetric per-channel INT4 in [-7, 7], MSE-searched clipping", default_method="mse"))
 
 
 def blockwise_int4(w: np.ndarray, block_size: int, method: str = "mse") -> QuantizedWeights:

@@ -42,7 +42,7 @@ from sdk.converters.quantize.plan import (
 from sdk.converters.quantize.rules import OP_RULES, WEIGHTED
 from sdk.converters.quantize.weights import weight_format
 from sdk.converters.tflite.custom_ops import EDGE_CONV_INT2, EDGE_DWCONV_INT2
-from sdk.converters.tflite.litert_support import litert_runs
+from sdk.converters.tflite.litert_support import litert_runs, weights_min
 
 #: weight SQNR (dB) under which a layer stays INT8. Gaussian weights give about 19 dB (int4),
 #: 8 dB (int2) and 6.7 dB (ternary); Laplacian ones 16 / 6.9 / 5.0.
@@ -172,6 +172,10 @@ def _legal_format(op: Operator, scheme: str, opts: SubByteOptions) -> tuple[str 
     dtype = weight_format(fmt_name).dtype
     blockwise = weight_format(fmt_name).block_size > 0
     if litert_runs(op.type, dtype, acts, blockwise):
+        low = weights_min(op.type, dtype, acts, blockwise)
+        if low is not None and fmt_name == "int4" and low > weight_format("int4").qmin:
+            return "int4-narrow", (f"int4 in [{low}, 7]: LiteRT's builtin {op.type} gets "
+                                   f"{weight_format('int4').qmin} wrong with {acts} activations")
         return fmt_name, note
     if dtype is DType.INT2 and acts == "int8" and op.type in _CUSTOM and opts.custom_ops:
         return fmt_name, f"{fmt_name} as custom op {_CUSTOM[op.type]} (needs the edgesdk delegate)"

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from sdk.converters.ir import DType, Graph, Model, Operator, Tensor
-from sdk.converters.tflite.litert_support import litert_runs, support
+from sdk.converters.tflite.litert_support import litert_runs, support, weights_min
 from sdk.errors import ConversionError, UnsupportedOpError
 
 MAGIC = b"EDGE"
@@ -195,6 +195,15 @@ def _lower_graph(g: Graph) -> Graph:
         acts = _activations_of(op)
         blockwise = bool(w.quant is not None and w.quant.block_size)
         if litert_runs(op.type, w.dtype, acts, blockwise):
+            low = weights_min(op.type, w.dtype, acts, blockwise)
+            if low is not None and isinstance(w.data, np.ndarray) and w.data.size \
+                    and int(w.data.min()) < low:
+                raise UnsupportedOpError(
+                    op.type, op.label, ["FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D"],
+                    source="TFLite writer",
+                    detail=f"{w.dtype.name} weights hold {int(w.data.min())}: LiteRT's builtin "
+                           f"kernel computes values below {low} wrongly with {acts} "
+                           f"activations (quantise to [{low}, ...], e.g. format int4-narrow)")
             if blockwise and op.attrs.get("fused_activation_function", "NONE") != "NONE":
                 out.operators.extend(_unfuse(out, op))
             else:

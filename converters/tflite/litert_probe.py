@@ -54,8 +54,9 @@ def _conv_reference(x: np.ndarray, w: np.ndarray, bias: np.ndarray, depthwise: b
 
 
 def build_probe(op: str, weights: DType, activations: str, blockwise: bool = False,
-                activation: str = "RELU", seed: int = 0) -> Probe:
-    """A single-layer model of `op` with `weights`-typed weights."""
+                activation: str = "RELU", seed: int = 0, extreme: bool = False) -> Probe:
+    """A single-layer model of `op` with `weights`-typed weights; `extreme` puts the type's most
+    negative value (INT4 -8, INT2 -2) into every channel (min/max scales never produce it)."""
     rng = np.random.default_rng(seed)
     g = Graph(name="probe")
     qmax = {DType.INT4: 7, DType.INT2: 1, DType.INT8: 127}[weights]
@@ -87,6 +88,8 @@ def build_probe(op: str, weights: DType, activations: str, blockwise: bool = Fal
         shape = [1] * wf.ndim
         shape[axis] = -1
         q = np.clip(np.round(wf / scales.reshape(shape)), lo, hi).astype(np.int8)
+        if extreme:
+            np.moveaxis(q, axis, 0).reshape(channels, -1)[:, 0] = lo
         quant = QuantParams.per_channel(scales, axis)
         deq = q * scales.reshape(shape)
     w = g.add_tensor(Tensor("w", wf.shape, weights, data=q.astype(np.int8), quant=quant))

@@ -18,6 +18,11 @@ Export uses this table: a layer gets a sub-byte layout only where both kernels s
 the repairs below); otherwise it becomes one of our documented custom ops (int8 activations,
 `custom_ops.py`) or stays at a wider weight type, and the export report says which and why.
 
+Each row is also measured with the type's most negative value in every channel: the builtin
+dynamic-range FULLY_CONNECTED with per-channel INT4 weights computes -8 wrongly (relative error
+~0.5; -7..7 are right, and so is -8 with int8 activations or block-wise scales), so export keeps
+those weights in [-7, 7] (``weights_min``).
+
 Repairs: block-wise FULLY_CONNECTED ignores its fused activation in the builtin kernel (RELU,
 RELU6 and RELU_N1_TO_1 are simply not applied, while XNNPACK applies them; without a fused
 activation both are right), so the TFLite writer emits the activation as a separate op after such
@@ -44,6 +49,8 @@ class Support:
     note: str = ""
     #: right under both kernels once the fused activation is a separate op
     unfused_ok: bool = False
+    #: the smallest weight value that computes right (None: the type's own minimum)
+    weights_min: int | None = None
 
     @property
     def runs(self) -> bool:
@@ -56,7 +63,9 @@ _FC, _CONV, _DW = "FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D"
 MATRIX: tuple[Support, ...] = (
     Support(_FC, _I4, "int8", False, OK, OK, "XNNPACK runs it (qs8 x qc4w)"),
     Support(_FC, _I4, "int8", True, REJECTED, REJECTED),
-    Support(_FC, _I4, "float32", False, OK, OK, "XNNPACK runs it (qd8 x qc4w)"),
+    Support(_FC, _I4, "float32", False, OK, OK,
+            "XNNPACK runs it (qd8 x qc4w); the builtin kernel gets -8 wrong: weights use "
+            "[-7, 7]", weights_min=-7),
     Support(_FC, _I4, "float32", True, OK, WRONG,
             "builtin kernel ignores the fused activation (right without one): the writer emits "
             "it as a separate op", unfused_ok=True),
@@ -89,6 +98,12 @@ def support(op: str, weights: DType, activations: str, blockwise: bool = False,
     return _INDEX.get((op, weights, activations, blockwise))
 
 
+def weights_min(op: str, weights: DType, activations: str, blockwise: bool = False) -> int | None:
+    """The smallest weight value LiteRT computes right for this layout (None: no limit)."""
+    row = support(op, weights, activations, blockwise)
+    return row.weights_min if row is not None else None
+
+
 def litert_runs(op: str, weights: DType, activations: str, blockwise: bool = False) -> bool:
     """True when stock LiteRT runs this layout correctly under XNNPACK and builtin kernels."""
     if weights in (DType.INT8, DType.FLOAT32):
@@ -108,4 +123,4 @@ def matrix_markdown() -> str:
 
 
 __all__ = ["MATRIX", "OK", "REJECTED", "WRONG", "Support", "litert_runs", "matrix_markdown",
-           "support"]
+           "support", "weights_min"]
