@@ -1,4 +1,4 @@
-"""edgesdk quick start: train a small CNN, export it to INT8, run the file in LiteRT, report.
+"""edgesdk quick start: train a small CNN, export it (INT8, ternary), run it in LiteRT, report.
 
     make demo                                # or: .venv/bin/python apps/quickstart.py
     .venv/bin/python apps/quickstart.py --out /tmp/demo
@@ -19,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import sdk
 from sdk.examples import digits, digits_cnn
 from sdk.litert import backend
+from sdk.runtime import Interpreter
 
 
 def main() -> None:
@@ -52,6 +53,17 @@ def main() -> None:
     print(f"\naccuracy on {len(data.y_test)} test digits: float {float_accuracy:.2%}, "
           f"int8 {int8_accuracy:.2%} ({result.size_bytes:,} bytes, "
           f"{result.float_size_bytes / result.size_bytes:.1f}x smaller)")
+
+    # 5. Sub-byte: ternary weights ({-1, 0, +1} x scale; first and last layer stay int8). The
+    #    2-bit convolutions become edgesdk custom ops, which sdk.runtime.Interpreter runs with
+    #    the edgesdk delegate (LiteRT + our kernels). See README "Sub-byte models".
+    ternary = sdk.export(model, "ternary", calibration=data.x_train, validation=data.x_test,
+                         output=out / "digits_ternary.tflite", per_layer=False)
+    runner = Interpreter(ternary.path)
+    ternary_pred = np.array([runner.run(x[None])[0].argmax() for x in data.x_test])
+    print(f"ternary {(ternary_pred == data.y_test).mean():.2%} ({ternary.size_bytes:,} bytes; "
+          f"post-training, no fine-tuning); the delegate ran "
+          f"{len(runner.report.claimed)} layers: {', '.join(runner.report.kernels())}")
 
 
 if __name__ == "__main__":

@@ -131,3 +131,26 @@ def test_custom_op_model_without_delegate_says_so() -> None:
     data = to_tflite_bytes(lower_for_litert(_conv_model(DType.INT2, "int8")))
     with pytest.raises(DelegateRequiredError, match=r"EDGE_CONV_INT2.*sdk\.runtime\.Interpreter"):
         LiteRTRunner(data)
+
+
+def test_cli_sub_byte_options(digits_float_tflite, digits_data, tmp_path, capsys) -> None:
+    import json
+
+    from sdk.cli import main
+
+    cal = tmp_path / "cal.npy"
+    np.save(cal, digits_data.x_train[:100])
+    out = tmp_path / "digits_ternary.tflite"
+    rc = main(["export", str(digits_float_tflite), "ternary", "-c", str(cal), "-o", str(out),
+               "-O", "custom_ops=false", "-O", "keep_last=false", "--no-per-layer", "-q",
+               "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert rc == 0 and report["scheme"] == "ternary" and not report["custom_ops"]
+    assert "keep_last" not in " ".join(report["precision_notes"].values())
+    assert weight_types(out)[-1] == ("FULLY_CONNECTED", "INT2")  # the last layer too
+    rc = main(["export", str(digits_float_tflite), "int4", "-c", str(cal), "-o",
+               str(tmp_path / "d.tflite"), "--activations", "float32", "-O", "block_size=32",
+               "--no-per-layer", "-q"])
+    assert rc == 0
+    assert any(op.type == "FULLY_CONNECTED" and op.inputs[1].quant.block_size == 32
+               for op in read_tflite(tmp_path / "d.tflite").main.operators)

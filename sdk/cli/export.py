@@ -58,6 +58,29 @@ def calibration_source(args: argparse.Namespace) -> Any:
                            f"file or {SYNTHETIC!r}")
 
 
+def _scheme_options(items: list[str] | None) -> dict[str, object] | None:
+    """-O key=value pairs: integers, floats, true/false, else strings."""
+    if not items:
+        return None
+    options: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"--scheme-option expects KEY=VALUE, not {item!r}")
+        value: object = text
+        if text.lower() in ("true", "false"):
+            value = text.lower() == "true"
+        else:
+            for kind in (int, float):
+                try:
+                    value = kind(text)
+                    break
+                except ValueError:
+                    continue
+        options[key.replace("-", "_")] = value
+    return options
+
+
 def run(args: argparse.Namespace) -> int:
     from sdk.exporter import export  # heavy imports only when the command runs
 
@@ -73,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
                     format=args.format, input_shapes=_shapes(args.input_shape),
                     precision=precision or None, strict=args.strict,
                     bias_correction=args.bias_correction,
+                    activations=args.activations,
+                    scheme_options=_scheme_options(args.scheme_option),
                     per_layer=not args.no_per_layer,
                     progress=None if args.quiet else ProgressBar())
     if args.json:
@@ -107,6 +132,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fix dynamic input dimensions (ONNX / Keras); repeat per input")
     p.add_argument("--float-layer", action="append", metavar="LAYER",
                    help="keep this layer (name or pattern from the report) in float")
+    p.add_argument("--activations", default="int8", choices=("int8", "float32"),
+                   help="int8: static (calibrated); float32: dynamic range (weights only)")
+    p.add_argument("-O", "--scheme-option", action="append", metavar="KEY=VALUE",
+                   help="a scheme option, e.g. block_size=32, ternary_scale=median, "
+                        "custom_ops=false, keep_first=false, sqnr_floor_db=6 (repeatable)")
     p.add_argument("--strict", action="store_true",
                    help="fail when an op has no int8 kernel instead of keeping it in float")
     img = p.add_argument_group("image preprocessing (calibration folders)")
