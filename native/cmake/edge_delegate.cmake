@@ -22,3 +22,13 @@ endif()
 if(EDGE_BUILD_PYTHON)
   install(TARGETS edge_tflite_delegate LIBRARY DESTINATION sdk)
 endif()
+
+# The delegate against a fake LiteRT context, in the native test binaries (x86, ASan, Arm under
+# qemu): the sources are compiled into the test executable.
+if(TARGET edge_native_tests)
+  target_sources(edge_native_tests PRIVATE
+    ${CMAKE_CURRENT_SOURCE_DIR}/tests/test_delegate.cc
+    ${CMAKE_CURRENT_SOURCE_DIR}/src/delegate/delegate.cc
+    ${CMAKE_CURRENT_SOURCE_DIR}/src/delegate/node_kernels.cc)
+  target_include_directories(edge_native_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src/delegate)
+endif()

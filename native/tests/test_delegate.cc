@@ -1,0 +1,349 @@
+// The TFLite delegate against a fake LiteRT context: the classic-delegate protocol (Prepare ->
+// ReplaceNodeSubsetsWithDelegateKernels -> kernel init / prepare / invoke, ResizeTensor) driven
+// the way LiteRT drives it, on every ISA this binary runs (x86, ASan, Arm under qemu). Outputs
+// must equal the kernel plans called directly. (Against real LiteRT: tests/test_delegate*.py.)
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "custom_options.h"
+#include "edge/delegate/delegate.h"
+#include "edge/kernels/conv2d.h"
+#include "edge/kernels/depthwise_conv2d.h"
+#include "edge/kernels/fully_connected.h"
+#include "edge/packing/packed_weights.h"
+#include "test_main.h"
+
+namespace {
+
+using namespace edge::tflite_abi;  // NOLINT
+
+// An int array laid out as TfLiteIntArray {size, data[size]}.
+struct IntArray {
+  std::vector<int> storage;
+  explicit IntArray(std::vector<int> values) {
+    storage.push_back(static_cast<int>(values.size()));
+    storage.insert(storage.end(), values.begin(), values.end());
+  }
+  TfLiteIntArray* get() { return reinterpret_cast<TfLiteIntArray*>(storage.data()); }
+};
+
+struct FakeTensor {
+  std::unique_ptr<IntArray> dims;
+  std::vector<uint8_t> data;
+  std::vector<float> scales;
+  std::vector<int> zero_points_storage;
+  std::unique_ptr<IntArray> zero_points;
+  std::vector<unsigned char> scale_array;  // TfLiteFloatArray bytes
+  TfLiteAffineQuantization affine{};
+  TfLiteIntArray* resized = nullptr;       // owned (malloc) once ResizeTensor was called
+};
+
+struct FakeNode {
+  TfLiteNode node{};
+  TfLiteRegistration reg{};
+  std::unique_ptr<IntArray> inputs, outputs;
+  std::vector<unsigned char> options;
+  TfLiteFullyConnectedParams fc{};
+  TfLiteDepthwiseConvParams dw{};
+};
+
+struct DelegateNode {
+  TfLiteNode node{};
+  TfLiteRegistration reg{};
+  std::vector<unsigned char> params;  // TfLiteDelegateParams + one-element node array
+};
+
+struct Fake {
+  TfLiteContext context{};
+  std::vector<TfLiteTensor> tensors;
+  std::vector<FakeTensor> extra;
+  std::vector<std::unique_ptr<FakeNode>> nodes;
+  std::vector<std::unique_ptr<DelegateNode>> delegated;
+  std::vector<int> plan;
+  std::unique_ptr<IntArray> plan_array;
+  std::string errors;
+};
+
+Fake* g_fake = nullptr;
+
+TfLiteStatus get_plan(TfLiteContext*, TfLiteIntArray** out) {
+  g_fake->plan_array = std::make_unique<IntArray>(g_fake->plan);
+  *out = g_fake->plan_array->get();
+  return kTfLiteOk;
+}
+
+TfLiteStatus get_node(TfLiteContext*, int index, TfLiteNode** node, TfLiteRegistration** reg) {
+  if (index < 0 || index >= static_cast<int>(g_fake->nodes.size())) return kTfLiteError;
+  *node = &g_fake->nodes[static_cast<std::size_t>(index)]->node;
+  *reg = &g_fake->nodes[static_cast<std::size_t>(index)]->reg;
+  return kTfLiteOk;
+}
+
+TfLiteStatus replace(TfLiteContext* context, TfLiteRegistration reg, const TfLiteIntArray* nodes,
+                     TfLiteDelegate* delegate) {
+  for (int i = 0; i < nodes->size; ++i) {
+    auto d = std::make_unique<DelegateNode>();
+    d->reg = reg;
+    d->params.resize(sizeof(TfLiteDelegateParams) + 2 * sizeof(int));
+    auto* p = reinterpret_cast<TfLiteDelegateParams*>(d->params.data());
+    auto* arr = reinterpret_cast<TfLiteIntArray*>(d->params.data() + sizeof(TfLiteDelegateParams));
+    arr->size = 1;
+    arr->data[0] = nodes->data[i];
+    p->delegate = delegate;
+    p->nodes_to_replace = arr;
+    d->node.user_data = reg.init(context, reinterpret_cast<const char*>(p), 0);
+    g_fake->delegated.push_back(std::move(d));
+  }
+  return kTfLiteOk;
+}
+
+TfLiteStatus resize(TfLiteContext*, TfLiteTensor* tensor, TfLiteIntArray* dims) {
+  for (std::size_t i = 0; i < g_fake->tensors.size(); ++i) {
+    if (&g_fake->tensors[i] == tensor) {
+      std::free(g_fake->extra[i].resized);  // LiteRT frees the old array the same way
+      g_fake->extra[i].resized = dims;
+      tensor->dims = dims;
+      std::size_t n = 1;
+      for (int d = 0; d < dims->size; ++d) n *= static_cast<std::size_t>(dims->data[d]);
+      g_fake->extra[i].data.resize(n);
+      tensor->data = g_fake->extra[i].data.data();
+      tensor->bytes = n;
+      return kTfLiteOk;
+    }
+  }
+  return kTfLiteError;
+}
+
+void report_error(TfLiteContext*, const char* format, ...) {
+  char buf[512];
+  va_list args;
+  va_start(args, format);
+  std::vsnprintf(buf, sizeof buf, format, args);
+  va_end(args);
+  g_fake->errors += buf;
+  g_fake->errors += "\n";
+}
+
+void add_tensor(Fake& f) {
+  f.tensors.emplace_back();
+  f.extra.emplace_back();
+}
+
+// Fills tensor `i` (after all tensors exist, so pointers into `extra` stay valid).
+void set_tensor(Fake& f, int i, TfLiteType type, std::vector<int> dims, std::vector<uint8_t> data,
+                std::vector<float> scales, bool constant, int zero_point = 0) {
+  FakeTensor& e = f.extra[static_cast<std::size_t>(i)];
+  TfLiteTensor& t = f.tensors[static_cast<std::size_t>(i)];
+  e.dims = std::make_unique<IntArray>(dims);
+  e.data = std::move(data);
+  e.scales = std::move(scales);
+  t.type = type;
+  t.dims = e.dims->get();
+  t.data = e.data.data();
+  t.bytes = e.data.size();
+  t.allocation_type = constant ? kTfLiteMmapRo : kTfLiteArenaRw;
+  t.name = "t";
+  if (!e.scales.empty()) {
+    t.params = {e.scales[0], zero_point};
+    e.scale_array.resize(sizeof(int) + sizeof(float) * e.scales.size());
+    const int n = static_cast<int>(e.scales.size());
+    std::memcpy(e.scale_array.data(), &n, sizeof(int));
+    std::memcpy(e.scale_array.data() + sizeof(int), e.scales.data(), sizeof(float) * e.scales.size());
+    e.zero_points_storage.assign(e.scales.size(), zero_point);
+    e.zero_points = std::make_unique<IntArray>(e.zero_points_storage);
+    e.affine.scale = reinterpret_cast<TfLiteFloatArray*>(e.scale_array.data());
+    e.affine.zero_point = e.zero_points->get();
+    e.affine.quantized_dimension = 0;
+    t.quantization = {kTfLiteAffineQuantization, &e.affine};
+  }
+}
+
+std::vector<uint8_t> random_int8(std::mt19937& rng, std::size_t n) {
+  std::vector<uint8_t> v(n);
+  for (auto& x : v) x = static_cast<uint8_t>(rng() & 0xFF);
+  return v;
+}
+
+// TFLite packing of q values (2 or 4 bits each, first value in the low bits).
+std::vector<uint8_t> pack_tflite(const std::vector<int8_t>& q, int bits) {
+  const int per = 8 / bits;
+  std::vector<uint8_t> out((q.size() + per - 1) / per, 0);
+  for (std::size_t i = 0; i < q.size(); ++i) {
+    const unsigned code = static_cast<unsigned>(q[i]) & ((1u << bits) - 1u);
+    out[i / per] |= static_cast<uint8_t>(code << (bits * (i % per)));
+  }
+  return out;
+}
+
+std::vector<unsigned char> conv_options(int stride, int activation, int dm, int kind) {
+  std::vector<unsigned char> o(40, 0);
+  std::memcpy(o.data(), "EDGE", 4);
+  o[4] = 1;
+  o[6] = 40;
+  const int32_t fields[8] = {stride, stride, 1, 1, 0, activation, dm, kind};
+  std::memcpy(o.data() + 8, fields, sizeof fields);
+  return o;
+}
+
+}  // namespace
+
+EDGE_TEST(delegate_options_parse_and_reject) {
+  const char* keys[] = {"precisions", "ops", "num_threads", "rounding", "isa"};
+  const char* values[] = {"int4, int2", "fully_connected", "2", "single", "scalar"};
+  const edge::delegate::Options o = edge::delegate::parse_options(keys, values, 5);
+  EDGE_CHECK(!o.int8 && o.int4 && o.int2);
+  EDGE_CHECK(o.fully_connected && !o.conv_2d && !o.depthwise_conv_2d);
+  EDGE_CHECK(o.num_threads == 2 && o.rounding == edge::Rounding::kSingle);
+  EDGE_CHECK(o.isa.has_value() && *o.isa == edge::Isa::kScalar);
+  static std::string reported;
+  char* bad_keys[] = {const_cast<char*>("colour")};
+  char* bad_values[] = {const_cast<char*>("blue")};
+  TfLiteDelegate* d = tflite_plugin_create_delegate(
+      bad_keys, bad_values, 1, [](const char* m) { reported = m; });
+  EDGE_CHECK(d == nullptr && reported.find("unknown option 'colour'") != std::string::npos);
+  edge::delegate::ConvCustomOptions c;
+  const std::vector<unsigned char> raw = conv_options(2, 3, 1, 1);
+  EDGE_CHECK(edge::delegate::parse_custom_options(raw.data(), 40, &c).empty());
+  EDGE_CHECK(c.stride_h == 2 && c.activation == 3 && c.weight_kind == 1 && !c.padding_valid);
+  EDGE_CHECK(!edge::delegate::parse_custom_options(raw.data(), 20, &c).empty());
+  std::vector<unsigned char> bad = raw;
+  bad[0] = 'X';
+  EDGE_CHECK(!edge::delegate::parse_custom_options(bad.data(), 40, &c).empty());
+}
+
+EDGE_TEST(delegate_runs_fc_custom_conv_and_depthwise_like_the_plans) {
+  Fake f;
+  g_fake = &f;
+  std::mt19937 rng(7);
+  // tensors: 0 fc in [3,40], 1 fc w INT4 [20,40], 2 fc bias [20], 3 fc out [2,20] (wrong batch:
+  // the delegate resizes it), 4 conv in [1,5,5,8], 5 conv w INT2 [6,3,3,8], 6 conv out [1,5,5,6],
+  // 7 dw w INT2 [1,3,3,6], 8 dw out [1,3,3,6]
+  for (int i = 0; i < 9; ++i) add_tensor(f);
+  std::vector<int8_t> fc_q(20 * 40), conv_q(6 * 72), dw_q(54);
+  for (auto& q : fc_q) q = static_cast<int8_t>(static_cast<int>(rng() % 16) - 8);
+  for (auto& q : conv_q) q = static_cast<int8_t>(static_cast<int>(rng() % 3) - 1);  // ternary
+  for (auto& q : dw_q) q = static_cast<int8_t>(static_cast<int>(rng() % 4) - 2);    // 2-bit
+  std::vector<float> fc_s(20), conv_s(6), dw_s(6);
+  for (auto* v : {&fc_s, &conv_s, &dw_s}) {
+    for (auto& s : *v) s = 0.01f + 0.001f * static_cast<float>(rng() % 50);
+  }
+  std::vector<int32_t> bias(20);
+  for (auto& b : bias) b = static_cast<int32_t>(rng() % 2001) - 1000;
+  std::vector<uint8_t> bias_bytes(80);
+  std::memcpy(bias_bytes.data(), bias.data(), 80);
+  set_tensor(f, 0, kTfLiteInt8, {3, 40}, random_int8(rng, 120), {0.05f}, false, 3);
+  set_tensor(f, 1, kTfLiteInt4, {20, 40}, pack_tflite(fc_q, 4), fc_s, true);
+  set_tensor(f, 2, kTfLiteInt32, {20}, bias_bytes, {}, true);
+  set_tensor(f, 3, kTfLiteInt8, {2, 20}, std::vector<uint8_t>(40), {0.2f}, false, -5);
+  set_tensor(f, 4, kTfLiteInt8, {1, 5, 5, 8}, random_int8(rng, 200), {0.03f}, false, -2);
+  set_tensor(f, 5, kTfLiteInt2, {6, 3, 3, 8}, pack_tflite(conv_q, 2), conv_s, true);
+  set_tensor(f, 6, kTfLiteInt8, {1, 5, 5, 6}, std::vector<uint8_t>(150), {0.1f}, false, 4);
+  set_tensor(f, 7, kTfLiteInt2, {1, 3, 3, 6}, pack_tflite(dw_q, 2), dw_s, true);
+  set_tensor(f, 8, kTfLiteInt8, {1, 3, 3, 6}, std::vector<uint8_t>(54), {0.08f}, false, 0);
+  f.extra[7].affine.quantized_dimension = 3;
+  // nodes: 0 FC, 1 EDGE_CONV_INT2 (SAME, stride 1, RELU6), 2 DEPTHWISE (VALID, stride 1, RELU)
+  for (int i = 0; i < 3; ++i) f.nodes.push_back(std::make_unique<FakeNode>());
+  FakeNode& fc = *f.nodes[0];
+  fc.inputs = std::make_unique<IntArray>(std::vector<int>{0, 1, 2});
+  fc.outputs = std::make_unique<IntArray>(std::vector<int>{3});
+  fc.fc.activation = kTfLiteActRelu;
+  fc.node.builtin_data = &fc.fc;
+  fc.reg.builtin_code = kBuiltinFullyConnected;
+  FakeNode& conv = *f.nodes[1];
+  conv.inputs = std::make_unique<IntArray>(std::vector<int>{4, 5, -1});
+  conv.outputs = std::make_unique<IntArray>(std::vector<int>{6});
+  conv.options = conv_options(1, 3, 1, 1);
+  conv.node.custom_initial_data = conv.options.data();
+  conv.node.custom_initial_data_size = 40;
+  conv.reg.builtin_code = kBuiltinCustom;
+  conv.reg.custom_name = "EDGE_CONV_INT2";
+  FakeNode& dw = *f.nodes[2];
+  dw.inputs = std::make_unique<IntArray>(std::vector<int>{6, 7});
+  dw.outputs = std::make_unique<IntArray>(std::vector<int>{8});
+  dw.dw = {kTfLitePaddingValid, 1, 1, 1, kTfLiteActRelu, 1, 1};
+  dw.node.builtin_data = &dw.dw;
+  dw.reg.builtin_code = kBuiltinDepthwiseConv2D;
+  for (auto& n : f.nodes) {
+    n->node.inputs = n->inputs->get();
+    n->node.outputs = n->outputs->get();
+  }
+  f.plan = {0, 1, 2};
+  f.context.tensors_size = f.tensors.size();
+  f.context.tensors = f.tensors.data();
+  f.context.GetExecutionPlan = get_plan;
+  f.context.GetNodeAndRegistration = get_node;
+  f.context.ReplaceNodeSubsetsWithDelegateKernels = replace;
+  f.context.ResizeTensor = resize;
+  f.context.ReportError = report_error;
+  f.context.recommended_num_threads = 2;
+
+  edge::delegate::Options options;
+  TfLiteDelegate* delegate = edge::delegate::create_delegate(options);
+  EDGE_CHECK(delegate->flags == kTfLiteDelegateFlagsAllowDynamicTensors);
+  EDGE_CHECK(delegate->Prepare(&f.context, delegate) == kTfLiteOk);
+  EDGE_CHECK(f.delegated.size() == 3);
+  for (auto& d : f.delegated) {
+    EDGE_CHECK(d->node.user_data != nullptr);
+    EDGE_CHECK(d->reg.prepare(&f.context, &d->node) == kTfLiteOk);
+    EDGE_CHECK(d->reg.invoke(&f.context, &d->node) == kTfLiteOk);
+    EDGE_CHECK(std::string(d->reg.profiling_string(&f.context, &d->node)).rfind("edgesdk:", 0) ==
+               0);
+  }
+  if (!f.errors.empty()) std::fprintf(stderr, "%s", f.errors.c_str());
+  EDGE_CHECK(f.errors.empty());
+  // the FC output was resized from [2, 20] to the input's batch
+  EDGE_CHECK(f.tensors[3].dims->size == 2 && f.tensors[3].dims->data[0] == 3);
+
+  // the same layers on the plans directly
+  edge::LayerOptions fo;
+  fo.input = {0.05f, 3};
+  fo.output = {0.2f, -5};
+  fo.activation = edge::Activation::kRelu;
+  fo.bias = bias.data();
+  edge::FullyConnected fc_plan(edge::pack_weights(edge::WeightType::kInt4, fc_q.data(), 20, 40,
+                                                  fc_s.data(), 20),
+                               fo);
+  std::vector<int8_t> fc_out(60);
+  fc_plan.run(reinterpret_cast<const int8_t*>(f.extra[0].data.data()), 3, fc_out.data());
+  EDGE_CHECK(std::memcmp(fc_out.data(), f.tensors[3].data, 60) == 0);
+
+  edge::Conv2DOptions co;
+  co.input = {0.03f, -2};
+  co.output = {0.1f, 4};
+  co.activation = edge::Activation::kRelu6;
+  co.geometry.input_height = co.geometry.input_width = 5;
+  co.geometry.input_channels = 8;
+  co.geometry.kernel_height = co.geometry.kernel_width = 3;
+  co.geometry.padding = edge::Padding::kSame;
+  edge::Conv2D conv_plan(edge::pack_weights(edge::WeightType::kTernary, conv_q.data(), 6, 72,
+                                            conv_s.data(), 6),
+                         co);
+  std::vector<int8_t> conv_out(150);
+  conv_plan.run(reinterpret_cast<const int8_t*>(f.extra[4].data.data()), conv_out.data());
+  EDGE_CHECK(std::memcmp(conv_out.data(), f.tensors[6].data, 150) == 0);
+
+  edge::DepthwiseConv2DOptions dwo;
+  dwo.input = {0.1f, 4};
+  dwo.output = {0.08f, 0};
+  dwo.activation = edge::Activation::kRelu;
+  dwo.tail_rounding = edge::Rounding::kAwayFromZero;
+  dwo.geometry.input_height = dwo.geometry.input_width = 5;
+  dwo.geometry.input_channels = 6;
+  dwo.geometry.kernel_height = dwo.geometry.kernel_width = 3;
+  dwo.geometry.padding = edge::Padding::kValid;
+  edge::DepthwiseConv2D dw_plan(dw_q.data(), dw_s.data(), 6, nullptr, dwo);
+  std::vector<int8_t> dw_out(54);
+  dw_plan.run(conv_out.data(), dw_out.data());
+  EDGE_CHECK(std::memcmp(dw_out.data(), f.tensors[8].data, 54) == 0);
+
+  for (auto& d : f.delegated) d->reg.free(&f.context, d->node.user_data);
+  edge::delegate::destroy_delegate(delegate);
+  for (auto& e : f.extra) std::free(e.resized);
+  g_fake = nullptr;
+}
