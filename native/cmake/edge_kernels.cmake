@@ -17,6 +17,7 @@ add_library(edge_kernels STATIC
   ${_k}/src/kernels/conv2d.cc
   ${_k}/src/kernels/depthwise_conv2d.cc
   ${_k}/src/kernels/scalar.cc
+  ${_k}/src/kernels/memory_bandwidth.cc
 )
 target_include_directories(edge_kernels PUBLIC ${_k}/include PRIVATE ${_k}/src)
 target_link_libraries(edge_kernels PUBLIC edge_core)

@@ -16,6 +16,7 @@
 #include "edge/kernels/depthwise_conv2d.h"
 #include "edge/kernels/fully_connected.h"
 #include "edge/kernels/isa.h"
+#include "edge/kernels/memory_bandwidth.h"
 #include "edge/kernels/requant.h"
 #include "edge/packing/int2.h"
 #include "edge/packing/int4.h"
@@ -391,6 +392,13 @@ void bind_kernels(py::module_& m) {
         bytes.data(), static_cast<std::size_t>(bytes.size()), n, k, scales.data(),
         static_cast<int32_t>(scales.size())));
   }, py::arg("data"), py::arg("n"), py::arg("k"), py::arg("scales"));
+
+  m.def("read_bandwidth_gbps", [](std::size_t bytes, int repeats,
+                                  std::shared_ptr<edge::ThreadPool> pool) {
+    py::gil_scoped_release release;
+    return edge::read_bandwidth_gbps(bytes, repeats, pool.get());
+  }, py::arg("nbytes"), py::arg("repeats") = 5, py::arg("pool") = nullptr,
+     "Best read bandwidth over `repeats` passes of an nbytes buffer, in GB/s.");
 
   // ------------------------------------------------------------------ threads
   py::class_<edge::ThreadPool, std::shared_ptr<edge::ThreadPool>>(m, "ThreadPool")

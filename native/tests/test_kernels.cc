@@ -21,6 +21,7 @@
 #include "edge/packing/ternary.h"
 #include "edge/thread_pool.h"
 #include "kernel_reference.h"
+#include "kernels/gemm_plan.h"
 #include "kernels/registry.h"
 #include "test_main.h"
 
@@ -195,7 +196,12 @@ EDGE_TEST(requant_epilogue_every_isa_matches_scalar) {
       const std::size_t n = static_cast<std::size_t>(rng.uniform(1, 40));
       // Per-channel arrays are padded to a multiple of 16 (the epilogue contract).
       const std::size_t padded = (n + 15) / 16 * 16;
-      std::vector<int32_t> acc(n), bias(padded), wzp(padded), mult(padded), ls(padded), rs(padded);
+      std::vector<int32_t> acc(n), bias(padded), wzp(padded);
+      edge::detail::RequantTables tables;
+      tables.zeros(padded);
+      std::vector<int32_t>& mult = tables.multiplier;
+      std::vector<int32_t>& ls = tables.left_shift;
+      std::vector<int32_t>& rs = tables.right_shift;
       std::vector<float> scale(padded);
       for (std::size_t i = 0; i < n; ++i) {
         const int kind = rng.uniform(0, 9);
@@ -221,9 +227,7 @@ EDGE_TEST(requant_epilogue_every_isa_matches_scalar) {
       edge::detail::EpilogueParams p{};
       p.bias = bias.data();
       p.wzp = rng.uniform(0, 1) ? wzp.data() : nullptr;
-      p.multiplier = mult.data();
-      p.left_shift = ls.data();
-      p.right_shift = rs.data();
+      p.wzp_uniform = rng.uniform(-3, 3);
       p.scale = scale.data();
       p.float_min = rng.uniform(0, 1) ? -std::numeric_limits<float>::infinity() : 0.0f;
       p.float_max = rng.uniform(0, 1) ? std::numeric_limits<float>::infinity() : 6.0f;
@@ -231,6 +235,8 @@ EDGE_TEST(requant_epilogue_every_isa_matches_scalar) {
       p.out_min = rng.uniform(-128, -60);
       p.out_max = rng.uniform(60, 127);
       p.rounding = rng.uniform(0, 2);
+      tables.derive(static_cast<edge::Rounding>(p.rounding));
+      tables.attach(p);
       const int32_t row_sum = rng.uniform(0, 3) == 0 ? static_cast<int32_t>(rng.next())
                                                      : rng.uniform(-100000, 100000);
       const std::size_t c0 = 0;

@@ -119,6 +119,43 @@ struct Conv2D::Impl {
     }
   }
 
+  // im2col of output pixel `p` (flattened over batch, oy, ox) straight into prepared row `row`
+  // (padding reads as the input zero point); returns the row's sum. Used without groups.
+  int32_t im2col_prepared(const int8_t* input, std::size_t p, uint8_t* row) const {
+    const ConvGeometry& g = geo.g;
+    const std::size_t cin = static_cast<std::size_t>(g.input_channels);
+    if (pointwise) {
+      const int32_t sum = plan.prepare_span(input + p * cin, cin, row, 0);
+      plan.pad_row(row);
+      return sum;
+    }
+    const std::size_t ow = static_cast<std::size_t>(geo.out_w);
+    const std::size_t oh = static_cast<std::size_t>(geo.out_h);
+    const int32_t ox = static_cast<int32_t>(p % ow);
+    const int32_t oy = static_cast<int32_t>((p / ow) % oh);
+    const std::size_t b = p / (ow * oh);
+    const int8_t zp = static_cast<int8_t>(plan.input_zero_point);
+    int32_t sum = 0;
+    std::size_t offset = 0;
+    for (int32_t kh = 0; kh < g.kernel_height; ++kh) {
+      const int32_t iy = oy * g.stride_height - geo.pad_top + kh * g.dilation_height;
+      for (int32_t kw = 0; kw < g.kernel_width; ++kw, offset += cin) {
+        const int32_t ix = ox * g.stride_width - geo.pad_left + kw * g.dilation_width;
+        if (iy < 0 || iy >= g.input_height || ix < 0 || ix >= g.input_width) {
+          sum += plan.fill_span(zp, cin, row, offset);
+        } else {
+          const std::size_t pixel =
+              (b * static_cast<std::size_t>(g.input_height) + static_cast<std::size_t>(iy)) *
+                  static_cast<std::size_t>(g.input_width) +
+              static_cast<std::size_t>(ix);
+          sum += plan.prepare_span(input + pixel * cin, cin, row, offset);
+        }
+      }
+    }
+    plan.pad_row(row);
+    return sum;
+  }
+
   // The im2col row of output pixel `p` (flattened over batch, oy, ox), padded with the input
   // zero point; 1x1 stride-1 convs return the input row itself.
   const int8_t* im2col(const int8_t* input, std::size_t p, int8_t* col) const {
@@ -173,9 +210,13 @@ struct Conv2D::Impl {
       const std::size_t r0 = rb * split.row_block;
       const std::size_t r1 = std::min(pixels, r0 + split.row_block);
       for (std::size_t r = r0; r < r1; ++r) {
-        plan.prepare_row(im2col(input, r, ws.col.data()),
-                         ws.xprep.data() + (r - r0) * plan.row_stride,
-                         ws.sums.data() + (r - r0) * plan.sums_per_row);
+        uint8_t* row = ws.xprep.data() + (r - r0) * plan.row_stride;
+        int32_t* sums = ws.sums.data() + (r - r0) * plan.sums_per_row;
+        if (plan.groups == 0) {
+          sums[0] = im2col_prepared(input, r, row);
+        } else {
+          plan.prepare_row(im2col(input, r, ws.col.data()), row, sums);
+        }
       }
       const std::size_t t0 = tc * split.tile_chunk;
       const std::size_t t1 = std::min(plan.ntiles, t0 + split.tile_chunk);

@@ -51,7 +51,9 @@ struct DepthwiseConv2D::Impl {
     // Weights as int32 (w - zero point), [taps][stride], and the folded bias:
     // acc = sum_t (x_t - xz)(w_t - wz) + bias = sum_t x_t (w_t - wz) + (bias - xz sum_t (w_t - wz)).
     weights.resize(taps * stride);
-    bias_term.assign(stride, 0);
+    // Epilogue arrays: 16 more than `stride`, as the tail call starts at a multiple of 8.
+    const std::size_t epi = stride + 16;
+    bias_term.assign(epi, 0);
     const int32_t xz = options.input.zero_point;
     for (std::size_t c = 0; c < channels; ++c) {
       const int32_t wz = zero_points != nullptr ? zero_points[c] : 0;
@@ -69,23 +71,23 @@ struct DepthwiseConv2D::Impl {
       bias_term[c] = static_cast<int32_t>(static_cast<uint32_t>(bias) -
                                           static_cast<uint32_t>(xz) * wsum);
     }
-    scale.assign(stride, 0.0f);
+    scale.assign(epi, 0.0f);
     for (std::size_t c = 0; c < channels; ++c) {
       scale[c] = options.input.scale * scales[num_scales == 1 ? 0 : c];
     }
-    mult.assign(stride, 0);
-    lshift.assign(stride, 0);
-    rshift.assign(stride, 0);
+    const Rounding tail = options.tail_rounding.value_or(options.rounding);
     if (output_type == OutputType::kInt8) {
-      detail::fill_multipliers(options, nch, scales, num_scales, false, mult.data(),
-                               lshift.data(), rshift.data());
+      requant.build(options, nch, epi, scales, num_scales, false, options.rounding);
+      tail_requant.build(options, nch, epi, scales, num_scales, false, tail);
+    } else {
+      requant.zeros(epi);
+      tail_requant.zeros(epi);
     }
     const ClampRange range = detail::output_clamp(options);
     ep.bias = bias_term.data();
     ep.wzp = nullptr;
-    ep.multiplier = mult.data();
-    ep.left_shift = lshift.data();
-    ep.right_shift = rshift.data();
+    ep.wzp_uniform = 0;
+    requant.attach(ep);
     ep.scale = scale.data();
     detail::float_clamp(options.activation, &ep.float_min, &ep.float_max);
     ep.out_zero_point = options.output.zero_point;
@@ -93,7 +95,8 @@ struct DepthwiseConv2D::Impl {
     ep.out_max = range.max;
     ep.rounding = static_cast<int32_t>(options.rounding);
     tail_ep = ep;
-    if (options.tail_rounding) tail_ep.rounding = static_cast<int32_t>(*options.tail_rounding);
+    tail_ep.rounding = static_cast<int32_t>(tail);
+    tail_requant.attach(tail_ep);
     vector_channels = tail_ep.rounding == ep.rounding ? channels : channels / 8 * 8;
     zero_row.assign(channels, static_cast<int8_t>(xz));
   }
@@ -192,7 +195,8 @@ struct DepthwiseConv2D::Impl {
   const detail::IsaKernels* kernels = nullptr;
   OutputType output_type = OutputType::kInt8;
   AlignedBuffer<int32_t> weights;
-  std::vector<int32_t> bias_term, mult, lshift, rshift;
+  std::vector<int32_t> bias_term;
+  detail::RequantTables requant, tail_requant;
   std::vector<float> scale;
   std::vector<int8_t> zero_row;
   detail::EpilogueParams ep{}, tail_ep{};

@@ -12,6 +12,66 @@
 
 namespace edge {
 namespace detail {
+void RequantTables::build(const LayerOptions& options, int32_t n, std::size_t padded,
+                          const float* scales, int32_t num_scales, bool per_tensor_fc_rule,
+                          Rounding rounding) {
+  multiplier.assign(padded, 0);
+  left_shift.assign(padded, 0);
+  right_shift.assign(padded, 0);
+  fill_multipliers(options, n, scales, num_scales, per_tensor_fc_rule, multiplier.data(),
+                   left_shift.data(), right_shift.data());
+  derive(rounding);
+}
+
+void RequantTables::derive(Rounding rounding) {
+  const std::size_t padded = multiplier.size();
+  // The 64-bit form. Double rounding first floors a = v*m + 2^30 by 2^31 (q), then rounds q by
+  // 2^rs. With a = j 2^(31+rs) + i 2^31 + r (0 <= r < 2^31), adding 2^(30+rs) to a instead of to
+  // q shifts only the i 2^31 part, so the remainder r never changes the floor:
+  //   floor((q + 2^(rs-1)) / 2^rs) = floor((a + 2^(30+rs)) / 2^(31+rs))      (ties up, rs > 0)
+  // and ties away subtracts 1 from negative q first, i.e. 2^31 from a when a < 0 (p < -2^30).
+  pre_shift.assign(padded, 0);
+  rounding_add.assign(padded, 0);
+  total_shift.assign(padded, 31);
+  negative_add.assign(padded, 0);
+  saturate = 0;
+  for (std::size_t c = 0; c < padded; ++c) {
+    const int64_t ls = left_shift[c], rs = right_shift[c];
+    if (rounding == Rounding::kSingle) {
+      total_shift[c] = 31 - ls + rs;
+      rounding_add[c] = int64_t{1} << (total_shift[c] - 1);
+      saturate = saturate || ls > 0;
+    } else {
+      pre_shift[c] = static_cast<int32_t>(ls);
+      total_shift[c] = 31 + rs;
+      rounding_add[c] = (int64_t{1} << 30) + (rs > 0 ? int64_t{1} << (30 + rs) : 0);
+      if (rounding == Rounding::kAwayFromZero && rs > 0) negative_add[c] = -(int64_t{1} << 31);
+    }
+  }
+}
+
+void RequantTables::zeros(std::size_t padded) {
+  multiplier.assign(padded, 0);
+  left_shift.assign(padded, 0);
+  right_shift.assign(padded, 0);
+  pre_shift.assign(padded, 0);
+  rounding_add.assign(padded, 0);
+  total_shift.assign(padded, 31);
+  negative_add.assign(padded, 0);
+  saturate = 0;
+}
+
+void RequantTables::attach(EpilogueParams& p) const {
+  p.multiplier = multiplier.data();
+  p.left_shift = left_shift.data();
+  p.right_shift = right_shift.data();
+  p.pre_shift = pre_shift.data();
+  p.rounding_add = rounding_add.data();
+  p.total_shift = total_shift.data();
+  p.negative_add = negative_add.data();
+  p.saturate = saturate;
+}
+
 namespace {
 
 std::size_t round_up(std::size_t v, std::size_t m) { return (v + m - 1) / m * m; }
@@ -124,7 +184,8 @@ GemmPlan::GemmPlan(const PackedWeightsView& w, const LayerOptions& options,
   kernels = &isa_kernels(isa);
   gemm = &kernels->gemm[static_cast<int>(type)];
   xformat = gemm->xformat;
-  row_stride = round_up(kpad * (xformat == XFormat::kInt16 ? 2 : 1), 64);
+  element_size = xformat == XFormat::kInt16 ? 2 : 1;
+  row_stride = round_up(kpad * element_size, 64);
 
   output_type = options.output_type;
   input_zero_point = options.input.zero_point;
@@ -174,23 +235,25 @@ GemmPlan::GemmPlan(const PackedWeightsView& w, const LayerOptions& options,
   scale.assign(padded, 0.0f);
   for (int32_t c = 0; c < n; ++c) scale[c] = options.input.scale * w.scale(c);
 
-  // Requantisation multipliers (int8 output without groups).
-  multiplier.assign(padded, 0);
-  left_shift.assign(padded, 0);
-  right_shift.assign(padded, 0);
+  // Requantisation tables (int8 output without groups; zeros otherwise).
   if (output_type == OutputType::kInt8 && !grouped) {
-    fill_multipliers(options, n, w.scales, w.num_scales, per_tensor_fc_rule, multiplier.data(),
-                     left_shift.data(), right_shift.data());
+    requant.build(options, n, padded, w.scales, w.num_scales, per_tensor_fc_rule,
+                  options.rounding);
+  } else {
+    requant.zeros(padded);
   }
   if (output_type == OutputType::kInt8 && !(options.output.scale > 0.0f)) {
     throw std::invalid_argument("output scale must be > 0 for int8 output");
   }
   const ClampRange range = output_clamp(options);
   epilogue.bias = bias_term.data();
-  epilogue.wzp = any_wzp ? wzp.data() : nullptr;
-  epilogue.multiplier = multiplier.data();
-  epilogue.left_shift = left_shift.data();
-  epilogue.right_shift = right_shift.data();
+  // One zero point for every channel (ternary always, symmetric int4/int2 usually): a broadcast
+  // instead of a per-lane multiply in the epilogue.
+  bool uniform = true;
+  for (int32_t c = 1; c < n; ++c) uniform = uniform && w.zero_points[c] == w.zero_points[0];
+  epilogue.wzp = any_wzp && !uniform ? wzp.data() : nullptr;
+  epilogue.wzp_uniform = any_wzp && uniform ? w.zero_points[0] : 0;
+  requant.attach(epilogue);
   epilogue.scale = scale.data();
   float_clamp(options.activation, &epilogue.float_min, &epilogue.float_max);
   epilogue.out_zero_point = options.output.zero_point;
@@ -215,35 +278,75 @@ GemmPlan::GemmPlan(const PackedWeightsView& w, const LayerOptions& options,
   }
 }
 
+int32_t GemmPlan::fill_span(int8_t value, std::size_t count, uint8_t* row,
+                           std::size_t offset) const {
+  switch (xformat) {
+    case XFormat::kInt8:
+      std::memset(row + offset, static_cast<uint8_t>(value), count);
+      break;
+    case XFormat::kUint8:
+      std::memset(row + offset, static_cast<uint8_t>(value) ^ 0x80u, count);
+      break;
+    case XFormat::kInt16: {
+      int16_t* d = reinterpret_cast<int16_t*>(row) + offset;
+      std::fill(d, d + count, static_cast<int16_t>(value));
+      break;
+    }
+  }
+  return static_cast<int32_t>(value) * static_cast<int32_t>(count);
+}
+
+void GemmPlan::pad_row(uint8_t* row) const {
+  const std::size_t kk = static_cast<std::size_t>(k);
+  std::memset(row + kk * element_size, 0, (kpad - kk) * element_size);
+}
+
 void GemmPlan::prepare_row(const int8_t* x, uint8_t* dst, int32_t* sums) const {
   const std::size_t kk = static_cast<std::size_t>(k);
+  if (groups == 0) {
+    sums[0] = gemm->prepare(x, kk, dst);
+    pad_row(dst);
+    return;
+  }
+  // Per-group sums: the scalar way (groups are a float path anyway).
   switch (xformat) {
     case XFormat::kInt8:
       std::memcpy(dst, x, kk);
-      std::memset(dst + kk, 0, kpad - kk);
       break;
     case XFormat::kUint8:
       for (std::size_t i = 0; i < kk; ++i) dst[i] = static_cast<uint8_t>(x[i]) ^ 0x80u;
-      std::memset(dst + kk, 0, kpad - kk);
       break;
     case XFormat::kInt16: {
       int16_t* d = reinterpret_cast<int16_t*>(dst);
       for (std::size_t i = 0; i < kk; ++i) d[i] = x[i];
-      for (std::size_t i = kk; i < kpad; ++i) d[i] = 0;
       break;
     }
   }
-  if (groups == 0) {
+  pad_row(dst);
+  for (int32_t g = 0; g < groups; ++g) {
+    const std::size_t begin = static_cast<std::size_t>(g) * group_size;
+    const std::size_t end = std::min(kk, begin + static_cast<std::size_t>(group_size));
     int32_t total = 0;
-    for (std::size_t i = 0; i < kk; ++i) total += x[i];
-    sums[0] = total;
-  } else {
-    for (int32_t g = 0; g < groups; ++g) {
-      const std::size_t begin = static_cast<std::size_t>(g) * group_size;
-      const std::size_t end = std::min(kk, begin + static_cast<std::size_t>(group_size));
-      int32_t total = 0;
-      for (std::size_t i = begin; i < end; ++i) total += x[i];
-      sums[g] = total;
+    for (std::size_t i = begin; i < end; ++i) total += x[i];
+    sums[g] = total;
+  }
+}
+
+void GemmPlan::epilogue_row(const int32_t* acc, int32_t row_sum, std::size_t c0, std::size_t nc,
+                            void* out, std::size_t orow) const {
+  switch (output_type) {
+    case OutputType::kInt8:
+      kernels->requant(nc, acc, row_sum, epilogue, c0, static_cast<int8_t*>(out) + orow);
+      break;
+    case OutputType::kFloat32:
+      kernels->dequant(nc, acc, row_sum, epilogue, c0, static_cast<float*>(out) + orow);
+      break;
+    case OutputType::kInt32: {
+      int32_t* o = static_cast<int32_t*>(out) + orow;
+      for (std::size_t c = 0; c < nc; ++c) {
+        o[c] = s(u(acc[c]) + u(bias_term[c0 + c]) - u(wzp[c0 + c]) * u(row_sum));
+      }
+      break;
     }
   }
 }
@@ -251,10 +354,48 @@ void GemmPlan::prepare_row(const int8_t* x, uint8_t* dst, int32_t* sums) const {
 void GemmPlan::compute(const uint8_t* xprep, const int32_t* sums, std::size_t rows,
                        std::size_t tile_begin, std::size_t tile_end, void* out,
                        std::size_t out_stride) const {
+  const std::size_t mr = gemm->gemm.mr;
+  if (groups == 0) {
+    // Tiles in chunks of kBatchTiles; per chunk and row group the micro-kernel fills a buffer
+    // for all its tiles, then the epilogue runs over the whole row segment. Requantising tile by
+    // tile would put the epilogue's latency (it waits for the tile just stored) on the critical
+    // path of every tile; a chunk's weights (<= 32 tiles) stay in L2 across the row groups.
+    constexpr std::size_t kBatchTiles = 32;
+    alignas(64) int32_t acc[kMaxMr * kBatchTiles * kTileN];
+    alignas(64) int32_t tile_acc[kMaxMr * kTileN];
+    for (std::size_t t0 = tile_begin; t0 < tile_end; t0 += kBatchTiles) {
+      const std::size_t t1 = std::min(tile_end, t0 + kBatchTiles);
+      const std::size_t width = (t1 - t0) * kTileN;
+      const std::size_t c0 = t0 * kTileN;
+      const std::size_t nc = std::min(t1 * kTileN, static_cast<std::size_t>(n)) - c0;
+      for (std::size_t r = 0; r < rows;) {
+        const std::size_t rr = std::min(mr, rows - r);
+        const GemmKernel& kern = rr == 1 ? gemm->gemv : gemm->gemm;
+        const uint8_t* xr = xprep + r * row_stride;
+        for (std::size_t t = t0; t < t1; ++t) {
+          const uint8_t* wt = data + t * kblocks * kBlockBytes;
+          if (rr == 1) {  // [1][16] is already the layout of a single buffered row
+            kern.fn(1, kblocks, wt, xr, row_stride, acc + (t - t0) * kTileN);
+            continue;
+          }
+          kern.fn(rr, kblocks, wt, xr, row_stride, tile_acc);
+          for (std::size_t i = 0; i < rr; ++i) {
+            std::memcpy(acc + i * width + (t - t0) * kTileN, tile_acc + i * kTileN,
+                        kTileN * sizeof(int32_t));
+          }
+        }
+        for (std::size_t i = 0; i < rr; ++i) {
+          epilogue_row(acc + i * width, sums[(r + i) * sums_per_row], c0, nc, out,
+                       (r + i) * out_stride + c0);
+        }
+        r += rr;
+      }
+    }
+    return;
+  }
   alignas(64) int32_t acc[kMaxMr * kTileN];
   alignas(64) float facc[kMaxMr * kTileN];
   const std::size_t esize = xformat == XFormat::kInt16 ? 2 : 1;
-  const std::size_t mr = gemm->gemm.mr;
   for (std::size_t t = tile_begin; t < tile_end; ++t) {
     const uint8_t* wt = data + t * kblocks * kBlockBytes;
     const std::size_t c0 = t * kTileN;
@@ -263,32 +404,7 @@ void GemmPlan::compute(const uint8_t* xprep, const int32_t* sums, std::size_t ro
       const std::size_t rr = std::min(mr, rows - r);
       const GemmKernel& kern = rr == 1 ? gemm->gemv : gemm->gemm;
       const uint8_t* xr = xprep + r * row_stride;
-      if (groups == 0) {
-        kern.fn(rr, kblocks, wt, xr, row_stride, acc);
-        for (std::size_t i = 0; i < rr; ++i) {
-          const int32_t rs = sums[(r + i) * sums_per_row];
-          const std::size_t orow = (r + i) * out_stride + c0;
-          switch (output_type) {
-            case OutputType::kInt8:
-              kernels->requant(nc, acc + i * kTileN, rs, epilogue, c0,
-                               static_cast<int8_t*>(out) + orow);
-              break;
-            case OutputType::kFloat32:
-              kernels->dequant(nc, acc + i * kTileN, rs, epilogue, c0,
-                               static_cast<float*>(out) + orow);
-              break;
-            case OutputType::kInt32: {
-              int32_t* o = static_cast<int32_t*>(out) + orow;
-              for (std::size_t c = 0; c < nc; ++c) {
-                uint32_t v = u(acc[i * kTileN + c]) + u(bias_term[c0 + c]);
-                if (epilogue.wzp != nullptr) v -= u(wzp[c0 + c]) * u(rs);
-                o[c] = s(v);
-              }
-              break;
-            }
-          }
-        }
-      } else {
+      {
         // Per-group scales: each group's exact int32 sum is scaled and added in float, in group
         // order, with separate multiply and add (no FMA), so every ISA rounds identically.
         std::fill(facc, facc + rr * kTileN, 0.0f);

@@ -48,6 +48,22 @@ ResolvedGeometry resolve_geometry(const ConvGeometry& g);
 void fill_multipliers(const LayerOptions& options, int32_t n, const float* scales,
                       int32_t num_scales, bool per_tensor_fc_rule, int32_t* multiplier,
                       int32_t* left_shift, int32_t* right_shift);
+// Per-channel requantisation tables, padded to a multiple of 16 channels, in the forms the
+// epilogues use (EpilogueParams): multiplier and left/right shifts, and the 64-bit
+// multiply-add-shift form of the rule in `rounding`.
+struct RequantTables {
+  std::vector<int32_t> multiplier, left_shift, right_shift, pre_shift;
+  std::vector<int64_t> rounding_add, total_shift, negative_add;
+  int32_t saturate = 0;
+  void build(const LayerOptions& options, int32_t n, std::size_t padded, const float* scales,
+             int32_t num_scales, bool per_tensor_fc_rule, Rounding rounding);
+  // All-zero tables (outputs that are not requantised still get readable arrays).
+  void zeros(std::size_t padded);
+  // (Re)computes the 64-bit form from multiplier / left_shift / right_shift.
+  void derive(Rounding rounding);
+  void attach(EpilogueParams& p) const;
+};
+
 // The int8 clamp (options.clamp or the activation's range), validated; and the float clamp.
 ClampRange output_clamp(const LayerOptions& options);
 void float_clamp(Activation activation, float* lo, float* hi);
@@ -60,12 +76,24 @@ struct GemmPlan {
   // Prepares one activation row: x[0..k) -> dst in the kernel's XFormat, zero-padded to kpad;
   // sums[0..sums_per_row) = sum of x over the whole row (no groups) or over each group.
   void prepare_row(const int8_t* x, uint8_t* dst, int32_t* sums) const;
+  // Pieces of a prepared row, for im2col straight into the prepared form (no groups):
+  // elements [offset, offset + n) from src or all equal to `value`; each returns its sum.
+  int32_t prepare_span(const int8_t* src, std::size_t n, uint8_t* row, std::size_t offset) const {
+    return gemm->prepare(src, n, row + offset * element_size);
+  }
+  int32_t fill_span(int8_t value, std::size_t n, uint8_t* row, std::size_t offset) const;
+  // Zeroes elements [k, kpad) of a prepared row.
+  void pad_row(uint8_t* row) const;
   // Computes output rows [0, rows) for tiles [tile_begin, tile_end). Row r reads prepared row
   // xprep + r * row_stride and sums + r * sums_per_row, and writes out + r * out_stride
   // elements of the output type.
   void compute(const uint8_t* xprep, const int32_t* sums, std::size_t rows,
                std::size_t tile_begin, std::size_t tile_end, void* out,
                std::size_t out_stride) const;
+
+  // The epilogue of one output row segment: channels [c0, c0 + nc) from acc[0..nc).
+  void epilogue_row(const int32_t* acc, int32_t row_sum, std::size_t c0, std::size_t nc,
+                    void* out, std::size_t orow) const;
 
   const char* kernel_name(std::size_t m) const { return m == 1 ? gemm->gemv.name : gemm->gemm.name; }
 
@@ -80,11 +108,13 @@ struct GemmPlan {
   const GemmKernels* gemm = nullptr;
   XFormat xformat = XFormat::kInt8;
   std::size_t row_stride = 0;  // bytes per prepared row (64-byte multiple)
+  std::size_t element_size = 1;  // bytes per prepared activation (2 for XFormat::kInt16)
   std::size_t sums_per_row = 1;
   // Epilogue
   OutputType output_type = OutputType::kInt8;
   int32_t input_zero_point = 0;
-  std::vector<int32_t> bias_term, wzp, multiplier, left_shift, right_shift;  // padded to 16*ntiles
+  std::vector<int32_t> bias_term, wzp;  // padded to 16*ntiles
+  RequantTables requant;
   std::vector<float> scale;
   EpilogueParams epilogue{};
   // Per-group scales

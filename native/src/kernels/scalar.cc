@@ -42,9 +42,8 @@ void gemm_scalar(std::size_t rows, std::size_t nblocks, const uint8_t* w, const 
 
 int32_t corrected(int32_t acc, int32_t row_sum, const EpilogueParams& p, std::size_t c) {
   uint32_t v = static_cast<uint32_t>(acc) + static_cast<uint32_t>(p.bias[c]);
-  if (p.wzp != nullptr) {
-    v -= static_cast<uint32_t>(p.wzp[c]) * static_cast<uint32_t>(row_sum);
-  }
+  const int32_t zp = p.wzp != nullptr ? p.wzp[c] : p.wzp_uniform;
+  v -= static_cast<uint32_t>(zp) * static_cast<uint32_t>(row_sum);
   return static_cast<int32_t>(v);
 }
 
@@ -86,18 +85,27 @@ void dwconv_scalar(std::size_t channels, std::size_t taps, const int8_t* const* 
   }
 }
 
+int32_t prepare_int8_scalar(const int8_t* src, std::size_t n, uint8_t* dst) {
+  int32_t sum = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    dst[i] = static_cast<uint8_t>(src[i]);
+    sum += src[i];
+  }
+  return sum;
+}
+
 constexpr GemmKernels kGemm8 = {{"qs8_qc8w_gemm_1x16c4__scalar", 1, gemm_scalar<8, true>},
                                 {"qs8_qc8w_gemm_4x16c4__scalar", 4, gemm_scalar<8, true>},
-                                XFormat::kInt8};
+                                XFormat::kInt8, prepare_int8_scalar};
 constexpr GemmKernels kGemm4 = {{"qs8_qc4w_gemm_1x16c4__scalar", 1, gemm_scalar<4, false>},
                                 {"qs8_qc4w_gemm_4x16c4__scalar", 4, gemm_scalar<4, false>},
-                                XFormat::kInt8};
+                                XFormat::kInt8, prepare_int8_scalar};
 constexpr GemmKernels kGemmT = {{"qs8_qt2w_gemm_1x16c4__scalar", 1, gemm_scalar<2, false>},
                                 {"qs8_qt2w_gemm_4x16c4__scalar", 4, gemm_scalar<2, false>},
-                                XFormat::kInt8};
+                                XFormat::kInt8, prepare_int8_scalar};
 constexpr GemmKernels kGemm2 = {{"qs8_qc2w_gemm_1x16c4__scalar", 1, gemm_scalar<2, false>},
                                 {"qs8_qc2w_gemm_4x16c4__scalar", 4, gemm_scalar<2, false>},
-                                XFormat::kInt8};
+                                XFormat::kInt8, prepare_int8_scalar};
 
 }  // namespace
 

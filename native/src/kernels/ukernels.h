@@ -35,17 +35,24 @@ struct GemmKernel {
   GemmFn fn;
 };
 
+// Copies n int8 activations to dst in a kernel's XFormat and returns their sum (of the int8
+// values, not of the transformed ones).
+using PrepareFn = int32_t (*)(const int8_t* src, std::size_t n, uint8_t* dst);
+
 struct GemmKernels {
   GemmKernel gemv;  // used for single rows (mr = 1)
   GemmKernel gemm;  // used for row groups
   XFormat xformat;
+  PrepareFn prepare;
 };
 
 // Per-channel epilogue parameters; arrays are indexed by absolute output channel and must be
-// readable up to the next multiple of 16 channels (SIMD epilogues load whole vectors).
+// readable over [c0, c0 + round_up(n, 16)) for a call on channels [c0, c0 + n) (SIMD epilogues
+// load whole vectors).
 struct EpilogueParams {
   const int32_t* bias;         // folded column term: bias - input_zp * sum(code) + ...
-  const int32_t* wzp;          // weight zero points, or null when all are 0
+  const int32_t* wzp;          // weight zero points, or null when they are all wzp_uniform
+  int32_t wzp_uniform;         // the zero point of every channel when wzp is null (often 0)
   const int32_t* multiplier;   // Q31 significands
   const int32_t* left_shift;   // max(shift, 0)
   const int32_t* right_shift;  // max(-shift, 0)
@@ -56,9 +63,22 @@ struct EpilogueParams {
   int32_t out_min;
   int32_t out_max;
   int32_t rounding;            // static_cast<int32_t>(Rounding)
+  // The same requantisation as one 64-bit multiply-add-shift, for ISAs with 64-bit arithmetic
+  // shifts (AVX-512). With v' = int32(v << pre_shift[c]) and p = int64(v') * multiplier[c]:
+  //   y = (p + rounding_add[c] + (p < -2^30 ? negative_add[c] : 0)) >> total_shift[c]
+  // then clamped to int32 when `saturate`. Exact for all three rules (gemm_plan.cc derives it):
+  //   kUpward:       pre_shift = ls, add = 2^30 + (rs ? 2^(30+rs) : 0), shift = 31 + rs
+  //   kAwayFromZero: the same, negative_add = rs ? -2^31 : 0
+  //   kSingle:       pre_shift = 0, shift = 31 - ls + rs, add = 2^(shift-1), saturate if ls > 0
+  const int32_t* pre_shift;
+  const int64_t* rounding_add;
+  const int64_t* total_shift;
+  const int64_t* negative_add;
+  int32_t saturate;
 };
 
-// For c in [c0, c0 + n): v = acc[c - c0] + bias[c] - wzp[c] * row_sum (wrapping int32), then
+// For c in [c0, c0 + n): v = acc[c - c0] + bias[c] - zp[c] * row_sum (wrapping int32, zp[c] =
+// wzp ? wzp[c] : wzp_uniform), then
 //   RequantFn: out[c - c0] = clamp(requant(v) + out_zero_point, out_min, out_max)
 //   DequantFn: out[c - c0] = min(max(float(v) * scale[c], float_min), float_max)
 using RequantFn = void (*)(std::size_t n, const int32_t* acc, int32_t row_sum,

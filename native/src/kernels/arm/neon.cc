@@ -140,7 +140,12 @@ inline Lanes load_lanes(std::size_t n, const int32_t* acc, int32_t row_sum,
   }
   Lanes l;
   l.v = vaddq_s32(a, vld1q_s32(p.bias + c));  // per-channel arrays are padded to 16
-  if (p.wzp != nullptr) l.v = vmlsq_s32(l.v, vld1q_s32(p.wzp + c), vdupq_n_s32(row_sum));
+  if (p.wzp != nullptr) {
+    l.v = vmlsq_s32(l.v, vld1q_s32(p.wzp + c), vdupq_n_s32(row_sum));
+  } else if (p.wzp_uniform != 0) {
+    l.v = vsubq_s32(l.v, vdupq_n_s32(static_cast<int32_t>(static_cast<uint32_t>(p.wzp_uniform) *
+                                                          static_cast<uint32_t>(row_sum))));
+  }
   l.mult = vld1q_s32(p.multiplier + c);
   l.ls = vld1q_s32(p.left_shift + c);
   l.rs = vld1q_s32(p.right_shift + c);
@@ -168,6 +173,23 @@ inline int32x4_t requant4(const Lanes& l, int32_t rounding) {
 }
 
 }  // namespace
+
+int32_t prepare_int8_neon(const int8_t* src, std::size_t n, uint8_t* dst) {
+  int32x4_t sum = vdupq_n_s32(0);
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const int8x16_t v = vld1q_s8(src + i);
+    vst1q_s8(reinterpret_cast<int8_t*>(dst + i), v);
+    sum = vpadalq_s16(sum, vpaddlq_s8(v));
+  }
+  const int32x2_t half = vadd_s32(vget_low_s32(sum), vget_high_s32(sum));
+  int32_t total = vget_lane_s32(vpadd_s32(half, half), 0);
+  for (; i < n; ++i) {
+    dst[i] = static_cast<uint8_t>(src[i]);
+    total += src[i];
+  }
+  return total;
+}
 
 void requant_neon(std::size_t n, const int32_t* acc, int32_t row_sum, const EpilogueParams& p,
                   std::size_t c0, int8_t* out) {
@@ -233,16 +255,16 @@ namespace {
 
 constexpr GemmKernels kGemm8 = {{EDGE_NEON_NAME("qc8w", "1x16c4"), 1, gemm_int8},
                                 {EDGE_NEON_NAME("qc8w", "2x16c4"), 2, gemm_int8},
-                                XFormat::kInt8};
+                                XFormat::kInt8, prepare_int8_neon};
 constexpr GemmKernels kGemm4 = {{EDGE_NEON_NAME("qc4w", "1x16c4"), 1, gemm_subbyte<4>},
                                 {EDGE_NEON_NAME("qc4w", "2x16c4"), 2, gemm_subbyte<4>},
-                                XFormat::kInt8};
+                                XFormat::kInt8, prepare_int8_neon};
 constexpr GemmKernels kGemmT = {{EDGE_NEON_NAME("qt2w", "1x16c4"), 1, gemm_subbyte<2>},
                                 {EDGE_NEON_NAME("qt2w", "2x16c4"), 2, gemm_subbyte<2>},
-                                XFormat::kInt8};
+                                XFormat::kInt8, prepare_int8_neon};
 constexpr GemmKernels kGemm2 = {{EDGE_NEON_NAME("qc2w", "1x16c4"), 1, gemm_subbyte<2>},
                                 {EDGE_NEON_NAME("qc2w", "2x16c4"), 2, gemm_subbyte<2>},
-                                XFormat::kInt8};
+                                XFormat::kInt8, prepare_int8_neon};
 
 }  // namespace
 

@@ -24,6 +24,7 @@ void requant_neon(std::size_t n, const int32_t* acc, int32_t row_sum, const Epil
                   std::size_t c0, int8_t* out);
 void dequant_neon(std::size_t n, const int32_t* acc, int32_t row_sum, const EpilogueParams& p,
                   std::size_t c0, float* out);
+int32_t prepare_int8_neon(const int8_t* src, std::size_t n, uint8_t* dst);
 void dwconv_neon(std::size_t channels, std::size_t taps, const int8_t* const* inputs,
                  const int32_t* weights, std::size_t stride, int32_t* acc);
 
@@ -169,16 +170,16 @@ void gemm_int8(std::size_t rows, std::size_t nblocks, const uint8_t* w, const ui
 
 constexpr GemmKernels kGemm8 = {{"qs8_qc8w_gemm_1x16c4__neondot", 1, gemm_int8},
                                 {"qs8_qc8w_gemm_4x16c4__neondot", 4, gemm_int8},
-                                XFormat::kInt8};
+                                XFormat::kInt8, prepare_int8_neon};
 constexpr GemmKernels kGemm4 = {{"qs8_qc4w_gemm_1x16c4__neondot", 1, gemm_subbyte<4>},
                                 {"qs8_qc4w_gemm_4x16c4__neondot", 4, gemm_subbyte<4>},
-                                XFormat::kInt8};
+                                XFormat::kInt8, prepare_int8_neon};
 constexpr GemmKernels kGemmT = {{"qs8_qt2w_gemm_1x16c4__neondot", 1, gemv_2bit},
                                 {"qs8_qt2w_gemm_4x16c4__neondot", 4, gemm_subbyte<2>},
-                                XFormat::kInt8};
+                                XFormat::kInt8, prepare_int8_neon};
 constexpr GemmKernels kGemm2 = {{"qs8_qc2w_gemm_1x16c4__neondot", 1, gemv_2bit},
                                 {"qs8_qc2w_gemm_4x16c4__neondot", 4, gemm_subbyte<2>},
-                                XFormat::kInt8};
+                                XFormat::kInt8, prepare_int8_neon};
 
 }  // namespace
 

@@ -212,17 +212,28 @@ inline Lanes load_lanes(std::size_t n, const int32_t* acc, const EpilogueParams&
   }
   // Per-channel arrays are padded to a multiple of 16 channels by the plans.
   l.bias = load_i32(p.bias + c);
-  l.wzp = p.wzp != nullptr ? load_i32(p.wzp + c) : _mm256_setzero_si256();
+  l.wzp = p.wzp != nullptr ? load_i32(p.wzp + c) : _mm256_set1_epi32(p.wzp_uniform);
   l.mult = load_i32(p.multiplier + c);
   l.ls = load_i32(p.left_shift + c);
   l.rs = load_i32(p.right_shift + c);
   return l;
 }
 
-inline __m256i corrected(const Lanes& l, int32_t row_sum, bool has_wzp) {
+inline __m256i corrected(const Lanes& l, int32_t row_sum, bool per_channel_wzp,
+                         int32_t uniform) {
   __m256i v = _mm256_add_epi32(l.acc, l.bias);
-  if (has_wzp) v = _mm256_sub_epi32(v, _mm256_mullo_epi32(l.wzp, _mm256_set1_epi32(row_sum)));
+  if (per_channel_wzp) {
+    v = _mm256_sub_epi32(v, _mm256_mullo_epi32(l.wzp, _mm256_set1_epi32(row_sum)));
+  } else if (uniform != 0) {
+    v = _mm256_sub_epi32(v, _mm256_set1_epi32(uniform));
+  }
   return v;
+}
+
+// wzp_uniform * row_sum in wrapping int32.
+inline int32_t uniform_term(const EpilogueParams& p, int32_t row_sum) {
+  return static_cast<int32_t>(static_cast<uint32_t>(p.wzp_uniform) *
+                              static_cast<uint32_t>(row_sum));
 }
 
 // Lanes 0,2,4,6 from `even` (low dwords of its qwords) and 1,3,5,7 from `odd` (high dwords).
@@ -285,17 +296,59 @@ void store_int8(std::size_t n, __m256i q, int8_t* out) {
   }
 }
 
+inline int64_t hsum_epi64(__m256i v) {
+  const __m128i s = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  return _mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1);
+}
+
+// Row sums with vpsadbw: (x ^ 0x80) is x + 128 as an unsigned byte; 8 of them sum per lane.
+int32_t prepare_int8(const int8_t* src, std::size_t n, uint8_t* dst) {
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  __m256i sum = _mm256_setzero_si256();
+  std::size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), v);
+    sum = _mm256_add_epi64(sum, _mm256_sad_epu8(_mm256_xor_si256(v, flip), _mm256_setzero_si256()));
+  }
+  int64_t total = hsum_epi64(sum) - 128 * static_cast<int64_t>(i);
+  for (; i < n; ++i) {
+    dst[i] = static_cast<uint8_t>(src[i]);
+    total += src[i];
+  }
+  return static_cast<int32_t>(total);
+}
+
+int32_t prepare_int16(const int8_t* src, std::size_t n, uint8_t* dst) {
+  const __m128i flip = _mm_set1_epi8(static_cast<char>(0x80));
+  __m128i sum = _mm_setzero_si128();
+  int16_t* d = reinterpret_cast<int16_t*>(dst);
+  std::size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), _mm256_cvtepi8_epi16(v));
+    sum = _mm_add_epi64(sum, _mm_sad_epu8(_mm_xor_si128(v, flip), _mm_setzero_si128()));
+  }
+  int64_t total = _mm_cvtsi128_si64(sum) + _mm_extract_epi64(sum, 1) - 128 * static_cast<int64_t>(i);
+  for (; i < n; ++i) {
+    d[i] = src[i];
+    total += src[i];
+  }
+  return static_cast<int32_t>(total);
+}
+
 }  // namespace
 
 void requant_avx2(std::size_t n, const int32_t* acc, int32_t row_sum, const EpilogueParams& p,
                   std::size_t c0, int8_t* out) {
   const bool has_wzp = p.wzp != nullptr;
+  const int32_t uniform = uniform_term(p, row_sum);
   const __m256i zp = _mm256_set1_epi32(p.out_zero_point);
   const __m256i qmin = _mm256_set1_epi32(p.out_min), qmax = _mm256_set1_epi32(p.out_max);
   for (std::size_t i = 0; i < n; i += 8) {
     const std::size_t len = n - i < 8 ? n - i : 8;
     const Lanes l = load_lanes(len, acc + i, p, c0 + i);
-    const __m256i v = corrected(l, row_sum, has_wzp);
+    const __m256i v = corrected(l, row_sum, has_wzp, uniform);
     __m256i q = p.rounding == 2 ? requant_single(v, l) : requant_double(v, l, p.rounding == 1);
     q = _mm256_add_epi32(q, zp);
     q = _mm256_min_epi32(_mm256_max_epi32(q, qmin), qmax);
@@ -306,11 +359,12 @@ void requant_avx2(std::size_t n, const int32_t* acc, int32_t row_sum, const Epil
 void dequant_avx2(std::size_t n, const int32_t* acc, int32_t row_sum, const EpilogueParams& p,
                   std::size_t c0, float* out) {
   const bool has_wzp = p.wzp != nullptr;
+  const int32_t uniform = uniform_term(p, row_sum);
   const __m256 lo = _mm256_set1_ps(p.float_min), hi = _mm256_set1_ps(p.float_max);
   for (std::size_t i = 0; i < n; i += 8) {
     const std::size_t len = n - i < 8 ? n - i : 8;
     const Lanes l = load_lanes(len, acc + i, p, c0 + i);
-    __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(corrected(l, row_sum, has_wzp)),
+    __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(corrected(l, row_sum, has_wzp, uniform)),
                              _mm256_loadu_ps(p.scale + c0 + i));
     // Exactly the scalar clamp (f < lo ? lo : f, then f > hi ? hi : f), signed zeros included.
     f = _mm256_blendv_ps(f, lo, _mm256_cmp_ps(f, lo, _CMP_LT_OQ));
@@ -362,16 +416,16 @@ namespace {
 
 constexpr GemmKernels kGemm8 = {{"qs8_qc8w_gemm_1x16c4__avx2", 1, gemm_int8},
                                 {"qs8_qc8w_gemm_3x16c4__avx2", 3, gemm_int8},
-                                XFormat::kInt16};
+                                XFormat::kInt16, prepare_int16};
 constexpr GemmKernels kGemm4 = {{"qs8_qc4w_gemm_1x16c4__avx2", 1, gemv_4bit},
                                 {"qs8_qc4w_gemm_4x16c4__avx2", 4, gemm_subbyte<4>},
-                                XFormat::kInt8};
+                                XFormat::kInt8, prepare_int8};
 constexpr GemmKernels kGemmT = {{"qs8_qt2w_gemm_1x16c4__avx2", 1, gemv_2bit},
                                 {"qs8_qt2w_gemm_4x16c4__avx2", 4, gemm_subbyte<2>},
-                                XFormat::kInt8};
+                                XFormat::kInt8, prepare_int8};
 constexpr GemmKernels kGemm2 = {{"qs8_qc2w_gemm_1x16c4__avx2", 1, gemv_2bit},
                                 {"qs8_qc2w_gemm_4x16c4__avx2", 4, gemm_subbyte<2>},
-                                XFormat::kInt8};
+                                XFormat::kInt8, prepare_int8};
 
 }  // namespace
 

@@ -29,9 +29,7 @@
 namespace edge {
 namespace detail {
 
-// The AVX2 epilogues and depthwise kernel (avx2.cc) serve this ISA too.
-void requant_avx2(std::size_t n, const int32_t* acc, int32_t row_sum, const EpilogueParams& p,
-                  std::size_t c0, int8_t* out);
+// The AVX2 float epilogue and depthwise kernel (avx2.cc) serve this ISA too.
 void dequant_avx2(std::size_t n, const int32_t* acc, int32_t row_sum, const EpilogueParams& p,
                   std::size_t c0, float* out);
 void dwconv_avx2(std::size_t channels, std::size_t taps, const int8_t* const* inputs,
@@ -55,17 +53,18 @@ void gemv_subbyte(std::size_t, std::size_t nblocks, const uint8_t* w, const uint
                   std::size_t, int32_t* acc) {
   constexpr int kFields = 8 / kBits;
   constexpr int kBlockK = 4 * kFields;
-  // Two blocks per iteration with their own accumulators: each accumulator takes one vpdpbusd
-  // per iteration, so more chains hide its latency (int4 has only two fields).
-  __m512i a[2][kFields];
+  // kUnroll blocks per iteration with their own accumulators: vpdpbusd has a latency of several
+  // cycles, so each accumulator chain must take at most one per iteration (8 chains in all).
+  constexpr int kUnroll = 8 / kFields;
+  __m512i a[kUnroll][kFields];
   __m512i m[kFields];
   for (int i = 0; i < kFields; ++i) {
-    a[0][i] = a[1][i] = _mm512_setzero_si512();
+    for (int u = 0; u < kUnroll; ++u) a[u][i] = _mm512_setzero_si512();
     m[i] = _mm512_set1_epi8(static_cast<char>(((1 << kBits) - 1) << (kBits * i)));
   }
   std::size_t b = 0;
-  for (; b + 2 <= nblocks; b += 2) {
-    for (int u = 0; u < 2; ++u) {
+  for (; b + kUnroll <= nblocks; b += kUnroll) {
+    for (int u = 0; u < kUnroll; ++u) {
       const __m512i raw = load512(w + (b + u) * 64);
       const uint8_t* xb = x + (b + u) * kBlockK;
       for (int i = 0; i < kFields; ++i) {
@@ -73,7 +72,7 @@ void gemv_subbyte(std::size_t, std::size_t nblocks, const uint8_t* w, const uint
       }
     }
   }
-  if (b < nblocks) {
+  for (; b < nblocks; ++b) {
     const __m512i raw = load512(w + b * 64);
     const uint8_t* xb = x + b * kBlockK;
     for (int i = 0; i < kFields; ++i) {
@@ -81,9 +80,11 @@ void gemv_subbyte(std::size_t, std::size_t nblocks, const uint8_t* w, const uint
     }
   }
   // Field i was multiplied as (code << kBits*i): its sums are exact multiples of 2^(kBits*i).
-  __m512i sum = _mm512_add_epi32(a[0][0], a[1][0]);
-  for (int i = 1; i < kFields; ++i) {
-    sum = _mm512_add_epi32(sum, _mm512_srai_epi32(_mm512_add_epi32(a[0][i], a[1][i]), kBits * i));
+  __m512i sum = _mm512_setzero_si512();
+  for (int i = 0; i < kFields; ++i) {
+    __m512i f = a[0][i];
+    for (int u = 1; u < kUnroll; ++u) f = _mm512_add_epi32(f, a[u][i]);
+    sum = _mm512_add_epi32(sum, i == 0 ? f : _mm512_srai_epi32(f, kBits * i));
   }
   store16(acc, sum);
 }
@@ -131,17 +132,18 @@ template <int R>
 void gemm_int8_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
                     std::size_t x_stride, int32_t* acc) {
   if (R == 1) {
-    // Four accumulators: the vpdpbusd latency chain would otherwise limit M = 1.
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    // Eight accumulators: one vpdpbusd per block, so fewer chains would be latency-bound.
+    __m512i a[8];
+    for (auto& v : a) v = _mm512_setzero_si512();
     std::size_t b = 0;
-    for (; b + 4 <= nblocks; b += 4) {
-      a0 = _mm512_dpbusd_epi32(a0, bcast32(x + 4 * b), load512(w + 64 * b));
-      a1 = _mm512_dpbusd_epi32(a1, bcast32(x + 4 * b + 4), load512(w + 64 * b + 64));
-      a2 = _mm512_dpbusd_epi32(a2, bcast32(x + 4 * b + 8), load512(w + 64 * b + 128));
-      a3 = _mm512_dpbusd_epi32(a3, bcast32(x + 4 * b + 12), load512(w + 64 * b + 192));
+    for (; b + 8 <= nblocks; b += 8) {
+      for (int u = 0; u < 8; ++u) {
+        a[u] = _mm512_dpbusd_epi32(a[u], bcast32(x + 4 * (b + u)), load512(w + 64 * (b + u)));
+      }
     }
-    for (; b < nblocks; ++b) a0 = _mm512_dpbusd_epi32(a0, bcast32(x + 4 * b), load512(w + 64 * b));
-    store16(acc, _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)));
+    for (; b < nblocks; ++b) a[0] = _mm512_dpbusd_epi32(a[0], bcast32(x + 4 * b), load512(w + 64 * b));
+    for (int u = 1; u < 8; ++u) a[0] = _mm512_add_epi32(a[0], a[u]);
+    store16(acc, a[0]);
     return;
   }
   __m512i a[R];
@@ -167,24 +169,104 @@ void gemm_int8(std::size_t rows, std::size_t nblocks, const uint8_t* w, const ui
   }
 }
 
+// ------------------------------------------------------------------------------ activations
+// Row sums with vpsadbw on x ^ 0x80 (= x + 128 unsigned). kFlip stores the flipped bytes (the
+// XFormat::kUint8 rows of the int8 kernel), otherwise the bytes as they are.
+template <bool kFlip>
+int32_t prepare_bytes(const int8_t* src, std::size_t n, uint8_t* dst) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512i sum = _mm512_setzero_si512();
+  std::size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512i v = _mm512_loadu_si512(src + i);
+    const __m512i f = _mm512_xor_si512(v, flip);
+    _mm512_storeu_si512(dst + i, kFlip ? f : v);
+    sum = _mm512_add_epi64(sum, _mm512_sad_epu8(f, _mm512_setzero_si512()));
+  }
+  if (i < n) {
+    const __mmask64 k = (~0ull) >> (64 - (n - i));
+    const __m512i v = _mm512_maskz_loadu_epi8(k, src + i);
+    const __m512i f = _mm512_xor_si512(v, flip);
+    _mm512_mask_storeu_epi8(dst + i, k, kFlip ? f : v);
+    sum = _mm512_add_epi64(sum, _mm512_sad_epu8(_mm512_maskz_mov_epi8(k, f), _mm512_setzero_si512()));
+  }
+  return static_cast<int32_t>(_mm512_reduce_add_epi64(sum) - 128 * static_cast<int64_t>(n));
+}
+
+// ------------------------------------------------------------------------------ epilogue
+// 16 channels per step, with the 64-bit multiply-add-shift form of EpilogueParams (one vpsravq
+// does both roundings, see gemm_plan.cc), channels in natural order in two qword halves.
+inline __m256i requant_half(__m256i v8, const EpilogueParams& p, std::size_t c, bool away,
+                            bool saturate) {
+  const __m512i v = _mm512_cvtepi32_epi64(v8);
+  const __m512i prod = _mm512_mul_epi32(v, _mm512_cvtepi32_epi64(_mm256_loadu_si256(
+                                               reinterpret_cast<const __m256i*>(p.multiplier + c))));
+  __m512i a = _mm512_add_epi64(prod, _mm512_loadu_si512(p.rounding_add + c));
+  if (away) {
+    const __mmask8 neg = _mm512_cmplt_epi64_mask(prod, _mm512_set1_epi64(-(int64_t{1} << 30)));
+    a = _mm512_mask_add_epi64(a, neg, a, _mm512_loadu_si512(p.negative_add + c));
+  }
+  __m512i y = _mm512_srav_epi64(a, _mm512_loadu_si512(p.total_shift + c));
+  if (saturate) {
+    y = _mm512_min_epi64(_mm512_max_epi64(y, _mm512_set1_epi64(INT32_MIN)),
+                         _mm512_set1_epi64(INT32_MAX));
+  }
+  return _mm512_cvtepi64_epi32(y);
+}
+
+void requant_avx512(std::size_t n, const int32_t* acc, int32_t row_sum, const EpilogueParams& p,
+                    std::size_t c0, int8_t* out) {
+  const __m512i zp = _mm512_set1_epi32(p.out_zero_point);
+  const __m512i qmin = _mm512_set1_epi32(p.out_min), qmax = _mm512_set1_epi32(p.out_max);
+  const __m512i rs_sum = _mm512_set1_epi32(row_sum);
+  const __m512i uniform = _mm512_set1_epi32(static_cast<int32_t>(
+      static_cast<uint32_t>(p.wzp_uniform) * static_cast<uint32_t>(row_sum)));
+  const bool away = p.negative_add != nullptr && p.rounding == 1;
+  const bool saturate = p.saturate != 0;
+  for (std::size_t i = 0; i < n; i += 16) {
+    const std::size_t len = n - i < 16 ? n - i : 16;
+    const __mmask16 k = static_cast<__mmask16>((1u << len) - 1u);
+    const std::size_t c = c0 + i;
+    // Per-channel arrays are padded to 16; acc and out are the caller's, so the tail is masked
+    // (unmasked when whole: a masked load cannot take the just-stored tile by store forwarding).
+    const __m512i a = len == 16 ? _mm512_loadu_si512(acc + i) : _mm512_maskz_loadu_epi32(k, acc + i);
+    __m512i v = _mm512_add_epi32(a, _mm512_loadu_si512(p.bias + c));
+    if (p.wzp != nullptr) {
+      v = _mm512_sub_epi32(v, _mm512_mullo_epi32(_mm512_loadu_si512(p.wzp + c), rs_sum));
+    } else {
+      v = _mm512_sub_epi32(v, uniform);
+    }
+    v = _mm512_sllv_epi32(v, _mm512_loadu_si512(p.pre_shift + c));
+    const __m256i lo = requant_half(_mm512_castsi512_si256(v), p, c, away, saturate);
+    const __m256i hi = requant_half(_mm512_extracti64x4_epi64(v, 1), p, c + 8, away, saturate);
+    __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(q, zp), qmin), qmax);
+    if (len == 16) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm512_cvtepi32_epi8(q));
+    } else {
+      _mm_mask_storeu_epi8(out + i, k, _mm512_cvtepi32_epi8(q));
+    }
+  }
+}
+
 constexpr GemmKernels kGemm8 = {{"qs8_qc8w_gemm_1x16c4__avx512vnni", 1, gemm_int8},
                                 {"qs8_qc8w_gemm_8x16c4__avx512vnni", 8, gemm_int8},
-                                XFormat::kUint8};
+                                XFormat::kUint8, prepare_bytes<true>};
 constexpr GemmKernels kGemm4 = {{"qs8_qc4w_gemm_1x16c4__avx512vnni", 1, gemv_subbyte<4>},
                                 {"qs8_qc4w_gemm_8x16c4__avx512vnni", 8, gemm_subbyte<4>},
-                                XFormat::kInt8};
+                                XFormat::kInt8, prepare_bytes<false>};
 constexpr GemmKernels kGemmT = {{"qs8_qt2w_gemm_1x16c4__avx512vnni", 1, gemv_subbyte<2>},
                                 {"qs8_qt2w_gemm_8x16c4__avx512vnni", 8, gemm_subbyte<2>},
-                                XFormat::kInt8};
+                                XFormat::kInt8, prepare_bytes<false>};
 constexpr GemmKernels kGemm2 = {{"qs8_qc2w_gemm_1x16c4__avx512vnni", 1, gemv_subbyte<2>},
                                 {"qs8_qc2w_gemm_8x16c4__avx512vnni", 8, gemm_subbyte<2>},
-                                XFormat::kInt8};
+                                XFormat::kInt8, prepare_bytes<false>};
 
 }  // namespace
 
 const IsaKernels kAvx512VnniKernels = {
     {kGemm8, kGemm4, kGemmT, kGemm2},
-    requant_avx2,
+    requant_avx512,
     dequant_avx2,
     dwconv_avx2,
     "qs8_qc8w_dwconv_16c__avx2",
