@@ -190,6 +190,20 @@ class Validation:
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), indent=2, **kwargs)
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Validation:
+        """Inverse of `to_dict` (the farm's results database, results sent between hosts)."""
+        from sdk.tables import from_jsonable
+
+        d = dict(from_jsonable(dict(d)))
+        for derived in ("exact", "sqnr_db", "max_abs_error", "top1_agreement"):
+            d.pop(derived, None)
+        d["device"] = device_info_from_dict(d["device"])
+        d["outputs"] = tuple(OutputComparison(**{**o, "shape": tuple(o["shape"])})
+                             for o in d["outputs"])
+        d["notes"] = tuple(d.get("notes") or ())
+        return cls(**d)
+
 
 def device_info_from_dict(d: Mapping[str, Any]) -> DeviceInfo:
     """Inverse of `DeviceInfo.to_dict`."""

@@ -102,6 +102,18 @@ def test_jobs_run_on_the_worker_that_owns_the_board(cluster, mlp_models):
     assert len(farm.results(run="latest")) == 8
 
 
+def test_validation_jobs_run_on_the_owning_workers(cluster, mlp_models):
+    farm_file, client, _ = cluster
+    farm = Farm(farm_file, scheduler=client)
+    run = farm.validate([mlp_models["int8"]], samples=4, boards="a2,b1", progress=False)
+    assert run.backend == "dask" and len(run.results) == 2
+    for r in run.results:
+        assert r.ok and r.kind == "validate", f"{r.board}: {r.error}"
+        assert r.executed_by == ("worker-lab-a" if r.board == "a2" else "worker-lab-b")
+        assert r.validation.exact and r.validation.samples == 4
+    assert len(farm.results(run="latest", kind="validate")) == 2
+
+
 def test_board_without_a_worker_fails_with_a_clear_error(cluster, mlp_models):
     farm_file, client, _ = cluster
     run = Farm(farm_file, scheduler=client).profile([mlp_models["int8"]],

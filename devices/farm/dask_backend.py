@@ -8,7 +8,8 @@ board, and never more at once than the board allows.
 
 The scheduling policy (leases, retries, quarantine) and the results database stay in the process
 that calls `Farm.profile`; workers only run `worker.check_board` / `worker.run_job` and send
-their outcomes back. Models travel to the workers as bytes (scattered once per model).
+their outcomes back. Models (and validation inputs) travel to the workers as bytes, scattered
+once per file.
 """
 
 from __future__ import annotations
@@ -86,14 +87,15 @@ class DaskExecutor:
         except Exception as exc:  # the worker died, the link to it dropped...
             return _lost(exc)
 
-    async def _model(self, job: Job) -> Any:
+    async def _blob(self, sha256: str, path: str) -> Any:
+        """A file's bytes on the cluster (scattered once per content)."""
         async with self._model_lock:
-            if job.model.sha256 not in self._models:
-                data = Path(job.model.path).read_bytes()
+            if sha256 not in self._models:
+                data = Path(path).read_bytes()
                 loop = asyncio.get_running_loop()
-                self._models[job.model.sha256] = await loop.run_in_executor(
+                self._models[sha256] = await loop.run_in_executor(
                     self._pool, lambda: self.client.scatter(data, hash=False))
-            return self._models[job.model.sha256]
+            return self._models[sha256]
 
     # ------------------------------------------------------------------ the executor API
     async def health(self, board: BoardConfig, timeout: float) -> dict[str, Any]:
@@ -112,12 +114,14 @@ class DaskExecutor:
 
     async def run(self, board: BoardConfig, job: Job, timeout: float) -> dict[str, Any]:
         try:
-            model = await self._model(job)
+            model = await self._blob(job.model.sha256, job.model.path)
+            inputs = None if job.inputs is None else \
+                await self._blob(job.inputs.sha256, job.inputs.path)
         except OSError as exc:
-            return {"ok": False, "error": f"cannot read {job.model.path}: {exc}",
+            return {"ok": False, "error": f"cannot read the files of {job.label}: {exc}",
                     "error_type": "OSError", "transient": False, "board_fault": False}
         future = self.client.submit(worker.run_job, board.to_dict(), job.to_dict(), model,
-                                    resources={board.resource: 1}, pure=False,
+                                    inputs, resources={board.resource: 1}, pure=False,
                                     key=f"job-{board.name}-{job.key[:12]}-{os.urandom(4).hex()}")
         return await self._wait(future, timeout, "job")
 

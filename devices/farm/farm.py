@@ -8,6 +8,9 @@
     for r in run.failed:
         print(r.board, r.error)
 
+`farm.validate(models, inputs)` runs the same inputs through every model on every board and
+on this host and compares the outputs (`sdk.validate` as a job of the same scheduler).
+
 Results go to the farm's SQLite database as they arrive; calling `profile` again with the same
 models, boards and settings measures only what is not done yet (`fresh=True` measures all).
 With `scheduler="tcp://host:8786"` (or a `distributed.Client`), jobs run on Dask workers that
@@ -20,14 +23,23 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sdk.devices.farm.inventory import BoardConfig, FarmConfig, load_farm
-from sdk.devices.farm.jobs import Job, JobSettings, ModelInfo, board_fingerprint
-from sdk.devices.farm.results import BoardReport, FarmRun, JobResult
+from sdk.devices.farm.jobs import (
+    JOB_KINDS,
+    PROFILE,
+    VALIDATE,
+    InputSet,
+    Job,
+    JobSettings,
+    ModelInfo,
+    board_fingerprint,
+)
+from sdk.devices.farm.results import BoardReport, Bounds, FarmRun, JobResult
 from sdk.devices.farm.scheduler import Executor, FarmScheduler, Listener, LocalExecutor
 from sdk.devices.farm.store import ResultStore
 
@@ -81,9 +93,16 @@ class Farm:
              runs: int | None = None, warmup: int | None = None,
              min_duration_s: float | None = None, threads: int | None = None,
              cpus: str | None = None, layers: bool = False, timeout: float | None = None,
-             reference: ModelArg | None = None) -> list[Job]:
+             reference: ModelArg | None = None, kind: str = PROFILE,
+             inputs: InputSet | Mapping[str, InputSet] | None = None) -> list[Job]:
         """The jobs for these models on these boards: each board's measurement settings from
-        farm.toml, overridden by the arguments that are not None."""
+        farm.toml, overridden by the arguments that are not None.
+
+        `kind="validate"`: validation jobs, with `inputs` (one InputSet for every model, or
+        {model SHA-256: InputSet}); runs, warm-up, duration, pinning and layers do not apply.
+        """
+        if kind not in JOB_KINDS:
+            raise ValueError(f"unknown job kind {kind!r}; kinds: {', '.join(JOB_KINDS)}")
         paths = [models] if isinstance(models, str | os.PathLike) else list(models)
         if not paths:
             raise ValueError("no models given")
@@ -93,21 +112,30 @@ class Farm:
             raise ValueError(f"no boards selected by {boards!r}")
         out = []
         for info in infos:
+            given = inputs.get(info.sha256) if isinstance(inputs, Mapping) else inputs
+            if kind == VALIDATE and given is None:
+                raise ValueError(f"no validation inputs for {info.name}")
             for board in selected:
                 m = board.measurement
-                settings = JobSettings(
-                    runs=m.runs if runs is None else runs,
-                    warmup=m.warmup if warmup is None else warmup,
-                    min_duration_s=m.min_duration_s if min_duration_s is None
-                    else float(min_duration_s),
-                    threads=threads if threads is not None else board.device.threads,
-                    cpus=cpus if cpus is not None else board.device.cpus,
-                    layers=layers)
+                thread_count = threads if threads is not None else board.device.threads
+                if kind == VALIDATE:
+                    assert given is not None
+                    settings = JobSettings.validation(inputs=given.sha256, threads=thread_count)
+                else:
+                    settings = JobSettings(
+                        runs=m.runs if runs is None else runs,
+                        warmup=m.warmup if warmup is None else warmup,
+                        min_duration_s=m.min_duration_s if min_duration_s is None
+                        else float(min_duration_s),
+                        threads=thread_count,
+                        cpus=cpus if cpus is not None else board.device.cpus,
+                        layers=layers)
                 out.append(Job(model=info, board=board.name, settings=settings,
                                board_fingerprint=board_fingerprint(board),
                                timeout_s=float(timeout if timeout is not None
                                                else self.config.settings.job_timeout),
-                               label=f"{info.name} @ {board.name}"))
+                               label=f"{info.name} @ {board.name}",
+                               inputs=given if kind == VALIDATE else None))
         return out
 
     # ------------------------------------------------------------------ profile
@@ -141,20 +169,122 @@ class Farm:
                             report: str | os.PathLike[str] | None = None,
                             progress: Any = None, layer_board: str | None = None) -> FarmRun:
         """`profile` for callers that already run an event loop."""
-        import dataclasses
-
         jobs = self.jobs(models, boards=boards, runs=runs, warmup=warmup,
                          min_duration_s=min_duration_s, threads=threads, cpus=cpus,
                          layers=layers, timeout=timeout, reference=reference)
+        return await self._run(jobs, boards, kind=PROFILE, retries=retries, fresh=fresh,
+                               report=report, progress=progress, layer_board=layer_board)
+
+    # ------------------------------------------------------------------ validate
+    def validate(self, models: ModelArg | Sequence[ModelArg], inputs: Any = None, *,
+                 samples: int | None = None, seed: int = 0, boards: Any = None,
+                 threads: int | None = None, timeout: float | None = None,
+                 retries: int | None = None, fresh: bool = False,
+                 min_sqnr_db: float = 30.0, min_top1: float = 0.99,
+                 reference: ModelArg | None = None,
+                 report: str | os.PathLike[str] | None = None,
+                 progress: Any = None) -> FarmRun:
+        """Run the same inputs through every model on every selected board and on this host,
+        and compare the outputs (`sdk.validate` per job: SQNR, max abs error, top-1
+        agreement). Returns a `FarmRun` whose results carry `validation`; `run.flagged` names
+        the boards whose outputs disagree with the host (not exact, and SQNR below
+        `min_sqnr_db` or top-1 agreement below `min_top1`).
+
+        inputs: an array (one model input), a list of arrays, a {name: array} dict, or a .npy
+        / .npz file, samples on axis 0 (the first `samples` are used); None: `samples` (default
+        16) seeded random inputs made for each model from its input signature. The jobs go
+        through the same scheduler, leases, retries, quarantine, time limits and results
+        database as `profile`, so a killed validation resumes too.
+        """
+        return asyncio.run(self.validate_async(
+            models, inputs, samples=samples, seed=seed, boards=boards, threads=threads,
+            timeout=timeout, retries=retries, fresh=fresh, min_sqnr_db=min_sqnr_db,
+            min_top1=min_top1, reference=reference, report=report, progress=progress))
+
+    async def validate_async(self, models: ModelArg | Sequence[ModelArg], inputs: Any = None,
+                             *, samples: int | None = None, seed: int = 0, boards: Any = None,
+                             threads: int | None = None, timeout: float | None = None,
+                             retries: int | None = None, fresh: bool = False,
+                             min_sqnr_db: float = 30.0, min_top1: float = 0.99,
+                             reference: ModelArg | None = None,
+                             report: str | os.PathLike[str] | None = None,
+                             progress: Any = None) -> FarmRun:
+        """`validate` for callers that already run an event loop."""
+        paths = [models] if isinstance(models, str | os.PathLike) else list(models)
+        input_sets = self._input_sets(paths, inputs, samples, seed)
+        jobs = self.jobs(paths, boards=boards, threads=threads, timeout=timeout,
+                         reference=reference, kind=VALIDATE, inputs=input_sets)
+        return await self._run(jobs, boards, kind=VALIDATE, retries=retries, fresh=fresh,
+                               report=report, progress=progress,
+                               bounds=Bounds(min_sqnr_db=min_sqnr_db, min_top1=min_top1))
+
+    @property
+    def inputs_folder(self) -> Path:
+        """Where validation input sets are kept (beside the database, by content)."""
+        return self.database.with_name(self.database.stem + "-inputs")
+
+    def _input_sets(self, paths: list[ModelArg], inputs: Any, samples: int | None,
+                    seed: int) -> dict[str, InputSet]:
+        """{model SHA-256: InputSet}: the given inputs for every model, or random ones made
+        for each model's inputs."""
+        import numpy as np
+
+        from sdk.devices.base import sha256_file
+        from sdk.devices.validate import random_inputs
+
+        if samples is not None and samples < 1:
+            raise ValueError("samples must be >= 1")
+        if inputs is None:
+            count = samples or 16
+            out = {}
+            for p in paths:
+                out[sha256_file(p)] = InputSet.save(
+                    random_inputs(p, count, seed=seed), self.inputs_folder,
+                    source=f"random ({count} samples, seed {seed})")
+            return out
+        source = "given arrays"
+        if isinstance(inputs, str | os.PathLike):
+            file = Path(inputs)
+            if file.suffix.lower() not in (".npy", ".npz") or not file.is_file():
+                raise ValueError(f"inputs {file}: give an existing .npy or .npz file")
+            source = file.name
+            if file.suffix.lower() == ".npy":
+                inputs = np.load(file, allow_pickle=False)
+            else:
+                with np.load(file, allow_pickle=False) as npz:
+                    inputs = {k: npz[k] for k in npz.files}
+        if samples is not None:
+            if isinstance(inputs, Mapping):
+                inputs = {k: np.asarray(v)[:samples] for k, v in inputs.items()}
+            elif isinstance(inputs, list | tuple):
+                inputs = [np.asarray(v)[:samples] for v in inputs]
+            else:
+                inputs = np.asarray(inputs)[:samples]
+        shared = InputSet.save(dict(inputs) if isinstance(inputs, Mapping) else inputs,
+                               self.inputs_folder, source=source)
+        return {sha256_file(p): shared for p in paths}
+
+    # ------------------------------------------------------------------ running jobs
+    async def _run(self, jobs: list[Job], boards: Any, *, kind: str, retries: int | None,
+                   fresh: bool, report: str | os.PathLike[str] | None, progress: Any,
+                   layer_board: str | None = None, bounds: Bounds | None = None) -> FarmRun:
+        """Schedule `jobs` (one kind) on the selected boards; results to the database."""
+        import dataclasses
+
         selected = self.select(boards)
         settings = self.config.settings
         if retries is not None:
             settings = dataclasses.replace(settings, retries=retries)
+        bounds = bounds or Bounds()
         started = time.time()
         executor = await self._executor(selected)
-        request = {"models": [j.model.path for j in jobs[::len(selected)]],
+        request = {"kind": kind, "models": [j.model.path for j in jobs[::len(selected)]],
                    "boards": [b.name for b in selected], "jobs": len(jobs), "fresh": fresh,
                    "settings": jobs[0].settings.to_dict(), "argv": sys.argv}
+        if kind == VALIDATE:
+            request["bounds"] = bounds.to_dict()
+            request["inputs"] = {j.model.sha256: j.inputs.to_dict()
+                                 for j in jobs if j.inputs is not None}
         with ResultStore(self.database) as store:
             run_id = store.begin_run(farm=str(self.config.path), backend=executor.name,
                                      request=request)
@@ -180,7 +310,7 @@ class Farm:
             boards_report = _merge_cached_counts(scheduler.board_reports(), results)
             run = FarmRun(run_id=run_id, results=results, boards=boards_report,
                           events=scheduler.events, started=started, finished=time.time(),
-                          database=str(self.database), backend=executor.name)
+                          database=str(self.database), backend=executor.name, bounds=bounds)
         if report is not None:
             from sdk.devices.farm.report import write_report
 
@@ -254,14 +384,17 @@ class Farm:
         return {b.name: o for b, o in zip(boards, outcomes, strict=True)}
 
     def results(self, *, model: str | None = None, board: str | None = None,
-                run: int | str | None = None, status: str | None = None) -> list[JobResult]:
-        """Stored results, newest per job (`run="latest"` for the last run only)."""
+                run: int | str | None = None, status: str | None = None,
+                kind: str | None = None) -> list[JobResult]:
+        """Stored results, newest per job (`run="latest"` for the last run only; `kind`:
+        "profile" or "validate")."""
         if not self.database.exists():
             return []
         with ResultStore(self.database, readonly=True) as store:
             run_id = store.last_run_id() if run == "latest" else (
                 int(run) if run is not None else None)
-            return store.results(run_id=run_id, model=model, board=board, status=status)
+            return store.results(run_id=run_id, model=model, board=board, status=status,
+                                 kind=kind)
 
     def run_record(self, run: int | str = "latest") -> FarmRun:
         """A past run, rebuilt from the database (for reports of earlier runs)."""
@@ -276,13 +409,16 @@ class Farm:
             import json
 
             request = json.loads(meta["request"] or "{}")
+            kind = request.get("kind", PROFILE)
             results = store.results(run_id=run_id)
             keys = {r.job_key for r in results}
             models = request.get("models", [])
             names = request.get("boards", [])
+            inputs = {sha: d.get("sha256") for sha, d in (request.get("inputs") or {}).items()}
             # jobs of that run that were already done then: their newest good result
-            extra = [r for r in store.results(status="ok")
-                     if r.job_key not in keys and r.board in names and r.model.path in models]
+            extra = [r for r in store.results(status="ok", kind=kind)
+                     if r.job_key not in keys and r.board in names and r.model.path in models
+                     and (kind != VALIDATE or r.settings.inputs == inputs.get(r.model.sha256))]
             results += [dataclasses.replace(r, cached=True) for r in extra]
             events = store.events(run_id)
         quarantined = {e.board: e.detail for e in events if e.kind == "quarantined"}
@@ -299,13 +435,17 @@ class Farm:
         return FarmRun(run_id=run_id, results=results, boards=boards, events=events,
                        started=float(meta["started"]),
                        finished=float(meta["finished"] or meta["started"]),
-                       database=str(self.database), backend=str(meta["backend"]))
+                       database=str(self.database), backend=str(meta["backend"]),
+                       bounds=Bounds(**request["bounds"]) if request.get("bounds")
+                       else Bounds())
 
 
 def _summary_of(results: list[JobResult]) -> str:
     for r in results:
         if r.profile:
             return r.profile.device.summary()
+        if r.validation:
+            return r.validation.device.summary()
     return ""
 
 

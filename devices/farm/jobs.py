@@ -164,9 +164,16 @@ def host_fidelity(model: str | os.PathLike[str], reference: str | os.PathLike[st
                     source=f"host LiteRT vs {Path(reference).name}, {samples} random inputs")
 
 
+#: what a job does: time the model (`sdk.profile`) or compare its outputs with the host's
+#: (`sdk.validate`)
+PROFILE, VALIDATE = "profile", "validate"
+JOB_KINDS = (PROFILE, VALIDATE)
+
+
 @dataclass(frozen=True)
 class JobSettings:
-    """How one job measures. `layers`: also time each operator alone."""
+    """How one job measures. `layers`: also time each operator alone. Validation jobs
+    (`kind="validate"`) use `threads` and `inputs` (the input set's SHA-256) only."""
 
     runs: int = 50
     warmup: int = 5
@@ -174,6 +181,82 @@ class JobSettings:
     threads: int | None = None
     cpus: str | None = None
     layers: bool = False
+    kind: str = PROFILE
+    inputs: str | None = None
+
+    @classmethod
+    def validation(cls, *, inputs: str, threads: int | None = None) -> JobSettings:
+        return cls(runs=0, warmup=0, min_duration_s=0.0, threads=threads, cpus=None,
+                   layers=False, kind=VALIDATE, inputs=inputs)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        if self.kind == PROFILE:
+            # profile jobs keep the keys (and so the job keys) they had before validation
+            # jobs existed: databases of earlier versions still resume
+            del out["kind"], out["inputs"]
+        return out
+
+
+@dataclass(frozen=True)
+class InputSet:
+    """Validation inputs, saved once as an .npz the farm's jobs read (and Dask sends to the
+    workers as bytes). `sha256` is the file's, and the file's bytes depend on the arrays only,
+    so the same inputs make the same job keys."""
+
+    path: str
+    sha256: str
+    samples: int
+    source: str                  #: "inputs.npy", "random (seed 0)", ...
+
+    @classmethod
+    def save(cls, inputs: Any, folder: str | os.PathLike[str], *, source: str) -> InputSet:
+        """Store `inputs` (an array, a list of arrays, or {input name: array}; samples on axis
+        0) as `folder/<sha256[:16]>.npz`."""
+        import io
+        import zipfile
+
+        import numpy as np
+
+        from sdk.fileio import atomic_write_bytes
+
+        if isinstance(inputs, dict):
+            named = [(f"name:{k}", np.asarray(v)) for k, v in inputs.items()]
+        elif isinstance(inputs, list | tuple):
+            named = [(f"pos:{i}", np.asarray(v)) for i, v in enumerate(inputs)]
+        else:
+            named = [("pos:0", np.asarray(inputs))]
+        if not named:
+            raise ValueError("no validation inputs")
+        samples = {int(a.shape[0]) if a.ndim else 1 for _, a in named}
+        buffer = io.BytesIO()
+        # a fixed time stamp: the same arrays give the same bytes (np.savez stamps "now")
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+            for name, array in named:
+                info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+                with archive.open(info, "w", force_zip64=True) as handle:
+                    np.lib.format.write_array(handle, np.ascontiguousarray(array),
+                                              allow_pickle=False)
+        data = buffer.getvalue()
+        digest = hashlib.sha256(data).hexdigest()
+        path = Path(folder) / f"{digest[:16]}.npz"
+        if not (path.is_file() and sha256_file(path) == digest):
+            atomic_write_bytes(path, data)
+        return cls(path=str(path.resolve()), sha256=digest, samples=max(samples),
+                   source=source)
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> Any:
+        """The inputs as saved: an array, a list of arrays or a {name: array} dict."""
+        import numpy as np
+
+        with np.load(path, allow_pickle=False) as npz:
+            entries = {k: npz[k] for k in npz.files}
+        if all(k.startswith("name:") for k in entries):
+            return {k[len("name:"):]: v for k, v in entries.items()}
+        ordered = sorted(entries, key=lambda k: int(k.partition(":")[2]))
+        arrays = [entries[k] for k in ordered]
+        return arrays[0] if len(arrays) == 1 else arrays
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -190,6 +273,12 @@ class Job:
     timeout_s: float = 600.0
     #: a label for progress displays
     label: str = field(default="", compare=False)
+    #: validation jobs: the inputs (their SHA-256 is in the settings, hence in the key)
+    inputs: InputSet | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.settings.kind
 
     @property
     def key(self) -> str:
@@ -198,7 +287,8 @@ class Job:
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model.to_dict(), "board": self.board,
                 "settings": self.settings.to_dict(), "board_fingerprint": self.board_fingerprint,
-                "timeout_s": self.timeout_s, "key": self.key}
+                "timeout_s": self.timeout_s, "key": self.key,
+                "inputs": self.inputs.to_dict() if self.inputs else None}
 
 
 def board_fingerprint(board: BoardConfig) -> str:

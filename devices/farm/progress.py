@@ -14,6 +14,18 @@ _STYLE = {"waiting": "dim", "checking": "cyan", "running": "bold green", "cooldo
           "quarantined": "bold red", "done": "green"}
 
 
+def outcome(r: JobResult) -> str:
+    """A finished job in a few words: its latency, or its validation's verdict."""
+    v = r.validation
+    if v is None:
+        return f"p50 {format_ms(r.p50_ms)} ms p90 {format_ms(r.p90_ms)} ms"
+    top1 = "" if v.top1_agreement is None else f", top-1 {100 * v.top1_agreement:.1f}%"
+    if v.exact:
+        return f"outputs exact ({v.samples} samples)"
+    return (f"outputs differ: SQNR {v.sqnr_db:.1f} dB, max abs err {v.max_abs_error:.3g}"
+            f"{top1} ({v.samples} samples)")
+
+
 class _Tally:
     def __init__(self, boards: list[BoardConfig], jobs: list[Job], done: dict[str, JobResult]):
         self.started = time.monotonic()
@@ -49,7 +61,7 @@ class _Tally:
             self.current.pop(result.board, None)
             if result.ok:
                 self.ok[result.board] += 1
-                self.last[result.board] = f"{result.model.name}: p50 {format_ms(result.p50_ms)} ms"
+                self.last[result.board] = f"{result.model.name}: {outcome(result)}"
             else:
                 self.failed[result.board] += 1
                 self.last[result.board] = f"{result.model.name}: FAILED {result.error_type}"
@@ -124,8 +136,7 @@ class LogProgress(_Tally):
         line = None
         if kind == "job_finished":
             r: JobResult = data["result"]
-            what = f"p50 {format_ms(r.p50_ms)} ms p90 {format_ms(r.p90_ms)} ms" if r.ok else \
-                f"FAILED ({r.error_type}): {(r.error or '')[:160]}"
+            what = outcome(r) if r.ok else f"FAILED ({r.error_type}): {(r.error or '')[:160]}"
             line = f"[{t:7.1f}s] {r.board}: {r.model.name}: {what}"
         elif kind == "event":
             e: FarmEvent = data["event"]

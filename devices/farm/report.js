@@ -3,6 +3,9 @@
 "use strict";
 (function () {
   const DATA = JSON.parse(document.getElementById("farm-data").textContent);
+  // profiles (latency plots) and validations (device outputs vs the host's)
+  const PJOBS = DATA.jobs.filter((j) => j.kind !== "validate");
+  const VJOBS = DATA.jobs.filter((j) => j.kind === "validate");
   const NS = "http://www.w3.org/2000/svg";
   const PRECISION_COLORS = {
     float32: "#6b7585", float16: "#8c6bb1", int8: "#2b6cb0", int4: "#2f9e6e",
@@ -51,7 +54,7 @@
   function p50of(job) {
     return job.latency.p50_ms !== null ? job.latency.p50_ms : job.latency.mean_ms;
   }
-  function jobsOf(pred) { return DATA.jobs.filter(pred); }
+  function jobsOf(pred) { return PJOBS.filter(pred); }
   function fill(select, options, chosen) {
     select.innerHTML = "";
     for (const [value, label] of options) {
@@ -139,6 +142,11 @@
       el("td", {}, tr, b.name);
       const td = el("td", {}, tr);
       el("span", { class: "badge " + b.state }, td, b.state);
+      if (b.disagrees && b.disagrees.length) {
+        tr.setAttribute("data-flagged", "true");
+        const flag = el("span", { class: "badge disagree" }, td, "outputs disagree");
+        flag.title = "device outputs disagree with the host for " + b.disagrees.join(", ");
+      }
       el("td", {}, tr, Object.entries(b.tags).map(([k, v]) => (v ? `${k}=${v}` : k))
         .join(", "));
       el("td", { class: "num" }, tr, String(b.jobs_ok));
@@ -154,7 +162,7 @@
     host.innerHTML = "";
     const rows = DATA.boards.map((b) => ({
       board: b.name,
-      job: DATA.jobs.find((j) => j.model === modelId && j.board === b.name),
+      job: PJOBS.find((j) => j.model === modelId && j.board === b.name),
     })).filter((r) => r.job);
     const okRows = rows.filter((r) => r.job.status === "ok");
     const all = [].concat(...okRows.map((r) => r.job.samples));
@@ -343,7 +351,7 @@
   function layers(board, modelId) {
     const host = document.getElementById("plot-layers");
     host.innerHTML = "";
-    const job = DATA.jobs.find((j) => j.board === board && j.model === modelId);
+    const job = PJOBS.find((j) => j.board === board && j.model === modelId);
     if (!job || !job.layers || !job.layers.length) {
       el("p", { class: "note" }, host, board ? `no per-layer times for this board and ` +
          `model (profile with --layers)` : "no job timed its layers (profile with --layers)");
@@ -388,6 +396,73 @@
          `Times from ${job.runner}'s own per-layer profiling.`));
   }
 
+  // ------------------------------------------------------------------ validation
+  function pct(x) { return x === null || x === undefined ? "-" : (100 * x).toFixed(1) + "%"; }
+  function db(x) {
+    if (x === "inf" || x === Infinity) return "exact";
+    if (x === "-inf") return "-inf dB";
+    return typeof x === "number" ? x.toFixed(1) + " dB" : String(x);
+  }
+  function validation() {
+    const host = document.getElementById("validation");
+    const b = DATA.bounds;
+    const models = DATA.models.filter((m) => VJOBS.some((j) => j.model === m.sha256));
+    const t = el("table", { id: "validation-matrix" }, host);
+    const head = el("tr", {}, t);
+    el("th", {}, head, "board");
+    for (const m of models) el("th", {}, head, `${m.name} (${m.precision})`);
+    for (const board of DATA.boards) {
+      const tr = el("tr", { "data-board": board.name,
+                            "data-flagged": board.disagrees.length ? "true" : "false" }, t);
+      el("td", {}, tr, board.name + (board.disagrees.length ? " (outputs disagree)" : ""));
+      for (const m of models) {
+        const j = VJOBS.find((q) => q.board === board.name && q.model === m.sha256);
+        if (!j) { el("td", { class: "cell-empty" }, tr, ""); continue; }
+        if (j.status !== "ok" || !j.validation) {
+          const quarantined = j.error_type === "quarantined";
+          const td = el("td", { class: quarantined ? "cell-quarantined cell-failed"
+                                                   : "cell-failed" }, tr,
+                        quarantined ? "quarantined" : "failed");
+          td.title = `${j.error_type}: ${j.error}`;
+          continue;
+        }
+        const v = j.validation;
+        const text = v.exact ? "exact" :
+          `${db(v.sqnr_db)} · top-1 ${pct(v.top1_agreement)}`;
+        const td = el("td", { class: v.passed ? "cell-pass" : "cell-disagree",
+                              "data-passed": String(v.passed) }, tr,
+                      v.passed ? text : "disagrees: " + text);
+        td.title = `${v.samples} samples; max abs error ${v.max_abs_error}; ` +
+          `${v.runner} (${v.machine}) vs ${v.reference}`;
+      }
+    }
+    el("p", { class: "note" }, host,
+       `Each board ran the same inputs as this host; pass = bit-exact, or SQNR ≥ ` +
+       `${b.min_sqnr_db} dB and top-1 agreement ≥ ${(100 * b.min_top1).toFixed(0)}%. ` +
+       `Boards that fail it are flagged.`);
+    const d = el("table", { id: "validation-table" }, host);
+    const h = el("tr", {}, d);
+    for (const c of ["model", "board", "samples", "exact", "mismatched", "SQNR",
+                     "max abs error", "top-1 agreement", "device runner", "host reference",
+                     "verdict"]) el("th", {}, h, c);
+    for (const j of VJOBS.filter((q) => q.status === "ok" && q.validation)) {
+      const v = j.validation;
+      const tr = el("tr", { "data-board": j.board, "data-passed": String(v.passed) }, d);
+      el("td", {}, tr, j.model_name + (j.cached ? " (earlier run)" : ""));
+      el("td", {}, tr, j.board);
+      el("td", { class: "num" }, tr, String(v.samples));
+      el("td", {}, tr, v.exact ? "yes" : "no");
+      el("td", { class: "num" }, tr,
+         String(v.outputs.reduce((s, o) => s + o.mismatched, 0)));
+      el("td", { class: "num" }, tr, db(v.sqnr_db));
+      el("td", { class: "num" }, tr, Number(v.max_abs_error).toPrecision(3));
+      el("td", { class: "num" }, tr, pct(v.top1_agreement));
+      el("td", {}, tr, `${v.runner} (${v.machine}): ${v.runtime}`);
+      el("td", {}, tr, v.reference);
+      el("td", { class: v.passed ? "" : "error" }, tr, v.passed ? "pass" : "DISAGREES");
+    }
+  }
+
   // ------------------------------------------------------------------ failures, conditions
   function failures() {
     const host = document.getElementById("failures");
@@ -429,7 +504,7 @@
     for (const h of ["model", "board", "runs", "timed s (sum of runs)", "warm-up", "governor",
                      "temp °C before → after", "pinned", "threads", "init ms", "peak RSS",
                      "runner", "notes"]) el("th", {}, head, h);
-    for (const j of DATA.jobs.filter((q) => q.status === "ok")) {
+    for (const j of PJOBS.filter((q) => q.status === "ok")) {
       const tr = el("tr", {}, t);
       const s = j.settings;
       el("td", {}, tr, j.model_name + (j.cached ? " (earlier run)" : ""));
@@ -457,6 +532,20 @@
   function init() {
     summary();
     boards();
+    // a run profiles or validates: show the sections of what it did
+    if (VJOBS.length) {
+      validation();
+    } else {
+      document.getElementById("validation-section").style.display = "none";
+    }
+    if (!PJOBS.length) {
+      for (const s of document.querySelectorAll("section.profile-only")) {
+        s.style.display = "none";
+      }
+      failures();
+      document.body.setAttribute("data-rendered", "true");
+      return;
+    }
     const models = DATA.models.map((m) => [m.sha256, `${m.name} (${m.precision})`]);
     const latencySelect = document.getElementById("latency-model");
     fill(latencySelect, models, models.length ? models[0][0] : "");
@@ -472,11 +561,11 @@
     tradeoff("*");
 
     const withLayers = DATA.boards.map((b) => b.name)
-      .filter((name) => DATA.jobs.some((j) => j.board === name && j.layers && j.layers.length));
+      .filter((name) => PJOBS.some((j) => j.board === name && j.layers && j.layers.length));
     const layerBoard = document.getElementById("layers-board");
     const layerModel = document.getElementById("layers-model");
     fill(layerBoard, withLayers.map((n) => [n, n]), DATA.layer_board || withLayers[0]);
-    const modelsFor = (board) => DATA.models.filter((m) => DATA.jobs.some(
+    const modelsFor = (board) => DATA.models.filter((m) => PJOBS.some(
       (j) => j.board === board && j.model === m.sha256 && j.layers && j.layers.length))
       .map((m) => [m.sha256, `${m.name} (${m.precision})`]);
     const refreshModels = () => {

@@ -7,7 +7,9 @@ small script of our own (`report.js`, inlined). Plots:
   middle half), for a chosen model;
 * per-layer breakdown for a chosen board and model (when the jobs timed layers);
 * board x precision table of p50 latency, failures and quarantines marked;
-* size / fidelity / latency trade-off across the precisions (int8, int4, int2, ternary...).
+* size / fidelity / latency trade-off across the precisions (int8, int4, int2, ternary...);
+* for validation runs (`Farm.validate`): a board x model table of the device's outputs against
+  the host's (exact, SQNR, max abs error, top-1 agreement), boards that disagree flagged.
 
 Every file is written atomically (temp name, then rename).
 """
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sdk.devices.farm.jobs import PRECISIONS
+from sdk.devices.farm.jobs import PRECISIONS, VALIDATE
 from sdk.devices.farm.results import FarmRun, JobResult, format_ms
 from sdk.fileio import atomic_write_text
 from sdk.tables import jsonable
@@ -62,17 +64,25 @@ def report_data(run: FarmRun, *, samples: int | None = None,
                 "min_sqnr_db": m.fidelity.min_sqnr_db,
                 "top1_agreement": m.fidelity.top1_agreement, "source": m.fidelity.source}})
         jobs.append(_job(r, samples))
-    boards = [b.to_dict() for b in run.boards]
+    flagged = run.flagged
+    boards = [{**b.to_dict(), "disagrees": flagged.get(b.name, [])} for b in run.boards]
+    for job, r in zip(jobs, run.results, strict=True):
+        if r.validation is not None:
+            job["validation"]["passed"] = bool(r.agrees(run.bounds))
     model_list = sorted(models.values(), key=lambda x: (_precision_order(x["precision"]),
                                                         x["name"]))
     with_layers = [b.name for b in run.boards
                    if any(j["board"] == b.name and j.get("layers") for j in jobs)]
+    kinds = sorted({j["kind"] for j in jobs})
     return jsonable({
         "title": "edgesdk board farm report",
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
         "run": {"id": run.run_id, "started": run.started, "finished": run.finished,
                 "wall_s": run.wall_s, "database": run.database, "backend": run.backend,
                 "ok": len(run.ok), "failed": len(run.failed), "cached": len(run.cached)},
+        "kinds": kinds,
+        "bounds": run.bounds.to_dict(),
+        "flagged": flagged,
         "boards": boards,
         "models": model_list,
         "precisions": sorted({m["precision"] for m in model_list}, key=_precision_order),
@@ -88,7 +98,21 @@ def _job(r: JobResult, samples: int | None) -> dict[str, Any]:
                            "precision": r.model.precision, "board": r.board,
                            "status": r.status, "attempts": r.attempts, "cached": r.cached,
                            "error": r.error, "error_type": r.error_type,
-                           "settings": r.settings.to_dict(), "run_id": r.run_id}
+                           "settings": r.settings.to_dict(), "run_id": r.run_id,
+                           "kind": r.kind}
+    v = r.validation
+    if v is not None:
+        out["device"] = v.device.summary()
+        out["validation"] = {
+            "samples": v.samples, "exact": v.exact, "sqnr_db": v.sqnr_db,
+            "max_abs_error": v.max_abs_error, "top1_agreement": v.top1_agreement,
+            "runner": v.runner, "runtime": v.runtime, "machine": v.machine,
+            "reference": v.reference, "emulated": v.emulated, "notes": list(v.notes),
+            "outputs": [{"name": o.name, "dtype": o.dtype, "shape": list(o.shape),
+                         "exact": o.exact, "mismatched": o.mismatched,
+                         "max_abs_error": o.max_abs_error,
+                         "max_abs_error_raw": o.max_abs_error_raw, "sqnr_db": o.sqnr_db,
+                         "top1_agreement": o.top1_agreement} for o in v.outputs]}
     p = r.profile
     if p is not None:
         out.update({
@@ -109,34 +133,78 @@ def _job(r: JobResult, samples: int | None) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- Markdown
 
+def _models_of(results: list[JobResult]) -> list[tuple[str, str, str, int]]:
+    """(SHA-256, label, precision, size) of each model; the label is the file name, with the
+    hash's start when two models share a name."""
+    models = {r.model.sha256: r.model for r in results}
+    names = [m.name for m in models.values()]
+    out = [(sha, m.name if names.count(m.name) == 1 else f"{m.name} ({sha[:8]})", m.precision,
+            m.size_bytes) for sha, m in models.items()]
+    return sorted(out, key=lambda x: (_precision_order(x[2]), x[1]))
+
+
+def _validation_cell(r: JobResult | None, run: FarmRun) -> str:
+    if r is None:
+        return ""
+    v = r.validation
+    if not r.ok or v is None:
+        return f"FAILED ({r.error_type})"
+    if v.exact:
+        return "exact"
+    top1 = "" if v.top1_agreement is None else f", top-1 {100 * v.top1_agreement:.1f}%"
+    text = f"SQNR {v.sqnr_db:.1f} dB{top1}"
+    return text if r.agrees(run.bounds) else f"**DISAGREES** ({text})"
+
+
 def markdown(run: FarmRun) -> str:
-    """A Markdown summary: p50 / p90 per model and board, board states, failures."""
+    """A Markdown summary: p50 / p90 per model and board (profiles), the device's outputs
+    against the host's per model and board (validations), board states, failures."""
     boards = [b.name for b in run.boards]
-    models = sorted({(r.model.name, r.model.precision, r.model.size_bytes)
-                     for r in run.results}, key=lambda x: (_precision_order(x[1]), x[0]))
-    cell: dict[tuple[str, str], JobResult] = {(r.model.name, r.board): r for r in run.results}
+    profiles = [r for r in run.results if r.kind != VALIDATE]
+    checks = [r for r in run.results if r.kind == VALIDATE]
     lines = [f"# Board farm run {run.run_id}", "",
              f"{len(run.ok)} jobs ok ({len(run.cached)} from earlier runs), "
              f"{len(run.failed)} failed, on {len(boards)} boards; {run.wall_s:.1f} s "
-             f"({run.backend}).", "",
-             "p50 / p90 latency in ms (min runs and min duration per job as set).", "",
-             "| model | precision | size KiB | " + " | ".join(boards) + " |",
-             "|---|---|---:|" + "---:|" * len(boards)]
-    for name, precision, size in models:
-        row = []
-        for board in boards:
-            r = cell.get((name, board))
-            if r is None:
-                row.append("")
-            elif r.ok and r.profile:
-                stats = r.profile.latency
-                row.append(f"{format_ms(stats.p50_ms)} / {format_ms(stats.p90_ms)}")
-            else:
-                row.append(f"FAILED ({r.error_type})")
-        lines.append(f"| {name} | {precision} | {size / 1024:.1f} | " + " | ".join(row) + " |")
+             f"({run.backend}).", ""]
+    if profiles:
+        cell: dict[tuple[str, str], JobResult] = {(r.model.sha256, r.board): r
+                                                  for r in profiles}
+        lines += ["p50 / p90 latency in ms (min runs and min duration per job as set).", "",
+                  "| model | precision | size KiB | " + " | ".join(boards) + " |",
+                  "|---|---|---:|" + "---:|" * len(boards)]
+        for sha, name, precision, size in _models_of(profiles):
+            row = []
+            for board in boards:
+                r = cell.get((sha, board))
+                if r is None:
+                    row.append("")
+                elif r.ok and r.profile:
+                    stats = r.profile.latency
+                    row.append(f"{format_ms(stats.p50_ms)} / {format_ms(stats.p90_ms)}")
+                else:
+                    row.append(f"FAILED ({r.error_type})")
+            lines.append(f"| {name} | {precision} | {size / 1024:.1f} | " + " | ".join(row)
+                         + " |")
+    if checks:
+        cell = {(r.model.sha256, r.board): r for r in checks}
+        samples = sorted({r.validation.samples for r in checks if r.validation})
+        lines += ([""] if profiles else []) + ["## Validation: device outputs vs this host", "",
+                  f"Same inputs ({', '.join(map(str, samples)) or '?'} samples) on each board "
+                  f"and on this host; pass = {run.bounds.describe()}.", "",
+                  "| model | precision | " + " | ".join(boards) + " |",
+                  "|---|---|" + "---|" * len(boards)]
+        for sha, name, precision, _ in _models_of(checks):
+            row = [_validation_cell(cell.get((sha, board)), run) for board in boards]
+            lines.append(f"| {name} | {precision} | " + " | ".join(row) + " |")
+        for board, models in run.flagged.items():
+            lines.append(f"\n**{board}: outputs disagree with the host** for "
+                         f"{', '.join(models)}.")
     lines += ["", "| board | state | ok | failed | device |", "|---|---|---:|---:|---|"]
+    flagged = run.flagged
     for b in run.boards:
         state = b.state.upper() if b.state != "ok" else "ok"
+        if b.name in flagged:
+            state += ", OUTPUTS DISAGREE"
         lines.append(f"| {b.name} | {state} | {b.jobs_ok} | {b.jobs_failed} | "
                      f"{b.summary.replace('|', '/')} |")
     for b in run.boards:
@@ -168,20 +236,23 @@ def html_page(run: FarmRun, *, layer_board: str | None = None) -> str:
         f"<header><h1>{title}</h1><p id=\"summary\"></p></header>"
         "<main>"
         "<section><h2>Boards</h2><div id=\"boards\"></div></section>"
-        "<section><h2>Latency distribution per board</h2>"
+        "<section id=\"validation-section\"><h2>Validation: device outputs vs this host</h2>"
+        "<div id=\"validation\"></div></section>"
+        "<section class=\"profile-only\"><h2>Latency distribution per board</h2>"
         "<label>model <select id=\"latency-model\"></select></label>"
         "<div id=\"plot-latency\" class=\"plot\"></div></section>"
-        "<section><h2>Board &times; precision: p50 latency (ms)</h2>"
+        "<section class=\"profile-only\"><h2>Board &times; precision: p50 latency (ms)</h2>"
         "<div id=\"precision-table\"></div></section>"
-        "<section><h2>Size, fidelity and latency across precisions</h2>"
+        "<section class=\"profile-only\"><h2>Size, fidelity and latency across precisions</h2>"
         "<label>latency on <select id=\"tradeoff-board\"></select></label>"
         "<div id=\"plot-tradeoff\" class=\"plot\"></div></section>"
-        "<section><h2>Per-layer breakdown</h2>"
+        "<section class=\"profile-only\"><h2>Per-layer breakdown</h2>"
         "<label>board <select id=\"layers-board\"></select></label> "
         "<label>model <select id=\"layers-model\"></select></label>"
         "<div id=\"plot-layers\" class=\"plot\"></div></section>"
         "<section><h2>Failures and incidents</h2><div id=\"failures\"></div></section>"
-        "<section><h2>Measurement conditions</h2><details><summary>runs, duration, warm-up, "
+        "<section class=\"profile-only\"><h2>Measurement conditions</h2><details>"
+        "<summary>runs, duration, warm-up, "
         "governor, temperature, pinning, runner per job</summary><div id=\"conditions\">"
         "</div></details></section>"
         "</main>"

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sdk.devices.farm.jobs import JobSettings, ModelInfo
-from sdk.devices.results import Profile
+from sdk.devices.farm.jobs import VALIDATE, JobSettings, ModelInfo
+from sdk.devices.results import Profile, Validation
 from sdk.tables import format_table, jsonable
 
 OK, FAILED = "ok", "failed"
@@ -18,6 +18,21 @@ def format_ms(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """When a validation passes: bit-exact, or SQNR and top-1 agreement at least these."""
+
+    min_sqnr_db: float = 30.0
+    min_top1: float = 0.99
+
+    def to_dict(self) -> dict[str, float]:
+        return {"min_sqnr_db": self.min_sqnr_db, "min_top1": self.min_top1}
+
+    def describe(self) -> str:
+        return f"bit-exact, or SQNR >= {self.min_sqnr_db:g} dB and top-1 agreement >= " \
+               f"{100 * self.min_top1:g}%"
 
 
 @dataclass(frozen=True)
@@ -41,10 +56,25 @@ class JobResult:
     cached: bool = False
     #: the process that drove the board: a Dask worker's name, or host:pid
     executed_by: str | None = None
+    #: validation jobs: the device's outputs against the host's
+    validation: Validation | None = None
 
     @property
     def ok(self) -> bool:
+        """The job ran to the end (for a validation: it compared; see `agrees`)."""
         return self.status == OK
+
+    @property
+    def kind(self) -> str:
+        return self.settings.kind
+
+    def agrees(self, bounds: Bounds | None = None) -> bool | None:
+        """A validation's verdict: the device's outputs pass `bounds` (None when this is no
+        finished validation)."""
+        if self.validation is None:
+            return None
+        b = bounds or Bounds()
+        return self.validation.passed(min_sqnr_db=b.min_sqnr_db, min_top1=b.min_top1)
 
     @property
     def p50_ms(self) -> float | None:
@@ -63,6 +93,8 @@ class JobResult:
             "cached": self.cached, "executed_by": self.executed_by,
             "board_config": dict(self.board_config),
             "profile": self.profile.to_dict() if self.profile else None,
+            "kind": self.kind,
+            "validation": self.validation.to_dict() if self.validation else None,
         })
 
 
@@ -108,6 +140,8 @@ class FarmRun:
     finished: float
     database: str
     backend: str = "asyncio"              #: "asyncio" (one host) or "dask"
+    #: validations: what passes
+    bounds: Bounds = field(default_factory=Bounds)
 
     @property
     def ok(self) -> list[JobResult]:
@@ -126,6 +160,24 @@ class FarmRun:
         return [b.name for b in self.boards if b.state == "quarantined"]
 
     @property
+    def validations(self) -> list[JobResult]:
+        """Validation jobs that compared outputs (whatever the verdict)."""
+        return [r for r in self.results if r.validation is not None]
+
+    @property
+    def disagreeing(self) -> list[JobResult]:
+        """Validations whose device outputs do not pass `bounds`."""
+        return [r for r in self.validations if not r.agrees(self.bounds)]
+
+    @property
+    def flagged(self) -> dict[str, list[str]]:
+        """Boards whose outputs disagree with the host: board -> model names."""
+        out: dict[str, list[str]] = {}
+        for r in self.disagreeing:
+            out.setdefault(r.board, []).append(r.model.name)
+        return out
+
+    @property
     def wall_s(self) -> float:
         return self.finished - self.started
 
@@ -140,15 +192,33 @@ class FarmRun:
         return jsonable({
             "run_id": self.run_id, "started": self.started, "finished": self.finished,
             "wall_s": self.wall_s, "database": self.database, "backend": self.backend,
+            "bounds": self.bounds.to_dict(), "flagged": self.flagged,
             "boards": [b.to_dict() for b in self.boards],
             "events": [e.to_dict() for e in self.events],
             "results": [r.to_dict() for r in self.results],
         })
 
     def table(self) -> str:
-        """A plain-text table: one row per job."""
+        """A plain-text table: one row per job (profiles, then validations)."""
+        profiles = [r for r in self.results if r.kind != VALIDATE]
+        checks = [r for r in self.results if r.kind == VALIDATE]
+        lines = self._profile_table(profiles) if profiles else []
+        if checks:
+            lines += validation_table(checks, self.bounds)
+        for b in self.boards:
+            if b.state != "ok":
+                lines.append(f"  board {b.name}: {b.state.upper()}: {b.reason}")
+        for board, models in self.flagged.items():
+            lines.append(f"  board {board}: OUTPUTS DISAGREE with the host for "
+                         f"{', '.join(models)} (pass: {self.bounds.describe()})")
+        lines.append(f"  {len(self.ok)} ok ({len(self.cached)} already done), "
+                     f"{len(self.failed)} failed, {self.wall_s:.1f} s; results in "
+                     f"{self.database} (run {self.run_id})")
+        return "\n".join(lines)
+
+    def _profile_table(self, results: list[JobResult]) -> list[str]:
         rows = []
-        for r in sorted(self.results, key=lambda r: (r.model.name, r.board)):
+        for r in sorted(results, key=lambda r: (r.model.name, r.board)):
             if r.ok and r.profile:
                 p = r.profile
                 temp = p.temperature_c
@@ -159,12 +229,33 @@ class FarmRun:
             else:
                 rows.append((r.model.name, r.board, r.model.precision, "-", "-", "-", "-", "-",
                              f"FAILED ({r.error_type}): {(r.error or '')[:60]}"))
-        lines = format_table(("model", "board", "precision", "p50 ms", "p90 ms", "runs",
-                              "governor", "temp C", "status"), rows, first_width=40)
-        for b in self.boards:
-            if b.state != "ok":
-                lines.append(f"  board {b.name}: {b.state.upper()}: {b.reason}")
-        lines.append(f"  {len(self.ok)} ok ({len(self.cached)} already done), "
-                     f"{len(self.failed)} failed, {self.wall_s:.1f} s; results in "
-                     f"{self.database} (run {self.run_id})")
-        return "\n".join(lines)
+        return format_table(("model", "board", "precision", "p50 ms", "p90 ms", "runs",
+                             "governor", "temp C", "status"), rows, first_width=40)
+
+
+def format_db(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value == float("inf"):
+        return "exact"
+    return f"{value:.1f}"
+
+
+def validation_table(results: list[JobResult], bounds: Bounds | None = None) -> list[str]:
+    """Plain-text rows of validation results: samples, exact, SQNR, max abs error, top-1 and
+    the verdict (PASS / DISAGREES / FAILED with the error)."""
+    rows = []
+    for r in sorted(results, key=lambda r: (r.model.name, r.board)):
+        v = r.validation
+        if r.ok and v is not None:
+            top1 = v.top1_agreement
+            verdict = "pass" if r.agrees(bounds) else "DISAGREES"
+            rows.append((r.model.name, r.board, r.model.precision, str(v.samples),
+                         "yes" if v.exact else "no", format_db(v.sqnr_db),
+                         f"{v.max_abs_error:.3g}", "-" if top1 is None else f"{100 * top1:.1f}%",
+                         verdict + (" (cached)" if r.cached else "")))
+        else:
+            rows.append((r.model.name, r.board, r.model.precision, "-", "-", "-", "-", "-",
+                         f"FAILED ({r.error_type}): {(r.error or '')[:60]}"))
+    return format_table(("model", "board", "precision", "samples", "exact", "SQNR dB",
+                         "max abs err", "top-1", "verdict"), rows, first_width=40)

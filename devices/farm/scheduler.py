@@ -10,6 +10,8 @@
   failed with the reason, the rest of the farm goes on.
 * Every result is written to the database the moment it exists (one transaction each).
 * `cooldown_s` separates two jobs on one board.
+* A job is a profile (`sdk.profile`) or a validation (`sdk.validate`, `Job.kind`); both kinds go
+  through the same leases, checks, retries, quarantine and time limits.
 
 Where jobs run is the executor's business: threads in this process (`LocalExecutor`) or Dask
 workers on the hosts the boards hang off (`sdk.devices.farm.dask_backend.DaskExecutor`).
@@ -30,7 +32,7 @@ from sdk.devices.farm.inventory import BoardConfig, FarmSettings
 from sdk.devices.farm.jobs import Job
 from sdk.devices.farm.results import FAILED, OK, BoardReport, FarmEvent, JobResult
 from sdk.devices.farm.store import ResultStore
-from sdk.devices.results import Profile
+from sdk.devices.results import Profile, Validation
 from sdk.tables import from_jsonable
 
 #: listener(kind, data): kinds "board" (state change), "job_started", "job_finished", "event"
@@ -179,14 +181,16 @@ class FarmScheduler:
 
     # ------------------------------------------------------------------ jobs
     def _result(self, job: Job, status: str, attempts: int, started: float, *,
-                profile: Profile | None = None, error: str | None = None,
-                error_type: str | None = None, executed_by: str | None = None) -> JobResult:
+                profile: Profile | None = None, validation: Validation | None = None,
+                error: str | None = None, error_type: str | None = None,
+                executed_by: str | None = None) -> JobResult:
         board = self.states[job.board].board
         return JobResult(job_key=job.key, model=job.model, board=job.board,
                          settings=job.settings, status=status, attempts=attempts,
-                         started=started, finished=time.time(), profile=profile, error=error,
-                         error_type=error_type, run_id=self.run_id,
-                         board_config=board.to_dict(), executed_by=executed_by)
+                         started=started, finished=time.time(), profile=profile,
+                         validation=validation, error=error, error_type=error_type,
+                         run_id=self.run_id, board_config=board.to_dict(),
+                         executed_by=executed_by)
 
     async def _run_job(self, st: BoardState, job: Job) -> JobResult:
         started = time.time()
@@ -220,8 +224,13 @@ class FarmScheduler:
                 await self.executor.abort(st.board)
             if outcome.get("ok"):
                 st.failures = 0
-                profile = Profile.from_dict(from_jsonable(outcome["profile"]))
+                profile = validation = None
+                if outcome.get("validation") is not None:
+                    validation = Validation.from_dict(outcome["validation"])
+                else:
+                    profile = Profile.from_dict(from_jsonable(outcome["profile"]))
                 return self._result(job, OK, attempts, started, profile=profile,
+                                    validation=validation,
                                     executed_by=outcome.get("executed_by"))
             last = outcome
             error = str(outcome.get("error"))

@@ -4,6 +4,9 @@ A farm process that is killed (SIGKILL, power cut) leaves every result it had re
 run asks `done()` which job keys already have a good result and skips them. Failed results are
 kept too (a later run tries those jobs again); the newest row of a key is what reports show.
 
+Profiles and validations share the table (`kind`); a validation's comparison is stored whole
+(`validation`, JSON) with its SQNR and top-1 agreement in columns of their own.
+
 Only the process that schedules writes (Dask workers send their results back to it); other
 processes (`edgesdk farm results`, reports) may read at any time.
 """
@@ -21,10 +24,15 @@ from typing import Any
 
 from sdk.devices.farm.jobs import JobSettings, ModelInfo
 from sdk.devices.farm.results import FarmEvent, JobResult
-from sdk.devices.results import Profile
+from sdk.devices.results import Profile, Validation
 from sdk.tables import jsonable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: columns added since version 1 (ALTER TABLE adds them to older databases when opened for
+#: writing; readers of an older database see every result as a profile)
+_ADDED = (("kind", "TEXT NOT NULL DEFAULT 'profile'"), ("validation", "TEXT"),
+          ("sqnr_db", "REAL"), ("top1_agreement", "REAL"))
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,7 +70,11 @@ CREATE TABLE IF NOT EXISTS results (
     settings TEXT NOT NULL,
     board_config TEXT NOT NULL,
     board_info TEXT,
-    profile TEXT
+    profile TEXT,
+    kind TEXT NOT NULL DEFAULT 'profile',
+    validation TEXT,
+    sqnr_db REAL,
+    top1_agreement REAL
 );
 CREATE INDEX IF NOT EXISTS results_by_key ON results (job_key, status, id);
 CREATE INDEX IF NOT EXISTS results_by_run ON results (run_id);
@@ -97,7 +109,14 @@ class ResultStore:
                 self.conn.executescript(_SCHEMA)
                 self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                                   (str(SCHEMA_VERSION),))
+                have = {row[1] for row in self.conn.execute("PRAGMA table_info(results)")}
+                for name, declaration in _ADDED:
+                    if name not in have:
+                        self.conn.execute(f"ALTER TABLE results ADD COLUMN {name} {declaration}")
+                self.conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                                  (str(SCHEMA_VERSION),))
         self.conn.row_factory = sqlite3.Row
+        self.columns = {row[1] for row in self.conn.execute("PRAGMA table_info(results)")}
         self.conn.execute("PRAGMA busy_timeout=30000")
 
     def close(self) -> None:
@@ -135,15 +154,15 @@ class ResultStore:
     # ------------------------------------------------------------------ results
     def record(self, result: JobResult) -> None:
         """Store one result in its own transaction (committed before this returns)."""
-        p = result.profile
-        info = p.device.to_dict() if p else None
+        p, v = result.profile, result.validation
+        info = p.device.to_dict() if p else (v.device.to_dict() if v else None)
         with self.conn:
             self.conn.execute(
                 "INSERT INTO results (job_key, run_id, status, model_sha256, model_name, "
                 "precision, board, attempts, started, finished, p50_ms, p90_ms, governor, "
                 "temperature_c, error, error_type, executed_by, model, settings, board_config, "
-                "board_info, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                "?, ?, ?, ?, ?)",
+                "board_info, profile, kind, validation, sqnr_db, top1_agreement) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (result.job_key, result.run_id, result.status, result.model.sha256,
                  result.model.name, result.model.precision, result.board, result.attempts,
                  result.started, result.finished, p.latency.p50_ms if p else None,
@@ -151,7 +170,10 @@ class ResultStore:
                  p.temperature_c if p else None, result.error, result.error_type,
                  result.executed_by, _dump(result.model.to_dict()),
                  _dump(result.settings.to_dict()), _dump(dict(result.board_config)),
-                 _dump(info) if info else None, _dump(p.to_dict()) if p else None))
+                 _dump(info) if info else None, _dump(p.to_dict()) if p else None,
+                 result.kind, _dump(v.to_dict()) if v else None,
+                 # SQLite REAL holds inf: an exact match sorts above every finite SQNR
+                 v.sqnr_db if v else None, v.top1_agreement if v else None))
 
     def done(self, keys: Iterable[str]) -> dict[str, JobResult]:
         """The newest good result of each key that has one."""
@@ -181,9 +203,15 @@ class ResultStore:
 
     def results(self, *, run_id: int | None = None, model: str | None = None,
                 board: str | None = None, status: str | None = None,
-                newest_only: bool = True) -> list[JobResult]:
+                kind: str | None = None, newest_only: bool = True) -> list[JobResult]:
         """Stored results, filtered; `newest_only` keeps the newest row per job key."""
         where, args = [], []
+        if kind is not None:
+            if "kind" in self.columns:
+                where.append("kind = ?")
+                args.append(kind)
+            elif kind != "profile":  # a version-1 database holds profiles only
+                return []
         if run_id is not None:
             where.append("run_id = ?")
             args.append(run_id)
@@ -255,10 +283,12 @@ def _result(row: sqlite3.Row) -> JobResult:
 
     profile = Profile.from_dict(from_jsonable(json.loads(row["profile"]))) \
         if row["profile"] else None
+    validation = Validation.from_dict(json.loads(row["validation"])) \
+        if "validation" in row.keys() and row["validation"] else None  # noqa: SIM118 (Row)
     return JobResult(
         job_key=row["job_key"], model=ModelInfo.from_dict(json.loads(row["model"])),
         board=row["board"], settings=JobSettings(**json.loads(row["settings"])),
         status=row["status"], attempts=int(row["attempts"]), started=float(row["started"]),
         finished=float(row["finished"]), profile=profile, error=row["error"],
         error_type=row["error_type"], run_id=row["run_id"], executed_by=row["executed_by"],
-        board_config=json.loads(row["board_config"]))
+        board_config=json.loads(row["board_config"]), validation=validation)

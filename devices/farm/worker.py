@@ -140,53 +140,91 @@ def check_board(board: dict[str, Any] | BoardConfig, timeout: float = 30.0) -> d
         return out
 
 
+def _local_file(path: Path, sha256: str, name: str, data: bytes | None, what: str,
+                cache: str) -> Path:
+    """`path` when this host has it with these bytes, else a copy of `data` in the cache (a
+    Dask worker on another host)."""
+    if path.is_file() and (data is None or sha256_file(path) == sha256):
+        return path
+    if data is None:
+        raise EdgeSDKError(f"{what} {name} is not on this host ({path}) and its bytes were "
+                           "not sent")
+    from sdk.fileio import atomic_write_bytes
+
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgesdk" / \
+        cache / sha256[:32]
+    target = folder / name
+    if not (target.is_file() and sha256_file(target) == sha256):
+        atomic_write_bytes(target, data)
+    return target
+
+
 def local_model(job: dict[str, Any], model_bytes: bytes | None) -> Path:
     """The job's model as a file on this host: its path when that holds the same bytes, else a
     copy of `model_bytes` in the cache (a Dask worker on another host)."""
     model = job["model"]
-    path = Path(model["path"])
-    if path.is_file() and (model_bytes is None or sha256_file(path) == model["sha256"]):
-        return path
-    if model_bytes is None:
-        raise EdgeSDKError(f"model {model['name']} is not on this host ({path}) and its "
-                           "bytes were not sent")
-    from sdk.fileio import atomic_write_bytes
-
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgesdk" / \
-        "farm-models" / model["sha256"][:32]
-    target = cache / model["name"]
-    if not (target.is_file() and sha256_file(target) == model["sha256"]):
-        atomic_write_bytes(target, model_bytes)
-    return target
+    return _local_file(Path(model["path"]), model["sha256"], model["name"], model_bytes,
+                       "model", "farm-models")
 
 
-def run_job(board: dict[str, Any] | BoardConfig, job: dict[str, Any],
-            model_bytes: bytes | None = None) -> dict[str, Any]:
-    """Profile one job's model on the board (`sdk.devices.profile.profile` on the pooled,
-    open device). Returns {"ok": True, "profile": {...}} or a failure. The profile keeps at most
-    `KEEP_SAMPLES` latencies (evenly spaced in run order; its statistics use all of them)."""
+def local_inputs(job: dict[str, Any], inputs_bytes: bytes | None) -> Path:
+    """A validation job's inputs (.npz) as a file on this host (see `local_model`)."""
+    inputs = job.get("inputs")
+    if not inputs:
+        raise EdgeSDKError("a validation job without inputs")
+    path = Path(inputs["path"])
+    return _local_file(path, inputs["sha256"], path.name, inputs_bytes, "validation inputs",
+                       "farm-inputs")
+
+
+def _profile(model: Path, device: Device, job: dict[str, Any]) -> dict[str, Any]:
+    """`sdk.devices.profile.profile`; at most `KEEP_SAMPLES` latencies are kept (evenly spaced
+    in run order; the statistics use all of them)."""
     import dataclasses
 
     from sdk.devices.profile import profile
 
-    board = board if isinstance(board, BoardConfig) else BoardConfig.from_dict(board)
     settings = job["settings"]
+    result = profile(model, device, runs=settings["runs"], warmup=settings["warmup"],
+                     min_duration_s=settings["min_duration_s"], threads=settings["threads"],
+                     cpus=settings["cpus"], layers=settings["layers"], timeout=job["timeout_s"])
+    samples = result.latencies_ms
+    if len(samples) > KEEP_SAMPLES:
+        samples = tuple(samples[i * len(samples) // KEEP_SAMPLES] for i in range(KEEP_SAMPLES))
+        result = dataclasses.replace(result, latencies_ms=samples)
+    return {"ok": True, "profile": result.to_dict()}
+
+
+def _validate(model: Path, device: Device, job: dict[str, Any], inputs: Path
+              ) -> dict[str, Any]:
+    """`sdk.devices.validate.validate`: the device's outputs against this host's."""
+    from sdk.devices.farm.jobs import InputSet
+    from sdk.devices.validate import validate
+
+    result = validate(model, device, InputSet.load(inputs), threads=job["settings"]["threads"],
+                      timeout=job["timeout_s"])
+    return {"ok": True, "validation": result.to_dict()}
+
+
+def run_job(board: dict[str, Any] | BoardConfig, job: dict[str, Any],
+            model_bytes: bytes | None = None, inputs_bytes: bytes | None = None
+            ) -> dict[str, Any]:
+    """Run one job on the board, on the pooled open device: a profile (`sdk.profile`) or, for
+    `kind = "validate"` jobs, a validation (`sdk.validate`). Returns {"ok": True, "profile":
+    {...}} / {"ok": True, "validation": {...}} or a failure (see module docstring)."""
+    from sdk.devices.farm.jobs import VALIDATE
+
+    board = board if isinstance(board, BoardConfig) else BoardConfig.from_dict(board)
     started = time.time()
     device = None
     try:
         model = local_model(job, model_bytes)
+        validating = job["settings"].get("kind") == VALIDATE
+        inputs = local_inputs(job, inputs_bytes) if validating else None
         device = _checkout(board)
-        result = profile(model, device, runs=settings["runs"], warmup=settings["warmup"],
-                         min_duration_s=settings["min_duration_s"], threads=settings["threads"],
-                         cpus=settings["cpus"], layers=settings["layers"],
-                         timeout=job["timeout_s"])
+        out = _validate(model, device, job, inputs) if inputs is not None else \
+            _profile(model, device, job)
         _checkin(board, device, keep=True)
-        samples = result.latencies_ms
-        if len(samples) > KEEP_SAMPLES:
-            samples = tuple(samples[i * len(samples) // KEEP_SAMPLES]
-                            for i in range(KEEP_SAMPLES))
-            result = dataclasses.replace(result, latencies_ms=samples)
-        out = {"ok": True, "profile": result.to_dict()}
     except BaseException as exc:
         if device is not None:
             keep = isinstance(exc, DeviceError) and not is_transient(exc)

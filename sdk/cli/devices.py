@@ -241,21 +241,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- validate
 def _load_inputs(spec: str, model: str, samples: int | None) -> Any:
     if spec.startswith("random"):
-        count = int(spec.partition(":")[2] or samples or 16)
-        if not model.endswith(".tflite"):
-            raise DeviceError("--inputs random needs a .tflite model (give .npy for .edge)")
-        from sdk.runner import LiteRTRunner
+        from sdk.devices.validate import random_inputs
 
-        rng = np.random.default_rng(0)
-        arrays = []
-        for d in LiteRTRunner(Path(model).read_bytes()).inputs:
-            shape = (count, *d.shape[1:])
-            if np.issubdtype(d.dtype, np.integer):
-                info = np.iinfo(d.dtype)
-                arrays.append(rng.integers(info.min, int(info.max) + 1, shape).astype(d.dtype))
-            else:
-                arrays.append(rng.uniform(0, 1, shape).astype(d.dtype))
-        return arrays
+        return random_inputs(model, int(spec.partition(":")[2] or samples or 16))
     path = Path(spec)
     if path.suffix == ".npy":
         data = np.load(path)

@@ -2,6 +2,7 @@
 
     edgesdk farm profile model_int8.tflite model_ternary.tflite --farm farm.toml \\
         --boards tag:pi4,name:pixel7 --runs 100 --report out/
+    edgesdk farm validate model_int8.tflite --farm farm.toml --inputs x.npy --report out/
     edgesdk farm status --farm farm.toml
     edgesdk farm results --farm farm.toml --run latest
     edgesdk farm worker --farm farm.toml --scheduler tcp://sched:8786 --host lab-a
@@ -59,6 +60,27 @@ def _profile(args: argparse.Namespace) -> int:
     return 0 if not run.failed else 1
 
 
+def _validate(args: argparse.Namespace) -> int:
+    farm = _farm(args)
+    if args.no_progress:
+        progress: Any = False
+    else:
+        progress = None if sys.stderr.isatty() else "log"
+    run = farm.validate(args.models, args.inputs, samples=args.samples, seed=args.seed,
+                        boards=args.boards, threads=args.threads, timeout=args.timeout,
+                        retries=args.retries, fresh=args.fresh, min_sqnr_db=args.min_sqnr,
+                        min_top1=args.min_top1 / 100.0, reference=args.reference,
+                        report=args.report, progress=progress)
+    if args.json:
+        print(json.dumps(run.to_dict(), indent=2))
+    else:
+        print(run.table())
+        if args.report:
+            print(f"  report: {os.path.join(args.report, 'report.html')} (+ report.json, "
+                  "report.md)")
+    return 0 if not run.failed and not run.disagreeing else 1
+
+
 def _status(args: argparse.Namespace) -> int:
     farm = _farm(args)
     boards = farm.status(args.boards, check=not args.no_check)
@@ -103,12 +125,20 @@ def _results(args: argparse.Namespace) -> int:
         paths = write_report(run, args.report, layer_board=args.layer_board)
         print(f"report: {paths.html}")
     results = farm.results(model=args.model, board=args.board, run=args.run,
-                           status="failed" if args.failed else None)
+                           status="failed" if args.failed else None, kind=args.kind)
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
         return 0
+    from sdk.devices.farm.jobs import VALIDATE
+    from sdk.devices.farm.results import validation_table
+
+    checks = [r for r in results if r.kind == VALIDATE]
+    if checks:
+        print("\n".join(validation_table(checks)))
     rows = []
     for r in results:
+        if r.kind == VALIDATE:
+            continue
         p = r.profile
         rows.append((r.model.name, r.board, r.model.precision,
                      format_ms(p.latency.p50_ms if p else None),
@@ -117,8 +147,10 @@ def _results(args: argparse.Namespace) -> int:
                      (p.governor or "-") if p else "-",
                      f"{p.temperature_c:.0f}" if p and p.temperature_c is not None else "-",
                      str(r.run_id), "ok" if r.ok else f"FAILED ({r.error_type})"))
-    print("\n".join(format_table(("model", "board", "precision", "p50 ms", "p90 ms", "runs",
-                                  "governor", "temp C", "run", "status"), rows, first_width=40)))
+    if rows or not checks:
+        print("\n".join(format_table(("model", "board", "precision", "p50 ms", "p90 ms", "runs",
+                                      "governor", "temp C", "run", "status"), rows,
+                                     first_width=40)))
     for r in results:
         if not r.ok:
             print(f"  {r.model.name} @ {r.board}: {r.error}")
@@ -145,7 +177,8 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    farm = sub.add_parser("farm", help="profile models on a board farm (farm.toml)",
+    farm = sub.add_parser("farm", help="profile and validate models on a board farm "
+                          "(farm.toml)",
                           description=__doc__.split("\n\n")[0])
     verbs = farm.add_subparsers(dest="farm_command", metavar="VERB")
     verbs.required = True
@@ -180,6 +213,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=_profile)
 
+    v = verbs.add_parser("validate", help="compare every board's outputs with this host's "
+                         "(same inputs, every model)")
+    v.add_argument("models", nargs="+", metavar="MODEL")
+    _common(v)
+    v.add_argument("--boards", action="append", metavar="SEL",
+                   help="name:X, group:G, tag:T, tag:KEY=VALUE, host:H, all (comma-separated; "
+                        "default: all enabled boards)")
+    v.add_argument("--inputs", metavar="X.npy|X.npz",
+                   help="samples on axis 0 (.npz: one array per model input, by name); "
+                        "default: --samples seeded random inputs made for each model")
+    v.add_argument("--samples", type=int, metavar="N",
+                   help="with --inputs: the first N samples; without: N random samples "
+                        "(default 16)")
+    v.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    v.add_argument("--threads", type=int)
+    v.add_argument("--min-sqnr", type=float, default=30.0, metavar="DB",
+                   help="outputs that are not bit-exact pass with at least this SQNR "
+                        "(default 30)")
+    v.add_argument("--min-top1", type=float, default=99.0, metavar="PCT",
+                   help="... and at least this top-1 agreement in %% (default 99)")
+    v.add_argument("--timeout", type=float, metavar="S", help="per-job time limit")
+    v.add_argument("--retries", type=int, help="retries of a job after transient faults")
+    v.add_argument("--fresh", action="store_true",
+                   help="validate everything again, even what the database has")
+    v.add_argument("--reference", metavar="FLOAT.tflite",
+                   help="float model to measure fidelity against (report's model table)")
+    v.add_argument("--report", metavar="DIR", help="write report.html/.json/.md there")
+    v.add_argument("--scheduler", metavar="ADDRESS",
+                   help="a Dask scheduler (tcp://host:8786) whose workers own the boards")
+    v.add_argument("--no-progress", action="store_true")
+    v.add_argument("--json", action="store_true", help="print the results as JSON")
+    v.set_defaults(func=_validate)
+
     s = verbs.add_parser("status", help="the boards, health-checked now, and their results")
     _common(s)
     s.add_argument("--boards", action="append", metavar="SEL")
@@ -195,6 +261,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--board")
     r.add_argument("--run", help="a run id, or 'latest'")
     r.add_argument("--failed", action="store_true", help="only failures")
+    r.add_argument("--kind", choices=("profile", "validate"), help="only profiles or only "
+                   "validations")
     r.add_argument("--report", metavar="DIR", help="write the report of that run (default: "
                    "the latest) there")
     r.add_argument("--layer-board", help="the board whose layers the report shows first")
