@@ -276,23 +276,14 @@ EDGE_TEST(gemm_ukernels_every_isa_match_scalar) {
           std::vector<int8_t> x(rows * kpad);
           for (auto& v : x) v = static_cast<int8_t>(xmode == 0 ? -128 : xmode == 1 ? 127
                                                      : rng.uniform(-128, 127));
-          // Prepared copies: int8 for scalar, the kernel's format for the ISA.
-          const std::size_t esize = set.xformat == edge::detail::XFormat::kInt16 ? 2 : 1;
-          const std::size_t stride = kpad * esize + 64;
+          // Prepared copies: int8 for scalar, the kernel's own prepare() for the ISA.
+          const std::size_t stride = kpad * edge::detail::xformat_bytes(set.xformat) + 64;
           std::vector<uint8_t> xs(rows * stride), xk(rows * stride);
           for (std::size_t r = 0; r < rows; ++r) {
-            for (std::size_t i = 0; i < kpad; ++i) {
-              const int8_t v = x[r * kpad + i];
-              xs[r * stride + i] = static_cast<uint8_t>(v);
-              if (set.xformat == edge::detail::XFormat::kInt16) {
-                const int16_t v16 = v;
-                std::memcpy(&xk[r * stride + 2 * i], &v16, 2);
-              } else if (set.xformat == edge::detail::XFormat::kUint8) {
-                xk[r * stride + i] = static_cast<uint8_t>(v) ^ 0x80u;
-              } else {
-                xk[r * stride + i] = static_cast<uint8_t>(v);
-              }
-            }
+            std::memcpy(&xs[r * stride], &x[r * kpad], kpad);
+            int32_t want_sum = 0;
+            for (std::size_t i = 0; i < kpad; ++i) want_sum += x[r * kpad + i];
+            if (set.prepare(&x[r * kpad], kpad, &xk[r * stride]) != want_sum) ++bad;
           }
           std::vector<int32_t> a(rows * 16, 7), b(rows * 16, -7);
           rset.gemv.fn(1, nblocks, w.data(), xs.data(), stride, a.data());

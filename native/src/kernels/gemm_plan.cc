@@ -184,7 +184,7 @@ GemmPlan::GemmPlan(const PackedWeightsView& w, const LayerOptions& options,
   kernels = &isa_kernels(isa);
   gemm = &kernels->gemm[static_cast<int>(type)];
   xformat = gemm->xformat;
-  element_size = xformat == XFormat::kInt16 ? 2 : 1;
+  element_size = xformat_bytes(xformat);
   row_stride = round_up(kpad * element_size, 64);
 
   output_type = options.output_type;
@@ -303,32 +303,18 @@ void GemmPlan::pad_row(uint8_t* row) const {
 
 void GemmPlan::prepare_row(const int8_t* x, uint8_t* dst, int32_t* sums) const {
   const std::size_t kk = static_cast<std::size_t>(k);
+  const int32_t total = gemm->prepare(x, kk, dst);
+  pad_row(dst);
   if (groups == 0) {
-    sums[0] = gemm->prepare(x, kk, dst);
-    pad_row(dst);
+    sums[0] = total;
     return;
   }
-  // Per-group sums: the scalar way (groups are a float path anyway).
-  switch (xformat) {
-    case XFormat::kInt8:
-      std::memcpy(dst, x, kk);
-      break;
-    case XFormat::kUint8:
-      for (std::size_t i = 0; i < kk; ++i) dst[i] = static_cast<uint8_t>(x[i]) ^ 0x80u;
-      break;
-    case XFormat::kInt16: {
-      int16_t* d = reinterpret_cast<int16_t*>(dst);
-      for (std::size_t i = 0; i < kk; ++i) d[i] = x[i];
-      break;
-    }
-  }
-  pad_row(dst);
   for (int32_t g = 0; g < groups; ++g) {
     const std::size_t begin = static_cast<std::size_t>(g) * group_size;
     const std::size_t end = std::min(kk, begin + static_cast<std::size_t>(group_size));
-    int32_t total = 0;
-    for (std::size_t i = begin; i < end; ++i) total += x[i];
-    sums[g] = total;
+    int32_t part = 0;
+    for (std::size_t i = begin; i < end; ++i) part += x[i];
+    sums[g] = part;
   }
 }
 
@@ -361,10 +347,14 @@ void GemmPlan::compute(const uint8_t* xprep, const int32_t* sums, std::size_t ro
     // tile would put the epilogue's latency (it waits for the tile just stored) on the critical
     // path of every tile; a chunk's weights (<= 32 tiles) stay in L2 across the row groups.
     constexpr std::size_t kBatchTiles = 32;
+    // ... and no more tiles than keep their weights within ~256 KB (an int8 tile of K = 4096 is
+    // 64 KB): every row group re-reads the chunk, from L2 rather than L3.
+    const std::size_t chunk = std::max<std::size_t>(
+        1, std::min(kBatchTiles, (std::size_t{256} << 10) / (kblocks * kBlockBytes)));
     alignas(64) int32_t acc[kMaxMr * kBatchTiles * kTileN];
     alignas(64) int32_t tile_acc[kMaxMr * kTileN];
-    for (std::size_t t0 = tile_begin; t0 < tile_end; t0 += kBatchTiles) {
-      const std::size_t t1 = std::min(tile_end, t0 + kBatchTiles);
+    for (std::size_t t0 = tile_begin; t0 < tile_end; t0 += chunk) {
+      const std::size_t t1 = std::min(tile_end, t0 + chunk);
       const std::size_t width = (t1 - t0) * kTileN;
       const std::size_t c0 = t0 * kTileN;
       const std::size_t nc = std::min(t1 * kTileN, static_cast<std::size_t>(n)) - c0;
@@ -395,7 +385,7 @@ void GemmPlan::compute(const uint8_t* xprep, const int32_t* sums, std::size_t ro
   }
   alignas(64) int32_t acc[kMaxMr * kTileN];
   alignas(64) float facc[kMaxMr * kTileN];
-  const std::size_t esize = xformat == XFormat::kInt16 ? 2 : 1;
+  const std::size_t esize = element_size;
   for (std::size_t t = tile_begin; t < tile_end; ++t) {
     const uint8_t* wt = data + t * kblocks * kBlockBytes;
     const std::size_t c0 = t * kTileN;

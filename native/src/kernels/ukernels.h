@@ -21,6 +21,9 @@ enum class XFormat : uint8_t {
   kInt16 = 2,  // sign-extended to int16 (AVX2 int8 x int8 via vpmaddwd)
 };
 
+// Bytes a prepared row takes per k element.
+constexpr std::size_t xformat_bytes(XFormat f) { return f == XFormat::kInt16 ? 2 : 1; }
+
 // Raw dot products of `rows` prepared activation rows with one 16-channel weight tile:
 //   acc[r * 16 + c] = sum over the nblocks blocks of x[r][k] * code[c][k]
 // with code the unsigned field (sub-byte) or int8(code) (int8 weights), and x in the kernel's
