@@ -45,6 +45,13 @@ void ThreadPool::work(int thread) {
   const TaskFn fn = fn_;
   const void* ctx = ctx_;
   const std::size_t count = num_tasks_;
+  if (static_) {
+    for (std::size_t task = static_cast<std::size_t>(thread); task < count;
+         task += static_cast<std::size_t>(num_threads_)) {
+      fn(ctx, task, thread);
+    }
+    return;
+  }
   for (;;) {
     const std::size_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
     if (task >= count) break;
@@ -81,12 +88,13 @@ void ThreadPool::worker(int index) {
   }
 }
 
-void ThreadPool::run(std::size_t num_tasks, TaskFn fn, const void* ctx) {
+void ThreadPool::run(std::size_t num_tasks, TaskFn fn, const void* ctx, bool static_schedule) {
   if (num_tasks == 0) return;
   if (num_threads_ == 1 || num_tasks == 1) {
     for (std::size_t t = 0; t < num_tasks; ++t) fn(ctx, t, 0);
     return;
   }
+  static_ = static_schedule;
   fn_ = fn;
   ctx_ = ctx;
   num_tasks_ = num_tasks;

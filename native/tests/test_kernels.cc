@@ -688,15 +688,26 @@ EDGE_TEST(thread_pool_runs_every_task_once) {
     edge::ThreadPool pool(threads);
     EDGE_CHECK(pool.num_threads() == threads);
     for (std::size_t tasks : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{1000}}) {
-      std::vector<int> hits(tasks, 0);
-      std::atomic<bool> thread_ok{true};
-      pool.parallel_for(tasks, [&](std::size_t t, int thread) {
-        hits[t] += 1;  // each task index is handed out exactly once, so no race
-        if (thread < 0 || thread >= threads) thread_ok.store(false);
-      });
-      bool once = true;
-      for (int h : hits) once = once && h == 1;
-      EDGE_CHECK(once && thread_ok);
+      for (bool static_schedule : {false, true}) {
+        std::vector<int> hits(tasks, 0);
+        std::atomic<bool> thread_ok{true};
+        auto fn = [&](std::size_t t, int thread) {
+          hits[t] += 1;  // each task index is handed out exactly once, so no race
+          if (thread < 0 || thread >= threads) thread_ok.store(false);
+          if (static_schedule && tasks > 1 &&
+              static_cast<std::size_t>(thread) != t % static_cast<std::size_t>(threads)) {
+            thread_ok.store(false);
+          }
+        };
+        if (static_schedule) {
+          pool.parallel_for_static(tasks, fn);
+        } else {
+          pool.parallel_for(tasks, fn);
+        }
+        bool once = true;
+        for (int h : hits) once = once && h == 1;
+        EDGE_CHECK(once && thread_ok);
+      }
     }
   }
   EDGE_CHECK(edge::default_thread_pool().num_threads() >= 1);

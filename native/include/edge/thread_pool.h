@@ -7,6 +7,11 @@
 // condition variable, so an idle pool costs no CPU. Tasks are handed out one at a time from an
 // atomic counter, which balances uneven tasks and cores that other processes share.
 //
+// Two schedules: parallel_for hands tasks out dynamically (balances uneven tasks and cores that
+// other processes share); parallel_for_static gives thread t the tasks t, t + N, t + 2N, ...,
+// the same ones on every call, so that a layer run again and again finds "its" weights still in
+// the core's own L2 (what the plans use).
+//
 // One job at a time: parallel_for must not be called concurrently on the same pool, nor from
 // inside a task. Tasks must not throw (kernels do not).
 #pragma once
@@ -38,12 +43,20 @@ class ThreadPool {
   void parallel_for(std::size_t num_tasks, const F& fn) {
     run(num_tasks, [](const void* ctx, std::size_t task, int thread) {
       (*static_cast<const F*>(ctx))(task, thread);
-    }, &fn);
+    }, &fn, false);
+  }
+
+  // Like parallel_for, with task i always run by thread i % num_threads().
+  template <typename F>
+  void parallel_for_static(std::size_t num_tasks, const F& fn) {
+    run(num_tasks, [](const void* ctx, std::size_t task, int thread) {
+      (*static_cast<const F*>(ctx))(task, thread);
+    }, &fn, true);
   }
 
  private:
   using TaskFn = void (*)(const void* ctx, std::size_t task, int thread);
-  void run(std::size_t num_tasks, TaskFn fn, const void* ctx);
+  void run(std::size_t num_tasks, TaskFn fn, const void* ctx, bool static_schedule);
   void worker(int index);
   void work(int thread);
 
@@ -60,6 +73,7 @@ class ThreadPool {
   TaskFn fn_ = nullptr;
   const void* ctx_ = nullptr;
   std::size_t num_tasks_ = 0;
+  bool static_ = false;
 };
 
 // A process-wide pool with one thread per physical core, created on first use.

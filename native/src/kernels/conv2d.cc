@@ -224,7 +224,7 @@ struct Conv2D::Impl {
                    static_cast<uint8_t*>(output) + r0 * n * elem, n);
     };
     if (pool != nullptr && split.tasks() > 1) {
-      pool->parallel_for(split.tasks(), task);
+      pool->parallel_for_static(split.tasks(), task);
     } else {
       for (std::size_t t = 0; t < split.tasks(); ++t) task(t, 0);
     }

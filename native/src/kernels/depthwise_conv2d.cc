@@ -99,6 +99,14 @@ struct DepthwiseConv2D::Impl {
     tail_requant.attach(tail_ep);
     vector_channels = tail_ep.rounding == ep.rounding ? channels : channels / 8 * 8;
     zero_row.assign(channels, static_cast<int8_t>(xz));
+    for (int32_t kh = 0; kh < g.kernel_height; ++kh) {
+      for (int32_t kw = 0; kw < g.kernel_width; ++kw) {
+        tap_offsets.push_back((static_cast<std::size_t>(kh) * g.dilation_height *
+                                   static_cast<std::size_t>(g.input_width) +
+                               static_cast<std::size_t>(kw) * g.dilation_width) *
+                              static_cast<std::size_t>(g.input_channels));
+      }
+    }
   }
 
   void reserve(int threads) {
@@ -109,6 +117,38 @@ struct DepthwiseConv2D::Impl {
       if (multiplier_ > 1) ws.expanded.resize(taps * channels);
       ws.acc.resize(stride);
       workspaces.push_back(std::move(ws));
+    }
+  }
+
+  // Tap pointers of a pixel whose window leaves the input: padding taps read the zero-point row;
+  // depth multipliers > 1 expand input channel ic into channels ic * m .. ic * m + m - 1.
+  void set_border_taps(const int8_t* input, std::size_t b, int32_t oy, int32_t ox,
+                       ThreadWorkspace& ws) const {
+    const ConvGeometry& g = geo.g;
+    const std::size_t cin = static_cast<std::size_t>(g.input_channels);
+    std::size_t t = 0;
+    for (int32_t kh = 0; kh < g.kernel_height; ++kh) {
+      const int32_t iy = oy * g.stride_height - geo.pad_top + kh * g.dilation_height;
+      for (int32_t kw = 0; kw < g.kernel_width; ++kw, ++t) {
+        const int32_t ix = ox * g.stride_width - geo.pad_left + kw * g.dilation_width;
+        const int8_t* src = zero_row.data();
+        if (iy >= 0 && iy < g.input_height && ix >= 0 && ix < g.input_width) {
+          src = input + ((b * static_cast<std::size_t>(g.input_height) +
+                          static_cast<std::size_t>(iy)) *
+                             static_cast<std::size_t>(g.input_width) +
+                         static_cast<std::size_t>(ix)) *
+                            cin;
+          if (multiplier_ > 1) {
+            int8_t* dst = ws.expanded.data() + t * channels;
+            for (std::size_t ic = 0; ic < cin; ++ic) {
+              std::memset(dst + ic * static_cast<std::size_t>(multiplier_), src[ic],
+                          static_cast<std::size_t>(multiplier_));
+            }
+            src = dst;
+          }
+        }
+        ws.taps[t] = src;
+      }
     }
   }
 
@@ -130,31 +170,23 @@ struct DepthwiseConv2D::Impl {
       ThreadWorkspace& ws = workspaces[static_cast<std::size_t>(thread)];
       const std::size_t b = row / static_cast<std::size_t>(geo.out_h);
       const int32_t oy = static_cast<int32_t>(row % static_cast<std::size_t>(geo.out_h));
+      const int32_t iy0 = oy * g.stride_height - geo.pad_top;
+      const bool rows_inside =
+          iy0 >= 0 && iy0 + (g.kernel_height - 1) * g.dilation_height < g.input_height;
       for (int32_t ox = 0; ox < geo.out_w; ++ox) {
-        std::size_t t = 0;
-        for (int32_t kh = 0; kh < g.kernel_height; ++kh) {
-          const int32_t iy = oy * g.stride_height - geo.pad_top + kh * g.dilation_height;
-          for (int32_t kw = 0; kw < g.kernel_width; ++kw, ++t) {
-            const int32_t ix = ox * g.stride_width - geo.pad_left + kw * g.dilation_width;
-            const int8_t* src = zero_row.data();
-            if (iy >= 0 && iy < g.input_height && ix >= 0 && ix < g.input_width) {
-              src = input + ((b * static_cast<std::size_t>(g.input_height) +
-                              static_cast<std::size_t>(iy)) *
-                                 static_cast<std::size_t>(g.input_width) +
-                             static_cast<std::size_t>(ix)) *
-                                cin;
-              if (multiplier_ > 1) {
-                // Output channel ic * m + j reads input channel ic: expand once per tap.
-                int8_t* dst = ws.expanded.data() + t * channels;
-                for (std::size_t ic = 0; ic < cin; ++ic) {
-                  std::memset(dst + ic * static_cast<std::size_t>(multiplier_), src[ic],
-                              static_cast<std::size_t>(multiplier_));
-                }
-                src = dst;
-              }
-            }
-            ws.taps[t] = src;
-          }
+        const int32_t ix0 = ox * g.stride_width - geo.pad_left;
+        if (rows_inside && multiplier_ == 1 && ix0 >= 0 &&
+            ix0 + (g.kernel_width - 1) * g.dilation_width < g.input_width) {
+          // Interior pixel: every tap is in bounds, at a fixed offset from the window's corner.
+          const int8_t* corner =
+              input + ((b * static_cast<std::size_t>(g.input_height) +
+                        static_cast<std::size_t>(iy0)) *
+                           static_cast<std::size_t>(g.input_width) +
+                       static_cast<std::size_t>(ix0)) *
+                          cin;
+          for (std::size_t t = 0; t < taps; ++t) ws.taps[t] = corner + tap_offsets[t];
+        } else {
+          set_border_taps(input, b, oy, ox, ws);
         }
         kernels->dwconv(channels, taps, ws.taps.data(), weights.data(), stride, ws.acc.data());
         const std::size_t pixel = row * static_cast<std::size_t>(geo.out_w) +
@@ -199,6 +231,7 @@ struct DepthwiseConv2D::Impl {
   detail::RequantTables requant, tail_requant;
   std::vector<float> scale;
   std::vector<int8_t> zero_row;
+  std::vector<std::size_t> tap_offsets;  // input offset of each tap from the window's corner
   detail::EpilogueParams ep{}, tail_ep{};
   std::size_t vector_channels = 0;  // channels requantised with `ep`; the rest with `tail_ep`
   std::vector<ThreadWorkspace> workspaces;

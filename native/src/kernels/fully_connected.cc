@@ -75,7 +75,7 @@ void run_fc(detail::GemmPlan& p, const int8_t* input, int32_t m, void* output, O
               static_cast<std::size_t>(p.n));
   };
   if (pool != nullptr && split.tasks() > 1) {
-    pool->parallel_for(split.tasks(), task);
+    pool->parallel_for_static(split.tasks(), task);
   } else {
     for (std::size_t t = 0; t < split.tasks(); ++t) task(t, 0);
   }
