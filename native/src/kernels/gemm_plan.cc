@@ -394,40 +394,38 @@ void GemmPlan::compute(const uint8_t* xprep, const int32_t* sums, std::size_t ro
       const std::size_t rr = std::min(mr, rows - r);
       const GemmKernel& kern = rr == 1 ? gemm->gemv : gemm->gemm;
       const uint8_t* xr = xprep + r * row_stride;
-      {
-        // Per-group scales: each group's exact int32 sum is scaled and added in float, in group
-        // order, with separate multiply and add (no FMA), so every ISA rounds identically.
-        std::fill(facc, facc + rr * kTileN, 0.0f);
-        for (int32_t g = 0; g < groups; ++g) {
-          const std::size_t b0 = static_cast<std::size_t>(g) * blocks_per_group;
-          const std::size_t nb = std::min(blocks_per_group, kblocks - b0);
-          kern.fn(rr, nb, wt + b0 * kBlockBytes, xr + b0 * kb * esize, row_stride, acc);
-          for (std::size_t i = 0; i < rr; ++i) {
-            const int32_t rs = sums[(r + i) * sums_per_row + static_cast<std::size_t>(g)];
-            for (std::size_t c = 0; c < nc; ++c) {
-              const std::size_t gi = (c0 + c) * static_cast<std::size_t>(groups) +
-                                     static_cast<std::size_t>(g);
-              const int32_t v = s(u(acc[i * kTileN + c]) + u(group_term[gi]) -
-                                  u(wzp[c0 + c]) * u(rs));
-              const float prod = group_scale[gi] * static_cast<float>(v);
-              facc[i * kTileN + c] = facc[i * kTileN + c] + prod;
-            }
+      // Per-group scales: each group's exact int32 sum is scaled and added in float, in group
+      // order, with separate multiply and add (no FMA), so every ISA rounds identically.
+      std::fill(facc, facc + rr * kTileN, 0.0f);
+      for (int32_t g = 0; g < groups; ++g) {
+        const std::size_t b0 = static_cast<std::size_t>(g) * blocks_per_group;
+        const std::size_t nb = std::min(blocks_per_group, kblocks - b0);
+        kern.fn(rr, nb, wt + b0 * kBlockBytes, xr + b0 * kb * esize, row_stride, acc);
+        for (std::size_t i = 0; i < rr; ++i) {
+          const int32_t rs = sums[(r + i) * sums_per_row + static_cast<std::size_t>(g)];
+          for (std::size_t c = 0; c < nc; ++c) {
+            const std::size_t gi = (c0 + c) * static_cast<std::size_t>(groups) +
+                                   static_cast<std::size_t>(g);
+            const int32_t v = s(u(acc[i * kTileN + c]) + u(group_term[gi]) -
+                                u(wzp[c0 + c]) * u(rs));
+            const float prod = group_scale[gi] * static_cast<float>(v);
+            facc[i * kTileN + c] = facc[i * kTileN + c] + prod;
           }
         }
-        for (std::size_t i = 0; i < rr; ++i) {
-          const std::size_t orow = (r + i) * out_stride + c0;
-          for (std::size_t c = 0; c < nc; ++c) {
-            const float sum = static_cast<float>(bias_raw[c0 + c]) + facc[i * kTileN + c];
-            float real = sum * scale[c0 + c];
-            if (output_type == OutputType::kFloat32) {
-              real = real < epilogue.float_min ? epilogue.float_min : real;
-              real = real > epilogue.float_max ? epilogue.float_max : real;
-              static_cast<float*>(out)[orow + c] = real;
-            } else {
-              int32_t q = round_to_int(real / output_scale) + epilogue.out_zero_point;
-              q = std::min(std::max(q, epilogue.out_min), epilogue.out_max);
-              static_cast<int8_t*>(out)[orow + c] = static_cast<int8_t>(q);
-            }
+      }
+      for (std::size_t i = 0; i < rr; ++i) {
+        const std::size_t orow = (r + i) * out_stride + c0;
+        for (std::size_t c = 0; c < nc; ++c) {
+          const float sum = static_cast<float>(bias_raw[c0 + c]) + facc[i * kTileN + c];
+          float real = sum * scale[c0 + c];
+          if (output_type == OutputType::kFloat32) {
+            real = real < epilogue.float_min ? epilogue.float_min : real;
+            real = real > epilogue.float_max ? epilogue.float_max : real;
+            static_cast<float*>(out)[orow + c] = real;
+          } else {
+            int32_t q = round_to_int(real / output_scale) + epilogue.out_zero_point;
+            q = std::min(std::max(q, epilogue.out_min), epilogue.out_max);
+            static_cast<int8_t*>(out)[orow + c] = static_cast<int8_t>(q);
           }
         }
       }

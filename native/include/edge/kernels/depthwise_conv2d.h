@@ -4,11 +4,12 @@
 // per-channel requantisation (requant.h), fused bias and clamp. Results are bit-identical on
 // every ISA and equal LiteRT's.
 //
-// Algorithm: for each output pixel, channels are vectorised (8 per AVX2 register, 4 per NEON
-// register) and the KH*KW taps accumulate in int32; padded taps point at a row of input zero
-// points, so every pixel runs the same code: acc = sum_t x_t * w_t - input_zp * sum_t w_t.
-// Depth multipliers other than 1 use the scalar code on every ISA (rare in practice: MobileNets
-// use 1).
+// Algorithm: for each output pixel, channels are vectorised (16 per AVX-512 or 2 x 8 per AVX2
+// register, 8 per NEON pair) and the KH*KW taps accumulate in int32; padded taps point at a row
+// of input zero points, so every pixel runs the same code: acc = sum_t x_t * w_t - input_zp *
+// sum_t w_t. Interior pixels take their tap pointers at fixed offsets (no bounds checks). Depth
+// multipliers other than 1 expand each tap's input channels once per pixel (rare in practice:
+// MobileNets use 1).
 #pragma once
 
 #include <cstdint>

@@ -12,8 +12,8 @@
 //   scalar      portable C++, the bit-exact reference; always built.
 //   avx2        x86-64 AVX2: vpmaddubsw / vpmaddwd. Needs AVX2 (and OS support for ymm state).
 //   avx512vnni  x86-64 AVX-512 F+BW+VL+VNNI: vpdpbusd on zmm (Ice Lake, Sapphire Rapids, Zen 4+).
-//               Also needs AVX2: the few ops without a 512-bit kernel (depthwise conv) run the
-//               AVX2 code. AVX-VNNI (VEX, Alder Lake / Zen 5 without AVX-512) is not built.
+//               Also needs AVX2: the float epilogue runs the AVX2 code. AVX-VNNI (VEX, Alder
+//               Lake / Zen 5 without AVX-512) is not built: no such CPU to test it on.
 //   neon        Arm NEON without dot product: Armv7-A (32-bit) or Armv8-A (aarch64); the same
 //               source compiled for either, kernel names end in __neon / __aarch64_neon.
 //   dotprod     Armv8.2-A SDOT (aarch64 only), kernel names end in __neondot.
