@@ -192,7 +192,7 @@ EDGE_TEST(requant_epilogue_every_isa_matches_scalar) {
   for (Isa isa : test_isas()) {
     const auto& kern = edge::detail::isa_kernels(isa);
     int bad = 0;
-    for (int trial = 0; trial < 300; ++trial) {
+    for (int trial = 0; trial < 1000; ++trial) {
       const std::size_t n = static_cast<std::size_t>(rng.uniform(1, 40));
       // Per-channel arrays are padded to a multiple of 16 (the epilogue contract).
       const std::size_t padded = (n + 15) / 16 * 16;
@@ -264,7 +264,7 @@ EDGE_TEST(gemm_ukernels_every_isa_match_scalar) {
       const auto& rset = ref.gemm[static_cast<int>(type)];
       const std::size_t kb = static_cast<std::size_t>(edge::block_k(type));
       int bad = 0;
-      for (int trial = 0; trial < 24; ++trial) {
+      for (int trial = 0; trial < 60; ++trial) {
         for (const auto* k : {&set.gemv, &set.gemm}) {
           const std::size_t rows = static_cast<std::size_t>(rng.uniform(1, static_cast<int32_t>(k->mr)));
           const std::size_t nblocks = static_cast<std::size_t>(rng.uniform(1, 40));
@@ -322,7 +322,7 @@ EDGE_TEST(fc_every_isa_random_shapes) {
   const int32_t ks[] = {1, 3, 4, 5, 8, 15, 16, 17, 31, 33, 64, 100, 255};
   int failures = 0, cases = 0;
   for (WeightType type : kTypes) {
-    for (int trial = 0; trial < 30; ++trial) {
+    for (int trial = 0; trial < 100; ++trial) {
       const int32_t m = ms[rng.uniform(0, 8)], n = ns[rng.uniform(0, 6)], k = ks[rng.uniform(0, 12)];
       FcProblem p = random_fc(rng, type, m, n, k);
       ++cases;
@@ -447,7 +447,7 @@ EDGE_TEST(conv2d_every_isa_random_geometry) {
   const edge::Padding paddings[] = {edge::Padding::kValid, edge::Padding::kSame,
                                     edge::Padding::kExplicit};
   for (WeightType type : kTypes) {
-    for (int trial = 0; trial < 10; ++trial) {
+    for (int trial = 0; trial < 25; ++trial) {
       edge::ConvGeometry g;
       g.batch = rng.uniform(1, 2);
       g.kernel_height = rng.uniform(1, 3);
@@ -514,7 +514,7 @@ EDGE_TEST(depthwise_every_isa_random_geometry) {
   int failures = 0;
   const edge::Padding paddings[] = {edge::Padding::kValid, edge::Padding::kSame,
                                     edge::Padding::kExplicit};
-  for (int trial = 0; trial < 24; ++trial) {
+  for (int trial = 0; trial < 60; ++trial) {
     edge::ConvGeometry g;
     g.batch = rng.uniform(1, 2);
     g.kernel_height = rng.uniform(1, 3);
