@@ -92,3 +92,13 @@ def test_per_group_weight_scales_reach_the_kernels() -> None:
     direct = kernels.FullyConnected(packed, input=kernels.Quant(0.05, -4),
                                     output=kernels.Quant(0.1, 2), bias=bias)
     assert np.array_equal(model.run(xs)[0], direct(xs))
+
+
+def test_unrepresentable_requantisation_multiplier_is_an_error() -> None:
+    """MUL forms its multiplier in float (as TFLite does): scales whose product overflows give
+    an infinite multiplier, which is an error naming the operator, not a silent zero output."""
+    model = to_edge_bytes(single_op_model(
+        "MUL", [act("a", (1, 4), 1e30, 0), act("b", (1, 4), 1e30, 0)],
+        [act("y", (1, 4), 1e-30, 0)], {"fused_activation_function": "NONE"}))
+    with pytest.raises(ModelFormatError, match=r"MUL.*multiplier inf"):
+        EdgeModel(model)

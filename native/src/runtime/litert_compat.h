@@ -18,7 +18,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "fixed_point.h"
+#include "edge/kernels/requant.h"
 
 namespace edge {
 namespace runtime {
@@ -43,7 +43,7 @@ inline int32_t rshl(int32_t x, int count) {
 }
 
 // VQRDMULH.S32: gemmlowp's SaturatingRoundingDoublingHighMul is defined to equal it.
-inline int32_t qrdmulh(int32_t a, int32_t b) { return fp::saturating_rounding_doubling_high_mul(a, b); }
+inline int32_t qrdmulh(int32_t a, int32_t b) { return saturating_rounding_doubling_high_mul(a, b); }
 
 inline int16_t sat16(int32_t x) {
   return static_cast<int16_t>(x < -32768 ? -32768 : x > 32767 ? 32767 : x);
@@ -52,7 +52,9 @@ inline int16_t wrap16(int32_t x) { return static_cast<int16_t>(static_cast<uint1
 inline int8_t sat8(int32_t x) { return static_cast<int8_t>(x < -128 ? -128 : x > 127 ? 127 : x); }
 
 // gemmlowp's RoundingDivideByPOT on a vector (ties away from zero), as the scalar one.
-inline int32_t rdbp(int32_t x, int exponent) { return fp::rounding_divide_by_pot(x, exponent); }
+inline int32_t rdbp(int32_t x, int exponent) {
+  return rounding_right_shift(x, exponent, Rounding::kAwayFromZero);
+}
 
 }  // namespace lanes
 

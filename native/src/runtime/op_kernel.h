@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "edge/kernels/requant.h"
 #include "edge/runtime/error.h"
 #include "edge/runtime/model.h"
 
@@ -118,6 +119,14 @@ TensorQuant per_tensor_quant(const PrepareContext& ctx, const Tensor& t, const c
 void expect_dtype(const PrepareContext& ctx, const Tensor& t, DType dtype, const char* role);
 void expect_same_shape(const PrepareContext& ctx, const Tensor& a, const Tensor& b,
                        const char* role_a, const char* role_b);
+
+// TFLite's scalar element-wise code (MultiplyByQuantizedMultiplier, RoundingDivideByPOT) rounds
+// ties away from zero: the rule the runtime's own operators pass to edge/kernels/requant.h.
+constexpr Rounding kScalarRounding = Rounding::kAwayFromZero;
+
+// TFLite's QuantizeMultiplier (edge::quantize_multiplier); a multiplier that is not a finite
+// number >= 0 (scales whose ratio overflowed) is an error naming the operator.
+QuantizedMultiplier quantize_multiplier(const PrepareContext& ctx, double real_multiplier);
 
 // TFLite's activation range on the quantised output scale (CalculateActivationRangeQuantized).
 void activation_range_int8(Activation act, float scale, int32_t zero_point, int32_t* act_min,

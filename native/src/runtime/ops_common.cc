@@ -63,6 +63,14 @@ TensorQuant per_tensor_quant(const PrepareContext& ctx, const Tensor& t, const c
   return {scale, static_cast<int32_t>(zp)};
 }
 
+QuantizedMultiplier quantize_multiplier(const PrepareContext& ctx, double real_multiplier) {
+  if (!(real_multiplier >= 0.0) || !std::isfinite(real_multiplier)) {
+    throw ctx.error("quantisation scales give the multiplier ", real_multiplier,
+                    " (must be a finite number >= 0)");
+  }
+  return edge::quantize_multiplier(real_multiplier);
+}
+
 void activation_range_int8(Activation act, float scale, int32_t zero_point, int32_t* act_min,
                            int32_t* act_max) {
   // zero_point + round(f / scale), as TFLite's CalculateActivationRangeQuantized; the float is

@@ -267,7 +267,7 @@ struct AddImpl {
   static constexpr int kLeftShift = 20;
   static constexpr int kElementwiseBlock = 16;  // AddElementwiseInt8
   static constexpr int kScalarBlock = 8;        // AddScalarBroadcast
-  fp::Multiplier out;
+  QuantizedMultiplier out;
   int32_t out_offset = 0, act_min = -128, act_max = 127;
 
   int8_t finish_vec(int32_t sum) const {
@@ -278,12 +278,12 @@ struct AddImpl {
     return static_cast<int8_t>(std::min(std::max(r, act_min), act_max));
   }
   int8_t ref(int8_t a, int8_t b, const Side& sa, const Side& sb) const {
-    const int32_t xa = fp::multiply_by_quantized_multiplier_smaller_than_one(
-        (sa.offset + a) * (1 << kLeftShift), sa.multiplier, sa.shift);
-    const int32_t xb = fp::multiply_by_quantized_multiplier_smaller_than_one(
-        (sb.offset + b) * (1 << kLeftShift), sb.multiplier, sb.shift);
-    const int32_t raw = fp::multiply_by_quantized_multiplier_smaller_than_one(
-                            xa + xb, out.multiplier, out.shift) + out_offset;
+    const int32_t xa = multiply_by_quantized_multiplier(
+        (sa.offset + a) * (1 << kLeftShift), sa.multiplier, sa.shift, kScalarRounding);
+    const int32_t xb = multiply_by_quantized_multiplier(
+        (sb.offset + b) * (1 << kLeftShift), sb.multiplier, sb.shift, kScalarRounding);
+    const int32_t raw = multiply_by_quantized_multiplier(xa + xb, out.multiplier, out.shift,
+                                                         kScalarRounding) + out_offset;
     return static_cast<int8_t>(std::min(std::max(raw, act_min), act_max));
   }
   // AddElementwiseInt8's vector loop folds each input's right shift into the left shift (one
@@ -318,11 +318,12 @@ class AddKernel final : public OpKernel {
     plan_ = plan_broadcast(ctx, a, b, out);
     fold_ = five_fold(a, b);
     const double twice_max = 2.0 * static_cast<double>(std::max(qa.scale, qb.scale));
-    const fp::Multiplier ma =
-        fp::quantize_multiplier_smaller_than_one(static_cast<double>(qa.scale) / twice_max);
-    const fp::Multiplier mb =
-        fp::quantize_multiplier_smaller_than_one(static_cast<double>(qb.scale) / twice_max);
-    const fp::Multiplier mo = fp::quantize_multiplier_smaller_than_one(
+    const QuantizedMultiplier ma =
+        quantize_multiplier(ctx, static_cast<double>(qa.scale) / twice_max);
+    const QuantizedMultiplier mb =
+        quantize_multiplier(ctx, static_cast<double>(qb.scale) / twice_max);
+    const QuantizedMultiplier mo = quantize_multiplier(
+        ctx,
         twice_max / (static_cast<double>(1 << AddImpl::kLeftShift) * static_cast<double>(qo.scale)));
     if (mo.shift > 0) {
       throw ctx.error("output scale ", qo.scale, " is too small for the input scales ", qa.scale,
@@ -359,13 +360,13 @@ class AddKernel final : public OpKernel {
 struct MulImpl {
   static constexpr int kElementwiseBlock = 16;  // MulElementwise
   static constexpr int kScalarBlock = 16;       // MulSimpleBroadcast
-  fp::Multiplier m;
+  QuantizedMultiplier m;
   int32_t out_offset = 0, act_min = -128, act_max = 127;
 
   int8_t ref(int8_t a, int8_t b, const Side& sa, const Side& sb) const {
     const int32_t prod = (sa.offset + a) * (sb.offset + b);
-    const int32_t raw = out_offset + fp::multiply_by_quantized_multiplier(prod, m.multiplier,
-                                                                          m.shift);
+    const int32_t raw = out_offset + multiply_by_quantized_multiplier(prod, m.multiplier,
+                                                                      m.shift, kScalarRounding);
     return static_cast<int8_t>(std::min(std::max(raw, act_min), act_max));
   }
   // The vector loop narrows with saturation to int16, adds the zero point in int16 (wrapping),
@@ -400,7 +401,7 @@ class MulKernel final : public OpKernel {
     MulImpl impl;
     impl.out_offset = qo.zero_point;
     const float real = qa.scale * qb.scale / qo.scale;
-    impl.m = fp::quantize_multiplier(static_cast<double>(real));
+    impl.m = quantize_multiplier(ctx, static_cast<double>(real));
     activation_range_int8(ctx.op.options.activation, qo.scale, qo.zero_point, &impl.act_min,
                           &impl.act_max);
     const LoopsUsed used =
@@ -482,7 +483,7 @@ class HardSwishKernel final : public OpKernel {
     const float hires_input_scale = (1.0f / 128.0f) * qi.scale;
     const float reluish_scale = 3.0f / 32768.0f;
     const float output_multiplier = hires_input_scale / qo.scale;
-    const fp::Multiplier om = fp::quantize_multiplier(static_cast<double>(output_multiplier));
+    const QuantizedMultiplier om = quantize_multiplier(ctx, static_cast<double>(output_multiplier));
     out_mult_ = fp::downscale_multiplier_to_int16(om.multiplier);
     out_exp_ = om.shift;
     if (out_exp_ > 0) {
@@ -490,7 +491,8 @@ class HardSwishKernel final : public OpKernel {
                       " (HARD_SWISH needs input_scale / 128 <= output_scale)");
     }
     const float reluish_multiplier = hires_input_scale / reluish_scale;
-    const fp::Multiplier rm = fp::quantize_multiplier(static_cast<double>(reluish_multiplier));
+    const QuantizedMultiplier rm =
+        quantize_multiplier(ctx, static_cast<double>(reluish_multiplier));
     reluish_mult_ = fp::downscale_multiplier_to_int16(rm.multiplier);
     reluish_exp_ = rm.shift;
     if (reluish_exp_ > 15 || reluish_exp_ < -15 || out_exp_ < -15) {
@@ -553,7 +555,7 @@ class QuantizeKernel final : public OpKernel {
     } else if (in.dtype == DType::kInt8) {
       const TensorQuant qi = per_tensor_quant(ctx, in, "input");
       in_zp_ = qi.zero_point;
-      m_ = fp::quantize_multiplier(static_cast<double>(qi.scale) / static_cast<double>(qo.scale));
+      m_ = quantize_multiplier(ctx, static_cast<double>(qi.scale) / static_cast<double>(qo.scale));
     } else {
       throw ctx.unsupported("QUANTIZE from ", dtype_name(in.dtype),
                             " (supported: FLOAT32 and INT8 inputs)");
@@ -594,8 +596,8 @@ class QuantizeKernel final : public OpKernel {
         out[i] = clamp8(v + out_zp_, -128, 127);
       }
       for (; i < count_; ++i) {
-        const int32_t v = fp::multiply_by_quantized_multiplier(in[i] - in_zp_, m_.multiplier,
-                                                               m_.shift) + out_zp_;
+        const int32_t v = multiply_by_quantized_multiplier(in[i] - in_zp_, m_.multiplier,
+                                                           m_.shift, kScalarRounding) + out_zp_;
         out[i] = clamp8(v, -128, 127);
       }
     }
@@ -610,7 +612,7 @@ class QuantizeKernel final : public OpKernel {
   double scale_ = 1;
   float inverse_ = 1;
   int32_t out_zp_ = 0, in_zp_ = 0;
-  fp::Multiplier m_;
+  QuantizedMultiplier m_;
   int64_t count_ = 0;
 };
 

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "fixed_point.h"
 #include "litert_compat.h"
 #include "op_kernel.h"
 
@@ -222,10 +221,10 @@ class MeanKernel final : public OpKernel {
       temp = std::min(std::max(temp, -1e9f), 1e9f);
       bias_ = qo.zero_point - static_cast<int32_t>(temp);
       const float real_scale = qi.scale / (num * qo.scale);
-      m_ = fp::quantize_multiplier(static_cast<double>(real_scale));
+      m_ = quantize_multiplier(ctx, static_cast<double>(real_scale));
     } else {
-      const fp::Multiplier base =
-          fp::quantize_multiplier(static_cast<double>(qi.scale) / static_cast<double>(qo.scale));
+      const QuantizedMultiplier base =
+          quantize_multiplier(ctx, static_cast<double>(qi.scale) / static_cast<double>(qo.scale));
       int shift = 63 - __builtin_clzll(static_cast<unsigned long long>(count_));
       shift = std::min(shift, 32);
       shift = std::min(shift, 31 + base.shift);
@@ -274,7 +273,7 @@ class MeanKernel final : public OpKernel {
           if (d < vec_end) {
             v = lanes::rshl(lanes::qrdmulh(lanes::shl(sum, left), m_.multiplier), right);
           } else {
-            v = fp::multiply_by_quantized_multiplier(sum, m_.multiplier, m_.shift);
+            v = multiply_by_quantized_multiplier(sum, m_.multiplier, m_.shift, kScalarRounding);
           }
           out[b * depth + d] = clamp8(v + bias_, -128, 127);
         }
@@ -286,7 +285,8 @@ class MeanKernel final : public OpKernel {
       {
         const int32_t shifted =
             static_cast<int32_t>(sums[k] - static_cast<int64_t>(in_zp_) * count_);
-        v = fp::multiply_by_quantized_multiplier(shifted, m_.multiplier, m_.shift) + out_zp_;
+        v = multiply_by_quantized_multiplier(shifted, m_.multiplier, m_.shift, kScalarRounding) +
+            out_zp_;
       }
       out[k] = clamp8(v, -128, 127);
     }
@@ -303,7 +303,7 @@ class MeanKernel final : public OpKernel {
   std::vector<int64_t> out_stride_, index_;  // per-dimension walk state, sized at prepare
   int64_t count_ = 1, in_count_ = 0, out_count_ = 0;
   int32_t in_zp_ = 0, out_zp_ = 0, bias_ = 0;
-  fp::Multiplier m_;
+  QuantizedMultiplier m_;
 };
 
 }  // namespace
