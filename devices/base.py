@@ -16,7 +16,6 @@ built once, here, on top of them:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import posixpath
 import secrets
@@ -42,6 +41,7 @@ from sdk.devices.errors import (
 from sdk.devices.info import PROBE_SCRIPT, STATE_SCRIPT, DeviceInfo, ThermalState, parse_probe
 from sdk.devices.info import parse_state as _parse_state
 from sdk.devices.info import split_sections as _split_sections
+from sdk.fileio import sha256_file
 
 #: progress(bytes_done, bytes_total)
 Progress = Callable[[int, int], None]
@@ -83,14 +83,6 @@ def quote(arg: str | os.PathLike[str]) -> str:
 
 def join_command(argv: Iterable[str | os.PathLike[str]]) -> str:
     return " ".join(quote(a) for a in argv)
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class Device(ABC):

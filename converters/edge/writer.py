@@ -9,10 +9,8 @@ base 3 (1.6 bits per weight). The file is written to a temporary name and rename
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import flatbuffers
@@ -35,7 +33,7 @@ from sdk.converters.edge.schema import (
 )
 from sdk.converters.ir import DType, Model, Tensor
 from sdk.errors import ConversionError
-from sdk.fileio import atomic_write_bytes
+from sdk.fileio import atomic_write_bytes, sha256_file
 
 TernaryMode = Literal["auto", "never"]
 TernaryStorage = Literal["BASE3", "PLAIN"]
@@ -264,13 +262,8 @@ def write_edge(model: Model, path: str | os.PathLike[str], **options: Any) -> in
     return len(data)
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file, for the `source_sha256` metadata."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+#: hex SHA-256 of a file, for the `source_sha256` metadata (sdk.fileio.sha256_file)
+file_sha256 = sha256_file
 
 
 __all__ = ["WriteOptions", "file_sha256", "serialize", "to_edge_bytes", "write_edge"]
