@@ -47,11 +47,12 @@ def random_inputs(model: Model, rng: np.random.Generator) -> list[np.ndarray]:
     return arrays
 
 
-def run_litert(tflite: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
+def run_litert(tflite: bytes, inputs: list[np.ndarray],
+               num_threads: int | None = None) -> list[np.ndarray]:
     """LiteRT's builtin kernels (no XNNPACK): the reference for bit-exact int8 results."""
     from sdk.litert import backend
 
-    interp = backend().interpreter(model_content=tflite, xnnpack=False)
+    interp = backend().interpreter(model_content=tflite, xnnpack=False, num_threads=num_threads)
     interp.allocate_tensors()
     for detail, array in zip(interp.get_input_details(), inputs, strict=True):
         interp.set_tensor(detail["index"], array)
@@ -59,11 +60,14 @@ def run_litert(tflite: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return [interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()]
 
 
-def run_both(model: Model, inputs: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def run_both(model: Model, inputs: list[np.ndarray],
+             threads: int = 1) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The model in LiteRT's builtin kernels and in the .edge runtime, each with `threads`
+    threads (LiteRT's int8 MEAN rounds differently per thread count; .edge follows it)."""
     from sdk.converters.edge import to_edge_bytes
     from sdk.converters.tflite import to_tflite_bytes
     from sdk.runtime import EdgeModel
 
-    reference = run_litert(to_tflite_bytes(model), inputs)
-    ours = EdgeModel(to_edge_bytes(model)).run(inputs)
+    reference = run_litert(to_tflite_bytes(model), inputs, num_threads=threads)
+    ours = EdgeModel(to_edge_bytes(model), threads=threads).run(inputs)
     return reference, ours

@@ -152,9 +152,30 @@ class PoolKernel final : public OpKernel {
 // LiteRT has two int8 MEAN paths and both are reproduced:
 //  * keep_dims, 4-D input, axes {1, 2} (global average pooling): the optimized kernel sums the
 //    raw values, scales by in_scale / (count * out_scale) (formed in float) and adds a bias of
-//    out_zp - round(in_zp * in_scale / out_scale);
+//    out_zp - round(in_zp * in_scale / out_scale). It splits the channels among
+//    min(depth / 8, threads) tasks, and each task runs vector blocks of 16 channels from its own
+//    first channel, then the scalar code: which channels take the vector rounding depends on
+//    LiteRT's thread count, so the split is reproduced for this interpreter's thread count
+//    (the same model gives the same outputs as LiteRT with as many threads);
 //  * everything else: the reference QuantizedMeanOrSum, which subtracts the input zero point
 //    from the sum and folds 1 / count into the fixed-point multiplier.
+// For LiteRT's int8 Mean4D with `threads` threads: per channel, whether its vector loop (1) or
+// its scalar code (0) scales it. The tasks split the channels as evenly as possible, in order.
+std::vector<char> litert_mean_vector_channels(int64_t depth, int threads) {
+  constexpr int64_t kMinDepthPerThread = 8, kBlock = 16;
+  const int64_t tasks = std::min<int64_t>(std::max<int64_t>(depth / kMinDepthPerThread, 1),
+                                          std::max(threads, 1));
+  std::vector<char> vector(static_cast<std::size_t>(depth), 0);
+  int64_t start = 0;
+  for (int64_t i = 0; i < tasks; ++i) {
+    const int64_t end = start + (depth - start) / (tasks - i);
+    const int64_t vec_end = end - (end - start) % kBlock;
+    std::fill(vector.begin() + start, vector.begin() + vec_end, 1);
+    start = end;
+  }
+  return vector;
+}
+
 class MeanKernel final : public OpKernel {
  public:
   void prepare(PrepareContext& ctx) override {
@@ -222,6 +243,7 @@ class MeanKernel final : public OpKernel {
       bias_ = qo.zero_point - static_cast<int32_t>(temp);
       const float real_scale = qi.scale / (num * qo.scale);
       m_ = quantize_multiplier(ctx, static_cast<double>(real_scale));
+      vector_channel_ = litert_mean_vector_channels(in.shape[3], ctx.threads);
     } else {
       const QuantizedMultiplier base =
           quantize_multiplier(ctx, static_cast<double>(qi.scale) / static_cast<double>(qo.scale));
@@ -264,13 +286,12 @@ class MeanKernel final : public OpKernel {
       // MultiplyByQuantizedMultiplier4Rows (a rounding right shift that rounds ties up), the
       // remaining channels by the scalar MultiplyByQuantizedMultiplier (ties away from zero).
       const int64_t depth = dims_[3];
-      const int64_t vec_end = depth - depth % 16;
       const int left = std::max(m_.shift, 0), right = std::min(m_.shift, 0);
       for (int64_t b = 0; b < dims_[0]; ++b) {
         for (int64_t d = 0; d < depth; ++d) {
           const int32_t sum = sums[b * depth + d];
           int32_t v;
-          if (d < vec_end) {
+          if (vector_channel_[d]) {
             v = lanes::rshl(lanes::qrdmulh(lanes::shl(sum, left), m_.multiplier), right);
           } else {
             v = multiply_by_quantized_multiplier(sum, m_.multiplier, m_.shift, kScalarRounding);
@@ -300,6 +321,7 @@ class MeanKernel final : public OpKernel {
   bool keep_dims_ = false, global_pool_ = false;
   std::vector<int64_t> dims_;
   std::vector<char> reduced_;
+  std::vector<char> vector_channel_;  // global pool: channels LiteRT's vector loop scales
   std::vector<int64_t> out_stride_, index_;  // per-dimension walk state, sized at prepare
   int64_t count_ = 1, in_count_ = 0, out_count_ = 0;
   int32_t in_zp_ = 0, out_zp_ = 0, bias_ = 0;
