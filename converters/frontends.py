@@ -24,6 +24,8 @@ from sdk.converters.tflite.schema import FILE_IDENTIFIER
 from sdk.errors import ConversionError, ModelFormatError
 
 InputShapes = Mapping[str | None, Sequence[int]] | Sequence[Sequence[int]] | None
+#: ONNX inputs/outputs: "nchw" as ONNX declares them, "nhwc" channels-last (see read_onnx)
+IO_LAYOUTS = ("nchw", "nhwc")
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
@@ -37,14 +39,25 @@ class LoadedModel:
     name: str
 
 
-def load_model(source: Any, *, input_shapes: InputShapes = None) -> LoadedModel:
-    """Read any supported model into a float IR model."""
-    loaded = _dispatch(source, input_shapes)
+def load_model(source: Any, *, input_shapes: InputShapes = None,
+               io_layout: str | None = None) -> LoadedModel:
+    """Read any supported model into a float IR model.
+
+    io_layout: ONNX models only: "nchw" (default: inputs and outputs as ONNX declares them) or
+    "nhwc" (image inputs and outputs channels-last, no boundary transposes).
+    """
+    if io_layout is not None and io_layout not in IO_LAYOUTS:
+        raise ConversionError(f"io_layout must be one of {', '.join(IO_LAYOUTS)}, not "
+                              f"{io_layout!r}")
+    loaded = _dispatch(source, input_shapes, io_layout)
+    if io_layout is not None and loaded.kind != "onnx":
+        raise ConversionError(f"io_layout applies to ONNX models, not to a {loaded.kind} model "
+                              "(its layout is fixed by its converter)")
     fold_constant_dequantize(loaded.model.main)
     return loaded
 
 
-def _dispatch(source: Any, input_shapes: InputShapes) -> LoadedModel:
+def _dispatch(source: Any, input_shapes: InputShapes, io_layout: str | None) -> LoadedModel:
     if isinstance(source, Model):
         return LoadedModel(source, "ir", "model")
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -52,15 +65,15 @@ def _dispatch(source: Any, input_shapes: InputShapes) -> LoadedModel:
         if data[4:8] == FILE_IDENTIFIER:
             _no_shapes(input_shapes, "a .tflite model")
             return LoadedModel(read_tflite(data), "tflite", "model")
-        return LoadedModel(_read_onnx(data, input_shapes), "onnx", "model")
+        return LoadedModel(_read_onnx(data, input_shapes, io_layout), "onnx", "model")
     if isinstance(source, (str, os.PathLike)):
-        return _from_path(Path(source), input_shapes)
+        return _from_path(Path(source), input_shapes, io_layout)
     if tfc.is_keras_model(source):
         return LoadedModel(tfc.keras_to_ir(source, input_shapes), "keras",
                            str(getattr(source, "name", "model")) or "model")
     if type(source).__module__.startswith("onnx") and hasattr(source, "graph"):
         name = getattr(source.graph, "name", "") or "model"
-        return LoadedModel(_read_onnx(source, input_shapes), "onnx", name)
+        return LoadedModel(_read_onnx(source, input_shapes, io_layout), "onnx", name)
     if tfc.is_concrete_function(source):
         return LoadedModel(tfc.concrete_function_to_ir(source), "concrete_function", "model")
     raise ConversionError(
@@ -69,7 +82,7 @@ def _dispatch(source: Any, input_shapes: InputShapes) -> LoadedModel:
         "onnx.ModelProto")
 
 
-def _from_path(path: Path, input_shapes: InputShapes) -> LoadedModel:
+def _from_path(path: Path, input_shapes: InputShapes, io_layout: str | None) -> LoadedModel:
     name = path.stem or path.name
     if not path.exists():
         raise ModelFormatError("no such file or directory", path=str(path))
@@ -83,7 +96,7 @@ def _from_path(path: Path, input_shapes: InputShapes) -> LoadedModel:
     if suffix in KERAS_SUFFIXES:
         return LoadedModel(tfc.keras_file_to_ir(path, input_shapes), "keras", name)
     if suffix == ".onnx":
-        return LoadedModel(_read_onnx(str(path), input_shapes), "onnx", name)
+        return LoadedModel(_read_onnx(str(path), input_shapes, io_layout), "onnx", name)
     if suffix == ".tflite":
         _no_shapes(input_shapes, "a .tflite model")
         return LoadedModel(read_tflite(path), "tflite", name)
@@ -99,7 +112,7 @@ def _from_path(path: Path, input_shapes: InputShapes) -> LoadedModel:
                            path=str(path))
 
 
-def _read_onnx(source: Any, input_shapes: InputShapes) -> Model:
+def _read_onnx(source: Any, input_shapes: InputShapes, io_layout: str | None) -> Model:
     try:
         from sdk.converters.onnx import read_onnx  # type: ignore[attr-defined]
     except ImportError as exc:
@@ -107,7 +120,7 @@ def _read_onnx(source: Any, input_shapes: InputShapes) -> Model:
             raise ConversionError("ONNX input is not available in this edgesdk build "
                                   "(sdk.converters.onnx.read_onnx is missing)") from exc
         raise
-    return read_onnx(source, input_shapes=input_shapes)
+    return read_onnx(source, input_shapes=input_shapes, io_layout=io_layout or "nchw")
 
 
 def _no_shapes(input_shapes: InputShapes, what: str) -> None:

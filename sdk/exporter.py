@@ -11,6 +11,7 @@ Nothing is written unless every stage succeeded.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sdk.converters.formats import OutputFormat, format_for
-from sdk.converters.frontends import InputShapes, load_model
+from sdk.converters.frontends import InputShapes, LoadedModel, load_model
 from sdk.converters.ir import DType, Model, Tensor
 from sdk.converters.quantize import (
     LayerPrecision,
@@ -35,7 +36,7 @@ from sdk.converters.tflite import serialize
 from sdk.converters.tflite.custom_ops import custom_ops_in
 from sdk.errors import CalibrationError, ConversionError, EdgeSDKError
 from sdk.fidelity import FidelityReport, evaluate
-from sdk.fileio import atomic_write_bytes, atomic_write_text
+from sdk.fileio import atomic_write_bytes, atomic_write_text, sha256_file
 from sdk.results import CalibrationInfo, ExportResult, TensorInfo
 from sdk.runner import ModelRunner
 
@@ -53,7 +54,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
            output: str | os.PathLike[str] | None = None, method: str = "mse",
            validation: Any = None, validation_split: float = 0.2, max_samples: int = 1000,
            input_type: str = "float32", output_type: str = "float32", format: str | None = None,
-           input_shapes: InputShapes = None,
+           input_shapes: InputShapes = None, io_layout: str | None = None,
            precision: Mapping[str, LayerPrecision | str] | None = None,
            weight_method: str | None = None, bias_correction: bool | str = "analytic",
            per_layer: bool = True, strict: bool = False, report: bool = True,
@@ -77,7 +78,11 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         of the calibration samples (not used for calibration).
     input_type / output_type: "float32" (QUANTIZE / DEQUANTIZE inside the model), "int8" or
         "uint8" (the caller quantises; `result.inputs` gives scale and zero point).
-    format: "tflite" (default, or from the output suffix).
+    format: "tflite" (default, or from the output suffix) or "edge".
+    input_shapes: {input name or None: shape}: fixes dynamic dimensions (ONNX, Keras).
+    io_layout: ONNX models: "nchw" (default: inputs and outputs as ONNX declares them, the same
+        arrays as onnxruntime) or "nhwc" (image inputs and outputs channels-last, no boundary
+        transposes); see `sdk.converters.onnx.read_onnx`.
     precision: per-layer overrides {layer name or pattern: "float32" | "int8" | LayerPrecision}.
     bias_correction: "analytic" (default: remove the mean shift weight rounding causes, from
         the calibration inputs' means), "empirical" (also measure and remove, layer by layer,
@@ -109,7 +114,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     if not 0.0 < validation_split < 1.0:
         raise ConversionError(f"validation_split must be in (0, 1), not {validation_split}")
 
-    loaded = load_model(model, input_shapes=input_shapes)
+    loaded = load_model(model, input_shapes=input_shapes, io_layout=io_layout)
     float_model = loaded.model
     fmt = format_for(format, output)
     path = Path(output) if output is not None else Path(f"{_safe(loaded.name)}_{scheme}"
@@ -144,13 +149,18 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                                   cal_set.subset(slice(0, EMPIRICAL_BC_SAMPLES)), progress)
     lap("quantize")
 
+    float_bytes, float_maps = serialize(float_model)
+    quantized.model.format_extras.update(
+        source_sha256=_source_sha256(model, float_bytes), source_name=_source_name(model, loaded),
+        quantization_recipe=quantization_recipe(
+            scheme, activations=activations, method=method, bias_correction=correction,
+            weight_method=weight_method, scheme_options=scheme_options))
     encoded_model = fmt.lower(quantized.model) if fmt.lower is not None else quantized.model
     custom_ops = custom_ops_in(encoded_model)
     data, maps = fmt.encode(encoded_model)
     lap("encode")
 
     fidelity = None
-    float_bytes, float_maps = serialize(float_model)
     if fmt.runs_in_litert or fmt.runner is not None:
         where = "LiteRT" if fmt.runs_in_litert else f"its {fmt.name} runtime"
         try:
@@ -191,6 +201,40 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     lap("write")
     timings["total"] = round(time.perf_counter() - start, 4)
     return result
+
+
+def _source_sha256(source: Any, float_bytes: bytes) -> str:
+    """SHA-256 of what the export started from: the model file, or the bytes / ModelProto
+    given; for models that are no single file (in-memory Keras models, SavedModel folders,
+    IR models) the float .tflite the SDK converted them to."""
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_file():
+        return sha256_file(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return hashlib.sha256(bytes(source)).hexdigest()
+    if hasattr(source, "SerializeToString") and hasattr(source, "graph"):  # onnx.ModelProto
+        return hashlib.sha256(source.SerializeToString()).hexdigest()
+    return hashlib.sha256(float_bytes).hexdigest()
+
+
+def _source_name(source: Any, loaded: LoadedModel) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source).name
+    return loaded.name
+
+
+def quantization_recipe(scheme: str, *, activations: str = "int8", method: str = "mse",
+                        bias_correction: str = "analytic", weight_method: str | None = None,
+                        scheme_options: Mapping[str, Any] | None = None) -> str:
+    """How a model was quantised, as the .edge metadata's `quantization_recipe` records it:
+    the scheme, then `key=value` settings separated by "; " (scheme options sorted by key),
+    e.g. "ternary; activations=int8; method=mse; bias_correction=analytic; ternary_scale=median".
+    """
+    parts = [scheme, f"activations={activations}", f"method={method}",
+             f"bias_correction={bias_correction}"]
+    if weight_method is not None:
+        parts.append(f"weight_method={weight_method}")
+    parts += [f"{k}={v}" for k, v in sorted((scheme_options or {}).items())]
+    return "; ".join(parts)
 
 
 def _bias_mode(value: bool | str) -> str:
@@ -287,4 +331,4 @@ def load_report(path: str | os.PathLike[str]) -> FidelityReport | None:
     return FidelityReport.from_dict(d["fidelity"]) if d.get("fidelity") else None
 
 
-__all__ = ["export", "input_specs", "load_report", "report_path_for"]
+__all__ = ["export", "input_specs", "load_report", "quantization_recipe", "report_path_for"]

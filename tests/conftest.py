@@ -84,3 +84,15 @@ def mlp_models(tmp_path_factory):
     from farm_support import mlp_models
 
     return mlp_models(tmp_path_factory.mktemp("mlp"))
+
+
+# ---------------------------------------------------------------- .edge vs .tflite (integration)
+@pytest.fixture(scope="session")
+def digits_export_pairs(digits_float_tflite, digits_data, tmp_path_factory):
+    """The digits CNN exported by sdk.export in int8 / int4 / int2 / ternary, each to .tflite and
+    to .edge with the same settings: {scheme: (tflite ExportResult, edge ExportResult)}."""
+    from edge_helpers import SCHEMES, export_pair
+
+    out = tmp_path_factory.mktemp("digits_pairs")
+    return {scheme: export_pair(digits_float_tflite, scheme, out, "digits",
+                                digits_data.x_train[:256]) for scheme in SCHEMES}

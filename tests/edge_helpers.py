@@ -1,8 +1,10 @@
-"""Shared by the .edge tests: tiny IR graphs of single operators, and running one model both in
-LiteRT's builtin kernels (the bit-exact reference) and in the .edge runtime."""
+"""Shared by the .edge tests: tiny IR graphs of single operators, running one model both in
+LiteRT's builtin kernels (the bit-exact reference) and in the .edge runtime, and exporting one
+model to both formats."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,3 +73,21 @@ def run_both(model: Model, inputs: list[np.ndarray],
     reference = run_litert(to_tflite_bytes(model), inputs, num_threads=threads)
     ours = EdgeModel(to_edge_bytes(model), threads=threads).run(inputs)
     return reference, ours
+
+
+#: the schemes sdk.export writes to both formats
+SCHEMES = ("int8", "int4", "int2", "ternary")
+
+
+def export_pair(model: Any, scheme: str, out: Path, name: str, calibration: np.ndarray,
+                **kwargs: Any) -> tuple[Any, Any]:
+    """The same `sdk.export` to .tflite and to .edge (identical calibration and settings):
+    (tflite ExportResult, edge ExportResult)."""
+    import sdk
+
+    kwargs = {"calibration": calibration, "per_layer": False, "report": False, **kwargs}
+    tfl = sdk.export(model, scheme, output=out / f"{name}_{scheme}.tflite", **kwargs)
+    edge = sdk.export(model, scheme, output=out / f"{name}_{scheme}.edge", **kwargs)
+    assert (tfl.format, edge.format) == ("tflite", "edge")
+    assert tfl.precision == edge.precision  # one quantised model, two writers
+    return tfl, edge

@@ -26,7 +26,7 @@ def test_export_edge_matches_export_tflite(digits_keras, digits_data, tmp_path) 
     assert abs(edge.fidelity.min_sqnr_db - tfl.fidelity.min_sqnr_db) < 3
     assert edge.path.read_bytes()[4:8] == b"EDG1"
     info = read_edge(edge.path)
-    assert info.metadata.quantization_recipe == "int8"
+    assert info.metadata.quantization_recipe.startswith("int8; activations=int8; method=minmax")
     assert info.metadata.producer.startswith("edgesdk")
     model = EdgeModel(edge.path, threads=1)
     tflite = tfl.path.read_bytes()

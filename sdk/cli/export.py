@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sdk.converters.frontends import IO_LAYOUTS
 from sdk.converters.quantize.data import SYNTHETIC, ImageFolder
 from sdk.converters.quantize.int8 import IO_TYPES
 from sdk.converters.quantize.plan import SCHEMES
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
                     method=args.method, validation=validation, max_samples=args.max_samples,
                     input_type=args.input_type, output_type=args.output_type,
                     format=args.format, input_shapes=_shapes(args.input_shape),
+                    io_layout=args.io_layout,
                     precision=precision or None, strict=args.strict,
                     bias_correction=args.bias_correction,
                     activations=args.activations,
@@ -130,6 +132,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", help="output format (default from the output suffix: tflite)")
     p.add_argument("--input-shape", action="append", metavar="[NAME=]D0,D1,...",
                    help="fix dynamic input dimensions (ONNX / Keras); repeat per input")
+    p.add_argument("--io-layout", choices=IO_LAYOUTS,
+                   help="ONNX models: nchw (default: inputs/outputs as ONNX declares them) or "
+                        "nhwc (image inputs/outputs channels-last, no boundary transposes)")
     p.add_argument("--float-layer", action="append", metavar="LAYER",
                    help="keep this layer (name or pattern from the report) in float")
     p.add_argument("--activations", default="int8", choices=("int8", "float32"),
