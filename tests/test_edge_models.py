@@ -3,9 +3,9 @@ converter and read with `read_tflite`, gives LiteRT's builtin-kernel outputs bit
 .edge runtime (any thread count) and in edge-run on x86, aarch64 (with and without dotprod) and
 armv7 under qemu; INT4 weights equal LiteRT's INT4 path too.
 
-Sub-byte models against TFLite + the edgesdk delegate (issue 4) come when that delegate and the
-sub-byte quantiser are on main; until then int2/ternary .edge models are tested for agreement
-across ISAs and builds, and int4 against stock LiteRT (which runs INT4 weights)."""
+Models with 2-bit and ternary weights, which stock LiteRT cannot run, are checked against
+LiteRT + the edgesdk delegate in tests/test_edge_vs_delegate.py (every scheme, `sdk.export` to
+both formats); here their .edge files are checked for agreement across ISAs and builds."""
 
 from __future__ import annotations
 
@@ -135,31 +135,6 @@ def test_digits_int4_weights_bit_exact_with_litert(digits_int8, digits_data) -> 
     from sdk.converters.edge import to_edge_bytes
 
     edge = EdgeModel(to_edge_bytes(model))
-    for x in _quantized_inputs(digits_int8, digits_data.x_test[:32]):
-        assert np.array_equal(edge.run(x[None])[0], run_litert(tflite, [x[None]])[0])
-
-
-@pytest.mark.parametrize(("levels", "stored"), [((-2, 1), "INT2"), ((-1, 1), "TERNARY")])
-def test_digits_2bit_and_ternary_weights_bit_exact(levels, stored, digits_int8,
-                                                   digits_data) -> None:
-    """Stock LiteRT has no int8-activation kernel for INT2 weights (that is issue 4's
-    delegate), but a 2-bit or ternary weight is an integer, and the same integers stored as INT8
-    run in LiteRT's builtin kernels with exactly the same arithmetic: that is the reference here.
-    The .edge file stores them as INT2 / TERNARY (base 3) and runs the 2-bit kernels."""
-    from sdk.converters.edge import read_edge, to_edge_bytes
-
-    model = _low_bit_weights(read_tflite(digits_int8), DType.INT2, levels)
-    edge_bytes = to_edge_bytes(model)
-    weights = [t.dtype for t in read_edge(edge_bytes).tensors if t.data is not None
-               and len(t.shape) > 1]
-    assert stored in weights
-    for op in model.main.operators:  # the same values, widened to INT8 for LiteRT
-        w = op.inputs[1] if len(op.inputs) > 1 else None
-        if w is not None and w.dtype is DType.INT2:
-            op.inputs[1] = Tensor(w.name, w.shape, DType.INT8, data=w.numpy(), quant=w.quant)
-    tflite = to_tflite_bytes(model)
-    edge = EdgeModel(edge_bytes)
-    assert any("2w_gemm" in k for k in edge.kernels()), edge.kernels()
     for x in _quantized_inputs(digits_int8, digits_data.x_test[:32]):
         assert np.array_equal(edge.run(x[None])[0], run_litert(tflite, [x[None]])[0])
 

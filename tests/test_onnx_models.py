@@ -389,9 +389,9 @@ def test_readme_lists_the_supported_ops() -> None:
     assert listed.strip() == ops_markdown()
 
 
-def test_mobilenet_v3_block_with_squeeze_excite() -> None:
+def mobilenet_v3_block() -> Any:
     """Expand 1x1 + hardswish, depthwise, squeeze-excite (GAP -> 1x1 convs -> HardSigmoid ->
-    Mul broadcast over H, W), project 1x1, residual: all channels-last, no transpose inside."""
+    Mul broadcast over H, W), project 1x1, residual; input [1, 8, 10, 10]."""
     nodes = [
         node("Conv", ["x", "ew", "eb"], "e"), node("HardSwish", ["e"], "ea"),
         node("Conv", ["ea", "dw", "db"], "d", group=16, pads=[1, 1, 1, 1]),
@@ -406,7 +406,12 @@ def test_mobilenet_v3_block_with_squeeze_excite() -> None:
              "db": w(16, seed=4), "s1w": w(4, 16, 1, 1, seed=5), "s1b": w(4, seed=6),
              "s2w": w(16, 4, 1, 1, seed=7), "s2b": w(16, seed=8), "pw": w(8, 16, 1, 1, seed=9),
              "pb": w(8, seed=10)}
-    model = make_model(nodes, {"x": [1, 8, 10, 10]}, ["y"], inits, opset=14)
+    return make_model(nodes, {"x": [1, 8, 10, 10]}, ["y"], inits, opset=14)
+
+
+def test_mobilenet_v3_block_with_squeeze_excite() -> None:
+    """The MobileNetV3 block converts all channels-last, with no transpose inside."""
+    model = mobilenet_v3_block()
     ir = convert_and_compare(model, {"x": random((1, 8, 10, 10), scale=2)}, io_layout="nhwc",
                              atol=1e-4)
     counts = ir.op_counts()
