@@ -4,6 +4,7 @@ field; the results database; the scheduler's retry / quarantine / time-limit pol
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from sdk.devices.farm import (
 )
 from sdk.devices.farm.inventory import FarmSettings
 from sdk.devices.farm.jobs import Job, board_fingerprint
+from sdk.devices.farm.results import Bounds
 from sdk.devices.farm.scheduler import FarmScheduler
 
 FARM = """
@@ -308,3 +310,55 @@ def test_job_time_limit(tmp_path: Path) -> None:
     assert ex.timeouts == [30.05, 30.05]
     # the links of a board that hung are cut, so the hung call returns
     assert ex.aborted == 2
+
+
+def _validation(sqnr_db: float, top1: float):
+    from sdk.devices.info import DeviceInfo
+    from sdk.devices.results import OutputComparison, Validation
+
+    device = DeviceInfo(name="a", transport="local", abi="x86_64", kernel_arch="x86_64",
+                        kernel=None, cpu_model=None, cpu_features=(), cores=2, max_freqs_khz=(),
+                        mem_total_bytes=None, mem_available_bytes=None, os=None, model=None)
+    out = OutputComparison(name="y", dtype="float32", shape=(8, 10), exact=False, mismatched=7,
+                           max_abs_error=0.1, max_abs_error_raw=0.1, sqnr_db=sqnr_db,
+                           top1_agreement=top1)
+    return Validation(model="m.tflite", device=device, runner="litert-python", runtime="LiteRT",
+                      machine="x86_64", reference="host LiteRT", samples=8, outputs=(out,))
+
+
+def test_stored_validations_are_judged_by_their_runs_thresholds(tmp_path: Path, capsys) -> None:
+    """A run that validated with --min-sqnr 15 --min-top1 80 passed a 20 dB / 87.5 % result;
+    `farm results` (and Farm.results, run_record) read later give that run's verdict, not the
+    defaults' (30 dB, 99 %)."""
+    from sdk.cli import main
+    from sdk.devices.farm import Farm
+
+    farm_file = tmp_path / "farm.toml"
+    farm_file.write_text('[boards.a]\ntransport = "local"\n')
+    db = tmp_path / "farm-results.sqlite"
+    job = _job(tmp_path)
+    settings = JobSettings.validation(inputs="cd" * 32)
+    close = _validation(20.0, 0.875)
+    with ResultStore(db) as store:
+        for bounds, board in (({"min_sqnr_db": 15.0, "min_top1": 0.8}, "a"), (None, "b")):
+            request = {"kind": "validate", **({"bounds": bounds} if bounds else {})}
+            run = store.begin_run(farm=str(farm_file), backend="asyncio", request=request)
+            store.record(JobResult(job_key=f"{job.key}-{board}", model=job.model, board=board,
+                                   settings=settings, status="ok", attempts=1,
+                                   started=time.time(), finished=time.time(), run_id=run,
+                                   validation=close))
+            store.finish_run(run)
+    lenient, unknown = Farm(farm_file).results(kind="validate")
+    assert lenient.bounds == Bounds(15.0, 0.8) and lenient.agrees() is True
+    assert lenient.agrees(Bounds()) is False  # the defaults would have failed it
+    assert unknown.bounds is None and unknown.agrees() is False  # no thresholds stored: defaults
+    assert main(["farm", "results", "--farm", str(farm_file), "--kind", "validate"]) == 0
+    rows = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()
+            if line.strip().startswith("m.tflite")}
+    assert rows["a"].rstrip().endswith("pass") and rows["b"].rstrip().endswith("DISAGREES")
+    assert main(["farm", "results", "--farm", str(farm_file), "--json"]) == 0
+    dumped = {r["board"]: r for r in json.loads(capsys.readouterr().out)}
+    assert dumped["a"]["bounds"] == {"min_sqnr_db": 15.0, "min_top1": 0.8}
+    assert dumped["a"]["agrees"] is True and dumped["b"]["agrees"] is False
+    first = Farm(farm_file).run_record(1)
+    assert first.bounds == Bounds(15.0, 0.8) and not first.flagged

@@ -307,6 +307,8 @@ class Farm:
             fresh_results = {r.job_key: r for r in scheduler.results}
             results = [fresh_results.get(j.key) or dataclasses.replace(done[j.key], cached=True)
                        for j in jobs]
+            if kind == VALIDATE:
+                results = _judged_by(results, bounds)
             boards_report = _merge_cached_counts(scheduler.board_reports(), results)
             run = FarmRun(run_id=run_id, results=results, boards=boards_report,
                           events=scheduler.events, started=started, finished=time.time(),
@@ -421,6 +423,9 @@ class Farm:
                      and (kind != VALIDATE or r.settings.inputs == inputs.get(r.model.sha256))]
             results += [dataclasses.replace(r, cached=True) for r in extra]
             events = store.events(run_id)
+        bounds = Bounds(**request["bounds"]) if request.get("bounds") else Bounds()
+        if kind == VALIDATE:
+            results = _judged_by(results, bounds)
         quarantined = {e.board: e.detail for e in events if e.kind == "quarantined"}
         boards = []
         for name in names or sorted({r.board for r in results}):
@@ -436,8 +441,16 @@ class Farm:
                        started=float(meta["started"]),
                        finished=float(meta["finished"] or meta["started"]),
                        database=str(self.database), backend=str(meta["backend"]),
-                       bounds=Bounds(**request["bounds"]) if request.get("bounds")
-                       else Bounds())
+                       bounds=bounds)
+
+
+def _judged_by(results: list[JobResult], bounds: Bounds) -> list[JobResult]:
+    """The validations of one run carry that run's thresholds (results it found already done
+    included), so `JobResult.agrees()` gives the run's verdict."""
+    import dataclasses
+
+    return [dataclasses.replace(r, bounds=bounds) if r.validation is not None else r
+            for r in results]
 
 
 def _summary_of(results: list[JobResult]) -> str:

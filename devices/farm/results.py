@@ -58,6 +58,9 @@ class JobResult:
     executed_by: str | None = None
     #: validation jobs: the device's outputs against the host's
     validation: Validation | None = None
+    #: validation jobs: the thresholds of the run that validated it (stored with the run); None
+    #: for profiles and for runs that did not record them
+    bounds: Bounds | None = None
 
     @property
     def ok(self) -> bool:
@@ -69,11 +72,12 @@ class JobResult:
         return self.settings.kind
 
     def agrees(self, bounds: Bounds | None = None) -> bool | None:
-        """A validation's verdict: the device's outputs pass `bounds` (None when this is no
-        finished validation)."""
+        """A validation's verdict: the device's outputs pass `bounds` (default: the thresholds
+        of the run that validated it, else `Bounds()`); None when this is no finished
+        validation."""
         if self.validation is None:
             return None
-        b = bounds or Bounds()
+        b = bounds or self.bounds or Bounds()
         return self.validation.passed(min_sqnr_db=b.min_sqnr_db, min_top1=b.min_top1)
 
     @property
@@ -95,6 +99,8 @@ class JobResult:
             "profile": self.profile.to_dict() if self.profile else None,
             "kind": self.kind,
             "validation": self.validation.to_dict() if self.validation else None,
+            "bounds": self.bounds.to_dict() if self.bounds else None,
+            "agrees": self.agrees(),
         })
 
 

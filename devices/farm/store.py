@@ -5,7 +5,9 @@ run asks `done()` which job keys already have a good result and skips them. Fail
 kept too (a later run tries those jobs again); the newest row of a key is what reports show.
 
 Profiles and validations share the table (`kind`); a validation's comparison is stored whole
-(`validation`, JSON) with its SQNR and top-1 agreement in columns of their own.
+(`validation`, JSON) with its SQNR and top-1 agreement in columns of their own. A validation
+run stores its pass thresholds with the run (`runs.request`, key `bounds`); results read back
+carry their run's thresholds, so verdicts given later are the ones the run gave.
 
 Only the process that schedules writes (Dask workers send their results back to it); other
 processes (`edgesdk farm results`, reports) may read at any time.
@@ -13,6 +15,7 @@ processes (`edgesdk farm results`, reports) may read at any time.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from sdk.devices.farm.jobs import JobSettings, ModelInfo
-from sdk.devices.farm.results import FarmEvent, JobResult
+from sdk.devices.farm.results import Bounds, FarmEvent, JobResult
 from sdk.devices.results import Profile, Validation
 from sdk.tables import jsonable
 
@@ -118,6 +121,7 @@ class ResultStore:
         self.conn.row_factory = sqlite3.Row
         self.columns = {row[1] for row in self.conn.execute("PRAGMA table_info(results)")}
         self.conn.execute("PRAGMA busy_timeout=30000")
+        self._bounds: dict[int, Bounds | None] = {}
 
     def close(self) -> None:
         self.conn.close()
@@ -146,6 +150,17 @@ class ResultStore:
     def runs(self) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT * FROM runs ORDER BY id").fetchall()
         return [dict(r) for r in rows]
+
+    def run_bounds(self, run_id: int | None) -> Bounds | None:
+        """The validation thresholds a run used (None: not a validation run, or unknown)."""
+        if run_id is None:
+            return None
+        if run_id not in self._bounds:
+            row = self.conn.execute("SELECT request FROM runs WHERE id = ?", (run_id,)).fetchone()
+            request = json.loads(row["request"] or "{}") if row is not None else {}
+            bounds = request.get("bounds") if isinstance(request, dict) else None
+            self._bounds[run_id] = Bounds(**bounds) if isinstance(bounds, dict) else None
+        return self._bounds[run_id]
 
     def last_run_id(self) -> int | None:
         row = self.conn.execute("SELECT max(id) FROM runs").fetchone()
@@ -185,7 +200,7 @@ class ResultStore:
                 f"SELECT * FROM results WHERE id IN (SELECT max(id) FROM results WHERE status = "
                 f"'ok' AND job_key IN ({marks}) GROUP BY job_key)", chunk).fetchall()
             for row in rows:
-                out[row["job_key"]] = _result(row)
+                out[row["job_key"]] = self._result(row)
         return out
 
     def latest(self, keys: Iterable[str]) -> dict[str, JobResult]:
@@ -198,7 +213,7 @@ class ResultStore:
                 f"SELECT * FROM results WHERE id IN (SELECT max(id) FROM results WHERE job_key "
                 f"IN ({marks}) GROUP BY job_key)", chunk).fetchall()
             for row in rows:
-                out[row["job_key"]] = _result(row)
+                out[row["job_key"]] = self._result(row)
         return out
 
     def results(self, *, run_id: int | None = None, model: str | None = None,
@@ -230,7 +245,7 @@ class ResultStore:
                    "GROUP BY job_key) ORDER BY id")
         else:
             sql = f"SELECT * FROM results{clause} ORDER BY id"
-        return [_result(r) for r in self.conn.execute(sql, args).fetchall()]
+        return [self._result(r) for r in self.conn.execute(sql, args).fetchall()]
 
     def count(self, *, status: str | None = None, run_id: int | None = None) -> int:
         where, args = [], []
@@ -267,6 +282,12 @@ class ResultStore:
 
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    def _result(self, row: sqlite3.Row) -> JobResult:
+        result = _result(row)
+        if result.validation is None:
+            return result
+        return dataclasses.replace(result, bounds=self.run_bounds(result.run_id))
 
 
 def _dump(value: Any) -> str:
