@@ -1,0 +1,312 @@
+"""The README against the code: every `edgesdk ...` line in its fenced shell blocks parses with
+the real command-line parser (every sub-command, option and choice it shows exists), each
+sub-command path answers `edgesdk <path> --help` through the installed console script, and every
+`sdk.X` name its Python examples (and inline code) use imports, with calls to SDK functions
+checked against their signatures (keyword names, argument counts)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import inspect
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+
+
+def _blocks(*languages: str) -> list[str]:
+    return [body for lang, body in FENCE.findall(README.read_text()) if lang in languages]
+
+
+def readme_commands() -> list[list[str]]:
+    """argv of every `edgesdk` line in the sh/bash blocks (continuations joined, comments and
+    the `[...]` marks of optional arguments dropped)."""
+    commands = []
+    for body in _blocks("sh", "bash"):
+        for line in body.replace("\\\n", " ").splitlines():
+            if line.strip().startswith("edgesdk "):
+                argv = shlex.split(line.replace("[", " ").replace("]", " "), comments=True)
+                commands.append(argv[1:])
+    return commands
+
+
+def _subcommand_path(parser: Any, argv: list[str]) -> list[str]:
+    """The sub-command words at the start of argv (`farm results`, `export`, ...)."""
+    import argparse
+
+    path = []
+    for word in argv:
+        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subparsers or word not in subparsers[0].choices:
+            break
+        path.append(word)
+        parser = subparsers[0].choices[word]
+    return path
+
+
+def test_readme_shows_the_commands() -> None:
+    paths = {" ".join(_subcommand_path(_parser(), argv)) for argv in readme_commands()}
+    assert {"export", "devices", "deploy", "profile", "validate", "emulate", "farm profile",
+            "farm validate", "farm status", "farm results", "farm worker"} <= paths, paths
+
+
+def _parser() -> Any:
+    from sdk.cli import build_parser
+
+    return build_parser()
+
+
+@pytest.mark.parametrize("argv", readme_commands(), ids=" ".join)
+def test_readme_command_parses(argv: list[str], capsys) -> None:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        pytest.fail(f"README: `edgesdk {' '.join(argv)}` does not parse: "
+                    f"{capsys.readouterr().err.strip()} (exit {exc.code})")
+    assert callable(args.func)
+
+
+def test_every_readme_subcommand_answers_help() -> None:
+    """Through the installed console script, once per sub-command path."""
+    exe = shutil.which("edgesdk", path=str(Path(sys.executable).parent))
+    assert exe is not None, "the edgesdk console script is not installed beside this Python"
+    parser = _parser()
+    paths = sorted({tuple(_subcommand_path(parser, argv)) for argv in readme_commands()})
+    for path in paths:
+        r = subprocess.run([exe, *path, "--help"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "usage: edgesdk" in r.stdout, (path, r.stderr)
+
+
+# ---------------------------------------------------------------------------- Python API
+SDK_NAME = re.compile(r"\bsdk(?:\.[A-Za-z_]\w*)+")
+
+
+def _resolve(dotted: str) -> Any:
+    """Import the longest module prefix of `dotted`, then getattr the rest."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and not ".".join(parts[:cut]).startswith(exc.name):
+                raise  # the module exists but one of its own imports is missing
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(dotted)
+
+
+def readme_sdk_names() -> list[str]:
+    """Every `sdk.a.b` written in the Python blocks and in inline code, and every name a Python
+    block imports from an sdk module."""
+    text = README.read_text()
+    names = set()
+    for body in _blocks("python"):
+        names.update(SDK_NAME.findall(body))
+        tree = ast.parse(body)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sdk"):
+                names.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names if a.name.startswith("sdk."))
+    prose = FENCE.sub("", text)
+    for span in re.findall(r"`([^`]+)`", prose):  # inline code, possibly over a line break
+        names.update(SDK_NAME.findall(span))
+    # a trailing file suffix in prose ("sdk.converters.tflite.packing, ...") is not an attribute
+    return sorted(n for n in names if not n.endswith((".py", ".json", ".toml")))
+
+
+@pytest.mark.parametrize("name", readme_sdk_names())
+def test_readme_sdk_name_exists(name: str) -> None:
+    try:
+        _resolve(name)
+    except (ImportError, AttributeError) as exc:
+        pytest.fail(f"README names `{name}`, which does not exist: {exc}")
+
+
+def _returns(fn: Any) -> type | None:
+    """The class a function or method is annotated to return, if it is one."""
+    import typing
+
+    try:
+        hint = typing.get_type_hints(fn).get("return")
+    except Exception:
+        return None
+    return hint if inspect.isclass(hint) else None
+
+
+class _Scope:
+    """What the README's Python blocks have bound so far (blocks continue each other):
+    names imported from sdk, and variables holding instances of sdk classes."""
+
+    def __init__(self) -> None:
+        self.aliases: dict[str, str] = {"sdk": "sdk"}
+        self.types: dict[str, type] = {}
+
+    def callee(self, func: ast.expr) -> tuple[str, Any, bool] | None:
+        """(label, callable, bound method) for a call's function expression, if it is ours."""
+        parts = []
+        while isinstance(func, ast.Attribute):
+            parts.append(func.attr)
+            func = func.value
+        if not isinstance(func, ast.Name):
+            return None
+        parts.reverse()
+        if func.id in self.aliases:
+            dotted = ".".join([self.aliases[func.id], *parts])
+            return dotted, _resolve(dotted), False
+        if func.id in self.types:
+            cls = self.types[func.id]
+            if len(parts) > 1:
+                return None  # attributes of attributes: not tracked
+            name = parts[0] if parts else "__call__"
+            static = isinstance(inspect.getattr_static(cls, name, None),
+                                (staticmethod, classmethod))
+            return f"{cls.__module__}.{cls.__qualname__}.{name}", getattr(cls, name), not static
+        return None
+
+    def bind(self, tree: ast.AST) -> None:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sdk"):
+                self.aliases.update({a.asname or a.name: f"{node.module}.{a.name}"
+                                     for a in node.names})
+        for node in ast.walk(tree):
+            targets = node.targets if isinstance(node, ast.Assign) else (
+                [i.optional_vars for i in node.items] if isinstance(node, ast.With) else [])
+            values = [node.value] if isinstance(node, ast.Assign) else (
+                [i.context_expr for i in node.items] if isinstance(node, ast.With) else [])
+            for target, value in zip(targets, values, strict=False):
+                if not isinstance(target, ast.Name):
+                    continue
+                self.types.pop(target.id, None)
+                found = self.callee(value.func) if isinstance(value, ast.Call) else None
+                if found is not None:
+                    made = found[1] if inspect.isclass(found[1]) else _returns(found[1])
+                    if made is not None and (made.__module__ or "").startswith("sdk"):
+                        self.types[target.id] = made
+
+
+def _calls() -> list[tuple[str, Any, bool, ast.Call, str]]:
+    """(label, callable, bound method, call node, source) of every call in the Python blocks
+    whose function is an sdk name (`sdk.export(...)`, a name imported from an sdk module) or a
+    method of a variable holding an sdk object (`farm = sdk.Farm(...)`; `run =
+    farm.profile(...)`, annotated to return a FarmRun; then `run.get(...)`)."""
+    out = []
+    scope = _Scope()
+    for body in _blocks("python"):
+        tree = ast.parse(body)
+        scope.bind(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                found = scope.callee(node.func)
+                if found is not None:
+                    out.append((*found, node, ast.get_source_segment(body, node) or found[0]))
+    return out
+
+
+def test_readme_python_calls_match_the_signatures() -> None:
+    checked, problems = 0, []
+    for label, target, bound, call, source in _calls():
+        try:
+            sig = inspect.signature(target)
+        except (TypeError, ValueError):
+            continue  # native (pybind11) callables: their names are checked above
+        args = [None] * (len(call.args) + bound)
+        if any(isinstance(a, ast.Starred) for a in call.args):
+            continue
+        kwargs = {k.arg: None for k in call.keywords if k.arg is not None}
+        try:
+            sig.bind(*args, **kwargs)
+            checked += 1
+        except TypeError as exc:
+            problems.append(f"{source.splitlines()[0]} ...: {exc} (signature {label}{sig})")
+    assert not problems, "\n".join(problems)
+    assert checked >= 15
+
+
+# ---------------------------------------------------------------------------- other programs
+def _code_text() -> str:
+    """The fenced blocks and the inline code of the README, continuations joined."""
+    text = README.read_text()
+    spans = re.findall(r"`([^`]+)`", FENCE.sub("", text))
+    return "\n".join([*(b for _, b in FENCE.findall(text)), *spans]).replace("\\\n", " ")
+
+
+def test_readme_edge_run_options_exist() -> None:
+    from sdk.native import edge_run_path
+
+    lines = [line for line in _code_text().splitlines() if line.strip().startswith("edge-run ")]
+    assert lines
+    r = subprocess.run([str(edge_run_path("x86_64")), "--help"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0
+    for line in lines:
+        for option in re.findall(r"(?<!\S)(--[a-z][\w-]*)", line.split("#")[0]):
+            assert option in r.stdout, f"README: `{line.strip()}`: edge-run has no {option}"
+
+
+def test_readme_scripts_and_modules_exist() -> None:
+    """`python benchmarks/X.py --option ...` and `python -m module` lines: the script exists and
+    takes each option shown (its argparse source names it); the module is importable."""
+    root = README.parent
+    code = _code_text()
+    scripts = re.findall(r"python (benchmarks/[\w/]+\.py)([^\n#`]*)", code)
+    assert len(scripts) >= 4
+    for script, rest in scripts:
+        path = root / script
+        assert path.is_file(), f"README runs {script}, which does not exist"
+        source = path.read_text()
+        for option in re.findall(r"(?<!\S)(--[a-z][\w-]*)", rest):
+            assert f'"{option}"' in source, f"README: {script} {option}: no such option"
+    modules = re.findall(r"python -m ([\w.]+)", code)
+    assert modules
+    for module in modules:
+        assert importlib.util.find_spec(module) is not None, f"README: no module {module}"
+
+
+#: options the README names that belong to programs edgesdk does not ship
+FOREIGN_OPTIONS = {"--min_secs": "TensorFlow's benchmark_model"}
+
+
+def test_every_option_in_the_readme_prose_exists() -> None:
+    """Each `--option` in inline code belongs to an edgesdk sub-command, edge-run, a benchmark
+    script or a device runner script we push."""
+    import argparse
+
+    from sdk.native import edge_run_path
+
+    known: set[str] = set()
+
+    def walk(parser: argparse.ArgumentParser) -> None:
+        for action in parser._actions:
+            known.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    walk(sub)
+
+    walk(_parser())
+    root = README.parent
+    sources = "".join(p.read_text() for pattern in ("benchmarks/*.py", "devices/runners/*.py")
+                      for p in root.glob(pattern))
+    edge_run = subprocess.run([str(edge_run_path("x86_64")), "--help"], capture_output=True,
+                              text=True, timeout=60).stdout
+    prose = FENCE.sub("", README.read_text())
+    unknown = set()
+    for span in re.findall(r"`([^`]+)`", prose):
+        for option in re.findall(r"(?<![\w-])(--[a-z][\w-]*)", span):
+            if not (option in known or option in edge_run or f'"{option}"' in sources
+                    or option in FOREIGN_OPTIONS):
+                unknown.add(f"{option} (in `{span.strip()[:60]}`)")
+    assert not unknown, sorted(unknown)
