@@ -470,27 +470,12 @@ ConvGeometry geometry_of(const NodeInfo& info, const std::vector<int>& xd, int k
   return g;
 }
 
-// ---------------------------------------------------------------- CONV_2D / EDGE_CONV_INT2
-class Conv2DKernel final : public NodeKernel {
+// ---------------------------------------------------------------- CONV_2D, DEPTHWISE_CONV_2D
+// A plan for the current input shape, rebuilt when LiteRT resizes the input; the output is
+// resized to what the plan computes.
+template <typename Plan>
+class SpatialKernel : public NodeKernel {
  public:
-  Conv2DKernel(TfLiteContext* context, const NodeInfo& info, const Options& options,
-               ThreadPool* pool)
-      : NodeKernel(info, pool), options_(layer_options(context, info, options)) {
-    const TfLiteTensor& w = tensor_at(context, info.weights);
-    const std::vector<int> wd = tensor_dims(w);
-    kh_ = wd[1];
-    kw_ = wd[2];
-    int channels = 0;
-    const WeightQuant wq = quant_of(context, info, &channels);
-    weights_ = pack_gemm_weights(w, info.weight_type, wd[0], wd[1] * wd[2] * wd[3], wq);
-    // The bias is copied by the plan, but plans are rebuilt when the input shape changes.
-    if (options_.bias != nullptr) {
-      bias_.assign(options_.bias, options_.bias + wd[0]);
-      options_.bias = bias_.data();
-    }
-    build(tensor_dims(tensor_at(context, info.input)));
-  }
-
   TfLiteStatus prepare(TfLiteContext* context) override {
     const std::vector<int> xd = tensor_dims(tensor_at(context, info_.input));
     if (xd != input_dims_) build(xd);
@@ -511,88 +496,97 @@ class Conv2DKernel final : public NodeKernel {
 
   std::string kernel_name() const override { return plan_->kernel_name(); }
 
- private:
-  void build(const std::vector<int>& xd) {
-    Conv2DOptions co;
-    static_cast<LayerOptions&>(co) = options_;
-    co.geometry = geometry_of(info_, xd, kh_, kw_);
-    plan_ = std::make_unique<Conv2D>(weights_.view(), co);
-    plan_->reserve(pool_ != nullptr ? pool_->num_threads() : 1);
-    input_dims_ = xd;
-  }
-
-  LayerOptions options_;
-  std::vector<int32_t> bias_;
-  int kh_ = 1, kw_ = 1;
-  PackedWeights weights_;
-  std::vector<int> input_dims_;
-  std::unique_ptr<Conv2D> plan_;
-};
-
-// ---------------------------------------------------------------- DEPTHWISE_CONV_2D
-class DepthwiseKernel final : public NodeKernel {
- public:
-  DepthwiseKernel(TfLiteContext* context, const NodeInfo& info, const Options& options,
-                  ThreadPool* pool)
+ protected:
+  SpatialKernel(TfLiteContext* context, const NodeInfo& info, const Options& options,
+                ThreadPool* pool)
       : NodeKernel(info, pool), options_(layer_options(context, info, options)) {
-    const TfLiteTensor& w = tensor_at(context, info.weights);
-    const std::vector<int> wd = tensor_dims(w);
+    const std::vector<int> wd = tensor_dims(tensor_at(context, info.weights));
     kh_ = wd[1];
     kw_ = wd[2];
-    // The depthwise kernels take int8 filters: sub-byte weights are widened once, here.
-    filter_ = weight_values(w);
-    int channels = 0;
-    wq_ = quant_of(context, info, &channels);
+  }
+
+  // The bias is copied by the plan, but plans are rebuilt when the input shape changes.
+  void keep_bias(int channels) {
     if (options_.bias != nullptr) {
       bias_.assign(options_.bias, options_.bias + channels);
       options_.bias = bias_.data();
     }
-    build(tensor_dims(tensor_at(context, info.input)));
   }
 
-  TfLiteStatus prepare(TfLiteContext* context) override {
-    const std::vector<int> xd = tensor_dims(tensor_at(context, info_.input));
-    if (xd != input_dims_) build(xd);
-    if (resize_output(context, info_.output,
-                      {xd[0], plan_->output_height(), plan_->output_width(),
-                       plan_->output_channels()}) != kTfLiteOk) {
-      return kTfLiteError;
-    }
-    return kTfLiteOk;
-  }
-
-  TfLiteStatus invoke(TfLiteContext* context) override {
-    const TfLiteTensor& x = tensor_at(context, info_.input);
-    TfLiteTensor& y = tensor_at(context, info_.output);
-    plan_->run(static_cast<const int8_t*>(x.data), static_cast<int8_t*>(y.data), pool_);
-    return kTfLiteOk;
-  }
-
-  std::string kernel_name() const override { return plan_->kernel_name(); }
-
- private:
+  // Called by the derived constructor (once its weights are ready) and on input resizes.
   void build(const std::vector<int>& xd) {
-    DepthwiseConv2DOptions o;
-    static_cast<LayerOptions&>(o) = options_;
-    o.geometry = geometry_of(info_, xd, kh_, kw_);
-    o.depth_multiplier = info_.depth_multiplier;
-    // LiteRT's optimised depthwise kernel requantises the C % 8 leftover channels with gemmlowp's
-    // scalar code (ties away from zero): reproduce it (depthwise_conv2d.h).
-    if (options_.rounding == Rounding::kUpward) o.tail_rounding = Rounding::kAwayFromZero;
-    plan_ = std::make_unique<DepthwiseConv2D>(
-        filter_.data(), wq_.scales.data(), static_cast<int32_t>(wq_.scales.size()),
-        wq_.all_zero_points_zero ? nullptr : wq_.zero_points.data(), o);
+    plan_ = make_plan(geometry_of(info_, xd, kh_, kw_));
     plan_->reserve(pool_ != nullptr ? pool_->num_threads() : 1);
     input_dims_ = xd;
   }
 
+  virtual std::unique_ptr<Plan> make_plan(const ConvGeometry& geometry) const = 0;
+
   LayerOptions options_;
+
+ private:
   std::vector<int32_t> bias_;
   int kh_ = 1, kw_ = 1;
+  std::vector<int> input_dims_;
+  std::unique_ptr<Plan> plan_;
+};
+
+// CONV_2D and EDGE_CONV_INT2: weights packed once for the GEMM.
+class Conv2DKernel final : public SpatialKernel<Conv2D> {
+ public:
+  Conv2DKernel(TfLiteContext* context, const NodeInfo& info, const Options& options,
+               ThreadPool* pool)
+      : SpatialKernel(context, info, options, pool) {
+    const TfLiteTensor& w = tensor_at(context, info.weights);
+    const std::vector<int> wd = tensor_dims(w);
+    int channels = 0;
+    const WeightQuant wq = quant_of(context, info, &channels);
+    weights_ = pack_gemm_weights(w, info.weight_type, wd[0], wd[1] * wd[2] * wd[3], wq);
+    keep_bias(wd[0]);
+    build(tensor_dims(tensor_at(context, info.input)));
+  }
+
+ private:
+  std::unique_ptr<Conv2D> make_plan(const ConvGeometry& geometry) const override {
+    Conv2DOptions co;
+    static_cast<LayerOptions&>(co) = options_;
+    co.geometry = geometry;
+    return std::make_unique<Conv2D>(weights_.view(), co);
+  }
+
+  PackedWeights weights_;
+};
+
+// DEPTHWISE_CONV_2D and EDGE_DWCONV_INT2: the depthwise kernels take int8 filters, so sub-byte
+// weights are widened once, here.
+class DepthwiseKernel final : public SpatialKernel<DepthwiseConv2D> {
+ public:
+  DepthwiseKernel(TfLiteContext* context, const NodeInfo& info, const Options& options,
+                  ThreadPool* pool)
+      : SpatialKernel(context, info, options, pool) {
+    filter_ = weight_values(tensor_at(context, info.weights));
+    int channels = 0;
+    wq_ = quant_of(context, info, &channels);
+    keep_bias(channels);
+    build(tensor_dims(tensor_at(context, info.input)));
+  }
+
+ private:
+  std::unique_ptr<DepthwiseConv2D> make_plan(const ConvGeometry& geometry) const override {
+    DepthwiseConv2DOptions o;
+    static_cast<LayerOptions&>(o) = options_;
+    o.geometry = geometry;
+    o.depth_multiplier = info_.depth_multiplier;
+    // LiteRT's optimised depthwise kernel requantises the C % 8 leftover channels with gemmlowp's
+    // scalar code (ties away from zero): reproduce it (depthwise_conv2d.h).
+    if (options_.rounding == Rounding::kUpward) o.tail_rounding = Rounding::kAwayFromZero;
+    return std::make_unique<DepthwiseConv2D>(
+        filter_.data(), wq_.scales.data(), static_cast<int32_t>(wq_.scales.size()),
+        wq_.all_zero_points_zero ? nullptr : wq_.zero_points.data(), o);
+  }
+
   std::vector<int8_t> filter_;
   WeightQuant wq_;
-  std::vector<int> input_dims_;
-  std::unique_ptr<DepthwiseConv2D> plan_;
 };
 
 }  // namespace

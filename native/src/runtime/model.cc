@@ -264,6 +264,18 @@ Padding padding_of(const fmt::Padding* p) {
   return out;
 }
 
+// The fields CONV_2D and DEPTHWISE_CONV_2D options share (two tables of the schema with the
+// same field names).
+template <typename ConvOptionsTable>
+void read_conv_options(const ConvOptionsTable& c, const std::string& where, OpOptions* o) {
+  o->padding = padding_of(c.padding());
+  o->stride_h = c.stride_h();
+  o->stride_w = c.stride_w();
+  o->dilation_h = c.dilation_h();
+  o->dilation_w = c.dilation_w();
+  o->activation = activation_of(c.activation(), where);
+}
+
 template <typename T>
 std::vector<T> vec(const flatbuffers::Vector<T>* v) {
   return v == nullptr ? std::vector<T>() : std::vector<T>(v->begin(), v->end());
@@ -560,25 +572,13 @@ void Model::parse() {
     }
     OpOptions& o = op.options;
     switch (otype) {
-      case fmt::OpOptions::Conv2DOptions: {
-        const auto* c = fo->options_as_Conv2DOptions();
-        o.padding = padding_of(c->padding());
-        o.stride_h = c->stride_h();
-        o.stride_w = c->stride_w();
-        o.dilation_h = c->dilation_h();
-        o.dilation_w = c->dilation_w();
-        o.activation = activation_of(c->activation(), where);
+      case fmt::OpOptions::Conv2DOptions:
+        read_conv_options(*fo->options_as_Conv2DOptions(), where, &o);
         break;
-      }
       case fmt::OpOptions::DepthwiseConv2DOptions: {
         const auto* c = fo->options_as_DepthwiseConv2DOptions();
-        o.padding = padding_of(c->padding());
-        o.stride_h = c->stride_h();
-        o.stride_w = c->stride_w();
-        o.dilation_h = c->dilation_h();
-        o.dilation_w = c->dilation_w();
+        read_conv_options(*c, where, &o);
         o.depth_multiplier = c->depth_multiplier();
-        o.activation = activation_of(c->activation(), where);
         break;
       }
       case fmt::OpOptions::FullyConnectedOptions: {

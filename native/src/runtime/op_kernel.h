@@ -116,6 +116,23 @@ struct TensorQuant {
 };
 TensorQuant per_tensor_quant(const PrepareContext& ctx, const Tensor& t, const char* role);
 
+// Input 0 and the output of an int8 operator: both INT8 with one scale each (and, with
+// `same_shape`, of one shape); their quantisation.
+struct InOutQuant {
+  TensorQuant in, out;
+};
+InOutQuant int8_in_out(const PrepareContext& ctx, bool same_shape);
+
+// The values of constant input k, an INT32 (or, with `int64_ok`, INT64) tensor; `what` names it
+// in the error otherwise ("the axes input must be a constant INT32 tensor").
+std::vector<int64_t> constant_ints(const PrepareContext& ctx, int k, const char* what,
+                                   bool int64_ok = false);
+
+// int8 clamped to [lo, hi] (bounds inside [-128, 127]).
+inline int8_t clamp8(int32_t v, int32_t lo = -128, int32_t hi = 127) {
+  return static_cast<int8_t>(v < lo ? lo : v > hi ? hi : v);
+}
+
 void expect_dtype(const PrepareContext& ctx, const Tensor& t, DType dtype, const char* role);
 void expect_same_shape(const PrepareContext& ctx, const Tensor& a, const Tensor& b,
                        const char* role_a, const char* role_b);

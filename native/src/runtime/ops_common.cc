@@ -63,6 +63,31 @@ TensorQuant per_tensor_quant(const PrepareContext& ctx, const Tensor& t, const c
   return {scale, static_cast<int32_t>(zp)};
 }
 
+InOutQuant int8_in_out(const PrepareContext& ctx, bool same_shape) {
+  const Tensor& in = ctx.input(0);
+  const Tensor& out = ctx.output();
+  expect_dtype(ctx, in, DType::kInt8, "input");
+  expect_dtype(ctx, out, DType::kInt8, "output");
+  if (same_shape) expect_same_shape(ctx, in, out, "input", "output");
+  return {per_tensor_quant(ctx, in, "input"), per_tensor_quant(ctx, out, "output")};
+}
+
+std::vector<int64_t> constant_ints(const PrepareContext& ctx, int k, const char* what,
+                                   bool int64_ok) {
+  const Tensor& t = ctx.input(k);
+  const bool int64 = int64_ok && t.dtype == DType::kInt64;
+  if (t.data == nullptr || (t.dtype != DType::kInt32 && !int64)) {
+    throw ctx.error("the ", what, " input must be a constant INT32", int64_ok ? " or INT64" : "",
+                    " tensor");
+  }
+  std::vector<int64_t> values(static_cast<std::size_t>(t.num_elements()));
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    values[i] = int64 ? reinterpret_cast<const int64_t*>(t.data)[i]
+                      : reinterpret_cast<const int32_t*>(t.data)[i];
+  }
+  return values;
+}
+
 QuantizedMultiplier quantize_multiplier(const PrepareContext& ctx, double real_multiplier) {
   if (!(real_multiplier >= 0.0) || !std::isfinite(real_multiplier)) {
     throw ctx.error("quantisation scales give the multiplier ", real_multiplier,

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <optional>
 #include <stdexcept>
+#include <utility>
 
 #include "edge/kernels/conv2d.h"
 #include "edge/kernels/depthwise_conv2d.h"
@@ -295,8 +296,35 @@ class FullyConnectedKernel final : public OpKernel {
   std::string name_;
 };
 
-// ---------------------------------------------------------------- CONV_2D
-class Conv2DKernel final : public OpKernel {
+// ---------------------------------------------------------------- CONV_2D, DEPTHWISE_CONV_2D
+// A kernel-library plan for one input shape, built at prepare time and run as it is.
+template <typename Plan>
+class SpatialKernel : public OpKernel {
+ public:
+  void run(const RunContext& ctx) override {
+    plan_->run(ctx.in<int8_t>(0), ctx.out<int8_t>(), static_cast<ThreadPool*>(ctx.thread_pool));
+  }
+  std::string kernel_name() const override { return name_; }
+
+ protected:
+  // Keeps the plan `make` builds (the library's errors become this operator's), sizes its
+  // workspace for the interpreter's threads and notes its kernel name.
+  template <typename Make>
+  void adopt(const PrepareContext& ctx, Make&& make) {
+    plan_ = guarded(ctx, std::forward<Make>(make));
+    guarded(ctx, [&] {
+      plan_->reserve(ctx.threads);
+      return 0;
+    });
+    name_ = plan_->kernel_name();
+  }
+
+ private:
+  std::unique_ptr<Plan> plan_;
+  std::string name_;
+};
+
+class Conv2DKernel final : public SpatialKernel<Conv2D> {
  public:
   void prepare(PrepareContext& ctx) override {
     const Tensor& x = ctx.input(0);
@@ -317,30 +345,16 @@ class Conv2DKernel final : public OpKernel {
     Conv2DOptions o;
     static_cast<LayerOptions&>(o) = layer_options(ctx, x, out, n);
     o.geometry = g;
-    plan_ = guarded(ctx, [&] { return std::make_unique<Conv2D>(pack(ctx, f), o); });
-    guarded(ctx, [&] {
-      plan_->reserve(ctx.threads);
-      return 0;
-    });
+    adopt(ctx, [&] { return std::make_unique<Conv2D>(pack(ctx, f), o); });
     ctx.prepared_bytes = packed_bytes(weight_type(ctx, w), static_cast<std::size_t>(n),
                                       static_cast<std::size_t>(k));
-    name_ = plan_->kernel_name();
   }
-
-  void run(const RunContext& ctx) override {
-    plan_->run(ctx.in<int8_t>(0), ctx.out<int8_t>(), static_cast<ThreadPool*>(ctx.thread_pool));
-  }
-  std::string kernel_name() const override { return name_; }
-
- private:
-  std::unique_ptr<Conv2D> plan_;
-  std::string name_;
 };
 
 // ---------------------------------------------------------------- DEPTHWISE_CONV_2D
 // The kernel library's depthwise kernel takes int8 filters; sub-byte depthwise weights are
 // decoded to int8 values (the arithmetic is the same, only the storage was smaller).
-class DepthwiseKernel final : public OpKernel {
+class DepthwiseKernel final : public SpatialKernel<DepthwiseConv2D> {
  public:
   void prepare(PrepareContext& ctx) override {
     const Tensor& x = ctx.input(0);
@@ -367,27 +381,13 @@ class DepthwiseKernel final : public OpKernel {
     o.geometry = g;
     o.depth_multiplier = dm;
     o.tail_rounding = Rounding::kAwayFromZero;
-    plan_ = guarded(ctx, [&] {
+    adopt(ctx, [&] {
       return std::make_unique<DepthwiseConv2D>(
           filter.data(), f.scales.data(), static_cast<int32_t>(f.scales.size()),
           f.zero_points.empty() ? nullptr : f.zero_points.data(), o);
     });
-    guarded(ctx, [&] {
-      plan_->reserve(ctx.threads);
-      return 0;
-    });
     ctx.prepared_bytes = filter.size();
-    name_ = plan_->kernel_name();
   }
-
-  void run(const RunContext& ctx) override {
-    plan_->run(ctx.in<int8_t>(0), ctx.out<int8_t>(), static_cast<ThreadPool*>(ctx.thread_pool));
-  }
-  std::string kernel_name() const override { return name_; }
-
- private:
-  std::unique_ptr<DepthwiseConv2D> plan_;
-  std::string name_;
 };
 
 }  // namespace

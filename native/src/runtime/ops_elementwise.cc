@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "fixed_point.h"
 #include "litert_compat.h"
@@ -23,13 +24,21 @@ struct BroadcastPlan {
   int64_t count = 1;
 };
 
-BroadcastPlan plan_broadcast(const PrepareContext& ctx, const Tensor& a, const Tensor& b,
-                             const Tensor& out) {
-  BroadcastPlan p;
+// The two inputs' dimensions aligned at the right, missing leading dimensions as 1.
+std::pair<std::vector<int64_t>, std::vector<int64_t>> aligned_dims(const Tensor& a,
+                                                                   const Tensor& b) {
   const std::size_t rank = std::max(a.shape.size(), b.shape.size());
   std::vector<int64_t> da(rank, 1), db(rank, 1);
   std::copy(a.shape.begin(), a.shape.end(), da.begin() + (rank - a.shape.size()));
   std::copy(b.shape.begin(), b.shape.end(), db.begin() + (rank - b.shape.size()));
+  return {da, db};
+}
+
+BroadcastPlan plan_broadcast(const PrepareContext& ctx, const Tensor& a, const Tensor& b,
+                             const Tensor& out) {
+  BroadcastPlan p;
+  const auto [da, db] = aligned_dims(a, b);
+  const std::size_t rank = da.size();
   p.dims.resize(rank);
   for (std::size_t i = 0; i < rank; ++i) {
     if (da[i] != db[i] && da[i] != 1 && db[i] != 1) {
@@ -82,20 +91,14 @@ void for_each_broadcast(const BroadcastPlan& p, F&& f) {
   }
 }
 
-inline int8_t clamp8(int32_t v, int32_t lo, int32_t hi) {
-  return static_cast<int8_t>(std::min(std::max(v, lo), hi));
-}
-
 // ---------------------------------------------------------------- binary op walking
 // TFLite's ProcessBroadcastShapes: same shapes run one flat loop; shapes that fold into
 // "five-fold" form (y0 x y1 x y2 x y3 x y4 with one input broadcast along y1 and y3) run the
 // element-wise loop on contiguous runs; anything else runs the generic (scalar) loop.
 FiveFold five_fold(const Tensor& a, const Tensor& b) {
   FiveFold f;
-  const std::size_t rank = std::max(a.shape.size(), b.shape.size());
-  std::vector<int64_t> da(rank, 1), db(rank, 1);
-  std::copy(a.shape.begin(), a.shape.end(), da.begin() + (rank - a.shape.size()));
-  std::copy(b.shape.begin(), b.shape.end(), db.begin() + (rank - b.shape.size()));
+  const auto [da, db] = aligned_dims(a, b);
+  const std::size_t rank = da.size();
   if (da == db) return f;  // kNonBroadcast
   f.category = BroadcastCategory::kGeneric;
   for (std::size_t k = rank; k-- > 0;) {
@@ -264,6 +267,7 @@ inline void run_binary(const PairTables& t, const FiveFold& f, const BroadcastPl
 // TFLite int8 ADD: both inputs are brought to a common scale (twice the larger input scale) with
 // 20 bits of headroom, added, and rescaled to the output ("general rescaling" path).
 struct AddImpl {
+  static constexpr const char* kName = "qs8_vadd_lut__scalar";
   static constexpr int kLeftShift = 20;
   static constexpr int kElementwiseBlock = 16;  // AddElementwiseInt8
   static constexpr int kScalarBlock = 8;        // AddScalarBroadcast
@@ -295,6 +299,29 @@ struct AddImpl {
                                       sb.multiplier);
     return finish_vec(static_cast<int32_t>(static_cast<uint32_t>(xa) + static_cast<uint32_t>(xb)));
   }
+  // TFLite's Prepare for int8 ADD: both inputs to twice the larger input scale, then the output.
+  static AddImpl make(const PrepareContext& ctx, const TensorQuant& qa, const TensorQuant& qb,
+                      const TensorQuant& qo, Side* sa, Side* sb) {
+    const double twice_max = 2.0 * static_cast<double>(std::max(qa.scale, qb.scale));
+    const QuantizedMultiplier ma =
+        quantize_multiplier(ctx, static_cast<double>(qa.scale) / twice_max);
+    const QuantizedMultiplier mb =
+        quantize_multiplier(ctx, static_cast<double>(qb.scale) / twice_max);
+    const QuantizedMultiplier mo = quantize_multiplier(
+        ctx, twice_max / (static_cast<double>(1 << kLeftShift) * static_cast<double>(qo.scale)));
+    if (mo.shift > 0) {
+      throw ctx.error("output scale ", qo.scale, " is too small for the input scales ", qa.scale,
+                      " and ", qb.scale, " (rescale factor above 1)");
+    }
+    *sa = {-qa.zero_point, ma.multiplier, ma.shift};
+    *sb = {-qb.zero_point, mb.multiplier, mb.shift};
+    AddImpl impl;
+    impl.out = mo;
+    impl.out_offset = qo.zero_point;
+    activation_range_int8(ctx.op.options.activation, qo.scale, qo.zero_point, &impl.act_min,
+                          &impl.act_max);
+    return impl;
+  }
   // AddScalarBroadcast's vector loop: rounding multiply first, then a truncating right shift.
   int8_t vec_scalar(int8_t a, int8_t b, const Side& sa, const Side& sb) const {
     const int32_t xa = lanes::shl(
@@ -305,59 +332,11 @@ struct AddImpl {
   }
 };
 
-class AddKernel final : public OpKernel {
- public:
-  void prepare(PrepareContext& ctx) override {
-    const Tensor& a = ctx.input(0);
-    const Tensor& b = ctx.input(1);
-    const Tensor& out = ctx.output();
-    for (const Tensor* t : {&a, &b, &out}) expect_dtype(ctx, *t, DType::kInt8, "tensor");
-    const TensorQuant qa = per_tensor_quant(ctx, a, "input 0");
-    const TensorQuant qb = per_tensor_quant(ctx, b, "input 1");
-    const TensorQuant qo = per_tensor_quant(ctx, out, "output");
-    plan_ = plan_broadcast(ctx, a, b, out);
-    fold_ = five_fold(a, b);
-    const double twice_max = 2.0 * static_cast<double>(std::max(qa.scale, qb.scale));
-    const QuantizedMultiplier ma =
-        quantize_multiplier(ctx, static_cast<double>(qa.scale) / twice_max);
-    const QuantizedMultiplier mb =
-        quantize_multiplier(ctx, static_cast<double>(qb.scale) / twice_max);
-    const QuantizedMultiplier mo = quantize_multiplier(
-        ctx,
-        twice_max / (static_cast<double>(1 << AddImpl::kLeftShift) * static_cast<double>(qo.scale)));
-    if (mo.shift > 0) {
-      throw ctx.error("output scale ", qo.scale, " is too small for the input scales ", qa.scale,
-                      " and ", qb.scale, " (rescale factor above 1)");
-    }
-    AddImpl impl;
-    impl.out = mo;
-    impl.out_offset = qo.zero_point;
-    activation_range_int8(ctx.op.options.activation, qo.scale, qo.zero_point, &impl.act_min,
-                          &impl.act_max);
-    const LoopsUsed used =
-        loops_used(fold_, plan_.count, AddImpl::kElementwiseBlock, AddImpl::kScalarBlock);
-    tables_ = build_tables(impl, used, {-qa.zero_point, ma.multiplier, ma.shift},
-                           {-qb.zero_point, mb.multiplier, mb.shift});
-    ctx.prepared_bytes = tables_.bytes();
-  }
-
-  void run(const RunContext& ctx) override {
-    run_binary(tables_, fold_, plan_, AddImpl::kElementwiseBlock, AddImpl::kScalarBlock,
-               ctx.in<int8_t>(0), ctx.in<int8_t>(1), ctx.out<int8_t>());
-  }
-
-  std::string kernel_name() const override { return "qs8_vadd_lut__scalar"; }
-
- private:
-  BroadcastPlan plan_;
-  FiveFold fold_;
-  PairTables tables_;
-};
-
 // ---------------------------------------------------------------- MUL
 // TFLite int8 MUL: (a - za) * (b - zb) rescaled by sa * sb / so. TFLite forms that real
 // multiplier in float (float * float / float), then converts it to double: we do the same.
 struct MulImpl {
+  static constexpr const char* kName = "qs8_vmul_lut__scalar";
   static constexpr int kElementwiseBlock = 16;  // MulElementwise
   static constexpr int kScalarBlock = 16;       // MulSimpleBroadcast
   QuantizedMultiplier m;
@@ -384,9 +363,26 @@ struct MulImpl {
   int8_t vec_scalar(int8_t a, int8_t b, const Side& sa, const Side& sb) const {
     return vec(a, b, sa, sb);
   }
+  // The real multiplier is formed in float, as TFLite does.
+  static MulImpl make(const PrepareContext& ctx, const TensorQuant& qa, const TensorQuant& qb,
+                      const TensorQuant& qo, Side* sa, Side* sb) {
+    MulImpl impl;
+    impl.out_offset = qo.zero_point;
+    const float real = qa.scale * qb.scale / qo.scale;
+    impl.m = quantize_multiplier(ctx, static_cast<double>(real));
+    activation_range_int8(ctx.op.options.activation, qo.scale, qo.zero_point, &impl.act_min,
+                          &impl.act_max);
+    sa->offset = -qa.zero_point;
+    sb->offset = -qb.zero_point;
+    return impl;
+  }
 };
 
-class MulKernel final : public OpKernel {
+// ---------------------------------------------------------------- ADD and MUL
+// One kernel for both: the shapes' walk (plan, five-fold form) and the pair tables; `Impl`
+// computes one element the way each of LiteRT's loops does.
+template <typename Impl>
+class BinaryKernel final : public OpKernel {
  public:
   void prepare(PrepareContext& ctx) override {
     const Tensor& a = ctx.input(0);
@@ -398,27 +394,20 @@ class MulKernel final : public OpKernel {
     const TensorQuant qo = per_tensor_quant(ctx, out, "output");
     plan_ = plan_broadcast(ctx, a, b, out);
     fold_ = five_fold(a, b);
-    MulImpl impl;
-    impl.out_offset = qo.zero_point;
-    const float real = qa.scale * qb.scale / qo.scale;
-    impl.m = quantize_multiplier(ctx, static_cast<double>(real));
-    activation_range_int8(ctx.op.options.activation, qo.scale, qo.zero_point, &impl.act_min,
-                          &impl.act_max);
-    const LoopsUsed used =
-        loops_used(fold_, plan_.count, MulImpl::kElementwiseBlock, MulImpl::kScalarBlock);
     Side sa, sb;
-    sa.offset = -qa.zero_point;
-    sb.offset = -qb.zero_point;
+    const Impl impl = Impl::make(ctx, qa, qb, qo, &sa, &sb);
+    const LoopsUsed used =
+        loops_used(fold_, plan_.count, Impl::kElementwiseBlock, Impl::kScalarBlock);
     tables_ = build_tables(impl, used, sa, sb);
     ctx.prepared_bytes = tables_.bytes();
   }
 
   void run(const RunContext& ctx) override {
-    run_binary(tables_, fold_, plan_, MulImpl::kElementwiseBlock, MulImpl::kScalarBlock,
+    run_binary(tables_, fold_, plan_, Impl::kElementwiseBlock, Impl::kScalarBlock,
                ctx.in<int8_t>(0), ctx.in<int8_t>(1), ctx.out<int8_t>());
   }
 
-  std::string kernel_name() const override { return "qs8_vmul_lut__scalar"; }
+  std::string kernel_name() const override { return Impl::kName; }
 
  private:
   BroadcastPlan plan_;
@@ -433,13 +422,7 @@ class MulKernel final : public OpKernel {
 class LogisticKernel final : public OpKernel {
  public:
   void prepare(PrepareContext& ctx) override {
-    const Tensor& in = ctx.input(0);
-    const Tensor& out = ctx.output();
-    expect_dtype(ctx, in, DType::kInt8, "input");
-    expect_dtype(ctx, out, DType::kInt8, "output");
-    expect_same_shape(ctx, in, out, "input", "output");
-    const TensorQuant qi = per_tensor_quant(ctx, in, "input");
-    const TensorQuant qo = per_tensor_quant(ctx, out, "output");
+    const auto [qi, qo] = int8_in_out(ctx, true);
     const float inverse_scale = 1 / qo.scale;
     for (int32_t v = -128; v <= 127; ++v) {
       const float x = qi.scale * static_cast<float>(v - qi.zero_point);
@@ -447,9 +430,9 @@ class LogisticKernel final : public OpKernel {
       float r = std::round(y * inverse_scale);
       r = std::min(std::max(r, -1e9f), 1e9f);
       const int32_t q = static_cast<int32_t>(r + static_cast<float>(qo.zero_point));
-      table_[static_cast<uint8_t>(static_cast<int8_t>(v))] = clamp8(q, -128, 127);
+      table_[static_cast<uint8_t>(static_cast<int8_t>(v))] = clamp8(q);
     }
-    count_ = in.num_elements();
+    count_ = ctx.input(0).num_elements();
   }
 
   void run(const RunContext& ctx) override {
@@ -470,13 +453,7 @@ class LogisticKernel final : public OpKernel {
 class HardSwishKernel final : public OpKernel {
  public:
   void prepare(PrepareContext& ctx) override {
-    const Tensor& in = ctx.input(0);
-    const Tensor& out = ctx.output();
-    expect_dtype(ctx, in, DType::kInt8, "input");
-    expect_dtype(ctx, out, DType::kInt8, "output");
-    expect_same_shape(ctx, in, out, "input", "output");
-    const TensorQuant qi = per_tensor_quant(ctx, in, "input");
-    const TensorQuant qo = per_tensor_quant(ctx, out, "output");
+    const auto [qi, qo] = int8_in_out(ctx, true);
     in_zp_ = qi.zero_point;
     out_zp_ = qo.zero_point;
     // The same float expressions as TFLite's HardSwishPrepare.
@@ -498,7 +475,7 @@ class HardSwishKernel final : public OpKernel {
     if (reluish_exp_ > 15 || reluish_exp_ < -15 || out_exp_ < -15) {
       throw ctx.error("quantisation scales out of the range HARD_SWISH supports");
     }
-    count_ = in.num_elements();
+    count_ = ctx.input(0).num_elements();
   }
 
   void run(const RunContext& ctx) override {
@@ -658,8 +635,8 @@ class DequantizeKernel final : public OpKernel {
 
 }  // namespace
 
-std::unique_ptr<OpKernel> make_add() { return std::make_unique<AddKernel>(); }
-std::unique_ptr<OpKernel> make_mul() { return std::make_unique<MulKernel>(); }
+std::unique_ptr<OpKernel> make_add() { return std::make_unique<BinaryKernel<AddImpl>>(); }
+std::unique_ptr<OpKernel> make_mul() { return std::make_unique<BinaryKernel<MulImpl>>(); }
 std::unique_ptr<OpKernel> make_logistic() { return std::make_unique<LogisticKernel>(); }
 std::unique_ptr<OpKernel> make_hard_swish() { return std::make_unique<HardSwishKernel>(); }
 std::unique_ptr<OpKernel> make_quantize() { return std::make_unique<QuantizeKernel>(); }

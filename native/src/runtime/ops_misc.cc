@@ -130,14 +130,7 @@ class PadKernel final : public OpKernel {
     const int rank = static_cast<int>(in.shape.size());
     std::vector<int64_t> pads;
     if (ctx.has_input(1)) {
-      const Tensor& p = ctx.input(1);
-      if (p.data == nullptr || (p.dtype != DType::kInt32 && p.dtype != DType::kInt64)) {
-        throw ctx.error("the paddings input must be a constant INT32 or INT64 tensor");
-      }
-      for (int64_t i = 0; i < p.num_elements(); ++i) {
-        pads.push_back(p.dtype == DType::kInt32 ? reinterpret_cast<const int32_t*>(p.data)[i]
-                                                : reinterpret_cast<const int64_t*>(p.data)[i]);
-      }
+      pads = constant_ints(ctx, 1, "paddings", true);
     } else if (ctx.op.options.has_paddings) {
       pads.assign(ctx.op.options.paddings.begin(), ctx.op.options.paddings.end());
     } else {
@@ -214,12 +207,7 @@ class TransposeKernel final : public OpKernel {
     const int rank = static_cast<int>(in.shape.size());
     std::vector<int64_t> perm;
     if (ctx.has_input(1)) {
-      const Tensor& p = ctx.input(1);
-      if (p.dtype != DType::kInt32 || p.data == nullptr) {
-        throw ctx.error("the permutation input must be a constant INT32 tensor");
-      }
-      const auto* v = reinterpret_cast<const int32_t*>(p.data);
-      perm.assign(v, v + p.num_elements());
+      perm = constant_ints(ctx, 1, "permutation");
     } else if (ctx.op.options.has_perm) {
       perm.assign(ctx.op.options.perm.begin(), ctx.op.options.perm.end());
     } else {
@@ -285,13 +273,8 @@ class SoftmaxKernel final : public OpKernel {
  public:
   void prepare(PrepareContext& ctx) override {
     const Tensor& in = ctx.input(0);
-    const Tensor& out = ctx.output();
-    expect_dtype(ctx, in, DType::kInt8, "input");
-    expect_dtype(ctx, out, DType::kInt8, "output");
-    expect_same_shape(ctx, in, out, "input", "output");
+    const auto [qi, qo] = int8_in_out(ctx, true);
     if (in.shape.empty()) throw ctx.error("softmax needs an input of rank >= 1");
-    const TensorQuant qi = per_tensor_quant(ctx, in, "input");
-    const TensorQuant qo = per_tensor_quant(ctx, out, "output");
     const float beta = ctx.op.options.beta;
     if (!std::isfinite(beta)) throw ctx.error("beta ", beta, " is not finite");
     const float scale = -qi.scale * beta;

@@ -10,10 +10,6 @@ namespace edge {
 namespace runtime {
 namespace {
 
-inline int8_t clamp8(int32_t v, int32_t lo, int32_t hi) {
-  return static_cast<int8_t>(std::min(std::max(v, lo), hi));
-}
-
 struct PoolGeometry {
   int batches = 0, in_h = 0, in_w = 0, depth = 0, out_h = 0, out_w = 0;
   int filter_h = 0, filter_w = 0, stride_h = 1, stride_w = 1, pad_top = 0, pad_left = 0;
@@ -80,12 +76,7 @@ class PoolKernel final : public OpKernel {
   explicit PoolKernel(bool max) : max_(max) {}
 
   void prepare(PrepareContext& ctx) override {
-    const Tensor& in = ctx.input(0);
-    const Tensor& out = ctx.output();
-    expect_dtype(ctx, in, DType::kInt8, "input");
-    expect_dtype(ctx, out, DType::kInt8, "output");
-    const TensorQuant qi = per_tensor_quant(ctx, in, "input");
-    const TensorQuant qo = per_tensor_quant(ctx, out, "output");
+    const auto [qi, qo] = int8_in_out(ctx, false);
     if (std::fabs(qi.scale - qo.scale) > 1e-6f || qi.zero_point != qo.zero_point) {
       throw ctx.unsupported("int8 pooling needs the same quantisation on input and output (",
                             qi.scale, ", ", qi.zero_point, " vs ", qo.scale, ", ", qo.zero_point,
@@ -181,25 +172,17 @@ class MeanKernel final : public OpKernel {
   void prepare(PrepareContext& ctx) override {
     const Tensor& in = ctx.input(0);
     const Tensor& out = ctx.output();
-    expect_dtype(ctx, in, DType::kInt8, "input");
-    expect_dtype(ctx, out, DType::kInt8, "output");
-    const TensorQuant qi = per_tensor_quant(ctx, in, "input");
-    const TensorQuant qo = per_tensor_quant(ctx, out, "output");
+    const auto [qi, qo] = int8_in_out(ctx, false);
     const int rank = static_cast<int>(in.shape.size());
-    std::vector<int32_t> axes = ctx.op.options.axes;
+    std::vector<int64_t> axes(ctx.op.options.axes.begin(), ctx.op.options.axes.end());
     if (ctx.has_input(1)) {
-      const Tensor& a = ctx.input(1);
-      if (a.dtype != DType::kInt32 || a.data == nullptr) {
-        throw ctx.error("the axes input must be a constant INT32 tensor");
-      }
-      const auto* v = reinterpret_cast<const int32_t*>(a.data);
-      axes.assign(v, v + a.num_elements());
+      axes = constant_ints(ctx, 1, "axes");
     } else if (!ctx.op.options.has_axes) {
       throw ctx.error("MEAN needs axes (in ReducerOptions or as a constant second input)");
     }
     std::vector<char> reduced(rank, 0);
-    for (int32_t ax : axes) {
-      const int32_t r = ax < 0 ? ax + rank : ax;
+    for (const int64_t ax : axes) {
+      const int64_t r = ax < 0 ? ax + rank : ax;
       if (r < 0 || r >= rank) throw ctx.error("axis ", ax, " is out of range for rank ", rank);
       reduced[r] = 1;
     }
