@@ -16,6 +16,7 @@
 #include "edge/kernels/conv2d.h"
 #include "edge/kernels/depthwise_conv2d.h"
 #include "edge/kernels/fully_connected.h"
+#include "edge/kernels/quantize.h"
 #include "edge/packing/packed_weights.h"
 #include "test_main.h"
 
@@ -345,5 +346,113 @@ EDGE_TEST(delegate_runs_fc_custom_conv_and_depthwise_like_the_plans) {
   for (auto& d : f.delegated) d->reg.free(&f.context, d->node.user_data);
   edge::delegate::destroy_delegate(delegate);
   for (auto& e : f.extra) std::free(e.resized);
+  g_fake = nullptr;
+}
+
+EDGE_TEST(delegate_precisions_name_activation_kinds) {
+  const char* keys[] = {"precisions"};
+  const char* dynamic_only[] = {"dynamic"};
+  edge::delegate::Options o = edge::delegate::parse_options(keys, dynamic_only, 1);
+  EDGE_CHECK(o.dynamic_nodes && !o.static_nodes && o.int8 && o.int4 && o.int2);
+  const char* typed[] = {"int2,static"};
+  o = edge::delegate::parse_options(keys, typed, 1);
+  EDGE_CHECK(!o.dynamic_nodes && o.static_nodes && !o.int8 && !o.int4 && o.int2);
+  const char* types_only[] = {"int4"};
+  o = edge::delegate::parse_options(keys, types_only, 1);
+  EDGE_CHECK(o.dynamic_nodes && o.static_nodes && o.int4 && !o.int8);
+}
+
+// A dynamic-range FULLY_CONNECTED (float in and out, ternary INT2 weights, float bias,
+// asymmetric input quantisation): the delegate equals the scheme computed here from
+// quantize_rows and exact integer sums, in LiteRT's order of float operations.
+EDGE_TEST(delegate_runs_dynamic_range_fc) {
+  Fake f;
+  g_fake = &f;
+  std::mt19937 rng(9);
+  const int m = 3, n = 20, k = 40;
+  for (int i = 0; i < 4; ++i) add_tensor(f);
+  std::vector<int8_t> q(static_cast<std::size_t>(n) * k);
+  for (auto& v : q) v = static_cast<int8_t>(static_cast<int>(rng() % 3) - 1);
+  std::vector<float> ws(n), bias(n), x(static_cast<std::size_t>(m) * k, 0.0f);
+  for (auto& s : ws) s = 0.01f + 0.001f * static_cast<float>(rng() % 50);
+  for (auto& b : bias) b = 0.01f * static_cast<float>(static_cast<int>(rng() % 200) - 100);
+  // row 0 random, row 1 all zero, row 2 positive only
+  for (int i = 0; i < k; ++i) {
+    x[static_cast<std::size_t>(i)] =
+        0.01f * static_cast<float>(static_cast<int>(rng() % 400) - 150);
+    x[static_cast<std::size_t>(2 * k + i)] = 0.02f * static_cast<float>(rng() % 100);
+  }
+  auto bytes = [](const void* p, std::size_t size) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    return std::vector<uint8_t>(b, b + size);
+  };
+  set_tensor(f, 0, kTfLiteFloat32, {m, k}, bytes(x.data(), x.size() * 4), {}, false);
+  set_tensor(f, 1, kTfLiteInt2, {n, k}, pack_tflite(q, 2), ws, true);
+  set_tensor(f, 2, kTfLiteFloat32, {n}, bytes(bias.data(), bias.size() * 4), {}, true);
+  set_tensor(f, 3, kTfLiteFloat32, {m, n},
+             std::vector<uint8_t>(static_cast<std::size_t>(m) * n * 4), {}, false);
+  f.nodes.push_back(std::make_unique<FakeNode>());
+  FakeNode& fc = *f.nodes[0];
+  fc.inputs = std::make_unique<IntArray>(std::vector<int>{0, 1, 2});
+  fc.outputs = std::make_unique<IntArray>(std::vector<int>{3});
+  fc.fc.activation = kTfLiteActRelu6;
+  fc.fc.asymmetric_quantize_inputs = true;
+  fc.node.builtin_data = &fc.fc;
+  fc.reg.builtin_code = kBuiltinFullyConnected;
+  fc.node.inputs = fc.inputs->get();
+  fc.node.outputs = fc.outputs->get();
+  f.plan = {0};
+  f.context.tensors_size = f.tensors.size();
+  f.context.tensors = f.tensors.data();
+  f.context.GetExecutionPlan = get_plan;
+  f.context.GetNodeAndRegistration = get_node;
+  f.context.ReplaceNodeSubsetsWithDelegateKernels = replace;
+  f.context.ResizeTensor = resize;
+  f.context.ReportError = report_error;
+  f.context.recommended_num_threads = 2;
+
+  // Not claimed when the options leave dynamic-range nodes to LiteRT.
+  edge::delegate::Options static_only;
+  static_only.dynamic_nodes = false;
+  TfLiteDelegate* skip = edge::delegate::create_delegate(static_only);
+  EDGE_CHECK(skip->Prepare(&f.context, skip) == kTfLiteOk && f.delegated.empty());
+  edge::delegate::destroy_delegate(skip);
+
+  TfLiteDelegate* delegate = edge::delegate::create_delegate(edge::delegate::Options{});
+  EDGE_CHECK(delegate->Prepare(&f.context, delegate) == kTfLiteOk);
+  EDGE_CHECK(f.delegated.size() == 1);
+  for (auto& d : f.delegated) {
+    EDGE_CHECK(d->reg.prepare(&f.context, &d->node) == kTfLiteOk);
+    EDGE_CHECK(d->reg.invoke(&f.context, &d->node) == kTfLiteOk);
+    const std::string name = d->reg.profiling_string(&f.context, &d->node);
+    EDGE_CHECK(name.find("f32_qs8_quantize") != std::string::npos &&
+               name.find("qt2w") != std::string::npos);
+  }
+  if (!f.errors.empty()) std::fprintf(stderr, "%s", f.errors.c_str());
+  EDGE_CHECK(f.errors.empty());
+
+  std::vector<int8_t> qx(x.size());
+  std::vector<float> sx(m);
+  std::vector<int32_t> zx(m);
+  edge::quantize_rows(x.data(), m, k, edge::InputQuantization::kAsymmetric, qx.data(), sx.data(),
+                      zx.data(), edge::Isa::kScalar);
+  EDGE_CHECK(sx[1] == 1.0f && zx[1] == 0);  // the all-zero row
+  const auto* got = static_cast<const float*>(f.tensors[3].data);
+  for (int r = 0; r < m; ++r) {
+    for (int c = 0; c < n; ++c) {
+      int32_t acc = 0, wsum = 0;
+      for (int i = 0; i < k; ++i) {
+        acc += qx[static_cast<std::size_t>(r * k + i)] * q[static_cast<std::size_t>(c * k + i)];
+        wsum += q[static_cast<std::size_t>(c * k + i)];
+      }
+      acc -= zx[static_cast<std::size_t>(r)] * wsum;
+      const float scale = sx[static_cast<std::size_t>(r)] * ws[static_cast<std::size_t>(c)];
+      float y = bias[static_cast<std::size_t>(c)] + static_cast<float>(acc) * scale;
+      y = y < 0.0f ? 0.0f : (y > 6.0f ? 6.0f : y);
+      EDGE_CHECK(got[r * n + c] == y);
+    }
+  }
+  for (auto& d : f.delegated) d->reg.free(&f.context, d->node.user_data);
+  edge::delegate::destroy_delegate(delegate);
   g_fake = nullptr;
 }

@@ -11,7 +11,9 @@ Arm builds (`make native-cross`) are in build/aarch64 and build/armv7 of a check
 to devices (`delegate_path("arm64-v8a")`).
 
 Options (all optional; see native/include/edge/delegate/delegate.h): precisions ("int8",
-"int4", "int2": which weight types the delegate takes; custom ops are always taken), ops
+"int4", "int2": which weight types the delegate takes; "static" / "dynamic": int8-activation
+nodes and/or dynamic-range nodes, float activations with quantised weights; naming only weight
+types takes both kinds, naming only kinds takes every weight type; custom ops are always taken), ops
 ("fully_connected", "conv_2d", "depthwise_conv_2d"), num_threads, isa, rounding, report (a
 JSON file where the delegate says what it claimed, with which kernel, and what it skipped).
 """
@@ -32,6 +34,9 @@ LIBRARY_NAME = "libedgesdk_delegate.so"
 #: Android ABI names -> this checkout's build folder holding that build (the Makefile's)
 ABIS: dict[str, str] = {"x86_64": "host", "arm64-v8a": "aarch64", "armeabi-v7a": "armv7"}
 PRECISIONS = ("int8", "int4", "int2")
+#: activation kinds `precisions` may also name: int8 activations, or float activations with
+#: quantised weights (dynamic range, "hybrid")
+ACTIVATION_KINDS = ("static", "dynamic")
 OPS = ("fully_connected", "conv_2d", "depthwise_conv_2d")
 #: custom ops only the edgesdk delegate runs (converters/tflite/custom_ops.py)
 CUSTOM_OPS = ("EDGE_CONV_INT2", "EDGE_DWCONV_INT2")
@@ -90,9 +95,10 @@ def delegate_options(*, precisions: Iterable[str] | None = None,
     options: dict[str, str] = {}
     if precisions is not None:
         chosen = [precisions] if isinstance(precisions, str) else list(precisions)
-        bad = [p for p in chosen if p not in (*PRECISIONS, "ternary")]
+        bad = [p for p in chosen if p not in (*PRECISIONS, "ternary", *ACTIVATION_KINDS)]
         if bad:
-            raise ValueError(f"precisions: unknown {bad}; choose from {PRECISIONS}")
+            raise ValueError(f"precisions: unknown {bad}; choose from "
+                             f"{PRECISIONS + ACTIVATION_KINDS}")
         options["precisions"] = ",".join(chosen)
     if ops is not None:
         chosen = [ops] if isinstance(ops, str) else list(ops)
@@ -147,6 +153,8 @@ class ClaimedNode:
     weights: str
     kernel: str
     isa: str
+    #: "int8" (static) or "float32" (dynamic range: the input is quantised at run time)
+    activations: str = "int8"
 
 
 @dataclass(frozen=True)
@@ -184,6 +192,6 @@ class DelegateReport:
         return out
 
 
-__all__ = ["ABIS", "CUSTOM_OPS", "LIBRARY_NAME", "OPS", "PRECISIONS", "ClaimedNode",
-           "DelegateReport", "SkippedNode", "delegate_candidates", "delegate_options",
-           "delegate_path", "explain_load_error", "load_delegate"]
+__all__ = ["ABIS", "ACTIVATION_KINDS", "CUSTOM_OPS", "LIBRARY_NAME", "OPS", "PRECISIONS",
+           "ClaimedNode", "DelegateReport", "SkippedNode", "delegate_candidates",
+           "delegate_options", "delegate_path", "explain_load_error", "load_delegate"]

@@ -7,10 +7,11 @@
 
 Everything LiteRT's `Interpreter` offers is there (attribute access is forwarded). The
 delegate takes the FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D nodes it runs (sub-byte and
-int8 weights, int8 activations, and the edgesdk custom ops); XNNPACK (or LiteRT's builtin
-kernels with `xnnpack=False`) runs the rest. `delegate=False` gives stock LiteRT, with a clear
-error for files that need the delegate. `precisions=("int4",)` etc. choose what it takes, so
-the paths can be compared.
+int8 weights with int8 activations, the same weights with float activations: dynamic range,
+and the edgesdk custom ops); XNNPACK (or LiteRT's builtin kernels with `xnnpack=False`) runs the
+rest. `delegate=False` gives stock LiteRT, with a clear error for files that need the delegate.
+`precisions=("int4",)`, `precisions=("static",)` (leave dynamic-range nodes to LiteRT) etc.
+choose what it takes, so the paths can be compared.
 """
 
 from __future__ import annotations

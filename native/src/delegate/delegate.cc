@@ -59,7 +59,7 @@ struct Holder {
 
 struct ClaimRecord {
   int node;
-  std::string op, weights, kernel, isa;
+  std::string op, weights, kernel, isa, activations;
 };
 struct SkipRecord {
   int node;
@@ -233,7 +233,8 @@ void write_report(TfLiteContext* context, const std::vector<int>& plan, const St
          ", \"op\": " + json_string(c.op.c_str()) +
          ", \"weights\": " + json_string(c.weights.c_str()) +
          ", \"kernel\": " + json_string(c.kernel.c_str()) +
-         ", \"isa\": " + json_string(c.isa.c_str()) + "}";
+         ", \"isa\": " + json_string(c.isa.c_str()) +
+         ", \"activations\": " + json_string(c.activations.c_str()) + "}";
   }
   j += "\n  ],\n  \"skipped\": [\n";
   for (std::size_t i = 0; i < state.skipped.size(); ++i) {
@@ -279,7 +280,7 @@ TfLiteStatus delegate_prepare(TfLiteContext* context, TfLiteDelegate* delegate) 
       if (why.empty()) {
         nodes.push_back(node_index);
         state->claimed.push_back({node_index, info.op, weight_type_label(info.weight_type), "",
-                                  isa_name(isa)});
+                                  isa_name(isa), info.dynamic ? "float32" : "int8"});
       } else if (why != kNotClaimable) {
         state->skipped.push_back({node_index, builtin_label(reg), why});
       }
@@ -327,8 +328,13 @@ Options parse_options(const char* const* keys, const char* const* values, std::s
     const std::string value = values[i] != nullptr ? values[i] : "";
     if (key == "precisions") {
       o.int8 = o.int4 = o.int2 = false;
+      o.static_nodes = o.dynamic_nodes = false;
       for (const std::string& p : split(value)) {
-        if (p == "int8") {
+        if (p == "static") {
+          o.static_nodes = true;
+        } else if (p == "dynamic") {
+          o.dynamic_nodes = true;
+        } else if (p == "int8") {
           o.int8 = true;
         } else if (p == "int4") {
           o.int4 = true;
@@ -336,9 +342,15 @@ Options parse_options(const char* const* keys, const char* const* values, std::s
           o.int2 = true;
         } else {
           throw std::invalid_argument("option precisions: unknown precision '" + p +
-                                      "' (int8, int4, int2)");
+                                      "' (int8, int4, int2, static, dynamic)");
         }
       }
+      // Only weight types named: both activation kinds; only kinds named: every weight type
+      // (an empty list still claims nothing but the custom ops).
+      const bool any_type = o.int8 || o.int4 || o.int2;
+      const bool any_kind = o.static_nodes || o.dynamic_nodes;
+      if (any_type && !any_kind) o.static_nodes = o.dynamic_nodes = true;
+      if (any_kind && !any_type) o.int8 = o.int4 = o.int2 = true;
     } else if (key == "ops") {
       o.fully_connected = o.conv_2d = o.depthwise_conv_2d = false;
       for (const std::string& p : split(value)) {

@@ -4,6 +4,7 @@
 // depthwise_conv2d.h).
 #include "node_kernels.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -14,6 +15,7 @@
 #include "custom_options.h"
 #include "edge/kernels/depthwise_conv2d.h"
 #include "edge/kernels/fully_connected.h"
+#include "edge/kernels/quantize.h"
 #include "edge/packing/int2.h"
 #include "edge/packing/int4.h"
 #include "edge/packing/packed_weights.h"
@@ -108,7 +110,7 @@ std::string weight_quant(const TfLiteTensor& w, int axis, int channels, WeightQu
   const TfLiteAffineQuantization* q = affine(w);
   if (q == nullptr || q->scale == nullptr || q->scale->size == 0) {
     return w.quantization.type == kTfLiteBlockwiseQuantization
-               ? "block-wise weights (int8 activations need per-channel scales)"
+               ? "block-wise weights (the delegate takes per-channel or per-tensor scales)"
                : "weights are not affine-quantised";
   }
   const int ns = q->scale->size;
@@ -160,10 +162,11 @@ std::string weight_type_of(const TfLiteTensor& w, const WeightQuant& wq, const O
   }
 }
 
-std::string check_bias(TfLiteContext* context, int bias, int channels) {
+std::string check_bias(TfLiteContext* context, int bias, int channels, bool dynamic) {
   if (bias < 0) return "";
   const TfLiteTensor& b = tensor_at(context, bias);
-  if (b.type != kTfLiteInt32) return std::string("bias is ") + type_name(b.type);
+  const TfLiteType want = dynamic ? kTfLiteFloat32 : kTfLiteInt32;
+  if (b.type != want) return std::string("bias is ") + type_name(b.type);
   if (b.allocation_type != kTfLiteMmapRo || b.data == nullptr) return "bias is not a constant";
   if (num_elements(b) != channels) return "bias size does not match the output channels";
   return "";
@@ -247,9 +250,19 @@ std::string inspect_node(TfLiteContext* context, int node_index, const TfLiteNod
   const TfLiteTensor& x = tensor_at(context, n.input);
   const TfLiteTensor& w = tensor_at(context, n.weights);
   const TfLiteTensor& y = tensor_at(context, n.output);
-  if (!per_tensor_int8(x) || !per_tensor_int8(y)) {
-    return std::string("activations are ") + type_name(x.type) + " -> " + type_name(y.type) +
-           " (the delegate runs int8 activations with per-tensor quantisation)";
+  // Dynamic range ("hybrid"): float activations, quantised weights (checked below).
+  n.dynamic = !n.custom && x.type == kTfLiteFloat32 && y.type == kTfLiteFloat32;
+  if (n.dynamic) {
+    if (!options.dynamic_nodes) return "dynamic-range node not claimed (precisions option)";
+  } else {
+    if (!per_tensor_int8(x) || !per_tensor_int8(y)) {
+      return std::string("activations are ") + type_name(x.type) + " -> " + type_name(y.type) +
+             " (the delegate runs int8 activations with per-tensor quantisation, or float32 "
+             "activations with quantised weights)";
+    }
+    if (!n.custom && !options.static_nodes) {
+      return "int8-activation node not claimed (precisions option)";
+    }
   }
   if (w.allocation_type != kTfLiteMmapRo || w.data == nullptr) {
     return "weights are not a constant";
@@ -263,6 +276,7 @@ std::string inspect_node(TfLiteContext* context, int node_index, const TfLiteNod
     if (p->weights_format != 0) return "shuffled weights format";
     n.activation = p->activation;
     n.keep_num_dims = p->keep_num_dims;
+    n.asymmetric_inputs = n.dynamic && p->asymmetric_quantize_inputs;
     if (wd.size() != 2) return "weights are not 2-D";
     channels = wd[0];
     const int64_t xn = num_elements(x);
@@ -326,6 +340,11 @@ std::string inspect_node(TfLiteContext* context, int node_index, const TfLiteNod
   WeightQuant wq;
   std::string err = weight_quant(w, axis, channels, &wq);
   if (!err.empty()) return err;
+  // LiteRT's hybrid convs quantise each image asymmetrically when the filter is per-channel
+  // (its EvalHybridPerChannel), symmetrically with a per-tensor filter; depthwise always
+  // asymmetrically (it needs per-channel filters).
+  if (n.dynamic && n.kind == OpKind::kConv2D) n.asymmetric_inputs = wq.scales.size() > 1;
+  if (n.dynamic && n.kind == OpKind::kDepthwiseConv2D) n.asymmetric_inputs = true;
   // Our custom ops are claimed whatever `precisions` says: nothing else runs them.
   Options claim = options;
   if (n.custom) claim.int2 = true;
@@ -336,7 +355,7 @@ std::string inspect_node(TfLiteContext* context, int node_index, const TfLiteNod
     return "int8 weights with non-zero zero points";
   }
   if (w.bytes < packed_tflite_bytes(w.type, num_elements(w))) return "weight buffer too small";
-  err = check_bias(context, n.bias, channels);
+  err = check_bias(context, n.bias, channels, n.dynamic);
   if (!err.empty()) return err;
   *info = n;
   return "";
@@ -589,10 +608,300 @@ class DepthwiseKernel final : public SpatialKernel<DepthwiseConv2D> {
   WeightQuant wq_;
 };
 
+
+// ---------------------------------------------------------------- dynamic range ("hybrid")
+// Float input quantised to int8 at run time (edge/kernels/quantize.h), the plans' int32 sums,
+// dequantised in float. The plans get input scale 1, no bias and no activation: the float
+// epilogue below applies the real scales, the float bias and the activation.
+
+float activate(float v, TfLiteFusedActivation a) {
+  switch (a) {
+    case kTfLiteActRelu: return v < 0.0f ? 0.0f : v;
+    case kTfLiteActRelu6: return v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v);
+    case kTfLiteActReluN1To1: return v < -1.0f ? -1.0f : (v > 1.0f ? 1.0f : v);
+    default: return v;
+  }
+}
+
+LayerOptions int32_options(const Options& options, int32_t input_zero_point) {
+  LayerOptions o;
+  o.input = {1.0f, input_zero_point};
+  o.output = {1.0f, 0};
+  o.activation = Activation::kNone;
+  o.bias = nullptr;
+  o.output_type = OutputType::kInt32;
+  o.isa = options.isa;
+  return o;
+}
+
+// The per-channel weight scales expanded to `channels`, and the float bias (or zeros).
+struct DynamicParams {
+  std::vector<float> weight_scale;
+  std::vector<float> bias;
+  InputQuantization mode = InputQuantization::kSymmetric;
+};
+
+DynamicParams dynamic_params(TfLiteContext* context, const NodeInfo& info, int channels,
+                             const WeightQuant& wq) {
+  DynamicParams d;
+  d.weight_scale.resize(static_cast<std::size_t>(channels));
+  for (int c = 0; c < channels; ++c) {
+    d.weight_scale[static_cast<std::size_t>(c)] = wq.scales[wq.scales.size() == 1 ? 0 : c];
+  }
+  d.bias.assign(static_cast<std::size_t>(channels), 0.0f);
+  if (info.bias >= 0) {
+    const auto* b = static_cast<const float*>(tensor_at(context, info.bias).data);
+    d.bias.assign(b, b + channels);
+  }
+  d.mode = info.asymmetric_inputs ? InputQuantization::kAsymmetric : InputQuantization::kSymmetric;
+  return d;
+}
+
+// FULLY_CONNECTED: one scale (and zero point) per batch row, as LiteRT's hybrid FC. The plan
+// runs with input zero point 0; the row's zero point is taken out exactly in int32 with the
+// weights' code sums: acc - zp[r] * sum_k w[n][k]. Then, in LiteRT's order,
+// y = act(bias[n] + float(acc) * (input_scale[r] * weight_scale[n])).
+class DynamicFullyConnectedKernel final : public NodeKernel {
+ public:
+  DynamicFullyConnectedKernel(TfLiteContext* context, const NodeInfo& info,
+                              const Options& options, ThreadPool* pool)
+      : NodeKernel(info, pool), isa_(resolve_isa(options.isa)) {
+    const TfLiteTensor& w = tensor_at(context, info.weights);
+    const std::vector<int> wd = tensor_dims(w);
+    n_ = wd[0];
+    k_ = wd[1];
+    int channels = 0;
+    const WeightQuant wq = quant_of(context, info, &channels);
+    params_ = dynamic_params(context, info, channels, wq);
+    row_sums_.assign(static_cast<std::size_t>(n_), 0);
+    for (int32_t c = 0; c < n_; ++c) {
+      int32_t sum = 0;
+      for (int32_t i = 0; i < k_; ++i) {
+        sum += weight_value(w, static_cast<int64_t>(c) * k_ + i) -
+               wq.zero_points[static_cast<std::size_t>(c)];
+      }
+      row_sums_[static_cast<std::size_t>(c)] = sum;
+    }
+    plan_ = std::make_unique<FullyConnected>(pack_gemm_weights(w, info.weight_type, n_, k_, wq),
+                                             int32_options(options, 0));
+  }
+
+  TfLiteStatus prepare(TfLiteContext* context) override {
+    const TfLiteTensor& x = tensor_at(context, info_.input);
+    m_ = static_cast<int32_t>(num_elements(x) / k_);
+    std::vector<int> shape;
+    if (info_.keep_num_dims) {
+      shape = tensor_dims(x);
+      shape.back() = n_;
+    } else {
+      shape = {m_, n_};
+    }
+    const TfLiteTensor& y = tensor_at(context, info_.output);
+    if (num_elements(y) != static_cast<int64_t>(m_) * n_ &&
+        resize_output(context, info_.output, shape) != kTfLiteOk) {
+      return kTfLiteError;
+    }
+    qx_.resize(static_cast<std::size_t>(m_) * k_);
+    scales_.resize(static_cast<std::size_t>(m_));
+    zero_points_.resize(static_cast<std::size_t>(m_));
+    acc_.resize(static_cast<std::size_t>(m_) * n_);
+    plan_->reserve(m_, pool_ != nullptr ? pool_->num_threads() : 1);
+    return kTfLiteOk;
+  }
+
+  TfLiteStatus invoke(TfLiteContext* context) override {
+    const TfLiteTensor& x = tensor_at(context, info_.input);
+    TfLiteTensor& y = tensor_at(context, info_.output);
+    if (m_ == 0) return kTfLiteOk;
+    quantize_rows(static_cast<const float*>(x.data), m_, k_, params_.mode, qx_.data(),
+                  scales_.data(), zero_points_.data(), isa_);
+    plan_->run(qx_.data(), m_, acc_.data(), pool_);
+    auto* out = static_cast<float*>(y.data);
+    for (int32_t r = 0; r < m_; ++r) {
+      const int32_t zp = zero_points_[static_cast<std::size_t>(r)];
+      const float sx = scales_[static_cast<std::size_t>(r)];
+      const int32_t* acc = acc_.data() + static_cast<std::size_t>(r) * n_;
+      float* yr = out + static_cast<std::size_t>(r) * n_;
+      for (int32_t c = 0; c < n_; ++c) {
+        const std::size_t ci = static_cast<std::size_t>(c);
+        // Wrapping int32 arithmetic, as the sums themselves.
+        const int32_t v = static_cast<int32_t>(static_cast<uint32_t>(acc[c]) -
+                                               static_cast<uint32_t>(zp) *
+                                                   static_cast<uint32_t>(row_sums_[ci]));
+        const float scale = sx * params_.weight_scale[ci];
+        yr[c] = activate(params_.bias[ci] + static_cast<float>(v) * scale, info_.activation);
+      }
+    }
+    return kTfLiteOk;
+  }
+
+  std::string kernel_name() const override {
+    return std::string(quantize_kernel_name(isa_)) + "+" + plan_->kernel_name(m_ > 0 ? m_ : 1);
+  }
+
+ private:
+  Isa isa_;
+  int32_t n_ = 0, k_ = 0, m_ = 1;
+  DynamicParams params_;
+  std::vector<int32_t> row_sums_;
+  std::unique_ptr<FullyConnected> plan_;
+  std::vector<int8_t> qx_;
+  std::vector<float> scales_;
+  std::vector<int32_t> zero_points_;
+  std::vector<int32_t> acc_;
+};
+
+// CONV_2D and DEPTHWISE_CONV_2D: one scale and zero point per image, as LiteRT's hybrid convs.
+// The plans are built with that zero point as their input zero point, so padded taps read as
+// real 0 and the int32 sums are already sum (x - zp) * w; a plan per zero point seen recently is
+// kept (building one reads the weights once, the image's convolution reads them per pixel).
+// Then y = act(float(acc) * weight_scale[n] * input_scale + bias[n]).
+template <typename Plan>
+class DynamicConvKernel final : public NodeKernel {
+ public:
+  DynamicConvKernel(TfLiteContext* context, const NodeInfo& info, const Options& options,
+                    ThreadPool* pool)
+      : NodeKernel(info, pool), options_(options), isa_(resolve_isa(options.isa)) {
+    const TfLiteTensor& w = tensor_at(context, info.weights);
+    const std::vector<int> wd = tensor_dims(w);
+    kh_ = wd[1];
+    kw_ = wd[2];
+    int channels = 0;
+    wq_ = quant_of(context, info, &channels);
+    params_ = dynamic_params(context, info, channels, wq_);
+    if (info.kind == OpKind::kConv2D) {
+      weights_ = pack_gemm_weights(w, info.weight_type, wd[0], wd[1] * wd[2] * wd[3], wq_);
+    } else {
+      filter_ = weight_values(w);
+    }
+    input_dims_ = tensor_dims(tensor_at(context, info.input));
+    plan_for(0);
+  }
+
+  TfLiteStatus prepare(TfLiteContext* context) override {
+    const std::vector<int> xd = tensor_dims(tensor_at(context, info_.input));
+    if (xd != input_dims_) {
+      input_dims_ = xd;
+      plans_.clear();
+    }
+    const Plan& p = plan_for(0);
+    if (resize_output(context, info_.output,
+                      {xd[0], p.output_height(), p.output_width(), p.output_channels()}) !=
+        kTfLiteOk) {
+      return kTfLiteError;
+    }
+    const std::size_t image = static_cast<std::size_t>(xd[1]) * xd[2] * xd[3];
+    qx_.resize(static_cast<std::size_t>(xd[0]) * image);
+    scales_.resize(static_cast<std::size_t>(xd[0]));
+    zero_points_.resize(static_cast<std::size_t>(xd[0]));
+    acc_.resize(static_cast<std::size_t>(p.output_height()) * p.output_width() *
+                p.output_channels());
+    return kTfLiteOk;
+  }
+
+  TfLiteStatus invoke(TfLiteContext* context) override {
+    const TfLiteTensor& x = tensor_at(context, info_.input);
+    TfLiteTensor& y = tensor_at(context, info_.output);
+    const int32_t batch = input_dims_[0];
+    const int32_t image = input_dims_[1] * input_dims_[2] * input_dims_[3];
+    if (batch == 0 || image == 0) return kTfLiteOk;
+    quantize_rows(static_cast<const float*>(x.data), batch, image, params_.mode, qx_.data(),
+                  scales_.data(), zero_points_.data(), isa_);
+    auto* out = static_cast<float*>(y.data);
+    const std::size_t channels = params_.weight_scale.size();
+    const std::size_t pixels = acc_.size() / channels;
+    for (int32_t b = 0; b < batch; ++b) {
+      Plan& p = plan_for(zero_points_[static_cast<std::size_t>(b)]);
+      p.run(qx_.data() + static_cast<std::size_t>(b) * image, acc_.data(), pool_);
+      const float sx = scales_[static_cast<std::size_t>(b)];
+      float* yb = out + static_cast<std::size_t>(b) * acc_.size();
+      for (std::size_t px = 0; px < pixels; ++px) {
+        const int32_t* a = acc_.data() + px * channels;
+        float* yp = yb + px * channels;
+        for (std::size_t c = 0; c < channels; ++c) {
+          const float v = static_cast<float>(a[c]) * params_.weight_scale[c] * sx;
+          yp[c] = activate(v + params_.bias[c], info_.activation);
+        }
+      }
+    }
+    return kTfLiteOk;
+  }
+
+  std::string kernel_name() const override {
+    return std::string(quantize_kernel_name(isa_)) + "+" +
+           (plans_.empty() ? "" : plans_.back().second->kernel_name());
+  }
+
+ private:
+  Plan& plan_for(int32_t zero_point) {
+    for (auto& entry : plans_) {
+      if (entry.first == zero_point) return *entry.second;
+    }
+    constexpr std::size_t kKeep = 4;
+    if (plans_.size() >= kKeep) plans_.erase(plans_.begin());
+    plans_.emplace_back(zero_point, build(zero_point));
+    return *plans_.back().second;
+  }
+
+  std::unique_ptr<Plan> build(int32_t zero_point);
+
+  Options options_;
+  Isa isa_;
+  int kh_ = 1, kw_ = 1;
+  WeightQuant wq_;
+  DynamicParams params_;
+  PackedWeights weights_;        // CONV_2D
+  std::vector<int8_t> filter_;   // DEPTHWISE_CONV_2D
+  std::vector<int> input_dims_;
+  std::vector<std::pair<int32_t, std::unique_ptr<Plan>>> plans_;
+  std::vector<int8_t> qx_;
+  std::vector<float> scales_;
+  std::vector<int32_t> zero_points_;
+  std::vector<int32_t> acc_;
+};
+
+template <>
+std::unique_ptr<Conv2D> DynamicConvKernel<Conv2D>::build(int32_t zero_point) {
+  Conv2DOptions co;
+  static_cast<LayerOptions&>(co) = int32_options(options_, zero_point);
+  std::vector<int> one = input_dims_;
+  one[0] = 1;  // image by image: each has its own zero point
+  co.geometry = geometry_of(info_, one, kh_, kw_);
+  auto plan = std::make_unique<Conv2D>(weights_.view(), co);
+  plan->reserve(pool_ != nullptr ? pool_->num_threads() : 1);
+  return plan;
+}
+
+template <>
+std::unique_ptr<DepthwiseConv2D> DynamicConvKernel<DepthwiseConv2D>::build(int32_t zero_point) {
+  DepthwiseConv2DOptions o;
+  static_cast<LayerOptions&>(o) = int32_options(options_, zero_point);
+  std::vector<int> one = input_dims_;
+  one[0] = 1;
+  o.geometry = geometry_of(info_, one, kh_, kw_);
+  o.depth_multiplier = info_.depth_multiplier;
+  auto plan = std::make_unique<DepthwiseConv2D>(
+      filter_.data(), wq_.scales.data(), static_cast<int32_t>(wq_.scales.size()),
+      wq_.all_zero_points_zero ? nullptr : wq_.zero_points.data(), o);
+  plan->reserve(pool_ != nullptr ? pool_->num_threads() : 1);
+  return plan;
+}
+
 }  // namespace
 
 std::unique_ptr<NodeKernel> NodeKernel::create(TfLiteContext* context, const NodeInfo& info,
                                                const Options& options, ThreadPool* pool) {
+  if (info.dynamic) {
+    switch (info.kind) {
+      case OpKind::kFullyConnected:
+        return std::make_unique<DynamicFullyConnectedKernel>(context, info, options, pool);
+      case OpKind::kConv2D:
+        return std::make_unique<DynamicConvKernel<Conv2D>>(context, info, options, pool);
+      case OpKind::kDepthwiseConv2D:
+        return std::make_unique<DynamicConvKernel<DepthwiseConv2D>>(context, info, options,
+                                                                    pool);
+    }
+  }
   switch (info.kind) {
     case OpKind::kFullyConnected:
       return std::make_unique<FullyConnectedKernel>(context, info, options, pool);

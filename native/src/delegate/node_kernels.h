@@ -30,6 +30,10 @@ struct NodeInfo {
   int stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1, depth_multiplier = 1;
   // fully connected
   bool keep_num_dims = false;
+  // dynamic range: float32 input and output, quantised weights, float32 bias; the input is
+  // quantised at run time, per batch row (FC) or per image (convs)
+  bool dynamic = false;
+  bool asymmetric_inputs = false;
 };
 
 // "" when the delegate runs this node under `options` (and `info` is filled), else why not.

@@ -12,7 +12,10 @@
 //
 // Options (string keys and values):
 //   precisions   comma-separated weight types to claim: int8,int4,int2 (default: all three;
-//                "int2" covers ternary). Custom ops are always claimed: nothing else runs them.
+//                "int2" covers ternary), and/or the activation kinds to claim: static (int8
+//                activations) and dynamic (float activations: dynamic-range, "hybrid" nodes);
+//                default: both kinds. E.g. "int4,int2,dynamic" or "static". Custom ops are
+//                always claimed: nothing else runs them.
 //   ops          comma-separated ops to claim: fully_connected,conv_2d,depthwise_conv_2d
 //                (default: all).
 //   num_threads  threads for the kernels (default: the interpreter's num_threads, else one per
@@ -27,7 +30,13 @@
 //
 // Claimed nodes: int8 activations (per-tensor scale and zero point), constant weights with
 // per-channel (or per-tensor) affine quantisation, constant INT32 bias, fused NONE / RELU /
-// RELU_N1_TO_1 / RELU6. Weights are packed once, when the delegate kernel is created. Each
+// RELU_N1_TO_1 / RELU6. Dynamic-range nodes (float32 input and output, INT8 / INT4 / INT2
+// weights, FLOAT32 bias): the input is quantised to int8 at run time exactly as LiteRT's hybrid
+// kernels do (edge/kernels/quantize.h: per batch row for FULLY_CONNECTED, symmetric unless its
+// asymmetric_quantize_inputs option is set; per image for convs, asymmetric with per-channel
+// weights as LiteRT's hybrid CONV_2D / DEPTHWISE_CONV_2D), the plans compute the int32 sums and
+// the result is dequantised in float: y = act(acc * input_scale * weight_scale[n] + bias[n]),
+// acc corrected by the input zero point. Weights are packed once, when the delegate kernel is created. Each
 // claimed node becomes its own delegate kernel, so every tensor stays visible to LiteRT.
 #pragma once
 
@@ -46,6 +55,8 @@ struct Options {
   bool int8 = true;
   bool int4 = true;
   bool int2 = true;
+  bool static_nodes = true;   // int8 activations
+  bool dynamic_nodes = true;  // float activations (dynamic-range weights)
   bool fully_connected = true;
   bool conv_2d = true;
   bool depthwise_conv_2d = true;
