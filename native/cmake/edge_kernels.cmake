@@ -64,6 +64,8 @@ if(EDGE_BUILD_TESTS AND NOT EDGE_BUILD_PYTHON AND EDGE_ARCH STREQUAL "x86" AND N
   add_executable(edge_kernel_alternatives ${_k}/bench/alternatives.cc)
   target_link_libraries(edge_kernel_alternatives PRIVATE edge_kernels)
   target_include_directories(edge_kernel_alternatives PRIVATE ${_k}/src)
+  add_executable(edge_conv_bench ${_k}/bench/conv_layers.cc)
+  target_link_libraries(edge_conv_bench PRIVATE edge_kernels)
 endif()
 
 if(EDGE_BUILD_PYTHON)
