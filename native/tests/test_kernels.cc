@@ -589,6 +589,94 @@ EDGE_TEST(depthwise_every_isa_random_geometry) {
   EDGE_CHECK(failures == 0);
 }
 
+// The fused depthwise kernels (64 channels x 4 taps per step, AVX-512 VNNI) permute channels
+// inside 64-channel blocks and take taps in fours: channel counts around 16/32/64 and past them,
+// tap counts that are not multiples of 4, multipliers >= 1 (pre-shift), tiny ones (shifts past
+// the zero-point fold), every rounding rule with and without LiteRT's tail rule, extremes.
+EDGE_TEST(depthwise_fused_blocks_every_isa) {
+  Rng rng(17);
+  int failures = 0, fused_cases = 0;
+  const int32_t channel_counts[] = {1, 7, 16, 24, 31, 32, 33, 48, 63, 64, 65, 96, 100, 129, 144};
+  int trial = 0;
+  for (int32_t cin : channel_counts) {
+    for (int rep = 0; rep < 4; ++rep, ++trial) {
+      edge::ConvGeometry g;
+      g.batch = 1;
+      g.kernel_height = rep == 3 ? 5 : rep == 2 ? 1 : 3;
+      g.kernel_width = rep == 2 ? 2 : rep == 3 ? 5 : 3;
+      g.stride_height = g.stride_width = 1 + rep % 2;
+      g.dilation_height = g.dilation_width = rep == 1 ? 2 : 1;
+      g.padding = rep == 3 ? edge::Padding::kValid : edge::Padding::kSame;
+      g.input_height = rng.uniform(5, 9);
+      g.input_width = rng.uniform(5, 9);
+      g.input_channels = cin;
+      const int32_t mult = trial % 7 == 6 ? 2 : 1;
+      const int32_t cout = cin * mult;
+      FcProblem p = random_fc(rng, WeightType::kInt8, 1, cout, 1);
+      std::fill(p.wzp.begin(), p.wzp.end(), 0);
+      if (trial % 5 == 1) {  // multipliers in [1, 8): a left pre-shift
+        p.options.input.scale = 0.05f;
+        p.options.output.scale = 0.002f;
+        for (auto& sc : p.scales) sc = rng.uniform_float(0.05f, 0.3f);
+      } else if (trial % 5 == 2) {  // below 2^-24: right shifts of 25+, no zero-point fold
+        p.options.input.scale = 0.01f;
+        p.options.output.scale = 100.0f;
+        for (auto& sc : p.scales) sc = rng.uniform_float(0.0001f, 0.0004f);
+        for (auto& b : p.bias) b = rng.uniform(-1000000000, 1000000000);
+      }
+      const Fill fill = trial % 11 == 3 ? Fill::kMin : trial % 11 == 4 ? Fill::kMax : Fill::kRandom;
+      const std::vector<int8_t> input = fill_values(
+          rng, static_cast<std::size_t>(g.input_height) * g.input_width * cin, -128, 127, fill);
+      const std::vector<int8_t> filter = fill_values(
+          rng, static_cast<std::size_t>(g.kernel_height) * g.kernel_width * cout, -128, 127, fill);
+      const std::vector<int32_t> acc = reference_depthwise_acc(
+          g, mult, input, filter, p.wzp, p.options.input.zero_point, p.bias);
+      std::vector<int8_t> want = reference_requant(acc, cout, p.scales, p.options, false);
+      std::optional<edge::Rounding> tail;
+      if (trial % 2 == 0 && p.options.rounding != edge::Rounding::kAwayFromZero) {
+        tail = edge::Rounding::kAwayFromZero;
+        edge::LayerOptions t = p.options;
+        t.rounding = *tail;
+        const std::vector<int8_t> tw = reference_requant(acc, cout, p.scales, t, false);
+        for (std::size_t i = 0; i < want.size(); ++i) {
+          if (static_cast<int32_t>(i % static_cast<std::size_t>(cout)) >= cout / 8 * 8) want[i] = tw[i];
+        }
+      }
+      for (Isa isa : test_isas()) {
+        edge::DepthwiseConv2DOptions o;
+        static_cast<edge::LayerOptions&>(o) = p.options;
+        o.tail_rounding = tail;
+        o.geometry = g;
+        o.depth_multiplier = mult;
+        o.isa = isa;
+        o.bias = p.bias.data();
+        o.output_type = OutputType::kInt8;
+        edge::DepthwiseConv2D dw(filter.data(), p.scales.data(),
+                                 static_cast<int32_t>(p.scales.size()), p.wzp.data(), o);
+        if (isa == Isa::kAvx512Vnni) {
+          // kSingle with a multiplier >= 1 saturates: the unfused epilogue handles it.
+          const bool saturating = trial % 5 == 1 && p.options.rounding == edge::Rounding::kSingle;
+          const bool fused = std::strstr(dw.kernel_name(), "64c4") != nullptr;
+          EDGE_CHECK(fused != saturating);
+          fused_cases += fused ? 1 : 0;
+        }
+        std::vector<int8_t> got(want.size());
+        edge::ThreadPool pool(2);
+        dw.run(input.data(), got.data(), trial % 3 == 0 ? &pool : nullptr);
+        const long b = first_mismatch(got, want);
+        if (b >= 0) {
+          ++failures;
+          std::printf("  fused depthwise mismatch %s c=%d mult=%d k=%dx%d rounding=%d at %ld\n",
+                      edge::isa_name(isa), cin, mult, g.kernel_height, g.kernel_width,
+                      static_cast<int>(p.options.rounding), b);
+        }
+      }
+    }
+  }
+  std::printf("  %d cases, %d through the fused kernel, %d failed\n", trial, fused_cases, failures);
+  EDGE_CHECK(failures == 0);
+}
+
 EDGE_TEST(packing_roundtrip_and_errors) {
   Rng rng(8);
   for (WeightType type : kTypes) {

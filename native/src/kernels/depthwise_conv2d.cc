@@ -54,6 +54,8 @@ struct DepthwiseConv2D::Impl {
     // Epilogue arrays: 16 more than `stride`, as the tail call starts at a multiple of 8.
     const std::size_t epi = stride + 16;
     bias_term.assign(epi, 0);
+    std::vector<int32_t> wsum_c(channels, 0);
+    bool weights_int8 = true;
     const int32_t xz = options.input.zero_point;
     for (std::size_t c = 0; c < channels; ++c) {
       const int32_t wz = zero_points != nullptr ? zero_points[c] : 0;
@@ -66,7 +68,9 @@ struct DepthwiseConv2D::Impl {
         const int32_t v = static_cast<int32_t>(filter[t * channels + c]) - wz;
         weights[t * stride + c] = v;
         wsum += static_cast<uint32_t>(v);
+        weights_int8 = weights_int8 && v >= -128 && v <= 127;
       }
+      wsum_c[c] = static_cast<int32_t>(wsum);
       const int32_t bias = options.bias != nullptr ? options.bias[c] : 0;
       bias_term[c] = static_cast<int32_t>(static_cast<uint32_t>(bias) -
                                           static_cast<uint32_t>(xz) * wsum);
@@ -99,6 +103,10 @@ struct DepthwiseConv2D::Impl {
     tail_requant.attach(tail_ep);
     vector_channels = tail_ep.rounding == ep.rounding ? channels : channels / 8 * 8;
     zero_row.assign(channels, static_cast<int8_t>(xz));
+    if (output_type == OutputType::kInt8 && kernels->dwconv_qs8 != nullptr && weights_int8 &&
+        !requant.saturate && !tail_requant.saturate) {
+      build_fused(wsum_c);
+    }
     for (int32_t kh = 0; kh < g.kernel_height; ++kh) {
       for (int32_t kw = 0; kw < g.kernel_width; ++kw) {
         tap_offsets.push_back((static_cast<std::size_t>(kh) * g.dilation_height *
@@ -109,11 +117,76 @@ struct DepthwiseConv2D::Impl {
     }
   }
 
+  // The fused int8 kernel's weights and requantisation tables, in its permuted channel order
+  // (ukernels.h, DwQs8Fn): lane p of accumulator q of block b holds channel 64b + 16(p/4) +
+  // 4q + p%4. Channels from vector_channels on take tail_requant's rule.
+  void build_fused(const std::vector<int32_t>& wsum) {
+    groups = (taps + 3) / 4;
+    const std::size_t blocks = (channels + 63) / 64;
+    fused_weights.resize(blocks * groups * 256);
+    std::memset(fused_weights.data(), 0, fused_weights.size());
+    fused_blocks.assign(blocks * 4, detail::DwRequantBlock{});
+    bool any_pre = false, any_neg = false;
+    for (std::size_t b = 0; b < blocks; ++b) {
+      for (std::size_t q = 0; q < 4; ++q) {
+        detail::DwRequantBlock& blk = fused_blocks[b * 4 + q];
+        for (std::size_t p = 0; p < 16; ++p) {
+          const std::size_t c = 64 * b + 16 * (p / 4) + 4 * q + p % 4;
+          if (c >= channels) continue;
+          for (std::size_t g = 0; g < groups; ++g) {
+            for (std::size_t j = 0; j < 4 && 4 * g + j < taps; ++j) {
+              fused_weights[((b * groups + g) * 4 + q) * 64 + p * 4 + j] =
+                  static_cast<int8_t>(weights[(4 * g + j) * stride + c]);
+            }
+          }
+          const detail::RequantTables& t = c >= vector_channels ? tail_requant : requant;
+          blk.bias[p] = static_cast<int32_t>(static_cast<uint32_t>(bias_term[c]) -
+                                             128u * static_cast<uint32_t>(wsum[c]));
+          blk.pre_shift[p] = t.pre_shift[c];
+          blk.multiplier[p % 2][p / 2] = t.multiplier[c];
+          blk.rounding_add[p % 2][p / 2] = t.rounding_add[c];
+          blk.negative_add[p % 2][p / 2] = t.negative_add[c];
+          blk.total_shift[p % 2][p / 2] = t.total_shift[c];
+          any_pre = any_pre || t.pre_shift[c] != 0;
+          any_neg = any_neg || t.negative_add[c] != 0;
+        }
+      }
+    }
+    // The output zero point joins the rounding constant when no shift exceeds 53:
+    // floor((p + add) / 2^s) + zp = floor((p + add + zp 2^s) / 2^s), and |p| < 2^62,
+    // add <= 2^(s-1) + 2^30, |zp| 2^s <= 2^60 keep the sum inside int64. The low dword is then
+    // the wrapping int32 sum the other epilogues form.
+    bool fold_zp = true;
+    for (const detail::DwRequantBlock& blk : fused_blocks) {
+      for (int e = 0; e < 2; ++e) {
+        for (int i = 0; i < 8; ++i) fold_zp = fold_zp && blk.total_shift[e][i] <= 53;
+      }
+    }
+    if (fold_zp) {
+      for (detail::DwRequantBlock& blk : fused_blocks) {
+        for (int e = 0; e < 2; ++e) {
+          for (int i = 0; i < 8; ++i) {
+            blk.rounding_add[e][i] += static_cast<int64_t>(ep.out_zero_point) *
+                                      (int64_t{1} << blk.total_shift[e][i]);
+          }
+        }
+      }
+    }
+    fused.blocks = fused_blocks.data();
+    fused.out_zero_point = fold_zp ? 0 : ep.out_zero_point;
+    fused.out_min = ep.out_min;
+    fused.out_max = ep.out_max;
+    fused.any_pre_shift = any_pre ? 1 : 0;
+    fused.any_negative_add = any_neg ? 1 : 0;
+    use_fused = true;
+  }
+
   void reserve(int threads) {
     if (threads < 1) threads = 1;
     while (workspaces.size() < static_cast<std::size_t>(threads)) {
       ThreadWorkspace ws;
-      ws.taps.resize(taps);
+      // The fused kernel reads taps in fours: the extra pointers stay at the zero-point row.
+      ws.taps.assign(use_fused ? 4 * groups : taps, zero_row.data());
       if (multiplier_ > 1) ws.expanded.resize(taps * channels);
       ws.acc.resize(stride);
       workspaces.push_back(std::move(ws));
@@ -188,10 +261,15 @@ struct DepthwiseConv2D::Impl {
         } else {
           set_border_taps(input, b, oy, ox, ws);
         }
-        kernels->dwconv(channels, taps, ws.taps.data(), weights.data(), stride, ws.acc.data());
         const std::size_t pixel = row * static_cast<std::size_t>(geo.out_w) +
                                   static_cast<std::size_t>(ox);
         void* out = static_cast<uint8_t*>(output) + pixel * channels * elem;
+        if (use_fused) {
+          kernels->dwconv_qs8(channels, groups, ws.taps.data(), fused_weights.data(), fused,
+                              static_cast<int8_t*>(out));
+          continue;
+        }
+        kernels->dwconv(channels, taps, ws.taps.data(), weights.data(), stride, ws.acc.data());
         switch (type) {
           case OutputType::kInt8:
             kernels->requant(vector_channels, ws.acc.data(), 0, ep, 0, static_cast<int8_t*>(out));
@@ -234,6 +312,13 @@ struct DepthwiseConv2D::Impl {
   std::vector<std::size_t> tap_offsets;  // input offset of each tap from the window's corner
   detail::EpilogueParams ep{}, tail_ep{};
   std::size_t vector_channels = 0;  // channels requantised with `ep`; the rest with `tail_ep`
+  // The fused int8 kernel (IsaKernels::dwconv_qs8), when the ISA has one and the weights
+  // (minus their zero points) fit int8.
+  bool use_fused = false;
+  std::size_t groups = 0;
+  AlignedBuffer<int8_t> fused_weights;
+  std::vector<detail::DwRequantBlock> fused_blocks;
+  detail::DwRequantParams fused{};
   std::vector<ThreadWorkspace> workspaces;
 };
 
@@ -261,6 +346,8 @@ int32_t DepthwiseConv2D::output_channels() const {
 }
 OutputType DepthwiseConv2D::output_type() const { return impl_->output_type; }
 Isa DepthwiseConv2D::isa() const { return impl_->isa; }
-const char* DepthwiseConv2D::kernel_name() const { return impl_->kernels->dwconv_name; }
+const char* DepthwiseConv2D::kernel_name() const {
+  return impl_->use_fused ? impl_->kernels->dwconv_qs8_name : impl_->kernels->dwconv_name;
+}
 
 }  // namespace edge

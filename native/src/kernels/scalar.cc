@@ -115,6 +115,8 @@ const IsaKernels kScalarKernels = {
     dequant_scalar,
     dwconv_scalar,
     "qs8_qc8w_dwconv_1c__scalar",
+    nullptr,
+    nullptr,
 };
 
 }  // namespace detail

@@ -96,12 +96,42 @@ using DequantFn = void (*)(std::size_t n, const int32_t* acc, int32_t row_sum,
 using DwFn = void (*)(std::size_t channels, std::size_t taps, const int8_t* const* inputs,
                       const int32_t* weights, std::size_t stride, int32_t* acc);
 
+// Depthwise, int8 output, accumulation and requantisation fused (ISAs with a byte dot product):
+// one output pixel, all channels, in blocks of 64 channels. Taps are taken four at a time
+// (groups = ceil(taps / 4); inputs has 4 * groups pointers, the padding ones at any readable row
+// of `channels` bytes, with zero weights). Within a 64-channel block the four taps of channel c
+// are interleaved by two in-lane unpacks (bytes, then 16-bit pairs), which leaves channel
+//   c = 64 b + 16 (p / 4) + 4 q + p % 4
+// in dword lane p (0..15) of accumulator q (0..3); the weights and the requantisation tables are
+// stored in that order, and two in-lane packs (32 -> 16 -> 8 bit) put the outputs back in
+// natural order. Layout of `weights`: [block][group][q][lane p][tap 4g .. 4g+3] int8 (64-byte
+// vectors, zero past `taps` and `channels`). Activations enter as x + 128 (unsigned operand);
+// 128 * sum(w) is in the bias.
+struct DwRequantBlock {  // 16 channels (one accumulator q of one block), in lane order
+  int32_t bias[16];          // bias - input_zp * sum(w) - 128 * sum(w)
+  int32_t pre_shift[16];     // EpilogueParams::pre_shift
+  int64_t multiplier[2][8];  // [0]: even lanes 0, 2, .., 14; [1]: odd lanes 1, 3, .., 15
+  int64_t rounding_add[2][8];
+  int64_t negative_add[2][8];
+  int64_t total_shift[2][8];
+};
+struct DwRequantParams {
+  const DwRequantBlock* blocks;  // [block][q]
+  int32_t out_zero_point, out_min, out_max;
+  int32_t any_pre_shift;         // some pre_shift is non-zero
+  int32_t any_negative_add;      // some channel rounds ties away from zero
+};
+using DwQs8Fn = void (*)(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
+                         const int8_t* weights, const DwRequantParams& p, int8_t* out);
+
 struct IsaKernels {
   GemmKernels gemm[4];  // indexed by WeightType
   RequantFn requant;
   DequantFn dequant;
   DwFn dwconv;
   const char* dwconv_name;
+  DwQs8Fn dwconv_qs8;           // null where the ISA has none (DepthwiseConv2D uses dwconv)
+  const char* dwconv_qs8_name;
 };
 
 // One table per ISA carried by this binary, defined in that ISA's translation unit.

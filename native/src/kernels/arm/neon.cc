@@ -278,6 +278,8 @@ const IsaKernels kNeonKernels = {
 #else
     "qs8_qc8w_dwconv_8c__neon",
 #endif
+    nullptr,
+    nullptr,
 };
 
 }  // namespace detail

@@ -189,6 +189,8 @@ const IsaKernels kDotprodKernels = {
     dequant_neon,
     dwconv_neon,
     "qs8_qc8w_dwconv_8c__aarch64_neon",
+    nullptr,
+    nullptr,
 };
 
 }  // namespace detail

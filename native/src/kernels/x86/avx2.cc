@@ -435,6 +435,8 @@ const IsaKernels kAvx2Kernels = {
     dequant_avx2,
     dwconv_avx2,
     "qs8_qc8w_dwconv_16c__avx2",
+    nullptr,
+    nullptr,
 };
 
 }  // namespace detail

@@ -193,6 +193,139 @@ void dwconv_avx512(std::size_t channels, std::size_t taps, const int8_t* const* 
   }
 }
 
+// ------------------------------------------------------------------------------ depthwise, fused
+// 64 channels x 4 taps per step: the four taps' bytes are interleaved per channel by in-lane
+// unpacks (no lane crossing), so one vpdpbusd does 16 channels x 4 taps, against one vpmulld per
+// 16 channels x 1 tap in dwconv_avx512. Channel order inside a block is permuted (ukernels.h,
+// DwQs8Fn); the tables follow it and packssdw / packsswb (in-lane too) restore natural order.
+// Requantisation: the 64-bit form of EpilogueParams on even lanes (vpmuldq reads the low dword
+// of each qword) and odd lanes (shifted down first), blended back: no 32 <-> 64-bit widening.
+// The bias is the accumulators' initial value; the output zero point is in rounding_add when
+// DwRequantParams::out_zero_point is 0 (see depthwise_conv2d.cc).
+inline __m512i dw_requant(__m512i v, const DwRequantBlock& t, const DwRequantParams& p) {
+  if (p.any_pre_shift) v = _mm512_sllv_epi32(v, _mm512_loadu_si512(t.pre_shift));
+  const __m512i pe = _mm512_mul_epi32(v, _mm512_loadu_si512(t.multiplier[0]));
+  const __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(v, 32), _mm512_loadu_si512(t.multiplier[1]));
+  __m512i ae = _mm512_add_epi64(pe, _mm512_loadu_si512(t.rounding_add[0]));
+  __m512i ao = _mm512_add_epi64(po, _mm512_loadu_si512(t.rounding_add[1]));
+  if (p.any_negative_add) {
+    const __m512i lim = _mm512_set1_epi64(-(int64_t{1} << 30));
+    ae = _mm512_mask_add_epi64(ae, _mm512_cmplt_epi64_mask(pe, lim), ae,
+                               _mm512_loadu_si512(t.negative_add[0]));
+    ao = _mm512_mask_add_epi64(ao, _mm512_cmplt_epi64_mask(po, lim), ao,
+                               _mm512_loadu_si512(t.negative_add[1]));
+  }
+  const __m512i ye = _mm512_srav_epi64(ae, _mm512_loadu_si512(t.total_shift[0]));
+  const __m512i yo = _mm512_srav_epi64(ao, _mm512_loadu_si512(t.total_shift[1]));
+  // Odd lanes: the low dword of each yo qword moves up into the odd dword.
+  __m512i y = _mm512_mask_shuffle_epi32(ye, static_cast<__mmask16>(0xAAAA), yo, _MM_PERM_CCAA);
+  if (p.out_zero_point != 0) y = _mm512_add_epi32(y, _mm512_set1_epi32(p.out_zero_point));
+  return _mm512_min_epi32(_mm512_max_epi32(y, _mm512_set1_epi32(p.out_min)),
+                          _mm512_set1_epi32(p.out_max));
+}
+
+// The same on the low half (lanes 0..7 of the block's layout: channels 0..31 of a block).
+inline __m256i dw_requant_half(__m256i v, const DwRequantBlock& t, const DwRequantParams& p) {
+  auto ld = [](const void* a) { return _mm256_loadu_si256(static_cast<const __m256i*>(a)); };
+  if (p.any_pre_shift) v = _mm256_sllv_epi32(v, ld(t.pre_shift));
+  const __m256i pe = _mm256_mul_epi32(v, ld(t.multiplier[0]));
+  const __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(v, 32), ld(t.multiplier[1]));
+  __m256i ae = _mm256_add_epi64(pe, ld(t.rounding_add[0]));
+  __m256i ao = _mm256_add_epi64(po, ld(t.rounding_add[1]));
+  if (p.any_negative_add) {
+    const __m256i lim = _mm256_set1_epi64x(-(int64_t{1} << 30));
+    ae = _mm256_mask_add_epi64(ae, _mm256_cmpgt_epi64_mask(lim, pe), ae, ld(t.negative_add[0]));
+    ao = _mm256_mask_add_epi64(ao, _mm256_cmpgt_epi64_mask(lim, po), ao, ld(t.negative_add[1]));
+  }
+  const __m256i ye = _mm256_srav_epi64(ae, ld(t.total_shift[0]));
+  const __m256i yo = _mm256_srav_epi64(ao, ld(t.total_shift[1]));
+  __m256i y = _mm256_mask_shuffle_epi32(ye, static_cast<__mmask8>(0xAA), yo, _MM_PERM_CCAA);
+  if (p.out_zero_point != 0) y = _mm256_add_epi32(y, _mm256_set1_epi32(p.out_zero_point));
+  return _mm256_min_epi32(_mm256_max_epi32(y, _mm256_set1_epi32(p.out_min)),
+                          _mm256_set1_epi32(p.out_max));
+}
+
+// A block of at most 32 channels (the tail, or all of a 16/24/32-channel layer) on ymm: the
+// block layout's low 128-bit lanes are exactly these channels, so weights and tables are the
+// low halves of the 64-channel ones. (Zen 4 runs a zmm op as two ymm halves: half the work.)
+void dwconv_qs8_block32(std::size_t c, std::size_t len, std::size_t groups,
+                        const int8_t* const* inputs, const uint8_t* wb, const DwRequantBlock* t,
+                        const DwRequantParams& p, int8_t* out) {
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  const __mmask32 k = len == 32 ? ~0u : (~0u) >> (32 - len);
+  auto ld = [](const void* a) { return _mm256_loadu_si256(static_cast<const __m256i*>(a)); };
+  __m256i a0 = ld(t[0].bias), a1 = ld(t[1].bias), a2 = ld(t[2].bias), a3 = ld(t[3].bias);
+  for (std::size_t g = 0; g < groups; ++g) {
+    const int8_t* const* in = inputs + 4 * g;
+    const __m256i x0 = _mm256_xor_si256(_mm256_maskz_loadu_epi8(k, in[0] + c), flip);
+    const __m256i x1 = _mm256_xor_si256(_mm256_maskz_loadu_epi8(k, in[1] + c), flip);
+    const __m256i x2 = _mm256_xor_si256(_mm256_maskz_loadu_epi8(k, in[2] + c), flip);
+    const __m256i x3 = _mm256_xor_si256(_mm256_maskz_loadu_epi8(k, in[3] + c), flip);
+    const __m256i l01 = _mm256_unpacklo_epi8(x0, x1), h01 = _mm256_unpackhi_epi8(x0, x1);
+    const __m256i l23 = _mm256_unpacklo_epi8(x2, x3), h23 = _mm256_unpackhi_epi8(x2, x3);
+    const uint8_t* wg = wb + g * 256;
+    a0 = _mm256_dpbusd_epi32(a0, _mm256_unpacklo_epi16(l01, l23), ld(wg));
+    a1 = _mm256_dpbusd_epi32(a1, _mm256_unpackhi_epi16(l01, l23), ld(wg + 64));
+    a2 = _mm256_dpbusd_epi32(a2, _mm256_unpacklo_epi16(h01, h23), ld(wg + 128));
+    a3 = _mm256_dpbusd_epi32(a3, _mm256_unpackhi_epi16(h01, h23), ld(wg + 192));
+  }
+  const __m256i y01 = _mm256_packs_epi32(dw_requant_half(a0, t[0], p), dw_requant_half(a1, t[1], p));
+  const __m256i y23 = _mm256_packs_epi32(dw_requant_half(a2, t[2], p), dw_requant_half(a3, t[3], p));
+  _mm256_mask_storeu_epi8(out + c, k, _mm256_packs_epi16(y01, y23));
+}
+
+void dwconv_qs8_avx512(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
+                       const int8_t* weights, const DwRequantParams& p, int8_t* out) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (std::size_t c = 0, b = 0; c < channels; c += 64, ++b) {
+    const std::size_t len = channels - c < 64 ? channels - c : 64;
+    const uint8_t* wb = reinterpret_cast<const uint8_t*>(weights) + b * groups * 256;
+    const DwRequantBlock* t = p.blocks + 4 * b;
+    if (len <= 32) {
+      dwconv_qs8_block32(c, len, groups, inputs, wb, t, p, out);
+      break;
+    }
+    const __mmask64 k = len == 64 ? ~0ull : (~0ull) >> (64 - len);
+    __m512i a0 = _mm512_loadu_si512(t[0].bias), a1 = _mm512_loadu_si512(t[1].bias);
+    __m512i a2 = _mm512_loadu_si512(t[2].bias), a3 = _mm512_loadu_si512(t[3].bias);
+    for (std::size_t g = 0; g < groups; ++g) {
+      const int8_t* const* in = inputs + 4 * g;
+      __m512i x0, x1, x2, x3;
+      if (len == 64) {
+        x0 = _mm512_loadu_si512(in[0] + c);
+        x1 = _mm512_loadu_si512(in[1] + c);
+        x2 = _mm512_loadu_si512(in[2] + c);
+        x3 = _mm512_loadu_si512(in[3] + c);
+      } else {  // rows are only `channels` long
+        x0 = _mm512_maskz_loadu_epi8(k, in[0] + c);
+        x1 = _mm512_maskz_loadu_epi8(k, in[1] + c);
+        x2 = _mm512_maskz_loadu_epi8(k, in[2] + c);
+        x3 = _mm512_maskz_loadu_epi8(k, in[3] + c);
+      }
+      x0 = _mm512_xor_si512(x0, flip);
+      x1 = _mm512_xor_si512(x1, flip);
+      x2 = _mm512_xor_si512(x2, flip);
+      x3 = _mm512_xor_si512(x3, flip);
+      const __m512i l01 = _mm512_unpacklo_epi8(x0, x1), h01 = _mm512_unpackhi_epi8(x0, x1);
+      const __m512i l23 = _mm512_unpacklo_epi8(x2, x3), h23 = _mm512_unpackhi_epi8(x2, x3);
+      const uint8_t* wg = wb + g * 256;
+      a0 = _mm512_dpbusd_epi32(a0, _mm512_unpacklo_epi16(l01, l23), load512(wg));
+      a1 = _mm512_dpbusd_epi32(a1, _mm512_unpackhi_epi16(l01, l23), load512(wg + 64));
+      a2 = _mm512_dpbusd_epi32(a2, _mm512_unpacklo_epi16(h01, h23), load512(wg + 128));
+      a3 = _mm512_dpbusd_epi32(a3, _mm512_unpackhi_epi16(h01, h23), load512(wg + 192));
+    }
+    // Values are already within [out_min, out_max] (int8), so the packs never saturate.
+    const __m512i y01 = _mm512_packs_epi32(dw_requant(a0, t[0], p), dw_requant(a1, t[1], p));
+    const __m512i y23 = _mm512_packs_epi32(dw_requant(a2, t[2], p), dw_requant(a3, t[3], p));
+    const __m512i y = _mm512_packs_epi16(y01, y23);
+    if (len == 64) {
+      _mm512_storeu_si512(out + c, y);
+    } else {
+      _mm512_mask_storeu_epi8(out + c, k, y);
+    }
+  }
+}
+
 // ------------------------------------------------------------------------------ activations
 // Row sums with vpsadbw on x ^ 0x80 (= x + 128 unsigned). kFlip stores the flipped bytes (the
 // XFormat::kUint8 rows of the int8 kernel), otherwise the bytes as they are.
@@ -294,6 +427,8 @@ const IsaKernels kAvx512VnniKernels = {
     dequant_avx2,
     dwconv_avx512,
     "qs8_qc8w_dwconv_16c__avx512vnni",
+    dwconv_qs8_avx512,
+    "qs8_qc8w_dwconv_64c4__avx512vnni",
 };
 
 }  // namespace detail
