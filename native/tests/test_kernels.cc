@@ -509,6 +509,72 @@ EDGE_TEST(conv2d_every_isa_random_geometry) {
   EDGE_CHECK(failures == 0);
 }
 
+// The fused int8 GEMM epilogue (qs8_qc8w_gemm_requant_*): multipliers >= 1 (pre-shift; with
+// single rounding they saturate and take the unfused path), tiny ones (no zero-point fold),
+// weight zero points (none, uniform, per channel), channel tails, every rounding rule.
+EDGE_TEST(conv2d_fused_requant_multiplier_regimes) {
+  Rng rng(23);
+  int failures = 0, cases = 0;
+  for (int trial = 0; trial < 36; ++trial) {
+    edge::ConvGeometry g;
+    g.kernel_height = g.kernel_width = trial % 2 == 0 ? 1 : 3;
+    g.padding = edge::Padding::kSame;
+    g.input_height = rng.uniform(3, 7);
+    g.input_width = rng.uniform(3, 7);
+    g.input_channels = rng.uniform(1, 70);
+    const int32_t oc = rng.uniform(1, 50);
+    const int32_t k = g.kernel_height * g.kernel_width * g.input_channels;
+    FcProblem p = random_fc(rng, WeightType::kInt8, 1, oc, k);
+    p.options.rounding = static_cast<edge::Rounding>(trial % 3);
+    const int regime = (trial / 3) % 3;
+    if (regime == 1) {  // multipliers in [1, 8)
+      p.options.input.scale = 0.05f;
+      p.options.output.scale = 0.002f;
+      for (auto& sc : p.scales) sc = rng.uniform_float(0.05f, 0.3f);
+    } else if (regime == 2) {  // below 2^-24
+      p.options.input.scale = 0.01f;
+      p.options.output.scale = 100.0f;
+      for (auto& sc : p.scales) sc = rng.uniform_float(0.0001f, 0.0004f);
+      for (auto& b : p.bias) b = rng.uniform(-1000000000, 1000000000);
+    }
+    const int zp_kind = (trial / 9) % 3;
+    for (std::size_t c = 0; c < p.wzp.size(); ++c) {
+      p.wzp[c] = zp_kind == 0 ? 0 : zp_kind == 1 ? 3 : rng.uniform(-5, 5);
+    }
+    const std::vector<int8_t> input =
+        rng.int8s(static_cast<std::size_t>(g.input_height) * g.input_width * g.input_channels,
+                  -128, 127);
+    const std::vector<int32_t> acc = reference_conv_acc(g, oc, input, p.w, p.wzp,
+                                                        p.options.input.zero_point, p.bias);
+    const std::vector<int8_t> want = reference_requant(acc, oc, p.scales, p.options, false);
+    const edge::PackedWeights w = pack(p);
+    ++cases;
+    for (Isa isa : test_isas()) {
+      edge::Conv2DOptions o;
+      static_cast<edge::LayerOptions&>(o) = p.options;
+      o.geometry = g;
+      o.isa = isa;
+      o.bias = p.bias.data();
+      o.output_type = OutputType::kInt8;
+      edge::Conv2D conv(w.view(), o);
+      if (isa == Isa::kAvx512Vnni) {
+        const bool saturating = regime == 1 && p.options.rounding == edge::Rounding::kSingle;
+        EDGE_CHECK((std::strstr(conv.kernel_name(), "requant") != nullptr) != saturating);
+      }
+      std::vector<int8_t> got(want.size());
+      conv.run(input.data(), got.data());
+      const long b = first_mismatch(got, want);
+      if (b >= 0) {
+        ++failures;
+        std::printf("  fused conv mismatch %s regime=%d zp=%d rounding=%d cin=%d oc=%d at %ld\n",
+                    edge::isa_name(isa), regime, zp_kind, trial % 3, g.input_channels, oc, b);
+      }
+    }
+  }
+  std::printf("  %d cases, %d failed\n", cases, failures);
+  EDGE_CHECK(failures == 0);
+}
+
 EDGE_TEST(depthwise_every_isa_random_geometry) {
   Rng rng(7);
   int failures = 0;

@@ -261,6 +261,11 @@ GemmPlan::GemmPlan(const PackedWeightsView& w, const LayerOptions& options,
   epilogue.out_max = range.max;
   epilogue.rounding = static_cast<int32_t>(options.rounding);
 
+  if (output_type == OutputType::kInt8 && !grouped && type == WeightType::kInt8 &&
+      kernels->gemm_qs8.fn != nullptr && requant.saturate == 0) {
+    build_qs8();
+  }
+
   if (grouped) {
     group_scale.assign(w.group_scales, w.group_scales + static_cast<std::size_t>(n) * groups);
     group_term.assign(static_cast<std::size_t>(n) * groups, 0);
@@ -276,6 +281,43 @@ GemmPlan::GemmPlan(const PackedWeightsView& w, const LayerOptions& options,
     bias_raw.assign(static_cast<std::size_t>(n), 0);
     for (int32_t c = 0; c < n; ++c) bias_raw[c] = options.bias != nullptr ? options.bias[c] : 0;
   }
+}
+
+void GemmPlan::build_qs8() {
+  qs8_tiles.assign(ntiles, RequantEvenOdd{});
+  // The output zero point joins the rounding constant when no shift exceeds 53 (see
+  // depthwise_conv2d.cc: the 64-bit sum cannot overflow, and its low dword is the wrapping
+  // int32 sum the other epilogues form).
+  bool fold_zp = true, any_pre = false, any_neg = false;
+  for (std::size_t c = 0; c < ntiles * kTileN; ++c) {
+    fold_zp = fold_zp && requant.total_shift[c] <= 53;
+    any_pre = any_pre || requant.pre_shift[c] != 0;
+    any_neg = any_neg || requant.negative_add[c] != 0;
+  }
+  const int64_t zp = epilogue.out_zero_point;
+  for (std::size_t t = 0; t < ntiles; ++t) {
+    RequantEvenOdd& eo = qs8_tiles[t];
+    for (std::size_t j = 0; j < kTileN; ++j) {
+      const std::size_t c = t * kTileN + j;
+      const std::size_t e = j % 2, i = j / 2;
+      eo.multiplier[e][i] = requant.multiplier[c];
+      eo.rounding_add[e][i] =
+          requant.rounding_add[c] + (fold_zp ? zp * (int64_t{1} << requant.total_shift[c]) : 0);
+      eo.negative_add[e][i] = requant.negative_add[c];
+      eo.total_shift[e][i] = requant.total_shift[c];
+    }
+  }
+  qs8.bias = epilogue.bias;
+  qs8.wzp = epilogue.wzp;
+  qs8.wzp_uniform = epilogue.wzp_uniform;
+  qs8.pre_shift = requant.pre_shift.data();
+  qs8.tiles = qs8_tiles.data();
+  qs8.out_zero_point = fold_zp ? 0 : epilogue.out_zero_point;
+  qs8.out_min = epilogue.out_min;
+  qs8.out_max = epilogue.out_max;
+  qs8.any_pre_shift = any_pre ? 1 : 0;
+  qs8.any_negative_add = any_neg ? 1 : 0;
+  use_qs8 = true;
 }
 
 int32_t GemmPlan::fill_span(int8_t value, std::size_t count, uint8_t* row,
@@ -341,6 +383,25 @@ void GemmPlan::compute(const uint8_t* xprep, const int32_t* sums, std::size_t ro
                        std::size_t tile_begin, std::size_t tile_end, void* out,
                        std::size_t out_stride) const {
   const std::size_t mr = gemm->gemm.mr;
+  if (use_qs8 && rows >= 2 && output_type == OutputType::kInt8) {
+    // Fused: per row group, every tile of the chunk writes its int8 outputs directly.
+    const std::size_t qmr = kernels->gemm_qs8.mr;
+    const std::size_t chunk = std::max<std::size_t>(1, (std::size_t{256} << 10) / (kblocks * kBlockBytes));
+    int8_t* out8 = static_cast<int8_t*>(out);
+    for (std::size_t t0 = tile_begin; t0 < tile_end; t0 += chunk) {
+      const std::size_t t1 = std::min(tile_end, t0 + chunk);
+      for (std::size_t r = 0; r < rows; r += qmr) {
+        const std::size_t rr = std::min(qmr, rows - r);
+        for (std::size_t t = t0; t < t1; ++t) {
+          const std::size_t nc = std::min<std::size_t>(kTileN, static_cast<std::size_t>(n) - t * kTileN);
+          kernels->gemm_qs8.fn(rr, kblocks, data + t * kblocks * kBlockBytes, xprep + r * row_stride,
+                               row_stride, sums + r * sums_per_row, sums_per_row, qs8, t, nc,
+                               out8 + r * out_stride + t * kTileN, out_stride);
+        }
+      }
+    }
+    return;
+  }
   if (groups == 0) {
     // Tiles in chunks of kBatchTiles; per chunk and row group the micro-kernel fills a buffer
     // for all its tiles, then the epilogue runs over the whole row segment. Requantising tile by

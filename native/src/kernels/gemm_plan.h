@@ -95,7 +95,9 @@ struct GemmPlan {
   void epilogue_row(const int32_t* acc, int32_t row_sum, std::size_t c0, std::size_t nc,
                     void* out, std::size_t orow) const;
 
-  const char* kernel_name(std::size_t m) const { return m == 1 ? gemm->gemv.name : gemm->gemm.name; }
+  const char* kernel_name(std::size_t m) const {
+    return m == 1 ? gemm->gemv.name : use_qs8 ? kernels->gemm_qs8.name : gemm->gemm.name;
+  }
 
   // Weights
   const uint8_t* data = nullptr;
@@ -117,6 +119,11 @@ struct GemmPlan {
   RequantTables requant;
   std::vector<float> scale;
   EpilogueParams epilogue{};
+  // The fused int8 -> int8 kernel (IsaKernels::gemm_qs8), used for calls of >= 2 rows.
+  bool use_qs8 = false;
+  std::vector<RequantEvenOdd> qs8_tiles;
+  GemmQs8Params qs8{};
+  void build_qs8();
   // Per-group scales
   int32_t group_size = 0, groups = 0;
   std::size_t blocks_per_group = 0;

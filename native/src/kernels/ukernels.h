@@ -124,6 +124,36 @@ struct DwRequantParams {
 using DwQs8Fn = void (*)(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
                          const int8_t* weights, const DwRequantParams& p, int8_t* out);
 
+// GEMM with int8 weights, int8 output, requantisation fused (the accumulators never leave the
+// registers): rows x 16 channels of tile `tile` (channels 16 tile .. 16 tile + nc), prepared rows
+// as GemmFn's, outputs at out + r * out_stride. The per-channel constants are loaded once per
+// call and serve all its rows. Tables per 16-channel tile in natural channel order, split into
+// even and odd lanes for the 64-bit multiply (vpmuldq reads the low dword of each qword).
+struct RequantEvenOdd {
+  int64_t multiplier[2][8];  // [0]: channels 0, 2, .., 14 of the tile; [1]: 1, 3, .., 15
+  int64_t rounding_add[2][8];  // EpilogueParams' forms (with the output zero point folded in
+  int64_t negative_add[2][8];  // when out_zero_point below is 0)
+  int64_t total_shift[2][8];
+};
+struct GemmQs8Params {
+  const int32_t* bias;       // EpilogueParams::bias (padded to the tiles)
+  const int32_t* wzp;        // per-channel weight zero points, or null
+  int32_t wzp_uniform;       // the one zero point when wzp is null
+  const int32_t* pre_shift;  // padded to the tiles
+  const RequantEvenOdd* tiles;
+  int32_t out_zero_point, out_min, out_max;
+  int32_t any_pre_shift, any_negative_add;
+};
+using GemmQs8Fn = void (*)(std::size_t rows, std::size_t nblocks, const uint8_t* w,
+                           const uint8_t* x, std::size_t x_stride, const int32_t* row_sums,
+                           std::size_t sums_stride, const GemmQs8Params& p, std::size_t tile,
+                           std::size_t nc, int8_t* out, std::size_t out_stride);
+struct GemmQs8Kernel {
+  const char* name;  // "qs8_qc8w_gemm_requant_8x16c4__avx512vnni"
+  uint32_t mr;
+  GemmQs8Fn fn;      // null where the ISA has none
+};
+
 struct IsaKernels {
   GemmKernels gemm[4];  // indexed by WeightType
   RequantFn requant;
@@ -132,6 +162,7 @@ struct IsaKernels {
   const char* dwconv_name;
   DwQs8Fn dwconv_qs8;           // null where the ISA has none (DepthwiseConv2D uses dwconv)
   const char* dwconv_qs8_name;
+  GemmQs8Kernel gemm_qs8;       // int8 weights, int8 output, no per-group scales
 };
 
 // One table per ISA carried by this binary, defined in that ISA's translation unit.

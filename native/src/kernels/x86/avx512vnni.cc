@@ -167,6 +167,92 @@ void gemm_int8(std::size_t rows, std::size_t nblocks, const uint8_t* w, const ui
   }
 }
 
+// ------------------------------------------------------------------------------ int8, fused
+// The 64-bit requantisation of EpilogueParams on 16 int32 lanes without widening: vpmuldq on
+// the even lanes and on the odd lanes shifted down, the odd results shuffled back up under a
+// mask. `v` already holds bias (and zero-point terms); returns the int32 results (+ zero point
+// when it is folded into rounding_add).
+inline __m512i requant_even_odd(__m512i v, const RequantEvenOdd& t, bool negative_add) {
+  const __m512i pe = _mm512_mul_epi32(v, _mm512_loadu_si512(t.multiplier[0]));
+  const __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(v, 32), _mm512_loadu_si512(t.multiplier[1]));
+  __m512i ae = _mm512_add_epi64(pe, _mm512_loadu_si512(t.rounding_add[0]));
+  __m512i ao = _mm512_add_epi64(po, _mm512_loadu_si512(t.rounding_add[1]));
+  if (negative_add) {
+    const __m512i lim = _mm512_set1_epi64(-(int64_t{1} << 30));
+    ae = _mm512_mask_add_epi64(ae, _mm512_cmplt_epi64_mask(pe, lim), ae,
+                               _mm512_loadu_si512(t.negative_add[0]));
+    ao = _mm512_mask_add_epi64(ao, _mm512_cmplt_epi64_mask(po, lim), ao,
+                               _mm512_loadu_si512(t.negative_add[1]));
+  }
+  const __m512i ye = _mm512_srav_epi64(ae, _mm512_loadu_si512(t.total_shift[0]));
+  const __m512i yo = _mm512_srav_epi64(ao, _mm512_loadu_si512(t.total_shift[1]));
+  return _mm512_mask_shuffle_epi32(ye, static_cast<__mmask16>(0xAAAA), yo, _MM_PERM_CCAA);
+}
+
+// R rows x 16 channels; the accumulators start at the bias. The per-channel tables are read
+// once per call (R rows share them: at K = 32 the epilogue costs as much as the dot products).
+template <int R>
+void gemm_int8_requant_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
+                            std::size_t x_stride, const int32_t* row_sums, std::size_t sums_stride,
+                            const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
+                            std::size_t out_stride) {
+  const std::size_t c0 = tile * 16;
+  const __m512i bias = _mm512_loadu_si512(p.bias + c0);
+  __m512i a[R];
+  if (R == 1) {
+    // Four chains: one vpdpbusd per block would otherwise wait on its own latency.
+    __m512i b4[4] = {bias, _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+    std::size_t b = 0;
+    for (; b + 4 <= nblocks; b += 4) {
+      for (int u = 0; u < 4; ++u) {
+        b4[u] = _mm512_dpbusd_epi32(b4[u], bcast32(x + 4 * (b + u)), load512(w + 64 * (b + u)));
+      }
+    }
+    for (; b < nblocks; ++b) b4[0] = _mm512_dpbusd_epi32(b4[0], bcast32(x + 4 * b), load512(w + 64 * b));
+    a[0] = _mm512_add_epi32(_mm512_add_epi32(b4[0], b4[1]), _mm512_add_epi32(b4[2], b4[3]));
+  } else {
+    for (int r = 0; r < R; ++r) a[r] = bias;
+    for (std::size_t b = 0; b < nblocks; ++b) {
+      const __m512i wb = load512(w + 64 * b);
+      for (int r = 0; r < R; ++r) a[r] = _mm512_dpbusd_epi32(a[r], bcast32(x + r * x_stride + 4 * b), wb);
+    }
+  }
+  const RequantEvenOdd& t = p.tiles[tile];
+  const bool neg = p.any_negative_add != 0;
+  const __mmask16 k = static_cast<__mmask16>((1u << nc) - 1u);
+  const __m512i zp = _mm512_set1_epi32(p.out_zero_point);
+  const __m512i qmin = _mm512_set1_epi32(p.out_min), qmax = _mm512_set1_epi32(p.out_max);
+  const __m512i wzp = p.wzp != nullptr ? _mm512_loadu_si512(p.wzp + c0) : _mm512_set1_epi32(p.wzp_uniform);
+  const bool has_wzp = p.wzp != nullptr || p.wzp_uniform != 0;
+  const __m512i pre = _mm512_loadu_si512(p.pre_shift + c0);
+  for (int r = 0; r < R; ++r) {
+    __m512i v = a[r];
+    if (has_wzp) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(wzp, _mm512_set1_epi32(row_sums[r * sums_stride])));
+    if (p.any_pre_shift) v = _mm512_sllv_epi32(v, pre);
+    __m512i y = requant_even_odd(v, t, neg);
+    if (p.out_zero_point != 0) y = _mm512_add_epi32(y, zp);
+    y = _mm512_min_epi32(_mm512_max_epi32(y, qmin), qmax);
+    if (nc == 16) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r * out_stride), _mm512_cvtepi32_epi8(y));
+    } else {
+      _mm_mask_storeu_epi8(out + r * out_stride, k, _mm512_cvtepi32_epi8(y));
+    }
+  }
+}
+
+void gemm_int8_requant(std::size_t rows, std::size_t nblocks, const uint8_t* w, const uint8_t* x,
+                       std::size_t x_stride, const int32_t* row_sums, std::size_t sums_stride,
+                       const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
+                       std::size_t out_stride) {
+  using Fn = decltype(&gemm_int8_requant_rows<1>);
+  static constexpr Fn kByRows[8] = {gemm_int8_requant_rows<1>, gemm_int8_requant_rows<2>,
+                                    gemm_int8_requant_rows<3>, gemm_int8_requant_rows<4>,
+                                    gemm_int8_requant_rows<5>, gemm_int8_requant_rows<6>,
+                                    gemm_int8_requant_rows<7>, gemm_int8_requant_rows<8>};
+  kByRows[(rows < 8 ? rows : 8) - 1](nblocks, w, x, x_stride, row_sums, sums_stride, p, tile, nc,
+                                     out, out_stride);
+}
+
 // ------------------------------------------------------------------------------ depthwise
 // 16 channels per zmm (the input tail through a masked load: inputs are only `channels` long).
 void dwconv_avx512(std::size_t channels, std::size_t taps, const int8_t* const* inputs,
@@ -429,6 +515,7 @@ const IsaKernels kAvx512VnniKernels = {
     "qs8_qc8w_dwconv_16c__avx512vnni",
     dwconv_qs8_avx512,
     "qs8_qc8w_dwconv_64c4__avx512vnni",
+    {"qs8_qc8w_gemm_requant_8x16c4__avx512vnni", 8, gemm_int8_requant},
 };
 
 }  // namespace detail
