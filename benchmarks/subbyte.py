@@ -6,18 +6,22 @@ Two parts, same host, same LiteRT:
 
 quality  The digits CNN (trained here) and one FC layer 1024x1024 exported as float, int8, int4,
          2-bit by edgesdk (several options) and by ai-edge-quantizer's recipes
-         (dynamic_wi4_afp32, dynamic_wi4b32_afp32, dynamic_wi2c_afp32, static w4a8 = its
-         static_wi8_ai8 recipe with 4-bit weights), on the same float .tflite and data. Every
-         file's outputs on held-out samples are compared with the float model's (SQNR dB,
-         accuracy) under XNNPACK and under LiteRT's builtin kernels; files with edgesdk custom
-         ops run with the edgesdk delegate.
+         (dynamic_wi8_afp32, dynamic_wi4_afp32, dynamic_wi4b32_afp32, dynamic_wi2c_afp32,
+         static w4a8 = its static_wi8_ai8 recipe with 4-bit weights), on the same float .tflite
+         and data. Every file's outputs on held-out samples are compared with the float model's
+         (SQNR dB, accuracy) under XNNPACK and under LiteRT's builtin kernels; files with
+         edgesdk custom ops run with the edgesdk delegate. Files without custom ops are also
+         run with the delegate (sqnr_db_delegate, delegate_nodes: dynamic-range nodes, float
+         activations with quantised weights, are the delegate's since it quantises inputs at run
+         time as LiteRT's hybrid kernels do).
 speed    The CNN and FC layers (1024x1024 and 4096x4096, batch 1) in LiteRT fp32, int8, int4
          (ours, ai-edge-quantizer's) and 2-bit (ours, its), each with and without the edgesdk
          delegate, 1 and all threads. Each measurement is its own process: median latency of
          timed invokes after warm-up, and peak RSS (VmHWM) above the process's peak before the
          model was loaded (XNNPACK keeps a repacked copy of the weights: that shows here).
-         Ratios are against XNNPACK's 2-bit path (ai-edge-quantizer's dynamic_wi2c_afp32) and
-         against int8 + XNNPACK, measured in this run.
+         Ratios are against XNNPACK's 2-bit path (ai-edge-quantizer's dynamic_wi2c_afp32),
+         against int8 + XNNPACK, and (delegate rows) against the same file in stock LiteRT,
+         measured in this run.
 """
 
 from __future__ import annotations
@@ -133,6 +137,7 @@ VARIANTS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("int2", "edgesdk", "int2", {}),
     ("int2 all layers", "edgesdk", "int2",
      {"scheme_options": {"keep_first": False, "keep_last": False}}),
+    ("aeq dynamic_wi8_afp32", "aeq", "dynamic_wi8_afp32", {}),
     ("aeq dynamic_wi4_afp32", "aeq", "dynamic_wi4_afp32", {}),
     ("aeq dynamic_wi4b32_afp32", "aeq", "dynamic_wi4b32_afp32", {}),
     ("aeq static w4a8", "aeq", "static_w4a8", {}),
@@ -149,6 +154,18 @@ def outputs(model: bytes, x: np.ndarray, *, xnnpack: bool, delegate: bool) -> np
     runner = LiteRTRunner(model, reference=not xnnpack,
                           delegates=[load_delegate()] if delegate else None)
     return np.concatenate([runner.invoke([x[i:i + 1]])[0] for i in range(len(x))])
+
+
+def delegate_nodes(model: bytes) -> dict[str, int]:
+    """What the edgesdk delegate claims in a file: "OP weights activations" -> count."""
+    from sdk.runtime import Interpreter
+
+    report = Interpreter(model_content=model).report
+    out: dict[str, int] = {}
+    for c in report.claimed if report else []:
+        key = f"{c.op} {c.weights} {c.activations}"
+        out[key] = out.get(key, 0) + 1
+    return out
 
 
 def quality(name: str, float_tflite: bytes, x_cal: np.ndarray, x_val: np.ndarray,
@@ -175,12 +192,16 @@ def quality(name: str, float_tflite: bytes, x_cal: np.ndarray, x_val: np.ndarray
                    for op in read_tflite(data).main.operators
                    if op.type in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "CUSTOM")]
         row["weights"] = [f"{t}:{w}" for t, w in weights]
-        for kernels, xnnpack in (("xnnpack", True), ("builtin", False)):
-            got = outputs(data, x_val, xnnpack=xnnpack, delegate=bool(custom))
+        runs = [("xnnpack", True, bool(custom)), ("builtin", False, bool(custom))]
+        if not custom:
+            runs.append(("delegate", True, True))
+        for kernels, xnnpack, delegate in runs:
+            got = outputs(data, x_val, xnnpack=xnnpack, delegate=delegate)
             fid = compare_outputs("y", ref, got)
             row[f"sqnr_db_{kernels}"] = round(fid.sqnr_db, 2)
             if labels is not None:
                 row[f"accuracy_{kernels}"] = round(float((got.argmax(-1) == labels).mean()), 4)
+        row["delegate_nodes"] = delegate_nodes(data)
         rows[label] = row
     return {"model": name, "validation_samples": len(x_val), "variants": rows,
             "_files": files}
@@ -237,8 +258,8 @@ def measure_speed(model: bytes, x: np.ndarray, threads: int, delegate: bool, qui
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-SPEED_VARIANTS = ["float", "int8", "int4", "aeq dynamic_wi4_afp32", "ternary", "int2",
-                  "aeq dynamic_wi2c_afp32"]
+SPEED_VARIANTS = ["float", "int8", "aeq dynamic_wi8_afp32", "int4", "int4 dynamic",
+                  "aeq dynamic_wi4_afp32", "ternary", "int2", "aeq dynamic_wi2c_afp32"]
 
 
 def speed(name: str, files: dict[str, bytes], x: np.ndarray, threads: list[int],
@@ -267,6 +288,10 @@ def speed(name: str, files: dict[str, bytes], x: np.ndarray, threads: list[int],
                 row["speedup_vs_xnnpack_2bit"] = round(base["median_ms"] / row["median_ms"], 2)
             if "median_ms" in int8:
                 row["speedup_vs_int8_xnnpack"] = round(int8["median_ms"] / row["median_ms"], 2)
+            stock = rows.get(key.replace("| delegate |", "| litert |"), {})
+            if "| delegate |" in key and "median_ms" in stock:
+                row["speedup_vs_same_file_litert"] = round(stock["median_ms"] /
+                                                           row["median_ms"], 2)
     return {"model": name, "runs": rows}
 
 
