@@ -264,6 +264,9 @@ std::string inspect_node(TfLiteContext* context, int node_index, const TfLiteNod
       return "int8-activation node not claimed (precisions option)";
     }
   }
+  if (w.type == kTfLiteFloat32 || w.type == kTfLiteFloat16) {
+    return std::string("weights are ") + type_name(w.type) + " (not quantised)";
+  }
   if (w.allocation_type != kTfLiteMmapRo || w.data == nullptr) {
     return "weights are not a constant";
   }
