@@ -322,7 +322,7 @@ def test_sdk_export_dynamic_runs_on_the_delegate(scheme, digits_float_tflite, di
 
 
 @pytest.mark.parametrize("recipe", ["dynamic_wi8_afp32", "dynamic_wi4_afp32",
-                                    "dynamic_wi2c_afp32"])
+                                    "dynamic_wi4b32_afp32", "dynamic_wi2c_afp32"])
 def test_ai_edge_quantizer_dynamic_recipes_on_the_delegate(recipe, digits_float_tflite,
                                                            digits_data) -> None:
     quantizer = pytest.importorskip("ai_edge_quantizer.quantizer")
@@ -332,6 +332,16 @@ def test_ai_edge_quantizer_dynamic_recipes_on_the_delegate(recipe, digits_float_
     q.load_quantization_recipe(getattr(recipes, recipe)())
     data = bytes(q.quantize().quantized_model)
     x, y = digits_data.x_test[:120], digits_data.y_test[:120]
+    if recipe == "dynamic_wi4b32_afp32":
+        # block-wise FCs (its convs stay float); LiteRT's builtin block-wise FC skips fused
+        # activations (litert_support.py), so XNNPACK is the reference here
+        ours, interp = _outputs(data, x, delegate=True)
+        assert [(c.op, c.activations) for c in interp.report.claimed] == [
+            ("FULLY_CONNECTED", "float32")] * len(_dynamic_weighted_ops(data))
+        xnn, _ = _outputs(data, x, delegate=False, xnnpack=True)
+        assert np.abs(ours - xnn).max() <= 0.05
+        assert (ours.argmax(1) == xnn.argmax(1)).mean() >= 0.97
+        return
     if recipe == "dynamic_wi2c_afp32":
         # Stock LiteRT computes garbage for its INT2 CONV_2D layers (XNNPACK and builtin:
         # litert_support.py), so there is nothing to compare with: the delegate takes every
@@ -343,3 +353,67 @@ def test_ai_edge_quantizer_dynamic_recipes_on_the_delegate(recipe, digits_float_
         assert (ours.argmax(1) == y).mean() >= 0.8
         return
     _assert_delegate_agrees(data, x, y)
+
+
+# ---------------------------------------------------------------------------- block-wise FC
+def _blockwise_fc(weights: str, seed: int, *, asymmetric: bool, activation: str = "NONE",
+                  block: int = 32) -> tuple[bytes, bytes, np.ndarray, np.ndarray, np.ndarray]:
+    """A dynamic-range FC with block-wise weights (FLOAT16 block scales, as ai-edge-quantizer's
+    dynamic_wi4b32_afp32 writes): (model, the same with float weights, x, numpy emulation,
+    real weights)."""
+    rng = np.random.default_rng(seed)
+    dtype, (lo, hi) = WEIGHTS[weights]
+    n, k = 37, 96
+    x = rng.normal(0.3, 1.0, (3, k)).astype(np.float32)
+    q = rng.integers(lo, hi + 1, (n, k)).astype(np.int8)
+    scales = (rng.uniform(0.5, 1.5, (n, k // block)) * 0.3 / max(hi, 1))
+    scales = scales.astype(np.float16).astype(np.float32)  # what the file holds
+    bias = rng.normal(0, 0.5, n).astype(np.float32)
+    real = (q.astype(np.float32) * np.repeat(scales, block, axis=1)).astype(np.float32)
+
+    def build(float_weights: bool) -> bytes:
+        g = Graph(name="blockwise")
+        xt = g.add_tensor(Tensor("x", x.shape, DType.FLOAT32))
+        if float_weights:
+            w = g.add_tensor(Tensor("w", q.shape, DType.FLOAT32, data=real))
+        else:
+            scale_tensor = Tensor("block_scales", scales.shape, DType.FLOAT16,
+                                  data=scales.astype(np.float16))
+            quant = QuantParams(scales, np.zeros(1, np.int64), axis=0, block_size=block,
+                                extras={"blockwise": {"scales": scale_tensor, "zero_points": None},
+                                        "tflite_no_scale": True})
+            w = g.add_tensor(Tensor("w", q.shape, dtype, data=q, quant=quant))
+        b = g.add_tensor(Tensor("b", bias.shape, DType.FLOAT32, data=bias))
+        y = g.add_tensor(Tensor("y", (x.shape[0], n), DType.FLOAT32))
+        g.operators.append(Operator("FULLY_CONNECTED", [xt, w, b], [y], version=10, attrs={
+            "fused_activation_function": activation, "asymmetric_quantize_inputs": asymmetric}))
+        g.inputs, g.outputs = [xt], [y]
+        return to_tflite_bytes(Model([g]))
+
+    qx, sx, zx = quantize_rows(x, asymmetric)
+    groups = k // block
+    acc = np.einsum("mgk,ngk->mng", qx.reshape(3, groups, block).astype(np.int64),
+                    q.reshape(n, groups, block).astype(np.int64))
+    acc = acc - zx[:, None, None] * q.reshape(n, groups, block).sum(-1)[None].astype(np.int64)
+    y = bias[None] + sx[:, None] * (acc * scales[None]).sum(-1)
+    return build(False), build(True), x, ACT[activation](y).astype(np.float32), real
+
+
+@pytest.mark.parametrize("weights", ["int8", "int4", "ternary", "int2"])
+@pytest.mark.parametrize("asymmetric", [False, True], ids=["symmetric", "asymmetric"])
+def test_blockwise_dynamic_fc(weights, asymmetric) -> None:
+    data, float_data, x, emulated, real = _blockwise_fc(weights, seed=len(weights),
+                                                        asymmetric=asymmetric, activation="RELU6")
+    got, interp = run(data, x, delegate=True, xnnpack=False)
+    claimed = interp.report.claimed
+    assert len(claimed) == 1 and claimed[0].activations == "float32", interp.report.skipped
+    span = float(np.abs(emulated).max()) + 1.0
+    np.testing.assert_allclose(got, emulated, rtol=0, atol=1e-5 * span)
+    ref, _ = run(float_data, x, delegate=False, xnnpack=False)
+    _, s, _ = quantize_rows(x, asymmetric=False)  # the larger scale: bounds both schemes
+    bound = 0.5 * float(s.max()) * np.abs(real).sum(1) * 1.0001 + 1e-5
+    assert np.all(np.abs(got - ref) <= bound), np.abs(got - ref).max()
+    if weights == "int4":
+        # XNNPACK runs block-wise INT4 (the builtin kernel drops fused activations: the matrix)
+        theirs, _ = run(data, x, delegate=False, xnnpack=True)
+        assert np.all(np.abs(got - theirs) <= 2 * bound), np.abs(got - theirs).max()

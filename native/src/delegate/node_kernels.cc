@@ -5,6 +5,7 @@
 #include "node_kernels.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -104,7 +105,73 @@ struct WeightQuant {
   std::vector<float> scales;       // 1 or channels
   std::vector<int32_t> zero_points;  // channels (q domain)
   bool all_zero_points_zero = true;
+  // Block-wise (TFLite BlockwiseQuantization): scales are 1 and each block of group_size along
+  // K has its own scale, group_scales[n][k / group_size].
+  int32_t group_size = 0;
+  std::vector<float> group_scales;
 };
+
+float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h >> 15) << 31;
+  const int exponent = (h >> 10) & 0x1F;
+  const uint32_t mantissa = h & 0x3FF;
+  uint32_t bits = 0;
+  if (exponent == 0x1F) {
+    bits = sign | 0x7F800000u | (mantissa << 13);
+  } else if (exponent != 0) {
+    bits = sign | (static_cast<uint32_t>(exponent + 112) << 23) | (mantissa << 13);
+  } else if (mantissa == 0) {
+    bits = sign;
+  } else {  // subnormal half: normalise
+    int e = -1;
+    uint32_t m = mantissa;
+    do {
+      ++e;
+      m <<= 1;
+    } while ((m & 0x400) == 0);
+    bits = sign | (static_cast<uint32_t>(112 - e) << 23) | ((m & 0x3FF) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// Block-wise weights of a dynamic-range FULLY_CONNECTED [n][k]: FLOAT16 (or FLOAT32) scales
+// [n][ceil(k / blocksize)] in the tensor the quantisation names. Symmetric: LiteRT's
+// InterpreterBuilder does not carry a block-wise zero point (ai-edge-quantizer writes none).
+std::string blockwise_quant(TfLiteContext* context, const TfLiteTensor& w, int n, int k,
+                            WeightType type, WeightQuant* out) {
+  const auto* b = static_cast<const TfLiteBlockwiseQuantization*>(w.quantization.params);
+  if (b == nullptr) return "block-wise weights without parameters";
+  if (b->blocksize <= 0 || b->blocksize % block_k(type) != 0) {
+    return "block size " + std::to_string(b->blocksize) + " is not a multiple of " +
+           std::to_string(block_k(type));
+  }
+  if (b->scale < 0 || static_cast<std::size_t>(b->scale) >= context->tensors_size) {
+    return "block-wise weights without a scale tensor";
+  }
+  const TfLiteTensor& st = context->tensors[b->scale];
+  const int groups = (k + b->blocksize - 1) / b->blocksize;
+  const int64_t count = static_cast<int64_t>(n) * groups;
+  if (st.data == nullptr || num_elements(st) != count ||
+      (st.type != kTfLiteFloat16 && st.type != kTfLiteFloat32)) {
+    return "block scales are not a FLOAT16 / FLOAT32 [" + std::to_string(n) + ", " +
+           std::to_string(groups) + "] constant";
+  }
+  out->group_scales.resize(static_cast<std::size_t>(count));
+  for (int64_t i = 0; i < count; ++i) {
+    const float v = st.type == kTfLiteFloat16
+                        ? half_to_float(static_cast<const uint16_t*>(st.data)[i])
+                        : static_cast<const float*>(st.data)[i];
+    if (!(v > 0.0f) || !std::isfinite(v)) return "a block scale is not a positive number";
+    out->group_scales[static_cast<std::size_t>(i)] = v;
+  }
+  out->group_size = b->blocksize;
+  out->scales.assign(static_cast<std::size_t>(n), 1.0f);
+  out->zero_points.assign(static_cast<std::size_t>(n), 0);
+  out->all_zero_points_zero = true;
+  return "";
+}
 
 std::string weight_quant(const TfLiteTensor& w, int axis, int channels, WeightQuant* out) {
   const TfLiteAffineQuantization* q = affine(w);
@@ -341,7 +408,20 @@ std::string inspect_node(TfLiteContext* context, int node_index, const TfLiteNod
   }
   if (!supported_activation(n.activation)) return "unsupported fused activation";
   WeightQuant wq;
-  std::string err = weight_quant(w, axis, channels, &wq);
+  std::string err;
+  if (w.quantization.type == kTfLiteBlockwiseQuantization) {
+    if (!n.dynamic || n.kind != OpKind::kFullyConnected) {
+      return "block-wise weights (the delegate takes them in dynamic-range FULLY_CONNECTED "
+             "only)";
+    }
+    // The weight type decides the block_k the block size must be a multiple of.
+    WeightType type = WeightType::kInt8;
+    err = weight_type_of(w, wq, options, &type);
+    if (!err.empty()) return err;
+    err = blockwise_quant(context, w, wd[0], wd[1], type, &wq);
+  } else {
+    err = weight_quant(w, axis, channels, &wq);
+  }
   if (!err.empty()) return err;
   // LiteRT's hybrid convs quantise each image asymmetrically when the filter is per-channel
   // (its EvalHybridPerChannel), symmetrically with a per-tensor filter; depthwise always
@@ -372,14 +452,17 @@ WeightQuant quant_of(TfLiteContext* context, const NodeInfo& info, int* channels
   const int axis = info.kind == OpKind::kDepthwiseConv2D ? 3 : 0;
   *channels = wd[static_cast<std::size_t>(axis)];
   WeightQuant wq;
-  const std::string err = weight_quant(w, axis, *channels, &wq);
+  const std::string err =
+      w.quantization.type == kTfLiteBlockwiseQuantization
+          ? blockwise_quant(context, w, wd[0], wd[1], info.weight_type, &wq)
+          : weight_quant(w, axis, *channels, &wq);
   if (!err.empty()) throw std::invalid_argument(err);
   return wq;
 }
 
 // Packs a [n][k] TFLite weight tensor (FC [N, K]; conv OHWI with K = KH*KW*I) for the GEMM.
-PackedWeights pack_gemm_weights(const TfLiteTensor& w, WeightType type, int32_t n, int32_t k,
-                                const WeightQuant& wq) {
+PackedWeights pack_channel_weights(const TfLiteTensor& w, WeightType type, int32_t n, int32_t k,
+                                   const WeightQuant& wq) {
   const auto* bytes = static_cast<const uint8_t*>(w.data);
   const int32_t ns = static_cast<int32_t>(wq.scales.size());
   const int32_t* zps = wq.all_zero_points_zero ? nullptr : wq.zero_points.data();
@@ -395,6 +478,13 @@ PackedWeights pack_gemm_weights(const TfLiteTensor& w, WeightType type, int32_t 
       return pack_int2_tflite(bytes, w.bytes, n, k, wq.scales.data(), ns, zps, false);
   }
   throw std::invalid_argument("unknown weight type");
+}
+
+PackedWeights pack_gemm_weights(const TfLiteTensor& w, WeightType type, int32_t n, int32_t k,
+                                const WeightQuant& wq) {
+  PackedWeights packed = pack_channel_weights(w, type, n, k, wq);
+  if (wq.group_size > 0) packed.set_group_scales(wq.group_size, wq.group_scales.data());
+  return packed;
 }
 
 LayerOptions layer_options(TfLiteContext* context, const NodeInfo& info, const Options& options) {
@@ -685,8 +775,29 @@ class DynamicFullyConnectedKernel final : public NodeKernel {
       }
       row_sums_[static_cast<std::size_t>(c)] = sum;
     }
+    LayerOptions o = int32_options(options, 0);
+    grouped_ = wq.group_size > 0;
+    if (grouped_) {
+      // Block-wise weights have no single int32 sum: the plan writes sum_g scale_g * acc_g in
+      // float, and the zero-point term is sum_g scale_g * sum_{k in g} w (precomputed here).
+      o.output_type = OutputType::kFloat32;
+      const int32_t groups = (k_ + wq.group_size - 1) / wq.group_size;
+      group_sums_.assign(static_cast<std::size_t>(n_), 0.0f);
+      for (int32_t c = 0; c < n_; ++c) {
+        double total = 0.0;
+        for (int32_t g = 0; g < groups; ++g) {
+          int32_t sum = 0;
+          for (int32_t i = g * wq.group_size; i < std::min(k_, (g + 1) * wq.group_size); ++i) {
+            sum += weight_value(w, static_cast<int64_t>(c) * k_ + i);
+          }
+          total += static_cast<double>(sum) *
+                   wq.group_scales[static_cast<std::size_t>(c) * groups + g];
+        }
+        group_sums_[static_cast<std::size_t>(c)] = static_cast<float>(total);
+      }
+    }
     plan_ = std::make_unique<FullyConnected>(pack_gemm_weights(w, info.weight_type, n_, k_, wq),
-                                             int32_options(options, 0));
+                                             o);
   }
 
   TfLiteStatus prepare(TfLiteContext* context) override {
@@ -707,7 +818,7 @@ class DynamicFullyConnectedKernel final : public NodeKernel {
     qx_.resize(static_cast<std::size_t>(m_) * k_);
     scales_.resize(static_cast<std::size_t>(m_));
     zero_points_.resize(static_cast<std::size_t>(m_));
-    acc_.resize(static_cast<std::size_t>(m_) * n_);
+    if (!grouped_) acc_.resize(static_cast<std::size_t>(m_) * n_);
     plan_->reserve(m_, pool_ != nullptr ? pool_->num_threads() : 1);
     return kTfLiteOk;
   }
@@ -718,8 +829,24 @@ class DynamicFullyConnectedKernel final : public NodeKernel {
     if (m_ == 0) return kTfLiteOk;
     quantize_rows(static_cast<const float*>(x.data), m_, k_, params_.mode, qx_.data(),
                   scales_.data(), zero_points_.data(), isa_);
-    plan_->run(qx_.data(), m_, acc_.data(), pool_);
     auto* out = static_cast<float*>(y.data);
+    if (grouped_) {
+      // y = act(bias + s_x * (sum_g scale_g * acc_g - zp * sum_g scale_g * sum w)); the plan
+      // writes the sums straight into y.
+      plan_->run(qx_.data(), m_, out, pool_);
+      for (int32_t r = 0; r < m_; ++r) {
+        const float zp = static_cast<float>(zero_points_[static_cast<std::size_t>(r)]);
+        const float sx = scales_[static_cast<std::size_t>(r)];
+        float* yr = out + static_cast<std::size_t>(r) * n_;
+        for (int32_t c = 0; c < n_; ++c) {
+          const std::size_t ci = static_cast<std::size_t>(c);
+          const float v = yr[c] - zp * group_sums_[ci];
+          yr[c] = activate(params_.bias[ci] + v * sx, info_.activation);
+        }
+      }
+      return kTfLiteOk;
+    }
+    plan_->run(qx_.data(), m_, acc_.data(), pool_);
     for (int32_t r = 0; r < m_; ++r) {
       const int32_t zp = zero_points_[static_cast<std::size_t>(r)];
       const float sx = scales_[static_cast<std::size_t>(r)];
@@ -747,6 +874,8 @@ class DynamicFullyConnectedKernel final : public NodeKernel {
   int32_t n_ = 0, k_ = 0, m_ = 1;
   DynamicParams params_;
   std::vector<int32_t> row_sums_;
+  bool grouped_ = false;
+  std::vector<float> group_sums_;  // block-wise: sum_g scale_g * sum_{k in g} w[n][k]
   std::unique_ptr<FullyConnected> plan_;
   std::vector<int8_t> qx_;
   std::vector<float> scales_;
