@@ -1,6 +1,7 @@
 // Times the library's convolution plans on the conv layers of benchmarks/kernels.py (ResNet-18
-// 3x3, MobileNet 1x1 and depthwise), every weight type, one ISA and thread count: the quick
-// loop for kernel work (benchmarks/kernels.py is the one that compares with XNNPACK).
+// 3x3, MobileNet 1x1 and depthwise) and the 3-channel stems of benchmarks/edge_models.py, every
+// weight type, one ISA and thread count: the quick loop for kernel work (benchmarks/kernels.py
+// is the one that compares with XNNPACK).
 // Build: part of the host CMake build (target edge_conv_bench, x86 only; not a test).
 // Run:   build/host/edge_conv_bench [--isa avx2] [--threads 2] [--only mobilenet] [--ms 300]
 //        prints one line per layer and weight type: median ms per call over batches, GMAC/s.
@@ -29,6 +30,8 @@ struct Layer {
 };
 
 const Layer kLayers[] = {
+    {"resnet_stem_7x7s2_160x160x3_64", 160, 160, 3, 64, 7, 2, false},
+    {"mobilenet_stem_3x3s2_160x160x3_32", 160, 160, 3, 32, 3, 2, false},
     {"resnet18_conv2_3x3_56x56x64", 56, 56, 64, 64, 3, 1, false},
     {"resnet18_conv3_3x3_28x28x128", 28, 28, 128, 128, 3, 1, false},
     {"resnet18_conv4_3x3_14x14x256", 14, 14, 256, 256, 3, 1, false},

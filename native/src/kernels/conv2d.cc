@@ -137,6 +137,35 @@ struct Conv2D::Impl {
     const int8_t zp = static_cast<int8_t>(plan.input_zero_point);
     int32_t sum = 0;
     std::size_t offset = 0;
+    if (g.dilation_width == 1) {
+      // The kernel_width taps of a window row are adjacent input pixels: one span of
+      // kernel_width * cin bytes (its in-bounds part) instead of one call per tap, which matters
+      // for few channels (the 7x7 stem over 3 channels: 7 spans of 21 bytes, not 49 of 3).
+      const int32_t kw_n = g.kernel_width;
+      const int32_t ix0 = ox * g.stride_width - geo.pad_left;
+      const int32_t lo = std::max(0, -ix0), hi = std::min(kw_n, g.input_width - ix0);
+      for (int32_t kh = 0; kh < g.kernel_height; ++kh) {
+        const int32_t iy = oy * g.stride_height - geo.pad_top + kh * g.dilation_height;
+        if (iy < 0 || iy >= g.input_height || lo >= hi) {
+          sum += plan.fill_span(zp, cin * static_cast<std::size_t>(kw_n), row, offset);
+        } else {
+          if (lo > 0) sum += plan.fill_span(zp, cin * static_cast<std::size_t>(lo), row, offset);
+          const std::size_t pixel =
+              (b * static_cast<std::size_t>(g.input_height) + static_cast<std::size_t>(iy)) *
+                  static_cast<std::size_t>(g.input_width) +
+              static_cast<std::size_t>(ix0 + lo);
+          sum += plan.prepare_span(input + pixel * cin, cin * static_cast<std::size_t>(hi - lo),
+                                   row, offset + cin * static_cast<std::size_t>(lo));
+          if (hi < kw_n) {
+            sum += plan.fill_span(zp, cin * static_cast<std::size_t>(kw_n - hi), row,
+                                  offset + cin * static_cast<std::size_t>(hi));
+          }
+        }
+        offset += cin * static_cast<std::size_t>(kw_n);
+      }
+      plan.pad_row(row);
+      return sum;
+    }
     for (int32_t kh = 0; kh < g.kernel_height; ++kh) {
       const int32_t iy = oy * g.stride_height - geo.pad_top + kh * g.dilation_height;
       for (int32_t kw = 0; kw < g.kernel_width; ++kw, offset += cin) {
