@@ -231,11 +231,13 @@ void gemm_int8_requant_rows(std::size_t nblocks, const uint8_t* w, const uint8_t
     if (p.any_pre_shift) v = _mm512_sllv_epi32(v, pre);
     __m512i y = requant_even_odd(v, t, neg);
     if (p.out_zero_point != 0) y = _mm512_add_epi32(y, zp);
-    y = _mm512_min_epi32(_mm512_max_epi32(y, qmin), qmax);
+    // vpmovsdb saturates to [-128, 127] itself: only a narrower clamp needs the min / max.
+    if (p.out_min > -128) y = _mm512_max_epi32(y, qmin);
+    if (p.out_max < 127) y = _mm512_min_epi32(y, qmax);
     if (nc == 16) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r * out_stride), _mm512_cvtepi32_epi8(y));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r * out_stride), _mm512_cvtsepi32_epi8(y));
     } else {
-      _mm_mask_storeu_epi8(out + r * out_stride, k, _mm512_cvtepi32_epi8(y));
+      _mm_mask_storeu_epi8(out + r * out_stride, k, _mm512_cvtsepi32_epi8(y));
     }
   }
 }
@@ -306,8 +308,10 @@ inline __m512i dw_requant(__m512i v, const DwRequantBlock& t, const DwRequantPar
   // Odd lanes: the low dword of each yo qword moves up into the odd dword.
   __m512i y = _mm512_mask_shuffle_epi32(ye, static_cast<__mmask16>(0xAAAA), yo, _MM_PERM_CCAA);
   if (p.out_zero_point != 0) y = _mm512_add_epi32(y, _mm512_set1_epi32(p.out_zero_point));
-  return _mm512_min_epi32(_mm512_max_epi32(y, _mm512_set1_epi32(p.out_min)),
-                          _mm512_set1_epi32(p.out_max));
+  // packssdw / packsswb saturate to [-128, 127] themselves: only a narrower clamp needs these.
+  if (p.out_min > -128) y = _mm512_max_epi32(y, _mm512_set1_epi32(p.out_min));
+  if (p.out_max < 127) y = _mm512_min_epi32(y, _mm512_set1_epi32(p.out_max));
+  return y;
 }
 
 // The same on the low half (lanes 0..7 of the block's layout: channels 0..31 of a block).
@@ -327,8 +331,9 @@ inline __m256i dw_requant_half(__m256i v, const DwRequantBlock& t, const DwRequa
   const __m256i yo = _mm256_srav_epi64(ao, ld(t.total_shift[1]));
   __m256i y = _mm256_mask_shuffle_epi32(ye, static_cast<__mmask8>(0xAA), yo, _MM_PERM_CCAA);
   if (p.out_zero_point != 0) y = _mm256_add_epi32(y, _mm256_set1_epi32(p.out_zero_point));
-  return _mm256_min_epi32(_mm256_max_epi32(y, _mm256_set1_epi32(p.out_min)),
-                          _mm256_set1_epi32(p.out_max));
+  if (p.out_min > -128) y = _mm256_max_epi32(y, _mm256_set1_epi32(p.out_min));
+  if (p.out_max < 127) y = _mm256_min_epi32(y, _mm256_set1_epi32(p.out_max));
+  return y;
 }
 
 // A block of at most 32 channels (the tail, or all of a 16/24/32-channel layer) on ymm: the
@@ -400,7 +405,8 @@ void dwconv_qs8_avx512(std::size_t channels, std::size_t groups, const int8_t* c
       a2 = _mm512_dpbusd_epi32(a2, _mm512_unpacklo_epi16(h01, h23), load512(wg + 128));
       a3 = _mm512_dpbusd_epi32(a3, _mm512_unpackhi_epi16(h01, h23), load512(wg + 192));
     }
-    // Values are already within [out_min, out_max] (int8), so the packs never saturate.
+    // The packs saturate: together with dw_requant's clamp, the result is clamped to
+    // [out_min, out_max] exactly as the int32 clamp + truncation of the other epilogues.
     const __m512i y01 = _mm512_packs_epi32(dw_requant(a0, t[0], p), dw_requant(a1, t[1], p));
     const __m512i y23 = _mm512_packs_epi32(dw_requant(a2, t[2], p), dw_requant(a3, t[3], p));
     const __m512i y = _mm512_packs_epi16(y01, y23);
