@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -707,13 +708,23 @@ class DepthwiseKernel final : public SpatialKernel<DepthwiseConv2D> {
 // dequantised in float. The plans get input scale 1, no bias and no activation: the float
 // epilogue below applies the real scales, the float bias and the activation.
 
-float activate(float v, TfLiteFusedActivation a) {
-  switch (a) {
-    case kTfLiteActRelu: return v < 0.0f ? 0.0f : v;
-    case kTfLiteActRelu6: return v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v);
-    case kTfLiteActReluN1To1: return v < -1.0f ? -1.0f : (v > 1.0f ? 1.0f : v);
-    default: return v;
+// The fused activation as a clamp [lo, hi] in real units (TFLite's float kernels clamp the same
+// way: min(max(v, lo), hi)); hoisted out of the loops, branch-free in them.
+struct FloatClamp {
+  float lo = -std::numeric_limits<float>::infinity();
+  float hi = std::numeric_limits<float>::infinity();
+  float operator()(float v) const { return std::min(std::max(v, lo), hi); }
+};
+
+FloatClamp float_clamp_of(TfLiteFusedActivation a) {
+  FloatClamp c;
+  if (a == kTfLiteActRelu || a == kTfLiteActRelu6) c.lo = 0.0f;
+  if (a == kTfLiteActRelu6) c.hi = 6.0f;
+  if (a == kTfLiteActReluN1To1) {
+    c.lo = -1.0f;
+    c.hi = 1.0f;
   }
+  return c;
 }
 
 LayerOptions int32_options(const Options& options, int32_t input_zero_point) {
@@ -830,6 +841,7 @@ class DynamicFullyConnectedKernel final : public NodeKernel {
     quantize_rows(static_cast<const float*>(x.data), m_, k_, params_.mode, qx_.data(),
                   scales_.data(), zero_points_.data(), isa_);
     auto* out = static_cast<float*>(y.data);
+    const FloatClamp clamp = float_clamp_of(info_.activation);
     if (grouped_) {
       // y = act(bias + s_x * (sum_g scale_g * acc_g - zp * sum_g scale_g * sum w)); the plan
       // writes the sums straight into y.
@@ -841,7 +853,7 @@ class DynamicFullyConnectedKernel final : public NodeKernel {
         for (int32_t c = 0; c < n_; ++c) {
           const std::size_t ci = static_cast<std::size_t>(c);
           const float v = yr[c] - zp * group_sums_[ci];
-          yr[c] = activate(params_.bias[ci] + v * sx, info_.activation);
+          yr[c] = clamp(params_.bias[ci] + v * sx);
         }
       }
       return kTfLiteOk;
@@ -859,7 +871,7 @@ class DynamicFullyConnectedKernel final : public NodeKernel {
                                                static_cast<uint32_t>(zp) *
                                                    static_cast<uint32_t>(row_sums_[ci]));
         const float scale = sx * params_.weight_scale[ci];
-        yr[c] = activate(params_.bias[ci] + static_cast<float>(v) * scale, info_.activation);
+        yr[c] = clamp(params_.bias[ci] + static_cast<float>(v) * scale);
       }
     }
     return kTfLiteOk;
@@ -940,6 +952,7 @@ class DynamicConvKernel final : public NodeKernel {
     quantize_rows(static_cast<const float*>(x.data), batch, image, params_.mode, qx_.data(),
                   scales_.data(), zero_points_.data(), isa_);
     auto* out = static_cast<float*>(y.data);
+    const FloatClamp clamp = float_clamp_of(info_.activation);
     const std::size_t channels = params_.weight_scale.size();
     const std::size_t pixels = acc_.size() / channels;
     for (int32_t b = 0; b < batch; ++b) {
@@ -952,7 +965,7 @@ class DynamicConvKernel final : public NodeKernel {
         float* yp = yb + px * channels;
         for (std::size_t c = 0; c < channels; ++c) {
           const float v = static_cast<float>(a[c]) * params_.weight_scale[c] * sx;
-          yp[c] = activate(v + params_.bias[c], info_.activation);
+          yp[c] = clamp(v + params_.bias[c]);
         }
       }
     }
