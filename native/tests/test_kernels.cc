@@ -509,13 +509,13 @@ EDGE_TEST(conv2d_every_isa_random_geometry) {
   EDGE_CHECK(failures == 0);
 }
 
-// The fused int8 GEMM epilogue (qs8_qc8w_gemm_requant_*): multipliers >= 1 (pre-shift; with
+// The fused GEMM epilogues (qs8_*_gemm_requant_*, every weight type): multipliers >= 1 (pre-shift; with
 // single rounding they saturate and take the unfused path), tiny ones (no zero-point fold),
 // weight zero points (none, uniform, per channel), channel tails, every rounding rule.
 EDGE_TEST(conv2d_fused_requant_multiplier_regimes) {
   Rng rng(23);
   int failures = 0, cases = 0;
-  for (int trial = 0; trial < 36; ++trial) {
+  for (int trial = 0; trial < 48; ++trial) {
     edge::ConvGeometry g;
     g.kernel_height = g.kernel_width = trial % 2 == 0 ? 1 : 3;
     g.padding = edge::Padding::kSame;
@@ -524,7 +524,8 @@ EDGE_TEST(conv2d_fused_requant_multiplier_regimes) {
     g.input_channels = rng.uniform(1, 70);
     const int32_t oc = rng.uniform(1, 50);
     const int32_t k = g.kernel_height * g.kernel_width * g.input_channels;
-    FcProblem p = random_fc(rng, WeightType::kInt8, 1, oc, k);
+    const WeightType type = kTypes[(trial / 2) % 4];
+    FcProblem p = random_fc(rng, type, 1, oc, k);
     p.options.rounding = static_cast<edge::Rounding>(trial % 3);
     const int regime = (trial / 3) % 3;
     if (regime == 1) {  // multipliers in [1, 8)
@@ -538,8 +539,10 @@ EDGE_TEST(conv2d_fused_requant_multiplier_regimes) {
       for (auto& b : p.bias) b = rng.uniform(-1000000000, 1000000000);
     }
     const int zp_kind = (trial / 9) % 3;
-    for (std::size_t c = 0; c < p.wzp.size(); ++c) {
-      p.wzp[c] = zp_kind == 0 ? 0 : zp_kind == 1 ? 3 : rng.uniform(-5, 5);
+    if (type == WeightType::kInt8) {  // sub-byte types keep random_fc's zero points
+      for (std::size_t c = 0; c < p.wzp.size(); ++c) {
+        p.wzp[c] = zp_kind == 0 ? 0 : zp_kind == 1 ? 3 : rng.uniform(-5, 5);
+      }
     }
     const std::vector<int8_t> input =
         rng.int8s(static_cast<std::size_t>(g.input_height) * g.input_width * g.input_channels,
@@ -566,8 +569,9 @@ EDGE_TEST(conv2d_fused_requant_multiplier_regimes) {
       const long b = first_mismatch(got, want);
       if (b >= 0) {
         ++failures;
-        std::printf("  fused conv mismatch %s regime=%d zp=%d rounding=%d cin=%d oc=%d at %ld\n",
-                    edge::isa_name(isa), regime, zp_kind, trial % 3, g.input_channels, oc, b);
+        std::printf("  fused conv mismatch %s %s regime=%d zp=%d rounding=%d cin=%d oc=%d at %ld\n",
+                    edge::weight_type_name(type), edge::isa_name(isa), regime, zp_kind, trial % 3,
+                    g.input_channels, oc, b);
       }
     }
   }

@@ -261,8 +261,9 @@ GemmPlan::GemmPlan(const PackedWeightsView& w, const LayerOptions& options,
   epilogue.out_max = range.max;
   epilogue.rounding = static_cast<int32_t>(options.rounding);
 
-  if (output_type == OutputType::kInt8 && !grouped && type == WeightType::kInt8 &&
-      kernels->gemm_qs8.fn != nullptr && requant.saturate == 0) {
+  qs8_kernel = &kernels->gemm_qs8[static_cast<int>(type)];
+  if (output_type == OutputType::kInt8 && !grouped && qs8_kernel->fn != nullptr &&
+      requant.saturate == 0) {
     build_qs8();
   }
 
@@ -385,7 +386,7 @@ void GemmPlan::compute(const uint8_t* xprep, const int32_t* sums, std::size_t ro
   const std::size_t mr = gemm->gemm.mr;
   if (use_qs8 && rows >= 2 && output_type == OutputType::kInt8) {
     // Fused: per row group, every tile of the chunk writes its int8 outputs directly.
-    const std::size_t qmr = kernels->gemm_qs8.mr;
+    const std::size_t qmr = qs8_kernel->mr;
     const std::size_t chunk = std::max<std::size_t>(1, (std::size_t{256} << 10) / (kblocks * kBlockBytes));
     int8_t* out8 = static_cast<int8_t*>(out);
     for (std::size_t t0 = tile_begin; t0 < tile_end; t0 += chunk) {
@@ -394,7 +395,7 @@ void GemmPlan::compute(const uint8_t* xprep, const int32_t* sums, std::size_t ro
         const std::size_t rr = std::min(qmr, rows - r);
         for (std::size_t t = t0; t < t1; ++t) {
           const std::size_t nc = std::min<std::size_t>(kTileN, static_cast<std::size_t>(n) - t * kTileN);
-          kernels->gemm_qs8.fn(rr, kblocks, data + t * kblocks * kBlockBytes, xprep + r * row_stride,
+          qs8_kernel->fn(rr, kblocks, data + t * kblocks * kBlockBytes, xprep + r * row_stride,
                                row_stride, sums + r * sums_per_row, sums_per_row, qs8, t, nc,
                                out8 + r * out_stride + t * kTileN, out_stride);
         }

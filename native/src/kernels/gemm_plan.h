@@ -96,7 +96,7 @@ struct GemmPlan {
                     void* out, std::size_t orow) const;
 
   const char* kernel_name(std::size_t m) const {
-    return m == 1 ? gemm->gemv.name : use_qs8 ? kernels->gemm_qs8.name : gemm->gemm.name;
+    return m == 1 ? gemm->gemv.name : use_qs8 ? qs8_kernel->name : gemm->gemm.name;
   }
 
   // Weights
@@ -121,6 +121,7 @@ struct GemmPlan {
   EpilogueParams epilogue{};
   // The fused int8 -> int8 kernel (IsaKernels::gemm_qs8), used for calls of >= 2 rows.
   bool use_qs8 = false;
+  const GemmQs8Kernel* qs8_kernel = nullptr;
   std::vector<RequantEvenOdd> qs8_tiles;
   GemmQs8Params qs8{};
   void build_qs8();

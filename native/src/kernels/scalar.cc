@@ -117,7 +117,7 @@ const IsaKernels kScalarKernels = {
     "qs8_qc8w_dwconv_1c__scalar",
     nullptr,
     nullptr,
-    {nullptr, 0, nullptr},
+    {},
 };
 
 }  // namespace detail

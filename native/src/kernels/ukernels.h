@@ -124,7 +124,7 @@ struct DwRequantParams {
 using DwQs8Fn = void (*)(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
                          const int8_t* weights, const DwRequantParams& p, int8_t* out);
 
-// GEMM with int8 weights, int8 output, requantisation fused (the accumulators never leave the
+// GEMM with int8 output, requantisation fused (the accumulators never leave the
 // registers): rows x 16 channels of tile `tile` (channels 16 tile .. 16 tile + nc), prepared rows
 // as GemmFn's, outputs at out + r * out_stride. The per-channel constants are loaded once per
 // call and serve all its rows. Tables per 16-channel tile in natural channel order, split into
@@ -162,7 +162,7 @@ struct IsaKernels {
   const char* dwconv_name;
   DwQs8Fn dwconv_qs8;           // null where the ISA has none (DepthwiseConv2D uses dwconv)
   const char* dwconv_qs8_name;
-  GemmQs8Kernel gemm_qs8;       // int8 weights, int8 output, no per-group scales
+  GemmQs8Kernel gemm_qs8[4];    // by WeightType; int8 output, no per-group scales
 };
 
 // One table per ISA carried by this binary, defined in that ISA's translation unit.

@@ -280,7 +280,7 @@ const IsaKernels kNeonKernels = {
 #endif
     nullptr,
     nullptr,
-    {nullptr, 0, nullptr},
+    {},
 };
 
 }  // namespace detail

@@ -191,7 +191,7 @@ const IsaKernels kDotprodKernels = {
     "qs8_qc8w_dwconv_8c__aarch64_neon",
     nullptr,
     nullptr,
-    {nullptr, 0, nullptr},
+    {},
 };
 
 }  // namespace detail

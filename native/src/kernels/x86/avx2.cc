@@ -437,7 +437,7 @@ const IsaKernels kAvx2Kernels = {
     "qs8_qc8w_dwconv_16c__avx2",
     nullptr,
     nullptr,
-    {nullptr, 0, nullptr},
+    {},
 };
 
 }  // namespace detail

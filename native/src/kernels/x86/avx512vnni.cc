@@ -189,6 +189,37 @@ inline __m512i requant_even_odd(__m512i v, const RequantEvenOdd& t, bool negativ
   return _mm512_mask_shuffle_epi32(ye, static_cast<__mmask16>(0xAAAA), yo, _MM_PERM_CCAA);
 }
 
+// Requantises and stores R rows of 16 accumulators (bias already added).
+template <int R>
+inline void requant_store_rows(const __m512i* a, const int32_t* row_sums, std::size_t sums_stride,
+                               const GemmQs8Params& p, std::size_t tile, std::size_t nc,
+                               int8_t* out, std::size_t out_stride) {
+  const std::size_t c0 = tile * 16;
+  const RequantEvenOdd& t = p.tiles[tile];
+  const bool neg = p.any_negative_add != 0;
+  const __mmask16 k = static_cast<__mmask16>((1u << nc) - 1u);
+  const __m512i zp = _mm512_set1_epi32(p.out_zero_point);
+  const __m512i qmin = _mm512_set1_epi32(p.out_min), qmax = _mm512_set1_epi32(p.out_max);
+  const __m512i wzp = p.wzp != nullptr ? _mm512_loadu_si512(p.wzp + c0) : _mm512_set1_epi32(p.wzp_uniform);
+  const bool has_wzp = p.wzp != nullptr || p.wzp_uniform != 0;
+  const __m512i pre = _mm512_loadu_si512(p.pre_shift + c0);
+  for (int r = 0; r < R; ++r) {
+    __m512i v = a[r];
+    if (has_wzp) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(wzp, _mm512_set1_epi32(row_sums[r * sums_stride])));
+    if (p.any_pre_shift) v = _mm512_sllv_epi32(v, pre);
+    __m512i y = requant_even_odd(v, t, neg);
+    if (p.out_zero_point != 0) y = _mm512_add_epi32(y, zp);
+    // vpmovsdb saturates to [-128, 127] itself: only a narrower clamp needs the min / max.
+    if (p.out_min > -128) y = _mm512_max_epi32(y, qmin);
+    if (p.out_max < 127) y = _mm512_min_epi32(y, qmax);
+    if (nc == 16) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r * out_stride), _mm512_cvtsepi32_epi8(y));
+    } else {
+      _mm_mask_storeu_epi8(out + r * out_stride, k, _mm512_cvtsepi32_epi8(y));
+    }
+  }
+}
+
 // R rows x 16 channels; the accumulators start at the bias. The per-channel tables are read
 // once per call (R rows share them: at K = 32 the epilogue costs as much as the dot products).
 template <int R>
@@ -217,29 +248,48 @@ void gemm_int8_requant_rows(std::size_t nblocks, const uint8_t* w, const uint8_t
       for (int r = 0; r < R; ++r) a[r] = _mm512_dpbusd_epi32(a[r], bcast32(x + r * x_stride + 4 * b), wb);
     }
   }
-  const RequantEvenOdd& t = p.tiles[tile];
-  const bool neg = p.any_negative_add != 0;
-  const __mmask16 k = static_cast<__mmask16>((1u << nc) - 1u);
-  const __m512i zp = _mm512_set1_epi32(p.out_zero_point);
-  const __m512i qmin = _mm512_set1_epi32(p.out_min), qmax = _mm512_set1_epi32(p.out_max);
-  const __m512i wzp = p.wzp != nullptr ? _mm512_loadu_si512(p.wzp + c0) : _mm512_set1_epi32(p.wzp_uniform);
-  const bool has_wzp = p.wzp != nullptr || p.wzp_uniform != 0;
-  const __m512i pre = _mm512_loadu_si512(p.pre_shift + c0);
-  for (int r = 0; r < R; ++r) {
-    __m512i v = a[r];
-    if (has_wzp) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(wzp, _mm512_set1_epi32(row_sums[r * sums_stride])));
-    if (p.any_pre_shift) v = _mm512_sllv_epi32(v, pre);
-    __m512i y = requant_even_odd(v, t, neg);
-    if (p.out_zero_point != 0) y = _mm512_add_epi32(y, zp);
-    // vpmovsdb saturates to [-128, 127] itself: only a narrower clamp needs the min / max.
-    if (p.out_min > -128) y = _mm512_max_epi32(y, qmin);
-    if (p.out_max < 127) y = _mm512_min_epi32(y, qmax);
-    if (nc == 16) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r * out_stride), _mm512_cvtsepi32_epi8(y));
-    } else {
-      _mm_mask_storeu_epi8(out + r * out_stride, k, _mm512_cvtsepi32_epi8(y));
+  requant_store_rows<R>(a, row_sums, sums_stride, p, tile, nc, out, out_stride);
+}
+
+// Sub-byte weights, fused: gemm_subbyte_rows' dot products kept in registers, then the same
+// epilogue (weight zero points through the row sums).
+template <int kBits, int R>
+void gemm_subbyte_requant_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
+                               std::size_t x_stride, const int32_t* row_sums,
+                               std::size_t sums_stride, const GemmQs8Params& p, std::size_t tile,
+                               std::size_t nc, int8_t* out, std::size_t out_stride) {
+  constexpr int kFields = 8 / kBits;
+  constexpr int kBlockK = 4 * kFields;
+  const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << kBits) - 1));
+  const __m512i bias = _mm512_loadu_si512(p.bias + tile * 16);
+  __m512i a[R];
+  for (int r = 0; r < R; ++r) a[r] = bias;
+  for (std::size_t b = 0; b < nblocks; ++b) {
+    const __m512i raw = load512(w + b * 64);
+    for (int i = 0; i < kFields; ++i) {
+      const __m512i f =
+          _mm512_and_si512(i == 0 ? raw : _mm512_srli_epi16(raw, kBits * i), mask);
+      for (int r = 0; r < R; ++r) {
+        a[r] = _mm512_dpbusd_epi32(a[r], f, bcast32(x + r * x_stride + b * kBlockK + 4 * i));
+      }
     }
   }
+  requant_store_rows<R>(a, row_sums, sums_stride, p, tile, nc, out, out_stride);
+}
+
+template <int kBits>
+void gemm_subbyte_requant(std::size_t rows, std::size_t nblocks, const uint8_t* w,
+                          const uint8_t* x, std::size_t x_stride, const int32_t* row_sums,
+                          std::size_t sums_stride, const GemmQs8Params& p, std::size_t tile,
+                          std::size_t nc, int8_t* out, std::size_t out_stride) {
+  using Fn = decltype(&gemm_subbyte_requant_rows<kBits, 1>);
+  static constexpr Fn kByRows[8] = {
+      gemm_subbyte_requant_rows<kBits, 1>, gemm_subbyte_requant_rows<kBits, 2>,
+      gemm_subbyte_requant_rows<kBits, 3>, gemm_subbyte_requant_rows<kBits, 4>,
+      gemm_subbyte_requant_rows<kBits, 5>, gemm_subbyte_requant_rows<kBits, 6>,
+      gemm_subbyte_requant_rows<kBits, 7>, gemm_subbyte_requant_rows<kBits, 8>};
+  kByRows[(rows < 8 ? rows : 8) - 1](nblocks, w, x, x_stride, row_sums, sums_stride, p, tile, nc,
+                                     out, out_stride);
 }
 
 void gemm_int8_requant(std::size_t rows, std::size_t nblocks, const uint8_t* w, const uint8_t* x,
@@ -521,7 +571,10 @@ const IsaKernels kAvx512VnniKernels = {
     "qs8_qc8w_dwconv_16c__avx512vnni",
     dwconv_qs8_avx512,
     "qs8_qc8w_dwconv_64c4__avx512vnni",
-    {"qs8_qc8w_gemm_requant_8x16c4__avx512vnni", 8, gemm_int8_requant},
+    {{"qs8_qc8w_gemm_requant_8x16c4__avx512vnni", 8, gemm_int8_requant},
+      {"qs8_qc4w_gemm_requant_8x16c4__avx512vnni", 8, gemm_subbyte_requant<4>},
+      {"qs8_qt2w_gemm_requant_8x16c4__avx512vnni", 8, gemm_subbyte_requant<2>},
+      {"qs8_qc2w_gemm_requant_8x16c4__avx512vnni", 8, gemm_subbyte_requant<2>}},
 };
 
 }  // namespace detail
