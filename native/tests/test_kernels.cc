@@ -509,7 +509,8 @@ EDGE_TEST(conv2d_every_isa_random_geometry) {
   EDGE_CHECK(failures == 0);
 }
 
-// The fused GEMM epilogues (qs8_*_gemm_requant_*, every weight type): multipliers >= 1 (pre-shift; with
+// The fused GEMM epilogues (qs8_*_gemm_requant_*, AVX-512 VNNI and AVX2, every weight type,
+// output rows past the kernels' 8 / 4 / 3-row groups): multipliers >= 1 (pre-shift; with
 // single rounding they saturate and take the unfused path), tiny ones (no zero-point fold),
 // weight zero points (none, uniform, per channel), channel tails, every rounding rule.
 EDGE_TEST(conv2d_fused_requant_multiplier_regimes) {
@@ -525,7 +526,9 @@ EDGE_TEST(conv2d_fused_requant_multiplier_regimes) {
     const int32_t oc = rng.uniform(1, 50);
     const int32_t k = g.kernel_height * g.kernel_width * g.input_channels;
     const WeightType type = kTypes[(trial / 2) % 4];
-    FcProblem p = random_fc(rng, type, 1, oc, k);
+    // Extremes (all -128 / all 127 activations and weights) now and then.
+    const Fill fill = trial % 8 == 5 ? Fill::kMin : trial % 8 == 6 ? Fill::kMax : Fill::kRandom;
+    FcProblem p = random_fc(rng, type, 1, oc, k, Fill::kRandom, fill);
     p.options.rounding = static_cast<edge::Rounding>(trial % 3);
     const int regime = (trial / 3) % 3;
     if (regime == 1) {  // multipliers in [1, 8)
@@ -544,9 +547,9 @@ EDGE_TEST(conv2d_fused_requant_multiplier_regimes) {
         p.wzp[c] = zp_kind == 0 ? 0 : zp_kind == 1 ? 3 : rng.uniform(-5, 5);
       }
     }
-    const std::vector<int8_t> input =
-        rng.int8s(static_cast<std::size_t>(g.input_height) * g.input_width * g.input_channels,
-                  -128, 127);
+    const std::vector<int8_t> input = fill_values(
+        rng, static_cast<std::size_t>(g.input_height) * g.input_width * g.input_channels, -128,
+        127, fill);
     const std::vector<int32_t> acc = reference_conv_acc(g, oc, input, p.w, p.wzp,
                                                         p.options.input.zero_point, p.bias);
     const std::vector<int8_t> want = reference_requant(acc, oc, p.scales, p.options, false);
@@ -560,7 +563,7 @@ EDGE_TEST(conv2d_fused_requant_multiplier_regimes) {
       o.bias = p.bias.data();
       o.output_type = OutputType::kInt8;
       edge::Conv2D conv(w.view(), o);
-      if (isa == Isa::kAvx512Vnni) {
+      if (isa == Isa::kAvx512Vnni || isa == Isa::kAvx2) {
         const bool saturating = regime == 1 && p.options.rounding == edge::Rounding::kSingle;
         EDGE_CHECK((std::strstr(conv.kernel_name(), "requant") != nullptr) != saturating);
       }
@@ -659,7 +662,8 @@ EDGE_TEST(depthwise_every_isa_random_geometry) {
   EDGE_CHECK(failures == 0);
 }
 
-// The fused depthwise kernels (64 channels x 4 taps per step, AVX-512 VNNI) permute channels
+// The fused depthwise kernels (64 channels x 4 taps per step, AVX-512 VNNI; the same layout as
+// two 32-channel halves on AVX2) permute channels
 // inside 64-channel blocks and take taps in fours: channel counts around 16/32/64 and past them,
 // tap counts that are not multiples of 4, multipliers >= 1 (pre-shift), tiny ones (shifts past
 // the zero-point fold), every rounding rule with and without LiteRT's tail rule, extremes.
@@ -723,10 +727,11 @@ EDGE_TEST(depthwise_fused_blocks_every_isa) {
         o.output_type = OutputType::kInt8;
         edge::DepthwiseConv2D dw(filter.data(), p.scales.data(),
                                  static_cast<int32_t>(p.scales.size()), p.wzp.data(), o);
-        if (isa == Isa::kAvx512Vnni) {
+        if (isa == Isa::kAvx512Vnni || isa == Isa::kAvx2) {
           // kSingle with a multiplier >= 1 saturates: the unfused epilogue handles it.
           const bool saturating = trial % 5 == 1 && p.options.rounding == edge::Rounding::kSingle;
-          const bool fused = std::strstr(dw.kernel_name(), "64c4") != nullptr;
+          const bool fused = std::strstr(dw.kernel_name(),
+                                         isa == Isa::kAvx2 ? "32c4__avx2" : "64c4") != nullptr;
           EDGE_CHECK(fused != saturating);
           fused_cases += fused ? 1 : 0;
         }

@@ -337,6 +337,266 @@ int32_t prepare_int16(const int8_t* src, std::size_t n, uint8_t* dst) {
   return static_cast<int32_t>(total);
 }
 
+// ------------------------------------------------------------------------------ fused int8 output
+// The 64-bit multiply-add-shift form of the requantisation (EpilogueParams, gemm_plan.cc) on 8
+// int32 lanes, as the AVX-512 fused kernels do it: vpmuldq on the even lanes and on the odd
+// lanes shifted down, no 32 <-> 64-bit widening. AVX2 has no 64-bit arithmetic shift: with
+// s' = s + 2^63 (wrapping; the 2^63 is folded into the rounding constant once per call),
+//   floor(s / 2^t) = (s' >> t, logical) - 2^(63 - t)      exactly, for 0 <= t <= 63,
+// and only the low dword of that is kept (it is the int32 result: the fused paths never
+// saturate, see GemmPlan::build_qs8 and depthwise_conv2d.cc).
+// Per-call constants of 8 channels (half h of a 16-lane table: lanes 8h .. 8h + 7).
+struct Requant8 {
+  __m256i mult_e, mult_o, add_e, add_o, neg_e, neg_o, shift_e, shift_o, unbias_e, unbias_o;
+};
+
+template <typename Table>
+inline Requant8 load_requant8(const Table& t, int h) {
+  auto ld = [](const int64_t* a) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)); };
+  const __m256i sign = _mm256_set1_epi64x(INT64_MIN);
+  Requant8 r;
+  r.mult_e = ld(t.multiplier[0] + 4 * h);
+  r.mult_o = ld(t.multiplier[1] + 4 * h);
+  r.add_e = _mm256_xor_si256(ld(t.rounding_add[0] + 4 * h), sign);
+  r.add_o = _mm256_xor_si256(ld(t.rounding_add[1] + 4 * h), sign);
+  r.neg_e = ld(t.negative_add[0] + 4 * h);
+  r.neg_o = ld(t.negative_add[1] + 4 * h);
+  r.shift_e = ld(t.total_shift[0] + 4 * h);
+  r.shift_o = ld(t.total_shift[1] + 4 * h);
+  r.unbias_e = _mm256_srlv_epi64(sign, r.shift_e);
+  r.unbias_o = _mm256_srlv_epi64(sign, r.shift_o);
+  return r;
+}
+
+// v: 8 int32 lanes (bias, zero-point terms and pre-shift applied). Returns the int32 results
+// (with the output zero point when it is folded into the rounding constant).
+inline __m256i requant8(__m256i v, const Requant8& r, bool negative_add) {
+  const __m256i pe = _mm256_mul_epi32(v, r.mult_e);
+  const __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(v, 32), r.mult_o);
+  __m256i ae = _mm256_add_epi64(pe, r.add_e);
+  __m256i ao = _mm256_add_epi64(po, r.add_o);
+  if (negative_add) {  // ties away from zero: p < -2^30 takes negative_add
+    const __m256i lim = _mm256_set1_epi64x(-(int64_t{1} << 30));
+    ae = _mm256_add_epi64(ae, _mm256_and_si256(_mm256_cmpgt_epi64(lim, pe), r.neg_e));
+    ao = _mm256_add_epi64(ao, _mm256_and_si256(_mm256_cmpgt_epi64(lim, po), r.neg_o));
+  }
+  const __m256i ye = _mm256_sub_epi64(_mm256_srlv_epi64(ae, r.shift_e), r.unbias_e);
+  const __m256i yo = _mm256_sub_epi64(_mm256_srlv_epi64(ao, r.shift_o), r.unbias_o);
+  return interleave_dwords(ye, _mm256_slli_epi64(yo, 32));
+}
+
+// Zero point (when not folded) and a clamp narrower than int8; the saturating packs of
+// store16_int8 are the int8 clamp itself.
+inline __m256i finish8(__m256i y, int32_t zp, int32_t qmin, int32_t qmax) {
+  if (zp != 0) y = _mm256_add_epi32(y, _mm256_set1_epi32(zp));
+  if (qmin > -128) y = _mm256_max_epi32(y, _mm256_set1_epi32(qmin));
+  if (qmax < 127) y = _mm256_min_epi32(y, _mm256_set1_epi32(qmax));
+  return y;
+}
+
+// 16 int32 lanes (lo: 0..7, hi: 8..15) -> 16 saturated int8 in natural order.
+inline __m128i pack16_int8(__m256i lo, __m256i hi) {
+  const __m256i w = _mm256_packs_epi32(lo, hi);  // [lo0-3 hi0-3 | lo4-7 hi4-7] int16
+  const __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+  return _mm_shuffle_epi32(b, _MM_SHUFFLE(3, 1, 2, 0));  // dwords lo0-3 lo4-7 hi0-3 hi4-7
+}
+
+inline void store_bytes(int8_t* out, __m128i b, std::size_t n) {
+  if (n >= 16) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), b);
+  } else {
+    alignas(16) int8_t tmp[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), b);
+    std::memcpy(out, tmp, n);
+  }
+}
+
+// GEMM: requantises and stores R rows of 16 int32 sums (acc[r][0]: channels 0..7, [1]: 8..15)
+// to which the bias is not yet added. The tile's tables are loaded once for the R rows.
+template <int R>
+inline void requant_store_rows(__m256i (*acc)[2], const int32_t* row_sums,
+                               std::size_t sums_stride, const GemmQs8Params& p, std::size_t tile,
+                               std::size_t nc, int8_t* out, std::size_t out_stride) {
+  const std::size_t c0 = tile * 16;
+  const RequantEvenOdd& t = p.tiles[tile];
+  const bool neg = p.any_negative_add != 0;
+  const bool has_wzp = p.wzp != nullptr || p.wzp_uniform != 0;
+  __m256i bias[2], wzp[2], pre[2];
+  Requant8 rq[2];
+  for (int h = 0; h < 2; ++h) {
+    bias[h] = load_i32(p.bias + c0 + 8 * h);
+    wzp[h] = p.wzp != nullptr ? load_i32(p.wzp + c0 + 8 * h) : _mm256_set1_epi32(p.wzp_uniform);
+    pre[h] = load_i32(p.pre_shift + c0 + 8 * h);
+    rq[h] = load_requant8(t, h);
+  }
+  for (int r = 0; r < R; ++r) {
+    __m256i y[2];
+    const __m256i rs = _mm256_set1_epi32(row_sums[r * sums_stride]);
+    for (int h = 0; h < 2; ++h) {
+      __m256i v = _mm256_add_epi32(acc[r][h], bias[h]);
+      if (has_wzp) v = _mm256_sub_epi32(v, _mm256_mullo_epi32(wzp[h], rs));
+      if (p.any_pre_shift) v = _mm256_sllv_epi32(v, pre[h]);
+      y[h] = finish8(requant8(v, rq[h], neg), p.out_zero_point, p.out_min, p.out_max);
+    }
+    store_bytes(out + r * out_stride, pack16_int8(y[0], y[1]), nc);
+  }
+}
+
+// int8 weights, fused: gemm_int8_rows' dot products (int16 rows, vpmaddwd) kept in registers.
+template <int R>
+void gemm_int8_requant_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
+                            std::size_t x_stride, const int32_t* row_sums, std::size_t sums_stride,
+                            const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
+                            std::size_t out_stride) {
+  __m256i a[R][4];
+  for (int r = 0; r < R; ++r) {
+    for (int j = 0; j < 4; ++j) a[r][j] = _mm256_setzero_si256();
+  }
+  for (std::size_t b = 0; b < nblocks; ++b) {
+    __m256i xq[R];
+    for (int r = 0; r < R; ++r) xq[r] = bcast64(x + r * x_stride + b * 8);
+    for (int j = 0; j < 4; ++j) {
+      const __m256i wj = _mm256_cvtepi8_epi16(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + b * 64 + 16 * j)));
+      for (int r = 0; r < R; ++r) a[r][j] = _mm256_add_epi32(a[r][j], _mm256_madd_epi16(wj, xq[r]));
+    }
+  }
+  const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+  __m256i s[R][2];
+  for (int r = 0; r < R; ++r) {
+    s[r][0] = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(a[r][0], a[r][1]), order);
+    s[r][1] = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(a[r][2], a[r][3]), order);
+  }
+  requant_store_rows<R>(s, row_sums, sums_stride, p, tile, nc, out, out_stride);
+}
+
+void gemm_int8_requant(std::size_t rows, std::size_t nblocks, const uint8_t* w, const uint8_t* x,
+                       std::size_t x_stride, const int32_t* row_sums, std::size_t sums_stride,
+                       const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
+                       std::size_t out_stride) {
+  using Fn = decltype(&gemm_int8_requant_rows<1>);
+  static constexpr Fn kByRows[3] = {gemm_int8_requant_rows<1>, gemm_int8_requant_rows<2>,
+                                    gemm_int8_requant_rows<3>};
+  kByRows[(rows < 3 ? rows : 3) - 1](nblocks, w, x, x_stride, row_sums, sums_stride, p, tile, nc,
+                                     out, out_stride);
+}
+
+// Sub-byte weights, fused: gemm_subbyte_rows' dot products kept in registers.
+template <int kBits, int R>
+void gemm_subbyte_requant_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
+                               std::size_t x_stride, const int32_t* row_sums,
+                               std::size_t sums_stride, const GemmQs8Params& p, std::size_t tile,
+                               std::size_t nc, int8_t* out, std::size_t out_stride) {
+  constexpr int kFields = 8 / kBits;
+  constexpr int kBlockK = 4 * kFields;
+  const __m256i mask = _mm256_set1_epi8(static_cast<char>((1 << kBits) - 1));
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc32[R][2];
+  for (int r = 0; r < R; ++r) acc32[r][0] = acc32[r][1] = _mm256_setzero_si256();
+  for (std::size_t b = 0; b < nblocks; ++b) {
+    for (int h = 0; h < 2; ++h) {
+      const __m256i raw = load256(w + b * 64 + 32 * h);
+      __m256i f[kFields];
+      for (int i = 0; i < kFields; ++i) {
+        f[i] = _mm256_and_si256(i == 0 ? raw : _mm256_srli_epi16(raw, kBits * i), mask);
+      }
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* xb = x + r * x_stride + b * kBlockK;
+        __m256i t = _mm256_maddubs_epi16(f[0], bcast32(xb));
+        for (int i = 1; i < kFields; ++i) {
+          t = _mm256_add_epi16(t, _mm256_maddubs_epi16(f[i], bcast32(xb + 4 * i)));
+        }
+        acc32[r][h] = _mm256_add_epi32(acc32[r][h], _mm256_madd_epi16(t, ones));
+      }
+    }
+  }
+  requant_store_rows<R>(acc32, row_sums, sums_stride, p, tile, nc, out, out_stride);
+}
+
+template <int kBits>
+void gemm_subbyte_requant(std::size_t rows, std::size_t nblocks, const uint8_t* w,
+                          const uint8_t* x, std::size_t x_stride, const int32_t* row_sums,
+                          std::size_t sums_stride, const GemmQs8Params& p, std::size_t tile,
+                          std::size_t nc, int8_t* out, std::size_t out_stride) {
+  using Fn = decltype(&gemm_subbyte_requant_rows<kBits, 1>);
+  static constexpr Fn kByRows[4] = {
+      gemm_subbyte_requant_rows<kBits, 1>, gemm_subbyte_requant_rows<kBits, 2>,
+      gemm_subbyte_requant_rows<kBits, 3>, gemm_subbyte_requant_rows<kBits, 4>};
+  kByRows[(rows < 4 ? rows : 4) - 1](nblocks, w, x, x_stride, row_sums, sums_stride, p, tile, nc,
+                                     out, out_stride);
+}
+
+// Depthwise, fused: the 64c4 layout of the AVX-512 VNNI kernel (ukernels.h, DwQs8Fn) taken as
+// two 32-channel halves (half h of a block is the 256-bit half h of every 64-byte weight
+// vector and lanes 8h .. 8h + 7 of the tables). The same in-lane unpacks interleave four taps
+// per channel; vpdpbusd (x + 128 unsigned times w signed, four products per dword) is emulated
+// exactly with two vpmaddwd on the even and odd bytes widened to int16 (255 * 128 * 2 fits).
+inline __m256i dot4_u8s8(__m256i acc, __m256i u, __m256i w) {
+  const __m256i lo8 = _mm256_set1_epi16(0x00FF);
+  const __m256i ue = _mm256_and_si256(u, lo8), uo = _mm256_srli_epi16(u, 8);
+  const __m256i we = _mm256_srai_epi16(_mm256_slli_epi16(w, 8), 8), wo = _mm256_srai_epi16(w, 8);
+  return _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_madd_epi16(ue, we), _mm256_madd_epi16(uo, wo)));
+}
+
+inline __m256i load_x32(const int8_t* p, std::size_t len) {
+  if (len >= 32) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  // 16-channel tails (48, 144, .. channels) without the stack copy.
+  if (len == 16) return _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  alignas(32) int8_t tmp[32] = {};
+  std::memcpy(tmp, p, len);  // rows are only `channels` long
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp));
+}
+
+void dwconv_qs8_avx2(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
+                     const int8_t* weights, const DwRequantParams& p, int8_t* out) {
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  const bool neg = p.any_negative_add != 0;
+  for (std::size_t c = 0, b = 0; c < channels; c += 64, ++b) {
+    const uint8_t* wb = reinterpret_cast<const uint8_t*>(weights) + b * groups * 256;
+    const DwRequantBlock* t = p.blocks + 4 * b;
+    for (int h = 0; h < 2; ++h) {
+      const std::size_t ch = c + 32 * static_cast<std::size_t>(h);
+      if (ch >= channels) break;
+      const std::size_t len = channels - ch < 32 ? channels - ch : 32;
+      __m256i a[4];
+      for (int q = 0; q < 4; ++q) a[q] = load_i32(t[q].bias + 8 * h);
+      for (std::size_t g = 0; g < groups; ++g) {
+        const int8_t* const* in = inputs + 4 * g;
+        const __m256i x0 = _mm256_xor_si256(load_x32(in[0] + ch, len), flip);
+        const __m256i x1 = _mm256_xor_si256(load_x32(in[1] + ch, len), flip);
+        const __m256i x2 = _mm256_xor_si256(load_x32(in[2] + ch, len), flip);
+        const __m256i x3 = _mm256_xor_si256(load_x32(in[3] + ch, len), flip);
+        const __m256i l01 = _mm256_unpacklo_epi8(x0, x1), h01 = _mm256_unpackhi_epi8(x0, x1);
+        const __m256i l23 = _mm256_unpacklo_epi8(x2, x3), h23 = _mm256_unpackhi_epi8(x2, x3);
+        const uint8_t* wg = wb + g * 256 + 32 * h;
+        a[0] = dot4_u8s8(a[0], _mm256_unpacklo_epi16(l01, l23), load256(wg));
+        a[1] = dot4_u8s8(a[1], _mm256_unpackhi_epi16(l01, l23), load256(wg + 64));
+        a[2] = dot4_u8s8(a[2], _mm256_unpacklo_epi16(h01, h23), load256(wg + 128));
+        a[3] = dot4_u8s8(a[3], _mm256_unpackhi_epi16(h01, h23), load256(wg + 192));
+      }
+      __m256i y[4];
+      for (int q = 0; q < 4; ++q) {
+        __m256i v = a[q];
+        if (p.any_pre_shift) v = _mm256_sllv_epi32(v, load_i32(t[q].pre_shift + 8 * h));
+        y[q] = finish8(requant8(v, load_requant8(t[q], h), neg), p.out_zero_point, p.out_min,
+                       p.out_max);
+      }
+      // In-lane packs undo the in-lane unpacks: natural channel order, saturated to int8.
+      const __m256i y01 = _mm256_packs_epi32(y[0], y[1]), y23 = _mm256_packs_epi32(y[2], y[3]);
+      const __m256i bytes = _mm256_packs_epi16(y01, y23);
+      if (len == 32) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + ch), bytes);
+      } else if (len == 16) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + ch), _mm256_castsi256_si128(bytes));
+      } else {
+        alignas(32) int8_t tmp[32];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), bytes);
+        std::memcpy(out + ch, tmp, len);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void requant_avx2(std::size_t n, const int32_t* acc, int32_t row_sum, const EpilogueParams& p,
@@ -435,9 +695,12 @@ const IsaKernels kAvx2Kernels = {
     dequant_avx2,
     dwconv_avx2,
     "qs8_qc8w_dwconv_16c__avx2",
-    nullptr,
-    nullptr,
-    {},
+    dwconv_qs8_avx2,
+    "qs8_qc8w_dwconv_32c4__avx2",
+    {{"qs8_qc8w_gemm_requant_3x16c4__avx2", 3, gemm_int8_requant},
+     {"qs8_qc4w_gemm_requant_4x16c4__avx2", 4, gemm_subbyte_requant<4>},
+     {"qs8_qt2w_gemm_requant_4x16c4__avx2", 4, gemm_subbyte_requant<2>},
+     {"qs8_qc2w_gemm_requant_4x16c4__avx2", 4, gemm_subbyte_requant<2>}},
 };
 
 }  // namespace detail
