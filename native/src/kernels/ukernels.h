@@ -96,7 +96,7 @@ using DequantFn = void (*)(std::size_t n, const int32_t* acc, int32_t row_sum,
 using DwFn = void (*)(std::size_t channels, std::size_t taps, const int8_t* const* inputs,
                       const int32_t* weights, std::size_t stride, int32_t* acc);
 
-// Depthwise, int8 output, accumulation and requantisation fused (ISAs with a byte dot product):
+// Depthwise, int8 output, accumulation and requantisation fused (AVX-512 VNNI; AVX2 emulates it):
 // one output pixel, all channels, in blocks of 64 channels. Taps are taken four at a time
 // (groups = ceil(taps / 4); inputs has 4 * groups pointers, the padding ones at any readable row
 // of `channels` bytes, with zero weights). Within a 64-channel block the four taps of channel c

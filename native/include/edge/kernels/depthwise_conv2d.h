@@ -18,7 +18,8 @@
 // in-lane packs; blocks of <= 32 channels on ymm). Measured on Zen 4, 1 thread (edge_conv_bench):
 // 112x112x32 0.447 -> 0.247 ms, 56x56x144 0.340 -> 0.188 ms, 14x14x512 0.075 -> 0.043 ms
 // against the per-pixel 16-channel vpmulld kernel plus the separate epilogue (still used for
-// float / int32 outputs and the other ISAs).
+// float / int32 outputs and the other ISAs). AVX2 (qs8_qc8w_dwconv_32c4__avx2) runs the same
+// layout as two 32-channel halves, each vpdpbusd emulated exactly by two vpmaddwd.
 #pragma once
 
 #include <cstdint>
