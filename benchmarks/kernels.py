@@ -278,7 +278,8 @@ def host_info(threads: list[int]) -> dict[str, Any]:
         "machine": platform.machine(), "python": platform.python_version(),
         "cpu_features": [k for k, v in feats.items() if v is True],
         "physical_cores": native.physical_core_count(), "threads": threads,
-        "isa": kernels.best_isa(), "litert": f"{be.name} {be.version}",
+        "isa": kernels.resolve_isa(),  # honours $EDGE_KERNEL_ISA, as the plans do
+        "litert": f"{be.name} {be.version}",
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
 
