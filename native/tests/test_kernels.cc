@@ -582,6 +582,93 @@ EDGE_TEST(conv2d_fused_requant_multiplier_regimes) {
   EDGE_CHECK(failures == 0);
 }
 
+// The indirect conv (qs8_*_igemm_requant_8x16c4__avx512vnni, taken when the input channels
+// are a multiple of the weights' block_k): padding on every side, strides, dilations, batches,
+// odd output channels (tile tails) and pixel counts (row tails), weight zero points, extreme
+// inputs, every rounding rule, 1 and 2 threads; bit-exact against the reference.
+EDGE_TEST(conv2d_indirect_gemm_random_geometry) {
+  Rng rng(31);
+  int failures = 0, cases = 0, indirect = 0;
+  for (int trial = 0; trial < 64; ++trial) {
+    const WeightType type = kTypes[trial % 4];
+    edge::ConvGeometry g;
+    g.batch = rng.uniform(1, 2);
+    g.kernel_height = rng.uniform(1, 3);
+    g.kernel_width = rng.uniform(1, 3);
+    g.stride_height = rng.uniform(1, 2);
+    g.stride_width = rng.uniform(1, 2);
+    g.dilation_height = trial % 8 == 5 ? 2 : 1;
+    g.dilation_width = trial % 8 == 3 ? 2 : 1;
+    g.padding = trial % 3 == 0 ? edge::Padding::kSame : edge::Padding::kExplicit;
+    g.pad_top = rng.uniform(0, 2);
+    g.pad_bottom = rng.uniform(0, 2);
+    g.pad_left = rng.uniform(0, 2);
+    g.pad_right = rng.uniform(0, 2);
+    if (trial % 16 == 1) {  // pointwise, stride 1: the one-pass offset instead of a row copy
+      g.kernel_height = g.kernel_width = g.stride_height = g.stride_width = 1;
+      g.dilation_height = g.dilation_width = 1;
+      g.padding = edge::Padding::kValid;
+    }
+    g.input_height = rng.uniform((g.kernel_height - 1) * g.dilation_height + 1, 10);
+    g.input_width = rng.uniform((g.kernel_width - 1) * g.dilation_width + 1, 10);
+    g.input_channels = edge::block_k(type) * rng.uniform(1, 3);
+    const int32_t oc = rng.uniform(1, 40) | 1;
+    const int32_t k = g.kernel_height * g.kernel_width * g.input_channels;
+    FcProblem p = random_fc(rng, type, 1, oc, k);
+    p.options.rounding = static_cast<edge::Rounding>(trial % 3);
+    if (type == WeightType::kInt8) {
+      const int zp_kind = (trial / 4) % 3;
+      for (std::size_t c = 0; c < p.wzp.size(); ++c) {
+        p.wzp[c] = zp_kind == 0 ? 0 : zp_kind == 1 ? 3 : rng.uniform(-5, 5);
+      }
+    }
+    const std::size_t in_size = static_cast<std::size_t>(g.batch) * g.input_height *
+                                g.input_width * g.input_channels;
+    std::vector<int8_t> input = rng.int8s(in_size, -128, 127);
+    if (trial % 5 == 2) std::fill(input.begin(), input.end(), int8_t{-128});
+    if (trial % 5 == 4) std::fill(input.begin(), input.end(), int8_t{127});
+    if (trial % 7 == 3) p.options.input.zero_point = trial % 2 == 0 ? -128 : 127;
+    const std::vector<int32_t> acc = reference_conv_acc(g, oc, input, p.w, p.wzp,
+                                                        p.options.input.zero_point, p.bias);
+    const std::vector<int8_t> want = reference_requant(acc, oc, p.scales, p.options, false);
+    const edge::PackedWeights w = pack(p);
+    ++cases;
+    for (Isa isa : test_isas()) {
+      edge::Conv2DOptions o;
+      static_cast<edge::LayerOptions&>(o) = p.options;
+      o.geometry = g;
+      o.isa = isa;
+      o.bias = p.bias.data();
+      o.output_type = OutputType::kInt8;
+      edge::Conv2D conv(w.view(), o);
+      if (isa == Isa::kAvx512Vnni && std::strstr(conv.kernel_name(), "_igemm_") != nullptr) {
+        ++indirect;
+      }
+      edge::ThreadPool pool(2);
+      for (edge::ThreadPool* pp : {static_cast<edge::ThreadPool*>(nullptr), &pool}) {
+        std::vector<int8_t> got(want.size());
+        conv.run(input.data(), got.data(), pp);
+        conv.run(input.data(), got.data(), pp);  // a second run reuses the prepared buffers
+        const long b = first_mismatch(got, want);
+        if (b >= 0) {
+          ++failures;
+          std::printf("  indirect conv mismatch %s %s %s k=%dx%d s=%d,%d d=%d,%d cin=%d oc=%d "
+                      "threads=%d at %ld\n",
+                      edge::weight_type_name(type), edge::isa_name(isa), conv.kernel_name(),
+                      g.kernel_height, g.kernel_width, g.stride_height, g.stride_width,
+                      g.dilation_height, g.dilation_width, g.input_channels, oc,
+                      pp != nullptr ? 2 : 1, b);
+        }
+      }
+    }
+  }
+  std::printf("  %d cases (%d on the indirect kernel), %d failed\n", cases, indirect, failures);
+  EDGE_CHECK(failures == 0);
+  for (Isa isa : test_isas()) {
+    if (isa == Isa::kAvx512Vnni) EDGE_CHECK(indirect > 40);
+  }
+}
+
 EDGE_TEST(depthwise_every_isa_random_geometry) {
   Rng rng(7);
   int failures = 0;

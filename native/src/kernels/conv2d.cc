@@ -1,6 +1,7 @@
 #include "edge/kernels/conv2d.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -16,6 +17,14 @@ namespace {
 // enough to stay in L2 next to the weights (rows of K = 4608 bytes: 300 KB at 64).
 constexpr std::size_t kConvRowBlock = 64;
 constexpr std::size_t kConvWorkspaceBytes = 256 * 1024;
+
+#if defined(EDGE_HAVE_AVX512VNNI)
+// EDGE_CONV_IGEMM=0 turns the indirect (im2col-free) conv off: the benchmarks' A/B switch.
+bool igemm_enabled() {
+  const char* env = std::getenv("EDGE_CONV_IGEMM");
+  return env == nullptr || std::strcmp(env, "0") != 0;
+}
+#endif
 
 void check_positive(int32_t v, const char* what) {
   if (v <= 0) {
@@ -106,15 +115,76 @@ struct Conv2D::Impl {
         plan.gemm->gemm.mr,
         std::min(kConvRowBlock, kConvWorkspaceBytes / plan.row_stride / plan.gemm->gemm.mr *
                                     plan.gemm->gemm.mr));
+#if defined(EDGE_HAVE_AVX512VNNI)
+    const std::size_t cin = static_cast<std::size_t>(g.input_channels);
+    if (plan.isa == Isa::kAvx512Vnni && plan.use_qs8 && plan.groups == 0 && cin % plan.kb == 0 &&
+        igemm_enabled()) {
+      igemm = &detail::kAvx512VnniIgemmQs8[static_cast<int>(plan.type)];
+      build_indirection();
+    }
+#endif
+  }
+
+  // The indirect conv: at plan time, for the fixed input shape, one pointer per output pixel
+  // and tap into `xbuf` (the input as the kernel wants it, rewritten once per run: x + 128 for
+  // int8 weights, a plain copy otherwise) or at its last row, the prepared input zero point
+  // (padding). XNNPACK's indirection buffer, with the +128 offset paid once per input element
+  // instead of once per im2col element (kernel_h * kernel_w times).
+  void build_indirection() {
+    const ConvGeometry& g = geo.g;
+    const std::size_t cin = static_cast<std::size_t>(g.input_channels);
+    in_pixels = static_cast<std::size_t>(g.batch) * static_cast<std::size_t>(g.input_height) *
+                static_cast<std::size_t>(g.input_width);
+    taps = static_cast<std::size_t>(g.kernel_height) * static_cast<std::size_t>(g.kernel_width);
+    xbuf.resize((in_pixels + 1) * cin);
+    uint8_t* zero_row = xbuf.data() + in_pixels * cin;
+    const int8_t zp = static_cast<int8_t>(plan.input_zero_point);
+    plan.fill_span(zp, cin, zero_row, 0);
+    need_sums = plan.qs8.wzp != nullptr || plan.qs8.wzp_uniform != 0;
+    if (need_sums) {
+      pixel_sums.assign(in_pixels + 1, 0);
+      pixel_sums[in_pixels] = static_cast<int32_t>(zp) * static_cast<int32_t>(cin);
+    }
+    const std::size_t oh = static_cast<std::size_t>(geo.out_h);
+    const std::size_t ow = static_cast<std::size_t>(geo.out_w);
+    const std::size_t pixels = static_cast<std::size_t>(g.batch) * oh * ow;
+    ind_pixel.assign(pixels * taps, in_pixels);
+    for (std::size_t p = 0; p < pixels; ++p) {
+      const int32_t ox = static_cast<int32_t>(p % ow);
+      const int32_t oy = static_cast<int32_t>((p / ow) % oh);
+      const std::size_t b = p / (ow * oh);
+      std::size_t t = 0;
+      for (int32_t kh = 0; kh < g.kernel_height; ++kh) {
+        const int32_t iy = oy * g.stride_height - geo.pad_top + kh * g.dilation_height;
+        for (int32_t kw = 0; kw < g.kernel_width; ++kw, ++t) {
+          const int32_t ix = ox * g.stride_width - geo.pad_left + kw * g.dilation_width;
+          if (iy < 0 || iy >= g.input_height || ix < 0 || ix >= g.input_width) continue;
+          ind_pixel[p * taps + t] =
+              (b * static_cast<std::size_t>(g.input_height) + static_cast<std::size_t>(iy)) *
+                  static_cast<std::size_t>(g.input_width) +
+              static_cast<std::size_t>(ix);
+        }
+      }
+    }
+    ind.resize(pixels * taps);
+    for (std::size_t i = 0; i < ind.size(); ++i) ind[i] = xbuf.data() + ind_pixel[i] * cin;
+    if (!need_sums) {
+      ind_pixel.clear();
+      ind_pixel.shrink_to_fit();
+    }
   }
 
   void reserve(int threads) {
     if (threads < 1) threads = 1;
     while (workspaces.size() < static_cast<std::size_t>(threads)) {
       ThreadWorkspace ws;
-      ws.xprep.resize(row_block * plan.row_stride);
-      ws.sums.resize(row_block * plan.sums_per_row);
-      ws.col.resize(static_cast<std::size_t>(plan.k));
+      if (igemm != nullptr) {  // the indirect conv needs only the row sums
+        ws.sums.resize(kConvRowBlock);
+      } else {
+        ws.xprep.resize(row_block * plan.row_stride);
+        ws.sums.resize(row_block * plan.sums_per_row);
+        ws.col.resize(static_cast<std::size_t>(plan.k));
+      }
       workspaces.push_back(std::move(ws));
     }
   }
@@ -226,6 +296,12 @@ struct Conv2D::Impl {
     }
     const int threads = pool != nullptr ? pool->num_threads() : 1;
     reserve(threads);
+#if defined(EDGE_HAVE_AVX512VNNI)
+    if (igemm != nullptr && type == OutputType::kInt8) {
+      run_indirect(input, static_cast<int8_t*>(output), pool, threads);
+      return;
+    }
+#endif
     const std::size_t pixels = static_cast<std::size_t>(geo.g.batch) *
                                static_cast<std::size_t>(geo.out_h) *
                                static_cast<std::size_t>(geo.out_w);
@@ -259,12 +335,84 @@ struct Conv2D::Impl {
     }
   }
 
+  void run_indirect(const int8_t* input, int8_t* out, ThreadPool* pool, int threads) {
+    const std::size_t cin = static_cast<std::size_t>(geo.g.input_channels);
+    // The input, prepared once (and its per-pixel sums when weight zero points need them).
+    const std::size_t parts = pool != nullptr && threads > 1 ? static_cast<std::size_t>(threads) : 1;
+    auto prepare = [&](std::size_t part, int) {
+      const std::size_t p0 = in_pixels * part / parts, p1 = in_pixels * (part + 1) / parts;
+      if (need_sums) {
+        for (std::size_t p = p0; p < p1; ++p) {
+          pixel_sums[p] = plan.gemm->prepare(input + p * cin, cin, xbuf.data() + p * cin);
+        }
+      } else if (p1 > p0) {
+        plan.gemm->prepare(input + p0 * cin, (p1 - p0) * cin, xbuf.data() + p0 * cin);
+      }
+    };
+    if (parts > 1) {
+      pool->parallel_for_static(parts, prepare);
+    } else {
+      prepare(0, 0);
+    }
+    const std::size_t pixels = static_cast<std::size_t>(geo.g.batch) *
+                               static_cast<std::size_t>(geo.out_h) *
+                               static_cast<std::size_t>(geo.out_w);
+    const std::size_t mr = igemm->mr;
+    const detail::WorkSplit split =
+        detail::split_work(pixels, plan.ntiles, mr, threads, kConvRowBlock);
+    const std::size_t n = static_cast<std::size_t>(plan.n);
+    const std::size_t bpt = cin / plan.kb;
+    // Tiles per pass over a row block: their weights stay in L2 (as GemmPlan::compute).
+    const std::size_t chunk = std::max<std::size_t>(
+        1, (std::size_t{256} << 10) / (plan.kblocks * kBlockBytes));
+    auto task = [&](std::size_t t, int thread) {
+      const std::size_t rb = t / split.tile_chunks, tc = t % split.tile_chunks;
+      const std::size_t r0 = rb * split.row_block;
+      const std::size_t r1 = std::min(pixels, r0 + split.row_block);
+      int32_t* sums = workspaces[static_cast<std::size_t>(thread)].sums.data();
+      if (need_sums) {
+        for (std::size_t r = r0; r < r1; ++r) {
+          int32_t sum = 0;
+          for (std::size_t k = 0; k < taps; ++k) sum += pixel_sums[ind_pixel[r * taps + k]];
+          sums[r - r0] = sum;
+        }
+      }
+      const std::size_t tb = tc * split.tile_chunk;
+      const std::size_t te = std::min(plan.ntiles, tb + split.tile_chunk);
+      for (std::size_t c0 = tb; c0 < te; c0 += chunk) {
+        const std::size_t c1 = std::min(te, c0 + chunk);
+        for (std::size_t r = r0; r < r1; r += mr) {
+          const std::size_t rr = std::min(mr, r1 - r);
+          for (std::size_t tile = c0; tile < c1; ++tile) {
+            const std::size_t nc = std::min<std::size_t>(kTileN, n - tile * kTileN);
+            igemm->fn(rr, taps, bpt, plan.data + tile * plan.kblocks * kBlockBytes,
+                      ind.data() + r * taps, sums + (r - r0), plan.qs8, tile, nc,
+                      out + r * n + tile * kTileN, n);
+          }
+        }
+      }
+    };
+    if (pool != nullptr && split.tasks() > 1) {
+      pool->parallel_for_static(split.tasks(), task);
+    } else {
+      for (std::size_t t = 0; t < split.tasks(); ++t) task(t, 0);
+    }
+  }
+
   detail::ResolvedGeometry geo;
   detail::GemmPlan plan;
   std::unique_ptr<PackedWeights> owned;
   bool pointwise = false;
   std::size_t row_block = kConvRowBlock;
   std::vector<ThreadWorkspace> workspaces;
+  // The indirect conv (build_indirection); igemm is null where it does not apply.
+  const detail::IgemmQs8Kernel* igemm = nullptr;
+  std::size_t in_pixels = 0, taps = 0;
+  AlignedBuffer<uint8_t> xbuf;
+  std::vector<const uint8_t*> ind;
+  std::vector<std::size_t> ind_pixel;  // the same as input pixel indices (for the row sums)
+  std::vector<int32_t> pixel_sums;
+  bool need_sums = false;
 };
 
 Conv2D::Conv2D(const PackedWeightsView& weights, const Conv2DOptions& options)
@@ -296,6 +444,11 @@ int32_t Conv2D::output_channels() const { return impl_->plan.n; }
 const ConvGeometry& Conv2D::geometry() const { return impl_->geo.g; }
 OutputType Conv2D::output_type() const { return impl_->plan.output_type; }
 Isa Conv2D::isa() const { return impl_->plan.isa; }
-const char* Conv2D::kernel_name() const { return impl_->plan.kernel_name(2); }
+const char* Conv2D::kernel_name() const {
+  if (impl_->igemm != nullptr && impl_->plan.output_type == OutputType::kInt8) {
+    return impl_->igemm->name;
+  }
+  return impl_->plan.kernel_name(2);
+}
 
 }  // namespace edge

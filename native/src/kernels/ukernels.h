@@ -154,6 +154,24 @@ struct GemmQs8Kernel {
   GemmQs8Fn fn;      // null where the ISA has none
 };
 
+// Indirect (im2col-free) GEMM with int8 output, requantisation fused, for convolutions whose
+// every tap is a whole number of K blocks (input channels a multiple of the weights' block_k):
+// row r of the conv's im2col matrix is never formed; its `taps` pieces are read where they lie,
+// at ind[r * taps + t] (t = kh * kernel_width + kw), each `blocks_per_tap` K blocks of prepared
+// activations (the kernel's XFormat; padding taps point at a row of the prepared input zero
+// point). Weight block t * blocks_per_tap + j of the tile multiplies piece t's block j, exactly
+// the im2col order, so the dot products, and with the same epilogue the outputs, are those of
+// GemmQs8Fn on the im2col rows. Row sums (for weight zero points) as in GemmQs8Fn.
+using IgemmQs8Fn = void (*)(std::size_t rows, std::size_t taps, std::size_t blocks_per_tap,
+                            const uint8_t* w, const uint8_t* const* ind, const int32_t* row_sums,
+                            const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
+                            std::size_t out_stride);
+struct IgemmQs8Kernel {
+  const char* name;  // "qs8_qc8w_igemm_requant_8x16c4__avx512vnni"
+  uint32_t mr;
+  IgemmQs8Fn fn;
+};
+
 struct IsaKernels {
   GemmKernels gemm[4];  // indexed by WeightType
   RequantFn requant;
@@ -172,6 +190,8 @@ extern const IsaKernels kAvx2Kernels;
 #endif
 #if defined(EDGE_HAVE_AVX512VNNI)
 extern const IsaKernels kAvx512VnniKernels;
+// By WeightType (AVX-512 VNNI only; the other ISAs' convs use im2col).
+extern const IgemmQs8Kernel kAvx512VnniIgemmQs8[4];
 #endif
 #if defined(EDGE_HAVE_NEON)
 extern const IsaKernels kNeonKernels;

@@ -305,6 +305,58 @@ void gemm_int8_requant(std::size_t rows, std::size_t nblocks, const uint8_t* w, 
                                      out, out_stride);
 }
 
+// ------------------------------------------------------------------------------ indirect, fused
+// The fused GEMM's inner loop with the rows' addresses taken from an indirection buffer, one
+// pointer per row and tap (IgemmQs8Fn): no im2col copy. kBits = 8: int8 weights (the signed
+// operand) against x + 128; kBits = 4 / 2: unsigned codes against the int8 activations, the
+// fields of a block taken as in gemm_subbyte_requant_rows.
+template <int kBits, int R>
+void igemm_requant_rows(std::size_t taps, std::size_t blocks_per_tap, const uint8_t* w,
+                        const uint8_t* const* ind, const int32_t* row_sums,
+                        const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
+                        std::size_t out_stride) {
+  constexpr int kFields = kBits == 8 ? 1 : 8 / kBits;
+  constexpr int kBlockK = 4 * kFields;
+  const __m512i mask = _mm512_set1_epi8(static_cast<char>(kBits == 8 ? 0xFF : (1 << kBits) - 1));
+  const __m512i bias = _mm512_loadu_si512(p.bias + tile * 16);
+  __m512i a[R];
+  for (int r = 0; r < R; ++r) a[r] = bias;
+  for (std::size_t t = 0; t < taps; ++t) {
+    const uint8_t* x[R];
+    for (int r = 0; r < R; ++r) x[r] = ind[r * taps + t];
+    const uint8_t* wt = w + t * blocks_per_tap * 64;
+    for (std::size_t b = 0; b < blocks_per_tap; ++b) {
+      const __m512i raw = load512(wt + 64 * b);
+      if (kBits == 8) {
+        for (int r = 0; r < R; ++r) a[r] = _mm512_dpbusd_epi32(a[r], bcast32(x[r] + 4 * b), raw);
+      } else {
+        for (int i = 0; i < kFields; ++i) {
+          const __m512i f =
+              _mm512_and_si512(i == 0 ? raw : _mm512_srli_epi16(raw, kBits * i), mask);
+          for (int r = 0; r < R; ++r) {
+            a[r] = _mm512_dpbusd_epi32(a[r], f, bcast32(x[r] + b * kBlockK + 4 * i));
+          }
+        }
+      }
+    }
+  }
+  requant_store_rows<R>(a, row_sums, 1, p, tile, nc, out, out_stride);
+}
+
+template <int kBits>
+void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_tap,
+                   const uint8_t* w, const uint8_t* const* ind, const int32_t* row_sums,
+                   const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
+                   std::size_t out_stride) {
+  using Fn = decltype(&igemm_requant_rows<kBits, 1>);
+  static constexpr Fn kByRows[8] = {
+      igemm_requant_rows<kBits, 1>, igemm_requant_rows<kBits, 2>, igemm_requant_rows<kBits, 3>,
+      igemm_requant_rows<kBits, 4>, igemm_requant_rows<kBits, 5>, igemm_requant_rows<kBits, 6>,
+      igemm_requant_rows<kBits, 7>, igemm_requant_rows<kBits, 8>};
+  kByRows[(rows < 8 ? rows : 8) - 1](taps, blocks_per_tap, w, ind, row_sums, p, tile, nc, out,
+                                     out_stride);
+}
+
 // ------------------------------------------------------------------------------ depthwise
 // 16 channels per zmm (the input tail through a masked load: inputs are only `channels` long).
 void dwconv_avx512(std::size_t channels, std::size_t taps, const int8_t* const* inputs,
@@ -562,6 +614,13 @@ constexpr GemmKernels kGemm2 = {{"qs8_qc2w_gemm_1x16c4__avx512vnni", 1, gemv_sub
                                 XFormat::kInt8, prepare_bytes<false>};
 
 }  // namespace
+
+const IgemmQs8Kernel kAvx512VnniIgemmQs8[4] = {
+    {"qs8_qc8w_igemm_requant_8x16c4__avx512vnni", 8, igemm_requant<8>},
+    {"qs8_qc4w_igemm_requant_8x16c4__avx512vnni", 8, igemm_requant<4>},
+    {"qs8_qt2w_igemm_requant_8x16c4__avx512vnni", 8, igemm_requant<2>},
+    {"qs8_qc2w_igemm_requant_8x16c4__avx512vnni", 8, igemm_requant<2>},
+};
 
 const IsaKernels kAvx512VnniKernels = {
     {kGemm8, kGemm4, kGemmT, kGemm2},
