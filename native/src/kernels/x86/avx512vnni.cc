@@ -168,28 +168,9 @@ void gemm_int8(std::size_t rows, std::size_t nblocks, const uint8_t* w, const ui
 }
 
 // ------------------------------------------------------------------------------ int8, fused
-// The 64-bit requantisation of EpilogueParams on 16 int32 lanes without widening: vpmuldq on
-// the even lanes and on the odd lanes shifted down, the odd results shuffled back up under a
-// mask. `v` already holds bias (and zero-point terms); returns the int32 results (+ zero point
-// when it is folded into rounding_add).
-inline __m512i requant_even_odd(__m512i v, const RequantEvenOdd& t, bool negative_add) {
-  const __m512i pe = _mm512_mul_epi32(v, _mm512_loadu_si512(t.multiplier[0]));
-  const __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(v, 32), _mm512_loadu_si512(t.multiplier[1]));
-  __m512i ae = _mm512_add_epi64(pe, _mm512_loadu_si512(t.rounding_add[0]));
-  __m512i ao = _mm512_add_epi64(po, _mm512_loadu_si512(t.rounding_add[1]));
-  if (negative_add) {
-    const __m512i lim = _mm512_set1_epi64(-(int64_t{1} << 30));
-    ae = _mm512_mask_add_epi64(ae, _mm512_cmplt_epi64_mask(pe, lim), ae,
-                               _mm512_loadu_si512(t.negative_add[0]));
-    ao = _mm512_mask_add_epi64(ao, _mm512_cmplt_epi64_mask(po, lim), ao,
-                               _mm512_loadu_si512(t.negative_add[1]));
-  }
-  const __m512i ye = _mm512_srav_epi64(ae, _mm512_loadu_si512(t.total_shift[0]));
-  const __m512i yo = _mm512_srav_epi64(ao, _mm512_loadu_si512(t.total_shift[1]));
-  return _mm512_mask_shuffle_epi32(ye, static_cast<__mmask16>(0xAAAA), yo, _MM_PERM_CCAA);
-}
-
-// Requantises and stores R rows of 16 accumulators (bias already added).
+// Requantises and stores R rows of 16 accumulators (bias already added). The tile's tables
+// are loaded into registers once: the int8 stores may alias them, so loads inside the row loop
+// would be repeated for every row (at K = 32 the epilogue costs as much as the dot products).
 template <int R>
 inline void requant_store_rows(const __m512i* a, const int32_t* row_sums, std::size_t sums_stride,
                                const GemmQs8Params& p, std::size_t tile, std::size_t nc,
@@ -203,19 +184,42 @@ inline void requant_store_rows(const __m512i* a, const int32_t* row_sums, std::s
   const __m512i wzp = p.wzp != nullptr ? _mm512_loadu_si512(p.wzp + c0) : _mm512_set1_epi32(p.wzp_uniform);
   const bool has_wzp = p.wzp != nullptr || p.wzp_uniform != 0;
   const __m512i pre = _mm512_loadu_si512(p.pre_shift + c0);
+  const __m512i me = _mm512_loadu_si512(t.multiplier[0]), mo = _mm512_loadu_si512(t.multiplier[1]);
+  const __m512i re = _mm512_loadu_si512(t.rounding_add[0]), ro = _mm512_loadu_si512(t.rounding_add[1]);
+  const __m512i ne = _mm512_loadu_si512(t.negative_add[0]), no = _mm512_loadu_si512(t.negative_add[1]);
+  const __m512i se = _mm512_loadu_si512(t.total_shift[0]), so = _mm512_loadu_si512(t.total_shift[1]);
+  const __m512i lim = _mm512_set1_epi64(-(int64_t{1} << 30));
+  int32_t sums[R];
+  for (int r = 0; r < R; ++r) sums[r] = has_wzp ? row_sums[r * sums_stride] : 0;
+  __m512i y[R];
   for (int r = 0; r < R; ++r) {
     __m512i v = a[r];
-    if (has_wzp) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(wzp, _mm512_set1_epi32(row_sums[r * sums_stride])));
+    if (has_wzp) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(wzp, _mm512_set1_epi32(sums[r])));
     if (p.any_pre_shift) v = _mm512_sllv_epi32(v, pre);
-    __m512i y = requant_even_odd(v, t, neg);
-    if (p.out_zero_point != 0) y = _mm512_add_epi32(y, zp);
+    // The 64-bit requantisation of EpilogueParams on 16 int32 lanes without widening: vpmuldq
+    // on the even lanes and on the odd lanes shifted down, the odd results shuffled back up
+    // under a mask (+ zero point when it is folded into rounding_add).
+    const __m512i pe = _mm512_mul_epi32(v, me);
+    const __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(v, 32), mo);
+    __m512i ae = _mm512_add_epi64(pe, re);
+    __m512i ao = _mm512_add_epi64(po, ro);
+    if (neg) {
+      ae = _mm512_mask_add_epi64(ae, _mm512_cmplt_epi64_mask(pe, lim), ae, ne);
+      ao = _mm512_mask_add_epi64(ao, _mm512_cmplt_epi64_mask(po, lim), ao, no);
+    }
+    const __m512i ye = _mm512_srav_epi64(ae, se);
+    const __m512i yo = _mm512_srav_epi64(ao, so);
+    y[r] = _mm512_mask_shuffle_epi32(ye, static_cast<__mmask16>(0xAAAA), yo, _MM_PERM_CCAA);
+    if (p.out_zero_point != 0) y[r] = _mm512_add_epi32(y[r], zp);
     // vpmovsdb saturates to [-128, 127] itself: only a narrower clamp needs the min / max.
-    if (p.out_min > -128) y = _mm512_max_epi32(y, qmin);
-    if (p.out_max < 127) y = _mm512_min_epi32(y, qmax);
+    if (p.out_min > -128) y[r] = _mm512_max_epi32(y[r], qmin);
+    if (p.out_max < 127) y[r] = _mm512_min_epi32(y[r], qmax);
+  }
+  for (int r = 0; r < R; ++r) {
     if (nc == 16) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r * out_stride), _mm512_cvtsepi32_epi8(y));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r * out_stride), _mm512_cvtsepi32_epi8(y[r]));
     } else {
-      _mm_mask_storeu_epi8(out + r * out_stride, k, _mm512_cvtsepi32_epi8(y));
+      _mm_mask_storeu_epi8(out + r * out_stride, k, _mm512_cvtsepi32_epi8(y[r]));
     }
   }
 }
