@@ -84,6 +84,7 @@ class PoolKernel final : public OpKernel {
     }
     g_ = pool_geometry(ctx);
     acc_.assign(static_cast<std::size_t>(g_.depth), 0);
+    max8_.assign(static_cast<std::size_t>(g_.depth), 0);
     activation_range_int8(ctx.op.options.activation, qo.scale, qo.zero_point, &act_min_,
                           &act_max_);
   }
@@ -100,28 +101,33 @@ class PoolKernel final : public OpKernel {
         for (int ox = 0; ox < g_.out_w; ++ox) {
           const Window w = window(g_, oy, ox);
           int8_t* o = out + ((int64_t{b} * g_.out_h + oy) * g_.out_w + ox) * d;
-          const int32_t init = max_ ? act_min_ : 0;
-          for (int64_t c = 0; c < d; ++c) acc[c] = init;
+          if (max_) {
+            // The max of int8 values stays int8: byte lanes, 4x those of int32 accumulators.
+            // Starting at act_min_ (in [-128, 127]) gives what the int32 max from act_min_ gave.
+            int8_t* m = max8_.data();
+            for (int64_t c = 0; c < d; ++c) m[c] = static_cast<int8_t>(act_min_);
+            for (int y = w.y0; y < w.y1; ++y) {
+              for (int x = w.x0; x < w.x1; ++x) {
+                const int8_t* px = in + ((int64_t{b} * g_.in_h + y) * g_.in_w + x) * d;
+                for (int64_t c = 0; c < d; ++c) m[c] = std::max(m[c], px[c]);
+              }
+            }
+            for (int64_t c = 0; c < d; ++c) o[c] = clamp8(m[c], act_min_, act_max_);
+            continue;
+          }
+          for (int64_t c = 0; c < d; ++c) acc[c] = 0;
           for (int y = w.y0; y < w.y1; ++y) {
             for (int x = w.x0; x < w.x1; ++x) {
               const int8_t* px = in + ((int64_t{b} * g_.in_h + y) * g_.in_w + x) * d;
-              if (max_) {
-                for (int64_t c = 0; c < d; ++c) acc[c] = std::max<int32_t>(acc[c], px[c]);
-              } else {
-                for (int64_t c = 0; c < d; ++c) acc[c] += px[c];
-              }
+              for (int64_t c = 0; c < d; ++c) acc[c] += px[c];
             }
           }
-          if (max_) {
-            for (int64_t c = 0; c < d; ++c) o[c] = clamp8(acc[c], act_min_, act_max_);
-          } else {
-            // TFLite rounds the average half away from zero with integer division.
-            const int count = (w.y1 - w.y0) * (w.x1 - w.x0);
-            for (int64_t c = 0; c < d; ++c) {
-              const int32_t v = acc[c] > 0 ? (acc[c] + count / 2) / count
-                                           : (acc[c] - count / 2) / count;
-              o[c] = clamp8(v, act_min_, act_max_);
-            }
+          // TFLite rounds the average half away from zero with integer division.
+          const int count = (w.y1 - w.y0) * (w.x1 - w.x0);
+          for (int64_t c = 0; c < d; ++c) {
+            const int32_t v = acc[c] > 0 ? (acc[c] + count / 2) / count
+                                         : (acc[c] - count / 2) / count;
+            o[c] = clamp8(v, act_min_, act_max_);
           }
         }
       }
@@ -136,6 +142,7 @@ class PoolKernel final : public OpKernel {
   bool max_;
   PoolGeometry g_;
   std::vector<int32_t> acc_;  // one accumulator per channel, sized at prepare
+  std::vector<int8_t> max8_;  // the same for the max (int8)
   int32_t act_min_ = -128, act_max_ = 127;
 };
 
