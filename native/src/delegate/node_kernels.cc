@@ -517,6 +517,27 @@ TfLiteStatus resize_output(TfLiteContext* context, int index, const std::vector<
   return context->ResizeTensor(context, &t, dims);
 }
 
+// FULLY_CONNECTED's output for the current input: m = elements / k rows of n, shaped [m, n] or,
+// with keep_num_dims, as the input with its last dimension n. A model whose output keeps an
+// extra leading 1 (e.g. [1, 1, N]) keeps its own shape.
+TfLiteStatus resize_fc_output(TfLiteContext* context, const NodeInfo& info, int32_t k, int32_t n,
+                              int32_t* m) {
+  const TfLiteTensor& x = tensor_at(context, info.input);
+  *m = static_cast<int32_t>(num_elements(x) / k);
+  std::vector<int> shape;
+  if (info.keep_num_dims) {
+    shape = tensor_dims(x);
+    shape.back() = n;
+  } else {
+    shape = {*m, n};
+  }
+  const TfLiteTensor& y = tensor_at(context, info.output);
+  if (num_elements(y) != static_cast<int64_t>(*m) * n) {
+    return resize_output(context, info.output, shape);
+  }
+  return kTfLiteOk;
+}
+
 // ---------------------------------------------------------------- FULLY_CONNECTED
 class FullyConnectedKernel final : public NodeKernel {
  public:
@@ -534,21 +555,7 @@ class FullyConnectedKernel final : public NodeKernel {
   }
 
   TfLiteStatus prepare(TfLiteContext* context) override {
-    const TfLiteTensor& x = tensor_at(context, info_.input);
-    m_ = static_cast<int32_t>(num_elements(x) / k_);
-    std::vector<int> shape;
-    if (info_.keep_num_dims) {
-      shape = tensor_dims(x);
-      shape.back() = n_;
-    } else {
-      shape = {m_, n_};
-    }
-    // A model whose output keeps an extra leading 1 (e.g. [1, 1, N]) keeps its own shape.
-    const TfLiteTensor& y = tensor_at(context, info_.output);
-    if (num_elements(y) != static_cast<int64_t>(m_) * n_ &&
-        resize_output(context, info_.output, shape) != kTfLiteOk) {
-      return kTfLiteError;
-    }
+    if (resize_fc_output(context, info_, k_, n_, &m_) != kTfLiteOk) return kTfLiteError;
     plan_->reserve(m_, pool_ != nullptr ? pool_->num_threads() : 1);
     return kTfLiteOk;
   }
@@ -812,20 +819,7 @@ class DynamicFullyConnectedKernel final : public NodeKernel {
   }
 
   TfLiteStatus prepare(TfLiteContext* context) override {
-    const TfLiteTensor& x = tensor_at(context, info_.input);
-    m_ = static_cast<int32_t>(num_elements(x) / k_);
-    std::vector<int> shape;
-    if (info_.keep_num_dims) {
-      shape = tensor_dims(x);
-      shape.back() = n_;
-    } else {
-      shape = {m_, n_};
-    }
-    const TfLiteTensor& y = tensor_at(context, info_.output);
-    if (num_elements(y) != static_cast<int64_t>(m_) * n_ &&
-        resize_output(context, info_.output, shape) != kTfLiteOk) {
-      return kTfLiteError;
-    }
+    if (resize_fc_output(context, info_, k_, n_, &m_) != kTfLiteOk) return kTfLiteError;
     qx_.resize(static_cast<std::size_t>(m_) * k_);
     scales_.resize(static_cast<std::size_t>(m_));
     zero_points_.resize(static_cast<std::size_t>(m_));

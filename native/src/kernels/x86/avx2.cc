@@ -110,15 +110,16 @@ void gemv_4bit(std::size_t, std::size_t nblocks, const uint8_t* w, const uint8_t
 }
 
 // ------------------------------------------------------------------------------ sub-byte, M <= 4
+// The dot products of R rows x 16 channels, left in registers (channels 0-7 in [r][0], 8-15 in
+// [r][1]); shared by the int32-out kernel below and the fused one (gemm_subbyte_requant_rows).
 // Half by half (channels 0-7, then 8-15) so that fields + 2 accumulators per row fit in 16 ymm.
 template <int kBits, int R>
-void gemm_subbyte_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
-                       std::size_t x_stride, int32_t* acc) {
+inline void subbyte_dot_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
+                             std::size_t x_stride, __m256i (*acc32)[2]) {
   constexpr int kFields = 8 / kBits;
   constexpr int kBlockK = 4 * kFields;
   const __m256i mask = _mm256_set1_epi8(static_cast<char>((1 << kBits) - 1));
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256i acc32[R][2];
   for (int r = 0; r < R; ++r) acc32[r][0] = acc32[r][1] = _mm256_setzero_si256();
   for (std::size_t b = 0; b < nblocks; ++b) {
     for (int h = 0; h < 2; ++h) {
@@ -138,6 +139,13 @@ void gemm_subbyte_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
       }
     }
   }
+}
+
+template <int kBits, int R>
+void gemm_subbyte_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
+                       std::size_t x_stride, int32_t* acc) {
+  __m256i acc32[R][2];
+  subbyte_dot_rows<kBits, R>(nblocks, w, x, x_stride, acc32);
   for (int r = 0; r < R; ++r) store_tile(acc + 16 * r, acc32[r][0], acc32[r][1]);
 }
 
@@ -487,29 +495,8 @@ void gemm_subbyte_requant_rows(std::size_t nblocks, const uint8_t* w, const uint
                                std::size_t x_stride, const int32_t* row_sums,
                                std::size_t sums_stride, const GemmQs8Params& p, std::size_t tile,
                                std::size_t nc, int8_t* out, std::size_t out_stride) {
-  constexpr int kFields = 8 / kBits;
-  constexpr int kBlockK = 4 * kFields;
-  const __m256i mask = _mm256_set1_epi8(static_cast<char>((1 << kBits) - 1));
-  const __m256i ones = _mm256_set1_epi16(1);
   __m256i acc32[R][2];
-  for (int r = 0; r < R; ++r) acc32[r][0] = acc32[r][1] = _mm256_setzero_si256();
-  for (std::size_t b = 0; b < nblocks; ++b) {
-    for (int h = 0; h < 2; ++h) {
-      const __m256i raw = load256(w + b * 64 + 32 * h);
-      __m256i f[kFields];
-      for (int i = 0; i < kFields; ++i) {
-        f[i] = _mm256_and_si256(i == 0 ? raw : _mm256_srli_epi16(raw, kBits * i), mask);
-      }
-      for (int r = 0; r < R; ++r) {
-        const uint8_t* xb = x + r * x_stride + b * kBlockK;
-        __m256i t = _mm256_maddubs_epi16(f[0], bcast32(xb));
-        for (int i = 1; i < kFields; ++i) {
-          t = _mm256_add_epi16(t, _mm256_maddubs_epi16(f[i], bcast32(xb + 4 * i)));
-        }
-        acc32[r][h] = _mm256_add_epi32(acc32[r][h], _mm256_madd_epi16(t, ones));
-      }
-    }
-  }
+  subbyte_dot_rows<kBits, R>(nblocks, w, x, x_stride, acc32);
   requant_store_rows<R>(acc32, row_sums, sums_stride, p, tile, nc, out, out_stride);
 }
 
