@@ -298,7 +298,8 @@ def test_every_option_in_the_readme_prose_exists() -> None:
 
     walk(_parser())
     root = README.parent
-    sources = "".join(p.read_text() for pattern in ("benchmarks/*.py", "devices/runners/*.py")
+    sources = "".join(p.read_text()
+                      for pattern in ("benchmarks/*.py", "devices/runners/*.py", "apps/*.py")
                       for p in root.glob(pattern))
     edge_run = subprocess.run([str(edge_run_path("x86_64")), "--help"], capture_output=True,
                               text=True, timeout=60).stdout
