@@ -278,6 +278,23 @@ const char* type_name(TfLiteType type) {
 
 const char* weight_type_label(WeightType type) { return weight_type_name(type); }
 
+// The fields TfLiteConvParams and TfLiteDepthwiseConvParams share (same names in both); an
+// empty string, or what is wrong with them.
+template <typename Params>
+std::string read_conv_params(const Params* p, const char* op, NodeInfo* n) {
+  if (p == nullptr) return std::string("missing ") + op + " options";
+  if (p->padding != kTfLitePaddingSame && p->padding != kTfLitePaddingValid) {
+    return "unknown padding";
+  }
+  n->padding = p->padding == kTfLitePaddingSame ? Padding::kSame : Padding::kValid;
+  n->stride_h = p->stride_height;
+  n->stride_w = p->stride_width;
+  n->dilation_h = p->dilation_height_factor;
+  n->dilation_w = p->dilation_width_factor;
+  n->activation = p->activation;
+  return "";
+}
+
 std::string inspect_node(TfLiteContext* context, int node_index, const TfLiteNode* node,
                          const TfLiteRegistration* registration, const Options& options,
                          NodeInfo* info) {
@@ -367,29 +384,14 @@ std::string inspect_node(TfLiteContext* context, int node_index, const TfLiteNod
       n.activation = static_cast<TfLiteFusedActivation>(o.activation);
       n.depth_multiplier = o.depth_multiplier;
     } else if (n.kind == OpKind::kConv2D) {
-      const auto* p = static_cast<const TfLiteConvParams*>(node->builtin_data);
-      if (p == nullptr) return "missing CONV_2D options";
-      if (p->padding != kTfLitePaddingSame && p->padding != kTfLitePaddingValid) {
-        return "unknown padding";
-      }
-      n.padding = p->padding == kTfLitePaddingSame ? Padding::kSame : Padding::kValid;
-      n.stride_h = p->stride_height;
-      n.stride_w = p->stride_width;
-      n.dilation_h = p->dilation_height_factor;
-      n.dilation_w = p->dilation_width_factor;
-      n.activation = p->activation;
+      const std::string error = read_conv_params(
+          static_cast<const TfLiteConvParams*>(node->builtin_data), "CONV_2D", &n);
+      if (!error.empty()) return error;
     } else {
-      const auto* p = static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data);
-      if (p == nullptr) return "missing DEPTHWISE_CONV_2D options";
-      if (p->padding != kTfLitePaddingSame && p->padding != kTfLitePaddingValid) {
-        return "unknown padding";
-      }
-      n.padding = p->padding == kTfLitePaddingSame ? Padding::kSame : Padding::kValid;
-      n.stride_h = p->stride_height;
-      n.stride_w = p->stride_width;
-      n.dilation_h = p->dilation_height_factor;
-      n.dilation_w = p->dilation_width_factor;
-      n.activation = p->activation;
+      const std::string error = read_conv_params(
+          static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data), "DEPTHWISE_CONV_2D",
+          &n);
+      if (!error.empty()) return error;
     }
     if (n.stride_h < 1 || n.stride_w < 1 || n.dilation_h < 1 || n.dilation_w < 1) {
       return "stride or dilation < 1";

@@ -114,8 +114,9 @@ void gemv_4bit(std::size_t, std::size_t nblocks, const uint8_t* w, const uint8_t
 // [r][1]); shared by the int32-out kernel below and the fused one (gemm_subbyte_requant_rows).
 // Half by half (channels 0-7, then 8-15) so that fields + 2 accumulators per row fit in 16 ymm.
 template <int kBits, int R>
-inline void subbyte_dot_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
-                             std::size_t x_stride, __m256i (*acc32)[2]) {
+[[gnu::always_inline]] inline void subbyte_dot_rows(std::size_t nblocks, const uint8_t* w,
+                                                   const uint8_t* x, std::size_t x_stride,
+                                                   __m256i (*acc32)[2]) {
   constexpr int kFields = 8 / kBits;
   constexpr int kBlockK = 4 * kFields;
   const __m256i mask = _mm256_set1_epi8(static_cast<char>((1 << kBits) - 1));
@@ -164,8 +165,9 @@ void gemm_subbyte(std::size_t rows, std::size_t nblocks, const uint8_t* w, const
 // Activations are int16 (XFormat::kInt16); a block is four 16-byte chunks of 4 channels x 4 k.
 // vpmaddwd of a sign-extended chunk with the 4 activations leaves 2 partial sums per channel.
 template <int R>
-void gemm_int8_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
-                    std::size_t x_stride, int32_t* acc) {
+[[gnu::always_inline]] inline void int8_dot_rows(std::size_t nblocks, const uint8_t* w,
+                                                const uint8_t* x, std::size_t x_stride,
+                                                __m256i (*s)[2]) {
   __m256i a[R][4];
   for (int r = 0; r < R; ++r) {
     for (int j = 0; j < 4; ++j) a[r][j] = _mm256_setzero_si256();
@@ -182,10 +184,17 @@ void gemm_int8_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
   // a[j] lanes: [c0 c0 c1 c1 | c2 c2 c3 c3] of chunk j; hadd pairs and undo the lane split.
   const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
   for (int r = 0; r < R; ++r) {
-    const __m256i lo = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(a[r][0], a[r][1]), order);
-    const __m256i hi = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(a[r][2], a[r][3]), order);
-    store_tile(acc + 16 * r, lo, hi);
+    s[r][0] = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(a[r][0], a[r][1]), order);
+    s[r][1] = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(a[r][2], a[r][3]), order);
   }
+}
+
+template <int R>
+void gemm_int8_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
+                    std::size_t x_stride, int32_t* acc) {
+  __m256i s[R][2];
+  int8_dot_rows<R>(nblocks, w, x, x_stride, s);
+  for (int r = 0; r < R; ++r) store_tile(acc + 16 * r, s[r][0], s[r][1]);
 }
 
 void gemm_int8(std::size_t rows, std::size_t nblocks, const uint8_t* w, const uint8_t* x,
@@ -450,31 +459,14 @@ inline void requant_store_rows(__m256i (*acc)[2], const int32_t* row_sums,
   }
 }
 
-// int8 weights, fused: gemm_int8_rows' dot products (int16 rows, vpmaddwd) kept in registers.
+// int8 weights, fused: int8_dot_rows' sums (int16 rows, vpmaddwd) kept in registers.
 template <int R>
 void gemm_int8_requant_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
                             std::size_t x_stride, const int32_t* row_sums, std::size_t sums_stride,
                             const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
                             std::size_t out_stride) {
-  __m256i a[R][4];
-  for (int r = 0; r < R; ++r) {
-    for (int j = 0; j < 4; ++j) a[r][j] = _mm256_setzero_si256();
-  }
-  for (std::size_t b = 0; b < nblocks; ++b) {
-    __m256i xq[R];
-    for (int r = 0; r < R; ++r) xq[r] = bcast64(x + r * x_stride + b * 8);
-    for (int j = 0; j < 4; ++j) {
-      const __m256i wj = _mm256_cvtepi8_epi16(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + b * 64 + 16 * j)));
-      for (int r = 0; r < R; ++r) a[r][j] = _mm256_add_epi32(a[r][j], _mm256_madd_epi16(wj, xq[r]));
-    }
-  }
-  const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
   __m256i s[R][2];
-  for (int r = 0; r < R; ++r) {
-    s[r][0] = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(a[r][0], a[r][1]), order);
-    s[r][1] = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(a[r][2], a[r][3]), order);
-  }
+  int8_dot_rows<R>(nblocks, w, x, x_stride, s);
   requant_store_rows<R>(s, row_sums, sums_stride, p, tile, nc, out, out_stride);
 }
 
@@ -489,7 +481,7 @@ void gemm_int8_requant(std::size_t rows, std::size_t nblocks, const uint8_t* w, 
                                      out, out_stride);
 }
 
-// Sub-byte weights, fused: gemm_subbyte_rows' dot products kept in registers.
+// Sub-byte weights, fused: subbyte_dot_rows' sums kept in registers.
 template <int kBits, int R>
 void gemm_subbyte_requant_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
                                std::size_t x_stride, const int32_t* row_sums,
