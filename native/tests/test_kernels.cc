@@ -582,13 +582,15 @@ EDGE_TEST(conv2d_fused_requant_multiplier_regimes) {
   EDGE_CHECK(failures == 0);
 }
 
-// The indirect conv (qs8_*_igemm_requant_8x16c4__avx512vnni, taken when the input channels
-// are a multiple of the weights' block_k, or padded to one): padding on every side, strides, dilations, batches,
+// The indirect conv (qs8_*_igemm_requant_*, on the ISAs whose table has one; taken when the
+// input channels are a multiple of the weights' block_k, or padded to one): padding on every
+// side, strides, dilations, batches,
 // odd output channels (tile tails) and pixel counts (row tails), weight zero points, extreme
 // inputs, every rounding rule, 1 and 2 threads; bit-exact against the reference.
 EDGE_TEST(conv2d_indirect_gemm_random_geometry) {
   Rng rng(31);
-  int failures = 0, cases = 0, indirect = 0;
+  int failures = 0, cases = 0;
+  int indirect[8] = {};  // by Isa: cases the indirect kernel took
   for (int trial = 0; trial < 64; ++trial) {
     const WeightType type = kTypes[trial % 4];
     edge::ConvGeometry g;
@@ -643,9 +645,7 @@ EDGE_TEST(conv2d_indirect_gemm_random_geometry) {
       o.bias = p.bias.data();
       o.output_type = OutputType::kInt8;
       edge::Conv2D conv(w.view(), o);
-      if (isa == Isa::kAvx512Vnni && std::strstr(conv.kernel_name(), "_igemm_") != nullptr) {
-        ++indirect;
-      }
+      if (std::strstr(conv.kernel_name(), "_igemm_") != nullptr) ++indirect[static_cast<int>(isa)];
       edge::ThreadPool pool(2);
       for (edge::ThreadPool* pp : {static_cast<edge::ThreadPool*>(nullptr), &pool}) {
         std::vector<int8_t> got(want.size());
@@ -664,10 +664,14 @@ EDGE_TEST(conv2d_indirect_gemm_random_geometry) {
       }
     }
   }
-  std::printf("  %d cases (%d on the indirect kernel), %d failed\n", cases, indirect, failures);
+  std::printf("  %d cases, %d failed\n", cases, failures);
   EDGE_CHECK(failures == 0);
   for (Isa isa : test_isas()) {
-    if (isa == Isa::kAvx512Vnni) EDGE_CHECK(indirect > 40);
+    const bool has_indirect = edge::detail::isa_kernels(isa).igemm_qs8[0].fn != nullptr;
+    std::printf("  %s: %d cases on the indirect kernel\n", edge::isa_name(isa),
+                indirect[static_cast<int>(isa)]);
+    EDGE_CHECK(has_indirect ? indirect[static_cast<int>(isa)] > 40
+                            : indirect[static_cast<int>(isa)] == 0);
   }
 }
 

@@ -19,13 +19,11 @@ namespace {
 constexpr std::size_t kConvRowBlock = 64;
 constexpr std::size_t kConvWorkspaceBytes = 256 * 1024;
 
-#if defined(EDGE_HAVE_AVX512VNNI)
 // EDGE_CONV_IGEMM=0 turns the indirect (im2col-free) conv off: the benchmarks' A/B switch.
 bool igemm_enabled() {
   const char* env = std::getenv("EDGE_CONV_IGEMM");
   return env == nullptr || std::strcmp(env, "0") != 0;
 }
-#endif
 
 void check_positive(int32_t v, const char* what) {
   if (v <= 0) {
@@ -116,7 +114,6 @@ struct Conv2D::Impl {
         plan.gemm->gemm.mr,
         std::min(kConvRowBlock, kConvWorkspaceBytes / plan.row_stride / plan.gemm->gemm.mr *
                                     plan.gemm->gemm.mr));
-#if defined(EDGE_HAVE_AVX512VNNI)
     const std::size_t cin = static_cast<std::size_t>(g.input_channels);
     // Each tap must be whole K blocks: channels padded up to a multiple of block_k when that
     // adds at most a third more products and the window has at most 9 taps (the 3x3/2 stem over
@@ -126,17 +123,17 @@ struct Conv2D::Impl {
     // it adds exactly 0 to every output (see pad_channels).
     const std::size_t cpad = (cin + plan.kb - 1) / plan.kb * plan.kb;
     const int32_t window = g.kernel_height * g.kernel_width;
-    if (plan.isa == Isa::kAvx512Vnni && plan.use_qs8 && plan.groups == 0 &&
+    const detail::IgemmQs8Kernel& indirect = plan.kernels->igemm_qs8[static_cast<int>(plan.type)];
+    if (indirect.fn != nullptr && plan.use_qs8 && plan.groups == 0 &&
         (cpad == cin || (cpad * 3 <= cin * 4 && window <= 9)) && igemm_enabled()) {
       cin_pad = cpad;
       if (cpad != cin) {
         padded_plan = std::make_unique<detail::GemmPlan>(pad_channels(w, cin, cpad), options,
                                                          false);
       }
-      igemm = &detail::kAvx512VnniIgemmQs8[static_cast<int>(plan.type)];
+      igemm = &indirect;
       build_indirection();
     }
-#endif
   }
 
   // The weights with every tap's channels padded from cin to cpad; the pad weights are the

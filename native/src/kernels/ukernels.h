@@ -181,6 +181,7 @@ struct IsaKernels {
   DwQs8Fn dwconv_qs8;           // null where the ISA has none (DepthwiseConv2D uses dwconv)
   const char* dwconv_qs8_name;
   GemmQs8Kernel gemm_qs8[4];    // by WeightType; int8 output, no per-group scales
+  IgemmQs8Kernel igemm_qs8[4];  // by WeightType; fn null where the ISA has no indirect conv
 };
 
 // One table per ISA carried by this binary, defined in that ISA's translation unit.
@@ -190,8 +191,6 @@ extern const IsaKernels kAvx2Kernels;
 #endif
 #if defined(EDGE_HAVE_AVX512VNNI)
 extern const IsaKernels kAvx512VnniKernels;
-// By WeightType (AVX-512 VNNI only; the other ISAs' convs use im2col).
-extern const IgemmQs8Kernel kAvx512VnniIgemmQs8[4];
 #endif
 #if defined(EDGE_HAVE_NEON)
 extern const IsaKernels kNeonKernels;

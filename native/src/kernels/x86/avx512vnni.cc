@@ -619,13 +619,6 @@ constexpr GemmKernels kGemm2 = {{"qs8_qc2w_gemm_1x16c4__avx512vnni", 1, gemv_sub
 
 }  // namespace
 
-const IgemmQs8Kernel kAvx512VnniIgemmQs8[4] = {
-    {"qs8_qc8w_igemm_requant_8x16c4__avx512vnni", 8, igemm_requant<8>},
-    {"qs8_qc4w_igemm_requant_8x16c4__avx512vnni", 8, igemm_requant<4>},
-    {"qs8_qt2w_igemm_requant_8x16c4__avx512vnni", 8, igemm_requant<2>},
-    {"qs8_qc2w_igemm_requant_8x16c4__avx512vnni", 8, igemm_requant<2>},
-};
-
 const IsaKernels kAvx512VnniKernels = {
     {kGemm8, kGemm4, kGemmT, kGemm2},
     requant_avx512,
@@ -638,6 +631,10 @@ const IsaKernels kAvx512VnniKernels = {
       {"qs8_qc4w_gemm_requant_8x16c4__avx512vnni", 8, gemm_subbyte_requant<4>},
       {"qs8_qt2w_gemm_requant_8x16c4__avx512vnni", 8, gemm_subbyte_requant<2>},
       {"qs8_qc2w_gemm_requant_8x16c4__avx512vnni", 8, gemm_subbyte_requant<2>}},
+    {{"qs8_qc8w_igemm_requant_8x16c4__avx512vnni", 8, igemm_requant<8>},
+     {"qs8_qc4w_igemm_requant_8x16c4__avx512vnni", 8, igemm_requant<4>},
+     {"qs8_qt2w_igemm_requant_8x16c4__avx512vnni", 8, igemm_requant<2>},
+     {"qs8_qc2w_igemm_requant_8x16c4__avx512vnni", 8, igemm_requant<2>}},
 };
 
 }  // namespace detail
