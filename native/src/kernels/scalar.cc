@@ -118,6 +118,7 @@ const IsaKernels kScalarKernels = {
     nullptr,
     nullptr,
     {},
+    {},  // no indirect conv yet: convs take im2col
 };
 
 }  // namespace detail

@@ -281,6 +281,7 @@ const IsaKernels kNeonKernels = {
     nullptr,
     nullptr,
     {},
+    {},  // no indirect conv yet: convs take im2col
 };
 
 }  // namespace detail

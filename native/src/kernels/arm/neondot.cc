@@ -192,6 +192,7 @@ const IsaKernels kDotprodKernels = {
     nullptr,
     nullptr,
     {},
+    {},  // no indirect conv yet: convs take im2col
 };
 
 }  // namespace detail

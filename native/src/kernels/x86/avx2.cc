@@ -680,6 +680,7 @@ const IsaKernels kAvx2Kernels = {
      {"qs8_qc4w_gemm_requant_4x16c4__avx2", 4, gemm_subbyte_requant<4>},
      {"qs8_qt2w_gemm_requant_4x16c4__avx2", 4, gemm_subbyte_requant<2>},
      {"qs8_qc2w_gemm_requant_4x16c4__avx2", 4, gemm_subbyte_requant<2>}},
+    {},  // no indirect conv yet: convs take im2col
 };
 
 }  // namespace detail
