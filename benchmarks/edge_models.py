@@ -23,6 +23,11 @@ kernel library's depthwise kernel is int8). Accuracy is not the point here (weig
 Timing: edge-run (`--runs`, `--warmup`, `--threads`; the p50 of its timed runs) and LiteRT's
 Python interpreter with XNNPACK (default delegate) and the same thread count (p50 of timed
 invokes). Ratios are LiteRT time / .edge time (above 1: .edge is faster).
+
+`--litert-isa avx2` measures an AVX2-class host (Haswell .. Zen 3) on a newer x86 CPU: LiteRT's
+XNNPACK is restricted to its AVX2 kernels (litert_isa.py) and edge-run to ours
+(EDGE_KERNEL_ISA=avx2); the JSON names the XNNPACK micro-kernels chosen, checked against the
+level, and every .edge layer's kernel.
 """
 
 from __future__ import annotations
@@ -37,9 +42,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import litert_isa
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -244,7 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--models", default="resnet-like,mobilenet-like")
     parser.add_argument("--output", help="also write the JSON here")
+    parser.add_argument("--litert-isa", default="native", choices=("native", *litert_isa.LEVELS),
+                        help="run XNNPACK and edge-run at this x86 level (litert_isa.py)")
     args = parser.parse_args(argv)
+    restriction = litert_isa.select_isa(args.litert_isa)
     size = 96 if args.quick else 160
     runs = args.runs or (5 if args.quick else 30)
     warmup = args.warmup or (2 if args.quick else 5)
@@ -263,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"# {name} ...", file=sys.stderr)
             report["models"].append(bench_model(name, builders[name](size), size, threads, runs,
                                                 warmup, Path(tmp)))
+    report["litert_isa"] = asdict(restriction) if restriction else "native"
+    report["xnnpack_kernels"] = litert_isa.kernels_report(args.litert_isa)
     text = json.dumps(report, indent=2)
     print(text)
     if args.output:

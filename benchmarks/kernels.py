@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import litert_isa
 import numpy as np
 
 from sdk import kernels, layer_models, native
@@ -323,7 +324,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", help="run layers whose name contains this")
     ap.add_argument("--output", help="also write the JSON here")
     ap.add_argument("--markdown", action="store_true", help="print a README table on stderr")
+    ap.add_argument("--litert-isa", default="native", choices=("native", *litert_isa.LEVELS),
+                    help="run XNNPACK and our kernels at this x86 level (litert_isa.py)")
     args = ap.parse_args(argv)
+    restriction = litert_isa.select_isa(args.litert_isa)
 
     cores = native.physical_core_count()
     threads = sorted({cores if t == "all" else int(t) for t in args.threads.split(",")})
@@ -342,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"# {layer.name} threads={th}", file=sys.stderr, flush=True)
             report.results.extend(bench_layer(layer, th, timer, rng, pools[th].native))
     report.ratios = ratios(report.results)
+    report.host["litert_isa"] = asdict(restriction) if restriction else "native"
+    report.host["xnnpack_kernels"] = litert_isa.kernels_report(args.litert_isa)
     text = json.dumps(asdict(report), indent=1)
     print(text)
     if args.output:

@@ -1,0 +1,97 @@
+"""benchmarks/litert_isa.py: LiteRT's XNNPACK restricted to its AVX2 kernels at native speed.
+
+The restriction changes process-wide state, so every case runs in a fresh interpreter process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sdk.native import cpu_features
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# One int8 3x3 conv (made here) run by XNNPACK; prints the output and the kernels it chose.
+SCRIPT = """
+import json, sys
+import numpy as np
+sys.path.insert(0, {bench!r})
+import litert_isa
+from sdk import layer_models
+
+level = sys.argv[1]
+restriction = litert_isa.select_isa(level)
+rng = np.random.default_rng(3)
+model = layer_models.int8_conv2d(
+    rng.integers(-127, 128, (32, 3, 3, 16)).astype(np.int8), rng.uniform(0.001, 0.01, 32),
+    rng.integers(-500, 500, 32), input_shape=(1, 12, 12, 16), input_scale=0.05,
+    input_zero_point=-3, output_scale=0.2, output_zero_point=5)
+it = layer_models.interpreter(model, kernels="xnnpack", num_threads=1)
+x = rng.integers(-128, 128, (1, 12, 12, 16)).astype(np.int8)
+it.set_tensor(it.get_input_details()[0]["index"], x)
+it.invoke()
+y = it.get_tensor(it.get_output_details()[0]["index"])
+late = None
+try:
+    litert_isa.restrict_xnnpack("avx2")
+except litert_isa.LiteRTIsaError as e:
+    late = str(e)
+print(json.dumps({{"output": y.astype(int).ravel().tolist(),
+                  "kernels": litert_isa.kernels_report(level),
+                  "flags": restriction.arch_flags if restriction else None,
+                  "late_error": late}}))
+"""
+
+
+def _run(level: str) -> dict:
+    code = SCRIPT.format(bench=str(ROOT / "benchmarks"))
+    out = subprocess.run([sys.executable, "-c", code, level], capture_output=True, text=True,
+                         timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, dict]:
+    if not cpu_features().get("avx2"):
+        pytest.skip("this CPU has no AVX2: there is nothing to restrict XNNPACK to")
+    return {level: _run(level) for level in ("native", "avx2")}
+
+
+def test_restricted_xnnpack_runs_avx2_kernels_only(runs: dict[str, dict]) -> None:
+    gemm = runs["avx2"]["kernels"]["qs8_qc8w_gemm_config"]
+    assert any(k.endswith("__avx2") or "__avx2_" in k for k in gemm), gemm
+    every = [k for names in runs["avx2"]["kernels"].values() for k in names]
+    assert not [k for k in every if "avx512" in k or "avxvnni" in k], every
+    assert runs["avx2"]["flags"] < 1 << 8
+
+
+def test_restriction_keeps_results(runs: dict[str, dict]) -> None:
+    # Same arithmetic, other instructions: XNNPACK's kernels agree across ISAs.
+    assert runs["avx2"]["output"] == runs["native"]["output"]
+
+
+def test_native_level_reports_what_this_cpu_chose(runs: dict[str, dict]) -> None:
+    gemm = runs["native"]["kernels"]["qs8_qc8w_gemm_config"]
+    assert gemm
+    if cpu_features().get("avx512vnni"):
+        assert any("avx512vnni" in k for k in gemm), gemm
+
+
+def test_restricting_after_an_interpreter_ran_is_refused(runs: dict[str, dict]) -> None:
+    assert "before creating any interpreter" in runs["native"]["late_error"]
+
+
+def test_unknown_level_is_refused() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import litert_isa
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    with pytest.raises(litert_isa.LiteRTIsaError, match="unknown ISA level 'sse9'"):
+        litert_isa.restrict_xnnpack("sse9")
