@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from edge_helpers import act, random_inputs, run_both, single_op_model
+from edge_helpers import act, random_inputs, run_both, run_litert, single_op_model
 
 from sdk.converters.ir import DType, Model, Tensor
 
@@ -163,6 +163,12 @@ CASES: dict[str, Callable[[], Model]] = {
     "mean_channels": lambda: mean([3], False, so=0.05, zo=6),
     "mean_negative_axis_keep_dims": lambda: mean([-1], True, so=0.05, zo=6),
     "pad": pad,
+    # large enough that the runtime splits them among its threads (16 KiB of output a thread)
+    "add_threaded": lambda: add(shape1=(1, 40, 40, 27), shape2=(1, 40, 40, 27)),
+    "add_channel_broadcast_threaded": lambda: add(shape1=(1, 40, 40, 35), shape2=(1, 1, 1, 35)),
+    "max_pool_threaded": lambda: pool("MAX_POOL_2D", "SAME", 3, 2, "RELU", shape=(1, 95, 96, 21)),
+    "avg_pool_threaded": lambda: pool("AVERAGE_POOL_2D", "SAME", 3, 2, shape=(1, 95, 96, 21)),
+    "mean_global_threaded": lambda: mean([1, 2], True, shape=(1, 20, 20, 99)),
     "transpose_nchw_to_nhwc": lambda: transpose((0, 2, 3, 1)),
     "transpose_reverse": lambda: transpose((3, 2, 1, 0)),
 }
@@ -184,3 +190,31 @@ def test_op_matches_litert_bit_for_bit(case: str) -> None:
                 f"differ; first at "
                 f"{np.argwhere(r != o)[0]}: LiteRT {r[tuple(np.argwhere(r != o)[0])]}, "
                 f".edge {o[tuple(np.argwhere(r != o)[0])]}")
+
+
+#: the ops with SIMD kernels of their own (edge/kernels/elementwise.h): every ISA, tails included
+ISA_CASES = ("add", "add_large", "add_channel_broadcast_first", "add_zero_points_extreme",
+             "add_threaded", "max_pool_same", "max_pool_threaded", "mean_global_keep_dims_wide",
+             "mean_channels", "mean_global_threaded")
+
+
+@pytest.mark.parametrize("case", ISA_CASES)
+def test_simd_ops_every_isa_match_litert(case: str) -> None:
+    """The scalar ISA (ADD's lookup tables, the scalar max and sums) and every SIMD ISA this
+    CPU has give LiteRT's bytes, on 1 and 2 threads."""
+    from sdk.converters.edge import to_edge_bytes
+    from sdk.converters.tflite import to_tflite_bytes
+    from sdk.kernels import available_isas
+    from sdk.runtime import EdgeModel
+
+    model = CASES[case]()
+    rng = np.random.default_rng(abs(hash(case)) % 2**32)
+    inputs = random_inputs(model, rng)
+    edge_bytes = to_edge_bytes(model)
+    for threads in (1, 2):
+        reference = run_litert(to_tflite_bytes(model), inputs, num_threads=threads)
+        for isa in available_isas():
+            edge = EdgeModel(edge_bytes, threads=threads, isa=isa)
+            for r, o in zip(reference, edge.run(inputs), strict=True):
+                assert np.array_equal(r, o), (case, isa, threads, np.count_nonzero(r != o))
+            assert edge.kernels()[0].endswith("__scalar") == (isa == "scalar"), edge.kernels()

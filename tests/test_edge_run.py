@@ -144,7 +144,7 @@ def test_text_report_random_inputs_and_pinning(model_file) -> None:
     r = edge_run("x86_64", str(model_file), "--runs", "3", "--warmup", "0", "--cpus", "0")
     assert r.returncode == 0, r.stderr
     assert "latency (ms): mean" in r.stdout and "cpus 0" in r.stdout
-    assert "qs8_vadd_lut__scalar" in r.stdout
+    assert "qs8_vadd_" in r.stdout
 
 
 @pytest.mark.qemu

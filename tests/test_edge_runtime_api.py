@@ -31,7 +31,8 @@ def test_details_like_litert() -> None:
     assert model.threads == 1 and model.arena_bytes > 0
     assert model.metadata["quantization_recipe"] == "int8"
     assert model.metadata["extra"] == {"k": "v"}
-    assert model.kernels() == ["qs8_vadd_lut__scalar"]
+    # the ISA's ADD kernel (qs8_vadd_x16__avx2, ...), or the lookup table on the scalar ISA
+    assert len(model.kernels()) == 1 and model.kernels()[0].startswith("qs8_vadd_")
 
 
 def test_inputs_by_list_dict_and_errors() -> None:

@@ -20,6 +20,7 @@ add_library(edge_kernels STATIC
   ${_k}/src/kernels/memory_bandwidth.cc
   ${_k}/src/kernels/quantize.cc
   ${_k}/src/kernels/quantize_scalar.cc
+  ${_k}/src/kernels/elementwise.cc
 )
 target_include_directories(edge_kernels PUBLIC ${_k}/include PRIVATE ${_k}/src)
 target_link_libraries(edge_kernels PUBLIC edge_core)
@@ -36,24 +37,24 @@ function(edge_kernel_isa name define flags)
 endfunction()
 if(EDGE_ARCH STREQUAL "x86")
   edge_kernel_isa(avx2 EDGE_HAVE_AVX2 "-mavx2;-mfma" ${_k}/src/kernels/x86/avx2.cc
-    ${_k}/src/kernels/x86/quantize_avx2.cc)
+    ${_k}/src/kernels/x86/quantize_avx2.cc ${_k}/src/kernels/x86/elementwise_avx2.cc)
   edge_kernel_isa(avx512vnni EDGE_HAVE_AVX512VNNI
     "-mavx2;-mfma;-mavx512f;-mavx512bw;-mavx512vl;-mavx512vnni" ${_k}/src/kernels/x86/avx512vnni.cc
     ${_k}/src/kernels/x86/quantize_avx512.cc)
 elseif(EDGE_ARCH STREQUAL "aarch64")
   edge_kernel_isa(neon EDGE_HAVE_NEON "" ${_k}/src/kernels/arm/neon.cc
-    ${_k}/src/kernels/arm/quantize_neon.cc)
+    ${_k}/src/kernels/arm/quantize_neon.cc ${_k}/src/kernels/arm/elementwise_neon.cc)
   edge_kernel_isa(dotprod EDGE_HAVE_DOTPROD "-march=armv8.2-a+dotprod" ${_k}/src/kernels/arm/neondot.cc)
 elseif(EDGE_ARCH STREQUAL "armv7")
   # The armv7 toolchain file already builds everything with -mfpu=neon.
   edge_kernel_isa(neon EDGE_HAVE_NEON "" ${_k}/src/kernels/arm/neon.cc
-    ${_k}/src/kernels/arm/quantize_neon.cc)
+    ${_k}/src/kernels/arm/quantize_neon.cc ${_k}/src/kernels/arm/elementwise_neon.cc)
 endif()
 message(STATUS "edgesdk: kernel ISAs ${EDGE_KERNEL_ISAS}")
 
 if(EDGE_BUILD_TESTS AND NOT EDGE_BUILD_PYTHON)
   target_sources(edge_native_tests PRIVATE ${_k}/tests/kernel_reference.cc ${_k}/tests/test_kernels.cc
-    ${_k}/tests/test_quantize.cc)
+    ${_k}/tests/test_quantize.cc ${_k}/tests/test_elementwise.cc)
   target_link_libraries(edge_native_tests PRIVATE edge_kernels)
   # The kernel tests check micro-kernels directly through the private tables.
   target_include_directories(edge_native_tests PRIVATE ${_k}/src)

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 
 #include "op_kernel.h"
 
@@ -86,6 +87,15 @@ std::vector<int64_t> constant_ints(const PrepareContext& ctx, int k, const char*
                       : reinterpret_cast<const int32_t*>(t.data)[i];
   }
   return values;
+}
+
+std::optional<Isa> requested_isa(const PrepareContext& ctx) {
+  if (ctx.isa.empty()) return std::nullopt;
+  try {
+    return parse_isa(ctx.isa);
+  } catch (const std::invalid_argument& e) {
+    throw UnsupportedError(ctx.model.where() + ctx.op.label + ": " + e.what());
+  }
 }
 
 QuantizedMultiplier quantize_multiplier(const PrepareContext& ctx, double real_multiplier) {

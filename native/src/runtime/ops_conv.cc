@@ -38,15 +38,6 @@ edge::Activation kernel_activation(Activation a) {
   return edge::Activation::kNone;
 }
 
-std::optional<Isa> requested_isa(const PrepareContext& ctx) {
-  if (ctx.isa.empty()) return std::nullopt;
-  try {
-    return parse_isa(ctx.isa);
-  } catch (const std::invalid_argument& e) {
-    throw UnsupportedError(ctx.model.where() + ctx.op.label + ": " + e.what());
-  }
-}
-
 // Weight tensor facts every weighted op needs.
 struct Weights {
   const Tensor* tensor = nullptr;

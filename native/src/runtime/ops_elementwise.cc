@@ -6,6 +6,7 @@
 #include <cstring>
 #include <utility>
 
+#include "edge/kernels/elementwise.h"
 #include "fixed_point.h"
 #include "litert_compat.h"
 #include "op_kernel.h"
@@ -188,22 +189,51 @@ PairTables build_tables(const Impl& impl, const LoopsUsed& used, const Side& sa,
   return t;
 }
 
+// What runs LiteRT's element-wise vector loop: a SIMD kernel computing its arithmetic
+// (edge/kernels/elementwise.h), or, where the ISA or the op has none, the `vec` pair table.
+struct VecKernel {
+  QS8VAddFn fn = nullptr;
+  QS8AddParams params{};
+};
+
+// Elements [begin, end) of an n-element flat run of LiteRT's element-wise loop: `for (; i <=
+// size - B; i += B)` vector loop, then the scalar loop for the rest; x and y are the op's first
+// and second input.
+inline void elementwise_range(const PairTables& t, const VecKernel& vk, int block, int64_t n,
+                              int64_t begin, int64_t end, const int8_t* x, const int8_t* y,
+                              int8_t* o) {
+  const int64_t vec_end = std::min(end, n - n % block);
+  int64_t i = begin;
+  if (i < vec_end) {
+    if (vk.fn != nullptr) {
+      vk.fn(static_cast<std::size_t>(vec_end - i), x + i, y + i, vk.params, o + i);
+      i = vec_end;
+    } else {
+      for (; i < vec_end; ++i) o[i] = t.vec[pair_index(x[i], y[i])];
+    }
+  }
+  for (; i < end; ++i) o[i] = t.ref[pair_index(x[i], y[i])];
+}
+
+// Below this many output bytes per thread an element-wise op stays on one thread: handing a
+// range to the pool costs a few microseconds (measured: a 25K-element ADD is ~10 us).
+constexpr int64_t kMinBytesPerThread = 16 * 1024;
+
 // Walks a binary op exactly as LiteRT's optimized kernel does (flat loop, five-fold broadcast
-// or generic broadcast), taking each element from the table of the loop LiteRT would use.
-inline void run_binary(const PairTables& t, const FiveFold& f, const BroadcastPlan& plan,
-                       int block, int scalar_block, const int8_t* a, const int8_t* b,
-                       int8_t* out) {
-  // `for (; i <= size - B; i += B)` vector loop, then the scalar loop for the rest; x and y
-  // are the op's first and second input.
-  auto elementwise = [&](int64_t n, const int8_t* x, const int8_t* y, int8_t* o) {
-    const int64_t vec_end = n - n % block;
-    int64_t i = 0;
-    for (; i < vec_end; ++i) o[i] = t.vec[pair_index(x[i], y[i])];
-    for (; i < n; ++i) o[i] = t.ref[pair_index(x[i], y[i])];
-  };
+// or generic broadcast), taking each element from the loop LiteRT would use. The flat loop and
+// the five-fold runs are split among the pool's threads (each element's loop depends only on
+// its position, so any split gives the same bytes); the generic and scalar-broadcast walks,
+// rare and small, stay on one thread.
+inline void run_binary(const PairTables& t, const VecKernel& vk, const FiveFold& f,
+                       const BroadcastPlan& plan, int block, int scalar_block, const int8_t* a,
+                       const int8_t* b, int8_t* out, ThreadPool* pool) {
   switch (f.category) {
     case BroadcastCategory::kNonBroadcast:
-      elementwise(plan.count, a, b, out);
+      // Ranges of whole 64-byte lines: no two threads write one cache line.
+      parallel_ranges(pool, plan.count, 64, kMinBytesPerThread,
+                      [&](int64_t begin, int64_t end, int) {
+                        elementwise_range(t, vk, block, plan.count, begin, end, a, b, out);
+                      });
       return;
     case BroadcastCategory::kGeneric:
       for_each_broadcast(plan, [&](int64_t o, int64_t ia, int64_t ib) {
@@ -218,31 +248,32 @@ inline void run_binary(const PairTables& t, const FiveFold& f, const BroadcastPl
   const int8_t* in1 = first ? a : b;
   const int8_t* in2 = first ? b : a;
   const int64_t y0 = f.y[0], y1 = f.y[1], y2 = f.y[2], y3 = f.y[3], y4 = f.y[4];
+  if (y4 > 1) {
+    // Run r = ((i0 * y1 + i1) * y2 + i2) * y3 + i3 of y4 elements reads input 1 at
+    // ((i0 * y1 + i1) * y2 + i2) * y4 and input 2 at ((i0 * y2 + i2) * y3 + i3) * y4 (LiteRT's
+    // pointer walk, written in closed form so that any range of runs can start anywhere).
+    const int64_t runs = y0 * y1 * y2 * y3;
+    const int64_t min_runs = std::max<int64_t>(1, kMinBytesPerThread / y4);
+    const int64_t align = std::max<int64_t>(1, 64 / y4);
+    parallel_ranges(pool, runs, align, min_runs, [&](int64_t begin, int64_t end, int) {
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t i3 = r % y3, i2 = r / y3 % y2, i1 = r / (y3 * y2) % y1,
+                      i0 = r / (y3 * y2 * y1);
+        const int8_t* p1 = in1 + ((i0 * y1 + i1) * y2 + i2) * y4;
+        const int8_t* p2 = in2 + ((i0 * y2 + i2) * y3 + i3) * y4;
+        int8_t* o = out + r * y4;
+        if (first) {
+          elementwise_range(t, vk, block, y4, 0, y4, p1, p2, o);
+        } else {
+          elementwise_range(t, vk, block, y4, 0, y4, p2, p1, o);
+        }
+      }
+    });
+    return;
+  }
   int8_t* o = out;
   const int8_t* p1 = in1;
   const int8_t* reset2 = in2;
-  if (y4 > 1) {
-    for (int64_t i0 = 0; i0 < y0; ++i0) {
-      const int8_t* p2 = nullptr;
-      for (int64_t i1 = 0; i1 < y1; ++i1) {
-        p2 = reset2;
-        for (int64_t i2 = 0; i2 < y2; ++i2) {
-          for (int64_t i3 = 0; i3 < y3; ++i3) {
-            if (first) {
-              elementwise(y4, p1, p2, o);
-            } else {
-              elementwise(y4, p2, p1, o);
-            }
-            p2 += y4;
-            o += y4;
-          }
-          p1 += y4;
-        }
-      }
-      reset2 = p2;
-    }
-    return;
-  }
   const int64_t vec_end = y3 - y3 % scalar_block;
   for (int64_t i0 = 0; i0 < y0; ++i0) {
     const int8_t* p2 = nullptr;
@@ -268,6 +299,7 @@ inline void run_binary(const PairTables& t, const FiveFold& f, const BroadcastPl
 // 20 bits of headroom, added, and rescaled to the output ("general rescaling" path).
 struct AddImpl {
   static constexpr const char* kName = "qs8_vadd_lut__scalar";
+  static constexpr bool kHasVecKernel = true;
   static constexpr int kLeftShift = 20;
   static constexpr int kElementwiseBlock = 16;  // AddElementwiseInt8
   static constexpr int kScalarBlock = 8;        // AddScalarBroadcast
@@ -322,6 +354,22 @@ struct AddImpl {
                           &impl.act_max);
     return impl;
   }
+  // The vector loop's arithmetic (vec() above) as the SIMD kernels' parameters.
+  QS8AddParams vec_params(const Side& sa, const Side& sb) const {
+    QS8AddParams p;
+    p.a_offset = sa.offset;
+    p.b_offset = sb.offset;
+    p.a_multiplier = sa.multiplier;
+    p.b_multiplier = sb.multiplier;
+    p.a_shift = kLeftShift + sa.shift;
+    p.b_shift = kLeftShift + sb.shift;
+    p.out_multiplier = out.multiplier;
+    p.out_exponent = -out.shift;
+    p.out_offset = out_offset;
+    p.out_min = act_min;
+    p.out_max = act_max;
+    return p;
+  }
   // AddScalarBroadcast's vector loop: rounding multiply first, then a truncating right shift.
   int8_t vec_scalar(int8_t a, int8_t b, const Side& sa, const Side& sb) const {
     const int32_t xa = lanes::shl(
@@ -337,6 +385,7 @@ struct AddImpl {
 // multiplier in float (float * float / float), then converts it to double: we do the same.
 struct MulImpl {
   static constexpr const char* kName = "qs8_vmul_lut__scalar";
+  static constexpr bool kHasVecKernel = false;  // the table is the kernel on every ISA
   static constexpr int kElementwiseBlock = 16;  // MulElementwise
   static constexpr int kScalarBlock = 16;       // MulSimpleBroadcast
   QuantizedMultiplier m;
@@ -396,23 +445,37 @@ class BinaryKernel final : public OpKernel {
     fold_ = five_fold(a, b);
     Side sa, sb;
     const Impl impl = Impl::make(ctx, qa, qb, qo, &sa, &sb);
-    const LoopsUsed used =
-        loops_used(fold_, plan_.count, Impl::kElementwiseBlock, Impl::kScalarBlock);
+    LoopsUsed used = loops_used(fold_, plan_.count, Impl::kElementwiseBlock, Impl::kScalarBlock);
+    name_ = Impl::kName;
+    // SIMD ISAs compute the vector loop's arithmetic (exact, and faster than a 64 KiB table);
+    // the scalar ISA keeps the table, faster than the same arithmetic one element at a time.
+    if constexpr (Impl::kHasVecKernel) {
+      const Isa isa = resolve_isa(requested_isa(ctx));
+      if (used.vec && isa != Isa::kScalar) {
+        const ElementwiseKernels& k = elementwise_kernels(isa);
+        vec_.fn = k.vadd;
+        vec_.params = impl.vec_params(sa, sb);
+        name_ = k.vadd_name;
+        used.vec = false;
+      }
+    }
     tables_ = build_tables(impl, used, sa, sb);
     ctx.prepared_bytes = tables_.bytes();
   }
 
   void run(const RunContext& ctx) override {
-    run_binary(tables_, fold_, plan_, Impl::kElementwiseBlock, Impl::kScalarBlock,
-               ctx.in<int8_t>(0), ctx.in<int8_t>(1), ctx.out<int8_t>());
+    run_binary(tables_, vec_, fold_, plan_, Impl::kElementwiseBlock, Impl::kScalarBlock,
+               ctx.in<int8_t>(0), ctx.in<int8_t>(1), ctx.out<int8_t>(), ctx.pool());
   }
 
-  std::string kernel_name() const override { return Impl::kName; }
+  std::string kernel_name() const override { return name_; }
 
  private:
   BroadcastPlan plan_;
   FiveFold fold_;
   PairTables tables_;
+  VecKernel vec_;
+  std::string name_;
 };
 
 // ---------------------------------------------------------------- lookup-table ops

@@ -2,7 +2,9 @@
 // int8 kernels compute them.
 #include <algorithm>
 #include <cmath>
+#include <string>
 
+#include "edge/kernels/elementwise.h"
 #include "litert_compat.h"
 #include "op_kernel.h"
 
@@ -71,6 +73,10 @@ inline Window window(const PoolGeometry& g, int oy, int ox) {
           std::max(0, -ix) + ix, std::min(g.filter_w, g.in_w - ix) + ix};
 }
 
+// MAX_POOL_2D and AVERAGE_POOL_2D. Output rows are split among the pool's threads (each thread
+// writes whole rows of whole pixels: no shared cache lines but at row ends, which are written
+// once). The max runs the ISA's max-pool kernel on the window's clipped list of input pixels;
+// the average sums in int32 per channel (rare in the models we see; scalar).
 class PoolKernel final : public OpKernel {
  public:
   explicit PoolKernel(bool max) : max_(max) {}
@@ -83,8 +89,17 @@ class PoolKernel final : public OpKernel {
                             ")");
     }
     g_ = pool_geometry(ctx);
-    acc_.assign(static_cast<std::size_t>(g_.depth), 0);
-    max8_.assign(static_cast<std::size_t>(g_.depth), 0);
+    const auto threads = static_cast<std::size_t>(std::max(ctx.threads, 1));
+    taps_ = static_cast<std::size_t>(g_.filter_h) * static_cast<std::size_t>(g_.filter_w);
+    if (max_) {
+      const ElementwiseKernels& k = elementwise_kernels(resolve_isa(requested_isa(ctx)));
+      maxpool_ = k.maxpool;
+      name_ = k.maxpool_name;
+      inputs_.assign(threads * taps_, nullptr);
+    } else {
+      name_ = "qs8_avgpool__scalar";
+      acc_.assign(threads * static_cast<std::size_t>(g_.depth), 0);
+    }
     activation_range_int8(ctx.op.options.activation, qo.scale, qo.zero_point, &act_min_,
                           &act_max_);
   }
@@ -92,57 +107,67 @@ class PoolKernel final : public OpKernel {
   void run(const RunContext& ctx) override {
     const int8_t* in = ctx.in<int8_t>(0);
     int8_t* out = ctx.out<int8_t>();
+    const int64_t rows = int64_t{g_.batches} * g_.out_h;
+    const int64_t row_bytes = int64_t{g_.out_w} * g_.depth;
+    const int64_t min_rows = std::max<int64_t>(1, kMinBytesPerThread / std::max<int64_t>(row_bytes, 1));
+    parallel_ranges(ctx.pool(), rows, 1, min_rows, [&](int64_t begin, int64_t end, int thread) {
+      for (int64_t row = begin; row < end; ++row) {
+        run_row(in, out, static_cast<int>(row / g_.out_h), static_cast<int>(row % g_.out_h),
+                thread);
+      }
+    });
+  }
+
+  std::string kernel_name() const override { return name_; }
+
+ private:
+  // Below this many output bytes per thread pooling stays on one thread.
+  static constexpr int64_t kMinBytesPerThread = 16 * 1024;
+
+  void run_row(const int8_t* in, int8_t* out, int b, int oy, int thread) {
     const int64_t d = g_.depth;
-    int32_t* acc = acc_.data();
-    // Per output pixel, the window's input rows are walked with the channels innermost, so the
-    // inner loops run over contiguous bytes (and vectorise).
-    for (int b = 0; b < g_.batches; ++b) {
-      for (int oy = 0; oy < g_.out_h; ++oy) {
-        for (int ox = 0; ox < g_.out_w; ++ox) {
-          const Window w = window(g_, oy, ox);
-          int8_t* o = out + ((int64_t{b} * g_.out_h + oy) * g_.out_w + ox) * d;
-          if (max_) {
-            // The max of int8 values stays int8: byte lanes, 4x those of int32 accumulators.
-            // Starting at act_min_ (in [-128, 127]) gives what the int32 max from act_min_ gave.
-            int8_t* m = max8_.data();
-            for (int64_t c = 0; c < d; ++c) m[c] = static_cast<int8_t>(act_min_);
-            for (int y = w.y0; y < w.y1; ++y) {
-              for (int x = w.x0; x < w.x1; ++x) {
-                const int8_t* px = in + ((int64_t{b} * g_.in_h + y) * g_.in_w + x) * d;
-                for (int64_t c = 0; c < d; ++c) m[c] = std::max(m[c], px[c]);
-              }
-            }
-            for (int64_t c = 0; c < d; ++c) o[c] = clamp8(m[c], act_min_, act_max_);
-            continue;
-          }
-          for (int64_t c = 0; c < d; ++c) acc[c] = 0;
-          for (int y = w.y0; y < w.y1; ++y) {
-            for (int x = w.x0; x < w.x1; ++x) {
-              const int8_t* px = in + ((int64_t{b} * g_.in_h + y) * g_.in_w + x) * d;
-              for (int64_t c = 0; c < d; ++c) acc[c] += px[c];
-            }
-          }
-          // TFLite rounds the average half away from zero with integer division.
-          const int count = (w.y1 - w.y0) * (w.x1 - w.x0);
-          for (int64_t c = 0; c < d; ++c) {
-            const int32_t v = acc[c] > 0 ? (acc[c] + count / 2) / count
-                                         : (acc[c] - count / 2) / count;
-            o[c] = clamp8(v, act_min_, act_max_);
+    for (int ox = 0; ox < g_.out_w; ++ox) {
+      const Window w = window(g_, oy, ox);
+      int8_t* o = out + ((int64_t{b} * g_.out_h + oy) * g_.out_w + ox) * d;
+      if (max_) {
+        // The window's pixels, clipped to the input (the max of the others is not taken, as in
+        // TFLite); starting the max at act_min gives what TFLite's max from act_min gives.
+        const int8_t** taps = inputs_.data() + static_cast<std::size_t>(thread) * taps_;
+        std::size_t n = 0;
+        for (int y = w.y0; y < w.y1; ++y) {
+          for (int x = w.x0; x < w.x1; ++x) {
+            taps[n++] = in + ((int64_t{b} * g_.in_h + y) * g_.in_w + x) * d;
           }
         }
+        maxpool_(static_cast<std::size_t>(d), n, taps, static_cast<int8_t>(act_min_),
+                 static_cast<int8_t>(act_max_), o);
+        continue;
+      }
+      int32_t* acc = acc_.data() + static_cast<std::size_t>(thread) * static_cast<std::size_t>(d);
+      for (int64_t c = 0; c < d; ++c) acc[c] = 0;
+      for (int y = w.y0; y < w.y1; ++y) {
+        for (int x = w.x0; x < w.x1; ++x) {
+          const int8_t* px = in + ((int64_t{b} * g_.in_h + y) * g_.in_w + x) * d;
+          for (int64_t c = 0; c < d; ++c) acc[c] += px[c];
+        }
+      }
+      // TFLite rounds the average half away from zero with integer division.
+      const int count = (w.y1 - w.y0) * (w.x1 - w.x0);
+      for (int64_t c = 0; c < d; ++c) {
+        const int32_t v = acc[c] > 0 ? (acc[c] + count / 2) / count
+                                     : (acc[c] - count / 2) / count;
+        o[c] = clamp8(v, act_min_, act_max_);
       }
     }
   }
 
-  std::string kernel_name() const override {
-    return max_ ? "qs8_maxpool__scalar" : "qs8_avgpool__scalar";
-  }
-
- private:
   bool max_;
   PoolGeometry g_;
-  std::vector<int32_t> acc_;  // one accumulator per channel, sized at prepare
-  std::vector<int8_t> max8_;  // the same for the max (int8)
+  std::size_t taps_ = 0;
+  QS8MaxPoolFn maxpool_ = nullptr;
+  std::string name_;
+  std::vector<const int8_t*> inputs_;  // max: per thread, one window's input pixels
+  std::vector<int32_t> acc_;           // average: per thread, one accumulator per channel
   int32_t act_min_ = -128, act_max_ = 127;
 };
 
@@ -246,6 +271,24 @@ class MeanKernel final : public OpKernel {
       m_.shift = base.shift - shift;
     }
     if (m_.shift < -31) throw ctx.error("quantisation scales out of range for MEAN");
+    // Reduced axes that form one run of dimensions make the input [outer][reduce][inner]: the
+    // sums are column sums of `reduce` rows of `inner` bytes, the ISA's rsum kernel.
+    int first = rank, last = -1;
+    for (int i = 0; i < rank; ++i) {
+      if (reduced[i]) first = std::min(first, i), last = std::max(last, i);
+    }
+    contiguous_ = last >= 0;
+    outer_ = inner_ = 1;
+    for (int i = 0; i < rank; ++i) {
+      if (i >= first && i <= last) {
+        contiguous_ = contiguous_ && reduced[i];
+      } else {
+        (i < first ? outer_ : inner_) *= in.shape[i];
+      }
+    }
+    const ElementwiseKernels& k = elementwise_kernels(resolve_isa(requested_isa(ctx)));
+    rsum_ = k.rsum;
+    name_ = contiguous_ ? k.rsum_name : "qs8_rmean__scalar";
     ctx.scratch_request = static_cast<std::size_t>(out_count_) * sizeof(int32_t);
   }
 
@@ -253,11 +296,36 @@ class MeanKernel final : public OpKernel {
     const int8_t* in = ctx.in<int8_t>(0);
     int8_t* out = ctx.out<int8_t>();
     auto* sums = static_cast<int32_t*>(ctx.scratch);
+    if (!contiguous_) {
+      sum_by_walk(in, sums);
+      requantize(sums, out, 0, out_count_);
+      return;
+    }
+    // Each thread sums and requantises its own range of inner columns (in whole 16-column, i.e.
+    // 64-byte, pieces of the sums) for every outer index.
+    const int64_t min_cols = std::max<int64_t>(16, kMinBytesPerThread / std::max<int64_t>(count_, 1));
+    parallel_ranges(ctx.pool(), inner_, 16, min_cols, [&](int64_t begin, int64_t end, int) {
+      for (int64_t o = 0; o < outer_; ++o) {
+        int32_t* s = sums + o * inner_;
+        std::fill(s + begin, s + end, 0);
+        rsum_(static_cast<std::size_t>(count_), static_cast<std::size_t>(end - begin),
+              in + o * count_ * inner_ + begin, static_cast<std::size_t>(inner_), s + begin);
+        requantize(sums, out, o * inner_ + begin, o * inner_ + end);
+      }
+    });
+  }
+
+  std::string kernel_name() const override { return name_; }
+
+ private:
+  static constexpr int64_t kMinBytesPerThread = 16 * 1024;
+
+  // The general case (reduced axes apart from one another): the output index of each input
+  // element, walking the input in row-major order and keeping the output position of the
+  // non-reduced coordinates.
+  void sum_by_walk(const int8_t* in, int32_t* sums) {
     std::fill(sums, sums + out_count_, 0);
-    // Output index of each input element: walk the input in row-major order, keeping the
-    // output position of the non-reduced coordinates.
     const int rank = static_cast<int>(dims_.size());
-    const std::vector<int64_t>& out_stride = out_stride_;
     std::vector<int64_t>& idx = index_;
     std::fill(idx.begin(), idx.end(), 0);
     int64_t o = 0;
@@ -265,57 +333,53 @@ class MeanKernel final : public OpKernel {
       sums[o] += in[i];
       for (int d = rank; d-- > 0;) {
         ++idx[d];
-        o += out_stride[d];
+        o += out_stride_[d];
         if (idx[d] < dims_[d]) break;
-        o -= out_stride[d] * dims_[d];
+        o -= out_stride_[d] * dims_[d];
         idx[d] = 0;
       }
     }
+  }
+
+  // Outputs [begin, end) from their sums.
+  void requantize(const int32_t* sums, int8_t* out, int64_t begin, int64_t end) const {
     if (global_pool_) {
       // LiteRT's Mean4D int8 kernel: channels in vector blocks of 16 scaled by
       // MultiplyByQuantizedMultiplier4Rows (a rounding right shift that rounds ties up), the
       // remaining channels by the scalar MultiplyByQuantizedMultiplier (ties away from zero).
       const int64_t depth = dims_[3];
       const int left = std::max(m_.shift, 0), right = std::min(m_.shift, 0);
-      for (int64_t b = 0; b < dims_[0]; ++b) {
-        for (int64_t d = 0; d < depth; ++d) {
-          const int32_t sum = sums[b * depth + d];
-          int32_t v;
-          if (vector_channel_[d]) {
-            v = lanes::rshl(lanes::qrdmulh(lanes::shl(sum, left), m_.multiplier), right);
-          } else {
-            v = multiply_by_quantized_multiplier(sum, m_.multiplier, m_.shift, kScalarRounding);
-          }
-          out[b * depth + d] = clamp8(v + bias_, -128, 127);
+      for (int64_t k = begin; k < end; ++k) {
+        const int32_t sum = sums[k];
+        int32_t v;
+        if (vector_channel_[static_cast<std::size_t>(k % depth)]) {
+          v = lanes::rshl(lanes::qrdmulh(lanes::shl(sum, left), m_.multiplier), right);
+        } else {
+          v = multiply_by_quantized_multiplier(sum, m_.multiplier, m_.shift, kScalarRounding);
         }
+        out[k] = clamp8(v + bias_, -128, 127);
       }
       return;
     }
-    for (int64_t k = 0; k < out_count_; ++k) {
-      int32_t v;
-      {
-        const int32_t shifted =
-            static_cast<int32_t>(sums[k] - static_cast<int64_t>(in_zp_) * count_);
-        v = multiply_by_quantized_multiplier(shifted, m_.multiplier, m_.shift, kScalarRounding) +
-            out_zp_;
-      }
+    for (int64_t k = begin; k < end; ++k) {
+      const int32_t shifted = static_cast<int32_t>(sums[k] - static_cast<int64_t>(in_zp_) * count_);
+      const int32_t v =
+          multiply_by_quantized_multiplier(shifted, m_.multiplier, m_.shift, kScalarRounding) +
+          out_zp_;
       out[k] = clamp8(v, -128, 127);
     }
   }
 
-  std::string kernel_name() const override {
-    return global_pool_ ? "qs8_gavgpool__scalar" : "qs8_rmean__scalar";
-  }
-
- private:
-  bool keep_dims_ = false, global_pool_ = false;
+  bool keep_dims_ = false, global_pool_ = false, contiguous_ = false;
   std::vector<int64_t> dims_;
   std::vector<char> reduced_;
   std::vector<char> vector_channel_;  // global pool: channels LiteRT's vector loop scales
   std::vector<int64_t> out_stride_, index_;  // per-dimension walk state, sized at prepare
-  int64_t count_ = 1, in_count_ = 0, out_count_ = 0;
+  int64_t count_ = 1, in_count_ = 0, out_count_ = 0, outer_ = 1, inner_ = 1;
   int32_t in_zp_ = 0, out_zp_ = 0, bias_ = 0;
   QuantizedMultiplier m_;
+  QS8RSumFn rsum_ = nullptr;
+  std::string name_;
 };
 
 }  // namespace
