@@ -675,6 +675,68 @@ EDGE_TEST(conv2d_indirect_gemm_random_geometry) {
   }
 }
 
+// The indirect kernels' int16 sums (AVX2: vpmaddubsw pairs accumulated over up to 10 2-bit or
+// 4 int4 blocks before widening, across taps) at their bounds: every code at the type's largest
+// or smallest value against all -128 / all 127 / alternating activations, 18 to 27 K blocks per
+// output (several widenings, one mid-tap), channels one short of the blocks (padded taps),
+// pixel counts that leave row tails for 3- and 4-row kernels, every rounding rule, 1 and 2
+// threads; bit-exact against the reference and on the indirect kernel where the ISA has one.
+EDGE_TEST(conv2d_indirect_int16_sum_bounds) {
+  Rng rng(37);
+  int failures = 0, cases = 0;
+  const Fill x_fills[] = {Fill::kMin, Fill::kMax, Fill::kAlternate};
+  for (WeightType type : kTypes) {
+    for (int trial = 0; trial < 6; ++trial) {
+      edge::ConvGeometry g;
+      g.kernel_height = g.kernel_width = 3;
+      g.padding = edge::Padding::kSame;
+      g.input_height = 5;
+      g.input_width = trial % 2 == 0 ? 6 : 5;  // 30 / 25 pixels
+      g.input_channels = edge::block_k(type) * (trial < 3 ? 2 : 3) - (trial % 3 == 2 ? 1 : 0);
+      const int32_t oc = trial % 2 == 0 ? 16 : 21;
+      const int32_t k = g.kernel_height * g.kernel_width * g.input_channels;
+      const Fill x_fill = x_fills[trial % 3];
+      const Fill w_fill = trial % 4 == 3 ? Fill::kMin : Fill::kMax;
+      FcProblem p = random_fc(rng, type, 1, oc, k, Fill::kRandom, w_fill);
+      p.options.rounding = static_cast<edge::Rounding>(trial % 3);
+      const std::vector<int8_t> input = fill_values(
+          rng, static_cast<std::size_t>(g.input_height) * g.input_width * g.input_channels, -128,
+          127, x_fill);
+      const std::vector<int32_t> acc = reference_conv_acc(g, oc, input, p.w, p.wzp,
+                                                          p.options.input.zero_point, p.bias);
+      const std::vector<int8_t> want = reference_requant(acc, oc, p.scales, p.options, false);
+      const edge::PackedWeights w = pack(p);
+      ++cases;
+      for (Isa isa : test_isas()) {
+        edge::Conv2DOptions o;
+        static_cast<edge::LayerOptions&>(o) = p.options;
+        o.geometry = g;
+        o.isa = isa;
+        o.bias = p.bias.data();
+        o.output_type = OutputType::kInt8;
+        edge::Conv2D conv(w.view(), o);
+        const bool has_indirect =
+            edge::detail::isa_kernels(isa).igemm_qs8[static_cast<int>(type)].fn != nullptr;
+        EDGE_CHECK((std::strstr(conv.kernel_name(), "_igemm_") != nullptr) == has_indirect);
+        edge::ThreadPool pool(2);
+        for (edge::ThreadPool* pp : {static_cast<edge::ThreadPool*>(nullptr), &pool}) {
+          std::vector<int8_t> got(want.size());
+          conv.run(input.data(), got.data(), pp);
+          const long b = first_mismatch(got, want);
+          if (b >= 0) {
+            ++failures;
+            std::printf("  int16 bound mismatch %s %s %s cin=%d oc=%d trial=%d at %ld\n",
+                        edge::weight_type_name(type), edge::isa_name(isa), conv.kernel_name(),
+                        g.input_channels, oc, trial, b);
+          }
+        }
+      }
+    }
+  }
+  std::printf("  %d cases, %d failed\n", cases, failures);
+  EDGE_CHECK(failures == 0);
+}
+
 EDGE_TEST(depthwise_every_isa_random_geometry) {
   Rng rng(7);
   int failures = 0;

@@ -116,16 +116,25 @@ struct Conv2D::Impl {
                                     plan.gemm->gemm.mr));
     const std::size_t cin = static_cast<std::size_t>(g.input_channels);
     // Each tap must be whole K blocks: channels padded up to a multiple of block_k when that
-    // adds at most a third more products and the window has at most 9 taps (the 3x3/2 stem over
-    // RGB, 3 -> 4 channels for int8 weights: 0.22 -> 0.17 ms; the 7x7/2 stem measured slower,
-    // 0.65 -> 0.82 ms: 49 one-block taps, each 8 pointer loads for 8 vpdpbusd, and a third
-    // more products than im2col's 7-pixel spans). A pad channel reads the input zero point, so
-    // it adds exactly 0 to every output (see pad_channels).
+    // adds at most a third more products and the window has several taps. A pad channel reads
+    // the input zero point, so it adds exactly 0 to every output (see pad_channels).
+    // - AVX-512 VNNI: windows of at most 9 taps (the 3x3/2 stem over RGB, 3 -> 4 channels for
+    //   int8 weights: 0.22 -> 0.17 ms; the 7x7/2 stem measured slower, 0.65 -> 0.82 ms: 49
+    //   one-block taps, each 8 pointer loads for 8 vpdpbusd, and a third more products than
+    //   im2col's 7-pixel spans).
+    // - AVX2: up to the 7x7 stem (int8 weights, 160x160x3 -> 64: 1.69 -> 1.57 ms): there a
+    //   block is 4 vpmaddwd per row, so the pointer loads weigh less, and im2col's int16 rows
+    //   cost twice the bytes.
+    // - No 1x1 (every ISA): its im2col row is the input row itself, so there is no copy to
+    //   save, and the per-pixel pad loop cost more than it saved (MobileNet 1x1 56x56x24 -> 144,
+    //   ternary: AVX-512 0.175 -> 0.21 ms, AVX2 0.34 -> 0.42 ms).
     const std::size_t cpad = (cin + plan.kb - 1) / plan.kb * plan.kb;
     const int32_t window = g.kernel_height * g.kernel_width;
+    const int32_t max_padded_window = plan.isa == Isa::kAvx2 ? 49 : 9;
     const detail::IgemmQs8Kernel& indirect = plan.kernels->igemm_qs8[static_cast<int>(plan.type)];
     if (indirect.fn != nullptr && plan.use_qs8 && plan.groups == 0 &&
-        (cpad == cin || (cpad * 3 <= cin * 4 && window <= 9)) && igemm_enabled()) {
+        (cpad == cin || (cpad * 3 <= cin * 4 && window > 1 && window <= max_padded_window)) &&
+        igemm_enabled()) {
       cin_pad = cpad;
       if (cpad != cin) {
         padded_plan = std::make_unique<detail::GemmPlan>(pad_channels(w, cin, cpad), options,
@@ -165,9 +174,9 @@ struct Conv2D::Impl {
   const detail::GemmPlan& iplan() const { return padded_plan ? *padded_plan : plan; }
 
   // The indirect conv: at plan time, for the fixed input shape, one pointer per output pixel
-  // and tap into `xbuf` (the input as the kernel wants it, rewritten once per run: x + 128 for
-  // int8 weights, a plain copy otherwise) or at its last row, the prepared input zero point
-  // (padding). XNNPACK's indirection buffer, with the +128 offset paid once per input element
+  // and tap into `xbuf` (the input as the kernel wants it, rewritten once per run in the plan's
+  // XFormat: x + 128 for VNNI int8 weights, int16 for AVX2 int8 weights, a plain copy
+  // otherwise) or at its last row, the prepared input zero point (padding). XNNPACK's indirection buffer, with the +128 offset paid once per input element
   // instead of once per im2col element (kernel_h * kernel_w times).
   void build_indirection() {
     const ConvGeometry& g = geo.g;
@@ -176,12 +185,13 @@ struct Conv2D::Impl {
                 static_cast<std::size_t>(g.input_width);
     taps = static_cast<std::size_t>(g.kernel_height) * static_cast<std::size_t>(g.kernel_width);
     const std::size_t cp = cin_pad;
-    xbuf.resize((in_pixels + 1) * cp);
+    pixel_bytes = cp * iplan().element_size;
+    xbuf.resize((in_pixels + 1) * pixel_bytes);
     const int8_t zp = static_cast<int8_t>(plan.input_zero_point);
     // The zero row, and the pad channels of every pixel (never rewritten by run()).
-    iplan().fill_span(zp, cp, xbuf.data() + in_pixels * cp, 0);
+    iplan().fill_span(zp, cp, xbuf.data() + in_pixels * pixel_bytes, 0);
     for (std::size_t p = 0; cp != cin && p < in_pixels; ++p) {
-      iplan().fill_span(zp, cp - cin, xbuf.data() + p * cp, cin);
+      iplan().fill_span(zp, cp - cin, xbuf.data() + p * pixel_bytes, cin);
     }
     pad_sum = static_cast<int32_t>(zp) * static_cast<int32_t>(cp - cin);
     need_sums = iplan().qs8.wzp != nullptr || iplan().qs8.wzp_uniform != 0;
@@ -211,7 +221,7 @@ struct Conv2D::Impl {
       }
     }
     ind.resize(pixels * taps);
-    for (std::size_t i = 0; i < ind.size(); ++i) ind[i] = xbuf.data() + ind_pixel[i] * cp;
+    for (std::size_t i = 0; i < ind.size(); ++i) ind[i] = xbuf.data() + ind_pixel[i] * pixel_bytes;
     if (!need_sums) {
       ind_pixel.clear();
       ind_pixel.shrink_to_fit();
@@ -340,12 +350,10 @@ struct Conv2D::Impl {
     }
     const int threads = pool != nullptr ? pool->num_threads() : 1;
     reserve(threads);
-#if defined(EDGE_HAVE_AVX512VNNI)
     if (igemm != nullptr && type == OutputType::kInt8) {
       run_indirect(input, static_cast<int8_t*>(output), pool, threads);
       return;
     }
-#endif
     const std::size_t pixels = static_cast<std::size_t>(geo.g.batch) *
                                static_cast<std::size_t>(geo.out_h) *
                                static_cast<std::size_t>(geo.out_w);
@@ -386,11 +394,22 @@ struct Conv2D::Impl {
     const std::size_t parts = pool != nullptr && threads > 1 ? static_cast<std::size_t>(threads) : 1;
     auto prepare = [&](std::size_t part, int) {
       const std::size_t p0 = in_pixels * part / parts, p1 = in_pixels * (part + 1) / parts;
-      if (cin_pad != cin) {  // few channels: a byte loop beats a SIMD call per pixel
+      if (cin_pad != cin && ip.xformat == detail::XFormat::kInt16) {
+        for (std::size_t p = p0; p < p1; ++p) {  // few channels: an element loop
+          const int8_t* src = input + p * cin;
+          int16_t* dst = reinterpret_cast<int16_t*>(xbuf.data() + p * pixel_bytes);
+          int32_t sum = pad_sum;
+          for (std::size_t ch = 0; ch < cin; ++ch) {
+            dst[ch] = src[ch];
+            sum += src[ch];
+          }
+          if (need_sums) pixel_sums[p] = sum;
+        }
+      } else if (cin_pad != cin) {  // few channels: a byte loop beats a SIMD call per pixel
         const uint8_t flip = ip.xformat == detail::XFormat::kUint8 ? 0x80 : 0;
         for (std::size_t p = p0; p < p1; ++p) {
           const int8_t* src = input + p * cin;
-          uint8_t* dst = xbuf.data() + p * cin_pad;
+          uint8_t* dst = xbuf.data() + p * pixel_bytes;
           int32_t sum = pad_sum;
           for (std::size_t ch = 0; ch < cin; ++ch) {
             dst[ch] = static_cast<uint8_t>(src[ch]) ^ flip;
@@ -400,10 +419,10 @@ struct Conv2D::Impl {
         }
       } else if (need_sums) {
         for (std::size_t p = p0; p < p1; ++p) {
-          pixel_sums[p] = plan.gemm->prepare(input + p * cin, cin, xbuf.data() + p * cin);
+          pixel_sums[p] = plan.gemm->prepare(input + p * cin, cin, xbuf.data() + p * pixel_bytes);
         }
       } else if (p1 > p0) {
-        plan.gemm->prepare(input + p0 * cin, (p1 - p0) * cin, xbuf.data() + p0 * cin);
+        plan.gemm->prepare(input + p0 * cin, (p1 - p0) * cin, xbuf.data() + p0 * pixel_bytes);
       }
     };
     if (parts > 1) {
@@ -471,6 +490,7 @@ struct Conv2D::Impl {
   std::vector<int32_t> pixel_sums;
   bool need_sums = false;
   std::size_t cin_pad = 0;  // channels per pixel of xbuf (input channels, padded to block_k)
+  std::size_t pixel_bytes = 0;  // bytes per pixel of xbuf (cin_pad elements of the XFormat)
   int32_t pad_sum = 0;      // the pad channels' share of a pixel sum
   std::unique_ptr<PackedWeights> padded_weights;
   PackedWeightsView padded_view;

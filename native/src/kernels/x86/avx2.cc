@@ -110,36 +110,89 @@ void gemv_4bit(std::size_t, std::size_t nblocks, const uint8_t* w, const uint8_t
 }
 
 // ------------------------------------------------------------------------------ sub-byte, M <= 4
-// The dot products of R rows x 16 channels, left in registers (channels 0-7 in [r][0], 8-15 in
-// [r][1]); shared by the int32-out kernel below and the fused one (gemm_subbyte_requant_rows).
-// Half by half (channels 0-7, then 8-15) so that fields + 2 accumulators per row fit in 16 ymm.
+// The dot products of R rows x 16 channels, left in registers; shared by the int32-out kernel,
+// the fused one (gemm_subbyte_requant_rows) and the indirect conv (igemm_subbyte_requant_rows),
+// which differ only in where a row's block of activations lies (SubbyteDot::block takes the R
+// addresses).
+//
+// vpmaddubsw (unsigned codes x signed activations, adjacent pairs summed into int16) is exact
+// and its int16 sums are accumulated over several blocks before one vpmaddwd by 1 widens them
+// (int16 pairs -> int32), so the widening costs 2 ops per row and kMaxBlocks blocks instead of
+// per block. The bound, per int16 lane (one channel, one pair of k positions per field):
+//   2-bit: |code| <= 3, |x| <= 128: one vpmaddubsw pair <= 2 * 3 * 128 = 768; 4 fields per
+//          block -> 3072; 10 blocks -> 30720 <= 32767.
+//   int4:  |code| <= 15: a pair <= 2 * 15 * 128 = 3840; 2 fields -> 7680; 4 blocks -> 30720.
+// (The positive side is smaller: 127 instead of 128.) Every field of both 8-channel halves is
+// multiplied by the same broadcast activations, which are loaded once per row and field.
 template <int kBits, int R>
-[[gnu::always_inline]] inline void subbyte_dot_rows(std::size_t nblocks, const uint8_t* w,
-                                                   const uint8_t* x, std::size_t x_stride,
-                                                   __m256i (*acc32)[2]) {
-  constexpr int kFields = 8 / kBits;
-  constexpr int kBlockK = 4 * kFields;
-  const __m256i mask = _mm256_set1_epi8(static_cast<char>((1 << kBits) - 1));
-  const __m256i ones = _mm256_set1_epi16(1);
-  for (int r = 0; r < R; ++r) acc32[r][0] = acc32[r][1] = _mm256_setzero_si256();
-  for (std::size_t b = 0; b < nblocks; ++b) {
+struct SubbyteDot {
+  static constexpr int kFields = 8 / kBits;
+  static constexpr int kBlockK = 4 * kFields;
+  static constexpr int kMaxBlocks = kBits == 2 ? 10 : 4;
+  static_assert(kMaxBlocks * kFields * 2 * ((1 << kBits) - 1) * 128 <= 32767,
+                "int16 sums of vpmaddubsw must not wrap");
+  __m256i s16[R][2];  // int16 sums of the blocks since the last flush
+  __m256i s32[R][2];  // int32 sums: channels 0-7 in [r][0], 8-15 in [r][1]
+  int pending = 0;
+
+  [[gnu::always_inline]] SubbyteDot() {
+    for (int r = 0; r < R; ++r) {
+      s16[r][0] = s16[r][1] = s32[r][0] = s32[r][1] = _mm256_setzero_si256();
+    }
+  }
+  [[gnu::always_inline]] void flush() {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int r = 0; r < R; ++r) {
+      for (int h = 0; h < 2; ++h) {
+        s32[r][h] = _mm256_add_epi32(s32[r][h], _mm256_madd_epi16(s16[r][h], ones));
+        s16[r][h] = _mm256_setzero_si256();
+      }
+    }
+    pending = 0;
+  }
+  // One 64-byte weight block against row r's kBlockK activations at x[r]. Half by half
+  // (channels 0-7, then 8-15): the fields of one half, the int16 sums and a product fit in the
+  // 16 ymm registers (both halves' fields at once made GCC spill the sums on every block).
+  [[gnu::always_inline]] void block(const uint8_t* wb, const uint8_t* const* x) {
+    const __m256i mask = _mm256_set1_epi8(static_cast<char>((1 << kBits) - 1));
     for (int h = 0; h < 2; ++h) {
-      const __m256i raw = load256(w + b * 64 + 32 * h);
+      const __m256i raw = load256(wb + 32 * h);
       __m256i f[kFields];
       for (int i = 0; i < kFields; ++i) {
         f[i] = _mm256_and_si256(i == 0 ? raw : _mm256_srli_epi16(raw, kBits * i), mask);
       }
       for (int r = 0; r < R; ++r) {
-        const uint8_t* xb = x + r * x_stride + b * kBlockK;
-        // At most 4 fields * 3 * 128 * 2 (2-bit) or 2 * 15 * 128 * 2 (int4): fits int16.
-        __m256i t = _mm256_maddubs_epi16(f[0], bcast32(xb));
-        for (int i = 1; i < kFields; ++i) {
-          t = _mm256_add_epi16(t, _mm256_maddubs_epi16(f[i], bcast32(xb + 4 * i)));
+        __m256i s = s16[r][h];
+        for (int i = 0; i < kFields; ++i) {
+          s = _mm256_add_epi16(s, _mm256_maddubs_epi16(f[i], bcast32(x[r] + 4 * i)));
         }
-        acc32[r][h] = _mm256_add_epi32(acc32[r][h], _mm256_madd_epi16(t, ones));
+        s16[r][h] = s;
       }
     }
+    if (++pending == kMaxBlocks) flush();
   }
+  // nblocks consecutive blocks of w against consecutive blocks of each row.
+  [[gnu::always_inline]] void span(std::size_t nblocks, const uint8_t* w,
+                                   const uint8_t* const* x) {
+    const uint8_t* xb[R];
+    for (int r = 0; r < R; ++r) xb[r] = x[r];
+    for (std::size_t b = 0; b < nblocks; ++b) {
+      block(w + 64 * b, xb);
+      for (int r = 0; r < R; ++r) xb[r] += kBlockK;
+    }
+  }
+};
+
+template <int kBits, int R>
+[[gnu::always_inline]] inline void subbyte_dot_rows(std::size_t nblocks, const uint8_t* w,
+                                                   const uint8_t* x, std::size_t x_stride,
+                                                   __m256i (*acc32)[2]) {
+  SubbyteDot<kBits, R> d;
+  const uint8_t* xr[R];
+  for (int r = 0; r < R; ++r) xr[r] = x + r * x_stride;
+  d.span(nblocks, w, xr);
+  d.flush();
+  for (int r = 0; r < R; ++r) acc32[r][0] = d.s32[r][0], acc32[r][1] = d.s32[r][1];
 }
 
 template <int kBits, int R>
@@ -164,29 +217,51 @@ void gemm_subbyte(std::size_t rows, std::size_t nblocks, const uint8_t* w, const
 // ------------------------------------------------------------------------------ int8
 // Activations are int16 (XFormat::kInt16); a block is four 16-byte chunks of 4 channels x 4 k.
 // vpmaddwd of a sign-extended chunk with the 4 activations leaves 2 partial sums per channel.
+// Shared, as SubbyteDot, by the int32-out, fused and indirect kernels: Int8Dot::span takes
+// each row's address.
+template <int R>
+struct Int8Dot {
+  __m256i a[R][4];  // a[r][j] lanes: [c0 c0 c1 c1 | c2 c2 c3 c3] of chunk j (4 channels)
+
+  [[gnu::always_inline]] Int8Dot() {
+    for (int r = 0; r < R; ++r) {
+      for (int j = 0; j < 4; ++j) a[r][j] = _mm256_setzero_si256();
+    }
+  }
+  // nblocks consecutive blocks of w against row r's int16 activations from x[r] on.
+  [[gnu::always_inline]] void span(std::size_t nblocks, const uint8_t* w,
+                                   const uint8_t* const* x) {
+    for (std::size_t b = 0; b < nblocks; ++b) {
+      __m256i xq[R];
+      for (int r = 0; r < R; ++r) xq[r] = bcast64(x[r] + b * 8);
+      for (int j = 0; j < 4; ++j) {
+        const __m256i wj = _mm256_cvtepi8_epi16(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + b * 64 + 16 * j)));
+        for (int r = 0; r < R; ++r) {
+          a[r][j] = _mm256_add_epi32(a[r][j], _mm256_madd_epi16(wj, xq[r]));
+        }
+      }
+    }
+  }
+  // hadd the pairs and undo the lane split: channels 0-7 in s[r][0], 8-15 in s[r][1].
+  [[gnu::always_inline]] void finish(__m256i (*s)[2]) const {
+    const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+    for (int r = 0; r < R; ++r) {
+      s[r][0] = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(a[r][0], a[r][1]), order);
+      s[r][1] = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(a[r][2], a[r][3]), order);
+    }
+  }
+};
+
 template <int R>
 [[gnu::always_inline]] inline void int8_dot_rows(std::size_t nblocks, const uint8_t* w,
                                                 const uint8_t* x, std::size_t x_stride,
                                                 __m256i (*s)[2]) {
-  __m256i a[R][4];
-  for (int r = 0; r < R; ++r) {
-    for (int j = 0; j < 4; ++j) a[r][j] = _mm256_setzero_si256();
-  }
-  for (std::size_t b = 0; b < nblocks; ++b) {
-    __m256i xq[R];
-    for (int r = 0; r < R; ++r) xq[r] = bcast64(x + r * x_stride + b * 8);
-    for (int j = 0; j < 4; ++j) {
-      const __m256i wj = _mm256_cvtepi8_epi16(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + b * 64 + 16 * j)));
-      for (int r = 0; r < R; ++r) a[r][j] = _mm256_add_epi32(a[r][j], _mm256_madd_epi16(wj, xq[r]));
-    }
-  }
-  // a[j] lanes: [c0 c0 c1 c1 | c2 c2 c3 c3] of chunk j; hadd pairs and undo the lane split.
-  const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
-  for (int r = 0; r < R; ++r) {
-    s[r][0] = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(a[r][0], a[r][1]), order);
-    s[r][1] = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(a[r][2], a[r][3]), order);
-  }
+  Int8Dot<R> d;
+  const uint8_t* xr[R];
+  for (int r = 0; r < R; ++r) xr[r] = x + r * x_stride;
+  d.span(nblocks, w, xr);
+  d.finish(s);
 }
 
 template <int R>
@@ -505,6 +580,52 @@ void gemm_subbyte_requant(std::size_t rows, std::size_t nblocks, const uint8_t* 
                                      out, out_stride);
 }
 
+// ------------------------------------------------------------------------------ indirect, fused
+// The fused kernels' dot products with each row's activations taken tap by tap from the
+// indirection buffer (IgemmQs8Fn): no im2col copy. The int16 sums of the sub-byte kernels run
+// on across taps (SubbyteDot flushes by block count, not by tap), so a 3x3 conv over 16
+// channels (one block per tap) still widens once per 10 blocks.
+template <int kBits, int R>
+void igemm_requant_rows(std::size_t taps, std::size_t blocks_per_tap, const uint8_t* w,
+                        const uint8_t* const* ind, const int32_t* row_sums,
+                        const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
+                        std::size_t out_stride) {
+  __m256i acc[R][2];
+  const std::size_t tap_bytes = blocks_per_tap * 64;
+  if constexpr (kBits == 8) {
+    Int8Dot<R> d;
+    for (std::size_t t = 0; t < taps; ++t) {
+      const uint8_t* x[R];
+      for (int r = 0; r < R; ++r) x[r] = ind[r * taps + t];
+      d.span(blocks_per_tap, w + t * tap_bytes, x);
+    }
+    d.finish(acc);
+  } else {
+    SubbyteDot<kBits, R> d;
+    for (std::size_t t = 0; t < taps; ++t) {
+      const uint8_t* x[R];
+      for (int r = 0; r < R; ++r) x[r] = ind[r * taps + t];
+      d.span(blocks_per_tap, w + t * tap_bytes, x);
+    }
+    d.flush();
+    for (int r = 0; r < R; ++r) acc[r][0] = d.s32[r][0], acc[r][1] = d.s32[r][1];
+  }
+  requant_store_rows<R>(acc, row_sums, 1, p, tile, nc, out, out_stride);
+}
+
+template <int kBits, int Mr>
+void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_tap,
+                   const uint8_t* w, const uint8_t* const* ind, const int32_t* row_sums,
+                   const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
+                   std::size_t out_stride) {
+  using Fn = decltype(&igemm_requant_rows<kBits, 1>);
+  static constexpr Fn kByRows[4] = {igemm_requant_rows<kBits, 1>, igemm_requant_rows<kBits, 2>,
+                                    igemm_requant_rows<kBits, 3>, igemm_requant_rows<kBits, 4>};
+  static_assert(Mr >= 1 && Mr <= 4, "row tails are dispatched over 1..4 rows");
+  kByRows[(rows < Mr ? rows : Mr) - 1](taps, blocks_per_tap, w, ind, row_sums, p, tile, nc, out,
+                                       out_stride);
+}
+
 // Depthwise, fused: the 64c4 layout of the AVX-512 VNNI kernel (ukernels.h, DwQs8Fn) taken as
 // two 32-channel halves (half h of a block is the 256-bit half h of every 64-byte weight
 // vector and lanes 8h .. 8h + 7 of the tables). The same in-lane unpacks interleave four taps
@@ -680,7 +801,10 @@ const IsaKernels kAvx2Kernels = {
      {"qs8_qc4w_gemm_requant_4x16c4__avx2", 4, gemm_subbyte_requant<4>},
      {"qs8_qt2w_gemm_requant_4x16c4__avx2", 4, gemm_subbyte_requant<2>},
      {"qs8_qc2w_gemm_requant_4x16c4__avx2", 4, gemm_subbyte_requant<2>}},
-    {},  // no indirect conv yet: convs take im2col
+    {{"qs8_qc8w_igemm_requant_3x16c4__avx2", 3, igemm_requant<8, 3>},
+     {"qs8_qc4w_igemm_requant_4x16c4__avx2", 4, igemm_requant<4, 4>},
+     {"qs8_qt2w_igemm_requant_4x16c4__avx2", 4, igemm_requant<2, 4>},
+     {"qs8_qc2w_igemm_requant_4x16c4__avx2", 4, igemm_requant<2, 4>}},
 };
 
 }  // namespace detail
