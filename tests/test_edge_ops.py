@@ -47,14 +47,14 @@ def softmax(beta: float = 1.0, scale: float = 0.1, shape=(2, 10)) -> Model:
                            [act("y", shape, 1 / 256, -128)], {"beta": beta})
 
 
-def logistic(scale: float = 0.06, zp: int = -5) -> Model:
-    return single_op_model("LOGISTIC", [act("x", (1, 7, 9), scale, zp)],
-                           [act("y", (1, 7, 9), 1 / 256, -128)])
+def logistic(scale: float = 0.06, zp: int = -5, shape=(1, 7, 9)) -> Model:
+    return single_op_model("LOGISTIC", [act("x", shape, scale, zp)],
+                           [act("y", shape, 1 / 256, -128)])
 
 
-def hard_swish(s_in: float, z_in: int, s_out: float, z_out: int) -> Model:
-    return single_op_model("HARD_SWISH", [act("x", (1, 5, 5, 8), s_in, z_in)],
-                           [act("y", (1, 5, 5, 8), s_out, z_out)])
+def hard_swish(s_in: float, z_in: int, s_out: float, z_out: int, shape=(1, 5, 5, 8)) -> Model:
+    return single_op_model("HARD_SWISH", [act("x", shape, s_in, z_in)],
+                           [act("y", shape, s_out, z_out)])
 
 
 def quantize_float(scale: float = 0.025) -> Model:
@@ -169,6 +169,11 @@ CASES: dict[str, Callable[[], Model]] = {
     "max_pool_threaded": lambda: pool("MAX_POOL_2D", "SAME", 3, 2, "RELU", shape=(1, 95, 96, 21)),
     "avg_pool_threaded": lambda: pool("AVERAGE_POOL_2D", "SAME", 3, 2, shape=(1, 95, 96, 21)),
     "mean_global_threaded": lambda: mean([1, 2], True, shape=(1, 20, 20, 99)),
+    "logistic_threaded": lambda: logistic(shape=(1, 48, 48, 17)),
+    "hard_swish_threaded": lambda: hard_swish(0.05, -20, 0.04, -90, shape=(1, 48, 48, 17)),
+    "concat_threaded": lambda: single_op_model(
+        "CONCATENATION", [act("a", (1, 96, 96, 5), 0.1, -1), act("b", (1, 96, 96, 3), 0.1, -1)],
+        [act("y", (1, 96, 96, 8), 0.1, -1)], {"axis": 3, "fused_activation_function": "NONE"}),
     "transpose_nchw_to_nhwc": lambda: transpose((0, 2, 3, 1)),
     "transpose_reverse": lambda: transpose((3, 2, 1, 0)),
 }

@@ -172,6 +172,12 @@ struct DepthwiseConv2D::Impl {
         }
       }
     }
+    // Widened weights take twice the bytes: worth it while they and the tables stay in L1
+    // (measured on Zen 4: 56x56x144 0.35 -> 0.30 ms, but 14x14x512, 32 KB, 0.067 -> 0.075 ms).
+    const std::size_t wide_bytes =
+        2 * fused_weights.size() + fused_blocks.size() * sizeof(detail::DwRequantBlock);
+    fused.avx2_wide_weights = isa == Isa::kAvx2 && wide_bytes <= kAvx2WideMaxBytes ? 1 : 0;
+    if (fused.avx2_wide_weights) widen_fused_weights_for_avx2();
     fused.blocks = fused_blocks.data();
     fused.out_zero_point = fold_zp ? 0 : ep.out_zero_point;
     fused.out_min = ep.out_min;
@@ -179,6 +185,29 @@ struct DepthwiseConv2D::Impl {
     fused.any_pre_shift = any_pre ? 1 : 0;
     fused.any_negative_add = any_neg ? 1 : 0;
     use_fused = true;
+  }
+
+  // AVX2 has no vpdpbusd: its kernel (qs8_qc8w_dwconv_32c4__avx2) multiplies the even and the
+  // odd bytes of each 4-tap dword with vpmaddwd, so it wants the weights as int16, split by tap
+  // parity. Doing that split once here instead of per pixel (a shift pair per weight vector per
+  // pixel) is 3 of its ~10 instructions per 32 channels x 4 taps. Layout: per 64-byte vector
+  // of the 64c4 layout ([block][group][q]) and per 32-byte half h, 16 int16 of taps 0 / 2 of
+  // each dword lane (the even bytes), then 16 int16 of taps 1 / 3 (the odd bytes): 128 bytes.
+  static constexpr std::size_t kAvx2WideMaxBytes = 20 * 1024;
+  void widen_fused_weights_for_avx2() {
+    AlignedBuffer<int8_t> wide(fused_weights.size() * 2);
+    auto* dst = reinterpret_cast<int16_t*>(wide.data());
+    for (std::size_t v = 0; v < fused_weights.size() / 64; ++v) {
+      for (std::size_t h = 0; h < 2; ++h) {
+        const int8_t* src = fused_weights.data() + v * 64 + h * 32;
+        int16_t* out = dst + (v * 2 + h) * 32;
+        for (std::size_t k = 0; k < 16; ++k) {
+          out[k] = src[2 * k];
+          out[16 + k] = src[2 * k + 1];
+        }
+      }
+    }
+    fused_weights = std::move(wide);
   }
 
   void reserve(int threads) {

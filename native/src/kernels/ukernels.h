@@ -120,6 +120,7 @@ struct DwRequantParams {
   int32_t out_zero_point, out_min, out_max;
   int32_t any_pre_shift;         // some pre_shift is non-zero
   int32_t any_negative_add;      // some channel rounds ties away from zero
+  int32_t avx2_wide_weights;     // AVX2 only: weights pre-widened to int16 (depthwise_conv2d.cc)
 };
 using DwQs8Fn = void (*)(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
                          const int8_t* weights, const DwRequantParams& p, int8_t* out);

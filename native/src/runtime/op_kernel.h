@@ -73,6 +73,10 @@ struct RunContext {
   ThreadPool* pool() const { return static_cast<ThreadPool*>(thread_pool); }
 };
 
+// Below this many output bytes per thread an operator outside the GEMM plans stays on one
+// thread: handing a range to the pool costs microseconds (a 25K-element ADD takes ~10 us).
+constexpr int64_t kMinParallelBytes = 16 * 1024;
+
 // Runs fn(begin, end, thread) over [0, n) split into contiguous ranges, each a multiple of
 // `align` units (but the last) and at least `min_units` long: small operators stay on the
 // calling thread, where a hand-over would cost more than the work. With `align` such that a

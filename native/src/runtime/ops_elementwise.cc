@@ -215,10 +215,6 @@ inline void elementwise_range(const PairTables& t, const VecKernel& vk, int bloc
   for (; i < end; ++i) o[i] = t.ref[pair_index(x[i], y[i])];
 }
 
-// Below this many output bytes per thread an element-wise op stays on one thread: handing a
-// range to the pool costs a few microseconds (measured: a 25K-element ADD is ~10 us).
-constexpr int64_t kMinBytesPerThread = 16 * 1024;
-
 // Walks a binary op exactly as LiteRT's optimized kernel does (flat loop, five-fold broadcast
 // or generic broadcast), taking each element from the loop LiteRT would use. The flat loop and
 // the five-fold runs are split among the pool's threads (each element's loop depends only on
@@ -230,7 +226,7 @@ inline void run_binary(const PairTables& t, const VecKernel& vk, const FiveFold&
   switch (f.category) {
     case BroadcastCategory::kNonBroadcast:
       // Ranges of whole 64-byte lines: no two threads write one cache line.
-      parallel_ranges(pool, plan.count, 64, kMinBytesPerThread,
+      parallel_ranges(pool, plan.count, 64, kMinParallelBytes,
                       [&](int64_t begin, int64_t end, int) {
                         elementwise_range(t, vk, block, plan.count, begin, end, a, b, out);
                       });
@@ -253,7 +249,7 @@ inline void run_binary(const PairTables& t, const VecKernel& vk, const FiveFold&
     // ((i0 * y1 + i1) * y2 + i2) * y4 and input 2 at ((i0 * y2 + i2) * y3 + i3) * y4 (LiteRT's
     // pointer walk, written in closed form so that any range of runs can start anywhere).
     const int64_t runs = y0 * y1 * y2 * y3;
-    const int64_t min_runs = std::max<int64_t>(1, kMinBytesPerThread / y4);
+    const int64_t min_runs = std::max<int64_t>(1, kMinParallelBytes / y4);
     const int64_t align = std::max<int64_t>(1, 64 / y4);
     parallel_ranges(pool, runs, align, min_runs, [&](int64_t begin, int64_t end, int) {
       for (int64_t r = begin; r < end; ++r) {
@@ -501,7 +497,12 @@ class LogisticKernel final : public OpKernel {
   void run(const RunContext& ctx) override {
     const int8_t* in = ctx.in<int8_t>(0);
     int8_t* out = ctx.out<int8_t>();
-    for (int64_t i = 0; i < count_; ++i) out[i] = table_[static_cast<uint8_t>(in[i])];
+    parallel_ranges(ctx.pool(), count_, 64, kMinParallelBytes,
+                    [&](int64_t begin, int64_t end, int) {
+                      for (int64_t i = begin; i < end; ++i) {
+                        out[i] = table_[static_cast<uint8_t>(in[i])];
+                      }
+                    });
   }
 
   std::string kernel_name() const override { return "qs8_lut__scalar"; }
@@ -544,7 +545,12 @@ class HardSwishKernel final : public OpKernel {
   void run(const RunContext& ctx) override {
     const int8_t* in = ctx.in<int8_t>(0);
     int8_t* out = ctx.out<int8_t>();
-    for (int64_t i = 0; i < count_; ++i) {
+    parallel_ranges(ctx.pool(), count_, 64, kMinParallelBytes,
+                    [&](int64_t begin, int64_t end, int) { run_range(in, out, begin, end); });
+  }
+
+  void run_range(const int8_t* in, int8_t* out, int64_t begin, int64_t end) const {
+    for (int64_t i = begin; i < end; ++i) {
       const auto x = static_cast<int16_t>(in[i] - in_zp_);
       const auto x_hires = static_cast<int16_t>(x * (1 << 7));
       const int16_t x_preshift = fp::saturating_rounding_doubling_high_mul16(x_hires, out_mult_);

@@ -102,21 +102,31 @@ class ConcatKernel final : public OpKernel {
                       out.shape[axis]);
     }
     outer_ = outer;
+    outer_bytes_ = 0;
+    for (const std::size_t c : chunks_) outer_bytes_ += c;
   }
+  // Outer indices are split among the threads when the output is large (copies of a few
+  // kilobytes stay on one thread).
   void run(const RunContext& ctx) override {
-    auto* dst = ctx.out<uint8_t>();
-    for (int64_t o = 0; o < outer_; ++o) {
-      for (std::size_t k = 0; k < chunks_.size(); ++k) {
-        const auto* src = ctx.in<uint8_t>(static_cast<int>(k)) + o * chunks_[k];
-        std::memcpy(dst, src, chunks_[k]);
-        dst += chunks_[k];
+    const int64_t min_outer =
+        std::max<int64_t>(1, kMinParallelBytes / std::max<int64_t>(
+                                 static_cast<int64_t>(outer_bytes_), 1));
+    parallel_ranges(ctx.pool(), outer_, 1, min_outer, [&](int64_t begin, int64_t end, int) {
+      auto* dst = ctx.out<uint8_t>() + begin * static_cast<int64_t>(outer_bytes_);
+      for (int64_t o = begin; o < end; ++o) {
+        for (std::size_t k = 0; k < chunks_.size(); ++k) {
+          const auto* src = ctx.in<uint8_t>(static_cast<int>(k)) + o * chunks_[k];
+          std::memcpy(dst, src, chunks_[k]);
+          dst += chunks_[k];
+        }
       }
-    }
+    });
   }
   std::string kernel_name() const override { return "xx_concat__scalar"; }
 
  private:
   std::vector<std::size_t> chunks_;  // bytes of each input per outer index
+  std::size_t outer_bytes_ = 0;      // their sum: output bytes per outer index
   int64_t outer_ = 1;
 };
 

@@ -109,7 +109,8 @@ class PoolKernel final : public OpKernel {
     int8_t* out = ctx.out<int8_t>();
     const int64_t rows = int64_t{g_.batches} * g_.out_h;
     const int64_t row_bytes = int64_t{g_.out_w} * g_.depth;
-    const int64_t min_rows = std::max<int64_t>(1, kMinBytesPerThread / std::max<int64_t>(row_bytes, 1));
+    const int64_t min_rows =
+        std::max<int64_t>(1, kMinParallelBytes / std::max<int64_t>(row_bytes, 1));
     parallel_ranges(ctx.pool(), rows, 1, min_rows, [&](int64_t begin, int64_t end, int thread) {
       for (int64_t row = begin; row < end; ++row) {
         run_row(in, out, static_cast<int>(row / g_.out_h), static_cast<int>(row % g_.out_h),
@@ -121,9 +122,6 @@ class PoolKernel final : public OpKernel {
   std::string kernel_name() const override { return name_; }
 
  private:
-  // Below this many output bytes per thread pooling stays on one thread.
-  static constexpr int64_t kMinBytesPerThread = 16 * 1024;
-
   void run_row(const int8_t* in, int8_t* out, int b, int oy, int thread) {
     const int64_t d = g_.depth;
     for (int ox = 0; ox < g_.out_w; ++ox) {
@@ -303,7 +301,8 @@ class MeanKernel final : public OpKernel {
     }
     // Each thread sums and requantises its own range of inner columns (in whole 16-column, i.e.
     // 64-byte, pieces of the sums) for every outer index.
-    const int64_t min_cols = std::max<int64_t>(16, kMinBytesPerThread / std::max<int64_t>(count_, 1));
+    const int64_t min_cols =
+        std::max<int64_t>(16, kMinParallelBytes / std::max<int64_t>(count_, 1));
     parallel_ranges(ctx.pool(), inner_, 16, min_cols, [&](int64_t begin, int64_t end, int) {
       for (int64_t o = 0; o < outer_; ++o) {
         int32_t* s = sums + o * inner_;
@@ -318,8 +317,6 @@ class MeanKernel final : public OpKernel {
   std::string kernel_name() const override { return name_; }
 
  private:
-  static constexpr int64_t kMinBytesPerThread = 16 * 1024;
-
   // The general case (reduced axes apart from one another): the output index of each input
   // element, walking the input in row-major order and keeping the output position of the
   // non-reduced coordinates.

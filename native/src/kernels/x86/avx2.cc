@@ -631,11 +631,27 @@ void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_ta
 // vector and lanes 8h .. 8h + 7 of the tables). The same in-lane unpacks interleave four taps
 // per channel; vpdpbusd (x + 128 unsigned times w signed, four products per dword) is emulated
 // exactly with two vpmaddwd on the even and odd bytes widened to int16 (255 * 128 * 2 fits).
-inline __m256i dot4_u8s8(__m256i acc, __m256i u, __m256i w) {
+// Small layers get the weights already widened and split by parity
+// (DwRequantParams::avx2_wide_weights; depthwise_conv2d.cc, widen_fused_weights_for_avx2: 128
+// bytes per 64c4 vector), so only the activations are split per pixel.
+inline __m256i dot4_u8s8(__m256i acc, __m256i u, __m256i we, __m256i wo) {
   const __m256i lo8 = _mm256_set1_epi16(0x00FF);
   const __m256i ue = _mm256_and_si256(u, lo8), uo = _mm256_srli_epi16(u, 8);
-  const __m256i we = _mm256_srai_epi16(_mm256_slli_epi16(w, 8), 8), wo = _mm256_srai_epi16(w, 8);
   return _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_madd_epi16(ue, we), _mm256_madd_epi16(uo, wo)));
+}
+
+// Weight vector q (of 4) of a group for channel half h, as the even / odd int16 pair.
+template <bool kWide>
+inline void dw_weights(const uint8_t* wgroup, int q, int h, __m256i* we, __m256i* wo) {
+  if constexpr (kWide) {
+    const uint8_t* w = wgroup + 128 * q + 64 * h;
+    *we = load256(w);
+    *wo = load256(w + 32);
+  } else {
+    const __m256i w = load256(wgroup + 64 * q + 32 * h);
+    *we = _mm256_srai_epi16(_mm256_slli_epi16(w, 8), 8);
+    *wo = _mm256_srai_epi16(w, 8);
+  }
 }
 
 inline __m256i load_x32(const int8_t* p, std::size_t len) {
@@ -647,12 +663,14 @@ inline __m256i load_x32(const int8_t* p, std::size_t len) {
   return _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp));
 }
 
-void dwconv_qs8_avx2(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
-                     const int8_t* weights, const DwRequantParams& p, int8_t* out) {
+template <bool kWide>
+void dwconv_qs8_avx2_impl(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
+                          const int8_t* weights, const DwRequantParams& p, int8_t* out) {
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   const bool neg = p.any_negative_add != 0;
+  constexpr std::size_t kGroupBytes = kWide ? 512 : 256;
   for (std::size_t c = 0, b = 0; c < channels; c += 64, ++b) {
-    const uint8_t* wb = reinterpret_cast<const uint8_t*>(weights) + b * groups * 256;
+    const uint8_t* wb = reinterpret_cast<const uint8_t*>(weights) + b * groups * kGroupBytes;
     const DwRequantBlock* t = p.blocks + 4 * b;
     for (int h = 0; h < 2; ++h) {
       const std::size_t ch = c + 32 * static_cast<std::size_t>(h);
@@ -668,11 +686,16 @@ void dwconv_qs8_avx2(std::size_t channels, std::size_t groups, const int8_t* con
         const __m256i x3 = _mm256_xor_si256(load_x32(in[3] + ch, len), flip);
         const __m256i l01 = _mm256_unpacklo_epi8(x0, x1), h01 = _mm256_unpackhi_epi8(x0, x1);
         const __m256i l23 = _mm256_unpacklo_epi8(x2, x3), h23 = _mm256_unpackhi_epi8(x2, x3);
-        const uint8_t* wg = wb + g * 256 + 32 * h;
-        a[0] = dot4_u8s8(a[0], _mm256_unpacklo_epi16(l01, l23), load256(wg));
-        a[1] = dot4_u8s8(a[1], _mm256_unpackhi_epi16(l01, l23), load256(wg + 64));
-        a[2] = dot4_u8s8(a[2], _mm256_unpacklo_epi16(h01, h23), load256(wg + 128));
-        a[3] = dot4_u8s8(a[3], _mm256_unpackhi_epi16(h01, h23), load256(wg + 192));
+        const uint8_t* wg = wb + g * kGroupBytes;
+        __m256i we, wo;
+        dw_weights<kWide>(wg, 0, h, &we, &wo);
+        a[0] = dot4_u8s8(a[0], _mm256_unpacklo_epi16(l01, l23), we, wo);
+        dw_weights<kWide>(wg, 1, h, &we, &wo);
+        a[1] = dot4_u8s8(a[1], _mm256_unpackhi_epi16(l01, l23), we, wo);
+        dw_weights<kWide>(wg, 2, h, &we, &wo);
+        a[2] = dot4_u8s8(a[2], _mm256_unpacklo_epi16(h01, h23), we, wo);
+        dw_weights<kWide>(wg, 3, h, &we, &wo);
+        a[3] = dot4_u8s8(a[3], _mm256_unpackhi_epi16(h01, h23), we, wo);
       }
       __m256i y[4];
       for (int q = 0; q < 4; ++q) {
@@ -694,6 +717,15 @@ void dwconv_qs8_avx2(std::size_t channels, std::size_t groups, const int8_t* con
         std::memcpy(out + ch, tmp, len);
       }
     }
+  }
+}
+
+void dwconv_qs8_avx2(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
+                     const int8_t* weights, const DwRequantParams& p, int8_t* out) {
+  if (p.avx2_wide_weights) {
+    dwconv_qs8_avx2_impl<true>(channels, groups, inputs, weights, p, out);
+  } else {
+    dwconv_qs8_avx2_impl<false>(channels, groups, inputs, weights, p, out);
   }
 }
 

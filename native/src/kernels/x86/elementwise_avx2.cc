@@ -127,7 +127,8 @@ void qs8_maxpool_32c__avx2(std::size_t channels, std::size_t taps, const int8_t*
     for (std::size_t t = 0; t < taps; ++t) {
       m = _mm_max_epi8(m, _mm_loadu_si128(reinterpret_cast<const __m128i*>(inputs[t] + c)));
     }
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c), _mm_min_epi8(m, _mm256_castsi256_si128(hi)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c),
+                     _mm_min_epi8(m, _mm256_castsi256_si128(hi)));
   };
   std::size_t c = 0;
   for (; c + 32 <= channels; c += 32) block32(c);
@@ -160,7 +161,9 @@ void qs8_rsum_32c__avx2(std::size_t rows, std::size_t channels, const int8_t* in
   }
   for (; c + 8 <= channels; c += 8) {
     __m256i acc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sums + c));
-    for (std::size_t r = 0; r < rows; ++r) acc = _mm256_add_epi32(acc, load8(in + r * row_stride + c));
+    for (std::size_t r = 0; r < rows; ++r) {
+      acc = _mm256_add_epi32(acc, load8(in + r * row_stride + c));
+    }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums + c), acc);
   }
   if (c < channels) qs8_rsum__scalar(rows, channels - c, in + c, row_stride, sums + c);
