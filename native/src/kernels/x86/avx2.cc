@@ -111,8 +111,8 @@ void gemv_4bit(std::size_t, std::size_t nblocks, const uint8_t* w, const uint8_t
 
 // ------------------------------------------------------------------------------ sub-byte, M <= 4
 // The dot products of R rows x 16 channels, left in registers; shared by the int32-out kernel,
-// the fused one (gemm_subbyte_requant_rows) and the indirect conv (igemm_subbyte_requant_rows),
-// which differ only in where a row's block of activations lies (SubbyteDot::block takes the R
+// the fused one (gemm_subbyte_requant_rows) and the indirect conv (igemm_requant_rows), which
+// differ only in where a row's block of activations lies (SubbyteDot::block takes the R
 // addresses).
 //
 // vpmaddubsw (unsigned codes x signed activations, adjacent pairs summed into int16) is exact
@@ -122,8 +122,13 @@ void gemv_4bit(std::size_t, std::size_t nblocks, const uint8_t* w, const uint8_t
 //   2-bit: |code| <= 3, |x| <= 128: one vpmaddubsw pair <= 2 * 3 * 128 = 768; 4 fields per
 //          block -> 3072; 10 blocks -> 30720 <= 32767.
 //   int4:  |code| <= 15: a pair <= 2 * 15 * 128 = 3840; 2 fields -> 7680; 4 blocks -> 30720.
-// (The positive side is smaller: 127 instead of 128.) Every field of both 8-channel halves is
-// multiplied by the same broadcast activations, which are loaded once per row and field.
+// (The positive side is smaller: 127 instead of 128.)
+// The tile: this host (Zen 4, AVX2 only) issues 2 vpmaddubsw and 2 ymm loads per cycle; a
+// block of 4 rows is 32 vpmaddubsw, 32 vpaddw and 14 field ops, so the kernels are bound by
+// the vector ALUs, not the multiplier. 3 rows with both halves' fields (one broadcast per row
+// and field) measured faster than 4 rows half by half for 2-bit (ResNet-like ternary .edge, 1
+// thread: 9.68 -> 9.39 ms; 2 threads 5.11 -> 4.92), slower for int4 (9.03 -> 9.50 ms), which
+// keeps 4 rows.
 template <int kBits, int R>
 struct SubbyteDot {
   static constexpr int kFields = 8 / kBits;
@@ -150,23 +155,37 @@ struct SubbyteDot {
     }
     pending = 0;
   }
-  // One 64-byte weight block against row r's kBlockK activations at x[r]. Half by half
-  // (channels 0-7, then 8-15): the fields of one half, the int16 sums and a product fit in the
-  // 16 ymm registers (both halves' fields at once made GCC spill the sums on every block).
+  // One 64-byte weight block against row r's kBlockK activations at x[r]. Up to 3 rows: both
+  // halves' fields at once, so each row's broadcast serves 16 channels (2 vpmaddubsw per
+  // load). 4 rows: half by half (channels 0-7, then 8-15), as the fields of both halves, the
+  // int16 sums and a broadcast do not fit in the 16 ymm registers (GCC spilled the sums).
   [[gnu::always_inline]] void block(const uint8_t* wb, const uint8_t* const* x) {
     const __m256i mask = _mm256_set1_epi8(static_cast<char>((1 << kBits) - 1));
-    for (int h = 0; h < 2; ++h) {
-      const __m256i raw = load256(wb + 32 * h);
-      __m256i f[kFields];
+    if (R <= 3) {
+      const __m256i lo = load256(wb), hi = load256(wb + 32);
       for (int i = 0; i < kFields; ++i) {
-        f[i] = _mm256_and_si256(i == 0 ? raw : _mm256_srli_epi16(raw, kBits * i), mask);
-      }
-      for (int r = 0; r < R; ++r) {
-        __m256i s = s16[r][h];
-        for (int i = 0; i < kFields; ++i) {
-          s = _mm256_add_epi16(s, _mm256_maddubs_epi16(f[i], bcast32(x[r] + 4 * i)));
+        const __m256i fl = _mm256_and_si256(i == 0 ? lo : _mm256_srli_epi16(lo, kBits * i), mask);
+        const __m256i fh = _mm256_and_si256(i == 0 ? hi : _mm256_srli_epi16(hi, kBits * i), mask);
+        for (int r = 0; r < R; ++r) {
+          const __m256i xb = bcast32(x[r] + 4 * i);
+          s16[r][0] = _mm256_add_epi16(s16[r][0], _mm256_maddubs_epi16(fl, xb));
+          s16[r][1] = _mm256_add_epi16(s16[r][1], _mm256_maddubs_epi16(fh, xb));
         }
-        s16[r][h] = s;
+      }
+    } else {
+      for (int h = 0; h < 2; ++h) {
+        const __m256i raw = load256(wb + 32 * h);
+        __m256i f[kFields];
+        for (int i = 0; i < kFields; ++i) {
+          f[i] = _mm256_and_si256(i == 0 ? raw : _mm256_srli_epi16(raw, kBits * i), mask);
+        }
+        for (int r = 0; r < R; ++r) {
+          __m256i t = s16[r][h];
+          for (int i = 0; i < kFields; ++i) {
+            t = _mm256_add_epi16(t, _mm256_maddubs_epi16(f[i], bcast32(x[r] + 4 * i)));
+          }
+          s16[r][h] = t;
+        }
       }
     }
     if (++pending == kMaxBlocks) flush();
@@ -835,8 +854,8 @@ const IsaKernels kAvx2Kernels = {
      {"qs8_qc2w_gemm_requant_4x16c4__avx2", 4, gemm_subbyte_requant<2>}},
     {{"qs8_qc8w_igemm_requant_3x16c4__avx2", 3, igemm_requant<8, 3>},
      {"qs8_qc4w_igemm_requant_4x16c4__avx2", 4, igemm_requant<4, 4>},
-     {"qs8_qt2w_igemm_requant_4x16c4__avx2", 4, igemm_requant<2, 4>},
-     {"qs8_qc2w_igemm_requant_4x16c4__avx2", 4, igemm_requant<2, 4>}},
+     {"qs8_qt2w_igemm_requant_3x16c4__avx2", 3, igemm_requant<2, 3>},
+     {"qs8_qc2w_igemm_requant_3x16c4__avx2", 3, igemm_requant<2, 3>}},
 };
 
 }  // namespace detail
