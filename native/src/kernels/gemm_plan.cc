@@ -318,6 +318,11 @@ void GemmPlan::build_qs8() {
   qs8.out_max = epilogue.out_max;
   qs8.any_pre_shift = any_pre ? 1 : 0;
   qs8.any_negative_add = any_neg ? 1 : 0;
+  qs8.multiplier = requant.multiplier.data();
+  qs8.left_shift = requant.left_shift.data();
+  qs8.right_shift = requant.right_shift.data();
+  qs8.rounding = epilogue.rounding;
+  qs8.zero_point = epilogue.out_zero_point;
   use_qs8 = true;
 }
 

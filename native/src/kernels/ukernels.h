@@ -144,6 +144,14 @@ struct GemmQs8Params {
   const RequantEvenOdd* tiles;
   int32_t out_zero_point, out_min, out_max;
   int32_t any_pre_shift, any_negative_add;
+  // The 32-bit forms, for ISAs that requantise in 32-bit lanes (NEON: SQRDMULH + SRSHL):
+  // EpilogueParams' per-channel arrays (natural order, padded to the tiles), its rounding rule
+  // and the output zero point itself (out_zero_point above is 0 when it is folded).
+  const int32_t* multiplier;
+  const int32_t* left_shift;
+  const int32_t* right_shift;
+  int32_t rounding;
+  int32_t zero_point;
 };
 using GemmQs8Fn = void (*)(std::size_t rows, std::size_t nblocks, const uint8_t* w,
                            const uint8_t* x, std::size_t x_stride, const int32_t* row_sums,
