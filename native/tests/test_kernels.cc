@@ -1,5 +1,6 @@
 // Kernel tests: every ISA the CPU supports against the scalar reference (bit for bit), and the
 // scalar reference against naive implementations written from the TFLite definitions.
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -1031,4 +1032,202 @@ EDGE_TEST(thread_pool_runs_every_task_once) {
     }
   }
   EDGE_CHECK(edge::default_thread_pool().num_threads() >= 1);
+}
+
+namespace {
+
+// The reference for caller-given multipliers: TFLite's requantisation of each exact sum.
+std::vector<int8_t> requant_with(const std::vector<int32_t>& acc, int32_t n,
+                                 const std::vector<edge::QuantizedMultiplier>& qm,
+                                 const edge::LayerOptions& o) {
+  const edge::ClampRange range = edge::detail::output_clamp(o);
+  std::vector<int8_t> out(acc.size());
+  for (std::size_t i = 0; i < acc.size(); ++i) {
+    const edge::QuantizedMultiplier& q = qm[i % static_cast<std::size_t>(n)];
+    out[i] = edge::requantize_one(acc[i], q.multiplier, q.shift, o.output.zero_point, range.min,
+                                  range.max, o.rounding);
+  }
+  return out;
+}
+
+// Multipliers given directly, in one of four regimes: ties (significand 2^30 and right shifts
+// 1..4: v m / 2^31 is v / 2, and the rounding shift meets an exact half on 1 output in 2..16;
+// the callers keep the sums small so that those outputs are not clamped away), left shifts
+// 1..8 (the wrapping pre-shift), right shifts 20..31, and ordinary ones. Per-tensor weights
+// use [0].
+std::vector<edge::QuantizedMultiplier> edge_multipliers(Rng& rng, int32_t n, int regime) {
+  std::vector<edge::QuantizedMultiplier> qm(static_cast<std::size_t>(n));
+  for (auto& q : qm) {
+    q.multiplier = regime == 0 ? (1 << 30) : rng.uniform(1 << 30, 0x7FFFFFFF);
+    q.shift = regime == 0   ? rng.uniform(-4, -1)
+              : regime == 1 ? rng.uniform(1, 8)
+              : regime == 2 ? rng.uniform(-31, -20)
+                            : rng.uniform(-12, 0);
+  }
+  return qm;
+}
+
+// Activations within 1 of the zero point and small biases: sums of a few hundred at most, so
+// that the tie regime's outputs land inside the int8 range.
+void small_sums(Rng& rng, std::vector<int8_t>& x, int32_t zero_point, std::vector<int32_t>& bias) {
+  for (auto& v : x) v = static_cast<int8_t>(std::min(127, std::max(-128, zero_point + rng.uniform(-1, 1))));
+  for (auto& b : bias) b = rng.uniform(-64, 64);
+}
+
+bool is_arm(Isa isa) { return isa == Isa::kNeon || isa == Isa::kDotprod; }
+
+}  // namespace
+
+// The Arm fused kernels' edges (qs8_*_gemm_requant_* and qs8_*_igemm_requant_*, __neon /
+// __aarch64_neon 2 rows, __neondot 4 rows; run on every ISA): row counts past the row groups,
+// channel tails, K tails (dotprod's int8 loop loads 4 blocks at a time; NEON's sub-byte int16
+// sums flush every 8 (int4) / 21 (2-bit) blocks), extreme values, weight zero points (none,
+// uniform, per channel), every rounding rule in every multiplier regime; bit-exact against
+// TFLite's requantisation of the exact sums. On Arm the fused kernels must be the ones taken.
+EDGE_TEST(arm_fused_gemm_requant_edges) {
+  Rng rng(57);
+  int failures = 0, fused = 0, rule_differs = 0;
+  for (int trial = 0; trial < 96; ++trial) {
+    const WeightType type = kTypes[trial % 4];
+    const int32_t kb = edge::block_k(type);
+    const int32_t m = rng.uniform(2, 9);
+    const int32_t n = trial % 5 == 0 ? 16 * rng.uniform(1, 2) : rng.uniform(1, 40);
+    int32_t k = 0;
+    switch ((trial / 4) % 4) {
+      case 0: k = rng.uniform(1, 3 * kb); break;                        // 1-3 blocks, K tails
+      case 1: k = kb * rng.uniform(4, 9) - rng.uniform(0, 1); break;    // around 4-block groups
+      case 2: k = kb * rng.uniform(20, 23) - rng.uniform(0, 1); break;  // past the int16 flush
+      default: k = rng.uniform(1, 300); break;
+    }
+    const int fills = trial % 6;
+    const Fill xf = fills == 1 ? Fill::kMin : fills == 2 ? Fill::kMax : Fill::kRandom;
+    const Fill wf = fills == 1 ? Fill::kMin : fills == 3 ? Fill::kMax : Fill::kRandom;
+    FcProblem p = random_fc(rng, type, m, n, k, xf, wf);
+    p.options.rounding = static_cast<edge::Rounding>(trial % 3);
+    if (type == WeightType::kInt8) {
+      const int zp_kind = (trial / 12) % 3;
+      for (auto& z : p.wzp) z = zp_kind == 0 ? 0 : zp_kind == 1 ? -7 : rng.uniform(-128, 127);
+    }
+    if (trial % 7 == 3) p.options.input.zero_point = trial % 2 == 0 ? -128 : 127;
+    if (trial % 11 == 4) {  // sums near the int32 limits (the pre-shift wraps them)
+      for (auto& b : p.bias) b = rng.uniform(-2000000000, 2000000000);
+    }
+    const int regime = (trial / 3) % 4;
+    const std::vector<edge::QuantizedMultiplier> qm = edge_multipliers(rng, n, regime);
+    if (regime == 0) small_sums(rng, p.x, p.options.input.zero_point, p.bias);
+    p.options.multipliers = qm.data();
+    std::vector<edge::QuantizedMultiplier> qm_used = qm;
+    if (p.scales.size() == 1) std::fill(qm_used.begin(), qm_used.end(), qm[0]);
+    const std::vector<int32_t> acc = reference_fc_acc(p);
+    const std::vector<int8_t> want = requant_with(acc, n, qm_used, p.options);
+    if (regime == 0) {  // the rules must disagree on some outputs here, or ties went untested
+      for (int rule = 0; rule < 3; ++rule) {
+        edge::LayerOptions other = p.options;
+        other.rounding = static_cast<edge::Rounding>(rule);
+        const std::vector<int8_t> alt = requant_with(acc, n, qm_used, other);
+        for (std::size_t i = 0; i < alt.size(); ++i) rule_differs += alt[i] != want[i] ? 1 : 0;
+      }
+    }
+    // Single rounding with a left shift saturates: those plans keep the unfused epilogue.
+    bool saturating = false;
+    for (const auto& q : qm_used) saturating = saturating || q.shift > 0;
+    saturating = saturating && p.options.rounding == edge::Rounding::kSingle;
+    const edge::PackedWeights w = pack(p);
+    edge::ThreadPool pool(2);
+    for (Isa isa : test_isas()) {
+      const auto got = run_fc<int8_t>(p, w, isa, OutputType::kInt8, trial % 4 == 1 ? &pool : nullptr);
+      const long b = first_mismatch(got, want);
+      if (b >= 0) {
+        ++failures;
+        std::printf("  fused gemm mismatch %s %s m=%d n=%d k=%d regime=%d rounding=%d at %ld: "
+                    "%d vs %d\n", edge::weight_type_name(type), edge::isa_name(isa), m, n, k,
+                    regime, trial % 3, b, got[static_cast<std::size_t>(b)],
+                    want[static_cast<std::size_t>(b)]);
+      }
+      if (is_arm(isa)) {
+        edge::LayerOptions o = p.options;
+        o.isa = isa;
+        o.output_type = OutputType::kInt8;
+        o.bias = p.bias.data();
+        const edge::FullyConnected fc(w.view(), o);
+        const bool is_fused = std::strstr(fc.kernel_name(m), "_gemm_requant_") != nullptr;
+        EDGE_CHECK(is_fused != saturating);
+        fused += is_fused ? 1 : 0;
+      }
+    }
+  }
+  std::printf("  %d failed, %d Arm fused cases, %d tie outputs where the rules differ\n",
+              failures, fused, rule_differs);
+  EDGE_CHECK(failures == 0);
+  EDGE_CHECK(rule_differs > 100);
+}
+
+// The Arm indirect conv kernels with the same multiplier regimes and rules: 1x1 to 3x3 windows,
+// strides, padding (zero-point rows), channel counts of 1-3 blocks (whole taps), row tails,
+// extreme inputs and weight zero points; bit-exact against the reference, 1 and 2 threads.
+EDGE_TEST(arm_fused_igemm_requant_edges) {
+  Rng rng(59);
+  int failures = 0, indirect = 0;
+  for (int trial = 0; trial < 48; ++trial) {
+    const WeightType type = kTypes[trial % 4];
+    edge::ConvGeometry g;
+    g.batch = 1;
+    g.kernel_height = rng.uniform(1, 3);
+    g.kernel_width = rng.uniform(1, 3);
+    g.stride_height = g.stride_width = rng.uniform(1, 2);
+    g.padding = trial % 2 == 0 ? edge::Padding::kSame : edge::Padding::kValid;
+    g.input_height = rng.uniform(g.kernel_height, 6);
+    g.input_width = rng.uniform(g.kernel_width, 6);
+    g.input_channels = edge::block_k(type) * rng.uniform(1, 3);
+    const int32_t oc = trial % 5 == 0 ? 32 : rng.uniform(1, 40);
+    const int32_t k = g.kernel_height * g.kernel_width * g.input_channels;
+    const Fill fill = trial % 6 == 1 ? Fill::kMin : trial % 6 == 2 ? Fill::kMax : Fill::kRandom;
+    FcProblem p = random_fc(rng, type, 1, oc, k, Fill::kRandom, fill);
+    p.options.rounding = static_cast<edge::Rounding>(trial % 3);
+    if (type == WeightType::kInt8) {
+      const int zp_kind = (trial / 4) % 3;
+      for (auto& z : p.wzp) z = zp_kind == 0 ? 0 : zp_kind == 1 ? 5 : rng.uniform(-128, 127);
+    }
+    const int regime = (trial / 3) % 4;
+    const std::vector<edge::QuantizedMultiplier> qm = edge_multipliers(rng, oc, regime);
+    p.options.multipliers = qm.data();
+    std::vector<edge::QuantizedMultiplier> qm_used = qm;
+    if (p.scales.size() == 1) std::fill(qm_used.begin(), qm_used.end(), qm[0]);
+    std::vector<int8_t> input = fill_values(
+        rng, static_cast<std::size_t>(g.input_height) * g.input_width * g.input_channels, -128,
+        127, fill);
+    if (regime == 0) small_sums(rng, input, p.options.input.zero_point, p.bias);
+    const std::vector<int32_t> acc = reference_conv_acc(g, oc, input, p.w, p.wzp,
+                                                        p.options.input.zero_point, p.bias);
+    const std::vector<int8_t> want = requant_with(acc, oc, qm_used, p.options);
+    const edge::PackedWeights w = pack(p);
+    edge::ThreadPool pool(2);
+    for (Isa isa : test_isas()) {
+      edge::Conv2DOptions o;
+      static_cast<edge::LayerOptions&>(o) = p.options;
+      o.geometry = g;
+      o.isa = isa;
+      o.bias = p.bias.data();
+      o.output_type = OutputType::kInt8;
+      edge::Conv2D conv(w.view(), o);
+      if (is_arm(isa) && std::strstr(conv.kernel_name(), "_igemm_requant_") != nullptr) ++indirect;
+      std::vector<int8_t> got(want.size());
+      conv.run(input.data(), got.data(), trial % 3 == 1 ? &pool : nullptr);
+      const long b = first_mismatch(got, want);
+      if (b >= 0) {
+        ++failures;
+        std::printf("  fused igemm mismatch %s %s %s k=%dx%d cin=%d oc=%d regime=%d "
+                    "rounding=%d at %ld\n", edge::weight_type_name(type), edge::isa_name(isa),
+                    conv.kernel_name(), g.kernel_height, g.kernel_width, g.input_channels, oc,
+                    regime, trial % 3, b);
+      }
+    }
+  }
+  std::printf("  %d failed, %d Arm indirect cases\n", failures, indirect);
+  EDGE_CHECK(failures == 0);
+  // Every trial but the saturating single-rounding ones with left shifts (trial % 3 == 2 in
+  // regime 1: 4 of 48) takes the indirect kernel on each Arm ISA present.
+  int arm_isas = 0;
+  for (Isa isa : test_isas()) arm_isas += is_arm(isa) ? 1 : 0;
+  EDGE_CHECK(indirect == arm_isas * 44);
 }

@@ -9,6 +9,21 @@
 // Epilogue: vqrdmulh is exactly SaturatingRoundingDoublingHighMul and vrshl a right shift that
 // rounds ties up; ties away adds -1 to negative values first (x - 1 then round half up), single
 // rounding uses 64-bit vmull + vrshl + saturating vqmovn.
+//
+// Fused kernels (qs8_*_gemm_requant_2x16c4 / qs8_*_igemm_requant_2x16c4, __neon on Armv7,
+// __aarch64_neon on Armv8): the same vmull / vmlal loops, quarter by quarter, for 2 rows; each
+// finished quarter (the two rows' 4 sums) joins the row's start value (bias minus the weight
+// zero-point term) and waits in a register for the in-register requantisation of
+// qs8_requant_neon.h. 2 rows because Armv7 has 16 q registers: a quarter's int32 and int16
+// accumulators, the fields and the activations take 13 of them for 2 rows (4 rows would spill
+// inside the loop), and the finished quarters (8) may spill once per tile, not per block.
+// Instructions per 16x2 tile and K block:
+//   int8  4 LDR q + 8 LD1R + 16 SMULL + 16 SADALP   (block_k = 4)
+//   int4  4 LDR q + 8 extractions + 16 LD1R + 32 SMLAL (+ SADALP when the int16 sums flush)
+//   2-bit 4 LDR q + 24 extractions + 32 LD1R + 64 SMLAL (block_k = 16)
+// then once per tile 8 pairwise adds (ADDP), 8 ADD of the start values and the epilogue,
+// 2 x 21 instructions with the default rounding. The unfused path stores 2 x 16 int32 sums and
+// requant_neon spends ~17 instructions per 4 outputs on them (~2 x 68 per tile).
 #include <arm_neon.h>
 
 #include <cstddef>
@@ -16,6 +31,7 @@
 #include <cstring>
 #include <utility>
 
+#include "kernels/arm/qs8_requant_neon.h"
 #include "kernels/ukernels.h"
 
 namespace edge {
@@ -172,6 +188,115 @@ inline int32x4_t requant4(const Lanes& l, int32_t rounding) {
   return vrshlq_s32(q, neg_rs);
 }
 
+// ------------------------------------------------------------------------------ fused
+constexpr int kQs8Mr = 2;
+
+// Quarter q (channels 4q..4q+3) of nblocks blocks for R rows, into lo (channels 4q, 4q+1) and
+// hi (4q+2, 4q+3) as pairs of partial int32 sums; sub-byte products gather in int16 first for
+// as many blocks as cannot overflow (see subbyte_quarter).
+template <int kBits, int R, int... kFields>
+inline void quarter_dot(int32x4_t (&lo)[R], int32x4_t (&hi)[R], const uint8_t* const (&x)[R],
+                        std::size_t nblocks, const uint8_t* wq,
+                        std::integer_sequence<int, kFields...>) {
+  if constexpr (kBits == 8) {
+    for (std::size_t b = 0; b < nblocks; ++b) {
+      const int8x16_t w8 = vld1q_s8(reinterpret_cast<const int8_t*>(wq + b * 64));
+      for (int r = 0; r < R; ++r) {
+        const int8x8_t xg = dup4(x[r] + 4 * b);
+        lo[r] = vpadalq_s16(lo[r], vmull_s8(vget_low_s8(w8), xg));
+        hi[r] = vpadalq_s16(hi[r], vmull_s8(vget_high_s8(w8), xg));
+      }
+    }
+  } else {
+    constexpr int kNumFields = 8 / kBits;
+    constexpr int kBlockK = 4 * kNumFields;
+    constexpr std::size_t kFlush = 32767 / (((1 << kBits) - 1) * 128 * kNumFields);
+    const uint8x16_t mask = vdupq_n_u8(static_cast<uint8_t>((1 << kBits) - 1));
+    std::size_t b = 0;
+    while (b < nblocks) {
+      const std::size_t end = b + kFlush < nblocks ? b + kFlush : nblocks;
+      int16x8_t lo16[R], hi16[R];
+      for (int r = 0; r < R; ++r) lo16[r] = hi16[r] = vdupq_n_s16(0);
+      for (; b < end; ++b) {
+        const uint8x16_t raw = vld1q_u8(wq + b * 64);
+        const int8x16_t f[kNumFields] = {extract<kBits, kFields>(raw, mask)...};
+        for (int r = 0; r < R; ++r) {
+          const uint8_t* xb = x[r] + b * kBlockK;
+          for (int i = 0; i < kNumFields; ++i) {
+            const int8x8_t xg = dup4(xb + 4 * i);
+            lo16[r] = vmlal_s8(lo16[r], vget_low_s8(f[i]), xg);
+            hi16[r] = vmlal_s8(hi16[r], vget_high_s8(f[i]), xg);
+          }
+        }
+      }
+      for (int r = 0; r < R; ++r) {
+        lo[r] = vpadalq_s16(lo[r], lo16[r]);
+        hi[r] = vpadalq_s16(hi[r], hi16[r]);
+      }
+    }
+  }
+}
+
+template <int kBits, int R>
+inline void quarter_dot(int32x4_t (&lo)[R], int32x4_t (&hi)[R], const uint8_t* const (&x)[R],
+                        std::size_t nblocks, const uint8_t* wq) {
+  quarter_dot<kBits, R>(lo, hi, x, nblocks, wq,
+                        std::make_integer_sequence<int, kBits == 8 ? 1 : 8 / kBits>{});
+}
+
+template <int kBits>
+void gemm_requant(std::size_t rows, std::size_t nblocks, const uint8_t* w, const uint8_t* x,
+                  std::size_t x_stride, const int32_t* row_sums, std::size_t sums_stride,
+                  const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
+                  std::size_t out_stride) {
+  constexpr int R = kQs8Mr;
+  const bool sums = has_wzp(p);
+  const uint8_t* xr[R];
+  int8_t* o[R];
+  int32x4_t a[R][4];
+  for (int r = 0; r < R; ++r) {
+    const std::size_t i = row_index(static_cast<std::size_t>(r), rows);
+    xr[r] = x + i * x_stride;
+    o[r] = out + i * out_stride;
+    row_init(p, tile, sums ? row_sums[i * sums_stride] : 0, a[r]);
+  }
+  for (int q = 0; q < 4; ++q) {
+    int32x4_t lo[R], hi[R];
+    for (int r = 0; r < R; ++r) lo[r] = hi[r] = vdupq_n_s32(0);
+    quarter_dot<kBits, R>(lo, hi, xr, nblocks, w + 16 * q);
+    for (int r = 0; r < R; ++r) a[r][q] = vaddq_s32(a[r][q], pairwise(lo[r], hi[r]));
+  }
+  requant_store<R>(a, p, tile, nc, o);
+}
+
+template <int kBits>
+void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_tap,
+                   const uint8_t* w, const uint8_t* const* ind, const int32_t* row_sums,
+                   const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
+                   std::size_t out_stride) {
+  constexpr int R = kQs8Mr;
+  const bool sums = has_wzp(p);
+  std::size_t idx[R];
+  int8_t* o[R];
+  int32x4_t a[R][4];
+  for (int r = 0; r < R; ++r) {
+    idx[r] = row_index(static_cast<std::size_t>(r), rows);
+    o[r] = out + idx[r] * out_stride;
+    row_init(p, tile, sums ? row_sums[idx[r]] : 0, a[r]);
+  }
+  for (int q = 0; q < 4; ++q) {
+    int32x4_t lo[R], hi[R];
+    for (int r = 0; r < R; ++r) lo[r] = hi[r] = vdupq_n_s32(0);
+    for (std::size_t t = 0; t < taps; ++t) {
+      const uint8_t* xr[R];
+      for (int r = 0; r < R; ++r) xr[r] = ind[idx[r] * taps + t];
+      quarter_dot<kBits, R>(lo, hi, xr, blocks_per_tap, w + t * blocks_per_tap * 64 + 16 * q);
+    }
+    for (int r = 0; r < R; ++r) a[r][q] = vaddq_s32(a[r][q], pairwise(lo[r], hi[r]));
+  }
+  requant_store<R>(a, p, tile, nc, o);
+}
+
 }  // namespace
 
 int32_t prepare_int8_neon(const int8_t* src, std::size_t n, uint8_t* dst) {
@@ -247,10 +372,14 @@ void dwconv_neon(std::size_t channels, std::size_t taps, const int8_t* const* in
 
 namespace {
 
+// String-literal concatenation needs the preprocessor (a constexpr function cannot splice
+// literals into one static name).
 #if defined(__aarch64__)
 #define EDGE_NEON_NAME(type, tile) "qs8_" type "_gemm_" tile "__aarch64_neon"
+#define EDGE_NEON_QS8_NAME(type, op) "qs8_" type "_" op "_requant_2x16c4__aarch64_neon"
 #else
 #define EDGE_NEON_NAME(type, tile) "qs8_" type "_gemm_" tile "__neon"
+#define EDGE_NEON_QS8_NAME(type, op) "qs8_" type "_" op "_requant_2x16c4__neon"
 #endif
 
 constexpr GemmKernels kGemm8 = {{EDGE_NEON_NAME("qc8w", "1x16c4"), 1, gemm_int8},
@@ -280,8 +409,14 @@ const IsaKernels kNeonKernels = {
 #endif
     nullptr,
     nullptr,
-    {},
-    {},  // no indirect conv yet: convs take im2col
+    {{EDGE_NEON_QS8_NAME("qc8w", "gemm"), kQs8Mr, gemm_requant<8>},
+     {EDGE_NEON_QS8_NAME("qc4w", "gemm"), kQs8Mr, gemm_requant<4>},
+     {EDGE_NEON_QS8_NAME("qt2w", "gemm"), kQs8Mr, gemm_requant<2>},
+     {EDGE_NEON_QS8_NAME("qc2w", "gemm"), kQs8Mr, gemm_requant<2>}},
+    {{EDGE_NEON_QS8_NAME("qc8w", "igemm"), kQs8Mr, igemm_requant<8>},
+     {EDGE_NEON_QS8_NAME("qc4w", "igemm"), kQs8Mr, igemm_requant<4>},
+     {EDGE_NEON_QS8_NAME("qt2w", "igemm"), kQs8Mr, igemm_requant<2>},
+     {EDGE_NEON_QS8_NAME("qc2w", "igemm"), kQs8Mr, igemm_requant<2>}},
 };
 
 }  // namespace detail

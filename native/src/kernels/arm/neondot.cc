@@ -8,6 +8,20 @@
 // where the masked value still fits a signed byte: (q & 0x0C) = 4 * field 1 and (q & 0x30) =
 // 16 * field 2 go to their own accumulators, which are shifted back at the end; field 3 is a
 // single shift. Epilogues and depthwise are the NEON ones (neon.cc).
+//
+// Fused kernels (qs8_*_gemm_requant_4x16c4__neondot, qs8_*_igemm_requant_4x16c4__neondot): the
+// same sdot loops over 4 rows x 16 channels, 16 accumulators that start at the bias (minus the
+// weight zero-point term) and never leave the registers; the requantisation is
+// qs8_requant_neon.h's. 4 rows: 16 accumulators + 4 weight quarters + 4 activation vectors +
+// extracted sub-byte fields fit the 32 q registers; 8 rows would spill in the inner loop.
+// Instructions per 16x4 tile and K block (block_k = 4 / 8 / 16 for int8 / int4 / 2-bit):
+//   int8  16 SDOT + 4 LDR q (+ 1 LDR q per row every 4 blocks)
+//   int4  32 SDOT + 4 LDR q + 8 field extractions (AND, USHR) + 4 LDR d
+//   2-bit 64 SDOT + 4 LDR q + 24 field extractions + 4 LDR q
+// and once per tile the epilogue, 4 x 21 instructions for 4 rows with the default rounding
+// (qs8_requant_neon.h). The unfused path stores the 4 x 16 int32 sums (16 ST1) and the separate
+// requant_neon pass then spends ~17 instructions per 4 outputs (loads of sums, bias, multiplier
+// and shifts, the arithmetic, narrowing through a stack buffer): ~4 x 68 per tile.
 #include <arm_neon.h>
 
 #include <cstddef>
@@ -15,6 +29,7 @@
 #include <cstring>
 #include <utility>
 
+#include "kernels/arm/qs8_requant_neon.h"
 #include "kernels/ukernels.h"
 
 namespace edge {
@@ -168,6 +183,116 @@ void gemm_int8(std::size_t rows, std::size_t nblocks, const uint8_t* w, const ui
   }
 }
 
+// ------------------------------------------------------------------------------ fused
+constexpr int kQs8Mr = 4;
+
+// Blocks b..b+3 of int8 weights, activation lane kLane of each row's 16-byte group.
+template <int kLane, int R>
+inline void int8_step(int32x4_t (&a)[R][4], const uint8_t* wb, const int8x16_t (&xv)[R]) {
+  int8x16_t wq[4];
+  for (int q = 0; q < 4; ++q) wq[q] = vld1q_s8(reinterpret_cast<const int8_t*>(wb + 16 * q));
+  for (int r = 0; r < R; ++r) {
+    for (int q = 0; q < 4; ++q) a[r][q] = vdotq_laneq_s32(a[r][q], wq[q], xv[r], kLane);
+  }
+}
+
+// a[r] += the dot products of nblocks int8 blocks at w with row r's activations at x[r].
+template <int R>
+inline void int8_dot(int32x4_t (&a)[R][4], const uint8_t* const (&x)[R], std::size_t nblocks,
+                     const uint8_t* w) {
+  std::size_t b = 0;
+  for (; b + 4 <= nblocks; b += 4) {
+    int8x16_t xv[R];
+    for (int r = 0; r < R; ++r) xv[r] = vld1q_s8(reinterpret_cast<const int8_t*>(x[r] + 4 * b));
+    int8_step<0, R>(a, w + 64 * b, xv);
+    int8_step<1, R>(a, w + 64 * (b + 1), xv);
+    int8_step<2, R>(a, w + 64 * (b + 2), xv);
+    int8_step<3, R>(a, w + 64 * (b + 3), xv);
+  }
+  for (; b < nblocks; ++b) {  // the rows (or an indirect piece) may end here: 4 bytes only
+    int8x16_t xv[R];
+    for (int r = 0; r < R; ++r) {
+      int32_t v;
+      std::memcpy(&v, x[r] + 4 * b, 4);
+      xv[r] = vreinterpretq_s8_s32(vdupq_n_s32(v));
+    }
+    int8_step<0, R>(a, w + 64 * b, xv);
+  }
+}
+
+template <int kBits, int R, int... kFields>
+inline void subbyte_dot(int32x4_t (&a)[R][4], const uint8_t* const (&x)[R], std::size_t nblocks,
+                        const uint8_t* w, std::integer_sequence<int, kFields...>) {
+  constexpr int kBlockK = 4 * (8 / kBits);
+  const uint8x16_t mask = vdupq_n_u8(static_cast<uint8_t>((1 << kBits) - 1));
+  for (std::size_t b = 0; b < nblocks; ++b) {
+    int8x16_t xv[R];
+    for (int r = 0; r < R; ++r) xv[r] = load_x<kBits>(x[r] + b * kBlockK);
+    for (int q = 0; q < 4; ++q) {
+      const uint8x16_t raw = vld1q_u8(w + b * 64 + 16 * q);
+      const int8x16_t f[] = {extract<kBits, kFields>(raw, mask)...};
+      for (int r = 0; r < R; ++r) {
+        int32x4_t s = a[r][q];
+        ((s = vdotq_laneq_s32(s, f[kFields], xv[r], kFields)), ...);
+        a[r][q] = s;
+      }
+    }
+  }
+}
+
+template <int kBits, int R>
+inline void dot_rows(int32x4_t (&a)[R][4], const uint8_t* const (&x)[R], std::size_t nblocks,
+                     const uint8_t* w) {
+  if constexpr (kBits == 8) {
+    int8_dot<R>(a, x, nblocks, w);
+  } else {
+    subbyte_dot<kBits, R>(a, x, nblocks, w, std::make_integer_sequence<int, 8 / kBits>{});
+  }
+}
+
+template <int kBits>
+void gemm_requant(std::size_t rows, std::size_t nblocks, const uint8_t* w, const uint8_t* x,
+                  std::size_t x_stride, const int32_t* row_sums, std::size_t sums_stride,
+                  const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
+                  std::size_t out_stride) {
+  constexpr int R = kQs8Mr;
+  const bool sums = has_wzp(p);
+  const uint8_t* xr[R];
+  int8_t* o[R];
+  int32x4_t a[R][4];
+  for (int r = 0; r < R; ++r) {
+    const std::size_t i = row_index(static_cast<std::size_t>(r), rows);
+    xr[r] = x + i * x_stride;
+    o[r] = out + i * out_stride;
+    row_init(p, tile, sums ? row_sums[i * sums_stride] : 0, a[r]);
+  }
+  dot_rows<kBits, R>(a, xr, nblocks, w);
+  requant_store<R>(a, p, tile, nc, o);
+}
+
+template <int kBits>
+void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_tap,
+                   const uint8_t* w, const uint8_t* const* ind, const int32_t* row_sums,
+                   const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
+                   std::size_t out_stride) {
+  constexpr int R = kQs8Mr;
+  const bool sums = has_wzp(p);
+  std::size_t idx[R];
+  int8_t* o[R];
+  int32x4_t a[R][4];
+  for (int r = 0; r < R; ++r) {
+    idx[r] = row_index(static_cast<std::size_t>(r), rows);
+    o[r] = out + idx[r] * out_stride;
+    row_init(p, tile, sums ? row_sums[idx[r]] : 0, a[r]);
+  }
+  for (std::size_t t = 0; t < taps; ++t) {
+    const uint8_t* xr[R];
+    for (int r = 0; r < R; ++r) xr[r] = ind[idx[r] * taps + t];
+    dot_rows<kBits, R>(a, xr, blocks_per_tap, w + t * blocks_per_tap * 64);
+  }
+  requant_store<R>(a, p, tile, nc, o);
+}
+
 constexpr GemmKernels kGemm8 = {{"qs8_qc8w_gemm_1x16c4__neondot", 1, gemm_int8},
                                 {"qs8_qc8w_gemm_4x16c4__neondot", 4, gemm_int8},
                                 XFormat::kInt8, prepare_int8_neon};
@@ -191,8 +316,14 @@ const IsaKernels kDotprodKernels = {
     "qs8_qc8w_dwconv_8c__aarch64_neon",
     nullptr,
     nullptr,
-    {},
-    {},  // no indirect conv yet: convs take im2col
+    {{"qs8_qc8w_gemm_requant_4x16c4__neondot", kQs8Mr, gemm_requant<8>},
+     {"qs8_qc4w_gemm_requant_4x16c4__neondot", kQs8Mr, gemm_requant<4>},
+     {"qs8_qt2w_gemm_requant_4x16c4__neondot", kQs8Mr, gemm_requant<2>},
+     {"qs8_qc2w_gemm_requant_4x16c4__neondot", kQs8Mr, gemm_requant<2>}},
+    {{"qs8_qc8w_igemm_requant_4x16c4__neondot", kQs8Mr, igemm_requant<8>},
+     {"qs8_qc4w_igemm_requant_4x16c4__neondot", kQs8Mr, igemm_requant<4>},
+     {"qs8_qt2w_igemm_requant_4x16c4__neondot", kQs8Mr, igemm_requant<2>},
+     {"qs8_qc2w_igemm_requant_4x16c4__neondot", kQs8Mr, igemm_requant<2>}},
 };
 
 }  // namespace detail
