@@ -13,10 +13,12 @@
 // Fused kernels (qs8_*_gemm_requant_2x16c4 / qs8_*_igemm_requant_2x16c4, __neon on Armv7,
 // __aarch64_neon on Armv8): the same vmull / vmlal loops, quarter by quarter, for 2 rows; each
 // finished quarter (the two rows' 4 sums) joins the row's start value (bias minus the weight
-// zero-point term) and waits in a register for the in-register requantisation of
-// qs8_requant_neon.h. 2 rows because Armv7 has 16 q registers: a quarter's int32 and int16
-// accumulators, the fields and the activations take 13 of them for 2 rows (4 rows would spill
-// inside the loop), and the finished quarters (8) may spill once per tile, not per block.
+// zero-point term) and waits for the requantisation of qs8_requant_neon.h. 2 rows because
+// Armv7 has 16 q registers: a quarter's int32 and int16 accumulators, the fields and the
+// activations take 13 of them for 2 rows (4 rows would spill inside the loop). On Armv8 the
+// 8 finished quarters stay in registers (GCC 12: no q-register store before the int8 stores);
+// on Armv7 GCC keeps them on the stack and calls the epilogue out of line: one store and one
+// load per finished quarter per tile, none inside the K loop.
 // Instructions per 16x2 tile and K block:
 //   int8  4 LDR q + 8 LD1R + 16 SMULL + 16 SADALP   (block_k = 4)
 //   int4  4 LDR q + 8 extractions + 16 LD1R + 32 SMLAL (+ SADALP when the int16 sums flush)

@@ -14,6 +14,8 @@
 // weight zero-point term) and never leave the registers; the requantisation is
 // qs8_requant_neon.h's. 4 rows: 16 accumulators + 4 weight quarters + 4 activation vectors +
 // extracted sub-byte fields fit the 32 q registers; 8 rows would spill in the inner loop.
+// (GCC 12 hoists all 16 weight loads of the int8 loop's 4-block step and keeps 2 accumulators
+// on the stack there: one load and store each per 64 SDOT.)
 // Instructions per 16x4 tile and K block (block_k = 4 / 8 / 16 for int8 / int4 / 2-bit):
 //   int8  16 SDOT + 4 LDR q (+ 1 LDR q per row every 4 blocks)
 //   int4  32 SDOT + 4 LDR q + 8 field extractions (AND, USHR) + 4 LDR d
