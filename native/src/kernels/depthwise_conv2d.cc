@@ -121,6 +121,10 @@ struct DepthwiseConv2D::Impl {
   // (ukernels.h, DwQs8Fn): lane p of accumulator q of block b holds channel 64b + 16(p/4) +
   // 4q + p%4. Channels from vector_channels on take tail_requant's rule.
   void build_fused(const std::vector<int32_t>& wsum) {
+    if (isa == Isa::kNeon || isa == Isa::kDotprod) {
+      build_fused_arm();
+      return;
+    }
     groups = (taps + 3) / 4;
     const std::size_t blocks = (channels + 63) / 64;
     fused_weights.resize(blocks * groups * 256);
@@ -184,6 +188,70 @@ struct DepthwiseConv2D::Impl {
     fused.out_max = ep.out_max;
     fused.any_pre_shift = any_pre ? 1 : 0;
     fused.any_negative_add = any_neg ? 1 : 0;
+    use_fused = true;
+  }
+
+  // The Arm fused kernels' weights and tables, in natural channel order (ukernels.h,
+  // DwArmTables). kUpward and kAwayFromZero channels mix through the `away` table; kSingle
+  // mixed with another rule (a tail rule) keeps the unfused path.
+  void build_fused_arm() {
+    const bool single = static_cast<Rounding>(ep.rounding) == Rounding::kSingle;
+    if (single != (static_cast<Rounding>(tail_ep.rounding) == Rounding::kSingle)) return;
+    groups = (taps + 3) / 4;
+    arm_tables.assign(6 * stride, 0);
+    int32_t* const tab[6] = {arm_tables.data(),              arm_tables.data() + stride,
+                             arm_tables.data() + 2 * stride, arm_tables.data() + 3 * stride,
+                             arm_tables.data() + 4 * stride, arm_tables.data() + 5 * stride};
+    bool any_away = false, any_ls = false;
+    for (std::size_t c = 0; c < channels; ++c) {
+      const bool tail = c >= vector_channels;
+      const detail::RequantTables& t = tail ? tail_requant : requant;
+      const bool away =
+          static_cast<Rounding>((tail ? tail_ep : ep).rounding) == Rounding::kAwayFromZero;
+      const int32_t ls = t.left_shift[c], rs = t.right_shift[c];
+      tab[0][c] = bias_term[c];
+      tab[1][c] = t.multiplier[c];
+      tab[2][c] = ls;
+      tab[3][c] = -rs;
+      tab[4][c] = away ? -rs : 0;
+      tab[5][c] = -(31 - ls + rs);
+      any_away = any_away || (away && rs != 0);
+      any_ls = any_ls || ls != 0;
+    }
+    if (isa == Isa::kDotprod) {  // int8 [group][stride][4 taps]
+      fused_weights.resize(groups * stride * 4);
+      std::memset(fused_weights.data(), 0, fused_weights.size());
+      for (std::size_t t = 0; t < taps; ++t) {
+        for (std::size_t c = 0; c < channels; ++c) {
+          fused_weights[((t / 4) * stride + c) * 4 + t % 4] =
+              static_cast<int8_t>(weights[t * stride + c]);
+        }
+      }
+    } else {  // int16 [tap][stride]
+      fused_weights.resize(taps * stride * 2);
+      std::memset(fused_weights.data(), 0, fused_weights.size());
+      auto* w16 = reinterpret_cast<int16_t*>(fused_weights.data());
+      for (std::size_t t = 0; t < taps; ++t) {
+        for (std::size_t c = 0; c < channels; ++c) {
+          w16[t * stride + c] = static_cast<int16_t>(weights[t * stride + c]);
+        }
+      }
+    }
+    detail::DwArmTables& a = fused.arm;
+    a.bias = tab[0];
+    a.multiplier = tab[1];
+    a.left_shift = tab[2];
+    a.neg_right_shift = tab[3];
+    a.away = tab[4];
+    a.neg_total_shift = tab[5];
+    a.stride = stride;
+    a.taps = taps;
+    a.single = single ? 1 : 0;
+    a.any_away = any_away ? 1 : 0;
+    a.any_left_shift = any_ls ? 1 : 0;
+    a.zero_point = ep.out_zero_point;
+    a.out_min = ep.out_min;
+    a.out_max = ep.out_max;
     use_fused = true;
   }
 
@@ -347,6 +415,7 @@ struct DepthwiseConv2D::Impl {
   std::size_t groups = 0;
   AlignedBuffer<int8_t> fused_weights;
   std::vector<detail::DwRequantBlock> fused_blocks;
+  std::vector<int32_t> arm_tables;  // DwArmTables' six arrays of `stride` entries
   detail::DwRequantParams fused{};
   std::vector<ThreadWorkspace> workspaces;
 };

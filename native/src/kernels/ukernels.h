@@ -115,12 +115,34 @@ struct DwRequantBlock {  // 16 channels (one accumulator q of one block), in lan
   int64_t negative_add[2][8];
   int64_t total_shift[2][8];
 };
+// The Arm fused depthwise kernels (qs8_qc8w_dwconv_16c__{neon,aarch64_neon},
+// qs8_qc8w_dwconv_16c4__neondot) keep channels in natural order instead (NEON has no in-lane
+// permutation to undo, and natural order lets the channel tail reuse the last whole 16-channel
+// block, shifted back to end at `channels`): per-channel tables of `stride` (channels rounded up
+// to 16) entries, and weights (w - zero point) laid out as
+//   NEON:    int16 [tap][stride]                  (taps = DwArmTables::taps; no grouping)
+//   dotprod: int8  [group][stride][tap 4g .. 4g+3] (zero past `taps`), one sdot per 4 channels
+// Activations enter as themselves (signed x signed products), so bias has no 128 term.
+struct DwArmTables {
+  const int32_t* bias;             // bias - input_zp * sum(w)
+  const int32_t* multiplier;       // Q31 significands
+  const int32_t* left_shift;       // max(shift, 0) (kUpward / kAwayFromZero)
+  const int32_t* neg_right_shift;  // -max(-shift, 0)
+  const int32_t* away;             // neg_right_shift where the channel rounds ties away, else 0
+  const int32_t* neg_total_shift;  // kSingle: -(31 - left + right)
+  std::size_t stride, taps;
+  int32_t single;                  // every channel's rule is kSingle (else kUpward / away mix)
+  int32_t any_away, any_left_shift;
+  int32_t zero_point;              // the output zero point (never folded)
+  int32_t out_min, out_max;
+};
 struct DwRequantParams {
   const DwRequantBlock* blocks;  // [block][q]
   int32_t out_zero_point, out_min, out_max;
   int32_t any_pre_shift;         // some pre_shift is non-zero
   int32_t any_negative_add;      // some channel rounds ties away from zero
   int32_t avx2_wide_weights;     // AVX2 only: weights pre-widened to int16 (depthwise_conv2d.cc)
+  DwArmTables arm;               // Arm only (blocks unused there)
 };
 using DwQs8Fn = void (*)(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
                          const int8_t* weights, const DwRequantParams& p, int8_t* out);

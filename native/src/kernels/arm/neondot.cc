@@ -295,6 +295,45 @@ void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_ta
   requant_store<R>(a, p, tile, nc, o);
 }
 
+// Fused depthwise (DwQs8Fn; ukernels.h, DwArmTables), dotprod: qs8_qc8w_dwconv_16c4__neondot.
+// Taps grouped by 4 for SDOT (one SDOT = 4 channels x 4 taps into int32, signed x signed, so no
+// +128 operand as on VNNI): the 4 taps' 16 activations are transposed to [channel][4 taps] by
+// ZIP1/ZIP2 on bytes (tap pairs) then on 16-bit pairs, which leaves channels 4q .. 4q+3 in
+// register q, natural order, matching the weights' [group][stride][4] layout. Per 16 channels
+// and 4 taps: 4 LDR (tap pointers), 4 LDR q (activations), 8 ZIP, 4 LDR q (weights), 4 SDOT = 24,
+// i.e. 6 per tap against the NEON kernel's 9 (its 4 SMLAL per tap become 1 SDOT); taps past the
+// last multiple of 4 read the zero-point row against zero weights. Epilogue: dw_requant16, as
+// qs8_qc8w_dwconv_16c__aarch64_neon (29 instructions per 16 outputs with the default rule).
+void dwconv_qs8_neondot(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
+                        const int8_t* weights, const DwRequantParams& p, int8_t* out) {
+  const DwArmTables& t = p.arm;
+  dw_pixel(channels, t, out, [&](auto partial, std::size_t c, std::size_t n, int32x4_t(&a)[4]) {
+    constexpr bool kPartial = decltype(partial)::value;
+    for (std::size_t g = 0; g < groups; ++g) {
+      const int8_t* const* in = inputs + 4 * g;
+      const int8x16_t x0 = dw_load16<kPartial>(in[0] + c, n);
+      const int8x16_t x1 = dw_load16<kPartial>(in[1] + c, n);
+      const int8x16_t x2 = dw_load16<kPartial>(in[2] + c, n);
+      const int8x16_t x3 = dw_load16<kPartial>(in[3] + c, n);
+      // Tap pairs per channel (16-bit lanes: channel i holds taps 0, 1 / taps 2, 3) ...
+      const int16x8_t l01 = vreinterpretq_s16_s8(vzip1q_s8(x0, x1));
+      const int16x8_t h01 = vreinterpretq_s16_s8(vzip2q_s8(x0, x1));
+      const int16x8_t l23 = vreinterpretq_s16_s8(vzip1q_s8(x2, x3));
+      const int16x8_t h23 = vreinterpretq_s16_s8(vzip2q_s8(x2, x3));
+      // ... then the pairs interleaved: dword lane i of v[q] is channel 4q + i, taps 0..3.
+      const int8x16_t v0 = vreinterpretq_s8_s16(vzip1q_s16(l01, l23));
+      const int8x16_t v1 = vreinterpretq_s8_s16(vzip2q_s16(l01, l23));
+      const int8x16_t v2 = vreinterpretq_s8_s16(vzip1q_s16(h01, h23));
+      const int8x16_t v3 = vreinterpretq_s8_s16(vzip2q_s16(h01, h23));
+      const int8_t* wg = weights + (g * t.stride + c) * 4;
+      a[0] = vdotq_s32(a[0], v0, vld1q_s8(wg));
+      a[1] = vdotq_s32(a[1], v1, vld1q_s8(wg + 16));
+      a[2] = vdotq_s32(a[2], v2, vld1q_s8(wg + 32));
+      a[3] = vdotq_s32(a[3], v3, vld1q_s8(wg + 48));
+    }
+  });
+}
+
 constexpr GemmKernels kGemm8 = {{"qs8_qc8w_gemm_1x16c4__neondot", 1, gemm_int8},
                                 {"qs8_qc8w_gemm_4x16c4__neondot", 4, gemm_int8},
                                 XFormat::kInt8, prepare_int8_neon};
@@ -316,8 +355,8 @@ const IsaKernels kDotprodKernels = {
     dequant_neon,
     dwconv_neon,
     "qs8_qc8w_dwconv_8c__aarch64_neon",
-    nullptr,
-    nullptr,
+    dwconv_qs8_neondot,
+    "qs8_qc8w_dwconv_16c4__neondot",
     {{"qs8_qc8w_gemm_requant_4x16c4__neondot", kQs8Mr, gemm_requant<8>},
      {"qs8_qc4w_gemm_requant_4x16c4__neondot", kQs8Mr, gemm_requant<4>},
      {"qs8_qt2w_gemm_requant_4x16c4__neondot", kQs8Mr, gemm_requant<2>},

@@ -39,6 +39,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/ukernels.h"
 
@@ -154,6 +155,106 @@ inline void requant_store(int32x4_t (&a)[R][4], const GemmQs8Params& p, std::siz
     case kRuleAwayFromZero: requant_store_rule<kRuleAwayFromZero, R>(a, p, tile, nc, out); break;
     case kRuleSingle: requant_store_rule<kRuleSingle, R>(a, p, tile, nc, out); break;
     default: requant_store_rule<kRuleUpward, R>(a, p, tile, nc, out); break;
+  }
+}
+
+// requant4 for kUpward and kAwayFromZero channels mixed in one vector (LiteRT's depthwise rounds
+// the channels past the last multiple of 8 away from zero, the others up): the away fix-up
+// (q & mask) >> 31 takes `away` as its mask, which holds -rs on the lanes that round ties away
+// (requant4<kRuleAwayFromZero>'s mask) and 0 on the others (no fix-up: requant4<kRuleUpward>).
+template <bool kPreShift, bool kAway>
+inline int32x4_t requant4_mixed(int32x4_t v, const Qs8Quarter& k, int32x4_t away) {
+  if constexpr (kPreShift) v = vshlq_s32(v, k.ls);
+  int32x4_t q = vqrdmulhq_s32(v, k.mult);
+  if constexpr (kAway) q = vqaddq_s32(q, vshrq_n_s32(vandq_s32(q, away), 31));
+  return vrshlq_s32(q, k.neg_rs);
+}
+
+// The fused depthwise epilogue (DwArmTables, natural channel order): requantises the 16
+// finished accumulators of channels c0 .. c0 + 15 (bias included), adds the output zero point
+// (wrapping int32, as requant_store_rule), narrows with saturation and clamps. The tables are
+// loaded per call: the kernel computes one pixel, so there is no second row to share them with.
+template <bool kSingle, bool kPreShift, bool kAway>
+inline int8x16_t dw_requant16(int32x4_t (&a)[4], const DwArmTables& t, std::size_t c0,
+                              int8x16_t qmin, int8x16_t qmax) {
+  const int32x4_t zp = vdupq_n_s32(t.zero_point);
+  for (int q = 0; q < 4; ++q) {
+    const std::size_t c = c0 + 4 * static_cast<std::size_t>(q);
+    Qs8Quarter k{};
+    k.mult = vld1q_s32(t.multiplier + c);
+    if constexpr (kSingle) {
+      const int32x4_t neg_t = vld1q_s32(t.neg_total_shift + c);
+      k.neg_t_lo = vmovl_s32(vget_low_s32(neg_t));
+      k.neg_t_hi = vmovl_s32(vget_high_s32(neg_t));
+      a[q] = vaddq_s32(requant4<kRuleSingle>(a[q], k, false), zp);
+    } else {
+      if constexpr (kPreShift) k.ls = vld1q_s32(t.left_shift + c);
+      k.neg_rs = vld1q_s32(t.neg_right_shift + c);
+      const int32x4_t away = kAway ? vld1q_s32(t.away + c) : vdupq_n_s32(0);
+      a[q] = vaddq_s32(requant4_mixed<kPreShift, kAway>(a[q], k, away), zp);
+    }
+  }
+  const int16x8_t lo = vcombine_s16(vqmovn_s32(a[0]), vqmovn_s32(a[1]));
+  const int16x8_t hi = vcombine_s16(vqmovn_s32(a[2]), vqmovn_s32(a[3]));
+  return vminq_s8(vmaxq_s8(vcombine_s8(vqmovn_s16(lo), vqmovn_s16(hi)), qmin), qmax);
+}
+
+// 16 activations of one tap; the channel tail of a layer narrower than 16 channels reads only
+// its n bytes (an input row is readable up to `channels` only) and leaves the rest 0.
+template <bool kPartial>
+inline int8x16_t dw_load16(const int8_t* p, std::size_t n) {
+  if constexpr (kPartial) {
+    int8_t tmp[16] = {};
+    std::memcpy(tmp, p, n);
+    return vld1q_s8(tmp);
+  } else {
+    (void)n;
+    return vld1q_s8(p);
+  }
+}
+
+// One output pixel of a fused depthwise kernel: 16-channel blocks whose accumulators start at
+// the bias, `dot(partial, c, n, acc)` adds the taps' products of channels c .. c + 15, then
+// dw_requant16 and the store. A channel tail (channels % 16) re-runs the last whole block ending
+// at `channels` (natural order makes any start valid; the overlapping channels get the same
+// bytes again), so only layers of fewer than 16 channels take the partial loads.
+template <bool kSingle, bool kPreShift, bool kAway, class Dot>
+inline void dw_pixel_rule(std::size_t channels, const DwArmTables& t, int8_t* out,
+                          const Dot& dot) {
+  const int8x16_t qmin = vdupq_n_s8(static_cast<int8_t>(t.out_min));
+  const int8x16_t qmax = vdupq_n_s8(static_cast<int8_t>(t.out_max));
+  auto block = [&](auto partial, std::size_t c, std::size_t n) {
+    int32x4_t a[4];
+    for (int q = 0; q < 4; ++q) a[q] = vld1q_s32(t.bias + c + 4 * static_cast<std::size_t>(q));
+    dot(partial, c, n, a);
+    store_row(out + c, dw_requant16<kSingle, kPreShift, kAway>(a, t, c, qmin, qmax), n);
+  };
+  std::size_t c = 0;
+  for (; c + 16 <= channels; c += 16) block(std::false_type{}, c, 16);
+  if (c < channels) {
+    if (channels >= 16) {
+      block(std::false_type{}, channels - 16, 16);
+    } else {
+      block(std::true_type{}, 0, channels);
+    }
+  }
+}
+
+// The rule and the optional steps are the same for every pixel of a plan: one dispatch per call.
+template <class Dot>
+inline void dw_pixel(std::size_t channels, const DwArmTables& t, int8_t* out, const Dot& dot) {
+  if (t.single) {
+    dw_pixel_rule<true, false, false>(channels, t, out, dot);
+  } else if (t.any_left_shift) {
+    if (t.any_away) {
+      dw_pixel_rule<false, true, true>(channels, t, out, dot);
+    } else {
+      dw_pixel_rule<false, true, false>(channels, t, out, dot);
+    }
+  } else if (t.any_away) {
+    dw_pixel_rule<false, false, true>(channels, t, out, dot);
+  } else {
+    dw_pixel_rule<false, false, false>(channels, t, out, dot);
   }
 }
 
