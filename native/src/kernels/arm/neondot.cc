@@ -300,8 +300,9 @@ void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_ta
 // +128 operand as on VNNI): the 4 taps' 16 activations are transposed to [channel][4 taps] by
 // ZIP1/ZIP2 on bytes (tap pairs) then on 16-bit pairs, which leaves channels 4q .. 4q+3 in
 // register q, natural order, matching the weights' [group][stride][4] layout. Per 16 channels
-// and 4 taps: 4 LDR (tap pointers), 4 LDR q (activations), 8 ZIP, 4 LDR q (weights), 4 SDOT = 24,
-// i.e. 6 per tap against the NEON kernel's 9 (its 4 SMLAL per tap become 1 SDOT); taps past the
+// and 4 taps (GCC 12 -O3 disassembly): 2 LDP (tap pointers), 4 LDR q (activations), 8 ZIP,
+// 4 LDR q (weights), 4 SDOT = 22, + 4 of loop: 6.5 per tap against the NEON kernel's 12 (its
+// 4 SMLAL per tap become 1 SDOT, at the price of 2 ZIP per tap); taps past the
 // last multiple of 4 read the zero-point row against zero weights. Epilogue: dw_requant16, as
 // qs8_qc8w_dwconv_16c__aarch64_neon (29 instructions per 16 outputs with the default rule).
 void dwconv_qs8_neondot(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
