@@ -866,22 +866,30 @@ EDGE_TEST(depthwise_fused_blocks_every_isa) {
         p.options.output.scale = 100.0f;
         for (auto& sc : p.scales) sc = rng.uniform_float(0.0001f, 0.0004f);
         for (auto& b : p.bias) b = rng.uniform(-1000000000, 1000000000);
-      } else if (trial % 5 == 3) {  // 2^-10 exactly (m = 2^30, right shift 9): many exact ties
-        p.options.input.scale = 1.0f / 32;
+      } else if (trial % 5 == 3) {
+        // Exact ties: 2^-4 exactly (m = 2^30, right shift 3), so SQRDMULH halves and 1 in 8 of
+        // the halves is a tie of the rounding shift; small activations (zero point 0) keep the
+        // outputs off the clamp, so ties reach every channel, the tail rule's ones included.
+        p.options.input.scale = 0.25f;
+        p.options.input.zero_point = 0;
         p.options.output.scale = 1.0f;
-        for (auto& sc : p.scales) sc = 1.0f / 32;
-        for (auto& b : p.bias) b = rng.uniform(-5000, 5000);
+        for (auto& sc : p.scales) sc = 0.25f;
+        for (auto& b : p.bias) b = rng.uniform(-300, 300);
+        p.options.rounding = static_cast<edge::Rounding>((trial / 5) % 3);  // each rule in turn
+        p.options.activation = edge::Activation::kNone;  // a ReLU would hide the negative ties
       }
+      const int32_t x_lo = trial % 5 == 3 ? -4 : -128, x_hi = trial % 5 == 3 ? 4 : 127;
       const Fill fill = trial % 11 == 3 ? Fill::kMin : trial % 11 == 4 ? Fill::kMax : Fill::kRandom;
       const std::vector<int8_t> input = fill_values(
-          rng, static_cast<std::size_t>(g.input_height) * g.input_width * cin, -128, 127, fill);
+          rng, static_cast<std::size_t>(g.input_height) * g.input_width * cin, x_lo, x_hi, fill);
       const std::vector<int8_t> filter = fill_values(
           rng, static_cast<std::size_t>(g.kernel_height) * g.kernel_width * cout, -128, 127, fill);
       const std::vector<int32_t> acc = reference_depthwise_acc(
           g, mult, input, filter, p.wzp, p.options.input.zero_point, p.bias);
       std::vector<int8_t> want = reference_requant(acc, cout, p.scales, p.options, false);
       std::optional<edge::Rounding> tail;
-      if (trial % 2 == 0 && p.options.rounding != edge::Rounding::kAwayFromZero) {
+      if ((trial % 2 == 0 || trial % 5 == 3) &&
+          p.options.rounding != edge::Rounding::kAwayFromZero) {
         tail = edge::Rounding::kAwayFromZero;
         edge::LayerOptions t = p.options;
         t.rounding = *tail;
