@@ -913,7 +913,7 @@ EDGE_TEST(depthwise_fused_blocks_every_isa) {
           // kSingle with a multiplier >= 1 saturates: the unfused epilogue handles it.
           const bool saturating = trial % 5 == 1 && p.options.rounding == edge::Rounding::kSingle;
           const bool fused = std::strstr(dw.kernel_name(),
-                                         isa == Isa::kAvx2 ? "32c4__avx2" : "64c4") != nullptr;
+                                         isa == Isa::kAvx2 ? "rowx32c4__avx2" : "rowx64c4") != nullptr;
           EDGE_CHECK(fused != saturating);
           fused_cases += fused ? 1 : 0;
         } else if (isa == Isa::kNeon || isa == Isa::kDotprod) {
@@ -948,6 +948,98 @@ EDGE_TEST(depthwise_fused_blocks_every_isa) {
     std::printf("  Arm: %d of %d (isa, case) pairs fused\n", arm_fused, arm_cases);
     EDGE_CHECK(arm_fused * 4 > arm_cases * 3);
   }
+  EDGE_CHECK(failures == 0);
+}
+
+// The fused kernels' row calls (DwQs8Fn: a whole output row per call over one list of input
+// columns, kernel_height pointers each, shared by neighbouring windows): row lengths 1..19
+// (pixel counts that are not multiples of anything), every side padded by 0..2 (explicit) or
+// SAME / VALID, strides 1 and 2 on each axis, vertical dilation on the row path and horizontal
+// dilation / depth multipliers on the per-pixel fallback, windows of 1..15 taps (register-held
+// weights up to 3 groups of 4, loaded ones past that), channel tails on both block widths,
+// batches of 2 (rows of the second image), 1 and 2 threads, extreme inputs and weights, every
+// rounding rule with and without LiteRT's tail rule.
+EDGE_TEST(depthwise_fused_row_calls_every_isa) {
+  Rng rng(23);
+  int failures = 0, fused_cases = 0, row_cases = 0;
+  const int32_t channel_counts[] = {1, 5, 16, 24, 32, 40, 64, 72, 100, 136};
+  const edge::Padding paddings[] = {edge::Padding::kExplicit, edge::Padding::kSame,
+                                    edge::Padding::kValid};
+  for (int trial = 0; trial < 120; ++trial) {
+    edge::ConvGeometry g;
+    g.batch = trial % 6 == 5 ? 2 : 1;
+    g.kernel_height = rng.uniform(1, 3);
+    g.kernel_width = trial % 10 == 9 ? 5 : rng.uniform(1, 5);
+    g.stride_height = rng.uniform(1, 2);
+    g.stride_width = trial % 2 + 1;
+    g.dilation_height = trial % 4 == 1 ? 2 : 1;
+    g.dilation_width = trial % 8 == 3 ? 2 : 1;
+    g.padding = paddings[trial % 3];
+    g.pad_top = rng.uniform(0, 2);
+    g.pad_bottom = rng.uniform(0, 2);
+    g.pad_left = rng.uniform(0, 2);
+    g.pad_right = rng.uniform(0, 2);
+    g.input_height = rng.uniform((g.kernel_height - 1) * g.dilation_height + 1, 6);
+    g.input_width = rng.uniform((g.kernel_width - 1) * g.dilation_width + 1, 19);
+    const int32_t cin = channel_counts[trial % 10];
+    g.input_channels = cin;
+    const int32_t mult = trial % 16 == 7 ? 2 : 1;
+    const int32_t cout = cin * mult;
+    FcProblem p = random_fc(rng, WeightType::kInt8, 1, cout, 1);
+    std::fill(p.wzp.begin(), p.wzp.end(), 0);
+    p.options.rounding = static_cast<edge::Rounding>(trial % 3);
+    const Fill fill = trial % 7 == 3 ? Fill::kMin : trial % 7 == 4 ? Fill::kMax : Fill::kRandom;
+    const std::vector<int8_t> input = fill_values(
+        rng, static_cast<std::size_t>(g.batch) * g.input_height * g.input_width * cin, -128, 127,
+        fill);
+    const std::vector<int8_t> filter = fill_values(
+        rng, static_cast<std::size_t>(g.kernel_height) * g.kernel_width * cout, -128, 127,
+        trial % 7 == 3 ? Fill::kMax : fill);
+    const std::vector<int32_t> acc =
+        reference_depthwise_acc(g, mult, input, filter, p.wzp, p.options.input.zero_point, p.bias);
+    std::vector<int8_t> want = reference_requant(acc, cout, p.scales, p.options, false);
+    std::optional<edge::Rounding> tail;
+    if (trial % 4 == 2 && p.options.rounding != edge::Rounding::kAwayFromZero) {
+      tail = edge::Rounding::kAwayFromZero;
+      edge::LayerOptions t = p.options;
+      t.rounding = *tail;
+      const std::vector<int8_t> tw = reference_requant(acc, cout, p.scales, t, false);
+      for (std::size_t i = 0; i < want.size(); ++i) {
+        if (static_cast<int32_t>(i % static_cast<std::size_t>(cout)) >= cout / 8 * 8) want[i] = tw[i];
+      }
+    }
+    for (Isa isa : test_isas()) {
+      edge::DepthwiseConv2DOptions o;
+      static_cast<edge::LayerOptions&>(o) = p.options;
+      o.tail_rounding = tail;
+      o.geometry = g;
+      o.depth_multiplier = mult;
+      o.isa = isa;
+      o.bias = p.bias.data();
+      o.output_type = OutputType::kInt8;
+      edge::DepthwiseConv2D dw(filter.data(), p.scales.data(),
+                               static_cast<int32_t>(p.scales.size()), p.wzp.data(), o);
+      const bool fused = std::strstr(dw.kernel_name(), "_dwconv_rowx") != nullptr;
+      if (isa == Isa::kAvx512Vnni || isa == Isa::kAvx2) EDGE_CHECK(fused);
+      fused_cases += fused ? 1 : 0;
+      row_cases += fused && g.dilation_width == 1 && mult == 1 ? 1 : 0;
+      edge::ThreadPool pool(2);
+      for (edge::ThreadPool* pp : {static_cast<edge::ThreadPool*>(nullptr), &pool}) {
+        std::vector<int8_t> got(want.size());
+        dw.run(input.data(), got.data(), pp);
+        const long b = first_mismatch(got, want);
+        if (b >= 0) {
+          ++failures;
+          std::printf("  row-call depthwise mismatch %s c=%d mult=%d k=%dx%d s=%dx%d d=%dx%d "
+                      "w=%d rounding=%d threads=%d at %ld\n",
+                      edge::isa_name(isa), cin, mult, g.kernel_height, g.kernel_width,
+                      g.stride_height, g.stride_width, g.dilation_height, g.dilation_width,
+                      g.input_width, static_cast<int>(p.options.rounding), pp ? 2 : 1, b);
+        }
+      }
+    }
+  }
+  std::printf("  %d fused cases (%d on row calls), %d failed\n", fused_cases, row_cases, failures);
   EDGE_CHECK(failures == 0);
 }
 

@@ -19,6 +19,7 @@ std::size_t round_up(std::size_t v, std::size_t m) { return (v + m - 1) / m * m;
 struct DepthwiseConv2D::Impl {
   struct ThreadWorkspace {
     std::vector<const int8_t*> taps;
+    std::vector<const int8_t*> columns;  // the fused kernel's row indirection (run)
     std::vector<int8_t> expanded;  // [taps][channels] when depth_multiplier > 1
     AlignedBuffer<int32_t> acc;
   };
@@ -48,7 +49,10 @@ struct DepthwiseConv2D::Impl {
     taps = static_cast<std::size_t>(g.kernel_height) * static_cast<std::size_t>(g.kernel_width);
     stride = round_up(channels, 16);
 
-    // Weights as int32 (w - zero point), [taps][stride], and the folded bias:
+    // Weights as int32 (w - zero point), [taps][stride], and the folded bias. Taps are kept in
+    // column-major order (t = kw * kernel_height + kh, the filter's is kh * kernel_width + kw):
+    // the fused kernel's row indirection (run) shares a pixel's window with its neighbours
+    // column by column.
     // acc = sum_t (x_t - xz)(w_t - wz) + bias = sum_t x_t (w_t - wz) + (bias - xz sum_t (w_t - wz)).
     weights.resize(taps * stride);
     // Epilogue arrays: 16 more than `stride`, as the tail call starts at a multiple of 8.
@@ -65,7 +69,7 @@ struct DepthwiseConv2D::Impl {
       }
       uint32_t wsum = 0;
       for (std::size_t t = 0; t < taps; ++t) {
-        const int32_t v = static_cast<int32_t>(filter[t * channels + c]) - wz;
+        const int32_t v = static_cast<int32_t>(filter[filter_tap(t) * channels + c]) - wz;
         weights[t * stride + c] = v;
         wsum += static_cast<uint32_t>(v);
         weights_int8 = weights_int8 && v >= -128 && v <= 127;
@@ -107,14 +111,20 @@ struct DepthwiseConv2D::Impl {
         !requant.saturate && !tail_requant.saturate) {
       build_fused(wsum_c);
     }
-    for (int32_t kh = 0; kh < g.kernel_height; ++kh) {
-      for (int32_t kw = 0; kw < g.kernel_width; ++kw) {
+    for (int32_t kw = 0; kw < g.kernel_width; ++kw) {
+      for (int32_t kh = 0; kh < g.kernel_height; ++kh) {
         tap_offsets.push_back((static_cast<std::size_t>(kh) * g.dilation_height *
                                    static_cast<std::size_t>(g.input_width) +
                                static_cast<std::size_t>(kw) * g.dilation_width) *
                               static_cast<std::size_t>(g.input_channels));
       }
     }
+  }
+
+  // The filter's (row-major) index of tap t in our column-major order.
+  std::size_t filter_tap(std::size_t t) const {
+    const std::size_t kh = static_cast<std::size_t>(geo.g.kernel_height);
+    return (t % kh) * static_cast<std::size_t>(geo.g.kernel_width) + t / kh;
   }
 
   // The fused int8 kernel's weights and requantisation tables, in its permuted channel order
@@ -189,6 +199,12 @@ struct DepthwiseConv2D::Impl {
     fused.any_pre_shift = any_pre ? 1 : 0;
     fused.any_negative_add = any_neg ? 1 : 0;
     use_fused = true;
+    // Row indirection needs undilated columns (pixel windows as contiguous slices of one column
+    // list) and the input's own rows (a depth multiplier expands them per pixel).
+    const ConvGeometry& g = geo.g;
+    use_row_indirection = g.dilation_width == 1 && multiplier_ == 1;
+    row_columns = static_cast<std::size_t>(geo.out_w - 1) * static_cast<std::size_t>(g.stride_width) +
+                  static_cast<std::size_t>(g.kernel_width);
   }
 
   // The Arm fused kernels' weights and tables, in natural channel order (ukernels.h,
@@ -284,6 +300,13 @@ struct DepthwiseConv2D::Impl {
       ThreadWorkspace ws;
       // The fused kernel reads taps in fours: the extra pointers stay at the zero-point row.
       ws.taps.assign(use_fused ? 4 * groups : taps, zero_row.data());
+      if (use_row_indirection) {
+        // Every input column the row's windows touch, kernel_height pointers each, then the
+        // last pixel's padding pointers (past its taps, up to 4 * groups), at the zero row.
+        ws.columns.assign(row_columns * static_cast<std::size_t>(geo.g.kernel_height) +
+                              4 * groups - taps,
+                          zero_row.data());
+      }
       if (multiplier_ > 1) ws.expanded.resize(taps * channels);
       ws.acc.resize(stride);
       workspaces.push_back(std::move(ws));
@@ -297,10 +320,10 @@ struct DepthwiseConv2D::Impl {
     const ConvGeometry& g = geo.g;
     const std::size_t cin = static_cast<std::size_t>(g.input_channels);
     std::size_t t = 0;
-    for (int32_t kh = 0; kh < g.kernel_height; ++kh) {
-      const int32_t iy = oy * g.stride_height - geo.pad_top + kh * g.dilation_height;
-      for (int32_t kw = 0; kw < g.kernel_width; ++kw, ++t) {
-        const int32_t ix = ox * g.stride_width - geo.pad_left + kw * g.dilation_width;
+    for (int32_t kw = 0; kw < g.kernel_width; ++kw) {
+      const int32_t ix = ox * g.stride_width - geo.pad_left + kw * g.dilation_width;
+      for (int32_t kh = 0; kh < g.kernel_height; ++kh, ++t) {
+        const int32_t iy = oy * g.stride_height - geo.pad_top + kh * g.dilation_height;
         const int8_t* src = zero_row.data();
         if (iy >= 0 && iy < g.input_height && ix >= 0 && ix < g.input_width) {
           src = input + ((b * static_cast<std::size_t>(g.input_height) +
@@ -343,6 +366,32 @@ struct DepthwiseConv2D::Impl {
       const int32_t iy0 = oy * g.stride_height - geo.pad_top;
       const bool rows_inside =
           iy0 >= 0 && iy0 + (g.kernel_height - 1) * g.dilation_height < g.input_height;
+      if (use_row_indirection) {
+        // The whole output row in one call: input column j - pad_left's kernel_height rows
+        // (zero row outside the input) at columns[j * kernel_height ..], pixel ox's window
+        // starting at column ox * stride_width.
+        const std::size_t kh_n = static_cast<std::size_t>(g.kernel_height);
+        const int8_t** col = ws.columns.data();
+        const std::size_t row_bytes = static_cast<std::size_t>(g.input_width) * cin;
+        const int8_t* image = input + b * static_cast<std::size_t>(g.input_height) * row_bytes;
+        for (std::size_t j = 0; j < row_columns; ++j) {
+          const int32_t ix = static_cast<int32_t>(j) - geo.pad_left;
+          const bool inside = ix >= 0 && ix < g.input_width;
+          for (int32_t kh = 0; kh < g.kernel_height; ++kh) {
+            const int32_t iy = iy0 + kh * g.dilation_height;
+            *col++ = inside && iy >= 0 && iy < g.input_height
+                         ? image + static_cast<std::size_t>(iy) * row_bytes +
+                               static_cast<std::size_t>(ix) * cin
+                         : zero_row.data();
+          }
+        }
+        kernels->dwconv_qs8(static_cast<std::size_t>(geo.out_w), channels, groups,
+                            ws.columns.data(), static_cast<std::size_t>(g.stride_width) * kh_n,
+                            fused_weights.data(), fused,
+                            static_cast<int8_t*>(output) +
+                                row * static_cast<std::size_t>(geo.out_w) * channels);
+        return;
+      }
       for (int32_t ox = 0; ox < geo.out_w; ++ox) {
         const int32_t ix0 = ox * g.stride_width - geo.pad_left;
         if (rows_inside && multiplier_ == 1 && ix0 >= 0 &&
@@ -362,7 +411,7 @@ struct DepthwiseConv2D::Impl {
                                   static_cast<std::size_t>(ox);
         void* out = static_cast<uint8_t*>(output) + pixel * channels * elem;
         if (use_fused) {
-          kernels->dwconv_qs8(channels, groups, ws.taps.data(), fused_weights.data(), fused,
+          kernels->dwconv_qs8(1, channels, groups, ws.taps.data(), 0, fused_weights.data(), fused,
                               static_cast<int8_t*>(out));
           continue;
         }
@@ -412,6 +461,8 @@ struct DepthwiseConv2D::Impl {
   // The fused int8 kernel (IsaKernels::dwconv_qs8), when the ISA has one and the weights
   // (minus their zero points) fit int8.
   bool use_fused = false;
+  bool use_row_indirection = false;  // one fused call per output row (run)
+  std::size_t row_columns = 0;       // input columns a row's windows span, padding included
   std::size_t groups = 0;
   AlignedBuffer<int8_t> fused_weights;
   std::vector<detail::DwRequantBlock> fused_blocks;

@@ -97,7 +97,7 @@ using DwFn = void (*)(std::size_t channels, std::size_t taps, const int8_t* cons
                       const int32_t* weights, std::size_t stride, int32_t* acc);
 
 // Depthwise, int8 output, accumulation and requantisation fused (AVX-512 VNNI; AVX2 emulates it):
-// one output pixel, all channels, in blocks of 64 channels. Taps are taken four at a time
+// output pixels with all their channels, in blocks of 64 channels. Taps are taken four at a time
 // (groups = ceil(taps / 4); inputs has 4 * groups pointers, the padding ones at any readable row
 // of `channels` bytes, with zero weights). Within a 64-channel block the four taps of channel c
 // are interleaved by two in-lane unpacks (bytes, then 16-bit pairs), which leaves channel
@@ -144,7 +144,16 @@ struct DwRequantParams {
   int32_t avx2_wide_weights;     // AVX2 only: weights pre-widened to int16 (depthwise_conv2d.cc)
   DwArmTables arm;               // Arm only (blocks unused there)
 };
-using DwQs8Fn = void (*)(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
+// One call computes `pixels` output pixels (a row segment): pixel n reads its 4 * groups tap
+// pointers at inputs + n * input_step and writes its `channels` bytes at out + n * channels.
+// Weights and bias are loaded once per call and per block and held in registers where they fit,
+// and the driver builds the tap pointers once per row: with taps in column-major order
+// (t = kw * kernel_height + kh) and no horizontal dilation, neighbouring pixels' windows are
+// overlapping slices of one list of input columns (input_step = stride_width * kernel_height),
+// as in XNNPACK's indirection buffer. A pixel's padding pointers past its taps may then be the
+// next pixel's (readable rows; their weights are zero).
+using DwQs8Fn = void (*)(std::size_t pixels, std::size_t channels, std::size_t groups,
+                         const int8_t* const* inputs, std::size_t input_step,
                          const int8_t* weights, const DwRequantParams& p, int8_t* out);
 
 // GEMM with int8 output, requantisation fused (the accumulators never leave the

@@ -724,9 +724,13 @@ inline __m256i load_x32(const int8_t* p, std::size_t len) {
   return _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp));
 }
 
+// Pixels (DwQs8Fn) inside each 32-channel half: the half's bias, weights and tables stay hot
+// across a row segment. 16 ymm cannot hold 3 groups' 24 even / odd weight vectors, so they are
+// still loaded per pixel (from L1); what goes is the per-pixel call and pointer set-up.
 template <bool kWide>
-void dwconv_qs8_avx2_impl(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
-                          const int8_t* weights, const DwRequantParams& p, int8_t* out) {
+void dwconv_qs8_avx2_impl(std::size_t pixels, std::size_t channels, std::size_t groups,
+                          const int8_t* const* inputs0, std::size_t step, const int8_t* weights,
+                          const DwRequantParams& p, int8_t* out0) {
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   const bool neg = p.any_negative_add != 0;
   constexpr std::size_t kGroupBytes = kWide ? 512 : 256;
@@ -737,56 +741,61 @@ void dwconv_qs8_avx2_impl(std::size_t channels, std::size_t groups, const int8_t
       const std::size_t ch = c + 32 * static_cast<std::size_t>(h);
       if (ch >= channels) break;
       const std::size_t len = channels - ch < 32 ? channels - ch : 32;
-      __m256i a[4];
-      for (int q = 0; q < 4; ++q) a[q] = load_i32(t[q].bias + 8 * h);
-      for (std::size_t g = 0; g < groups; ++g) {
-        const int8_t* const* in = inputs + 4 * g;
-        const __m256i x0 = _mm256_xor_si256(load_x32(in[0] + ch, len), flip);
-        const __m256i x1 = _mm256_xor_si256(load_x32(in[1] + ch, len), flip);
-        const __m256i x2 = _mm256_xor_si256(load_x32(in[2] + ch, len), flip);
-        const __m256i x3 = _mm256_xor_si256(load_x32(in[3] + ch, len), flip);
-        const __m256i l01 = _mm256_unpacklo_epi8(x0, x1), h01 = _mm256_unpackhi_epi8(x0, x1);
-        const __m256i l23 = _mm256_unpacklo_epi8(x2, x3), h23 = _mm256_unpackhi_epi8(x2, x3);
-        const uint8_t* wg = wb + g * kGroupBytes;
-        __m256i we, wo;
-        dw_weights<kWide>(wg, 0, h, &we, &wo);
-        a[0] = dot4_u8s8(a[0], _mm256_unpacklo_epi16(l01, l23), we, wo);
-        dw_weights<kWide>(wg, 1, h, &we, &wo);
-        a[1] = dot4_u8s8(a[1], _mm256_unpackhi_epi16(l01, l23), we, wo);
-        dw_weights<kWide>(wg, 2, h, &we, &wo);
-        a[2] = dot4_u8s8(a[2], _mm256_unpacklo_epi16(h01, h23), we, wo);
-        dw_weights<kWide>(wg, 3, h, &we, &wo);
-        a[3] = dot4_u8s8(a[3], _mm256_unpackhi_epi16(h01, h23), we, wo);
-      }
-      __m256i y[4];
-      for (int q = 0; q < 4; ++q) {
-        __m256i v = a[q];
-        if (p.any_pre_shift) v = _mm256_sllv_epi32(v, load_i32(t[q].pre_shift + 8 * h));
-        y[q] = finish8(requant8(v, load_requant8(t[q], h), neg), p.out_zero_point, p.out_min,
-                       p.out_max);
-      }
-      // In-lane packs undo the in-lane unpacks: natural channel order, saturated to int8.
-      const __m256i y01 = _mm256_packs_epi32(y[0], y[1]), y23 = _mm256_packs_epi32(y[2], y[3]);
-      const __m256i bytes = _mm256_packs_epi16(y01, y23);
-      if (len == 32) {
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + ch), bytes);
-      } else if (len == 16) {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + ch), _mm256_castsi256_si128(bytes));
-      } else {
-        alignas(32) int8_t tmp[32];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), bytes);
-        std::memcpy(out + ch, tmp, len);
+      for (std::size_t n = 0; n < pixels; ++n) {
+        const int8_t* const* inputs = inputs0 + n * step;
+        int8_t* out = out0 + n * channels;
+        __m256i a[4];
+        for (int q = 0; q < 4; ++q) a[q] = load_i32(t[q].bias + 8 * h);
+        for (std::size_t g = 0; g < groups; ++g) {
+          const int8_t* const* in = inputs + 4 * g;
+          const __m256i x0 = _mm256_xor_si256(load_x32(in[0] + ch, len), flip);
+          const __m256i x1 = _mm256_xor_si256(load_x32(in[1] + ch, len), flip);
+          const __m256i x2 = _mm256_xor_si256(load_x32(in[2] + ch, len), flip);
+          const __m256i x3 = _mm256_xor_si256(load_x32(in[3] + ch, len), flip);
+          const __m256i l01 = _mm256_unpacklo_epi8(x0, x1), h01 = _mm256_unpackhi_epi8(x0, x1);
+          const __m256i l23 = _mm256_unpacklo_epi8(x2, x3), h23 = _mm256_unpackhi_epi8(x2, x3);
+          const uint8_t* wg = wb + g * kGroupBytes;
+          __m256i we, wo;
+          dw_weights<kWide>(wg, 0, h, &we, &wo);
+          a[0] = dot4_u8s8(a[0], _mm256_unpacklo_epi16(l01, l23), we, wo);
+          dw_weights<kWide>(wg, 1, h, &we, &wo);
+          a[1] = dot4_u8s8(a[1], _mm256_unpackhi_epi16(l01, l23), we, wo);
+          dw_weights<kWide>(wg, 2, h, &we, &wo);
+          a[2] = dot4_u8s8(a[2], _mm256_unpacklo_epi16(h01, h23), we, wo);
+          dw_weights<kWide>(wg, 3, h, &we, &wo);
+          a[3] = dot4_u8s8(a[3], _mm256_unpackhi_epi16(h01, h23), we, wo);
+        }
+        __m256i y[4];
+        for (int q = 0; q < 4; ++q) {
+          __m256i v = a[q];
+          if (p.any_pre_shift) v = _mm256_sllv_epi32(v, load_i32(t[q].pre_shift + 8 * h));
+          y[q] = finish8(requant8(v, load_requant8(t[q], h), neg), p.out_zero_point, p.out_min,
+                         p.out_max);
+        }
+        // In-lane packs undo the in-lane unpacks: natural channel order, saturated to int8.
+        const __m256i y01 = _mm256_packs_epi32(y[0], y[1]), y23 = _mm256_packs_epi32(y[2], y[3]);
+        const __m256i bytes = _mm256_packs_epi16(y01, y23);
+        if (len == 32) {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + ch), bytes);
+        } else if (len == 16) {
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(out + ch), _mm256_castsi256_si128(bytes));
+        } else {
+          alignas(32) int8_t tmp[32];
+          _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), bytes);
+          std::memcpy(out + ch, tmp, len);
+        }
       }
     }
   }
 }
 
-void dwconv_qs8_avx2(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
-                     const int8_t* weights, const DwRequantParams& p, int8_t* out) {
+void dwconv_qs8_avx2(std::size_t pixels, std::size_t channels, std::size_t groups,
+                     const int8_t* const* inputs, std::size_t step, const int8_t* weights,
+                     const DwRequantParams& p, int8_t* out) {
   if (p.avx2_wide_weights) {
-    dwconv_qs8_avx2_impl<true>(channels, groups, inputs, weights, p, out);
+    dwconv_qs8_avx2_impl<true>(pixels, channels, groups, inputs, step, weights, p, out);
   } else {
-    dwconv_qs8_avx2_impl<false>(channels, groups, inputs, weights, p, out);
+    dwconv_qs8_avx2_impl<false>(pixels, channels, groups, inputs, step, weights, p, out);
   }
 }
 
@@ -889,7 +898,7 @@ const IsaKernels kAvx2Kernels = {
     dwconv_avx2,
     "qs8_qc8w_dwconv_16c__avx2",
     dwconv_qs8_avx2,
-    "qs8_qc8w_dwconv_32c4__avx2",
+    "qs8_qc8w_dwconv_rowx32c4__avx2",
     {{"qs8_qc8w_gemm_requant_3x16c4__avx2", 3, gemm_int8_requant},
      {"qs8_qc4w_gemm_requant_4x16c4__avx2", 4, gemm_subbyte_requant<4>},
      {"qs8_qt2w_gemm_requant_4x16c4__avx2", 4, gemm_subbyte_requant<2>},

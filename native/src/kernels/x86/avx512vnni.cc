@@ -442,85 +442,140 @@ inline __m256i dw_requant_half(__m256i v, const DwRequantBlock& t, const DwRequa
   return y;
 }
 
+// Multi-pixel kernels (ukernels.h, DwQs8Fn): per 64- or 32-channel block, the block's weights
+// and bias are loaded once and serve every pixel of the call. For up to 3 groups (12 taps:
+// 3x3 and smaller) the group count is a template argument, so the weights are 4 * G named
+// registers (12 zmm of 32, or 12 ymm) rather than a loop's loads; larger windows (5x5: 28
+// vectors, more than the register file beside the accumulators) load them per pixel as before.
+// The requantisation tables (up to 9 vectors per accumulator) stay memory operands: holding
+// them too would spill. Each output pixel still costs one pass over its taps' rows; what goes
+// is the per-pixel call, pointer set-up and weight reloads (perf: ~20% of the 112x112x32 layer).
 // A block of at most 32 channels (the tail, or all of a 16/24/32-channel layer) on ymm: the
 // block layout's low 128-bit lanes are exactly these channels, so weights and tables are the
 // low halves of the 64-channel ones. (Zen 4 runs a zmm op as two ymm halves: half the work.)
-void dwconv_qs8_block32(std::size_t c, std::size_t len, std::size_t groups,
-                        const int8_t* const* inputs, const uint8_t* wb, const DwRequantBlock* t,
-                        const DwRequantParams& p, int8_t* out) {
+template <int G>
+void dwconv_qs8_block32(std::size_t pixels, std::size_t channels, std::size_t c, std::size_t len,
+                        std::size_t groups, const int8_t* const* inputs, std::size_t step,
+                        const uint8_t* wb, const DwRequantBlock* t, const DwRequantParams& p,
+                        int8_t* out) {
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   const __mmask32 k = len == 32 ? ~0u : (~0u) >> (32 - len);
   auto ld = [](const void* a) { return _mm256_loadu_si256(static_cast<const __m256i*>(a)); };
-  __m256i a0 = ld(t[0].bias), a1 = ld(t[1].bias), a2 = ld(t[2].bias), a3 = ld(t[3].bias);
-  for (std::size_t g = 0; g < groups; ++g) {
-    const int8_t* const* in = inputs + 4 * g;
-    const __m256i x0 = _mm256_xor_si256(_mm256_maskz_loadu_epi8(k, in[0] + c), flip);
-    const __m256i x1 = _mm256_xor_si256(_mm256_maskz_loadu_epi8(k, in[1] + c), flip);
-    const __m256i x2 = _mm256_xor_si256(_mm256_maskz_loadu_epi8(k, in[2] + c), flip);
-    const __m256i x3 = _mm256_xor_si256(_mm256_maskz_loadu_epi8(k, in[3] + c), flip);
-    const __m256i l01 = _mm256_unpacklo_epi8(x0, x1), h01 = _mm256_unpackhi_epi8(x0, x1);
-    const __m256i l23 = _mm256_unpacklo_epi8(x2, x3), h23 = _mm256_unpackhi_epi8(x2, x3);
-    const uint8_t* wg = wb + g * 256;
-    a0 = _mm256_dpbusd_epi32(a0, _mm256_unpacklo_epi16(l01, l23), ld(wg));
-    a1 = _mm256_dpbusd_epi32(a1, _mm256_unpackhi_epi16(l01, l23), ld(wg + 64));
-    a2 = _mm256_dpbusd_epi32(a2, _mm256_unpacklo_epi16(h01, h23), ld(wg + 128));
-    a3 = _mm256_dpbusd_epi32(a3, _mm256_unpackhi_epi16(h01, h23), ld(wg + 192));
+  constexpr int kHeld = G > 0 ? G : 1;
+  __m256i w[kHeld][4];
+  if constexpr (G > 0) {
+    for (int g = 0; g < G; ++g) {
+      for (int q = 0; q < 4; ++q) w[g][q] = ld(wb + g * 256 + 64 * q);
+    }
   }
-  const __m256i y01 = _mm256_packs_epi32(dw_requant_half(a0, t[0], p), dw_requant_half(a1, t[1], p));
-  const __m256i y23 = _mm256_packs_epi32(dw_requant_half(a2, t[2], p), dw_requant_half(a3, t[3], p));
-  _mm256_mask_storeu_epi8(out + c, k, _mm256_packs_epi16(y01, y23));
+  const __m256i b0 = ld(t[0].bias), b1 = ld(t[1].bias), b2 = ld(t[2].bias), b3 = ld(t[3].bias);
+  const std::size_t ng = G > 0 ? static_cast<std::size_t>(G) : groups;
+  for (std::size_t n = 0; n < pixels; ++n, inputs += step, out += channels) {
+    __m256i a0 = b0, a1 = b1, a2 = b2, a3 = b3;
+#pragma GCC unroll 4
+    for (std::size_t g = 0; g < ng; ++g) {
+      const int8_t* const* in = inputs + 4 * g;
+      const __m256i x0 = _mm256_xor_si256(_mm256_maskz_loadu_epi8(k, in[0] + c), flip);
+      const __m256i x1 = _mm256_xor_si256(_mm256_maskz_loadu_epi8(k, in[1] + c), flip);
+      const __m256i x2 = _mm256_xor_si256(_mm256_maskz_loadu_epi8(k, in[2] + c), flip);
+      const __m256i x3 = _mm256_xor_si256(_mm256_maskz_loadu_epi8(k, in[3] + c), flip);
+      const __m256i l01 = _mm256_unpacklo_epi8(x0, x1), h01 = _mm256_unpackhi_epi8(x0, x1);
+      const __m256i l23 = _mm256_unpacklo_epi8(x2, x3), h23 = _mm256_unpackhi_epi8(x2, x3);
+      __m256i w0, w1, w2, w3;
+      if constexpr (G > 0) {
+        w0 = w[g][0], w1 = w[g][1], w2 = w[g][2], w3 = w[g][3];
+      } else {
+        const uint8_t* wg = wb + g * 256;
+        w0 = ld(wg), w1 = ld(wg + 64), w2 = ld(wg + 128), w3 = ld(wg + 192);
+      }
+      a0 = _mm256_dpbusd_epi32(a0, _mm256_unpacklo_epi16(l01, l23), w0);
+      a1 = _mm256_dpbusd_epi32(a1, _mm256_unpackhi_epi16(l01, l23), w1);
+      a2 = _mm256_dpbusd_epi32(a2, _mm256_unpacklo_epi16(h01, h23), w2);
+      a3 = _mm256_dpbusd_epi32(a3, _mm256_unpackhi_epi16(h01, h23), w3);
+    }
+    const __m256i y01 =
+        _mm256_packs_epi32(dw_requant_half(a0, t[0], p), dw_requant_half(a1, t[1], p));
+    const __m256i y23 =
+        _mm256_packs_epi32(dw_requant_half(a2, t[2], p), dw_requant_half(a3, t[3], p));
+    _mm256_mask_storeu_epi8(out + c, k, _mm256_packs_epi16(y01, y23));
+  }
 }
 
-void dwconv_qs8_avx512(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
-                       const int8_t* weights, const DwRequantParams& p, int8_t* out) {
+// A full or partial (33..64 channels) block of 64 on zmm.
+template <int G>
+void dwconv_qs8_block64(std::size_t pixels, std::size_t channels, std::size_t c, std::size_t len,
+                        std::size_t groups, const int8_t* const* inputs, std::size_t step,
+                        const uint8_t* wb, const DwRequantBlock* t, const DwRequantParams& p,
+                        int8_t* out) {
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-  for (std::size_t c = 0, b = 0; c < channels; c += 64, ++b) {
-    const std::size_t len = channels - c < 64 ? channels - c : 64;
-    const uint8_t* wb = reinterpret_cast<const uint8_t*>(weights) + b * groups * 256;
-    const DwRequantBlock* t = p.blocks + 4 * b;
-    if (len <= 32) {
-      dwconv_qs8_block32(c, len, groups, inputs, wb, t, p, out);
-      break;
+  const __mmask64 k = len == 64 ? ~0ull : (~0ull) >> (64 - len);
+  constexpr int kHeld = G > 0 ? G : 1;
+  __m512i w[kHeld][4];
+  if constexpr (G > 0) {
+    for (int g = 0; g < G; ++g) {
+      for (int q = 0; q < 4; ++q) w[g][q] = load512(wb + g * 256 + 64 * q);
     }
-    const __mmask64 k = len == 64 ? ~0ull : (~0ull) >> (64 - len);
-    __m512i a0 = _mm512_loadu_si512(t[0].bias), a1 = _mm512_loadu_si512(t[1].bias);
-    __m512i a2 = _mm512_loadu_si512(t[2].bias), a3 = _mm512_loadu_si512(t[3].bias);
-    for (std::size_t g = 0; g < groups; ++g) {
+  }
+  const __m512i b0 = _mm512_loadu_si512(t[0].bias), b1 = _mm512_loadu_si512(t[1].bias);
+  const __m512i b2 = _mm512_loadu_si512(t[2].bias), b3 = _mm512_loadu_si512(t[3].bias);
+  const std::size_t ng = G > 0 ? static_cast<std::size_t>(G) : groups;
+  for (std::size_t n = 0; n < pixels; ++n, inputs += step, out += channels) {
+    __m512i a0 = b0, a1 = b1, a2 = b2, a3 = b3;
+#pragma GCC unroll 4
+    for (std::size_t g = 0; g < ng; ++g) {
       const int8_t* const* in = inputs + 4 * g;
-      __m512i x0, x1, x2, x3;
-      if (len == 64) {
-        x0 = _mm512_loadu_si512(in[0] + c);
-        x1 = _mm512_loadu_si512(in[1] + c);
-        x2 = _mm512_loadu_si512(in[2] + c);
-        x3 = _mm512_loadu_si512(in[3] + c);
-      } else {  // rows are only `channels` long
-        x0 = _mm512_maskz_loadu_epi8(k, in[0] + c);
-        x1 = _mm512_maskz_loadu_epi8(k, in[1] + c);
-        x2 = _mm512_maskz_loadu_epi8(k, in[2] + c);
-        x3 = _mm512_maskz_loadu_epi8(k, in[3] + c);
-      }
-      x0 = _mm512_xor_si512(x0, flip);
-      x1 = _mm512_xor_si512(x1, flip);
-      x2 = _mm512_xor_si512(x2, flip);
-      x3 = _mm512_xor_si512(x3, flip);
+      // Rows are only `channels` long: the last block's loads are masked (a mask of all ones
+      // costs the same as a plain load).
+      const __m512i x0 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(k, in[0] + c), flip);
+      const __m512i x1 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(k, in[1] + c), flip);
+      const __m512i x2 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(k, in[2] + c), flip);
+      const __m512i x3 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(k, in[3] + c), flip);
       const __m512i l01 = _mm512_unpacklo_epi8(x0, x1), h01 = _mm512_unpackhi_epi8(x0, x1);
       const __m512i l23 = _mm512_unpacklo_epi8(x2, x3), h23 = _mm512_unpackhi_epi8(x2, x3);
-      const uint8_t* wg = wb + g * 256;
-      a0 = _mm512_dpbusd_epi32(a0, _mm512_unpacklo_epi16(l01, l23), load512(wg));
-      a1 = _mm512_dpbusd_epi32(a1, _mm512_unpackhi_epi16(l01, l23), load512(wg + 64));
-      a2 = _mm512_dpbusd_epi32(a2, _mm512_unpacklo_epi16(h01, h23), load512(wg + 128));
-      a3 = _mm512_dpbusd_epi32(a3, _mm512_unpackhi_epi16(h01, h23), load512(wg + 192));
+      __m512i w0, w1, w2, w3;
+      if constexpr (G > 0) {
+        w0 = w[g][0], w1 = w[g][1], w2 = w[g][2], w3 = w[g][3];
+      } else {
+        const uint8_t* wg = wb + g * 256;
+        w0 = load512(wg), w1 = load512(wg + 64), w2 = load512(wg + 128), w3 = load512(wg + 192);
+      }
+      a0 = _mm512_dpbusd_epi32(a0, _mm512_unpacklo_epi16(l01, l23), w0);
+      a1 = _mm512_dpbusd_epi32(a1, _mm512_unpackhi_epi16(l01, l23), w1);
+      a2 = _mm512_dpbusd_epi32(a2, _mm512_unpacklo_epi16(h01, h23), w2);
+      a3 = _mm512_dpbusd_epi32(a3, _mm512_unpackhi_epi16(h01, h23), w3);
     }
     // The packs saturate: together with dw_requant's clamp, the result is clamped to
     // [out_min, out_max] exactly as the int32 clamp + truncation of the other epilogues.
     const __m512i y01 = _mm512_packs_epi32(dw_requant(a0, t[0], p), dw_requant(a1, t[1], p));
     const __m512i y23 = _mm512_packs_epi32(dw_requant(a2, t[2], p), dw_requant(a3, t[3], p));
-    const __m512i y = _mm512_packs_epi16(y01, y23);
-    if (len == 64) {
-      _mm512_storeu_si512(out + c, y);
+    _mm512_mask_storeu_epi8(out + c, k, _mm512_packs_epi16(y01, y23));
+  }
+}
+
+template <int G>
+void dwconv_qs8_blocks(std::size_t pixels, std::size_t channels, std::size_t groups,
+                       const int8_t* const* inputs, std::size_t step, const int8_t* weights,
+                       const DwRequantParams& p, int8_t* out) {
+  for (std::size_t c = 0, b = 0; c < channels; c += 64, ++b) {
+    const std::size_t len = channels - c < 64 ? channels - c : 64;
+    const uint8_t* wb = reinterpret_cast<const uint8_t*>(weights) + b * groups * 256;
+    const DwRequantBlock* t = p.blocks + 4 * b;
+    if (len <= 32) {
+      dwconv_qs8_block32<G>(pixels, channels, c, len, groups, inputs, step, wb, t, p, out);
     } else {
-      _mm512_mask_storeu_epi8(out + c, k, y);
+      dwconv_qs8_block64<G>(pixels, channels, c, len, groups, inputs, step, wb, t, p, out);
     }
+  }
+}
+
+void dwconv_qs8_avx512(std::size_t pixels, std::size_t channels, std::size_t groups,
+                       const int8_t* const* inputs, std::size_t step, const int8_t* weights,
+                       const DwRequantParams& p, int8_t* out) {
+  switch (groups) {
+    case 1: return dwconv_qs8_blocks<1>(pixels, channels, groups, inputs, step, weights, p, out);
+    case 2: return dwconv_qs8_blocks<2>(pixels, channels, groups, inputs, step, weights, p, out);
+    case 3: return dwconv_qs8_blocks<3>(pixels, channels, groups, inputs, step, weights, p, out);
+    default: return dwconv_qs8_blocks<0>(pixels, channels, groups, inputs, step, weights, p, out);
   }
 }
 
@@ -626,7 +681,7 @@ const IsaKernels kAvx512VnniKernels = {
     dwconv_avx512,
     "qs8_qc8w_dwconv_16c__avx512vnni",
     dwconv_qs8_avx512,
-    "qs8_qc8w_dwconv_64c4__avx512vnni",
+    "qs8_qc8w_dwconv_rowx64c4__avx512vnni",
     {{"qs8_qc8w_gemm_requant_8x16c4__avx512vnni", 8, gemm_int8_requant},
       {"qs8_qc4w_gemm_requant_8x16c4__avx512vnni", 8, gemm_subbyte_requant<4>},
       {"qs8_qt2w_gemm_requant_8x16c4__avx512vnni", 8, gemm_subbyte_requant<2>},
