@@ -271,7 +271,7 @@ struct DepthwiseConv2D::Impl {
     use_fused = true;
   }
 
-  // AVX2 has no vpdpbusd: its kernel (qs8_qc8w_dwconv_32c4__avx2) multiplies the even and the
+  // AVX2 has no vpdpbusd: its kernel (qs8_qc8w_dwconv_rowx32c4__avx2) multiplies the even and the
   // odd bytes of each 4-tap dword with vpmaddwd, so it wants the weights as int16, split by tap
   // parity. Doing that split once here instead of per pixel (a shift pair per weight vector per
   // pixel) is 3 of its ~10 instructions per 32 channels x 4 taps. Layout: per 64-byte vector
