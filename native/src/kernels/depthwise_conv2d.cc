@@ -198,6 +198,7 @@ struct DepthwiseConv2D::Impl {
     fused.out_max = ep.out_max;
     fused.any_pre_shift = any_pre ? 1 : 0;
     fused.any_negative_add = any_neg ? 1 : 0;
+    fused.lone_last_tap = taps % 4 == 1 ? 1 : 0;
     use_fused = true;
     // Row indirection needs undilated columns (pixel windows as contiguous slices of one column
     // list) and the input's own rows (a depth multiplier expands them per pixel).

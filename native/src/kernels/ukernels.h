@@ -142,6 +142,7 @@ struct DwRequantParams {
   int32_t any_pre_shift;         // some pre_shift is non-zero
   int32_t any_negative_add;      // some channel rounds ties away from zero
   int32_t avx2_wide_weights;     // AVX2 only: weights pre-widened to int16 (depthwise_conv2d.cc)
+  int32_t lone_last_tap;         // taps % 4 == 1: the last group has one real tap (AVX-512)
   DwArmTables arm;               // Arm only (blocks unused there)
 };
 // One call computes `pixels` output pixels (a row segment): pixel n reads its 4 * groups tap

@@ -450,10 +450,26 @@ inline __m256i dw_requant_half(__m256i v, const DwRequantBlock& t, const DwRequa
 // The requantisation tables (up to 9 vectors per accumulator) stay memory operands: holding
 // them too would spill. Each output pixel still costs one pass over its taps' rows; what goes
 // is the per-pixel call, pointer set-up and weight reloads (perf: ~20% of the 112x112x32 layer).
+//
+// A last group with one real tap (taps % 4 == 1: 3x3, 5x5, 1x1; DwRequantParams::lone_last_tap)
+// needs no 4-row interleave: accumulator q's dword j (channel 4q + j of each 128-bit lane) only
+// reads its byte 0 (the other three weights are zero), so one in-lane vpshufb per accumulator
+// moves byte 4q + j there and zeroes the rest: 1 load, 1 xor, 4 shuffles instead of 4, 4, 8.
+template <typename V>
+inline V lone_pick(int q) {
+  alignas(64) int8_t idx[64];
+  for (int i = 0; i < 64; ++i) {
+    idx[i] = i % 4 == 0 ? static_cast<int8_t>(4 * q + (i % 16) / 4) : int8_t{-1};
+  }
+  V v;
+  std::memcpy(&v, idx, sizeof(V));
+  return v;
+}
+
 // A block of at most 32 channels (the tail, or all of a 16/24/32-channel layer) on ymm: the
 // block layout's low 128-bit lanes are exactly these channels, so weights and tables are the
 // low halves of the 64-channel ones. (Zen 4 runs a zmm op as two ymm halves: half the work.)
-template <int G>
+template <int G, bool kLone>
 void dwconv_qs8_block32(std::size_t pixels, std::size_t channels, std::size_t c, std::size_t len,
                         std::size_t groups, const int8_t* const* inputs, std::size_t step,
                         const uint8_t* wb, const DwRequantBlock* t, const DwRequantParams& p,
@@ -475,6 +491,21 @@ void dwconv_qs8_block32(std::size_t pixels, std::size_t channels, std::size_t c,
 #pragma GCC unroll 4
     for (std::size_t g = 0; g < ng; ++g) {
       const int8_t* const* in = inputs + 4 * g;
+      if (kLone && g + 1 == ng) {  // one real tap: its byte to byte 0 of each dword
+        const __m256i x = _mm256_xor_si256(_mm256_maskz_loadu_epi8(k, in[0] + c), flip);
+        __m256i w0, w1, w2, w3;
+        if constexpr (G > 0) {
+          w0 = w[G - 1][0], w1 = w[G - 1][1], w2 = w[G - 1][2], w3 = w[G - 1][3];
+        } else {
+          const uint8_t* wg = wb + g * 256;
+          w0 = ld(wg), w1 = ld(wg + 64), w2 = ld(wg + 128), w3 = ld(wg + 192);
+        }
+        a0 = _mm256_dpbusd_epi32(a0, _mm256_shuffle_epi8(x, lone_pick<__m256i>(0)), w0);
+        a1 = _mm256_dpbusd_epi32(a1, _mm256_shuffle_epi8(x, lone_pick<__m256i>(1)), w1);
+        a2 = _mm256_dpbusd_epi32(a2, _mm256_shuffle_epi8(x, lone_pick<__m256i>(2)), w2);
+        a3 = _mm256_dpbusd_epi32(a3, _mm256_shuffle_epi8(x, lone_pick<__m256i>(3)), w3);
+        break;
+      }
       const __m256i x0 = _mm256_xor_si256(_mm256_maskz_loadu_epi8(k, in[0] + c), flip);
       const __m256i x1 = _mm256_xor_si256(_mm256_maskz_loadu_epi8(k, in[1] + c), flip);
       const __m256i x2 = _mm256_xor_si256(_mm256_maskz_loadu_epi8(k, in[2] + c), flip);
@@ -502,7 +533,7 @@ void dwconv_qs8_block32(std::size_t pixels, std::size_t channels, std::size_t c,
 }
 
 // A full or partial (33..64 channels) block of 64 on zmm.
-template <int G>
+template <int G, bool kLone>
 void dwconv_qs8_block64(std::size_t pixels, std::size_t channels, std::size_t c, std::size_t len,
                         std::size_t groups, const int8_t* const* inputs, std::size_t step,
                         const uint8_t* wb, const DwRequantBlock* t, const DwRequantParams& p,
@@ -524,6 +555,21 @@ void dwconv_qs8_block64(std::size_t pixels, std::size_t channels, std::size_t c,
 #pragma GCC unroll 4
     for (std::size_t g = 0; g < ng; ++g) {
       const int8_t* const* in = inputs + 4 * g;
+      if (kLone && g + 1 == ng) {  // one real tap: its byte to byte 0 of each dword
+        const __m512i x = _mm512_xor_si512(_mm512_maskz_loadu_epi8(k, in[0] + c), flip);
+        __m512i w0, w1, w2, w3;
+        if constexpr (G > 0) {
+          w0 = w[G - 1][0], w1 = w[G - 1][1], w2 = w[G - 1][2], w3 = w[G - 1][3];
+        } else {
+          const uint8_t* wg = wb + g * 256;
+          w0 = load512(wg), w1 = load512(wg + 64), w2 = load512(wg + 128), w3 = load512(wg + 192);
+        }
+        a0 = _mm512_dpbusd_epi32(a0, _mm512_shuffle_epi8(x, lone_pick<__m512i>(0)), w0);
+        a1 = _mm512_dpbusd_epi32(a1, _mm512_shuffle_epi8(x, lone_pick<__m512i>(1)), w1);
+        a2 = _mm512_dpbusd_epi32(a2, _mm512_shuffle_epi8(x, lone_pick<__m512i>(2)), w2);
+        a3 = _mm512_dpbusd_epi32(a3, _mm512_shuffle_epi8(x, lone_pick<__m512i>(3)), w3);
+        break;
+      }
       // Rows are only `channels` long: the last block's loads are masked (a mask of all ones
       // costs the same as a plain load).
       const __m512i x0 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(k, in[0] + c), flip);
@@ -552,7 +598,7 @@ void dwconv_qs8_block64(std::size_t pixels, std::size_t channels, std::size_t c,
   }
 }
 
-template <int G>
+template <int G, bool kLone>
 void dwconv_qs8_blocks(std::size_t pixels, std::size_t channels, std::size_t groups,
                        const int8_t* const* inputs, std::size_t step, const int8_t* weights,
                        const DwRequantParams& p, int8_t* out) {
@@ -561,21 +607,32 @@ void dwconv_qs8_blocks(std::size_t pixels, std::size_t channels, std::size_t gro
     const uint8_t* wb = reinterpret_cast<const uint8_t*>(weights) + b * groups * 256;
     const DwRequantBlock* t = p.blocks + 4 * b;
     if (len <= 32) {
-      dwconv_qs8_block32<G>(pixels, channels, c, len, groups, inputs, step, wb, t, p, out);
+      dwconv_qs8_block32<G, kLone>(pixels, channels, c, len, groups, inputs, step, wb, t, p, out);
     } else {
-      dwconv_qs8_block64<G>(pixels, channels, c, len, groups, inputs, step, wb, t, p, out);
+      dwconv_qs8_block64<G, kLone>(pixels, channels, c, len, groups, inputs, step, wb, t, p, out);
     }
+  }
+}
+
+template <bool kLone>
+void dwconv_qs8_by_groups(std::size_t pixels, std::size_t channels, std::size_t groups,
+                          const int8_t* const* in, std::size_t step, const int8_t* w,
+                          const DwRequantParams& p, int8_t* out) {
+  switch (groups) {
+    case 1: return dwconv_qs8_blocks<1, kLone>(pixels, channels, groups, in, step, w, p, out);
+    case 2: return dwconv_qs8_blocks<2, kLone>(pixels, channels, groups, in, step, w, p, out);
+    case 3: return dwconv_qs8_blocks<3, kLone>(pixels, channels, groups, in, step, w, p, out);
+    default: return dwconv_qs8_blocks<0, kLone>(pixels, channels, groups, in, step, w, p, out);
   }
 }
 
 void dwconv_qs8_avx512(std::size_t pixels, std::size_t channels, std::size_t groups,
                        const int8_t* const* inputs, std::size_t step, const int8_t* weights,
                        const DwRequantParams& p, int8_t* out) {
-  switch (groups) {
-    case 1: return dwconv_qs8_blocks<1>(pixels, channels, groups, inputs, step, weights, p, out);
-    case 2: return dwconv_qs8_blocks<2>(pixels, channels, groups, inputs, step, weights, p, out);
-    case 3: return dwconv_qs8_blocks<3>(pixels, channels, groups, inputs, step, weights, p, out);
-    default: return dwconv_qs8_blocks<0>(pixels, channels, groups, inputs, step, weights, p, out);
+  if (p.lone_last_tap) {
+    dwconv_qs8_by_groups<true>(pixels, channels, groups, inputs, step, weights, p, out);
+  } else {
+    dwconv_qs8_by_groups<false>(pixels, channels, groups, inputs, step, weights, p, out);
   }
 }
 
