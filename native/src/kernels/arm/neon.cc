@@ -392,8 +392,8 @@ namespace {
 // The unfused path (dwconv_neon + requant_neon) per 16 channels and tap: 2 x (LDR pointer,
 // LDR d, LDP q int32 weights, 3 SXTL to int32, 2 MLA) = 16, + 6 of loop; then 4 STR q of the
 // sums and the separate requant pass, ~17 per 4 outputs (~68 per block) against the fused 29.
-void dwconv_qs8_neon(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
-                     const int8_t* weights, const DwRequantParams& p, int8_t* out) {
+void dwconv_qs8_neon_pixel(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
+                           const int8_t* weights, const DwRequantParams& p, int8_t* out) {
   (void)groups;  // NEON takes taps one by one (p.arm.taps); the padding pointers stay unread
   const DwArmTables& t = p.arm;
   const auto* w = reinterpret_cast<const int16_t*>(weights);
@@ -433,6 +433,16 @@ constexpr GemmKernels kGemmT = {{EDGE_NEON_NAME("qt2w", "1x16c4"), 1, gemm_subby
 constexpr GemmKernels kGemm2 = {{EDGE_NEON_NAME("qc2w", "1x16c4"), 1, gemm_subbyte<2>},
                                 {EDGE_NEON_NAME("qc2w", "2x16c4"), 2, gemm_subbyte<2>},
                                 XFormat::kInt8, prepare_int8_neon};
+
+// DwQs8Fn takes a row of pixels (ukernels.h); the driver gives Arm one pixel per call (no row
+// indirection there), so this only keeps the interface.
+void dwconv_qs8_neon(std::size_t pixels, std::size_t channels, std::size_t groups,
+                     const int8_t* const* inputs, std::size_t step, const int8_t* weights,
+                     const DwRequantParams& p, int8_t* out) {
+  for (std::size_t n = 0; n < pixels; ++n) {
+    dwconv_qs8_neon_pixel(channels, groups, inputs + n * step, weights, p, out + n * channels);
+  }
+}
 
 }  // namespace
 

@@ -305,8 +305,8 @@ void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_ta
 // 4 SMLAL per tap become 1 SDOT, at the price of 2 ZIP per tap); taps past the
 // last multiple of 4 read the zero-point row against zero weights. Epilogue: dw_requant16, as
 // qs8_qc8w_dwconv_16c__aarch64_neon (29 instructions per 16 outputs with the default rule).
-void dwconv_qs8_neondot(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
-                        const int8_t* weights, const DwRequantParams& p, int8_t* out) {
+void dwconv_qs8_neondot_pixel(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
+                              const int8_t* weights, const DwRequantParams& p, int8_t* out) {
   const DwArmTables& t = p.arm;
   dw_pixel(channels, t, out, [&](auto partial, std::size_t c, std::size_t n, int32x4_t(&a)[4]) {
     constexpr bool kPartial = decltype(partial)::value;
@@ -347,6 +347,16 @@ constexpr GemmKernels kGemmT = {{"qs8_qt2w_gemm_1x16c4__neondot", 1, gemv_2bit},
 constexpr GemmKernels kGemm2 = {{"qs8_qc2w_gemm_1x16c4__neondot", 1, gemv_2bit},
                                 {"qs8_qc2w_gemm_4x16c4__neondot", 4, gemm_subbyte<2>},
                                 XFormat::kInt8, prepare_int8_neon};
+
+// DwQs8Fn takes a row of pixels (ukernels.h); the driver gives Arm one pixel per call (no row
+// indirection there), so this only keeps the interface.
+void dwconv_qs8_neondot(std::size_t pixels, std::size_t channels, std::size_t groups,
+                        const int8_t* const* inputs, std::size_t step, const int8_t* weights,
+                        const DwRequantParams& p, int8_t* out) {
+  for (std::size_t n = 0; n < pixels; ++n) {
+    dwconv_qs8_neondot_pixel(channels, groups, inputs + n * step, weights, p, out + n * channels);
+  }
+}
 
 }  // namespace
 
