@@ -738,6 +738,36 @@ EDGE_TEST(conv2d_indirect_int16_sum_bounds) {
   EDGE_CHECK(failures == 0);
 }
 
+namespace {
+
+// LiteRT's optimised depthwise rounds the channels past the last multiple of 8 by another rule
+// (`tail`): the expected outputs of those channels, recomputed under it.
+void round_tail_channels(const std::vector<int32_t>& acc, int32_t cout, const FcProblem& p,
+                         edge::Rounding tail, std::vector<int8_t>& want) {
+  edge::LayerOptions t = p.options;
+  t.rounding = tail;
+  const std::vector<int8_t> tw = reference_requant(acc, cout, p.scales, t, false);
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    if (static_cast<int32_t>(i % static_cast<std::size_t>(cout)) >= cout / 8 * 8) want[i] = tw[i];
+  }
+}
+
+// A depthwise layer of problem `p` on `isa` (output type left at its default).
+edge::DepthwiseConv2DOptions depthwise_options(const FcProblem& p, const edge::ConvGeometry& g,
+                                               int32_t mult, Isa isa,
+                                               std::optional<edge::Rounding> tail) {
+  edge::DepthwiseConv2DOptions o;
+  static_cast<edge::LayerOptions&>(o) = p.options;
+  o.tail_rounding = tail;
+  o.geometry = g;
+  o.depth_multiplier = mult;
+  o.isa = isa;
+  o.bias = p.bias.data();
+  return o;
+}
+
+}  // namespace
+
 EDGE_TEST(depthwise_every_isa_random_geometry) {
   Rng rng(7);
   int failures = 0, arm_cases = 0, arm_fused = 0;
@@ -777,22 +807,11 @@ EDGE_TEST(depthwise_every_isa_random_geometry) {
     std::optional<edge::Rounding> tail;
     if (trial % 3 == 1) {
       tail = edge::Rounding::kAwayFromZero;
-      edge::LayerOptions t = p.options;
-      t.rounding = *tail;
-      const std::vector<int8_t> tw = reference_requant(acc, cout, p.scales, t, false);
-      for (std::size_t i = 0; i < want.size(); ++i) {
-        if (static_cast<int32_t>(i % static_cast<std::size_t>(cout)) >= cout / 8 * 8) want[i] = tw[i];
-      }
+      round_tail_channels(acc, cout, p, *tail, want);
     }
     std::vector<float> f0;
     for (Isa isa : test_isas()) {
-      edge::DepthwiseConv2DOptions o;
-      o.tail_rounding = tail;
-      static_cast<edge::LayerOptions&>(o) = p.options;
-      o.geometry = g;
-      o.depth_multiplier = mult;
-      o.isa = isa;
-      o.bias = p.bias.data();
+      edge::DepthwiseConv2DOptions o = depthwise_options(p, g, mult, isa, tail);
       std::vector<int32_t> got32(acc.size());
       std::vector<int8_t> got8(acc.size());
       std::vector<float> gotf(acc.size());
@@ -891,21 +910,10 @@ EDGE_TEST(depthwise_fused_blocks_every_isa) {
       if ((trial % 2 == 0 || trial % 5 == 3) &&
           p.options.rounding != edge::Rounding::kAwayFromZero) {
         tail = edge::Rounding::kAwayFromZero;
-        edge::LayerOptions t = p.options;
-        t.rounding = *tail;
-        const std::vector<int8_t> tw = reference_requant(acc, cout, p.scales, t, false);
-        for (std::size_t i = 0; i < want.size(); ++i) {
-          if (static_cast<int32_t>(i % static_cast<std::size_t>(cout)) >= cout / 8 * 8) want[i] = tw[i];
-        }
+        round_tail_channels(acc, cout, p, *tail, want);
       }
       for (Isa isa : test_isas()) {
-        edge::DepthwiseConv2DOptions o;
-        static_cast<edge::LayerOptions&>(o) = p.options;
-        o.tail_rounding = tail;
-        o.geometry = g;
-        o.depth_multiplier = mult;
-        o.isa = isa;
-        o.bias = p.bias.data();
+        edge::DepthwiseConv2DOptions o = depthwise_options(p, g, mult, isa, tail);
         o.output_type = OutputType::kInt8;
         edge::DepthwiseConv2D dw(filter.data(), p.scales.data(),
                                  static_cast<int32_t>(p.scales.size()), p.wzp.data(), o);
@@ -1001,21 +1009,10 @@ EDGE_TEST(depthwise_fused_row_calls_every_isa) {
     std::optional<edge::Rounding> tail;
     if (trial % 4 == 2 && p.options.rounding != edge::Rounding::kAwayFromZero) {
       tail = edge::Rounding::kAwayFromZero;
-      edge::LayerOptions t = p.options;
-      t.rounding = *tail;
-      const std::vector<int8_t> tw = reference_requant(acc, cout, p.scales, t, false);
-      for (std::size_t i = 0; i < want.size(); ++i) {
-        if (static_cast<int32_t>(i % static_cast<std::size_t>(cout)) >= cout / 8 * 8) want[i] = tw[i];
-      }
+      round_tail_channels(acc, cout, p, *tail, want);
     }
     for (Isa isa : test_isas()) {
-      edge::DepthwiseConv2DOptions o;
-      static_cast<edge::LayerOptions&>(o) = p.options;
-      o.tail_rounding = tail;
-      o.geometry = g;
-      o.depth_multiplier = mult;
-      o.isa = isa;
-      o.bias = p.bias.data();
+      edge::DepthwiseConv2DOptions o = depthwise_options(p, g, mult, isa, tail);
       o.output_type = OutputType::kInt8;
       edge::DepthwiseConv2D dw(filter.data(), p.scales.data(),
                                static_cast<int32_t>(p.scales.size()), p.wzp.data(), o);

@@ -252,16 +252,12 @@ void gemm_requant(std::size_t rows, std::size_t nblocks, const uint8_t* w, const
                   const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
                   std::size_t out_stride) {
   constexpr int R = kQs8Mr;
-  const bool sums = has_wzp(p);
-  const uint8_t* xr[R];
+  std::size_t idx[R];
   int8_t* o[R];
   int32x4_t a[R][4];
-  for (int r = 0; r < R; ++r) {
-    const std::size_t i = row_index(static_cast<std::size_t>(r), rows);
-    xr[r] = x + i * x_stride;
-    o[r] = out + i * out_stride;
-    row_init(p, tile, sums ? row_sums[i * sums_stride] : 0, a[r]);
-  }
+  start_rows<R>(p, tile, rows, row_sums, sums_stride, out, out_stride, idx, o, a);
+  const uint8_t* xr[R];
+  for (int r = 0; r < R; ++r) xr[r] = x + idx[r] * x_stride;
   for (int q = 0; q < 4; ++q) {
     int32x4_t lo[R], hi[R];
     for (int r = 0; r < R; ++r) lo[r] = hi[r] = vdupq_n_s32(0);
@@ -277,15 +273,10 @@ void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_ta
                    const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
                    std::size_t out_stride) {
   constexpr int R = kQs8Mr;
-  const bool sums = has_wzp(p);
   std::size_t idx[R];
   int8_t* o[R];
   int32x4_t a[R][4];
-  for (int r = 0; r < R; ++r) {
-    idx[r] = row_index(static_cast<std::size_t>(r), rows);
-    o[r] = out + idx[r] * out_stride;
-    row_init(p, tile, sums ? row_sums[idx[r]] : 0, a[r]);
-  }
+  start_rows<R>(p, tile, rows, row_sums, 1, out, out_stride, idx, o, a);
   for (int q = 0; q < 4; ++q) {
     int32x4_t lo[R], hi[R];
     for (int r = 0; r < R; ++r) lo[r] = hi[r] = vdupq_n_s32(0);

@@ -265,6 +265,22 @@ inline std::size_t row_index(std::size_t r, std::size_t rows) {
   return r < rows ? r : rows - 1;
 }
 
+// The start of an R-row fused call: each row's index (row_index), output pointer and
+// accumulators (row_init, with its row sum at row_sums[index * sums_stride] when a weight
+// zero point needs it).
+template <int R>
+inline void start_rows(const GemmQs8Params& p, std::size_t tile, std::size_t rows,
+                       const int32_t* row_sums, std::size_t sums_stride, int8_t* out,
+                       std::size_t out_stride, std::size_t (&idx)[R], int8_t* (&o)[R],
+                       int32x4_t (&a)[R][4]) {
+  const bool sums = has_wzp(p);
+  for (int r = 0; r < R; ++r) {
+    idx[r] = row_index(static_cast<std::size_t>(r), rows);
+    o[r] = out + idx[r] * out_stride;
+    row_init(p, tile, sums ? row_sums[idx[r] * sums_stride] : 0, a[r]);
+  }
+}
+
 }  // namespace
 }  // namespace detail
 }  // namespace edge
