@@ -514,6 +514,21 @@ EDGE_TEST(conv2d_every_isa_random_geometry) {
 // output rows past the kernels' 8 / 4 / 3-row groups): multipliers >= 1 (pre-shift; with
 // single rounding they saturate and take the unfused path), tiny ones (no zero-point fold),
 // weight zero points (none, uniform, per channel), channel tails, every rounding rule.
+namespace {
+
+// An int8-output convolution of problem `p` (its weights' options and bias) on `isa`.
+edge::Conv2DOptions conv_options(const FcProblem& p, const edge::ConvGeometry& g, Isa isa) {
+  edge::Conv2DOptions o;
+  static_cast<edge::LayerOptions&>(o) = p.options;
+  o.geometry = g;
+  o.isa = isa;
+  o.bias = p.bias.data();
+  o.output_type = OutputType::kInt8;
+  return o;
+}
+
+}  // namespace
+
 EDGE_TEST(conv2d_fused_requant_multiplier_regimes) {
   Rng rng(23);
   int failures = 0, cases = 0;
@@ -557,12 +572,7 @@ EDGE_TEST(conv2d_fused_requant_multiplier_regimes) {
     const edge::PackedWeights w = pack(p);
     ++cases;
     for (Isa isa : test_isas()) {
-      edge::Conv2DOptions o;
-      static_cast<edge::LayerOptions&>(o) = p.options;
-      o.geometry = g;
-      o.isa = isa;
-      o.bias = p.bias.data();
-      o.output_type = OutputType::kInt8;
+      const edge::Conv2DOptions o = conv_options(p, g, isa);
       edge::Conv2D conv(w.view(), o);
       if (isa == Isa::kAvx512Vnni || isa == Isa::kAvx2) {
         const bool saturating = regime == 1 && p.options.rounding == edge::Rounding::kSingle;
@@ -639,12 +649,7 @@ EDGE_TEST(conv2d_indirect_gemm_random_geometry) {
     const edge::PackedWeights w = pack(p);
     ++cases;
     for (Isa isa : test_isas()) {
-      edge::Conv2DOptions o;
-      static_cast<edge::LayerOptions&>(o) = p.options;
-      o.geometry = g;
-      o.isa = isa;
-      o.bias = p.bias.data();
-      o.output_type = OutputType::kInt8;
+      const edge::Conv2DOptions o = conv_options(p, g, isa);
       edge::Conv2D conv(w.view(), o);
       if (std::strstr(conv.kernel_name(), "_igemm_") != nullptr) ++indirect[static_cast<int>(isa)];
       edge::ThreadPool pool(2);
@@ -709,12 +714,7 @@ EDGE_TEST(conv2d_indirect_int16_sum_bounds) {
       const edge::PackedWeights w = pack(p);
       ++cases;
       for (Isa isa : test_isas()) {
-        edge::Conv2DOptions o;
-        static_cast<edge::LayerOptions&>(o) = p.options;
-        o.geometry = g;
-        o.isa = isa;
-        o.bias = p.bias.data();
-        o.output_type = OutputType::kInt8;
+        const edge::Conv2DOptions o = conv_options(p, g, isa);
         edge::Conv2D conv(w.view(), o);
         const bool has_indirect =
             edge::detail::isa_kernels(isa).igemm_qs8[static_cast<int>(type)].fn != nullptr;
@@ -1333,12 +1333,7 @@ EDGE_TEST(arm_fused_igemm_requant_edges) {
     const edge::PackedWeights w = pack(p);
     edge::ThreadPool pool(2);
     for (Isa isa : test_isas()) {
-      edge::Conv2DOptions o;
-      static_cast<edge::LayerOptions&>(o) = p.options;
-      o.geometry = g;
-      o.isa = isa;
-      o.bias = p.bias.data();
-      o.output_type = OutputType::kInt8;
+      const edge::Conv2DOptions o = conv_options(p, g, isa);
       edge::Conv2D conv(w.view(), o);
       if (is_arm(isa) && std::strstr(conv.kernel_name(), "_igemm_requant_") != nullptr) ++indirect;
       std::vector<int8_t> got(want.size());
