@@ -164,9 +164,10 @@ def test_digits_edge_run_on_arm_matches_x86(weights, digits_int8, digits_data, t
         if ref is None:
             ref = np.load(out)  # the x86 result is the reference for sub-byte weights
         assert np.array_equal(np.load(out), ref), (abi, prefix)
-        conv = [layer["kernel"] for layer in report["layers"] if layer["op"] == "CONV_2D"]
-        assert conv and all(conv), report["layers"]
-        if abi == "arm64-v8a" and "max" in prefix:
-            assert any("neondot" in k for k in conv), conv  # dotprod where the core has it
-        elif abi != "x86_64":
-            assert all("neon" in k and "neondot" not in k for k in conv), (prefix, conv)
+        for op in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            ks = [layer["kernel"] for layer in report["layers"] if layer["op"] == op]
+            assert ks and all(ks), (op, report["layers"])
+            if abi == "arm64-v8a" and "max" in prefix:
+                assert any("neondot" in k for k in ks), (op, ks)  # dotprod where the core has it
+            elif abi != "x86_64":
+                assert all("neon" in k and "neondot" not in k for k in ks), (op, prefix, ks)
