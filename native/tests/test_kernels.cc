@@ -442,6 +442,29 @@ EDGE_TEST(fc_rejects_bad_input) {
   EDGE_CHECK(throws<std::invalid_argument>([&] { edge::FullyConnected bad(w.view(), o); }));
 }
 
+namespace {
+
+// The int8 outputs the reference gives for convolution problem `p` (geometry g, oc channels).
+std::vector<int8_t> reference_conv_int8(const edge::ConvGeometry& g, int32_t oc,
+                                        const std::vector<int8_t>& input, const FcProblem& p) {
+  const std::vector<int32_t> acc = reference_conv_acc(g, oc, input, p.w, p.wzp,
+                                                      p.options.input.zero_point, p.bias);
+  return reference_requant(acc, oc, p.scales, p.options, false);
+}
+
+// An int8-output convolution of problem `p` (its weights' options and bias) on `isa`.
+edge::Conv2DOptions conv_options(const FcProblem& p, const edge::ConvGeometry& g, Isa isa) {
+  edge::Conv2DOptions o;
+  static_cast<edge::LayerOptions&>(o) = p.options;
+  o.geometry = g;
+  o.isa = isa;
+  o.bias = p.bias.data();
+  o.output_type = OutputType::kInt8;
+  return o;
+}
+
+}  // namespace
+
 EDGE_TEST(conv2d_every_isa_random_geometry) {
   Rng rng(6);
   int failures = 0, cases = 0;
@@ -481,11 +504,7 @@ EDGE_TEST(conv2d_every_isa_random_geometry) {
       const edge::PackedWeights w = pack(p);
       ++cases;
       for (Isa isa : test_isas()) {
-        edge::Conv2DOptions o;
-        static_cast<edge::LayerOptions&>(o) = p.options;
-        o.geometry = g;
-        o.isa = isa;
-        o.bias = p.bias.data();
+        edge::Conv2DOptions o = conv_options(p, g, isa);
         o.output_type = OutputType::kInt32;
         edge::Conv2D conv32(w.view(), o);
         std::vector<int32_t> got32(acc.size());
@@ -514,21 +533,6 @@ EDGE_TEST(conv2d_every_isa_random_geometry) {
 // output rows past the kernels' 8 / 4 / 3-row groups): multipliers >= 1 (pre-shift; with
 // single rounding they saturate and take the unfused path), tiny ones (no zero-point fold),
 // weight zero points (none, uniform, per channel), channel tails, every rounding rule.
-namespace {
-
-// An int8-output convolution of problem `p` (its weights' options and bias) on `isa`.
-edge::Conv2DOptions conv_options(const FcProblem& p, const edge::ConvGeometry& g, Isa isa) {
-  edge::Conv2DOptions o;
-  static_cast<edge::LayerOptions&>(o) = p.options;
-  o.geometry = g;
-  o.isa = isa;
-  o.bias = p.bias.data();
-  o.output_type = OutputType::kInt8;
-  return o;
-}
-
-}  // namespace
-
 EDGE_TEST(conv2d_fused_requant_multiplier_regimes) {
   Rng rng(23);
   int failures = 0, cases = 0;
@@ -566,9 +570,7 @@ EDGE_TEST(conv2d_fused_requant_multiplier_regimes) {
     const std::vector<int8_t> input = fill_values(
         rng, static_cast<std::size_t>(g.input_height) * g.input_width * g.input_channels, -128,
         127, fill);
-    const std::vector<int32_t> acc = reference_conv_acc(g, oc, input, p.w, p.wzp,
-                                                        p.options.input.zero_point, p.bias);
-    const std::vector<int8_t> want = reference_requant(acc, oc, p.scales, p.options, false);
+    const std::vector<int8_t> want = reference_conv_int8(g, oc, input, p);
     const edge::PackedWeights w = pack(p);
     ++cases;
     for (Isa isa : test_isas()) {
@@ -643,9 +645,7 @@ EDGE_TEST(conv2d_indirect_gemm_random_geometry) {
     if (trial % 5 == 2) std::fill(input.begin(), input.end(), int8_t{-128});
     if (trial % 5 == 4) std::fill(input.begin(), input.end(), int8_t{127});
     if (trial % 7 == 3) p.options.input.zero_point = trial % 2 == 0 ? -128 : 127;
-    const std::vector<int32_t> acc = reference_conv_acc(g, oc, input, p.w, p.wzp,
-                                                        p.options.input.zero_point, p.bias);
-    const std::vector<int8_t> want = reference_requant(acc, oc, p.scales, p.options, false);
+    const std::vector<int8_t> want = reference_conv_int8(g, oc, input, p);
     const edge::PackedWeights w = pack(p);
     ++cases;
     for (Isa isa : test_isas()) {
@@ -708,9 +708,7 @@ EDGE_TEST(conv2d_indirect_int16_sum_bounds) {
       const std::vector<int8_t> input = fill_values(
           rng, static_cast<std::size_t>(g.input_height) * g.input_width * g.input_channels, -128,
           127, x_fill);
-      const std::vector<int32_t> acc = reference_conv_acc(g, oc, input, p.w, p.wzp,
-                                                          p.options.input.zero_point, p.bias);
-      const std::vector<int8_t> want = reference_requant(acc, oc, p.scales, p.options, false);
+      const std::vector<int8_t> want = reference_conv_int8(g, oc, input, p);
       const edge::PackedWeights w = pack(p);
       ++cases;
       for (Isa isa : test_isas()) {
