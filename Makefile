@@ -25,7 +25,7 @@ QEMU_AARCH64 := qemu-aarch64-static
 QEMU_ARM := qemu-arm-static
 
 .PHONY: all setup system-deps native native-tests native-cross native-asan test test-native \
-	test-python lint demo bench clean distclean schema android
+	test-python lint demo bench clean distclean schema android fuzz-python
 
 all: setup
 
@@ -136,6 +136,11 @@ test-python: setup
 	$(VENV)/bin/pytest -q
 
 test: setup lint test-native test-python
+
+# Long atheris runs of the Python loaders (tests/fuzz/README.md); FUZZ_SECONDS per harness.
+FUZZ_SECONDS ?= 3600
+fuzz-python: setup
+	$(PY) tests/fuzz/run.py --time $(FUZZ_SECONDS)
 
 # ---------------------------------------------------------------- demo and benchmarks
 demo: setup
