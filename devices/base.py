@@ -101,6 +101,9 @@ class Device(ABC):
         self._orphans: set[str] = set()     # pid files of runs whose link dropped: kill them
         self._lock = threading.RLock()
         self._connected = False
+        #: set by the board farm: runs are tagged with it (their pid file's name and the
+        #: EDGESDK_RUN_TAG variable), so `kill_tagged` finds what a killed farm left running
+        self.run_tag: str | None = None
         #: what runners learnt about the device in this session (e.g. which Python has
         #: LiteRT); cleared whenever the link is (re)opened, since the device may have
         #: rebooted or changed in between
@@ -221,9 +224,11 @@ class Device(ABC):
         """
         timeout = self.config.timeout if timeout is None else timeout
         token = secrets.token_hex(6)
-        pidfile = posixpath.join(self.workdir, f".run-{token}.pid")
+        tag = _run_tag(self.run_tag) if self.run_tag else None
+        pidfile = posixpath.join(self.workdir, f".run-{tag}-{token}.pid" if tag
+                                 else f".run-{token}.pid")
         prefix: list[str] = []
-        merged_env = {**self.config.env, **(env or {})}
+        merged_env = {**self.config.env, **(env or {}), **({RUN_TAG_ENV: tag} if tag else {})}
         if merged_env:
             prefix += ["env", *(f"{k}={v}" for k, v in merged_env.items())]
         if cpus:
@@ -254,6 +259,24 @@ class Device(ABC):
         result = CommandResult(command, result.exit_code, result.stdout, result.stderr,
                                time.monotonic() - started)
         return result.check(self.name) if check else result
+
+    def kill_tagged(self, tag: str) -> int:
+        """Kill the runs started under `run_tag == tag` that are still running (left by a
+        process that was killed, or whose link dropped) and remove their pid files; returns
+        how many were killed. A pid is killed only when its process carries
+        EDGESDK_RUN_TAG=tag in its environment (/proc; a reused pid is left alone)."""
+        tag = _run_tag(tag)
+        files = quote(posixpath.join(self.workdir, f".run-{tag}-")) + "*.pid"
+        mark = quote(f"{RUN_TAG_ENV}={tag}")
+        script = (
+            f"n=0; for f in {files}; do if [ -f \"$f\" ] && [ ! -L \"$f\" ]; then "
+            "p=$(cat \"$f\" 2>/dev/null); case \"$p\" in ''|*[!0-9]*) ;; *) "
+            f"if tr '\\000' '\\n' < /proc/$p/environ 2>/dev/null | grep -qx {mark}; then "
+            "kill -9 -- -$p 2>/dev/null || kill -9 $p 2>/dev/null; n=$((n+1)); fi;; esac; fi; "
+            "rm -f \"$f\"; done; echo killed:$n")
+        result = self.script(script, check=False, retries=self.config.retries)
+        found = [x for x in result.stdout.split() if x.startswith("killed:")]
+        return int(found[-1][7:]) if found and found[-1][7:].isdigit() else 0
 
     def _kill(self, pidfile: str) -> None:
         """Kill the process (group) whose PID is in `pidfile` on the device; best effort."""
@@ -517,6 +540,16 @@ def _df_free(line: str) -> int | None:
         return int(fields[3]) * 1024
     except (IndexError, ValueError):
         return None
+
+
+#: the variable that tags a run's process (see `Device.run_tag`)
+RUN_TAG_ENV = "EDGESDK_RUN_TAG"
+
+
+def _run_tag(tag: str) -> str:
+    if not tag or len(tag) > 64 or not all(c.isascii() and c.isalnum() for c in tag):
+        raise ValueError(f"a run tag is 1-64 ASCII letters and digits, got {tag!r}")
+    return tag
 
 
 def _kill_script(pidfile: str) -> str:
