@@ -7,17 +7,28 @@ constants too, so the shape-computing subgraphs of PyTorch and Paddle exports (S
 Cast, Range, ConstantOfShape, Expand, Slice, Split, Unsqueeze, Concat...) disappear. Each node
 that remains gets static output shapes from ONNX's own per-node shape inference, given the
 constant inputs it reads.
+
+Folding runs code the file chooses, so it is budgeted (`sdk.limits.LoadBudget`): before a node
+is evaluated its attributes are checked (`validate`), the size of what it will make is worked
+out from shape inference and checked against the folding budget (`fold_bytes`, in all), and so
+is the arithmetic of the heavy ops; Loop and If run in our own interpreter (`control`), which
+counts iterations and body nodes against `max_loop_iterations`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import heapq
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from sdk.converters.onnx import control
 from sdk.converters.onnx.graph import Node, OnnxGraph, ValueInfo
-from sdk.errors import ConversionError, ModelFormatError, UnsupportedOpError
+from sdk.converters.onnx.loader import check_shape
+from sdk.converters.onnx.validate import check_node
+from sdk.errors import ConversionError, EdgeSDKError, ModelFormatError, UnsupportedOpError
+from sdk.limits import LoadBudget, default_budget
 
 # Constants larger than this are not handed to shape inference (it only needs small ones:
 # shapes, axes, scales, pads); weights would just be copied for nothing.
@@ -27,86 +38,184 @@ _NONDETERMINISTIC = frozenset({"RandomNormal", "RandomNormalLike", "RandomUnifor
                                "RandomUniformLike", "Multinomial", "Bernoulli"})
 
 
+#: most multiply-adds one folded node may cost (the reference evaluator runs about 3e8/s)
+FOLD_WORK_LIMIT = 1 << 28
+#: ops whose output size shape inference cannot know, but which never make more than they read
+_BOUNDED_BY_INPUTS = frozenset({
+    "NonZero", "Unique", "Compress", "NonMaxSuppression", "TopK", "SequenceConstruct",
+    "SequenceAt", "SequenceInsert", "SequenceErase", "SequenceLength", "SplitToSequence",
+    "ConcatFromSequence", "Identity", "Optional", "OptionalGetElement", "OptionalHasElement",
+    "StringNormalizer", "Shape", "Size", "Squeeze", "Unsqueeze", "Reshape", "Flatten",
+    "Cast", "CastLike", "Transpose", "Slice", "Gather", "GatherElements", "GatherND",
+    "Concat", "Split", "Where", "Not", "Abs", "Neg"})
+
+
 def topological(nodes: list[Any], available: set[str], label: str) -> list[Any]:
-    """NodeProtos in an order where each runs after its inputs' producers (stable; ONNX files
-    are usually sorted already, which takes one pass)."""
-    ready = set(available) | {""}
+    """NodeProtos in an order where each runs after its inputs' producers (stable: among the
+    nodes that are ready, the first in the file goes first; linear time)."""
+    producer: dict[str, int] = {}
+    for i, n in enumerate(nodes):
+        for o in n.output:
+            if o and o not in available:
+                producer.setdefault(o, i)
+    waiting = [0] * len(nodes)
+    readers: dict[int, list[int]] = {}
+    for i, n in enumerate(nodes):
+        deps = {producer[x] for x in n.input if x and x not in available and x in producer}
+        if any(x and x not in available and x not in producer for x in n.input):
+            deps.add(-1)  # never produced: stays waiting, reported as a cycle/dangling read
+        waiting[i] = len(deps)
+        for d in deps:
+            readers.setdefault(d, []).append(i)
+    heap = [i for i, w in enumerate(waiting) if w == 0]
+    heapq.heapify(heap)
     order: list[Any] = []
-    pending = list(nodes)
-    while pending:
-        rest = []
-        for n in pending:
-            if all(x in ready for x in n.input):
-                order.append(n)
-                ready.update(n.output)
-            else:
-                rest.append(n)
-        if len(rest) == len(pending):
-            stuck = rest[0]
-            raise ModelFormatError(f"the graph has a cycle through node "
-                                   f"{stuck.name or stuck.op_type!r}", path=label)
-        pending = rest
+    while heap:
+        i = heapq.heappop(heap)
+        order.append(nodes[i])
+        for r in readers.get(i, ()):
+            waiting[r] -= 1
+            if waiting[r] == 0:
+                heapq.heappush(heap, r)
+    if len(order) != len(nodes):
+        stuck = nodes[next(i for i, w in enumerate(waiting) if w > 0)]
+        raise ModelFormatError(f"the graph has a cycle through node "
+                               f"{stuck.name or stuck.op_type!r}", path=label)
     return order
+
+
+def input_dtype(value_info: Any, label: str) -> np.dtype:
+    from onnx import helper
+
+    elem = value_info.type.tensor_type.elem_type
+    if not elem:
+        return np.dtype(np.float32)
+    try:
+        return np.dtype(helper.tensor_dtype_to_np_dtype(elem))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFormatError(f"input {value_info.name!r} has an unknown element type {elem}",
+                               path=label) from exc
 
 
 def fold(model: Any, label: str, initializers: Mapping[str, np.ndarray],
          input_shapes: Mapping[str, tuple[int, ...]],
-         is_supported: Callable[[Node], bool], supported: list[str]) -> OnnxGraph:
+         is_supported: Callable[[Node], bool], supported: list[str],
+         budget: LoadBudget | None = None) -> OnnxGraph:
     """Fold constants and fix shapes. Raises UnsupportedOpError for the first node that is
     neither foldable nor supported, naming the others the graph also lacks."""
-    from onnx import helper
-
+    budget = budget or default_budget()
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
                 default=1)
     g = model.graph
+    budget.check_count(f"{label}: graph nodes", len(g.node), budget.max_graph_items)
     values: dict[str, ValueInfo] = {n: ValueInfo.constant(a) for n, a in initializers.items()}
     declared = {vi.name: vi for vi in g.input}
     for name, shape in input_shapes.items():
-        elem = declared[name].type.tensor_type.elem_type
-        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(elem)) if elem else np.dtype(np.float32)
-        values[name] = ValueInfo(tuple(shape), dtype)
+        values[name] = ValueInfo(tuple(shape), input_dtype(declared[name], label))
     protos = topological(list(g.node), set(values), label)
-    nodes = [Node.from_proto(p, i) for i, p in enumerate(protos)]
+    nodes = []
+    for i, p in enumerate(protos):
+        try:
+            nodes.append(Node.from_proto(p, i))
+        except EdgeSDKError:
+            raise
+        except Exception as exc:  # a malformed attribute (bad tensor, bad type)
+            raise ModelFormatError(f"node {p.name or p.op_type!r} ({p.op_type}): malformed "
+                                   f"attribute: {type(exc).__name__}: {exc}",
+                                   path=label) from exc
     kept: list[Node] = []
-    folder = _Folder(opset, label)
+    folder = Folder(opset, label, budget)
     for node in nodes:
-        ins = [values.get(n) if n else None for n in node.inputs]
-        if any(n and v is None for n, v in zip(node.inputs, ins, strict=True)):
-            missing = [n for n, v in zip(node.inputs, ins, strict=True) if n and v is None]
-            raise ConversionError(f"{label}: node {node.name!r} ({node.op_type}) reads "
-                                  f"{missing}, which have no value")
-        folded = folder.try_fold(node, ins)
-        if folded is not None:
-            for name, arr in zip(node.outputs, folded, strict=False):
-                if name:
-                    values[name] = ValueInfo.constant(arr)
-            continue
-        if not is_supported(node):
-            others = sorted({n.qualified_type for n in nodes if not is_supported(n)}
-                            - {node.qualified_type})
-            detail = ""
-            if node.op_type in _NONDETERMINISTIC:
-                detail = "random ops are not converted"
-            elif all(v is not None for v in ins) and not node.domain:
-                detail = "only supported when all its inputs are constant"
-            if others:
-                detail += ("; " if detail else "") + "the graph also uses " + ", ".join(others)
-            raise UnsupportedOpError(node.qualified_type, node.name, supported, source=label,
-                                     detail=detail)
-        for name, info in folder.infer(node, ins).items():
-            values[name] = info
-        kept.append(node)
+        try:
+            if _fold_or_infer(node, values, folder, is_supported, nodes, supported, label):
+                kept.append(node)
+        except EdgeSDKError:
+            raise
+        except Exception as exc:
+            raise ConversionError(f"{label}: node {node.name!r} ({node.op_type}): "
+                                  f"{type(exc).__name__}: {exc}") from exc
     graph_inputs = [vi.name for vi in g.input if vi.name in input_shapes]
     outputs = [o.name for o in g.output]
     return OnnxGraph(g.name or "main", kept, values, graph_inputs, outputs, opset, label)
 
 
-class _Folder:
-    def __init__(self, opset: int, label: str):
+def _fold_or_infer(node: Node, values: dict[str, ValueInfo], folder: Folder,
+                   is_supported: Callable[[Node], bool], nodes: list[Node],
+                   supported: list[str], label: str) -> bool:
+    """Fold `node` into constants (False) or give its outputs static shapes (True: kept)."""
+    ins = [values.get(n) if n else None for n in node.inputs]
+    if any(n and v is None for n, v in zip(node.inputs, ins, strict=True)):
+        missing = [n for n, v in zip(node.inputs, ins, strict=True) if n and v is None]
+        raise ConversionError(f"{label}: node {node.name!r} ({node.op_type}) reads "
+                              f"{missing}, which have no value")
+    check_node(node, [v.shape if v is not None else None for v in ins], label)
+    folded = folder.try_fold(node, ins, values)
+    if folded is not None:
+        for name, arr in zip(node.outputs, folded, strict=False):
+            if name:
+                values[name] = ValueInfo.constant(arr)
+        return False
+    if not is_supported(node):
+        others = sorted({n.qualified_type for n in nodes if not is_supported(n)}
+                        - {node.qualified_type})
+        detail = ""
+        if node.op_type in _NONDETERMINISTIC:
+            detail = "random ops are not converted"
+        elif all(v is not None for v in ins) and not node.domain:
+            detail = "only supported when all its inputs are constant"
+        if others:
+            detail += ("; " if detail else "") + "the graph also uses " + ", ".join(others)
+        raise UnsupportedOpError(node.qualified_type, node.name, supported, source=label,
+                                 detail=detail)
+    for name, info in folder.infer(node, ins).items():
+        values[name] = info
+    return True
+
+
+def nbytes(value: Any) -> int:
+    """Bytes held by a folded value (an array, or a sequence of them)."""
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if isinstance(value, (list, tuple)):
+        return sum(nbytes(v) for v in value)
+    return int(np.asarray(value).nbytes) if value is not None else 0
+
+
+class Folder:
+    """Evaluates constant nodes within one load's budget (bytes made, work, loop steps)."""
+
+    def __init__(self, opset: int, label: str, budget: LoadBudget):
         self.opset = opset
         self.label = label
+        self.budget = budget
+        self.bytes_made = 0
+        self.loop_steps = 0
+        self._evaluators: dict[bytes, Any] = {}
 
-    def try_fold(self, node: Node, ins: list[ValueInfo | None]) -> list[np.ndarray] | None:
+    # ------------------------------------------------------------------ budget
+    def where(self, node: Node) -> str:
+        return f"node {node.name!r} ({node.op_type})"
+
+    def spend_bytes(self, node: Node, n: int) -> None:
+        self.bytes_made += n
+        if self.bytes_made > self.budget.fold_bytes:
+            raise ModelFormatError(
+                f"{self.where(node)}: constant folding would make {self.bytes_made:,} bytes in "
+                f"all, over the folding budget of {self.budget.fold_bytes:,} bytes (tied to the "
+                "file's size; raise EDGESDK_MEMORY_BUDGET or pass budget= if the model is "
+                "trusted)", path=self.label)
+
+    def spend_loop_steps(self, node: Node, n: int) -> None:
+        self.loop_steps += n
+        if self.loop_steps > self.budget.max_loop_iterations:
+            raise ModelFormatError(
+                f"{self.where(node)}: folding its loop takes over "
+                f"{self.budget.max_loop_iterations:,} steps (iterations x body nodes, nested "
+                "loops included), the limit (LoadBudget.max_loop_iterations)", path=self.label)
+
+    # ------------------------------------------------------------------ folding
+    def try_fold(self, node: Node, ins: list[ValueInfo | None],
+                 scope: Mapping[str, ValueInfo]) -> list[Any] | None:
         if node.domain:
             return None
         if node.op_type in ("Shape", "Size") and ins and ins[0] is not None:
@@ -121,28 +230,91 @@ class _Folder:
         present = [v for v in ins if v is not None]
         if not all(v.is_const for v in present):
             return None
+        if control.has_subgraphs(node) and not control.outer_values_constant(node, scope):
+            return None
         if node.op_type in ("Identity", "Dropout"):
             outs = [present[0].const]
             if node.op_type == "Dropout" and node.output_used(1):
                 outs.append(np.ones(present[0].shape, dtype=bool))
-            return outs  # type: ignore[return-value]
-        return self.evaluate(node, ins)
+            return outs
+        return self.fold_node(node, ins, scope)
 
-    def evaluate(self, node: Node, ins: list[ValueInfo | None]) -> list[np.ndarray]:
+    def fold_node(self, node: Node, ins: list[ValueInfo | None],
+                  scope: Mapping[str, ValueInfo]) -> list[Any]:
+        """Evaluate one node whose inputs (and outer-scope reads) are all constant."""
+        if node.op_type in ("Loop", "If"):
+            results = control.run(self, node, ins, scope)
+        elif control.has_subgraphs(node):
+            raise ConversionError(f"{self.label}: {self.where(node)}: constant {node.op_type} "
+                                  "nodes are not folded (Loop and If are)")
+        else:
+            self.check_before(node, ins)
+            results = self.evaluate(node, ins)
+        self.spend_bytes(node, sum(nbytes(r) for r in results))
+        return results
+
+    def check_before(self, node: Node, ins: list[ValueInfo | None]) -> None:
+        """What evaluating `node` will make and cost, checked before it runs."""
+        shapes = self.output_shapes(node, ins)
+        if any(s is None for s in shapes):
+            if node.op_type not in _BOUNDED_BY_INPUTS:
+                raise ConversionError(
+                    f"{self.label}: {self.where(node)}: cannot tell how large its constant "
+                    "output would be before computing it, so it is not folded")
+            need = sum(nbytes(v.const) for v in ins if v is not None) * 2
+        else:
+            need = sum(int(np.prod(s, dtype=object)) * 8 for s in shapes)  # type: ignore
+        if self.bytes_made + need > self.budget.fold_bytes:
+            self.spend_bytes(node, need)  # raises with the totals
+        work = _work(node, ins, shapes)
+        if work > FOLD_WORK_LIMIT:
+            raise ModelFormatError(
+                f"{self.where(node)}: folding it takes about {work:,} multiply-adds, over the "
+                f"limit of {FOLD_WORK_LIMIT:,}", path=self.label)
+
+    def output_shapes(self, node: Node, ins: list[ValueInfo | None]
+                      ) -> list[tuple[int, ...] | None]:
+        out = []
+        for name, t in self._infer_types(node, ins).items():
+            if name not in node.outputs:
+                continue
+            out.append(self._static_shape(node, name, t))
+        if len(out) < len([o for o in node.outputs if o]):
+            out.append(None)
+        return out
+
+    def _static_shape(self, node: Node, name: str, t: Any) -> tuple[int, ...] | None:
+        if t is None or not t.HasField("tensor_type"):
+            return None
+        tt = t.tensor_type
+        if not tt.HasField("shape") or any(not d.HasField("dim_value") for d in tt.shape.dim):
+            return None
+        return check_shape([d.dim_value for d in tt.shape.dim],
+                           f"{self.where(node)}: output {name!r}", self.label)
+
+    def evaluator(self, node: Node) -> Any:
         from onnx.reference import ReferenceEvaluator
 
+        key = node.proto.SerializeToString()  # loop bodies run the same nodes again
+        ev = self._evaluators.get(key)
+        if ev is None:
+            ev = ReferenceEvaluator(node.proto, opsets={"": self.opset})
+            self._evaluators[key] = ev
+        return ev
+
+    def evaluate(self, node: Node, ins: list[ValueInfo | None]) -> list[Any]:
         feeds = {n: v.const for n, v in zip(node.inputs, ins, strict=True)
                  if n and v is not None}
         try:
-            evaluator = ReferenceEvaluator(node.proto, opsets={"": self.opset})
-            results = evaluator.run(None, feeds)
+            results = self.evaluator(node).run(None, feeds)
         except Exception as exc:
             raise ConversionError(
                 f"{self.label}: cannot fold constant node {node.name!r} ({node.op_type}): "
                 f"{type(exc).__name__}: {exc}") from exc
-        return [np.asarray(r) for r in results]
+        return [r if isinstance(r, list) else np.asarray(r) for r in results]
 
-    def infer(self, node: Node, ins: list[ValueInfo | None]) -> dict[str, ValueInfo]:
+    # ------------------------------------------------------------------ shapes
+    def _infer_types(self, node: Node, ins: list[ValueInfo | None]) -> dict[str, Any]:
         from onnx import TypeProto, defs, helper, numpy_helper, shape_inference
 
         if node.domain:
@@ -158,18 +330,26 @@ class _Folder:
         for name, v in zip(node.inputs, ins, strict=True):
             if not name or v is None:
                 continue
-            elem = helper.np_dtype_to_tensor_dtype(v.dtype)
+            try:
+                elem = helper.np_dtype_to_tensor_dtype(v.dtype)
+            except (KeyError, TypeError, ValueError):
+                continue  # a sequence or an exotic type: shape inference goes without it
             types[name] = helper.make_tensor_type_proto(elem, list(v.shape))
             if v.is_const and v.const.size <= _SHAPE_DATA_LIMIT:  # type: ignore[union-attr]
                 data[name] = numpy_helper.from_array(np.asarray(v.const), name)
         try:
-            out_types = shape_inference.infer_node_outputs(
+            return dict(shape_inference.infer_node_outputs(
                 schema, node.proto, types, data,
-                opset_imports=[helper.make_opsetid("", self.opset)])
+                opset_imports=[helper.make_opsetid("", self.opset)]))
         except Exception as exc:
             raise ConversionError(
                 f"{self.label}: node {node.name!r} ({node.op_type}): shape inference failed: "
                 f"{exc}") from exc
+
+    def infer(self, node: Node, ins: list[ValueInfo | None]) -> dict[str, ValueInfo]:
+        from onnx import helper
+
+        out_types = self._infer_types(node, ins)
         result: dict[str, ValueInfo] = {}
         for name in node.outputs:
             if not name:
@@ -179,13 +359,46 @@ class _Folder:
                 raise ConversionError(
                     f"{self.label}: node {node.name!r} ({node.op_type}): cannot infer the type "
                     f"of output {name!r}")
-            tt = t.tensor_type
-            dims = [d for d in tt.shape.dim] if tt.HasField("shape") else None
-            if dims is None or any(not d.HasField("dim_value") for d in dims):
+            shape = self._static_shape(node, name, t)
+            if shape is None:
                 raise ConversionError(
                     f"{self.label}: node {node.name!r} ({node.op_type}): the shape of output "
                     f"{name!r} is not static; fix the model's dynamic dimensions with "
                     "input_shapes={name: shape}")
-            dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tt.elem_type))
-            result[name] = ValueInfo(tuple(int(d.dim_value) for d in dims), dtype)
+            try:
+                dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.tensor_type.elem_type))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ConversionError(
+                    f"{self.label}: node {node.name!r} ({node.op_type}): output {name!r} has "
+                    f"the unknown element type {t.tensor_type.elem_type}") from exc
+            result[name] = ValueInfo(shape, dtype)
         return result
+
+
+def _work(node: Node, ins: Sequence[ValueInfo | None],
+          out_shapes: Sequence[tuple[int, ...] | None]) -> int:
+    """Multiply-adds of the ops whose cost is not linear in what they read and make."""
+    op = node.op_type
+    if not out_shapes or out_shapes[0] is None:
+        return 0
+    out = int(np.prod(out_shapes[0], dtype=object))
+    shapes = [v.shape if v is not None else () for v in ins]
+    if op in ("Conv", "ConvTranspose", "ConvInteger", "DeformConv") and len(shapes) > 1:
+        w = shapes[1]
+        if op == "ConvTranspose":  # weights [C_in, C_out / group, k...]: per output C_in / g
+            per = int(np.prod(w, dtype=object)) // max(1, w[1] if len(w) > 1 else 1)
+        else:
+            per = int(np.prod(w[1:], dtype=object))
+        return out * max(per, 1)
+    if op in ("MatMul", "Gemm", "MatMulInteger", "QLinearMatMul", "Einsum") and shapes:
+        a = shapes[0]
+        k = a[-1] if a else 1
+        if op == "Gemm" and int(node.attr("transA", 0)) and len(a) == 2:
+            k = a[0]
+        if op == "Einsum":
+            return int(np.prod([np.prod(s, dtype=object) for s in shapes], dtype=object))
+        return out * max(int(k), 1)
+    kernel = node.attr("kernel_shape")
+    if kernel:
+        return out * int(np.prod(kernel, dtype=object))
+    return 0

@@ -8,6 +8,7 @@ TFLite ops with layout tracking (`lowering`, `ops`), then clean up (`passes`).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from sdk.converters.ir import Model, SignatureDef
@@ -22,14 +23,17 @@ from sdk.converters.onnx.loader import (
 )
 from sdk.converters.onnx.lowering import Lowering, ir_dtype
 from sdk.converters.onnx.ops import handler_for, supported_ops
-from sdk.errors import ConversionError, UnsupportedOpError
+from sdk.errors import ConversionError, EdgeSDKError, UnsupportedOpError
+from sdk.limits import LoadBudget, default_budget
 
 IOLayout = Literal["nchw", "nhwc"]
 
 
 def read_onnx(model: str | os.PathLike[str] | Any | bytes,
               input_shapes: InputShapes | None = None, *,
-              io_layout: IOLayout = "nchw") -> Model:
+              io_layout: IOLayout = "nchw",
+              external_data_dir: str | os.PathLike[str] | None = None,
+              budget: LoadBudget | None = None) -> Model:
     """Convert an ONNX model (a path, the file's bytes or an `onnx.ModelProto`) to the IR.
 
     `input_shapes` fixes dynamic dimensions: {input name: shape}, or {None: shape} for a model
@@ -40,17 +44,60 @@ def read_onnx(model: str | os.PathLike[str] | Any | bytes,
     inputs and outputs (those the converted graph holds channels-last) channels-last instead,
     with no boundary transposes; `model.format_extras["onnx_io_perms"]` records the permutation
     applied to each.
+
+    `external_data_dir`: where tensors stored outside the model file are read from (default:
+    the model file's folder; bytes and ModelProto input have none, and external data is then an
+    error). References must stay inside that folder. `budget` (default
+    `sdk.limits.default_budget()`) bounds what the file may make the importer allocate and
+    compute. Every problem with the file is an `EdgeSDKError` (ModelFormatError,
+    ConversionError, UnsupportedOpError) naming the file and, where known, the node.
     """
     if io_layout not in ("nchw", "nhwc"):
         raise ValueError(f"io_layout must be 'nchw' or 'nhwc', not {io_layout!r}")
-    proto, label = load_model(model)
-    initializers = initializer_arrays(proto, label)
+    if not isinstance(model, (str, os.PathLike, bytes, bytearray, memoryview)) and \
+            type(model).__name__ != "ModelProto":
+        raise TypeError(f"read_onnx takes a path, bytes or an onnx.ModelProto, not "
+                        f"{type(model).__name__}")
+    budget = budget or default_budget()
+    stage = _Stage()
+    try:
+        return _convert(model, input_shapes, io_layout, external_data_dir, budget, stage)
+    except EdgeSDKError:
+        raise
+    except Exception as exc:  # a bug or a library error on a malformed model: never escapes raw
+        raise ConversionError(f"{stage.label}: {stage.where()}: {type(exc).__name__}: "
+                              f"{exc}") from exc
+
+
+@dataclass
+class _Stage:
+    """Where the conversion is, for errors that reach read_onnx's boundary."""
+
+    label: str = "<onnx model>"
+    step: str = "reading the model"
+    node: str | None = None
+
+    def where(self) -> str:
+        return self.step + (f", node {self.node!r}" if self.node else "")
+
+
+def _convert(model: Any, input_shapes: InputShapes | None, io_layout: IOLayout,
+             external_data_dir: str | os.PathLike[str] | None, budget: LoadBudget,
+             stage: _Stage) -> Model:
+    proto, label, size = load_model(model, external_data_dir, budget)
+    stage.label = label
+    budget = budget.for_file(size)
+    initializers = initializer_arrays(proto, label, budget)
     shapes = resolve_input_shapes(proto, initializers, input_shapes, label)
-    og = fold(proto, label, initializers, shapes, _is_supported, supported_ops())
+    stage.step = "folding constants"
+    og = fold(proto, label, initializers, shapes, _is_supported, supported_ops(), budget)
+    stage.step = "rewriting patterns"
     patterns.rewrite(og)
     _check_supported(og)
-    ctx = lower(og)
+    stage.step = "lowering"
+    ctx = lower(og, budget)
     graph = ctx.graph
+    stage.step = "optimising the converted graph"
     passes.optimize(graph)
     io_perms: dict[str, dict[str, tuple[int, ...]]] = {"inputs": {}, "outputs": {}}
     if io_layout == "nhwc":
@@ -85,19 +132,28 @@ def _check_supported(og: OnnxGraph) -> None:
                                      detail=patterns.ABSORBED.get(node.op_type, ""))
 
 
-def lower(og: OnnxGraph) -> Lowering:
-    ctx = Lowering(og)
+def lower(og: OnnxGraph, budget: LoadBudget | None = None) -> Lowering:
+    ctx = Lowering(og, budget)
     for name in og.inputs:
         info = og.values[name]
         ctx.add_input(name, info.shape, ir_dtype(info.dtype, name))
     for node in og.nodes:
         ctx.node = node
         handler = handler_for(node)
-        assert handler is not None
-        handler(ctx, node)
+        if handler is None:
+            raise ctx.unsupported("no converter")
+        try:
+            handler(ctx, node)
+        except EdgeSDKError:
+            raise
+        except Exception as exc:  # a malformed node the handler did not expect
+            raise ConversionError(f"{og.label}: node {node.name!r} ({node.op_type}) cannot be "
+                                  f"converted: {type(exc).__name__}: {exc}") from exc
     ctx.node = None
     for name in og.outputs:
-        info = og.values[name]
+        info = og.values.get(name)
+        if info is None:
+            raise ConversionError(f"{og.label}: graph output {name!r} has no value")
         if info.const is not None:
             raise ConversionError(f"{og.label}: graph output {name!r} is a constant (it does "
                                   "not depend on any input); nothing to convert")

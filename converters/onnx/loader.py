@@ -16,7 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from sdk.converters.onnx.external import (
+    has_external_data,
+    is_external,
+    load_external_data,
+    tensor_nbytes,
+)
 from sdk.errors import ConversionError, ModelFormatError, RuntimeNotFoundError
+from sdk.limits import LoadBudget, default_budget
 
 log = logging.getLogger("sdk.converters.onnx")
 
@@ -35,14 +42,24 @@ def import_onnx() -> Any:
     return onnx
 
 
-def load_model(source: Any) -> tuple[Any, str]:
-    """(ModelProto, label) for a path, the file's bytes or a ModelProto."""
+def load_model(source: Any, external_data_dir: str | os.PathLike[str] | None = None,
+               budget: LoadBudget | None = None) -> tuple[Any, str, int]:
+    """(ModelProto, label, bytes loaded) for a path, the file's bytes or a ModelProto.
+
+    External tensor data is read from `external_data_dir` (default: the model file's folder;
+    none for bytes and ModelProto input), staying inside it (see `external`)."""
     onnx = import_onnx()
+    budget = budget or default_budget()
+    base_dir = Path(external_data_dir) if external_data_dir is not None else None
     if isinstance(source, onnx.ModelProto):
         model, label = source, "<ModelProto>"
+        size = model.ByteSize()
+        if has_external_data(model):
+            model = onnx.ModelProto()
+            model.CopyFrom(source)  # never change the caller's proto
+            size += load_external_data(model, base_dir, label, budget.for_file(size))
         check_structure(model, label)
-        return model, label
-    base_dir: Path | None = None
+        return model, label, size
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, label = bytes(source), "<bytes>"
     elif isinstance(source, (str, os.PathLike)):
@@ -51,15 +68,17 @@ def load_model(source: Any) -> tuple[Any, str]:
             data = Path(label).read_bytes()
         except OSError as exc:
             raise ModelFormatError(f"cannot read: {exc.strerror}", path=label) from exc
-        base_dir = Path(label).parent
+        if base_dir is None:
+            base_dir = Path(label).parent
     else:
         raise TypeError(f"read_onnx takes a path, bytes or an onnx.ModelProto, not "
                         f"{type(source).__name__}")
     model = parse_bytes(data, label)
-    if base_dir is not None and _has_external_data(model):
-        _load_external(model, base_dir, label)
+    size = len(data)
+    if has_external_data(model):
+        size += load_external_data(model, base_dir, label, budget.for_file(size))
     check_structure(model, label)
-    return model, label
+    return model, label, size
 
 
 def parse_bytes(data: bytes, label: str) -> Any:
@@ -76,21 +95,6 @@ def parse_bytes(data: bytes, label: str) -> Any:
             f"not an ONNX model, or a truncated one ({len(data)} bytes do not decode as an "
             f"ONNX ModelProto: {exc})", path=label) from exc
     return model
-
-
-def _has_external_data(model: Any) -> bool:
-    onnx = import_onnx()
-    return any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
-
-
-def _load_external(model: Any, base_dir: Path, label: str) -> None:
-    from onnx.external_data_helper import load_external_data_for_model
-
-    try:
-        load_external_data_for_model(model, str(base_dir))
-    except (OSError, ValueError) as exc:
-        raise ModelFormatError(f"cannot load the model's external tensor data: {exc}",
-                               path=label) from exc
 
 
 def check_structure(model: Any, label: str) -> None:
@@ -123,17 +127,44 @@ def check_structure(model: Any, label: str) -> None:
             raise ModelFormatError(f"graph output {out.name!r} is never produced", path=label)
 
 
-def initializer_arrays(model: Any, label: str) -> dict[str, np.ndarray]:
+def initializer_arrays(model: Any, label: str,
+                       budget: LoadBudget | None = None) -> dict[str, np.ndarray]:
     from onnx import numpy_helper
 
+    budget = budget or default_budget()
     out: dict[str, np.ndarray] = {}
+    total = 0
     for t in model.graph.initializer:
+        if is_external(t):  # load_model reads them all; never let onnx look in the cwd
+            raise ModelFormatError(f"initializer {t.name!r} still refers to external data",
+                                   path=label)
+        if t.data_type != TENSOR_STRING:
+            total += tensor_nbytes(t, label)
+            budget.check_bytes(f"the initializers (up to {t.name!r})", total, path=label)
         try:
             out[t.name] = np.asarray(numpy_helper.to_array(t))
-        except (ValueError, TypeError, KeyError) as exc:
-            raise ModelFormatError(f"initializer {t.name!r} is corrupt: {exc}",
-                                   path=label) from exc
+        except Exception as exc:  # onnx raises ValueError, TypeError, KeyError, ...
+            raise ModelFormatError(f"initializer {t.name!r} is corrupt: "
+                                   f"{type(exc).__name__}: {exc}", path=label) from exc
     return out
+
+
+#: TensorProto.STRING (strings have no fixed size per element)
+TENSOR_STRING = 8
+#: the largest dimension (and element count) a tensor may have: TFLite's shapes are int32
+MAX_DIM = (1 << 31) - 1
+
+
+def check_shape(shape: Sequence[int], what: str, label: str) -> tuple[int, ...]:
+    """`shape` as ints, each dimension and the element count in [0, MAX_DIM]."""
+    dims = tuple(int(d) for d in shape)
+    count = 1
+    for d in dims:
+        count *= d
+    if any(d < 0 or d > MAX_DIM for d in dims) or count > MAX_DIM:
+        raise ModelFormatError(f"{what} has the shape {list(dims)}: dimensions must be "
+                               f"0..{MAX_DIM} and hold at most {MAX_DIM} elements", path=label)
+    return dims
 
 
 def _declared_shape(value_info: Any) -> tuple[int | None, ...] | None:
@@ -208,6 +239,8 @@ def resolve_input_shapes(model: Any, initializers: dict[str, Any],
             log.info("%s: input %r has a dynamic batch dimension; using 1 (pass input_shapes to "
                      "choose another)", label, vi.name)
         resolved[vi.name] = tuple(1 if d is None else d for d in declared)
+    for name, dims in resolved.items():
+        check_shape(dims, f"input {name!r}", label)
     return resolved
 
 

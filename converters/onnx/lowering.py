@@ -16,7 +16,8 @@ from sdk.converters.ir import DType, Graph, Operator, Tensor
 from sdk.converters.onnx import layout
 from sdk.converters.onnx.graph import Node, OnnxGraph, ValueInfo
 from sdk.converters.onnx.layout import Perm
-from sdk.errors import ConversionError, UnsupportedOpError
+from sdk.errors import ConversionError, ModelFormatError, UnsupportedOpError
+from sdk.limits import LoadBudget, default_budget
 
 
 def ir_dtype(dtype: np.dtype, where: str = "") -> DType:
@@ -63,8 +64,11 @@ _DATA_MOVEMENT = frozenset({"CAST", "RESHAPE", "TRANSPOSE", "GATHER", "STRIDED_S
 class Lowering:
     """Builds the IR graph for one ONNX graph."""
 
-    def __init__(self, og: OnnxGraph):
+    def __init__(self, og: OnnxGraph, budget: LoadBudget | None = None):
         self.og = og
+        self.budget = budget or default_budget()
+        self.items = 0  # IR tensors and operators made, against budget.max_graph_items
+        self.const_bytes = 0  # constant data made, against budget.memory_bytes
         self.graph = Graph(name=og.name)
         self.home: dict[str, tuple[Tensor, Perm]] = {}
         self._views: dict[tuple[str, Perm], Tensor] = {}
@@ -118,6 +122,22 @@ class Lowering:
         return UnsupportedOpError(node.qualified_type, node.name, supported_ops(),
                                   source=self.og.label, detail=detail)
 
+    def check_alloc(self, what: str, nbytes: int) -> None:
+        """Raise before making `nbytes` of constant data (counted against the budget)."""
+        self.const_bytes += int(nbytes)
+        node = f"node {self.label!r} ({self.node.op_type}): " if self.node else ""
+        self.budget.check_bytes(f"{node}{what} (constants made while converting, in all)",
+                                self.const_bytes, path=self.og.label)
+
+    def count_items(self, n: int = 1) -> None:
+        self.items += n
+        if self.items > self.budget.max_graph_items:
+            node = f" (at node {self.label!r})" if self.node else ""
+            raise ModelFormatError(f"the converted graph would have over "
+                                   f"{self.budget.max_graph_items:,} tensors and operators"
+                                   f"{node}, the limit (LoadBudget.max_graph_items)",
+                                   path=self.og.label)
+
     def require_const(self, name: str | None, what: str) -> np.ndarray:
         value = self.const(name)
         if value is None:
@@ -136,12 +156,15 @@ class Lowering:
         return name
 
     def new(self, base: str, shape: tuple[int, ...], dtype: DType = DType.FLOAT32) -> Tensor:
+        self.count_items()
         return self.graph.add_tensor(Tensor(self._unique(base), tuple(shape), dtype))
 
     def constant(self, base: str, data: np.ndarray, dtype: DType | None = None) -> Tensor:
         arr = ir_array(data, self.label) if dtype is None else np.asarray(data, dtype.numpy)
         dt = DType.from_numpy(arr.dtype) if dtype is None else dtype
         arr = np.ascontiguousarray(arr)
+        self.count_items()
+        self.check_alloc(f"constant {base!r}", arr.nbytes)
         return self.graph.add_tensor(Tensor(self._unique(base), arr.shape, dt, data=arr))
 
     def int32(self, base: str, values: Any) -> Tensor:
@@ -211,6 +234,7 @@ class Lowering:
             raise self.unsupported(
                 "arithmetic on int8/uint8/int16 tensors (TFLite's kernels for those types are "
                 "quantised ones); cast to float first")
+        self.count_items()
         op = Operator(op_type, list(inputs), list(outputs), dict(attrs), name=self.label,
                       version=_MIN_VERSION.get(op_type, 1))
         self.graph.operators.append(op)

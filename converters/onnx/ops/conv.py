@@ -18,6 +18,9 @@ from sdk.converters.onnx.lowering import Lowering
 from sdk.converters.onnx.ops import handles
 from sdk.converters.onnx.ops.spatial import Window, pad_input, window
 
+#: grouped convolutions (other than depthwise) become one CONV_2D per group, up to this many
+MAX_SPLIT_GROUPS = 1024
+
 
 def _split_channels(ctx: Lowering, x: Tensor, groups: int) -> list[Tensor]:
     n, h, w, c = x.shape
@@ -47,6 +50,9 @@ def conv2d(ctx: Lowering, x: Tensor, weights: np.ndarray, bias: np.ndarray, grou
         ctx.emit("DEPTHWISE_CONV_2D", [x, w, ctx.constant(f"{base}/bias", bias)], [out],
                  depth_multiplier=c_out // c_in, **common)
     else:
+        if group > MAX_SPLIT_GROUPS:
+            raise ctx.unsupported(f"a grouped convolution of {group} groups (at most "
+                                  f"{MAX_SPLIT_GROUPS} are split into one convolution each)")
         per = c_out // group
         parts = []
         for g, xg in enumerate(_split_channels(ctx, x, group)):
@@ -158,6 +164,9 @@ def _transpose_conv(ctx: Lowering, x: Tensor, w: np.ndarray, b: np.ndarray, grou
     attrs = dict(padding=padding, stride_h=strides[0], stride_w=strides[1],
                  fused_activation_function="NONE")
     out = ctx.new(base, out_shape)
+    if group > MAX_SPLIT_GROUPS:
+        raise ctx.unsupported(f"a grouped transposed convolution of {group} groups (at most "
+                              f"{MAX_SPLIT_GROUPS} are split into one each)")
     if group == 1:
         ctx.emit("TRANSPOSE_CONV", [ctx.int32(f"{base}/output_shape", out_shape),
                                     ctx.constant(f"{base}/weights", w.transpose(1, 2, 3, 0)),

@@ -65,6 +65,7 @@ def _pool(ctx: Lowering, node: Node) -> None:
             not include_pad and same_padding_matches(win, in_hw, out_hw)):
         # TFLite averages over the in-bounds elements only (SAME) or everything (VALID): pad
         # explicitly, average the whole window, and rescale where ONNX's count differs
+        ctx.check_alloc("the average pool's window counts", out_hw[0] * out_hw[1] * 8 * 4)
         counts = _window_counts(win, in_hw, out_hw, include_pad)
         full = float(win.kernel[0] * win.kernel[1])
         kind = "explicit"

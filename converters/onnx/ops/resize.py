@@ -126,6 +126,8 @@ def _resize(ctx: Lowering, node: Node) -> None:
     if kind == "linear" and int(node.attr("antialias", 0)) and any(
             os[a] < xs[a] for a in (2, 3)):
         raise ctx.unsupported("antialiased downscaling")
+    ctx.check_alloc("the resize sampling matrices",
+                    sum(os[a] * xs[a] for a in (2, 3)) * 8 * 3)
     wanted = [onnx_matrix(kind, mode, nearest_mode, os[a], xs[a], spatial_scales[a - 2])
               for a in (2, 3)]
     if any(w is None for w in wanted):

@@ -259,6 +259,7 @@ def _depth_space(ctx: Lowering, node: Node) -> None:
         # CRD reads channel c*bs*bs + i*bs + j where DCR (TFLite) reads (i*bs + j)*C + c:
         # reorder the channels first
         c = ctx.shape(out)[1]
+        ctx.check_alloc("the CRD channel order", c * bs * bs * 8)
         order = np.array([cc * bs * bs + k for k in range(bs * bs) for cc in range(c)], np.int32)
         reordered = ctx.new(f"{out}/dcr", tuple(t.shape), t.dtype)
         ctx.emit("GATHER", [t, ctx.int32(f"{out}/dcr_order", order)], [reordered], axis=3,
