@@ -1,6 +1,10 @@
-"""A multi-host farm on a real local Dask cluster: a scheduler and two `edgesdk farm worker`
-processes, each owning different emulated boards (declared as worker resources). Every job runs
-on the worker that owns its board; a board that no worker owns fails fast with a clear error."""
+"""A multi-host farm on a real local Dask cluster: `edgesdk farm scheduler` and two `edgesdk
+farm worker` processes, each owning different emulated boards (declared as worker resources),
+all speaking mutual TLS with the certificates of `edgesdk farm certs`. Every job runs on the
+worker that owns its board; a board that no worker owns fails fast with a clear error. Issue 13,
+hole 2: a client without the farm's certificates (none, or another CA's) cannot talk to the
+scheduler or a worker, the processes listen on loopback only, and an unauthenticated cluster
+is refused unless asked for."""
 
 from __future__ import annotations
 
@@ -15,10 +19,19 @@ from pathlib import Path
 import pytest
 from farm_support import board_table, write_farm
 
+from sdk.cli import main
 from sdk.devices.emulated import EmulatedBoard
 from sdk.devices.farm import Farm
+from sdk.devices.farm.security import (
+    FarmCerts,
+    FarmSecurityError,
+    InsecureFarmWarning,
+    cluster_security,
+    make_certs,
+)
 
 distributed = pytest.importorskip("distributed", reason="needs the [farm] extra")
+psutil = pytest.importorskip("psutil", reason="needs the [farm] extra")
 
 
 def _free_port() -> int:
@@ -56,19 +69,24 @@ def cluster(tmp_path_factory):
             "orphan": {"transport": "local", "workdir": str(root / "orphan"), "host": "lab-c"},
         }, defaults={"runs": 5, "warmup": 1, "min_duration": 0.05},
             farm={"retry_backoff": 0.1, "quarantine_after": 2, "health_timeout": 20})
-        address = f"tcp://127.0.0.1:{_free_port()}"
+        certs = root / "certs"
+        assert main(["farm", "certs", str(certs)]) == 0
+        port = _free_port()
+        address = f"tls://127.0.0.1:{port}"
         env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
         log = open(root / "cluster.log", "wb")  # noqa: SIM115 - closed below
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-             "--port", address.rsplit(":", 1)[1], "--no-dashboard"],
+            [sys.executable, "-m", "sdk", "farm", "scheduler", "--certs", str(certs),
+             "--port", str(port)],
             stdout=log, stderr=log, start_new_session=True, env=env))
         for host in ("lab-a", "lab-b"):
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "sdk", "farm", "worker", "--farm", str(farm_file),
-                 "--scheduler", address, "--host", host, "--name", f"worker-{host}"],
+                 "--scheduler", address, "--host", host, "--name", f"worker-{host}",
+                 "--certs", str(certs)],
                 stdout=log, stderr=log, start_new_session=True, env=env))
-        client = distributed.Client(address, timeout=60, set_as_default=False)
+        client = distributed.Client(address, timeout=60, set_as_default=False,
+                                    security=FarmCerts(certs).security("client"))
         try:
             client.wait_for_workers(2, timeout=120)
             yield farm_file, client, root
@@ -127,8 +145,10 @@ def test_board_without_a_worker_fails_with_a_clear_error(cluster, mlp_models):
 
 
 def test_status_asks_the_owning_workers(cluster):
-    farm_file, client, _ = cluster
-    status = {b.name: b for b in Farm(farm_file, scheduler=client).status()}
+    farm_file, client, root = cluster
+    # by address, with the farm's certificates (a client of its own)
+    status = {b.name: b for b in Farm(farm_file, scheduler=client.scheduler.address,
+                                      certs=root / "certs").status()}
     assert all(status[n].healthy for n in ("a1", "a2", "b1", "b2"))
     assert status["a2"].summary.startswith("armeabi-v7a")
     assert status["orphan"].healthy is False
@@ -142,3 +162,92 @@ def test_worker_cli_needs_boards(cluster, tmp_path):
                              "nowhere"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "would own no boards" in result.stderr
     assert Path(farm_file).is_file()
+
+
+async def _identity(address: str, connection_args: dict) -> dict:
+    """Ask a scheduler or worker who it is (any handler, `run` included, is as reachable)."""
+    from distributed.core import rpc
+
+    async with rpc(address, connection_args=connection_args, timeout=5) as remote:
+        return await remote.identity()
+
+
+def test_unauthenticated_clients_cannot_reach_the_cluster(cluster, tmp_path):
+    import asyncio
+    import ssl
+
+    _, client, root = cluster
+    info = client.scheduler_info(n_workers=-1)
+    targets = [client.scheduler.address, *info["workers"]]
+    assert len(targets) == 3 and all(t.startswith("tls://127.0.0.1:") for t in targets)
+    good = FarmCerts(root / "certs").security("client").get_connection_args("client")
+    other_ca = make_certs(tmp_path / "other").security("client")
+    other = other_ca.get_connection_args("client")
+    # TLS that trusts the farm's CA but shows no certificate of its own
+    anonymous = ssl.create_default_context(cafile=str(root / "certs" / "ca.pem"))
+    anonymous.check_hostname = False
+    attackers = {"plain tcp": (lambda t: t.replace("tls://", "tcp://"), {}),
+                 "tls, no client certificate": (str, {"ssl_context": anonymous,
+                                                      "require_encryption": True}),
+                 "another CA's certificates": (str, other)}
+    for target in targets:
+        # the farm's own certificates get an answer: the attacks below would too on a plain
+        # cluster (the farm's before this fix)
+        assert asyncio.run(_identity(target, good))["type"] in ("Scheduler", "Worker")
+        for address, args in attackers.values():
+            with pytest.raises((OSError, TimeoutError)):
+                asyncio.run(_identity(address(target), args))
+    # a whole client without certificates (or with another CA's) cannot connect, so it can
+    # submit nothing
+    for address, security in ((client.scheduler.address.replace("tls://", "tcp://"), None),
+                              (client.scheduler.address, other_ca)):
+        with pytest.raises((OSError, TimeoutError)):
+            distributed.Client(address, timeout=5, set_as_default=False, security=security)
+
+
+def test_scheduler_and_workers_listen_on_loopback_only(cluster):
+    _, client, _ = cluster
+    info = client.scheduler_info(n_workers=-1)
+    pids = list(client.run(os.getpid).values())
+    pids.append(client.run_on_scheduler(os.getpid))
+    assert len(set(pids)) == 3 and len(info["workers"]) == 2
+    for pid in pids:
+        listening = [c.laddr for c in psutil.Process(pid).net_connections(kind="inet")
+                     if c.status == psutil.CONN_LISTEN]
+        assert listening, pid
+        assert {a.ip for a in listening} == {"127.0.0.1"}, (pid, listening)
+
+
+def test_unauthenticated_cluster_is_refused_unless_asked_for(tmp_path, cluster, mlp_models):
+    farm_file, _, _ = cluster
+    for verb in (["worker", "--farm", str(farm_file), "--host", "lab-a", "--scheduler",
+                  "tcp://127.0.0.1:1"], ["scheduler", "--port", str(_free_port())]):
+        result = subprocess.run([sys.executable, "-m", "sdk", "farm", *verb],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert "without authentication" in result.stderr and "--insecure" in result.stderr
+    with pytest.raises(FarmSecurityError, match="edgesdk farm certs"):
+        Farm(farm_file, scheduler="tcp://127.0.0.1:1").profile([mlp_models["int8"]],
+                                                               progress=False)
+    with pytest.warns(InsecureFarmWarning, match="WITHOUT TLS"):
+        assert cluster_security(None, "client", allow_insecure=True) is None
+
+
+def test_farm_certs(tmp_path, capsys):
+    folder = tmp_path / "certs"
+    assert main(["farm", "certs", str(folder), "--host", "lab-a", "--host", "10.0.0.7"]) == 0
+    assert (folder.stat().st_mode & 0o777) == 0o700
+    for role in ("scheduler", "worker", "client"):
+        assert (folder / f"{role}-key.pem").stat().st_mode & 0o777 == 0o600
+        assert FarmCerts(folder).check(role)
+    assert not list(folder.glob("ca-key*")) and not list(folder.glob("ca.key"))
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate((folder / "worker.pem").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "lab-a" in names.get_values_for_type(x509.DNSName)
+    assert main(["farm", "certs", str(folder)]) == 2  # no silent overwrite
+    assert "--force" in capsys.readouterr().err
+    (folder / "client-key.pem").chmod(0o644)
+    with pytest.raises(FarmSecurityError, match="readable by others"):
+        FarmCerts(folder).security("client")

@@ -25,6 +25,7 @@ from typing import Any
 from sdk.devices.farm import worker
 from sdk.devices.farm.inventory import BoardConfig, FarmConfig
 from sdk.devices.farm.jobs import Job
+from sdk.devices.farm.security import cluster_security, scheduler_address
 from sdk.errors import EdgeSDKError
 
 
@@ -56,17 +57,32 @@ class DaskExecutor:
         self._model_lock = asyncio.Lock()
 
     @classmethod
-    async def connect(cls, scheduler: Any, boards: list[BoardConfig]) -> DaskExecutor:
+    async def connect(cls, scheduler: Any, boards: list[BoardConfig], *,
+                      certs: str | os.PathLike[str] | None = None,
+                      allow_insecure: bool = False, timeout: float = 30.0) -> DaskExecutor:
+        """A client of the scheduler: mutual TLS with the farm's certificates (`certs`);
+        plain TCP only with `allow_insecure` (else FarmSecurityError). A `distributed.Client`
+        given as `scheduler` is used as it is, if it speaks TLS (or `allow_insecure`)."""
         distributed = _distributed()
         if isinstance(scheduler, distributed.Client):
+            address = str(getattr(scheduler.scheduler, "address", ""))
+            if not address.startswith("tls://"):
+                cluster_security(None, "client", allow_insecure=allow_insecure,
+                                 what=f"the Dask scheduler at {address or '?'}")
             return cls(scheduler, boards, own_client=False)
+        security = cluster_security(certs, "client", allow_insecure=allow_insecure,
+                                    what=f"the Dask scheduler at {scheduler}")
+        address = scheduler_address(str(scheduler), secure=security is not None)
         loop = asyncio.get_running_loop()
         try:
             client = await loop.run_in_executor(
-                None, lambda: distributed.Client(str(scheduler), timeout=30,
+                None, lambda: distributed.Client(address, timeout=timeout, security=security,
                                                  set_as_default=False))
         except (OSError, TimeoutError) as exc:
-            raise EdgeSDKError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
+            hint = " (is it the farm's scheduler, with certificates of the same `farm certs`?)" \
+                if security is not None else ""
+            raise EdgeSDKError(f"cannot reach the Dask scheduler at {address}{hint}: "
+                               f"{exc}") from exc
         return cls(client, boards, own_client=True)
 
     # ------------------------------------------------------------------ helpers
@@ -158,17 +174,49 @@ def worker_resources(boards: list[BoardConfig]) -> dict[str, float]:
 
 async def run_worker(config: FarmConfig, boards: list[BoardConfig], scheduler: str, *,
                      name: str | None = None, nthreads: int | None = None,
-                     ready: Any = None) -> None:
-    """Run a Dask worker (in this process) that owns `boards`, until it is closed."""
+                     listen: str = "127.0.0.1", certs: str | os.PathLike[str] | None = None,
+                     allow_insecure: bool = False, ready: Any = None) -> None:
+    """Run a Dask worker (in this process) that owns `boards`, until it is closed. It listens
+    on `listen` only (default loopback: give the address the scheduler reaches it at) and
+    speaks mutual TLS with the farm's certificates (`certs`, default farm.toml's); without
+    certificates it refuses to start unless `allow_insecure`."""
     distributed = _distributed()
     if not boards:
         raise EdgeSDKError("this worker would own no boards: check --boards / --host")
+    certs = certs if certs is not None else config.settings.certs
+    security = cluster_security(certs, "worker", allow_insecure=allow_insecure,
+                                what="this farm worker")
+    address = scheduler_address(scheduler, secure=security is not None)
     threads = nthreads or sum(b.max_jobs for b in boards) + 1
     async with distributed.Worker(
-            scheduler, nthreads=threads, resources=worker_resources(boards),
+            address, nthreads=threads, resources=worker_resources(boards),
             name=name or f"edgesdk-farm-{socket.gethostname()}-{os.getpid()}",
-            dashboard=False) as w:
+            host=_listen_host(listen), security=security, dashboard=False) as w:
         if ready is not None:
             ready(w)
         await w.finished()
     worker.close_all()
+
+
+async def run_scheduler(*, host: str = "127.0.0.1", port: int = 8786,
+                        certs: str | os.PathLike[str] | None = None,
+                        allow_insecure: bool = False, ready: Any = None) -> None:
+    """Run the farm's Dask scheduler (in this process) on `host:port` (default loopback),
+    mutual TLS with the farm's certificates; without them only with `allow_insecure`."""
+    distributed = _distributed()
+    security = cluster_security(certs, "scheduler", allow_insecure=allow_insecure,
+                                what="this farm scheduler")
+    async with distributed.Scheduler(host=_listen_host(host), port=port, security=security,
+                                     protocol="tls" if security is not None else "tcp",
+                                     dashboard=False) as s:
+        if ready is not None:
+            ready(s)
+        await s.finished()
+
+
+def _listen_host(host: str) -> str:
+    """A listening host; every interface only when named ("0.0.0.0", "::")."""
+    host = host.strip()
+    if not host:
+        raise EdgeSDKError("give an address to listen on (default 127.0.0.1)")
+    return host

@@ -39,7 +39,8 @@ from sdk.devices.farm.jobs import (
     ModelInfo,
     board_fingerprint,
 )
-from sdk.devices.farm.results import BoardReport, Bounds, FarmRun, JobResult
+from sdk.devices.farm.lock import RunLock
+from sdk.devices.farm.results import BoardReport, Bounds, FarmEvent, FarmRun, JobResult
 from sdk.devices.farm.scheduler import Executor, FarmScheduler, Listener, LocalExecutor
 from sdk.devices.farm.store import ResultStore
 
@@ -76,10 +77,16 @@ class Farm:
     """A board farm described by a farm.toml (see `sdk.devices.farm.inventory`)."""
 
     def __init__(self, farm: str | os.PathLike[str] | FarmConfig, *,
-                 database: str | os.PathLike[str] | None = None, scheduler: Any = None):
+                 database: str | os.PathLike[str] | None = None, scheduler: Any = None,
+                 certs: str | os.PathLike[str] | None = None, allow_insecure: bool = False):
+        """`scheduler`: a Dask scheduler's address (or a `distributed.Client`); the cluster
+        speaks mutual TLS with the certificates of `edgesdk farm certs` (`certs`, default
+        farm.toml's `[farm] certs`); a plain-TCP cluster is refused unless `allow_insecure`."""
         self.config = farm if isinstance(farm, FarmConfig) else load_farm(farm)
         self.database = Path(database) if database is not None else self.config.database
         self.scheduler_address = scheduler
+        self.certs = Path(certs) if certs is not None else self.config.settings.certs
+        self.allow_insecure = allow_insecure
 
     @property
     def boards(self) -> list[BoardConfig]:
@@ -277,7 +284,13 @@ class Farm:
             settings = dataclasses.replace(settings, retries=retries)
         bounds = bounds or Bounds()
         started = time.time()
-        executor = await self._executor(selected)
+        # one run per database at a time: taken before anything is read or measured
+        lock = RunLock(self.database).acquire()
+        try:
+            executor = await self._executor(selected)
+        except BaseException:
+            lock.release()
+            raise
         request = {"kind": kind, "models": [j.model.path for j in jobs[::len(selected)]],
                    "boards": [b.name for b in selected], "jobs": len(jobs), "fresh": fresh,
                    "settings": jobs[0].settings.to_dict(), "argv": sys.argv}
@@ -285,9 +298,16 @@ class Farm:
             request["bounds"] = bounds.to_dict()
             request["inputs"] = {j.model.sha256: j.inputs.to_dict()
                                  for j in jobs if j.inputs is not None}
-        with ResultStore(self.database) as store:
+        with lock, ResultStore(self.database) as store:
             run_id = store.begin_run(farm=str(self.config.path), backend=executor.name,
                                      request=request)
+            lock.set_run(run_id)
+            takeover: list[FarmEvent] = []
+            if lock.previous is not None:
+                store.killed_run(lock.previous.run_id)
+                takeover.append(store.event(
+                    run_id, None, "lock_taken_over", f"the run lock was left by "
+                    f"{lock.previous.describe()}, which is no longer running"))
             done = {} if fresh else store.done(j.key for j in jobs)
             todo = [j for j in jobs if j.key not in done]
             listener, display = _listener(progress, selected, jobs, done)
@@ -311,7 +331,8 @@ class Farm:
                 results = _judged_by(results, bounds)
             boards_report = _merge_cached_counts(scheduler.board_reports(), results)
             run = FarmRun(run_id=run_id, results=results, boards=boards_report,
-                          events=scheduler.events, started=started, finished=time.time(),
+                          events=[*takeover, *scheduler.events], started=started,
+                          finished=time.time(),
                           database=str(self.database), backend=executor.name, bounds=bounds)
         if report is not None:
             from sdk.devices.farm.report import write_report
@@ -324,7 +345,8 @@ class Farm:
             return LocalExecutor(threads=sum(b.max_jobs for b in boards) + 2)
         from sdk.devices.farm.dask_backend import DaskExecutor
 
-        return await DaskExecutor.connect(self.scheduler_address, boards)
+        return await DaskExecutor.connect(self.scheduler_address, boards, certs=self.certs,
+                                          allow_insecure=self.allow_insecure)
 
     # ------------------------------------------------------------------ status and results
     def status(self, boards: Any = None, *, check: bool = True,
@@ -378,7 +400,8 @@ class Farm:
                              ) -> dict[str, dict[str, Any]]:
         from sdk.devices.farm.dask_backend import DaskExecutor
 
-        executor = await DaskExecutor.connect(self.scheduler_address, boards)
+        executor = await DaskExecutor.connect(self.scheduler_address, boards, certs=self.certs,
+                                              allow_insecure=self.allow_insecure)
         try:
             outcomes = await asyncio.gather(*(executor.health(b, timeout) for b in boards))
         finally:

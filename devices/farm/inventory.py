@@ -51,7 +51,7 @@ from sdk.devices.errors import DeviceConfigError
 FARM_BOARD_KEYS = ("arch", "tags", "cooldown", "max_jobs", "host", "runs", "warmup",
                    "min_duration", "disabled")
 FARM_KEYS = ("database", "retries", "quarantine_after", "job_timeout", "health_timeout",
-             "retry_backoff")
+             "retry_backoff", "certs")
 
 
 class FarmConfigError(DeviceConfigError):
@@ -139,6 +139,7 @@ class FarmSettings:
     job_timeout: float = 600.0        #: seconds, per job (the runner is killed past it)
     health_timeout: float = 30.0      #: seconds, per health check
     retry_backoff: float = 1.0        #: seconds before the first retry (doubles, max 30)
+    certs: Path | None = None         #: TLS certificates of the Dask cluster (`farm certs`)
 
 
 @dataclass(frozen=True)
@@ -288,11 +289,12 @@ def _settings(table: Mapping[str, Any], path: str | None, base: Path | None) -> 
     kwargs: dict[str, Any] = {}
     for key, value in table.items():
         where = {"path": path, "board": None, "key": f"farm.{key}"}
-        if key == "database":
+        if key in ("database", "certs"):
             if not isinstance(value, str) or not value:
-                raise FarmConfigError("expected a file path", path=path, field="farm.database")
-            db = Path(value).expanduser()
-            kwargs["database"] = db if db.is_absolute() or base is None else base / db
+                raise FarmConfigError("expected a " + ("folder" if key == "certs" else "file")
+                                      + " path", path=path, field=f"farm.{key}")
+            given = Path(value).expanduser()
+            kwargs[key] = given if given.is_absolute() or base is None else base / given
         elif key in ("retries", "quarantine_after"):
             kwargs[key] = _number(value, integer=True, minimum=0 if key == "retries" else 1,
                                   **where)

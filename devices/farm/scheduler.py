@@ -222,6 +222,11 @@ class FarmScheduler:
                 st.cooldown_until = time.monotonic() + st.board.cooldown_s
             if outcome.get("error_type") == "timeout":
                 await self.executor.abort(st.board)
+            if outcome.get("orphans_killed"):
+                self._event(st.board.name, "orphans_killed",
+                            f"{job.model.name}: killed {outcome['orphans_killed']} run(s) of "
+                            "this job that an earlier farm process left running, before "
+                            "measuring")
             if outcome.get("ok"):
                 st.failures = 0
                 profile = validation = None

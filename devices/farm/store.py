@@ -147,6 +147,14 @@ class ResultStore:
             self.conn.execute("UPDATE runs SET finished = ?, status = ? WHERE id = ?",
                               (time.time(), status, run_id))
 
+    def killed_run(self, run_id: int | None) -> None:
+        """Mark a run whose process died holding the run lock ('running' -> 'killed')."""
+        if run_id is None:
+            return
+        with self.conn:
+            self.conn.execute("UPDATE runs SET status = 'killed' WHERE id = ? AND "
+                              "status = 'running'", (run_id,))
+
     def runs(self) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT * FROM runs ORDER BY id").fetchall()
         return [dict(r) for r in rows]

@@ -206,6 +206,12 @@ def _validate(model: Path, device: Device, job: dict[str, Any], inputs: Path
     return {"ok": True, "validation": result.to_dict()}
 
 
+def run_tag(job_key: str) -> str:
+    """The tag of a job's runs on its board (`Device.run_tag`): the same for every attempt and
+    every run of the job, so a new run finds what an earlier one left running."""
+    return "farm" + "".join(c for c in job_key if c.isalnum())[:24]
+
+
 def run_job(board: dict[str, Any] | BoardConfig, job: dict[str, Any],
             model_bytes: bytes | None = None, inputs_bytes: bytes | None = None
             ) -> dict[str, Any]:
@@ -222,8 +228,18 @@ def run_job(board: dict[str, Any] | BoardConfig, job: dict[str, Any],
         validating = job["settings"].get("kind") == VALIDATE
         inputs = local_inputs(job, inputs_bytes) if validating else None
         device = _checkout(board)
-        out = _validate(model, device, job, inputs) if inputs is not None else \
-            _profile(model, device, job)
+        # a run of this job that an earlier (killed) farm process left on the board would load
+        # it while we measure: kill it first, by the job's tag
+        tag = run_tag(job["key"])
+        orphans = device.kill_tagged(tag)
+        device.run_tag = tag
+        try:
+            out = _validate(model, device, job, inputs) if inputs is not None else \
+                _profile(model, device, job)
+        finally:
+            device.run_tag = None
+        if orphans:
+            out["orphans_killed"] = orphans
         _checkin(board, device, keep=True)
     except BaseException as exc:
         if device is not None:

@@ -5,7 +5,10 @@
     edgesdk farm validate model_int8.tflite --farm farm.toml --inputs x.npy --report out/
     edgesdk farm status --farm farm.toml
     edgesdk farm results --farm farm.toml --run latest
-    edgesdk farm worker --farm farm.toml --scheduler tcp://sched:8786 --host lab-a
+    edgesdk farm certs certs/                  # the farm's CA + TLS certificates
+    edgesdk farm scheduler --certs certs/ --listen 10.0.0.5
+    edgesdk farm worker --farm farm.toml --scheduler tls://10.0.0.5:8786 --host lab-a \\
+        --certs certs/ --listen 10.0.0.7
 
 The farm file defaults to $EDGESDK_FARM, else ./farm.toml.
 """
@@ -29,7 +32,8 @@ def _farm(args: argparse.Namespace) -> Any:
     from sdk.devices.farm import Farm
 
     return Farm(_farm_path(args), database=args.db,
-                scheduler=getattr(args, "scheduler", None))
+                scheduler=getattr(args, "scheduler", None), certs=getattr(args, "certs", None),
+                allow_insecure=getattr(args, "insecure", False))
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -170,10 +174,52 @@ def _worker(args: argparse.Namespace) -> int:
         selectors.append(f"host:{args.host}")
     boards = config.select(selectors or None)
     print(f"farm worker: boards {', '.join(b.name for b in boards)}; scheduler "
-          f"{args.scheduler}", file=sys.stderr, flush=True)
+          f"{args.scheduler}; listening on {args.listen}", file=sys.stderr, flush=True)
     asyncio.run(run_worker(config, boards, args.scheduler, name=args.name,
-                           nthreads=args.nthreads))
+                           nthreads=args.nthreads, listen=args.listen, certs=args.certs,
+                           allow_insecure=args.insecure))
     return 0
+
+
+def _scheduler(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from sdk.devices.farm.dask_backend import run_scheduler
+
+    certs = args.certs
+    if certs is None and (args.farm or os.environ.get("EDGESDK_FARM")):
+        from sdk.devices.farm.inventory import load_farm
+
+        certs = load_farm(_farm_path(args)).settings.certs
+
+    def ready(scheduler: Any) -> None:
+        print(f"farm scheduler: {scheduler.address}", file=sys.stderr, flush=True)
+
+    asyncio.run(run_scheduler(host=args.listen, port=args.port, certs=certs,
+                              allow_insecure=args.insecure, ready=ready))
+    return 0
+
+
+def _certs(args: argparse.Namespace) -> int:
+    from sdk.devices.farm.security import ROLES, make_certs
+
+    certs = make_certs(args.folder, hosts=args.host or (), days=args.days, force=args.force)
+    print(f"farm certificates in {certs.folder}: {certs.ca.name} (the farm's CA; its key is "
+          "not kept)")
+    for role in ROLES:
+        print(f"  {role}: {certs.cert(role).name} + {certs.key(role).name} (0600)")
+    print("copy the folder (ca.pem and the files of each role) to the scheduler, worker and "
+          "client hosts over a trusted channel; pass --certs DIR or set `certs = \"DIR\"` in "
+          "farm.toml's [farm] table")
+    return 0
+
+
+def _security_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--certs", metavar="DIR", help="the farm's TLS certificates (`edgesdk farm "
+                   "certs DIR`; default: farm.toml's [farm] certs)")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow a Dask cluster without TLS or authentication (anyone who "
+                        "reaches it runs code on the workers)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -208,7 +254,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "report)")
     p.add_argument("--report", metavar="DIR", help="write report.html/.json/.md there")
     p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="a Dask scheduler (tcp://host:8786) whose workers own the boards")
+                   help="a Dask scheduler (tls://host:8786) whose workers own the boards")
+    _security_flags(p)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=_profile)
@@ -241,7 +288,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="float model to measure fidelity against (report's model table)")
     v.add_argument("--report", metavar="DIR", help="write report.html/.json/.md there")
     v.add_argument("--scheduler", metavar="ADDRESS",
-                   help="a Dask scheduler (tcp://host:8786) whose workers own the boards")
+                   help="a Dask scheduler (tls://host:8786) whose workers own the boards")
+    _security_flags(v)
     v.add_argument("--no-progress", action="store_true")
     v.add_argument("--json", action="store_true", help="print the results as JSON")
     v.set_defaults(func=_validate)
@@ -252,6 +300,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--no-check", action="store_true", help="do not contact the boards")
     s.add_argument("--scheduler", metavar="ADDRESS",
                    help="check through the Dask workers that own the boards")
+    _security_flags(s)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_status)
 
@@ -276,4 +325,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--host", help="own the boards whose `host` is this")
     w.add_argument("--name", help="worker name")
     w.add_argument("--nthreads", type=int)
+    w.add_argument("--listen", default="127.0.0.1", metavar="HOST",
+                   help="the address to listen on, that the scheduler reaches this worker at "
+                        "(default 127.0.0.1)")
+    _security_flags(w)
     w.set_defaults(func=_worker)
+
+    c = verbs.add_parser("scheduler", help="run the farm's Dask scheduler (mutual TLS)")
+    c.add_argument("--farm", metavar="FARM.toml", help="read [farm] certs from it")
+    c.add_argument("--listen", default="127.0.0.1", metavar="HOST",
+                   help="the address to listen on (default 127.0.0.1)")
+    c.add_argument("--port", type=int, default=8786)
+    _security_flags(c)
+    c.set_defaults(func=_scheduler)
+
+    k = verbs.add_parser("certs", help="make the farm's CA and TLS certificates (scheduler, "
+                         "workers, clients)")
+    k.add_argument("folder", metavar="DIR")
+    k.add_argument("--host", action="append", metavar="NAME",
+                   help="a host name or IP address the certificates name too (repeatable)")
+    k.add_argument("--days", type=int, default=365, help="validity (default 365)")
+    k.add_argument("--force", action="store_true", help="replace an existing set")
+    k.set_defaults(func=_certs)
