@@ -3,7 +3,8 @@
 * USB through libusb1 (`adb:SERIAL`, or `adb` when exactly one phone is attached), TCP through a
   socket (`adb:tcp:HOST:PORT`, or `adb:HOST:PORT` as `adb devices` prints TCP serials).
 * Our RSA key is created on first use (`~/.config/edgesdk/adbkey`, mode 0600, and `adbkey.pub`);
-  the phone asks its user once to allow it.
+  the phone asks its user once to allow it. An existing private key that others may read (or
+  write) is made 0600 again, with an `AdbKeyWarning` that says so.
 * An adb server holding the phone (it claims the USB interface) is named in the error, with the
   fix (`adb kill-server`).
 
@@ -20,7 +21,9 @@ import posixpath
 import re
 import secrets
 import socket
+import stat
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +56,27 @@ def adb_key_path(config: DeviceConfig | None = None) -> Path:
     return config_dir() / "adbkey"
 
 
+class AdbKeyWarning(UserWarning):
+    """Our ADB private key was readable or writable by others: its mode was fixed to 0600."""
+
+
 def ensure_adb_key(path: Path) -> Path:
-    """Create an RSA key pair at `path` (mode 0600) unless one exists; returns `path`."""
+    """Create an RSA key pair at `path` (mode 0600) unless one exists; returns `path`. An
+    existing key with group/other permission bits is set to 0600 (with an AdbKeyWarning):
+    anyone who read it could connect to every phone that allowed it."""
     if path.exists():
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            try:
+                os.chmod(path, 0o600)
+            except OSError as exc:
+                raise DeviceAuthError(f"the ADB private key {path} has mode {mode:04o} (others "
+                                      f"may read it) and cannot be made 0600: "
+                                      f"{exc.strerror}") from exc
+            warnings.warn(f"the ADB private key {path} had mode {mode:04o}, so other users "
+                          "could read it and connect to every phone that allowed it; its mode "
+                          "is now 0600 (if others could read it, make a new key and revoke "
+                          "the old one on the phones)", AdbKeyWarning, stacklevel=2)
         return path
     from adb_shell.auth.keygen import keygen
 
@@ -68,6 +89,19 @@ def ensure_adb_key(path: Path) -> Path:
     os.chmod(path, 0o600)
     os.chmod(path.with_name(path.name + ".pub"), 0o644)
     return path
+
+
+def adb_public_key(path: Path) -> str:
+    """The public key ("BASE64 user@host") of the private key at `path` (created if missing),
+    from `path.pub`, which is written from the private key when absent."""
+    ensure_adb_key(path)
+    public = path.with_name(path.name + ".pub")
+    if not public.exists():
+        from adb_shell.auth.keygen import write_public_keyfile
+
+        write_public_keyfile(str(path), str(public))
+        os.chmod(public, 0o644)
+    return public.read_text().strip()
 
 
 def usb_serials() -> list[str]:

@@ -24,7 +24,7 @@ from sdk.devices import (
     open_device,
     parse_device_string,
 )
-from sdk.devices.adb import choose_serial
+from sdk.devices.adb import choose_serial, ensure_adb_key
 from sdk.devices.emulated import EmulatedPhone
 from sdk.devices.emulated.adb_proto import (
     A_CNXN,
@@ -120,7 +120,8 @@ def adb_client(tmp_path):
                                  f"{result.stderr}")
         return result
 
-    run("start-server")
+    run("start-server")  # it makes its key: HOME/.android/adbkey(.pub)
+    run.public_key = tmp_path / "home" / ".android" / "adbkey.pub"  # type: ignore[attr-defined]
     try:
         yield run
     finally:
@@ -141,12 +142,13 @@ def _wait_state(adb, serial: str, state: str) -> str:
 def test_real_adb_client(adb_client, tmp_path):
     adb = adb_client
     with EmulatedPhone(root=tmp_path / "phone") as phone:
+        phone.authorize_key(adb.public_key)  # explicitly, as adb_keys on a phone
         serial = phone.address
         adb("connect", serial)
-        line = _wait_state(adb, serial, "device")  # our new key was accepted ("Allow")
+        line = _wait_state(adb, serial, "device")
         assert "product:edgesdk_emu_aarch64" in line
-        assert "adbkey.pub" not in phone.keys_file.read_text()
-        assert len(phone.keys_file.read_text().splitlines()) == 1  # the server's key, recorded
+        # the phone's own host key and the adb server's, nothing recorded by the daemon
+        assert len(phone.keys_file.read_text().splitlines()) == 2
         shell = ["-s", serial, "shell"]
         assert adb(*shell, "echo hi; getprop ro.product.cpu.abi").stdout == "hi\narm64-v8a\n"
         # shell v2: exit codes and stderr come back separately
@@ -176,16 +178,17 @@ def test_real_adb_client(adb_client, tmp_path):
 
 
 def test_real_adb_client_unauthorized(adb_client, tmp_path):
-    with EmulatedPhone(root=tmp_path / "phone", accept_new_keys=False) as phone:
+    with EmulatedPhone(root=tmp_path / "phone") as phone:
+        keys = phone.keys_file.read_text()
         adb_client("connect", phone.address, check=False)
         _wait_state(adb_client, phone.address, "unauthorized")
-        assert phone.keys_file.read_text() == ""
+        assert phone.keys_file.read_text() == keys  # a refused key is never recorded
 
 
 # ---------------------------------------------------------------------------- AdbDevice
-def test_key_created_on_first_use(emulated_phone, tmp_path, monkeypatch):
+def test_default_key_created_and_authorised(emulated_phone, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    config = emulated_phone.device_config(adb_key=None)
+    config = emulated_phone.device_config(adb_key=None)  # the phone authorises the default key
     with open_device(config) as device:
         assert isinstance(device, AdbDevice)
         assert device.shell("getprop", "ro.product.cpu.abi").stdout == "arm64-v8a\n"
@@ -196,17 +199,17 @@ def test_key_created_on_first_use(emulated_phone, tmp_path, monkeypatch):
 
 
 def test_preauthorised_key_and_refused_key(tmp_path):
-    from adb_shell.auth.keygen import keygen
-
-    keygen(str(tmp_path / "good"))
-    keygen(str(tmp_path / "bad"))
-    with EmulatedPhone(root=tmp_path / "phone", accept_new_keys=False,
+    ensure_adb_key(tmp_path / "good")
+    ensure_adb_key(tmp_path / "bad")
+    with EmulatedPhone(root=tmp_path / "phone",
                        authorized_keys=[(tmp_path / "good.pub").read_text()]) as phone:
-        with open_device(phone.device_config(adb_key=str(tmp_path / "good"))) as device:
+        # .replace(): a config the phone did not hand out (device_config authorises its key)
+        with open_device(phone.device_config().replace(adb_key=str(tmp_path / "good"))) as device:
             assert device.shell("echo", "ok").stdout == "ok\n"  # RSA signature verified
-        config = phone.device_config(adb_key=str(tmp_path / "bad"), connect_timeout=1.5)
+        config = phone.device_config().replace(adb_key=str(tmp_path / "bad"), connect_timeout=1.5)
         with pytest.raises(DeviceAuthError, match=r"allow USB debugging.*bad\.pub"):
             open_device(config)
+        assert "refused the unknown ADB key" in (phone.root / "adbd.out").read_text()
 
 
 def test_info_and_exit_codes(phone_device):
@@ -349,6 +352,7 @@ def test_no_phone_on_usb():
 
 def test_adb_serial_forms_and_cleanup_everything(emulated_phone, tmp_path):
     # `adb devices` prints TCP phones as HOST:PORT; that works as a serial too
+    emulated_phone.authorize_key(tmp_path / "k")
     config = parse_device_string(f"adb:{emulated_phone.address}").replace(
         adb_key=str(tmp_path / "k"), workdir="/data/local/tmp/edgesdk-cleanup")
     with open_device(config) as device:

@@ -94,8 +94,11 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 def test_emulate_adb_command(tmp_path):
+    from sdk.devices.adb import ensure_adb_key
+
+    ensure_adb_key(tmp_path / "k")  # keys are authorised explicitly
     proc, lines = _start(["emulate", "adb", "--port", "0", "--sandbox", str(tmp_path / "s"),
-                          "--no-python"], tmp_path)
+                          "--no-python", "--authorize-key", str(tmp_path / "k.pub")], tmp_path)
     try:
         address = next(x.split()[-1] for x in lines if "edgesdk:" in x)
         config = parse_device_string(address).replace(adb_key=str(tmp_path / "k"))

@@ -16,6 +16,7 @@ Written from AOSP's protocol description (protocol.txt, SYNC.TXT, SERVICES.TXT):
 from __future__ import annotations
 
 import base64
+import hashlib
 import struct
 from dataclasses import dataclass
 
@@ -104,6 +105,13 @@ class AdbPublicKey:
     @property
     def bits(self) -> int:
         return self.modulus.bit_length()
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA256:BASE64 of the key struct (OpenSSH's style), to name a key in messages."""
+        blob = base64.b64decode(encode_adb_public_key(self.modulus, self.exponent))
+        digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+        return f"SHA256:{digest}"
 
     def verify(self, token: bytes, signature: bytes) -> bool:
         """True when `signature` is the PKCS#1 v1.5 signature of `token` (taken as a SHA-1

@@ -1,18 +1,25 @@
 """An ADB daemon (the phone side) for emulated phones: `python -m sdk.devices.emulated.adbd`.
 
-It speaks the ADB wire protocol over TCP — CNXN, AUTH (RSA signature check, or accepting a new
-public key as the user tapping "Allow" would), OPEN/OKAY/WRTE/CLSE with ADB's one-write-in-flight
-flow control — and offers the services a host uses:
+It speaks the ADB wire protocol over TCP — CNXN, AUTH (RSA signature check against the
+authorised keys), OPEN/OKAY/WRTE/CLSE with ADB's one-write-in-flight flow control — and offers
+the services a host uses:
 
 * `shell:CMD` (v1: output merged, no exit code), `shell,v2[,raw|pty]:CMD` (stdout, stderr and the
   exit code in v2 packets, stdin from the host), `exec:CMD` (stdout only);
 * `sync:` with STAT, LIST, SEND (`path,mode`, DATA chunks, DONE with mtime), RECV, QUIT.
 
-Commands run in a sandbox: `/system/bin/sh -c CMD` chrooted into the sandbox directory, which
-holds the phone's /data, /system (with `getprop` and build properties), /tmp, and read-only
-views of this host's /usr, /bin, /lib*, /etc, /proc, /sys, /dev. An LD_PRELOAD shim starts Arm
-ELF programs through qemu-user. The daemon must run in a private mount namespace (the
-`EmulatedPhone` class and `edgesdk emulate adb` start it under `unshare -m`).
+Keys: only keys in the `--adb-keys` files (read at every connection, like adbd's adb_keys) are
+accepted. A host that offers an unknown key is told nothing more than a real phone tells it
+("unauthorized"); this daemon prints which key it refused and exactly how to authorise it, and
+the waiting connection goes through once the key is in the file.
+
+Commands run in a sandbox (`adb_sandbox`): `/system/bin/sh -c CMD` chrooted into the sandbox
+directory, as nobody when started as root, with no_new_privs, in the phone's own pid namespace
+with a fresh /proc; read-only views of this host's /usr, /bin, /lib*, /etc, /sys, a minimal
+/dev. An LD_PRELOAD shim starts Arm ELF programs through qemu-user. The daemon must run in a
+private mount namespace and as the init of a pid namespace (the `EmulatedPhone` class and
+`edgesdk emulate adb` start it under `unshare -m -p -f`). It listens on loopback unless
+`--allow-remote`.
 
 Signals: SIGUSR1 drops every connection (a cable pulled; the phone stays up), SIGTERM stops.
 """
@@ -23,17 +30,18 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import json
 import logging
 import os
-import posixpath
 import secrets
+import shlex
 import signal
 import socket
 import stat
 import struct
-import subprocess
 import sys
+import time
 from pathlib import Path
 
 from sdk.devices.emulated.adb_proto import (
@@ -59,11 +67,16 @@ from sdk.devices.emulated.adb_proto import (
     parse_adb_public_key,
     parse_header,
 )
+from sdk.devices.emulated.adb_sandbox import (
+    Sandbox,
+    SandboxError,
+    SandboxUser,
+    setup_mounts,
+    writable,
+)
 
 log = logging.getLogger("edgesdk.adbd")
 
-#: Device paths the host may write through sync (the rest of the sandbox is read-only).
-WRITABLE = ("/data", "/tmp", "/sdcard")
 #: Advertised in the CNXN banner: what the host may use.
 FEATURES = ("shell_v2", "cmd", "fixed_push_mkdir")
 
@@ -73,50 +86,6 @@ SHELL_ENV = {
     "TMPDIR": "/data/local/tmp", "HOME": "/", "SHELL": "/system/bin/sh", "LANG": "C.UTF-8",
     "LD_PRELOAD": "/system/lib64/libedgesdk_exec.so",
 }
-
-
-class Sandbox:
-    """The phone's file system: device paths resolved inside the sandbox root."""
-
-    def __init__(self, root: Path, env: dict[str, str]):
-        self.root = root.resolve()
-        self.env = env
-
-    def host_path(self, device_path: str, *, follow_last: bool = True) -> Path:
-        """Where a device path lives on this host; symlinks resolve inside the sandbox."""
-        parts = [p for p in posixpath.normpath("/" + device_path.lstrip("/")).split("/") if p]
-        resolved: list[str] = []
-        hops = 0
-        while parts:
-            part = parts.pop(0)
-            if part == "..":
-                if resolved:
-                    resolved.pop()
-                continue
-            candidate = self.root.joinpath(*resolved, part)
-            if candidate.is_symlink() and (parts or follow_last):
-                hops += 1
-                if hops > 40:
-                    raise OSError(errno.ELOOP, "too many levels of symbolic links", device_path)
-                target = os.readlink(candidate)
-                if target.startswith("/"):
-                    resolved = []
-                parts = [p for p in target.split("/") if p and p != "."] + parts
-                continue
-            resolved.append(part)
-        return self.root.joinpath(*resolved)
-
-    @staticmethod
-    def writable(device_path: str) -> bool:
-        path = posixpath.normpath("/" + device_path.lstrip("/"))
-        return any(path == w or path.startswith(w + "/") for w in WRITABLE)
-
-    def shell_argv(self, command: str | None) -> list[str]:
-        return ["/system/bin/sh", "-c", command] if command else ["/system/bin/sh"]
-
-    def chroot(self) -> None:  # runs in the child between fork and exec
-        os.chroot(self.root)
-        os.chdir("/")
 
 
 class Stream:
@@ -281,11 +250,10 @@ class Connection:
                     key = parse_adb_public_key(message.payload)
                 except ProtocolError as exc:
                     raise ProtocolError(f"bad public key: {exc}") from None
-                if not self.daemon.accept_new_keys:
-                    log.info("new key %s not accepted (the user never taps 'Allow')",
-                             key.comment)
-                    await asyncio.Event().wait()  # like a phone whose prompt nobody answers
-                self.daemon.authorize(key)
+                # the phone's prompt: nobody taps "Allow" here; the key must be authorised in
+                # the keys file (the host sees "unauthorized" until then, as with a real phone)
+                if not await self.daemon.wait_for_authorisation(key, self.peer):
+                    return False
                 await self._send_cnxn()
                 return True
 
@@ -354,30 +322,78 @@ class Connection:
 class Daemon:
     """The phone: properties, keys, sandbox, and the services it offers."""
 
+    #: how long a connection that offered an unknown key waits for it to be authorised
+    AUTHORISATION_WAIT_S = 300.0
+
     def __init__(self, args: argparse.Namespace):
         self.serial = args.serial
-        self.sandbox = Sandbox(Path(args.root), _shell_env(args))
+        self.user = SandboxUser.for_this_process()
+        self.sandbox = Sandbox(Path(args.root), _shell_env(args), self.user)
         self.auth_required = not args.no_auth
-        self.accept_new_keys = args.accept_new_keys
-        self.keys_file = Path(args.adb_keys) if args.adb_keys else None
-        self.keys: list[AdbPublicKey] = []
-        if self.keys_file and self.keys_file.exists():
-            for line in self.keys_file.read_text().splitlines():
-                if line.strip():
-                    self.keys.append(parse_adb_public_key(line))
-        self.props = _read_props(self.sandbox.host_path("/system/build.prop"))
+        self.keys_files = [Path(f) for f in args.adb_keys]
+        self.props = _read_props(Path(args.root) / "system" / "build.prop")
         self.connections: set[Connection] = set()
         self.parent: int | None = args.parent
+        self.children: set[asyncio.subprocess.Process] = set()  #: shells we wait for
+        self._spawning = 0
+        self._refused: set[str] = set()
 
     # --- auth
-    def key_for(self, token: bytes, signature: bytes) -> AdbPublicKey | None:
-        return next((k for k in self.keys if k.verify(token, signature)), None)
+    def authorised_keys(self) -> list[AdbPublicKey]:
+        """The keys in the keys files, read now (editing a file takes effect at once)."""
+        keys = []
+        for path in self.keys_files:
+            try:
+                lines = path.read_text().splitlines()
+            except OSError:
+                continue
+            for number, line in enumerate(lines, 1):
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue
+                try:
+                    keys.append(parse_adb_public_key(line))
+                except ProtocolError as exc:
+                    log.warning("%s line %d: not an ADB public key (%s): skipped", path,
+                                number, exc)
+        return keys
 
-    def authorize(self, key: AdbPublicKey) -> None:
-        self.keys.append(key)
-        if self.keys_file is not None:
-            with open(self.keys_file, "a") as handle:
-                handle.write(key.text + "\n")
+    def key_for(self, token: bytes, signature: bytes) -> AdbPublicKey | None:
+        return next((k for k in self.authorised_keys() if k.verify(token, signature)), None)
+
+    def is_authorised(self, key: AdbPublicKey) -> bool:
+        return any(k.modulus == key.modulus and k.exponent == key.exponent
+                   for k in self.authorised_keys())
+
+    async def wait_for_authorisation(self, key: AdbPublicKey, peer: object) -> bool:
+        """True once `key` is in a keys file; says how to put it there; False after a while."""
+        if self.is_authorised(key):
+            return True
+        message = self.refusal_message(key, peer)
+        log.warning("%s", message)
+        if key.fingerprint not in self._refused:  # once per key on the console
+            self._refused.add(key.fingerprint)
+            print(message, flush=True)
+        deadline = time.monotonic() + self.AUTHORISATION_WAIT_S
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            if self.is_authorised(key):
+                log.info("key %s authorised: connection from %s accepted", key.fingerprint,
+                         peer)
+                return True
+        return False
+
+    def refusal_message(self, key: AdbPublicKey, peer: object) -> str:
+        where = self.keys_files[0] if self.keys_files else None
+        lines = [f"adbd {self.serial}: refused the unknown ADB key {key.fingerprint} "
+                 f"({key.comment or 'no comment'}) from {_peer_text(peer)}: keys must be "
+                 "authorised explicitly."]
+        if where is not None:
+            lines += ["  To authorise it, add its public key to the authorised-keys file "
+                      "(read at every connection; the waiting connection then goes through):",
+                      f"    echo {shlex.quote(key.text)} >> {shlex.quote(str(where))}"]
+        lines += ["  or restart the emulator with --authorize-key PATH-TO-THE-HOST'S-adbkey.pub "
+                  "(Debian's adb: ~/.android/adbkey.pub; edgesdk: ~/.config/edgesdk/adbkey.pub)."]
+        return "\n".join(lines)
 
     def banner(self) -> bytes:
         props = ";".join(f"{k}={self.props.get(k, '')}" for k in
@@ -401,10 +417,16 @@ class Daemon:
     async def spawn(self, command: str | None, *, merge_stderr: bool
                     ) -> asyncio.subprocess.Process:
         stderr = asyncio.subprocess.STDOUT if merge_stderr else asyncio.subprocess.PIPE
-        return await asyncio.create_subprocess_exec(
-            *self.sandbox.shell_argv(command), stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=stderr, env=self.sandbox.env,
-            preexec_fn=self.sandbox.chroot, start_new_session=True)
+        self._spawning += 1
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self.sandbox.shell_argv(command), stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, stderr=stderr, env=self.sandbox.env,
+                preexec_fn=self.sandbox.enter, start_new_session=True)
+            self.children.add(proc)
+        finally:
+            self._spawning -= 1
+        return proc
 
     async def shell_v1(self, stream: Stream, command: str, *, merge_stderr: bool) -> None:
         proc = await self.spawn(command or None, merge_stderr=merge_stderr)
@@ -479,25 +501,61 @@ class Daemon:
 
     def _stat(self, path: str) -> bytes:
         try:
-            st = os.lstat(self.sandbox.host_path(path, follow_last=False))
+            with self.user.files(), self.sandbox.resolve(path, follow_last=False) as where:
+                st = os.stat(where.name, dir_fd=where.dir_fd, follow_symlinks=False)
         except OSError:
             return struct.pack("<III", 0, 0, 0)
         return struct.pack("<III", st.st_mode & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF,
                            int(st.st_mtime) & 0xFFFFFFFF)
 
+    def _listing(self, path: str) -> list[tuple[str, os.stat_result]]:
+        entries = []
+        with self.user.files(), self.sandbox.resolve(path) as where:
+            fd = os.open(where.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         dir_fd=where.dir_fd)
+            try:
+                for name in [".", "..", *sorted(os.listdir(fd))]:
+                    with contextlib.suppress(OSError):
+                        entries.append((name, os.stat(name, dir_fd=fd, follow_symlinks=False)))
+            finally:
+                os.close(fd)
+        return entries
+
     async def _list(self, stream: Stream, path: str) -> None:
-        host = self.sandbox.host_path(path)
+        entries: list[tuple[str, os.stat_result]] = []
         with contextlib.suppress(OSError):
-            for name in [".", "..", *sorted(os.listdir(host))]:
-                try:
-                    st = os.lstat(host / name)
-                except OSError:
-                    continue
-                raw = name.encode("utf-8", "surrogateescape")
-                await stream.write(b"DENT" + struct.pack(
-                    "<IIII", st.st_mode & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF,
-                    int(st.st_mtime) & 0xFFFFFFFF, len(raw)) + raw)
+            entries = self._listing(path)
+        for name, st in entries:
+            raw = name.encode("utf-8", "surrogateescape")
+            await stream.write(b"DENT" + struct.pack(
+                "<IIII", st.st_mode & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF,
+                int(st.st_mtime) & 0xFFFFFFFF, len(raw)) + raw)
         await stream.write(b"DONE" + bytes(16))
+
+    def _create(self, path: str) -> tuple[int, int, str]:
+        """(file fd, parent dir fd, name) of a new file at `path`, resolved inside the sandbox
+        and checked to be in writable storage there; the caller closes both fds."""
+        with self.user.files():
+            where = self.sandbox.resolve(path, make_parents=True)  # fixed_push_mkdir
+            try:
+                if not writable(where.path):
+                    raise OSError(errno.EROFS, "Read-only file system", path)
+                if where.name == ".":
+                    raise OSError(errno.EISDIR, "Is a directory", path)
+                with contextlib.suppress(FileNotFoundError):
+                    st = os.stat(where.name, dir_fd=where.dir_fd, follow_symlinks=False)
+                    if stat.S_ISDIR(st.st_mode):
+                        raise OSError(errno.EISDIR, "Is a directory", path)
+                    os.unlink(where.name, dir_fd=where.dir_fd)
+                # O_EXCL: whatever appeared at the name since (a symlink...) is not followed
+                fd = os.open(where.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                             | os.O_CLOEXEC, 0o600, dir_fd=where.dir_fd)
+            except BaseException:
+                where.close()
+                raise
+            parent = os.dup(where.dir_fd)
+            where.close()
+            return fd, parent, where.name
 
     async def _send(self, stream: Stream, spec: str) -> None:
         path, sep, mode_text = spec.rpartition(",")
@@ -508,20 +566,14 @@ class Daemon:
         except ValueError:
             mode = 0o100644
         error: str | None = None
-        handle = None
-        host: Path | None = None
-        if not self.sandbox.writable(path):
-            error = f"couldn't create file: Read-only file system ({path})"
-        else:
-            try:
-                host = self.sandbox.host_path(path)
-                host.parent.mkdir(parents=True, exist_ok=True)  # fixed_push_mkdir
-                if host.is_dir():
-                    raise IsADirectoryError(errno.EISDIR, "Is a directory")
-                with contextlib.suppress(FileNotFoundError):
-                    host.unlink()
-                handle = open(host, "wb")  # noqa: SIM115 - closed below on every path
-            except OSError as exc:
+        fd = parent = -1
+        name = ""
+        try:
+            fd, parent, name = self._create(path)
+        except OSError as exc:
+            if exc.errno == errno.EROFS:
+                error = f"couldn't create file: Read-only file system ({path})"
+            else:
                 error = f"couldn't create file: {exc.strerror}"
         completed = False
         try:
@@ -531,17 +583,21 @@ class Daemon:
                     if value > SYNC_DATA_MAX * 4:
                         raise EOFError(f"DATA chunk of {value} bytes")
                     data = await stream.read_exact(value)
-                    if handle is not None and error is None:
+                    if fd >= 0 and error is None:
                         try:
-                            handle.write(data)
+                            view = memoryview(data)
+                            while view:
+                                view = view[os.write(fd, view):]
                         except OSError as exc:
                             error = f"write failed: {exc.strerror}"
                 elif request == b"DONE":
-                    if handle is not None and error is None:
+                    if fd >= 0 and error is None:
                         try:
-                            handle.close()
-                            os.chmod(host, stat.S_IMODE(mode) or 0o644)  # type: ignore[arg-type]
-                            os.utime(host, (value, value))  # type: ignore[arg-type]
+                            # permission bits only: no set-id bits from a host
+                            os.fchmod(fd, (stat.S_IMODE(mode) & 0o777) or 0o644)
+                            os.utime(fd, (value, value))
+                            os.close(fd)
+                            fd = -1
                         except OSError as exc:
                             error = f"write failed: {exc.strerror}"
                     completed = True
@@ -549,24 +605,31 @@ class Daemon:
                 else:
                     raise EOFError(f"unexpected {request!r} in SEND")
         finally:
-            if handle is not None and not handle.closed:
+            if fd >= 0:
                 with contextlib.suppress(OSError):
-                    handle.close()
-            if (error or not completed) and host is not None and handle is not None:
-                with contextlib.suppress(OSError):
-                    host.unlink()  # like adbd: no partial file after a failed transfer
+                    os.close(fd)
+            if parent >= 0:
+                if error or not completed:
+                    with contextlib.suppress(OSError), self.user.files():
+                        os.unlink(name, dir_fd=parent)  # like adbd: no partial file
+                os.close(parent)
         if error:
             await _sync_fail(stream, error)
         else:
             await stream.write(b"OKAY" + bytes(4))
 
+    def _open_for_reading(self, path: str) -> int:
+        with self.user.files(), self.sandbox.resolve(path) as where:
+            return os.open(where.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                           dir_fd=where.dir_fd)
+
     async def _recv(self, stream: Stream, path: str) -> None:
         try:
-            handle = open(self.sandbox.host_path(path), "rb")  # noqa: SIM115
+            fd = self._open_for_reading(path)
         except OSError as exc:
             await _sync_fail(stream, f"open failed: {exc.strerror}")
             return
-        with handle:
+        with open(fd, "rb") as handle:
             while block := handle.read(SYNC_DATA_MAX):
                 await stream.write(b"DATA" + struct.pack("<I", len(block)) + block)
         await stream.write(b"DONE" + bytes(4))
@@ -592,7 +655,8 @@ class Daemon:
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGUSR1, self.drop_connections)
         watcher = loop.create_task(_watch_parent(self.parent, stop)) if self.parent else None
-        info = {"port": actual, "pid": os.getpid(), "serial": self.serial}
+        reaper = loop.create_task(self._reap_orphans(stop)) if os.getpid() == 1 else None
+        info = {"port": actual, "pid": _host_pid(), "serial": self.serial}
         if ready_file:
             tmp = ready_file + ".tmp"
             Path(tmp).write_text(json.dumps(info))
@@ -600,10 +664,26 @@ class Daemon:
         print(f"edgesdk emulated phone {self.serial}: listening on {host}:{actual}", flush=True)
         async with server:
             await stop.wait()
-        if watcher is not None:
-            watcher.cancel()
+        for task in (watcher, reaper):
+            if task is not None:
+                task.cancel()
         self.drop_connections()
         await asyncio.sleep(0.05)
+
+    async def _reap_orphans(self, stop: asyncio.Event) -> None:
+        """As the init of the phone's pid namespace, orphans (a shell's background jobs) become
+        our children: reap their zombies, leaving alone the shells asyncio waits for."""
+        proc = self.sandbox.root / "proc"  # the phone's /proc: pids as this namespace sees them
+        while not stop.is_set():
+            await asyncio.sleep(2.0)
+            if self._spawning:
+                continue  # a shell being started is not in self.children yet
+            self.children = {p for p in self.children if p.returncode is None}
+            waited = {p.pid for p in self.children}
+            for pid in _zombie_children(proc):
+                if pid not in waited:
+                    with contextlib.suppress(ChildProcessError, OSError):
+                        os.waitpid(pid, os.WNOHANG)
 
     def drop_connections(self) -> None:
         for conn in list(self.connections):
@@ -616,17 +696,36 @@ class Daemon:
 
 
 async def _watch_parent(pid: int, stop: asyncio.Event) -> None:
-    """A phone outlives nobody: when the process that started it is gone, stop."""
+    """A phone outlives nobody: when the process that started it is gone, stop. (The host's
+    /proc, mounted here, sees the parent from outside the phone's pid namespace.)"""
     while not stop.is_set():
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not os.path.exists(f"/proc/{pid}"):
             log.info("parent %d is gone: stopping", pid)
             stop.set()
             return
-        except PermissionError:
-            pass
         await asyncio.sleep(1.0)
+
+
+def _host_pid() -> int:
+    """This process's pid as the host sees it (from inside a pid namespace, getpid() is 1):
+    /proc here is the host's."""
+    with contextlib.suppress(OSError, ValueError):
+        return int(os.readlink("/proc/self"))
+    return os.getpid()
+
+
+def _zombie_children(proc: Path) -> list[int]:
+    """Zombie children of pid 1 in the pid namespace whose /proc is mounted at `proc`."""
+    found = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(proc / "1" / "task"):
+            with contextlib.suppress(OSError):
+                for pid in (proc / "1" / "task" / task / "children").read_text().split():
+                    with contextlib.suppress(OSError, IndexError):
+                        fields = (proc / pid / "stat").read_text().rpartition(")")[2].split()
+                        if fields[0] == "Z":
+                            found.append(int(pid))
+    return found
 
 
 async def _pump_stdin(stream: Stream, proc: asyncio.subprocess.Process) -> None:
@@ -667,48 +766,24 @@ def _shell_env(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
-# ---------------------------------------------------------------------------- the sandbox
-def _mount(*args: str) -> None:
-    result = subprocess.run(["mount", *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"adbd: mount {' '.join(args)} failed: {result.stderr.strip()}")
+def _peer_text(peer: object) -> str:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer)
 
 
-def _bind(source: str, target: Path, *, read_only: bool) -> None:
-    target.mkdir(parents=True, exist_ok=True)
-    _mount("--rbind", source, str(target))
-    if read_only:
-        _mount("-o", "remount,bind,ro", str(target))
-
-
-def setup_mounts(root: Path, *, storage_bytes: int | None, expose: list[str]) -> None:
-    """Bind this host's system directories into the sandbox (read-only), /proc /sys /dev, the
-    exposed paths, a tmpfs /data of `storage_bytes` when asked, and make /system read-only.
-    Only ever called inside a private mount namespace: nothing leaks to the host."""
-    _mount("--make-rprivate", "/")
-    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc"):
-        host = Path("/") / name
-        target = root / name
-        if host.is_symlink():
-            if not target.is_symlink():
-                target.symlink_to(os.readlink(host))
-        elif host.is_dir():
-            _bind(str(host), target, read_only=True)
-    for name in ("proc", "sys", "dev"):
-        _bind(f"/{name}", root / name, read_only=False)
-    if storage_bytes:
-        _mount("-t", "tmpfs", "-o", f"size={int(storage_bytes)},mode=0771", "edgesdk-data",
-               str(root / "data"))
-    (root / "data" / "local" / "tmp").mkdir(parents=True, exist_ok=True)
-    os.chmod(root / "data" / "local" / "tmp", 0o1777)
-    for path in expose:
-        real = os.path.realpath(path)
-        _bind(real, root / real.lstrip("/"), read_only=True)
-        if os.path.abspath(path) != real and not (root / path.lstrip("/")).exists():
-            link = root / path.lstrip("/")
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(real)
-    _bind(str(root / "system"), root / "system", read_only=True)
+def is_loopback(host: str) -> bool:
+    """Whether every address `host` names is a loopback one ("" and 0.0.0.0 are not)."""
+    if not host:
+        return False
+    with contextlib.suppress(ValueError):
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback
+                               for info in infos)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -716,12 +791,14 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--root", required=True, help="the sandbox (prepared by EmulatedPhone)")
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="listen on a non-loopback --host (anyone who reaches it may try)")
     parser.add_argument("--port", type=int, default=5555)
     parser.add_argument("--serial", default="emulator-edgesdk")
     parser.add_argument("--no-auth", action="store_true", help="accept hosts without a key")
-    parser.add_argument("--adb-keys", help="authorised public keys, one per line")
-    parser.add_argument("--accept-new-keys", action="store_true",
-                        help="authorise a new public key (the user tapping 'Allow')")
+    parser.add_argument("--adb-keys", action="append", default=[],
+                        help="a file of authorised public keys, one per line (read at every "
+                             "connection; may be repeated)")
     parser.add_argument("--storage-bytes", type=int, help="size of /data (a tmpfs)")
     parser.add_argument("--expose", action="append", default=[],
                         help="host path visible read-only at the same path in the phone")
@@ -735,10 +812,30 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(filename=args.log_file, level=logging.INFO,
                         format="%(asctime)s adbd %(levelname)s %(message)s")
+    if not args.allow_remote and not is_loopback(args.host):
+        print(f"adbd: refusing to listen on {args.host!r}, which is not a loopback address: "
+              "anyone who reaches it could try to get in. Use 127.0.0.1, or pass "
+              "--allow-remote to mean it.", file=sys.stderr)
+        return 2
+    if args.allow_remote and not is_loopback(args.host):
+        print(f"adbd: WARNING: listening on {args.host}, reachable from other machines; the "
+              "sandbox is a test stand-in, not a security boundary", file=sys.stderr, flush=True)
     root = Path(args.root)
     if not args.no_mounts:
-        setup_mounts(root, storage_bytes=args.storage_bytes, expose=args.expose)
+        try:
+            fresh_proc = setup_mounts(root, storage_bytes=args.storage_bytes,
+                                      expose=args.expose)
+        except SandboxError as exc:
+            print(str(exc), file=sys.stderr)
+            return 1
+        if not fresh_proc:
+            log.warning("no fresh /proc for the phone (not the init of a pid namespace, or "
+                        "the mount was refused): its /proc is empty")
     daemon = Daemon(args)
+    if daemon.user.drops:
+        os.setgroups([])  # root's supplementary groups never reach the sync services
+    log.info("shells and sync run as %s", f"uid {daemon.user.uid}" if daemon.user.drops
+             else f"the invoking user (uid {os.getuid()} here)")
     try:
         asyncio.run(daemon.serve(args.host, args.port, args.ready_file))
     except OSError as exc:

@@ -12,8 +12,16 @@ ELF programs are started through qemu by an LD_PRELOAD shim (no binfmt_misc here
 `getprop ro.kernel.qemu` is 1 and `ro.edgesdk.emulator` says how it runs, so profiles of an
 emulated phone say so.
 
-The daemon runs in a private mount namespace (`unshare -m`; as non-root, with a user namespace),
-so its bind mounts and its optional tmpfs /data (`storage_bytes`) never touch the host.
+The daemon runs in a private mount namespace and as the init of its own pid namespace
+(`unshare -m -p -f`; as non-root, with a user namespace), so its bind mounts, its /proc and its
+optional tmpfs /data (`storage_bytes`) never touch the host. Started as root, its shells and
+sync services run as nobody (see `adb_sandbox` and docs/security.md).
+
+Keys are authorised explicitly: the phone trusts the keys in its adb_keys file — the ones given
+as `authorized_keys` / `authorize_key()`, the key it makes for its own host side (`host_key`,
+which `device_config()` uses), and the key a `device_config(adb_key=...)` names (the phone's
+owner handing out a config is authorising that key). Any other key is refused, and the daemon
+prints how to authorise it. It listens on loopback unless `allow_remote=True`.
 """
 
 from __future__ import annotations
@@ -31,7 +39,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from sdk.devices.adb import adb_key_path, adb_public_key
 from sdk.devices.config import DeviceConfig, RunnerConfig
+from sdk.devices.emulated.adb_proto import ProtocolError, parse_adb_public_key
+from sdk.devices.emulated.adbd import is_loopback
 from sdk.devices.emulated.board import _descendants
 from sdk.devices.emulated.qemu import ARCHS, qemu_command
 from sdk.devices.errors import EmulatorError
@@ -102,20 +113,28 @@ class EmulatedPhone:
     def __init__(self, *, arch: str = "aarch64", cpu: str | None = None,
                  serial: str | None = None, root: str | os.PathLike[str] | None = None,
                  host: str = "127.0.0.1", port: int = 0, auth: bool = True,
-                 accept_new_keys: bool = True, authorized_keys: list[str] | None = None,
+                 authorized_keys: list[str] | None = None,
+                 authorized_keys_files: list[str | os.PathLike[str]] | None = None,
                  storage_bytes: int | None = None, expose_python: bool = True,
                  expose: list[str] | None = None, props: Mapping[str, str] | None = None,
-                 host_key: str | os.PathLike[str] | None = None):
+                 host_key: str | os.PathLike[str] | None = None, allow_remote: bool = False):
         if arch not in ARCHS:
             raise EmulatorError(f"unknown arch {arch!r}; emulated phones are {sorted(ARCHS)}")
+        if not allow_remote and not is_loopback(host):
+            raise EmulatorError(f"the emulated phone listens on loopback only; {host!r} is not "
+                                "a loopback address (pass allow_remote=True / --allow-remote "
+                                "to mean it)")
+        self.allow_remote = allow_remote
         self.arch = arch
         self.cpu = cpu
         self.host = host
         self.requested_port = port
         self.port: int | None = None
         self.auth = auth
-        self.accept_new_keys = accept_new_keys
-        self.authorized_keys = list(authorized_keys or [])
+        self.authorized_keys = [_checked_key(text, "authorized_keys") for text in
+                                authorized_keys or []]
+        #: more authorised-keys files, read by the daemon at every connection (not written)
+        self.authorized_keys_files = [Path(f).expanduser() for f in authorized_keys_files or []]
         self.storage_bytes = storage_bytes
         self._own_root = root is None
         self.root = Path(root) if root is not None else Path(
@@ -130,8 +149,9 @@ class EmulatedPhone:
             self.expose += sorted({sys.prefix, os.path.realpath(sys.base_prefix)})
         self.props = default_props(arch, self.serial, cpu)
         self.props.update(props or {})
-        #: the host's ADB key for device_config() (None: ~/.config/edgesdk/adbkey)
-        self.host_key = str(host_key) if host_key is not None else None
+        #: the host side's ADB key for device_config(), authorised on this phone (default: one
+        #: made for it in the phone's directory)
+        self.host_key = str(host_key) if host_key is not None else str(self.root / "host-adbkey")
         self._proc: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None
 
@@ -166,7 +186,37 @@ class EmulatedPhone:
         (system / "build.prop").write_text(
             "".join(f"{k}={v}\n" for k, v in self.props.items()))
         shutil.copyfile(build_shim(), system / "lib64" / "libedgesdk_exec.so")
-        self.keys_file.write_text("".join(k.strip() + "\n" for k in self.authorized_keys))
+        os.chmod(self.sandbox / "sdcard", 0o1777)
+        keys = [*self.authorized_keys, adb_public_key(Path(self.host_key))]
+        self.keys_file.write_text("".join(k + "\n" for k in keys))
+        os.chmod(self.keys_file, 0o644)
+
+    # ------------------------------------------------------------------ keys
+    def authorize_key(self, key: str | os.PathLike[str]) -> str:
+        """Authorise a host key on this phone (the daemon reads the file at every connection):
+        a public key file (`adbkey.pub`), a private key (its `.pub`; a missing key is created),
+        or the key text itself. Returns the public key text."""
+        text = str(key).strip()
+        try:
+            parse_adb_public_key(text)
+        except ProtocolError:
+            path = Path(text).expanduser()
+            if path.suffix == ".pub" or _looks_public(path):
+                try:
+                    text = _checked_key(path.read_text(), str(path))
+                except OSError as exc:
+                    raise EmulatorError(f"cannot read the ADB public key {path}: "
+                                        f"{exc.strerror}") from exc
+            else:
+                text = adb_public_key(path)
+        if text not in self.authorized_keys:
+            self.authorized_keys.append(text)
+        if self.running:  # started: the daemon reads its keys file at every connection
+            known = self.keys_file.read_text().splitlines()
+            if text not in known:
+                with open(self.keys_file, "a") as handle:
+                    handle.write(text + "\n")
+        return text
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> EmulatedPhone:
@@ -175,18 +225,23 @@ class EmulatedPhone:
         self._prepare()
         ready = self.root / "ready.json"
         ready.unlink(missing_ok=True)
+        # a private mount namespace, and a pid namespace of which the daemon is the init (its
+        # shells see a /proc of the phone's processes only; all die with it)
         command = [
-            "unshare", "-m", "--propagation", "private", *(["-r"] if os.getuid() else []),
+            "unshare", "-m", "-p", "-f", "--kill-child", "--propagation", "private",
+            *(["-r"] if os.getuid() else []),
             sys.executable, "-m", "sdk.devices.emulated.adbd",
             "--root", str(self.sandbox), "--host", self.host, "--port", str(self.requested_port),
             "--serial", self.serial, "--adb-keys", str(self.keys_file),
             "--ready-file", str(ready), "--log-file", str(self.log_file),
             "--parent", str(os.getpid()),
         ]
+        for path in self.authorized_keys_files:
+            command += ["--adb-keys", str(path)]
+        if self.allow_remote:
+            command.append("--allow-remote")
         if not self.auth:
             command.append("--no-auth")
-        if self.accept_new_keys:
-            command.append("--accept-new-keys")
         if self.storage_bytes:
             command += ["--storage-bytes", str(int(self.storage_bytes))]
         for path in self.expose:
@@ -257,6 +312,9 @@ class EmulatedPhone:
         return f"{self.host}:{self.port}"
 
     def device_config(self, name: str | None = None, **changes: object) -> DeviceConfig:
+        """A config that reaches this phone with `host_key`, or with the `adb_key` given in
+        `changes` (None: the default ~/.config/edgesdk/adbkey), which this authorises on the
+        phone (creating the key if missing): the phone's owner hands the config out."""
         if self.port is None:
             raise EmulatorError("the emulated phone is not started")
         config = DeviceConfig(
@@ -266,4 +324,26 @@ class EmulatedPhone:
             runner=RunnerConfig(python=self.python), retries=2, connect_timeout=10.0,
             description=f"emulated {self.arch} phone: edgesdk's ADB daemon, Arm binaries "
                         "through qemu-user; Python runners are this host's Python")
-        return config.replace(**changes) if changes else config
+        config = config.replace(**changes) if changes else config
+        if self.auth:
+            self.authorize_key(adb_key_path(config))
+        return config
+
+
+def _looks_public(path: Path) -> bool:
+    """Whether the file at `path` holds an ADB public key (not a PEM private key)."""
+    try:
+        parse_adb_public_key(path.read_text(errors="replace"))
+    except (OSError, ProtocolError):
+        return False
+    return True
+
+
+def _checked_key(text: str, where: str) -> str:
+    """`text` stripped, when it is an ADB public key; EmulatorError naming `where` if not."""
+    text = text.strip()
+    try:
+        parse_adb_public_key(text)
+    except ProtocolError as exc:
+        raise EmulatorError(f"{where}: not an ADB public key ({exc})") from None
+    return text

@@ -286,22 +286,67 @@ def _wait_forever(stop_message: str) -> None:
     print(stop_message, file=sys.stderr)
 
 
+def _follow(path: Path, offset: int, done: threading.Event) -> None:
+    """Relay what the emulated phone's daemon prints (refused keys and how to authorise them)."""
+    while not done.wait(0.5):
+        with suppress(OSError):
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
+            if data:
+                offset += len(data)
+                print(data.decode(errors="replace"), end="", flush=True)
+
+
 def cmd_emulate(args: argparse.Namespace) -> int:
     if args.kind == "adb":
         from sdk.devices.emulated import EmulatedPhone
+        from sdk.devices.emulated.adbd import is_loopback
+        from sdk.devices.errors import EmulatorError
 
+        if not is_loopback(args.host):
+            if not args.allow_remote:
+                raise EmulatorError(
+                    f"--host {args.host} is not a loopback address: the emulated phone would be "
+                    "reachable from other machines. Use 127.0.0.1, or add --allow-remote to "
+                    "mean it")
+            print(f"WARNING: the emulated phone listens on {args.host}, reachable from other "
+                  "machines (--allow-remote); its sandbox is a test stand-in, not a security "
+                  "boundary (docs/security.md)", file=sys.stderr, flush=True)
+        if args.no_auth:
+            print("WARNING: --no-auth: any host that reaches the port gets a shell on the "
+                  "emulated phone", file=sys.stderr, flush=True)
         phone = EmulatedPhone(arch=args.arch, cpu=args.cpu, serial=args.serial,
                               root=args.sandbox, host=args.host, port=args.port,
-                              auth=not args.no_auth, accept_new_keys=not args.no_accept_new_keys,
+                              auth=not args.no_auth, allow_remote=args.allow_remote,
+                              authorized_keys_files=args.authorized_keys,
                               storage_bytes=args.storage_mb * (1 << 20) if args.storage_mb
                               else None, expose_python=not args.no_python)
+        for key in args.authorize_key:
+            if not Path(key).expanduser().is_file():
+                raise EmulatorError(f"--authorize-key {key}: no such file (give the host's "
+                                    "adbkey.pub, e.g. ~/.android/adbkey.pub)")
+            phone.authorize_key(key)
         with phone:
+            out = phone.root / "adbd.out"
             print(f"emulated {args.arch} phone {phone.serial} on {phone.address} "
                   f"(sandbox {phone.sandbox})")
             print(f"  edgesdk:  adb:tcp:{phone.address}")
             print(f"  adb:      adb connect {phone.address}")
+            print(f"  authorised keys: {phone.keys_file} (read at every connection) — "
+                  f"{len(phone.authorized_keys) + 1} key(s), among them the phone's own host "
+                  f"key {phone.host_key} (adb_key = \"{phone.host_key}\" in a device config); "
+                  "add others with --authorize-key PATH.pub", flush=True)
+            done = threading.Event()
+            follower = threading.Thread(target=_follow, args=(out, out.stat().st_size, done),
+                                        daemon=True)
+            follower.start()
             print("Ctrl-C stops it.", flush=True)
-            _wait_forever("emulated phone stopped")
+            try:
+                _wait_forever("emulated phone stopped")
+            finally:
+                done.set()
+                follower.join(2)
         return 0
     from sdk.devices.emulated import EmulatedBoard
 
@@ -392,12 +437,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", choices=("aarch64", "armv7", "x86_64"), default="aarch64")
     p.add_argument("--cpu", help="qemu CPU model (default: max for aarch64, cortex-a15 armv7)")
     p.add_argument("--port", type=int, default=5555, help="adb: TCP port (0: any free one)")
-    p.add_argument("--host", default="127.0.0.1", help="adb: address to listen on")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="adb: address to listen on (loopback only unless --allow-remote)")
     p.add_argument("--serial", help="adb: serial number")
     p.add_argument("--sandbox", help="directory for the device's files (default: a temp dir)")
-    p.add_argument("--no-auth", action="store_true", help="adb: accept hosts without a key")
-    p.add_argument("--no-accept-new-keys", action="store_true",
-                   help="adb: never authorise a new key (the prompt nobody answers)")
+    p.add_argument("--no-auth", action="store_true",
+                   help="adb: accept hosts without a key (anyone who reaches the port)")
+    p.add_argument("--authorize-key", action="append", default=[], metavar="PATH",
+                   help="adb: authorise this host key (an adbkey.pub); may be repeated. Other "
+                        "keys are refused, and the phone prints how to authorise them")
+    p.add_argument("--authorized-keys", action="append", default=[], metavar="FILE",
+                   help="adb: a file of authorised keys, one per line, like adbd's adb_keys "
+                        "(read at every connection); may be repeated")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="adb: allow a non-loopback --host (with a warning)")
     p.add_argument("--storage-mb", type=int, help="adb: size of /data (a tmpfs)")
     p.add_argument("--no-python", action="store_true",
                    help="adb: do not lend the phone this host's Python (no litert-python)")
