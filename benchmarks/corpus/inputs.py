@@ -79,7 +79,7 @@ FOCUS: dict[str, list[tuple[str, float, float, float]]] = {
     "hand": [("camera", 207, 225, 90), ("camera", 300, 195, 90), ("astronaut", 170, 490, 90)],
     "body": [("astronaut", 240, 260, 500), ("camera", 200, 260, 500)],
 }
-PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "motorcycle_left", "china",
+PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "coins", "china",
           "flower", "immunohistochemistry", "hubble_deep_field")
 #: how much of the crop the focus fills: detectors see it small, landmark nets fill the frame
 CROP_SCALE = {"face": (1.6, 4.0), "hand": (1.6, 3.5), "body": (1.0, 1.4),

@@ -254,26 +254,53 @@ def ours(model: CorpusModel, path: Path, descs: list[InputDesc], cal: list[Sampl
     return out.read_bytes(), result, time.perf_counter() - start
 
 
-def aeq(path: Path, descs: list[InputDesc], cal: list[Sample]) -> tuple[bytes, float]:
+def with_signature(model: bytes) -> bytes:
+    """The same .tflite with a `serving_default` signature over the main graph's inputs and
+    outputs (named as the tensors are). ai-edge-quantizer refuses files without one, as
+    MediaPipe publishes them; this is the smallest patch that lets it run at all."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    m = schema.ModelT.InitFromPackedBuf(model, 0)
+    g = m.subgraphs[0]
+    sig = schema.SignatureDefT()
+    sig.signatureKey = "serving_default"
+    sig.subgraphIndex = 0
+
+    def name(i: int) -> str:
+        raw = g.tensors[i].name
+        return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+    sig.inputs = [schema.TensorMapT(name(i), i) for i in g.inputs]
+    sig.outputs = [schema.TensorMapT(name(i), i) for i in g.outputs]
+    m.signatureDefs = [sig]
+    b = flatbuffers.Builder(len(model) + 4096)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def aeq(path: Path, descs: list[InputDesc], cal: list[Sample]) -> tuple[bytes, float, bool]:
+    """ai-edge-quantizer, static_wi8_ai8; the flag says a signature had to be added."""
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import quantizer, recipe
 
     start = time.perf_counter()
-    it = Interpreter(model_path=str(path))
-    sigs = it.get_signature_list()
-    key = next(iter(sigs), "serving_default")
-    if sigs:
-        runner = it.get_signature_runner(key)
-        by_tensor = {d["name"]: name for name, d in runner.get_input_details().items()}
-    else:
-        by_tensor = {}
-    q = quantizer.Quantizer(str(path))
+    source = path.read_bytes()
+    it = Interpreter(model_content=source)
+    patched = not it.get_signature_list()
+    if patched:
+        source = with_signature(source)
+        it = Interpreter(model_content=source)
+    key = next(iter(it.get_signature_list()))
+    runner = it.get_signature_runner(key)
+    by_tensor = {d["name"]: name for name, d in runner.get_input_details().items()}
+    q = quantizer.Quantizer(source)
     q.load_quantization_recipe(recipe.static_wi8_ai8())
     data = [{by_tensor.get(d.name, d.name): s[d.name] for d in descs} for s in cal]
     with quiet():
         calibration = q.calibrate({key: data})
         model = bytes(q.quantize(calibration).quantized_model)
-    return model, time.perf_counter() - start
+    return model, time.perf_counter() - start, patched
 
 
 def ort_qdq(path: Path, cal: list[Sample], work: Path) -> tuple[bytes, float]:
@@ -373,13 +400,17 @@ def _peer(model: CorpusModel, path: Path, descs: list[InputDesc], cal: list[Samp
           val: list[Sample], work: Path, hw: tuple[int, int] | None, ref_names: list[str],
           ref: list[list[np.ndarray]], input_order: list[str]) -> QuantResult:
     tool = "ai-edge-quantizer" if model.format == "tflite" else "onnxruntime"
+    warnings = []
     try:
         if model.format == "tflite":
-            data, secs = aeq(path, descs, cal)
+            data, secs, patched = aeq(path, descs, cal)
+            if patched:
+                warnings.append("the file has no signature: one was added so that "
+                                "ai-edge-quantizer runs at all")
         else:
             data, secs = ort_qdq(path, cal, work)
     except Exception as exc:
-        return QuantResult(tool, False, short_error(exc), "export")
+        return QuantResult(tool, False, short_error(exc), "export", warnings=warnings)
     try:
         runner: Runner = (LiteRTRunner(data, input_order) if model.format == "tflite"
                           else OrtRunner(data))
@@ -387,6 +418,7 @@ def _peer(model: CorpusModel, path: Path, descs: list[InputDesc], cal: list[Samp
     except Exception as exc:
         res = QuantResult(tool, False, short_error(exc), "run")
     res.size_bytes, res.export_s = len(data), secs
+    res.warnings = warnings
     return res
 
 
