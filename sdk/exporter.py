@@ -26,6 +26,7 @@ from sdk.converters.quantize import (
     SampleSet,
     as_samples,
     calibrate,
+    layer_name,
     plan_for,
     quantize_int8,
 )
@@ -160,6 +161,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     data, maps = fmt.encode(encoded_model)
     lap("encode")
 
+    if fmt.runs_in_litert:
+        check_prepares(data, encoded_model, _delegates(fmt, custom_ops), path)
     fidelity = None
     if fmt.runs_in_litert or fmt.runner is not None:
         where = "LiteRT" if fmt.runs_in_litert else f"its {fmt.name} runtime"
@@ -201,6 +204,35 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     lap("write")
     timings["total"] = round(time.perf_counter() - start, 4)
     return result
+
+
+def check_prepares(data: bytes, model: Model, delegates: list[Any] | None,
+                   path: Path) -> None:
+    """Prepare the encoded model in LiteRT with its builtin kernels (XNNPACK would take over the
+    ops it knows and skip their checks, but a device without it runs these), so that a file
+    LiteRT refuses is never written: a ConversionError names the node that failed."""
+    import re
+
+    from sdk.litert import backend
+
+    try:
+        interpreter = backend().interpreter(model_content=data, num_threads=1, xnnpack=False,
+                                            delegates=delegates)
+        interpreter.allocate_tensors()
+    except (RuntimeError, ValueError) as exc:
+        text = str(exc)
+        where = ""
+        found = re.search(r"Node number (\d+) \((\w+)\)", text)
+        if found:
+            index, op_type = int(found.group(1)), found.group(2)
+            ops = model.main.operators
+            if index < len(ops) and ops[index].type == op_type:
+                where = f" at {op_type} {layer_name(ops[index])!r} (node {index})"
+            else:
+                where = f" at {op_type} (node {index})"
+        reason = " ".join(line.strip() for line in text.splitlines() if line.strip())
+        raise ConversionError(f"the quantised model for {path} does not prepare in LiteRT's "
+                              f"builtin kernels{where}: {reason}; nothing was written") from exc
 
 
 def _source_sha256(source: Any, float_bytes: bytes) -> str:

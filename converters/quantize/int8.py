@@ -48,7 +48,15 @@ from sdk.converters.quantize.weights import (
 from sdk.errors import ConversionError, UnsupportedOpError
 
 INT32_MAX = 2**31 - 1
+#: the largest quantised bias written: half the int32 range, so that the accumulation of
+#: int8 x int8 products on top of it cannot overflow
+BIAS_LIMIT = 2**30
 IO_TYPES = ("float32", "int8", "uint8")
+#: inputs of one CONCATENATION / PACK whose ranges differ by more than this factor (4 bits) do
+#: not share one int8 scale when they form a model output's tail (see `keep_wide_tails`)
+RANGE_SPREAD_LIMIT = 16.0
+#: the most ops such a float tail may hold
+TAIL_OPS = 8
 
 # operator modes
 _UNTOUCHED = "untouched"  # no float tensors (shape arithmetic on int32, ...)
@@ -76,6 +84,8 @@ class QuantizedModel:
     #: float model's operator -> the operator that replaced it in `model`
     op_map: dict[Operator, Operator] = field(default_factory=dict)
     requantized: list[str] = field(default_factory=list)
+    #: layers kept in float because they join tensors of very different ranges into an output
+    wide_tails: list[str] = field(default_factory=list)
 
     @property
     def fallbacks(self) -> dict[str, str]:
@@ -119,7 +129,8 @@ def quantize_int8(model: Model, plan: PrecisionPlan, ranges: Mapping[Tensor, tup
         if id(t) in memo and not t.is_constant:
             tensor_map[t] = rewrite.quantized_view(mapped(t))
     op_map = {op: memo[id(op)] for op in main.operators if id(op) in memo}  # type: ignore[misc]
-    return QuantizedModel(qmodel, tensor_map, rewrite.reports, op_map, rewrite.requantized)
+    return QuantizedModel(qmodel, tensor_map, rewrite.reports, op_map, rewrite.requantized,
+                          rewrite.wide_tails)
 
 
 def _check_float_model(model: Model) -> None:
@@ -134,13 +145,43 @@ def _check_float_model(model: Model) -> None:
                     f"{t.dtype.name} tensor {t.name!r}); export needs the float model")
 
 
+#: a fixed-parameter group (LOGISTIC's 1/256 output, ...) takes in another tensor only if the
+#: merged calibrated range exceeds what the fixed parameters represent by at most this many steps
+FIXED_RANGE_SLACK_STEPS = 2.0
+
+
+def representable_range(p: QuantParams, qmin: int = -128, qmax: int = 127) -> tuple[float, float]:
+    """The float interval per-tensor int8 parameters cover."""
+    scale, zp = float(p.scale[0]), int(p.zero_point[0])
+    return (qmin - zp) * scale, (qmax - zp) * scale
+
+
 class _Groups:
-    """Union-find over activation tensors that must share int8 parameters."""
+    """Union-find over activation tensors that must share int8 parameters.
+
+    Each group carries the union of its members' calibrated ranges (`span`). A group whose
+    parameters a kernel fixes (LOGISTIC, SOFTMAX, TANH, ...) refuses a merge whose span its
+    parameters cannot hold: the caller requantises that input instead (TFLite's converter does
+    the same), so a CONCATENATION of pixel boxes and sigmoid scores is not clamped to 0.996.
+    """
 
     def __init__(self) -> None:
         self.parent: dict[int, int] = {}
         self.fixed: dict[int, QuantParams] = {}
         self.members: dict[int, list[Tensor]] = {}
+        self.span: dict[int, tuple[float, float]] = {}
+
+    def set_span(self, t: Tensor, lo: float, hi: float) -> None:
+        r = self.find(t)
+        a, b = self.span.get(r, (0.0, 0.0))
+        self.span[r] = (min(a, lo), max(b, hi))
+
+    def _fits(self, params: QuantParams, span: tuple[float, float] | None) -> bool:
+        if span is None:
+            return True
+        lo, hi = representable_range(params)
+        slack = FIXED_RANGE_SLACK_STEPS * float(params.scale[0])
+        return span[0] >= lo - slack and span[1] <= hi + slack
 
     def add(self, t: Tensor) -> None:
         if id(t) not in self.parent:
@@ -163,17 +204,28 @@ class _Groups:
         return True
 
     def union(self, a: Tensor, b: Tensor) -> bool:
+        """Merge the groups of `a` and `b`; False (and nothing merged) when their parameters
+        conflict: two different fixed ones, or a fixed one that cannot hold the merged span."""
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return True
         fa, fb = self.fixed.get(ra), self.fixed.get(rb)
         if fa is not None and fb is not None and not fa.same_as(fb):
             return False
+        sa, sb = self.span.get(ra), self.span.get(rb)
+        merged = sa if sb is None else sb if sa is None else (min(sa[0], sb[0]),
+                                                              max(sa[1], sb[1]))
+        fixed = fa if fa is not None else fb
+        if fixed is not None and not self._fits(fixed, merged):
+            return False
         self.parent[rb] = ra
         self.members[ra].extend(self.members.pop(rb))
         if fb is not None:
             self.fixed[ra] = fb
         self.fixed.pop(rb, None)
+        self.span.pop(rb, None)
+        if merged is not None:
+            self.span[ra] = merged
         return True
 
 
@@ -206,6 +258,8 @@ class _Rewrite:
         self.requant_inputs: dict[tuple[int, int], Tensor] = {}
         #: float-mode ops whose weights are quantised (dynamic range)
         self.hybrid: set[int] = set()
+        #: layers kept in float as the tail of an output that joins very different ranges
+        self.wide_tails: list[str] = []
 
     def was_float(self, t: Tensor) -> bool:
         """Float in the original model: a float activation, or a float constant."""
@@ -214,6 +268,7 @@ class _Rewrite:
     # ------------------------------------------------------------------ driver
     def run(self) -> None:
         self.classify()
+        self.keep_wide_tails()
         self.tie()
         self.assign_params()
         self.set_home_types()
@@ -276,8 +331,84 @@ class _Rewrite:
             self.modes[id(op)] = _INT8
             self.reports.append(LayerReport(name, op.type, precision.describe()))
 
+    # ------------------------------------------------------------------ 1b. wide tails
+    def keep_wide_tails(self) -> None:
+        """Keep in float the tail of a model output that joins tensors of very different ranges.
+
+        One int8 scale cannot hold box coordinates in pixels (0..640) and sigmoid scores (0..1)
+        at once: the scores would keep log2(640) fewer bits. Where a CONCATENATION / PACK whose
+        inputs' calibrated ranges differ by more than `RANGE_SPREAD_LIMIT` feeds only model
+        outputs through ops that move values (no weighted layer, at most `TAIL_OPS` ops), that
+        op and everything after it runs in float: each input is DEQUANTIZEd with its own scale.
+        Only with float outputs: int8 / uint8 outputs are one scale by definition.
+        """
+        if self.output_type != "float32":
+            return
+        consumers = self.g.consumers()
+        outputs = {id(t) for t in self.g.outputs}
+        for op in self.g.operators:
+            if op.type not in ("CONCATENATION", "PACK") or self.modes[id(op)] != _INT8:
+                continue
+            widths = []
+            for t in op.inputs:
+                if t is None or id(t) not in self.originally_float:
+                    continue
+                if t.is_constant:
+                    data = t.numpy()
+                    lo, hi = (float(data.min()), float(data.max())) if data.size else (0., 0.)
+                elif t in self.ranges:
+                    lo, hi = self.ranges[t]
+                else:
+                    continue
+                widths.append(max(hi, 0.0) - min(lo, 0.0))
+            widths = [w for w in widths if w > 0]
+            if len(widths) < 2 or max(widths) <= RANGE_SPREAD_LIMIT * min(widths):
+                continue
+            tail = self._tail(op, consumers, outputs)
+            if tail is None:
+                continue
+            spread = max(widths) / min(widths)
+            for tail_op in tail:
+                if self.modes[id(tail_op)] not in (_INT8, _AGNOSTIC):
+                    continue
+                self.modes[id(tail_op)] = _FLOAT
+                reason = (f"output tail kept in float: {layer_name(op)} joins inputs whose "
+                          f"ranges differ {spread:.0f}x (one int8 scale would leave the "
+                          f"narrow ones {np.log2(spread):.1f} bits fewer); each input is "
+                          "dequantised with its own scale")
+                name = layer_name(tail_op)
+                self.reports = [r for r in self.reports if r.name != name]
+                self.reports.append(LayerReport(name, tail_op.type, "float32", reason))
+                self.wide_tails.append(name)
+
+    def _tail(self, op: Operator, consumers: Mapping[Tensor, list[Operator]],
+              outputs: set[int]) -> list[Operator] | None:
+        """`op` and the ops after it, when they lead only to model outputs through at most
+        TAIL_OPS ops without weights; None otherwise."""
+        tail = [op]
+        seen = {id(op)}
+        frontier = list(op.outputs)
+        while frontier:
+            t = frontier.pop()
+            users = consumers.get(t, [])
+            if not users and id(t) not in outputs:
+                return None  # a dead end that is not an output: not a plain tail
+            for user in users:
+                if id(user) in seen:
+                    continue
+                if user.type in WEIGHTED or user.type == "BATCH_MATMUL" \
+                        or len(tail) >= TAIL_OPS:
+                    return None
+                seen.add(id(user))
+                tail.append(user)
+                frontier.extend(user.outputs)
+        return tail
+
     # ------------------------------------------------------------------ 2. shared parameters
     def tie(self) -> None:
+        for t, (lo, hi) in self.ranges.items():
+            if id(t) in self.originally_float:
+                self.groups.set_span(t, lo, hi)
         for op in self.g.operators:
             if self.modes[id(op)] != _INT8:
                 continue
@@ -424,9 +555,11 @@ class _Rewrite:
             else None
         bias = bias_t.numpy().astype(np.float64) if bias_t is not None else None
         if bias is not None and not wquant.block_size:
-            # int32 bias must not overflow: widen the weight scale of channels that would
+            # the int32 bias must fit with room for the accumulation: floor the weight scale of
+            # channels whose bias would not (dead channels: BatchNorm folded a ~0 gamma into the
+            # weights but kept beta), as TFLite's converter does; their codes round to ~0
             scales = wquant.scale.astype(np.float64)
-            limit = np.abs(bias) / (float(in_scale) * (INT32_MAX - 1))
+            limit = np.abs(bias) / (float(in_scale) * BIAS_LIMIT)
             if (limit > scales).any():
                 scales = np.maximum(scales, limit * 1.0001).astype(np.float32)
                 codes = quantize_with_scales(wf, rule.weight_axis, scales, fmt.qmin,

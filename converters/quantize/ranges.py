@@ -28,6 +28,12 @@ from sdk.converters.ir import QuantParams
 
 METHODS = ("minmax", "percentile", "mse")
 HISTOGRAM_BINS = 2048
+#: the smallest activation scale written. A tensor calibrated to a range of ~1e-12 (a layer
+#: that BatchNorm left nearly dead) would otherwise get a scale of ~1e-14, and LiteRT refuses to
+#: prepare its producer: a fused RELU6's bound 6 / scale overflows int32
+#: (`no_integer_overflow_from_quantization`). At 1e-8 such a bound is ~6e8 and values that small
+#: are below float32's resolution next to the O(1) values around them.
+MIN_ACTIVATION_SCALE = 1e-8
 
 
 @dataclass
@@ -223,7 +229,7 @@ def affine_params(lo: float, hi: float, qmin: int = -128, qmax: int = 127) -> Qu
     if hi - lo < 1e-12:
         # a constant-zero tensor: any positive scale represents it exactly
         return QuantParams.per_tensor(1.0, 0 if qmin < 0 <= qmax else qmin)
-    scale = (hi - lo) / (qmax - qmin)
+    scale = max((hi - lo) / (qmax - qmin), MIN_ACTIVATION_SCALE)
     zero_point = int(np.clip(round(qmin - lo / scale), qmin, qmax))
     return QuantParams.per_tensor(np.float32(scale), zero_point)
 
