@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import time
+import tracemalloc
 
+import flatbuffers
 import numpy as np
 import pytest
 
 from sdk.converters.tflite import read_tflite
+from sdk.converters.tflite.schema import schema
 from sdk.errors import EdgeSDKError, ModelFormatError
+from sdk.limits import LoadBudget
 
 from conftest import requires_tf
-
-pytestmark = requires_tf
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +23,7 @@ def good(digits_float_tflite) -> bytes:
     return digits_float_tflite.read_bytes()
 
 
+@requires_tf
 def test_truncated_file(tmp_path, good) -> None:
     for cut in (3, 16, len(good) // 3, len(good) - 100):
         path = tmp_path / f"cut{cut}.tflite"
@@ -41,6 +45,7 @@ def test_missing_file(tmp_path) -> None:
         read_tflite(tmp_path / "nope.tflite")
 
 
+@requires_tf
 def test_flipped_bytes_never_crash(good) -> None:
     """Random corruption either still reads or raises our error type — nothing else."""
     rng = np.random.default_rng(7)
@@ -50,3 +55,147 @@ def test_flipped_bytes_never_crash(good) -> None:
             data[pos] ^= int(rng.integers(1, 256))
         with contextlib.suppress(EdgeSDKError):
             read_tflite(bytes(data))
+
+
+# ---------------------------------------------------------------- resource exhaustion
+def _vector(b: flatbuffers.Builder, offsets: list[int]) -> int:
+    b.StartVector(4, len(offsets), 4)
+    for off in reversed(offsets):
+        b.PrependUOffsetTRelative(off)
+    return b.EndVector()
+
+
+def _int_vector(b: flatbuffers.Builder, values: list[int]) -> int:
+    b.StartVector(4, len(values), 4)
+    for v in reversed(values):
+        b.PrependInt32(v)
+    return b.EndVector()
+
+
+def _tensor(b: flatbuffers.Builder, name: int, shape: list[int], buffer: int = 0,
+            dtype: int = 9) -> int:
+    shape_vec = _int_vector(b, shape)
+    schema.TensorStart(b)
+    schema.TensorAddShape(b, shape_vec)
+    schema.TensorAddType(b, dtype)
+    schema.TensorAddBuffer(b, buffer)
+    schema.TensorAddName(b, name)
+    return schema.TensorEnd(b)
+
+
+def _model(b: flatbuffers.Builder, subgraphs: list[int], buffers: list[int] | None = None) -> bytes:
+    sgs = _vector(b, subgraphs)
+    bufs = _vector(b, buffers) if buffers else None
+    schema.ModelStart(b)
+    schema.ModelAddVersion(b, 3)
+    schema.ModelAddSubgraphs(b, sgs)
+    if bufs is not None:
+        schema.ModelAddBuffers(b, bufs)
+    b.Finish(schema.ModelEnd(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def _subgraph(b: flatbuffers.Builder, tensors: list[int]) -> int:
+    vec = _vector(b, tensors)
+    schema.SubGraphStart(b)
+    schema.SubGraphAddTensors(b, vec)
+    return schema.SubGraphEnd(b)
+
+
+def shared_tables_tflite(n: int = 1000) -> bytes:
+    """n subgraph entries that all point at one subgraph, whose n tensor entries all point at
+    one tensor: n*n tensors to unpack from ~8 KB (the attack of issue 13, hole 5)."""
+    b = flatbuffers.Builder(1024)
+    tensor = _tensor(b, b.CreateString("t"), [1])
+    sg = _subgraph(b, [tensor] * n)
+    return _model(b, [sg] * n)
+
+
+def _bounded(fn, seconds: float, mib: float) -> ModelFormatError:
+    """Run fn, which must raise ModelFormatError within `seconds` and `mib` MiB of Python
+    allocations; return the error."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(ModelFormatError) as info:
+            fn()
+    finally:
+        elapsed = time.perf_counter() - start
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert elapsed < seconds, f"took {elapsed:.1f} s"
+    assert peak < mib * (1 << 20), f"peak {peak / (1 << 20):.0f} MiB"
+    return info.value
+
+
+def test_shared_subgraph_and_tensor_tables_are_refused_fast() -> None:
+    data = shared_tables_tflite()
+    assert len(data) < 9000  # 8 KB describing a million tensors
+    err = _bounded(lambda: read_tflite(data), seconds=2, mib=16)
+    assert "<bytes>" in str(err)
+    assert "subgraph 0 tensor 1 is the same table as subgraph 0 tensor 0" in str(err)
+    assert err.offset is not None
+
+
+def test_shared_strings_cannot_multiply_the_file() -> None:
+    """Distinct tensor tables that share one 64 KiB name: unpacked, 2,000 copies (128 MiB)."""
+    b = flatbuffers.Builder(1 << 17)
+    name = b.CreateString("n" * (64 << 10))
+    tensors = [_tensor(b, name, [1]) for _ in range(2000)]
+    data = _model(b, [_subgraph(b, tensors)])
+    err = _bounded(lambda: read_tflite(data), seconds=2, mib=16)
+    assert "subgraph 0 tensor" in str(err)
+    assert "reuses its tables or vectors" in str(err)
+
+
+def _shared_buffer_tflite(n_tensors: int, nbytes: int) -> bytes:
+    b = flatbuffers.Builder(nbytes + 4096)
+    data = b.CreateNumpyVector(np.zeros(nbytes, np.uint8))
+    schema.BufferStart(b)
+    schema.BufferAddData(b, data)
+    full = schema.BufferEnd(b)
+    schema.BufferStart(b)
+    empty = schema.BufferEnd(b)
+    tensors = [_tensor(b, b.CreateString(f"w{i}"), [nbytes], buffer=1) for i in range(n_tensors)]
+    return _model(b, [_subgraph(b, tensors)], [empty, full])
+
+
+def test_tensors_sharing_one_buffer_are_bounded_by_the_file_size() -> None:
+    """80 tensors on one 1 MiB buffer would decode to 80 MiB: over max(16 x file, 64 MiB)."""
+    data = _shared_buffer_tflite(80, 1 << 20)
+    err = _bounded(lambda: read_tflite(data), seconds=5, mib=100)
+    assert "subgraph 0 tensor 64 ('w64')" in str(err)
+    assert "over the limit of 67,108,864" in str(err)
+    # a few tensors sharing a buffer (as TFLite's converter deduplicates them) still read
+    model = read_tflite(_shared_buffer_tflite(3, 1 << 10))
+    assert [t.data.size for t in model.main.tensors] == [1024] * 3
+
+
+def test_declared_tensor_size_is_checked_against_the_budget() -> None:
+    b = flatbuffers.Builder(1024)
+    big = _tensor(b, b.CreateString("huge"), [2**31 - 1, 2**31 - 1, 4])  # 2^64 overflows int64
+    data = _model(b, [_subgraph(b, [big])])
+    with pytest.raises(ModelFormatError, match=r"tensor 0 \('huge'\): INT8 x \[2147483647, "
+                       r"2147483647, 4\] declares 18,446,744,056,529,682,436 bytes, over the "
+                       r"load budget of 2,147,483,648"):
+        read_tflite(data)
+    b = flatbuffers.Builder(1024)
+    small = _tensor(b, b.CreateString("act"), [1, 1024, 1024, 2])
+    data = _model(b, [_subgraph(b, [small])])
+    assert read_tflite(data).main.tensors[0].shape == (1, 1024, 1024, 2)
+    with pytest.raises(ModelFormatError, match="over the load budget of 1,048,576"):
+        read_tflite(data, budget=LoadBudget(memory_bytes=1 << 20))
+
+
+def test_vector_lengths_must_fit_in_the_file() -> None:
+    b = flatbuffers.Builder(1024)
+    data = bytearray(_model(b, [_subgraph(b, [_tensor(b, b.CreateString(f"t{i}"), [1])])
+                                for i in range(4)]))
+    assert len(read_tflite(bytes(data)).graphs) == 4  # valid before the edit
+    root = schema.Model.GetRootAs(bytes(data), 0)
+    length_at = root._tab.Vector(root._tab.Offset(8)) - 4  # the subgraphs vector's length
+    data[length_at:length_at + 4] = (1 << 30).to_bytes(4, "little")
+    with pytest.raises(ModelFormatError, match="subgraphs: 1,073,741,824 entries declared, but "
+                       "only") as info:
+        read_tflite(bytes(data))
+    assert info.value.offset == length_at + 4

@@ -1,13 +1,21 @@
 """Read a .tflite flatbuffer into the IR.
 
-The flatbuffer is decoded with the schema's object API, then checked (indices in range, buffer
-sizes that match type x shape) before any IR is built, so a malformed file is a `ModelFormatError`
-naming the file and, where the decoder can tell, the byte offset — never an IndexError from deep
-inside flatbuffers.
+The flatbuffer is unpacked into the schema's object API table by table, in time and memory
+bounded by the file's size (`sdk.converters.tflite.decode`), then checked (indices in range,
+buffer sizes that match type x shape) before any IR is built, so a malformed file is a
+`ModelFormatError` naming the file and, where the decoder can tell, the byte offset — never an
+IndexError from deep inside flatbuffers.
+
+Resource limits (`sdk.limits.LoadBudget`, `EDGESDK_MEMORY_BUDGET`): a tensor may declare at most
+the memory budget in bytes; the constant data decoded from all tensors together (buffers shared
+between tensors are decoded per tensor, sub-byte types unpacked to a byte per value) may take at
+most `budget.fold_bytes` (16 x the file size, at least 64 MiB, at most the memory budget); a
+buffer must lie inside the file.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import struct
@@ -18,9 +26,11 @@ import numpy as np
 
 from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, SignatureDef, Tensor
 from sdk.converters.tflite import packing
+from sdk.converters.tflite.decode import decode_model
 from sdk.converters.tflite.options import options_to_attrs, options_type_name
 from sdk.converters.tflite.schema import BUILTIN_OP_NAMES, FILE_IDENTIFIER, OPTIONS2_NAMES, schema
 from sdk.errors import ModelFormatError
+from sdk.limits import LoadBudget, default_budget
 
 _OFFSET_RE = re.compile(r"at offset (-?\d+)")
 
@@ -39,8 +49,10 @@ def builtin_op_name(code: Any) -> str:
         raise ModelFormatError(f"unknown builtin operator code {value}") from None
 
 
-def read_tflite(source: str | os.PathLike[str] | bytes) -> Model:
-    """Read a .tflite model (a path or the file's bytes) into the IR."""
+def read_tflite(source: str | os.PathLike[str] | bytes, *,
+                budget: LoadBudget | None = None) -> Model:
+    """Read a .tflite model (a path or the file's bytes) into the IR, within `budget`
+    (default: `sdk.limits.default_budget()`)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         buf, path = bytes(source), "<bytes>"
     else:
@@ -49,8 +61,9 @@ def read_tflite(source: str | os.PathLike[str] | bytes) -> Model:
             buf = Path(path).read_bytes()
         except OSError as exc:
             raise ModelFormatError(f"cannot read: {exc.strerror}", path=path) from exc
+    budget = (budget or default_budget()).for_file(len(buf))
     model_t = _decode(buf, path)
-    return _Importer(model_t, buf, path).model()
+    return _Importer(model_t, buf, path, budget).model()
 
 
 def _decode(buf: bytes, path: str) -> Any:
@@ -68,9 +81,11 @@ def _decode(buf: bytes, path: str) -> Any:
             f"root table offset {root} is past the end of the {len(buf)}-byte file "
             "(truncated?)", path=path, offset=0)
     try:
-        return schema.ModelT.InitFromPackedBuf(buf, 0)
+        return decode_model(buf, path)
+    except ModelFormatError:
+        raise
     except (struct.error, IndexError, ValueError, TypeError, UnicodeDecodeError,
-            OverflowError, MemoryError) as exc:
+            OverflowError, MemoryError, AttributeError, KeyError) as exc:
         match = _OFFSET_RE.search(str(exc))
         offset = int(match.group(1)) if match else None
         raise ModelFormatError(
@@ -81,22 +96,33 @@ def _decode(buf: bytes, path: str) -> Any:
 class _Importer:
     """Builds IR objects from a decoded `ModelT`, checking each reference as it goes."""
 
-    def __init__(self, model_t: Any, buf: bytes, path: str):
+    def __init__(self, model_t: Any, buf: bytes, path: str, budget: LoadBudget):
         self.m = model_t
         self.buf = buf
         self.path = path
+        self.budget = budget
         self.buffers: list[Any] = list(model_t.buffers or [])
+        self.buffer_cache: dict[int, bytes | None] = {}
+        #: bytes of constant data decoded so far, and the most allowed (see the module doc)
+        self.decoded = 0
+        self.decoded_limit = budget.fold_bytes
 
     def error(self, message: str) -> ModelFormatError:
         return ModelFormatError(message, path=self.path)
 
     # ------------------------------------------------------------------ buffers
     def buffer_bytes(self, index: int, what: str) -> bytes | None:
+        """A buffer's bytes (read once however many tensors share the buffer)."""
         if index == 0:
             return None
         if not 0 <= index < len(self.buffers):
             raise self.error(f"{what} refers to buffer {index}, but the model has "
                              f"{len(self.buffers)} buffers")
+        if index not in self.buffer_cache:
+            self.buffer_cache[index] = self._read_buffer(index, what)
+        return self.buffer_cache[index]
+
+    def _read_buffer(self, index: int, what: str) -> bytes | None:
         b = self.buffers[index]
         if b.data is not None and len(b.data) > 0:
             return np.asarray(b.data, dtype=np.uint8).tobytes()
@@ -107,6 +133,17 @@ class _Importer:
                     f"the end of the {len(self.buf)}-byte file", path=self.path, offset=b.offset)
             return self.buf[b.offset:b.offset + b.size]
         return None
+
+    def charge(self, what: str, nbytes: int) -> None:
+        """Count `nbytes` of decoded constant data against the limit."""
+        self.decoded += nbytes
+        if self.decoded > self.decoded_limit:
+            raise self.error(
+                f"{what}: decoding it brings the model's constant data to {self.decoded:,} "
+                f"bytes, over the limit of {self.decoded_limit:,} for a "
+                f"{len(self.buf):,}-byte file (16 x its size, at least 64 MiB, at most the "
+                f"load budget of {self.budget.memory_bytes:,}; tensors that share one buffer "
+                "each take a copy)")
 
     # ------------------------------------------------------------------ model
     def model(self) -> Model:
@@ -197,6 +234,13 @@ class _Importer:
         shape = tuple(int(d) for d in _ints(t.shape))
         if any(d < 0 for d in shape):
             raise self.error(f"{what} has a negative dimension in shape {list(shape)}")
+        declared = (math.prod(shape) * dtype.bits + 7) // 8
+        if declared > self.budget.memory_bytes:
+            raise self.error(
+                f"{what}: {dtype.name} x {list(shape)} declares {declared:,} bytes, over the "
+                f"load budget of {self.budget.memory_bytes:,} bytes (raise it with "
+                "EDGESDK_MEMORY_BUDGET=<size> or LoadBudget(memory_bytes=...) if the model is "
+                "trusted)")
         signature = tuple(int(d) for d in _ints(t.shapeSignature)) if t.shapeSignature is not None \
             else None
         raw = self.buffer_bytes(int(t.buffer), what)
@@ -218,19 +262,22 @@ class _Importer:
     def constant_data(self, what: str, dtype: DType, shape: tuple[int, ...],
                       raw: bytes) -> np.ndarray | bytes:
         if dtype in (DType.STRING, DType.RESOURCE, DType.VARIANT):
+            self.charge(what, len(raw))
             return raw
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        count = math.prod(shape)
         if dtype.is_sub_byte:
             expected = packing.packed_size(count, dtype.bits)
             if len(raw) != expected:
                 raise self.error(f"{what}: buffer holds {len(raw)} bytes, but {count} "
                                  f"{dtype.name} values need {expected}")
+            self.charge(what, count)  # unpacked: one byte per value
             signed = dtype is not DType.UINT4
             return packing.unpack(raw, count, dtype.bits, signed).reshape(shape)
         itemsize = dtype.bits // 8
         if len(raw) != count * itemsize:
             raise self.error(f"{what}: buffer holds {len(raw)} bytes, but {dtype.name} "
                              f"x {list(shape)} needs {count * itemsize}")
+        self.charge(what, len(raw))
         arr = np.frombuffer(raw, dtype=dtype.numpy.newbyteorder("<")).astype(dtype.numpy)
         return arr.reshape(shape)
 
