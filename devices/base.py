@@ -11,6 +11,13 @@ built once, here, on top of them:
 * `shell(*argv)` quotes every argument, so paths with spaces or `;$()'` reach the device intact.
 * `run(argv, timeout=)` records the remote PID; past the timeout the remote process is killed.
 * `cleanup()` removes what this session pushed.
+
+The work directory is private: created mode 0700 and checked at the start of every command
+(a directory, not a symbolic link, owned by the device user, not writable by group or others);
+anything else is refused with `UnsafeWorkdirError` before a file is written or a program runs
+there. A file this session pushed is checksummed on the device right before it is run (in the
+same shell command that runs it), and a pid file feeds `kill` only for a process that carries
+the run's own id in its environment.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from sdk.devices.config import DeviceConfig
+from sdk.devices.config import DeviceConfig, check_env
 from sdk.devices.errors import (
     DeviceAuthError,
     DeviceCommandError,
@@ -36,7 +43,9 @@ from sdk.devices.errors import (
     DeviceError,
     DeviceStorageError,
     DeviceTimeoutError,
+    FileChangedError,
     TransferError,
+    UnsafeWorkdirError,
 )
 from sdk.devices.info import PROBE_SCRIPT, STATE_SCRIPT, DeviceInfo, ThermalState, parse_probe
 from sdk.devices.info import parse_state as _parse_state
@@ -93,7 +102,11 @@ class Device(ABC):
     def __init__(self, config: DeviceConfig):
         self.config = config
         self.name = config.name
+        #: where our files go; `{uid}` and `{tmp}` in it (the device user's uid and its
+        #: ${TMPDIR:-/tmp}) are filled in when the device is first connected
         self.workdir = (config.workdir or self.default_workdir()).rstrip("/") or "/"
+        self._workdir_settled = not any(k in self.workdir for k in _WORKDIR_KEYS)
+        self._digests: dict[str, str] = {}  # device path -> SHA-256 of what we pushed there
         self._info: DeviceInfo | None = None
         self._pushed: list[str] = []        # final paths pushed this session
         self._made_dirs: list[str] = []     # run directories made this session
@@ -142,7 +155,49 @@ class Device(ABC):
                 self.session_facts.clear()
                 self._connect()
                 self._connected = True
+                try:
+                    if not self._workdir_settled:
+                        self._settle_workdir()
+                    self._check_workdir_result(
+                        self._exec(_workdir_guard(self.workdir) + "; echo ok", 60.0))
+                except BaseException:
+                    self.close()
+                    raise
         return self
+
+    def _settle_workdir(self) -> None:
+        """Fill `{uid}` / `{tmp}` in the workdir from the device (one round trip)."""
+        result = self._exec("printf 'uid:%s\\n' \"$(id -u)\"; "
+                            "printf 'tmp:%s\\n' \"${TMPDIR:-/tmp}\"", 60.0)
+        lines = result.stdout.split("\n")
+        uid = lines[0][4:] if lines and lines[0].startswith("uid:") else ""
+        tmp = lines[1][4:] if len(lines) > 2 and lines[1].startswith("tmp:") else ""
+        if not uid.isdigit() or not tmp.startswith("/") or len(lines) != 3 or lines[2]:
+            raise DeviceCommandError(
+                f"cannot tell the device user's uid and temporary directory for the workdir "
+                f"{self.workdir} (id -u / $TMPDIR gave {result.stdout[-200:]!r})",
+                device=self.name, command="id -u")
+        self.workdir = (self.workdir.replace("{uid}", uid)
+                        .replace("{tmp}", tmp.rstrip("/") or "/")).rstrip("/") or "/"
+        self._workdir_settled = True
+
+    def _check_workdir_result(self, result: CommandResult) -> CommandResult:
+        """Raise UnsafeWorkdirError when a script stopped at the workdir guard."""
+        if result.exit_code != _UNSAFE_EXIT:
+            return result
+        found = [line for line in result.stderr.splitlines() if line.startswith(_UNSAFE_MARK)]
+        if not found:
+            return result
+        why, owner, mode, me = (found[-1][len(_UNSAFE_MARK):].split(":") + ["?"] * 4)[:4]
+        reason = {"symlink": "is a symbolic link", "missing": "is not a directory (or cannot "
+                  "be created)", "owner": f"is owned by uid {owner}, not by the device user "
+                  f"(uid {me})", "writable": "is writable by group or others"}.get(why, why)
+        raise UnsafeWorkdirError(
+            f"refusing the work directory {self.workdir}: it {reason} (owner uid {owner}, "
+            f"mode {mode}). Whoever controls it could swap what we run. Remove it, or make it "
+            "a directory of the device user with mode 0700, or set another workdir",
+            device=self.name, command=result.command[:200], path=self.workdir, owner=owner,
+            mode=mode)
 
     def close(self) -> None:
         with self._lock:
@@ -215,13 +270,20 @@ class Device(ABC):
 
     def run(self, argv: Sequence[str | os.PathLike[str]], *, timeout: float | None = None,
             cwd: str | None = None, env: Mapping[str, str] | None = None, native: bool = False,
-            cpus: str | None = None, check: bool = True, retries: int = 0) -> CommandResult:
+            cpus: str | None = None, check: bool = True, retries: int = 0,
+            verify: Iterable[str] = ()) -> CommandResult:
         """Run a program with a time limit; past it the remote process is killed.
 
         `native=True` marks a binary built for the device's ABI: the config's `exec_prefix`
         (e.g. qemu on an emulated board) goes in front. `cpus` pins it (taskset). A dropped link
         kills the remote process once the device is back, and is retried `retries` times.
+
+        `argv[0]` and the files in `verify` (scripts, libraries the program loads), when this
+        session pushed them, are checksummed on the device in the same shell command, right
+        before the program starts: a file that changed is not run (FileChangedError).
         """
+        if env:
+            check_env(env, device=self.name, field="run env")
         timeout = self.config.timeout if timeout is None else timeout
         token = secrets.token_hex(6)
         tag = _run_tag(self.run_tag) if self.run_tag else None
@@ -236,9 +298,15 @@ class Device(ABC):
         if native:
             prefix += list(self.config.exec_prefix)
         command = join_command([*prefix, *argv])
-        enter = f"cd {quote(cwd)}" if cwd else \
-            f"mkdir -p {quote(self.workdir)} && cd {quote(self.workdir)}"
-        script = f"{enter} && echo $$ > {quote(pidfile)} && exec {command}"
+        # the workdir guard (in front of every script) made and checked the workdir
+        enter = f"cd {quote(cwd or self.workdir)}"
+        checked = [p for p in dict.fromkeys([os.fspath(argv[0]), *verify]) if p in self._digests]
+        checks = "".join(
+            f" && {{ [ \"$( {_sha256_cmd(path)} )\" = {self._digests[path]} ] || "
+            f"{{ echo {_CHANGED_MARK}{i} >&2; exit {_CHANGED_EXIT}; }}; }}"
+            for i, path in enumerate(checked))
+        script = (f"{enter}{checks} && echo $$ > {quote(pidfile)} && "
+                  f"{RUN_ID_ENV}={token} && export {RUN_ID_ENV} && exec {command}")
         started = time.monotonic()
 
         def once() -> CommandResult:
@@ -256,6 +324,15 @@ class Device(ABC):
 
         result = self._with_retries(f"run {command[:120]!r}", once, retries=retries)
         self._stale.add(pidfile)
+        if result.exit_code == _CHANGED_EXIT:
+            for line in result.stderr.splitlines():
+                index = line[len(_CHANGED_MARK):] if line.startswith(_CHANGED_MARK) else ""
+                if index.isdigit() and int(index) < len(checked):
+                    path = checked[int(index)]
+                    raise FileChangedError(
+                        f"{path} changed on the device since it was pushed (its SHA-256 is "
+                        f"no longer {self._digests[path][:16]}...): not run",
+                        device=self.name, command=command[:200], path=path)
         result = CommandResult(command, result.exit_code, result.stdout, result.stderr,
                                time.monotonic() - started)
         return result.check(self.name) if check else result
@@ -280,7 +357,8 @@ class Device(ABC):
 
     def _kill(self, pidfile: str) -> None:
         """Kill the process (group) whose PID is in `pidfile` on the device; best effort."""
-        script = f"{_kill_script(pidfile)}; rm -f {quote(pidfile)}"
+        script = (f"{_workdir_guard(self.workdir)}; {_kill_script(pidfile)}; "
+                  f"rm -f {quote(pidfile)}")
         try:
             self._with_retries("kill", lambda: self._exec(script, 30.0))
         except DeviceError:
@@ -293,7 +371,9 @@ class Device(ABC):
         head = [_kill_script(pidfile) for pidfile in sorted(orphans)]
         if stale or orphans:
             head.append(f"rm -f {join_command(sorted(stale | orphans))} 2>/dev/null")
-        result = self._exec("; ".join([*head, script]), timeout)
+        guard = _workdir_guard(self.workdir)
+        result = self._check_workdir_result(self._exec("; ".join([guard, *head, script]),
+                                                       timeout))
         self._stale -= stale
         self._orphans -= orphans
         return result
@@ -328,6 +408,9 @@ class Device(ABC):
     def remove(self, *remote: str) -> None:
         if remote:
             self.script(f"rm -rf {join_command(remote)}", retries=self.config.retries)
+            for path in list(self._digests):
+                if any(path == r or path.startswith(r.rstrip("/") + "/") for r in remote):
+                    del self._digests[path]
 
     def free_bytes(self, remote_dir: str) -> int | None:
         """Free space where `remote_dir` lives (df), or None when df cannot tell."""
@@ -375,6 +458,7 @@ class Device(ABC):
                                 f"permission){': ' + detail if detail else ''}",
                                 device=self.name, command=f"push {remote}")
         if not force and fields.get("sha", "").strip() == digest:
+            self._digests[remote] = digest
             if progress:
                 progress(size, size)
             return remote
@@ -411,11 +495,13 @@ class Device(ABC):
                 self._stale.add(temp)
                 raise
 
+        self._digests.pop(remote, None)
         try:
             self._with_retries(f"push {local.name} -> {remote}", attempt)
         except DeviceError:
             self._cleanup_stale_quietly()
             raise
+        self._digests[remote] = digest
         return remote
 
     def _diagnose_transfer(self, exc: TransferError, directory: str, size: int) -> None:
@@ -528,9 +614,13 @@ class Device(ABC):
 
 
 def _sha256_cmd(remote: str) -> str:
-    """Shell that prints the SHA-256 of `remote` (coreutils/busybox, or Android's toybox)."""
+    """Shell that prints the SHA-256 of `remote` (coreutils/busybox, or Android's toybox).
+
+    The file is read on stdin: given as an argument, a name with a backslash or a newline makes
+    sha256sum escape its output line (`\\<hash>  name`), and a name starting with `-` is
+    an option."""
     q = quote(remote)
-    return f"(sha256sum {q} 2>/dev/null || toybox sha256sum {q}) | cut -d ' ' -f 1"
+    return f"(sha256sum < {q} || toybox sha256sum < {q}) 2>/dev/null | cut -d ' ' -f 1"
 
 
 def _df_free(line: str) -> int | None:
@@ -540,6 +630,40 @@ def _df_free(line: str) -> int | None:
         return int(fields[3]) * 1024
     except (IndexError, ValueError):
         return None
+
+
+#: placeholders a workdir may hold: the device user's uid and ${TMPDIR:-/tmp}
+_WORKDIR_KEYS = ("{uid}", "{tmp}")
+#: a script stopped by the workdir guard exits with this, the marker line on stderr says why
+_UNSAFE_EXIT = 97
+_UNSAFE_MARK = "@@edgesdk-unsafe-workdir:"
+#: a run stopped because a file changed since it was pushed (marker: the file's index)
+_CHANGED_EXIT = 96
+_CHANGED_MARK = "@@edgesdk-file-changed:"
+#: every run's process carries its own id in this variable: a pid is killed only when its
+#: process has it (a pid file never makes us kill some other process)
+RUN_ID_ENV = "EDGESDK_RUN_ID"
+
+
+def _workdir_guard(workdir: str) -> str:
+    """Shell that makes the workdir when missing (mode 0700) and stops the script (exit 97, a
+    marker line on stderr) unless it is a directory, not a symbolic link, owned by the device
+    user and not writable by group or others. Every script we send starts with it."""
+    qd = quote(workdir)
+    return (
+        f"_ed={qd}; (umask 077; mkdir -p \"$_ed\") 2>/dev/null; _ew=; set -f; "
+        "if [ -L \"$_ed\" ]; then _ew=symlink; elif [ ! -d \"$_ed\" ]; then _ew=missing; "
+        "else set -- $(ls -ldn \"$_ed\" 2>/dev/null); "
+        "if [ \"$3\" != \"$(id -u)\" ]; then _ew=owner; else "
+        "case \"$1\" in ?????w*|????????w*) _ew=writable;; esac; fi; fi; "
+        "if [ -n \"$_ew\" ]; then set -- $(ls -ldn \"$_ed\" 2>/dev/null); "
+        f"echo \"{_UNSAFE_MARK}$_ew:${{3:-?}}:${{1:-?}}:$(id -u)\" >&2; exit {_UNSAFE_EXIT}; fi; "
+        "set +f; set --")
+
+
+def _run_id(pidfile: str) -> str:
+    """The run id in a pid file's name (`.run-[TAG-]ID.pid`)."""
+    return posixpath.basename(pidfile)[:-len(".pid")].rsplit("-", 1)[-1]
 
 
 #: the variable that tags a run's process (see `Device.run_tag`)
@@ -553,9 +677,14 @@ def _run_tag(tag: str) -> str:
 
 
 def _kill_script(pidfile: str) -> str:
-    """Shell that kills the process group (or process) whose PID `pidfile` holds."""
-    return (f"p=$(cat {quote(pidfile)} 2>/dev/null); if [ -n \"$p\" ]; then "
-            "kill -9 -- -$p 2>/dev/null || kill -9 $p 2>/dev/null; fi")
+    """Shell that kills the process group (or process) whose PID `pidfile` holds: only a
+    regular file (not a link) is read, only a number is taken, and only a process whose
+    environment carries this run's id is killed (never a reused pid or a planted one)."""
+    qp, mark = quote(pidfile), quote(f"{RUN_ID_ENV}={_run_id(pidfile)}")
+    return (f"if [ -f {qp} ] && [ ! -L {qp} ]; then p=$(cat {qp} 2>/dev/null); "
+            "case \"$p\" in ''|*[!0-9]*) ;; *) "
+            f"if tr '\\000' '\\n' < /proc/$p/environ 2>/dev/null | grep -qx {mark}; then "
+            "kill -9 -- -$p 2>/dev/null || kill -9 $p 2>/dev/null; fi;; esac; fi")
 
 
 def _bare(exc: BaseException) -> str:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shlex
 import sys
 from collections.abc import Mapping
@@ -57,6 +58,25 @@ _ARCH_TO_ABI = {
     "armhf": "armeabi-v7a", "armeabi-v7a": "armeabi-v7a",
     "x86_64": "x86_64", "amd64": "x86_64", "x86-64": "x86_64",
 }
+
+
+#: environment variable names passed to runs: POSIX names only. Anything else reaches `env` as
+#: an option (`-S...`, `--split-string=...` make env run a command of the key's choosing).
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_env(env: Mapping[str, str], *, device: str | None = None, path: str | None = None,
+              field: str = "env") -> None:
+    """Refuse environment names that are not POSIX names, and values holding a NUL byte (no
+    command line can carry one). Values are otherwise free: they are passed shell-quoted."""
+    for key, value in env.items():
+        if not isinstance(key, str) or not ENV_NAME.fullmatch(key):
+            raise DeviceConfigError(f"environment name {key!r} is not a POSIX name "
+                                    "([A-Za-z_][A-Za-z0-9_]*)", path=path, device=device,
+                                    field=f"{field}.{key}")
+        if not isinstance(value, str) or "\0" in value:
+            raise DeviceConfigError(f"the value of {key} must be a string without NUL bytes",
+                                    path=path, device=device, field=f"{field}.{key}")
 
 
 def abi_for_arch(arch: str) -> str | None:
@@ -136,6 +156,7 @@ class DeviceConfig:
                                     device=self.name, field="address")
         if self.threads is not None and self.threads < 1:
             raise DeviceConfigError("threads must be >= 1", device=self.name, field="threads")
+        check_env(self.env, device=self.name)
 
     # -- address parts -----------------------------------------------------------------------
     @property
@@ -254,7 +275,9 @@ def _convert(key: str, value: Any, *, path: str | None, device: str) -> Any:
         return tuple(out)
     if key == "env":
         _expect(dict, value, key=key, **where)
-        return {str(k): str(v) for k, v in value.items()}
+        env = {str(k): str(v) for k, v in value.items()}
+        check_env(env, **where)
+        return env
     if key in ("threads", "retries"):
         return _expect(int, value, key=key, **where)
     if key in ("timeout", "connect_timeout"):

@@ -18,8 +18,11 @@ __all__ = [
     "DeviceStorageError",
     "DeviceTimeoutError",
     "EmulatorError",
+    "FileChangedError",
+    "HostKeyWarning",
     "RunnerError",
     "TransferError",
+    "UnsafeWorkdirError",
     "is_transient",
 ]
 
@@ -62,6 +65,34 @@ class TransferError(DeviceError):
 
 class DeviceStorageError(TransferError):
     """The device has no room for the file (ENOSPC)."""
+
+
+class UnsafeWorkdirError(DeviceError):
+    """The device's work directory is not private to us: a symbolic link, not a directory,
+    owned by another user, or writable by group or others. Whoever controls it could swap the
+    files we run, so nothing is run or written there (permanent: not retried)."""
+
+    def __init__(self, message: str, *, device: str | None = None, command: str | None = None,
+                 path: str | None = None, owner: str | None = None, mode: str | None = None):
+        super().__init__(message, device=device, command=command)
+        self.path = path
+        self.owner = owner
+        self.mode = mode
+
+
+class FileChangedError(DeviceError):
+    """A file we pushed (a runner binary, script or library) no longer has the checksum it was
+    verified with, checked on the device right before it was to run; it was not run."""
+
+    def __init__(self, message: str, *, device: str | None = None, command: str | None = None,
+                 path: str | None = None):
+        super().__init__(message, device=device, command=command)
+        self.path = path
+
+
+class HostKeyWarning(UserWarning):
+    """An SSH setting turns host-key checking off (`UserKnownHostsFile none`) or makes it
+    record nothing (a known_hosts of /dev/null): the device's identity is not verified."""
 
 
 class RunnerError(DeviceError):

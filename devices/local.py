@@ -32,10 +32,12 @@ class LocalDevice(Device):
         super().__init__(config)
 
     def default_workdir(self) -> str:
+        # made mode 0700 and checked (ours, not a link, not writable by others) before every
+        # command: $TMPDIR is shared, and another user may have made this name first
         return os.path.join(tempfile.gettempdir(), f"edgesdk-local-{os.getuid()}")
 
     def _connect(self) -> None:
-        os.makedirs(self.workdir, exist_ok=True)
+        pass  # Device.connect makes and checks the workdir
 
     def _disconnect(self) -> None:
         pass

@@ -7,6 +7,11 @@
   to accept it (`accept_new_host_key`); it is then recorded. A key that differs from the recorded
   one is always refused.
 * Files go over SFTP; boards without an SFTP server get `cat > file` over an exec channel.
+* `UserKnownHostsFile none` in the ssh config turns host-key checking off in asyncssh, and a
+  known_hosts of /dev/null records nothing: either is warned about (HostKeyWarning, naming the
+  device).
+* The default workdir is `${TMPDIR:-/tmp}/edgesdk-<uid>` of the board's user, private (0700)
+  and checked before every command (see `sdk.devices.base`).
 
 asyncssh is asynchronous; `SshDevice` is not: it drives one shared event loop in a daemon thread.
 """
@@ -18,6 +23,7 @@ import contextlib
 import os
 import threading
 import time
+import warnings
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +36,7 @@ from sdk.devices.errors import (
     DeviceError,
     DeviceStorageError,
     DeviceTimeoutError,
+    HostKeyWarning,
     TransferError,
 )
 
@@ -78,7 +85,8 @@ class SshDevice(Device):
         self._sftp_missing = False
 
     def default_workdir(self) -> str:
-        return "/tmp/edgesdk"
+        # per user: a shared /tmp/edgesdk lets whoever made it first swap what we run
+        return "{tmp}/edgesdk-{uid}"
 
     # ------------------------------------------------------------------ connection
     def _ssh_config_paths(self) -> list[str] | tuple[()]:
@@ -115,6 +123,7 @@ class SshDevice(Device):
             if self.config.jump:
                 self._jump = await self._connect_jump(options)
                 options["tunnel"] = self._jump
+            await self._warn_unchecked_host_keys(options)
             try:
                 self._conn = await asyncssh.connect(**options)
             except asyncssh.HostKeyNotVerifiable as exc:
@@ -141,6 +150,31 @@ class SshDevice(Device):
             await self._aclose()
             raise DeviceConnectionError(f"cannot connect to {where}: {_reason(exc)}",
                                         device=self.name) from exc
+
+    async def _warn_unchecked_host_keys(self, options: dict[str, Any]) -> None:
+        """Warn when the settings in force do not check the host key: `UserKnownHostsFile
+        none` in the ssh config (asyncssh then accepts any key) or a known_hosts of /dev/null
+        (nothing recorded: every key is unknown, a change is never noticed)."""
+        if self.config.known_hosts:
+            files: Any = [os.path.expanduser(self.config.known_hosts)]
+        else:
+            asyncssh = _asyncssh()
+            resolved = await asyncssh.SSHClientConnectionOptions.construct(
+                **{k: v for k, v in options.items() if k not in ("tunnel", "client_keys")},
+                client_keys=None)
+            files = resolved.known_hosts
+        if files is None:
+            warnings.warn(f"device {self.name!r}: the ssh config sets UserKnownHostsFile none, "
+                          "so the host key of the board is NOT checked (any machine that "
+                          "answers at its address is trusted); name a known_hosts file in the "
+                          "device config to check it", HostKeyWarning, stacklevel=2)
+        elif isinstance(files, list | tuple) and files and all(
+                isinstance(f, str) and os.path.realpath(os.path.expanduser(f)) == os.devnull
+                for f in files):
+            warnings.warn(f"device {self.name!r}: known_hosts is {os.devnull}, so no host key "
+                          "is recorded: every key is unknown and a changed one goes "
+                          "unnoticed; name a real known_hosts file", HostKeyWarning,
+                          stacklevel=2)
 
     async def _connect_jump(self, options: dict[str, Any]) -> Any:
         asyncssh = _asyncssh()

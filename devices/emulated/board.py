@@ -86,6 +86,11 @@ class EmulatedBoard:
         return self.root / "work"
 
     @property
+    def tmpdir(self) -> Path:
+        """The board user's $TMPDIR: the default workdir (`{tmp}/edgesdk-{uid}`) goes here."""
+        return self.root / "tmp"
+
+    @property
     def client_key(self) -> Path:
         return self.root / "client" / "id_ed25519"
 
@@ -126,8 +131,8 @@ class EmulatedBoard:
             "LogLevel VERBOSE",
             # the board's user has a home of its own: the host user's shell start-up files
             # (bash sources ~/.bashrc for every SSH command; pyenv's init there costs ~0.3 s)
-            # are not the board's
-            f"SetEnv HOME={self.root / 'home'}",
+            # are not the board's; its $TMPDIR (where the default workdir goes) is private too
+            f"SetEnv HOME={self.root / 'home'} TMPDIR={self.tmpdir}",
             "",
         ]))
         return config
@@ -136,8 +141,9 @@ class EmulatedBoard:
     def start(self) -> EmulatedBoard:
         sshd = find_sshd()
         qemu_command(self.arch, self.cpu)  # fails early and clearly when qemu is missing
-        for sub in ("etc", "client", "work", "home"):
+        for sub in ("etc", "client", "work", "home", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self.workdir.chmod(0o700)  # a private workdir, as edgesdk requires of every device
         if not self.host_key.exists():
             keygen(self.host_key, f"{self.name}-host")
             keygen(self.client_key, f"edgesdk@{self.name}")
@@ -160,7 +166,8 @@ class EmulatedBoard:
                 if not _can_unshare():
                     raise EmulatorError("storage_bytes needs a private mount namespace (root, "
                                         "or unprivileged user namespaces)")
-                script = (f"mount -t tmpfs -o size={int(self.storage_bytes)} edgesdk-board "
+                script = (f"mount -t tmpfs -o size={int(self.storage_bytes)},mode=0700 "
+                          "edgesdk-board "
                           f"{_q(self.workdir)} && {script}")
                 command = ["unshare", "-m", "--propagation", "private",
                            *(["-r"] if os.getuid() else []), "sh", "-c", script]

@@ -108,6 +108,11 @@ class Runner(ABC):
     def command(self, request: RunRequest) -> tuple[list[str], bool]:
         """(argv, native): `native` when argv[0] is a binary of the device's ABI."""
 
+    def code_files(self) -> list[str]:
+        """Device paths of the code the command loads besides argv[0] (a script, delegate
+        libraries): those we pushed are checksummed on the device right before the run."""
+        return []
+
     @abstractmethod
     def parse(self, result: CommandResult, request: RunRequest) -> RunnerReport:
         """The report from the finished command."""
@@ -118,7 +123,7 @@ class Runner(ABC):
         try:
             result = self.device.run(argv, timeout=request.timeout, native=native,
                                      cpus=None if self.pins_itself else request.cpus,
-                                     retries=retries, check=False)
+                                     retries=retries, check=False, verify=self.code_files())
         except DeviceCommandError as exc:  # pragma: no cover - check=False
             raise RunnerError(str(exc), device=self.device.name) from exc
         if result.exit_code == 127 or (result.exit_code == 126 and not result.stdout):

@@ -134,6 +134,11 @@ class BenchmarkModelRunner(Runner):
                 self._delegate_args.append("--external_delegate_options=" + ";".join(
                     f"{k}:{v}" for k, v in options.items()))
 
+    def code_files(self) -> list[str]:
+        """The external delegate library (benchmark_model itself is argv[0])."""
+        mark = "--external_delegate_path="
+        return [a[len(mark):] for a in self._delegate_args if a.startswith(mark)]
+
     def command(self, request: RunRequest) -> tuple[list[str], bool]:
         if self.remote is None:
             self.prepare()

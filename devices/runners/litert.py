@@ -72,7 +72,7 @@ class LiteRTPythonRunner(Runner):
         reasons = []
         for python in candidates:
             argv = [python, self.script, "--check"] + (["--backend", backend] if backend else [])
-            result = self.device.run(argv, check=False, timeout=120)
+            result = self.device.run(argv, check=False, timeout=120, verify=[self.script])
             if result.exit_code == 127:
                 reasons.append(f"{python}: not found")
                 continue
@@ -107,6 +107,12 @@ class LiteRTPythonRunner(Runner):
                                            runner_abi=abi_for_arch(machine)):
             self._delegate_args += ["--delegate", path, "--delegate-options",
                                     json.dumps(dict(options))]
+
+    def code_files(self) -> list[str]:
+        """The runner script and the delegate libraries it loads."""
+        args = self._delegate_args or []
+        return [self.script, *(args[i + 1] for i, a in enumerate(args[:-1])
+                               if a == "--delegate")]
 
     def command(self, request: RunRequest) -> tuple[list[str], bool]:
         if self.python is None:
