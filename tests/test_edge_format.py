@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
+import tracemalloc
 from pathlib import Path
 
+import flatbuffers
 import numpy as np
 import pytest
 from edge_helpers import act, single_op_model
 
 from sdk.converters.edge import packing, read_edge, to_edge_bytes, write_edge
+from sdk.converters.edge import schema_generated as fb
 from sdk.converters.edge.lowering import resolve_padding
 from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, Tensor
 from sdk.errors import ConversionError, ModelFormatError, UnsupportedOpError
+from sdk.limits import LoadBudget
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,6 +108,9 @@ def test_base3_packing_round_trip() -> None:
     assert packing.pack_base3(np.array([1, -1, 0, 0, 1, -1])) == bytes([200, 120])
     with pytest.raises(ValueError, match="above 242"):
         packing.unpack_base3(b"\xff", 5)
+    with pytest.raises(packing.Base3Error, match="byte 1 of the buffer is 243") as info:
+        packing.unpack_base3(b"\x00\xf3", 10)
+    assert info.value.index == 1
 
 
 def test_tflite_same_padding_is_resolved_like_tflite() -> None:
@@ -171,3 +179,147 @@ def test_generated_schema_code_is_current(tmp_path) -> None:
         (ROOT / "native" / "schema" / "generated" / "edge_generated.h").read_bytes()
     assert (tmp_path / "edge_generated.py").read_bytes() == \
         (ROOT / "converters" / "edge" / "schema_generated.py").read_bytes()
+
+
+# ---------------------------------------------------------------- hostile files (issue 13)
+def test_base3_byte_above_242_names_file_tensor_and_offset(tmp_path) -> None:
+    data = bytearray(to_edge_bytes(_fc_model(DType.INT2, np.tile([-1, 0, 1], (7, 13)))))
+    w = next(t for t in read_edge(bytes(data)).tensors if t.storage == "BASE3")
+    start = bytes(data).index(packing.pack(w.data, w.dtype, w.storage))
+    data[start + 3] = 250
+    path = tmp_path / "bad.edge"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelFormatError) as info:
+        read_edge(path)
+    err = info.value
+    assert str(err).startswith(f"{path} at byte offset {start + 3}: tensor 1 ('w'): BASE3 "
+                               "byte 3 of the buffer is 250, above 242")
+    assert (err.path, err.offset) == (str(path), start + 3)
+
+
+def _edge_file(tensor_offsets_of, n_buffers: int = 1, buffer_data: bytes = b"",
+               size: int = 1024) -> bytes:
+    """A .edge file built by hand: `tensor_offsets_of(builder)` returns the tensors vector's
+    entries (possibly repeated); buffer 1 (if n_buffers > 1) holds `buffer_data`."""
+    b = flatbuffers.Builder(size)
+    buffers = []
+    data = b.CreateNumpyVector(np.frombuffer(buffer_data, np.uint8)) if buffer_data else None
+    for i in range(n_buffers):
+        fb.BufferStart(b)
+        if i == 1 and data is not None:
+            fb.BufferAddData(b, data)
+        buffers.append(fb.BufferEnd(b))
+    entries = tensor_offsets_of(b)
+    b.StartVector(4, len(entries), 4)
+    for off in reversed(entries):
+        b.PrependUOffsetTRelative(off)
+    tensors = b.EndVector()
+    fb.SubGraphStart(b)
+    fb.SubGraphAddTensors(b, tensors)
+    sg = fb.SubGraphEnd(b)
+    b.StartVector(4, 1, 4)
+    b.PrependUOffsetTRelative(sg)
+    sgs = b.EndVector()
+    b.StartVector(4, len(buffers), 4)
+    for off in reversed(buffers):
+        b.PrependUOffsetTRelative(off)
+    bufs = b.EndVector()
+    fb.ModelStart(b)
+    fb.ModelAddVersionMajor(b, 1)
+    fb.ModelAddSubgraphs(b, sgs)
+    fb.ModelAddBuffers(b, bufs)
+    b.Finish(fb.ModelEnd(b), file_identifier=b"EDG1")
+    return bytes(b.Output())
+
+
+def _tensor(b: flatbuffers.Builder, name: str | int, shape: list[int], buffer: int = 0) -> int:
+    name_off = b.CreateString(name) if isinstance(name, str) else name
+    b.StartVector(4, len(shape), 4)
+    for d in reversed(shape):
+        b.PrependInt32(d)
+    shape_off = b.EndVector()
+    fb.TensorStart(b)
+    fb.TensorAddName(b, name_off)
+    fb.TensorAddShape(b, shape_off)
+    fb.TensorAddDtype(b, fb.DType.INT8)
+    fb.TensorAddBuffer(b, buffer)
+    return fb.TensorEnd(b)
+
+
+def _refused_quickly(data: bytes, seconds: float = 2, mib: float = 16) -> ModelFormatError:
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(ModelFormatError) as info:
+            read_edge(data)
+    finally:
+        elapsed = time.perf_counter() - start
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert elapsed < seconds, f"took {elapsed:.1f} s"
+    assert peak < mib * (1 << 20), f"peak {peak / (1 << 20):.0f} MiB"
+    return info.value
+
+
+def test_two_int8_inputs_of_2_gib_exceed_the_budget() -> None:
+    """Two int8[2^31-1] inputs (the 196-byte file of issue 13) declare 4 GiB: refused."""
+    g = Graph(name="g")
+    n = 2**31 - 1
+    a, b = g.add_tensor(act("a", (n,), 0.1)), g.add_tensor(act("b", (n,), 0.1))
+    y = g.add_tensor(act("y", (n,), 0.1))
+    g.operators = [Operator("ADD", [a, b], [y], {"fused_activation_function": "NONE"})]
+    g.inputs, g.outputs = [a, b], [y]
+    data = to_edge_bytes(Model(graphs=[g]))
+    with pytest.raises(ModelFormatError, match=r"<bytes>: tensor 1 \('b'\): INT8 x "
+                       r"\[2147483647\] declares 2,147,483,647 bytes \(4,294,967,294 with the "
+                       r"tensors before it\), over the load budget of 2,147,483,648 bytes"):
+        read_edge(data)
+    with pytest.raises(ModelFormatError, match=r"tensor 1 \('w'\).* over the load budget of 8 "):
+        read_edge(to_edge_bytes(_fc_model(DType.INT8, np.ones((2, 3), np.int8))),
+                  budget=LoadBudget(memory_bytes=8))
+
+
+def test_shared_tensor_tables_are_refused_fast() -> None:
+    data = _edge_file(lambda b: [_tensor(b, "t", [1])] * 2000, size=16384)
+    assert len(data) < 9000
+    err = _refused_quickly(data)
+    assert "tensor 1 is the same table as tensor 0" in str(err) and err.offset
+
+
+def test_shared_strings_cannot_multiply_the_file() -> None:
+    """2,000 distinct tensors sharing one 64 KiB name would unpack to 128 MiB of names."""
+    def tensors(b: flatbuffers.Builder) -> list[int]:
+        name = b.CreateString("n" * (64 << 10))
+        return [_tensor(b, name, [1]) for _ in range(2000)]
+
+    err = _refused_quickly(_edge_file(tensors, size=1 << 17))
+    assert "reuses its tables or vectors" in str(err)
+
+
+def test_tensors_sharing_one_buffer_are_bounded_by_the_file_size() -> None:
+    """80 tensors on one 1 MiB buffer decode to 80 MiB: over max(16 x file, 64 MiB)."""
+    def tensors(b: flatbuffers.Builder) -> list[int]:
+        return [_tensor(b, f"w{i}", [1 << 20], buffer=1) for i in range(80)]
+
+    data = _edge_file(tensors, n_buffers=2, buffer_data=bytes(1 << 20), size=(1 << 20) + 8192)
+    err = _refused_quickly(data, seconds=5, mib=100)
+    assert "tensor 64 ('w64')" in str(err) and "over the limit of 67,108,864" in str(err)
+    ok = _edge_file(lambda b: [_tensor(b, f"w{i}", [1024], buffer=1) for i in range(3)],
+                    n_buffers=2, buffer_data=bytes(1024))
+    assert [t.data.size for t in read_edge(ok).tensors] == [1024] * 3
+
+
+def test_every_corruption_is_a_model_format_error_naming_the_file(tmp_path) -> None:
+    """Byte flips and truncations of a valid model: read, or ModelFormatError with the path."""
+    good = to_edge_bytes(_fc_model(DType.INT2, np.tile([-1, 0, 1], (7, 13))))
+    rng = np.random.default_rng(13)
+    path = tmp_path / "m.edge"
+    for trial in range(400):
+        data = bytearray(good)
+        for pos in rng.integers(0, len(data), size=1 + trial % 4):
+            data[pos] = int(rng.integers(0, 256))
+        path.write_bytes(bytes(data[:len(data) - int(rng.integers(0, 3)) * (trial % 5)]))
+        try:
+            read_edge(path)
+        except ModelFormatError as exc:
+            assert str(exc).startswith(str(path)), exc

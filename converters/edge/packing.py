@@ -15,6 +15,15 @@ from sdk.converters.tflite import packing as tflite_packing
 _POW3 = np.array([1, 3, 9, 27, 81], np.uint8)
 
 
+class Base3Error(ValueError):
+    """A BASE3 byte above 242: `index` is its position in the buffer."""
+
+    def __init__(self, index: int, value: int):
+        super().__init__(f"BASE3 byte {index} of the buffer is {value}, above 242 (3**5 - 1): "
+                         "not five base-3 digits")
+        self.index = index
+
+
 def pack_base3(values: np.ndarray) -> bytes:
     """Ternary values {-1, 0, 1} -> 5 per byte in base 3."""
     flat = np.asarray(values).reshape(-1).astype(np.int16)
@@ -31,8 +40,9 @@ def unpack_base3(data: bytes | np.ndarray, count: int) -> np.ndarray:
     need = (count + 4) // 5
     if raw.size < need:
         raise ValueError(f"{count} base-3 values need {need} bytes, got {raw.size}")
-    if raw.size and raw[:need].max(initial=0) > 242:
-        raise ValueError("a base-3 byte is above 242 (3**5 - 1)")
+    bad = np.flatnonzero(raw[:need] > 242)
+    if bad.size:
+        raise Base3Error(int(bad[0]), int(raw[bad[0]]))
     digits = (raw[:need, None] // _POW3[None, :]) % 3
     return (digits.reshape(-1)[:count].astype(np.int8) - 1).astype(np.int8)
 

@@ -49,8 +49,10 @@ def weight(obj: Any, depth: int = 0) -> int:
     return 1 + sum(weight(v, depth + 1) for v in values.values())
 
 
-class BoundedDecoder:
-    """Unpacks one model, counting what it makes; `decode()` returns a `ModelT`."""
+class ExpansionGuard:
+    """What a flatbuffer reader checks as it unpacks (shared by read_tflite and read_edge):
+    tables referenced once, vector lengths that fit in the file, and a running count of the
+    items it materialises, at most EXPANSION_FACTOR per byte of the file."""
 
     def __init__(self, buf: bytes, path: str):
         self.buf = buf
@@ -98,7 +100,10 @@ class BoundedDecoder:
                              f"rest of the {len(self.buf):,}-byte file", offset=start)
         return n
 
-    # ------------------------------------------------------------------ the model
+
+class BoundedDecoder(ExpansionGuard):
+    """Unpacks one .tflite model, counting what it makes; `decode()` returns a `ModelT`."""
+
     def decode(self) -> Any:
         m = schema.Model.GetRootAs(self.buf, 0)
         out = schema.ModelT()
