@@ -648,14 +648,15 @@ RUN_ID_ENV = "EDGESDK_RUN_ID"
 def _workdir_guard(workdir: str) -> str:
     """Shell that makes the workdir when missing (mode 0700) and stops the script (exit 97, a
     marker line on stderr) unless it is a directory, not a symbolic link, owned by the device
-    user and not writable by group or others. Every script we send starts with it."""
+    user and not writable by group or others. Every script we send starts with it; when the
+    directory is there and fine it costs one `ls` (test's -O checks the owner)."""
     qd = quote(workdir)
     return (
-        f"_ed={qd}; (umask 077; mkdir -p \"$_ed\") 2>/dev/null; _ew=; set -f; "
-        "if [ -L \"$_ed\" ]; then _ew=symlink; elif [ ! -d \"$_ed\" ]; then _ew=missing; "
-        "else set -- $(ls -ldn \"$_ed\" 2>/dev/null); "
-        "if [ \"$3\" != \"$(id -u)\" ]; then _ew=owner; else "
-        "case \"$1\" in ?????w*|????????w*) _ew=writable;; esac; fi; fi; "
+        f"_ed={qd}; [ -d \"$_ed\" ] || (umask 077; mkdir -p \"$_ed\") 2>/dev/null; _ew=; "
+        "set -f; if [ -L \"$_ed\" ]; then _ew=symlink; elif [ ! -d \"$_ed\" ]; then "
+        "_ew=missing; elif [ ! -O \"$_ed\" ]; then _ew=owner; else "
+        "set -- $(ls -ldn \"$_ed\" 2>/dev/null); "
+        "case \"$1\" in ?????w*|????????w*) _ew=writable;; esac; fi; "
         "if [ -n \"$_ew\" ]; then set -- $(ls -ldn \"$_ed\" 2>/dev/null); "
         f"echo \"{_UNSAFE_MARK}$_ew:${{3:-?}}:${{1:-?}}:$(id -u)\" >&2; exit {_UNSAFE_EXIT}; fi; "
         "set +f; set --")
