@@ -96,6 +96,9 @@ def run_all(args: argparse.Namespace) -> int:
         ours, peer = res["ours"], res.get("peer") or {}
         print(f"{m.name:36s} ours {_fmt(ours)}  peer {_fmt(peer)}  ({res['seconds']} s)",
               file=sys.stderr, flush=True)
+        if args.json_out:     # so far: a stopped run keeps what it measured
+            Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json_out).write_text(json.dumps({"partial": True, "models": results}))
     report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "cpu": cpu_name(),
               "cores": os.cpu_count(), "samples": args.samples, "versions": versions(),
               "summary": summarise(results), "models": results}
@@ -131,6 +134,37 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def table(report: dict[str, Any]) -> str:
+    """The Markdown table of docs/real-models.md, from a `run` report."""
+
+    def db(r: dict[str, Any] | None) -> str:
+        if not r:
+            return "-"
+        if not r.get("ok"):
+            return f"fails ({r.get('stage')})"
+        v = r.get("worst_sqnr_db")
+        return f"{v:.1f}" if isinstance(v, (int, float)) else str(v)
+
+    def task(r: dict[str, Any] | None) -> str:
+        if not r or not r.get("ok") or r.get("task_metric") is None:
+            return "-"
+        v = r["task_value"]
+        return f"{r['task_metric']} {v:.2f}" if r["task_metric"] == "landmark_px" \
+            else f"{r['task_metric']} {v:.0%}"
+
+    rows = ["| model | kind | format (exporter) | edgesdk worst SQNR dB | edgesdk task | "
+            "peer worst SQNR dB | peer task | edgesdk KiB | export s |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for m in report["models"]:
+        ours, peer = m["ours"], m.get("peer")
+        size = f"{ours['size_bytes'] / 1024:.0f}" if ours.get("size_bytes") else "-"
+        secs = f"{ours['export_s']:.1f}" if ours.get("export_s") else "-"
+        rows.append(f"| {m['name']} | {m['kind']} | {m['format']} ({m['exporter']}) | "
+                    f"{db(ours)} | {task(ours)} | {db(peer)} | {task(peer)} | {size} | "
+                    f"{secs} |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -141,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--json-out", help="also write the JSON report here")
     run.add_argument("--timeout", type=int, default=900, help="seconds per model")
     run.add_argument("--no-peers", action="store_true", help="skip the peer quantisers")
+    tab = sub.add_parser("table", help="the Markdown table of a run's JSON report")
+    tab.add_argument("report")
     one = sub.add_parser("one", help=argparse.SUPPRESS)
     one.add_argument("name")
     one.add_argument("--samples", type=int, default=32)
@@ -151,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
             from corpus.fetch import fetch_all
 
             fetch_all(load_manifest())
+            return 0
+        if args.cmd == "table":
+            print(table(json.loads(Path(args.report).read_text())))
             return 0
         if args.cmd == "one":
             return run_one(args.name, args.samples, not args.no_peers)
