@@ -49,6 +49,8 @@ endif()
 
 add_library(edge_runtime STATIC
   ${CMAKE_CURRENT_LIST_DIR}/../src/runtime/model.cc
+  ${CMAKE_CURRENT_LIST_DIR}/../src/runtime/limits.cc
+  ${CMAKE_CURRENT_LIST_DIR}/../src/runtime/arena_plan.cc
   ${CMAKE_CURRENT_LIST_DIR}/../src/runtime/interpreter.cc
   ${CMAKE_CURRENT_LIST_DIR}/../src/runtime/npy.cc
   ${CMAKE_CURRENT_LIST_DIR}/../src/runtime/ops_common.cc
@@ -69,7 +71,7 @@ target_compile_options(edge_runtime PRIVATE -ffp-contract=off -fno-fast-math)
 # dynamic runtime), so one file runs on any Linux/Android device of its architecture.
 add_executable(edge-run ${CMAKE_CURRENT_LIST_DIR}/../tools/edge_run.cc)
 target_link_libraries(edge-run PRIVATE edge_runtime)
-if(NOT EDGE_SANITIZE AND NOT APPLE)
+if(NOT EDGE_SANITIZE AND NOT EDGE_FUZZ AND NOT APPLE)
   target_link_options(edge-run PRIVATE -static)
 endif()
 
@@ -77,6 +79,7 @@ if(EDGE_BUILD_TESTS AND NOT EDGE_BUILD_PYTHON)
   target_sources(edge_native_tests PRIVATE
     ${CMAKE_CURRENT_LIST_DIR}/../tests/test_runtime.cc
     ${CMAKE_CURRENT_LIST_DIR}/../tests/test_npy.cc
+    ${CMAKE_CURRENT_LIST_DIR}/../tests/test_hardening.cc
   )
   target_link_libraries(edge_native_tests PRIVATE edge_runtime)
   target_include_directories(edge_native_tests PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../src/runtime

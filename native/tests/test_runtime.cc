@@ -12,62 +12,18 @@
 #include "edge/runtime/error.h"
 #include "edge/runtime/interpreter.h"
 #include "edge/runtime/model.h"
+#include "edge_builder.h"
 #include "edge_generated.h"
 #include "test_main.h"
 
 namespace {
 
 namespace fmt = edge::fmt;
+using edge_test::Builder;
 using edge::runtime::Error;
 using edge::runtime::FormatError;
 using edge::runtime::Interpreter;
 using edge::runtime::Model;
-
-// Builds small .edge images with the generated FlatBuffers API.
-class Builder {
- public:
-  Builder() { buffers_.push_back(fmt::CreateBuffer(b_)); }
-
-  int tensor(const char* name, std::vector<int32_t> shape, fmt::DType dtype, float scale,
-             int64_t zp, const std::vector<uint8_t>* data = nullptr,
-             fmt::Storage storage = fmt::Storage::PLAIN) {
-    uint32_t buffer = 0;
-    if (data != nullptr) {
-      buffers_.push_back(fmt::CreateBufferDirect(b_, data));
-      buffer = static_cast<uint32_t>(buffers_.size() - 1);
-    }
-    flatbuffers::Offset<fmt::Quantization> q = 0;
-    if (scale > 0) {
-      std::vector<float> s = {scale};
-      std::vector<int64_t> z = {zp};
-      q = fmt::CreateQuantizationDirect(b_, &s, &z);
-    }
-    tensors_.push_back(fmt::CreateTensorDirect(b_, name, &shape, dtype, buffer, storage, q));
-    return static_cast<int>(tensors_.size() - 1);
-  }
-
-  void op(fmt::OpType type, std::vector<int32_t> ins, std::vector<int32_t> outs,
-          fmt::OpOptions otype = fmt::OpOptions::NONE, flatbuffers::Offset<void> opts = 0) {
-    ops_.push_back(fmt::CreateOperatorDirect(b_, type, &ins, &outs, otype, opts));
-  }
-
-  flatbuffers::FlatBufferBuilder& fbb() { return b_; }
-
-  std::vector<uint8_t> finish(std::vector<int32_t> inputs, std::vector<int32_t> outputs,
-                              uint16_t major = 1) {
-    std::vector<flatbuffers::Offset<fmt::SubGraph>> sgs = {
-        fmt::CreateSubGraphDirect(b_, "main", &tensors_, &ops_, &inputs, &outputs)};
-    auto model = fmt::CreateModelDirect(b_, major, 0, "test", &sgs, &buffers_);
-    fmt::FinishModelBuffer(b_, model);
-    return std::vector<uint8_t>(b_.GetBufferPointer(), b_.GetBufferPointer() + b_.GetSize());
-  }
-
- private:
-  flatbuffers::FlatBufferBuilder b_;
-  std::vector<flatbuffers::Offset<fmt::Tensor>> tensors_;
-  std::vector<flatbuffers::Offset<fmt::Buffer>> buffers_;
-  std::vector<flatbuffers::Offset<fmt::Operator>> ops_;
-};
 
 // input [1,4,4,2] -> ADD (broadcast constant [2]) -> MAX_POOL 2x2/2 -> RESHAPE [1,8] -> SOFTMAX
 std::vector<uint8_t> small_model(int bad_input_index = -1) {

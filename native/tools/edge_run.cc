@@ -3,7 +3,7 @@
 //
 //   edge-run model.edge [--inputs x.npy[,y.npy]|random] [--runs 100] [--warmup 10]
 //            [--threads N] [--isa NAME] [--outputs out.npy] [--json] [--profile-layers]
-//            [--cpus 4-7] [--seed S] [--info]
+//            [--cpus 4-7] [--seed S] [--memory-budget 2G] [--info]
 //
 // Exit codes: 0 ok, 1 unexpected failure, 2 bad command line, 3 malformed model file,
 // 4 model uses something this runtime does not support, 5 bad input, 6 file system error.
@@ -17,12 +17,14 @@
 #include <iostream>
 #include <random>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "edge/cpu_features.h"
 #include "edge/runtime/error.h"
 #include "edge/runtime/interpreter.h"
+#include "edge/runtime/limits.h"
 #include "edge/runtime/model.h"
 #include "edge/runtime/npy.h"
 
@@ -55,6 +57,8 @@ const char* kUsage =
     "  --profile-layers     time every layer\n"
     "  --seed S             seed of the random inputs (default 0)\n"
     "  --json               print a JSON report instead of text\n"
+    "  --memory-budget SIZE most bytes the model may take: tensors, arena, workspace, prepared\n"
+    "                       weights (bytes or K/M/G/T; default $EDGESDK_MEMORY_BUDGET or 2G)\n"
     "  --info               print the model summary and exit\n"
     "exit codes: 0 ok, 1 failure, 2 usage, 3 malformed model, 4 unsupported, 5 bad input, 6 I/O\n";
 
@@ -71,6 +75,7 @@ struct Args {
   bool json = false;
   bool info = false;
   uint64_t seed = 0;
+  uint64_t memory_budget = 0;  // resolved by parse_args: never 0
 };
 
 int parse_int(const std::string& flag, const std::string& value, int lo, int hi) {
@@ -117,6 +122,13 @@ Args parse_args(int argc, char** argv) {
       a.outputs = value("--outputs");
     } else if (is("--seed")) {
       a.seed = static_cast<uint64_t>(parse_int("--seed", value("--seed"), 0, 2147483647));
+    } else if (is("--memory-budget")) {
+      const std::string v = value("--memory-budget");
+      try {
+        a.memory_budget = edge::runtime::parse_size(v);
+      } catch (const std::invalid_argument& e) {
+        throw UsageError(std::string("--memory-budget: ") + e.what());
+      }
     } else if (arg == "--profile-layers") {
       a.profile = true;
     } else if (arg == "--json") {
@@ -131,6 +143,13 @@ Args parse_args(int argc, char** argv) {
   }
   if (rest.size() != 1) throw UsageError("expected one model file, got " + std::to_string(rest.size()));
   a.model = rest[0];
+  if (a.memory_budget == 0) {
+    try {
+      a.memory_budget = edge::runtime::default_memory_budget();
+    } catch (const Error& e) {
+      throw UsageError(e.what());
+    }
+  }
   return a;
 }
 
@@ -313,7 +332,7 @@ void print_info_json(const edge::runtime::Model& m) {
 int run(const Args& args) {
   if (!args.cpus.empty()) pin_cpus(parse_cpus(args.cpus));
   const auto t_init = std::chrono::steady_clock::now();
-  std::shared_ptr<const edge::runtime::Model> model = edge::runtime::Model::load(args.model);
+  std::shared_ptr<const edge::runtime::Model> model = edge::runtime::Model::load(args.model, args.memory_budget);
   if (args.info) {
     print_info_json(*model);
     return kExitOk;
@@ -321,6 +340,7 @@ int run(const Args& args) {
   edge::runtime::InterpreterOptions opts;
   opts.threads = args.threads;
   opts.isa = args.isa;
+  opts.memory_budget = args.memory_budget;
   edge::runtime::Interpreter interp(model, opts);
   const double init_ms = ms_since(t_init);
 

@@ -8,7 +8,9 @@
 
 #include "edge/cpu_features.h"
 #include "edge/kernels/isa.h"
+#include "arena_plan.h"
 #include "edge/runtime/error.h"
+#include "edge/runtime/limits.h"
 #include "edge/thread_pool.h"
 #include "op_kernel.h"
 
@@ -58,18 +60,37 @@ Interpreter::Interpreter(std::shared_ptr<const Model> model, const InterpreterOp
   }
   context_ = std::make_unique<Context>(threads_);
   const Model& m = *model_;
+  const uint64_t budget =
+      options_.memory_budget != 0 ? options_.memory_budget : m.memory_budget();
+  auto over_budget = [&](const std::string& what, uint64_t bytes) {
+    std::ostringstream os;
+    os << m.where() << what << " needs " << bytes << " bytes, over the memory budget of " << budget
+       << " bytes" << budget_hint();
+    return FormatError(os.str());
+  };
   const auto& ops = m.operators();
   kernels_.reserve(ops.size());
   stats_.resize(ops.size());
   std::size_t scratch = 0;
+  uint64_t plan_bytes = 0;
   for (std::size_t i = 0; i < ops.size(); ++i) {
     const Operator& op = ops[i];
     std::unique_ptr<OpKernel> kernel = create_kernel(op);
     if (!kernel) throw UnsupportedError(m.where() + op.label + ": no implementation");
-    PrepareContext ctx{m, op, options_.isa, threads_};
+    PrepareContext ctx{m, op, options_.isa, threads_, budget};
     kernel->prepare(ctx);
+    if (ctx.scratch_request > budget) {
+      throw over_budget(op.label + ": the workspace", ctx.scratch_request);
+    }
     scratch = std::max(scratch, ctx.scratch_request);
     prepared_bytes_ += ctx.prepared_bytes;
+    plan_bytes += ctx.plan_bytes;
+    if (uint64_t{prepared_bytes_} + plan_bytes > budget) {
+      // Many operators may share one weight buffer in the file; each holds its own packing.
+      throw over_budget(op.label + ": the prepared weights and plans of operators 0 to " +
+                            std::to_string(i) + " together",
+                        uint64_t{prepared_bytes_} + plan_bytes);
+    }
     LayerStats& s = stats_[i];
     s.op_index = static_cast<int>(i);
     s.label = op.label;
@@ -78,8 +99,31 @@ Interpreter::Interpreter(std::shared_ptr<const Model> model, const InterpreterOp
     kernels_.push_back(std::move(kernel));
   }
   plan_memory();
-  arena_ = std::make_unique<Buffer>(arena_bytes_);
   scratch_bytes_ = align_up(scratch);
+  // Checked before anything is allocated: a 196-byte file can declare two int8[2^31 - 1]
+  // inputs, a 4 GiB arena.
+  const uint64_t total = uint64_t{arena_bytes_} + scratch_bytes_ + prepared_bytes_ + plan_bytes;
+  if (total > budget) {
+    const auto& ts = m.tensors();
+    int32_t largest = -1;
+    for (std::size_t t = 0; t < ts.size(); ++t) {
+      if (offsets_[t] < 0) continue;
+      if (largest < 0 || ts[t].runtime_bytes() > ts[largest].runtime_bytes()) {
+        largest = static_cast<int32_t>(t);
+      }
+    }
+    std::ostringstream what;
+    what << "the activation arena (" << arena_bytes_ << " bytes";
+    if (largest >= 0) {
+      what << "; its largest is tensor " << largest << " ('" << ts[largest].name << "', "
+           << dtype_name(ts[largest].dtype) << " " << shape_str(ts[largest].shape) << ", "
+           << ts[largest].runtime_bytes() << " bytes)";
+    }
+    what << "), workspace (" << scratch_bytes_ << "), prepared weights (" << prepared_bytes_
+         << ") and operator plans (" << plan_bytes << ") together";
+    throw over_budget(what.str(), total);
+  }
+  arena_ = std::make_unique<Buffer>(arena_bytes_);
   scratch_ = std::make_unique<Buffer>(scratch_bytes_);
   const auto& tensors = m.tensors();
   tensor_data_.assign(tensors.size(), nullptr);
@@ -141,52 +185,27 @@ void Interpreter::plan_memory() {
     last[a] = std::max(last[a], last[b]);
   }
 
-  struct Item {
-    int32_t tensor;
-    std::size_t bytes;
-    int first, last;
-  };
-  std::vector<Item> items;
+  std::vector<int32_t> item_tensor;
+  std::vector<ArenaItem> items;
   for (std::size_t t = 0; t < n; ++t) {
     if (first[t] == -2) continue;
     unshared_bytes_ += tensors[t].runtime_bytes();
     if (root(static_cast<int32_t>(t)) != static_cast<int32_t>(t)) continue;  // placed with root
-    items.push_back({static_cast<int32_t>(t), align_up(tensors[t].runtime_bytes()), first[t],
-                     last[t]});
+    item_tensor.push_back(static_cast<int32_t>(t));
+    items.push_back({align_up(tensors[t].runtime_bytes()), first[t], last[t]});
   }
-  // Greedy by size (largest first; ties in order of first use): each tensor goes to the lowest
-  // offset where it overlaps no already placed tensor that is alive at the same time.
-  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
-    return a.bytes != b.bytes ? a.bytes > b.bytes : a.first < b.first;
-  });
+  // Greedy by size for ordinary graphs, best fit in execution order (O(n log n)) for huge ones:
+  // see arena_plan.h.
+  const ArenaPlan plan = plan_arena(items);
   offsets_.assign(n, -1);
-  struct Placed {
-    std::size_t offset, bytes;
-    int first, last;
-  };
-  std::vector<Placed> placed;
-  std::size_t arena = 0;
-  for (const Item& it : items) {
-    std::vector<const Placed*> live;
-    for (const Placed& p : placed) {
-      if (p.first <= it.last && it.first <= p.last) live.push_back(&p);
-    }
-    std::sort(live.begin(), live.end(),
-              [](const Placed* a, const Placed* b) { return a->offset < b->offset; });
-    std::size_t offset = 0;
-    for (const Placed* p : live) {
-      if (offset + it.bytes <= p->offset) break;
-      offset = std::max(offset, p->offset + p->bytes);
-    }
-    placed.push_back({offset, it.bytes, it.first, it.last});
-    offsets_[it.tensor] = static_cast<int64_t>(offset);
-    arena = std::max(arena, offset + it.bytes);
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    offsets_[item_tensor[i]] = static_cast<int64_t>(plan.offsets[i]);
   }
   for (std::size_t t = 0; t < n; ++t) {
     const int32_t r = root(static_cast<int32_t>(t));
     if (r != static_cast<int32_t>(t) && first[t] != -2) offsets_[t] = offsets_[r];
   }
-  arena_bytes_ = arena;
+  arena_bytes_ = plan.arena_bytes;
 }
 
 int64_t Interpreter::arena_offset(int index) const {

@@ -10,8 +10,10 @@
 #include <limits>
 #include <new>
 #include <sstream>
+#include <unordered_map>
 
 #include "edge/runtime/error.h"
+#include "edge/runtime/limits.h"
 #include "edge_generated.h"
 
 #if defined(__unix__) || defined(__APPLE__)
@@ -164,18 +166,20 @@ std::size_t Model::constant_bytes() const {
   return total;
 }
 
-std::shared_ptr<const Model> Model::load(const std::string& path) {
+std::shared_ptr<const Model> Model::load(const std::string& path, uint64_t memory_budget) {
   std::shared_ptr<Model> model(new Model());
   model->path_ = path;
+  model->memory_budget_ = resolve_memory_budget(memory_budget);
   model->file_ = MappedFile::open(path);
   model->parse();
   return model;
 }
 
 std::shared_ptr<const Model> Model::from_bytes(const uint8_t* data, std::size_t size,
-                                               const std::string& name) {
+                                               const std::string& name, uint64_t memory_budget) {
   std::shared_ptr<Model> model(new Model());
   model->path_ = name;
+  model->memory_budget_ = resolve_memory_budget(memory_budget);
   model->file_ = MappedFile::copy_of(data, size);
   model->parse();
   return model;
@@ -276,9 +280,36 @@ void read_conv_options(const ConvOptionsTable& c, const std::string& where, OpOp
   o->activation = activation_of(c.activation(), where);
 }
 
+// A vector of scalars copied out with memcpy: the Verifier only checks that a vector is 4-byte
+// aligned, so the elements of an int64 vector (zero points) may sit at 4 mod 8, where reading
+// them as int64_t would be a misaligned load. (Every target we build for is little-endian, the
+// byte order flatbuffers stores.)
+static_assert(FLATBUFFERS_LITTLEENDIAN, "the .edge runtime reads flatbuffers in place");
 template <typename T>
 std::vector<T> vec(const flatbuffers::Vector<T>* v) {
-  return v == nullptr ? std::vector<T>() : std::vector<T>(v->begin(), v->end());
+  if (v == nullptr || v->size() == 0) return std::vector<T>();
+  std::vector<T> out(v->size());
+  std::memcpy(out.data(), v->Data(), out.size() * sizeof(T));
+  return out;
+}
+
+// The range of zero points a tensor of `dtype` can carry: the type's own value range for the
+// narrow integer types the kernels requantise, and int32 for the rest (a bias or index tensor's
+// zero point is not used, but must not be truncated into a different value either).
+void zero_point_range(DType dtype, int64_t* lo, int64_t* hi) {
+  switch (dtype) {
+    case DType::kInt8: *lo = -128; *hi = 127; return;
+    case DType::kUInt8: *lo = 0; *hi = 255; return;
+    case DType::kInt16: *lo = -32768; *hi = 32767; return;
+    case DType::kInt4: *lo = -8; *hi = 7; return;
+    case DType::kUInt4: *lo = 0; *hi = 15; return;
+    case DType::kInt2: *lo = -2; *hi = 1; return;
+    case DType::kTernary: *lo = -1; *hi = 1; return;
+    default:
+      *lo = std::numeric_limits<int32_t>::min();
+      *hi = std::numeric_limits<int32_t>::max();
+      return;
+  }
 }
 
 // Names come from the file: keep valid UTF-8 (minus control characters) as it is and write
@@ -373,6 +404,7 @@ void Model::parse() {
   const auto* ftensors = sg->tensors();
   const uint32_t n_tensors = ftensors == nullptr ? 0 : ftensors->size();
   tensors_.resize(n_tensors);
+  std::unordered_map<uint32_t, const uint8_t*> aligned_copy_of;  // buffer -> its aligned copy
   for (uint32_t i = 0; i < n_tensors; ++i) {
     const fmt::Tensor* ft = ftensors->Get(i);
     Tensor& t = tensors_[i];
@@ -404,9 +436,15 @@ void Model::parse() {
       }
       count *= d;
     }
-    if (count * static_cast<int64_t>(dtype_runtime_bytes(t.dtype)) > kMaxTensorBytes) {
+    const int64_t runtime_bytes = count * static_cast<int64_t>(dtype_runtime_bytes(t.dtype));
+    if (runtime_bytes > kMaxTensorBytes) {
       throw FormatError(cat(what, " has an absurd shape ", shape_text(t.shape), " (more than ",
                             kMaxTensorBytes, " bytes)"));
+    }
+    if (static_cast<uint64_t>(runtime_bytes) > memory_budget_) {
+      throw FormatError(cat(what, ", ", dtype_name(t.dtype), " ", shape_text(t.shape), ", needs ",
+                            runtime_bytes, " bytes, over the memory budget of ", memory_budget_,
+                            " bytes", budget_hint()));
     }
     t.buffer_index = ft->buffer();
     if (t.buffer_index != 0) {
@@ -425,14 +463,32 @@ void Model::parse() {
       }
       t.data_bytes = have;
       const uint8_t* ptr = have ? data->data() : nullptr;
+      if (t.storage == Storage::kBase3) {
+        // Five trits per byte: 3^5 = 243 codes, so a byte above 242 is not ternary data.
+        for (std::size_t b = 0; b < have; ++b) {
+          if (ptr[b] > 242) {
+            throw FormatError(cat(what, ": BASE3 byte ", +ptr[b], " at offset ", b,
+                                  " of buffer ", t.buffer_index,
+                                  " is not base-3 data (bytes hold 5 trits: at most 242)"));
+          }
+        }
+      }
       const std::size_t align = dtype_runtime_bytes(t.dtype);
       if (ptr != nullptr && align > 1 && reinterpret_cast<uintptr_t>(ptr) % align != 0) {
-        // Legal flatbuffer, but the writer did not align it: copy rather than misread.
-        aligned_copies_.emplace_back(new uint8_t[have + 8]);
-        uint8_t* dst = aligned_copies_.back().get();
-        const std::size_t skew = (align - reinterpret_cast<uintptr_t>(dst) % align) % align;
-        std::memcpy(dst + skew, ptr, have);
-        ptr = dst + skew;
+        // Legal flatbuffer, but the writer did not align it: copy rather than misread. One copy
+        // per buffer, shared by every tensor on it (2,000 tensors on one misaligned 1 MB buffer
+        // cost 1 MB, not 2 GB); a uint64_t array is aligned for every element type.
+        auto found = aligned_copy_of.find(t.buffer_index);
+        if (found == aligned_copy_of.end()) {
+          aligned_copies_.emplace_back(new uint64_t[(have + 7) / 8]);
+          std::memcpy(aligned_copies_.back().get(), ptr, have);
+          aligned_copy_bytes_ += have;
+          found = aligned_copy_of
+                      .emplace(t.buffer_index,
+                               reinterpret_cast<const uint8_t*>(aligned_copies_.back().get()))
+                      .first;
+        }
+        ptr = found->second;
       }
       t.data = ptr;
     }
@@ -449,6 +505,18 @@ void Model::parse() {
       for (float s : t.quant.scale) {
         if (!std::isfinite(s) || s < 0.0f) {
           throw FormatError(cat(what, ": quantisation scale ", s, " is not a finite value >= 0"));
+        }
+      }
+      // Zero points outside the type's range would overflow int32 in requantisation and the
+      // element-wise ops (and a truncating cast would silently change them): refused here.
+      int64_t zp_lo = 0, zp_hi = 0;
+      zero_point_range(t.dtype, &zp_lo, &zp_hi);
+      for (std::size_t z = 0; z < nz; ++z) {
+        const int64_t zp = t.quant.zero_point[z];
+        if (zp < zp_lo || zp > zp_hi) {
+          throw FormatError(cat(what, ": zero point ", zp, nz > 1 ? cat(" (index ", z, ")") : "",
+                                " is outside [", zp_lo, ", ", zp_hi, "] for ",
+                                dtype_name(t.dtype)));
         }
       }
       if (ns > 1 || t.quant.block_size != 0) {

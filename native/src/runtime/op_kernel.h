@@ -25,6 +25,9 @@ struct PrepareContext {
   const Operator& op;
   std::string isa;  // requested kernel ISA ("" = auto)
   int threads = 1;
+  // The interpreter's memory budget (bytes, never 0): an operator whose plan would allocate
+  // more (beyond the tensors the interpreter already checked) refuses before allocating.
+  uint64_t memory_budget = 0;
 
   const Tensor& input(int k) const { return model.tensors()[op.inputs.at(k)]; }
   bool has_input(int k) const {
@@ -37,6 +40,8 @@ struct PrepareContext {
   std::size_t scratch_request = 0;
   // Bytes the operator keeps for prepared weights.
   std::size_t prepared_bytes = 0;
+  // Other bytes its plan keeps (indirection buffers, input copies): counted in the budget.
+  std::size_t plan_bytes = 0;
 
   // A FormatError that names the file and the operator.
   template <typename... Parts>

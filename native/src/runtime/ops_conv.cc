@@ -21,6 +21,7 @@
 #include "edge/packing/ternary.h"
 #include "edge/packing/int2.h"
 #include "edge/packing/int4.h"
+#include "edge/runtime/limits.h"
 #include "edge/thread_pool.h"
 #include "op_kernel.h"
 
@@ -65,6 +66,15 @@ Weights weight_facts(const PrepareContext& ctx, const Tensor& w, int32_t n, int3
   if (q.block_size > 0) {
     if (q.axis != channel_axis) {
       throw ctx.error("per-group weight scales must be along axis ", channel_axis);
+    }
+    // The kernel reads n x ceil(k / block_size) group scales, k being the whole reduction
+    // (KH * KW * Cin for CONV_2D); the loader could only check the count against the tensor's
+    // last dimension (Cin), so a filter with KH * KW > 1 must be checked here.
+    const int64_t groups = (int64_t{k} + q.block_size - 1) / q.block_size;
+    if (static_cast<int64_t>(q.scale.size()) != int64_t{n} * groups) {
+      throw ctx.error("weights '", w.name, "' ", shape_str(w.shape), " carry ", q.scale.size(),
+                      " per-group scales; block size ", q.block_size, " over K = ", k,
+                      " needs ", n, " x ", groups, " = ", int64_t{n} * groups);
     }
     out.group_size = q.block_size;
     out.group_scales = q.scale;
@@ -333,12 +343,27 @@ class Conv2DKernel final : public SpatialKernel<Conv2D> {
     const int32_t n = w.shape[0];
     const int32_t k = w.shape[1] * w.shape[2] * w.shape[3];
     const Weights f = weight_facts(ctx, w, n, k, 0);
+    // The indirect conv keeps a pointer and a pixel index per output pixel and tap (16 bytes)
+    // and a copy of the input (at most int16): checked before the plan allocates them. A 1 KB
+    // filter of 32x32 taps over a 1024x1024 output would otherwise ask for 16 GiB.
+    const uint64_t pixels = static_cast<uint64_t>(g.batch) * static_cast<uint64_t>(out.shape[1]) *
+                            static_cast<uint64_t>(out.shape[2]);
+    const uint64_t taps = static_cast<uint64_t>(w.shape[1]) * static_cast<uint64_t>(w.shape[2]);
+    const uint64_t input_copy = 2 * (static_cast<uint64_t>(x.num_elements()) + 64);
+    if ((pixels != 0 && taps > ctx.memory_budget / 16 / pixels) ||
+        pixels * taps * 16 + input_copy > ctx.memory_budget) {
+      throw ctx.error("the convolution's indirection buffers (", pixels, " output pixels x ",
+                      taps, " taps x 16 bytes) and input copy need more than the memory budget "
+                      "of ", ctx.memory_budget, " bytes", budget_hint());
+    }
+    const uint64_t plan_bytes = pixels * taps * 16 + input_copy;
     Conv2DOptions o;
     static_cast<LayerOptions&>(o) = layer_options(ctx, x, out, n);
     o.geometry = g;
     adopt(ctx, [&] { return std::make_unique<Conv2D>(pack(ctx, f), o); });
     ctx.prepared_bytes = packed_bytes(weight_type(ctx, w), static_cast<std::size_t>(n),
                                       static_cast<std::size_t>(k));
+    ctx.plan_bytes = static_cast<std::size_t>(plan_bytes);
   }
 };
 

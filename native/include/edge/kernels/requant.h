@@ -108,7 +108,9 @@ inline int32_t multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, i
 inline int8_t requantize_one(int32_t acc, int32_t multiplier, int32_t shift, int32_t out_zero_point,
                              int32_t out_min, int32_t out_max,
                              Rounding rounding = Rounding::kUpward) {
-  int32_t v = multiply_by_quantized_multiplier(acc, multiplier, shift, rounding) + out_zero_point;
+  // In 64 bits: a scaled value near INT32_MAX plus a positive zero point overflows int32.
+  int64_t v = int64_t{multiply_by_quantized_multiplier(acc, multiplier, shift, rounding)} +
+              out_zero_point;
   v = v < out_min ? out_min : v;
   v = v > out_max ? out_max : v;
   return static_cast<int8_t>(v);

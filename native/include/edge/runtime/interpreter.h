@@ -8,7 +8,9 @@
 //     one that reads it (graph inputs and outputs for the whole run, so that inputs set once
 //     serve many runs and outputs stay readable), and tensors
 //     whose lifetimes do not overlap share bytes of one arena (greedy by size, as TFLite's
-//     planner does). The arena is allocated once and reused by every run.
+//     planner does; best fit in execution order, O(n log n), for graphs of more than 2048
+//     tensors). The arena is allocated once and reused by every run, after its size, the
+//     workspace and the prepared weights were checked against the memory budget.
 // run() then executes the operators in order, allocating nothing.
 #pragma once
 
@@ -31,6 +33,10 @@ struct InterpreterOptions {
   std::string isa;
   // Time every operator on every run (layer_stats()).
   bool profile = false;
+  // Most bytes the interpreter may allocate (arena + workspace + prepared weights); 0: the
+  // budget the model was loaded with (EDGESDK_MEMORY_BUDGET or 2 GiB; see limits.h). Over it,
+  // construction throws a FormatError naming the largest tensor and the limit.
+  uint64_t memory_budget = 0;
 };
 
 // What one operator ran with and how long it took.

@@ -150,7 +150,8 @@ struct Metadata {
 };
 
 // Limits that keep a hostile file from making us allocate absurd amounts of memory. A tensor
-// larger than this is reported as an absurd shape, not attempted.
+// larger than this is reported as an absurd shape, not attempted (whatever the memory budget:
+// element counts stay within int32-indexable sizes); below it, the memory budget applies.
 constexpr int kMaxRank = 8;
 constexpr int64_t kMaxTensorBytes = int64_t{1} << 31;
 
@@ -159,10 +160,13 @@ class MappedFile;
 class Model {
  public:
   // Maps and checks a .edge file. Throws IoError (cannot open/read) or FormatError.
-  static std::shared_ptr<const Model> load(const std::string& path);
+  // `memory_budget` (bytes; 0: $EDGESDK_MEMORY_BUDGET or 2 GiB, see limits.h) bounds every
+  // run-time tensor here and, by default, what an Interpreter of this model may allocate.
+  static std::shared_ptr<const Model> load(const std::string& path, uint64_t memory_budget = 0);
   // Checks a .edge image already in memory (copied; `name` is used in messages).
   static std::shared_ptr<const Model> from_bytes(const uint8_t* data, std::size_t size,
-                                                 const std::string& name = "<memory>");
+                                                 const std::string& name = "<memory>",
+                                                 uint64_t memory_budget = 0);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -182,6 +186,11 @@ class Model {
   std::size_t constant_bytes() const;
   // "<path>: " for messages.
   std::string where() const { return path_ + ": "; }
+  // The memory budget this model was loaded with (bytes, resolved: never 0).
+  uint64_t memory_budget() const { return memory_budget_; }
+  // Bytes of constants copied at load because the file did not align them (one copy per buffer,
+  // however many tensors share it: at most the file's size).
+  std::size_t aligned_copy_bytes() const { return aligned_copy_bytes_; }
 
  private:
   Model();
@@ -194,8 +203,11 @@ class Model {
   std::vector<Operator> operators_;
   std::vector<int32_t> inputs_, outputs_;
   Metadata metadata_;
-  // Constants whose bytes were not suitably aligned in the file, copied here.
-  std::vector<std::unique_ptr<uint8_t[]>> aligned_copies_;
+  uint64_t memory_budget_ = 0;
+  // Constants whose bytes were not suitably aligned in the file, copied here: one copy per
+  // buffer (tensors sharing a buffer share its copy).
+  std::vector<std::unique_ptr<uint64_t[]>> aligned_copies_;
+  std::size_t aligned_copy_bytes_ = 0;
 };
 
 // The format version this runtime reads (any minor of this major).
