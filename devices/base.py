@@ -305,8 +305,10 @@ class Device(ABC):
             f" && {{ [ \"$( {_sha256_cmd(path)} )\" = {self._digests[path]} ] || "
             f"{{ echo {_CHANGED_MARK}{i} >&2; exit {_CHANGED_EXIT}; }}; }}"
             for i, path in enumerate(checked))
-        script = (f"{enter}{checks} && echo $$ > {quote(pidfile)} && "
-                  f"{RUN_ID_ENV}={token} && export {RUN_ID_ENV} && exec {command}")
+        # the pid is written by a shell that already has the run id in its environment (it
+        # was exec'd with it), so a kill at any moment after finds the id at /proc/<pid>
+        script = (f"{enter}{checks} && {RUN_ID_ENV}={token} && export {RUN_ID_ENV} && "
+                  f"exec sh -c 'echo $$ > \"$0\" && exec \"$@\"' {quote(pidfile)} {command}")
         started = time.monotonic()
 
         def once() -> CommandResult:
