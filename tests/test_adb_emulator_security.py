@@ -219,6 +219,12 @@ def test_non_loopback_listen_needs_allow_remote(tmp_path, capsys):
 
     assert main(["emulate", "adb", "--host", "0.0.0.0", "--port", "0"]) == 2
     assert "not a loopback address" in capsys.readouterr().err
+    assert main(["emulate", "adb", "--port", "0", "--authorize-key",
+                 str(tmp_path / "nope.pub")]) == 2
+    assert "--authorize-key" in capsys.readouterr().err
+    (tmp_path / "junk.pub").write_text("not a key\n")
+    with pytest.raises(EmulatorError, match=r"junk\.pub: not an ADB public key"):
+        EmulatedPhone(root=tmp_path / "p").authorize_key(tmp_path / "junk.pub")
 
 
 def test_allow_remote_warns(tmp_path):

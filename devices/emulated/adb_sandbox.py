@@ -31,6 +31,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sdk.devices.errors import EmulatorError
+
 #: Device paths the host may write through sync (the rest of the sandbox is read-only).
 WRITABLE = ("/data", "/tmp", "/sdcard")
 #: The unprivileged user a root-started phone runs its shells and sync services as.
@@ -44,7 +46,7 @@ _KEPT_FLAGS = ("nodev", "noexec", "noatime", "nodiratime", "relatime", "strictat
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-class SandboxError(Exception):
+class SandboxError(EmulatorError):
     """The sandbox could not be set up (a mount failed): the daemon must not start."""
 
 
