@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import ChainMap
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -100,7 +101,7 @@ def _run_if(folder: Folder, node: Node, ins: list[ValueInfo | None],
         raise ModelFormatError(f"node {node.name!r} (If) has no condition", path=folder.label)
     branch = _graph_attr(folder, node, "then_branch" if bool(cond) else "else_branch")
     folder.spend_loop_steps(node, body_size(branch))
-    return run_graph(folder, node, branch, {}, scope)
+    return run_graph(folder, node, prepare(folder, node, branch, [], scope), {}, scope)
 
 
 def _run_loop(folder: Folder, node: Node, ins: list[ValueInfo | None],
@@ -126,6 +127,7 @@ def _run_loop(folder: Folder, node: Node, ins: list[ValueInfo | None],
             f"{len(body.output)} outputs for {len(carried)} loop-carried values",
             path=folder.label)
     n_scan = len(body.output) - 1 - len(carried)
+    prepared = prepare(folder, node, body, [i.name for i in body.input], scope)
     scans: list[list[Any]] = [[] for _ in range(n_scan)]
     i = 0
     while (trips is None or i < trips) and (cond is None or bool(cond)):
@@ -133,7 +135,7 @@ def _run_loop(folder: Folder, node: Node, ins: list[ValueInfo | None],
         env = {body.input[0].name: np.array(i, np.int64),
                body.input[1].name: np.array(True if cond is None else bool(cond))}
         env.update({inp.name: v for inp, v in zip(body.input[2:], carried, strict=True)})
-        outs = run_graph(folder, node, body, env, scope)
+        outs = run_graph(folder, node, prepared, env, scope)
         cond = np.asarray(outs[0]).reshape(-1)[0] if np.asarray(outs[0]).size == 1 else None
         if cond is None:
             raise ModelFormatError(f"node {node.name!r} (Loop): the body's condition output is "
@@ -152,26 +154,45 @@ def _run_loop(folder: Folder, node: Node, ins: list[ValueInfo | None],
     return [*carried, *stacked]
 
 
-def run_graph(folder: Folder, owner: Node, graph: Any, env: Mapping[str, Any],
-              scope: Mapping[str, ValueInfo]) -> list[Any]:
-    """Evaluate a subgraph of constants: `env` feeds its inputs, `scope` its outer reads."""
+@dataclass
+class Body:
+    """A subgraph made ready to run many times: nodes decoded and sorted, initializers read."""
+
+    graph: Any
+    nodes: list[Node]
+    initializers: dict[str, ValueInfo]
+
+
+def prepare(folder: Folder, owner: Node, graph: Any, feeds: list[str],
+            scope: Mapping[str, ValueInfo]) -> Body:
     from onnx import numpy_helper
 
     from sdk.converters.onnx.fold import topological
 
-    local: dict[str, ValueInfo] = {n: ValueInfo.constant(np.asarray(v)) for n, v in env.items()}
+    inits: dict[str, ValueInfo] = {}
     for t in graph.initializer:
         try:
-            local[t.name] = ValueInfo.constant(numpy_helper.to_array(t))
+            inits[t.name] = ValueInfo.constant(numpy_helper.to_array(t))
         except Exception as exc:
             raise ModelFormatError(f"node {owner.name!r} ({owner.op_type}): subgraph "
                                    f"initializer {t.name!r} is corrupt: {exc}",
                                    path=folder.label) from exc
-    values: ChainMap[str, ValueInfo] = ChainMap(local, scope)  # type: ignore[arg-type]
-    available = set(local) | (outer_names(graph) & set(scope))
+    available = set(feeds) | set(inits) | (outer_names(graph) & set(scope))
+    nodes = []
     for k, proto in enumerate(topological(list(graph.node), available, folder.label)):
         node = Node.from_proto(proto, k)
         node.name = f"{owner.name}/{node.name}"
+        nodes.append(node)
+    return Body(graph, nodes, inits)
+
+
+def run_graph(folder: Folder, owner: Node, body: Body, env: Mapping[str, Any],
+              scope: Mapping[str, ValueInfo]) -> list[Any]:
+    """Evaluate a subgraph of constants: `env` feeds its inputs, `scope` its outer reads."""
+    local: dict[str, ValueInfo] = dict(body.initializers)
+    local.update((n, ValueInfo.constant(np.asarray(v))) for n, v in env.items())
+    values: ChainMap[str, ValueInfo] = ChainMap(local, scope)  # type: ignore[arg-type]
+    for node in body.nodes:
         ins = [values.get(n) if n else None for n in node.inputs]
         missing = [n for n, v in zip(node.inputs, ins, strict=True) if n and v is None]
         if missing:
@@ -186,7 +207,7 @@ def run_graph(folder: Folder, owner: Node, graph: Any, env: Mapping[str, Any],
         for name, arr in zip(node.outputs, folded, strict=False):
             if name:
                 local[name] = ValueInfo.constant(arr)
-    return [_lookup(folder, owner, values, o.name) for o in graph.output]
+    return [_lookup(folder, owner, values, o.name) for o in body.graph.output]
 
 
 def _lookup(folder: Folder, owner: Node, values: Mapping[str, ValueInfo], name: str) -> Any:

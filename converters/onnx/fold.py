@@ -50,6 +50,14 @@ _BOUNDED_BY_INPUTS = frozenset({
     "Concat", "Split", "Where", "Not", "Abs", "Neg"})
 
 
+#: element-wise ops: one output, the broadcast of the inputs' shapes
+_BROADCASTING = frozenset({
+    "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Equal", "Less",
+    "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not", "Neg", "Abs", "Relu",
+    "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil", "Round", "Sign",
+    "Mod", "BitShift", "Where", "Erf", "Sin", "Cos", "IsNaN", "IsInf", "Cast", "Clip"})
+
+
 def topological(nodes: list[Any], available: set[str], label: str) -> list[Any]:
     """NodeProtos in an order where each runs after its inputs' producers (stable: among the
     nodes that are ready, the first in the file goes first; linear time)."""
@@ -274,6 +282,14 @@ class Folder:
 
     def output_shapes(self, node: Node, ins: list[ValueInfo | None]
                       ) -> list[tuple[int, ...] | None]:
+        if node.op_type in _BROADCASTING:  # cheaper than onnx's shape inference (loop bodies)
+            try:
+                shape = np.broadcast_shapes(*(v.shape for v in ins if v is not None))
+            except ValueError as exc:
+                raise ModelFormatError(f"{self.where(node)}: inputs of shapes "
+                                       f"{[v.shape for v in ins if v is not None]} do not "
+                                       "broadcast", path=self.label) from exc
+            return [check_shape(shape, f"{self.where(node)}: the output", self.label)]
         out = []
         for name, t in self._infer_types(node, ins).items():
             if name not in node.outputs:

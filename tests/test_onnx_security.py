@@ -1,0 +1,461 @@
+"""Hostile ONNX files (issue 13, holes 5-7): each test builds the attack with onnx.helper and
+checks the importer refuses it with an EdgeSDKError naming the node, quickly and within
+memory, instead of allocating gigabytes, never ending, dying inside onnx, reading files
+outside the model's folder, or raising a bare library exception."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conftest import requires_onnx
+
+pytestmark = requires_onnx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _graph_model(nodes: list[Any], inputs: dict[str, list[int]], outputs: list[str],
+                 inits: dict[str, np.ndarray] | None = None, opset: int = 17) -> Any:
+    """A model built without onnx's checker or shape inference (hostile models fail both)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        nodes, "hostile",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs.items()],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in (inits or {}).items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _refused(model: Any, match: str, *, peak_mb: float | None = 64, seconds: float = 5,
+             **kwargs: Any) -> Exception:
+    """read_onnx(model) raises an EdgeSDKError matching `match`, within time and (traced by
+    tracemalloc, which numpy reports to) memory."""
+    from sdk.converters.onnx import read_onnx
+    from sdk.errors import EdgeSDKError
+
+    data = model.SerializeToString() if not isinstance(model, (bytes, str, Path)) else model
+    if peak_mb is not None:
+        tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(EdgeSDKError, match=match) as info:
+            read_onnx(data, **kwargs)
+        elapsed = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1] if peak_mb is not None else 0
+    finally:
+        tracemalloc.stop()
+    assert elapsed < seconds, f"took {elapsed:.1f} s"
+    if peak_mb is not None:
+        assert peak < peak_mb * (1 << 20), f"peak {peak / (1 << 20):.0f} MiB"
+    return info.value
+
+
+# ------------------------------------------------------------------ hole 5: resource exhaustion
+
+def test_constant_of_shape_gigabyte_refused_before_allocating() -> None:
+    """ConstantOfShape [67108864, 4] would fold into 1 GiB: refused before it is made."""
+    from onnx import helper
+
+    model = _graph_model(
+        [helper.make_node("ConstantOfShape", ["shape"], ["big"], name="fill"),
+         helper.make_node("Add", ["x", "big"], ["y"], name="add")],
+        {"x": [67108864, 4]}, ["y"], {"shape": np.array([67108864, 4], np.int64)})
+    err = _refused(model, r"node 'fill' \(ConstantOfShape\).*folding budget")
+    assert "<bytes>" in str(err)
+
+
+def test_folding_budget_counts_every_node() -> None:
+    """Many folds that are each small add up: the budget is for the whole load."""
+    from onnx import helper
+
+    from sdk.limits import LoadBudget
+
+    nodes = [helper.make_node("ConstantOfShape", ["shape"], [f"c{i}"], name=f"fill{i}")
+             for i in range(8)]
+    nodes += [helper.make_node("Sum", ["x"] + [f"c{i}" for i in range(8)], ["y"], name="sum")]
+    model = _graph_model(nodes, {"x": [1024, 1024]}, ["y"],
+                         {"shape": np.array([1024, 1024], np.int64)})
+    _refused(model, r"fill[0-9].*folding budget",
+             budget=LoadBudget(memory_bytes=16 << 20))
+
+
+def _loop_model(trip: int | None, cond: bool | None, body_nodes: list[Any] | None = None,
+                carried: str = "acc") -> Any:
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph(
+        body_nodes or [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+                       helper.make_node("Cast", ["i"], ["fi"], to=TensorProto.FLOAT),
+                       helper.make_node("Add", ["acc_in", "fi"], ["acc_out"])],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, None)])
+    inits: dict[str, np.ndarray] = {"acc0": np.zeros(1, np.float32)}
+    ins = ["", "", "acc0"]
+    if trip is not None:
+        inits["trip"] = np.array(trip, np.int64)
+        ins[0] = "trip"
+    if cond is not None:
+        inits["cond"] = np.array(cond)
+        ins[1] = "cond"
+    return _graph_model([helper.make_node("Loop", ins, [carried], name="loop", body=body),
+                         helper.make_node("Add", ["x", carried], ["y"], name="add")],
+                        {"x": [1, 4]}, ["y"], inits)
+
+
+def test_loop_with_a_trillion_iterations_refused_at_once() -> None:
+    _refused(_loop_model(10 ** 12, None), r"node 'loop' \(Loop\).*1,000,000,000,000 "
+             r"iterations.*max_loop_iterations", seconds=2)
+
+
+def test_loop_that_never_ends_refused() -> None:
+    _refused(_loop_model(None, None), r"'loop' \(Loop\).*never ends", seconds=2)
+    # only a condition that stays true: stopped at the step limit
+    _refused(_loop_model(None, True), r"'loop' \(Loop\).*max_loop_iterations", seconds=10,
+             peak_mb=None)
+
+
+def test_loop_whose_state_doubles_refused_by_the_folding_budget() -> None:
+    from onnx import helper
+
+    body = [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Concat", ["acc_in", "acc_in"], ["acc_out"], axis=0)]
+    _refused(_loop_model(60, None, body), r"loop/.*Concat.*folding budget")
+
+
+def test_small_loop_and_if_fold_to_the_right_value() -> None:
+    """The bounded interpreter computes what onnx's reference evaluator computes."""
+    from onnx.reference import ReferenceEvaluator
+
+    from sdk.converters.onnx import read_onnx
+
+    model = _loop_model(10, True)
+    ir = read_onnx(model.SerializeToString())
+    (add,) = ir.main.operators
+    const = next(t for t in add.inputs if t.is_constant)
+    x = np.zeros((1, 4), np.float32)
+    (expected,) = ReferenceEvaluator(model).run(None, {"x": x})
+    assert float(const.numpy().reshape(-1)[0]) == float(expected.reshape(-1)[0]) == 45.0
+
+
+def test_conv_group_of_a_billion_refused() -> None:
+    """group=2^30 does not divide the channels: refused before 2^30 convolutions are made."""
+    from onnx import helper
+
+    w = np.ones((4, 4, 3, 3), np.float32)
+    model = _graph_model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv",
+                                           group=1 << 30)], {"x": [1, 4, 8, 8]}, ["y"], {"w": w})
+    _refused(model, r"node 'conv' \(Conv\).*group=1073741824", seconds=2)
+
+
+def test_many_groups_are_not_split_without_limit() -> None:
+    from onnx import helper
+
+    c = 4096
+    w = np.ones((c, 1, 1, 1), np.float32)
+    model = _graph_model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv", group=c)],
+                         {"x": [1, c, 1, 1]}, ["y"], {"w": w})
+    from sdk.converters.onnx import read_onnx
+
+    # group == channels: one DEPTHWISE_CONV_2D, however many channels
+    assert [op.type for op in read_onnx(model.SerializeToString()).main.operators] == \
+        ["RESHAPE", "DEPTHWISE_CONV_2D", "RESHAPE"]
+    w2 = np.ones((2 * c, 2, 1, 1), np.float32)
+    model = _graph_model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv",
+                                           group=c // 2)], {"x": [1, c, 1, 1]}, ["y"],
+                         {"w": w2})
+    _refused(model, r"'conv'.*2048 groups")
+
+
+def _in_subprocess(model: Any, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """read_onnx in a child process: an attack that kills the process must not kill pytest."""
+    path = tmp_path / "hostile.onnx"
+    path.write_bytes(model.SerializeToString())
+    code = ("import sys\nfrom sdk.converters.onnx import read_onnx\n"
+            "from sdk.errors import EdgeSDKError\n"
+            "try:\n    read_onnx(sys.argv[1])\n"
+            "except EdgeSDKError as exc:\n    print('refused:', exc)\n")
+    return subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+
+
+def test_depth_to_space_blocksize_2_32_does_not_kill_the_process(tmp_path) -> None:
+    """onnx's shape inference squares blocksize 2^32 into 0 and divides by it (SIGFPE)."""
+    from onnx import helper
+
+    model = _graph_model([helper.make_node("DepthToSpace", ["x"], ["y"], name="d2s",
+                                           blocksize=1 << 32)], {"x": [1, 4, 2, 2]}, ["y"])
+    proc = _in_subprocess(model, tmp_path)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert "refused:" in proc.stdout and "'d2s'" in proc.stdout and "blocksize" in proc.stdout
+
+
+def test_layer_norm_axis_2_31_does_not_kill_the_process(tmp_path) -> None:
+    """onnx's shape inference indexes the shape with axis 2^31 (SIGSEGV)."""
+    from onnx import helper
+
+    model = _graph_model([helper.make_node("LayerNormalization", ["x", "s"], ["y"], name="ln",
+                                           axis=1 << 31)], {"x": [1, 4, 8]}, ["y"],
+                         {"s": np.ones(8, np.float32)})
+    proc = _in_subprocess(model, tmp_path)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert "refused:" in proc.stdout and "'ln'" in proc.stdout and "axis" in proc.stdout
+
+
+def test_huge_declared_input_shapes_refused() -> None:
+    """Declared shapes cost nothing to write; ones TFLite cannot hold are refused."""
+    from onnx import helper
+
+    model = _graph_model([helper.make_node("Relu", ["x"], ["y"])], {"x": [1 << 40, 4]}, ["y"])
+    _refused(model, r"input 'x'.*shape")
+    # a resize of a large (but legal) input would build gigabytes of sampling matrices
+    from sdk.limits import LoadBudget
+
+    model = _graph_model([helper.make_node("Resize", ["x", "", "s"], ["y"], name="up")],
+                         {"x": [1, 1, 30000, 30000]}, ["y"],
+                         {"s": np.array([1, 1, 1.5, 1.5], np.float32)})
+    _refused(model, r"'up' \(Resize\).*sampling matrices.*load budget",
+             budget=LoadBudget(memory_bytes=256 << 20))
+
+
+def test_reversed_graph_sorts_in_linear_time() -> None:
+    """The old sort took one pass per node for a graph written backwards: O(n^2)."""
+    from onnx import helper
+
+    n = 20000
+    nodes = [helper.make_node("Relu", [f"v{i}"], [f"v{i + 1}"], name=f"r{i}") for i in range(n)]
+    nodes[0].input[0] = "x"
+    nodes[-1].output[0] = "y"
+    model = _graph_model(list(reversed(nodes)), {"x": [4]}, ["y"])
+    from sdk.converters.onnx.fold import topological
+
+    start = time.perf_counter()
+    order = topological(list(model.graph.node), {"x"}, "<test>")
+    assert time.perf_counter() - start < 1.0
+    assert [n.name for n in order[:2]] == ["r0", "r1"]
+
+
+# ------------------------------------------------------------------ hole 6: external data
+
+def _external_model(location: str, nbytes: int = 16, offset: int | None = None,
+                    length: int | None = None) -> Any:
+    from onnx import TensorProto, helper
+
+    model = _graph_model([helper.make_node("Add", ["x", "w"], ["y"], name="add")],
+                         {"x": [4]}, ["y"])
+    w = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[nbytes // 4])
+    w.data_location = TensorProto.EXTERNAL
+    entries = {"location": location}
+    if offset is not None:
+        entries["offset"] = str(offset)
+    if length is not None:
+        entries["length"] = str(length)
+    for k, v in entries.items():
+        e = w.external_data.add()
+        e.key, e.value = k, v
+    model.graph.initializer.append(w)
+    return model
+
+
+WEIGHTS = np.array([1.0, 2.0, 3.0, 4.0], np.float32)
+
+
+def test_bytes_input_never_reads_external_data_from_the_current_directory(
+        tmp_path, monkeypatch) -> None:
+    """The attack: a file in the cwd became the model's weights."""
+    from sdk.converters.onnx import read_onnx
+
+    (tmp_path / "weights.bin").write_bytes(WEIGHTS.tobytes())
+    monkeypatch.chdir(tmp_path)
+    data = _external_model("weights.bin").SerializeToString()
+    _refused(data, r"'w'.*external file 'weights\.bin'.*external_data_dir")
+    # with the folder named explicitly, it is read from there
+    ir = read_onnx(data, external_data_dir=tmp_path)
+    const = next(t for op in ir.main.operators for t in op.inputs if t.is_constant)
+    np.testing.assert_array_equal(const.numpy().reshape(-1), WEIGHTS)
+
+
+def test_model_proto_with_external_data_needs_a_directory(tmp_path) -> None:
+    from sdk.converters.onnx import read_onnx
+    from sdk.errors import ModelFormatError
+
+    (tmp_path / "weights.bin").write_bytes(WEIGHTS.tobytes())
+    model = _external_model("weights.bin")
+    with pytest.raises(ModelFormatError, match="external_data_dir"):
+        read_onnx(model)
+    read_onnx(model, external_data_dir=tmp_path)
+    assert model.graph.initializer[0].external_data  # the caller's proto is left as it was
+
+
+@pytest.mark.parametrize("location, match", [
+    ("../secret.bin", "not a plain relative path"),
+    ("sub/../../secret.bin", "not a plain relative path"),
+    ("ABSOLUTE", "not a plain relative path"),
+    ("link.bin", "outside"),
+    ("missing.bin", "cannot open"),
+])
+def test_external_data_stays_inside_the_model_folder(tmp_path, location, match) -> None:
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(WEIGHTS.tobytes())
+    (model_dir / "link.bin").symlink_to(secret)
+    if location == "ABSOLUTE":
+        location = str(secret)
+    path = model_dir / "m.onnx"
+    path.write_bytes(_external_model(location).SerializeToString())
+    err = _refused(path, match)
+    assert str(path) in str(err)
+
+
+@pytest.mark.parametrize("offset, length, nbytes, match", [
+    (8, None, 16, "needs bytes 8..24"),
+    (0, 12, 16, "length 12 does not match"),
+    (-4, None, 16, "negative"),
+    (0, None, 1 << 40, "over the load budget"),
+])
+def test_external_data_sizes_checked_against_the_file(tmp_path, offset, length, nbytes,
+                                                      match) -> None:
+    (tmp_path / "weights.bin").write_bytes(WEIGHTS.tobytes())
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_external_model("weights.bin", nbytes, offset, length).SerializeToString())
+    _refused(path, match)
+
+
+def test_external_data_inside_the_folder_loads(tmp_path) -> None:
+    from sdk.converters.onnx import read_onnx
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "w.bin").write_bytes(b"\0" * 8 + WEIGHTS.tobytes())
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_external_model("data/w.bin", offset=8, length=16).SerializeToString())
+    ir = read_onnx(path)
+    const = next(t for op in ir.main.operators for t in op.inputs if t.is_constant)
+    np.testing.assert_array_equal(const.numpy().reshape(-1), WEIGHTS)
+
+
+def test_external_data_in_a_constant_node_attribute(tmp_path, monkeypatch) -> None:
+    """Tensors in node attributes have external data too (onnx resolves them in the cwd)."""
+    from onnx import TensorProto, helper
+
+    (tmp_path / "weights.bin").write_bytes(WEIGHTS.tobytes())
+    monkeypatch.chdir(tmp_path)
+    value = TensorProto(name="v", data_type=TensorProto.FLOAT, dims=[4])
+    value.data_location = TensorProto.EXTERNAL
+    e = value.external_data.add()
+    e.key, e.value = "location", "weights.bin"
+    model = _graph_model([helper.make_node("Constant", [], ["w"], name="const", value=value),
+                          helper.make_node("Add", ["x", "w"], ["y"])], {"x": [4]}, ["y"])
+    _refused(model, r"'v'.*external_data_dir")
+
+
+# ------------------------------------------------------------------ hole 7: only our exceptions
+
+def _hostile_models() -> dict[str, Any]:
+    from onnx import TensorProto, helper
+
+    x4 = {"x": [1, 4, 8, 8]}
+    w = {"w": np.ones((4, 4, 3, 3), np.float32)}
+    return {
+        # Split sizes that do not add up (onnx's shape inference lets some through)
+        "split": _graph_model([helper.make_node("Split", ["x", "s"], ["a", "b"], name="n",
+                                                axis=1)], x4, ["a", "b"],
+                              {"s": np.array([3, 3], np.int64)}),
+        # an attribute of the wrong type
+        "attr_type": _graph_model([helper.make_node("Conv", ["x", "w"], ["y"], name="n",
+                                                    strides=1.5)], x4, ["y"], w),
+        # a corrupt tensor attribute (raw data of the wrong size)
+        "tensor_attr": _graph_model(
+            [helper.make_node("Constant", [], ["c"], name="n",
+                              value=TensorProto(name="v", data_type=TensorProto.FLOAT,
+                                                dims=[4], raw_data=b"\0\0\0")),
+             helper.make_node("Add", ["x", "c"], ["y"])], {"x": [4]}, ["y"]),
+        # Gather indices out of range in a folded shape subgraph
+        "gather": _graph_model([helper.make_node("Shape", ["x"], ["s"]),
+                                helper.make_node("Gather", ["s", "i"], ["g"], name="n"),
+                                helper.make_node("Reshape", ["x", "g"], ["y"])],
+                               x4, ["y"], {"i": np.array([7], np.int64)}),
+        # a Transpose perm that is not a permutation
+        "perm": _graph_model([helper.make_node("Transpose", ["x"], ["y"], name="n",
+                                               perm=[0, 0, 9, 1])], x4, ["y"]),
+        # a Pad with the wrong number of pads
+        "pad": _graph_model([helper.make_node("Pad", ["x", "p"], ["y"], name="n")], x4, ["y"],
+                            {"p": np.array([1, 2, 3], np.int64)}),
+        # an unknown element type on the input
+        "elem": _graph_model([helper.make_node("Relu", ["x"], ["y"], name="n")], {"x": [4]},
+                             ["y"]),
+        # pads of the wrong length on a conv
+        "conv_pads": _graph_model([helper.make_node("Conv", ["x", "w"], ["y"], name="n",
+                                                    pads=[1, 1])], x4, ["y"], w),
+        # a negative axis far out of range
+        "concat_axis": _graph_model([helper.make_node("Concat", ["x", "x"], ["y"], name="n",
+                                                      axis=-(1 << 40))], x4, ["y"]),
+        # a Resize with an infinite scale
+        "resize": _graph_model([helper.make_node("Resize", ["x", "", "s"], ["y"], name="n")],
+                               x4, ["y"], {"s": np.array([1, 1, np.inf, 2], np.float32)}),
+    }
+
+
+def test_malformed_models_raise_only_project_errors_naming_the_node() -> None:
+    from sdk.converters.onnx import read_onnx
+    from sdk.errors import EdgeSDKError
+
+    models = _hostile_models()
+    models["elem"].graph.input[0].type.tensor_type.elem_type = 999
+    for name, model in models.items():
+        with pytest.raises(EdgeSDKError) as info:
+            read_onnx(model.SerializeToString())
+        assert "'n'" in str(info.value) or name == "elem", (name, str(info.value))
+
+
+def test_library_errors_are_wrapped_at_the_boundary(monkeypatch) -> None:
+    """Whatever a handler raises by mistake reaches the caller as ConversionError naming the
+    node, with the original as __cause__."""
+    from onnx import helper
+
+    from sdk.converters.onnx import ops, read_onnx
+    from sdk.errors import ConversionError
+
+    def broken(ctx: Any, node: Any) -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setitem(ops.HANDLERS, "Relu", broken)
+    model = _graph_model([helper.make_node("Relu", ["x"], ["y"], name="act")], {"x": [4]},
+                         ["y"])
+    with pytest.raises(ConversionError, match=r"node 'act' \(Relu\).*KeyError") as info:
+        read_onnx(model.SerializeToString())
+    assert isinstance(info.value.__cause__, KeyError)
+
+
+def test_fuzz_harness_seeds_convert() -> None:
+    """The atheris harness's seeds are models the importer converts (so fuzzing starts from
+    inputs that reach every stage)."""
+    sys.path.insert(0, str(ROOT / "tests" / "fuzz"))
+    env_before = os.environ.get("EDGESDK_FUZZ_INSTRUMENT")
+    os.environ["EDGESDK_FUZZ_INSTRUMENT"] = "0"
+    try:
+        import fuzz_onnx
+    finally:
+        if env_before is None:
+            os.environ.pop("EDGESDK_FUZZ_INSTRUMENT")
+        else:
+            os.environ["EDGESDK_FUZZ_INSTRUMENT"] = env_before
+    from sdk.converters.onnx import read_onnx
+
+    seeds = fuzz_onnx.seeds()
+    assert len(seeds) >= 8
+    for name, data in seeds.items():
+        assert read_onnx(data).main.operators, name
