@@ -324,6 +324,8 @@ class Daemon:
 
     #: how long a connection that offered an unknown key waits for it to be authorised
     AUTHORISATION_WAIT_S = 300.0
+    #: at most this many such connections wait at once (the rest are closed at once)
+    MAX_WAITING = 16
 
     def __init__(self, args: argparse.Namespace):
         self.serial = args.serial
@@ -337,6 +339,7 @@ class Daemon:
         self.children: set[asyncio.subprocess.Process] = set()  #: shells we wait for
         self._spawning = 0
         self._refused: set[str] = set()
+        self._waiting = 0
 
     # --- auth
     def authorised_keys(self) -> list[AdbPublicKey]:
@@ -373,14 +376,22 @@ class Daemon:
         if key.fingerprint not in self._refused:  # once per key on the console
             self._refused.add(key.fingerprint)
             print(message, flush=True)
-        deadline = time.monotonic() + self.AUTHORISATION_WAIT_S
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.5)
-            if self.is_authorised(key):
-                log.info("key %s authorised: connection from %s accepted", key.fingerprint,
-                         peer)
-                return True
-        return False
+        if self._waiting >= self.MAX_WAITING:
+            log.warning("%d connections already wait for authorisation: closing %s",
+                        self._waiting, _peer_text(peer))
+            return False
+        self._waiting += 1
+        try:
+            deadline = time.monotonic() + self.AUTHORISATION_WAIT_S
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+                if self.is_authorised(key):
+                    log.info("key %s authorised: connection from %s accepted",
+                             key.fingerprint, peer)
+                    return True
+            return False
+        finally:
+            self._waiting -= 1
 
     def refusal_message(self, key: AdbPublicKey, peer: object) -> str:
         where = self.keys_files[0] if self.keys_files else None
