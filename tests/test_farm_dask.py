@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -248,6 +249,46 @@ def test_farm_certs(tmp_path, capsys):
     assert "lab-a" in names.get_values_for_type(x509.DNSName)
     assert main(["farm", "certs", str(folder)]) == 2  # no silent overwrite
     assert "--force" in capsys.readouterr().err
+    # farm.toml's [farm] certs, relative to the file
+    farm_file = write_farm(tmp_path / "farm.toml", {"a": {"transport": "local"}},
+                           farm={"certs": "certs"})
+    assert Farm(farm_file).certs == folder
+    from sdk.devices.farm.inventory import FarmConfigError, parse_farm
+
+    with pytest.raises(FarmConfigError, match=r"field 'farm\.certs'"):
+        parse_farm({"farm": {"certs": 3}, "boards": {"a": {"transport": "local"}}})
     (folder / "client-key.pem").chmod(0o644)
     with pytest.raises(FarmSecurityError, match="readable by others"):
         FarmCerts(folder).security("client")
+
+
+def test_insecure_cluster_runs_only_when_asked_for(tmp_path, mlp_models):
+    """--insecure is honoured (with a warning) by scheduler, worker and client alike."""
+    farm_file = write_farm(tmp_path / "farm.toml", {
+        "here": {"transport": "local", "workdir": str(tmp_path / "work"), "host": "lab"}},
+        defaults={"runs": 3, "warmup": 1, "min_duration": 0.05})
+    port = _free_port()
+    log = open(tmp_path / "cluster.log", "wb")  # noqa: SIM115 - closed below
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "sdk", "farm", "scheduler", "--insecure", "--port", str(port)],
+        stdout=log, stderr=log, start_new_session=True)]
+    try:
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "sdk", "farm", "worker", "--farm", str(farm_file),
+             "--scheduler", f"127.0.0.1:{port}", "--host", "lab", "--insecure"],
+            stdout=log, stderr=log, start_new_session=True))
+        with pytest.warns(InsecureFarmWarning):
+            farm = Farm(farm_file, scheduler=f"tcp://127.0.0.1:{port}", allow_insecure=True)
+            deadline = time.monotonic() + 120
+            while not farm.status()[0].healthy:  # until the worker has joined
+                assert time.monotonic() < deadline, "the worker did not join"
+                time.sleep(0.5)
+            run = farm.profile([mlp_models["int8"]], progress=False)
+        (r,) = run.results
+        assert r.ok and run.backend == "dask", r.error
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+        log.close()
+    text = (tmp_path / "cluster.log").read_text()
+    assert text.count("WITHOUT TLS") == 2  # scheduler and worker warned
