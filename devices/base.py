@@ -102,10 +102,8 @@ class Device(ABC):
     def __init__(self, config: DeviceConfig):
         self.config = config
         self.name = config.name
-        #: where our files go; `{uid}` and `{tmp}` in it (the device user's uid and its
-        #: ${TMPDIR:-/tmp}) are filled in when the device is first connected
-        self.workdir = (config.workdir or self.default_workdir()).rstrip("/") or "/"
-        self._workdir_settled = not any(k in self.workdir for k in _WORKDIR_KEYS)
+        self._workdir = (config.workdir or self.default_workdir()).rstrip("/") or "/"
+        self._workdir_settled = not any(k in self._workdir for k in _WORKDIR_KEYS)
         self._digests: dict[str, str] = {}  # device path -> SHA-256 of what we pushed there
         self._info: DeviceInfo | None = None
         self._pushed: list[str] = []        # final paths pushed this session
@@ -114,6 +112,7 @@ class Device(ABC):
         self._orphans: set[str] = set()     # pid files of runs whose link dropped: kill them
         self._lock = threading.RLock()
         self._connected = False
+        self._connecting = False  # inside _connect(): the workdir is not filled in yet
         #: set by the board farm: runs are tagged with it (their pid file's name and the
         #: EDGESDK_RUN_TAG variable), so `kill_tagged` finds what a killed farm left running
         self.run_tag: str | None = None
@@ -121,6 +120,14 @@ class Device(ABC):
         #: LiteRT); cleared whenever the link is (re)opened, since the device may have
         #: rebooted or changed in between
         self.session_facts: dict[Hashable, Any] = {}
+
+    @property
+    def workdir(self) -> str:
+        """Where our files go. `{uid}` and `{tmp}` in it (the device user's uid and its
+        ${TMPDIR:-/tmp}) are filled in from the device: asking before that connects."""
+        if not self._workdir_settled and not self._connecting:
+            self.connect()
+        return self._workdir
 
     # ------------------------------------------------------------------ transport primitives
     @abstractmethod
@@ -153,13 +160,17 @@ class Device(ABC):
         with self._lock:
             if not self._connected:
                 self.session_facts.clear()
-                self._connect()
+                self._connecting = True
+                try:
+                    self._connect()
+                finally:
+                    self._connecting = False
                 self._connected = True
                 try:
                     if not self._workdir_settled:
                         self._settle_workdir()
                     self._check_workdir_result(
-                        self._exec(_workdir_guard(self.workdir) + "; echo ok", 60.0))
+                        self._exec(_workdir_guard(self._workdir) + "; echo ok", 60.0))
                 except BaseException:
                     self.close()
                     raise
@@ -175,9 +186,9 @@ class Device(ABC):
         if not uid.isdigit() or not tmp.startswith("/") or len(lines) != 3 or lines[2]:
             raise DeviceCommandError(
                 f"cannot tell the device user's uid and temporary directory for the workdir "
-                f"{self.workdir} (id -u / $TMPDIR gave {result.stdout[-200:]!r})",
+                f"{self._workdir} (id -u / $TMPDIR gave {result.stdout[-200:]!r})",
                 device=self.name, command="id -u")
-        self.workdir = (self.workdir.replace("{uid}", uid)
+        self._workdir = (self._workdir.replace("{uid}", uid)
                         .replace("{tmp}", tmp.rstrip("/") or "/")).rstrip("/") or "/"
         self._workdir_settled = True
 
@@ -193,10 +204,10 @@ class Device(ABC):
                   "be created)", "owner": f"is owned by uid {owner}, not by the device user "
                   f"(uid {me})", "writable": "is writable by group or others"}.get(why, why)
         raise UnsafeWorkdirError(
-            f"refusing the work directory {self.workdir}: it {reason} (owner uid {owner}, "
+            f"refusing the work directory {self._workdir}: it {reason} (owner uid {owner}, "
             f"mode {mode}). Whoever controls it could swap what we run. Remove it, or make it "
             "a directory of the device user with mode 0700, or set another workdir",
-            device=self.name, command=result.command[:200], path=self.workdir, owner=owner,
+            device=self.name, command=result.command[:200], path=self._workdir, owner=owner,
             mode=mode)
 
     def close(self) -> None:
@@ -611,7 +622,7 @@ class Device(ABC):
         return self.config.abi or self.info().abi
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "transport": self.transport, "workdir": self.workdir,
+        return {"name": self.name, "transport": self.transport, "workdir": self._workdir,
                 "device_string": self.config.device_string}
 
 

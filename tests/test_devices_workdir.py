@@ -151,6 +151,13 @@ def test_board_default_workdir_is_per_user_and_private(emulated_board):
         assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
         assert device.run(["pwd"]).stdout.strip() == str(expected)
         device.cleanup(everything=True)
+    # filled in on first use too, when the device was opened without connecting
+    device = open_device(config, connect=False)
+    try:
+        assert device.run(["pwd"]).stdout.strip() == str(expected)
+        device.cleanup(everything=True)
+    finally:
+        device.close()
 
 
 @pytest.mark.parametrize("how", _ways())
