@@ -455,7 +455,7 @@ def test_fuzz_harness_seeds_convert() -> None:
             os.environ["EDGESDK_FUZZ_INSTRUMENT"] = env_before
     from sdk.converters.onnx import read_onnx
 
-    seeds = fuzz_onnx.seeds()
+    seeds = fuzz_onnx.models()
     assert len(seeds) >= 8
     for name, data in seeds.items():
         assert read_onnx(data).main.operators, name

@@ -95,10 +95,13 @@ def fold_batch_norm(og: OnnxGraph) -> None:
         conv = view.made_by(x, "Conv", "ConvTranspose", "Gemm")
         if conv is None or any(p is None for p in params) or not view.single_use(x):
             continue
-        gamma, beta, mean, var = (np.asarray(p, np.float64) for p in params)  # type: ignore
-        scale, shift = bn_affine(gamma, beta, mean, var, float(bn.attr("epsilon", 1e-5)))
-        if not _fold_into(og, conv, scale, shift):
-            continue
+        try:
+            gamma, beta, mean, var = (np.asarray(p, np.float64) for p in params)  # type: ignore
+            scale, shift = bn_affine(gamma, beta, mean, var, float(bn.attr("epsilon", 1e-5)))
+            if not _fold_into(og, conv, scale, shift):
+                continue
+        except (ValueError, TypeError, IndexError):
+            continue  # parameters that do not fit the conv: lowered (and checked) on their own
         conv.outputs = [bn.outputs[0]]
         og.nodes.remove(bn)
         view.producer[bn.outputs[0]] = conv  # local update: only these two entries change

@@ -49,6 +49,14 @@ def _loop_body() -> Any:
 
 
 def seeds() -> dict[str, bytes]:
+    """The seed models, plus a few structured recipes (see STRUCTURED)."""
+    out = models()
+    for k in range(4):
+        out[f"structured{k}"] = bytes([STRUCTURED, k * 61 % 256, 7 * k, 1, 2, 3, 4, 5, 6, 7])
+    return out
+
+
+def models() -> dict[str, bytes]:
     from onnx import TensorProto, helper
 
     rng = np.random.default_rng(0)
@@ -136,7 +144,122 @@ def seeds() -> dict[str, bytes]:
     return out
 
 
+#: structured mode: an input starting with this byte is not a model but a recipe of edits
+#: (read with atheris' FuzzedDataProvider) applied to one of the seeds. Byte-level mutation of
+#: protobuf mostly breaks the encoding; this reaches folding, shape inference and lowering with
+#: hostile attribute values, shapes and op types.
+STRUCTURED = 0xFF
+_INTERESTING = (0, 1, -1, 2, 3, 4, 7, 8, 255, 4096, 65536, (1 << 31) - 1, 1 << 31, 1 << 32,
+                -(1 << 31), 1 << 62, (1 << 63) - 1, -(1 << 63))
+_ATTRS = ("axis", "axes", "group", "blocksize", "strides", "pads", "kernel_shape", "dilations",
+          "perm", "keepdims", "output_padding", "output_shape", "mode", "to", "starts", "ends",
+          "count_include_pad", "ceil_mode", "transB", "transA", "alpha", "beta", "epsilon",
+          "split", "num_outputs", "start", "end", "select_last_index", "noop_with_empty_axes")
+_seed_models: list[Any] = []
+
+
+def _seed_protos() -> list[Any]:
+    from onnx import ModelProto
+
+    if not _seed_models:
+        _seed_models.extend(ModelProto.FromString(d) for _, d in sorted(models().items()))
+    return _seed_models
+
+
+def _all_nodes(graph: Any) -> list[Any]:
+    out = []
+    for n in graph.node:
+        out.append(n)
+        for a in n.attribute:
+            if a.HasField("g"):
+                out.extend(_all_nodes(a.g))
+    return out
+
+
+def _value(fdp: Any) -> int:
+    if fdp.ConsumeBool():
+        return _INTERESTING[fdp.ConsumeIntInRange(0, len(_INTERESTING) - 1)]
+    return fdp.ConsumeIntInRange(-(1 << 63), (1 << 63) - 1)
+
+
+def _edit(model: Any, fdp: Any) -> None:
+    from onnx import AttributeProto, TensorProto, helper, numpy_helper
+
+    from sdk.converters.onnx import supported_ops
+
+    nodes = _all_nodes(model.graph)
+    kind = fdp.ConsumeIntInRange(0, 6)
+    node = nodes[fdp.ConsumeIntInRange(0, len(nodes) - 1)] if nodes else None
+    if kind == 0 and node is not None:  # an integer attribute, existing or new
+        name = _ATTRS[fdp.ConsumeIntInRange(0, len(_ATTRS) - 1)]
+        kept = [a for a in node.attribute if a.name != name]
+        del node.attribute[:]
+        node.attribute.extend(kept)
+        if fdp.ConsumeBool():
+            node.attribute.append(helper.make_attribute(name, _value(fdp)))
+        else:
+            count = fdp.ConsumeIntInRange(0, 8)
+            node.attribute.append(helper.make_attribute(
+                name, [_value(fdp) for _ in range(count)], attr_type=AttributeProto.INTS))
+    elif kind == 1 and node is not None:  # another op type
+        ops = [*supported_ops(), "Loop", "If", "Range", "ConstantOfShape", "Expand", "OneHot",
+               "NonZero", "Unique", "Scan", "Einsum", "TopK", "CumSum"]
+        node.op_type = ops[fdp.ConsumeIntInRange(0, len(ops) - 1)]
+    elif kind == 2 and model.graph.initializer:  # initializer values (shapes, axes, trips)
+        init = model.graph.initializer[fdp.ConsumeIntInRange(0, len(model.graph.initializer) - 1)]
+        arr = numpy_helper.to_array(init)
+        if arr.dtype.kind in "iu" and arr.size:
+            flat = arr.reshape(-1).astype(np.int64)
+            flat[fdp.ConsumeIntInRange(0, flat.size - 1)] = _value(fdp)
+            init.CopyFrom(numpy_helper.from_array(flat.reshape(arr.shape).astype(arr.dtype),
+                                                  init.name))
+        elif arr.dtype.kind == "f" and arr.size:
+            flat = arr.reshape(-1).copy()
+            flat[fdp.ConsumeIntInRange(0, flat.size - 1)] = fdp.ConsumeFloat()
+            init.CopyFrom(numpy_helper.from_array(flat.reshape(arr.shape), init.name))
+    elif kind == 3 and model.graph.input:  # a declared input dimension
+        vi = model.graph.input[fdp.ConsumeIntInRange(0, len(model.graph.input) - 1)]
+        dims = vi.type.tensor_type.shape.dim
+        if dims:
+            dims[fdp.ConsumeIntInRange(0, len(dims) - 1)].dim_value = _value(fdp)
+        if fdp.ConsumeBool():
+            vi.type.tensor_type.elem_type = fdp.ConsumeIntInRange(0, 30)
+    elif kind == 4 and node is not None and node.input:  # rewire an input
+        names = [i.name for i in model.graph.input] + [t.name for t in model.graph.initializer]
+        names += [o for n in nodes for o in n.output]
+        node.input[fdp.ConsumeIntInRange(0, len(node.input) - 1)] = \
+            names[fdp.ConsumeIntInRange(0, len(names) - 1)] if names else ""
+    elif kind == 5 and node is not None:  # drop or add an input / output
+        if fdp.ConsumeBool() and node.input:
+            del node.input[-1]
+        else:
+            node.input.append("" if fdp.ConsumeBool() else node.output[0] if node.output else "")
+    elif kind == 6:  # the opset
+        model.opset_import[0].version = fdp.ConsumeIntInRange(1, 25)
+    if fdp.ConsumeIntInRange(0, 15) == 0 and model.graph.initializer:  # a tensor's type
+        model.graph.initializer[0].data_type = fdp.ConsumeIntInRange(0, TensorProto.UINT4 + 4)
+
+
+def structured(data: bytes) -> bytes:
+    """The model that a structured input describes (see STRUCTURED)."""
+    import atheris
+    from onnx import ModelProto
+
+    fdp = atheris.FuzzedDataProvider(data[1:])
+    protos = _seed_protos()
+    model = ModelProto()
+    model.CopyFrom(protos[fdp.ConsumeIntInRange(0, len(protos) - 1)])
+    for _ in range(fdp.ConsumeIntInRange(1, 4)):
+        try:
+            _edit(model, fdp)
+        except Exception:  # an edit onnx.helper itself refuses: skip it (not a finding)
+            break
+    return model.SerializeToString()
+
+
 def test_one_input(data: bytes) -> None:
+    if data[:1] == bytes([STRUCTURED]):
+        data = structured(data)
     harness.expect_project_errors(read_onnx, data)
 
 
