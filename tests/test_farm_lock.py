@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
-from farm_support import write_farm
+from farm_support import board_table, write_farm
 
 from sdk.cli import main
+from sdk.devices.emulated import EmulatedBoard
 from sdk.devices.farm import Farm, ResultStore
 from sdk.devices.farm.lock import FarmBusyError, RunLock
 from sdk.devices.runners.litert import REMOTE_NAME
@@ -25,13 +26,25 @@ from sdk.devices.runners.litert import REMOTE_NAME
 psutil = pytest.importorskip("psutil", reason="needs psutil (the [farm] extra pulls it in)")
 
 
-def _farm(tmp_path: Path, min_duration: float) -> tuple[Path, Path]:
-    work = tmp_path / "here-work"
-    farm_file = write_farm(tmp_path / "farm.toml", {
-        "here": {"transport": "local", "workdir": str(work)}},
-        defaults={"runs": 5, "warmup": 1, "min_duration": min_duration},
-        farm={"retries": 0})
-    return farm_file, work
+def _farm(tmp_path: Path, min_duration: float, table: dict | None = None
+          ) -> tuple[Path, Path]:
+    """A farm of one board, "here" (this host, or `table`'s board), and its workdir."""
+    table = table or {"transport": "local", "workdir": str(tmp_path / "here-work")}
+    farm_file = write_farm(tmp_path / "farm.toml", {"here": table},
+                           defaults={"runs": 5, "warmup": 1, "min_duration": min_duration},
+                           farm={"retries": 0})
+    return farm_file, Path(table["workdir"])
+
+
+@pytest.fixture(params=["local", "ssh"])
+def board(request, tmp_path):
+    """The board's farm.toml table: this host (the runner lives in a session of its own), or
+    an emulated board over SSH (a command without a terminal outlives the dropped link)."""
+    if request.param == "local":
+        yield None
+        return
+    with EmulatedBoard(name="kb", root=tmp_path / "kb") as emulated:
+        yield board_table(emulated)
 
 
 def _start(farm_file: Path, model: Path) -> subprocess.Popen:
@@ -116,9 +129,9 @@ def test_lock_is_exclusive_within_one_process_too(tmp_path):
         assert again.previous is None  # a clean release leaves no holder behind
 
 
-def test_killed_run_is_taken_over_and_its_orphan_killed_before_measuring(tmp_path,
+def test_killed_run_is_taken_over_and_its_orphan_killed_before_measuring(tmp_path, board,
                                                                          mlp_models):
-    farm_file, work = _farm(tmp_path, min_duration=8)
+    farm_file, work = _farm(tmp_path, min_duration=8, table=board)
     db = farm_file.parent / "farm-results.sqlite"
     model = mlp_models["int8"]
     first = _start(farm_file, model)
