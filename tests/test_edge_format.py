@@ -195,6 +195,14 @@ def test_base3_byte_above_242_names_file_tensor_and_offset(tmp_path) -> None:
     assert str(err).startswith(f"{path} at byte offset {start + 3}: tensor 1 ('w'): BASE3 "
                                "byte 3 of the buffer is 250, above 242")
     assert (err.path, err.offset) == (str(path), start + 3)
+    # the same bytes declared INT8 in BASE3 storage: five values a byte is for ternary only
+    tensor_table = fb.Model.GetRootAs(bytes(data), 0).Subgraphs(0).Tensors(1)
+    dtype_at = tensor_table._tab.Pos + tensor_table._tab.Offset(8)
+    assert data[dtype_at] == fb.DType.TERNARY
+    data[dtype_at] = fb.DType.INT8
+    with pytest.raises(ModelFormatError, match=r"tensor 1 \('w'\): BASE3 storage is for "
+                       "TERNARY tensors, not INT8"):
+        read_edge(bytes(data))
 
 
 def _edge_file(tensor_offsets_of, n_buffers: int = 1, buffer_data: bytes = b"",

@@ -238,6 +238,8 @@ class _Reader(ExpansionGuard):
         storage = STORAGE_NAMES.get(t.Storage())
         if storage is None:
             raise self.error(f"{what} has unknown storage {t.Storage()}")
+        if storage == "BASE3" and dtype != "TERNARY":
+            raise self.error(f"{what}: BASE3 storage is for TERNARY tensors, not {dtype}")
         shape = tuple(self.ints(f"{what} shape", t.ShapeAsNumpy())) if t.ShapeLength() else ()
         if any(d < 0 for d in shape):
             raise self.error(f"{what} has a negative dimension in shape {list(shape)}")
