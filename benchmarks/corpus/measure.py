@@ -75,6 +75,8 @@ class ModelResult:
     ours: QuantResult
     peer: QuantResult | None
     seconds: float = 0.0
+    #: the float model itself does not run in its runtime (stock LiteRT / onnxruntime)
+    reference_error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _clean(asdict(self))
@@ -344,16 +346,23 @@ def run_model(model: CorpusModel, samples: int, *, peers: bool = True,
     input_order = [d.name for d in descs]
     hw = _image_hw(model, descs)
 
-    if model.format == "onnx":
-        ref_runner: Runner = OrtRunner(str(path))
-    else:
-        ref_runner = LiteRTRunner(path.read_bytes(), input_order)
-    ref = [ref_runner(s) for s in val]
-    ref_names = ref_runner.names
-
     result = ModelResult(model.name, model.kind, model.format, model.exporter, model.package,
                          model.version, path.stat().st_size, len(cal), len(val), False, None,
                          False, QuantResult("edgesdk", False), None)
+    # the float reference: the published file in its own runtime (stock LiteRT cannot run
+    # files with a publisher's custom ops: then nothing can be compared, but import and
+    # export are still tried and reported)
+    ref: list[list[np.ndarray]] = []
+    ref_names: list[str] = []
+    try:
+        if model.format == "onnx":
+            ref_runner: Runner = OrtRunner(str(path))
+        else:
+            ref_runner = LiteRTRunner(path.read_bytes(), input_order)
+        ref = [ref_runner(s) for s in val]
+        ref_names = ref_runner.names
+    except Exception as exc:
+        result.reference_error = short_error(exc)
     # import: what sdk.export does first
     try:
         from sdk.converters.frontends import load_model
@@ -375,6 +384,9 @@ def run_model(model: CorpusModel, samples: int, *, peers: bool = True,
                 result.ours = QuantResult("edgesdk", False, short_error(exc), "export")
             else:
                 try:
+                    if result.reference_error:
+                        raise RuntimeError("no float reference to compare with: "
+                                           + result.reference_error)
                     res = score("edgesdk", model, hw, ref_names, ref,
                                 LiteRTRunner(data, input_order), val)
                 except Exception as exc:
@@ -400,7 +412,9 @@ def _peer(model: CorpusModel, path: Path, descs: list[InputDesc], cal: list[Samp
           val: list[Sample], work: Path, hw: tuple[int, int] | None, ref_names: list[str],
           ref: list[list[np.ndarray]], input_order: list[str]) -> QuantResult:
     tool = "ai-edge-quantizer" if model.format == "tflite" else "onnxruntime"
-    warnings = []
+    warnings: list[str] = []
+    if not ref:
+        return QuantResult(tool, False, "not run: the float model does not run here", "reference")
     try:
         if model.format == "tflite":
             data, secs, patched = aeq(path, descs, cal)
