@@ -151,6 +151,24 @@ def test_small_loop_and_if_fold_to_the_right_value() -> None:
     assert float(const.numpy().reshape(-1)[0]) == float(expected.reshape(-1)[0]) == 45.0
 
 
+def test_folding_ops_the_reference_evaluator_runs_in_python_loops_is_bounded() -> None:
+    """onnx's reference Resize (linear) takes ~10 us per output value and MaxPool ~30 us:
+    a 2x upsample of a constant 1024x1024 image would take over 40 s."""
+    from onnx import helper
+
+    image = np.ones((1, 1, 1024, 1024), np.float32)
+    model = _graph_model([helper.make_node("Resize", ["c", "", "s"], ["r"], name="up",
+                                           mode="linear"),
+                          helper.make_node("Add", ["x", "r"], ["y"])], {"x": [1, 1, 2048, 2048]},
+                         ["y"], {"c": image, "s": np.array([1, 1, 2, 2], np.float32)})
+    _refused(model, r"node 'up' \(Resize\).*over the limit", peak_mb=None, seconds=2)
+    model = _graph_model([helper.make_node("MaxPool", ["c"], ["p"], name="pool",
+                                           kernel_shape=[3, 3]),
+                          helper.make_node("Add", ["x", "p"], ["y"])], {"x": [1, 1, 1022, 1022]},
+                         ["y"], {"c": image})
+    _refused(model, r"node 'pool' \(MaxPool\).*over the limit", peak_mb=None, seconds=2)
+
+
 def test_conv_group_of_a_billion_refused() -> None:
     """group=2^30 does not divide the channels: refused before 2^30 convolutions are made."""
     from onnx import helper

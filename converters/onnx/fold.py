@@ -40,6 +40,13 @@ _NONDETERMINISTIC = frozenset({"RandomNormal", "RandomNormalLike", "RandomUnifor
 
 #: most multiply-adds one folded node may cost (the reference evaluator runs about 3e8/s)
 FOLD_WORK_LIMIT = 1 << 28
+#: ops onnx's reference evaluator computes with Python loops (about 10 us to 2 ms per output
+#: value, measured): lower limits on their work (multiply-adds, or output values), ~1 s each
+_SLOW_OPS = {"GridSample": 1 << 9, "DeformConv": 1 << 12, "RoiAlign": 1 << 12,
+             "MaxRoiPool": 1 << 12, "NonMaxSuppression": 1 << 12, "Col2Im": 1 << 13,
+             "Resize": 1 << 15, "Upsample": 1 << 15, "MaxUnpool": 1 << 16, "MaxPool": 1 << 17,
+             "AveragePool": 1 << 17, "LpPool": 1 << 17, "ConvTranspose": 1 << 18,
+             "CenterCropPad": 1 << 16, "STFT": 1 << 20}
 #: ops whose output size shape inference cannot know, but which never make more than they read
 _BOUNDED_BY_INPUTS = frozenset({
     "NonZero", "Unique", "Compress", "NonMaxSuppression", "TopK", "SequenceConstruct",
@@ -275,10 +282,16 @@ class Folder:
         if self.bytes_made + need > self.budget.fold_bytes:
             self.spend_bytes(node, need)  # raises with the totals
         work = _work(node, ins, shapes)
-        if work > FOLD_WORK_LIMIT:
+        limit = _SLOW_OPS.get(node.op_type, FOLD_WORK_LIMIT)
+        if node.op_type in _SLOW_OPS and not work:
+            work = sum(int(np.prod(s, dtype=object)) for s in shapes if s is not None)
+            if node.op_type == "NonMaxSuppression" and ins and ins[0] is not None:
+                work = int(np.prod(ins[0].shape, dtype=object))
+        if work > limit:
             raise ModelFormatError(
-                f"{self.where(node)}: folding it takes about {work:,} multiply-adds, over the "
-                f"limit of {FOLD_WORK_LIMIT:,}", path=self.label)
+                f"{self.where(node)}: folding it takes about {work:,} steps (multiply-adds or "
+                f"output values), over the limit of {limit:,} for {node.op_type}",
+                path=self.label)
 
     def output_shapes(self, node: Node, ins: list[ValueInfo | None]
                       ) -> list[tuple[int, ...] | None]:
