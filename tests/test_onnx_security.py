@@ -324,6 +324,7 @@ def test_model_proto_with_external_data_needs_a_directory(tmp_path) -> None:
     ("ABSOLUTE", "not a plain relative path"),
     ("link.bin", "outside"),
     ("missing.bin", "cannot open"),
+    ("fifo", "not a regular file"),
 ])
 def test_external_data_stays_inside_the_model_folder(tmp_path, location, match) -> None:
     model_dir = tmp_path / "model"
@@ -331,6 +332,7 @@ def test_external_data_stays_inside_the_model_folder(tmp_path, location, match) 
     secret = tmp_path / "secret.bin"
     secret.write_bytes(WEIGHTS.tobytes())
     (model_dir / "link.bin").symlink_to(secret)
+    os.mkfifo(model_dir / "fifo")  # opening it for reading would block forever
     if location == "ABSOLUTE":
         location = str(secret)
     path = model_dir / "m.onnx"

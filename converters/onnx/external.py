@@ -167,7 +167,9 @@ def load_external_data(model: Any, base_dir: Path | None, label: str,
                            path=label)
         path = resolve_location(base_dir, ref, label)
         try:
-            with open(path, "rb") as f:
+            # no blocking on a FIFO, and no symlink swapped in since the path was resolved
+            flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+            with os.fdopen(os.open(path, flags), "rb") as f:
                 info = os.fstat(f.fileno())
                 if not stat.S_ISREG(info.st_mode):
                     raise ModelFormatError(f"tensor {ref.tensor!r}: external data "
