@@ -423,6 +423,26 @@ def _hostile_models() -> dict[str, Any]:
         # a negative axis far out of range
         "concat_axis": _graph_model([helper.make_node("Concat", ["x", "x"], ["y"], name="n",
                                                       axis=-(1 << 40))], x4, ["y"]),
+        # Clip bounds that are not one number
+        "clip": _graph_model([helper.make_node("Clip", ["x", "lo"], ["y"], name="n")], x4,
+                             ["y"], {"lo": np.zeros(3, np.float32)}),
+        # Tile repeats past int32 (TFLite's multiples)
+        "tile": _graph_model([helper.make_node("Tile", ["x", "r"], ["y"], name="n")], {"x": [1]},
+                             ["y"], {"r": np.array([1 << 40], np.int64)}),
+        # BatchNormalization parameters of the wrong size
+        "bn": _graph_model([helper.make_node("BatchNormalization", ["x", "g", "g", "g", "v"],
+                                             ["y"], name="n")], x4, ["y"],
+                           {"g": np.ones(4, np.float32), "v": np.ones(3, np.float32)}),
+        # Shape with a list where an integer belongs
+        "shape_end": _graph_model([helper.make_node("Shape", ["x"], ["s"], name="n", end=[1, 2]),
+                                   helper.make_node("Reshape", ["x", "s"], ["y"])], x4, ["y"]),
+        # a Loop whose trip count is a float
+        "loop_trip": _graph_model([helper.make_node("Loop", ["t", "", "x0"], ["l"], name="n",
+                                                    body=_loop_model(1, None).graph.node[0]
+                                                    .attribute[0].g),
+                                   helper.make_node("Add", ["x", "l"], ["y"])], {"x": [1, 4]},
+                                  ["y"], {"t": np.array(np.nan, np.float32),
+                                          "x0": np.zeros(1, np.float32)}),
         # a Resize with an infinite scale
         "resize": _graph_model([helper.make_node("Resize", ["x", "", "s"], ["y"], name="n")],
                                x4, ["y"], {"s": np.array([1, 1, np.inf, 2], np.float32)}),

@@ -113,6 +113,9 @@ def _run_loop(folder: Folder, node: Node, ins: list[ValueInfo | None],
     if trip is None and cond is None:
         raise ModelFormatError(f"node {node.name!r} (Loop) has neither a trip count nor a "
                                "condition: it never ends", path=folder.label)
+    if trip is not None and not isinstance(trip, (np.integer, int)):
+        raise ModelFormatError(f"node {node.name!r} (Loop): the trip count must be an integer, "
+                               f"not {np.asarray(trip).dtype}", path=folder.label)
     trips = None if trip is None else int(trip)
     steps = body_size(body)
     if trips is not None and trips * steps > limit - folder.loop_steps:

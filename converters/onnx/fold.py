@@ -247,7 +247,7 @@ class Folder:
             return None
         if control.has_subgraphs(node) and not control.outer_values_constant(node, scope):
             return None
-        if node.op_type in ("Identity", "Dropout"):
+        if node.op_type in ("Identity", "Dropout") and present:
             outs = [present[0].const]
             if node.op_type == "Dropout" and node.output_used(1):
                 outs.append(np.ones(present[0].shape, dtype=bool))

@@ -168,7 +168,17 @@ class Lowering:
         return self.graph.add_tensor(Tensor(self._unique(base), arr.shape, dt, data=arr))
 
     def int32(self, base: str, values: Any) -> Tensor:
-        return self.constant(base, np.asarray(values, dtype=np.int32), DType.INT32)
+        """An int32 constant (shapes, axes, pads, multiples): values past int32 are an error."""
+        try:
+            arr = np.asarray(values, dtype=np.int64)
+        except OverflowError:
+            arr = None
+        if arr is None or (arr.size and (arr.min() < -(1 << 31) or arr.max() >= 1 << 31)):
+            message = f"{base}: values that do not fit int32 ({values!r:.200})"
+            if self.node is None:
+                raise ConversionError(f"{self.og.label}: {message}")
+            raise self.unsupported(message)
+        return self.constant(base, arr.astype(np.int32), DType.INT32)
 
     def add_input(self, name: str, shape: tuple[int, ...], dtype: DType) -> Tensor:
         t = self.new(name, shape, dtype)

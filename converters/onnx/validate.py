@@ -21,6 +21,13 @@ MAX_BLOCKSIZE = 1 << 12
 #: attributes that are sizes, strides or counts: each value in [1, INT32_MAX]
 _POSITIVE = frozenset({"kernel_shape", "strides", "dilations", "group", "blocksize",
                        "num_outputs"})
+#: attributes that are lists of integers wherever ONNX uses them
+_LISTS = ("kernel_shape", "strides", "dilations", "pads", "output_padding", "output_shape",
+          "perm")
+#: attributes that are one integer wherever ONNX uses them
+_SCALARS = ("group", "blocksize", "start", "end", "keepdims", "count_include_pad", "ceil_mode",
+            "transA", "transB", "select_last_index", "noop_with_empty_axes", "num_outputs",
+            "to", "training_mode")
 #: attributes that are paddings or lengths: each value in [-INT32_MAX, INT32_MAX]
 _BOUNDED = frozenset({"pads", "output_padding", "output_shape", "size", "seed", "k",
                       "new_axis", "batch_dims", "keepdims", "count_include_pad", "ceil_mode",
@@ -48,6 +55,18 @@ def check_node(node: Any, input_shapes: Sequence[tuple[int, ...] | None], label:
             _in_range(node, key, ints, -(rank + extra), rank + extra - 1, label)
         elif key in ("axis", "axes"):
             _in_range(node, key, ints, -INT32_MAX, INT32_MAX, label)
+    for key in _LISTS:
+        value = node.attrs.get(key)
+        if value is not None and not (isinstance(value, (list, tuple)) and all(
+                isinstance(v, int) for v in value)):
+            raise ModelFormatError(f"node {node.name!r} ({node.op_type}): attribute {key} must "
+                                   f"be a list of integers, not {type(value).__name__}",
+                                   path=label)
+    for key in _SCALARS:
+        value = node.attrs.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ModelFormatError(f"node {node.name!r} ({node.op_type}): attribute {key} must "
+                                   f"be an integer, not {type(value).__name__}", path=label)
     checker = _SPECIFIC.get(node.op_type) if not node.domain else None
     if checker is not None:
         checker(node, input_shapes, label)
@@ -153,7 +172,16 @@ def _layer_norm(node: Any, shapes: Sequence[tuple[int, ...] | None], label: str)
         raise _fail(node, f"axis {axis} is outside the input's rank {len(x)}", label)
 
 
+def _transpose(node: Any, shapes: Sequence[tuple[int, ...] | None], label: str) -> None:
+    perm = node.attr("perm")
+    x = shapes[0] if shapes else None
+    if perm is not None and x is not None and sorted(perm) != list(range(len(x))):
+        raise _fail(node, f"perm {list(perm)[:16]} is not a permutation of the input's "
+                          f"{len(x)} axes", label)
+
+
 _SPECIFIC = {
+    "Transpose": _transpose,
     "DepthToSpace": _depth_space,
     "SpaceToDepth": _depth_space,
     "Conv": _conv,

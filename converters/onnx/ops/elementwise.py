@@ -210,6 +210,15 @@ def _hard_sigmoid(ctx: Lowering, node: Node) -> None:
     elementwise(ctx, "MUL", [clipped, ctx.const_value(f"{out}/sixth", np.float32(1 / 6))], out)
 
 
+def _clip_bound(ctx: Lowering, value: object, what: str) -> float | None:
+    if value is None:
+        return None
+    arr = np.asarray(value)
+    if arr.size != 1 or arr.dtype.kind not in "biuf":
+        raise ctx.unsupported(f"a {what} that is not one number ({arr.dtype}, {arr.size} values)")
+    return float(arr.reshape(-1)[0])
+
+
 @handles("Clip")
 def _clip(ctx: Lowering, node: Node) -> None:
     x, out = node.inputs[0], node.outputs[0]
@@ -218,8 +227,9 @@ def _clip(ctx: Lowering, node: Node) -> None:
     else:
         lo = ctx.require_const(node.input(1), "min") if node.input(1) else None
         hi = ctx.require_const(node.input(2), "max") if node.input(2) else None
-    lo = None if lo is None or float(lo) <= -3.4e38 else float(lo)
-    hi = None if hi is None or float(hi) >= 3.4e38 else float(hi)
+    lo, hi = _clip_bound(ctx, lo, "min"), _clip_bound(ctx, hi, "max")
+    lo = None if lo is None or lo <= -3.4e38 else lo
+    hi = None if hi is None or hi >= 3.4e38 else hi
     if lo is None and hi is None:
         alias(ctx, x, out)
         return

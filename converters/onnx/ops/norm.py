@@ -37,6 +37,12 @@ def batch_norm_affine(ctx: Lowering, node: Node) -> tuple[np.ndarray, np.ndarray
     gamma, beta, mean, var = (ctx.require_const(node.input(i), what).astype(np.float64)
                               for i, what in ((1, "scale"), (2, "bias"), (3, "mean"),
                                               (4, "var")))
+    shape = ctx.shape(node.inputs[0])
+    channels = shape[1] if len(shape) > 1 else 1
+    if any(p.size != channels for p in (gamma, beta, mean, var)):
+        raise ctx.unsupported(f"scale, bias, mean and var must hold one value per channel "
+                              f"({channels}), not {[p.size for p in (gamma, beta, mean, var)]}")
+    gamma, beta, mean, var = (p.reshape(-1) for p in (gamma, beta, mean, var))
     return bn_affine(gamma, beta, mean, var, float(node.attr("epsilon", 1e-5)))
 
 
