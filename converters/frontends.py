@@ -3,8 +3,10 @@
 `load_model` accepts: an IR Model; a .tflite file or its bytes; an .onnx file, its bytes or an
 `onnx.ModelProto` (our importer, `sdk.converters.onnx.read_onnx`); a Keras model in memory, a
 .keras/.h5 file or a SavedModel directory (through TensorFlow's converter, the `[tf]` extra); a
-TensorFlow ConcreteFunction. The result is a float model ready to calibrate: constant
-DEQUANTIZE ops (float16 weights) are folded to float32 constants.
+TensorFlow ConcreteFunction; a PyTorch `nn.Module`, `torch.export` program or .pt2 file, with
+`example_inputs` (through PyTorch's ONNX exporter, the `[torch]` extra). The result is a float
+model ready to calibrate: constant DEQUANTIZE ops (float16 weights) are folded to float32
+constants.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from sdk.converters import pytorch as ptc
 from sdk.converters import tensorflow as tfc
 from sdk.converters.ir import DType, Graph, Model, Tensor
 from sdk.converters.tflite import read_tflite
@@ -33,24 +36,35 @@ KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 @dataclass
 class LoadedModel:
     model: Model
-    #: what it was: "tflite", "onnx", "keras", "saved_model", "ir", "concrete_function"
+    #: what it was: "tflite", "onnx", "keras", "saved_model", "ir", "concrete_function",
+    #: "pytorch" (an nn.Module, ExportedProgram or .pt2 file, imported through ONNX)
     kind: str
     #: a short name for reports and default file names
     name: str
 
 
 def load_model(source: Any, *, input_shapes: InputShapes = None,
-               io_layout: str | None = None) -> LoadedModel:
+               io_layout: str | None = None, example_inputs: Any = None) -> LoadedModel:
     """Read any supported model into a float IR model.
 
-    io_layout: ONNX models only: "nchw" (default: inputs and outputs as ONNX declares them) or
-    "nhwc" (image inputs and outputs channels-last, no boundary transposes).
+    io_layout: ONNX and PyTorch models only: "nchw" (default: inputs and outputs as ONNX
+    declares them) or "nhwc" (image inputs and outputs channels-last, no boundary transposes).
+    example_inputs: PyTorch modules only: a tuple of tensors shaped like one batch; PyTorch
+    traces the module with them and they fix every dimension.
     """
     if io_layout is not None and io_layout not in IO_LAYOUTS:
         raise ConversionError(f"io_layout must be one of {', '.join(IO_LAYOUTS)}, not "
                               f"{io_layout!r}")
-    loaded = _dispatch(source, input_shapes, io_layout)
-    if io_layout is not None and loaded.kind != "onnx":
+    if ptc.is_torch_module(source) or ptc.is_exported_program(source) or (
+            isinstance(source, (str, os.PathLike)) and ptc.suffix_is_pt2(Path(source))):
+        loaded = _from_torch(source, input_shapes, io_layout, example_inputs)
+    elif example_inputs is not None:
+        raise ConversionError("example_inputs applies to PyTorch models (an nn.Module, a "
+                              "torch.export program or a .pt2 file), not to "
+                              f"a {type(source).__name__}")
+    else:
+        loaded = _dispatch(source, input_shapes, io_layout)
+    if io_layout is not None and loaded.kind not in ("onnx", "pytorch"):
         raise ConversionError(f"io_layout applies to ONNX models, not to a {loaded.kind} model "
                               "(its layout is fixed by its converter)")
     fold_constant_dequantize(loaded.model.main)
@@ -78,8 +92,24 @@ def _dispatch(source: Any, input_shapes: InputShapes, io_layout: str | None) -> 
         return LoadedModel(tfc.concrete_function_to_ir(source), "concrete_function", "model")
     raise ConversionError(
         f"cannot export a {type(source).__module__}.{type(source).__name__}: pass a Keras "
-        "model, a SavedModel directory, a .keras/.h5/.tflite/.onnx file (or its bytes) or an "
-        "onnx.ModelProto")
+        "model, a PyTorch nn.Module (with example_inputs), a SavedModel directory, a "
+        ".keras/.h5/.tflite/.onnx/.pt2 file (or its bytes) or an onnx.ModelProto")
+
+
+def _from_torch(source: Any, input_shapes: InputShapes, io_layout: str | None,
+                example_inputs: Any) -> LoadedModel:
+    if input_shapes:
+        raise ConversionError("input_shapes does not apply to PyTorch models: the shapes of "
+                              "example_inputs fix every dimension")
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ModelFormatError("no such file", path=str(path))
+        program, name = ptc.load_pt2(path), path.stem
+    else:
+        program, name = source, type(source).__name__
+    data = ptc.module_to_onnx(program, example_inputs)
+    return LoadedModel(_read_onnx(data, None, io_layout), "pytorch", name)
 
 
 def _from_path(path: Path, input_shapes: InputShapes, io_layout: str | None) -> LoadedModel:
