@@ -53,8 +53,8 @@ _BOUNDED_BY_INPUTS = frozenset({
     "SequenceAt", "SequenceInsert", "SequenceErase", "SequenceLength", "SplitToSequence",
     "ConcatFromSequence", "Identity", "Optional", "OptionalGetElement", "OptionalHasElement",
     "StringNormalizer", "Shape", "Size", "Squeeze", "Unsqueeze", "Reshape", "Flatten",
-    "Cast", "CastLike", "Transpose", "Slice", "Gather", "GatherElements", "GatherND",
-    "Concat", "Split", "Where", "Not", "Abs", "Neg"})
+    "Cast", "CastLike", "Transpose", "Slice", "GatherElements", "Concat", "Split", "Not",
+    "Abs", "Neg"})
 
 
 #: element-wise ops: one output, the broadcast of the inputs' shapes
