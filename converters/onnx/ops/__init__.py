@@ -57,10 +57,11 @@ from sdk.converters.onnx.ops import (  # noqa: E402
     matmul,
     norm,
     pool,
+    recurrent,
     reduce,
     resize,
     tensor,
 )
 
 __all__ = ["HANDLERS", "INTERNAL", "conv", "elementwise", "handler_for", "handles", "matmul",
-           "norm", "pool", "reduce", "resize", "supported_ops", "tensor"]
+           "norm", "pool", "recurrent", "reduce", "resize", "supported_ops", "tensor"]
