@@ -18,12 +18,13 @@ counts iterations and body nodes against `max_loop_iterations`.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from sdk.converters.onnx import control
+from sdk.converters.onnx import branches, control
 from sdk.converters.onnx.graph import Node, OnnxGraph, ValueInfo
 from sdk.converters.onnx.loader import check_shape
 from sdk.converters.onnx.validate import check_node
@@ -140,8 +141,17 @@ def fold(model: Any, label: str, initializers: Mapping[str, np.ndarray],
                                    path=label) from exc
     kept: list[Node] = []
     folder = Folder(opset, label, budget)
-    for node in nodes:
+    queue, count = deque(nodes), len(nodes)
+    while queue:
+        node = queue.popleft()
         try:
+            branch = branches.expand(node, values, label, count)  # If, constant condition
+            if branch is not None:
+                count += len(branch)
+                budget.check_count(f"{label}: graph nodes (If branches inlined)", count,
+                                   budget.max_graph_items)
+                queue.extendleft(reversed(branch))
+                continue
             if _fold_or_infer(node, values, folder, is_supported, nodes, supported, label):
                 kept.append(node)
         except EdgeSDKError:
