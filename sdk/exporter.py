@@ -32,6 +32,7 @@ from sdk.converters.quantize import (
 )
 from sdk.converters.quantize.bias import empirical_bias_correction
 from sdk.converters.quantize.data import InputSpec
+from sdk.converters.quantize.equalize import equalize as equalize_model
 from sdk.converters.quantize.int8 import IO_TYPES
 from sdk.converters.tflite import serialize
 from sdk.converters.tflite.custom_ops import custom_ops_in
@@ -60,7 +61,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
            weight_method: str | None = None, bias_correction: bool | str = "analytic",
            per_layer: bool = True, strict: bool = False, report: bool = True,
            percentile: float = 99.99, progress: Progress | None = None,
-           activations: str = "int8",
+           activations: str = "int8", equalize: bool = True,
            scheme_options: Mapping[str, Any] | None = None) -> ExportResult:
     """Quantise `model` and write it to `output`.
 
@@ -94,6 +95,10 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         minmax, sub-byte: mse).
     activations: "int8" (static, calibrated: full-integer) or "float32" (dynamic range: the
         weights are quantised, LiteRT quantises activations at run time).
+    equalize: scheme "int8": rescale the output channels of a layer and the input channels
+        of the one layer that reads it where one channel's range dwarfs the others
+        (cross-layer equalisation, `sdk.converters.quantize.equalize`; the float function is
+        unchanged; the notes list the pairs).
     scheme_options: the scheme's own options (sub-byte: block_size, ternary_scale,
         ternary_refit, keep_first, keep_last, sqnr_floor_db, custom_ops).
     report: also write the JSON report beside the model (<stem>.report.json).
@@ -132,6 +137,12 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     specs = input_specs(float_model)
     cal_set, val_set, notes = _samples(calibration, validation, specs, max_samples,
                                        validation_split)
+    if equalize and scheme == "int8" and activations == "int8":
+        equalized = equalize_model(float_model, cal_set)
+        if equalized.pairs:
+            float_model = equalized.model
+            notes.append("cross-layer equalisation (per-channel activation outliers): "
+                         + "; ".join(equalized.describe()))
     cal = calibrate(float_model, cal_set, method, percentile=percentile, progress=progress,
                     channel_means=correction != "none")
     lap("calibrate")

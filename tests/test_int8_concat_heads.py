@@ -89,6 +89,9 @@ def test_concat_of_boxes_and_scores_keeps_both(head, tmp_path) -> None:
     ops = read_tflite(res.path).main.operators
     concat_ops = [op for op in ops if op.type == "CONCATENATION"]
     assert concat_ops and all(t.dtype.name == "FLOAT32" for t in concat_ops[0].inputs)
+    # each input keeps its own scale: the scores LOGISTIC's 1/256 (no requantisation)
+    logistic = next(op for op in ops if op.type == "LOGISTIC")
+    assert abs(float(logistic.outputs[0].quant.scale[0]) - 1 / 256) < 1e-9
 
 
 def test_int8_output_requantises_the_fixed_scale_input(head, tmp_path) -> None:

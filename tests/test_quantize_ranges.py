@@ -116,3 +116,40 @@ def test_int8_weight_format_axis() -> None:
     out = WEIGHT_FORMATS["int8"].quantize(w, 3, "minmax")
     assert out.quant.axis == 3 and out.quant.scale.shape == (8,)
     assert out.values.dtype == np.int8
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _sigmoid_error(x: np.ndarray, lo: float, hi: float) -> float:
+    p = affine_params(lo, hi)
+    scale, zp = float(p.scale[0]), int(p.zero_point[0])
+    q = (np.clip(np.round(x / scale) + zp, -128, 127) - zp) * scale
+    return float(((_sigmoid(q) - _sigmoid(x)) ** 2).mean())
+
+
+def test_logistic_input_range_minimises_the_output_error() -> None:
+    """Score logits: background anchors well below 0 and confident objects well above, where
+    the sigmoid is flat, and the undecided ones near 0. The range that minimises the logits' own
+    error covers everything evenly; the one that minimises the sigmoid's error clips the flat
+    ends and spends its steps near the decision (issue 12: score outputs lost most)."""
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.uniform(-8, -6, 100_000), rng.uniform(6, 8, 40_000),
+                        rng.normal(0.0, 1.5, 60_000)])
+    s = _stats(x.astype(np.float32))
+    relevant = (-8.0, 8.0)  # what calibrate gives a LOGISTIC input anyway
+    plain = estimate_range(s, "mse", relevant=relevant)
+    by_output = estimate_range(s, "mse", relevant=relevant, transfer="LOGISTIC")
+    assert by_output[0] > plain[0] + 0.5 and by_output[1] < plain[1] - 0.5
+    assert _sigmoid_error(x, *by_output) < 0.8 * _sigmoid_error(x, *plain)
+
+
+def test_values_beyond_the_relevant_interval_read_as_its_bound() -> None:
+    """A RELU6 input mostly saturated above 6: its output reads 6 there, so a range ending at
+    3 costs (6 - 3)^2 for each of them, not nothing."""
+    rng = np.random.default_rng(6)
+    x = np.concatenate([rng.uniform(0, 3, 50_000), rng.uniform(6, 40, 50_000)])
+    s = _stats(x.astype(np.float32))
+    _, hi = estimate_range(s, "mse", relevant=(0.0, 6.0))
+    assert hi > 5.9

@@ -5,7 +5,8 @@ Pass 1 records min / max / exact zeros (and per-channel means of the inputs of w
 for bias correction); pass 2, only for `percentile` and `mse`, fills a histogram per tensor over
 the range pass 1 found. The model's own inputs and outputs, and the logits that feed SOFTMAX /
 ARG_MAX, always use min/max: clipping them changes what the user feeds in or reads out (a
-clipped top logit can tie with the runner-up).
+clipped top logit can tie with the runner-up). A tensor read only by LOGISTIC / TANH takes the
+range that minimises the error of that function's output (`ranges.TRANSFERS`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sdk.converters.ir import DType, Model, Tensor
 from sdk.converters.quantize.data import SampleSet
 from sdk.converters.quantize.ranges import (
     METHODS,
+    TRANSFERS,
     TensorStats,
     estimate_range,
     needs_histogram,
@@ -132,7 +134,10 @@ def calibrate(model: Model, samples: SampleSet, method: str = "mse", *,
         else:
             relevant = RELEVANT_INPUT.get(consumer[0]) if consumer is not None else None
             how = "minmax" if id(t) in protected else method
-            ranges[t] = estimate_range(s, how, percentile=percentile, relevant=relevant)
+            transfer = consumer[0] if consumer is not None and consumer[0] in TRANSFERS \
+                else None
+            ranges[t] = estimate_range(s, how, percentile=percentile, relevant=relevant,
+                                       transfer=transfer)
             if relevant is not None and ranges[t] != estimate_range(s, how,
                                                                     percentile=percentile):
                 notes[t] = (f"{consumer[0]} input: values its output cannot tell apart "

@@ -20,6 +20,7 @@ min / max (all ``minmax`` needs), the second fills a fixed-range histogram for t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,18 +109,33 @@ class TensorStats:
         return (self.channel_sum / per_channel).astype(np.float32)
 
 
+#: element-wise functions whose output error, not their input's, decides an input's range:
+#: name -> (f, f')
+TRANSFERS: dict[str, tuple[Callable[[np.ndarray], np.ndarray],
+                           Callable[[np.ndarray], np.ndarray]]] = {
+    "LOGISTIC": (lambda x: 1.0 / (1.0 + np.exp(-x)),
+                 lambda x: np.exp(-np.abs(x)) / (1.0 + np.exp(-np.abs(x))) ** 2),
+    "TANH": (np.tanh, lambda x: 1.0 - np.tanh(x) ** 2),
+}
+
+
 def needs_histogram(method: str) -> bool:
     return method in ("percentile", "mse")
 
 
 def estimate_range(stats: TensorStats, method: str = "minmax", *, percentile: float = 99.99,
                    qmin: int = -128, qmax: int = 127,
-                   relevant: tuple[float, float] | None = None) -> tuple[float, float]:
+                   relevant: tuple[float, float] | None = None,
+                   transfer: str | None = None) -> tuple[float, float]:
     """The float range [lo, hi] (lo <= 0 <= hi) for a tensor, by `method`.
 
     `relevant` is the interval the tensor's consumers can tell apart (RELU6 reads everything
     below 0 as 0 and above 6 as 6): values outside it may be clipped for free, so the range never
     extends past it and the search ignores the clipping error there.
+    `transfer` ("LOGISTIC", "TANH"): the tensor is read only by that function, so ``mse``
+    minimises the error of its output, f(q(x)) - f(x), not of x: rounding costs f'(x)^2 times
+    as much and clipping costs (f(x) - f(clip(x)))^2. Logits far below 0, where the sigmoid is
+    flat, no longer widen the range that the scores near the decision need.
     """
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}; choose one of {METHODS}")
@@ -133,7 +149,8 @@ def estimate_range(stats: TensorStats, method: str = "minmax", *, percentile: fl
     if method == "percentile":
         plo, phi = _percentile_range(stats, percentile)
         return max(plo, lo), min(phi, hi)
-    return _mse_range(stats, qmax - qmin, (lo, hi))
+    return _mse_range(stats, qmax - qmin, (lo, hi),
+                      TRANSFERS[transfer] if transfer is not None else None)
 
 
 def _centres(stats: TensorStats) -> np.ndarray:
@@ -161,15 +178,26 @@ def _percentile_range(stats: TensorStats, pct: float) -> tuple[float, float]:
     return lo, hi
 
 
-def _mse_range(stats: TensorStats, levels: int,
-               bounds: tuple[float, float]) -> tuple[float, float]:
+def _mse_range(stats: TensorStats, levels: int, bounds: tuple[float, float],
+               transfer: tuple[Callable[[np.ndarray], np.ndarray],
+                               Callable[[np.ndarray], np.ndarray]] | None = None
+               ) -> tuple[float, float]:
     """Grid search of [lo, hi] within `bounds` minimising clipping + rounding error over the
-    histogram; values outside `bounds` are irrelevant and cost nothing."""
+    histogram; values outside `bounds` read as the bound (the consumer cannot tell them from
+    it). With `transfer` = (f, f'), the error is measured after f (see `estimate_range`)."""
     assert stats.hist is not None
     c = _centres(stats)
     n = np.where((c >= bounds[0]) & (c <= bounds[1]), stats.hist.astype(np.float64), 0.0)
-    # prefix sums of n, n*c, n*c^2 from the left; suffix sums from the right
-    s0, s1, s2 = np.cumsum(n), np.cumsum(n * c), np.cumsum(n * c * c)
+    hist = stats.hist.astype(np.float64)
+    # values beyond `bounds` read as the bound itself: clipping them costs what clipping the
+    # bound costs
+    m_lo, m_hi = float(hist[c < bounds[0]].sum()), float(hist[c > bounds[1]].sum())
+    f, gain = (c, np.ones_like(c)) if transfer is None else (transfer[0](c),
+                                                              transfer[1](c) ** 2)
+    fn = (lambda v: v) if transfer is None else transfer[0]
+    # prefix sums of n, n*f, n*f^2 (clipping) and n*f'^2 (rounding) from the left
+    s0, s1, s2 = np.cumsum(n), np.cumsum(n * f), np.cumsum(n * f * f)
+    g0 = np.cumsum(n * gain)
     t0, t1, t2 = s0[-1], s1[-1], s2[-1]
     lo0, hi0 = bounds
 
@@ -193,10 +221,14 @@ def _mse_range(stats: TensorStats, levels: int,
     above0 = t0 - pre(s0, i_hi)
     above1 = t1 - pre(s1, i_hi)
     above2 = t2 - pre(s2, i_hi)
-    clip_lo = below2 - 2 * los * below1 + los * los * below0
-    clip_hi = above2 - 2 * his * above1 + his * his * above0
-    inside = np.maximum(t0 - below0 - above0, 0.0)
+    flo, fhi = (los, his) if transfer is None else (transfer[0](los), transfer[0](his))
+    clip_lo = below2 - 2 * flo * below1 + flo * flo * below0
+    clip_hi = above2 - 2 * fhi * above1 + fhi * fhi * above0
+    inside = np.maximum(g0[-1] - pre(g0, i_lo) - (g0[-1] - pre(g0, i_hi)), 0.0)
     scale = (his - los) / levels
+    b_lo, b_hi = float(fn(np.float64(lo0))), float(fn(np.float64(hi0)))
+    clip_lo = clip_lo + m_lo * (flo - b_lo) ** 2
+    clip_hi = clip_hi + m_hi * (fhi - b_hi) ** 2
     err = clip_lo + clip_hi + inside * scale * scale / 12.0
     best = np.unravel_index(int(np.argmin(err)), err.shape)
     return float(los[best[0], 0]), float(his[0, best[1]])
