@@ -266,6 +266,33 @@ def test_reversed_graph_sorts_in_linear_time() -> None:
     assert [n.name for n in order[:2]] == ["r0", "r1"]
 
 
+def test_pattern_rewrites_cost_the_pattern_not_the_graph() -> None:
+    """Every fused GELU used to rebuild the graph's maps and sweep dead nodes to a fixpoint:
+    a 170 KB file of 1,500 GELUs took minutes (1,000 took 48 s); now linear."""
+    from onnx import helper
+
+    nodes = []
+    prev = "x"
+    n = 1500
+    for i in range(n):
+        out = "y" if i == n - 1 else f"g{i}"
+        nodes += [helper.make_node("Div", [prev, "sqrt2"], [f"d{i}"]),
+                  helper.make_node("Erf", [f"d{i}"], [f"e{i}"]),
+                  helper.make_node("Add", [f"e{i}", "one"], [f"a{i}"]),
+                  helper.make_node("Mul", [prev, f"a{i}"], [f"m{i}"]),
+                  helper.make_node("Mul", [f"m{i}", "half"], [out])]
+        prev = out
+    model = _graph_model(nodes, {"x": [1, 8]}, ["y"],
+                         {"sqrt2": np.array(np.sqrt(2), np.float32),
+                          "one": np.array(1, np.float32), "half": np.array(0.5, np.float32)})
+    from sdk.converters.onnx import read_onnx
+
+    start = time.perf_counter()
+    ir = read_onnx(model.SerializeToString())
+    assert time.perf_counter() - start < 20
+    assert [op.type for op in ir.main.operators] == ["GELU"] * n
+
+
 # ------------------------------------------------------------------ hole 6: external data
 
 def _external_model(location: str, nbytes: int = 16, offset: int | None = None,

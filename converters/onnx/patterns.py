@@ -29,15 +29,70 @@ ABSORBED = {"Erf": "only converted as part of an exact GELU, 0.5 * x * (1 + erf(
 
 
 class _View:
-    """Producer and consumer maps of the graph, rebuilt after every change."""
+    """Producer and consumer maps of the graph, updated locally by `replace` (a rewrite costs
+    the size of the pattern, not of the graph); `commit` writes the changes into og.nodes."""
 
     def __init__(self, og: OnnxGraph):
         self.og = og
+        self.gone: set[int] = set()
+        self.replaced: dict[int, Node] = {}
+        self.outputs = set(og.outputs)
         self.refresh()
 
     def refresh(self) -> None:
         self.producer = self.og.producers()
         self.consumers = self.og.consumers()
+
+    def alive(self, node: Node) -> bool:
+        return id(node) not in self.gone
+
+    def replace(self, old: Node, new: Node) -> None:
+        """`new` takes `old`'s place; nodes left without readers go too."""
+        self.replaced[id(old)] = new
+        self.gone.add(id(old))
+        for name in old.outputs:
+            if name and self.producer.get(name) is old:
+                del self.producer[name]
+        for name in new.outputs:
+            if name:
+                self.producer[name] = new
+        self._drop_reads(old)
+        for name in new.inputs:
+            if name:
+                self.consumers.setdefault(name, []).append(new)
+        self._remove_unread(old.inputs)
+
+    def remove(self, node: Node) -> None:
+        self.gone.add(id(node))
+        for name in node.outputs:
+            if name and self.producer.get(name) is node:
+                del self.producer[name]
+        self._drop_reads(node)
+
+    def _drop_reads(self, node: Node) -> None:
+        for name in node.inputs:
+            readers = self.consumers.get(name)
+            if readers:
+                self.consumers[name] = [r for r in readers if r is not node]
+
+    def _remove_unread(self, names: list[str]) -> None:
+        stack = [n for n in names if n]
+        while stack:
+            name = stack.pop()
+            node = self.producer.get(name)
+            if node is None or not self.alive(node):
+                continue
+            if any(o and (self.consumers.get(o) or o in self.outputs) for o in node.outputs):
+                continue
+            self.remove(node)
+            stack.extend(n for n in node.inputs if n)
+
+    def commit(self) -> None:
+        if self.gone:
+            self.og.nodes = [self.replaced.get(id(n), n) for n in self.og.nodes
+                             if id(n) not in self.gone or id(n) in self.replaced]
+            self.gone.clear()
+            self.replaced.clear()
 
     def single_use(self, name: str) -> bool:
         return name not in self.og.outputs and len(self.consumers.get(name, [])) == 1
@@ -60,6 +115,7 @@ class _View:
 
 
 def rewrite(og: OnnxGraph) -> None:
+    remove_dead(og)
     fold_batch_norm(og)
     fuse_hard_swish(og)
     fuse_gelu(og)
@@ -69,12 +125,15 @@ def rewrite(og: OnnxGraph) -> None:
 
 
 def remove_dead(og: OnnxGraph) -> None:
-    while True:
-        used = set(og.outputs) | {n for node in og.nodes for n in node.inputs}
-        keep = [n for n in og.nodes if any(o in used for o in n.outputs if o)]
-        if len(keep) == len(og.nodes):
-            return
-        og.nodes = keep
+    """Drop the nodes no graph output depends on (one pass, from the outputs back)."""
+    live = set(og.outputs)
+    keep: list[Node] = []
+    for node in reversed(og.nodes):
+        if any(o in live for o in node.outputs if o):
+            keep.append(node)
+            live.update(n for n in node.inputs if n)
+    keep.reverse()
+    og.nodes = keep
 
 
 def _close(a: float | None, b: float, tol: float = 1e-3) -> bool:
@@ -103,9 +162,10 @@ def fold_batch_norm(og: OnnxGraph) -> None:
         except (ValueError, TypeError, IndexError):
             continue  # parameters that do not fit the conv: lowered (and checked) on their own
         conv.outputs = [bn.outputs[0]]
-        og.nodes.remove(bn)
+        view.remove(bn)
         view.producer[bn.outputs[0]] = conv  # local update: only these two entries change
         view.consumers.pop(x, None)
+    view.commit()
 
 
 def _fold_into(og: OnnxGraph, node: Node, scale: np.ndarray, shift: np.ndarray) -> bool:
@@ -195,7 +255,7 @@ def _hard_sigmoid_of(view: _View, name: str) -> str | None:
 def fuse_hard_swish(og: OnnxGraph) -> None:
     view = _View(og)
     for node in list(og.nodes):
-        if node not in og.nodes or node.domain:
+        if not view.alive(node) or node.domain:
             continue
         x = None
         if node.op_type == "Mul":  # x * hard_sigmoid(x)
@@ -216,10 +276,8 @@ def fuse_hard_swish(og: OnnxGraph) -> None:
                         x = b
         if x is None:
             continue
-        index = og.nodes.index(node)
-        og.nodes[index] = Node("HardSwish", f"{node.name}/hard_swish", [x], [node.outputs[0]])
-        remove_dead(og)
-        view.refresh()
+        view.replace(node, Node("HardSwish", f"{node.name}/hard_swish", [x], [node.outputs[0]]))
+    view.commit()
 
 
 # ------------------------------------------------------------------ GELU
@@ -228,7 +286,7 @@ def fuse_gelu(og: OnnxGraph) -> None:
     view = _View(og)
     sqrt2 = math.sqrt(2.0)
     for erf in list(og.nodes):
-        if erf.op_type != "Erf" or erf.domain or erf not in og.nodes:
+        if erf.op_type != "Erf" or erf.domain or not view.alive(erf):
             continue
         scaled = erf.inputs[0]
         pre = view.made_by(scaled, "Div", "Mul")
@@ -248,10 +306,8 @@ def fuse_gelu(og: OnnxGraph) -> None:
         if out is None:
             continue
         last = view.producer[out]
-        og.nodes[og.nodes.index(last)] = Node("Gelu", f"{erf.name}/gelu", [x], [out],
-                                              {"approximate": "none"})
-        remove_dead(og)
-        view.refresh()
+        view.replace(last, Node("Gelu", f"{erf.name}/gelu", [x], [out], {"approximate": "none"}))
+    view.commit()
 
 
 def _cube_of(view: _View, name: str) -> str | None:
@@ -275,7 +331,7 @@ def fuse_gelu_tanh(og: OnnxGraph) -> None:
     view = _View(og)
     beta, kappa = math.sqrt(2.0 / math.pi), 0.044715
     for tanh in list(og.nodes):
-        if tanh.op_type != "Tanh" or tanh.domain or tanh not in og.nodes:
+        if tanh.op_type != "Tanh" or tanh.domain or not view.alive(tanh):
             continue
         arg = tanh.inputs[0]
         scale = view.made_by(arg, "Mul")
@@ -305,10 +361,8 @@ def fuse_gelu_tanh(og: OnnxGraph) -> None:
         if out is None:
             continue
         last = view.producer[out]
-        og.nodes[og.nodes.index(last)] = Node("Gelu", f"{tanh.name}/gelu", [x], [out],
-                                              {"approximate": "tanh"})
-        remove_dead(og)
-        view.refresh()
+        view.replace(last, Node("Gelu", f"{tanh.name}/gelu", [x], [out], {"approximate": "tanh"}))
+    view.commit()
 
 
 def _gelu_output(view: _View, x: str, one_plus_erf: str) -> str | None:
@@ -351,8 +405,7 @@ def div_by_sqrt(og: OnnxGraph) -> None:
             continue
         inv = og.fresh(f"{denom}/rsqrt")
         og.values[inv] = ValueInfo(og.values[denom].shape, og.values[denom].dtype)
-        og.nodes[og.nodes.index(sqrt)] = Node("Rsqrt", f"{sqrt.name}/rsqrt", [sqrt.inputs[0]],
-                                              [inv], domain=INTERNAL_DOMAIN)
-        og.nodes[og.nodes.index(div)] = Node("Mul", div.name, [div.inputs[0], inv],
-                                             [div.outputs[0]])
-        view.refresh()
+        view.replace(sqrt, Node("Rsqrt", f"{sqrt.name}/rsqrt", [sqrt.inputs[0]], [inv],
+                                domain=INTERNAL_DOMAIN))
+        view.replace(div, Node("Mul", div.name, [div.inputs[0], inv], [div.outputs[0]]))
+    view.commit()
