@@ -21,6 +21,14 @@ per output channel (or per block of K for the block-wise INT4 variants).
   BitNet's forward pass does.
 - ``int2``: the four signed levels {-2, -1, 0, +1} x scale (IR type INT2), the scale searched per
   channel to minimise the squared error (clipping at 10-100 % of the absolute maximum).
+
+Methods ``rtn`` and ``gptq`` (see `weights`): every format's scale comes from a per-channel MSE
+search (int4: 50-100 % of the absolute max; int2: 10-100 %; ternary / ternary-median: the
+rounding threshold searched over 2-100 % of the absolute max, BitNet's absmean threshold among the
+candidates, each with its least-squares scale; ``ternary-bitnet`` keeps BitNet's gamma, as its
+name says; block-wise INT4: per block); ``gptq`` then has the codes chosen by GPTQ
+(`sdk.converters.quantize.gptq`; per group of K for block-wise INT4, each group's FLOAT16 scale
+searched when GPTQ reaches it).
 """
 
 from __future__ import annotations
@@ -31,9 +39,12 @@ import numpy as np
 
 from sdk.converters.ir import DType, QuantParams, Tensor
 from sdk.converters.quantize.weights import (
+    MSE_METHODS,
     QuantizedWeights,
     WeightFormat,
     channel_absmax,
+    channel_codes,
+    check_method,
     register_weight_format,
     symmetric_per_channel,
 )
@@ -84,12 +95,18 @@ def blockwise_int4(w: np.ndarray, block_size: int, method: str = "mse") -> Quant
     n, k = w.shape
     if k % block_size:
         raise ValueError(f"K = {k} is not a multiple of the block size {block_size}")
-    blocks = w.reshape(n * (k // block_size), block_size)
-    scales, q = symmetric_per_channel(blocks, 0, 7, method, qmin=-8)
-    # LiteRT stores the block scales as FLOAT16: quantise with the scales it will use
-    scales16 = np.maximum(scales, np.float32(6.2e-5)).astype(np.float16)
+    solved = _blockwise_gptq(w, block_size) if method == "gptq" else None
+    if solved is not None:
+        scales16, q = solved
+    else:
+        blocks = w.reshape(n * (k // block_size), block_size)
+        scales, q = symmetric_per_channel(blocks, 0, 7, "mse" if method == "gptq" else method,
+                                          qmin=-8)
+        # LiteRT stores the block scales as FLOAT16: quantise with the scales it will use
+        scales16 = _fp16_scales(scales)
+        q = np.clip(np.round(blocks / scales16.astype(np.float32)[:, None]), -8, 7)
     scales32 = scales16.astype(np.float32)
-    q = np.clip(np.round(blocks / scales32[:, None]), -8, 7).astype(np.int8).reshape(n, k)
+    q = np.asarray(q).astype(np.int8).reshape(n, k)
     scale_tensor = Tensor("block_scales", (n, k // block_size), DType.FLOAT16,
                           data=scales16.reshape(n, k // block_size))
     quant = QuantParams(scales32.reshape(n, k // block_size), np.zeros(1, np.int64), axis=0,
@@ -97,6 +114,30 @@ def blockwise_int4(w: np.ndarray, block_size: int, method: str = "mse") -> Quant
                         extras={"blockwise": {"scales": scale_tensor, "zero_points": None},
                                 "tflite_no_scale": True})
     return QuantizedWeights(q, quant, DType.INT4)
+
+
+def _fp16_scales(scales: np.ndarray) -> np.ndarray:
+    return np.maximum(np.asarray(scales, np.float32), np.float32(6.2e-5)).astype(np.float16)
+
+
+def _blockwise_gptq(w: np.ndarray, block_size: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """GPTQ codes per group of `block_size` K elements, each group's FLOAT16 scale MSE-searched
+    on its error-updated weights: (scales16 [n * k / block], codes [n, k]), or None."""
+    from sdk.converters.quantize.gptq import active_solver
+
+    solver = active_solver()
+    if solver is None:
+        return None
+
+    def group_scale(cols: np.ndarray) -> np.ndarray:
+        scales, _ = symmetric_per_channel(cols, 0, 7, "mse", qmin=-8)
+        return _fp16_scales(scales).astype(np.float32)
+
+    solved = solver.solve(w, 0, -8, 7, group_size=block_size, group_scale=group_scale)
+    if solved is None:
+        return None
+    scales, q = solved
+    return np.asarray(scales, np.float32).astype(np.float16).reshape(-1), q
 
 
 def _int4_blocks(block_size: int) -> Callable[[np.ndarray, int, str], QuantizedWeights]:
@@ -137,9 +178,48 @@ def ternarize(w: np.ndarray, axis: int, scale: str = "absmean", refit: bool = Tr
     return scales.astype(np.float32), _from_rows(q, np.shape(w), axis).astype(np.int8)
 
 
+def ternary_mse(w: np.ndarray, axis: int, steps: int = 99) -> tuple[np.ndarray, np.ndarray]:
+    """Ternary weights with the rounding threshold searched per channel for the least squared
+    error: candidates t = 2-100 % of the absolute max and BitNet's absmean gamma; q =
+    clip(round(w / t), -1, 1), scale = mean |w| over q != 0 (least squares for that pattern)."""
+    rows = _rows(w, axis)
+    a = np.abs(rows)
+    best_scale, best_q = ternarize(w, axis, "absmean", True)
+    best_rows = _rows(best_q, axis)
+    energy = (a ** 2).sum(axis=1)
+
+    def error(scale: np.ndarray, nz: np.ndarray) -> np.ndarray:
+        # ||w - s q||^2 with s = mean |w| over nz: energy - s^2 * count
+        return energy - scale ** 2 * nz.sum(axis=1)
+
+    best_err = error(best_scale.astype(np.float64), best_rows != 0)
+    absmax = a.max(axis=1) if a.shape[1] else np.zeros(a.shape[0])
+    for f in np.linspace(0.02, 1.0, steps):
+        t = np.where(absmax > 0, absmax * f, 1.0)
+        nz = a >= t[:, None] / 2
+        count = nz.sum(axis=1)
+        scale = np.where(count > 0, (a * nz).sum(axis=1) / np.maximum(count, 1), 1.0)
+        err = error(scale, nz)
+        better = (err < best_err - 1e-12 * energy) & (count > 0)
+        if better.any():
+            best_err = np.where(better, err, best_err)
+            best_scale = np.where(better, scale, best_scale)
+            best_rows = np.where(better[:, None], np.sign(rows) * nz, best_rows)
+    return (best_scale.astype(np.float32),
+            _from_rows(best_rows, np.shape(w), axis).astype(np.int8))
+
+
 def _ternary(scale: str, refit: bool) -> Callable[[np.ndarray, int, str], QuantizedWeights]:
     def quantize(w: np.ndarray, axis: int, method: str) -> QuantizedWeights:
-        scales, q = ternarize(w, axis, scale, refit)
+        if method not in TERNARY_SCALES:
+            check_method(method)
+        if method in MSE_METHODS and refit:
+            scales, q = ternary_mse(w, axis)
+        else:
+            scales, q = ternarize(w, axis, scale, refit)
+        if method == "gptq":
+            scales, q = channel_codes(w, axis, scales, -1, 1, "gptq", refit=refit)
+            q = np.asarray(q).astype(np.int8)
         return QuantizedWeights(q, QuantParams.per_channel(scales, axis), DType.INT2)
     return quantize
 
@@ -178,7 +258,11 @@ def int2_levels(w: np.ndarray, axis: int, steps: int = 91) -> tuple[np.ndarray, 
 
 
 def _int2(w: np.ndarray, axis: int, method: str) -> QuantizedWeights:
+    check_method(method)
     scales, q = int2_levels(w, axis)
+    if method == "gptq":
+        scales, q = channel_codes(w, axis, scales, -2, 1, "gptq")
+        q = np.asarray(q).astype(np.int8)
     return QuantizedWeights(q, QuantParams.per_channel(scales, axis), DType.INT2)
 
 
@@ -201,4 +285,4 @@ def weight_sqnr_db(w: np.ndarray, result: QuantizedWeights) -> float:
 
 
 __all__ = ["BLOCK_SIZES", "INT2", "INT4", "TERNARY", "TERNARY_SCALES", "blockwise_int4",
-           "int2_levels", "ternarize", "weight_sqnr_db"]
+           "int2_levels", "ternarize", "ternary_mse", "weight_sqnr_db"]

@@ -10,6 +10,13 @@ graph rewrite.
 INT8 follows TFLite's spec: symmetric (zero point 0), narrow range [-127, 127], one scale per
 output channel: axis 0 for CONV_2D / FULLY_CONNECTED / TRANSPOSE_CONV ([O, ...]), axis 3 for
 DEPTHWISE_CONV_2D ([1, H, W, O]).
+
+Methods (`sdk.export(weight_method=...)`): ``minmax`` (scale from the absolute maximum), ``mse``
+(clipping searched per channel for the least squared weight error), ``rtn`` (round to nearest
+with the MSE-searched scales: ``mse`` under the name the GPTQ comparison uses) and ``gptq``
+(the same scales, codes chosen by GPTQ from the layer's calibration inputs, see
+`sdk.converters.quantize.gptq`; without a Hessian for the weights, e.g. outside `sdk.export`,
+it is ``rtn``).
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ import numpy as np
 from sdk.converters.ir import DType, QuantParams
 from sdk.converters.quantize.ranges import symmetric_scales
 
-WEIGHT_METHODS = ("minmax", "mse")
+WEIGHT_METHODS = ("minmax", "mse", "rtn", "gptq")
+#: methods whose scales come from the per-channel MSE search
+MSE_METHODS = ("mse", "rtn", "gptq")
 
 
 @dataclass(frozen=True)
@@ -81,15 +90,15 @@ def quantize_with_scales(w: np.ndarray, axis: int, scales: np.ndarray, qmin: int
 
 def symmetric_per_channel(w: np.ndarray, axis: int, qmax: int, method: str = "minmax",
                           qmin: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric per-channel scales and codes. `mse` shrinks each channel's clipping range (down
-    to 50 % of its absolute maximum) where that lowers the channel's squared error."""
-    if method not in WEIGHT_METHODS:
-        raise ValueError(f"unknown weight method {method!r}; choose one of {WEIGHT_METHODS}")
+    """Symmetric per-channel scales and codes. `mse` (and `rtn`, `gptq`) shrinks each channel's
+    clipping range (down to 50 % of its absolute maximum) where that lowers the channel's squared
+    error; `gptq` then lets the active GPTQ solver choose the codes (`channel_codes`)."""
+    check_method(method)
     qmin = -qmax if qmin is None else qmin
     w = np.asarray(w, np.float32)
     absmax = channel_absmax(w, axis)
     scales = symmetric_scales(absmax, qmax)
-    if method == "mse" and w.size:
+    if method in MSE_METHODS and w.size:
         moved = np.moveaxis(w, axis, 0).reshape(absmax.size, -1).astype(np.float64)
         best = scales.astype(np.float64)
         best_err = _channel_error(moved, best, qmin, qmax)
@@ -100,6 +109,27 @@ def symmetric_per_channel(w: np.ndarray, axis: int, qmax: int, method: str = "mi
             best = np.where(better, cand, best)
             best_err = np.where(better, err, best_err)
         scales = best.astype(np.float32)
+    return channel_codes(w, axis, scales, qmin, qmax, method)
+
+
+def check_method(method: str) -> None:
+    if method not in WEIGHT_METHODS:
+        raise ValueError(f"unknown weight method {method!r}; choose one of {WEIGHT_METHODS}")
+
+
+def channel_codes(w: np.ndarray, axis: int, scales: np.ndarray, qmin: int, qmax: int,
+                  method: str, *, refit: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(scales, codes) for per-channel `scales`: rounded to nearest, or for method "gptq" chosen
+    by the active GPTQ solver (which also refits the scales unless `refit` is False) when it
+    holds a Hessian for these weights."""
+    if method == "gptq":
+        from sdk.converters.quantize.gptq import active_solver
+
+        solver = active_solver()
+        solved = None if solver is None else solver.solve(
+            w, axis, qmin, qmax, scales=np.asarray(scales, np.float64), refit=refit)
+        if solved is not None:
+            return solved
     return scales, quantize_with_scales(w, axis, scales, qmin, qmax)
 
 

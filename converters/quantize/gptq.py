@@ -1,0 +1,503 @@
+"""GPTQ: error-compensating weight rounding from calibration activations (``weight_method="gptq"``).
+
+    sdk.export(model, "ternary", calibration=images, weight_method="gptq")
+
+Round-to-nearest (``"rtn"``) makes each weight's error as small as it can on its own; what
+matters is the layer's *output* error ``||X W^T - X Q^T||^2`` over real inputs X. GPTQ (Frantar
+et al., 2022, after OBQ) minimises that column by column: with H = 2 X^T X + damping (the
+Hessian of the output error) and U the upper Cholesky factor of H^-1, it quantises column i of
+every output channel, then pushes that column's error onto the not yet quantised columns,
+``W[:, j] -= err_i * U[i, j] / U[i, i]`` (j > i); columns go in order of decreasing H_ii
+(``act_order``), updates inside a block of 128 columns are immediate and the rest is applied once
+per block (lazy batch updates). Scales are fixed before (the format's MSE search per channel,
+or per group of K at the group's first column for block-wise INT4), and afterwards each
+channel's scale is refitted by least squares in the H metric
+(``s = w^T H q / q^T H q``: the best scale for the codes GPTQ chose).
+
+Inputs per layer (the float model's own, from running it in LiteRT over the calibration
+samples, as `calibrate` does):
+
+- FULLY_CONNECTED: the input rows, ``[-1, K]``.
+- CONV_2D: im2col patches ``[KH * KW * Cin]`` (the weights' own order) at sampled output
+  positions, with the op's stride, dilation and SAME / VALID padding (zeros, as TFLite pads).
+  Grouped convolutions (filter depth < input depth) are not handled: RTN, with a note.
+- DEPTHWISE_CONV_2D: every output channel reads one input channel, so there is no cross-channel
+  term: each channel gets its own KH*KW x KH*KW Hessian from its input channel's patches and
+  GPTQ runs per channel on its KH*KW taps (exact GPTQ for that layer, not a diagonal
+  approximation; with 9 taps there is little to compensate and the gain is small).
+
+Costs and limits: at most ``max_rows`` (8192) input rows per layer (output positions sampled
+evenly over the calibration samples, seeded); each Hessian is K^2 float64; layers whose Hessians
+would take the total past half the load budget (`sdk.limits.default_budget`,
+``EDGESDK_MEMORY_BUDGET``) are rounded to nearest instead, and the export notes say which.
+
+The formats (`weights` / `lowbit`) call `active_solver()` when asked for method "gptq": the
+Hessian is found by the weights' content (shape + hash), so the INT8 rewrite needs no change;
+a weight tensor read by two layers gets the sum of their Hessians (exactly the right objective
+for a shared weight).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sdk.converters.ir import DType, Model, Operator, Tensor
+from sdk.converters.quantize.data import SampleSet
+from sdk.converters.quantize.plan import layer_name
+from sdk.converters.quantize.rules import OP_RULES
+from sdk.errors import CalibrationError, ConversionError
+from sdk.limits import default_budget
+
+GPTQ_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
+#: input rows (im2col'd positions) per layer that the Hessian is built from
+DEFAULT_MAX_ROWS = 8192
+#: damping added to H's diagonal, as a fraction of its mean (GPTQ's percdamp)
+DEFAULT_DAMP = 0.01
+BLOCK = 128
+
+ScaleFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class LayerHessian:
+    """H = 2 X^T X / rows of one layer's inputs: [K, K], or [C, K, K] (depthwise, per channel)."""
+
+    layers: list[str]
+    op_type: str
+    hessian: np.ndarray
+    rows: int
+
+
+@dataclass
+class GptqResult:
+    codes: np.ndarray   # [C, K] integer-valued float64
+    scales: np.ndarray  # [C] or [C, K // group_size]
+
+
+def weight_key(w: np.ndarray) -> tuple[tuple[int, ...], str]:
+    """How a Hessian finds its weights again inside the rewrite: shape + content hash."""
+    a = np.ascontiguousarray(np.asarray(w, np.float32))
+    return tuple(int(d) for d in a.shape), hashlib.blake2b(a.tobytes(), digest_size=16).hexdigest()
+
+
+# ---------------------------------------------------------------------------- the algorithm
+def _prepare_hessian(h: np.ndarray, damp: float) -> np.ndarray:
+    """U with H^-1 = U^T U (upper Cholesky of the inverse), H damped; batched over [..., K, K].
+    Inputs never seen (H_ii = 0) get H_ii = 1: their columns are rounded on their own."""
+    h = np.array(h, np.float64, copy=True)
+    k = h.shape[-1]
+    idx = np.arange(k)
+    d = h[..., idx, idx]
+    h[..., idx, idx] = np.where(d > 0, d, 1.0)
+    mean = h[..., idx, idx].mean(axis=-1, keepdims=True)
+    for attempt in range(6):
+        damped = h.copy()
+        damped[..., idx, idx] += damp * (10.0 ** attempt) * mean
+        try:
+            np.linalg.cholesky(damped)  # positive definite, or try more damping
+            inv = np.linalg.inv(damped)
+            inv = (inv + np.swapaxes(inv, -1, -2)) / 2
+            return np.swapaxes(np.linalg.cholesky(inv), -1, -2)
+        except np.linalg.LinAlgError:
+            continue
+    raise ConversionError("GPTQ: the layer's input Hessian is not positive definite even with "
+                          f"{damp * 1e5:g} x its mean diagonal added (inputs all zero or NaN?)")
+
+
+def _round(w: np.ndarray, s: np.ndarray, qmin: int, qmax: int) -> np.ndarray:
+    return np.clip(np.round(w / s), qmin, qmax)
+
+
+def gptq_quantize(rows: np.ndarray, hessian: np.ndarray, qmin: int, qmax: int, *,
+                  scales: np.ndarray | None = None, group_size: int = 0,
+                  group_scale: ScaleFn | None = None, damp: float = DEFAULT_DAMP,
+                  act_order: bool = True, block: int = BLOCK) -> GptqResult:
+    """GPTQ on weights `rows` [C, K] with Hessian [K, K] (shared) or [C, K, K] (per channel).
+
+    Per-channel scales: `scales` [C]. Per-group: `group_size` and `group_scale(cols [C, g]) ->
+    [C]`, called on each group's (already error-updated) columns when GPTQ reaches it.
+    Returns integer codes in [qmin, qmax] and the scales used (not refitted: see `refit_scales`).
+    """
+    w = np.array(rows, np.float64, copy=True)
+    c, k = w.shape
+    per_row = hessian.ndim == 3
+    if hessian.shape[-2:] != (k, k) or (per_row and hessian.shape[0] != c):
+        raise ConversionError(f"GPTQ: Hessian of shape {list(hessian.shape)} does not fit "
+                              f"weights [{c}, {k}]")
+    grouped = group_size > 0
+    if grouped:
+        if group_scale is None or k % group_size:
+            raise ConversionError(f"GPTQ: K = {k} is not a multiple of the group size "
+                                  f"{group_size}, or no group scale rule given")
+        block = max(group_size, (block // group_size) * group_size)
+        act_order = False  # groups are contiguous runs of K
+        out_scales = np.zeros((c, k // group_size))
+    elif scales is None:
+        raise ConversionError("GPTQ: per-channel scales are needed")
+    perm = None
+    h = hessian
+    if act_order and not per_row:
+        perm = np.argsort(-np.diag(hessian), kind="stable")
+        w = w[:, perm]
+        h = hessian[np.ix_(perm, perm)]
+    u = _prepare_hessian(h, damp)
+    q = np.zeros_like(w)
+    s = None if grouped else np.asarray(scales, np.float64).reshape(c)
+    for i1 in range(0, k, block):
+        i2 = min(i1 + block, k)
+        w1 = w[:, i1:i2].copy()
+        err1 = np.zeros_like(w1)
+        u1 = u[..., i1:i2, i1:i2]
+        for j in range(i2 - i1):
+            col = i1 + j
+            if grouped and col % group_size == 0:
+                assert group_scale is not None
+                s = np.asarray(group_scale(w1[:, j:j + group_size]), np.float64).reshape(c)
+                out_scales[:, col // group_size] = s
+            assert s is not None
+            x = w1[:, j]
+            qc = _round(x, s, qmin, qmax)
+            q[:, col] = qc
+            d = u1[..., j, j]
+            e = (x - qc * s) / d
+            if per_row:
+                w1[:, j:] -= e[:, None] * u1[:, j, j:]
+            else:
+                w1[:, j:] -= np.outer(e, u1[j, j:])
+            err1[:, j] = e
+        if i2 < k:
+            if per_row:
+                w[:, i2:] -= np.einsum("ck,ckl->cl", err1, u[:, i1:i2, i2:])
+            else:
+                w[:, i2:] -= err1 @ u[i1:i2, i2:]
+    if perm is not None:
+        inverse = np.argsort(perm)
+        q = q[:, inverse]
+    return GptqResult(q, out_scales if grouped else np.asarray(s, np.float64))
+
+
+def refit_scales(rows: np.ndarray, codes: np.ndarray, scales: np.ndarray,
+                 hessian: np.ndarray) -> np.ndarray:
+    """Per channel, the scale s minimising (w - s q)^T H (w - s q): w^T H q / q^T H q (kept where
+    that is not a positive number)."""
+    w = np.asarray(rows, np.float64)
+    q = np.asarray(codes, np.float64)
+    hq = np.einsum("ckl,cl->ck", hessian, q) if hessian.ndim == 3 else q @ hessian
+    num = (w * hq).sum(axis=1)
+    den = (q * hq).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fitted = num / den
+    ok = np.isfinite(fitted) & (fitted > 0) & (den > 0)
+    return np.where(ok, fitted, scales)
+
+
+def output_error(rows: np.ndarray, deq: np.ndarray, hessian: np.ndarray) -> float:
+    """tr((W - Q) H (W - Q)^T): the layer's output squared error per input row (x2)."""
+    e = np.asarray(rows, np.float64) - np.asarray(deq, np.float64)
+    he = np.einsum("ckl,cl->ck", hessian, e) if hessian.ndim == 3 else e @ hessian
+    return float((e * he).sum())
+
+
+# ---------------------------------------------------------------------------- Hessians
+def _same_pad(size: int, k: int, stride: int, dilation: int) -> tuple[int, int]:
+    out = -(-size // stride)
+    total = max((out - 1) * stride + (k - 1) * dilation + 1 - size, 0)
+    return out, total // 2
+
+
+def _geometry(op: Operator, x_shape: tuple[int, ...], kh: int, kw: int
+              ) -> tuple[int, int, int, int, int, int, int, int, int, int]:
+    a = op.attrs
+    sh, sw = int(a.get("stride_h", 1)), int(a.get("stride_w", 1))
+    dh, dw = int(a.get("dilation_h_factor", 1)), int(a.get("dilation_w_factor", 1))
+    _, ih, iw, _ = x_shape
+    if str(a.get("padding", "SAME")).upper() == "SAME":
+        oh, ph = _same_pad(ih, kh, sh, dh)
+        ow, pw = _same_pad(iw, kw, sw, dw)
+    else:
+        oh = (ih - (kh - 1) * dh - 1) // sh + 1
+        ow = (iw - (kw - 1) * dw - 1) // sw + 1
+        ph = pw = 0
+    return sh, sw, dh, dw, oh, ow, ph, pw, ih, iw
+
+
+def patches(op: Operator, x: np.ndarray, kh: int, kw: int, positions: np.ndarray
+            ) -> np.ndarray:
+    """im2col of NHWC `x` at flat output `positions` (n * OH * OW + oh * OW + ow):
+    [rows, KH, KW, C], zeros where the window is in the padding."""
+    sh, sw, dh, dw, oh, ow, ph, pw, ih, iw = _geometry(op, x.shape, kh, kw)
+    n = positions // (oh * ow)
+    rest = positions % (oh * ow)
+    y0 = (rest // ow) * sh - ph
+    x0 = (rest % ow) * sw - pw
+    ys = y0[:, None] + np.arange(kh)[None, :] * dh  # [rows, KH]
+    xs = x0[:, None] + np.arange(kw)[None, :] * dw  # [rows, KW]
+    vy = (ys >= 0) & (ys < ih)
+    vx = (xs >= 0) & (xs < iw)
+    out = x[n[:, None, None], np.clip(ys, 0, ih - 1)[:, :, None],
+            np.clip(xs, 0, iw - 1)[:, None, :]]  # [rows, KH, KW, C]
+    mask = (vy[:, :, None] & vx[:, None, :])[..., None]
+    return np.where(mask, out, 0.0)
+
+
+def output_positions(op: Operator, x_shape: tuple[int, ...], kh: int, kw: int) -> int:
+    _, _, _, _, oh, ow, *_ = _geometry(op, x_shape, kh, kw)
+    return int(x_shape[0]) * oh * ow
+
+
+@dataclass
+class _Accumulator:
+    op: Operator
+    weight: np.ndarray
+    k: int
+    shape: tuple[int, ...]  # of the Hessian
+    h: np.ndarray = field(init=False)
+    rows: int = 0
+
+    def __post_init__(self) -> None:
+        self.h = np.zeros(self.shape)
+
+    def add(self, x: np.ndarray, per_sample: int, rng: np.random.Generator) -> None:
+        x = np.asarray(x, np.float64)
+        op = self.op
+        if op.type == "FULLY_CONNECTED":
+            batch = int(x.shape[0]) if x.ndim > 1 else 1
+            xs = x.reshape(-1, self.k)
+            xs = xs[_pick(len(xs), per_sample * batch, rng)]
+            self.h += xs.T @ xs
+            self.rows += len(xs)
+            return
+        if x.ndim != 4:
+            raise ConversionError(f"GPTQ: {op.type} {layer_name(op)!r} input is not NHWC "
+                                  f"(shape {list(x.shape)})")
+        _, kh, kw, _ = self.weight.shape  # [O, KH, KW, Cin] and [1, KH, KW, C] alike
+        total = output_positions(op, x.shape, kh, kw)
+        pos = _pick(total, per_sample * x.shape[0], rng)
+        p = patches(op, x, kh, kw, pos)  # [rows, KH, KW, C]
+        if op.type == "CONV_2D":
+            flat = p.reshape(len(pos), -1)
+            self.h += flat.T @ flat
+        else:
+            flat = p.reshape(len(pos), kh * kw, -1)  # [rows, taps, Cin]
+            per_in = np.einsum("rkc,rlc->ckl", flat, flat)
+            mult = self.shape[0] // per_in.shape[0]
+            self.h += np.repeat(per_in, mult, axis=0)
+        self.rows += len(pos)
+
+
+def _pick(total: int, want: int, rng: np.random.Generator) -> np.ndarray:
+    if want >= total:
+        return np.arange(total)
+    return np.sort(rng.choice(total, size=want, replace=False))
+
+
+def _hessian_shape(op: Operator, w: np.ndarray, x: Tensor) -> tuple[tuple[int, ...], int] | str:
+    """(Hessian shape, K) or why this layer gets none."""
+    if op.type == "FULLY_CONNECTED":
+        if w.ndim != 2:
+            return f"weights of shape {list(w.shape)} are not [N, K]"
+        return (w.shape[1], w.shape[1]), int(w.shape[1])
+    if w.ndim != 4 or len(x.shape) != 4:
+        return f"weights {list(w.shape)} / input {list(x.shape)} are not 4-D"
+    if op.type == "CONV_2D":
+        if int(x.shape[3]) != int(w.shape[3]):
+            return (f"grouped convolution (filter depth {w.shape[3]}, input depth {x.shape[3]}): "
+                    "rounded to nearest")
+        k = int(w.shape[1] * w.shape[2] * w.shape[3])
+        return (k, k), k
+    c_out, taps = int(w.shape[3]), int(w.shape[1] * w.shape[2])
+    if c_out % max(int(x.shape[3]), 1):
+        return f"depthwise output channels {c_out} are not a multiple of input {x.shape[3]}"
+    return (c_out, taps, taps), taps
+
+
+@dataclass
+class WeightSolver:
+    """Holds layer Hessians while the INT8 rewrite runs (`with solver:`); the formats ask it to
+    round with GPTQ. `seconds`: Hessian collection + solving; `notes`: what the report says."""
+
+    method: str | None
+    hessians: dict[tuple[tuple[int, ...], str], LayerHessian] = field(default_factory=dict)
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    solved: list[str] = field(default_factory=list)
+    #: layer: (output error with round-to-nearest codes, with GPTQ's), both at the final scales
+    #: of their own method, in the H metric
+    gains: dict[str, tuple[float, float]] = field(default_factory=dict)
+    damp: float = DEFAULT_DAMP
+    _token: contextvars.Token[WeightSolver | None] | None = None
+
+    def __enter__(self) -> WeightSolver:
+        self._token = _ACTIVE.set(self if self.method == "gptq" else None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _ACTIVE.reset(self._token)
+            self._token = None
+        if self.method == "gptq" and self.solved:
+            self.notes.append(f"weight_method=gptq: {len(self.solved)} layer(s) rounded by GPTQ "
+                              "from the float model's inputs on the calibration samples")
+
+    def solve(self, w: np.ndarray, axis: int, qmin: int, qmax: int, *,
+              scales: np.ndarray | None = None, group_size: int = 0,
+              group_scale: ScaleFn | None = None, refit: bool = True
+              ) -> tuple[np.ndarray, np.ndarray] | None:
+        """GPTQ codes for weights `w` (channel axis `axis`): (scales, codes shaped like w), or
+        None when no Hessian is known for these weights (the caller rounds to nearest)."""
+        entry = self.hessians.get(weight_key(w))
+        if entry is None:
+            return None
+        start = time.perf_counter()
+        rows = _rows(w, axis)
+        h = entry.hessian
+        result = gptq_quantize(rows, h, qmin, qmax, scales=scales, group_size=group_size,
+                               group_scale=group_scale, damp=self.damp)
+        out_scales = result.scales
+        if refit and not group_size:
+            out_scales = refit_scales(rows, result.codes, out_scales, h)
+        name = ", ".join(entry.layers)
+        if not group_size and scales is not None:
+            rtn = _round(rows, np.asarray(scales, np.float64)[:, None], qmin, qmax)
+            self.gains[name] = (output_error(rows, rtn * np.asarray(scales)[:, None], h),
+                                output_error(rows, result.codes * out_scales[:, None], h))
+        self.solved.append(name)
+        self.seconds += time.perf_counter() - start
+        return out_scales.astype(np.float32), _from_rows(result.codes, np.shape(w), axis)
+
+
+_ACTIVE: contextvars.ContextVar[WeightSolver | None] = contextvars.ContextVar(
+    "edgesdk_gptq_solver", default=None)
+
+
+def active_solver() -> WeightSolver | None:
+    """The solver of the export in progress, if it asked for GPTQ."""
+    return _ACTIVE.get()
+
+
+def _rows(w: np.ndarray, axis: int) -> np.ndarray:
+    moved = np.moveaxis(np.asarray(w, np.float64), axis, 0)
+    return moved.reshape(moved.shape[0], -1)
+
+
+def _from_rows(q: np.ndarray, shape: tuple[int, ...], axis: int) -> np.ndarray:
+    moved_shape = (shape[axis], *(d for i, d in enumerate(shape) if i != axis))
+    return np.moveaxis(q.reshape(moved_shape), 0, axis)
+
+
+def gptq_layers(model: Model) -> list[Operator]:
+    out = []
+    for op in model.main.operators:
+        if op.type not in GPTQ_OPS:
+            continue
+        rule = OP_RULES[op.type]
+        w = op.inputs[rule.weight] if rule.weight is not None and rule.weight < len(op.inputs) \
+            else None
+        x = op.inputs[0] if op.inputs else None
+        if w is None or x is None or not w.is_constant or w.dtype is not DType.FLOAT32:
+            continue
+        out.append(op)
+    return out
+
+
+def collect_hessians(model: Model, samples: SampleSet, *, max_rows: int = DEFAULT_MAX_ROWS,
+                     memory_bytes: int | None = None, seed: int = 0,
+                     notes: list[str] | None = None
+                     ) -> dict[tuple[tuple[int, ...], str], LayerHessian]:
+    """Run the float `model` over `samples` (LiteRT, intermediates kept) and build each weighted
+    layer's input Hessian (see the module docstring), keyed by `weight_key` of its weights."""
+    from sdk.converters.tflite import serialize
+    from sdk.runner import LiteRTRunner
+
+    if len(samples) == 0:
+        raise CalibrationError("GPTQ needs calibration samples: the calibration set is empty")
+    notes = notes if notes is not None else []
+    cap = (memory_bytes if memory_bytes is not None else default_budget().memory_bytes) // 2
+    data, maps = serialize(model)
+    index = maps[0]
+    accs: list[_Accumulator] = []
+    used = 0
+    for op in gptq_layers(model):
+        rule = OP_RULES[op.type]
+        w = op.inputs[rule.weight].numpy()  # type: ignore[index,union-attr]
+        x = op.inputs[0]
+        assert x is not None
+        if x not in index:
+            continue
+        shape = _hessian_shape(op, w, x)
+        if isinstance(shape, str):
+            notes.append(f"{layer_name(op)}: no GPTQ ({shape}; rounded to nearest)")
+            continue
+        hshape, k = shape
+        nbytes = 8 * math.prod(hshape)
+        if used + nbytes > cap:
+            notes.append(f"{layer_name(op)}: no GPTQ (its input Hessian needs {nbytes:,} bytes, "
+                         f"past half the memory budget of {2 * cap:,} bytes; rounded to "
+                         "nearest; raise EDGESDK_MEMORY_BUDGET to include it)")
+            continue
+        used += nbytes
+        accs.append(_Accumulator(op, w, k, hshape))
+    if not accs:
+        return {}
+    runner = LiteRTRunner(data, reference=True, preserve_all_tensors=True)
+    runner.check_batching(samples)
+    per_sample = max(1, -(-max_rows // len(samples)))
+    rng = np.random.default_rng(seed)
+    for _count, _outs in runner.run(samples):
+        for acc in accs:
+            x = acc.op.inputs[0]
+            assert x is not None
+            value = runner.tensor(index[x])
+            if not np.all(np.isfinite(value)):
+                raise CalibrationError(f"GPTQ: {layer_name(acc.op)}'s input holds NaN or inf on "
+                                       "the calibration samples")
+            acc.add(value, per_sample, rng)
+    out: dict[tuple[tuple[int, ...], str], LayerHessian] = {}
+    for acc in accs:
+        if acc.rows == 0:
+            continue
+        h = 2.0 * acc.h / acc.rows
+        key = weight_key(acc.weight)
+        name = layer_name(acc.op)
+        if key in out and out[key].hessian.shape == h.shape:
+            out[key].hessian = out[key].hessian + h  # one weight tensor read by two layers
+            out[key].layers.append(name)
+            out[key].rows += acc.rows
+        else:
+            out[key] = LayerHessian([name], acc.op.type, h, acc.rows)
+    return out
+
+
+def weight_solver(method: str | None, model: Model, samples: SampleSet, **kwargs: object
+                  ) -> WeightSolver:
+    """What `sdk.export` wraps the INT8 rewrite in: for "gptq", the Hessians of `model`'s layers
+    on `samples` (timed); for any other method an inactive solver."""
+    solver = WeightSolver(method)
+    if method != "gptq":
+        return solver
+    start = time.perf_counter()
+    solver.hessians = collect_hessians(model, samples, notes=solver.notes,
+                                       **kwargs)  # type: ignore[arg-type]
+    solver.seconds += time.perf_counter() - start
+    return solver
+
+
+@contextmanager
+def gptq_context(model: Model, samples: SampleSet, **kwargs: object) -> Iterator[WeightSolver]:
+    """`with gptq_context(float_model, samples): quantize_int8(..., weight_method="gptq")`."""
+    solver = weight_solver("gptq", model, samples, **kwargs)
+    with solver:
+        yield solver
+
+
+__all__ = ["DEFAULT_DAMP", "DEFAULT_MAX_ROWS", "GPTQ_OPS", "GptqResult", "LayerHessian",
+           "WeightSolver", "active_solver", "collect_hessians", "gptq_context", "gptq_quantize",
+           "output_error", "patches", "refit_scales", "weight_key", "weight_solver"]
