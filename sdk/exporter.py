@@ -33,6 +33,7 @@ from sdk.converters.quantize import (
 from sdk.converters.quantize.bias import empirical_bias_correction
 from sdk.converters.quantize.data import InputSpec
 from sdk.converters.quantize.equalize import equalize as equalize_model
+from sdk.converters.quantize.gptq import weight_solver
 from sdk.converters.quantize.int8 import IO_TYPES
 from sdk.converters.tflite import serialize
 from sdk.converters.tflite.custom_ops import custom_ops_in
@@ -92,7 +93,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         over up to 256 calibration samples per weighted layer) or "none".
     strict: an op without an int8 kernel is an error instead of staying in float.
     weight_method: weight scales, "minmax" or "mse"; default: the weight format's own (int8:
-        minmax, sub-byte: mse).
+        minmax, sub-byte: mse). "rtn": round to nearest with MSE-searched scales for every
+        format (ternary too); "gptq": those scales, codes by GPTQ from each layer's inputs on
+        the calibration samples (`sdk.converters.quantize.gptq`; its time is timings["gptq"]).
     activations: "int8" (static, calibrated: full-integer) or "float32" (dynamic range: the
         weights are quantised, LiteRT quantises activations at run time).
     equalize: scheme "int8": rescale the output channels of a layer and the input channels
@@ -147,11 +150,13 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                     channel_means=correction != "none")
     lap("calibrate")
 
+    solver = weight_solver(weight_method, float_model, cal_set)  # GPTQ: the layers' Hessians
     try:
-        quantized = quantize_int8(float_model, plan, cal.ranges, input_type=input_type,
-                                  output_type=output_type, strict=strict,
-                                  weight_method=weight_method,
-                                  input_means=cal.means if correction != "none" else None)
+        with solver:
+            quantized = quantize_int8(float_model, plan, cal.ranges, input_type=input_type,
+                                      output_type=output_type, strict=strict,
+                                      weight_method=weight_method,
+                                      input_means=cal.means if correction != "none" else None)
     except ValueError as exc:
         if isinstance(exc, EdgeSDKError):
             raise
@@ -160,6 +165,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         empirical_bias_correction(float_model, quantized,
                                   cal_set.subset(slice(0, EMPIRICAL_BC_SAMPLES)), progress)
     lap("quantize")
+    if solver.method == "gptq":
+        timings["gptq"] = round(solver.seconds, 4)  # Hessians + solving, part of "quantize"
+    notes += solver.notes
 
     float_bytes, float_maps = serialize(float_model)
     quantized.model.format_extras.update(
