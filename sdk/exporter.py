@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,11 @@ from sdk.converters.quantize import (
 from sdk.converters.quantize.bias import empirical_bias_correction
 from sdk.converters.quantize.data import InputSpec
 from sdk.converters.quantize.equalize import equalize as equalize_model
-from sdk.converters.quantize.gptq import weight_solver
 from sdk.converters.quantize.int8 import IO_TYPES
 from sdk.converters.tflite import serialize
 from sdk.converters.tflite.custom_ops import custom_ops_in
 from sdk.errors import CalibrationError, ConversionError, EdgeSDKError
-from sdk.fidelity import FidelityReport, evaluate
+from sdk.fidelity import FidelityReport, FidelityWarning, evaluate
 from sdk.fileio import atomic_write_bytes, atomic_write_text, sha256_file
 from sdk.results import CalibrationInfo, ExportResult, TensorInfo
 from sdk.runner import ModelRunner
@@ -93,9 +93,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         over up to 256 calibration samples per weighted layer) or "none".
     strict: an op without an int8 kernel is an error instead of staying in float.
     weight_method: weight scales, "minmax" or "mse"; default: the weight format's own (int8:
-        minmax, sub-byte: mse). "rtn": round to nearest with MSE-searched scales for every
-        format (ternary too); "gptq": those scales, codes by GPTQ from each layer's inputs on
-        the calibration samples (`sdk.converters.quantize.gptq`; its time is timings["gptq"]).
+        minmax, sub-byte: mse).
     activations: "int8" (static, calibrated: full-integer) or "float32" (dynamic range: the
         weights are quantised, LiteRT quantises activations at run time).
     equalize: scheme "int8": rescale the output channels of a layer and the input channels
@@ -150,13 +148,11 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                     channel_means=correction != "none")
     lap("calibrate")
 
-    solver = weight_solver(weight_method, float_model, cal_set)  # GPTQ: the layers' Hessians
     try:
-        with solver:
-            quantized = quantize_int8(float_model, plan, cal.ranges, input_type=input_type,
-                                      output_type=output_type, strict=strict,
-                                      weight_method=weight_method,
-                                      input_means=cal.means if correction != "none" else None)
+        quantized = quantize_int8(float_model, plan, cal.ranges, input_type=input_type,
+                                  output_type=output_type, strict=strict,
+                                  weight_method=weight_method,
+                                  input_means=cal.means if correction != "none" else None)
     except ValueError as exc:
         if isinstance(exc, EdgeSDKError):
             raise
@@ -165,9 +161,6 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         empirical_bias_correction(float_model, quantized,
                                   cal_set.subset(slice(0, EMPIRICAL_BC_SAMPLES)), progress)
     lap("quantize")
-    if solver.method == "gptq":
-        timings["gptq"] = round(solver.seconds, 4)  # Hessians + solving, part of "quantize"
-    notes += solver.notes
 
     float_bytes, float_maps = serialize(float_model)
     quantized.model.format_extras.update(
@@ -200,6 +193,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         if cal.synthetic:
             fidelity.notes.append("calibrated on synthetic data: these numbers say nothing about "
                                   "real inputs")
+        for text in fidelity.warnings:  # never silent: also Python's warnings (the CLI's stderr)
+            warnings.warn(text, FidelityWarning, stacklevel=2)
     else:
         notes.append(f"format {fmt.name!r} has no runner here: no fidelity report")
     lap("validate")

@@ -61,6 +61,8 @@ class FidelityReport:
     kernels: str = "LiteRT default (XNNPACK)"
     layer_kernels: str = "LiteRT builtin kernels, intermediate tensors preserved"
     notes: list[str] = field(default_factory=list)
+    #: loud warnings: outputs under LOW_SQNR_DB and the layer that loses most on their way
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def min_sqnr_db(self) -> float:
@@ -81,11 +83,12 @@ class FidelityReport:
                    outputs=[OutputFidelity(**o) for o in d["outputs"]],
                    layers=[LayerFidelity(**x) for x in d.get("layers", [])],
                    kernels=d.get("kernels", ""), layer_kernels=d.get("layer_kernels", ""),
-                   notes=list(d.get("notes", [])))
+                   notes=list(d.get("notes", [])), warnings=list(d.get("warnings", [])))
 
     def table(self, max_layers: int | None = None) -> str:
         """Human-readable tables: outputs, then layers (worst first when truncated)."""
-        lines = [f"fidelity on {self.samples} samples ({self.source}); {self.kernels}"]
+        lines = [f"WARNING: {w}" for w in self.warnings]
+        lines.append(f"fidelity on {self.samples} samples ({self.source}); {self.kernels}")
         header = ("output", "SQNR dB", "cosine", "max |err|", "mean |err|", "top-1 agree")
         rows = [(o.name, _db(o.sqnr_db), f"{o.cosine:.6f}", f"{o.max_abs_error:.4g}",
                  f"{o.mean_abs_error:.4g}",
@@ -106,6 +109,7 @@ class FidelityReport:
             marked = {x.note for x in layers if x.note}
             lines += [f"  * {n}" for n in sorted(marked)]
         lines += [f"note: {n}" for n in self.notes]
+        lines += [f"WARNING: {w}" for w in self.warnings]  # again, after a long layer table
         return "\n".join(lines)
 
 
@@ -173,7 +177,92 @@ def evaluate(float_bytes: bytes, float_maps: list[dict[Tensor, int]], float_mode
                                        quant_maps, quantized, samples,
                                        stage("per-layer comparison"), delegates,
                                        layer_notes)
+    output_tensors = {d.name: t for t, i in float_maps[0].items() for d in float_run.outputs
+                      if d.index == i}
+    report.warnings = low_output_warnings(report, float_model, output_tensors)
     return report
+
+
+# ---------------------------------------------------------------------------- never silent
+#: an output under this SQNR is a loud warning in the report, the CLI and Python's warnings
+LOW_SQNR_DB = 15.0
+#: what a layer whose input is a model input (or exact) counts as receiving
+_CLEAN_DB = 60.0
+
+
+class FidelityWarning(UserWarning):
+    """An exported model's output is far from the float model's."""
+
+
+@dataclass
+class LayerLoss:
+    name: str
+    op_type: str
+    input_sqnr_db: float
+    sqnr_db: float
+
+    @property
+    def drop_db(self) -> float:
+        return self.input_sqnr_db - self.sqnr_db
+
+
+def worst_layer(report: FidelityReport, float_model: Model, output: Tensor) -> LayerLoss | None:
+    """The layer on the way to `output` whose SQNR drops most below its inputs'.
+
+    Layers whose SQNR reads low on purpose (a note: logits clipped far below the maximum, a
+    ReLU input's negatives) pass their inputs' SQNR through instead of their own."""
+    by_name = {x.name: x for x in report.layers}
+    if not by_name:
+        return None
+    g = float_model.main
+    producers = g.producers()
+    effective: dict[int, float] = {}
+    losses: dict[int, LayerLoss] = {}
+    for op in g.topological_order():
+        feeding = [effective[id(producers[t])] for t in op.inputs
+                   if t is not None and not t.is_constant and t in producers
+                   and id(producers[t]) in effective]
+        in_db = min([_CLEAN_DB, *feeding])
+        lf = by_name.get(layer_name(op))
+        if lf is None or lf.note or not math.isfinite(lf.sqnr_db):
+            effective[id(op)] = in_db if lf is None or lf.note else min(in_db, _CLEAN_DB)
+            continue
+        effective[id(op)] = lf.sqnr_db
+        losses[id(op)] = LayerLoss(lf.name, lf.op_type, in_db, lf.sqnr_db)
+    # the layers upstream of the output
+    cone: set[int] = set()
+    stack = [output]
+    while stack:
+        t = stack.pop()
+        op = producers.get(t)
+        if op is None or id(op) in cone:
+            continue
+        cone.add(id(op))
+        stack.extend(x for x in op.inputs if x is not None and not x.is_constant)
+    candidates = [losses[k] for k in cone if k in losses]
+    return max(candidates, key=lambda x: x.drop_db) if candidates else None
+
+
+def low_output_warnings(report: FidelityReport, float_model: Model,
+                        outputs: Mapping[str, Tensor]) -> list[str]:
+    """One warning per output under LOW_SQNR_DB, naming the layer that loses most."""
+    found = []
+    for o in report.outputs:
+        if not o.sqnr_db < LOW_SQNR_DB:
+            continue
+        text = (f"output {o.name!r} is at {o.sqnr_db:.1f} dB SQNR (under {LOW_SQNR_DB:g} dB: "
+                "far from the float model)")
+        t = outputs.get(o.name)
+        loss = worst_layer(report, float_model, t) if t is not None else None
+        if loss is not None:
+            text += (f"; the layer that loses most on its way is {loss.name} ({loss.op_type}: "
+                     f"{loss.input_sqnr_db:.1f} dB in, {loss.sqnr_db:.1f} dB out); keep it "
+                     f"wider with precision={{{loss.name!r}: 'float32'}} (CLI: --float-layer "
+                     f"{loss.name!r})")
+        elif not report.layers:
+            text += "; per-layer SQNR (per_layer=True) names the layer that loses most"
+        found.append(text)
+    return found
 
 
 def per_layer_sqnr(float_bytes: bytes, float_maps: list[dict[Tensor, int]], float_model: Model,
