@@ -246,3 +246,19 @@ def test_int8_export_stays_close(op: str, tmp_path: Any) -> None:
         ref = np.concatenate([r[i].ravel() for r in refs])
         got = np.concatenate([g[i].ravel() for g in gots]).astype(np.float32)
         assert _sqnr(ref, got) > 24.0, (i, _sqnr(ref, got))
+
+
+@requires_onnx
+@pytest.mark.parametrize("op", ["LSTM", "GRU", "RNN"])
+def test_recurrent_weights_are_stored_once(op: str) -> None:
+    """Every step's FULLY_CONNECTED reads the same R tensor: the file does not grow by the
+    recurrent weights per step (a 256-step LSTM-128 was 69 MB instead of 1.8 MB)."""
+    from sdk.converters.onnx import read_onnx
+
+    hidden = 8
+    model = recurrent_model(op, steps=12, hidden=hidden, direction="bidirectional", states=True)
+    ir = read_onnx(model.SerializeToString())
+    big = [t for t in ir.main.tensors if t.is_constant and t.shape[-1:] == (hidden,)
+           and len(t.shape) == 2 and t.shape[0] >= hidden]
+    per_direction = {"LSTM": 1, "GRU": 2, "RNN": 1}[op]
+    assert len(big) == 2 * per_direction, [(t.name, t.shape) for t in big]

@@ -15,6 +15,7 @@ input_forget, non-zero peepholes (LSTM's P), varying sequence_lens.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +46,19 @@ class _Direction:
     reverse: bool
 
 
+class _Lazy:
+    """A tensor made when first asked for."""
+
+    def __init__(self, make: Callable[[], Tensor]):
+        self._make = make
+        self._tensor: Tensor | None = None
+
+    def get(self) -> Tensor:
+        if self._tensor is None:
+            self._tensor = self._make()
+        return self._tensor
+
+
 class _Emitter:
     """Small IR helpers for the unrolled cell (tensors of one node, named after it)."""
 
@@ -68,6 +82,23 @@ class _Emitter:
     def fc(self, x: Tensor, w: np.ndarray, b: np.ndarray | None, tag: str) -> Tensor:
         shape = (*x.shape[:-1], w.shape[0])
         return fully_connected(self.ctx, x, w, b, shape, f"{self.base}/{tag}")
+
+    def weights(self, w: np.ndarray, tag: str) -> _Lazy:
+        """A weight constant that every step's FULLY_CONNECTED reads (stored once, made on
+        first use: a single step from a zero state has no recurrent term)."""
+        return _Lazy(lambda: self.ctx.constant(f"{self.base}/{tag}", w.astype(np.float32)))
+
+    def fc_shared(self, x: Tensor, lazy: _Lazy, b: np.ndarray | None, tag: str) -> Tensor:
+        """FULLY_CONNECTED with a shared weight tensor; the bias (absent when zero: an int8
+        bias takes each step's input scale, so it is never shared) is the step's own."""
+        w = lazy.get()
+        out = self.ctx.new(f"{self.base}/{tag}", (*x.shape[:-1], int(w.shape[0])))
+        bias = None if b is None or not np.any(b) else self.ctx.constant(
+            f"{self.base}/{tag}/bias", b.astype(np.float32))
+        self.ctx.emit("FULLY_CONNECTED", [x, w, bias], [out], fused_activation_function="NONE",
+                      weights_format="DEFAULT", keep_num_dims=False,
+                      asymmetric_quantize_inputs=False)
+        return out
 
     def split(self, x: Tensor, axis: int, n: int, tag: str) -> list[Tensor]:
         if n == 1:
@@ -252,11 +283,12 @@ def _projected(em: _Emitter, x2: Tensor, w: np.ndarray, b: np.ndarray, steps: in
 def _lstm_steps(em: _Emitter, node: Node, dr: _Direction, x2: Tensor, steps: int, batch: int,
                 hidden: int, tag: str) -> tuple[list[Tensor], Tensor, Tensor]:
     xs = _projected(em, x2, dr.w, dr.wb + dr.rb, steps, batch, tag)
+    r = em.weights(dr.r, f"{tag}_r")
     h, c = dr.h0, dr.c0
     hs: list[Tensor | None] = [None] * steps
     for t in _order(dr, steps):
         s = f"{tag}_t{t}"
-        g = xs[t] if h is None else em.binary("ADD", xs[t], em.fc(h, dr.r, None, f"{s}_hr"),
+        g = xs[t] if h is None else em.binary("ADD", xs[t], em.fc_shared(h, r, None, f"{s}_hr"),
                                               f"{s}_gates")
         gi, go, gf, gc = em.split(g, 1, 4, f"{s}_gate")  # ONNX order: i, o, f, c
         i = em.unary("LOGISTIC", gi, f"{s}_i")
@@ -285,12 +317,14 @@ def _gru_steps(em: _Emitter, node: Node, dr: _Direction, x2: Tensor, steps: int,
     xh = _projected(em, x2, dr.w[2 * hh:], dr.wb[2 * hh:] + (0 if lbr else dr.rb[2 * hh:]),
                     steps, batch, f"{tag}_n")
     rh_bias = dr.rb[2 * hh:]
+    r_zr = em.weights(dr.r[:2 * hh], f"{tag}_r_zr")
+    r_n = em.weights(dr.r[2 * hh:], f"{tag}_r_n")
     h = dr.h0
     hs: list[Tensor | None] = [None] * steps
     for t in _order(dr, steps):
         s = f"{tag}_t{t}"
         g = xzr[t] if h is None else em.binary(
-            "ADD", xzr[t], em.fc(h, dr.r[:2 * hh], None, f"{s}_hr"), f"{s}_zr")
+            "ADD", xzr[t], em.fc_shared(h, r_zr, None, f"{s}_hr"), f"{s}_zr")
         gz, gr = em.split(g, 1, 2, f"{s}_gate")
         z = em.unary("LOGISTIC", gz, f"{s}_z")
         rg = em.unary("LOGISTIC", gr, f"{s}_r")
@@ -300,10 +334,10 @@ def _gru_steps(em: _Emitter, node: Node, dr: _Direction, x2: Tensor, steps: int,
                                                                    rh_bias), f"{s}_rrb"),
                 f"{s}_pre")
         elif lbr:
-            rec = em.fc(h, dr.r[2 * hh:], rh_bias, f"{s}_hn")
+            rec = em.fc_shared(h, r_n, rh_bias, f"{s}_hn")
             pre = em.binary("ADD", xh[t], em.binary("MUL", rg, rec, f"{s}_rrec"), f"{s}_pre")
         else:
-            rec = em.fc(em.binary("MUL", rg, h, f"{s}_rh"), dr.r[2 * hh:], None, f"{s}_hn")
+            rec = em.fc_shared(em.binary("MUL", rg, h, f"{s}_rh"), r_n, None, f"{s}_hn")
             pre = em.binary("ADD", xh[t], rec, f"{s}_pre")
         n = em.unary("TANH", pre, f"{s}_n")
         if h is None:  # h = (1 - z) * n
@@ -319,12 +353,13 @@ def _gru_steps(em: _Emitter, node: Node, dr: _Direction, x2: Tensor, steps: int,
 def _rnn_steps(em: _Emitter, node: Node, dr: _Direction, x2: Tensor, steps: int, batch: int,
                hidden: int, tag: str) -> tuple[list[Tensor], Tensor, None]:
     xs = _projected(em, x2, dr.w, dr.wb + dr.rb, steps, batch, tag)
+    r = em.weights(dr.r, f"{tag}_r")
     h = dr.h0
     hs: list[Tensor | None] = [None] * steps
     for t in _order(dr, steps):
         s = f"{tag}_t{t}"
-        pre = xs[t] if h is None else em.binary("ADD", xs[t], em.fc(h, dr.r, None, f"{s}_hr"),
-                                                f"{s}_pre")
+        pre = xs[t] if h is None else em.binary("ADD", xs[t],
+                                                em.fc_shared(h, r, None, f"{s}_hr"), f"{s}_pre")
         h = em.unary("TANH", pre, f"{s}_h")
         hs[t] = h
     assert h is not None
