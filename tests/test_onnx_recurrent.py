@@ -19,7 +19,7 @@ _GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 def recurrent_model(op: str, *, steps: int = 5, batch: int = 2, size: int = 6,
                     hidden: int = 8, direction: str = "forward", layout: int = 0,
                     states: bool = False, states_const: bool = False, seed: int = 0,
-                    **attrs: Any) -> Any:
+                    peepholes: bool = False, **attrs: Any) -> Any:
     """One `op` node; X [T, B, I] (layout 0) or [B, T, I]; outputs Y, Y_h (and Y_c)."""
     from onnx import helper
 
@@ -42,6 +42,9 @@ def recurrent_model(op: str, *, steps: int = 5, batch: int = 2, size: int = 6,
             else:
                 inputs[n] = s_shape
         names += state_names
+    if peepholes:
+        inits["P"] = random((d, 3 * hidden), seed + 6, 0.5)
+        names = [*[*names, "", "", ""][:7], "P"]
     outs = ["Y", "Y_h", "Y_c"] if op == "LSTM" else ["Y", "Y_h"]
     node = helper.make_node(op, names, outs, hidden_size=hidden, direction=direction,
                             layout=layout, **attrs)
@@ -110,6 +113,13 @@ def test_no_initial_state_and_constant_state(op: str) -> None:
 def test_gru_linear_before_reset(lbr: int, states: bool) -> None:
     compare_layout1("GRU", linear_before_reset=lbr, states=states, batch=3)
     model = recurrent_model("GRU", linear_before_reset=lbr, states=states, batch=3)
+    convert_and_compare(model, feeds_for(model), atol=2e-5)
+
+
+@requires_onnx
+@pytest.mark.parametrize("states", [False, True])
+def test_lstm_peepholes(states: bool) -> None:
+    model = recurrent_model("LSTM", direction="bidirectional", states=states, peepholes=True)
     convert_and_compare(model, feeds_for(model), atol=2e-5)
 
 

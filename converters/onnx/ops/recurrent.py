@@ -10,7 +10,7 @@ constants), so a single-step model with state in and out (voice-activity nets) w
 Supported: forward, reverse and bidirectional; layout 0 and 1; initial states absent or given;
 sequence_lens absent (or all equal to T); GRU's linear_before_reset 0 and 1. Refused with an
 UnsupportedOpError naming the attribute: activations other than the defaults, clip,
-input_forget, non-zero peepholes (LSTM's P), varying sequence_lens.
+input_forget, varying sequence_lens. LSTM peepholes (P) are MUL + ADD on the gates.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class _Direction:
     h0: Tensor | None  # [B, H]; None: zeros
     c0: Tensor | None  # [B, H] (LSTM); None: zeros
     reverse: bool
+    peep: np.ndarray | None = None  # LSTM's P [3 * H] (i, o, f); None: absent or zeros
 
 
 class _Lazy:
@@ -197,10 +198,12 @@ def _recurrent(ctx: Lowering, node: Node) -> None:
         if lens is None or np.any(np.asarray(lens) != steps):
             raise ctx.unsupported("input sequence_lens: only absent, or constant and equal to "
                                   f"the sequence length {steps}, is converted")
-    if op == "LSTM" and node.input(7):
-        p = ctx.const(node.input(7))
-        if p is None or np.any(p):
-            raise ctx.unsupported("input P (peepholes): only absent or all zeros is converted")
+    peep = ctx.const(node.input(7)) if op == "LSTM" and node.input(7) else None
+    if op == "LSTM" and node.input(7) and peep is None:
+        raise ctx.unsupported("input P (peepholes) must be a constant")
+    if peep is not None and peep.shape != (n_dir, 3 * hidden):
+        raise ctx.unsupported(f"input P has the shape {list(peep.shape)}, not "
+                              f"{[n_dir, 3 * hidden]}")
     if steps < 1 or batch < 1:
         raise ctx.unsupported(f"sequence length {steps} and batch {batch} must be at least 1")
     ctx.check_alloc("unrolled recurrent weights", int(w.nbytes + r.nbytes) * 2)
@@ -223,7 +226,8 @@ def _recurrent(ctx: Lowering, node: Node) -> None:
             bias[gates * hidden:],
             _state(ctx, node.input(5), d, layout_, em, "h0"),
             _state(ctx, node.input(6), d, layout_, em, "c0") if op == "LSTM" else None,
-            reverse=direction == "reverse" or d == 1))
+            reverse=direction == "reverse" or d == 1,
+            peep=peep[d].astype(np.float32) if peep is not None and np.any(peep[d]) else None))
 
     hs_all: list[list[Tensor]] = []
     last_h: list[Tensor] = []
@@ -284,6 +288,9 @@ def _lstm_steps(em: _Emitter, node: Node, dr: _Direction, x2: Tensor, steps: int
                 hidden: int, tag: str) -> tuple[list[Tensor], Tensor, Tensor]:
     xs = _projected(em, x2, dr.w, dr.wb + dr.rb, steps, batch, tag)
     r = em.weights(dr.r, f"{tag}_r")
+    peep = np.zeros(3 * hidden, np.float32) if dr.peep is None else dr.peep
+    peep_i, peep_o, peep_f = (em.weights(peep[k * hidden:(k + 1) * hidden], f"{tag}_p{k}")
+                              for k in range(3))
     h, c = dr.h0, dr.c0
     hs: list[Tensor | None] = [None] * steps
     for t in _order(dr, steps):
@@ -291,8 +298,10 @@ def _lstm_steps(em: _Emitter, node: Node, dr: _Direction, x2: Tensor, steps: int
         g = xs[t] if h is None else em.binary("ADD", xs[t], em.fc_shared(h, r, None, f"{s}_hr"),
                                               f"{s}_gates")
         gi, go, gf, gc = em.split(g, 1, 4, f"{s}_gate")  # ONNX order: i, o, f, c
+        if dr.peep is not None and c is not None:  # i += P_i * c, f += P_f * c
+            gi = em.binary("ADD", gi, em.binary("MUL", c, peep_i.get(), f"{s}_pi"), f"{s}_gi")
+            gf = em.binary("ADD", gf, em.binary("MUL", c, peep_f.get(), f"{s}_pf"), f"{s}_gf")
         i = em.unary("LOGISTIC", gi, f"{s}_i")
-        o = em.unary("LOGISTIC", go, f"{s}_o")
         cand = em.unary("TANH", gc, f"{s}_cand")
         ic = em.binary("MUL", i, cand, f"{s}_ic")
         if c is None:
@@ -300,6 +309,9 @@ def _lstm_steps(em: _Emitter, node: Node, dr: _Direction, x2: Tensor, steps: int
         else:
             f = em.unary("LOGISTIC", gf, f"{s}_f")
             c = em.binary("ADD", em.binary("MUL", f, c, f"{s}_fc"), ic, f"{s}_c")
+        if dr.peep is not None:  # o += P_o * c (the new cell state)
+            go = em.binary("ADD", go, em.binary("MUL", c, peep_o.get(), f"{s}_po"), f"{s}_go")
+        o = em.unary("LOGISTIC", go, f"{s}_o")
         h = em.binary("MUL", o, em.unary("TANH", c, f"{s}_tanh_c"), f"{s}_h")
         hs[t] = h
     assert h is not None and c is not None
