@@ -63,6 +63,11 @@ class DelegateRequiredError(EdgeSDKError, RuntimeError):
     """The model holds edgesdk custom ops that only the edgesdk delegate can run."""
 
 
+class ToolchainError(EdgeSDKError, RuntimeError):
+    """A vendor compiler (Vela, rknn-toolkit2) is missing, broken or failed: names the
+    toolchain, what it did, and the command that fixes it where there is one."""
+
+
 class DeviceError(EdgeSDKError, RuntimeError):
     """A device operation failed: names the device and the command."""
 

@@ -60,6 +60,8 @@ class ExportResult:
     precision_notes: dict[str, str] = field(default_factory=dict)
     #: edgesdk custom ops in the file (code -> count): the file needs the edgesdk delegate
     custom_ops: dict[str, int] = field(default_factory=dict)
+    #: export(target=...): the NPU compiler's report (`sdk.converters.targets.NpuReport`)
+    target: Any = None
 
     @property
     def compression(self) -> float:
@@ -84,6 +86,7 @@ class ExportResult:
             "notes": self.notes,
             "precision_notes": self.precision_notes,
             "custom_ops": self.custom_ops,
+            "target": self.target.to_dict() if self.target is not None else None,
         })
 
     def to_json(self) -> str:
@@ -116,6 +119,8 @@ class ExportResult:
         if self.fidelity is not None:
             lines.append(self.fidelity.table(max_layers))
         lines += [f"note: {n}" for n in self.notes]
+        if self.target is not None:
+            lines.append(self.target.summary(max_layers))
         timing = ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items())
         lines.append(f"time: {timing}")
         if self.report_path is not None:

@@ -10,7 +10,7 @@ from sdk import __version__
 from sdk.errors import EdgeSDKError
 
 #: Modules under sdk.cli that add sub-commands, in the order `edgesdk --help` lists them.
-COMMAND_MODULES = ("info", "export", "devices", "farm")
+COMMAND_MODULES = ("info", "export", "toolchain", "devices", "farm")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -91,9 +91,19 @@ def run(args: argparse.Namespace) -> int:
         validation = ImageFolder(validation, size=args.size, scale=args.scale, mean=args.mean,
                                  std=args.std, channels=args.channels, resize=args.resize)
     precision = {name: "float32" for name in args.float_layer or []}
+    # NPU targets: int8 model I/O unless asked otherwise (float I/O adds QUANTIZE /
+    # DEQUANTIZE ops at the edges of the graph that an NPU compiler leaves to the CPU)
+    io_default = "int8" if args.target else "float32"
+    if args.target:
+        from functools import partial
+
+        from sdk.converters.targets.export import export_for_target
+
+        export = partial(export_for_target, target=args.target)  # type: ignore[assignment]
     result = export(args.model, args.scheme, calibration=calibration, output=args.output,
                     method=args.method, validation=validation, max_samples=args.max_samples,
-                    input_type=args.input_type, output_type=args.output_type,
+                    input_type=args.input_type or io_default,
+                    output_type=args.output_type or io_default,
                     format=args.format, input_shapes=_shapes(args.input_shape),
                     io_layout=args.io_layout,
                     precision=precision or None, strict=args.strict,
@@ -127,8 +137,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    choices=("none", "analytic", "empirical"),
                    help="remove the mean error of weighted layers (empirical: measured layer by "
                         "layer in LiteRT; best fidelity, slower)")
-    p.add_argument("--input-type", default="float32", choices=IO_TYPES)
-    p.add_argument("--output-type", default="float32", choices=IO_TYPES)
+    p.add_argument("--input-type", choices=IO_TYPES,
+                   help="model input type (default float32; int8 with --target)")
+    p.add_argument("--output-type", choices=IO_TYPES,
+                   help="model output type (default float32; int8 with --target)")
+    p.add_argument("--target", metavar="NPU",
+                   help="also compile the INT8 model for an NPU: ethos-u55-32/64/128/256, "
+                        "ethos-u65-256/512, ethos-u85-128..2048 (Vela, the [npu] extra) or "
+                        "rk3562/rk3566/rk3568/rk3576/rk3588 (rknn-toolkit2: edgesdk toolchain "
+                        "install rknn); prints NPU/CPU placement and estimates")
     p.add_argument("--format", help="output format (default from the output suffix: tflite)")
     p.add_argument("--input-shape", action="append", metavar="[NAME=]D0,D1,...",
                    help="fix dynamic input dimensions (ONNX / Keras); repeat per input")
