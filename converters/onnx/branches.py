@@ -18,6 +18,11 @@ from sdk.converters.onnx import control
 from sdk.converters.onnx.graph import Node, ValueInfo
 from sdk.errors import ModelFormatError
 
+#: why an If whose condition is not a constant is refused, and what to do
+REFUSAL = ("its condition is not a constant (it depends on a model input): a branch is only "
+           "taken when the condition folds to a constant; fix the input it reads (a sample "
+           "rate, a mode flag) by storing that input as an initializer of the same name")
+
 
 def constant_condition(node: Node, values: Mapping[str, ValueInfo], label: str = ""
                        ) -> bool | None:
@@ -87,4 +92,4 @@ def expand(node: Node, values: dict[str, ValueInfo], label: str, index: int) -> 
     return inline(node, taken, values, label, index)
 
 
-__all__ = ["constant_condition", "expand", "inline"]
+__all__ = ["REFUSAL", "constant_condition", "expand", "inline"]

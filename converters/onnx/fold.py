@@ -186,6 +186,8 @@ def _fold_or_infer(node: Node, values: dict[str, ValueInfo], folder: Folder,
         detail = ""
         if node.op_type in _NONDETERMINISTIC:
             detail = "random ops are not converted"
+        elif node.op_type == "If" and not node.domain:
+            detail = branches.REFUSAL
         elif all(v is not None for v in ins) and not node.domain:
             detail = "only supported when all its inputs are constant"
         if others:
