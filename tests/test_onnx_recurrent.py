@@ -272,3 +272,30 @@ def test_recurrent_weights_are_stored_once(op: str) -> None:
            and len(t.shape) == 2 and t.shape[0] >= hidden]
     per_direction = {"LSTM": 1, "GRU": 2, "RNN": 1}[op]
     assert len(big) == 2 * per_direction, [(t.name, t.shape) for t in big]
+
+
+@requires_onnx
+@pytest.mark.parametrize("change,named", [
+    ("h0_shape", "initial_h has the shape"),
+    ("w_rank", "must each have rank 3"),
+    ("b_shape", "B has the shape"),
+])
+def test_malformed_nodes_are_named_errors(change: str, named: str) -> None:
+    """Mismatched states and weights are errors naming the input, never a broken graph."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from sdk.converters.onnx import read_onnx
+    from sdk.errors import UnsupportedOpError
+
+    model = recurrent_model("LSTM", states=True)
+    g = model.graph
+    if change == "h0_shape":
+        g.input[1].CopyFrom(helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, 3, 8]))
+    else:
+        key, arr = ("W", random((32, 6), 1)) if change == "w_rank" else ("B", random((1, 7), 1))
+        for k, t in enumerate(g.initializer):
+            if t.name == key:
+                g.initializer[k].CopyFrom(numpy_helper.from_array(arr, key))
+    del g.value_info[:]
+    with pytest.raises(UnsupportedOpError, match=named):
+        read_onnx(model.SerializeToString())

@@ -177,11 +177,12 @@ def _recurrent(ctx: Lowering, node: Node) -> None:
     b = ctx.const(node.input(3)) if node.input(3) else None
     if node.input(3) and b is None:
         raise ctx.unsupported("B (the biases) must be a constant")
-    if ctx.info(x_name).dtype != np.float32:
-        raise ctx.unsupported(f"input X of element type {ctx.info(x_name).dtype} (float32 only)")
+    if not np.issubdtype(ctx.info(x_name).dtype, np.floating):
+        raise ctx.unsupported(f"input X of element type {ctx.info(x_name).dtype} (floats only)")
     x_shape = ctx.shape(x_name)
-    if len(x_shape) != 3:
-        raise ctx.unsupported(f"input X of rank {len(x_shape)} (3 expected)")
+    if len(x_shape) != 3 or w.ndim != 3 or r.ndim != 3:
+        raise ctx.unsupported(f"X {list(x_shape)}, W {list(w.shape)} and R {list(r.shape)} "
+                              "must each have rank 3")
     steps, batch = (x_shape[0], x_shape[1]) if layout_ == 0 else (x_shape[1], x_shape[0])
     hidden = int(node.attr("hidden_size", r.shape[-1]))
     if w.shape[:2] != (n_dir, gates * hidden) or r.shape != (n_dir, gates * hidden, hidden) \
@@ -192,6 +193,12 @@ def _recurrent(ctx: Lowering, node: Node) -> None:
     if b is not None and b.shape != (n_dir, 2 * gates * hidden):
         raise ctx.unsupported(f"B has the shape {list(b.shape)}, not "
                               f"{[n_dir, 2 * gates * hidden]}")
+    state_shape = [n_dir, batch, hidden] if layout_ == 0 else [batch, n_dir, hidden]
+    for k, what in ((5, "initial_h"), (6, "initial_c")):
+        name = node.input(k)
+        if name is not None and list(ctx.shape(name)) != state_shape:
+            raise ctx.unsupported(f"{what} has the shape {list(ctx.shape(name))}, not "
+                                  f"{state_shape}")
     seq = node.input(4)
     if seq is not None:
         lens = ctx.const(seq)
