@@ -299,3 +299,32 @@ def test_malformed_nodes_are_named_errors(change: str, named: str) -> None:
     del g.value_info[:]
     with pytest.raises(UnsupportedOpError, match=named):
         read_onnx(model.SerializeToString())
+
+
+@requires_onnx
+def test_inlined_branch_that_redefines_an_outer_value_is_refused() -> None:
+    """A branch may not define a name the outer graph holds (ONNX forbids shadowing); inlined,
+    it would silently replace that value."""
+    from sdk.converters.onnx import read_onnx
+    from sdk.errors import ModelFormatError
+
+    model = _if_wrapped_step()
+    for n in model.graph.node:
+        if n.op_type == "If":
+            branch = next(a.g for a in n.attribute if a.name == "then_branch")
+            branch.node[0].output[0] = "xs"  # the outer Shape's output
+            branch.node[1].input[0] = "xs"
+    with pytest.raises(ModelFormatError, match="redefines"):
+        read_onnx(model.SerializeToString())
+
+
+@requires_onnx
+def test_inlined_branches_count_against_the_graph_budget() -> None:
+    from sdk.converters.onnx import read_onnx
+    from sdk.errors import ModelFormatError
+    from sdk.limits import LoadBudget
+
+    model = _if_wrapped_step()
+    main_nodes = len(model.graph.node)
+    with pytest.raises(ModelFormatError, match="If branches inlined"):
+        read_onnx(model.SerializeToString(), budget=LoadBudget(max_graph_items=main_nodes + 2))
