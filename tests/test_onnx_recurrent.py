@@ -328,3 +328,15 @@ def test_inlined_branches_count_against_the_graph_budget() -> None:
     main_nodes = len(model.graph.node)
     with pytest.raises(ModelFormatError, match="If branches inlined"):
         read_onnx(model.SerializeToString(), budget=LoadBudget(max_graph_items=main_nodes + 2))
+
+
+@requires_onnx
+def test_too_long_a_sequence_is_refused_before_unrolling() -> None:
+    from sdk.converters.onnx import read_onnx
+    from sdk.errors import UnsupportedOpError
+    from sdk.limits import LoadBudget
+
+    model = recurrent_model("LSTM", steps=400, batch=1, size=2, hidden=2)
+    with pytest.raises(UnsupportedOpError, match="unrolled over 400 steps"):
+        read_onnx(model.SerializeToString(), budget=LoadBudget(max_graph_items=5000))
+    read_onnx(model.SerializeToString(), budget=LoadBudget(max_graph_items=20000))

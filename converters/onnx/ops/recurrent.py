@@ -213,6 +213,12 @@ def _recurrent(ctx: Lowering, node: Node) -> None:
                               f"{[n_dir, 3 * hidden]}")
     if steps < 1 or batch < 1:
         raise ctx.unsupported(f"sequence length {steps} and batch {batch} must be at least 1")
+    per_step = {"LSTM": 24, "GRU": 26, "RNN": 8}[op]  # IR tensors and ops, a bound
+    if ctx.items + steps * n_dir * per_step > ctx.budget.max_graph_items:
+        raise ctx.unsupported(
+            f"unrolled over {steps:,} steps x {n_dir} direction(s) it would make over "
+            f"{ctx.budget.max_graph_items:,} tensors and operators, the limit "
+            "(LoadBudget.max_graph_items); shorten the sequence with input_shapes")
     ctx.check_alloc("unrolled recurrent weights", int(w.nbytes + r.nbytes) * 2)
     em = _Emitter(ctx, node.outputs[0] or node.name)
 
