@@ -18,10 +18,28 @@ from sdk.converters.onnx import control
 from sdk.converters.onnx.graph import Node, ValueInfo
 from sdk.errors import ModelFormatError
 
-#: why an If whose condition is not a constant is refused, and what to do
-REFUSAL = ("its condition is not a constant (it depends on a model input): a branch is only "
-           "taken when the condition folds to a constant; fix the input it reads (a sample "
-           "rate, a mode flag) by storing that input as an initializer of the same name")
+
+def refusal(node: Node, nodes: list[Node], values: Mapping[str, ValueInfo]) -> str:
+    """Why an If whose condition is not a constant is refused: the model inputs it depends on,
+    and what to do."""
+    producers = {o: n for n in nodes for o in n.outputs if o}
+    seen: set[str] = set()
+    inputs: list[str] = []
+    todo = [node.inputs[0]] if node.inputs and node.inputs[0] else []
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        producer = producers.get(name)
+        if producer is not None:
+            todo.extend(n for n in producer.inputs if n)
+        elif (v := values.get(name)) is not None and not v.is_const:
+            inputs.append(name)
+    on = f"model input(s) {sorted(inputs)}" if inputs else "a model input"
+    return (f"its condition is not a constant (it depends on {on}): a branch is only taken when "
+            "the condition folds to a constant; fix that input (a sample rate, a mode flag) by "
+            "storing it as an initializer of the same name")
 
 
 def constant_condition(node: Node, values: Mapping[str, ValueInfo], label: str = ""
@@ -92,4 +110,4 @@ def expand(node: Node, values: dict[str, ValueInfo], label: str, index: int) -> 
     return inline(node, taken, values, label, index)
 
 
-__all__ = ["REFUSAL", "constant_condition", "expand", "inline"]
+__all__ = ["constant_condition", "expand", "inline", "refusal"]

@@ -187,7 +187,7 @@ def _fold_or_infer(node: Node, values: dict[str, ValueInfo], folder: Folder,
         if node.op_type in _NONDETERMINISTIC:
             detail = "random ops are not converted"
         elif node.op_type == "If" and not node.domain:
-            detail = branches.REFUSAL
+            detail = branches.refusal(node, nodes, values)
         elif all(v is not None for v in ins) and not node.domain:
             detail = "only supported when all its inputs are constant"
         if others:
