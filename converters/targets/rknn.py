@@ -11,6 +11,7 @@ the toolkit prints while building (`verbose=True`) gives each op's placement (NP
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -21,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-from sdk.converters.ir import Model
 from sdk.converters.targets.macs import op_macs
 from sdk.converters.targets.names import Target
 from sdk.converters.targets.report import CPU, NPU, NpuLayer, NpuReport, SimulatorFidelity
@@ -36,9 +36,6 @@ WORKER = Path(__file__).with_name("rknn_worker.py")
 DEFAULT_TIMEOUT_S = 1800.0
 #: most bytes of the toolkit's verbose log read back
 MAX_LOG_BYTES = 32 << 20
-#: a row of the op table the toolkit prints while building: ID, OpType, DataType, Target, ...
-_ROW = re.compile(r"^\s*(?P<id>\d+)\s+(?P<op>[A-Za-z][\w.]*)\s+(?P<dtype>[A-Z]+\d*)\s+"
-                  r"(?P<target>NPU|CPU|GPU)\s+(?P<rest>.*)$")
 
 
 def compile_rknn(model_path: str | Path, target: Target, *, output: str | Path,
@@ -97,12 +94,19 @@ def compile_rknn(model_path: str | Path, target: Target, *, output: str | Path,
     elapsed = time.perf_counter() - start
     output = Path(output)
     atomic_write_bytes(output, data)
-    layers, notes = placement(source, log)
+    layers, notes = placement(log)
+    weighted = sum(op_macs(op) for op in source.main.operators)
+    if layers and weighted != sum(layer.macs for layer in layers):
+        notes.append(f"MACs are counted on rknn-toolkit2's ops ({sum(x.macs for x in layers):,}"
+                     f"); the TFLite model's conv/FC ops have {weighted:,} (the toolkit turns "
+                     "some other ops, e.g. MEAN, into convolutions)")
+    cycles = [layer.cycles for layer in layers if layer.cycles is not None]
     report = NpuReport(target=target.name, compiler="rknn-toolkit2",
                        compiler_version=str(reply.get("version", toolchain.version)),
                        compiled_path=output, layers=layers, warnings=rknn_warnings(log),
                        config={"platform": target.name, "toolchain": str(toolchain.path)},
-                       notes=notes, compile_time_s=round(elapsed, 3))
+                       notes=notes, compile_time_s=round(elapsed, 3),
+                       cycles_total=sum(cycles) if cycles else None)
     if runner is not None and outputs:
         report.simulator = simulator_fidelity(runner, samples or [], outputs)
     return report
@@ -129,46 +133,86 @@ def simulator_fidelity(runner: object, samples: Sequence[Sequence[np.ndarray]],
                              len(samples), compared)
 
 
-def placement(source: Model, log: str) -> tuple[list[NpuLayer], list[str]]:
-    """Layers from the toolkit's op table. Its ops are its own (fused: ConvRelu, ...), so the
-    table's rows become the layers; MACs are attributed from the source model by output
-    shape order where the toolkit does not say which TFLite op a row came from."""
-    rows = [m for m in (_ROW.match(line.split("RKNN:", 1)[-1]) for line in log.splitlines())
-            if m]
+def placement(log: str) -> tuple[list[NpuLayer], list[str]]:
+    """Layers from the "Network Layer Information Table" the toolkit prints while building:
+    its own (fused) ops, e.g. ConvClip for CONV_2D + RELU6, each with its target and cycle
+    estimate (DDR/NPU/Total). MACs of Conv / MatMul rows come from the row's shapes."""
+    rows = _layer_table(log)
     notes: list[str] = []
-    # the table is printed once per build; keep the last one
-    seen: dict[int, re.Match[str]] = {}
-    for m in rows:
-        seen[int(m.group("id"))] = m
+    if not rows:
+        notes.append("rknn-toolkit2 printed no layer table: placement unknown")
     layers = []
-    for _, m in sorted(seen.items()):
-        op = m.group("op")
-        if op in ("InputOperator", "OutputOperator"):
+    for row in rows:
+        if row["op"] in ("InputOperator", "OutputOperator"):
             continue
-        rest = m.group("rest").split()
-        name = rest[-1] if rest else op
-        layers.append(NpuLayer(name=name, op_type=op,
-                               placement=NPU if m.group("target") == NPU else CPU,
-                               reason="" if m.group("target") == NPU else
-                               f"rknn-toolkit2 placed {op} on the {m.group('target')}"))
-    total = sum(op_macs(op) for op in source.main.operators)
-    if not layers:
-        notes.append("rknn-toolkit2 printed no op table: placement unknown")
-        layers = [NpuLayer(name=op.outputs[0].name if op.outputs else op.label,
-                           op_type=op.type, placement=NPU, macs=op_macs(op),
-                           reason="") for op in source.main.operators]
-        notes.append("all ops listed as NPU by assumption")
-        return layers, notes
-    # MACs: each weighted TFLite op to the first unclaimed toolkit row of a conv/FC kind
-    weighted = [op_macs(op) for op in source.main.operators if op_macs(op)]
-    kinds = [layer for layer in layers if re.search(r"conv|gemm|matmul|fullyconnected",
-                                                    layer.op_type, re.I)]
-    for layer, macs in zip(kinds, weighted, strict=False):
-        layer.macs = macs
-    if len(kinds) != len(weighted):
-        notes.append(f"{len(weighted)} weighted TFLite ops vs {len(kinds)} conv/matmul rows in "
-                     f"rknn-toolkit2's table: MACs per row are approximate ({total:,} in all)")
+        on = NPU if row["target"] == NPU else CPU
+        ddr, npu, total = (_int_or_none(v) for v in [*row["cycles"].split("/"), "", ""][:3])
+        layers.append(NpuLayer(
+            name=row["name"], op_type=row["op"], placement=on, tensor=row["name"],
+            macs=_row_macs(row["op"], row["inputs"], row["outputs"]),
+            cycles=total, npu_cycles=npu, dram_access_cycles=ddr,
+            reason="" if on == NPU else f"rknn-toolkit2 placed {row['op']} on the "
+                                        f"{row['target']} (no reason given)"))
     return layers, notes
+
+
+_SHAPE = re.compile(r"\(([\d,]*)\)")
+
+
+def _shapes(text: str) -> list[tuple[int, ...]]:
+    return [tuple(int(d) for d in m.group(1).split(",") if d) for m in _SHAPE.finditer(text)]
+
+
+def _row_macs(op: str, inputs: str, outputs: str) -> int:
+    """MACs of a Conv* row: output elements x weight elements per output (NCHW, weights
+    (O, I/groups, KH, KW)); of a MatMul / Gemm / FullyConnected row: output elements x K."""
+    ins, outs = _shapes(inputs), _shapes(outputs)
+    if not outs or len(ins) < 2:
+        return 0
+    out = math.prod(outs[0])
+    if op.startswith(("Conv", "DepthwiseConv")):
+        x, w, y = ins[0], ins[1], outs[0]
+        if len(w) == 4 and w[0] == 1 and len(x) == 4 and len(y) == 4 and w[1] == y[1] == x[1] \
+                and y[1] > 1:  # depthwise: weights (1, C, KH, KW)
+            return out * w[2] * w[3]
+        return out * math.prod(w[1:])
+    if op.startswith(("MatMul", "Gemm", "FullyConnected", "exMatMul")):
+        return out * (ins[0][-1] if ins[0] else 1)
+    return 0
+
+
+def _layer_table(log: str) -> list[dict[str, str]]:
+    """Rows of the last "Network Layer Information Table" in the log."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", log)
+    lines = [re.sub(r"^.*?RKNN: \[[\d:.]+\]\s?", "", line) for line in text.splitlines()]
+    tables: list[list[dict[str, str]]] = []
+    inside = False
+    for line in lines:
+        if "Network Layer Information Table" in line:
+            tables.append([])
+            inside = True
+            continue
+        if not inside:
+            continue
+        parts = line.split()
+        if parts[:2] == ["ID", "OpType"] or set(line.strip()) <= {"-"}:
+            if tables[-1] and set(line.strip()) <= {"-"} and line.strip():
+                inside = False
+            continue
+        if len(parts) >= 9 and parts[0].isdigit() and parts[3] in ("NPU", "CPU", "GPU"):
+            tables[-1].append({"id": parts[0], "op": parts[1], "dtype": parts[2],
+                               "target": parts[3], "inputs": parts[4], "outputs": parts[5],
+                               "cycles": parts[6], "name": " ".join(parts[8:])})
+        elif tables[-1]:
+            inside = False
+    return tables[-1] if tables else []
+
+
+def _int_or_none(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
 
 
 def rknn_warnings(log: str) -> list[str]:
