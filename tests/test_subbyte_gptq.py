@@ -1,0 +1,255 @@
+"""GPTQ weight rounding (issue 15): the algorithm on synthetic layers, the im2col it builds
+Hessians from, the weight formats' rtn / gptq methods, and sdk.export on the digits CNN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sdk.converters.ir import Operator
+from sdk.converters.quantize.gptq import (
+    active_solver,
+    collect_hessians,
+    gptq_context,
+    gptq_quantize,
+    output_error,
+    patches,
+    refit_scales,
+    weight_key,
+)
+from sdk.converters.quantize.lowbit import int2_levels, ternary_mse, weight_sqnr_db
+from sdk.converters.quantize.weights import symmetric_per_channel, weight_format
+
+from conftest import requires_tf
+
+LEVELS = {"int4": (-8, 7), "int2": (-2, 1), "ternary": (-1, 1)}
+
+
+def correlated_layer(seed: int = 0, n: int = 3000, k: int = 192, c: int = 48
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Weights [c, k] and H = 2 X^T X / n of inputs whose features are correlated (as real
+    activations are: this is where error compensation pays)."""
+    rng = np.random.default_rng(seed)
+    mix = rng.normal(size=(k, k)) * 0.3 + np.eye(k)
+    x = rng.normal(size=(n, k)) @ mix
+    return rng.normal(size=(c, k)), 2.0 * x.T @ x / n
+
+
+def rtn_scales(scheme: str, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if scheme == "int4":
+        s, q = symmetric_per_channel(w, 0, 7, "mse", qmin=-8)
+    elif scheme == "int2":
+        s, q = int2_levels(w, 0)
+    else:
+        s, q = ternary_mse(w, 0)
+    return np.asarray(s, np.float64), np.asarray(q, np.float64)
+
+
+@pytest.mark.parametrize("scheme", ["int4", "int2", "ternary"])
+def test_gptq_lowers_the_layer_output_error(scheme: str) -> None:
+    w, h = correlated_layer()
+    qmin, qmax = LEVELS[scheme]
+    s, q_rtn = rtn_scales(scheme, w)
+    rtn = output_error(w, q_rtn * s[:, None], h)
+    result = gptq_quantize(w, h, qmin, qmax, scales=s)
+    assert result.codes.min() >= qmin and result.codes.max() <= qmax
+    assert np.array_equal(result.codes, np.round(result.codes))
+    gptq = output_error(w, result.codes * s[:, None], h)
+    refit = refit_scales(w, result.codes, s, h)
+    gptq_refit = output_error(w, result.codes * refit[:, None], h)
+    # measured: int4 19.5 -> 22.6 dB, int2 8.2 -> 10.3, ternary 7.2 -> 9.1 (output SQNR)
+    assert 10 * np.log10(rtn / gptq) > 1.5, (rtn, gptq)
+    assert gptq_refit <= gptq * (1 + 1e-9)
+
+
+def test_gptq_on_uncorrelated_inputs_is_round_to_nearest() -> None:
+    """With H diagonal there is nothing to compensate: GPTQ's codes are RTN's."""
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(16, 40))
+    h = np.diag(rng.uniform(0.5, 2.0, 40))
+    s, q = rtn_scales("int4", w)
+    result = gptq_quantize(w, h, -8, 7, scales=s, damp=0.0)
+    assert np.array_equal(result.codes, q)
+
+
+def test_gptq_per_channel_hessians_and_groups() -> None:
+    rng = np.random.default_rng(2)
+    c, taps = 12, 9
+    x = rng.normal(size=(c, 500, taps)) + 0.8 * rng.normal(size=(c, 500, 1))
+    h = 2 * np.einsum("crk,crl->ckl", x, x) / 500      # depthwise: one H per channel
+    w = rng.normal(size=(c, taps))
+    s, q = rtn_scales("int4", w)
+    res = gptq_quantize(w, h, -8, 7, scales=s)
+    assert output_error(w, res.codes * s[:, None], h) < output_error(w, q * s[:, None], h)
+
+    w, hk = correlated_layer(3, k=128, c=8)
+    calls = []
+
+    def group_scale(cols: np.ndarray) -> np.ndarray:
+        calls.append(cols.shape)
+        return symmetric_per_channel(cols, 0, 7, "mse", qmin=-8)[0].astype(np.float64)
+
+    res = gptq_quantize(w, hk, -8, 7, group_size=32, group_scale=group_scale)
+    assert res.scales.shape == (8, 4) and calls == [(8, 32)] * 4
+    rtn = np.concatenate([symmetric_per_channel(w[:, g:g + 32], 0, 7, "mse", qmin=-8)[1]
+                          * res.scales[:, g // 32:g // 32 + 1] for g in range(0, 128, 32)], 1)
+    deq = res.codes * np.repeat(res.scales, 32, axis=1)
+    assert output_error(w, deq, hk) < output_error(w, rtn, hk)
+
+
+def _conv_reference(x: np.ndarray, w: np.ndarray, stride: int, dilation: int, padding: str
+                    ) -> np.ndarray:
+    """Plain-loop NHWC convolution with TFLite's SAME padding (no bias)."""
+    n, ih, iw, _ = x.shape
+    o, kh, kw, _ = w.shape
+    if padding == "SAME":
+        oh, ow = -(-ih // stride), -(-iw // stride)
+        ph = max((oh - 1) * stride + (kh - 1) * dilation + 1 - ih, 0) // 2
+        pw = max((ow - 1) * stride + (kw - 1) * dilation + 1 - iw, 0) // 2
+    else:
+        oh = (ih - (kh - 1) * dilation - 1) // stride + 1
+        ow = (iw - (kw - 1) * dilation - 1) // stride + 1
+        ph = pw = 0
+    out = np.zeros((n, oh, ow, o))
+    for b in range(n):
+        for y in range(oh):
+            for xx in range(ow):
+                for i in range(kh):
+                    for j in range(kw):
+                        yy, xj = y * stride + i * dilation - ph, xx * stride + j * dilation - pw
+                        if 0 <= yy < ih and 0 <= xj < iw:
+                            out[b, y, xx] += w[:, i, j, :] @ x[b, yy, xj]
+    return out
+
+
+@pytest.mark.parametrize("stride,dilation,padding", [(1, 1, "SAME"), (2, 1, "SAME"),
+                                                     (1, 2, "SAME"), (2, 1, "VALID")])
+def test_im2col_patches_reproduce_the_convolution(stride: int, dilation: int,
+                                                   padding: str) -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 7, 6, 3))
+    w = rng.normal(size=(5, 3, 3, 3))
+    op = Operator("CONV_2D", [], [], attrs={"stride_h": stride, "stride_w": stride,
+                                             "dilation_h_factor": dilation,
+                                             "dilation_w_factor": dilation,
+                                             "padding": padding})
+    ref = _conv_reference(x, w, stride, dilation, padding)
+    pos = np.arange(ref.shape[0] * ref.shape[1] * ref.shape[2])
+    p = patches(op, x, 3, 3, pos).reshape(len(pos), -1)
+    assert np.allclose(p @ w.reshape(5, -1).T, ref.reshape(-1, 5))
+
+
+def test_methods_without_a_solver_are_round_to_nearest() -> None:
+    """Outside sdk.export (no Hessians) "gptq" is "rtn"; "rtn" is the MSE search for every
+    format, ternary included (whose default is BitNet's absmean rule)."""
+    rng = np.random.default_rng(5)
+    w = rng.laplace(size=(8, 3, 3, 16)).astype(np.float32)
+    for name in ("int8", "int4", "int2", "ternary", "int4-narrow"):
+        fmt = weight_format(name)
+        a, b = fmt.quantize(w, 0, "rtn"), fmt.quantize(w, 0, "gptq")
+        assert np.array_equal(a.values, b.values), name
+        assert np.allclose(a.quant.scale, b.quant.scale), name
+    tern = weight_format("ternary")
+    assert weight_sqnr_db(w, tern.quantize(w, 0, "rtn")) >= \
+        weight_sqnr_db(w, tern.quantize(w, 0, "absmean")) - 1e-9
+    with pytest.raises(ValueError, match="unknown weight method"):
+        weight_format("int2").quantize(w, 0, "bogus")
+
+
+def test_weight_key_tells_weights_apart() -> None:
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert weight_key(a) == weight_key(a.copy())
+    assert weight_key(a) != weight_key(a.reshape(4, 3))
+    b = a.copy()
+    b[0, 0] = 1e-7
+    assert weight_key(a) != weight_key(b)
+
+
+# ---------------------------------------------------------------------------- end to end
+@requires_tf
+def test_hessians_of_the_digits_cnn(digits_float_tflite, digits_data) -> None:
+    from sdk.converters.quantize import as_samples
+    from sdk.converters.tflite import read_tflite
+    from sdk.exporter import input_specs
+
+    model = read_tflite(digits_float_tflite)
+    samples = as_samples(digits_data.x_train[:64], input_specs(model))
+    hessians = collect_hessians(model, samples)
+    by_type = {v.op_type: v for v in hessians.values()}
+    dw = by_type["DEPTHWISE_CONV_2D"]
+    assert dw.hessian.shape == (16, 9, 9)                    # one 9x9 per channel
+    assert len(hessians) == 6
+    for v in hessians.values():
+        assert np.allclose(v.hessian, np.swapaxes(v.hessian, -1, -2))
+        assert (np.diagonal(v.hessian, axis1=-2, axis2=-1) >= 0).all()
+    conv3 = next(v for v in hessians.values() if v.hessian.shape == (288, 288))
+    assert conv3.rows == 64 * 16                             # 4x4 output positions x samples
+    notes: list[str] = []
+    small = collect_hessians(model, samples, memory_bytes=2 * 8 * 300 * 300, notes=notes)
+    assert len(small) == 5 and any("memory budget" in n for n in notes), notes
+
+    # inside the context the formats ask the solver; outside they round to nearest
+    conv3_op = next(op for op in model.main.operators if op.type == "CONV_2D"
+                    and tuple(op.inputs[1].shape) == (32, 3, 3, 32))
+    w = conv3_op.inputs[1].numpy()
+    fmt = weight_format("ternary")
+    with gptq_context(model, samples) as solver:
+        assert active_solver() is solver
+        inside = fmt.quantize(w, 0, "gptq")
+    assert active_solver() is None
+    outside = fmt.quantize(w, 0, "gptq")
+    assert not np.array_equal(inside.values, outside.values)
+    assert len(solver.solved) == 1 and solver.seconds > 0
+
+
+@pytest.fixture(scope="module")
+def digits_accuracy(digits_float_tflite, digits_data):
+    from sdk.runner import LiteRTRunner
+
+    def accuracy(path, delegates=None) -> tuple[float, np.ndarray]:
+        runner = LiteRTRunner(path.read_bytes(), delegates=delegates)
+        x = digits_data.x_test
+        out = np.concatenate([runner.invoke([x[i:i + 1]])[0] for i in range(len(x))])
+        return float((out.argmax(1) == digits_data.y_test).mean()), out
+
+    return accuracy
+
+
+@requires_tf
+@pytest.mark.parametrize("scheme,points", [("int4", 1.0), ("ternary", 3.0), ("int2", 3.0)])
+def test_export_gptq_keeps_digits_accuracy(scheme, points, digits_float_tflite, digits_data,
+                                           digits_accuracy, tmp_path) -> None:
+    """The issue's bars on the digits CNN: GPTQ within 1 point of float (INT4) / 3 points
+    (ternary, 2-bit), and closer to the float model than round-to-nearest."""
+    import sdk
+    from sdk.runtime.delegate import load_delegate
+
+    float_acc, ref = digits_accuracy(digits_float_tflite)
+    results = {}
+    for method in ("rtn", "gptq"):
+        r = sdk.export(digits_float_tflite, scheme, calibration=digits_data.x_train,
+                       validation=digits_data.x_test, weight_method=method, per_layer=False,
+                       output=tmp_path / f"{scheme}_{method}.tflite", report=False)
+        acc, out = digits_accuracy(r.path, [load_delegate()] if r.custom_ops else None)
+        sqnr = 10 * np.log10((ref ** 2).sum() / ((out - ref) ** 2).sum())
+        results[method] = (r, acc, sqnr)
+    r, acc, sqnr = results["gptq"]
+    assert acc >= float_acc - points / 100, (acc, float_acc)
+    assert sqnr > results["rtn"][2] + 0.5, (sqnr, results["rtn"][2])
+    assert r.timings["gptq"] > 0 and "gptq" not in results["rtn"][0].timings
+    assert any("GPTQ" in n for n in r.notes)
+
+
+@requires_tf
+def test_export_gptq_blockwise_int4(digits_float_tflite, digits_data, tmp_path) -> None:
+    """Dynamic-range block-wise INT4: GPTQ per group of 32, each group's FLOAT16 scale."""
+    import sdk
+
+    out = {}
+    for method in ("rtn", "gptq"):
+        out[method] = sdk.export(digits_float_tflite, "int4", calibration=digits_data.x_train,
+                                 validation=digits_data.x_test, activations="float32",
+                                 scheme_options={"block_size": 32}, weight_method=method,
+                                 per_layer=False, output=tmp_path / f"b32_{method}.tflite",
+                                 report=False)
+    assert out["gptq"].fidelity.outputs[0].sqnr_db > out["rtn"].fidelity.outputs[0].sqnr_db
