@@ -16,7 +16,8 @@ BUILD := build
 # report is opened in a real browser by the tests).
 APT_PACKAGES := build-essential g++ g++-aarch64-linux-gnu g++-arm-linux-gnueabihf \
 	qemu-user-static python3-venv python3-dev openssh-server openssh-client adb \
-	libusb-1.0-0 flatbuffers-compiler libflatbuffers-dev chromium-headless-shell
+	libusb-1.0-0 flatbuffers-compiler libflatbuffers-dev chromium-headless-shell \
+	clang libclang-rt-14-dev
 
 EXTRAS := dev,tf,onnx,devices,farm
 NATIVE_SOURCES := $(shell find native -type f \( -name '*.cc' -o -name '*.h' -o -name '*.txt' -o -name '*.cmake' -o -name '*.fbs' \) 2>/dev/null)
@@ -25,7 +26,8 @@ QEMU_AARCH64 := qemu-aarch64-static
 QEMU_ARM := qemu-arm-static
 
 .PHONY: all setup system-deps native native-tests native-cross native-asan test test-native \
-	test-python lint demo bench corpus clean distclean schema android fuzz-python
+	test-python lint demo bench corpus clean distclean schema android fuzz-python \
+	fuzz-native
 
 all: setup
 
@@ -124,7 +126,12 @@ android: $(VENV)/.created
 # run-time dispatch), armv7 NEON (-cpu cortex-a15).
 test-native: native-tests native-cross
 	$(BUILD)/host/edge_native_tests
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/asan/edge_native_tests
+	@# UBSan is recoverable in this build: every finding is printed, and any one fails the target.
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=0 \
+		$(BUILD)/asan/edge_native_tests 2>&1 | tee $(BUILD)/asan/test.log; test $${PIPESTATUS[0]} -eq 0
+	@if grep -q "runtime error" $(BUILD)/asan/test.log; then \
+		echo "error: UBSan reported $$(grep -c 'runtime error' $(BUILD)/asan/test.log) finding(s):"; \
+		grep "runtime error" $(BUILD)/asan/test.log | sort | uniq -c; exit 1; fi
 	EDGE_EXPECT_DOTPROD=1 $(QEMU_AARCH64) -cpu max $(BUILD)/aarch64/edge_native_tests
 	EDGE_EXPECT_DOTPROD=0 $(QEMU_AARCH64) -cpu cortex-a53 $(BUILD)/aarch64/edge_native_tests
 	$(QEMU_ARM) -cpu cortex-a15 $(BUILD)/armv7/edge_native_tests
@@ -141,6 +148,32 @@ test: setup lint test-native test-python
 FUZZ_SECONDS ?= 3600
 fuzz-python: setup
 	$(PY) tests/fuzz/run.py --time $(FUZZ_SECONDS)
+
+# libFuzzer + ASan + UBSan (clang) on the .edge loader, prepare and one run, seeded with valid
+# models of every operator family (native/fuzz/make_seeds.cc, plus the Python writer's seeds of
+# tests/fuzz/seed_models.py when present). The corpus grows in build/fuzz/corpus; crashes, leaks,
+# timeouts and OOMs land in build/fuzz/artifacts. FUZZ_NATIVE_RUNS=0: no count limit (stop it
+# with FUZZ_NATIVE_SECONDS). Figures and the exact command: docs/security.md.
+FUZZ_NATIVE_RUNS ?= 1000000
+FUZZ_NATIVE_SECONDS ?= 0
+FUZZ_NATIVE_FLAGS ?= -rss_limit_mb=2048 -timeout=5 -max_len=65536
+$(BUILD)/fuzz/.built: $(NATIVE_SOURCES) $(VENV)/.created $(BUILD)/.system-deps
+	$(CMAKE) -S native -B $(BUILD)/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGE_FUZZ=ON \
+		-DEDGE_BUILD_TESTS=OFF -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+		-DCMAKE_MAKE_PROGRAM=$(abspath $(VENV))/bin/ninja >/dev/null
+	$(CMAKE) --build $(BUILD)/fuzz -j $(JOBS) --target fuzz_edge_model edge_fuzz_seeds
+	@touch $@
+
+fuzz-native: $(BUILD)/fuzz/.built
+	@mkdir -p $(BUILD)/fuzz/seeds $(BUILD)/fuzz/corpus $(BUILD)/fuzz/artifacts
+	$(BUILD)/fuzz/edge_fuzz_seeds $(BUILD)/fuzz/seeds
+	@$(PY) -c 'import pathlib, sys; from tests.fuzz.seed_models import edge_seeds; \
+		[pathlib.Path(sys.argv[1], "py_" + n.removesuffix(".edge") + ".edge").write_bytes(b) for n, b in edge_seeds().items()]' \
+		$(BUILD)/fuzz/seeds 2>/dev/null || echo "(no Python seeds: tests/fuzz/seed_models.py)"
+	$(BUILD)/fuzz/fuzz_edge_model $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds \
+		-runs=$(if $(filter 0,$(FUZZ_NATIVE_RUNS)),-1,$(FUZZ_NATIVE_RUNS)) \
+		-max_total_time=$(FUZZ_NATIVE_SECONDS) $(FUZZ_NATIVE_FLAGS) \
+		-artifact_prefix=$(BUILD)/fuzz/artifacts/ -print_final_stats=1
 
 # ---------------------------------------------------------------- demo and benchmarks
 demo: setup

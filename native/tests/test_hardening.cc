@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "arena_plan.h"
+#include "edge/kernels/quant.h"
 #include "edge/kernels/requant.h"
 #include "edge/runtime/error.h"
 #include "edge/runtime/interpreter.h"
@@ -368,4 +369,14 @@ EDGE_TEST(hardening_requantize_one_at_int32_max) {
     EDGE_CHECK(edge::requantize_one(std::numeric_limits<int32_t>::min(), big, 0, -5, -128, 127,
                                     r) == -128);
   }
+}
+
+EDGE_TEST(hardening_activation_range_with_a_tiny_output_scale) {
+  // Found by fuzz_edge_model: RELU6 on an output scale of 1e-12 quantised 6.0 to 6e12, and the
+  // float -> int conversion overflowed (UB). The bounds now saturate: [zero point, 127].
+  const edge::TensorQuant out{1e-12f, -3};
+  const edge::ClampRange r6 = edge::activation_range(edge::Activation::kRelu6, out);
+  EDGE_CHECK(r6.min == -3 && r6.max == 127);
+  const edge::ClampRange r1 = edge::activation_range(edge::Activation::kReluN1To1, out);
+  EDGE_CHECK(r1.min == -128 && r1.max == 127);
 }

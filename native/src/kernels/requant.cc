@@ -39,8 +39,14 @@ double fc_per_tensor_effective_scale(float input_scale, float weight_scale, floa
 }
 
 ClampRange activation_range(Activation activation, const TensorQuant& output) {
+  // zero_point + round(f / scale), clamped in float first: a tiny output scale (6 / 1e-12)
+  // would overflow the conversion to int (found by fuzz_edge_model).
   const auto quantize = [&](float f) {
-    return output.zero_point + static_cast<int32_t>(std::round(f / output.scale));
+    float q = std::round(f / output.scale);
+    q = std::min(std::max(q, -1e9f), 1e9f);
+    const int64_t v = int64_t{output.zero_point} + static_cast<int64_t>(q);
+    return static_cast<int32_t>(std::min<int64_t>(std::max<int64_t>(v, -(int64_t{1} << 31)),
+                                                  (int64_t{1} << 31) - 1));
   };
   ClampRange r;
   switch (activation) {
