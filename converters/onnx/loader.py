@@ -173,8 +173,9 @@ def _declared_shape(value_info: Any) -> tuple[int | None, ...] | None:
         return None
     dims: list[int | None] = []
     for d in t.tensor_type.shape.dim:
-        # dim_value <= 0 (Paddle's exporter writes -1) is a dynamic dimension, like dim_param
-        dims.append(int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None)
+        # a negative dim_value (Paddle's exporter writes -1) is a dynamic dimension, like
+        # dim_param; 0 is a real size (empty tensors), as onnxruntime takes it
+        dims.append(int(d.dim_value) if d.HasField("dim_value") and d.dim_value >= 0 else None)
     return tuple(dims)
 
 
