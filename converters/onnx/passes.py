@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sdk.converters.ir import Graph, Operator, Tensor
+from sdk.converters.ir import DType, Graph, Operator, Tensor
 from sdk.converters.onnx import layout
 
 _FUSED_ACTIVATION = {"RELU", "RELU6", "RELU_N1_TO_1"}
@@ -56,12 +56,34 @@ def optimize(graph: Graph) -> None:
     graph.prune()
 
 
+class _Names:
+    """The graph's tensor names, gathered once per pass (Graph.constant gathers them on every
+    call, which made passes that add a constant per match quadratic)."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.taken = {t.name for t in graph.tensors}
+
+    def constant(self, base: str, data: np.ndarray) -> Tensor:
+        name, i = base, 1
+        while name in self.taken:
+            name = f"{base}_{i}"
+            i += 1
+        self.taken.add(name)
+        arr = np.asarray(data)
+        arr = np.ascontiguousarray(arr.astype(DType.from_numpy(arr.dtype).numpy, copy=False))
+        return self.graph.add_tensor(Tensor(name, arr.shape, DType.from_numpy(arr.dtype),
+                                            data=arr))
+
+
 def _remove(graph: Graph, op: Operator) -> None:
     graph.operators = [o for o in graph.operators if o is not op]
 
 
 def fold_bias_add(graph: Graph) -> None:
     uses = _Uses(graph)
+    names = _Names(graph)
+    removed: set[int] = set()
     for add in list(graph.operators):
         if add.type != "ADD" or add.attrs.get("fused_activation_function", "NONE") != "NONE":
             continue
@@ -83,14 +105,23 @@ def fold_bias_add(graph: Graph) -> None:
             base = old.numpy() if old is not None else np.zeros(channels, np.float32)
             new_bias = (base.astype(np.float64) + np.broadcast_to(
                 cv.reshape(-1).astype(np.float64), (channels,))).astype(np.float32)
-            bias = graph.constant(f"{op.outputs[0].name}/bias", new_bias)
+            bias = names.constant(f"{op.outputs[0].name}/bias", new_bias)
             while len(op.inputs) <= k:
                 op.inputs.append(None)
             op.inputs[k] = bias
             op.outputs = [add.outputs[0]]
-            _remove(graph, add)
-            uses.refresh()
+            removed.add(id(add))
+            # local update (only these entries change): op now makes add's output, x is gone
+            uses.producer[add.outputs[0]] = op
+            uses.producer.pop(x, None)
+            uses.consumers.pop(x, None)
+            uses.consumers[c] = [o for o in uses.consumers.get(c, []) if o is not add]
+            if old is not None:
+                uses.consumers[old] = [o for o in uses.consumers.get(old, []) if o is not op]
+            uses.consumers[bias] = [op]
             break
+    if removed:
+        graph.operators = [o for o in graph.operators if id(o) not in removed]
 
 
 def fuse_activations(graph: Graph) -> None:
@@ -115,6 +146,7 @@ def fuse_activations(graph: Graph) -> None:
 
 def fold_flatten_transpose(graph: Graph) -> None:
     uses = _Uses(graph)
+    names = _Names(graph)
     for fc in list(graph.operators):
         if fc.type != "FULLY_CONNECTED" or fc.inputs[1] is None or not fc.inputs[1].is_constant:
             continue
@@ -136,12 +168,14 @@ def fold_flatten_transpose(graph: Graph) -> None:
         order = np.arange(k).reshape(tin.shape[1:]).transpose(
             [inv[a] - 1 for a in range(1, len(perm))]).reshape(-1)
         w = fc.inputs[1].numpy()
-        fc.inputs[1] = graph.constant(f"{fc.inputs[1].name}/nhwc_order", w[:, order])
+        fc.inputs[1] = names.constant(f"{fc.inputs[1].name}/nhwc_order", w[:, order])
         reshape.inputs[0] = x
-        uses.refresh()
+        # local update: the reshape reads x now, the transpose's output nobody
+        uses.consumers[x] = [*uses.consumers.get(x, []), reshape]
+        uses.consumers[tin] = [o for o in uses.consumers.get(tin, []) if o is not reshape]
 
 
-def _permuted_constant(graph: Graph, c: Tensor, perm: list[int]) -> Tensor | None:
+def _permuted_constant(names: _Names, c: Tensor, perm: list[int]) -> Tensor | None:
     """Constant operand `c` of an element-wise op whose other operand is transposed by `perm`
     (right-aligned broadcasting), or None when it cannot follow."""
     arr = c.numpy()
@@ -152,82 +186,142 @@ def _permuted_constant(graph: Graph, c: Tensor, perm: list[int]) -> Tensor | Non
         full = full.reshape(full.shape[1:])
     if full.shape == arr.shape and np.array_equal(full, arr):
         return c
-    return graph.constant(f"{c.name}/permuted", full)
+    return names.constant(f"{c.name}/permuted", full)
+
+
+def _without(ops: list[Operator], op: Operator) -> list[Operator]:
+    return [o for o in ops if o is not op]
 
 
 def hoist_transposes(graph: Graph) -> None:
-    changed = True
-    while changed:
-        changed = False
-        uses = _Uses(graph)
-        for t_op in graph.operators:
-            if t_op.type != "TRANSPOSE" or not t_op.inputs[1].is_constant:
-                continue
-            src = t_op.inputs[0]
-            op = uses.producer.get(src) if src is not None else None
-            if op is None or op.type not in _ELEMENTWISE or not uses.only_reader(src, t_op):
-                continue
-            variable = [i for i, t in enumerate(op.inputs) if t is not None and not t.is_constant]
-            if len(variable) != 1 or tuple(op.inputs[variable[0]].shape) != tuple(src.shape):
-                continue
-            perm = [int(p) for p in t_op.inputs[1].numpy()]
-            inputs = list(op.inputs)
-            for i, c in enumerate(op.inputs):
-                if c is not None and i != variable[0]:
-                    inputs[i] = _permuted_constant(graph, c, perm)
-            if any(t is None and o is not None for t, o in zip(inputs, op.inputs, strict=True)):
-                continue
-            x = op.inputs[variable[0]]
-            moved = graph.add_tensor(Tensor(f"{x.name}/transposed",
-                                            tuple(x.shape[p] for p in perm), x.dtype))
-            out = t_op.outputs[0]
-            t_op.inputs[0], t_op.outputs = x, [moved]
-            inputs[variable[0]] = moved
-            op.inputs, op.outputs = inputs, [out]
-            ops = [o for o in graph.operators if o is not t_op]
-            ops.insert(ops.index(op), t_op)
-            graph.operators = ops
-            changed = True
-            break
+    """Worklist form: each move updates the use maps locally (a move costs O(1), not a rescan
+    of the graph), and the operator order is rebuilt once at the end."""
+    uses = _Uses(graph)
+    names = _Names(graph)
+    anchor: dict[int, Operator] = {}  # moved TRANSPOSE -> the op it now runs right before
+    work = [op for op in graph.operators if op.type == "TRANSPOSE"]
+    work.reverse()
+    while work:
+        t_op = work.pop()
+        if t_op.inputs[1] is None or not t_op.inputs[1].is_constant:
+            continue
+        src = t_op.inputs[0]
+        op = uses.producer.get(src) if src is not None else None
+        if op is None or op.type not in _ELEMENTWISE or not uses.only_reader(src, t_op):
+            continue
+        variable = [i for i, t in enumerate(op.inputs) if t is not None and not t.is_constant]
+        if len(variable) != 1 or tuple(op.inputs[variable[0]].shape) != tuple(src.shape):
+            continue
+        perm = [int(p) for p in t_op.inputs[1].numpy()]
+        inputs = list(op.inputs)
+        for i, c in enumerate(op.inputs):
+            if c is not None and i != variable[0]:
+                inputs[i] = _permuted_constant(names, c, perm)
+        if any(t is None and o is not None for t, o in zip(inputs, op.inputs, strict=True)):
+            continue
+        x = op.inputs[variable[0]]
+        moved = graph.add_tensor(Tensor(f"{x.name}/transposed",
+                                        tuple(x.shape[p] for p in perm), x.dtype))
+        out = t_op.outputs[0]
+        t_op.inputs[0], t_op.outputs = x, [moved]
+        inputs[variable[0]] = moved
+        op.inputs, op.outputs = inputs, [out]
+        anchor[id(t_op)] = op
+        # local update of the use maps
+        uses.producer.pop(src, None)
+        uses.consumers.pop(src, None)
+        uses.producer[moved] = t_op
+        uses.producer[out] = op
+        uses.consumers[x] = [t_op if o is op else o for o in uses.consumers.get(x, [])]
+        uses.consumers[moved] = [op]
+        for t in inputs:
+            if t is not None and t is not moved:
+                uses.consumers.setdefault(t, [])
+                if op not in uses.consumers[t]:
+                    uses.consumers[t].append(op)
+        work.append(t_op)  # it may move further up
+        work.extend(r for r in uses.consumers.get(out, []) if r.type == "TRANSPOSE")
+    if anchor:
+        before: dict[int, list[Operator]] = {}
+        for t_op in graph.operators:  # keep the moved transposes in their original order
+            if id(t_op) in anchor:
+                before.setdefault(id(anchor[id(t_op)]), []).append(t_op)
+        ops: list[Operator] = []
+        placed: set[int] = set()
+
+        def place(op: Operator) -> None:
+            for t_op in before.get(id(op), ()):
+                if id(t_op) not in placed:
+                    placed.add(id(t_op))
+                    place(t_op)
+            ops.append(op)
+
+        for op in graph.operators:
+            if id(op) not in anchor:
+                place(op)
+        graph.operators = ops
 
 
 def collapse_reshapes(graph: Graph) -> None:
-    changed = True
-    while changed:
-        changed = False
-        uses = _Uses(graph)
-        for op in graph.operators:
-            if op.type not in ("RESHAPE", "TRANSPOSE"):
-                continue
+    """Merge RESHAPE -> RESHAPE and TRANSPOSE -> TRANSPOSE chains and drop identities, in one
+    pass in operator order with local updates of the use maps."""
+    uses = _Uses(graph)
+    names = _Names(graph)
+    removed: set[int] = set()
+    for op in list(graph.operators):
+        if op.type not in ("RESHAPE", "TRANSPOSE"):
+            continue
+        while True:
             src = op.inputs[0]
             prev = uses.producer.get(src) if src is not None else None
-            if prev is not None and prev.type == op.type and uses.only_reader(src, op):
-                if op.type == "RESHAPE":
-                    op.inputs[0] = prev.inputs[0]
-                else:
-                    p1 = [int(p) for p in prev.inputs[1].numpy()]
-                    p2 = [int(p) for p in op.inputs[1].numpy()]
-                    op.inputs = [prev.inputs[0], graph.constant(
-                        f"{op.outputs[0].name}/perm", np.array([p1[p] for p in p2], np.int32))]
-                _remove(graph, prev)
-                changed = True
+            if prev is None or prev.type != op.type or id(prev) in removed or \
+                    not uses.only_reader(src, op):
                 break
-            out = op.outputs[0]
-            same = tuple(src.shape) == tuple(out.shape) if src is not None else False
-            if op.type == "TRANSPOSE":
-                same = same and layout.is_identity([int(p) for p in op.inputs[1].numpy()])
-            if same and not (id(out) in uses.io and id(src) in uses.io):
-                if id(out) in uses.io:  # keep the graph output tensor: the input takes its place
-                    if src is None or src.is_constant or uses.producer.get(src) is None:
-                        continue
-                    uses.producer[src].outputs = [out if t is src else t
-                                                  for t in uses.producer[src].outputs]
-                    graph.replace_uses(src, out)
-                else:
-                    graph.replace_uses(out, src)  # type: ignore[arg-type]
-                _remove(graph, op)
-                changed = True
-                break
+            if op.type == "RESHAPE":
+                op.inputs[0] = prev.inputs[0]
+            else:
+                p1 = [int(p) for p in prev.inputs[1].numpy()]
+                p2 = [int(p) for p in op.inputs[1].numpy()]
+                op.inputs = [prev.inputs[0], names.constant(
+                    f"{op.outputs[0].name}/perm", np.array([p1[p] for p in p2], np.int32))]
+            removed.add(id(prev))
+            uses.producer.pop(src, None)
+            uses.consumers.pop(src, None)
+            base = prev.inputs[0]
+            if base is not None:
+                uses.consumers[base] = [op if o is prev else o
+                                        for o in uses.consumers.get(base, [])]
+        src, out = op.inputs[0], op.outputs[0]
+        same = src is not None and tuple(src.shape) == tuple(out.shape)
+        if op.type == "TRANSPOSE":
+            same = same and layout.is_identity([int(p) for p in op.inputs[1].numpy()])
+        if not same or (id(out) in uses.io and id(src) in uses.io):
+            continue
+        assert src is not None
+        if id(out) in uses.io:  # keep the graph output tensor: the input takes its place
+            prod = uses.producer.get(src)
+            if src.is_constant or prod is None or id(prod) in removed:
+                continue
+            prod.outputs = [out if t is src else t for t in prod.outputs]
+            readers = _without(uses.consumers.get(src, []), op)
+            for reader in readers:
+                reader.inputs = [out if t is src else t for t in reader.inputs]
+            graph.outputs = [out if t is src else t for t in graph.outputs]
+            uses.producer.pop(src, None)
+            uses.consumers.pop(src, None)
+            uses.producer[out] = prod
+            uses.consumers[out] = [*uses.consumers.get(out, []), *readers]
+        else:
+            readers = uses.consumers.get(out, [])
+            for reader in readers:
+                reader.inputs = [src if t is out else t for t in reader.inputs]
+            graph.outputs = [src if t is out else t for t in graph.outputs]
+            uses.consumers[src] = [*_without(uses.consumers.get(src, []), op), *readers]
+            uses.producer.pop(out, None)
+            uses.consumers.pop(out, None)
+        removed.add(id(op))
+    if removed:
+        graph.operators = [o for o in graph.operators if id(o) not in removed]
 
 
 def share_duplicates(graph: Graph) -> None:
