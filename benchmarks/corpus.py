@@ -122,7 +122,9 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [r for r in results if r["ours"].get("ok")]
     worst = [float(r["ours"]["worst_sqnr_db"]) for r in ok
              if isinstance(r["ours"].get("worst_sqnr_db"), (int, float))]
-    peer_ok = [r for r in results if (r.get("peer") or {}).get("ok")]
+    peer_ok = [r for r in results if (r.get("peer") or {}).get("ok")
+               and not any("quantised nothing" in w for w in r["peer"].get("warnings", []))]
+    both = [r for r in peer_ok if r["ours"].get("ok")]
     return {
         "models": len(results),
         "import_ok": sum(bool(r.get("import_ok")) for r in results),
@@ -131,6 +133,9 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
         "median_worst_sqnr_db_ours": round(median(worst), 2) if worst else None,
         "ours_below_15_db": sum(w < 15 for w in worst),
         "peer_ok": len(peer_ok),
+        "both_ran": len(both),
+        "ours_sqnr_at_least_peer": sum(float(r["ours"]["worst_sqnr_db"])
+                                       >= float(r["peer"]["worst_sqnr_db"]) for r in both),
     }
 
 
@@ -143,7 +148,10 @@ def table(report: dict[str, Any]) -> str:
         if not r.get("ok"):
             return f"fails ({r.get('stage')})"
         v = r.get("worst_sqnr_db")
-        return f"{v:.1f}" if isinstance(v, (int, float)) else str(v)
+        if any("quantised nothing" in w for w in r.get("warnings", [])):
+            return "quantised nothing"
+        text = f"{v:.1f}" if isinstance(v, (int, float)) else str(v)
+        return text + ("*" if any("signature" in w for w in r.get("warnings", [])) else "")
 
     def task(r: dict[str, Any] | None) -> str:
         if not r or not r.get("ok") or r.get("task_metric") is None:

@@ -44,6 +44,8 @@ class CorpusModel:
     task: dict[str, Any]
     input: dict[str, Any]
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    #: False keeps a model out of the fast subset (tests/test_corpus.py); the manifest says why
+    fast_subset: bool = True
 
     @property
     def package(self) -> str:
@@ -67,7 +69,7 @@ def cache_dir() -> Path:
 
 
 _MODEL_KEYS = {"name", "wheel", "member", "sha256", "format", "exporter", "kind", "task",
-               "input", "input_shapes"}
+               "input", "input_shapes", "fast_subset"}
 
 
 def load_manifest(path: Path = MANIFEST) -> list[CorpusModel]:
@@ -95,7 +97,8 @@ def load_manifest(path: Path = MANIFEST) -> list[CorpusModel]:
             name=m["name"], wheel=wheels[m["wheel"]], member=m["member"], sha256=m["sha256"],
             format=m["format"], exporter=m["exporter"], kind=m["kind"], task=dict(m["task"]),
             input=dict(m["input"]),
-            input_shapes={k: tuple(v) for k, v in m.get("input_shapes", {}).items()}))
+            input_shapes={k: tuple(v) for k, v in m.get("input_shapes", {}).items()},
+            fast_subset=bool(m.get("fast_subset", True))))
     return models
 
 
@@ -111,11 +114,11 @@ def select(models: list[CorpusModel], names: list[str] | None) -> list[CorpusMod
 
 
 def smallest_per_kind(models: list[CorpusModel], cache: Path | None = None) -> list[CorpusModel]:
-    """The fast subset: the smallest cached file of each kind."""
+    """The fast subset: the smallest cached file of each kind (of those not kept out)."""
     best: dict[str, tuple[int, CorpusModel]] = {}
     for m in models:
         p = m.path(cache)
-        if not p.is_file():
+        if not m.fast_subset or not p.is_file():
             continue
         size = p.stat().st_size
         if m.kind not in best or size < best[m.kind][0]:
