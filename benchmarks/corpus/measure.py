@@ -185,12 +185,17 @@ class LiteRTRunner(Runner):
         return out
 
 
-def align(ref_names: list[str], names: list[str]) -> list[int]:
-    """For each reference output, the index of the same output in `names` (by name, then by
-    position)."""
-    idx = []
-    for i, r in enumerate(ref_names):
-        hit = [j for j, n in enumerate(names) if n == r or _key(n) == _key(r)]
+def align(ref_names: list[str], ref_sizes: list[int], names: list[str], sizes: list[int]
+          ) -> list[int]:
+    """For each reference output, the index of the same output of another runner: the same
+    name; else the same name up to a ':N' / 'serving_default_' decoration and the same size;
+    else the first unused output of the same size; else the same position."""
+    idx: list[int] = []
+    for i, (r, size) in enumerate(zip(ref_names, ref_sizes, strict=True)):
+        free = [j for j in range(len(names)) if j not in idx]
+        hit = ([j for j in free if names[j] == r]
+               or [j for j in free if _key(names[j]) == _key(r) and sizes[j] == size]
+               or [j for j in free if sizes[j] == size])
         idx.append(hit[0] if hit else i)
     return idx
 
@@ -214,11 +219,9 @@ def compare(ref: list[list[np.ndarray]], got: list[list[np.ndarray]], names: lis
 
 def score(tool: str, model: CorpusModel, hw: tuple[int, int] | None, ref_names: list[str],
           ref: list[list[np.ndarray]], runner: Runner, samples: list[Sample]) -> QuantResult:
-    idx = align(ref_names, runner.names)
-    got = []
-    for s in samples:
-        out = runner(s)
-        got.append([out[j] for j in idx])
+    outs = [runner(s) for s in samples]
+    idx = align(ref_names, [o.size for o in ref[0]], runner.names, [o.size for o in outs[0]])
+    got = [[out[j] for j in idx] for out in outs]
     stats = compare(ref, got, ref_names)
     res = QuantResult(tool, True, outputs=stats)
     res.worst_sqnr_db = min(s.sqnr_db for s in stats)
@@ -432,6 +435,9 @@ def _peer(model: CorpusModel, path: Path, descs: list[InputDesc], cal: list[Samp
     except Exception as exc:
         res = QuantResult(tool, False, short_error(exc), "run")
     res.size_bytes, res.export_s = len(data), secs
+    if model.format == "onnx" and b"QuantizeLinear" not in data:
+        warnings.append("onnxruntime quantised nothing (no QuantizeLinear in its file): "
+                        "its numbers are the float model's")
     res.warnings = warnings
     return res
 
