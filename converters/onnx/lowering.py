@@ -74,6 +74,7 @@ class Lowering:
         self._views: dict[tuple[str, Perm], Tensor] = {}
         self._consts: dict[tuple[str, Perm], Tensor] = {}
         self._names: set[str] = set()
+        self._next: dict[str, int] = {}
         self.node: Node | None = None
 
     # ------------------------------------------------------------------ ONNX values
@@ -148,10 +149,11 @@ class Lowering:
     # ------------------------------------------------------------------ IR tensors
     def _unique(self, base: str) -> str:
         name = base
-        i = 1
+        i = self._next.get(base, 1)  # where the search for `base` stopped last time
         while name in self._names:
             name = f"{base}_{i}"
             i += 1
+        self._next[base] = i
         self._names.add(name)
         return name
 

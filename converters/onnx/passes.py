@@ -63,12 +63,14 @@ class _Names:
     def __init__(self, graph: Graph):
         self.graph = graph
         self.taken = {t.name for t in graph.tensors}
+        self.next: dict[str, int] = {}
 
     def constant(self, base: str, data: np.ndarray) -> Tensor:
-        name, i = base, 1
+        name, i = base, self.next.get(base, 1)
         while name in self.taken:
             name = f"{base}_{i}"
             i += 1
+        self.next[base] = i
         self.taken.add(name)
         arr = np.asarray(data)
         arr = np.ascontiguousarray(arr.astype(DType.from_numpy(arr.dtype).numpy, copy=False))
