@@ -113,8 +113,11 @@ def tensor_nbytes(tensor: Any, label: str) -> int:
     count = 1
     for d in tensor.dims:
         count *= int(d)
-    if tensor.data_type in (TensorProto.INT4, TensorProto.UINT4):
-        return (count + 1) // 2
+    per_byte = {getattr(TensorProto, n, -1): k for n, k in (
+        ("INT4", 2), ("UINT4", 2), ("FLOAT4E2M1", 2), ("INT2", 4), ("UINT2", 4))}
+    if tensor.data_type in per_byte:
+        k = per_byte[tensor.data_type]
+        return (count + k - 1) // k
     return count * itemsize
 
 

@@ -315,8 +315,12 @@ class Folder:
                                        f"{[v.shape for v in ins if v is not None]} do not "
                                        "broadcast", path=self.label) from exc
             return [check_shape(shape, f"{self.where(node)}: the output", self.label)]
+        try:
+            types = self._infer_types(node, ins)
+        except ConversionError:
+            return [None]  # unknown: folded only if the op never makes more than it reads
         out = []
-        for name, t in self._infer_types(node, ins).items():
+        for name, t in types.items():
             if name not in node.outputs:
                 continue
             out.append(self._static_shape(node, name, t))
