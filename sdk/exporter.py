@@ -62,6 +62,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
            weight_method: str | None = None, bias_correction: bool | str = "analytic",
            per_layer: bool = True, strict: bool = False, report: bool = True,
            percentile: float = 99.99, progress: Progress | None = None,
+           target: str | None = None,
            activations: str = "int8", equalize: bool = True,
            scheme_options: Mapping[str, Any] | None = None) -> ExportResult:
     """Quantise `model` and write it to `output`.
@@ -103,8 +104,17 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     scheme_options: the scheme's own options (sub-byte: block_size, ternary_scale,
         ternary_refit, keep_first, keep_last, sqnr_floor_db, custom_ops).
     report: also write the JSON report beside the model (<stem>.report.json).
+    target: an NPU to compile the INT8 .tflite for ("ethos-u55-128" ... with Vela, "rk3588" ...
+        with rknn-toolkit2; `sdk.converters.targets`): `result.target` holds the compiler's
+        per-layer NPU/CPU placement, estimates and (RKNN) simulator fidelity; docs/npu.md.
     progress: called as progress(stage, done, total) during calibration and validation.
     """
+    if target is not None:  # export, then the NPU compiler: sdk.converters.targets.export
+        from sdk.converters.targets.export import export_for_target
+
+        forward = {k: v for k, v in locals().items()
+                   if k not in ("model", "scheme", "target", "export_for_target")}
+        return export_for_target(model, scheme, target=target, **forward)
     timings: dict[str, float] = {}
     start = time.perf_counter()
     clock = [start]
