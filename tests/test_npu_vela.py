@@ -121,3 +121,18 @@ def test_digits_cnn_and_mobilenet_compile_all_macs_on_npu(digits_keras, digits_d
         assert len(weighted) >= 4
         assert all(layer.cycles for layer in weighted), report.summary()
         assert report.cycles_total == sum(layer.cycles or 0 for layer in report.layers)
+
+
+@requires_vela
+def test_sdk_export_target_argument(tmp_path) -> None:
+    import sdk
+
+    model = build_classifier(tmp_path / "m.tflite", head="LOG_SOFTMAX")
+    result = sdk.export(model, "int8", calibration=images(), output=tmp_path / "m_int8.tflite",
+                        target="ethos-u85-128")
+    report = result.target
+    assert report.target == "ethos-u85-128" and report.compiled_path.exists()
+    # float model I/O: QUANTIZE / DEQUANTIZE at the edges stay on the CPU, and the report says
+    # how to avoid them
+    assert {layer.op_type for layer in report.cpu_layers} >= {"LOG_SOFTMAX"}
+    assert any("input_type='int8'" in note for note in report.notes)
