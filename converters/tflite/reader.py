@@ -10,7 +10,9 @@ Resource limits (`sdk.limits.LoadBudget`, `EDGESDK_MEMORY_BUDGET`): a tensor may
 the memory budget in bytes; the constant data decoded from all tensors together (buffers shared
 between tensors are decoded per tensor, sub-byte types unpacked to a byte per value) may take at
 most `budget.fold_bytes` (16 x the file size, at least 64 MiB, at most the memory budget); a
-buffer must lie inside the file.
+buffer must lie inside the file. Sparse constants (TFLite sparsity parameters, read by DENSIFY)
+are densified here, their dense size charged to the same limit, and their DENSIFY ops folded
+(`sdk.converters.tflite.sparsity`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 
 from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, SignatureDef, Tensor
 from sdk.converters.tflite import packing
+from sdk.converters.tflite import sparsity as sparsity_mod
 from sdk.converters.tflite.decode import decode_model
 from sdk.converters.tflite.options import options_to_attrs, options_type_name
 from sdk.converters.tflite.schema import BUILTIN_OP_NAMES, FILE_IDENTIFIER, OPTIONS2_NAMES, schema
@@ -220,6 +223,7 @@ class _Importer:
             inputs=[self.tensor_at(tensors, i, f"{where} inputs") for i in _ints(sg.inputs)],
             outputs=[self.tensor_at(tensors, i, f"{where} outputs") for i in _ints(sg.outputs)],
         )
+        sparsity_mod.fold_densify(g)  # sparse constants were densified: DENSIFY is a no-op
         if sg.debugMetadataIndex != -1:
             g.format_extras["tflite_debug_metadata_index"] = int(sg.debugMetadataIndex)
         return g
@@ -245,13 +249,18 @@ class _Importer:
             else None
         raw = self.buffer_bytes(int(t.buffer), what)
         data: np.ndarray | bytes | None = None
-        if raw is not None:
+        densified = False
+        if raw is not None and t.sparsity is not None:
+            data, densified = self.sparse_data(what, dtype, shape, raw, t.sparsity), True
+        elif raw is not None:
             data = self.constant_data(what, dtype, shape, raw)
         tensor = Tensor(name=name, shape=shape, dtype=dtype, data=data,
                         quant=self.quant(what, t.quantization), shape_signature=signature,
                         is_variable=bool(t.isVariable))
         extras = tensor.format_extras
-        if t.sparsity is not None:
+        if densified:
+            extras["tflite_densified"] = True
+        elif t.sparsity is not None:
             extras["tflite_sparsity"] = t.sparsity
         if t.hasRank:
             extras["tflite_has_rank"] = True
@@ -280,6 +289,20 @@ class _Importer:
         self.charge(what, len(raw))
         arr = np.frombuffer(raw, dtype=dtype.numpy.newbyteorder("<")).astype(dtype.numpy)
         return arr.reshape(shape)
+
+    def sparse_data(self, what: str, dtype: DType, shape: tuple[int, ...], raw: bytes,
+                    sparsity: Any) -> np.ndarray:
+        """A sparse constant (TFLite sparsity parameters) as its dense array; the dense size is
+        charged to the budget before anything is built (see `sparsity.densify`)."""
+        if dtype.is_sub_byte or dtype in (DType.STRING, DType.RESOURCE, DType.VARIANT):
+            raise self.error(f"{what}: sparse {dtype.name} tensors are not supported")
+        itemsize = dtype.bits // 8
+        if len(raw) % itemsize:
+            raise self.error(f"{what}: sparse buffer holds {len(raw)} bytes, not a whole number "
+                             f"of {dtype.name} values")
+        self.charge(what, math.prod(shape) * itemsize)
+        values = np.frombuffer(raw, dtype=dtype.numpy.newbyteorder("<")).astype(dtype.numpy)
+        return sparsity_mod.densify(sparsity, shape, values, what, self.path)
 
     def quant(self, what: str, q: Any) -> QuantParams | None:
         if q is None:
