@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,11 @@ from sdk.converters import pytorch as ptc
 from sdk.converters import tensorflow as tfc
 from sdk.converters.ir import DType, Graph, Model, Tensor
 from sdk.converters.tflite import read_tflite
+from sdk.converters.tflite.custom_ops import CUSTOM_OPS
+from sdk.converters.tflite.input_shapes import fix_input_shapes
+from sdk.converters.tflite.publisher_ops import rewrite_custom_ops, unsupported_custom_ops
 from sdk.converters.tflite.schema import FILE_IDENTIFIER
-from sdk.errors import ConversionError, ModelFormatError
+from sdk.errors import ConversionError, ModelFormatError, UnsupportedOpError
 
 InputShapes = Mapping[str | None, Sequence[int]] | Sequence[Sequence[int]] | None
 #: ONNX inputs/outputs: "nchw" as ONNX declares them, "nhwc" channels-last (see read_onnx)
@@ -41,6 +44,8 @@ class LoadedModel:
     kind: str
     #: a short name for reports and default file names
     name: str
+    #: what the import changed, for the export report (custom ops rewritten, shapes fixed)
+    notes: list[str] = field(default_factory=list)
 
 
 def load_model(source: Any, *, input_shapes: InputShapes = None,
@@ -77,8 +82,7 @@ def _dispatch(source: Any, input_shapes: InputShapes, io_layout: str | None) -> 
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         if data[4:8] == FILE_IDENTIFIER:
-            _no_shapes(input_shapes, "a .tflite model")
-            return LoadedModel(read_tflite(data), "tflite", "model")
+            return _from_tflite(data, "model", input_shapes)
         return LoadedModel(_read_onnx(data, input_shapes, io_layout), "onnx", "model")
     if isinstance(source, (str, os.PathLike)):
         return _from_path(Path(source), input_shapes, io_layout)
@@ -128,18 +132,39 @@ def _from_path(path: Path, input_shapes: InputShapes, io_layout: str | None) -> 
     if suffix == ".onnx":
         return LoadedModel(_read_onnx(str(path), input_shapes, io_layout), "onnx", name)
     if suffix == ".tflite":
-        _no_shapes(input_shapes, "a .tflite model")
-        return LoadedModel(read_tflite(path), "tflite", name)
+        return _from_tflite(path, name, input_shapes)
     try:
         head = path.read_bytes()[:8]
     except OSError as exc:
         raise ModelFormatError(f"cannot read: {exc.strerror}", path=str(path)) from exc
     if head[4:8] == FILE_IDENTIFIER:
-        _no_shapes(input_shapes, "a .tflite model")
-        return LoadedModel(read_tflite(path), "tflite", name)
+        return _from_tflite(path, name, input_shapes)
     raise ModelFormatError(f"unknown model format (suffix {suffix or 'none'!r}); expected "
                            ".tflite, .onnx, .keras, .h5 or a SavedModel directory",
                            path=str(path))
+
+
+def _from_tflite(source: Path | bytes, name: str, input_shapes: InputShapes) -> LoadedModel:
+    """A float .tflite: publishers' custom ops with a builtin equivalent rewritten (see
+    `sdk.converters.tflite.publisher_ops`), any other custom op LiteRT cannot run refused by
+    name, and `input_shapes` applied through the graph (`tflite.input_shapes`)."""
+    label = str(source) if isinstance(source, Path) else "<bytes>"
+    model = read_tflite(source)
+    notes = [r.note() for r in rewrite_custom_ops(model)]
+    blocked = unsupported_custom_ops(model, known=frozenset(CUSTOM_OPS))
+    if blocked:
+        code, _, rest = blocked[0].partition(" (")
+        raise UnsupportedOpError(
+            code, rest.split("):")[0], ["Convolution2DTransposeBias (rewritten to TRANSPOSE_CONV)",
+                                        "TFLite_Detection_PostProcess", "builtin ops"],
+            source=label,
+            detail=f"LiteRT has no kernel for it, so the float model cannot be calibrated; "
+                   f"custom ops found: {'; '.join(blocked)}. Cut the model before it (export the "
+                   "part up to that op) or replace it with builtin ops in the source model")
+    if input_shapes:
+        fold_constant_dequantize(model.main)
+        notes += fix_input_shapes(model, input_shapes, label)
+    return LoadedModel(model, "tflite", name, notes)
 
 
 def _read_onnx(source: Any, input_shapes: InputShapes, io_layout: str | None) -> Model:
@@ -155,8 +180,8 @@ def _read_onnx(source: Any, input_shapes: InputShapes, io_layout: str | None) ->
 
 def _no_shapes(input_shapes: InputShapes, what: str) -> None:
     if input_shapes:
-        raise ConversionError(f"input_shapes applies to ONNX and Keras models, not to {what} "
-                              "(its shapes are fixed by its converter)")
+        raise ConversionError(f"input_shapes applies to ONNX, Keras and .tflite models, not "
+                              f"to {what} (its shapes are fixed by its converter)")
 
 
 def fold_constant_dequantize(graph: Graph) -> int:
