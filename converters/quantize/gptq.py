@@ -40,12 +40,14 @@ for a shared weight).
 from __future__ import annotations
 
 import contextvars
+import copy
 import hashlib
 import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -74,6 +76,9 @@ class LayerHessian:
     op_type: str
     hessian: np.ndarray
     rows: int
+    ops: list[Operator] = field(default_factory=list, repr=False)
+    #: mean input row ([K], or [C, K] for depthwise): what the analytic bias correction uses
+    mean: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -255,42 +260,72 @@ def output_positions(op: Operator, x_shape: tuple[int, ...], kh: int, kw: int) -
 
 @dataclass
 class _Accumulator:
+    """One layer's input statistics: H = X^T X (sums; [K, K], or [C, K, K] for depthwise) and,
+    given the inputs of a second model at the same positions, the cross term X_q^T X_f and
+    both inputs' sums (for the input-error compensation, see `WeightSolver`)."""
+
     op: Operator
     weight: np.ndarray
     k: int
     shape: tuple[int, ...]  # of the Hessian
     h: np.ndarray = field(init=False)
+    cross: np.ndarray | None = None
+    sum_q: np.ndarray = field(init=False)
+    sum_f: np.ndarray | None = None
     rows: int = 0
 
     def __post_init__(self) -> None:
         self.h = np.zeros(self.shape)
+        self.sum_q = np.zeros(self.shape[:-1])
 
-    def add(self, x: np.ndarray, per_sample: int, rng: np.random.Generator) -> None:
+    def _rows(self, x: np.ndarray, per_sample: int, rng: np.random.Generator,
+              pos: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(rows [r, K] or [r, taps, C] for depthwise, the positions they were taken at)."""
         x = np.asarray(x, np.float64)
         op = self.op
         if op.type == "FULLY_CONNECTED":
             batch = int(x.shape[0]) if x.ndim > 1 else 1
             xs = x.reshape(-1, self.k)
-            xs = xs[_pick(len(xs), per_sample * batch, rng)]
-            self.h += xs.T @ xs
-            self.rows += len(xs)
-            return
+            pos = _pick(len(xs), per_sample * batch, rng) if pos is None else pos
+            return xs[pos], pos
         if x.ndim != 4:
             raise ConversionError(f"GPTQ: {op.type} {layer_name(op)!r} input is not NHWC "
                                   f"(shape {list(x.shape)})")
         _, kh, kw, _ = self.weight.shape  # [O, KH, KW, Cin] and [1, KH, KW, C] alike
-        total = output_positions(op, x.shape, kh, kw)
-        pos = _pick(total, per_sample * x.shape[0], rng)
+        if pos is None:
+            pos = _pick(output_positions(op, x.shape, kh, kw), per_sample * x.shape[0], rng)
         p = patches(op, x, kh, kw, pos)  # [rows, KH, KW, C]
         if op.type == "CONV_2D":
-            flat = p.reshape(len(pos), -1)
-            self.h += flat.T @ flat
-        else:
-            flat = p.reshape(len(pos), kh * kw, -1)  # [rows, taps, Cin]
-            per_in = np.einsum("rkc,rlc->ckl", flat, flat)
-            mult = self.shape[0] // per_in.shape[0]
-            self.h += np.repeat(per_in, mult, axis=0)
-        self.rows += len(pos)
+            return p.reshape(len(pos), -1), pos
+        return p.reshape(len(pos), kh * kw, -1), pos  # [rows, taps, Cin]
+
+    def _gram(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if a.ndim == 2:
+            return a.T @ b
+        per_in = np.einsum("rkc,rlc->ckl", a, b)
+        return np.repeat(per_in, self.shape[0] // per_in.shape[0], axis=0)
+
+    def _sum(self, a: np.ndarray) -> np.ndarray:
+        if a.ndim == 2:
+            return a.sum(axis=0)
+        per_in = a.sum(axis=0).T  # [C, taps]
+        return np.repeat(per_in, self.shape[0] // per_in.shape[0], axis=0)
+
+    def add(self, x: np.ndarray, per_sample: int, rng: np.random.Generator,
+            x_float: np.ndarray | None = None) -> None:
+        """Add the rows of input `x`; with `x_float` (the float model's input at the same
+        positions) also the cross term and sums."""
+        a, pos = self._rows(x, per_sample, rng)
+        self.h += self._gram(a, a)
+        self.sum_q += self._sum(a)
+        self.rows += len(a)
+        if x_float is not None:
+            b, _ = self._rows(x_float, per_sample, rng, pos)
+            if self.cross is None or self.sum_f is None:
+                self.cross = np.zeros(self.shape)
+                self.sum_f = np.zeros(self.shape[:-1])
+            self.cross += self._gram(a, b)
+            self.sum_f += self._sum(b)
 
 
 def _pick(total: int, want: int, rng: np.random.Generator) -> np.ndarray:
@@ -322,18 +357,34 @@ def _hessian_shape(op: Operator, w: np.ndarray, x: Tensor) -> tuple[tuple[int, .
 @dataclass
 class WeightSolver:
     """Holds layer Hessians while the INT8 rewrite runs (`with solver:`); the formats ask it to
-    round with GPTQ. `seconds`: Hessian collection + solving; `notes`: what the report says."""
+    round with GPTQ. `seconds`: Hessian collection + solving; `notes`: what the report says.
+
+    `sequential` (default): a layer whose upstream layers were already rounded is solved for
+    what it will really see. The float model with the rounded weights so far (float
+    activations) gives its inputs X_q at the same positions as the float inputs X_f; the
+    weights GPTQ then rounds are W' = argmin ||X_f W^T - X_q W'^T|| (W plus the least-squares
+    correction W (X_f - X_q)^T X_q (X_q^T X_q + damping)^-1, on centred inputs: the analytic
+    bias correction handles the means) with H = 2 X_q^T X_q, so upstream rounding error is
+    compensated here instead of accumulating (one LiteRT run of both models over the
+    calibration samples per layer)."""
 
     method: str | None
     hessians: dict[tuple[tuple[int, ...], str], LayerHessian] = field(default_factory=dict)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     solved: list[str] = field(default_factory=list)
-    #: layer: (output error with round-to-nearest codes, with GPTQ's), both at the final scales
-    #: of their own method, in the H metric
-    gains: dict[str, tuple[float, float]] = field(default_factory=dict)
     damp: float = DEFAULT_DAMP
+    sequential: bool = True
+    model: Model | None = None
+    samples: SampleSet | None = None
+    max_rows: int = DEFAULT_MAX_ROWS
+    seed: int = 0
+    #: layers whose weights were compensated for upstream rounding
+    compensated: list[str] = field(default_factory=list)
     _token: contextvars.Token[WeightSolver | None] | None = None
+    _rounded: Model | None = None
+    _memo: dict[int, object] = field(default_factory=dict)
+    _float_run: tuple[Any, dict[Tensor, int]] | None = None
 
     def __enter__(self) -> WeightSolver:
         self._token = _ACTIVE.set(self if self.method == "gptq" else None)
@@ -344,8 +395,11 @@ class WeightSolver:
             _ACTIVE.reset(self._token)
             self._token = None
         if self.method == "gptq" and self.solved:
-            self.notes.append(f"weight_method=gptq: {len(self.solved)} layer(s) rounded by GPTQ "
-                              "from the float model's inputs on the calibration samples")
+            self.notes.append(
+                f"weight_method=gptq: {len(self.solved)} layer(s) rounded by GPTQ from their "
+                "inputs on the calibration samples"
+                + (f", {len(self.compensated)} of them compensating upstream rounding"
+                   if self.compensated else ""))
 
     def solve(self, w: np.ndarray, axis: int, qmin: int, qmax: int, *,
               scales: np.ndarray | None = None, group_size: int = 0,
@@ -353,25 +407,110 @@ class WeightSolver:
               ) -> tuple[np.ndarray, np.ndarray] | None:
         """GPTQ codes for weights `w` (channel axis `axis`): (scales, codes shaped like w), or
         None when no Hessian is known for these weights (the caller rounds to nearest)."""
-        entry = self.hessians.get(weight_key(w))
+        key = weight_key(w)
+        entry = self.hessians.get(key)
         if entry is None:
             return None
         start = time.perf_counter()
         rows = _rows(w, axis)
-        h = entry.hessian
-        result = gptq_quantize(rows, h, qmin, qmax, scales=scales, group_size=group_size,
+        h, target = entry.hessian, rows
+        if self.sequential and self._rounded is not None and len(entry.ops) == 1:
+            stats = self._compensated(entry, rows)
+            if stats is not None:
+                h, target = stats
+                self.compensated.append(", ".join(entry.layers))
+        result = gptq_quantize(target, h, qmin, qmax, scales=scales, group_size=group_size,
                                group_scale=group_scale, damp=self.damp)
         out_scales = result.scales
         if refit and not group_size:
-            out_scales = refit_scales(rows, result.codes, out_scales, h)
-        name = ", ".join(entry.layers)
-        if not group_size and scales is not None:
-            rtn = _round(rows, np.asarray(scales, np.float64)[:, None], qmin, qmax)
-            self.gains[name] = (output_error(rows, rtn * np.asarray(scales)[:, None], h),
-                                output_error(rows, result.codes * out_scales[:, None], h))
-        self.solved.append(name)
+            out_scales = refit_scales(target, result.codes, out_scales, h)
+        self.solved.append(", ".join(entry.layers))
+        per_value = np.repeat(out_scales, group_size, axis=1) if group_size \
+            else out_scales[:, None]
+        if self.sequential:
+            self._round_in_copy(entry, rows, result.codes * per_value, np.shape(w), axis)
         self.seconds += time.perf_counter() - start
         return out_scales.astype(np.float32), _from_rows(result.codes, np.shape(w), axis)
+
+    # ------------------------------------------------------------ upstream compensation
+    def _round_in_copy(self, entry: LayerHessian, rows: np.ndarray, deq_rows: np.ndarray,
+                       shape: tuple[int, ...], axis: int) -> None:
+        """Put the rounded weights into the float model's copy the next layers run on, with
+        the bias shifted as the rewrite's analytic bias correction will shift it."""
+        if self.model is None or not entry.ops:
+            return
+        if self._rounded is None:
+            self._rounded = copy.deepcopy(self.model, self._memo)
+        deq = _from_rows(deq_rows, shape, axis).astype(np.float32)
+        shift = None
+        if entry.mean is not None:
+            shift = ((deq_rows - rows) * entry.mean).sum(axis=1)
+        for op in entry.ops:
+            rule = OP_RULES[op.type]
+            t = self._memo[id(op.inputs[rule.weight])]  # type: ignore[index]
+            t.data = deq.reshape(t.shape)  # type: ignore[attr-defined]
+            bias = op.inputs[rule.bias] if rule.bias is not None and rule.bias < len(op.inputs) \
+                else None
+            if shift is not None and bias is not None and bias.is_constant \
+                    and bias.dtype is DType.FLOAT32 and bias.numpy().size == shift.size:
+                b = self._memo[id(bias)]
+                b.data = (bias.numpy().astype(np.float64) - shift).astype(  # type: ignore
+                    np.float32).reshape(bias.shape)
+
+    def _compensated(self, entry: LayerHessian, rows: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(H of the rounded-so-far model's inputs, the weights W' that best reproduce the float
+        layer's outputs from them), or None where the correction is not trustworthy."""
+        from sdk.converters.tflite import serialize
+        from sdk.runner import LiteRTRunner
+
+        assert self.model is not None and self.samples is not None and self._rounded is not None
+        op = entry.ops[0]
+        x = op.inputs[0]
+        if self._float_run is None:
+            data, maps = serialize(self.model)
+            self._float_run = (LiteRTRunner(data, reference=True, preserve_all_tensors=True),
+                               maps[0])
+        float_run, float_index = self._float_run
+        data, maps = serialize(self._rounded)
+        rounded_run = LiteRTRunner(data, reference=True, preserve_all_tensors=True)
+        for r in (float_run, rounded_run):
+            r.check_batching(self.samples)
+        float_run.batch_size = rounded_run.batch_size = min(float_run.batch_size,
+                                                            rounded_run.batch_size)
+        xq = self._memo[id(x)]
+        if x not in float_index or xq not in maps[0]:
+            return None
+        rule = OP_RULES[op.type]
+        w = op.inputs[rule.weight].numpy()  # type: ignore[union-attr]
+        acc = _Accumulator(op, w, entry.hessian.shape[-1], entry.hessian.shape)
+        per_sample = max(1, -(-self.max_rows // len(self.samples)))
+        rng = np.random.default_rng(self.seed)
+        for _a, _b in zip(float_run.run(self.samples), rounded_run.run(self.samples),
+                          strict=True):
+            acc.add(rounded_run.tensor(maps[0][xq]), per_sample, rng,
+                    x_float=float_run.tensor(float_index[x]))
+        if acc.rows == 0 or acc.cross is None:
+            return None
+        n = acc.rows
+        mq, mf = acc.sum_q / n, acc.sum_f / n  # type: ignore[operator]
+        hc = acc.h / n - mq[..., :, None] * mq[..., None, :]
+        cc = acc.cross / n - mq[..., :, None] * mf[..., None, :]
+        k = hc.shape[-1]
+        idx = np.arange(k)
+        reg = hc.copy()
+        diag = reg[..., idx, idx]
+        reg[..., idx, idx] = diag + self.damp * diag.mean(axis=-1, keepdims=True) + 1e-12
+        try:
+            m = np.linalg.solve(reg, cc - hc)  # M^T (reg is symmetric), M = (C^T - H) reg^-1
+        except np.linalg.LinAlgError:
+            return None
+        m = np.swapaxes(m, -1, -2)
+        correction = np.einsum("ck,ckl->cl", rows, m) if m.ndim == 3 else rows @ m
+        if not np.all(np.isfinite(correction)) or \
+                np.linalg.norm(correction) > 0.5 * np.linalg.norm(rows):
+            return None
+        return 2.0 * acc.h / n, rows + correction
 
 
 _ACTIVE: contextvars.ContextVar[WeightSolver | None] = contextvars.ContextVar(
@@ -470,9 +609,11 @@ def collect_hessians(model: Model, samples: SampleSet, *, max_rows: int = DEFAUL
         if key in out and out[key].hessian.shape == h.shape:
             out[key].hessian = out[key].hessian + h  # one weight tensor read by two layers
             out[key].layers.append(name)
+            out[key].ops.append(acc.op)
             out[key].rows += acc.rows
         else:
-            out[key] = LayerHessian([name], acc.op.type, h, acc.rows)
+            out[key] = LayerHessian([name], acc.op.type, h, acc.rows, [acc.op],
+                                    acc.sum_q / acc.rows)
     return out
 
 
@@ -480,7 +621,7 @@ def weight_solver(method: str | None, model: Model, samples: SampleSet, **kwargs
                   ) -> WeightSolver:
     """What `sdk.export` wraps the INT8 rewrite in: for "gptq", the Hessians of `model`'s layers
     on `samples` (timed); for any other method an inactive solver."""
-    solver = WeightSolver(method)
+    solver = WeightSolver(method, model=model, samples=samples)
     if method != "gptq":
         return solver
     start = time.perf_counter()
