@@ -237,7 +237,10 @@ def test_export_gptq_keeps_digits_accuracy(scheme, points, digits_float_tflite, 
     assert acc >= float_acc - points / 100, (acc, float_acc)
     assert sqnr > results["rtn"][2] + 0.5, (sqnr, results["rtn"][2])
     assert r.timings["gptq"] > 0 and "gptq" not in results["rtn"][0].timings
-    assert any("GPTQ" in n for n in r.notes)
+    assert any("GPTQ" in n and "compensating upstream rounding" in n for n in r.notes), r.notes
+    if scheme == "int2":
+        # measured: rtn 11.0 dB, GPTQ on float inputs only 14.8, sequential GPTQ 23.3
+        assert sqnr > 20.0, sqnr
 
 
 @requires_tf

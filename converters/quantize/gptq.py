@@ -14,8 +14,13 @@ or per group of K at the group's first column for block-wise INT4), and afterwar
 channel's scale is refitted by least squares in the H metric
 (``s = w^T H q / q^T H q``: the best scale for the codes GPTQ chose).
 
-Inputs per layer (the float model's own, from running it in LiteRT over the calibration
-samples, as `calibrate` does):
+Layers are solved in execution order and, by default (`WeightSolver.sequential`), each for the
+inputs it will really get: those of the float model with the layers before it already rounded
+(and bias-corrected as the rewrite corrects them), with its weights first corrected by least
+squares to reproduce the float layer's outputs from those inputs (see `WeightSolver`). That
+stops rounding error from accumulating through deep nets (digits CNN int2: output SQNR 14.8 dB
+with float inputs only, 23.3 dB sequential). Inputs are gathered by running the model in LiteRT
+over the calibration samples with every intermediate tensor kept, as `calibrate` does:
 
 - FULLY_CONNECTED: the input rows, ``[-1, K]``.
 - CONV_2D: im2col patches ``[KH * KW * Cin]`` (the weights' own order) at sampled output
@@ -27,8 +32,9 @@ samples, as `calibrate` does):
   approximation; with 9 taps there is little to compensate and the gain is small).
 
 Costs and limits: at most ``max_rows`` (8192) input rows per layer (output positions sampled
-evenly over the calibration samples, seeded); each Hessian is K^2 float64; layers whose Hessians
-would take the total past half the load budget (`sdk.limits.default_budget`,
+evenly over the calibration samples, seeded); one run of the float model, then (sequential) one
+run of it and of its partly rounded copy per layer; each Hessian is K^2 float64; layers whose
+Hessians would take the total past half the load budget (`sdk.limits.default_budget`,
 ``EDGESDK_MEMORY_BUDGET``) are rounded to nearest instead, and the export notes say which.
 
 The formats (`weights` / `lowbit`) call `active_solver()` when asked for method "gptq": the
