@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sdk.converters.ir import DType, Model, Tensor
+from sdk.converters.ir import DType, Graph, Model, Tensor
 from sdk.converters.quantize.data import SampleSet
 from sdk.converters.quantize.ranges import (
     METHODS,
@@ -143,10 +143,36 @@ def calibrate(model: Model, samples: SampleSet, method: str = "mse", *,
                 notes[t] = (f"{consumer[0]} input: values its output cannot tell apart "
                             f"(outside [{relevant[0]:g}, {relevant[1]:g}]) are clipped on "
                             "purpose")
+    _padding_sentinels(g, ranges, notes)
     means = {t: m for t, s in stats.items() if id(t) in mean_for
              and (m := s.mean_per_channel()) is not None}
     return Calibration(method, len(samples), samples.source, stats, ranges, means,
                        samples.synthetic, notes)
+
+
+#: a PADV2 constant at least this far from zero is a sentinel (max-pool padding with the lowest
+#: float: ONNX MaxPool with explicit pads), not a value that int8 must represent
+PAD_SENTINEL = 1e30
+
+
+def _padding_sentinels(g: Graph, ranges: dict[Tensor, tuple[float, float]],
+                       notes: dict[Tensor, str]) -> None:
+    """A PADV2 that pads with -inf / the lowest float for a max pool: its output takes its
+    input's range (the pad value quantises to -128, below every real value, which is what a max
+    pool needs), instead of a range reaching -3.4e38 that leaves int8 one useful code."""
+    for op in g.operators:
+        if op.type != "PADV2" or len(op.inputs) < 3 or not op.outputs:
+            continue
+        x, pad, y = op.inputs[0], op.inputs[2], op.outputs[0]
+        if x is None or pad is None or not pad.is_constant or x not in ranges or y not in ranges:
+            continue
+        value = pad.numpy()
+        if value.size != 1 or not (abs(float(value.reshape(-1)[0])) >= PAD_SENTINEL):
+            continue
+        ranges[y] = ranges[x]
+        notes[y] = ("PADV2 output: the padding value is a sentinel (+-3.4e38, a max pool's "
+                    "padding); it quantises to the int8 end on its side, the range is the "
+                    "input's")
 
 
 def _sole_consumer_types(model: Model) -> dict[int, tuple[str, dict]]:
