@@ -14,6 +14,7 @@ from sdk.devices.errors import RunnerError
 from sdk.devices.info import DeviceInfo
 from sdk.devices.results import LatencyStats, Profile, honesty_notes
 from sdk.devices.runners.base import RunnerReport, RunRequest, StageProgress
+from sdk.devices.runners.delegates import placement_notes
 
 
 def resolve_cpus(cpus: str | None, info: DeviceInfo) -> tuple[str | None, str | None]:
@@ -113,5 +114,6 @@ def profile(model: str | os.PathLike[str], device: str | DeviceConfig | Device, 
         state_before=before, state_after=after, delegates=report.delegates,
         emulated=info.emulated,
         notes=honesty_notes(info, report.machine, report.runner) + ((pin_note,) if pin_note
-                                                                    else ()),
+                                                                    else ())
+        + placement_notes(report.raw),
         latencies_ms=report.latencies_ms)

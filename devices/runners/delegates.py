@@ -85,3 +85,22 @@ def delegates_for(device: Device, model: Path, progress: StageProgress | None = 
                               "device", device=device.name)
         out.append((delegate.path, delegate.options))
     return out
+
+
+def placement_notes(raw: Mapping[str, object]) -> tuple[str, ...]:
+    """Profile notes from the litert-python runner's delegate placement (which nodes the
+    configured delegates claimed, from the interpreter's node list) and its warnings."""
+    notes: list[str] = []
+    placement = raw.get("placement")
+    if isinstance(placement, Mapping):
+        names = ", ".join(posixpath.basename(str(d)) for d in raw.get("delegates") or ())
+        claimed = [f"{n['op']}#{n['index']}" for n in placement.get("claimed") or ()]
+        cpu = [f"{n['op']}#{n['index']}" for n in placement.get("cpu") or ()]
+        text = (f"delegates {names} claimed {len(claimed)} of {placement.get('nodes')} nodes"
+                + (f" ({', '.join(claimed)})" if claimed else "")
+                + (f"; on the CPU: {', '.join(cpu)}" if cpu else "; none on the CPU"))
+        if not placement.get("exact"):
+            text += " (XNNPACK could not be turned off: some may be XNNPACK's)"
+        notes.append(text)
+    notes += [f"warning: {w}" for w in raw.get("warnings") or ()]
+    return tuple(notes)

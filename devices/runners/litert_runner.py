@@ -181,6 +181,46 @@ def time_layers(args, kwargs, interpreter_class, load_delegate, np):
     return out
 
 
+def delegate_placement(args, kwargs, interpreter_class, load_delegate, resolvers):
+    """Which of the model's nodes the configured delegates claimed. LiteRT's Python API lists
+    every node, the original ones and one DELEGATE node per partition a delegate took; a
+    DELEGATE node claims the original nodes between its inputs and its outputs (walked back
+    from its outputs). The model is loaded again with only these delegates (XNNPACK off where
+    the backend allows it), so that every DELEGATE node is theirs."""
+    sub = dict(kwargs)
+    sub["experimental_delegates"] = [
+        load_delegate(p, {str(k): str(v) for k, v in json.loads(o).items()} if o else {})
+        for p, o in zip(args.delegate, args.delegate_options + [""] * len(args.delegate))]
+    exact = resolvers is not None
+    if exact:
+        sub["experimental_op_resolver_type"] = resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    interp = interpreter_class(**sub)
+    interp.allocate_tensors()
+    nodes = interp._get_ops_details()
+    original = [n for n in nodes if n["op_name"] != "DELEGATE"]
+    producer = {int(t): n for n in original for t in n["outputs"]}
+    claimed = {}
+    for node in nodes:
+        if node["op_name"] != "DELEGATE":
+            continue
+        bounds = {int(t) for t in node["inputs"]}
+        todo = [int(t) for t in node["outputs"]]
+        while todo:
+            tensor = todo.pop()
+            if tensor in bounds or tensor not in producer:
+                continue
+            inner = producer[tensor]
+            if inner["index"] in claimed:
+                continue
+            claimed[inner["index"]] = int(node["index"])
+            todo += [int(t) for t in inner["inputs"] if int(t) >= 0]
+    return {"exact": exact, "nodes": len(original),
+            "claimed": [{"index": int(n["index"]), "op": n["op_name"]} for n in original
+                        if n["index"] in claimed],
+            "cpu": [{"index": int(n["index"]), "op": n["op_name"]} for n in original
+                    if n["index"] not in claimed]}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("model", nargs="?")
@@ -249,6 +289,16 @@ def main():
     except Exception as exc:
         fail(f"LiteRT cannot load {args.model}: {exc}", kind="model")
     init_ms = (time.perf_counter() - started) * 1e3
+    placement, warnings = None, []
+    if delegates:
+        try:
+            placement = delegate_placement(args, kwargs, interpreter_class, load_delegate,
+                                           resolvers)
+        except Exception as exc:
+            warnings.append(f"which nodes the delegates claimed is unknown: {exc}")
+        if placement is not None and not placement["claimed"]:
+            warnings.append(f"the delegate(s) {', '.join(delegate_names)} claimed none of the "
+                            f"model's {placement['nodes']} nodes: it all ran on the CPU")
     inputs = interp.get_input_details()
     outputs = interp.get_output_details()
 
@@ -318,7 +368,8 @@ def main():
 
     result.update(
         samples=samples, threads=args.threads or None, xnnpack=not args.no_xnnpack,
-        delegates=delegate_names, init_ms=init_ms, first_run_ms=first_ms,
+        delegates=delegate_names, placement=placement, warnings=warnings,
+        init_ms=init_ms, first_run_ms=first_ms,
         warmup=args.warmup, latencies_ms=latencies, duration_s=duration_s,
         min_duration_s=min_duration, layers=layers, peak_rss_bytes=peak_rss_bytes(),
         baseline_rss_bytes=baseline,
