@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import sdk
 from sdk.converters.frontends import load_model
 from sdk.converters.quantize import as_samples, calibrate
+from sdk.errors import ConversionError
 from sdk.exporter import input_specs
 
 pytest.importorskip("onnx")
@@ -52,3 +54,16 @@ def test_int8_export_prepares_and_keeps_the_output(tmp_path: Path) -> None:
                         calibration=random((64, 1, 3, 16, 16), seed=3),
                         output=tmp_path / "stem.tflite")
     assert min(o.sqnr_db for o in result.fidelity.outputs) > 30.0, result.fidelity
+
+
+def test_a_sentinel_range_is_an_error_not_an_abort(tmp_path: Path) -> None:
+    # A -3.4e38 mask added to an activation: no int8 scale holds it, and LiteRT aborts the
+    # process on the parameters it would give. The export names the tensor instead.
+    mask = np.zeros((1, 3, 4, 4), np.float32)
+    mask[0, 0, 0, 0] = -3.4e38
+    nodes = [helper.make_node("Add", ["x", "mask"], ["m"]),
+             helper.make_node("Relu", ["m"], ["y"])]
+    model = make_model(nodes, {"x": [1, 3, 4, 4]}, ["y"], {"mask": mask})
+    with pytest.raises(ConversionError, match="sentinel"):
+        sdk.export(model.SerializeToString(), "int8", calibration=random((16, 1, 3, 4, 4)),
+                   output=tmp_path / "m.tflite")

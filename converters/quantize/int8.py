@@ -229,6 +229,22 @@ class _Groups:
         return True
 
 
+#: the largest activation scale written: beyond it LiteRT's requantisation multipliers overflow
+MAX_ACTIVATION_SCALE = 1e30
+
+
+def _check_scale(t: Tensor, params: QuantParams, what: str) -> None:
+    """LiteRT's kernels abort the process (not an error) on int8 scales this large while
+    preparing: a range this wide holds a sentinel (+-inf or +-3.4e38 masks or padding)."""
+    scale = np.asarray(params.scale, np.float64)
+    if np.isfinite(scale).all() and float(scale.max()) <= MAX_ACTIVATION_SCALE:
+        return
+    raise ConversionError(
+        f"tensor {t.name!r} ({what}): its int8 scale would be {float(scale.max()):g}; it holds "
+        "sentinel values (+-inf or +-3.4e38 masks or padding) that int8 cannot represent: keep "
+        "the layer that reads it in float (precision={layer name: 'float32'})")
+
+
 class _Rewrite:
     def __init__(self, model: Model, graph: Graph, plan: PrecisionPlan,
                  ranges: dict[Tensor, tuple[float, float]], input_type: str, output_type: str,
@@ -463,6 +479,10 @@ class _Rewrite:
         for t, (lo, hi) in self.ranges.items():
             if id(t) in self.originally_float and id(t) not in self.params:
                 self.params[id(t)] = affine_params(lo, hi)
+        for t, (lo, hi) in self.ranges.items():
+            p = self.params.get(id(t))
+            if p is not None:
+                _check_scale(t, p, f"calibrated range [{lo:g}, {hi:g}]")
 
     # ------------------------------------------------------------------ 3. home types
     def set_home_types(self) -> None:
@@ -608,6 +628,7 @@ class _Rewrite:
         key = (id(t), _params_key(params))
         if key not in self.const_cache:
             data = t.numpy().astype(np.float64)
+            _check_scale(t, params, "constant")
             q = np.clip(np.round(data / float(params.scale[0])) + int(params.zero_point[0]),
                         -128, 127).astype(np.int8)
             self.const_cache[key] = self.add_constant(t.name, q, DType.INT8, params)
