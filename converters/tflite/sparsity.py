@@ -169,6 +169,7 @@ def fold_densify(graph: Graph) -> int:
     """Remove DENSIFY ops whose input is a constant the reader already densified (their output
     is that constant). Returns how many were folded."""
     keep = []
+    dropped: set[int] = set()
     folded = 0
     for op in graph.operators:
         src = op.inputs[0] if op.type == "DENSIFY" and op.inputs else None
@@ -180,10 +181,11 @@ def fold_densify(graph: Graph) -> int:
             keep.append(op)
             continue
         graph.replace_uses(out, src)
+        dropped.add(id(out))
         folded += 1
-    if folded:
+    if folded:  # only the DENSIFY ops and their outputs go (no prune: stateful ops stay)
         graph.operators = keep
-        graph.prune()
+        graph.tensors = [t for t in graph.tensors if id(t) not in dropped]
     return folded
 
 
