@@ -33,7 +33,8 @@ over the calibration samples with every intermediate tensor kept, as `calibrate`
 
 Costs and limits: at most ``max_rows`` (8192) input rows per layer (output positions sampled
 evenly over the calibration samples, seeded); one run of the float model, then (sequential) one
-run of it and of its partly rounded copy per layer; each Hessian is K^2 float64; layers whose
+run of it and of its partly rounded copy per layer, until ``max_rows`` rows (convolutions:
+about ``COMPENSATION_SAMPLES`` = 32 samples); each Hessian is K^2 float64; layers whose
 Hessians would take the total past half the load budget (`sdk.limits.default_budget`,
 ``EDGESDK_MEMORY_BUDGET``) are rounded to nearest instead, and the export notes say which.
 
@@ -70,6 +71,9 @@ DEFAULT_MAX_ROWS = 8192
 #: damping added to H's diagonal, as a fraction of its mean (GPTQ's percdamp)
 DEFAULT_DAMP = 0.01
 BLOCK = 128
+#: the sequential mode takes each layer's rows from at least this many calibration samples and
+#: stops running samples once it has `max_rows` rows (convolutions: after about this many)
+COMPENSATION_SAMPLES = 32
 
 ScaleFn = Callable[[np.ndarray], np.ndarray]
 
@@ -480,8 +484,9 @@ class WeightSolver:
         float_run, float_index = self._float_run
         data, maps = serialize(self._rounded)
         rounded_run = LiteRTRunner(data, reference=True, preserve_all_tensors=True)
+        samples = self.samples
         for r in (float_run, rounded_run):
-            r.check_batching(self.samples)
+            r.check_batching(samples)
         float_run.batch_size = rounded_run.batch_size = min(float_run.batch_size,
                                                             rounded_run.batch_size)
         xq = self._memo[id(x)]
@@ -490,12 +495,13 @@ class WeightSolver:
         rule = OP_RULES[op.type]
         w = op.inputs[rule.weight].numpy()  # type: ignore[union-attr]
         acc = _Accumulator(op, w, entry.hessian.shape[-1], entry.hessian.shape)
-        per_sample = max(1, -(-self.max_rows // len(self.samples)))
+        per_sample = max(1, -(-self.max_rows // min(len(samples), COMPENSATION_SAMPLES)))
         rng = np.random.default_rng(self.seed)
-        for _a, _b in zip(float_run.run(self.samples), rounded_run.run(self.samples),
-                          strict=True):
+        for _a, _b in zip(float_run.run(samples), rounded_run.run(samples), strict=True):
             acc.add(rounded_run.tensor(maps[0][xq]), per_sample, rng,
                     x_float=float_run.tensor(float_index[x]))
+            if acc.rows >= self.max_rows:
+                break
         if acc.rows == 0 or acc.cross is None:
             return None
         n = acc.rows
