@@ -498,8 +498,10 @@ class WeightSolver:
         per_sample = max(1, -(-self.max_rows // min(len(samples), COMPENSATION_SAMPLES)))
         rng = np.random.default_rng(self.seed)
         for _a, _b in zip(float_run.run(samples), rounded_run.run(samples), strict=True):
-            acc.add(rounded_run.tensor(maps[0][xq]), per_sample, rng,
-                    x_float=float_run.tensor(float_index[x]))
+            xq_value = rounded_run.tensor(maps[0][xq])
+            if not np.all(np.isfinite(xq_value)):
+                return None  # the rounded copy overflowed upstream: plain GPTQ for this layer
+            acc.add(xq_value, per_sample, rng, x_float=float_run.tensor(float_index[x]))
             if acc.rows >= self.max_rows:
                 break
         if acc.rows == 0 or acc.cross is None:
