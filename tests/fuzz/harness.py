@@ -19,11 +19,13 @@ The driver `tests/fuzz/run.py` runs harnesses with budgets and reports; see READ
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import os
 import sys
 import time
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -44,17 +46,40 @@ def expect_project_errors(load: Callable[[bytes], Any], data: bytes) -> None:
         load(data)
 
 
-def instrumented(*modules: str) -> contextlib.AbstractContextManager[Any]:
-    """Wrap the loader imports: under atheris the named packages get coverage instrumentation
-    (modules imported before this block are not instrumented); without atheris, a no-op."""
+@contextlib.contextmanager
+def instrumented(*modules: str) -> Iterator[None]:
+    """Wrap the loader imports: under atheris, when the block ends, every Python function of the
+    named packages (default: sdk) that is loaded by then gets coverage instrumentation; without
+    atheris (or with --write-seeds / --replay, or EDGESDK_FUZZ_INSTRUMENT=0), a no-op.
+
+    The functions are instrumented in place rather than through atheris.instrument_imports,
+    whose import hook cannot see modules loaded by a custom loader, which is how the editable
+    install (scikit-build-core's redirect) loads all of sdk: coverage would come from
+    flatbuffers alone."""
+    yield
     if os.environ.get("EDGESDK_FUZZ_INSTRUMENT", "1") == "0" or \
             {"--write-seeds", "--replay"} & set(sys.argv):
-        return contextlib.nullcontext()
+        return
     try:
         import atheris
     except ImportError:
-        return contextlib.nullcontext()
-    return atheris.instrument_imports(include=list(modules) or ["sdk"])
+        return
+    _instrument_loaded(atheris, modules or ("sdk",))
+
+
+def _instrument_loaded(atheris: Any, packages: tuple[str, ...]) -> None:
+    def wanted(module: str) -> bool:
+        return any(module == p or module.startswith(p + ".") for p in packages)
+
+    done = 0
+    for obj in gc.get_objects():
+        if isinstance(obj, types.FunctionType) and wanted(getattr(obj, "__module__", "") or ""):
+            try:
+                atheris.instrument_func(obj)
+                done += 1
+            except Exception as exc:  # a function atheris cannot patch stays uninstrumented
+                sys.stderr.write(f"WARNING: not instrumented: {obj.__qualname__}: {exc}\n")
+    sys.stderr.write(f"INFO: instrumented {done} functions of {', '.join(packages)}\n")
 
 
 class _Timed:
