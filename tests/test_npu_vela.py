@@ -88,6 +88,9 @@ def test_unknown_target_and_wrong_scheme_fail_before_any_work(tmp_path) -> None:
         export_for_target(tmp_path / "missing.tflite", target="ethos-u99")
     with pytest.raises(ConversionError, match="full-integer INT8"):
         export_for_target(tmp_path / "missing.tflite", "int4", target="ethos-u55-128")
+    with pytest.raises(ConversionError, match=r"reads \.tflite, not format 'edge'"):
+        export_for_target(tmp_path / "missing.tflite", target="rk3588",
+                          output=tmp_path / "m.edge")
     assert parse_target("RK3588").compiler == "rknn"
 
 

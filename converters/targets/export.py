@@ -33,8 +33,11 @@ def export_for_target(model: Any, scheme: str = "int8", *, target: str,
     as the export's own fidelity report)."""
     from sdk.exporter import export
 
-    tgt = check_target(target, scheme, export_args.get("format"),
-                       export_args.get("activations", "int8"))
+    fmt = export_args.get("format")
+    output = export_args.get("output")
+    if fmt is None and output is not None and str(output).lower().endswith(".edge"):
+        fmt = "edge"
+    tgt = check_target(target, scheme, fmt, export_args.get("activations", "int8"))
     result = export(model, scheme, **export_args)
     samples = _validation_samples(result, export_args)
     attach_target(result, tgt, samples, write_report=export_args.get("report", True))
