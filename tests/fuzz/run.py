@@ -33,6 +33,7 @@ ROOT = HERE.parent.parent
 FINDING_PREFIXES = ("crash-", "timeout-", "oom-", "leak-")
 _STAT = re.compile(r"^stat::(\w+):\s*(\d+)", re.M)
 _DONE = re.compile(r"Done (\d+) runs in (\d+) second")
+_COV = re.compile(r"\bcov: (\d+)")
 
 
 @dataclass
@@ -56,6 +57,8 @@ class HarnessReport:
     rss_limit_mb: int = 0
     budget: str = ""
     corpus_files: int = 0
+    #: coverage points (libFuzzer's "cov") at the end: near zero means no instrumentation
+    coverage: int = 0
     exit_status: int = 0
     log: str = ""
 
@@ -131,6 +134,8 @@ def run_harness(name: str, script: Path, args: argparse.Namespace) -> HarnessRep
     done = _DONE.findall(text)
     report.execs = stats.get("number_of_executed_units", int(done[-1][0]) if done else 0)
     report.execs_per_s = round(report.execs / report.seconds, 1) if report.seconds else 0.0
+    covs = _COV.findall(text)
+    report.coverage = int(covs[-1]) if covs else 0
     if "peak_rss_mb" in stats:
         report.peak_rss_mb = max(report.peak_rss_mb, float(stats["peak_rss_mb"]))
     slowest = work / "slowest.json"
