@@ -142,7 +142,8 @@ def _vec(index_type: str, values: list[int]) -> tuple[int, object]:
     return code, v
 
 
-def _sparse_conv_model(index_type: str, values_delta: int = 0) -> tuple[bytes, np.ndarray]:
+def _sparse_conv_model(index_type: str, values_delta: int = 0,
+                       dangling_densify: bool = False) -> tuple[bytes, np.ndarray]:
     """x [1, 6, 6, 5] -> CONV_2D 1x1 whose FLOAT16 weights [8, 1, 1, 5] are sparse
     (DENSIFY -> DEQUANTIZE, as TensorFlow writes sparse fp16 models)."""
     w = RNG.normal(0, 1, (8, 1, 1, 5)).astype(np.float16)
@@ -164,6 +165,8 @@ def _sparse_conv_model(index_type: str, values_delta: int = 0) -> tuple[bytes, n
             padding="VALID", stride_w=1, stride_h=1, dilation_w_factor=1, dilation_h_factor=1,
             fused_activation_function="NONE"),
     ]
+    if dangling_densify:
+        g.operators.insert(0, _op("DENSIFY", [ws], []))
     g.inputs, g.outputs = [x], [y]
     return to_tflite_bytes(Model([g])), w
 
@@ -186,6 +189,13 @@ def test_sparse_values_that_disagree_with_the_metadata_are_refused() -> None:
     data, _ = _sparse_conv_model("uint8", values_delta=-1)
     with pytest.raises(ModelFormatError, match=r"sparsity describes .* stored values"):
         read_tflite(data)
+
+
+def test_densify_without_output_is_left_alone() -> None:
+    """Found by mutating the sparse models: a DENSIFY with no output raised IndexError."""
+    data, _ = _sparse_conv_model("uint8", dangling_densify=True)
+    ops = [op.type for op in read_tflite(data).main.operators]
+    assert ops.count("DENSIFY") == 1  # the one without output stays; the real one is folded
 
 
 def test_block_sparse_matches_tflite_format_example() -> None:

@@ -172,7 +172,8 @@ def fold_densify(graph: Graph) -> int:
     dropped: set[int] = set()
     folded = 0
     for op in graph.operators:
-        src = op.inputs[0] if op.type == "DENSIFY" and op.inputs else None
+        src = op.inputs[0] if op.type == "DENSIFY" and len(op.inputs) == 1 \
+            and len(op.outputs) == 1 else None
         if src is None or not src.is_constant or not src.format_extras.get("tflite_densified"):
             keep.append(op)
             continue
