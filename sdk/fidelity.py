@@ -286,9 +286,9 @@ def low_output_warnings(report: FidelityReport, float_model: Model,
         loss = worst_layer(report, float_model, t, inputs_db) if t is not None else None
         if loss is not None:
             text += (f"; the layer that loses most on its way is {loss.name} ({loss.op_type}: "
-                     f"{loss.input_sqnr_db:.1f} dB in, {loss.sqnr_db:.1f} dB out); keep it "
-                     f"wider with precision={{{loss.name!r}: 'float32'}} (CLI: --float-layer "
-                     f"{loss.name!r})")
+                     f"{loss.input_sqnr_db:.1f} dB in, {loss.sqnr_db:.1f} dB out); try it (or "
+                     f"the layers before it) wider: precision={{{loss.name!r}: 'float32'}} "
+                     f"(CLI: --float-layer {loss.name!r})")
         elif not report.layers:
             text += "; per-layer SQNR (per_layer=True) names the layer that loses most"
         found.append(text)
