@@ -222,7 +222,9 @@ def test_depth_to_space_blocksize_2_32_does_not_kill_the_process(tmp_path) -> No
 
 
 def test_layer_norm_axis_2_31_does_not_kill_the_process(tmp_path) -> None:
-    """onnx's shape inference indexes the shape with axis 2^31 (SIGSEGV)."""
+    """onnx's LayerNormalization shape inference indexes the shape with axis 2^31 (out of
+    bounds: a SIGSEGV in our sweep of onnx's schemas with rank-4 inputs); the importer used to
+    convert it silently as axis % rank. Refused before onnx sees it."""
     from onnx import helper
 
     model = _graph_model([helper.make_node("LayerNormalization", ["x", "s"], ["y"], name="ln",
@@ -313,6 +315,7 @@ def _chain(kind: str, n: int) -> Any:
                       helper.make_node("Flatten", [f"c{i}"], [f"f{i}"]),
                       helper.make_node("Reshape", [f"f{i}", "s4"], [f"q{i}"]),
                       helper.make_node("Add", [f"q{i}", "k"], [out])]
+        prev = out
     rng = np.random.default_rng(1)
     inits = {"w": rng.standard_normal((4, 4)).astype(np.float32),
              "b": rng.standard_normal(4).astype(np.float32),
@@ -324,15 +327,16 @@ def _chain(kind: str, n: int) -> Any:
     return _graph_model(nodes, {"x": shape}, ["y"], {k: v for k, v in inits.items() if k in used})
 
 
-@pytest.mark.parametrize("kind, n", [("linear", 2000), ("reshapes", 2000), ("hoist", 600)])
+@pytest.mark.parametrize("kind, n", [("linear", 1500), ("reshapes", 2000), ("hoist", 600)])
 def test_clean_up_passes_are_linear(kind, n) -> None:
     """Before: 1,000 Linear layers took 15.6 s, 1,000 reshape pairs 27.5 s, 500 conv/flatten/add
     blocks 61 s (1,000: 400 s, a 93 KB file)."""
     from sdk.converters.onnx import read_onnx
 
     start = time.perf_counter()
-    read_onnx(_chain(kind, n).SerializeToString())
+    ir = read_onnx(_chain(kind, n).SerializeToString())
     assert time.perf_counter() - start < 20
+    assert len(ir.main.operators) >= n
 
 
 @pytest.mark.parametrize("kind", ["linear", "reshapes", "hoist"])
