@@ -95,6 +95,20 @@ def test_input_shapes_refuse_a_static_dim_and_bad_names() -> None:
         load_model(data, input_shapes={"frames": (1, 0, 4)})
 
 
+def test_unknown_options_code_is_a_conversion_error_when_shapes_are_fixed() -> None:
+    """Found by mutating the audio model: an op whose BuiltinOptions code this schema does not
+    know raised AttributeError in the writer when input_shapes re-serialised the model."""
+    import flatbuffers
+
+    m = schema.ModelT.InitFromPackedBuf(_audio_model(), 0)
+    m.subgraphs[0].operators[0].builtinOptionsType = 201
+    m.subgraphs[0].operators[0].builtinOptions = None
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+    with pytest.raises(ConversionError, match="options type '<BuiltinOptions 201>'"):
+        load_model(bytes(builder.Output()), input_shapes=[(1, 7, 4)])
+
+
 def test_export_int8_of_a_dynamic_tflite_with_input_shapes(tmp_path: Path) -> None:
     data = _audio_model()
     calib = RNG.normal(0, 1, (24, 30, 4)).astype(np.float32)

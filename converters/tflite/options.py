@@ -117,6 +117,10 @@ def attrs_to_options(op_type: str, attrs: dict[str, Any], options_type: str | No
             raise ConversionError(
                 f"{op_type} (node {node!r}) takes no options, but has attributes {sorted(public)}")
         return 0, None
+    if name not in OPTIONS_CODES or not hasattr(schema, name + "T"):
+        raise ConversionError(f"{op_type} (node {node!r}): options type {name!r} is not one "
+                              "this TFLite schema knows (an unknown BuiltinOptions code in the "
+                              "file read)")
     options = getattr(schema, name + "T")()
     fields = vars(options)
     for key, value in public.items():
