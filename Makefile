@@ -19,7 +19,7 @@ APT_PACKAGES := build-essential g++ g++-aarch64-linux-gnu g++-arm-linux-gnueabih
 	libusb-1.0-0 flatbuffers-compiler libflatbuffers-dev chromium-headless-shell \
 	clang libclang-rt-14-dev
 
-EXTRAS := dev,tf,onnx,devices,farm
+EXTRAS := dev,tf,onnx,torch,npu,devices,farm
 NATIVE_SOURCES := $(shell find native -type f \( -name '*.cc' -o -name '*.h' -o -name '*.txt' -o -name '*.cmake' -o -name '*.fbs' \) 2>/dev/null)
 
 QEMU_AARCH64 := qemu-aarch64-static
