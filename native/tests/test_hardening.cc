@@ -256,8 +256,9 @@ EDGE_TEST(hardening_arena_plan_is_n_log_n) {
   EDGE_CHECK(plan_is_valid(items, greedy));
   EDGE_CHECK(plan_is_valid(items, best));
   EDGE_CHECK(best.arena_bytes <= 2 * greedy.arena_bytes);
-  std::printf("  arena plans of 3000 random items: greedy %zu bytes, best fit %zu bytes\n",
-              greedy.arena_bytes, best.arena_bytes);
+  std::printf("  arena plans of 3000 random items: greedy %llu bytes, best fit %llu bytes\n",
+              static_cast<unsigned long long>(greedy.arena_bytes),
+              static_cast<unsigned long long>(best.arena_bytes));
 }
 
 EDGE_TEST(hardening_long_operator_chain_plans_and_runs) {

@@ -25,7 +25,7 @@ ArenaPlan plan_arena_greedy(const std::vector<ArenaItem>& items) {
                                             : items[a].first < items[b].first;
   });
   struct Placed {
-    std::size_t offset, bytes;
+    uint64_t offset, bytes;
     int first, last;
   };
   std::vector<Placed> placed;
@@ -39,7 +39,7 @@ ArenaPlan plan_arena_greedy(const std::vector<ArenaItem>& items) {
     }
     std::sort(live.begin(), live.end(),
               [](const Placed* a, const Placed* b) { return a->offset < b->offset; });
-    std::size_t offset = 0;
+    uint64_t offset = 0;
     for (const Placed* p : live) {
       if (offset + it.bytes <= p->offset) break;
       offset = std::max(offset, p->offset + p->bytes);
@@ -62,10 +62,10 @@ ArenaPlan plan_arena_best_fit(const std::vector<ArenaItem>& items) {
     if (items[a].bytes != items[b].bytes) return items[a].bytes > items[b].bytes;
     return a < b;
   });
-  std::map<std::size_t, std::size_t> free_by_offset;       // offset -> bytes
-  std::set<std::pair<std::size_t, std::size_t>> free_by_size;  // (bytes, offset)
-  std::size_t top = 0;  // end of the arena so far
-  auto add_free = [&](std::size_t offset, std::size_t bytes) {
+  std::map<uint64_t, uint64_t> free_by_offset;             // offset -> bytes
+  std::set<std::pair<uint64_t, uint64_t>> free_by_size;  // (bytes, offset)
+  uint64_t top = 0;  // end of the arena so far
+  auto add_free = [&](uint64_t offset, uint64_t bytes) {
     // Coalesce with the free neighbours on both sides.
     auto next = free_by_offset.lower_bound(offset);
     plan.steps += 2;
@@ -107,7 +107,7 @@ ArenaPlan plan_arena_best_fit(const std::vector<ArenaItem>& items) {
     if (it.bytes != 0) {
       auto fit = free_by_size.lower_bound({it.bytes, 0});
       ++plan.steps;
-      std::size_t offset;
+      uint64_t offset;
       if (fit != free_by_size.end()) {
         const auto [hole, at] = *fit;
         free_by_size.erase(fit);

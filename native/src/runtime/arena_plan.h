@@ -17,14 +17,16 @@
 namespace edge {
 namespace runtime {
 
+// Sizes and offsets are 64-bit on every target: on a 32-bit one, two 2 GiB tensors must add up
+// to 4 GiB (and be refused by the budget), not wrap to 0.
 struct ArenaItem {
-  std::size_t bytes = 0;
+  uint64_t bytes = 0;
   int first = 0, last = 0;
 };
 
 struct ArenaPlan {
-  std::vector<std::size_t> offsets;  // per item
-  std::size_t arena_bytes = 0;
+  std::vector<uint64_t> offsets;  // per item
+  uint64_t arena_bytes = 0;
   // Elementary steps the planner took (pair checks for greedy; map operations for best fit):
   // what the tests bound to prove the complexity.
   uint64_t steps = 0;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <sstream>
 
@@ -102,8 +103,8 @@ Interpreter::Interpreter(std::shared_ptr<const Model> model, const InterpreterOp
   scratch_bytes_ = align_up(scratch);
   // Checked before anything is allocated: a 196-byte file can declare two int8[2^31 - 1]
   // inputs, a 4 GiB arena.
-  const uint64_t total = uint64_t{arena_bytes_} + scratch_bytes_ + prepared_bytes_ + plan_bytes;
-  if (total > budget) {
+  const uint64_t total = arena_total_ + scratch_bytes_ + prepared_bytes_ + plan_bytes;
+  if (total > budget || total > std::numeric_limits<std::size_t>::max() / 2) {
     const auto& ts = m.tensors();
     int32_t largest = -1;
     for (std::size_t t = 0; t < ts.size(); ++t) {
@@ -113,7 +114,7 @@ Interpreter::Interpreter(std::shared_ptr<const Model> model, const InterpreterOp
       }
     }
     std::ostringstream what;
-    what << "the activation arena (" << arena_bytes_ << " bytes";
+    what << "the activation arena (" << arena_total_ << " bytes";
     if (largest >= 0) {
       what << "; its largest is tensor " << largest << " ('" << ts[largest].name << "', "
            << dtype_name(ts[largest].dtype) << " " << shape_str(ts[largest].shape) << ", "
@@ -192,7 +193,9 @@ void Interpreter::plan_memory() {
     unshared_bytes_ += tensors[t].runtime_bytes();
     if (root(static_cast<int32_t>(t)) != static_cast<int32_t>(t)) continue;  // placed with root
     item_tensor.push_back(static_cast<int32_t>(t));
-    items.push_back({align_up(tensors[t].runtime_bytes()), first[t], last[t]});
+    items.push_back({(uint64_t{tensors[t].runtime_bytes()} + kAlignment - 1) / kAlignment *
+                         kAlignment,
+                     first[t], last[t]});
   }
   // Greedy by size for ordinary graphs, best fit in execution order (O(n log n)) for huge ones:
   // see arena_plan.h.
@@ -205,7 +208,8 @@ void Interpreter::plan_memory() {
     const int32_t r = root(static_cast<int32_t>(t));
     if (r != static_cast<int32_t>(t) && first[t] != -2) offsets_[t] = offsets_[r];
   }
-  arena_bytes_ = plan.arena_bytes;
+  arena_total_ = plan.arena_bytes;
+  arena_bytes_ = static_cast<std::size_t>(plan.arena_bytes);  // checked against the budget next
 }
 
 int64_t Interpreter::arena_offset(int index) const {

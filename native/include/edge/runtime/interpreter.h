@@ -102,6 +102,7 @@ class Interpreter {
   std::vector<int64_t> offsets_;       // per tensor: arena offset or -1
   std::vector<void*> tensor_data_;     // per tensor: where its bytes are
   std::size_t arena_bytes_ = 0, scratch_bytes_ = 0, unshared_bytes_ = 0, prepared_bytes_ = 0;
+  uint64_t arena_total_ = 0;  // the plan's arena size, before the budget check narrows it
   struct Buffer;
   std::unique_ptr<Buffer> arena_, scratch_;
   struct Context;
