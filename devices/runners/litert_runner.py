@@ -289,16 +289,6 @@ def main():
     except Exception as exc:
         fail(f"LiteRT cannot load {args.model}: {exc}", kind="model")
     init_ms = (time.perf_counter() - started) * 1e3
-    placement, warnings = None, []
-    if delegates:
-        try:
-            placement = delegate_placement(args, kwargs, interpreter_class, load_delegate,
-                                           resolvers)
-        except Exception as exc:
-            warnings.append(f"which nodes the delegates claimed is unknown: {exc}")
-        if placement is not None and not placement["claimed"]:
-            warnings.append(f"the delegate(s) {', '.join(delegate_names)} claimed none of the "
-                            f"model's {placement['nodes']} nodes: it all ran on the CPU")
     inputs = interp.get_input_details()
     outputs = interp.get_output_details()
 
@@ -365,13 +355,24 @@ def main():
     duration_s = time.perf_counter() - begun
     layers = time_layers(args, kwargs, interpreter_class, load_delegate, np) \
         if args.layers else None
+    peak_rss = peak_rss_bytes()  # before the placement check's second interpreter
+    placement, warnings = None, []
+    if delegates:
+        try:
+            placement = delegate_placement(args, kwargs, interpreter_class, load_delegate,
+                                           resolvers)
+        except Exception as exc:
+            warnings.append(f"which nodes the delegates claimed is unknown: {exc}")
+        if placement is not None and not placement["claimed"]:
+            warnings.append(f"the delegate(s) {', '.join(delegate_names)} claimed none of the "
+                            f"model's {placement['nodes']} nodes: it all ran on the CPU")
 
     result.update(
         samples=samples, threads=args.threads or None, xnnpack=not args.no_xnnpack,
         delegates=delegate_names, placement=placement, warnings=warnings,
         init_ms=init_ms, first_run_ms=first_ms,
         warmup=args.warmup, latencies_ms=latencies, duration_s=duration_s,
-        min_duration_s=min_duration, layers=layers, peak_rss_bytes=peak_rss_bytes(),
+        min_duration_s=min_duration, layers=layers, peak_rss_bytes=peak_rss,
         baseline_rss_bytes=baseline,
         inputs=[{"name": d["name"], "dtype": np.dtype(d["dtype"]).name,
                  "shape": [int(x) for x in d["shape"]]} for d in inputs],
