@@ -108,6 +108,7 @@ def test_layer_table_parsing() -> None:
 
 
 @requires_rknn
+@pytest.mark.slow
 def test_rknn_compile_and_simulator_agree_with_litert(tmp_path) -> None:
     model = build_classifier(tmp_path / "m.tflite")
     result = export_for_target(model, target="rk3588", calibration=images(96),
