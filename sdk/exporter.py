@@ -34,6 +34,7 @@ from sdk.converters.quantize import (
 from sdk.converters.quantize.bias import empirical_bias_correction
 from sdk.converters.quantize.data import InputSpec
 from sdk.converters.quantize.equalize import equalize as equalize_model
+from sdk.converters.quantize.gptq import weight_solver
 from sdk.converters.quantize.int8 import IO_TYPES
 from sdk.converters.tflite import serialize
 from sdk.converters.tflite.custom_ops import custom_ops_in
@@ -64,11 +65,13 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
            percentile: float = 99.99, progress: Progress | None = None,
            target: str | None = None,
            activations: str = "int8", equalize: bool = True,
-           scheme_options: Mapping[str, Any] | None = None) -> ExportResult:
+           scheme_options: Mapping[str, Any] | None = None,
+           example_inputs: Any = None) -> ExportResult:
     """Quantise `model` and write it to `output`.
 
     model: a Keras model, SavedModel directory, .keras/.h5/.tflite/.onnx path (or bytes),
-        an onnx.ModelProto or an IR Model.
+        an onnx.ModelProto, a PyTorch nn.Module / torch.export program / .pt2 path (with
+        example_inputs; the `[torch]` extra) or an IR Model.
     scheme: "int8" (full-integer INT8), "int4", "ternary" or "int2" (sub-byte weights, see
         `sdk.converters.quantize.subbyte`: first/last layer and layers under an SQNR floor stay
         INT8; 2-bit convolutions become edgesdk custom ops unless
@@ -94,7 +97,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         over up to 256 calibration samples per weighted layer) or "none".
     strict: an op without an int8 kernel is an error instead of staying in float.
     weight_method: weight scales, "minmax" or "mse"; default: the weight format's own (int8:
-        minmax, sub-byte: mse).
+        minmax, sub-byte: mse). "rtn": round to nearest with MSE-searched scales for every
+        format (ternary too); "gptq": those scales, codes by GPTQ from each layer's inputs on
+        the calibration samples (`sdk.converters.quantize.gptq`; its time is timings["gptq"]).
     activations: "int8" (static, calibrated: full-integer) or "float32" (dynamic range: the
         weights are quantised, LiteRT quantises activations at run time).
     equalize: scheme "int8": rescale the output channels of a layer and the input channels
@@ -108,6 +113,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         with rknn-toolkit2; `sdk.converters.targets`): `result.target` holds the compiler's
         per-layer NPU/CPU placement, estimates and (RKNN) simulator fidelity; docs/npu.md.
     progress: called as progress(stage, done, total) during calibration and validation.
+    example_inputs: PyTorch models: a tuple of tensors shaped like one batch; the module is
+        exported in eval mode through PyTorch's ONNX exporter, with every dimension fixed by
+        them (inputs and outputs stay NCHW, like the module's, unless io_layout="nhwc").
     """
     if target is not None:  # export, then the NPU compiler: sdk.converters.targets.export
         from sdk.converters.targets.export import export_for_target
@@ -131,7 +139,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     if not 0.0 < validation_split < 1.0:
         raise ConversionError(f"validation_split must be in (0, 1), not {validation_split}")
 
-    loaded = load_model(model, input_shapes=input_shapes, io_layout=io_layout)
+    loaded = load_model(model, input_shapes=input_shapes, io_layout=io_layout,
+                        example_inputs=example_inputs)
     float_model = loaded.model
     fmt = format_for(format, output)
     path = Path(output) if output is not None else Path(f"{_safe(loaded.name)}_{scheme}"
@@ -158,11 +167,13 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                     channel_means=correction != "none")
     lap("calibrate")
 
+    solver = weight_solver(weight_method, float_model, cal_set)  # GPTQ: the layers' Hessians
     try:
-        quantized = quantize_int8(float_model, plan, cal.ranges, input_type=input_type,
-                                  output_type=output_type, strict=strict,
-                                  weight_method=weight_method,
-                                  input_means=cal.means if correction != "none" else None)
+        with solver:
+            quantized = quantize_int8(float_model, plan, cal.ranges, input_type=input_type,
+                                      output_type=output_type, strict=strict,
+                                      weight_method=weight_method,
+                                      input_means=cal.means if correction != "none" else None)
     except ValueError as exc:
         if isinstance(exc, EdgeSDKError):
             raise
@@ -171,6 +182,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         empirical_bias_correction(float_model, quantized,
                                   cal_set.subset(slice(0, EMPIRICAL_BC_SAMPLES)), progress)
     lap("quantize")
+    if solver.method == "gptq":
+        timings["gptq"] = round(solver.seconds, 4)  # Hessians + solving, part of "quantize"
+    notes += solver.notes
 
     float_bytes, float_maps = serialize(float_model)
     quantized.model.format_extras.update(
