@@ -213,6 +213,51 @@ def test_densify_without_output_is_left_alone() -> None:
     assert ops.count("DENSIFY") == 1  # the one without output stays; the real one is folded
 
 
+def test_block_sparse_fc_weights_match_litert() -> None:
+    """FULLY_CONNECTED weights [4, 8] in 1x4 blocks (block_map [1], uint16 vectors), run by
+    LiteRT's DENSIFY from the file and densified by the reader."""
+    rng = np.random.default_rng(4)
+    w = rng.normal(0, 1, (4, 8)).astype(np.float32)
+    w[[0, 2], 4:] = 0
+    w[3, :4] = 0
+    segments, indices, values = [0], [], []
+    for r in range(4):
+        for blk in range(2):
+            if np.any(w[r, 4 * blk:4 * blk + 4]):
+                indices.append(blk)
+                values += w[r, 4 * blk:4 * blk + 4].tolist()
+        segments.append(len(indices))
+    sp = schema.SparsityParametersT()
+    sp.traversalOrder, sp.blockMap = [0, 1, 2], [1]
+    metas = [schema.DimensionMetadataT() for _ in range(3)]
+    metas[0].format, metas[0].denseSize = schema.DimensionType.DENSE, 4
+    metas[1].format = schema.DimensionType.SPARSE_CSR
+    metas[1].arraySegmentsType, metas[1].arraySegments = _vec("uint16", segments)
+    metas[1].arrayIndicesType, metas[1].arrayIndices = _vec("uint16", indices)
+    metas[2].format, metas[2].denseSize = schema.DimensionType.DENSE, 4
+    sp.dimMetadata = metas
+    g = Graph(name="main")
+    x = g.add_tensor(Tensor("x", (2, 8), DType.FLOAT32))
+    ws = g.add_tensor(Tensor("w_sparse", (4, 8), DType.FLOAT32,
+                             data=np.asarray(values, np.float32).tobytes()))
+    ws.format_extras["tflite_sparsity"] = sp
+    wd = g.add_tensor(Tensor("w", (4, 8), DType.FLOAT32))
+    y = g.add_tensor(Tensor("y", (2, 4), DType.FLOAT32))
+    g.operators = [_op("DENSIFY", [ws], [wd]),
+                   _op("FULLY_CONNECTED", [x, wd, None], [y], fused_activation_function="NONE",
+                       keep_num_dims=False, weights_format="DEFAULT",
+                       asymmetric_quantize_inputs=False)]
+    g.inputs, g.outputs = [x], [y]
+    data = to_tflite_bytes(Model([g]))
+    xv = rng.normal(0, 1, (2, 8)).astype(np.float32)
+    reference = _run(data, xv)[0]
+    np.testing.assert_allclose(reference, xv @ w.T, rtol=1e-5, atol=1e-5)  # the encoding
+    model = read_tflite(data)
+    np.testing.assert_array_equal(next(t for t in model.main.tensors
+                                       if t.name == "w_sparse").numpy(), w)
+    np.testing.assert_allclose(_run(to_tflite_bytes(model), xv)[0], reference, rtol=1e-6)
+
+
 def test_block_sparse_matches_tflite_format_example() -> None:
     """The 4x4 matrix with 2x2 blocks from TFLite's schema documentation."""
     dense = np.array([[1, 0, 2, 3], [0, 4, 0, 0], [0, 0, 5, 0], [0, 0, 0, 6]], np.float32)
