@@ -157,6 +157,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     specs = input_specs(float_model)
     cal_set, val_set, notes = _samples(calibration, validation, specs, max_samples,
                                        validation_split)
+    notes = [*loaded.notes, *notes]  # what the import changed (densified weights, rewrites)
     if equalize and scheme == "int8" and activations == "int8":
         equalized = equalize_model(float_model, cal_set)
         if equalized.pairs:

@@ -148,7 +148,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "install rknn); prints NPU/CPU placement and estimates")
     p.add_argument("--format", help="output format (default from the output suffix: tflite)")
     p.add_argument("--input-shape", action="append", metavar="[NAME=]D0,D1,...",
-                   help="fix dynamic input dimensions (ONNX / Keras); repeat per input")
+                   help="fix dynamic input dimensions (ONNX / Keras / .tflite); repeat per input")
     p.add_argument("--io-layout", choices=IO_LAYOUTS,
                    help="ONNX models: nchw (default: inputs/outputs as ONNX declares them) or "
                         "nhwc (image inputs/outputs channels-last, no boundary transposes)")
