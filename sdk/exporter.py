@@ -16,6 +16,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,18 @@ from sdk.converters.quantize.bias import empirical_bias_correction
 from sdk.converters.quantize.data import InputSpec
 from sdk.converters.quantize.equalize import equalize as equalize_model
 from sdk.converters.quantize.gptq import weight_solver
-from sdk.converters.quantize.int8 import IO_TYPES
+from sdk.converters.quantize.int8 import IO_TYPES, QuantizedModel
+from sdk.converters.quantize.plan import PrecisionPlan
+from sdk.converters.quantize.planner import (
+    Attempt,
+    PlannerReport,
+    measure_latency_ms,
+    plan_to_target,
+)
 from sdk.converters.tflite import serialize
 from sdk.converters.tflite.custom_ops import custom_ops_in
 from sdk.errors import CalibrationError, ConversionError, EdgeSDKError
-from sdk.fidelity import FidelityReport, FidelityWarning, evaluate
+from sdk.fidelity import FidelityReport, FidelityWarning, evaluate, input_sqnr
 from sdk.fileio import atomic_write_bytes, atomic_write_text, sha256_file
 from sdk.results import CalibrationInfo, ExportResult, TensorInfo
 from sdk.runner import ModelRunner
@@ -63,7 +71,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
            weight_method: str | None = None, bias_correction: bool | str = "analytic",
            per_layer: bool = True, strict: bool = False, report: bool = True,
            percentile: float = 99.99, progress: Progress | None = None,
-           target: str | None = None,
+           target: str | None = None, target_sqnr: float | None = None,
            activations: str = "int8", equalize: bool = True,
            scheme_options: Mapping[str, Any] | None = None,
            example_inputs: Any = None) -> ExportResult:
@@ -112,6 +120,10 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     target: an NPU to compile the INT8 .tflite for ("ethos-u55-128" ... with Vela, "rk3588" ...
         with rknn-toolkit2; `sdk.converters.targets`): `result.target` holds the compiler's
         per-layer NPU/CPU placement, estimates and (RKNN) simulator fidelity; docs/npu.md.
+    target_sqnr: accuracy-driven precision: keep the fewest layers wider (float) until every
+        output's SQNR on the held-out samples is at least this many dB
+        (`sdk.converters.quantize.planner`; `result.planner` lists what was kept wider, why and
+        what it cost; a ConversionError when even all of them kept wider fall short).
     progress: called as progress(stage, done, total) during calibration and validation.
     example_inputs: PyTorch models: a tuple of tensors shaped like one batch; the module is
         exported in eval mode through PyTorch's ONNX exporter, with every dimension fixed by
@@ -169,52 +181,75 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     lap("calibrate")
 
     solver = weight_solver(weight_method, float_model, cal_set)  # GPTQ: the layers' Hessians
-    try:
-        with solver:
-            quantized = quantize_int8(float_model, plan, cal.ranges, input_type=input_type,
-                                      output_type=output_type, strict=strict,
-                                      weight_method=weight_method,
-                                      input_means=cal.means if correction != "none" else None)
-    except ValueError as exc:
-        if isinstance(exc, EdgeSDKError):
-            raise
-        raise ConversionError(str(exc)) from exc
-    if correction == "empirical":
-        empirical_bias_correction(float_model, quantized,
-                                  cal_set.subset(slice(0, EMPIRICAL_BC_SAMPLES)), progress)
-    lap("quantize")
+    float_state: list[tuple[bytes, list[dict[Tensor, int]]]] = []
+    if target_sqnr is not None and not (fmt.runs_in_litert or fmt.runner is not None):
+        raise ConversionError(f"target_sqnr needs a fidelity report, and format {fmt.name!r} "
+                              "has no runner here")
+
+    def build(plan_: PrecisionPlan, lap: Callable[[str], None]) -> _Built:
+        """Quantise, encode and validate under `plan_` (what target_sqnr= repeats)."""
+        try:
+            with solver:
+                quantized = quantize_int8(float_model, plan_, cal.ranges, input_type=input_type,
+                                          output_type=output_type, strict=strict,
+                                          weight_method=weight_method,
+                                          input_means=cal.means if correction != "none"
+                                          else None)
+        except ValueError as exc:
+            if isinstance(exc, EdgeSDKError):
+                raise
+            raise ConversionError(str(exc)) from exc
+        if correction == "empirical":
+            empirical_bias_correction(float_model, quantized,
+                                      cal_set.subset(slice(0, EMPIRICAL_BC_SAMPLES)), progress)
+        lap("quantize")
+        if not float_state:
+            float_state.append(serialize(float_model))
+        float_bytes, float_maps = float_state[0]
+        quantized.model.format_extras.update(
+            source_sha256=_source_sha256(model, float_bytes),
+            source_name=_source_name(model, loaded),
+            quantization_recipe=quantization_recipe(
+                scheme, activations=activations, method=method, bias_correction=correction,
+                weight_method=weight_method, scheme_options=scheme_options))
+        encoded_model = fmt.lower(quantized.model) if fmt.lower is not None else quantized.model
+        custom_ops = custom_ops_in(encoded_model)
+        data, maps = fmt.encode(encoded_model)
+        lap("encode")
+
+        if fmt.runs_in_litert:
+            check_prepares(data, encoded_model, _delegates(fmt, custom_ops), path)
+        fidelity = None
+        if fmt.runs_in_litert or fmt.runner is not None:
+            where = "LiteRT" if fmt.runs_in_litert else f"its {fmt.name} runtime"
+            try:
+                runner = None
+                if not fmt.runs_in_litert and fmt.runner is not None:
+                    runner = ModelRunner(fmt.runner(data))
+                fidelity = evaluate(float_bytes, float_maps, float_model, data, maps, quantized,
+                                    val_set, per_layer=(per_layer or target_sqnr is not None)
+                                    and fmt.runs_in_litert,
+                                    progress=progress,
+                                    delegates=_delegates(fmt, custom_ops),
+                                    layer_notes=cal.notes, quant_runner=runner,
+                                    kernels=None if runner is None else f"{fmt.name} runtime")
+            except EdgeSDKError as exc:
+                raise ConversionError(f"the exported model does not run in {where}: {exc}"
+                                      ) from exc
+        return _Built(quantized, encoded_model, custom_ops, data, maps, fidelity)
+
+    built = build(plan, lap)
     if solver.method == "gptq":
         timings["gptq"] = round(solver.seconds, 4)  # Hessians + solving, part of "quantize"
     notes += solver.notes
-
-    float_bytes, float_maps = serialize(float_model)
-    quantized.model.format_extras.update(
-        source_sha256=_source_sha256(model, float_bytes), source_name=_source_name(model, loaded),
-        quantization_recipe=quantization_recipe(
-            scheme, activations=activations, method=method, bias_correction=correction,
-            weight_method=weight_method, scheme_options=scheme_options))
-    encoded_model = fmt.lower(quantized.model) if fmt.lower is not None else quantized.model
-    custom_ops = custom_ops_in(encoded_model)
-    data, maps = fmt.encode(encoded_model)
-    lap("encode")
-
-    if fmt.runs_in_litert:
-        check_prepares(data, encoded_model, _delegates(fmt, custom_ops), path)
-    fidelity = None
-    if fmt.runs_in_litert or fmt.runner is not None:
-        where = "LiteRT" if fmt.runs_in_litert else f"its {fmt.name} runtime"
-        try:
-            runner = None
-            if not fmt.runs_in_litert and fmt.runner is not None:
-                runner = ModelRunner(fmt.runner(data))
-            fidelity = evaluate(float_bytes, float_maps, float_model, data, maps, quantized,
-                                val_set, per_layer=per_layer and fmt.runs_in_litert,
-                                progress=progress,
-                                delegates=_delegates(fmt, custom_ops),
-                                layer_notes=cal.notes, quant_runner=runner,
-                                kernels=None if runner is None else f"{fmt.name} runtime")
-        except EdgeSDKError as exc:
-            raise ConversionError(f"the exported model does not run in {where}: {exc}") from exc
+    float_bytes = float_state[0][0]
+    planned = None
+    if target_sqnr is not None and built.fidelity is not None:
+        built, plan, planned = _plan_to_target(float_model, plan, float(target_sqnr), built,
+                                               build, val_set, fmt)
+    quantized, encoded_model, custom_ops = built.quantized, built.encoded_model, built.custom_ops
+    data, fidelity = built.data, built.fidelity
+    if fidelity is not None:
         if cal.synthetic:
             fidelity.notes.append("calibrated on synthetic data: these numbers say nothing about "
                                   "real inputs")
@@ -237,12 +272,49 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         fidelity=fidelity, timings=timings, source=f"{loaded.kind}: {loaded.name}",
         notes=notes + (["calibrated on synthetic random data: activation ranges are not "
                         "representative"] if cal.synthetic else []),
-        precision_notes=dict(plan.notes), custom_ops=custom_ops,
+        precision_notes=dict(plan.notes), custom_ops=custom_ops, planner=planned,
     )
     _write(result, data, fmt, report)
     lap("write")
     timings["total"] = round(time.perf_counter() - start, 4)
     return result
+
+
+@dataclass
+class _Built:
+    """One quantise + encode + validate of the export."""
+
+    quantized: QuantizedModel
+    encoded_model: Model
+    custom_ops: dict[str, int]
+    data: bytes
+    maps: Any
+    fidelity: FidelityReport | None
+
+
+def _plan_to_target(float_model: Model, plan: PrecisionPlan, target_db: float, first: _Built,
+                    build: Callable[[PrecisionPlan, Callable[[str], None]], _Built],
+                    val_set: SampleSet, fmt: OutputFormat,
+                    ) -> tuple[_Built, PrecisionPlan, PlannerReport]:
+    """export(target_sqnr=): the precision planner over re-exports of the model."""
+    def as_attempt(plan_: PrecisionPlan, built: _Built) -> Attempt:
+        assert built.fidelity is not None
+        return Attempt(plan_, built.fidelity, len(built.data),
+                       input_sqnr(float_model, built.quantized, val_set),
+                       {lr.name: lr.precision for lr in built.quantized.layers}, built)
+
+    def attempt(plan_: PrecisionPlan) -> Attempt:
+        return as_attempt(plan_, build(plan_, lambda stage: None))
+
+    chosen, planned = plan_to_target(float_model, plan, target_db, attempt,
+                                     first=as_attempt(plan, first))
+    if planned.kept:
+        planned.latency_before_ms = measure_latency_ms(
+            first.data, val_set, _delegates(fmt, first.custom_ops))
+        built: _Built = chosen.payload
+        planned.latency_after_ms = measure_latency_ms(
+            built.data, val_set, _delegates(fmt, built.custom_ops))
+    return chosen.payload, chosen.plan, planned
 
 
 def check_prepares(data: bytes, model: Model, delegates: list[Any] | None,

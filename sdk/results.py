@@ -62,6 +62,9 @@ class ExportResult:
     custom_ops: dict[str, int] = field(default_factory=dict)
     #: export(target=...): the NPU compiler's report (`sdk.converters.targets.NpuReport`)
     target: Any = None
+    #: export(target_sqnr=...): the precision planner's report (what was kept wider, why, the
+    #: SQNR before / after per output, bytes and latency; `sdk.converters.quantize.planner`)
+    planner: Any = None
 
     @property
     def compression(self) -> float:
@@ -87,6 +90,7 @@ class ExportResult:
             "precision_notes": self.precision_notes,
             "custom_ops": self.custom_ops,
             "target": self.target.to_dict() if self.target is not None else None,
+            "planner": self.planner.to_dict() if self.planner is not None else None,
         })
 
     def to_json(self) -> str:
@@ -116,6 +120,9 @@ class ExportResult:
         if self.fallbacks:
             lines.append(f"{len(self.fallbacks)} layer(s) kept in float:")
             lines += [f"  {name}: {why}" for name, why in self.fallbacks.items()]
+        if self.planner is not None:
+            lines.append("precision planner (target_sqnr):")
+            lines += self.planner.lines()
         if self.fidelity is not None:
             lines.append(self.fidelity.table(max_layers))
         lines += [f"note: {n}" for n in self.notes]

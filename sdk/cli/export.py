@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                     bias_correction=args.bias_correction,
                     activations=args.activations,
                     scheme_options=_scheme_options(args.scheme_option),
-                    per_layer=not args.no_per_layer,
+                    per_layer=not args.no_per_layer, target_sqnr=args.target_sqnr,
                     progress=None if args.quiet else ProgressBar())
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -154,6 +154,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "nhwc (image inputs/outputs channels-last, no boundary transposes)")
     p.add_argument("--float-layer", action="append", metavar="LAYER",
                    help="keep this layer (name or pattern from the report) in float")
+    p.add_argument("--target-sqnr", type=float, metavar="DB",
+                   help="accuracy-driven precision: keep the fewest layers in float until every "
+                        "output's SQNR on the held-out samples reaches DB (fails, exit status "
+                        "non-zero, when it cannot)")
     p.add_argument("--activations", default="int8", choices=("int8", "float32"),
                    help="int8: static (calibrated); float32: dynamic range (weights only)")
     p.add_argument("-O", "--scheme-option", action="append", metavar="KEY=VALUE",

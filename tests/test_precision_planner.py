@@ -1,0 +1,142 @@
+"""Issue 12, "Accuracy-driven precision": `sdk.export(..., target_sqnr=30)` keeps the fewest
+layers wider (float) until every output meets the target on the held-out samples."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import sdk
+from sdk.cli import main
+from sdk.converters.quantize.planner import PlannerReport
+from sdk.errors import ConversionError
+from sdk.fidelity import FidelityWarning
+
+from conftest import requires_tf
+
+pytestmark = requires_tf
+
+
+def _two_headed_net():
+    """Two outputs from one input. "lost": Dense(16) with large activations, then a Dense that
+    subtracts pairs of nearly equal channels (the difference is far below the int8 step of its
+    input: catastrophic cancellation, under 15 dB in INT8). "easy": a plain Dense, faithful in
+    INT8 (about 40 dB)."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(11)
+    inp = tf.keras.Input((8,))
+    wide = tf.keras.layers.Dense(16, name="wide")
+    difference = tf.keras.layers.Dense(2, name="difference")
+    easy = tf.keras.layers.Dense(4, name="easy")
+    model = tf.keras.Model(inp, [difference(wide(inp)), easy(inp)])
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((8, 8)).astype(np.float32) * 20
+    wide.set_weights([np.concatenate([w, w * 1.002], axis=1), np.zeros(16, np.float32)])
+    d = np.zeros((16, 2), np.float32)
+    d[0, 0], d[8, 0], d[1, 1], d[9, 1] = -1, 1, -1, 1
+    difference.set_weights([d, np.zeros(2, np.float32)])
+    easy.set_weights([rng.standard_normal((8, 4)).astype(np.float32),
+                      np.zeros(4, np.float32)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def net():
+    return _two_headed_net()
+
+
+@pytest.fixture(scope="module")
+def data() -> np.ndarray:
+    return np.random.default_rng(1).standard_normal((200, 8)).astype(np.float32)
+
+
+def _layer(res, keyword: str) -> str:
+    """The layer named after `keyword`: "wide" by its MatMul's name; the heads by the output
+    they write ("lost": the output under 15 dB in the plain export)."""
+    if keyword == "wide":
+        (name,) = [n for n in res.precision if "wide" in n]
+        return name
+    before = res.planner.before_db
+    lost = min(before, key=before.get)
+    (head,) = [o for o in before if (o == lost) == (keyword == "difference")]
+    return f"FULLY_CONNECTED:{head}"
+
+
+def test_target_sqnr_keeps_the_responsible_layers_wider(net, data, tmp_path) -> None:
+    with pytest.warns(FidelityWarning):
+        plain = sdk.export(net, "int8", calibration=data, output=tmp_path / "plain.tflite")
+    assert plain.planner is None
+    assert plain.fidelity.min_sqnr_db < 15  # the "lost" output without a target
+
+    res = sdk.export(net, "int8", calibration=data, output=tmp_path / "t.tflite",
+                     target_sqnr=30)
+    planner = res.planner
+    assert planner is not None and planner.met
+    assert res.fidelity.min_sqnr_db >= 30
+    assert all(o.sqnr_db >= 30 for o in res.fidelity.outputs)
+    # what was kept wider: the cancelling pair, and not the easy head
+    kept = {k.name for k in planner.kept}
+    assert _layer(res, "difference") in kept and _layer(res, "wide") in kept, kept
+    assert _layer(res, "easy") not in kept
+    assert res.precision[_layer(res, "easy")] == "int8"
+    assert all(res.precision[name] == "float32" for name in kept)
+    # why: SQNR before / after per output (the before figures are the plain export's)
+    assert min(planner.before_db.values()) < 15
+    assert planner.before_db == pytest.approx(
+        {o.name: o.sqnr_db for o in plain.fidelity.outputs})
+    assert min(planner.after_db.values()) >= 30
+    # what it cost: bytes (measured) and latency (a local LiteRT run)
+    assert planner.size_before == plain.size_bytes and planner.size_after == res.size_bytes
+    assert planner.size_after > planner.size_before
+    assert planner.latency_before_ms is not None and planner.latency_after_ms is not None
+    assert 2 <= planner.exports <= 9
+    # reported in the summary and the JSON report
+    summary = res.summary()
+    assert "target SQNR 30 dB met" in summary and _layer(res, "difference") in summary
+    saved = json.loads(res.report_path.read_text())
+    assert PlannerReport.from_dict(saved["planner"]) == planner
+    assert not res.fidelity.warnings
+
+
+def test_target_already_met_keeps_nothing_wider(net, data, tmp_path) -> None:
+    # the "lost" output is at about 0 dB: a target of -5 dB is met by the plain export
+    with pytest.warns(FidelityWarning):
+        res = sdk.export(net, "int8", calibration=data, output=tmp_path / "l.tflite",
+                         target_sqnr=-5)
+    assert res.planner.met and res.planner.kept == [] and res.planner.exports == 1
+    assert set(res.precision.values()) == {"int8"}
+
+
+def test_impossible_target_is_an_error_naming_outputs(net, data, tmp_path) -> None:
+    # int8 outputs: even with every layer in float, the outputs' own int8 step stays
+    out = tmp_path / "x.tflite"
+    with pytest.raises(ConversionError, match=r"target_sqnr=90 dB cannot be met: best "
+                                              r"reached '.*' at [0-9.]+ dB") as err:
+        sdk.export(net, "int8", calibration=data, output=out, target_sqnr=90,
+                   output_type="int8")
+    assert "nothing was written" in str(err.value)
+    assert not out.exists()
+
+
+def test_cli_target_sqnr_exit_codes(net, data, tmp_path, capsys) -> None:
+    model = tmp_path / "net.keras"
+    net.save(model)
+    cal = tmp_path / "cal.npy"
+    np.save(cal, data)
+    out = tmp_path / "cli.tflite"
+    rc = main(["export", str(model), "-c", str(cal), "-o", str(out), "-q",
+               "--target-sqnr", "30"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "target SQNR 30 dB met" in text
+    saved = json.loads(out.with_name("cli.report.json").read_text())
+    assert saved["planner"]["met"] and saved["planner"]["kept"]
+    bad = tmp_path / "bad.tflite"
+    rc = main(["export", str(model), "-c", str(cal), "-o", str(bad), "-q",
+               "--target-sqnr", "90", "--output-type", "int8"])
+    assert rc != 0
+    assert "cannot be met" in capsys.readouterr().err
+    assert not bad.exists()
