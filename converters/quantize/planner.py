@@ -11,11 +11,14 @@ The search (greedy on estimated gain per byte, bounded re-exports):
 2. For every output under the target, the layers upstream of it are ranked by the error each one
    adds (`LayerLoss.added_noise`, the same measure the low-output warning uses to name a
    layer): a layer's share of its output's error is its added noise over the sum in that output's
-   cone. A layer's gain is the share of the missing error it removes, summed over the outputs
-   still short; its cost is the bytes its next wider candidate adds (`CostModel`) plus a fixed
-   per-layer overhead (the QUANTIZE / DEQUANTIZE pair around a float island). Layers are taken in
-   order of gain per byte until the estimated error of every output meets the target, and at
-   least 2^(step-1) of them per step (1, 2, 4, ... so that deep problems need few re-exports).
+   cone. A layer's error only leaves the model when the layers after it are wider too (an int8
+   consumer quantises its float output again), so the unit of choice is a "tail": a layer and
+   its descendants inside the short outputs' cones. A tail's gain is the share of the missing
+   error its layers remove, summed over the outputs still short; its cost is the bytes their next
+   wider candidate adds (`CostModel`) plus a fixed per-layer overhead (the QUANTIZE / DEQUANTIZE
+   around a float island). Tails are taken in order of gain per byte until the estimated error
+   of every output meets the target, and at least 2^(step-1) layers per step (1, 2, 4, ... so
+   that deep problems need few re-exports).
 3. Re-export with those layers wider, measure again, repeat (at most `max_steps` steps).
 4. Still short: one last export with every eligible layer upstream of the short outputs wider.
    Still short: `ConversionError` naming the outputs and the best SQNR reached.
@@ -51,6 +54,8 @@ DEFAULT_MAX_STEPS = 6
 LAYER_OVERHEAD_BYTES = 256
 #: aim the estimate this much under the target's error (the estimate is linear, noise is not)
 ESTIMATE_MARGIN = 0.7
+#: tails chosen per step at most (the next step measures again)
+MAX_TAILS_PER_STEP = 64
 
 
 # ---------------------------------------------------------------------------- candidates
@@ -369,44 +374,81 @@ def _op_named(model: Model, name: str) -> Operator | None:
 def _pick(model: Model, current: Attempt, layers: Mapping[str, LayerPrecision],
           short: Iterable[int], target_db: float, outputs: list[Tensor], costs: CostModel, *,
           minimum: int) -> list[tuple[Operator, Candidate]]:
-    """The layers to widen next: by estimated gain per byte until every short output's
-    estimated error meets the target, and at least `minimum` of them."""
+    """The layers to widen next.
+
+    A layer's error only leaves the model if everything after it on the way to the output is
+    wider too (an int8 layer after it quantises its float output again), so the unit of choice
+    is a layer together with its descendants inside the short outputs' cones (a "tail"). Tails
+    are taken by estimated gain per byte (the share of the missing error their layers add, over
+    the bytes they add) until every short output's estimated error meets the target and at least
+    `minimum` layers were added."""
     losses = layer_losses(current.fidelity, model, current.inputs_db)
     target_noise = _noise(target_db)
     need: dict[int, float] = {}  # output -> share of its error still to remove
     shares: dict[int, dict[int, float]] = {}  # output -> op id -> share of its error
-    ops: dict[int, tuple[Operator, Candidate, float]] = {}
+    eligible: dict[int, tuple[Operator, Candidate, float]] = {}
+    in_cones: set[int] = set()
     for j in short:
         noise = _noise(current.fidelity.outputs[j].sqnr_db)
         need[j] = 1.0 - ESTIMATE_MARGIN * target_noise / noise if noise > 0 else 0.0
         cone = []
         for op in upstream_ops(model, outputs[j]):
             name = layer_name(op)
-            loss = losses.get(id(op))
-            if loss is None or loss.added_noise <= 0:
-                continue
-            if current.precisions.get(name) != "int8" and name not in layers:
+            in_cones.add(id(op))
+            if current.precisions.get(name) != "int8":
                 continue  # float already, integer (untouched), or not rewritten
             cands = candidates_for(op, layers.get(name, current.plan.for_op(op)))
             if not cands:
                 continue
-            cone.append((op, loss.added_noise))
-            ops[id(op)] = (op, cands[0], costs.cost(op, layers.get(name, current.plan.for_op(op)),
-                                                     cands[0]))
+            prec = layers.get(name, current.plan.for_op(op))
+            eligible[id(op)] = (op, cands[0], costs.cost(op, prec, cands[0]))
+            loss = losses.get(id(op))
+            if loss is not None and loss.added_noise > 0:
+                cone.append((op, loss.added_noise))
         total = sum(n for _, n in cone)
         shares[j] = {id(op): n / total for op, n in cone} if total > 0 else {}
-    chosen: list[tuple[Operator, Candidate]] = []
-    left = dict(ops)
-    while left and (any(v > 0 for v in need.values()) or len(chosen) < minimum):
+    tails = _tails(model, eligible, in_cones)
+    chosen: dict[int, tuple[Operator, Candidate]] = {}
+    for _ in range(MAX_TAILS_PER_STEP):  # bounds the search on big graphs (O(n^2) per tail)
+        if not (any(v > 0 for v in need.values()) or len(chosen) < minimum):
+            break
         def gain(key: int) -> float:
-            return sum(max(need[j], 1e-9) * shares[j].get(key, 0.0) for j in need) / left[key][2]
+            new = [k for k in tails[key] if k not in chosen]
+            cost = sum(eligible[k][2] for k in new)
+            won = sum(max(need[j], 1e-9) * shares[j].get(k, 0.0) for j in need for k in new)
+            return won / cost if cost > 0 else 0.0
 
-        key = max(left, key=gain)
-        op, cand, _ = left.pop(key)
-        chosen.append((op, cand))
-        for j in need:
-            need[j] -= shares[j].get(key, 0.0)
-    return chosen
+        open_tails = [k for k in tails if any(x not in chosen for x in tails[k])]
+        if not open_tails:
+            break
+        best = max(open_tails, key=gain)
+        for k in tails[best]:
+            if k in chosen:
+                continue
+            chosen[k] = eligible[k][:2]
+            for j in need:
+                need[j] -= shares[j].get(k, 0.0)
+    return list(chosen.values())
+
+
+def _tails(model: Model, eligible: Mapping[int, tuple[Operator, Candidate, float]],
+           in_cones: set[int]) -> dict[int, list[int]]:
+    """For each eligible layer, it and the eligible layers after it inside `in_cones`."""
+    consumers = model.main.consumers()
+    ops = {id(op): op for op in model.main.operators}
+    out: dict[int, list[int]] = {}
+    for key in eligible:
+        seen = {key}
+        stack = [ops[key]]
+        while stack:
+            op = stack.pop()
+            for t in op.outputs:
+                for nxt in consumers.get(t, []):
+                    if id(nxt) in in_cones and id(nxt) not in seen:
+                        seen.add(id(nxt))
+                        stack.append(nxt)
+        out[key] = [k for k in seen if k in eligible]
+    return out
 
 
 # ---------------------------------------------------------------------------- latency
