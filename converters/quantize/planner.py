@@ -22,6 +22,9 @@ The search (greedy on estimated gain per byte, bounded re-exports):
 3. Re-export with those layers wider, measure again, repeat (at most `max_steps` steps).
 4. Still short: one last export with every eligible layer upstream of the short outputs wider.
    Still short: `ConversionError` naming the outputs and the best SQNR reached.
+5. Met after several steps: pruning tries each earlier step's layers back at int8 (the largest
+   group first, one export each) and keeps them narrow where the target still holds (an early
+   step's broad guess that a later, measured step made unnecessary).
 
 Candidates are per layer (`candidates_for`): today only "float32" (the existing per-layer float
 override). 16x8 (int16 activations, int8 weights) is not offered: the INT8 rewrite does not
@@ -137,6 +140,9 @@ class PlanStep:
     #: output -> SQNR (dB) measured after this step
     outputs_db: dict[str, float]
     size_bytes: int
+    #: a pruning step: the layers it narrowed back (kept only when the target still held)
+    removed: list[str] = field(default_factory=list)
+    accepted: bool = True
 
 
 @dataclass
@@ -184,6 +190,13 @@ class PlannerReport:
                     "bytes" for k in self.kept]
         else:
             out.append("  nothing kept wider")
+        for st in self.steps:
+            worst = min(st.outputs_db.values(), default=math.inf)
+            what = (f"+{len(st.layers)} layer(s)" if not st.removed else
+                    f"{len(st.removed)} layer(s) back to the plan's precision "
+                    + ("(kept: target still met)" if st.accepted else "(undone: short)"))
+            out.append(f"  step {st.step}: {what}; worst output {worst:.2f} dB, "
+                       f"{st.size_bytes:,} bytes")
         size = f"  size {self.size_before:,} -> {self.size_after:,} bytes " \
                f"({self.size_after - self.size_before:+,})"
         if self.latency_before_ms is not None and self.latency_after_ms is not None:
@@ -260,9 +273,12 @@ def _noise(db: float) -> float:
 # ---------------------------------------------------------------------------- the search
 def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt: AttemptFn, *,
                    max_steps: int = DEFAULT_MAX_STEPS, cost_model: CostModel | None = None,
-                   first: Attempt | None = None) -> tuple[Attempt, PlannerReport]:
+                   first: Attempt | None = None, prune: bool = True,
+                   ) -> tuple[Attempt, PlannerReport]:
     """Search for the plan that meets `target_db` on every output with the fewest bytes kept
-    wider (see the module's docstring). Returns the chosen attempt and the report; raises
+    wider (see the module's docstring). `prune`: once the target is met, try each earlier
+    step's layers back at their plan's precision (largest first, one export each) and keep
+    them narrow where the target still holds. Returns the chosen attempt and the report; raises
     ConversionError when even every eligible layer kept wider falls short."""
     if not math.isfinite(target_db):
         raise ConversionError(f"target_sqnr must be a finite number of dB, not {target_db}")
@@ -281,6 +297,7 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
     best = current
     step = 0
     tried_all = False
+    groups: list[set[str]] = []
     while _short(current, target_db):
         short = _short(current, target_db)
         if step >= max_steps or tried_all:
@@ -301,6 +318,7 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
                 name, op.type, cand.precision.describe(), step,
                 loss.sqnr_db if loss else math.nan, loss.added_noise if loss else 0.0,
                 int(costs.extra_bytes(op, prev, cand))))
+        groups.append({layer_name(op) for op, _ in picks})
         current = attempt(base.with_overrides(dict(layers)))
         exports += 1
         report.steps.append(PlanStep(step, [layer_name(op) for op, _ in picks],
@@ -329,6 +347,7 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
             if not _short(last, target_db):
                 current = last
                 layers = wide
+                groups.append(set(added))
                 for name in added:
                     if name in {k.name for k in report.kept}:
                         continue
@@ -344,6 +363,22 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
                 f"target_sqnr={target_db:g} dB cannot be met: best reached {missing} after "
                 f"{exports} export(s), with every layer upstream of them that can be kept "
                 f"wider ({', '.join(c.name for c in CANDIDATES)}) kept so; nothing was written")
+    if prune and len(groups) > 1:
+        by_name = {k.name: k for k in report.kept}
+        for group in sorted(groups[:-1], key=lambda g: -sum(
+                max(by_name[n].extra_bytes, 0) + costs.overhead_bytes for n in g
+                if n in by_name)):
+            trial = {k: v for k, v in layers.items() if k not in group}
+            if len(trial) == len(layers):
+                continue
+            tried = attempt(base.with_overrides(trial))
+            exports += 1
+            ok = not _short(tried, target_db)
+            report.steps.append(PlanStep(len(report.steps) + 1, [], _outputs_db(tried),
+                                         tried.size_bytes, sorted(group & set(layers)), ok))
+            if ok:
+                layers, current = trial, tried
+                report.kept = [k for k in report.kept if k.name in layers]
     report.met = True
     report.after_db = _outputs_db(current)
     report.size_after = current.size_bytes
