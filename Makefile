@@ -27,7 +27,7 @@ QEMU_ARM := qemu-arm-static
 
 .PHONY: all setup system-deps native native-tests native-cross native-asan test test-native \
 	test-python lint demo bench corpus clean distclean schema android fuzz-python \
-	fuzz-native
+	fuzz-native fuzz-short
 
 all: setup
 
@@ -142,7 +142,14 @@ lint: $(VENV)/.installed
 test-python: setup
 	$(VENV)/bin/pytest -q
 
-test: setup lint test-native test-python
+test: setup lint test-native fuzz-short test-python
+
+# The short fuzz run of `make test`: the native .edge loader for FUZZ_SHORT_SECONDS (libFuzzer
+# with ASan + UBSan, corpus kept in build/fuzz/corpus between runs); the Python loaders' short
+# runs are tests/test_fuzz.py. Long runs: make fuzz-native, make fuzz-python (docs/security.md).
+FUZZ_SHORT_SECONDS ?= 60
+fuzz-short:
+	$(MAKE) --no-print-directory fuzz-native FUZZ_NATIVE_RUNS=0 FUZZ_NATIVE_SECONDS=$(FUZZ_SHORT_SECONDS)
 
 # Long atheris runs of the Python loaders (tests/fuzz/README.md); FUZZ_SECONDS per harness.
 FUZZ_SECONDS ?= 3600
