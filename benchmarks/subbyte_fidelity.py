@@ -47,10 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 SCHEMES = ("int4", "ternary", "int2")
 METHODS = ("rtn", "gptq")
 WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-SUBBYTE_FORMATS = ("int4", "int4-narrow", "ternary", "ternary-median", "ternary-bitnet", "int2")
 DEFAULT_MODELS = ("mp_face_detection_short_range", "mp_palm_detection_lite",
-                  "mp_hand_landmark_lite", "mp_iris_landmark", "mp_selfie_segmentation",
-                  "oww_embedding")
+                  "mp_iris_landmark", "mp_hand_landmark_lite", "oww_embedding")
 BARS = {"digits_points_below_float": {"int4": 1.0, "ternary": 3.0, "int2": 3.0},
         "models_median_worst_sqnr_db": {"int4": 20.0, "ternary": 12.0, "int2": 12.0}}
 
@@ -63,6 +61,17 @@ def _export(model: Any, scheme: str, method: str | None, cal: Any, val: Any, out
         warnings.simplefilter("ignore")
         return sdk.export(model, scheme, calibration=cal, validation=val, output=out,
                           weight_method=method, per_layer=False, report=False, **kwargs)
+
+
+def weight_types(path: Path) -> list[str]:
+    """The weight type of every weighted op in the written file (layer names from ONNX do not
+    say the op type, so the file is read)."""
+    from sdk.converters.tflite import read_tflite
+
+    model = read_tflite(path)
+    return [op.inputs[1].dtype.name for op in model.main.operators
+            if (op.type in WEIGHTED or (op.custom_code or "").startswith("EDGE_"))
+            and len(op.inputs) > 1 and op.inputs[1] is not None]
 
 
 def _delegates(result: Any) -> list[Any] | None:
@@ -188,8 +197,8 @@ def model_part(name: str, samples: int, work: Path) -> dict[str, Any]:
                                 input_shapes=dict(model.input_shapes) or None)
                     runner = _Runner(r.path.read_bytes(), order, _delegates(r))
                 res = score("edgesdk", model, hw, ref_runner.names, ref, runner, val)
-                weighted = [p for k, p in r.precision.items() if k.split(":")[0] in WEIGHTED]
-                sub = sum(1 for p in weighted if p.split("/")[0] in SUBBYTE_FORMATS)
+                weighted = weight_types(r.path)
+                sub = sum(1 for t in weighted if t in ("INT4", "INT2"))
                 row.update(worst_sqnr_db=round(res.worst_sqnr_db, 2),
                            outputs_sqnr_db=[round(o.sqnr_db, 2) for o in res.outputs],
                            size_bytes=r.size_bytes, export_s=round(time.perf_counter() - start, 2),
@@ -264,7 +273,15 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_digits:
             report["digits"] = digits_part(work)
         models = [m for m in args.models.split(",") if m]
-        report["models"] = [model_part(m, args.samples, work) for m in models]
+        report["models"] = []
+        for m in models:
+            try:
+                report["models"].append(model_part(m, args.samples, work))
+            except Exception as exc:  # e.g. the corpus manifest mid-edit: the others still run
+                report["models"].append({"model": m, "error": f"{type(exc).__name__}: {exc}"})
+            if args.json_out:  # so far: a stopped run keeps what it measured
+                args.json_out.parent.mkdir(parents=True, exist_ok=True)
+                args.json_out.write_text(json.dumps({"partial": True, **report}, indent=1))
         report["summary"] = summarise(report["models"])
     text = json.dumps(report, indent=1)
     if args.json_out:
