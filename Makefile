@@ -27,7 +27,7 @@ QEMU_ARM := qemu-arm-static
 
 .PHONY: all setup system-deps native native-tests native-cross native-asan test test-native \
 	test-python lint demo bench corpus clean distclean schema android fuzz-python \
-	fuzz-native fuzz-short
+	fuzz-native fuzz-short fuzz
 
 all: setup
 
@@ -150,6 +150,10 @@ test: setup lint test-native fuzz-short test-python
 FUZZ_SHORT_SECONDS ?= 60
 fuzz-short:
 	$(MAKE) --no-print-directory fuzz-native FUZZ_NATIVE_RUNS=0 FUZZ_NATIVE_SECONDS=$(FUZZ_SHORT_SECONDS)
+
+# Every fuzzer for its long run: the native .edge loader (libFuzzer) and the Python loaders
+# (atheris: read_tflite, read_edge, read_onnx). Figures and commands: docs/security.md.
+fuzz: fuzz-native fuzz-python
 
 # Long atheris runs of the Python loaders (tests/fuzz/README.md); FUZZ_SECONDS per harness.
 FUZZ_SECONDS ?= 3600
