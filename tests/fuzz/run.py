@@ -115,20 +115,22 @@ def run_harness(name: str, script: Path, args: argparse.Namespace) -> HarnessRep
         cmd.append(f"-max_len={args.max_len}")
     start = time.monotonic()
     with open(work / "fuzz.log", "wb") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                start_new_session=True)
+        proc = subprocess.Popen([*FRESH_RSS, *cmd], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+        peak = _PeakRss(proc.pid)
         # a watchdog, in case libFuzzer's own limits fail to stop the process
         hard = (args.time or 0) + args.grace + (args.runs or 0) * args.timeout
         watchdog = threading.Timer(hard, lambda: os.killpg(proc.pid, signal.SIGKILL))
         watchdog.start()
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            _, status, _usage = os.wait4(proc.pid, 0)
         finally:
             watchdog.cancel()
+            peak.stop()
         proc.returncode = os.waitstatus_to_exitcode(status)
     report.seconds = round(time.monotonic() - start, 1)
     report.exit_status = proc.returncode
-    report.peak_rss_mb = round(usage.ru_maxrss / 1024, 1)  # Linux: KiB
+    report.peak_rss_mb = round(peak.kib / 1024, 1)
     text = (work / "fuzz.log").read_text(errors="replace")
     stats = {k: int(v) for k, v in _STAT.findall(text)}
     done = _DONE.findall(text)
@@ -155,6 +157,44 @@ def run_harness(name: str, script: Path, args: argparse.Namespace) -> HarnessRep
     report.crashes = len(report.findings)
     report.corpus_files = sum(1 for _ in corpus.iterdir())
     return report
+
+
+#: The harness runs as a child of a shell that forks it. libFuzzer's -rss_limit_mb (and wait4's
+#: ru_maxrss) read getrusage, whose high-water mark a process inherits from its parent across
+#: fork and exec: started straight from a pytest that holds TensorFlow and PyTorch (2 GB), every
+#: harness "ran out of memory" at its first check. The shell, once exec'd, is small; the harness
+#: it forks starts from that.
+FRESH_RSS = ["/bin/sh", "-c", '"$@"; exit $?', "sh"]
+
+
+class _PeakRss:
+    """The harness's peak resident set: VmHWM of the shell's child, sampled while it runs (VmHWM
+    belongs to the process's own memory map, made new at exec, so nothing is inherited)."""
+
+    def __init__(self, shell_pid: int, every_s: float = 0.2):
+        self.kib = 0
+        self._shell = shell_pid
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(every_s,), daemon=True)
+        self._thread.start()
+
+    def _watch(self, every_s: float) -> None:
+        while not self._done.wait(every_s):
+            self.sample()
+
+    def sample(self) -> None:
+        try:
+            children = Path(f"/proc/{self._shell}/task/{self._shell}/children").read_text()
+            for pid in children.split():
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.kib = max(self.kib, int(line.split()[1]))
+        except (OSError, ValueError):
+            pass  # the harness has not started yet, or has just exited
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def main(argv: list[str] | None = None) -> int:
