@@ -231,17 +231,15 @@ class LayerLoss:
         return 10.0 ** (-self.sqnr_db / 10.0) - 10.0 ** (-self.input_sqnr_db / 10.0)
 
 
-def worst_layer(report: FidelityReport, float_model: Model, output: Tensor,
-                inputs_db: Mapping[int, float] | None = None) -> LayerLoss | None:
-    """The layer on the way to `output` that adds most error (`LayerLoss.added_noise`).
+def layer_losses(report: FidelityReport, float_model: Model,
+                 inputs_db: Mapping[int, float] | None = None) -> dict[int, LayerLoss]:
+    """The error every measured layer adds, by op id.
 
     `inputs_db`: the SQNR each model input arrives with (by tensor id; default _CLEAN_DB).
     Layers whose SQNR reads low on purpose (a note: logits clipped far below the maximum, a
     ReLU input's negatives) pass their inputs' SQNR through instead of their own."""
     inputs_db = inputs_db or {}
     by_name = {x.name: x for x in report.layers}
-    if not by_name:
-        return None
     g = float_model.main
     producers = g.producers()
     effective: dict[int, float] = {}
@@ -258,6 +256,17 @@ def worst_layer(report: FidelityReport, float_model: Model, output: Tensor,
             continue
         effective[id(op)] = lf.sqnr_db
         losses[id(op)] = LayerLoss(lf.name, lf.op_type, in_db, lf.sqnr_db)
+    return losses
+
+
+def worst_layer(report: FidelityReport, float_model: Model, output: Tensor,
+                inputs_db: Mapping[int, float] | None = None) -> LayerLoss | None:
+    """The layer on the way to `output` that adds most error (`LayerLoss.added_noise`; see
+    `layer_losses`)."""
+    if not report.layers:
+        return None
+    losses = layer_losses(report, float_model, inputs_db)
+    producers = float_model.main.producers()
     # the layers upstream of the output
     cone: set[int] = set()
     stack = [output]

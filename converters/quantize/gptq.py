@@ -60,6 +60,7 @@ import numpy as np
 
 from sdk.converters.ir import DType, Model, Operator, Tensor
 from sdk.converters.quantize.data import SampleSet
+from sdk.converters.quantize.lowbit import _from_rows, _rows
 from sdk.converters.quantize.plan import layer_name
 from sdk.converters.quantize.rules import OP_RULES
 from sdk.errors import CalibrationError, ConversionError
@@ -534,16 +535,6 @@ _ACTIVE: contextvars.ContextVar[WeightSolver | None] = contextvars.ContextVar(
 def active_solver() -> WeightSolver | None:
     """The solver of the export in progress, if it asked for GPTQ."""
     return _ACTIVE.get()
-
-
-def _rows(w: np.ndarray, axis: int) -> np.ndarray:
-    moved = np.moveaxis(np.asarray(w, np.float64), axis, 0)
-    return moved.reshape(moved.shape[0], -1)
-
-
-def _from_rows(q: np.ndarray, shape: tuple[int, ...], axis: int) -> np.ndarray:
-    moved_shape = (shape[axis], *(d for i, d in enumerate(shape) if i != axis))
-    return np.moveaxis(q.reshape(moved_shape), 0, axis)
 
 
 def gptq_layers(model: Model) -> list[Operator]:

@@ -48,7 +48,7 @@ from sdk.converters.ir import Model, Operator, Tensor
 from sdk.converters.quantize.data import SampleSet
 from sdk.converters.quantize.plan import FLOAT, LayerPrecision, PrecisionPlan, layer_name
 from sdk.errors import ConversionError
-from sdk.fidelity import _CLEAN_DB, FidelityReport, LayerLoss
+from sdk.fidelity import FidelityReport, layer_losses
 from sdk.tables import from_jsonable, jsonable
 
 #: re-exports after the first one, not counting the final all-wide attempt
@@ -226,31 +226,6 @@ AttemptFn = Callable[[PrecisionPlan], Attempt]
 
 
 # ---------------------------------------------------------------------------- layer losses
-def layer_losses(report: FidelityReport, model: Model,
-                 inputs_db: Mapping[int, float] | None = None) -> dict[int, LayerLoss]:
-    """The error every measured layer adds, by op id (as `sdk.fidelity.worst_layer` ranks
-    them: layers whose SQNR reads low on purpose pass their input's SQNR through)."""
-    inputs_db = inputs_db or {}
-    by_name = {x.name: x for x in report.layers}
-    g = model.main
-    producers = g.producers()
-    effective: dict[int, float] = {}
-    losses: dict[int, LayerLoss] = {}
-    for op in g.topological_order():
-        feeding = [effective[id(producers[t])] if t in producers else inputs_db[id(t)]
-                   for t in op.inputs if t is not None and not t.is_constant and (
-                       (t in producers and id(producers[t]) in effective)
-                       or (t not in producers and id(t) in inputs_db))]
-        in_db = min([_CLEAN_DB, *feeding])
-        lf = by_name.get(layer_name(op))
-        if lf is None or lf.note or not math.isfinite(lf.sqnr_db):
-            effective[id(op)] = in_db if lf is None or lf.note else min(in_db, _CLEAN_DB)
-            continue
-        effective[id(op)] = lf.sqnr_db
-        losses[id(op)] = LayerLoss(lf.name, lf.op_type, in_db, lf.sqnr_db)
-    return losses
-
-
 def upstream_ops(model: Model, output: Tensor) -> list[Operator]:
     """The operators `output` depends on."""
     producers = model.main.producers()
