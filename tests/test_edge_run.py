@@ -111,6 +111,18 @@ def edge_run(abi: str = "x86_64", *args: str, prefix: list[str] | None = None,
                           timeout=timeout)
 
 
+def test_peak_rss_is_edge_runs_own(model_file, image) -> None:
+    # getrusage's ru_maxrss keeps the parent's high-water mark across fork + exec: started from
+    # this (now 512 MiB larger) process, edge-run used to report at least that. VmHWM is its own.
+    held = bytearray(512 << 20)
+    held[::4096] = b"\1" * len(held[::4096])  # touch every page, so it is resident
+    r = edge_run("x86_64", str(model_file), "--inputs", str(image), "--runs", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    peak_kb = json.loads(r.stdout)["peak_rss_kb"]
+    assert 0 < peak_kb < 256 << 10, peak_kb
+    del held
+
+
 def test_json_report_and_outputs(model_file, image, tmp_path) -> None:
     out = tmp_path / "out.npy"
     r = edge_run("x86_64", str(model_file), "--inputs", str(image), "--runs", "20", "--warmup",
