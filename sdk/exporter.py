@@ -35,6 +35,7 @@ from sdk.converters.quantize import (
 from sdk.converters.quantize.bias import empirical_bias_correction
 from sdk.converters.quantize.data import InputSpec
 from sdk.converters.quantize.equalize import equalize as equalize_model
+from sdk.converters.quantize.fixed_outputs import keep_coarse_outputs_float
 from sdk.converters.quantize.gptq import weight_solver
 from sdk.converters.quantize.int8 import IO_TYPES, QuantizedModel
 from sdk.converters.quantize.plan import PrecisionPlan
@@ -179,6 +180,10 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     cal = calibrate(float_model, cal_set, method, percentile=percentile, progress=progress,
                     channel_means=correction != "none")
     lap("calibrate")
+    if activations == "int8" and output_type == "float32":
+        plan, kept = keep_coarse_outputs_float(float_model, plan, cal, precision,
+                                               percentile=percentile)
+        notes += kept
 
     solver = weight_solver(weight_method, float_model, cal_set)  # GPTQ: the layers' Hessians
     float_state: list[tuple[bytes, list[dict[Tensor, int]]]] = []
