@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
+import tracemalloc
+from collections.abc import Callable
 
 import pytest
 
@@ -96,3 +99,22 @@ def digits_export_pairs(digits_float_tflite, digits_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("digits_pairs")
     return {scheme: export_pair(digits_float_tflite, scheme, out, "digits",
                                 digits_data.x_train[:256]) for scheme in SCHEMES}
+
+
+def refused_within(fn: Callable[[], object], seconds: float, mib: float) -> Exception:
+    """Run fn, which must raise ModelFormatError within `seconds` and `mib` MiB of Python
+    allocations (a hostile file refused before it costs anything); return the error."""
+    from sdk.errors import ModelFormatError
+
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(ModelFormatError) as info:
+            fn()
+    finally:
+        elapsed = time.perf_counter() - start
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert elapsed < seconds, f"took {elapsed:.1f} s"
+    assert peak < mib * (1 << 20), f"peak {peak / (1 << 20):.0f} MiB"
+    return info.value

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
-import tracemalloc
 from pathlib import Path
 
 import flatbuffers
@@ -20,6 +18,8 @@ from sdk.converters.edge.lowering import resolve_padding
 from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, Tensor
 from sdk.errors import ConversionError, ModelFormatError, UnsupportedOpError
 from sdk.limits import LoadBudget
+
+from conftest import refused_within
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -255,18 +255,7 @@ def _tensor(b: flatbuffers.Builder, name: str | int, shape: list[int], buffer: i
 
 
 def _refused_quickly(data: bytes, seconds: float = 2, mib: float = 16) -> ModelFormatError:
-    tracemalloc.start()
-    start = time.perf_counter()
-    try:
-        with pytest.raises(ModelFormatError) as info:
-            read_edge(data)
-    finally:
-        elapsed = time.perf_counter() - start
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-    assert elapsed < seconds, f"took {elapsed:.1f} s"
-    assert peak < mib * (1 << 20), f"peak {peak / (1 << 20):.0f} MiB"
-    return info.value
+    return refused_within(lambda: read_edge(data), seconds, mib)
 
 
 def test_two_int8_inputs_of_2_gib_exceed_the_budget() -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import time
-import tracemalloc
 
 import flatbuffers
 import numpy as np
@@ -15,7 +13,7 @@ from sdk.converters.tflite.schema import schema
 from sdk.errors import EdgeSDKError, ModelFormatError
 from sdk.limits import LoadBudget
 
-from conftest import requires_tf
+from conftest import refused_within, requires_tf
 
 
 @pytest.fixture(scope="module")
@@ -111,27 +109,10 @@ def shared_tables_tflite(n: int = 1000) -> bytes:
     return _model(b, [sg] * n)
 
 
-def _bounded(fn, seconds: float, mib: float) -> ModelFormatError:
-    """Run fn, which must raise ModelFormatError within `seconds` and `mib` MiB of Python
-    allocations; return the error."""
-    tracemalloc.start()
-    start = time.perf_counter()
-    try:
-        with pytest.raises(ModelFormatError) as info:
-            fn()
-    finally:
-        elapsed = time.perf_counter() - start
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-    assert elapsed < seconds, f"took {elapsed:.1f} s"
-    assert peak < mib * (1 << 20), f"peak {peak / (1 << 20):.0f} MiB"
-    return info.value
-
-
 def test_shared_subgraph_and_tensor_tables_are_refused_fast() -> None:
     data = shared_tables_tflite()
     assert len(data) < 9000  # 8 KB describing a million tensors
-    err = _bounded(lambda: read_tflite(data), seconds=2, mib=16)
+    err = refused_within(lambda: read_tflite(data), seconds=2, mib=16)
     assert "<bytes>" in str(err)
     assert "subgraph 0 tensor 1 is the same table as subgraph 0 tensor 0" in str(err)
     assert err.offset is not None
@@ -143,7 +124,7 @@ def test_shared_strings_cannot_multiply_the_file() -> None:
     name = b.CreateString("n" * (64 << 10))
     tensors = [_tensor(b, name, [1]) for _ in range(2000)]
     data = _model(b, [_subgraph(b, tensors)])
-    err = _bounded(lambda: read_tflite(data), seconds=2, mib=16)
+    err = refused_within(lambda: read_tflite(data), seconds=2, mib=16)
     assert "subgraph 0 tensor" in str(err)
     assert "reuses its tables or vectors" in str(err)
 
@@ -163,7 +144,7 @@ def _shared_buffer_tflite(n_tensors: int, nbytes: int) -> bytes:
 def test_tensors_sharing_one_buffer_are_bounded_by_the_file_size() -> None:
     """80 tensors on one 1 MiB buffer would decode to 80 MiB: over max(16 x file, 64 MiB)."""
     data = _shared_buffer_tflite(80, 1 << 20)
-    err = _bounded(lambda: read_tflite(data), seconds=5, mib=100)
+    err = refused_within(lambda: read_tflite(data), seconds=5, mib=100)
     assert "subgraph 0 tensor 64 ('w64')" in str(err)
     assert "over the limit of 67,108,864" in str(err)
     # a few tensors sharing a buffer (as TFLite's converter deduplicates them) still read

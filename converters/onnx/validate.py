@@ -138,8 +138,12 @@ def _conv(node: Any, shapes: Sequence[tuple[int, ...] | None], label: str) -> No
     if c_in % group or c_out % group:
         raise _fail(node, f"group={group} does not divide the {c_in} input and {c_out} output "
                           "channels", label)
-    spatial = len(x) - 2
-    for key in ("kernel_shape", "strides", "dilations"):
+    _spatial_lengths(node, len(x) - 2, ("kernel_shape", "strides", "dilations"), label)
+
+
+def _spatial_lengths(node: Any, spatial: int, keys: Sequence[str], label: str) -> None:
+    """Each of `keys` has one value per spatial axis, and pads two."""
+    for key in keys:
         v = node.attr(key)
         if v is not None and len(v) != spatial:
             raise _fail(node, f"{key} has {len(v)} values for {spatial} spatial axes", label)
@@ -156,13 +160,7 @@ def _pool(node: Any, shapes: Sequence[tuple[int, ...] | None], label: str) -> No
     spatial = len(x) - 2
     if len(kernel) != spatial:
         raise _fail(node, f"kernel_shape {list(kernel)} for {spatial} spatial axes", label)
-    for key in ("strides", "dilations"):
-        v = node.attr(key)
-        if v is not None and len(v) != spatial:
-            raise _fail(node, f"{key} has {len(v)} values for {spatial} spatial axes", label)
-    pads = node.attr("pads")
-    if pads is not None and len(pads) != 2 * spatial:
-        raise _fail(node, f"pads has {len(pads)} values for {spatial} spatial axes", label)
+    _spatial_lengths(node, spatial, ("strides", "dilations"), label)
 
 
 def _layer_norm(node: Any, shapes: Sequence[tuple[int, ...] | None], label: str) -> None:
