@@ -27,7 +27,7 @@ QEMU_ARM := qemu-arm-static
 
 .PHONY: all setup system-deps native native-tests native-cross native-asan test test-native \
 	test-python lint demo bench corpus clean distclean schema android fuzz-python \
-	fuzz-native fuzz-short fuzz
+	fuzz-native fuzz-short fuzz docs
 
 all: setup
 
@@ -142,7 +142,13 @@ lint: $(VENV)/.installed
 test-python: setup
 	$(VENV)/bin/pytest -q
 
-test: setup lint test-native fuzz-short test-python
+test: setup lint test-native fuzz-short test-python docs
+
+# The docs site (mkdocs-material, the [dev] extra): every page of docs/ in mkdocs.yml's nav,
+# strict (a broken link or anchor, or a page outside the nav, fails it), no network (no web
+# fonts), into build/site.
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir $(BUILD)/site
 
 # The short fuzz run of `make test`: the native .edge loader for FUZZ_SHORT_SECONDS (libFuzzer
 # with ASan + UBSan, corpus kept in build/fuzz/corpus between runs); the Python loaders' short

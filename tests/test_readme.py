@@ -1,8 +1,9 @@
-"""The README against the code: every `edgesdk ...` line in its fenced shell blocks parses with
-the real command-line parser (every sub-command, option and choice it shows exists), each
-sub-command path answers `edgesdk <path> --help` through the installed console script, and every
-`sdk.X` name its Python examples (and inline code) use imports, with calls to SDK functions
-checked against their signatures (keyword names, argument counts)."""
+"""The README and every page of docs/ against the code: every `edgesdk ...` line in their fenced
+shell blocks parses with the real command-line parser (every sub-command, option and choice they
+show exists), each sub-command path answers `edgesdk <path> --help` through the installed console
+script, and every `sdk.X` name their Python examples (and inline code) use imports, with calls to
+SDK functions checked against their signatures (keyword names, argument counts). The Python
+blocks of one page continue each other; pages do not."""
 
 from __future__ import annotations
 
@@ -20,21 +21,27 @@ from typing import Any
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+#: the README and every docs page, the set every check below reads
+PAGES = [README, *sorted((ROOT / "docs").glob("**/*.md"))]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+SHELL = ("sh", "bash", "console", "shell")
 
 
-def _blocks(*languages: str) -> list[str]:
-    return [body for lang, body in FENCE.findall(README.read_text()) if lang in languages]
+def _blocks(*languages: str, pages: list[Path] = PAGES) -> list[str]:
+    return [body for page in pages for lang, body in FENCE.findall(page.read_text())
+            if lang in languages]
 
 
-def readme_commands() -> list[list[str]]:
-    """argv of every `edgesdk` line in the sh/bash blocks (continuations joined, comments and
-    the `[...]` marks of optional arguments dropped)."""
+def readme_commands(pages: list[Path] = PAGES) -> list[list[str]]:
+    """argv of every `edgesdk` line in the shell blocks of the pages (continuations joined, a
+    `$ ` prompt, comments and the `[...]` marks of optional arguments dropped)."""
     commands = []
-    for body in _blocks("sh", "bash"):
+    for body in _blocks(*SHELL, pages=pages):
         for line in body.replace("\\\n", " ").splitlines():
-            if line.strip().startswith("edgesdk "):
+            line = line.strip().removeprefix("$ ")
+            if line.startswith("edgesdk "):
                 argv = shlex.split(line.replace("[", " ").replace("]", " "), comments=True)
                 commands.append(argv[1:])
     return commands
@@ -55,6 +62,9 @@ def _subcommand_path(parser: Any, argv: list[str]) -> list[str]:
 
 
 def test_readme_shows_the_commands() -> None:
+    """The front door shows an export and a profile; the pages together show every command."""
+    shown = {" ".join(_subcommand_path(_parser(), argv)) for argv in readme_commands([README])}
+    assert {"export", "profile"} <= shown, shown
     paths = {" ".join(_subcommand_path(_parser(), argv)) for argv in readme_commands()}
     assert {"export", "devices", "deploy", "profile", "validate", "emulate", "farm profile",
             "farm validate", "farm status", "farm results", "farm worker"} <= paths, paths
@@ -72,7 +82,7 @@ def test_readme_command_parses(argv: list[str], capsys) -> None:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
-        pytest.fail(f"README: `edgesdk {' '.join(argv)}` does not parse: "
+        pytest.fail(f"docs: `edgesdk {' '.join(argv)}` does not parse: "
                     f"{capsys.readouterr().err.strip()} (exit {exc.code})")
     assert callable(args.func)
 
@@ -108,12 +118,11 @@ def _resolve(dotted: str) -> Any:
     raise ImportError(dotted)
 
 
-def readme_sdk_names() -> list[str]:
-    """Every `sdk.a.b` written in the Python blocks and in inline code, and every name a Python
-    block imports from an sdk module."""
-    text = README.read_text()
+def readme_sdk_names(pages: list[Path] = PAGES) -> list[str]:
+    """Every `sdk.a.b` written in the Python blocks and in inline code of the pages, and every
+    name a Python block imports from an sdk module."""
     names = set()
-    for body in _blocks("python"):
+    for body in _blocks("python", pages=pages):
         names.update(SDK_NAME.findall(body))
         tree = ast.parse(body)
         for node in ast.walk(tree):
@@ -121,11 +130,12 @@ def readme_sdk_names() -> list[str]:
                 names.update(f"{node.module}.{a.name}" for a in node.names)
             elif isinstance(node, ast.Import):
                 names.update(a.name for a in node.names if a.name.startswith("sdk."))
-    prose = FENCE.sub("", text)
-    for span in re.findall(r"`([^`]+)`", prose):  # inline code, possibly over a line break
-        names.update(SDK_NAME.findall(span))
+    for page in pages:
+        prose = FENCE.sub("", page.read_text())
+        for span in re.findall(r"`([^`]+)`", prose):  # inline code, possibly over a line break
+            names.update(SDK_NAME.findall(span))
     # a trailing file suffix in prose ("sdk.converters.tflite.packing, ...") is not an attribute
-    return sorted(n for n in names if not n.endswith((".py", ".json", ".toml")))
+    return sorted(n for n in names if not n.endswith((".py", ".json", ".toml", ".md")))
 
 
 @pytest.mark.parametrize("name", readme_sdk_names())
@@ -133,7 +143,7 @@ def test_readme_sdk_name_exists(name: str) -> None:
     try:
         _resolve(name)
     except (ImportError, AttributeError) as exc:
-        pytest.fail(f"README names `{name}`, which does not exist: {exc}")
+        pytest.fail(f"the docs name `{name}`, which does not exist: {exc}")
 
 
 def _returns(fn: Any) -> type | None:
@@ -148,7 +158,7 @@ def _returns(fn: Any) -> type | None:
 
 
 class _Scope:
-    """What the README's Python blocks have bound so far (blocks continue each other):
+    """What a page's Python blocks have bound so far (blocks continue each other):
     names imported from sdk, and variables holding instances of sdk classes."""
 
     def __init__(self) -> None:
@@ -204,15 +214,27 @@ def _calls() -> list[tuple[str, Any, bool, ast.Call, str]]:
     method of a variable holding an sdk object (`farm = sdk.Farm(...)`; `run =
     farm.profile(...)`, annotated to return a FarmRun; then `run.get(...)`)."""
     out = []
-    scope = _Scope()
-    for body in _blocks("python"):
-        tree = ast.parse(body)
-        scope.bind(tree)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call):
-                found = scope.callee(node.func)
-                if found is not None:
-                    out.append((*found, node, ast.get_source_segment(body, node) or found[0]))
+    for page in PAGES:
+        scope = _Scope()
+        for body in _blocks("python", pages=[page]):
+            try:
+                tree = ast.parse(body)
+            except SyntaxError as exc:
+                raise AssertionError(f"{page.name}: a Python block does not parse: {exc}") from exc
+            out.extend(_page_calls(scope, tree, body))
+    return out
+
+
+def _page_calls(scope: _Scope, tree: ast.AST,
+                body: str) -> list[tuple[str, Any, bool, ast.Call, str]]:
+    """The calls of one block, after binding its imports and assignments into the page's scope."""
+    scope.bind(tree)
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            found = scope.callee(node.func)
+            if found is not None:
+                out.append((*found, node, ast.get_source_segment(body, node) or found[0]))
     return out
 
 
@@ -238,14 +260,17 @@ def test_readme_python_calls_match_the_signatures() -> None:
 
 # ---------------------------------------------------------------------------- other programs
 def _code_text() -> str:
-    """The fenced blocks and the inline code of the README, continuations joined."""
-    text = README.read_text()
-    spans = re.findall(r"`([^`]+)`", FENCE.sub("", text))
-    return "\n".join([*(b for _, b in FENCE.findall(text)), *spans]).replace("\\\n", " ")
+    """The fenced blocks and the inline code of every page, continuations joined."""
+    parts = []
+    for page in PAGES:
+        text = page.read_text()
+        parts += [*(b for _, b in FENCE.findall(text)),
+                  *re.findall(r"`([^`]+)`", FENCE.sub("", text))]
+    return "\n".join(parts).replace("\\\n", " ")
 
 
 def test_readme_edge_run_options_exist() -> None:
-    from sdk.native import edge_run_path
+    from sdk.base.native import edge_run_path
 
     lines = [line for line in _code_text().splitlines() if line.strip().startswith("edge-run ")]
     assert lines
@@ -254,7 +279,7 @@ def test_readme_edge_run_options_exist() -> None:
     assert r.returncode == 0
     for line in lines:
         for option in re.findall(r"(?<!\S)(--[a-z][\w-]*)", line.split("#")[0]):
-            assert option in r.stdout, f"README: `{line.strip()}`: edge-run has no {option}"
+            assert option in r.stdout, f"docs: `{line.strip()}`: edge-run has no {option}"
 
 
 def test_readme_scripts_and_modules_exist() -> None:
@@ -266,17 +291,17 @@ def test_readme_scripts_and_modules_exist() -> None:
     assert len(scripts) >= 4
     for script, rest in scripts:
         path = root / script
-        assert path.is_file(), f"README runs {script}, which does not exist"
+        assert path.is_file(), f"the docs run {script}, which does not exist"
         source = path.read_text()
         for option in re.findall(r"(?<!\S)(--[a-z][\w-]*)", rest):
-            assert f'"{option}"' in source, f"README: {script} {option}: no such option"
+            assert f'"{option}"' in source, f"docs: {script} {option}: no such option"
     modules = re.findall(r"python -m ([\w.]+)", code)
     assert modules
     for module in modules:
-        assert importlib.util.find_spec(module) is not None, f"README: no module {module}"
+        assert importlib.util.find_spec(module) is not None, f"docs: no module {module}"
 
 
-#: options the README names that belong to programs edgesdk does not ship
+#: options the docs name that belong to programs edgesdk does not ship
 FOREIGN_OPTIONS = {"--min_secs": "TensorFlow's benchmark_model"}
 
 
@@ -285,7 +310,7 @@ def test_every_option_in_the_readme_prose_exists() -> None:
     script or a device runner script we push."""
     import argparse
 
-    from sdk.native import edge_run_path
+    from sdk.base.native import edge_run_path
 
     known: set[str] = set()
 
@@ -303,9 +328,9 @@ def test_every_option_in_the_readme_prose_exists() -> None:
                       for p in root.glob(pattern))
     edge_run = subprocess.run([str(edge_run_path("x86_64")), "--help"], capture_output=True,
                               text=True, timeout=60).stdout
-    prose = FENCE.sub("", README.read_text())
     unknown = set()
-    for span in re.findall(r"`([^`]+)`", prose):
+    spans = [s for page in PAGES for s in re.findall(r"`([^`]+)`", FENCE.sub("", page.read_text()))]
+    for span in spans:
         for option in re.findall(r"(?<![\w-])(--[a-z][\w-]*)", span):
             if not (option in known or option in edge_run or f'"{option}"' in sources
                     or option in FOREIGN_OPTIONS):
