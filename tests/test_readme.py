@@ -301,6 +301,29 @@ def test_readme_scripts_and_modules_exist() -> None:
         assert importlib.util.find_spec(module) is not None, f"docs: no module {module}"
 
 
+#: `make TARGET` in a shell line or inline code (prose such as "make the ..." is not code)
+MAKE_TARGET = re.compile(r"(?:^|[`;&|(][ \t]*|^[ \t]*\$[ \t]*)make[ \t]+([a-z][\w-]*)", re.M)
+
+
+def _makefile_targets() -> set[str]:
+    text = (ROOT / "Makefile").read_text()
+    return {name for line in re.findall(r"^([\w. $()/-][^:=\n]*):(?!=)", text, re.M)
+            for name in line.split()}
+
+
+def _missing_make_targets(code: str) -> set[str]:
+    return set(MAKE_TARGET.findall(code)) - _makefile_targets()
+
+
+def test_docs_make_targets_exist() -> None:
+    """Every `make X` the pages show is a target of the Makefile."""
+    code = _code_text()
+    assert len(MAKE_TARGET.findall(code)) >= 10
+    missing = _missing_make_targets(code)
+    assert not missing, f"the docs run make targets the Makefile does not have: {sorted(missing)}"
+    assert _missing_make_targets("make demo\n`make no-such-target`") == {"no-such-target"}
+
+
 #: options the docs name that belong to programs edgesdk does not ship
 FOREIGN_OPTIONS = {"--min_secs": "TensorFlow's benchmark_model"}
 
