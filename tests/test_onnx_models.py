@@ -378,14 +378,15 @@ def test_model_from_path_and_bytes(tmp_path, cnn) -> None:
         np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-def test_readme_lists_the_supported_ops() -> None:
-    """The README's op list is the converter table (regenerate: python -m sdk.converters.onnx)."""
+def test_docs_list_the_supported_ops() -> None:
+    """docs/onnx-input.md's op list is the converter table (regenerate: python -m
+    sdk.converters.onnx)."""
     from pathlib import Path
 
     from sdk.converters.onnx.__main__ import ops_markdown
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    listed = readme.split("<!-- onnx-ops:start -->")[1].split("<!-- onnx-ops:end -->")[0]
+    page = (Path(__file__).resolve().parents[1] / "docs" / "onnx-input.md").read_text()
+    listed = page.split("<!-- onnx-ops:start -->")[1].split("<!-- onnx-ops:end -->")[0]
     assert listed.strip() == ops_markdown()
 
 

@@ -4,7 +4,7 @@ from sdk.converters.onnx.ops import supported_ops
 
 
 def ops_markdown() -> str:
-    """The README's op list, generated from the converter table."""
+    """The op list of docs/onnx-input.md, generated from the converter table."""
     return ", ".join(f"`{op}`" for op in supported_ops())
 
 
