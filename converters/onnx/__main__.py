@@ -1,4 +1,4 @@
-"""`python -m sdk.converters.onnx`: print the supported ONNX ops as the README lists them."""
+"""`python -m sdk.converters.onnx`: the supported ONNX ops, as docs/onnx-input.md lists them."""
 
 from sdk.converters.onnx.ops import supported_ops
 
