@@ -3,7 +3,7 @@ the onnx 1.22.0 wheel; the [dev] extra pins that version) for every op the impor
 
 Each case either converts and matches the expected outputs in stock LiteRT, or is declined with
 an edgesdk error whose reason is one of the documented limits below (a TFLite limitation, stated
-in the README). A wrong number, a crash or an undocumented refusal fails. Node tests pass
+in docs/onnx-input.md). A wrong number, a crash or an undocumented refusal fails. Node tests pass
 weights and parameters as graph inputs; a case that needs them constant is retried with every
 input after the first turned into an initializer, as a real model would have them.
 """
@@ -23,7 +23,7 @@ from onnx_testing import run_tflite
 
 pytestmark = requires_onnx
 
-#: reasons a node test may be declined: each is a documented limit (README "## ONNX input")
+#: reasons a node test may be declined: each is a documented limit (docs/onnx-input.md, "Limits")
 DOCUMENTED_LIMITS = [
     r"element type \w+ is not supported",  # float8/int4/int2/uint16/strings...
     r"arithmetic on int8/uint8/int16 tensors",
