@@ -32,7 +32,7 @@ def main() -> None:
     model = digits_cnn(data)
 
     # 2. Export: full-integer INT8 .tflite, calibrated on training images, fidelity measured on
-    #    the held-out test images. Also accepts SavedModels, .tflite, .onnx; see README "Export".
+    #    the held-out test images. Also accepts SavedModels, .tflite, .onnx; see docs/export.md.
     result = sdk.export(model, "int8", calibration=data.x_train, validation=data.x_test,
                         output=out / "digits_int8.tflite")
     print(result.summary())
@@ -56,7 +56,7 @@ def main() -> None:
 
     # 5. Sub-byte: ternary weights ({-1, 0, +1} x scale; first and last layer stay int8). The
     #    2-bit convolutions become edgesdk custom ops, which sdk.runtime.Interpreter runs with
-    #    the edgesdk delegate (LiteRT + our kernels). See README "Sub-byte models".
+    #    the edgesdk delegate (LiteRT + our kernels). See docs/delegate.md.
     ternary = sdk.export(model, "ternary", calibration=data.x_train, validation=data.x_test,
                          output=out / "digits_ternary.tflite", per_layer=False)
     runner = Interpreter(ternary.path)

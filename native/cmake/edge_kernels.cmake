@@ -60,7 +60,7 @@ if(EDGE_BUILD_TESTS AND NOT EDGE_BUILD_PYTHON)
   target_include_directories(edge_native_tests PRIVATE ${_k}/src)
 endif()
 
-# The measured algorithm alternatives (LUT, bit-serial) of README "Native kernels": x86 hosts only.
+# The measured algorithm alternatives (LUT, bit-serial) of docs/design-notes.md: x86 hosts only.
 if(EDGE_BUILD_TESTS AND NOT EDGE_BUILD_PYTHON AND EDGE_ARCH STREQUAL "x86" AND NOT EDGE_SANITIZE)
   add_executable(edge_kernel_alternatives ${_k}/bench/alternatives.cc)
   target_link_libraries(edge_kernel_alternatives PRIVATE edge_kernels)

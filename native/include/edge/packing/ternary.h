@@ -14,7 +14,7 @@
 // (pack_ternary_base3) with a 243-entry table.
 //
 // Algorithm notes (why unpack-to-bytes + dot product, measured on x86 Zen 4 and reasoned on Arm):
-// see the "Native kernels" section of README.md for the measured alternatives (LUT via
+// see "Algorithm choices" in docs/design-notes.md for the measured alternatives (LUT via
 // pshufb, bit-serial popcount) and their figures.
 #pragma once
 

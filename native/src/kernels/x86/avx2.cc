@@ -10,7 +10,7 @@
 // as 4 * class1 + class4 by vpmaddwd's multiplier.
 // GEMM, int8 weights: sign-extended to int16 and multiplied by int16 activations with vpmaddwd
 // (vpmaddubsw would saturate on int8 x int8).
-// Measured alternatives are in README.md ("Native kernels").
+// Measured alternatives are in docs/design-notes.md ("Algorithm choices").
 #include <immintrin.h>
 
 #include <cstddef>
