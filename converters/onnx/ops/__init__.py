@@ -1,8 +1,8 @@
 """The table of ONNX op converters: one handler per ONNX op type (default domain).
 
-`supported_ops()` is generated from this table (the list in docs/onnx-input.md and the error messages use
-it). Handlers live in modules named for the ops they hold; importing this package registers
-them all.
+`supported_ops()` is generated from this table (the list in docs/onnx-input.md and the error
+messages use it). Handlers live in modules named for the ops they hold; importing this package
+registers them all.
 """
 
 from __future__ import annotations
