@@ -112,7 +112,7 @@ schema: $(BUILD)/.system-deps
 ANDROID_ABIS := arm64-v8a armeabi-v7a
 android: $(VENV)/.created
 	@if [ -z "$$ANDROID_NDK$$ANDROID_NDK_HOME$$ANDROID_NDK_ROOT" ]; then \
-		echo "error: set ANDROID_NDK to the Android NDK folder (see README, '.edge format')"; exit 1; fi
+		echo "error: set ANDROID_NDK to the Android NDK folder (see docs/edge-run.md)"; exit 1; fi
 	@for abi in $(ANDROID_ABIS); do \
 		$(CMAKE) -S native -B $(BUILD)/android-$$abi -G Ninja -DCMAKE_BUILD_TYPE=Release -DEDGE_STATIC=ON \
 			-DEDGE_BUILD_TESTS=OFF -DANDROID_ABI=$$abi -DCMAKE_TOOLCHAIN_FILE=$(abspath native/cmake/android.cmake) \
