@@ -302,7 +302,7 @@ def _assert_delegate_agrees(data: bytes, x: np.ndarray, labels: np.ndarray) -> N
     assert (ours.argmax(1) == builtin.argmax(1)).mean() >= 0.99
     xnn, _ = _outputs(data, x, delegate=False, xnnpack=True)
     assert (ours.argmax(1) == xnn.argmax(1)).mean() >= 0.97
-    # as accurate as stock LiteRT (PTQ ternary on every layer loses some: README)
+    # as accurate as stock LiteRT (PTQ ternary on every layer loses some: docs/delegate.md)
     acc, theirs = (ours.argmax(1) == labels).mean(), (builtin.argmax(1) == labels).mean()
     assert acc >= theirs - 0.02 and acc >= 0.7, (acc, theirs)
 

@@ -82,7 +82,7 @@ def test_two_bit_without_custom_ops_is_plain_tflite(scheme, digits_float_tflite,
     builtin = predictions(result.path, digits_data.x_test, xnnpack=False)
     assert (xnn.argmax(1) == builtin.argmax(1)).mean() >= 0.99
     acc = (xnn.argmax(1) == digits_data.y_test).mean()
-    # PTQ at 2 bits loses accuracy (README); it must still be a working classifier
+    # PTQ at 2 bits loses accuracy (docs/delegate.md); it must still be a working classifier
     assert acc >= 0.85, acc
 
 
