@@ -324,6 +324,26 @@ def test_docs_make_targets_exist() -> None:
     assert _missing_make_targets("make demo\n`make no-such-target`") == {"no-such-target"}
 
 
+#: the extras a `pip install 'edgesdk[a,b]'` / `pip install -e '.[a,b]'` line or span asks for
+EXTRAS = re.compile(r"(?:edgesdk|\.)\[([a-z][\w,-]*)\]")
+
+
+def _missing_extras(code: str) -> set[str]:
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is Python 3.11+")
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    return {e for group in EXTRAS.findall(code) for e in group.split(",")} - set(declared)
+
+
+def test_docs_extras_exist() -> None:
+    """Every extra the pages install (`[tf]`, `[onnx]`, ...) is declared in pyproject.toml."""
+    code = _code_text()
+    assert len(EXTRAS.findall(code)) >= 3
+    missing = _missing_extras(code)
+    assert not missing, f"the docs install extras pyproject.toml does not declare: {missing}"
+    assert _missing_extras("pip install 'edgesdk[onnx,nope]'") == {"nope"}
+
+
 #: options the docs name that belong to programs edgesdk does not ship
 FOREIGN_OPTIONS = {"--min_secs": "TensorFlow's benchmark_model",
                    "--cpp": "flatc", "--scoped-enums": "flatc", "--gen-onefile": "flatc",
