@@ -27,7 +27,7 @@ QEMU_ARM := qemu-arm-static
 
 .PHONY: all setup system-deps native native-tests native-cross native-asan test test-native \
 	test-python lint demo bench corpus clean distclean schema android fuzz-python \
-	fuzz-native fuzz-short fuzz docs
+	fuzz-native fuzz-short fuzz docs wheel wheelhouse wheel-check
 
 all: setup
 
@@ -142,7 +142,7 @@ lint: $(VENV)/.installed
 test-python: setup
 	$(VENV)/bin/pytest -q
 
-test: setup lint test-native fuzz-short test-python docs
+test: setup lint test-native fuzz-short test-python docs wheel-check
 
 # The docs site (mkdocs-material, the [dev] extra): every page of docs/ in mkdocs.yml's nav,
 # strict (a broken link or anchor, or a page outside the nav, fails it), no network (no web
@@ -205,6 +205,43 @@ bench: setup
 # `$(PY) benchmarks/corpus.py run --samples 32` measures it (docs/real-models.md).
 corpus: $(VENV)/.installed
 	$(PY) benchmarks/corpus.py fetch
+
+# ---------------------------------------------------------------- wheels (issue 16, docs/install.md)
+# `make wheel`: this host's wheel with edge-run and the delegate for every device ABI inside
+# (cross-built by the wheel build itself in its own temporary folder: native/cmake/
+# edge_device_abis.cmake; a missing cross compiler is an error here), repaired to its manylinux
+# tag and checked by auditwheel: build/wheel/dist/*.whl. `make wheelhouse`: that wheel and every
+# dependency of the extras the check uses, downloaded once, so that `make wheel-check` installs
+# into a fresh venv with no network (tests/test_wheel.py: export, deploy to the emulated phone,
+# profile and validate from an empty folder, no checkout on the path).
+WHEEL_DIR := $(BUILD)/wheel
+WHEELHOUSE := $(BUILD)/wheelhouse
+WHEEL_EXTRAS := tf,devices,examples
+PY_SOURCES := $(shell find sdk converters devices -type f \( -name '*.py' -o -name '*.c' \) 2>/dev/null)
+
+wheel: $(WHEEL_DIR)/.built
+$(WHEEL_DIR)/.built: $(NATIVE_SOURCES) $(PY_SOURCES) pyproject.toml $(VENV)/.installed $(BUILD)/.system-deps
+	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)
+	@start=$$(date +%s); \
+	$(PIP) wheel -q --no-build-isolation --no-deps -C cmake.define.EDGE_REQUIRE_DEVICE_ABIS=ON \
+		-w $(WHEEL_DIR)/raw . || exit 1; \
+	echo "wheel built in $$(( $$(date +%s) - start )) s" | tee $(WHEEL_DIR)/build-time.txt
+	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/auditwheel repair -w $(WHEEL_DIR)/dist $(WHEEL_DIR)/raw/*.whl
+	$(VENV)/bin/auditwheel show $(WHEEL_DIR)/dist/*.whl
+	@touch $@
+
+wheelhouse: $(WHEELHOUSE)/.built
+$(WHEELHOUSE)/.built: $(WHEEL_DIR)/.built
+	rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
+	@# pip wheel, not pip download: a dependency published only as an sdist (adb-shell 0.4.4)
+	@# becomes a wheel here, once, so that the check itself compiles and downloads nothing
+	$(PIP) wheel -q -w $(WHEELHOUSE) "$$(ls $(abspath $(WHEEL_DIR))/dist/*.whl)[$(WHEEL_EXTRAS)]"
+	@touch $@
+
+wheel-check: $(WHEELHOUSE)/.built
+	EDGESDK_WHEEL="$$(ls $(abspath $(WHEEL_DIR))/dist/*.whl)" \
+	EDGESDK_WHEELHOUSE=$(abspath $(WHEELHOUSE)) EDGESDK_WHEEL_EXTRAS=$(WHEEL_EXTRAS) \
+		$(VENV)/bin/pytest -q -p no:cacheprovider tests/test_wheel.py
 
 clean:
 	rm -rf $(BUILD) out

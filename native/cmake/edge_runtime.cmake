@@ -90,8 +90,10 @@ endif()
 if(EDGE_BUILD_PYTHON)
   target_sources(_native PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../python/runtime_bindings.cc)
   target_link_libraries(_native PRIVATE edge_runtime)
-  # A wheel carries the host edge-run as sdk/bin/<abi>/edge-run (sdk.native.edge_run_path).
-  if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+  # A wheel carries edge-run as sdk/bin/<abi>/edge-run (sdk.base.artifacts): every ABI's from
+  # cmake/edge_device_abis.cmake when EDGE_BUNDLE_DEVICE_ABIS is on, else this host's.
+  if(EDGE_BUNDLE_DEVICE_ABIS)
+  elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
     install(TARGETS edge-run RUNTIME DESTINATION sdk/bin/x86_64)
   elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64)$")
     install(TARGETS edge-run RUNTIME DESTINATION sdk/bin/arm64-v8a)

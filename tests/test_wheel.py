@@ -1,0 +1,171 @@
+"""Issue 16's bar: `pip install` of the built wheel is all a user needs.
+
+`make wheel-check` builds the wheel (`make wheel`: every device ABI inside, auditwheel-repaired)
+and a wheelhouse of its dependencies (`make wheelhouse`, downloaded once), then runs this file
+with EDGESDK_WHEEL / EDGESDK_WHEELHOUSE set. In a fresh venv (`python -m venv`, no system site
+packages), the wheel and the extras' dependencies are installed from the wheelhouse only
+(`--no-index --only-binary=:all:`: no network, nothing built). Then, from an empty folder with no
+checkout on the path, the digits CNN is exported to ternary .edge, deployed to the emulated
+aarch64 phone (our ADB daemon; edge-run for arm64-v8a under qemu), profiled and validated.
+Docs: docs/install.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.qemu,
+    pytest.mark.skipif(not os.environ.get("EDGESDK_WHEEL"),
+                       reason="needs the built wheel: run `make wheel-check`"),
+]
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+#: ELF e_machine of each ABI's binaries
+ELF_MACHINES = {"arm64-v8a": 183, "armeabi-v7a": 40, "x86_64": 62}
+DEVICE_FILES = ("edge-run", "libedgesdk_delegate.so")
+
+# Run by the fresh venv's Python from an empty folder: the user's path, end to end.
+USER_SCRIPT = r'''
+import json, os, sys, time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+t0 = time.perf_counter()
+import sdk
+from sdk.base import artifacts
+from sdk.devices.emulated import EmulatedPhone
+from sdk.examples import digits, digits_cnn
+
+data = digits()
+model = digits_cnn(data, epochs=6)
+edge = sdk.export(model, "ternary", calibration=data.x_train[:256],
+                  output=Path("digits_ternary.edge"), report=False)
+t_export = time.perf_counter()
+with EmulatedPhone(arch="aarch64") as phone:
+    device = phone.device_config(name="emulated-phone")
+    with sdk.deploy(edge.path, device) as deployment:
+        runner = deployment.runner.name
+    profile = sdk.profile(edge.path, device, runs=5, warmup=1)
+    validation = sdk.validate(edge.path, device, data.x_test[:16])
+t_device = time.perf_counter()
+print("RESULT " + json.dumps({
+    "sdk_file": sdk.__file__,
+    "checkout": str(artifacts.checkout_root()),
+    "edge_run_arm64": str(artifacts.find_artifact("edge-run", "arm64-v8a")),
+    "modules_from": sorted({str(Path(m.__file__).resolve().parents[1])
+                            for m in list(sys.modules.values())
+                            if getattr(m, "__name__", "").startswith("sdk")
+                            and getattr(m, "__file__", None)}),
+    "runner": runner,
+    "machine": profile.machine,
+    "emulated": profile.emulated,
+    "p50_ms": profile.latency.p50_ms,
+    "mean_ms": profile.latency.mean_ms,
+    "exact": validation.exact,
+    "sqnr_db": validation.sqnr_db if validation.sqnr_db != float("inf") else "inf",
+    "export_s": round(t_export - t0, 1),
+    "device_s": round(t_device - t_export, 1),
+}))
+'''
+
+
+def _wheel() -> Path:
+    return Path(os.environ["EDGESDK_WHEEL"])
+
+
+def _clean_env(venv: Path) -> dict[str, str]:
+    """The environment of a user's shell: the venv first on PATH, nothing of the checkout."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTHON", "EDGESDK_", "VIRTUAL_ENV", "PYTEST"))}
+    env["PATH"] = os.pathsep.join([str(venv / "bin"), "/usr/local/sbin", "/usr/local/bin",
+                                   "/usr/sbin", "/usr/bin", "/sbin", "/bin"])
+    env["VIRTUAL_ENV"] = str(venv)
+    env["PIP_NO_INDEX"] = "1"  # belt and braces: no network
+    env["PIP_CONFIG_FILE"] = os.devnull
+    return env
+
+
+def test_wheel_carries_every_device_abi() -> None:
+    """sdk/bin/<abi>/{edge-run, delegate} for every ABI, each an ELF of that ABI, edge-run
+    static (no interpreter), and a manifest saying every ABI was built."""
+    with zipfile.ZipFile(_wheel()) as whl:
+        names = set(whl.namelist())
+        for abi, machine in ELF_MACHINES.items():
+            for name in DEVICE_FILES:
+                member = f"sdk/bin/{abi}/{name}"
+                assert member in names, f"{member} missing from {_wheel().name}"
+                data = whl.read(member)
+                assert data[:4] == b"\x7fELF", member
+                little = data[5] == 1
+                e_machine = int.from_bytes(data[18:20], "little" if little else "big")
+                assert e_machine == machine, f"{member}: e_machine {e_machine}, want {machine}"
+                if name == "edge-run":
+                    assert b"ld-linux" not in data[:4096] and b"/lib/ld" not in data[:4096], \
+                        f"{member} is dynamically linked (PT_INTERP present)"
+        manifest = json.loads(whl.read("sdk/bin/manifest.json"))
+        assert {abi: e["built"] for abi, e in manifest["abis"].items()} == \
+            dict.fromkeys(ELF_MACHINES, True)
+        assert "sdk/devices/emulated/exec_shim.c" in names
+
+
+def test_wheel_is_manylinux_and_auditwheel_clean() -> None:
+    assert "manylinux" in _wheel().name, f"{_wheel().name} has no manylinux tag"
+    auditwheel = Path(sys.executable).with_name("auditwheel")
+    if not auditwheel.exists():
+        pytest.skip("auditwheel is not installed (the [dev] extra)")
+    r = subprocess.run([str(auditwheel), "show", str(_wheel())], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "is consistent with the following platform tag" in r.stdout, r.stdout
+
+
+def test_fresh_venv_export_deploy_profile_validate(tmp_path: Path) -> None:
+    wheelhouse = Path(os.environ["EDGESDK_WHEELHOUSE"])
+    extras = os.environ.get("EDGESDK_WHEEL_EXTRAS", "tf,devices,examples")
+    venv = tmp_path / "venv"
+    env = _clean_env(venv)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    pip = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index",
+         "--only-binary=:all:", "--find-links", str(wheelhouse), f"edgesdk[{extras}]"],
+        capture_output=True, text=True, env=env, timeout=1200, cwd=tmp_path)
+    assert pip.returncode == 0, pip.stdout + pip.stderr
+    t_install = time.perf_counter() - t0
+
+    work = tmp_path / "empty"
+    work.mkdir()
+    (tmp_path / "user.py").write_text(USER_SCRIPT)
+    t1 = time.perf_counter()
+    r = subprocess.run([str(venv / "bin" / "python"), str(tmp_path / "user.py")],
+                       capture_output=True, text=True, env=env, cwd=work, timeout=1800)
+    t_user = time.perf_counter() - t1
+    assert r.returncode == 0, (r.stdout + r.stderr)[-6000:]
+    line = next(x for x in r.stdout.splitlines() if x.startswith("RESULT "))
+    result = json.loads(line.removeprefix("RESULT "))
+    print(f"\nwheel check: install {t_install:.0f} s, user script {t_user:.0f} s: {result}")
+
+    site = venv.resolve()
+    # everything came from the fresh venv, nothing from the checkout
+    assert result["checkout"] == "None"
+    assert Path(result["sdk_file"]).resolve().is_relative_to(site)
+    assert all(Path(p).is_relative_to(site) for p in result["modules_from"]), \
+        result["modules_from"]
+    assert not any(Path(p).is_relative_to(CHECKOUT) for p in result["modules_from"])
+    edge_run = Path(result["edge_run_arm64"]).resolve()
+    assert edge_run.is_relative_to(site) and edge_run.parts[-3:] == ("bin", "arm64-v8a",
+                                                                     "edge-run")
+    # it ran on the emulated aarch64 phone, with our edge-run, and matched this host
+    assert result["runner"] == "edge-run"
+    assert result["machine"] == "aarch64"
+    assert result["exact"] or result["sqnr_db"] == "inf" or result["sqnr_db"] >= 30.0, result
