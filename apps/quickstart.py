@@ -18,8 +18,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import sdk
 from sdk.examples import digits, digits_cnn
-from sdk.litert import backend
-from sdk.runtime import Interpreter
+from sdk.run import Interpreter
+from sdk.run.litert import backend
 
 
 def main() -> None:
@@ -55,7 +55,7 @@ def main() -> None:
           f"{result.float_size_bytes / result.size_bytes:.1f}x smaller)")
 
     # 5. Sub-byte: ternary weights ({-1, 0, +1} x scale; first and last layer stay int8). The
-    #    2-bit convolutions become edgesdk custom ops, which sdk.runtime.Interpreter runs with
+    #    2-bit convolutions become edgesdk custom ops, which sdk.run.Interpreter runs with
     #    the edgesdk delegate (LiteRT + our kernels). See docs/delegate.md.
     ternary = sdk.export(model, "ternary", calibration=data.x_train, validation=data.x_test,
                          output=out / "digits_ternary.tflite", per_layer=False)

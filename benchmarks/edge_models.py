@@ -51,11 +51,11 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from sdk import native
+from sdk.base import native
 from sdk.converters.edge import write_edge
 from sdk.converters.ir import DType, Model, QuantParams, Tensor
 from sdk.converters.tflite import read_tflite
-from sdk.litert import backend
+from sdk.run.litert import backend
 
 SCHEMES = ("int8", "int4", "int2", "ternary")
 
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = args.runs or (5 if args.quick else 30)
     warmup = args.warmup or (2 if args.quick else 5)
     threads = [int(t) for t in args.threads.split(",")]
-    from sdk.native import cpu_features
+    from sdk.base.native import cpu_features
 
     report: dict[str, Any] = {
         "host": {"machine": platform.machine(), "python": platform.python_version(),

@@ -5,7 +5,7 @@
 For each model, the three quantisers get the same float .tflite (TensorFlow's float conversion)
 and the same calibration samples; every quantised model is then run in LiteRT (default kernels,
 XNNPACK) on the same held-out samples and compared with the float model by the same code
-(`sdk.fidelity.compare_outputs`). Printed as JSON: export time, size, output SQNR, cosine, max
+(`sdk.run.fidelity.compare_outputs`). Printed as JSON: export time, size, output SQNR, cosine, max
 error, top-1 agreement with float and, where labels exist, accuracy.
 
 - TensorFlow: TFLiteConverter with `representative_dataset`, TFLITE_BUILTINS_INT8, float I/O.
@@ -36,8 +36,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import sdk
 from sdk.converters.frontends import load_model
 from sdk.converters.tflite import read_tflite, to_tflite_bytes
-from sdk.fidelity import compare_outputs
-from sdk.runner import LiteRTRunner
+from sdk.run.fidelity import compare_outputs
+from sdk.run.runner import LiteRTRunner
 
 
 @contextlib.contextmanager

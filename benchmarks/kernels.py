@@ -271,7 +271,7 @@ def ratios(results: list[Result]) -> list[dict[str, Any]]:
 
 
 def host_info(threads: list[int]) -> dict[str, Any]:
-    from sdk.litert import backend
+    from sdk.run.litert import backend
 
     be = backend()
     feats = native.cpu_features()
@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(asdict(report), indent=1)
     print(text)
     if args.output:
-        from sdk.fileio import atomic_write_bytes
+        from sdk.base.fileio import atomic_write_bytes
 
         atomic_write_bytes(args.output, text.encode())
     if args.markdown:

@@ -131,7 +131,7 @@ def restrict_xnnpack(level: str = "avx2") -> Restriction:
                              "symbol: unknown XNNPACK layout")
     flags = ctypes.c_uint64.from_address(config + _ARCH_FLAGS_OFFSET)
     detected = int(flags.value)
-    from sdk.native import cpu_features
+    from sdk.base.native import cpu_features
 
     cpu = cpu_features()
     if not cpu.get("avx2"):

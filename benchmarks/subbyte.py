@@ -47,7 +47,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import sdk
 from sdk.converters.ir import DType, Graph, Model, Operator, Tensor
 from sdk.converters.tflite import read_tflite, to_tflite_bytes
-from sdk.fidelity import compare_outputs
+from sdk.run.fidelity import compare_outputs
 
 
 @contextlib.contextmanager
@@ -148,8 +148,8 @@ VARIANTS: list[tuple[str, str, str, dict[str, Any]]] = [
 # ---------------------------------------------------------------------------- quality
 def outputs(model: bytes, x: np.ndarray, *, xnnpack: bool, delegate: bool) -> np.ndarray:
     """Float outputs (int8 inputs / outputs quantised / dequantised, as callers would)."""
-    from sdk.runner import LiteRTRunner
-    from sdk.runtime import load_delegate
+    from sdk.run import load_delegate
+    from sdk.run.runner import LiteRTRunner
 
     runner = LiteRTRunner(model, reference=not xnnpack,
                           delegates=[load_delegate()] if delegate else None)
@@ -158,7 +158,7 @@ def outputs(model: bytes, x: np.ndarray, *, xnnpack: bool, delegate: bool) -> np
 
 def delegate_nodes(model: bytes) -> dict[str, int]:
     """What the edgesdk delegate claims in a file: "OP weights activations" -> count."""
-    from sdk.runtime import Interpreter
+    from sdk.run import Interpreter
 
     report = Interpreter(model_content=model).report
     out: dict[str, int] = {}
@@ -217,7 +217,7 @@ def _vm_hwm_kb() -> int:
 
 def worker(spec: dict[str, Any]) -> dict[str, Any]:
     """Runs in its own process: load, warm up, time; peak RSS above the pre-load peak."""
-    from sdk.runtime import Interpreter
+    from sdk.run import Interpreter
 
     model = Path(spec["model"]).read_bytes()
     x = np.load(spec["input"])
@@ -304,7 +304,7 @@ def main() -> int:
     args = parser.parse_args()
     import ai_edge_litert
 
-    from sdk.native import physical_core_count
+    from sdk.base.native import physical_core_count
 
     cores = physical_core_count()
     threads = sorted({1, cores})

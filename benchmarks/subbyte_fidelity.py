@@ -77,7 +77,7 @@ def weight_types(path: Path) -> list[str]:
 def _delegates(result: Any) -> list[Any] | None:
     if not result.custom_ops:
         return None
-    from sdk.runtime.delegate import load_delegate
+    from sdk.run.delegate import load_delegate
 
     return [load_delegate()]
 
@@ -87,7 +87,7 @@ def digits_part(work: Path) -> dict[str, Any]:
     import tensorflow as tf
 
     from sdk.examples import digits, digits_cnn
-    from sdk.runner import LiteRTRunner
+    from sdk.run.runner import LiteRTRunner
 
     data = digits()
     float_path = work / "digits_float.tflite"

@@ -16,10 +16,10 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
+from sdk.base.errors import ConversionError
 from sdk.converters.ir import Model, Tensor
 from sdk.converters.tflite import serialize
 from sdk.converters.tflite.custom_ops import lower_for_litert
-from sdk.errors import ConversionError
 
 Encoder = Callable[[Model], tuple[bytes, list[dict[Tensor, int]]]]
 

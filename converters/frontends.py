@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from sdk.base.errors import ConversionError, ModelFormatError, UnsupportedOpError
 from sdk.converters import pytorch as ptc
 from sdk.converters import tensorflow as tfc
 from sdk.converters.ir import DType, Graph, Model, Tensor
@@ -27,7 +28,6 @@ from sdk.converters.tflite.custom_ops import CUSTOM_OPS
 from sdk.converters.tflite.input_shapes import fix_input_shapes
 from sdk.converters.tflite.publisher_ops import rewrite_custom_ops, unsupported_custom_ops
 from sdk.converters.tflite.schema import FILE_IDENTIFIER
-from sdk.errors import ConversionError, ModelFormatError, UnsupportedOpError
 
 InputShapes = Mapping[str | None, Sequence[int]] | Sequence[Sequence[int]] | None
 #: ONNX inputs/outputs: "nchw" as ONNX declares them, "nhwc" channels-last (see read_onnx)

@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from sdk.errors import ConversionError, ModelFormatError, RuntimeNotFoundError
+from sdk.base.errors import ConversionError, ModelFormatError, RuntimeNotFoundError
 
 #: opset the exports ask for (the dynamo exporter's own default; our importer covers it)
 OPSET = 18

@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sdk.base.errors import ConversionError, RuntimeNotFoundError
 from sdk.converters.ir import Model
 from sdk.converters.tflite import read_tflite
-from sdk.errors import ConversionError, RuntimeNotFoundError
 
 InputShapes = Mapping[str | None, Sequence[int]] | Sequence[Sequence[int]] | None
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from sdk.base.fileio import sha256_file
 from sdk.devices.config import DeviceConfig, check_env
 from sdk.devices.errors import (
     DeviceAuthError,
@@ -50,7 +51,6 @@ from sdk.devices.errors import (
 from sdk.devices.info import PROBE_SCRIPT, STATE_SCRIPT, DeviceInfo, ThermalState, parse_probe
 from sdk.devices.info import parse_state as _parse_state
 from sdk.devices.info import split_sections as _split_sections
-from sdk.fileio import sha256_file
 
 #: progress(bytes_done, bytes_total)
 Progress = Callable[[int, int], None]

@@ -1,4 +1,5 @@
-"""The device errors: every one is a `sdk.errors.DeviceError` that names the device and command.
+"""The device errors: every one is a `sdk.base.errors.DeviceError` that names the device and
+command.
 
 Catch `DeviceError` for all of them; the subclasses say what kind of failure it was, so callers
 (the CLI, the board farm's retry logic) can tell a dead link from a failing command.
@@ -6,7 +7,7 @@ Catch `DeviceError` for all of them; the subclasses say what kind of failure it 
 
 from __future__ import annotations
 
-from sdk.errors import DeviceError, EdgeSDKError
+from sdk.base.errors import DeviceError, EdgeSDKError
 
 __all__ = [
     "DeviceAuthError",

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from sdk.base.tables import jsonable
 from sdk.devices.info import DeviceInfo, ThermalState
 from sdk.devices.runners.base import LayerTime
-from sdk.tables import jsonable
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class Profile:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Profile:
         """Inverse of `to_dict` (results databases, reports, results sent between hosts)."""
-        from sdk.tables import from_jsonable
+        from sdk.base.tables import from_jsonable
 
         d = dict(from_jsonable(dict(d)))
         d["device"] = device_info_from_dict(d["device"])
@@ -193,7 +193,7 @@ class Validation:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Validation:
         """Inverse of `to_dict` (the farm's results database, results sent between hosts)."""
-        from sdk.tables import from_jsonable
+        from sdk.base.tables import from_jsonable
 
         d = dict(from_jsonable(dict(d)))
         for derived in ("exact", "sqnr_db", "max_abs_error", "top1_agreement"):

@@ -59,8 +59,8 @@ def _arrange(inputs: Inputs, names: list[str], shapes: list[tuple[int, ...]]
 
 def _host_reference_tflite(model: Path, arrays: list[np.ndarray], xnnpack: bool,
                            threads: int | None) -> tuple[list[np.ndarray], Any, str]:
-    from sdk.litert import backend
-    from sdk.runner import LiteRTRunner
+    from sdk.run.litert import backend
+    from sdk.run.runner import LiteRTRunner
 
     runner = LiteRTRunner(model.read_bytes(), reference=not xnnpack, num_threads=threads)
     prepared = [d.from_float(a) if a.dtype != d.dtype else a
@@ -131,12 +131,12 @@ def input_details(model: str | os.PathLike[str]) -> list[tuple[str, tuple[int, .
     model, read on this host."""
     path = Path(model)
     if path.suffix.lower() == ".tflite":
-        from sdk.runner import LiteRTRunner
+        from sdk.run.runner import LiteRTRunner
 
         return [(d.name, tuple(int(x) for x in d.shape), np.dtype(d.dtype))
                 for d in LiteRTRunner(path.read_bytes()).inputs]
     if path.suffix.lower() == ".edge":
-        from sdk.runtime.edge import EdgeModel
+        from sdk.run.edge import EdgeModel
 
         return [(str(d["name"]), tuple(int(x) for x in d["shape"]), np.dtype(d["dtype"]))
                 for d in EdgeModel(path, threads=1).get_input_details()]
@@ -177,7 +177,7 @@ def validate(model: str | os.PathLike[str], device: str | DeviceConfig | Device,
     """
     path = Path(model)
     if path.suffix.lower() == ".tflite":
-        from sdk.runner import LiteRTRunner
+        from sdk.run.runner import LiteRTRunner
 
         probe = LiteRTRunner(path.read_bytes())
         names = [d.name for d in probe.inputs]

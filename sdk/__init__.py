@@ -13,17 +13,23 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from sdk.base.version import __version__
+
+__all__ = ["__version__"]  # and the lazy names below (dir(sdk))
 
 # name -> (module, attribute): resolved on first access so `import sdk` stays fast and does not
 # pull in TensorFlow or a LiteRT interpreter.
 _LAZY: dict[str, tuple[str, str]] = {
-    "cpu_features": ("sdk.native", "cpu_features"),
+    "cpu_features": ("sdk.base.native", "cpu_features"),
+    "EdgeSDKError": ("sdk.base.errors", "EdgeSDKError"),
+    # running models here (sdk.run)
+    "EdgeModel": ("sdk.run.edge", "EdgeModel"),
+    "Interpreter": ("sdk.run.interpreter", "Interpreter"),
     # export (issue 2)
     "export": ("sdk.exporter", "export"),
     "ExportResult": ("sdk.results", "ExportResult"),
-    "FidelityReport": ("sdk.fidelity", "FidelityReport"),
-    "ImageFolder": ("sdk.converters.quantize.data", "ImageFolder"),
+    "FidelityReport": ("sdk.run.fidelity", "FidelityReport"),
+    "ImageFolder": ("sdk.base.samples", "ImageFolder"),
     "LayerPrecision": ("sdk.converters.quantize.plan", "LayerPrecision"),
     # devices (issue 6)
     "deploy": ("sdk.devices.deploy", "deploy"),
@@ -38,7 +44,9 @@ _LAZY: dict[str, tuple[str, str]] = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sdk.converters.quantize.data import ImageFolder  # noqa: F401
+    from sdk.base.errors import EdgeSDKError  # noqa: F401
+    from sdk.base.native import cpu_features  # noqa: F401
+    from sdk.base.samples import ImageFolder  # noqa: F401
     from sdk.converters.quantize.plan import LayerPrecision  # noqa: F401
     from sdk.devices import open_device  # noqa: F401
     from sdk.devices.deploy import Deployment, deploy  # noqa: F401
@@ -47,9 +55,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from sdk.devices.results import Profile, Validation  # noqa: F401
     from sdk.devices.validate import validate  # noqa: F401
     from sdk.exporter import export  # noqa: F401
-    from sdk.fidelity import FidelityReport  # noqa: F401
-    from sdk.native import cpu_features  # noqa: F401
     from sdk.results import ExportResult  # noqa: F401
+    from sdk.run.edge import EdgeModel  # noqa: F401
+    from sdk.run.fidelity import FidelityReport  # noqa: F401
+    from sdk.run.interpreter import Interpreter  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sdk.base.errors import CalibrationError, ConversionError, EdgeSDKError
+from sdk.base.fileio import atomic_write_bytes, atomic_write_text, sha256_file
+from sdk.base.samples import InputSpec
 from sdk.converters.formats import OutputFormat, format_for
 from sdk.converters.frontends import InputShapes, LoadedModel, load_model
 from sdk.converters.ir import DType, Model, Tensor
@@ -33,8 +36,8 @@ from sdk.converters.quantize import (
     quantize_int8,
 )
 from sdk.converters.quantize.bias import empirical_bias_correction
-from sdk.converters.quantize.data import InputSpec
 from sdk.converters.quantize.equalize import equalize as equalize_model
+from sdk.converters.quantize.fidelity import evaluate, input_sqnr
 from sdk.converters.quantize.fixed_outputs import keep_coarse_outputs_float
 from sdk.converters.quantize.gptq import weight_solver
 from sdk.converters.quantize.int8 import IO_TYPES, QuantizedModel
@@ -47,11 +50,9 @@ from sdk.converters.quantize.planner import (
 )
 from sdk.converters.tflite import serialize
 from sdk.converters.tflite.custom_ops import custom_ops_in
-from sdk.errors import CalibrationError, ConversionError, EdgeSDKError
-from sdk.fidelity import FidelityReport, FidelityWarning, evaluate, input_sqnr
-from sdk.fileio import atomic_write_bytes, atomic_write_text, sha256_file
 from sdk.results import CalibrationInfo, ExportResult, TensorInfo
-from sdk.runner import ModelRunner
+from sdk.run.fidelity import FidelityReport, FidelityWarning
+from sdk.run.runner import ModelRunner
 
 Progress = Callable[[str, int, int], None]
 
@@ -130,8 +131,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         exported in eval mode through PyTorch's ONNX exporter, with every dimension fixed by
         them (inputs and outputs stay NCHW, like the module's, unless io_layout="nhwc").
     """
-    if target is not None:  # export, then the NPU compiler: sdk.converters.targets.export
-        from sdk.converters.targets.export import export_for_target
+    if target is not None:  # export, then the NPU compiler: sdk.target_export
+        from sdk.target_export import export_for_target
 
         forward = {k: v for k, v in locals().items()
                    if k not in ("model", "scheme", "target", "export_for_target")}
@@ -329,7 +330,7 @@ def check_prepares(data: bytes, model: Model, delegates: list[Any] | None,
     LiteRT refuses is never written: a ConversionError names the node that failed."""
     import re
 
-    from sdk.litert import backend
+    from sdk.run.litert import backend
 
     try:
         interpreter = backend().interpreter(model_content=data, num_threads=1, xnnpack=False,
@@ -401,7 +402,7 @@ def _delegates(fmt: OutputFormat, custom_ops: Mapping[str, int]) -> list[Any] | 
     delegate when the model holds our custom ops."""
     delegates = list(fmt.delegates()) if fmt.delegates else []
     if custom_ops:
-        from sdk.runtime.delegate import load_delegate
+        from sdk.run.delegate import load_delegate
 
         delegates.append(load_delegate())
     return delegates or None

@@ -28,8 +28,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sdk.errors import IsaUnavailableError, KernelError
-from sdk.native import load
+from sdk.base.errors import IsaUnavailableError, KernelError
+from sdk.base.native import load
 
 WeightType = Literal["int8", "int4", "ternary", "int2"]
 OutputType = Literal["int8", "float32", "int32"]

@@ -188,7 +188,7 @@ def interpreter(model: bytes, *, kernels: str = "builtin", num_threads: int | No
     """A LiteRT interpreter for `model`, tensors allocated. kernels: "builtin" (LiteRT's
     optimised builtin kernels, no XNNPACK), "reference" (TFLite's reference kernels) or
     "xnnpack" (the default delegate)."""
-    from sdk.litert import backend
+    from sdk.run.litert import backend
 
     if kernels not in ("builtin", "reference", "xnnpack"):
         raise ValueError(f"kernels must be builtin, reference or xnnpack, not {kernels!r}")

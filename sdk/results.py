@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sdk.fidelity import FidelityReport
-from sdk.tables import format_table, jsonable
+from sdk.base.tables import format_table, jsonable
+from sdk.run.fidelity import FidelityReport
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class ExportResult:
             lines.append(f"{self.scheme} plan:")
             lines += [f"  {name}: {why}" for name, why in self.precision_notes.items()]
         if self.custom_ops:
-            lines.append("edgesdk custom ops (run with sdk.runtime.Interpreter, or load the "
+            lines.append("edgesdk custom ops (run with sdk.run.Interpreter, or load the "
                          "edgesdk delegate): "
                          + ", ".join(f"{k} x{v}" for k, v in self.custom_ops.items()))
         if self.fallbacks:

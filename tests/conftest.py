@@ -104,7 +104,7 @@ def digits_export_pairs(digits_float_tflite, digits_data, tmp_path_factory):
 def refused_within(fn: Callable[[], object], seconds: float, mib: float) -> Exception:
     """Run fn, which must raise ModelFormatError within `seconds` and `mib` MiB of Python
     allocations (a hostile file refused before it costs anything); return the error."""
-    from sdk.errors import ModelFormatError
+    from sdk.base.errors import ModelFormatError
 
     tracemalloc.start()
     start = time.perf_counter()

@@ -52,7 +52,7 @@ def random_inputs(model: Model, rng: np.random.Generator) -> list[np.ndarray]:
 def run_litert(tflite: bytes, inputs: list[np.ndarray],
                num_threads: int | None = None) -> list[np.ndarray]:
     """LiteRT's builtin kernels (no XNNPACK): the reference for bit-exact int8 results."""
-    from sdk.litert import backend
+    from sdk.run.litert import backend
 
     interp = backend().interpreter(model_content=tflite, xnnpack=False, num_threads=num_threads)
     interp.allocate_tensors()
@@ -68,7 +68,7 @@ def run_both(model: Model, inputs: list[np.ndarray],
     threads (LiteRT's int8 MEAN rounds differently per thread count; .edge follows it)."""
     from sdk.converters.edge import to_edge_bytes
     from sdk.converters.tflite import to_tflite_bytes
-    from sdk.runtime import EdgeModel
+    from sdk.run import EdgeModel
 
     reference = run_litert(to_tflite_bytes(model), inputs, num_threads=threads)
     ours = EdgeModel(to_edge_bytes(model), threads=threads).run(inputs)

@@ -54,7 +54,7 @@ def run_onnx(model: Any, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
 
 def run_tflite(data: bytes, feeds: Mapping[str, np.ndarray], xnnpack: bool = True
                ) -> list[np.ndarray]:
-    from sdk.litert import backend
+    from sdk.run.litert import backend
 
     interp = backend().interpreter(model_content=data, num_threads=1, xnnpack=xnnpack)
     interp.allocate_tensors()

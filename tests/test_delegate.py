@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from sdk import kernels
+from sdk.base.errors import EdgeSDKError
 from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, Tensor
 from sdk.converters.tflite import to_tflite_bytes
 from sdk.converters.tflite.custom_ops import lower_for_litert, to_builtin
-from sdk.errors import EdgeSDKError
-from sdk.litert import backend
-from sdk.runtime import Interpreter
+from sdk.run import Interpreter
+from sdk.run.litert import backend
 
 #: weight type -> (IR type, q range)
 WEIGHTS = {"int8": (DType.INT8, (-127, 127)), "int4": (DType.INT4, (-8, 7)),
@@ -186,11 +186,11 @@ def test_precisions_and_ops_options() -> None:
 
 
 def test_bad_option_is_an_error() -> None:
-    from sdk.runtime.delegate import delegate_path
+    from sdk.run.delegate import delegate_path
 
     with pytest.raises((ValueError, RuntimeError), match="unknown option"):
         backend().load_delegate(str(delegate_path()), {"colour": "blue"})
-    from sdk.runtime.delegate import load_delegate
+    from sdk.run.delegate import load_delegate
 
     with pytest.raises(EdgeSDKError, match="rounding"):
         load_delegate(rounding="nearest")
@@ -214,7 +214,7 @@ def test_stock_litert_api_loads_the_library() -> None:
     from ai_edge_litert.interpreter import Interpreter as LiteRTInterpreter
     from ai_edge_litert.interpreter import load_delegate
 
-    from sdk.runtime import delegate_path
+    from sdk.run import delegate_path
 
     layer = Layer("DEPTHWISE_CONV_2D", "ternary", seed=8)
     interp = LiteRTInterpreter(model_content=layer.tflite(),

@@ -23,8 +23,8 @@ import pytest
 
 from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, Tensor
 from sdk.converters.tflite import to_tflite_bytes
-from sdk.litert import backend
-from sdk.runtime import Interpreter
+from sdk.run import Interpreter
+from sdk.run.litert import backend
 
 #: weight type -> (IR type, q range); INT4 in [-7, 7]: LiteRT's builtin hybrid FC computes -8
 #: wrongly (converters/tflite/litert_support.py), so the comparison with it uses what it gets right

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 import sdk
+from sdk.base.errors import DelegateRequiredError
 from sdk.converters.ir import DType, Tensor
 from sdk.converters.tflite import read_tflite, to_tflite_bytes
 from sdk.converters.tflite.custom_ops import to_builtin
 from sdk.converters.tflite.packing import packed_size
 from sdk.converters.tflite.schema import BUILTIN_OP_NAMES
-from sdk.errors import DelegateRequiredError
-from sdk.litert import backend
-from sdk.runner import LiteRTRunner
-from sdk.runtime import Interpreter
+from sdk.run import Interpreter
+from sdk.run.litert import backend
+from sdk.run.runner import LiteRTRunner
 
 from conftest import requires_tf
 
@@ -53,7 +53,7 @@ def run_all(interp, x: np.ndarray) -> np.ndarray:
 def test_litert_is_the_pinned_version() -> None:
     import ai_edge_litert
 
-    from sdk.native import load  # noqa: F401  (the delegate is built with the core)
+    from sdk.base.native import load  # noqa: F401  (the delegate is built with the core)
 
     assert ai_edge_litert.__version__.startswith(PINNED_LITERT), (
         f"ai-edge-litert {ai_edge_litert.__version__}: native/include/edge/delegate/tflite_abi.h "
@@ -167,7 +167,7 @@ def test_threads_give_the_same_model_outputs(exports, digits_data) -> None:
 
 def test_delegate_builds_for_arm() -> None:
     """`make native-cross` builds the delegate for aarch64 and armv7 like the kernels."""
-    from sdk.runtime import delegate_path
+    from sdk.run import delegate_path
 
     machines = {"arm64-v8a": 183, "armeabi-v7a": 40}  # ELF e_machine: AArch64, ARM
     for abi, machine in machines.items():

@@ -8,7 +8,7 @@ from edge_helpers import run_litert
 
 import sdk
 from sdk.converters.edge import read_edge
-from sdk.runtime import EdgeModel
+from sdk.run import EdgeModel
 
 from conftest import requires_onnx, requires_tf
 

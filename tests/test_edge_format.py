@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from edge_helpers import act, single_op_model
 
+from sdk.base.errors import ConversionError, ModelFormatError, UnsupportedOpError
+from sdk.base.limits import LoadBudget
 from sdk.converters.edge import packing, read_edge, to_edge_bytes, write_edge
 from sdk.converters.edge import schema_generated as fb
 from sdk.converters.edge.lowering import resolve_padding
 from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, Tensor
-from sdk.errors import ConversionError, ModelFormatError, UnsupportedOpError
-from sdk.limits import LoadBudget
 
 from conftest import refused_within
 

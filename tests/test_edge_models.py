@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from edge_helpers import run_litert
 
-from sdk import native
+from sdk.base import native
 from sdk.converters.edge import write_edge
 from sdk.converters.ir import DType, QuantParams, Tensor
 from sdk.converters.tflite import read_tflite, to_tflite_bytes
-from sdk.runtime import EdgeModel
+from sdk.run import EdgeModel
 
 from conftest import requires_tf
 
@@ -58,7 +58,7 @@ def digits_int8_float_io(digits_keras, digits_data) -> bytes:
 
 
 def _quantized_inputs(tflite: bytes, images: np.ndarray) -> np.ndarray:
-    from sdk.litert import backend
+    from sdk.run.litert import backend
 
     detail = backend().interpreter(model_content=tflite).get_input_details()[0]
     scale, zp = detail["quantization"]
@@ -82,7 +82,7 @@ def test_digits_int8_bit_exact_with_litert(digits_int8, digits_data, tmp_path) -
 
 
 def _litert_inputs(tflite: bytes) -> list[dict]:
-    from sdk.litert import backend
+    from sdk.run.litert import backend
 
     return backend().interpreter(model_content=tflite).get_input_details()
 

@@ -210,7 +210,7 @@ def test_simd_ops_every_isa_match_litert(case: str) -> None:
     from sdk.converters.edge import to_edge_bytes
     from sdk.converters.tflite import to_tflite_bytes
     from sdk.kernels import available_isas
-    from sdk.runtime import EdgeModel
+    from sdk.run import EdgeModel
 
     model = CASES[case]()
     rng = np.random.default_rng(abs(hash(case)) % 2**32)

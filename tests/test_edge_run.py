@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from edge_helpers import act, q
 
-from sdk import native
+from sdk.base import native
 from sdk.converters.edge import schema_generated as fb
 from sdk.converters.edge import write_edge
 from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, Tensor
-from sdk.runtime import EdgeModel
+from sdk.run import EdgeModel
 
 ROOT = Path(__file__).resolve().parent.parent
 ASAN_EDGE_RUN = ROOT / "build" / "asan" / "edge-run"
@@ -235,7 +235,7 @@ def test_malformed_files_fail_cleanly_under_asan(case, model_file, tmp_path) -> 
     assert message in r.stderr
     assert "Sanitizer" not in r.stderr
     # the Python binding reports the same problem as ModelFormatError
-    from sdk.errors import ModelFormatError
+    from sdk.base.errors import ModelFormatError
 
     with pytest.raises(ModelFormatError, match=message):
         EdgeModel(path)

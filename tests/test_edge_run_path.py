@@ -1,4 +1,4 @@
-"""`sdk.native.edge_run_path`: where the device manager finds the edge-run binaries to push."""
+"""`sdk.base.native.edge_run_path`: where the device manager finds the edge-run binaries to push."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
-from sdk import native
-from sdk.errors import NativeBuildError
+from sdk.base import native
+from sdk.base.errors import NativeBuildError
 
 
 def test_unknown_abi_is_a_clear_error() -> None:

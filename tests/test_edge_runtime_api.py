@@ -1,5 +1,5 @@
-"""`sdk.runtime.EdgeModel`: LiteRT-like details, the ways to pass inputs, and errors as the
-sdk.errors classes."""
+"""`sdk.run.EdgeModel`: LiteRT-like details, the ways to pass inputs, and errors as the
+sdk.base.errors classes."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from edge_helpers import act, single_op_model
 
+from sdk.base.errors import ModelFormatError, UnsupportedOpError
 from sdk.converters.edge import to_edge_bytes
 from sdk.converters.ir import DType
-from sdk.errors import ModelFormatError, UnsupportedOpError
-from sdk.runtime import EdgeModel, ModelInputError
+from sdk.run import EdgeModel, ModelInputError
 
 
 def _add_model() -> bytes:

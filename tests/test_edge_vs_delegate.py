@@ -20,7 +20,7 @@ import pytest
 from edge_helpers import SCHEMES, export_pair
 
 from sdk.results import ExportResult
-from sdk.runtime import EdgeModel, Interpreter
+from sdk.run import EdgeModel, Interpreter
 
 from conftest import requires_onnx, requires_tf
 

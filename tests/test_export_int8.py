@@ -10,8 +10,8 @@ import pytest
 import sdk
 from sdk.converters.ir import DType
 from sdk.converters.tflite import read_tflite
-from sdk.litert import backend
-from sdk.runner import LiteRTRunner
+from sdk.run.litert import backend
+from sdk.run.runner import LiteRTRunner
 
 from conftest import requires_tf
 
@@ -242,7 +242,7 @@ def test_empirical_bias_correction(digits_float_tflite, digits_data, tmp_path) -
     # on this small CNN both are within noise of each other (benchmarks/export.py measures the
     # gain on a MobileNet-style net); here: it must not break anything
     assert empirical.fidelity.outputs[0].sqnr_db > analytic.fidelity.outputs[0].sqnr_db - 2.0
-    with pytest.raises(sdk.errors.ConversionError, match="bias_correction"):
+    with pytest.raises(sdk.base.errors.ConversionError, match="bias_correction"):
         sdk.export(digits_float_tflite, output=tmp_path / "x.tflite", bias_correction="magic",
                    **kwargs)
 
@@ -256,22 +256,22 @@ def test_held_out_split_is_reported(digits_float_tflite, digits_data, tmp_path) 
 
 def test_missing_or_bad_calibration(digits_float_tflite, tmp_path) -> None:
     out = tmp_path / "m.tflite"
-    with pytest.raises(sdk.errors.CalibrationError, match="calibration data is required"):
+    with pytest.raises(sdk.base.errors.CalibrationError, match="calibration data is required"):
         sdk.export(digits_float_tflite, "int8", output=out)
-    with pytest.raises(sdk.errors.CalibrationError, match=r"empty|no samples"):
+    with pytest.raises(sdk.base.errors.CalibrationError, match=r"empty|no samples"):
         sdk.export(digits_float_tflite, calibration=np.zeros((0, 8, 8, 1)), output=out)
-    with pytest.raises(sdk.errors.CalibrationError, match=r"does not fit model input.*NHWC"):
+    with pytest.raises(sdk.base.errors.CalibrationError, match=r"does not fit model input.*NHWC"):
         sdk.export(digits_float_tflite, calibration=np.zeros((5, 1, 8, 8)), output=out)
-    with pytest.raises(sdk.errors.CalibrationError, match="no samples"):
+    with pytest.raises(sdk.base.errors.CalibrationError, match="no samples"):
         sdk.export(digits_float_tflite, calibration=iter([]), output=out)
-    with pytest.raises(sdk.errors.CalibrationError, match="no images"):
+    with pytest.raises(sdk.base.errors.CalibrationError, match="no images"):
         sdk.export(digits_float_tflite, calibration=tmp_path, output=out)
 
     def broken():
         yield np.zeros((8, 8, 1), np.float32)
         raise OSError("disk on fire")
 
-    with pytest.raises(sdk.errors.CalibrationError, match="disk on fire"):
+    with pytest.raises(sdk.base.errors.CalibrationError, match="disk on fire"):
         sdk.export(digits_float_tflite, calibration=broken(), output=out)
     assert not out.exists()
 
@@ -300,7 +300,7 @@ def test_unsupported_op_stays_float_or_fails_strict(tmp_path) -> None:
     assert list(res.fallbacks) and "EXP" in next(iter(res.fallbacks))
     assert res.op_counts["DEQUANTIZE"] >= 2 and res.op_counts["QUANTIZE"] >= 2
     assert res.fidelity.outputs[0].sqnr_db > 25
-    with pytest.raises(sdk.errors.UnsupportedOpError, match="EXP"):
+    with pytest.raises(sdk.base.errors.UnsupportedOpError, match="EXP"):
         sdk.export(model, calibration=x, output=tmp_path / "strict.tflite", strict=True)
     assert not (tmp_path / "strict.tflite").exists()
     # a layer kept in float on request
@@ -350,15 +350,15 @@ def test_malformed_models(tmp_path, digits_float_tflite, digits_data) -> None:
     unknown = tmp_path / "model.bin"
     unknown.write_bytes(b"hello world, not a model")
     for path in (truncated, junk, unknown, tmp_path / "missing.tflite", tmp_path):
-        with pytest.raises(sdk.errors.ModelFormatError) as info:
+        with pytest.raises(sdk.base.errors.ModelFormatError) as info:
             sdk.export(path, calibration=x, output=tmp_path / "out.tflite")
         assert str(path) in str(info.value)
-    with pytest.raises(sdk.errors.ConversionError, match=r"cannot export a builtins\.dict"):
+    with pytest.raises(sdk.base.errors.ConversionError, match=r"cannot export a builtins\.dict"):
         sdk.export({"not": "a model"}, calibration=x, output=tmp_path / "out.tflite")
     assert not (tmp_path / "out.tflite").exists()
     quantized = sdk.export(digits_float_tflite, calibration=x, output=tmp_path / "q.tflite",
                            per_layer=False).path
-    with pytest.raises(sdk.errors.ConversionError, match="already quantised"):
+    with pytest.raises(sdk.base.errors.ConversionError, match="already quantised"):
         sdk.export(quantized, calibration=x, output=tmp_path / "out2.tflite")
 
 
@@ -396,7 +396,7 @@ def test_format_with_its_own_runner(digits_float_tflite, digits_data, tmp_path) 
     through the generic ModelRunner interface (details + run)."""
     from sdk.converters import formats
     from sdk.converters.tflite import serialize
-    from sdk.litert import backend
+    from sdk.run.litert import backend
 
     class Runtime:
         def __init__(self, data: bytes):
@@ -426,7 +426,7 @@ def test_format_with_its_own_runner(digits_float_tflite, digits_data, tmp_path) 
     assert res.format == "standin" and res.path.suffix == ".standin"
     assert res.fidelity.kernels == "standin runtime" and not res.fidelity.layers
     assert res.fidelity.outputs[0].top1_agreement >= 0.98
-    with pytest.raises(sdk.errors.ConversionError, match="unknown output format"):
+    with pytest.raises(sdk.base.errors.ConversionError, match="unknown output format"):
         sdk.export(digits_float_tflite, calibration=digits_data.x_train[:50],
                    output=tmp_path / "x.tflite", format="nonesuch")
 

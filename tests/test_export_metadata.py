@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import sdk
+from sdk.base.errors import ConversionError
+from sdk.base.fileio import sha256_file
 from sdk.converters.edge import read_edge
-from sdk.errors import ConversionError
 from sdk.exporter import quantization_recipe
-from sdk.fileio import sha256_file
 
 from conftest import requires_onnx, requires_tf
 

@@ -8,7 +8,7 @@ import numpy as np
 import sdk
 from sdk.converters.ir import DType
 from sdk.converters.tflite import read_tflite
-from sdk.runner import LiteRTRunner
+from sdk.run.runner import LiteRTRunner
 
 from conftest import requires_onnx
 from onnx_testing import run_onnx

@@ -58,7 +58,7 @@ def _sqnr(f: np.ndarray, q: np.ndarray) -> float:
 
 
 def _run(path, x: np.ndarray) -> np.ndarray:
-    from sdk.runner import LiteRTRunner
+    from sdk.run.runner import LiteRTRunner
 
     runner = LiteRTRunner(path.read_bytes())
     return np.concatenate([runner.invoke([x[i:i + 1]])[0] for i in range(len(x))])

@@ -13,7 +13,7 @@ from sdk.converters.quantize import as_samples
 from sdk.converters.quantize.equalize import candidate_pairs, equalize
 from sdk.converters.tflite import to_tflite_bytes
 from sdk.exporter import input_specs
-from sdk.runner import LiteRTRunner
+from sdk.run.runner import LiteRTRunner
 
 from conftest import requires_tf
 

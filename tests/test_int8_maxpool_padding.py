@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import sdk
+from sdk.base.errors import ConversionError
 from sdk.converters.frontends import load_model
 from sdk.converters.quantize import as_samples, calibrate
-from sdk.errors import ConversionError
 from sdk.exporter import input_specs
 
 pytest.importorskip("onnx")

@@ -13,7 +13,7 @@ import sdk
 from sdk.converters.ir import DType, Graph, Model, Operator, Tensor
 from sdk.converters.quantize.rules import OP_RULES
 from sdk.converters.tflite import read_tflite, to_tflite_bytes
-from sdk.runner import LiteRTRunner
+from sdk.run.runner import LiteRTRunner
 
 X = (1, 6, 6, 4)
 

@@ -14,8 +14,8 @@ import pytest
 
 import sdk
 from sdk.converters.tflite import read_tflite
-from sdk.litert import backend
-from sdk.runner import LiteRTRunner
+from sdk.run.litert import backend
+from sdk.run.runner import LiteRTRunner
 
 from conftest import requires_tf
 
@@ -66,7 +66,7 @@ def test_a_model_that_does_not_prepare_is_an_error_and_not_written(tmp_path,
 
     monkeypatch.setattr(ranges, "MIN_ACTIVATION_SCALE", 0.0)  # the scales as they were
     out = tmp_path / "bad.tflite"
-    with pytest.raises(sdk.errors.ConversionError,
+    with pytest.raises(sdk.base.errors.ConversionError,
                        match=r"does not prepare.*(CONV_2D|DEPTHWISE_CONV_2D).*node \d+"):
         sdk.export(_shrinking_bn_net(), "int8", calibration=_x(32), output=out, per_layer=False)
     assert not out.exists() and not list(tmp_path.iterdir())

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import sdk
-from sdk.fidelity import LOW_SQNR_DB, FidelityReport, FidelityWarning
+from sdk.run.fidelity import LOW_SQNR_DB, FidelityReport, FidelityWarning
 
 from conftest import requires_tf
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sdk import kernels
-from sdk.errors import IsaUnavailableError, KernelError
+from sdk.base.errors import IsaUnavailableError, KernelError
 from sdk.kernels import Quant
 
 ISAS = kernels.available_isas()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sdk.native import cpu_features
+from sdk.base.native import cpu_features
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ import platform
 from pathlib import Path
 
 import sdk
-from sdk import native
+from sdk.base import native
 
 
 def _proc_cpuinfo_flags() -> set[str]:

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from npu_support import build_classifier, images
 
+from sdk.base.errors import ToolchainError
 from sdk.cli import main
 from sdk.converters.targets import compile_for_target
-from sdk.converters.targets.export import export_for_target
 from sdk.converters.targets.report import NPU
 from sdk.converters.targets.rknn import placement
 from sdk.converters.targets.toolchain import find_toolchain, install_toolchain
-from sdk.errors import ToolchainError
+from sdk.target_export import export_for_target
 
 from conftest import requires_tf
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from npu_support import build_classifier, images
 
+from sdk.base.errors import ConversionError, ToolchainError
 from sdk.cli import main
 from sdk.converters.targets import compile_for_target, parse_target
-from sdk.converters.targets.export import export_for_target
 from sdk.converters.targets.report import CPU, NPU
 from sdk.converters.tflite import read_tflite
-from sdk.errors import ConversionError, ToolchainError
+from sdk.target_export import export_for_target
 
 from conftest import requires_tf
 

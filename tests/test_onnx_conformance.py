@@ -105,9 +105,9 @@ def test_node_case(name: str) -> None:
     import onnx
     from onnx import numpy_helper
 
+    from sdk.base.errors import EdgeSDKError
     from sdk.converters.onnx import read_onnx
     from sdk.converters.tflite import to_tflite_bytes
-    from sdk.errors import EdgeSDKError
 
     folder = os.path.join(root, name)
     model = onnx.load(os.path.join(folder, "model.onnx"))

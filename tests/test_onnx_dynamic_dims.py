@@ -45,8 +45,8 @@ def test_minus_one_batch_alone_becomes_one() -> None:
 
 @requires_onnx
 def test_other_negative_dims_are_dynamic_and_zero_stays_a_size() -> None:
+    from sdk.base.errors import ConversionError
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import ConversionError
 
     ir = read_onnx(_paddle_style_model([1, 3, -7, -1]).SerializeToString(), [1, 3, 6, 5])
     assert tuple(ir.main.inputs[0].shape) == (1, 3, 6, 5)
@@ -57,8 +57,8 @@ def test_other_negative_dims_are_dynamic_and_zero_stays_a_size() -> None:
 
 @requires_onnx
 def test_minus_one_spatial_dims_left_open_name_the_fix() -> None:
+    from sdk.base.errors import ConversionError
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import ConversionError
 
     model = _paddle_style_model([-1, 3, -1, -1])
     with pytest.raises(ConversionError, match=r"dynamic dimensions \[\?, 3, \?, \?\]"):
@@ -67,8 +67,8 @@ def test_minus_one_spatial_dims_left_open_name_the_fix() -> None:
 
 @requires_onnx
 def test_fixed_dims_still_checked() -> None:
+    from sdk.base.errors import ConversionError
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import ConversionError
 
     model = _paddle_style_model([-1, 3, 8, 8])
     with pytest.raises(ConversionError, match="fixed size 8 on axis 2"):

@@ -30,8 +30,8 @@ def good() -> bytes:
 
 
 def test_truncated_file(tmp_path, good) -> None:
+    from sdk.base.errors import ModelFormatError
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import ModelFormatError
 
     for cut in (1, 7, len(good) // 3, len(good) // 2, len(good) - 30, len(good) - 1):
         path = tmp_path / f"cut{cut}.onnx"
@@ -46,8 +46,8 @@ def test_truncated_at_a_field_boundary(good) -> None:
     the opset list, written last) must still be reported."""
     from onnx import ModelProto
 
+    from sdk.base.errors import ModelFormatError
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import ModelFormatError
 
     partial = ModelProto.FromString(good)
     partial.ClearField("opset_import")
@@ -58,8 +58,8 @@ def test_truncated_at_a_field_boundary(good) -> None:
 
 
 def test_not_a_protobuf(tmp_path) -> None:
+    from sdk.base.errors import ModelFormatError
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import ModelFormatError
 
     path = tmp_path / "model.onnx"
     for junk in (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, b"hello, I am a text file\n",
@@ -70,8 +70,8 @@ def test_not_a_protobuf(tmp_path) -> None:
 
 
 def test_empty_and_missing_file(tmp_path) -> None:
+    from sdk.base.errors import ModelFormatError
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import ModelFormatError
 
     empty = tmp_path / "empty.onnx"
     empty.write_bytes(b"")
@@ -84,8 +84,8 @@ def test_empty_and_missing_file(tmp_path) -> None:
 def test_dangling_input_reference(good) -> None:
     from onnx import ModelProto
 
+    from sdk.base.errors import ModelFormatError
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import ModelFormatError
 
     model = ModelProto.FromString(good)
     model.graph.node[1].input[0] = "nowhere"
@@ -96,8 +96,8 @@ def test_dangling_input_reference(good) -> None:
 def test_unsupported_op_names_type_node_and_supported_list(tmp_path) -> None:
     from onnx import helper
 
+    from sdk.base.errors import UnsupportedOpError
     from sdk.converters.onnx import read_onnx, supported_ops
-    from sdk.errors import UnsupportedOpError
 
     nodes = [helper.make_node("Relu", ["x"], ["r"]),
              helper.make_node("Einsum", ["r", "r"], ["y"], name="my_einsum",
@@ -117,8 +117,8 @@ def test_unsupported_op_names_type_node_and_supported_list(tmp_path) -> None:
 def test_custom_domain_op() -> None:
     from onnx import helper
 
+    from sdk.base.errors import UnsupportedOpError
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import UnsupportedOpError
 
     graph = helper.make_graph(
         [helper.make_node("FusedConv", ["x"], ["y"], domain="com.microsoft", name="fc")], "g",
@@ -133,8 +133,8 @@ def test_custom_domain_op() -> None:
 def test_supported_op_with_unsupported_attributes() -> None:
     from onnx import helper
 
+    from sdk.base.errors import UnsupportedOpError
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import UnsupportedOpError
 
     scales = np.array([1, 1, 2, 2], np.float32)
     nodes = [helper.make_node("Resize", ["x", "", "s"], ["y"], mode="cubic", name="up")]
@@ -146,8 +146,8 @@ def test_supported_op_with_unsupported_attributes() -> None:
 def test_erf_outside_gelu_is_unsupported() -> None:
     from onnx import helper
 
+    from sdk.base.errors import UnsupportedOpError
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import UnsupportedOpError
 
     model = make_model([helper.make_node("Erf", ["x"], ["y"], name="lonely")], {"x": [4]}, ["y"])
     with pytest.raises(UnsupportedOpError, match="GELU"):

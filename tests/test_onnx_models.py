@@ -121,8 +121,8 @@ def test_layers_are_quantisable(cnn) -> None:
 
 
 def test_input_shapes_errors(cnn) -> None:
+    from sdk.base.errors import ConversionError
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import ConversionError
 
     with pytest.raises(ConversionError, match="not a model input"):
         read_onnx(cnn, {"image": (1, 3, 16, 16)})
@@ -133,8 +133,8 @@ def test_input_shapes_errors(cnn) -> None:
 
 
 def test_dynamic_spatial_dims_need_input_shapes() -> None:
+    from sdk.base.errors import ConversionError
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import ConversionError
 
     model = make_model([node("Relu", ["x"], "y")], {"x": ["N", 3, "H", "W"]}, ["y"])
     with pytest.raises(ConversionError, match=r"input_shapes=\{'x': \(1, 3, 1, 1\)\}"):

@@ -138,8 +138,8 @@ def test_default_activations_spelled_out_are_accepted() -> None:
     ("LSTM", {"input_forget": 1}, "input_forget"),
 ])
 def test_unsupported_attributes_are_named(op: str, attrs: dict[str, Any], named: str) -> None:
+    from sdk.base.errors import UnsupportedOpError
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import UnsupportedOpError
 
     model = recurrent_model(op, **attrs)
     with pytest.raises(UnsupportedOpError, match=named):
@@ -213,8 +213,8 @@ def test_if_with_constant_condition_takes_the_branch() -> None:
 def test_if_with_input_dependent_condition_is_refused() -> None:
     from onnx import TensorProto, helper
 
+    from sdk.base.errors import UnsupportedOpError
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import UnsupportedOpError
 
     model = _if_wrapped_step()
     g = model.graph
@@ -285,8 +285,8 @@ def test_malformed_nodes_are_named_errors(change: str, named: str) -> None:
     """Mismatched states and weights are errors naming the input, never a broken graph."""
     from onnx import TensorProto, helper, numpy_helper
 
+    from sdk.base.errors import UnsupportedOpError
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import UnsupportedOpError
 
     model = recurrent_model("LSTM", states=True)
     g = model.graph
@@ -306,8 +306,8 @@ def test_malformed_nodes_are_named_errors(change: str, named: str) -> None:
 def test_inlined_branch_that_redefines_an_outer_value_is_refused() -> None:
     """A branch may not define a name the outer graph holds (ONNX forbids shadowing); inlined,
     it would silently replace that value."""
+    from sdk.base.errors import ModelFormatError
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import ModelFormatError
 
     model = _if_wrapped_step()
     for n in model.graph.node:
@@ -321,9 +321,9 @@ def test_inlined_branch_that_redefines_an_outer_value_is_refused() -> None:
 
 @requires_onnx
 def test_inlined_branches_count_against_the_graph_budget() -> None:
+    from sdk.base.errors import ModelFormatError
+    from sdk.base.limits import LoadBudget
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import ModelFormatError
-    from sdk.limits import LoadBudget
 
     model = _if_wrapped_step()
     main_nodes = len(model.graph.node)
@@ -333,9 +333,9 @@ def test_inlined_branches_count_against_the_graph_budget() -> None:
 
 @requires_onnx
 def test_too_long_a_sequence_is_refused_before_unrolling() -> None:
+    from sdk.base.errors import UnsupportedOpError
+    from sdk.base.limits import LoadBudget
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import UnsupportedOpError
-    from sdk.limits import LoadBudget
 
     model = recurrent_model("LSTM", steps=400, batch=1, size=2, hidden=2)
     with pytest.raises(UnsupportedOpError, match="unrolled over 400 steps"):

@@ -40,8 +40,8 @@ def _refused(model: Any, match: str, *, peak_mb: float | None = 64, seconds: flo
              **kwargs: Any) -> Exception:
     """read_onnx(model) raises an EdgeSDKError matching `match`, within time and (traced by
     tracemalloc, which numpy reports to) memory."""
+    from sdk.base.errors import EdgeSDKError
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import EdgeSDKError
 
     data = model.SerializeToString() if not isinstance(model, (bytes, str, Path)) else model
     if peak_mb is not None:
@@ -78,7 +78,7 @@ def test_folding_budget_counts_every_node() -> None:
     """Many folds that are each small add up: the budget is for the whole load."""
     from onnx import helper
 
-    from sdk.limits import LoadBudget
+    from sdk.base.limits import LoadBudget
 
     nodes = [helper.make_node("ConstantOfShape", ["shape"], [f"c{i}"], name=f"fill{i}")
              for i in range(8)]
@@ -203,7 +203,7 @@ def _in_subprocess(model: Any, tmp_path: Path) -> subprocess.CompletedProcess[st
     path = tmp_path / "hostile.onnx"
     path.write_bytes(model.SerializeToString())
     code = ("import sys\nfrom sdk.converters.onnx import read_onnx\n"
-            "from sdk.errors import EdgeSDKError\n"
+            "from sdk.base.errors import EdgeSDKError\n"
             "try:\n    read_onnx(sys.argv[1])\n"
             "except EdgeSDKError as exc:\n    print('refused:', exc)\n")
     return subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
@@ -242,7 +242,7 @@ def test_huge_declared_input_shapes_refused() -> None:
     model = _graph_model([helper.make_node("Relu", ["x"], ["y"])], {"x": [1 << 40, 4]}, ["y"])
     _refused(model, r"input 'x'.*shape")
     # a resize of a large (but legal) input would build gigabytes of sampling matrices
-    from sdk.limits import LoadBudget
+    from sdk.base.limits import LoadBudget
 
     model = _graph_model([helper.make_node("Resize", ["x", "", "s"], ["y"], name="up")],
                          {"x": [1, 1, 30000, 30000]}, ["y"],
@@ -390,8 +390,8 @@ def test_bytes_input_never_reads_external_data_from_the_current_directory(
 
 
 def test_model_proto_with_external_data_needs_a_directory(tmp_path) -> None:
+    from sdk.base.errors import ModelFormatError
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import ModelFormatError
 
     (tmp_path / "weights.bin").write_bytes(WEIGHTS.tobytes())
     model = _external_model("weights.bin")
@@ -533,8 +533,8 @@ def _hostile_models() -> dict[str, Any]:
 
 
 def test_malformed_models_raise_only_project_errors_naming_the_node() -> None:
+    from sdk.base.errors import EdgeSDKError
     from sdk.converters.onnx import read_onnx
-    from sdk.errors import EdgeSDKError
 
     models = _hostile_models()
     models["elem"].graph.input[0].type.tensor_type.elem_type = 999
@@ -549,8 +549,8 @@ def test_library_errors_are_wrapped_at_the_boundary(monkeypatch) -> None:
     node, with the original as __cause__."""
     from onnx import helper
 
+    from sdk.base.errors import ConversionError
     from sdk.converters.onnx import ops, read_onnx
-    from sdk.errors import ConversionError
 
     def broken(ctx: Any, node: Any) -> None:
         raise KeyError("boom")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import sdk
+from sdk.base.errors import ConversionError
 from sdk.cli import main
 from sdk.converters.quantize.planner import PlannerReport
-from sdk.errors import ConversionError
-from sdk.fidelity import FidelityWarning
+from sdk.run.fidelity import FidelityWarning
 
 from conftest import requires_tf
 

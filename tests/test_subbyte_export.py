@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 import sdk
+from sdk.base.errors import DelegateRequiredError
 from sdk.converters.ir import DType
 from sdk.converters.tflite import read_tflite, to_tflite_bytes
 from sdk.converters.tflite.custom_ops import lower_for_litert
 from sdk.converters.tflite.schema import schema
-from sdk.errors import DelegateRequiredError
-from sdk.runner import LiteRTRunner
+from sdk.run.runner import LiteRTRunner
 
 from conftest import requires_tf
 

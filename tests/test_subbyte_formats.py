@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sdk.base.errors import ConversionError, UnsupportedOpError
 from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, Tensor
 from sdk.converters.quantize import plan_for
 from sdk.converters.quantize.lowbit import blockwise_int4, int2_levels, ternarize, weight_sqnr_db
@@ -17,7 +18,6 @@ from sdk.converters.tflite.custom_ops import (
     lower_for_litert,
     to_builtin,
 )
-from sdk.errors import ConversionError, UnsupportedOpError
 
 RNG = np.random.default_rng(0)
 

@@ -204,7 +204,7 @@ def test_hessians_of_the_digits_cnn(digits_float_tflite, digits_data) -> None:
 
 @pytest.fixture(scope="module")
 def digits_accuracy(digits_float_tflite, digits_data):
-    from sdk.runner import LiteRTRunner
+    from sdk.run.runner import LiteRTRunner
 
     def accuracy(path, delegates=None) -> tuple[float, np.ndarray]:
         runner = LiteRTRunner(path.read_bytes(), delegates=delegates)
@@ -222,7 +222,7 @@ def test_export_gptq_keeps_digits_accuracy(scheme, points, digits_float_tflite, 
     """The issue's bars on the digits CNN: GPTQ within 1 point of float (INT4) / 3 points
     (ternary, 2-bit), and closer to the float model than round-to-nearest."""
     import sdk
-    from sdk.runtime.delegate import load_delegate
+    from sdk.run.delegate import load_delegate
 
     float_acc, ref = digits_accuracy(digits_float_tflite)
     results = {}

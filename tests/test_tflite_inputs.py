@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 
 import sdk
+from sdk.base.errors import ConversionError, ModelFormatError, UnsupportedOpError
 from sdk.converters.frontends import load_model
 from sdk.converters.ir import DType, Graph, Model, Operator, Tensor
 from sdk.converters.tflite import read_tflite
 from sdk.converters.tflite.schema import schema
 from sdk.converters.tflite.sparsity import densify
 from sdk.converters.tflite.writer import to_tflite_bytes
-from sdk.errors import ConversionError, ModelFormatError, UnsupportedOpError
-from sdk.litert import backend
+from sdk.run.litert import backend
 
 RNG = np.random.default_rng(12)
 

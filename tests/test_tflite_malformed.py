@@ -8,10 +8,10 @@ import flatbuffers
 import numpy as np
 import pytest
 
+from sdk.base.errors import EdgeSDKError, ModelFormatError
+from sdk.base.limits import LoadBudget
 from sdk.converters.tflite import read_tflite
 from sdk.converters.tflite.schema import schema
-from sdk.errors import EdgeSDKError, ModelFormatError
-from sdk.limits import LoadBudget
 
 from conftest import refused_within, requires_tf
 

@@ -8,7 +8,7 @@ import pytest
 from sdk.converters.ir import DType
 from sdk.converters.tflite import read_tflite, to_tflite_bytes, write_tflite
 from sdk.converters.tflite.schema import schema
-from sdk.litert import backend
+from sdk.run.litert import backend
 
 from conftest import requires_tf
 

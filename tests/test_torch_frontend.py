@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import sdk
+from sdk.base.errors import ConversionError
 from sdk.converters.frontends import load_model
 from sdk.converters.tflite import serialize
-from sdk.errors import ConversionError
-from sdk.runner import LiteRTRunner
+from sdk.run.runner import LiteRTRunner
 
 torch = pytest.importorskip("torch", reason="PyTorch input needs the [torch] extra")
 torchvision = pytest.importorskip("torchvision", reason="the architectures come from torchvision")

@@ -9,7 +9,7 @@ from typing import Any
 
 import tomllib
 
-from sdk.errors import EdgeSDKError
+from sdk.base.errors import EdgeSDKError
 
 MANIFEST = Path(__file__).with_name("models.toml")
 CACHE_ENV = "EDGESDK_CORPUS_DIR"

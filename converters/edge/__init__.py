@@ -3,7 +3,7 @@ runtime and `edge-run`. Schema: native/schema/edge.fbs; specification: docs/edge
 
 Importing this package registers the output format ``edge`` (suffix ``.edge``) for
 `sdk.export`: the same quantised IR as the .tflite path, measured for fidelity with the .edge
-runtime itself (`sdk.runtime.EdgeModel`).
+runtime itself (`sdk.run.EdgeModel`).
 """
 
 from typing import Any
@@ -14,14 +14,14 @@ from sdk.converters.formats import OutputFormat, register_format
 
 
 def _runner(data: bytes) -> Any:
-    from sdk.runtime import EdgeModel
+    from sdk.run import EdgeModel
 
     return EdgeModel(data)
 
 
 EDGE_FORMAT = register_format(OutputFormat(
     "edge", ".edge", serialize,
-    "edgesdk's own .edge flatbuffer: runs in sdk.runtime.EdgeModel and edge-run, no LiteRT "
+    "edgesdk's own .edge flatbuffer: runs in sdk.run.EdgeModel and edge-run, no LiteRT "
     "needed (int8 results equal LiteRT's builtin kernels bit for bit)",
     runs_in_litert=False, runner=_runner))
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from sdk.base.errors import ConversionError, UnsupportedOpError
 from sdk.converters.ir import Graph, Operator, Tensor
-from sdk.errors import ConversionError, UnsupportedOpError
 
 #: IR op types the .edge writer accepts
 SUPPORTED_OPS = (

@@ -4,7 +4,7 @@ Every reference is checked (indices in range, buffer sizes that match dtype x sh
 values, BASE3 bytes at most 242), so a malformed file is a `ModelFormatError` naming the file
 (and the byte offset where known), never an IndexError from inside flatbuffers.
 
-Resources are bounded as in read_tflite (`sdk.converters.tflite.decode`, `sdk.limits`): tables
+Resources are bounded as in read_tflite (`sdk.converters.tflite.decode`, `sdk.base.limits`): tables
 referenced twice, vectors longer than the file and unpacked content over 2 items per file byte
 are refused; the tensors may declare at most the memory budget in bytes all together (what a
 runtime would allocate for them without sharing memory); the constant data decoded
@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from sdk.base.errors import ModelFormatError
+from sdk.base.limits import ENV_VAR, LoadBudget, default_budget
 from sdk.converters.edge import packing
 from sdk.converters.edge import schema_generated as fb
 from sdk.converters.edge.schema import (
@@ -39,8 +41,6 @@ from sdk.converters.edge.schema import (
 )
 from sdk.converters.ir import QuantParams
 from sdk.converters.tflite.decode import ExpansionGuard
-from sdk.errors import ModelFormatError
-from sdk.limits import ENV_VAR, LoadBudget, default_budget
 
 _OFFSET_RE = re.compile(r"at offset (-?\d+)")
 
@@ -105,7 +105,7 @@ class EdgeFile:
 def read_edge(source: str | os.PathLike[str] | bytes, *,
               budget: LoadBudget | None = None) -> EdgeFile:
     """Read and check a .edge file (a path or its bytes), within `budget` (default:
-    `sdk.limits.default_budget()`)."""
+    `sdk.base.limits.default_budget()`)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         buf, path = bytes(source), "<bytes>"
     else:

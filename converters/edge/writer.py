@@ -16,6 +16,8 @@ from typing import Any, Literal
 import flatbuffers
 import numpy as np
 
+from sdk.base.errors import ConversionError
+from sdk.base.fileio import atomic_write_bytes, sha256_file
 from sdk.converters.edge import packing
 from sdk.converters.edge import schema_generated as fb
 from sdk.converters.edge.lowering import WEIGHTED_OPS, LoweredOp, lower_graph
@@ -32,8 +34,6 @@ from sdk.converters.edge.schema import (
     edge_dtype,
 )
 from sdk.converters.ir import DType, Model, Tensor
-from sdk.errors import ConversionError
-from sdk.fileio import atomic_write_bytes, sha256_file
 
 TernaryMode = Literal["auto", "never"]
 TernaryStorage = Literal["BASE3", "PLAIN"]
@@ -173,7 +173,7 @@ class _Exporter:
         return m
 
     def metadata(self) -> Any:
-        from sdk import __version__
+        from sdk.base.version import __version__
 
         md = fb.MetadataT()
         md.producer = f"edgesdk {__version__}"
@@ -262,7 +262,7 @@ def write_edge(model: Model, path: str | os.PathLike[str], **options: Any) -> in
     return len(data)
 
 
-#: hex SHA-256 of a file, for the `source_sha256` metadata (sdk.fileio.sha256_file)
+#: hex SHA-256 of a file, for the `source_sha256` metadata (sdk.base.fileio.sha256_file)
 file_sha256 = sha256_file
 
 

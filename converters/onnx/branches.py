@@ -14,9 +14,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from sdk.base.errors import ModelFormatError
 from sdk.converters.onnx import control
 from sdk.converters.onnx.graph import Node, ValueInfo
-from sdk.errors import ModelFormatError
 
 
 def refusal(node: Node, nodes: list[Node], values: Mapping[str, ValueInfo]) -> str:

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sdk.base.errors import ConversionError, ModelFormatError
 from sdk.converters.onnx.graph import Node, ValueInfo
 from sdk.converters.onnx.validate import check_node
-from sdk.errors import ConversionError, ModelFormatError
 
 if TYPE_CHECKING:
     from sdk.converters.onnx.fold import Folder

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from sdk.errors import ModelFormatError
-from sdk.limits import LoadBudget
+from sdk.base.errors import ModelFormatError
+from sdk.base.limits import LoadBudget
 
 
 @dataclass(frozen=True)

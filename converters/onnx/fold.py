@@ -8,7 +8,7 @@ Cast, Range, ConstantOfShape, Expand, Slice, Split, Unsqueeze, Concat...) disapp
 that remains gets static output shapes from ONNX's own per-node shape inference, given the
 constant inputs it reads.
 
-Folding runs code the file chooses, so it is budgeted (`sdk.limits.LoadBudget`): before a node
+Folding runs code the file chooses, so it is budgeted (`sdk.base.limits.LoadBudget`): before a node
 is evaluated its attributes are checked (`validate`), the size of what it will make is worked
 out from shape inference and checked against the folding budget (`fold_bytes`, in all), and so
 is the arithmetic of the heavy ops; Loop and If run in our own interpreter (`control`), which
@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from sdk.base.errors import ConversionError, EdgeSDKError, ModelFormatError, UnsupportedOpError
+from sdk.base.limits import LoadBudget, default_budget
 from sdk.converters.onnx import branches, control
 from sdk.converters.onnx.graph import Node, OnnxGraph, ValueInfo
 from sdk.converters.onnx.loader import check_shape
 from sdk.converters.onnx.validate import check_node
-from sdk.errors import ConversionError, EdgeSDKError, ModelFormatError, UnsupportedOpError
-from sdk.limits import LoadBudget, default_budget
 
 # Constants larger than this are not handed to shape inference (it only needs small ones:
 # shapes, axes, scales, pads); weights would just be copied for nothing.

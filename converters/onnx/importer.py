@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sdk.base.errors import ConversionError, EdgeSDKError, UnsupportedOpError
+from sdk.base.limits import LoadBudget, default_budget
 from sdk.converters.ir import Model, SignatureDef
 from sdk.converters.onnx import passes, patterns
 from sdk.converters.onnx.fold import fold
@@ -23,8 +25,6 @@ from sdk.converters.onnx.loader import (
 )
 from sdk.converters.onnx.lowering import Lowering, ir_dtype
 from sdk.converters.onnx.ops import handler_for, supported_ops
-from sdk.errors import ConversionError, EdgeSDKError, UnsupportedOpError
-from sdk.limits import LoadBudget, default_budget
 
 IOLayout = Literal["nchw", "nhwc"]
 
@@ -48,7 +48,7 @@ def read_onnx(model: str | os.PathLike[str] | Any | bytes,
     `external_data_dir`: where tensors stored outside the model file are read from (default:
     the model file's folder; bytes and ModelProto input have none, and external data is then an
     error). References must stay inside that folder. `budget` (default
-    `sdk.limits.default_budget()`) bounds what the file may make the importer allocate and
+    `sdk.base.limits.default_budget()`) bounds what the file may make the importer allocate and
     compute. Every problem with the file is an `EdgeSDKError` (ModelFormatError,
     ConversionError, UnsupportedOpError) naming the file and, where known, the node.
     """

@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from sdk.base.errors import ConversionError, ModelFormatError, RuntimeNotFoundError
+from sdk.base.limits import LoadBudget, default_budget
 from sdk.converters.onnx.external import (
     has_external_data,
     is_external,
     load_external_data,
     tensor_nbytes,
 )
-from sdk.errors import ConversionError, ModelFormatError, RuntimeNotFoundError
-from sdk.limits import LoadBudget, default_budget
 
 log = logging.getLogger("sdk.converters.onnx")
 

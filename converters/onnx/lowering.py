@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from sdk.base.errors import ConversionError, ModelFormatError, UnsupportedOpError
+from sdk.base.limits import LoadBudget, default_budget
 from sdk.converters.ir import DType, Graph, Operator, Tensor
 from sdk.converters.onnx import layout
 from sdk.converters.onnx.graph import Node, OnnxGraph, ValueInfo
 from sdk.converters.onnx.layout import Perm
-from sdk.errors import ConversionError, ModelFormatError, UnsupportedOpError
-from sdk.limits import LoadBudget, default_budget
 
 
 def ir_dtype(dtype: np.dtype, where: str = "") -> DType:

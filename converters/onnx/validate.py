@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sdk.errors import ModelFormatError
+from sdk.base.errors import ModelFormatError
 
 INT32_MAX = (1 << 31) - 1
 #: DepthToSpace / SpaceToDepth: blocksize^2 must not overflow, and no real model needs more

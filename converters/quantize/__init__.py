@@ -13,9 +13,9 @@ Pieces and how later schemes plug in:
 """
 
 # lowbit and subbyte register the sub-byte weight formats and the int4 / ternary / int2 schemes
+from sdk.base.samples import ImageFolder, InputSpec, SampleSet, as_samples
 from sdk.converters.quantize import lowbit, subbyte  # noqa: F401
 from sdk.converters.quantize.calibrate import Calibration, calibrate
-from sdk.converters.quantize.data import ImageFolder, InputSpec, SampleSet, as_samples
 from sdk.converters.quantize.int8 import LayerReport, QuantizedModel, quantize_int8
 from sdk.converters.quantize.plan import (
     SCHEMES,

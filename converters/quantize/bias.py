@@ -23,8 +23,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from sdk.base.samples import SampleSet
 from sdk.converters.ir import DType, Model, Operator
-from sdk.converters.quantize.data import SampleSet
 from sdk.converters.quantize.int8 import QuantizedModel
 from sdk.converters.quantize.rules import OP_RULES, WEIGHTED
 from sdk.converters.tflite import serialize
@@ -60,7 +60,7 @@ def correctable_layers(float_model: Model, quantized: QuantizedModel
 def empirical_bias_correction(float_model: Model, quantized: QuantizedModel, samples: SampleSet,
                               progress: Callable[[str, int, int], None] | None = None) -> int:
     """Correct the biases of `quantized.model` in place; returns how many layers changed."""
-    from sdk.runner import LiteRTRunner
+    from sdk.run.runner import LiteRTRunner
 
     float_bytes, float_maps = serialize(float_model)
     layers = correctable_layers(float_model, quantized)
@@ -74,7 +74,7 @@ def empirical_bias_correction(float_model: Model, quantized: QuantizedModel, sam
         quant_bytes, quant_maps = serialize(lowered)
         delegates = None
         if custom_ops_in(lowered):
-            from sdk.runtime.delegate import load_delegate
+            from sdk.run.delegate import load_delegate
 
             delegates = [load_delegate()]
         float_run = LiteRTRunner(float_bytes, reference=True, preserve_all_tensors=True)

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sdk.base.errors import CalibrationError
+from sdk.base.samples import SampleSet
 from sdk.converters.ir import DType, Graph, Model, Tensor
-from sdk.converters.quantize.data import SampleSet
 from sdk.converters.quantize.ranges import (
     METHODS,
     TRANSFERS,
@@ -28,7 +29,6 @@ from sdk.converters.quantize.ranges import (
 )
 from sdk.converters.quantize.rules import WEIGHTED
 from sdk.converters.tflite import serialize
-from sdk.errors import CalibrationError
 
 Progress = Callable[[str, int, int], None]
 
@@ -75,7 +75,7 @@ def calibrate(model: Model, samples: SampleSet, method: str = "mse", *,
               percentile: float = 99.99, progress: Progress | None = None,
               channel_means: bool = True) -> Calibration:
     """Calibrate the float `model` on `samples`."""
-    from sdk.runner import LiteRTRunner  # sdk.runner imports LiteRT; keep this module light
+    from sdk.run.runner import LiteRTRunner  # sdk.run.runner imports LiteRT; keep this module light
 
     if method not in METHODS:
         raise CalibrationError(f"unknown calibration method {method!r}; choose one of "

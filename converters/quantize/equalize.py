@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sdk.base.samples import SampleSet
 from sdk.converters.ir import DType, Model, Operator, Tensor
-from sdk.converters.quantize.data import SampleSet
 from sdk.converters.quantize.plan import layer_name
 from sdk.converters.tflite import serialize
 
@@ -122,7 +122,7 @@ def channel_absmax(model: Model, tensors: list[Tensor], samples: SampleSet) -> d
                                                                                     np.ndarray]:
     """Per-channel (last axis) absolute maxima of `tensors` over `samples` (float model run in
     LiteRT's builtin kernels, intermediates preserved)."""
-    from sdk.runner import LiteRTRunner
+    from sdk.run.runner import LiteRTRunner
 
     data, maps = serialize(model)
     index = maps[0]

@@ -35,7 +35,7 @@ Costs and limits: at most ``max_rows`` (8192) input rows per layer (output posit
 evenly over the calibration samples, seeded); one run of the float model, then (sequential) one
 run of it and of its partly rounded copy per layer, until ``max_rows`` rows (convolutions:
 about ``COMPENSATION_SAMPLES`` = 32 samples); each Hessian is K^2 float64; layers whose
-Hessians would take the total past half the load budget (`sdk.limits.default_budget`,
+Hessians would take the total past half the load budget (`sdk.base.limits.default_budget`,
 ``EDGESDK_MEMORY_BUDGET``) are rounded to nearest instead, and the export notes say which.
 
 The formats (`weights` / `lowbit`) call `active_solver()` when asked for method "gptq": the
@@ -58,13 +58,13 @@ from typing import Any
 
 import numpy as np
 
+from sdk.base.errors import CalibrationError, ConversionError
+from sdk.base.limits import default_budget
+from sdk.base.samples import SampleSet
 from sdk.converters.ir import DType, Model, Operator, Tensor
-from sdk.converters.quantize.data import SampleSet
 from sdk.converters.quantize.lowbit import _from_rows, _rows
 from sdk.converters.quantize.plan import layer_name
 from sdk.converters.quantize.rules import OP_RULES
-from sdk.errors import CalibrationError, ConversionError
-from sdk.limits import default_budget
 
 GPTQ_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
 #: input rows (im2col'd positions) per layer that the Hessian is built from
@@ -473,7 +473,7 @@ class WeightSolver:
         """(H of the rounded-so-far model's inputs, the weights W' that best reproduce the float
         layer's outputs from them), or None where the correction is not trustworthy."""
         from sdk.converters.tflite import serialize
-        from sdk.runner import LiteRTRunner
+        from sdk.run.runner import LiteRTRunner
 
         assert self.model is not None and self.samples is not None and self._rounded is not None
         op = entry.ops[0]
@@ -559,7 +559,7 @@ def collect_hessians(model: Model, samples: SampleSet, *, max_rows: int = DEFAUL
     """Run the float `model` over `samples` (LiteRT, intermediates kept) and build each weighted
     layer's input Hessian (see the module docstring), keyed by `weight_key` of its weights."""
     from sdk.converters.tflite import serialize
-    from sdk.runner import LiteRTRunner
+    from sdk.run.runner import LiteRTRunner
 
     if len(samples) == 0:
         raise CalibrationError("GPTQ needs calibration samples: the calibration set is empty")

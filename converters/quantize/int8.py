@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sdk.base.errors import ConversionError, UnsupportedOpError
 from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, Tensor
 from sdk.converters.quantize.plan import LayerPrecision, PrecisionPlan, layer_name
 from sdk.converters.quantize.ranges import affine_params
@@ -45,7 +46,6 @@ from sdk.converters.quantize.weights import (
     quantize_with_scales,
     weight_format,
 )
-from sdk.errors import ConversionError, UnsupportedOpError
 
 INT32_MAX = 2**31 - 1
 #: the largest quantised bias written: half the int32 range, so that the accumulation of

@@ -44,12 +44,13 @@ from typing import Any
 
 import numpy as np
 
+from sdk.base.errors import ConversionError
+from sdk.base.samples import SampleSet
+from sdk.base.tables import from_jsonable, jsonable
 from sdk.converters.ir import Model, Operator, Tensor
-from sdk.converters.quantize.data import SampleSet
+from sdk.converters.quantize.fidelity import layer_losses
 from sdk.converters.quantize.plan import FLOAT, LayerPrecision, PrecisionPlan, layer_name
-from sdk.errors import ConversionError
-from sdk.fidelity import FidelityReport, layer_losses
-from sdk.tables import from_jsonable, jsonable
+from sdk.run.fidelity import FidelityReport
 
 #: re-exports after the first one, not counting the final all-wide attempt
 DEFAULT_MAX_STEPS = 6
@@ -466,7 +467,7 @@ def measure_latency_ms(data: bytes, samples: SampleSet, delegates: list[Any] | N
                        runs: int = 20) -> float | None:
     """Median invoke time of `data` on the first sample (LiteRT default kernels, one thread):
     a quick local figure, not a device benchmark."""
-    from sdk.runner import LiteRTRunner
+    from sdk.run.runner import LiteRTRunner
 
     try:
         runner = LiteRTRunner(data, num_threads=1, delegates=delegates)

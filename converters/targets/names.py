@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sdk.errors import ConversionError
+from sdk.base.errors import ConversionError
 
 #: Vela 5.x accelerator configurations
 ETHOS_U = ("ethos-u55-32", "ethos-u55-64", "ethos-u55-128", "ethos-u55-256",

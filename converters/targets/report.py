@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sdk.fidelity import OutputFidelity
-from sdk.tables import format_table, jsonable
+from sdk.base.tables import format_table, jsonable
+from sdk.run.fidelity import OutputFidelity
 
 NPU = "NPU"
 CPU = "CPU"

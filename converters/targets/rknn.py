@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
+from sdk.base.errors import ToolchainError
+from sdk.base.fileio import atomic_write_bytes
 from sdk.converters.targets.macs import op_macs
 from sdk.converters.targets.names import Target
 from sdk.converters.targets.report import CPU, NPU, NpuLayer, NpuReport, SimulatorFidelity
 from sdk.converters.targets.toolchain import find_toolchain, install_command
 from sdk.converters.tflite import read_tflite
-from sdk.errors import ToolchainError
-from sdk.fidelity import compare_outputs
-from sdk.fileio import atomic_write_bytes
+from sdk.run.fidelity import compare_outputs
 
 WORKER = Path(__file__).with_name("rknn_worker.py")
 #: the most seconds one compile + simulation may take
@@ -49,7 +49,7 @@ def compile_rknn(model_path: str | Path, target: Target, *, output: str | Path,
     runner = None
     feeds: list[list[np.ndarray]] = []
     if samples:
-        from sdk.runner import LiteRTRunner
+        from sdk.run.runner import LiteRTRunner
 
         runner = LiteRTRunner(model_path.read_bytes())
         feeds = [[d.from_float(x) for d, x in zip(runner.inputs, sample, strict=True)]
@@ -115,7 +115,7 @@ def compile_rknn(model_path: str | Path, target: Target, *, output: str | Path,
 def simulator_fidelity(runner: object, samples: Sequence[Sequence[np.ndarray]],
                        outputs: list[list[np.ndarray]]) -> SimulatorFidelity:
     """LiteRT's outputs (the host reference) vs the simulator's, per model output."""
-    from sdk.runner import LiteRTRunner
+    from sdk.run.runner import LiteRTRunner
 
     assert isinstance(runner, LiteRTRunner)
     ref = [runner.invoke(list(sample)) for sample in samples]

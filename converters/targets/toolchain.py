@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sdk.errors import ToolchainError
+from sdk.base.errors import ToolchainError
 
 ENV_VAR = "EDGESDK_TOOLCHAINS"
 MARKER = "edgesdk-toolchain.json"

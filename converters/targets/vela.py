@@ -24,14 +24,14 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from sdk.base.errors import EdgeSDKError, ToolchainError
+from sdk.base.fileio import atomic_write_bytes
 from sdk.converters.ir import Model, Operator
 from sdk.converters.quantize import layer_name
 from sdk.converters.targets.macs import op_macs
 from sdk.converters.targets.names import VELA_SYSTEM, Target
 from sdk.converters.targets.report import CPU, NPU, NpuLayer, NpuReport
 from sdk.converters.tflite import read_tflite
-from sdk.errors import EdgeSDKError, ToolchainError
-from sdk.fileio import atomic_write_bytes
 
 #: the most seconds one Vela run may take (the digits models take ~2 s, MobileNet v2 ~1 min)
 DEFAULT_TIMEOUT_S = 900.0

@@ -3,7 +3,7 @@
 Stock LiteRT has no 2-bit CONV_2D or DEPTHWISE_CONV_2D (it refuses INT2 filters with int8
 activations; see `litert_support.py`). Rather than quietly keeping such layers wider, the TFLite
 writer expresses them as custom operators that the edgesdk delegate runs
-(`sdk.runtime.Interpreter`, or `load_delegate(sdk.runtime.delegate_path())`):
+(`sdk.run.Interpreter`, or `load_delegate(sdk.run.delegate_path())`):
 
 ``EDGE_CONV_INT2`` (version 1)
     CONV_2D with 2-bit weights. Inputs, outputs and tensors exactly as the builtin's with int8
@@ -44,9 +44,9 @@ from typing import Any
 
 import numpy as np
 
+from sdk.base.errors import ConversionError, UnsupportedOpError
 from sdk.converters.ir import DType, Graph, Model, Operator, Tensor
 from sdk.converters.tflite.litert_support import litert_runs, support, weights_min
-from sdk.errors import ConversionError, UnsupportedOpError
 
 MAGIC = b"EDGE"
 OPTIONS_VERSION = 1

@@ -14,7 +14,7 @@ table instead, and
   that describes its content once cannot exceed that, whatever sharing it uses.
 
 So unpacking costs O(file size). Limits on what the tensors declare and hold are the reader's
-(`sdk.converters.tflite.reader`), against the `sdk.limits.LoadBudget`.
+(`sdk.converters.tflite.reader`), against the `sdk.base.limits.LoadBudget`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from sdk.base.errors import ModelFormatError
 from sdk.converters.tflite.schema import schema
-from sdk.errors import ModelFormatError
 
 #: unpacked items (tables + vector elements + string bytes) allowed per byte of file
 EXPANSION_FACTOR = 2

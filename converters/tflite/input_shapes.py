@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from sdk.base.errors import ConversionError
+from sdk.base.limits import LoadBudget, default_budget
 from sdk.converters.ir import Model, Tensor
-from sdk.errors import ConversionError
-from sdk.limits import LoadBudget, default_budget
 
 
 def _names(model: Model) -> dict[str, Tensor]:
@@ -96,7 +96,7 @@ def fix_input_shapes(model: Model, input_shapes: Any, label: str, *,
     """Resize the main graph's inputs to `input_shapes` and every other tensor with them (in
     place, shapes from LiteRT; see the module doc). Returns a note per input changed."""
     from sdk.converters.tflite.writer import serialize
-    from sdk.litert import backend
+    from sdk.run.litert import backend
 
     if not input_shapes:
         return []

@@ -139,7 +139,7 @@ def build_probe(op: str, weights: DType, activations: str, blockwise: bool = Fal
 
 def run_probe(probe: Probe, xnnpack: bool) -> str:
     """ok / wrong / rejected for one kernel family."""
-    from sdk.litert import backend
+    from sdk.run.litert import backend
 
     try:
         interp = backend().interpreter(model_content=probe.model, xnnpack=xnnpack)

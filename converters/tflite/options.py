@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from sdk.base.errors import ConversionError
 from sdk.converters.tflite.schema import OPTIONS_CODES, OPTIONS_NAMES, enum_names, schema
-from sdk.errors import ConversionError
 
 # Operators whose options table is not simply CamelCase(op) + "Options".
 _OPTIONS_OVERRIDES: dict[str, str] = {

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sdk.base.errors import ConversionError
 from sdk.converters.ir import DType, Graph, Model, Operator, Tensor
-from sdk.errors import ConversionError
 
 TRANSPOSE_CONV_BIAS = "Convolution2DTransposeBias"
 #: MediaPipe's TfLitePadding values in the custom options

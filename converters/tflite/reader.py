@@ -6,8 +6,8 @@ buffer sizes that match type x shape) before any IR is built, so a malformed fil
 `ModelFormatError` naming the file and, where the decoder can tell, the byte offset — never an
 IndexError from deep inside flatbuffers.
 
-Resource limits (`sdk.limits.LoadBudget`, `EDGESDK_MEMORY_BUDGET`): a tensor may declare at most
-the memory budget in bytes; the constant data decoded from all tensors together (buffers shared
+Resource limits (`sdk.base.limits.LoadBudget`, `EDGESDK_MEMORY_BUDGET`): a tensor may declare at
+most the memory budget in bytes; the constant data decoded from all tensors together (buffers shared
 between tensors are decoded per tensor, sub-byte types unpacked to a byte per value) may take at
 most `budget.fold_bytes` (16 x the file size, at least 64 MiB, at most the memory budget); a
 buffer must lie inside the file. Sparse constants (TFLite sparsity parameters, read by DENSIFY)
@@ -26,14 +26,14 @@ from typing import Any
 
 import numpy as np
 
+from sdk.base.errors import ModelFormatError
+from sdk.base.limits import LoadBudget, default_budget
 from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, SignatureDef, Tensor
 from sdk.converters.tflite import packing
 from sdk.converters.tflite import sparsity as sparsity_mod
 from sdk.converters.tflite.decode import decode_model
 from sdk.converters.tflite.options import options_to_attrs, options_type_name
 from sdk.converters.tflite.schema import BUILTIN_OP_NAMES, FILE_IDENTIFIER, OPTIONS2_NAMES, schema
-from sdk.errors import ModelFormatError
-from sdk.limits import LoadBudget, default_budget
 
 _OFFSET_RE = re.compile(r"at offset (-?\d+)")
 
@@ -55,7 +55,7 @@ def builtin_op_name(code: Any) -> str:
 def read_tflite(source: str | os.PathLike[str] | bytes, *,
                 budget: LoadBudget | None = None) -> Model:
     """Read a .tflite model (a path or the file's bytes) into the IR, within `budget`
-    (default: `sdk.limits.default_budget()`)."""
+    (default: `sdk.base.limits.default_budget()`)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         buf, path = bytes(source), "<bytes>"
     else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from sdk.errors import RuntimeNotFoundError
+from sdk.base.errors import RuntimeNotFoundError
 
 FILE_IDENTIFIER = b"TFL3"
 

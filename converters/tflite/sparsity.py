@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from sdk.base.errors import ModelFormatError
 from sdk.converters.ir import Graph
 from sdk.converters.tflite.schema import schema
-from sdk.errors import ModelFormatError
 
 DENSE = int(schema.DimensionType.DENSE)
 SPARSE_CSR = int(schema.DimensionType.SPARSE_CSR)

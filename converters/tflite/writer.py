@@ -13,12 +13,12 @@ from typing import Any
 import flatbuffers
 import numpy as np
 
+from sdk.base.errors import ConversionError
+from sdk.base.fileio import atomic_write_bytes
 from sdk.converters.ir import Graph, Model, Operator, Tensor
 from sdk.converters.tflite import packing
 from sdk.converters.tflite.options import attrs_to_options
 from sdk.converters.tflite.schema import BUILTIN_OP_CODES, FILE_IDENTIFIER, schema
-from sdk.errors import ConversionError
-from sdk.fileio import atomic_write_bytes
 
 BUFFER_ALIGNMENT = 16
 _MAX_FLATBUFFER = 2**31 - 1

@@ -22,11 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from sdk.base.errors import EdgeSDKError
 from sdk.devices.farm import worker
 from sdk.devices.farm.inventory import BoardConfig, FarmConfig
 from sdk.devices.farm.jobs import Job
 from sdk.devices.farm.security import cluster_security, scheduler_address
-from sdk.errors import EdgeSDKError
 
 
 def _distributed() -> Any:

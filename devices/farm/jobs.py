@@ -74,9 +74,18 @@ class ModelInfo:
         return cls(**d)
 
 
+def export_report_path(model: Path) -> Path:
+    """Where `sdk.export` writes a model's JSON report (`sdk.exporter.report_path_for`, which
+    this layer may not import): <stem>.report.json beside a .tflite, <name>.report.json beside
+    any other format, so m.tflite and m.edge never read each other's report."""
+    if model.suffix.lower() == ".tflite":
+        return model.with_name(model.stem + ".report.json")
+    return model.with_name(model.name + ".report.json")
+
+
 def _export_report(model: Path) -> tuple[str | None, Fidelity | None]:
-    """(scheme, fidelity) from the `<stem>.report.json` that `sdk.export` writes."""
-    report = model.with_name(model.stem + ".report.json")
+    """(scheme, fidelity) from the report that `sdk.export` wrote beside the model."""
+    report = export_report_path(model)
     if not report.is_file():
         return None, None
     try:
@@ -87,7 +96,7 @@ def _export_report(model: Path) -> tuple[str | None, Fidelity | None]:
     fid = data.get("fidelity")
     if not isinstance(fid, dict) or not fid.get("outputs"):
         return scheme, None
-    from sdk.fidelity import FidelityReport
+    from sdk.run.fidelity import FidelityReport
 
     report_obj = FidelityReport.from_dict(fid)
     return scheme, Fidelity(min_sqnr_db=float(report_obj.min_sqnr_db),
@@ -99,10 +108,11 @@ def _export_report(model: Path) -> tuple[str | None, Fidelity | None]:
 def weight_precision(model: Path) -> str:
     """The narrowest weight type of the model's GEMM/conv operators (INT2 weights holding only
     -1, 0, +1 are "ternary")."""
+    if model.suffix.lower() == ".edge":
+        return edge_precision(model)
     if model.suffix.lower() != ".tflite":
         return "unknown"
-    from sdk.converters.ir import DType
-    from sdk.converters.tflite.reader import read_tflite
+    from sdk.converters import DType, read_tflite
 
     try:
         ir = read_tflite(str(model))
@@ -135,14 +145,38 @@ def weight_precision(model: Path) -> str:
     return "float32"
 
 
+#: .edge metadata weight types -> precision names, narrowest first
+_EDGE_WEIGHTS = (("ternary", "ternary"), ("int2", "int2"), ("int4", "int4"), ("int8", "int8"),
+                 ("float16", "float16"), ("float32", "float32"))
+
+
+def edge_precision(model: Path) -> str:
+    """A .edge model's precision from its metadata: the export recipe's scheme (its first
+    field, e.g. "ternary; activations=int8; ..."), else the narrowest per-layer weight type."""
+    from sdk.converters import read_edge
+
+    try:
+        meta = read_edge(str(model)).metadata
+    except Exception:
+        return "unknown"
+    scheme = meta.quantization_recipe.split(";")[0].strip().lower()
+    if scheme in PRECISIONS:
+        return scheme
+    found = " ".join(str(layer.get("weight_dtype", "")).lower() for layer in meta.layers)
+    for key, precision in _EDGE_WEIGHTS:
+        if key in found:
+            return precision
+    return "unknown"
+
+
 def host_fidelity(model: str | os.PathLike[str], reference: str | os.PathLike[str], *,
                   samples: int = 32, seed: int = 0) -> Fidelity:
     """SQNR and top-1 agreement of `model` against a float `reference` on this host (LiteRT),
     over seeded random normal inputs (say so in reports: not a validation set)."""
     import numpy as np
 
-    from sdk.fidelity import compare_outputs
-    from sdk.runner import LiteRTRunner
+    from sdk.run.fidelity import compare_outputs
+    from sdk.run.runner import LiteRTRunner
 
     ref = LiteRTRunner(Path(reference).read_bytes())
     test = LiteRTRunner(Path(model).read_bytes())
@@ -218,7 +252,7 @@ class InputSet:
 
         import numpy as np
 
-        from sdk.fileio import atomic_write_bytes
+        from sdk.base.fileio import atomic_write_bytes
 
         if isinstance(inputs, dict):
             named = [(f"name:{k}", np.asarray(v)) for k, v in inputs.items()]

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sdk.errors import EdgeSDKError
+from sdk.base.errors import EdgeSDKError
 
 try:
     import fcntl

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sdk.base.fileio import atomic_write_text
+from sdk.base.tables import jsonable
 from sdk.devices.farm.jobs import PRECISIONS, VALIDATE
 from sdk.devices.farm.results import FarmRun, JobResult, format_ms
-from sdk.fileio import atomic_write_text
-from sdk.tables import jsonable
 
 #: latency samples per job embedded in the HTML page (report.json keeps what the profile kept)
 HTML_SAMPLES = 400

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sdk.base.tables import format_table, jsonable
 from sdk.devices.farm.jobs import VALIDATE, JobSettings, ModelInfo
 from sdk.devices.results import Profile, Validation
-from sdk.tables import format_table, jsonable
 
 OK, FAILED = "ok", "failed"
 

@@ -27,13 +27,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sdk.base.tables import from_jsonable
 from sdk.devices.farm import worker
 from sdk.devices.farm.inventory import BoardConfig, FarmSettings
 from sdk.devices.farm.jobs import Job
 from sdk.devices.farm.results import FAILED, OK, BoardReport, FarmEvent, JobResult
 from sdk.devices.farm.store import ResultStore
 from sdk.devices.results import Profile, Validation
-from sdk.tables import from_jsonable
 
 #: listener(kind, data): kinds "board" (state change), "job_started", "job_finished", "event"
 Listener = Callable[[str, dict[str, Any]], None]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sdk.errors import EdgeSDKError
+from sdk.base.errors import EdgeSDKError
 
 #: the roles of a farm's cluster, each with a certificate and key in the certificate folder
 ROLES = ("scheduler", "worker", "client")

@@ -25,10 +25,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from sdk.base.tables import jsonable
 from sdk.devices.farm.jobs import JobSettings, ModelInfo
 from sdk.devices.farm.results import Bounds, FarmEvent, JobResult
 from sdk.devices.results import Profile, Validation
-from sdk.tables import jsonable
 
 SCHEMA_VERSION = 2
 
@@ -308,7 +308,7 @@ def _chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:
 
 
 def _result(row: sqlite3.Row) -> JobResult:
-    from sdk.tables import from_jsonable
+    from sdk.base.tables import from_jsonable
 
     profile = Profile.from_dict(from_jsonable(json.loads(row["profile"]))) \
         if row["profile"] else None

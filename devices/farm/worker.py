@@ -19,6 +19,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from sdk.base.errors import EdgeSDKError
 from sdk.devices.base import Device, sha256_file
 from sdk.devices.errors import (
     DeviceAuthError,
@@ -27,7 +28,6 @@ from sdk.devices.errors import (
     is_transient,
 )
 from sdk.devices.farm.inventory import BoardConfig
-from sdk.errors import EdgeSDKError
 
 #: latencies kept per result (a microsecond model timed for seconds runs 10^5 times)
 KEEP_SAMPLES = 2000
@@ -149,7 +149,7 @@ def _local_file(path: Path, sha256: str, name: str, data: bytes | None, what: st
     if data is None:
         raise EdgeSDKError(f"{what} {name} is not on this host ({path}) and its bytes were "
                            "not sent")
-    from sdk.fileio import atomic_write_bytes
+    from sdk.base.fileio import atomic_write_bytes
 
     folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgesdk" / \
         cache / sha256[:32]

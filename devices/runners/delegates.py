@@ -2,7 +2,7 @@
 
 * Our own delegate, for models with edgesdk custom ops (EDGE_*: ternary / 2-bit layers that stock
   LiteRT cannot run): the build for the device's ABI is pushed beside the runner. It comes from
-  `delegate_path(abi)` (issue 4's `sdk.runtime`); until that exists such models stop with a
+  `delegate_path(abi)` (issue 4's `sdk.run`); until that exists such models stop with a
   clear error instead of failing inside LiteRT.
 * NPU vendors' external delegates named in the device config (`delegates = [{ path = ...,
   options = {...} }]`): already on the device, passed to the runner with their options.
@@ -21,7 +21,7 @@ from sdk.devices.runners.base import StageProgress, check_binary_abi
 
 def custom_ops(model: Path) -> list[str]:
     """Names of the custom operators a .tflite model uses."""
-    from sdk.converters.tflite.schema import schema
+    from sdk.converters import tflite_schema as schema
 
     buf = model.read_bytes()
     try:
@@ -42,10 +42,10 @@ EDGE_CUSTOM_PREFIX = "EDGE_"
 
 
 def edgesdk_delegate(abi: str) -> Path:
-    """Our delegate library for `abi` (`delegate_path(abi)`, issue 4's sdk.runtime)."""
+    """Our delegate library for `abi` (`delegate_path(abi)`, issue 4's sdk.run)."""
     from importlib import import_module
 
-    for name in ("sdk.runtime.delegate", "sdk.runtime", "sdk.native"):
+    for name in ("sdk.run.delegate", "sdk.run", "sdk.base.native"):
         try:
             finder = getattr(import_module(name), "delegate_path", None)
         except ImportError:

@@ -1,6 +1,6 @@
 """`edge-run`: our static runner for `.edge` models, one build per ABI.
 
-The binaries come from `sdk.native.edge_run_path(abi)` (issue 5: `make` builds x86_64, and the
+The binaries come from `sdk.base.native.edge_run_path(abi)` (issue 5: `make` builds x86_64, and the
 aarch64 and armv7 cross builds) or from the device config's `runner.edge_run`. A binary of the
 wrong ABI is refused before it is pushed. edge-run pins itself (`--cpus`), reports the
 architecture and CPU features it detected, the kernel of every layer, and per-layer times.
@@ -34,7 +34,7 @@ def local_edge_run(abi: str) -> Path:
     if abi not in EDGE_RUN_ABIS:
         raise RunnerError(f"wrong ABI: no edge-run build for {abi}; edgesdk builds edge-run "
                           f"for {', '.join(EDGE_RUN_ABIS)}")
-    from sdk import native
+    from sdk.base import native
 
     finder = getattr(native, "edge_run_path", None)
     if finder is None:  # pragma: no cover - older checkouts

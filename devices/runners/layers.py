@@ -24,9 +24,7 @@ _SKIP = ("WHILE", "IF", "CALL_ONCE", "ASSIGN_VARIABLE", "READ_VARIABLE", "VAR_HA
 
 def layer_bundle(model: str | os.PathLike[str]) -> bytes:
     """The bundle for `model` (operators LiteRT cannot run alone are left out)."""
-    from sdk.converters.ir import Graph, Model
-    from sdk.converters.tflite.reader import read_tflite
-    from sdk.converters.tflite.writer import to_tflite_bytes
+    from sdk.converters import Graph, Model, read_tflite, to_tflite_bytes
 
     graph = read_tflite(os.fspath(model)).main
     entries, blobs, offset = [], [], 0
@@ -55,8 +53,8 @@ def layer_bundle(model: str | os.PathLike[str]) -> bytes:
 
 def bundle_file(model: str | os.PathLike[str]) -> Path:
     """`layer_bundle(model)` as a host file, cached by the model's content."""
+    from sdk.base.fileio import atomic_write_bytes
     from sdk.devices.base import sha256_file
-    from sdk.fileio import atomic_write_bytes
 
     digest = sha256_file(model)[:16]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgesdk" / \

@@ -1,5 +1,5 @@
 // pybind11 bindings of the .edge runtime: sdk._native.EdgeInterpreter. The Python face is
-// sdk.runtime.EdgeModel, which turns the native exceptions registered here into sdk.errors.
+// sdk.run.EdgeModel, which turns the native exceptions registered here into sdk.base.errors.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -199,7 +199,7 @@ void bind_runtime(py::module_& m) {
   });
 
   py::class_<PyInterpreter>(m, "EdgeInterpreter",
-                            "A loaded .edge model ready to run (see sdk.runtime.EdgeModel).")
+                            "A loaded .edge model ready to run (see sdk.run.EdgeModel).")
       .def(py::init([](const std::string& path, int threads, const std::string& isa,
                        bool profile) {
              std::shared_ptr<const runtime::Model> model;

@@ -6,8 +6,8 @@ import argparse
 import sys
 from importlib import import_module
 
-from sdk import __version__
-from sdk.errors import EdgeSDKError
+from sdk.base.errors import EdgeSDKError
+from sdk.base.version import __version__
 
 #: Modules under sdk.cli that add sub-commands, in the order `edgesdk --help` lists them.
 COMMAND_MODULES = ("info", "export", "toolchain", "devices", "farm")

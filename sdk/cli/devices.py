@@ -46,7 +46,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
         from rich.console import Console
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
     except ImportError:  # pragma: no cover
-        from sdk.progress import ProgressBar
+        from sdk.base.progress import ProgressBar
 
         yield ProgressBar()
         return
@@ -66,7 +66,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
 def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     console = _console()
     if console is None:  # pragma: no cover
-        from sdk.tables import format_table
+        from sdk.base.tables import format_table
 
         print(title)
         print("\n".join(format_table(tuple(columns), [tuple(r) for r in rows])))
@@ -122,7 +122,7 @@ def _write_json(target: str | None, data: dict[str, Any]) -> None:
     if target == "-":
         print(text)
     else:
-        from sdk.fileio import atomic_write_text
+        from sdk.base.fileio import atomic_write_text
 
         atomic_write_text(target, text + "\n")
         print(f"wrote {target}", file=sys.stderr)

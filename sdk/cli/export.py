@@ -12,13 +12,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sdk.base.errors import CalibrationError
+from sdk.base.progress import ProgressBar
+from sdk.base.samples import SYNTHETIC, ImageFolder
 from sdk.converters.frontends import IO_LAYOUTS
-from sdk.converters.quantize.data import SYNTHETIC, ImageFolder
 from sdk.converters.quantize.int8 import IO_TYPES
 from sdk.converters.quantize.plan import SCHEMES
 from sdk.converters.quantize.ranges import METHODS
-from sdk.errors import CalibrationError
-from sdk.progress import ProgressBar
 
 
 def _floats(text: str) -> float | tuple[float, ...]:
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if args.target:
         from functools import partial
 
-        from sdk.converters.targets.export import export_for_target
+        from sdk.target_export import export_for_target
 
         export = partial(export_for_target, target=args.target)  # type: ignore[assignment]
     result = export(args.model, args.scheme, calibration=calibration, output=args.output,

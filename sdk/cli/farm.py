@@ -21,7 +21,7 @@ import os
 import sys
 from typing import Any
 
-from sdk.tables import format_table, jsonable
+from sdk.base.tables import format_table, jsonable
 
 
 def _farm_path(args: argparse.Namespace) -> str:

@@ -6,9 +6,10 @@ import argparse
 import json
 import platform
 
-from sdk import __version__, native
-from sdk.errors import RuntimeNotFoundError
-from sdk.litert import backend
+from sdk.base import native
+from sdk.base.errors import RuntimeNotFoundError
+from sdk.base.version import __version__
+from sdk.run.litert import backend
 
 
 def collect() -> dict[str, object]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from sdk.base.errors import EdgeSDKError
 from sdk.converters.targets.toolchain import (
     TOOLCHAINS,
     find_toolchain,
@@ -17,7 +18,6 @@ from sdk.converters.targets.toolchain import (
     remove_toolchain,
     toolchains_dir,
 )
-from sdk.errors import EdgeSDKError
 
 
 def run_install(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ A harness is a script `tests/fuzz/fuzz_<loader>.py` that defines
     test_one_input(data: bytes) -> None  # feeds one input to the loader
 
 and ends with `harness.main(test_one_input, seeds)`. `test_one_input` lets only
-`sdk.errors.EdgeSDKError` subclasses escape (use `expect_project_errors`): any other exception,
+`sdk.base.errors.EdgeSDKError` subclasses escape (use `expect_project_errors`): any other exception,
 a hang over libFuzzer's -timeout, or memory over -rss_limit_mb is a finding.
 
     python tests/fuzz/fuzz_tflite.py --write-seeds DIR   # write the seeds as files, then exit
@@ -40,7 +40,7 @@ TestOneInput = Callable[[bytes], None]
 def expect_project_errors(load: Callable[[bytes], Any], data: bytes) -> None:
     """Run `load(data)`; an EdgeSDKError is the expected outcome of a bad input, anything
     else propagates (and atheris records it as a crash)."""
-    from sdk.errors import EdgeSDKError
+    from sdk.base.errors import EdgeSDKError
 
     with contextlib.suppress(EdgeSDKError):
         load(data)

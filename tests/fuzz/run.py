@@ -69,7 +69,7 @@ def harnesses() -> dict[str, Path]:
 
 def parse_size_mb(text: str) -> int:
     sys.path.insert(0, str(ROOT))
-    from sdk.limits import parse_size
+    from sdk.base.limits import parse_size
 
     return parse_size(text) >> 20
 

@@ -4,7 +4,7 @@
 // Everything else stays with LiteRT (XNNPACK or its builtin kernels).
 //
 // Loading: a shared library exporting the two functions LiteRT's external-delegate loader looks
-// for (`ai_edge_litert.interpreter.load_delegate(path, options)`, or `sdk.runtime.Interpreter`,
+// for (`ai_edge_litert.interpreter.load_delegate(path, options)`, or `sdk.run.Interpreter`,
 // which does it for you):
 //     TfLiteDelegate* tflite_plugin_create_delegate(char** keys, char** values, size_t n,
 //                                                   void (*report_error)(const char*));

@@ -4,7 +4,7 @@
 // is about to allocate against this budget and throws a FormatError that names the tensor or
 // operator and the limit instead of exhausting the machine.
 //
-// The budget is the one the Python loaders use (sdk/limits.py): 2 GiB by default, or
+// The budget is the one the Python loaders use (sdk/base/limits.py): 2 GiB by default, or
 // EDGESDK_MEMORY_BUDGET (bytes, or a number with a K/M/G/T suffix: "512M", "2G"); edge-run also
 // takes --memory-budget, and InterpreterOptions / Model::load take it explicitly.
 #pragma once
@@ -19,8 +19,8 @@ constexpr uint64_t kDefaultMemoryBudget = uint64_t{2} << 30;
 constexpr const char* kMemoryBudgetEnv = "EDGESDK_MEMORY_BUDGET";
 
 // "2G" -> 2147483648: digits, optional spaces, an optional K/M/G/T (binary units), an optional
-// "i" and "B" (sdk.limits.parse_size's grammar). Throws std::invalid_argument otherwise (or when
-// the value overflows 64 bits, or is 0).
+// "i" and "B" (sdk.base.limits.parse_size's grammar). Throws std::invalid_argument otherwise (or
+// when the value overflows 64 bits, or is 0).
 uint64_t parse_size(const std::string& text);
 
 // $EDGESDK_MEMORY_BUDGET if set (an InputError naming the variable when it is not a size),

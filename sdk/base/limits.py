@@ -23,7 +23,7 @@ import os
 import re
 from dataclasses import dataclass, replace
 
-from sdk.errors import ModelFormatError
+from sdk.base.errors import ModelFormatError
 
 #: Default memory budget: the most bytes one load may materialise (tensors, folded constants,
 #: activation arena). Large enough for real edge models (a 640x640 detector's arena is tens of MB).

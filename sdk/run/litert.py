@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sdk.errors import RuntimeNotFoundError
+from sdk.base.errors import RuntimeNotFoundError
 
 #: The backends in the order we try them. EDGESDK_LITERT=<name> forces one.
 BACKENDS = ("ai_edge_litert", "tflite_runtime", "tensorflow")

@@ -51,6 +51,11 @@ class ConversionError(EdgeSDKError, ValueError):
     """A model could not be converted, for a reason other than an unsupported op."""
 
 
+class FidelityError(ConversionError):
+    """A quantised model misses the accuracy it was asked to reach (export's target_sqnr or the
+    CLI's --min-sqnr): names the outputs and the SQNR they reached."""
+
+
 class CalibrationError(EdgeSDKError, ValueError):
     """Calibration data is missing, empty or does not fit the model's inputs."""
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from types import ModuleType
 
-from sdk.errors import NativeBuildError
+from sdk.base.errors import NativeBuildError
 
 
 def load() -> ModuleType:
@@ -46,7 +46,7 @@ EDGE_RUN_NAME = "edge-run"
 
 def _checkout_root() -> Path | None:
     """The source checkout this package runs from (editable install), or None for a wheel."""
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # sdk/base/native.py -> the checkout
     return root if (root / "native" / "CMakeLists.txt").is_file() else None
 
 
@@ -59,7 +59,7 @@ def edge_run_candidates(abi: str) -> list[Path]:
     if override:
         candidates.append(Path(override) / abi / EDGE_RUN_NAME)
     # a wheel carries the host build as sdk/bin/<abi>/edge-run
-    candidates.append(Path(__file__).resolve().parent / "bin" / abi / EDGE_RUN_NAME)
+    candidates.append(Path(__file__).resolve().parents[1] / "bin" / abi / EDGE_RUN_NAME)
     root = _checkout_root()
     if root is not None:
         candidates.append(root / "build" / EDGE_RUN_ABIS[abi] / EDGE_RUN_NAME)

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from sdk.converters.quantize.data import SampleSet
-from sdk.errors import EdgeSDKError
-from sdk.litert import backend
+from sdk.base.errors import EdgeSDKError
+from sdk.base.samples import SampleSet
+from sdk.run.litert import backend
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class _SampleRunner:
 
 class ModelRunner(_SampleRunner):
     """Any runtime object with LiteRT-style `get_input_details()` / `get_output_details()` and
-    `run(list of arrays) -> list of arrays` (e.g. `sdk.runtime.EdgeModel`), one sample at a time,
+    `run(list of arrays) -> list of arrays` (e.g. `sdk.run.EdgeModel`), one sample at a time,
     float in and out. Output formats that LiteRT cannot load give the fidelity report one of these
     (`OutputFormat.runner`)."""
 
@@ -130,7 +130,7 @@ class LiteRTRunner(_SampleRunner):
             self.interp = backend().interpreter(model_content=model, **self.options)
             self.interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            from sdk.runtime.delegate import explain_load_error
+            from sdk.run.delegate import explain_load_error
 
             explained = explain_load_error(exc)
             if explained is not None:  # edgesdk custom ops without the edgesdk delegate

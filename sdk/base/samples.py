@@ -23,16 +23,26 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from sdk.converters.ir import DType, Tensor
-from sdk.errors import CalibrationError
+from sdk.base.errors import CalibrationError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".tif",
                   ".tiff")
 SYNTHETIC = "synthetic"
+
+
+class TensorLike(Protocol):
+    """What `InputSpec.from_tensor` reads of a model input (an IR `Tensor` has it): the data
+    layer sits below the converters and does not import their IR."""
+
+    name: str
+    shape: Sequence[int]
+    shape_signature: Sequence[int] | None
+    #: an IR `DType`: its `.numpy` is the numpy dtype that holds the values
+    dtype: Any
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,7 @@ class InputSpec:
         return self.shape[1:] if self.batched else self.shape
 
     @classmethod
-    def from_tensor(cls, t: Tensor, signature_name: str | None = None) -> InputSpec:
+    def from_tensor(cls, t: TensorLike, signature_name: str | None = None) -> InputSpec:
         sig = t.shape_signature or t.shape
         batched = len(t.shape) >= 1 and (t.shape[0] == 1 or sig[0] == -1)
         names = {t.name, t.name.split(":")[0]}
@@ -60,7 +70,9 @@ class InputSpec:
             names.add(base[len("serving_default_"):])
         if signature_name:
             names.add(signature_name)
-        dtype = t.dtype.numpy if t.dtype is not DType.FLOAT16 else np.dtype(np.float32)
+        dtype = np.dtype(t.dtype.numpy)
+        if dtype == np.float16:  # a FLOAT16 input is fed float32 samples
+            dtype = np.dtype(np.float32)
         return cls(t.name, tuple(t.shape), np.dtype(dtype), batched, tuple(sorted(names)))
 
 

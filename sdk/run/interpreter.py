@@ -1,6 +1,6 @@
-"""LiteRT with the edgesdk delegate loaded: `sdk.runtime.Interpreter`.
+"""LiteRT with the edgesdk delegate loaded: `sdk.run.Interpreter`.
 
-    from sdk.runtime import Interpreter
+    from sdk.run import Interpreter
     interp = Interpreter("digits_ternary.tflite", num_threads=2)
     probs = interp.run(image)[0]                 # or LiteRT's own API: set_tensor/invoke/...
     interp.report.claimed                        # nodes the delegate runs, with their kernels
@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from sdk.errors import EdgeSDKError
-from sdk.litert import backend
-from sdk.runtime.delegate import DelegateReport, explain_load_error, load_delegate
+from sdk.base.errors import EdgeSDKError
+from sdk.run.delegate import DelegateReport, explain_load_error, load_delegate
+from sdk.run.litert import backend
 
 
 class Interpreter:

@@ -1,6 +1,6 @@
 """Run `.edge` models in this process with the native runtime (the same code as `edge-run`).
 
-    from sdk.runtime import EdgeModel
+    from sdk.run import EdgeModel
     model = EdgeModel("digits.edge", threads=2)
     probs = model.run(image)                  # one input -> list of outputs
     model.get_input_details()                 # like LiteRT's Interpreter
@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from sdk.errors import EdgeSDKError, ModelFormatError, UnsupportedOpError
-from sdk.native import load as _load_native
+from sdk.base.errors import EdgeSDKError, ModelFormatError, UnsupportedOpError
+from sdk.base.native import load as _load_native
 
 #: Operators the C++ runtime runs (int8, plus QUANTIZE/DEQUANTIZE at float boundaries).
 RUNTIME_OPS = (
@@ -35,7 +35,7 @@ class ModelInputError(EdgeSDKError, ValueError):
 
 
 def _translate(exc: Exception, source: str) -> Exception:
-    """A native runtime exception as the matching sdk.errors exception."""
+    """A native runtime exception as the matching sdk.base.errors exception."""
     native = _load_native()
     message = str(exc)
     if isinstance(exc, native.EdgeUnsupportedError):

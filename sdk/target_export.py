@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from sdk.base.errors import ConversionError, EdgeSDKError
+from sdk.base.fileio import atomic_write_text
 from sdk.converters.quantize import SampleSet, as_samples
 from sdk.converters.targets import compile_for_target, compiled_path_for
 from sdk.converters.targets.names import Target, parse_target
 from sdk.converters.targets.report import NpuReport
-from sdk.errors import ConversionError, EdgeSDKError
-from sdk.fileio import atomic_write_text
 
 #: held-out samples the simulator (where the toolchain has one) runs
 SIMULATOR_SAMPLES = 64

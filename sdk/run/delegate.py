@@ -1,11 +1,11 @@
 """The edgesdk TFLite delegate library: where it is, how LiteRT loads it, what it reports.
 
     from ai_edge_litert.interpreter import Interpreter, load_delegate
-    import sdk.runtime
+    import sdk.run
     interp = Interpreter("model_ternary.tflite",
-                         experimental_delegates=[load_delegate(str(sdk.runtime.delegate_path()))])
+                         experimental_delegates=[load_delegate(str(sdk.run.delegate_path()))])
 
-or simply `sdk.runtime.Interpreter("model_ternary.tflite")`. The library is built from native/
+or simply `sdk.run.Interpreter("model_ternary.tflite")`. The library is built from native/
 (native/src/delegate) with the rest of the native core and installed beside `sdk._native`; the
 Arm builds (`make native-cross`) are in build/aarch64 and build/armv7 of a checkout, for pushing
 to devices (`delegate_path("arm64-v8a")`).
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sdk.errors import DelegateRequiredError, EdgeSDKError, NativeBuildError
+from sdk.base.errors import DelegateRequiredError, EdgeSDKError, NativeBuildError
 
 LIBRARY_NAME = "libedgesdk_delegate.so"
 #: Android ABI names -> this checkout's build folder holding that build (the Makefile's)
@@ -120,7 +120,7 @@ def delegate_options(*, precisions: Iterable[str] | None = None,
 def load_delegate(**options: Any) -> Any:
     """A LiteRT delegate object for `Interpreter(experimental_delegates=[...])`; keyword
     options as `delegate_options`."""
-    from sdk.litert import backend
+    from sdk.run.litert import backend
 
     path = delegate_path()
     checked = delegate_options(**options)  # a bad argument is the caller's ValueError
@@ -140,8 +140,8 @@ def explain_load_error(exc: BaseException) -> EdgeSDKError | None:
     ops = ", ".join(found) or "EDGE_*"
     return DelegateRequiredError(
         f"the model holds edgesdk custom ops ({ops}) that only the edgesdk delegate runs: "
-        "open it with sdk.runtime.Interpreter(path), or pass "
-        "experimental_delegates=[sdk.runtime.load_delegate()] to LiteRT's Interpreter "
+        "open it with sdk.run.Interpreter(path), or pass "
+        "experimental_delegates=[sdk.run.load_delegate()] to LiteRT's Interpreter "
         f"(LiteRT said: {message.strip()})")
 
 
