@@ -10,7 +10,7 @@ int8 (TFLite's requantisation, bit-exact on every ISA), float32 or the raw int32
     fc = kernels.FullyConnected(w, input=kernels.Quant(0.02, -3), output=kernels.Quant(0.1, 5),
                                 bias=bias_int32, activation="relu")
     y = fc(x_int8)                                            # [m, n] int8
-    fc.isa, fc.kernel_name(1)                                 # 'avx2', 'qs8_qt2w_gemm_1x16c4__avx2'
+    fc.isa, fc.kernel_name(1)                                 # 'avx2', 'qs8_qc2w_gemm_1x16c4__avx2'
 
 The ISA is the best one the CPU runs unless `isa=` or $EDGE_KERNEL_ISA names one; naming one
 this build or CPU lacks raises IsaUnavailableError. Int8 requantisation follows one of LiteRT's

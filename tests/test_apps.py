@@ -24,8 +24,8 @@ def test_deploy_and_profile_runs_every_model_on_the_device_and_writes_its_report
     assert [(r["model"], r["device"], r["runner"]) for r in rows] == [
         (digits_int8_tflite.name, "local", "litert-python"), (edge.name, "local", "edge-run")]
     assert all(r["valid"] and r["p50_ms"] > 0 and not r["emulated"] for r in rows)
-    # the .edge row names the native kernels that ran (ternary GEMM among them)
-    assert "qt2w" in rows[1]["kernels"]
+    # the .edge row names the native kernels that ran (the 2-bit GEMM of the ternary layers)
+    assert "qc2w" in rows[1]["kernels"]
     table = (out / "report.md").read_text().splitlines()
     assert len(table) == 2 + len(rows) and edge.name in table[-1]
     for stem in (digits_int8_tflite.stem, edge.stem):

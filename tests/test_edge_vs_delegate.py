@@ -24,8 +24,9 @@ from sdk.run import EdgeModel, Interpreter
 
 from conftest import requires_onnx, requires_tf
 
-#: the .edge kernel each scheme's sub-byte layers run (XNNPACK-style names: qc4w, qc2w, qt2w)
-WEIGHT_KERNELS = {"int8": "qc8w", "int4": "qc4w", "int2": "qc2w", "ternary": "qt2w"}
+#: the .edge kernel each scheme's layers run (XNNPACK-style names; ternary weights are 2-bit
+#: fields and run the qc2w kernels, docs/kernels.md)
+WEIGHT_KERNELS = {"int8": "qc8w", "int4": "qc4w", "int2": "qc2w", "ternary": "qc2w"}
 THREADS = (1, 2)
 
 

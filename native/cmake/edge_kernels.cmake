@@ -44,7 +44,7 @@ if(EDGE_ARCH STREQUAL "x86")
 elseif(EDGE_ARCH STREQUAL "aarch64")
   edge_kernel_isa(neon EDGE_HAVE_NEON "" ${_k}/src/kernels/arm/neon.cc
     ${_k}/src/kernels/arm/quantize_neon.cc ${_k}/src/kernels/arm/elementwise_neon.cc)
-  edge_kernel_isa(dotprod EDGE_HAVE_DOTPROD "-march=armv8.2-a+dotprod" ${_k}/src/kernels/arm/neondot.cc)
+  edge_kernel_isa(dotprod EDGE_HAVE_DOTPROD "-march=armv8.2-a+dotprod" ${_k}/src/kernels/arm/dotprod.cc)
 elseif(EDGE_ARCH STREQUAL "armv7")
   # The armv7 toolchain file already builds everything with -mfpu=neon.
   edge_kernel_isa(neon EDGE_HAVE_NEON "" ${_k}/src/kernels/arm/neon.cc

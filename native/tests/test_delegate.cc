@@ -426,7 +426,7 @@ EDGE_TEST(delegate_runs_dynamic_range_fc) {
     EDGE_CHECK(d->reg.invoke(&f.context, &d->node) == kTfLiteOk);
     const std::string name = d->reg.profiling_string(&f.context, &d->node);
     EDGE_CHECK(name.find("f32_qs8_quantize") != std::string::npos &&
-               name.find("qt2w") != std::string::npos);
+               name.find("qc2w") != std::string::npos);  // ternary runs the 2-bit kernel
   }
   if (!f.errors.empty()) std::fprintf(stderr, "%s", f.errors.c_str());
   EDGE_CHECK(f.errors.empty());

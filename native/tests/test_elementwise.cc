@@ -175,7 +175,7 @@ EDGE_TEST(elementwise_rsum_every_isa_matches_scalar) {
 EDGE_TEST(elementwise_kernel_names_carry_the_isa) {
   for (Isa isa : test_isas()) {
     const edge::ElementwiseKernels& k = edge::elementwise_kernels(isa);
-    const std::string suffix = std::string("__") + edge::isa_kernel_suffix(isa);
+    const std::string suffix = std::string("__") + edge::isa_name(isa);
     const bool scalar = isa == Isa::kScalar;
     for (const char* name : {k.vadd_name, k.maxpool_name, k.rsum_name}) {
       const std::string s = name;

@@ -929,7 +929,7 @@ EDGE_TEST(depthwise_fused_blocks_every_isa) {
           const bool unfused = single && (trial % 5 == 1 || tail.has_value());
           const bool fused = std::strstr(dw.kernel_name(), isa == Isa::kNeon
                                                                ? "qs8_qc8w_dwconv_16c__"
-                                                               : "qs8_qc8w_dwconv_16c4__neondot") !=
+                                                               : "qs8_qc8w_dwconv_16c4__dotprod") !=
                              nullptr;
           EDGE_CHECK(fused != unfused);
           fused_cases += fused ? 1 : 0;
@@ -1207,7 +1207,7 @@ bool is_arm(Isa isa) { return isa == Isa::kNeon || isa == Isa::kDotprod; }
 }  // namespace
 
 // The Arm fused kernels' edges (qs8_*_gemm_requant_* and qs8_*_igemm_requant_*, __neon /
-// __aarch64_neon 2 rows, __neondot 4 rows; run on every ISA): row counts past the row groups,
+// __neon 2 rows, __dotprod 4 rows; run on every ISA): row counts past the row groups,
 // channel tails, K tails (dotprod's int8 loop loads 4 blocks at a time; NEON's sub-byte int16
 // sums flush every 8 (int4) / 21 (2-bit) blocks), extreme values, weight zero points (none,
 // uniform, per channel), every rounding rule in every multiplier regime; bit-exact against

@@ -62,9 +62,9 @@ void qs8_rsum__scalar(std::size_t rows, std::size_t channels, const int8_t* in,
 }
 
 const ElementwiseKernels kScalarElementwise = {
-    qs8_vadd__scalar,    "qs8_vadd__scalar",
-    qs8_maxpool__scalar, "qs8_maxpool__scalar",
-    qs8_rsum__scalar,    "qs8_rsum__scalar",
+    EDGE_NAMED(qs8_vadd__scalar),
+    EDGE_NAMED(qs8_maxpool__scalar),
+    EDGE_NAMED(qs8_rsum__scalar),
 };
 
 }  // namespace detail

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "edge/kernels/elementwise.h"
+#include "kernels/kernel_name.h"
 
 namespace edge {
 namespace detail {

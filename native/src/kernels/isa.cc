@@ -45,21 +45,6 @@ const char* isa_name(Isa isa) {
   return "unknown";
 }
 
-const char* isa_kernel_suffix(Isa isa) {
-  switch (isa) {
-    case Isa::kScalar: return "scalar";
-    case Isa::kAvx2: return "avx2";
-    case Isa::kAvx512Vnni: return "avx512vnni";
-#if defined(__aarch64__)
-    case Isa::kNeon: return "aarch64_neon";
-#else
-    case Isa::kNeon: return "neon";
-#endif
-    case Isa::kDotprod: return "neondot";
-  }
-  return "unknown";
-}
-
 Isa parse_isa(const std::string& name) {
   const std::string wanted = lower(name);
   for (Isa isa : kAllIsas) {

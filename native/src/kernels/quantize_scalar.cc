@@ -17,8 +17,8 @@ void minmax_scalar(std::size_t n, const float* x, float* min, float* max) {
   *max = hi;
 }
 
-void quantize_scalar(std::size_t n, const float* x, float inv, float offset, float qmin,
-                     float qmax, int8_t* q) {
+void f32_qs8_quantize_1x__scalar(std::size_t n, const float* x, float inv, float offset,
+                                 float qmin, float qmax, int8_t* q) {
   for (std::size_t i = 0; i < n; ++i) {
     const float product = x[i] * inv;
     float v = offset + product;
@@ -30,8 +30,8 @@ void quantize_scalar(std::size_t n, const float* x, float inv, float offset, flo
 
 }  // namespace
 
-const QuantizeKernels kScalarQuantize = {"f32_qs8_quantize_1x__scalar", minmax_scalar,
-                                         quantize_scalar};
+const QuantizeKernels kScalarQuantize =
+    EDGE_QUANTIZE_KERNELS(f32_qs8_quantize_1x__scalar, minmax_scalar);
 
 }  // namespace detail
 }  // namespace edge

@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/kernel_name.h"
+
 namespace edge {
 namespace detail {
 
@@ -24,6 +26,9 @@ struct QuantizeKernels {
   MinMaxFn minmax;
   QuantizeFn quantize;
 };
+
+// The table entry of quantize kernel `fn` (its name is the symbol; kernel_name.h).
+#define EDGE_QUANTIZE_KERNELS(fn, minmax) {#fn, minmax, fn}
 
 extern const QuantizeKernels kScalarQuantize;
 #if defined(EDGE_HAVE_AVX2)

@@ -94,27 +94,34 @@ int32_t prepare_int8_scalar(const int8_t* src, std::size_t n, uint8_t* dst) {
   return sum;
 }
 
-constexpr GemmKernels kGemm8 = {{"qs8_qc8w_gemm_1x16c4__scalar", 1, gemm_scalar<8, true>},
-                                {"qs8_qc8w_gemm_4x16c4__scalar", 4, gemm_scalar<8, true>},
-                                XFormat::kInt8, prepare_int8_scalar};
-constexpr GemmKernels kGemm4 = {{"qs8_qc4w_gemm_1x16c4__scalar", 1, gemm_scalar<4, false>},
-                                {"qs8_qc4w_gemm_4x16c4__scalar", 4, gemm_scalar<4, false>},
-                                XFormat::kInt8, prepare_int8_scalar};
-constexpr GemmKernels kGemmT = {{"qs8_qt2w_gemm_1x16c4__scalar", 1, gemm_scalar<2, false>},
-                                {"qs8_qt2w_gemm_4x16c4__scalar", 4, gemm_scalar<2, false>},
-                                XFormat::kInt8, prepare_int8_scalar};
-constexpr GemmKernels kGemm2 = {{"qs8_qc2w_gemm_1x16c4__scalar", 1, gemm_scalar<2, false>},
-                                {"qs8_qc2w_gemm_4x16c4__scalar", 4, gemm_scalar<2, false>},
-                                XFormat::kInt8, prepare_int8_scalar};
+// The kernels by name (docs/kernels.md; XNNPACK's convention): the table below takes each
+// name from the symbol.
+void qs8_qc8w_gemm_1x16c4__scalar(EDGE_GEMM_PARAMS) { gemm_scalar<8, true>(EDGE_GEMM_ARGS); }
+void qs8_qc8w_gemm_4x16c4__scalar(EDGE_GEMM_PARAMS) { gemm_scalar<8, true>(EDGE_GEMM_ARGS); }
+void qs8_qc4w_gemm_1x16c4__scalar(EDGE_GEMM_PARAMS) { gemm_scalar<4, false>(EDGE_GEMM_ARGS); }
+void qs8_qc4w_gemm_4x16c4__scalar(EDGE_GEMM_PARAMS) { gemm_scalar<4, false>(EDGE_GEMM_ARGS); }
+void qs8_qc2w_gemm_1x16c4__scalar(EDGE_GEMM_PARAMS) { gemm_scalar<2, false>(EDGE_GEMM_ARGS); }
+void qs8_qc2w_gemm_4x16c4__scalar(EDGE_GEMM_PARAMS) { gemm_scalar<2, false>(EDGE_GEMM_ARGS); }
+void qs8_qc8w_dwconv_1c__scalar(EDGE_DW_PARAMS) { dwconv_scalar(EDGE_DW_ARGS); }
+
+constexpr GemmKernels kGemm8 = {EDGE_UKERNEL(qs8_qc8w_gemm_1x16c4__scalar, 1),
+                                EDGE_UKERNEL(qs8_qc8w_gemm_4x16c4__scalar, 4), XFormat::kInt8,
+                                prepare_int8_scalar};
+constexpr GemmKernels kGemm4 = {EDGE_UKERNEL(qs8_qc4w_gemm_1x16c4__scalar, 1),
+                                EDGE_UKERNEL(qs8_qc4w_gemm_4x16c4__scalar, 4), XFormat::kInt8,
+                                prepare_int8_scalar};
+// Ternary and int2 weights are both 2-bit fields: one kernel (the plan folds the zero points).
+constexpr GemmKernels kGemm2 = {EDGE_UKERNEL(qs8_qc2w_gemm_1x16c4__scalar, 1),
+                                EDGE_UKERNEL(qs8_qc2w_gemm_4x16c4__scalar, 4), XFormat::kInt8,
+                                prepare_int8_scalar};
 
 }  // namespace
 
 const IsaKernels kScalarKernels = {
-    {kGemm8, kGemm4, kGemmT, kGemm2},
+    {kGemm8, kGemm4, kGemm2, kGemm2},
     requant_scalar,
     dequant_scalar,
-    dwconv_scalar,
-    "qs8_qc8w_dwconv_1c__scalar",
+    EDGE_NAMED(qs8_qc8w_dwconv_1c__scalar),
     nullptr,
     nullptr,
     {},

@@ -11,6 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/kernel_name.h"
+
 namespace edge {
 namespace detail {
 
@@ -115,8 +117,8 @@ struct DwRequantBlock {  // 16 channels (one accumulator q of one block), in lan
   int64_t negative_add[2][8];
   int64_t total_shift[2][8];
 };
-// The Arm fused depthwise kernels (qs8_qc8w_dwconv_16c__{neon,aarch64_neon},
-// qs8_qc8w_dwconv_16c4__neondot) keep channels in natural order instead (NEON has no in-lane
+// The Arm fused depthwise kernels (qs8_qc8w_dwconv_16c__neon,
+// qs8_qc8w_dwconv_16c4__dotprod) keep channels in natural order instead (NEON has no in-lane
 // permutation to undo, and natural order lets the channel tail reuse the last whole 16-channel
 // block, shifted back to end at `channels`): per-channel tables of `stride` (channels rounded up
 // to 16) entries, and weights (w - zero point) laid out as
@@ -213,8 +215,39 @@ struct IgemmQs8Kernel {
   IgemmQs8Fn fn;
 };
 
+// ---------------------------------------------------------------- names (docs/kernels.md)
+// A kernel's name is its function's symbol: each ISA translation unit defines one function per
+// name, `void qs8_qc8w_gemm_4x16c4__avx2(EDGE_GEMM_PARAMS) { ... }`, and its table takes the
+// name from that symbol with kernel_name.h's macros. The parameter lists of the kernel types:
+#define EDGE_GEMM_PARAMS                                                                  \
+  std::size_t rows, std::size_t nblocks, const uint8_t* w, const uint8_t* x,              \
+      std::size_t x_stride, int32_t* acc
+#define EDGE_GEMM_ARGS rows, nblocks, w, x, x_stride, acc
+#define EDGE_GEMM_QS8_PARAMS                                                              \
+  std::size_t rows, std::size_t nblocks, const uint8_t* w, const uint8_t* x,              \
+      std::size_t x_stride, const int32_t* row_sums, std::size_t sums_stride,             \
+      const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,              \
+      std::size_t out_stride
+#define EDGE_GEMM_QS8_ARGS \
+  rows, nblocks, w, x, x_stride, row_sums, sums_stride, p, tile, nc, out, out_stride
+#define EDGE_IGEMM_QS8_PARAMS                                                             \
+  std::size_t rows, std::size_t taps, std::size_t blocks_per_tap, const uint8_t* w,       \
+      const uint8_t* const* ind, const int32_t* row_sums, const GemmQs8Params& p,         \
+      std::size_t tile, std::size_t nc, int8_t* out, std::size_t out_stride
+#define EDGE_IGEMM_QS8_ARGS \
+  rows, taps, blocks_per_tap, w, ind, row_sums, p, tile, nc, out, out_stride
+#define EDGE_DW_PARAMS                                                                    \
+  std::size_t channels, std::size_t taps, const int8_t* const* inputs,                    \
+      const int32_t* weights, std::size_t stride, int32_t* acc
+#define EDGE_DW_ARGS channels, taps, inputs, weights, stride, acc
+#define EDGE_DW_QS8_PARAMS                                                                \
+  std::size_t pixels, std::size_t channels, std::size_t groups,                           \
+      const int8_t* const* inputs, std::size_t input_step, const int8_t* weights,         \
+      const DwRequantParams& p, int8_t* out
+#define EDGE_DW_QS8_ARGS pixels, channels, groups, inputs, input_step, weights, p, out
+
 struct IsaKernels {
-  GemmKernels gemm[4];  // indexed by WeightType
+  GemmKernels gemm[4];  // indexed by WeightType (ternary and int2 share the 2-bit kernels)
   RequantFn requant;
   DequantFn dequant;
   DwFn dwconv;

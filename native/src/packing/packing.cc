@@ -96,16 +96,6 @@ WeightType parse_weight_type(const std::string& name) {
                               "': expected one of int8, int4, ternary, int2");
 }
 
-const char* weight_type_prefix(WeightType type) {
-  switch (type) {
-    case WeightType::kInt8: return "qc8w";
-    case WeightType::kInt4: return "qc4w";
-    case WeightType::kTernary: return "qt2w";
-    case WeightType::kInt2: return "qc2w";
-  }
-  return "unknown";
-}
-
 // ------------------------------------------------------------------------- views and owners
 
 uint8_t PackedWeightsView::code(int32_t channel, int32_t kk) const {

@@ -15,8 +15,10 @@
 //               Also needs AVX2: the float epilogue runs the AVX2 code. AVX-VNNI (VEX, Alder
 //               Lake / Zen 5 without AVX-512) is not built: no such CPU to test it on.
 //   neon        Arm NEON without dot product: Armv7-A (32-bit) or Armv8-A (aarch64); the same
-//               source compiled for either, kernel names end in __neon / __aarch64_neon.
-//   dotprod     Armv8.2-A SDOT (aarch64 only), kernel names end in __neondot.
+//               source compiled for either (no AArch64-only instructions), names end in __neon.
+//   dotprod     Armv8.2-A SDOT (aarch64 only; the CPU feature `dotprod`), names end in __dotprod.
+// A kernel's name ends in `__` and the isa_name() of the ISA it is compiled for; the name is
+// also its function's symbol (docs/kernels.md).
 #pragma once
 
 #include <optional>
@@ -40,11 +42,9 @@ class IsaUnavailableError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// "scalar", "avx2", "avx512vnni", "neon", "dotprod".
+// "scalar", "avx2", "avx512vnni", "neon", "dotprod": also the suffix of kernel names
+// (XNNPACK style, `qs8_qc8w_gemm_4x16c4__dotprod`).
 const char* isa_name(Isa isa);
-// Suffix used in kernel names (XNNPACK style): "scalar", "avx2", "avx512vnni", "neon" (Armv7) or
-// "aarch64_neon", "neondot".
-const char* isa_kernel_suffix(Isa isa);
 // Parses an ISA name (case-insensitive); throws std::invalid_argument naming the accepted values.
 Isa parse_isa(const std::string& name);
 

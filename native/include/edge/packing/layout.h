@@ -56,9 +56,6 @@ constexpr int kBlockBytes = 64;
 const char* weight_type_name(WeightType type);
 // Parses those names; throws std::invalid_argument naming the accepted values.
 WeightType parse_weight_type(const std::string& name);
-// The weight part of kernel names: "qc8w", "qc4w", "qt2w", "qc2w" (XNNPACK style: quantised
-// per-channel 8/4/2-bit weights, t = ternary).
-const char* weight_type_prefix(WeightType type);
 
 constexpr int weight_bits(WeightType type) {
   return type == WeightType::kInt8 ? 8 : type == WeightType::kInt4 ? 4 : 2;

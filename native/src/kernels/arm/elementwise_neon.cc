@@ -114,19 +114,11 @@ void qs8_rsum_16c__neon(std::size_t rows, std::size_t channels, const int8_t* in
 
 }  // namespace
 
-#if defined(__aarch64__)
 const ElementwiseKernels kNeonElementwise = {
-    qs8_vadd_x16__neon,    "qs8_vadd_x16__aarch64_neon",
-    qs8_maxpool_16c__neon, "qs8_maxpool_16c__aarch64_neon",
-    qs8_rsum_16c__neon,    "qs8_rsum_16c__aarch64_neon",
+    EDGE_NAMED(qs8_vadd_x16__neon),
+    EDGE_NAMED(qs8_maxpool_16c__neon),
+    EDGE_NAMED(qs8_rsum_16c__neon),
 };
-#else
-const ElementwiseKernels kNeonElementwise = {
-    qs8_vadd_x16__neon,    "qs8_vadd_x16__neon",
-    qs8_maxpool_16c__neon, "qs8_maxpool_16c__neon",
-    qs8_rsum_16c__neon,    "qs8_rsum_16c__neon",
-};
-#endif
 
 }  // namespace detail
 }  // namespace edge

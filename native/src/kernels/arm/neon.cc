@@ -340,7 +340,8 @@ void dequant_neon(std::size_t n, const int32_t* acc, int32_t row_sum, const Epil
   }
 }
 
-void dwconv_neon(std::size_t channels, std::size_t taps, const int8_t* const* inputs,
+// Also the dotprod table's unfused depthwise (dotprod.cc), hence external.
+void qs8_qc8w_dwconv_8c__neon(std::size_t channels, std::size_t taps, const int8_t* const* inputs,
                  const int32_t* weights, std::size_t stride, int32_t* acc) {
   std::size_t c = 0;
   for (; c + 8 <= channels; c += 8) {
@@ -380,7 +381,7 @@ namespace {
 // epilogue (kUpward 4 x (LDR mult, LDR -rs, SQRDMULH, SRSHL, ADD) + 6 SQXTN + SMAX + SMIN + ST1
 // = 29; + 4 x (LDR, SSHL) with left shifts; + 4 x (LDR, AND, SSHR, SQADD) with the away tail;
 // kSingle 4 x (LDR mult, LDR -t, 2 SXTL, 2 SMULL, 2 SRSHL, 2 SQXTN, ADD) + 9 = 53).
-// The unfused path (dwconv_neon + requant_neon) per 16 channels and tap: 2 x (LDR pointer,
+// The unfused path (qs8_qc8w_dwconv_8c__neon + requant_neon) per 16 channels and tap: 2 x (LDR pointer,
 // LDR d, LDP q int32 weights, 3 SXTL to int32, 2 MLA) = 16, + 6 of loop; then 4 STR q of the
 // sums and the separate requant pass, ~17 per 4 outputs (~68 per block) against the fused 29.
 void dwconv_qs8_neon_pixel(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
@@ -402,34 +403,52 @@ void dwconv_qs8_neon_pixel(std::size_t channels, std::size_t groups, const int8_
   });
 }
 
-// String-literal concatenation needs the preprocessor (a constexpr function cannot splice
-// literals into one static name).
-#if defined(__aarch64__)
-#define EDGE_NEON_NAME(type, tile) "qs8_" type "_gemm_" tile "__aarch64_neon"
-#define EDGE_NEON_QS8_NAME(type, op) "qs8_" type "_" op "_requant_2x16c4__aarch64_neon"
-#else
-#define EDGE_NEON_NAME(type, tile) "qs8_" type "_gemm_" tile "__neon"
-#define EDGE_NEON_QS8_NAME(type, op) "qs8_" type "_" op "_requant_2x16c4__neon"
-#endif
+// The kernels by name (docs/kernels.md; XNNPACK's convention): the table below takes each
+// name from the symbol. One source for Armv7 and aarch64 (no AArch64-only instructions), hence
+// __neon on both, as XNNPACK names such kernels.
+void qs8_qc8w_gemm_1x16c4__neon(EDGE_GEMM_PARAMS) { gemm_int8(EDGE_GEMM_ARGS); }
+void qs8_qc8w_gemm_2x16c4__neon(EDGE_GEMM_PARAMS) { gemm_int8(EDGE_GEMM_ARGS); }
+void qs8_qc4w_gemm_1x16c4__neon(EDGE_GEMM_PARAMS) { gemm_subbyte<4>(EDGE_GEMM_ARGS); }
+void qs8_qc4w_gemm_2x16c4__neon(EDGE_GEMM_PARAMS) { gemm_subbyte<4>(EDGE_GEMM_ARGS); }
+void qs8_qc2w_gemm_1x16c4__neon(EDGE_GEMM_PARAMS) { gemm_subbyte<2>(EDGE_GEMM_ARGS); }
+void qs8_qc2w_gemm_2x16c4__neon(EDGE_GEMM_PARAMS) { gemm_subbyte<2>(EDGE_GEMM_ARGS); }
+void qs8_qc8w_gemm_requant_2x16c4__neon(EDGE_GEMM_QS8_PARAMS) {
+  gemm_requant<8>(EDGE_GEMM_QS8_ARGS);
+}
+void qs8_qc4w_gemm_requant_2x16c4__neon(EDGE_GEMM_QS8_PARAMS) {
+  gemm_requant<4>(EDGE_GEMM_QS8_ARGS);
+}
+void qs8_qc2w_gemm_requant_2x16c4__neon(EDGE_GEMM_QS8_PARAMS) {
+  gemm_requant<2>(EDGE_GEMM_QS8_ARGS);
+}
+void qs8_qc8w_igemm_requant_2x16c4__neon(EDGE_IGEMM_QS8_PARAMS) {
+  igemm_requant<8>(EDGE_IGEMM_QS8_ARGS);
+}
+void qs8_qc4w_igemm_requant_2x16c4__neon(EDGE_IGEMM_QS8_PARAMS) {
+  igemm_requant<4>(EDGE_IGEMM_QS8_ARGS);
+}
+void qs8_qc2w_igemm_requant_2x16c4__neon(EDGE_IGEMM_QS8_PARAMS) {
+  igemm_requant<2>(EDGE_IGEMM_QS8_ARGS);
+}
 
-constexpr GemmKernels kGemm8 = {{EDGE_NEON_NAME("qc8w", "1x16c4"), 1, gemm_int8},
-                                {EDGE_NEON_NAME("qc8w", "2x16c4"), 2, gemm_int8},
-                                XFormat::kInt8, prepare_int8_neon};
-constexpr GemmKernels kGemm4 = {{EDGE_NEON_NAME("qc4w", "1x16c4"), 1, gemm_subbyte<4>},
-                                {EDGE_NEON_NAME("qc4w", "2x16c4"), 2, gemm_subbyte<4>},
-                                XFormat::kInt8, prepare_int8_neon};
-constexpr GemmKernels kGemmT = {{EDGE_NEON_NAME("qt2w", "1x16c4"), 1, gemm_subbyte<2>},
-                                {EDGE_NEON_NAME("qt2w", "2x16c4"), 2, gemm_subbyte<2>},
-                                XFormat::kInt8, prepare_int8_neon};
-constexpr GemmKernels kGemm2 = {{EDGE_NEON_NAME("qc2w", "1x16c4"), 1, gemm_subbyte<2>},
-                                {EDGE_NEON_NAME("qc2w", "2x16c4"), 2, gemm_subbyte<2>},
-                                XFormat::kInt8, prepare_int8_neon};
+constexpr GemmKernels kGemm8 = {EDGE_UKERNEL(qs8_qc8w_gemm_1x16c4__neon, 1),
+                                EDGE_UKERNEL(qs8_qc8w_gemm_2x16c4__neon, 2), XFormat::kInt8,
+                                prepare_int8_neon};
+constexpr GemmKernels kGemm4 = {EDGE_UKERNEL(qs8_qc4w_gemm_1x16c4__neon, 1),
+                                EDGE_UKERNEL(qs8_qc4w_gemm_2x16c4__neon, 2), XFormat::kInt8,
+                                prepare_int8_neon};
+// Ternary and int2 weights are both 2-bit fields: one kernel (the plan folds the zero points).
+constexpr GemmKernels kGemm2 = {EDGE_UKERNEL(qs8_qc2w_gemm_1x16c4__neon, 1),
+                                EDGE_UKERNEL(qs8_qc2w_gemm_2x16c4__neon, 2), XFormat::kInt8,
+                                prepare_int8_neon};
+constexpr GemmQs8Kernel kGemmQs8_2 = EDGE_UKERNEL(qs8_qc2w_gemm_requant_2x16c4__neon, kQs8Mr);
+constexpr IgemmQs8Kernel kIgemmQs8_2 = EDGE_UKERNEL(qs8_qc2w_igemm_requant_2x16c4__neon, kQs8Mr);
 
 // DwQs8Fn takes a row of pixels (ukernels.h); the driver gives Arm one pixel per call (no row
 // indirection there), so this only keeps the interface.
-void dwconv_qs8_neon(std::size_t pixels, std::size_t channels, std::size_t groups,
-                     const int8_t* const* inputs, std::size_t step, const int8_t* weights,
-                     const DwRequantParams& p, int8_t* out) {
+void qs8_qc8w_dwconv_16c__neon(std::size_t pixels, std::size_t channels, std::size_t groups,
+                               const int8_t* const* inputs, std::size_t step,
+                               const int8_t* weights, const DwRequantParams& p, int8_t* out) {
   for (std::size_t n = 0; n < pixels; ++n) {
     dwconv_qs8_neon_pixel(channels, groups, inputs + n * step, weights, p, out + n * channels);
   }
@@ -438,29 +457,15 @@ void dwconv_qs8_neon(std::size_t pixels, std::size_t channels, std::size_t group
 }  // namespace
 
 const IsaKernels kNeonKernels = {
-    {kGemm8, kGemm4, kGemmT, kGemm2},
+    {kGemm8, kGemm4, kGemm2, kGemm2},
     requant_neon,
     dequant_neon,
-    dwconv_neon,
-#if defined(__aarch64__)
-    "qs8_qc8w_dwconv_8c__aarch64_neon",
-#else
-    "qs8_qc8w_dwconv_8c__neon",
-#endif
-    dwconv_qs8_neon,
-#if defined(__aarch64__)
-    "qs8_qc8w_dwconv_16c__aarch64_neon",
-#else
-    "qs8_qc8w_dwconv_16c__neon",
-#endif
-    {{EDGE_NEON_QS8_NAME("qc8w", "gemm"), kQs8Mr, gemm_requant<8>},
-     {EDGE_NEON_QS8_NAME("qc4w", "gemm"), kQs8Mr, gemm_requant<4>},
-     {EDGE_NEON_QS8_NAME("qt2w", "gemm"), kQs8Mr, gemm_requant<2>},
-     {EDGE_NEON_QS8_NAME("qc2w", "gemm"), kQs8Mr, gemm_requant<2>}},
-    {{EDGE_NEON_QS8_NAME("qc8w", "igemm"), kQs8Mr, igemm_requant<8>},
-     {EDGE_NEON_QS8_NAME("qc4w", "igemm"), kQs8Mr, igemm_requant<4>},
-     {EDGE_NEON_QS8_NAME("qt2w", "igemm"), kQs8Mr, igemm_requant<2>},
-     {EDGE_NEON_QS8_NAME("qc2w", "igemm"), kQs8Mr, igemm_requant<2>}},
+    EDGE_NAMED(qs8_qc8w_dwconv_8c__neon),
+    EDGE_NAMED(qs8_qc8w_dwconv_16c__neon),
+    {EDGE_UKERNEL(qs8_qc8w_gemm_requant_2x16c4__neon, kQs8Mr),
+     EDGE_UKERNEL(qs8_qc4w_gemm_requant_2x16c4__neon, kQs8Mr), kGemmQs8_2, kGemmQs8_2},
+    {EDGE_UKERNEL(qs8_qc8w_igemm_requant_2x16c4__neon, kQs8Mr),
+     EDGE_UKERNEL(qs8_qc4w_igemm_requant_2x16c4__neon, kQs8Mr), kIgemmQs8_2, kIgemmQs8_2},
 };
 
 }  // namespace detail

@@ -1,6 +1,6 @@
 // The in-register requantisation epilogue of the Arm fused kernels
 // (qs8_*_gemm_requant_* / qs8_*_igemm_requant_*, GemmQs8Fn / IgemmQs8Fn in ukernels.h), shared
-// by neon.cc (Armv7 and Armv8 NEON) and neondot.cc (Armv8.2 dotprod).
+// by neon.cc (Armv7 and Armv8 NEON) and dotprod.cc (Armv8.2 dotprod).
 //
 // ODR: everything here is in an anonymous namespace, so each ISA translation unit that includes
 // it gets its own internal copy compiled with its own flags (the rule at the top of ukernels.h).

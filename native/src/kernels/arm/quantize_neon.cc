@@ -60,8 +60,8 @@ void quantize16(const float* x, float32x4_t inv, float32x4_t offset, float32x4_t
   vst1q_s8(q, vcombine_s8(vqmovn_s16(lo), vqmovn_s16(hi)));
 }
 
-void quantize_neon(std::size_t n, const float* x, float inv, float offset, float qmin,
-                   float qmax, int8_t* q) {
+void f32_qs8_quantize_16x__neon(std::size_t n, const float* x, float inv, float offset,
+                                float qmin, float qmax, int8_t* q) {
   const float32x4_t vinv = vdupq_n_f32(inv), voff = vdupq_n_f32(offset);
   const float32x4_t vmin = vdupq_n_f32(qmin), vmax = vdupq_n_f32(qmax);
   std::size_t i = 0;
@@ -77,13 +77,8 @@ void quantize_neon(std::size_t n, const float* x, float inv, float offset, float
 
 }  // namespace
 
-#if defined(__aarch64__)
-const QuantizeKernels kNeonQuantize = {"f32_qs8_quantize_16x__aarch64_neon", minmax_neon,
-                                       quantize_neon};
-#else
-const QuantizeKernels kNeonQuantize = {"f32_qs8_quantize_16x__neon", minmax_neon,
-                                       quantize_neon};
-#endif
+const QuantizeKernels kNeonQuantize =
+    EDGE_QUANTIZE_KERNELS(f32_qs8_quantize_16x__neon, minmax_neon);
 
 }  // namespace detail
 }  // namespace edge

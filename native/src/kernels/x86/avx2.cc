@@ -876,37 +876,60 @@ void dwconv_avx2(std::size_t channels, std::size_t taps, const int8_t* const* in
 
 namespace {
 
-constexpr GemmKernels kGemm8 = {{"qs8_qc8w_gemm_1x16c4__avx2", 1, gemm_int8},
-                                {"qs8_qc8w_gemm_3x16c4__avx2", 3, gemm_int8},
-                                XFormat::kInt16, prepare_int16};
-constexpr GemmKernels kGemm4 = {{"qs8_qc4w_gemm_1x16c4__avx2", 1, gemv_4bit},
-                                {"qs8_qc4w_gemm_4x16c4__avx2", 4, gemm_subbyte<4>},
-                                XFormat::kInt8, prepare_int8};
-constexpr GemmKernels kGemmT = {{"qs8_qt2w_gemm_1x16c4__avx2", 1, gemv_2bit},
-                                {"qs8_qt2w_gemm_4x16c4__avx2", 4, gemm_subbyte<2>},
-                                XFormat::kInt8, prepare_int8};
-constexpr GemmKernels kGemm2 = {{"qs8_qc2w_gemm_1x16c4__avx2", 1, gemv_2bit},
-                                {"qs8_qc2w_gemm_4x16c4__avx2", 4, gemm_subbyte<2>},
-                                XFormat::kInt8, prepare_int8};
+// The kernels by name (docs/kernels.md; XNNPACK's convention): the table below takes each
+// name from the symbol.
+void qs8_qc8w_gemm_1x16c4__avx2(EDGE_GEMM_PARAMS) { gemm_int8(EDGE_GEMM_ARGS); }
+void qs8_qc8w_gemm_3x16c4__avx2(EDGE_GEMM_PARAMS) { gemm_int8(EDGE_GEMM_ARGS); }
+void qs8_qc4w_gemm_1x16c4__avx2(EDGE_GEMM_PARAMS) { gemv_4bit(EDGE_GEMM_ARGS); }
+void qs8_qc4w_gemm_4x16c4__avx2(EDGE_GEMM_PARAMS) { gemm_subbyte<4>(EDGE_GEMM_ARGS); }
+void qs8_qc2w_gemm_1x16c4__avx2(EDGE_GEMM_PARAMS) { gemv_2bit(EDGE_GEMM_ARGS); }
+void qs8_qc2w_gemm_4x16c4__avx2(EDGE_GEMM_PARAMS) { gemm_subbyte<2>(EDGE_GEMM_ARGS); }
+void qs8_qc8w_gemm_requant_3x16c4__avx2(EDGE_GEMM_QS8_PARAMS) {
+  gemm_int8_requant(EDGE_GEMM_QS8_ARGS);
+}
+void qs8_qc4w_gemm_requant_4x16c4__avx2(EDGE_GEMM_QS8_PARAMS) {
+  gemm_subbyte_requant<4>(EDGE_GEMM_QS8_ARGS);
+}
+void qs8_qc2w_gemm_requant_4x16c4__avx2(EDGE_GEMM_QS8_PARAMS) {
+  gemm_subbyte_requant<2>(EDGE_GEMM_QS8_ARGS);
+}
+void qs8_qc8w_igemm_requant_6x16c4__avx2(EDGE_IGEMM_QS8_PARAMS) {
+  igemm_int8_requant(EDGE_IGEMM_QS8_ARGS);
+}
+void qs8_qc4w_igemm_requant_4x16c4__avx2(EDGE_IGEMM_QS8_PARAMS) {
+  igemm_requant<4, 4>(EDGE_IGEMM_QS8_ARGS);
+}
+void qs8_qc2w_igemm_requant_3x16c4__avx2(EDGE_IGEMM_QS8_PARAMS) {
+  igemm_requant<2, 3>(EDGE_IGEMM_QS8_ARGS);
+}
+void qs8_qc8w_dwconv_16c__avx2(EDGE_DW_PARAMS) { dwconv_avx2(EDGE_DW_ARGS); }
+void qs8_qc8w_dwconv_rowx32c4__avx2(EDGE_DW_QS8_PARAMS) { dwconv_qs8_avx2(EDGE_DW_QS8_ARGS); }
+
+constexpr GemmKernels kGemm8 = {EDGE_UKERNEL(qs8_qc8w_gemm_1x16c4__avx2, 1),
+                                EDGE_UKERNEL(qs8_qc8w_gemm_3x16c4__avx2, 3), XFormat::kInt16,
+                                prepare_int16};
+constexpr GemmKernels kGemm4 = {EDGE_UKERNEL(qs8_qc4w_gemm_1x16c4__avx2, 1),
+                                EDGE_UKERNEL(qs8_qc4w_gemm_4x16c4__avx2, 4), XFormat::kInt8,
+                                prepare_int8};
+// Ternary and int2 weights are both 2-bit fields: one kernel (the plan folds the zero points).
+constexpr GemmKernels kGemm2 = {EDGE_UKERNEL(qs8_qc2w_gemm_1x16c4__avx2, 1),
+                                EDGE_UKERNEL(qs8_qc2w_gemm_4x16c4__avx2, 4), XFormat::kInt8,
+                                prepare_int8};
+constexpr GemmQs8Kernel kGemmQs8_2 = EDGE_UKERNEL(qs8_qc2w_gemm_requant_4x16c4__avx2, 4);
+constexpr IgemmQs8Kernel kIgemmQs8_2 = EDGE_UKERNEL(qs8_qc2w_igemm_requant_3x16c4__avx2, 3);
 
 }  // namespace
 
 const IsaKernels kAvx2Kernels = {
-    {kGemm8, kGemm4, kGemmT, kGemm2},
+    {kGemm8, kGemm4, kGemm2, kGemm2},
     requant_avx2,
     dequant_avx2,
-    dwconv_avx2,
-    "qs8_qc8w_dwconv_16c__avx2",
-    dwconv_qs8_avx2,
-    "qs8_qc8w_dwconv_rowx32c4__avx2",
-    {{"qs8_qc8w_gemm_requant_3x16c4__avx2", 3, gemm_int8_requant},
-     {"qs8_qc4w_gemm_requant_4x16c4__avx2", 4, gemm_subbyte_requant<4>},
-     {"qs8_qt2w_gemm_requant_4x16c4__avx2", 4, gemm_subbyte_requant<2>},
-     {"qs8_qc2w_gemm_requant_4x16c4__avx2", 4, gemm_subbyte_requant<2>}},
-    {{"qs8_qc8w_igemm_requant_6x16c4__avx2", 6, igemm_int8_requant},
-     {"qs8_qc4w_igemm_requant_4x16c4__avx2", 4, igemm_requant<4, 4>},
-     {"qs8_qt2w_igemm_requant_3x16c4__avx2", 3, igemm_requant<2, 3>},
-     {"qs8_qc2w_igemm_requant_3x16c4__avx2", 3, igemm_requant<2, 3>}},
+    EDGE_NAMED(qs8_qc8w_dwconv_16c__avx2),
+    EDGE_NAMED(qs8_qc8w_dwconv_rowx32c4__avx2),
+    {EDGE_UKERNEL(qs8_qc8w_gemm_requant_3x16c4__avx2, 3),
+     EDGE_UKERNEL(qs8_qc4w_gemm_requant_4x16c4__avx2, 4), kGemmQs8_2, kGemmQs8_2},
+    {EDGE_UKERNEL(qs8_qc8w_igemm_requant_6x16c4__avx2, 6),
+     EDGE_UKERNEL(qs8_qc4w_igemm_requant_4x16c4__avx2, 4), kIgemmQs8_2, kIgemmQs8_2},
 };
 
 }  // namespace detail

@@ -716,37 +716,62 @@ void requant_avx512(std::size_t n, const int32_t* acc, int32_t row_sum, const Ep
   }
 }
 
-constexpr GemmKernels kGemm8 = {{"qs8_qc8w_gemm_1x16c4__avx512vnni", 1, gemm_int8},
-                                {"qs8_qc8w_gemm_8x16c4__avx512vnni", 8, gemm_int8},
+// The kernels by name (docs/kernels.md; XNNPACK's convention): the tables below take each
+// name from the symbol.
+void qs8_qc8w_gemm_1x16c4__avx512vnni(EDGE_GEMM_PARAMS) { gemm_int8(EDGE_GEMM_ARGS); }
+void qs8_qc8w_gemm_8x16c4__avx512vnni(EDGE_GEMM_PARAMS) { gemm_int8(EDGE_GEMM_ARGS); }
+void qs8_qc4w_gemm_1x16c4__avx512vnni(EDGE_GEMM_PARAMS) { gemv_subbyte<4>(EDGE_GEMM_ARGS); }
+void qs8_qc4w_gemm_8x16c4__avx512vnni(EDGE_GEMM_PARAMS) { gemm_subbyte<4>(EDGE_GEMM_ARGS); }
+void qs8_qc2w_gemm_1x16c4__avx512vnni(EDGE_GEMM_PARAMS) { gemv_subbyte<2>(EDGE_GEMM_ARGS); }
+void qs8_qc2w_gemm_8x16c4__avx512vnni(EDGE_GEMM_PARAMS) { gemm_subbyte<2>(EDGE_GEMM_ARGS); }
+void qs8_qc8w_gemm_requant_8x16c4__avx512vnni(EDGE_GEMM_QS8_PARAMS) {
+  gemm_int8_requant(EDGE_GEMM_QS8_ARGS);
+}
+void qs8_qc4w_gemm_requant_8x16c4__avx512vnni(EDGE_GEMM_QS8_PARAMS) {
+  gemm_subbyte_requant<4>(EDGE_GEMM_QS8_ARGS);
+}
+void qs8_qc2w_gemm_requant_8x16c4__avx512vnni(EDGE_GEMM_QS8_PARAMS) {
+  gemm_subbyte_requant<2>(EDGE_GEMM_QS8_ARGS);
+}
+void qs8_qc8w_igemm_requant_8x16c4__avx512vnni(EDGE_IGEMM_QS8_PARAMS) {
+  igemm_requant<8>(EDGE_IGEMM_QS8_ARGS);
+}
+void qs8_qc4w_igemm_requant_8x16c4__avx512vnni(EDGE_IGEMM_QS8_PARAMS) {
+  igemm_requant<4>(EDGE_IGEMM_QS8_ARGS);
+}
+void qs8_qc2w_igemm_requant_8x16c4__avx512vnni(EDGE_IGEMM_QS8_PARAMS) {
+  igemm_requant<2>(EDGE_IGEMM_QS8_ARGS);
+}
+void qs8_qc8w_dwconv_16c__avx512vnni(EDGE_DW_PARAMS) { dwconv_avx512(EDGE_DW_ARGS); }
+void qs8_qc8w_dwconv_rowx64c4__avx512vnni(EDGE_DW_QS8_PARAMS) {
+  dwconv_qs8_avx512(EDGE_DW_QS8_ARGS);
+}
+
+constexpr GemmKernels kGemm8 = {EDGE_UKERNEL(qs8_qc8w_gemm_1x16c4__avx512vnni, 1),
+                                EDGE_UKERNEL(qs8_qc8w_gemm_8x16c4__avx512vnni, 8),
                                 XFormat::kUint8, prepare_bytes<true>};
-constexpr GemmKernels kGemm4 = {{"qs8_qc4w_gemm_1x16c4__avx512vnni", 1, gemv_subbyte<4>},
-                                {"qs8_qc4w_gemm_8x16c4__avx512vnni", 8, gemm_subbyte<4>},
+constexpr GemmKernels kGemm4 = {EDGE_UKERNEL(qs8_qc4w_gemm_1x16c4__avx512vnni, 1),
+                                EDGE_UKERNEL(qs8_qc4w_gemm_8x16c4__avx512vnni, 8),
                                 XFormat::kInt8, prepare_bytes<false>};
-constexpr GemmKernels kGemmT = {{"qs8_qt2w_gemm_1x16c4__avx512vnni", 1, gemv_subbyte<2>},
-                                {"qs8_qt2w_gemm_8x16c4__avx512vnni", 8, gemm_subbyte<2>},
+// Ternary and int2 weights are both 2-bit fields: one kernel (the plan folds the zero points).
+constexpr GemmKernels kGemm2 = {EDGE_UKERNEL(qs8_qc2w_gemm_1x16c4__avx512vnni, 1),
+                                EDGE_UKERNEL(qs8_qc2w_gemm_8x16c4__avx512vnni, 8),
                                 XFormat::kInt8, prepare_bytes<false>};
-constexpr GemmKernels kGemm2 = {{"qs8_qc2w_gemm_1x16c4__avx512vnni", 1, gemv_subbyte<2>},
-                                {"qs8_qc2w_gemm_8x16c4__avx512vnni", 8, gemm_subbyte<2>},
-                                XFormat::kInt8, prepare_bytes<false>};
+constexpr GemmQs8Kernel kGemmQs8_2 = EDGE_UKERNEL(qs8_qc2w_gemm_requant_8x16c4__avx512vnni, 8);
+constexpr IgemmQs8Kernel kIgemmQs8_2 = EDGE_UKERNEL(qs8_qc2w_igemm_requant_8x16c4__avx512vnni, 8);
 
 }  // namespace
 
 const IsaKernels kAvx512VnniKernels = {
-    {kGemm8, kGemm4, kGemmT, kGemm2},
+    {kGemm8, kGemm4, kGemm2, kGemm2},
     requant_avx512,
     dequant_avx2,
-    dwconv_avx512,
-    "qs8_qc8w_dwconv_16c__avx512vnni",
-    dwconv_qs8_avx512,
-    "qs8_qc8w_dwconv_rowx64c4__avx512vnni",
-    {{"qs8_qc8w_gemm_requant_8x16c4__avx512vnni", 8, gemm_int8_requant},
-      {"qs8_qc4w_gemm_requant_8x16c4__avx512vnni", 8, gemm_subbyte_requant<4>},
-      {"qs8_qt2w_gemm_requant_8x16c4__avx512vnni", 8, gemm_subbyte_requant<2>},
-      {"qs8_qc2w_gemm_requant_8x16c4__avx512vnni", 8, gemm_subbyte_requant<2>}},
-    {{"qs8_qc8w_igemm_requant_8x16c4__avx512vnni", 8, igemm_requant<8>},
-     {"qs8_qc4w_igemm_requant_8x16c4__avx512vnni", 8, igemm_requant<4>},
-     {"qs8_qt2w_igemm_requant_8x16c4__avx512vnni", 8, igemm_requant<2>},
-     {"qs8_qc2w_igemm_requant_8x16c4__avx512vnni", 8, igemm_requant<2>}},
+    EDGE_NAMED(qs8_qc8w_dwconv_16c__avx512vnni),
+    EDGE_NAMED(qs8_qc8w_dwconv_rowx64c4__avx512vnni),
+    {EDGE_UKERNEL(qs8_qc8w_gemm_requant_8x16c4__avx512vnni, 8),
+     EDGE_UKERNEL(qs8_qc4w_gemm_requant_8x16c4__avx512vnni, 8), kGemmQs8_2, kGemmQs8_2},
+    {EDGE_UKERNEL(qs8_qc8w_igemm_requant_8x16c4__avx512vnni, 8),
+     EDGE_UKERNEL(qs8_qc4w_igemm_requant_8x16c4__avx512vnni, 8), kIgemmQs8_2, kIgemmQs8_2},
 };
 
 }  // namespace detail

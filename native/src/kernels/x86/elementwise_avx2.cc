@@ -172,18 +172,18 @@ void qs8_rsum_32c__avx2(std::size_t rows, std::size_t channels, const int8_t* in
 }  // namespace
 
 const ElementwiseKernels kAvx2Elementwise = {
-    qs8_vadd_x16__avx2,    "qs8_vadd_x16__avx2",
-    qs8_maxpool_32c__avx2, "qs8_maxpool_32c__avx2",
-    qs8_rsum_32c__avx2,    "qs8_rsum_32c__avx2",
+    EDGE_NAMED(qs8_vadd_x16__avx2),
+    EDGE_NAMED(qs8_maxpool_32c__avx2),
+    EDGE_NAMED(qs8_rsum_32c__avx2),
 };
 
 #if defined(EDGE_HAVE_AVX512VNNI)
 // AVX-512 machines run the AVX2 kernels (their names say so): on Zen 4, the only AVX-512 CPU
 // here, a zmm operation issues as two ymm halves, and these loops are bound by that throughput.
 const ElementwiseKernels kAvx512Elementwise = {
-    qs8_vadd_x16__avx2,    "qs8_vadd_x16__avx2",
-    qs8_maxpool_32c__avx2, "qs8_maxpool_32c__avx2",
-    qs8_rsum_32c__avx2,    "qs8_rsum_32c__avx2",
+    EDGE_NAMED(qs8_vadd_x16__avx2),
+    EDGE_NAMED(qs8_maxpool_32c__avx2),
+    EDGE_NAMED(qs8_rsum_32c__avx2),
 };
 #endif
 

@@ -76,8 +76,8 @@ void quantize32(const float* x, __m256 inv, __m256 offset, __m256 qmin, __m256 q
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), ordered);
 }
 
-void quantize_avx2(std::size_t n, const float* x, float inv, float offset, float qmin,
-                   float qmax, int8_t* q) {
+void f32_qs8_quantize_32x__avx2(std::size_t n, const float* x, float inv, float offset,
+                                float qmin, float qmax, int8_t* q) {
   const __m256 vinv = _mm256_set1_ps(inv), voff = _mm256_set1_ps(offset);
   const __m256 vmin = _mm256_set1_ps(qmin), vmax = _mm256_set1_ps(qmax);
   std::size_t i = 0;
@@ -93,8 +93,8 @@ void quantize_avx2(std::size_t n, const float* x, float inv, float offset, float
 
 }  // namespace
 
-const QuantizeKernels kAvx2Quantize = {"f32_qs8_quantize_32x__avx2", minmax_avx2,
-                                       quantize_avx2};
+const QuantizeKernels kAvx2Quantize =
+    EDGE_QUANTIZE_KERNELS(f32_qs8_quantize_32x__avx2, minmax_avx2);
 
 }  // namespace detail
 }  // namespace edge

@@ -41,8 +41,8 @@ void minmax_avx512(std::size_t n, const float* x, float* min, float* max) {
   *max = b;
 }
 
-void quantize_avx512(std::size_t n, const float* x, float inv, float offset, float qmin,
-                     float qmax, int8_t* q) {
+void f32_qs8_quantize_16x__avx512vnni(std::size_t n, const float* x, float inv, float offset,
+                                      float qmin, float qmax, int8_t* q) {
   const __m512 vinv = _mm512_set1_ps(inv), voff = _mm512_set1_ps(offset);
   const __m512 vmin = _mm512_set1_ps(qmin), vmax = _mm512_set1_ps(qmax);
   const __m512 half = _mm512_set1_ps(0.5f), mhalf = _mm512_set1_ps(-0.5f);
@@ -62,8 +62,8 @@ void quantize_avx512(std::size_t n, const float* x, float inv, float offset, flo
 
 }  // namespace
 
-const QuantizeKernels kAvx512Quantize = {"f32_qs8_quantize_16x__avx512", minmax_avx512,
-                                         quantize_avx512};
+const QuantizeKernels kAvx512Quantize =
+    EDGE_QUANTIZE_KERNELS(f32_qs8_quantize_16x__avx512vnni, minmax_avx512);
 
 }  // namespace detail
 }  // namespace edge

@@ -9,7 +9,7 @@
 // 16 * field 2 go to their own accumulators, which are shifted back at the end; field 3 is a
 // single shift. Epilogues and depthwise are the NEON ones (neon.cc).
 //
-// Fused kernels (qs8_*_gemm_requant_4x16c4__neondot, qs8_*_igemm_requant_4x16c4__neondot): the
+// Fused kernels (qs8_*_gemm_requant_4x16c4__dotprod, qs8_*_igemm_requant_4x16c4__dotprod): the
 // same sdot loops over 4 rows x 16 channels, 16 accumulators that start at the bias (minus the
 // weight zero-point term) and never leave the registers; the requantisation is
 // qs8_requant_neon.h's. 4 rows: 16 accumulators + 4 weight quarters + 4 activation vectors +
@@ -42,8 +42,8 @@ void requant_neon(std::size_t n, const int32_t* acc, int32_t row_sum, const Epil
 void dequant_neon(std::size_t n, const int32_t* acc, int32_t row_sum, const EpilogueParams& p,
                   std::size_t c0, float* out);
 int32_t prepare_int8_neon(const int8_t* src, std::size_t n, uint8_t* dst);
-void dwconv_neon(std::size_t channels, std::size_t taps, const int8_t* const* inputs,
-                 const int32_t* weights, std::size_t stride, int32_t* acc);
+void qs8_qc8w_dwconv_8c__neon(std::size_t channels, std::size_t taps, const int8_t* const* inputs,
+                              const int32_t* weights, std::size_t stride, int32_t* acc);
 
 namespace {
 
@@ -286,7 +286,7 @@ void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_ta
   requant_store<R>(a, p, tile, nc, o);
 }
 
-// Fused depthwise (DwQs8Fn; ukernels.h, DwArmTables), dotprod: qs8_qc8w_dwconv_16c4__neondot.
+// Fused depthwise (DwQs8Fn; ukernels.h, DwArmTables), dotprod: qs8_qc8w_dwconv_16c4__dotprod.
 // Taps grouped by 4 for SDOT (one SDOT = 4 channels x 4 taps into int32, signed x signed, so no
 // +128 operand as on VNNI): the 4 taps' 16 activations are transposed to [channel][4 taps] by
 // ZIP1/ZIP2 on bytes (tap pairs) then on 16-bit pairs, which leaves channels 4q .. 4q+3 in
@@ -296,7 +296,7 @@ void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_ta
 // 4 SMLAL per tap become 1 SDOT, at the price of 2 ZIP per tap); taps past the
 // last multiple of 4 read the zero-point row against zero weights. Epilogue: dw_requant16, as
 // qs8_qc8w_dwconv_16c__aarch64_neon (29 instructions per 16 outputs with the default rule).
-void dwconv_qs8_neondot_pixel(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
+void dwconv_qs8_dotprod_pixel(std::size_t channels, std::size_t groups, const int8_t* const* inputs,
                               const int8_t* weights, const DwRequantParams& p, int8_t* out) {
   const DwArmTables& t = p.arm;
   dw_pixel(channels, t, out, [&](auto partial, std::size_t c, std::size_t n, int32x4_t(&a)[4]) {
@@ -326,47 +326,70 @@ void dwconv_qs8_neondot_pixel(std::size_t channels, std::size_t groups, const in
   });
 }
 
-constexpr GemmKernels kGemm8 = {{"qs8_qc8w_gemm_1x16c4__neondot", 1, gemm_int8},
-                                {"qs8_qc8w_gemm_4x16c4__neondot", 4, gemm_int8},
-                                XFormat::kInt8, prepare_int8_neon};
-constexpr GemmKernels kGemm4 = {{"qs8_qc4w_gemm_1x16c4__neondot", 1, gemm_subbyte<4>},
-                                {"qs8_qc4w_gemm_4x16c4__neondot", 4, gemm_subbyte<4>},
-                                XFormat::kInt8, prepare_int8_neon};
-constexpr GemmKernels kGemmT = {{"qs8_qt2w_gemm_1x16c4__neondot", 1, gemv_2bit},
-                                {"qs8_qt2w_gemm_4x16c4__neondot", 4, gemm_subbyte<2>},
-                                XFormat::kInt8, prepare_int8_neon};
-constexpr GemmKernels kGemm2 = {{"qs8_qc2w_gemm_1x16c4__neondot", 1, gemv_2bit},
-                                {"qs8_qc2w_gemm_4x16c4__neondot", 4, gemm_subbyte<2>},
-                                XFormat::kInt8, prepare_int8_neon};
+// The kernels by name (docs/kernels.md; XNNPACK's convention): the table below takes each
+// name from the symbol.
+void qs8_qc8w_gemm_1x16c4__dotprod(EDGE_GEMM_PARAMS) { gemm_int8(EDGE_GEMM_ARGS); }
+void qs8_qc8w_gemm_4x16c4__dotprod(EDGE_GEMM_PARAMS) { gemm_int8(EDGE_GEMM_ARGS); }
+void qs8_qc4w_gemm_1x16c4__dotprod(EDGE_GEMM_PARAMS) { gemm_subbyte<4>(EDGE_GEMM_ARGS); }
+void qs8_qc4w_gemm_4x16c4__dotprod(EDGE_GEMM_PARAMS) { gemm_subbyte<4>(EDGE_GEMM_ARGS); }
+void qs8_qc2w_gemm_1x16c4__dotprod(EDGE_GEMM_PARAMS) { gemv_2bit(EDGE_GEMM_ARGS); }
+void qs8_qc2w_gemm_4x16c4__dotprod(EDGE_GEMM_PARAMS) { gemm_subbyte<2>(EDGE_GEMM_ARGS); }
+void qs8_qc8w_gemm_requant_4x16c4__dotprod(EDGE_GEMM_QS8_PARAMS) {
+  gemm_requant<8>(EDGE_GEMM_QS8_ARGS);
+}
+void qs8_qc4w_gemm_requant_4x16c4__dotprod(EDGE_GEMM_QS8_PARAMS) {
+  gemm_requant<4>(EDGE_GEMM_QS8_ARGS);
+}
+void qs8_qc2w_gemm_requant_4x16c4__dotprod(EDGE_GEMM_QS8_PARAMS) {
+  gemm_requant<2>(EDGE_GEMM_QS8_ARGS);
+}
+void qs8_qc8w_igemm_requant_4x16c4__dotprod(EDGE_IGEMM_QS8_PARAMS) {
+  igemm_requant<8>(EDGE_IGEMM_QS8_ARGS);
+}
+void qs8_qc4w_igemm_requant_4x16c4__dotprod(EDGE_IGEMM_QS8_PARAMS) {
+  igemm_requant<4>(EDGE_IGEMM_QS8_ARGS);
+}
+void qs8_qc2w_igemm_requant_4x16c4__dotprod(EDGE_IGEMM_QS8_PARAMS) {
+  igemm_requant<2>(EDGE_IGEMM_QS8_ARGS);
+}
+
+constexpr GemmKernels kGemm8 = {EDGE_UKERNEL(qs8_qc8w_gemm_1x16c4__dotprod, 1),
+                                EDGE_UKERNEL(qs8_qc8w_gemm_4x16c4__dotprod, 4), XFormat::kInt8,
+                                prepare_int8_neon};
+constexpr GemmKernels kGemm4 = {EDGE_UKERNEL(qs8_qc4w_gemm_1x16c4__dotprod, 1),
+                                EDGE_UKERNEL(qs8_qc4w_gemm_4x16c4__dotprod, 4), XFormat::kInt8,
+                                prepare_int8_neon};
+// Ternary and int2 weights are both 2-bit fields: one kernel (the plan folds the zero points).
+constexpr GemmKernels kGemm2 = {EDGE_UKERNEL(qs8_qc2w_gemm_1x16c4__dotprod, 1),
+                                EDGE_UKERNEL(qs8_qc2w_gemm_4x16c4__dotprod, 4), XFormat::kInt8,
+                                prepare_int8_neon};
+constexpr GemmQs8Kernel kGemmQs8_2 = EDGE_UKERNEL(qs8_qc2w_gemm_requant_4x16c4__dotprod, kQs8Mr);
+constexpr IgemmQs8Kernel kIgemmQs8_2 =
+    EDGE_UKERNEL(qs8_qc2w_igemm_requant_4x16c4__dotprod, kQs8Mr);
 
 // DwQs8Fn takes a row of pixels (ukernels.h); the driver gives Arm one pixel per call (no row
 // indirection there), so this only keeps the interface.
-void dwconv_qs8_neondot(std::size_t pixels, std::size_t channels, std::size_t groups,
-                        const int8_t* const* inputs, std::size_t step, const int8_t* weights,
-                        const DwRequantParams& p, int8_t* out) {
+void qs8_qc8w_dwconv_16c4__dotprod(std::size_t pixels, std::size_t channels, std::size_t groups,
+                                   const int8_t* const* inputs, std::size_t step,
+                                   const int8_t* weights, const DwRequantParams& p,
+                                   int8_t* out) {
   for (std::size_t n = 0; n < pixels; ++n) {
-    dwconv_qs8_neondot_pixel(channels, groups, inputs + n * step, weights, p, out + n * channels);
+    dwconv_qs8_dotprod_pixel(channels, groups, inputs + n * step, weights, p, out + n * channels);
   }
 }
 
 }  // namespace
 
 const IsaKernels kDotprodKernels = {
-    {kGemm8, kGemm4, kGemmT, kGemm2},
+    {kGemm8, kGemm4, kGemm2, kGemm2},
     requant_neon,
     dequant_neon,
-    dwconv_neon,
-    "qs8_qc8w_dwconv_8c__aarch64_neon",
-    dwconv_qs8_neondot,
-    "qs8_qc8w_dwconv_16c4__neondot",
-    {{"qs8_qc8w_gemm_requant_4x16c4__neondot", kQs8Mr, gemm_requant<8>},
-     {"qs8_qc4w_gemm_requant_4x16c4__neondot", kQs8Mr, gemm_requant<4>},
-     {"qs8_qt2w_gemm_requant_4x16c4__neondot", kQs8Mr, gemm_requant<2>},
-     {"qs8_qc2w_gemm_requant_4x16c4__neondot", kQs8Mr, gemm_requant<2>}},
-    {{"qs8_qc8w_igemm_requant_4x16c4__neondot", kQs8Mr, igemm_requant<8>},
-     {"qs8_qc4w_igemm_requant_4x16c4__neondot", kQs8Mr, igemm_requant<4>},
-     {"qs8_qt2w_igemm_requant_4x16c4__neondot", kQs8Mr, igemm_requant<2>},
-     {"qs8_qc2w_igemm_requant_4x16c4__neondot", kQs8Mr, igemm_requant<2>}},
+    EDGE_NAMED(qs8_qc8w_dwconv_8c__neon),  // neon.cc's (no dot product in an unfused tap loop)
+    EDGE_NAMED(qs8_qc8w_dwconv_16c4__dotprod),
+    {EDGE_UKERNEL(qs8_qc8w_gemm_requant_4x16c4__dotprod, kQs8Mr),
+     EDGE_UKERNEL(qs8_qc4w_gemm_requant_4x16c4__dotprod, kQs8Mr), kGemmQs8_2, kGemmQs8_2},
+    {EDGE_UKERNEL(qs8_qc8w_igemm_requant_4x16c4__dotprod, kQs8Mr),
+     EDGE_UKERNEL(qs8_qc4w_igemm_requant_4x16c4__dotprod, kQs8Mr), kIgemmQs8_2, kIgemmQs8_2},
 };
 
 }  // namespace detail
