@@ -138,6 +138,8 @@ test-native: native-tests native-cross
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check $(wildcard sdk converters devices tests apps benchmarks)
+	@# the import contract (pyproject [tool.importlinter], docs/architecture.md)
+	$(VENV)/bin/python tests/import_contract.py
 
 test-python: setup
 	$(VENV)/bin/pytest -q
