@@ -49,13 +49,16 @@ class LoadedModel:
 
 
 def load_model(source: Any, *, input_shapes: InputShapes = None,
-               io_layout: str | None = None, example_inputs: Any = None) -> LoadedModel:
+               io_layout: str | None = None, example_inputs: Any = None,
+               constant_inputs: Mapping[str, Any] | None = None) -> LoadedModel:
     """Read any supported model into a float IR model.
 
     io_layout: ONNX and PyTorch models only: "nchw" (default: inputs and outputs as ONNX
     declares them) or "nhwc" (image inputs and outputs channels-last, no boundary transposes).
     example_inputs: PyTorch modules only: a tuple of tensors shaped like one batch; PyTorch
     traces the module with them and they fix every dimension.
+    constant_inputs: ONNX models only: {input name: value} for inputs that are settings (a
+    sample rate selecting an `If` branch); see `sdk.converters.onnx.read_onnx`.
     """
     if io_layout is not None and io_layout not in IO_LAYOUTS:
         raise ConversionError(f"io_layout must be one of {', '.join(IO_LAYOUTS)}, not "
@@ -67,6 +70,8 @@ def load_model(source: Any, *, input_shapes: InputShapes = None,
         raise ConversionError("example_inputs applies to PyTorch models (an nn.Module, a "
                               "torch.export program or a .pt2 file), not to "
                               f"a {type(source).__name__}")
+    elif constant_inputs:
+        loaded = _onnx_with_constants(source, input_shapes, io_layout, constant_inputs)
     else:
         loaded = _dispatch(source, input_shapes, io_layout)
     if io_layout is not None and loaded.kind not in ("onnx", "pytorch"):
@@ -176,6 +181,28 @@ def _read_onnx(source: Any, input_shapes: InputShapes, io_layout: str | None) ->
                                   "(sdk.converters.onnx.read_onnx is missing)") from exc
         raise
     return read_onnx(source, input_shapes=input_shapes, io_layout=io_layout or "nchw")
+
+
+def _onnx_with_constants(source: Any, input_shapes: InputShapes, io_layout: str | None,
+                         constant_inputs: Mapping[str, Any]) -> LoadedModel:
+    from sdk.converters.onnx import read_onnx  # type: ignore[attr-defined]
+
+    if isinstance(source, (str, os.PathLike)) and Path(source).suffix.lower() == ".onnx":
+        name = Path(source).stem
+    elif isinstance(source, (bytes, bytearray, memoryview)) and \
+            bytes(source[4:8]) != FILE_IDENTIFIER:
+        name = "model"
+    elif type(source).__module__.startswith("onnx") and hasattr(source, "graph"):
+        name = getattr(source.graph, "name", "") or "model"
+    else:
+        raise ConversionError("constant_inputs applies to ONNX models (an .onnx file, its bytes "
+                              f"or an onnx.ModelProto), not to {type(source).__name__} "
+                              f"{str(source)[:80]!r}")
+    model = read_onnx(source, input_shapes=input_shapes, io_layout=io_layout or "nchw",
+                      constant_inputs=constant_inputs)
+    notes = [f"inputs fixed to constants (constant_inputs): "
+             f"{', '.join(f'{k}={v!r}' for k, v in constant_inputs.items())}"]
+    return LoadedModel(model, "onnx", name, notes)
 
 
 def _no_shapes(input_shapes: InputShapes, what: str) -> None:

@@ -76,7 +76,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
            target: str | None = None, target_sqnr: float | None = None,
            activations: str = "int8", equalize: bool = True,
            scheme_options: Mapping[str, Any] | None = None,
-           example_inputs: Any = None) -> ExportResult:
+           example_inputs: Any = None,
+           constant_inputs: Mapping[str, Any] | None = None) -> ExportResult:
     """Quantise `model` and write it to `output`.
 
     model: a Keras model, SavedModel directory, .keras/.h5/.tflite/.onnx path (or bytes),
@@ -97,6 +98,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         "uint8" (the caller quantises; `result.inputs` gives scale and zero point).
     format: "tflite" (default, or from the output suffix) or "edge".
     input_shapes: {input name or None: shape}: fixes dynamic dimensions (ONNX, Keras).
+    constant_inputs: ONNX models: {input name: value} fixes inputs that are settings, not data
+        (silero-vad's sample rate: {"sr": 16000}); what they select folds, and the exported
+        model has no such input.
     io_layout: ONNX models: "nchw" (default: inputs and outputs as ONNX declares them, the same
         arrays as onnxruntime) or "nhwc" (image inputs and outputs channels-last, no boundary
         transposes); see `sdk.converters.onnx.read_onnx`.
@@ -154,7 +158,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         raise ConversionError(f"validation_split must be in (0, 1), not {validation_split}")
 
     loaded = load_model(model, input_shapes=input_shapes, io_layout=io_layout,
-                        example_inputs=example_inputs)
+                        example_inputs=example_inputs, constant_inputs=constant_inputs)
     float_model = loaded.model
     fmt = format_for(format, output)
     path = Path(output) if output is not None else Path(f"{_safe(loaded.name)}_{scheme}"

@@ -142,17 +142,27 @@ def fold(model: Any, label: str, initializers: Mapping[str, np.ndarray],
     kept: list[Node] = []
     folder = Folder(opset, label, budget)
     queue, count = deque(nodes), len(nodes)
+    producers = {o: n for n in nodes for o in n.outputs if o}
+    checks: dict[str, branches.SelectCheck] = {}
     while queue:
         node = queue.popleft()
         try:
             branch = branches.expand(node, values, label, count)  # If, constant condition
+            if branch is None and branches.runtime_condition(node, values, producers):
+                branch, made = branches.select(node, values, label, count)
+                checks.update((c.output, c) for c in made)
             if branch is not None:
                 count += len(branch)
                 budget.check_count(f"{label}: graph nodes (If branches inlined)", count,
                                    budget.max_graph_items)
+                producers.update((o, n) for n in branch for o in n.outputs if o)
                 queue.extendleft(reversed(branch))
                 continue
-            if _fold_or_infer(node, values, folder, is_supported, nodes, supported, label):
+            for out in node.outputs:
+                if out in checks:
+                    checks.pop(out).check(values, label)
+            if _fold_or_infer(node, values, folder, is_supported, producers, supported,
+                              label):
                 kept.append(node)
         except EdgeSDKError:
             raise
@@ -165,7 +175,7 @@ def fold(model: Any, label: str, initializers: Mapping[str, np.ndarray],
 
 
 def _fold_or_infer(node: Node, values: dict[str, ValueInfo], folder: Folder,
-                   is_supported: Callable[[Node], bool], nodes: list[Node],
+                   is_supported: Callable[[Node], bool], producers: Mapping[str, Node],
                    supported: list[str], label: str) -> bool:
     """Fold `node` into constants (False) or give its outputs static shapes (True: kept)."""
     ins = [values.get(n) if n else None for n in node.inputs]
@@ -181,13 +191,14 @@ def _fold_or_infer(node: Node, values: dict[str, ValueInfo], folder: Folder,
                 values[name] = ValueInfo.constant(arr)
         return False
     if not is_supported(node):
-        others = sorted({n.qualified_type for n in nodes if not is_supported(n)}
+        others = sorted({n.qualified_type for n in producers.values()
+                         if not is_supported(n) and n.op_type != "Constant"}
                         - {node.qualified_type})
         detail = ""
         if node.op_type in _NONDETERMINISTIC:
             detail = "random ops are not converted"
         elif node.op_type == "If" and not node.domain:
-            detail = branches.refusal(node, nodes, values)
+            detail = branches.refusal(node, producers, values)
         elif all(v is not None for v in ins) and not node.domain:
             detail = "only supported when all its inputs are constant"
         if others:
@@ -343,7 +354,7 @@ class Folder:
         key = node.proto.SerializeToString()  # loop bodies run the same nodes again
         ev = self._evaluators.get(key)
         if ev is None:
-            ev = ReferenceEvaluator(node.proto, opsets={"": self.opset})
+            ev = ReferenceEvaluator(_one_node_model(node.proto, self.opset))
             self._evaluators[key] = ev
         return ev
 
@@ -356,7 +367,9 @@ class Folder:
             raise ConversionError(
                 f"{self.label}: cannot fold constant node {node.name!r} ({node.op_type}): "
                 f"{type(exc).__name__}: {exc}") from exc
-        return [r if isinstance(r, list) else np.asarray(r) for r in results]
+        made = iter(r if isinstance(r, list) else np.asarray(r) for r in results)
+        # the one-node model's outputs are the node's named ones: put them back in place
+        return [next(made, None) if name else None for name in node.outputs]
 
     # ------------------------------------------------------------------ shapes
     def _infer_types(self, node: Node, ins: list[ValueInfo | None]) -> dict[str, Any]:
@@ -394,6 +407,14 @@ class Folder:
     def infer(self, node: Node, ins: list[ValueInfo | None]) -> dict[str, ValueInfo]:
         from onnx import helper
 
+        if node.op_type in _BROADCASTING and not node.domain and node.op_type != "Cast" and \
+                all(v is not None for v in ins[:1]):
+            # element-wise: the broadcast of the inputs' shapes (ONNX's schemas of the ops
+            # defined as functions, GreaterOrEqual and LessOrEqual, infer no shape at all)
+            name = node.outputs[0] if node.outputs else ""
+            shape = self.output_shapes(node, ins)[0]
+            if name and shape is not None:
+                return {name: ValueInfo(shape, _elementwise_dtype(node, ins))}
         out_types = self._infer_types(node, ins)
         result: dict[str, ValueInfo] = {}
         for name in node.outputs:
@@ -418,6 +439,34 @@ class Folder:
                     f"the unknown element type {t.tensor_type.elem_type}") from exc
             result[name] = ValueInfo(shape, dtype)
         return result
+
+
+_BOOLEAN_RESULT = frozenset({"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual",
+                             "And", "Or", "Xor", "Not", "IsNaN", "IsInf"})
+
+
+def _elementwise_dtype(node: Node, ins: Sequence[ValueInfo | None]) -> np.dtype:
+    """The element type of an element-wise op's output, from ONNX's type rules."""
+    if node.op_type in _BOOLEAN_RESULT:
+        return np.dtype(bool)
+    if node.op_type == "Where" and len(ins) > 1 and ins[1] is not None:
+        return ins[1].dtype
+    first = next(v for v in ins if v is not None)
+    return first.dtype
+
+
+def _one_node_model(proto: Any, opset: int) -> Any:
+    """`proto` alone in a model that imports the graph's opset. onnx's ReferenceEvaluator
+    ignores `opsets=` for a bare NodeProto and runs the newest version of the op, so an
+    opset-12 Unsqueeze (axes an attribute) ran as opset 13's (axes an input) and failed."""
+    from onnx import TypeProto, helper
+
+    names = [n for n in proto.input if n]
+    graph = helper.make_graph([proto], "fold", [helper.make_value_info(n, TypeProto())
+                                                for n in dict.fromkeys(names)],
+                              [helper.make_value_info(n, TypeProto()) for n in proto.output
+                               if n])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
 def _work(node: Node, ins: Sequence[ValueInfo | None],

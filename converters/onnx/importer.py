@@ -15,6 +15,7 @@ from sdk.base.errors import ConversionError, EdgeSDKError, UnsupportedOpError
 from sdk.base.limits import LoadBudget, default_budget
 from sdk.converters.ir import Model, SignatureDef
 from sdk.converters.onnx import passes, patterns
+from sdk.converters.onnx.constant_inputs import ConstantInputs, bind, check_disjoint
 from sdk.converters.onnx.fold import fold
 from sdk.converters.onnx.graph import Node, OnnxGraph
 from sdk.converters.onnx.loader import (
@@ -33,11 +34,16 @@ def read_onnx(model: str | os.PathLike[str] | Any | bytes,
               input_shapes: InputShapes | None = None, *,
               io_layout: IOLayout = "nchw",
               external_data_dir: str | os.PathLike[str] | None = None,
-              budget: LoadBudget | None = None) -> Model:
+              budget: LoadBudget | None = None,
+              constant_inputs: ConstantInputs | None = None) -> Model:
     """Convert an ONNX model (a path, the file's bytes or an `onnx.ModelProto`) to the IR.
 
     `input_shapes` fixes dynamic dimensions: {input name: shape}, or {None: shape} for a model
     with one input. A dynamic batch dimension left open becomes 1.
+
+    `constant_inputs` fixes inputs that are settings, not data, to one value ({name: value},
+    e.g. silero-vad's sample rate `{"sr": 16000}`): each becomes a constant, whatever it selects
+    (an `If` branch) folds, and the converted model has no such input.
 
     `io_layout="nchw"` (default) keeps ONNX's inputs and outputs exactly (same arrays as
     onnxruntime; a TRANSPOSE at each image input and output). `io_layout="nhwc"` makes image
@@ -61,7 +67,8 @@ def read_onnx(model: str | os.PathLike[str] | Any | bytes,
     budget = budget or default_budget()
     stage = _Stage()
     try:
-        return _convert(model, input_shapes, io_layout, external_data_dir, budget, stage)
+        return _convert(model, input_shapes, io_layout, external_data_dir, budget, stage,
+                        constant_inputs)
     except EdgeSDKError:
         raise
     except Exception as exc:  # a bug or a library error on a malformed model: never escapes raw
@@ -83,11 +90,14 @@ class _Stage:
 
 def _convert(model: Any, input_shapes: InputShapes | None, io_layout: IOLayout,
              external_data_dir: str | os.PathLike[str] | None, budget: LoadBudget,
-             stage: _Stage) -> Model:
+             stage: _Stage, constant_inputs: ConstantInputs | None = None) -> Model:
     proto, label, size = load_model(model, external_data_dir, budget)
     stage.label = label
     budget = budget.for_file(size)
     initializers = initializer_arrays(proto, label, budget)
+    if constant_inputs:
+        check_disjoint(constant_inputs, input_shapes, label)
+        initializers.update(bind(proto, initializers, constant_inputs, label))
     shapes = resolve_input_shapes(proto, initializers, input_shapes, label)
     stage.step = "folding constants"
     og = fold(proto, label, initializers, shapes, _is_supported, supported_ops(), budget)

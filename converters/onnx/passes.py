@@ -9,6 +9,10 @@
   the first conv) moves before it, towards the graph input, where it can meet another transpose
   or be absorbed by channels-last I/O.
 - Chains of RESHAPEs collapse; back-to-back TRANSPOSEs compose; identities disappear.
+- SELECT_V2 between the outputs of one element-wise op type (a run-time If whose branches both
+  end in a sigmoid) becomes that op applied to the SELECT_V2 of their inputs: one op instead of
+  two, and the value is made by the op itself (what an INT8 export's fixed-scale output rules
+  look for).
 - With channels-last I/O, a TRANSPOSE at a graph input or output is absorbed into it.
 """
 
@@ -50,6 +54,7 @@ def optimize(graph: Graph) -> None:
     fold_flatten_transpose(graph)
     fold_bias_add(graph)
     fuse_activations(graph)
+    hoist_select_unary(graph)
     hoist_transposes(graph)
     collapse_reshapes(graph)
     share_duplicates(graph)
@@ -144,6 +149,44 @@ def fuse_activations(graph: Graph) -> None:
         _remove(graph, act)
         uses.producer[act.outputs[0]] = op  # local update: only these two entries change
         uses.consumers.pop(x, None)
+
+
+#: element-wise ops of one input: f(select(c, a, b)) == select(c, f(a), f(b))
+_UNARY = frozenset({"RELU", "RELU6", "RELU_N1_TO_1", "LOGISTIC", "TANH", "HARD_SWISH",
+                    "LEAKY_RELU", "ELU", "GELU", "ABS", "NEG", "EXP", "LOG", "SQRT", "RSQRT",
+                    "FLOOR", "CEIL", "ROUND", "SIN", "COS", "SIGN"})
+
+
+def hoist_select_unary(graph: Graph) -> None:
+    uses = _Uses(graph)
+    order = list(graph.operators)
+    changed = False
+    for sel in list(order):
+        if sel.type != "SELECT_V2" or len(sel.inputs) != 3 or any(t is None
+                                                                  for t in sel.inputs):
+            continue
+        cond, a, b = sel.inputs
+        out = sel.outputs[0]
+        pa, pb = uses.producer.get(a), uses.producer.get(b)  # type: ignore[arg-type]
+        if pa is None or pb is None or pa.type != pb.type or pa.type not in _UNARY or \
+                pa.attrs != pb.attrs or len(pa.inputs) != 1 or len(pb.inputs) != 1:
+            continue
+        xa, xb = pa.inputs[0], pb.inputs[0]
+        if xa is None or xb is None or xa.dtype != xb.dtype or not xa.dtype.is_float or \
+                not tuple(xa.shape) == tuple(xb.shape) == tuple(a.shape) == tuple(b.shape) \
+                == tuple(out.shape):  # type: ignore[union-attr]
+            continue
+        picked = graph.add_tensor(Tensor(graph.unique_name(f"{out.name}/pre_{pa.type.lower()}"),
+                                         tuple(out.shape), xa.dtype))
+        sel.inputs = [cond, xa, xb]
+        sel.outputs = [picked]
+        after = Operator(pa.type, [picked], [out], dict(pa.attrs), name=sel.name,
+                         version=pa.version)
+        order.insert(order.index(sel) + 1, after)
+        uses.producer[picked], uses.producer[out] = sel, after
+        changed = True
+    if changed:
+        graph.operators = order
 
 
 def fold_flatten_transpose(graph: Graph) -> None:

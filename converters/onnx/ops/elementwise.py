@@ -219,14 +219,43 @@ def _clip_bound(ctx: Lowering, value: object, what: str) -> float | None:
     return float(arr.reshape(-1)[0])
 
 
+def _clip_runtime(ctx: Lowering, x: str, out: str, bounds: list[str | None]) -> None:
+    """Clip whose min or max is computed at run time (a log-mel floor from ReduceMax - 80 dB):
+    MAXIMUM / MINIMUM with that scalar tensor, broadcast over x."""
+    dtype = ctx.info(x).dtype
+    current = x
+    for k, (bound, op, what) in enumerate(zip(bounds, ("MAXIMUM", "MINIMUM"), ("min", "max"),
+                                              strict=True)):
+        if not bound:
+            continue
+        info = ctx.info(bound)
+        if int(np.prod(info.shape, dtype=np.int64)) != 1:
+            raise ctx.unsupported(f"input {k + 1} ({what}, {bound!r}) must hold one value, not "
+                                  f"shape {list(info.shape)}")
+        if info.dtype != dtype:
+            raise ctx.unsupported(f"input {k + 1} ({what}, {bound!r}) is {info.dtype}, the data "
+                                  f"{dtype}")
+        if len(info.shape) > ctx.rank(x):
+            raise ctx.unsupported(f"input {k + 1} ({what}, {bound!r}) has a higher rank than "
+                                  "the data")
+        last = k == 1 or not bounds[1]
+        target = out if last else ctx.temp_value(f"{out}/max", ctx.shape(x), dtype)
+        elementwise(ctx, op, [current, bound], target)
+        current = target
+
+
 @handles("Clip")
 def _clip(ctx: Lowering, node: Node) -> None:
     x, out = node.inputs[0], node.outputs[0]
     if ctx.og.opset < 11:
         lo, hi = node.attr("min"), node.attr("max")
     else:
-        lo = ctx.require_const(node.input(1), "min") if node.input(1) else None
-        hi = ctx.require_const(node.input(2), "max") if node.input(2) else None
+        bounds = [node.input(1), node.input(2)]
+        if any(b and ctx.const(b) is None for b in bounds):  # computed at run time
+            _clip_runtime(ctx, x, out, bounds)
+            return
+        lo = ctx.const(bounds[0]) if bounds[0] else None
+        hi = ctx.const(bounds[1]) if bounds[1] else None
     lo, hi = _clip_bound(ctx, lo, "min"), _clip_bound(ctx, hi, "max")
     lo = None if lo is None or lo <= -3.4e38 else lo
     hi = None if hi is None or hi >= 3.4e38 else hi
