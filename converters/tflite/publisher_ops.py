@@ -12,10 +12,14 @@ import; the others are named, with what happens to them, by `unsupported_custom_
     (12 bytes; later fields, if any, ignored). It is TRANSPOSE_CONV (version 3, the bias input)
     with the output shape as a constant.
 
+``Landmarks2TransformMatrix``, ``TransformTensorBilinear``, ``TransformLandmarks`` (version 2;
+MediaPipe's face mesh with attention): rewritten into several builtins each, the math MediaPipe
+documents (`sdk.converters.tflite.mediapipe_ops`).
+
 Custom ops left as they are (no builtin equivalent; LiteRT cannot run them, so a model holding
-one cannot be calibrated): MediaPipe's `MaxPoolingWithArgmax2D`, `MaxUnpooling2D`,
-`Landmarks2TransformMatrix`, `TransformLandmarks`, `TransformTensorBilinear`. They are reported
-by name and node (`unsupported_custom_ops`) so the error says what blocks the export.
+one cannot be calibrated): MediaPipe's `MaxPoolingWithArgmax2D`, `MaxUnpooling2D`, and the
+version-1 forms of the three above. They are reported by name and node
+(`unsupported_custom_ops`) so the error says what blocks the export.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 
 from sdk.base.errors import ConversionError
 from sdk.converters.ir import DType, Graph, Model, Operator, Tensor
+from sdk.converters.tflite.mediapipe_ops import REWRITES as MEDIAPIPE_REWRITES
 
 TRANSPOSE_CONV_BIAS = "Convolution2DTransposeBias"
 #: MediaPipe's TfLitePadding values in the custom options
@@ -39,9 +44,12 @@ LITERT_CUSTOM_OPS = frozenset({"TFLite_Detection_PostProcess", "Mfcc", "AudioSpe
 NO_EQUIVALENT = {
     "MaxPoolingWithArgmax2D": "MediaPipe max pooling that also outputs argmax indices",
     "MaxUnpooling2D": "MediaPipe scatter of values to argmax indices",
-    "Landmarks2TransformMatrix": "MediaPipe affine matrix from landmark positions",
-    "TransformLandmarks": "MediaPipe affine transform of landmark coordinates",
-    "TransformTensorBilinear": "MediaPipe affine crop with bilinear sampling",
+    "Landmarks2TransformMatrix": "MediaPipe affine matrix from landmark positions (only "
+                                 "version 2 on [1, N, D] landmarks is rewritten)",
+    "TransformLandmarks": "MediaPipe affine transform of landmark coordinates (only version 2 "
+                          "on [1, N, 2 or 3] is rewritten)",
+    "TransformTensorBilinear": "MediaPipe affine crop with bilinear sampling (only version 2 "
+                               "on [1, H, W, C] is rewritten)",
 }
 
 
@@ -129,13 +137,23 @@ def rewrite_custom_ops(model: Model) -> list[Rewrite]:
     Returns what was rewritten."""
     done: list[Rewrite] = []
     for g in model.graphs:
-        for op in list(g.operators):
-            if op.type != "CUSTOM" or op.custom_code not in _REWRITES:
+        rewritten: list[Operator] = []
+        for op in g.operators:
+            code = op.custom_code or ""
+            if op.type == "CUSTOM" and code in _REWRITES:
+                builtin, build = _REWRITES[code]
+                rewritten.append(build(g, op))
+                done.append(Rewrite(code, op.label, builtin))
                 continue
-            builtin, build = _REWRITES[op.custom_code]
-            new = build(g, op)
-            g.operators[g.operators.index(op)] = new
-            done.append(Rewrite(op.custom_code, op.label, builtin))
+            several = MEDIAPIPE_REWRITES[code](g, op) if op.type == "CUSTOM" and \
+                code in MEDIAPIPE_REWRITES else None
+            if several is None:
+                rewritten.append(op)
+                continue
+            rewritten += several
+            kinds = sorted({o.type for o in several})
+            done.append(Rewrite(code, op.label, f"{len(several)} ops ({', '.join(kinds)})"))
+        g.operators = rewritten
     return done
 
 
