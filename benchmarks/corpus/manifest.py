@@ -44,6 +44,8 @@ class CorpusModel:
     task: dict[str, Any]
     input: dict[str, Any]
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    #: inputs that are settings, fixed for the export (`sdk.export(constant_inputs=...)`)
+    constant_inputs: dict[str, Any] = field(default_factory=dict)
     #: False keeps a model out of the fast subset (tests/test_corpus.py); the manifest says why
     fast_subset: bool = True
 
@@ -69,7 +71,7 @@ def cache_dir() -> Path:
 
 
 _MODEL_KEYS = {"name", "wheel", "member", "sha256", "format", "exporter", "kind", "task",
-               "input", "input_shapes", "fast_subset"}
+               "input", "input_shapes", "constant_inputs", "fast_subset"}
 
 
 def load_manifest(path: Path = MANIFEST) -> list[CorpusModel]:
@@ -98,6 +100,7 @@ def load_manifest(path: Path = MANIFEST) -> list[CorpusModel]:
             format=m["format"], exporter=m["exporter"], kind=m["kind"], task=dict(m["task"]),
             input=dict(m["input"]),
             input_shapes={k: tuple(v) for k, v in m.get("input_shapes", {}).items()},
+            constant_inputs=dict(m.get("constant_inputs", {})),
             fast_subset=bool(m.get("fast_subset", True))))
     return models
 
