@@ -138,7 +138,9 @@ class OutputComparison:
     max_abs_error: float                #: in real units (dequantised)
     max_abs_error_raw: float            #: in the stored type's units (int8 steps)
     sqnr_db: float                      #: signal-to-quantisation-noise, inf when exact
-    top1_agreement: float | None        #: argmax agreement over the last axis (class scores)
+    top1_agreement: float | None        #: argmax agreement (class scores only, else None)
+    kind: str = ""                      #: `sdk.run.fidelity.output_kind`: class scores, map ...
+    kind_reason: str = ""               #: why that kind (which metrics apply)
 
 
 @dataclass(frozen=True)
@@ -216,8 +218,12 @@ def device_info_from_dict(d: Mapping[str, Any]) -> DeviceInfo:
 
 
 def compare_output(name: str, device: np.ndarray, host: np.ndarray, *, scale: float = 0.0,
-                   zero_point: int = 0) -> OutputComparison:
-    """Compare one output (samples on axis 0); `scale`/`zero_point` dequantise integer data."""
+                   zero_point: int = 0, outputs: int = 1) -> OutputComparison:
+    """Compare one output (samples on axis 0); `scale`/`zero_point` dequantise integer data;
+    `outputs`: how many outputs the model has (top-1 agreement only for class scores,
+    `sdk.run.fidelity.output_kind`)."""
+    from sdk.run.fidelity import CLASS_SCORES, output_kind
+
     if device.shape != host.shape:
         raise ValueError(f"output {name!r}: device shape {device.shape} != host {host.shape}")
     raw_diff = np.abs(device.astype(np.float64) - host.astype(np.float64))
@@ -234,15 +240,17 @@ def compare_output(name: str, device: np.ndarray, host: np.ndarray, *, scale: fl
         sqnr = -math.inf
     else:
         sqnr = 10.0 * math.log10(signal / noise)
+    kind = output_kind(ref_f, outputs=outputs)
     top1 = None
-    if host.ndim >= 2 and host.shape[-1] > 1:
-        top1 = float(np.mean(np.argmax(device, axis=-1) == np.argmax(host, axis=-1)))
+    if kind.kind == CLASS_SCORES:
+        rows_dev, rows_ref = dev_f.reshape(-1, kind.row), ref_f.reshape(-1, kind.row)
+        top1 = float(np.mean(np.argmax(rows_dev, axis=1) == np.argmax(rows_ref, axis=1)))
     return OutputComparison(
         name=name, dtype=host.dtype.name, shape=tuple(int(d) for d in host.shape),
         exact=bool(np.array_equal(device, host)), mismatched=int(np.count_nonzero(raw_diff)),
         max_abs_error=float(np.max(np.abs(dev_f - ref_f))) if host.size else 0.0,
         max_abs_error_raw=float(raw_diff.max()) if host.size else 0.0, sqnr_db=sqnr,
-        top1_agreement=top1)
+        top1_agreement=top1, kind=kind.kind, kind_reason=kind.reason)
 
 
 def honesty_notes(info: DeviceInfo, machine: str | None, runner: str) -> tuple[str, ...]:

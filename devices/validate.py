@@ -192,7 +192,7 @@ def validate(model: str | os.PathLike[str], device: str | DeviceConfig | Device,
         details = ref.outputs
         comparisons = tuple(
             compare_output(d.name, dev_arr.astype(h.dtype, copy=False).reshape(h.shape), h,
-                           scale=d.scale, zero_point=d.zero_point)
+                           scale=d.scale, zero_point=d.zero_point, outputs=len(details))
             for d, dev_arr, h in zip(details, device_out, host, strict=True))
     elif path.suffix.lower() == ".edge":
         comparisons, report, info, reference, arrays = _validate_edge(
@@ -230,7 +230,8 @@ def _validate_edge(path: Path, device: Any, inputs: Inputs, runner: str | None,
         host_dev.cleanup(everything=True)
     out_details = report.raw.get("outputs") or [{} for _ in host_out]
     comparisons = tuple(
-        compare_output(str(d.get("name", f"output_{k}")), dev_arr.reshape(h.shape), h)
+        compare_output(str(d.get("name", f"output_{k}")), dev_arr.reshape(h.shape), h,
+                       outputs=len(host_out))
         for k, (d, dev_arr, h) in enumerate(zip(out_details, device_out, host_out,
                                                 strict=True)))
     reference = f"this host's {host_report.runtime} ({host_report.machine})"

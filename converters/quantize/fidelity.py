@@ -58,7 +58,8 @@ def evaluate(float_bytes: bytes, float_maps: list[dict[Tensor, int]], float_mode
     ref = float_run.outputs_for(samples, stage("validating (float)"))
     got = quant_run.outputs_for(samples, stage("validating (quantised)"))
     names = [d.name for d in float_run.outputs]
-    outputs = [compare_outputs(n, r, g) for n, r, g in zip(names, ref, got, strict=True)]
+    outputs = [compare_outputs(n, r, g, outputs=len(names))
+               for n, r, g in zip(names, ref, got, strict=True)]
     report = FidelityReport(len(samples), samples.source, outputs, notes=list(samples.notes))
     if kernels is not None:
         report.kernels = kernels

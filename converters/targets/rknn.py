@@ -128,7 +128,8 @@ def simulator_fidelity(runner: object, samples: Sequence[Sequence[np.ndarray]],
             if np.issubdtype(value.dtype, np.integer):
                 value = detail.to_float(value)
             got.append(value.astype(np.float32).reshape(1, -1))
-        compared.append(compare_outputs(detail.name, want, np.concatenate(got)))
+        compared.append(compare_outputs(detail.name, want, np.concatenate(got),
+                                        outputs=len(runner.outputs)))
     return SimulatorFidelity("rknn-toolkit2 x86 simulator", "LiteRT (host, XNNPACK)",
                              len(samples), compared)
 

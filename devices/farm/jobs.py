@@ -190,7 +190,8 @@ def host_fidelity(model: str | os.PathLike[str], reference: str | os.PathLike[st
             acc.append(out)
         for acc, out in zip(test_outs, test.invoke(feeds), strict=True):
             acc.append(out)
-    results = [compare_outputs(d.name, np.concatenate(r), np.concatenate(t))
+    results = [compare_outputs(d.name, np.concatenate(r), np.concatenate(t),
+                               outputs=len(ref.outputs))
                for d, r, t in zip(ref.outputs, ref_outs, test_outs, strict=True)]
     top1 = [r.top1_agreement for r in results if r.top1_agreement is not None]
     return Fidelity(min_sqnr_db=float(min(r.sqnr_db for r in results)),

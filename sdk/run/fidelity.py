@@ -1,8 +1,9 @@
 """How close a model's outputs are to a reference's: the metrics and the report they fill.
 
-Per model output: SQNR (10 log10 of signal energy over error energy, in dB), cosine similarity,
-max and mean absolute error, and top-1 agreement (argmax over the last axis, for outputs with more
-than one class). Per layer: one `LayerFidelity` row per layer output.
+Per model output: SQNR (10 log10 of signal energy over error energy, in dB), max and mean
+absolute error and, for outputs that hold class scores (`output_kind`: not landmarks, maps or
+single values), cosine similarity and top-1 agreement; the report says which kind each output
+was taken for and why. Per layer: one `LayerFidelity` row per layer output.
 
 This module holds only the measures and the report types, so both the converters (export's
 fidelity report, the precision planner, the NPU targets) and the devices (the farm's validation
@@ -21,16 +22,80 @@ import numpy as np
 
 from sdk.base.tables import format_table, from_jsonable, jsonable
 
+#: what a model output holds, which decides the metrics that mean something for it
+CLASS_SCORES, VECTOR, MAP, SCALAR = "class scores", "vector", "map", "scalar"
+#: the metrics reports show for each kind (SQNR and max/mean |err| always)
+KIND_METRICS = {CLASS_SCORES: "SQNR, |err|, cosine, top-1", VECTOR: "SQNR, |err|",
+                MAP: "SQNR, |err|", SCALAR: "SQNR, |err|"}
+#: a vector output is taken for class scores (logits) without being a probability
+#: distribution only when it is the model's one output and has at least this many entries
+MIN_LOGITS = 5
+#: at most this many rows of scores per sample are a batch (a [2, 10] output), not a map
+MAX_BATCH = 16
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    kind: str
+    #: why, as reports print it
+    reason: str
+    #: entries of the last axis: top-1 compares the argmax of each row of that many
+    row: int = 1
+
+
+def output_kind(ref: np.ndarray, *, outputs: int = 1) -> OutputKind:
+    """What an output holds (samples on axis 0), from its shape and values, and so which
+    metrics mean something for it: top-1 agreement and cosine only for class scores.
+
+    - scalar: one value per sample (a [1, 1] score or flag);
+    - class scores: rows along the last axis (at most MAX_BATCH of them per sample) that are
+      probability distributions (non-negative, summing to 1; also per pixel of a map), or, for
+      the model's only output, rows of at least MIN_LOGITS entries (logits);
+    - map: other outputs with two or more dimensions other than 1 per sample (an image, a
+      detection grid such as [2016, 18], heatmaps, a landmark table such as [21, 3]);
+    - vector: other one-dimensional outputs (landmarks, boxes, embeddings beside other
+      outputs): their argmax and direction say nothing.
+    """
+    dims = [int(d) for d in ref.shape[1:] if d != 1] if ref.ndim else []
+    count = int(np.prod(dims)) if dims else 1
+    if count <= 1:
+        return OutputKind(SCALAR, "one value per sample")
+    row = int(ref.shape[-1])
+    lead = count // row if row > 1 else count
+    shape = "x".join(map(str, dims))
+    rows = ref.astype(np.float64).reshape(-1, row) if row > 1 else None
+    if rows is not None and rows.size and rows.min() >= -1e-6 and \
+            np.allclose(rows.sum(axis=1), 1.0, atol=1e-2):
+        what = f"{row} probabilities" + (f" in {lead} rows" if lead > 1 else "")
+        return OutputKind(CLASS_SCORES, f"{what} per sample", row)
+    if row > 1 and lead <= MAX_BATCH and outputs == 1 and row >= MIN_LOGITS:
+        what = f"{row} scores" + (f" in {lead} rows" if lead > 1 else "")
+        return OutputKind(CLASS_SCORES, f"the model's only output, {what} per sample", row)
+    if len(dims) >= 2:
+        return OutputKind(MAP, f"{shape} values per sample")
+    return OutputKind(VECTOR, f"{count} values per sample"
+                      + (f", one of {outputs} outputs" if outputs > 1 else "")
+                      + ": landmarks, boxes or an embedding, not class scores")
+
 
 @dataclass
 class OutputFidelity:
     name: str
     sqnr_db: float
+    #: mean cosine similarity per sample (measured always; reports show it for class scores)
     cosine: float
     max_abs_error: float
     mean_abs_error: float
-    #: share of samples whose argmax (last axis) agrees; None for single-value outputs
+    #: share of samples whose argmax agrees; None where the output is not class scores
     top1_agreement: float | None
+    #: `output_kind`: "class scores", "vector", "map" or "scalar" ("" in older reports)
+    kind: str = ""
+    #: why that kind (reports say which metrics were chosen and why)
+    kind_reason: str = ""
+
+    @property
+    def class_scores(self) -> bool:
+        return self.kind == CLASS_SCORES or (not self.kind and self.top1_agreement is not None)
 
 
 @dataclass
@@ -83,12 +148,16 @@ class FidelityReport:
         """Human-readable tables: outputs, then layers (worst first when truncated)."""
         lines = [f"WARNING: {w}" for w in self.warnings]
         lines.append(f"fidelity on {self.samples} samples ({self.source}); {self.kernels}")
-        header = ("output", "SQNR dB", "cosine", "max |err|", "mean |err|", "top-1 agree")
-        rows = [(o.name, _db(o.sqnr_db), f"{o.cosine:.6f}", f"{o.max_abs_error:.4g}",
+        header = ("output", "kind", "SQNR dB", "cosine", "max |err|", "mean |err|",
+                  "top-1 agree")
+        rows = [(o.name, o.kind or "-", _db(o.sqnr_db),
+                 f"{o.cosine:.6f}" if o.class_scores else "-", f"{o.max_abs_error:.4g}",
                  f"{o.mean_abs_error:.4g}",
                  "-" if o.top1_agreement is None else f"{100 * o.top1_agreement:.2f}%")
                 for o in self.outputs]
         lines += format_table(header, rows)
+        lines += [f"  {o.name}: {o.kind} ({o.kind_reason}): {KIND_METRICS[o.kind]}"
+                  for o in self.outputs if o.kind in KIND_METRICS]
         if self.layers:
             layers = self.layers
             if max_layers is not None and len(layers) > max_layers:
@@ -120,7 +189,10 @@ def sqnr_db(signal_energy: float, noise_energy: float) -> float:
     return 10.0 * math.log10(signal_energy / noise_energy)
 
 
-def compare_outputs(name: str, ref: np.ndarray, test: np.ndarray) -> OutputFidelity:
+def compare_outputs(name: str, ref: np.ndarray, test: np.ndarray, *,
+                    outputs: int = 1) -> OutputFidelity:
+    """One output's metrics (samples on axis 0); `outputs`: how many outputs the model has
+    (`output_kind` decides whether top-1 agreement means something here)."""
     f = ref.astype(np.float64).reshape(ref.shape[0], -1) if ref.ndim else ref.reshape(1, 1)
     q = test.astype(np.float64).reshape(f.shape)
     err = q - f
@@ -129,12 +201,15 @@ def compare_outputs(name: str, ref: np.ndarray, test: np.ndarray) -> OutputFidel
     dots = (f * q).sum(axis=1)
     cos = np.where(norms > 0, dots / np.where(norms > 0, norms, 1.0),
                    np.where(np.linalg.norm(f, axis=1) == np.linalg.norm(q, axis=1), 1.0, 0.0))
+    kind = output_kind(ref, outputs=outputs)
     top1 = None
-    if ref.ndim >= 2 and ref.shape[-1] > 1:
-        top1 = float((ref.argmax(axis=-1) == test.argmax(axis=-1)).mean())
+    if kind.kind == CLASS_SCORES:
+        rows_f, rows_q = f.reshape(-1, kind.row), q.reshape(-1, kind.row)
+        top1 = float((rows_f.argmax(axis=1) == rows_q.argmax(axis=1)).mean())
     return OutputFidelity(name, sqnr_db(float((f ** 2).sum()), noise), float(cos.mean()),
                           float(np.abs(err).max()) if err.size else 0.0,
-                          float(np.abs(err).mean()) if err.size else 0.0, top1)
+                          float(np.abs(err).mean()) if err.size else 0.0, top1,
+                          kind.kind, kind.reason)
 
 
 # ---------------------------------------------------------------------------- never silent
