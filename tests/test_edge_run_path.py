@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from sdk.base import native
+from sdk.base import artifacts, native
 from sdk.base.errors import NativeBuildError
 
 
@@ -26,7 +26,7 @@ def test_override_directory_wins(tmp_path, monkeypatch) -> None:
 
 def test_missing_build_names_where_it_looked(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("EDGESDK_BIN_DIR", str(tmp_path / "bin"))
-    monkeypatch.setattr(native, "_checkout_root", lambda: tmp_path)
+    monkeypatch.setattr(artifacts, "checkout_root", lambda: tmp_path)
     with pytest.raises(NativeBuildError, match=r"edge-run for armeabi-v7a is not built") as err:
         native.edge_run_path("armeabi-v7a")
     assert str(tmp_path / "build" / "armv7" / "edge-run") in str(err.value)

@@ -2,8 +2,8 @@
 
 * Our own delegate, for models with edgesdk custom ops (EDGE_*: ternary / 2-bit layers that stock
   LiteRT cannot run): the build for the device's ABI is pushed beside the runner. It comes from
-  `delegate_path(abi)` (issue 4's `sdk.run`); until that exists such models stop with a
-  clear error instead of failing inside LiteRT.
+  the one lookup of sdk.base.artifacts (the wheel carries every ABI's); when there is none such
+  models stop with an error naming where it looked instead of failing inside LiteRT.
 * NPU vendors' external delegates named in the device config (`delegates = [{ path = ...,
   options = {...} }]`): already on the device, passed to the runner with their options.
 """
@@ -14,6 +14,7 @@ import posixpath
 from collections.abc import Mapping
 from pathlib import Path
 
+from sdk.base.artifacts import find_artifact
 from sdk.devices.base import Device
 from sdk.devices.errors import RunnerError
 from sdk.devices.runners.base import StageProgress, check_binary_abi
@@ -42,18 +43,9 @@ EDGE_CUSTOM_PREFIX = "EDGE_"
 
 
 def edgesdk_delegate(abi: str) -> Path:
-    """Our delegate library for `abi` (`delegate_path(abi)`, issue 4's sdk.run)."""
-    from importlib import import_module
-
-    for name in ("sdk.run.delegate", "sdk.run", "sdk.base.native"):
-        try:
-            finder = getattr(import_module(name), "delegate_path", None)
-        except ImportError:
-            continue
-        if finder is not None:
-            return Path(finder(abi))
-    raise RunnerError("the edgesdk delegate (for edgesdk custom ops) is not part of this "
-                      "build yet")
+    """Our delegate library for `abi`, the static device build, from the one lookup
+    (sdk.base.artifacts: $EDGESDK_BIN_DIR, the wheel, a checkout's build folders)."""
+    return find_artifact("delegate", abi)
 
 
 def delegates_for(device: Device, model: Path, progress: StageProgress | None = None, *,

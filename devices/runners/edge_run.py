@@ -12,6 +12,8 @@ import posixpath
 from pathlib import Path
 from typing import Any
 
+from sdk.base.artifacts import ABIS, find_artifact
+from sdk.base.errors import NativeBuildError
 from sdk.devices.base import CommandResult
 from sdk.devices.errors import RunnerError
 from sdk.devices.runners.base import (
@@ -26,23 +28,19 @@ from sdk.devices.runners.base import (
 )
 
 #: ABIs edgesdk builds edge-run for
-EDGE_RUN_ABIS = ("arm64-v8a", "armeabi-v7a", "x86_64")
+EDGE_RUN_ABIS = ABIS
 
 
 def local_edge_run(abi: str) -> Path:
-    """This checkout's (or wheel's) edge-run for `abi`; RunnerError when there is none."""
+    """The wheel's (or checkout's, or $EDGESDK_BIN_DIR's) edge-run for `abi`, from the one lookup
+    (sdk.base.artifacts); RunnerError naming where it looked when there is none."""
     if abi not in EDGE_RUN_ABIS:
         raise RunnerError(f"wrong ABI: no edge-run build for {abi}; edgesdk builds edge-run "
                           f"for {', '.join(EDGE_RUN_ABIS)}")
-    from sdk.base import native
-
-    finder = getattr(native, "edge_run_path", None)
-    if finder is None:  # pragma: no cover - older checkouts
-        raise RunnerError("this edgesdk build has no edge-run")
     try:
-        return Path(finder(abi))
-    except Exception as exc:  # NativeBuildError: not built
-        raise RunnerError(f"edge-run for {abi} is missing: {exc}") from exc
+        return find_artifact("edge-run", abi)
+    except NativeBuildError as exc:
+        raise RunnerError(str(exc)) from exc
 
 
 class EdgeRunRunner(Runner):

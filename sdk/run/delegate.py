@@ -22,17 +22,19 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sdk.base.artifacts import BUILD_FOLDERS, artifact_candidates, find_artifact, host_abi
 from sdk.base.errors import DelegateRequiredError, EdgeSDKError, NativeBuildError
 
 LIBRARY_NAME = "libedgesdk_delegate.so"
 #: Android ABI names -> this checkout's build folder holding that build (the Makefile's)
-ABIS: dict[str, str] = {"x86_64": "host", "arm64-v8a": "aarch64", "armeabi-v7a": "armv7"}
+ABIS: dict[str, str] = dict(BUILD_FOLDERS)
 PRECISIONS = ("int8", "int4", "int2")
 #: activation kinds `precisions` may also name: int8 activations, or float activations with
 #: quantised weights (dynamic range, "hybrid")
@@ -42,49 +44,28 @@ OPS = ("fully_connected", "conv_2d", "depthwise_conv_2d")
 CUSTOM_OPS = ("EDGE_CONV_INT2", "EDGE_DWCONV_INT2")
 
 
-def _package_dir() -> Path | None:
-    try:
-        from sdk import _native
-    except ImportError:
-        return None
-    return Path(_native.__file__).resolve().parent
-
-
-def _checkout_root() -> Path | None:
-    root = Path(__file__).resolve().parents[2]
-    return root if (root / "native" / "CMakeLists.txt").is_file() else None
+def _abi(abi: str | None) -> str:
+    if abi is None:
+        host = host_abi()
+        if host is None:
+            raise NativeBuildError(f"edgesdk builds no delegate for this machine "
+                                   f"({platform.machine()}); it is built for {sorted(ABIS)}")
+        return host
+    if abi not in ABIS:
+        raise ValueError(f"unknown ABI {abi!r}; the delegate is built for {sorted(ABIS)}")
+    return abi
 
 
 def delegate_candidates(abi: str | None = None) -> list[Path]:
-    """Where `delegate_path` looks, in order."""
-    if abi is not None and abi not in ABIS:
-        raise ValueError(f"unknown ABI {abi!r}; the delegate is built for {sorted(ABIS)}")
-    candidates: list[Path] = []
-    override = os.environ.get("EDGESDK_DELEGATE")
-    if override and abi in (None, "x86_64"):
-        candidates.append(Path(override))
-    if abi in (None, "x86_64"):
-        pkg = _package_dir()
-        if pkg is not None:
-            candidates.append(pkg / LIBRARY_NAME)
-    root = _checkout_root()
-    if root is not None:
-        candidates.append(root / "build" / ABIS[abi or "x86_64"] / LIBRARY_NAME)
-    return candidates
+    """Where `delegate_path` looks, in order (sdk.base.artifacts.artifact_candidates)."""
+    return [c.path for c in artifact_candidates("delegate", _abi(abi), in_process=abi is None)]
 
 
 def delegate_path(abi: str | None = None) -> Path:
-    """The delegate shared library: for this machine (abi None), or for an Android ABI name
-    ("x86_64", "arm64-v8a", "armeabi-v7a") to push to a device."""
-    candidates = delegate_candidates(abi)
-    for path in candidates:
-        if path.is_file():
-            return path
-    target = "native-cross" if abi in ("arm64-v8a", "armeabi-v7a") else "native"
-    raise NativeBuildError(
-        "the edgesdk delegate library is not built (looked in: "
-        + ", ".join(str(p) for p in candidates) + f"); run `make {target}` in the edgesdk "
-        "checkout")
+    """The delegate shared library: for LiteRT in this process (abi None), or for an Android ABI
+    name ("x86_64", "arm64-v8a", "armeabi-v7a") to push to a device (the static build). The one
+    lookup of sdk.base.artifacts: NativeBuildError naming every place it looked when missing."""
+    return find_artifact("delegate", _abi(abi), in_process=abi is None)
 
 
 def delegate_options(*, precisions: Iterable[str] | None = None,
