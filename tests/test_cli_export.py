@@ -69,12 +69,12 @@ def test_export_command_image_folder(digits_float_tflite, digits_data, tmp_path,
 
 def test_export_command_errors(digits_float_tflite, tmp_path, capsys) -> None:
     out = tmp_path / "x.tflite"
-    assert main(["export", str(digits_float_tflite), "-o", str(out), "-q"]) == 2
+    assert main(["export", str(digits_float_tflite), "-o", str(out), "-q"]) == 3  # bad input
     assert "calibration data is required" in capsys.readouterr().err
-    assert main(["export", str(tmp_path / "nope.onnx"), "-c", "synthetic", "-q"]) == 2
+    assert main(["export", str(tmp_path / "nope.onnx"), "-c", "synthetic", "-q"]) == 3
     assert "no such file" in capsys.readouterr().err
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"not a flatbuffer at all")
-    assert main(["export", str(bad), "-c", "synthetic", "-o", str(out), "-q"]) == 2
+    assert main(["export", str(bad), "-c", "synthetic", "-o", str(out), "-q"]) == 3
     assert "not a TFLite model" in capsys.readouterr().err
     assert not out.exists()

@@ -49,7 +49,7 @@ def test_devices_probe(device_file, capsys):
 def test_profile_and_validate_commands(device_file, digits_int8_tflite, digits_data, tmp_path,
                                        capsys):
     rc = main(["profile", str(digits_int8_tflite), "board", "--config", str(device_file),
-               "--runs", "5", "--warmup", "1", "--json", "-", "-q"])
+               "--runs", "5", "--warmup", "1", "--json", "-q"])
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
     assert report["runner"] == "litert-python" and report["latency"]["runs"] == 5
@@ -58,7 +58,7 @@ def test_profile_and_validate_commands(device_file, digits_int8_tflite, digits_d
     np.save(inputs, digits_data.x_test[:16])
     out = tmp_path / "validation.json"
     rc = main(["validate", str(digits_int8_tflite), "phone", "--config", str(device_file),
-               "--inputs", str(inputs), "--json", str(out), "-q"])
+               "--inputs", str(inputs), "--json-out", str(out), "-q"])
     text = capsys.readouterr().out
     assert rc == 0 and "PASSED" in text
     assert json.loads(out.read_text())["exact"] is True
@@ -67,11 +67,11 @@ def test_profile_and_validate_commands(device_file, digits_int8_tflite, digits_d
 def test_clear_errors(tmp_path, capsys):
     model = tmp_path / "m.tflite"
     model.write_bytes(b"x")
-    assert main(["deploy", str(model), "nosuchboard", "--config", str(tmp_path / "none.toml")]) == 2
+    assert main(["deploy", str(model), "nosuchboard", "--config", str(tmp_path / "none.toml")]) == 3
     assert "file not found" in capsys.readouterr().err
     empty = tmp_path / "devices.toml"
     empty.write_text("")
-    assert main(["deploy", str(model), "nosuchboard", "--config", str(empty)]) == 2
+    assert main(["deploy", str(model), "nosuchboard", "--config", str(empty)]) == 3
     assert "no device named 'nosuchboard'" in capsys.readouterr().err
 
 

@@ -110,7 +110,7 @@ def test_status_checks_the_boards(small_farm, capsys):
 def test_bad_farm_file_is_a_clear_cli_error(tmp_path, capsys):
     path = tmp_path / "farm.toml"
     path.write_text('[boards.x]\ntransport = "ssh"\naddress = "a@b"\nmax_jobs = "two"\n')
-    assert main(["farm", "status", "--farm", str(path), "--no-check"]) == 2
+    assert main(["farm", "status", "--farm", str(path), "--no-check"]) == 3  # bad input
     err = capsys.readouterr().err
     assert "board 'x'" in err and "field 'max_jobs'" in err and str(path) in err
 

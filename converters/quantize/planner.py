@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from sdk.base.errors import ConversionError
+from sdk.base.errors import ConversionError, FidelityError
 from sdk.base.samples import SampleSet
 from sdk.base.tables import from_jsonable, jsonable
 from sdk.converters.ir import Model, Operator, Tensor
@@ -335,7 +335,7 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
             reached = _outputs_db(best)
             missing = ", ".join(f"{o.name!r} at {reached[o.name]:.2f} dB"
                                 for o in best.fidelity.outputs if o.sqnr_db < target_db)
-            raise ConversionError(
+            raise FidelityError(
                 f"target_sqnr={target_db:g} dB cannot be met: best reached {missing} after "
                 f"{exports} export(s), with every layer upstream of them that can be kept "
                 f"wider ({', '.join(c.name for c in CANDIDATES)}) kept so; nothing was written")

@@ -7,7 +7,7 @@
     edgesdk emulate adb --port 5555 --arch aarch64
     edgesdk emulate board --arch aarch64
 
-Progress bars and tables use rich (the `[devices]` extra) and fall back to plain text.
+Tables and progress bars come from `sdk.cli.output` (rich), as for every command.
 """
 
 from __future__ import annotations
@@ -17,115 +17,32 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sdk.base.tables import jsonable
+from sdk.cli.exit_codes import CHECK_FAILED, UsageError
+from sdk.cli.output import emit_json, fields, human_bytes, message, progress, table
 from sdk.devices import DeviceConfig, DeviceError, load_device_config, resolve_device
 
 
 # ---------------------------------------------------------------------------- output helpers
-def _console() -> Any:
-    try:
-        from rich.console import Console
-    except ImportError:  # pragma: no cover - without the extra
-        return None
-    return Console(stderr=False, highlight=False)
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
-    """A `progress(stage, done, total)` that draws rich progress bars (on stderr)."""
-    if not enabled:
-        yield None
-        return
-    try:
-        from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
-    except ImportError:  # pragma: no cover
-        from sdk.base.progress import ProgressBar
-
-        yield ProgressBar()
-        return
-    console = Console(stderr=True)
-    with Progress(TextColumn("{task.description:<28}"), BarColumn(), DownloadColumn(),
-                  console=console, transient=not console.is_terminal) as bars:
-        tasks: dict[str, Any] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bars.add_task(stage, total=max(total, 1))
-            bars.update(tasks[stage], completed=done, total=max(total, 1))
-
-        yield update
-
-
-def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
-    console = _console()
-    if console is None:  # pragma: no cover
-        from sdk.base.tables import format_table
-
-        print(title)
-        print("\n".join(format_table(tuple(columns), [tuple(r) for r in rows])))
-        return
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    for i, column in enumerate(columns):
-        table.add_column(column, justify="left" if i == 0 else "right", overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
-
-
-def _fields(title: str, rows: list[tuple[str, Any]]) -> None:
-    """A two-column key / value table."""
-    pairs = [(k, "" if v is None else str(v)) for k, v in rows if v != ""]
-    console = _console()
-    if console is None:  # pragma: no cover
-        print(title)
-        width = max(len(k) for k, _ in pairs)
-        for key, value in pairs:
-            print(f"  {key:<{width}}  {value}")
-        return
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left", show_header=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    for key, value in pairs:
-        table.add_row(key, value)
-    console.print(table)
-
-
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f} ms"
 
 
-def _bytes(value: int | None) -> str:
-    if value is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024  # type: ignore[assignment]
-    return str(value)  # pragma: no cover
-
-
-def _write_json(target: str | None, data: dict[str, Any]) -> None:
-    if not target:
-        return
-    text = json.dumps(data, indent=2)
-    if target == "-":
-        print(text)
-    else:
+def _result(args: argparse.Namespace, data: dict[str, Any]) -> None:
+    """--json: the result on stdout; --json-out FILE: also written there."""
+    if getattr(args, "json_out", None):
         from sdk.base.fileio import atomic_write_text
 
-        atomic_write_text(target, text + "\n")
-        print(f"wrote {target}", file=sys.stderr)
+        atomic_write_text(args.json_out, json.dumps(jsonable(data), indent=2) + "\n")
+        message(f"wrote {args.json_out}")
+    if args.json:
+        emit_json(data)
 
 
 def _device(args: argparse.Namespace) -> DeviceConfig:
@@ -137,22 +54,34 @@ def _device(args: argparse.Namespace) -> DeviceConfig:
 
 # ---------------------------------------------------------------------------- devices
 def cmd_devices(args: argparse.Namespace) -> int:
+    from sdk.cli.adb_server import list_server_devices
     from sdk.devices import open_device
-
-    file = load_device_config(args.config)
-    entries: list[tuple[str, DeviceConfig, str]] = [
-        (name, cfg, "config") for name, cfg in file.devices.items()]
     from sdk.devices.adb import usb_serials
 
+    file = load_device_config(args.config)
+    entries: list[tuple[str, DeviceConfig, str, str]] = [
+        (name, cfg, "config", "") for name, cfg in file.devices.items()]
     configured = {cfg.address for cfg in file.devices.values() if cfg.transport == "adb"}
+    server = list_server_devices()
+    seen = set(configured)
+    for phone in server.devices:
+        address = phone.device_string.removeprefix("adb:")
+        if address in seen:
+            continue
+        seen.add(address)
+        source = "adb server (network)" if phone.networked else "adb server (USB)"
+        entries.append((phone.device_string, resolve_device(phone.device_string, config=file),
+                        source, phone.state))
     for serial in usb_serials():
-        if serial not in configured:
-            entries.append((f"adb:{serial}", resolve_device(f"adb:{serial}", config=file), "usb"))
-    entries.append(("local", resolve_device("local", config=file), "this host"))
+        if serial not in seen:
+            seen.add(serial)
+            entries.append((f"adb:{serial}", resolve_device(f"adb:{serial}", config=file), "usb",
+                            "device"))
+    entries.append(("local", resolve_device("local", config=file), "this host", ""))
     rows, report = [], []
-    for name, cfg, source in entries:
-        row = {"name": name, "device": cfg.device_string, "source": source,
-               "description": cfg.description}
+    for name, cfg, source, state in entries:
+        row: dict[str, Any] = {"name": name, "device": cfg.device_string, "source": source,
+                               "state": state or None, "description": cfg.description}
         if args.probe:
             try:
                 with open_device(cfg) as dev:
@@ -161,25 +90,28 @@ def cmd_devices(args: argparse.Namespace) -> int:
             except DeviceError as exc:
                 row.update(status="error", error=str(exc))
         report.append(row)
-        cells = [name, cfg.device_string, source]
+        cells = [name, cfg.device_string, source, state or "-"]
         if args.probe:
             if row["status"] == "ok":
                 info = row["info"]
-                mem = info.get("mem_total_bytes")
                 cells += [info.get("abi") or "?", info.get("model") or info.get("cpu_model")
                           or "", info.get("os") or "", str(info.get("cores") or "?"),
-                          _bytes(mem), info.get("emulated") or "no"]
+                          human_bytes(info.get("mem_total_bytes")),
+                          info.get("emulated") or "no"]
             else:
                 cells += ["error", row["error"][:80], "", "", "", ""]
         rows.append(cells)
+    if server.unavailable:
+        message(f"adb server: {server.unavailable} (phones it would list are not shown; "
+                "`adb start-server` starts one)")
     if args.json:
-        print(json.dumps(report, indent=2))
+        emit_json(report)
         return 0
-    columns = ["name", "device string", "source"]
+    columns = ["name", "device string", "source", "state"]
     if args.probe:
         columns += ["ABI", "model", "OS", "cores", "memory", "emulated"]
     where = file.path or "no device config file (~/.config/edgesdk/devices.toml)"
-    _table(f"devices ({where})", columns, rows)
+    table(f"devices ({where})", columns, rows)
     return 0
 
 
@@ -187,13 +119,13 @@ def cmd_devices(args: argparse.Namespace) -> int:
 def cmd_deploy(args: argparse.Namespace) -> int:
     from sdk.devices.deploy import deploy
 
-    with _progress(not args.quiet) as progress, \
-            deploy(args.model, _device(args), runner=args.runner, progress=progress) as dep:
+    with progress(not args.quiet) as bars, \
+            deploy(args.model, _device(args), runner=args.runner, progress=bars) as dep:
         described = dep.describe()
     if args.json:
-        print(json.dumps(described, indent=2))
+        emit_json(described)
         return 0
-    _fields(f"deployed {Path(args.model).name}", [
+    fields(f"deployed {Path(args.model).name}", [
         ("device", described["device"]), ("runner", described["runner"]),
         ("model on device", described["remote_model"]),
         ("files", "\n".join(described["files"])), ("sha256", described["sha256"])])
@@ -204,16 +136,19 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     from sdk.devices.profile import profile
 
-    with _progress(not args.quiet) as progress:
+    with progress(not args.quiet) as bars:
         result = profile(args.model, _device(args), runs=args.runs, warmup=args.warmup,
                          threads=args.threads, cpus=args.cpus, runner=args.runner,
-                         layers=not args.no_layers, timeout=args.timeout, progress=progress)
-    _write_json(args.json, result.to_dict())
-    if args.json == "-":
+                         layers=not args.no_layers, timeout=args.timeout, progress=bars)
+    data = result.to_dict()
+    slowest = slowest_layers(result.per_layer, args.top)
+    data["slowest_layers"] = [layer.name for layer in slowest]
+    _result(args, data)
+    if args.json:
         return 0
     info, lat = result.device, result.latency
     temps = result.state_after.temperatures_c
-    _fields(f"profile of {Path(args.model).name} on {info.name}", [
+    fields(f"profile of {Path(args.model).name} on {info.name}", [
         ("device", info.summary()),
         ("runner", f"{result.runner}: {result.runtime}"),
         ("ran as", result.machine),
@@ -225,17 +160,26 @@ def cmd_profile(args: argparse.Namespace) -> int:
          f"mean {_ms(lat.mean_ms)}  std {_ms(lat.std_ms)}\nmin {_ms(lat.min_ms)}  "
          f"p50 {_ms(lat.p50_ms)}  p90 {_ms(lat.p90_ms)}  p99 {_ms(lat.p99_ms)}  "
          f"max {_ms(lat.max_ms)}"),
-        ("peak memory", _bytes(result.peak_memory_bytes)),
+        ("peak memory", human_bytes(result.peak_memory_bytes)),
         ("governor", result.governor or "unreadable"),
         ("temperature", ", ".join(f"{k} {v:.1f} C" for k, v in temps.items()) or "unreadable"),
         ("emulated", result.emulated or "no"),
         *(("note", note) for note in result.notes),
     ])
-    if result.per_layer:
-        rows = [[layer.name, layer.op, layer.kernel or "-", _ms(layer.mean_ms)]
-                for layer in result.per_layer[:args.top]]
-        _table("per layer", ["layer", "op", "kernel", "mean"], rows)
+    if slowest:
+        total = sum(layer.mean_ms or 0.0 for layer in result.per_layer)
+        rows = [[layer.name, layer.op, layer.kernel or "-", _ms(layer.mean_ms),
+                 f"{100 * (layer.mean_ms or 0.0) / total:.1f}%" if total else "-"]
+                for layer in slowest]
+        table(f"the {len(slowest)} slowest of {len(result.per_layer)} layers",
+              ["layer", "op", "kernel", "mean", "share"], rows)
     return 0
+
+
+def slowest_layers(layers: Any, top: int) -> list[Any]:
+    """The `top` layers with the largest mean time, slowest first (graph order on ties)."""
+    ranked = sorted(enumerate(layers), key=lambda item: (-(item[1].mean_ms or 0.0), item[0]))
+    return [layer for _, layer in ranked[:max(top, 0)]]
 
 
 # ---------------------------------------------------------------------------- validate
@@ -258,23 +202,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from sdk.devices.validate import validate
 
     inputs = _load_inputs(args.inputs, args.model, args.samples)
-    with _progress(not args.quiet) as progress:
+    with progress(not args.quiet) as bars:
         result = validate(args.model, _device(args), inputs, runner=args.runner,
-                          threads=args.threads, timeout=args.timeout, progress=progress)
-    _write_json(args.json, result.to_dict())
+                          threads=args.threads, timeout=args.timeout, progress=bars)
     passed = result.passed(min_sqnr_db=args.min_sqnr)
-    if args.json != "-":
-        rows = [[o.name, "yes" if o.exact else "no", f"{o.sqnr_db:.1f} dB",
+    _result(args, result.to_dict() | {"passed": passed, "min_sqnr_db": args.min_sqnr})
+    if not args.json:
+        rows = [[o.name, o.kind or "-", "yes" if o.exact else "no", f"{o.sqnr_db:.1f} dB",
                  f"{o.max_abs_error:.6g}", "-" if o.top1_agreement is None else
                  f"{100 * o.top1_agreement:.1f}%", f"{o.mismatched}"] for o in result.outputs]
-        _table(f"validation of {Path(args.model).name} on {result.device.name}: "
+        table(f"validation of {Path(args.model).name} on {result.device.name}: "
                f"{result.samples} samples, {result.runner} ({result.machine}) vs "
-               f"{result.reference}", ["output", "exact", "SQNR", "max abs err", "top-1",
-                                       "mismatched"], rows)
+               f"{result.reference}", ["output", "kind", "exact", "SQNR", "max abs err",
+                                       "top-1", "mismatched"], rows)
+        for o in result.outputs:
+            if o.kind_reason:
+                print(f"  {o.name}: {o.kind} ({o.kind_reason}); top-1 "
+                      + ("compared" if o.top1_agreement is not None else "does not apply"))
         for note in result.notes:
             print(f"note: {note}")
         print("PASSED" if passed else f"FAILED (SQNR below {args.min_sqnr} dB or top-1 < 99%)")
-    return 0 if passed else 1
+    return 0 if passed else CHECK_FAILED.code
 
 
 # ---------------------------------------------------------------------------- emulate
@@ -302,11 +250,10 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     if args.kind == "adb":
         from sdk.devices.emulated import EmulatedPhone
         from sdk.devices.emulated.adbd import is_loopback
-        from sdk.devices.errors import EmulatorError
 
         if not is_loopback(args.host):
             if not args.allow_remote:
-                raise EmulatorError(
+                raise UsageError(
                     f"--host {args.host} is not a loopback address: the emulated phone would be "
                     "reachable from other machines. Use 127.0.0.1, or add --allow-remote to "
                     "mean it")
@@ -324,24 +271,35 @@ def cmd_emulate(args: argparse.Namespace) -> int:
                               else None, expose_python=not args.no_python)
         for key in args.authorize_key:
             if not Path(key).expanduser().is_file():
-                raise EmulatorError(f"--authorize-key {key}: no such file (give the host's "
+                raise UsageError(f"--authorize-key {key}: no such file (give the host's "
                                     "adbkey.pub, e.g. ~/.android/adbkey.pub)")
             phone.authorize_key(key)
         with phone:
             out = phone.root / "adbd.out"
-            print(f"emulated {args.arch} phone {phone.serial} on {phone.address} "
-                  f"(sandbox {phone.sandbox})")
-            print(f"  edgesdk:  adb:tcp:{phone.address}")
-            print(f"  adb:      adb connect {phone.address}")
-            print(f"  authorised keys: {phone.keys_file} (read at every connection) — "
-                  f"{len(phone.authorized_keys) + 1} key(s), among them the phone's own host "
-                  f"key {phone.host_key} (adb_key = \"{phone.host_key}\" in a device config); "
-                  "add others with --authorize-key PATH.pub", flush=True)
+            cfg = phone.device_config(name=f"emulated-phone-{args.arch}")
+            if args.json:
+                emit_json(_emulated_document("adb", cfg, {
+                    "serial": phone.serial, "address": phone.address,
+                    "sandbox": str(phone.sandbox), "keys_file": str(phone.keys_file)}))
+            else:
+                print(f"emulated {args.arch} phone {phone.serial} on {phone.address} "
+                      f"(sandbox {phone.sandbox})")
+                print(f"  edgesdk:  adb:tcp:{phone.address}")
+                print(f"  adb:      adb connect {phone.address}")
+                print(f"  authorised keys: {phone.keys_file} (read at every connection) — "
+                      f"{len(phone.authorized_keys) + 1} key(s), among them the phone's own "
+                      f"host key {phone.host_key}, which the config below uses; add others "
+                      "with --authorize-key PATH.pub")
+                print("device config (add to ~/.config/edgesdk/devices.toml):\n")
+                print(_toml_table(cfg), flush=True)
             done = threading.Event()
             follower = threading.Thread(target=_follow, args=(out, out.stat().st_size, done),
                                         daemon=True)
             follower.start()
-            print("Ctrl-C stops it.", flush=True)
+            if args.json:
+                message("Ctrl-C stops it.")
+            else:
+                print("Ctrl-C stops it.", flush=True)
             try:
                 _wait_forever("emulated phone stopped")
             finally:
@@ -353,13 +311,24 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     board = EmulatedBoard(arch=args.arch, cpu=args.cpu, root=args.sandbox)
     with board:
         cfg = board.device_config(name=f"emulated-{args.arch}")
-        print(f"emulated {args.arch} board: sshd on 127.0.0.1:{board.port} (files in "
-              f"{board.root})")
-        print("device config (add to ~/.config/edgesdk/devices.toml):\n")
-        print(_toml_table(cfg))
-        print("Ctrl-C stops it.", flush=True)
+        if args.json:
+            emit_json(_emulated_document("board", cfg, {"port": board.port,
+                                                        "root": str(board.root)}))
+            message("Ctrl-C stops it.")
+        else:
+            print(f"emulated {args.arch} board: sshd on 127.0.0.1:{board.port} (files in "
+                  f"{board.root})")
+            print("device config (add to ~/.config/edgesdk/devices.toml):\n")
+            print(_toml_table(cfg))
+            print("Ctrl-C stops it.", flush=True)
         _wait_forever("emulated board stopped")
     return 0
+
+
+def _emulated_document(kind: str, cfg: DeviceConfig, where: dict[str, Any]) -> dict[str, Any]:
+    """`emulate --json`: the device string and config to use, printed once at start."""
+    return {"kind": kind, "name": cfg.name, "device": cfg.device_string,
+            "config": cfg.to_dict(), "config_toml": _toml_table(cfg), **where}
 
 
 def _toml_table(cfg: DeviceConfig) -> str:
@@ -395,19 +364,17 @@ def _common(p: argparse.ArgumentParser, *, runner: bool = True) -> None:
                        help="force a runner (default: chosen per device and model)")
     p.add_argument("--accept-new-host-key", action="store_true",
                    help="trust and record an SSH host key seen for the first time")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("devices", help="list devices: the config file's, phones on USB, local")
+    p = sub.add_parser("devices", help="list devices: the config file's, the adb server's "
+                       "phones (USB and `adb connect`ed), phones on USB, local")
     p.add_argument("--config", help="device config file")
     p.add_argument("--probe", action="store_true", help="connect and describe each device")
-    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_devices)
 
     p = sub.add_parser("deploy", help="push a model and its runner to a device")
     _common(p)
-    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("profile", help="time a model on a device")
@@ -417,9 +384,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--cpus", help="pin to CPUs, e.g. 4-7")
     p.add_argument("--no-layers", action="store_true", help="skip per-layer timing")
-    p.add_argument("--top", type=int, default=20, help="layers to list")
+    p.add_argument("--top", type=int, default=20, metavar="N",
+                   help="list the N slowest layers (default 20)")
     p.add_argument("--timeout", type=float, help="seconds for the run (default: the config's)")
-    p.add_argument("--json", metavar="FILE", help="write the Profile as JSON (- for stdout)")
+    p.add_argument("--json-out", metavar="FILE", help="also write the Profile as JSON there")
     p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("validate", help="compare a device's outputs with this host's")
@@ -429,7 +397,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--min-sqnr", type=float, default=30.0, help="dB needed to pass if not exact")
     p.add_argument("--timeout", type=float)
-    p.add_argument("--json", metavar="FILE", help="write the Validation as JSON (- for stdout)")
+    p.add_argument("--json-out", metavar="FILE",
+                   help="also write the Validation as JSON there")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("emulate", help="run an emulated phone (ADB) or board (SSH)")

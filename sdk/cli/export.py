@@ -8,13 +8,13 @@ quantisation, fidelity per output and per layer) and writes it as JSON beside th
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
-from sdk.base.errors import CalibrationError
-from sdk.base.progress import ProgressBar
+from sdk.base.errors import CalibrationError, FidelityError
 from sdk.base.samples import SYNTHETIC, ImageFolder
+from sdk.cli.exit_codes import CHECK_FAILED
+from sdk.cli.output import emit_json, lines, message, progress
 from sdk.converters.frontends import IO_LAYOUTS
 from sdk.converters.quantize.int8 import IO_TYPES
 from sdk.converters.quantize.plan import SCHEMES
@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     if validation is not None and validation.is_dir():
         validation = ImageFolder(validation, size=args.size, scale=args.scale, mean=args.mean,
                                  std=args.std, channels=args.channels, resize=args.resize)
-    precision = {name: "float32" for name in args.float_layer or []}
+    precision = {name: "int16x8" for name in args.int16_layer or []}
+    precision.update({name: "float32" for name in args.float_layer or []})
     # NPU targets: int8 model I/O unless asked otherwise (float I/O adds QUANTIZE /
     # DEQUANTIZE ops at the edges of the graph that an NPU compiler leaves to the CPU)
     io_default = "int8" if args.target else "float32"
@@ -100,23 +101,43 @@ def run(args: argparse.Namespace) -> int:
         from sdk.target_export import export_for_target
 
         export = partial(export_for_target, target=args.target)  # type: ignore[assignment]
-    result = export(args.model, args.scheme, calibration=calibration, output=args.output,
-                    method=args.method, validation=validation, max_samples=args.max_samples,
-                    input_type=args.input_type or io_default,
-                    output_type=args.output_type or io_default,
-                    format=args.format, input_shapes=_shapes(args.input_shape),
-                    io_layout=args.io_layout,
-                    precision=precision or None, strict=args.strict,
-                    bias_correction=args.bias_correction,
-                    activations=args.activations,
-                    scheme_options=_scheme_options(args.scheme_option),
-                    per_layer=not args.no_per_layer, target_sqnr=args.target_sqnr,
-                    progress=None if args.quiet else ProgressBar())
+    with progress(not args.quiet) as bars:
+        result = export(args.model, args.scheme, calibration=calibration, output=args.output,
+                        method=args.method, validation=validation,
+                        max_samples=args.max_samples,
+                        input_type=args.input_type or io_default,
+                        output_type=args.output_type or io_default,
+                        format=args.format, input_shapes=_shapes(args.input_shape),
+                        io_layout=args.io_layout,
+                        precision=precision or None, strict=args.strict,
+                        bias_correction=args.bias_correction,
+                        activations=args.activations,
+                        scheme_options=_scheme_options(args.scheme_option),
+                        per_layer=not args.no_per_layer, target_sqnr=args.target_sqnr,
+                        progress=bars)
+    short = below_min_sqnr(result, args.min_sqnr)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        emit_json(result.to_dict() | {"min_sqnr_db": args.min_sqnr, "passed": not short})
     else:
-        print(result.summary(max_layers=None if args.all_layers else 20))
+        lines(result.summary(max_layers=None if args.all_layers else 20))
+    if short:
+        message(f"FAILED: --min-sqnr {args.min_sqnr:g} dB not met by {result.path}: "
+                + ", ".join(short) + " (the file and its report are written; exit status "
+                f"{CHECK_FAILED.code})")
+        return CHECK_FAILED.code
     return 0
+
+
+def below_min_sqnr(result: Any, min_sqnr: float | None) -> list[str]:
+    """The outputs whose SQNR is under `min_sqnr` dB, described ("'y' at 12.30 dB")."""
+    if min_sqnr is None:
+        return []
+    if result.fidelity is None:
+        raise FidelityError(f"--min-sqnr {min_sqnr:g}: {result.path} has no fidelity report "
+                            f"(format {result.format!r} does not run here), so it cannot be "
+                            "checked")
+    return [f"{o.name!r} at {o.sqnr_db:.2f} dB" for o in result.fidelity.outputs
+            if not o.sqnr_db >= min_sqnr]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -154,10 +175,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "nhwc (image inputs/outputs channels-last, no boundary transposes)")
     p.add_argument("--float-layer", action="append", metavar="LAYER",
                    help="keep this layer (name or pattern from the report) in float")
+    p.add_argument("--int16-layer", action="append", metavar="LAYER",
+                   help="give this layer 16x8 (int16 activations, int8 weights; name or "
+                        "pattern from the report)")
     p.add_argument("--target-sqnr", type=float, metavar="DB",
-                   help="accuracy-driven precision: keep the fewest layers in float until every "
-                        "output's SQNR on the held-out samples reaches DB (fails, exit status "
-                        "non-zero, when it cannot)")
+                   help="accuracy-driven precision: keep the fewest layers wider (16x8, then "
+                        "float) until every output's SQNR on the held-out samples reaches DB "
+                        "(fails, exit status 1, nothing written, when it cannot)")
+    p.add_argument("--min-sqnr", type=float, metavar="DB",
+                   help="fail (exit status 1) when an output's SQNR on the held-out samples is "
+                        "under DB; the file and report are still written, like `validate`")
     p.add_argument("--activations", default="int8", choices=("int8", "float32"),
                    help="int8: static (calibrated); float32: dynamic range (weights only)")
     p.add_argument("-O", "--scheme-option", action="append", metavar="KEY=VALUE",
@@ -176,9 +203,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="channel order (default from the model: 1 -> gray, 3 -> rgb)")
     img.add_argument("--resize", default="bilinear", choices=("bilinear", "nearest", "bicubic",
                                                               "area"))
-    out = p.add_argument_group("output")
-    out.add_argument("--json", action="store_true", help="print the report as JSON")
+    out = p.add_argument_group("report")
     out.add_argument("--all-layers", action="store_true", help="list every layer's SQNR")
     out.add_argument("--no-per-layer", action="store_true", help="skip per-layer SQNR")
-    out.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

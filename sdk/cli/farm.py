@@ -16,12 +16,13 @@ The farm file defaults to $EDGESDK_FARM, else ./farm.toml.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
 
-from sdk.base.tables import format_table, jsonable
+from sdk.cli.exit_codes import CHECK_FAILED
+from sdk.cli.logs import stderr_is_terminal
+from sdk.cli.output import emit_json, message, table
 
 
 def _farm_path(args: argparse.Namespace) -> str:
@@ -43,54 +44,58 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "else FARM-results.sqlite beside it)")
 
 
+def _progress_mode(args: argparse.Namespace) -> Any:
+    """The farm's progress: False (none: -q / --no-progress), None (live, on a terminal) or
+    "log" (a line per job)."""
+    if args.no_progress or args.quiet:
+        return False
+    return None if stderr_is_terminal() else "log"
+
+
+def _report_written(args: argparse.Namespace) -> None:
+    if args.report:
+        message(f"report: {os.path.join(args.report, 'report.html')} (+ report.json, "
+                "report.md)")
+
+
 def _profile(args: argparse.Namespace) -> int:
     farm = _farm(args)
-    if args.no_progress:
-        progress: Any = False
-    else:
-        progress = None if sys.stderr.isatty() else "log"
+    progress = _progress_mode(args)
     run = farm.profile(args.models, boards=args.boards, runs=args.runs, warmup=args.warmup,
                        min_duration_s=args.min_duration, threads=args.threads, cpus=args.cpus,
                        layers=args.layers, timeout=args.timeout, retries=args.retries,
                        fresh=args.fresh, reference=args.reference, report=args.report,
                        progress=progress, layer_board=args.layer_board)
     if args.json:
-        print(json.dumps(run.to_dict(), indent=2))
+        emit_json(run.to_dict())
     else:
         print(run.table())
-        if args.report:
-            print(f"  report: {os.path.join(args.report, 'report.html')} (+ report.json, "
-                  "report.md)")
-    return 0 if not run.failed else 1
+    _report_written(args)
+    return 0 if not run.failed else CHECK_FAILED.code
 
 
 def _validate(args: argparse.Namespace) -> int:
     farm = _farm(args)
-    if args.no_progress:
-        progress: Any = False
-    else:
-        progress = None if sys.stderr.isatty() else "log"
+    progress = _progress_mode(args)
     run = farm.validate(args.models, args.inputs, samples=args.samples, seed=args.seed,
                         boards=args.boards, threads=args.threads, timeout=args.timeout,
                         retries=args.retries, fresh=args.fresh, min_sqnr_db=args.min_sqnr,
                         min_top1=args.min_top1 / 100.0, reference=args.reference,
                         report=args.report, progress=progress)
     if args.json:
-        print(json.dumps(run.to_dict(), indent=2))
+        emit_json(run.to_dict())
     else:
         print(run.table())
-        if args.report:
-            print(f"  report: {os.path.join(args.report, 'report.html')} (+ report.json, "
-                  "report.md)")
-    return 0 if not run.failed and not run.disagreeing else 1
+    _report_written(args)
+    return 0 if not run.failed and not run.disagreeing else CHECK_FAILED.code
 
 
 def _status(args: argparse.Namespace) -> int:
     farm = _farm(args)
     boards = farm.status(args.boards, check=not args.no_check)
-    code = 0 if all(b.healthy is not False for b in boards) else 1
+    code = 0 if all(b.healthy is not False for b in boards) else CHECK_FAILED.code
     if args.json:
-        print(json.dumps(jsonable([b.to_dict() for b in boards]), indent=2))
+        emit_json([b.to_dict() for b in boards])
         return code
     rows = []
     for b in boards:
@@ -106,8 +111,8 @@ def _status(args: argparse.Namespace) -> int:
                      tags or "-", b.host or "-", health, b.governor or "-", temp,
                      f"{b.results_ok}/{b.results_failed}",
                      "QUARANTINED" if b.quarantined_in_last_run else ""))
-    print("\n".join(format_table(("board", "device", "tags", "host", "health", "governor",
-                                  "temp C", "ok/failed", "last run"), rows, first_width=30)))
+    table(None, ("board", "device", "tags", "host", "health", "governor", "temp C",
+                 "ok/failed", "last run"), rows)
     for b in boards:
         if b.error:
             print(f"  {b.name}: {b.error}")
@@ -127,11 +132,11 @@ def _results(args: argparse.Namespace) -> int:
 
         run = farm.run_record(args.run or "latest")
         paths = write_report(run, args.report, layer_board=args.layer_board)
-        print(f"report: {paths.html}")
+        message(f"report: {paths.html}")
     results = farm.results(model=args.model, board=args.board, run=args.run,
                            status="failed" if args.failed else None, kind=args.kind)
     if args.json:
-        print(json.dumps([r.to_dict() for r in results], indent=2))
+        emit_json([r.to_dict() for r in results])
         return 0
     from sdk.devices.farm.jobs import VALIDATE
     from sdk.devices.farm.results import validation_table
@@ -152,9 +157,8 @@ def _results(args: argparse.Namespace) -> int:
                      f"{p.temperature_c:.0f}" if p and p.temperature_c is not None else "-",
                      str(r.run_id), "ok" if r.ok else f"FAILED ({r.error_type})"))
     if rows or not checks:
-        print("\n".join(format_table(("model", "board", "precision", "p50 ms", "p90 ms", "runs",
-                                      "governor", "temp C", "run", "status"), rows,
-                                     first_width=40)))
+        table(None, ("model", "board", "precision", "p50 ms", "p90 ms", "runs", "governor",
+                     "temp C", "run", "status"), rows)
     for r in results:
         if not r.ok:
             print(f"  {r.model.name} @ {r.board}: {r.error}")
@@ -204,6 +208,11 @@ def _certs(args: argparse.Namespace) -> int:
     from sdk.devices.farm.security import ROLES, make_certs
 
     certs = make_certs(args.folder, hosts=args.host or (), days=args.days, force=args.force)
+    if args.json:
+        emit_json({"folder": str(certs.folder), "ca": str(certs.ca),
+                   "roles": {role: {"cert": str(certs.cert(role)), "key": str(certs.key(role))}
+                             for role in ROLES}})
+        return 0
     print(f"farm certificates in {certs.folder}: {certs.ca.name} (the farm's CA; its key is "
           "not kept)")
     for role in ROLES:
@@ -256,8 +265,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="a Dask scheduler (tls://host:8786) whose workers own the boards")
     _security_flags(p)
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--no-progress", action="store_true", help="no progress (as -q)")
     p.set_defaults(func=_profile)
 
     v = verbs.add_parser("validate", help="compare every board's outputs with this host's "
@@ -290,8 +298,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--scheduler", metavar="ADDRESS",
                    help="a Dask scheduler (tls://host:8786) whose workers own the boards")
     _security_flags(v)
-    v.add_argument("--no-progress", action="store_true")
-    v.add_argument("--json", action="store_true", help="print the results as JSON")
+    v.add_argument("--no-progress", action="store_true", help="no progress (as -q)")
     v.set_defaults(func=_validate)
 
     s = verbs.add_parser("status", help="the boards, health-checked now, and their results")
@@ -301,7 +308,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--scheduler", metavar="ADDRESS",
                    help="check through the Dask workers that own the boards")
     _security_flags(s)
-    s.add_argument("--json", action="store_true")
     s.set_defaults(func=_status)
 
     r = verbs.add_parser("results", help="results stored in the farm's database")
@@ -315,7 +321,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--report", metavar="DIR", help="write the report of that run (default: "
                    "the latest) there")
     r.add_argument("--layer-board", help="the board whose layers the report shows first")
-    r.add_argument("--json", action="store_true")
     r.set_defaults(func=_results)
 
     w = verbs.add_parser("worker", help="run a Dask worker owning this host's boards")

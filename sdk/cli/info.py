@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 
 from sdk.base import native
 from sdk.base.errors import RuntimeNotFoundError
 from sdk.base.version import __version__
+from sdk.cli.output import emit_json
 from sdk.run.litert import backend
 
 
@@ -32,7 +32,7 @@ def collect() -> dict[str, object]:
 def run(args: argparse.Namespace) -> int:
     info = collect()
     if args.json:
-        print(json.dumps(info, indent=2))
+        emit_json(info)
         return 0
     print(f"edgesdk {info['edgesdk']} (Python {info['python']})")
     print(f"arch:           {info['arch']}")
@@ -47,5 +47,4 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="show this host's CPU features and LiteRT backend")
-    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)

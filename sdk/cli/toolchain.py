@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 
 from sdk.base.errors import EdgeSDKError
+from sdk.cli.exit_codes import CHECK_FAILED
+from sdk.cli.output import emit_json, message, table
 from sdk.converters.targets.toolchain import (
     TOOLCHAINS,
     find_toolchain,
@@ -21,33 +23,50 @@ from sdk.converters.targets.toolchain import (
 
 
 def run_install(args: argparse.Namespace) -> int:
-    install_toolchain(args.name, force=args.force, python=args.python, log=print)
+    log = message if args.json else print
+    install_toolchain(args.name, force=args.force, python=args.python, log=log)
+    if args.json:
+        found = find_toolchain(args.name, verify=True)
+        emit_json({"name": args.name, "version": found.version, "path": str(found.path)})
     return 0
 
 
 def run_status(args: argparse.Namespace) -> int:
     names = [args.name] if args.name else sorted(TOOLCHAINS)
     worst = 0
-    print(f"toolchains folder: {toolchains_dir()}")
+    rows: list[dict[str, object]] = []
     for name in names:
         try:
             found = find_toolchain(name, verify=True)
-            print(f"  {name}: {TOOLCHAINS[name].distribution} {found.version} in {found.path}")
+            rows.append({"name": name, "installed": True, "version": found.version,
+                         "path": str(found.path),
+                         "detail": f"{TOOLCHAINS[name].distribution} {found.version}"})
         except EdgeSDKError as exc:
-            print(f"  {name}: {exc}")
-            worst = 1
+            rows.append({"name": name, "installed": False, "error": str(exc)})
+            worst = CHECK_FAILED.code
     try:
         from sdk.converters.targets.vela import vela_version
 
-        print(f"  vela: ethos-u-vela {vela_version()} (in this environment)")
+        version = vela_version()
+        rows.append({"name": "vela", "installed": True, "version": version,
+                     "path": "this environment", "detail": f"ethos-u-vela {version}"})
     except EdgeSDKError as exc:
-        print(f"  vela: {exc}")
+        rows.append({"name": "vela", "installed": False, "error": str(exc)})
+    if args.json:
+        emit_json({"folder": str(toolchains_dir()), "toolchains": rows})
+        return worst
+    table(f"toolchains folder: {toolchains_dir()}", ("toolchain", "status", "where"),
+          [(r["name"], r.get("detail") or "not usable", r.get("path") or r.get("error"))
+           for r in rows])
     return worst
 
 
 def run_remove(args: argparse.Namespace) -> int:
     removed = remove_toolchain(args.name)
-    print(f"removed the {args.name} toolchain" if removed else f"{args.name}: not installed")
+    if args.json:
+        emit_json({"name": args.name, "removed": removed})
+    else:
+        print(f"removed the {args.name} toolchain" if removed else f"{args.name}: not installed")
     return 0
 
 

@@ -1,0 +1,145 @@
+"""One CLI look: exit codes from one table, `--json` alone on stdout, -q / -v / --log-level
+reaching LiteRT's native INFO lines, dependency deprecation noise filtered."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sdk.cli import build_parser, main
+from sdk.cli import exit_codes as ec
+
+EDGESDK = [sys.executable, "-m", "sdk"]
+XNNPACK_INFO = "INFO: Created TensorFlow Lite XNNPACK delegate"
+
+
+@pytest.fixture(scope="module")
+def mlp(tmp_path_factory) -> Path:
+    from farm_support import build_mlp
+
+    return build_mlp(tmp_path_factory.mktemp("cli_out") / "mlp.tflite")
+
+
+def _edgesdk(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run([*EDGESDK, *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout, env=env)
+
+
+def test_exit_code_table_is_one_table_of_distinct_codes() -> None:
+    from sdk.base import errors as e
+    from sdk.devices.errors import DeviceConfigError, DeviceNotFoundError
+    from sdk.run.edge import ModelInputError
+
+    codes = [c.code for c in ec.EXIT_CODES]
+    assert len(set(codes)) == len(codes)
+    cases = {
+        e.FidelityError("x"): ec.CHECK_FAILED,
+        e.ModelFormatError("x"): ec.BAD_INPUT, e.ConversionError("x"): ec.BAD_INPUT,
+        e.CalibrationError("x"): ec.BAD_INPUT, e.UnsupportedOpError("A", "n", []): ec.BAD_INPUT,
+        ModelInputError("x"): ec.BAD_INPUT, DeviceConfigError("x"): ec.BAD_INPUT,
+        DeviceNotFoundError("x"): ec.DEVICE, e.DeviceError("x"): ec.DEVICE,
+        e.RuntimeNotFoundError("x"): ec.ENVIRONMENT, e.ToolchainError("x"): ec.ENVIRONMENT,
+        e.EdgeSDKError("x"): ec.OTHER, KeyError("x"): ec.INTERNAL,
+        KeyboardInterrupt(): ec.INTERRUPTED,
+    }
+    for exc, code in cases.items():
+        assert ec.exit_code_for(exc) is code, (exc, code)
+    # usage errors are argparse's own 2, distinct from every error a command raises
+    assert ec.USAGE.code == 2 and all(c.code != 2 for c in cases.values())
+
+
+def test_usage_bad_input_and_json_error_document(tmp_path, capsys) -> None:
+    assert main(["export"]) == ec.USAGE.code
+    assert main(["profile", "m.tflite", "local", "--no-such-option"]) == ec.USAGE.code
+    capsys.readouterr()
+    missing = tmp_path / "nope.onnx"
+    assert main(["export", str(missing), "-c", "synthetic", "-q"]) == ec.BAD_INPUT.code
+    captured = capsys.readouterr()
+    assert captured.out == "" and "error:" in captured.err
+    assert main(["export", str(missing), "-c", "synthetic", "-q", "--json"]) == ec.BAD_INPUT.code
+    doc = json.loads(capsys.readouterr().out)  # stdout is the JSON document alone
+    assert doc["error"]["exit_code"] == 3 and doc["error"]["exit_name"] == "bad-input"
+    assert doc["error"]["command"] == "export" and str(missing) in doc["error"]["message"]
+
+
+def test_every_result_command_takes_the_same_output_options() -> None:
+    from sdk.cli import NO_JSON, _leaves
+
+    for path, leaf in _leaves(build_parser()):
+        options = {s for a in leaf._actions for s in a.option_strings}
+        assert {"-q", "--quiet", "-v", "--verbose", "--log-level"} <= options, path
+        assert ("--json" in options) == (path not in NO_JSON), path
+        # one meaning: a flag, never an option that takes a value
+        json_action = next((a for a in leaf._actions if "--json" in a.option_strings), None)
+        assert json_action is None or json_action.nargs == 0, path
+
+
+def test_json_is_alone_on_stdout(mlp, tmp_path) -> None:
+    r = _edgesdk("export", str(mlp), "-c", "synthetic", "-o", str(tmp_path / "m.tflite"),
+                 "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)  # the whole of stdout parses: no progress, no INFO lines
+    assert report["scheme"] == "int8" and report["passed"] is True
+    assert "calibrating" in r.stderr  # progress still shows, on stderr
+    r = _edgesdk("profile", str(mlp), "local", "--runs", "2", "--warmup", "0", "--json",
+                 "--json-out", str(tmp_path / "p.json"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == json.loads((tmp_path / "p.json").read_text())
+
+
+def test_litert_info_lines_follow_the_log_level(mlp, tmp_path) -> None:
+    base = ["export", str(mlp), "-c", "synthetic", "-o", str(tmp_path / "m.tflite")]
+    default = _edgesdk(*base, cwd=tmp_path)
+    assert default.returncode == 0, default.stderr
+    assert XNNPACK_INFO not in default.stderr and "calibrating" in default.stderr
+    verbose = _edgesdk(*base, "-v", cwd=tmp_path)
+    assert verbose.returncode == 0 and XNNPACK_INFO in verbose.stderr
+    quiet = _edgesdk(*base, "-q", cwd=tmp_path)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    assert "wrote " in quiet.stdout
+    explicit = _edgesdk(*base, "-q", "--log-level", "info", cwd=tmp_path)
+    assert XNNPACK_INFO in explicit.stderr  # --log-level overrides -q
+
+
+def test_native_filter_keeps_everything_else(tmp_path) -> None:
+    script = (
+        "import os, sys\n"
+        "from sdk.cli.logs import native_log_filter\n"
+        "with native_log_filter('warning'):\n"
+        "    os.write(2, b'INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\\n')\n"
+        "    os.write(2, b'keep me\\nI0000 00:00:1796541997.524041   10088 port.cc:153] x\\n')\n"
+        "    os.write(2, b'bar 10%\\rbar 20%\\r')\n"
+        "    os.write(2, b'2026-12-06 07:00:00.000001: I tensorflow/core/x.cc:1] y\\n')\n"
+        "    print('python stderr', file=sys.stderr)\n"
+        "    os.write(2, b'ERROR: real problem\\nINFO: partial')\n"
+        "print('after', file=sys.stderr)\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    # byte for byte (a progress bar's carriage returns too), native INFO lines dropped
+    assert r.stderr == (b"keep me\nbar 10%\rbar 20%\rpython stderr\nERROR: real problem\n"
+                        b"after\n")
+
+
+def test_dependency_deprecations_are_filtered(tmp_path) -> None:
+    script = (
+        "import warnings\n"
+        "from sdk.cli.logs import configure\n"
+        "configure('{level}')\n"
+        "warnings.warn('old api', DeprecationWarning)\n"
+        "warnings.warn('future api', FutureWarning)\n"
+        "warnings.warn('low SQNR', UserWarning)\n")
+    shown = {}
+    for level in ("warning", "debug", "error"):
+        r = subprocess.run([sys.executable, "-W", "default", "-c", script.format(level=level)],
+                           capture_output=True, text=True, timeout=60)
+        shown[level] = r.stderr
+    assert "low SQNR" in shown["warning"] and "old api" not in shown["warning"]
+    assert "future api" not in shown["warning"]
+    assert "old api" in shown["debug"] and "future api" in shown["debug"]
+    assert shown["error"] == ""
