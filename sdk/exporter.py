@@ -40,7 +40,7 @@ from sdk.converters.quantize.equalize import equalize as equalize_model
 from sdk.converters.quantize.fidelity import evaluate, input_sqnr
 from sdk.converters.quantize.fixed_outputs import keep_coarse_outputs_float
 from sdk.converters.quantize.gptq import weight_solver
-from sdk.converters.quantize.int8 import IO_TYPES, QuantizedModel
+from sdk.converters.quantize.int8 import IO_TYPES, QuantizedModel, check_float_model
 from sdk.converters.quantize.plan import PrecisionPlan
 from sdk.converters.quantize.planner import (
     Attempt,
@@ -122,7 +122,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         unchanged; the notes list the pairs).
     scheme_options: the scheme's own options (sub-byte: block_size, ternary_scale,
         ternary_refit, keep_first, keep_last, sqnr_floor_db, custom_ops).
-    report: also write the JSON report beside the model (<stem>.report.json).
+    report: also write the JSON report beside the model (`report_path_for`: <stem>.report.json
+        for .tflite, <file name>.report.json for other formats, e.g. m.edge.report.json).
     target: an NPU to compile the INT8 .tflite for ("ethos-u55-128" ... with Vela, "rk3588" ...
         with rknn-toolkit2; `sdk.converters.targets`): `result.target` holds the compiler's
         per-layer NPU/CPU placement, estimates and (RKNN) simulator fidelity; docs/npu.md.
@@ -160,6 +161,10 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     loaded = load_model(model, input_shapes=input_shapes, io_layout=io_layout,
                         example_inputs=example_inputs, constant_inputs=constant_inputs)
     float_model = loaded.model
+    try:  # before any calibration: quantising a quantised model is refused at once
+        check_float_model(float_model)
+    except ConversionError as exc:
+        raise ConversionError(f"{_source_name(model, loaded)}: {exc}") from None
     fmt = format_for(format, output)
     path = Path(output) if output is not None else Path(f"{_safe(loaded.name)}_{scheme}"
                                                          f"{fmt.suffix}")
@@ -271,7 +276,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
 
     result = ExportResult(
         path=path, format=fmt.name, scheme=scheme, size_bytes=len(data),
-        float_size_bytes=len(float_bytes),
+        float_size_bytes=len(float_bytes), input_size_bytes=_source_size(model),
         op_counts=encoded_model.op_counts(),
         precision={lr.name: lr.precision for lr in quantized.layers},
         fallbacks=quantized.fallbacks,
@@ -369,6 +374,22 @@ def _source_sha256(source: Any, float_bytes: bytes) -> str:
     return hashlib.sha256(float_bytes).hexdigest()
 
 
+def _source_size(source: Any) -> int | None:
+    """Bytes of what the export started from: the model file, a SavedModel folder's files, or
+    the bytes given; None for in-memory models (Keras, torch, IR)."""
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_file():
+            return path.stat().st_size
+        if path.is_dir():
+            return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return len(bytes(source))
+    if hasattr(source, "ByteSize") and hasattr(source, "graph"):  # onnx.ModelProto
+        return int(source.ByteSize())
+    return None
+
+
 def _source_name(source: Any, loaded: LoadedModel) -> str:
     if isinstance(source, (str, os.PathLike)):
         return Path(source).name
@@ -456,7 +477,12 @@ def _info(t: Tensor) -> TensorInfo:
 
 
 def report_path_for(path: Path) -> Path:
-    return path.with_name(path.stem + ".report.json")
+    """The JSON report beside a model: `<stem>.report.json` for .tflite, `<name>.report.json`
+    for other formats (m.edge -> m.edge.report.json), so m.tflite and m.edge never share one."""
+    path = Path(path)
+    if path.suffix.lower() == ".tflite":
+        return path.with_name(path.stem + ".report.json")
+    return path.with_name(path.name + ".report.json")
 
 
 def _write(result: ExportResult, data: bytes, fmt: OutputFormat, report: bool) -> None:

@@ -62,6 +62,9 @@ class ExportResult:
     custom_ops: dict[str, int] = field(default_factory=dict)
     #: export(target=...): the NPU compiler's report (`sdk.converters.targets.NpuReport`)
     target: Any = None
+    #: bytes of the file the export started from (None for in-memory models): the size a
+    #: user compares with; float_size_bytes is the float graph after import
+    input_size_bytes: int | None = None
     #: export(target_sqnr=...): the precision planner's report (what was kept wider, why, the
     #: SQNR before / after per output, bytes and latency; `sdk.converters.quantize.planner`)
     planner: Any = None
@@ -69,6 +72,16 @@ class ExportResult:
     @property
     def compression(self) -> float:
         return self.float_size_bytes / self.size_bytes if self.size_bytes else 0.0
+
+    def size_comparison(self) -> str:
+        """The written size against the input file and against the float graph."""
+        graph = (f"{self.size_bytes / max(self.float_size_bytes, 1):.0%} of the float graph's "
+                 f"{self.float_size_bytes:,} bytes")
+        if self.input_size_bytes is None:
+            return graph + " (the input was an in-memory model)"
+        name = self.source.partition(": ")[2] or "the input"
+        return (f"{self.size_bytes / max(self.input_size_bytes, 1):.0%} of the input file's "
+                f"{self.input_size_bytes:,} bytes ({name}), {graph}")
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable({
@@ -78,6 +91,7 @@ class ExportResult:
             "source": self.source,
             "size_bytes": self.size_bytes,
             "float_size_bytes": self.float_size_bytes,
+            "input_size_bytes": self.input_size_bytes,
             "op_counts": self.op_counts,
             "precision": self.precision,
             "fallbacks": self.fallbacks,
@@ -101,8 +115,7 @@ class ExportResult:
         cal = self.calibration
         lines = [
             f"wrote {self.path} ({self.format}, {self.scheme}): {self.size_bytes:,} bytes, "
-            f"{self.size_bytes / max(self.float_size_bytes, 1):.0%} of the float model's "
-            f"{self.float_size_bytes:,} bytes",
+            + self.size_comparison(),
             f"calibration: {cal.method} on {cal.samples} samples ({cal.source}); "
             f"bias correction: {cal.bias_correction}",
             "ops: " + ", ".join(f"{k} x{v}" for k, v in self.op_counts.items()),

@@ -111,7 +111,7 @@ def quantize_int8(model: Model, plan: PrecisionPlan, ranges: Mapping[Tensor, tup
     for name, value in (("input_type", input_type), ("output_type", output_type)):
         if value not in IO_TYPES:
             raise ValueError(f"{name} must be one of {IO_TYPES}, not {value!r}")
-    _check_float_model(model)
+    check_float_model(model)
     memo: dict[int, object] = {}
     qmodel: Model = copy.deepcopy(model, memo)
 
@@ -133,16 +133,25 @@ def quantize_int8(model: Model, plan: PrecisionPlan, ranges: Mapping[Tensor, tup
                           rewrite.wide_tails)
 
 
-def _check_float_model(model: Model) -> None:
+def check_float_model(model: Model) -> None:
+    """Refuse a model that is already quantised: integer activations with quantisation
+    parameters, or integer weights with them (a dynamic-range model). `sdk.export` calls this
+    right after loading, before any calibration."""
     for op in model.main.operators:
         for t in (*op.inputs, *op.outputs):
-            if t is None or t.is_constant:
+            if t is None or t.quant is None or not t.quant.scale.size:
                 continue
-            if t.quant is not None and t.dtype in (DType.INT8, DType.UINT8, DType.INT16) \
-                    and t.quant.scale.size:
-                raise ConversionError(
-                    f"the model is already quantised ({op.type} {layer_name(op)!r} has "
-                    f"{t.dtype.name} tensor {t.name!r}); export needs the float model")
+            if t.is_constant:
+                if t.dtype not in (DType.INT8, DType.UINT8, DType.INT4, DType.INT2):
+                    continue
+                kind = "weights"
+            elif t.dtype in (DType.INT8, DType.UINT8, DType.INT16):
+                kind = "tensor"
+            else:
+                continue
+            raise ConversionError(
+                f"the model is already quantised ({op.type} {layer_name(op)!r} has "
+                f"{t.dtype.name} {kind} {t.name!r}); export needs the float model")
 
 
 #: a fixed-parameter group (LOGISTIC's 1/256 output, ...) takes in another tensor only if the

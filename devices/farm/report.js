@@ -1,5 +1,6 @@
 // edgesdk farm report: draws the plots of report.html from the embedded JSON as SVG.
-// Self-contained on purpose (no libraries, no network): the page works offline forever.
+// Self-contained on purpose (no libraries, no network): the page works offline forever; why
+// it is not a charting library's bundle: docs/cli.md, "Farm report charts".
 "use strict";
 (function () {
   const DATA = JSON.parse(document.getElementById("farm-data").textContent);
@@ -94,10 +95,59 @@
     f.log = false;
     return f;
   }
-  function padRange(lo, hi, log) {
+  // `signed`: the range may go below zero (SQNR in dB), else it stops at 0 (times, sizes)
+  function padRange(lo, hi, log, signed) {
     if (log) return [lo / 1.3, hi * 1.3];
     const pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.1 || 1;
-    return [Math.max(0, lo - pad), hi + pad];
+    return [signed ? lo - pad : Math.max(0, lo - pad), hi + pad];
+  }
+  // The width of `text` drawn with class `cls` in `svg`, measured by the browser (an estimate
+  // where it cannot measure): margins are sized from it so that no label is cut.
+  function textWidth(svg, text, cls) {
+    const probe = sv("text", { x: 0, y: 0, class: cls || "label", visibility: "hidden" }, svg,
+                     text);
+    let w = 0;
+    try { w = probe.getComputedTextLength(); } catch (err) { w = 0; }
+    probe.remove();
+    return w > 0 ? w : text.length * 7;
+  }
+  // `text` shortened from its start ("…" + its end, the distinctive part of a layer or board
+  // name) until it fits `maxW` pixels; the full text goes in the element's title.
+  function fitText(svg, text, maxW, cls) {
+    if (textWidth(svg, text, cls) <= maxW) return text;
+    let keep = text.length - 1;
+    while (keep > 1 && textWidth(svg, "…" + text.slice(-keep), cls) > maxW) keep--;
+    return "…" + text.slice(-keep);
+  }
+  // A label beside a point, placed where it overlaps no label placed before it and stays
+  // inside [x0, x1] x [y0, y1]; moved labels get a leader line to their point. Every label
+  // records its box (data-box: x0 y0 x1 y1) so tests can check the layout.
+  function placeLabel(svg, parent, placed, px, py, text, area, cls) {
+    const w = textWidth(svg, text, cls || "label"), h = 14;
+    const fits = (bx, by) => bx >= area[0] && bx + w <= area[1] && by - h + 3 >= area[2] &&
+      by + 3 <= area[3] && placed.every((b) => bx + w <= b[0] || bx >= b[2] ||
+                                          by + 3 <= b[1] || by - h + 3 >= b[3]);
+    const candidates = [[px + 9, py - 7], [px + 9, py + 15], [px - 9 - w, py - 7],
+                        [px - 9 - w, py + 15], [px - w / 2, py - 11], [px - w / 2, py + 21]];
+    for (let step = 1; step <= 24; step++) {
+      for (const dy of [-step * h, step * h]) {
+        candidates.push([px + 9, py - 7 + dy], [px - 9 - w, py - 7 + dy]);
+      }
+    }
+    let spot = candidates.find(([bx, by]) => fits(bx, by));
+    if (!spot) {  // nowhere free: keep it inside the area at least
+      spot = [Math.min(Math.max(px + 9, area[0]), area[1] - w),
+              Math.min(Math.max(py - 7, area[2] + h - 3), area[3] - 3)];
+    }
+    const [bx, by] = spot;
+    const box = [bx, by - h + 3, bx + w, by + 3];
+    placed.push(box);
+    if (Math.hypot(bx - px, by - py) > 24 && !(bx <= px && px <= bx + w)) {
+      sv("line", { class: "leader", x1: px, y1: py, x2: bx < px ? bx + w : bx,
+                   y2: by - 4, stroke: "#9aa3b0", "stroke-width": 0.8 }, parent);
+    }
+    return sv("text", { x: bx.toFixed(1), y: by.toFixed(1), class: cls || "label",
+                        "data-box": box.map((v) => v.toFixed(1)).join(" ") }, parent, text);
   }
   function xAxis(svg, x, y0, x0, x1, label) {
     const g = sv("g", { class: "axis" }, svg);
@@ -166,10 +216,17 @@
     })).filter((r) => r.job);
     const okRows = rows.filter((r) => r.job.status === "ok");
     const all = [].concat(...okRows.map((r) => r.job.samples));
-    const W = 900, rowH = 34, top = 16, left = 150, right = 250;
+    const W = 900, rowH = 34, top = 16;
     const H = top + rows.length * rowH + 46;
     const svg = sv("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H,
                             id: "latency-svg", "data-plot": "latency" }, host);
+    const stats = (job) => `p50 ${fmt(p50of(job))} · p90 ${fmt(job.latency.p90_ms)} ms · ` +
+      `${job.latency.runs} runs`;
+    // margins wide enough for the longest board name and the longest statistics line
+    const left = Math.min(W / 3, Math.max(
+      150, 20 + Math.max(0, ...rows.map((r) => textWidth(svg, r.board)))));
+    const right = Math.max(250, 24 + Math.max(0, ...okRows.map(
+      (r) => textWidth(svg, stats(r.job), "small"))));
     if (!all.length) {
       sv("text", { x: left, y: top + 20, class: "failed-row" }, svg,
          "no successful runs of this model");
@@ -190,8 +247,9 @@
     rows.forEach((r, i) => {
       const cy = top + i * rowH + rowH / 2;
       const label = sv("text", { x: left - 10, y: cy + 4, "text-anchor": "end",
-                                 class: "label" }, svg, r.board);
-      title(label, r.job.device || r.board);
+                                 class: "label" }, svg, fitText(svg, r.board, left - 20));
+      label.setAttribute("data-w", textWidth(svg, label.textContent).toFixed(1));
+      title(label, r.board + (r.job.device ? ": " + r.job.device : ""));
       if (r.job.status !== "ok") {
         sv("text", { x: left + 6, y: cy + 4, class: "failed-row", "data-board": r.board }, svg,
            `failed (${r.job.error_type})`);
@@ -224,8 +282,7 @@
                            stroke: "#1d2430", "stroke-width": 1.2, "stroke-dasharray": "3 2" },
                  g), `p90 ${fmt(p90)} ms`);
       }
-      sv("text", { x: W - right + 14, y: cy + 4, class: "small" }, g,
-         `p50 ${fmt(p50)} · p90 ${fmt(p90)} ms · ${r.job.latency.runs} runs`);
+      sv("text", { x: W - right + 14, y: cy + 4, class: "small" }, g, stats(r.job));
     });
     xAxis(svg, x, top + rows.length * rowH, left, W - right,
           "latency per run, ms" + (x.log ? " (log scale)" : ""));
@@ -303,10 +360,15 @@
     const lat = points.map((p) => p.latency);
     const ly = padRange(Math.min(...lat), Math.max(...lat), false);
     const y1 = scale(ly[0], ly[1], H - bottom, top, 1e12);
-    const fid = points.filter((p) => p.model.fidelity && p.model.fidelity.min_sqnr_db !== null
-                              && isFinite(p.model.fidelity.min_sqnr_db));
-    const fv = fid.map((p) => p.model.fidelity.min_sqnr_db);
-    const fy = fv.length ? padRange(Math.min(...fv), Math.max(...fv), false) : [0, 1];
+    // SQNR as a number: report.json writes non-finite values as "inf" / "-inf" / "nan"
+    const sqnr = (v) => (v === "inf" ? Infinity : v === "-inf" ? -Infinity :
+      v === "nan" || v === null || v === undefined ? NaN : Number(v));
+    const fid = points.filter((p) => p.model.fidelity &&
+                              !Number.isNaN(sqnr(p.model.fidelity.min_sqnr_db)));
+    // the axis spans every finite SQNR, negative ones too; an exact model (inf) sits on the
+    // top edge and an all-error one (-inf) on the bottom edge, marked, never dropped
+    const fv = fid.map((p) => sqnr(p.model.fidelity.min_sqnr_db)).filter((v) => isFinite(v));
+    const fy = fv.length ? padRange(Math.min(...fv), Math.max(...fv), false, true) : [0, 40];
     const y2 = scale(fy[0], fy[1], H - bottom, top, 1e12);
     xAxis(svg, x1, H - bottom, left, left + panel, "model size, KiB (log)");
     yAxis(svg, y1, left, H - bottom, top, "p50 latency, ms");
@@ -315,15 +377,26 @@
     const ax2 = yAxis(svg, y2, left + panel + gap, H - bottom, top, "",
                       (v) => v.toFixed(0));
     sv("text", { x: left + panel + gap - 40, y: top - 6 }, ax2, "fidelity: min SQNR, dB");
-    const drawPoint = (p, x, y, cls, extra) => {
+    const areas = { latency: [left + 2, left + panel + gap - 44, top, H - bottom - 2],
+                    fidelity: [left + panel + gap + 2, W - 2, top, H - bottom - 2] };
+    const placed = { latency: [], fidelity: [] };
+    const drawPoint = (p, x, y, cls, extra, edge) => {
       const color = PRECISION_COLORS[p.model.precision] || PRECISION_COLORS.unknown;
       const g = sv("g", { class: cls, "data-model": p.model.name,
                           "data-precision": p.model.precision }, svg);
-      title(sv("circle", { class: cls + "-point tradeoff-point", cx: x, cy: y, r: 6,
-                           fill: color, stroke: "#fff", "stroke-width": 1.5 }, g),
-            `${p.model.name}: ${p.model.precision}, ${kib(p.model.size_bytes)}, ${extra}`);
-      sv("text", { x: x + 9, y: y - 7, class: "label" }, g, p.model.precision +
-         (p.model.format !== "tflite" ? " ." + p.model.format : ""));
+      const point = edge ?
+        sv("path", { class: `${cls}-point tradeoff-point clipped`, "data-edge": edge,
+                     d: edge === "top" ? `M${x - 7},${y + 6} L${x + 7},${y + 6} L${x},${y - 6}Z`
+                                       : `M${x - 7},${y - 6} L${x + 7},${y - 6} L${x},${y + 6}Z`,
+                     fill: color, stroke: "#fff", "stroke-width": 1.5 }, g) :
+        sv("circle", { class: cls + "-point tradeoff-point", cx: x, cy: y, r: 6,
+                       fill: color, stroke: "#fff", "stroke-width": 1.5 }, g);
+      title(point, `${p.model.name}: ${p.model.precision}, ${kib(p.model.size_bytes)}, ` +
+            extra);
+      placeLabel(svg, g, placed[cls], x, y, p.model.precision +
+                 (p.model.format !== "tflite" ? " ." + p.model.format : "") +
+                 (edge === "top" ? " (exact)" : edge === "bottom" ? " (-inf dB)" : ""),
+                 areas[cls]);
     };
     for (const p of points) {
       drawPoint(p, x1(p.model.size_bytes / 1024), y1(p.latency), "latency",
@@ -331,11 +404,15 @@
                   ` (median of ${p.n} boards)` : ""));
     }
     for (const p of fid) {
-      const f = p.model.fidelity;
-      drawPoint(p, x2(p.model.size_bytes / 1024), y2(f.min_sqnr_db), "fidelity",
-                `SQNR ${f.min_sqnr_db.toFixed(1)} dB` + (f.top1_agreement !== null ?
+      const f = p.model.fidelity, v = sqnr(f.min_sqnr_db);
+      const edge = v === Infinity ? "top" : v === -Infinity ? "bottom" : null;
+      const y = edge === "top" ? top : edge === "bottom" ? H - bottom : y2(v);
+      drawPoint(p, x2(p.model.size_bytes / 1024), y, "fidelity",
+                (edge === "top" ? "bit-exact (SQNR inf)" : edge === "bottom" ?
+                  "SQNR -inf dB (the output is all error)" : `SQNR ${v.toFixed(1)} dB`) +
+                (f.top1_agreement !== null ?
                   `, top-1 agreement ${(100 * f.top1_agreement).toFixed(1)}%` : "") +
-                ` (${f.source})`);
+                ` (${f.source})`, edge);
     }
     const missing = points.filter((p) => !fid.includes(p)).map((p) => p.model.name);
     const notes = el("p", { class: "note" }, host,
@@ -358,10 +435,15 @@
       return;
     }
     const rows = job.layers;
-    const W = 900, rowH = 22, top = 10, left = 280, right = 120;
+    const W = 900, rowH = 22, top = 10, right = 120;
     const H = top + rows.length * rowH + 44;
     const svg = sv("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H,
                             id: "layers-svg", "data-plot": "layers" }, host);
+    const layerLabel = (r, i) =>
+      `${i}: ${r.op}  ${r.name.length > 26 ? "…" + r.name.slice(-25) : r.name}`;
+    const left = Math.min(W / 2, Math.max(
+      280, 16 + Math.max(...rows.map((r, i) => textWidth(svg, layerLabel(r, i))))));
+    const labelW = left - 12;
     const times = rows.map((r) => r.mean_ms || 0);
     const x = scale(0, Math.max(...times) * 1.05 || 1, left, W - right, 1e12);
     for (const t of x.ticks()) {
@@ -372,8 +454,10 @@
     rows.forEach((r, i) => {
       const y = top + i * rowH;
       const g = sv("g", { "data-layer": r.name }, svg);
-      sv("text", { x: left - 8, y: y + rowH / 2 + 4, "text-anchor": "end", class: "label" }, g,
-         `${i}: ${r.op}  ${r.name.length > 26 ? "…" + r.name.slice(-25) : r.name}`);
+      const label = sv("text", { x: left - 8, y: y + rowH / 2 + 4, "text-anchor": "end",
+                                 class: "label" }, g, fitText(svg, layerLabel(r, i), labelW));
+      label.setAttribute("data-w", textWidth(svg, label.textContent).toFixed(1));
+      title(label, `${r.op} ${r.name}`);
       if (r.mean_ms === null) {
         sv("text", { x: left + 4, y: y + rowH / 2 + 4, class: "failed-row" }, g,
            "not timed (the operator did not run alone)");

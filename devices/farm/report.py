@@ -224,10 +224,15 @@ def markdown(run: FarmRun) -> str:
 # ---------------------------------------------------------------------------- HTML
 def html_page(run: FarmRun, *, layer_board: str | None = None) -> str:
     data = report_data(run, samples=HTML_SAMPLES, layer_board=layer_board)
+    return html_from_data(data, f"edgesdk farm run {run.run_id}")
+
+
+def html_from_data(data: dict[str, Any], title_text: str) -> str:
+    """The page for `report_data`'s data (the plots are drawn from it in the browser)."""
     blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     script = (Path(__file__).with_name("report.js")).read_text()
     style = (Path(__file__).with_name("report.css")).read_text()
-    title = html.escape(f"edgesdk farm run {run.run_id}")
+    title = html.escape(title_text)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{title}</title>"
