@@ -9,7 +9,7 @@ Pieces and how later schemes plug in:
 - `rules`: what each TFLite builtin needs in int8 (`register_op_rule` for more ops).
 - `data` + `calibrate`: calibration samples from any source; min/max, percentile or MSE ranges.
 - `int8`: the graph rewrite (`quantize_int8`), the same for every scheme whose activations are
-  int8.
+  int8, and for 16x8 layers (`int16x8`: the ``int16x8`` scheme, which ops LiteRT runs in int16).
 """
 
 # lowbit and subbyte register the sub-byte weight formats and the int4 / ternary / int2 schemes

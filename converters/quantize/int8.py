@@ -9,6 +9,9 @@ Output: a new model (the input is not touched) in which
   constraints of `rules.OP_RULES` (shared scales, fixed output scales);
 - the others stay in float, with DEQUANTIZE before and QUANTIZE after them (reported, never
   silent; `strict=True` makes them an error instead);
+- operators the plan gives 16x8 (`int16x8`: int16 symmetric activations, int8 weights, int64
+  biases) run on int16 tensors where LiteRT has an int16 kernel (`int16x8.INT16_KERNELS`); a
+  tensor crossing between int8 and int16 sections is requantised by one QUANTIZE;
 - the model's inputs and outputs have the type the caller asked for (float32 with QUANTIZE /
   DEQUANTIZE at the edges, or int8 / uint8 directly); the float-facing tensors keep their original
   names, so signatures and callers see the same names.
@@ -17,7 +20,8 @@ How tensors change representation. Each activation tensor has a *home* represent
 an int8 operator produces it (or it is an int8 model input), float otherwise. A consumer that
 needs the other representation, or int8 with different parameters (two conflicting ties), reads a
 converted copy made by one QUANTIZE / DEQUANTIZE, created once per tensor and placed just before
-its first consumer. One mechanism covers model edges, float islands and requantisation.
+its first consumer. One mechanism covers model edges, float islands, requantisation and the
+int8 <-> int16 boundaries of 16x8 sections (one copy per target type and parameters).
 """
 
 from __future__ import annotations
@@ -30,7 +34,14 @@ import numpy as np
 
 from sdk.base.errors import ConversionError, UnsupportedOpError
 from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, Tensor
-from sdk.converters.quantize.plan import LayerPrecision, PrecisionPlan, layer_name
+from sdk.converters.quantize.int16x8 import (
+    INT16_QMAX,
+    INT16_QMIN,
+    int16_kernel,
+    refusal,
+    symmetric_int16,
+)
+from sdk.converters.quantize.plan import INT8, LayerPrecision, PrecisionPlan, layer_name
 from sdk.converters.quantize.ranges import affine_params
 from sdk.converters.quantize.rules import (
     OP_RULES,
@@ -48,6 +59,8 @@ from sdk.converters.quantize.weights import (
 )
 
 INT32_MAX = 2**31 - 1
+#: int64 biases (16x8) are clipped here: far beyond any accumulation, exact in float64
+INT64_LIMIT = float(2**62)
 #: the largest quantised bias written: half the int32 range, so that the accumulation of
 #: int8 x int8 products on top of it cannot overflow
 BIAS_LIMIT = 2**30
@@ -95,7 +108,9 @@ class QuantizedModel:
 def quantize_int8(model: Model, plan: PrecisionPlan, ranges: Mapping[Tensor, tuple[float, float]],
                   *, input_type: str = "float32", output_type: str = "float32",
                   strict: bool = False, weight_method: str | None = None,
-                  input_means: Mapping[Tensor, np.ndarray] | None = None) -> QuantizedModel:
+                  input_means: Mapping[Tensor, np.ndarray] | None = None,
+                  wide_ranges: Mapping[Tensor, tuple[float, float]] | None = None,
+                  ) -> QuantizedModel:
     """Quantise `model` (float) to full-integer INT8.
 
     `ranges` maps the float model's activation tensors to their calibrated (lo, hi).
@@ -107,6 +122,8 @@ def quantize_int8(model: Model, plan: PrecisionPlan, ranges: Mapping[Tensor, tup
 
     Layers whose plan precision has float activations and quantised weights (`is_hybrid`) stay
     float with their weights quantised: LiteRT's dynamic-range ("hybrid") kernels.
+    `wide_ranges`: the ranges int16 tensors (16x8 layers) take, by default `ranges`
+    (`int16x8.wide_ranges` gives the calibrated min/max).
     """
     for name, value in (("input_type", input_type), ("output_type", output_type)):
         if value not in IO_TYPES:
@@ -120,8 +137,9 @@ def quantize_int8(model: Model, plan: PrecisionPlan, ranges: Mapping[Tensor, tup
 
     qranges = {mapped(t): r for t, r in ranges.items() if id(t) in memo}
     qmeans = {mapped(t): m for t, m in (input_means or {}).items() if id(t) in memo}
+    qwide = {mapped(t): r for t, r in (wide_ranges or {}).items() if id(t) in memo}
     rewrite = _Rewrite(qmodel, qmodel.main, plan, qranges, input_type, output_type, strict,
-                       weight_method, qmeans)
+                       weight_method, qmeans, qwide)
     rewrite.run()
     main = model.main
     tensor_map: dict[Tensor, Tensor] = {}
@@ -160,7 +178,7 @@ FIXED_RANGE_SLACK_STEPS = 2.0
 
 
 def representable_range(p: QuantParams, qmin: int = -128, qmax: int = 127) -> tuple[float, float]:
-    """The float interval per-tensor int8 parameters cover."""
+    """The float interval per-tensor int8 (or, with qmin / qmax, int16) parameters cover."""
     scale, zp = float(p.scale[0]), int(p.zero_point[0])
     return (qmin - zp) * scale, (qmax - zp) * scale
 
@@ -179,16 +197,28 @@ class _Groups:
         self.fixed: dict[int, QuantParams] = {}
         self.members: dict[int, list[Tensor]] = {}
         self.span: dict[int, tuple[float, float]] = {}
+        #: the integer type of a group whose members an integer op produces (int8 or int16);
+        #: groups of different types never merge
+        self.dtype: dict[int, DType] = {}
+
+    def set_dtype(self, t: Tensor, dtype: DType) -> bool:
+        r = self.find(t)
+        return self.dtype.setdefault(r, dtype) is dtype
+
+    def dtype_of(self, t: Tensor) -> DType:
+        return self.dtype.get(self.find(t), DType.INT8)
 
     def set_span(self, t: Tensor, lo: float, hi: float) -> None:
         r = self.find(t)
         a, b = self.span.get(r, (0.0, 0.0))
         self.span[r] = (min(a, lo), max(b, hi))
 
-    def _fits(self, params: QuantParams, span: tuple[float, float] | None) -> bool:
+    def _fits(self, params: QuantParams, span: tuple[float, float] | None,
+              dtype: DType = DType.INT8) -> bool:
         if span is None:
             return True
-        lo, hi = representable_range(params)
+        lo, hi = (representable_range(params, INT16_QMIN, INT16_QMAX) if dtype is DType.INT16
+                  else representable_range(params))
         slack = FIXED_RANGE_SLACK_STEPS * float(params.scale[0])
         return span[0] >= lo - slack and span[1] <= hi + slack
 
@@ -221,13 +251,20 @@ class _Groups:
         fa, fb = self.fixed.get(ra), self.fixed.get(rb)
         if fa is not None and fb is not None and not fa.same_as(fb):
             return False
+        da, db = self.dtype.get(ra), self.dtype.get(rb)
+        if da is not None and db is not None and da is not db:
+            return False
+        dtype = da if da is not None else db
         sa, sb = self.span.get(ra), self.span.get(rb)
         merged = sa if sb is None else sb if sa is None else (min(sa[0], sb[0]),
                                                               max(sa[1], sb[1]))
         fixed = fa if fa is not None else fb
-        if fixed is not None and not self._fits(fixed, merged):
+        if fixed is not None and not self._fits(fixed, merged, dtype or DType.INT8):
             return False
         self.parent[rb] = ra
+        self.dtype.pop(rb, None)
+        if dtype is not None:
+            self.dtype[ra] = dtype
         self.members[ra].extend(self.members.pop(rb))
         if fb is not None:
             self.fixed[ra] = fb
@@ -257,7 +294,8 @@ def _check_scale(t: Tensor, params: QuantParams, what: str) -> None:
 class _Rewrite:
     def __init__(self, model: Model, graph: Graph, plan: PrecisionPlan,
                  ranges: dict[Tensor, tuple[float, float]], input_type: str, output_type: str,
-                 strict: bool, weight_method: str | None, means: dict[Tensor, np.ndarray]):
+                 strict: bool, weight_method: str | None, means: dict[Tensor, np.ndarray],
+                 wide: dict[Tensor, tuple[float, float]] | None = None):
         self.model = model
         self.g = graph
         self.plan = plan
@@ -267,7 +305,12 @@ class _Rewrite:
         self.strict = strict
         self.weight_method = weight_method
         self.means = means
+        self.wide = wide or {}
         self.reports: list[LayerReport] = []
+        #: integer ops (mode _INT8) -> their activation type (INT8, or INT16 for 16x8)
+        self.act: dict[int, DType] = {}
+        #: tensors whose `params` are int16 (their group is produced by 16x8 ops)
+        self.int16_params: set[int] = set()
         self.requantized: list[str] = []
         self.modes: dict[int, str] = {}
         self.precisions: dict[int, LayerPrecision] = {}
@@ -316,9 +359,21 @@ class _Rewrite:
                 self.modes[id(op)] = _UNTOUCHED
                 continue
             precision = self.plan.for_op(op)
-            self.precisions[id(op)] = precision
             rule = OP_RULES.get(op.type)
             reason = None
+            note = ""
+            if precision.is_int16 and rule is not None and rule.kind != "agnostic":
+                if precision.weights != "int8" and rule.weight is not None:
+                    raise ConversionError(
+                        f"{name} ({op.type}): 16x8 has int8 weights, not {precision.weights} "
+                        "(LiteRT has no int16-activation kernel for other weight types)")
+                if int16_kernel(op) is None:
+                    instead, why = refusal(op)
+                    if instead == "int8":
+                        precision, note = INT8, why + "; kept int8"
+                    else:
+                        reason = why
+            self.precisions[id(op)] = precision
             if precision.is_hybrid:
                 if rule is not None and rule.weight is not None and not rule.weight_per_tensor \
                         and (rule.check is None or rule.check(op) is None):
@@ -331,7 +386,9 @@ class _Rewrite:
                     # fallback worth reporting)
                     self.modes[id(op)] = _FLOAT
                     continue
-            if precision.is_float:
+            if reason is not None:
+                pass
+            elif precision.is_float:
                 reason = "kept in float by the precision plan"
             elif rule is None:
                 reason = f"LiteRT has no int8 kernel for {op.type} that edgesdk knows"
@@ -354,7 +411,8 @@ class _Rewrite:
                 self.modes[id(op)] = _AGNOSTIC
                 continue
             self.modes[id(op)] = _INT8
-            self.reports.append(LayerReport(name, op.type, precision.describe()))
+            self.act[id(op)] = DType.INT16 if precision.is_int16 else DType.INT8
+            self.reports.append(LayerReport(name, op.type, precision.describe(), note))
 
     # ------------------------------------------------------------------ 1b. wide tails
     def keep_wide_tails(self) -> None:
@@ -434,13 +492,23 @@ class _Rewrite:
         for t, (lo, hi) in self.ranges.items():
             if id(t) in self.originally_float:
                 self.groups.set_span(t, lo, hi)
+        if self.input_type != "float32":
+            for t in self.g.inputs:
+                if id(t) in self.originally_float:
+                    self.groups.set_dtype(t, DType.INT8)
         for op in self.g.operators:
             if self.modes[id(op)] != _INT8:
                 continue
             rule = OP_RULES[op.type]
             outs = [t for t in op.outputs if id(t) in self.originally_float]
-            if rule.kind == "fixed" and rule.fixed_output is not None:
-                scale, zp = rule.fixed_output
+            for t in outs:
+                self.groups.set_dtype(t, self.act[id(op)])
+            fixed = rule.fixed_output
+            if self.act[id(op)] is DType.INT16:
+                kernel = int16_kernel(op)
+                fixed = kernel.fixed_output if kernel is not None else None
+            if rule.kind == "fixed" and fixed is not None:
+                scale, zp = fixed
                 for t in outs:
                     if not self.groups.fix(t, QuantParams.per_tensor(scale, zp)):
                         # the output is already tied to other fixed parameters: cannot happen
@@ -474,17 +542,22 @@ class _Rewrite:
             if id(t) not in self.originally_float:
                 continue
             r = self.groups.find(t)
+            if self.groups.dtype.get(r) is DType.INT16:
+                lo, hi = self.wide.get(t, (lo, hi))
             a, b = spans.get(r, (0.0, 0.0))
             spans[r] = (min(a, lo), max(b, hi))
         for root, members in self.groups.members.items():
+            int16 = self.groups.dtype.get(root) is DType.INT16
             if root in self.groups.fixed:
                 params = self.groups.fixed[root]
             elif root in spans:
-                params = affine_params(*spans[root])
+                params = symmetric_int16(*spans[root]) if int16 else affine_params(*spans[root])
             else:
                 continue
             for t in members:
                 self.params[id(t)] = params
+                if int16:
+                    self.int16_params.add(id(t))
         for t, (lo, hi) in self.ranges.items():
             if id(t) in self.originally_float and id(t) not in self.params:
                 self.params[id(t)] = affine_params(lo, hi)
@@ -500,7 +573,7 @@ class _Rewrite:
                 continue
             for t in op.outputs:
                 if id(t) in self.originally_float:
-                    t.dtype = DType.INT8
+                    t.dtype = self.act[id(op)]
                     t.quant = self.params[id(t)]
         for t in self.g.inputs:
             if id(t) not in self.originally_float or id(t) not in self.params:
@@ -531,8 +604,18 @@ class _Rewrite:
         self.pending = []
         self.g.operators = new_ops
 
+    def view_params(self, t: Tensor, dtype: DType) -> QuantParams:
+        """The parameters of `t` as `dtype`: its own where its home type is `dtype`, else the
+        ones its calibrated range gives in that type (a boundary between int8 and 16x8)."""
+        if id(t) in self.params and (id(t) in self.int16_params) == (dtype is DType.INT16):
+            return self.params[id(t)]
+        if dtype is DType.INT16:
+            return symmetric_int16(*self.wide.get(t, self.ranges[t]))
+        return affine_params(*self.ranges[t])
+
     def quantize_op(self, op: Operator) -> None:
         rule = OP_RULES[op.type]
+        dtype = self.act[id(op)]
         own_params = rule.kind == "compute"
         anchor_params = None
         if rule.kind == "same_scale":
@@ -543,18 +626,27 @@ class _Rewrite:
             t = op.inputs[i]
             assert t is not None
             if t.is_constant:
-                params = _const_params(t) if own_params or anchor_params is None else anchor_params
-                op.inputs[i] = self.quantized_constant(t, params)
+                if own_params or anchor_params is None:
+                    params = _const_params(t, dtype)
+                else:
+                    params = anchor_params
+                op.inputs[i] = self.quantized_constant(t, params, dtype)
                 continue
             if (id(op), i) in self.requant_inputs:
                 target = self.params[id(self.requant_inputs[(id(op), i)])]
             else:
-                target = self.params[id(t)]
-            op.inputs[i] = self.int8_view(t, target)
+                target = self.view_params(t, dtype)
+            op.inputs[i] = self.quantized_copy(t, target, dtype)
         if rule.weight is not None and rule.weight < len(op.inputs) \
                 and op.inputs[rule.weight] is not None:
             self.quantize_weights(op, rule, original_inputs)
-        op.version = max(op.version, rule.version, _extra_version(op))
+        if dtype is DType.INT16:
+            kernel = int16_kernel(op)
+            assert kernel is not None
+            op.attrs.update(kernel.attrs)
+            op.version = max(op.version, kernel.version or rule.version)
+        else:
+            op.version = max(op.version, rule.version, _extra_version(op))
 
     def quantize_weights(self, op: Operator, rule: OpRule,
                          original_inputs: list[Tensor | None]) -> None:
@@ -583,7 +675,10 @@ class _Rewrite:
         bias_t = op.inputs[rule.bias] if rule.bias is not None and rule.bias < len(op.inputs) \
             else None
         bias = bias_t.numpy().astype(np.float64) if bias_t is not None else None
-        if bias is not None and not wquant.block_size:
+        kernel = int16_kernel(op) if self.act[id(op)] is DType.INT16 else None
+        bias_type = kernel.bias if kernel is not None and kernel.bias is not None \
+            else DType.INT32
+        if bias is not None and not wquant.block_size and bias_type is DType.INT32:
             # the int32 bias must fit with room for the accumulation: floor the weight scale of
             # channels whose bias would not (dead channels: BatchNorm folded a ~0 gamma into the
             # weights but kept beta), as TFLite's converter does; their codes round to ~0
@@ -603,9 +698,11 @@ class _Rewrite:
             bias_scale = (in_scale * wquant.scale.astype(np.float32)).astype(np.float32)
             if bias_scale.size == 1 and bias.size > 1:
                 bias_scale = np.full(bias.size, bias_scale[0], np.float32)
-            qb = np.clip(np.round(bias / bias_scale.astype(np.float64)), -INT32_MAX, INT32_MAX)
+            limit = INT32_MAX if bias_type is DType.INT32 else INT64_LIMIT
+            qb = np.clip(np.round(bias / bias_scale.astype(np.float64)), -limit, limit)
             op.inputs[rule.bias] = self.add_constant(
-                bias_t.name, qb.astype(np.int32), DType.INT32,
+                bias_t.name, qb.astype(np.int32 if bias_type is DType.INT32 else np.int64),
+                bias_type,
                 QuantParams.per_channel(bias_scale, 0) if bias_scale.size > 1
                 else QuantParams.per_tensor(float(bias_scale[0]), 0))
 
@@ -633,14 +730,17 @@ class _Rewrite:
         return self.g.add_tensor(Tensor(self.g.unique_name(name), data.shape, dtype,
                                         data=np.ascontiguousarray(data), quant=quant))
 
-    def quantized_constant(self, t: Tensor, params: QuantParams) -> Tensor:
-        key = (id(t), _params_key(params))
+    def quantized_constant(self, t: Tensor, params: QuantParams,
+                           dtype: DType = DType.INT8) -> Tensor:
+        key = (id(t), f"{dtype.name}:{_params_key(params)}")
         if key not in self.const_cache:
             data = t.numpy().astype(np.float64)
             _check_scale(t, params, "constant")
+            qmin, qmax, np_type = ((INT16_QMIN, INT16_QMAX, np.int16) if dtype is DType.INT16
+                                   else (-128, 127, np.int8))
             q = np.clip(np.round(data / float(params.scale[0])) + int(params.zero_point[0]),
-                        -128, 127).astype(np.int8)
-            self.const_cache[key] = self.add_constant(t.name, q, DType.INT8, params)
+                        qmin, qmax).astype(np_type)
+            self.const_cache[key] = self.add_constant(t.name, q, dtype, params)
         return self.const_cache[key]
 
     def new_activation(self, like: Tensor, name: str, dtype: DType,
@@ -651,12 +751,18 @@ class _Rewrite:
 
     def int8_view(self, t: Tensor, params: QuantParams) -> Tensor:
         """`t` as int8 with `params`: itself, or the output of one QUANTIZE."""
-        if t.dtype is DType.INT8 and t.quant is not None and t.quant.same_as(params):
+        return self.quantized_copy(t, params, DType.INT8)
+
+    def quantized_copy(self, t: Tensor, params: QuantParams, dtype: DType) -> Tensor:
+        """`t` as `dtype` (int8 or int16) with `params`: itself, or the output of one QUANTIZE
+        (from float, or requantising: int8 -> int8, int8 <-> int16 at a 16x8 boundary)."""
+        if t.dtype is dtype and t.quant is not None and t.quant.same_as(params):
             return t
-        key = (id(t), "int8:" + _params_key(params))
+        prefix = "int16:" if dtype is DType.INT16 else "int8:"
+        key = (id(t), prefix + _params_key(params))
         if key not in self.converted:
-            out = self.new_activation(t, f"{t.name}_int8", DType.INT8, params)
-            if t.dtype is DType.INT8:
+            out = self.new_activation(t, f"{t.name}_{prefix[:-1]}", dtype, params)
+            if t.dtype in (DType.INT8, DType.INT16):
                 self.requantized.append(t.name)
             self.pending.append(Operator("QUANTIZE", [t], [out], version=1,
                                          format_extras={"tflite_options_type": None}))
@@ -671,18 +777,18 @@ class _Rewrite:
         if key not in self.converted:
             out = self.new_activation(t, f"{t.name}_float", DType.FLOAT32, None)
             self.pending.append(Operator("DEQUANTIZE", [t], [out],
-                                         version=2 if t.dtype is DType.INT8 else 1,
+                                         version=_DEQUANTIZE_VERSIONS.get(t.dtype, 1),
                                          format_extras={"tflite_options_type": None}))
             self.converted[key] = out
         return self.converted[key]
 
     def quantized_view(self, t: Tensor) -> Tensor:
         """The quantised representation of activation `t` in the rewritten graph (for
-        per-layer comparisons): its int8 self or int8 copy, else itself."""
-        if t.dtype in (DType.INT8, DType.UINT8):
+        per-layer comparisons): its int8 / int16 self or copy, else itself."""
+        if t.dtype in (DType.INT8, DType.UINT8, DType.INT16):
             return t
         for (tid, key), out in self.converted.items():
-            if tid == id(t) and key.startswith("int8:"):
+            if tid == id(t) and key.startswith(("int8:", "int16:")):
                 return out
         return t
 
@@ -698,7 +804,7 @@ class _Rewrite:
             if self.output_type == "float32":
                 out = self.float_view(t)
             else:
-                out = self.int8_view(t, self.params[id(t)])
+                out = self.int8_view(t, self.view_params(t, DType.INT8))
                 if self.output_type == "uint8":
                     out = self.uint8_view(out)
             if out is not t:
@@ -733,11 +839,17 @@ def _params_key(p: QuantParams) -> str:
     return f"{p.scale.tobytes().hex()}:{p.zero_point.tobytes().hex()}:{p.axis}"
 
 
-def _const_params(t: Tensor) -> QuantParams:
+def _const_params(t: Tensor, dtype: DType = DType.INT8) -> QuantParams:
     data = t.numpy()
     if data.size == 0:
         return QuantParams.per_tensor(1.0, 0)
+    if dtype is DType.INT16:
+        return symmetric_int16(float(np.min(data)), float(np.max(data)))
     return affine_params(float(np.min(data)), float(np.max(data)))
+
+
+#: DEQUANTIZE's version by input type (what TensorFlow's converter writes)
+_DEQUANTIZE_VERSIONS = {DType.INT8: 2, DType.INT16: 2}
 
 
 def _extra_version(op: Operator) -> int:

@@ -20,9 +20,11 @@ from typing import Any
 
 from sdk.converters.ir import Model, Operator
 
-#: activation precisions the rewrite knows; "float32" keeps an op in float (DEQUANTIZE/QUANTIZE
-#: around it)
-ACTIVATION_PRECISIONS = ("int8", "float32")
+#: activation precisions the rewrite knows; "int16" is TFLite's 16x8 scheme (int16 activations,
+#: int8 weights, `int16x8`); "float32" keeps an op in float (DEQUANTIZE/QUANTIZE around it)
+ACTIVATION_PRECISIONS = ("int8", "int16", "float32")
+#: spellings of the 16x8 scheme as a layer precision (`precision={layer: "int16x8"}`)
+INT16X8_NAMES = ("int16x8", "16x8", "int16")
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,18 @@ class LayerPrecision:
         quantise the activations at run time."""
         return self.activations == "float32" and self.weights != "float32"
 
+    @property
+    def is_int16(self) -> bool:
+        """16x8: int16 activations (symmetric, zero point 0) with int8 weights."""
+        return self.activations == "int16"
+
     def describe(self) -> str:
-        """"int8", "float32", or "<weights>/<activations>" when they differ ("int4/int8")."""
+        """"int8", "int16x8", "float32", or "<weights>/<activations>" when they differ
+        ("int4/int8")."""
         if self.is_float and not self.is_hybrid:
             return "float32"
+        if self.is_int16 and self.weights == "int8":
+            return "int16x8"
         if self.weights == self.activations:
             return self.activations
         return f"{self.weights}/{self.activations}"
@@ -54,6 +64,7 @@ class LayerPrecision:
 
 FLOAT = LayerPrecision(weights="float32", activations="float32")
 INT8 = LayerPrecision()
+INT16X8 = LayerPrecision(weights="int8", activations="int16")
 
 
 @dataclass
@@ -89,6 +100,8 @@ def parse_precision(value: LayerPrecision | str) -> LayerPrecision:
         return value
     if value in ("float32", "float", "fp32"):
         return FLOAT
+    if value in INT16X8_NAMES:
+        return INT16X8
     if value in ACTIVATION_PRECISIONS:
         return LayerPrecision(weights=value, activations=value)
     if "/" in value:  # what `describe` writes: "int4/float32"

@@ -18,19 +18,24 @@ The search (greedy on estimated gain per byte, bounded re-exports):
    wider candidate adds (`CostModel`) plus a fixed per-layer overhead (the QUANTIZE / DEQUANTIZE
    around a float island). Tails are taken in order of gain per byte until the estimated error
    of every output meets the target, and at least 2^(step-1) layers per step (1, 2, 4, ... so
-   that deep problems need few re-exports).
+   that deep problems need few re-exports). A layer given 16x8 takes along the weightless ops
+   that only move values (RESHAPE, PAD, ...) between it and the op before: a 16x8 layer reading
+   an int8 tensor gains only what int8 holds, and those ops cost no bytes.
 3. Re-export with those layers wider, measure again, repeat (at most `max_steps` steps).
-4. Still short: one last export with every eligible layer upstream of the short outputs wider.
-   Still short: `ConversionError` naming the outputs and the best SQNR reached.
-5. Met after several steps: pruning tries each earlier step's layers back at int8 (the largest
-   group first, one export each) and keeps them narrow where the target still holds (an early
-   step's broad guess that a later, measured step made unnecessary).
+4. Still short: one export with every eligible layer upstream of the short outputs at 16x8
+   (where its op has an int16 kernel), then one with all of them at their widest (float).
+   Still short: `FidelityError` naming the outputs and the best SQNR reached.
+5. Met after several steps: pruning tries each earlier step's layers one candidate narrower
+   (float -> 16x8 where the op has it, 16x8 -> the plan's int8; the largest group first, one
+   export each) and keeps them so where the target still holds (an early step's broad guess
+   that a later, measured step made unnecessary).
 
-Candidates are per layer (`candidates_for`): today only "float32" (the existing per-layer float
-override). 16x8 (int16 activations, int8 weights) is not offered: the INT8 rewrite does not
-emit int16 sections yet. Sub-byte formats (int4 / ternary / 2-bit) register narrower candidates
-with `register_candidate` and a bytes figure per weight; the search walks a layer along its
-candidate list, widest last.
+Candidates are per layer (`candidates_for`), cheapest first: "int16x8" (TFLite's 16x8: int16
+activations, the same int8 weights, int64 biases; only for ops whose int16 kernel LiteRT runs,
+`int16x8.INT16_KERNELS`), then "float32" (the per-layer float override). A layer is walked along
+its list: the first step that picks it gives it 16x8, a later step that picks it again float.
+Sub-byte formats (int4 / ternary / 2-bit) register narrower candidates with
+`register_candidate` and their bytes per weight and bias element.
 """
 
 from __future__ import annotations
@@ -49,17 +54,24 @@ from sdk.base.samples import SampleSet
 from sdk.base.tables import from_jsonable, jsonable
 from sdk.converters.ir import Model, Operator, Tensor
 from sdk.converters.quantize.fidelity import layer_losses
-from sdk.converters.quantize.plan import FLOAT, LayerPrecision, PrecisionPlan, layer_name
+from sdk.converters.quantize.int16x8 import INT16_KERNELS
+from sdk.converters.quantize.plan import FLOAT, INT16X8, LayerPrecision, PrecisionPlan, layer_name
+from sdk.converters.quantize.rules import OP_RULES
 from sdk.run.fidelity import FidelityReport
 
 #: re-exports after the first one, not counting the final all-wide attempt
 DEFAULT_MAX_STEPS = 6
 #: bytes a layer kept float costs beyond its weights (QUANTIZE + DEQUANTIZE ops and tensors)
 LAYER_OVERHEAD_BYTES = 256
+#: the same for a 16x8 layer (at most one requantising QUANTIZE at each end of a section)
+INT16X8_OVERHEAD_BYTES = 128
 #: aim the estimate this much under the target's error (the estimate is linear, noise is not)
 ESTIMATE_MARGIN = 0.7
 #: tails chosen per step at most (the next step measures again)
 MAX_TAILS_PER_STEP = 64
+#: greedy steps that give new layers 16x8 before every upstream layer is tried at 16x8 and
+#: float becomes a candidate for layers already at 16x8
+INT16_STEPS = 2
 
 
 # ---------------------------------------------------------------------------- candidates
@@ -72,13 +84,28 @@ class Candidate:
     bytes_per_weight: float
     #: which ops can take it (None: every op the INT8 rewrite handles)
     applies: Callable[[Operator], bool] | None = None
+    #: bytes per bias element (int32 and float32: 4; 16x8's int64: 8)
+    bytes_per_bias: float = 4.0
+    #: bytes a layer costs beyond its constants (None: the cost model's default)
+    overhead_bytes: int | None = None
 
 
+def _has_int16_kernel(op: Operator) -> bool:
+    return op.type in INT16_KERNELS
+
+
+INT16X8_CANDIDATE = Candidate("int16x8", INT16X8, 1.0, applies=_has_int16_kernel,
+                              bytes_per_bias=8.0, overhead_bytes=INT16X8_OVERHEAD_BYTES)
 FLOAT_CANDIDATE = Candidate("float32", FLOAT, 4.0)
 #: wider formats, narrowest first; the planner walks each layer along this list
-CANDIDATES: list[Candidate] = [FLOAT_CANDIDATE]
+CANDIDATES: list[Candidate] = [INT16X8_CANDIDATE, FLOAT_CANDIDATE]
 #: bytes per weight element of a layer's current format, by LayerPrecision.weights
 WEIGHT_BYTES: dict[str, float] = {"int8": 1.0, "float32": 4.0, "int16": 2.0}
+#: bytes per bias element of a layer's current precision, by LayerPrecision.describe()
+BIAS_BYTES: dict[str, float] = {"int16x8": 8.0}
+#: the precisions a layer report ("int8", "int16x8", ...) may be widened from: not float,
+#: dynamic range or integer ops the rewrite left alone
+NOT_WIDENABLE = ("float32", "int32")
 
 
 def register_candidate(candidate: Candidate, *, before: str | None = None) -> None:
@@ -107,15 +134,29 @@ class CostModel:
 
     @staticmethod
     def weight_elements(op: Operator) -> int:
+        """Elements of every constant input (weights and bias)."""
         return sum(int(np.prod(t.shape)) if t.shape else 1
                    for t in op.inputs if t is not None and t.is_constant)
 
+    @staticmethod
+    def bias_elements(op: Operator) -> int:
+        rule = OP_RULES.get(op.type)
+        if rule is None or rule.bias is None or rule.bias >= len(op.inputs):
+            return 0
+        b = op.inputs[rule.bias]
+        return int(np.prod(b.shape)) if b is not None and b.is_constant and b.shape else 0
+
     def extra_bytes(self, op: Operator, current: LayerPrecision, candidate: Candidate) -> float:
         now = WEIGHT_BYTES.get(current.weights, 1.0)
-        return self.weight_elements(op) * (candidate.bytes_per_weight - now)
+        now_bias = BIAS_BYTES.get(current.describe(), 4.0)
+        bias = self.bias_elements(op)
+        return ((self.weight_elements(op) - bias) * (candidate.bytes_per_weight - now)
+                + bias * (candidate.bytes_per_bias - now_bias))
 
     def cost(self, op: Operator, current: LayerPrecision, candidate: Candidate) -> float:
-        return max(self.extra_bytes(op, current, candidate), 0.0) + self.overhead_bytes
+        overhead = candidate.overhead_bytes if candidate.overhead_bytes is not None \
+            else self.overhead_bytes
+        return max(self.extra_bytes(op, current, candidate), 0.0) + overhead
 
 
 # ---------------------------------------------------------------------------- results
@@ -185,7 +226,11 @@ class PlannerReport:
             out.append(f"  output {name}: {before:.2f} dB -> {self.after_db.get(name, before):.2f}"
                        " dB")
         if self.kept:
-            out.append(f"  {len(self.kept)} layer(s) kept wider:")
+            by: dict[str, int] = {}
+            for k in self.kept:
+                by[k.precision] = by.get(k.precision, 0) + 1
+            out.append(f"  {len(self.kept)} layer(s) kept wider ("
+                       + ", ".join(f"{n} {p}" for p, n in sorted(by.items())) + "):")
             out += [f"    {k.name} ({k.op_type}) -> {k.precision}: step {k.step}, its output at "
                     f"{k.sqnr_db:.1f} dB, added error {k.added_noise:.3g}, ~{k.extra_bytes:,} "
                     "bytes" for k in self.kept]
@@ -272,17 +317,65 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
     layers: dict[str, LayerPrecision] = {}
     best = current
     step = 0
-    tried_all = False
     groups: list[set[str]] = []
+
+    def widen_upstream(widest: bool) -> None:
+        """One export with every eligible layer upstream of the short outputs at its next
+        narrower-than-float candidate (16x8 where its op has one) or, `widest`, at float."""
+        nonlocal current, layers, step, exports, best
+        wide = dict(layers)
+        added: list[str] = []
+        for j in _short(current, target_db):
+            for op in upstream_ops(model, outputs[j]):
+                name = layer_name(op)
+                if not _widenable(current.precisions.get(name)) and name not in wide:
+                    continue
+                cands = candidates_for(op, wide.get(name, base.for_op(op)))
+                if not widest:  # the candidates narrower than float only
+                    cands = [c for c in cands if c.precision != FLOAT][:1]
+                if cands and name not in added:
+                    wide[name] = cands[-1].precision
+                    added.append(name)
+        if not added:
+            return
+        step += 1
+        last = attempt(base.with_overrides(wide))
+        exports += 1
+        report.steps.append(PlanStep(step, added, _outputs_db(last), last.size_bytes))
+        if _worst_gap(last, target_db) < _worst_gap(best, target_db):
+            best = last
+        if _short(last, target_db):
+            return
+        current = last
+        groups.append(set(added))
+        kept_now = {k.name: k for k in report.kept}
+        for name in added:
+            op = _op_named(model, name)
+            if name in kept_now and kept_now[name].precision == wide[name].describe():
+                continue
+            prev = layers.get(name, base.for_op(op)) if op else base.default
+            report.kept = [k for k in report.kept if k.name != name]
+            report.kept.append(KeptLayer(
+                name, op.type if op else "?", wide[name].describe(), step, math.nan, 0.0,
+                int(costs.extra_bytes(op, prev, _candidate(wide[name]))) if op else 0))
+        layers = wide
+
+    # 16x8 first: a layer already at 16x8 goes float only after every layer upstream of the
+    # short outputs was tried at 16x8 (one export); until then the steps widen new layers
+    int16_phase = True
     while _short(current, target_db):
         short = _short(current, target_db)
-        if step >= max_steps or tried_all:
+        if step >= max_steps:
             break
-        step += 1
         picks = _pick(model, current, layers, short, target_db, outputs, costs,
-                      minimum=2 ** (step - 1))
+                      minimum=2 ** step, int16_only=int16_phase)
+        if int16_phase and (not picks or step >= INT16_STEPS):
+            int16_phase = False
+            widen_upstream(widest=False)
+            continue
         if not picks:
             break
+        step += 1
         losses = layer_losses(current.fidelity, model, current.inputs_db)
         for op, cand in picks:
             name = layer_name(op)
@@ -301,51 +394,35 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
                                      _outputs_db(current), current.size_bytes))
         if _worst_gap(current, target_db) < _worst_gap(best, target_db):
             best = current
+    # last resorts: every eligible layer upstream of the short outputs at 16x8 (unless the
+    # 16x8 phase did that already), then at float
+    if _short(current, target_db) and int16_phase:
+        widen_upstream(widest=False)
     if _short(current, target_db):
-        # last resort: every eligible layer upstream of the short outputs at its widest
-        wide = dict(layers)
-        added: list[str] = []
-        for j in _short(current, target_db):
-            for op in upstream_ops(model, outputs[j]):
-                name = layer_name(op)
-                if current.precisions.get(name) not in ("int8",) and name not in wide:
-                    continue
-                cands = candidates_for(op, wide.get(name, base.for_op(op)))
-                if cands:
-                    wide[name] = cands[-1].precision
-                    added.append(name)
-        if added:
-            last = attempt(base.with_overrides(wide))
-            exports += 1
-            report.steps.append(PlanStep(step + 1, added, _outputs_db(last), last.size_bytes))
-            if _worst_gap(last, target_db) < _worst_gap(best, target_db):
-                best = last
-            if not _short(last, target_db):
-                current = last
-                layers = wide
-                groups.append(set(added))
-                for name in added:
-                    if name in {k.name for k in report.kept}:
-                        continue
-                    op = _op_named(model, name)
-                    report.kept.append(KeptLayer(name, op.type if op else "?",
-                                                 wide[name].describe(), step + 1, math.nan, 0.0,
-                                                 0))
-        if _short(current, target_db):
-            reached = _outputs_db(best)
-            missing = ", ".join(f"{o.name!r} at {reached[o.name]:.2f} dB"
-                                for o in best.fidelity.outputs if o.sqnr_db < target_db)
-            raise FidelityError(
-                f"target_sqnr={target_db:g} dB cannot be met: best reached {missing} after "
-                f"{exports} export(s), with every layer upstream of them that can be kept "
-                f"wider ({', '.join(c.name for c in CANDIDATES)}) kept so; nothing was written")
+        widen_upstream(widest=True)
+    if _short(current, target_db):
+        reached = _outputs_db(best)
+        missing = ", ".join(f"{o.name!r} at {reached[o.name]:.2f} dB"
+                            for o in best.fidelity.outputs if o.sqnr_db < target_db)
+        raise FidelityError(
+            f"target_sqnr={target_db:g} dB cannot be met: best reached {missing} after "
+            f"{exports} export(s), with every layer upstream of them that can be kept "
+            f"wider ({', '.join(c.name for c in CANDIDATES)}) kept so; nothing was written")
     if prune and len(groups) > 1:
         by_name = {k.name: k for k in report.kept}
         for group in sorted(groups[:-1], key=lambda g: -sum(
                 max(by_name[n].extra_bytes, 0) + costs.overhead_bytes for n in g
                 if n in by_name)):
-            trial = {k: v for k, v in layers.items() if k not in group}
-            if len(trial) == len(layers):
+            # one candidate narrower: float -> 16x8 where the op has it, else the plan's own
+            trial = dict(layers)
+            for name in group & set(layers):
+                op = _op_named(model, name)
+                narrower = _narrower(op, layers[name]) if op is not None else None
+                if narrower is None:
+                    del trial[name]
+                else:
+                    trial[name] = narrower
+            if trial == layers:
                 continue
             tried = attempt(base.with_overrides(trial))
             exports += 1
@@ -355,15 +432,39 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
             if ok:
                 layers, current = trial, tried
                 report.kept = [k for k in report.kept if k.name in layers]
+                for k in report.kept:
+                    if k.precision != layers[k.name].describe():
+                        op = _op_named(model, k.name)
+                        k.precision = layers[k.name].describe()
+                        k.extra_bytes = int(costs.extra_bytes(
+                            op, base.for_op(op), _candidate(layers[k.name]))) if op else 0
     report.met = True
     report.after_db = _outputs_db(current)
     report.size_after = current.size_bytes
     report.exports = exports
     report.seconds = round(time.perf_counter() - start, 3)
-    if "16x8" not in report.candidates:
-        report.notes.append("16x8 (int16 activations, int8 weights) is not offered yet: the "
-                            "INT8 rewrite does not emit int16 sections")
     return current, report
+
+
+def _widenable(precision: str | None) -> bool:
+    """A layer the rewrite quantised (int8, int16x8, w4/a8, ...), not float or integer."""
+    return precision is not None and precision not in NOT_WIDENABLE \
+        and not precision.endswith("/float32")
+
+
+def _narrower(op: Operator, precision: LayerPrecision) -> LayerPrecision | None:
+    """The candidate just narrower than `precision` that `op` can take (16x8 for a float layer
+    whose op has an int16 kernel); None: the plan's own precision."""
+    names = [c.precision for c in CANDIDATES]
+    at = names.index(precision) if precision in names else 0
+    for c in reversed(CANDIDATES[:at]):
+        if c.applies is None or c.applies(op):
+            return c.precision
+    return None
+
+
+def _candidate(precision: LayerPrecision) -> Candidate:
+    return next((c for c in CANDIDATES if c.precision == precision), FLOAT_CANDIDATE)
 
 
 def _outputs_db(a: Attempt) -> dict[str, float]:
@@ -384,7 +485,7 @@ def _op_named(model: Model, name: str) -> Operator | None:
 
 def _pick(model: Model, current: Attempt, layers: Mapping[str, LayerPrecision],
           short: Iterable[int], target_db: float, outputs: list[Tensor], costs: CostModel, *,
-          minimum: int) -> list[tuple[Operator, Candidate]]:
+          minimum: int, int16_only: bool = False) -> list[tuple[Operator, Candidate]]:
     """The layers to widen next.
 
     A layer's error only leaves the model if everything after it on the way to the output is
@@ -392,7 +493,8 @@ def _pick(model: Model, current: Attempt, layers: Mapping[str, LayerPrecision],
     is a layer together with its descendants inside the short outputs' cones (a "tail"). Tails
     are taken by estimated gain per byte (the share of the missing error their layers add, over
     the bytes they add) until every short output's estimated error meets the target and at least
-    `minimum` layers were added."""
+    `minimum` layers were added. `int16_only`: layers already at 16x8 are not
+    taken (the 16x8 phase)."""
     losses = layer_losses(current.fidelity, model, current.inputs_db)
     target_noise = _noise(target_db)
     need: dict[int, float] = {}  # output -> share of its error still to remove
@@ -406,8 +508,10 @@ def _pick(model: Model, current: Attempt, layers: Mapping[str, LayerPrecision],
         for op in upstream_ops(model, outputs[j]):
             name = layer_name(op)
             in_cones.add(id(op))
-            if current.precisions.get(name) != "int8":
+            if not _widenable(current.precisions.get(name)):
                 continue  # float already, integer (untouched), or not rewritten
+            if int16_only and current.precisions.get(name) == "int16x8":
+                continue  # 16x8 phase: float only after every layer was tried at 16x8
             cands = candidates_for(op, layers.get(name, current.plan.for_op(op)))
             if not cands:
                 continue
@@ -439,7 +543,32 @@ def _pick(model: Model, current: Attempt, layers: Mapping[str, LayerPrecision],
             chosen[k] = eligible[k][:2]
             for j in need:
                 need[j] -= shares[j].get(k, 0.0)
+    _pull_data_movement(model, current, layers, chosen)
     return list(chosen.values())
+
+
+def _pull_data_movement(model: Model, current: Attempt, layers: Mapping[str, LayerPrecision],
+                        chosen: dict[int, tuple[Operator, Candidate]]) -> None:
+    """A 16x8 layer that reads an int8 tensor gains only what int8 holds. The weightless ops
+    that only move values (RESHAPE, PAD, CONCATENATION, ...) between it and the op before
+    (or the model input) cost no bytes in 16x8: take them along."""
+    producers = model.main.producers()
+    stack = [op for op, c in chosen.values() if c.precision.is_int16]
+    while stack:
+        op = stack.pop()
+        for t in op.inputs:
+            p = producers.get(t) if t is not None and not t.is_constant else None
+            if p is None or id(p) in chosen:
+                continue
+            rule = OP_RULES.get(p.type)
+            name = layer_name(p)
+            if rule is None or rule.kind != "same_scale" \
+                    or not _widenable(current.precisions.get(name)):
+                continue
+            cands = candidates_for(p, layers.get(name, current.plan.for_op(p)))
+            if cands and cands[0].precision.is_int16:
+                chosen[id(p)] = (p, cands[0])
+                stack.append(p)
 
 
 def _tails(model: Model, eligible: Mapping[int, tuple[Operator, Candidate, float]],
@@ -483,6 +612,7 @@ def measure_latency_ms(data: bytes, samples: SampleSet, delegates: list[Any] | N
     return round(1000.0 * statistics.median(times), 4)
 
 
-__all__ = ["CANDIDATES", "FLOAT_CANDIDATE", "Attempt", "AttemptFn", "Candidate", "CostModel",
-           "KeptLayer", "PlanStep", "PlannerReport", "candidates_for", "layer_losses",
-           "measure_latency_ms", "plan_to_target", "register_candidate", "upstream_ops"]
+__all__ = ["CANDIDATES", "FLOAT_CANDIDATE", "INT16X8_CANDIDATE", "Attempt", "AttemptFn",
+           "Candidate", "CostModel", "KeptLayer", "PlanStep", "PlannerReport", "candidates_for",
+           "layer_losses", "measure_latency_ms", "plan_to_target", "register_candidate",
+           "upstream_ops"]

@@ -1,0 +1,182 @@
+"""16x8 and accuracy-driven precision on the real-model corpus (issue 12).
+
+    python benchmarks/precision.py run --models oww_alexa,silero_vad_16k_op15 --samples 32 \
+        --json-out out/precision.json
+    python benchmarks/precision.py table out/precision.json
+
+Per model (each in its own process, with a time limit), on the corpus inputs
+(`benchmarks/corpus/`, models cached by `make corpus`): the plain INT8 export (default
+settings), the whole-model 16x8 export (`sdk.export(m, "int16x8")`) and the INT8 export with
+`target_sqnr=TARGET` (the precision planner: 16x8 per layer first, then float). Figures are the
+export's own fidelity report: every output of the exported file run in LiteRT against the
+imported float model on held-out samples (worst output's SQNR), the file size, the layers kept
+wider by precision, the number of exports and the time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from corpus.manifest import cache_dir, load_manifest
+
+TARGET_DB = 30.0
+
+
+def _worst(result: Any) -> float | None:
+    if result.fidelity is None or not result.fidelity.outputs:
+        return None
+    return round(min(o.sqnr_db for o in result.fidelity.outputs), 2)
+
+
+def measure(name: str, samples: int, target: float) -> dict[str, Any]:
+    """The three exports of one corpus model."""
+    import warnings
+
+    from corpus.inputs import Context, make_samples, model_inputs
+    from corpus.measure import quiet, stacked
+
+    import sdk
+
+    warnings.simplefilter("ignore")
+    root = cache_dir()
+    by_name = {m.name: m for m in load_manifest()}
+    model = by_name[name]
+    path = model.path(root)
+    ctx = Context(model_path=lambda n: by_name[n].path(root))
+    descs = [d for d in model_inputs(model, path) if d.name not in model.constant_inputs]
+    cal = stacked(make_samples(model, path, samples, 1, ctx), descs)
+    val = stacked(make_samples(model, path, max(8, samples // 4), 2, ctx), descs)
+    common: dict[str, Any] = {"calibration": cal, "validation": val, "report": False,
+                              "input_shapes": dict(model.input_shapes) or None}
+    if model.constant_inputs:
+        common["constant_inputs"] = dict(model.constant_inputs)
+    row: dict[str, Any] = {"name": name, "kind": model.kind, "format": model.format}
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, scheme, extra in (("int8", "int8", {}), ("int16x8", "int16x8", {}),
+                                   ("target", "int8", {"target_sqnr": target})):
+            start = time.perf_counter()
+            try:
+                with quiet():
+                    res = sdk.export(str(path), scheme, output=f"{tmp}/{key}.tflite",
+                                     **common, **extra)
+            except Exception as exc:  # a failure is a figure too
+                row[key] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:400],
+                            "seconds": round(time.perf_counter() - start, 1)}
+                continue
+            entry: dict[str, Any] = {"ok": True, "worst_db": _worst(res),
+                                     "size": res.size_bytes,
+                                     "seconds": round(time.perf_counter() - start, 1)}
+            if key == "int16x8":
+                entry["not_int16"] = {n: p for n, p in res.precision.items()
+                                      if p not in ("int16x8", "int32")}
+            if key == "target" and res.planner is not None:
+                p = res.planner
+                by: dict[str, int] = {}
+                for k in p.kept:
+                    by[k.precision] = by.get(k.precision, 0) + 1
+                entry.update(met=p.met, kept=by, exports=p.exports,
+                             size_before=p.size_before, layers=len(res.precision))
+            row[key] = entry
+    return row
+
+
+def run(names: list[str], samples: int, target: float, timeout: float) -> list[dict[str, Any]]:
+    rows = []
+    for name in names:
+        cmd = [sys.executable, __file__, "one", name, "--samples", str(samples),
+               "--target", str(target)]
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                                  env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+            row = json.loads(lines[-1]) if lines else {
+                "name": name, "error": (proc.stderr.strip().splitlines() or ["?"])[-1][:300]}
+        except subprocess.TimeoutExpired:
+            row = {"name": name, "error": f"over the {timeout:.0f} s limit"}
+        row["wall_s"] = round(time.perf_counter() - start, 1)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def _db(v: Any) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def table(rows: list[dict[str, Any]], target: float = TARGET_DB) -> str:
+    out = [f"| model | kind | int8 worst dB | 16x8 worst dB | target {target:g}: met | kept "
+           "16x8 / float | bytes int8 -> target | exports |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            out.append(f"| {r['name']} | {r.get('kind', '')} | {r['error']} | | | | | |")
+            continue
+        a, b, t = r.get("int8", {}), r.get("int16x8", {}), r.get("target", {})
+        met = ("yes" if t.get("met") else "no") if t.get("ok") else \
+            "no: " + t.get("error", "?")[:120]
+        kept = t.get("kept", {})
+        out.append(
+            f"| {r['name']} | {r['kind']} | {_db(a.get('worst_db')) if a.get('ok') else 'fails'}"
+            f" | {_db(b.get('worst_db')) if b.get('ok') else 'fails'} | {met} | "
+            f"{kept.get('int16x8', 0)} / {kept.get('float32', 0)} | "
+            f"{t.get('size_before', a.get('size', 0)):,} -> {t.get('size', 0):,} | "
+            f"{t.get('exports', '-')} |")
+    ok = [r for r in rows if r.get("target", {}).get("ok")]
+    met = [r for r in ok if r["target"].get("met")]
+    only16 = [r for r in met if not r["target"].get("kept", {}).get("float32")]
+    int8s = [r["int8"]["worst_db"] for r in rows if r.get("int8", {}).get("worst_db")
+             is not None]
+    w16 = [r["int16x8"]["worst_db"] for r in rows if r.get("int16x8", {}).get("worst_db")
+           is not None]
+    out.append("")
+    out.append(f"target {target:g} dB met on {len(met)} of {len(rows)} models "
+               f"({len(only16)} with 16x8 only, {len(met) - len(only16)} needed float); "
+               f"median worst output: int8 {_db(median(int8s) if int8s else None)} dB, "
+               f"16x8 {_db(median(w16) if w16 else None)} dB")
+    return "\n".join(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="measure the models (default: all)")
+    r.add_argument("--models", help="comma-separated corpus model names")
+    r.add_argument("--samples", type=int, default=32, help="calibration samples per model")
+    r.add_argument("--target", type=float, default=TARGET_DB, help="target_sqnr in dB")
+    r.add_argument("--timeout", type=float, default=900, help="seconds per model")
+    r.add_argument("--json-out", help="also write the rows here")
+    o = sub.add_parser("one")
+    o.add_argument("name")
+    o.add_argument("--samples", type=int, default=32)
+    o.add_argument("--target", type=float, default=TARGET_DB)
+    t = sub.add_parser("table", help="the Markdown table of a run's JSON")
+    t.add_argument("json")
+    args = ap.parse_args()
+    if args.cmd == "one":
+        print(json.dumps(measure(args.name, args.samples, args.target)))
+        return 0
+    if args.cmd == "table":
+        print(table(json.loads(Path(args.json).read_text())))
+        return 0
+    names = args.models.split(",") if args.models else [m.name for m in load_manifest()]
+    rows = run(names, args.samples, args.target, args.timeout)
+    if args.json_out:
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(json.dumps(rows, indent=1))
+    print(table(rows, args.target))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
