@@ -3,10 +3,14 @@ intermediate tensor preserved, and turn what each float activation tensor held i
 
 Pass 1 records min / max / exact zeros (and per-channel means of the inputs of weighted layers,
 for bias correction); pass 2, only for `percentile` and `mse`, fills a histogram per tensor over
-the range pass 1 found. The model's own inputs and outputs, and the logits that feed SOFTMAX /
-ARG_MAX, always use min/max: clipping them changes what the user feeds in or reads out (a
-clipped top logit can tie with the runner-up). A tensor read only by LOGISTIC / TANH takes the
-range that minimises the error of that function's output (`ranges.TRANSFERS`).
+the range pass 1 found. Each batch's tensors are read as views and reduced at once, nothing is
+kept across samples (`streaming`); the runs are planned within the memory budget and may use two
+interpreters side by side (`sweep`).
+
+The model's own inputs and outputs, and the logits that feed SOFTMAX / ARG_MAX, always use
+min/max: clipping them changes what the user feeds in or reads out (a clipped top logit can tie
+with the runner-up). A tensor read only by LOGISTIC / TANH takes the range that minimises the
+error of that function's output (`ranges.TRANSFERS`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from sdk.converters.quantize.ranges import (
     softmax_input_range,
 )
 from sdk.converters.quantize.rules import WEIGHTED
+from sdk.converters.quantize.streaming import Reducer
+from sdk.converters.quantize.sweep import FloatSweep, Reader, constant_indices
 from sdk.converters.tflite import serialize
 
 Progress = Callable[[str, int, int], None]
@@ -62,6 +68,9 @@ class Calibration:
     synthetic: bool = False
     #: tensors whose range was narrowed on purpose, and why
     notes: dict[Tensor, str] = field(default_factory=dict)
+    #: interpreter runs the calibration took, and how the samples were fed (`sweep.SweepPlan`)
+    invocations: int = 0
+    sweep: str = ""
 
 
 def activation_tensors(model: Model) -> list[Tensor]:
@@ -73,10 +82,9 @@ def activation_tensors(model: Model) -> list[Tensor]:
 
 def calibrate(model: Model, samples: SampleSet, method: str = "mse", *,
               percentile: float = 99.99, progress: Progress | None = None,
-              channel_means: bool = True) -> Calibration:
-    """Calibrate the float `model` on `samples`."""
-    from sdk.run.runner import LiteRTRunner  # sdk.run.runner imports LiteRT; keep this module light
-
+              channel_means: bool = True, workers: int | None = None) -> Calibration:
+    """Calibrate the float `model` on `samples` (`workers`: interpreters run side by side,
+    default `sweep.DEFAULT_WORKERS`; the memory budget may allow fewer)."""
     if method not in METHODS:
         raise CalibrationError(f"unknown calibration method {method!r}; choose one of "
                                f"{', '.join(METHODS)}")
@@ -96,28 +104,28 @@ def calibrate(model: Model, samples: SampleSet, method: str = "mse", *,
                     mean_for.add(id(x))
     only_by = _sole_consumer_types(model)
     softmax_inputs = {k for k, (op_type, _) in only_by.items() if op_type == "SOFTMAX"}
-    runner = LiteRTRunner(data, reference=True, preserve_all_tensors=True)
+    sweep = FloatSweep(data, samples, constants=constant_indices(index), workers=workers)
+    reads = [(stats[t], index[t], id(t) in mean_for, id(t) in softmax_inputs) for t in tensors]
+    finite = [True] * len(reads)
+    reducer = Reducer()
+
+    def observe_all(read: Reader, count: int) -> None:
+        for k, (s, i, channels, rows) in enumerate(reads):
+            finite[k] &= reducer.observe(s, read(i), channels, rows)
+
     passes = 2 if needs_histogram(method) else 1
-    for p in range(passes):
-        stage = "calibrating" if passes == 1 else f"calibrating (pass {p + 1}/2)"
+    sweep.run(observe_all, _reporter(progress, "calibrating" if passes == 1
+                                     else "calibrating (pass 1/2)", len(samples)))
+    if passes == 2:
+        binned = [(s, i, finite[k]) for k, (s, i, _, _) in enumerate(reads) if s.seen]
+        for s, _, _ in binned:
+            s.start_histogram()
 
-        def report(done: int, total: int, stage: str = stage) -> None:
-            if progress is not None:
-                progress(stage, done, total)
+        def histogram_all(read: Reader, count: int) -> None:
+            for s, i, all_finite in binned:
+                reducer.histogram(s, read(i), all_finite)
 
-        if p == 1:
-            for s in stats.values():
-                if s.seen:
-                    s.start_histogram()
-        report(0, len(samples))
-        for _count, _outs in runner.run(samples, on_batch=report):
-            for t in tensors:
-                value = runner.tensor(index[t])
-                if p == 0:
-                    stats[t].observe(value, channels=id(t) in mean_for,
-                                     rows=id(t) in softmax_inputs)
-                elif stats[t].hist is not None:
-                    stats[t].histogram(value)
+        sweep.run(histogram_all, _reporter(progress, "calibrating (pass 2/2)", len(samples)))
     protected = _protected(model)
     ranges: dict[Tensor, tuple[float, float]] = {}
     notes: dict[Tensor, str] = {}
@@ -147,7 +155,16 @@ def calibrate(model: Model, samples: SampleSet, method: str = "mse", *,
     means = {t: m for t, s in stats.items() if id(t) in mean_for
              and (m := s.mean_per_channel()) is not None}
     return Calibration(method, len(samples), samples.source, stats, ranges, means,
-                       samples.synthetic, notes)
+                       samples.synthetic, notes, sweep.invocations,
+                       sweep.plan.describe() if sweep.plan is not None else "")
+
+
+def _reporter(progress: Progress | None, stage: str, total: int
+              ) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    progress(stage, 0, total)
+    return lambda done, total: progress(stage, done, total)
 
 
 #: a PADV2 constant at least this far from zero is a sentinel (max-pool padding with the lowest
