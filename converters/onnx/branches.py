@@ -28,9 +28,26 @@ from sdk.converters.onnx.graph import Node, ValueInfo
 def condition_inputs(node: Node, producers: Mapping[str, Node],
                      values: Mapping[str, ValueInfo]) -> list[str]:
     """The model inputs the condition of If `node` is computed from."""
+    return model_inputs_of(node.inputs[0] if node.inputs else None, producers, values)
+
+
+def runtime_origin(name: str, producers: Mapping[str, Node],
+                   values: Mapping[str, ValueInfo]) -> str:
+    """Where a value that is not a constant comes from, for errors: its producer and the model
+    inputs it is computed from."""
+    producer = producers.get(name)
+    inputs = model_inputs_of(name, producers, values)
+    made = f"made by node {producer.name!r} ({producer.op_type})" if producer is not None \
+        else "a model input"
+    return made + (f" from model input(s) {inputs}" if inputs and producer is not None else "")
+
+
+def model_inputs_of(name: str | None, producers: Mapping[str, Node],
+                    values: Mapping[str, ValueInfo]) -> list[str]:
+    """The model inputs (values with no producer that are not constants) `name` depends on."""
     seen: set[str] = set()
     inputs: list[str] = []
-    todo = [node.inputs[0]] if node.inputs and node.inputs[0] else []
+    todo = [name] if name else []
     while todo:
         name = todo.pop()
         if name in seen:
@@ -251,4 +268,5 @@ def _rename_reads(proto: object, rename: Mapping[str, str]) -> None:
 
 
 __all__ = ["SelectCheck", "condition_inputs", "constant_condition", "expand", "inline",
-           "refusal", "runtime_condition", "select", "settings"]
+           "model_inputs_of", "refusal", "runtime_condition", "runtime_origin", "select",
+           "settings"]

@@ -205,9 +205,38 @@ def _fold_or_infer(node: Node, values: dict[str, ValueInfo], folder: Folder,
             detail += ("; " if detail else "") + "the graph also uses " + ", ".join(others)
         raise UnsupportedOpError(node.qualified_type, node.name, supported, source=label,
                                  detail=detail)
-    for name, info in folder.infer(node, ins).items():
+    try:
+        inferred = folder.infer(node, ins)
+    except NotStatic as exc:
+        raise _not_static(exc, node, ins, producers, values, label) from None
+    for name, info in inferred.items():
         values[name] = info
     return True
+
+
+class NotStatic(ConversionError):
+    """A node's output shape does not follow from static shapes and constants."""
+
+
+def _not_static(exc: NotStatic, node: Node, ins: Sequence[ValueInfo | None],
+                producers: Mapping[str, Node], values: Mapping[str, ValueInfo],
+                label: str) -> ConversionError:
+    """Every input shape is static here, so a shape that is not comes from an input that is
+    read as a size (a Reshape's shape, a Range's limit, ...) computed at run time: name it."""
+    runtime = [(i, n) for i, (n, v) in enumerate(zip(node.inputs, ins, strict=True))
+               if i > 0 and n and v is not None and not v.is_const and v.dtype.kind in "iu"]
+    if not runtime:
+        return exc
+    i, name = runtime[0]
+    origin = branches.runtime_origin(name, producers, values)
+    settings = branches.settings(branches.model_inputs_of(name, producers, values), values)
+    pairs = ", ".join(f"{n!r}: <value>" for n in settings)
+    fix = (f"fix {settings} with constant_inputs={{{pairs}}}" if settings else
+           "here it is computed from the data, which a static TFLite graph cannot follow")
+    return NotStatic(f"{label}: node {node.name!r} ({node.op_type}): its output shape is not "
+                     f"static: it depends on input {i} ({name!r}), {origin}, computed at run "
+                     "time; sizes must fold to constants (from initializers, Constant nodes, "
+                     f"static shapes and constant_inputs): {fix}")
 
 
 def nbytes(value: Any) -> int:
@@ -427,7 +456,7 @@ class Folder:
                     f"of output {name!r}")
             shape = self._static_shape(node, name, t)
             if shape is None:
-                raise ConversionError(
+                raise NotStatic(
                     f"{self.label}: node {node.name!r} ({node.op_type}): the shape of output "
                     f"{name!r} is not static; fix the model's dynamic dimensions with "
                     "input_shapes={name: shape}")

@@ -73,6 +73,7 @@ class Lowering:
         self.home: dict[str, tuple[Tensor, Perm]] = {}
         self._views: dict[tuple[str, Perm], Tensor] = {}
         self._consts: dict[tuple[str, Perm], Tensor] = {}
+        self._producers: dict[str, Node] | None = None  # for errors, made on first use
         self._names: set[str] = set()
         self._next: dict[str, int] = {}
         self.node: Node | None = None
@@ -142,8 +143,15 @@ class Lowering:
     def require_const(self, name: str | None, what: str) -> np.ndarray:
         value = self.const(name)
         if value is None:
+            from sdk.converters.onnx.branches import runtime_origin
+
+            origin = ""
+            if name and name in self.og.values:
+                if self._producers is None:
+                    self._producers = self.og.producers()
+                origin = f" ({name!r} is {runtime_origin(name, self._producers, self.og.values)})"
             raise self.unsupported(f"{what} must be a constant (an initializer, or computed "
-                                   "only from constants and static shapes)")
+                                   f"only from constants and static shapes){origin}")
         return value
 
     # ------------------------------------------------------------------ IR tensors
