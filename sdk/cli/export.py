@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from sdk.base.errors import CalibrationError, FidelityError
+from sdk.base.errors import CalibrationError, ConversionError, FidelityError
 from sdk.base.samples import SYNTHETIC, ImageFolder
 from sdk.cli.exit_codes import CHECK_FAILED
 from sdk.cli.output import emit_json, lines, message, progress
@@ -41,6 +41,26 @@ def _shapes(items: list[str] | None) -> dict[str | None, list[int]] | None:
         name, _, dims = item.rpartition("=")
         shapes[name or None] = [int(d) for d in dims.replace("x", ",").split(",") if d]
     return shapes
+
+
+def _constants(items: list[str] | None) -> dict[str, Any] | None:
+    """--constant-input NAME=VALUE (a number, or numbers separated by commas)."""
+    if not items:
+        return None
+    values: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name or not raw:
+            raise ConversionError(f"--constant-input {item!r}: expected NAME=VALUE "
+                                  "(e.g. sr=16000)")
+        try:
+            numbers = [float(v) if any(c in v for c in ".eE") else int(v)
+                       for v in raw.split(",")]
+        except ValueError:
+            raise ConversionError(f"--constant-input {item!r}: {raw!r} is not a number or a "
+                                  "list of numbers") from None
+        values[name] = numbers if "," in raw else numbers[0]
+    return values
 
 
 def calibration_source(args: argparse.Namespace) -> Any:
@@ -108,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
                         input_type=args.input_type or io_default,
                         output_type=args.output_type or io_default,
                         format=args.format, input_shapes=_shapes(args.input_shape),
+                        constant_inputs=_constants(args.constant_input),
                         io_layout=args.io_layout,
                         precision=precision or None, strict=args.strict,
                         bias_correction=args.bias_correction,
@@ -170,6 +191,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", help="output format (default from the output suffix: tflite)")
     p.add_argument("--input-shape", action="append", metavar="[NAME=]D0,D1,...",
                    help="fix dynamic input dimensions (ONNX / Keras / .tflite); repeat per input")
+    p.add_argument("--constant-input", action="append", metavar="NAME=VALUE",
+                   help="ONNX: fix an input that is a setting (e.g. sr=16000, a sample rate "
+                        "selecting an If branch) to a value; it folds away; repeat per input")
     p.add_argument("--io-layout", choices=IO_LAYOUTS,
                    help="ONNX models: nchw (default: inputs/outputs as ONNX declares them) or "
                         "nhwc (image inputs/outputs channels-last, no boundary transposes)")
