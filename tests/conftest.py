@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 import tracemalloc
 from collections.abc import Callable
 
@@ -101,20 +100,44 @@ def digits_export_pairs(digits_float_tflite, digits_data, tmp_path_factory):
                                 digits_data.x_train[:256]) for scheme in SCHEMES}
 
 
-def refused_within(fn: Callable[[], object], seconds: float, mib: float) -> Exception:
-    """Run fn, which must raise ModelFormatError within `seconds` and `mib` MiB of Python
-    allocations (a hostile file refused before it costs anything); return the error."""
+#: a hang guard for refused_within, not a speed limit: tests never assert on time
+HANG_GUARD_S = 300
+
+
+def refused_within(fn: Callable[[], object], *, mib: float, calls: int) -> Exception:
+    """Run fn, which must raise ModelFormatError having done bounded work: at most `calls`
+    Python function calls (a step count, the same on every host) and `mib` MiB of Python
+    allocations, so a hostile file is refused before it costs anything; return the error.
+    A run past HANG_GUARD_S seconds is reported as a hang (SIGALRM), never timed otherwise."""
+    import signal
+    import sys
+
     from sdk.base.errors import ModelFormatError
 
+    count = 0
+
+    def profile(frame: object, event: str, arg: object) -> None:
+        nonlocal count
+        if event in ("call", "c_call"):
+            count += 1
+
+    def hang(signum: int, frame: object) -> None:
+        raise AssertionError(f"hang guard: no answer after {HANG_GUARD_S} s "
+                             f"({count:,} calls so far)")
+
+    previous = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(HANG_GUARD_S)
     tracemalloc.start()
-    start = time.perf_counter()
+    sys.setprofile(profile)
     try:
         with pytest.raises(ModelFormatError) as info:
             fn()
     finally:
-        elapsed = time.perf_counter() - start
+        sys.setprofile(None)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-    assert elapsed < seconds, f"took {elapsed:.1f} s"
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert count <= calls, f"{count:,} Python calls before the refusal (bound {calls:,})"
     assert peak < mib * (1 << 20), f"peak {peak / (1 << 20):.0f} MiB"
     return info.value
