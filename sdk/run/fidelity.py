@@ -70,12 +70,14 @@ def output_kind(ref: np.ndarray, *, outputs: int = 1) -> OutputKind:
         return OutputKind(CLASS_SCORES, f"{what} per sample", row)
     if row > 1 and lead <= MAX_BATCH and outputs == 1 and row >= MIN_LOGITS:
         what = f"{row} scores" + (f" in {lead} rows" if lead > 1 else "")
-        return OutputKind(CLASS_SCORES, f"the model's only output, {what} per sample", row)
+        return OutputKind(CLASS_SCORES, f"the model's only output, {what} per sample, taken "
+                          "for logits", row)
     if len(dims) >= 2:
         return OutputKind(MAP, f"{shape} values per sample")
     return OutputKind(VECTOR, f"{count} values per sample"
                       + (f", one of {outputs} outputs" if outputs > 1 else "")
-                      + ": landmarks, boxes or an embedding, not class scores")
+                      + ", not probabilities: landmarks, boxes, per-anchor scores or an "
+                        "embedding, as far as the shape tells")
 
 
 @dataclass
