@@ -17,9 +17,23 @@ def _have(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-requires_tf = pytest.mark.skipif(not _have("tensorflow"), reason="needs the [tf] extra")
-requires_onnx = pytest.mark.skipif(not (_have("onnx") and _have("onnxruntime")),
-                                   reason="needs the [onnx] extra")
+#: the markers declared in pyproject.toml for an optional extra: a test carrying one is skipped,
+#: saying why, where the extra is not installed; `pytest -m "not onnx"` leaves them out
+EXTRAS: dict[str, tuple[tuple[str, ...], str]] = {
+    "tf": (("tensorflow",), "needs the [tf] extra"),
+    "onnx": (("onnx", "onnxruntime"), "needs the [onnx] extra"),
+}
+requires_tf = pytest.mark.tf
+requires_onnx = pytest.mark.onnx
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    missing = {marker: reason for marker, (modules, reason) in EXTRAS.items()
+               if not all(_have(m) for m in modules)}
+    for item in items:
+        for marker, reason in missing.items():
+            if item.get_closest_marker(marker) is not None:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")
