@@ -107,7 +107,10 @@ def adb_client(tmp_path):
     adb = shutil.which("adb")
     assert adb, "Debian's adb is installed by `make setup`"
     port = _free_port()
-    env = dict(os.environ, HOME=str(tmp_path / "home"), ANDROID_SDK_HOME=str(tmp_path / "home"))
+    # its own server: -P on every call, and the same port in the environment, so nothing here
+    # talks to (or starts) the machine's adb server on 5037 and the phones it holds
+    env = dict(os.environ, HOME=str(tmp_path / "home"), ANDROID_SDK_HOME=str(tmp_path / "home"),
+               ANDROID_ADB_SERVER_PORT=str(port))
     env.pop("ADB_VENDOR_KEYS", None)
     env.pop("ANDROID_SERIAL", None)
     (tmp_path / "home").mkdir()
@@ -344,10 +347,18 @@ def test_phone_selection():
         choose_serial([], None, device="adb")
 
 
-def test_no_phone_on_usb():
-    # this machine has no phone attached: the error says what to check
+def test_no_phone_on_usb(monkeypatch, tmp_path):
+    # The USB listing is stubbed, so the test holds whatever is plugged into this machine (and
+    # never opens a real phone); the key is a fresh one, not ~/.android's.
+    import sdk.devices.adb as adb_module
+
+    config = parse_device_string("adb").replace(adb_key=str(tmp_path / "adbkey"))
+    monkeypatch.setattr(adb_module, "usb_serials", lambda: [])
     with pytest.raises(DeviceNotFoundError, match="no Android phone found on USB"):
-        open_device(parse_device_string("adb"))
+        open_device(config)
+    monkeypatch.setattr(adb_module, "usb_serials", lambda: ["A1", "B2"])
+    with pytest.raises(DeviceNotFoundError, match=r"2 phones are attached \(A1, B2\)"):
+        open_device(config)
 
 
 def test_adb_serial_forms_and_cleanup_everything(emulated_phone, tmp_path):
