@@ -46,9 +46,16 @@ foreach(_abi IN LISTS _edge_abis)
     list(APPEND _args "-DCMAKE_MAKE_PROGRAM=${CMAKE_MAKE_PROGRAM}")
   endif()
   if(CMAKE_SYSTEM_PROCESSOR MATCHES "${_edge_abi_${_abi}_native}")
+    # the wheel's own architecture: this build's compilers (its toolchain file when the wheel
+    # itself is cross-built, e.g. an aarch64 wheel on an x86-64 machine)
     set(_how "native")
-    list(APPEND _args "-DCMAKE_C_COMPILER=${CMAKE_C_COMPILER}"
-                      "-DCMAKE_CXX_COMPILER=${CMAKE_CXX_COMPILER}")
+    if(CMAKE_TOOLCHAIN_FILE)
+      set(_how "cross")
+      list(APPEND _args "-DCMAKE_TOOLCHAIN_FILE=${CMAKE_TOOLCHAIN_FILE}")
+    else()
+      list(APPEND _args "-DCMAKE_C_COMPILER=${CMAKE_C_COMPILER}"
+                        "-DCMAKE_CXX_COMPILER=${CMAKE_CXX_COMPILER}")
+    endif()
   else()
     set(_how "cross")
     find_program(_edge_cxx_${_abi} ${_edge_abi_${_abi}_cxx})
