@@ -27,6 +27,20 @@ requires_tf = pytest.mark.tf
 requires_onnx = pytest.mark.onnx
 
 
+def host_cpu_flags() -> set[str]:
+    """This machine's CPU features as its kernel lists them (/proc/cpuinfo flags / Features of
+    the first CPU): what host-dependent asserts are keyed to."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip().lower() in ("flags", "features"):
+                    return set(value.split())
+    except OSError:
+        pass
+    return set()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     missing = {marker: reason for marker, (modules, reason) in EXTRAS.items()
                if not all(_have(m) for m in modules)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from sdk.devices import (
     open_device,
 )
 
+from conftest import host_cpu_flags
+
 NASTY = "my model; touch PWNED $(touch PWNED2) `touch PWNED3` 'q' \"d\" & | > < *.tflite"
 
 
@@ -30,9 +33,12 @@ def local(tmp_path):
 
 def test_info_describes_this_host(local):
     info = local.info()
-    assert info.transport == "local" and info.abi == "x86_64" and info.kernel_arch == "x86_64"
+    assert info.transport == "local" and info.kernel_arch == platform.machine()
+    abis = {"x86_64": "x86_64", "aarch64": "arm64-v8a", "armv7l": "armeabi-v7a"}
+    assert info.abi == abis.get(platform.machine(), info.abi)
     assert info.cores and info.cores >= 1 and info.mem_total_bytes and info.emulated is None
-    assert "avx2" in info.cpu_features
+    # this host's features, whatever they are (AVX2 only, AVX-512, AMX, NEON ...)
+    assert info.cpu_features and set(info.cpu_features) == host_cpu_flags()
 
 
 def test_push_verifies_renames_and_skips_identical(local, tmp_path):
