@@ -102,6 +102,13 @@ def built_isas() -> list[str]:
     return list(load().built_isas())
 
 
+def kernel_names() -> list[str]:
+    """Every kernel name this binary can report in a profile (edge-run, the delegate, `.edge`
+    layer stats), sorted. Each is a C++ function's symbol under native/src (docs/kernels.md);
+    the delegate joins two with '+' (its input quantiser and the GEMM)."""
+    return list(load().kernel_names())
+
+
 def best_isa() -> str:
     return str(load().best_isa())
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "edge/kernels/conv2d.h"
@@ -21,6 +22,7 @@
 #include "edge/packing/int2.h"
 #include "edge/packing/int4.h"
 #include "edge/packing/ternary.h"
+#include "edge/runtime/interpreter.h"
 #include "edge/thread_pool.h"
 
 namespace py = pybind11;
@@ -247,6 +249,13 @@ void bind_kernels(py::module_& m) {
     for (edge::Isa isa : edge::available_isas()) out.emplace_back(edge::isa_name(isa));
     return out;
   }, "Kernel ISAs this binary carries and this CPU runs, scalar first, best last.");
+  m.def("kernel_names", [] {
+    std::vector<std::string> out = edge::kernel_names();
+    for (std::string& name : edge::runtime::op_kernel_names()) out.push_back(std::move(name));
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  }, "Every kernel name this binary can report in a profile (each a function's symbol).");
   m.def("built_isas", [] {
     std::vector<std::string> out;
     for (const char* name : {"scalar", "avx2", "avx512vnni", "neon", "dotprod"}) {

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "edge/kernels/elementwise.h"
-#include "kernels/kernel_name.h"
+#include "edge/kernels/kernel_name.h"
 
 namespace edge {
 namespace detail {

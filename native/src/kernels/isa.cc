@@ -1,5 +1,6 @@
 #include "edge/kernels/isa.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <stdexcept>
@@ -7,6 +8,8 @@
 #include <vector>
 
 #include "edge/cpu_features.h"
+#include "edge/kernels/elementwise.h"
+#include "edge/kernels/quantize.h"
 #include "kernels/registry.h"
 
 namespace edge {
@@ -107,6 +110,33 @@ std::vector<Isa> available_isas() {
 }
 
 Isa best_isa() { return available_isas().back(); }
+
+std::vector<std::string> kernel_names() {
+  std::vector<std::string> out;
+  const auto add = [&out](const char* name) {
+    if (name != nullptr) out.emplace_back(name);
+  };
+  for (Isa isa : kAllIsas) {
+    if (!isa_built(isa)) continue;
+    const detail::IsaKernels& k = detail::isa_kernels(isa);
+    for (const detail::GemmKernels& g : k.gemm) {
+      add(g.gemv.name);
+      add(g.gemm.name);
+    }
+    for (const detail::GemmQs8Kernel& g : k.gemm_qs8) add(g.fn != nullptr ? g.name : nullptr);
+    for (const detail::IgemmQs8Kernel& g : k.igemm_qs8) add(g.fn != nullptr ? g.name : nullptr);
+    add(k.dwconv_name);
+    add(k.dwconv_qs8 != nullptr ? k.dwconv_qs8_name : nullptr);
+    const ElementwiseKernels& e = elementwise_kernels(isa);
+    add(e.vadd_name);
+    add(e.maxpool_name);
+    add(e.rsum_name);
+    add(quantize_kernel_name(isa));
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
 
 Isa resolve_isa(std::optional<Isa> requested) {
   Isa isa;

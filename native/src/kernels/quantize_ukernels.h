@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/kernel_name.h"
+#include "edge/kernels/kernel_name.h"
 
 namespace edge {
 namespace detail {

@@ -10,6 +10,7 @@
 #include <limits>
 #include <new>
 #include <sstream>
+#include <type_traits>
 #include <unordered_map>
 
 #include "edge/runtime/error.h"
@@ -27,6 +28,74 @@
 
 namespace edge {
 namespace runtime {
+
+// ---------------------------------------------------------------- the schema's enums
+// model.h's enums mirror the generated schema's (native/schema/edge.fbs): the loader casts the
+// file's values (static_cast<DType>(t->dtype()), ...), so every value must be the same, and the
+// schema must have no value more (one added to edge.fbs without one here fails to compile).
+#define EDGE_SAME_ENUM(E, ours, theirs)                                                  \
+  static_assert(static_cast<int64_t>(E::ours) == static_cast<int64_t>(fmt::E::theirs), \
+                #E "::" #ours " must equal the schema's " #E "::" #theirs)
+static_assert(std::is_same_v<std::underlying_type_t<DType>,
+                             std::underlying_type_t<fmt::DType>>,
+              "DType: the schema's underlying type");
+static_assert(std::extent_v<std::remove_reference_t<decltype(fmt::EnumValuesDType())>> == 12,
+              "DType: the schema has a value this runtime does not name");
+EDGE_SAME_ENUM(DType, kFloat32, FLOAT32);
+EDGE_SAME_ENUM(DType, kFloat16, FLOAT16);
+EDGE_SAME_ENUM(DType, kInt32, INT32);
+EDGE_SAME_ENUM(DType, kUInt8, UINT8);
+EDGE_SAME_ENUM(DType, kInt64, INT64);
+EDGE_SAME_ENUM(DType, kBool, BOOL);
+EDGE_SAME_ENUM(DType, kInt16, INT16);
+EDGE_SAME_ENUM(DType, kInt8, INT8);
+EDGE_SAME_ENUM(DType, kInt4, INT4);
+EDGE_SAME_ENUM(DType, kInt2, INT2);
+EDGE_SAME_ENUM(DType, kUInt4, UINT4);
+EDGE_SAME_ENUM(DType, kTernary, TERNARY);
+EDGE_SAME_ENUM(DType, kTernary, MAX);
+static_assert(std::is_same_v<std::underlying_type_t<Storage>,
+                             std::underlying_type_t<fmt::Storage>>,
+              "Storage: the schema's underlying type");
+static_assert(std::extent_v<std::remove_reference_t<decltype(fmt::EnumValuesStorage())>> == 2,
+              "Storage: the schema has a value this runtime does not name");
+EDGE_SAME_ENUM(Storage, kPlain, PLAIN);
+EDGE_SAME_ENUM(Storage, kBase3, BASE3);
+EDGE_SAME_ENUM(Storage, kBase3, MAX);
+static_assert(std::is_same_v<std::underlying_type_t<Activation>,
+                             std::underlying_type_t<fmt::Activation>>,
+              "Activation: the schema's underlying type");
+static_assert(std::extent_v<std::remove_reference_t<decltype(fmt::EnumValuesActivation())>> == 4,
+              "Activation: the schema has a value this runtime does not name");
+EDGE_SAME_ENUM(Activation, kNone, NONE);
+EDGE_SAME_ENUM(Activation, kRelu, RELU);
+EDGE_SAME_ENUM(Activation, kReluN1To1, RELU_N1_TO_1);
+EDGE_SAME_ENUM(Activation, kRelu6, RELU6);
+EDGE_SAME_ENUM(Activation, kRelu6, MAX);
+static_assert(std::is_same_v<std::underlying_type_t<OpType>,
+                             std::underlying_type_t<fmt::OpType>>,
+              "OpType: the schema's underlying type");
+static_assert(std::extent_v<std::remove_reference_t<decltype(fmt::EnumValuesOpType())>> == 17,
+              "OpType: the schema has a value this runtime does not name");
+EDGE_SAME_ENUM(OpType, kAdd, ADD);
+EDGE_SAME_ENUM(OpType, kMul, MUL);
+EDGE_SAME_ENUM(OpType, kConcatenation, CONCATENATION);
+EDGE_SAME_ENUM(OpType, kMaxPool2D, MAX_POOL_2D);
+EDGE_SAME_ENUM(OpType, kAveragePool2D, AVERAGE_POOL_2D);
+EDGE_SAME_ENUM(OpType, kReshape, RESHAPE);
+EDGE_SAME_ENUM(OpType, kSoftmax, SOFTMAX);
+EDGE_SAME_ENUM(OpType, kLogistic, LOGISTIC);
+EDGE_SAME_ENUM(OpType, kHardSwish, HARD_SWISH);
+EDGE_SAME_ENUM(OpType, kQuantize, QUANTIZE);
+EDGE_SAME_ENUM(OpType, kDequantize, DEQUANTIZE);
+EDGE_SAME_ENUM(OpType, kMean, MEAN);
+EDGE_SAME_ENUM(OpType, kPad, PAD);
+EDGE_SAME_ENUM(OpType, kFullyConnected, FULLY_CONNECTED);
+EDGE_SAME_ENUM(OpType, kConv2D, CONV_2D);
+EDGE_SAME_ENUM(OpType, kDepthwiseConv2D, DEPTHWISE_CONV_2D);
+EDGE_SAME_ENUM(OpType, kTranspose, TRANSPOSE);
+EDGE_SAME_ENUM(OpType, kTranspose, MAX);
+#undef EDGE_SAME_ENUM
 
 // ---------------------------------------------------------------- names
 const char* dtype_name(DType dtype) {

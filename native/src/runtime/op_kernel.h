@@ -139,6 +139,11 @@ std::unique_ptr<OpKernel> make_conv2d();
 std::unique_ptr<OpKernel> make_depthwise_conv2d();
 std::unique_ptr<OpKernel> make_transpose();
 
+// The names the op families' own kernels report (op_kernel_names(); each in its source file).
+void add_elementwise_kernel_names(std::vector<std::string>& out);
+void add_misc_kernel_names(std::vector<std::string>& out);
+void add_pool_kernel_names(std::vector<std::string>& out);
+
 // ---------------------------------------------------------------- shared checks
 inline std::string shape_str(const std::vector<int32_t>& s) {
   std::ostringstream os;

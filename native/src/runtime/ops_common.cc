@@ -132,5 +132,14 @@ void activation_range_int8(Activation act, float scale, int32_t zero_point, int3
   *act_max = hi;
 }
 
+std::vector<std::string> op_kernel_names() {
+  std::vector<std::string> out;
+  add_elementwise_kernel_names(out);
+  add_misc_kernel_names(out);
+  add_pool_kernel_names(out);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 }  // namespace runtime
 }  // namespace edge

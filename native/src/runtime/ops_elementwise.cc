@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "edge/kernels/elementwise.h"
+#include "edge/kernels/kernel_name.h"
 #include "fixed_point.h"
 #include "litert_compat.h"
 #include "op_kernel.h"
@@ -290,11 +291,25 @@ inline void run_binary(const PairTables& t, const VecKernel& vk, const FiveFold&
   }
 }
 
+// The walks by name (docs/kernels.md): ADD and MUL through their pair tables (ADD's vector loop
+// through the ISA's qs8_vadd kernel where the ISA has one, VecKernel).
+void qs8_vadd_lut__scalar(const PairTables& t, const VecKernel& vk, const FiveFold& f,
+                          const BroadcastPlan& plan, int block, int scalar_block, const int8_t* a,
+                          const int8_t* b, int8_t* out, ThreadPool* pool) {
+  run_binary(t, vk, f, plan, block, scalar_block, a, b, out, pool);
+}
+void qs8_vmul_lut__scalar(const PairTables& t, const VecKernel& vk, const FiveFold& f,
+                          const BroadcastPlan& plan, int block, int scalar_block, const int8_t* a,
+                          const int8_t* b, int8_t* out, ThreadPool* pool) {
+  run_binary(t, vk, f, plan, block, scalar_block, a, b, out, pool);
+}
+
 // ---------------------------------------------------------------- ADD
 // TFLite int8 ADD: both inputs are brought to a common scale (twice the larger input scale) with
 // 20 bits of headroom, added, and rescaled to the output ("general rescaling" path).
 struct AddImpl {
-  static constexpr const char* kName = "qs8_vadd_lut__scalar";
+  static constexpr auto* kKernel = &qs8_vadd_lut__scalar;
+  static constexpr const char* kName = EDGE_KERNEL_NAME(qs8_vadd_lut__scalar);
   static constexpr bool kHasVecKernel = true;
   static constexpr int kLeftShift = 20;
   static constexpr int kElementwiseBlock = 16;  // AddElementwiseInt8
@@ -380,7 +395,8 @@ struct AddImpl {
 // TFLite int8 MUL: (a - za) * (b - zb) rescaled by sa * sb / so. TFLite forms that real
 // multiplier in float (float * float / float), then converts it to double: we do the same.
 struct MulImpl {
-  static constexpr const char* kName = "qs8_vmul_lut__scalar";
+  static constexpr auto* kKernel = &qs8_vmul_lut__scalar;
+  static constexpr const char* kName = EDGE_KERNEL_NAME(qs8_vmul_lut__scalar);
   static constexpr bool kHasVecKernel = false;  // the table is the kernel on every ISA
   static constexpr int kElementwiseBlock = 16;  // MulElementwise
   static constexpr int kScalarBlock = 16;       // MulSimpleBroadcast
@@ -460,8 +476,8 @@ class BinaryKernel final : public OpKernel {
   }
 
   void run(const RunContext& ctx) override {
-    run_binary(tables_, vec_, fold_, plan_, Impl::kElementwiseBlock, Impl::kScalarBlock,
-               ctx.in<int8_t>(0), ctx.in<int8_t>(1), ctx.out<int8_t>(), ctx.pool());
+    Impl::kKernel(tables_, vec_, fold_, plan_, Impl::kElementwiseBlock, Impl::kScalarBlock,
+                  ctx.in<int8_t>(0), ctx.in<int8_t>(1), ctx.out<int8_t>(), ctx.pool());
   }
 
   std::string kernel_name() const override { return name_; }
@@ -475,6 +491,12 @@ class BinaryKernel final : public OpKernel {
 };
 
 // ---------------------------------------------------------------- lookup-table ops
+// out[i] = table[in[i]] for i in [begin, end).
+void qs8_lut__scalar(const int8_t* table, const int8_t* in, int8_t* out, int64_t begin,
+                     int64_t end) {
+  for (int64_t i = begin; i < end; ++i) out[i] = table[static_cast<uint8_t>(in[i])];
+}
+
 // LiteRT runs int8 LOGISTIC (and TANH, ELU, ...) through a 256-entry table built at prepare
 // time in float (LUTPopulate): dequantise, transform, multiply by 1 / output_scale, round half
 // away from zero, add the zero point, clamp.
@@ -499,13 +521,11 @@ class LogisticKernel final : public OpKernel {
     int8_t* out = ctx.out<int8_t>();
     parallel_ranges(ctx.pool(), count_, 64, kMinParallelBytes,
                     [&](int64_t begin, int64_t end, int) {
-                      for (int64_t i = begin; i < end; ++i) {
-                        out[i] = table_[static_cast<uint8_t>(in[i])];
-                      }
+                      qs8_lut__scalar(table_, in, out, begin, end);
                     });
   }
 
-  std::string kernel_name() const override { return "qs8_lut__scalar"; }
+  std::string kernel_name() const override { return EDGE_KERNEL_NAME(qs8_lut__scalar); }
 
  private:
   int8_t table_[256] = {};
@@ -546,10 +566,12 @@ class HardSwishKernel final : public OpKernel {
     const int8_t* in = ctx.in<int8_t>(0);
     int8_t* out = ctx.out<int8_t>();
     parallel_ranges(ctx.pool(), count_, 64, kMinParallelBytes,
-                    [&](int64_t begin, int64_t end, int) { run_range(in, out, begin, end); });
+                    [&](int64_t begin, int64_t end, int) {
+                      qs8_vhswish__scalar(in, out, begin, end);
+                    });
   }
 
-  void run_range(const int8_t* in, int8_t* out, int64_t begin, int64_t end) const {
+  void qs8_vhswish__scalar(const int8_t* in, int8_t* out, int64_t begin, int64_t end) const {
     for (int64_t i = begin; i < end; ++i) {
       const auto x = static_cast<int16_t>(in[i] - in_zp_);
       const auto x_hires = static_cast<int16_t>(x * (1 << 7));
@@ -570,7 +592,9 @@ class HardSwishKernel final : public OpKernel {
     }
   }
 
-  std::string kernel_name() const override { return "qs8_vhswish__scalar"; }
+  std::string kernel_name() const override {
+    return EDGE_MEMBER_KERNEL_NAME(HardSwishKernel, qs8_vhswish__scalar);
+  }
 
  private:
   int32_t in_zp_ = 0, out_zp_ = 0;
@@ -616,41 +640,47 @@ class QuantizeKernel final : public OpKernel {
   }
 
   void run(const RunContext& ctx) override {
-    int8_t* out = ctx.out<int8_t>();
     if (from_float_) {
-      const float* in = ctx.in<float>(0);
-      const int64_t vec_end = count_ - count_ % 8;
-      int64_t i = 0;
-      for (; i < vec_end; ++i) {
-        const float p = in[i] * inverse_;
-        out[i] = clamp8(to_int(std::nearbyint(static_cast<double>(p))) + out_zp_, -128, 127);
-      }
-      for (; i < count_; ++i) {
-        out[i] = clamp8(to_int(std::round(static_cast<double>(in[i]) / scale_)) + out_zp_, -128,
-                        127);
-      }
+      f32_qs8_vcvt__scalar(ctx.in<float>(0), ctx.out<int8_t>());
     } else {
-      // LiteRT's Requantize: blocks of 16 through MultiplyByQuantizedMultiplier4Rows (its
-      // rounding right shift rounds ties up), the rest through the scalar multiply (ties away).
-      const int8_t* in = ctx.in<int8_t>(0);
-      const int64_t vec_end = count_ - count_ % 16;
-      const int left = std::max(m_.shift, 0), right = std::min(m_.shift, 0);
-      int64_t i = 0;
-      for (; i < vec_end; ++i) {
-        const int32_t v =
-            lanes::rshl(lanes::qrdmulh(lanes::shl(in[i] - in_zp_, left), m_.multiplier), right);
-        out[i] = clamp8(v + out_zp_, -128, 127);
-      }
-      for (; i < count_; ++i) {
-        const int32_t v = multiply_by_quantized_multiplier(in[i] - in_zp_, m_.multiplier,
-                                                           m_.shift, kScalarRounding) + out_zp_;
-        out[i] = clamp8(v, -128, 127);
-      }
+      qs8_vcvt__scalar(ctx.in<int8_t>(0), ctx.out<int8_t>());
+    }
+  }
+
+  void f32_qs8_vcvt__scalar(const float* in, int8_t* out) const {
+    const int64_t vec_end = count_ - count_ % 8;
+    int64_t i = 0;
+    for (; i < vec_end; ++i) {
+      const float p = in[i] * inverse_;
+      out[i] = clamp8(to_int(std::nearbyint(static_cast<double>(p))) + out_zp_, -128, 127);
+    }
+    for (; i < count_; ++i) {
+      out[i] = clamp8(to_int(std::round(static_cast<double>(in[i]) / scale_)) + out_zp_, -128,
+                      127);
+    }
+  }
+
+  void qs8_vcvt__scalar(const int8_t* in, int8_t* out) const {
+    // LiteRT's Requantize: blocks of 16 through MultiplyByQuantizedMultiplier4Rows (its
+    // rounding right shift rounds ties up), the rest through the scalar multiply (ties away).
+    const int64_t vec_end = count_ - count_ % 16;
+    const int left = std::max(m_.shift, 0), right = std::min(m_.shift, 0);
+    int64_t i = 0;
+    for (; i < vec_end; ++i) {
+      const int32_t v =
+          lanes::rshl(lanes::qrdmulh(lanes::shl(in[i] - in_zp_, left), m_.multiplier), right);
+      out[i] = clamp8(v + out_zp_, -128, 127);
+    }
+    for (; i < count_; ++i) {
+      const int32_t v = multiply_by_quantized_multiplier(in[i] - in_zp_, m_.multiplier,
+                                                         m_.shift, kScalarRounding) + out_zp_;
+      out[i] = clamp8(v, -128, 127);
     }
   }
 
   std::string kernel_name() const override {
-    return from_float_ ? "f32_qs8_vcvt__scalar" : "qs8_vcvt__scalar";
+    return from_float_ ? EDGE_MEMBER_KERNEL_NAME(QuantizeKernel, f32_qs8_vcvt__scalar)
+                       : EDGE_MEMBER_KERNEL_NAME(QuantizeKernel, qs8_vcvt__scalar);
   }
 
  private:
@@ -681,8 +711,10 @@ class DequantizeKernel final : public OpKernel {
   }
 
   void run(const RunContext& ctx) override {
-    const int8_t* in = ctx.in<int8_t>(0);
-    float* out = ctx.out<float>();
+    qs8_f32_vcvt__scalar(ctx.in<int8_t>(0), ctx.out<float>());
+  }
+
+  void qs8_f32_vcvt__scalar(const int8_t* in, float* out) const {
     const int64_t vec_end = count_ - count_ % 8;
     int64_t i = 0;
     for (; i < vec_end; ++i) {
@@ -694,7 +726,9 @@ class DequantizeKernel final : public OpKernel {
     }
   }
 
-  std::string kernel_name() const override { return "qs8_f32_vcvt__scalar"; }
+  std::string kernel_name() const override {
+    return EDGE_MEMBER_KERNEL_NAME(DequantizeKernel, qs8_f32_vcvt__scalar);
+  }
 
  private:
   float scale_ = 1, zero_times_scale_ = 0;
@@ -703,6 +737,14 @@ class DequantizeKernel final : public OpKernel {
 };
 
 }  // namespace
+
+void add_elementwise_kernel_names(std::vector<std::string>& out) {
+  out.insert(out.end(), {AddImpl::kName, MulImpl::kName, EDGE_KERNEL_NAME(qs8_lut__scalar),
+                         EDGE_MEMBER_KERNEL_NAME(HardSwishKernel, qs8_vhswish__scalar),
+                         EDGE_MEMBER_KERNEL_NAME(QuantizeKernel, f32_qs8_vcvt__scalar),
+                         EDGE_MEMBER_KERNEL_NAME(QuantizeKernel, qs8_vcvt__scalar),
+                         EDGE_MEMBER_KERNEL_NAME(DequantizeKernel, qs8_f32_vcvt__scalar)});
+}
 
 std::unique_ptr<OpKernel> make_add() { return std::make_unique<BinaryKernel<AddImpl>>(); }
 std::unique_ptr<OpKernel> make_mul() { return std::make_unique<BinaryKernel<MulImpl>>(); }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "edge/kernels/kernel_name.h"
 #include "op_kernel.h"
 
 namespace edge {
@@ -47,12 +48,17 @@ class ReshapeKernel final : public OpKernel {
     }
     bytes_ = in.runtime_bytes();
   }
-  void run(const RunContext& ctx) override {
+  void run(const RunContext& ctx) override { xx_copy__scalar(ctx); }
+
+  // The kernel (docs/kernels.md).
+  void xx_copy__scalar(const RunContext& ctx) {
     const void* src = ctx.in<void>(0);
     void* dst = ctx.out<void>();
     if (src != dst && bytes_ != 0) std::memmove(dst, src, bytes_);
   }
-  std::string kernel_name() const override { return "xx_copy__scalar"; }
+  std::string kernel_name() const override {
+    return EDGE_MEMBER_KERNEL_NAME(ReshapeKernel, xx_copy__scalar);
+  }
 
  private:
   std::size_t bytes_ = 0;
@@ -107,7 +113,10 @@ class ConcatKernel final : public OpKernel {
   }
   // Outer indices are split among the threads when the output is large (copies of a few
   // kilobytes stay on one thread).
-  void run(const RunContext& ctx) override {
+  void run(const RunContext& ctx) override { xx_concat__scalar(ctx); }
+
+  // The kernel (docs/kernels.md).
+  void xx_concat__scalar(const RunContext& ctx) {
     const int64_t min_outer =
         std::max<int64_t>(1, kMinParallelBytes / std::max<int64_t>(
                                  static_cast<int64_t>(outer_bytes_), 1));
@@ -122,7 +131,9 @@ class ConcatKernel final : public OpKernel {
       }
     });
   }
-  std::string kernel_name() const override { return "xx_concat__scalar"; }
+  std::string kernel_name() const override {
+    return EDGE_MEMBER_KERNEL_NAME(ConcatKernel, xx_concat__scalar);
+  }
 
  private:
   std::vector<std::size_t> chunks_;  // bytes of each input per outer index
@@ -174,7 +185,10 @@ class PadKernel final : public OpKernel {
     in_index_.assign(rank, 0);
   }
 
-  void run(const RunContext& ctx) override {
+  void run(const RunContext& ctx) override { xx_pad__scalar(ctx); }
+
+  // The kernel (docs/kernels.md).
+  void xx_pad__scalar(const RunContext& ctx) {
     auto* dst = ctx.out<uint8_t>();
     const auto* src = ctx.in<uint8_t>(0);
     std::memset(dst, fill_byte_, out_bytes_);
@@ -198,7 +212,9 @@ class PadKernel final : public OpKernel {
       }
     }
   }
-  std::string kernel_name() const override { return "xx_pad__scalar"; }
+  std::string kernel_name() const override {
+    return EDGE_MEMBER_KERNEL_NAME(PadKernel, xx_pad__scalar);
+  }
 
  private:
   std::vector<int64_t> in_dims_, out_dims_, before_, in_index_;
@@ -250,7 +266,10 @@ class TransposeKernel final : public OpKernel {
     count_ = out.num_elements();
   }
 
-  void run(const RunContext& ctx) override {
+  void run(const RunContext& ctx) override { xx_transpose__scalar(ctx); }
+
+  // The kernel (docs/kernels.md).
+  void xx_transpose__scalar(const RunContext& ctx) {
     const auto* src = ctx.in<uint8_t>(0);
     auto* dst = ctx.out<uint8_t>();
     const int rank = static_cast<int>(dims_.size());
@@ -266,7 +285,9 @@ class TransposeKernel final : public OpKernel {
       }
     }
   }
-  std::string kernel_name() const override { return "xx_transpose__scalar"; }
+  std::string kernel_name() const override {
+    return EDGE_MEMBER_KERNEL_NAME(TransposeKernel, xx_transpose__scalar);
+  }
 
  private:
   std::vector<int64_t> dims_, strides_, index_;
@@ -295,7 +316,10 @@ class SoftmaxKernel final : public OpKernel {
     rows_ = depth_ == 0 ? 0 : in.num_elements() / depth_;
   }
 
-  void run(const RunContext& ctx) override {
+  void run(const RunContext& ctx) override { qs8_softmax__scalar(ctx); }
+
+  // The kernel (docs/kernels.md).
+  void qs8_softmax__scalar(const RunContext& ctx) {
     const int8_t* in = ctx.in<int8_t>(0);
     int8_t* out = ctx.out<int8_t>();
     for (int64_t r = 0; r < rows_; ++r) {
@@ -316,7 +340,9 @@ class SoftmaxKernel final : public OpKernel {
       out += depth_;
     }
   }
-  std::string kernel_name() const override { return "qs8_softmax__scalar"; }
+  std::string kernel_name() const override {
+    return EDGE_MEMBER_KERNEL_NAME(SoftmaxKernel, qs8_softmax__scalar);
+  }
 
  private:
   float table_[256] = {};
@@ -326,6 +352,14 @@ class SoftmaxKernel final : public OpKernel {
 };
 
 }  // namespace
+
+void add_misc_kernel_names(std::vector<std::string>& out) {
+  out.insert(out.end(), {EDGE_MEMBER_KERNEL_NAME(ReshapeKernel, xx_copy__scalar),
+                         EDGE_MEMBER_KERNEL_NAME(ConcatKernel, xx_concat__scalar),
+                         EDGE_MEMBER_KERNEL_NAME(PadKernel, xx_pad__scalar),
+                         EDGE_MEMBER_KERNEL_NAME(TransposeKernel, xx_transpose__scalar),
+                         EDGE_MEMBER_KERNEL_NAME(SoftmaxKernel, qs8_softmax__scalar)});
+}
 
 std::unique_ptr<OpKernel> make_reshape() { return std::make_unique<ReshapeKernel>(); }
 std::unique_ptr<OpKernel> make_concatenation() { return std::make_unique<ConcatKernel>(); }

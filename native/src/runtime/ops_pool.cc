@@ -6,6 +6,7 @@
 
 #include "edge/kernels/elementwise.h"
 #include "litert_compat.h"
+#include "edge/kernels/kernel_name.h"
 #include "op_kernel.h"
 
 namespace edge {
@@ -97,7 +98,7 @@ class PoolKernel final : public OpKernel {
       name_ = k.maxpool_name;
       inputs_.assign(threads * taps_, nullptr);
     } else {
-      name_ = "qs8_avgpool__scalar";
+      name_ = EDGE_MEMBER_KERNEL_NAME(PoolKernel, qs8_avgpool__scalar);
       acc_.assign(threads * static_cast<std::size_t>(g_.depth), 0);
     }
     activation_range_int8(ctx.op.options.activation, qo.scale, qo.zero_point, &act_min_,
@@ -139,26 +140,36 @@ class PoolKernel final : public OpKernel {
         }
         maxpool_(static_cast<std::size_t>(d), n, taps, static_cast<int8_t>(act_min_),
                  static_cast<int8_t>(act_max_), o);
-        continue;
-      }
-      int32_t* acc = acc_.data() + static_cast<std::size_t>(thread) * static_cast<std::size_t>(d);
-      for (int64_t c = 0; c < d; ++c) acc[c] = 0;
-      for (int y = w.y0; y < w.y1; ++y) {
-        for (int x = w.x0; x < w.x1; ++x) {
-          const int8_t* px = in + ((int64_t{b} * g_.in_h + y) * g_.in_w + x) * d;
-          for (int64_t c = 0; c < d; ++c) acc[c] += px[c];
-        }
-      }
-      // TFLite rounds the average half away from zero with integer division.
-      const int count = (w.y1 - w.y0) * (w.x1 - w.x0);
-      for (int64_t c = 0; c < d; ++c) {
-        const int32_t v = acc[c] > 0 ? (acc[c] + count / 2) / count
-                                     : (acc[c] - count / 2) / count;
-        o[c] = clamp8(v, act_min_, act_max_);
+      } else {
+        qs8_avgpool__scalar(in, w, b, o, acc_.data() + static_cast<std::size_t>(thread) *
+                                                           static_cast<std::size_t>(d));
       }
     }
   }
 
+ public:
+  // The kernel (docs/kernels.md): one output pixel of AVERAGE_POOL_2D, the window's (clipped)
+  // input pixels summed per channel in acc and divided by their count.
+  void qs8_avgpool__scalar(const int8_t* in, const Window& w, int b, int8_t* o,
+                           int32_t* acc) const {
+    const int64_t d = g_.depth;
+    for (int64_t c = 0; c < d; ++c) acc[c] = 0;
+    for (int y = w.y0; y < w.y1; ++y) {
+      for (int x = w.x0; x < w.x1; ++x) {
+        const int8_t* px = in + ((int64_t{b} * g_.in_h + y) * g_.in_w + x) * d;
+        for (int64_t c = 0; c < d; ++c) acc[c] += px[c];
+      }
+    }
+    // TFLite rounds the average half away from zero with integer division.
+    const int count = (w.y1 - w.y0) * (w.x1 - w.x0);
+    for (int64_t c = 0; c < d; ++c) {
+      const int32_t v = acc[c] > 0 ? (acc[c] + count / 2) / count
+                                   : (acc[c] - count / 2) / count;
+      o[c] = clamp8(v, act_min_, act_max_);
+    }
+  }
+
+ private:
   bool max_;
   PoolGeometry g_;
   std::size_t taps_ = 0;
@@ -286,7 +297,7 @@ class MeanKernel final : public OpKernel {
     }
     const ElementwiseKernels& k = elementwise_kernels(resolve_isa(requested_isa(ctx)));
     rsum_ = k.rsum;
-    name_ = contiguous_ ? k.rsum_name : "qs8_rmean__scalar";
+    name_ = contiguous_ ? k.rsum_name : EDGE_MEMBER_KERNEL_NAME(MeanKernel, qs8_rmean__scalar);
     ctx.scratch_request = static_cast<std::size_t>(out_count_) * sizeof(int32_t);
   }
 
@@ -295,7 +306,7 @@ class MeanKernel final : public OpKernel {
     int8_t* out = ctx.out<int8_t>();
     auto* sums = static_cast<int32_t*>(ctx.scratch);
     if (!contiguous_) {
-      sum_by_walk(in, sums);
+      qs8_rmean__scalar(in, sums);
       requantize(sums, out, 0, out_count_);
       return;
     }
@@ -316,11 +327,11 @@ class MeanKernel final : public OpKernel {
 
   std::string kernel_name() const override { return name_; }
 
- private:
-  // The general case (reduced axes apart from one another): the output index of each input
-  // element, walking the input in row-major order and keeping the output position of the
-  // non-reduced coordinates.
-  void sum_by_walk(const int8_t* in, int32_t* sums) {
+ public:
+  // The kernel of the general case (docs/kernels.md; reduced axes apart from one another): the
+  // output index of each input element, walking the input in row-major order and keeping the
+  // output position of the non-reduced coordinates.
+  void qs8_rmean__scalar(const int8_t* in, int32_t* sums) {
     std::fill(sums, sums + out_count_, 0);
     const int rank = static_cast<int>(dims_.size());
     std::vector<int64_t>& idx = index_;
@@ -338,6 +349,7 @@ class MeanKernel final : public OpKernel {
     }
   }
 
+ private:
   // Outputs [begin, end) from their sums.
   void requantize(const int32_t* sums, int8_t* out, int64_t begin, int64_t end) const {
     if (global_pool_) {
@@ -380,6 +392,11 @@ class MeanKernel final : public OpKernel {
 };
 
 }  // namespace
+
+void add_pool_kernel_names(std::vector<std::string>& out) {
+  out.insert(out.end(), {EDGE_MEMBER_KERNEL_NAME(PoolKernel, qs8_avgpool__scalar),
+                         EDGE_MEMBER_KERNEL_NAME(MeanKernel, qs8_rmean__scalar)});
+}
 
 std::unique_ptr<OpKernel> make_max_pool() { return std::make_unique<PoolKernel>(true); }
 std::unique_ptr<OpKernel> make_average_pool() { return std::make_unique<PoolKernel>(false); }

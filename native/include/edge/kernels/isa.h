@@ -56,6 +56,10 @@ bool isa_available(Isa isa);
 std::vector<Isa> available_isas();
 // The best available ISA, ignoring EDGE_KERNEL_ISA.
 Isa best_isa();
+// Every kernel name the tables of the ISAs this binary carries hold (GEMM, fused GEMM, indirect
+// conv, depthwise, element-wise, quantize), sorted, each once. Each is a function's symbol
+// (docs/kernels.md); the .edge runtime's own operators add runtime::op_kernel_names().
+std::vector<std::string> kernel_names();
 // Applies the precedence rules above. Throws std::invalid_argument for an unknown name in
 // EDGE_KERNEL_ISA and IsaUnavailableError (naming the ISA and this CPU's features) when the
 // chosen ISA is not available.

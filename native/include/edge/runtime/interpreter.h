@@ -50,6 +50,11 @@ struct LayerStats {
   int64_t runs = 0;
 };
 
+// Every kernel name the runtime's own operators can report (LayerStats::kernel), sorted; the
+// others come from the kernel tables (edge::kernel_names()). Each is a function's symbol
+// (docs/kernels.md).
+std::vector<std::string> op_kernel_names();
+
 class OpKernel;
 
 class Interpreter {
