@@ -183,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--json-out", help="also write the JSON report here")
     run.add_argument("--timeout", type=int, default=900, help="seconds per model")
     run.add_argument("--no-peers", action="store_true", help="skip the peer quantisers")
+    flt = sub.add_parser("float", help="the float import against the publisher's runtime "
+                         "(onnxruntime / LiteRT), before quantisation")
+    flt.add_argument("--models", help="comma-separated model names (default: all)")
+    flt.add_argument("--samples", type=int, default=2, help="inputs per model")
     tab = sub.add_parser("table", help="the Markdown table of a run's JSON report")
     tab.add_argument("report")
     one = sub.add_parser("one", help=argparse.SUPPRESS)
@@ -198,6 +202,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.cmd == "table":
             print(table(json.loads(Path(args.report).read_text())))
+            return 0
+        if args.cmd == "float":
+            from corpus.float_check import check
+
+            names = args.models.split(",") if args.models else None
+            for model in select(load_manifest(), names):
+                print(check(model, args.samples).line(), flush=True)
             return 0
         if args.cmd == "one":
             return run_one(args.name, args.samples, not args.no_peers)
