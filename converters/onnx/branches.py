@@ -183,8 +183,8 @@ class SelectCheck:
                 f"{label}: node {self.if_name!r} (If): its condition is computed at run time, "
                 f"so both branches are converted and a select picks output {self.output!r}; "
                 f"but the then_branch makes shape {list(a.shape)} and the else_branch "
-                f"{list(b.shape)}. Fix the inputs the condition depends on with "
-                "constant_inputs={name: value} if it depends on a setting")
+                f"{list(b.shape)}, and a static graph has one shape per value: export the "
+                "model with the branch you need taken (or both branches padded to one shape)")
 
 
 def select(node: Node, values: dict[str, ValueInfo], label: str, index: int
