@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sdk.base.tables import format_table, jsonable
+from sdk.base.tables import Section, Table, jsonable, render_plain
 from sdk.run.fidelity import FidelityReport
 
 
@@ -112,8 +112,12 @@ class ExportResult:
 
     def summary(self, max_layers: int | None = 20) -> str:
         """The report `edgesdk export` prints."""
+        return render_plain(self.sections(max_layers))
+
+    def sections(self, max_layers: int | None = 20) -> list[Section]:
+        """`summary()`'s lines and tables, for a renderer of its own (the `edgesdk` command)."""
         cal = self.calibration
-        lines = [
+        out: list[Section] = [
             f"wrote {self.path} ({self.format}, {self.scheme}): {self.size_bytes:,} bytes, "
             + self.size_comparison(),
             f"calibration: {cal.method} on {cal.samples} samples ({cal.source}); "
@@ -122,30 +126,30 @@ class ExportResult:
         ]
         io_rows = [("input", t.name, str(list(t.shape)), t.dtype, _q(t)) for t in self.inputs]
         io_rows += [("output", t.name, str(list(t.shape)), t.dtype, _q(t)) for t in self.outputs]
-        lines += format_table(("", "tensor", "shape", "type", "quantisation"), io_rows)
+        out.append(Table(None, ("", "tensor", "shape", "type", "quantisation"), io_rows))
         if self.precision_notes:
-            lines.append(f"{self.scheme} plan:")
-            lines += [f"  {name}: {why}" for name, why in self.precision_notes.items()]
+            out.append(f"{self.scheme} plan:")
+            out += [f"  {name}: {why}" for name, why in self.precision_notes.items()]
         if self.custom_ops:
-            lines.append("edgesdk custom ops (run with sdk.run.Interpreter, or load the "
-                         "edgesdk delegate): "
-                         + ", ".join(f"{k} x{v}" for k, v in self.custom_ops.items()))
+            out.append("edgesdk custom ops (run with sdk.run.Interpreter, or load the "
+                       "edgesdk delegate): "
+                       + ", ".join(f"{k} x{v}" for k, v in self.custom_ops.items()))
         if self.fallbacks:
-            lines.append(f"{len(self.fallbacks)} layer(s) kept in float:")
-            lines += [f"  {name}: {why}" for name, why in self.fallbacks.items()]
+            out.append(f"{len(self.fallbacks)} layer(s) kept in float:")
+            out += [f"  {name}: {why}" for name, why in self.fallbacks.items()]
         if self.planner is not None:
-            lines.append("precision planner (target_sqnr):")
-            lines += self.planner.lines()
+            out.append("precision planner (target_sqnr):")
+            out += self.planner.lines()
         if self.fidelity is not None:
-            lines.append(self.fidelity.table(max_layers))
-        lines += [f"note: {n}" for n in self.notes]
+            out += self.fidelity.sections(max_layers)
+        out += [f"note: {n}" for n in self.notes]
         if self.target is not None:
-            lines.append(self.target.summary(max_layers))
+            out.append(self.target.summary(max_layers))
         timing = ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items())
-        lines.append(f"time: {timing}")
+        out.append(f"time: {timing}")
         if self.report_path is not None:
-            lines.append(f"report: {self.report_path}")
-        return "\n".join(lines)
+            out.append(f"report: {self.report_path}")
+        return out
 
 
 def _q(t: TensorInfo) -> str:

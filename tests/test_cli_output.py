@@ -143,3 +143,40 @@ def test_dependency_deprecations_are_filtered(tmp_path) -> None:
     assert "future api" not in shown["warning"]
     assert "old api" in shown["debug"] and "future api" in shown["debug"]
     assert shown["error"] == ""
+
+
+def test_one_renderer_for_every_command() -> None:
+    """Tables and progress come from sdk.cli.output alone: no command formats its own table
+    or drives rich or a progress bar of its own."""
+    import sdk.cli
+
+    folder = Path(sdk.cli.__file__).parent
+    for module in sorted(folder.glob("*.py")):
+        if module.name == "output.py":
+            continue
+        text = module.read_text()
+        for own in ("format_table", "from rich", "import rich", "ProgressBar"):
+            assert own not in text, f"{module.name} uses {own}"
+
+
+def test_export_prints_the_library_report_through_the_renderer(mlp, tmp_path,
+                                                               capsys) -> None:
+    from sdk.base.tables import Table
+
+    assert main(["export", str(mlp), "-c", "synthetic", "-o", str(tmp_path / "m.tflite"),
+                 "-q", "--no-per-layer", "--json"]) == 0
+    capsys.readouterr()
+    import sdk
+
+    result = sdk.export(mlp, calibration="synthetic", output=tmp_path / "m.tflite",
+                        per_layer=False, report=False)
+    from sdk.cli.output import report
+
+    report(result.sections())
+    out = capsys.readouterr().out.splitlines()
+    tables = [s for s in result.sections() if isinstance(s, Table)]
+    assert [t.header[:2] for t in tables] == [("", "tensor"), ("output", "kind")]
+    for t in tables:  # each row of the library's tables is one line of whitespace columns
+        for row in t.rows:
+            assert any(line.split() == " ".join(row).split() for line in out), row
+    assert all(line in out for line in result.sections() if isinstance(line, str))

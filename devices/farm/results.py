@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sdk.base.tables import format_table, jsonable
+from sdk.base.tables import Section, Table, jsonable, render_plain
 from sdk.devices.farm.jobs import VALIDATE, JobSettings, ModelInfo
 from sdk.devices.results import Profile, Validation
 
@@ -206,11 +206,15 @@ class FarmRun:
 
     def table(self) -> str:
         """A plain-text table: one row per job (profiles, then validations)."""
+        return render_plain(self.sections())
+
+    def sections(self) -> list[Section]:
+        """`table()`'s tables and lines, for a renderer of its own (the `edgesdk` command)."""
         profiles = [r for r in self.results if r.kind != VALIDATE]
         checks = [r for r in self.results if r.kind == VALIDATE]
-        lines = self._profile_table(profiles) if profiles else []
+        lines: list[Section] = [self._profile_table(profiles)] if profiles else []
         if checks:
-            lines += validation_table(checks, self.bounds)
+            lines.append(validation_rows(checks, self.bounds))
         for b in self.boards:
             if b.state != "ok":
                 lines.append(f"  board {b.name}: {b.state.upper()}: {b.reason}")
@@ -220,9 +224,9 @@ class FarmRun:
         lines.append(f"  {len(self.ok)} ok ({len(self.cached)} already done), "
                      f"{len(self.failed)} failed, {self.wall_s:.1f} s; results in "
                      f"{self.database} (run {self.run_id})")
-        return "\n".join(lines)
+        return lines
 
-    def _profile_table(self, results: list[JobResult]) -> list[str]:
+    def _profile_table(self, results: list[JobResult]) -> Table:
         rows = []
         for r in sorted(results, key=lambda r: (r.model.name, r.board)):
             if r.ok and r.profile:
@@ -235,8 +239,8 @@ class FarmRun:
             else:
                 rows.append((r.model.name, r.board, r.model.precision, "-", "-", "-", "-", "-",
                              f"FAILED ({r.error_type}): {(r.error or '')[:60]}"))
-        return format_table(("model", "board", "precision", "p50 ms", "p90 ms", "runs",
-                             "governor", "temp C", "status"), rows, first_width=40)
+        return Table(None, ("model", "board", "precision", "p50 ms", "p90 ms", "runs",
+                            "governor", "temp C", "status"), rows, first_width=40)
 
 
 def format_db(value: float | None) -> str:
@@ -250,6 +254,11 @@ def format_db(value: float | None) -> str:
 def validation_table(results: list[JobResult], bounds: Bounds | None = None) -> list[str]:
     """Plain-text rows of validation results: samples, exact, SQNR, max abs error, top-1 and
     the verdict (PASS / DISAGREES / FAILED with the error)."""
+    return validation_rows(results, bounds).lines()
+
+
+def validation_rows(results: list[JobResult], bounds: Bounds | None = None) -> Table:
+    """`validation_table`'s table."""
     rows = []
     for r in sorted(results, key=lambda r: (r.model.name, r.board)):
         v = r.validation
@@ -263,5 +272,5 @@ def validation_table(results: list[JobResult], bounds: Bounds | None = None) -> 
         else:
             rows.append((r.model.name, r.board, r.model.precision, "-", "-", "-", "-", "-",
                          f"FAILED ({r.error_type}): {(r.error or '')[:60]}"))
-    return format_table(("model", "board", "precision", "samples", "exact", "SQNR dB",
-                         "max abs err", "top-1", "verdict"), rows, first_width=40)
+    return Table(None, ("model", "board", "precision", "samples", "exact", "SQNR dB",
+                        "max abs err", "top-1", "verdict"), rows, first_width=40)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,33 @@ def format_table(header: tuple[str, ...], rows: list[tuple[str, ...]],
         return "  " + "  ".join(cells)
 
     return [fmt(header)] + [fmt(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A report table: the library prints it as plain text (`format_table`), the `edgesdk`
+    command through its renderer (sdk.cli.output), from the same rows."""
+
+    title: str | None
+    header: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    first_width: int = 60
+
+    def lines(self) -> list[str]:
+        return ([self.title] if self.title else []) + format_table(self.header, self.rows,
+                                                                    self.first_width)
+
+
+#: a report: lines of text and tables, in order
+Section = str | Table
+
+
+def render_plain(sections: list[Section]) -> str:
+    """A report's sections as plain text (what `summary()` / `table()` return)."""
+    lines: list[str] = []
+    for section in sections:
+        lines += section.lines() if isinstance(section, Table) else [section]
+    return "\n".join(lines)
 
 
 def jsonable(x: Any) -> Any:

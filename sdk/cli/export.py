@@ -14,7 +14,7 @@ from typing import Any
 from sdk.base.errors import CalibrationError, ConversionError, FidelityError
 from sdk.base.samples import SYNTHETIC, ImageFolder
 from sdk.cli.exit_codes import CHECK_FAILED
-from sdk.cli.output import emit_json, lines, message, progress
+from sdk.cli.output import emit_json, message, progress, report
 from sdk.converters.frontends import IO_LAYOUTS
 from sdk.converters.quantize.int8 import IO_TYPES
 from sdk.converters.quantize.plan import SCHEMES
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(result.to_dict() | {"min_sqnr_db": args.min_sqnr, "passed": not short})
     else:
-        lines(result.summary(max_layers=None if args.all_layers else 20))
+        report(result.sections(max_layers=None if args.all_layers else 20))
     if short:
         message(f"FAILED: --min-sqnr {args.min_sqnr:g} dB not met by {result.path}: "
                 + ", ".join(short) + " (the file and its report are written; exit status "

@@ -22,7 +22,7 @@ from typing import Any
 
 from sdk.cli.exit_codes import CHECK_FAILED
 from sdk.cli.logs import stderr_is_terminal
-from sdk.cli.output import emit_json, message, table
+from sdk.cli.output import emit_json, message, report, table
 
 
 def _farm_path(args: argparse.Namespace) -> str:
@@ -69,7 +69,7 @@ def _profile(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(run.to_dict())
     else:
-        print(run.table())
+        report(run.sections())
     _report_written(args)
     return 0 if not run.failed else CHECK_FAILED.code
 
@@ -85,7 +85,7 @@ def _validate(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(run.to_dict())
     else:
-        print(run.table())
+        report(run.sections())
     _report_written(args)
     return 0 if not run.failed and not run.disagreeing else CHECK_FAILED.code
 
@@ -139,11 +139,11 @@ def _results(args: argparse.Namespace) -> int:
         emit_json([r.to_dict() for r in results])
         return 0
     from sdk.devices.farm.jobs import VALIDATE
-    from sdk.devices.farm.results import validation_table
+    from sdk.devices.farm.results import validation_rows
 
     checks = [r for r in results if r.kind == VALIDATE]
     if checks:
-        print("\n".join(validation_table(checks)))
+        report([validation_rows(checks)])
     rows = []
     for r in results:
         if r.kind == VALIDATE:

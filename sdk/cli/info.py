@@ -8,7 +8,7 @@ import platform
 from sdk.base import native
 from sdk.base.errors import RuntimeNotFoundError
 from sdk.base.version import __version__
-from sdk.cli.output import emit_json
+from sdk.cli.output import emit_json, fields
 from sdk.run.litert import backend
 
 
@@ -34,14 +34,14 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(info)
         return 0
-    print(f"edgesdk {info['edgesdk']} (Python {info['python']})")
-    print(f"arch:           {info['arch']}")
-    print(f"cpu features:   {' '.join(info['cpu_features']) or '(none)'}")  # type: ignore[arg-type]
-    print(f"physical cores: {info['physical_cores']}")
     lite = info["litert"]
     assert isinstance(lite, dict)
     runtime = f"{lite['name']} {lite['version']}" if "name" in lite else lite["error"]
-    print(f"litert:         {runtime}")
+    fields(f"edgesdk {info['edgesdk']} (Python {info['python']})", [
+        ("arch", info["arch"]),
+        ("cpu features", " ".join(info["cpu_features"]) or "(none)"),  # type: ignore[arg-type]
+        ("physical cores", info["physical_cores"]),
+        ("litert", runtime)])
     return 0
 
 

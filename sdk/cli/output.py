@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -26,8 +27,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
-from sdk.base.tables import jsonable
+from sdk.base.tables import Section, jsonable
+from sdk.base.tables import Table as ReportTable
 from sdk.cli.exit_codes import ExitCode
 from sdk.cli.logs import stderr_is_terminal
 
@@ -50,13 +53,14 @@ def stderr_console() -> Console:
 def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]],
           *, first_left: bool = True, console: Console | None = None) -> None:
     """A table on stdout: the first column left-aligned, the others right-aligned."""
+    # no vertical rules: rows stay whitespace-separated columns (grep, awk, logs)
     out = Table(title=title, title_justify="left", header_style="bold", show_edge=False,
-                pad_edge=False)
+                pad_edge=False, box=box.SIMPLE_HEAD)
     for i, column in enumerate(columns):
         out.add_column(column, justify="left" if i == 0 and first_left else "right",
                        overflow="fold")
-    for row in rows:
-        out.add_row(*("" if cell is None else str(cell) for cell in row))
+    for row in rows:  # Text: cells are data, never rich markup ("[1, 64]", layer names)
+        out.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
     (console or stdout_console()).print(out)
 
 
@@ -64,20 +68,27 @@ def fields(title: str | None, rows: Sequence[tuple[str, Any]],
            console: Console | None = None) -> None:
     """A key / value table on stdout (empty values left out)."""
     out = Table(title=title, title_justify="left", show_header=False, show_edge=False,
-                pad_edge=False)
+                pad_edge=False, box=None)
     out.add_column(style="bold")
     out.add_column(overflow="fold")
     for key, value in rows:
         if value is None or value == "":
             continue
-        out.add_row(key, str(value))
+        out.add_row(Text(key), Text(str(value)))
     (console or stdout_console()).print(out)
 
 
-def lines(text: str | Sequence[str]) -> None:
-    """Plain report text on stdout (already formatted by the result's own `summary()`)."""
-    body = text if isinstance(text, str) else "\n".join(text)
-    print(body, flush=True)
+def report(sections: Sequence[Section]) -> None:
+    """A library report (`ExportResult.sections()`, `FarmRun.sections()` ...): its lines as they
+    are, its tables through `table`."""
+    console = stdout_console()
+    for section in sections:
+        if isinstance(section, ReportTable):
+            if section.title:
+                print(section.title, flush=True)
+            table(None, section.header, section.rows, console=console)
+        else:
+            print(section, flush=True)
 
 
 def message(text: str) -> None:

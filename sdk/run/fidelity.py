@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sdk.base.tables import format_table, from_jsonable, jsonable
+from sdk.base.tables import Section, Table, from_jsonable, jsonable, render_plain
 
 #: what a model output holds, which decides the metrics that mean something for it
 CLASS_SCORES, VECTOR, MAP, SCALAR = "class scores", "vector", "map", "scalar"
@@ -148,8 +148,12 @@ class FidelityReport:
 
     def table(self, max_layers: int | None = None) -> str:
         """Human-readable tables: outputs, then layers (worst first when truncated)."""
-        lines = [f"WARNING: {w}" for w in self.warnings]
-        lines.append(f"fidelity on {self.samples} samples ({self.source}); {self.kernels}")
+        return render_plain(self.sections(max_layers))
+
+    def sections(self, max_layers: int | None = None) -> list[Section]:
+        """`table()`'s lines and tables, for a renderer of its own (the `edgesdk` command)."""
+        out: list[Section] = [f"WARNING: {w}" for w in self.warnings]
+        out.append(f"fidelity on {self.samples} samples ({self.source}); {self.kernels}")
         header = ("output", "kind", "SQNR dB", "cosine", "max |err|", "mean |err|",
                   "top-1 agree")
         rows = [(o.name, o.kind or "-", _db(o.sqnr_db),
@@ -157,25 +161,25 @@ class FidelityReport:
                  f"{o.mean_abs_error:.4g}",
                  "-" if o.top1_agreement is None else f"{100 * o.top1_agreement:.2f}%")
                 for o in self.outputs]
-        lines += format_table(header, rows)
-        lines += [f"  {o.name}: {o.kind} ({o.kind_reason}): {KIND_METRICS[o.kind]}"
-                  for o in self.outputs if o.kind in KIND_METRICS]
+        out.append(Table(None, header, rows))
+        out += [f"  {o.name}: {o.kind} ({o.kind_reason}): {KIND_METRICS[o.kind]}"
+                for o in self.outputs if o.kind in KIND_METRICS]
         if self.layers:
             layers = self.layers
             if max_layers is not None and len(layers) > max_layers:
                 layers = sorted(layers, key=lambda x: x.sqnr_db)[:max_layers]
-                lines.append(f"per-layer SQNR, {max_layers} worst of {len(self.layers)} "
-                             f"({self.layer_kernels}):")
+                title = (f"per-layer SQNR, {max_layers} worst of {len(self.layers)} "
+                         f"({self.layer_kernels}):")
             else:
-                lines.append(f"per-layer SQNR ({self.layer_kernels}):")
+                title = f"per-layer SQNR ({self.layer_kernels}):"
             rows = [(x.name, x.op_type, x.precision, _db(x.sqnr_db) + ("*" if x.note else ""))
                     for x in layers]
-            lines += format_table(("layer", "op", "precision", "SQNR dB"), rows)
+            out.append(Table(title, ("layer", "op", "precision", "SQNR dB"), rows))
             marked = {x.note for x in layers if x.note}
-            lines += [f"  * {n}" for n in sorted(marked)]
-        lines += [f"note: {n}" for n in self.notes]
-        lines += [f"WARNING: {w}" for w in self.warnings]  # again, after a long layer table
-        return "\n".join(lines)
+            out += [f"  * {n}" for n in sorted(marked)]
+        out += [f"note: {n}" for n in self.notes]
+        out += [f"WARNING: {w}" for w in self.warnings]  # again, after a long layer table
+        return out
 
 
 def _db(x: float) -> str:
