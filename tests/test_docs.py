@@ -172,6 +172,21 @@ def test_readme_is_a_front_door() -> None:
         "task text to a docs/ page and link it")
 
 
+def _apt_packages() -> list[str]:
+    """The Debian packages the Makefile installs (APT_PACKAGES, continuation lines joined)."""
+    text = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    return re.search(r"^APT_PACKAGES\s*:?=(.*)$", text, re.M).group(1).split()
+
+
+def test_readme_names_the_system_packages() -> None:
+    """The front door's install section names every Debian package `make` installs."""
+    packages = _apt_packages()
+    assert len(packages) >= 10
+    spans = set(re.findall(r"`([^`\n]+)`", (ROOT / "README.md").read_text()))
+    missing = [p for p in packages if p not in spans]
+    assert not missing, f"README.md does not name these packages of APT_PACKAGES: {missing}"
+
+
 def _nav_pages(nav: object) -> list[str]:
     """The page files a mkdocs nav names, at any depth."""
     if isinstance(nav, str):
