@@ -148,7 +148,10 @@ def test_if_on_the_data_becomes_both_branches_and_a_select() -> None:
     ops = ir.main.operators
     assert "SELECT_V2" in {op.type for op in ops}
     # both branches end in a sigmoid: one LOGISTIC after the select makes the output
-    assert next(op for op in ops if ir.main.outputs[0] in op.outputs).type == "LOGISTIC"
+    last = next(op for op in ops if ir.main.outputs[0] in op.outputs)
+    assert last.type == "LOGISTIC"
+    select = next(op for op in ops if op.type == "SELECT_V2")
+    assert last.name != select.name  # layers are planned and reported by name
 
 
 @requires_onnx

@@ -180,7 +180,8 @@ def hoist_select_unary(graph: Graph) -> None:
                                          tuple(out.shape), xa.dtype))
         sel.inputs = [cond, xa, xb]
         sel.outputs = [picked]
-        after = Operator(pa.type, [picked], [out], dict(pa.attrs), name=sel.name,
+        after = Operator(pa.type, [picked], [out], dict(pa.attrs),
+                         name=f"{sel.name or out.name}/{pa.type.lower()}",
                          version=pa.version)
         order.insert(order.index(sel) + 1, after)
         uses.producer[picked], uses.producer[out] = sel, after
