@@ -152,3 +152,27 @@ def test_profile_top_lists_the_slowest(tmp_path, capsys) -> None:
                  "-q"]) == 0
     out = capsys.readouterr().out
     assert f"the 2 slowest of {len(doc['per_layer'])} layers" in out
+
+
+def test_emulate_board_json_is_the_config(tmp_path) -> None:
+    from sdk.devices import open_device
+    from sdk.devices.config import parse_device_tables
+
+    proc = subprocess.Popen([*EDGESDK, "emulate", "board", "--sandbox", str(tmp_path / "b"),
+                             "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=tmp_path, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        text = ""
+        for line in proc.stdout:  # one JSON document, then nothing until stopped
+            text += line
+            if line == "}\n":
+                break
+        doc = json.loads(text)
+        assert doc["kind"] == "board" and doc["device"].startswith("ssh:")
+        config = parse_device_tables({"devices": {doc["name"]: doc["config"]}})[doc["name"]]
+        with open_device(config) as device:
+            assert device.info().abi == "arm64-v8a"
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(20) == 0

@@ -180,3 +180,34 @@ def test_export_prints_the_library_report_through_the_renderer(mlp, tmp_path,
         for row in t.rows:
             assert any(line.split() == " ".join(row).split() for line in out), row
     assert all(line in out for line in result.sections() if isinstance(line, str))
+
+
+def test_progress_on_a_terminal_has_counts_elapsed_and_eta(monkeypatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from sdk.cli import output
+
+    screen = io.StringIO()
+    monkeypatch.setattr(output, "stderr_console", lambda: Console(
+        file=screen, force_terminal=True, width=120, color_system=None))
+    with output.progress(True) as bar:
+        assert bar is not None
+        for done in range(0, 11):
+            bar("calibrating", done, 10)
+    text = screen.getvalue()
+    assert "calibrating" in text and "10/10" in text and "ETA" in text
+    with output.progress(False) as bar:
+        assert bar is None
+
+
+def test_toolchain_status_json(capsys) -> None:
+    code = main(["toolchain", "status", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    names = {t["name"]: t for t in doc["toolchains"]}
+    assert "vela" in names and "rknn" in names
+    # exit status 1 (check failed) exactly when a managed toolchain is not usable
+    missing = [t for n, t in names.items() if n != "vela" and not t["installed"]]
+    assert code == (ec.CHECK_FAILED.code if missing else 0)
+    assert all(t.get("error") for t in missing)
