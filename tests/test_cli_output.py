@@ -211,3 +211,13 @@ def test_toolchain_status_json(capsys) -> None:
     missing = [t for n, t in names.items() if n != "vela" and not t["installed"]]
     assert code == (ec.CHECK_FAILED.code if missing else 0)
     assert all(t.get("error") for t in missing)
+
+
+def test_level_is_known_before_the_command_modules_load() -> None:
+    from sdk.cli import _early_level
+
+    assert _early_level(["export", "m.onnx", "-vv"]) == "debug"
+    assert _early_level(["info", "-q"]) == "error"
+    assert _early_level(["info", "-q", "--log-level", "info"]) == "info"
+    assert _early_level(["profile", "m.tflite", "local"]) == "warning"
+    assert _early_level(["info", "--log-level", "bogus"]) == "warning"  # argparse reports it

@@ -12,6 +12,7 @@ import argparse
 import sys
 import traceback
 from importlib import import_module
+from typing import NoReturn
 
 from sdk.base.version import __version__
 from sdk.cli import exit_codes
@@ -62,7 +63,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _SilentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ValueError(message)
+
+
+def _early_level(argv: list[str] | None) -> str:
+    """The level the output options ask for, read before the command modules (and what they
+    import) load, so that their import-time deprecation warnings are filtered too."""
+    pre = _SilentParser(add_help=False)
+    pre.add_argument("-q", "--quiet", action="store_true")
+    pre.add_argument("-v", "--verbose", action="count", default=0)
+    pre.add_argument("--log-level", choices=LEVELS)
+    try:
+        known, _ = pre.parse_known_args(sys.argv[1:] if argv is None else argv)
+    except ValueError:  # a bad --log-level: the real parser reports it
+        return "warning"
+    return level_from(known.quiet, known.verbose, known.log_level)
+
+
 def main(argv: list[str] | None = None) -> int:
+    configure(_early_level(argv))
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
