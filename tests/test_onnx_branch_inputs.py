@@ -96,6 +96,7 @@ def test_export_takes_constant_inputs(tmp_path: object) -> None:
     result = sdk.export(model.SerializeToString(), "int8", calibration=cal, report=False,
                         output=f"{tmp_path}/vad.tflite", constant_inputs={"sr": 16000})
     assert [t.name for t in result.inputs] == ["x"]
+    assert any("sr=16000" in n for n in result.notes)  # the report says what was fixed
     assert result.fidelity.outputs[0].sqnr_db > 25
 
 
