@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import sys
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -128,44 +131,69 @@ def digits_export_pairs(digits_float_tflite, digits_data, tmp_path_factory):
                                 digits_data.x_train[:256]) for scheme in SCHEMES}
 
 
-#: a hang guard for refused_within, not a speed limit: tests never assert on time
+#: a hang guard for bounded_work, not a speed limit: tests never assert on time
 HANG_GUARD_S = 300
 
 
-def refused_within(fn: Callable[[], object], *, mib: float, calls: int) -> Exception:
-    """Run fn, which must raise ModelFormatError having done bounded work: at most `calls`
-    Python function calls (a step count, the same on every host) and `mib` MiB of Python
-    allocations, so a hostile file is refused before it costs anything; return the error.
-    A run past HANG_GUARD_S seconds is reported as a hang (SIGALRM), never timed otherwise."""
-    import signal
-    import sys
+class WorkBoundExceeded(BaseException):
+    """Raised inside the code under test when it passes its work bound (a BaseException, so a
+    loader's `except Exception` cannot turn it into an answer)."""
 
-    from sdk.base.errors import ModelFormatError
 
-    count = 0
+class Work:
+    """The Python function calls made in a `bounded_work` block: a step count that is the same
+    on every host, unlike wall time."""
 
-    def profile(frame: object, event: str, arg: object) -> None:
-        nonlocal count
+    def __init__(self, limit: int | None) -> None:
+        self.calls = 0
+        self.limit = limit
+
+    def profile(self, frame: object, event: str, arg: object) -> None:
         if event in ("call", "c_call"):
-            count += 1
+            self.calls += 1
+            if self.limit is not None and self.calls > self.limit:
+                raise WorkBoundExceeded(f"over {self.limit:,} Python calls")
+
+
+@contextlib.contextmanager
+def bounded_work(calls: int | None = None) -> Iterator[Work]:
+    """Count the Python calls made in the block, stopping it past `calls`; a SIGALRM hang guard
+    (HANG_GUARD_S) reports a hang instead of waiting for ever."""
+    work = Work(calls)
 
     def hang(signum: int, frame: object) -> None:
-        raise AssertionError(f"hang guard: no answer after {HANG_GUARD_S} s "
-                             f"({count:,} calls so far)")
+        raise WorkBoundExceeded(f"hang guard: no answer after {HANG_GUARD_S} s "
+                                f"({work.calls:,} calls so far)")
 
     previous = signal.signal(signal.SIGALRM, hang)
     signal.alarm(HANG_GUARD_S)
-    tracemalloc.start()
-    sys.setprofile(profile)
+    sys.setprofile(work.profile)
     try:
-        with pytest.raises(ModelFormatError) as info:
-            fn()
+        yield work
+    except WorkBoundExceeded as exc:
+        raise AssertionError(f"unbounded work: {exc}") from None
     finally:
         sys.setprofile(None)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
-    assert count <= calls, f"{count:,} Python calls before the refusal (bound {calls:,})"
-    assert peak < mib * (1 << 20), f"peak {peak / (1 << 20):.0f} MiB"
+
+
+def refused_within(fn: Callable[[], object], *, mib: float | None, calls: int,
+                   error: type[Exception] | None = None, match: str | None = None) -> Exception:
+    """Run fn, which must raise `error` (ModelFormatError by default, matching `match`) having
+    done bounded work: at most `calls` Python function calls (a step count, the same on every
+    host) and `mib` MiB of Python allocations, so a hostile file is refused before it costs
+    anything (`mib=None`: allocations not traced); return the error."""
+    from sdk.base.errors import ModelFormatError
+
+    if mib is not None:
+        tracemalloc.start()
+    try:
+        with bounded_work(calls), pytest.raises(error or ModelFormatError, match=match) as info:
+            fn()
+        peak = tracemalloc.get_traced_memory()[1] if mib is not None else 0
+    finally:
+        tracemalloc.stop()
+    if mib is not None:
+        assert peak < mib * (1 << 20), f"peak {peak / (1 << 20):.0f} MiB"
     return info.value

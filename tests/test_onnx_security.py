@@ -1,22 +1,21 @@
 """Hostile ONNX files (issue 13, holes 5-7): each test builds the attack with onnx.helper and
-checks the importer refuses it with an EdgeSDKError naming the node, quickly and within
-memory, instead of allocating gigabytes, never ending, dying inside onnx, reading files
-outside the model's folder, or raising a bare library exception."""
+checks the importer refuses it with an EdgeSDKError naming the node, with bounded work (Python
+calls, never wall time) and memory, instead of allocating gigabytes, never ending, dying inside
+onnx, reading files outside the model's folder, or raising a bare library exception."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import time
-import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from conftest import requires_onnx
+from conftest import bounded_work, refused_within, requires_onnx
 
 pytestmark = requires_onnx
 
@@ -36,28 +35,35 @@ def _graph_model(nodes: list[Any], inputs: dict[str, list[int]], outputs: list[s
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
-def _refused(model: Any, match: str, *, peak_mb: float | None = 64, seconds: float = 5,
-             **kwargs: Any) -> Exception:
-    """read_onnx(model) raises an EdgeSDKError matching `match`, within time and (traced by
-    tracemalloc, which numpy reports to) memory."""
+#: refusing a hostile file costs at most this many Python calls (the loaders refuse before the
+#: work the file asks for: folding a gigabyte, a trillion loop iterations)
+REFUSED_CALLS = 500_000  # the costliest refusal here takes ~82,000
+
+
+def _calls(fn: Callable[[], object]) -> int:
+    """The Python calls fn makes: a measure of work that is the same on every host."""
+    with bounded_work() as work:
+        fn()
+    return work.calls
+
+
+def _grows_linearly(small: Callable[[], object], large: Callable[[], object]) -> None:
+    """`large` is `small` with twice the nodes: linear work about doubles (quadratic work, what
+    these tests guard against, would quadruple). Measured: 2.00 for every case here."""
+    a, b = _calls(small), _calls(large)
+    assert b < 2.5 * a, f"{a:,} calls, then {b:,} for twice the nodes: not linear"
+
+
+def _refused(model: Any, match: str, *, peak_mb: float | None = 64,
+             calls: int = REFUSED_CALLS, **kwargs: Any) -> Exception:
+    """read_onnx(model) raises an EdgeSDKError matching `match`, with bounded work (Python calls,
+    conftest.bounded_work) and (traced by tracemalloc, which numpy reports to) memory."""
     from sdk.base.errors import EdgeSDKError
     from sdk.converters.onnx import read_onnx
 
     data = model.SerializeToString() if not isinstance(model, (bytes, str, Path)) else model
-    if peak_mb is not None:
-        tracemalloc.start()
-    start = time.perf_counter()
-    try:
-        with pytest.raises(EdgeSDKError, match=match) as info:
-            read_onnx(data, **kwargs)
-        elapsed = time.perf_counter() - start
-        peak = tracemalloc.get_traced_memory()[1] if peak_mb is not None else 0
-    finally:
-        tracemalloc.stop()
-    assert elapsed < seconds, f"took {elapsed:.1f} s"
-    if peak_mb is not None:
-        assert peak < peak_mb * (1 << 20), f"peak {peak / (1 << 20):.0f} MiB"
-    return info.value
+    return refused_within(lambda: read_onnx(data, **kwargs), mib=peak_mb, calls=calls,
+                          error=EdgeSDKError, match=match)
 
 
 # ------------------------------------------------------------------ hole 5: resource exhaustion
@@ -118,14 +124,14 @@ def _loop_model(trip: int | None, cond: bool | None, body_nodes: list[Any] | Non
 
 def test_loop_with_a_trillion_iterations_refused_at_once() -> None:
     _refused(_loop_model(10 ** 12, None), r"node 'loop' \(Loop\).*1,000,000,000,000 "
-             r"iterations.*max_loop_iterations", seconds=2)
+             r"iterations.*max_loop_iterations", calls=20_000)
 
 
 def test_loop_that_never_ends_refused() -> None:
-    _refused(_loop_model(None, None), r"'loop' \(Loop\).*never ends", seconds=2)
+    _refused(_loop_model(None, None), r"'loop' \(Loop\).*never ends", calls=20_000)
     # only a condition that stays true: stopped at the step limit
-    _refused(_loop_model(None, True), r"'loop' \(Loop\).*max_loop_iterations", seconds=10,
-             peak_mb=None)
+    _refused(_loop_model(None, True), r"'loop' \(Loop\).*max_loop_iterations",
+             calls=2_000_000, peak_mb=None)  # it runs to the limit: ~670,000 calls
 
 
 def test_loop_whose_state_doubles_refused_by_the_folding_budget() -> None:
@@ -161,12 +167,12 @@ def test_folding_ops_the_reference_evaluator_runs_in_python_loops_is_bounded() -
                                            mode="linear"),
                           helper.make_node("Add", ["x", "r"], ["y"])], {"x": [1, 1, 2048, 2048]},
                          ["y"], {"c": image, "s": np.array([1, 1, 2, 2], np.float32)})
-    _refused(model, r"node 'up' \(Resize\).*over the limit", peak_mb=None, seconds=2)
+    _refused(model, r"node 'up' \(Resize\).*over the limit", peak_mb=None, calls=20_000)
     model = _graph_model([helper.make_node("MaxPool", ["c"], ["p"], name="pool",
                                            kernel_shape=[3, 3]),
                           helper.make_node("Add", ["x", "p"], ["y"])], {"x": [1, 1, 1022, 1022]},
                          ["y"], {"c": image})
-    _refused(model, r"node 'pool' \(MaxPool\).*over the limit", peak_mb=None, seconds=2)
+    _refused(model, r"node 'pool' \(MaxPool\).*over the limit", peak_mb=None, calls=20_000)
 
 
 def test_conv_group_of_a_billion_refused() -> None:
@@ -176,7 +182,7 @@ def test_conv_group_of_a_billion_refused() -> None:
     w = np.ones((4, 4, 3, 3), np.float32)
     model = _graph_model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv",
                                            group=1 << 30)], {"x": [1, 4, 8, 8]}, ["y"], {"w": w})
-    _refused(model, r"node 'conv' \(Conv\).*group=1073741824", seconds=2)
+    _refused(model, r"node 'conv' \(Conv\).*group=1073741824", calls=20_000)
 
 
 def test_many_groups_are_not_split_without_limit() -> None:
@@ -256,15 +262,19 @@ def test_reversed_graph_sorts_in_linear_time() -> None:
     from onnx import helper
 
     n = 20000
-    nodes = [helper.make_node("Relu", [f"v{i}"], [f"v{i + 1}"], name=f"r{i}") for i in range(n)]
-    nodes[0].input[0] = "x"
-    nodes[-1].output[0] = "y"
-    model = _graph_model(list(reversed(nodes)), {"x": [4]}, ["y"])
     from sdk.converters.onnx.fold import topological
 
-    start = time.perf_counter()
-    order = topological(list(model.graph.node), {"x"}, "<test>")
-    assert time.perf_counter() - start < 1.0
+    def backwards(n: int) -> list[Any]:
+        nodes = [helper.make_node("Relu", [f"v{i}"], [f"v{i + 1}"], name=f"r{i}")
+                 for i in range(n)]
+        nodes[0].input[0] = "x"
+        nodes[-1].output[0] = "y"
+        return list(_graph_model(list(reversed(nodes)), {"x": [4]}, ["y"]).graph.node)
+
+    small, large = backwards(n // 2), backwards(n)
+    _grows_linearly(lambda: topological(small, {"x"}, "<test>"),
+                    lambda: topological(large, {"x"}, "<test>"))
+    order = topological(large, {"x"}, "<test>")
     assert [n.name for n in order[:2]] == ["r0", "r1"]
 
 
@@ -273,26 +283,29 @@ def test_pattern_rewrites_cost_the_pattern_not_the_graph() -> None:
     a 170 KB file of 1,500 GELUs took minutes (1,000 took 48 s); now linear."""
     from onnx import helper
 
-    nodes = []
-    prev = "x"
-    n = 1500
-    for i in range(n):
-        out = "y" if i == n - 1 else f"g{i}"
-        nodes += [helper.make_node("Div", [prev, "sqrt2"], [f"d{i}"]),
-                  helper.make_node("Erf", [f"d{i}"], [f"e{i}"]),
-                  helper.make_node("Add", [f"e{i}", "one"], [f"a{i}"]),
-                  helper.make_node("Mul", [prev, f"a{i}"], [f"m{i}"]),
-                  helper.make_node("Mul", [f"m{i}", "half"], [out])]
-        prev = out
-    model = _graph_model(nodes, {"x": [1, 8]}, ["y"],
-                         {"sqrt2": np.array(np.sqrt(2), np.float32),
-                          "one": np.array(1, np.float32), "half": np.array(0.5, np.float32)})
+    def gelus(n: int) -> bytes:
+        nodes = []
+        prev = "x"
+        for i in range(n):
+            out = "y" if i == n - 1 else f"g{i}"
+            nodes += [helper.make_node("Div", [prev, "sqrt2"], [f"d{i}"]),
+                      helper.make_node("Erf", [f"d{i}"], [f"e{i}"]),
+                      helper.make_node("Add", [f"e{i}", "one"], [f"a{i}"]),
+                      helper.make_node("Mul", [prev, f"a{i}"], [f"m{i}"]),
+                      helper.make_node("Mul", [f"m{i}", "half"], [out])]
+            prev = out
+        return _graph_model(nodes, {"x": [1, 8]}, ["y"],
+                            {"sqrt2": np.array(np.sqrt(2), np.float32),
+                             "one": np.array(1, np.float32),
+                             "half": np.array(0.5, np.float32)}).SerializeToString()
+
     from sdk.converters.onnx import read_onnx
 
-    start = time.perf_counter()
-    ir = read_onnx(model.SerializeToString())
-    assert time.perf_counter() - start < 20
-    assert [op.type for op in ir.main.operators] == ["GELU"] * n
+    n = 400
+    small, large = gelus(n), gelus(2 * n)
+    _grows_linearly(lambda: read_onnx(small), lambda: read_onnx(large))
+    ir = read_onnx(large)
+    assert [op.type for op in ir.main.operators] == ["GELU"] * 2 * n
 
 
 def _chain(kind: str, n: int) -> Any:
@@ -333,10 +346,11 @@ def test_clean_up_passes_are_linear(kind, n) -> None:
     blocks 61 s (1,000: 400 s, a 93 KB file)."""
     from sdk.converters.onnx import read_onnx
 
-    start = time.perf_counter()
-    ir = read_onnx(_chain(kind, n).SerializeToString())
-    assert time.perf_counter() - start < 20
-    assert len(ir.main.operators) >= n
+    small, large = (_chain(kind, n // 4).SerializeToString(),
+                    _chain(kind, n // 2).SerializeToString())
+    _grows_linearly(lambda: read_onnx(small), lambda: read_onnx(large))
+    ir = read_onnx(large)
+    assert len(ir.main.operators) >= n // 2
 
 
 @pytest.mark.parametrize("kind", ["linear", "reshapes", "hoist"])
