@@ -17,6 +17,7 @@ from sdk.base import native
 from sdk.converters.edge import schema_generated as fb
 from sdk.converters.edge import write_edge
 from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, Tensor
+from sdk.kernels import available_isas, resolve_isa
 from sdk.run import EdgeModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,6 +145,11 @@ def test_json_report_and_outputs(model_file, image, tmp_path) -> None:
     # the conv runs the indirect kernel (qc4w_igemm) where the ISA has one, else qc4w_gemm
     assert "qc4w_" in kernels["CONV_2D"] and "gemm" in kernels["CONV_2D"]
     assert "2w_gemm" in kernels["FULLY_CONNECTED"]
+    # keyed to this CPU: every kernel is of an ISA it runs, and the weighted layers take the best
+    # one (avx2 on an AVX2 machine, avx512vnni on AVX-512 VNNI / AMX, neon or dotprod on Arm)
+    assert {k.rsplit("__", 1)[1] for k in kernels.values()} <= set(available_isas()), kernels
+    for op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+        assert kernels[op].endswith("__" + resolve_isa()), (op, kernels[op])
     assert all(layer["kernel"] and layer["mean_ms"] >= 0 for layer in report["layers"])
     assert report["outputs"][0]["path"] == str(out)
     # the runner's output equals the Python binding's, bit for bit

@@ -14,6 +14,8 @@ import pytest
 
 from sdk.base.native import cpu_features
 
+from conftest import host_cpu_flags
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # One int8 3x3 conv (made here) run by XNNPACK; prints the output and the kernels it chose.
@@ -76,9 +78,24 @@ def test_restriction_keeps_results(runs: dict[str, dict]) -> None:
     assert runs["avx2"]["output"] == runs["native"]["output"]
 
 
+#: the CPU features (/proc/cpuinfo flags) an XNNPACK x86 kernel suffix needs
+XNN_ISA_NEEDS = {
+    "sse2": {"sse2"}, "ssse3": {"ssse3"}, "sse41": {"sse4_1"}, "avx": {"avx"}, "fma3": {"fma"},
+    "avx2": {"avx2"}, "avx256skx": {"avx512bw"}, "avx512skx": {"avx512bw"},
+    "avxvnni": {"avx_vnni"}, "avx256vnni": {"avx512_vnni"}, "avx512vnni": {"avx512_vnni"},
+    "avx512vnnigfni": {"avx512_vnni", "gfni"}, "avx512amx": {"amx_int8"},
+}
+
+
 def test_native_level_reports_what_this_cpu_chose(runs: dict[str, dict]) -> None:
     gemm = runs["native"]["kernels"]["qs8_qc8w_gemm_config"]
     assert gemm
+    # keyed to this CPU: every kernel picked is of an ISA it has (an AVX2-only machine gets no
+    # avx512 / vnni / amx kernel, an AMX machine may get AMX tiles)
+    flags = host_cpu_flags()
+    for kernel in gemm:
+        isa = kernel.rsplit("__", 1)[-1].split("_")[0]
+        assert XNN_ISA_NEEDS.get(isa, set()) <= flags, (kernel, sorted(flags))
     if cpu_features().get("avx512vnni"):
         # A VNNI host gets an int8 dot-product kernel, whichever tier XNNPACK ranks first there:
         # avx512vnni, avxvnni / avx256vnni, or AMX tiles (`..._16x64c4__avx512amx`) where the CPU
