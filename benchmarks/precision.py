@@ -134,14 +134,17 @@ def table(rows: list[dict[str, Any]], target: float = TARGET_DB) -> str:
             f"{t.get('exports', '-')} |")
     ok = [r for r in rows if r.get("target", {}).get("ok")]
     met = [r for r in ok if r["target"].get("met")]
-    only16 = [r for r in met if not r["target"].get("kept", {}).get("float32")]
+    plain = [r for r in met if not r["target"].get("kept")]
+    only16 = [r for r in met if r["target"].get("kept")
+              and not r["target"]["kept"].get("float32")]
     int8s = [r["int8"]["worst_db"] for r in rows if r.get("int8", {}).get("worst_db")
              is not None]
     w16 = [r["int16x8"]["worst_db"] for r in rows if r.get("int16x8", {}).get("worst_db")
            is not None]
     out.append("")
     out.append(f"target {target:g} dB met on {len(met)} of {len(rows)} models "
-               f"({len(only16)} with 16x8 only, {len(met) - len(only16)} needed float); "
+               f"({len(plain)} as exported, {len(only16)} with 16x8 layers only, "
+               f"{len(met) - len(only16) - len(plain)} needed float layers); "
                f"median worst output: int8 {_db(median(int8s) if int8s else None)} dB, "
                f"16x8 {_db(median(w16) if w16 else None)} dB")
     return "\n".join(out)

@@ -266,3 +266,31 @@ def test_cli_exports_int16x8(cal, tmp_path, capsys) -> None:
     assert [op.outputs[0].dtype for op in q.main.operators if op.type == "MUL"] == [DType.INT16]
     assert [op.outputs[0].dtype for op in q.main.operators
             if op.type == "FULLY_CONNECTED"] == [DType.INT8, DType.INT8]
+
+
+def test_planner_goes_float_where_16x8_keeps_the_loss(tmp_path) -> None:
+    """A layer whose int8 weights lose the signal (one large weight per row sets the scale, the
+    small ones round to 0): 16x8 keeps those weights, so the planner tries it and then keeps the
+    layer in float."""
+    g = Graph(name="main")
+    x = g.add_tensor(Tensor("x", (1, 4), DType.FLOAT32))
+    y = g.add_tensor(Tensor("y", (1, 2), DType.FLOAT32))
+    w = np.array([[1000, 1, 1, 1], [1, 1, 1, 1]], np.float32)
+    g.operators = [Operator("FULLY_CONNECTED", [x, g.constant("w", w),
+                                                g.constant("b", np.zeros(2, np.float32))], [y],
+                            {"fused_activation_function": "NONE", "weights_format": "DEFAULT",
+                             "keep_num_dims": False, "asymmetric_quantize_inputs": False},
+                            name="fc")]
+    g.inputs, g.outputs = [x], [y]
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((64, 4)).astype(np.float32)
+    data[:, 0] *= 1e-3  # the large weight's input is small: the small weights carry the signal
+    res = sdk.export(Model(graphs=[g]), "int8", calibration=data, validation=data[:16],
+                     output=tmp_path / "m.tflite", target_sqnr=30)
+    planner = res.planner
+    assert planner.before_db["y"] < 10 and planner.met
+    assert [(k.name, k.precision) for k in planner.kept] == [("fc", "float32")]
+    assert res.precision["fc"] == "float32"
+    # 16x8 was tried first and fell short: the step before float has the layer at 16x8
+    assert planner.steps[0].layers == ["fc"] and planner.steps[0].outputs_db["y"] < 10
+    assert planner.after_db["y"] >= 30

@@ -346,6 +346,7 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
             best = last
         if _short(last, target_db):
             return
+        losses = layer_losses(current.fidelity, model, current.inputs_db)
         current = last
         groups.append(set(added))
         kept_now = {k.name: k for k in report.kept}
@@ -354,9 +355,11 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
             if name in kept_now and kept_now[name].precision == wide[name].describe():
                 continue
             prev = layers.get(name, base.for_op(op)) if op else base.default
+            loss = losses.get(id(op)) if op else None
             report.kept = [k for k in report.kept if k.name != name]
             report.kept.append(KeptLayer(
-                name, op.type if op else "?", wide[name].describe(), step, math.nan, 0.0,
+                name, op.type if op else "?", wide[name].describe(), step,
+                loss.sqnr_db if loss else math.nan, loss.added_noise if loss else 0.0,
                 int(costs.extra_bytes(op, prev, _candidate(wide[name]))) if op else 0))
         layers = wide
 
