@@ -36,10 +36,11 @@ def stage(root: Path = ROOT, into: Path | None = None) -> Path:
         for entry in pkg.iterdir():
             entry.unlink()
     pkg.mkdir(parents=True, exist_ok=True)
+    installed = ("converters", "devices")  # wheel.packages puts these under sdk/
     for entry in (root / "sdk").iterdir():
-        if entry.name != "__pycache__":
+        if entry.name != "__pycache__" and entry.name not in installed:
             (pkg / entry.name).symlink_to(entry)
-    for name in ("converters", "devices"):
+    for name in installed:
         (pkg / name).symlink_to(root / name)
     return into
 
