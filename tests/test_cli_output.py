@@ -109,7 +109,7 @@ def test_litert_info_lines_follow_the_log_level(mlp, tmp_path) -> None:
 
 def test_native_filter_keeps_everything_else(tmp_path) -> None:
     script = (
-        "import os, sys\n"
+        "import os, sys, time\n"
         "from sdk.cli.logs import native_log_filter\n"
         "with native_log_filter('warning'):\n"
         "    os.write(2, b'INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\\n')\n"
@@ -117,13 +117,19 @@ def test_native_filter_keeps_everything_else(tmp_path) -> None:
         "    os.write(2, b'bar 10%\\rbar 20%\\r')\n"
         "    os.write(2, b'2026-12-06 07:00:00.000001: I tensorflow/core/x.cc:1] y\\n')\n"
         "    print('python stderr', file=sys.stderr)\n"
-        "    os.write(2, b'ERROR: real problem\\nINFO: partial')\n"
+        "    os.write(2, b'ERROR: real problem\\n')\n"
+        "    os.write(2, b'eta 0:01\\x1b[0m')\n"  # a bar's line left open, then LiteRT's two writes
+        "    time.sleep(0.1)\n"
+        "    os.write(2, b'INFO: ')\n"
+        "    time.sleep(0.1)\n"
+        "    os.write(2, b'Created TensorFlow Lite XNNPACK delegate for CPU.\\n')\n"
+        "    os.write(2, b'\\r\\x1b[2Kdone\\nINFO: partial')\n"
         "print('after', file=sys.stderr)\n")
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
     assert r.returncode == 0, r.stderr
     # byte for byte (a progress bar's carriage returns too), native INFO lines dropped
     assert r.stderr == (b"keep me\nbar 10%\rbar 20%\rpython stderr\nERROR: real problem\n"
-                        b"after\n")
+                        b"eta 0:01\x1b[0m\r\x1b[2Kdone\nafter\n")
 
 
 def test_dependency_deprecations_are_filtered(tmp_path) -> None:
@@ -221,3 +227,48 @@ def test_level_is_known_before_the_command_modules_load() -> None:
     assert _early_level(["info", "-q", "--log-level", "info"]) == "info"
     assert _early_level(["profile", "m.tflite", "local"]) == "warning"
     assert _early_level(["info", "--log-level", "bogus"]) == "warning"  # argparse reports it
+
+
+def _run_on_a_terminal(args: list[str], cwd: Path, timeout: float = 300) -> str:
+    """Run `edgesdk ARGS` with stdout and stderr on a pseudo-terminal; what it showed."""
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update(TERM="xterm", COLUMNS="120")
+    proc = subprocess.Popen([*EDGESDK, *args], stdout=slave, stderr=slave, cwd=cwd, env=env,
+                            start_new_session=True)
+    os.close(slave)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # the terminal closed: the process ended
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+    finally:
+        proc.wait(30)
+        os.close(master)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_on_a_terminal_bars_with_eta_and_no_litert_info(mlp, tmp_path) -> None:
+    shown = _run_on_a_terminal(["export", str(mlp), "-c", "synthetic", "-o",
+                                str(tmp_path / "m.tflite"), "--no-per-layer"], tmp_path)
+    assert "wrote " in shown, shown
+    assert "ETA" in shown and "calibrating" in shown  # rich's live bars, not log lines
+    assert "calibrating (pass 1/2): 800 ..." not in shown
+    assert XNNPACK_INFO not in shown
+    shown = _run_on_a_terminal(["export", str(mlp), "-c", "synthetic", "-o",
+                                str(tmp_path / "m.tflite"), "--no-per-layer", "-v"], tmp_path)
+    assert XNNPACK_INFO in shown

@@ -17,6 +17,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -25,6 +26,12 @@ LEVELS = ("debug", "info", "warning", "error")
 #: "2026-12-06 07:00:00.000000: I tensorflow/...")
 NATIVE_INFO = re.compile(rb"^(?:INFO: |VERBOSE: |I\d{4} \d\d:\d\d:\d\d|"
                          rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: I )")
+#: a LiteRT INFO line written while another writer's line is open (a progress bar redraw ends
+#: without a newline, in an escape sequence or a carriage return): dropped from inside it
+NATIVE_INFO_MIDLINE = re.compile(rb"(?<=\x1b\[0m|\x1b\[2K)(?:INFO|VERBOSE): [^\n]*\n|"
+                                 rb"(?<=\r)(?:INFO|VERBOSE): [^\n]*\n")
+_NATIVE_START = re.compile(rb"(?:INFO|VERBOSE): ")
+_OPEN_AFTER = re.compile(rb"(?:\x1b\[[0-9;?]*[A-Za-z]|\r)\Z")
 #: the longest prefix NATIVE_INFO needs to decide
 _DECIDE = 32
 
@@ -54,17 +61,34 @@ def configure(level: str) -> None:
         warnings.filterwarnings("ignore")
 
 
-#: whether stderr was a terminal when the filter took fd 2 over (rich asks sys.stderr, which
-#: is the filter's pipe by then)
-_STDERR_TTY = [False]
-
-
 def stderr_is_terminal() -> bool:
-    """The user's stderr is a terminal (true also while fd 2 is the filter's pipe)."""
+    """The user's stderr is a terminal (also while fd 2 is the filter's pipe: sys.stderr is
+    then a `_TerminalStderr` that says what it was)."""
     try:
-        return _STDERR_TTY[0] or os.isatty(2)
-    except OSError:
+        return bool(sys.stderr.isatty())
+    except (AttributeError, ValueError, OSError):
         return False
+
+
+class _TerminalStderr:
+    """sys.stderr while the filter holds fd 2: the same stream, answering isatty() as it did
+    before (rich, the farm's live table and the progress bars ask it)."""
+
+    def __init__(self, inner: Any, tty: bool) -> None:
+        self._inner = inner
+        self._tty = tty
+
+    def isatty(self) -> bool:
+        return self._tty
+
+    def write(self, text: str) -> int:
+        return int(self._inner.write(text))
+
+    def flush(self) -> None:
+        self._inner.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 class _NativeFilter:
@@ -72,7 +96,8 @@ class _NativeFilter:
 
     def __init__(self) -> None:
         sys.stderr.flush()
-        _STDERR_TTY[0] = os.isatty(2)
+        self.stderr = sys.stderr
+        tty = stderr_is_terminal()
         self.saved = os.dup(2)
         read, write = os.pipe()
         self.read = read
@@ -80,10 +105,16 @@ class _NativeFilter:
         os.close(write)
         self.thread = threading.Thread(target=self._pump, name="edgesdk-stderr", daemon=True)
         self.thread.start()
+        self.proxy = _TerminalStderr(self.stderr, tty)
+        sys.stderr = self.proxy  # type: ignore[assignment]
 
     def _pump(self) -> None:
+        tail = b""            # the last bytes forwarded
         line = b""            # the start of a line not decided yet
-        mode = "undecided"    # of the current line: "undecided", "pass" or "drop"
+        # of the current line: "undecided", "pass", "drop", or "drop-line" (a native INFO line
+        # inside another writer's open line: dropped up to its newline; LiteRT writes the
+        # "INFO: " prefix and the message in separate writes)
+        mode = "undecided"
         while True:
             try:
                 chunk = os.read(self.read, 65536)
@@ -91,10 +122,21 @@ class _NativeFilter:
                 break
             if not chunk:
                 break
-            out = []
-            for piece in chunk.splitlines(keepends=True):
+            out: list[bytes] = []
+            for k, piece in enumerate(chunk.splitlines(keepends=True)):
                 if mode == "pass":
-                    out.append(piece)
+                    before = out[-1] if out else tail
+                    # a write of its own (a new read, or after an escape sequence) starting a
+                    # native INFO line, inside a line another writer left open
+                    if _NATIVE_START.match(piece) and (k == 0 or _OPEN_AFTER.search(before)):
+                        if not piece.endswith(b"\n"):
+                            mode = "drop-line"
+                        continue
+                    out.append(NATIVE_INFO_MIDLINE.sub(b"", piece))
+                elif mode == "drop-line":
+                    if piece.endswith(b"\n"):
+                        mode = "pass"  # the other writer's line is still open
+                    continue
                 elif mode == "undecided":
                     line += piece
                     first = line[:1]
@@ -102,12 +144,14 @@ class _NativeFilter:
                             or not (first in (b"I", b"V") or first.isdigit())):
                         mode = "drop" if NATIVE_INFO.match(line) else "pass"
                         if mode == "pass":
-                            out.append(line)
+                            out.append(NATIVE_INFO_MIDLINE.sub(b"", line))
                         line = b""
-                if piece.endswith((b"\n", b"\r")):
+                if piece.endswith((b"\n", b"\r")) and mode != "drop-line":
                     mode = "undecided"
             if out:
-                self._write(b"".join(out))
+                data = b"".join(out)
+                tail = (tail + data)[-16:]
+                self._write(data)
         if line and not NATIVE_INFO.match(line):
             self._write(line)
 
@@ -121,11 +165,12 @@ class _NativeFilter:
 
     def close(self) -> None:
         sys.stderr.flush()
+        if sys.stderr is self.proxy:
+            sys.stderr = self.stderr
         os.dup2(self.saved, 2)  # closes the pipe's write end: the pump sees EOF
         self.thread.join(5)
         os.close(self.read)
         os.close(self.saved)
-        _STDERR_TTY[0] = False
 
 
 @contextmanager
