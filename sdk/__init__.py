@@ -41,6 +41,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "open_device": ("sdk.devices", "open_device"),
     # board farm (issue 7)
     "Farm": ("sdk.devices.farm", "Farm"),
+    # quantisation-aware training for Keras (issue 15): the module itself ("" attribute)
+    "qat": ("sdk.converters.qat", ""),
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -66,7 +68,8 @@ def __getattr__(name: str) -> Any:
         module_name, attr = _LAZY[name]
     except KeyError:
         raise AttributeError(f"module 'sdk' has no attribute {name!r}") from None
-    value = getattr(import_module(module_name), attr)
+    module = import_module(module_name)
+    value = getattr(module, attr) if attr else module
     globals()[name] = value
     return value
 

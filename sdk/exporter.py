@@ -26,6 +26,7 @@ from sdk.base.samples import InputSpec
 from sdk.converters.formats import OutputFormat, format_for
 from sdk.converters.frontends import InputShapes, LoadedModel, load_model
 from sdk.converters.ir import DType, Model, Tensor
+from sdk.converters.qat import qat_export
 from sdk.converters.quantize import (
     LayerPrecision,
     SampleSet,
@@ -158,7 +159,11 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     if not 0.0 < validation_split < 1.0:
         raise ConversionError(f"validation_split must be in (0, 1), not {validation_split}")
 
-    loaded = load_model(model, input_shapes=input_shapes, io_layout=io_layout,
+    qat = qat_export(model)  # a model from sdk.qat.prepare: export its trained grid and ranges
+    if qat is not None:
+        qat.check(scheme, dict(scheme_options or {}), activations)
+    loaded = load_model(model if qat is None else qat.model, input_shapes=input_shapes,
+                        io_layout=io_layout,
                         example_inputs=example_inputs, constant_inputs=constant_inputs)
     float_model = loaded.model
     try:  # before any calibration: quantising a quantised model is refused at once
@@ -181,7 +186,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     cal_set, val_set, notes = _samples(calibration, validation, specs, max_samples,
                                        validation_split)
     notes = [*loaded.notes, *notes]  # what the import changed (densified weights, rewrites)
-    if equalize and scheme == "int8" and activations == "int8":
+    if equalize and qat is None and scheme == "int8" and activations == "int8":
         equalized = equalize_model(float_model, cal_set)
         if equalized.pairs:
             float_model = equalized.model
@@ -189,13 +194,16 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                          + "; ".join(equalized.describe()))
     cal = calibrate(float_model, cal_set, method, percentile=percentile, progress=progress,
                     channel_means=correction != "none")
+    if qat is not None:
+        qat.pin_ranges(cal, float_model)
     lap("calibrate")
     if activations == "int8" and output_type == "float32":
         plan, kept = keep_coarse_outputs_float(float_model, plan, cal, precision,
                                                percentile=percentile)
         notes += kept
 
-    solver = weight_solver(weight_method, float_model, cal_set)  # GPTQ: the layers' Hessians
+    solver = weight_solver(weight_method, float_model, cal_set) if qat is None \
+        else qat.solver(float_model)  # GPTQ: the layers' Hessians; QAT: the trained codes
     float_state: list[tuple[bytes, list[dict[Tensor, int]]]] = []
     if target_sqnr is not None and not (fmt.runs_in_litert or fmt.runner is not None):
         raise ConversionError(f"target_sqnr needs a fidelity report, and format {fmt.name!r} "
@@ -207,7 +215,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
             with solver:
                 quantized = quantize_int8(float_model, plan_, cal.ranges, input_type=input_type,
                                           output_type=output_type, strict=strict,
-                                          weight_method=weight_method,
+                                          weight_method=weight_method if qat is None
+                                          else solver.method,
                                           input_means=cal.means if correction != "none"
                                           else None)
         except ValueError as exc:
@@ -254,7 +263,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         return _Built(quantized, encoded_model, custom_ops, data, maps, fidelity)
 
     built = build(plan, lap)
-    if solver.method == "gptq":
+    if solver.method == "gptq" and qat is None:
         timings["gptq"] = round(solver.seconds, 4)  # Hessians + solving, part of "quantize"
     notes += solver.notes
     float_bytes = float_state[0][0]
