@@ -219,3 +219,26 @@ def test_streaming_statistics_equal_the_plain_definitions() -> None:
             plain.histogram(x)
             reducer.histogram(fast, x, finite=all_finite)
         assert np.array_equal(plain.hist, fast.hist), trial
+
+
+def test_every_run_that_keeps_all_tensors_batches_within_the_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not only calibration: equalisation (and the per-layer fidelity check, bias correction)
+    feed batches through LiteRTRunner with every tensor kept; its batching check cuts them."""
+    from sdk.converters.quantize.equalize import channel_absmax
+
+    model = _model(dynamic_batch=True)
+    samples = _samples(model, 40)
+    data, _ = serialize(model)
+    probe = LiteRTRunner(data, reference=True, preserve_all_tensors=True)
+    probe.check_batching(samples)
+    assert probe.batch_size == 32
+    one = probe.tensor_bytes()
+    probe.invoke([samples.arrays[0][:2]])
+    per_sample = probe.tensor_bytes() - one
+    monkeypatch.setenv(ENV_VAR, str(per_sample * PEAK_FACTOR * 5 + per_sample))
+    fed = _batches_fed(monkeypatch)
+    tensors = [op.outputs[0] for op in model.main.operators if op.type == "CONV_2D"]
+    found = channel_absmax(model, tensors, samples)
+    assert set(found) == set(tensors)
+    assert fed[:3] == [2, 1, 1] and max(fed[3:]) == 5 and sum(fed[3:]) == len(samples)

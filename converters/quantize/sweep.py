@@ -8,9 +8,9 @@ LiteRTRunner's batch of 32, 21 GB). The sweep measures what one sample keeps aft
 and plans around the budget (`sdk.base.limits`: `EDGESDK_MEMORY_BUDGET`, 2 GiB by default):
 
 - samples per invoke: the runner's batch (when the model's batch axis is dynamic and batching
-  gives the same results), cut so that a run's peak (`PEAK_FACTOR` times the tensors it keeps)
-  stays within the budget; a single sample over the budget is a `CalibrationError` that names
-  the largest tensors;
+  gives the same results; `LiteRTRunner.check_batching` already cuts it to the budget), cut so
+  that a run's peak (`PEAK_FACTOR` times the tensors it keeps) stays within the budget; a single
+  sample over the budget is a `CalibrationError` that names the largest tensors;
 - interpreters: up to `workers` (default 2, at most the CPU count), each holding its own arena,
   while the budget allows; one invokes the next batch while the caller reduces the last one
   (LiteRT releases the GIL while it runs). Batches are reduced in sample order whatever the
@@ -33,6 +33,7 @@ import numpy as np
 from sdk.base.errors import CalibrationError
 from sdk.base.limits import ENV_VAR, default_budget
 from sdk.base.samples import SampleSet
+from sdk.run.runner import PEAK_FACTOR, LiteRTRunner
 
 #: reads tensor `index` of the batch being reduced (a view: valid only during the call)
 Reader = Callable[[int], np.ndarray]
@@ -40,10 +41,6 @@ Reducer = Callable[[Reader, int], None]
 
 #: interpreters run side by side by default
 DEFAULT_WORKERS = 2
-#: a run's peak memory over the tensors it keeps: the arena is reallocated as it grows, and
-#: dynamic tensors and kernel scratch come on top (basic-pitch: 338 MiB of tensors a sample,
-#: peak RSS 2.0x the tensors at batch 1, 2 and 6)
-PEAK_FACTOR = 2
 
 
 @dataclass(frozen=True)
@@ -69,8 +66,6 @@ class FloatSweep:
 
     def __init__(self, data: bytes, samples: SampleSet, *, constants: set[int] | None = None,
                  budget_bytes: int | None = None, workers: int | None = None):
-        from sdk.run.runner import LiteRTRunner  # imports LiteRT: keep the module light
-
         self._make = lambda batch: LiteRTRunner(data, reference=True, preserve_all_tensors=True,
                                                 batch_size=batch)
         self.samples = samples
@@ -95,17 +90,9 @@ class FloatSweep:
             self._batch = self._fit(self._measure(first, 1))
 
     # ------------------------------------------------------------------ planning
-    def _measure(self, runner: object, count: int) -> int:
+    def _measure(self, runner: LiteRTRunner, count: int) -> int:
         """Bytes per sample the last run of `runner` kept."""
-        interp = runner.interp  # type: ignore[attr-defined]
-        total = 0
-        for d in interp.get_tensor_details():
-            if d["index"] in self.constants:
-                continue
-            shape = d["shape"]
-            total += int(np.prod(shape)) * np.dtype(d["dtype"]).itemsize if len(shape) else \
-                np.dtype(d["dtype"]).itemsize
-        return max(1, total // max(count, 1))
+        return max(1, runner.tensor_bytes(self.constants) // max(count, 1))
 
     def _fit(self, per_sample: int) -> int:
         """Samples per invoke for `per_sample` bytes each (raises if one is over budget)."""
@@ -120,7 +107,7 @@ class FloatSweep:
         return max(1, min(self._batch, self.budget // peak))
 
     def _largest(self) -> str:
-        interp = self.runners[0].interp  # type: ignore[attr-defined]
+        interp = self.runners[0].interp
         sizes = sorted(((int(np.prod(d["shape"])) * np.dtype(d["dtype"]).itemsize, d["name"])
                         for d in interp.get_tensor_details()
                         if d["index"] not in self.constants and len(d["shape"])),
@@ -146,9 +133,9 @@ class FloatSweep:
         total = len(self.samples)
         done = 0
 
-        def finish(runner: object, count: int) -> None:
+        def finish(runner: LiteRTRunner, count: int) -> None:
             nonlocal done
-            interp = runner.interp  # type: ignore[attr-defined]
+            interp = runner.interp
             reduce(lambda index: interp.tensor(index)(), count)
             done += count
             if on_batch is not None:

@@ -6,7 +6,10 @@ one place that does it.
 
 Batching: when every input has a dynamic batch axis, samples are fed `batch_size` at a time after
 checking once that a batch gives the same outputs as single samples (some graphs hard-code the
-batch in a RESHAPE; those silently run one sample at a time).
+batch in a RESHAPE; those silently run one sample at a time). With `preserve_all_tensors` a run
+keeps every intermediate of every sample of its batch (basic-pitch: 338 MiB a sample, and the
+run peaks at `PEAK_FACTOR` times what it keeps): the check also measures what one sample keeps
+and cuts the batch so that a run stays within the memory budget (`sdk.base.limits`).
 """
 
 from __future__ import annotations
@@ -18,8 +21,14 @@ from typing import Any
 import numpy as np
 
 from sdk.base.errors import EdgeSDKError
+from sdk.base.limits import default_budget
 from sdk.base.samples import SampleSet
 from sdk.run.litert import backend
+
+#: a run's peak memory over the tensors it keeps with `preserve_all_tensors`: the arena is
+#: reallocated as it grows, dynamic tensors and kernel scratch come on top (basic-pitch: peak RSS
+#: 2.0x the tensors kept, at batch 1, 2 and 6)
+PEAK_FACTOR = 2
 
 
 @dataclass(frozen=True)
@@ -169,6 +178,12 @@ class LiteRTRunner(_SampleRunner):
         """An intermediate tensor of the last run (needs preserve_all_tensors)."""
         return self.interp.get_tensor(index)
 
+    def tensor_bytes(self, skip: set[int] | None = None) -> int:
+        """Bytes of the interpreter's tensors at their current shapes (but those in `skip`)."""
+        return sum(int(np.prod(d["shape"])) * np.dtype(d["dtype"]).itemsize
+                   for d in self.interp.get_tensor_details()
+                   if skip is None or d["index"] not in skip)
+
     def check_batching(self, samples: SampleSet) -> None:
         """Batch only if a batch of two gives what two single runs give."""
         if self._checked:
@@ -178,8 +193,10 @@ class LiteRTRunner(_SampleRunner):
             self.batch_size = 1
             return
         _, pair = next(samples.subset(slice(0, 2)).batches(2))
+        keeps = bool(self.options["preserve_all_tensors"])
         try:
             batched = self.invoke(pair)
+            at_two = self.tensor_bytes() if keeps else 0
             singles = [self.invoke([x[i:i + 1] for x in pair]) for i in range(2)]
         except (ValueError, RuntimeError):
             ok = False
@@ -190,3 +207,7 @@ class LiteRTRunner(_SampleRunner):
         if not ok:
             self.batch_size = 1
             self._resize(1)
+        elif keeps:  # what one more sample keeps (the weights cancel out), within the budget
+            per_sample = max(1, at_two - self.tensor_bytes())
+            self.batch_size = max(1, min(self.batch_size, default_budget().memory_bytes
+                                         // (PEAK_FACTOR * per_sample)))
