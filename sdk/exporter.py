@@ -42,6 +42,7 @@ from sdk.converters.quantize.fidelity import evaluate, input_sqnr
 from sdk.converters.quantize.fixed_outputs import keep_coarse_outputs_float
 from sdk.converters.quantize.gptq import weight_solver
 from sdk.converters.quantize.int8 import IO_TYPES, QuantizedModel, check_float_model
+from sdk.converters.quantize.int16x8 import wide_ranges
 from sdk.converters.quantize.plan import PrecisionPlan
 from sdk.converters.quantize.planner import (
     Attempt,
@@ -218,7 +219,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                                           weight_method=weight_method if qat is None
                                           else solver.method,
                                           input_means=cal.means if correction != "none"
-                                          else None)
+                                          else None,
+                                          wide_ranges=wide_ranges(cal.stats, cal.ranges))
         except ValueError as exc:
             if isinstance(exc, EdgeSDKError):
                 raise
