@@ -15,6 +15,7 @@ add_library(edge_kernels STATIC
   ${_k}/src/kernels/gemm_plan.cc
   ${_k}/src/kernels/fully_connected.cc
   ${_k}/src/kernels/conv2d.cc
+  ${_k}/src/kernels/layer_builder.cc
   ${_k}/src/kernels/depthwise_conv2d.cc
   ${_k}/src/kernels/scalar.cc
   ${_k}/src/kernels/memory_bandwidth.cc

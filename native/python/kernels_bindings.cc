@@ -238,12 +238,8 @@ struct PyDepthwise {
   int32_t batch, in_h, in_w, in_c;
 };
 
-}  // namespace
-
-void bind_kernels(py::module_& m) {
-  py::register_exception<edge::IsaUnavailableError>(m, "IsaUnavailableError", PyExc_RuntimeError);
-
-  // ------------------------------------------------------------------ ISA choice
+// ISA choice and the kernel names
+void bind_isa(py::module_& m) {
   m.def("available_isas", [] {
     std::vector<std::string> out;
     for (edge::Isa isa : edge::available_isas()) out.emplace_back(edge::isa_name(isa));
@@ -268,8 +264,10 @@ void bind_kernels(py::module_& m) {
     return std::string(edge::isa_name(edge::resolve_isa(isa_arg(name))));
   }, py::arg("isa") = py::none(),
      "The ISA a plan would use: the name given, else $EDGE_KERNEL_ISA, else the best.");
+}
 
-  // ------------------------------------------------------------------ requantisation
+// TFLite requantisation
+void bind_requantisation(py::module_& m) {
   m.def("quantize_multiplier", [](double real) {
     const edge::QuantizedMultiplier q = edge::quantize_multiplier(real);
     return std::make_pair(q.multiplier, q.shift);
@@ -301,8 +299,10 @@ void bind_kernels(py::module_& m) {
                                                       {scale, zero_point});
     return std::make_pair(r.min, r.max);
   });
+}
 
-  // ------------------------------------------------------------------ packing
+// weight packing
+void bind_packing(py::module_& m) {
   py::class_<edge::PackedWeights, std::shared_ptr<edge::PackedWeights>>(
       m, "PackedWeights", "Weights packed in the kernels' tiled layout (packing/layout.h).")
       .def_property_readonly("weight_type", [](const edge::PackedWeights& w) {
@@ -408,14 +408,18 @@ void bind_kernels(py::module_& m) {
     return edge::read_bandwidth_gbps(bytes, repeats, pool.get());
   }, py::arg("nbytes"), py::arg("repeats") = 5, py::arg("pool") = nullptr,
      "Best read bandwidth over `repeats` passes of an nbytes buffer, in GB/s.");
+}
 
-  // ------------------------------------------------------------------ threads
+// the thread pool
+void bind_threads(py::module_& m) {
   py::class_<edge::ThreadPool, std::shared_ptr<edge::ThreadPool>>(m, "ThreadPool")
       .def(py::init<int>(), py::arg("num_threads") = 0,
            "A pool of num_threads threads (0: one per physical core); the caller is thread 0.")
       .def_property_readonly("num_threads", &edge::ThreadPool::num_threads);
+}
 
-  // ------------------------------------------------------------------ plans
+// FullyConnected
+void bind_fully_connected(py::module_& m) {
   py::class_<PyFullyConnected>(m, "FullyConnected")
       .def(py::init([](std::shared_ptr<edge::PackedWeights> w, float input_scale,
                        int32_t input_zero_point, float output_scale, int32_t output_zero_point,
@@ -474,7 +478,10 @@ void bind_kernels(py::module_& m) {
       .def("kernel_name", [](const PyFullyConnected& s, int32_t m) {
         return std::string(s.plan->kernel_name(m));
       }, py::arg("m") = 1);
+}
 
+// Conv2D
+void bind_conv2d(py::module_& m) {
   py::class_<PyConv2D>(m, "Conv2D")
       .def(py::init([](std::shared_ptr<edge::PackedWeights> w, const std::vector<int32_t>& input_shape,
                        const std::pair<int32_t, int32_t>& kernel,
@@ -537,7 +544,10 @@ void bind_kernels(py::module_& m) {
       })
       .def_property_readonly("isa", [](const PyConv2D& s) { return std::string(edge::isa_name(s.plan->isa())); })
       .def_property_readonly("kernel_name", [](const PyConv2D& s) { return std::string(s.plan->kernel_name()); });
+}
 
+// DepthwiseConv2D
+void bind_depthwise(py::module_& m) {
   py::class_<PyDepthwise>(m, "DepthwiseConv2D")
       .def(py::init([](const Array<int8_t>& filter, const Array<float>& scales,
                        const std::optional<Array<int32_t>>& zero_points,
@@ -623,4 +633,17 @@ void bind_kernels(py::module_& m) {
       })
       .def_property_readonly("isa", [](const PyDepthwise& s) { return std::string(edge::isa_name(s.plan->isa())); })
       .def_property_readonly("kernel_name", [](const PyDepthwise& s) { return std::string(s.plan->kernel_name()); });
+}
+
+}  // namespace
+
+void bind_kernels(py::module_& m) {
+  py::register_exception<edge::IsaUnavailableError>(m, "IsaUnavailableError", PyExc_RuntimeError);
+  bind_isa(m);
+  bind_requantisation(m);
+  bind_packing(m);
+  bind_threads(m);
+  bind_fully_connected(m);
+  bind_conv2d(m);
+  bind_depthwise(m);
 }

@@ -1,7 +1,8 @@
 // Delegate kernels: TFLite FULLY_CONNECTED / CONV_2D / DEPTHWISE_CONV_2D nodes (and the edgesdk
 // custom ops) on the native kernel plans. Nothing here computes: it reads TFLite tensors through
-// our ABI declarations, packs weights once and calls the plans (fully_connected.h, conv2d.h,
-// depthwise_conv2d.h).
+// our ABI declarations into the layer builder's terms (edge/kernels/layer_builder.h, shared with
+// the .edge runtime: weight decoding and packing, geometry, output shapes), packs weights once
+// and calls the plans (fully_connected.h, conv2d.h, depthwise_conv2d.h).
 #include "node_kernels.h"
 
 #include <algorithm>
@@ -17,9 +18,8 @@
 #include "custom_options.h"
 #include "edge/kernels/depthwise_conv2d.h"
 #include "edge/kernels/fully_connected.h"
+#include "edge/kernels/layer_builder.h"
 #include "edge/kernels/quantize.h"
-#include "edge/packing/int2.h"
-#include "edge/packing/int4.h"
 #include "edge/packing/packed_weights.h"
 
 namespace edge {
@@ -68,30 +68,20 @@ bool supported_activation(TfLiteFusedActivation a) {
          a == kTfLiteActRelu6;
 }
 
-// The quantised value q (not the code) of element i of a TFLite weight tensor.
-int8_t weight_value(const TfLiteTensor& t, int64_t i) {
-  const auto* bytes = static_cast<const uint8_t*>(t.data);
-  switch (t.type) {
-    case kTfLiteInt8: return static_cast<int8_t>(bytes[i]);
-    case kTfLiteInt4: {
-      const int v = (bytes[i / 2] >> (4 * (i % 2))) & 0xF;
-      return static_cast<int8_t>(v >= 8 ? v - 16 : v);
-    }
-    case kTfLiteInt2: {
-      const int v = (bytes[i / 4] >> (2 * (i % 4))) & 0x3;
-      return static_cast<int8_t>(v >= 2 ? v - 4 : v);
-    }
-    default: return 0;
-  }
+// A TFLite weight tensor (INT8, INT4, INT2) in the layer builder's terms.
+StoredWeights stored(const TfLiteTensor& t) {
+  StoredWeights s;
+  s.storage = t.type == kTfLiteInt4   ? WeightStorage::kInt4
+              : t.type == kTfLiteInt2 ? WeightStorage::kInt2
+                                      : WeightStorage::kInt8;
+  s.data = static_cast<const uint8_t*>(t.data);
+  s.bytes = t.bytes;
+  s.count = num_elements(t);
+  return s;
 }
 
 // All q values of a weight tensor as int8 (for depthwise, and to detect ternary weights).
-std::vector<int8_t> weight_values(const TfLiteTensor& t) {
-  const int64_t n = num_elements(t);
-  std::vector<int8_t> out(static_cast<std::size_t>(n));
-  for (int64_t i = 0; i < n; ++i) out[static_cast<std::size_t>(i)] = weight_value(t, i);
-  return out;
-}
+std::vector<int8_t> weight_values(const TfLiteTensor& t) { return decode_weights(stored(t)); }
 
 std::size_t packed_tflite_bytes(TfLiteType type, int64_t count) {
   switch (type) {
@@ -220,8 +210,10 @@ std::string weight_type_of(const TfLiteTensor& w, const WeightQuant& wq, const O
     case kTfLiteInt2: {
       if (!options.int2) return "int2 weights not claimed (precisions option)";
       bool ternary = wq.all_zero_points_zero;
-      const int64_t n = num_elements(w);
-      for (int64_t i = 0; ternary && i < n; ++i) ternary = weight_value(w, i) != -2;
+      if (ternary) {
+        const std::vector<int8_t> values = weight_values(w);
+        ternary = std::find(values.begin(), values.end(), int8_t{-2}) == values.end();
+      }
       *type = ternary ? WeightType::kTernary : WeightType::kInt2;
       return "";
     }
@@ -410,6 +402,8 @@ std::string inspect_node(TfLiteContext* context, int node_index, const TfLiteNod
     }
   }
   if (!supported_activation(n.activation)) return "unsupported fused activation";
+  // Before anything reads the weights (weight_type_of looks at INT2 values).
+  if (w.bytes < packed_tflite_bytes(w.type, num_elements(w))) return "weight buffer too small";
   WeightQuant wq;
   std::string err;
   if (w.quantization.type == kTfLiteBlockwiseQuantization) {
@@ -440,7 +434,6 @@ std::string inspect_node(TfLiteContext* context, int node_index, const TfLiteNod
   if (n.weight_type == WeightType::kInt8 && !wq.all_zero_points_zero) {
     return "int8 weights with non-zero zero points";
   }
-  if (w.bytes < packed_tflite_bytes(w.type, num_elements(w))) return "weight buffer too small";
   err = check_bias(context, n.bias, channels, n.dynamic);
   if (!err.empty()) return err;
   *info = n;
@@ -464,45 +457,25 @@ WeightQuant quant_of(TfLiteContext* context, const NodeInfo& info, int* channels
 }
 
 // Packs a [n][k] TFLite weight tensor (FC [N, K]; conv OHWI with K = KH*KW*I) for the GEMM.
-PackedWeights pack_channel_weights(const TfLiteTensor& w, WeightType type, int32_t n, int32_t k,
-                                   const WeightQuant& wq) {
-  const auto* bytes = static_cast<const uint8_t*>(w.data);
-  const int32_t ns = static_cast<int32_t>(wq.scales.size());
-  const int32_t* zps = wq.all_zero_points_zero ? nullptr : wq.zero_points.data();
-  switch (type) {
-    case WeightType::kInt8:
-      return pack_weights(WeightType::kInt8, reinterpret_cast<const int8_t*>(bytes), n, k,
-                          wq.scales.data(), ns, zps);
-    case WeightType::kInt4:
-      return pack_int4_tflite(bytes, w.bytes, n, k, wq.scales.data(), ns, zps);
-    case WeightType::kTernary:
-      return pack_int2_tflite(bytes, w.bytes, n, k, wq.scales.data(), ns, nullptr, true);
-    case WeightType::kInt2:
-      return pack_int2_tflite(bytes, w.bytes, n, k, wq.scales.data(), ns, zps, false);
-  }
-  throw std::invalid_argument("unknown weight type");
-}
-
 PackedWeights pack_gemm_weights(const TfLiteTensor& w, WeightType type, int32_t n, int32_t k,
                                 const WeightQuant& wq) {
-  PackedWeights packed = pack_channel_weights(w, type, n, k, wq);
-  if (wq.group_size > 0) packed.set_group_scales(wq.group_size, wq.group_scales.data());
-  return packed;
+  WeightQuantization q;
+  q.scales = wq.scales.data();
+  q.num_scales = static_cast<int32_t>(wq.scales.size());
+  q.zero_points = wq.all_zero_points_zero ? nullptr : wq.zero_points.data();
+  q.group_size = wq.group_size;
+  q.group_scales = wq.group_size > 0 ? wq.group_scales.data() : nullptr;
+  return pack_layer_weights(stored(w), type, n, k, q);
 }
 
 LayerOptions layer_options(TfLiteContext* context, const NodeInfo& info, const Options& options) {
   const TfLiteTensor& x = tensor_at(context, info.input);
   const TfLiteTensor& y = tensor_at(context, info.output);
-  LayerOptions o;
-  o.input = {x.params.scale, x.params.zero_point};
-  o.output = {y.params.scale, y.params.zero_point};
-  o.activation = to_activation(info.activation);
-  o.bias = info.bias >= 0 ? static_cast<const int32_t*>(tensor_at(context, info.bias).data)
-                          : nullptr;
-  o.output_type = OutputType::kInt8;
-  o.rounding = options.rounding;
-  o.isa = options.isa;
-  return o;
+  return int8_layer_options(
+      {x.params.scale, x.params.zero_point}, {y.params.scale, y.params.zero_point},
+      to_activation(info.activation),
+      info.bias >= 0 ? static_cast<const int32_t*>(tensor_at(context, info.bias).data) : nullptr,
+      options.rounding, options.isa);
 }
 
 TfLiteStatus resize_output(TfLiteContext* context, int index, const std::vector<int>& shape) {
@@ -526,13 +499,7 @@ TfLiteStatus resize_fc_output(TfLiteContext* context, const NodeInfo& info, int3
                               int32_t* m) {
   const TfLiteTensor& x = tensor_at(context, info.input);
   *m = static_cast<int32_t>(num_elements(x) / k);
-  std::vector<int> shape;
-  if (info.keep_num_dims) {
-    shape = tensor_dims(x);
-    shape.back() = n;
-  } else {
-    shape = {*m, n};
-  }
+  const std::vector<int> shape = fc_output_shape(tensor_dims(x), k, n, info.keep_num_dims);
   const TfLiteTensor& y = tensor_at(context, info.output);
   if (num_elements(y) != static_cast<int64_t>(*m) * n) {
     return resize_output(context, info.output, shape);
@@ -577,19 +544,13 @@ class FullyConnectedKernel final : public NodeKernel {
 };
 
 ConvGeometry geometry_of(const NodeInfo& info, const std::vector<int>& xd, int kh, int kw) {
-  ConvGeometry g;
-  g.batch = xd[0];
-  g.input_height = xd[1];
-  g.input_width = xd[2];
-  g.input_channels = xd[3];
-  g.kernel_height = kh;
-  g.kernel_width = kw;
-  g.stride_height = info.stride_h;
-  g.stride_width = info.stride_w;
-  g.dilation_height = info.dilation_h;
-  g.dilation_width = info.dilation_w;
-  g.padding = info.padding;
-  return g;
+  ConvParams p;
+  p.stride_h = info.stride_h;
+  p.stride_w = info.stride_w;
+  p.dilation_h = info.dilation_h;
+  p.dilation_w = info.dilation_w;
+  p.padding = info.padding;
+  return conv_geometry(xd, kh, kw, p);
 }
 
 // ---------------------------------------------------------------- CONV_2D, DEPTHWISE_CONV_2D
@@ -786,12 +747,16 @@ class DynamicFullyConnectedKernel final : public NodeKernel {
     int channels = 0;
     const WeightQuant wq = quant_of(context, info, &channels);
     params_ = dynamic_params(context, info, channels, wq);
+    const std::vector<int8_t> values = weight_values(w);
+    const auto value = [&](int32_t c, int32_t i) {
+      return int32_t{values[static_cast<std::size_t>(c) * static_cast<std::size_t>(k_) +
+                            static_cast<std::size_t>(i)]};
+    };
     row_sums_.assign(static_cast<std::size_t>(n_), 0);
     for (int32_t c = 0; c < n_; ++c) {
       int32_t sum = 0;
       for (int32_t i = 0; i < k_; ++i) {
-        sum += weight_value(w, static_cast<int64_t>(c) * k_ + i) -
-               wq.zero_points[static_cast<std::size_t>(c)];
+        sum += value(c, i) - wq.zero_points[static_cast<std::size_t>(c)];
       }
       row_sums_[static_cast<std::size_t>(c)] = sum;
     }
@@ -808,7 +773,7 @@ class DynamicFullyConnectedKernel final : public NodeKernel {
         for (int32_t g = 0; g < groups; ++g) {
           int32_t sum = 0;
           for (int32_t i = g * wq.group_size; i < std::min(k_, (g + 1) * wq.group_size); ++i) {
-            sum += weight_value(w, static_cast<int64_t>(c) * k_ + i);
+            sum += value(c, i);
           }
           total += static_cast<double>(sum) *
                    wq.group_scales[static_cast<std::size_t>(c) * groups + g];

@@ -414,12 +414,9 @@ std::string str(const flatbuffers::String* s) {
   return out;
 }
 
-}  // namespace
-
-void Model::parse() {
-  const uint8_t* buf = file_->data();
-  const std::size_t size = file_->size();
-  const std::string& p = path_;
+// ---------------------------------------------------------------- Model::parse, in parts
+// The file's header and flatbuffer structure (every offset, vector and string inside the file).
+const fmt::Model* verified_model(const uint8_t* buf, std::size_t size, const std::string& p) {
   if (size < 8) {
     throw FormatError(cat(p, ": file is ", size,
                           " bytes, too short for a .edge model (the header alone is 8 bytes)"));
@@ -448,7 +445,183 @@ void Model::parse() {
                           " bytes): the flatbuffer structure check failed (an offset, vector or "
                           "string points outside the file or is misaligned)"));
   }
-  const fmt::Model* m = fmt::GetModel(buf);
+  return fmt::GetModel(buf);
+}
+
+// A tensor's quantisation: scales finite and >= 0, zero points in the dtype's range, per-channel
+// and per-group counts that fit the shape.
+void read_quantization(const fmt::Quantization& quant, const std::string& what, Tensor* tensor) {
+  const fmt::Quantization* q = &quant;
+  Tensor& t = *tensor;
+  t.quant.scale = vec(q->scale());
+  t.quant.zero_point = vec(q->zero_point());
+  t.quant.axis = q->axis();
+  t.quant.block_size = q->block_size();
+  const std::size_t ns = t.quant.scale.size(), nz = t.quant.zero_point.size();
+  if (ns == 0 && nz != 0) throw FormatError(cat(what, ": zero points without scales"));
+  if (nz > 1 && nz != ns) {
+    throw FormatError(cat(what, ": ", ns, " scales but ", nz, " zero points"));
+  }
+  for (float s : t.quant.scale) {
+    if (!std::isfinite(s) || s < 0.0f) {
+      throw FormatError(cat(what, ": quantisation scale ", s, " is not a finite value >= 0"));
+    }
+  }
+  // Zero points outside the type's range would overflow int32 in requantisation and the
+  // element-wise ops (and a truncating cast would silently change them): refused here.
+  int64_t zp_lo = 0, zp_hi = 0;
+  zero_point_range(t.dtype, &zp_lo, &zp_hi);
+  for (std::size_t z = 0; z < nz; ++z) {
+    const int64_t zp = t.quant.zero_point[z];
+    if (zp < zp_lo || zp > zp_hi) {
+      throw FormatError(cat(what, ": zero point ", zp, nz > 1 ? cat(" (index ", z, ")") : "",
+                            " is outside [", zp_lo, ", ", zp_hi, "] for ",
+                            dtype_name(t.dtype)));
+    }
+  }
+  if (ns > 1 || t.quant.block_size != 0) {
+    const int rank = static_cast<int>(t.shape.size());
+    if (t.quant.axis < 0 || t.quant.axis >= rank) {
+      throw FormatError(cat(what, ": quantisation axis ", t.quant.axis,
+                            " is out of range for shape ", shape_text(t.shape)));
+    }
+    int64_t expect = t.shape[t.quant.axis];
+    if (t.quant.block_size != 0) {
+      if (t.quant.block_size < 0 || rank == 0) {
+        throw FormatError(cat(what, ": invalid block size ", t.quant.block_size));
+      }
+      const int64_t k = t.shape[rank - 1];
+      expect *= (k + t.quant.block_size - 1) / t.quant.block_size;
+    }
+    if (static_cast<int64_t>(ns) != expect) {
+      throw FormatError(cat(what, ": ", ns, " quantisation scales do not fit shape ",
+                            shape_text(t.shape), " (axis ", t.quant.axis, ", block size ",
+                            t.quant.block_size, ": expected ", expect, ")"));
+    }
+  }
+}
+
+// An operator's options: the table its op type takes (OpType -> options in arity_of), read into
+// OpOptions, one case per options table.
+void read_op_options(const fmt::Operator& op, const Arity& ar, const std::string& where,
+                     OpOptions* options) {
+  const fmt::Operator* fo = &op;
+  const fmt::OpOptions otype = fo->options_type();
+  if (otype != fmt::OpOptions::NONE && otype != ar.options) {
+    throw FormatError(cat(where, " carries ", fmt::EnumNameOpOptions(otype),
+                          ", expected ", fmt::EnumNameOpOptions(ar.options)));
+  }
+  if (ar.options_required && otype == fmt::OpOptions::NONE) {
+    throw FormatError(cat(where, " has no ", fmt::EnumNameOpOptions(ar.options)));
+  }
+  // The Verifier accepts a union type with no table behind it; we do not.
+  if (otype != fmt::OpOptions::NONE && fo->options() == nullptr) {
+    throw FormatError(cat(where, " declares ", fmt::EnumNameOpOptions(otype),
+                          " but carries no options table"));
+  }
+  OpOptions& o = *options;
+  switch (otype) {
+    case fmt::OpOptions::Conv2DOptions:
+      read_conv_options(*fo->options_as_Conv2DOptions(), where, &o);
+      break;
+    case fmt::OpOptions::DepthwiseConv2DOptions: {
+      const auto* c = fo->options_as_DepthwiseConv2DOptions();
+      read_conv_options(*c, where, &o);
+      o.depth_multiplier = c->depth_multiplier();
+      break;
+    }
+    case fmt::OpOptions::FullyConnectedOptions: {
+      const auto* c = fo->options_as_FullyConnectedOptions();
+      o.activation = activation_of(c->activation(), where);
+      o.keep_num_dims = c->keep_num_dims();
+      break;
+    }
+    case fmt::OpOptions::Pool2DOptions: {
+      const auto* c = fo->options_as_Pool2DOptions();
+      o.padding = padding_of(c->padding());
+      o.stride_h = c->stride_h();
+      o.stride_w = c->stride_w();
+      o.filter_h = c->filter_h();
+      o.filter_w = c->filter_w();
+      o.activation = activation_of(c->activation(), where);
+      break;
+    }
+    case fmt::OpOptions::ElementwiseOptions:
+      o.activation = activation_of(fo->options_as_ElementwiseOptions()->activation(), where);
+      break;
+    case fmt::OpOptions::ConcatenationOptions: {
+      const auto* c = fo->options_as_ConcatenationOptions();
+      o.axis = c->axis();
+      o.activation = activation_of(c->activation(), where);
+      break;
+    }
+    case fmt::OpOptions::SoftmaxOptions:
+      o.beta = fo->options_as_SoftmaxOptions()->beta();
+      break;
+    case fmt::OpOptions::ReducerOptions: {
+      const auto* c = fo->options_as_ReducerOptions();
+      o.has_axes = c->axes() != nullptr;
+      o.axes = vec(c->axes());
+      o.keep_dims = c->keep_dims();
+      break;
+    }
+    case fmt::OpOptions::PadOptions: {
+      const auto* c = fo->options_as_PadOptions();
+      o.has_paddings = c->paddings() != nullptr;
+      o.paddings = vec(c->paddings());
+      break;
+    }
+    case fmt::OpOptions::TransposeOptions: {
+      const auto* c = fo->options_as_TransposeOptions();
+      o.has_perm = c->perm() != nullptr;
+      o.perm = vec(c->perm());
+      break;
+    }
+    case fmt::OpOptions::NONE:
+      break;
+  }
+  if (o.stride_h < 1 || o.stride_w < 1 || o.dilation_h < 1 || o.dilation_w < 1) {
+    throw FormatError(cat(where, ": strides and dilations must be >= 1 (got stride ",
+                          o.stride_h, "x", o.stride_w, ", dilation ", o.dilation_h, "x",
+                          o.dilation_w, ")"));
+  }
+}
+
+// The metadata table (informational; checked only for being readable).
+Metadata read_metadata(const fmt::Metadata& meta) {
+  const fmt::Metadata* md = &meta;
+  Metadata out;
+  out.producer = str(md->producer());
+  out.source_model_sha256 = str(md->source_model_sha256());
+  out.source_model_name = str(md->source_model_name());
+  out.quantization_recipe = str(md->quantization_recipe());
+  if (const auto* layers = md->layers()) {
+    for (const fmt::LayerInfo* li : *layers) {
+      LayerInfo info;
+      info.op_index = li->operator_();
+      info.name = str(li->name());
+      info.weight_dtype = known_dtype(static_cast<int8_t>(li->weight_dtype()))
+                              ? static_cast<DType>(li->weight_dtype())
+                              : DType::kInt8;
+      info.weight_bits = li->weight_bits();
+      info.activation_bits = li->activation_bits();
+      out.layers.push_back(std::move(info));
+    }
+  }
+  if (const auto* extra = md->extra()) {
+    for (const fmt::KeyValue* kv : *extra) out.extra.emplace_back(kv->key()->str(),
+                                                                        str(kv->value()));
+  }
+  return out;
+}
+
+}  // namespace
+
+void Model::parse() {
+  const uint8_t* buf = file_->data();
+  const std::size_t size = file_->size();
+  const std::string& p = path_;
+  const fmt::Model* m = verified_model(buf, size, p);
 
   // ---- version
   version_major_ = m->version_major();
@@ -561,54 +734,7 @@ void Model::parse() {
       }
       t.data = ptr;
     }
-    if (const fmt::Quantization* q = ft->quantization()) {
-      t.quant.scale = vec(q->scale());
-      t.quant.zero_point = vec(q->zero_point());
-      t.quant.axis = q->axis();
-      t.quant.block_size = q->block_size();
-      const std::size_t ns = t.quant.scale.size(), nz = t.quant.zero_point.size();
-      if (ns == 0 && nz != 0) throw FormatError(cat(what, ": zero points without scales"));
-      if (nz > 1 && nz != ns) {
-        throw FormatError(cat(what, ": ", ns, " scales but ", nz, " zero points"));
-      }
-      for (float s : t.quant.scale) {
-        if (!std::isfinite(s) || s < 0.0f) {
-          throw FormatError(cat(what, ": quantisation scale ", s, " is not a finite value >= 0"));
-        }
-      }
-      // Zero points outside the type's range would overflow int32 in requantisation and the
-      // element-wise ops (and a truncating cast would silently change them): refused here.
-      int64_t zp_lo = 0, zp_hi = 0;
-      zero_point_range(t.dtype, &zp_lo, &zp_hi);
-      for (std::size_t z = 0; z < nz; ++z) {
-        const int64_t zp = t.quant.zero_point[z];
-        if (zp < zp_lo || zp > zp_hi) {
-          throw FormatError(cat(what, ": zero point ", zp, nz > 1 ? cat(" (index ", z, ")") : "",
-                                " is outside [", zp_lo, ", ", zp_hi, "] for ",
-                                dtype_name(t.dtype)));
-        }
-      }
-      if (ns > 1 || t.quant.block_size != 0) {
-        const int rank = static_cast<int>(t.shape.size());
-        if (t.quant.axis < 0 || t.quant.axis >= rank) {
-          throw FormatError(cat(what, ": quantisation axis ", t.quant.axis,
-                                " is out of range for shape ", shape_text(t.shape)));
-        }
-        int64_t expect = t.shape[t.quant.axis];
-        if (t.quant.block_size != 0) {
-          if (t.quant.block_size < 0 || rank == 0) {
-            throw FormatError(cat(what, ": invalid block size ", t.quant.block_size));
-          }
-          const int64_t k = t.shape[rank - 1];
-          expect *= (k + t.quant.block_size - 1) / t.quant.block_size;
-        }
-        if (static_cast<int64_t>(ns) != expect) {
-          throw FormatError(cat(what, ": ", ns, " quantisation scales do not fit shape ",
-                                shape_text(t.shape), " (axis ", t.quant.axis, ", block size ",
-                                t.quant.block_size, ": expected ", expect, ")"));
-        }
-      }
-    }
+    if (const fmt::Quantization* q = ft->quantization()) read_quantization(*q, what, &t);
   }
 
   auto check_index = [&](int32_t index, const std::string& what, bool optional) {
@@ -693,86 +819,7 @@ void Model::parse() {
       available[out] = 1;
     }
 
-    // options
-    const fmt::OpOptions otype = fo->options_type();
-    if (otype != fmt::OpOptions::NONE && otype != ar.options) {
-      throw FormatError(cat(where, " carries ", fmt::EnumNameOpOptions(otype),
-                            ", expected ", fmt::EnumNameOpOptions(ar.options)));
-    }
-    if (ar.options_required && otype == fmt::OpOptions::NONE) {
-      throw FormatError(cat(where, " has no ", fmt::EnumNameOpOptions(ar.options)));
-    }
-    // The Verifier accepts a union type with no table behind it; we do not.
-    if (otype != fmt::OpOptions::NONE && fo->options() == nullptr) {
-      throw FormatError(cat(where, " declares ", fmt::EnumNameOpOptions(otype),
-                            " but carries no options table"));
-    }
-    OpOptions& o = op.options;
-    switch (otype) {
-      case fmt::OpOptions::Conv2DOptions:
-        read_conv_options(*fo->options_as_Conv2DOptions(), where, &o);
-        break;
-      case fmt::OpOptions::DepthwiseConv2DOptions: {
-        const auto* c = fo->options_as_DepthwiseConv2DOptions();
-        read_conv_options(*c, where, &o);
-        o.depth_multiplier = c->depth_multiplier();
-        break;
-      }
-      case fmt::OpOptions::FullyConnectedOptions: {
-        const auto* c = fo->options_as_FullyConnectedOptions();
-        o.activation = activation_of(c->activation(), where);
-        o.keep_num_dims = c->keep_num_dims();
-        break;
-      }
-      case fmt::OpOptions::Pool2DOptions: {
-        const auto* c = fo->options_as_Pool2DOptions();
-        o.padding = padding_of(c->padding());
-        o.stride_h = c->stride_h();
-        o.stride_w = c->stride_w();
-        o.filter_h = c->filter_h();
-        o.filter_w = c->filter_w();
-        o.activation = activation_of(c->activation(), where);
-        break;
-      }
-      case fmt::OpOptions::ElementwiseOptions:
-        o.activation = activation_of(fo->options_as_ElementwiseOptions()->activation(), where);
-        break;
-      case fmt::OpOptions::ConcatenationOptions: {
-        const auto* c = fo->options_as_ConcatenationOptions();
-        o.axis = c->axis();
-        o.activation = activation_of(c->activation(), where);
-        break;
-      }
-      case fmt::OpOptions::SoftmaxOptions:
-        o.beta = fo->options_as_SoftmaxOptions()->beta();
-        break;
-      case fmt::OpOptions::ReducerOptions: {
-        const auto* c = fo->options_as_ReducerOptions();
-        o.has_axes = c->axes() != nullptr;
-        o.axes = vec(c->axes());
-        o.keep_dims = c->keep_dims();
-        break;
-      }
-      case fmt::OpOptions::PadOptions: {
-        const auto* c = fo->options_as_PadOptions();
-        o.has_paddings = c->paddings() != nullptr;
-        o.paddings = vec(c->paddings());
-        break;
-      }
-      case fmt::OpOptions::TransposeOptions: {
-        const auto* c = fo->options_as_TransposeOptions();
-        o.has_perm = c->perm() != nullptr;
-        o.perm = vec(c->perm());
-        break;
-      }
-      case fmt::OpOptions::NONE:
-        break;
-    }
-    if (o.stride_h < 1 || o.stride_w < 1 || o.dilation_h < 1 || o.dilation_w < 1) {
-      throw FormatError(cat(where, ": strides and dilations must be >= 1 (got stride ",
-                            o.stride_h, "x", o.stride_w, ", dilation ", o.dilation_h, "x",
-                            o.dilation_w, ")"));
-    }
+    read_op_options(*fo, ar, where, &op.options);
   }
   for (int32_t idx : outputs_) {
     if (!available[idx]) {
@@ -782,29 +829,7 @@ void Model::parse() {
   }
 
   // ---- metadata (informational; checked only for being readable)
-  if (const fmt::Metadata* md = m->metadata()) {
-    metadata_.producer = str(md->producer());
-    metadata_.source_model_sha256 = str(md->source_model_sha256());
-    metadata_.source_model_name = str(md->source_model_name());
-    metadata_.quantization_recipe = str(md->quantization_recipe());
-    if (const auto* layers = md->layers()) {
-      for (const fmt::LayerInfo* li : *layers) {
-        LayerInfo info;
-        info.op_index = li->operator_();
-        info.name = str(li->name());
-        info.weight_dtype = known_dtype(static_cast<int8_t>(li->weight_dtype()))
-                                ? static_cast<DType>(li->weight_dtype())
-                                : DType::kInt8;
-        info.weight_bits = li->weight_bits();
-        info.activation_bits = li->activation_bits();
-        metadata_.layers.push_back(std::move(info));
-      }
-    }
-    if (const auto* extra = md->extra()) {
-      for (const fmt::KeyValue* kv : *extra) metadata_.extra.emplace_back(kv->key()->str(),
-                                                                          str(kv->value()));
-    }
-  }
+  if (const fmt::Metadata* md = m->metadata()) metadata_ = read_metadata(*md);
 }
 
 }  // namespace runtime

@@ -1,14 +1,14 @@
 // FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D: thin adapters from .edge operators to the
 // native kernel library (issue 3: edge/kernels/*.h), which owns packing, the GEMM and
-// depthwise micro-kernels, requantisation, ISA dispatch and the thread pool. This file only
-// decodes the stored weights, checks shapes against the operator's rules, builds the kernel
-// library's per-layer plan once and runs it.
+// depthwise micro-kernels, requantisation, ISA dispatch and the thread pool. This file reads
+// the .edge tensors and options into the layer builder's terms (edge/kernels/layer_builder.h,
+// shared with the TFLite delegate: weight decoding and packing, geometry, output shapes),
+// checks what the .edge format can get wrong, builds the per-layer plan once and runs it.
 //
 // Rounding: LiteRT's x86 int8 FULLY_CONNECTED and CONV_2D requantise with ties rounded up
 // (Rounding::kUpward); its DEPTHWISE_CONV_2D does the same for channels in vectors of 8 and
 // rounds the C % 8 leftover channels away from zero (see depthwise_conv2d.h). The plans are set
 // up to reproduce that, so .edge int8 results equal LiteRT's builtin kernels bit for bit.
-#include <cstring>
 #include <optional>
 #include <stdexcept>
 #include <utility>
@@ -17,10 +17,8 @@
 #include "edge/kernels/depthwise_conv2d.h"
 #include "edge/kernels/fully_connected.h"
 #include "edge/kernels/isa.h"
+#include "edge/kernels/layer_builder.h"
 #include "edge/packing/packed_weights.h"
-#include "edge/packing/ternary.h"
-#include "edge/packing/int2.h"
-#include "edge/packing/int4.h"
 #include "edge/runtime/limits.h"
 #include "edge/thread_pool.h"
 #include "op_kernel.h"
@@ -100,26 +98,23 @@ Weights weight_facts(const PrepareContext& ctx, const Tensor& w, int32_t n, int3
   return out;
 }
 
-// The stored weight values as int8 (sub-byte types decoded), row-major.
-std::vector<int8_t> weight_values(const Tensor& w) {
-  const int64_t count = w.num_elements();
-  std::vector<int8_t> v(static_cast<std::size_t>(count));
-  if (w.dtype == DType::kInt8) {
-    std::memcpy(v.data(), w.data, v.size());
-  } else if (w.storage == Storage::kBase3) {
-    decode_base3(w.data, v.size(), v.data());
-  } else {
-    const int bits = dtype_bits(w.dtype);
-    const int per_byte = 8 / bits;
-    const int mask = (1 << bits) - 1;
-    for (int64_t i = 0; i < count; ++i) {
-      const int code = (w.data[i / per_byte] >> ((i % per_byte) * bits)) & mask;
-      const bool is_signed = w.dtype != DType::kUInt4;
-      v[i] = static_cast<int8_t>(is_signed && code >= (1 << (bits - 1)) ? code - (1 << bits)
-                                                                       : code);
-    }
+// The weight tensor's storage in the layer builder's terms (INT8, INT4, UINT4, INT2 and TERNARY
+// in 2-bit fields as TFLite packs them, TERNARY in BASE3).
+StoredWeights stored(const Tensor& w) {
+  StoredWeights s;
+  s.data = w.data;
+  s.bytes = w.data_bytes;
+  s.count = w.num_elements();
+  if (w.storage == Storage::kBase3) {
+    s.storage = WeightStorage::kBase3;
+  } else if (w.dtype == DType::kInt4) {
+    s.storage = WeightStorage::kInt4;
+  } else if (w.dtype == DType::kUInt4) {
+    s.storage = WeightStorage::kUInt4;
+  } else if (w.dtype == DType::kInt2 || w.dtype == DType::kTernary) {
+    s.storage = WeightStorage::kInt2;
   }
-  return v;
+  return s;
 }
 
 WeightType weight_type(const PrepareContext& ctx, const Tensor& w) {
@@ -137,26 +132,16 @@ WeightType weight_type(const PrepareContext& ctx, const Tensor& w) {
 PackedWeights pack(const PrepareContext& ctx, const Weights& f) {
   const Tensor& w = *f.tensor;
   const WeightType type = weight_type(ctx, w);
-  const int32_t* zps = f.zero_points.empty() ? nullptr : f.zero_points.data();
-  const auto num_scales = static_cast<int32_t>(f.scales.size());
-  PackedWeights packed;
-  if (w.dtype == DType::kInt4) {
-    packed = pack_int4_tflite(w.data, w.data_bytes, f.n, f.k, f.scales.data(), num_scales, zps);
-  } else if (w.dtype == DType::kInt2) {
-    packed = pack_int2_tflite(w.data, w.data_bytes, f.n, f.k, f.scales.data(), num_scales, zps);
-  } else if (w.dtype == DType::kTernary && w.storage == Storage::kBase3) {
-    if (zps != nullptr) throw ctx.unsupported("ternary weights with a zero point");
-    packed = pack_ternary_base3(w.data, w.data_bytes, f.n, f.k, f.scales.data(), num_scales);
-  } else if (w.dtype == DType::kTernary) {
-    if (zps != nullptr) throw ctx.unsupported("ternary weights with a zero point");
-    packed = pack_int2_tflite(w.data, w.data_bytes, f.n, f.k, f.scales.data(), num_scales,
-                              nullptr, /*as_ternary=*/true);
-  } else {
-    const std::vector<int8_t> values = weight_values(w);
-    packed = pack_weights(type, values.data(), f.n, f.k, f.scales.data(), num_scales, zps);
+  if (type == WeightType::kTernary && !f.zero_points.empty()) {
+    throw ctx.unsupported("ternary weights with a zero point");
   }
-  if (f.group_size > 0) packed.set_group_scales(f.group_size, f.group_scales.data());
-  return packed;
+  WeightQuantization q;
+  q.scales = f.scales.data();
+  q.num_scales = static_cast<int32_t>(f.scales.size());
+  q.zero_points = f.zero_points.empty() ? nullptr : f.zero_points.data();
+  q.group_size = f.group_size;
+  q.group_scales = f.group_size > 0 ? f.group_scales.data() : nullptr;
+  return pack_layer_weights(stored(w), type, f.n, f.k, q);
 }
 
 // Bias: constant INT32 [n] (or absent).
@@ -175,15 +160,9 @@ LayerOptions layer_options(const PrepareContext& ctx, const Tensor& x, const Ten
   expect_dtype(ctx, out, DType::kInt8, "output");
   const runtime::TensorQuant qi = per_tensor_quant(ctx, x, "input");
   const runtime::TensorQuant qo = per_tensor_quant(ctx, out, "output");
-  LayerOptions o;
-  o.input = {qi.scale, qi.zero_point};
-  o.output = {qo.scale, qo.zero_point};
-  o.activation = kernel_activation(ctx.op.options.activation);
-  o.bias = bias_of(ctx, n);
-  o.output_type = OutputType::kInt8;
-  o.rounding = Rounding::kUpward;
-  o.isa = requested_isa(ctx);
-  return o;
+  return int8_layer_options({qi.scale, qi.zero_point}, {qo.scale, qo.zero_point},
+                            kernel_activation(ctx.op.options.activation), bias_of(ctx, n),
+                            Rounding::kUpward, requested_isa(ctx));
 }
 
 ConvGeometry conv_geometry(const PrepareContext& ctx, const Tensor& x, int32_t kh, int32_t kw) {
@@ -195,37 +174,27 @@ ConvGeometry conv_geometry(const PrepareContext& ctx, const Tensor& x, int32_t k
     throw ctx.error("padding (", p.top, ", ", p.left, ", ", p.bottom, ", ", p.right,
                     ") must be between 0 and 65536");
   }
-  ConvGeometry g;
-  g.batch = x.shape[0];
-  g.input_height = x.shape[1];
-  g.input_width = x.shape[2];
-  g.input_channels = x.shape[3];
-  g.kernel_height = kh;
-  g.kernel_width = kw;
-  g.stride_height = o.stride_h;
-  g.stride_width = o.stride_w;
-  g.dilation_height = o.dilation_h;
-  g.dilation_width = o.dilation_w;
-  g.padding = edge::Padding::kExplicit;
-  g.pad_top = p.top;
-  g.pad_bottom = p.bottom;
-  g.pad_left = p.left;
-  g.pad_right = p.right;
-  return g;
+  ConvParams params;
+  params.stride_h = o.stride_h;
+  params.stride_w = o.stride_w;
+  params.dilation_h = o.dilation_h;
+  params.dilation_w = o.dilation_w;
+  params.padding = edge::Padding::kExplicit;
+  params.pad_top = p.top;
+  params.pad_bottom = p.bottom;
+  params.pad_left = p.left;
+  params.pad_right = p.right;
+  return edge::conv_geometry(x.shape, kh, kw, params);
 }
 
 void expect_conv_output(const PrepareContext& ctx, const Tensor& x, const Tensor& out,
                         const ConvGeometry& g, int32_t oc) {
-  const int64_t eh = int64_t{g.kernel_height - 1} * g.dilation_height + 1;
-  const int64_t ew = int64_t{g.kernel_width - 1} * g.dilation_width + 1;
-  const int64_t sh = int64_t{g.input_height} + g.pad_top + g.pad_bottom - eh;
-  const int64_t sw = int64_t{g.input_width} + g.pad_left + g.pad_right - ew;
-  if (sh < 0 || sw < 0) {
-    throw ctx.error("the filter (", eh, "x", ew, " with dilation) is larger than the padded input ",
-                    shape_str(x.shape));
+  std::vector<int32_t> expect;
+  try {
+    expect = conv_output_shape(g, oc);
+  } catch (const std::invalid_argument& e) {
+    throw ctx.error(e.what(), " ", shape_str(x.shape));
   }
-  const std::vector<int32_t> expect = {g.batch, static_cast<int32_t>(sh / g.stride_height + 1),
-                                       static_cast<int32_t>(sw / g.stride_width + 1), oc};
   if (out.shape != expect) {
     throw ctx.error("output shape ", shape_str(out.shape), " should be ", shape_str(expect),
                     " for input ", shape_str(x.shape), ", this filter, stride and padding");
@@ -257,16 +226,11 @@ class FullyConnectedKernel final : public OpKernel {
       throw ctx.error("input ", shape_str(x.shape), " is not a whole number of rows of K = ", k);
     }
     m_ = static_cast<int32_t>(x.num_elements() / k);
-    std::vector<int32_t> expect;
-    if (ctx.op.options.keep_num_dims) {
-      expect.assign(x.shape.begin(), x.shape.end());
-      if (expect.empty() || expect.back() != k) {
-        throw ctx.error("with keep_num_dims the input's last dimension must be K = ", k);
-      }
-      expect.back() = n;
-    } else {
-      expect = {m_, n};
+    const bool keep_num_dims = ctx.op.options.keep_num_dims;
+    if (keep_num_dims && (x.shape.empty() || x.shape.back() != k)) {
+      throw ctx.error("with keep_num_dims the input's last dimension must be K = ", k);
     }
+    const std::vector<int32_t> expect = fc_output_shape(x.shape, k, n, keep_num_dims);
     if (out.num_elements() != int64_t{m_} * n ||
         (out.shape != expect && !(out.shape.size() == 1 && m_ == 1))) {
       throw ctx.error("output shape ", shape_str(out.shape), " should be ", shape_str(expect));
@@ -391,7 +355,7 @@ class DepthwiseKernel final : public SpatialKernel<DepthwiseConv2D> {
     weight_type(ctx, w);  // a supported weight type
     const Weights f = weight_facts(ctx, w, oc, w.shape[1] * w.shape[2], 3);
     if (f.group_size > 0) throw ctx.unsupported("per-group scales on depthwise weights");
-    const std::vector<int8_t> filter = weight_values(w);
+    const std::vector<int8_t> filter = guarded(ctx, [&] { return decode_weights(stored(w)); });
     DepthwiseConv2DOptions o;
     static_cast<LayerOptions&>(o) = layer_options(ctx, x, out, oc);
     o.geometry = g;
