@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from sdk.devices.errors import DeviceConfigError
+from sdk.devices.npu import NpuConfig, npu_from_table
 
 #: The transports we speak.
 TRANSPORTS = ("adb", "ssh", "local")
@@ -124,6 +125,8 @@ class DeviceConfig:
     threads: int | None = None          #: default interpreter threads
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     delegates: tuple[DelegateConfig, ...] = ()
+    #: the board's NPU stack (Ethos-U / VX / any LiteRT delegate / RKNN): sdk.devices.npu
+    npu: NpuConfig | None = None
     env: Mapping[str, str] = field(default_factory=dict)  #: extra environment for runs
     timeout: float = 600.0              #: default time limit of one run, seconds
     connect_timeout: float = 15.0       #: seconds
@@ -197,6 +200,8 @@ class DeviceConfig:
             elif f.name == "delegates":
                 value = [{"path": d.path, "name": d.name, "options": dict(d.options)}
                          for d in value]
+            elif f.name == "npu":
+                value = value.to_dict()
             elif f.name == "exec_prefix":
                 value = list(value)
             elif f.name == "env":
@@ -273,6 +278,8 @@ def _convert(key: str, value: Any, *, path: str | None, device: str) -> Any:
             out.append(DelegateConfig(path=str(d["path"]), name=str(d.get("name", "")),
                                       options=options))
         return tuple(out)
+    if key == "npu":
+        return npu_from_table(value, **where)
     if key == "env":
         _expect(dict, value, key=key, **where)
         env = {str(k): str(v) for k, v in value.items()}

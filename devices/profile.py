@@ -12,9 +12,10 @@ from sdk.devices.config import DeviceConfig
 from sdk.devices.deploy import deployed
 from sdk.devices.errors import RunnerError
 from sdk.devices.info import DeviceInfo
+from sdk.devices.npu import NpuConfig, NpuPlacement, npu_notes, placement_from_runner
 from sdk.devices.results import LatencyStats, Profile, honesty_notes
 from sdk.devices.runners.base import RunnerReport, RunRequest, StageProgress
-from sdk.devices.runners.delegates import placement_notes
+from sdk.devices.runners.delegates import custom_ops, placement_notes
 
 
 def resolve_cpus(cpus: str | None, info: DeviceInfo) -> tuple[str | None, str | None]:
@@ -115,5 +116,14 @@ def profile(model: str | os.PathLike[str], device: str | DeviceConfig | Device, 
         emulated=info.emulated,
         notes=honesty_notes(info, report.machine, report.runner) + ((pin_note,) if pin_note
                                                                     else ())
-        + placement_notes(report.raw),
-        latencies_ms=report.latencies_ms)
+        + placement_notes(report.raw) + npu_notes(dev.config.npu, custom_ops(dep.model)),
+        latencies_ms=report.latencies_ms, npu=npu_placement(report, dev.config.npu))
+
+
+def npu_placement(report: RunnerReport, npu: NpuConfig | None) -> NpuPlacement | None:
+    """What the NPU took: the runner's own placement (RKNNLite's, from the compile report),
+    else the delegates' nodes in the litert-python runner's report."""
+    placement = report.raw.get("npu_placement")
+    if isinstance(placement, dict):
+        return NpuPlacement.from_dict(placement)
+    return placement_from_runner(report.raw, npu)

@@ -13,6 +13,7 @@ import numpy as np
 
 from sdk.base.tables import jsonable
 from sdk.devices.info import DeviceInfo, ThermalState
+from sdk.devices.npu import NpuPlacement
 from sdk.devices.runners.base import LayerTime
 
 
@@ -75,6 +76,8 @@ class Profile:
     emulated: str | None = None
     notes: tuple[str, ...] = ()
     latencies_ms: tuple[float, ...] = ()
+    #: which nodes the board's NPU (delegate or RKNNLite) took; None without one
+    npu: NpuPlacement | None = None
 
     @property
     def governor(self) -> str | None:
@@ -108,6 +111,8 @@ class Profile:
             d[key] = ThermalState(**(d.get(key) or {}))
         for key in ("isa", "delegates", "notes", "latencies_ms"):
             d[key] = tuple(d.get(key) or ())
+        if d.get("npu") is not None:
+            d["npu"] = NpuPlacement.from_dict(d["npu"])
         return cls(**d)
 
     def to_json(self, **kwargs: Any) -> str:

@@ -12,7 +12,7 @@ import pytest
 from npu_support import build_classifier, images
 
 import sdk
-from sdk.devices.config import DelegateConfig
+from sdk.devices.config import DelegateConfig, DeviceConfig
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +58,115 @@ def test_a_delegate_that_claims_nothing_is_a_warning(emulated_board, stand_in_de
     assert any(n.startswith("warning: the delegate(s)") and "claimed none of the model's 4 "
                "nodes" in n for n in profile.notes), profile.notes
     assert any("claimed 0 of 4 nodes" in n for n in profile.notes), profile.notes
+
+
+# ---------------------------------------------------------------------------- the npu table
+def _npu_config(table: dict) -> DeviceConfig:
+    return DeviceConfig.from_dict("b", {"transport": "ssh", "address": "pi@b", "npu": table},
+                                  path="devices.toml")
+
+
+def test_device_config_names_the_npu_stack() -> None:
+    from sdk.devices.config import parse_device_tables
+
+    ethos = _npu_config({"stack": "ethos-u"}).npu
+    assert ethos is not None and ethos.delegate == "/usr/lib/libethosu_delegate.so"
+    vx = _npu_config({"stack": "delegate", "name": "vx", "delegate": "/usr/lib/libvx_delegate.so",
+                      "options": {"cache_file_path": "/tmp/vx.nb", "verbose": True}}).npu
+    assert vx is not None and vx.options == {"cache_file_path": "/tmp/vx.nb", "verbose": "true"}
+    rknn = _npu_config({"stack": "rknn", "core_mask": "0_1_2"}).npu
+    assert rknn is not None and not rknn.uses_delegate
+    # a round trip through to_dict (the farm keeps configs as tables)
+    config = _npu_config({"stack": "vx", "fallback": "error"})
+    again = parse_device_tables({"devices": {"b": config.to_dict()}})["b"]
+    assert again.npu == config.npu
+
+
+@pytest.mark.parametrize(("table", "key", "words"), [
+    ({"delegate": "/x.so"}, "npu.stack", "missing 'stack'"),
+    ({"stack": "hexagon"}, "npu.stack", "unknown NPU stack 'hexagon'"),
+    ({"stack": "delegate"}, "npu.delegate", "needs 'delegate'"),
+    ({"stack": "rknn", "delegate": "/x.so"}, "npu.delegate", "not a LiteRT delegate"),
+    ({"stack": "ethos-u", "fallback": "gpu"}, "npu.fallback", "fallback must be one of"),
+    ({"stack": "rknn", "core_mask": "3"}, "npu.core_mask", "unknown core_mask '3'"),
+    ({"stack": "vx", "core_mask": "0"}, "npu.core_mask", "RKNNLite's"),
+    ({"stack": "vx", "options": {"a": [1]}}, "npu.options.a", "strings, numbers or booleans"),
+    ({"stack": "vx", "delgate": "/x.so"}, "npu.delgate", "unknown key"),
+    ({"stack": 3}, "npu.stack", "expected str"),
+])
+def test_a_bad_npu_table_names_the_key(table, key, words) -> None:
+    from sdk.devices.errors import DeviceConfigError
+
+    with pytest.raises(DeviceConfigError) as info:
+        _npu_config(table)
+    assert info.value.field == key and words in str(info.value), str(info.value)
+    assert "devices.toml" in str(info.value) and "device 'b'" in str(info.value)
+
+
+# ---------------------------------------------------------------------------- on the board
+@pytest.fixture(scope="module")
+def int8_model(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("npu-model")
+    float_model = build_classifier(tmp / "m.tflite")
+    return sdk.export(float_model, "int8", calibration=images(), output=tmp / "m_int8.tflite",
+                      report=False, per_layer=False).path
+
+
+def test_ethos_u_board_profile_reports_npu_placement(emulated_board, stand_in_delegate,
+                                                     int8_model) -> None:
+    from sdk.devices.emulated.npu import npu_board_config
+
+    board = npu_board_config(emulated_board, "ethos-u")
+    profile = sdk.profile(int8_model, board, runs=3, warmup=1)
+    npu = profile.npu
+    assert npu is not None and npu.stack == "ethos-u" and npu.fallback is None, profile.notes
+    assert npu.npu == ("CONV_2D#1", "FULLY_CONNECTED#3") and npu.nodes == 6
+    assert npu.summary() == "NPU 2/6 nodes (33%)"
+    # first run (the delegate's compile / warm-up) apart from the steady state
+    assert profile.init_ms is not None and profile.first_run_ms is not None
+    assert profile.latency.runs == 3
+    # the model was not compiled by Vela: the real Ethos-U delegate would take nothing
+    assert any("was not compiled by Vela" in n for n in profile.notes), profile.notes
+    # the placement survives the JSON round trip (results databases, the farm)
+    from sdk.devices.results import Profile
+
+    assert Profile.from_dict(profile.to_dict()).npu == npu
+
+
+def test_missing_npu_delegate_falls_back_to_the_cpu_with_a_warning(emulated_board, int8_model,
+                                                                  tmp_path) -> None:
+    from sdk.devices.emulated.npu import npu_board_config
+
+    missing = str(tmp_path / "libvx_delegate.so")
+    board = npu_board_config(emulated_board, "vx", delegate=missing)
+    profile = sdk.profile(int8_model, board, runs=2, warmup=0)
+    warnings = [n for n in profile.notes if n.startswith("warning: cannot load the NPU delegate")]
+    assert len(warnings) == 1 and missing in warnings[0] and "ran on the CPU" in warnings[0]
+    assert profile.npu is not None and profile.npu.npu == ()
+    assert profile.npu.fallback is not None and "failed to load" in profile.npu.fallback
+    assert profile.npu.nodes == 6 and profile.npu.summary().startswith("CPU only")
+    assert profile.latency.runs == 2 and profile.delegates == ()
+
+
+def test_missing_npu_delegate_with_fallback_error_stops(emulated_board, int8_model,
+                                                        tmp_path) -> None:
+    from sdk.devices.emulated.npu import npu_board_config
+    from sdk.devices.errors import RunnerError
+
+    missing = str(tmp_path / "libvx_delegate.so")
+    board = npu_board_config(emulated_board, "vx", delegate=missing, fallback="error")
+    with pytest.raises(RunnerError, match=r"NPU delegate .*libvx_delegate.so .* not on the dev"):
+        sdk.profile(int8_model, board, runs=1, warmup=0)
+
+
+def test_validate_and_deploy_on_an_npu_board(emulated_board, stand_in_delegate,
+                                             int8_model) -> None:
+    from sdk.devices.emulated.npu import npu_board_config
+
+    board = npu_board_config(emulated_board, "delegate", name="imx8mp-standin")
+    with sdk.deploy(int8_model, board) as dep:
+        assert dep.runner.name == "litert-python"
+        assert str(stand_in_delegate) in dep.runner.code_files()
+    check = sdk.validate(int8_model, board, images(8))
+    # the stand-in's int8 kernels round differently from XNNPACK's (as an NPU's would)
+    assert check.samples == 8 and check.sqnr_db is not None and check.sqnr_db > 25, check

@@ -76,7 +76,25 @@ def delegates_for(device: Device, model: Path, progress: StageProgress | None = 
             raise RunnerError(f"{label} {delegate.path} (from the device config) is not on the "
                               "device", device=device.name)
         out.append((delegate.path, delegate.options))
+    npu = device.config.npu
+    if npu is not None and npu.uses_delegate:
+        # with fallback = "cpu" a missing library is the runner's to report (it cannot load
+        # it, warns, and runs on the CPU); with "error" it stops here, naming the path
+        if npu.fallback == "error" and not device.exists(npu.delegate):
+            raise RunnerError(f"the {npu.label} NPU delegate {npu.delegate} (the device "
+                              "config's npu.delegate) is not on the device",
+                              device=device.name)
+        out.append((npu.delegate, npu.options))
     return out
+
+
+def cpu_fallback_delegates(device: Device) -> list[str]:
+    """Device paths of delegates that may fall back to the CPU (with a warning) when they
+    cannot be loaded: the NPU stack's, unless its config says `fallback = "error"`."""
+    npu = device.config.npu
+    if npu is not None and npu.uses_delegate and npu.fallback == "cpu":
+        return [npu.delegate]
+    return []
 
 
 def placement_notes(raw: Mapping[str, object]) -> tuple[str, ...]:

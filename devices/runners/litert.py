@@ -18,7 +18,7 @@ from sdk.devices.runners.base import (
     StageProgress,
     parse_marked_json,
 )
-from sdk.devices.runners.delegates import delegates_for
+from sdk.devices.runners.delegates import cpu_fallback_delegates, delegates_for
 
 SCRIPT = Path(__file__).with_name("litert_runner.py")
 REMOTE_NAME = "edgesdk_litert_runner.py"
@@ -107,6 +107,8 @@ class LiteRTPythonRunner(Runner):
                                            runner_abi=abi_for_arch(machine)):
             self._delegate_args += ["--delegate", path, "--delegate-options",
                                     json.dumps(dict(options))]
+        for path in cpu_fallback_delegates(self.device):
+            self._delegate_args += ["--cpu-fallback", path]
 
     def code_files(self) -> list[str]:
         """The runner script and the delegate libraries it loads."""

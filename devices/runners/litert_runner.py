@@ -231,6 +231,8 @@ def main():
     parser.add_argument("--outputs-dir", default="")
     parser.add_argument("--delegate", action="append", default=[])
     parser.add_argument("--delegate-options", action="append", default=[])
+    parser.add_argument("--cpu-fallback", action="append", default=[],
+                        help="a --delegate that may fail to load: run on the CPU with a warning")
     parser.add_argument("--no-xnnpack", action="store_true")
     parser.add_argument("--backend", default="")
     parser.add_argument("--check", action="store_true")
@@ -262,16 +264,23 @@ def main():
     if not args.model:
         fail("no model given")
 
-    delegates, delegate_names = [], []
+    delegates, delegate_names, fallback, loaded_options = [], [], [], []
     for i, path in enumerate(args.delegate):
         options = {}
-        if i < len(args.delegate_options) and args.delegate_options[i]:
-            options = {str(k): str(v) for k, v in json.loads(args.delegate_options[i]).items()}
+        raw_options = args.delegate_options[i] if i < len(args.delegate_options) else ""
+        if raw_options:
+            options = {str(k): str(v) for k, v in json.loads(raw_options).items()}
         try:
             delegates.append(load_delegate(path, options))
         except Exception as exc:
-            fail(f"cannot load delegate {path}: {exc}", kind="delegate")
+            if path not in args.cpu_fallback:
+                fail(f"cannot load delegate {path}: {exc}", kind="delegate")
+            # an NPU delegate that may fall back: run on the CPU, and say so
+            fallback.append({"delegate": path, "error": f"{type(exc).__name__}: {exc}"})
+            continue
         delegate_names.append(path)
+        loaded_options.append(raw_options)
+    args.delegate, args.delegate_options = delegate_names, loaded_options
 
     kwargs = {"model_path": args.model}
     if args.threads:
@@ -356,7 +365,17 @@ def main():
     layers = time_layers(args, kwargs, interpreter_class, load_delegate, np) \
         if args.layers else None
     peak_rss = peak_rss_bytes()  # before the placement check's second interpreter
-    placement, warnings = None, []
+    placement, warnings, nodes = None, [], None
+    for item in fallback:
+        warnings.append(f"cannot load the NPU delegate {item['delegate']} ({item['error']}): "
+                        "the model ran on the CPU")
+    if fallback and not delegates:
+        try:
+            ops = [n for n in interp._get_ops_details() if n["op_name"] != "DELEGATE"]
+            nodes = {"count": len(ops),
+                     "names": [f"{n['op_name']}#{int(n['index'])}" for n in ops]}
+        except Exception:  # an old backend without the node list
+            nodes = None
     if delegates:
         try:
             placement = delegate_placement(args, kwargs, interpreter_class, load_delegate,
@@ -369,7 +388,9 @@ def main():
 
     result.update(
         samples=samples, threads=args.threads or None, xnnpack=not args.no_xnnpack,
-        delegates=delegate_names, placement=placement, warnings=warnings,
+        delegates=delegate_names, placement=placement, warnings=warnings, fallback=fallback,
+        nodes=None if nodes is None else nodes["count"],
+        node_names=None if nodes is None else nodes["names"],
         init_ms=init_ms, first_run_ms=first_ms,
         warmup=args.warmup, latencies_ms=latencies, duration_s=duration_s,
         min_duration_s=min_duration, layers=layers, peak_rss_bytes=peak_rss,
