@@ -23,8 +23,8 @@ SCHEMES = ("ternary", "int2", "int4", "int8")
 
 def prepare(model: Any, scheme: str = "ternary", *, calibration: Any = None,
             momentum: float = 0.9, **scheme_options: Any) -> Any:
-    """See `sdk.converters.qat.prepare.prepare`."""
-    from sdk.converters.qat.prepare import prepare as _prepare
+    """See `sdk.converters.qat.build.prepare`."""
+    from sdk.converters.qat.build import prepare as _prepare
 
     return _prepare(model, scheme, calibration=calibration, momentum=momentum,
                     **scheme_options)
