@@ -1,4 +1,4 @@
-"""The Keras layers of a QAT model (TensorFlow; imported by `sdk.converters.qat.prepare`).
+"""The Keras layers of a QAT model (TensorFlow; imported by `sdk.converters.qat.build`).
 
 - `QatWeighted`: one Conv2D / DepthwiseConv2D / Dense with the BatchNormalization after it
   folded in (w * gamma / sqrt(var + eps), beta + (b - mean) * gamma / sqrt(var + eps), with the
