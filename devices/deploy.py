@@ -16,7 +16,7 @@ from sdk.devices.config import DeviceConfig
 from sdk.devices.errors import TransferError
 from sdk.devices.runners.base import Runner, StageProgress, select_runner
 
-MODEL_SUFFIXES = (".tflite", ".edge")
+MODEL_SUFFIXES = (".tflite", ".edge", ".rknn")
 
 
 @dataclass

@@ -197,14 +197,52 @@ def validate(model: str | os.PathLike[str], device: str | DeviceConfig | Device,
     elif path.suffix.lower() == ".edge":
         comparisons, report, info, reference, arrays = _validate_edge(
             path, device, inputs, runner, threads, timeout, config, progress)
+    elif path.suffix.lower() == ".rknn":
+        comparisons, report, info, reference, arrays = _validate_rknn(
+            path, device, inputs, runner, threads, timeout, config, progress)
     else:
         raise RunnerError(f"cannot validate {path.suffix or 'suffix-less'} models; edgesdk "
-                          "validates .tflite and .edge")
+                          "validates .tflite, .edge and .rknn")
     return Validation(model=str(path), device=info, runner=report.runner,
                       runtime=report.runtime, machine=report.machine, reference=reference,
                       samples=int(arrays[0].shape[0]), outputs=comparisons,
                       emulated=info.emulated,
                       notes=honesty_notes(info, report.machine, report.runner))
+
+
+def _validate_rknn(path: Path, device: Any, inputs: Inputs, runner: str | None,
+                   threads: int | None, timeout: float | None, config: Any,
+                   progress: StageProgress | None) -> tuple[Any, RunnerReport, Any, str, Any]:
+    """.rknn (Rockchip NPU, RKNNLite on the board): the reference is this host's LiteRT running
+    the INT8 .tflite the .rknn was compiled from (named by the compile report beside it).
+    RKNNLite returns float32 outputs: integer outputs of the .tflite are compared after
+    quantising the board's with the output's own scale and zero point."""
+    from sdk.devices.runners.rknn_lite import compile_report
+    from sdk.run.runner import LiteRTRunner
+
+    found = compile_report(path)
+    if found is None or not found[1].is_file():
+        raise RunnerError(f"{path.name}: validating a .rknn needs the INT8 .tflite it was "
+                          "compiled from and the compile report naming it, beside it (as "
+                          "`edgesdk export --target rk...` leaves them)")
+    source = found[1]
+    probe = LiteRTRunner(source.read_bytes())
+    arrays = _arrange(inputs, [d.name for d in probe.inputs], [d.shape for d in probe.inputs])
+    with deployed(path, device, runner=runner, config=config, progress=progress) as dep:
+        host, (ref, prepared), reference = _host_reference_tflite(source, arrays, True, threads)
+        device_out, report = _run_on_device(dep, prepared, threads, timeout, progress)
+        info = dep.device.info()
+    comparisons = []
+    for d, dev_arr, h in zip(ref.outputs, device_out, host, strict=True):
+        dev_arr = dev_arr.reshape(h.shape)
+        if np.issubdtype(h.dtype, np.integer) and d.scale:
+            limits = np.iinfo(h.dtype)
+            dev_arr = np.clip(np.round(dev_arr / d.scale + d.zero_point), limits.min,
+                              limits.max)
+        comparisons.append(compare_output(d.name, dev_arr.astype(h.dtype), h, scale=d.scale,
+                                          zero_point=d.zero_point, outputs=len(ref.outputs)))
+    return (tuple(comparisons), report, info,
+            f"{reference} running {source.name} (what the .rknn was compiled from)", arrays)
 
 
 def _validate_edge(path: Path, device: Any, inputs: Inputs, runner: str | None,

@@ -170,3 +170,94 @@ def test_validate_and_deploy_on_an_npu_board(emulated_board, stand_in_delegate,
     check = sdk.validate(int8_model, board, images(8))
     # the stand-in's int8 kernels round differently from XNNPACK's (as an NPU's would)
     assert check.samples == 8 and check.sqnr_db is not None and check.sqnr_db > 25, check
+
+
+# ---------------------------------------------------------------------------- RKNN boards
+@pytest.fixture()
+def standin_rknn(int8_model, tmp_path):
+    """A stand-in .rknn beside the INT8 export and a compile report naming it, laid out as
+    `edgesdk export --target rk3588` leaves them (the toolkit itself is not run here: its
+    placement is written as its report would give it: the final RESHAPE on the CPU)."""
+    import json
+    import shutil
+
+    from sdk.converters.targets import NpuLayer, NpuReport
+    from sdk.devices.emulated.npu import make_standin_rknn
+
+    model = shutil.copy(int8_model, tmp_path / "m_int8.tflite")
+    rknn = make_standin_rknn(model, tmp_path / "m_int8_rk3588.rknn")
+    ops = ["CONV_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"]
+    report = NpuReport(target="rk3588", compiler="rknn-toolkit2", compiler_version="2.5.0",
+                       compiled_path=rknn, layers=[
+                           NpuLayer(name=f"{op}:x", op_type=op,
+                                    placement="CPU" if op == "RESHAPE" else "NPU")
+                           for op in ops])
+    (tmp_path / "m_int8.report.json").write_text(json.dumps({"target": report.to_dict()}))
+    return rknn
+
+
+def test_rknn_board_profile_through_rknnlite(emulated_board, standin_rknn) -> None:
+    from sdk.devices.emulated.npu import npu_board_config
+
+    board = npu_board_config(emulated_board, "rknn", core_mask="0_1_2")
+    profile = sdk.profile(standin_rknn, board, runs=3, warmup=1)
+    assert profile.runner == "rknn-lite" and "stand-in" in profile.runtime
+    assert profile.init_ms is not None and profile.first_run_ms is not None
+    assert profile.latency.runs == 3
+    npu = profile.npu
+    assert npu is not None and npu.stack == "rknn" and npu.source.startswith("compile report")
+    assert npu.npu == ("CONV_2D#0", "FULLY_CONNECTED#2", "SOFTMAX#3")
+    assert npu.cpu == ("RESHAPE#1",) and npu.summary() == "NPU 3/4 nodes (75%)"
+
+
+def test_rknn_board_without_its_runtime_is_a_clear_error(emulated_board, standin_rknn) -> None:
+    from sdk.devices.errors import RunnerError
+
+    board = emulated_board.device_config(npu=_npu_config({"stack": "rknn"}).npu)
+    with pytest.raises(RunnerError, match="no Python with rknn-toolkit-lite2 on the board"):
+        sdk.profile(standin_rknn, board, runs=1, warmup=0)
+    cpu_board = emulated_board.device_config()
+    with pytest.raises(RunnerError, match=r'needs npu = \{ stack = "rknn" \}'):
+        sdk.profile(standin_rknn, cpu_board, runs=1, warmup=0)
+
+
+def test_standin_rknnlite_refuses_a_real_rknn(emulated_board, tmp_path) -> None:
+    import sys
+
+    from sdk.devices.emulated.npu import RKNN_STANDIN_PATH
+
+    fake = tmp_path / "real.rknn"
+    fake.write_bytes(b"RKNN\0\0\0\0" + bytes(64))
+    sys.path.insert(0, str(RKNN_STANDIN_PATH))
+    try:
+        from rknnlite.api import RKNNLite
+
+        lite = RKNNLite()
+        assert lite.load_rknn(str(fake)) == -1
+        assert lite.init_runtime() == -1
+    finally:
+        sys.path.remove(str(RKNN_STANDIN_PATH))
+        sys.modules.pop("rknnlite.api", None)
+        sys.modules.pop("rknnlite", None)
+
+
+def test_rknn_board_validates_against_the_tflite_it_came_from(emulated_board, standin_rknn,
+                                                              tmp_path) -> None:
+    import json
+
+    from sdk.devices.emulated.npu import npu_board_config
+
+    board = npu_board_config(emulated_board, "rknn")
+    check = sdk.validate(standin_rknn, board, images(8))
+    assert check.runner == "rknn-lite" and "m_int8.tflite" in check.reference
+    # the stand-in runs that very .tflite with LiteRT: the outputs match
+    assert check.samples == 8 and check.top1_agreement == 1.0 and check.sqnr_db > 60, check
+    # no compile report beside the .rknn: a clear error, not a guess at its inputs
+    report = standin_rknn.with_name("m_int8.report.json")
+    data = json.loads(report.read_text())
+    data["target"]["compiled_path"] = "elsewhere.rknn"
+    report.write_text(json.dumps(data))
+    from sdk.devices.errors import RunnerError
+
+    with pytest.raises(RunnerError, match="compiled from and the compile report"):
+        sdk.validate(standin_rknn, board, images(2))

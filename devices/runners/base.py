@@ -207,7 +207,7 @@ def host_or_device_path(spec: str) -> tuple[str, bool]:
 
 
 # ---------------------------------------------------------------------------- selection
-RUNNER_NAMES = ("edge-run", "litert-python", "benchmark_model")
+RUNNER_NAMES = ("edge-run", "litert-python", "benchmark_model", "rknn-lite")
 
 
 def select_runner(device: Device, model: str | os.PathLike[str], *,
@@ -216,11 +216,13 @@ def select_runner(device: Device, model: str | os.PathLike[str], *,
     from sdk.devices.runners.benchmark_model import BenchmarkModelRunner
     from sdk.devices.runners.edge_run import EdgeRunRunner
     from sdk.devices.runners.litert import LiteRTPythonRunner
+    from sdk.devices.runners.rknn_lite import RknnLiteRunner
 
     suffix = Path(model).suffix.lower()
     classes: dict[str, type[Runner]] = {"edge-run": EdgeRunRunner,
                                         "litert-python": LiteRTPythonRunner,
-                                        "benchmark_model": BenchmarkModelRunner}
+                                        "benchmark_model": BenchmarkModelRunner,
+                                        "rknn-lite": RknnLiteRunner}
     if prefer is not None:
         if prefer not in classes:
             raise RunnerError(f"unknown runner {prefer!r}; runners: {', '.join(RUNNER_NAMES)}",
@@ -232,6 +234,8 @@ def select_runner(device: Device, model: str | os.PathLike[str], *,
         return runner
     if suffix == ".edge":
         return EdgeRunRunner(device)
+    if suffix == ".rknn":  # Rockchip NPU models (issue 18): rknn-toolkit-lite2 on the board
+        return RknnLiteRunner(device)
     if suffix == ".tflite":
         runner_config = device.config.runner
         if runner_config.benchmark_model and not runner_config.python:
@@ -246,4 +250,4 @@ def select_runner(device: Device, model: str | os.PathLike[str], *,
             "(a Python with ai-edge-litert or tflite-runtime) or runner.benchmark_model (a "
             "TFLite benchmark_model binary) in the device config", device=device.name)
     raise RunnerError(f"no runner for {suffix or 'suffix-less'} models; edgesdk runs .tflite "
-                      "(LiteRT) and .edge (edge-run)", device=device.name)
+                      "(LiteRT), .edge (edge-run) and .rknn (RKNNLite)", device=device.name)
