@@ -197,6 +197,7 @@ fuzz-native: $(BUILD)/fuzz/.built
 # ---------------------------------------------------------------- demo and benchmarks
 demo: setup
 	$(PY) apps/quickstart.py
+	$(PY) apps/qat_digits.py
 	$(PY) apps/deploy_and_profile.py --emulated
 
 bench: setup
