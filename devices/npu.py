@@ -223,3 +223,13 @@ def npu_notes(npu: NpuConfig | None, custom_ops: Sequence[str]) -> tuple[str, ..
     return (f"warning: the board's NPU is Ethos-U, but the model has no {ETHOS_U_OP!r} op: it "
             "was not compiled by Vela, and the Ethos-U delegate runs only Vela's op (export "
             "with --target ethos-u65-256, and deploy the _vela.tflite it writes)",)
+
+
+def placement_cell(placement: NpuPlacement | None) -> str:
+    """A report cell for a board's NPU placement: `NPU 75% (3/4)`, `CPU only (fallback)`, or
+    `-` for a board without an NPU (the farm report, beside the latency)."""
+    if placement is None:
+        return "-"
+    if placement.fallback is not None:
+        return "CPU only (fallback)"
+    return f"NPU {100 * placement.npu_share:.0f}% ({len(placement.npu)}/{placement.nodes})"

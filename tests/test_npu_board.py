@@ -261,3 +261,36 @@ def test_rknn_board_validates_against_the_tflite_it_came_from(emulated_board, st
 
     with pytest.raises(RunnerError, match="compiled from and the compile report"):
         sdk.validate(standin_rknn, board, images(2))
+
+
+# ---------------------------------------------------------------------------- the farm
+def test_farm_report_shows_npu_placement_beside_cpu_boards(emulated_board, stand_in_delegate,
+                                                           int8_model, tmp_path) -> None:
+    from farm_support import write_farm
+
+    from sdk.devices.emulated.npu import npu_board_config
+    from sdk.devices.farm import Farm
+    from sdk.devices.farm.report import markdown, report_data
+
+    npu_table = npu_board_config(emulated_board, "ethos-u").to_dict()
+    assert npu_table["npu"]["stack"] == "ethos-u"
+    farm_file = write_farm(tmp_path / "farm.toml", {
+        "cpu-board": emulated_board.device_config().to_dict(), "npu-board": npu_table},
+        defaults={"runs": 3, "warmup": 1, "cooldown": 0.0},
+        farm={"retries": 0, "job_timeout": 120})
+    run = Farm(farm_file).profile([int8_model], layers=False)
+    assert len(run.ok) == 2, [r.error for r in run.results]
+    jobs = {j["board"]: j for j in report_data(run)["jobs"]}
+    assert jobs["cpu-board"]["npu"] is None
+    assert jobs["npu-board"]["npu"]["npu"] == ["CONV_2D#1", "FULLY_CONNECTED#3"]
+    assert jobs["npu-board"]["npu"]["npu_share"] == pytest.approx(2 / 6)
+    assert jobs["npu-board"]["latency"]["p50_ms"] > 0
+    # the Markdown table: latency on both boards, the NPU board's with its placement
+    row = next(line for line in markdown(run).splitlines() if line.startswith("| m_int8"))
+    assert "(NPU 33% (2/6))" in row and row.count(" / ") == 2, row
+    # the plain table gets an NPU column: "-" on the CPU board
+    table = run.table()
+    assert table.splitlines()[0].split()[7] == "NPU", table  # after "p50 ms", "p90 ms"
+    lines = {line.split()[1]: line for line in table.splitlines()
+             if line.split()[:1] == ["m_int8.tflite"]}
+    assert "NPU 33% (2/6)" in lines["npu-board"] and " - " in lines["cpu-board"], table

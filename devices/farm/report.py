@@ -28,6 +28,7 @@ from sdk.base.fileio import atomic_write_text
 from sdk.base.tables import jsonable
 from sdk.devices.farm.jobs import PRECISIONS, VALIDATE
 from sdk.devices.farm.results import FarmRun, JobResult, format_ms
+from sdk.devices.npu import placement_cell
 
 #: latency samples per job embedded in the HTML page (report.json keeps what the profile kept)
 HTML_SAMPLES = 400
@@ -127,7 +128,9 @@ def _job(r: JobResult, samples: int | None) -> dict[str, Any]:
             "temperature_after_c": p.state_after.max_temperature_c,
             "device": p.device.summary(), "emulated": p.emulated,
             "layers": [vars(x).copy() for x in p.per_layer or ()],
-            "notes": list(p.notes)})
+            "notes": list(p.notes),
+            # issue 18: what an NPU board's NPU took (None on CPU boards)
+            "npu": None if p.npu is None else p.npu.to_dict()})
     return out
 
 
@@ -180,7 +183,9 @@ def markdown(run: FarmRun) -> str:
                     row.append("")
                 elif r.ok and r.profile:
                     stats = r.profile.latency
-                    row.append(f"{format_ms(stats.p50_ms)} / {format_ms(stats.p90_ms)}")
+                    npu = "" if r.profile.npu is None else \
+                        f" ({placement_cell(r.profile.npu)})"  # an NPU board's placement
+                    row.append(f"{format_ms(stats.p50_ms)} / {format_ms(stats.p90_ms)}{npu}")
                 else:
                     row.append(f"FAILED ({r.error_type})")
             lines.append(f"| {name} | {precision} | {size / 1024:.1f} | " + " | ".join(row)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sdk.base.tables import Section, Table, jsonable, render_plain
 from sdk.devices.farm.jobs import VALIDATE, JobSettings, ModelInfo
+from sdk.devices.npu import placement_cell
 from sdk.devices.results import Profile, Validation
 
 OK, FAILED = "ok", "failed"
@@ -239,8 +240,15 @@ class FarmRun:
             else:
                 rows.append((r.model.name, r.board, r.model.precision, "-", "-", "-", "-", "-",
                              f"FAILED ({r.error_type}): {(r.error or '')[:60]}"))
-        return Table(None, ("model", "board", "precision", "p50 ms", "p90 ms", "runs",
-                            "governor", "temp C", "status"), rows, first_width=40)
+        columns = ("model", "board", "precision", "p50 ms", "p90 ms", "runs", "governor",
+                   "temp C", "status")
+        if any(r.profile is not None and r.profile.npu is not None for r in results):
+            # issue 18: NPU boards' placement beside the latency (CPU boards: "-")
+            rows = [(*row[:5], placement_cell(r.profile.npu if r.ok and r.profile else None),
+                     *row[5:]) for row, r in zip(rows, sorted(
+                         results, key=lambda r: (r.model.name, r.board)), strict=True)]
+            columns = (*columns[:5], "NPU", *columns[5:])
+        return Table(None, columns, rows, first_width=40)
 
 
 def format_db(value: float | None) -> str:
