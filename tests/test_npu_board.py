@@ -294,3 +294,40 @@ def test_farm_report_shows_npu_placement_beside_cpu_boards(emulated_board, stand
     lines = {line.split()[1]: line for line in table.splitlines()
              if line.split()[:1] == ["m_int8.tflite"]}
     assert "NPU 33% (2/6)" in lines["npu-board"] and " - " in lines["cpu-board"], table
+
+
+# ---------------------------------------------------------------------------- the edgesdk command
+def test_edgesdk_profile_and_validate_on_a_configured_npu_board(emulated_board, int8_model,
+                                                               stand_in_delegate, tmp_path,
+                                                               monkeypatch, capsys) -> None:
+    import json
+
+    import numpy as np
+    from farm_support import toml_dumps
+
+    from sdk.cli import main
+    from sdk.devices.emulated.npu import npu_board_config
+
+    table = npu_board_config(emulated_board, "ethos-u").to_dict()
+    # farm_support writes [boards.NAME]; the device config file's tables are [devices.NAME]
+    text = toml_dumps({"boards": {"imx93": table}}).replace("[boards.", "[devices.")
+    (tmp_path / "devices.toml").write_text(text)
+    monkeypatch.setenv("EDGESDK_DEVICES", str(tmp_path / "devices.toml"))
+    assert main(["profile", str(int8_model), "imx93", "--runs", "3", "--warmup", "0",
+                 "--no-layers", "--json", "-q"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["npu"]["stack"] == "ethos-u" and doc["npu"]["npu"] == ["CONV_2D#1",
+                                                                      "FULLY_CONNECTED#3"]
+    assert doc["init_ms"] is not None and doc["first_run_ms"] is not None
+    assert main(["profile", str(int8_model), "imx93", "--runs", "2", "--warmup", "0",
+                 "--no-layers", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "NPU 2/6 nodes (33%) [ethos-u: interpreter]" in " ".join(out.split()), out
+    np.save(tmp_path / "x.npy", images(4))
+    code = main(["validate", str(int8_model), "imx93", "--inputs", str(tmp_path / "x.npy"),
+                 "--json", "-q"])
+    doc = json.loads(capsys.readouterr().out)
+    # the stand-in's int8 kernels are 1 step off XNNPACK's here and there: high SQNR, and a
+    # near-tie on random inputs may flip the top-1 (then validate fails, exit code 1)
+    assert doc["samples"] == 4 and doc["outputs"][0]["sqnr_db"] > 30, doc
+    assert code == (0 if doc["passed"] else 1)

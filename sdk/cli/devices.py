@@ -164,6 +164,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         ("governor", result.governor or "unreadable"),
         ("temperature", ", ".join(f"{k} {v:.1f} C" for k, v in temps.items()) or "unreadable"),
         ("emulated", result.emulated or "no"),
+        *((("NPU", f"{result.npu.summary()} [{result.npu.stack}: {result.npu.source}]"),)
+          if result.npu is not None else ()),
         *(("note", note) for note in result.notes),
     ])
     if slowest:
@@ -178,7 +180,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def slowest_layers(layers: Any, top: int) -> list[Any]:
     """The `top` layers with the largest mean time, slowest first (graph order on ties)."""
-    ranked = sorted(enumerate(layers), key=lambda item: (-(item[1].mean_ms or 0.0), item[0]))
+    ranked = sorted(enumerate(layers or ()),  # None: --no-layers
+                    key=lambda item: (-(item[1].mean_ms or 0.0), item[0]))
     return [layer for _, layer in ranked[:max(top, 0)]]
 
 
@@ -360,7 +363,8 @@ def _common(p: argparse.ArgumentParser, *, runner: bool = True) -> None:
     p.add_argument("--config", help="device config file (default $EDGESDK_DEVICES or "
                                     "~/.config/edgesdk/devices.toml)")
     if runner:
-        p.add_argument("--runner", choices=("edge-run", "litert-python", "benchmark_model"),
+        p.add_argument("--runner", choices=("edge-run", "litert-python", "benchmark_model",
+                                            "rknn-lite"),
                        help="force a runner (default: chosen per device and model)")
     p.add_argument("--accept-new-host-key", action="store_true",
                    help="trust and record an SSH host key seen for the first time")
