@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -183,3 +185,21 @@ def test_export_before_any_range_is_refused(tmp_path):
     qat = sdk.qat.prepare(model, "int8")
     with pytest.raises(QatError, match="no activation range"):
         sdk.export(qat, "int8", calibration="synthetic", output=tmp_path / "m.tflite")
+
+
+@requires_tf
+def test_qat_digits_app_prints_its_accuracies(tmp_path):
+    """apps/qat_digits.py (what `make demo` runs): float / PTQ / QAT accuracies as JSON, and
+    exported .tflite and .edge files that agree with the QAT model."""
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(root / "apps" / "qat_digits.py"), "--epochs", "1",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["scheme"] == "ternary" and result["test_digits"] == 449
+    for key in ("float_accuracy", "ptq_gptq_accuracy", "qat_model_accuracy",
+                "qat_tflite_accuracy", "qat_edge_accuracy"):
+        assert 0.5 < result[key] <= 1.0, key
+    assert result["qat_tflite_agreement"] >= 0.99 and result["qat_edge_agreement"] >= 0.99
+    assert (tmp_path / "digits_ternary_qat.edge").is_file()
