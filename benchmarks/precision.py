@@ -86,7 +86,8 @@ def measure(name: str, samples: int, target: float) -> dict[str, Any]:
                 for k in p.kept:
                     by[k.precision] = by.get(k.precision, 0) + 1
                 entry.update(met=p.met, kept=by, exports=p.exports,
-                             size_before=p.size_before, layers=len(res.precision))
+                             size_before=p.size_before, layers=len(res.precision),
+                             latency_ms=[p.latency_before_ms, p.latency_after_ms])
             row[key] = entry
     return row
 
