@@ -7,10 +7,11 @@
 
 Prints one JSON object: the model, its parameter count, the samples, the seconds calibration
 (`--stage calibrate`, the default) or the whole `sdk.export` (`--stage export`, with its per-stage
-timings) took, the interpreter invocations, and the peak RSS of the stage (VmHWM from
-/proc/self/status, reset through /proc/self/clear_refs just before the stage so that what the
-set-up held is `rss_before_mb`; null where the reset is not allowed). The corpus models
-must be fetched first (`make corpus`; docs/real-models.md).
+timings) took, and the CPU seconds (user + system, every thread: on a shared host the wall time
+follows the load, given beside it), the interpreter invocations, and the peak RSS of the stage
+(VmHWM from /proc/self/status, reset through /proc/self/clear_refs just before the stage so that
+what the set-up held is `rss_before_mb`; null where the reset is not allowed). The corpus
+models must be fetched first (`make corpus`; docs/real-models.md).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import sys
 import time
 from pathlib import Path
@@ -119,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {}
     reset = reset_peak()
     rss_before = vm_kib("VmRSS")
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     if profiler is not None:
         profiler.enable()
@@ -134,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                                    if out.fidelity is not None else None)
         Path(out.path).unlink(missing_ok=True)
     seconds = time.perf_counter() - start
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
@@ -141,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model, "stage": args.stage, "method": args.method,
         "params": parameters(loaded.model), "samples": len(samples),
         "sample_shape": [list(a.shape[1:]) for a in samples.arrays],
-        "seconds": round(seconds, 2), "invocations": invocations[0],
+        "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
+        "load_average": os.getloadavg()[0], "invocations": invocations[0],
         "peak_rss_mb": round(vm_kib("VmHWM") / 1024, 1) if reset else None,
         "rss_before_mb": round(rss_before / 1024, 1),
         "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
