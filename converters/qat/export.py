@@ -86,7 +86,8 @@ class PinnedSolver(WeightSolver):
         if unused and not failed:
             raise QatError(f"the export did not quantise {', '.join(unused)} on the trained "
                            "grid: export with the scheme and scheme_options given to "
-                           "sdk.qat.prepare")
+                           "sdk.qat.prepare, without precision= overrides or target_sqnr= "
+                           "that keep trained layers in another precision")
         if not failed and not self.notes:
             self.notes.append(f"QAT: {len(self.pins)} weighted layer(s) on their trained grid "
                               "(codes and scales from sdk.qat), activation ranges from the "
