@@ -25,6 +25,7 @@ from sdk.devices.errors import RunnerError
 from sdk.devices.local import LocalDevice
 from sdk.devices.results import Validation, compare_output, honesty_notes
 from sdk.devices.runners.base import RunnerReport, RunRequest, StageProgress
+from sdk.devices.runners.delegates import placement_notes
 
 Inputs = np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]
 
@@ -207,7 +208,11 @@ def validate(model: str | os.PathLike[str], device: str | DeviceConfig | Device,
                       runtime=report.runtime, machine=report.machine, reference=reference,
                       samples=int(arrays[0].shape[0]), outputs=comparisons,
                       emulated=info.emulated,
-                      notes=honesty_notes(info, report.machine, report.runner))
+                      notes=honesty_notes(info, report.machine, report.runner)
+                      # an NPU delegate that failed to load or claimed nothing: the outputs
+                      # are the CPU's, and the validation says so (issue 18)
+                      + tuple(n for n in placement_notes(report.raw)
+                              if n.startswith("warning:")))
 
 
 def _validate_rknn(path: Path, device: Any, inputs: Inputs, runner: str | None,

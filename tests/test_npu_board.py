@@ -146,6 +146,10 @@ def test_missing_npu_delegate_falls_back_to_the_cpu_with_a_warning(emulated_boar
     assert profile.npu.fallback is not None and "failed to load" in profile.npu.fallback
     assert profile.npu.nodes == 6 and profile.npu.summary().startswith("CPU only")
     assert profile.latency.runs == 2 and profile.delegates == ()
+    # validate says so too: the outputs it compared are the CPU's
+    check = sdk.validate(int8_model, board, images(2))
+    assert any(n.startswith("warning: cannot load the NPU delegate") for n in check.notes), \
+        check.notes
 
 
 def test_missing_npu_delegate_with_fallback_error_stops(emulated_board, int8_model,
