@@ -203,3 +203,32 @@ def test_qat_digits_app_prints_its_accuracies(tmp_path):
         assert 0.5 < result[key] <= 1.0, key
     assert result["qat_tflite_agreement"] >= 0.99 and result["qat_edge_agreement"] >= 0.99
     assert (tmp_path / "digits_ternary_qat.edge").is_file()
+
+
+@requires_tf
+def test_median_ternary_options_reach_the_export(digits_data, tmp_path):
+    """scheme_options given to prepare (the median variant) are the export's; others refused."""
+    import tensorflow as tf
+
+    data = digits_data
+    tf.keras.utils.set_random_seed(5)
+    layers = tf.keras.layers
+    model = tf.keras.Sequential([
+        tf.keras.Input((8, 8, 1)), layers.Conv2D(8, 3, activation="relu", name="c1"),
+        layers.Conv2D(16, 3, activation="relu", name="c2"),
+        layers.Conv2D(16, 3, activation="relu", name="c3"), layers.Flatten(name="flat"),
+        layers.Dense(10, name="out")])
+    qat = sdk.qat.prepare(model, "ternary", calibration=data.x_train[:128],
+                          ternary_scale="median")
+    fmts = {lyr.name: lyr.fmt for lyr in qat.layers if hasattr(lyr, "fmt")}
+    assert fmts == {"c1_qat": "int8", "c2_qat": "ternary-median", "c3_qat": "ternary-median",
+                    "out_qat": "int8"}
+    with pytest.raises(QatError, match="ternary_scale"):
+        sdk.export(qat, "ternary", calibration=data.x_train[:64], output=tmp_path / "a.tflite")
+    result = sdk.export(qat, "ternary", calibration=data.x_train[:200],
+                        validation=data.x_test[:100], output=tmp_path / "m.tflite",
+                        scheme_options={"ternary_scale": "median"}, per_layer=False)
+    _check_on_grid(qat, result.path)
+    runner = sdk.Interpreter(result.path)
+    pred = np.array([runner.run(x[None])[0].argmax() for x in data.x_test[:100]])
+    assert (pred == qat.predict(data.x_test[:100], verbose=0).argmax(1)).mean() >= 0.99
