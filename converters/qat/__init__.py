@@ -13,21 +13,8 @@ with EMA ranges, BatchNorm folded); `sdk.export` writes the trained codes, scale
 
 from __future__ import annotations
 
-from typing import Any
-
+from sdk.converters.qat.build import SCHEMES, QatSpec, prepare
 from sdk.converters.qat.errors import QatError
 from sdk.converters.qat.export import QatExport, qat_export
 
-SCHEMES = ("ternary", "int2", "int4", "int8")
-
-
-def prepare(model: Any, scheme: str = "ternary", *, calibration: Any = None,
-            momentum: float = 0.9, **scheme_options: Any) -> Any:
-    """See `sdk.converters.qat.build.prepare`."""
-    from sdk.converters.qat.build import prepare as _prepare
-
-    return _prepare(model, scheme, calibration=calibration, momentum=momentum,
-                    **scheme_options)
-
-
-__all__ = ["SCHEMES", "QatError", "QatExport", "prepare", "qat_export"]
+__all__ = ["SCHEMES", "QatError", "QatExport", "QatSpec", "prepare", "qat_export"]

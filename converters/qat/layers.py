@@ -124,12 +124,6 @@ class ActQuant(tf.keras.layers.Layer):
         self.seen = self.add_weight(name="seen", shape=(), initializer="zeros",
                                     trainable=False)
 
-    def observe(self, x: Any) -> None:
-        """Set the range from these values outright (the calibration pass of `prepare`)."""
-        self.lo.assign(tf.reduce_min(x))
-        self.hi.assign(tf.reduce_max(x))
-        self.seen.assign(1.0)
-
     def call(self, x: Any, training: bool | None = None) -> Any:
         if training:
             lo, hi = tf.reduce_min(x), tf.reduce_max(x)
