@@ -294,3 +294,6 @@ def test_planner_goes_float_where_16x8_keeps_the_loss(tmp_path) -> None:
     # 16x8 was tried first and fell short: the step before float has the layer at 16x8
     assert planner.steps[0].layers == ["fc"] and planner.steps[0].outputs_db["y"] < 10
     assert planner.after_db["y"] >= 30
+    # the report says why float: the layer was at 16x8 and the output still short
+    assert planner.kept[0].reason == "at 16x8 since step 1 and the outputs still short"
+    assert "at 16x8 since step 1" in "\n".join(planner.lines())

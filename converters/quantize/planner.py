@@ -173,6 +173,8 @@ class KeptLayer:
     added_noise: float
     #: estimated bytes it adds (weights in the wider format)
     extra_bytes: int
+    #: why this precision and not a narrower one ("" for the first candidate that applies)
+    reason: str = ""
 
 
 @dataclass
@@ -233,7 +235,7 @@ class PlannerReport:
                        + ", ".join(f"{n} {p}" for p, n in sorted(by.items())) + "):")
             out += [f"    {k.name} ({k.op_type}) -> {k.precision}: step {k.step}, its output at "
                     f"{k.sqnr_db:.1f} dB, added error {k.added_noise:.3g}, ~{k.extra_bytes:,} "
-                    "bytes" for k in self.kept]
+                    "bytes" + (f"; {k.reason}" if k.reason else "") for k in self.kept]
         else:
             out.append("  nothing kept wider")
         for st in self.steps:
@@ -360,7 +362,8 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
             report.kept.append(KeptLayer(
                 name, op.type if op else "?", wide[name].describe(), step,
                 loss.sqnr_db if loss else math.nan, loss.added_noise if loss else 0.0,
-                int(costs.extra_bytes(op, prev, _candidate(wide[name]))) if op else 0))
+                int(costs.extra_bytes(op, prev, _candidate(wide[name]))) if op else 0,
+                _why(op, prev, wide[name], kept_now.get(name)) if op else ""))
         layers = wide
 
     # 16x8 first: a layer already at 16x8 goes float only after every layer upstream of the
@@ -385,11 +388,12 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
             loss = losses.get(id(op))
             prev = layers.get(name, base.for_op(op))
             layers[name] = cand.precision
+            before = next((k for k in report.kept if k.name == name), None)
             report.kept = [k for k in report.kept if k.name != name]
             report.kept.append(KeptLayer(
                 name, op.type, cand.precision.describe(), step,
                 loss.sqnr_db if loss else math.nan, loss.added_noise if loss else 0.0,
-                int(costs.extra_bytes(op, prev, cand))))
+                int(costs.extra_bytes(op, prev, cand)), _why(op, prev, cand.precision, before)))
         groups.append({layer_name(op) for op, _ in picks})
         current = attempt(base.with_overrides(dict(layers)))
         exports += 1
@@ -447,6 +451,19 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
     report.exports = exports
     report.seconds = round(time.perf_counter() - start, 3)
     return current, report
+
+
+def _why(op: Operator, prev: LayerPrecision, chosen: LayerPrecision,
+         before: KeptLayer | None) -> str:
+    """Why a layer got `chosen` rather than a narrower candidate."""
+    if chosen != FLOAT:
+        return ""
+    if not _has_int16_kernel(op):
+        return f"no int16 kernel for {op.type} in LiteRT: float is its only wider format"
+    if prev.is_int16:
+        since = f" since step {before.step}" if before is not None else ""
+        return f"at 16x8{since} and the outputs still short"
+    return "every layer upstream at 16x8 fell short: all taken to float (the last resort)"
 
 
 def _widenable(precision: str | None) -> bool:
