@@ -58,6 +58,18 @@ def test_a_delegate_that_claims_nothing_is_a_warning(emulated_board, stand_in_de
     assert any(n.startswith("warning: the delegate(s)") and "claimed none of the model's 4 "
                "nodes" in n for n in profile.notes), profile.notes
     assert any("claimed 0 of 4 nodes" in n for n in profile.notes), profile.notes
+    assert profile.npu is not None and profile.npu.npu == () and profile.npu.nodes == 4
+    assert "claimed none" in (profile.npu.fallback or "") and profile.npu.summary().startswith(
+        "CPU only")
+
+
+def test_the_vela_warning_only_for_models_without_vela_op() -> None:
+    from sdk.devices.npu import NpuConfig, npu_notes
+
+    ethos, vx = NpuConfig(stack="ethos-u"), NpuConfig(stack="vx")
+    assert npu_notes(ethos, ["ethos-u"]) == ()
+    assert "not compiled by Vela" in npu_notes(ethos, [])[0]
+    assert npu_notes(vx, []) == () and npu_notes(None, []) == ()
 
 
 # ---------------------------------------------------------------------------- the npu table
