@@ -347,3 +347,33 @@ def test_edgesdk_profile_and_validate_on_a_configured_npu_board(emulated_board, 
     # near-tie on random inputs may flip the top-1 (then validate fails, exit code 1)
     assert doc["samples"] == 4 and doc["outputs"][0]["sqnr_db"] > 30, doc
     assert code == (0 if doc["passed"] else 1)
+
+
+def test_edgesdk_emulate_board_with_a_stand_in_npu(tmp_path, int8_model) -> None:
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from sdk.devices.config import parse_device_tables
+
+    proc = subprocess.Popen([sys.executable, "-m", "sdk", "emulate", "board", "--sandbox",
+                             str(tmp_path / "b"), "--npu", "vx", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        text = ""
+        for line in proc.stdout:  # one JSON document, then nothing until stopped
+            text += line
+            if line == "}\n":
+                break
+        doc = json.loads(text)
+        assert doc["config"]["npu"]["stack"] == "vx" and "npu = { " in doc["config_toml"]
+        config = parse_device_tables({"devices": {doc["name"]: doc["config"]}})[doc["name"]]
+        profile = sdk.profile(int8_model, config, runs=2, warmup=0, layers=False)
+        assert profile.npu is not None and profile.npu.npu == ("CONV_2D#1", "FULLY_CONNECTED#3")
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(20) == 0

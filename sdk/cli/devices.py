@@ -314,6 +314,10 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     board = EmulatedBoard(arch=args.arch, cpu=args.cpu, root=args.sandbox)
     with board:
         cfg = board.device_config(name=f"emulated-{args.arch}")
+        if args.npu:  # a stand-in NPU stack (issue 18; docs/npu.md, On the board)
+            from sdk.devices.emulated.npu import npu_board_config
+
+            cfg = npu_board_config(board, args.npu, name=f"emulated-{args.arch}-{args.npu}")
         if args.json:
             emit_json(_emulated_document("board", cfg, {"port": board.port,
                                                         "root": str(board.root)}))
@@ -427,4 +431,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--storage-mb", type=int, help="adb: size of /data (a tmpfs)")
     p.add_argument("--no-python", action="store_true",
                    help="adb: do not lend the phone this host's Python (no litert-python)")
+    p.add_argument("--npu", choices=("ethos-u", "vx", "rknn"),
+                   help="board: a stand-in NPU stack (the edgesdk delegate as the NPU delegate, "
+                        "or a stand-in RKNNLite): docs/npu.md, On the board")
     p.set_defaults(func=cmd_emulate)
