@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=200, help="calibration samples")
     ap.add_argument("--stage", choices=("calibrate", "export"), default="calibrate")
     ap.add_argument("--method", default="mse", help="calibration method (export's default)")
+    ap.add_argument("--kernels", choices=("builtin", "xnnpack"), default="builtin",
+                    help="calibrate(kernels=): where the float model runs (export: patched in, "
+                         "sdk.export does not take it)")
     ap.add_argument("--profile", help="write a cProfile of the stage here")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
@@ -125,8 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     if profiler is not None:
         profiler.enable()
+    if args.kernels != "builtin":
+        import functools
+
+        import sdk.exporter
+
+        sdk.exporter.calibrate = functools.partial(calibrate, kernels=args.kernels)
     if args.stage == "calibrate":
-        cal_result = calibrate(loaded.model, samples, args.method)
+        cal_result = calibrate(loaded.model, samples, args.method, kernels=args.kernels)
         result["tensors"] = len(cal_result.ranges)
     else:
         out = sdk.export(str(path), "int8", calibration=stacked, input_shapes=shapes,
@@ -144,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         profiler.dump_stats(args.profile)
     report = {
         "model": args.model, "stage": args.stage, "method": args.method,
+        "kernels": args.kernels,
         "params": parameters(loaded.model), "samples": len(samples),
         "sample_shape": [list(a.shape[1:]) for a in samples.arrays],
         "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),

@@ -242,3 +242,24 @@ def test_every_run_that_keeps_all_tensors_batches_within_the_budget(
     found = channel_absmax(model, tensors, samples)
     assert set(found) == set(tensors)
     assert fed[:3] == [2, 1, 1] and max(fed[3:]) == 5 and sum(fed[3:]) == len(samples)
+
+
+def test_xnnpack_calibration_reads_graph_outputs_and_stays_close() -> None:
+    """kernels="xnnpack": every activation a graph output, no tensor kept by the builtin
+    kernels; its values (and so the ranges) may differ from the builtin kernels' in the last
+    digits only."""
+    model = _model()
+    samples = _samples(model, 12)
+    outputs = list(model.main.outputs)
+    builtin = calibrate(model, samples, "mse")
+    fast = calibrate(model, samples, "mse", kernels="xnnpack")
+    assert model.main.outputs == outputs  # the caller's model is left as it was
+    assert set(fast.ranges) == set(builtin.ranges)
+    assert fast.invocations == builtin.invocations == 2 * len(samples)
+    for t, (lo, hi) in builtin.ranges.items():
+        s, r = fast.stats[t], builtin.stats[t]
+        assert s.count == r.count and s.zeros == r.zeros, t.name
+        np.testing.assert_allclose([s.min, s.max], [r.min, r.max], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(fast.ranges[t], (lo, hi), rtol=0.05, atol=1e-6)
+    with pytest.raises(CalibrationError, match="unknown calibration kernels"):
+        calibrate(model, samples, "mse", kernels="gpu")

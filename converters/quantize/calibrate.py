@@ -38,6 +38,8 @@ from sdk.converters.tflite import serialize
 
 Progress = Callable[[str, int, int], None]
 
+#: where the float model runs for calibration (`calibrate(kernels=)`)
+KERNELS = ("builtin", "xnnpack")
 #: consumers whose input range is taken with min/max whatever the method
 _PROTECTED_CONSUMERS = {"LOG_SOFTMAX", "ARG_MAX", "ARG_MIN"}
 #: the input interval each of these ops can tell apart: outside it the output does not change
@@ -82,15 +84,24 @@ def activation_tensors(model: Model) -> list[Tensor]:
 
 def calibrate(model: Model, samples: SampleSet, method: str = "mse", *,
               percentile: float = 99.99, progress: Progress | None = None,
-              channel_means: bool = True, workers: int | None = None) -> Calibration:
+              channel_means: bool = True, workers: int | None = None,
+              kernels: str = "builtin") -> Calibration:
     """Calibrate the float `model` on `samples` (`workers`: interpreters run side by side,
-    default `sweep.DEFAULT_WORKERS`; the memory budget may allow fewer)."""
+    default `sweep.DEFAULT_WORKERS`; the memory budget may allow fewer).
+
+    `kernels`: "builtin" (LiteRT's builtin kernels, every intermediate kept: the values the
+    ranges have always come from) or "xnnpack" (every activation made a graph output, run in
+    XNNPACK: about half the CPU per run, values that differ from the builtin kernels' in their
+    last digits, so ranges that do too; see docs/calibration.md)."""
     if method not in METHODS:
         raise CalibrationError(f"unknown calibration method {method!r}; choose one of "
                                f"{', '.join(METHODS)}")
+    if kernels not in KERNELS:
+        raise CalibrationError(f"unknown calibration kernels {kernels!r}; choose one of "
+                               f"{', '.join(KERNELS)}")
     if len(samples) == 0:
         raise CalibrationError("calibration data is empty")
-    data, maps = serialize(model)
+    data, maps = serialize(model) if kernels == "builtin" else _with_activation_outputs(model)
     index = maps[0]
     tensors = [t for t in activation_tensors(model) if t in index]
     stats = {t: TensorStats() for t in tensors}
@@ -104,7 +115,8 @@ def calibrate(model: Model, samples: SampleSet, method: str = "mse", *,
                     mean_for.add(id(x))
     only_by = _sole_consumer_types(model)
     softmax_inputs = {k for k, (op_type, _) in only_by.items() if op_type == "SOFTMAX"}
-    sweep = FloatSweep(data, samples, constants=constant_indices(index), workers=workers)
+    sweep = FloatSweep(data, samples, constants=constant_indices(index), workers=workers,
+                       xnnpack=kernels == "xnnpack")
     reads = [(stats[t], index[t], id(t) in mean_for, id(t) in softmax_inputs) for t in tensors]
     finite = [True] * len(reads)
     reducer = Reducer()
@@ -157,6 +169,20 @@ def calibrate(model: Model, samples: SampleSet, method: str = "mse", *,
     return Calibration(method, len(samples), samples.source, stats, ranges, means,
                        samples.synthetic, notes, sweep.invocations,
                        sweep.plan.describe() if sweep.plan is not None else "")
+
+
+def _with_activation_outputs(model: Model) -> tuple[bytes, list[dict[Tensor, int]]]:
+    """The model serialised with every float activation tensor also a graph output (XNNPACK
+    keeps outputs; it fuses the other intermediates away)."""
+    g = model.main
+    outputs = g.outputs
+    present = {id(t) for t in (*outputs, *g.inputs)}
+    extra = [t for t in activation_tensors(model) if id(t) not in present]
+    g.outputs = [*outputs, *extra]
+    try:
+        return serialize(model)
+    finally:
+        g.outputs = outputs
 
 
 def _reporter(progress: Progress | None, stage: str, total: int

@@ -62,11 +62,16 @@ class SweepPlan:
 class FloatSweep:
     """The float model (`data`, a .tflite flatbuffer) over `samples`, every tensor kept.
 
-    `constants`: interpreter indices of constant tensors (not counted as run memory)."""
+    `constants`: interpreter indices of constant tensors (not counted as run memory).
+    `xnnpack`: run in XNNPACK, reading graph outputs (the caller made every tensor it reads
+    one) instead of the builtin kernels' preserved intermediates."""
 
     def __init__(self, data: bytes, samples: SampleSet, *, constants: set[int] | None = None,
-                 budget_bytes: int | None = None, workers: int | None = None):
-        self._make = lambda batch: LiteRTRunner(data, reference=True, preserve_all_tensors=True,
+                 budget_bytes: int | None = None, workers: int | None = None,
+                 xnnpack: bool = False):
+        # xnnpack: `data` makes every tensor to be read a graph output (XNNPACK keeps outputs)
+        self._make = lambda batch: LiteRTRunner(data, reference=not xnnpack,
+                                                preserve_all_tensors=not xnnpack,
                                                 batch_size=batch)
         self.samples = samples
         self.constants = constants or set()
@@ -146,7 +151,7 @@ class FloatSweep:
         start = 0
         if self.plan is None:  # the first batch alone, then plan from what it kept
             count, feeds = batches[0]
-            self.runners[0].invoke(feeds)
+            self.runners[0].invoke(feeds, fetch=False)
             self.invocations += 1
             finish(self.runners[0], count)
             self._settle(self._measure(self.runners[0], count))
@@ -155,7 +160,7 @@ class FloatSweep:
         workers = self.plan.workers
         if workers == 1:
             for count, feeds in batches[start:]:
-                self.runners[0].invoke(feeds)
+                self.runners[0].invoke(feeds, fetch=False)
                 self.invocations += 1
                 finish(self.runners[0], count)
             return
@@ -164,7 +169,7 @@ class FloatSweep:
 
             def submit(i: int) -> None:
                 runner = self.runners[i % workers]
-                pending.append((i, pool.submit(runner.invoke, batches[i][1])))
+                pending.append((i, pool.submit(runner.invoke, batches[i][1], fetch=False)))
                 self.invocations += 1
 
             for i in range(start, min(start + workers, len(batches))):

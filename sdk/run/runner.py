@@ -162,14 +162,18 @@ class LiteRTRunner(_SampleRunner):
         self.interp.allocate_tensors()
         self._allocated_batch = batch
 
-    def invoke(self, feeds: Sequence[np.ndarray], *, float_io: bool = True) -> list[np.ndarray]:
+    def invoke(self, feeds: Sequence[np.ndarray], *, float_io: bool = True,
+               fetch: bool = True) -> list[np.ndarray]:
         """Run once; feeds are shaped like the inputs, with any batch when the model's batch axis
-        is dynamic. Outputs are copies, as float when `float_io` (int8 outputs dequantised)."""
+        is dynamic. Outputs are copies, as float when `float_io` (int8 outputs dequantised);
+        none with `fetch=False` (the caller reads tensors itself)."""
         if self.batch_size > 1 or self._allocated_batch > 1:
             self._resize(int(feeds[0].shape[0]))
         for d, x in zip(self.inputs, feeds, strict=True):
             self.interp.set_tensor(d.index, d.from_float(x) if float_io else x)
         self.interp.invoke()
+        if not fetch:
+            return []
         outs = [self.interp.get_tensor(d.index) for d in self.outputs]
         return [d.to_float(o) if float_io else o.copy() for d, o in zip(self.outputs, outs,
                                                                           strict=True)]
