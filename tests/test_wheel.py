@@ -177,6 +177,52 @@ def test_fresh_venv_export_deploy_profile_validate(tmp_path: Path) -> None:
     assert result["exact"] or result["sqnr_db"] == "inf" or result["sqnr_db"] >= 30.0, result
 
 
+
+def _configure_without_cross_compilers(tmp_path: Path, *extra: str
+                                       ) -> subprocess.CompletedProcess[str]:
+    """Configure the wheel's CMake project as `pip install .` does, on a machine where no cross
+    compiler is found (CMAKE_IGNORE_PATH hides the system's; the host compiler is named)."""
+    import shutil
+
+    import pybind11
+
+    cxx, cc = shutil.which("g++"), shutil.which("gcc")
+    if not cxx or not cc:
+        pytest.skip("no host compiler")
+    bindir = Path(sys.executable).parent
+    return subprocess.run(
+        [str(bindir / "cmake"), "-S", str(CHECKOUT / "native"), "-B", str(tmp_path / "b"),
+         "-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={bindir / 'ninja'}",
+         f"-DCMAKE_CXX_COMPILER={cxx}", f"-DCMAKE_C_COMPILER={cc}",
+         "-DEDGE_BUILD_PYTHON=ON", "-DEDGE_BUNDLE_DEVICE_ABIS=ON",
+         f"-Dpybind11_DIR={pybind11.get_cmake_dir()}", f"-DPython_EXECUTABLE={sys.executable}",
+         # (uname named: CMake finds the processor with it)
+         f"-DCMAKE_UNAME={shutil.which('uname')}",
+         "-DCMAKE_IGNORE_PATH=/usr/bin;/bin;/usr/local/bin", *extra],
+        capture_output=True, text=True, timeout=600)
+
+
+def test_a_build_without_cross_compilers_says_what_it_lacks(tmp_path: Path) -> None:
+    """`pip install .` from a clone on a machine without the Arm cross compilers still builds
+    (this host's ABI only), warns naming each missing compiler and its Debian package, and the
+    wheel's manifest records why (what the lookup's error repeats); make wheel's strict mode
+    (EDGE_REQUIRE_DEVICE_ABIS=ON) refuses instead."""
+    r = _configure_without_cross_compilers(tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "this wheel leaves out device ABIs" in r.stderr, r.stderr[-3000:]
+    assert "apt-get install g++-aarch64-linux-gnu" in r.stderr
+    manifest = json.loads((tmp_path / "b" / "device-manifest.json").read_text())["abis"]
+    assert manifest["arm64-v8a"]["built"] is False
+    assert "no aarch64-linux-gnu-g++" in manifest["arm64-v8a"]["reason"]
+    assert "no arm-linux-gnueabihf-g++" in manifest["armeabi-v7a"]["reason"]
+    assert manifest["x86_64"]["built"] is True  # this host's own ABI
+
+    strict = _configure_without_cross_compilers(tmp_path / "strict",
+                                                "-DEDGE_REQUIRE_DEVICE_ABIS=ON")
+    assert strict.returncode != 0
+    assert "device ABIs cannot be built" in strict.stderr
+
+
 # Run by Debian's aarch64 Python under qemu-user, with the aarch64 wheel unpacked on its path.
 AARCH64_SCRIPT = r"""
 import json, platform, sys
