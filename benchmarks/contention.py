@@ -1,0 +1,268 @@
+"""Contention: how much slower edge-run and LiteRT (XNNPACK) get when another process keeps a
+core busy, and on a simulated big.LITTLE CPU. One run, one host; JSON on stdout.
+
+    python benchmarks/contention.py [--quick] [--threads 1,2] [--rounds 5]
+                                    [--edge-run PATH[,PATH...]] [--output contention.json]
+
+Models: the .edge files of benchmarks/edge_models.py (ResNet-like and MobileNet-like, int8 and
+the schemes of --schemes), built once into --workdir and reused, so that two runs (an old and
+a new edge-run, say) time the same files. LiteRT runs the same INT8 .tflite in this process
+(`num_threads`, XNNPACK); edge-run runs as a subprocess (`--threads`, p50 of its runs).
+
+Conditions, measured in the same rounds (each round starts every condition afresh, in turn):
+  * idle:      nothing else started by us;
+  * busy:      one competing process spinning (`while True: pass`, SCHED_OTHER, not pinned);
+  * busy-pin0: the same process pinned to CPU 0 of our CPU set, while our threads may run on
+    any: the core it shares runs whichever of our threads lands there at about half speed,
+    the honest stand-in for one slow (little) core we found without root (cgroup cpu.max
+    needs a writable cgroup; the JSON says whether one was found, it is not used).
+The figure per cell is the median over the rounds of each round's p50; the slowdown is that
+median under a condition over the idle median. Above 1: slower. The bar of issue 17: with one
+busy process, our 2-thread slowdown <= LiteRT's.
+
+Other processes of the host are not ours to stop: the JSON records the load average before
+and after, and the CPU model. On a shared host, `--nice -20` (root) runs the benchmark, its
+edge-run children and its competitor at one raised priority, so that the host's other load
+weighs little beside the condition under test (the competitor is a peer at the same priority).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import edge_models
+import numpy as np
+
+CONDITIONS = ("idle", "busy", "busy-pin0")
+SPINNER = "while True:\n    pass\n"
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return platform.processor()
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def build_models(names: list[str], schemes: list[str], size: int,
+                 workdir: Path) -> dict[str, dict[str, Path]]:
+    """{model: {"tflite": int8 .tflite, scheme: .edge}} in workdir, built once."""
+    from sdk.converters.edge import write_edge
+    from sdk.converters.tflite import read_tflite
+
+    builders = {"resnet-like": edge_models.resnet_like,
+                "mobilenet-like": edge_models.mobilenet_like}
+    workdir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, dict[str, Path]] = {}
+    for name in names:
+        tfl = workdir / f"{name}_{size}_int8.tflite"
+        paths = {"tflite": tfl}
+        for scheme in schemes:
+            paths[scheme] = workdir / f"{name}_{size}_{scheme}.edge"
+        files[name] = paths
+        if all(p.exists() for p in paths.values()):
+            continue
+        print(f"# building {name} at {size}x{size} ...", file=sys.stderr)
+        rng = np.random.default_rng(0)
+        model = builders[name](size)
+        edge_models._randomize_batchnorm(model, rng)
+        int8 = edge_models.convert(model, size, True, rng)
+        tfl.write_bytes(int8)
+        for scheme in schemes:
+            ir = read_tflite(int8)
+            if scheme != "int8":
+                ir, _ = edge_models.requantize_weights(ir, scheme)
+            recipe = scheme if scheme == "int8" else f"{scheme} (benchmark)"
+            write_edge(ir, paths[scheme], recipe=recipe)
+    return files
+
+
+class Competitor:
+    """One spinning Python process, pinned to one CPU or not; stopped on exit."""
+
+    def __init__(self, pin_cpu: int | None) -> None:
+        self.pin_cpu = pin_cpu
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Competitor:
+        pin = self.pin_cpu
+
+        def setup() -> None:
+            if pin is not None:
+                os.sched_setaffinity(0, {pin})
+
+        self.proc = subprocess.Popen([sys.executable, "-c", SPINNER], preexec_fn=setup)
+        time.sleep(0.3)  # let it start spinning
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def competitor(condition: str, cpus: list[int]) -> Competitor | None:
+    if condition == "idle":
+        return None
+    return Competitor(cpus[0] if condition == "busy-pin0" else None)
+
+
+def time_edge_run(exe: str, path: Path, threads: int, runs: int, warmup: int) -> float:
+    out = subprocess.run([exe, str(path), "--runs", str(runs), "--warmup", str(warmup),
+                          "--threads", str(threads), "--json"], capture_output=True, text=True,
+                         check=True)
+    return float(json.loads(out.stdout)["latency_ms"]["p50"])
+
+
+class LiteRT:
+    """A LiteRT interpreter (XNNPACK) kept across rounds."""
+
+    def __init__(self, model: bytes, threads: int) -> None:
+        from sdk.run.litert import backend
+
+        self.interp = backend().interpreter(model_content=model, num_threads=threads)
+        self.interp.allocate_tensors()
+        for d in self.interp.get_input_details():
+            x = np.random.default_rng(0).integers(-128, 128, d["shape"], dtype=np.int8)
+            self.interp.set_tensor(d["index"], x.astype(d["dtype"]))
+
+    def p50(self, runs: int, warmup: int) -> float:
+        for _ in range(warmup):
+            self.interp.invoke()
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            self.interp.invoke()
+            times.append((time.perf_counter() - t0) * 1000)
+        return float(np.median(times))
+
+
+def cgroup_cpu_max_writable() -> bool:
+    path = Path("/sys/fs/cgroup/cpu.max")
+    return path.exists() and os.access(path, os.W_OK)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="96x96 inputs, few runs")
+    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds (median over them)")
+    parser.add_argument("--runs", type=int, default=None, help="timed runs per cell and round")
+    parser.add_argument("--warmup", type=int, default=None)
+    parser.add_argument("--models", default="resnet-like,mobilenet-like")
+    parser.add_argument("--schemes", default="int8", help="the .edge files timed (edge_models)")
+    parser.add_argument("--edge-run", default="",
+                        help="edge-run binaries to compare, comma-separated (label=PATH or "
+                             "PATH); default: the one sdk.base.native finds")
+    parser.add_argument("--workdir", default=str(Path.home() / ".cache/edgesdk/contention"),
+                        help="where the models are built once and reused")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="niceness increment for this process and its children (root for <0)")
+    parser.add_argument("--output", help="also write the JSON here")
+    args = parser.parse_args(argv)
+    if args.nice:
+        os.nice(args.nice)
+    size = 96 if args.quick else 160
+    rounds = args.rounds or (3 if args.quick else 5)
+    runs = args.runs or (10 if args.quick else 30)
+    warmup = args.warmup or (2 if args.quick else 5)
+    threads = [int(t) for t in args.threads.split(",")]
+    schemes = args.schemes.split(",")
+    names = args.models.split(",")
+
+    binaries: dict[str, str] = {}
+    for item in filter(None, args.edge_run.split(",")):
+        label, _, path = item.rpartition("=")
+        binaries[label or "edge"] = path
+    if not binaries:
+        from sdk.base import native
+
+        arch = "x86_64" if platform.machine() == "x86_64" else "arm64-v8a"
+        binaries["edge"] = str(native.edge_run_path(arch))
+
+    files = build_models(names, schemes, size, Path(args.workdir))
+    cpus = sorted(os.sched_getaffinity(0))
+    litert = {(m, t): LiteRT(files[m]["tflite"].read_bytes(), t) for m in names for t in threads}
+    load_before = os.getloadavg()
+
+    # samples[(engine, model, threads, condition)] = per-round p50s
+    samples: dict[tuple[str, str, int, str], list[float]] = {}
+    for r in range(rounds):
+        print(f"# round {r + 1}/{rounds}", file=sys.stderr)
+        for condition in CONDITIONS:
+            comp = competitor(condition, cpus)
+            if comp is not None:
+                comp.__enter__()
+            try:
+                for m in names:
+                    for t in threads:
+                        key = ("litert_int8", m, t, condition)
+                        samples.setdefault(key, []).append(litert[(m, t)].p50(runs, warmup))
+                        for label, exe in binaries.items():
+                            for scheme in schemes:
+                                key = (f"{label}_{scheme}", m, t, condition)
+                                p50 = time_edge_run(exe, files[m][scheme], t, runs, warmup)
+                                samples.setdefault(key, []).append(p50)
+            finally:
+                if comp is not None:
+                    comp.__exit__()
+
+    engines = sorted({k[0] for k in samples})
+    results: dict[str, Any] = {}
+    for m in names:
+        for t in threads:
+            cell: dict[str, Any] = {}
+            for e in engines:
+                med = {c: statistics.median(samples[(e, m, t, c)]) for c in CONDITIONS}
+                cell[e] = {
+                    "median_p50_ms": {c: round(v, 3) for c, v in med.items()},
+                    "rounds_p50_ms": {c: [round(v, 3) for v in samples[(e, m, t, c)]]
+                                      for c in CONDITIONS},
+                    "slowdown": {c: round(med[c] / med["idle"], 3) for c in CONDITIONS[1:]},
+                }
+            results.setdefault(m, {})[str(t)] = cell
+
+    bar: dict[str, Any] = {}
+    if 2 in threads:
+        for m in names:
+            lite = results[m]["2"]["litert_int8"]["slowdown"]["busy"]
+            for e in engines:
+                if e == "litert_int8":
+                    continue
+                ours = results[m]["2"][e]["slowdown"]["busy"]
+                bar[f"{m}/{e}"] = {"ours_busy_slowdown": ours, "litert_busy_slowdown": lite,
+                                   "met": ours <= lite}
+    report = {
+        "host": {"cpu": cpu_model(), "machine": platform.machine(), "cpus": cpus,
+                 "loadavg_before": [round(x, 2) for x in load_before],
+                 "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+                 "cgroup_cpu_max_writable": cgroup_cpu_max_writable()},
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "niceness": os.nice(0),
+        "size": size, "rounds": rounds, "runs": runs, "warmup": warmup,
+        "edge_run": binaries, "conditions": list(CONDITIONS),
+        "results": results,
+        "bar_2_threads_busy": bar,
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
