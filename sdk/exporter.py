@@ -43,6 +43,8 @@ from sdk.converters.quantize.fixed_outputs import keep_coarse_outputs_float
 from sdk.converters.quantize.gptq import weight_solver
 from sdk.converters.quantize.int8 import IO_TYPES, QuantizedModel, check_float_model
 from sdk.converters.quantize.int16x8 import wide_ranges
+from sdk.converters.quantize.mixed import MixedReport
+from sdk.converters.quantize.mixed import search as mixed_search
 from sdk.converters.quantize.plan import PrecisionPlan
 from sdk.converters.quantize.planner import (
     Attempt,
@@ -79,7 +81,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
            activations: str = "int8", equalize: bool = True,
            scheme_options: Mapping[str, Any] | None = None,
            example_inputs: Any = None,
-           constant_inputs: Mapping[str, Any] | None = None) -> ExportResult:
+           constant_inputs: Mapping[str, Any] | None = None,
+           budget_bytes: int | None = None) -> ExportResult:
     """Quantise `model` and write it to `output`.
 
     model: a Keras model, SavedModel directory, .keras/.h5/.tflite/.onnx path (or bytes),
@@ -133,6 +136,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         output's SQNR on the held-out samples is at least this many dB
         (`sdk.converters.quantize.planner`; `result.planner` lists what was kept wider, why and
         what it cost; a ConversionError when even all of them kept wider fall short).
+    budget_bytes: scheme "mixed": the file's size limit; each weighted layer gets INT8, INT4,
+        2-bit or ternary weights by measured sensitivity (`sdk.converters.quantize.mixed`;
+        `result.mixed` lists every point tried, the Pareto front and the bits chosen).
     progress: called as progress(stage, done, total) during calibration and validation.
     example_inputs: PyTorch models: a tuple of tensors shaped like one batch; the module is
         exported in eval mode through PyTorch's ONNX exporter, with every dimension fixed by
@@ -174,6 +180,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     fmt = format_for(format, output)
     path = Path(output) if output is not None else Path(f"{_safe(loaded.name)}_{scheme}"
                                                          f"{fmt.suffix}")
+    if (scheme == "mixed") != (budget_bytes is not None):
+        raise ConversionError("budget_bytes goes with scheme 'mixed' (and 'mixed' needs it), "
+                              f"not scheme {scheme!r} with budget_bytes={budget_bytes}")
     try:
         options = dict(scheme_options or {})
         if activations != "int8":
@@ -253,7 +262,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                 if not fmt.runs_in_litert and fmt.runner is not None:
                     runner = ModelRunner(fmt.runner(data))
                 fidelity = evaluate(float_bytes, float_maps, float_model, data, maps, quantized,
-                                    val_set, per_layer=(per_layer or target_sqnr is not None)
+                                    val_set, per_layer=(per_layer or target_sqnr is not None
+                                                        or scheme == "mixed")
                                     and fmt.runs_in_litert,
                                     progress=progress,
                                     delegates=_delegates(fmt, custom_ops),
@@ -269,7 +279,13 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         timings["gptq"] = round(solver.seconds, 4)  # Hessians + solving, part of "quantize"
     notes += solver.notes
     float_bytes = float_state[0][0]
-    planned = None
+    planned = mixed = None
+    if scheme == "mixed":
+        if built.fidelity is None:
+            raise ConversionError(f"scheme 'mixed' measures every candidate, and format "
+                                  f"{fmt.name!r} has no runner here")
+        built, plan, mixed = _mixed(float_model, plan, int(budget_bytes or 0), built, build,
+                                    val_set, options)
     if target_sqnr is not None and built.fidelity is not None:
         built, plan, planned = _plan_to_target(float_model, plan, float(target_sqnr), built,
                                                build, val_set, fmt)
@@ -298,7 +314,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         fidelity=fidelity, timings=timings, source=f"{loaded.kind}: {loaded.name}",
         notes=notes + (["calibrated on synthetic random data: activation ranges are not "
                         "representative"] if cal.synthetic else []),
-        precision_notes=dict(plan.notes), custom_ops=custom_ops, planner=planned,
+        precision_notes=dict(plan.notes), custom_ops=custom_ops, planner=planned, mixed=mixed,
     )
     _write(result, data, fmt, report)
     lap("write")
@@ -316,6 +332,22 @@ class _Built:
     data: bytes
     maps: Any
     fidelity: FidelityReport | None
+
+
+def _mixed(float_model: Model, plan: PrecisionPlan, budget_bytes: int, first: _Built,
+           build: Callable[[PrecisionPlan, Callable[[str], None]], _Built], val_set: SampleSet,
+           options: Mapping[str, Any]) -> tuple[_Built, PrecisionPlan, MixedReport]:
+    """export(scheme="mixed", budget_bytes=): bits per layer under the budget, measured."""
+    def as_attempt(plan_: PrecisionPlan, built: _Built) -> Attempt:
+        assert built.fidelity is not None
+        return Attempt(plan_, built.fidelity, len(built.data),
+                       input_sqnr(float_model, built.quantized, val_set),
+                       {lr.name: lr.precision for lr in built.quantized.layers}, built)
+
+    chosen, report = mixed_search(float_model, budget_bytes,
+                                  lambda p: as_attempt(p, build(p, lambda stage: None)),
+                                  as_attempt(plan, first), options)
+    return chosen.payload, chosen.plan, report
 
 
 def _plan_to_target(float_model: Model, plan: PrecisionPlan, target_db: float, first: _Built,

@@ -68,6 +68,9 @@ class ExportResult:
     #: export(target_sqnr=...): the precision planner's report (what was kept wider, why, the
     #: SQNR before / after per output, bytes and latency; `sdk.converters.quantize.planner`)
     planner: Any = None
+    #: export(scheme="mixed", budget_bytes=...): every point tried, the front, the bits chosen
+    #: (`sdk.converters.quantize.mixed.MixedReport`)
+    mixed: Any = None
 
     @property
     def compression(self) -> float:
@@ -105,6 +108,7 @@ class ExportResult:
             "custom_ops": self.custom_ops,
             "target": self.target.to_dict() if self.target is not None else None,
             "planner": self.planner.to_dict() if self.planner is not None else None,
+            "mixed": self.mixed.to_dict() if self.mixed is not None else None,
         })
 
     def to_json(self) -> str:
@@ -140,6 +144,9 @@ class ExportResult:
         if self.planner is not None:
             out.append("precision planner (target_sqnr):")
             out += self.planner.lines()
+        if self.mixed is not None:
+            out.append("mixed precision under a byte budget:")
+            out += self.mixed.lines()
         if self.fidelity is not None:
             out += self.fidelity.sections(max_layers)
         out += [f"note: {n}" for n in self.notes]

@@ -16,6 +16,7 @@ from sdk.base.samples import SYNTHETIC, ImageFolder
 from sdk.cli.exit_codes import CHECK_FAILED
 from sdk.cli.output import emit_json, message, progress, report
 from sdk.converters.frontends import IO_LAYOUTS
+from sdk.converters.quantize import mixed as _mixed  # noqa: F401  (registers "mixed")
 from sdk.converters.quantize.int8 import IO_TYPES
 from sdk.converters.quantize.plan import SCHEMES
 from sdk.converters.quantize.ranges import METHODS
@@ -135,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
                         activations=args.activations,
                         scheme_options=_scheme_options(args.scheme_option),
                         per_layer=not args.no_per_layer, target_sqnr=args.target_sqnr,
-                        progress=bars)
+                        budget_bytes=args.budget_bytes, progress=bars)
     short = below_min_sqnr(result, args.min_sqnr)
     if args.json:
         emit_json(result.to_dict() | {"min_sqnr_db": args.min_sqnr, "passed": not short})
@@ -206,6 +207,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="accuracy-driven precision: keep the fewest layers wider (16x8, then "
                         "float) until every output's SQNR on the held-out samples reaches DB "
                         "(fails, exit status 1, nothing written, when it cannot)")
+    p.add_argument("--budget-bytes", type=int, metavar="N",
+                   help="scheme mixed: the file's size limit; each weighted layer gets int8, "
+                        "int4, 2-bit or ternary weights by measured sensitivity (fails, exit "
+                        "status 1, when N is under the smallest such model)")
     p.add_argument("--min-sqnr", type=float, metavar="DB",
                    help="fail (exit status 1) when an output's SQNR on the held-out samples is "
                         "under DB; the file and report are still written, like `validate`")

@@ -1,0 +1,392 @@
+"""Mixed precision under a byte budget: ``sdk.export(model, "mixed", budget_bytes=...)``.
+
+Every weighted layer (FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, ...) may take INT8 or, where
+the sub-byte schemes can give it one (`sdk.converters.quantize.subbyte`: what LiteRT or the
+edgesdk custom ops run), INT4, 2-bit or ternary weights. The search, HAWQ-style:
+
+1. Sensitivity, measured: one export per candidate with every layer that can take it at it
+   (all-INT8, all-2-bit, all-ternary, all-INT4), each validated in LiteRT on the held-out
+   samples. The fidelity report's per-layer SQNR gives the error each layer adds at each format
+   (`sdk.converters.quantize.fidelity.layer_losses`, `LayerLoss.added_noise`).
+2. Choice: from all-INT8, greedily take the move (a layer to a smaller format) that adds the
+   least estimated error per byte it saves, until the estimated size (the all-INT8 file minus
+   the weight bytes saved) is within the budget.
+3. Measurement: the chosen plan is exported and validated. If it is over the budget, the
+   estimate's target shrinks by the overshoot; otherwise the per-layer losses it measured
+   replace the estimates for those layers and formats and the choice is made again, until it
+   repeats itself or `steps` exports were made.
+
+The export is the measured point within the budget with the best worst-output SQNR (the
+uniform probes count: all-INT4 is chosen when nothing mixed beats it). `MixedReport` holds every
+point measured (bytes, worst-output SQNR, Pareto front, the chosen one) and the bits per layer.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from sdk.base.errors import FidelityError
+from sdk.converters.ir import DType, Model, Operator
+from sdk.converters.quantize.fidelity import layer_losses
+from sdk.converters.quantize.lowbit import weight_sqnr_db
+from sdk.converters.quantize.plan import (
+    ACTIVATION_PRECISIONS,
+    LayerPrecision,
+    PrecisionPlan,
+    layer_name,
+    register_scheme,
+)
+from sdk.converters.quantize.planner import Attempt
+from sdk.converters.quantize.rules import OP_RULES
+from sdk.converters.quantize.subbyte import (
+    SUBBYTE_OPS,
+    SubByteOptions,
+    _legal_format,
+    weighted_layers,
+)
+from sdk.converters.quantize.weights import weight_format
+
+#: the uniform probes, in the order they are exported (after all-INT8)
+PROBES = ("int2", "ternary", "int4")
+DEFAULT_STEPS = 4
+_BITS = {DType.INT8: 8, DType.INT4: 4, DType.INT2: 2}
+
+
+class BudgetError(FidelityError):
+    """The byte budget is under the smallest model mixed precision can make (a bar that cannot
+    be met, as an unreachable target_sqnr: the CLI's exit status 1)."""
+
+
+@dataclass(frozen=True)
+class MixedOptions:
+    activations: str = "int8"
+    custom_ops: bool = True
+    steps: int = DEFAULT_STEPS
+
+    def check(self) -> None:
+        if self.activations not in ACTIVATION_PRECISIONS or self.activations == "int16":
+            raise ValueError(f"mixed: activations must be 'int8' or 'float32', not "
+                             f"{self.activations!r}")
+        if self.steps < 1:
+            raise ValueError(f"mixed: steps must be at least 1, not {self.steps}")
+
+
+def mixed_options(options: Mapping[str, object]) -> MixedOptions:
+    known = set(MixedOptions.__dataclass_fields__)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"scheme 'mixed': unknown option(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(sorted(known))}")
+    opts = MixedOptions(**options)  # type: ignore[arg-type]
+    opts.check()
+    return opts
+
+
+def _mixed_plan(model: Model, **options: object) -> PrecisionPlan:
+    """The starting plan (all INT8); `search` chooses the rest once it can measure."""
+    opts = mixed_options(options)
+    return PrecisionPlan(scheme="mixed", default=LayerPrecision("int8", opts.activations))
+
+
+register_scheme("mixed", _mixed_plan)
+
+
+# ---------------------------------------------------------------------------- candidates
+@dataclass
+class LayerChoice:
+    """One weighted layer: its formats (largest first) and their weight bytes."""
+
+    name: str
+    op_type: str
+    elements: int
+    formats: list[str]
+    nbytes: list[float]
+
+
+def layer_choices(model: Model, opts: MixedOptions) -> list[LayerChoice]:
+    sub = SubByteOptions(activations=opts.activations, custom_ops=opts.custom_ops)
+    out = []
+    for op in weighted_layers(model):
+        w = op.inputs[OP_RULES[op.type].weight]  # type: ignore[index]
+        assert w is not None
+        n = int(np.prod(w.shape)) if w.shape else 1
+        formats = ["int8"]
+        if op.type in SUBBYTE_OPS:
+            for scheme in PROBES:
+                fmt, _ = _legal_format(op, scheme, sub)
+                if fmt is not None and fmt not in formats:
+                    formats.append(fmt)
+        formats.sort(key=lambda f: -_bits(f))
+        out.append(LayerChoice(layer_name(op), op.type, n, formats,
+                               [n * _bits(f) / 8.0 for f in formats]))
+    return out
+
+
+def _bits(fmt: str) -> int:
+    return 8 if fmt == "int8" else _BITS[weight_format(fmt).dtype]
+
+
+def _probe_format(choice: LayerChoice, probe: str) -> str:
+    """The format a uniform `probe` export gives this layer (int8 where it has none)."""
+    family = {"int4": ("int4", "int4-narrow"), "int2": ("int2",),
+              "ternary": ("ternary", "ternary-median", "ternary-bitnet")}[probe]
+    for f in choice.formats:
+        if f in family:
+            return f
+    if probe == "int2":  # int2 where LiteRT has none: the subbyte scheme falls back to int4
+        for f in choice.formats:
+            if f.startswith("int4"):
+                return f
+    return "int8"
+
+
+def plan_of(bits: Mapping[str, str], base: PrecisionPlan) -> PrecisionPlan:
+    """`base` (its default, overrides and notes win) with the layers in `bits` not INT8."""
+    acts = base.default.activations
+    layers = {name: LayerPrecision(fmt, acts) for name, fmt in bits.items() if fmt != "int8"}
+    layers.update(base.layers)
+    notes = dict(base.notes)
+    notes.update({name: f"{fmt}: chosen under the byte budget" for name, fmt in bits.items()
+                  if name not in base.layers})
+    return replace(base, scheme="mixed", layers=layers, notes=notes)
+
+
+# ---------------------------------------------------------------------------- the report
+@dataclass
+class MixedPoint:
+    """One measured export."""
+
+    label: str
+    size_bytes: int
+    worst_sqnr_db: float
+    #: the size the search estimated for it (None: a uniform probe)
+    estimated_bytes: int | None
+    bits: dict[str, str]
+    on_front: bool = False
+    chosen: bool = False
+    within_budget: bool = False
+
+
+@dataclass
+class MixedReport:
+    """What mixed precision tried and chose."""
+
+    budget_bytes: int
+    points: list[MixedPoint] = field(default_factory=list)
+    chosen: int = -1
+    exports: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def chosen_point(self) -> MixedPoint:
+        return self.points[self.chosen]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for p in d["points"]:
+            if not math.isfinite(p["worst_sqnr_db"]):
+                p["worst_sqnr_db"] = None if math.isnan(p["worst_sqnr_db"]) else (
+                    "inf" if p["worst_sqnr_db"] > 0 else "-inf")
+        d["kind"] = "mixed"
+        return d
+
+    def lines(self) -> list[str]:
+        c = self.chosen_point
+        counts: dict[str, int] = {}
+        for f in c.bits.values():
+            counts[f] = counts.get(f, 0) + 1
+        out = [f"  budget {self.budget_bytes:,} bytes: chose {c.label}, {c.size_bytes:,} bytes, "
+               f"worst output {c.worst_sqnr_db:.2f} dB ({self.exports} exports, "
+               f"{self.seconds:.1f} s); layers: "
+               + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items()))]
+        out.append("  points tried (* chosen, + on the size / SQNR Pareto front, "
+                   "- over the budget):")
+        for p in sorted(self.points, key=lambda p: p.size_bytes):
+            mark = "*" if p.chosen else "+" if p.on_front else " "
+            over = "" if p.within_budget else " -"
+            out.append(f"  {mark} {p.size_bytes:>10,} B {p.worst_sqnr_db:7.2f} dB  "
+                       f"{p.label}{over}")
+        out += ascii_front(self.points)
+        out += [f"  note: {n}" for n in self.notes]
+        return out
+
+
+def pareto_front(points: list[MixedPoint]) -> None:
+    """Mark the points no other point beats on both size and worst-output SQNR."""
+    for p in points:
+        p.on_front = not any(
+            q is not p and q.size_bytes <= p.size_bytes and q.worst_sqnr_db >= p.worst_sqnr_db
+            and (q.size_bytes < p.size_bytes or q.worst_sqnr_db > p.worst_sqnr_db)
+            for q in points)
+
+
+def ascii_front(points: list[MixedPoint], width: int = 48, height: int = 10) -> list[str]:
+    """A small size (x) / worst-output SQNR (y) scatter: * chosen, o front, . other."""
+    pts = [p for p in points if math.isfinite(p.worst_sqnr_db)]
+    if len(pts) < 2:
+        return []
+    x0, x1 = min(p.size_bytes for p in pts), max(p.size_bytes for p in pts)
+    y0, y1 = min(p.worst_sqnr_db for p in pts), max(p.worst_sqnr_db for p in pts)
+    grid = [[" "] * width for _ in range(height)]
+    rank = {" ": 0, ".": 1, "o": 2, "*": 3}
+    for p in pts:
+        x = 0 if x1 == x0 else round((p.size_bytes - x0) / (x1 - x0) * (width - 1))
+        y = 0 if y1 == y0 else round((p.worst_sqnr_db - y0) / (y1 - y0) * (height - 1))
+        ch = "*" if p.chosen else "o" if p.on_front else "."
+        row = grid[height - 1 - y]
+        if rank[ch] > rank[row[x]]:
+            row[x] = ch
+    out = [f"  {y1:6.1f} dB |" + "".join(grid[0])]
+    out += ["            |" + "".join(r) for r in grid[1:-1]]
+    out += [f"  {y0:6.1f} dB |" + "".join(grid[-1]),
+            "            +" + "-" * width,
+            f"             {x0:,} B" + " " * max(1, width - 24) + f"{x1:,} B"]
+    return out
+
+
+# ---------------------------------------------------------------------------- the search
+Losses = dict[str, dict[str, float]]
+
+
+def _losses_of(attempt: Attempt, model: Model) -> dict[str, float]:
+    """Layer name -> error it adds (`LayerLoss.added_noise`), as measured in `attempt`."""
+    found = layer_losses(attempt.fidelity, model, attempt.inputs_db)
+    return {x.name: max(0.0, x.added_noise) for x in found.values()}
+
+
+def _weight_noise(op: Operator, fmt: str) -> float:
+    """Fallback for a layer the per-layer report does not measure: its weights' own relative
+    error energy in `fmt`."""
+    rule = OP_RULES[op.type]
+    w = op.inputs[rule.weight]  # type: ignore[index]
+    assert w is not None
+    wf = weight_format(fmt)
+    db = weight_sqnr_db(w.numpy(), wf.quantize(w.numpy(), rule.weight_axis, wf.default_method))
+    return 0.0 if db == math.inf else 10.0 ** (-db / 10.0)
+
+
+def greedy(choices: list[LayerChoice], losses: Losses, base_bytes: float, target: float,
+           ) -> dict[str, str] | None:
+    """Bits per layer from all-INT8: the least estimated added error per byte saved, until
+    the estimated size is within `target` (None: even every layer at its smallest is not)."""
+    cur = {c.name: 0 for c in choices}
+    size = base_bytes
+    while size > target:
+        best: tuple[float, float, LayerChoice, int] | None = None
+        for c in choices:
+            i = cur[c.name]
+            for j in range(i + 1, len(c.formats)):
+                saved = c.nbytes[i] - c.nbytes[j]
+                if saved <= 0:
+                    continue
+                cost = (losses[c.name][c.formats[j]] - losses[c.name][c.formats[i]]) / saved
+                key = (cost, -saved)
+                if best is None or key < (best[0], best[1]):
+                    best = (cost, -saved, c, j)
+        if best is None:
+            return None
+        _, neg_saved, c, j = best
+        size += neg_saved
+        cur[c.name] = j
+    return {c.name: c.formats[cur[c.name]] for c in choices}
+
+
+def estimate_bytes(choices: list[LayerChoice], bits: Mapping[str, str], base_bytes: float
+                   ) -> float:
+    saved = 0.0
+    for c in choices:
+        saved += c.nbytes[0] - c.nbytes[c.formats.index(bits[c.name])]
+    return base_bytes - saved
+
+
+def search(model: Model, budget_bytes: int, attempt: Callable[[PrecisionPlan], Attempt],
+           first: Attempt, options: Mapping[str, object] | None = None,
+           ) -> tuple[Attempt, MixedReport]:
+    """Choose bits per layer under `budget_bytes` (see the module docstring). `first` is the
+    all-INT8 export; `attempt(plan)` exports and validates one plan."""
+    start = time.perf_counter()
+    opts = mixed_options(dict(options or {}))
+    if budget_bytes <= 0:
+        raise BudgetError(f"budget_bytes must be positive, not {budget_bytes}")
+    choices = layer_choices(model, opts)
+    ops = {layer_name(op): op for op in weighted_layers(model)}
+    report = MixedReport(budget_bytes=int(budget_bytes))
+    measured: list[tuple[MixedPoint, Attempt]] = []
+
+    def record(label: str, bits: dict[str, str], a: Attempt, estimated: float | None) -> None:
+        measured.append((MixedPoint(label, a.size_bytes, a.fidelity.min_sqnr_db,
+                                    None if estimated is None else round(estimated),
+                                    dict(bits), within_budget=a.size_bytes <= budget_bytes), a))
+
+    int8_bits = {c.name: "int8" for c in choices}
+    record("all-int8", int8_bits, first, None)
+    losses: Losses = {c.name: {} for c in choices}
+    for name, v in _losses_of(first, model).items():
+        if name in losses:
+            losses[name]["int8"] = v
+    for probe in PROBES:
+        bits = {c.name: _probe_format(c, probe) for c in choices}
+        if bits == int8_bits:
+            continue
+        a = attempt(plan_of(bits, first.plan))
+        record(f"all-{probe}", bits, a, None)
+        got = _losses_of(a, model)
+        for c in choices:
+            f = bits[c.name]
+            if f != "int8" and c.name in got:
+                losses[c.name].setdefault(f, got[c.name])
+        if probe == PROBES[0] and a.size_bytes > budget_bytes:
+            raise BudgetError(
+                f"budget of {budget_bytes:,} bytes is under the smallest model mixed precision "
+                f"makes of this model: {a.size_bytes:,} bytes (every weighted layer at its "
+                f"smallest format; all-INT8 is {first.size_bytes:,} bytes)")
+    for c in choices:  # what the per-layer report does not measure: the weights' own error
+        for f in c.formats:
+            losses[c.name].setdefault(f, _weight_noise(ops[c.name], f) if f != "int8" else 0.0)
+    base = float(first.size_bytes)
+    target = float(budget_bytes)
+    tried: list[dict[str, str]] = [p.bits for p, _ in measured]
+    for step in range(opts.steps):
+        bits = greedy(choices, losses, base, target)
+        if bits is None:
+            report.notes.append(f"step {step + 1}: no plan fits the estimated target "
+                                f"{target:,.0f} bytes")
+            break
+        if bits in tried:
+            break
+        tried.append(bits)
+        est = estimate_bytes(choices, bits, base)
+        a = attempt(plan_of(bits, first.plan))
+        record(f"mixed step {step + 1}", bits, a, est)
+        if a.size_bytes > budget_bytes:  # the estimate was short: aim lower by the overshoot
+            target -= a.size_bytes - budget_bytes
+            report.notes.append(f"step {step + 1}: {a.size_bytes:,} bytes measured for "
+                                f"{est:,.0f} estimated; target lowered to {target:,.0f}")
+            continue
+        for name, v in _losses_of(a, model).items():  # measured in this mix: refine
+            if name in losses and bits.get(name, "int8") in losses[name]:
+                losses[name][bits[name]] = v
+    points = [p for p, _ in measured]
+    pareto_front(points)
+    fits = [i for i, p in enumerate(points) if p.within_budget]
+    if not fits:
+        raise BudgetError(f"no measured export fits the budget of {budget_bytes:,} bytes "
+                          f"(smallest: {min(p.size_bytes for p in points):,} bytes)")
+    best = max(fits, key=lambda i: (points[i].worst_sqnr_db, -points[i].size_bytes))
+    points[best].chosen = True
+    report.points, report.chosen = points, best
+    report.exports = len(points)
+    report.seconds = round(time.perf_counter() - start, 3)
+    return measured[best][1], report
+
+
+__all__ = ["DEFAULT_STEPS", "PROBES", "BudgetError", "LayerChoice", "MixedOptions",
+           "MixedPoint", "MixedReport", "ascii_front", "estimate_bytes", "greedy",
+           "layer_choices", "mixed_options", "pareto_front", "plan_of", "search"]

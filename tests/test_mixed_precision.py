@@ -1,0 +1,122 @@
+"""Issue 15, "Mixed precision under a budget": `sdk.export(model, "mixed", budget_bytes=N)`
+gives each weighted layer INT8, INT4, 2-bit or ternary weights by measured sensitivity."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import sdk
+from sdk.base.errors import ConversionError
+from sdk.cli import main
+from sdk.converters.quantize.mixed import BudgetError, MixedPoint, pareto_front
+from sdk.run.fidelity import FidelityWarning
+
+from conftest import requires_tf
+
+pytestmark = [requires_tf, pytest.mark.filterwarnings("ignore", category=FidelityWarning)]
+_BITS = {"int8": 8, "int4": 4, "int4-narrow": 4, "int2": 2, "ternary": 2}
+
+
+def _two_branch_net():
+    """Two Dense layers of the same size reading one input whose channels share a large mean
+    (5 +- 0.3), summed. "centred": every output's weights sum to zero, so its output is the
+    small variation only and any weight error times the mean swamps it (sensitive). "plain":
+    Gaussian weights, its output mostly the mean's (insensitive)."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(3)
+    rng = np.random.default_rng(0)
+    inp = tf.keras.Input((64,))
+    centred = tf.keras.layers.Dense(64, name="centred")
+    plain = tf.keras.layers.Dense(64, name="plain")
+    model = tf.keras.Model(inp, tf.keras.layers.Add()([centred(inp), plain(inp)]))
+    w = rng.standard_normal((64, 64)).astype(np.float32)
+    centred.set_weights([w - w.mean(axis=0), np.zeros(64, np.float32)])
+    plain.set_weights([rng.standard_normal((64, 64)).astype(np.float32) * 0.1,
+                       np.zeros(64, np.float32)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def net():
+    return _two_branch_net()
+
+
+@pytest.fixture(scope="module")
+def data() -> np.ndarray:
+    return (5 + 0.3 * np.random.default_rng(1).standard_normal((120, 64))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def mixed(net, data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mixed") / "m.tflite"
+    return sdk.export(net, "mixed", calibration=data, output=out, budget_bytes=7000)
+
+
+def _bits(res, keyword: str) -> int:
+    (name,) = [n for n in res.precision if keyword in n]
+    return _BITS[res.precision[name].split("/")[0]]
+
+
+def test_budget_is_respected(mixed) -> None:
+    assert mixed.size_bytes <= 7000
+    assert mixed.path.stat().st_size == mixed.size_bytes
+    chosen = mixed.mixed.chosen_point
+    assert chosen.size_bytes == mixed.size_bytes and chosen.within_budget
+    assert mixed.fidelity.min_sqnr_db == pytest.approx(chosen.worst_sqnr_db)
+    # all-INT8 of the same net does not fit: the budget made it choose
+    all_int8 = next(p for p in mixed.mixed.points if p.label == "all-int8")
+    assert all_int8.size_bytes > 7000
+
+
+def test_sensitive_layer_gets_more_bits(mixed) -> None:
+    assert _bits(mixed, "centred") > _bits(mixed, "plain")
+    # and the chosen mix beats every uniform point that fits the budget
+    uniform = [p for p in mixed.mixed.points if p.label.startswith("all-") and p.within_budget]
+    assert uniform and all(mixed.fidelity.min_sqnr_db > p.worst_sqnr_db for p in uniform)
+
+
+def test_chosen_point_is_on_the_front(mixed) -> None:
+    report = mixed.mixed
+    assert report.chosen_point.on_front and report.chosen_point.chosen
+    assert sum(p.chosen for p in report.points) == 1
+    d = json.loads(mixed.to_json())["mixed"]
+    assert d["points"][d["chosen"]]["chosen"] and d["points"][d["chosen"]]["on_front"]
+    assert "mixed precision under a byte budget:" in mixed.summary()
+
+
+def test_pareto_front_marks_only_undominated_points() -> None:
+    pts = [MixedPoint("a", 100, 10.0, None, {}), MixedPoint("b", 120, 9.0, None, {}),
+           MixedPoint("c", 150, 20.0, None, {}), MixedPoint("d", 100, 12.0, None, {})]
+    pareto_front(pts)
+    assert [p.on_front for p in pts] == [False, False, True, True]
+
+
+def test_impossible_budget_names_the_minimum(net, data, tmp_path) -> None:
+    with pytest.raises(BudgetError, match=r"smallest model .* [\d,]+ bytes"):
+        sdk.export(net, "mixed", calibration=data, output=tmp_path / "x.tflite",
+                   budget_bytes=1000)
+    with pytest.raises(ConversionError, match="budget_bytes"):
+        sdk.export(net, "int8", calibration=data, output=tmp_path / "y.tflite",
+                   budget_bytes=1000)
+
+
+def test_cli_impossible_budget_exit_code(net, data, tmp_path, capsys) -> None:
+    model = tmp_path / "net.keras"
+    net.save(model)
+    cal = tmp_path / "cal.npy"
+    np.save(cal, data)
+    out = tmp_path / "m.tflite"
+    code = main(["export", str(model), "mixed", "-c", str(cal), "-o", str(out),
+                 "--budget-bytes", "1000"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "1,000 bytes" in err and "smallest model" in err
+    assert not out.exists()
+    code = main(["export", str(model), "mixed", "-c", str(cal), "-o", str(out),
+                 "--budget-bytes", "7000"])
+    assert code == 0 and 0 < out.stat().st_size <= 7000
+    assert "points tried" in capsys.readouterr().out
