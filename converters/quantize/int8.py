@@ -27,6 +27,7 @@ int8 <-> int16 boundaries of 16x8 sections (one copy per target type and paramet
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -70,6 +71,12 @@ IO_TYPES = ("float32", "int8", "uint8")
 RANGE_SPREAD_LIMIT = 16.0
 #: the most ops such a float tail may hold
 TAIL_OPS = 8
+#: ops whose output magnifies the relative error of their input near 0 (an int8 step of
+#: max / 255 turns every quieter value into 0 or a coarse step, and log(0 + eps) is a huge error)
+LOG_LIKE = ("LOG",)
+#: the most ops a front end computed from the model inputs before a LOG may hold (STFT as conv,
+#: power, mel matmul, floor: ~10 in the corpus) for it to be kept in float with the LOG
+FRONT_END_OPS = 24
 
 # operator modes
 _UNTOUCHED = "untouched"  # no float tensors (shape arithmetic on int32, ...)
@@ -320,6 +327,9 @@ class _Rewrite:
         self.converted: dict[tuple[int, str], Tensor] = {}
         self.pending: list[Operator] = []
         self.const_cache: dict[tuple[int, str], Tensor] = {}
+        #: (type, params, codes digest) -> the quantised weight: ops whose weights quantise to
+        #: the same codes (every step of an unrolled LSTM) read one quantised copy
+        self.weight_cache: dict[tuple[str, str, str], Tensor] = {}
         self.originally_float: set[int] = {
             id(t) for t in graph.referenced_tensors()
             if not t.is_constant and t.dtype is DType.FLOAT32}
@@ -337,6 +347,7 @@ class _Rewrite:
     def run(self) -> None:
         self.classify()
         self.keep_wide_tails()
+        self.keep_log_front_ends()
         self.tie()
         self.assign_params()
         self.set_home_types()
@@ -463,6 +474,60 @@ class _Rewrite:
                 self.reports = [r for r in self.reports if r.name != name]
                 self.reports.append(LayerReport(name, tail_op.type, "float32", reason))
                 self.wide_tails.append(name)
+
+    def keep_log_front_ends(self) -> None:
+        """Keep in float the front end that computes a float LOG's input from the model inputs.
+
+        A LOG (no int8 kernel: it runs in float) of an int8 tensor reads every value below half
+        a step (range / 255) as 0: the quiet bins of a power or mel spectrum, whose logarithm is
+        what the model looks at, come out as log(eps). No int8 range holds a spectrum's 60+ dB
+        (oww_melspectrogram: 4.9 dB at the output with int8 power and mel, 9.0 dB with only the
+        STFT convolutions in int8, 50.5 dB with the front end in float). Where everything that
+        feeds the LOG is computed from the model inputs by at most `FRONT_END_OPS` ops, those
+        ops run in float too (each says why); a LOG deeper in a network keeps its int8 input.
+        """
+        producers = {id(t): op for op in self.g.operators for t in op.outputs}
+        inputs = {id(t) for t in self.g.inputs}
+        for op in self.g.operators:
+            if op.type not in LOG_LIKE or self.modes.get(id(op)) != _FLOAT:
+                continue
+            cone = self._front_end(op, producers, inputs)
+            if not cone:
+                continue
+            for head_op in cone:
+                if self.modes[id(head_op)] not in (_INT8, _AGNOSTIC):
+                    continue
+                self.modes[id(head_op)] = _FLOAT
+                name = layer_name(head_op)
+                reason = (f"front end of {layer_name(op)} kept in float: LOG magnifies the "
+                          "relative error of its input, and one int8 scale (range / 255) rounds "
+                          "its quiet values to 0; computed from the model inputs by "
+                          f"{len(cone)} ops")
+                self.reports = [r for r in self.reports if r.name != name]
+                self.reports.append(LayerReport(name, head_op.type, "float32", reason))
+
+    def _front_end(self, op: Operator, producers: Mapping[int, Operator],
+                   inputs: set[int]) -> list[Operator] | None:
+        """The ops that compute `op`'s inputs from the model inputs and constants, when there
+        are at most FRONT_END_OPS of them; None otherwise (or when there are none)."""
+        cone: list[Operator] = []
+        seen: set[int] = set()
+        frontier = [t for t in op.inputs if t is not None and not t.is_constant]
+        while frontier:
+            t = frontier.pop()
+            if id(t) in inputs:
+                continue
+            producer = producers.get(id(t))
+            if producer is None:
+                return None  # neither a model input nor computed: not a plain front end
+            if id(producer) in seen:
+                continue
+            seen.add(id(producer))
+            cone.append(producer)
+            if len(cone) > FRONT_END_OPS:
+                return None
+            frontier.extend(x for x in producer.inputs if x is not None and not x.is_constant)
+        return cone or None
 
     def _tail(self, op: Operator, consumers: Mapping[Tensor, list[Operator]],
               outputs: set[int]) -> list[Operator] | None:
@@ -661,7 +726,7 @@ class _Rewrite:
         wf = w.numpy().astype(np.float32)
         if rule.weight_per_tensor:
             q, wq = per_tensor_symmetric(wf)
-            op.inputs[rule.weight] = self.add_constant(w.name, q, DType.INT8, wq)
+            op.inputs[rule.weight] = self.shared_weight(w, q, DType.INT8, wq)
             return
         precision = self.precisions[id(op)]
         fmt = weight_format(precision.weights)
@@ -692,7 +757,7 @@ class _Rewrite:
         if bias is not None and x_float in self.means and wquant.block_size == 0:
             bias = bias - _bias_shift(op.type, wf, wquant.dequantize(codes),
                                       self.means[x_float].astype(np.float64))
-        op.inputs[rule.weight] = self.add_constant(w.name, codes, result.dtype, wquant)
+        op.inputs[rule.weight] = self.shared_weight(w, codes, result.dtype, wquant)
         if bias_t is not None and bias is not None:
             assert rule.bias is not None
             bias_scale = (in_scale * wquant.scale.astype(np.float32)).astype(np.float32)
@@ -719,8 +784,8 @@ class _Rewrite:
         except ValueError as exc:
             raise ConversionError(f"{layer_name(op)} ({op.type}): {fmt.name} weights: {exc}") \
                 from exc
-        op.inputs[rule.weight] = self.add_constant(w.name, result.values, result.dtype,
-                                                   result.quant)
+        op.inputs[rule.weight] = self.shared_weight(w, result.values, result.dtype,
+                                                    result.quant)
         op.version = max(op.version, hybrid_version(op.type, result.dtype,
                                                     result.quant.is_per_channel))
 
@@ -729,6 +794,21 @@ class _Rewrite:
                      quant: QuantParams | None) -> Tensor:
         return self.g.add_tensor(Tensor(self.g.unique_name(name), data.shape, dtype,
                                         data=np.ascontiguousarray(data), quant=quant))
+
+    def shared_weight(self, w: Tensor, codes: np.ndarray, dtype: DType,
+                      quant: QuantParams | None) -> Tensor:
+        """The quantised constant for float weight `w`: one tensor (one buffer) for every op
+        whose weights quantise to the same codes and parameters (the shared recurrent weights
+        of an unrolled LSTM / GRU are written once, not once per step; so are copies of one
+        weight the importer made per consumer, e.g. each MatMul's transposed initializer)."""
+        codes = np.ascontiguousarray(codes)
+        key = (dtype.name,
+               f"{_params_key(quant)}:{quant.block_size}" if quant is not None else "",
+               hashlib.blake2b(codes.tobytes(), digest_size=16).hexdigest()
+               + f"{codes.dtype}{codes.shape}")
+        if key not in self.weight_cache:
+            self.weight_cache[key] = self.add_constant(w.name, codes, dtype, quant)
+        return self.weight_cache[key]
 
     def quantized_constant(self, t: Tensor, params: QuantParams,
                            dtype: DType = DType.INT8) -> Tensor:
