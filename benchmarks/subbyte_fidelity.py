@@ -266,6 +266,78 @@ def model_part(name: str, samples: int, work: Path) -> dict[str, Any]:
     return out
 
 
+def mixed_part(name: str, samples: int, work: Path) -> dict[str, Any]:
+    """--mixed: all-INT4 and all-ternary (round to nearest) beside `sdk.export(..., "mixed",
+    budget_bytes=)` at all-INT4's size and at half of it (at all-ternary's size where half is
+    under the smallest mixed model), worst-output SQNR scored as in `model_part`."""
+    from corpus.inputs import Context, make_samples, model_inputs
+    from corpus.manifest import cache_dir, load_manifest, select
+    from corpus.measure import LiteRTRunner, OrtRunner, _image_hw, quiet, score, stacked
+
+    (model,) = select(load_manifest(), [name])
+    root = cache_dir()
+    path = model.path(root)
+    if not path.is_file():
+        return {"model": name, "error": f"not in the corpus cache {root}: run `make corpus`"}
+    by_name = {m.name: m for m in load_manifest()}
+    ctx = Context(model_path=lambda n: by_name[n].path(root))
+    descs = model_inputs(model, path)
+    cal = make_samples(model, path, samples, 1, ctx)
+    val = make_samples(model, path, max(8, samples // 4), 2, ctx)
+    order = [d.name for d in descs]
+    hw = _image_hw(model, descs)
+    with quiet():
+        ref_runner = OrtRunner(str(path)) if model.format == "onnx" else \
+            LiteRTRunner(path.read_bytes(), order)
+    ref = [ref_runner(s) for s in val]
+    shapes = dict(model.input_shapes) or None
+    out: dict[str, Any] = {"model": name, "kind": model.kind, "calibration_samples": len(cal),
+                           "held_out_samples": len(val), "rows": []}
+
+    def run(label: str, scheme: str, **kw: Any) -> dict[str, Any]:
+        start = time.perf_counter()
+        row: dict[str, Any] = {"label": label, "scheme": scheme}
+        try:
+            with quiet():
+                r = _export(str(path), scheme, "rtn", stacked(cal, descs), stacked(val, descs),
+                            work / f"{name}_{label}.tflite", input_shapes=shapes, **kw)
+                runner = _Runner(r.path.read_bytes(), order, _delegates(r))
+            res = score("edgesdk", model, hw, ref_runner.names, ref, runner, val)
+            row.update(size_bytes=r.size_bytes, worst_sqnr_db=round(res.worst_sqnr_db, 2),
+                       export_s=round(time.perf_counter() - start, 2))
+            if r.mixed is not None:
+                row["budget_bytes"] = kw["budget_bytes"]
+                row["mixed"] = r.mixed.to_dict()
+                counts: dict[str, int] = {}
+                for f in r.mixed.chosen_point.bits.values():
+                    counts[f] = counts.get(f, 0) + 1
+                row["layers_by_format"] = counts
+                row["front_ascii"] = r.mixed.lines()
+        except Exception as exc:
+            row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+        out["rows"].append(row)
+        print(f"{name:32s} {label:16s} {row.get('size_bytes')} B worst "
+              f"{row.get('worst_sqnr_db')} dB ({time.perf_counter() - start:.1f} s)",
+              file=sys.stderr, flush=True)
+        return row
+
+    int4 = run("int4", "int4")
+    tern = run("ternary", "ternary")
+    if "size_bytes" not in int4:
+        return out
+    m4 = run("mixed@int4", "mixed", budget_bytes=int4["size_bytes"])
+    half = run("mixed@int4/2", "mixed", budget_bytes=int4["size_bytes"] // 2)
+    out["beats_int4_at_its_size"] = (m4.get("worst_sqnr_db", -1e9) > int4["worst_sqnr_db"])
+    if "error" in half and "size_bytes" in tern:
+        half = run("mixed@ternary", "mixed", budget_bytes=tern["size_bytes"])
+    if "size_bytes" in tern:
+        out["beats_ternary_at_half_int4"] = half.get("worst_sqnr_db", -1e9) > \
+            tern["worst_sqnr_db"] and half.get("label") == "mixed@int4/2"
+        out["beats_ternary_at_its_size"] = half.get("worst_sqnr_db", -1e9) > \
+            tern["worst_sqnr_db"]
+    return out
+
+
 def summarise(models: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for scheme in SCHEMES:
@@ -319,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--qat", action="store_true",
                    help="add the digits CNN's quantisation-aware training rows (method qat)")
     p.add_argument("--qat-epochs", type=int, default=4, help="QAT fine-tuning epochs")
+    p.add_argument("--mixed", action="store_true",
+                   help="only mixed precision under a budget on --models (issue 15): all-int4 "
+                        "and all-ternary beside mixed at their sizes (round to nearest)")
     args = p.parse_args(argv)
     report: dict[str, Any] = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "cpu": cpu_name(),
@@ -330,6 +405,17 @@ def main(argv: list[str] | None = None) -> int:
             report["digits"] = digits_part(work, args.qat_epochs if args.qat else 0)
         models = [m for m in args.models.split(",") if m]
         report["models"] = []
+        if args.mixed:
+            for m in models:
+                try:
+                    report["models"].append(mixed_part(m, args.samples, work))
+                except Exception as exc:
+                    report["models"].append({"model": m, "error": f"{type(exc).__name__}: {exc}"})
+                if args.json_out:
+                    args.json_out.parent.mkdir(parents=True, exist_ok=True)
+                    args.json_out.write_text(json.dumps(report, indent=1) + "\n")
+            print(json.dumps(report, indent=1))
+            return 0
         for m in models:
             try:
                 report["models"].append(model_part(m, args.samples, work))

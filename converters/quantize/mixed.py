@@ -6,8 +6,10 @@ edgesdk custom ops run), INT4, 2-bit or ternary weights. The search, HAWQ-style:
 
 1. Sensitivity, measured: one export per candidate with every layer that can take it at it
    (all-INT8, all-2-bit, all-ternary, all-INT4), each validated in LiteRT on the held-out
-   samples. The fidelity report's per-layer SQNR gives the error each layer adds at each format
-   (`sdk.converters.quantize.fidelity.layer_losses`, `LayerLoss.added_noise`).
+   samples; the "int4" and "ternary" schemes' own plans (first and last layer INT8) are
+   measured as points too. The fidelity report's per-layer SQNR gives the error each layer
+   adds at each format (`sdk.converters.quantize.fidelity.layer_losses`,
+   `LayerLoss.added_noise`).
 2. Choice: from all-INT8, greedily take the move (a layer to a smaller format) that adds the
    least estimated error per byte it saves, until the estimated size (the all-INT8 file minus
    the weight bytes saved) is within the budget.
@@ -40,6 +42,7 @@ from sdk.converters.quantize.plan import (
     LayerPrecision,
     PrecisionPlan,
     layer_name,
+    plan_for,
     register_scheme,
 )
 from sdk.converters.quantize.planner import Attempt
@@ -54,6 +57,8 @@ from sdk.converters.quantize.weights import weight_format
 
 #: the uniform probes, in the order they are exported (after all-INT8)
 PROBES = ("int2", "ternary", "int4")
+#: the sub-byte schemes whose plans (first / last layer INT8, weight SQNR floor) are measured too
+SCHEME_PROBES = ("int4", "ternary")
 DEFAULT_STEPS = 4
 _BITS = {DType.INT8: 8, DType.INT4: 4, DType.INT2: 2}
 
@@ -347,6 +352,14 @@ def search(model: Model, budget_bytes: int, attempt: Callable[[PrecisionPlan], A
                 f"budget of {budget_bytes:,} bytes is under the smallest model mixed precision "
                 f"makes of this model: {a.size_bytes:,} bytes (every weighted layer at its "
                 f"smallest format; all-INT8 is {first.size_bytes:,} bytes)")
+    for scheme in SCHEME_PROBES:  # the sub-byte schemes' own plans are points too
+        sub_plan = plan_for(scheme, model, {"activations": opts.activations,
+                                            "custom_ops": opts.custom_ops})
+        bits = {c.name: sub_plan.layers[c.name].weights if c.name in sub_plan.layers
+                and sub_plan.layers[c.name].weights in c.formats else "int8" for c in choices}
+        if bits in [p.bits for p, _ in measured]:
+            continue
+        record(f"{scheme} scheme", bits, attempt(plan_of(bits, first.plan)), None)
     for c in choices:  # what the per-layer report does not measure: the weights' own error
         for f in c.formats:
             losses[c.name].setdefault(f, _weight_noise(ops[c.name], f) if f != "int8" else 0.0)
