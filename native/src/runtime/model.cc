@@ -448,6 +448,62 @@ const fmt::Model* verified_model(const uint8_t* buf, std::size_t size, const std
   return fmt::GetModel(buf);
 }
 
+// A tensor's dtype, storage and shape: known values, rank and size within the limits, its run-time
+// bytes within the memory budget. Returns its element count.
+int64_t read_tensor_type(const fmt::Tensor& tensor, const std::string& what, uint64_t memory_budget,
+                         Tensor* out) {
+  const fmt::Tensor* ft = &tensor;
+  Tensor& t = *out;
+  const int8_t dt = static_cast<int8_t>(ft->dtype());
+  if (!known_dtype(dt)) throw FormatError(cat(what, " has unknown dtype ", +dt));
+  t.dtype = static_cast<DType>(dt);
+  const int8_t st = static_cast<int8_t>(ft->storage());
+  if (st != 0 && st != 1) throw FormatError(cat(what, " has unknown storage ", +st));
+  t.storage = static_cast<Storage>(st);
+  if (t.storage == Storage::kBase3 && t.dtype != DType::kTernary) {
+    throw FormatError(cat(what, ": BASE3 storage is only for TERNARY tensors, not ",
+                          dtype_name(t.dtype)));
+  }
+  t.shape = vec(ft->shape());
+  if (t.shape.size() > static_cast<std::size_t>(kMaxRank)) {
+    throw FormatError(cat(what, " has rank ", t.shape.size(), "; at most ", kMaxRank,
+                          " is supported"));
+  }
+  int64_t count = 1;
+  for (int32_t d : t.shape) {
+    if (d < 0) throw FormatError(cat(what, " has a negative dimension in shape ",
+                                     shape_text(t.shape)));
+    // Bounded multiplication: stop as soon as the byte count passes the limit.
+    if (d != 0 && count > kMaxTensorBytes / d) {
+      throw FormatError(cat(what, " has an absurd shape ", shape_text(t.shape),
+                            " (more than ", kMaxTensorBytes, " bytes)"));
+    }
+    count *= d;
+  }
+  const int64_t runtime_bytes = count * static_cast<int64_t>(dtype_runtime_bytes(t.dtype));
+  if (runtime_bytes > kMaxTensorBytes) {
+    throw FormatError(cat(what, " has an absurd shape ", shape_text(t.shape), " (more than ",
+                          kMaxTensorBytes, " bytes)"));
+  }
+  if (static_cast<uint64_t>(runtime_bytes) > memory_budget) {
+    throw FormatError(cat(what, ", ", dtype_name(t.dtype), " ", shape_text(t.shape), ", needs ",
+                          runtime_bytes, " bytes, over the memory budget of ", memory_budget,
+                          " bytes", budget_hint()));
+  }
+  return count;
+}
+
+// BASE3 bytes hold five trits: 3^5 = 243 codes, so a byte above 242 is not ternary data.
+void check_base3(const uint8_t* ptr, std::size_t have, const std::string& what,
+                 uint32_t buffer_index) {
+  for (std::size_t b = 0; b < have; ++b) {
+    if (ptr[b] > 242) {
+      throw FormatError(cat(what, ": BASE3 byte ", +ptr[b], " at offset ", b, " of buffer ",
+                            buffer_index, " is not base-3 data (bytes hold 5 trits: at most 242)"));
+    }
+  }
+}
+
 // A tensor's quantisation: scales finite and >= 0, zero points in the dtype's range, per-channel
 // and per-group counts that fit the shape.
 void read_quantization(const fmt::Quantization& quant, const std::string& what, Tensor* tensor) {
@@ -652,42 +708,7 @@ void Model::parse() {
     Tensor& t = tensors_[i];
     t.name = str(ft->name());
     const std::string what = cat(p, ": tensor ", i, " ('", t.name, "')");
-    const int8_t dt = static_cast<int8_t>(ft->dtype());
-    if (!known_dtype(dt)) throw FormatError(cat(what, " has unknown dtype ", +dt));
-    t.dtype = static_cast<DType>(dt);
-    const int8_t st = static_cast<int8_t>(ft->storage());
-    if (st != 0 && st != 1) throw FormatError(cat(what, " has unknown storage ", +st));
-    t.storage = static_cast<Storage>(st);
-    if (t.storage == Storage::kBase3 && t.dtype != DType::kTernary) {
-      throw FormatError(cat(what, ": BASE3 storage is only for TERNARY tensors, not ",
-                            dtype_name(t.dtype)));
-    }
-    t.shape = vec(ft->shape());
-    if (t.shape.size() > static_cast<std::size_t>(kMaxRank)) {
-      throw FormatError(cat(what, " has rank ", t.shape.size(), "; at most ", kMaxRank,
-                            " is supported"));
-    }
-    int64_t count = 1;
-    for (int32_t d : t.shape) {
-      if (d < 0) throw FormatError(cat(what, " has a negative dimension in shape ",
-                                       shape_text(t.shape)));
-      // Bounded multiplication: stop as soon as the byte count passes the limit.
-      if (d != 0 && count > kMaxTensorBytes / d) {
-        throw FormatError(cat(what, " has an absurd shape ", shape_text(t.shape),
-                              " (more than ", kMaxTensorBytes, " bytes)"));
-      }
-      count *= d;
-    }
-    const int64_t runtime_bytes = count * static_cast<int64_t>(dtype_runtime_bytes(t.dtype));
-    if (runtime_bytes > kMaxTensorBytes) {
-      throw FormatError(cat(what, " has an absurd shape ", shape_text(t.shape), " (more than ",
-                            kMaxTensorBytes, " bytes)"));
-    }
-    if (static_cast<uint64_t>(runtime_bytes) > memory_budget_) {
-      throw FormatError(cat(what, ", ", dtype_name(t.dtype), " ", shape_text(t.shape), ", needs ",
-                            runtime_bytes, " bytes, over the memory budget of ", memory_budget_,
-                            " bytes", budget_hint()));
-    }
+    const int64_t count = read_tensor_type(*ft, what, memory_budget_, &t);
     t.buffer_index = ft->buffer();
     if (t.buffer_index != 0) {
       if (t.buffer_index >= n_buffers) {
@@ -705,16 +726,7 @@ void Model::parse() {
       }
       t.data_bytes = have;
       const uint8_t* ptr = have ? data->data() : nullptr;
-      if (t.storage == Storage::kBase3) {
-        // Five trits per byte: 3^5 = 243 codes, so a byte above 242 is not ternary data.
-        for (std::size_t b = 0; b < have; ++b) {
-          if (ptr[b] > 242) {
-            throw FormatError(cat(what, ": BASE3 byte ", +ptr[b], " at offset ", b,
-                                  " of buffer ", t.buffer_index,
-                                  " is not base-3 data (bytes hold 5 trits: at most 242)"));
-          }
-        }
-      }
+      if (t.storage == Storage::kBase3) check_base3(ptr, have, what, t.buffer_index);
       const std::size_t align = dtype_runtime_bytes(t.dtype);
       if (ptr != nullptr && align > 1 && reinterpret_cast<uintptr_t>(ptr) % align != 0) {
         // Legal flatbuffer, but the writer did not align it: copy rather than misread. One copy
