@@ -199,7 +199,7 @@ FAST: dict[str, Bar] = {
                                         "over 8210 classes flips)"),
     "oww_alexa": Bar(20.0),                                   # 23.8 dB (16 samples)
     "oww_hey_mycroft": Bar(20.0),                             # 24.1 dB (16 samples)
-    "silero_vad_16k_op15": Bar(xfail="worst output 5.0 dB (VAD, If folded)"),
+    "silero_vad_16k_op15": Bar(15.0),  # 17.5 dB: the STFT before the SQRT in float (5.0 int8)
 }
 
 

@@ -71,9 +71,12 @@ IO_TYPES = ("float32", "int8", "uint8")
 RANGE_SPREAD_LIMIT = 16.0
 #: the most ops such a float tail may hold
 TAIL_OPS = 8
-#: ops whose output magnifies the relative error of their input near 0 (an int8 step of
-#: max / 255 turns every quieter value into 0 or a coarse step, and log(0 + eps) is a huge error)
-LOG_LIKE = ("LOG",)
+#: ops whose output magnifies the error of their input near 0 (an int8 step of max / 255 turns
+#: every quieter value into 0 or a coarse step), op -> how
+LOG_LIKE = {"LOG": "log(x) magnifies the relative error of x (log(0 + eps) for a value rounded "
+                   "to 0)",
+            "SQRT": "sqrt(x) has the slope 1 / (2 sqrt(x)), unbounded near 0 (a magnitude "
+                    "spectrum from an int8 power)"}
 #: the most ops a front end computed from the model inputs before a LOG may hold (STFT as conv,
 #: power, mel matmul, floor: ~10 in the corpus) for it to be kept in float with the LOG
 FRONT_END_OPS = 24
@@ -476,15 +479,18 @@ class _Rewrite:
                 self.wide_tails.append(name)
 
     def keep_log_front_ends(self) -> None:
-        """Keep in float the front end that computes a float LOG's input from the model inputs.
+        """Keep in float the front end that computes a float LOG's (SQRT's) input from the model
+        inputs.
 
         A LOG (no int8 kernel: it runs in float) of an int8 tensor reads every value below half
         a step (range / 255) as 0: the quiet bins of a power or mel spectrum, whose logarithm is
         what the model looks at, come out as log(eps). No int8 range holds a spectrum's 60+ dB
         (oww_melspectrogram: 4.9 dB at the output with int8 power and mel, 9.0 dB with only the
-        STFT convolutions in int8, 50.5 dB with the front end in float). Where everything that
-        feeds the LOG is computed from the model inputs by at most `FRONT_END_OPS` ops, those
-        ops run in float too (each says why); a LOG deeper in a network keeps its int8 input.
+        STFT convolutions in int8, 50.5 dB with the front end in float). A SQRT of an int8 power
+        (a magnitude spectrum) loses the same quiet bins (silero_vad_16k_op15: 15.7 dB after the
+        SQRT, 5.0 dB at the output; 17.4 dB with the STFT in float). Where everything that feeds
+        the op is computed from the model inputs by at most `FRONT_END_OPS` ops, those ops run
+        in float too (each says why); a LOG deeper in a network keeps its int8 input.
         """
         producers = {id(t): op for op in self.g.operators for t in op.outputs}
         inputs = {id(t) for t in self.g.inputs}
@@ -499,9 +505,9 @@ class _Rewrite:
                     continue
                 self.modes[id(head_op)] = _FLOAT
                 name = layer_name(head_op)
-                reason = (f"front end of {layer_name(op)} kept in float: LOG magnifies the "
-                          "relative error of its input, and one int8 scale (range / 255) rounds "
-                          "its quiet values to 0; computed from the model inputs by "
+                reason = (f"front end of {layer_name(op)} ({op.type}) kept in float: "
+                          f"{LOG_LIKE[op.type]}, and one int8 scale (range / 255) rounds the "
+                          "quiet values to 0; computed from the model inputs by "
                           f"{len(cone)} ops")
                 self.reports = [r for r in self.reports if r.name != name]
                 self.reports.append(LayerReport(name, head_op.type, "float32", reason))
