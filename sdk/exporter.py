@@ -38,7 +38,7 @@ from sdk.converters.quantize import (
 )
 from sdk.converters.quantize.bias import empirical_bias_correction
 from sdk.converters.quantize.equalize import equalize as equalize_model
-from sdk.converters.quantize.fidelity import evaluate, input_sqnr
+from sdk.converters.quantize.fidelity import PER_LAYER_SAMPLES, evaluate, input_sqnr
 from sdk.converters.quantize.fixed_outputs import keep_coarse_outputs_float
 from sdk.converters.quantize.gptq import weight_solver
 from sdk.converters.quantize.int8 import IO_TYPES, QuantizedModel, check_float_model
@@ -268,7 +268,10 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                                     progress=progress,
                                     delegates=_delegates(fmt, custom_ops),
                                     layer_notes=cal.notes, quant_runner=runner,
-                                    kernels=None if runner is None else f"{fmt.name} runtime")
+                                    kernels=None if runner is None else f"{fmt.name} runtime",
+                                    # plans measure every layer on every held-out sample
+                                    per_layer_samples=None if target_sqnr is not None
+                                    or scheme == "mixed" else PER_LAYER_SAMPLES)
             except EdgeSDKError as exc:
                 raise ConversionError(f"the exported model does not run in {where}: {exc}"
                                       ) from exc

@@ -305,3 +305,28 @@ def test_copies_are_read_only_and_replayed_once() -> None:
     assert not seen[0].flags.writeable
     sweep.run(lambda read, count: None)  # nothing kept for this one: the model runs again
     assert sweep.invocations == 6
+
+
+def test_per_layer_fidelity_measures_a_bounded_subset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outputs are compared on every held-out sample, per-layer SQNR (two more runs with every
+    tensor kept) on the first PER_LAYER_SAMPLES; all of them when asked."""
+    import sdk
+    from sdk.converters.quantize import fidelity
+
+    measured: list[int] = []
+    original = fidelity.per_layer_sqnr
+
+    def counted(*a: Any, **k: Any) -> Any:
+        measured.append(len(a[6]))
+        return original(*a, **k)
+
+    monkeypatch.setattr(fidelity, "per_layer_sqnr", counted)
+    model = _model()
+    cal = random((20, 1, 3, 12, 12), seed=5, scale=2.0)
+    val = random((fidelity.PER_LAYER_SAMPLES + 8, 1, 3, 12, 12), seed=6, scale=2.0)
+    out = sdk.export(model, "int8", calibration=cal, validation=val, report=False)
+    assert out.fidelity is not None and out.fidelity.samples == len(val)
+    assert measured == [fidelity.PER_LAYER_SAMPLES]
+    assert out.fidelity.layers
+    assert f"the first {fidelity.PER_LAYER_SAMPLES} of the {len(val)}" in \
+        out.fidelity.layer_kernels

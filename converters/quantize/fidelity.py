@@ -3,7 +3,11 @@
 `evaluate` runs both models over the samples and fills a `sdk.run.fidelity.FidelityReport`:
 per output with LiteRT's default kernels (XNNPACK), what users run; per layer with LiteRT's
 builtin kernels and every intermediate tensor preserved (XNNPACK fuses intermediates away).
-Tensors are matched by identity through the rewrite's tensor map, not by name. The per-layer
+Per-layer SQNR runs both models again with every intermediate kept (builtin kernels: about
+twice XNNPACK's CPU, and the int8 model in reference kernels), so by default it measures the
+first `PER_LAYER_SAMPLES` held-out samples (the report's `layer_kernels` says how many); the
+outputs are compared on all of them. Tensors are matched by identity through the rewrite's
+tensor map, not by name. The per-layer
 added-error walk (`layer_losses`) names the layer that loses most under a low output, for the
 report's warnings and the precision planner.
 """
@@ -32,6 +36,10 @@ from sdk.run.runner import LiteRTRunner
 
 Progress = Callable[[str, int, int], None]
 
+#: held-out samples the per-layer comparison runs on by default (`evaluate(per_layer_samples=)`;
+#: None: all of them)
+PER_LAYER_SAMPLES = 16
+
 
 def _dequantized(t: Tensor, value: np.ndarray) -> np.ndarray:
     if t.dtype in (DType.INT8, DType.UINT8, DType.INT16) and t.quant is not None:
@@ -45,9 +53,11 @@ def evaluate(float_bytes: bytes, float_maps: list[dict[Tensor, int]], float_mode
              samples: SampleSet, *, per_layer: bool = True,
              progress: Progress | None = None, delegates: list[Any] | None = None,
              layer_notes: Mapping[Tensor, str] | None = None,
-             quant_runner: Any = None, kernels: str | None = None) -> FidelityReport:
+             quant_runner: Any = None, kernels: str | None = None,
+             per_layer_samples: int | None = PER_LAYER_SAMPLES) -> FidelityReport:
     """Compare the quantised model with the float one on `samples`. `quant_runner` runs the
-    quantised bytes when LiteRT cannot (a `ModelRunner`); per-layer SQNR needs LiteRT."""
+    quantised bytes when LiteRT cannot (a `ModelRunner`); per-layer SQNR needs LiteRT, and
+    measures the first `per_layer_samples` samples (None: all)."""
 
     def stage(name: str) -> Callable[[int, int], None]:
         return lambda done, total: progress(name, done, total) if progress else None
@@ -64,8 +74,13 @@ def evaluate(float_bytes: bytes, float_maps: list[dict[Tensor, int]], float_mode
     if kernels is not None:
         report.kernels = kernels
     if per_layer and quant_runner is None:
+        layer_set = samples
+        if per_layer_samples is not None and len(samples) > per_layer_samples:
+            layer_set = samples.subset(slice(0, per_layer_samples))
+            report.layer_kernels += (f"; the first {per_layer_samples} of the {len(samples)} "
+                                     "samples")
         report.layers = per_layer_sqnr(float_bytes, float_maps, float_model, quant_bytes,
-                                       quant_maps, quantized, samples,
+                                       quant_maps, quantized, layer_set,
                                        stage("per-layer comparison"), delegates,
                                        layer_notes)
     output_tensors = {d.name: t for t, i in float_maps[0].items() for d in float_run.outputs
