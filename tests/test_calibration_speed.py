@@ -330,3 +330,32 @@ def test_per_layer_fidelity_measures_a_bounded_subset(monkeypatch: pytest.Monkey
     assert out.fidelity.layers
     assert f"the first {fidelity.PER_LAYER_SAMPLES} of the {len(val)}" in \
         out.fidelity.layer_kernels
+
+
+def test_equalisation_reads_only_the_tensors_it_rescales(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """Equalisation's run makes its few tensors graph outputs (builtin kernels, nothing else
+    kept): the same per-channel maxima as reading them from a run that keeps every tensor."""
+    from sdk.converters.quantize.equalize import candidate_pairs, channel_absmax
+
+    model = _model()
+    samples = _samples(model, 5)
+    tensors = [a.outputs[0] for a, _ in candidate_pairs(model)] or activation_tensors(model)[1:3]
+    assert tensors
+    ref = _reference(model, samples)
+    kept: list[bool] = []
+    original = LiteRTRunner.__init__
+
+    def init(self: LiteRTRunner, *a: Any, **k: Any) -> None:
+        kept.append(bool(k.get("preserve_all_tensors")))
+        original(self, *a, **k)
+
+    monkeypatch.setattr(LiteRTRunner, "__init__", init)
+    outputs = list(model.main.outputs)
+    found = channel_absmax(model, tensors, samples)
+    assert kept == [False] and model.main.outputs == outputs
+    assert set(found) == set(tensors)
+    for t in tensors:
+        r = ref[t]
+        # the reference kept min / max over all channels: the channels' maxima reach them
+        assert float(found[t].max()) == max(abs(r.min), abs(r.max)), t.name

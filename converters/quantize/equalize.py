@@ -121,18 +121,27 @@ def _in_channels(op: Operator) -> int:
 def channel_absmax(model: Model, tensors: list[Tensor], samples: SampleSet) -> dict[Tensor,
                                                                                     np.ndarray]:
     """Per-channel (last axis) absolute maxima of `tensors` over `samples` (float model run in
-    LiteRT's builtin kernels, intermediates preserved)."""
+    LiteRT's builtin kernels). Only `tensors` are read: the model is run with them made graph
+    outputs, not with every intermediate tensor preserved (the same builtin kernels, so the same
+    values, without keeping the ~300 other tensors of each run)."""
     from sdk.run.runner import LiteRTRunner
 
-    data, maps = serialize(model)
-    index = maps[0]
-    runner = LiteRTRunner(data, reference=True, preserve_all_tensors=True)
+    g = model.main
+    outputs = g.outputs
+    present = {id(t) for t in outputs}
+    g.outputs = [*outputs, *(t for t in tensors if id(t) not in present)]
+    try:
+        data, maps = serialize(model)
+    finally:
+        g.outputs = outputs
+    runner = LiteRTRunner(data, reference=True)
+    position = {d.index: k for k, d in enumerate(runner.outputs)}
+    read = [(t, position[maps[0][t]]) for t in tensors if t in maps[0]
+            and maps[0][t] in position]
     found: dict[Tensor, np.ndarray] = {}
-    for _ in runner.run(samples):
-        for t in tensors:
-            if t not in index:
-                continue
-            v = np.abs(runner.tensor(index[t]).astype(np.float64))
+    for _, outs in runner.run(samples):
+        for t, k in read:
+            v = np.abs(outs[k].astype(np.float64))
             v = np.where(np.isfinite(v), v, 0.0)
             m = v.reshape(-1, v.shape[-1]).max(axis=0)
             found[t] = m if t not in found else np.maximum(found[t], m)
