@@ -269,7 +269,8 @@ def model_part(name: str, samples: int, work: Path) -> dict[str, Any]:
 def mixed_part(name: str, samples: int, work: Path) -> dict[str, Any]:
     """--mixed: all-INT4 and all-ternary (round to nearest) beside `sdk.export(..., "mixed",
     budget_bytes=)` at all-INT4's size and at half of it (at all-ternary's size where half is
-    under the smallest mixed model), worst-output SQNR scored as in `model_part`."""
+    under the smallest mixed model), worst-output SQNR scored as in `model_part` on held-out
+    samples that no export validated on (mixed chooses by its exports' validation)."""
     from corpus.inputs import Context, make_samples, model_inputs
     from corpus.manifest import cache_dir, load_manifest, select
     from corpus.measure import LiteRTRunner, OrtRunner, _image_hw, quiet, score, stacked
@@ -284,6 +285,8 @@ def mixed_part(name: str, samples: int, work: Path) -> dict[str, Any]:
     descs = model_inputs(model, path)
     cal = make_samples(model, path, samples, 1, ctx)
     val = make_samples(model, path, max(8, samples // 4), 2, ctx)
+    # what the exports validate on (and mixed chooses by): a third set, not the scored one
+    select_set = make_samples(model, path, max(8, samples // 4), 3, ctx)
     order = [d.name for d in descs]
     hw = _image_hw(model, descs)
     with quiet():
@@ -299,8 +302,9 @@ def mixed_part(name: str, samples: int, work: Path) -> dict[str, Any]:
         row: dict[str, Any] = {"label": label, "scheme": scheme}
         try:
             with quiet():
-                r = _export(str(path), scheme, "rtn", stacked(cal, descs), stacked(val, descs),
-                            work / f"{name}_{label}.tflite", input_shapes=shapes, **kw)
+                r = _export(str(path), scheme, "rtn", stacked(cal, descs),
+                            stacked(select_set, descs), work / f"{name}_{label}.tflite",
+                            input_shapes=shapes, **kw)
                 runner = _Runner(r.path.read_bytes(), order, _delegates(r))
             res = score("edgesdk", model, hw, ref_runner.names, ref, runner, val)
             row.update(size_bytes=r.size_bytes, worst_sqnr_db=round(res.worst_sqnr_db, 2),

@@ -288,7 +288,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
             raise ConversionError(f"scheme 'mixed' measures every candidate, and format "
                                   f"{fmt.name!r} has no runner here")
         built, plan, mixed = _mixed(float_model, plan, int(budget_bytes or 0), built, build,
-                                    val_set, options)
+                                    val_set, options, cal_set, getattr(solver, "hessians", None))
     if target_sqnr is not None and built.fidelity is not None:
         built, plan, planned = _plan_to_target(float_model, plan, float(target_sqnr), built,
                                                build, val_set, fmt)
@@ -339,7 +339,8 @@ class _Built:
 
 def _mixed(float_model: Model, plan: PrecisionPlan, budget_bytes: int, first: _Built,
            build: Callable[[PrecisionPlan, Callable[[str], None]], _Built], val_set: SampleSet,
-           options: Mapping[str, Any]) -> tuple[_Built, PrecisionPlan, MixedReport]:
+           options: Mapping[str, Any], cal_set: SampleSet, hessians: Any,
+           ) -> tuple[_Built, PrecisionPlan, MixedReport]:
     """export(scheme="mixed", budget_bytes=): bits per layer under the budget, measured."""
     def as_attempt(plan_: PrecisionPlan, built: _Built) -> Attempt:
         assert built.fidelity is not None
@@ -349,7 +350,8 @@ def _mixed(float_model: Model, plan: PrecisionPlan, budget_bytes: int, first: _B
 
     chosen, report = mixed_search(float_model, budget_bytes,
                                   lambda p: as_attempt(p, build(p, lambda stage: None)),
-                                  as_attempt(plan, first), options)
+                                  as_attempt(plan, first), options, samples=cal_set,
+                                  hessians=hessians or None)
     return chosen.payload, chosen.plan, report
 
 

@@ -17,6 +17,8 @@ from sdk.run.fidelity import FidelityWarning
 from conftest import requires_tf
 
 pytestmark = [requires_tf, pytest.mark.filterwarnings("ignore", category=FidelityWarning)]
+#: both layers of the test net are first / last: let the budget decide them too
+FREE = {"keep_first": False, "keep_last": False}
 _BITS = {"int8": 8, "int4": 4, "int4-narrow": 4, "int2": 2, "ternary": 2}
 
 
@@ -53,7 +55,8 @@ def data() -> np.ndarray:
 @pytest.fixture(scope="module")
 def mixed(net, data, tmp_path_factory):
     out = tmp_path_factory.mktemp("mixed") / "m.tflite"
-    return sdk.export(net, "mixed", calibration=data, output=out, budget_bytes=7000)
+    return sdk.export(net, "mixed", calibration=data, output=out, budget_bytes=7000,
+                      scheme_options=FREE)
 
 
 def _bits(res, keyword: str) -> int:
@@ -98,7 +101,7 @@ def test_pareto_front_marks_only_undominated_points() -> None:
 def test_impossible_budget_names_the_minimum(net, data, tmp_path) -> None:
     with pytest.raises(BudgetError, match=r"smallest model .* [\d,]+ bytes"):
         sdk.export(net, "mixed", calibration=data, output=tmp_path / "x.tflite",
-                   budget_bytes=1000)
+                   budget_bytes=1000, scheme_options=FREE)
     with pytest.raises(ConversionError, match="budget_bytes"):
         sdk.export(net, "int8", calibration=data, output=tmp_path / "y.tflite",
                    budget_bytes=1000)
@@ -110,13 +113,14 @@ def test_cli_impossible_budget_exit_code(net, data, tmp_path, capsys) -> None:
     cal = tmp_path / "cal.npy"
     np.save(cal, data)
     out = tmp_path / "m.tflite"
+    free = ["-O", "keep_first=false", "-O", "keep_last=false"]
     code = main(["export", str(model), "mixed", "-c", str(cal), "-o", str(out),
-                 "--budget-bytes", "1000"])
+                 "--budget-bytes", "1000", *free])
     assert code == 1
     err = capsys.readouterr().err
     assert "1,000 bytes" in err and "smallest model" in err
     assert not out.exists()
     code = main(["export", str(model), "mixed", "-c", str(cal), "-o", str(out),
-                 "--budget-bytes", "7000"])
+                 "--budget-bytes", "7000", *free])
     assert code == 0 and 0 < out.stat().st_size <= 7000
     assert "points tried" in capsys.readouterr().out

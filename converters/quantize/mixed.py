@@ -34,8 +34,10 @@ from typing import Any
 import numpy as np
 
 from sdk.base.errors import FidelityError
+from sdk.base.samples import SampleSet
 from sdk.converters.ir import DType, Model, Operator
 from sdk.converters.quantize.fidelity import layer_losses
+from sdk.converters.quantize.gptq import LayerHessian, collect_hessians, weight_key
 from sdk.converters.quantize.lowbit import weight_sqnr_db
 from sdk.converters.quantize.plan import (
     ACTIVATION_PRECISIONS,
@@ -60,6 +62,7 @@ PROBES = ("int2", "ternary", "int4")
 #: the sub-byte schemes whose plans (first / last layer INT8, weight SQNR floor) are measured too
 SCHEME_PROBES = ("int4", "ternary")
 DEFAULT_STEPS = 4
+DEFAULT_TRADES = 8
 _BITS = {DType.INT8: 8, DType.INT4: 4, DType.INT2: 2}
 
 
@@ -73,6 +76,13 @@ class MixedOptions:
     activations: str = "int8"
     custom_ops: bool = True
     steps: int = DEFAULT_STEPS
+    #: the first / last weighted layer stays INT8, as in the sub-byte schemes (they see the raw
+    #: input and write the outputs; on the corpus both cost more than their own error says)
+    keep_first: bool = True
+    keep_last: bool = True
+    #: measured trades: this many of the largest layers are each exported once a format up and
+    #: once a format down from the best point within the budget (0: none)
+    trades: int = DEFAULT_TRADES
 
     def check(self) -> None:
         if self.activations not in ACTIVATION_PRECISIONS or self.activations == "int16":
@@ -117,12 +127,14 @@ class LayerChoice:
 def layer_choices(model: Model, opts: MixedOptions) -> list[LayerChoice]:
     sub = SubByteOptions(activations=opts.activations, custom_ops=opts.custom_ops)
     out = []
-    for op in weighted_layers(model):
+    layers = weighted_layers(model)
+    for i, op in enumerate(layers):
         w = op.inputs[OP_RULES[op.type].weight]  # type: ignore[index]
         assert w is not None
         n = int(np.prod(w.shape)) if w.shape else 1
         formats = ["int8"]
-        if op.type in SUBBYTE_OPS:
+        kept = (opts.keep_first and i == 0) or (opts.keep_last and i == len(layers) - 1)
+        if op.type in SUBBYTE_OPS and not kept:
             for scheme in PROBES:
                 fmt, _ = _legal_format(op, scheme, sub)
                 if fmt is not None and fmt not in formats:
@@ -277,6 +289,45 @@ def _weight_noise(op: Operator, fmt: str) -> float:
     return 0.0 if db == math.inf else 10.0 ** (-db / 10.0)
 
 
+def hessian_losses(model: Model, samples: SampleSet, choices: list[LayerChoice],
+                   hessians: Mapping[tuple[tuple[int, ...], str], LayerHessian] | None = None,
+                   ) -> Losses:
+    """Each layer's output error at each format, relative to its output's energy, from its
+    float inputs X on the calibration samples (H = 2 X^T X / n, `gptq.collect_hessians`):
+    tr(dW H dW^T) / tr(W H W^T), dW the format's rounding error. It does not depend on the
+    other layers' formats (the uniform probes' per-layer losses do: deep in an all-2-bit
+    model the inputs are already so noisy that a layer seems to add nothing)."""
+    if hessians is None:
+        hessians = collect_hessians(model, samples)
+    ops = {layer_name(op): op for op in weighted_layers(model)}
+    out: Losses = {}
+    for c in choices:
+        op = ops[c.name]
+        rule = OP_RULES[op.type]
+        w = op.inputs[rule.weight].numpy()  # type: ignore[index,union-attr]
+        h = hessians.get(weight_key(w))
+        out[c.name] = {}
+        for f in c.formats:
+            if h is None:
+                out[c.name][f] = _weight_noise(op, f)
+                continue
+            wf = weight_format(f)
+            q = wf.quantize(w, rule.weight_axis, wf.default_method)
+            deq = np.asarray(q.quant.dequantize(q.values), np.float64).reshape(w.shape)
+            rows = np.moveaxis(np.asarray(w, np.float64), rule.weight_axis, 0)
+            rows = rows.reshape(rows.shape[0], -1)
+            err = np.moveaxis(deq, rule.weight_axis, 0).reshape(rows.shape) - rows
+            hm = np.asarray(h.hessian, np.float64)
+            if hm.ndim == 3:  # depthwise: one [K, K] per channel
+                noise = float(np.einsum("ck,ckl,cl->", err, hm, err))
+                signal = float(np.einsum("ck,ckl,cl->", rows, hm, rows))
+            else:
+                noise = float(np.einsum("ck,kl,cl->", err, hm, err))
+                signal = float(np.einsum("ck,kl,cl->", rows, hm, rows))
+            out[c.name][f] = noise / signal if signal > 0 else _weight_noise(op, f)
+    return out
+
+
 def greedy(choices: list[LayerChoice], losses: Losses, base_bytes: float, target: float,
            ) -> dict[str, str] | None:
     """Bits per layer from all-INT8: the least estimated added error per byte saved, until
@@ -311,11 +362,74 @@ def estimate_bytes(choices: list[LayerChoice], bits: Mapping[str, str], base_byt
     return base_bytes - saved
 
 
+def _noise(db: float) -> float:
+    return 10.0 ** (-db / 10.0) if math.isfinite(db) else (0.0 if db > 0 else 1.0)
+
+
+def _trade(choices: list[LayerChoice], measured: list[tuple[MixedPoint, Attempt]],
+           budget: int, count: int, run: Callable[[str, dict[str, str]], None]) -> None:
+    """From the best point within the budget, measure single-layer moves one format up and
+    one down for the `count` largest layers (output noise, not an estimate), then pair the
+    promotions that gain most per byte with the demotions that lose least per byte freed while
+    the pair gains, and measure that plan."""
+    fits = [p for p, _ in measured if p.within_budget]
+    if not fits:
+        return
+    start = max(fits, key=lambda p: (p.worst_sqnr_db, -p.size_bytes))
+    base_noise, base_bits = _noise(start.worst_sqnr_db), dict(start.bits)
+    movable = sorted((c for c in choices if len(c.formats) > 1),
+                     key=lambda c: -c.nbytes[0])[:count]
+    ups: list[tuple[float, float, str, str]] = []    # (gain / byte, bytes, layer, format)
+    downs: list[tuple[float, float, str, str]] = []  # (loss / byte, bytes freed, layer, format)
+    for c in movable:
+        i = c.formats.index(base_bits[c.name])
+        for j, into in ((i - 1, ups), (i + 1, downs)):
+            if not 0 <= j < len(c.formats):
+                continue
+            bits = {**base_bits, c.name: c.formats[j]}
+            run(f"trade {c.name} {c.formats[j]}", bits)
+            delta = _noise(measured[-1][0].worst_sqnr_db) - base_noise
+            nbytes = abs(c.nbytes[j] - c.nbytes[i])
+            if nbytes <= 0:
+                continue
+            if into is ups and delta < 0:
+                ups.append((-delta / nbytes, nbytes, c.name, c.formats[j]))
+            elif into is downs:
+                downs.append((max(delta, 0.0) / nbytes, nbytes, c.name, c.formats[j]))
+    ups.sort(key=lambda t: -t[0])
+    downs.sort(key=lambda t: t[0])
+    avail = float(budget - start.size_bytes)
+    chosen: dict[str, str] = {}
+    used_down = 0
+    for gain_rate, cost, name, fmt in ups:
+        freed, loss, take = 0.0, 0.0, used_down
+        while avail + freed < cost and take < len(downs):
+            d = downs[take]
+            if d[2] not in chosen and d[2] != name:
+                freed += d[1]
+                loss += d[0] * d[1]
+            take += 1
+        if avail + freed < cost or loss >= gain_rate * cost:
+            break
+        for d in downs[used_down:take]:
+            if d[2] not in chosen and d[2] != name:
+                chosen[d[2]] = d[3]
+        used_down = take
+        chosen[name] = fmt
+        avail += freed - cost
+    if chosen:
+        run("trades combined", {**base_bits, **chosen})
+
+
 def search(model: Model, budget_bytes: int, attempt: Callable[[PrecisionPlan], Attempt],
            first: Attempt, options: Mapping[str, object] | None = None,
+           samples: SampleSet | None = None,
+           hessians: Mapping[tuple[tuple[int, ...], str], LayerHessian] | None = None,
            ) -> tuple[Attempt, MixedReport]:
     """Choose bits per layer under `budget_bytes` (see the module docstring). `first` is the
-    all-INT8 export; `attempt(plan)` exports and validates one plan."""
+    all-INT8 export; `attempt(plan)` exports and validates one plan. With calibration
+    `samples` (or GPTQ's `hessians`) the sensitivities are `hessian_losses`; without, the
+    uniform probes' measured per-layer losses."""
     start = time.perf_counter()
     opts = mixed_options(dict(options or {}))
     if budget_bytes <= 0:
@@ -363,7 +477,22 @@ def search(model: Model, budget_bytes: int, attempt: Callable[[PrecisionPlan], A
     for c in choices:  # what the per-layer report does not measure: the weights' own error
         for f in c.formats:
             losses[c.name].setdefault(f, _weight_noise(ops[c.name], f) if f != "int8" else 0.0)
+    measured_losses = samples is None and hessians is None
+    if not measured_losses:
+        start_h = time.perf_counter()
+        losses = hessian_losses(model, samples, choices, hessians)  # type: ignore[arg-type]
+        report.notes.append(f"sensitivity: each layer's output error at each format from its "
+                            f"calibration inputs' Hessian ({time.perf_counter() - start_h:.1f} s)")
+    else:
+        report.notes.append("sensitivity: the uniform probes' measured per-layer losses")
     base = float(first.size_bytes)
+    smallest = measured[1] if len(measured) > 1 else None  # the all-2-bit probe
+    if smallest is not None:  # weight bytes alone miss scales and packing: scale the savings
+        est_saved = base - estimate_bytes(choices, smallest[0].bits, base)
+        if est_saved > 0:
+            k = (base - smallest[0].size_bytes) / est_saved
+            for c in choices:
+                c.nbytes = [b * k for b in c.nbytes]
     target = float(budget_bytes)
     tried: list[dict[str, str]] = [p.bits for p, _ in measured]
     for step in range(opts.steps):
@@ -383,9 +512,15 @@ def search(model: Model, budget_bytes: int, attempt: Callable[[PrecisionPlan], A
             report.notes.append(f"step {step + 1}: {a.size_bytes:,} bytes measured for "
                                 f"{est:,.0f} estimated; target lowered to {target:,.0f}")
             continue
+        if not measured_losses:
+            break
         for name, v in _losses_of(a, model).items():  # measured in this mix: refine
             if name in losses and bits.get(name, "int8") in losses[name]:
                 losses[name][bits[name]] = v
+    if opts.trades > 0:
+        _trade(choices, measured, budget_bytes, opts.trades,
+               lambda label, bits: record(label, bits, attempt(plan_of(bits, first.plan)),
+                                          estimate_bytes(choices, bits, base)))
     points = [p for p, _ in measured]
     pareto_front(points)
     fits = [i for i, p in enumerate(points) if p.within_budget]
