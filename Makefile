@@ -270,7 +270,8 @@ $(A64)/.sysroot:
 	apt-get $(A64_APT) update -qq
 	cd $(A64)/debs && apt-get $(A64_APT) download $(addsuffix :arm64,$(A64_DEBS)) 2>&1 | grep -v unsandboxed
 	for d in $(A64)/debs/*.deb; do dpkg -x $$d $(A64_ROOT); done
-	cp -L /usr/aarch64-linux-gnu/lib/{ld-linux-aarch64.so.1,libc.so.6,libm.so.6,libgcc_s.so.1,libstdc++.so.6} \
+	cp -L /usr/aarch64-linux-gnu/lib/{ld-linux-aarch64.so.1,libc.so.6,libm.so.6,libpthread.so.0,libdl.so.2} \
+		/usr/aarch64-linux-gnu/lib/{librt.so.1,libutil.so.1,libgcc_s.so.1,libstdc++.so.6} \
 		$(A64_ROOT)/lib/aarch64-linux-gnu/
 	ln -sf aarch64-linux-gnu/ld-linux-aarch64.so.1 $(A64_ROOT)/lib/ld-linux-aarch64.so.1
 	@touch $@
