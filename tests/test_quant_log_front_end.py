@@ -84,3 +84,18 @@ def test_log_deep_in_a_network_keeps_int8_producers(tmp_path: Any) -> None:
     assert not [v for v in result.fallbacks.values() if "front end of" in v], result.fallbacks
     assert any(v.startswith("LiteRT has no int8 kernel for LOG") for v in
                result.fallbacks.values()), result.fallbacks
+
+
+@requires_onnx
+def test_chosen_precisions_are_kept(tmp_path: Any) -> None:
+    """16x8 (whole model) and a per-layer "int8" override are not widened to float."""
+    import sdk
+
+    model = _log_mel_model(floor=0.5)  # a floor int8 holds: no log(0) in the int8 file
+    cal = [{"x": _audio(k)} for k in range(16)]
+    wide = sdk.export(model, "int16x8", calibration=cal, output=str(tmp_path / "w.tflite"),
+                      report=False)
+    assert not [v for v in wide.fallbacks.values() if "front end of" in v], wide.fallbacks
+    plain = sdk.export(model, "int8", calibration=cal, output=str(tmp_path / "p.tflite"),
+                       report=False, precision={"*": "int8"})
+    assert not [v for v in plain.fallbacks.values() if "front end of" in v], plain.fallbacks

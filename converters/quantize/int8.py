@@ -490,7 +490,8 @@ class _Rewrite:
         (a magnitude spectrum) loses the same quiet bins (silero_vad_16k_op15: 15.7 dB after the
         SQRT, 5.0 dB at the output; 17.4 dB with the STFT in float). Where everything that feeds
         the op is computed from the model inputs by at most `FRONT_END_OPS` ops, those ops run
-        in float too (each says why); a LOG deeper in a network keeps its int8 input.
+        in float too (each says why); a LOG deeper in a network keeps its int8 input, and a
+        layer whose precision was chosen (16x8, `precision=`) keeps it.
         """
         producers = {id(t): op for op in self.g.operators for t in op.outputs}
         inputs = {id(t) for t in self.g.inputs}
@@ -501,7 +502,7 @@ class _Rewrite:
             if not cone:
                 continue
             for head_op in cone:
-                if self.modes[id(head_op)] not in (_INT8, _AGNOSTIC):
+                if self.modes[id(head_op)] not in (_INT8, _AGNOSTIC) or self._chosen(head_op):
                     continue
                 self.modes[id(head_op)] = _FLOAT
                 name = layer_name(head_op)
@@ -511,6 +512,12 @@ class _Rewrite:
                           f"{len(cone)} ops")
                 self.reports = [r for r in self.reports if r.name != name]
                 self.reports.append(LayerReport(name, head_op.type, "float32", reason))
+
+    def _chosen(self, op: Operator) -> bool:
+        """Whether `op`'s precision was chosen for it (16x8, a per-layer override, the
+        planner): then it is kept as chosen."""
+        return self.act.get(id(op)) is DType.INT16 or layer_name(op) in self.plan.layers \
+            or self.plan.for_op(op) is not self.plan.default
 
     def _front_end(self, op: Operator, producers: Mapping[int, Operator],
                    inputs: set[int]) -> list[Operator] | None:
