@@ -3,11 +3,9 @@ intermediate tensor preserved, and turn what each float activation tensor held i
 
 Pass 1 records min / max / exact zeros (and per-channel means of the inputs of weighted layers,
 for bias correction); pass 2, only for `percentile` and `mse`, fills a histogram per tensor over
-the range pass 1 found. Each batch's tensors are read as views and reduced at once (`streaming`);
-the runs are planned within the memory budget and may use two interpreters side by side
-(`sweep`). Pass 1 copies the activations of as many samples as the budget leaves room for, and
-pass 2 reads those copies instead of running the model again (the same values: the same
-histograms).
+the range pass 1 found. Each batch's tensors are read as views and reduced at once, nothing is
+kept across samples (`streaming`); the runs are planned within the memory budget and may use two
+interpreters side by side (`sweep`).
 
 The model's own inputs and outputs, and the logits that feed SOFTMAX / ARG_MAX, always use
 min/max: clipping them changes what the user feeds in or reads out (a clipped top logit can tie
@@ -128,8 +126,6 @@ def calibrate(model: Model, samples: SampleSet, method: str = "mse", *,
             finite[k] &= reducer.observe(s, read(i), channels, rows)
 
     passes = 2 if needs_histogram(method) else 1
-    if passes == 2:  # pass 2 reads pass 1's copies where the memory budget holds them
-        sweep.keep(sorted({i for _, i, _, _ in reads}))
     sweep.run(observe_all, _reporter(progress, "calibrating" if passes == 1
                                      else "calibrating (pass 1/2)", len(samples)))
     if passes == 2:

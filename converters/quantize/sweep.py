@@ -17,11 +17,7 @@ and plans around the budget (`sdk.base.limits`: `EDGESDK_MEMORY_BUDGET`, 2 GiB b
   number of interpreters, so sums accumulate in the same order.
 
 Every pass over the samples uses the same batches, so a second pass sees bit for bit what the
-first one saw. `keep(indices)` before a pass makes it copy those tensors of each batch, from the
-first, while the copies fit in what the budget leaves beside the interpreters' arenas; the next
-pass reads the copies instead of running the model again (the same values: a histogram pass
-over them is the one it would have been), and runs the model only for the batches that did not
-fit. `invocations` counts interpreter runs.
+first one saw. `invocations` counts interpreter runs.
 """
 
 from __future__ import annotations
@@ -88,12 +84,6 @@ class FloatSweep:
         self.invocations = 0
         self.plan: SweepPlan | None = None
         self._batches: list[tuple[int, list[np.ndarray]]] | None = None
-        #: tensors the next pass copies (`keep`), and the copies of the first batches
-        self._keep: list[int] = []
-        self._kept: list[dict[int, np.ndarray]] = []
-        #: bytes of kept copies, and how many passes read copies instead of running
-        self.kept_bytes = 0
-        self.replayed = 0
         if first.batch_size > 1 and len(samples) > 1 and samples.batchable:
             # a pair and two single runs; then the interpreter holds one sample's tensors
             first.check_batching(samples)
@@ -139,21 +129,6 @@ class FloatSweep:
         while len(self.runners) < workers:
             self.runners.append(self._make(self._batch))
 
-    # ------------------------------------------------------------------ keeping
-    def keep(self, indices: list[int]) -> None:
-        """The next pass copies tensors `indices` of its batches (from the first, while they fit
-        in the budget beside the arenas); the pass after it reads them without running."""
-        self._keep = list(indices)
-        self._kept = []
-        self.kept_bytes = 0
-
-    def _room(self) -> int:
-        """Bytes the budget leaves for kept copies beside the interpreters' arenas."""
-        if self.plan is None:
-            return 0
-        arenas = self.plan.bytes_per_sample * PEAK_FACTOR * self.plan.batch * self.plan.workers
-        return self.budget - arenas
-
     # ------------------------------------------------------------------ running
     def run(self, reduce: Reducer, on_batch: Callable[[int, int], None] | None = None) -> None:
         """One pass: `reduce(read, count)` per batch, in sample order."""
@@ -162,23 +137,10 @@ class FloatSweep:
         batches = self._batches
         total = len(self.samples)
         done = 0
-        replay, self._kept = self._kept, []
-        keep, self._keep = self._keep, []
-        keeping = bool(keep)
 
         def finish(runner: LiteRTRunner, count: int) -> None:
-            nonlocal done, keeping
+            nonlocal done
             interp = runner.interp
-            if keeping:  # copies for the next pass, while they fit
-                size = sum(interp.tensor(i)().nbytes for i in keep)
-                if self.plan is not None and self.kept_bytes + size > self._room():
-                    keeping = False
-                else:
-                    copies = {i: interp.tensor(i)().copy() for i in keep}
-                    for c in copies.values():
-                        c.flags.writeable = False
-                    self._kept.append(copies)
-                    self.kept_bytes += size
             reduce(lambda index: interp.tensor(index)(), count)
             done += count
             if on_batch is not None:
@@ -187,24 +149,12 @@ class FloatSweep:
         if not batches:
             return
         start = 0
-        if replay:  # the first batches' tensors, copied by the last pass
-            self.replayed += 1
-            for copies, (count, _) in zip(replay, batches, strict=False):
-                reduce(copies.__getitem__, count)
-                done += count
-                if on_batch is not None:
-                    on_batch(done, total)
-            start = len(replay)
-            del replay
-            self.kept_bytes = 0
         if self.plan is None:  # the first batch alone, then plan from what it kept
             count, feeds = batches[0]
             self.runners[0].invoke(feeds, fetch=False)
             self.invocations += 1
             finish(self.runners[0], count)
             self._settle(self._measure(self.runners[0], count))
-            if self.kept_bytes > self._room():  # the first batch's copies do not fit after all
-                self._kept, self.kept_bytes, keeping = [], 0, False
             start = 1
         assert self.plan is not None
         workers = self.plan.workers
