@@ -1,8 +1,21 @@
 #include "edge/thread_pool.h"
 
+#include <algorithm>
 #include <chrono>
+#include <climits>
+#include <condition_variable>
+#include <cstdlib>
+#include <fstream>
+#include <stdexcept>
 
 #include "edge/cpu_features.h"
+
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -19,99 +32,288 @@ inline void cpu_relax() {
 #endif
 }
 
-// How long a worker keeps polling for the next job before it sleeps. Long enough to bridge the
-// gap between two layers of a model, short enough that an idle pool gives its core back.
-constexpr auto kSpinTime = std::chrono::microseconds(200);
+// Sleep while `word` holds `expected` (spurious returns allowed); wake every sleeper of `word`.
+#if defined(__linux__)
+void sleep_while(std::atomic<uint32_t>& word, uint32_t expected) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, nullptr,
+          nullptr, 0);
+}
+void wake_all(std::atomic<uint32_t>& word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr,
+          nullptr, 0);
+}
+#else
+std::mutex& park_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::condition_variable& park_cv() {
+  static std::condition_variable cv;
+  return cv;
+}
+void sleep_while(std::atomic<uint32_t>& word, uint32_t expected) {
+  std::unique_lock<std::mutex> lock(park_mutex());
+  if (word.load(std::memory_order_seq_cst) == expected) park_cv().wait(lock);
+}
+void wake_all(std::atomic<uint32_t>&) {
+  std::lock_guard<std::mutex> lock(park_mutex());
+  park_cv().notify_all();
+}
+#endif
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// How long a thread polls before it sleeps (EDGE_POOL_SPIN_US overrides). Long enough to
+// bridge the gap between two layers, short enough that a thread waiting on a late one does not
+// keep the core that one needs: on the 2-core host with another process spinning, 20 us gave
+// the ResNet-like model on 2 threads 6 ms where 100 us gave 8-43 ms and 500 us 35-42 ms
+// (benchmarks/results/contention-2026-12-06.md).
+constexpr int64_t kDefaultSpinNs = 20000;
+
+int64_t spin_ns_from_env() {
+  const char* v = std::getenv("EDGE_POOL_SPIN_US");
+  if (v == nullptr || *v == '\0') return kDefaultSpinNs;
+  char* end = nullptr;
+  const long us = std::strtol(v, &end, 10);
+  if (*end != '\0' || us < 0 || us > 1000000) {
+    throw std::invalid_argument(std::string("EDGE_POOL_SPIN_US: expected microseconds in "
+                                            "[0, 1000000], got '") + v + "'");
+  }
+  return static_cast<int64_t>(us) * 1000;
+}
+
+// Reads one integer from a file; false when it is missing or unreadable.
+bool read_long(const std::string& path, long long* value) {
+  std::ifstream f(path);
+  return static_cast<bool>(f >> *value);
+}
+
+// The pool and thread index of the task running on this thread (a nested call runs inline).
+thread_local const void* tl_pool = nullptr;
+thread_local int tl_thread = 0;
+
+// Jobs are cut into pieces of at most this many tasks (pending_ is 32-bit).
+constexpr std::size_t kMaxJob = std::size_t{1} << 30;
 
 }  // namespace
 
-ThreadPool::ThreadPool(int num_threads) {
-  num_threads_ = num_threads > 0 ? num_threads : physical_core_count();
+Affinity affinity_from_env() {
+  const char* v = std::getenv("EDGE_THREAD_AFFINITY");
+  if (v == nullptr || *v == '\0' || std::string(v) == "none") return Affinity::kNone;
+  if (std::string(v) == "big") return Affinity::kBigCores;
+  throw std::invalid_argument(std::string("EDGE_THREAD_AFFINITY: expected 'big' or 'none', got '") +
+                              v + "'");
+}
+
+std::vector<int> fastest_cpus(const std::string& sysfs_cpu_dir, const std::vector<int>& allowed) {
+  for (const char* file : {"/cpu_capacity", "/cpufreq/cpuinfo_max_freq"}) {
+    std::vector<long long> value(allowed.size());
+    bool all = !allowed.empty();
+    for (std::size_t i = 0; i < allowed.size() && all; ++i) {
+      all = read_long(sysfs_cpu_dir + "/cpu" + std::to_string(allowed[i]) + file, &value[i]);
+    }
+    if (!all) continue;
+    const long long best = *std::max_element(value.begin(), value.end());
+    std::vector<int> out;
+    for (std::size_t i = 0; i < allowed.size(); ++i) {
+      if (value[i] == best) out.push_back(allowed[i]);
+    }
+    return out;
+  }
+  return allowed;
+}
+
+std::vector<int> big_cores() {
+#if defined(__linux__)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return {};
+  std::vector<int> allowed;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &set)) allowed.push_back(cpu);
+  }
+  return fastest_cpus("/sys/devices/system/cpu", allowed);
+#else
+  return {};
+#endif
+}
+
+ThreadPool::ThreadPool(int num_threads) : ThreadPool(num_threads, affinity_from_env()) {}
+
+ThreadPool::ThreadPool(int num_threads, Affinity affinity) {
+  spin_ns_ = spin_ns_from_env();
+  if (affinity == Affinity::kBigCores) pinned_cpus_ = big_cores();
+  if (num_threads > 0) {
+    num_threads_ = num_threads;
+  } else if (!pinned_cpus_.empty()) {
+    // One per big core, SMT siblings included only when there are no more physical cores.
+    num_threads_ = std::max(1, std::min(static_cast<int>(pinned_cpus_.size()),
+                                        physical_core_count()));
+  } else {
+    num_threads_ = physical_core_count();
+  }
+  shares_ = std::vector<Share>(static_cast<std::size_t>(num_threads_));
   threads_.reserve(static_cast<std::size_t>(num_threads_ - 1));
   for (int i = 1; i < num_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stop_.store(true, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);
-  }
-  wake_.notify_all();
+  stop_.store(true, std::memory_order_seq_cst);
+  generation_.fetch_add(2, std::memory_order_seq_cst);  // parity kept: no job is open
+  wake_all(generation_);
   for (auto& t : threads_) t.join();
+}
+
+uint32_t ThreadPool::wait_for_job(uint32_t seen) {
+  uint32_t gen = generation_.load(std::memory_order_acquire);
+  if (gen != seen) return gen;
+  const int64_t deadline = now_ns() + spin_ns_;
+  for (int polls = 1;; ++polls) {
+    cpu_relax();
+    gen = generation_.load(std::memory_order_acquire);
+    if (gen != seen) return gen;
+    if (polls % 64 == 0 && now_ns() > deadline) break;
+  }
+  for (;;) {
+    // Announce the sleep before the last look: the caller bumps generation_ and then reads
+    // sleepers_ (both seq_cst), so either it sees us and wakes us, or we see its bump; and the
+    // futex sleeps only while the word still holds `seen`.
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    gen = generation_.load(std::memory_order_seq_cst);
+    if (gen == seen) sleep_while(generation_, seen);
+    sleepers_.fetch_sub(1, std::memory_order_relaxed);
+    gen = generation_.load(std::memory_order_acquire);
+    if (gen != seen) return gen;
+  }
+}
+
+void ThreadPool::worker(int index) {
+#if defined(__linux__)
+  if (!pinned_cpus_.empty()) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int cpu : pinned_cpus_) CPU_SET(cpu, &set);
+    sched_setaffinity(0, sizeof(set), &set);  // best effort: a refusal leaves it unpinned
+  }
+#endif
+  uint32_t seen = 0;
+  for (;;) {
+    seen = wait_for_job(seen);
+    if (stop_.load(std::memory_order_acquire)) return;
+    if ((seen & 1u) == 0) continue;  // a job opened and closed while we were away
+    // Enter the job only if it is still the one we saw: the caller closes a job (even
+    // generation), then waits for active_ == 0 before it writes the next one.
+    active_.fetch_add(1, std::memory_order_seq_cst);
+    if (generation_.load(std::memory_order_seq_cst) == seen) work(index);
+    active_.fetch_sub(1, std::memory_order_release);
+  }
 }
 
 void ThreadPool::work(int thread) {
   const TaskFn fn = fn_;
   const void* ctx = ctx_;
-  const std::size_t count = num_tasks_;
-  if (static_) {
-    for (std::size_t task = static_cast<std::size_t>(thread); task < count;
-         task += static_cast<std::size_t>(num_threads_)) {
-      fn(ctx, task, thread);
-    }
-    return;
+  const std::size_t offset = offset_;
+  const void* outer_pool = tl_pool;
+  const int outer_thread = tl_thread;
+  tl_pool = this;
+  tl_thread = thread;
+  uint32_t done = 0;
+  // Our own share, front to back.
+  Share& own = shares_[static_cast<std::size_t>(thread)];
+  while (own.left.load(std::memory_order_relaxed) > 0 &&
+         own.left.fetch_sub(1, std::memory_order_acq_rel) > 0) {
+    const int64_t i = own.front++;
+    fn(ctx, offset + own.base + static_cast<std::size_t>(i) * own.stride, thread);
+    ++done;
   }
-  for (;;) {
-    const std::size_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
-    if (task >= count) break;
-    fn(ctx, task, thread);
+  // Then the others' remaining tasks, from the back of their shares.
+  for (int k = 1; k < num_threads_; ++k) {
+    const int victim = (thread + k) % num_threads_;
+    Share& s = shares_[static_cast<std::size_t>(victim)];
+    while (s.left.load(std::memory_order_relaxed) > 0 &&
+           s.left.fetch_sub(1, std::memory_order_acq_rel) > 0) {
+      const int64_t i = s.back.fetch_sub(1, std::memory_order_relaxed) - 1;
+      fn(ctx, offset + s.base + static_cast<std::size_t>(i) * s.stride, thread);
+      ++done;
+    }
+  }
+  tl_pool = outer_pool;
+  tl_thread = outer_thread;
+  if (done == 0) return;
+  if (pending_.fetch_sub(done, std::memory_order_acq_rel) == done &&
+      caller_waiting_.load(std::memory_order_seq_cst) != 0) {
+    wake_all(pending_);
   }
 }
 
-void ThreadPool::worker(int index) {
-  uint64_t seen = 0;
-  for (;;) {
-    // Spin, then sleep, until a new generation (job or stop) is published.
-    uint64_t gen = generation_.load(std::memory_order_acquire);
-    if (gen == seen) {
-      const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
-      int polls = 0;
-      while ((gen = generation_.load(std::memory_order_acquire)) == seen) {
-        cpu_relax();
-        if (++polls % 64 == 0 && std::chrono::steady_clock::now() > deadline) break;
-      }
-      if (gen == seen) {
-        std::unique_lock<std::mutex> lock(mutex_);
-        ++sleepers_;
-        wake_.wait(lock, [&] {
-          return generation_.load(std::memory_order_acquire) != seen;
-        });
-        --sleepers_;
-        gen = generation_.load(std::memory_order_acquire);
-      }
-    }
-    seen = gen;
-    if (stop_.load(std::memory_order_acquire)) return;  // set before its generation bump
-    work(index);
-    busy_.fetch_sub(1, std::memory_order_acq_rel);
+void ThreadPool::wait_until_done() {
+  if (pending_.load(std::memory_order_acquire) == 0) return;
+  const int64_t deadline = now_ns() + spin_ns_;
+  for (int polls = 1;; ++polls) {
+    cpu_relax();
+    if (pending_.load(std::memory_order_acquire) == 0) return;
+    if (polls % 64 == 0 && now_ns() > deadline) break;
   }
+  // The last finisher subtracts, then reads caller_waiting_ (seq_cst): it wakes us or we see 0.
+  caller_waiting_.store(1, std::memory_order_seq_cst);
+  for (;;) {
+    const uint32_t left = pending_.load(std::memory_order_seq_cst);
+    if (left == 0) break;
+    sleep_while(pending_, left);
+  }
+  caller_waiting_.store(0, std::memory_order_relaxed);
+}
+
+void ThreadPool::run_job(TaskFn fn, const void* ctx, std::size_t offset, std::size_t num_tasks,
+                         bool static_schedule) {
+  // Workers still inside the previous (closed) job read its state: let them leave first.
+  for (int polls = 1; active_.load(std::memory_order_seq_cst) != 0; ++polls) {
+    cpu_relax();
+    if (polls % 256 == 0) std::this_thread::yield();
+  }
+  fn_ = fn;
+  ctx_ = ctx;
+  offset_ = offset;
+  const std::size_t n = static_cast<std::size_t>(num_threads_);
+  for (std::size_t t = 0; t < n; ++t) {
+    Share& s = shares_[t];
+    std::size_t count = 0;
+    if (static_schedule) {
+      s.base = t;
+      s.stride = n;
+      count = num_tasks > t ? (num_tasks - t + n - 1) / n : 0;
+    } else {
+      s.base = num_tasks * t / n;
+      s.stride = 1;
+      count = num_tasks * (t + 1) / n - s.base;
+    }
+    s.front = 0;
+    s.left.store(static_cast<int64_t>(count), std::memory_order_relaxed);
+    s.back.store(static_cast<int64_t>(count), std::memory_order_relaxed);
+  }
+  pending_.store(static_cast<uint32_t>(num_tasks), std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_seq_cst);  // open (odd); publishes the state
+  if (sleepers_.load(std::memory_order_seq_cst) != 0) wake_all(generation_);
+  work(0);
+  wait_until_done();
+  generation_.fetch_add(1, std::memory_order_seq_cst);  // close (even)
 }
 
 void ThreadPool::run(std::size_t num_tasks, TaskFn fn, const void* ctx, bool static_schedule) {
   if (num_tasks == 0) return;
-  if (num_threads_ == 1 || num_tasks == 1) {
-    for (std::size_t t = 0; t < num_tasks; ++t) fn(ctx, t, 0);
+  if (num_threads_ == 1 || num_tasks == 1 || tl_pool == this) {
+    // Serial: one thread, one task, or a nested call from inside one of our own tasks.
+    const int thread = tl_pool == this ? tl_thread : 0;
+    for (std::size_t t = 0; t < num_tasks; ++t) fn(ctx, t, thread);
     return;
   }
-  static_ = static_schedule;
-  fn_ = fn;
-  ctx_ = ctx;
-  num_tasks_ = num_tasks;
-  next_task_.store(0, std::memory_order_relaxed);
-  busy_.store(num_threads_ - 1, std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_release);
-  {
-    // A worker that is about to sleep holds the mutex while it re-checks the generation, so
-    // taking it here orders our bump before that check or our notify after its wait.
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (sleepers_ > 0) wake_.notify_all();
-  }
-  work(0);
-  int polls = 0;
-  while (busy_.load(std::memory_order_acquire) != 0) {
-    cpu_relax();
-    if (++polls % 1024 == 0) std::this_thread::yield();
+  std::lock_guard<std::mutex> lock(run_mutex_);
+  for (std::size_t offset = 0; offset < num_tasks; offset += kMaxJob) {
+    run_job(fn, ctx, offset, std::min(kMaxJob, num_tasks - offset), static_schedule);
   }
 }
 

@@ -1,79 +1,133 @@
 // A fixed-size thread pool for kernels: parallel_for over a task range, nothing allocated per
-// call.
+// call, built to hold up when other processes share the cores and on big.LITTLE CPUs.
 //
-// The calling thread takes part as thread 0, so ThreadPool(1) starts no thread at all and runs
-// everything inline. Workers spin briefly after a job (kernel layers come back to back, and a
-// futex wake-up costs tens of microseconds, as much as a whole M=1 layer) and then sleep on a
-// condition variable, so an idle pool costs no CPU. Tasks are handed out one at a time from an
-// atomic counter, which balances uneven tasks and cores that other processes share.
+// Scheduling. Each thread owns a share of the tasks and runs it in order; a thread that is done
+// with its share takes the remaining tasks of the others one at a time, from the back of their
+// shares (work stealing, as XNNPACK's pthreadpool does). With the cores to itself every thread
+// runs just its own share; when a core is taken by another process, or is a slow little core,
+// the threads that run take the late one's tasks instead of waiting for it. The caller takes
+// part as thread 0 and waits only for the tasks in flight, never for a worker to wake up: a
+// worker that arrives after its share is gone finds nothing to do and goes back to waiting.
 //
-// Two schedules: parallel_for hands tasks out dynamically (balances uneven tasks and cores that
-// other processes share); parallel_for_static gives thread t the tasks t, t + N, t + 2N, ...,
-// the same ones on every call, so that a layer run again and again finds "its" weights still in
-// the core's own L2 (what the plans use).
+// Waiting. Workers spin briefly between jobs (kernel layers come back to back, and a futex
+// wake-up costs tens of microseconds, as much as a whole M=1 layer), then sleep on a futex
+// (condition variable off Linux), so an idle pool costs no CPU. The caller spins briefly for
+// the last tasks in flight, then sleeps too, so that under contention the core goes to the
+// thread it waits for. EDGE_POOL_SPIN_US sets the spin time (default 20 microseconds).
 //
-// One job at a time: parallel_for must not be called concurrently on the same pool, nor from
-// inside a task. Tasks must not throw (kernels do not).
+// Two shares: parallel_for gives thread t a contiguous block of tasks; parallel_for_static
+// gives it tasks t, t + N, t + 2N, ..., the same ones on every call, so that a layer run again
+// and again finds "its" weights still in the core's own L2 (what the GEMM plans use). Either
+// way a task may be run by another thread when its owner is late: `thread` is the thread that
+// runs it (for per-thread scratch), and results must not depend on it.
+//
+// Pinning. With EDGE_THREAD_AFFINITY=big (or Affinity::kBigCores) the workers run only on the
+// fastest cores of the process's CPU set (highest cpu_capacity, else cpuinfo_max_freq, in
+// /sys/devices/system/cpu), and a pool built with num_threads <= 0 gets one thread per such
+// core. The calling thread is never re-pinned.
+//
+// Calls: one job at a time per pool; concurrent callers are serialised. A parallel_for from
+// inside a task of the same pool runs inline on that thread (with its thread index). Tasks
+// must not throw (kernels do not).
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
 namespace edge {
 
+enum class Affinity {
+  kNone,      // the scheduler places the workers
+  kBigCores,  // workers only on the fastest cores (see big_cores())
+};
+
+// EDGE_THREAD_AFFINITY: "big" -> kBigCores; unset, "" or "none" -> kNone. Anything else
+// throws std::invalid_argument naming the variable and the value.
+Affinity affinity_from_env();
+
+// The fastest CPUs among `allowed` by the sysfs tree at `sysfs_cpu_dir` (normally
+// /sys/devices/system/cpu): those with the highest cpuN/cpu_capacity, else the highest
+// cpuN/cpufreq/cpuinfo_max_freq. Returns `allowed` unchanged when neither file is readable for
+// all of them, i.e. when the cores cannot be told apart.
+std::vector<int> fastest_cpus(const std::string& sysfs_cpu_dir, const std::vector<int>& allowed);
+// fastest_cpus() of this process's CPU set from /sys/devices/system/cpu (empty off Linux).
+std::vector<int> big_cores();
+
 class ThreadPool {
  public:
-  // num_threads <= 0: one per physical core (physical_core_count()).
+  // num_threads <= 0: one per physical core (physical_core_count()), or per big core with
+  // Affinity::kBigCores.
   explicit ThreadPool(int num_threads = 0);
+  ThreadPool(int num_threads, Affinity affinity);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int num_threads() const { return num_threads_; }
+  // The CPUs the workers are pinned to (empty: not pinned).
+  const std::vector<int>& pinned_cpus() const { return pinned_cpus_; }
 
   // Calls fn(task, thread) for every task in [0, num_tasks) and returns when all are done;
   // thread is in [0, num_threads()), 0 being the caller. `fn` is called through a pointer, so
   // lambdas with captures cost no allocation.
   template <typename F>
   void parallel_for(std::size_t num_tasks, const F& fn) {
-    run(num_tasks, [](const void* ctx, std::size_t task, int thread) {
-      (*static_cast<const F*>(ctx))(task, thread);
-    }, &fn, false);
+    run(num_tasks, &call<F>, &fn, false);
   }
 
-  // Like parallel_for, with task i always run by thread i % num_threads().
+  // Like parallel_for, with task i owned by thread i % num_threads() (run by it unless that
+  // thread is late and another one has taken it).
   template <typename F>
   void parallel_for_static(std::size_t num_tasks, const F& fn) {
-    run(num_tasks, [](const void* ctx, std::size_t task, int thread) {
-      (*static_cast<const F*>(ctx))(task, thread);
-    }, &fn, true);
+    run(num_tasks, &call<F>, &fn, true);
   }
 
  private:
   using TaskFn = void (*)(const void* ctx, std::size_t task, int thread);
+  template <typename F>
+  static void call(const void* ctx, std::size_t task, int thread) {
+    (*static_cast<const F*>(ctx))(task, thread);
+  }
+
+  // One thread's share of the current job: tasks base + i * stride for i in [0, count).
+  struct alignas(64) Share {
+    std::atomic<int64_t> left{0};  // not yet claimed; a claim is a successful decrement
+    std::atomic<int64_t> back{0};  // thieves take index back - 1 (decremented per theft)
+    int64_t front = 0;             // the owner's next index (owner only)
+    std::size_t base = 0, stride = 1;
+  };
+
   void run(std::size_t num_tasks, TaskFn fn, const void* ctx, bool static_schedule);
+  void run_job(TaskFn fn, const void* ctx, std::size_t offset, std::size_t num_tasks,
+               bool static_schedule);
   void worker(int index);
   void work(int thread);
+  uint32_t wait_for_job(uint32_t seen);
+  void wait_until_done();
 
   int num_threads_ = 1;
+  std::vector<int> pinned_cpus_;
   std::vector<std::thread> threads_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  int sleepers_ = 0;  // guarded by mutex_
+  std::vector<Share> shares_;  // one per thread, allocated once
+  std::mutex run_mutex_;       // one job at a time
+  int64_t spin_ns_ = 20000;
+
+  // Odd: a job is open; even: none. Bumped by the caller to open and to close each job.
+  std::atomic<uint32_t> generation_{0};
+  std::atomic<uint32_t> sleepers_{0};     // workers asleep (or about to) on generation_
+  std::atomic<uint32_t> active_{0};       // workers inside an open job (reading its state)
+  std::atomic<uint32_t> pending_{0};      // tasks of the job not yet finished
+  std::atomic<uint32_t> caller_waiting_{0};
   std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<std::size_t> next_task_{0};
-  std::atomic<int> busy_{0};
-  // The current job; written before generation_ is bumped (release), read after (acquire).
+  // The current job; written while generation_ is even and no worker is active.
   TaskFn fn_ = nullptr;
   const void* ctx_ = nullptr;
-  std::size_t num_tasks_ = 0;
-  bool static_ = false;
+  std::size_t offset_ = 0;
 };
 
 // A process-wide pool with one thread per physical core, created on first use.
