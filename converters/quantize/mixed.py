@@ -62,7 +62,7 @@ PROBES = ("int2", "ternary", "int4")
 #: the sub-byte schemes whose plans (first / last layer INT8, weight SQNR floor) are measured too
 SCHEME_PROBES = ("int4", "ternary")
 DEFAULT_STEPS = 4
-DEFAULT_TRADES = 8
+DEFAULT_TRADES = 6
 _BITS = {DType.INT8: 8, DType.INT4: 4, DType.INT2: 2}
 
 
@@ -83,6 +83,8 @@ class MixedOptions:
     #: measured trades: this many of the largest layers are each exported once a format up and
     #: once a format down from the best point within the budget (0: none)
     trades: int = DEFAULT_TRADES
+    #: rounds of trades, each from the best point so far (stops when a round gains nothing)
+    trade_rounds: int = 2
 
     def check(self) -> None:
         if self.activations not in ACTIVATION_PRECISIONS or self.activations == "int16":
@@ -366,36 +368,50 @@ def _noise(db: float) -> float:
     return 10.0 ** (-db / 10.0) if math.isfinite(db) else (0.0 if db > 0 else 1.0)
 
 
+def _moves(choices: list[LayerChoice], bits: Mapping[str, str], losses: Losses, count: int,
+           ) -> list[tuple[LayerChoice, int, int]]:
+    """The `count` most promising single-layer moves each way, by estimated error per byte:
+    (layer, format index now, format index after)."""
+    ups, downs = [], []
+    for c in choices:
+        i = c.formats.index(bits[c.name])
+        for j, into in ((i - 1, ups), (i + 1, downs)):
+            if not 0 <= j < len(c.formats):
+                continue
+            nbytes = abs(c.nbytes[j] - c.nbytes[i])
+            rate = abs(losses[c.name][c.formats[j]] - losses[c.name][c.formats[i]]) / max(
+                nbytes, 1e-9)
+            into.append((rate, c, i, j))
+    ups.sort(key=lambda t: -t[0])
+    downs.sort(key=lambda t: t[0])
+    return [(c, i, j) for _, c, i, j in ups[:count] + downs[:count]]
+
+
 def _trade(choices: list[LayerChoice], measured: list[tuple[MixedPoint, Attempt]],
-           budget: int, count: int, run: Callable[[str, dict[str, str]], None]) -> None:
+           budget: int, count: int, losses: Losses,
+           run: Callable[[str, dict[str, str]], None]) -> None:
     """From the best point within the budget, measure single-layer moves one format up and
-    one down for the `count` largest layers (output noise, not an estimate), then pair the
-    promotions that gain most per byte with the demotions that lose least per byte freed while
-    the pair gains, and measure that plan."""
+    one down (the `count` most promising each way by `losses`; output noise measured, not
+    estimated), then pair the promotions that gain most per byte with the demotions that lose
+    least per byte freed while the pair gains, and measure that plan."""
     fits = [p for p, _ in measured if p.within_budget]
     if not fits:
         return
     start = max(fits, key=lambda p: (p.worst_sqnr_db, -p.size_bytes))
     base_noise, base_bits = _noise(start.worst_sqnr_db), dict(start.bits)
-    movable = sorted((c for c in choices if len(c.formats) > 1),
-                     key=lambda c: -c.nbytes[0])[:count]
     ups: list[tuple[float, float, str, str]] = []    # (gain / byte, bytes, layer, format)
     downs: list[tuple[float, float, str, str]] = []  # (loss / byte, bytes freed, layer, format)
-    for c in movable:
-        i = c.formats.index(base_bits[c.name])
-        for j, into in ((i - 1, ups), (i + 1, downs)):
-            if not 0 <= j < len(c.formats):
-                continue
-            bits = {**base_bits, c.name: c.formats[j]}
-            run(f"trade {c.name} {c.formats[j]}", bits)
-            delta = _noise(measured[-1][0].worst_sqnr_db) - base_noise
-            nbytes = abs(c.nbytes[j] - c.nbytes[i])
-            if nbytes <= 0:
-                continue
-            if into is ups and delta < 0:
-                ups.append((-delta / nbytes, nbytes, c.name, c.formats[j]))
-            elif into is downs:
-                downs.append((max(delta, 0.0) / nbytes, nbytes, c.name, c.formats[j]))
+    for c, i, j in _moves(choices, base_bits, losses, count):
+        bits = {**base_bits, c.name: c.formats[j]}
+        run(f"trade {c.name} {c.formats[j]}", bits)
+        delta = _noise(measured[-1][0].worst_sqnr_db) - base_noise
+        nbytes = abs(c.nbytes[j] - c.nbytes[i])
+        if nbytes <= 0:
+            continue
+        if j < i and delta < 0:
+            ups.append((-delta / nbytes, nbytes, c.name, c.formats[j]))
+        elif j > i:
+            downs.append((max(delta, 0.0) / nbytes, nbytes, c.name, c.formats[j]))
     ups.sort(key=lambda t: -t[0])
     downs.sort(key=lambda t: t[0])
     avail = float(budget - start.size_bytes)
@@ -517,10 +533,15 @@ def search(model: Model, budget_bytes: int, attempt: Callable[[PrecisionPlan], A
         for name, v in _losses_of(a, model).items():  # measured in this mix: refine
             if name in losses and bits.get(name, "int8") in losses[name]:
                 losses[name][bits[name]] = v
-    if opts.trades > 0:
-        _trade(choices, measured, budget_bytes, opts.trades,
+    for _ in range(opts.trade_rounds if opts.trades > 0 else 0):
+        before = max((p.worst_sqnr_db for p, _ in measured if p.within_budget),
+                     default=-math.inf)
+        _trade(choices, measured, budget_bytes, opts.trades, losses,
                lambda label, bits: record(label, bits, attempt(plan_of(bits, first.plan)),
                                           estimate_bytes(choices, bits, base)))
+        if max((p.worst_sqnr_db for p, _ in measured if p.within_budget),
+               default=-math.inf) <= before:
+            break
     points = [p for p, _ in measured]
     pareto_front(points)
     fits = [i for i, p in enumerate(points) if p.within_budget]
