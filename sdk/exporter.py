@@ -38,7 +38,12 @@ from sdk.converters.quantize import (
 )
 from sdk.converters.quantize.bias import empirical_bias_correction
 from sdk.converters.quantize.equalize import equalize as equalize_model
-from sdk.converters.quantize.fidelity import PER_LAYER_SAMPLES, evaluate, input_sqnr
+from sdk.converters.quantize.fidelity import (
+    PER_LAYER_SAMPLES,
+    FloatReference,
+    evaluate,
+    input_sqnr,
+)
 from sdk.converters.quantize.fixed_outputs import keep_coarse_outputs_float
 from sdk.converters.quantize.gptq import weight_solver
 from sdk.converters.quantize.int8 import IO_TYPES, QuantizedModel, check_float_model
@@ -215,6 +220,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     solver = weight_solver(weight_method, float_model, cal_set) if qat is None \
         else qat.solver(float_model)  # GPTQ: the layers' Hessians; QAT: the trained codes
     float_state: list[tuple[bytes, list[dict[Tensor, int]]]] = []
+    float_reference = FloatReference()  # the float outputs on val_set, run once for all builds
     if target_sqnr is not None and not (fmt.runs_in_litert or fmt.runner is not None):
         raise ConversionError(f"target_sqnr needs a fidelity report, and format {fmt.name!r} "
                               "has no runner here")
@@ -271,7 +277,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                                     kernels=None if runner is None else f"{fmt.name} runtime",
                                     # plans measure every layer on every held-out sample
                                     per_layer_samples=None if target_sqnr is not None
-                                    or scheme == "mixed" else PER_LAYER_SAMPLES)
+                                    or scheme == "mixed" else PER_LAYER_SAMPLES,
+                                    float_reference=float_reference)
             except EdgeSDKError as exc:
                 raise ConversionError(f"the exported model does not run in {where}: {exc}"
                                       ) from exc

@@ -314,3 +314,25 @@ def test_equalisation_reads_only_the_tensors_it_rescales(monkeypatch: pytest.Mon
         r = ref[t]
         # the reference kept min / max over all channels: the channels' maxima reach them
         assert float(found[t].max()) == max(abs(r.min), abs(r.max)), t.name
+
+
+def test_float_outputs_run_once_for_every_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    """target_sqnr= quantises and evaluates several times: the float model's held-out outputs
+    are run once and reused (the float model does not change between builds)."""
+    import sdk
+    import sdk.exporter
+    from sdk.converters.quantize import fidelity
+
+    evaluations: list[int] = []
+    runs: list[int] = []
+    evaluate, outputs_for = fidelity.evaluate, LiteRTRunner.outputs_for
+    monkeypatch.setattr(sdk.exporter, "evaluate",
+                        lambda *a, **k: evaluations.append(1) or evaluate(*a, **k))
+    monkeypatch.setattr(LiteRTRunner, "outputs_for",
+                        lambda self, *a, **k: runs.append(1) or outputs_for(self, *a, **k))
+    model = _model()
+    cal = random((24, 1, 3, 12, 12), seed=5, scale=2.0)
+    sdk.export(model, "int8", calibration=cal, report=False, target_sqnr=60.0)
+    assert len(evaluations) >= 2
+    # one float run over the held-out samples, one quantised run per build
+    assert len(runs) == len(evaluations) + 1
