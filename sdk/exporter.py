@@ -296,6 +296,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                                   f"{fmt.name!r} has no runner here")
         built, plan, mixed = _mixed(float_model, plan, int(budget_bytes or 0), built, build,
                                     val_set, options, cal_set, getattr(solver, "hessians", None))
+        timings["mixed"] = mixed.seconds  # the search's exports, part of "validate"
     if target_sqnr is not None and built.fidelity is not None:
         built, plan, planned = _plan_to_target(float_model, plan, float(target_sqnr), built,
                                                build, val_set, fmt)

@@ -70,6 +70,7 @@ def test_budget_is_respected(mixed) -> None:
     chosen = mixed.mixed.chosen_point
     assert chosen.size_bytes == mixed.size_bytes and chosen.within_budget
     assert mixed.fidelity.min_sqnr_db == pytest.approx(chosen.worst_sqnr_db)
+    assert mixed.timings["mixed"] > 0
     # all-INT8 of the same net does not fit: the budget made it choose
     all_int8 = next(p for p in mixed.mixed.points if p.label == "all-int8")
     assert all_int8.size_bytes > 7000
@@ -124,3 +125,19 @@ def test_cli_impossible_budget_exit_code(net, data, tmp_path, capsys) -> None:
                  "--budget-bytes", "7000", *free])
     assert code == 0 and 0 < out.stat().st_size <= 7000
     assert "points tried" in capsys.readouterr().out
+
+
+def test_greedy_spends_error_where_it_is_cheapest_per_byte() -> None:
+    from sdk.converters.quantize.mixed import LayerChoice, estimate_bytes, greedy
+
+    fmts = ["int8", "int4", "int2"]
+    big = LayerChoice("big", "CONV_2D", 1000, fmts, [1000.0, 500.0, 250.0])
+    small = LayerChoice("small", "CONV_2D", 100, fmts, [100.0, 50.0, 25.0])
+    losses = {"big": {"int8": 0.0, "int4": 0.01, "int2": 0.1},
+              "small": {"int8": 0.0, "int4": 0.5, "int2": 2.0}}
+    bits = greedy([big, small], losses, 1100.0, 600.0)
+    assert bits == {"big": "int4", "small": "int8"}
+    assert estimate_bytes([big, small], bits, 1100.0) <= 600.0
+    bits = greedy([big, small], losses, 1100.0, 300.0)
+    assert bits == {"big": "int2", "small": "int4"}
+    assert greedy([big, small], losses, 1100.0, 200.0) is None  # under 250 + 25
