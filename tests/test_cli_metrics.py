@@ -138,3 +138,13 @@ def test_batched_and_per_pixel_class_scores() -> None:
     assert output_kind(heat, outputs=1).kind == MAP
     out = compare_outputs("y", batch, batch.copy())
     assert out.top1_agreement == 1.0
+
+
+def test_infinite_or_nan_error_is_the_worst_sqnr() -> None:
+    """A quantised output holding -inf (int8 LOG of a value that rounded to 0) or NaN scores
+    -inf dB: sqnr_db raised 'math domain error' on it, and a NaN figure would pass every
+    threshold check."""
+    ref = np.array([[1.0, 2.0, 3.0]], np.float32)
+    for bad in (-np.inf, np.nan):
+        out = compare_outputs("y", ref, np.array([[1.0, bad, 3.0]], np.float32))
+        assert out.sqnr_db == -np.inf

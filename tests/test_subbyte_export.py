@@ -129,7 +129,7 @@ def test_custom_op_model_without_delegate_says_so() -> None:
     from test_subbyte_formats import _conv_model
 
     data = to_tflite_bytes(lower_for_litert(_conv_model(DType.INT2, "int8")))
-    with pytest.raises(DelegateRequiredError, match=r"EDGE_CONV_INT2.*sdk\.runtime\.Interpreter"):
+    with pytest.raises(DelegateRequiredError, match=r"EDGE_CONV_INT2.*sdk\.run\.Interpreter"):
         LiteRTRunner(data)
 
 

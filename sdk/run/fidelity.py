@@ -188,6 +188,11 @@ def _db(x: float) -> str:
 
 # ---------------------------------------------------------------------------- metrics
 def sqnr_db(signal_energy: float, noise_energy: float) -> float:
+    """10 log10(signal / noise) in dB. An infinite or NaN error (an int8 LOG of a value that
+    rounded to 0 gives -inf) is the worst figure, -inf, never NaN: a NaN would pass every
+    `sqnr < threshold` check silently."""
+    if math.isnan(noise_energy) or math.isinf(noise_energy):
+        return -math.inf
     if noise_energy <= 0:
         return math.inf
     if signal_energy <= 0:
