@@ -14,7 +14,7 @@ from typing import Any
 from sdk.devices.base import CommandResult, Device
 from sdk.devices.errors import DeviceCommandError, RunnerError
 
-#: progress(stage, done, total), as elsewhere in edgesdk (sdk.base.progress.ProgressBar)
+#: progress(stage, done, total), as elsewhere in edgesdk (drawn by sdk.cli.output)
 StageProgress = Callable[[str, int, int], None]
 
 #: ELF e_machine -> ABI
