@@ -323,8 +323,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         calibration=CalibrationInfo(cal.method, cal.samples, cal.source, cal.synthetic,
                                     correction),
         fidelity=fidelity, timings=timings, source=f"{loaded.kind}: {loaded.name}",
-        notes=notes + (["calibrated on synthetic random data: activation ranges are not "
-                        "representative"] if cal.synthetic else []),
+        notes=notes,  # synthetic calibration data is noted once, by sdk.base.samples
         precision_notes=dict(plan.notes), custom_ops=custom_ops, planner=planned, mixed=mixed,
     )
     _write(result, data, fmt, report)

@@ -83,3 +83,13 @@ def test_already_quantised_models_are_refused_before_calibration(mlp, tmp_path,
         assert f"{model.name}: the model is already quantised" in err and what in err, err
         assert "calibrating" not in err  # refused at load, before any calibration
         assert not out.exists()
+
+
+def test_synthetic_calibration_is_noted_once(mlp, tmp_path, capsys) -> None:
+    """The report said 'calibrated on synthetic ...' three times: the sample set's note, the
+    exporter's copy of it and the fidelity section's. One note for the ranges, one for the
+    fidelity figures."""
+    assert main([*_export(mlp, tmp_path / "m.tflite"), "-q"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "synthetic" in ln]
+    assert sum("activation ranges are not representative" in ln for ln in lines) == 1, lines
+    assert sum("these numbers say nothing about real inputs" in ln for ln in lines) == 1, lines
