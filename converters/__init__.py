@@ -25,8 +25,8 @@ _LAZY: dict[str, tuple[str, str]] = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sdk.converters.ir import DType, Graph, Model  # noqa: F401
     from sdk.converters.edge.reader import read_edge  # noqa: F401
+    from sdk.converters.ir import DType, Graph, Model  # noqa: F401
     from sdk.converters.tflite.reader import read_tflite  # noqa: F401
     from sdk.converters.tflite.schema import schema as tflite_schema  # noqa: F401
     from sdk.converters.tflite.writer import to_tflite_bytes  # noqa: F401
