@@ -106,3 +106,53 @@ def test_labels_neither_overlap_nor_get_cut(dom) -> None:
         assert float(t["x"]) - float(t["data-w"]) >= 0, t
     # the long board name is shortened from its start, never cut off by the edge
     assert re.search(r">…[^<]*cooler-and-nvme-hat<", markup) or LONG_BOARD in markup
+
+
+def _npu(nodes: int, on_npu: int, fallback: str | None = None) -> dict:
+    """An NPU board's placement as jobs carry it (NpuPlacement.to_dict)."""
+    from sdk.devices.npu import NpuPlacement
+
+    names = [f"CONV_2D#{k}" for k in range(nodes)]
+    taken = () if fallback else tuple(names[:on_npu])
+    return NpuPlacement(stack="ethos-u", runtime="libethosu_delegate.so", nodes=nodes,
+                        npu=taken, cpu=tuple(n for n in names if n not in taken),
+                        fallback=fallback).to_dict()
+
+
+def test_npu_board_placement_column_and_legend(dom, tmp_path) -> None:
+    # a run of CPU boards only: no NPU column, no NPU legend
+    markup, elements = dom
+    assert "<th>NPU</th>" not in markup and not elements.find("g", "legend", data_legend="npu")
+    # the second board has an NPU: m0 with 2 of 6 nodes on it, m1 fell back to the CPU
+    data = _data()
+    for job in data["jobs"]:
+        if job["board"] == "pi4" and job["model"] == f"{0:064x}":
+            job["npu"] = _npu(6, 2)
+        elif job["board"] == "pi4" and job["model"] == f"{1:064x}":
+            job["npu"] = _npu(6, 0, fallback="delegate claimed no node")
+        else:
+            job["npu"] = None
+    page = tmp_path / "report.html"
+    page.write_text(html_from_data(data, "edgesdk farm run 1"))
+    markup = rendered_dom(page)
+    elements = Elements(markup)
+    body = elements.find("body")[0]
+    assert body.get("data-rendered") == "true", body.get("data-render-error")
+    table = markup[markup.index('id="results-table"'):]
+    table = table[:table.index("</table>")]
+    assert "<th>NPU</th>" in table
+    rows = {(m, b): row for row in table.split("<tr")[2:]
+            for m, b in [(re.search(r'data-model="([0-9a-f]+)"', row)[1],
+                          re.search(r'data-board="([^"]+)"', row)[1])]}
+    assert len(rows) == 2 * len(MODELS)
+    assert ">NPU 33% (2/6) · ethos-u</td>" in rows[(f"{0:064x}", "pi4")]
+    assert ">CPU only (fallback: delegate claimed no node) · ethos-u</td>" in \
+        rows[(f"{1:064x}", "pi4")]
+    assert ">-</td>" in rows[(f"{0:064x}", LONG_BOARD)]
+    # the latency chart (first model): the NPU board's runs are drawn apart, with a legend
+    svg = markup[markup.index('id="latency-svg"'):]
+    svg = Elements(svg[:svg.index("</svg>")])
+    assert svg.count("rect", "npu") == 40 and svg.count("circle", "sample") == 40
+    assert svg.find("g", data_board="pi4")[0]["data-npu"] == "NPU 33% (2/6) · ethos-u"
+    assert len(svg.find("g", "legend", data_legend="npu")) == 1
+    assert "NPU board" in markup[markup.index('data-legend="npu"'):]

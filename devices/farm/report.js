@@ -56,6 +56,18 @@
     return job.latency.p50_ms !== null ? job.latency.p50_ms : job.latency.mean_ms;
   }
   function jobsOf(pred) { return PJOBS.filter(pred); }
+  // an NPU board's placement (issue 18): `NPU 33% (2/6) · ethos-u`, or `CPU only (fallback:
+  // why) · stack`; "-" for a CPU board. NPU_RUN: any profile carried a placement.
+  const NPU_RUN = PJOBS.some((j) => j.npu);
+  function npuCell(job) {
+    const n = job.npu;
+    if (!n) return "-";
+    if (n.fallback !== null && n.fallback !== undefined) {
+      return `CPU only (fallback: ${n.fallback}) · ${n.stack}`;
+    }
+    const share = (100 * (n.nodes ? n.npu.length / n.nodes : 0)).toFixed(0);
+    return `NPU ${share}% (${n.npu.length}/${n.nodes}) · ${n.stack}`;
+  }
   function fill(select, options, chosen) {
     select.innerHTML = "";
     for (const [value, label] of options) {
@@ -217,7 +229,8 @@
     const okRows = rows.filter((r) => r.job.status === "ok");
     const all = [].concat(...okRows.map((r) => r.job.samples));
     const W = 900, rowH = 34, top = 16;
-    const H = top + rows.length * rowH + 46;
+    const npuLegend = okRows.some((r) => r.job.npu);  // a row under the axis for its legend
+    const H = top + rows.length * rowH + 46 + (npuLegend ? 18 : 0);
     const svg = sv("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H,
                             id: "latency-svg", "data-plot": "latency" }, host);
     const stats = (job) => `p50 ${fmt(p50of(job))} · p90 ${fmt(job.latency.p90_ms)} ms · ` +
@@ -249,7 +262,8 @@
       const label = sv("text", { x: left - 10, y: cy + 4, "text-anchor": "end",
                                  class: "label" }, svg, fitText(svg, r.board, left - 20));
       label.setAttribute("data-w", textWidth(svg, label.textContent).toFixed(1));
-      title(label, r.board + (r.job.device ? ": " + r.job.device : ""));
+      title(label, r.board + (r.job.device ? ": " + r.job.device : "") +
+            (r.job.npu ? "; " + npuCell(r.job) : ""));
       if (r.job.status !== "ok") {
         sv("text", { x: left + 6, y: cy + 4, class: "failed-row", "data-board": r.board }, svg,
            `failed (${r.job.error_type})`);
@@ -266,11 +280,21 @@
       }
       let seed = 7;
       const jitter = () => { seed = (seed * 16807) % 2147483647; return seed / 2147483647; };
+      // an NPU board's runs are squares with a dark edge (legend below the axis)
+      const onNpu = Boolean(r.job.npu);
+      if (onNpu) g.setAttribute("data-npu", npuCell(r.job));
       for (const v of r.job.samples) {
         const out = v > b;
+        const cx = x(Math.min(v, b)), cyv = cy - 8 + 16 * jitter();
+        if (onNpu) {
+          sv("rect", { class: out ? "sample npu outlier" : "sample npu",
+                       x: (cx - 2.2).toFixed(1), y: (cyv - 2.2).toFixed(1), width: 4.4,
+                       height: 4.4, fill: out ? "none" : color, stroke: "#1d2430",
+                       "stroke-width": 0.6, "fill-opacity": 0.55 }, g);
+          continue;
+        }
         sv("circle", { class: out ? "sample outlier" : "sample",
-                       cx: x(Math.min(v, b)).toFixed(1),
-                       cy: (cy - 8 + 16 * jitter()).toFixed(1), r: out ? 2.5 : 1.8,
+                       cx: cx.toFixed(1), cy: cyv.toFixed(1), r: out ? 2.5 : 1.8,
                        fill: out ? "none" : color, stroke: out ? color : "none",
                        "fill-opacity": 0.45 }, g);
       }
@@ -286,10 +310,59 @@
     });
     xAxis(svg, x, top + rows.length * rowH, left, W - right,
           "latency per run, ms" + (x.log ? " (log scale)" : ""));
+    if (npuLegend) {
+      const ly = top + rows.length * rowH + 56;
+      const g = sv("g", { class: "legend", "data-legend": "npu" }, svg);
+      sv("circle", { cx: left + 4, cy: ly - 4, r: 2.2, fill: "#6b7585" }, g);
+      sv("text", { x: left + 12, y: ly, class: "small" }, g, "CPU board");
+      sv("rect", { x: left + 86, y: ly - 6.2, width: 4.4, height: 4.4, fill: "#6b7585",
+                   stroke: "#1d2430", "stroke-width": 0.6 }, g);
+      sv("text", { x: left + 96, y: ly, class: "small" }, g,
+         "NPU board (its placement: hover the board's name; table below)");
+    }
     el("p", { class: "note" }, host,
        "Dots: timed runs (up to 400 per board shown; open circles at the right edge: slower " +
        "than the axis, which ends at the slowest board's p99); box: middle half; solid mark: " +
        "p50; dashed: p90. Emulated boards run Arm code under qemu: their times are not Arm speed.");
+  }
+
+  // ------------------------------------------------------------------ results per job
+  function results() {
+    const host = document.getElementById("results");
+    const t = el("table", { id: "results-table" }, host);
+    const head = el("tr", {}, t);
+    const cols = ["model", "board", "p50 ms", "p90 ms", "runs"];
+    for (const h of NPU_RUN ? [...cols, "NPU"] : cols) el("th", {}, head, h);
+    for (const m of DATA.models) {
+      for (const b of DATA.boards) {
+        const j = PJOBS.find((q) => q.model === m.sha256 && q.board === b.name);
+        if (!j) continue;
+        const tr = el("tr", { "data-board": b.name, "data-model": m.sha256 }, t);
+        el("td", {}, tr, j.model_name + (j.cached ? " (earlier run)" : ""));
+        el("td", {}, tr, j.board);
+        if (j.status !== "ok") {
+          el("td", { class: "cell-failed", colspan: 3 }, tr, `failed (${j.error_type})`);
+        } else {
+          el("td", { class: "num" }, tr, fmt(p50of(j)));
+          el("td", { class: "num" }, tr, fmt(j.latency.p90_ms));
+          el("td", { class: "num" }, tr, String(j.latency.runs));
+        }
+        if (!NPU_RUN) continue;
+        const n = j.npu;
+        const td = el("td", { class: n ? (n.fallback ? "npu-cell npu-fallback" : "npu-cell")
+                                       : "cell-empty", "data-npu": n ? "true" : "false" },
+                      tr, j.status === "ok" ? npuCell(j) : "-");
+        if (n) {
+          td.title = `${n.runtime} (${n.source}${n.exact ? "" : ", XNNPACK left on"}); ` +
+            `on the NPU: ${n.npu.join(", ") || "none"}; on the CPU: ${n.cpu.join(", ") || "none"}`;
+        }
+      }
+    }
+    if (NPU_RUN) {
+      el("p", { class: "note" }, host, "NPU: share of the model's nodes the board's NPU took " +
+         "(n/m nodes) and its stack; CPU only when the delegate fell back, with the reason; " +
+         "- on CPU boards.");
+    }
   }
 
   // ------------------------------------------------------------------ board x precision
@@ -636,6 +709,7 @@
     latencySelect.onchange = () => latency(latencySelect.value);
     latency(latencySelect.value);
 
+    results();
     precisionTable();
 
     const tradeoffSelect = document.getElementById("tradeoff-board");

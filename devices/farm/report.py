@@ -251,6 +251,8 @@ def html_from_data(data: dict[str, Any], title_text: str) -> str:
         "<section class=\"profile-only\"><h2>Latency distribution per board</h2>"
         "<label>model <select id=\"latency-model\"></select></label>"
         "<div id=\"plot-latency\" class=\"plot\"></div></section>"
+        "<section class=\"profile-only\"><h2>Results per job</h2>"
+        "<div id=\"results\"></div></section>"
         "<section class=\"profile-only\"><h2>Board &times; precision: p50 latency (ms)</h2>"
         "<div id=\"precision-table\"></div></section>"
         "<section class=\"profile-only\"><h2>Size, fidelity and latency across precisions</h2>"
