@@ -23,6 +23,7 @@ import numpy as np
 from sdk.base.errors import ConversionError, ModelFormatError
 from sdk.converters.onnx import control
 from sdk.converters.onnx.graph import Node, ValueInfo
+from sdk.converters.onnx.order import topological
 
 
 def condition_inputs(node: Node, producers: Mapping[str, Node],
@@ -110,8 +111,6 @@ def inline(node: Node, taken: bool, values: dict[str, ValueInfo], label: str,
     """The nodes that replace If `node` (its `taken` branch): branch initializers become
     constants in `values`, and an Identity per output gives the If's outputs their values."""
     from onnx import helper, numpy_helper
-
-    from sdk.converters.onnx.fold import topological
 
     key = "then_branch" if taken else "else_branch"
     graph = next((a.g for a in node.proto.attribute if a.name == key and a.HasField("g")), None)
@@ -225,8 +224,6 @@ def _inline_renamed(node: Node, key: str, values: dict[str, ValueInfo], label: s
     """Branch `key` of If `node` as main-graph nodes, every value it makes renamed
     `<if>/<key>/<name>` (the two branches may use the same names); its output value names."""
     from onnx import NodeProto, numpy_helper
-
-    from sdk.converters.onnx.fold import topological
 
     graph = next((a.g for a in node.proto.attribute if a.name == key and a.HasField("g")), None)
     if graph is None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from sdk.base.errors import ConversionError, ModelFormatError
 from sdk.converters.onnx.graph import Node, ValueInfo
+from sdk.converters.onnx.order import topological
 from sdk.converters.onnx.validate import check_node
 
 if TYPE_CHECKING:
@@ -169,8 +170,6 @@ class Body:
 def prepare(folder: Folder, owner: Node, graph: Any, feeds: list[str],
             scope: Mapping[str, ValueInfo]) -> Body:
     from onnx import numpy_helper
-
-    from sdk.converters.onnx.fold import topological
 
     inits: dict[str, ValueInfo] = {}
     for t in graph.initializer:

@@ -17,7 +17,6 @@ counts iterations and body nodes against `max_loop_iterations`.
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -29,6 +28,7 @@ from sdk.base.limits import LoadBudget, default_budget
 from sdk.converters.onnx import branches, control
 from sdk.converters.onnx.graph import Node, OnnxGraph, ValueInfo
 from sdk.converters.onnx.loader import check_shape
+from sdk.converters.onnx.order import topological
 from sdk.converters.onnx.validate import check_node
 
 # Constants larger than this are not handed to shape inference (it only needs small ones:
@@ -64,40 +64,6 @@ _BROADCASTING = frozenset({
     "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not", "Neg", "Abs", "Relu",
     "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil", "Round", "Sign",
     "Mod", "BitShift", "Where", "Erf", "Sin", "Cos", "IsNaN", "IsInf", "Cast", "Clip"})
-
-
-def topological(nodes: list[Any], available: set[str], label: str) -> list[Any]:
-    """NodeProtos in an order where each runs after its inputs' producers (stable: among the
-    nodes that are ready, the first in the file goes first; linear time)."""
-    producer: dict[str, int] = {}
-    for i, n in enumerate(nodes):
-        for o in n.output:
-            if o and o not in available:
-                producer.setdefault(o, i)
-    waiting = [0] * len(nodes)
-    readers: dict[int, list[int]] = {}
-    for i, n in enumerate(nodes):
-        deps = {producer[x] for x in n.input if x and x not in available and x in producer}
-        if any(x and x not in available and x not in producer for x in n.input):
-            deps.add(-1)  # never produced: stays waiting, reported as a cycle/dangling read
-        waiting[i] = len(deps)
-        for d in deps:
-            readers.setdefault(d, []).append(i)
-    heap = [i for i, w in enumerate(waiting) if w == 0]
-    heapq.heapify(heap)
-    order: list[Any] = []
-    while heap:
-        i = heapq.heappop(heap)
-        order.append(nodes[i])
-        for r in readers.get(i, ()):
-            waiting[r] -= 1
-            if waiting[r] == 0:
-                heapq.heappush(heap, r)
-    if len(order) != len(nodes):
-        stuck = nodes[next(i for i, w in enumerate(waiting) if w > 0)]
-        raise ModelFormatError(f"the graph has a cycle through node "
-                               f"{stuck.name or stuck.op_type!r}", path=label)
-    return order
 
 
 def input_dtype(value_info: Any, label: str) -> np.dtype:
