@@ -5,6 +5,9 @@ small script of our own (`report.js`, inlined). Plots:
 
 * latency distribution per board (every kept run as a dot, with p50/p90 and the box of the
   middle half), for a chosen model;
+* results per job (p50, p90, runs), with an NPU column when any board has an NPU (share of
+  the nodes on it, n/m, its stack, or the fallback's reason); NPU boards' runs are drawn as
+  squares in the latency plot (issue 18);
 * per-layer breakdown for a chosen board and model (when the jobs timed layers);
 * board x precision table of p50 latency, failures and quarantines marked;
 * size / fidelity / latency trade-off across the precisions (int8, int4, int2, ternary...);
