@@ -14,7 +14,8 @@ with EMA ranges, BatchNorm folded); `sdk.export` writes the trained codes, scale
 from __future__ import annotations
 
 from sdk.converters.qat.build import SCHEMES, QatSpec, prepare
+from sdk.converters.qat.deploy import qat_export
 from sdk.converters.qat.errors import QatError
-from sdk.converters.qat.export import QatExport, qat_export
+from sdk.converters.qat.export import QatExport
 
 __all__ = ["SCHEMES", "QatError", "QatExport", "QatSpec", "prepare", "qat_export"]

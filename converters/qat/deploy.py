@@ -1,4 +1,5 @@
-"""The deployable float model of a QAT model (TensorFlow; see `sdk.converters.qat.export`)."""
+"""The deployable float model of a QAT model (TensorFlow, imported only when `deployable` runs;
+see `sdk.converters.qat.export`), and `qat_export`, which the exporter calls on every model."""
 
 from __future__ import annotations
 
@@ -63,4 +64,12 @@ def deployable(qat: Any, spec: Any) -> QatExport:
     return QatExport(spec.scheme, dict(spec.scheme_options), model, pins, input_range, points)
 
 
-__all__ = ["deployable"]
+def qat_export(model: Any) -> QatExport | None:
+    """The deployable model, trained grid and ranges of a model made by `sdk.qat.prepare`."""
+    spec = getattr(model, "_edgesdk_qat", None)
+    if spec is None:
+        return None
+    return deployable(model, spec)
+
+
+__all__ = ["deployable", "qat_export"]

@@ -1,8 +1,8 @@
 """Exporting a QAT model: its trained grid and ranges, for `sdk.export` (no TensorFlow import
 until a QAT model is given).
 
-`qat_export(model)` is None for any model `sdk.qat.prepare` did not make. For a QAT model it
-returns a `QatExport`:
+`qat_export(model)` (in `sdk.converters.qat.deploy`) is None for any model `sdk.qat.prepare` did
+not make. For a QAT model it returns a `QatExport`:
 
 - `model`: the deployable float Keras model: the same layers without fake quantisation, each
   kernel replaced by codes x scales (BatchNorm folded), so TensorFlow's converter sees plain
@@ -140,14 +140,4 @@ class QatExport:
                 cal.ranges[t] = (float(rng[0]), float(rng[1]))
 
 
-def qat_export(model: Any) -> QatExport | None:
-    """The deployable model, trained grid and ranges of a model made by `sdk.qat.prepare`."""
-    spec = getattr(model, "_edgesdk_qat", None)
-    if spec is None:
-        return None
-    from sdk.converters.qat.deploy import deployable
-
-    return deployable(model, spec)
-
-
-__all__ = ["GRID_TOLERANCE", "PinnedSolver", "QatExport", "WeightPin", "qat_export"]
+__all__ = ["GRID_TOLERANCE", "PinnedSolver", "QatExport", "WeightPin"]
