@@ -14,7 +14,8 @@ from sdk.devices import open_device
 from sdk.devices.base import Device, sha256_file
 from sdk.devices.config import DeviceConfig
 from sdk.devices.errors import TransferError
-from sdk.devices.runners.base import Runner, StageProgress, select_runner
+from sdk.devices.runners.base import Runner, StageProgress
+from sdk.devices.runners.select import select_runner
 
 MODEL_SUFFIXES = (".tflite", ".edge", ".rknn")
 

@@ -12,6 +12,7 @@ really ran (the machine, the runtime and its version, the kernels or ISA).
 
 from __future__ import annotations
 
-from sdk.devices.runners.base import LayerTime, Runner, RunnerReport, RunRequest, select_runner
+from sdk.devices.runners.base import LayerTime, Runner, RunnerReport, RunRequest
+from sdk.devices.runners.select import select_runner
 
 __all__ = ["LayerTime", "RunRequest", "Runner", "RunnerReport", "select_runner"]
