@@ -51,7 +51,7 @@ import copy
 import hashlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +65,7 @@ from sdk.converters.ir import DType, Model, Operator, Tensor
 from sdk.converters.quantize.lowbit import _from_rows, _rows
 from sdk.converters.quantize.plan import layer_name
 from sdk.converters.quantize.rules import OP_RULES
+from sdk.converters.quantize.solver import ACTIVE, ScaleFn, Solver, active_solver
 
 GPTQ_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
 #: input rows (im2col'd positions) per layer that the Hessian is built from
@@ -75,8 +76,6 @@ BLOCK = 128
 #: the sequential mode takes each layer's rows from at least this many calibration samples and
 #: stops running samples once it has `max_rows` rows (convolutions: after about this many)
 COMPENSATION_SAMPLES = 32
-
-ScaleFn = Callable[[np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -392,18 +391,18 @@ class WeightSolver:
     seed: int = 0
     #: layers whose weights were compensated for upstream rounding
     compensated: list[str] = field(default_factory=list)
-    _token: contextvars.Token[WeightSolver | None] | None = None
+    _token: contextvars.Token[Solver | None] | None = None
     _rounded: Model | None = None
     _memo: dict[int, object] = field(default_factory=dict)
     _float_run: tuple[Any, dict[Tensor, int]] | None = None
 
     def __enter__(self) -> WeightSolver:
-        self._token = _ACTIVE.set(self if self.method == "gptq" else None)
+        self._token = ACTIVE.set(self if self.method == "gptq" else None)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._token is not None:
-            _ACTIVE.reset(self._token)
+            ACTIVE.reset(self._token)
             self._token = None
         if self.method == "gptq" and self.solved:
             self.notes.append(
@@ -526,15 +525,6 @@ class WeightSolver:
                 np.linalg.norm(correction) > 0.5 * np.linalg.norm(rows):
             return None
         return 2.0 * acc.h / n, rows + correction
-
-
-_ACTIVE: contextvars.ContextVar[WeightSolver | None] = contextvars.ContextVar(
-    "edgesdk_gptq_solver", default=None)
-
-
-def active_solver() -> WeightSolver | None:
-    """The solver of the export in progress, if it asked for GPTQ."""
-    return _ACTIVE.get()
 
 
 def gptq_layers(model: Model) -> list[Operator]:

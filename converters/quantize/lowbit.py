@@ -38,6 +38,7 @@ from collections.abc import Callable
 import numpy as np
 
 from sdk.converters.ir import DType, QuantParams, Tensor
+from sdk.converters.quantize.solver import active_solver
 from sdk.converters.quantize.weights import (
     MSE_METHODS,
     QuantizedWeights,
@@ -123,8 +124,6 @@ def _fp16_scales(scales: np.ndarray) -> np.ndarray:
 def _blockwise_gptq(w: np.ndarray, block_size: int) -> tuple[np.ndarray, np.ndarray] | None:
     """GPTQ codes per group of `block_size` K elements, each group's FLOAT16 scale MSE-searched
     on its error-updated weights: (scales16 [n * k / block], codes [n, k]), or None."""
-    from sdk.converters.quantize.gptq import active_solver
-
     solver = active_solver()
     if solver is None:
         return None

@@ -28,6 +28,7 @@ import numpy as np
 
 from sdk.converters.ir import DType, QuantParams
 from sdk.converters.quantize.ranges import symmetric_scales
+from sdk.converters.quantize.solver import active_solver
 
 WEIGHT_METHODS = ("minmax", "mse", "rtn", "gptq")
 #: methods whose scales come from the per-channel MSE search
@@ -123,8 +124,6 @@ def channel_codes(w: np.ndarray, axis: int, scales: np.ndarray, qmin: int, qmax:
     by the active GPTQ solver (which also refits the scales unless `refit` is False) when it
     holds a Hessian for these weights."""
     if method == "gptq":
-        from sdk.converters.quantize.gptq import active_solver
-
         solver = active_solver()
         solved = None if solver is None else solver.solve(
             w, axis, qmin, qmax, scales=np.asarray(scales, np.float64), refit=refit)
