@@ -9,16 +9,17 @@ report attached to the export's (`result.target`, `"target"` in the JSON report)
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sdk.base.errors import ConversionError, EdgeSDKError
-from sdk.base.fileio import atomic_write_text
+from sdk.base.fileio import atomic_write_bytes, atomic_write_text
 from sdk.converters.quantize import SampleSet, as_samples
 from sdk.converters.targets import compile_for_target, compiled_path_for
 from sdk.converters.targets.names import Target, parse_target
-from sdk.converters.targets.report import NpuReport
+from sdk.converters.targets.report import CPU, NpuReport
 
 #: held-out samples the simulator (where the toolchain has one) runs
 SIMULATOR_SAMPLES = 64
@@ -97,6 +98,8 @@ def attach_target(result: Any, target: Target, samples: SampleSet, *,
         if result.report_path is not None:
             result.report_path.unlink(missing_ok=True)
         raise
+    if target.compiler == "vela" and report.cpu_layers:
+        report = _keep_on_npu(result, target, out, report, samples)
     result.target = report
     in_float = [t.name for t in result.inputs if t.dtype == "float32"]
     out_float = [t.name for t in result.outputs if t.dtype == "float32"]
@@ -108,3 +111,28 @@ def attach_target(result: Any, target: Target, samples: SampleSet, *,
     if write_report and result.report_path is not None:
         atomic_write_text(result.report_path, result.to_json() + "\n")
     return report
+
+
+def _keep_on_npu(result: Any, target: Target, out: Path, report: NpuReport,
+                 samples: SampleSet) -> NpuReport:
+    """Rewrite the ops Vela left on the CPU where a rewrite keeps them on the NPU (checked in
+    LiteRT), write the rewritten INT8 model over the export's and compile it again."""
+    from sdk.converters.targets.vela_rewrites import rewrite_cpu_ops
+
+    outcome = rewrite_cpu_ops(result.path.read_bytes(), report.cpu_layers,
+                              simulator_samples(samples))
+    if outcome.model is None:
+        report.rewrites = outcome.rewrites
+        return report
+    atomic_write_bytes(result.path, outcome.model)
+    result.size_bytes = len(outcome.model)
+    again = compile_for_target(result.path, target, output=out,
+                               samples=simulator_samples(samples))
+    where = {layer.tensor: layer.placement for layer in again.layers}
+    for rewrite in outcome.rewrites:
+        rewrite.placement_after = where.get(rewrite.tensor, "") if rewrite.applied else CPU
+    again.rewrites = outcome.rewrites
+    applied = [r.node for r in outcome.rewrites if r.applied]
+    again.notes.append(f"rewritten to stay on the NPU: {', '.join(applied)} (the INT8 model "
+                       f"{result.path.name} holds the rewrite)")
+    return again

@@ -43,6 +43,27 @@ class NpuLayer:
 
 
 @dataclass
+class NpuRewrite:
+    """A graph rewrite the exporter made (or refused) so that an op Vela left on the CPU runs on
+    the NPU (`sdk.converters.targets.vela_rewrites`)."""
+
+    op_type: str
+    #: the layer as export reports name it, and its output tensor
+    node: str
+    tensor: str
+    #: why Vela left it on the CPU, in Vela's words
+    vela_reason: str
+    #: what was done (or why it was refused)
+    action: str
+    #: LiteRT outputs after vs before the rewrite on the validation samples
+    sqnr_db: float
+    max_steps: int
+    applied: bool
+    #: where Vela placed the op once rewritten ("" if not recompiled)
+    placement_after: str = ""
+
+
+@dataclass
 class SimulatorFidelity:
     """The compiled model run in the vendor's simulator against the host reference (LiteRT
     running the INT8 .tflite on the same inputs)."""
@@ -78,6 +99,8 @@ class NpuReport:
     simulator: SimulatorFidelity | None = None
     notes: list[str] = field(default_factory=list)
     compile_time_s: float = 0.0
+    #: rewrites made (or refused) to keep ops on the NPU (Ethos-U)
+    rewrites: list[NpuRewrite] = field(default_factory=list)
 
     @property
     def npu_layers(self) -> list[NpuLayer]:
@@ -119,6 +142,7 @@ class NpuReport:
             "simulator": None if self.simulator is None else self.simulator.to_dict(),
             "notes": self.notes,
             "compile_time_s": self.compile_time_s,
+            "rewrites": [asdict(r) for r in self.rewrites],
         })
 
     def summary(self, max_layers: int | None = None) -> str:
@@ -150,6 +174,11 @@ class NpuReport:
             lines.append(f"  ... {len(rows) - len(shown)} more layers")
         for layer in self.cpu_layers:
             lines.append(f"  CPU: {layer.name}: {layer.reason}")
+        for r in self.rewrites:
+            done = "rewritten" if r.applied else "not rewritten"
+            lines.append(f"  {done}: {r.node} ({r.op_type}) was on the CPU ({r.vela_reason}); "
+                         f"{r.action}; now on the {r.placement_after or '?'}; output SQNR "
+                         f"{r.sqnr_db:.1f} dB, max {r.max_steps} int8 step(s)")
         if self.simulator is not None:
             sim = self.simulator
             lines.append(f"  {sim.simulator} vs {sim.reference} on {sim.samples} samples:")
