@@ -237,7 +237,7 @@ class Farm:
         import numpy as np
 
         from sdk.devices.base import sha256_file
-        from sdk.devices.validate import random_inputs
+        from sdk.devices.inputs import random_inputs
 
         if samples is not None and samples < 1:
             raise ValueError("samples must be >= 1")

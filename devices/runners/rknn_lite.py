@@ -21,6 +21,7 @@ import numpy as np
 
 from sdk.devices.base import CommandResult, sha256_file
 from sdk.devices.errors import RunnerError
+from sdk.devices.inputs import random_inputs
 from sdk.devices.npu import CORE_MASKS, NpuPlacement
 from sdk.devices.runners.base import (
     Runner,
@@ -144,8 +145,6 @@ class RknnLiteRunner(Runner):
             raise RunnerError(f"{source} (the model {local_model.name} was compiled from) is "
                               "missing: its inputs are what the board is given",
                               device=self.device.name)
-        from sdk.devices.validate import random_inputs
-
         remote = []
         with tempfile.TemporaryDirectory(prefix="edgesdk-rknn-") as tmp:
             for k, array in enumerate(random_inputs(source, 1)):

@@ -188,7 +188,7 @@ def slowest_layers(layers: Any, top: int) -> list[Any]:
 # ---------------------------------------------------------------------------- validate
 def _load_inputs(spec: str, model: str, samples: int | None) -> Any:
     if spec.startswith("random"):
-        from sdk.devices.validate import random_inputs
+        from sdk.devices.inputs import random_inputs
 
         return random_inputs(model, int(spec.partition(":")[2] or samples or 16))
     path = Path(spec)
