@@ -18,6 +18,7 @@ from sdk.converters.ir import DType, Graph, Operator, Tensor
 from sdk.converters.onnx import layout
 from sdk.converters.onnx.graph import Node, OnnxGraph, ValueInfo
 from sdk.converters.onnx.layout import Perm
+from sdk.converters.onnx.registry import supported_ops
 
 
 def ir_dtype(dtype: np.dtype, where: str = "") -> DType:
@@ -117,8 +118,6 @@ class Lowering:
         return self.node.name if self.node is not None else ""
 
     def unsupported(self, detail: str) -> UnsupportedOpError:
-        from sdk.converters.onnx.ops import supported_ops
-
         node = self.node
         assert node is not None
         return UnsupportedOpError(node.qualified_type, node.name, supported_ops(),

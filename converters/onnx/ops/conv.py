@@ -15,8 +15,8 @@ from sdk.converters.ir import Tensor
 from sdk.converters.onnx import layout
 from sdk.converters.onnx.graph import Node
 from sdk.converters.onnx.lowering import Lowering
-from sdk.converters.onnx.ops import handles
 from sdk.converters.onnx.ops.spatial import Window, pad_input, window
+from sdk.converters.onnx.registry import handles
 
 #: grouped convolutions (other than depthwise) become one CONV_2D per group, up to this many
 MAX_SPLIT_GROUPS = 1024

@@ -15,7 +15,7 @@ from sdk.converters.onnx import layout
 from sdk.converters.onnx.graph import Node
 from sdk.converters.onnx.layout import Perm
 from sdk.converters.onnx.lowering import Lowering, ir_dtype
-from sdk.converters.onnx.ops import handles
+from sdk.converters.onnx.registry import handles
 
 # ------------------------------------------------------------------ helpers used across ops
 

@@ -9,8 +9,8 @@ from sdk.converters.ir import Tensor
 from sdk.converters.onnx import layout
 from sdk.converters.onnx.graph import Node
 from sdk.converters.onnx.lowering import Lowering
-from sdk.converters.onnx.ops import handles
 from sdk.converters.onnx.ops.elementwise import elementwise
+from sdk.converters.onnx.registry import handles
 
 
 def fully_connected(ctx: Lowering, x: Tensor, weights: np.ndarray, bias: np.ndarray | None,

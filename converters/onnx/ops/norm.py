@@ -11,9 +11,9 @@ import numpy as np
 
 from sdk.converters.onnx.graph import Node
 from sdk.converters.onnx.lowering import Lowering
-from sdk.converters.onnx.ops import handles
 from sdk.converters.onnx.ops.elementwise import elementwise, unary
 from sdk.converters.onnx.ops.reduce import reduce
+from sdk.converters.onnx.registry import handles
 
 
 def _channel_const(ctx: Lowering, base: str, values: np.ndarray, rank: int) -> str:

@@ -11,7 +11,6 @@ import numpy as np
 from sdk.converters.onnx import layout
 from sdk.converters.onnx.graph import Node
 from sdk.converters.onnx.lowering import Lowering
-from sdk.converters.onnx.ops import handles
 from sdk.converters.onnx.ops.reduce import reduce
 from sdk.converters.onnx.ops.spatial import (
     Window,
@@ -20,6 +19,7 @@ from sdk.converters.onnx.ops.spatial import (
     valid_padding_matches,
     window,
 )
+from sdk.converters.onnx.registry import handles
 
 
 def _window_counts(win: Window, in_hw: tuple[int, int], out_hw: tuple[int, int],

@@ -24,8 +24,8 @@ from sdk.converters.ir import Tensor
 from sdk.converters.onnx import layout
 from sdk.converters.onnx.graph import Node
 from sdk.converters.onnx.lowering import Lowering
-from sdk.converters.onnx.ops import handles
 from sdk.converters.onnx.ops.matmul import fully_connected
+from sdk.converters.onnx.registry import handles
 
 #: gate count and default activations (per direction) of each op
 _GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}

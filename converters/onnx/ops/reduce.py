@@ -10,7 +10,7 @@ from sdk.converters.ir import DType
 from sdk.converters.onnx import layout
 from sdk.converters.onnx.graph import Node
 from sdk.converters.onnx.lowering import Lowering, ir_dtype
-from sdk.converters.onnx.ops import handles
+from sdk.converters.onnx.registry import handles
 
 
 def reduce(ctx: Lowering, op_type: str, x: str, axes: list[int], keepdims: bool,

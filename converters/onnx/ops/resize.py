@@ -15,7 +15,7 @@ import numpy as np
 from sdk.converters.onnx import layout
 from sdk.converters.onnx.graph import Node
 from sdk.converters.onnx.lowering import Lowering
-from sdk.converters.onnx.ops import handles
+from sdk.converters.onnx.registry import handles
 
 
 def _onnx_coords(mode: str, n_out: int, n_in: int, scale: float) -> np.ndarray | None:

@@ -15,8 +15,8 @@ from sdk.converters.ir import Tensor
 from sdk.converters.onnx import layout
 from sdk.converters.onnx.graph import Node
 from sdk.converters.onnx.lowering import Lowering, ir_dtype
-from sdk.converters.onnx.ops import handles
 from sdk.converters.onnx.ops.elementwise import broadcast_input, choose_perm
+from sdk.converters.onnx.registry import handles
 
 
 def reshape_value(ctx: Lowering, x: str, output: str) -> None:
