@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sdk.converters.ir import DType
-from sdk.converters.tflite.litert_probe import build_probe, measure, run_probe
+from sdk.converters.quantize.litert_probe import build_probe, measure, run_probe
 from sdk.converters.tflite.litert_support import MATRIX, OK, litert_runs, support
 
 

@@ -8,7 +8,7 @@ block-wise?) the outcome under XNNPACK (the default) and under LiteRT's builtin 
 - ``rejected``: LiteRT refuses the model when it prepares it,
 - ``wrong``: LiteRT runs it but the results are wrong (silently!).
 
-Each row is measured with a fused RELU (`litert_probe.py` re-measures them).
+Each row is measured with a fused RELU (`sdk.converters.quantize.litert_probe` re-measures them).
 
 Activations "int8" are static (calibrated, int8 in and out); "float32" are dynamic range (float
 in and out, the kernel quantises the activations itself). Block-wise means LiteRT's

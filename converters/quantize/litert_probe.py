@@ -1,6 +1,6 @@
 """Measure what the installed LiteRT does with sub-byte weights: `litert_support.MATRIX`, live.
 
-    python -m sdk.converters.tflite.litert_probe      # prints the measured matrix as Markdown
+    python -m sdk.converters.quantize.litert_probe    # prints the measured matrix as Markdown
 
 For one (op, weight type, activations, block-wise?) it writes a single-layer model (random
 weights quantised the way our exporter does; int8 activations static with fixed parameters, or
