@@ -56,3 +56,17 @@ def test_a_module_outside_every_layer_is_reported(tmp_path: Path) -> None:
     result = import_contract.run(staged)
     assert result.returncode != 0
     assert "sdk.stray" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("package", ["converters", "devices"])
+def test_a_sibling_cycle_is_reported(tmp_path: Path, package: str) -> None:
+    # two sibling modules importing each other, one of them inside a function (as the
+    # converters' and devices' cycles did before issue 14 broke them)
+    staged = _stage_with(tmp_path, package, "_cycle_a.py",
+                         f"from sdk.{package} import _cycle_b\n")
+    (staged / "sdk" / package / "_cycle_b.py").write_text(
+        f"def f() -> None:\n    from sdk.{package} import _cycle_a  # noqa: F401\n")
+    result = import_contract.run(staged)
+    assert result.returncode != 0
+    assert f"No cycles are allowed in sdk.{package}." in result.stdout, result.stdout
+    assert "_cycle_" in result.stdout, result.stdout
