@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sdk.converters.ir import DType, Graph, Model, Operator, Tensor
+from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, Tensor
 from sdk.converters.quantize import layer_name
 from sdk.converters.targets.report import NpuLayer, NpuRewrite
 from sdk.converters.tflite import read_tflite, to_tflite_bytes
@@ -74,9 +74,50 @@ def _mean_wide(graph: Graph, op: Operator) -> str | None:
             f"MEAN over axes 1, 2")
 
 
+def _depth_to_space(graph: Graph, op: Operator) -> str | None:
+    """DEPTH_TO_SPACE (block 2, same int8 quantisation in and out) -> TRANSPOSE_CONV, stride 2,
+    2x2 kernel, VALID, whose one-hot weights (int8 1, scale 1.0) copy channel (i*2+j)*C + c to
+    pixel (i, j) channel c: the requantisation multiplier is exactly 1."""
+    x, y = op.inputs[0], op.outputs[0]
+    block = int(op.attrs.get("block_size", 0))
+    if x is None or block != 2 or len(x.shape) != 4 or x.quant is None or y.quant is None \
+            or x.dtype != DType.INT8 or not _same_quant(x, y):
+        return None
+    n, h, w, cin = x.shape
+    c = cin // (block * block)
+    weights = np.zeros((c, block, block, cin), np.int8)
+    for i in range(block):
+        for j in range(block):
+            weights[np.arange(c), i, j, (i * block + j) * c + np.arange(c)] = 1
+    one = QuantParams(scale=np.array([1.0], np.float32), zero_point=np.array([0], np.int64))
+    w_t = graph.constant(f"{y.name}/vela_d2s_weights", weights, DType.INT8, quant=one)
+    bias_q = QuantParams(scale=np.asarray(x.quant.scale, np.float32).ravel()[:1],
+                         zero_point=np.array([0], np.int64))
+    b_t = graph.constant(f"{y.name}/vela_d2s_bias", np.zeros(c, np.int32), DType.INT32,
+                         quant=bias_q)
+    shape = graph.constant(f"{y.name}/vela_d2s_shape",
+                           np.array([n, h * block, w * block, c], np.int32), DType.INT32)
+    index = graph.operators.index(op)
+    graph.operators[index] = Operator(
+        "TRANSPOSE_CONV", [shape, w_t, x, b_t], [y],
+        attrs={"padding": "VALID", "stride_w": block, "stride_h": block,
+               "fused_activation_function": "NONE"},
+        name=op.name, version=3, format_extras={"tflite_options_type": "TransposeConvOptions"})
+    return (f"TRANSPOSE_CONV stride {block}, {block}x{block} one-hot int8 weights "
+            f"(scale 1.0: an exact copy)")
+
+
+def _same_quant(a: Tensor, b: Tensor) -> bool:
+    qa, qb = a.quant, b.quant
+    return qa is not None and qb is not None and np.array_equal(np.asarray(qa.scale).ravel(),
+                                                                np.asarray(qb.scale).ravel()) \
+        and np.array_equal(np.asarray(qa.zero_point).ravel(), np.asarray(qb.zero_point).ravel())
+
+
 #: op type -> (a phrase Vela's reason must contain, the rewrite)
 RULES: dict[str, tuple[str, Callable[[Graph, Operator], str | None]]] = {
     "MEAN": ("Reduced axis", _mean_wide),
+    "DEPTH_TO_SPACE": ("Unsupported opType", _depth_to_space),
 }
 
 
