@@ -85,6 +85,55 @@ def test_wide_mean_without_the_rewrite_is_left_on_the_cpu(tmp_path) -> None:
     assert "Reduced axis is too large" in report.cpu_layers[0].reason
 
 
+def _depth_to_space_model(path: Path) -> Path:
+    """A float CNN: CONV_2D 1x1 (16, ReLU) on 8x8x1 -> DEPTH_TO_SPACE 2 -> (1, 16, 16, 4), the
+    upsampling head of MediaPipe's full-range face detector."""
+    from sdk.converters.ir import DType, Graph, Model, Operator, Tensor
+    from sdk.converters.tflite.writer import write_tflite
+
+    rng = np.random.default_rng(0)
+    g = Graph(name="main")
+    x = g.add_tensor(Tensor("image", (1, 8, 8, 1), DType.FLOAT32))
+    w = g.constant("conv/weights", rng.standard_normal((16, 1, 1, 1)).astype(np.float32))
+    b = g.constant("conv/bias", (0.1 * rng.standard_normal(16)).astype(np.float32))
+    c = g.add_tensor(Tensor("conv", (1, 8, 8, 16), DType.FLOAT32))
+    g.operators.append(Operator("CONV_2D", [x, w, b], [c], attrs={
+        "padding": "SAME", "stride_w": 1, "stride_h": 1, "fused_activation_function": "RELU",
+        "dilation_w_factor": 1, "dilation_h_factor": 1}))
+    y = g.add_tensor(Tensor("upsampled", (1, 16, 16, 4), DType.FLOAT32))
+    g.operators.append(Operator("DEPTH_TO_SPACE", [c], [y], attrs={"block_size": 2}))
+    g.inputs, g.outputs = [x], [y]
+    write_tflite(Model(graphs=[g]), path)
+    return path
+
+
+@requires_vela
+def test_depth_to_space_moves_from_cpu_to_npu_bit_exact(tmp_path) -> None:
+    import sdk
+
+    model = _depth_to_space_model(tmp_path / "d2s.tflite")
+    images = np.random.default_rng(1).random((32, 8, 8, 1), dtype=np.float32)
+    args = {"calibration": images, "input_type": "int8", "output_type": "int8"}
+    plain = sdk.export(model, output=tmp_path / "plain_int8.tflite", **args)
+    before = compile_for_target(plain.path, "ethos-u55-128")
+    assert [(c.op_type, c.tensor) for c in before.cpu_layers] == [("DEPTH_TO_SPACE", "upsampled")]
+    assert "Unsupported opType" in before.cpu_layers[0].reason
+
+    result = export_for_target(model, target="ethos-u55-128",
+                               output=tmp_path / "d2s_int8.tflite", **args)
+    report = result.target
+    assert report.cpu_layers == []
+    assert {layer.tensor: layer.placement for layer in report.layers}["upsampled"] == NPU
+    counts = read_tflite(result.path).op_counts()
+    assert "DEPTH_TO_SPACE" not in counts and counts["TRANSPOSE_CONV"] == 1
+    [rewrite] = report.rewrites
+    assert (rewrite.op_type, rewrite.node, rewrite.applied) == (
+        "DEPTH_TO_SPACE", "DEPTH_TO_SPACE:upsampled", True)
+    assert rewrite.vela_reason == "DEPTH_TO_SPACE: Unsupported opType"
+    assert rewrite.max_steps == 0 and rewrite.sqnr_db == float("inf")
+    assert "rewritten: DEPTH_TO_SPACE:upsampled" in report.summary()
+
+
 def test_refused_when_outputs_move_more_than_one_step(tmp_path, monkeypatch) -> None:
     """A rewrite whose LiteRT outputs move by more than one int8 step is not kept."""
     import sdk.converters.targets.vela_rewrites as vr
