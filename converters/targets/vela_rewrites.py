@@ -7,6 +7,8 @@ itself refusing the op and then accepting the rewritten form:
   global average over a long 1-D signal (1, 1, 8192, C): the input is reshaped to
   (1, a, b, C) with a * b = H * W and both under the limit, and the MEAN reduces axes 1 and 2
   of that. The sum and the count are the same, so the int8 result is too.
+- DEPTH_TO_SPACE, block 2 ("Unsupported opType"; MediaPipe's detectors upsample with it): a
+  TRANSPOSE_CONV, stride 2, whose one-hot weights copy each channel group to its pixel, exactly.
 
 A rewrite is applied to the INT8 model and checked in LiteRT (builtin kernels) on the validation
 samples before it is kept: an output that moves by more than one int8 step refuses it.
