@@ -21,6 +21,7 @@ import pytest
 from farm_support import board_table, write_farm
 
 from sdk.cli import main
+from sdk.cli.exit_codes import ENVIRONMENT
 from sdk.devices.emulated import EmulatedBoard
 from sdk.devices.farm import Farm
 from sdk.devices.farm.security import (
@@ -225,7 +226,7 @@ def test_unauthenticated_cluster_is_refused_unless_asked_for(tmp_path, cluster, 
                   "tcp://127.0.0.1:1"], ["scheduler", "--port", str(_free_port())]):
         result = subprocess.run([sys.executable, "-m", "sdk", "farm", *verb],
                                 capture_output=True, text=True, timeout=120)
-        assert result.returncode == 2, result.stderr[-2000:]
+        assert result.returncode == ENVIRONMENT.code, result.stderr[-2000:]
         assert "without authentication" in result.stderr and "--insecure" in result.stderr
     with pytest.raises(FarmSecurityError, match="edgesdk farm certs"):
         Farm(farm_file, scheduler="tcp://127.0.0.1:1").profile([mlp_models["int8"]],

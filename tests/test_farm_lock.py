@@ -18,6 +18,7 @@ import pytest
 from farm_support import board_table, write_farm
 
 from sdk.cli import main
+from sdk.cli.exit_codes import DEVICE
 from sdk.devices.emulated import EmulatedBoard
 from sdk.devices.farm import Farm, ResultStore
 from sdk.devices.farm.lock import FarmBusyError, RunLock
@@ -106,9 +107,9 @@ def test_second_run_on_one_database_is_refused(tmp_path, mlp_models, capsys):
         message = str(caught.value)
         assert f"{db} is in use by run 1, pid {first.pid} on host" in message
         assert "farm profile" in message
-        # the CLI says the same and exits 2
+        # the CLI says the same and exits with the device code (the farm's boards are busy)
         assert main(["farm", "profile", str(model), "--farm", str(farm_file),
-                     "--no-progress"]) == 2
+                     "--no-progress"]) == DEVICE.code
         assert f"in use by run 1, pid {first.pid}" in capsys.readouterr().err
         # the refused runs left no run and no result behind: nothing is measured twice
         assert [r["id"] for r in _runs(db)] == [1]

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from sdk.base.errors import EdgeSDKError
+from sdk.base.errors import EdgeSDKError, UsageError
 from sdk.devices.farm import worker
 from sdk.devices.farm.inventory import BoardConfig, FarmConfig
 from sdk.devices.farm.jobs import Job
@@ -182,7 +182,7 @@ async def run_worker(config: FarmConfig, boards: list[BoardConfig], scheduler: s
     certificates it refuses to start unless `allow_insecure`."""
     distributed = _distributed()
     if not boards:
-        raise EdgeSDKError("this worker would own no boards: check --boards / --host")
+        raise UsageError("this worker would own no boards: check --boards / --host")
     certs = certs if certs is not None else config.settings.certs
     security = cluster_security(certs, "worker", allow_insecure=allow_insecure,
                                 what="this farm worker")

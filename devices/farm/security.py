@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sdk.base.errors import EdgeSDKError
+from sdk.base.errors import EdgeSDKError, UsageError
 
 #: the roles of a farm's cluster, each with a certificate and key in the certificate folder
 ROLES = ("scheduler", "worker", "client")
@@ -35,6 +35,11 @@ CA_FILE = "ca.pem"
 
 class FarmSecurityError(EdgeSDKError):
     """The farm's cluster would run without authentication, or its certificates are unusable."""
+
+
+class CertsExistError(FarmSecurityError, UsageError):
+    """The certificate folder already holds a farm's certificates and --force was not given
+    (a usage error: exit 2; nothing is overwritten)."""
 
 
 class InsecureFarmWarning(UserWarning):
@@ -103,8 +108,8 @@ def make_certs(folder: str | os.PathLike[str], *, hosts: Iterable[str] = (), day
     certs = FarmCerts(Path(folder))
     existing = [p.name for p in (certs.ca, *(certs.key(r) for r in ROLES)) if p.exists()]
     if existing and not force:
-        raise FarmSecurityError(f"{certs.folder} already holds farm certificates "
-                                f"({', '.join(existing)}); pass --force to replace them")
+        raise CertsExistError(f"{certs.folder} already holds farm certificates "
+                              f"({', '.join(existing)}); pass --force to replace them")
     certs.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     certs.folder.chmod(0o700)
 

@@ -12,6 +12,12 @@ class EdgeSDKError(Exception):
     """Base class of every error edgesdk raises on purpose."""
 
 
+class UsageError(EdgeSDKError, ValueError):
+    """An option's or argument's value is wrong in a way argparse cannot see (e.g. options that
+    select nothing, or an existing result that needs --force): `edgesdk` exits 2, like
+    argparse's own usage errors."""
+
+
 class NativeBuildError(EdgeSDKError, ImportError):
     """The compiled core is missing or does not match this checkout."""
 

@@ -8,12 +8,9 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from sdk.base.errors import EdgeSDKError
+from sdk.base.errors import EdgeSDKError, UsageError
 
-
-class UsageError(EdgeSDKError, ValueError):
-    """An option's value is wrong in a way argparse cannot see (checked by the command):
-    exit status 2, like argparse's own usage errors."""
+__all__ = ["EXIT_CODES", "ExitCode", "UsageError", "epilog", "exit_code_for"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +31,7 @@ CHECK_FAILED = ExitCode(
     ("sdk.base.errors.FidelityError",))
 USAGE = ExitCode(2, "usage", "the command line is wrong (unknown option, missing argument, a "
                  "value of the wrong form or not allowed, e.g. a non-loopback --host)",
-                 ("sdk.cli.exit_codes.UsageError",))
+                 ("sdk.base.errors.UsageError",))
 BAD_INPUT = ExitCode(
     3, "bad-input", "a model, calibration/validation data, input arrays or a config file the "
     "command was given cannot be used (malformed, unsupported op, already quantised, missing)",

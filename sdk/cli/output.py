@@ -36,8 +36,10 @@ from sdk.cli.logs import stderr_is_terminal
 
 ProgressFn = Callable[[str, int, int], None]
 
-#: columns a table may use when stdout is a file or a pipe (no wrapping of layer names in logs)
-PIPE_WIDTH = 200
+#: columns a table may use when stdout is a file or a pipe: wide enough that no cell is folded
+#: (a row stays one line for grep and awk: layer names, paths, the command an error names);
+#: tables are as wide as their content, never padded to this
+PIPE_WIDTH = 4096
 
 
 def stdout_console() -> Console:
