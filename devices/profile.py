@@ -102,6 +102,10 @@ def profile(model: str | os.PathLike[str], device: str | DeviceConfig | Device, 
             runs = max(runs + 1, math.ceil(runs * min_duration_s / max(timed, 1e-6) * 1.2))
             report = dep.runner.run(dataclasses.replace(request, runs=runs))
             timed = timed_seconds(report, runs)
+        short_note = () if dep.runner.handles_min_duration or timed >= min_duration_s else (
+            f"the timed runs add up to {timed:.3f} s, short of the {min_duration_s:g} s minimum "
+            f"after 5 tries ({runs} runs; the device's speed kept changing): p50/p90 rest on "
+            f"fewer runs than asked",)
         if progress:
             progress("run", 1, 1)
         after = dev.thermal_state()
@@ -116,7 +120,8 @@ def profile(model: str | os.PathLike[str], device: str | DeviceConfig | Device, 
         emulated=info.emulated,
         notes=honesty_notes(info, report.machine, report.runner) + ((pin_note,) if pin_note
                                                                     else ())
-        + placement_notes(report.raw) + npu_notes(dev.config.npu, custom_ops(dep.model)),
+        + placement_notes(report.raw) + npu_notes(dev.config.npu, custom_ops(dep.model))
+        + short_note,
         latencies_ms=report.latencies_ms, npu=npu_placement(report, dev.config.npu))
 
 

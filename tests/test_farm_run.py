@@ -137,8 +137,11 @@ def test_measurement_hygiene(farm_run):
             # than 10 times
             assert p.latency.runs > 100 and p.timed_s > 0.01
         else:
-            # edge-run is run again with more runs until the runs add up to 0.05 s
-            assert p.runner == "edge-run" and p.timed_s >= 0.05
+            # edge-run is run again with more runs until the runs add up to 0.05 s; on a host
+            # whose speed keeps changing (a loaded CI machine) 5 tries may still fall short,
+            # and then the profile says so
+            assert p.runner == "edge-run"
+            assert p.timed_s >= 0.05 or any("short of the 0.05 s minimum" in n for n in p.notes)
         assert p.latency.min_ms <= p.latency.p50_ms <= p.latency.p90_ms <= p.latency.max_ms
         assert p.device.abi in ("arm64-v8a", "armeabi-v7a", "x86_64")
     pinned = [r.profile for r in run.ok if r.board == "pi-a"]
