@@ -323,7 +323,10 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         calibration=CalibrationInfo(cal.method, cal.samples, cal.source, cal.synthetic,
                                     correction),
         fidelity=fidelity, timings=timings, source=f"{loaded.kind}: {loaded.name}",
-        notes=notes,  # synthetic calibration data is noted once, by sdk.base.samples
+        # synthetic calibration data is noted once (the sample set's own note when it came through)
+        notes=notes + (["calibrated on synthetic random data: activation ranges are not "
+                        "representative of real inputs"]
+                       if cal.synthetic and not any("synthetic" in n for n in notes) else []),
         precision_notes=dict(plan.notes), custom_ops=custom_ops, planner=planned, mixed=mixed,
     )
     _write(result, data, fmt, report)

@@ -147,9 +147,11 @@ class ExportResult:
         if self.mixed is not None:
             out.append("mixed precision under a byte budget:")
             out += self.mixed.lines()
+        shown: list[str] = []
         if self.fidelity is not None:
             out += self.fidelity.sections(max_layers)
-        out += [f"note: {n}" for n in self.notes]
+            shown = self.fidelity.notes
+        out += [f"note: {n}" for n in self.notes if n not in shown]  # each note printed once
         if self.target is not None:
             out.append(self.target.summary(max_layers))
         timing = ", ".join(f"{k} {v:.2f}s" for k, v in self.timings.items())
