@@ -7,6 +7,7 @@ No timing asserts: these count interpreter runs, samples per run and copies.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -262,7 +263,8 @@ def test_xnnpack_calibration_reads_graph_outputs_and_stays_close() -> None:
         calibrate(model, samples, "mse", kernels="gpu")
 
 
-def test_per_layer_fidelity_measures_a_bounded_subset(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_per_layer_fidelity_measures_a_bounded_subset(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
     """Outputs are compared on every held-out sample, per-layer SQNR (two more runs with every
     tensor kept) on the first PER_LAYER_SAMPLES; all of them when asked."""
     import sdk
@@ -279,7 +281,8 @@ def test_per_layer_fidelity_measures_a_bounded_subset(monkeypatch: pytest.Monkey
     model = _model()
     cal = random((20, 1, 3, 12, 12), seed=5, scale=2.0)
     val = random((fidelity.PER_LAYER_SAMPLES + 8, 1, 3, 12, 12), seed=6, scale=2.0)
-    out = sdk.export(model, "int8", calibration=cal, validation=val, report=False)
+    out = sdk.export(model, "int8", calibration=cal, validation=val, report=False,
+                     output=tmp_path / "m.tflite")
     assert out.fidelity is not None and out.fidelity.samples == len(val)
     assert measured == [fidelity.PER_LAYER_SAMPLES]
     assert out.fidelity.layers
@@ -316,7 +319,8 @@ def test_equalisation_reads_only_the_tensors_it_rescales(monkeypatch: pytest.Mon
         assert float(found[t].max()) == max(abs(r.min), abs(r.max)), t.name
 
 
-def test_float_outputs_run_once_for_every_build(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_float_outputs_run_once_for_every_build(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
     """target_sqnr= quantises and evaluates several times: the float model's held-out outputs
     are run once and reused (the float model does not change between builds)."""
     import sdk
@@ -332,7 +336,8 @@ def test_float_outputs_run_once_for_every_build(monkeypatch: pytest.MonkeyPatch)
                         lambda self, *a, **k: runs.append(1) or outputs_for(self, *a, **k))
     model = _model()
     cal = random((24, 1, 3, 12, 12), seed=5, scale=2.0)
-    sdk.export(model, "int8", calibration=cal, report=False, target_sqnr=60.0)
+    sdk.export(model, "int8", calibration=cal, report=False, target_sqnr=60.0,
+               output=tmp_path / "m.tflite")
     assert len(evaluations) >= 2
     # one float run over the held-out samples, one quantised run per build
     assert len(runs) == len(evaluations) + 1
