@@ -199,6 +199,48 @@ def parse_marked_json(result: CommandResult, mark: str, runner: str, device: Dev
     return data
 
 
+@dataclass(frozen=True)
+class PythonProbe:
+    """What `probe_python` found: the Python that ran the script's `--check` and its report,
+    or (python None) why none of the candidates did."""
+
+    python: str | None
+    check: dict[str, Any] | None
+    reasons: tuple[str, ...] = ()
+
+
+def probe_python(device: Device, runner: str, local_script: Path, remote_script: str,
+                 script_sha256: str, candidates: tuple[str, ...], mark: str,
+                 check_args: tuple[str, ...] = ()) -> PythonProbe:
+    """Push a Python runner script and ask each candidate Python to run its `--check`.
+
+    The answer is kept for the device's session (`Device.session_facts`, cleared when the
+    link is reopened), keyed by the script's SHA-256, the candidates and the check's
+    arguments: a farm running many jobs on one open device asks once, not once per job. The
+    script itself is pushed every time (a checksum round trip when it is already there).
+    """
+    device.push(local_script, remote_script)
+    key = (f"{runner} --check", remote_script, script_sha256, candidates, check_args)
+    known = device.session_facts.get(key)
+    if known is not None:
+        return PythonProbe(*known)
+    reasons = []
+    for python in candidates:
+        result = device.run([python, remote_script, "--check", *check_args], check=False,
+                            timeout=120, verify=[remote_script])
+        if result.exit_code == 127:
+            reasons.append(f"{python}: not found")
+            continue
+        try:
+            check = parse_marked_json(result, mark, runner, device)
+        except RunnerError as exc:
+            reasons.append(f"{python}: {str(exc).split(': ', 2)[-1]}")
+            continue
+        device.session_facts[key] = (python, check)
+        return PythonProbe(python, check)
+    return PythonProbe(None, None, tuple(reasons))
+
+
 def host_or_device_path(spec: str) -> tuple[str, bool]:
     """`device:/path` -> ("/path", True); anything else is a host path (expanded)."""
     if spec.startswith("device:"):

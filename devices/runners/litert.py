@@ -17,6 +17,7 @@ from sdk.devices.runners.base import (
     RunRequest,
     StageProgress,
     parse_marked_json,
+    probe_python,
 )
 from sdk.devices.runners.delegates import cpu_fallback_delegates, delegates_for
 
@@ -51,41 +52,20 @@ class LiteRTPythonRunner(Runner):
         return posixpath.join(self.bindir, REMOTE_NAME)
 
     def available(self) -> bool:
-        """Is there a Python with LiteRT on the device? (pushes the script to ask it)
-
-        The answer is kept for the device's session (`Device.session_facts`, cleared when the
-        link is reopened), keyed by the script's SHA-256 and the Python and backend asked for:
-        a farm running many jobs on one open device asks once, not once per job. The script
-        itself is pushed every time (a checksum round trip when it is already there).
-        """
+        """Is there a Python with LiteRT on the device? (pushes the script to ask it; the
+        answer is kept for the session, see `probe_python`)"""
         if self.check is not None:
             return True
-        self.device.push(SCRIPT, self.script)
         configured = self.device.config.runner.python
-        candidates = (configured,) if configured else PYTHON_CANDIDATES
         backend = self.device.config.runner.litert_backend
-        key = ("litert-python --check", self.script, script_sha256(), candidates, backend)
-        known = self.device.session_facts.get(key)
-        if known is not None:
-            self.python, self.check = known
-            return True
-        reasons = []
-        for python in candidates:
-            argv = [python, self.script, "--check"] + (["--backend", backend] if backend else [])
-            result = self.device.run(argv, check=False, timeout=120, verify=[self.script])
-            if result.exit_code == 127:
-                reasons.append(f"{python}: not found")
-                continue
-            try:
-                self.check = parse_marked_json(result, MARK, self.name, self.device)
-            except RunnerError as exc:
-                reasons.append(f"{python}: {str(exc).split(': ', 2)[-1]}")
-                continue
-            self.python = python
-            self.device.session_facts[key] = (python, self.check)
-            return True
-        self.why_unavailable = "no Python with LiteRT on the device (" + "; ".join(reasons) + ")"
-        return False
+        found = probe_python(self.device, self.name, SCRIPT, self.script, script_sha256(),
+                             (configured,) if configured else PYTHON_CANDIDATES, MARK,
+                             ("--backend", backend) if backend else ())
+        self.python, self.check = found.python, found.check
+        if found.python is None:
+            self.why_unavailable = ("no Python with LiteRT on the device ("
+                                    + "; ".join(found.reasons) + ")")
+        return found.python is not None
 
     def prepare(self, progress: StageProgress | None = None) -> list[str]:
         if not self.available():

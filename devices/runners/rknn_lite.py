@@ -29,6 +29,7 @@ from sdk.devices.runners.base import (
     RunRequest,
     StageProgress,
     parse_marked_json,
+    probe_python,
 )
 
 SCRIPT = Path(__file__).with_name("rknn_lite_runner.py")
@@ -90,34 +91,17 @@ class RknnLiteRunner(Runner):
         return (configured,) if configured else PYTHON_CANDIDATES
 
     def available(self) -> bool:
-        """Is there a Python with rknnlite on the board? (the answer is kept per session)"""
+        """Is there a Python with rknnlite on the board? (the answer is kept per session, see
+        `probe_python`)"""
         if self.check is not None:
             return True
-        self.device.push(SCRIPT, self.script)
-        candidates = self._pythons()
-        key = ("rknn-lite --check", self.script, script_sha256(), candidates)
-        known = self.device.session_facts.get(key)
-        if known is not None:
-            self.python, self.check = known
-            return True
-        reasons = []
-        for python in candidates:
-            result = self.device.run([python, self.script, "--check"], check=False, timeout=120,
-                                     verify=[self.script])
-            if result.exit_code == 127:
-                reasons.append(f"{python}: not found")
-                continue
-            try:
-                self.check = parse_marked_json(result, MARK, self.name, self.device)
-            except RunnerError as exc:
-                reasons.append(f"{python}: {str(exc).split(': ', 2)[-1]}")
-                continue
-            self.python = python
-            self.device.session_facts[key] = (python, self.check)
-            return True
-        self.why_unavailable = "no Python with rknn-toolkit-lite2 on the board (" + \
-            "; ".join(reasons) + ")"
-        return False
+        found = probe_python(self.device, self.name, SCRIPT, self.script, script_sha256(),
+                             self._pythons(), MARK)
+        self.python, self.check = found.python, found.check
+        if found.python is None:
+            self.why_unavailable = ("no Python with rknn-toolkit-lite2 on the board ("
+                                    + "; ".join(found.reasons) + ")")
+        return found.python is not None
 
     def prepare(self, progress: StageProgress | None = None) -> list[str]:
         npu = self.device.config.npu
