@@ -9,8 +9,9 @@ lazily, so `import sdk.converters` stays light.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sdk.base.lazy import lazy_names
 
 # name -> (module, attribute)
 _LAZY: dict[str, tuple[str, str]] = {
@@ -32,15 +33,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from sdk.converters.tflite.writer import to_tflite_bytes  # noqa: F401
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module_name, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'sdk.converters' has no attribute {name!r}") from None
-    value = getattr(import_module(module_name), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

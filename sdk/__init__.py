@@ -10,9 +10,9 @@ Heavy modules (TensorFlow, ONNX, device transports) are imported only when used.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from sdk.base.lazy import lazy_names
 from sdk.base.version import __version__
 
 __all__ = ["__version__"]  # and the lazy names below (dir(sdk))
@@ -63,16 +63,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from sdk.run.interpreter import Interpreter  # noqa: F401
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module_name, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'sdk' has no attribute {name!r}") from None
-    module = import_module(module_name)
-    value = getattr(module, attr) if attr else module
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

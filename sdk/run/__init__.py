@@ -13,8 +13,7 @@ One module per runtime; names resolve lazily so `import sdk.run` stays light.
 """
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from sdk.base.lazy import lazy_names
 
 _LAZY: dict[str, tuple[str, str]] = {
     "Interpreter": ("sdk.run.interpreter", "Interpreter"),
@@ -29,15 +28,4 @@ _LAZY: dict[str, tuple[str, str]] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module_name, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'sdk.run' has no attribute {name!r}") from None
-    value = getattr(import_module(module_name), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
