@@ -9,8 +9,9 @@ result is the same), or None when the task has no reading here.
 - yolov8: [1, 4 + classes, anchors] (cx, cy, w, h in pixels + class scores), score > 0.25,
   NMS 0.45; F1 of (class, IoU >= 0.5) matches;
 - yolox: raw YOLOX head [1, anchors, 5 + classes] decoded on its grid; same F1;
-- ctc / ctc_indices: the CTC-decoded label sequence (arg-max, merge repeats, drop blank 0) is
-  identical (the decoded string, without needing the character list);
+- ctc / ctc_indices: the CTC-decoded label sequence (arg-max over the last axis of class
+  scores for ctc, e.g. [1, T, C] or [T, 1, C]; label indices as they are for ctc_indices; merge
+  repeats, drop blank 0) is identical (the decoded string, without needing the character list);
 - mask: IoU of output > threshold (segmentation, OCR text maps, note activations);
 - landmarks: mean absolute coordinate error in input pixels (not a fraction: lower is better);
 - fired: the detector (wake word, VAD) fires (output > threshold) in both or in neither.
@@ -187,8 +188,14 @@ def agreement(task: dict[str, Any], input_hw: tuple[int, int] | None,
     if kind in ("ctc", "ctc_indices"):
         def seq(o: np.ndarray) -> tuple[int, ...]:
             o = np.asarray(o)
-            ids = o.reshape(-1) if kind == "ctc_indices" else o.reshape(-1, o.shape[-1]).argmax(1)
-            return ctc_decode(np.rint(ids).astype(np.int64))
+            if kind == "ctc":   # logits / probabilities: [..., T, classes] -> arg-max per step
+                return ctc_decode(o.reshape(-1, o.shape[-1]).argmax(1))
+            # label indices: whole numbers; logits read as indices decode to noise
+            if o.size and not np.array_equal(o, np.rint(o)):
+                raise ValueError(f"task 'ctc_indices': output {k} holds non-integer values "
+                                 f"(shape {list(o.shape)}): class scores, not label indices; "
+                                 "use task type 'ctc'")
+            return ctc_decode(np.rint(o.reshape(-1)).astype(np.int64))
         same = [seq(r[k]) == seq(g[k]) for r, g in zip(ref, got, strict=True)]
         return "string_match", float(np.mean(same))
     if kind in ("ssd", "yolov8", "yolox"):
