@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -143,7 +144,10 @@ def normalise(images: list[np.ndarray], spec: dict[str, Any], desc: InputDesc) -
     """uint8 HWC images -> the model's input (layout, channels, scaling), one batch each."""
     x = np.stack(images).astype(np.float32)
     if spec.get("gray"):
-        x = x @ np.array([0.299, 0.587, 0.114], np.float32)
+        # elementwise, not `x @ weights`: a matmul goes through the host's BLAS, whose kernel
+        # (and so the last bit of a sum) depends on the CPU; these float32 ops do not
+        x = x[..., 0] * np.float32(0.299) + x[..., 1] * np.float32(0.587) \
+            + x[..., 2] * np.float32(0.114)
         x = x[..., None]
     x = x / 255.0
     if "mean" in spec:
@@ -173,10 +177,30 @@ WORDS = ('the', 'quick', 'brown', 'fox', 'jumps', 'over', 'lazy', 'dog', 'invoic
          'delivery', 'parcel', 'tracking', 'code', 'version', 'release')
 
 
+@functools.cache
 def _font(size: int):
-    from PIL import ImageFont
+    """PIL's bundled Aileron Regular at `size` px, rendered by FreeType with the basic layout.
 
-    return ImageFont.load_default(size=size)
+    Pillow without FreeType (a source build without libfreetype) or older than 10.1 (whose
+    `load_default` takes no size) would silently give its fixed-size bitmap font instead: other
+    pixels, other calibration, other dB; refuse it by name.
+    """
+    import PIL
+    from PIL import ImageFont, features
+
+    if not features.check_module("freetype2"):
+        raise CorpusError(f"text recipes render with FreeType, and this Pillow {PIL.__version__} "
+                          "has none: install a Pillow wheel (constraints.txt pins the one "
+                          "the digests in tests/corpus_input_digests.json were made with)")
+    try:
+        font = ImageFont.load_default(size=size)
+    except TypeError as exc:
+        raise CorpusError(f"text recipes need Pillow >= 10.1 (load_default(size=)); this is "
+                          f"Pillow {PIL.__version__}") from exc
+    if not isinstance(font, ImageFont.FreeTypeFont):
+        raise CorpusError(f"Pillow {PIL.__version__} gave its bitmap font, not Aileron at {size} "
+                          "px: text recipes need Pillow's FreeType font")
+    return font
 
 
 def text_line(rng: np.random.Generator, hw: tuple[int, int]) -> np.ndarray:
