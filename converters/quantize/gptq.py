@@ -62,10 +62,12 @@ from sdk.base.errors import CalibrationError, ConversionError
 from sdk.base.limits import default_budget
 from sdk.base.samples import SampleSet
 from sdk.converters.ir import DType, Model, Operator, Tensor
+from sdk.converters.quantize.adaround import adaround_quantize
 from sdk.converters.quantize.lowbit import _from_rows, _rows
 from sdk.converters.quantize.plan import layer_name
 from sdk.converters.quantize.rules import OP_RULES
 from sdk.converters.quantize.solver import ACTIVE, ScaleFn, Solver, active_solver
+from sdk.converters.quantize.weights import SOLVER_METHODS
 
 GPTQ_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
 #: input rows (im2col'd positions) per layer that the Hessian is built from
@@ -367,7 +369,9 @@ def _hessian_shape(op: Operator, w: np.ndarray, x: Tensor) -> tuple[tuple[int, .
 @dataclass
 class WeightSolver:
     """Holds layer Hessians while the INT8 rewrite runs (`with solver:`); the formats ask it to
-    round with GPTQ. `seconds`: Hessian collection + solving; `notes`: what the report says.
+    round with GPTQ (method "gptq") or AdaRound (method "adaround", the same Hessians and
+    sequential compensation, codes learned by `adaround.adaround_quantize`). `seconds`: Hessian
+    collection + solving; `notes`: what the report says.
 
     `sequential` (default): a layer whose upstream layers were already rounded is solved for
     what it will really see. The float model with the rounded weights so far (float
@@ -397,17 +401,18 @@ class WeightSolver:
     _float_run: tuple[Any, dict[Tensor, int]] | None = None
 
     def __enter__(self) -> WeightSolver:
-        self._token = ACTIVE.set(self if self.method == "gptq" else None)
+        self._token = ACTIVE.set(self if self.method in SOLVER_METHODS else None)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._token is not None:
             ACTIVE.reset(self._token)
             self._token = None
-        if self.method == "gptq" and self.solved:
+        if self.method in SOLVER_METHODS and self.solved:
+            how = "GPTQ" if self.method == "gptq" else "AdaRound (learned rounding)"
             self.notes.append(
-                f"weight_method=gptq: {len(self.solved)} layer(s) rounded by GPTQ from their "
-                "inputs on the calibration samples"
+                f"weight_method={self.method}: {len(self.solved)} layer(s) rounded by {how} "
+                "from their inputs on the calibration samples"
                 + (f", {len(self.compensated)} of them compensating upstream rounding"
                    if self.compensated else ""))
 
@@ -415,8 +420,9 @@ class WeightSolver:
               scales: np.ndarray | None = None, group_size: int = 0,
               group_scale: ScaleFn | None = None, refit: bool = True
               ) -> tuple[np.ndarray, np.ndarray] | None:
-        """GPTQ codes for weights `w` (channel axis `axis`): (scales, codes shaped like w), or
-        None when no Hessian is known for these weights (the caller rounds to nearest)."""
+        """GPTQ (or AdaRound) codes for weights `w` (channel axis `axis`): (scales, codes shaped
+        like w), or None when no Hessian is known for these weights (the caller rounds to
+        nearest)."""
         key = weight_key(w)
         entry = self.hessians.get(key)
         if entry is None:
@@ -429,8 +435,12 @@ class WeightSolver:
             if stats is not None:
                 h, target = stats
                 self.compensated.append(", ".join(entry.layers))
-        result = gptq_quantize(target, h, qmin, qmax, scales=scales, group_size=group_size,
-                               group_scale=group_scale, damp=self.damp)
+        if self.method == "adaround":
+            result = self._adaround(target, h, qmin, qmax, scales, group_size, group_scale)
+        else:
+            result = gptq_quantize(target, h, qmin, qmax, scales=scales,
+                                   group_size=group_size, group_scale=group_scale,
+                                   damp=self.damp)
         out_scales = result.scales
         if refit and not group_size:
             out_scales = refit_scales(target, result.codes, out_scales, h)
@@ -441,6 +451,28 @@ class WeightSolver:
             self._round_in_copy(entry, rows, result.codes * per_value, np.shape(w), axis)
         self.seconds += time.perf_counter() - start
         return out_scales.astype(np.float32), _from_rows(result.codes, np.shape(w), axis)
+
+    @staticmethod
+    def _adaround(target: np.ndarray, h: np.ndarray, qmin: int, qmax: int,
+                  scales: np.ndarray | None, group_size: int, group_scale: ScaleFn | None
+                  ) -> GptqResult:
+        """AdaRound codes at the given per-channel scales, or per group at each group's scale
+        from `group_scale` on the (compensated) weights."""
+        c, k = target.shape
+        if group_size:
+            if group_scale is None or k % group_size:
+                raise ConversionError(f"AdaRound: K = {k} is not a multiple of the group size "
+                                      f"{group_size}, or no group scale rule given")
+            out = np.stack([np.asarray(group_scale(target[:, i:i + group_size]),
+                                       np.float64).reshape(c)
+                            for i in range(0, k, group_size)], axis=1)
+            per_value = np.repeat(out, group_size, axis=1)
+        elif scales is None:
+            raise ConversionError("AdaRound: per-channel scales are needed")
+        else:
+            out = np.asarray(scales, np.float64).reshape(c)
+            per_value = out[:, None]
+        return GptqResult(adaround_quantize(target, h, qmin, qmax, per_value).codes, out)
 
     # ------------------------------------------------------------ upstream compensation
     def _round_in_copy(self, entry: LayerHessian, rows: np.ndarray, deq_rows: np.ndarray,
@@ -614,10 +646,10 @@ def collect_hessians(model: Model, samples: SampleSet, *, max_rows: int = DEFAUL
 
 def weight_solver(method: str | None, model: Model, samples: SampleSet, **kwargs: object
                   ) -> WeightSolver:
-    """What `sdk.export` wraps the INT8 rewrite in: for "gptq", the Hessians of `model`'s layers
-    on `samples` (timed); for any other method an inactive solver."""
+    """What `sdk.export` wraps the INT8 rewrite in: for "gptq" and "adaround", the Hessians of
+    `model`'s layers on `samples` (timed); for any other method an inactive solver."""
     solver = WeightSolver(method, model=model, samples=samples)
-    if method != "gptq":
+    if method not in SOLVER_METHODS:
         return solver
     start = time.perf_counter()
     solver.hessians = collect_hessians(model, samples, notes=solver.notes,

@@ -22,13 +22,14 @@ per output channel (or per block of K for the block-wise INT4 variants).
 - ``int2``: the four signed levels {-2, -1, 0, +1} x scale (IR type INT2), the scale searched per
   channel to minimise the squared error (clipping at 10-100 % of the absolute maximum).
 
-Methods ``rtn`` and ``gptq`` (see `weights`): every format's scale comes from a per-channel MSE
-search (int4: 50-100 % of the absolute max; int2: 10-100 %; ternary / ternary-median: the
-rounding threshold searched over 2-100 % of the absolute max, BitNet's absmean threshold among the
-candidates, each with its least-squares scale; ``ternary-bitnet`` keeps BitNet's gamma, as its
-name says; block-wise INT4: per block); ``gptq`` then has the codes chosen by GPTQ
-(`sdk.converters.quantize.gptq`; per group of K for block-wise INT4, each group's FLOAT16 scale
-searched when GPTQ reaches it).
+Methods ``rtn``, ``gptq`` and ``adaround`` (see `weights`): every format's scale comes from
+a per-channel MSE search (int4: 50-100 % of the absolute max; int2: 10-100 %; ternary /
+ternary-median: the rounding threshold searched over 2-100 % of the absolute max, BitNet's
+absmean threshold among the candidates, each with its least-squares scale; ``ternary-bitnet``
+keeps BitNet's gamma, as its name says; block-wise INT4: per block); ``gptq`` then has the codes
+chosen by GPTQ (`sdk.converters.quantize.gptq`; per group of K for block-wise INT4, each
+group's FLOAT16 scale searched when GPTQ reaches it), ``adaround`` learned by AdaRound
+(`sdk.converters.quantize.adaround`; block-wise INT4: each group's scale searched first).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from sdk.converters.ir import DType, QuantParams, Tensor
 from sdk.converters.quantize.solver import active_solver
 from sdk.converters.quantize.weights import (
     MSE_METHODS,
+    SOLVER_METHODS,
     QuantizedWeights,
     WeightFormat,
     channel_absmax,
@@ -96,13 +98,13 @@ def blockwise_int4(w: np.ndarray, block_size: int, method: str = "mse") -> Quant
     n, k = w.shape
     if k % block_size:
         raise ValueError(f"K = {k} is not a multiple of the block size {block_size}")
-    solved = _blockwise_gptq(w, block_size) if method == "gptq" else None
+    solved = _blockwise_gptq(w, block_size) if method in SOLVER_METHODS else None
     if solved is not None:
         scales16, q = solved
     else:
         blocks = w.reshape(n * (k // block_size), block_size)
-        scales, q = symmetric_per_channel(blocks, 0, 7, "mse" if method == "gptq" else method,
-                                          qmin=-8)
+        scales, q = symmetric_per_channel(
+            blocks, 0, 7, "mse" if method in SOLVER_METHODS else method, qmin=-8)
         # LiteRT stores the block scales as FLOAT16: quantise with the scales it will use
         scales16 = _fp16_scales(scales)
         q = np.clip(np.round(blocks / scales16.astype(np.float32)[:, None]), -8, 7)
@@ -216,8 +218,8 @@ def _ternary(scale: str, refit: bool) -> Callable[[np.ndarray, int, str], Quanti
             scales, q = ternary_mse(w, axis)
         else:
             scales, q = ternarize(w, axis, scale, refit)
-        if method == "gptq":
-            scales, q = channel_codes(w, axis, scales, -1, 1, "gptq", refit=refit)
+        if method in SOLVER_METHODS:
+            scales, q = channel_codes(w, axis, scales, -1, 1, method, refit=refit)
             q = np.asarray(q).astype(np.int8)
         return QuantizedWeights(q, QuantParams.per_channel(scales, axis), DType.INT2)
     return quantize
@@ -259,8 +261,8 @@ def int2_levels(w: np.ndarray, axis: int, steps: int = 91) -> tuple[np.ndarray, 
 def _int2(w: np.ndarray, axis: int, method: str) -> QuantizedWeights:
     check_method(method)
     scales, q = int2_levels(w, axis)
-    if method == "gptq":
-        scales, q = channel_codes(w, axis, scales, -2, 1, "gptq")
+    if method in SOLVER_METHODS:
+        scales, q = channel_codes(w, axis, scales, -2, 1, method)
         q = np.asarray(q).astype(np.int8)
     return QuantizedWeights(q, QuantParams.per_channel(scales, axis), DType.INT2)
 

@@ -13,10 +13,11 @@ DEPTHWISE_CONV_2D ([1, H, W, O]).
 
 Methods (`sdk.export(weight_method=...)`): ``minmax`` (scale from the absolute maximum), ``mse``
 (clipping searched per channel for the least squared weight error), ``rtn`` (round to nearest
-with the MSE-searched scales: ``mse`` under the name the GPTQ comparison uses) and ``gptq``
+with the MSE-searched scales: ``mse`` under the name the GPTQ comparison uses), ``gptq``
 (the same scales, codes chosen by GPTQ from the layer's calibration inputs, see
-`sdk.converters.quantize.gptq`; without a Hessian for the weights, e.g. outside `sdk.export`,
-it is ``rtn``).
+`sdk.converters.quantize.gptq`) and ``adaround`` (the same scales, codes learned by AdaRound,
+`sdk.converters.quantize.adaround`); without a Hessian for the weights, e.g. outside
+`sdk.export`, those two are ``rtn``.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ from sdk.converters.ir import DType, QuantParams
 from sdk.converters.quantize.ranges import symmetric_scales
 from sdk.converters.quantize.solver import active_solver
 
-WEIGHT_METHODS = ("minmax", "mse", "rtn", "gptq")
+WEIGHT_METHODS = ("minmax", "mse", "rtn", "gptq", "adaround")
 #: methods whose scales come from the per-channel MSE search
-MSE_METHODS = ("mse", "rtn", "gptq")
+MSE_METHODS = ("mse", "rtn", "gptq", "adaround")
+#: methods whose codes the active weight solver chooses from the layer's calibration inputs
+SOLVER_METHODS = ("gptq", "adaround")
 
 
 @dataclass(frozen=True)
@@ -120,10 +123,10 @@ def check_method(method: str) -> None:
 
 def channel_codes(w: np.ndarray, axis: int, scales: np.ndarray, qmin: int, qmax: int,
                   method: str, *, refit: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(scales, codes) for per-channel `scales`: rounded to nearest, or for method "gptq" chosen
-    by the active GPTQ solver (which also refits the scales unless `refit` is False) when it
-    holds a Hessian for these weights."""
-    if method == "gptq":
+    """(scales, codes) for per-channel `scales`: rounded to nearest, or for methods "gptq" and
+    "adaround" chosen by the active weight solver (which also refits the scales unless `refit`
+    is False) when it holds a Hessian for these weights."""
+    if method in SOLVER_METHODS:
         solver = active_solver()
         solved = None if solver is None else solver.solve(
             w, axis, qmin, qmax, scales=np.asarray(scales, np.float64), refit=refit)

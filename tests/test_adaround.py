@@ -1,0 +1,131 @@
+"""AdaRound learned rounding (issue 15): the algorithm on synthetic layers (shared, per-channel
+and per-value scales), the formats' "adaround" method, and sdk.export on the digits CNN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_subbyte_gptq import LEVELS, correlated_layer, rtn_scales
+
+from sdk.converters.quantize.adaround import adaround_quantize, rectified_sigmoid
+from sdk.converters.quantize.gptq import (
+    LayerHessian,
+    WeightSolver,
+    gptq_quantize,
+    output_error,
+    weight_key,
+)
+from sdk.converters.quantize.weights import symmetric_per_channel, weight_format
+
+from conftest import requires_tf
+
+
+def _db(w: np.ndarray, e: float, h: np.ndarray) -> float:
+    return 10 * float(np.log10(output_error(w, np.zeros_like(w), h) / e))
+
+
+@pytest.mark.parametrize("scheme", ["int4", "int2", "ternary"])
+def test_adaround_lowers_the_layer_output_error(scheme: str) -> None:
+    """Learned rounding beats round to nearest on the layer's output error, and (on this
+    correlated layer) GPTQ too. Measured: int4 rtn 19.6 / gptq 22.6 / adaround 23.5 dB,
+    int2 8.2 / 10.4 / 12.3, ternary 7.1 / 9.0 / 11.1."""
+    w, h = correlated_layer()
+    qmin, qmax = LEVELS[scheme]
+    s, q_rtn = rtn_scales(scheme, w)
+    res = adaround_quantize(w, h, qmin, qmax, s)
+    assert res.codes.min() >= qmin and res.codes.max() <= qmax
+    assert np.array_equal(res.codes, np.round(res.codes))
+    # each weight is rounded down or up (on the grid clipped to [qmin, qmax]), never further
+    assert np.all(np.abs(res.codes - np.clip(w / s[:, None], qmin, qmax)) < 1 + 1e-9)
+    rtn = output_error(w, q_rtn * s[:, None], h)
+    ada = output_error(w, res.codes * s[:, None], h)
+    nearest = np.clip(np.round(w / s[:, None]), qmin, qmax) * s[:, None]
+    assert res.error == pytest.approx(ada)
+    assert res.rtn_error == pytest.approx(output_error(w, nearest, h))
+    gptq = output_error(w, gptq_quantize(w, h, qmin, qmax, scales=s).codes * s[:, None], h)
+    assert _db(w, ada, h) > _db(w, rtn, h) + 2.0
+    assert _db(w, ada, h) > _db(w, gptq, h) + 0.5
+
+
+def test_adaround_per_channel_hessians_and_per_value_scales() -> None:
+    rng = np.random.default_rng(2)
+    c, taps = 12, 9
+    x = rng.normal(size=(c, 500, taps)) + 0.8 * rng.normal(size=(c, 500, 1))
+    h = 2 * np.einsum("crk,crl->ckl", x, x) / 500      # depthwise: one H per channel
+    w = rng.normal(size=(c, taps))
+    s, q = rtn_scales("int4", w)
+    res = adaround_quantize(w, h, -8, 7, s)
+    assert res.error < output_error(w, q * s[:, None], h)
+
+    w, hk = correlated_layer(3, k=128, c=8)            # one scale per group of 32
+    groups = np.stack([symmetric_per_channel(w[:, g:g + 32], 0, 7, "mse", qmin=-8)[0]
+                       for g in range(0, 128, 32)], 1).astype(np.float64)
+    per_value = np.repeat(groups, 32, axis=1)
+    res = adaround_quantize(w, hk, -8, 7, per_value)
+    rtn = np.clip(np.round(w / per_value), -8, 7) * per_value
+    assert output_error(w, res.codes * per_value, hk) < output_error(w, rtn, hk)
+
+
+def test_adaround_on_uncorrelated_inputs_is_round_to_nearest() -> None:
+    """With H diagonal each weight is on its own: nearest is optimal, and AdaRound finds it."""
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(16, 40))
+    h = np.diag(rng.uniform(0.5, 2.0, 40))
+    s, q = rtn_scales("int4", w)
+    assert np.array_equal(adaround_quantize(w, h, -8, 7, s).codes, q)
+
+
+def test_rectified_sigmoid() -> None:
+    v = np.array([-20.0, 0.0, 20.0])
+    h, dh = rectified_sigmoid(v)
+    assert h[0] == 0.0 and h[2] == 1.0 and h[1] == pytest.approx(0.5)
+    assert dh[0] == 0.0 and dh[2] == 0.0 and dh[1] == pytest.approx(0.25 * 1.2)
+
+
+def test_formats_use_the_adaround_solver() -> None:
+    """Inside an "adaround" solver that holds the weights' Hessian the formats learn the codes;
+    without one, "adaround" is round to nearest."""
+    w, h = correlated_layer(4, k=64, c=16)
+    w = w.astype(np.float32)
+    fmt = weight_format("int2")
+    outside = fmt.quantize(w, 0, "adaround")
+    assert np.array_equal(outside.values, fmt.quantize(w, 0, "rtn").values)
+    solver = WeightSolver("adaround", sequential=False)
+    solver.hessians[weight_key(w)] = LayerHessian(["fc"], "FULLY_CONNECTED", h, 1000)
+    with solver:
+        inside = fmt.quantize(w, 0, "adaround")
+    assert not np.array_equal(inside.values, outside.values)
+    assert solver.solved == ["fc"] and solver.seconds > 0
+    assert any("AdaRound" in n for n in solver.notes), solver.notes
+
+
+@requires_tf
+@pytest.mark.parametrize("scheme,points", [("int4", 1.0), ("ternary", 3.0), ("int2", 3.0)])
+def test_export_adaround_keeps_digits_accuracy(scheme, points, digits_float_tflite,
+                                               digits_data, tmp_path) -> None:
+    """sdk.export(..., weight_method="adaround"): the issue's digits bars, closer to the float
+    model than round to nearest, and the method's time in the report."""
+    import sdk
+    from sdk.run.delegate import load_delegate
+    from sdk.run.runner import LiteRTRunner
+
+    def run(path, delegates=None) -> np.ndarray:
+        runner = LiteRTRunner(path.read_bytes(), delegates=delegates)
+        x = digits_data.x_test
+        return np.concatenate([runner.invoke([x[i:i + 1]])[0] for i in range(len(x))])
+
+    ref = run(digits_float_tflite)
+    float_acc = float((ref.argmax(1) == digits_data.y_test).mean())
+    sqnr = {}
+    for method in ("rtn", "adaround"):
+        r = sdk.export(digits_float_tflite, scheme, calibration=digits_data.x_train,
+                       validation=digits_data.x_test, weight_method=method, per_layer=False,
+                       output=tmp_path / f"{scheme}_{method}.tflite", report=False)
+        out = run(r.path, [load_delegate()] if r.custom_ops else None)
+        sqnr[method] = 10 * np.log10((ref ** 2).sum() / ((out - ref) ** 2).sum())
+        if method == "adaround":
+            acc = float((out.argmax(1) == digits_data.y_test).mean())
+            assert acc >= float_acc - points / 100, (acc, float_acc)
+            assert r.timings["adaround"] > 0 and "gptq" not in r.timings
+            assert any("AdaRound" in n for n in r.notes), r.notes
+    assert sqnr["adaround"] > sqnr["rtn"] + 0.5, sqnr
