@@ -123,7 +123,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     weight_method: weight scales, "minmax" or "mse"; default: the weight format's own (int8:
         minmax, sub-byte: mse). "rtn": round to nearest with MSE-searched scales for every
         format (ternary too); "gptq": those scales, codes by GPTQ from each layer's inputs on
-        the calibration samples (`sdk.converters.quantize.gptq`; its time is timings["gptq"]).
+        the calibration samples (`sdk.converters.quantize.gptq`; its time is timings["gptq"]);
+        "adaround": those scales, codes learned by AdaRound on the same inputs
+        (`sdk.converters.quantize.adaround`; timings["adaround"]).
     activations: "int8" (static, calibrated: full-integer) or "float32" (dynamic range: the
         weights are quantised, LiteRT quantises activations at run time).
     equalize: scheme "int8": rescale the output channels of a layer and the input channels
@@ -285,8 +287,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         return _Built(quantized, encoded_model, custom_ops, data, maps, fidelity)
 
     built = build(plan, lap)
-    if solver.method == "gptq" and qat is None:
-        timings["gptq"] = round(solver.seconds, 4)  # Hessians + solving, part of "quantize"
+    if solver.method in ("gptq", "adaround") and qat is None:
+        # Hessians + solving, part of "quantize"
+        timings[solver.method] = round(solver.seconds, 4)
     notes += solver.notes
     float_bytes = float_state[0][0]
     planned = mixed = None
