@@ -20,12 +20,15 @@ APT_PACKAGES := build-essential g++ g++-aarch64-linux-gnu g++-arm-linux-gnueabih
 	clang libclang-rt-14-dev
 
 EXTRAS := dev,tf,onnx,torch,npu,devices,farm
+BUILD_TOOLS := scikit-build-core pybind11 cmake ninja setuptools wheel
+# the versions the set-up installs (make lock writes it; docs/install.md)
+CONSTRAINTS := constraints.txt
 NATIVE_SOURCES := $(shell find native -type f \( -name '*.cc' -o -name '*.h' -o -name '*.txt' -o -name '*.cmake' -o -name '*.fbs' \) 2>/dev/null)
 
 QEMU_AARCH64 := qemu-aarch64-static
 QEMU_ARM := qemu-arm-static
 
-.PHONY: all setup system-deps native native-tests native-cross native-asan test test-native \
+.PHONY: all setup lock system-deps native native-tests native-cross native-asan test test-native \
 	test-python lint demo bench corpus clean distclean schema android fuzz-python \
 	fuzz-native fuzz-short fuzz docs wheel wheelhouse wheel-check wheel-aarch64 \
 	wheel-aarch64-check
@@ -53,13 +56,29 @@ $(BUILD)/.system-deps: Makefile
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q scikit-build-core pybind11 cmake ninja setuptools wheel
+	$(PIP) install -q --upgrade -c $(CONSTRAINTS) pip
+	$(PIP) install -q -c $(CONSTRAINTS) $(BUILD_TOOLS)
 	@touch $@
 
-$(VENV)/.installed: pyproject.toml $(VENV)/.created
-	$(PIP) install -q --no-build-isolation -e ".[$(EXTRAS)]"
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS) $(VENV)/.created
+	$(PIP) install -q --no-build-isolation -c $(CONSTRAINTS) -e ".[$(EXTRAS)]"
 	@touch $@ $(VENV)/.native-built
+
+# `make lock` rewrites $(CONSTRAINTS) from this venv: the set the set-up installs (pip, the build
+# tools, every extra), resolved afresh with this venv's `pip freeze` as constraints, so CI gets
+# exactly the versions tested here (the packages only installed by hand are left out).
+lock: $(VENV)/.installed
+	@mkdir -p $(BUILD)/lock
+	$(PIP) freeze --all --exclude-editable > $(BUILD)/lock/freeze.txt
+	$(PIP) install -q --dry-run --ignore-installed --no-build-isolation --report \
+		$(BUILD)/lock/report.json -c $(BUILD)/lock/freeze.txt pip $(BUILD_TOOLS) -e ".[$(EXTRAS)]"
+	$(PY) -c 'import json, sys; r = json.load(open(sys.argv[1])); e = r["environment"]; \
+		print("# written by make lock (docs/install.md): what make setup installs, resolved on " \
+		"%s %s, Python %s" % (e["sys_platform"], e["platform_machine"], e["python_full_version"])); \
+		print("\n".join(sorted(("%s==%s" % (i["metadata"]["name"], i["metadata"]["version"]) \
+		for i in r["install"] if not i.get("is_direct")), key=str.lower)))' \
+		$(BUILD)/lock/report.json > $(BUILD)/lock/constraints.txt
+	mv $(BUILD)/lock/constraints.txt $(CONSTRAINTS)
 
 # Rebuild the extension when native sources change (the editable install keeps its CMake
 # build folder under build/, so this is incremental).
