@@ -1,7 +1,15 @@
 """Clean-ups of the lowered IR graph (TFLite ops), run before it is handed out.
 
-- A constant ADD right after CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED / TRANSPOSE_CONV
-  (PyTorch's MatMul + Add for Linear layers on rank > 2 inputs) goes into the bias.
+- A constant MUL right after CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED / TRANSPOSE_CONV
+  (a scale per output channel or one for all: Paddle's learnable affine blocks, an unfolded
+  BatchNorm) goes into the weights and bias; then a constant ADD right after such an op
+  (PyTorch's MatMul + Add for Linear layers on rank > 2 inputs, the affine block's shift) goes
+  into the bias. Left as ops, each is one more int8 requantisation (PP-OCRv4's backbone has two
+  per layer).
+- A constant affine x * s + b (MUL and / or ADD, per channel or one value) read only by a
+  CONV_2D / DEPTHWISE_CONV_2D whose kernel reads no padding (1x1, or VALID), or by a
+  FULLY_CONNECTED, goes into that op's weights and bias: an int8 range must hold 0, so a
+  shifted tensor (hard-swish output + b) keeps fewer bits than the tensor before the shift.
 - RELU / RELU6 / RELU_N1_TO_1 after an op that has a fused activation is fused into it.
 - TRANSPOSE -> RESHAPE (flatten) -> FULLY_CONNECTED: the transpose only restores ONNX's NCHW
   element order for the flatten; permuting the weights' input columns instead removes it.
@@ -52,7 +60,9 @@ class _Uses:
 
 def optimize(graph: Graph) -> None:
     fold_flatten_transpose(graph)
+    fold_scale_mul(graph)
     fold_bias_add(graph)
+    fold_input_affine(graph)
     fuse_activations(graph)
     hoist_select_unary(graph)
     hoist_transposes(graph)
@@ -85,6 +95,167 @@ class _Names:
 
 def _remove(graph: Graph, op: Operator) -> None:
     graph.operators = [o for o in graph.operators if o is not op]
+
+
+#: the output-channel axis of each weighted op's weights
+_WEIGHT_OUT_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0,
+                    "TRANSPOSE_CONV": 0}
+
+
+def _channel_vector(c: Tensor, x: Tensor) -> np.ndarray | None:
+    """A constant operand of an element-wise op on `x` as one value per channel (x's last
+    axis), or None when it varies along another axis."""
+    channels = x.shape[-1] if x.shape else 0
+    cv = c.numpy()
+    if not channels or cv.ndim > x.rank or any(d != 1 for d in cv.shape[:-1]) or \
+            (cv.ndim and cv.shape[-1] not in (1, channels)):
+        return None
+    return np.broadcast_to(cv.reshape(-1).astype(np.float64), (channels,))
+
+
+def fold_scale_mul(graph: Graph) -> None:
+    """op(x; W, b) * s -> op(x; W * s, b * s) for a constant s per output channel (or one s),
+    where op is a weighted op with float weights and no fused activation, read only by the MUL
+    (the float function is the same up to rounding)."""
+    uses = _Uses(graph)
+    names = _Names(graph)
+    removed: set[int] = set()
+    for mul in list(graph.operators):
+        if mul.type != "MUL" or mul.attrs.get("fused_activation_function", "NONE") != "NONE":
+            continue
+        for x, c in ((mul.inputs[0], mul.inputs[1]), (mul.inputs[1], mul.inputs[0])):
+            if x is None or c is None or not c.is_constant or x.is_constant:
+                continue
+            op = uses.producer.get(x)
+            if op is None or op.type not in _WEIGHT_OUT_AXIS or not uses.only_reader(x, mul) \
+                    or op.attrs.get("fused_activation_function", "NONE") != "NONE":
+                continue
+            w = op.inputs[1] if len(op.inputs) > 1 else None
+            k = _BIAS_INDEX[op.type]
+            old = op.inputs[k] if len(op.inputs) > k else None
+            if w is None or not w.is_constant or w.dtype is not DType.FLOAT32 or \
+                    (old is not None and not (old.is_constant and old.dtype is DType.FLOAT32)):
+                continue
+            s = _channel_vector(c, x)
+            wv = w.numpy()
+            axis = _WEIGHT_OUT_AXIS[op.type]
+            if s is None or wv.ndim <= axis or wv.shape[axis] != s.size \
+                    or mul.outputs[0].shape != x.shape:
+                continue
+            shape = [1] * wv.ndim
+            shape[axis] = -1
+            op.inputs[1] = names.constant(f"{w.name}/scaled",
+                                          (wv.astype(np.float64) * s.reshape(shape))
+                                          .astype(np.float32))
+            if old is not None:
+                op.inputs[k] = names.constant(f"{old.name}/scaled",
+                                              (old.numpy().astype(np.float64) * s)
+                                              .astype(np.float32))
+            op.outputs = [mul.outputs[0]]
+            removed.add(id(mul))
+            uses.producer[mul.outputs[0]] = op
+            uses.producer.pop(x, None)
+            uses.consumers.pop(x, None)
+            break
+    if removed:
+        graph.operators = [o for o in graph.operators if id(o) not in removed]
+
+
+def _reads_no_padding(op: Operator) -> bool:
+    w = op.inputs[1]
+    assert w is not None
+    if op.type == "FULLY_CONNECTED":
+        return True
+    kh, kw = w.shape[1], w.shape[2]
+    return op.attrs.get("padding") == "VALID" or (kh == 1 and kw == 1)
+
+
+def _constant_operand(op: Operator) -> tuple[Tensor, Tensor] | None:
+    """(activation, constant) of a binary op with exactly one constant operand."""
+    if len(op.inputs) != 2 or op.attrs.get("fused_activation_function", "NONE") != "NONE":
+        return None
+    a, b = op.inputs
+    if a is None or b is None or a.is_constant == b.is_constant:
+        return None
+    return (b, a) if a.is_constant else (a, b)
+
+
+def fold_input_affine(graph: Graph) -> None:
+    """op(x * s + b) -> op'(x) for a weighted op that reads no padding: W' = W * s along its
+    input channels, bias' = bias + sum(W * b) (s, b constants per input channel or one value;
+    the MUL, the ADD or both, each read only by the next)."""
+    uses = _Uses(graph)
+    names = _Names(graph)
+    removed: set[int] = set()
+    for op in list(graph.operators):
+        if op.type not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") \
+                or len(op.inputs) < 2:
+            continue
+        w = op.inputs[1]
+        bias = op.inputs[2] if len(op.inputs) > 2 else None
+        if w is None or not w.is_constant or w.dtype is not DType.FLOAT32 or \
+                (bias is not None and not (bias.is_constant and bias.dtype is DType.FLOAT32)) \
+                or not _reads_no_padding(op):
+            continue
+        x = op.inputs[0]
+        if x is None or not x.shape:
+            continue
+        channels = x.shape[-1]
+        scale, shift = np.ones(channels), np.zeros(channels)
+        absorbed: list[Operator] = []
+        while True:
+            prev = uses.producer.get(x)
+            reader = absorbed[-1] if absorbed else op
+            if prev is None or prev.type not in ("MUL", "ADD") or id(prev) in removed \
+                    or not uses.only_reader(x, reader):
+                break
+            pair = _constant_operand(prev)
+            if pair is None or pair[0].shape != x.shape:
+                break
+            v = _channel_vector(pair[1], pair[0])
+            if v is None:
+                break
+            # op reads x * scale + shift, and x = x' + v (ADD) or x' * v (MUL)
+            if prev.type == "ADD":
+                shift = shift + v * scale
+            else:
+                scale = scale * v
+            absorbed.append(prev)
+            x = pair[0]
+        if not absorbed:
+            continue
+        wv = w.numpy().astype(np.float64)
+        if op.type == "FULLY_CONNECTED":
+            if wv.ndim != 2 or wv.shape[1] != channels:
+                continue
+            new_w = wv * scale[None, :]
+            extra = wv @ shift
+        elif op.type == "CONV_2D":
+            if wv.ndim != 4 or wv.shape[3] != channels:
+                continue
+            new_w = wv * scale.reshape(1, 1, 1, -1)
+            extra = np.einsum("ohwi,i->o", wv, shift)
+        else:                              # [1, kh, kw, C * M], output k reads input k // M
+            if wv.ndim != 4 or wv.shape[3] % channels:
+                continue
+            per = np.repeat(scale, wv.shape[3] // channels)
+            new_w = wv * per.reshape(1, 1, 1, -1)
+            extra = wv.sum(axis=(0, 1, 2)) * np.repeat(shift, wv.shape[3] // channels)
+        out_channels = new_w.shape[3] if op.type == "DEPTHWISE_CONV_2D" else new_w.shape[0]
+        old_b = bias.numpy().astype(np.float64) if bias is not None else np.zeros(out_channels)
+        op.inputs[1] = names.constant(f"{w.name}/affine", new_w.astype(np.float32))
+        new_b = names.constant(f"{op.outputs[0].name}/bias_affine",
+                               (old_b + extra).astype(np.float32))
+        if len(op.inputs) > 2:
+            op.inputs[2] = new_b
+        else:
+            op.inputs.append(new_b)
+        op.inputs[0] = x
+        for a in absorbed:
+            removed.add(id(a))
+        uses.consumers[x] = [op if o is absorbed[-1] else o for o in uses.consumers.get(x, [])]
+    if removed:
+        graph.operators = [o for o in graph.operators if id(o) not in removed]
 
 
 def fold_bias_add(graph: Graph) -> None:
