@@ -80,6 +80,18 @@ LOG_LIKE = {"LOG": "log(x) magnifies the relative error of x (log(0 + eps) for a
 #: the most ops a front end computed from the model inputs before a LOG may hold (STFT as conv,
 #: power, mel matmul, floor: ~10 in the corpus) for it to be kept in float with the LOG
 FRONT_END_OPS = 24
+#: a longer front end is kept in float only when it is signal processing: linear maps, their
+#: data movement, powers and magnitudes, nothing a network learns to gate (no activation). A
+#: constant-Q transform (one strided conv per octave, each padded, sliced and stacked:
+#: basic-pitch's ~170 ops) is one; a network before a LOG is not
+SIGNAL_OPS = frozenset({
+    "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV",
+    "ADD", "SUB", "MUL", "NEG", "SQUARE", "SUM", "MEAN", "ABS", "SQRT", "MAXIMUM", "MINIMUM",
+    "RESHAPE", "TRANSPOSE", "PAD", "PADV2", "MIRROR_PAD", "STRIDED_SLICE", "SLICE",
+    "CONCATENATION", "PACK", "UNPACK", "SPLIT", "SPLIT_V", "SQUEEZE", "EXPAND_DIMS", "GATHER",
+    "TILE", "BROADCAST_TO", "CAST", "DEQUANTIZE"})
+#: the most ops such a signal-processing front end may hold
+SIGNAL_FRONT_END_OPS = 512
 
 # operator modes
 _UNTOUCHED = "untouched"  # no float tensors (shape arithmetic on int32, ...)
@@ -489,9 +501,10 @@ class _Rewrite:
         STFT convolutions in int8, 50.5 dB with the front end in float). A SQRT of an int8 power
         (a magnitude spectrum) loses the same quiet bins (silero_vad_16k_op15: 15.7 dB after the
         SQRT, 5.0 dB at the output; 17.4 dB with the STFT in float). Where everything that feeds
-        the op is computed from the model inputs by at most `FRONT_END_OPS` ops, those ops run
-        in float too (each says why); a LOG deeper in a network keeps its int8 input, and a
-        layer whose precision was chosen (16x8, `precision=`) keeps it.
+        the op is computed from the model inputs by at most `FRONT_END_OPS` ops (or by a longer
+        chain of signal processing, `SIGNAL_OPS`: basic-pitch's constant-Q transform), those
+        ops run in float too (each says why); a LOG deeper in a network keeps its int8 input,
+        and a layer whose precision was chosen (16x8, `precision=`) keeps it.
         """
         producers = {id(t): op for op in self.g.operators for t in op.outputs}
         inputs = {id(t) for t in self.g.inputs}
@@ -522,7 +535,21 @@ class _Rewrite:
     def _front_end(self, op: Operator, producers: Mapping[int, Operator],
                    inputs: set[int]) -> list[Operator] | None:
         """The ops that compute `op`'s inputs from the model inputs and constants, when there
-        are at most FRONT_END_OPS of them; None otherwise (or when there are none)."""
+        are at most FRONT_END_OPS of them, or at most SIGNAL_FRONT_END_OPS that are all signal
+        processing (`SIGNAL_OPS`, no fused activation); None otherwise (or when there are
+        none)."""
+        cone = self._cone(op, producers, inputs, SIGNAL_FRONT_END_OPS)
+        if cone is None or len(cone) <= FRONT_END_OPS:
+            return cone
+        if all(c.type in SIGNAL_OPS and c.attrs.get("fused_activation_function", "NONE")
+               in (None, "NONE") for c in cone):
+            return cone
+        return None
+
+    def _cone(self, op: Operator, producers: Mapping[int, Operator], inputs: set[int],
+              limit: int) -> list[Operator] | None:
+        """The ops that compute `op`'s inputs from the model inputs and constants (at most
+        `limit`); None when there are more, none, or a tensor is neither."""
         cone: list[Operator] = []
         seen: set[int] = set()
         frontier = [t for t in op.inputs if t is not None and not t.is_constant]
@@ -537,7 +564,7 @@ class _Rewrite:
                 continue
             seen.add(id(producer))
             cone.append(producer)
-            if len(cone) > FRONT_END_OPS:
+            if len(cone) > limit:
                 return None
             frontier.extend(x for x in producer.inputs if x is not None and not x.is_constant)
         return cone or None
