@@ -287,154 +287,220 @@ std::string read_conv_params(const Params* p, const char* op, NodeInfo* n) {
   return "";
 }
 
-std::string inspect_node(TfLiteContext* context, int node_index, const TfLiteNode* node,
-                         const TfLiteRegistration* registration, const Options& options,
-                         NodeInfo* info) {
-  NodeInfo n;
-  n.node_index = node_index;
+// inspect_node's steps, in the order it takes them: each returns "" or why the node is not
+// claimed (the first reason found is the one reported).
+namespace {
+
+// Which op this is (kind, name, ours or a builtin) and whether `options` claims that op.
+std::string claim_op(const TfLiteRegistration* registration, const Options& options,
+                     NodeInfo* n) {
   const int code = registration->builtin_code;
   if (code == kBuiltinFullyConnected) {
-    n.kind = OpKind::kFullyConnected;
-    n.op = "FULLY_CONNECTED";
+    n->kind = OpKind::kFullyConnected;
+    n->op = "FULLY_CONNECTED";
     if (!options.fully_connected) return "FULLY_CONNECTED not claimed (ops option)";
   } else if (code == kBuiltinConv2D) {
-    n.kind = OpKind::kConv2D;
-    n.op = "CONV_2D";
+    n->kind = OpKind::kConv2D;
+    n->op = "CONV_2D";
     if (!options.conv_2d) return "CONV_2D not claimed (ops option)";
   } else if (code == kBuiltinDepthwiseConv2D) {
-    n.kind = OpKind::kDepthwiseConv2D;
-    n.op = "DEPTHWISE_CONV_2D";
+    n->kind = OpKind::kDepthwiseConv2D;
+    n->op = "DEPTHWISE_CONV_2D";
     if (!options.depthwise_conv_2d) return "DEPTHWISE_CONV_2D not claimed (ops option)";
   } else if (code == kBuiltinCustom && registration->custom_name != nullptr &&
              custom_op_kind(registration->custom_name) >= 0) {
-    n.custom = true;
-    n.op = registration->custom_name;
-    n.kind = custom_op_kind(registration->custom_name) == 0 ? OpKind::kConv2D
-                                                             : OpKind::kDepthwiseConv2D;
+    n->custom = true;
+    n->op = registration->custom_name;
+    n->kind = custom_op_kind(registration->custom_name) == 0 ? OpKind::kConv2D
+                                                              : OpKind::kDepthwiseConv2D;
   } else {
     return kNotClaimable;
   }
+  return "";
+}
+
+// The tensor indices: input, weights, optional bias, one output.
+std::string read_tensor_indices(const TfLiteNode* node, NodeInfo* n) {
   const TfLiteIntArray* ins = node->inputs;
   const TfLiteIntArray* outs = node->outputs;
   if (ins == nullptr || outs == nullptr || ins->size < 2 || outs->size != 1) {
     return "unexpected number of inputs or outputs";
   }
-  n.input = ins->data[0];
-  n.weights = ins->data[1];
-  n.bias = ins->size > 2 ? ins->data[2] : -1;
-  n.output = outs->data[0];
-  if (n.input < 0 || n.weights < 0) return "missing input or weights";
-  const TfLiteTensor& x = tensor_at(context, n.input);
-  const TfLiteTensor& w = tensor_at(context, n.weights);
-  const TfLiteTensor& y = tensor_at(context, n.output);
-  // Dynamic range ("hybrid"): float activations, quantised weights (checked below).
-  n.dynamic = !n.custom && x.type == kTfLiteFloat32 && y.type == kTfLiteFloat32;
-  if (n.dynamic) {
+  n->input = ins->data[0];
+  n->weights = ins->data[1];
+  n->bias = ins->size > 2 ? ins->data[2] : -1;
+  n->output = outs->data[0];
+  if (n->input < 0 || n->weights < 0) return "missing input or weights";
+  return "";
+}
+
+// Int8 activations (per tensor), or float32 ones around quantised weights (dynamic range,
+// "hybrid"); each claimed only if `options` asks for it.
+std::string check_activations(const TfLiteTensor& x, const TfLiteTensor& y,
+                              const Options& options, NodeInfo* n) {
+  n->dynamic = !n->custom && x.type == kTfLiteFloat32 && y.type == kTfLiteFloat32;
+  if (n->dynamic) {
     if (!options.dynamic_nodes) return "dynamic-range node not claimed (precisions option)";
-  } else {
-    if (!per_tensor_int8(x) || !per_tensor_int8(y)) {
-      return std::string("activations are ") + type_name(x.type) + " -> " + type_name(y.type) +
-             " (the delegate runs int8 activations with per-tensor quantisation, or float32 "
-             "activations with quantised weights)";
-    }
-    if (!n.custom && !options.static_nodes) {
-      return "int8-activation node not claimed (precisions option)";
-    }
+    return "";
   }
+  if (!per_tensor_int8(x) || !per_tensor_int8(y)) {
+    return std::string("activations are ") + type_name(x.type) + " -> " + type_name(y.type) +
+           " (the delegate runs int8 activations with per-tensor quantisation, or float32 "
+           "activations with quantised weights)";
+  }
+  if (!n->custom && !options.static_nodes) {
+    return "int8-activation node not claimed (precisions option)";
+  }
+  return "";
+}
+
+// The weights are quantised and constant (what the delegate packs once).
+std::string check_weight_tensor(const TfLiteTensor& w) {
   if (w.type == kTfLiteFloat32 || w.type == kTfLiteFloat16) {
     return std::string("weights are ") + type_name(w.type) + " (not quantised)";
   }
   if (w.allocation_type != kTfLiteMmapRo || w.data == nullptr) {
     return "weights are not a constant";
   }
-  const std::vector<int> wd = tensor_dims(w);
-  const std::vector<int> xd = tensor_dims(x);
-  int channels = 0, axis = 0;
-  if (n.kind == OpKind::kFullyConnected) {
-    const auto* p = static_cast<const TfLiteFullyConnectedParams*>(node->builtin_data);
-    if (p == nullptr) return "missing FULLY_CONNECTED options";
-    if (p->weights_format != 0) return "shuffled weights format";
-    n.activation = p->activation;
-    n.keep_num_dims = p->keep_num_dims;
-    n.asymmetric_inputs = n.dynamic && p->asymmetric_quantize_inputs;
-    if (wd.size() != 2) return "weights are not 2-D";
-    channels = wd[0];
-    const int64_t xn = num_elements(x);
-    if (wd[1] <= 0 || xn % wd[1] != 0) return "input size is not a multiple of K";
-  } else {
-    if (wd.size() != 4 || xd.size() != 4) return "input or weights are not 4-D";
-    if (n.custom) {
-      ConvCustomOptions o;
-      const std::string err = parse_custom_options(node->custom_initial_data,
-                                                   node->custom_initial_data_size, &o);
-      if (!err.empty()) return err;
-      n.padding = o.padding_valid ? Padding::kValid : Padding::kSame;
-      n.stride_h = o.stride_h;
-      n.stride_w = o.stride_w;
-      n.dilation_h = o.dilation_h;
-      n.dilation_w = o.dilation_w;
-      n.activation = static_cast<TfLiteFusedActivation>(o.activation);
-      n.depth_multiplier = o.depth_multiplier;
-    } else if (n.kind == OpKind::kConv2D) {
-      const std::string error = read_conv_params(
-          static_cast<const TfLiteConvParams*>(node->builtin_data), "CONV_2D", &n);
-      if (!error.empty()) return error;
-    } else {
-      const std::string error = read_conv_params(
-          static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data), "DEPTHWISE_CONV_2D",
-          &n);
-      if (!error.empty()) return error;
-    }
-    if (n.stride_h < 1 || n.stride_w < 1 || n.dilation_h < 1 || n.dilation_w < 1) {
-      return "stride or dilation < 1";
-    }
-    if (n.kind == OpKind::kConv2D) {
-      channels = wd[0];
-      if (wd[3] != xd[3]) return "grouped convolution (filter depth != input channels)";
-    } else {
-      channels = wd[3];
-      axis = 3;
-      if (wd[0] != 1 || xd[3] <= 0 || channels % xd[3] != 0) {
-        return "filter channels are not a multiple of the input channels";
-      }
-      // TFLite ignores the depth_multiplier option (it may be stale); the shapes decide.
-      n.depth_multiplier = channels / xd[3];
-    }
+  return "";
+}
+
+// FULLY_CONNECTED: its options, 2-D weights [N, K] and an input of whole rows of K.
+std::string read_fc_layer(const TfLiteNode* node, const TfLiteTensor& x,
+                          const std::vector<int>& wd, NodeInfo* n, int* channels) {
+  const auto* p = static_cast<const TfLiteFullyConnectedParams*>(node->builtin_data);
+  if (p == nullptr) return "missing FULLY_CONNECTED options";
+  if (p->weights_format != 0) return "shuffled weights format";
+  n->activation = p->activation;
+  n->keep_num_dims = p->keep_num_dims;
+  n->asymmetric_inputs = n->dynamic && p->asymmetric_quantize_inputs;
+  if (wd.size() != 2) return "weights are not 2-D";
+  *channels = wd[0];
+  if (wd[1] <= 0 || num_elements(x) % wd[1] != 0) return "input size is not a multiple of K";
+  return "";
+}
+
+// The convolution options: our custom ops' flexbuffer, or the builtin's params.
+std::string read_conv_options(const TfLiteNode* node, NodeInfo* n) {
+  if (n->custom) {
+    ConvCustomOptions o;
+    const std::string err =
+        parse_custom_options(node->custom_initial_data, node->custom_initial_data_size, &o);
+    if (!err.empty()) return err;
+    n->padding = o.padding_valid ? Padding::kValid : Padding::kSame;
+    n->stride_h = o.stride_h;
+    n->stride_w = o.stride_w;
+    n->dilation_h = o.dilation_h;
+    n->dilation_w = o.dilation_w;
+    n->activation = static_cast<TfLiteFusedActivation>(o.activation);
+    n->depth_multiplier = o.depth_multiplier;
+    return "";
   }
+  if (n->kind == OpKind::kConv2D) {
+    return read_conv_params(static_cast<const TfLiteConvParams*>(node->builtin_data), "CONV_2D",
+                            n);
+  }
+  return read_conv_params(static_cast<const TfLiteDepthwiseConvParams*>(node->builtin_data),
+                          "DEPTHWISE_CONV_2D", n);
+}
+
+// CONV_2D / DEPTHWISE_CONV_2D (builtin or ours): options, 4-D shapes, the output channels and
+// the axis the weights are quantised along.
+std::string read_conv_layer(const TfLiteNode* node, const std::vector<int>& xd,
+                            const std::vector<int>& wd, NodeInfo* n, int* channels, int* axis) {
+  if (wd.size() != 4 || xd.size() != 4) return "input or weights are not 4-D";
+  const std::string err = read_conv_options(node, n);
+  if (!err.empty()) return err;
+  if (n->stride_h < 1 || n->stride_w < 1 || n->dilation_h < 1 || n->dilation_w < 1) {
+    return "stride or dilation < 1";
+  }
+  if (n->kind == OpKind::kConv2D) {
+    *channels = wd[0];
+    if (wd[3] != xd[3]) return "grouped convolution (filter depth != input channels)";
+    return "";
+  }
+  *channels = wd[3];
+  *axis = 3;
+  if (wd[0] != 1 || xd[3] <= 0 || *channels % xd[3] != 0) {
+    return "filter channels are not a multiple of the input channels";
+  }
+  // TFLite ignores the depth_multiplier option (it may be stale); the shapes decide.
+  n->depth_multiplier = *channels / xd[3];
+  return "";
+}
+
+// The weights' scales and zero points: block-wise (dynamic-range FULLY_CONNECTED only) or per
+// channel / per tensor along `axis`.
+std::string read_weight_quant(TfLiteContext* context, const TfLiteTensor& w,
+                              const std::vector<int>& wd, const NodeInfo& n, int axis,
+                              int channels, const Options& options, WeightQuant* wq) {
+  if (w.quantization.type != kTfLiteBlockwiseQuantization) {
+    return weight_quant(w, axis, channels, wq);
+  }
+  if (!n.dynamic || n.kind != OpKind::kFullyConnected) {
+    return "block-wise weights (the delegate takes them in dynamic-range FULLY_CONNECTED only)";
+  }
+  // The weight type decides the block_k the block size must be a multiple of.
+  WeightType type = WeightType::kInt8;
+  const std::string err = weight_type_of(w, *wq, options, &type);
+  if (!err.empty()) return err;
+  return blockwise_quant(context, w, wd[0], wd[1], type, wq);
+}
+
+// LiteRT's hybrid convs quantise each image asymmetrically when the filter is per-channel
+// (its EvalHybridPerChannel), symmetrically with a per-tensor filter; depthwise always
+// asymmetrically (it needs per-channel filters). FULLY_CONNECTED says so in its options.
+void set_hybrid_input_quantisation(const WeightQuant& wq, NodeInfo* n) {
+  if (n->dynamic && n->kind == OpKind::kConv2D) n->asymmetric_inputs = wq.scales.size() > 1;
+  if (n->dynamic && n->kind == OpKind::kDepthwiseConv2D) n->asymmetric_inputs = true;
+}
+
+// The weight type the kernels run (ternary told from INT2 by its values) and whether it is
+// claimed: our custom ops whatever `precisions` says (nothing else runs them), INT2 only.
+std::string claim_weight_type(const TfLiteTensor& w, const WeightQuant& wq,
+                              const Options& options, NodeInfo* n) {
+  Options claim = options;
+  if (n->custom) claim.int2 = true;
+  const std::string err = weight_type_of(w, wq, claim, &n->weight_type);
+  if (!err.empty()) return err;
+  if (n->custom && w.type != kTfLiteInt2) return "custom op weights must be INT2";
+  if (n->weight_type == WeightType::kInt8 && !wq.all_zero_points_zero) {
+    return "int8 weights with non-zero zero points";
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string inspect_node(TfLiteContext* context, int node_index, const TfLiteNode* node,
+                         const TfLiteRegistration* registration, const Options& options,
+                         NodeInfo* info) {
+  NodeInfo n;
+  n.node_index = node_index;
+  std::string err = claim_op(registration, options, &n);
+  if (err.empty()) err = read_tensor_indices(node, &n);
+  if (!err.empty()) return err;
+  const TfLiteTensor& x = tensor_at(context, n.input);
+  const TfLiteTensor& w = tensor_at(context, n.weights);
+  const TfLiteTensor& y = tensor_at(context, n.output);
+  err = check_activations(x, y, options, &n);
+  if (err.empty()) err = check_weight_tensor(w);
+  if (!err.empty()) return err;
+  const std::vector<int> wd = tensor_dims(w);
+  int channels = 0, axis = 0;
+  err = n.kind == OpKind::kFullyConnected
+            ? read_fc_layer(node, x, wd, &n, &channels)
+            : read_conv_layer(node, tensor_dims(x), wd, &n, &channels, &axis);
+  if (!err.empty()) return err;
   if (!supported_activation(n.activation)) return "unsupported fused activation";
   // Before anything reads the weights (weight_type_of looks at INT2 values).
   if (w.bytes < packed_tflite_bytes(w.type, num_elements(w))) return "weight buffer too small";
   WeightQuant wq;
-  std::string err;
-  if (w.quantization.type == kTfLiteBlockwiseQuantization) {
-    if (!n.dynamic || n.kind != OpKind::kFullyConnected) {
-      return "block-wise weights (the delegate takes them in dynamic-range FULLY_CONNECTED "
-             "only)";
-    }
-    // The weight type decides the block_k the block size must be a multiple of.
-    WeightType type = WeightType::kInt8;
-    err = weight_type_of(w, wq, options, &type);
-    if (!err.empty()) return err;
-    err = blockwise_quant(context, w, wd[0], wd[1], type, &wq);
-  } else {
-    err = weight_quant(w, axis, channels, &wq);
-  }
+  err = read_weight_quant(context, w, wd, n, axis, channels, options, &wq);
   if (!err.empty()) return err;
-  // LiteRT's hybrid convs quantise each image asymmetrically when the filter is per-channel
-  // (its EvalHybridPerChannel), symmetrically with a per-tensor filter; depthwise always
-  // asymmetrically (it needs per-channel filters).
-  if (n.dynamic && n.kind == OpKind::kConv2D) n.asymmetric_inputs = wq.scales.size() > 1;
-  if (n.dynamic && n.kind == OpKind::kDepthwiseConv2D) n.asymmetric_inputs = true;
-  // Our custom ops are claimed whatever `precisions` says: nothing else runs them.
-  Options claim = options;
-  if (n.custom) claim.int2 = true;
-  err = weight_type_of(w, wq, claim, &n.weight_type);
-  if (!err.empty()) return err;
-  if (n.custom && w.type != kTfLiteInt2) return "custom op weights must be INT2";
-  if (n.weight_type == WeightType::kInt8 && !wq.all_zero_points_zero) {
-    return "int8 weights with non-zero zero points";
-  }
-  err = check_bias(context, n.bias, channels, n.dynamic);
+  set_hybrid_input_quantisation(wq, &n);
+  err = claim_weight_type(w, wq, options, &n);
+  if (err.empty()) err = check_bias(context, n.bias, channels, n.dynamic);
   if (!err.empty()) return err;
   *info = n;
   return "";
