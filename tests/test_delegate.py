@@ -149,7 +149,8 @@ CASES = [
 def test_single_layer_bit_exact(op, weights, kw, xnnpack) -> None:
     layer = Layer(op, weights, seed=hash((op, weights, str(kw))) % 1000, **kw)
     data = layer.tflite()
-    got, interp = run_delegate(data, layer.x, xnnpack=xnnpack)
+    # claim="all": these layers are small, so the default claim rule leaves XNNPACK's to it
+    got, interp = run_delegate(data, layer.x, xnnpack=xnnpack, claim="all")
     expected = layer.reference()
     np.testing.assert_array_equal(got, expected)
     claimed = interp.report.claimed
@@ -157,6 +158,28 @@ def test_single_layer_bit_exact(op, weights, kw, xnnpack) -> None:
     assert claimed[0].kernel and claimed[0].isa == kernels.resolve_isa()
     # and LiteRT's own builtin kernels compute the same integers
     np.testing.assert_array_equal(layer.litert_reference(), expected)
+
+
+def test_claim_rule_leaves_nodes_litert_runs_as_fast() -> None:
+    """The default claim rule (native/src/delegate/cost_rule.h): an int8 CONV_2D, which XNNPACK
+    runs at least as fast on every ISA the cost table covers, stays with XNNPACK and the report
+    says why; with XNNPACK off LiteRT's builtin kernel would run it and the delegate takes it
+    (not on a host whose best ISA is scalar, where the builtin kernel is faster)."""
+    layer = Layer("CONV_2D", "int8", seed=12, stride=(1, 1))
+    data = layer.tflite()
+    _, interp = run_delegate(data, layer.x)
+    assert not interp.report.claimed
+    (skip,) = interp.report.skipped
+    assert skip.op == "CONV_2D" and skip.reason.startswith("left to XNNPACK"), skip
+    isa = kernels.resolve_isa()
+    assert isa in skip.reason, skip  # the ISA the decision was made for
+    out, interp = run_delegate(data, layer.x, xnnpack=False)
+    if isa == "scalar":
+        assert not interp.report.claimed
+        return
+    (claim,) = interp.report.claimed
+    assert "builtin kernel" in claim.reason and "XNNPACK off" in claim.reason, claim
+    np.testing.assert_array_equal(out, layer.reference())
 
 
 def test_custom_ops_are_claimed_and_named() -> None:

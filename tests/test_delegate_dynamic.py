@@ -209,8 +209,9 @@ def test_dynamic_layer_claimed_and_agrees(op, weights, kw) -> None:
     span = float(np.abs(ref).max()) + 1.0
     if op == "FULLY_CONNECTED":
         np.testing.assert_allclose(got, layer.emulate_fc(), rtol=0, atol=1e-5 * span)
-    # with XNNPACK on, the delegate still takes the node and gives the same floats
-    got_xnn, interp = run(data, layer.x, delegate=True, xnnpack=True)
+    # with XNNPACK on (and claim="all": the claim rule leaves near-parity and small nodes to
+    # XNNPACK), the delegate still takes the node and gives the same floats
+    got_xnn, interp = run(data, layer.x, delegate=True, xnnpack=True, claim="all")
     assert interp.report.claimed and interp.report.claimed[0].activations == "float32"
     np.testing.assert_array_equal(got_xnn, got)
     if (op, weights) not in LITERT_RUNS:
@@ -233,11 +234,12 @@ def test_precisions_choose_static_or_dynamic() -> None:
     assert "dynamic-range node not claimed" in interp.report.skipped[0].reason
     theirs, _ = run(data, layer.x, delegate=False)
     np.testing.assert_array_equal(out, theirs)  # LiteRT ran it
-    _, interp = run(data, layer.x, delegate=True, precisions=("dynamic",))
+    # claim="all": the claim rule would leave this small node to XNNPACK
+    _, interp = run(data, layer.x, delegate=True, precisions=("dynamic",), claim="all")
     assert interp.report.claimed[0].activations == "float32"
     _, interp = run(data, layer.x, delegate=True, precisions=("int8", "dynamic"))
     assert not interp.report.claimed and "int4 weights" in interp.report.skipped[0].reason
-    _, interp = run(data, layer.x, delegate=True, precisions=("int4",))
+    _, interp = run(data, layer.x, delegate=True, precisions=("int4",), claim="all")
     assert interp.report.claimed  # weight types alone take both kinds
 
 
@@ -334,8 +336,9 @@ def test_ai_edge_quantizer_dynamic_recipes_on_the_delegate(recipe, digits_float_
     x, y = digits_data.x_test[:120], digits_data.y_test[:120]
     if recipe == "dynamic_wi4b32_afp32":
         # block-wise FCs (its convs stay float); LiteRT's builtin block-wise FC skips fused
-        # activations (litert_support.py), so XNNPACK is the reference here
-        ours, interp = _outputs(data, x, delegate=True)
+        # activations (litert_support.py), so XNNPACK is the reference here (claim="all": the
+        # claim rule leaves these small FCs to XNNPACK)
+        ours, interp = _outputs(data, x, delegate=True, claim="all")
         assert [(c.op, c.activations) for c in interp.report.claimed] == [
             ("FULLY_CONNECTED", "float32")] * len(_dynamic_weighted_ops(data))
         xnn, _ = _outputs(data, x, delegate=False, xnnpack=True)
@@ -345,8 +348,9 @@ def test_ai_edge_quantizer_dynamic_recipes_on_the_delegate(recipe, digits_float_
     if recipe == "dynamic_wi2c_afp32":
         # Stock LiteRT computes garbage for its INT2 CONV_2D layers (XNNPACK and builtin:
         # litert_support.py), so there is nothing to compare with: the delegate takes every
-        # dynamic-range node and the model classifies (PTQ ternary loses some accuracy)
-        ours, interp = _outputs(data, x, delegate=True)
+        # dynamic-range node (claim="all"; by default its small INT2 FCs, which LiteRT computes
+        # right, stay with XNNPACK) and the model classifies (PTQ ternary loses some accuracy)
+        ours, interp = _outputs(data, x, delegate=True, claim="all")
         assert len(interp.report.claimed) == len(_dynamic_weighted_ops(data))
         assert interp.report.claimed and all(c.activations == "float32"
                                              for c in interp.report.claimed)

@@ -5,6 +5,7 @@
 add_library(edge_tflite_delegate SHARED
   src/delegate/delegate.cc
   src/delegate/node_kernels.cc
+  src/delegate/cost_rule.cc
 )
 target_include_directories(edge_tflite_delegate PRIVATE include src/delegate)
 target_link_libraries(edge_tflite_delegate PRIVATE edge_kernels)
@@ -29,6 +30,7 @@ if(TARGET edge_native_tests)
   target_sources(edge_native_tests PRIVATE
     ${CMAKE_CURRENT_SOURCE_DIR}/tests/test_delegate.cc
     ${CMAKE_CURRENT_SOURCE_DIR}/src/delegate/delegate.cc
-    ${CMAKE_CURRENT_SOURCE_DIR}/src/delegate/node_kernels.cc)
+    ${CMAKE_CURRENT_SOURCE_DIR}/src/delegate/node_kernels.cc
+    ${CMAKE_CURRENT_SOURCE_DIR}/src/delegate/cost_rule.cc)
   target_include_directories(edge_native_tests PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src/delegate)
 endif()

@@ -52,6 +52,7 @@ struct FakeNode {
   std::vector<unsigned char> options;
   TfLiteFullyConnectedParams fc{};
   TfLiteDepthwiseConvParams dw{};
+  TfLiteConvParams conv{};
 };
 
 struct DelegateNode {
@@ -285,6 +286,7 @@ EDGE_TEST(delegate_runs_fc_custom_conv_and_depthwise_like_the_plans) {
   f.context.recommended_num_threads = 2;
 
   edge::delegate::Options options;
+  options.claim = edge::delegate::ClaimPolicy::kAll;  // bit-exactness: every node (cost rule below)
   TfLiteDelegate* delegate = edge::delegate::create_delegate(options);
   EDGE_CHECK(delegate->flags == kTfLiteDelegateFlagsAllowDynamicTensors);
   EDGE_CHECK(delegate->Prepare(&f.context, delegate) == kTfLiteOk);
@@ -418,7 +420,9 @@ EDGE_TEST(delegate_runs_dynamic_range_fc) {
   EDGE_CHECK(skip->Prepare(&f.context, skip) == kTfLiteOk && f.delegated.empty());
   edge::delegate::destroy_delegate(skip);
 
-  TfLiteDelegate* delegate = edge::delegate::create_delegate(edge::delegate::Options{});
+  edge::delegate::Options all;
+  all.claim = edge::delegate::ClaimPolicy::kAll;  // 2400 MACs: the cost rule would leave it
+  TfLiteDelegate* delegate = edge::delegate::create_delegate(all);
   EDGE_CHECK(delegate->Prepare(&f.context, delegate) == kTfLiteOk);
   EDGE_CHECK(f.delegated.size() == 1);
   for (auto& d : f.delegated) {
@@ -454,5 +458,133 @@ EDGE_TEST(delegate_runs_dynamic_range_fc) {
   }
   for (auto& d : f.delegated) d->reg.free(&f.context, d->node.user_data);
   edge::delegate::destroy_delegate(delegate);
+  g_fake = nullptr;
+}
+
+// The claim rule (src/delegate/cost_rule.h): under claim=faster a node XNNPACK would run is
+// claimed only where the cost table says our plan is >= 1.15x faster on the plan's ISA and the
+// node is big enough; nodes only LiteRT's builtin kernels run are claimed (not on scalar);
+// custom ops always; claim=all and litert_kernels=builtin claim every node.
+EDGE_TEST(delegate_claims_only_where_faster_than_litert) {
+  Fake f;
+  g_fake = &f;
+  std::mt19937 rng(11);
+  for (int i = 0; i < 12; ++i) add_tensor(f);
+  auto codes = [&](std::size_t count, int lo, int span) {
+    std::vector<int8_t> q(count);
+    for (auto& v : q) v = static_cast<int8_t>(lo + static_cast<int>(rng() % span));
+    return q;
+  };
+  const std::vector<float> s32(32, 0.02f), s8(8, 0.02f), s1024(1024, 0.01f), s16(16, 0.01f);
+  set_tensor(f, 0, kTfLiteInt8, {1, 16, 16, 32}, random_int8(rng, 8192), {0.05f}, false, 1);
+  std::vector<uint8_t> w8(32 * 32);
+  for (auto& b : w8) b = static_cast<uint8_t>(static_cast<int8_t>(static_cast<int>(rng() % 255) - 127));
+  set_tensor(f, 1, kTfLiteInt8, {32, 1, 1, 32}, w8, s32, true);
+  set_tensor(f, 2, kTfLiteInt8, {1, 16, 16, 32}, std::vector<uint8_t>(8192), {0.1f}, false, 0);
+  set_tensor(f, 3, kTfLiteInt4, {32, 1, 1, 32}, pack_tflite(codes(1024, -8, 16), 4), s32, true);
+  set_tensor(f, 4, kTfLiteInt8, {1, 16, 16, 32}, std::vector<uint8_t>(8192), {0.1f}, false, 0);
+  set_tensor(f, 5, kTfLiteInt2, {8, 3, 3, 32}, pack_tflite(codes(2304, -1, 3), 2), s8, true);
+  set_tensor(f, 6, kTfLiteInt8, {1, 16, 16, 8}, std::vector<uint8_t>(2048), {0.1f}, false, 0);
+  set_tensor(f, 7, kTfLiteInt8, {1, 2048}, random_int8(rng, 2048), {0.05f}, false, 0);
+  set_tensor(f, 8, kTfLiteInt2, {1024, 2048}, pack_tflite(codes(1024 * 2048, -1, 3), 2), s1024,
+             true);
+  set_tensor(f, 9, kTfLiteInt8, {1, 1024}, std::vector<uint8_t>(1024), {0.1f}, false, 0);
+  set_tensor(f, 10, kTfLiteInt2, {16, 2048}, pack_tflite(codes(16 * 2048, -1, 3), 2), s16, true);
+  set_tensor(f, 11, kTfLiteInt8, {1, 16}, std::vector<uint8_t>(16), {0.1f}, false, 0);
+  // nodes: 0 CONV_2D int8 1x1 (XNNPACK's), 1 CONV_2D INT4 1x1 (builtin: XNNPACK does not take
+  // it), 2 EDGE_CONV_INT2 3x3 (custom), 3 FC ternary 2048 -> 1024 (2 M MACs, XNNPACK's 2-bit
+  // path), 4 FC ternary 2048 -> 16 (32 K MACs)
+  const int io[5][3] = {{0, 1, 2}, {0, 3, 4}, {0, 5, 6}, {7, 8, 9}, {7, 10, 11}};
+  for (int i = 0; i < 5; ++i) {
+    f.nodes.push_back(std::make_unique<FakeNode>());
+    FakeNode& n = *f.nodes.back();
+    n.inputs = std::make_unique<IntArray>(std::vector<int>{io[i][0], io[i][1], -1});
+    n.outputs = std::make_unique<IntArray>(std::vector<int>{io[i][2]});
+    n.node.inputs = n.inputs->get();
+    n.node.outputs = n.outputs->get();
+    if (i < 2) {
+      n.conv = {kTfLitePaddingSame, 1, 1, kTfLiteActNone, 1, 1, kTfLiteNoType};
+      n.node.builtin_data = &n.conv;
+      n.reg.builtin_code = kBuiltinConv2D;
+    } else if (i == 2) {
+      n.options = conv_options(1, 0, 1, 0);
+      n.node.custom_initial_data = n.options.data();
+      n.node.custom_initial_data_size = 40;
+      n.reg.builtin_code = kBuiltinCustom;
+      n.reg.custom_name = "EDGE_CONV_INT2";
+    } else {
+      n.node.builtin_data = &n.fc;
+      n.reg.builtin_code = kBuiltinFullyConnected;
+    }
+  }
+  f.plan = {0, 1, 2, 3, 4};
+  f.context.tensors_size = f.tensors.size();
+  f.context.tensors = f.tensors.data();
+  f.context.GetExecutionPlan = get_plan;
+  f.context.GetNodeAndRegistration = get_node;
+  f.context.ReplaceNodeSubsetsWithDelegateKernels = replace;
+  f.context.ResizeTensor = resize;
+  f.context.ReportError = report_error;
+  f.context.recommended_num_threads = 1;
+
+  const std::string report = "edge_test_claim_report.json";
+  auto claimed = [&](edge::delegate::Options o) {
+    o.report = report;
+    for (auto& d : f.delegated) d->reg.free(&f.context, d->node.user_data);
+    f.delegated.clear();
+    TfLiteDelegate* d = edge::delegate::create_delegate(o);
+    EDGE_CHECK(d->Prepare(&f.context, d) == kTfLiteOk);
+    std::vector<int> nodes;
+    for (auto& dn : f.delegated) {
+      nodes.push_back(reinterpret_cast<const TfLiteDelegateParams*>(dn->params.data())
+                          ->nodes_to_replace->data[0]);
+    }
+    edge::delegate::destroy_delegate(d);
+    return nodes;
+  };
+  auto report_text = [&] {
+    std::FILE* file = std::fopen(report.c_str(), "rb");
+    std::string text;
+    if (file == nullptr) return text;
+    char buf[4096];
+    std::size_t got = 0;
+    while ((got = std::fread(buf, 1, sizeof buf, file)) > 0) text.append(buf, got);
+    std::fclose(file);
+    return text;
+  };
+  using V = std::vector<int>;
+  edge::delegate::Options o;
+  o.isa = edge::Isa::kScalar;  // builtin kernels beat scalar: only the custom op
+  EDGE_CHECK(claimed(o) == V({2}));
+  std::string text = report_text();
+  EDGE_CHECK(text.find("custom op: only the edgesdk delegate runs it") != std::string::npos);
+  EDGE_CHECK(text.find("the scalar ISA is not faster") != std::string::npos);
+  o.claim = edge::delegate::ClaimPolicy::kAll;
+  EDGE_CHECK(claimed(o) == V({0, 1, 2, 3, 4}));
+  if (edge::isa_available(edge::Isa::kAvx2)) {
+    edge::delegate::Options a;
+    a.isa = edge::Isa::kAvx2;  // int8 conv 0.90x of XNNPACK; no FC row for AVX2
+    EDGE_CHECK(claimed(a) == V({1, 2}));
+    text = report_text();
+    EDGE_CHECK(text.find("left to XNNPACK: cost table 0.90x of XNNPACK on avx2") !=
+               std::string::npos);
+    EDGE_CHECK(text.find("left to XNNPACK: no cost-table measurement on avx2") !=
+               std::string::npos);
+    EDGE_CHECK(text.find("XNNPACK does not take this node") != std::string::npos);
+    a.litert_xnnpack = false;  // LiteRT's builtin kernels for what is left: claim it all
+    EDGE_CHECK(claimed(a) == V({0, 1, 2, 3, 4}));
+  }
+  if (edge::isa_available(edge::Isa::kAvx512Vnni)) {
+    edge::delegate::Options v;
+    v.isa = edge::Isa::kAvx512Vnni;  // ternary FC 2.40x: the big one; the 32 K-MAC one stays
+    EDGE_CHECK(claimed(v) == V({1, 2, 3}));
+    text = report_text();
+    EDGE_CHECK(text.find("cost table: 2.40x of XNNPACK on avx512vnni") != std::string::npos);
+    EDGE_CHECK(text.find("32768 MACs, below the 1048576") != std::string::npos);
+  }
+  if (!f.errors.empty()) std::fprintf(stderr, "%s", f.errors.c_str());
+  EDGE_CHECK(f.errors.empty());
+  for (auto& d : f.delegated) d->reg.free(&f.context, d->node.user_data);
+  std::remove(report.c_str());
   g_fake = nullptr;
 }

@@ -40,6 +40,11 @@ PRECISIONS = ("int8", "int4", "int2")
 #: quantised weights (dynamic range, "hybrid")
 ACTIVATION_KINDS = ("static", "dynamic")
 OPS = ("fully_connected", "conv_2d", "depthwise_conv_2d")
+#: `claim`: "faster" (default) claims a node only where the native kernel beats what LiteRT
+#: would run for it (native/src/delegate/cost_rule.h); "all" claims every node it can run
+CLAIM_POLICIES = ("faster", "all")
+#: `litert_kernels`: what LiteRT runs for the nodes left to it (Interpreter passes it)
+LITERT_KERNELS = ("xnnpack", "builtin")
 #: custom ops only the edgesdk delegate runs (converters/tflite/custom_ops.py)
 CUSTOM_OPS = ("EDGE_CONV_INT2", "EDGE_DWCONV_INT2")
 
@@ -71,6 +76,7 @@ def delegate_path(abi: str | None = None) -> Path:
 def delegate_options(*, precisions: Iterable[str] | None = None,
                      ops: Iterable[str] | None = None, num_threads: int | None = None,
                      isa: str | None = None, rounding: str | None = None,
+                     claim: str | None = None, litert_kernels: str | None = None,
                      report: str | os.PathLike[str] | None = None) -> dict[str, str]:
     """The delegate's string options, checked here so mistakes name the argument."""
     options: dict[str, str] = {}
@@ -93,6 +99,15 @@ def delegate_options(*, precisions: Iterable[str] | None = None,
         options["isa"] = isa
     if rounding is not None:
         options["rounding"] = rounding
+    if claim is not None:
+        if claim not in CLAIM_POLICIES:
+            raise ValueError(f"claim: unknown {claim!r}; choose from {CLAIM_POLICIES}")
+        options["claim"] = claim
+    if litert_kernels is not None:
+        if litert_kernels not in LITERT_KERNELS:
+            raise ValueError(f"litert_kernels: unknown {litert_kernels!r}; choose from "
+                             f"{LITERT_KERNELS}")
+        options["litert_kernels"] = litert_kernels
     if report is not None:
         options["report"] = str(report)
     return options
@@ -136,6 +151,8 @@ class ClaimedNode:
     isa: str
     #: "int8" (static) or "float32" (dynamic range: the input is quantised at run time)
     activations: str = "int8"
+    #: why the claim rule took it (cost_rule.h: what LiteRT would run, the cost table's figure)
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -173,6 +190,7 @@ class DelegateReport:
         return out
 
 
-__all__ = ["ABIS", "ACTIVATION_KINDS", "CUSTOM_OPS", "LIBRARY_NAME", "OPS", "PRECISIONS",
-           "ClaimedNode", "DelegateReport", "SkippedNode", "delegate_candidates",
-           "delegate_options", "delegate_path", "explain_load_error", "load_delegate"]
+__all__ = ["ABIS", "ACTIVATION_KINDS", "CLAIM_POLICIES", "CUSTOM_OPS", "LIBRARY_NAME",
+           "LITERT_KERNELS", "OPS", "PRECISIONS", "ClaimedNode", "DelegateReport", "SkippedNode",
+           "delegate_candidates", "delegate_options", "delegate_path", "explain_load_error",
+           "load_delegate"]

@@ -11,7 +11,10 @@ int8 weights with int8 activations, the same weights with float activations: dyn
 and the edgesdk custom ops); XNNPACK (or LiteRT's builtin kernels with `xnnpack=False`) runs the
 rest. `delegate=False` gives stock LiteRT, with a clear error for files that need the delegate.
 `precisions=("int4",)`, `precisions=("static",)` (leave dynamic-range nodes to LiteRT) etc.
-choose what it takes, so the paths can be compared.
+choose what it takes, so the paths can be compared. Of those, it claims only the nodes where its
+kernel is faster than what LiteRT would run (XNNPACK or the builtin kernels: its cost rule,
+native/src/delegate/cost_rule.h; `interp.report` says per node why); `claim="all"` takes every
+node it can run.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ class Interpreter:
                  model_content: bytes | None = None, num_threads: int | None = None,
                  delegate: bool = True, precisions: Iterable[str] | None = None,
                  ops: Iterable[str] | None = None, isa: str | None = None,
-                 xnnpack: bool = True, experimental_delegates: Sequence[Any] | None = None):
+                 xnnpack: bool = True, experimental_delegates: Sequence[Any] | None = None,
+                 claim: str | None = None):
         if (model_path is None) == (model_content is None):
             raise ValueError("give exactly one of model_path and model_content")
         self.report: DelegateReport | None = None
@@ -45,8 +49,11 @@ class Interpreter:
         if delegate:
             fd, report_file = tempfile.mkstemp(prefix="edgesdk-delegate-", suffix=".json")
             os.close(fd)
+            # The delegate's claim rule compares with what LiteRT runs for the nodes it leaves.
             self._delegate = load_delegate(precisions=precisions, ops=ops,
-                                           num_threads=num_threads, isa=isa, report=report_file)
+                                           num_threads=num_threads, isa=isa, claim=claim,
+                                           litert_kernels="xnnpack" if xnnpack else "builtin",
+                                           report=report_file)
             delegates.insert(0, self._delegate)
         try:
             self._interp = backend().interpreter(

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "cost_rule.h"
 #include "node_kernels.h"
 
 #ifndef EDGE_VERSION
@@ -59,7 +60,7 @@ struct Holder {
 
 struct ClaimRecord {
   int node;
-  std::string op, weights, kernel, isa, activations;
+  std::string op, weights, kernel, isa, activations, reason;
 };
 struct SkipRecord {
   int node;
@@ -234,7 +235,8 @@ void write_report(TfLiteContext* context, const std::vector<int>& plan, const St
          ", \"weights\": " + json_string(c.weights.c_str()) +
          ", \"kernel\": " + json_string(c.kernel.c_str()) +
          ", \"isa\": " + json_string(c.isa.c_str()) +
-         ", \"activations\": " + json_string(c.activations.c_str()) + "}";
+         ", \"activations\": " + json_string(c.activations.c_str()) +
+         ", \"reason\": " + json_string(c.reason.c_str()) + "}";
   }
   j += "\n  ],\n  \"skipped\": [\n";
   for (std::size_t i = 0; i < state.skipped.size(); ++i) {
@@ -278,9 +280,15 @@ TfLiteStatus delegate_prepare(TfLiteContext* context, TfLiteDelegate* delegate) 
       NodeInfo info;
       const std::string why = inspect_node(context, node_index, node, reg, state->options, &info);
       if (why.empty()) {
-        nodes.push_back(node_index);
-        state->claimed.push_back({node_index, info.op, weight_type_label(info.weight_type), "",
-                                  isa_name(isa), info.dynamic ? "float32" : "int8"});
+        // The claim rule (cost_rule.h): only where our kernel beats what LiteRT would run.
+        const ClaimDecision d = decide_claim(info, context, state->options, isa_name(isa));
+        if (d.claim) {
+          nodes.push_back(node_index);
+          state->claimed.push_back({node_index, info.op, weight_type_label(info.weight_type), "",
+                                    isa_name(isa), info.dynamic ? "float32" : "int8", d.reason});
+        } else {
+          state->skipped.push_back({node_index, builtin_label(reg), d.reason});
+        }
       } else if (why != kNotClaimable) {
         state->skipped.push_back({node_index, builtin_label(reg), why});
       }
@@ -386,11 +394,29 @@ Options parse_options(const char* const* keys, const char* const* values, std::s
         throw std::invalid_argument(
             "option rounding: expected upward, away_from_zero or single, got '" + value + "'");
       }
+    } else if (key == "claim") {
+      if (value == "faster") {
+        o.claim = ClaimPolicy::kFaster;
+      } else if (value == "all") {
+        o.claim = ClaimPolicy::kAll;
+      } else {
+        throw std::invalid_argument("option claim: expected faster or all, got '" + value + "'");
+      }
+    } else if (key == "litert_kernels") {
+      if (value == "xnnpack") {
+        o.litert_xnnpack = true;
+      } else if (value == "builtin") {
+        o.litert_xnnpack = false;
+      } else {
+        throw std::invalid_argument("option litert_kernels: expected xnnpack or builtin, got '" +
+                                    value + "'");
+      }
     } else if (key == "report") {
       o.report = value;
     } else {
       throw std::invalid_argument("unknown option '" + key +
-                                  "' (precisions, ops, num_threads, isa, rounding, report)");
+                                  "' (precisions, ops, num_threads, isa, rounding, claim, "
+                                  "litert_kernels, report)");
     }
   }
   return o;

@@ -24,9 +24,17 @@
 //   rounding     upward (default: LiteRT's optimised builtin kernels, bit for bit, including
 //                their depthwise tail channels), away_from_zero (TFLite's reference CONV_2D /
 //                DEPTHWISE_CONV_2D) or single (its reference FULLY_CONNECTED); requant.h.
+//   claim        faster (default): claim a node only where our kernel is faster than what LiteRT
+//                would run for it on this host (XNNPACK, its builtin kernels, or nothing:
+//                src/delegate/cost_rule.h has the rule and its calibrated cost table), so that
+//                loading the delegate never makes a model slower; all: every node the other
+//                options allow (the bit-exactness tests, comparisons).
+//   litert_kernels  xnnpack (default) or builtin: what LiteRT runs for the nodes left to it
+//                (sdk.run.Interpreter passes builtin when XNNPACK is off).
 //   report       a file path: after claiming nodes the delegate writes there, as JSON, what it
 //                read through the TFLite ABI (every tensor and node) and what it claimed or
-//                skipped and why, with the kernel each claimed node runs.
+//                skipped and why (the claim rule's reason per node), with the kernel each
+//                claimed node runs.
 //
 // Claimed nodes: int8 activations (per-tensor scale and zero point), constant weights with
 // per-channel (or per-tensor) affine quantisation, constant INT32 bias, fused NONE / RELU /
@@ -51,6 +59,8 @@
 namespace edge {
 namespace delegate {
 
+enum class ClaimPolicy { kFaster, kAll };
+
 struct Options {
   bool int8 = true;
   bool int4 = true;
@@ -63,6 +73,8 @@ struct Options {
   int num_threads = 0;  // <= 0: the interpreter's, else physical cores
   std::optional<Isa> isa;
   Rounding rounding = Rounding::kUpward;
+  ClaimPolicy claim = ClaimPolicy::kFaster;
+  bool litert_xnnpack = true;  // LiteRT applies XNNPACK to the nodes left to it
   std::string report;
 };
 

@@ -1,0 +1,181 @@
+// The delegate's claim rule (cost_rule.h): what LiteRT would run for a node, and the calibrated
+// cost table of our plans against XNNPACK's kernels.
+#include "cost_rule.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+namespace edge {
+namespace delegate {
+
+using namespace tflite_abi;  // NOLINT: our own ABI declarations
+
+namespace {
+
+const TfLiteTensor& tensor(const TfLiteContext* context, int index) {
+  return context->tensors[index];
+}
+
+int64_t elements(const TfLiteTensor& t) {
+  if (t.dims == nullptr) return 0;
+  int64_t n = 1;
+  for (int i = 0; i < t.dims->size; ++i) n *= std::max(t.dims->data[i], 0);
+  return n;
+}
+
+// The cost table. One row per class XNNPACK takes and ISA we have measured: our plan's speed
+// over XNNPACK's kernel for that class (their time / ours, one thread), the lower end of what
+// was measured. Sources, all on the 2-core AMD EPYC (Zen 4) host with XNNPACK of
+// ai-edge-litert 2.3.0 (AVX2 rows: XNNPACK restricted to its AVX2 kernels, --litert-isa avx2):
+//   [K] benchmarks/results/kernels-2026-11-25.md (benchmarks/kernels.py, single layers);
+//   [S] benchmarks/results/subbyte-delegate-undated.md (benchmarks/subbyte.py, FC 4096x4096).
+// Re-measure with those commands after a kernel change and update the rows.
+struct CostRow {
+  const char* isa;
+  OpKind kind;
+  int weight_bits;  // 8, 4 or 2 (ternary counts as 2)
+  bool dynamic;
+  double speedup;
+};
+
+constexpr CostRow kCostTable[] = {
+    // FC int8, M = 1: 1.04-1.08x [K]; 306 vs 321 us [S].
+    {"avx512vnni", OpKind::kFullyConnected, 8, false, 1.04},
+    // FC INT4, int8 activations: 158 vs 168 us [S].
+    {"avx512vnni", OpKind::kFullyConnected, 4, false, 1.06},
+    // FC INT2 / ternary, int8 activations: 105 vs 253-257 us (XNNPACK's 2-bit path) [S].
+    {"avx512vnni", OpKind::kFullyConnected, 2, false, 2.40},
+    // Dynamic-range FC: int8 0.92x, int4 0.99x, INT2 2.46x [S].
+    {"avx512vnni", OpKind::kFullyConnected, 8, true, 0.92},
+    {"avx512vnni", OpKind::kFullyConnected, 4, true, 0.99},
+    {"avx512vnni", OpKind::kFullyConnected, 2, true, 2.46},
+    // CONV_2D int8: 3x3 0.76-0.99x, 1x1 0.73-0.97x [K].
+    {"avx512vnni", OpKind::kConv2D, 8, false, 0.73},
+    // DEPTHWISE_CONV_2D (int8 kernels for every weight type: sub-byte filters are widened):
+    // 1.23-1.79x after the row-per-call kernel [K, "Depthwise: a row of pixels per call"].
+    {"avx512vnni", OpKind::kDepthwiseConv2D, 8, false, 1.23},
+    {"avx512vnni", OpKind::kDepthwiseConv2D, 4, false, 1.23},
+    // AVX2: CONV_2D int8 1x1 0.90-1.21x [K, "AVX2 host"]; depthwise 0.79-0.83x [K].
+    {"avx2", OpKind::kConv2D, 8, false, 0.90},
+    {"avx2", OpKind::kDepthwiseConv2D, 8, false, 0.79},
+    {"avx2", OpKind::kDepthwiseConv2D, 4, false, 0.79},
+};
+
+int bits_of(const NodeInfo& info) { return weight_bits(info.weight_type); }
+
+const char* path_name(LiteRtPath p) {
+  switch (p) {
+    case LiteRtPath::kXnnpack: return "XNNPACK";
+    case LiteRtPath::kBuiltin: return "LiteRT's builtin kernel";
+    case LiteRtPath::kNone: return "nothing";
+  }
+  return "?";
+}
+
+std::string format(const char* fmt, double a, double b = 0) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, fmt, a, b);
+  return buf;
+}
+
+}  // namespace
+
+LiteRtPath litert_path(const NodeInfo& info, const TfLiteContext* context, bool xnnpack) {
+  if (info.custom) return LiteRtPath::kNone;
+  const TfLiteTensor& w = tensor(context, info.weights);
+  const bool blockwise = w.quantization.type == kTfLiteBlockwiseQuantization;
+  const LiteRtPath fast = xnnpack ? LiteRtPath::kXnnpack : LiteRtPath::kBuiltin;
+  switch (info.kind) {
+    case OpKind::kFullyConnected:
+      // INT2 block-wise: rejected (docs/delegate.md's table); everything else XNNPACK takes.
+      if (blockwise && w.type == kTfLiteInt2) return LiteRtPath::kNone;
+      return fast;
+    case OpKind::kConv2D:
+      if (w.type == kTfLiteInt2) return LiteRtPath::kNone;      // rejected, or computed wrongly
+      if (w.type == kTfLiteInt4) return LiteRtPath::kBuiltin;   // XNNPACK does not take it
+      return fast;
+    case OpKind::kDepthwiseConv2D:
+      if (w.type == kTfLiteInt2) return LiteRtPath::kNone;
+      if (w.type == kTfLiteInt4 && info.dynamic) return LiteRtPath::kNone;
+      return fast;  // INT4 with int8 activations: counted as XNNPACK's (not measured)
+  }
+  return fast;
+}
+
+int64_t node_macs(const NodeInfo& info, const TfLiteContext* context) {
+  const TfLiteTensor& x = tensor(context, info.input);
+  const TfLiteTensor& w = tensor(context, info.weights);
+  const TfLiteTensor& y = tensor(context, info.output);
+  const std::vector<int> wd = tensor_dims(w);
+  const std::vector<int> yd = tensor_dims(y);
+  if (info.kind == OpKind::kFullyConnected) {
+    if (wd.size() != 2 || wd[1] <= 0) return 0;
+    return elements(x) / wd[1] * static_cast<int64_t>(wd[0]) * wd[1];
+  }
+  if (wd.size() != 4 || yd.size() != 4) return 0;
+  const int64_t pixels = static_cast<int64_t>(std::max(yd[0], 0)) * std::max(yd[1], 0) *
+                         std::max(yd[2], 0);
+  if (info.kind == OpKind::kConv2D) {
+    return pixels * wd[0] * static_cast<int64_t>(wd[1]) * wd[2] * wd[3];
+  }
+  return pixels * static_cast<int64_t>(wd[1]) * wd[2] * wd[3];  // depthwise: [1, kh, kw, c]
+}
+
+double xnnpack_speedup(const NodeInfo& info, const char* isa) {
+  for (const CostRow& r : kCostTable) {
+    if (std::strcmp(r.isa, isa) == 0 && r.kind == info.kind && r.weight_bits == bits_of(info) &&
+        r.dynamic == info.dynamic) {
+      return r.speedup;
+    }
+  }
+  return 0;
+}
+
+ClaimDecision decide_claim(const NodeInfo& info, const TfLiteContext* context,
+                           const Options& options, const char* isa) {
+  ClaimDecision d;
+  d.litert = litert_path(info, context, options.litert_xnnpack);
+  d.macs = node_macs(info, context);
+  if (d.litert == LiteRtPath::kNone) {
+    d.reason = info.custom ? "custom op: only the edgesdk delegate runs it"
+                           : "stock LiteRT rejects this node or computes it wrongly";
+    return d;
+  }
+  if (options.claim == ClaimPolicy::kAll) {
+    d.reason = std::string("claim=all (LiteRT would run ") + path_name(d.litert) + ")";
+    return d;
+  }
+  if (d.litert == LiteRtPath::kBuiltin) {
+    if (std::strcmp(isa, "scalar") == 0) {
+      d.claim = false;
+      d.reason = "left to LiteRT's builtin kernel: the scalar ISA is not faster than it";
+      return d;
+    }
+    d.reason = "LiteRT would run its builtin kernel (XNNPACK ";
+    d.reason += options.litert_xnnpack ? "does not take this node" : "off";
+    d.reason += "); the SIMD plan is faster";
+    return d;
+  }
+  d.speedup = xnnpack_speedup(info, isa);
+  if (d.speedup == 0) {
+    d.claim = false;
+    d.reason = std::string("left to XNNPACK: no cost-table measurement on ") + isa;
+  } else if (d.speedup < kMinSpeedup) {
+    d.claim = false;
+    d.reason = format("left to XNNPACK: cost table %.2fx of XNNPACK on ", d.speedup) + isa +
+               format(" (claims from %.2fx)", kMinSpeedup);
+  } else if (d.macs < kMinMacs) {
+    d.claim = false;
+    d.reason = format("left to XNNPACK: %.0f MACs, below the %.0f where a delegate kernel pays",
+                      static_cast<double>(d.macs), static_cast<double>(kMinMacs));
+  } else {
+    d.reason = format("cost table: %.2fx of XNNPACK on ", d.speedup) + isa +
+               format(", %.0f MACs", static_cast<double>(d.macs));
+  }
+  return d;
+}
+
+}  // namespace delegate
+}  // namespace edge

@@ -1,0 +1,64 @@
+// Internal: which nodes the delegate claims under its default `claim=faster` policy.
+//
+// A node the delegate can run is claimed only where our kernel is faster than what LiteRT would
+// run for it on this host, so that loading the delegate never makes a model slower. What LiteRT
+// would run is decided per node from LiteRT 2.3's op support (docs/delegate.md, "What stock
+// LiteRT 2.3.0 runs"): XNNPACK (when the interpreter applies it: the `litert_kernels` option)
+// for the classes it takes, else LiteRT's builtin kernels, or nothing (classes LiteRT rejects or
+// computes wrongly, and our custom ops). Against XNNPACK the decision comes from a calibrated
+// cost table (cost_rule.cc): the speed of our plan over XNNPACK's kernel for the node's class
+// (op, weight type, activation kind) on the ISA the plan runs, measured with the benchmarks
+// named there; a class without a measurement on that ISA stays with XNNPACK. No timing happens
+// at Prepare: the decision is a table look-up per node (nothing on the user's first inference).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "edge/delegate/delegate.h"
+#include "edge/delegate/tflite_abi.h"
+#include "node_kernels.h"
+
+namespace edge {
+namespace delegate {
+
+// What LiteRT runs for a node the delegate leaves to it.
+enum class LiteRtPath {
+  kXnnpack,  // XNNPACK's kernel (the interpreter applies XNNPACK and it takes this class)
+  kBuiltin,  // LiteRT's builtin (optimised or reference) kernel
+  kNone,     // nothing right: LiteRT rejects the node or computes it wrongly (custom ops too)
+};
+
+struct ClaimDecision {
+  bool claim = true;
+  LiteRtPath litert = LiteRtPath::kBuiltin;
+  double speedup = 0;   // ours over XNNPACK from the cost table (0: not looked up)
+  int64_t macs = 0;     // multiply-accumulates per invocation (estimated from the shapes)
+  std::string reason;   // one sentence for the report
+};
+
+// Nodes that XNNPACK would run are claimed only when the cost table's speed-up on `isa` is at
+// least this (near-parity classes stay with LiteRT: no gain, and a delegate kernel splits
+// XNNPACK's partition in two) ...
+constexpr double kMinSpeedup = 1.15;
+// ... and the node does at least this many multiply-accumulates (below it the per-node cost of
+// leaving and re-entering XNNPACK's partition, ~1-3 us, outweighs a faster kernel).
+constexpr int64_t kMinMacs = int64_t{1} << 20;
+
+// What LiteRT would run for `info` (a node inspect_node accepted).
+LiteRtPath litert_path(const NodeInfo& info, const tflite_abi::TfLiteContext* context,
+                       bool xnnpack);
+
+// Multiply-accumulates of one invocation of `info`, from its tensors' current shapes.
+int64_t node_macs(const NodeInfo& info, const tflite_abi::TfLiteContext* context);
+
+// The cost table: our plan's speed over XNNPACK's kernel for this class on `isa`; 0 when the
+// table has no measurement for it.
+double xnnpack_speedup(const NodeInfo& info, const char* isa);
+
+// The decision under `options` (claim policy, LiteRT's kernels) for a node on `isa`.
+ClaimDecision decide_claim(const NodeInfo& info, const tflite_abi::TfLiteContext* context,
+                           const Options& options, const char* isa);
+
+}  // namespace delegate
+}  // namespace edge
