@@ -35,6 +35,7 @@ import numpy as np
 
 from sdk.base.errors import ConversionError, UnsupportedOpError
 from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, Tensor
+from sdk.converters.quantize import log_guard
 from sdk.converters.quantize.int16x8 import (
     INT16_QMAX,
     INT16_QMIN,
@@ -698,10 +699,14 @@ class _Rewrite:
             if mode == _INT8:
                 self.quantize_op(op)
             elif mode == _FLOAT:
+                x = op.inputs[0] if op.inputs else None
                 for i, t in enumerate(op.inputs):
                     if t is not None and id(t) in self.originally_float and not (
                             t.is_constant and id(op) in self.hybrid):
                         op.inputs[i] = self.float_view(t)
+                if op.type in log_guard.GUARDED and x is not None and x.quant is not None \
+                        and log_guard.needs_guard(x, self.ranges.get(x, (None,))[0]):
+                    self.pending.append(log_guard.guard(self.g, op.inputs[0], x.quant, op))
                 if id(op) in self.hybrid:
                     self.hybrid_weights(op)
             new_ops.extend(self.pending)
