@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import sdk
+from sdk.base.artifacts import host_abi
 from sdk.devices import (
     DelegateConfig,
     DeviceStorageError,
@@ -116,15 +117,20 @@ def test_missing_runner(emulated_board, tmp_path, digits_int8_tflite):
 
 
 def test_wrong_abi(emulated_board, emulated_phone, tmp_path, digits_int8_tflite):
-    x86_binary = ROOT / "build" / "host" / "edge_native_tests"
+    # this host's build, offered to the arm64-v8a emulated devices
+    abi = host_abi()
+    if abi in (None, "arm64-v8a"):
+        pytest.skip(f"this host ({platform.machine()}) builds for the emulated devices' ABI "
+                    "(arm64-v8a) or for none edgesdk knows: no wrong-ABI binary to offer")
+    host_binary = ROOT / "build" / "host" / "edge_native_tests"
     edge_model = tmp_path / "m.edge"
     edge_model.write_bytes(b"not really")
-    board = emulated_board.device_config(runner=RunnerConfig(edge_run=str(x86_binary)))
-    with pytest.raises(RunnerError, match=r"wrong ABI: edge-run .* built for x86_64, but the "
+    board = emulated_board.device_config(runner=RunnerConfig(edge_run=str(host_binary)))
+    with pytest.raises(RunnerError, match=rf"wrong ABI: edge-run .* built for {abi}, but the "
                                           r"device's ABI is arm64-v8a"):
         sdk.deploy(edge_model, board)
     phone = emulated_phone.device_config(adb_key=str(tmp_path / "k"),
-                                         runner=RunnerConfig(benchmark_model=str(x86_binary)))
+                                         runner=RunnerConfig(benchmark_model=str(host_binary)))
     with pytest.raises(RunnerError, match="wrong ABI: benchmark_model"):
         sdk.deploy(digits_int8_tflite, phone)
     # an ABI edgesdk builds no edge-run for
@@ -188,8 +194,8 @@ def test_models_with_edgesdk_custom_ops_get_the_delegate(emulated_board, tmp_pat
     model = tmp_path / "custom.tflite"
     write_tflite(Model(graphs=[g]), model)
     assert custom_ops(model) == ["EDGE_CONV_INT2"]
-    try:  # the board's runner is this host's x86_64 Python: it needs the x86_64 delegate
-        library = edgesdk_delegate("x86_64")
+    try:  # the board's runner is this host's Python: it needs the delegate of this host's ABI
+        library = edgesdk_delegate(host_abi() or platform.machine())
     except Exception:  # issue 4's delegate is not on main (or not built): a clear error
         with pytest.raises(RunnerError, match=r"uses custom ops EDGE_CONV_INT2 that only the "
                                               r"edgesdk delegate runs"):

@@ -114,4 +114,4 @@ def test_cleanup_removes_what_we_pushed(local, tmp_path):
 def test_open_device_local():
     with open_device("local") as device:
         assert isinstance(device, LocalDevice)
-        assert device.shell("uname", "-m").stdout.strip() == "x86_64"
+        assert device.shell("uname", "-m").stdout.strip() == platform.machine()
