@@ -22,7 +22,13 @@ kernel library's depthwise kernel is int8). Accuracy is not the point here (weig
 
 Timing: edge-run (`--runs`, `--warmup`, `--threads`; the p50 of its timed runs) and LiteRT's
 Python interpreter with XNNPACK (default delegate) and the same thread count (p50 of timed
-invokes). Ratios are LiteRT time / .edge time (above 1: .edge is faster).
+invokes), in `--rounds` interleaved rounds (every implementation once per round, so drift from
+other processes hits all of them alike); each figure is the median over the rounds of the
+round's p50. Ratios are LiteRT time / .edge time (above 1: .edge is faster). On one thread the
+CPU time per run is reported too (`cpu_ms`: LiteRT's thread CPU time per invoke; edge-run's
+process CPU time of the timed runs, the CPU time of a one-run edge-run subtracted) and
+`speedup_cpu` gives the ratios of those: on a shared host a process that waits for a core
+loses wall time but not CPU time, so these ratios hold when the wall-time ones are noise.
 
 `--litert-isa avx2` measures an AVX2-class host (Haswell .. Zen 3) on a newer x86 CPU: LiteRT's
 XNNPACK is restricted to its AVX2 kernels (litert_isa.py) and edge-run to ours
@@ -38,6 +44,7 @@ import io
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -171,6 +178,8 @@ def requantize_weights(model: Model, scheme: str) -> tuple[Model, int]:
 
 # ---------------------------------------------------------------- timing
 def time_litert(model: bytes, threads: int, runs: int, warmup: int) -> dict[str, float]:
+    """p50 / mean / min wall ms of `runs` invokes; `cpu_ms`: this thread's CPU time per invoke
+    (all of it on one thread, where XNNPACK runs on the calling thread)."""
     interp = backend().interpreter(model_content=model, num_threads=threads)
     interp.allocate_tensors()
     for d in interp.get_input_details():
@@ -182,30 +191,56 @@ def time_litert(model: bytes, threads: int, runs: int, warmup: int) -> dict[str,
     for _ in range(warmup):
         interp.invoke()
     times = []
+    c0 = time.thread_time()
     for _ in range(runs):
         t0 = time.perf_counter()
         interp.invoke()
         times.append((time.perf_counter() - t0) * 1000)
+    cpu = (time.thread_time() - c0) * 1000 / runs
     return {"p50_ms": float(np.median(times)), "mean_ms": float(np.mean(times)),
-            "min_ms": float(np.min(times))}
+            "min_ms": float(np.min(times)), "cpu_ms": cpu}
+
+
+def _child_cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def time_edge(path: Path, threads: int, runs: int, warmup: int) -> dict[str, Any]:
     exe = native.edge_run_path("x86_64" if platform.machine() == "x86_64" else "arm64-v8a")
-    out = subprocess.run([str(exe), str(path), "--runs", str(runs), "--warmup", str(warmup),
-                          "--threads", str(threads), "--json"], capture_output=True, text=True,
-                         check=True)
-    report = json.loads(out.stdout)
+
+    def run(n: int, w: int) -> tuple[str, float]:
+        c0 = _child_cpu_s()
+        out = subprocess.run([str(exe), str(path), "--runs", str(n), "--warmup", str(w),
+                              "--threads", str(threads), "--json"], capture_output=True,
+                             text=True, check=True)
+        return out.stdout, _child_cpu_s() - c0
+
+    stdout, cpu_all = run(runs, warmup)
+    _, cpu_one = run(1, 0)  # load, first run, one timed run: what is not the runs' own
+    report = json.loads(stdout)
     lat = report["latency_ms"]
     kernels = sorted({layer["kernel"] for layer in report["layers"]
                       if layer["op"] in ("CONV_2D", "FULLY_CONNECTED", "DEPTHWISE_CONV_2D")})
     return {"p50_ms": lat["p50"], "mean_ms": lat["mean"], "min_ms": lat["min"],
+            "cpu_ms": max(cpu_all - cpu_one, 0.0) * 1000 / max(runs + warmup - 1, 1),
             "init_ms": report["init_ms"], "peak_rss_kb": report["peak_rss_kb"],
             "arena_bytes": report["arena_bytes"], "kernels": kernels}
 
 
+def _median_of_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One implementation's rounds: numbers are the median over rounds (each round's p50 ...),
+    the rest is the first round's; `p50_ms_rounds` keeps every round's p50."""
+    out = dict(rounds[0])
+    for key, value in rounds[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = float(np.median([r[key] for r in rounds]))
+    out["p50_ms_rounds"] = [round(r["p50_ms"], 4) for r in rounds]
+    return out
+
+
 def bench_model(name: str, keras_model: Any, size: int, threads: list[int], runs: int,
-                warmup: int, workdir: Path) -> dict[str, Any]:
+                warmup: int, workdir: Path, rounds: int = 1) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     _randomize_batchnorm(keras_model, rng)
     fp32 = convert(keras_model, size, False, rng)
@@ -225,20 +260,28 @@ def bench_model(name: str, keras_model: Any, size: int, threads: list[int], runs
         row["sizes_bytes"][f"edge_{scheme}"] = path.stat().st_size
         row.setdefault("sub_byte_layers", {})[scheme] = changed
     for t in threads:
-        res: dict[str, Any] = {
-            "litert_fp32_xnnpack": time_litert(fp32, t, runs, warmup),
-            "litert_int8_xnnpack": time_litert(int8, t, runs, warmup),
-        }
-        for scheme, path in edge_files.items():
-            res[f"edge_{scheme}"] = time_edge(path, t, runs, warmup)
-        ratios = {}
-        for scheme in SCHEMES:
-            e = res[f"edge_{scheme}"]["p50_ms"]
-            ratios[f"edge_{scheme}_vs_litert_int8"] = round(
-                res["litert_int8_xnnpack"]["p50_ms"] / e, 3)
-            ratios[f"edge_{scheme}_vs_litert_fp32"] = round(
-                res["litert_fp32_xnnpack"]["p50_ms"] / e, 3)
-        res["speedup"] = ratios
+        by_impl: dict[str, list[dict[str, Any]]] = {}
+        for _ in range(rounds):
+            by_impl.setdefault("litert_fp32_xnnpack", []).append(
+                time_litert(fp32, t, runs, warmup))
+            by_impl.setdefault("litert_int8_xnnpack", []).append(
+                time_litert(int8, t, runs, warmup))
+            for scheme, path in edge_files.items():
+                by_impl.setdefault(f"edge_{scheme}", []).append(time_edge(path, t, runs, warmup))
+        res: dict[str, Any] = {k: _median_of_rounds(v) for k, v in by_impl.items()}
+        for key, label in (("p50_ms", "speedup"), ("cpu_ms", "speedup_cpu")):
+            if key == "cpu_ms" and t != 1:
+                continue  # CPU time is latency only on one thread
+            ratios = {}
+            for scheme in SCHEMES:
+                e = res[f"edge_{scheme}"][key]
+                ratios[f"edge_{scheme}_vs_litert_int8"] = round(
+                    res["litert_int8_xnnpack"][key] / e, 3)
+                ratios[f"edge_{scheme}_vs_litert_fp32"] = round(
+                    res["litert_fp32_xnnpack"][key] / e, 3)
+            best = max(ratios[f"edge_{s}_vs_litert_int8"] for s in SCHEMES)
+            ratios["best_edge_vs_litert_int8"] = best
+            res[label] = ratios
         row["threads"][str(t)] = res
     return row
 
@@ -249,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument("--warmup", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds; figures are medians over them")
     parser.add_argument("--models", default="resnet-like,mobilenet-like")
     parser.add_argument("--output", help="also write the JSON here")
     parser.add_argument("--litert-isa", default="native", choices=("native", *litert_isa.LEVELS),
@@ -265,14 +310,14 @@ def main(argv: list[str] | None = None) -> int:
         "host": {"machine": platform.machine(), "python": platform.python_version(),
                  "cpu_features": sorted(k for k, v in cpu_features().items() if v is True),
                  "cpus": os.cpu_count(), "litert": backend().version},
-        "runs": runs, "warmup": warmup, "models": [],
+        "runs": runs, "warmup": warmup, "rounds": args.rounds, "models": [],
     }
     builders = {"resnet-like": resnet_like, "mobilenet-like": mobilenet_like}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             print(f"# {name} ...", file=sys.stderr)
             report["models"].append(bench_model(name, builders[name](size), size, threads, runs,
-                                                warmup, Path(tmp)))
+                                                warmup, Path(tmp), rounds=args.rounds))
     report["litert_isa"] = asdict(restriction) if restriction else "native"
     report["xnnpack_kernels"] = litert_isa.kernels_report(args.litert_isa)
     text = json.dumps(report, indent=2)
