@@ -20,11 +20,17 @@ each, not a pass over the data. As in the paper the regulariser is off for the f
 is rounded by h(V) >= 1/2.
 
 Same pipeline as GPTQ (`WeightSolver` with method "adaround"): per-channel scales from the
-format's MSE search, layers in execution order, each solved for the inputs it really gets with
-the upstream rounding error compensated, and each channel's scale refitted by least squares
-after the codes are chosen. Codes stay in [qmin, qmax]: a weight beyond the grid can only round
-to its edge or one step inside. Cost: `iterations` (default 300) products per layer, bounded;
-numpy only.
+format's MSE search, H damped as GPTQ damps it (1 % of its mean diagonal), layers in execution
+order, each solved for the inputs it really gets with the upstream rounding error compensated,
+and each channel's scale refitted by least squares after the codes are chosen. Codes stay in
+[qmin, qmax]: a weight beyond the grid can only round to its edge or one step inside. Cost:
+`iterations` (default 1000) products per layer, fewer (down to 200) where C x K x K x
+iterations would pass `MAX_WORK`; numpy only.
+
+On the corpus' openWakeWord embedding net (20 CONV_2D layers, Hessians from 32 calibration
+inputs) the mean layer output SQNR at INT4 is 15.3 dB rounded to nearest, 24.8 GPTQ, 25.7
+AdaRound with 300 iterations, 27.9 with 1000 (27.9 with 2000); at 2-bit 1.5 / 10.7 / 13.9 /
+16.9. The whole INT4 export's worst output: 18.4 dB with H undamped, 19.0 damped.
 """
 
 from __future__ import annotations
@@ -37,7 +43,11 @@ from sdk.base.errors import ConversionError
 
 ZETA = 1.1
 GAMMA = -0.1
-DEFAULT_ITERATIONS = 300
+DEFAULT_ITERATIONS = 1000
+#: a layer's iterations are cut so that iterations x C x K x K stays under this many
+#: multiply-adds (about 10 s of one core), but never under MIN_ITERATIONS
+MAX_WORK = 2e11
+MIN_ITERATIONS = 200
 DEFAULT_LAMBDA = 10.0
 DEFAULT_LR = 0.1
 WARMUP = 0.2
@@ -74,10 +84,11 @@ def _initial_v(rest: np.ndarray) -> np.ndarray:
 def adaround_quantize(rows: np.ndarray, hessian: np.ndarray, qmin: int, qmax: int,
                       scales: np.ndarray, *, iterations: int = DEFAULT_ITERATIONS,
                       lam: float = DEFAULT_LAMBDA, lr: float = DEFAULT_LR,
-                      warmup: float = WARMUP, beta: tuple[float, float] = BETA
-                      ) -> AdaRoundResult:
+                      warmup: float = WARMUP, beta: tuple[float, float] = BETA,
+                      max_work: float = MAX_WORK, damp: float = 0.0) -> AdaRoundResult:
     """Learned rounding of weights `rows` [C, K] at `scales` ([C] per channel, or [C, K] one per
-    weight, e.g. per-group scales repeated) with Hessian [K, K] (shared) or [C, K, K]."""
+    weight, e.g. per-group scales repeated) with Hessian [K, K] (shared) or [C, K, K]; `damp`
+    adds that fraction of H's mean diagonal to its diagonal (as GPTQ damps it)."""
     w = np.asarray(rows, np.float64)
     c, k = w.shape
     if hessian.shape[-2:] != (k, k) or (hessian.ndim == 3 and hessian.shape[0] != c):
@@ -87,7 +98,10 @@ def adaround_quantize(rows: np.ndarray, hessian: np.ndarray, qmin: int, qmax: in
         raise ConversionError(f"AdaRound: empty grid [{qmin}, {qmax}]")
     s = np.asarray(scales, np.float64)
     s = np.broadcast_to(s.reshape(c, -1) if s.ndim == 1 else s, (c, k))
-    h = np.asarray(hessian, np.float64)
+    h = np.array(hessian, np.float64, copy=True)
+    if damp > 0:
+        idx = np.arange(k)
+        h[..., idx, idx] += damp * h[..., idx, idx].mean(axis=-1, keepdims=True)
     x = w / s
     base = np.clip(np.floor(x), qmin, qmax - 1)  # codes are base or base + 1
     rtn = np.clip(np.round(x), qmin, qmax)
@@ -97,6 +111,8 @@ def adaround_quantize(rows: np.ndarray, hessian: np.ndarray, qmin: int, qmax: in
         return float((e * _hdot(h, e)).sum())
 
     rtn_error = error(rtn)
+    if iterations > MIN_ITERATIONS:
+        iterations = max(MIN_ITERATIONS, min(iterations, int(max_work // (c * k * k))))
     if rtn_error <= 0.0 or iterations <= 0:
         return AdaRoundResult(rtn, rtn_error, rtn_error, 0)
     v = _initial_v(x - base)
@@ -127,5 +143,6 @@ def adaround_quantize(rows: np.ndarray, hessian: np.ndarray, qmin: int, qmax: in
     return AdaRoundResult(codes, err, rtn_error, iterations)
 
 
-__all__ = ["DEFAULT_ITERATIONS", "DEFAULT_LAMBDA", "AdaRoundResult", "adaround_quantize",
+__all__ = ["DEFAULT_ITERATIONS", "DEFAULT_LAMBDA", "MAX_WORK", "AdaRoundResult",
+           "adaround_quantize",
            "rectified_sigmoid"]

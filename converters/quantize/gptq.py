@@ -436,7 +436,8 @@ class WeightSolver:
                 h, target = stats
                 self.compensated.append(", ".join(entry.layers))
         if self.method == "adaround":
-            result = self._adaround(target, h, qmin, qmax, scales, group_size, group_scale)
+            result = self._adaround(target, h, qmin, qmax, scales, group_size, group_scale,
+                                    self.damp)
         else:
             result = gptq_quantize(target, h, qmin, qmax, scales=scales,
                                    group_size=group_size, group_scale=group_scale,
@@ -454,8 +455,8 @@ class WeightSolver:
 
     @staticmethod
     def _adaround(target: np.ndarray, h: np.ndarray, qmin: int, qmax: int,
-                  scales: np.ndarray | None, group_size: int, group_scale: ScaleFn | None
-                  ) -> GptqResult:
+                  scales: np.ndarray | None, group_size: int, group_scale: ScaleFn | None,
+                  damp: float) -> GptqResult:
         """AdaRound codes at the given per-channel scales, or per group at each group's scale
         from `group_scale` on the (compensated) weights."""
         c, k = target.shape
@@ -472,7 +473,8 @@ class WeightSolver:
         else:
             out = np.asarray(scales, np.float64).reshape(c)
             per_value = out[:, None]
-        return GptqResult(adaround_quantize(target, h, qmin, qmax, per_value).codes, out)
+        return GptqResult(adaround_quantize(target, h, qmin, qmax, per_value, damp=damp).codes,
+                          out)
 
     # ------------------------------------------------------------ upstream compensation
     def _round_in_copy(self, entry: LayerHessian, rows: np.ndarray, deq_rows: np.ndarray,
