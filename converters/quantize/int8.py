@@ -35,7 +35,7 @@ import numpy as np
 
 from sdk.base.errors import ConversionError, UnsupportedOpError
 from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, Tensor
-from sdk.converters.quantize import log_guard
+from sdk.converters.quantize import layernorm, log_guard
 from sdk.converters.quantize.int16x8 import (
     INT16_QMAX,
     INT16_QMIN,
@@ -364,6 +364,7 @@ class _Rewrite:
         self.classify()
         self.keep_wide_tails()
         self.keep_log_front_ends()
+        self.keep_layernorm_statistics()
         self.tie()
         self.assign_params()
         self.set_home_types()
@@ -526,6 +527,20 @@ class _Rewrite:
                           f"{len(cone)} ops")
                 self.reports = [r for r in self.reports if r.name != name]
                 self.reports.append(LayerReport(name, head_op.type, "float32", reason))
+
+    def keep_layernorm_statistics(self) -> None:
+        """Run each decomposed LayerNorm's statistics (row mean, centring, variance, 1/std and
+        the normalising product: `layernorm.statistics_ops`) in float; its input and its
+        normalised output stay int8. A layer whose precision was chosen keeps it."""
+        for stats in layernorm.statistics_ops(self.g):
+            for op in stats.ops:
+                if self.modes.get(id(op)) not in (_INT8, _AGNOSTIC) or self._chosen(op):
+                    continue
+                self.modes[id(op)] = _FLOAT
+                self.act.pop(id(op), None)
+                name = layer_name(op)
+                self.reports = [r for r in self.reports if r.name != name]
+                self.reports.append(LayerReport(name, op.type, "float32", layernorm.REASON))
 
     def _chosen(self, op: Operator) -> bool:
         """Whether `op`'s precision was chosen for it (16x8, a per-layer override, the
