@@ -280,6 +280,9 @@ def host_info(threads: list[int]) -> dict[str, Any]:
         "cpu_features": [k for k, v in feats.items() if v is True],
         "physical_cores": native.physical_core_count(), "threads": threads,
         "isa": kernels.resolve_isa(),  # honours $EDGE_KERNEL_ISA, as the plans do
+        # every tier this binary carries and whether this CPU runs it (avxvnni / i8mm are built
+        # on x86 / aarch64 everywhere but run only where CPUID / HWCAP say so: docs/kernels.md)
+        "kernel_isas": {isa: isa in kernels.available_isas() for isa in kernels.built_isas()},
         "litert": f"{be.name} {be.version}",
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }

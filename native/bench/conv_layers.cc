@@ -4,6 +4,8 @@
 // is the one that compares with XNNPACK).
 // Build: part of the host CMake build (target edge_conv_bench, x86 only; not a test).
 // Run:   build/host/edge_conv_bench [--isa avx2] [--threads 2] [--only mobilenet] [--ms 300]
+//        (--isa avxvnni on a CPU with AVX-512 VNNI and no AVX-VNNI times the EVEX twin of the
+//        AVX-VNNI kernels, tests/avxvnni_twin.h: the only way to run that source here)
 //        prints one line per layer and weight type: median ms per call over batches, GMAC/s.
 #include <algorithm>
 #include <chrono>
@@ -20,6 +22,7 @@
 #include "edge/kernels/isa.h"
 #include "edge/packing/packed_weights.h"
 #include "edge/thread_pool.h"
+#include "avxvnni_twin.h"
 
 namespace {
 
@@ -80,6 +83,11 @@ int main(int argc, char** argv) {
     else if (a == "--types") types = argv[i + 1];
   }
   const edge::Isa isa = isa_name.empty() ? edge::resolve_isa() : edge::parse_isa(isa_name);
+  if (isa == edge::Isa::kAvxVnni &&
+      edge_test::install_avxvnni_evex_twin() == edge_test::AvxVnniForm::kEvexTwin) {
+    std::printf("# avxvnni: no AVX-VNNI on this CPU: timing the kernels' EVEX twin (the same "
+                "source, AVX-512 VL encoding of ymm vpdpbusd)\n");
+  }
   edge::ThreadPool pool(threads);
   std::mt19937 rng(1);
   for (const Layer& L : kLayers) {

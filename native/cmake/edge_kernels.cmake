@@ -36,16 +36,29 @@ function(edge_kernel_isa name define flags)
   target_compile_definitions(edge_kernels PRIVATE ${define})
   set(EDGE_KERNEL_ISAS "${EDGE_KERNEL_ISAS};${name}" PARENT_SCOPE)
 endfunction()
+include(CheckCXXCompilerFlag)
 if(EDGE_ARCH STREQUAL "x86")
   edge_kernel_isa(avx2 EDGE_HAVE_AVX2 "-mavx2;-mfma" ${_k}/src/kernels/x86/avx2.cc
     ${_k}/src/kernels/x86/quantize_avx2.cc ${_k}/src/kernels/x86/elementwise_avx2.cc)
   edge_kernel_isa(avx512vnni EDGE_HAVE_AVX512VNNI
     "-mavx2;-mfma;-mavx512f;-mavx512bw;-mavx512vl;-mavx512vnni" ${_k}/src/kernels/x86/avx512vnni.cc
     ${_k}/src/kernels/x86/quantize_avx512.cc)
+  # AVX-VNNI (VEX vpdpbusd on ymm): GCC 11+, clang 12+. No AVX-512 flag on this file.
+  check_cxx_compiler_flag(-mavxvnni EDGE_CXX_HAS_MAVXVNNI)
+  if(EDGE_CXX_HAS_MAVXVNNI)
+    edge_kernel_isa(avxvnni EDGE_HAVE_AVXVNNI "-mavx2;-mfma;-mavxvnni"
+      ${_k}/src/kernels/x86/avxvnni.cc)
+  endif()
 elseif(EDGE_ARCH STREQUAL "aarch64")
   edge_kernel_isa(neon EDGE_HAVE_NEON "" ${_k}/src/kernels/arm/neon.cc
     ${_k}/src/kernels/arm/quantize_neon.cc ${_k}/src/kernels/arm/elementwise_neon.cc)
   edge_kernel_isa(dotprod EDGE_HAVE_DOTPROD "-march=armv8.2-a+dotprod" ${_k}/src/kernels/arm/dotprod.cc)
+  # Armv8.6 SMMLA (GCC 10+, clang 11+).
+  check_cxx_compiler_flag(-march=armv8.2-a+dotprod+i8mm EDGE_CXX_HAS_I8MM)
+  if(EDGE_CXX_HAS_I8MM)
+    edge_kernel_isa(i8mm EDGE_HAVE_I8MM "-march=armv8.2-a+dotprod+i8mm"
+      ${_k}/src/kernels/arm/i8mm.cc)
+  endif()
 elseif(EDGE_ARCH STREQUAL "armv7")
   # The armv7 toolchain file already builds everything with -mfpu=neon.
   edge_kernel_isa(neon EDGE_HAVE_NEON "" ${_k}/src/kernels/arm/neon.cc
@@ -55,8 +68,18 @@ message(STATUS "edgesdk: kernel ISAs ${EDGE_KERNEL_ISAS}")
 
 if(EDGE_BUILD_TESTS AND NOT EDGE_BUILD_PYTHON)
   target_sources(edge_native_tests PRIVATE ${_k}/tests/kernel_reference.cc ${_k}/tests/test_kernels.cc
-    ${_k}/tests/test_quantize.cc ${_k}/tests/test_elementwise.cc)
+    ${_k}/tests/test_quantize.cc ${_k}/tests/test_elementwise.cc ${_k}/tests/test_isa_tiers.cc
+    ${_k}/tests/avxvnni_twin_install.cc)
   target_link_libraries(edge_native_tests PRIVATE edge_kernels)
+  # The AVX-VNNI kernels' EVEX twin (tests/avxvnni_evex_twin.cc), for hosts with AVX-512 VNNI and
+  # no AVX-VNNI (test_isa_tiers.cc installs it in the VEX table's place there).
+  if("avxvnni" IN_LIST EDGE_KERNEL_ISAS)
+    set(_twin ${_k}/tests/avxvnni_evex_twin.cc)
+    target_sources(edge_native_tests PRIVATE ${_twin})
+    set_source_files_properties(${_twin} PROPERTIES COMPILE_OPTIONS
+      "-mavx2;-mfma;-mavx512f;-mavx512bw;-mavx512vl;-mavx512vnni")
+    target_compile_definitions(edge_native_tests PRIVATE EDGE_TEST_AVXVNNI_EVEX_TWIN)
+  endif()
   # The kernel tests check micro-kernels directly through the private tables.
   target_include_directories(edge_native_tests PRIVATE ${_k}/src)
 endif()
@@ -66,8 +89,14 @@ if(EDGE_BUILD_TESTS AND NOT EDGE_BUILD_PYTHON AND EDGE_ARCH STREQUAL "x86" AND N
   add_executable(edge_kernel_alternatives ${_k}/bench/alternatives.cc)
   target_link_libraries(edge_kernel_alternatives PRIVATE edge_kernels)
   target_include_directories(edge_kernel_alternatives PRIVATE ${_k}/src)
-  add_executable(edge_conv_bench ${_k}/bench/conv_layers.cc)
+  add_executable(edge_conv_bench ${_k}/bench/conv_layers.cc ${_k}/tests/avxvnni_twin_install.cc)
   target_link_libraries(edge_conv_bench PRIVATE edge_kernels)
+  # --isa avxvnni on a host without AVX-VNNI times the kernels' EVEX twin (tests/avxvnni_twin.h)
+  target_include_directories(edge_conv_bench PRIVATE ${_k}/src ${_k}/tests)
+  if("avxvnni" IN_LIST EDGE_KERNEL_ISAS)
+    target_sources(edge_conv_bench PRIVATE ${_k}/tests/avxvnni_evex_twin.cc)
+    target_compile_definitions(edge_conv_bench PRIVATE EDGE_TEST_AVXVNNI_EVEX_TWIN)
+  endif()
 endif()
 
 if(EDGE_BUILD_PYTHON)

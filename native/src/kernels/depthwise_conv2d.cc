@@ -131,7 +131,7 @@ struct DepthwiseConv2D::Impl {
   // (ukernels.h, DwQs8Fn): lane p of accumulator q of block b holds channel 64b + 16(p/4) +
   // 4q + p%4. Channels from vector_channels on take tail_requant's rule.
   void build_fused(const std::vector<int32_t>& wsum) {
-    if (isa == Isa::kNeon || isa == Isa::kDotprod) {
+    if (isa == Isa::kNeon || isa == Isa::kDotprod || isa == Isa::kI8mm) {
       build_fused_arm();
       return;
     }
@@ -235,7 +235,7 @@ struct DepthwiseConv2D::Impl {
       any_away = any_away || (away && rs != 0);
       any_ls = any_ls || ls != 0;
     }
-    if (isa == Isa::kDotprod) {  // int8 [group][stride][4 taps]
+    if (isa == Isa::kDotprod || isa == Isa::kI8mm) {  // int8 [group][stride][4 taps]
       fused_weights.resize(groups * stride * 4);
       std::memset(fused_weights.data(), 0, fused_weights.size());
       for (std::size_t t = 0; t < taps; ++t) {

@@ -73,6 +73,7 @@ const ElementwiseKernels& elementwise_kernels(Isa isa) {
   switch (isa) {
 #if defined(EDGE_HAVE_AVX2)
     case Isa::kAvx2: return detail::kAvx2Elementwise;
+    case Isa::kAvxVnni: return detail::kAvx2Elementwise;  // no dot products here
 #endif
 #if defined(EDGE_HAVE_AVX512VNNI)
     case Isa::kAvx512Vnni: return detail::kAvx512Elementwise;
@@ -81,6 +82,7 @@ const ElementwiseKernels& elementwise_kernels(Isa isa) {
     case Isa::kNeon: return detail::kNeonElementwise;
     // Nothing here needs dot products: the NEON kernels serve both Arm levels.
     case Isa::kDotprod: return detail::kNeonElementwise;
+    case Isa::kI8mm: return detail::kNeonElementwise;
 #endif
     default: break;
   }

@@ -15,8 +15,12 @@
 namespace edge {
 namespace {
 
-constexpr Isa kAllIsas[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512Vnni, Isa::kNeon,
-                            Isa::kDotprod};
+// Tier order: within an architecture each ISA is better than the ones before it.
+constexpr Isa kAllIsas[] = {Isa::kScalar, Isa::kAvx2,    Isa::kAvxVnni, Isa::kAvx512Vnni,
+                            Isa::kNeon,   Isa::kDotprod, Isa::kI8mm};
+
+// Test seam (registry.h, set_isa_kernels_for_test): a table standing in for an ISA's own.
+const detail::IsaKernels* g_test_tables[8] = {};
 
 std::string lower(const std::string& s) {
   std::string out = s;
@@ -44,6 +48,8 @@ const char* isa_name(Isa isa) {
     case Isa::kAvx512Vnni: return "avx512vnni";
     case Isa::kNeon: return "neon";
     case Isa::kDotprod: return "dotprod";
+    case Isa::kAvxVnni: return "avxvnni";
+    case Isa::kI8mm: return "i8mm";
   }
   return "unknown";
 }
@@ -53,8 +59,9 @@ Isa parse_isa(const std::string& name) {
   for (Isa isa : kAllIsas) {
     if (wanted == isa_name(isa)) return isa;
   }
-  throw std::invalid_argument("unknown kernel ISA '" + name +
-                              "': expected one of scalar, avx2, avx512vnni, neon, dotprod");
+  throw std::invalid_argument(
+      "unknown kernel ISA '" + name +
+      "': expected one of scalar, avx2, avxvnni, avx512vnni, neon, dotprod, i8mm");
 }
 
 bool isa_built(Isa isa) {
@@ -84,21 +91,49 @@ bool isa_built(Isa isa) {
 #else
       return false;
 #endif
+    case Isa::kAvxVnni:
+#if defined(EDGE_HAVE_AVXVNNI)
+      return true;
+#else
+      return false;
+#endif
+    case Isa::kI8mm:
+#if defined(EDGE_HAVE_I8MM)
+      return true;
+#else
+      return false;
+#endif
   }
   return false;
 }
 
-bool isa_available(Isa isa) {
-  if (!isa_built(isa)) return false;
-  const CpuFeatures& f = cpu_features();
+bool isa_runs_on(Isa isa, const CpuFeatures& f) {
   switch (isa) {
     case Isa::kScalar: return true;
     case Isa::kAvx2: return f.avx2;
+    // The AVX2 kernels (depthwise, element-wise, epilogues) run beside the VNNI GEMMs.
+    case Isa::kAvxVnni: return f.avx2 && f.avxvnni;
     case Isa::kAvx512Vnni: return f.avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni;
     case Isa::kNeon: return f.neon;
     case Isa::kDotprod: return f.neon && f.dotprod;
+    // The dotprod kernels (GEMV, depthwise) run beside the SMMLA GEMMs.
+    case Isa::kI8mm: return f.neon && f.dotprod && f.i8mm;
   }
   return false;
+}
+
+Isa best_isa_for(const CpuFeatures& f) {
+  Isa best = Isa::kScalar;
+  for (Isa isa : kAllIsas) {
+    if (isa_built(isa) && isa_runs_on(isa, f)) best = isa;
+  }
+  return best;
+}
+
+bool isa_available(Isa isa) {
+  if (!isa_built(isa)) return false;
+  if (g_test_tables[static_cast<int>(isa)] != nullptr) return true;
+  return isa_runs_on(isa, cpu_features());
 }
 
 std::vector<Isa> available_isas() {
@@ -109,7 +144,7 @@ std::vector<Isa> available_isas() {
   return out;
 }
 
-Isa best_isa() { return available_isas().back(); }
+Isa best_isa() { return best_isa_for(cpu_features()); }
 
 std::vector<std::string> kernel_names() {
   std::vector<std::string> out;
@@ -163,7 +198,38 @@ Isa resolve_isa(std::optional<Isa> requested) {
 
 namespace detail {
 
+namespace {
+
+// `own` with every entry it leaves null taken from `base` (the tier below).
+[[maybe_unused]] IsaKernels with_base(const IsaKernels& own, const IsaKernels& base) {
+  IsaKernels t = own;
+  for (int i = 0; i < 4; ++i) {
+    if (t.gemm[i].gemv.fn == nullptr) t.gemm[i].gemv = base.gemm[i].gemv;
+    if (t.gemm[i].gemm.fn == nullptr) t.gemm[i].gemm = base.gemm[i].gemm;
+    if (t.gemm_qs8[i].fn == nullptr) t.gemm_qs8[i] = base.gemm_qs8[i];
+    if (t.igemm_qs8[i].fn == nullptr) t.igemm_qs8[i] = base.igemm_qs8[i];
+  }
+  if (t.requant == nullptr) t.requant = base.requant;
+  if (t.dequant == nullptr) t.dequant = base.dequant;
+  if (t.dwconv == nullptr) {
+    t.dwconv = base.dwconv;
+    t.dwconv_name = base.dwconv_name;
+  }
+  if (t.dwconv_qs8 == nullptr) {
+    t.dwconv_qs8 = base.dwconv_qs8;
+    t.dwconv_qs8_name = base.dwconv_qs8_name;
+  }
+  return t;
+}
+
+}  // namespace
+
+void set_isa_kernels_for_test(Isa isa, const IsaKernels* table) {
+  g_test_tables[static_cast<int>(isa)] = table;
+}
+
 const IsaKernels& isa_kernels(Isa isa) {
+  if (const IsaKernels* t = g_test_tables[static_cast<int>(isa)]) return *t;
   switch (isa) {
     case Isa::kScalar: return kScalarKernels;
 #if defined(EDGE_HAVE_AVX2)
@@ -177,6 +243,18 @@ const IsaKernels& isa_kernels(Isa isa) {
 #endif
 #if defined(EDGE_HAVE_DOTPROD)
     case Isa::kDotprod: return kDotprodKernels;
+#endif
+#if defined(EDGE_HAVE_AVXVNNI)
+    case Isa::kAvxVnni: {
+      static const IsaKernels table = with_base(kAvxVnniKernels, kAvx2Kernels);
+      return table;
+    }
+#endif
+#if defined(EDGE_HAVE_I8MM)
+    case Isa::kI8mm: {
+      static const IsaKernels table = with_base(kI8mmKernels, kDotprodKernels);
+      return table;
+    }
 #endif
     default: break;
   }

@@ -18,7 +18,8 @@ const QuantizeKernels& quantize_kernels(Isa isa) {
   switch (isa) {
     case Isa::kScalar: return kScalarQuantize;
 #if defined(EDGE_HAVE_AVX2)
-    case Isa::kAvx2: return kAvx2Quantize;
+    case Isa::kAvx2:
+    case Isa::kAvxVnni: return kAvx2Quantize;
 #endif
 #if defined(EDGE_HAVE_AVX512VNNI)
     case Isa::kAvx512Vnni: return kAvx512Quantize;
@@ -26,7 +27,8 @@ const QuantizeKernels& quantize_kernels(Isa isa) {
 #if defined(EDGE_HAVE_NEON)
     // Dot-product CPUs run the NEON quantiser: the loop has no dot products.
     case Isa::kNeon:
-    case Isa::kDotprod: return kNeonQuantize;
+    case Isa::kDotprod:
+    case Isa::kI8mm: return kNeonQuantize;
 #endif
     default: break;
   }

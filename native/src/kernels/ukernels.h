@@ -272,6 +272,16 @@ extern const IsaKernels kNeonKernels;
 #if defined(EDGE_HAVE_DOTPROD)
 extern const IsaKernels kDotprodKernels;
 #endif
+// Tiers that borrow kernels of the tier below them (AVX-VNNI: AVX2's epilogues and depthwise;
+// i8mm: dotprod's GEMV, epilogues and depthwise) define only their own entries, the others
+// null; isa.cc fills those in from the lower tier's table (in generic code: kernel_names() reads
+// these tables on CPUs that cannot run them).
+#if defined(EDGE_HAVE_AVXVNNI)
+extern const IsaKernels kAvxVnniKernels;
+#endif
+#if defined(EDGE_HAVE_I8MM)
+extern const IsaKernels kI8mmKernels;
+#endif
 
 }  // namespace detail
 }  // namespace edge

@@ -3,7 +3,7 @@
 // Every kernel family has a scalar reference and SIMD variants. The variant is picked when a plan
 // is built, in this order of precedence:
 //   1. an explicit request (the `isa` field of a plan's options, `sdk.kernels.*(isa=...)`),
-//   2. the environment variable EDGE_KERNEL_ISA=scalar|avx2|avx512vnni|neon|dotprod,
+//   2. the environment variable EDGE_KERNEL_ISA=scalar|avx2|avxvnni|avx512vnni|neon|dotprod|i8mm,
 //   3. the best ISA this binary carries and the running CPU supports (cpu_features()).
 // A request for an ISA this build does not carry or this CPU cannot execute is an error
 // (IsaUnavailableError), never a silent fallback: tests force each ISA and must know it ran.
@@ -11,12 +11,20 @@
 // What each ISA means here:
 //   scalar      portable C++, the bit-exact reference; always built.
 //   avx2        x86-64 AVX2: vpmaddubsw / vpmaddwd. Needs AVX2 (and OS support for ymm state).
+//   avxvnni     x86-64 AVX-VNNI: VEX vpdpbusd on ymm (Alder Lake and newer client cores, N100,
+//               Zen 5 without AVX-512). Needs AVX2 too: depthwise, element-wise, quantize and
+//               the unfused epilogues are the AVX2 kernels (their names end in __avx2).
 //   avx512vnni  x86-64 AVX-512 F+BW+VL+VNNI: vpdpbusd on zmm (Ice Lake, Sapphire Rapids, Zen 4+).
-//               Also needs AVX2: the float epilogue runs the AVX2 code. AVX-VNNI (VEX, Alder
-//               Lake / Zen 5 without AVX-512) is not built: no such CPU to test it on.
+//               Also needs AVX2: the float epilogue runs the AVX2 code. Preferred over avxvnni
+//               where a CPU has both (16 channels per instruction instead of 8).
 //   neon        Arm NEON without dot product: Armv7-A (32-bit) or Armv8-A (aarch64); the same
 //               source compiled for either (no AArch64-only instructions), names end in __neon.
 //   dotprod     Armv8.2-A SDOT (aarch64 only; the CPU feature `dotprod`), names end in __dotprod.
+//   i8mm        Armv8.6-A SMMLA (aarch64; HWCAP2 `i8mm` and `asimddp`: Cortex-A78/X1 and newer,
+//               Apple M, Graviton 3): the multi-row GEMM / conv kernels; single-row GEMV,
+//               depthwise and the rest are the dotprod / NEON kernels.
+// AMX-INT8 (Sapphire Rapids) is not built: neither this project's hosts nor qemu 7.2 (TCG) can
+// execute a tile instruction, so no such kernel could be tested (docs/kernels.md).
 // A kernel's name ends in `__` and the isa_name() of the ISA it is compiled for; the name is
 // also its function's symbol (docs/kernels.md).
 #pragma once
@@ -34,6 +42,8 @@ enum class Isa {
   kAvx512Vnni,
   kNeon,
   kDotprod,
+  kAvxVnni,
+  kI8mm,
 };
 
 // Raised when an ISA is requested that this binary lacks or this CPU cannot run.
@@ -42,7 +52,7 @@ class IsaUnavailableError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// "scalar", "avx2", "avx512vnni", "neon", "dotprod": also the suffix of kernel names
+// "scalar", "avx2", "avxvnni", "avx512vnni", "neon", "dotprod", "i8mm": also the suffix of kernel names
 // (XNNPACK style, `qs8_qc8w_gemm_4x16c4__dotprod`).
 const char* isa_name(Isa isa);
 // Parses an ISA name (case-insensitive); throws std::invalid_argument naming the accepted values.
@@ -54,8 +64,16 @@ bool isa_built(Isa isa);
 bool isa_available(Isa isa);
 // Every ISA available here, scalar first, best last.
 std::vector<Isa> available_isas();
-// The best available ISA, ignoring EDGE_KERNEL_ISA.
+// The best available ISA, ignoring EDGE_KERNEL_ISA: best_isa_for(cpu_features()).
 Isa best_isa();
+
+struct CpuFeatures;
+// Whether a CPU with features `f` can execute `isa`'s kernels (CPUID / HWCAP bits only; not
+// whether this binary carries them). Pure: the tier choice is tested on faked feature sets.
+bool isa_runs_on(Isa isa, const CpuFeatures& f);
+// The best ISA this binary carries that a CPU with features `f` runs. Tiers, worst to best:
+//   x86: scalar < avx2 < avxvnni < avx512vnni;   Arm: scalar < neon < dotprod < i8mm.
+Isa best_isa_for(const CpuFeatures& f);
 // Every kernel name the tables of the ISAs this binary carries hold (GEMM, fused GEMM, indirect
 // conv, depthwise, element-wise, quantize), sorted, each once. Each is a function's symbol
 // (docs/kernels.md); the .edge runtime's own operators add runtime::op_kernel_names().
