@@ -141,9 +141,9 @@ android: $(VENV)/.created
 	done
 
 # ---------------------------------------------------------------- tests
-# Native tests: x86 (whatever ISA this host has), ASan+UBSan, aarch64 with dotprod (-cpu max)
-# and without (-cpu cortex-a53: a dotprod instruction there is SIGILL, so this proves the
-# run-time dispatch), armv7 NEON (-cpu cortex-a15).
+# Native tests: x86 (whatever ISA this host has), ASan+UBSan, aarch64 with dotprod and i8mm
+# (-cpu max), dotprod without i8mm (-cpu neoverse-n1) and neither (-cpu cortex-a53: a dotprod
+# instruction there is SIGILL, so this proves the run-time dispatch), armv7 NEON (-cpu cortex-a15).
 test-native: native-tests native-cross
 	$(BUILD)/host/edge_native_tests
 	@# UBSan is recoverable in this build: every finding is printed, and any one fails the target.
@@ -152,8 +152,9 @@ test-native: native-tests native-cross
 	@if grep -q "runtime error" $(BUILD)/asan/test.log; then \
 		echo "error: UBSan reported $$(grep -c 'runtime error' $(BUILD)/asan/test.log) finding(s):"; \
 		grep "runtime error" $(BUILD)/asan/test.log | sort | uniq -c; exit 1; fi
-	EDGE_EXPECT_DOTPROD=1 $(QEMU_AARCH64) -cpu max $(BUILD)/aarch64/edge_native_tests
-	EDGE_EXPECT_DOTPROD=0 $(QEMU_AARCH64) -cpu cortex-a53 $(BUILD)/aarch64/edge_native_tests
+	EDGE_EXPECT_DOTPROD=1 EDGE_EXPECT_I8MM=1 $(QEMU_AARCH64) -cpu max $(BUILD)/aarch64/edge_native_tests
+	EDGE_EXPECT_DOTPROD=1 EDGE_EXPECT_I8MM=0 $(QEMU_AARCH64) -cpu neoverse-n1 $(BUILD)/aarch64/edge_native_tests
+	EDGE_EXPECT_DOTPROD=0 EDGE_EXPECT_I8MM=0 $(QEMU_AARCH64) -cpu cortex-a53 $(BUILD)/aarch64/edge_native_tests
 	$(QEMU_ARM) -cpu cortex-a15 $(BUILD)/armv7/edge_native_tests
 
 lint: $(VENV)/.installed
