@@ -137,3 +137,20 @@ def test_export_adaround_keeps_digits_accuracy(scheme, points, digits_float_tfli
             assert r.timings["adaround"] > 0 and "gptq" not in r.timings
             assert any("AdaRound" in n for n in r.notes), r.notes
     assert sqnr["adaround"] > sqnr["rtn"] + 0.5, sqnr
+
+
+@requires_tf
+def test_export_adaround_blockwise_int4(digits_float_tflite, digits_data, tmp_path) -> None:
+    """Dynamic-range block-wise INT4: AdaRound per group of 32 at each group's FLOAT16 scale."""
+    import sdk
+
+    out = {}
+    for method in ("rtn", "adaround"):
+        out[method] = sdk.export(digits_float_tflite, "int4", calibration=digits_data.x_train,
+                                 validation=digits_data.x_test, activations="float32",
+                                 scheme_options={"block_size": 32}, weight_method=method,
+                                 per_layer=False, output=tmp_path / f"b32_{method}.tflite",
+                                 report=False)
+    assert out["adaround"].timings["adaround"] > 0
+    assert out["adaround"].fidelity.outputs[0].sqnr_db > \
+        out["rtn"].fidelity.outputs[0].sqnr_db
