@@ -21,7 +21,9 @@ speed    The CNN and FC layers (1024x1024 and 4096x4096, batch 1) in LiteRT fp32
          model was loaded (XNNPACK keeps a repacked copy of the weights: that shows here).
          Ratios are against XNNPACK's 2-bit path (ai-edge-quantizer's dynamic_wi2c_afp32),
          against int8 + XNNPACK, and (delegate rows) against the same file in stock LiteRT,
-         measured in this run.
+         measured in this run, on the medians and on the fastest runs; each delegate row says
+         why the delegate claimed or left each node (its claim rule, cost_rule.h), and
+         `bar_delegate_never_slower` checks issue 17's bar over every file.
 """
 
 from __future__ import annotations
@@ -235,11 +237,16 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         interp.run(x)
         times.append(time.perf_counter() - t0)
     report = interp.report
+    reasons: dict[str, int] = {}  # the delegate's claim rule, per node: why claimed / left
+    for node in [*(report.claimed if report else []), *(report.skipped if report else [])]:
+        key = f"{node.op}: {node.reason}" if node.reason else node.op
+        reasons[key] = reasons.get(key, 0) + 1
     return {"median_ms": round(1e3 * float(np.median(times)), 4),
             "min_ms": round(1e3 * float(np.min(times)), 4), "runs": len(times),
             "peak_rss_mb": round((_vm_hwm_kb() - base) / 1024, 2),
             "delegate_nodes": len(report.claimed) if report else 0,
-            "kernels": report.kernels() if report else {}}
+            "delegate_left_to_litert": len(report.skipped) if report else 0,
+            "claim_reasons": reasons, "kernels": report.kernels() if report else {}}
 
 
 def measure_speed(model: bytes, x: np.ndarray, threads: int, delegate: bool, quick: bool,
@@ -292,7 +299,29 @@ def speed(name: str, files: dict[str, bytes], x: np.ndarray, threads: list[int],
             if "| delegate |" in key and "median_ms" in stock:
                 row["speedup_vs_same_file_litert"] = round(stock["median_ms"] /
                                                            row["median_ms"], 2)
+                row["speedup_vs_same_file_litert_min"] = round(stock["min_ms"] /
+                                                               row["min_ms"], 2)
     return {"model": name, "runs": rows}
+
+
+def never_slower(speed_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Issue 17's bar: loading the delegate never makes a file slower than stock LiteRT. Per
+    file and thread count with both runs: stock / delegate on the medians and on the fastest
+    runs (the min is what a noisy shared host disturbs least), and the nodes the delegate
+    claimed; `met` when no file is slower by more than `tolerance` on both figures (the run to
+    run noise of one figure on a shared host)."""
+    tolerance = 0.05
+    cells = []
+    for case in speed_rows:
+        for key, row in case["runs"].items():
+            if "speedup_vs_same_file_litert" in row:
+                cells.append({"model": case["model"], "run": key,
+                              "ratio_median": row["speedup_vs_same_file_litert"],
+                              "ratio_min": row["speedup_vs_same_file_litert_min"],
+                              "delegate_nodes": row["delegate_nodes"]})
+    slower = [c for c in cells
+              if c["ratio_median"] < 1 - tolerance and c["ratio_min"] < 1 - tolerance]
+    return {"tolerance": tolerance, "cells": cells, "slower": slower, "met": not slower}
 
 
 def main() -> int:
@@ -341,6 +370,7 @@ def main() -> int:
         n = int(case["model"].split("x")[-1])
         x1 = rng.standard_normal((1, n)).astype(np.float32)
         out["speed"].append(speed(case["model"], case["_files"], x1, threads, args.quick))
+    out["bar_delegate_never_slower"] = never_slower(out["speed"])
     print(json.dumps(out, indent=2))
     return 0
 
