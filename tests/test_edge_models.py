@@ -27,7 +27,8 @@ from conftest import requires_tf
 pytestmark = requires_tf
 
 QEMU = {
-    "arm64-v8a": [["qemu-aarch64-static", "-cpu", "max"],
+    "arm64-v8a": [["qemu-aarch64-static", "-cpu", "max"],  # dotprod and i8mm
+                  ["qemu-aarch64-static", "-cpu", "neoverse-n1"],  # dotprod, no i8mm
                   ["qemu-aarch64-static", "-cpu", "cortex-a53"]],
     "armeabi-v7a": [["qemu-arm-static", "-cpu", "cortex-a15"]],
 }
@@ -142,7 +143,7 @@ def test_digits_int4_weights_bit_exact_with_litert(digits_int8, digits_data) -> 
 @pytest.mark.qemu
 @pytest.mark.parametrize("weights", ["int8", "ternary"])
 def test_digits_edge_run_on_arm_matches_x86(weights, digits_int8, digits_data, tmp_path) -> None:
-    """The same .edge file and input through edge-run for x86, aarch64 (dotprod and not) and
+    """The same .edge file and input through edge-run for x86, aarch64 (i8mm, dotprod, neither) and
     armv7: identical outputs (equal to LiteRT's for int8), and the kernels each build reports."""
     model = read_tflite(digits_int8)
     if weights == "ternary":
@@ -167,7 +168,10 @@ def test_digits_edge_run_on_arm_matches_x86(weights, digits_int8, digits_data, t
         for op in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             ks = [layer["kernel"] for layer in report["layers"] if layer["op"] == op]
             assert ks and all(ks), (op, report["layers"])
-            if abi == "arm64-v8a" and "max" in prefix:
-                assert any(k.endswith("__dotprod") for k in ks), (op, ks)  # where the core has it
+            if abi == "arm64-v8a" and "max" in prefix:  # where the core has them
+                best = "__i8mm" if op == "CONV_2D" else "__dotprod"  # i8mm: GEMMs only
+                assert any(k.endswith(best) for k in ks), (op, ks)
+            elif abi == "arm64-v8a" and "neoverse-n1" in prefix:
+                assert all(k.endswith("__dotprod") for k in ks), (op, prefix, ks)
             elif abi != "x86_64":
                 assert all(k.endswith("__neon") for k in ks), (op, prefix, ks)
