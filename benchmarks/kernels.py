@@ -30,7 +30,8 @@ from typing import Any
 import litert_isa
 import numpy as np
 
-from sdk import kernels, layer_models, native
+from sdk import kernels, layer_models
+from sdk.base import native
 from sdk.kernels import Quant
 
 OURS = ("int8", "int4", "ternary", "int2")
