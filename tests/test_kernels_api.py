@@ -189,7 +189,8 @@ def test_errors_name_the_problem(monkeypatch: pytest.MonkeyPatch) -> None:
         fc(np.zeros((1, 7), np.int8))
     with pytest.raises(KernelError, match="outside"):
         fc(np.full((1, 8), 300))
-    missing = [isa for isa in ("avx2", "avx512vnni", "neon", "dotprod") if isa not in ISAS]
+    missing = [isa for isa in ("avx2", "avxvnni", "avx512vnni", "neon", "dotprod", "i8mm")
+               if isa not in ISAS]
     for isa in missing:
         with pytest.raises(IsaUnavailableError, match=isa):
             kernels.FullyConnected(packed, input=Quant(1.0), isa=isa)
