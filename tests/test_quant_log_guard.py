@@ -79,4 +79,5 @@ def test_guard_rules() -> None:
     assert not needs_guard(x, -0.1)  # the float model's value can be negative: not ours to fix
     assert not needs_guard(x, None)
     assert not needs_guard(Tensor("f", (1, 4), DType.FLOAT32), 0.0)
+    assert not needs_guard(Tensor("w", (1, 4), DType.INT16, quant=q), 0.0)  # 16x8 stays 16x8
     assert floor_for(q) == pytest.approx(0.5 * FLOOR_STEPS)

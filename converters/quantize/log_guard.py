@@ -29,9 +29,10 @@ FLOOR_STEPS = 0.125
 
 
 def needs_guard(x: Tensor, calibrated_lo: float | None) -> bool:
-    """Whether the float op reading `x` (its int8 / int16 home, with parameters) needs a floor:
-    `x` is quantised and the float model kept it non-negative on every calibration sample."""
-    if x.dtype not in (DType.INT8, DType.UINT8, DType.INT16) or x.quant is None \
+    """Whether the float op reading `x` (its int8 home, with parameters) needs a floor: `x` is
+    int8 and the float model kept it non-negative on every calibration sample. An int16 tensor
+    (16x8) is left as it is: its step is 256 times finer, and a 16x8 model stays 16x8."""
+    if x.dtype not in (DType.INT8, DType.UINT8) or x.quant is None \
             or not x.quant.scale.size:
         return False
     return calibrated_lo is not None and calibrated_lo >= 0.0
