@@ -57,6 +57,7 @@ from sdk.converters.quantize.planner import (
     measure_latency_ms,
     plan_to_target,
 )
+from sdk.converters.quantize.stream_state import plan_16x8
 from sdk.converters.tflite import serialize
 from sdk.converters.tflite.custom_ops import custom_ops_in
 from sdk.results import CalibrationInfo, ExportResult, TensorInfo
@@ -217,6 +218,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     if activations == "int8" and output_type == "float32":
         plan, kept = keep_coarse_outputs_float(float_model, plan, cal, precision,
                                                percentile=percentile)
+        notes += kept
+    if activations == "int8" and scheme == "int8":  # a streamed LSTM state: 16x8
+        plan, kept = plan_16x8(float_model, plan, precision)
         notes += kept
 
     solver = weight_solver(weight_method, float_model, cal_set) if qat is None \
