@@ -400,7 +400,17 @@ struct Conv2D::Impl {
     const std::size_t parts = pool != nullptr && threads > 1 ? static_cast<std::size_t>(threads) : 1;
     auto prepare = [&](std::size_t part, int) {
       const std::size_t p0 = in_pixels * part / parts, p1 = in_pixels * (part + 1) / parts;
-      if (cin_pad != cin && ip.xformat == detail::XFormat::kInt16) {
+      if (cin_pad != cin && ip.xformat == detail::XFormat::kInt16 && cin == 3 && !need_sums) {
+        // The RGB stem (AVX2, int8 weights): the channel count known to the compiler, no loop
+        // per pixel (the general loop below costs most of what the stem's GEMM does).
+        for (std::size_t p = p0; p < p1; ++p) {
+          const int8_t* src = input + p * 3;
+          int16_t* dst = reinterpret_cast<int16_t*>(xbuf.data() + p * pixel_bytes);
+          dst[0] = src[0];
+          dst[1] = src[1];
+          dst[2] = src[2];
+        }
+      } else if (cin_pad != cin && ip.xformat == detail::XFormat::kInt16) {
         for (std::size_t p = p0; p < p1; ++p) {  // few channels: an element loop
           const int8_t* src = input + p * cin;
           int16_t* dst = reinterpret_cast<int16_t*>(xbuf.data() + p * pixel_bytes);
