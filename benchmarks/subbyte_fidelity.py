@@ -1,20 +1,32 @@
-"""Sub-byte post-training fidelity: round to nearest (rtn) vs GPTQ, JSON out (issue 15).
+"""Sub-byte post-training fidelity: round to nearest (rtn) vs GPTQ vs AdaRound, and
+ai-edge-quantizer's int4 / 2-bit recipes beside them; JSON out (issue 15).
 
     python benchmarks/subbyte_fidelity.py > fidelity.json
     python benchmarks/subbyte_fidelity.py --models mp_iris_landmark --samples 32 --no-digits
+    python benchmarks/subbyte_fidelity.py --models oww_embedding --no-digits --peers \
+        --schemes int4 --methods rtn,adaround
 
 Two parts, same host, same LiteRT, every export by `sdk.export(..., weight_method=m)`:
 
 digits  The project's digits CNN (`sdk.examples.digits_cnn`, trained here, seed 0): test-set
         accuracy of the float model and of int4 / ternary / int2 exports (int8 activations,
-        first and last layer int8 as the schemes do) with weight_method "rtn" and "gptq";
-        plus the output SQNR against float, top-1 agreement, size and the GPTQ time.
+        first and last layer int8 as the schemes do) with weight_method "rtn", "gptq" and
+        "adaround"; plus the output SQNR against float, top-1 agreement, size and the
+        method's time.
 models  Real pretrained models from the corpus (benchmarks/corpus, `make corpus` fetches them
         into ~/.cache/edgesdk/corpus): calibration and held-out inputs from the corpus' own
-        recipes, the float file run in its own runtime (LiteRT / onnxruntime) as reference;
-        per export the worst output's SQNR (dB) over the held-out samples, and the median over
-        the models per scheme and method.
+        recipes (`corpus_case`, which --mixed uses too), the float file run in its own runtime
+        (LiteRT / onnxruntime) as reference; per export the worst output's SQNR (dB) over the
+        held-out samples, sub-byte layers per op type, and the median over the models per
+        scheme and method.
 
+--peers ai-edge-quantizer (its recipes, read from its installed `recipe.py`) on the same float
+        model (ONNX models: the float graph edgesdk imports, written as .tflite) and samples:
+        its static_wi8_ai8 recipe with the weights' num_bits set to 4 (int4 weights, int8
+        activations: beside our int4 rows), dynamic_wi4_afp32 (its int4 recipe) and
+        dynamic_wi2c_afp32 (its 2-bit recipe), both with float activations, beside edgesdk's
+        int4 / int2 exports with activations="float32" (`--peer-methods`). Per file: the
+        weighted layers it made sub-byte, by op type (what it skips), size, worst SQNR.
 --qat  Quantisation-aware training rows for the digits CNN (method "qat"): `sdk.qat.prepare`
         on the same float Keras model, `--qat-epochs` of `model.fit` on the training digits,
         `sdk.export` of the trained model; besides the measures above, the exported file's
@@ -23,7 +35,9 @@ models  Real pretrained models from the corpus (benchmarks/corpus, `make corpus`
 Bars (issue 15): digits ternary / int2 with GPTQ within 3 points of float, int4 within 1 point,
 ternary with QAT within 2 points;
 real models int4 (int8 activations) median worst-output SQNR >= 20 dB, ternary / int2 with GPTQ
->= 12 dB. The JSON says for each whether it was met. 2-bit convolutions are edgesdk custom ops:
+>= 12 dB (the JSON says for each whether it was met, and by which of gptq / adaround); against
+ai-edge-quantizer more layers quantised and a higher SQNR at the same or smaller size
+(`summary.vs_ai_edge_quantizer`). 2-bit convolutions are edgesdk custom ops:
 those files run with the edgesdk delegate. OpenBLAS is held to one thread (on a loaded 2-core
 host its threads made the small GPTQ matrix work 10x slower); set OPENBLAS_NUM_THREADS to change.
 """
@@ -141,7 +155,7 @@ def digits_part(work: Path, qat_epochs: int = 0) -> dict[str, Any]:
                 "sqnr_db": round(10 * float(np.log10((ref ** 2).sum() / err)), 2) if err
                 else None,
                 "size_bytes": r.size_bytes, "export_s": round(seconds, 2),
-                "gptq_s": r.timings.get("gptq"), "custom_ops": sorted(r.custom_ops)})
+                "method_s": r.timings.get(method), "custom_ops": sorted(r.custom_ops)})
             print(f"digits {scheme:8s} {method:5s} acc {rows[-1]['accuracy']:.4f} "
                   f"sqnr {rows[-1]['sqnr_db']} ({seconds:.1f} s)", file=sys.stderr, flush=True)
     for scheme in SCHEMES if qat_epochs else ():
@@ -149,10 +163,14 @@ def digits_part(work: Path, qat_epochs: int = 0) -> dict[str, Any]:
                             predict))
     bars = {}
     for scheme in SCHEMES:
-        gptq = next(r for r in rows if r["scheme"] == scheme and r["method"] == "gptq")
         bar = BARS["digits_points_below_float"][scheme]
-        bars[scheme] = {"bar_points": bar, "gptq_points_below_float": gptq["points_below_float"],
-                        "met": gptq["points_below_float"] <= bar}
+        entry: dict[str, Any] = {"bar_points": bar}
+        for method in SOLVED:
+            got = next(r for r in rows if r["scheme"] == scheme and r["method"] == method)
+            entry[f"{method}_points_below_float"] = got["points_below_float"]
+        entry["met_by"] = [m for m in SOLVED if entry[f"{m}_points_below_float"] <= bar]
+        entry["met"] = bool(entry["met_by"])
+        bars[scheme] = entry
     for scheme, bar in BARS["digits_qat_points_below_float"].items() if qat_epochs else ():
         qat = next(r for r in rows if r["scheme"] == scheme and r["method"] == "qat")
         bars[f"{scheme}_qat"] = {"bar_points": bar,
