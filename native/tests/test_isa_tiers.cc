@@ -65,9 +65,9 @@ EDGE_TEST(isa_tier_from_cpu_features) {
   EDGE_CHECK(!edge::isa_runs_on(Isa::kAvxVnni, zen4));  // VEX vpdpbusd is SIGILL on Zen 4
   EDGE_CHECK(edge::isa_runs_on(Isa::kAvxVnni, sapphire_rapids));
   EDGE_CHECK(!edge::isa_runs_on(Isa::kAvxVnni, x86(false, true, false)));  // needs AVX2 too
-  const CpuFeatures a72 = arm(false, false), n1 = arm(true, false), a78 = arm(true, true);
+  const CpuFeatures a72 = arm(false, false), n1 = arm(true, false), a710 = arm(true, true);
   EDGE_CHECK(!edge::isa_runs_on(Isa::kI8mm, a72) && !edge::isa_runs_on(Isa::kI8mm, n1));
-  EDGE_CHECK(edge::isa_runs_on(Isa::kI8mm, a78));
+  EDGE_CHECK(edge::isa_runs_on(Isa::kI8mm, a710));
   EDGE_CHECK(!edge::isa_runs_on(Isa::kI8mm, arm(false, true)));  // borrows dotprod's kernels
   // The tier dispatch picks, among what this binary carries.
   if (edge::isa_built(Isa::kAvxVnni)) {  // x86
@@ -76,12 +76,12 @@ EDGE_TEST(isa_tier_from_cpu_features) {
     EDGE_CHECK(edge::best_isa_for(zen4) == Isa::kAvx512Vnni);
     EDGE_CHECK(edge::best_isa_for(sapphire_rapids) == Isa::kAvx512Vnni);  // zmm beats ymm
     EDGE_CHECK(edge::best_isa_for(x86(false, false, false)) == Isa::kScalar);
-    EDGE_CHECK(edge::best_isa_for(a78) == Isa::kScalar);  // no Arm kernels in an x86 binary
+    EDGE_CHECK(edge::best_isa_for(a710) == Isa::kScalar);  // no Arm kernels in an x86 binary
   }
   if (edge::isa_built(Isa::kI8mm)) {  // aarch64
     EDGE_CHECK(edge::best_isa_for(a72) == Isa::kNeon);
     EDGE_CHECK(edge::best_isa_for(n1) == Isa::kDotprod);
-    EDGE_CHECK(edge::best_isa_for(a78) == Isa::kI8mm);
+    EDGE_CHECK(edge::best_isa_for(a710) == Isa::kI8mm);
     EDGE_CHECK(edge::best_isa_for(arm(false, true)) == Isa::kNeon);
     EDGE_CHECK(edge::best_isa_for(alder_lake) == Isa::kScalar);
   }

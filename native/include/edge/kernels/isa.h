@@ -20,8 +20,8 @@
 //   neon        Arm NEON without dot product: Armv7-A (32-bit) or Armv8-A (aarch64); the same
 //               source compiled for either (no AArch64-only instructions), names end in __neon.
 //   dotprod     Armv8.2-A SDOT (aarch64 only; the CPU feature `dotprod`), names end in __dotprod.
-//   i8mm        Armv8.6-A SMMLA (aarch64; HWCAP2 `i8mm` and `asimddp`: Cortex-A78/X1 and newer,
-//               Apple M, Graviton 3): the multi-row GEMM / conv kernels; single-row GEMV,
+//   i8mm        Armv8.6-A SMMLA (aarch64; HWCAP2 `i8mm` and `asimddp`: Cortex-A510/A710/X2 and
+//               newer, Neoverse V1/N2, Apple M2+): the multi-row GEMM / conv kernels; single-row GEMV,
 //               depthwise and the rest are the dotprod / NEON kernels.
 // AMX-INT8 (Sapphire Rapids) is not built: neither this project's hosts nor qemu 7.2 (TCG) can
 // execute a tile instruction, so no such kernel could be tested (docs/kernels.md).
