@@ -57,6 +57,7 @@ from sdk.converters.quantize.planner import (
     measure_latency_ms,
     plan_to_target,
 )
+from sdk.converters.quantize.score_ranges import reach_output_codes
 from sdk.converters.quantize.stream_state import plan_16x8
 from sdk.converters.tflite import serialize
 from sdk.converters.tflite.custom_ops import custom_ops_in
@@ -219,6 +220,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         plan, kept = keep_coarse_outputs_float(float_model, plan, cal, precision,
                                                percentile=percentile)
         notes += kept
+    if activations == "int8":  # a score output's input reaches every output code
+        notes += reach_output_codes(float_model, plan, cal, precision)
     if activations == "int8" and scheme == "int8":  # a streamed LSTM state: 16x8
         plan, kept = plan_16x8(float_model, plan, precision)
         notes += kept
