@@ -20,7 +20,12 @@ def _cell() -> Any:
     keeps f near 0.95, so the cell state integrates over the stream."""
     from test_onnx_recurrent import recurrent_model
 
-    model = recurrent_model("LSTM", steps=1, batch=1, size=6, hidden=HIDDEN, states=True, seed=4)
+    return _remembering(recurrent_model("LSTM", steps=1, batch=1, size=6, hidden=HIDDEN,
+                                        states=True, seed=4))
+
+
+def _remembering(model: Any) -> Any:
+    """`model` with 3 added to its forget gate's bias (f near 0.95: the state integrates)."""
     for init in model.graph.initializer:
         if init.name == "B":  # ONNX gate order i, o, f, c: the input bias of f
             from onnx import numpy_helper
@@ -83,3 +88,48 @@ def test_streamed_cell_state_is_16x8_with_a_margin(tmp_path: Any) -> None:
     assert REASON not in forced.precision_notes.values()
     int8 = _cell_state_sqnr(model, (tmp_path / "i.tflite").read_bytes(), held_out)
     assert ours > int8 + 6.0 and ours > 30.0, (ours, int8)
+
+
+def _sequence() -> Any:
+    """An LSTM over 16 steps (a wake-word head's: Keras LSTM through tf2onnx), Y_h out."""
+    from test_onnx_recurrent import recurrent_model
+
+    return _remembering(recurrent_model("LSTM", steps=16, batch=1, size=6, hidden=HIDDEN,
+                                        seed=7))
+
+
+def _sequences(n: int, seed: int) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [{"X": rng.normal(0.3, 1.0, (16, 1, 6)).astype(np.float32)} for _ in range(n)]
+
+
+def _last_state_sqnr(model: Any, data: bytes) -> float:
+    from onnx_testing import run_onnx, run_tflite
+
+    feeds = _sequences(16, 500)
+    ref = np.concatenate([run_onnx(model, f)[1].ravel() for f in feeds]).astype(np.float64)
+    got = np.concatenate([run_tflite(data, f)[1].ravel() for f in feeds]).astype(np.float64)
+    return float(10 * np.log10(np.sum(ref ** 2) / np.sum((ref - got) ** 2)))
+
+
+@requires_onnx
+def test_recurrent_cell_runs_16x8(tmp_path: Any) -> None:
+    import sdk
+    from sdk.converters.frontends import load_model
+    from sdk.converters.quantize.stream_state import CELL_REASON, recurrent_layers
+
+    model = _sequence()
+    cells = recurrent_layers(load_model(model).model.main)
+    assert len(cells) == 1, cells
+    (cell,) = cells
+    cal = _sequences(32, 0)
+    result = sdk.export(model, "int8", calibration=cal, output=str(tmp_path / "q.tflite"),
+                        report=False)
+    assert result.precision[cell] == "int16x8", result.precision
+    assert result.precision_notes[cell] == CELL_REASON
+    ours = _last_state_sqnr(model, (tmp_path / "q.tflite").read_bytes())
+    forced = sdk.export(model, "int8", calibration=cal, output=str(tmp_path / "i.tflite"),
+                        report=False, precision={cell: "int8"})
+    assert forced.precision[cell] == "int8"
+    int8 = _last_state_sqnr(model, (tmp_path / "i.tflite").read_bytes())
+    assert ours > int8 + 6.0, (ours, int8)
