@@ -58,6 +58,7 @@ from sdk.converters.quantize.planner import (
     plan_to_target,
 )
 from sdk.converters.quantize.score_ranges import reach_output_codes
+from sdk.converters.quantize.stem import stem_rounding
 from sdk.converters.quantize.stream_state import plan_16x8
 from sdk.converters.tflite import serialize
 from sdk.converters.tflite.custom_ops import custom_ops_in
@@ -215,6 +216,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                     channel_means=correction != "none")
     if qat is not None:
         qat.pin_ranges(cal, float_model)
+    # the layers next to the input: int8 codes rounded against their inputs (quantize.stem)
+    stem = stem_rounding(float_model, cal_set) if qat is None and weight_method is None \
+        and scheme == "int8" and activations == "int8" else None
     lap("calibrate")
     if activations == "int8" and output_type == "float32":
         plan, kept = keep_coarse_outputs_float(float_model, plan, cal, precision,
@@ -244,7 +248,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                                           else solver.method,
                                           input_means=cal.means if correction != "none"
                                           else None,
-                                          wide_ranges=wide_ranges(cal.stats, cal.ranges))
+                                          wide_ranges=wide_ranges(cal.stats, cal.ranges),
+                                          stem=stem)
         except ValueError as exc:
             if isinstance(exc, EdgeSDKError):
                 raise
@@ -298,6 +303,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         # Hessians + solving, part of "quantize"
         timings[solver.method] = round(solver.seconds, 4)
     notes += solver.notes
+    if stem is not None and stem.rounded:
+        notes.append(stem.describe())
     float_bytes = float_state[0][0]
     planned = mixed = None
     if scheme == "mixed":

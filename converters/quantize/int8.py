@@ -54,6 +54,7 @@ from sdk.converters.quantize.rules import (
     hybrid_version,
     supported_int8_ops,
 )
+from sdk.converters.quantize.stem import StemRounding
 from sdk.converters.quantize.weights import (
     per_tensor_symmetric,
     quantize_with_scales,
@@ -133,6 +134,7 @@ def quantize_int8(model: Model, plan: PrecisionPlan, ranges: Mapping[Tensor, tup
                   strict: bool = False, weight_method: str | None = None,
                   input_means: Mapping[Tensor, np.ndarray] | None = None,
                   wide_ranges: Mapping[Tensor, tuple[float, float]] | None = None,
+                  stem: StemRounding | None = None,
                   ) -> QuantizedModel:
     """Quantise `model` (float) to full-integer INT8.
 
@@ -147,6 +149,8 @@ def quantize_int8(model: Model, plan: PrecisionPlan, ranges: Mapping[Tensor, tup
     float with their weights quantised: LiteRT's dynamic-range ("hybrid") kernels.
     `wide_ranges`: the ranges int16 tensors (16x8 layers) take, by default `ranges`
     (`int16x8.wide_ranges` gives the calibrated min/max).
+    `stem`: the input Hessians of the layers near the model input (`stem.stem_rounding`):
+    their int8 weights (default method) are rounded by GPTQ against those inputs.
     """
     for name, value in (("input_type", input_type), ("output_type", output_type)):
         if value not in IO_TYPES:
@@ -163,7 +167,7 @@ def quantize_int8(model: Model, plan: PrecisionPlan, ranges: Mapping[Tensor, tup
     qwide = {mapped(t): r for t, r in (wide_ranges or {}).items() if id(t) in memo}
     qwide, _ = stream_state.widen(qmodel.main, qwide)  # a streamed state's int16 margin
     rewrite = _Rewrite(qmodel, qmodel.main, plan, qranges, input_type, output_type, strict,
-                       weight_method, qmeans, qwide)
+                       weight_method, qmeans, qwide, stem)
     rewrite.run()
     main = model.main
     tensor_map: dict[Tensor, Tensor] = {}
@@ -319,7 +323,8 @@ class _Rewrite:
     def __init__(self, model: Model, graph: Graph, plan: PrecisionPlan,
                  ranges: dict[Tensor, tuple[float, float]], input_type: str, output_type: str,
                  strict: bool, weight_method: str | None, means: dict[Tensor, np.ndarray],
-                 wide: dict[Tensor, tuple[float, float]] | None = None):
+                 wide: dict[Tensor, tuple[float, float]] | None = None,
+                 stem: StemRounding | None = None):
         self.model = model
         self.g = graph
         self.plan = plan
@@ -330,6 +335,7 @@ class _Rewrite:
         self.weight_method = weight_method
         self.means = means
         self.wide = wide or {}
+        self.stem = stem
         self.reports: list[LayerReport] = []
         #: integer ops (mode _INT8) -> their activation type (INT8, or INT16 for 16x8)
         self.act: dict[int, DType] = {}
@@ -798,6 +804,12 @@ class _Rewrite:
                 "weights or activations='float32'")
         result = fmt.quantize(wf, rule.weight_axis, self.weight_method or fmt.default_method)
         codes, wquant = result.values, result.quant
+        if self.stem is not None and fmt.name == "int8" and not wquant.block_size \
+                and (self.weight_method or fmt.default_method) == "minmax":
+            solved = self.stem.codes(wf, rule.weight_axis, wquant.scale, fmt.qmin, fmt.qmax)
+            if solved is not None:  # a stem layer: GPTQ codes against its inputs
+                codes = solved[1].astype(codes.dtype)
+                wquant = QuantParams.per_channel(solved[0], wquant.axis)
         bias_t = op.inputs[rule.bias] if rule.bias is not None and rule.bias < len(op.inputs) \
             else None
         bias = bias_t.numpy().astype(np.float64) if bias_t is not None else None
