@@ -76,8 +76,10 @@ class MixedOptions:
     activations: str = "int8"
     custom_ops: bool = True
     steps: int = DEFAULT_STEPS
-    #: the first / last weighted layer stays INT8, as in the sub-byte schemes (they see the raw
-    #: input and write the outputs; on the corpus both cost more than their own error says)
+    #: the first / last weighted layer starts at INT8, as in the sub-byte schemes (they see the
+    #: raw input and write the outputs; on the corpus both cost more than their own error
+    #: says): the estimate-driven greedy never moves them, only a measured trade does (a large
+    #: last layer at INT4 can pay for several inner layers at INT8). False: the greedy may too
     keep_first: bool = True
     keep_last: bool = True
     #: measured trades: this many of the largest layers are each exported once a format up and
@@ -124,6 +126,8 @@ class LayerChoice:
     elements: int
     formats: list[str]
     nbytes: list[float]
+    #: a first / last layer under keep_first / keep_last: INT8 unless a measured trade moves it
+    pinned: bool = False
 
 
 def layer_choices(model: Model, opts: MixedOptions) -> list[LayerChoice]:
@@ -136,14 +140,14 @@ def layer_choices(model: Model, opts: MixedOptions) -> list[LayerChoice]:
         n = int(np.prod(w.shape)) if w.shape else 1
         formats = ["int8"]
         kept = (opts.keep_first and i == 0) or (opts.keep_last and i == len(layers) - 1)
-        if op.type in SUBBYTE_OPS and not kept:
+        if op.type in SUBBYTE_OPS:
             for scheme in PROBES:
                 fmt, _ = _legal_format(op, scheme, sub)
                 if fmt is not None and fmt not in formats:
                     formats.append(fmt)
         formats.sort(key=lambda f: -_bits(f))
         out.append(LayerChoice(layer_name(op), op.type, n, formats,
-                               [n * _bits(f) / 8.0 for f in formats]))
+                               [n * _bits(f) / 8.0 for f in formats], pinned=kept))
     return out
 
 
@@ -152,7 +156,10 @@ def _bits(fmt: str) -> int:
 
 
 def _probe_format(choice: LayerChoice, probe: str) -> str:
-    """The format a uniform `probe` export gives this layer (int8 where it has none)."""
+    """The format a uniform `probe` export gives this layer (int8 where it has none or it is
+    pinned)."""
+    if choice.pinned:
+        return "int8"
     family = {"int4": ("int4", "int4-narrow"), "int2": ("int2",),
               "ternary": ("ternary", "ternary-median", "ternary-bitnet")}[probe]
     for f in choice.formats:
@@ -339,6 +346,8 @@ def greedy(choices: list[LayerChoice], losses: Losses, base_bytes: float, target
     while size > target:
         best: tuple[float, float, LayerChoice, int] | None = None
         for c in choices:
+            if c.pinned:
+                continue
             i = cur[c.name]
             for j in range(i + 1, len(c.formats)):
                 saved = c.nbytes[i] - c.nbytes[j]
@@ -371,20 +380,52 @@ def _noise(db: float) -> float:
 def _moves(choices: list[LayerChoice], bits: Mapping[str, str], losses: Losses, count: int,
            ) -> list[tuple[LayerChoice, int, int]]:
     """The `count` most promising single-layer moves each way, by estimated error per byte:
-    (layer, format index now, format index after)."""
-    ups, downs = [], []
+    (layer, format index now, format index after). Up / down go to the nearest format of more /
+    fewer bytes (2-bit and ternary are the same size: a ternary layer's move up is INT4); a
+    lateral move (the other format of the same size) counts as an up when it is estimated
+    to gain."""
+    ups, downs, sideways = [], [], []
     for c in choices:
         i = c.formats.index(bits[c.name])
-        for j, into in ((i - 1, ups), (i + 1, downs)):
-            if not 0 <= j < len(c.formats):
-                continue
-            nbytes = abs(c.nbytes[j] - c.nbytes[i])
-            rate = abs(losses[c.name][c.formats[j]] - losses[c.name][c.formats[i]]) / max(
-                nbytes, 1e-9)
-            into.append((rate, c, i, j))
+        here = losses[c.name][c.formats[i]]
+        up = [j for j in range(i) if c.nbytes[j] > c.nbytes[i]]
+        down = [j for j in range(i + 1, len(c.formats)) if c.nbytes[j] < c.nbytes[i]]
+        for js, into in ((up[-1:], ups), (down[:1], downs)):
+            for j in js:
+                nbytes = abs(c.nbytes[j] - c.nbytes[i])
+                rate = abs(losses[c.name][c.formats[j]] - here) / max(nbytes, 1e-9)
+                into.append((rate, c, i, j))
+        for j, f in enumerate(c.formats):
+            if j != i and c.nbytes[j] == c.nbytes[i] and losses[c.name][f] < here:
+                sideways.append((here - losses[c.name][f], c, i, j))
     ups.sort(key=lambda t: -t[0])
     downs.sort(key=lambda t: t[0])
-    return [(c, i, j) for _, c, i, j in ups[:count] + downs[:count]]
+    sideways.sort(key=lambda t: -t[0])
+    # a pinned layer's demotion is always measured: no estimate moved it, and one large layer
+    # freed can pay for several promotions
+    pinned = [t for t in downs[count:] if t[1].pinned]
+    return [(c, i, j) for _, c, i, j in ups[:count] + downs[:count] + pinned
+            + sideways[:count]]
+
+
+def _swaps(ups: list[tuple[float, float, str, str]], downs: list[tuple[float, float, str, str]],
+           avail: float, base_bits: Mapping[str, str],
+           run: Callable[[str, dict[str, str]], None], count: int = 2) -> None:
+    """Measure pairs, not only their sum: each of the `count` promotions that measured the
+    best gain, with the one demotion that frees the bytes it needs for the least measured
+    loss (the pairing by rates below adds losses that do not add: two moves' output noise is
+    not the sum of each one's)."""
+    seen: list[dict[str, str]] = []
+    for _rate, cost, name, fmt in sorted(ups, key=lambda t: -t[0] * t[1])[:count]:
+        need = cost - avail
+        fits = [d for d in downs if d[2] != name and d[1] >= need]
+        if need <= 0 or not fits:
+            continue
+        d = min(fits, key=lambda d: d[0] * d[1])
+        bits = {**base_bits, name: fmt, d[2]: d[3]}
+        if bits not in seen:
+            seen.append(bits)
+            run(f"swap {name} {fmt} / {d[2]} {d[3]}", bits)
 
 
 def _trade(choices: list[LayerChoice], measured: list[tuple[MixedPoint, Attempt]],
@@ -400,22 +441,27 @@ def _trade(choices: list[LayerChoice], measured: list[tuple[MixedPoint, Attempt]
     start = max(fits, key=lambda p: (p.worst_sqnr_db, -p.size_bytes))
     base_noise, base_bits = _noise(start.worst_sqnr_db), dict(start.bits)
     ups: list[tuple[float, float, str, str]] = []    # (gain / byte, bytes, layer, format)
+    sideways: list[tuple[float, str, str]] = []      # (gain, layer, format): same bytes
     downs: list[tuple[float, float, str, str]] = []  # (loss / byte, bytes freed, layer, format)
     for c, i, j in _moves(choices, base_bits, losses, count):
         bits = {**base_bits, c.name: c.formats[j]}
         run(f"trade {c.name} {c.formats[j]}", bits)
         delta = _noise(measured[-1][0].worst_sqnr_db) - base_noise
-        nbytes = abs(c.nbytes[j] - c.nbytes[i])
-        if nbytes <= 0:
-            continue
-        if j < i and delta < 0:
+        nbytes = c.nbytes[j] - c.nbytes[i]
+        if nbytes == 0:
+            if delta < 0:  # the same bytes, measured better: free
+                sideways.append((-delta, c.name, c.formats[j]))
+        elif nbytes > 0 and delta < 0:
             ups.append((-delta / nbytes, nbytes, c.name, c.formats[j]))
-        elif j > i:
-            downs.append((max(delta, 0.0) / nbytes, nbytes, c.name, c.formats[j]))
+        elif nbytes < 0:
+            downs.append((max(delta, 0.0) / -nbytes, -nbytes, c.name, c.formats[j]))
     ups.sort(key=lambda t: -t[0])
     downs.sort(key=lambda t: t[0])
     avail = float(budget - start.size_bytes)
+    _swaps(ups, downs, avail, base_bits, run)
     chosen: dict[str, str] = {}
+    for _gain, name, fmt in sorted(sideways, reverse=True):
+        chosen.setdefault(name, fmt)
     used_down = 0
     for gain_rate, cost, name, fmt in ups:
         freed, loss, take = 0.0, 0.0, used_down
