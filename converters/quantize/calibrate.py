@@ -7,7 +7,8 @@ the range pass 1 found. Each batch's tensors are read as views and reduced at on
 kept across samples (`streaming`); the runs are planned within the memory budget and may use two
 interpreters side by side (`sweep`).
 
-The model's own inputs and outputs, and the logits that feed SOFTMAX / ARG_MAX, always use
+The model's own inputs and outputs (and the tensors an output shows unchanged through RESHAPE /
+CONCATENATION ...: `output_views`), and the logits that feed SOFTMAX / ARG_MAX, always use
 min/max: clipping them changes what the user feeds in or reads out (a clipped top logit can tie
 with the runner-up). A tensor read only by LOGISTIC / TANH takes the range that minimises the
 error of that function's output (`ranges.TRANSFERS`).
@@ -23,6 +24,7 @@ import numpy as np
 from sdk.base.errors import CalibrationError
 from sdk.base.samples import SampleSet
 from sdk.converters.ir import DType, Graph, Model, Tensor
+from sdk.converters.quantize.output_views import output_views
 from sdk.converters.quantize.ranges import (
     METHODS,
     TRANSFERS,
@@ -237,7 +239,9 @@ def _sole_consumer_types(model: Model) -> dict[int, tuple[str, dict]]:
 
 def _protected(model: Model) -> set[int]:
     g = model.main
-    out = {id(t) for t in (*g.inputs, *g.outputs)}
+    # the outputs, and what they show unchanged (a detector head's logits before RESHAPE /
+    # CONCATENATION: `output_views`)
+    out = {id(t) for t in g.inputs} | output_views(g)
     for op in g.operators:
         if op.type in _PROTECTED_CONSUMERS and op.inputs and op.inputs[0] is not None:
             out.add(id(op.inputs[0]))
