@@ -62,6 +62,7 @@ from sdk.converters.quantize.stem import stem_rounding
 from sdk.converters.quantize.stream_state import plan_16x8
 from sdk.converters.tflite import serialize
 from sdk.converters.tflite.custom_ops import custom_ops_in
+from sdk.mixed_profile import latency_source
 from sdk.results import CalibrationInfo, ExportResult, TensorInfo
 from sdk.run.fidelity import FidelityReport, FidelityWarning
 from sdk.run.runner import ModelRunner
@@ -90,7 +91,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
            scheme_options: Mapping[str, Any] | None = None,
            example_inputs: Any = None,
            constant_inputs: Mapping[str, Any] | None = None,
-           budget_bytes: int | None = None) -> ExportResult:
+           budget_bytes: int | None = None, budget_ms: float | None = None,
+           latency_profile: Any = None) -> ExportResult:
     """Quantise `model` and write it to `output`.
 
     model: a Keras model, SavedModel directory, .keras/.h5/.tflite/.onnx path (or bytes),
@@ -149,6 +151,10 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     budget_bytes: scheme "mixed": the file's size limit; each weighted layer gets INT8, INT4,
         2-bit or ternary weights by measured sensitivity (`sdk.converters.quantize.mixed`;
         `result.mixed` lists every point tried, the Pareto front and the bits chosen).
+    budget_ms: scheme "mixed": a latency limit (with or without budget_bytes), estimated per
+        layer from `latency_profile`: None profiles the search's uniform probes on this host
+        (`sdk.mixed_profile`, cached), or a per-layer table measured on a device
+        (`sdk.converters.quantize.mixed_latency.LatencyTable`, its dict or JSON path).
     progress: called as progress(stage, done, total) during calibration and validation.
     example_inputs: PyTorch models: a tuple of tensors shaped like one batch; the module is
         exported in eval mode through PyTorch's ONNX exporter, with every dimension fixed by
@@ -190,9 +196,10 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     fmt = format_for(format, output)
     path = Path(output) if output is not None else Path(f"{_safe(loaded.name)}_{scheme}"
                                                          f"{fmt.suffix}")
-    if (scheme == "mixed") != (budget_bytes is not None):
-        raise ConversionError("budget_bytes goes with scheme 'mixed' (and 'mixed' needs it), "
-                              f"not scheme {scheme!r} with budget_bytes={budget_bytes}")
+    if (scheme == "mixed") != (budget_bytes is not None or budget_ms is not None):
+        raise ConversionError("budget_bytes / budget_ms go with scheme 'mixed' (and 'mixed' "
+                              f"needs one), not scheme {scheme!r} with budget_bytes="
+                              f"{budget_bytes}, budget_ms={budget_ms}")
     try:
         options = dict(scheme_options or {})
         if activations != "int8":
@@ -311,8 +318,10 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         if built.fidelity is None:
             raise ConversionError(f"scheme 'mixed' measures every candidate, and format "
                                   f"{fmt.name!r} has no runner here")
-        built, plan, mixed = _mixed(float_model, plan, int(budget_bytes or 0), built, build,
-                                    val_set, options, cal_set, getattr(solver, "hessians", None))
+        latency = None if budget_ms is None else latency_source(latency_profile, fmt.suffix)
+        built, plan, mixed = _mixed(float_model, plan, budget_bytes, built, build,
+                                    val_set, options, cal_set, getattr(solver, "hessians", None),
+                                    budget_ms, latency)
         timings["mixed"] = mixed.seconds  # the search's exports, part of "validate"
     if target_sqnr is not None and built.fidelity is not None:
         built, plan, planned = _plan_to_target(float_model, plan, float(target_sqnr), built,
@@ -364,9 +373,10 @@ class _Built:
     fidelity: FidelityReport | None
 
 
-def _mixed(float_model: Model, plan: PrecisionPlan, budget_bytes: int, first: _Built,
+def _mixed(float_model: Model, plan: PrecisionPlan, budget_bytes: int | None, first: _Built,
            build: Callable[[PrecisionPlan, Callable[[str], None]], _Built], val_set: SampleSet,
            options: Mapping[str, Any], cal_set: SampleSet, hessians: Any,
+           budget_ms: float | None = None, latency: Any = None,
            ) -> tuple[_Built, PrecisionPlan, MixedReport]:
     """export(scheme="mixed", budget_bytes=): bits per layer under the budget, measured."""
     def as_attempt(plan_: PrecisionPlan, built: _Built) -> Attempt:
@@ -378,7 +388,8 @@ def _mixed(float_model: Model, plan: PrecisionPlan, budget_bytes: int, first: _B
     chosen, report = mixed_search(float_model, budget_bytes,
                                   lambda p: as_attempt(p, build(p, lambda stage: None)),
                                   as_attempt(plan, first), options, samples=cal_set,
-                                  hessians=hessians or None)
+                                  hessians=hessians or None, budget_ms=budget_ms,
+                                  latency=latency)
     return chosen.payload, chosen.plan, report
 
 

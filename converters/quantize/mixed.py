@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -39,6 +39,12 @@ from sdk.converters.ir import DType, Model, Operator
 from sdk.converters.quantize.fidelity import layer_losses
 from sdk.converters.quantize.gptq import LayerHessian, collect_hessians, weight_key
 from sdk.converters.quantize.lowbit import weight_sqnr_db
+from sdk.converters.quantize.mixed_latency import (
+    LatencyTable,
+    add_probe,
+    fill_missing,
+    greedy_ms,
+)
 from sdk.converters.quantize.plan import (
     ACTIVATION_PRECISIONS,
     LayerPrecision,
@@ -197,14 +203,19 @@ class MixedPoint:
     on_front: bool = False
     chosen: bool = False
     within_budget: bool = False
+    #: estimated from the per-layer latency table (None: no latency budget)
+    latency_ms: float | None = None
 
 
 @dataclass
 class MixedReport:
     """What mixed precision tried and chose."""
 
-    budget_bytes: int
+    budget_bytes: int | None
     points: list[MixedPoint] = field(default_factory=list)
+    budget_ms: float | None = None
+    #: where the per-layer latencies came from (a profile of this host, a device's table)
+    latency_source: str = ""
     chosen: int = -1
     exports: int = 0
     seconds: float = 0.0
@@ -228,16 +239,24 @@ class MixedReport:
         counts: dict[str, int] = {}
         for f in c.bits.values():
             counts[f] = counts.get(f, 0) + 1
-        out = [f"  budget {self.budget_bytes:,} bytes: chose {c.label}, {c.size_bytes:,} bytes, "
+        budget = " and ".join(
+            ([f"{self.budget_bytes:,} bytes"] if self.budget_bytes is not None else [])
+            + ([f"{self.budget_ms:g} ms"] if self.budget_ms is not None else []))
+        ms = "" if c.latency_ms is None else f", {c.latency_ms:.3f} ms"
+        out = [f"  budget {budget}: chose {c.label}, {c.size_bytes:,} bytes{ms}, "
                f"worst output {c.worst_sqnr_db:.2f} dB ({self.exports} exports, "
                f"{self.seconds:.1f} s); layers: "
                + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items()))]
-        out.append("  points tried (* chosen, + on the size / SQNR Pareto front, "
+        axes = "size / SQNR" if self.budget_ms is None else "size / SQNR / latency"
+        out.append(f"  points tried (* chosen, + on the {axes} Pareto front, "
                    "- over the budget):")
+        if self.budget_ms is not None:
+            out.append(f"  latency: estimated from per-layer times ({self.latency_source})")
         for p in sorted(self.points, key=lambda p: p.size_bytes):
             mark = "*" if p.chosen else "+" if p.on_front else " "
             over = "" if p.within_budget else " -"
-            out.append(f"  {mark} {p.size_bytes:>10,} B {p.worst_sqnr_db:7.2f} dB  "
+            lat = "" if p.latency_ms is None else f" {p.latency_ms:9.3f} ms"
+            out.append(f"  {mark} {p.size_bytes:>10,} B{lat} {p.worst_sqnr_db:7.2f} dB  "
                        f"{p.label}{over}")
         out += ascii_front(self.points)
         out += [f"  note: {n}" for n in self.notes]
@@ -245,12 +264,18 @@ class MixedReport:
 
 
 def pareto_front(points: list[MixedPoint]) -> None:
-    """Mark the points no other point beats on both size and worst-output SQNR."""
+    """Mark the points no other point beats on size and worst-output SQNR (and latency, where
+    every point has one)."""
+    timed = all(p.latency_ms is not None for p in points)
+
+    def axes(p: MixedPoint) -> tuple[float, ...]:  # smaller is better on each
+        return (p.size_bytes, -p.worst_sqnr_db) + ((p.latency_ms,) if timed else ())  # type: ignore[return-value]
+
     for p in points:
+        a = axes(p)
         p.on_front = not any(
-            q is not p and q.size_bytes <= p.size_bytes and q.worst_sqnr_db >= p.worst_sqnr_db
-            and (q.size_bytes < p.size_bytes or q.worst_sqnr_db > p.worst_sqnr_db)
-            for q in points)
+            q is not p and all(x <= y for x, y in zip(axes(q), a, strict=True))
+            and axes(q) != a for q in points)
 
 
 def ascii_front(points: list[MixedPoint], width: int = 48, height: int = 10) -> list[str]:
@@ -428,6 +453,21 @@ def _swaps(ups: list[tuple[float, float, str, str]], downs: list[tuple[float, fl
             run(f"swap {name} {fmt} / {d[2]} {d[3]}", bits)
 
 
+def _latency_table(latency: LatencyTable | LayerProfiler,
+                   measured: list[tuple[MixedPoint, Attempt]], choices: list[LayerChoice],
+                   model: Model) -> LatencyTable:
+    """The per-layer latency table: `latency` itself, or the uniform probes profiled."""
+    if isinstance(latency, LatencyTable):
+        return latency
+    table = LatencyTable()
+    order = [(layer_name(op), op.type) for op in weighted_layers(model)]
+    for p, a in measured:
+        if p.label.startswith("all-"):
+            add_probe(table, p.bits, order, latency(a, p.label), p.label)
+    table.source = getattr(latency, "source", "") or "per-layer profile"
+    return table
+
+
 def _trade(choices: list[LayerChoice], measured: list[tuple[MixedPoint, Attempt]],
            budget: int, count: int, losses: Losses,
            run: Callable[[str, dict[str, str]], None]) -> None:
@@ -483,28 +523,53 @@ def _trade(choices: list[LayerChoice], measured: list[tuple[MixedPoint, Attempt]
         run("trades combined", {**base_bits, **chosen})
 
 
-def search(model: Model, budget_bytes: int, attempt: Callable[[PrecisionPlan], Attempt],
+#: the face's per-layer profiler: (a measured export, its label) -> (op type, ms) per operator
+LayerProfiler = Callable[[Attempt, str], Sequence[tuple[str, float]]]
+
+
+def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionPlan], Attempt],
            first: Attempt, options: Mapping[str, object] | None = None,
            samples: SampleSet | None = None,
            hessians: Mapping[tuple[tuple[int, ...], str], LayerHessian] | None = None,
+           *, budget_ms: float | None = None,
+           latency: LatencyTable | LayerProfiler | None = None,
            ) -> tuple[Attempt, MixedReport]:
-    """Choose bits per layer under `budget_bytes` (see the module docstring). `first` is the
-    all-INT8 export; `attempt(plan)` exports and validates one plan. With calibration
-    `samples` (or GPTQ's `hessians`) the sensitivities are `hessian_losses`; without, the
-    uniform probes' measured per-layer losses."""
+    """Choose bits per layer under `budget_bytes` and / or `budget_ms` (see the module
+    docstring). `first` is the all-INT8 export; `attempt(plan)` exports and validates one
+    plan. With calibration `samples` (or GPTQ's `hessians`) the sensitivities are
+    `hessian_losses`; without, the uniform probes' measured per-layer losses. A latency budget
+    needs `latency`: a per-layer table (`mixed_latency.LatencyTable`, e.g. a device's) or a
+    profiler the uniform probes are profiled with (`LayerProfiler`); every point's latency is
+    the table's estimate."""
     start = time.perf_counter()
     opts = mixed_options(dict(options or {}))
-    if budget_bytes <= 0:
+    if budget_bytes is None and budget_ms is None:
+        raise BudgetError("mixed precision needs a budget: budget_bytes or budget_ms")
+    if budget_bytes is not None and budget_bytes <= 0:
         raise BudgetError(f"budget_bytes must be positive, not {budget_bytes}")
+    if budget_ms is not None and not budget_ms > 0:
+        raise BudgetError(f"budget_ms must be positive, not {budget_ms}")
+    if budget_ms is not None and latency is None:
+        raise BudgetError("budget_ms needs per-layer latencies: a LatencyTable or a profiler")
+    size_limit = math.inf if budget_bytes is None else float(budget_bytes)
     choices = layer_choices(model, opts)
     ops = {layer_name(op): op for op in weighted_layers(model)}
-    report = MixedReport(budget_bytes=int(budget_bytes))
+    report = MixedReport(budget_bytes=None if budget_bytes is None else int(budget_bytes),
+                         budget_ms=budget_ms)
     measured: list[tuple[MixedPoint, Attempt]] = []
+    table: LatencyTable | None = None
+
+    def fits(p: MixedPoint) -> bool:
+        return p.size_bytes <= size_limit and (
+            budget_ms is None or (p.latency_ms is not None and p.latency_ms <= budget_ms))
 
     def record(label: str, bits: dict[str, str], a: Attempt, estimated: float | None) -> None:
-        measured.append((MixedPoint(label, a.size_bytes, a.fidelity.min_sqnr_db,
-                                    None if estimated is None else round(estimated),
-                                    dict(bits), within_budget=a.size_bytes <= budget_bytes), a))
+        p = MixedPoint(label, a.size_bytes, a.fidelity.min_sqnr_db,
+                       None if estimated is None else round(estimated), dict(bits))
+        if table is not None:
+            p.latency_ms = round(table.estimate_ms(bits), 6)
+        p.within_budget = fits(p)
+        measured.append((p, a))
 
     int8_bits = {c.name: "int8" for c in choices}
     record("all-int8", int8_bits, first, None)
@@ -523,7 +588,7 @@ def search(model: Model, budget_bytes: int, attempt: Callable[[PrecisionPlan], A
             f = bits[c.name]
             if f != "int8" and c.name in got:
                 losses[c.name].setdefault(f, got[c.name])
-        if probe == PROBES[0] and a.size_bytes > budget_bytes:
+        if probe == PROBES[0] and a.size_bytes > size_limit:
             raise BudgetError(
                 f"budget of {budget_bytes:,} bytes is under the smallest model mixed precision "
                 f"makes of this model: {a.size_bytes:,} bytes (every weighted layer at its "
@@ -536,6 +601,13 @@ def search(model: Model, budget_bytes: int, attempt: Callable[[PrecisionPlan], A
         if bits in [p.bits for p, _ in measured]:
             continue
         record(f"{scheme} scheme", bits, attempt(plan_of(bits, first.plan)), None)
+    if latency is not None:
+        table = _latency_table(latency, measured, choices, model)
+        report.latency_source = table.source
+        report.notes += fill_missing(table, {c.name: c.formats for c in choices})
+        for p, _ in measured:
+            p.latency_ms = round(table.estimate_ms(p.bits), 6)
+            p.within_budget = fits(p)
     for c in choices:  # what the per-layer report does not measure: the weights' own error
         for f in c.formats:
             losses[c.name].setdefault(f, _weight_noise(ops[c.name], f) if f != "int8" else 0.0)
@@ -555,9 +627,19 @@ def search(model: Model, budget_bytes: int, attempt: Callable[[PrecisionPlan], A
             k = (base - smallest[0].size_bytes) / est_saved
             for c in choices:
                 c.nbytes = [b * k for b in c.nbytes]
-    target = float(budget_bytes)
     tried: list[dict[str, str]] = [p.bits for p, _ in measured]
-    for step in range(opts.steps):
+    if table is not None and budget_ms is not None:
+        bits = greedy_ms([c.name for c in choices], {c.name: c.formats for c in choices},
+                         losses, table, budget_ms, [c.name for c in choices if c.pinned])
+        if bits is None:
+            report.notes.append(f"no mix is estimated within {budget_ms:g} ms (the per-layer "
+                                f"table's fastest formats)")
+        elif bits not in tried:
+            tried.append(bits)
+            record("mixed latency", bits, attempt(plan_of(bits, first.plan)),
+                   estimate_bytes(choices, bits, base))
+    target = size_limit
+    for step in range(opts.steps if budget_bytes is not None else 0):
         bits = greedy(choices, losses, base, target)
         if bits is None:
             report.notes.append(f"step {step + 1}: no plan fits the estimated target "
@@ -569,8 +651,8 @@ def search(model: Model, budget_bytes: int, attempt: Callable[[PrecisionPlan], A
         est = estimate_bytes(choices, bits, base)
         a = attempt(plan_of(bits, first.plan))
         record(f"mixed step {step + 1}", bits, a, est)
-        if a.size_bytes > budget_bytes:  # the estimate was short: aim lower by the overshoot
-            target -= a.size_bytes - budget_bytes
+        if a.size_bytes > size_limit:  # the estimate was short: aim lower by the overshoot
+            target -= a.size_bytes - size_limit
             report.notes.append(f"step {step + 1}: {a.size_bytes:,} bytes measured for "
                                 f"{est:,.0f} estimated; target lowered to {target:,.0f}")
             continue
@@ -579,10 +661,11 @@ def search(model: Model, budget_bytes: int, attempt: Callable[[PrecisionPlan], A
         for name, v in _losses_of(a, model).items():  # measured in this mix: refine
             if name in losses and bits.get(name, "int8") in losses[name]:
                 losses[name][bits[name]] = v
-    for _ in range(opts.trade_rounds if opts.trades > 0 else 0):
+    # trades move bytes: under a latency budget alone they are not made
+    for _ in range(opts.trade_rounds if opts.trades > 0 and budget_bytes is not None else 0):
         before = max((p.worst_sqnr_db for p, _ in measured if p.within_budget),
                      default=-math.inf)
-        _trade(choices, measured, budget_bytes, opts.trades, losses,
+        _trade(choices, measured, int(size_limit), opts.trades, losses,
                lambda label, bits: record(label, bits, attempt(plan_of(bits, first.plan)),
                                           estimate_bytes(choices, bits, base)))
         if max((p.worst_sqnr_db for p, _ in measured if p.within_budget),
@@ -590,11 +673,17 @@ def search(model: Model, budget_bytes: int, attempt: Callable[[PrecisionPlan], A
             break
     points = [p for p, _ in measured]
     pareto_front(points)
-    fits = [i for i, p in enumerate(points) if p.within_budget]
-    if not fits:
-        raise BudgetError(f"no measured export fits the budget of {budget_bytes:,} bytes "
-                          f"(smallest: {min(p.size_bytes for p in points):,} bytes)")
-    best = max(fits, key=lambda i: (points[i].worst_sqnr_db, -points[i].size_bytes))
+    inside = [i for i, p in enumerate(points) if p.within_budget]
+    if not inside:
+        budget = " and ".join(
+            ([f"{budget_bytes:,} bytes"] if budget_bytes is not None else [])
+            + ([f"{budget_ms:g} ms"] if budget_ms is not None else []))
+        fastest = "" if table is None else (
+            f"; fastest: {min(p.latency_ms or math.inf for p in points):.3f} ms estimated "
+            f"({table.source})")
+        raise BudgetError(f"no measured export fits the budget of {budget} "
+                          f"(smallest: {min(p.size_bytes for p in points):,} bytes{fastest})")
+    best = max(inside, key=lambda i: (points[i].worst_sqnr_db, -points[i].size_bytes))
     points[best].chosen = True
     report.points, report.chosen = points, best
     report.exports = len(points)
@@ -602,6 +691,21 @@ def search(model: Model, budget_bytes: int, attempt: Callable[[PrecisionPlan], A
     return measured[best][1], report
 
 
-__all__ = ["DEFAULT_STEPS", "PROBES", "BudgetError", "LayerChoice", "MixedOptions",
-           "MixedPoint", "MixedReport", "ascii_front", "estimate_bytes", "greedy",
-           "layer_choices", "mixed_options", "pareto_front", "plan_of", "search"]
+__all__ = [
+    "DEFAULT_STEPS",
+    "PROBES",
+    "BudgetError",
+    "LayerChoice",
+    "LayerProfiler",
+    "MixedOptions",
+    "MixedPoint",
+    "MixedReport",
+    "ascii_front",
+    "estimate_bytes",
+    "greedy",
+    "layer_choices",
+    "mixed_options",
+    "pareto_front",
+    "plan_of",
+    "search",
+]

@@ -136,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
                         activations=args.activations,
                         scheme_options=_scheme_options(args.scheme_option),
                         per_layer=not args.no_per_layer, target_sqnr=args.target_sqnr,
-                        budget_bytes=args.budget_bytes, progress=bars)
+                        budget_bytes=args.budget_bytes, budget_ms=args.budget_ms,
+                        latency_profile=args.latency_profile, progress=bars)
     short = below_min_sqnr(result, args.min_sqnr)
     if args.json:
         emit_json(result.to_dict() | {"min_sqnr_db": args.min_sqnr, "passed": not short})
@@ -211,6 +212,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="scheme mixed: the file's size limit; each weighted layer gets int8, "
                         "int4, 2-bit or ternary weights by measured sensitivity (fails, exit "
                         "status 1, when N is under the smallest such model)")
+    p.add_argument("--budget-ms", type=float, metavar="MS",
+                   help="scheme mixed: a latency limit, estimated from per-layer times of each "
+                        "candidate format (profiled on this host, cached, unless "
+                        "--latency-profile names a device's table)")
+    p.add_argument("--latency-profile", metavar="JSON",
+                   help="with --budget-ms: a per-layer latency table measured on a device "
+                        "({\"layers\": {layer: {format: ms}}, \"other_ms\": ms})")
     p.add_argument("--min-sqnr", type=float, metavar="DB",
                    help="fail (exit status 1) when an output's SQNR on the held-out samples is "
                         "under DB; the file and report are still written, like `validate`")
