@@ -12,7 +12,10 @@ small script of our own (`report.js`, inlined). Plots:
 * board x precision table of p50 latency, failures and quarantines marked;
 * size / fidelity / latency trade-off across the precisions (int8, int4, int2, ternary...);
 * for validation runs (`Farm.validate`): a board x model table of the device's outputs against
-  the host's (exact, SQNR, max abs error, top-1 agreement), boards that disagree flagged.
+  the host's (exact, SQNR, max abs error, top-1 agreement), boards that disagree flagged;
+* for a model `sdk.export(..., "mixed", budget_bytes= / budget_ms=)` made (its export report
+  beside it): the size / fidelity (/ latency) Pareto front of the points its search measured,
+  the chosen point marked, with the chosen file's p50 on each board (`mixed_fronts`).
 
 Every file is written atomically (temp name, then rename).
 """
@@ -28,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from sdk.base.fileio import atomic_write_text
-from sdk.base.tables import jsonable
-from sdk.devices.farm.jobs import PRECISIONS, VALIDATE
+from sdk.base.tables import Section, Table, jsonable, render_plain
+from sdk.devices.farm.jobs import PRECISIONS, VALIDATE, export_report_path
 from sdk.devices.farm.results import FarmRun, JobResult, format_ms
 from sdk.devices.npu import placement_cell
 
@@ -94,6 +97,7 @@ def report_data(run: FarmRun, *, samples: int | None = None,
         "events": [e.to_dict() for e in run.events],
         "layer_board": layer_board if layer_board in with_layers else
         (with_layers[0] if with_layers else None),
+        "mixed": mixed_fronts(run),
     })
 
 
@@ -218,6 +222,7 @@ def markdown(run: FarmRun) -> str:
     for b in run.boards:
         if b.reason:
             lines.append(f"\n**{b.name} quarantined:** {b.reason}")
+    lines += mixed_markdown(mixed_fronts(run))
     failures = run.failed
     if failures:
         lines += ["", "## Failures", "", "| model | board | error | attempts |",
@@ -265,6 +270,7 @@ def html_from_data(data: dict[str, Any], title_text: str) -> str:
         "<label>board <select id=\"layers-board\"></select></label> "
         "<label>model <select id=\"layers-model\"></select></label>"
         "<div id=\"plot-layers\" class=\"plot\"></div></section>"
+        + mixed_html(data.get("mixed") or []) +
         "<section><h2>Failures and incidents</h2><div id=\"failures\"></div></section>"
         "<section class=\"profile-only\"><h2>Measurement conditions</h2><details>"
         "<summary>runs, duration, warm-up, "
@@ -273,6 +279,117 @@ def html_from_data(data: dict[str, Any], title_text: str) -> str:
         "</main>"
         f"<script type=\"application/json\" id=\"farm-data\">{blob}</script>"
         f"<script>{script}</script></body></html>\n")
+
+
+# ---------------------------------------------------------------------------- mixed precision
+def mixed_fronts(run: FarmRun) -> list[dict[str, Any]]:
+    """Per model of the run that mixed precision made (scheme "mixed", its export report
+    beside it): the budget, the points its search measured (size, worst-output SQNR, the
+    estimated latency where it had a latency budget), which are on the Pareto front and which
+    was chosen, and the chosen file's measured p50 per board."""
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for r in run.results:
+        m = r.model
+        if m.scheme != "mixed" or m.sha256 in seen:
+            continue
+        seen.add(m.sha256)
+        try:
+            mixed = json.loads(export_report_path(Path(m.path)).read_text()).get("mixed")
+        except (OSError, ValueError):
+            continue
+        if not isinstance(mixed, dict) or not mixed.get("points"):
+            continue
+        p50 = {x.board: x.profile.latency.p50_ms for x in run.results
+               if x.model.sha256 == m.sha256 and x.ok and x.profile is not None}
+        points = [{k: p.get(k) for k in ("label", "size_bytes", "worst_sqnr_db", "latency_ms",
+                                         "on_front", "chosen", "within_budget")}
+                  for p in mixed["points"]]
+        out.append({"model": m.name, "sha256": m.sha256,
+                    "budget_bytes": mixed.get("budget_bytes"),
+                    "budget_ms": mixed.get("budget_ms"),
+                    "latency_source": mixed.get("latency_source") or "",
+                    "points": sorted(points, key=lambda p: p["size_bytes"]),
+                    "board_p50_ms": p50})
+    return out
+
+
+def _budget(front: dict[str, Any]) -> str:
+    parts = ([f"{front['budget_bytes']:,} bytes"] if front.get("budget_bytes") else []) + (
+        [f"{front['budget_ms']:g} ms"] if front.get("budget_ms") else [])
+    return " and ".join(parts) or "?"
+
+
+def _sqnr(v: Any) -> str:
+    return f"{v:.2f}" if isinstance(v, (int, float)) else str(v)
+
+
+def _front_rows(front: dict[str, Any]) -> list[list[str]]:
+    """The front's points and the chosen one (the others only counted)."""
+    timed = front.get("budget_ms") is not None
+    rows = []
+    for p in front["points"]:
+        if not (p["on_front"] or p["chosen"]):
+            continue
+        mark = "chosen" if p["chosen"] else "front"
+        row = [mark, f"{p['size_bytes']:,}", _sqnr(p["worst_sqnr_db"])]
+        if timed:
+            row.append("" if p.get("latency_ms") is None else f"{p['latency_ms']:.3f}")
+        row += [p["label"], "yes" if p["within_budget"] else "no"]
+        rows.append(row)
+    return rows
+
+
+def _front_head(front: dict[str, Any]) -> list[str]:
+    return ["", "size B", "worst SQNR dB"] + (
+        ["latency ms (est.)"] if front.get("budget_ms") is not None else []) + \
+        ["point", "within budget"]
+
+
+def _front_note(front: dict[str, Any]) -> str:
+    on = sum(1 for p in front["points"] if p["on_front"])
+    boards = ", ".join(f"{b} {format_ms(ms)} ms" for b, ms in sorted(front["board_p50_ms"]
+                                                                      .items()))
+    src = f"; latency estimated from {front['latency_source']}" if front.get("budget_ms") \
+        is not None else ""
+    return (f"{len(front['points'])} points measured, {on} on the Pareto front{src}"
+            + (f"; the chosen file's p50 on the boards: {boards}" if boards else ""))
+
+
+def mixed_markdown(fronts: list[dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    for f in fronts:
+        head = _front_head(f)
+        lines += ["", f"## Mixed precision: {f['model']} (budget {_budget(f)})", "",
+                  _front_note(f) + ".", "", "| " + " | ".join(head) + " |",
+                  "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |"
+                  for row in _front_rows(f)]
+    return lines
+
+
+def mixed_plain(fronts: list[dict[str, Any]]) -> str:
+    """The same fronts as plain-text tables."""
+    sections: list[Section] = []
+    for f in fronts:
+        sections += [f"mixed precision: {f['model']} (budget {_budget(f)}): {_front_note(f)}",
+                     Table(None, tuple(_front_head(f)), [tuple(r) for r in _front_rows(f)])]
+    return render_plain(sections)
+
+
+def mixed_html(fronts: list[dict[str, Any]]) -> str:
+    out = []
+    for f in fronts:
+        esc = html.escape
+        head = "".join(f"<th>{esc(h)}</th>" for h in _front_head(f))
+        rows = "".join(
+            f"<tr class=\"{'chosen' if row[0] == 'chosen' else 'front'}\">"
+            + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in _front_rows(f))
+        out.append(f"<section class=\"mixed-front\"><h2>Mixed precision: {esc(f['model'])} "
+                   f"(budget {esc(_budget(f))})</h2><p>{esc(_front_note(f))}</p>"
+                   f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+                   "</section>")
+    return "".join(out)
 
 
 def write_report(run: FarmRun, out_dir: str | os.PathLike[str], *,
