@@ -141,3 +141,12 @@ def test_greedy_spends_error_where_it_is_cheapest_per_byte() -> None:
     bits = greedy([big, small], losses, 1100.0, 300.0)
     assert bits == {"big": "int2", "small": "int4"}
     assert greedy([big, small], losses, 1100.0, 200.0) is None  # under 250 + 25
+
+
+def test_pinned_first_last_layers_move_when_the_budget_needs_it(net, data, tmp_path) -> None:
+    """keep_first / keep_last (the default) pin both layers of the net at INT8, which is over
+    7000 bytes: the pinned layers are the starting point, not a floor."""
+    res = sdk.export(net, "mixed", calibration=data, output=tmp_path / "p.tflite",
+                     budget_bytes=7000, report=False)
+    assert res.size_bytes <= 7000
+    assert min(_bits(res, "centred"), _bits(res, "plain")) < 8

@@ -363,15 +363,16 @@ def hessian_losses(model: Model, samples: SampleSet, choices: list[LayerChoice],
 
 
 def greedy(choices: list[LayerChoice], losses: Losses, base_bytes: float, target: float,
-           ) -> dict[str, str] | None:
+           allow_pinned: bool = False) -> dict[str, str] | None:
     """Bits per layer from all-INT8: the least estimated added error per byte saved, until
-    the estimated size is within `target` (None: even every layer at its smallest is not)."""
+    the estimated size is within `target` (None: even every layer at its smallest is not).
+    Pinned layers stay INT8 unless `allow_pinned`."""
     cur = {c.name: 0 for c in choices}
     size = base_bytes
     while size > target:
         best: tuple[float, float, LayerChoice, int] | None = None
         for c in choices:
-            if c.pinned:
+            if c.pinned and not allow_pinned:
                 continue
             i = cur[c.name]
             for j in range(i + 1, len(c.formats)):
@@ -589,6 +590,15 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
             if f != "int8" and c.name in got:
                 losses[c.name].setdefault(f, got[c.name])
         if probe == PROBES[0] and a.size_bytes > size_limit:
+            # the pinned first / last layers at INT8 are not the floor: try them at 2-bit too
+            free = {c.name: "int2" if "int2" in c.formats else c.formats[-1]
+                    for c in choices if c.pinned and len(c.formats) > 1}
+            if free:
+                bits = {**bits, **free}
+                a = attempt(plan_of(bits, first.plan))
+                record(f"all-{probe}, first / last too", bits, a, None)
+                if a.size_bytes <= size_limit:
+                    continue
             raise BudgetError(
                 f"budget of {budget_bytes:,} bytes is under the smallest model mixed precision "
                 f"makes of this model: {a.size_bytes:,} bytes (every weighted layer at its "
@@ -641,6 +651,8 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
     target = size_limit
     for step in range(opts.steps if budget_bytes is not None else 0):
         bits = greedy(choices, losses, base, target)
+        if bits is None:  # a budget only met with the first / last layer below INT8
+            bits = greedy(choices, losses, base, target, allow_pinned=True)
         if bits is None:
             report.notes.append(f"step {step + 1}: no plan fits the estimated target "
                                 f"{target:,.0f} bytes")
