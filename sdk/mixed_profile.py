@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -65,7 +66,7 @@ class HostProfiler:
         from sdk.devices.profile import profile
 
         with tempfile.TemporaryDirectory() as tmp:
-            model = Path(tmp) / f"{label.replace(' ', '_')}{self.suffix}"
+            model = Path(tmp) / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}{self.suffix}"
             model.write_bytes(data)
             prof = profile(model, "local", runs=self.runs, warmup=self.warmup, layers=True)
         layers = [(t.op, float(t.mean_ms if t.mean_ms is not None else float("nan")))

@@ -158,3 +158,16 @@ def test_host_profile_is_measured_and_cached(net, data, tmp_path, monkeypatch,
     cached = sorted((tmp_path / "cache" / "edgesdk" / "mixed-latency").glob("*.json"))
     assert len(cached) >= 2  # all-int8 and at least one sub-byte probe, profiled once each
     assert all(json.loads(p.read_text())["layers"] for p in cached)
+
+
+@requires_tf
+@pytest.mark.filterwarnings("ignore", category=FidelityWarning)
+def test_pinned_layers_are_profiled_below_int8(net, data, tmp_path, monkeypatch) -> None:
+    """keep_first / keep_last (default) pin both layers at INT8 in the uniform probes; under a
+    latency budget their sub-byte times are profiled too, not copied from INT8."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    res = sdk.export(net, "mixed", calibration=data, output=tmp_path / "m.tflite",
+                     budget_ms=1000.0, report=False)
+    labels = [p.label for p in res.mixed.points]
+    assert "all-int4, first / last too" in labels and "all-int2, first / last too" in labels
+    assert not [n for n in res.mixed.notes if "not profiled" in n and "int4" in n]

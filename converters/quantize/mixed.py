@@ -161,10 +161,10 @@ def _bits(fmt: str) -> int:
     return 8 if fmt == "int8" else _BITS[weight_format(fmt).dtype]
 
 
-def _probe_format(choice: LayerChoice, probe: str) -> str:
+def _probe_format(choice: LayerChoice, probe: str, pinned_too: bool = False) -> str:
     """The format a uniform `probe` export gives this layer (int8 where it has none or it is
-    pinned)."""
-    if choice.pinned:
+    pinned, unless `pinned_too`)."""
+    if choice.pinned and not pinned_too:
         return "int8"
     family = {"int4": ("int4", "int4-narrow"), "int2": ("int2",),
               "ternary": ("ternary", "ternary-median", "ternary-bitnet")}[probe]
@@ -242,7 +242,7 @@ class MixedReport:
         budget = " and ".join(
             ([f"{self.budget_bytes:,} bytes"] if self.budget_bytes is not None else [])
             + ([f"{self.budget_ms:g} ms"] if self.budget_ms is not None else []))
-        ms = "" if c.latency_ms is None else f", {c.latency_ms:.3f} ms"
+        ms = "" if c.latency_ms is None else f", {c.latency_ms:.4g} ms"
         out = [f"  budget {budget}: chose {c.label}, {c.size_bytes:,} bytes{ms}, "
                f"worst output {c.worst_sqnr_db:.2f} dB ({self.exports} exports, "
                f"{self.seconds:.1f} s); layers: "
@@ -255,7 +255,7 @@ class MixedReport:
         for p in sorted(self.points, key=lambda p: p.size_bytes):
             mark = "*" if p.chosen else "+" if p.on_front else " "
             over = "" if p.within_budget else " -"
-            lat = "" if p.latency_ms is None else f" {p.latency_ms:9.3f} ms"
+            lat = "" if p.latency_ms is None else f" {p.latency_ms:10.4g} ms"
             out.append(f"  {mark} {p.size_bytes:>10,} B{lat} {p.worst_sqnr_db:7.2f} dB  "
                        f"{p.label}{over}")
         out += ascii_front(self.points)
@@ -611,6 +611,14 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
         if bits in [p.bits for p, _ in measured]:
             continue
         record(f"{scheme} scheme", bits, attempt(plan_of(bits, first.plan)), None)
+    if budget_ms is not None and not isinstance(latency, LatencyTable) \
+            and any(c.pinned for c in choices):
+        # the profiler needs the first / last layers' sub-byte times too: probes with them
+        for probe in ("int4", "int2"):
+            bits = {c.name: _probe_format(c, probe, pinned_too=True) for c in choices}
+            if bits not in [p.bits for p, _ in measured]:
+                record(f"all-{probe}, first / last too", bits,
+                       attempt(plan_of(bits, first.plan)), None)
     if latency is not None:
         table = _latency_table(latency, measured, choices, model)
         report.latency_source = table.source
