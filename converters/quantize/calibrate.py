@@ -24,6 +24,7 @@ import numpy as np
 from sdk.base.errors import CalibrationError
 from sdk.base.samples import SampleSet
 from sdk.converters.ir import DType, Graph, Model, Tensor
+from sdk.converters.quantize.clamps import clamp_intervals
 from sdk.converters.quantize.output_views import output_views
 from sdk.converters.quantize.ranges import (
     METHODS,
@@ -141,6 +142,7 @@ def calibrate(model: Model, samples: SampleSet, method: str = "mse", *,
 
         sweep.run(histogram_all, _reporter(progress, "calibrating (pass 2/2)", len(samples)))
     protected = _protected(model)
+    clamped = clamp_intervals(g)
     ranges: dict[Tensor, tuple[float, float]] = {}
     notes: dict[Tensor, str] = {}
     for t, s in stats.items():
@@ -155,6 +157,10 @@ def calibrate(model: Model, samples: SampleSet, method: str = "mse", *,
                             "helps the logits that matter")
         else:
             relevant = RELEVANT_INPUT.get(consumer[0]) if consumer is not None else None
+            clamp = clamped.get(id(t)) if id(t) not in protected else None
+            if clamp is not None:  # a constant clamp after it (through LEAKY_RELU): `clamps`
+                relevant = clamp if relevant is None else (max(relevant[0], clamp[0]),
+                                                           min(relevant[1], clamp[1]))
             how = "minmax" if id(t) in protected else method
             transfer = consumer[0] if consumer is not None and consumer[0] in TRANSFERS \
                 else None
