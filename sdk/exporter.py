@@ -58,7 +58,7 @@ from sdk.converters.quantize.planner import (
     plan_to_target,
 )
 from sdk.converters.quantize.score_ranges import reach_output_codes
-from sdk.converters.quantize.stem import stem_rounding
+from sdk.converters.quantize.stem import stem_rounding as round_stem
 from sdk.converters.quantize.stream_state import plan_16x8
 from sdk.converters.tflite import serialize
 from sdk.converters.tflite.custom_ops import custom_ops_in
@@ -87,7 +87,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
            per_layer: bool = True, strict: bool = False, report: bool = True,
            percentile: float = 99.99, progress: Progress | None = None,
            target: str | None = None, target_sqnr: float | None = None,
-           activations: str = "int8", equalize: bool = True,
+           activations: str = "int8", equalize: bool = True, stem_rounding: bool = False,
            scheme_options: Mapping[str, Any] | None = None,
            example_inputs: Any = None,
            constant_inputs: Mapping[str, Any] | None = None,
@@ -133,6 +133,11 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         (`sdk.converters.quantize.adaround`; timings["adaround"]).
     activations: "int8" (static, calibrated: full-integer) or "float32" (dynamic range: the
         weights are quantised, LiteRT quantises activations at run time).
+    stem_rounding: scheme "int8", default weight method: the int8 codes of the layers next to
+        the input (fewer than 3 weighted layers before them) are chosen by GPTQ against their
+        calibration inputs (`sdk.converters.quantize.stem`; BlazeFace short range 17.3 -> 21.3
+        dB; off by default: landmark and orientation nets came out worse, see
+        benchmarks/results/corpus-detectors-2026-12-06.md).
     equalize: scheme "int8": rescale the output channels of a layer and the input channels
         of the one layer that reads it where one channel's range dwarfs the others
         (cross-layer equalisation, `sdk.converters.quantize.equalize`; the float function is
@@ -223,9 +228,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                     channel_means=correction != "none")
     if qat is not None:
         qat.pin_ranges(cal, float_model)
-    # the layers next to the input: int8 codes rounded against their inputs (quantize.stem)
-    stem = stem_rounding(float_model, cal_set) if qat is None and weight_method is None \
-        and scheme == "int8" and activations == "int8" else None
+    # opt-in: the layers next to the input get int8 codes rounded against their inputs
+    stem = round_stem(float_model, cal_set) if stem_rounding and qat is None \
+        and weight_method is None and scheme == "int8" and activations == "int8" else None
     lap("calibrate")
     if activations == "int8" and output_type == "float32":
         plan, kept = keep_coarse_outputs_float(float_model, plan, cal, precision,

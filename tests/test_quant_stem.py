@@ -1,6 +1,7 @@
-"""Stem rounding (converters/quantize/stem.py): the int8 weights of the layers next to the model
-input are rounded by GPTQ against their calibration inputs, so that rounding errors cancel over
-windows of nearly equal pixels instead of adding up."""
+"""Stem rounding (converters/quantize/stem.py, `sdk.export(..., stem_rounding=True)`): the int8
+weights of the layers next to the model input are rounded by GPTQ against their calibration
+inputs, so that rounding errors cancel over windows of nearly equal pixels instead of adding
+up."""
 
 from __future__ import annotations
 
@@ -82,15 +83,15 @@ def test_stem_codes_cancel_on_the_layer_inputs() -> None:
     assert stem.rounded == [layer_name(first)]
 
 
-def test_export_rounds_the_stem_by_default(tmp_path: Path) -> None:
+def test_export_rounds_the_stem_when_asked(tmp_path: Path) -> None:
     data = _smooth_images(48, seed=11)
-    default = sdk.export(_net().SerializeToString(), "int8", calibration=data,
-                         output=tmp_path / "stem.tflite")
+    stem = sdk.export(_net().SerializeToString(), "int8", calibration=data, stem_rounding=True,
+                      output=tmp_path / "stem.tflite")
     plain = sdk.export(_net().SerializeToString(), "int8", calibration=data,
-                       weight_method="minmax", output=tmp_path / "plain.tflite")
-    assert any(n.startswith("stem rounding: 3 layer(s)") for n in default.notes), default.notes
-    assert not any(n.startswith("stem rounding") for n in plain.notes)
-    ours = min(o.sqnr_db for o in default.fidelity.outputs)
+                       output=tmp_path / "plain.tflite")
+    assert any(n.startswith("stem rounding: 3 layer(s)") for n in stem.notes), stem.notes
+    assert not any(n.startswith("stem rounding") for n in plain.notes)  # off by default
+    ours = min(o.sqnr_db for o in stem.fidelity.outputs)
     rtn = min(o.sqnr_db for o in plain.fidelity.outputs)
     print(f"output SQNR: stem rounding {ours:.1f} dB, round to nearest {rtn:.1f} dB")
     assert ours > rtn + 1.5, (ours, rtn)

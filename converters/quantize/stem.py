@@ -17,6 +17,14 @@ squares. For the stem this is cheap: only the model's first ops run (a prefix of
 input). The codes stay plain symmetric per-channel int8 with TFLite's scheme: the file is the
 same kind of file, only the rounding differs.
 
+Opt-in (`sdk.export(..., stem_rounding=True)`): on the corpus it lifts MediaPipe's short-range
+BlazeFace from 17.3 to 21.3 dB (four calibration seeds: +0.3 to +4.1 dB) and YOLOv8n / the
+openWakeWord embedding by ~1 dB, but the face-mesh net's landmarks came out 0.1 px worse (0.60
+vs 0.47 px; 0.49 vs 0.40 with another seed), the orientation classifier 0.8 dB worse and the
+BlazeFace at 16 calibration samples 1.7 dB worse (the Hessians of the first layers fit the few
+calibration images): not a default until a held-out check decides per model
+(benchmarks/results/corpus-detectors-2026-12-06.md).
+
 `STEM_DEPTH`: layers with fewer than this many weighted layers between them and a model input
 (the first CONV_2D, its DEPTHWISE_CONV_2D, the pointwise CONV_2D after it in a MobileNet-style
 block). Pose detector, weights only: 12.5 dB (round to nearest), 17.1 / 24.3 / 27.0 / 27.4 dB
