@@ -647,8 +647,11 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
                 c.nbytes = [b * k for b in c.nbytes]
     tried: list[dict[str, str]] = [p.bits for p, _ in measured]
     if table is not None and budget_ms is not None:
-        bits = greedy_ms([c.name for c in choices], {c.name: c.formats for c in choices},
-                         losses, table, budget_ms, [c.name for c in choices if c.pinned])
+        names, fmts = [c.name for c in choices], {c.name: c.formats for c in choices}
+        bits = greedy_ms(names, fmts, losses, table, budget_ms,
+                         [c.name for c in choices if c.pinned])
+        if bits is None:  # the first / last layer must move too
+            bits = greedy_ms(names, fmts, losses, table, budget_ms)
         if bits is None:
             report.notes.append(f"no mix is estimated within {budget_ms:g} ms (the per-layer "
                                 f"table's fastest formats)")
