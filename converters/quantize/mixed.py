@@ -1,4 +1,4 @@
-"""Mixed precision under a byte budget: ``sdk.export(model, "mixed", budget_bytes=...)``.
+"""Mixed precision under a budget: ``sdk.export(model, "mixed", budget_bytes=... | budget_ms=...)``.
 
 Every weighted layer (FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, ...) may take INT8 or, where
 the sub-byte schemes can give it one (`sdk.converters.quantize.subbyte`: what LiteRT or the
@@ -17,6 +17,15 @@ edgesdk custom ops run), INT4, 2-bit or ternary weights. The search, HAWQ-style:
    estimate's target shrinks by the overshoot; otherwise the per-layer losses it measured
    replace the estimates for those layers and formats and the choice is made again, until it
    repeats itself or `steps` exports were made.
+4. Measured trades from the best point within the budget: single-layer moves to the nearest
+   format of other size (and same-size laterals, and the pinned first / last layers'
+   demotions), swaps (the best promotions each with the demotion that pays for it), and the
+   moves combined; `trade_rounds` rounds.
+
+A latency budget (`budget_ms`, `mixed_latency`): every point's latency is estimated from
+per-layer times of each format (the uniform probes profiled on this host by the face's
+profiler, or a device's `LatencyTable`), the greedy saves milliseconds where the error per ms
+is least, and the Pareto front is over size / SQNR / latency.
 
 The export is the measured point within the budget with the best worst-output SQNR (the
 uniform probes count: all-INT4 is chosen when nothing mixed beats it). `MixedReport` holds every
