@@ -70,6 +70,15 @@ def test_a_score_above_what_calibration_saw_is_not_clamped(tmp_path: Path) -> No
     assert any("every int8 output code is reachable" in n for n in result.notes), result.notes
 
 
+def test_a_side_that_calibration_reached_keeps_its_range(tmp_path: Path) -> None:
+    # scores on both sides of 0.5, the largest logit (~2) short of the last code's 5.54
+    x = random((64, 1, 16), seed=2, scale=2.5)
+    logits = x[:48, 0] @ W + BIAS  # the calibration part (the last 20% validate)
+    assert (logits > 0).sum() >= 8 and 0 < logits.max() < 4
+    result = sdk.export(_head(), "int8", calibration=x, output=tmp_path / "head.tflite")
+    assert not any("every int8 output code is reachable" in n for n in result.notes)
+
+
 def test_a_gate_inside_the_model_keeps_its_calibrated_range(tmp_path: Path) -> None:
     result = sdk.export(_head(gate=True), "int8", calibration=_calibration(),
                         output=tmp_path / "gate.tflite")

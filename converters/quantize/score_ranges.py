@@ -1,5 +1,5 @@
-"""Score outputs (a LOGISTIC or TANH that is a model output): its input range reaches every
-output code.
+"""Score outputs (a LOGISTIC or TANH that is a model output): a score that calibration never
+saw cross its midpoint can still cross it.
 
 LiteRT's int8 LOGISTIC writes its output at the fixed scale 1/256 (0 .. 255/256) and TANH at
 1/128 (-1 .. 127/128), whatever calibration saw; but its int8 *input* takes the calibrated
@@ -9,14 +9,15 @@ must contain 0), so every logit above it read as 0 and the quantised flag could 
 0.5, whatever the image (mp_hand_landmark_full: a float 0.86 came out as exactly 0.5). The
 samples a user calibrates with rarely cover every answer a score can give.
 
-So where such an op stays int8 and its output is what the model returns (directly or through
-ops that only reshape it), its input range is widened to the interval whose image covers every
-output code, its ends inside the first and last codes: logit(0.25/256) .. logit(255/256) =
--6.93 .. 5.54 for LOGISTIC, atanh(-1 + 0.25/128) .. atanh(127/128) = -3.47 .. 2.77 for TANH. The
-cost is at most ~1 bit of input resolution where calibration saw a narrow range (an output
-error of about one output code near the steepest point); a range already wider is kept. Tensors
-inside the network (an SE block's gate) keep their calibrated range: there the calibration
-data's distribution is what the layers after them were fitted to.
+So where such an op stays int8, its output is what the model returns (directly or through
+ops that only reshape it), and its calibrated input range ends at 0 on one side (the end is not
+data: a range must contain 0), the score could never cross its midpoint (0.5 for LOGISTIC, 0
+for TANH), the usual decision threshold. That side is widened to the input whose image is the
+last output code on that side: logit(255/256) = 5.54 (or logit(0.25/256) = -6.93) for LOGISTIC,
+atanh(127/128) = 2.77 (atanh(-1 + 0.25/128) = -3.47) for TANH. A side that calibration did
+reach keeps its range: widening it too cost basic-pitch's note outputs 0.4 dB (27.9 -> 27.4 dB,
+one output 36.1 -> 33.2) for no gain on the corpus. Tensors inside the network (an SE block's
+gate) keep their calibrated range.
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ def _chosen(name: str, user_layers: Mapping[str, object] | None) -> bool:
 
 def reach_output_codes(model: Model, plan: PrecisionPlan, cal: Calibration,
                        user_layers: Mapping[str, object] | None = None) -> list[str]:
-    """Widen, in `cal.ranges`, the input range of every int8 score op whose output the model
-    returns, so that every output code is reachable; one note per op widened. Ops the plan keeps
+    """Widen, in `cal.ranges`, the side that ends at 0 of the input range of every int8 score op
+    whose output the model returns, so that the scores beyond the midpoint are reachable; one
+    note per op widened. Ops the plan keeps
     wider than int8 activations, and layers the user chose a precision for, are left alone."""
     g = model.main
     returned = returned_tensors(g)
@@ -84,12 +86,13 @@ def reach_output_codes(model: Model, plan: PrecisionPlan, cal: Calibration,
         if x is None or x not in cal.ranges:
             continue
         lo, hi = cal.ranges[x]
-        wide = (min(lo, reach[0]), max(hi, reach[1]))
+        # a side that ends at 0 was never reached: the score could not cross its midpoint
+        wide = (min(lo, reach[0]) if lo >= 0 else lo, max(hi, reach[1]) if hi <= 0 else hi)
         if wide == (lo, hi):
             continue
         cal.ranges[x] = wide
         notes.append(f"{name}: {op.type} output {op.outputs[0].name!r} is a model output; its "
                      f"input range widened from [{lo:.3g}, {hi:.3g}] to [{wide[0]:.3g}, "
                      f"{wide[1]:.3g}] so that every int8 output code is reachable (calibration "
-                     "saw only part of the scores)")
+                     "never saw the scores cross the midpoint)")
     return notes
