@@ -62,6 +62,7 @@ from sdk.base.errors import CalibrationError, ConversionError
 from sdk.base.limits import default_budget
 from sdk.base.samples import SampleSet
 from sdk.converters.ir import DType, Model, Operator, Tensor
+from sdk.converters.quantize.adaround import DEFAULT_DAMP as ADAROUND_DAMP
 from sdk.converters.quantize.adaround import adaround_quantize
 from sdk.converters.quantize.lowbit import _from_rows, _rows
 from sdk.converters.quantize.plan import layer_name
@@ -437,7 +438,7 @@ class WeightSolver:
                 self.compensated.append(", ".join(entry.layers))
         if self.method == "adaround":
             result = self._adaround(target, h, qmin, qmax, scales, group_size, group_scale,
-                                    self.damp)
+                                    ADAROUND_DAMP)
         else:
             result = gptq_quantize(target, h, qmin, qmax, scales=scales,
                                    group_size=group_size, group_scale=group_scale,
