@@ -12,7 +12,10 @@ made 91% of the state output's error (17.7 dB; 25.8 dB without them).
 `state_tensors` finds the tensors that carry such a state: a model input and a model output of
 the same shape where the output is computed from the input through ops that neither weigh nor
 bound it (no weighted layer, no LOGISTIC / TANH / SOFTMAX: the hidden state h = o * tanh(c) is
-bounded and keeps its range).
+bounded and keeps its range), and where the path is gated: a MUL on it takes its other operand
+from a LOGISTIC (the forget gate f in c_t = f * c_{t-1} + ...; GRU's update gate z). Without the
+gate a path is a residual connection (y = x + block(x) of a network whose input and output have
+one shape), not a state.
 
 What the INT8 export does with them, by default (TFLite's own LSTM quantisation keeps the cell
 state in int16 for the same reason): the layers that write them, and the TANH that reads the
@@ -56,9 +59,40 @@ def _carries(op: Operator) -> bool:
     return rule is not None and rule.kind in ("compute", "same_scale")
 
 
+#: ops a gate's value passes through unchanged between its LOGISTIC and the MUL that applies it
+_GATE_MOVES = frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "TRANSPOSE", "SLICE",
+                         "STRIDED_SLICE", "SPLIT", "SPLIT_V", "GATHER", "UNPACK"})
+
+
+def _from_gate(t: Tensor, producers: Mapping[Tensor, Operator], depth: int = 6) -> bool:
+    """Whether `t` is a LOGISTIC's output, directly or moved by `_GATE_MOVES` ops."""
+    op = producers.get(t)
+    while op is not None and depth > 0:
+        if op.type == "LOGISTIC":
+            return True
+        if op.type not in _GATE_MOVES or not op.inputs or op.inputs[0] is None:
+            return False
+        op = producers.get(op.inputs[0])
+        depth -= 1
+    return False
+
+
+def _gated(path: dict[int, Tensor], producers: Mapping[Tensor, Operator]) -> bool:
+    """Whether a MUL on `path` multiplies it by a gate (an operand off the path from a
+    LOGISTIC)."""
+    for t in path.values():
+        op = producers.get(t)
+        if op is None or op.type != "MUL":
+            continue
+        if any(x is not None and id(x) not in path and _from_gate(x, producers)
+               for x in op.inputs):
+            return True
+    return False
+
+
 def state_tensors(g: Graph) -> set[Tensor]:
-    """The tensors on a carrying path (`_carries`) from a model input to a model output of the
-    same shape, both ends included."""
+    """The tensors on a gated carrying path (`_carries`, `_gated`) from a model input to a
+    model output of the same shape, both ends included."""
     consumers = g.consumers()
     producers = g.producers()
     out: set[Tensor] = set()
@@ -95,7 +129,8 @@ def state_tensors(g: Graph) -> set[Tensor]:
                             and id(x) not in path:
                         path[id(x)] = x
                         back.append(x)
-            out.update(path.values())
+            if _gated(path, producers):
+                out.update(path.values())
     return out
 
 
