@@ -75,10 +75,10 @@ def test_a_residual_connection_is_not_a_state() -> None:
     """y = x + block(x) with x and y of one shape joins a model input to a model output through
     an ADD, but no gate multiplies it: no state, and an INT8 export stays int8 everywhere (it
     wrote an int16 QUANTIZE of the input that the .edge runtime refused)."""
-    from test_onnx_models import mobilenet_v3_block
-
     from sdk.converters.frontends import load_model
     from sdk.converters.quantize.stream_state import state_tensors
+
+    from test_onnx_models import mobilenet_v3_block
 
     assert state_tensors(load_model(mobilenet_v3_block()).model.main) == set()
 
