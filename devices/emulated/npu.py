@@ -51,7 +51,11 @@ def npu_board_config(board: EmulatedBoard, stack: str = "ethos-u", *, name: str 
     if stack == "rknn":
         env["PYTHONPATH"] = str(RKNN_STANDIN_PATH)
     else:
-        table.setdefault("delegate", str(stand_in_delegate()))
+        if "delegate" not in table:
+            table["delegate"] = str(stand_in_delegate())
+            # an NPU's delegate takes every node it supports; the edgesdk delegate's own rule
+            # (claim=faster: only where it beats XNNPACK on this CPU) would leave them on the CPU
+            table["options"] = {"claim": "all", **dict(table.get("options") or {})}
         table.setdefault("name", f"{stack} (stand-in: edgesdk delegate)")
     config = npu_from_table(table, device=name or board.name)
     return board.device_config(name=name, npu=config, env=env,
