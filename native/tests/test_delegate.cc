@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "custom_options.h"
 #include "edge/delegate/delegate.h"
 #include "edge/kernels/conv2d.h"
@@ -527,7 +529,18 @@ EDGE_TEST(delegate_claims_only_where_faster_than_litert) {
   f.context.ReportError = report_error;
   f.context.recommended_num_threads = 1;
 
-  const std::string report = "edge_test_claim_report.json";
+  // A writable folder: the current one is read-only where the test runs on a phone (adb shell
+  // starts in /); TMPDIR, then /tmp, then Android's /data/local/tmp.
+  std::string dir = ".";
+  const char* tmpdir = std::getenv("TMPDIR");
+  for (const char* d : {tmpdir, "/tmp", "/data/local/tmp"}) {
+    if (d != nullptr && access(d, W_OK) == 0) {
+      dir = d;
+      break;
+    }
+  }
+  const std::string report =
+      dir + "/edge_test_claim_report_" + std::to_string(getpid()) + ".json";
   auto claimed = [&](edge::delegate::Options o) {
     o.report = report;
     for (auto& d : f.delegated) d->reg.free(&f.context, d->node.user_data);
