@@ -14,7 +14,6 @@ from npu_support import build_classifier, images
 import sdk
 from sdk.devices.config import DelegateConfig, DeviceConfig
 
-
 #: an NPU's delegate takes every node it supports; the edgesdk delegate's default rule
 #: (claim=faster) would leave nodes XNNPACK runs as fast on this CPU
 STAND_IN_OPTIONS = {"claim": "all"}
