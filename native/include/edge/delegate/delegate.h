@@ -20,7 +20,8 @@
 //                (default: all).
 //   num_threads  threads for the kernels (default: the interpreter's num_threads, else one per
 //                physical core).
-//   isa          force a kernel ISA (scalar, avx2, avx512vnni, neon, dotprod); default: best.
+//   isa          force a kernel ISA (scalar, avx2, avxvnni, avx512vnni, neon, dotprod, i8mm);
+//                default: the best this CPU runs.
 //   rounding     upward (default: LiteRT's optimised builtin kernels, bit for bit, including
 //                their depthwise tail channels), away_from_zero (TFLite's reference CONV_2D /
 //                DEPTHWISE_CONV_2D) or single (its reference FULLY_CONNECTED); requant.h.
