@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -29,15 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus.manifest import CorpusError, cache_dir, load_manifest, select
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from sdk.base.host import cpu_name
 
 
 def versions() -> dict[str, str]:

@@ -12,7 +12,6 @@ any input shows). Prints a Markdown table and the counts per kind.
 
 from __future__ import annotations
 
-import platform
 import sys
 from collections import Counter
 from datetime import datetime, timezone
@@ -25,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus.manifest import load_manifest
 
 from sdk.base.errors import EdgeSDKError
+from sdk.base.host import cpu_name
 from sdk.converters.frontends import load_model
 from sdk.converters.quantize.int8 import check_float_model
 from sdk.converters.tflite.writer import serialize
@@ -34,21 +34,11 @@ from sdk.run.runner import LiteRTRunner
 SAMPLES = 8
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> int:
     rng = np.random.default_rng(0)
     kinds: Counter[str] = Counter()
     accepted = refused = 0
-    print(f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {_cpu()} "
+    print(f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {cpu_name()} "
           "(`python benchmarks/output_kinds.py`).\n")
     print("| model | kind | already quantised? | outputs: kind (why) |")
     print("|---|---|---|---|")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sdk.base.fileio import atomic_write_text
+from sdk.base.host import cpu_name
 from sdk.converters.quantize.mixed import LayerProfiler
 from sdk.converters.quantize.mixed_latency import LatencyTable, read_table
 from sdk.converters.quantize.planner import Attempt
@@ -35,16 +35,6 @@ def cache_dir() -> Path:
         "mixed-latency"
 
 
-def host_cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 class HostProfiler:
     """A `LayerProfiler` that profiles each export on this host, cached."""
 
@@ -52,7 +42,7 @@ class HostProfiler:
                  cache: Path | None = None) -> None:
         self.suffix, self.runs, self.warmup = suffix, runs, warmup
         self.cache = cache or cache_dir()
-        self.cpu = host_cpu()
+        self.cpu = cpu_name()
         self.source = f"this host ({self.cpu}), per-layer profile, {runs} runs"
         self.hits = 0
 
@@ -89,4 +79,4 @@ def latency_source(latency_profile: Any, suffix: str) -> LatencyTable | LayerPro
     return read_table(latency_profile)
 
 
-__all__ = ["HostProfiler", "cache_dir", "host_cpu", "latency_source"]
+__all__ = ["HostProfiler", "cache_dir", "latency_source"]
