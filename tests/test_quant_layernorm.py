@@ -2,7 +2,9 @@
 LayerNorm's statistics in int8. Its 1/std (one value per row, int8 range [0, max]) scales the
 whole row, so its rounding and clipping are a gain error on every element, and the centred row
 is rounded twice. The statistics run in float by default (`layernorm.statistics_ops`), as in
-ONNX Runtime's QDQ model; the LayerNorm's input and output, and the weighted layers, stay int8."""
+ONNX Runtime's QDQ model, and so does the affine tail (* g + b: `layernorm.affine_tail`), so the
+normalised row is rounded once instead of three times; the LayerNorm's input and output, and the
+weighted layers, stay int8."""
 
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ import numpy as np
 from conftest import requires_onnx
 
 #: the seven statistics ops of one decomposed LayerNorm (ReduceMean, Sub, Pow, ReduceMean, Add,
-#: Sqrt + Div as RSQRT + MUL)
-STATS_OPS = 7
+#: Sqrt + Div as RSQRT + MUL) and its affine tail (Mul g, Add b with the Relu fused)
+STATS_OPS = 9
 
 
 def _ln_head() -> Any:
@@ -74,7 +76,12 @@ def test_statistics_found_in_the_imported_graph() -> None:
     found = statistics_ops(load_model(_ln_head()).model.main)
     assert len(found) == 1
     types = sorted(op.type for op in found[0].ops)
-    assert types == sorted(["MEAN", "SUB", "MUL", "MEAN", "ADD", "RSQRT", "MUL"]), types
+    assert types == sorted(["MEAN", "SUB", "MUL", "MEAN", "ADD", "RSQRT", "MUL", "MUL", "ADD"]), \
+        types
+    # the tail: the MUL by g and the ADD of b, the last ops of the chain
+    tail = found[0].ops[-2:]
+    assert [op.type for op in tail] == ["MUL", "ADD"], tail
+    assert all(any(t is not None and t.is_constant for t in op.inputs) for op in tail)
 
 
 @requires_onnx
@@ -97,9 +104,31 @@ def test_statistics_run_in_float_and_the_rest_int8(tmp_path: Any) -> None:
                         report=False, precision={"*": "int8"})
     assert not [why for why in forced.fallbacks.values() if why == REASON], forced.fallbacks
     int8 = _sqnr(model, (tmp_path / "all.tflite").read_bytes())
-    # measured: 42-43 dB against 26-27 dB (rows spanning 20-40 dB of loudness)
+    # measured: 42-45 dB against 26-27 dB (rows spanning 20-40 dB of loudness)
     assert ours > 35.0 and ours > int8 + 8.0, (ours, int8)
 
 
 def _weighted(result: Any) -> list[tuple[str, str]]:
     return [(name, p) for name, p in result.precision.items() if name.startswith("MatMul")]
+
+
+@requires_onnx
+def test_affine_tail_in_float_rounds_the_row_once(tmp_path: Any) -> None:
+    """The same export with the tail (Mul g, Add b) asked for int8 rounds the normalised row
+    three times (n, n * g, n * g + b); in float it is rounded once, at the Relu's output."""
+    import sdk
+
+    model = _ln_head()
+    cal = [{"x": _rows(k)} for k in range(32)]
+    result = sdk.export(model, "int8", calibration=cal, output=str(tmp_path / "ln.tflite"),
+                        report=False)
+    tail = [name for name in result.precision if name.startswith(("Mul_", "Add_9"))]
+    assert sorted(tail) == ["Add_9", "Mul_8"], result.precision
+    assert all(result.precision[name] == "float32" for name in tail), result.precision
+    ours = _sqnr(model, (tmp_path / "ln.tflite").read_bytes())
+    forced = sdk.export(model, "int8", calibration=cal, output=str(tmp_path / "tail.tflite"),
+                        report=False, precision={name: "int8" for name in tail})
+    assert all(forced.precision[name] == "int8" for name in tail), forced.precision
+    int8_tail = _sqnr(model, (tmp_path / "tail.tflite").read_bytes())
+    # measured: 45.5 dB against 43.2 dB with the tail in int8
+    assert ours > int8_tail + 1.0, (ours, int8_tail)
