@@ -36,6 +36,7 @@ import numpy as np
 from sdk.base.errors import ConversionError, UnsupportedOpError
 from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, Tensor
 from sdk.converters.quantize import layernorm, log_guard, stream_state
+from sdk.converters.quantize.file_bytes import compact_bias_scales
 from sdk.converters.quantize.int16x8 import (
     INT16_QMAX,
     INT16_QMIN,
@@ -838,11 +839,13 @@ class _Rewrite:
                 bias_scale = np.full(bias.size, bias_scale[0], np.float32)
             limit = INT32_MAX if bias_type is DType.INT32 else INT64_LIMIT
             qb = np.clip(np.round(bias / bias_scale.astype(np.float64)), -limit, limit)
+            bquant = QuantParams.per_channel(bias_scale, 0) if bias_scale.size > 1 \
+                else QuantParams.per_tensor(float(bias_scale[0]), 0)
+            if compact_bias_scales(op.type, result.dtype, bias_scale.size):
+                bquant.extras["tflite_no_scale"] = True
             op.inputs[rule.bias] = self.add_constant(
                 bias_t.name, qb.astype(np.int32 if bias_type is DType.INT32 else np.int64),
-                bias_type,
-                QuantParams.per_channel(bias_scale, 0) if bias_scale.size > 1
-                else QuantParams.per_tensor(float(bias_scale[0]), 0))
+                bias_type, bquant)
 
     def hybrid_weights(self, op: Operator) -> None:
         """Dynamic range: quantise the weights of a float op; bias and activations stay float."""
