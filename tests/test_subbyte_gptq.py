@@ -256,3 +256,50 @@ def test_export_gptq_blockwise_int4(digits_float_tflite, digits_data, tmp_path) 
                                  per_layer=False, output=tmp_path / f"b32_{method}.tflite",
                                  report=False)
     assert out["gptq"].fidelity.outputs[0].sqnr_db > out["rtn"].fidelity.outputs[0].sqnr_db
+
+
+@requires_tf
+def test_compensation_reads_the_hessian_pass_float_inputs(digits_float_tflite,
+                                                          digits_data) -> None:
+    """The sequential compensation takes the float inputs the Hessian pass kept (no float-model
+    run per layer) and runs the rounded copy cut down to the layer's input: the same statistics
+    as from a run of the float model."""
+    from sdk.converters.quantize import as_samples
+    from sdk.converters.quantize.gptq import _upto, weight_solver
+    from sdk.converters.quantize.lowbit import _rows
+    from sdk.converters.quantize.rules import OP_RULES
+    from sdk.converters.tflite import read_tflite
+    from sdk.exporter import input_specs
+
+    model = read_tflite(digits_float_tflite)
+    samples = as_samples(digits_data.x_train[:48], input_specs(model))
+    solver = weight_solver("gptq", model, samples)
+    layers = [e for e in solver.hessians.values() if len(e.ops) == 1]
+    assert len(solver.float_inputs) == len(layers)
+    for entry in layers:
+        kept = solver.float_inputs[id(entry.ops[0])]
+        assert kept is not None and 0 < len(kept) <= len(samples)
+        assert all(a.dtype == np.float32 and a.shape[0] == 1 for a in kept)
+    first, second = layers[0], layers[1]
+    w1 = first.ops[0].inputs[1].numpy()
+    with solver:
+        # rounds layer 1 in the solver's copy of the model
+        weight_format("int2").quantize(w1, OP_RULES[first.op_type].weight_axis, "gptq")
+    x = second.ops[0].inputs[0]
+    cut = _upto(solver._rounded, solver._memo[id(x)])
+    assert cut is not None and cut.main.outputs == [solver._memo[id(x)]]
+    assert 0 < len(cut.main.operators) < len(model.main.operators)
+    assert len(solver._rounded.main.operators) == len(model.main.operators)  # not cut itself
+    assert _upto(model, model.main.inputs[0]) is None
+
+    w2 = second.ops[0].inputs[1].numpy()
+    rows = _rows(w2, OP_RULES[second.op_type].weight_axis)
+    h_kept, w_kept = solver._compensated(second, rows)
+    solver.float_inputs = {}                                 # as for a layer not kept
+    h_run, w_run = solver._compensated(second, rows)
+    assert np.allclose(h_kept, h_run, rtol=1e-6, atol=1e-9)
+    assert np.allclose(w_kept, w_run, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(w_kept, rows)                     # layer 1's rounding compensated
+
+    small = weight_solver("gptq", model, samples, memory_bytes=2 * 8 * 300 * 300)
+    assert any(v is None for v in small.float_inputs.values())  # past the budget: not kept

@@ -324,6 +324,16 @@ class _Accumulator:
         per_in = a.sum(axis=0).T  # [C, taps]
         return np.repeat(per_in, self.shape[0] // per_in.shape[0], axis=0)
 
+    def rows_taken(self, x: np.ndarray, per_sample: int) -> int:
+        """How many rows `add(x, per_sample, ...)` takes from input `x`."""
+        if self.op.type == "FULLY_CONNECTED":
+            batch = int(x.shape[0]) if x.ndim > 1 else 1
+            return min(x.size // self.k, per_sample * batch)
+        if x.ndim != 4:
+            return 0
+        _, kh, kw, _ = self.weight.shape
+        return min(output_positions(self.op, x.shape, kh, kw), per_sample * int(x.shape[0]))
+
     def add(self, x: np.ndarray, per_sample: int, rng: np.random.Generator,
             x_float: np.ndarray | None = None) -> None:
         """Add the rows of input `x`; with `x_float` (the float model's input at the same
@@ -339,6 +349,32 @@ class _Accumulator:
                 self.sum_f = np.zeros(self.shape[:-1])
             self.cross += self._gram(a, b)
             self.sum_f += self._sum(b)
+
+
+def _per_sample(value: np.ndarray, count: int) -> list[np.ndarray] | None:
+    """A batch's tensor as one float32 copy per sample (None: its first axis is not the
+    batch's)."""
+    if count == 1:
+        return [np.array(value, np.float32, copy=True)]
+    if value.ndim == 0 or value.shape[0] != count:
+        return None
+    return [np.array(value[i:i + 1], np.float32, copy=True) for i in range(count)]
+
+
+def _upto(model: Model, tensor: Tensor) -> Model | None:
+    """`model` cut down to what computes `tensor` (its only output; shares the tensors), or
+    None when an input of the graph is the tensor itself."""
+    graph = model.main
+    if tensor not in graph.producers():
+        return None
+    sub = copy.copy(graph)
+    sub.operators, sub.tensors = list(graph.operators), list(graph.tensors)
+    sub.inputs, sub.outputs = list(graph.inputs), [tensor]
+    sub.prune()
+    cut = copy.copy(model)
+    cut.graphs = [sub if g is graph else g for g in model.graphs]
+    cut.signatures = []
+    return cut
 
 
 def _pick(total: int, want: int, rng: np.random.Generator) -> np.ndarray:
@@ -400,6 +436,9 @@ class WeightSolver:
     _rounded: Model | None = None
     _memo: dict[int, object] = field(default_factory=dict)
     _float_run: tuple[Any, dict[Tensor, int]] | None = None
+    #: per layer (id of its op): the float model's inputs, one per calibration sample, that the
+    #: Hessian pass kept for the compensation (None or absent: run the float model for them)
+    float_inputs: dict[int, list[np.ndarray] | None] = field(default_factory=dict)
 
     def __enter__(self) -> WeightSolver:
         self._token = ACTIVE.set(self if self.method in SOLVER_METHODS else None)
@@ -505,40 +544,49 @@ class WeightSolver:
     def _compensated(self, entry: LayerHessian, rows: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray] | None:
         """(H of the rounded-so-far model's inputs, the weights W' that best reproduce the float
-        layer's outputs from them), or None where the correction is not trustworthy."""
+        layer's outputs from them), or None where the correction is not trustworthy.
+
+        The rounded copy runs cut down to what computes this layer's input (its only output,
+        XNNPACK allowed: float activations), over the first samples until `max_rows` rows;
+        the float inputs at the same positions come from `float_inputs` (kept by the Hessian
+        pass), or, for a layer it could not keep, from a run of the float model."""
         from sdk.converters.tflite import serialize
         from sdk.run.runner import LiteRTRunner
 
         assert self.model is not None and self.samples is not None and self._rounded is not None
         op = entry.ops[0]
         x = op.inputs[0]
-        if self._float_run is None:
-            data, maps = serialize(self.model)
-            self._float_run = (LiteRTRunner(data, reference=True, preserve_all_tensors=True),
-                               maps[0])
-        float_run, float_index = self._float_run
-        data, maps = serialize(self._rounded)
-        rounded_run = LiteRTRunner(data, reference=True, preserve_all_tensors=True)
+        xq = self._memo.get(id(x))
+        cut = _upto(self._rounded, xq) if isinstance(xq, Tensor) else None
+        if x is None or cut is None:
+            return None  # the layer reads a graph input: nothing upstream was rounded
         samples = self.samples
-        for r in (float_run, rounded_run):
-            r.check_batching(samples)
-        float_run.batch_size = rounded_run.batch_size = min(float_run.batch_size,
-                                                            rounded_run.batch_size)
-        xq = self._memo[id(x)]
-        if x not in float_index or xq not in maps[0]:
-            return None
+        rounded_run = LiteRTRunner(serialize(cut)[0])
+        rounded_run.check_batching(samples)
+        kept = self.float_inputs.get(id(op))
+        float_values = iter(kept) if kept else self._float_values(x, samples)
         rule = OP_RULES[op.type]
         w = op.inputs[rule.weight].numpy()  # type: ignore[union-attr]
         acc = _Accumulator(op, w, entry.hessian.shape[-1], entry.hessian.shape)
         per_sample = max(1, -(-self.max_rows // min(len(samples), COMPENSATION_SAMPLES)))
         rng = np.random.default_rng(self.seed)
-        for _a, _b in zip(float_run.run(samples), rounded_run.run(samples), strict=True):
-            xq_value = rounded_run.tensor(maps[0][xq])
-            if not np.all(np.isfinite(xq_value)):
-                return None  # the rounded copy overflowed upstream: plain GPTQ for this layer
-            acc.add(xq_value, per_sample, rng, x_float=float_run.tensor(float_index[x]))
-            if acc.rows >= self.max_rows:
-                break
+        out_index = rounded_run.outputs[0].index
+        for count, _outs in rounded_run.run(samples):
+            parts = _per_sample(rounded_run.tensor(out_index), count)
+            if parts is None:
+                return None
+            for xq_value in parts:
+                xf_value = next(float_values, None)
+                if xf_value is None or xf_value.shape != xq_value.shape:
+                    break
+                if not np.all(np.isfinite(xq_value)):
+                    return None  # the rounded copy overflowed upstream: plain GPTQ here
+                acc.add(xq_value, per_sample, rng, x_float=xf_value)
+                if acc.rows >= self.max_rows:
+                    break
+            else:
+                continue
+            break
         if acc.rows == 0 or acc.cross is None:
             return None
         n = acc.rows
@@ -561,6 +609,26 @@ class WeightSolver:
             return None
         return 2.0 * acc.h / n, rows + correction
 
+    def _float_values(self, x: Tensor, samples: SampleSet) -> Iterator[np.ndarray]:
+        """The float model's input `x`, one array per sample (a run of the whole float model
+        with its intermediates kept: for layers whose inputs the Hessian pass did not keep)."""
+        from sdk.converters.tflite import serialize
+        from sdk.run.runner import LiteRTRunner
+
+        assert self.model is not None
+        if self._float_run is None:
+            data, maps = serialize(self.model)
+            self._float_run = (LiteRTRunner(data, reference=True, preserve_all_tensors=True),
+                               maps[0])
+        float_run, float_index = self._float_run
+        if x not in float_index:
+            return
+        for count, _outs in float_run.run(samples):
+            parts = _per_sample(float_run.tensor(float_index[x]), count)
+            if parts is None:
+                return
+            yield from parts
+
 
 def gptq_layers(model: Model) -> list[Operator]:
     out = []
@@ -579,10 +647,17 @@ def gptq_layers(model: Model) -> list[Operator]:
 
 def collect_hessians(model: Model, samples: SampleSet, *, max_rows: int = DEFAULT_MAX_ROWS,
                      memory_bytes: int | None = None, seed: int = 0,
-                     notes: list[str] | None = None
+                     notes: list[str] | None = None,
+                     keep_inputs: dict[int, list[np.ndarray] | None] | None = None
                      ) -> dict[tuple[tuple[int, ...], str], LayerHessian]:
     """Run the float `model` over `samples` (LiteRT, intermediates kept) and build each weighted
-    layer's input Hessian (see the module docstring), keyed by `weight_key` of its weights."""
+    layer's input Hessian (see the module docstring), keyed by `weight_key` of its weights.
+
+    `keep_inputs` (a dict to fill, keyed by id(op)): each layer's float input tensors, one per
+    calibration sample (float32), for as many samples as the sequential compensation will read
+    (`max_rows` rows at `COMPENSATION_SAMPLES`' rate), so that it need not run the float model
+    again per layer; kept while they fit in what the Hessians leave of half the memory budget
+    (a layer past it gets None: the compensation then runs the float model for it)."""
     from sdk.converters.tflite import serialize
     from sdk.run.runner import LiteRTRunner
 
@@ -619,8 +694,12 @@ def collect_hessians(model: Model, samples: SampleSet, *, max_rows: int = DEFAUL
     runner = LiteRTRunner(data, reference=True, preserve_all_tensors=True)
     runner.check_batching(samples)
     per_sample = max(1, -(-max_rows // len(samples)))
+    comp_per_sample = max(1, -(-max_rows // min(len(samples), COMPENSATION_SAMPLES)))
+    kept_rows = {id(acc.op): 0 for acc in accs}
+    if keep_inputs is not None:
+        keep_inputs.update({id(acc.op): [] for acc in accs})
     rng = np.random.default_rng(seed)
-    for _count, _outs in runner.run(samples):
+    for count, _outs in runner.run(samples):
         for acc in accs:
             x = acc.op.inputs[0]
             assert x is not None
@@ -629,6 +708,16 @@ def collect_hessians(model: Model, samples: SampleSet, *, max_rows: int = DEFAUL
                 raise CalibrationError(f"GPTQ: {layer_name(acc.op)}'s input holds NaN or inf on "
                                        "the calibration samples")
             acc.add(value, per_sample, rng)
+            if keep_inputs is not None and keep_inputs.get(id(acc.op)) is not None \
+                    and kept_rows[id(acc.op)] < max_rows:
+                parts = _per_sample(value, count)
+                size = sum(p.size * 4 for p in parts) if parts is not None else 0
+                if parts is None or used + size > cap:
+                    keep_inputs[id(acc.op)] = None  # the compensation runs the float model
+                    continue
+                used += size
+                keep_inputs[id(acc.op)].extend(parts)  # type: ignore[union-attr]
+                kept_rows[id(acc.op)] += sum(acc.rows_taken(p, comp_per_sample) for p in parts)
     out: dict[tuple[tuple[int, ...], str], LayerHessian] = {}
     for acc in accs:
         if acc.rows == 0:
@@ -656,6 +745,7 @@ def weight_solver(method: str | None, model: Model, samples: SampleSet, **kwargs
         return solver
     start = time.perf_counter()
     solver.hessians = collect_hessians(model, samples, notes=solver.notes,
+                                       keep_inputs=solver.float_inputs,
                                        **kwargs)  # type: ignore[arg-type]
     solver.seconds += time.perf_counter() - start
     return solver
