@@ -45,6 +45,7 @@ from sdk.converters.quantize.fidelity import (
     input_sqnr,
 )
 from sdk.converters.quantize.fixed_outputs import keep_coarse_outputs_float
+from sdk.converters.quantize.front_end_handoff import plan_16x8 as handoff_16x8
 from sdk.converters.quantize.gptq import weight_solver
 from sdk.converters.quantize.int8 import IO_TYPES, QuantizedModel, check_float_model
 from sdk.converters.quantize.int16x8 import wide_ranges
@@ -240,6 +241,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         notes += reach_output_codes(float_model, plan, cal, precision)
     if activations == "int8" and scheme == "int8":  # a streamed LSTM state: 16x8
         plan, kept = plan_16x8(float_model, plan, precision)
+        notes += kept
+        plan, kept = handoff_16x8(float_model, plan, precision)  # a float front end's output
         notes += kept
 
     solver = weight_solver(weight_method, float_model, cal_set) if qat is None \
