@@ -9,6 +9,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <unistd.h>
@@ -195,6 +196,24 @@ std::vector<unsigned char> conv_options(int stride, int activation, int dm, int 
   return o;
 }
 
+// Completes a fake graph whose tensors and nodes are built: each node's TfLiteNode points at its
+// index arrays, and the context has LiteRT's callbacks, the execution plan and the thread hint.
+void wire_context(Fake& f, std::vector<int> plan, int threads) {
+  for (auto& n : f.nodes) {
+    n->node.inputs = n->inputs->get();
+    n->node.outputs = n->outputs->get();
+  }
+  f.plan = std::move(plan);
+  f.context.tensors_size = f.tensors.size();
+  f.context.tensors = f.tensors.data();
+  f.context.GetExecutionPlan = get_plan;
+  f.context.GetNodeAndRegistration = get_node;
+  f.context.ReplaceNodeSubsetsWithDelegateKernels = replace;
+  f.context.ResizeTensor = resize;
+  f.context.ReportError = report_error;
+  f.context.recommended_num_threads = threads;
+}
+
 }  // namespace
 
 EDGE_TEST(delegate_options_parse_and_reject) {
@@ -273,19 +292,7 @@ EDGE_TEST(delegate_runs_fc_custom_conv_and_depthwise_like_the_plans) {
   dw.dw = {kTfLitePaddingValid, 1, 1, 1, kTfLiteActRelu, 1, 1};
   dw.node.builtin_data = &dw.dw;
   dw.reg.builtin_code = kBuiltinDepthwiseConv2D;
-  for (auto& n : f.nodes) {
-    n->node.inputs = n->inputs->get();
-    n->node.outputs = n->outputs->get();
-  }
-  f.plan = {0, 1, 2};
-  f.context.tensors_size = f.tensors.size();
-  f.context.tensors = f.tensors.data();
-  f.context.GetExecutionPlan = get_plan;
-  f.context.GetNodeAndRegistration = get_node;
-  f.context.ReplaceNodeSubsetsWithDelegateKernels = replace;
-  f.context.ResizeTensor = resize;
-  f.context.ReportError = report_error;
-  f.context.recommended_num_threads = 2;
+  wire_context(f, {0, 1, 2}, 2);
 
   edge::delegate::Options options;
   options.claim = edge::delegate::ClaimPolicy::kAll;  // bit-exactness: every node (cost rule below)
@@ -403,17 +410,7 @@ EDGE_TEST(delegate_runs_dynamic_range_fc) {
   fc.fc.asymmetric_quantize_inputs = true;
   fc.node.builtin_data = &fc.fc;
   fc.reg.builtin_code = kBuiltinFullyConnected;
-  fc.node.inputs = fc.inputs->get();
-  fc.node.outputs = fc.outputs->get();
-  f.plan = {0};
-  f.context.tensors_size = f.tensors.size();
-  f.context.tensors = f.tensors.data();
-  f.context.GetExecutionPlan = get_plan;
-  f.context.GetNodeAndRegistration = get_node;
-  f.context.ReplaceNodeSubsetsWithDelegateKernels = replace;
-  f.context.ResizeTensor = resize;
-  f.context.ReportError = report_error;
-  f.context.recommended_num_threads = 2;
+  wire_context(f, {0}, 2);
 
   // Not claimed when the options leave dynamic-range nodes to LiteRT.
   edge::delegate::Options static_only;
@@ -502,8 +499,6 @@ EDGE_TEST(delegate_claims_only_where_faster_than_litert) {
     FakeNode& n = *f.nodes.back();
     n.inputs = std::make_unique<IntArray>(std::vector<int>{io[i][0], io[i][1], -1});
     n.outputs = std::make_unique<IntArray>(std::vector<int>{io[i][2]});
-    n.node.inputs = n.inputs->get();
-    n.node.outputs = n.outputs->get();
     if (i < 2) {
       n.conv = {kTfLitePaddingSame, 1, 1, kTfLiteActNone, 1, 1, kTfLiteNoType};
       n.node.builtin_data = &n.conv;
@@ -519,15 +514,7 @@ EDGE_TEST(delegate_claims_only_where_faster_than_litert) {
       n.reg.builtin_code = kBuiltinFullyConnected;
     }
   }
-  f.plan = {0, 1, 2, 3, 4};
-  f.context.tensors_size = f.tensors.size();
-  f.context.tensors = f.tensors.data();
-  f.context.GetExecutionPlan = get_plan;
-  f.context.GetNodeAndRegistration = get_node;
-  f.context.ReplaceNodeSubsetsWithDelegateKernels = replace;
-  f.context.ResizeTensor = resize;
-  f.context.ReportError = report_error;
-  f.context.recommended_num_threads = 1;
+  wire_context(f, {0, 1, 2, 3, 4}, 1);
 
   // A writable folder: the current one is read-only where the test runs on a phone (adb shell
   // starts in /); TMPDIR, then /tmp, then Android's /data/local/tmp.
