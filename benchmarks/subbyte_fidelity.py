@@ -478,8 +478,11 @@ def mixed_part(name: str, samples: int, work: Path) -> dict[str, Any]:
     budget_bytes=)` at all-INT4's size, at half of it (an error row where half is under the
     smallest mixed model) and at all-ternary's size, worst-output SQNR scored as in
     `model_part` on held-out samples that no export validated on (mixed chooses by its
-    exports' validation)."""
+    exports' validation); and the all-2-bit floor, each non-mixed file's bytes by what they
+    hold (`byte_breakdown`)."""
     from corpus.measure import quiet
+
+    from sdk.converters.quantize.file_bytes import byte_breakdown
 
     case = corpus_case(name, samples, select_set=True)
     if isinstance(case, str):
@@ -501,6 +504,8 @@ def mixed_part(name: str, samples: int, work: Path) -> dict[str, Any]:
                 res = case.score(r.path.read_bytes(), _delegates(r))
             row.update(size_bytes=r.size_bytes, worst_sqnr_db=round(res.worst_sqnr_db, 2),
                        export_s=round(time.perf_counter() - start, 2))
+            if r.mixed is None:  # where the bytes go (the floor of mixed precision)
+                row["bytes"] = byte_breakdown(r.path).to_dict()
             if r.mixed is not None:
                 row["budget_bytes"] = kw["budget_bytes"]
                 row["mixed"] = r.mixed.to_dict()
@@ -519,6 +524,8 @@ def mixed_part(name: str, samples: int, work: Path) -> dict[str, Any]:
 
     int4 = run("int4", "int4")
     tern = run("ternary", "ternary")
+    # the smallest file mixed precision can make: every weighted layer 2-bit
+    run("all-int2", "int2", scheme_options={"keep_first": False, "keep_last": False})
     if "size_bytes" not in int4:
         return out
     m4 = run("mixed@int4", "mixed", budget_bytes=int4["size_bytes"])
