@@ -39,10 +39,12 @@ from sdk.converters.quantize import (
 from sdk.converters.quantize.bias import empirical_bias_correction
 from sdk.converters.quantize.equalize import equalize as equalize_model
 from sdk.converters.quantize.fidelity import (
+    LAYER_CACHE_BYTES,
     PER_LAYER_SAMPLES,
     FloatReference,
     evaluate,
     input_sqnr,
+    per_layer_sqnr,
 )
 from sdk.converters.quantize.fixed_outputs import keep_coarse_outputs_float
 from sdk.converters.quantize.front_end_handoff import plan_16x8 as handoff_16x8
@@ -57,6 +59,7 @@ from sdk.converters.quantize.planner import (
     PlannerReport,
     measure_latency_ms,
     plan_to_target,
+    with_layers,
 )
 from sdk.converters.quantize.score_ranges import reach_output_codes
 from sdk.converters.quantize.stem import stem_rounding as round_stem
@@ -248,13 +251,18 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     solver = weight_solver(weight_method, float_model, cal_set) if qat is None \
         else qat.solver(float_model)  # GPTQ: the layers' Hessians; QAT: the trained codes
     float_state: list[tuple[bytes, list[dict[Tensor, int]]]] = []
-    float_reference = FloatReference()  # the float outputs on val_set, run once for all builds
+    # the float outputs on val_set, run once for all builds (and, where several builds are
+    # measured layer by layer, the float side of that too)
+    float_reference = FloatReference(layer_budget_bytes=LAYER_CACHE_BYTES if target_sqnr
+                                     is not None or scheme == "mixed" else 0)
     if target_sqnr is not None and not (fmt.runs_in_litert or fmt.runner is not None):
         raise ConversionError(f"target_sqnr needs a fidelity report, and format {fmt.name!r} "
                               "has no runner here")
 
-    def build(plan_: PrecisionPlan, lap: Callable[[str], None]) -> _Built:
-        """Quantise, encode and validate under `plan_` (what target_sqnr= repeats)."""
+    def build(plan_: PrecisionPlan, lap: Callable[[str], None], layers: bool = True) -> _Built:
+        """Quantise, encode and validate under `plan_` (what target_sqnr= repeats). `layers`
+        False: the per-layer SQNR is left to `_Built.measure_layers` (the planner asks for it
+        only where it picks layers)."""
         try:
             with solver:
                 quantized = quantize_int8(float_model, plan_, cal.ranges, input_type=input_type,
@@ -299,7 +307,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                 fidelity = evaluate(float_bytes, float_maps, float_model, data, maps, quantized,
                                     val_set, per_layer=(per_layer or target_sqnr is not None
                                                         or scheme == "mixed")
-                                    and fmt.runs_in_litert,
+                                    and fmt.runs_in_litert and layers,
                                     progress=progress,
                                     delegates=_delegates(fmt, custom_ops),
                                     layer_notes=cal.notes, quant_runner=runner,
@@ -311,7 +319,14 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
             except EdgeSDKError as exc:
                 raise ConversionError(f"the exported model does not run in {where}: {exc}"
                                       ) from exc
-        return _Built(quantized, encoded_model, custom_ops, data, maps, fidelity)
+        def measure_layers() -> Any:  # the float side kept by float_reference: one quantised run
+            return per_layer_sqnr(float_bytes, float_maps, float_model, data, maps, quantized,
+                                  val_set, None, _delegates(fmt, custom_ops), cal.notes,
+                                  float_reference)
+
+        later = not layers and fidelity is not None and fmt.runs_in_litert
+        return _Built(quantized, encoded_model, custom_ops, data, maps, fidelity,
+                      measure_layers if later else None)
 
     built = build(plan, lap)
     if solver.method in ("gptq", "adaround") and qat is None:
@@ -379,6 +394,8 @@ class _Built:
     data: bytes
     maps: Any
     fidelity: FidelityReport | None
+    #: the per-layer SQNR, measured when asked (a build without it)
+    measure_layers: Callable[[], Any] | None = None
 
 
 def _mixed(float_model: Model, plan: PrecisionPlan, budget_bytes: int | None, first: _Built,
@@ -410,13 +427,15 @@ def _plan_to_target(float_model: Model, plan: PrecisionPlan, target_db: float, f
         assert built.fidelity is not None
         return Attempt(plan_, built.fidelity, len(built.data),
                        input_sqnr(float_model, built.quantized, val_set),
-                       {lr.name: lr.precision for lr in built.quantized.layers}, built)
+                       {lr.name: lr.precision for lr in built.quantized.layers}, built,
+                       built.measure_layers)
 
     def attempt(plan_: PrecisionPlan) -> Attempt:
-        return as_attempt(plan_, build(plan_, lambda stage: None))
+        return as_attempt(plan_, build(plan_, lambda stage: None, False))
 
     chosen, planned = plan_to_target(float_model, plan, target_db, attempt,
                                      first=as_attempt(plan, first))
+    with_layers(chosen)  # the written file's report lists its layers, as without a target
     if planned.kept:
         planned.latency_before_ms = measure_latency_ms(
             first.data, val_set, _delegates(fmt, first.custom_ops))

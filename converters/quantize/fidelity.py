@@ -39,6 +39,9 @@ Progress = Callable[[str, int, int], None]
 #: held-out samples the per-layer comparison runs on by default (`evaluate(per_layer_samples=)`;
 #: None: all of them)
 PER_LAYER_SAMPLES = 16
+#: bytes of float per-layer tensors a `FloatReference` keeps for later per-layer comparisons
+#: (the precision planner measures layers of several exports against the same float run)
+LAYER_CACHE_BYTES = 768 << 20
 
 
 def _dequantized(t: Tensor, value: np.ndarray) -> np.ndarray:
@@ -68,6 +71,32 @@ class FloatReference:
         self.runs.append((runner.model, samples, outputs))
         self.computed += 1
         return outputs
+
+    #: per-layer float tensors: (float bytes, samples, per sample {tensor index: (values, sum of
+    #: squares)}), the first samples whose tensors fit in `layer_budget_bytes`
+    layer_runs: list[tuple[bytes, SampleSet, list[dict[int, tuple[np.ndarray, float]]]]] = \
+        field(default_factory=list)
+    #: 0: keep none (one export measures its layers once); `LAYER_CACHE_BYTES` where several
+    #: exports of one float model are measured layer by layer (target_sqnr=, scheme "mixed")
+    layer_budget_bytes: int = 0
+    #: float runs (one sample each, every intermediate kept) the per-layer comparisons made
+    layer_computed: int = 0
+
+    def layer_cache(self, data: bytes, samples: SampleSet
+                    ) -> list[dict[int, tuple[np.ndarray, float]]]:
+        """The per-layer float tensors kept for `data` on `samples` (filled by
+        `per_layer_sqnr`), one dict per sample from the first."""
+        for seen_data, seen, kept in self.layer_runs:
+            if seen_data is data and seen is samples:
+                return kept
+        self.layer_runs.append((data, samples, []))
+        return self.layer_runs[-1][2]
+
+    def layer_room(self, tensors: Mapping[int, tuple[np.ndarray, float]]) -> bool:
+        """Whether one more sample's tensors fit in the budget."""
+        used = sum(v.nbytes for _, _, kept in self.layer_runs for d in kept
+                   for v, _ in d.values())
+        return used + sum(v.nbytes for v, _ in tensors.values()) <= self.layer_budget_bytes
 
 
 def evaluate(float_bytes: bytes, float_maps: list[dict[Tensor, int]], float_model: Model,
@@ -107,7 +136,7 @@ def evaluate(float_bytes: bytes, float_maps: list[dict[Tensor, int]], float_mode
         report.layers = per_layer_sqnr(float_bytes, float_maps, float_model, quant_bytes,
                                        quant_maps, quantized, layer_set,
                                        stage("per-layer comparison"), delegates,
-                                       layer_notes)
+                                       layer_notes, float_reference)
     output_tensors = {d.name: t for t, i in float_maps[0].items() for d in float_run.outputs
                       if d.index == i}
     report.warnings = low_output_warnings(report, float_model, output_tensors,
@@ -234,7 +263,12 @@ def per_layer_sqnr(float_bytes: bytes, float_maps: list[dict[Tensor, int]], floa
                    quantized: QuantizedModel, samples: SampleSet,
                    on_batch: Callable[[int, int], None] | None = None,
                    delegates: list[Any] | None = None,
-                   layer_notes: Mapping[Tensor, str] | None = None) -> list[LayerFidelity]:
+                   layer_notes: Mapping[Tensor, str] | None = None,
+                   float_reference: FloatReference | None = None) -> list[LayerFidelity]:
+    """SQNR of every rewritten layer's output against the float model's, on `samples` (both
+    in LiteRT's builtin kernels, every intermediate kept). `float_reference`: the float side
+    is run one sample at a time and its tensors kept there (within its budget), so that later
+    comparisons against the same float bytes and samples run the quantised model only."""
     fidx, qidx = float_maps[0], quant_maps[0]
     precision = {lr.name: lr.precision for lr in quantized.layers}
     pairs: list[tuple[str, str, str, Tensor, int, Tensor, int]] = []
@@ -250,6 +284,14 @@ def per_layer_sqnr(float_bytes: bytes, float_maps: list[dict[Tensor, int]], floa
             break
     if not pairs:
         return []
+    notes = layer_notes or {}
+    if float_reference is not None:
+        signal, noise = _against_reference(float_bytes, quant_bytes, pairs, samples, on_batch,
+                                           delegates, float_reference)
+        return [LayerFidelity(name, op_type, prec, t.name.split(";")[0], sqnr_db(s, n),
+                              notes.get(t, ""))
+                for (name, op_type, prec, t, _, _, _), s, n in zip(pairs, signal, noise,
+                                                                   strict=True)]
     float_run = LiteRTRunner(float_bytes, reference=True, preserve_all_tensors=True)
     quant_run = LiteRTRunner(quant_bytes, reference=True, preserve_all_tensors=True,
                              delegates=delegates)
@@ -269,7 +311,49 @@ def per_layer_sqnr(float_bytes: bytes, float_maps: list[dict[Tensor, int]], floa
                 q = q.reshape(f.shape)
             signal[k] += float((f ** 2).sum())
             noise[k] += float(((f - q) ** 2).sum())
-    notes = layer_notes or {}
     return [LayerFidelity(name, op_type, prec, t.name.split(";")[0], sqnr_db(s, n),
                           notes.get(t, ""))
             for (name, op_type, prec, t, _, _, _), s, n in zip(pairs, signal, noise, strict=True)]
+
+
+def _against_reference(float_bytes: bytes, quant_bytes: bytes,
+                       pairs: list[tuple[str, str, str, Tensor, int, Tensor, int]],
+                       samples: SampleSet, on_batch: Callable[[int, int], None] | None,
+                       delegates: list[Any] | None, reference: FloatReference,
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Signal and noise energy per pair, one sample at a time (no batching check: a batch of
+    two and two single runs of each model cost half as much again as 8 samples), the float
+    tensors from `reference` where it kept them, else run and kept while they fit."""
+    kept = reference.layer_cache(float_bytes, samples)
+    wanted = sorted({fi for *_, fi, _, _ in pairs})
+    quant_run = LiteRTRunner(quant_bytes, reference=True, preserve_all_tensors=True,
+                             delegates=delegates, batch_size=1)
+    float_run: LiteRTRunner | None = None
+    signal = np.zeros(len(pairs))
+    noise = np.zeros(len(pairs))
+    total = len(samples)
+    for k, (_, feeds) in enumerate(samples.batches(1)):
+        floats = kept[k] if k < len(kept) else None
+        if floats is None or any(fi not in floats for fi in wanted):
+            if float_run is None:
+                float_run = LiteRTRunner(float_bytes, reference=True, preserve_all_tensors=True,
+                                         batch_size=1)
+            float_run.invoke(feeds, fetch=False)
+            reference.layer_computed += 1
+            floats = {}
+            for fi in wanted:
+                f = float_run.tensor(fi)
+                floats[fi] = (f, float((f.astype(np.float64) ** 2).sum()))
+            if k == len(kept) and reference.layer_room(floats):
+                kept.append(floats)
+        quant_run.invoke(feeds, fetch=False)
+        for j, (_, _, _, _, fi, qt, qi) in enumerate(pairs):
+            f, energy = floats[fi]
+            q = _dequantized(qt, quant_run.tensor(qi)).astype(np.float64)
+            if f.shape != q.shape:
+                q = q.reshape(f.shape)
+            signal[j] += energy
+            noise[j] += float(((f.astype(np.float64) - q) ** 2).sum())
+        if on_batch is not None:
+            on_batch(k + 1, total)
+    return signal, noise

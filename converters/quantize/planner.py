@@ -57,10 +57,13 @@ from sdk.converters.quantize.fidelity import layer_losses
 from sdk.converters.quantize.int16x8 import INT16_KERNELS
 from sdk.converters.quantize.plan import FLOAT, INT16X8, LayerPrecision, PrecisionPlan, layer_name
 from sdk.converters.quantize.rules import OP_RULES
-from sdk.run.fidelity import FidelityReport
+from sdk.run.fidelity import FidelityReport, LayerFidelity
 
 #: re-exports after the first one, not counting the final all-wide attempt
 DEFAULT_MAX_STEPS = 6
+#: exports in all (the first, the steps, the last resorts and the pruning ones): each costs a
+#: quantisation and a validation run, on a big model a minute; pruning stops at this bound
+DEFAULT_MAX_EXPORTS = 10
 #: bytes a layer kept float costs beyond its weights (QUANTIZE + DEQUANTIZE ops and tensors)
 LAYER_OVERHEAD_BYTES = 256
 #: the same for a 16x8 layer (at most one requantising QUANTIZE at each end of a section)
@@ -72,6 +75,9 @@ MAX_TAILS_PER_STEP = 64
 #: greedy steps that give new layers 16x8 before every upstream layer is tried at 16x8 and
 #: float becomes a candidate for layers already at 16x8
 INT16_STEPS = 2
+#: the local latency figure stops after this many seconds of invokes (16x8 ops run in LiteRT's
+#: builtin kernels: magika 0.5 s an invoke, 20 of them twice took 20 s)
+LATENCY_SECONDS = 2.0
 
 
 # ---------------------------------------------------------------------------- candidates
@@ -206,6 +212,8 @@ class PlannerReport:
     latency_before_ms: float | None = None
     latency_after_ms: float | None = None
     exports: int = 0
+    #: exports whose per-layer SQNR was measured (only those the next layers were picked from)
+    layer_runs: int = 0
     seconds: float = 0.0
     candidates: list[str] = field(default_factory=lambda: [c.name for c in CANDIDATES])
     notes: list[str] = field(default_factory=list)
@@ -223,7 +231,8 @@ class PlannerReport:
     def lines(self) -> list[str]:
         state = "met" if self.met else "NOT met"
         out = [f"target SQNR {self.target_sqnr_db:g} dB {state} after {self.exports} export(s) "
-               f"({self.seconds:.1f} s); candidates: {', '.join(self.candidates)}"]
+               f"({self.layer_runs} measured per layer, {self.seconds:.1f} s); candidates: "
+               f"{', '.join(self.candidates)}"]
         for name, before in self.before_db.items():
             out.append(f"  output {name}: {before:.2f} dB -> {self.after_db.get(name, before):.2f}"
                        " dB")
@@ -233,9 +242,11 @@ class PlannerReport:
                 by[k.precision] = by.get(k.precision, 0) + 1
             out.append(f"  {len(self.kept)} layer(s) kept wider ("
                        + ", ".join(f"{n} {p}" for p, n in sorted(by.items())) + "):")
-            out += [f"    {k.name} ({k.op_type}) -> {k.precision}: step {k.step}, its output at "
-                    f"{k.sqnr_db:.1f} dB, added error {k.added_noise:.3g}, ~{k.extra_bytes:,} "
-                    "bytes" + (f"; {k.reason}" if k.reason else "") for k in self.kept]
+            out += [f"    {k.name} ({k.op_type}) -> {k.precision}: step {k.step}, "
+                    + (f"its output at {k.sqnr_db:.1f} dB, added error {k.added_noise:.3g}"
+                       if math.isfinite(k.sqnr_db) else "its output not measured per layer")
+                    + f", ~{k.extra_bytes:,} bytes" + (f"; {k.reason}" if k.reason else "")
+                    for k in self.kept]
         else:
             out.append("  nothing kept wider")
         for st in self.steps:
@@ -268,6 +279,13 @@ class Attempt:
     precisions: dict[str, str] = field(default_factory=dict)
     #: whatever the exporter needs to finish with this attempt (its bytes, quantised model)
     payload: Any = None
+    #: the per-layer SQNR of this attempt, measured when asked (an attempt whose fidelity has
+    #: no layers): the planner asks only for the attempts it picks the next layers from
+    measure_layers: Callable[[], list[LayerFidelity]] | None = None
+
+    def measured(self) -> bool:
+        """Whether the per-layer SQNR is (or can be) known."""
+        return bool(self.fidelity.layers) or self.measure_layers is not None
 
 
 AttemptFn = Callable[[PrecisionPlan], Attempt]
@@ -289,6 +307,16 @@ def upstream_ops(model: Model, output: Tensor) -> list[Operator]:
     return list(seen.values())
 
 
+def with_layers(a: Attempt, report: PlannerReport | None = None) -> Attempt:
+    """`a` with its per-layer SQNR measured (once; counted in `report.layer_runs`)."""
+    if not a.fidelity.layers and a.measure_layers is not None:
+        a.fidelity.layers = a.measure_layers()
+        a.measure_layers = None
+        if report is not None:
+            report.layer_runs += 1
+    return a
+
+
 def _noise(db: float) -> float:
     return 10.0 ** (-db / 10.0) if math.isfinite(db) else (0.0 if db > 0 else math.inf)
 
@@ -297,11 +325,15 @@ def _noise(db: float) -> float:
 def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt: AttemptFn, *,
                    max_steps: int = DEFAULT_MAX_STEPS, cost_model: CostModel | None = None,
                    first: Attempt | None = None, prune: bool = True,
+                   max_exports: int = DEFAULT_MAX_EXPORTS,
                    ) -> tuple[Attempt, PlannerReport]:
     """Search for the plan that meets `target_db` on every output with the fewest bytes kept
     wider (see the module's docstring). `prune`: once the target is met, try each earlier
     step's layers back at their plan's precision (largest first, one export each) and keep
-    them narrow where the target still holds. Returns the chosen attempt and the report; raises
+    them narrow where the target still holds. `max_exports`: exports in all, the first
+    included (the greedy steps stop two short of it to leave the last resorts theirs; pruning
+    stops at it). Per-layer SQNR is measured (`Attempt.measure_layers`) only on the attempts
+    the next layers are picked from. Returns the chosen attempt and the report; raises
     ConversionError when even every eligible layer kept wider falls short."""
     if not math.isfinite(target_db):
         raise ConversionError(f"target_sqnr must be a finite number of dB, not {target_db}")
@@ -313,7 +345,7 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
     plain = current
     report = PlannerReport(target_db, False, _outputs_db(plain), _outputs_db(plain),
                            size_before=plain.size_bytes, size_after=plain.size_bytes)
-    if current.fidelity.layers == [] and _short(current, target_db):
+    if not current.measured() and _short(current, target_db):
         raise ConversionError("target_sqnr needs the per-layer SQNR of the fidelity report, "
                               "which this export did not measure")
     layers: dict[str, LayerPrecision] = {}
@@ -371,10 +403,10 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
     int16_phase = True
     while _short(current, target_db):
         short = _short(current, target_db)
-        if step >= max_steps:
+        if step >= max_steps or exports >= max_exports - 2:
             break
-        picks = _pick(model, current, layers, short, target_db, outputs, costs,
-                      minimum=2 ** step, int16_only=int16_phase)
+        picks = _pick(model, with_layers(current, report), layers, short, target_db, outputs,
+                      costs, minimum=2 ** step, int16_only=int16_phase)
         if int16_phase and (not picks or step >= INT16_STEPS):
             int16_phase = False
             widen_upstream(widest=False)
@@ -420,6 +452,9 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
         for group in sorted(groups[:-1], key=lambda g: -sum(
                 max(by_name[n].extra_bytes, 0) + costs.overhead_bytes for n in g
                 if n in by_name)):
+            if exports >= max_exports:
+                report.notes.append(f"pruning stopped at the bound of {max_exports} exports")
+                break
             # one candidate narrower: float -> 16x8 where the op has it, else the plan's own
             trial = dict(layers)
             for name in group & set(layers):
@@ -613,20 +648,23 @@ def _tails(model: Model, eligible: Mapping[int, tuple[Operator, Candidate, float
 
 # ---------------------------------------------------------------------------- latency
 def measure_latency_ms(data: bytes, samples: SampleSet, delegates: list[Any] | None = None,
-                       runs: int = 20) -> float | None:
-    """Median invoke time of `data` on the first sample (LiteRT default kernels, one thread):
-    a quick local figure, not a device benchmark."""
+                       runs: int = 20, seconds: float = LATENCY_SECONDS) -> float | None:
+    """Median invoke time of `data` on the first sample (LiteRT default kernels, one thread),
+    over `runs` invokes or as many (at least 3) as fit in `seconds`: a quick local figure, not
+    a device benchmark."""
     from sdk.run.runner import LiteRTRunner
 
     try:
         runner = LiteRTRunner(data, num_threads=1, delegates=delegates)
         _, feeds = next(samples.subset(slice(0, 1)).batches(1))
         runner.invoke(feeds)  # warm-up
-        times = []
+        times: list[float] = []
         for _ in range(runs):
             t0 = time.perf_counter()
             runner.invoke(feeds)
             times.append(time.perf_counter() - t0)
+            if len(times) >= 3 and sum(times) > seconds:
+                break
     except (StopIteration, ValueError, RuntimeError):
         return None
     return round(1000.0 * statistics.median(times), 4)
