@@ -10,7 +10,9 @@ settings), the whole-model 16x8 export (`sdk.export(m, "int16x8")`) and the INT8
 `target_sqnr=TARGET` (the precision planner: 16x8 per layer first, then float). Figures are the
 export's own fidelity report: every output of the exported file run in LiteRT against the
 imported float model on held-out samples (worst output's SQNR), the file size, the layers kept
-wider by precision, the number of exports and the time.
+wider by precision, the number of exports, those measured per layer and the planner's time.
+The plain INT8 figures are the planner's first export (the same export: `before_db`,
+`size_before`); `--plain` also runs it on its own.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ def _worst(result: Any) -> float | None:
     return round(min(o.sqnr_db for o in result.fidelity.outputs), 2)
 
 
-def measure(name: str, samples: int, target: float) -> dict[str, Any]:
-    """The three exports of one corpus model."""
+def measure(name: str, samples: int, target: float, plain: bool = False) -> dict[str, Any]:
+    """The exports of one corpus model (16x8, INT8 with the target; `plain`: INT8 too)."""
     import warnings
 
     from corpus.inputs import Context, make_samples, model_inputs
@@ -63,8 +65,8 @@ def measure(name: str, samples: int, target: float) -> dict[str, Any]:
         common["constant_inputs"] = dict(model.constant_inputs)
     row: dict[str, Any] = {"name": name, "kind": model.kind, "format": model.format}
     with tempfile.TemporaryDirectory() as tmp:
-        for key, scheme, extra in (("int8", "int8", {}), ("int16x8", "int16x8", {}),
-                                   ("target", "int8", {"target_sqnr": target})):
+        runs = [("int16x8", "int16x8", {}), ("target", "int8", {"target_sqnr": target})]
+        for key, scheme, extra in [("int8", "int8", {})] * plain + runs:
             start = time.perf_counter()
             try:
                 with quiet():
@@ -86,17 +88,23 @@ def measure(name: str, samples: int, target: float) -> dict[str, Any]:
                 for k in p.kept:
                     by[k.precision] = by.get(k.precision, 0) + 1
                 entry.update(met=p.met, kept=by, exports=p.exports,
+                             layer_runs=getattr(p, "layer_runs", None), planner_s=p.seconds,
                              size_before=p.size_before, layers=len(res.precision),
                              latency_ms=[p.latency_before_ms, p.latency_after_ms])
+                if "int8" not in row:  # the planner's first export is the plain one
+                    row["int8"] = {"ok": True, "worst_db": round(min(p.before_db.values()), 2)
+                                   if p.before_db else None, "size": p.size_before,
+                                   "from": "target's first export"}
             row[key] = entry
     return row
 
 
-def run(names: list[str], samples: int, target: float, timeout: float) -> list[dict[str, Any]]:
+def run(names: list[str], samples: int, target: float, timeout: float, plain: bool = False,
+        json_out: str | None = None) -> list[dict[str, Any]]:
     rows = []
     for name in names:
         cmd = [sys.executable, __file__, "one", name, "--samples", str(samples),
-               "--target", str(target)]
+               "--target", str(target)] + ["--plain"] * plain
         start = time.perf_counter()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
@@ -109,6 +117,9 @@ def run(names: list[str], samples: int, target: float, timeout: float) -> list[d
         row["wall_s"] = round(time.perf_counter() - start, 1)
         print(json.dumps(row), flush=True)
         rows.append(row)
+        if json_out:  # as it goes: a long run that is stopped keeps what it measured
+            Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+            Path(json_out).write_text(json.dumps(rows, indent=1))
     return rows
 
 
@@ -118,10 +129,11 @@ def _db(v: Any) -> str:
 
 def table(rows: list[dict[str, Any]], target: float = TARGET_DB) -> str:
     out = [f"| model | kind | int8 worst dB | 16x8 worst dB | target {target:g}: met | kept "
-           "16x8 / float | bytes int8 -> target | exports |", "|---|---|---|---|---|---|---|---|"]
+           "16x8 / float | bytes int8 -> target | exports (per layer) | planner s |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            out.append(f"| {r['name']} | {r.get('kind', '')} | {r['error']} | | | | | |")
+            out.append(f"| {r['name']} | {r.get('kind', '')} | {r['error']} | | | | | | |")
             continue
         a, b, t = r.get("int8", {}), r.get("int16x8", {}), r.get("target", {})
         met = ("yes" if t.get("met") else "no") if t.get("ok") else \
@@ -132,7 +144,9 @@ def table(rows: list[dict[str, Any]], target: float = TARGET_DB) -> str:
             f" | {_db(b.get('worst_db')) if b.get('ok') else 'fails'} | {met} | "
             f"{kept.get('int16x8', 0)} / {kept.get('float32', 0)} | "
             f"{t.get('size_before', a.get('size', 0)):,} -> {t.get('size', 0):,} | "
-            f"{t.get('exports', '-')} |")
+            f"{t.get('exports', '-')}"
+            + (f" ({t['layer_runs']})" if t.get("layer_runs") is not None else "")
+            + (f" | {t['planner_s']:.0f} |" if t.get("planner_s") is not None else " | - |"))
     ok = [r for r in rows if r.get("target", {}).get("ok")]
     met = [r for r in ok if r["target"].get("met")]
     plain = [r for r in met if not r["target"].get("kept")]
@@ -148,6 +162,10 @@ def table(rows: list[dict[str, Any]], target: float = TARGET_DB) -> str:
                f"{len(met) - len(only16) - len(plain)} needed float layers); "
                f"median worst output: int8 {_db(median(int8s) if int8s else None)} dB, "
                f"16x8 {_db(median(w16) if w16 else None)} dB")
+    times = [r["target"]["planner_s"] for r in ok if r["target"].get("planner_s") is not None]
+    if times:
+        out.append(f"planner time (the search after the first export): median {median(times):.0f}"
+                   f" s, max {max(times):.0f} s over {len(times)} models")
     return "\n".join(out)
 
 
@@ -159,25 +177,26 @@ def main() -> int:
     r.add_argument("--samples", type=int, default=32, help="calibration samples per model")
     r.add_argument("--target", type=float, default=TARGET_DB, help="target_sqnr in dB")
     r.add_argument("--timeout", type=float, default=900, help="seconds per model")
-    r.add_argument("--json-out", help="also write the rows here")
+    r.add_argument("--json-out", help="also write the rows here (after each model)")
+    r.add_argument("--plain", action="store_true",
+                   help="also run the plain INT8 export on its own (default: its figures are "
+                   "the planner's first export)")
     o = sub.add_parser("one")
     o.add_argument("name")
     o.add_argument("--samples", type=int, default=32)
     o.add_argument("--target", type=float, default=TARGET_DB)
+    o.add_argument("--plain", action="store_true")
     t = sub.add_parser("table", help="the Markdown table of a run's JSON")
     t.add_argument("json")
     args = ap.parse_args()
     if args.cmd == "one":
-        print(json.dumps(measure(args.name, args.samples, args.target)))
+        print(json.dumps(measure(args.name, args.samples, args.target, args.plain)))
         return 0
     if args.cmd == "table":
         print(table(json.loads(Path(args.json).read_text())))
         return 0
     names = args.models.split(",") if args.models else [m.name for m in load_manifest()]
-    rows = run(names, args.samples, args.target, args.timeout)
-    if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(rows, indent=1))
+    rows = run(names, args.samples, args.target, args.timeout, args.plain, args.json_out)
     print(table(rows, args.target))
     return 0
 
