@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pytest
+from mixed_nets import two_branch_data, two_branch_net
 
 import sdk
 from sdk.cli import main
@@ -75,30 +76,14 @@ def test_front_with_latency_keeps_the_faster_point() -> None:
 
 
 # ---------------------------------------------------------------------------- exports
-def _net():
-    import tensorflow as tf
-
-    tf.keras.utils.set_random_seed(3)
-    rng = np.random.default_rng(0)
-    inp = tf.keras.Input((64,))
-    centred = tf.keras.layers.Dense(64, name="centred")
-    plain = tf.keras.layers.Dense(64, name="plain")
-    model = tf.keras.Model(inp, tf.keras.layers.Add()([centred(inp), plain(inp)]))
-    w = rng.standard_normal((64, 64)).astype(np.float32)
-    centred.set_weights([w - w.mean(axis=0), np.zeros(64, np.float32)])
-    plain.set_weights([rng.standard_normal((64, 64)).astype(np.float32) * 0.1,
-                       np.zeros(64, np.float32)])
-    return model
-
-
 @pytest.fixture(scope="module")
 def net():
-    return _net()
+    return two_branch_net()
 
 
 @pytest.fixture(scope="module")
 def data() -> np.ndarray:
-    return (5 + 0.3 * np.random.default_rng(1).standard_normal((120, 64))).astype(np.float32)
+    return two_branch_data()
 
 
 def _names(res) -> dict[str, str]:

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from mixed_nets import two_branch_data, two_branch_net
 
 import sdk
 from sdk.base.errors import ConversionError
@@ -22,34 +23,14 @@ FREE = {"keep_first": False, "keep_last": False}
 _BITS = {"int8": 8, "int4": 4, "int4-narrow": 4, "int2": 2, "ternary": 2}
 
 
-def _two_branch_net():
-    """Two Dense layers of the same size reading one input whose channels share a large mean
-    (5 +- 0.3), summed. "centred": every output's weights sum to zero, so its output is the
-    small variation only and any weight error times the mean swamps it (sensitive). "plain":
-    Gaussian weights, its output mostly the mean's (insensitive)."""
-    import tensorflow as tf
-
-    tf.keras.utils.set_random_seed(3)
-    rng = np.random.default_rng(0)
-    inp = tf.keras.Input((64,))
-    centred = tf.keras.layers.Dense(64, name="centred")
-    plain = tf.keras.layers.Dense(64, name="plain")
-    model = tf.keras.Model(inp, tf.keras.layers.Add()([centred(inp), plain(inp)]))
-    w = rng.standard_normal((64, 64)).astype(np.float32)
-    centred.set_weights([w - w.mean(axis=0), np.zeros(64, np.float32)])
-    plain.set_weights([rng.standard_normal((64, 64)).astype(np.float32) * 0.1,
-                       np.zeros(64, np.float32)])
-    return model
-
-
 @pytest.fixture(scope="module")
 def net():
-    return _two_branch_net()
+    return two_branch_net()
 
 
 @pytest.fixture(scope="module")
 def data() -> np.ndarray:
-    return (5 + 0.3 * np.random.default_rng(1).standard_normal((120, 64))).astype(np.float32)
+    return two_branch_data()
 
 
 @pytest.fixture(scope="module")
