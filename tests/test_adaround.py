@@ -107,6 +107,36 @@ def test_formats_use_the_adaround_solver() -> None:
     assert any("AdaRound" in n for n in solver.notes), solver.notes
 
 
+
+def test_layers_are_solved_on_one_blas_thread() -> None:
+    """The solver holds BLAS to one thread while it rounds a layer (its many small products ran
+    ten times slower on a busy host with OpenBLAS' threads) and gives the threads back after."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    if not blas_threads():
+        pytest.skip("numpy here has no BLAS that threadpoolctl can see")
+    w, h = correlated_layer(5, k=64, c=16)
+    w = w.astype(np.float32)
+    seen: list[list[int]] = []
+
+    def group_scale(cols: np.ndarray) -> np.ndarray:
+        seen.append(blas_threads())
+        return np.abs(cols).max(axis=1) / 7 + 1e-12
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        if before == [1] * len(before):
+            pytest.skip("BLAS here runs one thread whatever is asked: nothing to hold")
+        solver = WeightSolver("adaround", sequential=False)
+        solver.hessians[weight_key(w)] = LayerHessian(["fc"], "FULLY_CONNECTED", h, 1000)
+        assert solver.solve(w, 0, -8, 7, group_size=32, group_scale=group_scale) is not None
+        assert blas_threads() == before
+    assert seen and all(t == [1] * len(before) for t in seen), seen
+
+
 @requires_tf
 @pytest.mark.parametrize("scheme,points", [("int4", 1.0), ("ternary", 3.0), ("int2", 3.0)])
 def test_export_adaround_keeps_digits_accuracy(scheme, points, digits_float_tflite,

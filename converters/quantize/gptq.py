@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from sdk.base.errors import CalibrationError, ConversionError
 from sdk.base.limits import default_budget
@@ -79,6 +80,10 @@ BLOCK = 128
 #: the sequential mode takes each layer's rows from at least this many calibration samples and
 #: stops running samples once it has `max_rows` rows (convolutions: after about this many)
 COMPENSATION_SAMPLES = 32
+#: BLAS threads while a layer is solved: GPTQ's column sweep and AdaRound's iterations are
+#: thousands of small products, which OpenBLAS' threads slowed ten-fold on a busy 2-core host
+#: (a 48 x 192 synthetic layer, 1000 AdaRound iterations: 1.0 s on one thread, 10-12 s on two)
+SOLVER_BLAS_THREADS = 1
 
 
 @dataclass
@@ -462,7 +467,14 @@ class WeightSolver:
               ) -> tuple[np.ndarray, np.ndarray] | None:
         """GPTQ (or AdaRound) codes for weights `w` (channel axis `axis`): (scales, codes shaped
         like w), or None when no Hessian is known for these weights (the caller rounds to
-        nearest)."""
+        nearest). BLAS runs on `SOLVER_BLAS_THREADS` thread(s) meanwhile (see there)."""
+        with threadpool_limits(limits=SOLVER_BLAS_THREADS, user_api="blas"):
+            return self._solve(w, axis, qmin, qmax, scales=scales, group_size=group_size,
+                               group_scale=group_scale, refit=refit)
+
+    def _solve(self, w: np.ndarray, axis: int, qmin: int, qmax: int, *,
+               scales: np.ndarray | None, group_size: int, group_scale: ScaleFn | None,
+               refit: bool) -> tuple[np.ndarray, np.ndarray] | None:
         key = weight_key(w)
         entry = self.hessians.get(key)
         if entry is None:
