@@ -5,6 +5,13 @@ ai-edge-quantizer's int4 / 2-bit recipes beside them; JSON out (issue 15).
     python benchmarks/subbyte_fidelity.py --models mp_iris_landmark --samples 32 --no-digits
     python benchmarks/subbyte_fidelity.py --models oww_embedding --no-digits --peers \
         --schemes int4 --methods rtn,adaround
+    python benchmarks/subbyte_fidelity.py --models fast-subset --no-digits --json-out a.json
+    python benchmarks/subbyte_fidelity.py --merge a.json b.json --json-out all.json
+
+`--models fast-subset` is the measured set by rule: the corpus' fast subset (tests/test_corpus.py:
+the smallest cached model of each kind, vision and audio), smallest file first. Medians count
+the exports that have a sub-byte layer (a model the schemes leave all INT8 is not a sub-byte
+figure). `--merge` summarises several runs' JSON (e.g. one model per run) together.
 
 Two parts, same host, same LiteRT, every export by `sdk.export(..., weight_method=m)`:
 
@@ -72,6 +79,10 @@ SOLVED = ("gptq", "adaround")
 WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 DEFAULT_MODELS = ("mp_face_detection_short_range", "mp_palm_detection_lite",
                   "mp_iris_landmark", "mp_hand_landmark_lite", "oww_embedding")
+#: `--models fast-subset`: the measured set by rule (fixed before measuring): the corpus' fast
+#: subset (tests/test_corpus.py: the smallest cached model of each kind, vision and audio), in
+#: order of file size; a model counts in a median where its export has a sub-byte layer
+FAST_SUBSET = "fast-subset"
 BARS = {"digits_points_below_float": {"int4": 1.0, "ternary": 3.0, "int2": 3.0},
         "digits_qat_points_below_float": {"ternary": 2.0},
         "models_median_worst_sqnr_db": {"int4": 20.0, "ternary": 12.0, "int2": 12.0}}
@@ -541,14 +552,21 @@ def mixed_part(name: str, samples: int, work: Path) -> dict[str, Any]:
 
 
 def summarise(models: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians per scheme and method over the models whose export has a sub-byte layer (one
+    without is the INT8 model: it says nothing of sub-byte rounding), with the median export
+    time."""
     summary: dict[str, Any] = {}
     for scheme in SCHEMES:
         for method in METHODS:
-            vals = [e["worst_sqnr_db"] for m in models for e in m.get("exports", [])
-                    if e["scheme"] == scheme and e["method"] == method and "worst_sqnr_db" in e]
+            rows = [(m["model"], e) for m in models for e in m.get("exports", [])
+                    if e["scheme"] == scheme and e["method"] == method and "worst_sqnr_db" in e
+                    and e.get("subbyte_layers", 1) > 0]
+            vals = [e["worst_sqnr_db"] for _, e in rows]
+            secs = [e["export_s"] for _, e in rows if "export_s" in e]
             summary[f"{scheme}/{method}"] = {
                 "median_worst_sqnr_db": round(median(vals), 2) if vals else None,
-                "models": len(vals)}
+                "models": len(vals), "model_names": [n for n, _ in rows],
+                "median_export_s": round(median(secs), 1) if secs else None}
     int8 = [m["int8_worst_sqnr_db"] for m in models if "int8_worst_sqnr_db" in m]
     summary["int8/default"] = {"median_worst_sqnr_db": round(median(int8), 2) if int8 else None,
                                "models": len(int8)}
@@ -615,6 +633,30 @@ def peer_summary(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def fast_subset() -> list[str]:
+    """The corpus' fast subset (`FAST_SUBSET`), smallest file first."""
+    from corpus.manifest import cache_dir, load_manifest, smallest_per_kind
+
+    root = cache_dir()
+    chosen = smallest_per_kind(load_manifest(), root)
+    return [m.name for m in sorted(chosen, key=lambda m: m.path(root).stat().st_size)]
+
+
+def merge(paths: list[Path], out: Path | None) -> int:
+    """One report from several runs' JSON (their models in the order given), summarised."""
+    runs = [json.loads(p.read_text()) for p in paths]
+    report = {k: v for k, v in runs[0].items() if k not in ("models", "summary", "partial")}
+    report["merged_from"] = [str(p) for p in paths]
+    report["models"] = [m for r in runs for m in r.get("models", [])]
+    report["summary"] = summarise(report["models"])
+    text = json.dumps(report, indent=1)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+    print(text)
+    return 0
+
+
 def cpu_name() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -650,6 +692,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peer-methods", default="adaround",
                    help="edgesdk's methods beside ai-edge-quantizer's float-activation recipes")
     p.add_argument("--json-out", type=Path, default=None)
+    p.add_argument("--merge", type=Path, nargs="+", default=None,
+                   help="no exports: merge these JSON outputs (one model per run, say) and "
+                        "summarise them together")
     p.add_argument("--qat", action="store_true",
                    help="add the digits CNN's quantisation-aware training rows (method qat)")
     p.add_argument("--qat-epochs", type=int, default=4, help="QAT fine-tuning epochs")
@@ -657,6 +702,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="only mixed precision under a budget on --models (issue 15): all-int4 "
                         "and all-ternary beside mixed at their sizes (round to nearest)")
     args = p.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.json_out)
     report: dict[str, Any] = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "cpu": cpu_name(),
         "cores": os.cpu_count(), "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
@@ -665,7 +712,8 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         if not args.no_digits:
             report["digits"] = digits_part(work, args.qat_epochs if args.qat else 0)
-        models = [m for m in args.models.split(",") if m]
+        models = fast_subset() if args.models == FAST_SUBSET else \
+            [m for m in args.models.split(",") if m]
         report["models"] = []
         if args.mixed:
             for m in models:
