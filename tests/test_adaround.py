@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from digits_methods import export_by_method, runs_by_method
 from test_subbyte_gptq import LEVELS, correlated_layer, rtn_scales
 
 from sdk.converters.quantize.adaround import adaround_quantize, rectified_sigmoid
@@ -143,44 +144,21 @@ def test_export_adaround_keeps_digits_accuracy(scheme, points, digits_float_tfli
                                                digits_data, tmp_path) -> None:
     """sdk.export(..., weight_method="adaround"): the issue's digits bars, closer to the float
     model than round to nearest, and the method's time in the report."""
-    import sdk
-    from sdk.run.delegate import load_delegate
-    from sdk.run.runner import LiteRTRunner
-
-    def run(path, delegates=None) -> np.ndarray:
-        runner = LiteRTRunner(path.read_bytes(), delegates=delegates)
-        x = digits_data.x_test
-        return np.concatenate([runner.invoke([x[i:i + 1]])[0] for i in range(len(x))])
-
-    ref = run(digits_float_tflite)
-    float_acc = float((ref.argmax(1) == digits_data.y_test).mean())
-    sqnr = {}
-    for method in ("rtn", "adaround"):
-        r = sdk.export(digits_float_tflite, scheme, calibration=digits_data.x_train,
-                       validation=digits_data.x_test, weight_method=method, per_layer=False,
-                       output=tmp_path / f"{scheme}_{method}.tflite", report=False)
-        out = run(r.path, [load_delegate()] if r.custom_ops else None)
-        sqnr[method] = 10 * np.log10((ref ** 2).sum() / ((out - ref) ** 2).sum())
-        if method == "adaround":
-            acc = float((out.argmax(1) == digits_data.y_test).mean())
-            assert acc >= float_acc - points / 100, (acc, float_acc)
-            assert r.timings["adaround"] > 0 and "gptq" not in r.timings
-            assert any("AdaRound" in n for n in r.notes), r.notes
-    assert sqnr["adaround"] > sqnr["rtn"] + 0.5, sqnr
+    float_acc, runs = runs_by_method(digits_float_tflite, scheme, ("rtn", "adaround"),
+                                     digits_data, tmp_path)
+    ada = runs["adaround"]
+    assert ada.accuracy >= float_acc - points / 100, (ada.accuracy, float_acc)
+    assert ada.result.timings["adaround"] > 0 and "gptq" not in ada.result.timings
+    assert any("AdaRound" in n for n in ada.result.notes), ada.result.notes
+    assert ada.sqnr_db > runs["rtn"].sqnr_db + 0.5, (ada.sqnr_db, runs["rtn"].sqnr_db)
 
 
 @requires_tf
 def test_export_adaround_blockwise_int4(digits_float_tflite, digits_data, tmp_path) -> None:
     """Dynamic-range block-wise INT4: AdaRound per group of 32 at each group's FLOAT16 scale."""
-    import sdk
-
-    out = {}
-    for method in ("rtn", "adaround"):
-        out[method] = sdk.export(digits_float_tflite, "int4", calibration=digits_data.x_train,
-                                 validation=digits_data.x_test, activations="float32",
-                                 scheme_options={"block_size": 32}, weight_method=method,
-                                 per_layer=False, output=tmp_path / f"b32_{method}.tflite",
-                                 report=False)
+    out = export_by_method(digits_float_tflite, "int4", ("rtn", "adaround"), digits_data,
+                           tmp_path, tag="b32", activations="float32",
+                           scheme_options={"block_size": 32})
     assert out["adaround"].timings["adaround"] > 0
     assert out["adaround"].fidelity.outputs[0].sqnr_db > \
         out["rtn"].fidelity.outputs[0].sqnr_db

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from digits_methods import export_by_method, runs_by_method
 
 from sdk.converters.ir import Operator
 from sdk.converters.quantize.gptq import (
@@ -202,59 +203,30 @@ def test_hessians_of_the_digits_cnn(digits_float_tflite, digits_data) -> None:
     assert len(solver.solved) == 1 and solver.seconds > 0
 
 
-@pytest.fixture(scope="module")
-def digits_accuracy(digits_float_tflite, digits_data):
-    from sdk.run.runner import LiteRTRunner
-
-    def accuracy(path, delegates=None) -> tuple[float, np.ndarray]:
-        runner = LiteRTRunner(path.read_bytes(), delegates=delegates)
-        x = digits_data.x_test
-        out = np.concatenate([runner.invoke([x[i:i + 1]])[0] for i in range(len(x))])
-        return float((out.argmax(1) == digits_data.y_test).mean()), out
-
-    return accuracy
-
-
 @requires_tf
 @pytest.mark.parametrize("scheme,points", [("int4", 1.0), ("ternary", 3.0), ("int2", 3.0)])
 def test_export_gptq_keeps_digits_accuracy(scheme, points, digits_float_tflite, digits_data,
-                                           digits_accuracy, tmp_path) -> None:
+                                           tmp_path) -> None:
     """The issue's bars on the digits CNN: GPTQ within 1 point of float (INT4) / 3 points
     (ternary, 2-bit), and closer to the float model than round-to-nearest."""
-    import sdk
-    from sdk.run.delegate import load_delegate
-
-    float_acc, ref = digits_accuracy(digits_float_tflite)
-    results = {}
-    for method in ("rtn", "gptq"):
-        r = sdk.export(digits_float_tflite, scheme, calibration=digits_data.x_train,
-                       validation=digits_data.x_test, weight_method=method, per_layer=False,
-                       output=tmp_path / f"{scheme}_{method}.tflite", report=False)
-        acc, out = digits_accuracy(r.path, [load_delegate()] if r.custom_ops else None)
-        sqnr = 10 * np.log10((ref ** 2).sum() / ((out - ref) ** 2).sum())
-        results[method] = (r, acc, sqnr)
-    r, acc, sqnr = results["gptq"]
-    assert acc >= float_acc - points / 100, (acc, float_acc)
-    assert sqnr > results["rtn"][2] + 0.5, (sqnr, results["rtn"][2])
-    assert r.timings["gptq"] > 0 and "gptq" not in results["rtn"][0].timings
-    assert any("GPTQ" in n and "compensating upstream rounding" in n for n in r.notes), r.notes
+    float_acc, runs = runs_by_method(digits_float_tflite, scheme, ("rtn", "gptq"), digits_data,
+                                     tmp_path)
+    rtn, gptq = runs["rtn"], runs["gptq"]
+    assert gptq.accuracy >= float_acc - points / 100, (gptq.accuracy, float_acc)
+    assert gptq.sqnr_db > rtn.sqnr_db + 0.5, (gptq.sqnr_db, rtn.sqnr_db)
+    assert gptq.result.timings["gptq"] > 0 and "gptq" not in rtn.result.timings
+    notes = gptq.result.notes
+    assert any("GPTQ" in n and "compensating upstream rounding" in n for n in notes), notes
     if scheme == "int2":
         # measured: rtn 11.0 dB, GPTQ on float inputs only 14.8, sequential GPTQ 23.3
-        assert sqnr > 20.0, sqnr
+        assert gptq.sqnr_db > 20.0, gptq.sqnr_db
 
 
 @requires_tf
 def test_export_gptq_blockwise_int4(digits_float_tflite, digits_data, tmp_path) -> None:
     """Dynamic-range block-wise INT4: GPTQ per group of 32, each group's FLOAT16 scale."""
-    import sdk
-
-    out = {}
-    for method in ("rtn", "gptq"):
-        out[method] = sdk.export(digits_float_tflite, "int4", calibration=digits_data.x_train,
-                                 validation=digits_data.x_test, activations="float32",
-                                 scheme_options={"block_size": 32}, weight_method=method,
-                                 per_layer=False, output=tmp_path / f"b32_{method}.tflite",
-                                 report=False)
+    out = export_by_method(digits_float_tflite, "int4", ("rtn", "gptq"), digits_data, tmp_path,
+                           tag="b32", activations="float32", scheme_options={"block_size": 32})
     assert out["gptq"].fidelity.outputs[0].sqnr_db > out["rtn"].fidelity.outputs[0].sqnr_db
 
 
