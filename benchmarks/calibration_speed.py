@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import sys
 import time
@@ -32,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus.inputs import Context, make_samples, model_inputs
 from corpus.manifest import cache_dir, load_manifest, select
+
+from sdk.base.host import cpu_name
 
 
 def vm_kib(field: str) -> int:
@@ -49,13 +50,6 @@ def reset_peak() -> bool:
     except OSError:
         return False
     return True
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def parameters(model: Any) -> int:
