@@ -70,6 +70,8 @@ from typing import Any
 
 import numpy as np
 
+from sdk.base.host import cpu_name
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SCHEMES = ("int4", "ternary", "int2")
@@ -655,13 +657,6 @@ def merge(paths: list[Path], out: Path | None) -> int:
         out.write_text(text + "\n")
     print(text)
     return 0
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def versions() -> dict[str, str]:
