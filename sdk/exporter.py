@@ -139,9 +139,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         weights are quantised, LiteRT quantises activations at run time).
     stem_rounding: scheme "int8", default weight method: the int8 codes of the layers next to
         the input (fewer than 3 weighted layers before them) are chosen by GPTQ against their
-        calibration inputs (`sdk.converters.quantize.stem`; BlazeFace short range 17.3 -> 21.3
-        dB; off by default: landmark and orientation nets came out worse, see
-        benchmarks/results/corpus-detectors-2026-12-06.md).
+        calibration inputs where that lowers the output error on a held-out part of the
+        calibration samples (`sdk.converters.quantize.stem`; the notes say which layers and
+        why; benchmarks/results/corpus-detectors-2026-12-06.md). False: round to nearest.
     equalize: scheme "int8": rescale the output channels of a layer and the input channels
         of the one layer that reads it where one channel's range dwarfs the others
         (cross-layer equalisation, `sdk.converters.quantize.equalize`; the float function is
@@ -333,8 +333,10 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         # Hessians + solving, part of "quantize"
         timings[solver.method] = round(solver.seconds, 4)
     notes += solver.notes
-    if stem is not None and stem.rounded:
+    if stem is not None and (stem.rounded or stem.choices):
         notes.append(stem.describe())
+    elif stem is not None and stem.skipped:
+        notes.append(stem.skipped)
     float_bytes = float_state[0][0]
     planned = mixed = None
     if scheme == "mixed":

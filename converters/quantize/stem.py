@@ -17,26 +17,34 @@ squares. For the stem this is cheap: only the model's first ops run (a prefix of
 input). The codes stay plain symmetric per-channel int8 with TFLite's scheme: the file is the
 same kind of file, only the rounding differs.
 
-Opt-in (`sdk.export(..., stem_rounding=True)`): on the corpus it lifts MediaPipe's short-range
-BlazeFace from 17.3 to 21.3 dB (four calibration seeds: +0.3 to +4.1 dB) and YOLOv8n / the
-openWakeWord embedding by ~1 dB, but the face-mesh net's landmarks came out 0.1 px worse (0.60
-vs 0.47 px; 0.49 vs 0.40 with another seed), the orientation classifier 0.8 dB worse and the
-BlazeFace at 16 calibration samples 1.7 dB worse (the Hessians of the first layers fit the few
-calibration images): not a default until a held-out check decides per model
-(benchmarks/results/corpus-detectors-2026-12-06.md).
+The default (`sdk.export(..., stem_rounding=True)`) decides per layer on a held-out split of
+the calibration samples (`held_out_split`: the last quarter, 4 to `MAX_HELD_OUT` samples, never
+the validation samples): the Hessians come from the other samples only; then, with the stem's
+weights rounded to nearest (and bias-corrected as the rewrite corrects them) and the rest of the
+model float, each stem layer in execution order takes its GPTQ codes only where that lowers the
+worst output's error on the held-out samples by `MIN_GAIN` (the float model runs once per stem
+layer on those few samples). Without the check, GPTQ codes fitted to the calibration images made
+some models worse (face mesh landmarks 0.47 -> 0.60 px, the orientation classifier -0.8 dB, the
+short-range BlazeFace at 16 samples -1.7 dB): a layer's output error on the samples it was
+fitted to says nothing about how the rest of the network amplifies it on others. The notes say
+which layers kept GPTQ codes, with the held-out SQNR before and after.
 
 `STEM_DEPTH`: layers with fewer than this many weighted layers between them and a model input
 (the first CONV_2D, its DEPTHWISE_CONV_2D, the pointwise CONV_2D after it in a MobileNet-style
 block). Pose detector, weights only: 12.5 dB (round to nearest), 17.1 / 24.3 / 27.0 / 27.4 dB
-with the first 1 / 2 / 3 / 5 layers rounded this way.
+with the first 1 / 2 / 3 / 5 layers rounded this way. Layers with more than `MAX_STEM_WEIGHTS`
+weights are left to round to nearest (bounds the export time of wide first layers).
 """
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from sdk.base.errors import EdgeSDKError
 from sdk.base.samples import SampleSet
 from sdk.converters.ir import Graph, Model, Operator, Tensor
 from sdk.converters.quantize.gptq import (
@@ -48,6 +56,8 @@ from sdk.converters.quantize.gptq import (
     weight_key,
 )
 from sdk.converters.quantize.plan import layer_name
+from sdk.converters.quantize.rules import OP_RULES
+from sdk.converters.quantize.weights import symmetric_per_channel
 
 #: layers with fewer weighted layers than this between them and a model input are the stem
 STEM_DEPTH = 3
@@ -59,6 +69,28 @@ STEM_ROWS = 8192
 #: fit the calibration rows rather than the layer (a dense wake-word head: 32 samples of 1536
 #: features; oww_alexa 29.4 -> 22.9 dB, silero_vad_16k_op15 21.6 -> 19.9 dB): round to nearest
 MIN_ROWS_PER_INPUT = 2
+#: held-out samples: a quarter of the calibration samples, at least MIN_HELD_OUT, at most this
+MAX_HELD_OUT = 8
+MIN_HELD_OUT = 4
+#: GPTQ codes are kept where they lower the held-out worst-output error power by this fraction
+#: (0.05: about 0.2 dB; below it the few held-out samples cannot tell the two apart)
+MIN_GAIN = 0.05
+#: stem layers with more weights than this round to nearest (a wide first dense layer)
+MAX_STEM_WEIGHTS = 1 << 18
+#: held-out samples the model-level check runs the float model on (three runs: bounded cost)
+MODEL_CHECK_SAMPLES = 4
+
+
+@dataclass
+class StemChoice:
+    """One stem layer's held-out check: the SQNR (dB) of its own output on the held-out inputs
+    (mean shift removed, as bias correction does) with its weights rounded to nearest and with
+    GPTQ codes."""
+
+    layer: str
+    rtn_db: float
+    gptq_db: float
+    kept: bool
 
 
 @dataclass
@@ -68,29 +100,58 @@ class StemRounding:
     hessians: dict[tuple[tuple[int, ...], str], LayerHessian] = field(default_factory=dict)
     #: layers whose codes were chosen here (filled by the rewrite)
     rounded: list[str] = field(default_factory=list)
+    #: weight keys whose GPTQ codes passed the held-out check; None: no check was made
+    accepted: set[tuple[tuple[int, ...], str]] | None = None
+    #: the held-out check, per stem layer in execution order
+    choices: list[StemChoice] = field(default_factory=list)
+    #: the model-level check: held-out worst-output SQNR (dB) with the stem rounded to nearest
+    #: and with the chosen layers' GPTQ codes (the rest of the model float)
+    model_db: tuple[float, float] | None = None
+    #: why the stem kept round-to-nearest as a whole (too few samples, ...), when it did
+    skipped: str = ""
+    seconds: float = 0.0
 
     def codes(self, w: np.ndarray, axis: int, scales: np.ndarray, qmin: int, qmax: int
               ) -> tuple[np.ndarray, np.ndarray] | None:
         """(scales, codes shaped like `w`) rounded against the layer's inputs, or None when
-        `w` is not a stem layer's weights."""
-        entry = self.hessians.get(weight_key(w))
+        `w` is not a stem layer's weights (or its GPTQ codes failed the held-out check)."""
+        key = weight_key(w)
+        if self.accepted is not None and key not in self.accepted:
+            return None
+        entry = self.hessians.get(key)
         if entry is None:
             return None
-        rows = np.moveaxis(np.asarray(w, np.float64), axis, 0).reshape(w.shape[axis], -1)
-        s = np.asarray(scales, np.float64).reshape(-1)
-        if s.size != rows.shape[0] or entry.hessian.shape[-1] != rows.shape[1] \
-                or entry.rows < MIN_ROWS_PER_INPUT * rows.shape[1]:
-            return None
-        result = gptq_quantize(rows, entry.hessian, qmin, qmax, scales=s)
-        fitted = refit_scales(rows, result.codes, s, entry.hessian)
-        codes = np.moveaxis(result.codes.reshape(np.moveaxis(np.asarray(w), axis, 0).shape),
-                            0, axis)
-        self.rounded.extend(n for n in entry.layers if n not in self.rounded)
-        return fitted.astype(np.float32), codes
+        solved = _solve(w, axis, scales, qmin, qmax, entry)
+        if solved is not None:
+            self.rounded.extend(n for n in entry.layers if n not in self.rounded)
+        return solved
 
     def describe(self) -> str:
-        return (f"stem rounding: {len(self.rounded)} layer(s) near the input rounded by GPTQ "
-                f"against their calibration inputs ({', '.join(self.rounded)})")
+        text = (f"stem rounding: {len(self.rounded)} layer(s) near the input rounded by GPTQ "
+                f"against their calibration inputs ({', '.join(self.rounded) or 'none'})")
+        if self.choices:
+            text += "; held-out check, each layer's output SQNR round-to-nearest -> GPTQ: " + \
+                "; ".join(f"{c.layer} {c.rtn_db:.1f} -> {c.gptq_db:.1f} dB"
+                          f"{'' if c.kept else ' (not kept)'}" for c in self.choices)
+        if self.model_db is not None:
+            verdict = "kept" if self.accepted else "not kept: round to nearest"
+            text += (f"; worst model output on the held-out samples (rest float) "
+                     f"{self.model_db[0]:.1f} -> {self.model_db[1]:.1f} dB, {verdict}")
+        return text
+
+
+def _solve(w: np.ndarray, axis: int, scales: np.ndarray, qmin: int, qmax: int,
+           entry: LayerHessian) -> tuple[np.ndarray, np.ndarray] | None:
+    rows = np.moveaxis(np.asarray(w, np.float64), axis, 0).reshape(w.shape[axis], -1)
+    s = np.asarray(scales, np.float64).reshape(-1)
+    if s.size != rows.shape[0] or entry.hessian.shape[-1] != rows.shape[1] \
+            or entry.rows < MIN_ROWS_PER_INPUT * rows.shape[1]:
+        return None
+    result = gptq_quantize(rows, entry.hessian, qmin, qmax, scales=s)
+    fitted = refit_scales(rows, result.codes, s, entry.hessian)
+    codes = np.moveaxis(result.codes.reshape(np.moveaxis(np.asarray(w), axis, 0).shape),
+                        0, axis)
+    return fitted.astype(np.float32), codes
 
 
 def weighted_depth(graph: Graph) -> dict[int, int]:
@@ -128,15 +189,232 @@ def _prefix(model: Model, ops: list[Operator]) -> Model:
     return Model([prefix], model.description, model.version)
 
 
+def held_out_split(samples: SampleSet) -> tuple[SampleSet, SampleSet] | None:
+    """(fit, held out): the last quarter of the calibration samples (MIN_HELD_OUT to
+    MAX_HELD_OUT of them) is held out; None when the fit part would be smaller than twice that."""
+    n = len(samples)
+    held = min(MAX_HELD_OUT, max(MIN_HELD_OUT, n // 4))
+    if n - held < 2 * held:
+        return None
+    return (samples.subset(slice(0, n - held)),
+            samples.subset(slice(n - held, n), f"{samples.source}: stem held-out"))
+
+
 def stem_rounding(model: Model, samples: SampleSet, *, depth: int = STEM_DEPTH,
-                  max_samples: int = STEM_SAMPLES) -> StemRounding:
+                  max_samples: int = STEM_SAMPLES, check: bool = True) -> StemRounding:
     """The input Hessians of `model`'s stem layers on (up to `max_samples` of) `samples`; only
-    the graph up to the last stem layer runs."""
-    ops = stem_layers(model, depth)
+    the graph up to the last stem layer runs. `check`: hold out part of `samples`, fit the
+    Hessians on the rest and keep GPTQ codes only where they lower the held-out error, per
+    layer and at the model's outputs (see the module docstring); without it every stem layer
+    gets GPTQ codes."""
+    start = time.perf_counter()
+    ops = [op for op in stem_layers(model, depth)
+           if _weight(op).num_elements <= MAX_STEM_WEIGHTS]
     if not ops or len(samples) == 0:
         return StemRounding()
-    used = samples.subset(slice(0, max_samples)) if len(samples) > max_samples else samples
-    hessians = collect_hessians(_prefix(model, ops), used, max_rows=STEM_ROWS)
+    held: SampleSet | None = None
+    fit = samples
+    if check:
+        split = held_out_split(samples)
+        if split is None:
+            return StemRounding(accepted=set(), skipped=(
+                f"stem rounding: off ({len(samples)} calibration samples leave too few to hold "
+                f"out {MIN_HELD_OUT} for its check; round to nearest)"))
+        fit, held = split
+    prefix = _prefix(model, ops)
+    used = fit.subset(slice(0, max_samples)) if len(fit) > max_samples else fit
+    hessians = collect_hessians(prefix, used, max_rows=STEM_ROWS)
     names = {layer_name(op) for op in ops}
-    return StemRounding({k: v for k, v in hessians.items()
+    stem = StemRounding({k: v for k, v in hessians.items()
                          if any(n in names for n in v.layers)})
+    if held is not None:
+        try:
+            _choose(stem, model, prefix, ops, held)
+        except EdgeSDKError as exc:  # the float model does not run here: no check, no GPTQ
+            stem.accepted, stem.choices = set(), []
+            stem.skipped = f"stem rounding: off (its held-out check could not run: {exc})"
+    stem.seconds = time.perf_counter() - start
+    return stem
+
+
+def _weight(op: Operator) -> Tensor:
+    rule = OP_RULES[op.type]
+    assert rule.weight is not None
+    w = op.inputs[rule.weight]
+    assert w is not None
+    return w
+
+
+def _bias_shift(mean: np.ndarray | None, rows_error: np.ndarray) -> np.ndarray:
+    """Expected output change per channel from weight error rows [C, K] on the layer's mean
+    input row: what analytic bias correction removes."""
+    if mean is None:
+        return np.zeros(rows_error.shape[0])
+    m = np.asarray(mean, np.float64)
+    if m.ndim == 2:  # depthwise: [C, taps]
+        return (rows_error * m).sum(axis=1) if m.shape == rows_error.shape \
+            else np.zeros(rows_error.shape[0])
+    return rows_error @ m if m.size == rows_error.shape[1] else np.zeros(rows_error.shape[0])
+
+
+def _centered(entry: LayerHessian) -> np.ndarray:
+    """2 Cov(X) from H = 2 E[x x^T] and the mean row: the output error power that is left
+    once the bias correction has removed the mean shift."""
+    h = np.asarray(entry.hessian, np.float64)
+    if entry.mean is None:
+        return h
+    m = np.asarray(entry.mean, np.float64)
+    return h - 2.0 * m[..., :, None] * m[..., None, :]
+
+
+def _quadratic(e: np.ndarray, h: np.ndarray) -> float:
+    he = np.einsum("ckl,cl->ck", h, e) if h.ndim == 3 else e @ h
+    return float((e * he).sum())
+
+
+@dataclass(eq=False)
+class _Candidate:
+    """A stem layer's weights and bias rounded to nearest and by GPTQ (float, dequantised)."""
+
+    op: Operator
+    key: tuple[tuple[int, ...], str]
+    weight: Tensor
+    bias: Tensor | None
+    rows: np.ndarray  # the float weights as [C, K]
+    rtn: tuple[np.ndarray, np.ndarray | None, np.ndarray]  # weights, bias, error rows
+    gptq: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None
+
+
+def _candidate(op: Operator, entry: LayerHessian) -> _Candidate:
+    rule = OP_RULES[op.type]
+    w_t = _weight(op)
+    b_t = op.inputs[rule.bias] if rule.bias is not None and rule.bias < len(op.inputs) \
+        else None
+    w = w_t.numpy().astype(np.float32)
+    b = b_t.numpy().astype(np.float64) if b_t is not None and b_t.is_constant else None
+    axis = rule.weight_axis
+    rows = np.moveaxis(w.astype(np.float64), axis, 0).reshape(w.shape[axis], -1)
+    scales, q = symmetric_per_channel(w, axis, 127)  # the int8 format's default (minmax)
+
+    def rounded(s: np.ndarray, codes: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        shape = [1] * w.ndim
+        shape[axis] = -1
+        deq = (codes * np.asarray(s, np.float64).reshape(shape)).astype(np.float32)
+        err = np.moveaxis(deq.astype(np.float64), axis, 0).reshape(rows.shape) - rows
+        if b is None:
+            return deq, None, err
+        return deq, (b - _bias_shift(entry.mean, err)).astype(np.float32), err
+
+    solved = _solve(w, axis, scales, -127, 127, entry)
+    return _Candidate(op, weight_key(w), w_t, b_t if b is not None else None, rows,
+                      rounded(scales, q), None if solved is None else rounded(*solved))
+
+
+def _patched(base: bytes, changes: list[tuple[np.ndarray, np.ndarray]]) -> bytes | None:
+    """`base` (a serialised model) with each original constant's bytes replaced by its new
+    values' (same dtype and shape); None where an original's bytes are not found exactly once
+    (then the model is serialised again)."""
+    data = bytearray(base)
+    for old, new in changes:
+        pattern = np.ascontiguousarray(old).tobytes()
+        at = base.find(pattern)
+        if at < 0 or base.find(pattern, at + 1) >= 0:
+            return None
+        data[at:at + len(pattern)] = np.ascontiguousarray(new, old.dtype).tobytes()
+    return bytes(data)
+
+
+def _worst_error(data: bytes, held: SampleSet, reference: list[np.ndarray] | None
+                 ) -> tuple[float, list[np.ndarray]]:
+    """(worst output's error power / signal power against `reference`, the outputs) of the
+    serialised model `data` on `held`."""
+    from sdk.run.runner import LiteRTRunner
+
+    outs = LiteRTRunner(data).outputs_for(held)
+    if reference is None:
+        return 0.0, outs
+    worst = 0.0
+    for o, f in zip(outs, reference, strict=True):
+        f64 = np.asarray(f, np.float64)
+        signal = float((f64 ** 2).sum())
+        noise = float(((np.asarray(o, np.float64) - f64) ** 2).sum())
+        if not math.isfinite(noise):
+            return math.inf, outs
+        worst = max(worst, noise / max(signal, 1e-30))
+    return worst, outs
+
+
+def _db(ratio: float) -> float:
+    return -10.0 * math.log10(max(ratio, 1e-30))
+
+
+def _choose(stem: StemRounding, model: Model, prefix: Model, ops: list[Operator],
+            held: SampleSet) -> None:
+    """Fill `stem.accepted` / `stem.choices` from the held-out samples: per layer, GPTQ codes
+    where they lower the layer's own output error (bias-corrected: the input covariance) on
+    the held-out inputs by MIN_GAIN; then the model with those layers' GPTQ codes against the
+    model with the whole stem rounded to nearest (the rest float, MODEL_CHECK_SAMPLES held-out
+    samples): kept only where its worst output's error is lower by MIN_GAIN."""
+    stem.accepted = set()
+    entries = {n: e for e in stem.hessians.values() for n in e.layers}
+    held_h = {n: e for e in collect_hessians(prefix, held, max_rows=STEM_ROWS).values()
+              for n in e.layers}
+    cands: list[_Candidate] = []
+    chosen: list[_Candidate] = []
+    for op in ops:
+        name = layer_name(op)
+        entry, test = entries.get(name), held_h.get(name)
+        if entry is None or test is None:
+            continue
+        c = _candidate(op, entry)
+        cands.append(c)
+        if c.gptq is None:
+            continue
+        h = _centered(test)
+        signal = _quadratic(c.rows, np.asarray(test.hessian, np.float64))
+        rtn, gptq = _quadratic(c.rtn[2], h), _quadratic(c.gptq[2], h)
+        kept = gptq < rtn * (1.0 - MIN_GAIN)
+        stem.choices.append(StemChoice(name, _db(rtn / max(signal, 1e-30)),
+                                       _db(gptq / max(signal, 1e-30)), kept))
+        if kept:
+            chosen.append(c)
+    if not chosen:
+        return
+    from sdk.converters.tflite import serialize
+
+    def state(use: list[_Candidate]) -> bytes:
+        """The float model serialised with the stem rounded to nearest, `use` by GPTQ."""
+        changes: list[tuple[np.ndarray, np.ndarray]] = []
+        picked = {id(c) for c in use}
+        for c in cands:
+            values = c.gptq if id(c) in picked and c.gptq is not None else c.rtn
+            changes.append((c.weight.numpy(), values[0]))
+            if c.bias is not None and values[1] is not None:
+                changes.append((c.bias.numpy(), values[1]))
+        patched = _patched(base, changes)
+        if patched is not None:
+            return patched
+        saved = [(c.weight, c.weight.data, c.bias, c.bias.data if c.bias is not None else None)
+                 for c in cands]
+        try:  # the same model, serialised again with the stem's constants swapped
+            for c in cands:
+                values = c.gptq if id(c) in picked and c.gptq is not None else c.rtn
+                c.weight.data = values[0]
+                if c.bias is not None and values[1] is not None:
+                    c.bias.data = values[1]
+            return serialize(model)[0]
+        finally:
+            for w_t, w_data, b_t, b_data in saved:
+                w_t.data = w_data
+                if b_t is not None:
+                    b_t.data = b_data
+
+    few = held.subset(slice(0, MODEL_CHECK_SAMPLES))
+    base = serialize(model)[0]
+    _, reference = _worst_error(base, few, None)
+    rtn_error, _ = _worst_error(state([]), few, reference)
+    gptq_error, _ = _worst_error(state(chosen), few, reference)
+    stem.model_db = (_db(rtn_error), _db(gptq_error))
+    if gptq_error < rtn_error * (1.0 - MIN_GAIN):
+        stem.accepted = {c.key for c in chosen}
