@@ -35,7 +35,7 @@ import numpy as np
 
 from sdk.base.errors import ConversionError, UnsupportedOpError
 from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, Tensor
-from sdk.converters.quantize import layernorm, log_guard, stream_state
+from sdk.converters.quantize import layernorm, log_guard, row_split, stream_state
 from sdk.converters.quantize.file_bytes import compact_bias_scales
 from sdk.converters.quantize.int16x8 import (
     INT16_QMAX,
@@ -167,6 +167,8 @@ def quantize_int8(model: Model, plan: PrecisionPlan, ranges: Mapping[Tensor, tup
     qmeans = {mapped(t): m for t, m in (input_means or {}).items() if id(t) in memo}
     qwide = {mapped(t): r for t, r in (wide_ranges or {}).items() if id(t) in memo}
     qwide, _ = stream_state.widen(qmodel.main, qwide)  # a streamed state's int16 margin
+    if plan.row_splits:  # layers with output channels in two formats: two ops (row_split)
+        plan = row_split.apply(qmodel.main, plan, qranges)
     rewrite = _Rewrite(qmodel, qmodel.main, plan, qranges, input_type, output_type, strict,
                        weight_method, qmeans, qwide, stem)
     rewrite.run()

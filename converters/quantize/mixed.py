@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from sdk.base.errors import FidelityError
+from sdk.base.errors import EdgeSDKError, FidelityError
 from sdk.base.samples import SampleSet
 from sdk.converters.ir import DType, Model, Operator
 from sdk.converters.quantize.fidelity import layer_losses
@@ -63,6 +63,7 @@ from sdk.converters.quantize.plan import (
     register_scheme,
 )
 from sdk.converters.quantize.planner import Attempt
+from sdk.converters.quantize.row_split import SPLIT_OPS, RowSplit, row_costs, rows_for
 from sdk.converters.quantize.rules import OP_RULES
 from sdk.converters.quantize.subbyte import (
     SUBBYTE_OPS,
@@ -102,6 +103,10 @@ class MixedOptions:
     trades: int = DEFAULT_TRADES
     #: rounds of trades, each from the best point so far (stops when a round gains nothing)
     trade_rounds: int = 2
+    #: this many of the measured points over the byte budget that beat the best one within it
+    #: are brought under it by splitting a layer's output channels (`row_split`: the least
+    #: sensitive rows of the largest layer one format down) and measured (0: none)
+    row_splits: int = 2
 
     def check(self) -> None:
         if self.activations not in ACTIVATION_PRECISIONS or self.activations == "int16":
@@ -187,15 +192,21 @@ def _probe_format(choice: LayerChoice, probe: str, pinned_too: bool = False) -> 
     return "int8"
 
 
-def plan_of(bits: Mapping[str, str], base: PrecisionPlan) -> PrecisionPlan:
-    """`base` (its default, overrides and notes win) with the layers in `bits` not INT8."""
+def plan_of(bits: Mapping[str, str], base: PrecisionPlan,
+            splits: Mapping[str, RowSplit] | None = None) -> PrecisionPlan:
+    """`base` (its default, overrides and notes win) with the layers in `bits` not INT8 (and
+    `splits`: layers with some output channels in a smaller format)."""
     acts = base.default.activations
     layers = {name: LayerPrecision(fmt, acts) for name, fmt in bits.items() if fmt != "int8"}
     layers.update(base.layers)
     notes = dict(base.notes)
     notes.update({name: f"{fmt}: chosen under the byte budget" for name, fmt in bits.items()
                   if name not in base.layers})
-    return replace(base, scheme="mixed", layers=layers, notes=notes)
+    for name, split in (splits or {}).items():
+        notes[name] = (f"{bits.get(name, 'int8')} with {split.describe()} (the least sensitive"
+                       f" output channels): chosen under the byte budget")
+    return replace(base, scheme="mixed", layers=layers, notes=notes,
+                   row_splits={**base.row_splits, **(splits or {})})
 
 
 # ---------------------------------------------------------------------------- the report
@@ -214,6 +225,8 @@ class MixedPoint:
     within_budget: bool = False
     #: estimated from the per-layer latency table (None: no latency budget)
     latency_ms: float | None = None
+    #: layers whose output channels are split between two formats (`row_split`): what moved
+    splits: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -463,6 +476,67 @@ def _swaps(ups: list[tuple[float, float, str, str]], downs: list[tuple[float, fl
             run(f"swap {name} {fmt} / {d[2]} {d[3]}", bits)
 
 
+def _split_trades(choices: list[LayerChoice], measured: list[tuple[MixedPoint, Attempt]],
+                  budget: int, ops: Mapping[str, Operator],
+                  hessians: Mapping[tuple[tuple[int, ...], str], LayerHessian],
+                  report: MixedReport,
+                  run: Callable[[str, dict[str, str], dict[str, RowSplit]], None],
+                  count: int) -> None:
+    """Points measured over the budget that beat the best within it (a promotion whose bytes
+    no whole-layer demotion pays for closely enough: one layer holding most of the weights)
+    come under it with the least sensitive output channels of their largest splittable layer
+    one format down, chosen by `row_split.row_costs` on that layer's input Hessian; measured
+    (once more with the overshoot added, where the first is still over)."""
+    fits = [p for p, _ in measured if p.within_budget]
+    if not fits:
+        return
+    best = max(p.worst_sqnr_db for p in fits)
+    over = sorted((p for p, _ in measured if not p.within_budget and not p.splits
+                   and p.worst_sqnr_db > best), key=lambda p: -p.worst_sqnr_db)
+    done = 0
+    for p in over:
+        if done >= count:
+            break
+        donors = []
+        for c in choices:
+            op = ops[c.name]
+            i = c.formats.index(p.bits[c.name])
+            lower = [j for j in range(i + 1, len(c.formats)) if _bits(c.formats[j])
+                     < _bits(c.formats[i])]
+            if op.type in SPLIT_OPS and lower:
+                donors.append((c.elements, c, c.formats[lower[0]]))
+        if not donors:
+            continue
+        _, c, fmt = max(donors, key=lambda d: d[0])
+        w = ops[c.name].inputs[OP_RULES[ops[c.name].type].weight]  # type: ignore[index]
+        assert w is not None
+        h = hessians.get(weight_key(w.numpy()))
+        costs = row_costs(w.numpy(), None if h is None else np.asarray(h.hessian),
+                          [p.bits[c.name], fmt])
+        channels = int(w.shape[0])
+        row_saved = (c.elements // channels) * (_bits(p.bits[c.name]) - _bits(fmt)) / 8.0
+        need, last = float(p.size_bytes - budget), 0
+        for attempt_no in range(2):
+            rows = rows_for(costs, need, row_saved, channels)
+            if rows is not None and len(rows) <= last:  # the overshoot rounds to no more rows
+                rows = rows_for(costs, need + row_saved, row_saved, channels)
+            if rows is None:
+                break
+            last = len(rows)
+            split = {c.name: RowSplit(rows, fmt)}
+            try:
+                run(f"{p.label}, {c.name} split ({len(rows)} of {channels} rows {fmt})",
+                    dict(p.bits), split)
+            except EdgeSDKError as exc:  # a format that cannot hold the split's ops
+                report.notes.append(f"row split of {c.name} not measured: {exc}")
+                break
+            done += attempt_no == 0
+            got = measured[-1][0]
+            if got.within_budget:
+                break
+            need += got.size_bytes - budget
+
+
 def _latency_table(latency: LatencyTable | LayerProfiler,
                    measured: list[tuple[MixedPoint, Attempt]], choices: list[LayerChoice],
                    model: Model) -> LatencyTable:
@@ -573,9 +647,11 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
         return p.size_bytes <= size_limit and (
             budget_ms is None or (p.latency_ms is not None and p.latency_ms <= budget_ms))
 
-    def record(label: str, bits: dict[str, str], a: Attempt, estimated: float | None) -> None:
+    def record(label: str, bits: dict[str, str], a: Attempt, estimated: float | None,
+               splits: Mapping[str, RowSplit] | None = None) -> None:
         p = MixedPoint(label, a.size_bytes, a.fidelity.min_sqnr_db,
-                       None if estimated is None else round(estimated), dict(bits))
+                       None if estimated is None else round(estimated), dict(bits),
+                       splits={k: v.describe() for k, v in (splits or {}).items()})
         if table is not None:
             p.latency_ms = round(table.estimate_ms(bits), 6)
         p.within_budget = fits(p)
@@ -641,6 +717,8 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
     measured_losses = samples is None and hessians is None
     if not measured_losses:
         start_h = time.perf_counter()
+        if hessians is None:
+            hessians = collect_hessians(model, samples)  # type: ignore[arg-type]
         losses = hessian_losses(model, samples, choices, hessians)  # type: ignore[arg-type]
         report.notes.append(f"sensitivity: each layer's output error at each format from its "
                             f"calibration inputs' Hessian ({time.perf_counter() - start_h:.1f} s)")
@@ -703,6 +781,11 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
         if max((p.worst_sqnr_db for p, _ in measured if p.within_budget),
                default=-math.inf) <= before:
             break
+    if budget_bytes is not None and opts.row_splits and hessians is not None:
+        _split_trades(choices, measured, int(size_limit), ops, hessians, report,
+                      lambda label, bits, splits: record(
+                          label, bits, attempt(plan_of(bits, first.plan, splits)),
+                          estimate_bytes(choices, bits, base), splits), opts.row_splits)
     points = [p for p, _ in measured]
     pareto_front(points)
     inside = [i for i, p in enumerate(points) if p.within_budget]

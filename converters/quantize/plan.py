@@ -76,6 +76,8 @@ class PrecisionPlan:
     layers: dict[str, LayerPrecision] = field(default_factory=dict)
     #: free-form notes a scheme records (why a layer was kept at higher precision, ...)
     notes: dict[str, str] = field(default_factory=dict)
+    #: layer name -> `row_split.RowSplit`: some of its output channels in another weight format
+    row_splits: dict[str, Any] = field(default_factory=dict)
 
     def for_op(self, op: Operator) -> LayerPrecision:
         name = layer_name(op)

@@ -1,0 +1,129 @@
+"""Issue 15, mixed precision within a layer: some output channels of a FULLY_CONNECTED /
+CONV_2D in a smaller weight format (`sdk.converters.quantize.row_split`), as two ops, a
+CONCATENATION and a GATHER that stock LiteRT runs; chosen by the mixed search where a point over
+the byte budget beats every point within it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sdk.base.errors import ConversionError
+from sdk.converters.ir import DType, Graph, Model, Operator, Tensor
+from sdk.converters.quantize.file_bytes import byte_breakdown
+from sdk.converters.quantize.int8 import quantize_int8
+from sdk.converters.quantize.mixed import MixedPoint, plan_of
+from sdk.converters.quantize.plan import LayerPrecision, PrecisionPlan
+from sdk.converters.quantize.row_split import RowSplit, row_costs, rows_for, split_rows
+from sdk.converters.tflite import to_tflite_bytes
+from sdk.run.runner import LiteRTRunner
+
+RNG = np.random.default_rng(7)
+ROWS = (1, 4, 5, 11)
+
+
+def _model(conv: bool) -> Model:
+    """x -> FULLY_CONNECTED (16 outputs) or CONV_2D (16 channels), RELU, float."""
+    g = Graph(name="main")
+    if conv:
+        x = g.add_tensor(Tensor("x", (1, 5, 5, 8), DType.FLOAT32))
+        w = g.constant("w", RNG.standard_normal((16, 3, 3, 8)).astype(np.float32) * 0.2)
+        y = g.add_tensor(Tensor("y", (1, 5, 5, 16), DType.FLOAT32))
+        attrs = {"padding": "SAME", "stride_w": 1, "stride_h": 1,
+                 "fused_activation_function": "RELU", "dilation_w_factor": 1,
+                 "dilation_h_factor": 1}
+        op_type = "CONV_2D"
+    else:
+        x = g.add_tensor(Tensor("x", (1, 32), DType.FLOAT32))
+        w = g.constant("w", RNG.standard_normal((16, 32)).astype(np.float32) * 0.2)
+        y = g.add_tensor(Tensor("y", (1, 16), DType.FLOAT32))
+        attrs = {"fused_activation_function": "RELU", "keep_num_dims": False,
+                 "weights_format": "DEFAULT", "asymmetric_quantize_inputs": False}
+        op_type = "FULLY_CONNECTED"
+    b = g.constant("b", RNG.standard_normal(16).astype(np.float32) * 0.1)
+    g.operators.append(Operator(op_type, [x, w, b], [y], attrs, name="layer"))
+    g.inputs, g.outputs = [x], [y]
+    return Model([g])
+
+
+def _run(data: bytes, x: np.ndarray) -> np.ndarray:
+    runner = LiteRTRunner(data)
+    return np.concatenate([runner.invoke([x[i:i + 1]])[0] for i in range(len(x))])
+
+
+@pytest.mark.parametrize("conv", [False, True])
+def test_split_keeps_the_float_outputs(conv: bool) -> None:
+    model = _model(conv)
+    x = RNG.standard_normal((4, *model.main.inputs[0].shape[1:])).astype(np.float32)
+    before = _run(to_tflite_bytes(model), x)
+    ranges: dict[Tensor, tuple[float, float]] = {model.main.outputs[0]: (0.0, 4.0)}
+    added = split_rows(model.main, {"layer": RowSplit(ROWS, "int4")}, ranges)
+    op_type = "CONV_2D" if conv else "FULLY_CONNECTED"
+    assert [op.type for op in model.main.operators] == [op_type, op_type, "CONCATENATION",
+                                                        "GATHER"]
+    assert added == {"layer/rows int4": "int4"}
+    assert model.main.operators[1].inputs[1].shape[0] == len(ROWS)
+    # the new activations take the layer output's range; the output tensor is the same one
+    assert len(ranges) == 4 and set(ranges.values()) == {(0.0, 4.0)}
+    np.testing.assert_allclose(_run(to_tflite_bytes(model), x), before, rtol=1e-5, atol=1e-6)
+
+
+def test_split_is_the_int8_and_int4_layers_channel_by_channel() -> None:
+    """Quantised, the kept channels are the all-INT8 layer's outputs and the moved ones the
+    all-INT4 layer's, bit for bit (same scales, same codes), in stock LiteRT."""
+    model = _model(conv=False)
+    x_t, y_t = model.main.inputs[0], model.main.outputs[0]
+    ranges = {x_t: (-3.0, 3.0), y_t: (0.0, 3.0)}
+    x = np.clip(RNG.standard_normal((8, 32)), -3, 3).astype(np.float32)
+
+    def export(plan: PrecisionPlan) -> tuple[bytes, Model]:
+        q = quantize_int8(model, plan, ranges)
+        return to_tflite_bytes(q.model), q.model
+
+    int8, _ = export(PrecisionPlan())
+    int4, _ = export(PrecisionPlan(layers={"layer": LayerPrecision("int4")}))
+    split_plan = PrecisionPlan(row_splits={"layer": RowSplit(ROWS, "int4")})
+    split, qmodel = export(split_plan)
+    assert [op.type for op in model.main.operators] == ["FULLY_CONNECTED"]  # input unchanged
+    fcs = [op for op in qmodel.main.operators if op.type == "FULLY_CONNECTED"]
+    assert [op.inputs[1].dtype for op in fcs] == [DType.INT8, DType.INT4]
+    assert {"CONCATENATION", "GATHER"} <= {op.type for op in qmodel.main.operators}
+    y8, y4, ys = _run(int8, x), _run(int4, x), _run(split, x)
+    moved = np.zeros(16, bool)
+    moved[list(ROWS)] = True
+    np.testing.assert_array_equal(ys[:, ~moved], y8[:, ~moved])
+    np.testing.assert_array_equal(ys[:, moved], y4[:, moved])
+    parts = byte_breakdown(split).parts  # 12 rows of 32 INT8 weights, 4 rows INT4
+    assert parts["weights INT8"] == 12 * 32 and parts["weights INT4"] == 4 * 32 // 2
+
+
+def test_row_costs_pick_the_rows_whose_rounding_costs_least() -> None:
+    w = RNG.standard_normal((8, 64)).astype(np.float32)
+    w[[2, 6]] = np.round(w[[2, 6]] * 3) / 3  # on a 4-bit grid already: no cost at INT4
+    costs = row_costs(w, None, ["int8", "int4"])
+    assert set(np.argsort(costs)[:2]) == {2, 6}
+    h = np.eye(64)
+    h[:32, :32] *= 100.0  # the first half of the inputs matters 100x more
+    assert not np.allclose(row_costs(w, h, ["int8", "int4"]), costs)
+    # bytes to free -> rows: each row frees 32 B at INT4 over INT8; a split under half only
+    assert rows_for(costs, 0, 32.0, 8) is None  # the overhead alone is over half the layer
+    big = np.arange(400, dtype=np.float64)
+    rows = rows_for(big, 1000.0, 32.0, 400)
+    assert rows == tuple(range(len(rows))) and len(rows) * 32 >= 1000 + 4 * 400
+
+
+def test_split_of_an_unsupported_or_missing_layer_is_named() -> None:
+    model = _model(conv=False)
+    with pytest.raises(ConversionError, match="no layer named nope"):
+        split_rows(model.main, {"nope": RowSplit((1,), "int4")}, {})
+    with pytest.raises(ConversionError, match="cannot be split off"):
+        split_rows(_model(conv=False).main, {"layer": RowSplit(tuple(range(16)), "int4")}, {})
+
+
+def test_plan_of_carries_the_split_and_says_so() -> None:
+    plan = plan_of({"layer": "int8", "other": "int4"}, PrecisionPlan(scheme="mixed"),
+                   {"layer": RowSplit(ROWS, "int4")})
+    assert plan.row_splits == {"layer": RowSplit(ROWS, "int4")}
+    assert "int4 x4 rows" in plan.notes["layer"]
+    p = MixedPoint("x", 1, 2.0, None, {"layer": "int8"}, splits={"layer": "int4 x4 rows"})
+    assert p.splits["layer"] == "int4 x4 rows"
