@@ -150,6 +150,7 @@ def test_planner_measures_layers_only_where_it_picks(net, data, tmp_path, monkey
     builtin kernels) is what made the planner slow: it is measured only on the exports the next
     layers are picked from (and the written one), and the float side once for the whole search.
     The number of exports stays bounded and the target is still met on the written file."""
+    import sdk.exporter
     from sdk.converters.quantize import fidelity, planner
 
     float_invokes: list[int] = []
@@ -171,6 +172,7 @@ def test_planner_measures_layers_only_where_it_picks(net, data, tmp_path, monkey
 
     monkeypatch.setattr(fidelity, "LiteRTRunner", Counting)
     monkeypatch.setattr(fidelity, "per_layer_sqnr", per_layer)
+    monkeypatch.setattr(sdk.exporter, "per_layer_sqnr", per_layer)  # what the planner asks
     res = sdk.export(net, "int8", calibration=data, output=tmp_path / "t.tflite",
                      target_sqnr=30)
     report = res.planner
@@ -185,3 +187,23 @@ def test_planner_measures_layers_only_where_it_picks(net, data, tmp_path, monkey
     assert sum(float_invokes) == held_out
     assert res.fidelity.layers  # the written file's report still lists its layers
     assert "measured per layer" in res.summary()
+
+
+def test_planner_exports_are_bounded(net, data, tmp_path, monkeypatch) -> None:
+    """`max_exports` bounds the search, the first export included (the greedy steps stop two
+    short of it, for the last resorts; pruning stops at it) and the written file still meets
+    the target."""
+    import functools
+
+    import sdk.exporter
+    from sdk.converters.quantize import planner
+
+    free = sdk.export(net, "int8", calibration=data, output=tmp_path / "f.tflite",
+                      target_sqnr=30).planner
+    assert free.exports > 3  # the search prunes when it may
+    monkeypatch.setattr(sdk.exporter, "plan_to_target",
+                        functools.partial(planner.plan_to_target, max_exports=3))
+    res = sdk.export(net, "int8", calibration=data, output=tmp_path / "b.tflite",
+                     target_sqnr=30)
+    assert res.planner.met and res.planner.exports <= 3 < free.exports
+    assert all(o.sqnr_db >= 30 for o in res.fidelity.outputs)

@@ -22,6 +22,12 @@ The search (greedy on estimated gain per byte, bounded re-exports):
    that only move values (RESHAPE, PAD, ...) between it and the op before: a 16x8 layer reading
    an int8 tensor gains only what int8 holds, and those ops cost no bytes.
 3. Re-export with those layers wider, measure again, repeat (at most `max_steps` steps).
+   The per-layer SQNR (every held-out sample through both models again, every tensor kept,
+   in LiteRT's builtin kernels: most of an export's time) is measured only on the attempts
+   the next layers are picked from (`Attempt.measure_layers`, `with_layers`), and the float
+   side of it once for the whole search (`fidelity.FloatReference` keeps its tensors); an
+   attempt that is only checked against the target (the last resorts, pruning, the step that
+   meets it) runs the outputs alone. At most `max_exports` exports in all.
 4. Still short: one export with every eligible layer upstream of the short outputs at 16x8
    (where its op has an int16 kernel), then one with all of them at their widest (float).
    Still short: `FidelityError` naming the outputs and the best SQNR reached.
