@@ -98,3 +98,32 @@ def test_byte_breakdown_accounts_for_every_byte(exports, digits_float_tflite) ->
     assert "weights INT2" in parts["int2"].parts and "weights INT4" in parts["int4"].parts
     # INT8 files keep every bias scale; the 2-bit one only the first / last layer's
     assert parts["int8"].qparam_entries["bias"] > parts["int2"].qparam_entries.get("bias", 0)
+
+
+def test_edge_per_channel_zero_points_are_not_written(exports) -> None:
+    """.edge: a per-channel quantisation whose zero points are all 0 has none in the file (the
+    schema: absent means 0); the file is 8 bytes a channel smaller and runs as LiteRT does."""
+    from edge_helpers import run_litert
+
+    from sdk.converters.edge import read_edge, to_edge_bytes
+    from sdk.converters.edge import schema_generated as fb
+    from sdk.run import EdgeModel
+
+    model = read_tflite(exports["int4"].path)  # per-channel INT4 / INT8 weights
+    data = to_edge_bytes(model)
+    root = fb.Model.GetRootAs(data, 0)
+    per_channel = zps = 0
+    for g in range(root.SubgraphsLength()):
+        sg = root.Subgraphs(g)
+        for i in range(sg.TensorsLength()):
+            q = sg.Tensors(i).Quantization()
+            if q is not None and q.ScaleLength() > 1:
+                per_channel += q.ScaleLength()
+                zps += q.ZeroPointLength()
+    assert per_channel > 0 and zps == 0
+    back = read_edge(data)
+    assert all(not t.quant.zero_point.any() for t in back.tensors if t.quant is not None
+               and t.quant.scale.size > 1)
+    x = [np.random.default_rng(0).standard_normal((1, 8, 8, 1)).astype(np.float32)]
+    np.testing.assert_array_equal(EdgeModel(data).run(x)[0],
+                                  run_litert(to_tflite_bytes(model), x)[0])

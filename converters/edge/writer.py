@@ -124,7 +124,10 @@ class _Exporter:
         if t.quant is not None and t.quant.scale.size:
             q = fb.QuantizationT()
             q.scale = np.asarray(t.quant.scale, np.float32).reshape(-1)
-            q.zeroPoint = np.asarray(t.quant.zero_point, np.int64).reshape(-1)
+            zp = np.asarray(t.quant.zero_point, np.int64).reshape(-1)
+            if zp.size > 1 and (zp == zp[0]).all():  # per-channel, one value: the schema lets
+                zp = None if not zp[0] else zp[:1]  # it be absent (0) or shared (8 B a channel)
+            q.zeroPoint = zp
             q.axis = int(t.quant.axis)
             q.blockSize = int(t.quant.block_size)
             tt.quantization = q
