@@ -62,6 +62,8 @@ from sdk.converters.quantize.planner import (
     with_layers,
 )
 from sdk.converters.quantize.score_ranges import reach_output_codes
+from sdk.converters.quantize.stem import StemRounding
+from sdk.converters.quantize.stem import confirm as confirm_stem
 from sdk.converters.quantize.stem import stem_rounding as round_stem
 from sdk.converters.quantize.stream_state import plan_16x8
 from sdk.converters.tflite import serialize
@@ -247,10 +249,20 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         notes += kept
         plan, kept = handoff_16x8(float_model, plan, precision)  # a float front end's output
         notes += kept
+    if stem is not None:  # the stem's GPTQ codes only where the int8 model gains on held-out
+        def stem_int8(s: StemRounding | None) -> bytes:
+            return serialize(quantize_int8(
+                float_model, plan, cal.ranges, strict=strict,
+                input_means=cal.means if correction != "none" else None,
+                wide_ranges=wide_ranges(cal.stats, cal.ranges), stem=s).model)[0]
+
+        serialized_float = serialize(float_model)
+        confirm_stem(stem, serialized_float[0], stem_int8)
 
     solver = weight_solver(weight_method, float_model, cal_set) if qat is None \
         else qat.solver(float_model)  # GPTQ: the layers' Hessians; QAT: the trained codes
-    float_state: list[tuple[bytes, list[dict[Tensor, int]]]] = []
+    float_state: list[tuple[bytes, list[dict[Tensor, int]]]] = \
+        [serialized_float] if stem is not None else []
     # the float outputs on val_set, run once for all builds (and, where several builds are
     # measured layer by layer, the float side of that too)
     float_reference = FloatReference(layer_budget_bytes=LAYER_CACHE_BYTES if target_sqnr
@@ -333,6 +345,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         # Hessians + solving, part of "quantize"
         timings[solver.method] = round(solver.seconds, 4)
     notes += solver.notes
+    if stem is not None:
+        timings["stem"] = round(stem.seconds, 4)  # part of "calibrate" and "quantize"
     if stem is not None and (stem.rounded or stem.choices):
         notes.append(stem.describe())
     elif stem is not None and stem.skipped:
