@@ -193,7 +193,8 @@ FAST: dict[str, Bar] = {
     "mp_selfie_segmentation": Bar(xfail="worst output 6.1 dB (mask IoU 0.71): per-channel mean "
                                         "shifts through the SE blocks (empirical bias "
                                         "correction: 15.25 dB)"),
-    "oww_melspectrogram": Bar(40.0),  # 50.5 dB: the LOG's front end in float (4.9 dB int8)
+    "oww_melspectrogram": Bar(80.0),  # 96.0 dB: the LOG's front end in float (4.9 dB int8),
+                                      # its post-LOG tail 16x8 (50.5 dB int8)
     "ppocr_v4_det": Bar(xfail="worst output 11.4 dB (text-map IoU 0.91): noise grows ~3 dB "
                               "per layer through the HardSwish backbone"),
     "ppocr_v4_rec": Bar(xfail="worst output 11.8 dB (decoded strings 75-100%): the same "
@@ -204,7 +205,9 @@ FAST: dict[str, Bar] = {
                                           # decoded as indices, a read-out bug)
     "oww_alexa": Bar(20.0),                                   # 23.8 dB (16 samples)
     "oww_hey_mycroft": Bar(28.0),  # 32.5 dB (16 samples): its LSTMs 16x8 (19.8 dB int8)
-    "silero_vad_16k_op15": Bar(18.0),  # 21.5 dB (16 samples): STFT float, LSTM state 16x8
+    "silero_vad_16k_op15": Bar(18.0),  # 20.4 dB (16 samples; 28.7 at 32): STFT float, LSTM
+                                       # state and the layer reading the spectrum 16x8 (the
+                                       # speech probability is 8 values: +-3 dB by sample set)
 }
 
 

@@ -8,9 +8,14 @@ range in 255 steps. Measured on silero_vad_16k_op15 (32 calibration chunks, 8 he
 float magnitude spectrum rounded to int8 is at 30.6 dB before any learned layer; after the
 encoder's first convolution and ReLU 26.3 dB, after four 19.3 dB, and the speech probability at
 21.6 dB. With the first encoder convolution 16x8 (int16 activations: the spectrum in 65,535
-steps; int8 weights, LiteRT's builtin kernels) the speech probability is 29.0 dB (the state
-output 28.0 -> 32.4), for 672 bytes; oww_silero_vad_v4 (log spectrum, centred by its running
-mean: a subtraction that cancels most of the value) 27.4 -> 29.4 dB.
+steps; int8 weights, LiteRT's builtin kernels) the speech probability is 28.7 dB (the state
+output 28.0 -> 32.1), for 688 bytes. The speech probability is one value per chunk, so 8
+held-out chunks make a noisy figure; over 64 held-out chunks the worst output goes 28.3 ->
+32.7 dB (silero 16k / v6) and 25.0 -> 27.5 dB (oww_silero_vad_v4: a log spectrum centred by
+its running mean, a subtraction that cancels most of the value). The cost is time: LiteRT runs
+int16 convolutions in its reference kernels, not XNNPACK (silero 16k: 0.47 -> 0.97 ms per
+32 ms chunk, 1 thread, on a loaded host). A float first convolution instead reads 24.7 dB at
++145 KB: its int8 output is rounded again.
 
 `handoff_layers` finds, for every float front end, the ops that read its output up to and
 including the first weighted layer on each path (CONV_2D, FULLY_CONNECTED, ...): data movement
