@@ -168,6 +168,87 @@ void gemm_int8(std::size_t rows, std::size_t nblocks, const uint8_t* w, const ui
 }
 
 // ------------------------------------------------------------------------------ int8, fused
+// The requantisation tables of one 16-channel tile, in registers (requant_store_rows_each).
+struct TileRequant {
+  __m512i wzp, pre, me, mo, re, ro, ne, no, se, so, zp, qmin, qmax, lim;
+  bool has_wzp, neg, pre_shift, add_zp, clamp_min, clamp_max;
+};
+
+inline TileRequant load_tile_requant(const GemmQs8Params& p, std::size_t tile) {
+  const std::size_t c0 = tile * 16;
+  const RequantEvenOdd& t = p.tiles[tile];
+  TileRequant q;
+  q.has_wzp = p.wzp != nullptr || p.wzp_uniform != 0;
+  q.neg = p.any_negative_add != 0;
+  q.pre_shift = p.any_pre_shift != 0;
+  q.add_zp = p.out_zero_point != 0;
+  q.clamp_min = p.out_min > -128;
+  q.clamp_max = p.out_max < 127;
+  q.wzp = p.wzp != nullptr ? _mm512_loadu_si512(p.wzp + c0) : _mm512_set1_epi32(p.wzp_uniform);
+  q.pre = _mm512_loadu_si512(p.pre_shift + c0);
+  q.me = _mm512_loadu_si512(t.multiplier[0]);
+  q.mo = _mm512_loadu_si512(t.multiplier[1]);
+  q.re = _mm512_loadu_si512(t.rounding_add[0]);
+  q.ro = _mm512_loadu_si512(t.rounding_add[1]);
+  q.ne = _mm512_loadu_si512(t.negative_add[0]);
+  q.no = _mm512_loadu_si512(t.negative_add[1]);
+  q.se = _mm512_loadu_si512(t.total_shift[0]);
+  q.so = _mm512_loadu_si512(t.total_shift[1]);
+  q.zp = _mm512_set1_epi32(p.out_zero_point);
+  q.qmin = _mm512_set1_epi32(p.out_min);
+  q.qmax = _mm512_set1_epi32(p.out_max);
+  q.lim = _mm512_set1_epi64(-(int64_t{1} << 30));
+  return q;
+}
+
+// One row of 16 accumulators (bias added) to 16 int32 outputs in the clamp range: the
+// arithmetic of requant_store_rows below, one row at a time.
+inline __m512i requant16(__m512i v, int32_t row_sum, const TileRequant& q) {
+  if (q.has_wzp) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(q.wzp, _mm512_set1_epi32(row_sum)));
+  if (q.pre_shift) v = _mm512_sllv_epi32(v, q.pre);
+  const __m512i pe = _mm512_mul_epi32(v, q.me);
+  const __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(v, 32), q.mo);
+  __m512i ae = _mm512_add_epi64(pe, q.re);
+  __m512i ao = _mm512_add_epi64(po, q.ro);
+  if (q.neg) {
+    ae = _mm512_mask_add_epi64(ae, _mm512_cmplt_epi64_mask(pe, q.lim), ae, q.ne);
+    ao = _mm512_mask_add_epi64(ao, _mm512_cmplt_epi64_mask(po, q.lim), ao, q.no);
+  }
+  const __m512i ye = _mm512_srav_epi64(ae, q.se);
+  const __m512i yo = _mm512_srav_epi64(ao, q.so);
+  __m512i y = _mm512_mask_shuffle_epi32(ye, static_cast<__mmask16>(0xAAAA), yo, _MM_PERM_CCAA);
+  if (q.add_zp) y = _mm512_add_epi32(y, q.zp);
+  if (q.clamp_min) y = _mm512_max_epi32(y, q.qmin);
+  if (q.clamp_max) y = _mm512_min_epi32(y, q.qmax);
+  return y;
+}
+
+inline void store16_qs8(int8_t* out, __m512i y, std::size_t nc) {
+  if (nc == 16) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtsepi32_epi8(y));
+  } else {
+    _mm_mask_storeu_epi8(out, static_cast<__mmask16>((1u << nc) - 1u), _mm512_cvtsepi32_epi8(y));
+  }
+}
+
+// The int8-weight kernels' epilogue: the tables of the tile in registers (TileRequant), then
+// each row requantised and stored at once, with no array of results between the two loops.
+// GCC kept requant_store_rows' y[R] (and the accumulators) on the stack in the int8 kernels;
+// this form keeps them in registers: small-K 1x1 convolutions 8-9 % faster on Zen 4
+// (80x80x16 -> 96: 0.174 -> 0.159 ms, 40x40x24 -> 144: 0.071 -> 0.065 ms, minimum of 300
+// calls). The sub-byte kernels keep requant_store_rows, which measured faster for them.
+template <int R>
+inline void requant_store_rows_each(const __m512i* a, const int32_t* row_sums,
+                                    std::size_t sums_stride, const GemmQs8Params& p,
+                                    std::size_t tile, std::size_t nc, int8_t* out,
+                                    std::size_t out_stride) {
+  const TileRequant q = load_tile_requant(p, tile);
+  for (int r = 0; r < R; ++r) {
+    const int32_t sum = q.has_wzp ? row_sums[r * sums_stride] : 0;
+    store16_qs8(out + r * out_stride, requant16(a[r], sum, q), nc);
+  }
+}
+
 // Requantises and stores R rows of 16 accumulators (bias already added). The tile's tables
 // are loaded into registers once: the int8 stores may alias them, so loads inside the row loop
 // would be repeated for every row (at K = 32 the epilogue costs as much as the dot products).
@@ -252,7 +333,7 @@ void gemm_int8_requant_rows(std::size_t nblocks, const uint8_t* w, const uint8_t
       for (int r = 0; r < R; ++r) a[r] = _mm512_dpbusd_epi32(a[r], bcast32(x + r * x_stride + 4 * b), wb);
     }
   }
-  requant_store_rows<R>(a, row_sums, sums_stride, p, tile, nc, out, out_stride);
+  requant_store_rows_each<R>(a, row_sums, sums_stride, p, tile, nc, out, out_stride);
 }
 
 // Sub-byte weights, fused: gemm_subbyte_rows' dot products kept in registers, then the same
@@ -344,7 +425,11 @@ void igemm_requant_rows(std::size_t taps, std::size_t blocks_per_tap, const uint
       }
     }
   }
-  requant_store_rows<R>(a, row_sums, 1, p, tile, nc, out, out_stride);
+  if constexpr (kBits == 8) {
+    requant_store_rows_each<R>(a, row_sums, 1, p, tile, nc, out, out_stride);
+  } else {
+    requant_store_rows<R>(a, row_sums, 1, p, tile, nc, out, out_stride);
+  }
 }
 
 template <int kBits>
