@@ -275,3 +275,24 @@ def test_compensation_reads_the_hessian_pass_float_inputs(digits_float_tflite,
 
     small = weight_solver("gptq", model, samples, memory_bytes=2 * 8 * 300 * 300)
     assert any(v is None for v in small.float_inputs.values())  # past the budget: not kept
+
+
+def test_compensation_must_hold_on_held_out_rows() -> None:
+    """The upstream-rounding correction is kept only where, fitted on half the rows, it lowers
+    the output error on the other half: a systematic input error (a fixed linear distortion)
+    passes; noise fitted from as many rows as unknowns does not."""
+    from sdk.converters.quantize.gptq import _holds
+
+    rng = np.random.default_rng(0)
+    k, c = 64, 16
+    w = rng.standard_normal((c, k))
+    distortion = np.eye(k) + 0.02 * rng.standard_normal((k, k))
+
+    def stats(n: int, systematic: bool) -> tuple[np.ndarray, np.ndarray]:
+        xf = rng.standard_normal((n, k)) @ rng.standard_normal((k, k)) * 0.3
+        xq = xf @ distortion if systematic else xf + 0.3 * rng.standard_normal((n, k))
+        xf, xq = xf - xf.mean(0), xq - xq.mean(0)
+        return xq.T @ xq / n, xq.T @ xf / n
+
+    assert _holds(stats(2000, True), stats(2000, True), w, 0.01)
+    assert not _holds(stats(k, False), stats(k, False), w, 0.01)
