@@ -37,6 +37,7 @@ from sdk.base.errors import ConversionError, UnsupportedOpError
 from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, Tensor
 from sdk.converters.quantize import layernorm, log_guard, row_split, stream_state
 from sdk.converters.quantize.file_bytes import compact_bias_scales
+from sdk.converters.quantize.head_rounding import HeadRounding
 from sdk.converters.quantize.int16x8 import (
     INT16_QMAX,
     INT16_QMIN,
@@ -135,7 +136,7 @@ def quantize_int8(model: Model, plan: PrecisionPlan, ranges: Mapping[Tensor, tup
                   strict: bool = False, weight_method: str | None = None,
                   input_means: Mapping[Tensor, np.ndarray] | None = None,
                   wide_ranges: Mapping[Tensor, tuple[float, float]] | None = None,
-                  stem: StemRounding | None = None,
+                  stem: StemRounding | None = None, heads: HeadRounding | None = None,
                   ) -> QuantizedModel:
     """Quantise `model` (float) to full-integer INT8.
 
@@ -152,6 +153,8 @@ def quantize_int8(model: Model, plan: PrecisionPlan, ranges: Mapping[Tensor, tup
     (`int16x8.wide_ranges` gives the calibrated min/max).
     `stem`: the input Hessians of the layers near the model input (`stem.stem_rounding`):
     their int8 weights (default method) are rounded by GPTQ against those inputs.
+    `heads`: the same for output heads whose codes passed their held-out check
+    (`head_rounding.head_rounding`).
     """
     for name, value in (("input_type", input_type), ("output_type", output_type)):
         if value not in IO_TYPES:
@@ -170,7 +173,7 @@ def quantize_int8(model: Model, plan: PrecisionPlan, ranges: Mapping[Tensor, tup
     if plan.row_splits:  # layers with output channels in two formats: two ops (row_split)
         plan = row_split.apply(qmodel.main, plan, qranges)
     rewrite = _Rewrite(qmodel, qmodel.main, plan, qranges, input_type, output_type, strict,
-                       weight_method, qmeans, qwide, stem)
+                       weight_method, qmeans, qwide, stem, heads)
     rewrite.run()
     main = model.main
     tensor_map: dict[Tensor, Tensor] = {}
@@ -327,7 +330,7 @@ class _Rewrite:
                  ranges: dict[Tensor, tuple[float, float]], input_type: str, output_type: str,
                  strict: bool, weight_method: str | None, means: dict[Tensor, np.ndarray],
                  wide: dict[Tensor, tuple[float, float]] | None = None,
-                 stem: StemRounding | None = None):
+                 stem: StemRounding | None = None, heads: HeadRounding | None = None):
         self.model = model
         self.g = graph
         self.plan = plan
@@ -339,6 +342,7 @@ class _Rewrite:
         self.means = means
         self.wide = wide or {}
         self.stem = stem
+        self.heads = heads
         self.reports: list[LayerReport] = []
         #: integer ops (mode _INT8) -> their activation type (INT8, or INT16 for 16x8)
         self.act: dict[int, DType] = {}
@@ -811,6 +815,12 @@ class _Rewrite:
                 and (self.weight_method or fmt.default_method) == "minmax":
             solved = self.stem.codes(wf, rule.weight_axis, wquant.scale, fmt.qmin, fmt.qmax)
             if solved is not None:  # a stem layer: GPTQ codes against its inputs
+                codes = solved[1].astype(codes.dtype)
+                wquant = QuantParams.per_channel(solved[0], wquant.axis)
+        if self.heads is not None and fmt.name == "int8" and not wquant.block_size \
+                and (self.weight_method or fmt.default_method) == "minmax":
+            solved = self.heads.codes(wf, rule.weight_axis, wquant.scale, fmt.qmin, fmt.qmax)
+            if solved is not None:  # an output head: GPTQ codes that passed a held-out check
                 codes = solved[1].astype(codes.dtype)
                 wquant = QuantParams.per_channel(solved[0], wquant.axis)
         bias_t = op.inputs[rule.bias] if rule.bias is not None and rule.bias < len(op.inputs) \
