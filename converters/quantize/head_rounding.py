@@ -14,7 +14,8 @@ calibration samples (`stem.held_out_split`: the Hessian comes from the rest): it
 kept only where they lower the head's own output error (bias correction included, as the
 rewrite applies it) on the held-out inputs by `stem.MIN_GAIN`; the error is computed exactly
 from the held-out inputs' second moments, and a head's output is the model's (or its score's
-logit), so no further model-level check is needed. The float model runs once over the samples.
+logit), so no further model-level check is needed. The float model, cut at the heads' inputs,
+runs once over the samples.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 
 from sdk.base.errors import EdgeSDKError
 from sdk.base.samples import SampleSet
-from sdk.converters.ir import Graph, Model, Operator
+from sdk.converters.ir import Graph, Model, Operator, Tensor
 from sdk.converters.quantize.gptq import gptq_quantize, refit_scales, weight_key
 from sdk.converters.quantize.plan import layer_name
 from sdk.converters.quantize.score_ranges import returned_tensors
@@ -125,20 +126,28 @@ def head_layers(model: Model) -> list[Operator]:
 
 
 def _inputs(model: Model, ops: list[Operator], samples: SampleSet) -> list[list[np.ndarray]]:
-    """Per head, its float input rows [rows, K] per sample (the float model in LiteRT's builtin
-    kernels, intermediates kept)."""
+    """Per head, its float input rows [rows, K] per sample: the float model cut at the heads'
+    inputs (they become its outputs), run in LiteRT."""
     from sdk.converters.tflite import serialize
     from sdk.run.runner import LiteRTRunner
 
-    data, maps = serialize(model)
-    index = [maps[0][op.inputs[0]] for op in ops]  # type: ignore[index]
-    run = LiteRTRunner(data, reference=True, preserve_all_tensors=True)
-    per_op: list[list[np.ndarray]] = [[] for _ in ops]
-    for count, _ in run.run(samples):
-        for rows, op, i in zip(per_op, ops, index, strict=True):
-            k = op.inputs[1].shape[1]  # type: ignore[union-attr]
-            x = run.tensor(i).astype(np.float64).reshape(count, -1, k)
-            rows.extend(x[j] for j in range(count))
+    g = model.main
+    wanted: list[Tensor] = []
+    for op in ops:
+        x = op.inputs[0]
+        assert x is not None
+        if all(x is not t for t in wanted):
+            wanted.append(x)
+    cut = Graph(g.name, list(g.tensors), list(g.operators), list(g.inputs), wanted)
+    cut.prune()
+    data, _ = serialize(Model([cut], model.description, model.version))
+    outs = LiteRTRunner(data).outputs_for(samples)
+    per_op = []
+    for op in ops:
+        k = op.inputs[1].shape[1]  # type: ignore[union-attr]
+        i = next(j for j, t in enumerate(wanted) if t is op.inputs[0])
+        x = np.asarray(outs[i], np.float64)
+        per_op.append([x[j].reshape(-1, k) for j in range(len(samples))])
     return per_op
 
 
@@ -180,11 +189,13 @@ def head_rounding(model: Model, samples: SampleSet) -> HeadRounding:
                                     "leave too few to hold out for its check; round to nearest)")
     fit, held = split
     try:
-        fit_rows, held_rows = _inputs(model, ops, fit), _inputs(model, ops, held)
+        rows = _inputs(model, ops, samples)
     except EdgeSDKError as exc:  # the float model does not run here: round to nearest
         return HeadRounding(skipped=f"head rounding: off (the float model did not run: {exc})")
     result = HeadRounding()
-    for op, fr, hr in zip(ops, fit_rows, held_rows, strict=True):
+    n_fit = len(fit)
+    for op, per_sample in zip(ops, rows, strict=True):
+        fr, hr = per_sample[:n_fit], per_sample[n_fit:n_fit + len(held)]
         w_t, b_t = op.inputs[1], op.inputs[2] if len(op.inputs) > 2 else None
         assert w_t is not None
         w = w_t.numpy().astype(np.float64)
