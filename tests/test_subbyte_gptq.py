@@ -279,14 +279,16 @@ def test_compensation_reads_the_hessian_pass_float_inputs(digits_float_tflite,
 
 def test_compensation_must_hold_on_held_out_rows() -> None:
     """The upstream-rounding correction is kept only where, fitted on half the rows, it lowers
-    the output error on the other half: a systematic input error (a fixed linear distortion)
-    passes; noise fitted from as many rows as unknowns does not."""
-    from sdk.converters.quantize.gptq import _holds
+    the output error on the other half (and at the ridge that lowers it most): a systematic
+    input error (a fixed linear distortion) passes; noise fitted from as many rows as unknowns
+    does not."""
+    from sdk.converters.quantize.gptq import _validated_damp
 
     rng = np.random.default_rng(0)
     k, c = 64, 16
     w = rng.standard_normal((c, k))
     distortion = np.eye(k) + 0.02 * rng.standard_normal((k, k))
+    damps = (0.01, 0.1, 1.0)
 
     def stats(n: int, systematic: bool) -> tuple[np.ndarray, np.ndarray]:
         xf = rng.standard_normal((n, k)) @ rng.standard_normal((k, k)) * 0.3
@@ -294,5 +296,5 @@ def test_compensation_must_hold_on_held_out_rows() -> None:
         xf, xq = xf - xf.mean(0), xq - xq.mean(0)
         return xq.T @ xq / n, xq.T @ xf / n
 
-    assert _holds(stats(2000, True), stats(2000, True), w, 0.01)
-    assert not _holds(stats(k, False), stats(k, False), w, 0.01)
+    assert _validated_damp(stats(2000, True), stats(2000, True), w, damps) == 0.01
+    assert _validated_damp(stats(k, False), stats(k, False), w, damps) is None

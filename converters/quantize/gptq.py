@@ -80,6 +80,9 @@ BLOCK = 128
 #: the sequential mode takes each layer's rows from at least this many calibration samples and
 #: stops running samples once it has `max_rows` rows (convolutions: after about this many)
 COMPENSATION_SAMPLES = 32
+#: the compensation's ridge, in multiples of `damp`, chosen per layer by two-fold validation
+#: over the calibration samples (`_validated_damp`)
+COMPENSATION_RIDGES = (1.0, 3.0, 10.0, 30.0, 100.0)
 #: BLAS threads while a layer is solved: GPTQ's column sweep and AdaRound's iterations are
 #: thousands of small products, which OpenBLAS' threads slowed ten-fold on a busy 2-core host
 #: (a 48 x 192 synthetic layer, 1000 AdaRound iterations: 1.0 s on one thread, 10-12 s on two)
@@ -437,8 +440,9 @@ class WeightSolver:
     seed: int = 0
     #: layers whose weights were compensated for upstream rounding
     compensated: list[str] = field(default_factory=list)
-    #: layers whose compensation, fitted on half the samples, did not lower the output error on
-    #: the other half (solved for their float inputs instead)
+    #: layers whose compensation, fitted on half the samples at any ridge of
+    #: `COMPENSATION_RIDGES`, did not lower the output error on the other half (solved for their
+    #: float inputs instead)
     declined: list[str] = field(default_factory=list)
     _token: contextvars.Token[Solver | None] | None = None
     _rounded: Model | None = None
@@ -614,11 +618,14 @@ class WeightSolver:
         n = a.rows + b.rows
         if n == 0 or a.cross is None:
             return None
-        if b.cross is not None and b.rows and \
-                not _holds(_centred([a]), _centred([b]), rows, self.damp):
-            self.declined.append(", ".join(entry.layers))
-            return None
-        correction = _correction(_centred(halves), rows, self.damp)
+        damp: float | None = self.damp
+        if b.cross is not None and b.rows:
+            damp = _validated_damp(_centred([a]), _centred([b]), rows,
+                                   tuple(self.damp * f for f in COMPENSATION_RIDGES))
+            if damp is None:
+                self.declined.append(", ".join(entry.layers))
+                return None
+        correction = _correction(_centred(halves), rows, damp)
         if correction is None:
             return None
         return 2.0 * (a.h + b.h) / n, rows + correction
@@ -677,15 +684,23 @@ def _correction(stats: tuple[np.ndarray, np.ndarray], rows: np.ndarray, damp: fl
     return correction
 
 
-def _holds(fit: tuple[np.ndarray, np.ndarray], held_out: tuple[np.ndarray, np.ndarray],
-           rows: np.ndarray, damp: float) -> bool:
-    """Whether the correction fitted on `fit`'s rows lowers the output error on `held_out`'s.
-    It has K unknowns per channel: where the rows cannot pin them down (a dense layer of K = 64
-    on 64 samples: openWakeWord's hey_mycroft, INT4 GPTQ worst output 6.0 dB, rounded to
-    nearest 13.3) it fits their noise."""
-    fitted = _correction(fit, rows, damp)
-    return fitted is not None and \
-        _fit_error(held_out, rows + fitted, rows) < _fit_error(held_out, rows, rows)
+def _validated_damp(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray],
+                    rows: np.ndarray, damps: tuple[float, ...]) -> float | None:
+    """The ridge (fraction of the mean diagonal, one of `damps`) whose correction, fitted on one
+    half of the rows and scored on the other (both ways), lowers the output error most; None
+    where none lowers it. The correction has K unknowns per channel: where the rows cannot pin
+    them down (a dense layer of K = 64 on 64 samples: openWakeWord's hey_mycroft, INT4 GPTQ
+    worst output 6.0 dB, rounded to nearest 13.3) it fits their noise."""
+    base = _fit_error(b, rows, rows) + _fit_error(a, rows, rows)
+    best, best_err = None, base
+    for damp in damps:
+        fit_a, fit_b = _correction(a, rows, damp), _correction(b, rows, damp)
+        if fit_a is None or fit_b is None:
+            continue
+        err = _fit_error(b, rows + fit_a, rows) + _fit_error(a, rows + fit_b, rows)
+        if err < best_err:
+            best, best_err = damp, err
+    return best
 
 
 def _fit_error(stats: tuple[np.ndarray, np.ndarray], v: np.ndarray, w: np.ndarray) -> float:
