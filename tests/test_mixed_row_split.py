@@ -15,8 +15,10 @@ from sdk.converters.quantize.int8 import quantize_int8
 from sdk.converters.quantize.mixed import MixedPoint, plan_of
 from sdk.converters.quantize.plan import LayerPrecision, PrecisionPlan
 from sdk.converters.quantize.row_split import RowSplit, row_costs, rows_for, split_rows
-from sdk.converters.tflite import to_tflite_bytes
+from sdk.converters.tflite import read_tflite, to_tflite_bytes
 from sdk.run.runner import LiteRTRunner
+
+from conftest import requires_tf
 
 RNG = np.random.default_rng(7)
 ROWS = (1, 4, 5, 11)
@@ -127,3 +129,60 @@ def test_plan_of_carries_the_split_and_says_so() -> None:
     assert "int4 x4 rows" in plan.notes["layer"]
     p = MixedPoint("x", 1, 2.0, None, {"layer": "int8"}, splits={"layer": "int4 x4 rows"})
     assert p.splits["layer"] == "int4 x4 rows"
+
+
+def _dominant_layer_net():
+    """x (256 channels, mean 5) -> a: Dense 128 + RELU holding most weights, 48 of its rows
+    ~0 (their rounding costs nothing) -> b: Dense 32 with centred weights (INT4 costs much:
+    the input mean times its error swamps its output) -> c: Dense 4."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(3)
+    rng = np.random.default_rng(0)
+    inp = tf.keras.Input((256,))
+    a = tf.keras.layers.Dense(128, activation="relu", name="a")
+    b = tf.keras.layers.Dense(32, name="b")
+    c = tf.keras.layers.Dense(4, name="c")
+    model = tf.keras.Model(inp, c(b(a(inp))))
+    wa = rng.standard_normal((256, 128)).astype(np.float32) * 0.05
+    wa[:, :48] *= 0.01
+    wb = rng.standard_normal((128, 32)).astype(np.float32)
+    a.set_weights([wa, np.zeros(128, np.float32)])
+    b.set_weights([wb - wb.mean(axis=0), np.zeros(32, np.float32)])
+    c.set_weights([rng.standard_normal((32, 4)).astype(np.float32), np.zeros(4, np.float32)])
+    return model
+
+
+@requires_tf
+@pytest.mark.filterwarnings("ignore::sdk.run.fidelity.FidelityWarning")
+def test_search_splits_the_dominant_layer_at_int4_size(tmp_path) -> None:
+    """At the int4 scheme's size (a INT8 as the first layer, b INT4, c INT8 as the last) no
+    whole-layer mix fits between it and all-INT8; all-INT8 with a's cheapest rows at INT4
+    does, and is chosen."""
+    import sdk
+
+    x = (5 + 0.3 * np.random.default_rng(1).standard_normal((120, 256))).astype(np.float32)
+    net = _dominant_layer_net()
+    int4 = sdk.export(net, "int4", calibration=x, output=tmp_path / "int4.tflite", report=False)
+    res = sdk.export(net, "mixed", calibration=x, output=tmp_path / "mixed.tflite",
+                     budget_bytes=int4.size_bytes, report=False)
+    chosen = res.mixed.chosen_point
+    (layer,) = chosen.splits
+    assert layer.endswith("a_1/MatMul") and chosen.splits[layer].startswith("int4 x")
+    assert set(chosen.bits.values()) == {"int8"}
+    assert res.size_bytes <= int4.size_bytes
+    assert res.fidelity.min_sqnr_db > int4.fidelity.min_sqnr_db + 10
+    assert any("rows" in note for note in res.precision_notes.values())
+    # the file: a's two halves INT8 / INT4, joined and put back in order, in stock LiteRT
+    model = read_tflite(res.path)
+    types = [op.type for op in model.main.operators]
+    assert types.count("FULLY_CONNECTED") == 4 and "GATHER" in types
+    sub = [op for op in model.main.operators if op.type == "FULLY_CONNECTED"
+           and op.inputs[1].dtype is DType.INT4]
+    assert len(sub) == 1 and sub[0].inputs[1].shape[0] < 64
+    # without splits the search keeps a plan no better than the int4 scheme's
+    plain = sdk.export(net, "mixed", calibration=x, output=tmp_path / "plain.tflite",
+                       budget_bytes=int4.size_bytes, report=False,
+                       scheme_options={"row_splits": 0})
+    assert not plain.mixed.chosen_point.splits
+    assert plain.fidelity.min_sqnr_db < res.fidelity.min_sqnr_db - 10

@@ -493,10 +493,13 @@ def _split_trades(choices: list[LayerChoice], measured: list[tuple[MixedPoint, A
     best = max(p.worst_sqnr_db for p in fits)
     over = sorted((p for p, _ in measured if not p.within_budget and not p.splits
                    and p.worst_sqnr_db > best), key=lambda p: -p.worst_sqnr_db)
-    done = 0
+    done, seen = 0, []
     for p in over:
         if done >= count:
             break
+        if p.bits in seen:  # the same plan reached by another move
+            continue
+        seen.append(p.bits)
         donors = []
         for c in choices:
             op = ops[c.name]
