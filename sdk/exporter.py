@@ -49,6 +49,7 @@ from sdk.converters.quantize.fidelity import (
 from sdk.converters.quantize.fixed_outputs import keep_coarse_outputs_float
 from sdk.converters.quantize.front_end_handoff import plan_16x8 as handoff_16x8
 from sdk.converters.quantize.gptq import weight_solver
+from sdk.converters.quantize.head_rounding import head_rounding as round_heads
 from sdk.converters.quantize.int8 import IO_TYPES, QuantizedModel, check_float_model
 from sdk.converters.quantize.int16x8 import wide_ranges
 from sdk.converters.quantize.mixed import MixedReport
@@ -259,6 +260,10 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         serialized_float = serialize(float_model)
         confirm_stem(stem, serialized_float[0], stem_int8)
 
+    # output heads (a returned FULLY_CONNECTED): int8 codes rounded against their inputs where
+    # held-out calibration samples show a gain
+    heads = round_heads(float_model, cal_set) if qat is None and weight_method is None \
+        and scheme == "int8" and activations == "int8" else None
     solver = weight_solver(weight_method, float_model, cal_set) if qat is None \
         else qat.solver(float_model)  # GPTQ: the layers' Hessians; QAT: the trained codes
     float_state: list[tuple[bytes, list[dict[Tensor, int]]]] = \
@@ -284,7 +289,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                                           input_means=cal.means if correction != "none"
                                           else None,
                                           wide_ranges=wide_ranges(cal.stats, cal.ranges),
-                                          stem=stem)
+                                          stem=stem, heads=heads)
         except ValueError as exc:
             if isinstance(exc, EdgeSDKError):
                 raise
@@ -351,6 +356,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         notes.append(stem.describe())
     elif stem is not None and stem.skipped:
         notes.append(stem.skipped)
+    if heads is not None and heads.describe():
+        timings["heads"] = round(heads.seconds, 4)  # part of "quantize"
+        notes.append(heads.describe())
     float_bytes = float_state[0][0]
     planned = mixed = None
     if scheme == "mixed":
