@@ -151,10 +151,10 @@ def test_too_few_samples_keep_round_to_nearest() -> None:
     assert "too few" in stem.skipped
 
 
-def test_export_checks_the_stem(tmp_path: Path) -> None:
+def test_export_checks_the_stem_by_default(tmp_path: Path) -> None:
     data = _smooth_images(60, seed=11)
     auto = sdk.export(_conv_net().SerializeToString(), "int8", calibration=data,
-                      stem_rounding=True, output=tmp_path / "auto.tflite")
+                      output=tmp_path / "auto.tflite")  # the default
     off = sdk.export(_conv_net().SerializeToString(), "int8", calibration=data,
                      stem_rounding=False, output=tmp_path / "off.tflite")
     notes = [n for n in auto.notes if n.startswith("stem rounding")]

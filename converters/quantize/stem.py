@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,6 +76,10 @@ MIN_HELD_OUT = 4
 #: GPTQ codes are kept where they lower the held-out worst-output error power by this fraction
 #: (0.05: about 0.2 dB; below it the few held-out samples cannot tell the two apart)
 MIN_GAIN = 0.05
+#: a stem layer's GPTQ codes must lower its int8 output error (weights + the output's own
+#: rounding) on the held-out inputs by this fraction (about 1 dB): smaller gains cannot move the
+#: model's outputs, and the int8 check they would cost (two more int8 builds and runs) is skipped
+MIN_LAYER_GAIN = 0.2
 #: stem layers with more weights than this round to nearest (a wide first dense layer)
 MAX_STEM_WEIGHTS = 1 << 18
 #: held-out samples the int8 check (`confirm`) runs the float and both int8 models on
@@ -84,9 +88,9 @@ MODEL_CHECK_SAMPLES = 4
 
 @dataclass
 class StemChoice:
-    """One stem layer's held-out check: the SQNR (dB) of its own output on the held-out inputs
-    (mean shift removed, as bias correction does) with its weights rounded to nearest and with
-    GPTQ codes."""
+    """One stem layer's held-out check: the SQNR (dB) of its own int8 output on the held-out
+    inputs (weight rounding, mean shift removed as bias correction does, plus the output's own
+    rounding noise) with its weights rounded to nearest and with GPTQ codes."""
 
     layer: str
     rtn_db: float
@@ -135,8 +139,8 @@ class StemRounding:
         text = (f"stem rounding: {len(self.rounded)} layer(s) near the input rounded by GPTQ "
                 f"against their calibration inputs ({', '.join(self.rounded) or 'none'})")
         if self.choices:
-            text += "; held-out check, each layer's output SQNR round-to-nearest -> GPTQ: " + \
-                "; ".join(f"{c.layer} {c.rtn_db:.1f} -> {c.gptq_db:.1f} dB"
+            text += "; held-out check, each layer's int8 output SQNR round-to-nearest -> GPTQ: " \
+                + "; ".join(f"{c.layer} {c.rtn_db:.1f} -> {c.gptq_db:.1f} dB"
                           f"{'' if c.kept else ' (not kept)'}" for c in self.choices)
         if self.model_db is not None:
             verdict = "kept" if self.accepted else "not kept: round to nearest"
@@ -207,12 +211,14 @@ def held_out_split(samples: SampleSet) -> tuple[SampleSet, SampleSet] | None:
 
 
 def stem_rounding(model: Model, samples: SampleSet, *, depth: int = STEM_DEPTH,
-                  max_samples: int = STEM_SAMPLES, check: bool = True) -> StemRounding:
+                  max_samples: int = STEM_SAMPLES, check: bool = True,
+                  ranges: Mapping[Tensor, tuple[float, float]] | None = None) -> StemRounding:
     """The input Hessians of `model`'s stem layers on (up to `max_samples` of) `samples`; only
     the graph up to the last stem layer runs. `check`: hold out part of `samples`, fit the
     Hessians on the rest and keep GPTQ codes only where they lower the held-out error, per
     layer and at the model's outputs (see the module docstring); without it every stem layer
-    gets GPTQ codes."""
+    gets GPTQ codes. `ranges`: the calibrated int8 ranges of the layers' outputs (their own
+    rounding noise is part of each layer's error in the check)."""
     start = time.perf_counter()
     ops = [op for op in stem_layers(model, depth)
            if _weight(op).num_elements <= MAX_STEM_WEIGHTS]
@@ -235,7 +241,7 @@ def stem_rounding(model: Model, samples: SampleSet, *, depth: int = STEM_DEPTH,
                          if any(n in names for n in v.layers)})
     if held is not None:
         try:
-            _choose(stem, prefix, ops, held)
+            _choose(stem, prefix, ops, held, ranges or {})
             stem.held = held
         except EdgeSDKError as exc:  # the float model does not run here: no check, no GPTQ
             stem.accepted, stem.choices = set(), []
@@ -340,10 +346,14 @@ def _db(ratio: float) -> float:
     return -10.0 * math.log10(max(ratio, 1e-30))
 
 
-def _choose(stem: StemRounding, prefix: Model, ops: list[Operator], held: SampleSet) -> None:
+def _choose(stem: StemRounding, prefix: Model, ops: list[Operator], held: SampleSet,
+            ranges: Mapping[Tensor, tuple[float, float]]) -> None:
     """Fill `stem.accepted` / `stem.choices` from the held-out samples: per layer, GPTQ codes
-    where they lower the layer's own output error (bias-corrected: the input covariance) on
-    the held-out inputs by MIN_GAIN. `confirm` then checks them on the int8 model."""
+    where they lower the layer's int8 output error on the held-out inputs by MIN_LAYER_GAIN: the
+    weight rounding's part (bias-corrected: from the input covariance) plus the output's own
+    int8 rounding noise (step^2 / 12 per element, from its calibrated range). A layer whose
+    weight error already sits under that noise has nothing to gain. `confirm` then checks the
+    chosen codes on the int8 model."""
     stem.accepted = set()
     entries = {n: e for e in stem.hessians.values() for n in e.layers}
     held_h = {n: e for e in collect_hessians(prefix, held, max_rows=STEM_ROWS).values()
@@ -357,9 +367,15 @@ def _choose(stem: StemRounding, prefix: Model, ops: list[Operator], held: Sample
         if c.gptq is None:
             continue
         h = _centered(test)
-        signal = _quadratic(c.rows, np.asarray(test.hessian, np.float64))
-        rtn, gptq = _quadratic(c.rtn[2], h), _quadratic(c.gptq[2], h)
-        kept = gptq < rtn * (1.0 - MIN_GAIN)
+        channels = 2.0 * c.rows.shape[0]  # quadratic / channels: mean square per element
+        signal = _quadratic(c.rows, np.asarray(test.hessian, np.float64)) / channels
+        noise = 0.0
+        if op.outputs and op.outputs[0] in ranges:
+            lo, hi = ranges[op.outputs[0]]
+            noise = ((max(hi, 0.0) - min(lo, 0.0)) / 255.0) ** 2 / 12.0
+        rtn = _quadratic(c.rtn[2], h) / channels + noise
+        gptq = _quadratic(c.gptq[2], h) / channels + noise
+        kept = gptq < rtn * (1.0 - MIN_LAYER_GAIN)
         stem.choices.append(StemChoice(name, _db(rtn / max(signal, 1e-30)),
                                        _db(gptq / max(signal, 1e-30)), kept))
         if kept:
