@@ -257,11 +257,13 @@ $(WHEEL_DIR)/.built: $(NATIVE_SOURCES) $(PY_SOURCES) pyproject.toml $(VENV)/.cre
 	@touch $@
 
 wheelhouse: $(WHEELHOUSE)/.built
-$(WHEELHOUSE)/.built: $(WHEEL_DIR)/.built
+$(WHEELHOUSE)/.built: $(WHEEL_DIR)/.built $(CONSTRAINTS)
 	rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
 	@# pip wheel, not pip download: a dependency published only as an sdist (adb-shell 0.4.4)
-	@# becomes a wheel here, once, so that the check itself compiles and downloads nothing
-	$(PIP) wheel -q -w $(WHEELHOUSE) "$$(ls $(abspath $(WHEEL_DIR))/dist/*.whl)[$(WHEEL_EXTRAS)]"
+	@# becomes a wheel here, once, so that the check itself compiles and downloads nothing.
+	@# The pins of make setup hold here too: the wheel is checked against what is tested.
+	$(PIP) wheel -q -c $(abspath $(CONSTRAINTS)) -w $(WHEELHOUSE) \
+		"$$(ls $(abspath $(WHEEL_DIR))/dist/*.whl)[$(WHEEL_EXTRAS)]"
 	@touch $@
 
 wheel-check: $(WHEELHOUSE)/.built
