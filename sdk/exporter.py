@@ -296,8 +296,11 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                 raise
             raise ConversionError(str(exc)) from exc
         if correction == "empirical":
+            refused: list[str] = []
             empirical_bias_correction(float_model, quantized,
-                                      cal_set.subset(slice(0, EMPIRICAL_BC_SAMPLES)), progress)
+                                      cal_set.subset(slice(0, EMPIRICAL_BC_SAMPLES)), progress,
+                                      notes=refused)
+            notes.extend(n for n in refused if n not in notes)
         lap("quantize")
         if not float_state:
             float_state.append(serialize(float_model))
