@@ -17,17 +17,25 @@ squares. For the stem this is cheap: only the model's first ops run (a prefix of
 input). The codes stay plain symmetric per-channel int8 with TFLite's scheme: the file is the
 same kind of file, only the rounding differs.
 
-The default (`sdk.export(..., stem_rounding=True)`) decides per layer on a held-out split of
-the calibration samples (`held_out_split`: the last quarter, 4 to `MAX_HELD_OUT` samples, never
-the validation samples): the Hessians come from the other samples only; then, with the stem's
-weights rounded to nearest (and bias-corrected as the rewrite corrects them) and the rest of the
-model float, each stem layer in execution order takes its GPTQ codes only where that lowers the
-worst output's error on the held-out samples by `MIN_GAIN` (the float model runs once per stem
-layer on those few samples). Without the check, GPTQ codes fitted to the calibration images made
-some models worse (face mesh landmarks 0.47 -> 0.60 px, the orientation classifier -0.8 dB, the
-short-range BlazeFace at 16 samples -1.7 dB): a layer's output error on the samples it was
-fitted to says nothing about how the rest of the network amplifies it on others. The notes say
-which layers kept GPTQ codes, with the held-out SQNR before and after.
+The default (`sdk.export(..., stem_rounding=True)`; False turns it off) decides on a held-out
+split of the calibration samples (`held_out_split`: the last quarter, 4 to `MAX_HELD_OUT`
+samples, never the validation samples); the Hessians come from the other samples only.
+
+1. Per layer (`_choose`): GPTQ codes where they lower the layer's int8 output error on the
+   held-out inputs by `MIN_LAYER_GAIN` (about 1 dB): the weight rounding's part, with the mean
+   shift removed as bias correction removes it, plus the output's own rounding noise (step^2 /
+   12 from its calibrated range). A layer whose weight error sits under that noise is left
+   alone.
+2. For the model (`confirm`, called by the exporter): the int8 model is quantised once more with
+   the stem rounded to nearest; the codes stay only where, on `MODEL_CHECK_SAMPLES` held-out
+   samples, the worst output's error is `MIN_GAIN` lower and no output's is `MIN_GAIN` higher.
+
+Weight error alone is no guide: with the rest of the model float, the stem's GPTQ codes raised
+the held-out worst output of MediaPipe's face mesh from 51.8 to 64.8 dB, yet in int8 they cost
+its landmarks 1-3.5 dB on four calibration sets (its face flag gained as much). Unchecked, the
+rounding had also made the orientation classifier 0.8 dB and BlazeFace at 16 samples 1.7 dB
+worse. The notes say which layers kept GPTQ codes, with the held-out figures
+(benchmarks/results/corpus-detectors-2026-12-06.md).
 
 `STEM_DEPTH`: layers with fewer than this many weighted layers between them and a model input
 (the first CONV_2D, its DEPTHWISE_CONV_2D, the pointwise CONV_2D after it in a MobileNet-style
