@@ -266,18 +266,6 @@ def _weight(op: Operator) -> Tensor:
     return w
 
 
-def _bias_shift(mean: np.ndarray | None, rows_error: np.ndarray) -> np.ndarray:
-    """Expected output change per channel from weight error rows [C, K] on the layer's mean
-    input row: what analytic bias correction removes."""
-    if mean is None:
-        return np.zeros(rows_error.shape[0])
-    m = np.asarray(mean, np.float64)
-    if m.ndim == 2:  # depthwise: [C, taps]
-        return (rows_error * m).sum(axis=1) if m.shape == rows_error.shape \
-            else np.zeros(rows_error.shape[0])
-    return rows_error @ m if m.size == rows_error.shape[1] else np.zeros(rows_error.shape[0])
-
-
 def _centered(entry: LayerHessian) -> np.ndarray:
     """2 Cov(X) from H = 2 E[x x^T] and the mean row: the output error power that is left
     once the bias correction has removed the mean shift."""
@@ -295,41 +283,27 @@ def _quadratic(e: np.ndarray, h: np.ndarray) -> float:
 
 @dataclass(eq=False)
 class _Candidate:
-    """A stem layer's weights and bias rounded to nearest and by GPTQ (float, dequantised)."""
+    """A stem layer's weight error rows [C, K] rounded to nearest and by GPTQ."""
 
-    op: Operator
     key: tuple[tuple[int, ...], str]
-    weight: Tensor
-    bias: Tensor | None
     rows: np.ndarray  # the float weights as [C, K]
-    rtn: tuple[np.ndarray, np.ndarray | None, np.ndarray]  # weights, bias, error rows
-    gptq: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None
+    rtn: np.ndarray
+    gptq: np.ndarray | None
 
 
 def _candidate(op: Operator, entry: LayerHessian) -> _Candidate:
-    rule = OP_RULES[op.type]
-    w_t = _weight(op)
-    b_t = op.inputs[rule.bias] if rule.bias is not None and rule.bias < len(op.inputs) \
-        else None
-    w = w_t.numpy().astype(np.float32)
-    b = b_t.numpy().astype(np.float64) if b_t is not None and b_t.is_constant else None
-    axis = rule.weight_axis
+    axis = OP_RULES[op.type].weight_axis
+    w = _weight(op).numpy().astype(np.float32)
     rows = np.moveaxis(w.astype(np.float64), axis, 0).reshape(w.shape[axis], -1)
     scales, q = symmetric_per_channel(w, axis, 127)  # the int8 format's default (minmax)
 
-    def rounded(s: np.ndarray, codes: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        shape = [1] * w.ndim
-        shape[axis] = -1
-        deq = (codes * np.asarray(s, np.float64).reshape(shape)).astype(np.float32)
-        err = np.moveaxis(deq.astype(np.float64), axis, 0).reshape(rows.shape) - rows
-        if b is None:
-            return deq, None, err
-        return deq, (b - _bias_shift(entry.mean, err)).astype(np.float32), err
+    def error(s: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        deq = np.moveaxis(np.asarray(codes, np.float64), axis, 0).reshape(rows.shape)
+        return deq * np.asarray(s, np.float64).reshape(-1, 1) - rows
 
     solved = _solve(w, axis, scales, -127, 127, entry)
-    return _Candidate(op, weight_key(w), w_t, b_t if b is not None else None, rows,
-                      rounded(scales, q), None if solved is None else rounded(*solved))
+    return _Candidate(weight_key(w), rows, error(scales, q),
+                      None if solved is None else error(*solved))
 
 
 def _output_errors(data: bytes, held: SampleSet, reference: list[np.ndarray] | None
@@ -381,8 +355,8 @@ def _choose(stem: StemRounding, prefix: Model, ops: list[Operator], held: Sample
         if op.outputs and op.outputs[0] in ranges:
             lo, hi = ranges[op.outputs[0]]
             noise = ((max(hi, 0.0) - min(lo, 0.0)) / 255.0) ** 2 / 12.0
-        rtn = _quadratic(c.rtn[2], h) / channels + noise
-        gptq = _quadratic(c.gptq[2], h) / channels + noise
+        rtn = _quadratic(c.rtn, h) / channels + noise
+        gptq = _quadratic(c.gptq, h) / channels + noise
         kept = gptq < rtn * (1.0 - MIN_LAYER_GAIN)
         stem.choices.append(StemChoice(name, _db(rtn / max(signal, 1e-30)),
                                        _db(gptq / max(signal, 1e-30)), kept))
