@@ -49,6 +49,7 @@ from sdk.converters.quantize.fidelity import (
 from sdk.converters.quantize.fixed_outputs import keep_coarse_outputs_float
 from sdk.converters.quantize.front_end_handoff import plan_16x8 as handoff_16x8
 from sdk.converters.quantize.gptq import weight_solver
+from sdk.converters.quantize.head_rounding import correct_head_biases
 from sdk.converters.quantize.head_rounding import head_rounding as round_heads
 from sdk.converters.quantize.int8 import IO_TYPES, QuantizedModel, check_float_model
 from sdk.converters.quantize.int16x8 import wide_ranges
@@ -301,6 +302,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                                       cal_set.subset(slice(0, EMPIRICAL_BC_SAMPLES)), progress,
                                       notes=refused)
             notes.extend(n for n in refused if n not in notes)
+        if heads is not None and correction == "analytic":  # the heads' mean output shift
+            notes.extend(n for n in correct_head_biases(float_model, quantized, cal_set)
+                         if n not in notes)
         lap("quantize")
         if not float_state:
             float_state.append(serialize(float_model))

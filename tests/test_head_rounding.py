@@ -14,8 +14,11 @@ import numpy as np
 import pytest
 
 import sdk
-from sdk.converters.quantize.head_rounding import head_layers
+from sdk.converters.frontends import load_model
+from sdk.converters.quantize import as_samples, calibrate, plan_for, quantize_int8
+from sdk.converters.quantize.head_rounding import correct_head_biases, head_layers
 from sdk.converters.tflite.reader import read_tflite
+from sdk.exporter import input_specs
 
 pytest.importorskip("onnx")
 from onnx import helper
@@ -54,6 +57,14 @@ def _head(score: bool = False) -> bytes:
         nodes.append(helper.make_node("Sigmoid", ["z"], ["y"]))
     inits = {"w": _weights(), "b": np.full((C,), BIAS, np.float32)}
     return make_model(nodes, {"x": [1, K]}, ["y"], inits).SerializeToString()
+
+
+def _fc_weights(data: bytes) -> np.ndarray:
+    """The first FULLY_CONNECTED's int8 weights, dequantised."""
+    fc = next(op for op in read_tflite(data).main.operators if op.type == "FULLY_CONNECTED")
+    w_t = fc.inputs[1]
+    assert w_t is not None and w_t.quant is not None
+    return w_t.quant.dequantize(w_t.numpy())
 
 
 def _head_sqnr(data: bytes, x: np.ndarray) -> float:
@@ -95,13 +106,12 @@ def test_a_head_whose_rounding_does_not_matter_keeps_round_to_nearest(tmp_path: 
     a = sdk.export(model, "int8", calibration=cal, output=tmp_path / "a.tflite")
     sdk.export(model, "int8", calibration=cal, weight_method="minmax",
                output=tmp_path / "b.tflite")
-    assert (tmp_path / "a.tflite").read_bytes() == (tmp_path / "b.tflite").read_bytes()
+    wa, wb = (_fc_weights((tmp_path / f).read_bytes()) for f in ("a.tflite", "b.tflite"))
+    assert np.array_equal(wa, wb)  # the same codes and scales
     assert any("(not kept)" in n for n in a.notes if n.startswith("head rounding")), a.notes
 
 
 def test_heads_are_the_fully_connected_layers_the_model_returns() -> None:
-    from sdk.converters.frontends import load_model
-
     model = load_model(_head(score=True)).model
     assert [op.type for op in head_layers(model)] == ["FULLY_CONNECTED"]
     # an FC whose output another layer reads is not a head
@@ -112,3 +122,25 @@ def test_heads_are_the_fully_connected_layers_the_model_returns() -> None:
                                                     "w2": np.ones((C, 2), np.float32)})
     heads = head_layers(load_model(inner.SerializeToString()).model)
     assert len(heads) == 1 and heads[0].inputs[1].shape[1] == C
+
+
+def test_a_head_output_shift_is_removed_from_its_bias() -> None:
+    """The backbone's rounding leaves a mean shift in a head's output (hand full's presence
+    logit read high: false 0.19 -> 0.76); here a known shift of 10 output steps on every other
+    channel is put into the int8 head's bias, and the measurement on the calibration samples
+    takes it out."""
+    model = load_model(_head()).model
+    samples = as_samples(_features(32, 2)[:, None, :], input_specs(model))
+    cal = calibrate(model, samples)
+    quantized = quantize_int8(model, plan_for("int8", model), cal.ranges, input_means=cal.means)
+    fc = next(op for op in quantized.model.main.operators if op.type == "FULLY_CONNECTED")
+    bias, out = fc.inputs[2], fc.outputs[0]
+    assert bias is not None and bias.quant is not None and out.quant is not None
+    steps = float(out.quant.scale[0]) / bias.quant.scale.astype(np.float64)  # per channel
+    original = bias.numpy().astype(np.float64)
+    shifted = np.arange(C) % 2 == 1
+    bias.data = (original + np.where(shifted, np.round(10 * steps), 0)).astype(np.int32)
+    notes = correct_head_biases(model, quantized, samples)
+    assert len(notes) == 1 and "mean shift removed" in notes[0], notes
+    residual = (bias.numpy().astype(np.float64) - original) / steps
+    assert np.abs(residual).max() < 2.0, residual  # from 10 steps on the shifted channels
