@@ -28,7 +28,8 @@ samples, never the validation samples); the Hessians come from the other samples
    alone.
 2. For the model (`confirm`, called by the exporter): the int8 model is quantised once more with
    the stem rounded to nearest; the codes stay only where, on `MODEL_CHECK_SAMPLES` held-out
-   samples, the worst output's error is `MIN_GAIN` lower and no output's is `MIN_GAIN` higher.
+   samples, the worst output's error is `MIN_GAIN` lower (about 1 dB) and no output's is
+   `MAX_LOSS` higher.
 
 Weight error alone is no guide: with the rest of the model float, the stem's GPTQ codes raised
 the held-out worst output of MediaPipe's face mesh from 51.8 to 64.8 dB, yet in int8 they cost
@@ -81,9 +82,12 @@ MIN_ROWS_PER_INPUT = 2
 #: held-out samples: a quarter of the calibration samples, at least MIN_HELD_OUT, at most this
 MAX_HELD_OUT = 8
 MIN_HELD_OUT = 4
-#: GPTQ codes are kept where they lower the held-out worst-output error power by this fraction
-#: (0.05: about 0.2 dB; below it the few held-out samples cannot tell the two apart)
-MIN_GAIN = 0.05
+#: the int8 check keeps GPTQ codes where they lower the held-out worst output's error power by
+#: this fraction (about 1 dB): on 4 held-out samples smaller gains are noise (selfie segmentation
+#: landscape: +0.3 dB held out, -4.8 dB and mask IoU 0.92 -> 0.81 on the corpus's samples)
+MIN_GAIN = 0.2
+#: ... and no output's error power may rise by more than this fraction (about 0.2 dB)
+MAX_LOSS = 0.05
 #: a stem layer's GPTQ codes must lower its int8 output error (weights + the output's own
 #: rounding) on the held-out inputs by this fraction (about 1 dB): smaller gains cannot move the
 #: model's outputs, and the int8 check they would cost (two more int8 builds and runs) is skipped
@@ -369,7 +373,7 @@ def confirm(stem: StemRounding, float_model: bytes, int8_model: Callable[[StemRo
     """The int8 model with the chosen stem codes against the same model rounded to nearest, on
     `MODEL_CHECK_SAMPLES` held-out samples (`int8_model(stem or None)` -> serialised model with
     float inputs and outputs): the codes stay only where the worst output's error is lower by
-    MIN_GAIN and no output's is higher by more than MIN_GAIN; otherwise the stem rounds to
+    MIN_GAIN and no output's is higher by more than MAX_LOSS; otherwise the stem rounds to
     nearest. Weight error alone (the rest float) is no guide: on MediaPipe's face mesh the
     stem's GPTQ codes lower it 14 dB on both outputs, yet in int8 they cost the landmarks 1-3.5
     dB on four calibration sets while the face flag gained as much."""
@@ -389,7 +393,7 @@ def confirm(stem: StemRounding, float_model: bytes, int8_model: Callable[[StemRo
     stem.model_db = (_db(max(rtn)), _db(max(gptq)))
     stem.output_db = [(_db(a), _db(b)) for a, b in zip(rtn, gptq, strict=True)]
     if not (max(gptq) < max(rtn) * (1.0 - MIN_GAIN)
-            and all(b <= a * (1.0 + MIN_GAIN) for a, b in zip(rtn, gptq, strict=True))):
+            and all(b <= a * (1.0 + MAX_LOSS) for a, b in zip(rtn, gptq, strict=True))):
         stem.accepted = set()
     stem.rounded = []  # filled again by the export's own rewrite
     stem.seconds += time.perf_counter() - start
