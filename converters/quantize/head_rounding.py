@@ -33,6 +33,7 @@ from sdk.base.samples import SampleSet
 from sdk.converters.ir import Graph, Model, Operator, Tensor
 from sdk.converters.quantize.gptq import gptq_quantize, refit_scales, weight_key
 from sdk.converters.quantize.plan import layer_name
+from sdk.converters.quantize.rules import OP_RULES
 from sdk.converters.quantize.score_ranges import returned_tensors
 from sdk.converters.quantize.stem import MIN_GAIN, held_out_split
 from sdk.converters.quantize.weights import symmetric_per_channel
@@ -130,6 +131,23 @@ def head_layers(model: Model) -> list[Operator]:
         if not w.is_constant or len(w.shape) != 2 or w.num_elements > MAX_HEAD_WEIGHTS:
             continue
         if op.inputs[0] is None or op.inputs[0].is_constant:
+            continue
+        if _reaches_output(g, op):
+            heads.append(op)
+    return heads
+
+
+def vector_heads(model: Model) -> list[Operator]:
+    """The weighted layers (FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D) whose output the model
+    returns (see `_reaches_output`) and holds one value per channel per sample (a flag, a
+    vector of landmarks; not a map: a segmentation map's error is not one shift per channel)."""
+    g = model.main
+    heads = []
+    for op in g.operators:
+        if op.type not in ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D") or not op.outputs:
+            continue
+        out = op.outputs[0]
+        if out is None or not out.shape or math.prod(out.shape[1:-1]) != 1:
             continue
         if _reaches_output(g, op):
             heads.append(op)
@@ -247,19 +265,19 @@ SHIFT_T = 2.0
 
 def correct_head_biases(float_model: Model, quantized: QuantizedModel, samples: SampleSet
                         ) -> list[str]:
-    """Remove, in the int32 biases of `quantized`'s output heads, the mean error of each output
-    channel on `samples` (the int8 model against the float one, LiteRT's builtin kernels): the
-    shift the backbone's rounding leaves in a head's output. Heads are terminal and read no
-    head, so one run of each model measures them all (`bias.empirical_bias_correction` runs
-    every layer in turn: 15x the export time on hand full). Elements near the ends of the
-    output's int8 range are not counted (they may be clipped), as there. Returns one note per
-    head corrected."""
+    """Remove, in the int32 biases of `quantized`'s output heads (`vector_heads`), the mean
+    error of each output channel on `samples` (the int8 model against the float one, LiteRT's
+    builtin kernels): the shift the backbone's rounding leaves in a head's output. Heads are
+    terminal and read no head, so one run of each model measures them all
+    (`bias.empirical_bias_correction` runs every layer in turn: 15x the export time on hand
+    full). Elements near the ends of the output's int8 range are not counted (they may be
+    clipped), as there. Returns one note per head corrected."""
     from sdk.converters.quantize.bias import INT32_MAX, MARGIN_STEPS, correctable_layers
     from sdk.converters.tflite import serialize
     from sdk.converters.tflite.custom_ops import custom_ops_in, lower_for_litert
     from sdk.run.runner import LiteRTRunner
 
-    ids = {id(op) for op in head_layers(float_model)}
+    ids = {id(op) for op in vector_heads(float_model)}
     pairs = [(f, q) for f, q in correctable_layers(float_model, quantized) if id(f) in ids]
     if not pairs or len(samples) == 0:
         return []
@@ -292,7 +310,9 @@ def correct_head_biases(float_model: Model, quantized: QuantizedModel, samples: 
         mean = total / n
         stderr = np.sqrt(np.maximum(squares / n - mean ** 2, 0.0) / np.maximum(count - 1, 1))
         shift_real = np.where((count > 1) & (np.abs(mean) > SHIFT_T * stderr), mean, 0.0)
-        bias = q_op.inputs[2]
+        index = OP_RULES[q_op.type].bias
+        assert index is not None  # correctable_layers: a layer with an int32 bias
+        bias = q_op.inputs[index]
         assert bias is not None and bias.quant is not None
         step = np.broadcast_to(bias.quant.scale.astype(np.float64), shift_real.shape)
         shift = np.round(shift_real / step)
