@@ -272,10 +272,8 @@ def correct_head_biases(float_model: Model, quantized: QuantizedModel, samples: 
     (`bias.empirical_bias_correction` runs every layer in turn: 15x the export time on hand
     full). Elements near the ends of the output's int8 range are not counted (they may be
     clipped), as there. Returns one note per head corrected."""
-    from sdk.converters.quantize.bias import INT32_MAX, MARGIN_STEPS, correctable_layers
-    from sdk.converters.tflite import serialize
+    from sdk.converters.quantize.bias import INT32_MAX, correctable_layers
     from sdk.converters.tflite.custom_ops import custom_ops_in, lower_for_litert
-    from sdk.run.runner import LiteRTRunner
 
     ids = {id(op) for op in vector_heads(float_model)}
     pairs = [(f, q) for f, q in correctable_layers(float_model, quantized) if id(f) in ids]
@@ -284,26 +282,10 @@ def correct_head_biases(float_model: Model, quantized: QuantizedModel, samples: 
     lowered = lower_for_litert(quantized.model)
     if custom_ops_in(lowered):  # sub-byte layouts LiteRT lacks: left to the empirical option
         return []
-    float_bytes, float_maps = serialize(float_model)
-    quant_bytes, quant_maps = serialize(lowered)
-    float_run = LiteRTRunner(float_bytes, reference=True, preserve_all_tensors=True)
-    quant_run = LiteRTRunner(quant_bytes, reference=True, preserve_all_tensors=True)
-    float_run.check_batching(samples)
-    quant_run.check_batching(samples)
-    float_run.batch_size = quant_run.batch_size = min(float_run.batch_size, quant_run.batch_size)
-    sums = [np.zeros((3, q.outputs[0].shape[-1])) for _, q in pairs]  # count, sum, sum of sq
-    for _ in zip(float_run.run(samples), quant_run.run(samples), strict=True):
-        for (f_op, q_op), acc in zip(pairs, sums, strict=True):
-            qt = q_op.outputs[0]
-            assert qt.quant is not None
-            scale, zp = float(qt.quant.scale[0]), int(qt.quant.zero_point[0])
-            lo, hi = (-128 - zp) * scale, (127 - zp) * scale
-            f = float_run.tensor(float_maps[0][f_op.outputs[0]]).astype(np.float64)
-            q = qt.quant.dequantize(quant_run.tensor(quant_maps[0][qt])).astype(np.float64)
-            f, q = f.reshape(-1, acc.shape[1]), q.reshape(-1, acc.shape[1])
-            inside = (f > lo + MARGIN_STEPS * scale) & (f < hi - MARGIN_STEPS * scale)
-            d = np.where(inside, q - f, 0.0)
-            acc += np.stack([inside.sum(axis=0), d.sum(axis=0), (d * d).sum(axis=0)])
+    try:
+        sums = _shift_sums(float_model, lowered, pairs, samples)
+    except EdgeSDKError as exc:  # a model LiteRT cannot run here: no correction
+        return [f"output heads' mean shift: not measured ({exc})"]
     notes = []
     for (f_op, q_op), (count, total, squares) in zip(pairs, sums, strict=True):
         n = np.maximum(count, 1)
@@ -325,3 +307,34 @@ def correct_head_biases(float_model: Model, quantized: QuantizedModel, samples: 
                      f"({int(np.count_nonzero(shift))} of {shift.size} channels, rms "
                      f"{rms:.3g}; measured on {len(samples)} calibration samples)")
     return notes
+
+
+def _shift_sums(float_model: Model, lowered: Model, pairs: list[tuple[Operator, Operator]],
+                samples: SampleSet) -> list[np.ndarray]:
+    """Per head: [3, C] count, sum and sum of squares of (int8 - float) output elements well
+    inside the int8 range, over `samples` (one run of each model)."""
+    from sdk.converters.quantize.bias import MARGIN_STEPS
+    from sdk.converters.tflite import serialize
+    from sdk.run.runner import LiteRTRunner
+
+    float_bytes, float_maps = serialize(float_model)
+    quant_bytes, quant_maps = serialize(lowered)
+    float_run = LiteRTRunner(float_bytes, reference=True, preserve_all_tensors=True)
+    quant_run = LiteRTRunner(quant_bytes, reference=True, preserve_all_tensors=True)
+    float_run.check_batching(samples)
+    quant_run.check_batching(samples)
+    float_run.batch_size = quant_run.batch_size = min(float_run.batch_size, quant_run.batch_size)
+    sums = [np.zeros((3, q.outputs[0].shape[-1])) for _, q in pairs]  # count, sum, sum of sq
+    for _ in zip(float_run.run(samples), quant_run.run(samples), strict=True):
+        for (f_op, q_op), acc in zip(pairs, sums, strict=True):
+            qt = q_op.outputs[0]
+            assert qt.quant is not None
+            scale, zp = float(qt.quant.scale[0]), int(qt.quant.zero_point[0])
+            lo, hi = (-128 - zp) * scale, (127 - zp) * scale
+            f = float_run.tensor(float_maps[0][f_op.outputs[0]]).astype(np.float64)
+            q = qt.quant.dequantize(quant_run.tensor(quant_maps[0][qt])).astype(np.float64)
+            f, q = f.reshape(-1, acc.shape[1]), q.reshape(-1, acc.shape[1])
+            inside = (f > lo + MARGIN_STEPS * scale) & (f < hi - MARGIN_STEPS * scale)
+            d = np.where(inside, q - f, 0.0)
+            acc += np.stack([inside.sum(axis=0), d.sum(axis=0), (d * d).sum(axis=0)])
+    return sums
