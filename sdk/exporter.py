@@ -49,7 +49,7 @@ from sdk.converters.quantize.fidelity import (
 from sdk.converters.quantize.fixed_outputs import keep_coarse_outputs_float
 from sdk.converters.quantize.front_end_handoff import plan_16x8 as handoff_16x8
 from sdk.converters.quantize.gptq import weight_solver
-from sdk.converters.quantize.head_rounding import correct_head_biases
+from sdk.converters.quantize.head_bias import correct_head_biases
 from sdk.converters.quantize.head_rounding import head_rounding as round_heads
 from sdk.converters.quantize.int8 import IO_TYPES, QuantizedModel, check_float_model
 from sdk.converters.quantize.int16x8 import wide_ranges

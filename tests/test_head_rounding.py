@@ -16,7 +16,8 @@ import pytest
 import sdk
 from sdk.converters.frontends import load_model
 from sdk.converters.quantize import as_samples, calibrate, plan_for, quantize_int8
-from sdk.converters.quantize.head_rounding import correct_head_biases, head_layers
+from sdk.converters.quantize.head_bias import correct_head_biases
+from sdk.converters.quantize.head_rounding import head_layers
 from sdk.converters.tflite.reader import read_tflite
 from sdk.exporter import input_specs
 
