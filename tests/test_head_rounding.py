@@ -145,3 +145,19 @@ def test_a_head_output_shift_is_removed_from_its_bias() -> None:
     assert len(notes) == 1 and "mean shift removed" in notes[0], notes
     residual = (bias.numpy().astype(np.float64) - original) / steps
     assert np.abs(residual).max() < 2.0, residual  # from 10 steps on the shifted channels
+
+
+def test_vector_heads_are_returned_layers_with_one_value_per_channel() -> None:
+    """A 1x1 convolution on pooled features is a head; the same convolution over a map (a
+    segmentation output) is not: its error is not one shift per channel."""
+    from sdk.converters.quantize.head_bias import vector_heads
+
+    w = np.ones((4, 8, 1, 1), np.float32)
+    pooled = [helper.make_node("GlobalAveragePool", ["x"], ["p"]),
+              helper.make_node("Conv", ["p", "w"], ["c"]),
+              helper.make_node("Sigmoid", ["c"], ["y"])]
+    mapped = [helper.make_node("Conv", ["x", "w"], ["y"])]
+    for nodes, expected in ((pooled, ["CONV_2D"]), (mapped, [])):
+        model = make_model(nodes, {"x": [1, 8, 4, 4]}, ["y"], {"w": w})
+        heads = vector_heads(load_model(model.SerializeToString()).model)
+        assert [op.type for op in heads] == expected
