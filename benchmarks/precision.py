@@ -90,7 +90,8 @@ def measure(name: str, samples: int, target: float, plain: bool = False) -> dict
                 entry.update(met=p.met, kept=by, exports=p.exports,
                              layer_runs=getattr(p, "layer_runs", None), planner_s=p.seconds,
                              size_before=p.size_before, layers=len(res.precision),
-                             latency_ms=[p.latency_before_ms, p.latency_after_ms])
+                             latency_ms=[p.latency_before_ms, p.latency_after_ms],
+                             steps=[ln.strip() for ln in p.lines() if ln.startswith("  step")])
                 if "int8" not in row:  # the planner's first export is the plain one
                     row["int8"] = {"ok": True, "worst_db": round(min(p.before_db.values()), 2)
                                    if p.before_db else None, "size": p.size_before,
