@@ -27,14 +27,17 @@ layers 16x8 unless the user or the plan chose their precision.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Mapping
-from dataclasses import replace
 
-from sdk.converters.ir import Graph, Model, Operator, Tensor
-from sdk.converters.quantize.int8 import LOG_LIKE, SIGNAL_FRONT_END_OPS, SIGNAL_OPS
-from sdk.converters.quantize.int16x8 import int16_kernel
-from sdk.converters.quantize.plan import INT8, INT16X8, PrecisionPlan, layer_name
+from sdk.converters.ir import Graph, Model, Operator
+from sdk.converters.quantize.int8 import (
+    LOG_LIKE,
+    SIGNAL_FRONT_END_OPS,
+    SIGNAL_OPS,
+    input_cone,
+)
+from sdk.converters.quantize.int16x8 import widen_layers
+from sdk.converters.quantize.plan import PrecisionPlan, layer_name
 from sdk.converters.quantize.rules import OP_RULES, WEIGHTED
 
 #: the most ops a hand-off region may hold per front end (the weighted layers included)
@@ -44,30 +47,6 @@ REASON = ("reads the output of a float signal-processing front end ({front}): 16
           "activations, int8 weights), as the spectrum's quiet bins need more than 255 steps "
           "(silero_vad_16k_op15: speech probability 21.6 dB with its first convolution int8, "
           "28.7 dB with it 16x8)")
-
-
-def _cone(op: Operator, producers: Mapping[Tensor, Operator], inputs: set[int],
-          limit: int) -> list[Operator] | None:
-    """The ops computing `op`'s inputs from the model inputs and constants (at most `limit`);
-    None when there are more, none, or a tensor is neither (`Int8Rewriter._cone`)."""
-    cone: list[Operator] = []
-    seen: set[int] = set()
-    frontier = [t for t in op.inputs if t is not None and not t.is_constant]
-    while frontier:
-        t = frontier.pop()
-        if id(t) in inputs:
-            continue
-        producer = producers.get(t)
-        if producer is None:
-            return None
-        if id(producer) in seen:
-            continue
-        seen.add(id(producer))
-        cone.append(producer)
-        if len(cone) > limit:
-            return None
-        frontier.extend(x for x in producer.inputs if x is not None and not x.is_constant)
-    return cone or None
 
 
 def _signal(op: Operator) -> bool:
@@ -82,13 +61,13 @@ def float_front_ends(g: Graph) -> list[tuple[Operator, list[Operator]]]:
     activation) and one of them a linear transform (a weighted op: an STFT, a filter bank).
     A network's LayerNorm close to the input (magika: one-hot bytes, a dense layer, GELU, then
     the variance's SQRT) is not one: its front end holds activations."""
-    producers = g.producers()
+    producers = {id(t): op for op in g.operators for t in op.outputs}
     inputs = {id(t) for t in g.inputs}
     found = []
     for op in g.operators:
         if op.type not in LOG_LIKE:
             continue
-        cone = _cone(op, producers, inputs, SIGNAL_FRONT_END_OPS)
+        cone = input_cone(op, producers, inputs, SIGNAL_FRONT_END_OPS)
         if cone is None or not all(_signal(c) for c in cone) \
                 or not any(c.type in WEIGHTED or c.type == "BATCH_MATMUL" for c in cone):
             continue
@@ -138,23 +117,8 @@ def plan_16x8(model: Model, plan: PrecisionPlan,
     for op in g.operators:
         if layer_name(op) in layers_found:
             by_layer.setdefault(layer_name(op), []).append(op)
-    layers = dict(plan.layers)
-    notes = dict(plan.notes)
-    kept = []
-    for name, front in layers_found.items():
-        ops = by_layer.get(name, [])
-        chosen = name in layers or any(fnmatch.fnmatchcase(name, str(pattern))
-                                       for pattern in (user_layers or {}))
-        if chosen or not ops or any(plan.for_op(op) != INT8 or int16_kernel(op) is None
-                                    for op in ops):
-            continue
-        why = REASON.format(front=front)
-        layers[name] = INT16X8
-        notes[name] = why
-        kept.append(f"{name}: {why}")
-    if not kept:
-        return plan, []
-    return replace(plan, layers=layers, notes=notes), sorted(kept)
+    return widen_layers(plan, ((name, by_layer.get(name, []), REASON.format(front=front))
+                               for name, front in layers_found.items()), user_layers)
 
 
 __all__ = ["MAX_HANDOFF_OPS", "REASON", "float_front_ends", "handoff_layers", "plan_16x8"]

@@ -23,13 +23,14 @@ Ranges: 65,535 levels leave no reason to clip; int16 tensors take the calibrated
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import fnmatch
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from sdk.converters.ir import DType, Operator, QuantParams, Tensor
-from sdk.converters.quantize.plan import INT16X8, PrecisionPlan, register_scheme
+from sdk.converters.quantize.plan import INT8, INT16X8, PrecisionPlan, register_scheme
 from sdk.converters.quantize.ranges import MIN_ACTIVATION_SCALE
 
 INT16_QMAX = 32767
@@ -170,6 +171,32 @@ def wide_ranges(stats: Mapping[Tensor, object],
     return out
 
 
+def widen_layers(plan: PrecisionPlan, candidates: Iterable[tuple[str, Sequence[Operator], str]],
+                 user_layers: Mapping[str, object] | None = None
+                 ) -> tuple[PrecisionPlan, list[str]]:
+    """`plan` with each candidate layer (its name, its ops, why) at 16x8 and `why` as its note,
+    and the notes as "name: why" lines. A layer keeps what it had when the user chose it (by
+    name or pattern), when an earlier candidate or the plan already names it, when the plan
+    gives one of its ops anything but plain int8, or when one of its ops has no int16 kernel
+    in LiteRT. The default rules that widen layers by themselves (a streamed recurrent state,
+    the layers reading a float front end) share this, so they respect the user alike."""
+    layers = dict(plan.layers)
+    notes = dict(plan.notes)
+    kept = []
+    for name, ops, why in candidates:
+        chosen = name in layers or any(fnmatch.fnmatchcase(name, str(pattern))
+                                       for pattern in (user_layers or {}))
+        if chosen or not ops or any(plan.for_op(op) != INT8 or int16_kernel(op) is None
+                                    for op in ops):
+            continue
+        layers[name] = INT16X8
+        notes[name] = why
+        kept.append(f"{name}: {why}")
+    if not kept:
+        return plan, []
+    return replace(plan, layers=layers, notes=notes), sorted(kept)
+
+
 def _int16x8_plan(model: object, activations: str = "int16") -> PrecisionPlan:
     if activations not in ("int16", "int8"):
         raise ValueError(f"scheme int16x8 has int16 activations; activations={activations!r} "
@@ -181,4 +208,5 @@ register_scheme("int16x8", _int16x8_plan)
 
 
 __all__ = ["INT16_KERNELS", "INT16_QMAX", "INT16_QMIN", "INT16_REFUSED", "Int16Kernel",
-           "int16_kernel", "refusal", "supported_int16_ops", "symmetric_int16", "wide_ranges"]
+           "int16_kernel", "refusal", "supported_int16_ops", "symmetric_int16", "wide_ranges",
+           "widen_layers"]

@@ -325,6 +325,31 @@ def _check_scale(t: Tensor, params: QuantParams, what: str) -> None:
         "the layer that reads it in float (precision={layer name: 'float32'})")
 
 
+def input_cone(op: Operator, producers: Mapping[int, Operator], inputs: set[int],
+               limit: int) -> list[Operator] | None:
+    """The ops that compute `op`'s inputs from the model inputs and constants (at most `limit`;
+    `producers` by tensor id, `inputs` the model inputs' ids); None when there are more, none,
+    or a tensor is neither a model input nor computed (then it is not a plain front end)."""
+    cone: list[Operator] = []
+    seen: set[int] = set()
+    frontier = [t for t in op.inputs if t is not None and not t.is_constant]
+    while frontier:
+        t = frontier.pop()
+        if id(t) in inputs:
+            continue
+        producer = producers.get(id(t))
+        if producer is None:
+            return None
+        if id(producer) in seen:
+            continue
+        seen.add(id(producer))
+        cone.append(producer)
+        if len(cone) > limit:
+            return None
+        frontier.extend(x for x in producer.inputs if x is not None and not x.is_constant)
+    return cone or None
+
+
 class _Rewrite:
     def __init__(self, model: Model, graph: Graph, plan: PrecisionPlan,
                  ranges: dict[Tensor, tuple[float, float]], input_type: str, output_type: str,
@@ -568,36 +593,13 @@ class _Rewrite:
         are at most FRONT_END_OPS of them, or at most SIGNAL_FRONT_END_OPS that are all signal
         processing (`SIGNAL_OPS`, no fused activation); None otherwise (or when there are
         none)."""
-        cone = self._cone(op, producers, inputs, SIGNAL_FRONT_END_OPS)
+        cone = input_cone(op, producers, inputs, SIGNAL_FRONT_END_OPS)
         if cone is None or len(cone) <= FRONT_END_OPS:
             return cone
         if all(c.type in SIGNAL_OPS and c.attrs.get("fused_activation_function", "NONE")
                in (None, "NONE") for c in cone):
             return cone
         return None
-
-    def _cone(self, op: Operator, producers: Mapping[int, Operator], inputs: set[int],
-              limit: int) -> list[Operator] | None:
-        """The ops that compute `op`'s inputs from the model inputs and constants (at most
-        `limit`); None when there are more, none, or a tensor is neither."""
-        cone: list[Operator] = []
-        seen: set[int] = set()
-        frontier = [t for t in op.inputs if t is not None and not t.is_constant]
-        while frontier:
-            t = frontier.pop()
-            if id(t) in inputs:
-                continue
-            producer = producers.get(id(t))
-            if producer is None:
-                return None  # neither a model input nor computed: not a plain front end
-            if id(producer) in seen:
-                continue
-            seen.add(id(producer))
-            cone.append(producer)
-            if len(cone) > limit:
-                return None
-            frontier.extend(x for x in producer.inputs if x is not None and not x.is_constant)
-        return cone or None
 
     def _tail(self, op: Operator, consumers: Mapping[Tensor, list[Operator]],
               outputs: set[int]) -> list[Operator] | None:

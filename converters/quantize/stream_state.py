@@ -29,13 +29,11 @@ Measured (32 calibration chunks, 8 held-out): silero_vad_16k_op15 worst output 1
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Mapping
-from dataclasses import replace
 
 from sdk.converters.ir import Graph, Model, Operator, Tensor
-from sdk.converters.quantize.int16x8 import int16_kernel
-from sdk.converters.quantize.plan import INT8, INT16X8, PrecisionPlan, layer_name
+from sdk.converters.quantize.int16x8 import widen_layers
+from sdk.converters.quantize.plan import PrecisionPlan, layer_name
 from sdk.converters.quantize.rules import OP_RULES, WEIGHTED
 
 #: the factor a streamed state's calibrated int16 range is widened by (the held-out cell state
@@ -187,21 +185,7 @@ def plan_16x8(model: Model, plan: PrecisionPlan,
             ops.append((producers[t], REASON))
         ops += [(u, REASON) for u in consumers.get(t, []) if u.type == "TANH"]
     ops += [(op, CELL_REASON) for op in g.operators if layer_name(op) in cells]
-    layers = dict(plan.layers)
-    notes = dict(plan.notes)
-    kept = []
-    for op, why in ops:
-        name = layer_name(op)
-        chosen = name in layers or any(fnmatch.fnmatchcase(name, str(pattern))
-                                       for pattern in (user_layers or {}))
-        if chosen or plan.for_op(op) != INT8 or int16_kernel(op) is None:
-            continue
-        layers[name] = INT16X8
-        notes[name] = why
-        kept.append(f"{name}: {why}")
-    if not kept:
-        return plan, []
-    return replace(plan, layers=layers, notes=notes), sorted(kept)
+    return widen_layers(plan, ((layer_name(op), [op], why) for op, why in ops), user_layers)
 
 
 __all__ = ["CELL_REASON", "REASON", "STATE_MARGIN", "plan_16x8", "recurrent_layers",
