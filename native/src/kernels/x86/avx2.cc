@@ -214,9 +214,13 @@ template <int kBits, int R>
   constexpr int kBlockK = 4 * kFields;
   const __m256i mask = _mm256_set1_epi8(static_cast<char>((1 << kBits) - 1));
   const __m256i ones = _mm256_set1_epi16(1);
-  for (int r = 0; r < R; ++r) acc32[r][0] = acc32[r][1] = _mm256_setzero_si256();
-  for (std::size_t b = 0; b < nblocks; ++b) {
-    for (int h = 0; h < 2; ++h) {
+  // One pass over K per half: 4 rows' accumulators of both halves, the 8 broadcasts GCC shares
+  // between the halves and the fields do not fit in 16 ymm (it kept 7 of the 8 accumulators on
+  // the stack, a load and a store per row and half and block); one half's state does.
+  for (int h = 0; h < 2; ++h) {
+    __m256i a[R];
+    for (int r = 0; r < R; ++r) a[r] = _mm256_setzero_si256();
+    for (std::size_t b = 0; b < nblocks; ++b) {
       const __m256i raw = load256(w + b * 64 + 32 * h);
       __m256i f[kFields];
       for (int i = 0; i < kFields; ++i) {
@@ -229,9 +233,10 @@ template <int kBits, int R>
         for (int i = 1; i < kFields; ++i) {
           t = _mm256_add_epi16(t, _mm256_maddubs_epi16(f[i], bcast32(xb + 4 * i)));
         }
-        acc32[r][h] = _mm256_add_epi32(acc32[r][h], _mm256_madd_epi16(t, ones));
+        a[r] = _mm256_add_epi32(a[r], _mm256_madd_epi16(t, ones));
       }
     }
+    for (int r = 0; r < R; ++r) acc32[r][h] = a[r];
   }
 }
 
@@ -517,6 +522,25 @@ inline __m256i requant8(__m256i v, const Requant8& r, bool negative_add) {
   return interleave_dwords(ye, _mm256_slli_epi64(yo, 32));
 }
 
+// requant8 without its unbias: the low dwords of (s' >> t) alone. Only the low dword of each
+// 64-bit result is kept, and the low dword of a difference is the difference of the low dwords
+// (mod 2^32), so the caller subtracts the unbias terms, with the output zero point, as one
+// int32 vector per call (requant_store_rows' offset): one vpsubd instead of two vpsubq and a
+// vpaddd per 8 lanes, bit-identical.
+inline __m256i requant8_biased(__m256i v, const Requant8& r, bool negative_add) {
+  const __m256i pe = _mm256_mul_epi32(v, r.mult_e);
+  const __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(v, 32), r.mult_o);
+  __m256i ae = _mm256_add_epi64(pe, r.add_e);
+  __m256i ao = _mm256_add_epi64(po, r.add_o);
+  if (negative_add) {  // ties away from zero: p < -2^30 takes negative_add
+    const __m256i lim = _mm256_set1_epi64x(-(int64_t{1} << 30));
+    ae = _mm256_add_epi64(ae, _mm256_and_si256(_mm256_cmpgt_epi64(lim, pe), r.neg_e));
+    ao = _mm256_add_epi64(ao, _mm256_and_si256(_mm256_cmpgt_epi64(lim, po), r.neg_o));
+  }
+  return interleave_dwords(_mm256_srlv_epi64(ae, r.shift_e),
+                           _mm256_slli_epi64(_mm256_srlv_epi64(ao, r.shift_o), 32));
+}
+
 // Zero point (when not folded) and a clamp narrower than int8; the saturating packs of
 // store16_int8 are the int8 clamp itself.
 inline __m256i finish8(__m256i y, int32_t zp, int32_t qmin, int32_t qmax) {
@@ -543,68 +567,114 @@ inline void store_bytes(int8_t* out, __m128i b, std::size_t n) {
   }
 }
 
+// The epilogue's variant, decided once per call (epilogue_variant), never per row:
+//   kWzp:  a weight zero point (per channel or uniform) to subtract times the row sum;
+//   kRare: some channel has a pre-shift or rounds ties away from zero. Both are then applied to
+//          every channel: pre_shift and negative_add are zero on the channels without them, so
+//          the shift by 0 and the add of 0 change nothing (bit-identical to testing per channel).
+// The output zero point (0 when folded) and the clamp are applied as vectors always: adding 0 and
+// clamping to [-128, 127] before the saturating packs change nothing either.
+// Every option and constant is read into locals before the first store: the stores are through
+// may-alias vector types, so GCC would otherwise reload p's fields after each row.
+struct EpilogueVariant {
+  bool wzp, rare;
+};
+
+inline EpilogueVariant epilogue_variant(const GemmQs8Params& p) {
+  return {p.wzp != nullptr || p.wzp_uniform != 0, p.any_pre_shift != 0 || p.any_negative_add != 0};
+}
+
+// 0..3: the index of the (kWzp, kRare) instantiation in the kernels' tables.
+inline int variant_index(const GemmQs8Params& p) {
+  const EpilogueVariant v = epilogue_variant(p);
+  return (v.wzp ? 2 : 0) + (v.rare ? 1 : 0);
+}
+
 // GEMM: requantises and stores R rows of 16 int32 sums (acc[r][0]: channels 0..7, [1]: 8..15)
-// to which the bias is not yet added. The tile's tables are loaded once for the R rows.
-template <int R>
-inline void requant_store_rows(__m256i (*acc)[2], const int32_t* row_sums,
-                               std::size_t sums_stride, const GemmQs8Params& p, std::size_t tile,
-                               std::size_t nc, int8_t* out, std::size_t out_stride) {
+// to which the bias is not yet added. The tile's tables are loaded once for the R rows, and
+// each row is requantised and stored straight away.
+template <int R, bool kWzp, bool kRare>
+[[gnu::always_inline]] inline void requant_store_rows(
+    __m256i (*acc)[2], const int32_t* row_sums, std::size_t sums_stride, const GemmQs8Params& p,
+    std::size_t tile, std::size_t nc, int8_t* out, std::size_t out_stride) {
   const std::size_t c0 = tile * 16;
   const RequantEvenOdd& t = p.tiles[tile];
-  const bool neg = p.any_negative_add != 0;
-  const bool has_wzp = p.wzp != nullptr || p.wzp_uniform != 0;
-  __m256i bias[2], wzp[2], pre[2];
+  const bool full = nc >= 16;
+  int32_t sums[R];
+  for (int r = 0; r < R; ++r) sums[r] = row_sums[r * sums_stride];
+  const __m256i zp = _mm256_set1_epi32(p.out_zero_point);
+  const __m256i qmin = _mm256_set1_epi32(p.out_min), qmax = _mm256_set1_epi32(p.out_max);
+  __m256i bias[2], wzp[2], pre[2], offset[2];
   Requant8 rq[2];
   for (int h = 0; h < 2; ++h) {
     bias[h] = load_i32(p.bias + c0 + 8 * h);
-    wzp[h] = p.wzp != nullptr ? load_i32(p.wzp + c0 + 8 * h) : _mm256_set1_epi32(p.wzp_uniform);
-    pre[h] = load_i32(p.pre_shift + c0 + 8 * h);
+    if constexpr (kWzp) {
+      wzp[h] = p.wzp != nullptr ? load_i32(p.wzp + c0 + 8 * h) : _mm256_set1_epi32(p.wzp_uniform);
+    }
+    if constexpr (kRare) pre[h] = load_i32(p.pre_shift + c0 + 8 * h);
     rq[h] = load_requant8(t, h);
+    offset[h] = _mm256_sub_epi32(
+        interleave_dwords(rq[h].unbias_e, _mm256_slli_epi64(rq[h].unbias_o, 32)), zp);
   }
   for (int r = 0; r < R; ++r) {
     __m256i y[2];
-    const __m256i rs = _mm256_set1_epi32(row_sums[r * sums_stride]);
     for (int h = 0; h < 2; ++h) {
       __m256i v = _mm256_add_epi32(acc[r][h], bias[h]);
-      if (has_wzp) v = _mm256_sub_epi32(v, _mm256_mullo_epi32(wzp[h], rs));
-      if (p.any_pre_shift) v = _mm256_sllv_epi32(v, pre[h]);
-      y[h] = finish8(requant8(v, rq[h], neg), p.out_zero_point, p.out_min, p.out_max);
+      if constexpr (kWzp) {
+        v = _mm256_sub_epi32(v, _mm256_mullo_epi32(wzp[h], _mm256_set1_epi32(sums[r])));
+      }
+      if constexpr (kRare) v = _mm256_sllv_epi32(v, pre[h]);
+      const __m256i q = _mm256_sub_epi32(requant8_biased(v, rq[h], kRare), offset[h]);
+      y[h] = _mm256_min_epi32(_mm256_max_epi32(q, qmin), qmax);
     }
-    store_bytes(out + r * out_stride, pack16_int8(y[0], y[1]), nc);
+    const __m128i b = pack16_int8(y[0], y[1]);
+    if (full) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r * out_stride), b);
+    } else {
+      store_bytes(out + r * out_stride, b, nc);
+    }
   }
 }
 
 // int8 weights, fused: int8_dot_rows' sums (int16 rows, vpmaddwd) kept in registers.
-template <int R>
+template <int R, bool kWzp, bool kRare>
 void gemm_int8_requant_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
                             std::size_t x_stride, const int32_t* row_sums, std::size_t sums_stride,
                             const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
                             std::size_t out_stride) {
   __m256i s[R][2];
   int8_dot_rows<R>(nblocks, w, x, x_stride, s);
-  requant_store_rows<R>(s, row_sums, sums_stride, p, tile, nc, out, out_stride);
+  requant_store_rows<R, kWzp, kRare>(s, row_sums, sums_stride, p, tile, nc, out, out_stride);
 }
 
 void gemm_int8_requant(std::size_t rows, std::size_t nblocks, const uint8_t* w, const uint8_t* x,
                        std::size_t x_stride, const int32_t* row_sums, std::size_t sums_stride,
                        const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
                        std::size_t out_stride) {
-  using Fn = decltype(&gemm_int8_requant_rows<1>);
-  static constexpr Fn kByRows[3] = {gemm_int8_requant_rows<1>, gemm_int8_requant_rows<2>,
-                                    gemm_int8_requant_rows<3>};
-  kByRows[(rows < 3 ? rows : 3) - 1](nblocks, w, x, x_stride, row_sums, sums_stride, p, tile, nc,
-                                     out, out_stride);
+  using Fn = decltype(&gemm_int8_requant_rows<1, false, false>);
+  static constexpr Fn kByRows[4][3] = {
+      {gemm_int8_requant_rows<1, false, false>, gemm_int8_requant_rows<2, false, false>,
+       gemm_int8_requant_rows<3, false, false>},
+      {gemm_int8_requant_rows<1, false, true>, gemm_int8_requant_rows<2, false, true>,
+       gemm_int8_requant_rows<3, false, true>},
+      {gemm_int8_requant_rows<1, true, false>, gemm_int8_requant_rows<2, true, false>,
+       gemm_int8_requant_rows<3, true, false>},
+      {gemm_int8_requant_rows<1, true, true>, gemm_int8_requant_rows<2, true, true>,
+       gemm_int8_requant_rows<3, true, true>}};
+  kByRows[variant_index(p)][(rows < 3 ? rows : 3) - 1](nblocks, w, x, x_stride, row_sums,
+                                                       sums_stride, p, tile, nc, out, out_stride);
 }
 
 // Sub-byte weights, fused: subbyte_dot_rows' sums kept in registers.
-template <int kBits, int R>
+template <int kBits, int R, bool kWzp, bool kRare>
 void gemm_subbyte_requant_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
                                std::size_t x_stride, const int32_t* row_sums,
                                std::size_t sums_stride, const GemmQs8Params& p, std::size_t tile,
                                std::size_t nc, int8_t* out, std::size_t out_stride) {
   __m256i acc32[R][2];
   subbyte_dot_rows<kBits, R>(nblocks, w, x, x_stride, acc32);
-  requant_store_rows<R>(acc32, row_sums, sums_stride, p, tile, nc, out, out_stride);
+  requant_store_rows<R, kWzp, kRare>(acc32, row_sums, sums_stride, p, tile, nc, out,
+                                     out_stride);
 }
 
 template <int kBits>
@@ -612,12 +682,26 @@ void gemm_subbyte_requant(std::size_t rows, std::size_t nblocks, const uint8_t* 
                           const uint8_t* x, std::size_t x_stride, const int32_t* row_sums,
                           std::size_t sums_stride, const GemmQs8Params& p, std::size_t tile,
                           std::size_t nc, int8_t* out, std::size_t out_stride) {
-  using Fn = decltype(&gemm_subbyte_requant_rows<kBits, 1>);
-  static constexpr Fn kByRows[4] = {
-      gemm_subbyte_requant_rows<kBits, 1>, gemm_subbyte_requant_rows<kBits, 2>,
-      gemm_subbyte_requant_rows<kBits, 3>, gemm_subbyte_requant_rows<kBits, 4>};
-  kByRows[(rows < 4 ? rows : 4) - 1](nblocks, w, x, x_stride, row_sums, sums_stride, p, tile, nc,
-                                     out, out_stride);
+  using Fn = decltype(&gemm_subbyte_requant_rows<kBits, 1, false, false>);
+  static constexpr Fn kByRows[4][4] = {
+      {gemm_subbyte_requant_rows<kBits, 1, false, false>,
+       gemm_subbyte_requant_rows<kBits, 2, false, false>,
+       gemm_subbyte_requant_rows<kBits, 3, false, false>,
+       gemm_subbyte_requant_rows<kBits, 4, false, false>},
+      {gemm_subbyte_requant_rows<kBits, 1, false, true>,
+       gemm_subbyte_requant_rows<kBits, 2, false, true>,
+       gemm_subbyte_requant_rows<kBits, 3, false, true>,
+       gemm_subbyte_requant_rows<kBits, 4, false, true>},
+      {gemm_subbyte_requant_rows<kBits, 1, true, false>,
+       gemm_subbyte_requant_rows<kBits, 2, true, false>,
+       gemm_subbyte_requant_rows<kBits, 3, true, false>,
+       gemm_subbyte_requant_rows<kBits, 4, true, false>},
+      {gemm_subbyte_requant_rows<kBits, 1, true, true>,
+       gemm_subbyte_requant_rows<kBits, 2, true, true>,
+       gemm_subbyte_requant_rows<kBits, 3, true, true>,
+       gemm_subbyte_requant_rows<kBits, 4, true, true>}};
+  kByRows[variant_index(p)][(rows < 4 ? rows : 4) - 1](nblocks, w, x, x_stride, row_sums,
+                                                       sums_stride, p, tile, nc, out, out_stride);
 }
 
 // ------------------------------------------------------------------------------ indirect, fused
@@ -625,7 +709,7 @@ void gemm_subbyte_requant(std::size_t rows, std::size_t nblocks, const uint8_t* 
 // indirection buffer (IgemmQs8Fn): no im2col copy. The int16 sums of the sub-byte kernels run
 // on across taps (SubbyteDot flushes by block count, not by tap), so a 3x3 conv over 16
 // channels (one block per tap) still widens once per 10 blocks.
-template <int kBits, int R>
+template <int kBits, int R, bool kWzp, bool kRare>
 void igemm_requant_rows(std::size_t taps, std::size_t blocks_per_tap, const uint8_t* w,
                         const uint8_t* const* ind, const int32_t* row_sums,
                         const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
@@ -650,7 +734,7 @@ void igemm_requant_rows(std::size_t taps, std::size_t blocks_per_tap, const uint
     d.flush();
     for (int r = 0; r < R; ++r) acc[r][0] = d.s32[r][0], acc[r][1] = d.s32[r][1];
   }
-  requant_store_rows<R>(acc, row_sums, 1, p, tile, nc, out, out_stride);
+  requant_store_rows<R, kWzp, kRare>(acc, row_sums, 1, p, tile, nc, out, out_stride);
 }
 
 // int8 weights: a call takes up to 6 rows, as pairs (Int8Dot<2>: 8 accumulators, no spill)
@@ -663,9 +747,17 @@ void igemm_int8_requant(std::size_t rows, std::size_t taps, std::size_t blocks_p
                         const uint8_t* w, const uint8_t* const* ind, const int32_t* row_sums,
                         const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
                         std::size_t out_stride) {
-  using Fn = decltype(&igemm_requant_rows<8, 1>);
-  static constexpr Fn kByRows[3] = {igemm_requant_rows<8, 1>, igemm_requant_rows<8, 2>,
-                                    igemm_requant_rows<8, 3>};
+  using Fn = decltype(&igemm_requant_rows<8, 1, false, false>);
+  static constexpr Fn kVariants[4][3] = {
+      {igemm_requant_rows<8, 1, false, false>, igemm_requant_rows<8, 2, false, false>,
+       igemm_requant_rows<8, 3, false, false>},
+      {igemm_requant_rows<8, 1, false, true>, igemm_requant_rows<8, 2, false, true>,
+       igemm_requant_rows<8, 3, false, true>},
+      {igemm_requant_rows<8, 1, true, false>, igemm_requant_rows<8, 2, true, false>,
+       igemm_requant_rows<8, 3, true, false>},
+      {igemm_requant_rows<8, 1, true, true>, igemm_requant_rows<8, 2, true, true>,
+       igemm_requant_rows<8, 3, true, true>}};
+  const Fn* kByRows = kVariants[variant_index(p)];
   const std::size_t group = blocks_per_tap >= 2 ? 2 : 3;
   for (std::size_t r = 0; r < rows; r += group) {
     const std::size_t n = rows - r < group ? rows - r : group;
@@ -679,9 +771,17 @@ void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_ta
                    const uint8_t* w, const uint8_t* const* ind, const int32_t* row_sums,
                    const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
                    std::size_t out_stride) {
-  using Fn = decltype(&igemm_requant_rows<kBits, 1>);
-  static constexpr Fn kByRows[4] = {igemm_requant_rows<kBits, 1>, igemm_requant_rows<kBits, 2>,
-                                    igemm_requant_rows<kBits, 3>, igemm_requant_rows<kBits, 4>};
+  using Fn = decltype(&igemm_requant_rows<kBits, 1, false, false>);
+  static constexpr Fn kVariants[4][4] = {
+      {igemm_requant_rows<kBits, 1, false, false>, igemm_requant_rows<kBits, 2, false, false>,
+       igemm_requant_rows<kBits, 3, false, false>, igemm_requant_rows<kBits, 4, false, false>},
+      {igemm_requant_rows<kBits, 1, false, true>, igemm_requant_rows<kBits, 2, false, true>,
+       igemm_requant_rows<kBits, 3, false, true>, igemm_requant_rows<kBits, 4, false, true>},
+      {igemm_requant_rows<kBits, 1, true, false>, igemm_requant_rows<kBits, 2, true, false>,
+       igemm_requant_rows<kBits, 3, true, false>, igemm_requant_rows<kBits, 4, true, false>},
+      {igemm_requant_rows<kBits, 1, true, true>, igemm_requant_rows<kBits, 2, true, true>,
+       igemm_requant_rows<kBits, 3, true, true>, igemm_requant_rows<kBits, 4, true, true>}};
+  const Fn* kByRows = kVariants[variant_index(p)];
   static_assert(Mr >= 1 && Mr <= 4, "row tails are dispatched over 1..4 rows");
   kByRows[(rows < Mr ? rows : Mr) - 1](taps, blocks_per_tap, w, ind, row_sums, p, tile, nc, out,
                                        out_stride);
