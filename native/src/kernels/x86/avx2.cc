@@ -201,8 +201,8 @@ struct SubbyteDot {
 };
 
 // The GEMM kernels' (int32-out and fused, rows at a fixed stride) sub-byte dot products:
-// widened to int32 after every block, 4 rows half by half (channels 0-7, then 8-15) so that
-// one half's fields + 2 int32 accumulators per row fit in 16 ymm. SubbyteDot's int16 sums over
+// widened to int32 after every block, one pass over K per half (channels 0-7, then 8-15) so
+// that one half's fields + 1 int32 accumulator per row fit in 16 ymm. SubbyteDot's int16 sums over
 // several blocks measured slower here: these kernels serve mostly small K (1x1 convs over 24-32
 // channels, the stems over RGB, where the K blocks are 2-10 and the int16 state is one more
 // register set to carry): 1x1 56x56x24 -> 144 ternary 0.334 -> 0.382 ms with it.
