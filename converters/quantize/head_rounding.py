@@ -33,7 +33,7 @@ from sdk.converters.ir import Graph, Model, Operator, Tensor
 from sdk.converters.quantize.gptq import gptq_quantize, refit_scales, weight_key
 from sdk.converters.quantize.plan import layer_name
 from sdk.converters.quantize.score_ranges import returned_tensors
-from sdk.converters.quantize.stem import MIN_GAIN, held_out_split
+from sdk.converters.quantize.stem import MIN_GAIN, StemChoice, describe_choices, held_out_split
 from sdk.converters.quantize.weights import symmetric_per_channel
 
 #: heads with more weights than this round to nearest (bounds the solve; hand full's world
@@ -50,24 +50,13 @@ _PASS = frozenset({"LOGISTIC", "TANH", "RESHAPE", "SQUEEZE", "EXPAND_DIMS"})
 
 
 @dataclass
-class HeadChoice:
-    """One head's held-out check: its output SQNR (dB) on the held-out inputs with weights
-    rounded to nearest and with GPTQ codes (bias-corrected both)."""
-
-    layer: str
-    rtn_db: float
-    gptq_db: float
-    kept: bool
-
-
-@dataclass
 class HeadRounding:
     """The chosen heads' GPTQ solutions, keyed by `gptq.weight_key` of their float weights."""
 
     #: weight key -> (scales [C], codes [C, K]) for the heads that passed the check
     solutions: dict[tuple[tuple[int, ...], str], tuple[np.ndarray, np.ndarray]] = \
         field(default_factory=dict)
-    choices: list[HeadChoice] = field(default_factory=list)
+    choices: list[StemChoice] = field(default_factory=list)
     #: heads whose codes the rewrite took (filled by `codes`)
     rounded: list[str] = field(default_factory=list)
     skipped: str = ""
@@ -94,8 +83,7 @@ class HeadRounding:
             return self.skipped
         return ("head rounding: output FULLY_CONNECTED codes by GPTQ where the held-out "
                 "calibration samples gain, each head's output SQNR round-to-nearest -> GPTQ: "
-                + "; ".join(f"{c.layer} {c.rtn_db:.1f} -> {c.gptq_db:.1f} dB"
-                            f"{'' if c.kept else ' (not kept)'}" for c in self.choices))
+                + describe_choices(self.choices))
 
 
 def reaches_output(graph: Graph, op: Operator) -> bool:
@@ -223,7 +211,7 @@ def head_rounding(model: Model, samples: SampleSet) -> HeadRounding:
         rtn_db = _db(rtn, signal)
         kept = gptq < rtn * (1.0 - MIN_GAIN) and rtn_db < MAX_RTN_DB
         name = layer_name(op)
-        result.choices.append(HeadChoice(name, rtn_db, _db(gptq, signal), kept))
+        result.choices.append(StemChoice(name, rtn_db, _db(gptq, signal), kept))
         if kept:
             key = weight_key(w_t.numpy().astype(np.float32))
             result.solutions[key] = (fitted.astype(np.float32), solved.codes)

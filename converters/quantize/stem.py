@@ -100,14 +100,22 @@ MODEL_CHECK_SAMPLES = 4
 
 @dataclass
 class StemChoice:
-    """One stem layer's held-out check: the SQNR (dB) of its own int8 output on the held-out
-    inputs (weight rounding, mean shift removed as bias correction does, plus the output's own
-    rounding noise) with its weights rounded to nearest and with GPTQ codes."""
+    """One layer's held-out check: the SQNR (dB) of its output on the held-out inputs with its
+    weights rounded to nearest and with GPTQ codes, and whether the codes were kept. For a stem
+    layer the output is its own int8 output (weight rounding, mean shift removed as bias
+    correction does, plus the output's own rounding noise); `head_rounding` uses it for the
+    output heads (their bias-corrected output)."""
 
     layer: str
     rtn_db: float
     gptq_db: float
     kept: bool
+
+
+def describe_choices(choices: list[StemChoice]) -> str:
+    """The held-out checks as "layer rtn -> gptq dB" items, "(not kept)" where refused."""
+    return "; ".join(f"{c.layer} {c.rtn_db:.1f} -> {c.gptq_db:.1f} dB"
+                     f"{'' if c.kept else ' (not kept)'}" for c in choices)
 
 
 @dataclass
@@ -152,8 +160,7 @@ class StemRounding:
                 f"against their calibration inputs ({', '.join(self.rounded) or 'none'})")
         if self.choices:
             text += "; held-out check, each layer's int8 output SQNR round-to-nearest -> GPTQ: " \
-                + "; ".join(f"{c.layer} {c.rtn_db:.1f} -> {c.gptq_db:.1f} dB"
-                          f"{'' if c.kept else ' (not kept)'}" for c in self.choices)
+                + describe_choices(self.choices)
         if self.model_db is not None:
             verdict = "kept" if self.accepted else "not kept: round to nearest"
             outputs = ", ".join(f"{a:.1f} -> {b:.1f}" for a, b in self.output_db)
