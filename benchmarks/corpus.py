@@ -27,6 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus.manifest import CorpusError, cache_dir, load_manifest, select
+from corpus.protocol import HELDOUT
 
 from sdk.base.host import cpu_name
 
@@ -44,13 +45,13 @@ def versions() -> dict[str, str]:
     return out
 
 
-def run_one(name: str, samples: int, peers: bool) -> int:
+def run_one(name: str, samples: int, peers: bool, heldout: int) -> int:
     """Child process: one model, its result as one JSON line on stdout."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from corpus.measure import run_model
 
     (model,) = select(load_manifest(), [name])
-    result = run_model(model, samples, peers=peers)
+    result = run_model(model, samples, peers=peers, heldout=heldout)
     sys.stdout.write("\nRESULT " + json.dumps(result.to_dict()) + "\n")
     return 0
 
@@ -66,7 +67,8 @@ def run_all(args: argparse.Namespace) -> int:
         return 2
     results: list[dict[str, Any]] = []
     for m in models:
-        cmd = [sys.executable, __file__, "one", m.name, "--samples", str(args.samples)]
+        cmd = [sys.executable, __file__, "one", m.name, "--samples", str(args.samples),
+               "--heldout", str(args.heldout)]
         if args.no_peers:
             cmd.append("--no-peers")
         t0 = time.perf_counter()
@@ -91,7 +93,8 @@ def run_all(args: argparse.Namespace) -> int:
             Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json_out).write_text(json.dumps({"partial": True, "models": results}))
     report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "cpu": cpu_name(),
-              "cores": os.cpu_count(), "samples": args.samples, "versions": versions(),
+              "cores": os.cpu_count(), "samples": args.samples, "heldout": args.heldout,
+              "versions": versions(),
               "summary": summarise(results), "models": results}
     text = json.dumps(report, indent=1)
     if args.json_out:
@@ -171,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="measure every model (or --models)")
     run.add_argument("--models", help="comma-separated model names (default: all)")
     run.add_argument("--samples", type=int, default=32, help="calibration samples per model")
+    run.add_argument("--heldout", type=int, default=HELDOUT,
+                     help=f"held-out samples per model, ours and the peer's (default {HELDOUT}; "
+                          "8 reproduces the tables before 2026-12-06 16:40 UTC)")
     run.add_argument("--json-out", help="also write the JSON report here")
     run.add_argument("--timeout", type=int, default=900, help="seconds per model")
     run.add_argument("--no-peers", action="store_true", help="skip the peer quantisers")
@@ -183,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     one = sub.add_parser("one", help=argparse.SUPPRESS)
     one.add_argument("name")
     one.add_argument("--samples", type=int, default=32)
+    one.add_argument("--heldout", type=int, default=HELDOUT)
     one.add_argument("--no-peers", action="store_true")
     args = ap.parse_args(argv)
     try:
@@ -202,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(check(model, args.samples).line(), flush=True)
             return 0
         if args.cmd == "one":
-            return run_one(args.name, args.samples, not args.no_peers)
+            return run_one(args.name, args.samples, not args.no_peers, args.heldout)
         return run_all(args)
     except CorpusError as exc:
         print(f"error: {exc}", file=sys.stderr)

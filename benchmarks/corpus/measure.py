@@ -26,6 +26,7 @@ import numpy as np
 
 from .inputs import Context, InputDesc, Sample, make_samples, model_inputs
 from .manifest import CorpusModel, cache_dir, load_manifest
+from .protocol import CALIBRATION_SEED, HELDOUT, HELDOUT_SEED
 from .tasks import agreement
 
 
@@ -340,16 +341,17 @@ def ort_qdq(path: Path, cal: list[Sample], work: Path) -> tuple[bytes, float]:
 
 
 def run_model(model: CorpusModel, samples: int, *, peers: bool = True,
-              cache: Path | None = None, seed: int = 0) -> ModelResult:
+              cache: Path | None = None, seed: int = 0, heldout: int = HELDOUT) -> ModelResult:
     root = cache if cache is not None else cache_dir()
     start = time.perf_counter()
     path = model.path(root)
     by_name = {m.name: m for m in load_manifest()}
     ctx = Context(model_path=lambda name: by_name[name].path(root))
     descs = model_inputs(model, path)
-    n_eval = max(8, samples // 4)
-    cal = make_samples(model, path, samples, seed + 1, ctx)
-    val = make_samples(model, path, n_eval, seed + 2, ctx)
+    cal = make_samples(model, path, samples, seed + CALIBRATION_SEED, ctx)
+    if heldout < 1:
+        raise ValueError(f"heldout must be at least 1, not {heldout}")
+    val = make_samples(model, path, heldout, seed + HELDOUT_SEED, ctx)
     input_order = [d.name for d in descs]
     hw = _image_hw(model, descs)
 
@@ -485,4 +487,4 @@ def error_result(model: CorpusModel, message: str) -> dict[str, Any]:
             "peer": None}
 
 
-__all__ = ["ModelResult", "QuantResult", "error_result", "run_model"]
+__all__ = ["HELDOUT", "ModelResult", "QuantResult", "error_result", "run_model"]
