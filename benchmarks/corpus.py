@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--samples", type=int, default=32, help="calibration samples per model")
     run.add_argument("--heldout", type=int, default=HELDOUT,
                      help=f"held-out samples per model, ours and the peer's (default {HELDOUT}; "
-                          "8 reproduces the tables before 2026-12-06 16:40 UTC)")
+                          "8 reproduces the tables before 2026-12-06 16:20 UTC)")
     run.add_argument("--json-out", help="also write the JSON report here")
     run.add_argument("--timeout", type=int, default=900, help="seconds per model")
     run.add_argument("--no-peers", action="store_true", help="skip the peer quantisers")
