@@ -29,11 +29,12 @@ import numpy as np
 
 from sdk.base.errors import EdgeSDKError
 from sdk.base.samples import SampleSet
-from sdk.converters.ir import Graph, Model, Operator, Tensor
+from sdk.converters.ir import Graph, Model, Operator
 from sdk.converters.quantize.gptq import gptq_quantize, refit_scales, weight_key
 from sdk.converters.quantize.plan import layer_name
 from sdk.converters.quantize.score_ranges import returned_tensors
 from sdk.converters.quantize.stem import MIN_GAIN, StemChoice, describe_choices, held_out_split
+from sdk.converters.quantize.subgraph import computing
 from sdk.converters.quantize.weights import symmetric_per_channel
 
 #: heads with more weights than this round to nearest (bounds the solve; hand full's world
@@ -126,16 +127,9 @@ def _inputs(model: Model, ops: list[Operator], samples: SampleSet) -> list[list[
     from sdk.converters.tflite import serialize
     from sdk.run.runner import LiteRTRunner
 
-    g = model.main
-    wanted: list[Tensor] = []
-    for op in ops:
-        x = op.inputs[0]
-        assert x is not None
-        if all(x is not t for t in wanted):
-            wanted.append(x)
-    cut = Graph(g.name, list(g.tensors), list(g.operators), list(g.inputs), wanted)
-    cut.prune()
-    data, _ = serialize(Model([cut], model.description, model.version))
+    cut = computing(model, [op.inputs[0] for op in ops if op.inputs[0] is not None])
+    wanted = cut.main.outputs
+    data, _ = serialize(cut)
     outs = LiteRTRunner(data).outputs_for(samples)
     per_op = []
     for op in ops:

@@ -67,6 +67,7 @@ from sdk.converters.quantize.gptq import (
 )
 from sdk.converters.quantize.plan import layer_name
 from sdk.converters.quantize.rules import OP_RULES
+from sdk.converters.quantize.subgraph import computing
 from sdk.converters.quantize.weights import symmetric_per_channel
 
 #: layers with fewer weighted layers than this between them and a model input are the stem
@@ -207,17 +208,6 @@ def stem_layers(model: Model, depth: int = STEM_DEPTH) -> list[Operator]:
     return [op for op in gptq_layers(model) if d[id(op)] < depth]
 
 
-def _prefix(model: Model, ops: list[Operator]) -> Model:
-    """The main graph cut after the last of `ops`, with their outputs as the graph outputs."""
-    g = model.main
-    last = max(g.operators.index(op) for op in ops)
-    outputs: list[Tensor] = [t for op in ops for t in op.outputs if t is not None]
-    prefix = Graph(g.name, list(g.tensors), list(g.operators[:last + 1]), list(g.inputs),
-                   outputs)
-    prefix.prune()
-    return Model([prefix], model.description, model.version)
-
-
 def held_out_split(samples: SampleSet) -> tuple[SampleSet, SampleSet] | None:
     """(fit, held out): the last quarter of the calibration samples (MIN_HELD_OUT to
     MAX_HELD_OUT of them) is held out; None when the fit part would be smaller than twice that."""
@@ -252,7 +242,7 @@ def stem_rounding(model: Model, samples: SampleSet, *, depth: int = STEM_DEPTH,
                 f"stem rounding: off ({len(samples)} calibration samples leave too few to hold "
                 f"out {MIN_HELD_OUT} for its check; round to nearest)"))
         fit, held = split
-    prefix = _prefix(model, ops)
+    prefix = computing(model, [t for op in ops for t in op.outputs if t is not None])
     used = fit.subset(slice(0, max_samples)) if len(fit) > max_samples else fit
     hessians = collect_hessians(prefix, used, max_rows=STEM_ROWS)
     names = {layer_name(op) for op in ops}
