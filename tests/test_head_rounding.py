@@ -147,6 +147,34 @@ def test_a_head_output_shift_is_removed_from_its_bias() -> None:
     assert np.abs(residual).max() < 2.0, residual  # from 10 steps on the shifted channels
 
 
+def test_the_heads_float_side_is_run_once_for_all_builds() -> None:
+    """target_sqnr= builds up to 10 times with one float model: its head outputs are measured
+    once (`FloatHeads`), and each build's correction is what a fresh measurement gives."""
+    from sdk.converters.quantize.head_bias import FloatHeads
+
+    model = load_model(_head()).model
+    samples = as_samples(_features(32, 2)[:, None, :], input_specs(model))
+    cal = calibrate(model, samples)
+    float_side = FloatHeads(model, samples)
+    biases, notes = [], []
+    for shared in (float_side, float_side, None):
+        quantized = quantize_int8(model, plan_for("int8", model), cal.ranges,
+                                  input_means=cal.means)
+        fc = next(op for op in quantized.model.main.operators if op.type == "FULLY_CONNECTED")
+        bias, out = fc.inputs[2], fc.outputs[0]
+        assert bias is not None and bias.quant is not None and out.quant is not None
+        steps = float(out.quant.scale[0]) / bias.quant.scale.astype(np.float64)
+        bias.data = (bias.numpy() + np.round(10 * steps)).astype(np.int32)
+        notes.append(correct_head_biases(model, quantized, samples, shared))
+        biases.append(bias.numpy().copy())
+    assert float_side.runs == 1
+    assert notes[0] == notes[1] == notes[2] and len(notes[0]) == 1, notes
+    np.testing.assert_array_equal(biases[0], biases[2])
+    np.testing.assert_array_equal(biases[1], biases[2])
+    with pytest.raises(ValueError, match="another float model or other samples"):
+        correct_head_biases(model, quantized, samples.subset(slice(0, 8)), float_side)
+
+
 def test_vector_heads_are_returned_layers_with_one_value_per_channel() -> None:
     """A 1x1 convolution on pooled features is a head; the same convolution over a map (a
     segmentation output) is not: its error is not one shift per channel."""

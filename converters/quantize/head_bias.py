@@ -17,17 +17,21 @@ one shift per channel over the landscape selfie's map cost 10.2 -> 9.4 dB.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sdk.base.errors import EdgeSDKError
 from sdk.base.samples import SampleSet
-from sdk.converters.ir import Model, Operator
+from sdk.converters.ir import Model, Operator, Tensor
 from sdk.converters.quantize.bias import INT32_MAX, MARGIN_STEPS, correctable_layers
 from sdk.converters.quantize.head_rounding import reaches_output
 from sdk.converters.quantize.int8 import QuantizedModel
 from sdk.converters.quantize.plan import layer_name
 from sdk.converters.quantize.rules import OP_RULES
+
+if TYPE_CHECKING:
+    from sdk.run.runner import LiteRTRunner
 
 
 def vector_heads(model: Model) -> list[Operator]:
@@ -52,17 +56,71 @@ def vector_heads(model: Model) -> list[Operator]:
 SHIFT_T = 2.0
 
 
-def correct_head_biases(float_model: Model, quantized: QuantizedModel, samples: SampleSet
-                        ) -> list[str]:
+class FloatHeads:
+    """The float side of the heads' mean shift: the float model's `vector_heads` outputs on the
+    calibration samples. One export builds up to 10 times (target_sqnr=) with the same float
+    model and samples: it is serialised and run once (per batch size), every build reuses the
+    outputs, and the interpreter is let go once they are read."""
+
+    def __init__(self, float_model: Model, samples: SampleSet) -> None:
+        self.model, self.samples = float_model, samples
+        self._runner: LiteRTRunner | None = None
+        self._index: dict[Tensor, int] = {}
+        self._batch_size: int | None = None
+        self._outputs: dict[int, list[dict[int, np.ndarray]]] = {}
+        #: how many times the float model was run over the samples
+        self.runs = 0
+
+    def _run(self) -> LiteRTRunner:
+        if self._runner is None:
+            from sdk.converters.tflite import serialize
+            from sdk.run.runner import LiteRTRunner
+
+            data, maps = serialize(self.model)
+            run = LiteRTRunner(data, reference=True, preserve_all_tensors=True)
+            run.check_batching(self.samples)
+            self._runner, self._index = run, maps[0]
+        return self._runner
+
+    def batch_size(self) -> int:
+        """The samples per run the float model takes (`LiteRTRunner.check_batching`)."""
+        if self._batch_size is None:
+            self._batch_size = self._run().batch_size
+        return self._batch_size
+
+    def outputs(self, batch_size: int) -> list[dict[int, np.ndarray]]:
+        """Per run of `batch_size` samples: each vector head's float output, by id of its op."""
+        if batch_size not in self._outputs:
+            run = self._run()
+            run.batch_size = batch_size
+            heads = vector_heads(self.model)
+            self._outputs[batch_size] = [
+                {id(op): run.tensor(self._index[op.outputs[0]]).astype(np.float64)
+                 for op in heads}
+                for _ in run.run(self.samples)]
+            self.runs += 1
+            self._runner = None  # its kept tensors: as large as a batch's activations
+        return self._outputs[batch_size]
+
+
+def correct_head_biases(float_model: Model, quantized: QuantizedModel, samples: SampleSet,
+                        float_side: FloatHeads | None = None) -> list[str]:
     """Remove, in the int32 biases of `quantized`'s output heads (`vector_heads`), the mean
     error of each output channel on `samples` (the int8 model against the float one, LiteRT's
     builtin kernels): the shift the backbone's rounding leaves in a head's output. Heads are
     terminal and read no head, so one run of each model measures them all
     (`bias.empirical_bias_correction` runs every layer in turn: 15x the export time on hand
     full). Elements near the ends of the output's int8 range are not counted (they may be
-    clipped), as there. Returns one note per head corrected."""
+    clipped), as there. `float_side`: the float outputs kept from an earlier build of the same
+    float model on the same samples (the exporter's, one per export). Returns one note per
+    head corrected."""
     from sdk.converters.tflite.custom_ops import custom_ops_in, lower_for_litert
 
+    if float_side is None:
+        float_side = FloatHeads(float_model, samples)
+    elif float_side.model is not float_model or float_side.samples is not samples:
+        raise ValueError("correct_head_biases: float_side was made for another float model or "
+                         "other samples")
     ids = {id(op) for op in vector_heads(float_model)}
     pairs = [(f, q) for f, q in correctable_layers(float_model, quantized) if id(f) in ids]
     if not pairs or len(samples) == 0:
@@ -71,7 +129,7 @@ def correct_head_biases(float_model: Model, quantized: QuantizedModel, samples: 
     if custom_ops_in(lowered):  # sub-byte layouts LiteRT lacks: left to the empirical option
         return []
     try:
-        sums = _shift_sums(float_model, lowered, pairs, samples)
+        sums = _shift_sums(float_side, lowered, pairs)
     except EdgeSDKError as exc:  # a model LiteRT cannot run here: no correction
         return [f"output heads' mean shift: not measured ({exc})"]
     notes = []
@@ -97,28 +155,28 @@ def correct_head_biases(float_model: Model, quantized: QuantizedModel, samples: 
     return notes
 
 
-def _shift_sums(float_model: Model, lowered: Model, pairs: list[tuple[Operator, Operator]],
-                samples: SampleSet) -> list[np.ndarray]:
+def _shift_sums(float_side: FloatHeads, lowered: Model, pairs: list[tuple[Operator, Operator]]
+                ) -> list[np.ndarray]:
     """Per head: [3, C] count, sum and sum of squares of (int8 - float) output elements well
-    inside the int8 range, over `samples` (one run of each model)."""
+    inside the int8 range, over the float side's samples (one run of the int8 model; the float
+    one's is `float_side`'s, at the batch size both take)."""
     from sdk.converters.tflite import serialize
     from sdk.run.runner import LiteRTRunner
 
-    float_bytes, float_maps = serialize(float_model)
+    samples = float_side.samples
     quant_bytes, quant_maps = serialize(lowered)
-    float_run = LiteRTRunner(float_bytes, reference=True, preserve_all_tensors=True)
     quant_run = LiteRTRunner(quant_bytes, reference=True, preserve_all_tensors=True)
-    float_run.check_batching(samples)
     quant_run.check_batching(samples)
-    float_run.batch_size = quant_run.batch_size = min(float_run.batch_size, quant_run.batch_size)
+    quant_run.batch_size = min(float_side.batch_size(), quant_run.batch_size)
+    floats = float_side.outputs(quant_run.batch_size)
     sums = [np.zeros((3, q.outputs[0].shape[-1])) for _, q in pairs]  # count, sum, sum of sq
-    for _ in zip(float_run.run(samples), quant_run.run(samples), strict=True):
+    for _, float_out in zip(quant_run.run(samples), floats, strict=True):
         for (f_op, q_op), acc in zip(pairs, sums, strict=True):
             qt = q_op.outputs[0]
             assert qt.quant is not None
             scale, zp = float(qt.quant.scale[0]), int(qt.quant.zero_point[0])
             lo, hi = (-128 - zp) * scale, (127 - zp) * scale
-            f = float_run.tensor(float_maps[0][f_op.outputs[0]]).astype(np.float64)
+            f = float_out[id(f_op)]
             q = qt.quant.dequantize(quant_run.tensor(quant_maps[0][qt])).astype(np.float64)
             f, q = f.reshape(-1, acc.shape[1]), q.reshape(-1, acc.shape[1])
             inside = (f > lo + MARGIN_STEPS * scale) & (f < hi - MARGIN_STEPS * scale)
