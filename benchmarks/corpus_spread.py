@@ -3,13 +3,15 @@
     python benchmarks/corpus_spread.py oww_hey_jarvis --sets 32
     python benchmarks/corpus_spread.py oww_hey_jarvis --sets 32 --cal-seed 11
 
-`benchmarks/corpus.py run` scores a model on 8 held-out samples (seed 2). On an output whose
-values sit in a sigmoid's tail (a wake word's p ~ 1e-5 .. 1e-3 on non-wake audio), the SQNR
-over those 8 values is set by the one most probable sample: p's error there is p times the
+`benchmarks/corpus.py run` scores a model on 32 held-out samples (seed 2; 8 before 2026-12-06
+16:20 UTC, `corpus/protocol.py`). On an output whose values sit in a sigmoid's tail (a wake
+word's p ~ 1e-5 .. 1e-3 on non-wake audio), the SQNR over 8 such values is set by the one most
+probable sample: p's error there is p times the
 logit's error, and that sample outweighs the others by its p squared. This script exports the
 model once, as `corpus.py` does (the same 32 calibration samples, `sdk.export` defaults; and
-onnxruntime's QDQ for ONNX files), then scores both on `--sets` further held-out sets of 8
-(seeds 2, 1002, 2002, ...; the first is corpus.py's): per set the worst-output SQNR, and over
+onnxruntime's QDQ for ONNX files), then scores both on `--sets` held-out sets of `--set-size`
+samples (default the protocol's 32; `--set-size 8` the old one; seeds 2, 1002, 2002, ...; the
+first is corpus.py's): per set the worst-output SQNR, and over
 all of them its median, min and max, the SQNR over every sample at once and, for an output that
 is a probability under 0.5, the logit's error (rms and mean; what moves a threshold decision).
 Prints JSON.
@@ -33,8 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus import measure
 from corpus.inputs import Context, make_samples, model_inputs
 from corpus.manifest import cache_dir, load_manifest, select
-
-SET_SIZE = 8
+from corpus.protocol import CALIBRATION, HELDOUT, HELDOUT_SEED
 
 
 def _sqnr(ref: np.ndarray, got: np.ndarray) -> float:
@@ -47,7 +48,8 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def spread(name: str, sets: int, cal_seed: int = 1, peers: bool = True) -> dict[str, Any]:
+def spread(name: str, sets: int, cal_seed: int = 1, peers: bool = True,
+           set_size: int = HELDOUT) -> dict[str, Any]:
     (model,) = select(load_manifest(), [name])
     root = cache_dir()
     path = model.path(root)
@@ -55,8 +57,9 @@ def spread(name: str, sets: int, cal_seed: int = 1, peers: bool = True) -> dict[
     ctx = Context(model_path=lambda n: by_name[n].path(root))
     descs = model_inputs(model, path)
     order = [d.name for d in descs]
-    cal = make_samples(model, path, 32, cal_seed, ctx)
-    held = [make_samples(model, path, SET_SIZE, 2 + 1000 * k, ctx) for k in range(sets)]
+    cal = make_samples(model, path, CALIBRATION, cal_seed, ctx)
+    held = [make_samples(model, path, set_size, HELDOUT_SEED + 1000 * k, ctx)
+            for k in range(sets)]
     flat = [s for group in held for s in group]
     runners: dict[str, measure.Runner] = {}
     with tempfile.TemporaryDirectory(prefix="edgesdk-spread-") as tmp:
@@ -71,14 +74,14 @@ def spread(name: str, sets: int, cal_seed: int = 1, peers: bool = True) -> dict[
         ref_out = [ref_runner(s) for s in flat]
         idx_ref = list(range(len(ref_out[0])))
         out: dict[str, Any] = {"model": name, "cal_seed": cal_seed, "sets": sets,
-                               "set_size": SET_SIZE, "tools": {}}
+                               "set_size": set_size, "tools": {}}
         for tool, runner in runners.items():
             got_out = [runner(s) for s in flat]
             idx = measure.align(ref_runner.names, [o.size for o in ref_out[0]], runner.names,
                                 [o.size for o in got_out[0]])
             per_set = []
             for k in range(sets):
-                rows = range(k * SET_SIZE, (k + 1) * SET_SIZE)
+                rows = range(k * set_size, (k + 1) * set_size)
                 per_set.append(min(
                     _sqnr(np.concatenate([np.ravel(ref_out[i][r]) for i in rows]).astype(float),
                           np.concatenate([np.ravel(got_out[i][j]) for i in rows]).astype(float))
@@ -103,9 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", type=int, default=32)
     ap.add_argument("--cal-seed", type=int, default=1)
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--set-size", type=int, default=HELDOUT,
+                    help=f"held-out samples per set (default {HELDOUT}, the corpus protocol's)")
     args = ap.parse_args(argv)
     with measure.quiet():
-        result = spread(args.model, args.sets, args.cal_seed, peers=not args.no_peers)
+        result = spread(args.model, args.sets, args.cal_seed, peers=not args.no_peers,
+                        set_size=args.set_size)
     print(json.dumps(result, indent=1))
     return 0
 

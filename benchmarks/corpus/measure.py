@@ -361,27 +361,9 @@ def run_model(model: CorpusModel, samples: int, *, peers: bool = True,
     # the float reference: the published file in its own runtime (stock LiteRT cannot run
     # files with a publisher's custom ops: then nothing can be compared, but import and
     # export are still tried and reported)
-    ref: list[list[np.ndarray]] = []
-    ref_names: list[str] = []
-    try:
-        if model.format == "onnx":
-            ref_runner: Runner = OrtRunner(str(path))
-        else:
-            ref_runner = LiteRTRunner(path.read_bytes(), input_order)
-        ref = [ref_runner(s) for s in val]
-        ref_names = ref_runner.names
-    except Exception as exc:
-        result.reference_error = short_error(exc)
-        if model.format == "tflite":  # a publisher's custom ops: our float import, if it runs
-            try:
-                ref, ref_names = _imported_reference(path, input_order, val)
-                result.reference_note = (
-                    "float reference: the imported float model (publisher custom ops rewritten "
-                    "as builtins), run in LiteRT; the published file does not load there: "
-                    + result.reference_error)
-                result.reference_error = None
-            except Exception:
-                pass
+    reference = float_reference(model, path, input_order, val)
+    ref, ref_names = reference.outputs, reference.names
+    result.reference_error, result.reference_note = reference.error, reference.note
     # import: what sdk.export does first
     try:
         from sdk.converters.frontends import load_model
@@ -426,6 +408,43 @@ def run_model(model: CorpusModel, samples: int, *, peers: bool = True,
                                 input_order)
     result.seconds = time.perf_counter() - start
     return result
+
+
+@dataclass
+class Reference:
+    """The float model's outputs on the held-out samples, or why there are none."""
+
+    outputs: list[list[np.ndarray]]
+    names: list[str]
+    #: the float model does not run (then `outputs` is empty)
+    error: str | None = None
+    #: what the reference is when not the published file in its runtime
+    note: str | None = None
+
+
+def float_reference(model: CorpusModel, path: Path, input_order: list[str],
+                    val: list[Sample]) -> Reference:
+    """The published file in its own runtime (onnxruntime, LiteRT with XNNPACK); where stock
+    LiteRT cannot load a .tflite (a publisher's custom ops), our float import of it."""
+    try:
+        if model.format == "onnx":
+            runner: Runner = OrtRunner(str(path))
+        else:
+            runner = LiteRTRunner(path.read_bytes(), input_order)
+        return Reference([runner(s) for s in val], runner.names)
+    except Exception as exc:
+        error = short_error(exc)
+    if model.format == "tflite":  # a publisher's custom ops: our float import, if it runs
+        try:
+            ref, names = _imported_reference(path, input_order, val)
+        except Exception:
+            pass
+        else:
+            return Reference(ref, names, note=(
+                "float reference: the imported float model (publisher custom ops rewritten "
+                "as builtins), run in LiteRT; the published file does not load there: "
+                + error))
+    return Reference([], [], error=error)
 
 
 def _peer(model: CorpusModel, path: Path, descs: list[InputDesc], cal: list[Sample],
@@ -487,4 +506,5 @@ def error_result(model: CorpusModel, message: str) -> dict[str, Any]:
             "peer": None}
 
 
-__all__ = ["HELDOUT", "ModelResult", "QuantResult", "error_result", "run_model"]
+__all__ = ["HELDOUT", "ModelResult", "QuantResult", "Reference", "error_result", "float_reference",
+           "run_model"]
