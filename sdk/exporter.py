@@ -49,7 +49,7 @@ from sdk.converters.quantize.fidelity import (
 from sdk.converters.quantize.fixed_outputs import keep_coarse_outputs_float
 from sdk.converters.quantize.front_end_handoff import plan_16x8 as handoff_16x8
 from sdk.converters.quantize.gptq import weight_solver
-from sdk.converters.quantize.head_bias import correct_head_biases
+from sdk.converters.quantize.head_bias import FloatHeads, correct_head_biases
 from sdk.converters.quantize.head_rounding import head_rounding as round_heads
 from sdk.converters.quantize.int8 import IO_TYPES, QuantizedModel, check_float_model
 from sdk.converters.quantize.int16x8 import wide_ranges
@@ -252,12 +252,19 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         notes += kept
         plan, kept = handoff_16x8(float_model, plan, precision)  # a float front end's output
         notes += kept
+
+    def quantize(plan_: PrecisionPlan, stem_: StemRounding | None, **options: Any
+                 ) -> QuantizedModel:
+        """The INT8 rewrite of the float model with this export's ranges and bias correction
+        (build() and the stem's check); `options`: quantize_int8's other keywords."""
+        return quantize_int8(float_model, plan_, cal.ranges, strict=strict,
+                             input_means=cal.means if correction != "none" else None,
+                             wide_ranges=wide_ranges(cal.stats, cal.ranges), stem=stem_,
+                             **options)
+
     if stem is not None:  # the stem's GPTQ codes only where the int8 model gains on held-out
         def stem_int8(s: StemRounding | None) -> bytes:
-            return serialize(quantize_int8(
-                float_model, plan, cal.ranges, strict=strict,
-                input_means=cal.means if correction != "none" else None,
-                wide_ranges=wide_ranges(cal.stats, cal.ranges), stem=s).model)[0]
+            return serialize(quantize(plan, s).model)[0]
 
         serialized_float = serialize(float_model)
         confirm_stem(stem, serialized_float[0], stem_int8)
@@ -266,6 +273,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     # held-out calibration samples show a gain
     heads = round_heads(float_model, cal_set) if qat is None and weight_method is None \
         and scheme == "int8" and activations == "int8" else None
+    head_floats = FloatHeads(float_model, cal_set)  # their float side: run once, for all builds
     solver = weight_solver(weight_method, float_model, cal_set) if qat is None \
         else qat.solver(float_model)  # GPTQ: the layers' Hessians; QAT: the trained codes
     float_state: list[tuple[bytes, list[dict[Tensor, int]]]] = \
@@ -284,14 +292,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         only where it picks layers)."""
         try:
             with solver:
-                quantized = quantize_int8(float_model, plan_, cal.ranges, input_type=input_type,
-                                          output_type=output_type, strict=strict,
-                                          weight_method=weight_method if qat is None
-                                          else solver.method,
-                                          input_means=cal.means if correction != "none"
-                                          else None,
-                                          wide_ranges=wide_ranges(cal.stats, cal.ranges),
-                                          stem=stem, heads=heads)
+                quantized = quantize(plan_, stem, input_type=input_type, output_type=output_type,
+                                     weight_method=weight_method if qat is None
+                                     else solver.method, heads=heads)
         except ValueError as exc:
             if isinstance(exc, EdgeSDKError):
                 raise
@@ -303,7 +306,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                                       notes=refused)
             notes.extend(n for n in refused if n not in notes)
         if heads is not None and correction == "analytic":  # the heads' mean output shift
-            notes.extend(n for n in correct_head_biases(float_model, quantized, cal_set)
+            notes.extend(n for n in correct_head_biases(float_model, quantized, cal_set,
+                                                       head_floats)
                          if n not in notes)
         lap("quantize")
         if not float_state:
