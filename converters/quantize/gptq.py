@@ -69,6 +69,7 @@ from sdk.converters.quantize.lowbit import _from_rows, _rows
 from sdk.converters.quantize.plan import layer_name
 from sdk.converters.quantize.rules import OP_RULES
 from sdk.converters.quantize.solver import ACTIVE, ScaleFn, Solver, active_solver
+from sdk.converters.quantize.subgraph import computing
 from sdk.converters.quantize.weights import SOLVER_METHODS
 
 GPTQ_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
@@ -372,17 +373,9 @@ def _per_sample(value: np.ndarray, count: int) -> list[np.ndarray] | None:
 def _upto(model: Model, tensor: Tensor) -> Model | None:
     """`model` cut down to what computes `tensor` (its only output; shares the tensors), or
     None when an input of the graph is the tensor itself."""
-    graph = model.main
-    if tensor not in graph.producers():
+    if tensor not in model.main.producers():
         return None
-    sub = copy.copy(graph)
-    sub.operators, sub.tensors = list(graph.operators), list(graph.tensors)
-    sub.inputs, sub.outputs = list(graph.inputs), [tensor]
-    sub.prune()
-    cut = copy.copy(model)
-    cut.graphs = [sub if g is graph else g for g in model.graphs]
-    cut.signatures = []
-    return cut
+    return computing(model, [tensor])
 
 
 def _pick(total: int, want: int, rng: np.random.Generator) -> np.ndarray:
