@@ -69,6 +69,7 @@ from sdk.converters.quantize.lowbit import _from_rows, _rows
 from sdk.converters.quantize.plan import layer_name
 from sdk.converters.quantize.rules import OP_RULES
 from sdk.converters.quantize.solver import ACTIVE, ScaleFn, Solver, active_solver
+from sdk.converters.quantize.upstream_cache import UpstreamCache
 from sdk.converters.quantize.subgraph import computing
 from sdk.converters.quantize.weights import SOLVER_METHODS
 
@@ -441,6 +442,8 @@ class WeightSolver:
     _rounded: Model | None = None
     _memo: dict[int, object] = field(default_factory=dict)
     _float_run: tuple[Any, dict[Tensor, int]] | None = None
+    #: the rounded copy's tensors per sample, computed incrementally (`upstream_cache`)
+    _upstream: UpstreamCache | None = None
     #: per layer (id of its op): the float model's inputs, one per calibration sample, that the
     #: Hessian pass kept for the compensation (None or absent: run the float model for them)
     float_inputs: dict[int, list[np.ndarray] | None] = field(default_factory=dict)
@@ -539,6 +542,8 @@ class WeightSolver:
             return
         if self._rounded is None:
             self._rounded = copy.deepcopy(self.model, self._memo)
+        if self._upstream is not None:
+            self._upstream.invalidate([self._memo[id(op)] for op in entry.ops])  # type: ignore
         deq = _from_rows(deq_rows, shape, axis).astype(np.float32)
         shift = None
         if entry.mean is not None:
@@ -564,9 +569,6 @@ class WeightSolver:
         over the first samples until `max_rows` rows;
         the float inputs at the same positions come from `float_inputs` (kept by the Hessian
         pass), or, for a layer it could not keep, from a run of the float model."""
-        from sdk.converters.tflite import serialize
-        from sdk.run.runner import LiteRTRunner
-
         assert self.model is not None and self.samples is not None and self._rounded is not None
         op = entry.ops[0]
         x = op.inputs[0]
@@ -575,11 +577,6 @@ class WeightSolver:
         if x is None or cut is None:
             return None  # the layer reads a graph input: nothing upstream was rounded
         samples = self.samples
-        # builtin kernels, as the float inputs were computed: X_f - X_q is the rounding's alone
-        # (XNNPACK's float sums differ in the last bits, and AdaRound's codes follow them:
-        # openWakeWord embedding INT4 worst output 18.85 dB with it, 19.05 without)
-        rounded_run = LiteRTRunner(serialize(cut)[0], reference=True)
-        rounded_run.check_batching(samples)
         kept = self.float_inputs.get(id(op))
         float_values = iter(kept) if kept else self._float_values(x, samples)
         rule = OP_RULES[op.type]
@@ -588,10 +585,8 @@ class WeightSolver:
                   for _ in range(2)]  # alternate samples: fit on one, check on the other
         per_sample = max(1, -(-self.max_rows // min(len(samples), COMPENSATION_SAMPLES)))
         rng = np.random.default_rng(self.seed)
-        out_index = rounded_run.outputs[0].index
         taken = 0
-        for count, _outs in rounded_run.run(samples):
-            parts = _per_sample(rounded_run.tensor(out_index), count)
+        for parts in self._rounded_inputs(cut, xq, halves[0], per_sample):
             if parts is None:
                 return None
             for xq_value in parts:
@@ -622,6 +617,41 @@ class WeightSolver:
         if correction is None:
             return None
         return 2.0 * (a.h + b.h) / n, rows + correction
+
+    def _rounded_inputs(self, cut: Model, xq: Tensor, acc: _Accumulator, per_sample: int
+                        ) -> Iterator[list[np.ndarray] | None]:
+        """The rounded copy's tensor `xq` per calibration sample, in batches (None: a batch
+        whose first axis is not the samples'): from `UpstreamCache` (only the ops since the
+        last layer's input run) for the first samples until `max_rows` rows, or, where the
+        graph cannot be cut so, from a run of `cut` (the whole prefix) over every sample."""
+        from sdk.converters.tflite import serialize
+        from sdk.run.runner import LiteRTRunner
+
+        assert self.samples is not None and self._rounded is not None
+        if self._upstream is None and UpstreamCache.supported(self._rounded):
+            self._upstream = UpstreamCache(self._rounded, self.samples,
+                                           default_budget().memory_bytes // 4)
+        if self._upstream is not None:
+            shape = np.broadcast_to(np.float32(0), xq.shape)
+            count, rows = 0, 0
+            while count < len(self.samples) and rows < self.max_rows:
+                rows += acc.rows_taken(shape, per_sample)
+                count += 1
+            try:
+                values = self._upstream.tensor_values(xq, count)
+            except (ConversionError, ValueError, RuntimeError):
+                self._upstream = None  # this graph cannot be cut so: whole prefixes from now
+            else:
+                yield values
+                return
+        # builtin kernels, as the float inputs were computed: X_f - X_q is the rounding's alone
+        # (XNNPACK's float sums differ in the last bits, and AdaRound's codes follow them:
+        # openWakeWord embedding INT4 worst output 18.85 dB with it, 19.05 without)
+        rounded_run = LiteRTRunner(serialize(cut)[0], reference=True)
+        rounded_run.check_batching(self.samples)
+        out_index = rounded_run.outputs[0].index
+        for count, _outs in rounded_run.run(self.samples):
+            yield _per_sample(rounded_run.tensor(out_index), count)
 
     def _float_values(self, x: Tensor, samples: SampleSet) -> Iterator[np.ndarray]:
         """The float model's input `x`, one array per sample (a run of the whole float model
