@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "kernels/ukernels.h"
+#include "kernels/x86/requant8_ymm.h"
 
 namespace edge {
 namespace detail {
@@ -373,11 +374,6 @@ inline int32_t uniform_term(const EpilogueParams& p, int32_t row_sum) {
                               static_cast<uint32_t>(row_sum));
 }
 
-// Lanes 0,2,4,6 from `even` (low dwords of its qwords) and 1,3,5,7 from `odd` (high dwords).
-inline __m256i interleave_dwords(__m256i even, __m256i odd) {
-  return _mm256_blend_epi32(even, odd, 0xAA);
-}
-
 // Double rounding: RoundingRightShift(SRDHM(v << ls, m), rs) with ties up or away.
 inline __m256i requant_double(__m256i v, const Lanes& l, bool away) {
   const __m256i shifted = _mm256_sllv_epi32(v, l.ls);
@@ -475,97 +471,9 @@ int32_t prepare_int16(const int8_t* src, std::size_t n, uint8_t* dst) {
 }
 
 // ------------------------------------------------------------------------------ fused int8 output
-// The 64-bit multiply-add-shift form of the requantisation (EpilogueParams, gemm_plan.cc) on 8
-// int32 lanes, as the AVX-512 fused kernels do it: vpmuldq on the even lanes and on the odd
-// lanes shifted down, no 32 <-> 64-bit widening. AVX2 has no 64-bit arithmetic shift: with
-// s' = s + 2^63 (wrapping; the 2^63 is folded into the rounding constant once per call),
-//   floor(s / 2^t) = (s' >> t, logical) - 2^(63 - t)      exactly, for 0 <= t <= 63,
-// and only the low dword of that is kept (it is the int32 result: the fused paths never
-// saturate, see GemmPlan::build_qs8 and depthwise_conv2d.cc).
-// Per-call constants of 8 channels (half h of a 16-lane table: lanes 8h .. 8h + 7).
-struct Requant8 {
-  __m256i mult_e, mult_o, add_e, add_o, neg_e, neg_o, shift_e, shift_o, unbias_e, unbias_o;
-};
-
-template <typename Table>
-inline Requant8 load_requant8(const Table& t, int h) {
-  auto ld = [](const int64_t* a) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)); };
-  const __m256i sign = _mm256_set1_epi64x(INT64_MIN);
-  Requant8 r;
-  r.mult_e = ld(t.multiplier[0] + 4 * h);
-  r.mult_o = ld(t.multiplier[1] + 4 * h);
-  r.add_e = _mm256_xor_si256(ld(t.rounding_add[0] + 4 * h), sign);
-  r.add_o = _mm256_xor_si256(ld(t.rounding_add[1] + 4 * h), sign);
-  r.neg_e = ld(t.negative_add[0] + 4 * h);
-  r.neg_o = ld(t.negative_add[1] + 4 * h);
-  r.shift_e = ld(t.total_shift[0] + 4 * h);
-  r.shift_o = ld(t.total_shift[1] + 4 * h);
-  r.unbias_e = _mm256_srlv_epi64(sign, r.shift_e);
-  r.unbias_o = _mm256_srlv_epi64(sign, r.shift_o);
-  return r;
-}
-
-// v: 8 int32 lanes (bias, zero-point terms and pre-shift applied). Returns the int32 results
-// (with the output zero point when it is folded into the rounding constant).
-inline __m256i requant8(__m256i v, const Requant8& r, bool negative_add) {
-  const __m256i pe = _mm256_mul_epi32(v, r.mult_e);
-  const __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(v, 32), r.mult_o);
-  __m256i ae = _mm256_add_epi64(pe, r.add_e);
-  __m256i ao = _mm256_add_epi64(po, r.add_o);
-  if (negative_add) {  // ties away from zero: p < -2^30 takes negative_add
-    const __m256i lim = _mm256_set1_epi64x(-(int64_t{1} << 30));
-    ae = _mm256_add_epi64(ae, _mm256_and_si256(_mm256_cmpgt_epi64(lim, pe), r.neg_e));
-    ao = _mm256_add_epi64(ao, _mm256_and_si256(_mm256_cmpgt_epi64(lim, po), r.neg_o));
-  }
-  const __m256i ye = _mm256_sub_epi64(_mm256_srlv_epi64(ae, r.shift_e), r.unbias_e);
-  const __m256i yo = _mm256_sub_epi64(_mm256_srlv_epi64(ao, r.shift_o), r.unbias_o);
-  return interleave_dwords(ye, _mm256_slli_epi64(yo, 32));
-}
-
-// requant8 without its unbias: the low dwords of (s' >> t) alone. Only the low dword of each
-// 64-bit result is kept, and the low dword of a difference is the difference of the low dwords
-// (mod 2^32), so the caller subtracts the unbias terms, with the output zero point, as one
-// int32 vector per call (requant_store_rows' offset): one vpsubd instead of two vpsubq and a
-// vpaddd per 8 lanes, bit-identical.
-inline __m256i requant8_biased(__m256i v, const Requant8& r, bool negative_add) {
-  const __m256i pe = _mm256_mul_epi32(v, r.mult_e);
-  const __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(v, 32), r.mult_o);
-  __m256i ae = _mm256_add_epi64(pe, r.add_e);
-  __m256i ao = _mm256_add_epi64(po, r.add_o);
-  if (negative_add) {  // ties away from zero: p < -2^30 takes negative_add
-    const __m256i lim = _mm256_set1_epi64x(-(int64_t{1} << 30));
-    ae = _mm256_add_epi64(ae, _mm256_and_si256(_mm256_cmpgt_epi64(lim, pe), r.neg_e));
-    ao = _mm256_add_epi64(ao, _mm256_and_si256(_mm256_cmpgt_epi64(lim, po), r.neg_o));
-  }
-  return interleave_dwords(_mm256_srlv_epi64(ae, r.shift_e),
-                           _mm256_slli_epi64(_mm256_srlv_epi64(ao, r.shift_o), 32));
-}
-
-// Zero point (when not folded) and a clamp narrower than int8; the saturating packs of
-// store16_int8 are the int8 clamp itself.
-inline __m256i finish8(__m256i y, int32_t zp, int32_t qmin, int32_t qmax) {
-  if (zp != 0) y = _mm256_add_epi32(y, _mm256_set1_epi32(zp));
-  if (qmin > -128) y = _mm256_max_epi32(y, _mm256_set1_epi32(qmin));
-  if (qmax < 127) y = _mm256_min_epi32(y, _mm256_set1_epi32(qmax));
-  return y;
-}
-
-// 16 int32 lanes (lo: 0..7, hi: 8..15) -> 16 saturated int8 in natural order.
-inline __m128i pack16_int8(__m256i lo, __m256i hi) {
-  const __m256i w = _mm256_packs_epi32(lo, hi);  // [lo0-3 hi0-3 | lo4-7 hi4-7] int16
-  const __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
-  return _mm_shuffle_epi32(b, _MM_SHUFFLE(3, 1, 2, 0));  // dwords lo0-3 lo4-7 hi0-3 hi4-7
-}
-
-inline void store_bytes(int8_t* out, __m128i b, std::size_t n) {
-  if (n >= 16) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), b);
-  } else {
-    alignas(16) int8_t tmp[16];
-    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), b);
-    std::memcpy(out, tmp, n);
-  }
-}
+// The 64-bit multiply-add-shift requantisation on 8 int32 lanes (Requant8, load_requant8,
+// requant8 / requant8_biased, finish8, pack16_int8, store_bytes) is requant8_ymm.h's, shared
+// with the ymm VNNI kernels (vnni_ymm.h).
 
 // The epilogue's variant, decided once per call (epilogue_variant), never per row:
 //   kWzp:  a weight zero point (per channel or uniform) to subtract times the row sum;
@@ -613,8 +521,7 @@ template <int R, bool kWzp, bool kRare>
     }
     if constexpr (kRare) pre[h] = load_i32(p.pre_shift + c0 + 8 * h);
     rq[h] = load_requant8(t, h);
-    offset[h] = _mm256_sub_epi32(
-        interleave_dwords(rq[h].unbias_e, _mm256_slli_epi64(rq[h].unbias_o, 32)), zp);
+    offset[h] = _mm256_sub_epi32(rq[h].unbias, zp);
   }
   for (int r = 0; r < R; ++r) {
     __m256i y[2];
@@ -795,11 +702,6 @@ void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_ta
 // Small layers get the weights already widened and split by parity
 // (DwRequantParams::avx2_wide_weights; depthwise_conv2d.cc, widen_fused_weights_for_avx2: 128
 // bytes per 64c4 vector), so only the activations are split per pixel.
-inline __m256i dot4_u8s8(__m256i acc, __m256i u, __m256i we, __m256i wo) {
-  const __m256i lo8 = _mm256_set1_epi16(0x00FF);
-  const __m256i ue = _mm256_and_si256(u, lo8), uo = _mm256_srli_epi16(u, 8);
-  return _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_madd_epi16(ue, we), _mm256_madd_epi16(uo, wo)));
-}
 
 // Weight vector q (of 4) of a group for channel half h, as the even / odd int16 pair.
 template <bool kWide>
@@ -827,63 +729,106 @@ inline __m256i load_x32(const int8_t* p, std::size_t len) {
 // Pixels (DwQs8Fn) inside each 32-channel half: the half's bias, weights and tables stay hot
 // across a row segment. 16 ymm cannot hold 3 groups' 24 even / odd weight vectors, so they are
 // still loaded per pixel (from L1); what goes is the per-pixel call and pointer set-up.
+// The requantisation is set up once per call and half (DwHalf: the tables' sign flip, unbias
+// and output zero point folded into one int32 offset per accumulator, read into locals the
+// vector stores cannot alias), and its variant is a template parameter (kNeg: some channel
+// rounds ties away from zero; kPre: some pre-shift): per pixel and 8 lanes the 64-bit
+// multiply-add-shift, one vpsubd, the clamp. Bit-identical to requant8 + finish8 per pixel
+// (requant8_ymm.h: low dwords; the clamp to [-128, 127] before the saturating packs is a no-op).
+struct DwHalf {
+  Requant8 rq[4];
+  __m256i bias[4], pre[4], offset[4];
+};
+
+inline void dw_load_half(const DwRequantBlock* t, int h, bool pre, __m256i zp, DwHalf* k) {
+  for (int q = 0; q < 4; ++q) {
+    k->rq[q] = load_requant8(t[q], h);
+    k->bias[q] = load_i32(t[q].bias + 8 * h);
+    if (pre) k->pre[q] = load_i32(t[q].pre_shift + 8 * h);
+    k->offset[q] = _mm256_sub_epi32(k->rq[q].unbias, zp);
+  }
+}
+
+// Requantises a pixel's 4 accumulators of one half and stores its `len` channels at out.
+template <bool kNeg, bool kPre>
+[[gnu::always_inline]] inline void dw_store_half(const __m256i (&a)[4], const DwHalf& k,
+                                                 __m256i qmin, __m256i qmax, int8_t* out,
+                                                 std::size_t len) {
+  __m256i y[4];
+  for (int q = 0; q < 4; ++q) {
+    __m256i v = a[q];
+    if constexpr (kPre) v = _mm256_sllv_epi32(v, k.pre[q]);
+    const __m256i r = _mm256_sub_epi32(requant8_biased(v, k.rq[q], kNeg), k.offset[q]);
+    y[q] = _mm256_min_epi32(_mm256_max_epi32(r, qmin), qmax);
+  }
+  // In-lane packs undo the in-lane unpacks: natural channel order, saturated to int8.
+  const __m256i y01 = _mm256_packs_epi32(y[0], y[1]), y23 = _mm256_packs_epi32(y[2], y[3]);
+  const __m256i bytes = _mm256_packs_epi16(y01, y23);
+  if (len == 32) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), bytes);
+  } else if (len == 16) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(bytes));
+  } else {
+    alignas(32) int8_t tmp[32];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), bytes);
+    std::memcpy(out, tmp, len);
+  }
+}
+
+// One group's 4 taps of 32 channels (x + 128) into the 4 accumulators: the taps interleaved
+// per channel (in-lane unpacks), each dword's even bytes (taps 0, 2) and odd bytes (taps 1, 3)
+// as int16 pairs against weight vector q's.
+inline __m256i dot4_u8s8(__m256i acc, __m256i u, __m256i we, __m256i wo) {
+  const __m256i lo8 = _mm256_set1_epi16(0x00FF);
+  const __m256i ue = _mm256_and_si256(u, lo8), uo = _mm256_srli_epi16(u, 8);
+  return _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_madd_epi16(ue, we), _mm256_madd_epi16(uo, wo)));
+}
+
 template <bool kWide>
+[[gnu::always_inline]] inline void dw_group(__m256i (&a)[4], const int8_t* const* in,
+                                            std::size_t ch, std::size_t len, const uint8_t* wg,
+                                            int h) {
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  const __m256i x0 = _mm256_xor_si256(load_x32(in[0] + ch, len), flip);
+  const __m256i x1 = _mm256_xor_si256(load_x32(in[1] + ch, len), flip);
+  const __m256i x2 = _mm256_xor_si256(load_x32(in[2] + ch, len), flip);
+  const __m256i x3 = _mm256_xor_si256(load_x32(in[3] + ch, len), flip);
+  const __m256i l01 = _mm256_unpacklo_epi8(x0, x1), h01 = _mm256_unpackhi_epi8(x0, x1);
+  const __m256i l23 = _mm256_unpacklo_epi8(x2, x3), h23 = _mm256_unpackhi_epi8(x2, x3);
+  __m256i we, wo;
+  dw_weights<kWide>(wg, 0, h, &we, &wo);
+  a[0] = dot4_u8s8(a[0], _mm256_unpacklo_epi16(l01, l23), we, wo);
+  dw_weights<kWide>(wg, 1, h, &we, &wo);
+  a[1] = dot4_u8s8(a[1], _mm256_unpackhi_epi16(l01, l23), we, wo);
+  dw_weights<kWide>(wg, 2, h, &we, &wo);
+  a[2] = dot4_u8s8(a[2], _mm256_unpacklo_epi16(h01, h23), we, wo);
+  dw_weights<kWide>(wg, 3, h, &we, &wo);
+  a[3] = dot4_u8s8(a[3], _mm256_unpackhi_epi16(h01, h23), we, wo);
+}
+
+template <bool kWide, bool kNeg, bool kPre>
 void dwconv_qs8_avx2_impl(std::size_t pixels, std::size_t channels, std::size_t groups,
                           const int8_t* const* inputs0, std::size_t step, const int8_t* weights,
                           const DwRequantParams& p, int8_t* out0) {
-  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
-  const bool neg = p.any_negative_add != 0;
+  const __m256i zp = _mm256_set1_epi32(p.out_zero_point);
+  const __m256i qmin = _mm256_set1_epi32(p.out_min), qmax = _mm256_set1_epi32(p.out_max);
   constexpr std::size_t kGroupBytes = kWide ? 512 : 256;
+  DwHalf k;
   for (std::size_t c = 0, b = 0; c < channels; c += 64, ++b) {
     const uint8_t* wb = reinterpret_cast<const uint8_t*>(weights) + b * groups * kGroupBytes;
-    const DwRequantBlock* t = p.blocks + 4 * b;
     for (int h = 0; h < 2; ++h) {
       const std::size_t ch = c + 32 * static_cast<std::size_t>(h);
       if (ch >= channels) break;
       const std::size_t len = channels - ch < 32 ? channels - ch : 32;
+      dw_load_half(p.blocks + 4 * b, h, kPre, zp, &k);
       for (std::size_t n = 0; n < pixels; ++n) {
         const int8_t* const* inputs = inputs0 + n * step;
-        int8_t* out = out0 + n * channels;
         __m256i a[4];
-        for (int q = 0; q < 4; ++q) a[q] = load_i32(t[q].bias + 8 * h);
+        for (int q = 0; q < 4; ++q) a[q] = k.bias[q];
         for (std::size_t g = 0; g < groups; ++g) {
-          const int8_t* const* in = inputs + 4 * g;
-          const __m256i x0 = _mm256_xor_si256(load_x32(in[0] + ch, len), flip);
-          const __m256i x1 = _mm256_xor_si256(load_x32(in[1] + ch, len), flip);
-          const __m256i x2 = _mm256_xor_si256(load_x32(in[2] + ch, len), flip);
-          const __m256i x3 = _mm256_xor_si256(load_x32(in[3] + ch, len), flip);
-          const __m256i l01 = _mm256_unpacklo_epi8(x0, x1), h01 = _mm256_unpackhi_epi8(x0, x1);
-          const __m256i l23 = _mm256_unpacklo_epi8(x2, x3), h23 = _mm256_unpackhi_epi8(x2, x3);
-          const uint8_t* wg = wb + g * kGroupBytes;
-          __m256i we, wo;
-          dw_weights<kWide>(wg, 0, h, &we, &wo);
-          a[0] = dot4_u8s8(a[0], _mm256_unpacklo_epi16(l01, l23), we, wo);
-          dw_weights<kWide>(wg, 1, h, &we, &wo);
-          a[1] = dot4_u8s8(a[1], _mm256_unpackhi_epi16(l01, l23), we, wo);
-          dw_weights<kWide>(wg, 2, h, &we, &wo);
-          a[2] = dot4_u8s8(a[2], _mm256_unpacklo_epi16(h01, h23), we, wo);
-          dw_weights<kWide>(wg, 3, h, &we, &wo);
-          a[3] = dot4_u8s8(a[3], _mm256_unpackhi_epi16(h01, h23), we, wo);
+          dw_group<kWide>(a, inputs + 4 * g, ch, len, wb + g * kGroupBytes, h);
         }
-        __m256i y[4];
-        for (int q = 0; q < 4; ++q) {
-          __m256i v = a[q];
-          if (p.any_pre_shift) v = _mm256_sllv_epi32(v, load_i32(t[q].pre_shift + 8 * h));
-          y[q] = finish8(requant8(v, load_requant8(t[q], h), neg), p.out_zero_point, p.out_min,
-                         p.out_max);
-        }
-        // In-lane packs undo the in-lane unpacks: natural channel order, saturated to int8.
-        const __m256i y01 = _mm256_packs_epi32(y[0], y[1]), y23 = _mm256_packs_epi32(y[2], y[3]);
-        const __m256i bytes = _mm256_packs_epi16(y01, y23);
-        if (len == 32) {
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + ch), bytes);
-        } else if (len == 16) {
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(out + ch), _mm256_castsi256_si128(bytes));
-        } else {
-          alignas(32) int8_t tmp[32];
-          _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), bytes);
-          std::memcpy(out + ch, tmp, len);
-        }
+        dw_store_half<kNeg, kPre>(a, k, qmin, qmax, out0 + n * channels + ch, len);
       }
     }
   }
@@ -892,11 +837,15 @@ void dwconv_qs8_avx2_impl(std::size_t pixels, std::size_t channels, std::size_t 
 void dwconv_qs8_avx2(std::size_t pixels, std::size_t channels, std::size_t groups,
                      const int8_t* const* inputs, std::size_t step, const int8_t* weights,
                      const DwRequantParams& p, int8_t* out) {
-  if (p.avx2_wide_weights) {
-    dwconv_qs8_avx2_impl<true>(pixels, channels, groups, inputs, step, weights, p, out);
-  } else {
-    dwconv_qs8_avx2_impl<false>(pixels, channels, groups, inputs, step, weights, p, out);
-  }
+  using Fn = decltype(&dwconv_qs8_avx2_impl<false, false, false>);
+  static constexpr Fn kVariants[2][4] = {
+      {dwconv_qs8_avx2_impl<false, false, false>, dwconv_qs8_avx2_impl<false, false, true>,
+       dwconv_qs8_avx2_impl<false, true, false>, dwconv_qs8_avx2_impl<false, true, true>},
+      {dwconv_qs8_avx2_impl<true, false, false>, dwconv_qs8_avx2_impl<true, false, true>,
+       dwconv_qs8_avx2_impl<true, true, false>, dwconv_qs8_avx2_impl<true, true, true>}};
+  const int variant = (p.any_negative_add != 0 ? 2 : 0) + (p.any_pre_shift != 0 ? 1 : 0);
+  kVariants[p.avx2_wide_weights != 0 ? 1 : 0][variant](pixels, channels, groups, inputs, step,
+                                                        weights, p, out);
 }
 
 }  // namespace

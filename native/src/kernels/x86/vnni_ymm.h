@@ -20,8 +20,8 @@
 //     plan subtracts 128 * sum(w) in the column term, as for avx512vnni.
 // Per 16 channels x 4 k: 2 vpdpbusd against AVX2's 4 vpmaddubsw/vpmaddwd + adds (int8: 4
 // vpmaddwd + 4 vpaddd after widening the weights to int16).
-// The fused epilogue is AVX2's 64-bit multiply-add-shift (avx2.cc, requant8): ymm has no 64-bit
-// arithmetic shift, so the sum is biased by 2^63 and shifted logically.
+// The fused epilogue is AVX2's 64-bit multiply-add-shift (requant8_ymm.h, requant8): ymm has no
+// 64-bit arithmetic shift, so the sum is biased by 2^63 and shifted logically.
 #pragma once
 
 #include <immintrin.h>
@@ -31,6 +31,7 @@
 #include <cstring>
 
 #include "kernels/ukernels.h"
+#include "kernels/x86/requant8_ymm.h"
 
 namespace edge {
 namespace detail {
@@ -174,70 +175,9 @@ inline int32_t prepare(const int8_t* src, std::size_t n, uint8_t* dst) {
 }
 
 // ------------------------------------------------------------------------------ fused epilogue
-// AVX2's (avx2.cc): the 64-bit multiply-add-shift form of EpilogueParams on 8 int32 lanes,
-// vpmuldq on the even lanes and on the odd lanes shifted down; with s' = s + 2^63 (folded into
-// the rounding constant), floor(s / 2^t) = (s' >> t, logical) - 2^(63 - t) exactly, and only
-// the low dword is kept (the fused paths never saturate: GemmPlan::build_qs8).
-struct Requant8 {
-  __m256i mult_e, mult_o, add_e, add_o, neg_e, neg_o, shift_e, shift_o, unbias_e, unbias_o;
-};
-
-inline Requant8 load_requant8(const RequantEvenOdd& t, int h) {
-  auto ld = [](const int64_t* a) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)); };
-  const __m256i sign = _mm256_set1_epi64x(INT64_MIN);
-  Requant8 r;
-  r.mult_e = ld(t.multiplier[0] + 4 * h);
-  r.mult_o = ld(t.multiplier[1] + 4 * h);
-  r.add_e = _mm256_xor_si256(ld(t.rounding_add[0] + 4 * h), sign);
-  r.add_o = _mm256_xor_si256(ld(t.rounding_add[1] + 4 * h), sign);
-  r.neg_e = ld(t.negative_add[0] + 4 * h);
-  r.neg_o = ld(t.negative_add[1] + 4 * h);
-  r.shift_e = ld(t.total_shift[0] + 4 * h);
-  r.shift_o = ld(t.total_shift[1] + 4 * h);
-  r.unbias_e = _mm256_srlv_epi64(sign, r.shift_e);
-  r.unbias_o = _mm256_srlv_epi64(sign, r.shift_o);
-  return r;
-}
-
-inline __m256i requant8(__m256i v, const Requant8& r, bool negative_add) {
-  const __m256i pe = _mm256_mul_epi32(v, r.mult_e);
-  const __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(v, 32), r.mult_o);
-  __m256i ae = _mm256_add_epi64(pe, r.add_e);
-  __m256i ao = _mm256_add_epi64(po, r.add_o);
-  if (negative_add) {  // ties away from zero: p < -2^30 takes negative_add
-    const __m256i lim = _mm256_set1_epi64x(-(int64_t{1} << 30));
-    ae = _mm256_add_epi64(ae, _mm256_and_si256(_mm256_cmpgt_epi64(lim, pe), r.neg_e));
-    ao = _mm256_add_epi64(ao, _mm256_and_si256(_mm256_cmpgt_epi64(lim, po), r.neg_o));
-  }
-  const __m256i ye = _mm256_sub_epi64(_mm256_srlv_epi64(ae, r.shift_e), r.unbias_e);
-  const __m256i yo = _mm256_sub_epi64(_mm256_srlv_epi64(ao, r.shift_o), r.unbias_o);
-  // dwords 0, 2, 4, 6 from ye's low halves, 1, 3, 5, 7 from yo's
-  return _mm256_blend_epi32(ye, _mm256_slli_epi64(yo, 32), 0xAA);
-}
-
-inline __m256i finish8(__m256i y, int32_t zp, int32_t qmin, int32_t qmax) {
-  if (zp != 0) y = _mm256_add_epi32(y, _mm256_set1_epi32(zp));
-  if (qmin > -128) y = _mm256_max_epi32(y, _mm256_set1_epi32(qmin));
-  if (qmax < 127) y = _mm256_min_epi32(y, _mm256_set1_epi32(qmax));
-  return y;
-}
-
-// 16 int32 lanes (lo: 0..7, hi: 8..15) -> 16 saturated int8 in natural order.
-inline __m128i pack16_int8(__m256i lo, __m256i hi) {
-  const __m256i w = _mm256_packs_epi32(lo, hi);  // [lo0-3 hi0-3 | lo4-7 hi4-7] int16
-  const __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
-  return _mm_shuffle_epi32(b, _MM_SHUFFLE(3, 1, 2, 0));
-}
-
-inline void store_bytes(int8_t* out, __m128i b, std::size_t n) {
-  if (n >= 16) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), b);
-  } else {
-    alignas(16) int8_t tmp[16];
-    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), b);
-    std::memcpy(out, tmp, n);
-  }
-}
+// AVX2's 64-bit multiply-add-shift form of EpilogueParams on 8 int32 lanes (Requant8,
+// load_requant8, requant8, finish8, pack16_int8, store_bytes): requant8_ymm.h, one definition
+// shared with avx2.cc, internal linkage so each includer keeps a copy built with its own flags.
 
 // Requantises and stores R rows of 16 int32 sums (bias not yet added); the tile's tables are
 // loaded once for the R rows.
