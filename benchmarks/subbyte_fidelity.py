@@ -325,7 +325,9 @@ def layer_counts(path: Path | bytes) -> dict[str, list[int]]:
 
 def model_part(name: str, samples: int, work: Path, schemes: tuple[str, ...] = SCHEMES,
                methods: tuple[str, ...] = METHODS, peers: bool = False,
-               peer_methods: tuple[str, ...] = ("adaround",)) -> dict[str, Any]:
+               peer_methods: tuple[str, ...] = ("adaround",), int8: bool = True,
+               on_row: Any = None) -> dict[str, Any]:
+    """One model's rows; `on_row(part)` after each export (so a stopped run keeps them)."""
     from corpus.measure import quiet
 
     case = corpus_case(name, samples)
@@ -338,19 +340,29 @@ def model_part(name: str, samples: int, work: Path, schemes: tuple[str, ...] = S
                            "calibration_samples": len(case.cal),
                            "held_out_samples": len(case.val), "exports": []}
     try:  # the ceiling: the same activations with INT8 weights
+        if not int8:
+            raise _Skipped
         with quiet():
             r8 = _export(str(path), "int8", None, cal, val, work / f"{name}_int8.tflite",
                          input_shapes=case.shapes)
             res8 = case.score(r8.path.read_bytes())
         out["int8_worst_sqnr_db"] = round(res8.worst_sqnr_db, 2)
+    except _Skipped:
+        pass
     except Exception as exc:
         out["int8_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
     for scheme in schemes:
         for method in methods:
             out["exports"].append(ours_row(case, scheme, method, work))
+            if on_row is not None:
+                on_row(out)
     if peers:
         out["peers"] = peer_rows(case, work, peer_methods)
     return out
+
+
+class _Skipped(Exception):
+    """The INT8 ceiling not asked for (--no-int8)."""
 
 
 def ours_row(case: CorpusCase, scheme: str, method: str, work: Path,
@@ -359,6 +371,8 @@ def ours_row(case: CorpusCase, scheme: str, method: str, work: Path,
     from corpus.measure import quiet
 
     row: dict[str, Any] = {"scheme": scheme, "method": method}
+    if os.environ.get("EDGESDK_CODE_STATE"):  # which code measured the row (e.g. a commit)
+        row["code"] = os.environ["EDGESDK_CODE_STATE"]
     if activations != "int8":
         row["activations"] = activations
     start = time.perf_counter()
@@ -649,7 +663,16 @@ def merge(paths: list[Path], out: Path | None) -> int:
     runs = [json.loads(p.read_text()) for p in paths]
     report = {k: v for k, v in runs[0].items() if k not in ("models", "summary", "partial")}
     report["merged_from"] = [str(p) for p in paths]
-    report["models"] = [m for r in runs for m in r.get("models", [])]
+    by_name: dict[str, dict[str, Any]] = {}
+    for m in (m for r in runs for m in r.get("models", [])):
+        if m["model"] in by_name:  # the same model in runs of other schemes / methods
+            have = by_name[m["model"]]
+            have.setdefault("exports", []).extend(m.get("exports", []))
+            for k, v in m.items():
+                have.setdefault(k, v)
+        else:
+            by_name[m["model"]] = dict(m, exports=list(m.get("exports", [])))
+    report["models"] = list(by_name.values())
     report["summary"] = summarise(report["models"])
     text = json.dumps(report, indent=1)
     if out:
@@ -678,6 +701,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="corpus model names, comma-separated ('' for none)")
     p.add_argument("--samples", type=int, default=64, help="calibration samples per model")
     p.add_argument("--no-digits", action="store_true")
+    p.add_argument("--no-int8", action="store_true",
+                   help="skip the INT8 ceiling row (e.g. a run of other methods merged later)")
     p.add_argument("--schemes", default=",".join(SCHEMES), help="sub-byte schemes to export")
     p.add_argument("--methods", default=",".join(METHODS),
                    help=f"weight methods to export ({', '.join(METHODS)})")
@@ -721,17 +746,23 @@ def main(argv: list[str] | None = None) -> int:
                     args.json_out.write_text(json.dumps(report, indent=1) + "\n")
             print(json.dumps(report, indent=1))
             return 0
+        def partial(current: dict[str, Any] | None = None) -> None:
+            if args.json_out:  # so far: a stopped run keeps what it measured
+                done = report["models"] + ([current] if current is not None else [])
+                args.json_out.parent.mkdir(parents=True, exist_ok=True)
+                args.json_out.write_text(json.dumps({"partial": True, **report,
+                                                     "models": done}, indent=1))
+
         for m in models:
             try:
                 report["models"].append(model_part(
                     m, args.samples, work, tuple(args.schemes.split(",")),
                     tuple(args.methods.split(",")), args.peers,
-                    tuple(args.peer_methods.split(","))))
+                    tuple(args.peer_methods.split(",")), int8=not args.no_int8,
+                    on_row=partial))
             except Exception as exc:  # e.g. the corpus manifest mid-edit: the others still run
                 report["models"].append({"model": m, "error": f"{type(exc).__name__}: {exc}"})
-            if args.json_out:  # so far: a stopped run keeps what it measured
-                args.json_out.parent.mkdir(parents=True, exist_ok=True)
-                args.json_out.write_text(json.dumps({"partial": True, **report}, indent=1))
+            partial()
         report["summary"] = summarise(report["models"])
     text = json.dumps(report, indent=1)
     if args.json_out:

@@ -38,3 +38,19 @@ def test_medians_count_only_exports_with_a_sub_byte_layer(tmp_path: Path) -> Non
     merged = json.loads(out.read_text())
     assert [m["model"] for m in merged["models"]] == ["a", "b", "c"]
     assert "partial" not in merged and merged["summary"] == json.loads(json.dumps(s))
+
+
+def test_merge_joins_runs_of_one_model(tmp_path: Path) -> None:
+    """Runs of the same model with other methods (e.g. rtn first, the solved methods later, one
+    without the INT8 ceiling) merge into one model entry with every row."""
+    rtn = _model("a", 5, {"rtn": 10.0})
+    solved = _model("a", 5, {"gptq": 18.0, "adaround": 21.0})
+    del solved["int8_worst_sqnr_db"]
+    paths = [tmp_path / "rtn.json", tmp_path / "solved.json"]
+    for p, m in zip(paths, (rtn, solved), strict=True):
+        p.write_text(json.dumps({"date": "d", "cpu": "c", "models": [m]}))
+    out = tmp_path / "all.json"
+    assert sf.merge(paths, out) == 0
+    (model,) = json.loads(out.read_text())["models"]
+    assert [e["method"] for e in model["exports"]] == ["rtn", "gptq", "adaround"]
+    assert model["int8_worst_sqnr_db"] == 30.0

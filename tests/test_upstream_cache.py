@@ -89,7 +89,7 @@ def test_a_layer_rounded_invalidates_what_it_feeds() -> None:
 
 
 def test_a_value_past_the_budget_is_recomputed() -> None:
-    model, t, convs = _residual_net()
+    model, t, _ = _residual_net()
     samples = _samples(model)
     cache = UpstreamCache(model, samples, budget_bytes=0)        # keeps nothing
     cache.tensor_values(t["a"], len(samples))
