@@ -303,21 +303,22 @@ class _Accumulator:
 
     def _rows(self, x: np.ndarray, per_sample: int, rng: np.random.Generator,
               pos: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(rows [r, K] or [r, taps, C] for depthwise, the positions they were taken at)."""
-        x = np.asarray(x, np.float64)
+        """(rows [r, K] or [r, taps, C] for depthwise, the positions they were taken at), float64
+        (converted after the rows are picked, not the whole input: the same values)."""
+        x = np.asarray(x)
         op = self.op
         if op.type == "FULLY_CONNECTED":
             batch = int(x.shape[0]) if x.ndim > 1 else 1
             xs = x.reshape(-1, self.k)
             pos = _pick(len(xs), per_sample * batch, rng) if pos is None else pos
-            return xs[pos], pos
+            return xs[pos].astype(np.float64), pos
         if x.ndim != 4:
             raise ConversionError(f"GPTQ: {op.type} {layer_name(op)!r} input is not NHWC "
                                   f"(shape {list(x.shape)})")
         _, kh, kw, _ = self.weight.shape  # [O, KH, KW, Cin] and [1, KH, KW, C] alike
         if pos is None:
             pos = _pick(output_positions(op, x.shape, kh, kw), per_sample * x.shape[0], rng)
-        p = patches(op, x, kh, kw, pos)  # [rows, KH, KW, C]
+        p = patches(op, x, kh, kw, pos).astype(np.float64)  # [rows, KH, KW, C]
         if op.type == "CONV_2D":
             return p.reshape(len(pos), -1), pos
         return p.reshape(len(pos), kh * kw, -1), pos  # [rows, taps, Cin]
@@ -325,8 +326,10 @@ class _Accumulator:
     def _gram(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if a.ndim == 2:
             return a.T @ b
-        per_in = np.einsum("rkc,rlc->ckl", a, b)
-        return np.repeat(per_in, self.shape[0] // per_in.shape[0], axis=0)
+        # [C, taps, rows] @ [C, rows, taps]: batched BLAS, about twice einsum's speed here
+        per_in = np.matmul(a.transpose(2, 1, 0), b.transpose(2, 0, 1))
+        times = self.shape[0] // per_in.shape[0]
+        return per_in if times == 1 else np.repeat(per_in, times, axis=0)
 
     def _sum(self, a: np.ndarray) -> np.ndarray:
         if a.ndim == 2:
