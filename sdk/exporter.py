@@ -139,6 +139,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         the calibration samples (`sdk.converters.quantize.gptq`; its time is timings["gptq"]);
         "adaround": those scales, codes learned by AdaRound on the same inputs
         (`sdk.converters.quantize.adaround`; timings["adaround"]).
+        "auto": per layer, the codes of rtn / gptq / adaround (and GPTQ variants) with the least
+        output error on held-out calibration samples (`sdk.converters.quantize.method_choice`;
+        the notes list each layer's choice; timings["auto"]).
     activations: "int8" (static, calibrated: full-integer) or "float32" (dynamic range: the
         weights are quantised, LiteRT quantises activations at run time).
     stem_rounding: scheme "int8", default weight method: the int8 codes of the layers next to
@@ -358,7 +361,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                       measure_layers if later else None)
 
     built = build(plan, lap)
-    if solver.method in ("gptq", "adaround") and qat is None:
+    if solver.method in ("gptq", "adaround", "auto") and qat is None:
         # Hessians + solving, part of "quantize"
         timings[solver.method] = round(solver.seconds, 4)
     notes += solver.notes

@@ -31,11 +31,13 @@ from sdk.converters.ir import DType, QuantParams
 from sdk.converters.quantize.ranges import symmetric_scales
 from sdk.converters.quantize.solver import active_solver
 
-WEIGHT_METHODS = ("minmax", "mse", "rtn", "gptq", "adaround")
+WEIGHT_METHODS = ("minmax", "mse", "rtn", "gptq", "adaround", "auto")
 #: methods whose scales come from the per-channel MSE search
-MSE_METHODS = ("mse", "rtn", "gptq", "adaround")
+MSE_METHODS = ("mse", "rtn", "gptq", "adaround", "auto")
 #: methods whose codes the active weight solver chooses from the layer's calibration inputs
-SOLVER_METHODS = ("gptq", "adaround")
+#: ("auto": per layer the one of rtn / gptq / adaround that does best on held-out samples,
+#: `sdk.converters.quantize.method_choice`)
+SOLVER_METHODS = ("gptq", "adaround", "auto")
 
 
 @dataclass(frozen=True)

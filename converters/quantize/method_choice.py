@@ -1,0 +1,94 @@
+"""Per-layer choice of the rounding method on held-out calibration samples
+(``weight_method="auto"``).
+
+    sdk.export(model, "ternary", calibration=images, weight_method="auto")
+
+GPTQ and AdaRound minimise the same layer objective, the output error tr(dW H dW^T) with
+H = 2 X^T X / n from the layer's calibration inputs, and each fits the H it is given: where few
+rows estimate a wide H (a dense layer of K = 64 on 64 samples, the wide convolutions' 8192 rows)
+the learned rounding fits that estimate's noise; elsewhere it wins clearly. Which one a layer
+should get is not known in advance, and on the corpus the better method differs per model and
+per scheme (oww_hey_mycroft ternary: GPTQ 12.5 dB, AdaRound 5.9; ppocr_mobile_v2_cls ternary:
+6.5 vs 11.4). So each layer is solved by every candidate on one half of its calibration samples
+(alternate samples), each candidate's scales refitted there as the export refits them, and
+scored on the other half; the candidate with the least held-out output error is then solved on
+all the rows and kept. Candidates (`CANDIDATES`):
+
+- ``rtn``: round to nearest at the format's MSE scales (then the scale refit);
+- ``gptq``: GPTQ, H damped 1 % of its mean diagonal;
+- ``gptq-d10``: GPTQ damped 10 % (less trust in a noisy H);
+- ``gptq-iter``: GPTQ, scale refit, GPTQ again at the refitted scales (scale and codes fitted
+  jointly: the second pass rounds for the scale the first pass's codes want);
+- ``adaround``: AdaRound (learned rounding), H damped 10 %.
+
+This module holds the choice and its report; the solving is `gptq.WeightSolver`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+CANDIDATES = ("rtn", "gptq", "gptq-d10", "gptq-iter", "adaround")
+
+#: a candidate: Hessian -> (codes [C, K], scales per value [C, K]: dequantised = codes * scales)
+Solve = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class LayerChoice:
+    """One layer's held-out comparison: output error per candidate on the held-out half
+    (relative to the layer's output energy there), and the winner."""
+
+    layer: str
+    chosen: str
+    held_out: dict[str, float]
+
+    def sqnr_db(self, method: str) -> float:
+        """The held-out layer output SQNR (dB) of `method`'s codes."""
+        rel = self.held_out[method]
+        return float("inf") if rel <= 0 else -10.0 * float(np.log10(rel))
+
+
+def weighted_error(target: np.ndarray, deq: np.ndarray, hessian: np.ndarray) -> float:
+    """tr((W - Q) H (W - Q)^T) for rows [C, K] and H [K, K] or per channel [C, K, K]."""
+    e = np.asarray(target, np.float64) - np.asarray(deq, np.float64)
+    he = np.einsum("ckl,cl->ck", hessian, e) if hessian.ndim == 3 else e @ hessian
+    return float((e * he).sum())
+
+
+def held_out_choice(layer: str, target: np.ndarray, candidates: Mapping[str, Solve],
+                    fit: np.ndarray, check: np.ndarray) -> LayerChoice:
+    """Each candidate solved with the Hessian `fit` (one half of the samples) and scored with
+    `check` (the other half); ties go to the earlier (cheaper) candidate."""
+    energy = weighted_error(target, np.zeros_like(target), check)
+    scores: dict[str, float] = {}
+    for name, solve in candidates.items():
+        codes, per_value = solve(fit)
+        err = weighted_error(target, codes * per_value, check)
+        scores[name] = err / energy if energy > 0 else err
+    chosen = min(scores, key=lambda n: (scores[n], list(candidates).index(n)))
+    return LayerChoice(layer, chosen, scores)
+
+
+def describe(choices: list[LayerChoice]) -> str:
+    """The report line: how many layers took each method, then each layer's choice and its
+    held-out layer SQNR beside the best other candidate's."""
+    counts = {name: sum(c.chosen == name for c in choices) for name in CANDIDATES}
+    head = ", ".join(f"{name} {n}" for name, n in counts.items() if n)
+    per_layer = []
+    for c in choices:
+        others = [m for m in c.held_out if m != c.chosen]
+        runner_up = min(others, key=lambda m: c.held_out[m]) if others else None
+        text = f"{c.layer}: {c.chosen} {c.sqnr_db(c.chosen):.1f} dB"
+        if runner_up is not None:
+            text += f" ({runner_up} {c.sqnr_db(runner_up):.1f})"
+        per_layer.append(text)
+    return (f"weight_method=auto: per layer the rounding with the least output error on held-out "
+            f"calibration samples ({head}); " + "; ".join(per_layer))
+
+
+__all__ = ["CANDIDATES", "LayerChoice", "Solve", "describe", "held_out_choice",
+           "weighted_error"]
