@@ -681,6 +681,75 @@ EDGE_TEST(conv2d_indirect_gemm_random_geometry) {
   }
 }
 
+// The two-tile indirect kernels (IsaKernels::igemm_qs8_x2: AVX-512 VNNI int8,
+// qs8_qc8w_igemm_requant_8x32c4__avx512vnni): channel counts around 16 / 32 / 48 (a last tile
+// alone, a short second tile), 1x1 and 3x3 windows, K from one block to an L2 chunk of an odd
+// number of tiles (960 channels: 17 tiles per pass, cut to 16), row tails, 1 to 3 threads
+// (tile chunks of odd size), every rounding rule; bit-exact against the reference, and the
+// layer runs the two-tile kernel exactly where Conv2D's rule says (the ISA has one, two tiles
+// or more, >= 256 output pixels or K >= 512).
+EDGE_TEST(conv2d_indirect_two_tiles) {
+  Rng rng(41);
+  int failures = 0, cases = 0, wide_cases = 0;
+  const int32_t channels_out[] = {16, 17, 31, 32, 33, 48, 80};
+  const int32_t channels_in[] = {4, 16, 24, 96, 960};
+  int trial = 0;
+  for (int32_t cin : channels_in) {
+    for (int32_t oc : channels_out) {
+      ++trial;
+      if (cin == 960 && oc % 16 != 0 && oc != 33) continue;  // keep the big K cases few
+      edge::ConvGeometry g;
+      g.kernel_height = g.kernel_width = trial % 3 == 0 ? 3 : 1;
+      g.padding = edge::Padding::kSame;
+      // 35 / 21 pixels (one tile per call below 256 pixels and K 512) or 17 x 17 = 289: row
+      // tails for 8-row kernels either way
+      g.input_height = trial % 4 < 2 ? 17 : trial % 2 == 0 ? 5 : 3;
+      g.input_width = trial % 4 < 2 ? 17 : 7;
+      g.input_channels = cin;
+      const int32_t k = g.kernel_height * g.kernel_width * cin;
+      FcProblem p = random_fc(rng, WeightType::kInt8, 1, oc, k, Fill::kRandom, Fill::kRandom);
+      p.options.rounding = static_cast<edge::Rounding>(trial % 3);
+      const std::vector<int8_t> input = fill_values(
+          rng, static_cast<std::size_t>(g.input_height) * g.input_width * cin, -128, 127,
+          Fill::kRandom);
+      const std::vector<int8_t> want = reference_conv_int8(g, oc, input, p);
+      const edge::PackedWeights w = pack(p);
+      ++cases;
+      for (Isa isa : test_isas()) {
+        const edge::detail::IsaKernels& t = edge::detail::isa_kernels(isa);
+        edge::Conv2D conv(w.view(), conv_options(p, g, isa));
+        const bool indirect = std::strstr(conv.kernel_name(), "_igemm_") != nullptr;
+        const bool wide = indirect && t.igemm_qs8_x2[0].fn != nullptr && oc > 16 &&
+                          (g.input_height * g.input_width >= 256 || k >= 512);
+        EDGE_CHECK(!wide || std::strcmp(conv.kernel_name(), t.igemm_qs8_x2[0].name) == 0);
+        EDGE_CHECK(wide || t.igemm_qs8_x2[0].name == nullptr ||
+                   std::strcmp(conv.kernel_name(), t.igemm_qs8_x2[0].name) != 0);
+        if (wide) ++wide_cases;
+        edge::ThreadPool pool2(2), pool3(3);
+        for (edge::ThreadPool* pp : {static_cast<edge::ThreadPool*>(nullptr), &pool2, &pool3}) {
+          std::vector<int8_t> got(want.size());
+          conv.run(input.data(), got.data(), pp);
+          const long b = first_mismatch(got, want);
+          if (b >= 0) {
+            ++failures;
+            std::printf("  two-tile conv mismatch %s %s k=%dx%d cin=%d oc=%d threads=%d at %ld\n",
+                        edge::isa_name(isa), conv.kernel_name(), g.kernel_height,
+                        g.kernel_width, cin, oc, pp != nullptr ? pp->num_threads() : 1, b);
+          }
+        }
+      }
+    }
+  }
+  bool any_wide_isa = false;
+  for (Isa isa : test_isas()) {
+    any_wide_isa = any_wide_isa || edge::detail::isa_kernels(isa).igemm_qs8_x2[0].fn != nullptr;
+  }
+  std::printf("  %d cases, %d on a two-tile kernel, %d failed%s\n", cases, wide_cases, failures,
+              any_wide_isa ? "" : " (no ISA of this host has a two-tile kernel)");
+  EDGE_CHECK(failures == 0);
+  EDGE_CHECK(any_wide_isa ? wide_cases > 10 : wide_cases == 0);
+}
+
 // The indirect kernels' int16 sums (AVX2: vpmaddubsw pairs accumulated over up to 10 2-bit or
 // 4 int4 blocks before widening, across taps) at their bounds: every code at the type's largest
 // or smallest value against all -128 / all 127 / alternating activations, 18 to 27 K blocks per

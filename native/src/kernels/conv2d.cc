@@ -147,6 +147,23 @@ struct Conv2D::Impl {
                                                          false);
       }
       igemm = &indirect;
+      // Two 16-channel tiles per call (igemm_qs8_x2) where the ISA has such a kernel, the
+      // layer has two tiles or more, and its weights serve many output pixels (>= 256) or long
+      // rows (K >= 512): each activation broadcast then feeds two dot products. Measured in the
+      // MobileNet-like int8 model (AVX-512 VNNI, Zen 4, per-layer minimums; docs/kernels.md):
+      // stem 160x160x3 -> 32 0.122 -> 0.104 ms, 1x1 80x80x16 -> 96 0.156 -> 0.143, 40x40x24 ->
+      // 144 0.066 -> 0.063, 5x5x960 -> 320 0.053 -> 0.047; but 5x5x160 -> 960 0.027 -> 0.033
+      // and 10x10x64 -> 384 0.019 -> 0.020, so layers of few pixels and short rows keep one
+      // tile (the profile names the kernel each layer ran).
+      const detail::IgemmQs8Kernel& wide =
+          plan.kernels->igemm_qs8_x2[static_cast<int>(plan.type)];
+      const std::size_t out_pixels = static_cast<std::size_t>(g.batch) *
+                                     static_cast<std::size_t>(geo.out_h) *
+                                     static_cast<std::size_t>(geo.out_w);
+      if (wide.fn != nullptr && plan.ntiles > 1 && (out_pixels >= 256 || w.k >= 512)) {
+        igemm = &wide;
+        igemm_tiles = 2;
+      }
       build_indirection();
     }
   }
@@ -470,13 +487,16 @@ struct Conv2D::Impl {
                                static_cast<std::size_t>(geo.out_h) *
                                static_cast<std::size_t>(geo.out_w);
     const std::size_t mr = igemm->mr;
+    // Work is split in whole calls: groups of igemm_tiles tiles (the last may be short).
+    const std::size_t step = igemm_tiles;
+    const std::size_t groups = (ip.ntiles + step - 1) / step;
     const detail::WorkSplit split =
-        detail::split_work(pixels, ip.ntiles, mr, threads, kConvRowBlock);
+        detail::split_work(pixels, groups, mr, threads, kConvRowBlock);
     const std::size_t n = static_cast<std::size_t>(plan.n);
     const std::size_t bpt = cin_pad / ip.kb;
     // Tiles per pass over a row block: their weights stay in L2 (as GemmPlan::compute).
     const std::size_t chunk = std::max<std::size_t>(
-        1, (std::size_t{256} << 10) / (ip.kblocks * kBlockBytes));
+        1, (std::size_t{256} << 10) / (ip.kblocks * kBlockBytes) / step) * step;
     auto task = [&](std::size_t t, int thread) {
       const std::size_t rb = t / split.tile_chunks, tc = t % split.tile_chunks;
       const std::size_t r0 = rb * split.row_block;
@@ -489,14 +509,14 @@ struct Conv2D::Impl {
           sums[r - r0] = sum;
         }
       }
-      const std::size_t tb = tc * split.tile_chunk;
-      const std::size_t te = std::min(ip.ntiles, tb + split.tile_chunk);
+      const std::size_t tb = tc * split.tile_chunk * step;
+      const std::size_t te = std::min(ip.ntiles, tb + split.tile_chunk * step);
       for (std::size_t c0 = tb; c0 < te; c0 += chunk) {
         const std::size_t c1 = std::min(te, c0 + chunk);
         for (std::size_t r = r0; r < r1; r += mr) {
           const std::size_t rr = std::min(mr, r1 - r);
-          for (std::size_t tile = c0; tile < c1; ++tile) {
-            const std::size_t nc = std::min<std::size_t>(kTileN, n - tile * kTileN);
+          for (std::size_t tile = c0; tile < c1; tile += step) {
+            const std::size_t nc = std::min(step * kTileN, n - tile * kTileN);
             igemm->fn(rr, taps, bpt, ip.data + tile * ip.kblocks * kBlockBytes,
                       ind.data() + r * taps, sums + (r - r0), ip.qs8, tile, nc,
                       out + r * n + tile * kTileN, n);
@@ -519,6 +539,7 @@ struct Conv2D::Impl {
   std::vector<ThreadWorkspace> workspaces;
   // The indirect conv (build_indirection); igemm is null where it does not apply.
   const detail::IgemmQs8Kernel* igemm = nullptr;
+  std::size_t igemm_tiles = 1;  // 16-channel tiles per call of igemm (1, or 2: igemm_qs8_x2)
   std::size_t in_pixels = 0, taps = 0;
   AlignedBuffer<uint8_t> xbuf;
   std::vector<const uint8_t*> ind;

@@ -160,6 +160,7 @@ std::vector<std::string> kernel_names() {
     }
     for (const detail::GemmQs8Kernel& g : k.gemm_qs8) add(g.fn != nullptr ? g.name : nullptr);
     for (const detail::IgemmQs8Kernel& g : k.igemm_qs8) add(g.fn != nullptr ? g.name : nullptr);
+    for (const detail::IgemmQs8Kernel& g : k.igemm_qs8_x2) add(g.fn != nullptr ? g.name : nullptr);
     add(k.dwconv_name);
     add(k.dwconv_qs8 != nullptr ? k.dwconv_qs8_name : nullptr);
     const ElementwiseKernels& e = elementwise_kernels(isa);

@@ -256,6 +256,9 @@ struct IsaKernels {
   const char* dwconv_qs8_name;
   GemmQs8Kernel gemm_qs8[4];    // by WeightType; int8 output, no per-group scales
   IgemmQs8Kernel igemm_qs8[4];  // by WeightType; fn null where the ISA has no indirect conv
+  // The indirect conv over two 16-channel tiles per call (channels 16 tile .. 16 tile + nc, nc
+  // up to 32; nc <= 16 computes one tile): by WeightType, fn null where the ISA has none.
+  IgemmQs8Kernel igemm_qs8_x2[4] = {};
 };
 
 // One table per ISA carried by this binary, defined in that ISA's translation unit.
