@@ -1,12 +1,13 @@
 """The sub-model that computes some tensors (converters/quantize/subgraph.py), the one cut that
-GPTQ's sequential inputs, the stem's Hessians and the output heads' inputs run in LiteRT."""
+GPTQ's sequential inputs, the stem's Hessians and the output heads' inputs run in LiteRT, and
+the operators an output depends on (the precision planner's and fidelity warnings' walk)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from sdk.converters.ir import DType, Graph, Model, Operator, SignatureDef, Tensor
-from sdk.converters.quantize.subgraph import computing
+from sdk.converters.quantize.subgraph import computing, upstream_ops
 from sdk.converters.tflite import serialize
 from sdk.run.runner import LiteRTRunner
 
@@ -64,3 +65,10 @@ def test_an_input_computes_nothing() -> None:
     model, t = _model()
     cut = computing(model, [t["x"]])
     assert cut.main.operators == [] and cut.main.outputs == [t["x"]]
+
+
+def test_upstream_ops_are_what_an_output_depends_on() -> None:
+    model, t = _model()
+    assert [op.name for op in upstream_ops(model, t["y"])] == ["add_two", "square", "add_one"]
+    assert [op.name for op in upstream_ops(model, t["side"])] == ["times_three"]
+    assert upstream_ops(model, t["x"]) == []

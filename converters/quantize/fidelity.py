@@ -25,6 +25,7 @@ from sdk.base.samples import SampleSet
 from sdk.converters.ir import DType, Model, Tensor
 from sdk.converters.quantize.int8 import QuantizedModel
 from sdk.converters.quantize.plan import layer_name
+from sdk.converters.quantize.subgraph import upstream_ops
 from sdk.run.fidelity import (
     LOW_SQNR_DB,
     FidelityReport,
@@ -220,17 +221,7 @@ def worst_layer(report: FidelityReport, float_model: Model, output: Tensor,
     if not report.layers:
         return None
     losses = layer_losses(report, float_model, inputs_db)
-    producers = float_model.main.producers()
-    # the layers upstream of the output
-    cone: set[int] = set()
-    stack = [output]
-    while stack:
-        t = stack.pop()
-        op = producers.get(t)
-        if op is None or id(op) in cone:
-            continue
-        cone.add(id(op))
-        stack.extend(x for x in op.inputs if x is not None and not x.is_constant)
+    cone = {id(op) for op in upstream_ops(float_model, output)}  # the layers upstream of it
     candidates = [losses[k] for k in cone if k in losses]
     return max(candidates, key=lambda x: x.added_noise) if candidates else None
 

@@ -63,6 +63,7 @@ from sdk.converters.quantize.fidelity import layer_losses
 from sdk.converters.quantize.int16x8 import INT16_KERNELS
 from sdk.converters.quantize.plan import FLOAT, INT16X8, LayerPrecision, PrecisionPlan, layer_name
 from sdk.converters.quantize.rules import OP_RULES
+from sdk.converters.quantize.subgraph import upstream_ops
 from sdk.run.fidelity import FidelityReport, LayerFidelity
 
 #: re-exports after the first one, not counting the final all-wide attempt
@@ -298,20 +299,6 @@ AttemptFn = Callable[[PrecisionPlan], Attempt]
 
 
 # ---------------------------------------------------------------------------- layer losses
-def upstream_ops(model: Model, output: Tensor) -> list[Operator]:
-    """The operators `output` depends on."""
-    producers = model.main.producers()
-    seen: dict[int, Operator] = {}
-    stack = [output]
-    while stack:
-        t = stack.pop()
-        op = producers.get(t)
-        if op is None or id(op) in seen:
-            continue
-        seen[id(op)] = op
-        stack.extend(x for x in op.inputs if x is not None and not x.is_constant)
-    return list(seen.values())
-
 
 def with_layers(a: Attempt, report: PlannerReport | None = None) -> Attempt:
     """`a` with its per-layer SQNR measured (once; counted in `report.layer_runs`)."""

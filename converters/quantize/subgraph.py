@@ -3,7 +3,9 @@
 Several quantisation steps need the float values of inner tensors on the calibration samples and
 get them by running, in LiteRT, the model cut down to what computes those tensors: GPTQ's
 sequential inputs (`gptq`), the stem's layer outputs (`stem`) and the output heads' inputs
-(`head_rounding`). `computing` is that cut, made one way for all of them.
+(`head_rounding`). `computing` is that cut, made one way for all of them. `upstream_ops` lists
+the operators an output depends on (the precision planner's and the fidelity warnings' layers
+on the way to an output).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 
-from sdk.converters.ir import Model, Tensor
+from sdk.converters.ir import Model, Operator, Tensor
 
 
 def computing(model: Model, tensors: Sequence[Tensor]) -> Model:
@@ -34,3 +36,19 @@ def computing(model: Model, tensors: Sequence[Tensor]) -> Model:
     cut.graphs = [sub if g is graph else g for g in model.graphs]
     cut.signatures = []
     return cut
+
+
+def upstream_ops(model: Model, output: Tensor) -> list[Operator]:
+    """The operators of the main graph that `output` depends on, each once, from `output` back
+    (depth first)."""
+    producers = model.main.producers()
+    seen: dict[int, Operator] = {}
+    stack = [output]
+    while stack:
+        t = stack.pop()
+        op = producers.get(t)
+        if op is None or id(op) in seen:
+            continue
+        seen[id(op)] = op
+        stack.extend(x for x in op.inputs if x is not None and not x.is_constant)
+    return list(seen.values())
