@@ -298,3 +298,29 @@ def test_compensation_must_hold_on_held_out_rows() -> None:
 
     assert _validated_damp(stats(2000, True), stats(2000, True), w, damps) == 0.01
     assert _validated_damp(stats(k, False), stats(k, False), w, damps) is None
+
+
+@pytest.mark.parametrize("multiplier", [1, 2])
+def test_depthwise_hessians_by_batched_matmul(multiplier: int) -> None:
+    """The depthwise accumulator's per-channel Grams (batched matmul over float32 inputs
+    converted after the rows are picked) equal the einsum over float64 patches they replace,
+    with a channel multiplier too (each input channel's Gram repeated per output channel)."""
+    from sdk.converters.quantize.gptq import _Accumulator
+
+    rng = np.random.default_rng(7)
+    c = 4
+    op = Operator("DEPTHWISE_CONV_2D", [], [], attrs={"stride_h": 1, "stride_w": 1,
+                                                       "padding": "SAME"})
+    w = rng.normal(size=(1, 3, 3, c * multiplier)).astype(np.float32)
+    x = rng.normal(size=(1, 6, 6, c)).astype(np.float32)
+    xf = x + 0.1 * rng.normal(size=x.shape).astype(np.float32)
+    acc = _Accumulator(op, w, 9, (c * multiplier, 9, 9))
+    acc.add(x, 36, np.random.default_rng(0), x_float=xf)
+    pos = np.arange(36)
+    a = patches(op, x.astype(np.float64), 3, 3, pos).reshape(36, 9, c)
+    b = patches(op, xf.astype(np.float64), 3, 3, pos).reshape(36, 9, c)
+    want_h = np.repeat(np.einsum("rkc,rlc->ckl", a, a), multiplier, axis=0)
+    want_cross = np.repeat(np.einsum("rkc,rlc->ckl", a, b), multiplier, axis=0)
+    assert acc.rows == 36
+    np.testing.assert_allclose(acc.h, want_h, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(acc.cross, want_cross, rtol=1e-12, atol=1e-12)
