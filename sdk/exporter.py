@@ -277,7 +277,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     heads = round_heads(float_model, cal_set) if qat is None and weight_method is None \
         and scheme == "int8" and activations == "int8" else None
     head_floats = FloatHeads(float_model, cal_set)  # their float side: run once, for all builds
-    solver = weight_solver(weight_method, float_model, cal_set) if qat is None \
+    solver = weight_solver(weight_method, float_model, cal_set,
+                           bias_corrected=correction != "none") if qat is None \
         else qat.solver(float_model)  # GPTQ: the layers' Hessians; QAT: the trained codes
     float_state: list[tuple[bytes, list[dict[Tensor, int]]]] = \
         [serialized_float] if stem is not None else []

@@ -86,15 +86,15 @@ def test_held_out_choice_prefers_what_holds_on_other_samples() -> None:
     the other half; the report line names each layer's choice beside the runner-up."""
     rng = np.random.default_rng(3)
     w = rng.standard_normal((8, 16))
-    x1, x2 = rng.standard_normal((400, 16)), rng.standard_normal((400, 16))
-    fit, check = 2 * x1.T @ x1 / 400, 2 * x2.T @ x2 / 400
+    x2 = rng.standard_normal((400, 16))
+    check = 2 * x2.T @ x2 / 400
     good = np.round(w * 4) / 4
     overfit = good + 0.3 * rng.standard_normal(w.shape)   # far from w on any inputs
 
     def solve(deq: np.ndarray):
-        return lambda h: (deq, np.ones_like(deq))
+        return lambda: (deq, np.ones_like(deq))
 
-    choice = held_out_choice("fc", w, {"rtn": solve(overfit), "gptq": solve(good)}, fit, check)
+    choice = held_out_choice("fc", w, {"rtn": solve(overfit), "gptq": solve(good)}, check)
     assert choice.chosen == "gptq" and set(choice.held_out) == {"rtn", "gptq"}
     assert choice.sqnr_db("gptq") > choice.sqnr_db("rtn")
     text = describe([choice, LayerChoice("conv", "adaround", {"adaround": 0.01, "gptq": 0.02})])

@@ -266,9 +266,9 @@ def test_compensation_reads_the_hessian_pass_float_inputs(digits_float_tflite,
 
     w2 = second.ops[0].inputs[1].numpy()
     rows = _rows(w2, OP_RULES[second.op_type].weight_axis)
-    h_kept, w_kept, _ = solver._compensated(second, rows)
+    h_kept, w_kept, _, _ = solver._compensated(second, rows)
     solver.float_inputs = {}                                 # as for a layer not kept
-    h_run, w_run, _ = solver._compensated(second, rows)
+    h_run, w_run, _, _ = solver._compensated(second, rows)
     assert np.allclose(h_kept, h_run, rtol=1e-6, atol=1e-9)
     assert np.allclose(w_kept, w_run, rtol=1e-5, atol=1e-7)
     assert not np.allclose(w_kept, rows)                     # layer 1's rounding compensated

@@ -68,6 +68,7 @@ from sdk.converters.quantize.adaround import adaround_quantize
 from sdk.converters.quantize.lowbit import _from_rows, _rows
 from sdk.converters.quantize.method_choice import (
     CANDIDATES,
+    CENTRED,
     LayerChoice,
     Solve,
     describe,
@@ -96,6 +97,11 @@ COMPENSATION_RIDGES = (1.0, 3.0, 10.0, 30.0, 100.0)
 #: thousands of small products, which OpenBLAS' threads slowed ten-fold on a busy 2-core host
 #: (a 48 x 192 synthetic layer, 1000 AdaRound iterations: 1.0 s on one thread, 10-12 s on two)
 SOLVER_BLAS_THREADS = 1
+
+
+#: a layer's calibration rows in two halves (alternate samples): (H of the first, H of the
+#: second, the first's mean row, the second's mean row)
+Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -472,6 +478,9 @@ class WeightSolver:
     #: -> 9.07 dB, oww_hey_mycroft ternary 12.46 -> 3.75; ppocr_mobile_v2_cls ternary
     #: AdaRound 11.35 -> 15.0)
     centred: bool = False
+    #: the export corrects biases for the mean output shift (`bias_correction` not "none"):
+    #: method "auto" then also tries the centred objective (see `_auto`)
+    bias_corrected: bool = True
     #: method "auto": each layer's held-out comparison and choice (`method_choice`)
     choices: list[LayerChoice] = field(default_factory=list)
     _token: contextvars.Token[Solver | None] | None = None
@@ -525,21 +534,22 @@ class WeightSolver:
             return None
         start = time.perf_counter()
         rows = _rows(w, axis)
-        h, target = entry.hessian, rows
-        centred = self.centred and _biased(entry)
-        if centred and entry.mean is not None:
-            h = _centre(h, entry.mean)
-        split: tuple[np.ndarray, np.ndarray] | None = None
+        h, target, mean = entry.hessian, rows, entry.mean
+        split: Split | None = None
         if self.sequential and self._rounded is not None and len(entry.ops) == 1:
-            stats = self._compensated(entry, rows, centred)
+            stats = self._compensated(entry, rows)
             if stats is not None:
-                h, target, split = stats
+                h, target, split, mean = stats
                 self.compensated.append(", ".join(entry.layers))
+        # the mean shift of the layer's output error is removed by the bias correction
+        corrected = mean if self.bias_corrected and _biased(entry) else None
+        if self.method != "auto" and self.centred and corrected is not None:
+            h = _centre(h, corrected)
         if self.method == "auto":
             if split is None:
-                split = self._float_split(entry, centred)
-            result = self._auto(entry, target, h, split, qmin, qmax, scales, group_size,
-                                group_scale, refit)
+                split = self._float_split(entry)
+            result, h = self._auto(entry, target, h, corrected, split, qmin, qmax, scales,
+                                   group_size, group_scale, refit)
         elif self.method == "adaround":
             result = self._adaround(target, h, qmin, qmax, scales, group_size, group_scale,
                                     ADAROUND_DAMP)
@@ -582,12 +592,17 @@ class WeightSolver:
                           out)
 
     def _auto(self, entry: LayerHessian, target: np.ndarray, h: np.ndarray,
-              split: tuple[np.ndarray, np.ndarray] | None, qmin: int, qmax: int,
+              mean: np.ndarray | None, split: Split | None, qmin: int, qmax: int,
               scales: np.ndarray | None, group_size: int, group_scale: ScaleFn | None,
-              refit: bool) -> GptqResult:
+              refit: bool) -> tuple[GptqResult, np.ndarray]:
         """Method "auto": every candidate of `method_choice.CANDIDATES` solved on one half of
         the layer's samples and scored on the other (`split`); the winner solved with all of
-        them (`h`). Without a split (a weight shared by two layers, no samples): GPTQ."""
+        them. Where the bias correction removes the output error's mean (`mean`: the layer's
+        mean input row, else None) each candidate is also solved for the centred H
+        (`_centre`, names ending "-centred"), and every candidate is scored by the error left
+        on the held-out half after a correction fitted on the first half: 2 E_b[(x - m_a)
+        (x - m_a)^T]. Returns the codes and the H they were solved with (for the scale refit).
+        Without a split (a weight shared by two layers, no samples): GPTQ."""
         def candidate(name: str, hh: np.ndarray) -> GptqResult:
             if name == "adaround":
                 return self._adaround(target, hh, qmin, qmax, scales, group_size, group_scale,
@@ -602,8 +617,8 @@ class WeightSolver:
                 res = gptq_quantize(target, hh, qmin, qmax, scales=again, damp=damp)
             return res
 
-        def solved(name: str) -> Solve:
-            def solve(hh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def solved(name: str, hh: np.ndarray) -> Solve:
+            def solve() -> tuple[np.ndarray, np.ndarray]:
                 res = candidate(name, hh)
                 out = res.scales
                 if refit and not group_size:
@@ -614,14 +629,25 @@ class WeightSolver:
 
         names = [n for n in CANDIDATES if not (n == "gptq-iter" and (group_size or not refit))]
         if split is None:
-            return candidate("gptq", h)
-        choice = held_out_choice(", ".join(entry.layers), target,
-                                 {n: solved(n) for n in names}, split[0], split[1])
+            return candidate("gptq", h), h
+        fit, check, fit_mean, check_mean = split
+        solves = {n: solved(n, fit) for n in names}
+        if mean is not None:
+            centred_fit = _centre(fit, fit_mean)
+            solves.update({f"{n}{CENTRED}": solved(n, centred_fit) for n in names})
+            # the held-out half's inputs about the fit half's mean (its bias correction)
+            check = check - 2.0 * (fit_mean[..., :, None] * check_mean[..., None, :]
+                                   + check_mean[..., :, None] * fit_mean[..., None, :]
+                                   - fit_mean[..., :, None] * fit_mean[..., None, :])
+        choice = held_out_choice(", ".join(entry.layers), target, solves, check)
         self.choices.append(choice)
-        return candidate(choice.chosen, h)
+        name = choice.chosen.removesuffix(CENTRED)
+        if choice.chosen != name:
+            assert mean is not None
+            h = _centre(h, mean)
+        return candidate(name, h), h
 
-    def _float_split(self, entry: LayerHessian, centred: bool
-                     ) -> tuple[np.ndarray, np.ndarray] | None:
+    def _float_split(self, entry: LayerHessian) -> Split | None:
         """H of the float model's inputs to the layer from alternate calibration samples (the
         ones the Hessian pass kept, else a run of the float model): the held-out split of a
         layer solved for its float inputs."""
@@ -648,7 +674,7 @@ class WeightSolver:
         a, b = halves
         if not a.rows or not b.rows:
             return None
-        return _hessian(a, centred), _hessian(b, centred)
+        return _split(a, b)
 
     # ------------------------------------------------------------ upstream compensation
     def _round_in_copy(self, entry: LayerHessian, rows: np.ndarray, deq_rows: np.ndarray,
@@ -677,12 +703,11 @@ class WeightSolver:
                 b.data = (bias.numpy().astype(np.float64) - shift).astype(  # type: ignore
                     np.float32).reshape(bias.shape)
 
-    def _compensated(self, entry: LayerHessian, rows: np.ndarray, centred: bool = False
-                     ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None
-                                ] | None:
+    def _compensated(self, entry: LayerHessian, rows: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, Split | None, np.ndarray] | None:
         """(H of the rounded-so-far model's inputs, the weights W' that best reproduce the float
-        layer's outputs from them, H of each half of the samples or None), or None where the
-        correction is not trustworthy.
+        layer's outputs from them, the two halves of the samples (`Split`) or None, the mean
+        input row), or None where the correction is not trustworthy.
 
         The rounded copy runs cut down to what computes this layer's input (its only output),
         over the first samples until `max_rows` rows;
@@ -735,11 +760,8 @@ class WeightSolver:
         correction = _correction(_centred(halves), rows, damp)
         if correction is None:
             return None
-        split = (_hessian(a, centred), _hessian(b, centred)) if a.rows and b.rows else None
-        h = 2.0 * (a.h + b.h) / n
-        if centred:
-            h = _centre(h, (a.sum_q + b.sum_q) / n)
-        return h, rows + correction, split
+        split = _split(a, b) if a.rows and b.rows else None
+        return 2.0 * (a.h + b.h) / n, rows + correction, split, (a.sum_q + b.sum_q) / n
 
     def _rounded_inputs(self, cut: Model, xq: Tensor, acc: _Accumulator, per_sample: int
                         ) -> Iterator[list[np.ndarray] | None]:
@@ -817,10 +839,9 @@ def _biased(entry: LayerHessian) -> bool:
     return bool(entry.ops) and all(has(op) for op in entry.ops)
 
 
-def _hessian(acc: _Accumulator, centred: bool) -> np.ndarray:
-    """2 X^T X / n of an accumulator's rows, centred (2 Cov) or not."""
-    h = 2.0 * acc.h / acc.rows
-    return _centre(h, acc.sum_q / acc.rows) if centred else h
+def _split(a: _Accumulator, b: _Accumulator) -> Split:
+    """(H of a's rows, H of b's rows, a's mean row, b's mean row)."""
+    return 2.0 * a.h / a.rows, 2.0 * b.h / b.rows, a.sum_q / a.rows, b.sum_q / b.rows
 
 
 def _centred(accs: list[_Accumulator]) -> tuple[np.ndarray, np.ndarray]:
@@ -990,11 +1011,12 @@ def collect_hessians(model: Model, samples: SampleSet, *, max_rows: int = DEFAUL
     return out
 
 
-def weight_solver(method: str | None, model: Model, samples: SampleSet, **kwargs: object
-                  ) -> WeightSolver:
-    """What `sdk.export` wraps the INT8 rewrite in: for "gptq" and "adaround", the Hessians of
-    `model`'s layers on `samples` (timed); for any other method an inactive solver."""
-    solver = WeightSolver(method, model=model, samples=samples)
+def weight_solver(method: str | None, model: Model, samples: SampleSet, *,
+                  bias_corrected: bool = True, **kwargs: object) -> WeightSolver:
+    """What `sdk.export` wraps the INT8 rewrite in: for "gptq", "adaround" and "auto", the
+    Hessians of `model`'s layers on `samples` (timed); for any other method an inactive solver.
+    `bias_corrected`: the export's bias correction is on (see `WeightSolver.bias_corrected`)."""
+    solver = WeightSolver(method, model=model, samples=samples, bias_corrected=bias_corrected)
     if method not in SOLVER_METHODS:
         return solver
     start = time.perf_counter()

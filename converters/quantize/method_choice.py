@@ -19,7 +19,12 @@ all the rows and kept. Candidates (`CANDIDATES`):
 - ``gptq-d10``: GPTQ damped 10 % (less trust in a noisy H);
 - ``gptq-iter``: GPTQ, scale refit, GPTQ again at the refitted scales (scale and codes fitted
   jointly: the second pass rounds for the scale the first pass's codes want);
-- ``adaround``: AdaRound (learned rounding), H damped 10 %.
+- ``adaround``: AdaRound (learned rounding), H damped 10 %;
+- each of these ``-centred`` where the export's bias correction removes the mean of the
+  layer's output error (a layer with a bias): solved for H = 2 Cov(X) instead of 2 E[X X^T],
+  the error left after that correction. Every candidate is then scored by what is left on the
+  held-out half after a correction fitted on the first half, 2 E_b[(x - m_a)(x - m_a)^T]: a
+  mean that does not carry over from one half to the other counts against the centred fits.
 
 This module holds the choice and its report; the solving is `gptq.WeightSolver`'s.
 """
@@ -32,9 +37,13 @@ from dataclasses import dataclass
 import numpy as np
 
 CANDIDATES = ("rtn", "gptq", "gptq-d10", "gptq-iter", "adaround")
+#: the name suffix of a candidate solved for the centred H (the error left after the bias
+#: correction)
+CENTRED = "-centred"
 
-#: a candidate: Hessian -> (codes [C, K], scales per value [C, K]: dequantised = codes * scales)
-Solve = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+#: a candidate solved on the fit half: (codes [C, K], scales per value [C, K]: dequantised =
+#: codes * scales)
+Solve = Callable[[], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -60,13 +69,13 @@ def weighted_error(target: np.ndarray, deq: np.ndarray, hessian: np.ndarray) -> 
 
 
 def held_out_choice(layer: str, target: np.ndarray, candidates: Mapping[str, Solve],
-                    fit: np.ndarray, check: np.ndarray) -> LayerChoice:
-    """Each candidate solved with the Hessian `fit` (one half of the samples) and scored with
-    `check` (the other half); ties go to the earlier (cheaper) candidate."""
+                    check: np.ndarray) -> LayerChoice:
+    """Each candidate (solved on one half of the samples) scored with the Hessian `check` of
+    the other half; ties go to the earlier (cheaper) candidate."""
     energy = weighted_error(target, np.zeros_like(target), check)
     scores: dict[str, float] = {}
     for name, solve in candidates.items():
-        codes, per_value = solve(fit)
+        codes, per_value = solve()
         err = weighted_error(target, codes * per_value, check)
         scores[name] = err / energy if energy > 0 else err
     chosen = min(scores, key=lambda n: (scores[n], list(candidates).index(n)))
@@ -76,8 +85,10 @@ def held_out_choice(layer: str, target: np.ndarray, candidates: Mapping[str, Sol
 def describe(choices: list[LayerChoice]) -> str:
     """The report line: how many layers took each method, then each layer's choice and its
     held-out layer SQNR beside the best other candidate's."""
-    counts = {name: sum(c.chosen == name for c in choices) for name in CANDIDATES}
-    head = ", ".join(f"{name} {n}" for name, n in counts.items() if n)
+    counts: dict[str, int] = {}
+    for c in choices:
+        counts[c.chosen] = counts.get(c.chosen, 0) + 1
+    head = ", ".join(f"{name} {n}" for name, n in counts.items())
     per_layer = []
     for c in choices:
         others = [m for m in c.held_out if m != c.chosen]
@@ -90,5 +101,5 @@ def describe(choices: list[LayerChoice]) -> str:
             f"calibration samples ({head}); " + "; ".join(per_layer))
 
 
-__all__ = ["CANDIDATES", "LayerChoice", "Solve", "describe", "held_out_choice",
+__all__ = ["CANDIDATES", "CENTRED", "LayerChoice", "Solve", "describe", "held_out_choice",
            "weighted_error"]
