@@ -1107,6 +1107,110 @@ EDGE_TEST(depthwise_fused_row_calls_every_isa) {
   EDGE_CHECK(failures == 0);
 }
 
+// The x86 fused epilogues' two forms (native/src/kernels/x86/requant8_ymm.h): when every
+// channel's shift is 32 or more (shift_ge32) the result is the high dword of the 64-bit sum
+// shifted arithmetically, else (a shift of 31: effective scales in [1/2, 1)) the biased
+// logical-shift form. Effective scales on both sides of 1/2 (t = 32 and t = 31), exact dyadic
+// ones (ties of the rounding), all channels on one side or mixed channel by channel, through
+// the fused GEMM (1x1) and indirect conv (3x3) for every weight type and the fused depthwise
+// (with and without LiteRT's tail rule), every rounding rule; bit-exact against the reference.
+EDGE_TEST(fused_requant_shift_32_boundary_every_isa) {
+  Rng rng(41);
+  int failures = 0, cases = 0;
+  // [0]: effective scales in [1/4, 1/2) (total shift 32), [1]: in [1/2, 1) (total shift 31)
+  const float dyadic[2][4] = {{0.25f, 0.3125f, 0.375f, 0.4375f}, {0.5f, 0.625f, 0.75f, 0.875f}};
+  for (int trial = 0; trial < 36; ++trial) {
+    const int side = trial % 3;  // 0: every channel t = 32, 1: every channel t = 31, 2: mixed
+    auto scale = [&](int32_t c) {
+      const int s = side == 2 ? static_cast<int>(c % 2) : side;
+      return rng.uniform(0, 1) == 0 ? dyadic[s][rng.uniform(0, 3)]
+                                    : s == 0 ? rng.uniform_float(0.26f, 0.49f)
+                                             : rng.uniform_float(0.51f, 0.99f);
+    };
+    const auto rounding = static_cast<edge::Rounding>((trial / 3) % 3);
+    edge::ConvGeometry g;
+    g.kernel_height = g.kernel_width = trial % 2 == 0 ? 1 : 3;
+    g.padding = edge::Padding::kSame;
+    g.input_height = rng.uniform(3, 6);
+    g.input_width = rng.uniform(3, 6);
+    {  // fused GEMM / indirect conv
+      g.input_channels = rng.uniform(1, 8);
+      const int32_t oc = rng.uniform(1, 40);
+      const WeightType type = kTypes[(trial / 9) % 4];
+      FcProblem p = random_fc(rng, type, 1, oc, g.kernel_height * g.kernel_width * g.input_channels);
+      p.options.rounding = rounding;
+      p.options.activation = edge::Activation::kNone;
+      p.options.input = {1.0f, 0};
+      p.options.output = {1.0f, rng.uniform(-10, 10)};
+      p.scales.resize(static_cast<std::size_t>(oc));
+      for (int32_t c = 0; c < oc; ++c) p.scales[c] = scale(c);
+      for (auto& b : p.bias) b = rng.uniform(-100, 100);
+      const std::vector<int8_t> input = fill_values(
+          rng, static_cast<std::size_t>(g.input_height) * g.input_width * g.input_channels, -3, 3,
+          Fill::kRandom);
+      const std::vector<int8_t> want = reference_conv_int8(g, oc, input, p);
+      const edge::PackedWeights w = pack(p);
+      ++cases;
+      for (Isa isa : test_isas()) {
+        edge::Conv2D conv(w.view(), conv_options(p, g, isa));
+        std::vector<int8_t> got(want.size());
+        conv.run(input.data(), got.data());
+        const long b = first_mismatch(got, want);
+        if (b >= 0) {
+          ++failures;
+          std::printf("  fused conv mismatch %s %s side=%d rounding=%d k=%d oc=%d at %ld\n",
+                      edge::weight_type_name(type), edge::isa_name(isa), side,
+                      static_cast<int>(rounding), g.kernel_height, oc, b);
+        }
+      }
+    }
+    {  // fused depthwise, 3x3
+      g.kernel_height = g.kernel_width = 3;
+      g.stride_height = g.stride_width = 1 + trial % 2;
+      const int32_t ch = rng.uniform(1, 100);
+      g.input_channels = ch;
+      FcProblem p = random_fc(rng, WeightType::kInt8, 1, ch, 1);
+      std::fill(p.wzp.begin(), p.wzp.end(), 0);
+      p.options.rounding = rounding;
+      p.options.activation = edge::Activation::kNone;
+      p.options.input = {1.0f, 0};
+      p.options.output = {1.0f, rng.uniform(-10, 10)};
+      p.scales.resize(static_cast<std::size_t>(ch));
+      for (int32_t c = 0; c < ch; ++c) p.scales[c] = scale(c);
+      for (auto& b : p.bias) b = rng.uniform(-100, 100);
+      const std::vector<int8_t> input = fill_values(
+          rng, static_cast<std::size_t>(g.input_height) * g.input_width * ch, -3, 3, Fill::kRandom);
+      const std::vector<int8_t> filter =
+          fill_values(rng, static_cast<std::size_t>(9) * ch, -20, 20, Fill::kRandom);
+      const std::vector<int32_t> acc = reference_depthwise_acc(
+          g, 1, input, filter, p.wzp, p.options.input.zero_point, p.bias);
+      std::vector<int8_t> want = reference_requant(acc, ch, p.scales, p.options, false);
+      std::optional<edge::Rounding> tail;
+      if (trial % 4 < 2 && rounding != edge::Rounding::kAwayFromZero) {
+        tail = edge::Rounding::kAwayFromZero;
+        round_tail_channels(acc, ch, p, *tail, want);
+      }
+      ++cases;
+      for (Isa isa : test_isas()) {
+        edge::DepthwiseConv2DOptions o = depthwise_options(p, g, 1, isa, tail);
+        o.output_type = OutputType::kInt8;
+        edge::DepthwiseConv2D dw(filter.data(), p.scales.data(),
+                                 static_cast<int32_t>(p.scales.size()), p.wzp.data(), o);
+        std::vector<int8_t> got(want.size());
+        dw.run(input.data(), got.data());
+        const long b = first_mismatch(got, want);
+        if (b >= 0) {
+          ++failures;
+          std::printf("  fused depthwise mismatch %s side=%d rounding=%d c=%d at %ld\n",
+                      edge::isa_name(isa), side, static_cast<int>(rounding), ch, b);
+        }
+      }
+    }
+  }
+  std::printf("  %d cases, %d failed\n", cases, failures);
+  EDGE_CHECK(failures == 0);
+}
+
 EDGE_TEST(packing_roundtrip_and_errors) {
   Rng rng(8);
   for (WeightType type : kTypes) {

@@ -501,7 +501,9 @@ inline int variant_index(const GemmQs8Params& p) {
 // GEMM: requantises and stores R rows of 16 int32 sums (acc[r][0]: channels 0..7, [1]: 8..15)
 // to which the bias is not yet added. The tile's tables are loaded once for the R rows, and
 // each row is requantised and stored straight away.
-template <int R, bool kWzp, bool kRare>
+// kHi: every channel's shift is at least 32 (GemmQs8Params::shift_ge32): requant8_hi, and the
+// output zero point (0 when folded) added as a vector.
+template <int R, bool kWzp, bool kRare, bool kHi>
 [[gnu::always_inline]] inline void requant_store_rows(
     __m256i (*acc)[2], const int32_t* row_sums, std::size_t sums_stride, const GemmQs8Params& p,
     std::size_t tile, std::size_t nc, int8_t* out, std::size_t out_stride) {
@@ -514,14 +516,19 @@ template <int R, bool kWzp, bool kRare>
   const __m256i qmin = _mm256_set1_epi32(p.out_min), qmax = _mm256_set1_epi32(p.out_max);
   __m256i bias[2], wzp[2], pre[2], offset[2];
   Requant8 rq[2];
+  Requant8Hi rh[2];
   for (int h = 0; h < 2; ++h) {
     bias[h] = load_i32(p.bias + c0 + 8 * h);
     if constexpr (kWzp) {
       wzp[h] = p.wzp != nullptr ? load_i32(p.wzp + c0 + 8 * h) : _mm256_set1_epi32(p.wzp_uniform);
     }
     if constexpr (kRare) pre[h] = load_i32(p.pre_shift + c0 + 8 * h);
-    rq[h] = load_requant8(t, h);
-    offset[h] = _mm256_sub_epi32(rq[h].unbias, zp);
+    if constexpr (kHi) {
+      rh[h] = load_requant8_hi(t, h);
+    } else {
+      rq[h] = load_requant8(t, h);
+      offset[h] = _mm256_sub_epi32(rq[h].unbias, zp);
+    }
   }
   for (int r = 0; r < R; ++r) {
     __m256i y[2];
@@ -531,7 +538,12 @@ template <int R, bool kWzp, bool kRare>
         v = _mm256_sub_epi32(v, _mm256_mullo_epi32(wzp[h], _mm256_set1_epi32(sums[r])));
       }
       if constexpr (kRare) v = _mm256_sllv_epi32(v, pre[h]);
-      const __m256i q = _mm256_sub_epi32(requant8_biased(v, rq[h], kRare), offset[h]);
+      __m256i q;
+      if constexpr (kHi) {
+        q = _mm256_add_epi32(requant8_hi(v, rh[h], kRare), zp);
+      } else {
+        q = _mm256_sub_epi32(requant8_biased(v, rq[h], kRare), offset[h]);
+      }
       y[h] = _mm256_min_epi32(_mm256_max_epi32(q, qmin), qmax);
     }
     const __m128i b = pack16_int8(y[0], y[1]);
@@ -544,44 +556,45 @@ template <int R, bool kWzp, bool kRare>
 }
 
 // int8 weights, fused: int8_dot_rows' sums (int16 rows, vpmaddwd) kept in registers.
-template <int R, bool kWzp, bool kRare>
+template <int R, bool kWzp, bool kRare, bool kHi>
 void gemm_int8_requant_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
                             std::size_t x_stride, const int32_t* row_sums, std::size_t sums_stride,
                             const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
                             std::size_t out_stride) {
   __m256i s[R][2];
   int8_dot_rows<R>(nblocks, w, x, x_stride, s);
-  requant_store_rows<R, kWzp, kRare>(s, row_sums, sums_stride, p, tile, nc, out, out_stride);
+  requant_store_rows<R, kWzp, kRare, kHi>(s, row_sums, sums_stride, p, tile, nc, out,
+                                          out_stride);
 }
 
 void gemm_int8_requant(std::size_t rows, std::size_t nblocks, const uint8_t* w, const uint8_t* x,
                        std::size_t x_stride, const int32_t* row_sums, std::size_t sums_stride,
                        const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
                        std::size_t out_stride) {
-  using Fn = decltype(&gemm_int8_requant_rows<1, false, false>);
-  static constexpr Fn kByRows[4][3] = {
-      {gemm_int8_requant_rows<1, false, false>, gemm_int8_requant_rows<2, false, false>,
-       gemm_int8_requant_rows<3, false, false>},
-      {gemm_int8_requant_rows<1, false, true>, gemm_int8_requant_rows<2, false, true>,
-       gemm_int8_requant_rows<3, false, true>},
-      {gemm_int8_requant_rows<1, true, false>, gemm_int8_requant_rows<2, true, false>,
-       gemm_int8_requant_rows<3, true, false>},
-      {gemm_int8_requant_rows<1, true, true>, gemm_int8_requant_rows<2, true, true>,
-       gemm_int8_requant_rows<3, true, true>}};
-  kByRows[variant_index(p)][(rows < 3 ? rows : 3) - 1](nblocks, w, x, x_stride, row_sums,
-                                                       sums_stride, p, tile, nc, out, out_stride);
+  using Fn = decltype(&gemm_int8_requant_rows<1, false, false, false>);
+#define EDGE_AVX2_INT8_ROWS(W, X, H)                                                   \
+  {gemm_int8_requant_rows<1, W, X, H>, gemm_int8_requant_rows<2, W, X, H>,             \
+   gemm_int8_requant_rows<3, W, X, H>}
+  static constexpr Fn kByRows[2][4][3] = {
+      {EDGE_AVX2_INT8_ROWS(false, false, false), EDGE_AVX2_INT8_ROWS(false, true, false),
+       EDGE_AVX2_INT8_ROWS(true, false, false), EDGE_AVX2_INT8_ROWS(true, true, false)},
+      {EDGE_AVX2_INT8_ROWS(false, false, true), EDGE_AVX2_INT8_ROWS(false, true, true),
+       EDGE_AVX2_INT8_ROWS(true, false, true), EDGE_AVX2_INT8_ROWS(true, true, true)}};
+#undef EDGE_AVX2_INT8_ROWS
+  kByRows[p.shift_ge32 != 0 ? 1 : 0][variant_index(p)][(rows < 3 ? rows : 3) - 1](
+      nblocks, w, x, x_stride, row_sums, sums_stride, p, tile, nc, out, out_stride);
 }
 
 // Sub-byte weights, fused: subbyte_dot_rows' sums kept in registers.
-template <int kBits, int R, bool kWzp, bool kRare>
+template <int kBits, int R, bool kWzp, bool kRare, bool kHi>
 void gemm_subbyte_requant_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
                                std::size_t x_stride, const int32_t* row_sums,
                                std::size_t sums_stride, const GemmQs8Params& p, std::size_t tile,
                                std::size_t nc, int8_t* out, std::size_t out_stride) {
   __m256i acc32[R][2];
   subbyte_dot_rows<kBits, R>(nblocks, w, x, x_stride, acc32);
-  requant_store_rows<R, kWzp, kRare>(acc32, row_sums, sums_stride, p, tile, nc, out,
-                                     out_stride);
+  requant_store_rows<R, kWzp, kRare, kHi>(acc32, row_sums, sums_stride, p, tile, nc, out,
+                                          out_stride);
 }
 
 template <int kBits>
@@ -589,26 +602,18 @@ void gemm_subbyte_requant(std::size_t rows, std::size_t nblocks, const uint8_t* 
                           const uint8_t* x, std::size_t x_stride, const int32_t* row_sums,
                           std::size_t sums_stride, const GemmQs8Params& p, std::size_t tile,
                           std::size_t nc, int8_t* out, std::size_t out_stride) {
-  using Fn = decltype(&gemm_subbyte_requant_rows<kBits, 1, false, false>);
-  static constexpr Fn kByRows[4][4] = {
-      {gemm_subbyte_requant_rows<kBits, 1, false, false>,
-       gemm_subbyte_requant_rows<kBits, 2, false, false>,
-       gemm_subbyte_requant_rows<kBits, 3, false, false>,
-       gemm_subbyte_requant_rows<kBits, 4, false, false>},
-      {gemm_subbyte_requant_rows<kBits, 1, false, true>,
-       gemm_subbyte_requant_rows<kBits, 2, false, true>,
-       gemm_subbyte_requant_rows<kBits, 3, false, true>,
-       gemm_subbyte_requant_rows<kBits, 4, false, true>},
-      {gemm_subbyte_requant_rows<kBits, 1, true, false>,
-       gemm_subbyte_requant_rows<kBits, 2, true, false>,
-       gemm_subbyte_requant_rows<kBits, 3, true, false>,
-       gemm_subbyte_requant_rows<kBits, 4, true, false>},
-      {gemm_subbyte_requant_rows<kBits, 1, true, true>,
-       gemm_subbyte_requant_rows<kBits, 2, true, true>,
-       gemm_subbyte_requant_rows<kBits, 3, true, true>,
-       gemm_subbyte_requant_rows<kBits, 4, true, true>}};
-  kByRows[variant_index(p)][(rows < 4 ? rows : 4) - 1](nblocks, w, x, x_stride, row_sums,
-                                                       sums_stride, p, tile, nc, out, out_stride);
+  using Fn = decltype(&gemm_subbyte_requant_rows<kBits, 1, false, false, false>);
+#define EDGE_AVX2_SUBBYTE_ROWS(W, X, H)                                                        \
+  {gemm_subbyte_requant_rows<kBits, 1, W, X, H>, gemm_subbyte_requant_rows<kBits, 2, W, X, H>, \
+   gemm_subbyte_requant_rows<kBits, 3, W, X, H>, gemm_subbyte_requant_rows<kBits, 4, W, X, H>}
+  static constexpr Fn kByRows[2][4][4] = {
+      {EDGE_AVX2_SUBBYTE_ROWS(false, false, false), EDGE_AVX2_SUBBYTE_ROWS(false, true, false),
+       EDGE_AVX2_SUBBYTE_ROWS(true, false, false), EDGE_AVX2_SUBBYTE_ROWS(true, true, false)},
+      {EDGE_AVX2_SUBBYTE_ROWS(false, false, true), EDGE_AVX2_SUBBYTE_ROWS(false, true, true),
+       EDGE_AVX2_SUBBYTE_ROWS(true, false, true), EDGE_AVX2_SUBBYTE_ROWS(true, true, true)}};
+#undef EDGE_AVX2_SUBBYTE_ROWS
+  kByRows[p.shift_ge32 != 0 ? 1 : 0][variant_index(p)][(rows < 4 ? rows : 4) - 1](
+      nblocks, w, x, x_stride, row_sums, sums_stride, p, tile, nc, out, out_stride);
 }
 
 // ------------------------------------------------------------------------------ indirect, fused
@@ -616,7 +621,7 @@ void gemm_subbyte_requant(std::size_t rows, std::size_t nblocks, const uint8_t* 
 // indirection buffer (IgemmQs8Fn): no im2col copy. The int16 sums of the sub-byte kernels run
 // on across taps (SubbyteDot flushes by block count, not by tap), so a 3x3 conv over 16
 // channels (one block per tap) still widens once per 10 blocks.
-template <int kBits, int R, bool kWzp, bool kRare>
+template <int kBits, int R, bool kWzp, bool kRare, bool kHi>
 void igemm_requant_rows(std::size_t taps, std::size_t blocks_per_tap, const uint8_t* w,
                         const uint8_t* const* ind, const int32_t* row_sums,
                         const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
@@ -641,7 +646,7 @@ void igemm_requant_rows(std::size_t taps, std::size_t blocks_per_tap, const uint
     d.flush();
     for (int r = 0; r < R; ++r) acc[r][0] = d.s32[r][0], acc[r][1] = d.s32[r][1];
   }
-  requant_store_rows<R, kWzp, kRare>(acc, row_sums, 1, p, tile, nc, out, out_stride);
+  requant_store_rows<R, kWzp, kRare, kHi>(acc, row_sums, 1, p, tile, nc, out, out_stride);
 }
 
 // int8 weights: a call takes up to 6 rows, as pairs (Int8Dot<2>: 8 accumulators, no spill)
@@ -654,17 +659,17 @@ void igemm_int8_requant(std::size_t rows, std::size_t taps, std::size_t blocks_p
                         const uint8_t* w, const uint8_t* const* ind, const int32_t* row_sums,
                         const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
                         std::size_t out_stride) {
-  using Fn = decltype(&igemm_requant_rows<8, 1, false, false>);
-  static constexpr Fn kVariants[4][3] = {
-      {igemm_requant_rows<8, 1, false, false>, igemm_requant_rows<8, 2, false, false>,
-       igemm_requant_rows<8, 3, false, false>},
-      {igemm_requant_rows<8, 1, false, true>, igemm_requant_rows<8, 2, false, true>,
-       igemm_requant_rows<8, 3, false, true>},
-      {igemm_requant_rows<8, 1, true, false>, igemm_requant_rows<8, 2, true, false>,
-       igemm_requant_rows<8, 3, true, false>},
-      {igemm_requant_rows<8, 1, true, true>, igemm_requant_rows<8, 2, true, true>,
-       igemm_requant_rows<8, 3, true, true>}};
-  const Fn* kByRows = kVariants[variant_index(p)];
+  using Fn = decltype(&igemm_requant_rows<8, 1, false, false, false>);
+#define EDGE_AVX2_IGEMM8_ROWS(W, X, H)                                                      \
+  {igemm_requant_rows<8, 1, W, X, H>, igemm_requant_rows<8, 2, W, X, H>,                    \
+   igemm_requant_rows<8, 3, W, X, H>}
+  static constexpr Fn kVariants[2][4][3] = {
+      {EDGE_AVX2_IGEMM8_ROWS(false, false, false), EDGE_AVX2_IGEMM8_ROWS(false, true, false),
+       EDGE_AVX2_IGEMM8_ROWS(true, false, false), EDGE_AVX2_IGEMM8_ROWS(true, true, false)},
+      {EDGE_AVX2_IGEMM8_ROWS(false, false, true), EDGE_AVX2_IGEMM8_ROWS(false, true, true),
+       EDGE_AVX2_IGEMM8_ROWS(true, false, true), EDGE_AVX2_IGEMM8_ROWS(true, true, true)}};
+#undef EDGE_AVX2_IGEMM8_ROWS
+  const Fn* kByRows = kVariants[p.shift_ge32 != 0 ? 1 : 0][variant_index(p)];
   const std::size_t group = blocks_per_tap >= 2 ? 2 : 3;
   for (std::size_t r = 0; r < rows; r += group) {
     const std::size_t n = rows - r < group ? rows - r : group;
@@ -678,17 +683,17 @@ void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_ta
                    const uint8_t* w, const uint8_t* const* ind, const int32_t* row_sums,
                    const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
                    std::size_t out_stride) {
-  using Fn = decltype(&igemm_requant_rows<kBits, 1, false, false>);
-  static constexpr Fn kVariants[4][4] = {
-      {igemm_requant_rows<kBits, 1, false, false>, igemm_requant_rows<kBits, 2, false, false>,
-       igemm_requant_rows<kBits, 3, false, false>, igemm_requant_rows<kBits, 4, false, false>},
-      {igemm_requant_rows<kBits, 1, false, true>, igemm_requant_rows<kBits, 2, false, true>,
-       igemm_requant_rows<kBits, 3, false, true>, igemm_requant_rows<kBits, 4, false, true>},
-      {igemm_requant_rows<kBits, 1, true, false>, igemm_requant_rows<kBits, 2, true, false>,
-       igemm_requant_rows<kBits, 3, true, false>, igemm_requant_rows<kBits, 4, true, false>},
-      {igemm_requant_rows<kBits, 1, true, true>, igemm_requant_rows<kBits, 2, true, true>,
-       igemm_requant_rows<kBits, 3, true, true>, igemm_requant_rows<kBits, 4, true, true>}};
-  const Fn* kByRows = kVariants[variant_index(p)];
+  using Fn = decltype(&igemm_requant_rows<kBits, 1, false, false, false>);
+#define EDGE_AVX2_IGEMM_ROWS(W, X, H)                                                          \
+  {igemm_requant_rows<kBits, 1, W, X, H>, igemm_requant_rows<kBits, 2, W, X, H>,               \
+   igemm_requant_rows<kBits, 3, W, X, H>, igemm_requant_rows<kBits, 4, W, X, H>}
+  static constexpr Fn kVariants[2][4][4] = {
+      {EDGE_AVX2_IGEMM_ROWS(false, false, false), EDGE_AVX2_IGEMM_ROWS(false, true, false),
+       EDGE_AVX2_IGEMM_ROWS(true, false, false), EDGE_AVX2_IGEMM_ROWS(true, true, false)},
+      {EDGE_AVX2_IGEMM_ROWS(false, false, true), EDGE_AVX2_IGEMM_ROWS(false, true, true),
+       EDGE_AVX2_IGEMM_ROWS(true, false, true), EDGE_AVX2_IGEMM_ROWS(true, true, true)}};
+#undef EDGE_AVX2_IGEMM_ROWS
+  const Fn* kByRows = kVariants[p.shift_ge32 != 0 ? 1 : 0][variant_index(p)];
   static_assert(Mr >= 1 && Mr <= 4, "row tails are dispatched over 1..4 rows");
   kByRows[(rows < Mr ? rows : Mr) - 1](taps, blocks_per_tap, w, ind, row_sums, p, tile, nc, out,
                                        out_stride);
@@ -735,30 +740,42 @@ inline __m256i load_x32(const int8_t* p, std::size_t len) {
 // rounds ties away from zero; kPre: some pre-shift): per pixel and 8 lanes the 64-bit
 // multiply-add-shift, one vpsubd, the clamp. Bit-identical to requant8 + finish8 per pixel
 // (requant8_ymm.h: low dwords; the clamp to [-128, 127] before the saturating packs is a no-op).
+// kHi: every shift at least 32 (DwRequantParams::shift_ge32): requant8_hi, the zero point added.
 struct DwHalf {
   Requant8 rq[4];
+  Requant8Hi rh[4];
   __m256i bias[4], pre[4], offset[4];
 };
 
+template <bool kHi>
 inline void dw_load_half(const DwRequantBlock* t, int h, bool pre, __m256i zp, DwHalf* k) {
   for (int q = 0; q < 4; ++q) {
-    k->rq[q] = load_requant8(t[q], h);
     k->bias[q] = load_i32(t[q].bias + 8 * h);
     if (pre) k->pre[q] = load_i32(t[q].pre_shift + 8 * h);
-    k->offset[q] = _mm256_sub_epi32(k->rq[q].unbias, zp);
+    if constexpr (kHi) {
+      k->rh[q] = load_requant8_hi(t[q], h);
+    } else {
+      k->rq[q] = load_requant8(t[q], h);
+      k->offset[q] = _mm256_sub_epi32(k->rq[q].unbias, zp);
+    }
   }
 }
 
 // Requantises a pixel's 4 accumulators of one half and stores its `len` channels at out.
-template <bool kNeg, bool kPre>
+template <bool kNeg, bool kPre, bool kHi>
 [[gnu::always_inline]] inline void dw_store_half(const __m256i (&a)[4], const DwHalf& k,
-                                                 __m256i qmin, __m256i qmax, int8_t* out,
-                                                 std::size_t len) {
+                                                 __m256i zp, __m256i qmin, __m256i qmax,
+                                                 int8_t* out, std::size_t len) {
   __m256i y[4];
   for (int q = 0; q < 4; ++q) {
     __m256i v = a[q];
     if constexpr (kPre) v = _mm256_sllv_epi32(v, k.pre[q]);
-    const __m256i r = _mm256_sub_epi32(requant8_biased(v, k.rq[q], kNeg), k.offset[q]);
+    __m256i r;
+    if constexpr (kHi) {
+      r = _mm256_add_epi32(requant8_hi(v, k.rh[q], kNeg), zp);
+    } else {
+      r = _mm256_sub_epi32(requant8_biased(v, k.rq[q], kNeg), k.offset[q]);
+    }
     y[q] = _mm256_min_epi32(_mm256_max_epi32(r, qmin), qmax);
   }
   // In-lane packs undo the in-lane unpacks: natural channel order, saturated to int8.
@@ -806,7 +823,7 @@ template <bool kWide>
   a[3] = dot4_u8s8(a[3], _mm256_unpackhi_epi16(h01, h23), we, wo);
 }
 
-template <bool kWide, bool kNeg, bool kPre>
+template <bool kWide, bool kNeg, bool kPre, bool kHi>
 void dwconv_qs8_avx2_impl(std::size_t pixels, std::size_t channels, std::size_t groups,
                           const int8_t* const* inputs0, std::size_t step, const int8_t* weights,
                           const DwRequantParams& p, int8_t* out0) {
@@ -820,7 +837,7 @@ void dwconv_qs8_avx2_impl(std::size_t pixels, std::size_t channels, std::size_t 
       const std::size_t ch = c + 32 * static_cast<std::size_t>(h);
       if (ch >= channels) break;
       const std::size_t len = channels - ch < 32 ? channels - ch : 32;
-      dw_load_half(p.blocks + 4 * b, h, kPre, zp, &k);
+      dw_load_half<kHi>(p.blocks + 4 * b, h, kPre, zp, &k);
       for (std::size_t n = 0; n < pixels; ++n) {
         const int8_t* const* inputs = inputs0 + n * step;
         __m256i a[4];
@@ -828,7 +845,7 @@ void dwconv_qs8_avx2_impl(std::size_t pixels, std::size_t channels, std::size_t 
         for (std::size_t g = 0; g < groups; ++g) {
           dw_group<kWide>(a, inputs + 4 * g, ch, len, wb + g * kGroupBytes, h);
         }
-        dw_store_half<kNeg, kPre>(a, k, qmin, qmax, out0 + n * channels + ch, len);
+        dw_store_half<kNeg, kPre, kHi>(a, k, zp, qmin, qmax, out0 + n * channels + ch, len);
       }
     }
   }
@@ -837,15 +854,16 @@ void dwconv_qs8_avx2_impl(std::size_t pixels, std::size_t channels, std::size_t 
 void dwconv_qs8_avx2(std::size_t pixels, std::size_t channels, std::size_t groups,
                      const int8_t* const* inputs, std::size_t step, const int8_t* weights,
                      const DwRequantParams& p, int8_t* out) {
-  using Fn = decltype(&dwconv_qs8_avx2_impl<false, false, false>);
-  static constexpr Fn kVariants[2][4] = {
-      {dwconv_qs8_avx2_impl<false, false, false>, dwconv_qs8_avx2_impl<false, false, true>,
-       dwconv_qs8_avx2_impl<false, true, false>, dwconv_qs8_avx2_impl<false, true, true>},
-      {dwconv_qs8_avx2_impl<true, false, false>, dwconv_qs8_avx2_impl<true, false, true>,
-       dwconv_qs8_avx2_impl<true, true, false>, dwconv_qs8_avx2_impl<true, true, true>}};
+  using Fn = decltype(&dwconv_qs8_avx2_impl<false, false, false, false>);
+#define EDGE_AVX2_DW(W, H)                                                               \
+  {dwconv_qs8_avx2_impl<W, false, false, H>, dwconv_qs8_avx2_impl<W, false, true, H>,   \
+   dwconv_qs8_avx2_impl<W, true, false, H>, dwconv_qs8_avx2_impl<W, true, true, H>}
+  static constexpr Fn kVariants[2][2][4] = {{EDGE_AVX2_DW(false, false), EDGE_AVX2_DW(false, true)},
+                                            {EDGE_AVX2_DW(true, false), EDGE_AVX2_DW(true, true)}};
+#undef EDGE_AVX2_DW
   const int variant = (p.any_negative_add != 0 ? 2 : 0) + (p.any_pre_shift != 0 ? 1 : 0);
-  kVariants[p.avx2_wide_weights != 0 ? 1 : 0][variant](pixels, channels, groups, inputs, step,
-                                                        weights, p, out);
+  kVariants[p.avx2_wide_weights != 0 ? 1 : 0][p.shift_ge32 != 0 ? 1 : 0][variant](
+      pixels, channels, groups, inputs, step, weights, p, out);
 }
 
 }  // namespace

@@ -82,6 +82,50 @@ inline __m256i requant8(__m256i v, const Requant8& r, bool negative_add) {
   return _mm256_sub_epi32(requant8_biased(v, r, negative_add), r.unbias);
 }
 
+// The same requantisation when every shift is at least 32 (GemmQs8Params / DwRequantParams::
+// shift_ge32; t = 31 + right shift, so only effective scales of 1/2 or more miss it):
+//   floor(s / 2^t) = (high dword of s, signed) >> (t - 32)      arithmetic, exactly,
+// so the results come from the high dwords (one vpsrlq and the blend) and one vpsravd, with no
+// 2^63 bias to undo: 8 instructions per 8 lanes where requant8_biased and its vpsubd take 10.
+// The result fits int32 (|s| < 2^62, t >= 32). Lanes past the channels (padding, t = 31) give
+// garbage that is never stored.
+struct Requant8Hi {
+  __m256i mult_e, mult_o, add_e, add_o, neg_e, neg_o;
+  __m256i shift;  // int32 lanes: t - 32
+};
+
+template <typename Table>
+inline Requant8Hi load_requant8_hi(const Table& t, int h) {
+  auto ld = [](const int64_t* a) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)); };
+  const __m256i k32 = _mm256_set1_epi64x(32);
+  Requant8Hi r;
+  r.mult_e = ld(t.multiplier[0] + 4 * h);
+  r.mult_o = ld(t.multiplier[1] + 4 * h);
+  r.add_e = ld(t.rounding_add[0] + 4 * h);
+  r.add_o = ld(t.rounding_add[1] + 4 * h);
+  r.neg_e = ld(t.negative_add[0] + 4 * h);
+  r.neg_o = ld(t.negative_add[1] + 4 * h);
+  r.shift = interleave_dwords(
+      _mm256_sub_epi64(ld(t.total_shift[0] + 4 * h), k32),
+      _mm256_slli_epi64(_mm256_sub_epi64(ld(t.total_shift[1] + 4 * h), k32), 32));
+  return r;
+}
+
+// The int32 results (with the output zero point when it is folded into the rounding constant).
+inline __m256i requant8_hi(__m256i v, const Requant8Hi& r, bool negative_add) {
+  const __m256i pe = _mm256_mul_epi32(v, r.mult_e);
+  const __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(v, 32), r.mult_o);
+  __m256i ae = _mm256_add_epi64(pe, r.add_e);
+  __m256i ao = _mm256_add_epi64(po, r.add_o);
+  if (negative_add) {  // ties away from zero: p < -2^30 takes negative_add
+    const __m256i lim = _mm256_set1_epi64x(-(int64_t{1} << 30));
+    ae = _mm256_add_epi64(ae, _mm256_and_si256(_mm256_cmpgt_epi64(lim, pe), r.neg_e));
+    ao = _mm256_add_epi64(ao, _mm256_and_si256(_mm256_cmpgt_epi64(lim, po), r.neg_o));
+  }
+  // even lanes: the high dword of ae moved down; odd lanes: ao's high dword where it is
+  return _mm256_srav_epi32(interleave_dwords(_mm256_srli_epi64(ae, 32), ao), r.shift);
+}
+
 // Zero point (when not folded) and a clamp narrower than int8; the saturating packs after it
 // are the int8 clamp itself.
 inline __m256i finish8(__m256i y, int32_t zp, int32_t qmin, int32_t qmax) {
