@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -106,13 +107,9 @@ def constant_condition(node: Node, values: Mapping[str, ValueInfo], label: str =
     return bool(arr.reshape(-1)[0])
 
 
-def inline(node: Node, taken: bool, values: dict[str, ValueInfo], label: str,
-           index: int) -> list[Node]:
-    """The nodes that replace If `node` (its `taken` branch): branch initializers become
-    constants in `values`, and an Identity per output gives the If's outputs their values."""
-    from onnx import helper, numpy_helper
-
-    key = "then_branch" if taken else "else_branch"
+def _branch(node: Node, key: str, label: str) -> tuple[Any, set[str]]:
+    """Branch `key` ("then_branch" / "else_branch") of If `node`, checked to make as many outputs
+    as the If, and the names of the values it makes (its initializers and node outputs)."""
     graph = next((a.g for a in node.proto.attribute if a.name == key and a.HasField("g")), None)
     if graph is None:
         raise ModelFormatError(f"node {node.name!r} (If) has no {key!r} graph", path=label)
@@ -120,6 +117,17 @@ def inline(node: Node, taken: bool, values: dict[str, ValueInfo], label: str,
         raise ModelFormatError(f"node {node.name!r} (If): the {key} makes {len(graph.output)} "
                                f"outputs for {len(node.outputs)}", path=label)
     made = {t.name for t in graph.initializer} | {o for n in graph.node for o in n.output if o}
+    return graph, made
+
+
+def inline(node: Node, taken: bool, values: dict[str, ValueInfo], label: str,
+           index: int) -> list[Node]:
+    """The nodes that replace If `node` (its `taken` branch): branch initializers become
+    constants in `values`, and an Identity per output gives the If's outputs their values."""
+    from onnx import helper, numpy_helper
+
+    key = "then_branch" if taken else "else_branch"
+    graph, made = _branch(node, key, label)
     shadowed = sorted(made & set(values))
     if shadowed:
         raise ModelFormatError(f"node {node.name!r} (If): its {key} redefines "
@@ -225,13 +233,7 @@ def _inline_renamed(node: Node, key: str, values: dict[str, ValueInfo], label: s
     `<if>/<key>/<name>` (the two branches may use the same names); its output value names."""
     from onnx import NodeProto, numpy_helper
 
-    graph = next((a.g for a in node.proto.attribute if a.name == key and a.HasField("g")), None)
-    if graph is None:
-        raise ModelFormatError(f"node {node.name!r} (If) has no {key!r} graph", path=label)
-    if len(graph.output) != len(node.outputs):
-        raise ModelFormatError(f"node {node.name!r} (If): the {key} makes {len(graph.output)} "
-                               f"outputs for {len(node.outputs)}", path=label)
-    made = {t.name for t in graph.initializer} | {o for n in graph.node for o in n.output if o}
+    graph, made = _branch(node, key, label)
     rename = {name: f"{node.name}/{key}/{name}" for name in made}
     for t in graph.initializer:
         try:
