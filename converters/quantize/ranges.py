@@ -71,6 +71,11 @@ class TensorStats:
         self.max = max(self.max, float(x.max()))
         self.count += int(x.size)
         self.zeros += int(np.count_nonzero(x == 0))
+        self.observe_last_axis(x, channels, rows)
+
+    def observe_last_axis(self, x: np.ndarray, channels: bool, rows: bool) -> None:
+        """The per-channel sums (`channels`) and the smallest row maximum (`rows`) along the
+        last axis of finite float32 `x` (`observe`'s part that the streaming observer shares)."""
         if channels and x.ndim >= 1:
             s = x.reshape(-1, x.shape[-1]).sum(axis=0, dtype=np.float64)
             self.channel_sum = s if self.channel_sum is None else self.channel_sum + s

@@ -74,13 +74,7 @@ class Reducer:
         stats.max = max(stats.max, hi)
         stats.count += int(x.size)
         stats.zeros += self._zeros(x.reshape(-1))
-        if channels and x.ndim >= 1:
-            s = x.reshape(-1, x.shape[-1]).sum(axis=0, dtype=np.float64)
-            stats.channel_sum = s if stats.channel_sum is None else stats.channel_sum + s
-        if rows and x.ndim >= 1 and x.shape[-1] > 0:
-            stats.min_row_max = min(stats.min_row_max,
-                                    float(x.reshape(-1, x.shape[-1]).max(axis=1).min()))
-            stats.row_length = int(x.shape[-1])
+        stats.observe_last_axis(x, channels, rows)
         return True
 
     def _observe_nonfinite(self, stats: TensorStats, x: np.ndarray, channels: bool,
