@@ -1108,7 +1108,7 @@ EDGE_TEST(depthwise_fused_row_calls_every_isa) {
 }
 
 // The x86 fused epilogues' two forms (native/src/kernels/x86/requant8_ymm.h): when every
-// channel's shift is 32 or more (shift_ge32) the result is the high dword of the 64-bit sum
+// channel's shift is 32 to 53 (shift_32_53) the result is the high dword of the 64-bit sum
 // shifted arithmetically, else (a shift of 31: effective scales in [1/2, 1)) the biased
 // logical-shift form. Effective scales on both sides of 1/2 (t = 32 and t = 31), exact dyadic
 // ones (ties of the rounding), all channels on one side or mixed channel by channel, through

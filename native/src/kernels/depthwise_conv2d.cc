@@ -140,7 +140,7 @@ struct DepthwiseConv2D::Impl {
     fused_weights.resize(blocks * groups * 256);
     std::memset(fused_weights.data(), 0, fused_weights.size());
     fused_blocks.assign(blocks * 4, detail::DwRequantBlock{});
-    bool any_pre = false, any_neg = false, shift_ge32 = true;
+    bool any_pre = false, any_neg = false, shift_32_53 = true;
     for (std::size_t b = 0; b < blocks; ++b) {
       for (std::size_t q = 0; q < 4; ++q) {
         detail::DwRequantBlock& blk = fused_blocks[b * 4 + q];
@@ -163,7 +163,7 @@ struct DepthwiseConv2D::Impl {
           blk.total_shift[p % 2][p / 2] = t.total_shift[c];
           any_pre = any_pre || t.pre_shift[c] != 0;
           any_neg = any_neg || t.negative_add[c] != 0;
-          shift_ge32 = shift_ge32 && t.total_shift[c] >= 32;
+          shift_32_53 = shift_32_53 && t.total_shift[c] >= 32;
         }
       }
     }
@@ -199,7 +199,7 @@ struct DepthwiseConv2D::Impl {
     fused.out_max = ep.out_max;
     fused.any_pre_shift = any_pre ? 1 : 0;
     fused.any_negative_add = any_neg ? 1 : 0;
-    fused.shift_ge32 = shift_ge32 ? 1 : 0;
+    fused.shift_32_53 = shift_32_53 && fold_zp ? 1 : 0;  // fold_zp: every shift <= 53
     fused.lone_last_tap = taps % 4 == 1 ? 1 : 0;
     use_fused = true;
     // Row indirection needs undilated columns (pixel windows as contiguous slices of one column

@@ -289,13 +289,13 @@ void GemmPlan::build_qs8() {
   // The output zero point joins the rounding constant when no shift exceeds 53 (see
   // depthwise_conv2d.cc: the 64-bit sum cannot overflow, and its low dword is the wrapping
   // int32 sum the other epilogues form).
-  bool fold_zp = true, any_pre = false, any_neg = false, shift_ge32 = true;
+  bool fold_zp = true, any_pre = false, any_neg = false, shift_32_53 = true;
   for (std::size_t c = 0; c < ntiles * kTileN; ++c) {
     fold_zp = fold_zp && requant.total_shift[c] <= 53;
     any_pre = any_pre || requant.pre_shift[c] != 0;
     any_neg = any_neg || requant.negative_add[c] != 0;
     // the padding channels' 31 does not count: their outputs are never stored
-    shift_ge32 = shift_ge32 && (c >= static_cast<std::size_t>(n) || requant.total_shift[c] >= 32);
+    shift_32_53 = shift_32_53 && (c >= static_cast<std::size_t>(n) || requant.total_shift[c] >= 32);
   }
   const int64_t zp = epilogue.out_zero_point;
   for (std::size_t t = 0; t < ntiles; ++t) {
@@ -320,7 +320,7 @@ void GemmPlan::build_qs8() {
   qs8.out_max = epilogue.out_max;
   qs8.any_pre_shift = any_pre ? 1 : 0;
   qs8.any_negative_add = any_neg ? 1 : 0;
-  qs8.shift_ge32 = shift_ge32 ? 1 : 0;
+  qs8.shift_32_53 = shift_32_53 && fold_zp ? 1 : 0;  // fold_zp: every shift <= 53
   qs8.multiplier = requant.multiplier.data();
   qs8.left_shift = requant.left_shift.data();
   qs8.right_shift = requant.right_shift.data();

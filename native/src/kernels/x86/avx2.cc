@@ -207,10 +207,12 @@ struct SubbyteDot {
 // several blocks measured slower here: these kernels serve mostly small K (1x1 convs over 24-32
 // channels, the stems over RGB, where the K blocks are 2-10 and the int16 state is one more
 // register set to carry): 1x1 56x56x24 -> 144 ternary 0.334 -> 0.382 ms with it.
+// init: the tile's 16 int32 start values (the fused kernels' bias), or null for zeros.
 template <int kBits, int R>
 [[gnu::always_inline]] inline void subbyte_dot_rows(std::size_t nblocks, const uint8_t* w,
                                                    const uint8_t* x, std::size_t x_stride,
-                                                   __m256i (*acc32)[2]) {
+                                                   __m256i (*acc32)[2],
+                                                   const int32_t* init = nullptr) {
   constexpr int kFields = 8 / kBits;
   constexpr int kBlockK = 4 * kFields;
   const __m256i mask = _mm256_set1_epi8(static_cast<char>((1 << kBits) - 1));
@@ -220,7 +222,10 @@ template <int kBits, int R>
   // the stack, a load and a store per row and half and block); one half's state does.
   for (int h = 0; h < 2; ++h) {
     __m256i a[R];
-    for (int r = 0; r < R; ++r) a[r] = _mm256_setzero_si256();
+    const __m256i a0 = init != nullptr
+                           ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(init + 8 * h))
+                           : _mm256_setzero_si256();
+    for (int r = 0; r < R; ++r) a[r] = a0;
     for (std::size_t b = 0; b < nblocks; ++b) {
       const __m256i raw = load256(w + b * 64 + 32 * h);
       __m256i f[kFields];
@@ -501,9 +506,9 @@ inline int variant_index(const GemmQs8Params& p) {
 // GEMM: requantises and stores R rows of 16 int32 sums (acc[r][0]: channels 0..7, [1]: 8..15)
 // to which the bias is not yet added. The tile's tables are loaded once for the R rows, and
 // each row is requantised and stored straight away.
-// kHi: every channel's shift is at least 32 (GemmQs8Params::shift_ge32): requant8_hi, and the
-// output zero point (0 when folded) added as a vector.
-template <int R, bool kWzp, bool kRare, bool kHi>
+// kHi: every channel's shift is 32 to 53 (GemmQs8Params::shift_32_53): requant8_hi, the output
+// zero point already in its rounding constant. kBiasIn: the sums already start from the bias.
+template <int R, bool kWzp, bool kRare, bool kHi, bool kBiasIn = false>
 [[gnu::always_inline]] inline void requant_store_rows(
     __m256i (*acc)[2], const int32_t* row_sums, std::size_t sums_stride, const GemmQs8Params& p,
     std::size_t tile, std::size_t nc, int8_t* out, std::size_t out_stride) {
@@ -533,14 +538,14 @@ template <int R, bool kWzp, bool kRare, bool kHi>
   for (int r = 0; r < R; ++r) {
     __m256i y[2];
     for (int h = 0; h < 2; ++h) {
-      __m256i v = _mm256_add_epi32(acc[r][h], bias[h]);
+      __m256i v = kBiasIn ? acc[r][h] : _mm256_add_epi32(acc[r][h], bias[h]);
       if constexpr (kWzp) {
         v = _mm256_sub_epi32(v, _mm256_mullo_epi32(wzp[h], _mm256_set1_epi32(sums[r])));
       }
       if constexpr (kRare) v = _mm256_sllv_epi32(v, pre[h]);
       __m256i q;
       if constexpr (kHi) {
-        q = _mm256_add_epi32(requant8_hi(v, rh[h], kRare), zp);
+        q = requant8_hi(v, rh[h], kRare);
       } else {
         q = _mm256_sub_epi32(requant8_biased(v, rq[h], kRare), offset[h]);
       }
@@ -581,7 +586,7 @@ void gemm_int8_requant(std::size_t rows, std::size_t nblocks, const uint8_t* w, 
       {EDGE_AVX2_INT8_ROWS(false, false, true), EDGE_AVX2_INT8_ROWS(false, true, true),
        EDGE_AVX2_INT8_ROWS(true, false, true), EDGE_AVX2_INT8_ROWS(true, true, true)}};
 #undef EDGE_AVX2_INT8_ROWS
-  kByRows[p.shift_ge32 != 0 ? 1 : 0][variant_index(p)][(rows < 3 ? rows : 3) - 1](
+  kByRows[p.shift_32_53 != 0 ? 1 : 0][variant_index(p)][(rows < 3 ? rows : 3) - 1](
       nblocks, w, x, x_stride, row_sums, sums_stride, p, tile, nc, out, out_stride);
 }
 
@@ -592,9 +597,9 @@ void gemm_subbyte_requant_rows(std::size_t nblocks, const uint8_t* w, const uint
                                std::size_t sums_stride, const GemmQs8Params& p, std::size_t tile,
                                std::size_t nc, int8_t* out, std::size_t out_stride) {
   __m256i acc32[R][2];
-  subbyte_dot_rows<kBits, R>(nblocks, w, x, x_stride, acc32);
-  requant_store_rows<R, kWzp, kRare, kHi>(acc32, row_sums, sums_stride, p, tile, nc, out,
-                                          out_stride);
+  subbyte_dot_rows<kBits, R>(nblocks, w, x, x_stride, acc32, p.bias + tile * 16);
+  requant_store_rows<R, kWzp, kRare, kHi, true>(acc32, row_sums, sums_stride, p, tile, nc, out,
+                                                out_stride);
 }
 
 template <int kBits>
@@ -612,7 +617,7 @@ void gemm_subbyte_requant(std::size_t rows, std::size_t nblocks, const uint8_t* 
       {EDGE_AVX2_SUBBYTE_ROWS(false, false, true), EDGE_AVX2_SUBBYTE_ROWS(false, true, true),
        EDGE_AVX2_SUBBYTE_ROWS(true, false, true), EDGE_AVX2_SUBBYTE_ROWS(true, true, true)}};
 #undef EDGE_AVX2_SUBBYTE_ROWS
-  kByRows[p.shift_ge32 != 0 ? 1 : 0][variant_index(p)][(rows < 4 ? rows : 4) - 1](
+  kByRows[p.shift_32_53 != 0 ? 1 : 0][variant_index(p)][(rows < 4 ? rows : 4) - 1](
       nblocks, w, x, x_stride, row_sums, sums_stride, p, tile, nc, out, out_stride);
 }
 
@@ -669,7 +674,7 @@ void igemm_int8_requant(std::size_t rows, std::size_t taps, std::size_t blocks_p
       {EDGE_AVX2_IGEMM8_ROWS(false, false, true), EDGE_AVX2_IGEMM8_ROWS(false, true, true),
        EDGE_AVX2_IGEMM8_ROWS(true, false, true), EDGE_AVX2_IGEMM8_ROWS(true, true, true)}};
 #undef EDGE_AVX2_IGEMM8_ROWS
-  const Fn* kByRows = kVariants[p.shift_ge32 != 0 ? 1 : 0][variant_index(p)];
+  const Fn* kByRows = kVariants[p.shift_32_53 != 0 ? 1 : 0][variant_index(p)];
   const std::size_t group = blocks_per_tap >= 2 ? 2 : 3;
   for (std::size_t r = 0; r < rows; r += group) {
     const std::size_t n = rows - r < group ? rows - r : group;
@@ -693,7 +698,7 @@ void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_ta
       {EDGE_AVX2_IGEMM_ROWS(false, false, true), EDGE_AVX2_IGEMM_ROWS(false, true, true),
        EDGE_AVX2_IGEMM_ROWS(true, false, true), EDGE_AVX2_IGEMM_ROWS(true, true, true)}};
 #undef EDGE_AVX2_IGEMM_ROWS
-  const Fn* kByRows = kVariants[p.shift_ge32 != 0 ? 1 : 0][variant_index(p)];
+  const Fn* kByRows = kVariants[p.shift_32_53 != 0 ? 1 : 0][variant_index(p)];
   static_assert(Mr >= 1 && Mr <= 4, "row tails are dispatched over 1..4 rows");
   kByRows[(rows < Mr ? rows : Mr) - 1](taps, blocks_per_tap, w, ind, row_sums, p, tile, nc, out,
                                        out_stride);
@@ -740,7 +745,7 @@ inline __m256i load_x32(const int8_t* p, std::size_t len) {
 // rounds ties away from zero; kPre: some pre-shift): per pixel and 8 lanes the 64-bit
 // multiply-add-shift, one vpsubd, the clamp. Bit-identical to requant8 + finish8 per pixel
 // (requant8_ymm.h: low dwords; the clamp to [-128, 127] before the saturating packs is a no-op).
-// kHi: every shift at least 32 (DwRequantParams::shift_ge32): requant8_hi, the zero point added.
+// kHi: every shift 32 to 53 (DwRequantParams::shift_32_53): requant8_hi, the zero point folded.
 struct DwHalf {
   Requant8 rq[4];
   Requant8Hi rh[4];
@@ -764,15 +769,15 @@ inline void dw_load_half(const DwRequantBlock* t, int h, bool pre, __m256i zp, D
 // Requantises a pixel's 4 accumulators of one half and stores its `len` channels at out.
 template <bool kNeg, bool kPre, bool kHi>
 [[gnu::always_inline]] inline void dw_store_half(const __m256i (&a)[4], const DwHalf& k,
-                                                 __m256i zp, __m256i qmin, __m256i qmax,
-                                                 int8_t* out, std::size_t len) {
+                                                 __m256i qmin, __m256i qmax, int8_t* out,
+                                                 std::size_t len) {
   __m256i y[4];
   for (int q = 0; q < 4; ++q) {
     __m256i v = a[q];
     if constexpr (kPre) v = _mm256_sllv_epi32(v, k.pre[q]);
     __m256i r;
     if constexpr (kHi) {
-      r = _mm256_add_epi32(requant8_hi(v, k.rh[q], kNeg), zp);
+      r = requant8_hi(v, k.rh[q], kNeg);
     } else {
       r = _mm256_sub_epi32(requant8_biased(v, k.rq[q], kNeg), k.offset[q]);
     }
@@ -845,7 +850,7 @@ void dwconv_qs8_avx2_impl(std::size_t pixels, std::size_t channels, std::size_t 
         for (std::size_t g = 0; g < groups; ++g) {
           dw_group<kWide>(a, inputs + 4 * g, ch, len, wb + g * kGroupBytes, h);
         }
-        dw_store_half<kNeg, kPre, kHi>(a, k, zp, qmin, qmax, out0 + n * channels + ch, len);
+        dw_store_half<kNeg, kPre, kHi>(a, k, qmin, qmax, out0 + n * channels + ch, len);
       }
     }
   }
@@ -862,7 +867,7 @@ void dwconv_qs8_avx2(std::size_t pixels, std::size_t channels, std::size_t group
                                             {EDGE_AVX2_DW(true, false), EDGE_AVX2_DW(true, true)}};
 #undef EDGE_AVX2_DW
   const int variant = (p.any_negative_add != 0 ? 2 : 0) + (p.any_pre_shift != 0 ? 1 : 0);
-  kVariants[p.avx2_wide_weights != 0 ? 1 : 0][p.shift_ge32 != 0 ? 1 : 0][variant](
+  kVariants[p.avx2_wide_weights != 0 ? 1 : 0][p.shift_32_53 != 0 ? 1 : 0][variant](
       pixels, channels, groups, inputs, step, weights, p, out);
 }
 

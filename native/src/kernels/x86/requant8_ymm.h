@@ -82,8 +82,9 @@ inline __m256i requant8(__m256i v, const Requant8& r, bool negative_add) {
   return _mm256_sub_epi32(requant8_biased(v, r, negative_add), r.unbias);
 }
 
-// The same requantisation when every shift is at least 32 (GemmQs8Params / DwRequantParams::
-// shift_ge32; t = 31 + right shift, so only effective scales of 1/2 or more miss it):
+// The same requantisation when every shift is 32 to 53 (GemmQs8Params / DwRequantParams::
+// shift_32_53; t = 31 + right shift, so only effective scales of 1/2 or more, or below about
+// 2^-22, miss it; up to 53 the output zero point is in the rounding constant):
 //   floor(s / 2^t) = (high dword of s, signed) >> (t - 32)      arithmetic, exactly,
 // so the results come from the high dwords (one vpsrlq and the blend) and one vpsravd, with no
 // 2^63 bias to undo: 8 instructions per 8 lanes where requant8_biased and its vpsubd take 10.
@@ -111,7 +112,7 @@ inline Requant8Hi load_requant8_hi(const Table& t, int h) {
   return r;
 }
 
-// The int32 results (with the output zero point when it is folded into the rounding constant).
+// The int32 results, the output zero point included (folded into the rounding constant).
 inline __m256i requant8_hi(__m256i v, const Requant8Hi& r, bool negative_add) {
   const __m256i pe = _mm256_mul_epi32(v, r.mult_e);
   const __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(v, 32), r.mult_o);
