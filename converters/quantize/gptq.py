@@ -100,8 +100,9 @@ SOLVER_BLAS_THREADS = 1
 
 
 #: a layer's calibration rows in two halves (alternate samples): (H of the first, H of the
-#: second, the first's mean row, the second's mean row)
-Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+#: second, the first's mean row, the second's mean row, the bias correction's input vector
+#: fitted on the first half, the same on both halves; see `_about`)
+Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -599,9 +600,12 @@ class WeightSolver:
         the layer's samples and scored on the other (`split`); the winner solved with all of
         them. Where the bias correction removes the output error's mean (`mean`: the layer's
         mean input row, else None) each candidate is also solved for the centred H
-        (`_centre`, names ending "-centred"), and every candidate is scored by the error left
-        on the held-out half after a correction fitted on the first half: 2 E_b[(x - m_a)
-        (x - m_a)^T]. Returns the codes and the H they were solved with (for the scale refit).
+        (names ending "-centred"): H = 2 E[(x - v)(x - v)^T], v the rewrite's correction
+        vector (the float input's channel means tiled over the taps, `_row_vector`: at padded
+        positions the rows hold zeros and the correction still subtracts v), and every
+        candidate is scored by the error left on the held-out half after the correction fitted
+        on the first half, 2 E_b[(x - v_a)(x - v_a)^T] (`_about`). Returns the codes and the H
+        they were solved with (for the scale refit).
         Without a split (a weight shared by two layers, no samples): GPTQ."""
         def candidate(name: str, hh: np.ndarray) -> GptqResult:
             if name == "adaround":
@@ -630,21 +634,19 @@ class WeightSolver:
         names = [n for n in CANDIDATES if not (n == "gptq-iter" and (group_size or not refit))]
         if split is None:
             return candidate("gptq", h), h
-        fit, check, fit_mean, check_mean = split
+        fit, check, fit_mean, check_mean, fit_v, all_v = split
         solves = {n: solved(n, fit) for n in names}
         if mean is not None:
-            centred_fit = _centre(fit, fit_mean)
+            centred_fit = _about(fit, fit_mean, fit_v)
             solves.update({f"{n}{CENTRED}": solved(n, centred_fit) for n in names})
-            # the held-out half's inputs about the fit half's mean (its bias correction)
-            check = check - 2.0 * (fit_mean[..., :, None] * check_mean[..., None, :]
-                                   + check_mean[..., :, None] * fit_mean[..., None, :]
-                                   - fit_mean[..., :, None] * fit_mean[..., None, :])
+            # the held-out half's inputs less the fit half's correction vector
+            check = _about(check, check_mean, fit_v)
         choice = held_out_choice(", ".join(entry.layers), target, solves, check)
         self.choices.append(choice)
         name = choice.chosen.removesuffix(CENTRED)
         if choice.chosen != name:
             assert mean is not None
-            h = _centre(h, mean)
+            h = _about(h, mean, all_v)
         return candidate(name, h), h
 
     def _float_split(self, entry: LayerHessian) -> Split | None:
@@ -667,14 +669,16 @@ class WeightSolver:
                   for _ in range(2)]
         per_sample = max(1, -(-self.max_rows // min(len(self.samples), COMPENSATION_SAMPLES)))
         rng = np.random.default_rng(self.seed)
+        channels = [_ChannelMean(), _ChannelMean()]
         for i, value in enumerate(values):
             halves[i % 2].add(value, per_sample, rng)
+            channels[i % 2].add(value)
             if halves[0].rows + halves[1].rows >= self.max_rows:
                 break
         a, b = halves
         if not a.rows or not b.rows:
             return None
-        return _split(a, b)
+        return _split(op, entry, a, b, channels)
 
     # ------------------------------------------------------------ upstream compensation
     def _round_in_copy(self, entry: LayerHessian, rows: np.ndarray, deq_rows: np.ndarray,
@@ -729,6 +733,7 @@ class WeightSolver:
                   for _ in range(2)]  # alternate samples: fit on one, check on the other
         per_sample = max(1, -(-self.max_rows // min(len(samples), COMPENSATION_SAMPLES)))
         rng = np.random.default_rng(self.seed)
+        channels = [_ChannelMean(), _ChannelMean()]  # of the float inputs (the rewrite's)
         taken = 0
         for parts in self._rounded_inputs(cut, xq, halves[0], per_sample):
             if parts is None:
@@ -740,6 +745,7 @@ class WeightSolver:
                 if not np.all(np.isfinite(xq_value)):
                     return None  # the rounded copy overflowed upstream: plain GPTQ here
                 halves[taken % 2].add(xq_value, per_sample, rng, x_float=xf_value)
+                channels[taken % 2].add(xf_value)
                 taken += 1
                 if halves[0].rows + halves[1].rows >= self.max_rows:
                     break
@@ -760,7 +766,7 @@ class WeightSolver:
         correction = _correction(_centred(halves), rows, damp)
         if correction is None:
             return None
-        split = _split(a, b) if a.rows and b.rows else None
+        split = _split(op, entry, a, b, channels) if a.rows and b.rows else None
         return 2.0 * (a.h + b.h) / n, rows + correction, split, (a.sum_q + b.sum_q) / n
 
     def _rounded_inputs(self, cut: Model, xq: Tensor, acc: _Accumulator, per_sample: int
@@ -839,9 +845,55 @@ def _biased(entry: LayerHessian) -> bool:
     return bool(entry.ops) and all(has(op) for op in entry.ops)
 
 
-def _split(a: _Accumulator, b: _Accumulator) -> Split:
-    """(H of a's rows, H of b's rows, a's mean row, b's mean row)."""
-    return 2.0 * a.h / a.rows, 2.0 * b.h / b.rows, a.sum_q / a.rows, b.sum_q / b.rows
+@dataclass
+class _ChannelMean:
+    """The mean of each input channel (last axis) over every position of the tensors added:
+    what the rewrite's analytic bias correction multiplies the weight error by."""
+
+    total: np.ndarray | None = None
+    count: int = 0
+
+    def add(self, x: np.ndarray) -> None:
+        flat = np.asarray(x, np.float64).reshape(-1, x.shape[-1])
+        self.total = flat.sum(axis=0) + (0.0 if self.total is None else self.total)
+        self.count += len(flat)
+
+    @staticmethod
+    def merged(parts: list[_ChannelMean]) -> np.ndarray:
+        return sum(p.total for p in parts if p.total is not None) / sum(p.count for p in parts)
+
+
+def _row_vector(op: Operator, shape: tuple[int, ...], channel_mean: np.ndarray) -> np.ndarray:
+    """The bias correction's input vector in the layer's row space (H of `shape`): the channel
+    means tiled over the kernel taps (CONV_2D rows are (KH, KW, Cin)), per output channel for
+    depthwise ([C, taps]). At padded positions the rows hold zeros where the rewrite still
+    subtracts the mean: `_about` with this vector counts that."""
+    m = np.asarray(channel_mean, np.float64)
+    if op.type == "FULLY_CONNECTED" or m.size == shape[-1]:
+        return m
+    if op.type == "CONV_2D":
+        return np.tile(m, shape[-1] // m.size)
+    c_out, taps = shape[0], shape[-1]
+    return np.repeat(m, c_out // m.size)[:, None] * np.ones(taps)
+
+
+def _about(h: np.ndarray, mean: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """2 E[(x - v)(x - v)^T] from H = 2 E[x x^T] and the rows' mean: the output error dW x
+    less the bias correction's dW v (v = the rows' own mean: 2 Cov, `_centre`)."""
+    m = np.asarray(mean, np.float64)
+    v = np.asarray(v, np.float64)
+    return h - 2.0 * (v[..., :, None] * m[..., None, :] + m[..., :, None] * v[..., None, :]
+                      - v[..., :, None] * v[..., None, :])
+
+
+def _split(op: Operator, entry: LayerHessian, a: _Accumulator, b: _Accumulator,
+           channels: list[_ChannelMean]) -> Split:
+    """The two halves' H and mean rows, and the bias correction's vector from the first half's
+    float inputs and from both (see `Split`)."""
+    shape = entry.hessian.shape
+    return (2.0 * a.h / a.rows, 2.0 * b.h / b.rows, a.sum_q / a.rows, b.sum_q / b.rows,
+            _row_vector(op, shape, _ChannelMean.merged(channels[:1])),
+            _row_vector(op, shape, _ChannelMean.merged(channels)))
 
 
 def _centred(accs: list[_Accumulator]) -> tuple[np.ndarray, np.ndarray]:
