@@ -207,21 +207,24 @@ EDGE_AVX512_INLINE TileRequant load_tile_requant(const GemmQs8Params& p, std::si
 
 // One row of 16 accumulators (bias added) to 16 int32 outputs in the clamp range: the
 // arithmetic of requant_store_rows below, one row at a time.
+template <bool kPlain = false>
 EDGE_AVX512_INLINE __m512i requant16(__m512i v, int32_t row_sum, const TileRequant& q) {
-  if (q.has_wzp) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(q.wzp, _mm512_set1_epi32(row_sum)));
-  if (q.pre_shift) v = _mm512_sllv_epi32(v, q.pre);
+  if (!kPlain && q.has_wzp) {
+    v = _mm512_sub_epi32(v, _mm512_mullo_epi32(q.wzp, _mm512_set1_epi32(row_sum)));
+  }
+  if (!kPlain && q.pre_shift) v = _mm512_sllv_epi32(v, q.pre);
   const __m512i pe = _mm512_mul_epi32(v, q.me);
   const __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(v, 32), q.mo);
   __m512i ae = _mm512_add_epi64(pe, q.re);
   __m512i ao = _mm512_add_epi64(po, q.ro);
-  if (q.neg) {
+  if (!kPlain && q.neg) {
     ae = _mm512_mask_add_epi64(ae, _mm512_cmplt_epi64_mask(pe, q.lim), ae, q.ne);
     ao = _mm512_mask_add_epi64(ao, _mm512_cmplt_epi64_mask(po, q.lim), ao, q.no);
   }
   const __m512i ye = _mm512_srav_epi64(ae, q.se);
   const __m512i yo = _mm512_srav_epi64(ao, q.so);
   __m512i y = _mm512_mask_shuffle_epi32(ye, static_cast<__mmask16>(0xAAAA), yo, _MM_PERM_CCAA);
-  if (q.add_zp) y = _mm512_add_epi32(y, q.zp);
+  if (!kPlain && q.add_zp) y = _mm512_add_epi32(y, q.zp);
   if (q.clamp_min) y = _mm512_max_epi32(y, q.qmin);
   if (q.clamp_max) y = _mm512_min_epi32(y, q.qmax);
   return y;
@@ -241,15 +244,15 @@ EDGE_AVX512_INLINE void store16_qs8(int8_t* out, __m512i y, std::size_t nc) {
 // this form keeps them in registers: small-K 1x1 convolutions 8-9 % faster on Zen 4
 // (80x80x16 -> 96: 0.174 -> 0.159 ms, 40x40x24 -> 144: 0.071 -> 0.065 ms, minimum of 300
 // calls). The sub-byte kernels keep requant_store_rows, which measured faster for them.
-template <int R>
+template <int R, bool kPlain = false>
 EDGE_AVX512_INLINE void requant_store_rows_each(const __m512i* a, const int32_t* row_sums,
                                                 std::size_t sums_stride, const GemmQs8Params& p,
                                                 std::size_t tile, std::size_t nc, int8_t* out,
                                                 std::size_t out_stride) {
   const TileRequant q = load_tile_requant(p, tile);
   for (int r = 0; r < R; ++r) {
-    const int32_t sum = q.has_wzp ? row_sums[r * sums_stride] : 0;
-    store16_qs8(out + r * out_stride, requant16(a[r], sum, q), nc);
+    const int32_t sum = !kPlain && q.has_wzp ? row_sums[r * sums_stride] : 0;
+    store16_qs8(out + r * out_stride, requant16<kPlain>(a[r], sum, q), nc);
   }
 }
 
@@ -399,7 +402,7 @@ void gemm_int8_requant(std::size_t rows, std::size_t nblocks, const uint8_t* w, 
 // pointer per row and tap (IgemmQs8Fn): no im2col copy. kBits = 8: int8 weights (the signed
 // operand) against x + 128; kBits = 4 / 2: unsigned codes against the int8 activations, the
 // fields of a block taken as in gemm_subbyte_requant_rows.
-template <int kBits, int R>
+template <int kBits, int R, bool kPlain = false>
 void igemm_requant_rows(std::size_t taps, std::size_t blocks_per_tap, const uint8_t* w,
                         const uint8_t* const* ind, const int32_t* row_sums,
                         const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
@@ -430,10 +433,38 @@ void igemm_requant_rows(std::size_t taps, std::size_t blocks_per_tap, const uint
     }
   }
   if constexpr (kBits == 8) {
-    requant_store_rows_each<R>(a, row_sums, 1, p, tile, nc, out, out_stride);
+    requant_store_rows_each<R, kPlain>(a, row_sums, 1, p, tile, nc, out, out_stride);
   } else {
     requant_store_rows<R>(a, row_sums, 1, p, tile, nc, out, out_stride);
   }
+}
+
+// The int8 indirect kernels' epilogue without the tests for weight zero points, pre-shifts,
+// ties away from zero and an unfolded output zero point, where none applies (LiteRT's usual
+// int8 conv): 3-10 % on the two-tile kernel's small-K layers (80x80x16 -> 96: 0.136 -> 0.125
+// ms, Zen 4), whose code GCC had unswitched on every combination of those tests.
+inline bool plain_requant(const GemmQs8Params& p) {
+  return p.wzp == nullptr && p.wzp_uniform == 0 && p.any_pre_shift == 0 &&
+         p.any_negative_add == 0 && p.out_zero_point == 0;
+}
+
+template <int kBits>
+void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_tap,
+                   const uint8_t* w, const uint8_t* const* ind, const int32_t* row_sums,
+                   const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
+                   std::size_t out_stride) {
+  using Fn = decltype(&igemm_requant_rows<kBits, 1>);
+  static constexpr Fn kByRows[2][8] = {
+      {igemm_requant_rows<kBits, 1>, igemm_requant_rows<kBits, 2>, igemm_requant_rows<kBits, 3>,
+       igemm_requant_rows<kBits, 4>, igemm_requant_rows<kBits, 5>, igemm_requant_rows<kBits, 6>,
+       igemm_requant_rows<kBits, 7>, igemm_requant_rows<kBits, 8>},
+      {igemm_requant_rows<kBits, 1, kBits == 8>, igemm_requant_rows<kBits, 2, kBits == 8>,
+       igemm_requant_rows<kBits, 3, kBits == 8>, igemm_requant_rows<kBits, 4, kBits == 8>,
+       igemm_requant_rows<kBits, 5, kBits == 8>, igemm_requant_rows<kBits, 6, kBits == 8>,
+       igemm_requant_rows<kBits, 7, kBits == 8>, igemm_requant_rows<kBits, 8, kBits == 8>}};
+  const int plain = kBits == 8 && plain_requant(p) ? 1 : 0;
+  kByRows[plain][(rows < 8 ? rows : 8) - 1](taps, blocks_per_tap, w, ind, row_sums, p, tile, nc,
+                                            out, out_stride);
 }
 
 // int8 weights, two 16-channel tiles per call (channels 16 tile .. 16 tile + nc, nc in 17..32):
@@ -441,7 +472,7 @@ void igemm_requant_rows(std::size_t taps, std::size_t blocks_per_tap, const uint
 // taps * blocks_per_tap blocks later), so the broadcasts and pointer loads per product halve.
 // The epilogue requantises the first tile's rows, then the second's (one tile's tables live at
 // a time, next to the other tile's accumulators).
-template <int R>
+template <int R, bool kPlain>
 void igemm_requant_rows_x2(std::size_t taps, std::size_t blocks_per_tap, const uint8_t* w,
                            const uint8_t* const* ind, const int32_t* row_sums,
                            const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
@@ -467,8 +498,8 @@ void igemm_requant_rows_x2(std::size_t taps, std::size_t blocks_per_tap, const u
       }
     }
   }
-  requant_store_rows_each<R>(a, row_sums, 1, p, tile, 16, out, out_stride);
-  requant_store_rows_each<R>(b, row_sums, 1, p, tile + 1, nc - 16, out + 16, out_stride);
+  requant_store_rows_each<R, kPlain>(a, row_sums, 1, p, tile, 16, out, out_stride);
+  requant_store_rows_each<R, kPlain>(b, row_sums, 1, p, tile + 1, nc - 16, out + 16, out_stride);
 }
 
 void igemm_requant_x2(std::size_t rows, std::size_t taps, std::size_t blocks_per_tap,
@@ -477,35 +508,23 @@ void igemm_requant_x2(std::size_t rows, std::size_t taps, std::size_t blocks_per
                       std::size_t out_stride) {
   using Fn = decltype(&igemm_requant_rows<8, 1>);
   if (nc <= 16) {
-    static constexpr Fn kOne[8] = {
-        igemm_requant_rows<8, 1>, igemm_requant_rows<8, 2>, igemm_requant_rows<8, 3>,
-        igemm_requant_rows<8, 4>, igemm_requant_rows<8, 5>, igemm_requant_rows<8, 6>,
-        igemm_requant_rows<8, 7>, igemm_requant_rows<8, 8>};
-    kOne[(rows < 8 ? rows : 8) - 1](taps, blocks_per_tap, w, ind, row_sums, p, tile, nc, out,
-                                    out_stride);
+    igemm_requant<8>(rows, taps, blocks_per_tap, w, ind, row_sums, p, tile, nc, out, out_stride);
     return;
   }
-  static constexpr Fn kTwo[8] = {
-      igemm_requant_rows_x2<1>, igemm_requant_rows_x2<2>, igemm_requant_rows_x2<3>,
-      igemm_requant_rows_x2<4>, igemm_requant_rows_x2<5>, igemm_requant_rows_x2<6>,
-      igemm_requant_rows_x2<7>, igemm_requant_rows_x2<8>};
-  kTwo[(rows < 8 ? rows : 8) - 1](taps, blocks_per_tap, w, ind, row_sums, p, tile, nc, out,
-                                  out_stride);
+  const bool plain = plain_requant(p);
+  static constexpr Fn kTwo[2][8] = {
+      {igemm_requant_rows_x2<1, false>, igemm_requant_rows_x2<2, false>,
+       igemm_requant_rows_x2<3, false>, igemm_requant_rows_x2<4, false>,
+       igemm_requant_rows_x2<5, false>, igemm_requant_rows_x2<6, false>,
+       igemm_requant_rows_x2<7, false>, igemm_requant_rows_x2<8, false>},
+      {igemm_requant_rows_x2<1, true>, igemm_requant_rows_x2<2, true>,
+       igemm_requant_rows_x2<3, true>, igemm_requant_rows_x2<4, true>,
+       igemm_requant_rows_x2<5, true>, igemm_requant_rows_x2<6, true>,
+       igemm_requant_rows_x2<7, true>, igemm_requant_rows_x2<8, true>}};
+  kTwo[plain ? 1 : 0][(rows < 8 ? rows : 8) - 1](taps, blocks_per_tap, w, ind, row_sums, p, tile,
+                                                  nc, out, out_stride);
 }
 
-template <int kBits>
-void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_tap,
-                   const uint8_t* w, const uint8_t* const* ind, const int32_t* row_sums,
-                   const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
-                   std::size_t out_stride) {
-  using Fn = decltype(&igemm_requant_rows<kBits, 1>);
-  static constexpr Fn kByRows[8] = {
-      igemm_requant_rows<kBits, 1>, igemm_requant_rows<kBits, 2>, igemm_requant_rows<kBits, 3>,
-      igemm_requant_rows<kBits, 4>, igemm_requant_rows<kBits, 5>, igemm_requant_rows<kBits, 6>,
-      igemm_requant_rows<kBits, 7>, igemm_requant_rows<kBits, 8>};
-  kByRows[(rows < 8 ? rows : 8) - 1](taps, blocks_per_tap, w, ind, row_sums, p, tile, nc, out,
-                                     out_stride);
-}
 
 // ------------------------------------------------------------------------------ depthwise
 // 16 channels per zmm (the input tail through a masked load: inputs are only `channels` long).
