@@ -828,6 +828,25 @@ template <bool kWide>
   a[3] = dot4_u8s8(a[3], _mm256_unpackhi_epi16(h01, h23), we, wo);
 }
 
+// A last group with one real tap (DwRequantParams::lone_last_tap: taps % 4 == 1, as 3x3 and
+// 5x5): its dwords are (x, 0, 0, 0), so the even int16 of each pair is x itself and the odd
+// ones are zero: one load and two unpacks against zeros, and one vpmaddwd per accumulator
+// instead of two (the 3x3 kernels' 12 tap slots cost 9 + 1).
+template <bool kWide>
+[[gnu::always_inline]] inline void dw_lone_tap(__m256i (&a)[4], const int8_t* x, std::size_t len,
+                                               const uint8_t* wg, int h) {
+  const __m256i zero = _mm256_setzero_si256();
+  const __m256i x0 = _mm256_xor_si256(load_x32(x, len), _mm256_set1_epi8(static_cast<char>(0x80)));
+  const __m256i l = _mm256_unpacklo_epi8(x0, zero), hi = _mm256_unpackhi_epi8(x0, zero);
+  const __m256i u[4] = {_mm256_unpacklo_epi16(l, zero), _mm256_unpackhi_epi16(l, zero),
+                        _mm256_unpacklo_epi16(hi, zero), _mm256_unpackhi_epi16(hi, zero)};
+  for (int q = 0; q < 4; ++q) {
+    __m256i we, wo;
+    dw_weights<kWide>(wg, q, h, &we, &wo);
+    a[q] = _mm256_add_epi32(a[q], _mm256_madd_epi16(u[q], we));
+  }
+}
+
 template <bool kWide, bool kNeg, bool kPre, bool kHi>
 void dwconv_qs8_avx2_impl(std::size_t pixels, std::size_t channels, std::size_t groups,
                           const int8_t* const* inputs0, std::size_t step, const int8_t* weights,
@@ -835,6 +854,7 @@ void dwconv_qs8_avx2_impl(std::size_t pixels, std::size_t channels, std::size_t 
   const __m256i zp = _mm256_set1_epi32(p.out_zero_point);
   const __m256i qmin = _mm256_set1_epi32(p.out_min), qmax = _mm256_set1_epi32(p.out_max);
   constexpr std::size_t kGroupBytes = kWide ? 512 : 256;
+  const std::size_t full_groups = groups - (p.lone_last_tap != 0 ? 1 : 0);
   DwHalf k;
   for (std::size_t c = 0, b = 0; c < channels; c += 64, ++b) {
     const uint8_t* wb = reinterpret_cast<const uint8_t*>(weights) + b * groups * kGroupBytes;
@@ -847,8 +867,12 @@ void dwconv_qs8_avx2_impl(std::size_t pixels, std::size_t channels, std::size_t 
         const int8_t* const* inputs = inputs0 + n * step;
         __m256i a[4];
         for (int q = 0; q < 4; ++q) a[q] = k.bias[q];
-        for (std::size_t g = 0; g < groups; ++g) {
+        for (std::size_t g = 0; g < full_groups; ++g) {
           dw_group<kWide>(a, inputs + 4 * g, ch, len, wb + g * kGroupBytes, h);
+        }
+        if (full_groups < groups) {
+          dw_lone_tap<kWide>(a, inputs[4 * full_groups] + ch, len, wb + full_groups * kGroupBytes,
+                             h);
         }
         dw_store_half<kNeg, kPre, kHi>(a, k, qmin, qmax, out0 + n * channels + ch, len);
       }
