@@ -59,7 +59,7 @@ from sdk.base.errors import ConversionError, FidelityError
 from sdk.base.samples import SampleSet
 from sdk.base.tables import from_jsonable, jsonable
 from sdk.converters.ir import Model, Operator, Tensor
-from sdk.converters.quantize.fidelity import layer_losses
+from sdk.converters.quantize.fidelity import FloatReference, layer_losses
 from sdk.converters.quantize.int16x8 import INT16_KERNELS
 from sdk.converters.quantize.plan import FLOAT, INT16X8, LayerPrecision, PrecisionPlan, layer_name
 from sdk.converters.quantize.rules import OP_RULES
@@ -82,6 +82,15 @@ MAX_TAILS_PER_STEP = 64
 #: greedy steps that give new layers 16x8 before every upstream layer is tried at 16x8 and
 #: float becomes a candidate for layers already at 16x8
 INT16_STEPS = 2
+#: the target is met when a lower confidence bound of each output's SQNR on the check samples
+#: reaches it, not the point value: bootstrap resamples of the check samples (fixed seed) ...
+BOUND_RESAMPLES = 400
+#: ... and this quantile of their SQNR (one-sided 95 %); also never above the SQNR with any
+#: single check sample left out (one sample's error no other sample shares)
+BOUND_QUANTILE = 0.05
+#: fewer check samples than this: the bound is reported, with a note that the check set is too
+#: small to be sure (pass validation= with more held-out samples)
+MIN_CONFIDENT_SAMPLES = 20
 #: the local latency figure stops after this many seconds of invokes (16x8 ops run in LiteRT's
 #: builtin kernels: magika 0.5 s an invoke, 20 of them twice took 20 s)
 LATENCY_SECONDS = 2.0
@@ -224,6 +233,11 @@ class PlannerReport:
     seconds: float = 0.0
     candidates: list[str] = field(default_factory=lambda: [c.name for c in CANDIDATES])
     notes: list[str] = field(default_factory=list)
+    #: output -> lower confidence bound (dB) of the chosen export's SQNR on the check samples,
+    #: what the target was checked against (equal to after_db where no per-sample errors)
+    after_bound_db: dict[str, float] = field(default_factory=dict)
+    #: check samples the target was decided on
+    check_samples: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -241,8 +255,10 @@ class PlannerReport:
                f"({self.layer_runs} measured per layer, {self.seconds:.1f} s); candidates: "
                f"{', '.join(self.candidates)}"]
         for name, before in self.before_db.items():
+            bound = self.after_bound_db.get(name)
             out.append(f"  output {name}: {before:.2f} dB -> {self.after_db.get(name, before):.2f}"
-                       " dB")
+                       " dB" + (f" (lower bound {bound:.2f} dB on {self.check_samples} check "
+                                "samples)" if bound is not None else ""))
         if self.kept:
             by: dict[str, int] = {}
             for k in self.kept:
@@ -289,6 +305,22 @@ class Attempt:
     #: the per-layer SQNR of this attempt, measured when asked (an attempt whose fidelity has
     #: no layers): the planner asks only for the attempts it picks the next layers from
     measure_layers: Callable[[], list[LayerFidelity]] | None = None
+    #: output name -> (signal energy, error energy) per check sample: the target is checked on
+    #: a lower confidence bound of the SQNR from these (`sqnr_bound_db`); absent: point value
+    sample_energies: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    #: bounds computed from sample_energies, by output name (filled on first use)
+    _bounds: dict[str, float] = field(default_factory=dict, repr=False)
+
+    def check_db(self, j: int) -> float:
+        """The SQNR output `j` is checked against the target on: the lower confidence bound
+        where per-sample errors are known, else the point value."""
+        o = self.fidelity.outputs[j]
+        if o.name not in self.sample_energies:
+            return o.sqnr_db
+        if o.name not in self._bounds:
+            signal, noise = self.sample_energies[o.name]
+            self._bounds[o.name] = min(o.sqnr_db, sqnr_bound_db(signal, noise))
+        return self._bounds[o.name]
 
     def measured(self) -> bool:
         """Whether the per-layer SQNR is (or can be) known."""
@@ -296,6 +328,67 @@ class Attempt:
 
 
 AttemptFn = Callable[[PrecisionPlan], Attempt]
+
+
+# ---------------------------------------------------------------------------- the bound
+def _ratio_db(signal: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        db = 10.0 * np.log10(signal / noise)
+    return np.where(noise <= 0, math.inf, db)  # no error at all: nothing lost
+
+
+def sqnr_bound_db(signal: Iterable[float], noise: Iterable[float], *,
+                  resamples: int = BOUND_RESAMPLES, quantile: float = BOUND_QUANTILE) -> float:
+    """A lower confidence bound of an output's SQNR (10 log10 of summed signal over summed error
+    energy) from its per-sample energies: the `quantile` of the SQNR over bootstrap resamples
+    of the samples (seeded: the same samples give the same bound), and never above the SQNR
+    with any one sample left out (a sample that holds most of the error, or most of the
+    signal, and no other sample confirms). One sample: its own SQNR."""
+    s = np.asarray(list(signal), dtype=np.float64)
+    n = np.asarray(list(noise), dtype=np.float64)
+    if s.size == 0:
+        return math.nan
+    point = float(_ratio_db(np.array([s.sum()]), np.array([n.sum()]))[0])
+    if s.size == 1 or not n.sum() > 0:
+        return point
+    leave_one_out = _ratio_db(s.sum() - s, n.sum() - n)
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, s.size, size=(resamples, s.size))
+    boot = _ratio_db(s[picks].sum(axis=1), n[picks].sum(axis=1))
+    # the bootstrap is blind to how few the samples are: also Student's t bound of the mean
+    # error (each sample's error over the mean signal), whose quantile grows as samples shrink
+    x = n / s.mean() if s.mean() > 0 else n
+    upper = float(x.mean() + _t_quantile(1.0 - quantile, s.size - 1) * x.std(ddof=1)
+                  / math.sqrt(s.size))
+    student = float(_ratio_db(np.array([1.0]), np.array([upper]))[0])
+    return float(min(point, float(leave_one_out.min()), float(np.quantile(boot, quantile)),
+                     student))
+
+
+def _t_quantile(p: float, df: int) -> float:
+    """Student's t quantile (Cornish-Fisher from the normal one; within 1 % for df >= 4, too
+    small below, where the bootstrap and leave-one-out bounds are lower anyway)."""
+    z = statistics.NormalDist().inv_cdf(p)
+    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
+
+
+def sample_energies(float_reference: FloatReference, float_bytes: bytes, quant_bytes: bytes,
+                    samples: SampleSet, delegates: list[Any] | None = None,
+                    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per output of `quant_bytes` (by the float model's output names): the signal energy of
+    the float output and the energy of the error, per sample of `samples` (the float side from
+    `float_reference`, run once for all exports; one quantised run here)."""
+    from sdk.run.runner import LiteRTRunner
+
+    float_run = LiteRTRunner(float_bytes)
+    ref = float_reference.outputs_for(float_run, samples)
+    got = LiteRTRunner(quant_bytes, delegates=delegates).outputs_for(samples)
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for d, r, g in zip(float_run.outputs, ref, got, strict=True):
+        f = r.astype(np.float64).reshape(r.shape[0], -1) if r.ndim else r.reshape(1, 1)
+        q = g.astype(np.float64).reshape(f.shape)
+        out[d.name] = ((f ** 2).sum(axis=1), ((q - f) ** 2).sum(axis=1))
+    return out
 
 
 # ---------------------------------------------------------------------------- layer losses
@@ -433,9 +526,11 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
     if _short(current, target_db):
         widen_upstream(widest=True)
     if _short(current, target_db):
-        reached = _outputs_db(best)
-        missing = ", ".join(f"{o.name!r} at {reached[o.name]:.2f} dB"
-                            for o in best.fidelity.outputs if o.sqnr_db < target_db)
+        missing = ", ".join(
+            f"{o.name!r} at {o.sqnr_db:.2f} dB" + (
+                f" (lower bound {best.check_db(j):.2f} dB on {best.fidelity.samples} check "
+                "samples)" if o.name in best.sample_energies else "")
+            for j, o in enumerate(best.fidelity.outputs) if not best.check_db(j) >= target_db)
         raise FidelityError(
             f"target_sqnr={target_db:g} dB cannot be met: best reached {missing} after "
             f"{exports} export(s), with every layer upstream of them that can be kept "
@@ -475,6 +570,16 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
                             op, base.for_op(op), _candidate(layers[k.name]))) if op else 0
     report.met = True
     report.after_db = _outputs_db(current)
+    report.after_bound_db = _bounds_db(current)
+    report.check_samples = current.fidelity.samples
+    if not current.sample_energies:
+        report.notes.append("decided on the point SQNR of the check samples (their per-sample "
+                            "errors were not given): no confidence bound")
+    if current.fidelity.samples < MIN_CONFIDENT_SAMPLES:
+        report.notes.append(
+            f"the target was checked on only {current.fidelity.samples} sample(s) "
+            f"({current.fidelity.source}): too few to be sure it holds on unseen inputs; pass "
+            f"validation= with at least {MIN_CONFIDENT_SAMPLES} held-out samples")
     report.size_after = current.size_bytes
     report.exports = exports
     report.seconds = round(time.perf_counter() - start, 3)
@@ -520,11 +625,18 @@ def _outputs_db(a: Attempt) -> dict[str, float]:
 
 
 def _short(a: Attempt, target_db: float) -> list[int]:
-    return [j for j, o in enumerate(a.fidelity.outputs) if not o.sqnr_db >= target_db]
+    """The outputs whose check SQNR (the lower bound where known) is under the target."""
+    return [j for j in range(len(a.fidelity.outputs)) if not a.check_db(j) >= target_db]
 
 
 def _worst_gap(a: Attempt, target_db: float) -> float:
-    return max((target_db - o.sqnr_db for o in a.fidelity.outputs), default=-math.inf)
+    return max((target_db - a.check_db(j) for j in range(len(a.fidelity.outputs))),
+               default=-math.inf)
+
+
+def _bounds_db(a: Attempt) -> dict[str, float]:
+    return {o.name: a.check_db(j) for j, o in enumerate(a.fidelity.outputs)
+            if o.name in a.sample_energies}
 
 
 def _op_named(model: Model, name: str) -> Operator | None:
@@ -550,7 +662,7 @@ def _pick(model: Model, current: Attempt, layers: Mapping[str, LayerPrecision],
     eligible: dict[int, tuple[Operator, Candidate, float]] = {}
     in_cones: set[int] = set()
     for j in short:
-        noise = _noise(current.fidelity.outputs[j].sqnr_db)
+        noise = _noise(current.check_db(j))
         need[j] = 1.0 - ESTIMATE_MARGIN * target_noise / noise if noise > 0 else 0.0
         cone = []
         for op in upstream_ops(model, outputs[j]):
@@ -666,4 +778,4 @@ def measure_latency_ms(data: bytes, samples: SampleSet, delegates: list[Any] | N
 __all__ = ["CANDIDATES", "FLOAT_CANDIDATE", "INT16X8_CANDIDATE", "Attempt", "AttemptFn",
            "Candidate", "CostModel", "KeptLayer", "PlanStep", "PlannerReport", "candidates_for",
            "layer_losses", "measure_latency_ms", "plan_to_target", "register_candidate",
-           "upstream_ops"]
+           "sample_energies", "sqnr_bound_db", "upstream_ops"]
