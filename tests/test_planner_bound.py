@@ -104,3 +104,11 @@ def test_without_per_sample_errors_the_point_value_decides_with_a_note() -> None
                                first=_attempt(signal, noise, energies=False))
     assert report.met and report.after_bound_db == {}
     assert any("no confidence bound" in n for n in report.notes)
+
+
+def test_signal_in_one_sample_is_not_taken_for_thin_evidence() -> None:
+    # a wake word's score: the signal sits in the one positive sample, the error is even
+    signal = np.array([1.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    noise = np.full(6, 1e-5)
+    point = sqnr_db(float(signal.sum()), float(noise.sum()))
+    assert point - 0.01 <= sqnr_bound_db(signal, noise) <= point
