@@ -57,6 +57,7 @@ from sdk.converters.quantize.mixed import MixedReport
 from sdk.converters.quantize.mixed import search as mixed_search
 from sdk.converters.quantize.plan import PrecisionPlan
 from sdk.converters.quantize.planner import (
+    MIN_CONFIDENT_SAMPLES,
     Attempt,
     PlannerReport,
     measure_latency_ms,
@@ -228,7 +229,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
 
     specs = input_specs(float_model)
     cal_set, val_set, notes = _samples(calibration, validation, specs, max_samples,
-                                       validation_split)
+                                       validation_split, MIN_CONFIDENT_SAMPLES
+                                       if target_sqnr is not None else 0)
     notes = [*loaded.notes, *notes]  # what the import changed (densified weights, rewrites)
     if equalize and qat is None and scheme == "int8" and activations == "int8":
         equalized = equalize_model(float_model, cal_set)
@@ -603,7 +605,9 @@ def input_specs(model: Model) -> list[InputSpec]:
 
 
 def _samples(calibration: Any, validation: Any, specs: list[InputSpec], max_samples: int,
-             split: float) -> tuple[SampleSet, SampleSet, list[str]]:
+             split: float, min_check: int = 0) -> tuple[SampleSet, SampleSet, list[str]]:
+    """(calibration, held-out, notes). `min_check` (target_sqnr=): hold out at least that many
+    samples for the planner's check where `split` gives fewer, up to half of them."""
     notes: list[str] = []
     if calibration is None:
         raise CalibrationError(
@@ -621,6 +625,13 @@ def _samples(calibration: Any, validation: Any, specs: list[InputSpec], max_samp
                      "calibration samples themselves (pass validation= for held-out numbers)")
         val = samples.subset(slice(0, len(samples)), f"the {len(samples)} calibration samples")
         return samples, val, notes
+    wider = min(0.5, min_check / len(samples))
+    if wider > split:
+        notes.append(f"target_sqnr: {round(len(samples) * wider)} of the {len(samples)} "
+                     f"calibration samples held out for the planner's check (validation_split="
+                     f"{split:g} leaves {max(1, round(len(samples) * split))}); pass validation= "
+                     "to calibrate on all of them")
+        split = wider
     cal, val = samples.split(split)
     if len(val) > MAX_VALIDATION_SAMPLES:
         val = val.subset(slice(0, MAX_VALIDATION_SAMPLES),

@@ -112,3 +112,22 @@ def test_signal_in_one_sample_is_not_taken_for_thin_evidence() -> None:
     noise = np.full(6, 1e-5)
     point = sqnr_db(float(signal.sum()), float(noise.sum()))
     assert point - 0.01 <= sqnr_bound_db(signal, noise) <= point
+
+
+def test_few_samples_hold_out_more_for_the_check_only_with_a_target(tmp_path) -> None:
+    pytest.importorskip("tensorflow", reason="the test model is built with Keras")
+    import tensorflow as tf
+
+    import sdk
+
+    tf.keras.utils.set_random_seed(3)
+    inp = tf.keras.Input((8,))
+    net = tf.keras.Model(inp, tf.keras.layers.Dense(4)(inp))
+    data = np.random.default_rng(2).standard_normal((30, 8)).astype(np.float32)
+    plain = sdk.export(net, "int8", calibration=data, output=tmp_path / "p.tflite")
+    assert plain.fidelity.samples == 6  # the default split: the last 20 %
+    res = sdk.export(net, "int8", calibration=data, output=tmp_path / "t.tflite",
+                     target_sqnr=-100)
+    assert res.fidelity.samples == res.planner.check_samples == 15  # half, short of 20
+    assert any("15 of the 30 calibration samples held out" in n for n in res.notes)
+    assert any("only 15 sample(s)" in n for n in res.planner.notes)
