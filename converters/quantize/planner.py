@@ -8,6 +8,9 @@ report (per-output and per-layer SQNR on the held-out samples) and the file's si
 The search (greedy on estimated gain per byte, bounded re-exports):
 
 1. Export with the plain plan. Every output at or above the target: done, nothing kept wider.
+   "At or above" throughout is decided on a lower confidence bound of the output's SQNR over
+   the check samples (`sqnr_bound_db`, from `Attempt.sample_energies`), not the point value:
+   a few check samples, or one holding most of the error, do not pass on their own.
 2. For every output under the target, the layers upstream of it are ranked by the error each one
    adds (`LayerLoss.added_noise`, the same measure the low-output warning uses to name a
    layer): a layer's share of its output's error is its added noise over the sum in that output's
