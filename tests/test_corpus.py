@@ -248,3 +248,17 @@ def test_fast_subset_exports_faithfully(name):
             assert ours.task_value <= bar.task
         else:
             assert ours.task_value >= bar.task
+
+
+@pytest.mark.slow
+def test_an_output_under_15_db_is_a_warning_in_the_row():
+    """Never silent: the row of a model under 15 dB carries the export's FidelityWarning (the
+    smallest fast-subset model under 15 dB; corpus.py's JSON records it for every model)."""
+    from corpus.measure import run_model
+
+    model = BY_NAME["mp_selfie_segmentation"]
+    if not model.path().is_file():
+        pytest.skip(f"{model.name} not in {cache_dir()}: run `make corpus`")
+    ours = run_model(model, 16, peers=False).ours
+    assert ours.ok and ours.worst_sqnr_db is not None and ours.worst_sqnr_db < 15, ours.outputs
+    assert any("under 15 dB" in w for w in ours.warnings), ours.warnings

@@ -395,6 +395,10 @@ def run_model(model: CorpusModel, samples: int, *, peers: bool = True,
                     res = QuantResult("edgesdk", False, short_error(exc), "run")
                 res.size_bytes, res.export_s = len(data), secs
                 res.fallbacks = dict(exported.fallbacks)
+                # what the user is told (FidelityWarning: an output under 15 dB, naming the
+                # layer that loses most), so the table can show the warning, not assume it
+                res.warnings = list(exported.fidelity.warnings) \
+                    if exported.fidelity is not None else []
                 if exported.fidelity is not None and exported.fidelity.layers:
                     # layers clipped on purpose (a note says why) read low by design
                     plain = [lf for lf in exported.fidelity.layers if not lf.note]
