@@ -16,7 +16,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -334,6 +334,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         if fmt.runs_in_litert:
             check_prepares(data, encoded_model, _delegates(fmt, custom_ops), path)
         fidelity = None
+        sample_errors: dict[str, Any] = {}  # the planner's per-sample errors, from evaluate
         if fmt.runs_in_litert or fmt.runner is not None:
             where = "LiteRT" if fmt.runs_in_litert else f"its {fmt.name} runtime"
             try:
@@ -351,7 +352,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                                     # plans measure every layer on every held-out sample
                                     per_layer_samples=None if target_sqnr is not None
                                     or scheme == "mixed" else PER_LAYER_SAMPLES,
-                                    float_reference=float_reference)
+                                    float_reference=float_reference,
+                                    energies=sample_errors if fmt.runs_in_litert
+                                    and runner is None and target_sqnr is not None else None)
             except EdgeSDKError as exc:
                 raise ConversionError(f"the exported model does not run in {where}: {exc}"
                                       ) from exc
@@ -362,7 +365,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
 
         later = not layers and fidelity is not None and fmt.runs_in_litert
         return _Built(quantized, encoded_model, custom_ops, data, maps, fidelity,
-                      measure_layers if later else None)
+                      measure_layers if later else None, sample_errors)
 
     built = build(plan, lap)
     if solver.method in ("gptq", "adaround", "auto") and qat is None:
@@ -392,6 +395,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     if target_sqnr is not None and built.fidelity is not None:
         def energies(built_: _Built) -> dict[str, Any]:
             """Per-sample errors of a planner's export: it decides on their lower bound."""
+            if built_.sample_errors:
+                return built_.sample_errors
             return sample_energies(float_reference, float_state[0][0], built_.data, val_set,
                                    _delegates(fmt, built_.custom_ops)) \
                 if fmt.runs_in_litert else {}
@@ -445,6 +450,9 @@ class _Built:
     fidelity: FidelityReport | None
     #: the per-layer SQNR, measured when asked (a build without it)
     measure_layers: Callable[[], Any] | None = None
+    #: per output, the held-out samples' signal and error energies (target_sqnr= builds:
+    #: from the fidelity run itself, so the planner's bound costs no second run)
+    sample_errors: dict[str, Any] = field(default_factory=dict)
 
 
 def _mixed(float_model: Model, plan: PrecisionPlan, budget_bytes: int | None, first: _Built,

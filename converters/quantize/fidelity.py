@@ -100,6 +100,18 @@ class FloatReference:
         return used + sum(v.nbytes for v, _ in tensors.values()) <= self.layer_budget_bytes
 
 
+def per_sample_energies(names: list[str], ref: list[np.ndarray], got: list[np.ndarray]
+                        ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per output name: the float output's energy and the error's energy, per sample (the
+    first axis)."""
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, r, g in zip(names, ref, got, strict=True):
+        f = r.astype(np.float64).reshape(r.shape[0], -1) if r.ndim else r.reshape(1, 1)
+        q = g.astype(np.float64).reshape(f.shape)
+        out[name] = ((f ** 2).sum(axis=1), ((q - f) ** 2).sum(axis=1))
+    return out
+
+
 def evaluate(float_bytes: bytes, float_maps: list[dict[Tensor, int]], float_model: Model,
              quant_bytes: bytes, quant_maps: list[dict[Tensor, int]], quantized: QuantizedModel,
              samples: SampleSet, *, per_layer: bool = True,
@@ -107,11 +119,15 @@ def evaluate(float_bytes: bytes, float_maps: list[dict[Tensor, int]], float_mode
              layer_notes: Mapping[Tensor, str] | None = None,
              quant_runner: Any = None, kernels: str | None = None,
              per_layer_samples: int | None = PER_LAYER_SAMPLES,
-             float_reference: FloatReference | None = None) -> FidelityReport:
+             float_reference: FloatReference | None = None,
+             energies: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+             ) -> FidelityReport:
     """Compare the quantised model with the float one on `samples`. `quant_runner` runs the
     quantised bytes when LiteRT cannot (a `ModelRunner`); per-layer SQNR needs LiteRT, and
     measures the first `per_layer_samples` samples (None: all). `float_reference`: the float
-    outputs of earlier evaluations of the same float bytes and samples, reused."""
+    outputs of earlier evaluations of the same float bytes and samples, reused. `energies`:
+    filled with each output's per-sample signal and error energies (`per_sample_energies`),
+    from the same runs, for the target_sqnr planner's bound."""
 
     def stage(name: str) -> Callable[[int, int], None]:
         return lambda done, total: progress(name, done, total) if progress else None
@@ -123,6 +139,8 @@ def evaluate(float_bytes: bytes, float_maps: list[dict[Tensor, int]], float_mode
                                                             stage("validating (float)"))
     got = quant_run.outputs_for(samples, stage("validating (quantised)"))
     names = [d.name for d in float_run.outputs]
+    if energies is not None:
+        energies.update(per_sample_energies(names, ref, got))
     outputs = [compare_outputs(n, r, g, outputs=len(names))
                for n, r, g in zip(names, ref, got, strict=True)]
     report = FidelityReport(len(samples), samples.source, outputs, notes=list(samples.notes))

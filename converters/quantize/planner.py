@@ -62,7 +62,7 @@ from sdk.base.errors import ConversionError, FidelityError
 from sdk.base.samples import SampleSet
 from sdk.base.tables import from_jsonable, jsonable
 from sdk.converters.ir import Model, Operator, Tensor
-from sdk.converters.quantize.fidelity import FloatReference, layer_losses
+from sdk.converters.quantize.fidelity import FloatReference, layer_losses, per_sample_energies
 from sdk.converters.quantize.int16x8 import INT16_KERNELS
 from sdk.converters.quantize.plan import FLOAT, INT16X8, LayerPrecision, PrecisionPlan, layer_name
 from sdk.converters.quantize.rules import OP_RULES
@@ -384,12 +384,7 @@ def sample_energies(float_reference: FloatReference, float_bytes: bytes, quant_b
     float_run = LiteRTRunner(float_bytes)
     ref = float_reference.outputs_for(float_run, samples)
     got = LiteRTRunner(quant_bytes, delegates=delegates).outputs_for(samples)
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for d, r, g in zip(float_run.outputs, ref, got, strict=True):
-        f = r.astype(np.float64).reshape(r.shape[0], -1) if r.ndim else r.reshape(1, 1)
-        q = g.astype(np.float64).reshape(f.shape)
-        out[d.name] = ((f ** 2).sum(axis=1), ((q - f) ** 2).sum(axis=1))
-    return out
+    return per_sample_energies([d.name for d in float_run.outputs], ref, got)
 
 
 # ---------------------------------------------------------------------------- layer losses
