@@ -229,19 +229,27 @@ def gptq_quantize(rows: np.ndarray, hessian: np.ndarray, qmin: int, qmax: int, *
 def _nearest(target: np.ndarray, qmin: int, qmax: int, scales: np.ndarray | None,
              group_size: int, group_scale: ScaleFn | None) -> GptqResult:
     """Round to nearest at per-channel `scales`, or per group at `group_scale`'s scales."""
+    out, per_value = _scales_for(target, scales, group_size, group_scale, "rounding")
+    return GptqResult(_round(target, per_value, qmin, qmax), out)
+
+
+def _scales_for(target: np.ndarray, scales: np.ndarray | None, group_size: int,
+                group_scale: ScaleFn | None, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The scales a rounding of `target` stores (per channel, or [channels, groups] from
+    `group_scale` on each group of `target`) and the same spread over every value."""
     c, k = target.shape
     if group_size:
         if group_scale is None or k % group_size:
-            raise ConversionError(f"rounding: K = {k} is not a multiple of the group size "
+            raise ConversionError(f"{what}: K = {k} is not a multiple of the group size "
                                   f"{group_size}, or no group scale rule given")
         out = np.stack([np.asarray(group_scale(target[:, i:i + group_size]),
                                    np.float64).reshape(c)
                         for i in range(0, k, group_size)], axis=1)
-        return GptqResult(_round(target, np.repeat(out, group_size, axis=1), qmin, qmax), out)
+        return out, np.repeat(out, group_size, axis=1)
     if scales is None:
-        raise ConversionError("rounding: per-channel scales are needed")
-    s = np.asarray(scales, np.float64).reshape(c)
-    return GptqResult(_round(target, s[:, None], qmin, qmax), s)
+        raise ConversionError(f"{what}: per-channel scales are needed")
+    out = np.asarray(scales, np.float64).reshape(c)
+    return out, out[:, None]
 
 
 def refit_scales(rows: np.ndarray, codes: np.ndarray, scales: np.ndarray,
@@ -575,20 +583,7 @@ class WeightSolver:
                   damp: float) -> GptqResult:
         """AdaRound codes at the given per-channel scales, or per group at each group's scale
         from `group_scale` on the (compensated) weights."""
-        c, k = target.shape
-        if group_size:
-            if group_scale is None or k % group_size:
-                raise ConversionError(f"AdaRound: K = {k} is not a multiple of the group size "
-                                      f"{group_size}, or no group scale rule given")
-            out = np.stack([np.asarray(group_scale(target[:, i:i + group_size]),
-                                       np.float64).reshape(c)
-                            for i in range(0, k, group_size)], axis=1)
-            per_value = np.repeat(out, group_size, axis=1)
-        elif scales is None:
-            raise ConversionError("AdaRound: per-channel scales are needed")
-        else:
-            out = np.asarray(scales, np.float64).reshape(c)
-            per_value = out[:, None]
+        out, per_value = _scales_for(target, scales, group_size, group_scale, "AdaRound")
         return GptqResult(adaround_quantize(target, h, qmin, qmax, per_value, damp=damp).codes,
                           out)
 
