@@ -62,7 +62,6 @@ from sdk.converters.quantize.planner import (
     PlannerReport,
     measure_latency_ms,
     plan_to_target,
-    sample_energies,
     with_layers,
 )
 from sdk.converters.quantize.score_ranges import reach_output_codes
@@ -393,16 +392,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                                     budget_ms, latency)
         timings["mixed"] = mixed.seconds  # the search's exports, part of "validate"
     if target_sqnr is not None and built.fidelity is not None:
-        def energies(built_: _Built) -> dict[str, Any]:
-            """Per-sample errors of a planner's export: it decides on their lower bound."""
-            if built_.sample_errors:
-                return built_.sample_errors
-            return sample_energies(float_reference, float_state[0][0], built_.data, val_set,
-                                   _delegates(fmt, built_.custom_ops)) \
-                if fmt.runs_in_litert else {}
-
         built, plan, planned = _plan_to_target(float_model, plan, float(target_sqnr), built,
-                                               build, val_set, fmt, energies)
+                                               build, val_set, fmt)
     quantized, encoded_model, custom_ops = built.quantized, built.encoded_model, built.custom_ops
     data, fidelity = built.data, built.fidelity
     if fidelity is not None:
@@ -478,7 +469,6 @@ def _mixed(float_model: Model, plan: PrecisionPlan, budget_bytes: int | None, fi
 def _plan_to_target(float_model: Model, plan: PrecisionPlan, target_db: float, first: _Built,
                     build: Callable[[PrecisionPlan, Callable[[str], None]], _Built],
                     val_set: SampleSet, fmt: OutputFormat,
-                    energies: Callable[[_Built], dict[str, Any]],
                     ) -> tuple[_Built, PrecisionPlan, PlannerReport]:
     """export(target_sqnr=): the precision planner over re-exports of the model."""
     def as_attempt(plan_: PrecisionPlan, built: _Built) -> Attempt:
@@ -486,7 +476,7 @@ def _plan_to_target(float_model: Model, plan: PrecisionPlan, target_db: float, f
         return Attempt(plan_, built.fidelity, len(built.data),
                        input_sqnr(float_model, built.quantized, val_set),
                        {lr.name: lr.precision for lr in built.quantized.layers}, built,
-                       built.measure_layers, energies(built))
+                       built.measure_layers, built.sample_errors)
 
     def attempt(plan_: PrecisionPlan) -> Attempt:
         return as_attempt(plan_, build(plan_, lambda stage: None, False))

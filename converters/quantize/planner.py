@@ -62,7 +62,7 @@ from sdk.base.errors import ConversionError, FidelityError
 from sdk.base.samples import SampleSet
 from sdk.base.tables import from_jsonable, jsonable
 from sdk.converters.ir import Model, Operator, Tensor
-from sdk.converters.quantize.fidelity import FloatReference, layer_losses, per_sample_energies
+from sdk.converters.quantize.fidelity import layer_losses
 from sdk.converters.quantize.int16x8 import INT16_KERNELS
 from sdk.converters.quantize.plan import FLOAT, INT16X8, LayerPrecision, PrecisionPlan, layer_name
 from sdk.converters.quantize.rules import OP_RULES
@@ -371,20 +371,6 @@ def _t_quantile(p: float, df: int) -> float:
     small below, where the bootstrap and leave-one-out bounds are lower anyway)."""
     z = statistics.NormalDist().inv_cdf(p)
     return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
-
-
-def sample_energies(float_reference: FloatReference, float_bytes: bytes, quant_bytes: bytes,
-                    samples: SampleSet, delegates: list[Any] | None = None,
-                    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per output of `quant_bytes` (by the float model's output names): the signal energy of
-    the float output and the energy of the error, per sample of `samples` (the float side from
-    `float_reference`, run once for all exports; one quantised run here)."""
-    from sdk.run.runner import LiteRTRunner
-
-    float_run = LiteRTRunner(float_bytes)
-    ref = float_reference.outputs_for(float_run, samples)
-    got = LiteRTRunner(quant_bytes, delegates=delegates).outputs_for(samples)
-    return per_sample_energies([d.name for d in float_run.outputs], ref, got)
 
 
 # ---------------------------------------------------------------------------- layer losses
@@ -774,4 +760,4 @@ def measure_latency_ms(data: bytes, samples: SampleSet, delegates: list[Any] | N
 __all__ = ["CANDIDATES", "FLOAT_CANDIDATE", "INT16X8_CANDIDATE", "Attempt", "AttemptFn",
            "Candidate", "CostModel", "KeptLayer", "PlanStep", "PlannerReport", "candidates_for",
            "layer_losses", "measure_latency_ms", "plan_to_target", "register_candidate",
-           "sample_energies", "sqnr_bound_db", "upstream_ops"]
+           "sqnr_bound_db", "upstream_ops"]
