@@ -73,6 +73,13 @@ def _hdot(h: np.ndarray, e: np.ndarray) -> np.ndarray:
     return np.einsum("ckl,cl->ck", h, e) if h.ndim == 3 else e @ h
 
 
+def output_error(rows: np.ndarray, deq: np.ndarray, hessian: np.ndarray) -> float:
+    """tr((W - Q) H (W - Q)^T): the layer's output squared error per input row (x2), for H
+    [K, K] or per channel [C, K, K]."""
+    e = np.asarray(rows, np.float64) - np.asarray(deq, np.float64)
+    return float((e * _hdot(hessian, e)).sum())
+
+
 def rectified_sigmoid(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(h(V), dh/dV)."""
     sig = 1.0 / (1.0 + np.exp(-v))
@@ -158,5 +165,5 @@ def adaround_quantize(rows: np.ndarray, hessian: np.ndarray, qmin: int, qmax: in
 
 
 __all__ = ["DEFAULT_ITERATIONS", "DEFAULT_LAMBDA", "MAX_WORK", "AdaRoundResult",
-           "adaround_quantize",
+           "adaround_quantize", "output_error",
            "rectified_sigmoid"]

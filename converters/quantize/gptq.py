@@ -64,7 +64,7 @@ from sdk.base.limits import default_budget
 from sdk.base.samples import SampleSet
 from sdk.converters.ir import DType, Model, Operator, Tensor
 from sdk.converters.quantize.adaround import DEFAULT_DAMP as ADAROUND_DAMP
-from sdk.converters.quantize.adaround import adaround_quantize
+from sdk.converters.quantize.adaround import adaround_quantize, output_error
 from sdk.converters.quantize.lowbit import _from_rows, _rows
 from sdk.converters.quantize.method_choice import (
     CANDIDATES,
@@ -265,13 +265,6 @@ def refit_scales(rows: np.ndarray, codes: np.ndarray, scales: np.ndarray,
         fitted = num / den
     ok = np.isfinite(fitted) & (fitted > 0) & (den > 0)
     return np.where(ok, fitted, scales)
-
-
-def output_error(rows: np.ndarray, deq: np.ndarray, hessian: np.ndarray) -> float:
-    """tr((W - Q) H (W - Q)^T): the layer's output squared error per input row (x2)."""
-    e = np.asarray(rows, np.float64) - np.asarray(deq, np.float64)
-    he = np.einsum("ckl,cl->ck", hessian, e) if hessian.ndim == 3 else e @ hessian
-    return float((e * he).sum())
 
 
 # ---------------------------------------------------------------------------- Hessians

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sdk.converters.quantize.adaround import output_error
+
 CANDIDATES = ("rtn", "gptq", "gptq-d10", "gptq-iter", "adaround")
 #: the name suffix of a candidate solved for the centred H (the error left after the bias
 #: correction)
@@ -61,22 +63,15 @@ class LayerChoice:
         return float("inf") if rel <= 0 else -10.0 * float(np.log10(rel))
 
 
-def weighted_error(target: np.ndarray, deq: np.ndarray, hessian: np.ndarray) -> float:
-    """tr((W - Q) H (W - Q)^T) for rows [C, K] and H [K, K] or per channel [C, K, K]."""
-    e = np.asarray(target, np.float64) - np.asarray(deq, np.float64)
-    he = np.einsum("ckl,cl->ck", hessian, e) if hessian.ndim == 3 else e @ hessian
-    return float((e * he).sum())
-
-
 def held_out_choice(layer: str, target: np.ndarray, candidates: Mapping[str, Solve],
                     check: np.ndarray) -> LayerChoice:
     """Each candidate (solved on one half of the samples) scored with the Hessian `check` of
     the other half; ties go to the earlier (cheaper) candidate."""
-    energy = weighted_error(target, np.zeros_like(target), check)
+    energy = output_error(target, np.zeros_like(target), check)
     scores: dict[str, float] = {}
     for name, solve in candidates.items():
         codes, per_value = solve()
-        err = weighted_error(target, codes * per_value, check)
+        err = output_error(target, codes * per_value, check)
         scores[name] = err / energy if energy > 0 else err
     chosen = min(scores, key=lambda n: (scores[n], list(candidates).index(n)))
     return LayerChoice(layer, chosen, scores)
@@ -101,5 +96,4 @@ def describe(choices: list[LayerChoice]) -> str:
             f"calibration samples ({head}); " + "; ".join(per_layer))
 
 
-__all__ = ["CANDIDATES", "CENTRED", "LayerChoice", "Solve", "describe", "held_out_choice",
-           "weighted_error"]
+__all__ = ["CANDIDATES", "CENTRED", "LayerChoice", "Solve", "describe", "held_out_choice"]
