@@ -8,7 +8,7 @@ import pytest
 from digits_methods import export_by_method, runs_by_method
 from test_subbyte_gptq import LEVELS, correlated_layer, rtn_scales
 
-from sdk.converters.quantize.adaround import adaround_quantize, rectified_sigmoid
+from sdk.converters.quantize.adaround import adaround_quantize, error_power, rectified_sigmoid
 from sdk.converters.quantize.gptq import (
     LayerHessian,
     WeightSolver,
@@ -162,3 +162,20 @@ def test_export_adaround_blockwise_int4(digits_float_tflite, digits_data, tmp_pa
     assert out["adaround"].timings["adaround"] > 0
     assert out["adaround"].fidelity.outputs[0].sqnr_db > \
         out["rtn"].fidelity.outputs[0].sqnr_db
+
+
+def test_error_power_is_the_quadratic_form_output_error_and_the_stem_use() -> None:
+    """tr(e H e^T), shared H [K, K] and per channel [C, K, K]; output_error is it on W - Q to
+    the bit (the stem's held-out check calls it on error rows, AdaRound on its codes)."""
+    rng = np.random.default_rng(7)
+    w, h = correlated_layer(2, k=24, c=5)
+    deq = np.round(w * 8) / 8
+    e = w - deq
+    assert error_power(e, h) == pytest.approx(float(np.trace(e @ h @ e.T)), rel=1e-12)
+    assert output_error(w, deq, h) == error_power(e, h)
+    x = rng.normal(size=(5, 40, 9))
+    hc = 2 * np.einsum("crk,crl->ckl", x, x) / 40
+    ec = rng.normal(size=(5, 9))
+    assert error_power(ec, hc) == pytest.approx(
+        sum(float(ec[i] @ hc[i] @ ec[i]) for i in range(5)), rel=1e-12)
+    assert error_power(ec, hc) == error_power(-ec, hc)

@@ -73,11 +73,16 @@ def _hdot(h: np.ndarray, e: np.ndarray) -> np.ndarray:
     return np.einsum("ckl,cl->ck", h, e) if h.ndim == 3 else e @ h
 
 
+def error_power(e: np.ndarray, hessian: np.ndarray) -> float:
+    """tr(e H e^T) of error rows `e` [C, K], for H [K, K] or per channel [C, K, K], in the
+    dtype of its arguments (`output_error` and the stem's held-out check pass float64)."""
+    return float((e * _hdot(hessian, e)).sum())
+
+
 def output_error(rows: np.ndarray, deq: np.ndarray, hessian: np.ndarray) -> float:
     """tr((W - Q) H (W - Q)^T): the layer's output squared error per input row (x2), for H
     [K, K] or per channel [C, K, K]."""
-    e = np.asarray(rows, np.float64) - np.asarray(deq, np.float64)
-    return float((e * _hdot(hessian, e)).sum())
+    return error_power(np.asarray(rows, np.float64) - np.asarray(deq, np.float64), hessian)
 
 
 def rectified_sigmoid(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,8 +125,7 @@ def adaround_quantize(rows: np.ndarray, hessian: np.ndarray, qmin: int, qmax: in
     rtn = np.clip(np.round(x), qmin, qmax)
 
     def error(codes: np.ndarray) -> float:
-        e = codes * s - w
-        return float((e * _hdot(h, e)).sum())
+        return error_power(codes * s - w, h)
 
     rtn_error = error(rtn)
     if iterations > MIN_ITERATIONS:
@@ -165,5 +169,5 @@ def adaround_quantize(rows: np.ndarray, hessian: np.ndarray, qmin: int, qmax: in
 
 
 __all__ = ["DEFAULT_ITERATIONS", "DEFAULT_LAMBDA", "MAX_WORK", "AdaRoundResult",
-           "adaround_quantize", "output_error",
+           "adaround_quantize", "error_power", "output_error",
            "rectified_sigmoid"]

@@ -57,6 +57,7 @@ import numpy as np
 from sdk.base.errors import EdgeSDKError
 from sdk.base.samples import SampleSet
 from sdk.converters.ir import Graph, Model, Operator, Tensor
+from sdk.converters.quantize.adaround import error_power
 from sdk.converters.quantize.gptq import (
     LayerHessian,
     collect_hessians,
@@ -277,11 +278,6 @@ def _centered(entry: LayerHessian) -> np.ndarray:
     return h - 2.0 * m[..., :, None] * m[..., None, :]
 
 
-def _quadratic(e: np.ndarray, h: np.ndarray) -> float:
-    he = np.einsum("ckl,cl->ck", h, e) if h.ndim == 3 else e @ h
-    return float((e * he).sum())
-
-
 @dataclass(eq=False)
 class _Candidate:
     """A stem layer's weight error rows [C, K] rounded to nearest and by GPTQ."""
@@ -351,13 +347,13 @@ def _choose(stem: StemRounding, prefix: Model, ops: list[Operator], held: Sample
             continue
         h = _centered(test)
         channels = 2.0 * c.rows.shape[0]  # quadratic / channels: mean square per element
-        signal = _quadratic(c.rows, np.asarray(test.hessian, np.float64)) / channels
+        signal = error_power(c.rows, np.asarray(test.hessian, np.float64)) / channels
         noise = 0.0
         if op.outputs and op.outputs[0] in ranges:
             lo, hi = ranges[op.outputs[0]]
             noise = ((max(hi, 0.0) - min(lo, 0.0)) / 255.0) ** 2 / 12.0
-        rtn = _quadratic(c.rtn, h) / channels + noise
-        gptq = _quadratic(c.gptq, h) / channels + noise
+        rtn = error_power(c.rtn, h) / channels + noise
+        gptq = error_power(c.gptq, h) / channels + noise
         kept = gptq < rtn * (1.0 - MIN_LAYER_GAIN)
         stem.choices.append(StemChoice(name, _db(rtn / max(signal, 1e-30)),
                                        _db(gptq / max(signal, 1e-30)), kept))
