@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus.inputs import Context, make_samples, model_inputs
 from corpus.manifest import cache_dir, load_manifest
-from corpus.measure import quiet, stacked
+from corpus.measure import ours
 from corpus.protocol import CALIBRATION_SEED, HELDOUT, HELDOUT_SEED
 
 from sdk.base.host import cpu_name
@@ -64,8 +64,6 @@ def _key(row: dict[str, Any]) -> str:
 
 def export_rows(names: list[str], options: dict[str, Any], repeat: int, samples: int
                 ) -> list[dict[str, Any]]:
-    import sdk
-
     root = cache_dir()
     by_name = {m.name: m for m in load_manifest()}
     unknown = [n for n in names if n not in by_name]
@@ -80,19 +78,8 @@ def export_rows(names: list[str], options: dict[str, Any], repeat: int, samples:
             descs = model_inputs(model, path)
             cal = make_samples(model, path, samples, CALIBRATION_SEED, ctx)
             val = make_samples(model, path, HELDOUT, HELDOUT_SEED, ctx)
-            descs = [d for d in descs if d.name not in model.constant_inputs]
-            out = Path(tmp) / f"{name}_int8.tflite"
             for run in range(repeat):
-                start = time.perf_counter()
-                with quiet():
-                    result = sdk.export(str(path), "int8", calibration=stacked(cal, descs),
-                                        validation=stacked(val, descs), output=str(out),
-                                        input_shapes=dict(model.input_shapes) or None,
-                                        report=False,
-                                        constant_inputs=dict(model.constant_inputs) or None,
-                                        **options)
-                seconds = time.perf_counter() - start
-                data = out.read_bytes()
+                data, result, seconds = ours(model, path, descs, cal, val, Path(tmp), **options)
                 row = {"model": name, "options": options, "run": run,
                        "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
                        "seconds": round(seconds, 2), "timings": result.timings,

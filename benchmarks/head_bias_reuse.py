@@ -30,14 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus.inputs import Context, make_samples, model_inputs
 from corpus.manifest import cache_dir, load_manifest
-from corpus.measure import quiet, stacked
+from corpus.measure import ours
 from corpus.protocol import CALIBRATION_SEED, HELDOUT, HELDOUT_SEED
 
 from sdk.base.host import cpu_name
 
 
 def main(argv: list[str] | None = None) -> int:
-    import sdk
     import sdk.exporter as exporter
     from sdk.converters.quantize.head_bias import FloatHeads, correct_head_biases
 
@@ -64,14 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     descs = model_inputs(model, path)
     cal = make_samples(model, path, args.samples, CALIBRATION_SEED, ctx)
     val = make_samples(model, path, HELDOUT, HELDOUT_SEED, ctx)
-    descs = [d for d in descs if d.name not in model.constant_inputs]
     exporter.correct_head_biases = capture  # type: ignore[assignment]
     try:
-        with quiet(), tempfile.TemporaryDirectory(prefix="edgesdk-head-bias-") as tmp:
-            sdk.export(str(path), "int8", calibration=stacked(cal, descs),
-                       validation=stacked(val, descs), output=str(Path(tmp) / "m.tflite"),
-                       report=False, input_shapes=dict(model.input_shapes) or None,
-                       constant_inputs=dict(model.constant_inputs) or None)
+        with tempfile.TemporaryDirectory(prefix="edgesdk-head-bias-") as tmp:
+            ours(model, path, descs, cal, val, Path(tmp))
     finally:
         exporter.correct_head_biases = correct_head_biases
     if not first:

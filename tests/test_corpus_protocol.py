@@ -90,3 +90,33 @@ def test_precision_never_passes_the_held_out_samples_to_the_export(monkeypatch, 
         assert "validation" not in kwargs  # the export checks on its own calibration split
         assert len(kwargs["calibration"]["x"]) == 32
     assert seen[1]["target_sqnr"] == 30.0
+
+
+def test_every_corpus_int8_export_is_measure_ours_with_its_options(monkeypatch, tmp_path):
+    """measure.ours is the one corpus export call (export_bytes.py and head_bias_reuse.py make
+    theirs through it): the recipe's input shapes and constant inputs, the constant inputs left
+    out of the samples, the held-out samples as validation, and any further sdk.export keyword."""
+    import sdk
+
+    model = next(m for m in load_manifest() if m.name == "silero_vad_v6")
+    seen: list[dict[str, Any]] = []
+
+    def export(path: str, scheme: str, **kwargs: Any) -> str:
+        seen.append(kwargs)
+        Path(kwargs["output"]).write_bytes(b"int8 file")
+        return "result"
+
+    monkeypatch.setattr(sdk, "export", export)
+    descs = [InputDesc("input", (1, 512), np.dtype(np.float32)),
+             InputDesc("sr", (), np.dtype(np.int64))]
+    cal = [{"input": np.zeros((1, 512), np.float32), "sr": np.int64(16000)}] * 3
+    val = cal[:2]
+    data, result, _ = measure.ours(model, Path("m.onnx"), descs, cal, val, tmp_path,
+                                   target_sqnr=30.0)
+    assert (data, result) == (b"int8 file", "result")
+    (kwargs,) = seen
+    assert kwargs["target_sqnr"] == 30.0
+    assert kwargs["constant_inputs"] == {"sr": 16000}
+    assert list(kwargs["calibration"]) == ["input"] and len(kwargs["calibration"]["input"]) == 3
+    assert len(kwargs["validation"]["input"]) == 2
+    assert kwargs["input_shapes"] == (dict(model.input_shapes) or None)

@@ -250,7 +250,10 @@ def stacked(samples: list[Sample], descs: list[InputDesc]) -> dict[str, np.ndarr
 
 
 def ours(model: CorpusModel, path: Path, descs: list[InputDesc], cal: list[Sample],
-         val: list[Sample], work: Path) -> tuple[bytes, Any, float]:
+         val: list[Sample], work: Path, **options: Any) -> tuple[bytes, Any, float]:
+    """(file, sdk.export's result, wall seconds) of our INT8 export of `model` as the corpus
+    makes it (the recipe's input shapes and constant inputs), written to `work`; `options`: more
+    keywords of `sdk.export` (benchmarks/export_bytes.py, benchmarks/head_bias_reuse.py)."""
     import sdk
 
     out = work / f"{model.name}_int8.tflite"
@@ -260,7 +263,7 @@ def ours(model: CorpusModel, path: Path, descs: list[InputDesc], cal: list[Sampl
         result = sdk.export(str(path), "int8", calibration=stacked(cal, descs),
                             validation=stacked(val, descs), output=str(out),
                             input_shapes=dict(model.input_shapes) or None, report=False,
-                            constant_inputs=dict(model.constant_inputs) or None)
+                            constant_inputs=dict(model.constant_inputs) or None, **options)
     return out.read_bytes(), result, time.perf_counter() - start
 
 
