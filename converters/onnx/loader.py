@@ -18,6 +18,7 @@ import numpy as np
 
 from sdk.base.errors import ConversionError, ModelFormatError, RuntimeNotFoundError
 from sdk.base.limits import LoadBudget, default_budget
+from sdk.converters.input_shapes import given_shapes
 from sdk.converters.onnx.external import (
     has_external_data,
     is_external,
@@ -191,21 +192,8 @@ def resolve_input_shapes(model: Any, initializers: dict[str, Any],
     inputs = [i for i in model.graph.input if i.name not in initializers]
     names = [i.name for i in inputs]
     given: dict[str, tuple[int, ...]] = {}
-    for key, shape in _as_mapping(input_shapes, names, label).items():
-        if key is None:
-            if len(names) != 1:
-                raise ConversionError(
-                    f"{label}: input_shapes uses the key None (the only input), but the model has "
-                    f"{len(names)} inputs: {names}")
-            key = names[0]
-        if key not in names:
-            raise ConversionError(f"{label}: input_shapes names {key!r}, which is not a model "
-                                  f"input (inputs: {names})")
-        try:
-            dims = tuple(int(d) for d in shape)
-        except (TypeError, ValueError):
-            raise ConversionError(f"{label}: input_shapes[{key!r}] = {shape!r} is not a tuple of "
-                                  "integers") from None
+    for key, dims in given_shapes(input_shapes, names, label, name_the_only=True):
+        assert key is not None
         if any(d <= 0 for d in dims):
             raise ConversionError(f"{label}: input_shapes[{key!r}] = {dims}: every dimension "
                                   "must be a positive integer")
@@ -244,20 +232,6 @@ def resolve_input_shapes(model: Any, initializers: dict[str, Any],
     for name, dims in resolved.items():
         check_shape(dims, f"input {name!r}", label)
     return resolved
-
-
-def _as_mapping(input_shapes: Any, names: list[str], label: str) -> Mapping[str | None, Any]:
-    if input_shapes is None:
-        return {}
-    if isinstance(input_shapes, Mapping):
-        return input_shapes
-    items = list(input_shapes)
-    if items and all(isinstance(d, (int, np.integer)) for d in items):
-        return {None: items}  # one shape: the only input's
-    if len(items) != len(names):
-        raise ConversionError(f"{label}: input_shapes lists {len(items)} shapes, but the model has "
-                              f"{len(names)} inputs: {names}")
-    return dict(zip(names, items, strict=True))
 
 
 def _fmt(shape: tuple[int | None, ...]) -> str:

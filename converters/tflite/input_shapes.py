@@ -16,13 +16,13 @@ shape, or one shape per input in order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from sdk.base.errors import ConversionError
 from sdk.base.limits import LoadBudget, default_budget
+from sdk.converters.input_shapes import given_shapes
 from sdk.converters.ir import Model, Tensor
 
 
@@ -45,35 +45,10 @@ def resolve(model: Model, input_shapes: Any, label: str) -> dict[int, tuple[int,
     against the signature (rank, static dimensions, positive sizes)."""
     inputs = model.main.inputs
     labels = [t.name for t in inputs]
-    if isinstance(input_shapes, Mapping):
-        items = dict(input_shapes)
-    else:
-        seq = list(input_shapes)
-        if seq and all(isinstance(d, (int, np.integer)) for d in seq):
-            items = {None: seq}
-        elif len(seq) != len(inputs):
-            raise ConversionError(f"{label}: input_shapes lists {len(seq)} shapes, but the model "
-                                  f"has {len(inputs)} inputs: {labels}")
-        else:
-            items = dict(zip(labels, seq, strict=True))
     names = _names(model)
     out: dict[int, tuple[int, ...]] = {}
-    for key, shape in items.items():
-        if key is None:
-            if len(inputs) != 1:
-                raise ConversionError(f"{label}: input_shapes uses the key None (the only "
-                                      f"input), but the model has {len(inputs)} inputs: {labels}")
-            t = inputs[0]
-        elif key in names:
-            t = names[key]
-        else:
-            raise ConversionError(f"{label}: input_shapes names {key!r}, which is not a model "
-                                  f"input (inputs: {labels})")
-        try:
-            dims = tuple(int(d) for d in shape)
-        except (TypeError, ValueError):
-            raise ConversionError(f"{label}: input_shapes[{key!r}] = {shape!r} is not a tuple "
-                                  "of integers") from None
+    for key, dims in given_shapes(input_shapes, labels, label, known=names):
+        t = inputs[0] if key is None else names[key]
         signature = t.shape_signature or t.shape
         if len(dims) != len(signature):
             raise ConversionError(f"{label}: input {t.name!r} has rank {len(signature)} "
