@@ -72,3 +72,22 @@ def test_upstream_ops_are_what_an_output_depends_on() -> None:
     assert [op.name for op in upstream_ops(model, t["y"])] == ["add_two", "square", "add_one"]
     assert [op.name for op in upstream_ops(model, t["side"])] == ["times_three"]
     assert upstream_ops(model, t["x"]) == []
+
+
+def test_a_graph_keeps_the_tensors_it_references_in_a_new_list() -> None:
+    """Graph.keep_referenced_tensors (prune's last step, and the upstream cache's cut, which
+    shares the model's graph's tensor list): storage order kept, unreferenced tensors dropped,
+    referenced but unregistered ones appended, the old list left as it was."""
+    import copy
+
+    model, t = _model()
+    g = model.main
+    extra = Tensor("unregistered", (1, 4), DType.FLOAT32)
+    cut = copy.copy(g)
+    cut.operators = [op for op in g.operators if op.name in ("add_one", "square")]
+    cut.operators.append(Operator("ADD", [t["b"], t["b"]], [extra], dict(ACT), name="twice"))
+    cut.inputs, cut.outputs = [t["x"]], [extra]
+    before = list(g.tensors)
+    cut.keep_referenced_tensors()
+    assert [x.name for x in cut.tensors] == ["x", "a", "b", "one", "unregistered"]
+    assert g.tensors == before and cut.tensors is not g.tensors

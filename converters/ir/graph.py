@@ -190,9 +190,13 @@ class Graph:
                 needed.update(id(t) for t in op.inputs if t is not None)
         keep.reverse()
         self.operators = keep
+        self.keep_referenced_tensors()
+
+    def keep_referenced_tensors(self) -> None:
+        """`tensors` (a new list): those the inputs, outputs and operators reference, in their
+        order, then the referenced ones never registered (built by passes) at the end."""
         used = {id(t) for t in self.referenced_tensors()}
         self.tensors = [t for t in self.tensors if id(t) in used]
-        # tensors referenced but never registered (built by passes) are added at the end
         registered = {id(t) for t in self.tensors}
         self.tensors.extend(t for t in self.referenced_tensors() if id(t) not in registered)
 

@@ -174,10 +174,7 @@ class UpstreamCache:
         sub = copy.copy(graph)
         sub.operators = ops
         sub.inputs, sub.outputs = list(frontier), list(outputs)
-        used = {id(t) for t in sub.referenced_tensors()}
-        sub.tensors = [t for t in graph.tensors if id(t) in used]
-        registered = {id(t) for t in sub.tensors}
-        sub.tensors.extend(t for t in sub.referenced_tensors() if id(t) not in registered)
+        sub.keep_referenced_tensors()  # a new list: the model's graph keeps its own
         cut = copy.copy(self.model)
         cut.graphs = [sub]
         cut.signatures = []
