@@ -68,15 +68,15 @@ class AdaRoundResult:
     iterations: int
 
 
-def _hdot(h: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """e H (rows of e times H; per-channel H [C, K, K] row by row)."""
+def hdot(h: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """e H for a symmetric H (rows of e times H [K, K]; per-channel H [C, K, K] row by row)."""
     return np.einsum("ckl,cl->ck", h, e) if h.ndim == 3 else e @ h
 
 
 def error_power(e: np.ndarray, hessian: np.ndarray) -> float:
     """tr(e H e^T) of error rows `e` [C, K], for H [K, K] or per channel [C, K, K], in the
     dtype of its arguments (`output_error` and the stem's held-out check pass float64)."""
-    return float((e * _hdot(hessian, e)).sum())
+    return float((e * hdot(hessian, e)).sum())
 
 
 def output_error(rows: np.ndarray, deq: np.ndarray, hessian: np.ndarray) -> float:
@@ -147,7 +147,7 @@ def adaround_quantize(rows: np.ndarray, hessian: np.ndarray, qmin: int, qmax: in
     start_reg = int(warmup * iterations)
     for it in range(iterations):
         soft, dsoft = rectified_sigmoid(v)
-        grad = _hdot(h32, soft * s32 + offset) * gscale  # d rec / d soft
+        grad = hdot(h32, soft * s32 + offset) * gscale  # d rec / d soft
         if it >= start_reg:
             frac = (it - start_reg) / max(iterations - start_reg - 1, 1)
             b = beta[0] + (beta[1] - beta[0]) * frac
@@ -169,5 +169,5 @@ def adaround_quantize(rows: np.ndarray, hessian: np.ndarray, qmin: int, qmax: in
 
 
 __all__ = ["DEFAULT_ITERATIONS", "DEFAULT_LAMBDA", "MAX_WORK", "AdaRoundResult",
-           "adaround_quantize", "error_power", "output_error",
+           "adaround_quantize", "error_power", "hdot", "output_error",
            "rectified_sigmoid"]

@@ -64,7 +64,7 @@ from sdk.base.limits import default_budget
 from sdk.base.samples import SampleSet
 from sdk.converters.ir import DType, Model, Operator, Tensor
 from sdk.converters.quantize.adaround import DEFAULT_DAMP as ADAROUND_DAMP
-from sdk.converters.quantize.adaround import adaround_quantize, output_error
+from sdk.converters.quantize.adaround import adaround_quantize, error_power, hdot, output_error
 from sdk.converters.quantize.lowbit import _from_rows, _rows
 from sdk.converters.quantize.method_choice import (
     CANDIDATES,
@@ -154,6 +154,11 @@ def _prepare_hessian(h: np.ndarray, damp: float) -> np.ndarray:
                           f"{damp * 1e5:g} x its mean diagonal added (inputs all zero or NaN?)")
 
 
+def _times(e: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """e M: the rows of e [C, K] times M [K, L], or each row times its channel's M [C, K, L]."""
+    return np.einsum("ck,ckl->cl", e, m) if m.ndim == 3 else e @ m
+
+
 def _round(w: np.ndarray, s: np.ndarray, qmin: int, qmax: int) -> np.ndarray:
     return np.clip(np.round(w / s), qmin, qmax)
 
@@ -216,10 +221,7 @@ def gptq_quantize(rows: np.ndarray, hessian: np.ndarray, qmin: int, qmax: int, *
                 w1[:, j:] -= np.outer(e, u1[j, j:])
             err1[:, j] = e
         if i2 < k:
-            if per_row:
-                w[:, i2:] -= np.einsum("ck,ckl->cl", err1, u[:, i1:i2, i2:])
-            else:
-                w[:, i2:] -= err1 @ u[i1:i2, i2:]
+            w[:, i2:] -= _times(err1, u[..., i1:i2, i2:])
     if perm is not None:
         inverse = np.argsort(perm)
         q = q[:, inverse]
@@ -258,7 +260,7 @@ def refit_scales(rows: np.ndarray, codes: np.ndarray, scales: np.ndarray,
     that is not a positive number)."""
     w = np.asarray(rows, np.float64)
     q = np.asarray(codes, np.float64)
-    hq = np.einsum("ckl,cl->ck", hessian, q) if hessian.ndim == 3 else q @ hessian
+    hq = hdot(hessian, q)
     num = (w * hq).sum(axis=1)
     den = (q * hq).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -910,7 +912,7 @@ def _correction(stats: tuple[np.ndarray, np.ndarray], rows: np.ndarray, damp: fl
     except np.linalg.LinAlgError:
         return None
     m = np.swapaxes(m, -1, -2)
-    correction = np.einsum("ck,ckl->cl", rows, m) if m.ndim == 3 else rows @ m
+    correction = _times(rows, m)
     if not np.all(np.isfinite(correction)) or \
             np.linalg.norm(correction) > 0.5 * np.linalg.norm(rows):
         return None
@@ -939,10 +941,7 @@ def _validated_damp(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.nd
 def _fit_error(stats: tuple[np.ndarray, np.ndarray], v: np.ndarray, w: np.ndarray) -> float:
     """||X_q V^T - X_f W^T||^2 / n on centred inputs, up to the constant tr(W X_f^T X_f W^T)."""
     hc, cc = stats
-    if hc.ndim == 3:
-        return float((v * np.einsum("ckl,cl->ck", hc, v)).sum()
-                     - 2 * (np.einsum("ck,ckl->cl", v, cc) * w).sum())
-    return float(((v @ hc) * v).sum() - 2 * ((v @ cc) * w).sum())
+    return error_power(v, hc) - 2 * float((_times(v, cc) * w).sum())
 
 
 def gptq_layers(model: Model) -> list[Operator]:
