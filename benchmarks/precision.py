@@ -52,7 +52,7 @@ def _worst(result: Any) -> float | None:
 
 
 def measure(name: str, samples: int, target: float, plain: bool = False,
-            heldout: int = HELDOUT) -> dict[str, Any]:
+            heldout: int = HELDOUT, whole16: bool = True) -> dict[str, Any]:
     """The exports of one corpus model (16x8, INT8 with the target; `plain`: INT8 too), each
     scored on `heldout` samples the export never saw."""
     import warnings
@@ -93,7 +93,8 @@ def measure(name: str, samples: int, target: float, plain: bool = False,
         entry["heldout_db"] = round(res.worst_sqnr_db, 2)
         entry["met_heldout"] = res.worst_sqnr_db >= target
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [("int16x8", "int16x8", {}), ("target", "int8", {"target_sqnr": target})]
+        runs = [("int16x8", "int16x8", {})] * whole16 + [
+            ("target", "int8", {"target_sqnr": target})]
         for key, scheme, extra in [("int8", "int8", {})] * plain + runs:
             start = time.perf_counter()
             try:
@@ -133,11 +134,13 @@ def measure(name: str, samples: int, target: float, plain: bool = False,
 
 
 def run(names: list[str], samples: int, target: float, timeout: float, plain: bool = False,
-        json_out: str | None = None, heldout: int = HELDOUT) -> list[dict[str, Any]]:
+        json_out: str | None = None, heldout: int = HELDOUT,
+        whole16: bool = True) -> list[dict[str, Any]]:
     rows = []
     for name in names:
         cmd = [sys.executable, __file__, "one", name, "--samples", str(samples),
-               "--target", str(target), "--heldout", str(heldout)] + ["--plain"] * plain
+               "--target", str(target), "--heldout", str(heldout)] + ["--plain"] * plain \
+            + ["--no-16x8"] * (not whole16)
         start = time.perf_counter()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
@@ -236,6 +239,9 @@ def main() -> int:
     r.add_argument("--heldout", type=int, default=HELDOUT,
                    help=f"held-out samples each written file is scored on (default {HELDOUT}; "
                    "never passed to the export)")
+    r.add_argument("--no-16x8", dest="whole16", action="store_false",
+                   help="skip the whole-model 16x8 export (its held-out scoring runs LiteRT's "
+                   "int16 reference kernels: minutes on the big models)")
     r.add_argument("--plain", action="store_true",
                    help="also run the plain INT8 export on its own (default: its figures are "
                    "the planner's first export)")
@@ -245,19 +251,20 @@ def main() -> int:
     o.add_argument("--target", type=float, default=TARGET_DB)
     o.add_argument("--plain", action="store_true")
     o.add_argument("--heldout", type=int, default=HELDOUT)
+    o.add_argument("--no-16x8", dest="whole16", action="store_false")
     t = sub.add_parser("table", help="the Markdown table of a run's JSON")
     t.add_argument("json")
     args = ap.parse_args()
     if args.cmd == "one":
         print(json.dumps(measure(args.name, args.samples, args.target, args.plain,
-                                 args.heldout)))
+                                 args.heldout, args.whole16)))
         return 0
     if args.cmd == "table":
         print(table(json.loads(Path(args.json).read_text())))
         return 0
     names = args.models.split(",") if args.models else [m.name for m in load_manifest()]
     rows = run(names, args.samples, args.target, args.timeout, args.plain, args.json_out,
-               args.heldout)
+               args.heldout, args.whole16)
     print(table(rows, args.target))
     return 0
 

@@ -53,7 +53,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -97,6 +97,30 @@ MIN_CONFIDENT_SAMPLES = 20
 #: the local latency figure stops after this many seconds of invokes (16x8 ops run in LiteRT's
 #: builtin kernels: magika 0.5 s an invoke, 20 of them twice took 20 s)
 LATENCY_SECONDS = 2.0
+#: nanoseconds per multiply-accumulate (weighted ops) or per output element (the rest) of
+#: LiteRT's CPU kernels, one thread, by op class and activation type: "int8" and "float32" run
+#: in XNNPACK, "int16x8" in LiteRT's builtin (reference) kernels. Measured on this project's
+#: build host (AMD EPYC, ai-edge-litert 2.3.0, 2026-12-06) from per-operator profiles
+#: (`sdk.profile(file, "local", layers=True)`, each operator timed alone) of magika_v3_3,
+#: oww_embedding and mp_face_detection_short_range exported whole at each precision, time over
+#: MACs summed per class (`benchmarks/precision.py kernels` prints it again). What the planner
+#: needs is the ratio between the precisions, which holds wherever LiteRT has no int16
+#: XNNPACK kernels: 16x8 costs 45-100x int8 per MAC, float 1-5x (the medians of the three).
+KERNEL_NS: dict[str, dict[str, float]] = {
+    "matmul": {"int8": 0.04, "int16x8": 2.3, "float32": 0.08},
+    "depthwise": {"int8": 0.08, "int16x8": 8.4, "float32": 0.07},
+    "elementwise": {"int8": 0.3, "int16x8": 15.0, "float32": 0.5},
+    "movement": {"int8": 0.1, "int16x8": 0.1, "float32": 0.1},
+}
+#: the QUANTIZE / DEQUANTIZE a layer's boundary adds, ns per output element
+BOUNDARY_NS = 0.5
+#: how a 1 % slower model weighs against a 1 % larger file in the planner's cost
+LATENCY_WEIGHT = 1.0
+#: ops whose work is a matrix product over their weights (ns per MAC)
+MATMUL_OPS = frozenset({"CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL",
+                        "CONV_3D"})
+#: ops that only move values (no arithmetic): as fast at 16x8 as at int8
+MOVEMENT_OPS = frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS"})
 
 
 # ---------------------------------------------------------------------------- candidates
@@ -150,12 +174,74 @@ def candidates_for(op: Operator, current: LayerPrecision) -> list[Candidate]:
     return [c for c in CANDIDATES[start:] if c.applies is None or c.applies(op)]
 
 
+def op_work(op: Operator) -> tuple[str, int]:
+    """(class in `KERNEL_NS`, work): MACs for the weighted ops, output elements for the rest
+    (unknown dimensions count 1)."""
+    out = op.outputs[0] if op.outputs else None
+    elements = int(np.prod([max(int(d), 1) for d in out.shape])) if out is not None \
+        and out.shape else 1
+    w = op.inputs[1] if len(op.inputs) > 1 else None
+    if w is not None and w.is_constant and w.shape and len(w.shape) >= 2:
+        if op.type in MATMUL_OPS:  # weights (out, ..., in): one MAC per weight per output row
+            return "matmul", elements * int(np.prod(w.shape)) // max(int(w.shape[0]), 1)
+        if op.type == "DEPTHWISE_CONV_2D":  # weights (1, kh, kw, channels)
+            return "depthwise", elements * int(np.prod(w.shape)) // max(int(w.shape[-1]), 1)
+    return ("movement" if op.type in MOVEMENT_OPS else "elementwise"), elements
+
+
+def _kernel(precision: LayerPrecision) -> str:
+    return "float32" if precision.is_float else "int16x8" if precision.is_int16 else "int8"
+
+
 @dataclass(frozen=True)
 class CostModel:
-    """Bytes a layer's weights take in a format. Latency is measured on the whole model (a
-    quick local LiteRT run), not estimated per layer."""
+    """What keeping a layer wider costs: the bytes its weights take in the wider format, and
+    the time its kernel takes (`KERNEL_NS`, a per-MAC table of LiteRT's CPU kernels). With the
+    model's totals (`for_model`), the cost is relative: the share of the file's bytes added plus
+    `latency_weight` times the share of the model's estimated time added, so that a 16x8 layer
+    (int8 bytes, 45-100x int8 time in LiteRT's reference kernels) and a float one (4x the bytes,
+    1-4x the time) are weighed on one scale. Without totals: bytes alone. Ops that share a
+    layer name (an ONNX Conv imported as RESHAPE + CONV_2D) take a plan's override together:
+    a layer's cost is theirs summed."""
 
     overhead_bytes: int = LAYER_OVERHEAD_BYTES
+    latency_weight: float = LATENCY_WEIGHT
+    #: the plain export's file size and its estimated time (ns): the scale of the relative cost
+    model_bytes: int = 0
+    model_ns: float = 0.0
+    kernel_ns: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: KERNEL_NS)
+    #: layer name -> the ops that carry it (`for_model`; absent: the op alone)
+    layers: Mapping[str, tuple[Operator, ...]] = field(default_factory=dict)
+
+    def for_model(self, model: Model, plan: PrecisionPlan, size_bytes: int) -> CostModel:
+        """This cost model scaled to `model` under `plan` (its file `size_bytes`)."""
+        ops = model.main.operators
+        ns = sum(self._op_ns(op, plan.for_op(op)) for op in ops)
+        layers: dict[str, list[Operator]] = {}
+        for op in ops:
+            layers.setdefault(layer_name(op), []).append(op)
+        return replace(self, model_bytes=int(size_bytes), model_ns=float(ns),
+                       layers={k: tuple(v) for k, v in layers.items()})
+
+    def _ops(self, op: Operator) -> tuple[Operator, ...]:
+        return self.layers.get(layer_name(op), (op,))
+
+    def _op_ns(self, op: Operator, precision: LayerPrecision) -> float:
+        cls, work = op_work(op)
+        return work * self.kernel_ns[cls][_kernel(precision)]
+
+    def latency_ns(self, op: Operator, precision: LayerPrecision) -> float:
+        """Estimated time of `op`'s layer's kernels at `precision` (ns, one thread)."""
+        return sum(self._op_ns(o, precision) for o in self._ops(op))
+
+    def extra_ns(self, op: Operator, current: LayerPrecision, candidate: Candidate) -> float:
+        """Time `candidate` adds over `current` (the layer's kernels, and the QUANTIZE /
+        DEQUANTIZE at a boundary of a wider section)."""
+        out = op.outputs[0] if op.outputs else None
+        elements = int(np.prod([max(int(d), 1) for d in out.shape])) if out is not None \
+            and out.shape else 1
+        return (self.latency_ns(op, candidate.precision) - self.latency_ns(op, current)
+                + BOUNDARY_NS * elements)
 
     @staticmethod
     def weight_elements(op: Operator) -> int:
@@ -172,16 +258,38 @@ class CostModel:
         return int(np.prod(b.shape)) if b is not None and b.is_constant and b.shape else 0
 
     def extra_bytes(self, op: Operator, current: LayerPrecision, candidate: Candidate) -> float:
+        """Bytes the layer's constants (of every op carrying its name) add in `candidate`."""
         now = WEIGHT_BYTES.get(current.weights, 1.0)
         now_bias = BIAS_BYTES.get(current.describe(), 4.0)
-        bias = self.bias_elements(op)
-        return ((self.weight_elements(op) - bias) * (candidate.bytes_per_weight - now)
-                + bias * (candidate.bytes_per_bias - now_bias))
+        total = 0.0
+        for o in self._ops(op):
+            bias = self.bias_elements(o)
+            total += ((self.weight_elements(o) - bias) * (candidate.bytes_per_weight - now)
+                      + bias * (candidate.bytes_per_bias - now_bias))
+        return total
 
     def cost(self, op: Operator, current: LayerPrecision, candidate: Candidate) -> float:
+        """Bytes added (no totals), else the relative cost: bytes and time added, each over the
+        model's (a faster kernel earns nothing: it is never negative)."""
         overhead = candidate.overhead_bytes if candidate.overhead_bytes is not None \
             else self.overhead_bytes
-        return max(self.extra_bytes(op, current, candidate), 0.0) + overhead
+        added = max(self.extra_bytes(op, current, candidate), 0.0) + overhead
+        if self.model_bytes <= 0:
+            return added
+        rel = added / self.model_bytes
+        if self.latency_weight > 0 and self.model_ns > 0:
+            rel += self.latency_weight * max(self.extra_ns(op, current, candidate), 0.0) \
+                / self.model_ns
+        return rel
+
+    def options(self, op: Operator, current: LayerPrecision) -> list[Candidate]:
+        """`candidates_for(op, current)` less those a wider one beats on cost: a wider format
+        loses nothing of a narrower one's fidelity, so a 16x8 that costs more than float here
+        (its reference kernel slower than float's XNNPACK one, by more than the bytes float
+        adds) is never worth choosing."""
+        cands = candidates_for(op, current)
+        costs = [self.cost(op, current, c) for c in cands]
+        return [c for k, c in enumerate(cands) if all(costs[k] < w for w in costs[k + 1:])]
 
 
 # ---------------------------------------------------------------------------- results
@@ -411,6 +519,8 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
     exports = 1
     outputs = list(model.main.outputs)
     plain = current
+    if costs.model_bytes <= 0:  # the scale of the relative cost: the plain export
+        costs = costs.for_model(model, base, plain.size_bytes)
     report = PlannerReport(target_db, False, _outputs_db(plain), _outputs_db(plain),
                            size_before=plain.size_bytes, size_after=plain.size_bytes)
     if not current.measured() and _short(current, target_db):
@@ -422,8 +532,9 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
     groups: list[set[str]] = []
 
     def widen_upstream(widest: bool) -> None:
-        """One export with every eligible layer upstream of the short outputs at its next
-        narrower-than-float candidate (16x8 where its op has one) or, `widest`, at float."""
+        """One export with every eligible layer upstream of the short outputs at its first
+        candidate worth its cost (16x8 where its op has one and float does not cost less,
+        `CostModel.options`; a layer already widened stays) or, `widest`, at float."""
         nonlocal current, layers, step, exports, best
         wide = dict(layers)
         added: list[str] = []
@@ -432,9 +543,11 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
                 name = layer_name(op)
                 if not _widenable(current.precisions.get(name)) and name not in wide:
                     continue
-                cands = candidates_for(op, wide.get(name, base.for_op(op)))
-                if not widest:  # the candidates narrower than float only
-                    cands = [c for c in cands if c.precision != FLOAT][:1]
+                if not widest and name in wide:
+                    continue  # widened already: at its first candidate or wider
+                cands = costs.options(op, wide.get(name, base.for_op(op)))
+                if not widest:  # the first candidate worth its cost only
+                    cands = cands[:1]
                 if cands and name not in added:
                     wide[name] = cands[-1].precision
                     added.append(name)
@@ -463,7 +576,7 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
                 name, op.type if op else "?", wide[name].describe(), step,
                 loss.sqnr_db if loss else math.nan, loss.added_noise if loss else 0.0,
                 int(costs.extra_bytes(op, prev, _candidate(wide[name]))) if op else 0,
-                _why(op, prev, wide[name], kept_now.get(name)) if op else ""))
+                _why(op, prev, wide[name], kept_now.get(name), costs) if op else ""))
         layers = wide
 
     # 16x8 first: a layer already at 16x8 goes float only after every layer upstream of the
@@ -493,7 +606,8 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
             report.kept.append(KeptLayer(
                 name, op.type, cand.precision.describe(), step,
                 loss.sqnr_db if loss else math.nan, loss.added_noise if loss else 0.0,
-                int(costs.extra_bytes(op, prev, cand)), _why(op, prev, cand.precision, before)))
+                int(costs.extra_bytes(op, prev, cand)),
+                _why(op, prev, cand.precision, before, costs)))
         groups.append({layer_name(op) for op, _ in picks})
         current = attempt(base.with_overrides(dict(layers)))
         exports += 1
@@ -529,7 +643,8 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
             trial = dict(layers)
             for name in group & set(layers):
                 op = _op_named(model, name)
-                narrower = _narrower(op, layers[name]) if op is not None else None
+                narrower = _narrower(op, layers[name], costs.options(op, base.for_op(op))) \
+                    if op is not None else None
                 if narrower is None:
                     del trial[name]
                 else:
@@ -569,12 +684,18 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
 
 
 def _why(op: Operator, prev: LayerPrecision, chosen: LayerPrecision,
-         before: KeptLayer | None) -> str:
+         before: KeptLayer | None, costs: CostModel | None = None) -> str:
     """Why a layer got `chosen` rather than a narrower candidate."""
     if chosen != FLOAT:
         return ""
     if not _has_int16_kernel(op):
         return f"no int16 kernel for {op.type} in LiteRT: float is its only wider format"
+    if costs is not None and not prev.is_int16 \
+            and INT16X8_CANDIDATE not in costs.options(op, prev):
+        return (f"float costs less than 16x8 here (est. {costs.latency_ns(op, FLOAT) / 1e6:.3f}"
+                f" ms float, {costs.latency_ns(op, INT16X8) / 1e6:.3f} ms at 16x8 in LiteRT's "
+                f"int16 reference kernels; float adds "
+                f"{int(costs.extra_bytes(op, prev, FLOAT_CANDIDATE)):,} bytes)")
     if prev.is_int16:
         since = f" since step {before.step}" if before is not None else ""
         return f"at 16x8{since} and the outputs still short"
@@ -587,13 +708,15 @@ def _widenable(precision: str | None) -> bool:
         and not precision.endswith("/float32")
 
 
-def _narrower(op: Operator, precision: LayerPrecision) -> LayerPrecision | None:
-    """The candidate just narrower than `precision` that `op` can take (16x8 for a float layer
-    whose op has an int16 kernel); None: the plan's own precision."""
+def _narrower(op: Operator, precision: LayerPrecision,
+              options: list[Candidate] | None = None) -> LayerPrecision | None:
+    """The candidate just narrower than `precision` among `options` (the layer's wider formats
+    worth their cost, `CostModel.options`; default: every candidate `op` can take): 16x8 for a
+    float layer whose op has an int16 kernel that is worth it; None: the plan's own precision."""
     names = [c.precision for c in CANDIDATES]
     at = names.index(precision) if precision in names else 0
     for c in reversed(CANDIDATES[:at]):
-        if c.applies is None or c.applies(op):
+        if (c.applies is None or c.applies(op)) and (options is None or c in options):
             return c.precision
     return None
 
@@ -654,7 +777,7 @@ def _pick(model: Model, current: Attempt, layers: Mapping[str, LayerPrecision],
                 continue  # float already, integer (untouched), or not rewritten
             if int16_only and current.precisions.get(name) == "int16x8":
                 continue  # 16x8 phase: float only after every layer was tried at 16x8
-            cands = candidates_for(op, layers.get(name, current.plan.for_op(op)))
+            cands = costs.options(op, layers.get(name, current.plan.for_op(op)))
             if not cands:
                 continue
             prec = layers.get(name, current.plan.for_op(op))
@@ -685,12 +808,12 @@ def _pick(model: Model, current: Attempt, layers: Mapping[str, LayerPrecision],
             chosen[k] = eligible[k][:2]
             for j in need:
                 need[j] -= shares[j].get(k, 0.0)
-    _pull_data_movement(model, current, layers, chosen)
+    _pull_data_movement(model, current, layers, chosen, costs)
     return list(chosen.values())
 
 
 def _pull_data_movement(model: Model, current: Attempt, layers: Mapping[str, LayerPrecision],
-                        chosen: dict[int, tuple[Operator, Candidate]]) -> None:
+                        chosen: dict[int, tuple[Operator, Candidate]], costs: CostModel) -> None:
     """A 16x8 layer that reads an int8 tensor gains only what int8 holds. The weightless ops
     that only move values (RESHAPE, PAD, CONCATENATION, ...) between it and the op before
     (or the model input) cost no bytes in 16x8: take them along."""
@@ -707,7 +830,7 @@ def _pull_data_movement(model: Model, current: Attempt, layers: Mapping[str, Lay
             if rule is None or rule.kind != "same_scale" \
                     or not _widenable(current.precisions.get(name)):
                 continue
-            cands = candidates_for(p, layers.get(name, current.plan.for_op(p)))
+            cands = costs.options(p, layers.get(name, current.plan.for_op(p)))
             if cands and cands[0].precision.is_int16:
                 chosen[id(p)] = (p, cands[0])
                 stack.append(p)
