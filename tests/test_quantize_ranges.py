@@ -153,3 +153,20 @@ def test_values_beyond_the_relevant_interval_read_as_its_bound() -> None:
     s = _stats(x.astype(np.float32))
     _, hi = estimate_range(s, "mse", relevant=(0.0, 6.0))
     assert hi > 5.9
+
+
+def test_the_plain_and_streaming_observers_add_values_one_way() -> None:
+    """TensorStats.add_values (observe's extent, count and zeros, which the streaming observer's
+    two paths share): a batch with NaN and inf adds only its finite values, both ways alike."""
+    from sdk.converters.quantize.streaming import Reducer
+
+    s = TensorStats()
+    s.add_values(-1.0, 2.0, 5, 1)
+    s.add_values(0.5, 3.0, 2, 0)
+    assert (s.min, s.max, s.count, s.zeros) == (-1.0, 3.0, 7, 1)
+    x = np.array([[0.0, -2.5, np.nan], [np.inf, 1.5, 0.0]], np.float32)
+    plain, streamed = TensorStats(), TensorStats()
+    plain.observe(x, channels=True, rows=True)
+    assert Reducer(chunk=2).observe(streamed, x, channels=True, rows=True) is False
+    for t in (plain, streamed):
+        assert (t.min, t.max, t.count, t.zeros) == (-2.5, 1.5, 4, 2)

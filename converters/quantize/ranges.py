@@ -67,11 +67,16 @@ class TensorStats:
             x = x[finite]
             if x.size == 0:
                 return
-        self.min = min(self.min, float(x.min()))
-        self.max = max(self.max, float(x.max()))
-        self.count += int(x.size)
-        self.zeros += int(np.count_nonzero(x == 0))
+        self.add_values(float(x.min()), float(x.max()), int(x.size),
+                        int(np.count_nonzero(x == 0)))
         self.observe_last_axis(x, channels, rows)
+
+    def add_values(self, lo: float, hi: float, count: int, zeros: int) -> None:
+        """`count` more finite values, from `lo` to `hi`, `zeros` of them exactly 0."""
+        self.min = min(self.min, lo)
+        self.max = max(self.max, hi)
+        self.count += count
+        self.zeros += zeros
 
     def observe_last_axis(self, x: np.ndarray, channels: bool, rows: bool) -> None:
         """The per-channel sums (`channels`) and the smallest row maximum (`rows`) along the

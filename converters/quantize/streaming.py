@@ -70,10 +70,7 @@ class Reducer:
         if not (np.isfinite(lo) and np.isfinite(hi)):  # NaN or inf somewhere
             self._observe_nonfinite(stats, x, channels, rows)
             return False
-        stats.min = min(stats.min, lo)
-        stats.max = max(stats.max, hi)
-        stats.count += int(x.size)
-        stats.zeros += self._zeros(x.reshape(-1))
+        stats.add_values(lo, hi, int(x.size), self._zeros(x.reshape(-1)))
         stats.observe_last_axis(x, channels, rows)
         return True
 
@@ -90,10 +87,8 @@ class Reducer:
             values = part[finite]
             if values.size == 0:
                 continue
-            stats.min = min(stats.min, float(values.min()))
-            stats.max = max(stats.max, float(values.max()))
-            stats.count += int(values.size)
-            stats.zeros += int(np.count_nonzero(values == 0))
+            stats.add_values(float(values.min()), float(values.max()), int(values.size),
+                             int(np.count_nonzero(values == 0)))
             if channel_sum is not None:
                 channel_sum += np.where(finite, part, 0).sum(axis=0, dtype=np.float64)
             if rows and x.ndim >= 1:
