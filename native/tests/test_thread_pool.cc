@@ -1,12 +1,17 @@
 // The thread pool (edge/thread_pool.h): every task run once, results independent of the
 // schedule, late threads' shares taken by the others, sleeping and waking, nesting, concurrent
-// callers, shutdown, and the big-core selection from a (fake) sysfs tree.
+// callers, shutdown, and the big-core selection from a (fake) sysfs tree. And how the layers
+// split their work over it: GEMM splits that cover every output once and balance the threads,
+// and small layers (few output rows, many channels) giving the same bytes on 1 to 5 threads.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -19,7 +24,12 @@
 #include <sched.h>
 #endif
 
+#include "edge/kernels/conv2d.h"
+#include "edge/kernels/depthwise_conv2d.h"
+#include "edge/kernels/isa.h"
+#include "edge/packing/packed_weights.h"
 #include "edge/thread_pool.h"
+#include "kernels/gemm_plan.h"
 #include "test_main.h"
 
 namespace {
@@ -319,3 +329,163 @@ EDGE_TEST(thread_pool_pins_workers_to_big_cores) {
   EDGE_CHECK(unpinned.pinned_cpus().empty());
 }
 #endif
+
+// split_work covers every (row, tile) once, in row blocks of whole mr rows (but the last), and
+// on the small layers of a MobileNet (5x5 to 20x20 outputs, 1-80 tiles) gives no thread more
+// than 1/8 over an even share, nor more than 1/N + one task's work on any shape tried. The
+// split it replaced gave 5x5 -> 160 channels (25 rows, 10 tiles, mr 8) 3 of 5 tasks on one
+// thread of 2 (0.83 of an even split), and 10x10 outputs row blocks of 64 + 36 rows.
+EDGE_TEST(split_work_covers_once_and_balances_small_layers) {
+  using edge::detail::WorkSplit;
+  long failures = 0;
+  for (int threads : {2, 3, 4, 8}) {
+    for (std::size_t mr : {std::size_t{1}, std::size_t{4}, std::size_t{8}}) {
+      for (std::size_t rows : {1, 7, 25, 36, 100, 196, 400, 1600, 6400}) {
+        for (std::size_t tiles : {1, 2, 3, 5, 6, 10, 12, 24, 36, 60, 63, 80}) {
+          const WorkSplit w = edge::detail::split_work(rows, tiles, mr, threads, 64);
+          std::vector<int> hits(rows * tiles, 0);
+          bool shape_ok = w.tasks() >= 1 && w.row_block >= 1 && w.row_block <= 64 &&
+                          (w.row_blocks == 1 || w.row_block % mr == 0);
+          std::size_t total = 0, biggest_task = 0;
+          for (std::size_t t = 0; t < w.tasks() && shape_ok; ++t) {
+            const std::size_t r0 = w.row_block_of(t) * w.row_block;
+            const std::size_t c0 = w.tile_chunk_of(t) * w.tile_chunk;
+            const std::size_t r1 = std::min(rows, r0 + w.row_block);
+            const std::size_t c1 = std::min(tiles, c0 + w.tile_chunk);
+            shape_ok = r0 < r1 && c0 < c1;
+            for (std::size_t r = r0; r < r1; ++r) {
+              for (std::size_t c = c0; c < c1; ++c) ++hits[r * tiles + c];
+            }
+            const std::size_t work = (r1 - r0 + mr - 1) / mr * mr * (c1 - c0);
+            total += work;
+            biggest_task = std::max(biggest_task, work);
+          }
+          bool once = shape_ok;
+          for (int h : hits) once = once && h == 1;
+          const std::size_t n = static_cast<std::size_t>(threads);
+          const std::size_t busiest =
+              edge::detail::busiest_thread_work(w, rows, tiles, mr, threads);
+          const bool bounded = busiest <= (total + n - 1) / n + biggest_task;
+          const bool small_layer = threads == 2 && mr == 8 && rows >= 25 && rows <= 400 &&
+                                   tiles >= 2 * n;
+          const bool even = !small_layer || 8 * busiest <= 9 * ((total + n - 1) / n);
+          if (!once || !bounded || !even) {
+            ++failures;
+            std::printf("  split rows=%zu tiles=%zu mr=%zu threads=%d: %zu x %zu rows, %zu x %zu "
+                        "tiles, busiest %zu of %zu%s%s%s\n",
+                        rows, tiles, mr, threads, w.row_blocks, w.row_block, w.tile_chunks,
+                        w.tile_chunk, busiest, total, once ? "" : " (not covered once)",
+                        bounded ? "" : " (over a task above even)",
+                        even ? "" : " (over 1/8 above even)");
+          }
+        }
+      }
+    }
+  }
+  const WorkSplit one = edge::detail::split_work(100, 10, 8, 1, 64);
+  EDGE_CHECK(one.tile_chunks == 1 && one.row_block == 64 && one.row_blocks == 2);
+  EDGE_CHECK(failures == 0);
+}
+
+namespace {
+
+std::vector<int8_t> random_bytes(std::size_t n, uint32_t seed) {
+  std::vector<int8_t> v(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    seed = seed * 1664525u + 1013904223u;
+    v[i] = static_cast<int8_t>(seed >> 24);
+  }
+  return v;
+}
+
+}  // namespace
+
+// The layers whose split the thread count decides (few output rows, many channels; depthwise
+// rows cut into pixel segments), on every ISA this CPU runs and every weight type: the bytes of
+// 2, 3, 4 and 5 threads are those of 1 thread.
+EDGE_TEST(small_layers_give_the_same_bytes_on_1_to_5_threads) {
+  struct Shape { int h, w, cin, cout, k, stride; bool depthwise; };
+  const Shape shapes[] = {
+      {5, 5, 96, 160, 1, 1, false},  {5, 5, 160, 960, 1, 1, false}, {10, 10, 64, 384, 1, 1, false},
+      {7, 7, 24, 40, 3, 1, false},   {20, 20, 32, 48, 3, 2, false}, {5, 5, 960, 960, 3, 1, true},
+      {10, 10, 576, 576, 3, 2, true}, {7, 9, 40, 40, 3, 1, true},   {3, 17, 24, 24, 5, 1, true},
+      {40, 40, 144, 144, 3, 2, true}};
+  std::vector<std::unique_ptr<edge::ThreadPool>> pools;
+  for (int t = 2; t <= 5; ++t) {
+    pools.push_back(std::make_unique<edge::ThreadPool>(t, edge::Affinity::kNone));
+  }
+  long failures = 0, cases = 0;
+  uint32_t seed = 7;
+  for (const Shape& s : shapes) {
+    edge::ConvGeometry g;
+    g.input_height = s.h;
+    g.input_width = s.w;
+    g.input_channels = s.cin;
+    g.kernel_height = g.kernel_width = s.k;
+    g.stride_height = g.stride_width = s.stride;
+    g.padding = edge::Padding::kSame;
+    const int oh = (s.h + s.stride - 1) / s.stride, ow = (s.w + s.stride - 1) / s.stride;
+    const std::vector<int8_t> x =
+        random_bytes(static_cast<std::size_t>(s.h) * s.w * s.cin, ++seed);
+    std::vector<int32_t> bias(static_cast<std::size_t>(s.cout));
+    for (std::size_t i = 0; i < bias.size(); ++i) bias[i] = static_cast<int32_t>(i * 37 % 2001) - 1000;
+    std::vector<float> scales(static_cast<std::size_t>(s.cout));
+    for (std::size_t i = 0; i < scales.size(); ++i) scales[i] = 0.004f + 0.0001f * (i % 17);
+    const std::size_t out_bytes = static_cast<std::size_t>(oh) * ow * s.cout;
+    for (edge::Isa isa : edge::available_isas()) {
+      for (const char* type_name : {"int8", "int4", "ternary", "int2"}) {
+        if (s.depthwise && std::string(type_name) != "int8") continue;
+        std::function<void(edge::ThreadPool*, int8_t*)> run;
+        std::unique_ptr<edge::DepthwiseConv2D> dw;
+        std::unique_ptr<edge::PackedWeights> packed;
+        std::unique_ptr<edge::Conv2D> conv;
+        if (s.depthwise) {
+          edge::DepthwiseConv2DOptions o;
+          o.geometry = g;
+          o.input = {0.05f, 3};
+          o.output = {0.2f, -4};
+          o.bias = bias.data();
+          o.isa = isa;
+          const std::vector<int8_t> f =
+              random_bytes(static_cast<std::size_t>(s.k) * s.k * s.cin, ++seed);
+          dw = std::make_unique<edge::DepthwiseConv2D>(f.data(), scales.data(), s.cout, nullptr,
+                                                       o);
+          run = [&](edge::ThreadPool* p, int8_t* y) { dw->run(x.data(), y, p); };
+        } else {
+          const edge::WeightType type = edge::parse_weight_type(type_name);
+          const int32_t k = s.k * s.k * s.cin;
+          std::vector<int8_t> w = random_bytes(static_cast<std::size_t>(s.cout) * k, ++seed);
+          const int lo = edge::min_value(type), hi = edge::max_value(type);
+          for (int8_t& v : w) v = static_cast<int8_t>(lo + (v + 128) % (hi - lo + 1));
+          packed = std::make_unique<edge::PackedWeights>(
+              edge::pack_weights(type, w.data(), s.cout, k, scales.data(), s.cout));
+          edge::Conv2DOptions o;
+          o.geometry = g;
+          o.input = {0.05f, 3};
+          o.output = {0.2f, -4};
+          o.bias = bias.data();
+          o.isa = isa;
+          conv = std::make_unique<edge::Conv2D>(packed->view(), o);
+          run = [&](edge::ThreadPool* p, int8_t* y) { conv->run(x.data(), y, p); };
+        }
+        std::vector<int8_t> want(out_bytes);
+        run(nullptr, want.data());
+        for (const auto& pool : pools) {
+          for (int repeat = 0; repeat < 2; ++repeat) {
+            std::vector<int8_t> got(out_bytes, 0x55);
+            run(pool.get(), got.data());
+            ++cases;
+            if (got != want) {
+              ++failures;
+              std::printf("  %dx%dx%d -> %d k%d s%d %s %s %s: %d threads differ from 1\n", s.h,
+                          s.w, s.cin, s.cout, s.k, s.stride, s.depthwise ? "depthwise" : "conv",
+                          type_name, edge::isa_name(isa), pool->num_threads());
+            }
+          }
+        }
+      }
+    }
+  }
+  std::printf("  %ld layer runs on 2-5 threads compared with 1\n", cases);
+  EDGE_CHECK(failures == 0);
+}

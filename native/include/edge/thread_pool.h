@@ -16,10 +16,13 @@
 // thread it waits for. EDGE_POOL_SPIN_US sets the spin time (default 20 microseconds).
 //
 // Two shares: parallel_for gives thread t a contiguous block of tasks; parallel_for_static
-// gives it tasks t, t + N, t + 2N, ..., the same ones on every call, so that a layer run again
-// and again finds "its" weights still in the core's own L2 (what the GEMM plans use). Either
-// way a task may be run by another thread when its owner is late: `thread` is the thread that
-// runs it (for per-thread scratch), and results must not depend on it.
+// gives it tasks t, t + N, t + 2N, .... Both give a thread the same tasks on every call, so that
+// a layer run again and again finds "its" weights still in the core's own L2. The layers use
+// parallel_for: their tasks are numbered so that a contiguous block is whole weight chunks
+// (gemm_plan.h, WorkSplit), and neighbouring tasks' outputs meet in a cache line only at the
+// block's ends. Either way a task may be run by another thread when its owner is late:
+// `thread` is the thread that runs it (for per-thread scratch), and results must not depend
+// on it.
 //
 // Pinning. With EDGE_THREAD_AFFINITY=big (or Affinity::kBigCores) the workers run only on the
 // fastest cores of the process's CPU set (highest cpu_capacity, else cpuinfo_max_freq, in

@@ -381,12 +381,12 @@ struct Conv2D::Impl {
                                static_cast<std::size_t>(geo.out_h) *
                                static_cast<std::size_t>(geo.out_w);
     const detail::WorkSplit split =
-        detail::split_work(pixels, plan.ntiles, plan.gemm->gemm.mr, threads, row_block);
+        cached_split(pixels, plan.ntiles, plan.gemm->gemm.mr, threads, row_block);
     const std::size_t elem = type == OutputType::kInt8 ? 1 : 4;
     const std::size_t n = static_cast<std::size_t>(plan.n);
     auto task = [&](std::size_t t, int thread) {
       ThreadWorkspace& ws = workspaces[static_cast<std::size_t>(thread)];
-      const std::size_t rb = t / split.tile_chunks, tc = t % split.tile_chunks;
+      const std::size_t rb = split.row_block_of(t), tc = split.tile_chunk_of(t);
       const std::size_t r0 = rb * split.row_block;
       const std::size_t r1 = std::min(pixels, r0 + split.row_block);
       for (std::size_t r = r0; r < r1; ++r) {
@@ -404,7 +404,7 @@ struct Conv2D::Impl {
                    static_cast<uint8_t*>(output) + r0 * n * elem, n);
     };
     if (pool != nullptr && split.tasks() > 1) {
-      pool->parallel_for_static(split.tasks(), task);
+      pool->parallel_for(split.tasks(), task);
     } else {
       for (std::size_t t = 0; t < split.tasks(); ++t) task(t, 0);
     }
@@ -414,7 +414,13 @@ struct Conv2D::Impl {
     const std::size_t cin = static_cast<std::size_t>(geo.g.input_channels);
     const detail::GemmPlan& ip = iplan();
     // The input, prepared once (and its per-pixel sums when weight zero points need them).
-    const std::size_t parts = pool != nullptr && threads > 1 ? static_cast<std::size_t>(threads) : 1;
+    // Up to 4 parts per thread (at least 64 pixels each), so that threads which run take a
+    // late one's parts.
+    const std::size_t parts =
+        pool != nullptr && threads > 1
+            ? std::max<std::size_t>(1, std::min(4 * static_cast<std::size_t>(threads),
+                                                in_pixels / 64))
+            : 1;
     auto prepare = [&](std::size_t part, int) {
       const std::size_t p0 = in_pixels * part / parts, p1 = in_pixels * (part + 1) / parts;
       if (cin_pad != cin && ip.xformat == detail::XFormat::kInt16 && cin == 3 && !need_sums) {
@@ -479,7 +485,7 @@ struct Conv2D::Impl {
       }
     };
     if (parts > 1) {
-      pool->parallel_for_static(parts, prepare);
+      pool->parallel_for(parts, prepare);
     } else {
       prepare(0, 0);
     }
@@ -490,15 +496,14 @@ struct Conv2D::Impl {
     // Work is split in whole calls: groups of igemm_tiles tiles (the last may be short).
     const std::size_t step = igemm_tiles;
     const std::size_t groups = (ip.ntiles + step - 1) / step;
-    const detail::WorkSplit split =
-        detail::split_work(pixels, groups, mr, threads, kConvRowBlock);
+    const detail::WorkSplit split = cached_split(pixels, groups, mr, threads, kConvRowBlock);
     const std::size_t n = static_cast<std::size_t>(plan.n);
     const std::size_t bpt = cin_pad / ip.kb;
     // Tiles per pass over a row block: their weights stay in L2 (as GemmPlan::compute).
     const std::size_t chunk = std::max<std::size_t>(
         1, (std::size_t{256} << 10) / (ip.kblocks * kBlockBytes) / step) * step;
     auto task = [&](std::size_t t, int thread) {
-      const std::size_t rb = t / split.tile_chunks, tc = t % split.tile_chunks;
+      const std::size_t rb = split.row_block_of(t), tc = split.tile_chunk_of(t);
       const std::size_t r0 = rb * split.row_block;
       const std::size_t r1 = std::min(pixels, r0 + split.row_block);
       int32_t* sums = workspaces[static_cast<std::size_t>(thread)].sums.data();
@@ -525,14 +530,26 @@ struct Conv2D::Impl {
       }
     };
     if (pool != nullptr && split.tasks() > 1) {
-      pool->parallel_for_static(split.tasks(), task);
+      pool->parallel_for(split.tasks(), task);
     } else {
       for (std::size_t t = 0; t < split.tasks(); ++t) task(t, 0);
     }
   }
 
+  // split_work's answer for the last thread count (the shape is fixed per plan).
+  detail::WorkSplit cached_split(std::size_t rows, std::size_t tiles, std::size_t mr,
+                                 int threads, std::size_t max_row_block) {
+    if (threads != split_threads) {
+      split = detail::split_work(rows, tiles, mr, threads, max_row_block);
+      split_threads = threads;
+    }
+    return split;
+  }
+
   detail::ResolvedGeometry geo;
   detail::GemmPlan plan;
+  detail::WorkSplit split;
+  int split_threads = 0;
   std::unique_ptr<PackedWeights> owned;
   bool pointwise = false;
   std::size_t row_block = kConvRowBlock;

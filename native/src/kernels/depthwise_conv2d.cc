@@ -362,7 +362,17 @@ struct DepthwiseConv2D::Impl {
     const std::size_t rows = static_cast<std::size_t>(g.batch) * static_cast<std::size_t>(geo.out_h);
     const std::size_t elem = type == OutputType::kInt8 ? 1 : 4;
     const std::size_t cin = static_cast<std::size_t>(g.input_channels);
-    auto task = [&](std::size_t row, int thread) {
+    if (threads != split_threads) {
+      split_threads = threads;
+      segments = row_segments(rows, static_cast<std::size_t>(geo.out_w), threads);
+    }
+    const std::size_t out_w = static_cast<std::size_t>(geo.out_w);
+    const std::size_t seg_w = (out_w + segments - 1) / segments;
+    auto task = [&](std::size_t t, int thread) {
+      // Task t: output row t / segments, pixels [x_begin, x_end) of it.
+      const std::size_t row = t / segments;
+      const std::size_t x_begin = t % segments * seg_w;
+      const std::size_t x_end = std::min(out_w, x_begin + seg_w);
       ThreadWorkspace& ws = workspaces[static_cast<std::size_t>(thread)];
       const std::size_t b = row / static_cast<std::size_t>(geo.out_h);
       const int32_t oy = static_cast<int32_t>(row % static_cast<std::size_t>(geo.out_h));
@@ -388,14 +398,13 @@ struct DepthwiseConv2D::Impl {
                          : zero_row.data();
           }
         }
-        kernels->dwconv_qs8(static_cast<std::size_t>(geo.out_w), channels, groups,
-                            ws.columns.data(), static_cast<std::size_t>(g.stride_width) * kh_n,
-                            fused_weights.data(), fused,
-                            static_cast<int8_t*>(output) +
-                                row * static_cast<std::size_t>(geo.out_w) * channels);
+        const std::size_t step = static_cast<std::size_t>(g.stride_width) * kh_n;
+        kernels->dwconv_qs8(x_end - x_begin, channels, groups, ws.columns.data() + x_begin * step,
+                            step, fused_weights.data(), fused,
+                            static_cast<int8_t*>(output) + (row * out_w + x_begin) * channels);
         return;
       }
-      for (int32_t ox = 0; ox < geo.out_w; ++ox) {
+      for (int32_t ox = static_cast<int32_t>(x_begin); ox < static_cast<int32_t>(x_end); ++ox) {
         const int32_t ix0 = ox * g.stride_width - geo.pad_left;
         if (rows_inside && multiplier_ == 1 && ix0 >= 0 &&
             ix0 + (g.kernel_width - 1) * g.dilation_width < g.input_width) {
@@ -440,11 +449,46 @@ struct DepthwiseConv2D::Impl {
         }
       }
     };
-    if (pool != nullptr && rows > 1) {
-      pool->parallel_for(rows, task);
+    const std::size_t tasks = rows * segments;
+    if (pool != nullptr && tasks > 1) {
+      pool->parallel_for(tasks, task);
     } else {
-      for (std::size_t r = 0; r < rows; ++r) task(r, 0);
+      for (std::size_t t = 0; t < tasks; ++t) task(t, 0);
     }
+  }
+
+  // Segments per output row for `threads` threads: whole rows where they balance (one thread
+  // per row gives 3 + 2 rows on 2 threads for a 5x5 output: 1.67x at most), else rows cut
+  // into equal pixel segments of at least 2 pixels. Every segment count up to 4 tasks per
+  // thread is scored by the pixels of the busiest thread under parallel_for's contiguous
+  // shares; on a tie, at least 4 tasks per thread where the shape has them (threads that run
+  // take a late one's tasks), then fewer tasks. Outputs do not depend on the split.
+  static std::size_t row_segments(std::size_t rows, std::size_t width, int threads) {
+    if (threads <= 1 || rows == 0 || width == 0) return 1;
+    const std::size_t n = static_cast<std::size_t>(threads);
+    const std::size_t max_segments = std::max<std::size_t>(1, std::min(width / 2, 4 * n));
+    const std::size_t want = std::min(4 * n, rows * max_segments);
+    std::size_t best = 0, best_pixels = 0;
+    for (std::size_t s = 1; s <= max_segments; ++s) {
+      const std::size_t seg_w = (width + s - 1) / s;
+      if ((width + seg_w - 1) / seg_w != s) continue;  // not s non-empty segments
+      const std::size_t tasks = rows * s;
+      std::size_t busiest = 0;
+      for (std::size_t t = 0; t < n; ++t) {
+        std::size_t pixels = 0;
+        for (std::size_t i = tasks * t / n; i < tasks * (t + 1) / n; ++i) {
+          const std::size_t x0 = i % s * seg_w;
+          pixels += std::min(width, x0 + seg_w) - x0;
+        }
+        busiest = std::max(busiest, pixels);
+      }
+      if (best == 0 || busiest < best_pixels ||
+          (busiest == best_pixels && rows * best < want && tasks > rows * best)) {
+        best = s;
+        best_pixels = busiest;
+      }
+    }
+    return best;
   }
 
   detail::ResolvedGeometry geo;
@@ -472,6 +516,8 @@ struct DepthwiseConv2D::Impl {
   std::vector<int32_t> arm_tables;  // DwArmTables' six arrays of `stride` entries
   detail::DwRequantParams fused{};
   std::vector<ThreadWorkspace> workspaces;
+  int split_threads = 0;       // the thread count `segments` was chosen for
+  std::size_t segments = 1;    // tasks per output row (row_segments)
 };
 
 DepthwiseConv2D::DepthwiseConv2D(const int8_t* filter, const float* scales, int32_t num_scales,

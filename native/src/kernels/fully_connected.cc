@@ -60,11 +60,15 @@ void run_fc(detail::GemmPlan& p, const int8_t* input, int32_t m, void* output, O
                   p.workspace_sums.data() + r * p.sums_per_row);
   }
   const int threads = pool != nullptr ? pool->num_threads() : 1;
-  const detail::WorkSplit split =
-      detail::split_work(rows, p.ntiles, p.gemm->gemm.mr, threads, kFcMaxRowBlock);
+  if (rows != p.split_rows || threads != p.split_threads) {
+    p.split = detail::split_work(rows, p.ntiles, p.gemm->gemm.mr, threads, kFcMaxRowBlock);
+    p.split_rows = rows;
+    p.split_threads = threads;
+  }
+  const detail::WorkSplit split = p.split;
   const std::size_t elem = type == OutputType::kInt8 ? 1 : 4;
   auto task = [&](std::size_t t, int) {
-    const std::size_t rb = t / split.tile_chunks, tc = t % split.tile_chunks;
+    const std::size_t rb = split.row_block_of(t), tc = split.tile_chunk_of(t);
     const std::size_t r0 = rb * split.row_block;
     const std::size_t r1 = std::min(rows, r0 + split.row_block);
     const std::size_t t0 = tc * split.tile_chunk;
@@ -75,7 +79,7 @@ void run_fc(detail::GemmPlan& p, const int8_t* input, int32_t m, void* output, O
               static_cast<std::size_t>(p.n));
   };
   if (pool != nullptr && split.tasks() > 1) {
-    pool->parallel_for_static(split.tasks(), task);
+    pool->parallel_for(split.tasks(), task);
   } else {
     for (std::size_t t = 0; t < split.tasks(); ++t) task(t, 0);
   }

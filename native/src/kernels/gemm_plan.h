@@ -25,16 +25,31 @@ namespace detail {
 
 constexpr std::size_t kMaxMr = 8;
 
-// How a (rows x tiles) problem is cut into tasks for the thread pool.
+// How a (rows x tiles) problem is cut into tasks for the thread pool. Tasks are numbered
+// tile-chunk-major (task t: tile chunk t / row_blocks, row block t % row_blocks) and run with
+// ThreadPool::parallel_for, which gives each thread a contiguous range of them: a thread's
+// tasks are whole tile chunks (the same weights on every call, kept in its core's L2) and the
+// threads' outputs meet at one chunk boundary per row, not at every chunk (false sharing).
 struct WorkSplit {
-  std::size_t row_block = 0;    // rows per task
+  std::size_t row_block = 0;    // rows per task (a multiple of mr, but the last block)
   std::size_t row_blocks = 0;
-  std::size_t tile_chunk = 0;   // 16-channel tiles per task
+  std::size_t tile_chunk = 0;   // tiles per task (16-channel tiles, or whole kernel calls)
   std::size_t tile_chunks = 0;
   std::size_t tasks() const { return row_blocks * tile_chunks; }
+  std::size_t row_block_of(std::size_t task) const { return task % row_blocks; }
+  std::size_t tile_chunk_of(std::size_t task) const { return task / row_blocks; }
 };
+// One thread: row blocks of max_row_block rows, all tiles per task. Several: row blocks of
+// equal size (multiples of mr, at most max_row_block), and the tile chunking, among those
+// giving at least 4 tasks per thread where the shape has them (so that threads which run take
+// a late one's tasks), whose busiest thread has the least work (rows rounded up to mr, times
+// tiles) under parallel_for's contiguous shares; ties go to fewer tasks.
 WorkSplit split_work(std::size_t rows, std::size_t tiles, std::size_t mr, int threads,
                      std::size_t max_row_block);
+// The most work (rows rounded up to mr, times tiles) any of `threads` threads gets from `split`
+// under parallel_for's contiguous shares, no task being taken by another thread.
+std::size_t busiest_thread_work(const WorkSplit& split, std::size_t rows, std::size_t tiles,
+                                std::size_t mr, int threads);
 
 // A conv geometry with output size and leading padding resolved (conv2d.cc).
 struct ResolvedGeometry {
@@ -136,6 +151,10 @@ struct GemmPlan {
   AlignedBuffer<uint8_t> workspace;
   AlignedBuffer<int32_t> workspace_sums;
   std::size_t workspace_rows = 0;
+  // FullyConnected's last split_work answer, for split_rows rows on split_threads threads.
+  WorkSplit split;
+  std::size_t split_rows = 0;
+  int split_threads = 0;
 };
 
 }  // namespace detail
