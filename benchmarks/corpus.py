@@ -29,20 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus.manifest import CorpusError, cache_dir, load_manifest, select
 from corpus.protocol import HELDOUT
 
-from sdk.base.host import cpu_name
+from sdk.base.host import cpu_name, package_versions
 
-
-def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("edgesdk", "ai-edge-litert", "ai-edge-quantizer", "onnxruntime", "onnx",
-                "numpy"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "absent"
-    return out
+#: the packages whose versions the report records
+VERSIONS = ("edgesdk", "ai-edge-litert", "ai-edge-quantizer", "onnxruntime", "onnx", "numpy")
 
 
 def run_one(name: str, samples: int, peers: bool, heldout: int) -> int:
@@ -94,7 +84,7 @@ def run_all(args: argparse.Namespace) -> int:
             Path(args.json_out).write_text(json.dumps({"partial": True, "models": results}))
     report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "cpu": cpu_name(),
               "cores": os.cpu_count(), "samples": args.samples, "heldout": args.heldout,
-              "versions": versions(),
+              "versions": package_versions(VERSIONS),
               "summary": summarise(results), "models": results}
     text = json.dumps(report, indent=1)
     if args.json_out:

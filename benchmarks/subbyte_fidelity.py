@@ -70,7 +70,10 @@ from typing import Any
 
 import numpy as np
 
-from sdk.base.host import cpu_name
+from sdk.base.host import cpu_name, package_versions
+
+#: the packages whose versions the report records
+VERSIONS = ("edgesdk", "ai-edge-litert", "ai-edge-quantizer", "tensorflow", "onnxruntime", "numpy")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -682,19 +685,6 @@ def merge(paths: list[Path], out: Path | None) -> int:
     return 0
 
 
-def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("edgesdk", "ai-edge-litert", "ai-edge-quantizer", "tensorflow", "onnxruntime",
-                "numpy"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "absent"
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", default=",".join(DEFAULT_MODELS),
@@ -727,7 +717,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "cpu": cpu_name(),
         "cores": os.cpu_count(), "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
-        "versions": versions()}
+        "versions": package_versions(VERSIONS)}
     with tempfile.TemporaryDirectory(prefix="subbyte_fidelity_") as tmp:
         work = Path(tmp)
         if not args.no_digits:

@@ -1,8 +1,9 @@
-"""What this host is, for reports and caches: the CPU's name."""
+"""What this host is, for reports and caches: the CPU's name, the installed packages' versions."""
 
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -17,4 +18,18 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-__all__ = ["cpu_name"]
+def package_versions(packages: Sequence[str]) -> dict[str, str]:
+    """{distribution name: its installed version, or "absent"} (recorded with benchmark
+    results)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in packages:
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "absent"
+    return out
+
+
+__all__ = ["cpu_name", "package_versions"]
