@@ -53,6 +53,14 @@ from sdk.converters.quantize.head_bias import FloatHeads, correct_head_biases
 from sdk.converters.quantize.head_rounding import head_rounding as round_heads
 from sdk.converters.quantize.int8 import IO_TYPES, QuantizedModel, check_float_model
 from sdk.converters.quantize.int16x8 import wide_ranges
+from sdk.converters.quantize.method_check import MIN_SAMPLES as AUTO_CHECK_SAMPLES
+from sdk.converters.quantize.method_check import choose as choose_method
+from sdk.converters.quantize.method_check import (
+    halves,
+    outputs_of,
+    plain_solver,
+    worst_output_db,
+)
 from sdk.converters.quantize.mixed import MixedReport
 from sdk.converters.quantize.mixed import search as mixed_search
 from sdk.converters.quantize.plan import PrecisionPlan
@@ -74,7 +82,7 @@ from sdk.converters.tflite.custom_ops import custom_ops_in
 from sdk.mixed_profile import latency_source
 from sdk.results import CalibrationInfo, ExportResult, TensorInfo
 from sdk.run.fidelity import FidelityReport, FidelityWarning
-from sdk.run.runner import ModelRunner
+from sdk.run.runner import LiteRTRunner, ModelRunner
 
 Progress = Callable[[str, int, int], None]
 
@@ -292,15 +300,18 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         raise ConversionError(f"target_sqnr needs a fidelity report, and format {fmt.name!r} "
                               "has no runner here")
 
-    def build(plan_: PrecisionPlan, lap: Callable[[str], None], layers: bool = True) -> _Built:
+    def build(plan_: PrecisionPlan, lap: Callable[[str], None], layers: bool = True,
+              solver_: Any = None) -> _Built:
         """Quantise, encode and validate under `plan_` (what target_sqnr= repeats). `layers`
         False: the per-layer SQNR is left to `_Built.measure_layers` (the planner asks for it
-        only where it picks layers)."""
+        only where it picks layers). `solver_`: another weight solver (auto's whole-model
+        check builds the plain methods' candidates)."""
+        active = solver if solver_ is None else solver_
         try:
-            with solver:
+            with active:
                 quantized = quantize(plan_, stem, input_type=input_type, output_type=output_type,
                                      weight_method=weight_method if qat is None
-                                     else solver.method, heads=heads)
+                                     and solver_ is None else active.method, heads=heads)
         except ValueError as exc:
             if isinstance(exc, EdgeSDKError):
                 raise
@@ -366,10 +377,34 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         return _Built(quantized, encoded_model, custom_ops, data, maps, fidelity,
                       measure_layers if later else None, sample_errors)
 
-    built = build(plan, lap)
+    solvers, kept = [solver], None
+    if solver.method == "auto" and qat is None and fmt.runs_in_litert and target_sqnr is None \
+            and scheme != "mixed" and len(cal_set) >= AUTO_CHECK_SAMPLES:
+        # the per-layer choice and the plain methods, each solved on half the calibration
+        # samples and compared at the model's outputs on the other half (`method_check`)
+        fit, held = (cal_set.subset(i) for i in halves(len(cal_set)))
+        solvers.append(weight_solver("auto", float_model, fit, bias_corrected=correction != "none"))
+        if not float_state:
+            float_state.append(serialize(float_model))
+        floats = float_reference.outputs_for(LiteRTRunner(float_state[0][0]), held)
+
+        def candidate(method: str) -> _Built:
+            if method != "auto":
+                solvers.append(plain_solver(solvers[1], method))
+            return build(plan, lap, solver_=solvers[-1])
+
+        check = choose_method(candidate, lambda b: worst_output_db(
+            floats, outputs_of(b.data, held, _delegates(fmt, b.custom_ops))), len(held))
+        solver.notes.append(check.describe())
+        if check.chosen != "auto":  # the plain method solved on all the samples
+            kept = plain_solver(solver, check.chosen)
+            solvers.append(kept)
+    built = build(plan, lap, solver_=kept)
+    if kept is not None:
+        solver.notes.extend(kept.notes)
     if solver.method in ("gptq", "adaround", "auto") and qat is None:
         # Hessians + solving, part of "quantize"
-        timings[solver.method] = round(solver.seconds, 4)
+        timings[solver.method] = round(sum(s.seconds for s in solvers), 4)
     notes += solver.notes
     if stem is not None:
         timings["stem"] = round(stem.seconds, 4)  # part of "calibrate" and "quantize"

@@ -1,0 +1,109 @@
+"""The whole-model check of ``weight_method="auto"``: its per-layer export beside the plain
+methods' exports, the one with the best worst output on the calibration samples kept.
+
+`method_choice` picks each layer's rounding by that layer's own output error on held-out
+samples. That objective does not see what later layers do with the error: on the corpus the
+per-layer winners, each better than its runner-up, added up to a worse model than plain GPTQ
+where a layer's error is fed back (oww_hey_mycroft's unrolled LSTMs, ternary 12.46 -> 1.16 dB)
+or where one output saturates (ppocr_mobile_v2_cls 2-bit, 32.75 -> 12.82). So "auto" also
+builds the plain "gptq" and "adaround" exports (the same Hessians, collected once; each
+candidate's codes are what that method alone writes) and keeps the candidate whose worst output
+is closest to the float model's on the calibration samples (the float outputs run once). auto is
+then never worse than the methods it chooses from by more than the gap between the calibration
+samples and new inputs; the report names every candidate's figure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+from sdk.converters.quantize.gptq import WeightSolver
+
+#: the plain methods the per-layer "auto" export is checked against, in the order tried (ties
+#: go to the earlier candidate, "auto" itself first)
+PLAIN = ("gptq", "adaround")
+#: the name of the per-layer candidate (method_choice's export)
+PER_LAYER = "auto"
+#: fewer calibration samples than this: no whole-model check (halves of under 4 samples say
+#: nothing), the per-layer choice is kept
+MIN_SAMPLES = 8
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class WholeModelCheck:
+    """Worst output SQNR (dB) of each candidate export on the calibration samples, and the one
+    kept."""
+
+    chosen: str
+    worst_db: dict[str, float]
+    samples: int
+
+    def describe(self) -> str:
+        figures = ", ".join(f"{name} {db:.2f} dB" for name, db in self.worst_db.items())
+        kept = "the per-layer choice" if self.chosen == PER_LAYER else \
+            f"plain {self.chosen} (as weight_method={self.chosen!r} writes it)"
+        return (f"weight_method=auto: whole-model check, each candidate solved on half the "
+                f"calibration samples and its worst output SQNR measured on the other "
+                f"{self.samples}: {figures}; kept {kept}, solved on all of them")
+
+
+def worst_output_db(reference: Sequence[np.ndarray], got: Sequence[np.ndarray]) -> float:
+    """The worst output's SQNR (dB) of `got` against the float outputs `reference`, energies
+    summed over the samples (as the fidelity report's per-output SQNR)."""
+    worst = math.inf
+    for f, q in zip(reference, got, strict=True):
+        f64 = np.asarray(f, np.float64)
+        noise = float(((np.asarray(q, np.float64).reshape(f64.shape) - f64) ** 2).sum())
+        signal = float((f64 ** 2).sum())
+        if noise <= 0.0:
+            continue
+        worst = min(worst, 10.0 * math.log10(max(signal, 1e-30) / noise))
+    return worst
+
+
+def halves(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fit and check halves of `n` calibration samples: alternate samples (as
+    `method_choice` splits a layer's rows), so an ordered sample set gives both halves alike."""
+    index = np.arange(n)
+    return index[0::2], index[1::2]
+
+
+def choose(build: Callable[[str], T], score: Callable[[T], float], samples: int,
+           candidates: Sequence[str] | None = None) -> WholeModelCheck:
+    """Each candidate (`PER_LAYER`, then `PLAIN`) built by `build(name)` on the fit half and
+    scored by `score` (worst output SQNR in dB on the check half, higher is better); the best
+    is named, ties to the earlier candidate. Each build is dropped once scored."""
+    figures: dict[str, float] = {}
+    for name in (PER_LAYER, *PLAIN) if candidates is None else candidates:
+        figures[name] = score(build(name))
+    best = max(figures, key=lambda n: (figures[n], -list(figures).index(n)))
+    return WholeModelCheck(best, figures, samples)
+
+
+def outputs_of(data: bytes, samples: Any, delegates: list[Any] | None = None
+               ) -> list[np.ndarray]:
+    """The outputs of the model `data` on `samples` (LiteRT, stacked per output)."""
+    from sdk.run.runner import LiteRTRunner
+
+    return LiteRTRunner(data, delegates=delegates).outputs_for(samples)
+
+
+def plain_solver(solver: WeightSolver, method: str) -> WeightSolver:
+    """A solver for `method` on `solver`'s Hessians and kept float inputs (collected once for
+    every candidate): its codes are those `weight_method=method` alone writes."""
+    return WeightSolver(method, hessians=solver.hessians, damp=solver.damp,
+                        sequential=solver.sequential, model=solver.model,
+                        samples=solver.samples, max_rows=solver.max_rows, seed=solver.seed,
+                        centred=solver.centred, bias_corrected=solver.bias_corrected,
+                        float_inputs=solver.float_inputs)
+
+
+__all__ = ["MIN_SAMPLES", "PER_LAYER", "PLAIN", "WholeModelCheck", "choose", "halves",
+           "outputs_of", "plain_solver", "worst_output_db"]
