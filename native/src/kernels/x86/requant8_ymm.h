@@ -61,20 +61,32 @@ inline Requant8 load_requant8(const Table& t, int h) {
   return r;
 }
 
+// The 64-bit sums p + rounding_add (+ negative_add where p < -2^30: ties away from zero) of
+// p = v * multiplier, on the even lanes (e) and the odd lanes (o). Shared by both forms: R is a
+// Requant8 (rounding_add biased by 2^63) or a Requant8Hi (not); the six fields are the same.
+struct Sums64 {
+  __m256i e, o;
+};
+
+template <typename R>
+inline Sums64 rounded_sums64(__m256i v, const R& r, bool negative_add) {
+  const __m256i pe = _mm256_mul_epi32(v, r.mult_e);
+  const __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(v, 32), r.mult_o);
+  Sums64 a{_mm256_add_epi64(pe, r.add_e), _mm256_add_epi64(po, r.add_o)};
+  if (negative_add) {
+    const __m256i lim = _mm256_set1_epi64x(-(int64_t{1} << 30));
+    a.e = _mm256_add_epi64(a.e, _mm256_and_si256(_mm256_cmpgt_epi64(lim, pe), r.neg_e));
+    a.o = _mm256_add_epi64(a.o, _mm256_and_si256(_mm256_cmpgt_epi64(lim, po), r.neg_o));
+  }
+  return a;
+}
+
 // v: 8 int32 lanes (bias, zero-point terms and pre-shift applied). The low dwords of s' >> t,
 // still biased: subtract r.unbias (requant8) or a vector that also holds the output zero point.
 inline __m256i requant8_biased(__m256i v, const Requant8& r, bool negative_add) {
-  const __m256i pe = _mm256_mul_epi32(v, r.mult_e);
-  const __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(v, 32), r.mult_o);
-  __m256i ae = _mm256_add_epi64(pe, r.add_e);
-  __m256i ao = _mm256_add_epi64(po, r.add_o);
-  if (negative_add) {  // ties away from zero: p < -2^30 takes negative_add
-    const __m256i lim = _mm256_set1_epi64x(-(int64_t{1} << 30));
-    ae = _mm256_add_epi64(ae, _mm256_and_si256(_mm256_cmpgt_epi64(lim, pe), r.neg_e));
-    ao = _mm256_add_epi64(ao, _mm256_and_si256(_mm256_cmpgt_epi64(lim, po), r.neg_o));
-  }
-  return interleave_dwords(_mm256_srlv_epi64(ae, r.shift_e),
-                           _mm256_slli_epi64(_mm256_srlv_epi64(ao, r.shift_o), 32));
+  const Sums64 a = rounded_sums64(v, r, negative_add);
+  return interleave_dwords(_mm256_srlv_epi64(a.e, r.shift_e),
+                           _mm256_slli_epi64(_mm256_srlv_epi64(a.o, r.shift_o), 32));
 }
 
 // The int32 results (with the output zero point when it is folded into the rounding constant).
@@ -114,17 +126,9 @@ inline Requant8Hi load_requant8_hi(const Table& t, int h) {
 
 // The int32 results, the output zero point included (folded into the rounding constant).
 inline __m256i requant8_hi(__m256i v, const Requant8Hi& r, bool negative_add) {
-  const __m256i pe = _mm256_mul_epi32(v, r.mult_e);
-  const __m256i po = _mm256_mul_epi32(_mm256_srli_epi64(v, 32), r.mult_o);
-  __m256i ae = _mm256_add_epi64(pe, r.add_e);
-  __m256i ao = _mm256_add_epi64(po, r.add_o);
-  if (negative_add) {  // ties away from zero: p < -2^30 takes negative_add
-    const __m256i lim = _mm256_set1_epi64x(-(int64_t{1} << 30));
-    ae = _mm256_add_epi64(ae, _mm256_and_si256(_mm256_cmpgt_epi64(lim, pe), r.neg_e));
-    ao = _mm256_add_epi64(ao, _mm256_and_si256(_mm256_cmpgt_epi64(lim, po), r.neg_o));
-  }
+  const Sums64 a = rounded_sums64(v, r, negative_add);
   // even lanes: the high dword of ae moved down; odd lanes: ao's high dword where it is
-  return _mm256_srav_epi32(interleave_dwords(_mm256_srli_epi64(ae, 32), ao), r.shift);
+  return _mm256_srav_epi32(interleave_dwords(_mm256_srli_epi64(a.e, 32), a.o), r.shift);
 }
 
 // Zero point (when not folded) and a clamp narrower than int8; the saturating packs after it
