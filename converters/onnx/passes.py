@@ -273,16 +273,13 @@ def fold_bias_add(graph: Graph) -> None:
                 continue
             if op.attrs.get("fused_activation_function", "NONE") != "NONE":
                 continue
-            channels = x.shape[-1]
-            cv = c.numpy()
-            if cv.ndim > x.rank or any(d != 1 for d in cv.shape[:-1]) or \
-                    (cv.ndim and cv.shape[-1] not in (1, channels)):
+            v = _channel_vector(c, x)
+            if v is None:
                 continue
             k = _BIAS_INDEX[op.type]
             old = op.inputs[k] if len(op.inputs) > k else None
-            base = old.numpy() if old is not None else np.zeros(channels, np.float32)
-            new_bias = (base.astype(np.float64) + np.broadcast_to(
-                cv.reshape(-1).astype(np.float64), (channels,))).astype(np.float32)
+            base = old.numpy() if old is not None else np.zeros(v.size, np.float32)
+            new_bias = (base.astype(np.float64) + v).astype(np.float32)
             bias = names.constant(f"{op.outputs[0].name}/bias", new_bias)
             while len(op.inputs) <= k:
                 op.inputs.append(None)
