@@ -11,6 +11,7 @@
 #include "edge/cpu_features.h"
 
 #if defined(__linux__)
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <sys/syscall.h>
@@ -74,16 +75,66 @@ int64_t now_ns() {
 // (benchmarks/results/contention-2026-12-06.md).
 constexpr int64_t kDefaultSpinNs = 20000;
 
-int64_t spin_ns_from_env() {
-  const char* v = std::getenv("EDGE_POOL_SPIN_US");
-  if (v == nullptr || *v == '\0') return kDefaultSpinNs;
+// The runnable count of a /proc/loadavg line ("0.20 0.18 0.12 2/345 9876": 2), -1 if malformed.
+int parse_runnable(const char* text) {
+  const char* p = text;
+  for (int field = 0; field < 3; ++field) {
+    while (*p == ' ') ++p;
+    while (*p != '\0' && *p != ' ') ++p;
+  }
+  while (*p == ' ') ++p;
+  if (*p < '0' || *p > '9') return -1;
+  long v = 0;
+  for (; *p >= '0' && *p <= '9'; ++p) {
+    v = v * 10 + (*p - '0');
+    if (v > 1000000000L) return -1;
+  }
+  return *p == '/' ? static_cast<int>(v) : -1;
+}
+
+// How much longer a thread polls when no other thread waits for a CPU (runnable_threads() <=
+// the CPUs this process may use; EDGE_POOL_IDLE_SPIN_US overrides, 0: never longer). Nobody
+// loses a core to it then, and the gaps it bridges are those between layers that stay on one
+// thread (a small ADD, MEAN) and a layer's end: a worker that slept there cost the next layer
+// a futex wake-up, 7 us for the caller and 4-5 us before the worker ran (2-core Zen 4 VM).
+// With another thread runnable, only the short spin above.
+constexpr int64_t kDefaultIdleSpinNs = 1000000;
+
+int64_t us_from_env(const char* name, int64_t default_ns) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return default_ns;
   char* end = nullptr;
   const long us = std::strtol(v, &end, 10);
   if (*end != '\0' || us < 0 || us > 1000000) {
-    throw std::invalid_argument(std::string("EDGE_POOL_SPIN_US: expected microseconds in "
-                                            "[0, 1000000], got '") + v + "'");
+    throw std::invalid_argument(std::string(name) + ": expected microseconds in [0, 1000000], "
+                                "got '" + v + "'");
   }
   return static_cast<int64_t>(us) * 1000;
+}
+
+// The CPUs this process may run on (1 where that cannot be read).
+int allowed_cpu_count() {
+#if defined(__linux__)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+#endif
+  return 1;
+}
+
+// runnable_threads("/proc/loadavg") through a descriptor opened once (pread: no seek state).
+int system_runnable_threads() {
+#if defined(__linux__)
+  static const int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[128];
+  const ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  return parse_runnable(buf);
+#else
+  return -1;
+#endif
 }
 
 // Reads one integer from a file; false when it is missing or unreadable.
@@ -145,7 +196,9 @@ std::vector<int> big_cores() {
 ThreadPool::ThreadPool(int num_threads) : ThreadPool(num_threads, affinity_from_env()) {}
 
 ThreadPool::ThreadPool(int num_threads, Affinity affinity) {
-  spin_ns_ = spin_ns_from_env();
+  spin_ns_ = us_from_env("EDGE_POOL_SPIN_US", kDefaultSpinNs);
+  idle_spin_ns_ = us_from_env("EDGE_POOL_IDLE_SPIN_US", kDefaultIdleSpinNs);
+  cpus_ = allowed_cpu_count();
   if (affinity == Affinity::kBigCores) pinned_cpus_ = big_cores();
   if (num_threads > 0) {
     num_threads_ = num_threads;
@@ -168,15 +221,34 @@ ThreadPool::~ThreadPool() {
   for (auto& t : threads_) t.join();
 }
 
+bool ThreadPool::keep_spinning(int64_t start, int64_t* deadline) const {
+  // Past the short spin: poll on, 50 us at a time, while the idle spin lasts and no thread
+  // beyond one per CPU is runnable (ours included: a spinning thread is one of them).
+  const int64_t now = now_ns();
+  if (now - start >= spin_ns_ + idle_spin_ns_) return false;
+  const int runnable = system_runnable_threads();
+  if (runnable < 0 || runnable > cpus_) return false;
+  *deadline = std::min(now + 50000, start + spin_ns_ + idle_spin_ns_);
+  return true;
+}
+
+int runnable_threads(const std::string& loadavg_path) {
+  std::ifstream f(loadavg_path);
+  std::string line;
+  if (!std::getline(f, line)) return -1;
+  return parse_runnable(line.c_str());
+}
+
 uint32_t ThreadPool::wait_for_job(uint32_t seen) {
   uint32_t gen = generation_.load(std::memory_order_acquire);
   if (gen != seen) return gen;
-  const int64_t deadline = now_ns() + spin_ns_;
+  const int64_t start = now_ns();
+  int64_t deadline = start + spin_ns_;
   for (int polls = 1;; ++polls) {
     cpu_relax();
     gen = generation_.load(std::memory_order_acquire);
     if (gen != seen) return gen;
-    if (polls % 64 == 0 && now_ns() > deadline) break;
+    if (polls % 64 == 0 && now_ns() > deadline && !keep_spinning(start, &deadline)) break;
   }
   for (;;) {
     // Announce the sleep before the last look: the caller bumps generation_ and then reads
@@ -252,11 +324,12 @@ void ThreadPool::work(int thread) {
 
 void ThreadPool::wait_until_done() {
   if (pending_.load(std::memory_order_acquire) == 0) return;
-  const int64_t deadline = now_ns() + spin_ns_;
+  const int64_t start = now_ns();
+  int64_t deadline = start + spin_ns_;
   for (int polls = 1;; ++polls) {
     cpu_relax();
     if (pending_.load(std::memory_order_acquire) == 0) return;
-    if (polls % 64 == 0 && now_ns() > deadline) break;
+    if (polls % 64 == 0 && now_ns() > deadline && !keep_spinning(start, &deadline)) break;
   }
   // The last finisher subtracts, then reads caller_waiting_ (seq_cst): it wakes us or we see 0.
   caller_waiting_.store(1, std::memory_order_seq_cst);

@@ -36,21 +36,30 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Runs `body` with EDGE_POOL_SPIN_US set to `spin_us` ("" leaves the default).
+// Runs `body` with EDGE_POOL_SPIN_US and EDGE_POOL_IDLE_SPIN_US set to `spin_us` ("" leaves
+// the defaults; "0": no spinning at all).
 template <typename F>
 void with_spin(const char* spin_us, const F& body) {
-  const char* old = std::getenv("EDGE_POOL_SPIN_US");
-  const std::string saved = old != nullptr ? old : "";
-  if (*spin_us != '\0') {
-    setenv("EDGE_POOL_SPIN_US", spin_us, 1);
-  } else {
-    unsetenv("EDGE_POOL_SPIN_US");
+  const char* names[] = {"EDGE_POOL_SPIN_US", "EDGE_POOL_IDLE_SPIN_US"};
+  std::string saved[2];
+  bool had[2];
+  for (int i = 0; i < 2; ++i) {
+    const char* old = std::getenv(names[i]);
+    had[i] = old != nullptr;
+    saved[i] = had[i] ? old : "";
+    if (*spin_us != '\0') {
+      setenv(names[i], spin_us, 1);
+    } else {
+      unsetenv(names[i]);
+    }
   }
   body();
-  if (old != nullptr) {
-    setenv("EDGE_POOL_SPIN_US", saved.c_str(), 1);
-  } else {
-    unsetenv("EDGE_POOL_SPIN_US");
+  for (int i = 0; i < 2; ++i) {
+    if (had[i]) {
+      setenv(names[i], saved[i].c_str(), 1);
+    } else {
+      unsetenv(names[i]);
+    }
   }
 }
 
@@ -298,6 +307,45 @@ EDGE_TEST(thread_pool_affinity_from_env) {
   }
   EDGE_CHECK(threw);
   unsetenv("EDGE_POOL_SPIN_US");
+  setenv("EDGE_POOL_IDLE_SPIN_US", "-5", 1);
+  threw = false;
+  try {
+    edge::ThreadPool pool(2, edge::Affinity::kNone);
+  } catch (const std::invalid_argument& e) {
+    threw = std::string(e.what()).find("EDGE_POOL_IDLE_SPIN_US") != std::string::npos;
+  }
+  EDGE_CHECK(threw);
+  unsetenv("EDGE_POOL_IDLE_SPIN_US");
+}
+
+// The runnable count the idle spin reads (/proc/loadavg's fourth field), from fake files; and
+// from the real one where there is one (at least this thread runs).
+EDGE_TEST(thread_pool_runnable_threads_from_loadavg) {
+  char dir[] = "/tmp/edge_loadavg_XXXXXX";
+  EDGE_CHECK(mkdtemp(dir) != nullptr);
+  const std::string path = std::string(dir) + "/loadavg";
+  auto runnable = [&](const char* text) {
+    std::ofstream(path) << text;
+    return edge::runnable_threads(path);
+  };
+  EDGE_CHECK(runnable("0.20 0.18 0.12 2/345 9876\n") == 2);
+  EDGE_CHECK(runnable("14.85 13.27 9.08 17/202 30444\n") == 17);
+  EDGE_CHECK(runnable("0.00 0.00 0.00 1/80 12") == 1);
+  EDGE_CHECK(runnable("0.20 0.18 2/345 9876\n") == -1);  // a field missing
+  EDGE_CHECK(runnable("0.20 0.18 0.12 x/345 9876\n") == -1);
+  EDGE_CHECK(runnable("0.20 0.18 0.12 99999999999/345 1\n") == -1);
+  EDGE_CHECK(runnable("") == -1);
+  std::remove(path.c_str());
+  rmdir(dir);
+  EDGE_CHECK(edge::runnable_threads(path) == -1);  // no file
+#if defined(__linux__)
+  std::ifstream real("/proc/loadavg");
+  if (real.good()) {
+    EDGE_CHECK(edge::runnable_threads("/proc/loadavg") >= 1);
+  } else {
+    std::printf("  no readable /proc/loadavg here: the idle spin stays off\n");
+  }
+#endif
 }
 
 #if defined(__linux__)

@@ -13,7 +13,11 @@
 // wake-up costs tens of microseconds, as much as a whole M=1 layer), then sleep on a futex
 // (condition variable off Linux), so an idle pool costs no CPU. The caller spins briefly for
 // the last tasks in flight, then sleeps too, so that under contention the core goes to the
-// thread it waits for. EDGE_POOL_SPIN_US sets the spin time (default 20 microseconds).
+// thread it waits for. EDGE_POOL_SPIN_US sets the spin time (default 20 microseconds). While
+// no thread beyond one per CPU is runnable (runnable_threads() of /proc/loadavg, re-read every
+// 50 us), nobody waits for the core a spinning thread holds: then threads spin on for up to
+// EDGE_POOL_IDLE_SPIN_US more (default 1000; 0: never), as XNNPACK's pthreadpool spins, so
+// that a layer after a stretch on one thread (a small ADD, a MEAN) finds its workers awake.
 //
 // Two shares: parallel_for gives thread t a contiguous block of tasks; parallel_for_static
 // gives it tasks t, t + N, t + 2N, .... Both give a thread the same tasks on every call, so that
@@ -60,6 +64,10 @@ Affinity affinity_from_env();
 std::vector<int> fastest_cpus(const std::string& sysfs_cpu_dir, const std::vector<int>& allowed);
 // fastest_cpus() of this process's CPU set from /sys/devices/system/cpu (empty off Linux).
 std::vector<int> big_cores();
+
+// The runnable threads of the whole system from a /proc/loadavg file (its fourth field,
+// "running/total"); -1 when the file cannot be read or is malformed.
+int runnable_threads(const std::string& loadavg_path);
 
 class ThreadPool {
  public:
@@ -109,6 +117,9 @@ class ThreadPool {
   void run_job(TaskFn fn, const void* ctx, std::size_t offset, std::size_t num_tasks,
                bool static_schedule);
   void worker(int index);
+  // Called when a spin of spin_ns_ from `start` is over: true (and a later *deadline) to spin
+  // on while the idle spin lasts and no other thread waits for a CPU.
+  bool keep_spinning(int64_t start, int64_t* deadline) const;
   void work(int thread);
   uint32_t wait_for_job(uint32_t seen);
   void wait_until_done();
@@ -119,6 +130,8 @@ class ThreadPool {
   std::vector<Share> shares_;  // one per thread, allocated once
   std::mutex run_mutex_;       // one job at a time
   int64_t spin_ns_ = 20000;
+  int64_t idle_spin_ns_ = 0;
+  int cpus_ = 1;  // CPUs this process may use, at construction
 
   // Odd: a job is open; even: none. Bumped by the caller to open and to close each job.
   std::atomic<uint32_t> generation_{0};
