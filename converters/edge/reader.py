@@ -40,7 +40,7 @@ from sdk.converters.edge.schema import (
     STORAGE_NAMES,
 )
 from sdk.converters.ir import QuantParams
-from sdk.converters.tflite.decode import ExpansionGuard
+from sdk.converters.tflite.decode import DecodedData, ExpansionGuard
 
 _OFFSET_RE = re.compile(r"at offset (-?\d+)")
 
@@ -148,8 +148,7 @@ class _Reader(ExpansionGuard):
         self.m = fb.Model.GetRootAs(buf, 0)
         self.raw_buffers: dict[int, tuple[bytes, int]] = {}
         #: bytes of constant data decoded so far, and the most allowed (see the module doc)
-        self.decoded = 0
-        self.decoded_limit = budget.fold_bytes
+        self.constants = DecodedData(len(buf), budget, self.error)
         #: bytes all tensors declared so far (type x shape)
         self.declared = 0
 
@@ -157,15 +156,6 @@ class _Reader(ExpansionGuard):
         """A vector of ints as a list, counted against the expansion limit."""
         self.count(what, values)
         return [int(v) for v in values]
-
-    def charge(self, what: str, nbytes: int) -> None:
-        self.decoded += nbytes
-        if self.decoded > self.decoded_limit:
-            raise self.error(
-                f"{what}: decoding it brings the model's constant data to {self.decoded:,} "
-                f"bytes, over the limit of {self.decoded_limit:,} for a {len(self.buf):,}-byte "
-                f"file (16 x its size, at least 64 MiB, at most the load budget of "
-                f"{self.budget.memory_bytes:,}; tensors that share one buffer each take a copy)")
 
     def buffer(self, index: int, what: str) -> tuple[bytes, int]:
         """A buffer's bytes and their offset in the file (read once per buffer)."""
@@ -266,7 +256,7 @@ class _Reader(ExpansionGuard):
                     f"{what}: buffer {t.Buffer()} holds {stored} bytes, but {count} {dtype} "
                     f"values in {storage} storage need {expected}", path=self.path,
                     offset=start or None)
-            self.charge(what, count * max(DTYPE_BITS[dtype] // 8, 1))
+            self.constants.charge(what, count * max(DTYPE_BITS[dtype] // 8, 1))
             try:
                 data = packing.unpack(raw, dtype, storage, shape)
             except packing.Base3Error as exc:

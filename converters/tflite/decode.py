@@ -19,16 +19,41 @@ So unpacking costs O(file size). Limits on what the tensors declare and hold are
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from sdk.base.errors import ModelFormatError
+from sdk.base.limits import LoadBudget
 from sdk.converters.tflite.schema import schema
 
 #: unpacked items (tables + vector elements + string bytes) allowed per byte of file
 EXPANSION_FACTOR = 2
 EXPANSION_SLACK = 1 << 16
+
+
+class DecodedData:
+    """The constant data a reader (`read_tflite`, `read_edge`) has decoded so far, counted
+    against `budget.fold_bytes` (16 x the file size, at least 64 MiB, at most the load budget)."""
+
+    def __init__(self, file_bytes: int, budget: LoadBudget,
+                 error: Callable[[str], ModelFormatError]):
+        self.file_bytes = file_bytes
+        self.budget = budget
+        self.error = error
+        self.decoded = 0
+        self.limit = budget.fold_bytes
+
+    def charge(self, what: str, nbytes: int) -> None:
+        """Count `nbytes` of decoded constant data against the limit."""
+        self.decoded += nbytes
+        if self.decoded > self.limit:
+            raise self.error(
+                f"{what}: decoding it brings the model's constant data to {self.decoded:,} "
+                f"bytes, over the limit of {self.limit:,} for a {self.file_bytes:,}-byte file "
+                f"(16 x its size, at least 64 MiB, at most the load budget of "
+                f"{self.budget.memory_bytes:,}; tensors that share one buffer each take a copy)")
 
 
 def weight(obj: Any, depth: int = 0) -> int:

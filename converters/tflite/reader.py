@@ -31,7 +31,7 @@ from sdk.base.limits import LoadBudget, default_budget
 from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, SignatureDef, Tensor
 from sdk.converters.tflite import packing
 from sdk.converters.tflite import sparsity as sparsity_mod
-from sdk.converters.tflite.decode import decode_model
+from sdk.converters.tflite.decode import DecodedData, decode_model
 from sdk.converters.tflite.options import options_to_attrs, options_type_name
 from sdk.converters.tflite.schema import BUILTIN_OP_NAMES, FILE_IDENTIFIER, OPTIONS2_NAMES, schema
 
@@ -107,8 +107,7 @@ class _Importer:
         self.buffers: list[Any] = list(model_t.buffers or [])
         self.buffer_cache: dict[int, bytes | None] = {}
         #: bytes of constant data decoded so far, and the most allowed (see the module doc)
-        self.decoded = 0
-        self.decoded_limit = budget.fold_bytes
+        self.constants = DecodedData(len(buf), budget, self.error)
 
     def error(self, message: str) -> ModelFormatError:
         return ModelFormatError(message, path=self.path)
@@ -136,17 +135,6 @@ class _Importer:
                     f"the end of the {len(self.buf)}-byte file", path=self.path, offset=b.offset)
             return self.buf[b.offset:b.offset + b.size]
         return None
-
-    def charge(self, what: str, nbytes: int) -> None:
-        """Count `nbytes` of decoded constant data against the limit."""
-        self.decoded += nbytes
-        if self.decoded > self.decoded_limit:
-            raise self.error(
-                f"{what}: decoding it brings the model's constant data to {self.decoded:,} "
-                f"bytes, over the limit of {self.decoded_limit:,} for a "
-                f"{len(self.buf):,}-byte file (16 x its size, at least 64 MiB, at most the "
-                f"load budget of {self.budget.memory_bytes:,}; tensors that share one buffer "
-                "each take a copy)")
 
     # ------------------------------------------------------------------ model
     def model(self) -> Model:
@@ -271,7 +259,7 @@ class _Importer:
     def constant_data(self, what: str, dtype: DType, shape: tuple[int, ...],
                       raw: bytes) -> np.ndarray | bytes:
         if dtype in (DType.STRING, DType.RESOURCE, DType.VARIANT):
-            self.charge(what, len(raw))
+            self.constants.charge(what, len(raw))
             return raw
         count = math.prod(shape)
         if dtype.is_sub_byte:
@@ -279,14 +267,14 @@ class _Importer:
             if len(raw) != expected:
                 raise self.error(f"{what}: buffer holds {len(raw)} bytes, but {count} "
                                  f"{dtype.name} values need {expected}")
-            self.charge(what, count)  # unpacked: one byte per value
+            self.constants.charge(what, count)  # unpacked: one byte per value
             signed = dtype is not DType.UINT4
             return packing.unpack(raw, count, dtype.bits, signed).reshape(shape)
         itemsize = dtype.bits // 8
         if len(raw) != count * itemsize:
             raise self.error(f"{what}: buffer holds {len(raw)} bytes, but {dtype.name} "
                              f"x {list(shape)} needs {count * itemsize}")
-        self.charge(what, len(raw))
+        self.constants.charge(what, len(raw))
         arr = np.frombuffer(raw, dtype=dtype.numpy.newbyteorder("<")).astype(dtype.numpy)
         return arr.reshape(shape)
 
@@ -300,7 +288,7 @@ class _Importer:
         if len(raw) % itemsize:
             raise self.error(f"{what}: sparse buffer holds {len(raw)} bytes, not a whole number "
                              f"of {dtype.name} values")
-        self.charge(what, math.prod(shape) * itemsize)
+        self.constants.charge(what, math.prod(shape) * itemsize)
         values = np.frombuffer(raw, dtype=dtype.numpy.newbyteorder("<")).astype(dtype.numpy)
         return sparsity_mod.densify(sparsity, shape, values, what, self.path)
 
