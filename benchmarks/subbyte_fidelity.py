@@ -234,26 +234,6 @@ def qat_row(keras_model: Any, data: Any, scheme: str, epochs: int, work: Path,
 
 
 # ---------------------------------------------------------------------------- real models
-class _Runner:
-    """The corpus' LiteRT runner (float I/O), with the edgesdk delegate when the file needs it."""
-
-    def __new__(cls, model: bytes, input_order: list[str], delegates: list[Any] | None) -> Any:
-        from ai_edge_litert.interpreter import Interpreter
-        from corpus.measure import LiteRTRunner
-
-        if not delegates:
-            return LiteRTRunner(model, input_order)
-        runner = object.__new__(LiteRTRunner)  # its __call__, with our interpreter
-        runner.it = Interpreter(model_content=model, num_threads=1,
-                                experimental_delegates=delegates)
-        runner.it.allocate_tensors()
-        runner.ins = runner.it.get_input_details()
-        runner.outs = runner.it.get_output_details()
-        runner.names = [d["name"] for d in runner.outs]
-        runner.order = list(input_order)
-        return runner
-
-
 @dataclass
 class CorpusCase:
     """One corpus model set up for scoring: its inputs (calibration, held-out, and optionally a
@@ -282,10 +262,10 @@ class CorpusCase:
 
     def score(self, model_bytes: bytes, delegates: list[Any] | None = None) -> Any:
         """The corpus' score of a quantised .tflite on the held-out samples."""
-        from corpus.measure import score
+        from corpus.measure import LiteRTRunner, score
 
         return score("edgesdk", self.model, self.hw, self.ref_runner.names, self.ref,
-                     _Runner(model_bytes, self.order, delegates), self.val)
+                     LiteRTRunner(model_bytes, self.order, delegates), self.val)
 
 
 def corpus_case(name: str, samples: int, select_set: bool = False) -> CorpusCase | str:

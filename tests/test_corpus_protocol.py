@@ -120,3 +120,27 @@ def test_every_corpus_int8_export_is_measure_ours_with_its_options(monkeypatch, 
     assert list(kwargs["calibration"]) == ["input"] and len(kwargs["calibration"]["input"]) == 3
     assert len(kwargs["validation"]["input"]) == 2
     assert kwargs["input_shapes"] == (dict(model.input_shapes) or None)
+
+
+def test_the_corpus_litert_runner_takes_delegates() -> None:
+    """measure.LiteRTRunner runs a file with the edgesdk delegate (subbyte_fidelity.py's runs of
+    files with custom ops) the same as without it where the file has none."""
+    from sdk.base.errors import EdgeSDKError
+    from sdk.converters.ir import DType, Graph, Model, Operator, Tensor
+    from sdk.converters.tflite.writer import to_tflite_bytes
+    from sdk.run.delegate import load_delegate
+
+    try:
+        delegate = load_delegate()
+    except EdgeSDKError as exc:
+        pytest.skip(f"the edgesdk delegate is not built on this host: {exc}")
+    g = Graph(name="main")
+    x, y = (g.add_tensor(Tensor(n, (1, 4), DType.FLOAT32)) for n in ("x", "y"))
+    g.operators = [Operator("ADD", [x, g.constant("one", np.ones((1, 4), np.float32))], [y],
+                            {"fused_activation_function": "NONE"}, name="add")]
+    g.inputs, g.outputs = [x], [y]
+    data = to_tflite_bytes(Model([g]))
+    sample = {"x": np.arange(4, dtype=np.float32).reshape(1, 4)}
+    plain = measure.LiteRTRunner(data, ["x"])(sample)
+    delegated = measure.LiteRTRunner(data, ["x"], [delegate])(sample)
+    assert np.array_equal(plain[0], sample["x"] + 1) and np.array_equal(delegated[0], plain[0])

@@ -150,13 +150,16 @@ def _key(name: str) -> str:
 
 
 class LiteRTRunner(Runner):
-    """LiteRT with its default kernels (XNNPACK); int8/int16 I/O is (de)quantised here."""
+    """LiteRT with its default kernels (XNNPACK), and `delegates` where given (the edgesdk
+    delegate for a file with its custom ops); int8/int16 I/O is (de)quantised here."""
 
-    def __init__(self, model: bytes, input_order: Sequence[str]):
+    def __init__(self, model: bytes, input_order: Sequence[str],
+                 delegates: list[Any] | None = None):
         from ai_edge_litert.interpreter import Interpreter
 
         with quiet():
-            self.it = Interpreter(model_content=model, num_threads=1)
+            self.it = Interpreter(model_content=model, num_threads=1,
+                                  experimental_delegates=delegates)
             self.it.allocate_tensors()
         self.ins = self.it.get_input_details()
         self.outs = self.it.get_output_details()
