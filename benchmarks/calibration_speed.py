@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus.inputs import Context, make_samples, model_inputs
 from corpus.manifest import cache_dir, load_manifest, select
+from corpus.measure import stacked
 
 from sdk.base.host import cpu_name
 
@@ -92,13 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(model_path=lambda name: by_name[name].path(root))
     descs = model_inputs(model, path)
     cal = make_samples(model, path, args.samples, args.seed, ctx)
-    stacked = {}
-    for d in descs:
-        arr = np.stack([s[d.name] for s in cal])
-        stacked[d.name] = arr[:, 0] if len(d.shape) >= 1 and d.shape[0] == 1 else arr
     shapes = dict(model.input_shapes) or None
     loaded = load_model(str(path), input_shapes=shapes)
-    samples = as_samples(stacked, input_specs(loaded.model), max_samples=None)
+    calibration = stacked(cal, descs)
+    samples = as_samples(calibration, input_specs(loaded.model), max_samples=None)
 
     invocations = [0]
     from sdk.run.runner import LiteRTRunner
@@ -132,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         cal_result = calibrate(loaded.model, samples, args.method, kernels=args.kernels)
         result["tensors"] = len(cal_result.ranges)
     else:
-        out = sdk.export(str(path), "int8", calibration=stacked, input_shapes=shapes,
+        out = sdk.export(str(path), "int8", calibration=calibration, input_shapes=shapes,
                          output=f"/tmp/calibration_speed_{os.getpid()}.tflite", report=False,
                          method=args.method)
         result["timings"] = out.timings
