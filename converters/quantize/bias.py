@@ -91,7 +91,7 @@ def empirical_bias_correction(float_model: Model, quantized: QuantizedModel, sam
     Refused (the biases restored, a note in `notes`) where the corrected model's worst output
     is further from the float model's than before on the very samples it was measured on
     (by more than REFUSE_RATIO): mp_palm_detection_full went from 11.8 to 1.8 dB."""
-    from sdk.run.runner import LiteRTRunner
+    from sdk.run.runner import paired_runners
 
     float_bytes, float_maps = serialize(float_model)
     layers = correctable_layers(float_model, quantized)
@@ -111,13 +111,8 @@ def empirical_bias_correction(float_model: Model, quantized: QuantizedModel, sam
             from sdk.run.delegate import load_delegate
 
             delegates = [load_delegate()]
-        float_run = LiteRTRunner(float_bytes, reference=True, preserve_all_tensors=True)
-        quant_run = LiteRTRunner(quant_bytes, reference=True, preserve_all_tensors=True,
-                                 delegates=delegates)
-        float_run.check_batching(samples)
-        quant_run.check_batching(samples)
-        float_run.batch_size = quant_run.batch_size = min(float_run.batch_size,
-                                                          quant_run.batch_size)
+        float_run, quant_run = paired_runners(float_bytes, quant_bytes, samples,
+                                              delegates=delegates)
         ft, qt = fop.outputs[0], qop.outputs[0]
         fi, qi = float_maps[0][ft], quant_maps[0][qt]
         assert qt.quant is not None

@@ -33,7 +33,7 @@ from sdk.run.fidelity import (
     compare_outputs,
     sqnr_db,
 )
-from sdk.run.runner import LiteRTRunner
+from sdk.run.runner import LiteRTRunner, paired_runners
 
 Progress = Callable[[str, int, int], None]
 
@@ -301,14 +301,8 @@ def per_layer_sqnr(float_bytes: bytes, float_maps: list[dict[Tensor, int]], floa
                               notes.get(t, ""))
                 for (name, op_type, prec, t, _, _, _), s, n in zip(pairs, signal, noise,
                                                                    strict=True)]
-    float_run = LiteRTRunner(float_bytes, reference=True, preserve_all_tensors=True)
-    quant_run = LiteRTRunner(quant_bytes, reference=True, preserve_all_tensors=True,
-                             delegates=delegates)
-    # both must see identical batches
-    float_run.check_batching(samples)
-    quant_run.check_batching(samples)
-    batch = min(float_run.batch_size, quant_run.batch_size)
-    float_run.batch_size = quant_run.batch_size = batch
+    float_run, quant_run = paired_runners(float_bytes, quant_bytes, samples,
+                                          delegates=delegates)
     signal = np.zeros(len(pairs))
     noise = np.zeros(len(pairs))
     for _ in zip(float_run.run(samples, on_batch=on_batch), quant_run.run(samples),

@@ -215,3 +215,19 @@ class LiteRTRunner(_SampleRunner):
             per_sample = max(1, at_two - self.tensor_bytes())
             self.batch_size = max(1, min(self.batch_size, default_budget().memory_bytes
                                          // (PEAK_FACTOR * per_sample)))
+
+
+def paired_runners(float_model: bytes, quant_model: bytes, samples: SampleSet, *,
+                   delegates: list[Any] | None = None) -> tuple[LiteRTRunner, LiteRTRunner]:
+    """Reference-kernel runners over a float model and its quantised version (with `delegates`,
+    e.g. the edgesdk delegate for its custom ops) that keep every intermediate tensor and take
+    the same batches of `samples`: the smaller of the sizes each can take, so that their
+    tensors can be compared batch by batch."""
+    float_run = LiteRTRunner(float_model, reference=True, preserve_all_tensors=True)
+    quant_run = LiteRTRunner(quant_model, reference=True, preserve_all_tensors=True,
+                             delegates=delegates)
+    float_run.check_batching(samples)
+    quant_run.check_batching(samples)
+    float_run.batch_size = quant_run.batch_size = min(float_run.batch_size,
+                                                      quant_run.batch_size)
+    return float_run, quant_run
