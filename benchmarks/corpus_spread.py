@@ -13,8 +13,10 @@ onnxruntime's QDQ for ONNX files), then scores both on `--sets` held-out sets of
 samples (default the protocol's 32; `--set-size 8` the old one; seeds 2, 1002, 2002, ...; the
 first is corpus.py's): per set the worst-output SQNR, and over
 all of them its median, min and max, the SQNR over every sample at once and, for an output that
-is a probability under 0.5, the logit's error (rms and mean; what moves a threshold decision).
-Prints JSON.
+is a probability under 0.5, the logit's error (rms and mean; what moves a threshold decision)
+and, per set, the logit error on its decisive sample (the one of largest float output, which
+holds most of the set's signal power). With a peer, `compare` says on how many sets ours is at
+least the peer's SQNR, and the quartiles of both. Prints JSON.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import math
 import sys
 import tempfile
 from pathlib import Path
-from statistics import median
+from statistics import median, quantiles
 from typing import Any
 
 import numpy as np
@@ -79,24 +81,65 @@ def spread(name: str, sets: int, cal_seed: int = 1, peers: bool = True,
             got_out = [runner(s) for s in flat]
             idx = measure.align(ref_runner.names, [o.size for o in ref_out[0]], runner.names,
                                 [o.size for o in got_out[0]])
-            per_set = []
-            for k in range(sets):
-                rows = range(k * set_size, (k + 1) * set_size)
-                per_set.append(min(
-                    _sqnr(np.concatenate([np.ravel(ref_out[i][r]) for i in rows]).astype(float),
-                          np.concatenate([np.ravel(got_out[i][j]) for i in rows]).astype(float))
-                    for r, j in zip(idx_ref, idx, strict=True)))
-            ref0 = np.array([np.ravel(o[0]) for o in ref_out], float)
-            got0 = np.array([np.ravel(o[idx[0]]) for o in got_out], float)
-            res: dict[str, Any] = {
-                "first_set_db": per_set[0], "median_db": median(per_set),
-                "min_db": min(per_set), "max_db": max(per_set),
-                "all_samples_db": _sqnr(ref0, got0), "per_set_db": per_set}
-            if ref0.size and ref0.min() >= 0 and ref0.max() < 0.5:
-                err = _logit(got0) - _logit(ref0)
-                res["logit_error_rms"] = float(np.sqrt(np.mean(err ** 2)))
-                res["logit_error_mean"] = float(np.mean(err))
+            ref_rows = [[np.ravel(ref_out[i][r]) for r in idx_ref] for i in range(len(flat))]
+            got_rows = [[np.ravel(got_out[i][j]) for j in idx] for i in range(len(flat))]
+            res = per_set_stats(ref_rows, got_rows, sets, set_size)
             out["tools"][tool] = res
+    if len(out["tools"]) == 2:
+        peer = next(v for k, v in out["tools"].items() if k != "edgesdk")
+        out["compare"] = compare(out["tools"]["edgesdk"], peer)
+    return out
+
+
+def per_set_stats(ref_rows: list[list[np.ndarray]], got_rows: list[list[np.ndarray]],
+                  sets: int, set_size: int) -> dict[str, Any]:
+    """One tool's figures from its outputs and the float ones, per sample a list of the
+    outputs in the same order (`sets` consecutive sets of `set_size` samples): per set the
+    worst-output SQNR, their median, quartiles, min and max, the SQNR over all samples of the
+    first output and, where that output is a probability under 0.5, the logit's error (rms,
+    mean) and, for one value per sample, its error on each set's decisive sample (the largest
+    float value: the one that holds most of the set's signal power)."""
+    per_set = []
+    for k in range(sets):
+        rows = range(k * set_size, (k + 1) * set_size)
+        per_set.append(min(
+            _sqnr(np.concatenate([ref_rows[i][r] for i in rows]).astype(float),
+                  np.concatenate([got_rows[i][r] for i in rows]).astype(float))
+            for r in range(len(ref_rows[0]))))
+    ref0 = np.array([o[0] for o in ref_rows], float)
+    got0 = np.array([o[0] for o in got_rows], float)
+    res: dict[str, Any] = {
+        "first_set_db": per_set[0], "median_db": median(per_set),
+        "min_db": min(per_set), "max_db": max(per_set),
+        "all_samples_db": _sqnr(ref0, got0), "per_set_db": per_set}
+    if len(per_set) >= 2:
+        q1, _, q3 = quantiles(per_set, n=4)
+        res["quartiles_db"] = [q1, q3]
+    if ref0.size and ref0.min() >= 0 and ref0.max() < 0.5:
+        err = _logit(got0) - _logit(ref0)
+        res["logit_error_rms"] = float(np.sqrt(np.mean(err ** 2)))
+        res["logit_error_mean"] = float(np.mean(err))
+        if ref0.shape[1] == 1:
+            top = [k * set_size + int(np.argmax(ref0[k * set_size:(k + 1) * set_size, 0]))
+                   for k in range(sets)]
+            decisive = err[top, 0]
+            res["decisive_logit_error"] = [float(e) for e in decisive]
+            res["decisive_logit_error_rms"] = float(np.sqrt(np.mean(decisive ** 2)))
+    return res
+
+
+def compare(ours: dict[str, Any], peer: dict[str, Any]) -> dict[str, Any]:
+    """Ours against the peer set by set (`per_set_stats` of each, the same sets): on how many
+    sets ours is at least the peer's SQNR, the median difference and, where both have them,
+    on how many sets our decisive-sample logit error is no larger than the peer's."""
+    a, b = ours["per_set_db"], peer["per_set_db"]
+    out: dict[str, Any] = {
+        "sets": len(a), "sets_ours_at_least_peer": sum(x >= y for x, y in zip(a, b, strict=True)),
+        "median_difference_db": median(x - y for x, y in zip(a, b, strict=True))}
+    if "decisive_logit_error" in ours and "decisive_logit_error" in peer:
+        out["decisive_ours_no_larger"] = sum(
+            abs(x) <= abs(y) for x, y in zip(ours["decisive_logit_error"],
+                                             peer["decisive_logit_error"], strict=True))
     return out
 
 
