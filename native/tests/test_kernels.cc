@@ -595,6 +595,58 @@ EDGE_TEST(conv2d_fused_requant_multiplier_regimes) {
   EDGE_CHECK(failures == 0);
 }
 
+// The fused sub-byte GEMM over many rows per call (AVX2: qs8_qc4w/qc2w_gemm_requant_4x16c4
+// take up to GemmQs8Kernel::mr = 64 rows of one tile, in 4-row groups and a 1-3 row tail, the
+// epilogue constants loaded once per call, rows requantised and clamped in pairs): 1x1 convs
+// over the MobileNet's small K (8-96), pixel counts around the 64-row calls and the 4-row
+// groups, channel tails, narrow clamps, weight zero points, every rounding rule, 1 and 2
+// threads; bit-exact against the reference on every ISA of the host.
+EDGE_TEST(conv2d_fused_subbyte_pointwise_row_calls) {
+  Rng rng(41);
+  int failures = 0, cases = 0;
+  const int32_t pixels[] = {1, 2, 3, 5, 7, 63, 64, 65, 66, 67, 129, 200};
+  const int32_t ks[] = {8, 16, 24, 32, 40, 96};
+  const int32_t ocs[] = {5, 16, 17, 24, 40, 96};
+  const WeightType types[] = {WeightType::kInt4, WeightType::kTernary, WeightType::kInt2};
+  edge::ThreadPool pool2(2);
+  for (int trial = 0; trial < 36; ++trial) {
+    edge::ConvGeometry g;
+    g.kernel_height = g.kernel_width = 1;
+    g.padding = edge::Padding::kValid;
+    g.input_height = 1;
+    g.input_width = pixels[trial % 12];
+    g.input_channels = ks[rng.uniform(0, 5)];
+    const int32_t oc = ocs[rng.uniform(0, 5)];
+    const WeightType type = types[trial % 3];
+    FcProblem p = random_fc(rng, type, 1, oc, g.input_channels);
+    p.options.rounding = static_cast<edge::Rounding>(rng.uniform(0, 2));
+    if (trial % 4 == 1) p.options.clamp = edge::ClampRange{-20, 90};  // narrow, both sides
+    if (trial % 4 == 3) p.options.clamp = edge::ClampRange{-128, -100};
+    const std::vector<int8_t> input = rng.int8s(
+        static_cast<std::size_t>(g.input_width) * g.input_channels, -128, 127);
+    const std::vector<int8_t> want = reference_conv_int8(g, oc, input, p);
+    const edge::PackedWeights w = pack(p);
+    ++cases;
+    for (Isa isa : test_isas()) {
+      edge::Conv2D conv(w.view(), conv_options(p, g, isa));
+      for (edge::ThreadPool* pool : {static_cast<edge::ThreadPool*>(nullptr), &pool2}) {
+        std::vector<int8_t> got(want.size(), 0x55);
+        conv.run(input.data(), got.data(), pool);
+        const long b = first_mismatch(got, want);
+        if (b >= 0) {
+          ++failures;
+          std::printf("  pointwise mismatch %s %s %s pixels=%d k=%d oc=%d rounding=%d at %ld\n",
+                      edge::weight_type_name(type), edge::isa_name(isa), conv.kernel_name(),
+                      g.input_width, g.input_channels, oc,
+                      static_cast<int>(p.options.rounding), b);
+        }
+      }
+    }
+  }
+  std::printf("  %d cases, %d failed\n", cases, failures);
+  EDGE_CHECK(failures == 0);
+}
+
 // The indirect conv (qs8_*_igemm_requant_*, on the ISAs whose table has one; taken when the
 // input channels are a multiple of the weights' block_k, or padded to one): padding on every
 // side, strides, dilations, batches,

@@ -503,61 +503,122 @@ inline int variant_index(const GemmQs8Params& p) {
   return (v.wzp ? 2 : 0) + (v.rare ? 1 : 0);
 }
 
-// GEMM: requantises and stores R rows of 16 int32 sums (acc[r][0]: channels 0..7, [1]: 8..15)
-// to which the bias is not yet added. The tile's tables are loaded once for the R rows, and
-// each row is requantised and stored straight away.
+// GEMM: the tile's epilogue constants (TileRequant, load_tile_requant), read once per call,
+// and the requantisation and store of R rows of 16 int32 sums (acc[r][0]: channels 0..7, [1]:
+// 8..15) with them (store_requant_rows), each row stored straight away.
 // kHi: every channel's shift is 32 to 53 (GemmQs8Params::shift_32_53): requant8_hi, the output
 // zero point already in its rounding constant. kBiasIn: the sums already start from the bias.
+// A call over many row groups (the sub-byte GEMM, gemm_subbyte_requant) loads them once for
+// all its groups instead of once per 4 rows.
+template <bool kWzp, bool kRare, bool kHi>
+struct TileRequant {
+  __m256i bias[2], wzp[2], pre[2], offset[2];
+  __m256i qmin8, qmax8;  // the clamp as int8 lanes, applied after the saturating packs
+  __m256i pair_order;    // vpermd index: two rows' packed dwords -> row 0 | row 1
+  Requant8 rq[2];
+  Requant8Hi rh[2];
+  std::size_t nc;
+};
+
+template <bool kWzp, bool kRare, bool kHi>
+[[gnu::always_inline]] inline void load_tile_requant(const GemmQs8Params& p, std::size_t tile,
+                                                     std::size_t nc,
+                                                     TileRequant<kWzp, kRare, kHi>* e) {
+  const std::size_t c0 = tile * 16;
+  const RequantEvenOdd& t = p.tiles[tile];
+  const __m256i zp = _mm256_set1_epi32(p.out_zero_point);
+  // Clamping the int8 results of the saturating packs to [qmin, qmax] equals clamping the int32
+  // values before them (the packs clamp to [-128, 127]; qmin <= qmax both in it or cut to it).
+  auto to_int8 = [](int32_t v) { return static_cast<char>(v < -128 ? -128 : v > 127 ? 127 : v); };
+  e->qmin8 = _mm256_set1_epi8(to_int8(p.out_min));
+  e->qmax8 = _mm256_set1_epi8(to_int8(p.out_max));
+  e->pair_order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  e->nc = nc;
+  for (int h = 0; h < 2; ++h) {
+    e->bias[h] = load_i32(p.bias + c0 + 8 * h);
+    if constexpr (kWzp) {
+      e->wzp[h] =
+          p.wzp != nullptr ? load_i32(p.wzp + c0 + 8 * h) : _mm256_set1_epi32(p.wzp_uniform);
+    }
+    if constexpr (kRare) e->pre[h] = load_i32(p.pre_shift + c0 + 8 * h);
+    if constexpr (kHi) {
+      e->rh[h] = load_requant8_hi(t, h);
+    } else {
+      e->rq[h] = load_requant8(t, h);
+      e->offset[h] = _mm256_sub_epi32(e->rq[h].unbias, zp);
+    }
+  }
+}
+
+// Row r's 16 requantised int32 values as 8 int16 pairs per half: [lo0-3 hi0-3 | lo4-7 hi4-7].
+template <bool kWzp, bool kRare, bool kHi, bool kBiasIn>
+[[gnu::always_inline]] inline __m256i requant_row16(const __m256i* acc, int32_t row_sum,
+                                                    const TileRequant<kWzp, kRare, kHi>& e) {
+  __m256i y[2];
+  for (int h = 0; h < 2; ++h) {
+    __m256i v = kBiasIn ? acc[h] : _mm256_add_epi32(acc[h], e.bias[h]);
+    if constexpr (kWzp) {
+      v = _mm256_sub_epi32(v, _mm256_mullo_epi32(e.wzp[h], _mm256_set1_epi32(row_sum)));
+    }
+    if constexpr (kRare) v = _mm256_sllv_epi32(v, e.pre[h]);
+    if constexpr (kHi) {
+      y[h] = requant8_hi(v, e.rh[h], kRare);
+    } else {
+      y[h] = _mm256_sub_epi32(requant8_biased(v, e.rq[h], kRare), e.offset[h]);
+    }
+  }
+  return _mm256_packs_epi32(y[0], y[1]);
+}
+
+inline void store_row16(int8_t* out, __m128i b, std::size_t nc) {
+  if (nc >= 16) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), b);
+  } else {
+    store_bytes(out, b, nc);
+  }
+}
+
+// Rows in pairs: the two rows' int16 values packed to bytes by one vpacksswb, put in order by
+// one vpermd and clamped by one vpmaxsb / vpminsb for 32 outputs (a row alone: per 16 outputs
+// vpacksswb, vpshufd and the byte clamp), instead of 4 int32 min / max, the extract and the
+// shuffle per row.
+template <int R, bool kWzp, bool kRare, bool kHi, bool kBiasIn>
+[[gnu::always_inline]] inline void store_requant_rows(
+    __m256i (*acc)[2], const int32_t* row_sums, std::size_t sums_stride,
+    const TileRequant<kWzp, kRare, kHi>& e, int8_t* out, std::size_t out_stride) {
+  int r = 0;
+  for (; r + 2 <= R; r += 2) {
+    const __m256i w0 = requant_row16<kWzp, kRare, kHi, kBiasIn>(
+        acc[r], kWzp ? row_sums[r * sums_stride] : 0, e);
+    const __m256i w1 = requant_row16<kWzp, kRare, kHi, kBiasIn>(
+        acc[r + 1], kWzp ? row_sums[(r + 1) * sums_stride] : 0, e);
+    // bytes per lane: [row 0 lo, row 0 hi, row 1 lo, row 1 hi] (4 channels each); lane 0 holds
+    // channels 0-3 and 8-11, lane 1 4-7 and 12-15
+    __m256i b = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w0, w1), e.pair_order);
+    b = _mm256_min_epi8(_mm256_max_epi8(b, e.qmin8), e.qmax8);
+    store_row16(out + r * out_stride, _mm256_castsi256_si128(b), e.nc);
+    store_row16(out + (r + 1) * out_stride, _mm256_extracti128_si256(b, 1), e.nc);
+  }
+  if (r < R) {
+    const __m256i w = requant_row16<kWzp, kRare, kHi, kBiasIn>(
+        acc[r], kWzp ? row_sums[r * sums_stride] : 0, e);
+    __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+    b = _mm_shuffle_epi32(b, _MM_SHUFFLE(3, 1, 2, 0));
+    b = _mm_min_epi8(_mm_max_epi8(b, _mm256_castsi256_si128(e.qmin8)),
+                     _mm256_castsi256_si128(e.qmax8));
+    store_row16(out + r * out_stride, b, e.nc);
+  }
+}
+
+// Both steps for one group of R rows (the int8 GEMM and the indirect kernels: one group a call).
 template <int R, bool kWzp, bool kRare, bool kHi, bool kBiasIn = false>
 [[gnu::always_inline]] inline void requant_store_rows(
     __m256i (*acc)[2], const int32_t* row_sums, std::size_t sums_stride, const GemmQs8Params& p,
     std::size_t tile, std::size_t nc, int8_t* out, std::size_t out_stride) {
-  const std::size_t c0 = tile * 16;
-  const RequantEvenOdd& t = p.tiles[tile];
-  const bool full = nc >= 16;
-  int32_t sums[R];
-  for (int r = 0; r < R; ++r) sums[r] = row_sums[r * sums_stride];
-  const __m256i zp = _mm256_set1_epi32(p.out_zero_point);
-  const __m256i qmin = _mm256_set1_epi32(p.out_min), qmax = _mm256_set1_epi32(p.out_max);
-  __m256i bias[2], wzp[2], pre[2], offset[2];
-  Requant8 rq[2];
-  Requant8Hi rh[2];
-  for (int h = 0; h < 2; ++h) {
-    bias[h] = load_i32(p.bias + c0 + 8 * h);
-    if constexpr (kWzp) {
-      wzp[h] = p.wzp != nullptr ? load_i32(p.wzp + c0 + 8 * h) : _mm256_set1_epi32(p.wzp_uniform);
-    }
-    if constexpr (kRare) pre[h] = load_i32(p.pre_shift + c0 + 8 * h);
-    if constexpr (kHi) {
-      rh[h] = load_requant8_hi(t, h);
-    } else {
-      rq[h] = load_requant8(t, h);
-      offset[h] = _mm256_sub_epi32(rq[h].unbias, zp);
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    __m256i y[2];
-    for (int h = 0; h < 2; ++h) {
-      __m256i v = kBiasIn ? acc[r][h] : _mm256_add_epi32(acc[r][h], bias[h]);
-      if constexpr (kWzp) {
-        v = _mm256_sub_epi32(v, _mm256_mullo_epi32(wzp[h], _mm256_set1_epi32(sums[r])));
-      }
-      if constexpr (kRare) v = _mm256_sllv_epi32(v, pre[h]);
-      __m256i q;
-      if constexpr (kHi) {
-        q = requant8_hi(v, rh[h], kRare);
-      } else {
-        q = _mm256_sub_epi32(requant8_biased(v, rq[h], kRare), offset[h]);
-      }
-      y[h] = _mm256_min_epi32(_mm256_max_epi32(q, qmin), qmax);
-    }
-    const __m128i b = pack16_int8(y[0], y[1]);
-    if (full) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r * out_stride), b);
-    } else {
-      store_bytes(out + r * out_stride, b, nc);
-    }
-  }
+  TileRequant<kWzp, kRare, kHi> e;
+  load_tile_requant(p, tile, nc, &e);
+  store_requant_rows<R, kWzp, kRare, kHi, kBiasIn>(acc, row_sums, sums_stride, e, out,
+                                                    out_stride);
 }
 
 // int8 weights, fused: int8_dot_rows' sums (int16 rows, vpmaddwd) kept in registers.
@@ -590,16 +651,58 @@ void gemm_int8_requant(std::size_t rows, std::size_t nblocks, const uint8_t* w, 
       nblocks, w, x, x_stride, row_sums, sums_stride, p, tile, nc, out, out_stride);
 }
 
-// Sub-byte weights, fused: subbyte_dot_rows' sums kept in registers.
+// Sub-byte weights, fused: subbyte_dot_rows' sums kept in registers, 4 rows at a time, over
+// every row of the call (GemmQs8Kernel::mr of these kernels is kSubbyteRowsPerCall, not 4: the
+// plan hands a call up to that many rows of one tile). At small K (1x1 convs over 16-96
+// channels: 2-12 blocks) the tile's epilogue constants (load_tile_requant: ~30 vector
+// instructions), the call and its variant dispatch weighed as much as a 4-row group's dot
+// products; they are now paid once per call. The rows' 4-row groups and the 1-3 row tail run
+// the same dot products and epilogue as before.
+constexpr uint32_t kSubbyteRowsPerCall = 64;
+
 template <int kBits, int R, bool kWzp, bool kRare, bool kHi>
-void gemm_subbyte_requant_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
-                               std::size_t x_stride, const int32_t* row_sums,
+[[gnu::always_inline]] inline void subbyte_requant_group(
+    std::size_t nblocks, const uint8_t* w, const uint8_t* x, std::size_t x_stride,
+    const int32_t* row_sums, std::size_t sums_stride, const int32_t* bias,
+    const TileRequant<kWzp, kRare, kHi>& e, int8_t* out, std::size_t out_stride) {
+  __m256i acc32[R][2];
+  subbyte_dot_rows<kBits, R>(nblocks, w, x, x_stride, acc32, bias);
+  store_requant_rows<R, kWzp, kRare, kHi, true>(acc32, row_sums, sums_stride, e, out,
+                                                out_stride);
+}
+
+template <int kBits, bool kWzp, bool kRare, bool kHi>
+void gemm_subbyte_requant_call(std::size_t rows, std::size_t nblocks, const uint8_t* w,
+                               const uint8_t* x, std::size_t x_stride, const int32_t* row_sums,
                                std::size_t sums_stride, const GemmQs8Params& p, std::size_t tile,
                                std::size_t nc, int8_t* out, std::size_t out_stride) {
-  __m256i acc32[R][2];
-  subbyte_dot_rows<kBits, R>(nblocks, w, x, x_stride, acc32, p.bias + tile * 16);
-  requant_store_rows<R, kWzp, kRare, kHi, true>(acc32, row_sums, sums_stride, p, tile, nc, out,
-                                                out_stride);
+  TileRequant<kWzp, kRare, kHi> e;
+  load_tile_requant(p, tile, nc, &e);
+  const int32_t* bias = p.bias + tile * 16;
+  std::size_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    subbyte_requant_group<kBits, 4>(nblocks, w, x + r * x_stride, x_stride,
+                                    row_sums + r * sums_stride, sums_stride, bias, e,
+                                    out + r * out_stride, out_stride);
+  }
+  x += r * x_stride;
+  row_sums += r * sums_stride;
+  out += r * out_stride;
+  switch (rows - r) {
+    case 3:
+      subbyte_requant_group<kBits, 3>(nblocks, w, x, x_stride, row_sums, sums_stride, bias, e,
+                                      out, out_stride);
+      break;
+    case 2:
+      subbyte_requant_group<kBits, 2>(nblocks, w, x, x_stride, row_sums, sums_stride, bias, e,
+                                      out, out_stride);
+      break;
+    case 1:
+      subbyte_requant_group<kBits, 1>(nblocks, w, x, x_stride, row_sums, sums_stride, bias, e,
+                                      out, out_stride);
+      break;
+    default: break;
+  }
 }
 
 template <int kBits>
@@ -607,18 +710,16 @@ void gemm_subbyte_requant(std::size_t rows, std::size_t nblocks, const uint8_t* 
                           const uint8_t* x, std::size_t x_stride, const int32_t* row_sums,
                           std::size_t sums_stride, const GemmQs8Params& p, std::size_t tile,
                           std::size_t nc, int8_t* out, std::size_t out_stride) {
-  using Fn = decltype(&gemm_subbyte_requant_rows<kBits, 1, false, false, false>);
-#define EDGE_AVX2_SUBBYTE_ROWS(W, X, H)                                                        \
-  {gemm_subbyte_requant_rows<kBits, 1, W, X, H>, gemm_subbyte_requant_rows<kBits, 2, W, X, H>, \
-   gemm_subbyte_requant_rows<kBits, 3, W, X, H>, gemm_subbyte_requant_rows<kBits, 4, W, X, H>}
-  static constexpr Fn kByRows[2][4][4] = {
-      {EDGE_AVX2_SUBBYTE_ROWS(false, false, false), EDGE_AVX2_SUBBYTE_ROWS(false, true, false),
-       EDGE_AVX2_SUBBYTE_ROWS(true, false, false), EDGE_AVX2_SUBBYTE_ROWS(true, true, false)},
-      {EDGE_AVX2_SUBBYTE_ROWS(false, false, true), EDGE_AVX2_SUBBYTE_ROWS(false, true, true),
-       EDGE_AVX2_SUBBYTE_ROWS(true, false, true), EDGE_AVX2_SUBBYTE_ROWS(true, true, true)}};
-#undef EDGE_AVX2_SUBBYTE_ROWS
-  kByRows[p.shift_32_53 != 0 ? 1 : 0][variant_index(p)][(rows < 4 ? rows : 4) - 1](
-      nblocks, w, x, x_stride, row_sums, sums_stride, p, tile, nc, out, out_stride);
+  using Fn = decltype(&gemm_subbyte_requant_call<kBits, false, false, false>);
+#define EDGE_AVX2_SUBBYTE_CALL(W, X, H) gemm_subbyte_requant_call<kBits, W, X, H>
+  static constexpr Fn kVariants[2][4] = {
+      {EDGE_AVX2_SUBBYTE_CALL(false, false, false), EDGE_AVX2_SUBBYTE_CALL(false, true, false),
+       EDGE_AVX2_SUBBYTE_CALL(true, false, false), EDGE_AVX2_SUBBYTE_CALL(true, true, false)},
+      {EDGE_AVX2_SUBBYTE_CALL(false, false, true), EDGE_AVX2_SUBBYTE_CALL(false, true, true),
+       EDGE_AVX2_SUBBYTE_CALL(true, false, true), EDGE_AVX2_SUBBYTE_CALL(true, true, true)}};
+#undef EDGE_AVX2_SUBBYTE_CALL
+  kVariants[p.shift_32_53 != 0 ? 1 : 0][variant_index(p)](
+      rows, nblocks, w, x, x_stride, row_sums, sums_stride, p, tile, nc, out, out_stride);
 }
 
 // ------------------------------------------------------------------------------ indirect, fused
@@ -1011,7 +1112,8 @@ constexpr GemmKernels kGemm4 = {EDGE_UKERNEL(qs8_qc4w_gemm_1x16c4__avx2, 1),
 constexpr GemmKernels kGemm2 = {EDGE_UKERNEL(qs8_qc2w_gemm_1x16c4__avx2, 1),
                                 EDGE_UKERNEL(qs8_qc2w_gemm_4x16c4__avx2, 4), XFormat::kInt8,
                                 prepare_int8};
-constexpr GemmQs8Kernel kGemmQs8_2 = EDGE_UKERNEL(qs8_qc2w_gemm_requant_4x16c4__avx2, 4);
+constexpr GemmQs8Kernel kGemmQs8_2 =
+    EDGE_UKERNEL(qs8_qc2w_gemm_requant_4x16c4__avx2, kSubbyteRowsPerCall);
 constexpr IgemmQs8Kernel kIgemmQs8_2 = EDGE_UKERNEL(qs8_qc2w_igemm_requant_3x16c4__avx2, 3);
 
 }  // namespace
@@ -1023,7 +1125,8 @@ const IsaKernels kAvx2Kernels = {
     EDGE_NAMED(qs8_qc8w_dwconv_16c__avx2),
     EDGE_NAMED(qs8_qc8w_dwconv_rowx32c4__avx2),
     {EDGE_UKERNEL(qs8_qc8w_gemm_requant_3x16c4__avx2, 3),
-     EDGE_UKERNEL(qs8_qc4w_gemm_requant_4x16c4__avx2, 4), kGemmQs8_2, kGemmQs8_2},
+     EDGE_UKERNEL(qs8_qc4w_gemm_requant_4x16c4__avx2, kSubbyteRowsPerCall), kGemmQs8_2,
+     kGemmQs8_2},
     {EDGE_UKERNEL(qs8_qc8w_igemm_requant_6x16c4__avx2, 6),
      EDGE_UKERNEL(qs8_qc4w_igemm_requant_4x16c4__avx2, 4), kIgemmQs8_2, kIgemmQs8_2},
 };

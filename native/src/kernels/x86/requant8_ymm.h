@@ -127,7 +127,7 @@ inline Requant8Hi load_requant8_hi(const Table& t, int h) {
 // The int32 results, the output zero point included (folded into the rounding constant).
 inline __m256i requant8_hi(__m256i v, const Requant8Hi& r, bool negative_add) {
   const Sums64 a = rounded_sums64(v, r, negative_add);
-  // even lanes: the high dword of ae moved down; odd lanes: ao's high dword where it is
+  // even lanes: the high dword of a.e moved down; odd lanes: a.o's high dword where it is
   return _mm256_srav_epi32(interleave_dwords(_mm256_srli_epi64(a.e, 32), a.o), r.shift);
 }
 
