@@ -131,3 +131,22 @@ def test_few_samples_hold_out_more_for_the_check_only_with_a_target(tmp_path) ->
     assert res.fidelity.samples == res.planner.check_samples == 15  # half, short of 20
     assert any("15 of the 30 calibration samples held out" in n for n in res.notes)
     assert any("only 15 sample(s)" in n for n in res.planner.notes)
+
+
+def test_target_check_samples_are_spread_over_ordered_data() -> None:
+    """Calibration data in time order (windows of one stream): the planner's check is taken
+    evenly over it, not from its tail (oww_silero_vad_v4's tail had no speech onset); the
+    export without a target keeps its tail split."""
+    from sdk.base.samples import InputSpec
+    from sdk.exporter import _samples
+
+    specs = [InputSpec("x", (1, 4), np.dtype(np.float32), True, ("x",))]
+    data = np.repeat(np.arange(32, dtype=np.float32)[:, None], 4, axis=1)  # sample i holds i
+    cal, check, _ = _samples(data, None, specs, 1000, 0.2, MIN_CONFIDENT_SAMPLES)
+    got = sorted(int(v) for v in check.arrays[0][:, 0])
+    assert got == list(range(1, 32, 2))  # every other sample, both halves of the stream
+    assert sorted(int(v) for v in cal.arrays[0][:, 0]) == list(range(0, 32, 2))
+    assert "evenly spaced" in check.source
+    plain_cal, plain_check, _ = _samples(data, None, specs, 1000, 0.2)
+    assert [int(v) for v in plain_check.arrays[0][:, 0]] == list(range(26, 32))
+    assert len(plain_cal) == 26

@@ -67,12 +67,16 @@ def _layer(res, keyword: str) -> str:
 
 
 def test_target_sqnr_keeps_the_responsible_layers_wider(net, data, tmp_path) -> None:
+    # the same held-out samples for both exports (without validation=, target_sqnr= takes its
+    # check evenly spaced over the calibration data, the plain export its tail)
+    cal, val = data[:160], data[160:]
     with pytest.warns(FidelityWarning):
-        plain = sdk.export(net, "int8", calibration=data, output=tmp_path / "plain.tflite")
+        plain = sdk.export(net, "int8", calibration=cal, validation=val,
+                           output=tmp_path / "plain.tflite")
     assert plain.planner is None
     assert plain.fidelity.min_sqnr_db < 15  # the "lost" output without a target
 
-    res = sdk.export(net, "int8", calibration=data, output=tmp_path / "t.tflite",
+    res = sdk.export(net, "int8", calibration=cal, validation=val, output=tmp_path / "t.tflite",
                      target_sqnr=30)
     planner = res.planner
     assert planner is not None and planner.met
@@ -173,8 +177,8 @@ def test_planner_measures_layers_only_where_it_picks(net, data, tmp_path, monkey
     monkeypatch.setattr(fidelity, "LiteRTRunner", Counting)
     monkeypatch.setattr(fidelity, "per_layer_sqnr", per_layer)
     monkeypatch.setattr(sdk.exporter, "per_layer_sqnr", per_layer)  # what the planner asks
-    res = sdk.export(net, "int8", calibration=data, output=tmp_path / "t.tflite",
-                     target_sqnr=30)
+    res = sdk.export(net, "int8", calibration=data[:160], validation=data[160:],
+                     output=tmp_path / "t.tflite", target_sqnr=30)
     report = res.planner
     assert report.met and all(o.sqnr_db >= 30 for o in res.fidelity.outputs)
     assert report.exports >= 3  # a search of several exports, not one lucky step
@@ -198,12 +202,12 @@ def test_planner_exports_are_bounded(net, data, tmp_path, monkeypatch) -> None:
     import sdk.exporter
     from sdk.converters.quantize import planner
 
-    free = sdk.export(net, "int8", calibration=data, output=tmp_path / "f.tflite",
+    split = {"calibration": data[:160], "validation": data[160:]}  # a search of several steps
+    free = sdk.export(net, "int8", **split, output=tmp_path / "f.tflite",
                       target_sqnr=30).planner
     assert free.exports > 3  # the search prunes when it may
     monkeypatch.setattr(sdk.exporter, "plan_to_target",
                         functools.partial(planner.plan_to_target, max_exports=3))
-    res = sdk.export(net, "int8", calibration=data, output=tmp_path / "b.tflite",
-                     target_sqnr=30)
+    res = sdk.export(net, "int8", **split, output=tmp_path / "b.tflite", target_sqnr=30)
     assert res.planner.met and res.planner.exports <= 3 < free.exports
     assert all(o.sqnr_db >= 30 for o in res.fidelity.outputs)
