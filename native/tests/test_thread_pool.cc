@@ -378,22 +378,25 @@ EDGE_TEST(thread_pool_pins_workers_to_big_cores) {
 }
 #endif
 
-// split_work covers every (row, tile) once, in row blocks of whole mr rows (but the last), and
-// on the small layers of a MobileNet (5x5 to 20x20 outputs, 1-80 tiles) gives no thread more
-// than 1/8 over an even share, nor more than 1/N + one task's work on any shape tried. The
-// split it replaced gave 5x5 -> 160 channels (25 rows, 10 tiles, mr 8) 3 of 5 tasks on one
-// thread of 2 (0.83 of an even split), and 10x10 outputs row blocks of 64 + 36 rows.
+// split_work covers every (row, tile) once; gives no thread more than an even share plus one
+// task; on the small layers of a MobileNet (5x5 to 20x20 outputs, 2 threads) no more than 1/8
+// over an even share (cost: task_cost); and splits channels inside an output cache line only
+// where rows alone cannot balance. The split it replaced gave 5x5 -> 160 channels (25 rows,
+// 10 tiles, mr 8) 3 of 5 tasks on one thread of 2, 10x10 outputs row blocks of 64 + 36 rows,
+// and a 10x10 -> 64-channel int8 output two 32-channel chunks (both threads writing every
+// 64-byte output line).
 EDGE_TEST(split_work_covers_once_and_balances_small_layers) {
   using edge::detail::WorkSplit;
   long failures = 0;
   for (int threads : {2, 3, 4, 8}) {
     for (std::size_t mr : {std::size_t{1}, std::size_t{4}, std::size_t{8}}) {
       for (std::size_t rows : {1, 7, 25, 36, 100, 196, 400, 1600, 6400}) {
-        for (std::size_t tiles : {1, 2, 3, 5, 6, 10, 12, 24, 36, 60, 63, 80}) {
-          const WorkSplit w = edge::detail::split_work(rows, tiles, mr, threads, 64);
+        for (std::size_t tiles : {1, 2, 3, 4, 5, 6, 10, 12, 24, 36, 60, 63, 80}) {
+          const std::size_t row_bytes = tiles * 16, tile_bytes = 16;  // int8, n = 16 tiles
+          const WorkSplit w =
+              edge::detail::split_work(rows, tiles, mr, threads, 64, row_bytes, tile_bytes);
           std::vector<int> hits(rows * tiles, 0);
-          bool shape_ok = w.tasks() >= 1 && w.row_block >= 1 && w.row_block <= 64 &&
-                          (w.row_blocks == 1 || w.row_block % mr == 0);
+          bool shape_ok = w.tasks() >= 1 && w.row_block >= 1 && w.row_block <= 64;
           std::size_t total = 0, biggest_task = 0;
           for (std::size_t t = 0; t < w.tasks() && shape_ok; ++t) {
             const std::size_t r0 = w.row_block_of(t) * w.row_block;
@@ -401,37 +404,45 @@ EDGE_TEST(split_work_covers_once_and_balances_small_layers) {
             const std::size_t r1 = std::min(rows, r0 + w.row_block);
             const std::size_t c1 = std::min(tiles, c0 + w.tile_chunk);
             shape_ok = r0 < r1 && c0 < c1;
-            for (std::size_t r = r0; r < r1; ++r) {
+            for (std::size_t r = r0; r < r1 && shape_ok; ++r) {
               for (std::size_t c = c0; c < c1; ++c) ++hits[r * tiles + c];
             }
-            const std::size_t work = (r1 - r0 + mr - 1) / mr * mr * (c1 - c0);
-            total += work;
-            biggest_task = std::max(biggest_task, work);
+            const std::size_t cost = edge::detail::task_cost(r1 - r0, c1 - c0, mr);
+            total += cost;
+            biggest_task = std::max(biggest_task, cost);
           }
           bool once = shape_ok;
           for (int h : hits) once = once && h == 1;
           const std::size_t n = static_cast<std::size_t>(threads);
+          const std::size_t even = (total + n - 1) / n;
           const std::size_t busiest =
               edge::detail::busiest_thread_work(w, rows, tiles, mr, threads);
-          const bool bounded = busiest <= (total + n - 1) / n + biggest_task;
+          const bool bounded = busiest <= even + biggest_task;
           const bool small_layer = threads == 2 && mr == 8 && rows >= 25 && rows <= 400 &&
                                    tiles >= 2 * n;
-          const bool even = !small_layer || 8 * busiest <= 9 * ((total + n - 1) / n);
-          if (!once || !bounded || !even) {
+          const bool balanced = !small_layer || 8 * busiest <= 9 * even;
+          // Rows alone balance 2 threads on >= 36 rows: no chunk may split a cache line there.
+          const bool lines = !(threads == 2 && rows >= 36) ||
+                             !edge::detail::shares_lines(w, row_bytes, tile_bytes);
+          if (!once || !bounded || !balanced || !lines) {
             ++failures;
             std::printf("  split rows=%zu tiles=%zu mr=%zu threads=%d: %zu x %zu rows, %zu x %zu "
-                        "tiles, busiest %zu of %zu%s%s%s\n",
+                        "tiles, busiest %zu of %zu%s%s%s%s\n",
                         rows, tiles, mr, threads, w.row_blocks, w.row_block, w.tile_chunks,
                         w.tile_chunk, busiest, total, once ? "" : " (not covered once)",
                         bounded ? "" : " (over a task above even)",
-                        even ? "" : " (over 1/8 above even)");
+                        balanced ? "" : " (over 1/8 above even)",
+                        lines ? "" : " (chunks share output lines)");
           }
         }
       }
     }
   }
-  const WorkSplit one = edge::detail::split_work(100, 10, 8, 1, 64);
+  const WorkSplit one = edge::detail::split_work(100, 10, 8, 1, 64, 160, 16);
   EDGE_CHECK(one.tile_chunks == 1 && one.row_block == 64 && one.row_blocks == 2);
+  // 10x10 -> 64 channels, int8: rows split, no two threads on one output line.
+  const WorkSplit pw = edge::detail::split_work(100, 4, 8, 2, 64, 64, 16);
+  EDGE_CHECK(pw.tile_chunks == 1 && pw.row_blocks >= 2);
   EDGE_CHECK(failures == 0);
 }
 

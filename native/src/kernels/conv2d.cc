@@ -380,9 +380,10 @@ struct Conv2D::Impl {
     const std::size_t pixels = static_cast<std::size_t>(geo.g.batch) *
                                static_cast<std::size_t>(geo.out_h) *
                                static_cast<std::size_t>(geo.out_w);
-    const detail::WorkSplit split =
-        cached_split(pixels, plan.ntiles, plan.gemm->gemm.mr, threads, row_block);
     const std::size_t elem = type == OutputType::kInt8 ? 1 : 4;
+    const detail::WorkSplit split = cached_split(pixels, plan.ntiles, plan.gemm->gemm.mr, threads,
+                                                 row_block, static_cast<std::size_t>(plan.n) * elem,
+                                                 kTileN * elem);
     const std::size_t n = static_cast<std::size_t>(plan.n);
     auto task = [&](std::size_t t, int thread) {
       ThreadWorkspace& ws = workspaces[static_cast<std::size_t>(thread)];
@@ -496,7 +497,8 @@ struct Conv2D::Impl {
     // Work is split in whole calls: groups of igemm_tiles tiles (the last may be short).
     const std::size_t step = igemm_tiles;
     const std::size_t groups = (ip.ntiles + step - 1) / step;
-    const detail::WorkSplit split = cached_split(pixels, groups, mr, threads, kConvRowBlock);
+    const detail::WorkSplit split = cached_split(pixels, groups, mr, threads, kConvRowBlock,
+                                                 static_cast<std::size_t>(plan.n), step * kTileN);
     const std::size_t n = static_cast<std::size_t>(plan.n);
     const std::size_t bpt = cin_pad / ip.kb;
     // Tiles per pass over a row block: their weights stay in L2 (as GemmPlan::compute).
@@ -538,9 +540,10 @@ struct Conv2D::Impl {
 
   // split_work's answer for the last thread count (the shape is fixed per plan).
   detail::WorkSplit cached_split(std::size_t rows, std::size_t tiles, std::size_t mr,
-                                 int threads, std::size_t max_row_block) {
+                                 int threads, std::size_t max_row_block, std::size_t row_bytes,
+                                 std::size_t tile_bytes) {
     if (threads != split_threads) {
-      split = detail::split_work(rows, tiles, mr, threads, max_row_block);
+      split = detail::split_work(rows, tiles, mr, threads, max_row_block, row_bytes, tile_bytes);
       split_threads = threads;
     }
     return split;

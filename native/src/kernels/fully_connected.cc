@@ -60,13 +60,14 @@ void run_fc(detail::GemmPlan& p, const int8_t* input, int32_t m, void* output, O
                   p.workspace_sums.data() + r * p.sums_per_row);
   }
   const int threads = pool != nullptr ? pool->num_threads() : 1;
+  const std::size_t elem = type == OutputType::kInt8 ? 1 : 4;
   if (rows != p.split_rows || threads != p.split_threads) {
-    p.split = detail::split_work(rows, p.ntiles, p.gemm->gemm.mr, threads, kFcMaxRowBlock);
+    p.split = detail::split_work(rows, p.ntiles, p.gemm->gemm.mr, threads, kFcMaxRowBlock,
+                                 static_cast<std::size_t>(p.n) * elem, kTileN * elem);
     p.split_rows = rows;
     p.split_threads = threads;
   }
   const detail::WorkSplit split = p.split;
-  const std::size_t elem = type == OutputType::kInt8 ? 1 : 4;
   auto task = [&](std::size_t t, int) {
     const std::size_t rb = split.row_block_of(t), tc = split.tile_chunk_of(t);
     const std::size_t r0 = rb * split.row_block;

@@ -143,6 +143,10 @@ int32_t round_to_int(float v) {
 
 }  // namespace
 
+std::size_t task_cost(std::size_t rows, std::size_t tiles, std::size_t mr) {
+  return tiles * (rows + 2 * ((rows + mr - 1) / mr));
+}
+
 std::size_t busiest_thread_work(const WorkSplit& split, std::size_t rows, std::size_t tiles,
                                 std::size_t mr, int threads) {
   const std::size_t n = static_cast<std::size_t>(std::max(threads, 1));
@@ -153,16 +157,20 @@ std::size_t busiest_thread_work(const WorkSplit& split, std::size_t rows, std::s
     for (std::size_t i = tasks * t / n; i < tasks * (t + 1) / n; ++i) {
       const std::size_t r0 = split.row_block_of(i) * split.row_block;
       const std::size_t c0 = split.tile_chunk_of(i) * split.tile_chunk;
-      const std::size_t r = std::min(rows, r0 + split.row_block) - r0;
-      work += (r + mr - 1) / mr * mr * (std::min(tiles, c0 + split.tile_chunk) - c0);
+      work += task_cost(std::min(rows, r0 + split.row_block) - r0,
+                        std::min(tiles, c0 + split.tile_chunk) - c0, mr);
     }
     most = std::max(most, work);
   }
   return most;
 }
 
+bool shares_lines(const WorkSplit& split, std::size_t row_bytes, std::size_t tile_bytes) {
+  return split.tile_chunks > 1 && (row_bytes % 64 != 0 || split.tile_chunk * tile_bytes % 64 != 0);
+}
+
 WorkSplit split_work(std::size_t rows, std::size_t tiles, std::size_t mr, int threads,
-                     std::size_t max_row_block) {
+                     std::size_t max_row_block, std::size_t row_bytes, std::size_t tile_bytes) {
   WorkSplit w;
   if (rows == 0 || tiles == 0) return w;
   mr = std::max<std::size_t>(mr, 1);
@@ -173,38 +181,42 @@ WorkSplit split_work(std::size_t rows, std::size_t tiles, std::size_t mr, int th
     w.tile_chunks = 1;
     return w;
   }
-  // Every split into equal row blocks (multiples of mr, at most max_row_block rows: as few as
-  // that allows, then more) and equal tile chunks, up to 8 tasks per thread (one row block per
-  // max_row_block rows always), scored by the busiest thread's work; on a tie, at least 4
-  // tasks per thread where the shape has them (threads that run take a late one's tasks),
-  // then fewer tasks.
+  // Every split into equal row blocks (as few as max_row_block allows, then more; each count
+  // with blocks of ceil(rows / count) rows and of that rounded up to whole mr) and equal tile
+  // chunks, up to 8 tasks per thread (one chunk always), scored by the busiest thread's cost,
+  // half as much again where chunks share output cache lines; on a tie, at least 4 tasks per
+  // thread where the shape has them (threads that run take a late one's tasks), then fewer.
   const std::size_t n = static_cast<std::size_t>(threads);
-  const std::size_t want = std::min(4 * n, (rows + mr - 1) / mr * tiles);
+  const std::size_t want = std::min(4 * n, rows * tiles);
   const std::size_t most = std::min(rows, std::max(mr, max_row_block / mr * mr));
   const std::size_t fewest = (rows + most - 1) / most;
   WorkSplit best;
-  std::size_t best_work = 0;
-  for (std::size_t blocks = fewest; blocks <= std::max(fewest, 2 * want); ++blocks) {
-    WorkSplit c;
-    c.row_block = std::min(rows, ((rows + blocks - 1) / blocks + mr - 1) / mr * mr);
-    c.row_blocks = (rows + c.row_block - 1) / c.row_block;
-    if (c.row_blocks != blocks) continue;  // no split into this many blocks of whole mr rows
-    for (std::size_t chunks = 1; chunks <= tiles; ++chunks) {
-      c.tile_chunk = (tiles + chunks - 1) / chunks;
-      c.tile_chunks = (tiles + c.tile_chunk - 1) / c.tile_chunk;
-      if (c.tile_chunks != chunks) continue;
-      if (chunks > 1 && c.tasks() > 2 * want) break;
-      const std::size_t work = busiest_thread_work(c, rows, tiles, mr, threads);
-      const std::size_t tasks = c.tasks(), best_tasks = best.tasks();
-      const bool better = best.tile_chunks == 0 || work < best_work ||
-                          (work == best_work && best_tasks < want && tasks > best_tasks) ||
-                          (work == best_work && tasks >= want && tasks < best_tasks);
-      if (better) {
-        best = c;
-        best_work = work;
+  std::size_t best_score = 0;
+  for (std::size_t blocks = fewest; blocks <= std::min(rows, std::max(fewest, 2 * want));
+       ++blocks) {
+    const std::size_t exact = (rows + blocks - 1) / blocks;
+    for (std::size_t row_block : {exact, std::min(most, (exact + mr - 1) / mr * mr)}) {
+      WorkSplit c;
+      c.row_block = row_block;
+      c.row_blocks = (rows + row_block - 1) / row_block;
+      if (c.row_blocks != blocks) continue;  // not this many blocks of this size
+      for (std::size_t chunks = 1; chunks <= tiles; ++chunks) {
+        c.tile_chunk = (tiles + chunks - 1) / chunks;
+        c.tile_chunks = (tiles + c.tile_chunk - 1) / c.tile_chunk;
+        if (c.tile_chunks != chunks) continue;
+        if (chunks > 1 && c.tasks() > 2 * want) break;
+        const std::size_t work = busiest_thread_work(c, rows, tiles, mr, threads);
+        const std::size_t score = shares_lines(c, row_bytes, tile_bytes) ? work * 3 : work * 2;
+        const std::size_t tasks = c.tasks(), best_tasks = best.tasks();
+        const bool better = best.tile_chunks == 0 || score < best_score ||
+                            (score == best_score && best_tasks < want && tasks > best_tasks) ||
+                            (score == best_score && tasks >= want && tasks < best_tasks);
+        if (better) {
+          best = c;
+          best_score = score;
+        }
       }
     }
-    if (c.row_block <= mr) break;
   }
   return best;
 }

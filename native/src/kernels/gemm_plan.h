@@ -31,7 +31,7 @@ constexpr std::size_t kMaxMr = 8;
 // tasks are whole tile chunks (the same weights on every call, kept in its core's L2) and the
 // threads' outputs meet at one chunk boundary per row, not at every chunk (false sharing).
 struct WorkSplit {
-  std::size_t row_block = 0;    // rows per task (a multiple of mr, but the last block)
+  std::size_t row_block = 0;    // rows per task (the last block may be shorter)
   std::size_t row_blocks = 0;
   std::size_t tile_chunk = 0;   // tiles per task (16-channel tiles, or whole kernel calls)
   std::size_t tile_chunks = 0;
@@ -39,17 +39,25 @@ struct WorkSplit {
   std::size_t row_block_of(std::size_t task) const { return task % row_blocks; }
   std::size_t tile_chunk_of(std::size_t task) const { return task / row_blocks; }
 };
-// One thread: row blocks of max_row_block rows, all tiles per task. Several: row blocks of
-// equal size (multiples of mr, at most max_row_block), and the tile chunking, among those
-// giving at least 4 tasks per thread where the shape has them (so that threads which run take
-// a late one's tasks), whose busiest thread has the least work (rows rounded up to mr, times
-// tiles) under parallel_for's contiguous shares; ties go to fewer tasks.
+// The modelled cost of a task of `rows` rows and `tiles` tiles: a kernel call per mr rows
+// costs about 2 rows (the tile's weights streamed once per call).
+std::size_t task_cost(std::size_t rows, std::size_t tiles, std::size_t mr);
+// One thread: row blocks of max_row_block rows, all tiles per task. Several: equal row blocks
+// (at most max_row_block rows) times equal tile chunks, up to 8 tasks per thread, the split
+// whose busiest thread (under parallel_for's contiguous shares) costs least, half as much again
+// where two chunks' outputs share cache lines (row_bytes, the output bytes of a row, or a
+// chunk's bytes, tile_bytes per tile, not a multiple of 64: both threads would write every
+// such line, the 10x10 -> 64-channel 1x1 conv ran 1.12x on 2 threads split in 32-channel
+// chunks); on a tie at least 4 tasks per thread where the shape has them (threads that run
+// take a late one's tasks), then fewer tasks.
 WorkSplit split_work(std::size_t rows, std::size_t tiles, std::size_t mr, int threads,
-                     std::size_t max_row_block);
-// The most work (rows rounded up to mr, times tiles) any of `threads` threads gets from `split`
-// under parallel_for's contiguous shares, no task being taken by another thread.
+                     std::size_t max_row_block, std::size_t row_bytes, std::size_t tile_bytes);
+// The cost (task_cost) of the busiest of `threads` threads under parallel_for's contiguous
+// shares of `split`, no task being taken by another thread.
 std::size_t busiest_thread_work(const WorkSplit& split, std::size_t rows, std::size_t tiles,
                                 std::size_t mr, int threads);
+// Whether two of split's tile chunks write parts of one output cache line.
+bool shares_lines(const WorkSplit& split, std::size_t row_bytes, std::size_t tile_bytes);
 
 // A conv geometry with output size and leading padding resolved (conv2d.cc).
 struct ResolvedGeometry {
