@@ -17,9 +17,14 @@ The search (greedy on estimated gain per byte, bounded re-exports):
    cone. A layer's error only leaves the model when the layers after it are wider too (an int8
    consumer quantises its float output again), so the unit of choice is a "tail": a layer and
    its descendants inside the short outputs' cones. A tail's gain is the share of the missing
-   error its layers remove, summed over the outputs still short; its cost is the bytes their next
-   wider candidate adds (`CostModel`) plus a fixed per-layer overhead (the QUANTIZE / DEQUANTIZE
-   around a float island). Tails are taken in order of gain per byte until the estimated error
+   error its layers remove, summed over the outputs still short; its cost (`CostModel`) is the
+   share of the file's bytes their next wider candidate adds (plus a fixed per-layer overhead,
+   the QUANTIZE / DEQUANTIZE around a float island) plus the share of the model's estimated
+   time it adds (`KERNEL_NS`: LiteRT runs 16x8 in its reference kernels, 45-100x int8's time
+   per MAC, float in XNNPACK at 1-5x). A layer's next candidate is the narrowest one that no
+   wider candidate beats on cost (`CostModel.options`): where float costs less than 16x8 (most
+   convolutions), the layer goes float at once, since float keeps at least 16x8's fidelity.
+   Tails are taken in order of gain per cost until the estimated error
    of every output meets the target, and at least 2^(step-1) layers per step (1, 2, 4, ... so
    that deep problems need few re-exports). A layer given 16x8 takes along the weightless ops
    that only move values (RESHAPE, PAD, ...) between it and the op before: a 16x8 layer reading
@@ -31,15 +36,16 @@ The search (greedy on estimated gain per byte, bounded re-exports):
    side of it once for the whole search (`fidelity.FloatReference` keeps its tensors); an
    attempt that is only checked against the target (the last resorts, pruning, the step that
    meets it) runs the outputs alone. At most `max_exports` exports in all.
-4. Still short: one export with every eligible layer upstream of the short outputs at 16x8
-   (where its op has an int16 kernel), then one with all of them at their widest (float).
+4. Still short: one export with every eligible layer upstream of the short outputs at its
+   first candidate worth its cost (16x8 where its op has an int16 kernel and float does not cost
+   less), then one with all of them at their widest (float).
    Still short: `FidelityError` naming the outputs and the best SQNR reached.
 5. Met after several steps: pruning tries each earlier step's layers one candidate narrower
    (float -> 16x8 where the op has it, 16x8 -> the plan's int8; the largest group first, one
    export each) and keeps them so where the target still holds (an early step's broad guess
    that a later, measured step made unnecessary).
 
-Candidates are per layer (`candidates_for`), cheapest first: "int16x8" (TFLite's 16x8: int16
+Candidates are per layer (`candidates_for`), narrowest first: "int16x8" (TFLite's 16x8: int16
 activations, the same int8 weights, int64 biases; only for ops whose int16 kernel LiteRT runs,
 `int16x8.INT16_KERNELS`), then "float32" (the per-layer float override). A layer is walked along
 its list: the first step that picks it gives it 16x8, a later step that picks it again float.
