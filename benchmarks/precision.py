@@ -159,6 +159,61 @@ def run(names: list[str], samples: int, target: float, timeout: float, plain: bo
     return rows
 
 
+def kernels(names: list[str], samples: int = 16) -> dict[str, dict[str, float]]:
+    """ns per MAC (weighted ops) or per output element (the rest) of LiteRT's kernels here, by
+    op class (`planner.op_work`) and precision: each model exported whole as int8, int16x8 and
+    float (`precision={"*": "float32"}`), every operator timed alone
+    (`sdk.profile(file, "local", layers=True)`, one thread), time over work summed per class
+    and model; the median over the models (what `planner.KERNEL_NS` holds)."""
+    import warnings
+
+    from corpus.inputs import Context, make_samples, model_inputs
+    from corpus.measure import quiet, stacked
+
+    import sdk
+    from sdk.converters import read_tflite
+    from sdk.converters.quantize.planner import op_work
+    from sdk.devices.profile import profile
+
+    warnings.simplefilter("ignore")
+    root = cache_dir()
+    by_name = {m.name: m for m in load_manifest()}
+    per: dict[str, dict[str, list[float]]] = {}
+    for name in names:
+        model = by_name[name]
+        path = model.path(root)
+        ctx = Context(model_path=lambda n: by_name[n].path(root))
+        descs = [d for d in model_inputs(model, path) if d.name not in model.constant_inputs]
+        common: dict[str, Any] = {
+            "calibration": stacked(make_samples(model, path, samples, CALIBRATION_SEED, ctx),
+                                   descs),
+            "report": False, "input_shapes": dict(model.input_shapes) or None}
+        if model.constant_inputs:
+            common["constant_inputs"] = dict(model.constant_inputs)
+        with tempfile.TemporaryDirectory() as tmp:
+            for prec, scheme, extra in [("int8", "int8", {}), ("int16x8", "int16x8", {}),
+                                        ("float32", "int8", {"precision": {"*": "float32"}})]:
+                out = f"{tmp}/{prec}.tflite"
+                with quiet():
+                    sdk.export(str(path), scheme, output=out, **common, **extra)
+                ops = {}
+                for op in read_tflite(out).main.operators:
+                    ops.setdefault(op.name or (op.outputs[0].name if op.outputs else ""), op)
+                prof = profile(out, "local", runs=10, warmup=2, threads=1, layers=True)
+                sums: dict[str, list[float]] = {}
+                for t in prof.per_layer or ():
+                    op = ops.get(t.name)
+                    if op is None or t.mean_ms is None or op.type in ("QUANTIZE", "DEQUANTIZE"):
+                        continue
+                    cls, work = op_work(op)
+                    acc = sums.setdefault(cls, [0.0, 0.0])
+                    acc[0] += t.mean_ms * 1e6
+                    acc[1] += work
+                for cls, (ns, work) in sums.items():
+                    per.setdefault(cls, {}).setdefault(prec, []).append(ns / max(work, 1.0))
+    return {cls: {prec: round(median(v), 3) for prec, v in d.items()} for cls, d in per.items()}
+
+
 def _db(v: Any) -> str:
     return "-" if v is None else f"{v:.2f}"
 
@@ -252,12 +307,18 @@ def main() -> int:
     o.add_argument("--plain", action="store_true")
     o.add_argument("--heldout", type=int, default=HELDOUT)
     o.add_argument("--no-16x8", dest="whole16", action="store_false")
+    k = sub.add_parser("kernels", help="ns per MAC of LiteRT's int8 / int16x8 / float kernels "
+                       "here, per op class (the planner's KERNEL_NS)")
+    k.add_argument("--models", default="magika_v3_3,oww_embedding,mp_face_detection_short_range")
     t = sub.add_parser("table", help="the Markdown table of a run's JSON")
     t.add_argument("json")
     args = ap.parse_args()
     if args.cmd == "one":
         print(json.dumps(measure(args.name, args.samples, args.target, args.plain,
                                  args.heldout, args.whole16)))
+        return 0
+    if args.cmd == "kernels":
+        print(json.dumps(kernels(args.models.split(",")), indent=1))
         return 0
     if args.cmd == "table":
         print(table(json.loads(Path(args.json).read_text())))
