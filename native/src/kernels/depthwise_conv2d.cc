@@ -459,10 +459,10 @@ struct DepthwiseConv2D::Impl {
 
   // Segments per output row for `threads` threads: whole rows where they balance (one thread
   // per row gives 3 + 2 rows on 2 threads for a 5x5 output: 1.67x at most), else rows cut
-  // into equal pixel segments of at least 2 pixels. Every segment count up to 4 tasks per
-  // thread is scored by the pixels of the busiest thread under parallel_for's contiguous
-  // shares; on a tie, at least 4 tasks per thread where the shape has them (threads that run
-  // take a late one's tasks), then fewer tasks. Outputs do not depend on the split.
+  // into equal pixel segments of at least 2 pixels: among the segment counts up to 4 tasks per
+  // thread, at least 4 tasks per thread where the shape has them (threads that run take a late
+  // one's tasks), then the fewest pixels on the busiest thread under parallel_for's contiguous
+  // shares, then fewer segments. Outputs do not depend on the split.
   static std::size_t row_segments(std::size_t rows, std::size_t width, int threads) {
     if (threads <= 1 || rows == 0 || width == 0) return 1;
     const std::size_t n = static_cast<std::size_t>(threads);
@@ -482,8 +482,9 @@ struct DepthwiseConv2D::Impl {
         }
         busiest = std::max(busiest, pixels);
       }
-      if (best == 0 || busiest < best_pixels ||
-          (busiest == best_pixels && rows * best < want && tasks > rows * best)) {
+      const bool enough = tasks >= want, best_enough = rows * best >= want;
+      if (best == 0 || (enough && !best_enough) ||
+          (enough == best_enough && busiest < best_pixels)) {
         best = s;
         best_pixels = busiest;
       }

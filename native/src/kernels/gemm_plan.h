@@ -43,13 +43,13 @@ struct WorkSplit {
 // costs about 2 rows (the tile's weights streamed once per call).
 std::size_t task_cost(std::size_t rows, std::size_t tiles, std::size_t mr);
 // One thread: row blocks of max_row_block rows, all tiles per task. Several: equal row blocks
-// (at most max_row_block rows) times equal tile chunks, up to 8 tasks per thread, the split
-// whose busiest thread (under parallel_for's contiguous shares) costs least, half as much again
-// where two chunks' outputs share cache lines (row_bytes, the output bytes of a row, or a
-// chunk's bytes, tile_bytes per tile, not a multiple of 64: both threads would write every
-// such line, the 10x10 -> 64-channel 1x1 conv ran 1.12x on 2 threads split in 32-channel
-// chunks); on a tie at least 4 tasks per thread where the shape has them (threads that run
-// take a late one's tasks), then fewer tasks.
+// (at most max_row_block rows) times equal tile chunks, up to 8 tasks per thread: among those
+// with at least 4 tasks per thread where the shape has them (threads that run take a late
+// one's tasks), the split whose busiest thread (under parallel_for's contiguous shares) costs
+// least, half as much again where two chunks' outputs share cache lines (row_bytes, the
+// output bytes of a row, or a chunk's bytes, tile_bytes per tile, not a multiple of 64: both
+// threads would write every such line; the 10x10 -> 64-channel 1x1 conv ran 1.12x on 2
+// threads split in 32-channel chunks); on a tie, fewer tasks.
 WorkSplit split_work(std::size_t rows, std::size_t tiles, std::size_t mr, int threads,
                      std::size_t max_row_block, std::size_t row_bytes, std::size_t tile_bytes);
 // The cost (task_cost) of the busiest of `threads` threads under parallel_for's contiguous
