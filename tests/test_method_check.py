@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_subbyte_auto import mixed_inputs, outputs_per_sample
 
 from sdk.converters.ir import DType, Graph, Model, Operator, Tensor
 from sdk.converters.quantize import method_check
@@ -48,20 +49,8 @@ def _recurrent(seed: int = 3, steps: int = 2, gain: float = 2.0) -> Model:
     return Model([g])
 
 
-def _inputs(rng: np.random.Generator, n: int) -> np.ndarray:
-    mix = np.random.default_rng(7).normal(size=(K, K)) * 0.4 + np.eye(K)
-    return (rng.normal(size=(n, K)) @ mix).astype(np.float32)
-
-
-def _outputs(data: bytes, x: np.ndarray) -> np.ndarray:
-    from sdk.run.runner import LiteRTRunner
-
-    run = LiteRTRunner(data)
-    return np.concatenate([run.invoke([x[i:i + 1]])[0] for i in range(len(x))])
-
-
 def _sqnr(data: bytes, ref: np.ndarray, x: np.ndarray) -> float:
-    out = _outputs(data, x)
+    out = outputs_per_sample(data, x)
     return float(10 * np.log10((ref ** 2).sum() / ((ref - out) ** 2).sum()))
 
 
@@ -83,8 +72,8 @@ def test_auto_is_not_worse_than_the_plain_methods_on_new_inputs(tmp_path: Path) 
 
     model = _recurrent()
     rng = np.random.default_rng(103)
-    cal, val, test = _inputs(rng, 32), _inputs(rng, 16), _inputs(rng, 400)
-    ref = _outputs(serialize(model)[0], test)
+    cal, val, test = mixed_inputs(rng, 32), mixed_inputs(rng, 16), mixed_inputs(rng, 400)
+    ref = outputs_per_sample(serialize(model)[0], test)
     files = {m: _export(model, m, cal, val, tmp_path / f"{m}.tflite").path.read_bytes()
              for m in ("gptq", "adaround")}
     r = _export(model, "auto", cal, val, tmp_path / "auto.tflite")

@@ -40,12 +40,14 @@ def _fc_stack(seed: int) -> Model:
     return Model([g])
 
 
-def _inputs(rng: np.random.Generator, n: int) -> np.ndarray:
+def mixed_inputs(rng: np.random.Generator, n: int) -> np.ndarray:
+    """`n` correlated inputs of K values (also test_method_check's)."""
     mix = np.random.default_rng(7).normal(size=(K, K)) * 0.4 + np.eye(K)
     return (rng.normal(size=(n, K)) @ mix).astype(np.float32)
 
 
-def _outputs(data: bytes, x: np.ndarray) -> np.ndarray:
+def outputs_per_sample(data: bytes, x: np.ndarray) -> np.ndarray:
+    """The model `data`'s output for each row of `x`, run one sample at a time."""
     from sdk.run.runner import LiteRTRunner
 
     run = LiteRTRunner(data)
@@ -61,8 +63,8 @@ def test_auto_export_takes_the_better_rounding_per_layer(tmp_path: Path) -> None
 
     model = _fc_stack(0)
     rng = np.random.default_rng(100)
-    cal, val, test = _inputs(rng, 200), _inputs(rng, 16), _inputs(rng, 300)
-    ref = _outputs(serialize(model)[0], test)
+    cal, val, test = mixed_inputs(rng, 200), mixed_inputs(rng, 16), mixed_inputs(rng, 300)
+    ref = outputs_per_sample(serialize(model)[0], test)
     sqnr, notes = {}, {}
     for method in ("rtn", "gptq", "adaround", "auto"):
         with warnings.catch_warnings():
@@ -70,7 +72,7 @@ def test_auto_export_takes_the_better_rounding_per_layer(tmp_path: Path) -> None
             r = sdk.export(model, "ternary", calibration=cal, validation=val,
                            weight_method=method, output=tmp_path / f"{method}.tflite",
                            report=False, per_layer=False)
-        out = _outputs(r.path.read_bytes(), test)
+        out = outputs_per_sample(r.path.read_bytes(), test)
         sqnr[method] = 10 * np.log10((ref ** 2).sum() / ((ref - out) ** 2).sum())
         notes[method] = r.notes
     assert sqnr["auto"] >= max(sqnr["gptq"], sqnr["adaround"]) - 0.2, sqnr
