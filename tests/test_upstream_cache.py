@@ -129,3 +129,32 @@ def test_solver_codes_match_the_whole_prefix_path(method, monkeypatch) -> None:
     for (qn, sn), (qo, so) in zip(new, old, strict=True):
         np.testing.assert_array_equal(qn, qo)
         np.testing.assert_allclose(sn, so, rtol=1e-5)
+
+
+def test_a_failed_cut_is_not_retried_at_every_layer(monkeypatch) -> None:
+    """Once the cache cannot cut the graph, the solver runs whole prefixes from then on: it
+    does not build a new cache (which starts again from the graph inputs) at each layer."""
+    from sdk.converters.quantize import gptq, upstream_cache
+    from sdk.converters.quantize.gptq import weight_solver
+    from sdk.converters.quantize.weights import weight_format
+
+    model, _, convs = _residual_net(seed=3)
+    samples = _samples(model, n=16)
+    built = []
+    real_init = upstream_cache.UpstreamCache.__init__
+
+    def counting_init(self, *args, **kwargs) -> None:
+        built.append(1)
+        real_init(self, *args, **kwargs)
+
+    def refuse(self, tensor, count):
+        raise ValueError("cannot cut here")
+
+    monkeypatch.setattr(gptq.UpstreamCache, "__init__", counting_init)
+    monkeypatch.setattr(gptq.UpstreamCache, "tensor_values", refuse)
+    solver = weight_solver("gptq", model, samples, max_rows=128)
+    with solver:
+        for conv in convs:
+            weight_format("int4").quantize(conv.inputs[1].numpy(), 0, "gptq")
+    assert len(solver.compensated) >= 2                  # several layers took the rounded path
+    assert len(built) == 1

@@ -493,6 +493,9 @@ class WeightSolver:
     _float_run: tuple[Any, dict[Tensor, int]] | None = None
     #: the rounded copy's tensors per sample, computed incrementally (`upstream_cache`)
     _upstream: UpstreamCache | None = None
+    #: a cut of this graph failed once: whole-prefix runs for every later layer (a new cache
+    #: would start again from the graph inputs and fail the same way, at each layer's cost)
+    _upstream_failed: bool = False
     #: per layer (id of its op): the float model's inputs, one per calibration sample, that the
     #: Hessian pass kept for the compensation (None or absent: run the float model for them)
     float_inputs: dict[int, list[np.ndarray] | None] = field(default_factory=dict)
@@ -769,7 +772,8 @@ class WeightSolver:
         from sdk.run.runner import LiteRTRunner
 
         assert self.samples is not None and self._rounded is not None
-        if self._upstream is None and UpstreamCache.supported(self._rounded):
+        if (self._upstream is None and not self._upstream_failed
+                and UpstreamCache.supported(self._rounded)):
             self._upstream = UpstreamCache(self._rounded, self.samples,
                                            default_budget().memory_bytes // 4)
         if self._upstream is not None:
@@ -782,6 +786,7 @@ class WeightSolver:
                 values = self._upstream.tensor_values(xq, count)
             except (ConversionError, ValueError, RuntimeError):
                 self._upstream = None  # this graph cannot be cut so: whole prefixes from now
+                self._upstream_failed = True
             else:
                 yield values
                 return
