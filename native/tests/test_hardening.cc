@@ -381,3 +381,32 @@ EDGE_TEST(hardening_activation_range_with_a_tiny_output_scale) {
   const edge::ClampRange r1 = edge::activation_range(edge::Activation::kReluN1To1, out);
   EDGE_CHECK(r1.min == -128 && r1.max == 127);
 }
+
+namespace {
+
+// An int8 -> int8 QUANTIZE whose scales put the rescaled value at the int32 limit (a scale
+// ratio of 1e12: the multiplier's shift capped at 30, -2 << 30 = INT32_MIN, times ~1.0 is
+// -2147483647): the output zero point must not wrap the sum (found by fuzz_edge_model).
+std::vector<int8_t> requantize_at_int32_limit(int count) {
+  Builder b;
+  const int x = b.tensor("x", {1, count}, fmt::DType::INT8, 1.0f, 0);
+  const int y = b.tensor("y", {1, count}, fmt::DType::INT8, 1e-12f, -5);
+  b.op(fmt::OpType::QUANTIZE, {x}, {y});
+  auto model = load(b.finish({x}, {y}));
+  Interpreter interp(model);
+  std::vector<int8_t> in(count);
+  for (int i = 0; i < count; ++i) in[i] = static_cast<int8_t>(i % 2 ? 1 : -2);
+  interp.set_input(0, in.data(), in.size());
+  interp.run();
+  const auto* out = static_cast<const int8_t*>(interp.output_data(0));
+  return std::vector<int8_t>(out, out + count);
+}
+
+}  // namespace
+
+EDGE_TEST(hardening_requantize_at_the_int32_limit_saturates_without_wrapping) {
+  for (int count : {5, 16, 21}) {  // the 16-wide blocks and the scalar tail
+    const std::vector<int8_t> out = requantize_at_int32_limit(count);
+    for (int i = 0; i < count; ++i) EDGE_CHECK(out[i] == (i % 2 ? 127 : -128));
+  }
+}

@@ -178,6 +178,14 @@ inline int8_t clamp8(int32_t v, int32_t lo = -128, int32_t hi = 127) {
   return static_cast<int8_t>(v < lo ? lo : v > hi ? hi : v);
 }
 
+// v + zero_point clamped to int8 like clamp8, the sum taken in 64 bits: a hostile file's
+// multiplier, shift or scale can put v at the int32 limits, where LiteRT's int32 sum would
+// overflow (undefined behaviour); in range the result is the same.
+inline int8_t clamp8_add(int32_t v, int32_t zero_point, int32_t lo = -128, int32_t hi = 127) {
+  const int64_t s = static_cast<int64_t>(v) + zero_point;
+  return static_cast<int8_t>(s < lo ? lo : s > hi ? hi : s);
+}
+
 void expect_dtype(const PrepareContext& ctx, const Tensor& t, DType dtype, const char* role);
 void expect_same_shape(const PrepareContext& ctx, const Tensor& a, const Tensor& b,
                        const char* role_a, const char* role_b);

@@ -330,8 +330,8 @@ struct AddImpl {
     const int32_t xb = multiply_by_quantized_multiplier(
         (sb.offset + b) * (1 << kLeftShift), sb.multiplier, sb.shift, kScalarRounding);
     const int32_t raw = multiply_by_quantized_multiplier(xa + xb, out.multiplier, out.shift,
-                                                         kScalarRounding) + out_offset;
-    return static_cast<int8_t>(std::min(std::max(raw, act_min), act_max));
+                                                         kScalarRounding);
+    return clamp8_add(raw, out_offset, act_min, act_max);
   }
   // AddElementwiseInt8's vector loop folds each input's right shift into the left shift (one
   // truncating shift) before the rounding multiply.
@@ -652,11 +652,10 @@ class QuantizeKernel final : public OpKernel {
     int64_t i = 0;
     for (; i < vec_end; ++i) {
       const float p = in[i] * inverse_;
-      out[i] = clamp8(to_int(std::nearbyint(static_cast<double>(p))) + out_zp_, -128, 127);
+      out[i] = clamp8_add(to_int(std::nearbyint(static_cast<double>(p))), out_zp_);
     }
     for (; i < count_; ++i) {
-      out[i] = clamp8(to_int(std::round(static_cast<double>(in[i]) / scale_)) + out_zp_, -128,
-                      127);
+      out[i] = clamp8_add(to_int(std::round(static_cast<double>(in[i]) / scale_)), out_zp_);
     }
   }
 
@@ -669,12 +668,12 @@ class QuantizeKernel final : public OpKernel {
     for (; i < vec_end; ++i) {
       const int32_t v =
           lanes::rshl(lanes::qrdmulh(lanes::shl(in[i] - in_zp_, left), m_.multiplier), right);
-      out[i] = clamp8(v + out_zp_, -128, 127);
+      out[i] = clamp8_add(v, out_zp_);
     }
     for (; i < count_; ++i) {
       const int32_t v = multiply_by_quantized_multiplier(in[i] - in_zp_, m_.multiplier,
-                                                         m_.shift, kScalarRounding) + out_zp_;
-      out[i] = clamp8(v, -128, 127);
+                                                         m_.shift, kScalarRounding);
+      out[i] = clamp8_add(v, out_zp_);
     }
   }
 

@@ -373,9 +373,8 @@ class MeanKernel final : public OpKernel {
     for (int64_t k = begin; k < end; ++k) {
       const int32_t shifted = static_cast<int32_t>(sums[k] - static_cast<int64_t>(in_zp_) * count_);
       const int32_t v =
-          multiply_by_quantized_multiplier(shifted, m_.multiplier, m_.shift, kScalarRounding) +
-          out_zp_;
-      out[k] = clamp8(v, -128, 127);
+          multiply_by_quantized_multiplier(shifted, m_.multiplier, m_.shift, kScalarRounding);
+      out[k] = clamp8_add(v, out_zp_);
     }
   }
 
