@@ -133,10 +133,12 @@ def test_measurement_hygiene(farm_run):
         # at least 10 runs AND at least 0.05 s of them
         assert p.latency.runs >= 10
         if p.runner == "litert-python":
-            # it loops until 0.05 s of wall time have passed (a ~2 us model runs far more than
-            # 10 times on a quiet host; how many depends on the host's load, so only the rule
-            # is asserted: at least 10 runs, timed)
-            assert p.latency.runs >= 10 and p.timed_s > 0.01
+            # it loops until 0.05 s of wall time have passed; the sum of its run latencies
+            # (timed_s) can be far below that on a loaded host, where the process waits for a
+            # core between invokes (CI saw 406 runs of 1.2 us: 0.0005 s), so here only "at
+            # least 10 runs" is asserted; the wall-time rule is tested on the runner itself
+            # (test_devices_e2e.py::test_python_runner_times_until_the_minimum_wall_time)
+            assert p.latency.runs >= 10 and p.timed_s > 0
         else:
             # edge-run is run again with more runs until the runs add up to 0.05 s; on a host
             # whose speed keeps changing (a loaded CI machine) 5 tries may still fall short,
