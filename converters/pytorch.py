@@ -22,7 +22,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from sdk.base.errors import ConversionError, ModelFormatError, RuntimeNotFoundError
+from sdk.base.errors import ConversionError, ModelFormatError
+from sdk.base.lazy import require
 
 #: opset the exports ask for (the dynamo exporter's own default; our importer covers it)
 OPSET = 18
@@ -30,12 +31,8 @@ PT2_SUFFIXES = (".pt2",)
 
 
 def import_torch() -> Any:
-    try:
-        import torch
-    except ImportError as exc:
-        raise RuntimeNotFoundError(
-            "PyTorch input needs PyTorch and onnxscript: pip install 'edgesdk[torch]'") from exc
-    return torch
+    return require("torch", "PyTorch input needs PyTorch and onnxscript: pip install "
+                            "'edgesdk[torch]'")
 
 
 def is_torch_module(obj: Any) -> bool:
@@ -90,12 +87,8 @@ def module_to_onnx(module: Any, example_inputs: Any) -> bytes:
 
 
 def _export(torch: Any, module: Any, args: tuple[Any, ...] | None, what: str) -> bytes:
-    try:
-        import onnxscript  # noqa: F401  (the dynamo exporter's dependency)
-    except ImportError as exc:
-        raise RuntimeNotFoundError(
-            "PyTorch input needs onnxscript for torch.onnx.export: pip install "
-            "'edgesdk[torch]'") from exc
+    require("onnxscript", "PyTorch input needs onnxscript for torch.onnx.export: pip install "
+                          "'edgesdk[torch]'")  # the dynamo exporter's dependency
     first: Exception | None = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer chatter

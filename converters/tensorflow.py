@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sdk.base.errors import ConversionError, RuntimeNotFoundError
+from sdk.base.errors import ConversionError
+from sdk.base.lazy import require
 from sdk.converters.ir import Model
 from sdk.converters.tflite import read_tflite
 
@@ -23,12 +24,8 @@ InputShapes = Mapping[str | None, Sequence[int]] | Sequence[Sequence[int]] | Non
 
 def import_tf() -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        import tensorflow as tf
-    except ImportError as exc:
-        raise RuntimeNotFoundError(
-            "Keras and SavedModel input need TensorFlow: pip install 'edgesdk[tf]'") from exc
-    return tf
+    return require("tensorflow", "Keras and SavedModel input need TensorFlow: pip install "
+                                 "'edgesdk[tf]'")
 
 
 def is_keras_model(obj: Any) -> bool:

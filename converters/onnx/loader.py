@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from sdk.base.errors import ConversionError, ModelFormatError, RuntimeNotFoundError
+from sdk.base.errors import ConversionError, ModelFormatError
+from sdk.base.lazy import require
 from sdk.base.limits import LoadBudget, default_budget
 from sdk.converters.input_shapes import given_shapes
 from sdk.converters.onnx.external import (
@@ -35,12 +36,8 @@ InputShapes = (Mapping[str | None, Sequence[int]] | Sequence[Sequence[int]] | Se
 
 def import_onnx() -> Any:
     """The `onnx` module, or an ImportError that says which extra to install."""
-    try:
-        import onnx
-    except ImportError as exc:
-        raise RuntimeNotFoundError(
-            "reading ONNX models needs the onnx package: pip install 'edgesdk[onnx]'") from exc
-    return onnx
+    return require("onnx", "reading ONNX models needs the onnx package: pip install "
+                           "'edgesdk[onnx]'")
 
 
 def load_model(source: Any, external_data_dir: str | os.PathLike[str] | None = None,

@@ -67,7 +67,8 @@ class CalibrationError(EdgeSDKError, ValueError):
 
 
 class RuntimeNotFoundError(EdgeSDKError, ImportError):
-    """No LiteRT interpreter is installed."""
+    """A runtime or an optional package the call needs is not installed (a LiteRT
+    interpreter, TensorFlow, onnx, PyTorch): says which, and the extra that installs it."""
 
 
 class DelegateRequiredError(EdgeSDKError, RuntimeError):

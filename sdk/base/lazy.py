@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, MutableMapping
 from importlib import import_module
+from types import ModuleType
 from typing import Any
+
+from sdk.base.errors import RuntimeNotFoundError
 
 #: name -> (module, attribute); an empty attribute means the module itself
 LazyTable = Mapping[str, tuple[str, str]]
@@ -30,3 +33,13 @@ def lazy_names(package: str, table: LazyTable, namespace: MutableMapping[str, An
         return sorted([*namespace, *table])
 
     return __getattr__, __dir__
+
+
+def require(module: str, why: str) -> ModuleType:
+    """`module` imported, or a RuntimeNotFoundError that says why it is needed and how to
+    install it (`why`: "PyTorch input needs PyTorch and onnxscript: pip install
+    'edgesdk[torch]'"), chained to the ImportError."""
+    try:
+        return import_module(module)
+    except ImportError as exc:
+        raise RuntimeNotFoundError(why) from exc
