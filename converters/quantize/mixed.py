@@ -363,24 +363,26 @@ def hessian_losses(model: Model, samples: SampleSet, choices: list[LayerChoice],
         w = op.inputs[rule.weight].numpy()  # type: ignore[index,union-attr]
         h = hessians.get(weight_key(w))
         out[c.name] = {}
+        if h is None:
+            for f in c.formats:
+                out[c.name][f] = _weight_noise(op, f)
+            continue
+        # the layer's rows, its Hessian and its output energy tr(W H W^T) do not depend on the
+        # format: once per layer (they were recomputed for every format, the Hessian copied)
+        rows = np.moveaxis(np.asarray(w, np.float64), rule.weight_axis, 0)
+        rows = rows.reshape(rows.shape[0], -1)
+        hm = np.asarray(h.hessian, np.float64)
+        form = "ck,ckl,cl->" if hm.ndim == 3 else "ck,kl,cl->"  # depthwise: [K, K] a channel
+        signal = float(np.einsum(form, rows, hm, rows))
         for f in c.formats:
-            if h is None:
+            if not signal > 0:
                 out[c.name][f] = _weight_noise(op, f)
                 continue
             wf = weight_format(f)
             q = wf.quantize(w, rule.weight_axis, wf.default_method)
             deq = np.asarray(q.quant.dequantize(q.values), np.float64).reshape(w.shape)
-            rows = np.moveaxis(np.asarray(w, np.float64), rule.weight_axis, 0)
-            rows = rows.reshape(rows.shape[0], -1)
             err = np.moveaxis(deq, rule.weight_axis, 0).reshape(rows.shape) - rows
-            hm = np.asarray(h.hessian, np.float64)
-            if hm.ndim == 3:  # depthwise: one [K, K] per channel
-                noise = float(np.einsum("ck,ckl,cl->", err, hm, err))
-                signal = float(np.einsum("ck,ckl,cl->", rows, hm, rows))
-            else:
-                noise = float(np.einsum("ck,kl,cl->", err, hm, err))
-                signal = float(np.einsum("ck,kl,cl->", rows, hm, rows))
-            out[c.name][f] = noise / signal if signal > 0 else _weight_noise(op, f)
+            out[c.name][f] = float(np.einsum(form, err, hm, err)) / signal
     return out
 
 

@@ -110,7 +110,8 @@ def split_rows(graph: Graph, splits: Mapping[str, RowSplit],
         if not move or len(move) >= n or move[0] < 0 or move[-1] >= n:
             raise ConversionError(f"{op.label}: rows {move[:4]}... of {n} output channels "
                                   f"cannot be split off (1 to {n - 1} rows in [0, {n}))")
-        keep = [i for i in range(n) if i not in set(move)]
+        moved = set(move)  # once: a set built per channel made this quadratic in channels
+        keep = [i for i in range(n) if i not in moved]
         out = op.outputs[0]
         if out.shape and out.shape[-1] != n:
             raise ConversionError(f"{op.label}: output {out.name} does not end in its {n} "
