@@ -36,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,11 +121,35 @@ def competitor(condition: str, cpus: list[int]) -> Competitor | None:
     return Competitor(cpus[0] if condition == "busy-pin0" else None)
 
 
-def time_edge_run(exe: str, path: Path, threads: int, runs: int, warmup: int) -> float:
-    out = subprocess.run([exe, str(path), "--runs", str(runs), "--warmup", str(warmup),
-                          "--threads", str(threads), "--json"], capture_output=True, text=True,
-                         check=True)
-    return float(json.loads(out.stdout)["latency_ms"]["p50"])
+@dataclass
+class Timing:
+    """One cell of one round: p50 latency and the CPU time one inference cost (all threads,
+    spinning included: what a phone pays in battery), both in ms."""
+
+    p50_ms: float
+    cpu_ms: float
+
+
+def time_edge_run(exe: str, path: Path, threads: int, runs: int, warmup: int) -> Timing:
+    """edge-run as a child; its CPU time from wait4's rusage (this child only). The CPU time
+    per inference is the child's user + system time less its init_ms (loading is one thread),
+    over its first run, warm-up runs and timed runs: an estimate that includes process start
+    and exit (well under 1 ms)."""
+    proc = subprocess.Popen([exe, str(path), "--runs", str(runs), "--warmup", str(warmup),
+                             "--threads", str(threads), "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    stdout = proc.stdout.read()  # edge-run writes little to stderr: no pipe deadlock
+    stderr = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)  # reap it ourselves: its own rusage
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stdout.close()
+    proc.stderr.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{exe} {path} failed ({proc.returncode}): {stderr.strip()[-500:]}")
+    report = json.loads(stdout)
+    cpu_ms = (usage.ru_utime + usage.ru_stime) * 1000 - float(report["init_ms"])
+    return Timing(float(report["latency_ms"]["p50"]), cpu_ms / (1 + warmup + runs))
 
 
 class LiteRT:
@@ -139,15 +164,19 @@ class LiteRT:
             x = np.random.default_rng(0).integers(-128, 128, d["shape"], dtype=np.int8)
             self.interp.set_tensor(d["index"], x.astype(d["dtype"]))
 
-    def p50(self, runs: int, warmup: int) -> float:
+    def p50(self, runs: int, warmup: int) -> Timing:
+        """p50 of `runs` invokes; CPU time per invoke from this process's CPU clock (all its
+        threads: XNNPACK's workers, spinning included) over the timed runs."""
         for _ in range(warmup):
             self.interp.invoke()
         times = []
+        cpu0 = time.process_time()
         for _ in range(runs):
             t0 = time.perf_counter()
             self.interp.invoke()
             times.append((time.perf_counter() - t0) * 1000)
-        return float(np.median(times))
+        cpu_ms = (time.process_time() - cpu0) * 1000 / runs
+        return Timing(float(np.median(times)), cpu_ms)
 
 
 def cgroup_cpu_max_writable() -> bool:
@@ -198,8 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     litert = {(m, t): LiteRT(files[m]["tflite"].read_bytes(), t) for m in names for t in threads}
     load_before = os.getloadavg()
 
-    # samples[(engine, model, threads, condition)] = per-round p50s
-    samples: dict[tuple[str, str, int, str], list[float]] = {}
+    # samples[(engine, model, threads, condition)] = per-round timings
+    samples: dict[tuple[str, str, int, str], list[Timing]] = {}
     for r in range(rounds):
         print(f"# round {r + 1}/{rounds}", file=sys.stderr)
         for condition in CONDITIONS:
@@ -214,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
                         for label, exe in binaries.items():
                             for scheme in schemes:
                                 key = (f"{label}_{scheme}", m, t, condition)
-                                p50 = time_edge_run(exe, files[m][scheme], t, runs, warmup)
-                                samples.setdefault(key, []).append(p50)
+                                timing = time_edge_run(exe, files[m][scheme], t, runs, warmup)
+                                samples.setdefault(key, []).append(timing)
             finally:
                 if comp is not None:
                     comp.__exit__()
@@ -226,12 +255,19 @@ def main(argv: list[str] | None = None) -> int:
         for t in threads:
             cell: dict[str, Any] = {}
             for e in engines:
-                med = {c: statistics.median(samples[(e, m, t, c)]) for c in CONDITIONS}
+                med = {c: statistics.median(x.p50_ms for x in samples[(e, m, t, c)])
+                       for c in CONDITIONS}
+                cpu = {c: statistics.median(x.cpu_ms for x in samples[(e, m, t, c)])
+                       for c in CONDITIONS}
                 cell[e] = {
                     "median_p50_ms": {c: round(v, 3) for c, v in med.items()},
-                    "rounds_p50_ms": {c: [round(v, 3) for v in samples[(e, m, t, c)]]
+                    "rounds_p50_ms": {c: [round(x.p50_ms, 3) for x in samples[(e, m, t, c)]]
                                       for c in CONDITIONS},
                     "slowdown": {c: round(med[c] / med["idle"], 3) for c in CONDITIONS[1:]},
+                    # CPU time per inference (all threads) and its ratio to the p50 wall time:
+                    # about `threads` when every thread computes or spins the whole time.
+                    "median_cpu_ms": {c: round(v, 3) for c, v in cpu.items()},
+                    "cpu_per_wall": {c: round(cpu[c] / med[c], 2) for c in CONDITIONS},
                 }
             results.setdefault(m, {})[str(t)] = cell
 
