@@ -38,6 +38,12 @@ models  Real pretrained models from the corpus (benchmarks/corpus, `make corpus`
         on the same float Keras model, `--qat-epochs` of `model.fit` on the training digits,
         `sdk.export` of the trained model; besides the measures above, the exported file's
         top-1 agreement with the QAT Keras model it came from (`qat_model_agreement`).
+--mixed Mixed precision under a byte budget (issue 15; round to nearest): all-int4, all-ternary
+        and all-2-bit beside `sdk.export(..., "mixed", budget_bytes=)` at int4's, half of
+        int4's and ternary's sizes; with --peers also ai-edge-quantizer's dynamic_wi4_afp32 and
+        dynamic_wi2c_afp32 files (weight-only, float activations) and mixed (int8 activations)
+        at each one's size, layers quantised and worst SQNR side by side
+        (--mixed-peers-only: only those rows).
 
 Bars (issue 15): digits ternary / int2 with GPTQ within 3 points of float, int4 within 1 point,
 ternary with QAT within 2 points;
@@ -58,6 +64,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 import time
@@ -483,13 +490,22 @@ def peer_rows(case: CorpusCase, work: Path, methods: tuple[str, ...]) -> list[di
     return rows
 
 
-def mixed_part(name: str, samples: int, work: Path) -> dict[str, Any]:
+#: --mixed --peers: ai-edge-quantizer's weight-only recipes that mixed is measured at the size of
+MIXED_PEER_RECIPES = (("aeq dynamic_wi4_afp32", "dynamic_wi4_afp32"),
+                      ("aeq dynamic_wi2c_afp32", "dynamic_wi2c_afp32"))
+
+
+def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
+               mixed_only: bool = False) -> dict[str, Any]:
     """--mixed: all-INT4 and all-ternary (round to nearest) beside `sdk.export(..., "mixed",
     budget_bytes=)` at all-INT4's size, at half of it (an error row where half is under the
     smallest mixed model) and at all-ternary's size, worst-output SQNR scored as in
     `model_part` on held-out samples that no export validated on (mixed chooses by its
     exports' validation); and the all-2-bit floor, each non-mixed file's bytes by what they
-    hold (`byte_breakdown`)."""
+    hold (`byte_breakdown`). Every row says its sub-byte / weighted layers. `peers`:
+    ai-edge-quantizer's int4 and 2-bit weight-only recipes (`MIXED_PEER_RECIPES`, on the
+    float .tflite, scored the same way) and mixed at each of their file sizes (`mixed_only`:
+    only those, not the int4 / ternary rows)."""
     from corpus.measure import quiet
 
     from sdk.converters.quantize.file_bytes import byte_breakdown
@@ -514,6 +530,9 @@ def mixed_part(name: str, samples: int, work: Path) -> dict[str, Any]:
                 res = case.score(r.path.read_bytes(), _delegates(r))
             row.update(size_bytes=r.size_bytes, worst_sqnr_db=round(res.worst_sqnr_db, 2),
                        export_s=round(time.perf_counter() - start, 2))
+            counts = layer_counts(r.path)
+            row.update(subbyte_layers=sum(c[0] for c in counts.values()),
+                       weighted_layers=sum(c[1] for c in counts.values()), layers_by_op=counts)
             if r.mixed is None:  # where the bytes go (the floor of mixed precision)
                 row["bytes"] = byte_breakdown(r.path).to_dict()
             if r.mixed is not None:
@@ -532,6 +551,10 @@ def mixed_part(name: str, samples: int, work: Path) -> dict[str, Any]:
               file=sys.stderr, flush=True)
         return row
 
+    if peers:
+        mixed_peer_rows(case, work, out, run)
+    if mixed_only:
+        return out
     int4 = run("int4", "int4")
     tern = run("ternary", "ternary")
     # the smallest file mixed precision can make: every weighted layer 2-bit
@@ -548,6 +571,52 @@ def mixed_part(name: str, samples: int, work: Path) -> dict[str, Any]:
         out["beats_ternary_at_its_size"] = at_tern.get("worst_sqnr_db", -1e9) > \
             tern["worst_sqnr_db"]
     return out
+
+
+def mixed_peer_rows(case: CorpusCase, work: Path, out: dict[str, Any], run: Any) -> None:
+    """ai-edge-quantizer's recipes of `MIXED_PEER_RECIPES` on `case` (rows in `out["peers"]`:
+    size, worst SQNR on the scored samples, sub-byte / weighted layers), each followed by
+    edgesdk mixed at its file's size (`run`'s row, label "mixed@<recipe>")."""
+    out["peers"] = []
+    try:
+        source = float_tflite(case)
+    except Exception as exc:
+        out["peers"].append({"error": f"float .tflite: {type(exc).__name__}: {str(exc)[:300]}"})
+        return
+    for label, recipe_name in MIXED_PEER_RECIPES:
+        row: dict[str, Any] = {"tool": "ai-edge-quantizer", "label": label,
+                               "recipe": recipe_name}
+        start = time.perf_counter()
+        try:
+            data = aeq_quantize(source, recipe_name, case)
+            path = work / f"{case.name}_{recipe_name}.tflite"
+            path.write_bytes(data)
+            counts = layer_counts(path)
+            res = case.score(data)
+            worst: float | None = round(res.worst_sqnr_db, 2)
+            if res.worst_sqnr_db == float("inf"):
+                worst = None
+                row["note"] = "outputs identical to the float model's: no layer quantised"
+            elif not np.isfinite(res.worst_sqnr_db):
+                worst = -99.0
+                row["note"] = "its outputs are NaN in LiteRT"
+            row.update(worst_sqnr_db=worst, size_bytes=len(data),
+                       subbyte_layers=sum(c[0] for c in counts.values()),
+                       weighted_layers=sum(c[1] for c in counts.values()),
+                       layers_by_op=counts, export_s=round(time.perf_counter() - start, 2))
+        except Exception as exc:
+            row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+        print(f"{case.name:32s} {label:24s} {row.get('size_bytes')} B worst "
+              f"{row.get('worst_sqnr_db')} dB subbyte {row.get('subbyte_layers')} of "
+              f"{row.get('weighted_layers')}", file=sys.stderr, flush=True)
+        out["peers"].append(row)
+        if "size_bytes" in row:
+            ours = run(f"mixed@{recipe_name}", "mixed", budget_bytes=row["size_bytes"])
+            if "worst_sqnr_db" in ours:
+                theirs = row["worst_sqnr_db"] if row["worst_sqnr_db"] is not None else math.inf
+                row["mixed_more_layers"] = ours["subbyte_layers"] > row["subbyte_layers"]
+                row["mixed_higher_sqnr_same_or_smaller"] = (
+                    ours["worst_sqnr_db"] > theirs and ours["size_bytes"] <= row["size_bytes"])
 
 
 def summarise(models: list[dict[str, Any]]) -> dict[str, Any]:
@@ -691,6 +760,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mixed", action="store_true",
                    help="only mixed precision under a budget on --models (issue 15): all-int4 "
                         "and all-ternary beside mixed at their sizes (round to nearest)")
+    p.add_argument("--mixed-peers-only", action="store_true",
+                   help="with --mixed --peers: only ai-edge-quantizer's int4 / 2-bit files and "
+                        "mixed at their sizes")
     args = p.parse_args(argv)
     if args.merge:
         return merge(args.merge, args.json_out)
@@ -708,7 +780,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.mixed:
             for m in models:
                 try:
-                    report["models"].append(mixed_part(m, args.samples, work))
+                    report["models"].append(mixed_part(m, args.samples, work, args.peers,
+                                                       args.mixed_peers_only))
                 except Exception as exc:
                     report["models"].append({"model": m, "error": f"{type(exc).__name__}: {exc}"})
                 if args.json_out:
