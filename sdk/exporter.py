@@ -67,11 +67,13 @@ from sdk.converters.quantize.plan import PrecisionPlan
 from sdk.converters.quantize.planner import (
     MIN_CONFIDENT_SAMPLES,
     Attempt,
+    CostModel,
     PlannerReport,
     measure_latency_ms,
     plan_to_target,
     with_layers,
 )
+from sdk.converters.quantize.planner import cost_model as planner_cost
 from sdk.converters.quantize.score_ranges import reach_output_codes
 from sdk.converters.quantize.stem import StemRounding
 from sdk.converters.quantize.stem import confirm as confirm_stem
@@ -104,6 +106,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
            per_layer: bool = True, strict: bool = False, report: bool = True,
            percentile: float = 99.99, progress: Progress | None = None,
            target: str | None = None, target_sqnr: float | None = None,
+           target_cost: str | float | None = None,
            activations: str = "int8", equalize: bool = True, stem_rounding: bool = True,
            scheme_options: Mapping[str, Any] | None = None,
            example_inputs: Any = None,
@@ -176,6 +179,11 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         output's SQNR on the held-out samples is at least this many dB
         (`sdk.converters.quantize.planner`; `result.planner` lists what was kept wider, why and
         what it cost; a ConversionError when even all of them kept wider fall short).
+    target_cost: with target_sqnr, what the planner's cost counts: "balanced" (default: a 1 %
+        larger file weighs as a 1 % slower model), "bytes" (the smallest file: 16x8 wherever
+        LiteRT has the kernel, however slow), "latency" (the fastest: float in XNNPACK rather
+        than 16x8 in LiteRT's reference kernels, whatever the bytes), or a number from 0
+        (bytes) to 1 (latency), the weight of latency (`planner.cost_model`).
     budget_bytes: scheme "mixed": the file's size limit; each weighted layer gets INT8, INT4,
         2-bit or ternary weights by measured sensitivity (`sdk.converters.quantize.mixed`;
         `result.mixed` lists every point tried, the Pareto front and the bits chosen).
@@ -224,6 +232,10 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     fmt = format_for(format, output)
     path = Path(output) if output is not None else Path(f"{_safe(loaded.name)}_{scheme}"
                                                          f"{fmt.suffix}")
+    if target_cost is not None and target_sqnr is None:
+        raise ConversionError(f"target_cost={target_cost!r} goes with target_sqnr= (it says "
+                              "what the precision planner's cost counts)")
+    costs = planner_cost(target_cost)  # a bad value is refused before any calibration
     if (scheme == "mixed") != (budget_bytes is not None or budget_ms is not None):
         raise ConversionError("budget_bytes / budget_ms go with scheme 'mixed' (and 'mixed' "
                               f"needs one), not scheme {scheme!r} with budget_bytes="
@@ -295,6 +307,13 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         else qat.solver(float_model)  # GPTQ: the layers' Hessians; QAT: the trained codes
     float_state: list[tuple[bytes, list[dict[Tensor, int]]]] = \
         [serialized_float] if stem is not None else []
+
+    def serialized() -> tuple[bytes, list[dict[Tensor, int]]]:
+        """The float model as .tflite bytes and tensor maps, serialised once for the export."""
+        if not float_state:
+            float_state.append(serialize(float_model))
+        return float_state[0]
+
     # the float outputs on val_set, run once for all builds (and, where several builds are
     # measured layer by layer, the float side of that too)
     float_reference = FloatReference(layer_budget_bytes=LAYER_CACHE_BYTES if target_sqnr
@@ -330,9 +349,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                                                        head_floats)
                          if n not in notes)
         lap("quantize")
-        if not float_state:
-            float_state.append(serialize(float_model))
-        float_bytes, float_maps = float_state[0]
+        float_bytes, float_maps = serialized()
         quantized.model.format_extras.update(
             source_sha256=_source_sha256(model, float_bytes),
             source_name=_source_name(model, loaded),
@@ -387,9 +404,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         # samples and compared at the model's outputs on the other half (`method_check`)
         fit, held = (cal_set.subset(i) for i in halves(len(cal_set)))
         solvers.append(weight_solver("auto", float_model, fit, bias_corrected=correction != "none"))
-        if not float_state:
-            float_state.append(serialize(float_model))
-        floats = float_reference.outputs_for(LiteRTRunner(float_state[0][0]), held)
+        floats = float_reference.outputs_for(LiteRTRunner(serialized()[0]), held)
 
         def candidate(method: str) -> _Built:
             if method != "auto":
@@ -418,7 +433,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     if heads is not None and heads.describe():
         timings["heads"] = round(heads.seconds, 4)  # part of "quantize"
         notes.append(heads.describe())
-    float_bytes = float_state[0][0]
+    float_bytes = serialized()[0]
     planned = mixed = None
     if scheme == "mixed":
         if built.fidelity is None:
@@ -431,7 +446,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         timings["mixed"] = mixed.seconds  # the search's exports, part of "validate"
     if target_sqnr is not None and built.fidelity is not None:
         built, plan, planned = _plan_to_target(float_model, plan, float(target_sqnr), built,
-                                               build, val_set, fmt)
+                                               build, val_set, fmt, costs)
     quantized, encoded_model, custom_ops = built.quantized, built.encoded_model, built.custom_ops
     data, fidelity = built.data, built.fidelity
     if fidelity is not None:
@@ -491,10 +506,7 @@ def _mixed(float_model: Model, plan: PrecisionPlan, budget_bytes: int | None, fi
            ) -> tuple[_Built, PrecisionPlan, MixedReport]:
     """export(scheme="mixed", budget_bytes=): bits per layer under the budget, measured."""
     def as_attempt(plan_: PrecisionPlan, built: _Built) -> Attempt:
-        assert built.fidelity is not None
-        return Attempt(plan_, built.fidelity, len(built.data),
-                       input_sqnr(float_model, built.quantized, val_set),
-                       {lr.name: lr.precision for lr in built.quantized.layers}, built)
+        return _attempt(float_model, val_set, plan_, built)
 
     chosen, report = mixed_search(float_model, budget_bytes,
                                   lambda p: as_attempt(p, build(p, lambda stage: None)),
@@ -504,23 +516,30 @@ def _mixed(float_model: Model, plan: PrecisionPlan, budget_bytes: int | None, fi
     return chosen.payload, chosen.plan, report
 
 
+def _attempt(float_model: Model, val_set: SampleSet, plan: PrecisionPlan, built: _Built,
+             planner: bool = False) -> Attempt:
+    """One build as the mixed search or (`planner`: with its deferred per-layer SQNR and its
+    per-sample errors) the precision planner weighs it."""
+    assert built.fidelity is not None
+    return Attempt(plan, built.fidelity, len(built.data),
+                   input_sqnr(float_model, built.quantized, val_set),
+                   {lr.name: lr.precision for lr in built.quantized.layers}, built,
+                   *((built.measure_layers, built.sample_errors) if planner else ()))
+
+
 def _plan_to_target(float_model: Model, plan: PrecisionPlan, target_db: float, first: _Built,
                     build: Callable[[PrecisionPlan, Callable[[str], None]], _Built],
-                    val_set: SampleSet, fmt: OutputFormat,
+                    val_set: SampleSet, fmt: OutputFormat, costs: CostModel | None = None,
                     ) -> tuple[_Built, PrecisionPlan, PlannerReport]:
     """export(target_sqnr=): the precision planner over re-exports of the model."""
     def as_attempt(plan_: PrecisionPlan, built: _Built) -> Attempt:
-        assert built.fidelity is not None
-        return Attempt(plan_, built.fidelity, len(built.data),
-                       input_sqnr(float_model, built.quantized, val_set),
-                       {lr.name: lr.precision for lr in built.quantized.layers}, built,
-                       built.measure_layers, built.sample_errors)
+        return _attempt(float_model, val_set, plan_, built, planner=True)
 
     def attempt(plan_: PrecisionPlan) -> Attempt:
         return as_attempt(plan_, build(plan_, lambda stage: None, False))
 
     chosen, planned = plan_to_target(float_model, plan, target_db, attempt,
-                                     first=as_attempt(plan, first))
+                                     first=as_attempt(plan, first), cost_model=costs)
     with_layers(chosen)  # the written file's report lists its layers, as without a target
     if planned.kept:
         planned.latency_before_ms = measure_latency_ms(
