@@ -20,8 +20,13 @@ names the micro-kernels XNNPACK chose (resolved through the same symbol table), 
 proves what it ran, it does not assume it.
 
 Bit layout (XNNPACK as linked into ai-edge-litert 2.3.0, read from `init_hardware_config`):
-bit 0 SSE2, 1 SSSE3-class baseline, 2-6 SSE4.x / AVX / F16C / FMA3, 7 AVX2, 9 AVX512F, higher
-bits the AVX-512 families and AVX-VNNI. An AVX2-class CPU keeps bits 0-7.
+bit 0 SSE2, 1 SSSE3-class baseline, 2-6 SSE4.x / AVX / F16C / FMA3, 7 AVX2, 8 AVX256SKX,
+9 AVX512F, 10 AVX512SKX, 11 AVX512VBMI, 12 AVX512FP16, 13 AVX512BF16, 14 AVX-VNNI,
+15 AVX-VNNI-INT8, 16 AVX256VNNI, 17 AVX256VNNIGFNI, 18 AVX512VNNI, 19 AVX512VNNIGFNI,
+20 AMX (XNNPACK's `xnn_arch_x86_*` enum). An AVX2-class CPU keeps bits 0-7; the `avx512vnni`
+level (Ice Lake / Zen 4 class: AVX-512 VNNI without AMX, AVX-VNNI or FP16) keeps bits 0-11 and
+16-19, so that on a Sapphire Rapids-class host XNNPACK runs the kernels it runs on Zen 4 rather
+than its AMX tiles.
 
 Benchmark tooling only: nothing in the SDK imports it.
 """
@@ -38,9 +43,14 @@ from pathlib import Path
 
 LIBRARY = "libpywrap_litert_common.so"
 #: the arch-flag bits each level keeps (see the module docstring)
-LEVELS = {"avx2": (1 << 8) - 1}
+LEVELS = {"avx2": (1 << 8) - 1, "avx512vnni": ((1 << 12) - 1) | (0xF << 16)}
 #: substrings of micro-kernel names that need more than AVX2 + FMA3
 ABOVE_AVX2 = ("avx512", "avxvnni", "avx256", "amx")
+#: per level, substrings of micro-kernel names that need more than the level
+#: ("avx512vnni" does not contain "avxvnni": AVX-VNNI is the VEX-encoded client extension)
+ABOVE = {"avx2": ABOVE_AVX2, "avx512vnni": ("avxvnni", "amx", "avx512fp16", "avx512bf16")}
+#: the cpu_features() key a level needs
+NEEDS = {"avx2": "avx2", "avx512vnni": "avx512vnni"}
 _AVX2_BIT = 1 << 7
 _AVX512F_BIT = 1 << 9
 _ARCH_FLAGS_OFFSET = 8
@@ -106,7 +116,7 @@ def _functions_by_address(path: Path) -> dict[int, str]:
 
 
 def restrict_xnnpack(level: str = "avx2") -> Restriction:
-    """Make XNNPACK in this process choose kernels for `level` ("avx2") only.
+    """Make XNNPACK in this process choose kernels for `level` ("avx2", "avx512vnni") only.
 
     Call before the first LiteRT interpreter of the process is created; raises LiteRTIsaError
     when that is too late, when the CPU lacks the level, or when the library is not the one
@@ -134,8 +144,8 @@ def restrict_xnnpack(level: str = "avx2") -> Restriction:
     from sdk.base.native import cpu_features
 
     cpu = cpu_features()
-    if not cpu.get("avx2"):
-        raise LiteRTIsaError("this CPU has no AVX2: nothing to restrict to")
+    if not cpu.get(NEEDS[level]):
+        raise LiteRTIsaError(f"this CPU has no {level}: nothing to restrict to")
     if bool(detected & _AVX2_BIT) != bool(cpu.get("avx2")) or \
             bool(detected & _AVX512F_BIT) != bool(cpu.get("avx512f")):
         raise LiteRTIsaError(f"XNNPACK's arch flags {detected:#x} do not match this CPU's "
@@ -170,7 +180,7 @@ def check_restricted(level: str = "avx2") -> dict[str, list[str]]:
     if not selected:
         raise LiteRTIsaError("no XNNPACK operator has chosen kernels yet: run a model first")
     above = sorted({k for names in selected.values() for k in names
-                    if any(tag in k for tag in ABOVE_AVX2)})
+                    if any(tag in k for tag in ABOVE[level])})
     if above:
         raise LiteRTIsaError(f"XNNPACK chose kernels above {level}: {', '.join(above[:4])}")
     return selected

@@ -116,3 +116,18 @@ def test_unknown_level_is_refused() -> None:
         sys.path.remove(str(ROOT / "benchmarks"))
     with pytest.raises(litert_isa.LiteRTIsaError, match="unknown ISA level 'sse9'"):
         litert_isa.restrict_xnnpack("sse9")
+
+
+def test_avx512vnni_level_runs_no_amx_or_avxvnni_kernels(runs: dict[str, dict]) -> None:
+    # The AVX-512 VNNI level (Ice Lake / Zen 4 class) on whatever this host is: XNNPACK keeps
+    # its AVX-512 VNNI kernels and drops AMX tiles and VEX AVX-VNNI, which a Sapphire Rapids-class
+    # host would otherwise run; same outputs.
+    if not cpu_features().get("avx512vnni"):
+        pytest.skip("this CPU has no AVX-512 VNNI: the level cannot be emulated here")
+    run = _run("avx512vnni")
+    every = [k for names in run["kernels"].values() for k in names]
+    assert not [k for k in every if "amx" in k or "avxvnni" in k], every
+    gemm = run["kernels"]["qs8_qc8w_gemm_config"]
+    assert any("avx512vnni" in k or "avx256vnni" in k for k in gemm), gemm
+    assert run["flags"] & (1 << 20) == 0 and run["flags"] & (1 << 14) == 0
+    assert run["output"] == runs["native"]["output"]
