@@ -110,3 +110,75 @@ def test_ops_sharing_a_layer_name_are_costed_together() -> None:
     assert costs.extra_bytes(reshape, INT8, FLOAT_CANDIDATE) \
         == costs.extra_bytes(conv, INT8, FLOAT_CANDIDATE) > 3 * 9000
     assert costs.options(reshape, INT8) == [FLOAT_CANDIDATE]
+
+
+# ---------------------------------------------------------------- target_cost: the user's choice
+def test_cost_model_names_and_weights() -> None:
+    from sdk.converters.quantize.planner import COST_WEIGHTS, cost_model
+
+    assert cost_model().name == cost_model("balanced").name == "balanced"
+    assert (cost_model("bytes").bytes_weight, cost_model("bytes").latency_weight) \
+        == COST_WEIGHTS["bytes"] == (1.0, 0.0)
+    assert (cost_model("latency").bytes_weight, cost_model("latency").latency_weight) == (0, 1)
+    assert cost_model(0.0).name == "bytes" and cost_model("1").name == "latency"
+    assert cost_model(0.5).name == "balanced"
+    mid = cost_model(0.25)
+    assert mid.name == "latency share 0.25" and (mid.bytes_weight, mid.latency_weight) \
+        == (0.75, 0.25)
+
+
+def test_cost_model_refuses_what_it_does_not_know() -> None:
+    import pytest
+
+    from sdk.base.errors import ConversionError
+    from sdk.converters.quantize.planner import cost_model
+
+    for bad in ("fast", 1.5, -0.1, True, "nan", float("nan")):
+        with pytest.raises(ConversionError, match=r"target_cost must be one of 'bytes', "
+                                                  r"'latency', 'balanced' or a number"):
+            cost_model(bad)  # type: ignore[arg-type]
+
+
+def test_target_cost_changes_the_plan() -> None:
+    """The same stand-in model and measurements, three settings, three plans: "bytes" keeps
+    both layers 16x8 (the smallest file; the convolution ~60x slower), "latency" both float
+    (the fastest; the dense layer's 3 MB), "balanced" the convolution float and the dense
+    layer 16x8. Each report says which setting chose it and what it costs."""
+    from sdk.converters.quantize.planner import cost_model
+
+    model, conv, fc = _two_heads()
+    kept: dict[str, dict[str, str]] = {}
+    for setting in ("bytes", "latency", "balanced"):
+        attempt = _attempt_fn(model, [])
+        _, report = plan_to_target(model, PrecisionPlan(), 30.0, attempt,
+                                   first=attempt(PrecisionPlan()),
+                                   cost_model=cost_model(setting))
+        assert report.met and report.cost == setting
+        assert any(f"cost: {setting}" in line for line in report.lines())
+        kept[setting] = {k.name: k.precision for k in report.kept}
+        # what each kept layer costs over int8, estimated, and the totals the report prints
+        costs = cost_model(setting).for_model(model, PrecisionPlan(), 1_100_000)
+        for k in report.kept:
+            op = conv if k.name == "conv" else fc
+            wider = FLOAT_CANDIDATE if k.precision == "float32" else INT16X8_CANDIDATE
+            assert k.extra_bytes == int(costs.extra_bytes(op, INT8, wider))
+            assert k.extra_ms == round(costs.extra_ns(op, INT8, wider) / 1e6, 6)
+        assert report.estimated_ms == round(
+            sum(costs.extra_ns(conv if k.name == "conv" else fc, INT8,
+                               FLOAT_CANDIDATE if k.precision == "float32"
+                               else INT16X8_CANDIDATE) for k in report.kept) / 1e6, 6)
+        assert report.estimated_bytes > sum(k.extra_bytes for k in report.kept)  # + overheads
+    assert kept["bytes"] == {"conv": "int16x8", "fc": "int16x8"}, kept
+    assert kept["latency"] == {"conv": "float32", "fc": "float32"}, kept
+    assert kept["balanced"] == {"conv": "float32", "fc": "int16x8"}, kept
+
+
+def test_concentrated_error_names_the_deciding_samples() -> None:
+    from sdk.converters.quantize.planner import concentrated_error
+
+    noise = np.full(32, 0.01)
+    noise[7] = 0.68 / 0.32 * 0.31
+    picks = concentrated_error(noise)
+    assert [i for i, _ in picks] == [7] and abs(picks[0][1] - 0.68) < 0.01
+    assert concentrated_error(np.full(32, 0.01)) == []  # spread: no few samples decide it
+    assert concentrated_error([0.0, 0.0]) == [] and concentrated_error([1.0]) == []

@@ -122,6 +122,14 @@ KERNEL_NS: dict[str, dict[str, float]] = {
 BOUNDARY_NS = 0.5
 #: how a 1 % slower model weighs against a 1 % larger file in the planner's cost
 LATENCY_WEIGHT = 1.0
+#: what "cost" means, `sdk.export(..., target_cost=)` / `--target-cost`: name -> (weight of
+#: the share of the file's bytes a layer adds, weight of the share of the model's estimated
+#: time it adds). "bytes": the smallest file (16x8 wherever LiteRT has the kernel, however
+#: slow); "latency": the fastest (float in XNNPACK, not 16x8 in the reference kernels,
+#: whatever the bytes); "balanced" (default): 1 % of the file weighs as 1 % of the time
+COST_WEIGHTS: dict[str, tuple[float, float]] = {
+    "bytes": (1.0, 0.0), "latency": (0.0, 1.0), "balanced": (1.0, LATENCY_WEIGHT)}
+DEFAULT_COST = "balanced"
 #: ops whose work is a matrix product over their weights (ns per MAC)
 MATMUL_OPS = frozenset({"CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "BATCH_MATMUL",
                         "CONV_3D"})
@@ -212,6 +220,11 @@ class CostModel:
 
     overhead_bytes: int = LAYER_OVERHEAD_BYTES
     latency_weight: float = LATENCY_WEIGHT
+    #: weight of the share of the file's bytes (`COST_WEIGHTS`; 0: time alone)
+    bytes_weight: float = 1.0
+    #: the setting these weights came from (`cost_model`): "balanced", "bytes", "latency" or
+    #: "latency share 0.25"
+    name: str = DEFAULT_COST
     #: the plain export's file size and its estimated time (ns): the scale of the relative cost
     model_bytes: int = 0
     model_ns: float = 0.0
@@ -282,7 +295,9 @@ class CostModel:
         added = max(self.extra_bytes(op, current, candidate), 0.0) + overhead
         if self.model_bytes <= 0:
             return added
-        rel = added / self.model_bytes
+        # time alone but no estimate of it (no work the table knows): bytes decide
+        by_bytes = self.bytes_weight if self.model_ns > 0 and self.latency_weight > 0 else 1.0
+        rel = by_bytes * added / self.model_bytes
         if self.latency_weight > 0 and self.model_ns > 0:
             rel += self.latency_weight * max(self.extra_ns(op, current, candidate), 0.0) \
                 / self.model_ns
@@ -298,6 +313,33 @@ class CostModel:
         return [c for k, c in enumerate(cands) if all(costs[k] < w for w in costs[k + 1:])]
 
 
+def cost_model(target_cost: str | float | None = None) -> CostModel:
+    """The planner's cost for `sdk.export(..., target_cost=)`: "bytes", "latency" or
+    "balanced" (None: the default, balanced), or a number in [0, 1], the weight of latency
+    against bytes (0 = "bytes", 1 = "latency", 0.5 = "balanced"). Anything else: a
+    ConversionError naming the choices."""
+    if target_cost is None:
+        target_cost = DEFAULT_COST
+    if isinstance(target_cost, str) and target_cost in COST_WEIGHTS:
+        by_bytes, by_time = COST_WEIGHTS[target_cost]
+        return CostModel(bytes_weight=by_bytes, latency_weight=by_time, name=target_cost)
+    share = target_cost
+    if isinstance(share, str):
+        try:
+            share = float(share)
+        except ValueError:
+            share = math.nan
+    if isinstance(share, bool) or not isinstance(share, (int, float)) \
+            or not 0.0 <= float(share) <= 1.0:
+        raise ConversionError(
+            f"target_cost must be one of {', '.join(repr(k) for k in COST_WEIGHTS)} or a "
+            f"number from 0 (bytes alone) to 1 (latency alone), not {target_cost!r}")
+    share = float(share)
+    named = {0.0: "bytes", 1.0: "latency", 0.5: "balanced"}.get(share)
+    return CostModel(bytes_weight=1.0 - share, latency_weight=share,
+                     name=named or f"latency share {share:g}")
+
+
 # ---------------------------------------------------------------------------- results
 @dataclass
 class KeptLayer:
@@ -310,10 +352,12 @@ class KeptLayer:
     step: int
     sqnr_db: float
     added_noise: float
-    #: estimated bytes it adds (weights in the wider format)
+    #: estimated bytes its constants add in the wider format, over the plan's own precision
     extra_bytes: int
     #: why this precision and not a narrower one ("" for the first candidate that applies)
     reason: str = ""
+    #: estimated time it adds over the plan's own precision (ms, one thread, `KERNEL_NS`)
+    extra_ms: float | None = None
 
 
 @dataclass
@@ -355,6 +399,17 @@ class PlannerReport:
     after_bound_db: dict[str, float] = field(default_factory=dict)
     #: check samples the target was decided on
     check_samples: int = 0
+    #: what the cost counted (`target_cost`): "balanced", "bytes", "latency", ...
+    cost: str = DEFAULT_COST
+    #: the cost model's estimate of what the kept layers add: bytes (their constants and the
+    #: QUANTIZE / DEQUANTIZE around them) and time (ms, one thread); the measured figures are
+    #: size_* and latency_*
+    estimated_bytes: int = 0
+    estimated_ms: float | None = None
+    #: output -> the check samples that hold most of its error in the chosen export (index in
+    #: the check set, share of the error), where few samples hold most of it: the target
+    #: rests on them (`concentrated_error`)
+    error_samples: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -364,13 +419,15 @@ class PlannerReport:
         d = from_jsonable(dict(d))
         d["kept"] = [KeptLayer(**k) for k in d.get("kept", [])]
         d["steps"] = [PlanStep(**s) for s in d.get("steps", [])]
+        d["error_samples"] = {k: [(int(i), float(f)) for i, f in v]
+                              for k, v in d.get("error_samples", {}).items()}
         return cls(**d)
 
     def lines(self) -> list[str]:
         state = "met" if self.met else "NOT met"
         out = [f"target SQNR {self.target_sqnr_db:g} dB {state} after {self.exports} export(s) "
                f"({self.layer_runs} measured per layer, {self.seconds:.1f} s); candidates: "
-               f"{', '.join(self.candidates)}"]
+               f"{', '.join(self.candidates)}; cost: {self.cost}"]
         for name, before in self.before_db.items():
             bound = self.after_bound_db.get(name)
             out.append(f"  output {name}: {before:.2f} dB -> {self.after_db.get(name, before):.2f}"
@@ -385,7 +442,9 @@ class PlannerReport:
             out += [f"    {k.name} ({k.op_type}) -> {k.precision}: step {k.step}, "
                     + (f"its output at {k.sqnr_db:.1f} dB, added error {k.added_noise:.3g}"
                        if math.isfinite(k.sqnr_db) else "its output not measured per layer")
-                    + f", ~{k.extra_bytes:,} bytes" + (f"; {k.reason}" if k.reason else "")
+                    + f", ~{k.extra_bytes:+,} bytes"
+                    + (f", ~{k.extra_ms:+.3g} ms" if k.extra_ms is not None else "")
+                    + (f"; {k.reason}" if k.reason else "")
                     for k in self.kept]
         else:
             out.append("  nothing kept wider")
@@ -402,6 +461,17 @@ class PlannerReport:
             size += (f"; latency {self.latency_before_ms:.3f} -> {self.latency_after_ms:.3f} ms "
                      "(one local LiteRT run, median)")
         out.append(size)
+        if self.kept:
+            out.append(f"  estimated (cost model, before export): {self.estimated_bytes:+,} "
+                       "bytes" + (f", {self.estimated_ms:+.3g} ms (one thread, this host's "
+                                  "kernel table)" if self.estimated_ms is not None else ""))
+        for name, picks in self.error_samples.items():
+            share = sum(f for _, f in picks)
+            out.append(f"  output {name}: {len(picks)} of {self.check_samples} check sample(s) "
+                       f"hold {100 * share:.0f} % of its error (sample(s) "
+                       + ", ".join(f"{i}: {100 * f:.0f} %" for i, f in picks)
+                       + "): the target rests on them; inputs like them that the check did not "
+                       "hold can miss it")
         out += [f"  note: {n}" for n in self.notes]
         return out
 
@@ -480,6 +550,40 @@ def sqnr_bound_db(signal: Iterable[float], noise: Iterable[float], *,
     return min(point, float(_ratio_db(np.array([s.mean()]), np.array([upper]))[0]))
 
 
+#: `concentrated_error`: samples that hold at least this share of an output's error ...
+CONCENTRATION_SHARE = 0.5
+#: ... and are at most this share of the samples: the error sits in a few inputs
+CONCENTRATION_SAMPLES = 0.25
+
+
+def concentrated_error(noise: Iterable[float]) -> list[tuple[int, float]]:
+    """The fewest samples that hold at least `CONCENTRATION_SHARE` of the error energy
+    (index, share; largest first), when they are at most `CONCENTRATION_SAMPLES` of the
+    samples (at least one); otherwise [] (the error is spread: no few inputs decide it)."""
+    n = np.asarray(list(noise), dtype=np.float64)
+    total = float(n.sum())
+    if n.size < 2 or not total > 0:
+        return []
+    order = np.argsort(-n, kind="stable")
+    picks: list[tuple[int, float]] = []
+    held = 0.0
+    for i in order:
+        picks.append((int(i), round(float(n[i]) / total, 4)))
+        held += float(n[i]) / total
+        if held >= CONCENTRATION_SHARE:
+            break
+    return picks if len(picks) <= max(1, int(CONCENTRATION_SAMPLES * n.size)) else []
+
+
+def _error_samples(a: Attempt) -> dict[str, list[tuple[int, float]]]:
+    out: dict[str, list[tuple[int, float]]] = {}
+    for name, (_, noise) in a.sample_energies.items():
+        picks = concentrated_error(noise)
+        if picks:
+            out[name] = picks
+    return out
+
+
 def _t_quantile(p: float, df: int) -> float:
     """Student's t quantile (Cornish-Fisher from the normal one; within 1 % for df >= 4, too
     small below, where the bootstrap and leave-one-out bounds are lower anyway)."""
@@ -528,7 +632,8 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
     if costs.model_bytes <= 0:  # the scale of the relative cost: the plain export
         costs = costs.for_model(model, base, plain.size_bytes)
     report = PlannerReport(target_db, False, _outputs_db(plain), _outputs_db(plain),
-                           size_before=plain.size_bytes, size_after=plain.size_bytes)
+                           size_before=plain.size_bytes, size_after=plain.size_bytes,
+                           cost=costs.name)
     if not current.measured() and _short(current, target_db):
         raise ConversionError("target_sqnr needs the per-layer SQNR of the fidelity report, "
                               "which this export did not measure")
@@ -628,10 +733,15 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
     if _short(current, target_db):
         widen_upstream(widest=True)
     if _short(current, target_db):
+        deciding = _error_samples(best)
         missing = ", ".join(
             f"{o.name!r} at {o.sqnr_db:.2f} dB" + (
                 f" (lower bound {best.check_db(j):.2f} dB on {best.fidelity.samples} check "
-                "samples)" if o.name in best.sample_energies else "")
+                "samples" + (
+                    "; check sample(s) " + ", ".join(
+                        f"{i} ({100 * f:.0f} %)" for i, f in deciding[o.name])
+                    + " hold most of its error" if o.name in deciding else "")
+                + ")" if o.name in best.sample_energies else "")
             for j, o in enumerate(best.fidelity.outputs) if not best.check_db(j) >= target_db)
         raise FidelityError(
             f"target_sqnr={target_db:g} dB cannot be met: best reached {missing} after "
@@ -672,6 +782,21 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
                         k.extra_bytes = int(costs.extra_bytes(
                             op, base.for_op(op), _candidate(layers[k.name]))) if op else 0
     report.met = True
+    # what each kept layer costs over the plan's own precision, as the cost model estimates it
+    total_ns = 0.0
+    for k in report.kept:
+        op = _op_named(model, k.name)
+        if op is None or k.name not in layers:
+            continue
+        cand = _candidate(layers[k.name])
+        k.extra_bytes = int(costs.extra_bytes(op, base.for_op(op), cand))
+        ns = costs.extra_ns(op, base.for_op(op), cand)
+        k.extra_ms = round(ns / 1e6, 6)
+        total_ns += ns
+        report.estimated_bytes += k.extra_bytes + (
+            cand.overhead_bytes if cand.overhead_bytes is not None else costs.overhead_bytes)
+    report.estimated_ms = round(total_ns / 1e6, 6) if report.kept else None
+    report.error_samples = _error_samples(current)
     report.after_db = _outputs_db(current)
     report.after_bound_db = _bounds_db(current)
     report.check_samples = current.fidelity.samples
@@ -698,7 +823,8 @@ def _why(op: Operator, prev: LayerPrecision, chosen: LayerPrecision,
         return f"no int16 kernel for {op.type} in LiteRT: float is its only wider format"
     if costs is not None and not prev.is_int16 \
             and INT16X8_CANDIDATE not in costs.options(op, prev):
-        return (f"float costs less than 16x8 here (est. {costs.latency_ns(op, FLOAT) / 1e6:.3f}"
+        return (f"float costs less than 16x8 here under target_cost={costs.name!r} (est. "
+                f"{costs.latency_ns(op, FLOAT) / 1e6:.3f}"
                 f" ms float, {costs.latency_ns(op, INT16X8) / 1e6:.3f} ms at 16x8 in LiteRT's "
                 f"int16 reference kernels; float adds "
                 f"{int(costs.extra_bytes(op, prev, FLOAT_CANDIDATE)):,} bytes)")
@@ -886,7 +1012,8 @@ def measure_latency_ms(data: bytes, samples: SampleSet, delegates: list[Any] | N
     return round(1000.0 * statistics.median(times), 4)
 
 
-__all__ = ["CANDIDATES", "FLOAT_CANDIDATE", "INT16X8_CANDIDATE", "Attempt", "AttemptFn",
-           "Candidate", "CostModel", "KeptLayer", "PlanStep", "PlannerReport", "candidates_for",
-           "layer_losses", "measure_latency_ms", "plan_to_target", "register_candidate",
-           "sqnr_bound_db", "upstream_ops"]
+__all__ = ["CANDIDATES", "COST_WEIGHTS", "FLOAT_CANDIDATE", "INT16X8_CANDIDATE", "Attempt",
+           "AttemptFn", "Candidate", "CostModel", "KeptLayer", "PlanStep", "PlannerReport",
+           "candidates_for", "concentrated_error", "cost_model", "layer_losses",
+           "measure_latency_ms", "plan_to_target", "register_candidate", "sqnr_bound_db",
+           "upstream_ops"]
