@@ -67,11 +67,13 @@ from sdk.converters.quantize.plan import PrecisionPlan
 from sdk.converters.quantize.planner import (
     MIN_CONFIDENT_SAMPLES,
     Attempt,
+    CostModel,
     PlannerReport,
     measure_latency_ms,
     plan_to_target,
     with_layers,
 )
+from sdk.converters.quantize.planner import cost_model as planner_cost
 from sdk.converters.quantize.score_ranges import reach_output_codes
 from sdk.converters.quantize.stem import StemRounding
 from sdk.converters.quantize.stem import confirm as confirm_stem
@@ -104,6 +106,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
            per_layer: bool = True, strict: bool = False, report: bool = True,
            percentile: float = 99.99, progress: Progress | None = None,
            target: str | None = None, target_sqnr: float | None = None,
+           target_cost: str | float | None = None,
            activations: str = "int8", equalize: bool = True, stem_rounding: bool = True,
            scheme_options: Mapping[str, Any] | None = None,
            example_inputs: Any = None,
@@ -176,6 +179,11 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         output's SQNR on the held-out samples is at least this many dB
         (`sdk.converters.quantize.planner`; `result.planner` lists what was kept wider, why and
         what it cost; a ConversionError when even all of them kept wider fall short).
+    target_cost: with target_sqnr, what the planner's cost counts: "balanced" (default: a 1 %
+        larger file weighs as a 1 % slower model), "bytes" (the smallest file: 16x8 wherever
+        LiteRT has the kernel, however slow), "latency" (the fastest: float in XNNPACK rather
+        than 16x8 in LiteRT's reference kernels, whatever the bytes), or a number from 0
+        (bytes) to 1 (latency), the weight of latency (`planner.cost_model`).
     budget_bytes: scheme "mixed": the file's size limit; each weighted layer gets INT8, INT4,
         2-bit or ternary weights by measured sensitivity (`sdk.converters.quantize.mixed`;
         `result.mixed` lists every point tried, the Pareto front and the bits chosen).
@@ -224,6 +232,10 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     fmt = format_for(format, output)
     path = Path(output) if output is not None else Path(f"{_safe(loaded.name)}_{scheme}"
                                                          f"{fmt.suffix}")
+    if target_cost is not None and target_sqnr is None:
+        raise ConversionError(f"target_cost={target_cost!r} goes with target_sqnr= (it says "
+                              "what the precision planner's cost counts)")
+    costs = planner_cost(target_cost)  # a bad value is refused before any calibration
     if (scheme == "mixed") != (budget_bytes is not None or budget_ms is not None):
         raise ConversionError("budget_bytes / budget_ms go with scheme 'mixed' (and 'mixed' "
                               f"needs one), not scheme {scheme!r} with budget_bytes="
@@ -434,7 +446,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         timings["mixed"] = mixed.seconds  # the search's exports, part of "validate"
     if target_sqnr is not None and built.fidelity is not None:
         built, plan, planned = _plan_to_target(float_model, plan, float(target_sqnr), built,
-                                               build, val_set, fmt)
+                                               build, val_set, fmt, costs)
     quantized, encoded_model, custom_ops = built.quantized, built.encoded_model, built.custom_ops
     data, fidelity = built.data, built.fidelity
     if fidelity is not None:
@@ -517,7 +529,7 @@ def _attempt(float_model: Model, val_set: SampleSet, plan: PrecisionPlan, built:
 
 def _plan_to_target(float_model: Model, plan: PrecisionPlan, target_db: float, first: _Built,
                     build: Callable[[PrecisionPlan, Callable[[str], None]], _Built],
-                    val_set: SampleSet, fmt: OutputFormat,
+                    val_set: SampleSet, fmt: OutputFormat, costs: CostModel | None = None,
                     ) -> tuple[_Built, PrecisionPlan, PlannerReport]:
     """export(target_sqnr=): the precision planner over re-exports of the model."""
     def as_attempt(plan_: PrecisionPlan, built: _Built) -> Attempt:
@@ -527,7 +539,7 @@ def _plan_to_target(float_model: Model, plan: PrecisionPlan, target_db: float, f
         return as_attempt(plan_, build(plan_, lambda stage: None, False))
 
     chosen, planned = plan_to_target(float_model, plan, target_db, attempt,
-                                     first=as_attempt(plan, first))
+                                     first=as_attempt(plan, first), cost_model=costs)
     with_layers(chosen)  # the written file's report lists its layers, as without a target
     if planned.kept:
         planned.latency_before_ms = measure_latency_ms(
