@@ -136,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
                         activations=args.activations,
                         scheme_options=_scheme_options(args.scheme_option),
                         per_layer=not args.no_per_layer, target_sqnr=args.target_sqnr,
+                        target_cost=args.target_cost,
                         budget_bytes=args.budget_bytes, budget_ms=args.budget_ms,
                         latency_profile=args.latency_profile, progress=bars)
     short = below_min_sqnr(result, args.min_sqnr)
@@ -208,6 +209,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="accuracy-driven precision: keep the fewest layers wider (16x8, then "
                         "float) until every output's SQNR on the held-out samples reaches DB "
                         "(fails, exit status 1, nothing written, when it cannot)")
+    p.add_argument("--target-cost", metavar="COST",
+                   help="with --target-sqnr, what the planner's cost counts: balanced "
+                        "(default: 1%% of the file weighs as 1%% of the time), bytes (the "
+                        "smallest file: 16x8 wherever it runs, however slow), latency (the "
+                        "fastest: float rather than 16x8) or a number from 0 (bytes) to 1 "
+                        "(latency)")
     p.add_argument("--budget-bytes", type=int, metavar="N",
                    help="scheme mixed: the file's size limit; each weighted layer gets int8, "
                         "int4, 2-bit or ternary weights by measured sensitivity (fails, exit "
