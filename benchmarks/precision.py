@@ -51,10 +51,47 @@ def _worst(result: Any) -> float | None:
     return round(min(o.sqnr_db for o in result.fidelity.outputs), 2)
 
 
+class _Recording:
+    """A corpus runner that keeps what it returned (the per-sample outputs `score` does not
+    report)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.names = inner.names
+        self.outs: list[list[Any]] = []
+
+    def __call__(self, sample: Any) -> list[Any]:
+        out = self.inner(sample)
+        self.outs.append(out)
+        return out
+
+
+def deciding_samples(ref_names: list[str], ref: list[list[Any]], rec: _Recording,
+                     output: str) -> dict[str, Any]:
+    """Which held-out samples hold the error of `output` (the worst one): each sample's share of
+    its error energy, the fewest holding half of it where they are few
+    (`planner.concentrated_error`), and the float model's largest value on each of those
+    samples (a classifier's top probability: how near the decision boundary it is)."""
+    import numpy as np
+    from corpus.measure import align
+
+    from sdk.converters.quantize.planner import concentrated_error
+
+    idx = align(ref_names, [o.size for o in ref[0]], rec.names, [o.size for o in rec.outs[0]])
+    k = ref_names.index(output)
+    err = [float(np.sum((np.asarray(r[k], np.float64) - np.asarray(g[idx[k]], np.float64))
+                        ** 2)) for r, g in zip(ref, rec.outs, strict=True)]
+    total = sum(err) or 1.0
+    picks = concentrated_error(err)
+    return {"output": output, "shares": [round(e / total, 4) for e in err],
+            "deciding": [[i, f, round(float(np.max(ref[i][k])), 4)] for i, f in picks]}
+
+
 def measure(name: str, samples: int, target: float, plain: bool = False,
-            heldout: int = HELDOUT, whole16: bool = True) -> dict[str, Any]:
+            heldout: int = HELDOUT, whole16: bool = True,
+            cost: str | None = None) -> dict[str, Any]:
     """The exports of one corpus model (16x8, INT8 with the target; `plain`: INT8 too), each
-    scored on `heldout` samples the export never saw."""
+    scored on `heldout` samples the export never saw. `cost`: the target's `target_cost`."""
     import warnings
 
     from corpus.inputs import Context, make_samples, model_inputs
@@ -76,7 +113,7 @@ def measure(name: str, samples: int, target: float, plain: bool = False,
     if model.constant_inputs:
         common["constant_inputs"] = dict(model.constant_inputs)
     row: dict[str, Any] = {"name": name, "kind": model.kind, "format": model.format,
-                           "heldout": heldout}
+                           "heldout": heldout, "cost": cost or "balanced"}
     order = [d.name for d in all_descs]
     held = make_samples(model, path, heldout, HELDOUT_SEED, ctx) if heldout > 0 else []
     ref = float_reference(model, path, order, held) if held else None
@@ -87,14 +124,18 @@ def measure(name: str, samples: int, target: float, plain: bool = False,
         """The written file on the held-out samples, as corpus.py scores it."""
         if ref is None or ref.error:
             return
+        rec = _Recording(LiteRTRunner(Path(file).read_bytes(), order))
         res = score("edgesdk", model, _image_hw(model, all_descs), ref.names, ref.outputs,
-                    LiteRTRunner(Path(file).read_bytes(), order), held)
+                    rec, held)
         assert res.worst_sqnr_db is not None
         entry["heldout_db"] = round(res.worst_sqnr_db, 2)
         entry["met_heldout"] = res.worst_sqnr_db >= target
+        worst = min(res.outputs, key=lambda o: o.sqnr_db).name
+        entry["heldout_errors"] = deciding_samples(ref.names, ref.outputs, rec, worst)
     with tempfile.TemporaryDirectory() as tmp:
         runs = [("int16x8", "int16x8", {})] * whole16 + [
-            ("target", "int8", {"target_sqnr": target})]
+            ("target", "int8", {"target_sqnr": target}
+             | ({"target_cost": cost} if cost is not None else {}))]
         for key, scheme, extra in [("int8", "int8", {})] * plain + runs:
             start = time.perf_counter()
             try:
@@ -124,6 +165,8 @@ def measure(name: str, samples: int, target: float, plain: bool = False,
                              layer_runs=getattr(p, "layer_runs", None), planner_s=p.seconds,
                              size_before=p.size_before, layers=len(res.precision),
                              latency_ms=[p.latency_before_ms, p.latency_after_ms],
+                             estimated=[p.estimated_bytes, p.estimated_ms],
+                             error_samples=p.error_samples, cost=p.cost,
                              steps=[ln.strip() for ln in p.lines() if ln.startswith("  step")])
                 if "int8" not in row:  # the planner's first export is the plain one
                     row["int8"] = {"ok": True, "worst_db": round(min(p.before_db.values()), 2)
@@ -135,12 +178,12 @@ def measure(name: str, samples: int, target: float, plain: bool = False,
 
 def run(names: list[str], samples: int, target: float, timeout: float, plain: bool = False,
         json_out: str | None = None, heldout: int = HELDOUT,
-        whole16: bool = True) -> list[dict[str, Any]]:
+        whole16: bool = True, cost: str | None = None) -> list[dict[str, Any]]:
     rows = []
     for name in names:
         cmd = [sys.executable, __file__, "one", name, "--samples", str(samples),
                "--target", str(target), "--heldout", str(heldout)] + ["--plain"] * plain \
-            + ["--no-16x8"] * (not whole16)
+            + ["--no-16x8"] * (not whole16) + (["--cost", cost] if cost is not None else [])
         start = time.perf_counter()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
@@ -150,6 +193,7 @@ def run(names: list[str], samples: int, target: float, timeout: float, plain: bo
                 "name": name, "error": (proc.stderr.strip().splitlines() or ["?"])[-1][:300]}
         except subprocess.TimeoutExpired:
             row = {"name": name, "error": f"over the {timeout:.0f} s limit"}
+        row.setdefault("cost", cost or "balanced")
         row["wall_s"] = round(time.perf_counter() - start, 1)
         print(json.dumps(row), flush=True)
         rows.append(row)
@@ -297,6 +341,8 @@ def main() -> int:
     r.add_argument("--no-16x8", dest="whole16", action="store_false",
                    help="skip the whole-model 16x8 export (its held-out scoring runs LiteRT's "
                    "int16 reference kernels: minutes on the big models)")
+    r.add_argument("--cost", help="target_cost of the target's export: bytes, latency, "
+                   "balanced (default) or a number from 0 to 1")
     r.add_argument("--plain", action="store_true",
                    help="also run the plain INT8 export on its own (default: its figures are "
                    "the planner's first export)")
@@ -307,6 +353,7 @@ def main() -> int:
     o.add_argument("--plain", action="store_true")
     o.add_argument("--heldout", type=int, default=HELDOUT)
     o.add_argument("--no-16x8", dest="whole16", action="store_false")
+    o.add_argument("--cost")
     k = sub.add_parser("kernels", help="ns per MAC of LiteRT's int8 / int16x8 / float kernels "
                        "here, per op class (the planner's KERNEL_NS)")
     k.add_argument("--models", default="magika_v3_3,oww_embedding,mp_face_detection_short_range")
@@ -315,7 +362,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.cmd == "one":
         print(json.dumps(measure(args.name, args.samples, args.target, args.plain,
-                                 args.heldout, args.whole16)))
+                                 args.heldout, args.whole16, args.cost)))
         return 0
     if args.cmd == "kernels":
         print(json.dumps(kernels(args.models.split(",")), indent=1))
@@ -325,7 +372,7 @@ def main() -> int:
         return 0
     names = args.models.split(",") if args.models else [m.name for m in load_manifest()]
     rows = run(names, args.samples, args.target, args.timeout, args.plain, args.json_out,
-               args.heldout, args.whole16)
+               args.heldout, args.whole16, args.cost)
     print(table(rows, args.target))
     return 0
 
