@@ -131,3 +131,13 @@ def test_pinned_first_last_layers_move_when_the_budget_needs_it(net, data, tmp_p
                      budget_bytes=7000, report=False)
     assert res.size_bytes <= 7000
     assert min(_bits(res, "centred"), _bits(res, "plain")) < 8
+
+
+def test_each_plan_is_measured_once(mixed) -> None:
+    """Trades, swaps and the combined move can lead to a plan already measured (two moves to
+    the same mix, or several ops of one layer name): it is that point again, not another
+    export and another point."""
+    points = mixed.mixed.points
+    plans = [(tuple(sorted(p.bits.items())), tuple(sorted(p.splits.items()))) for p in points]
+    assert len(set(plans)) == len(plans)
+    assert mixed.mixed.exports == len(points)

@@ -460,7 +460,7 @@ def _moves(choices: list[LayerChoice], bits: Mapping[str, str], losses: Losses, 
 
 def _swaps(ups: list[tuple[float, float, str, str]], downs: list[tuple[float, float, str, str]],
            avail: float, base_bits: Mapping[str, str],
-           run: Callable[[str, dict[str, str]], None], count: int = 2) -> None:
+           run: Callable[[str, dict[str, str]], MixedPoint], count: int = 2) -> None:
     """Measure pairs, not only their sum: each of the `count` promotions that measured the
     best gain, with the one demotion that frees the bytes it needs for the least measured
     loss (the pairing by rates below adds losses that do not add: two moves' output noise is
@@ -482,7 +482,7 @@ def _split_trades(choices: list[LayerChoice], measured: list[tuple[MixedPoint, A
                   budget: int, ops: Mapping[str, Operator],
                   hessians: Mapping[tuple[tuple[int, ...], str], LayerHessian],
                   report: MixedReport,
-                  run: Callable[[str, dict[str, str], dict[str, RowSplit]], None],
+                  run: Callable[[str, dict[str, str], dict[str, RowSplit]], MixedPoint],
                   count: int) -> None:
     """Points measured over the budget that beat the best within it (a promotion whose bytes
     no whole-layer demotion pays for closely enough: one layer holding most of the weights)
@@ -530,13 +530,12 @@ def _split_trades(choices: list[LayerChoice], measured: list[tuple[MixedPoint, A
             last = len(rows)
             split = {c.name: RowSplit(rows, fmt)}
             try:
-                run(f"{p.label}, {c.name} split ({len(rows)} of {channels} rows {fmt})",
-                    dict(p.bits), split)
+                got = run(f"{p.label}, {c.name} split ({len(rows)} of {channels} rows {fmt})",
+                          dict(p.bits), split)
             except EdgeSDKError as exc:  # a format that cannot hold the split's ops
                 report.notes.append(f"row split of {c.name} not measured: {exc}")
                 break
             done += attempt_no == 0
-            got = measured[-1][0]
             if got.within_budget:
                 break
             need += got.size_bytes - budget
@@ -559,7 +558,7 @@ def _latency_table(latency: LatencyTable | LayerProfiler,
 
 def _trade(choices: list[LayerChoice], measured: list[tuple[MixedPoint, Attempt]],
            budget: int, count: int, losses: Losses,
-           run: Callable[[str, dict[str, str]], None]) -> None:
+           run: Callable[[str, dict[str, str]], MixedPoint]) -> None:
     """From the best point within the budget, measure single-layer moves one format up and
     one down (the `count` most promising each way by `losses`; output noise measured, not
     estimated), then pair the promotions that gain most per byte with the demotions that lose
@@ -574,8 +573,8 @@ def _trade(choices: list[LayerChoice], measured: list[tuple[MixedPoint, Attempt]
     downs: list[tuple[float, float, str, str]] = []  # (loss / byte, bytes freed, layer, format)
     for c, i, j in _moves(choices, base_bits, losses, count):
         bits = {**base_bits, c.name: c.formats[j]}
-        run(f"trade {c.name} {c.formats[j]}", bits)
-        delta = _noise(measured[-1][0].worst_sqnr_db) - base_noise
+        got = run(f"trade {c.name} {c.formats[j]}", bits)
+        delta = _noise(got.worst_sqnr_db) - base_noise
         nbytes = c.nbytes[j] - c.nbytes[i]
         if nbytes == 0:
             if delta < 0:  # the same bytes, measured better: free
@@ -652,8 +651,15 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
         return p.size_bytes <= size_limit and (
             budget_ms is None or (p.latency_ms is not None and p.latency_ms <= budget_ms))
 
+    by_plan: dict[tuple[Any, ...], MixedPoint] = {}
+
+    def plan_key(bits: Mapping[str, str], splits: Mapping[str, RowSplit] | None
+                 ) -> tuple[Any, ...]:
+        return (tuple(sorted(bits.items())),
+                tuple(sorted((k, v.weights, v.rows) for k, v in (splits or {}).items())))
+
     def record(label: str, bits: dict[str, str], a: Attempt, estimated: float | None,
-               splits: Mapping[str, RowSplit] | None = None) -> None:
+               splits: Mapping[str, RowSplit] | None = None) -> MixedPoint:
         p = MixedPoint(label, a.size_bytes, a.fidelity.min_sqnr_db,
                        None if estimated is None else round(estimated), dict(bits),
                        splits={k: v.describe() for k, v in (splits or {}).items()})
@@ -661,6 +667,18 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
             p.latency_ms = round(table.estimate_ms(bits), 6)
         p.within_budget = fits(p)
         measured.append((p, a))
+        by_plan.setdefault(plan_key(bits, splits), p)
+        return p
+
+    def measure(label: str, bits: dict[str, str], splits: Mapping[str, RowSplit] | None = None
+                ) -> MixedPoint:
+        """Export and record a plan, once: a plan measured before (several moves or several
+        layers of one name lead to it) is that point again, not another export."""
+        seen = by_plan.get(plan_key(bits, splits))
+        if seen is not None:
+            return seen
+        return record(label, bits, attempt(plan_of(bits, first.plan, splits)),
+                      estimate_bytes(choices, bits, base), splits)
 
     int8_bits = {c.name: "int8" for c in choices}
     record("all-int8", int8_bits, first, None)
@@ -780,17 +798,13 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
     for _ in range(opts.trade_rounds if opts.trades > 0 and budget_bytes is not None else 0):
         before = max((p.worst_sqnr_db for p, _ in measured if p.within_budget),
                      default=-math.inf)
-        _trade(choices, measured, int(size_limit), opts.trades, losses,
-               lambda label, bits: record(label, bits, attempt(plan_of(bits, first.plan)),
-                                          estimate_bytes(choices, bits, base)))
+        _trade(choices, measured, int(size_limit), opts.trades, losses, measure)
         if max((p.worst_sqnr_db for p, _ in measured if p.within_budget),
                default=-math.inf) <= before:
             break
     if budget_bytes is not None and opts.row_splits and hessians is not None:
-        _split_trades(choices, measured, int(size_limit), ops, hessians, report,
-                      lambda label, bits, splits: record(
-                          label, bits, attempt(plan_of(bits, first.plan, splits)),
-                          estimate_bytes(choices, bits, base), splits), opts.row_splits)
+        _split_trades(choices, measured, int(size_limit), ops, hessians, report, measure,
+                      opts.row_splits)
     points = [p for p, _ in measured]
     pareto_front(points)
     inside = [i for i, p in enumerate(points) if p.within_budget]
