@@ -275,10 +275,11 @@ class CorpusCase:
                      LiteRTRunner(model_bytes, self.order, delegates), self.val)
 
 
-def corpus_case(name: str, samples: int, select_set: bool = False) -> CorpusCase | str:
+def corpus_case(name: str, samples: int, select_set: bool = False,
+                select_samples: int | None = None) -> CorpusCase | str:
     """The corpus model `name` with `samples` calibration inputs (seed 1), max(8, samples / 4)
-    held-out ones (seed 2) and, with `select_set`, as many for the exports to validate on
-    (seed 3); or why not."""
+    held-out ones (seed 2) and, with `select_set`, as many (or `select_samples`) for the
+    exports to validate on (seed 3); or why not."""
     from corpus.inputs import Context, make_samples, model_inputs
     from corpus.manifest import cache_dir, load_manifest, select
     from corpus.measure import LiteRTRunner, OrtRunner, _image_hw, quiet
@@ -294,7 +295,7 @@ def corpus_case(name: str, samples: int, select_set: bool = False) -> CorpusCase
     held = max(8, samples // 4)
     cal = make_samples(model, path, samples, 1, ctx)
     val = make_samples(model, path, held, 2, ctx)
-    sel = make_samples(model, path, held, 3, ctx) if select_set else None
+    sel = make_samples(model, path, select_samples or held, 3, ctx) if select_set else None
     order = [d.name for d in descs]
     with quiet():
         ref_runner = OrtRunner(str(path)) if model.format == "onnx" else \
@@ -496,7 +497,7 @@ MIXED_PEER_RECIPES = (("aeq dynamic_wi4_afp32", "dynamic_wi4_afp32"),
 
 
 def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
-               mixed_only: bool = False) -> dict[str, Any]:
+               mixed_only: bool = False, select_samples: int | None = None) -> dict[str, Any]:
     """--mixed: all-INT4 and all-ternary (round to nearest) beside `sdk.export(..., "mixed",
     budget_bytes=)` at all-INT4's size, at half of it (an error row where half is under the
     smallest mixed model) and at all-ternary's size, worst-output SQNR scored as in
@@ -505,18 +506,20 @@ def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
     hold (`byte_breakdown`). Every row says its sub-byte / weighted layers. `peers`:
     ai-edge-quantizer's int4 and 2-bit weight-only recipes (`MIXED_PEER_RECIPES`, on the
     float .tflite, scored the same way) and mixed at each of their file sizes (`mixed_only`:
-    only those, not the int4 / ternary rows)."""
+    only those, not the int4 / ternary rows). `select_samples`: how many held-out inputs the
+    exports validate on and mixed chooses by (default as many as are scored)."""
     from corpus.measure import quiet
 
     from sdk.converters.quantize.file_bytes import byte_breakdown
 
-    case = corpus_case(name, samples, select_set=True)
+    case = corpus_case(name, samples, select_set=True, select_samples=select_samples)
     if isinstance(case, str):
         return {"model": name, "error": case}
     assert case.select is not None
     out: dict[str, Any] = {"model": name, "kind": case.model.kind,
                            "calibration_samples": len(case.cal),
-                           "held_out_samples": len(case.val), "rows": []}
+                           "held_out_samples": len(case.val),
+                           "selection_samples": len(case.select), "rows": []}
 
     def run(label: str, scheme: str, **kw: Any) -> dict[str, Any]:
         start = time.perf_counter()
@@ -760,6 +763,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mixed", action="store_true",
                    help="only mixed precision under a budget on --models (issue 15): all-int4 "
                         "and all-ternary beside mixed at their sizes (round to nearest)")
+    p.add_argument("--select-samples", type=int, default=None,
+                   help="with --mixed: held-out inputs (seed 3) the exports validate on and "
+                        "mixed chooses by (default: as many as are scored, max(8, samples / 4))")
     p.add_argument("--mixed-peers-only", action="store_true",
                    help="with --mixed --peers: only ai-edge-quantizer's int4 / 2-bit files and "
                         "mixed at their sizes")
@@ -781,7 +787,8 @@ def main(argv: list[str] | None = None) -> int:
             for m in models:
                 try:
                     report["models"].append(mixed_part(m, args.samples, work, args.peers,
-                                                       args.mixed_peers_only))
+                                                       args.mixed_peers_only,
+                                                       args.select_samples))
                 except Exception as exc:
                     report["models"].append({"model": m, "error": f"{type(exc).__name__}: {exc}"})
                 if args.json_out:
