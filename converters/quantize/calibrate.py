@@ -24,6 +24,7 @@ import numpy as np
 from sdk.base.errors import CalibrationError
 from sdk.base.samples import SampleSet
 from sdk.converters.ir import DType, Graph, Model, Tensor
+from sdk.converters.quantize import layernorm
 from sdk.converters.quantize.clamps import clamp_intervals
 from sdk.converters.quantize.output_views import output_views
 from sdk.converters.quantize.ranges import (
@@ -88,14 +89,17 @@ def activation_tensors(model: Model) -> list[Tensor]:
 def calibrate(model: Model, samples: SampleSet, method: str = "mse", *,
               percentile: float = 99.99, progress: Progress | None = None,
               channel_means: bool = True, workers: int | None = None,
-              kernels: str = "builtin") -> Calibration:
+              kernels: str = "builtin", layernorm_margin: float | None = None
+              ) -> Calibration:
     """Calibrate the float `model` on `samples` (`workers`: interpreters run side by side,
     default `sweep.DEFAULT_WORKERS`; the memory budget may allow fewer).
 
     `kernels`: "builtin" (LiteRT's builtin kernels, every intermediate kept: the values the
     ranges have always come from) or "xnnpack" (every activation made a graph output, run in
     XNNPACK: about half the CPU per run, values that differ from the builtin kernels' in their
-    last digits, so ranges that do too; see docs/calibration.md)."""
+    last digits, so ranges that do too; see docs/calibration.md).
+    `layernorm_margin`: widen each decomposed LayerNorm's input and output range by this
+    fraction of its width (`layernorm.widen_ranges`); None: `layernorm.RANGE_MARGIN`."""
     if method not in METHODS:
         raise CalibrationError(f"unknown calibration method {method!r}; choose one of "
                                f"{', '.join(METHODS)}")
@@ -171,6 +175,8 @@ def calibrate(model: Model, samples: SampleSet, method: str = "mse", *,
                 notes[t] = (f"{consumer[0]} input: values its output cannot tell apart "
                             f"(outside [{relevant[0]:g}, {relevant[1]:g}]) are clipped on "
                             "purpose")
+    notes.update(layernorm.widen_ranges(
+        g, ranges, layernorm.RANGE_MARGIN if layernorm_margin is None else layernorm_margin))
     _padding_sentinels(g, ranges, notes)
     means = {t: m for t, s in stats.items() if id(t) in mean_for
              and (m := s.mean_per_channel()) is not None}
