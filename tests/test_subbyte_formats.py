@@ -198,3 +198,45 @@ def test_lowering_refuses_what_nothing_runs() -> None:
     # INT4 CONV_2D with int8 activations is standard: untouched
     lowered = lower_for_litert(_conv_model(DType.INT4, "int8"))
     assert lowered.main.operators[0].type == "CONV_2D"
+
+
+def _dw_model() -> Model:
+    """conv -> depthwise -> conv -> depthwise -> conv, NHWC (the middle three are sub-byte)."""
+    g = Graph(name="main")
+    shape = (1, 8, 8, 16)
+    x = g.add_tensor(Tensor("x", shape, DType.FLOAT32))
+    prev = x
+    kinds = ("CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D")
+    for i, kind in enumerate(kinds):
+        out = g.add_tensor(Tensor(f"t{i}", shape, DType.FLOAT32))
+        wshape = (1, 3, 3, 16) if kind == "DEPTHWISE_CONV_2D" else (16, 3, 3, 16)
+        w = g.constant(f"w{i}", RNG.standard_normal(wshape).astype(np.float32))
+        b = g.constant(f"b{i}", np.zeros(16, np.float32))
+        attrs: dict[str, object] = {"padding": "SAME", "stride_h": 1, "stride_w": 1}
+        if kind == "DEPTHWISE_CONV_2D":
+            attrs["depth_multiplier"] = 1
+        g.operators.append(Operator(kind, [prev, w, b], [out], name=f"l{i}", attrs=attrs))
+        prev = out
+    g.inputs, g.outputs = [x], [prev]
+    return Model([g])
+
+
+@pytest.mark.parametrize("scheme", ["ternary", "int2"])
+def test_plan_depthwise_option(scheme: str) -> None:
+    """`depthwise`: the DEPTHWISE_CONV_2D layers keep INT4 (or INT8) in a ternary / 2-bit plan,
+    with a note; the other layers keep the scheme's format; default: the scheme's own."""
+    model = _dw_model()
+    plain = plan_for(scheme, model)
+    assert {plain.layers[n].weights for n in ("l1", "l2", "l3")} == {scheme}
+    plan = plan_for(scheme, model, {"depthwise": "int4"})
+    assert plan.layers["l1"].weights == plan.layers["l3"].weights == "int4"
+    assert plan.layers["l2"].weights == scheme
+    assert "depthwise='int4'" in plan.notes["l1"]
+    plan = plan_for(scheme, model, {"depthwise": "int8"})
+    assert "l1" not in plan.layers and "l3" not in plan.layers
+    assert plan.layers["l2"].weights == scheme and "depthwise='int8'" in plan.notes["l3"]
+    with pytest.raises(ValueError, match="depthwise must be one of"):
+        plan_for(scheme, model, {"depthwise": "int2"})
+    # float activations: LiteRT has no INT4 depthwise with them, so the layer stays INT8
+    plan = plan_for(scheme, model, {"depthwise": "int4", "activations": "float32"})
+    assert "l1" not in plan.layers and "no INT4 DEPTHWISE_CONV_2D" in plan.notes["l1"]

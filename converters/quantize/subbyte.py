@@ -22,7 +22,9 @@ and why):
 Options (``scheme_options``): ``block_size`` (int4 with float activations: block-wise FLOAT16
 scales for FULLY_CONNECTED), ``ternary_scale`` ("absmean" BitNet b1.58, or "median"),
 ``ternary_refit`` (least-squares scale for the ternary pattern, default True), ``keep_first``,
-``keep_last``, ``sqnr_floor_db``, ``custom_ops``.
+``keep_last``, ``sqnr_floor_db``, ``custom_ops``, ``depthwise`` ("int4" or "int8": the
+DEPTHWISE_CONV_2D layers keep that format instead of the scheme's; they hold few weights, and a
+3 x 3 channel of ternary / 2-bit taps with one scale loses the most; default "": the scheme's).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from sdk.converters.tflite.litert_support import litert_runs, weights_min
 #: 8 dB (int2) and 6.7 dB (ternary); Laplacian ones 16 / 6.9 / 5.0.
 DEFAULT_SQNR_FLOOR_DB = {"int4": 12.0, "int2": 4.0, "ternary": 3.0}
 SUBBYTE_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
+DEPTHWISE_CHOICES = ("", "int4", "int8")
 _CUSTOM = {"CONV_2D": EDGE_CONV_INT2.code, "DEPTHWISE_CONV_2D": EDGE_DWCONV_INT2.code}
 
 
@@ -61,6 +64,8 @@ class SubByteOptions:
     keep_last: bool = True
     sqnr_floor_db: float | None = None
     custom_ops: bool = True
+    #: DEPTHWISE_CONV_2D layers' weights: "" (the scheme's format), "int4" or "int8"
+    depthwise: str = ""
 
     def check(self, scheme: str) -> None:
         if self.activations not in ACTIVATION_PRECISIONS:
@@ -76,6 +81,9 @@ class SubByteOptions:
             if self.activations != "float32":
                 raise ValueError("block_size needs activations='float32': LiteRT has no "
                                  "block-wise kernel with int8 activations")
+        if self.depthwise not in DEPTHWISE_CHOICES:
+            raise ValueError(f"depthwise must be one of {DEPTHWISE_CHOICES} ('' keeps the "
+                             f"scheme's format), not {self.depthwise!r}")
         if self.ternary_scale not in TERNARY_SCALES:
             raise ValueError(f"ternary_scale must be one of {TERNARY_SCALES}, not "
                              f"{self.ternary_scale!r}")
@@ -136,6 +144,9 @@ def build_plan(scheme: str, model: Model, **options: object) -> PrecisionPlan:
         if op.type not in SUBBYTE_OPS:
             plan.notes[name] = f"int8: LiteRT has no sub-byte {op.type}"
             continue
+        if op.type == "DEPTHWISE_CONV_2D" and opts.depthwise == "int8":
+            plan.notes[name] = "int8: depthwise layer (depthwise='int8')"
+            continue
         fmt_name, note = _legal_format(op, scheme, opts)
         if fmt_name is None:
             plan.notes[name] = f"int8: {note}"
@@ -161,6 +172,11 @@ def _legal_format(op: Operator, scheme: str, opts: SubByteOptions) -> tuple[str 
     acts = opts.activations
     fmt_name = _format_name(scheme, opts)
     note = ""
+    if op.type == "DEPTHWISE_CONV_2D" and opts.depthwise == "int4" and fmt_name != "int4":
+        if not litert_runs(op.type, DType.INT4, acts):
+            return None, (f"depthwise='int4': stock LiteRT has no INT4 {op.type} with {acts} "
+                          "activations")
+        return "int4", "int4: depthwise layer (depthwise='int4')"
     if opts.block_size:
         if op.type == "FULLY_CONNECTED" and _k(op) % opts.block_size == 0:
             fmt_name = f"int4b{opts.block_size}"
@@ -203,5 +219,5 @@ for _name in ("int4", "ternary", "int2"):
     register_scheme(_name, _scheme(_name))
 
 
-__all__ = ["DEFAULT_SQNR_FLOOR_DB", "SUBBYTE_OPS", "SubByteOptions", "build_plan",
-           "weighted_layers"]
+__all__ = ["DEFAULT_SQNR_FLOOR_DB", "DEPTHWISE_CHOICES", "SUBBYTE_OPS", "SubByteOptions",
+           "build_plan", "weighted_layers"]
