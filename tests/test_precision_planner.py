@@ -211,3 +211,45 @@ def test_planner_exports_are_bounded(net, data, tmp_path, monkeypatch) -> None:
     res = sdk.export(net, "int8", **split, output=tmp_path / "b.tflite", target_sqnr=30)
     assert res.planner.met and res.planner.exports <= 3 < free.exports
     assert all(o.sqnr_db >= 30 for o in res.fidelity.outputs)
+
+
+def test_target_cost_changes_what_is_kept_wider(net, data, tmp_path) -> None:
+    """`target_cost=` says what the planner's cost counts: on this net "bytes" keeps the
+    cancelling pair at 16x8 (int8 weights, a few bytes of int64 bias; LiteRT's reference
+    kernels), "latency" keeps it float (XNNPACK). Both meet the target; each report says
+    which setting chose it, and the JSON report keeps it."""
+    cal, val = data[:160], data[160:]
+    kept: dict[str, dict[str, str]] = {}
+    for cost in ("bytes", "latency"):
+        res = sdk.export(net, "int8", calibration=cal, validation=val, target_sqnr=30,
+                         target_cost=cost, output=tmp_path / f"{cost}.tflite")
+        assert res.planner.met and res.planner.cost == cost
+        assert all(o.sqnr_db >= 30 for o in res.fidelity.outputs)
+        kept[cost] = {k.name: k.precision for k in res.planner.kept}
+        assert f"cost: {cost}" in res.summary()
+        saved = json.loads(res.report_path.read_text())
+        assert PlannerReport.from_dict(saved["planner"]) == res.planner
+        assert all(k.extra_ms is not None for k in res.planner.kept)
+    assert kept["bytes"] and set(kept["bytes"].values()) == {"int16x8"}, kept
+    assert kept["latency"] and set(kept["latency"].values()) == {"float32"}, kept
+
+
+def test_target_cost_is_checked(net, data, tmp_path, capsys) -> None:
+    with pytest.raises(ConversionError, match="target_cost='bytes' goes with target_sqnr"):
+        sdk.export(net, "int8", calibration=data, output=tmp_path / "a.tflite",
+                   target_cost="bytes")
+    with pytest.raises(ConversionError, match="target_cost must be one of"):
+        sdk.export(net, "int8", calibration=data, output=tmp_path / "b.tflite",
+                   target_sqnr=30, target_cost="fastest")
+    model = tmp_path / "net.keras"
+    net.save(model)
+    cal = tmp_path / "cal.npy"
+    np.save(cal, data)
+    out = tmp_path / "cli.tflite"
+    assert main(["export", str(model), "-c", str(cal), "-o", str(out), "-q",
+                 "--target-sqnr", "30", "--target-cost", "bytes"]) == 0
+    assert "cost: bytes" in capsys.readouterr().out
+    assert json.loads(out.with_name("cli.report.json").read_text())["planner"]["cost"] == "bytes"
+    assert main(["export", str(model), "-c", str(cal), "-o", str(tmp_path / "c.tflite"), "-q",
+                 "--target-sqnr", "30", "--target-cost", "2"]) != 0
+    assert "target_cost must be one of" in capsys.readouterr().err
