@@ -21,7 +21,9 @@ The search (greedy on estimated gain per byte, bounded re-exports):
    share of the file's bytes their next wider candidate adds (plus a fixed per-layer overhead,
    the QUANTIZE / DEQUANTIZE around a float island) plus the share of the model's estimated
    time it adds (`KERNEL_NS`: LiteRT runs 16x8 in its reference kernels, 45-100x int8's time
-   per MAC, float in XNNPACK at 1-5x). A layer's next candidate is the narrowest one that no
+   per MAC, float in XNNPACK at 1-5x), each weighted as the caller's `target_cost` says
+   (`COST_WEIGHTS`, `cost_model`: "bytes", "latency", "balanced" or latency's weight 0..1).
+   A layer's next candidate is the narrowest one that no
    wider candidate beats on cost (`CostModel.options`): where float costs less than 16x8 (most
    convolutions), the layer goes float at once, since float keeps at least 16x8's fidelity.
    Tails are taken in order of gain per cost until the estimated error
