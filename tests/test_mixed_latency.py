@@ -156,3 +156,15 @@ def test_pinned_layers_are_profiled_below_int8(net, data, tmp_path, monkeypatch)
     labels = [p.label for p in res.mixed.points]
     assert "all-int4, first / last too" in labels and "all-int2, first / last too" in labels
     assert not [n for n in res.mixed.notes if "not profiled" in n and "int4" in n]
+
+
+def test_ops_sharing_a_layer_name_add_up() -> None:
+    """An LSTM lowered to one FULLY_CONNECTED per gate matrix, all named "lstm": the plan moves
+    them together, so the layer's time at a format is their sum (before: the last op's)."""
+    order = [("lstm", "FULLY_CONNECTED"), ("lstm", "FULLY_CONNECTED"), ("out", "CONV_2D")]
+    table = LatencyTable(source="t")
+    add_probe(table, {"lstm": "int8", "out": "int8"}, order,
+              [("FULLY_CONNECTED", 1.0), ("FULLY_CONNECTED", 2.0), ("CONV_2D", 0.5)], "all-int8")
+    add_probe(table, {"lstm": "int8", "out": "int4"}, order,
+              [("FULLY_CONNECTED", 1.5), ("FULLY_CONNECTED", 2.5), ("CONV_2D", 0.25)], "int4")
+    assert table.layers == {"lstm": {"int8": 4.0}, "out": {"int8": 0.5, "int4": 0.25}}

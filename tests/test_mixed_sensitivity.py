@@ -146,3 +146,56 @@ def test_output_energy_is_computed_once_per_layer(monkeypatch: pytest.MonkeyPatc
     # the zero-Hessian layer: its energy once, then the weights' own error (no forms)
     expect = sum(1 + len(c.formats) for c in with_h[:-1]) + 1
     assert len(calls) == expect
+
+
+def _shared_name_net() -> Model:
+    """x -> FULLY_CONNECTED "gates" (16) and FULLY_CONNECTED "gates" (16) -> ADD -> FC "out":
+    two ops of one plan name (an ONNX LSTM's gate matrices are lowered so)."""
+    g = Graph(name="main")
+    fc = {"fused_activation_function": "NONE", "keep_num_dims": False,
+          "weights_format": "DEFAULT", "asymmetric_quantize_inputs": False}
+    x = g.add_tensor(Tensor("x", (1, 32), DType.FLOAT32))
+    a = g.add_tensor(Tensor("a", (1, 16), DType.FLOAT32))
+    b = g.add_tensor(Tensor("b", (1, 16), DType.FLOAT32))
+    s = g.add_tensor(Tensor("s", (1, 16), DType.FLOAT32))
+    y = g.add_tensor(Tensor("y", (1, 4), DType.FLOAT32))
+    w1 = g.constant("w1", (RNG.standard_normal((16, 32)) * 0.3).astype(np.float32))
+    w2 = g.constant("w2", (RNG.standard_normal((16, 32)) * 0.05).astype(np.float32))
+    w3 = g.constant("w3", (RNG.standard_normal((4, 16)) * 0.3).astype(np.float32))
+    g.operators += [Operator("FULLY_CONNECTED", [x, w1, None], [a], fc, name="gates"),
+                    Operator("FULLY_CONNECTED", [x, w2, None], [b], fc, name="gates"),
+                    Operator("ADD", [a, b], [s], {"fused_activation_function": "NONE"}),
+                    Operator("FULLY_CONNECTED", [s, w3, None], [y], fc, name="out")]
+    g.inputs, g.outputs = [x], [y]
+    return Model([g])
+
+
+def test_ops_of_one_name_are_one_choice() -> None:
+    """The plan gives a name one precision: one choice with both ops' weights (before: one
+    choice per op, each counting only its own bytes, so a move saved twice what was
+    estimated), and its loss is the two ops' output errors over their output energies."""
+    model = _shared_name_net()
+    choices = layer_choices(model, MixedOptions())
+    assert [c.name for c in choices] == ["gates", "out"]
+    gates = choices[0]
+    assert gates.elements == 2 * 16 * 32 and gates.pinned
+    assert gates.nbytes[gates.formats.index("int4")] == 16 * 32
+    ops = weighted_layers(model)
+    hs = {}
+    for op in ops:
+        x = RNG.standard_normal((40, op.inputs[1].shape[1]))
+        hs[weight_key(op.inputs[1].numpy())] = LayerHessian([layer_name(op)], op.type,
+                                                            (x.T @ x / 20.0), 40)
+    got = hessian_losses(model, None, choices, hs)  # type: ignore[arg-type]
+    # by hand: sum of tr(e H e^T) over sum of tr(W H W^T) of the two ops
+    for f in gates.formats:
+        noise = signal = 0.0
+        for op in ops[:2]:
+            w = op.inputs[1].numpy().astype(np.float64)
+            h = np.asarray(hs[weight_key(op.inputs[1].numpy())].hessian, np.float64)
+            wf = weight_format(f)
+            q = wf.quantize(op.inputs[1].numpy(), 0, wf.default_method)
+            e = np.asarray(q.quant.dequantize(q.values), np.float64).reshape(w.shape) - w
+            noise += float(np.einsum("ck,kl,cl->", e, h, e))
+            signal += float(np.einsum("ck,kl,cl->", w, h, w))
+        assert got["gates"][f] == pytest.approx(noise / signal, rel=1e-12)

@@ -150,23 +150,40 @@ class LayerChoice:
     pinned: bool = False
 
 
+def layer_groups(model: Model) -> dict[str, list[Operator]]:
+    """The weighted ops by plan name, in execution order: the plan gives a name one precision,
+    and several ops can share one (an ONNX LSTM lowered to one FULLY_CONNECTED per gate
+    matrix): they move together."""
+    groups: dict[str, list[Operator]] = {}
+    for op in weighted_layers(model):
+        groups.setdefault(layer_name(op), []).append(op)
+    return groups
+
+
 def layer_choices(model: Model, opts: MixedOptions) -> list[LayerChoice]:
+    """One choice per plan name (its ops' weights together: a move of the name moves them
+    all), with the formats every one of its ops can take."""
     sub = SubByteOptions(activations=opts.activations, custom_ops=opts.custom_ops)
     out = []
     layers = weighted_layers(model)
-    for i, op in enumerate(layers):
-        w = op.inputs[OP_RULES[op.type].weight]  # type: ignore[index]
-        assert w is not None
-        n = int(np.prod(w.shape)) if w.shape else 1
+    first, last = (layer_name(layers[0]), layer_name(layers[-1])) if layers else ("", "")
+    for name, group in layer_groups(model).items():
+        n = 0
         formats = ["int8"]
-        kept = (opts.keep_first and i == 0) or (opts.keep_last and i == len(layers) - 1)
-        if op.type in SUBBYTE_OPS:
-            for scheme in PROBES:
-                fmt, _ = _legal_format(op, scheme, sub)
-                if fmt is not None and fmt not in formats:
-                    formats.append(fmt)
+        for k, op in enumerate(group):
+            w = op.inputs[OP_RULES[op.type].weight]  # type: ignore[index]
+            assert w is not None
+            n += int(np.prod(w.shape)) if w.shape else 1
+            legal = ["int8"]
+            if op.type in SUBBYTE_OPS:
+                for scheme in PROBES:
+                    fmt, _ = _legal_format(op, scheme, sub)
+                    if fmt is not None and fmt not in legal:
+                        legal.append(fmt)
+            formats = legal if k == 0 else [f for f in formats if f in legal]
+        kept = (opts.keep_first and name == first) or (opts.keep_last and name == last)
         formats.sort(key=lambda f: -_bits(f))
-        out.append(LayerChoice(layer_name(op), op.type, n, formats,
+        out.append(LayerChoice(name, group[0].type, n, formats,
                                [n * _bits(f) / 8.0 for f in formats], pinned=kept))
     return out
 
@@ -334,6 +351,16 @@ def _losses_of(attempt: Attempt, model: Model) -> dict[str, float]:
     return {x.name: max(0.0, x.added_noise) for x in found.values()}
 
 
+def _group_noise(group: Sequence[Operator], fmt: str) -> float:
+    """`_weight_noise` of a plan name's ops: one op's own, or their mean by weight count."""
+    if len(group) == 1:
+        return _weight_noise(group[0], fmt)
+    sizes = [float(op.inputs[OP_RULES[op.type].weight].numpy().size)  # type: ignore[index,union-attr]
+             for op in group]
+    return sum(k * _weight_noise(op, fmt) for k, op in zip(sizes, group, strict=True)) \
+        / sum(sizes)
+
+
 def _weight_noise(op: Operator, fmt: str) -> float:
     """Fallback for a layer the per-layer report does not measure: its weights' own relative
     error energy in `fmt`."""
@@ -355,34 +382,38 @@ def hessian_losses(model: Model, samples: SampleSet, choices: list[LayerChoice],
     model the inputs are already so noisy that a layer seems to add nothing)."""
     if hessians is None:
         hessians = collect_hessians(model, samples)
-    ops = {layer_name(op): op for op in weighted_layers(model)}
+    groups = layer_groups(model)
     out: Losses = {}
     for c in choices:
-        op = ops[c.name]
-        rule = OP_RULES[op.type]
-        w = op.inputs[rule.weight].numpy()  # type: ignore[index,union-attr]
-        h = hessians.get(weight_key(w))
-        out[c.name] = {}
-        if h is None:
+        group = groups[c.name]
+        # per op: its rows, its Hessian and its output energy tr(W H W^T) (once: they do not
+        # depend on the format), then the error at each format; ops of one name summed
+        noise = dict.fromkeys(c.formats, 0.0)
+        signal = 0.0
+        for op in group:
+            rule = OP_RULES[op.type]
+            w = op.inputs[rule.weight].numpy()  # type: ignore[index,union-attr]
+            h = hessians.get(weight_key(w))
+            if h is None:
+                signal = 0.0
+                break
+            rows = np.moveaxis(np.asarray(w, np.float64), rule.weight_axis, 0)
+            rows = rows.reshape(rows.shape[0], -1)
+            hm = np.asarray(h.hessian, np.float64)
+            form = "ck,ckl,cl->" if hm.ndim == 3 else "ck,kl,cl->"  # depthwise: [K, K] each
+            energy = float(np.einsum(form, rows, hm, rows))
+            if not energy > 0:
+                signal = 0.0
+                break
+            signal += energy
             for f in c.formats:
-                out[c.name][f] = _weight_noise(op, f)
-            continue
-        # the layer's rows, its Hessian and its output energy tr(W H W^T) do not depend on the
-        # format: once per layer (they were recomputed for every format, the Hessian copied)
-        rows = np.moveaxis(np.asarray(w, np.float64), rule.weight_axis, 0)
-        rows = rows.reshape(rows.shape[0], -1)
-        hm = np.asarray(h.hessian, np.float64)
-        form = "ck,ckl,cl->" if hm.ndim == 3 else "ck,kl,cl->"  # depthwise: [K, K] a channel
-        signal = float(np.einsum(form, rows, hm, rows))
-        for f in c.formats:
-            if not signal > 0:
-                out[c.name][f] = _weight_noise(op, f)
-                continue
-            wf = weight_format(f)
-            q = wf.quantize(w, rule.weight_axis, wf.default_method)
-            deq = np.asarray(q.quant.dequantize(q.values), np.float64).reshape(w.shape)
-            err = np.moveaxis(deq, rule.weight_axis, 0).reshape(rows.shape) - rows
-            out[c.name][f] = float(np.einsum(form, err, hm, err)) / signal
+                wf = weight_format(f)
+                q = wf.quantize(w, rule.weight_axis, wf.default_method)
+                deq = np.asarray(q.quant.dequantize(q.values), np.float64).reshape(w.shape)
+                err = np.moveaxis(deq, rule.weight_axis, 0).reshape(rows.shape) - rows
+                noise[f] += float(np.einsum(form, err, hm, err))
+        out[c.name] = {f: noise[f] / signal if signal > 0 else _group_noise(group, f)
+                       for f in c.formats}
     return out
 
 
@@ -504,7 +535,9 @@ def _split_trades(choices: list[LayerChoice], measured: list[tuple[MixedPoint, A
         seen.append(p.bits)
         donors = []
         for c in choices:
-            op = ops[c.name]
+            op = ops.get(c.name)  # a name of one op (ops sharing a name are not split)
+            if op is None:
+                continue
             i = c.formats.index(p.bits[c.name])
             lower = [j for j in range(i + 1, len(c.formats)) if _bits(c.formats[j])
                      < _bits(c.formats[i])]
@@ -641,7 +674,8 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
         raise BudgetError("budget_ms needs per-layer latencies: a LatencyTable or a profiler")
     size_limit = math.inf if budget_bytes is None else float(budget_bytes)
     choices = layer_choices(model, opts)
-    ops = {layer_name(op): op for op in weighted_layers(model)}
+    groups = layer_groups(model)
+    ops = {name: group[0] for name, group in groups.items() if len(group) == 1}
     report = MixedReport(budget_bytes=None if budget_bytes is None else int(budget_bytes),
                          budget_ms=budget_ms)
     measured: list[tuple[MixedPoint, Attempt]] = []
@@ -736,7 +770,8 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
             p.within_budget = fits(p)
     for c in choices:  # what the per-layer report does not measure: the weights' own error
         for f in c.formats:
-            losses[c.name].setdefault(f, _weight_noise(ops[c.name], f) if f != "int8" else 0.0)
+            losses[c.name].setdefault(f, _group_noise(groups[c.name], f) if f != "int8"
+                                      else 0.0)
     measured_losses = samples is None and hessians is None
     if not measured_losses:
         start_h = time.perf_counter()

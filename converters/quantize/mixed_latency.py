@@ -100,10 +100,13 @@ def add_probe(table: LatencyTable, bits: Mapping[str, str], order: Sequence[tupl
         raise LatencyTableError(
             f"per-layer profile of {label}: {len(weighted)} weighted operators, the model has "
             f"{len(order)} weighted layers (ops: {', '.join(sorted({o for o, _ in weighted}))})")
+    times: dict[str, float] = {}  # ops that share a layer name (moved together) add up
     for (name, _), (_, ms) in zip(order, weighted, strict=True):
         if not math.isfinite(ms):
             raise LatencyTableError(f"per-layer profile of {label}: no time for {name!r}")
-        table.layers.setdefault(name, {})[bits[name]] = float(ms)
+        times[name] = times.get(name, 0.0) + float(ms)
+    for name, ms in times.items():
+        table.layers.setdefault(name, {})[bits[name]] = ms
     if all(bits[n] == "int8" for n, _ in order):
         table.other_ms = float(sum(ms for op, ms in profile if not is_weighted(op, types)))
 
