@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -347,6 +348,123 @@ EDGE_TEST(thread_pool_runnable_threads_from_loadavg) {
   }
 #endif
 }
+
+// Runs `body` with EDGE_POOL_BACKOFF_MS set to `ms`, restoring it after.
+template <typename F>
+void with_backoff(const char* ms, const F& body) {
+  const char* old = std::getenv("EDGE_POOL_BACKOFF_MS");
+  const std::string saved = old != nullptr ? old : "";
+  setenv("EDGE_POOL_BACKOFF_MS", ms, 1);
+  body();
+  if (old != nullptr) {
+    setenv("EDGE_POOL_BACKOFF_MS", saved.c_str(), 1);
+  } else {
+    unsetenv("EDGE_POOL_BACKOFF_MS");
+  }
+}
+
+// One job in which a worker sleeps 200 ms in the first task it takes, as a descheduled thread
+// would, while the caller is done long before: the caller's first task waits (up to 5 s) until
+// a worker has started one, so that it cannot take them all first.
+void late_worker_job(edge::ThreadPool& pool, std::atomic<bool>& slept) {
+  pool.parallel_for(64, [&](std::size_t, int thread) {
+    if (thread != 0) {
+      if (!slept.exchange(true)) sleep_ms(200);
+      return;
+    }
+    const auto deadline = Clock::now() + std::chrono::seconds(5);
+    while (!slept.load() && Clock::now() < deadline) std::this_thread::yield();
+  });
+}
+
+// Contention back-off: a worker that holds a task long after the caller is done (here it
+// sleeps 200 ms in it, as a descheduled thread would) makes the next jobs run on the caller
+// alone, every task once and none on a worker, until the back-off is over; with
+// EDGE_POOL_BACKOFF_MS=0 the pool never backs off. A worker late by less than the caller's own
+// work is not late. Behaviour only: nothing here depends on how fast the host is.
+EDGE_TEST(thread_pool_backs_off_to_the_caller_after_a_late_worker) {
+  for (const char* ms : {"60000", "0"}) {
+    with_backoff(ms, [&] {
+      const bool backoff = std::string(ms) != "0";
+      edge::ThreadPool pool(2, edge::Affinity::kNone);
+      std::atomic<bool> slept{false};
+      std::atomic<int> on_worker{0};
+      late_worker_job(pool, slept);
+      EDGE_CHECK(slept.load());
+      if (backoff) {
+        EDGE_CHECK(pool.late_jobs() >= 1);
+      } else {
+        EDGE_CHECK(pool.late_jobs() == 0);
+      }
+      for (int job = 0; job < 20; ++job) {
+        std::vector<std::atomic<int>> hits(64);
+        for (auto& h : hits) h.store(0);
+        pool.parallel_for(hits.size(), [&](std::size_t t, int thread) {
+          hits[t].fetch_add(1);
+          if (thread != 0) on_worker.fetch_add(1);
+          // A nested call from a task runs inline on the same thread, serial or not.
+          pool.parallel_for(2, [&](std::size_t, int inner) { EDGE_CHECK(inner == thread); });
+        });
+        bool once = true;
+        for (auto& h : hits) once = once && h.load() == 1;
+        EDGE_CHECK(once);
+      }
+      if (backoff) {
+        EDGE_CHECK(on_worker.load() == 0);  // 60 s of back-off: every job on the caller
+        EDGE_CHECK(pool.serial_jobs() == 20);
+      } else {
+        EDGE_CHECK(pool.serial_jobs() == 0);
+      }
+    });
+  }
+  // A back-off time ends: the probe job after it has the workers again (10 ms, then jobs
+  // until a worker takes part; an idle worker on a free core ends the back-off).
+  with_backoff("10", [&] {
+    edge::ThreadPool pool(2, edge::Affinity::kNone);
+    std::atomic<bool> slept{false};
+    late_worker_job(pool, slept);
+    EDGE_CHECK(slept.load());
+    EDGE_CHECK(pool.late_jobs() >= 1);
+    sleep_ms(30);
+    std::atomic<int> on_worker{0};
+    for (int job = 0; job < 2000 && on_worker.load() == 0; ++job) {
+      pool.parallel_for(64, [&](std::size_t, int thread) {
+        if (thread != 0) on_worker.fetch_add(1);
+        volatile uint32_t h = uneven_value(0);  // some work for the worker to join
+        (void)h;
+      });
+      if (job % 100 == 99) sleep_ms(20);
+    }
+    EDGE_CHECK(on_worker.load() > 0);
+  });
+  bool threw = false;
+  setenv("EDGE_POOL_BACKOFF_MS", "2s", 1);
+  try {
+    edge::ThreadPool pool(2, edge::Affinity::kNone);
+  } catch (const std::invalid_argument& e) {
+    threw = std::string(e.what()).find("EDGE_POOL_BACKOFF_MS") != std::string::npos;
+  }
+  unsetenv("EDGE_POOL_BACKOFF_MS");
+  EDGE_CHECK(threw);
+}
+
+#if defined(__linux__)
+// An idle pool costs (almost) no CPU: after a job its threads spin at most the idle spin
+// (1 ms by default) and then sleep, so 300 ms of idleness cost well under 300 ms of CPU time.
+EDGE_TEST(thread_pool_idle_cpu_time_is_bounded) {
+  edge::ThreadPool pool(2, edge::Affinity::kNone);
+  std::atomic<int> count{0};
+  pool.parallel_for(64, [&](std::size_t, int) { count.fetch_add(1); });
+  EDGE_CHECK(count.load() == 64);
+  timespec a{}, b{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+  sleep_ms(300);
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+  const double cpu_ms = (b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6;
+  if (cpu_ms >= 50) std::fprintf(stderr, "idle pool used %.1f ms of CPU in 300 ms\n", cpu_ms);
+  EDGE_CHECK(cpu_ms < 50);
+}
+#endif
 
 #if defined(__linux__)
 // Pinned workers run only on the big cores (on a host whose cores are all alike: any of them).
