@@ -175,7 +175,9 @@ void gemm_int8(std::size_t rows, std::size_t nblocks, const uint8_t* w, const ui
 // The requantisation tables of one 16-channel tile, in registers (requant_store_rows_each).
 struct TileRequant {
   __m512i wzp, pre, me, mo, re, ro, ne, no, se, so, zp, qmin, qmax, lim;
+  __m512i s32;  // high: int32 lanes in channel order, total_shift - 32
   bool has_wzp, neg, pre_shift, add_zp, clamp_min, clamp_max;
+  bool high;    // GemmQs8Params::shift_32_53: requant16<.., kHigh = true> applies
 };
 
 EDGE_AVX512_INLINE TileRequant load_tile_requant(const GemmQs8Params& p, std::size_t tile) {
@@ -202,39 +204,101 @@ EDGE_AVX512_INLINE TileRequant load_tile_requant(const GemmQs8Params& p, std::si
   q.qmin = _mm512_set1_epi32(p.out_min);
   q.qmax = _mm512_set1_epi32(p.out_max);
   q.lim = _mm512_set1_epi64(-(int64_t{1} << 30));
+  q.high = p.shift_32_53 != 0;
+  const __m512i k32 = _mm512_set1_epi64(32);
+  q.s32 = _mm512_mask_shuffle_epi32(_mm512_sub_epi64(q.se, k32), static_cast<__mmask16>(0xAAAA),
+                                    _mm512_sub_epi64(q.so, k32), _MM_PERM_CCAA);
   return q;
 }
 
 // One row of 16 accumulators (bias added) to 16 int32 outputs in the clamp range: the
 // arithmetic of requant_store_rows below, one row at a time.
-template <bool kPlain = false>
+// kHigh (every total_shift t in [32, 53], the output zero point folded: shift_32_53, as
+// requant8_ymm.h's AVX2 form): floor(s / 2^t) = (high dword of s) >> (t - 32) exactly, so the
+// two 64-bit sums' high dwords are gathered by one masked vpshufd and shifted by one vpsravd,
+// where the general form takes two vpsravq and the vpshufd. The odd lanes reach vpmuldq through
+// a vpshufd rather than a vpsrlq in both forms. On Intel cores the 512-bit shifts and vpdpbusd
+// share port 0 while the shuffles run on port 5: at K = 16-32 the port-0 work per 16 outputs
+// drops from 4-8 vpdpbusd + 3 shifts to 4-8 + 1.
+template <bool kPlain = false, bool kClamp = true, bool kHigh = false>
 EDGE_AVX512_INLINE __m512i requant16(__m512i v, int32_t row_sum, const TileRequant& q) {
   if (!kPlain && q.has_wzp) {
     v = _mm512_sub_epi32(v, _mm512_mullo_epi32(q.wzp, _mm512_set1_epi32(row_sum)));
   }
   if (!kPlain && q.pre_shift) v = _mm512_sllv_epi32(v, q.pre);
   const __m512i pe = _mm512_mul_epi32(v, q.me);
-  const __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(v, 32), q.mo);
+  const __m512i po = _mm512_mul_epi32(_mm512_shuffle_epi32(v, _MM_PERM_DDBB), q.mo);
   __m512i ae = _mm512_add_epi64(pe, q.re);
   __m512i ao = _mm512_add_epi64(po, q.ro);
   if (!kPlain && q.neg) {
     ae = _mm512_mask_add_epi64(ae, _mm512_cmplt_epi64_mask(pe, q.lim), ae, q.ne);
     ao = _mm512_mask_add_epi64(ao, _mm512_cmplt_epi64_mask(po, q.lim), ao, q.no);
   }
+  if (kHigh) {
+    // even lanes <- the high dwords of ae (dwords 1, 3 of each 128 bits), odd lanes keep ao's
+    const __m512i hi =
+        _mm512_mask_shuffle_epi32(ao, static_cast<__mmask16>(0x5555), ae, _MM_PERM_DDBB);
+    __m512i y = _mm512_srav_epi32(hi, q.s32);
+    if (kClamp && q.clamp_min) y = _mm512_max_epi32(y, q.qmin);
+    if (kClamp && q.clamp_max) y = _mm512_min_epi32(y, q.qmax);
+    return y;
+  }
   const __m512i ye = _mm512_srav_epi64(ae, q.se);
   const __m512i yo = _mm512_srav_epi64(ao, q.so);
   __m512i y = _mm512_mask_shuffle_epi32(ye, static_cast<__mmask16>(0xAAAA), yo, _MM_PERM_CCAA);
   if (!kPlain && q.add_zp) y = _mm512_add_epi32(y, q.zp);
-  if (q.clamp_min) y = _mm512_max_epi32(y, q.qmin);
-  if (q.clamp_max) y = _mm512_min_epi32(y, q.qmax);
+  if (kClamp && q.clamp_min) y = _mm512_max_epi32(y, q.qmin);
+  if (kClamp && q.clamp_max) y = _mm512_min_epi32(y, q.qmax);
   return y;
 }
 
-EDGE_AVX512_INLINE void store16_qs8(int8_t* out, __m512i y, std::size_t nc) {
-  if (nc == 16) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm512_cvtsepi32_epi8(y));
-  } else {
-    _mm_mask_storeu_epi8(out, static_cast<__mmask16>((1u << nc) - 1u), _mm512_cvtsepi32_epi8(y));
+// The packed epilogue (requant_store_rows_each, requant_store_rows_x2): rows requantised to
+// int32 without the clamp, narrowed four 16-lane vectors at a time by two saturating packs
+// (vpackssdw, vpacksswb: int8 saturation, what vpmovsdb does per vector) and one vpermd that
+// puts each row's bytes back in channel order, then clamped as 64 bytes (vpmaxsb / vpminsb:
+// the clamp range lies inside int8, so saturating first and clamping after gives LiteRT's
+// clamp-then-cast). Per four rows of 16 channels: 4 vector ops + the clamp where vpmovsdb
+// took 2 uops per row and the clamp 1-2 per row.
+EDGE_AVX512_INLINE __m512i clamp8(__m512i v, const TileRequant& q, __m512i lo, __m512i hi) {
+  if (q.clamp_min) v = _mm512_max_epi8(v, lo);
+  if (q.clamp_max) v = _mm512_min_epi8(v, hi);
+  return v;
+}
+
+// Rows go four at a time through the packed epilogue (above): after vpackssdw (rows 0+1,
+// 2+3) and vpacksswb, 128-bit lane i holds channels 4i..4i+3 of rows 0, 1, 2, 3 as dwords
+// 4i, 4i+1, 4i+2, 4i+3; the vpermd below gathers row r's dwords r, 4+r, 8+r, 12+r into lane r.
+// A group of fewer than four rows repeats its last row and stores only its own.
+template <int R, bool kPlain, bool kHigh>
+EDGE_AVX512_INLINE void packed_rows(const __m512i* a, const int32_t* row_sums,
+                                    std::size_t sums_stride, const GemmQs8Params& p,
+                                    const TileRequant& q, std::size_t nc, int8_t* out,
+                                    std::size_t out_stride) {
+  const __m512i lo = _mm512_set1_epi8(static_cast<char>(p.out_min));
+  const __m512i hi = _mm512_set1_epi8(static_cast<char>(p.out_max));
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const __mmask16 k = static_cast<__mmask16>((1u << nc) - 1u);
+  for (int r0 = 0; r0 < R; r0 += 4) {
+    __m512i y[4];
+    for (int i = 0; i < 4; ++i) {
+      const int r = r0 + i < R ? r0 + i : R - 1;
+      const int32_t sum = !kPlain && q.has_wzp ? row_sums[r * sums_stride] : 0;
+      y[i] = r0 + i < R || i == 0 ? requant16<kPlain, false, kHigh>(a[r], sum, q) : y[i - 1];
+    }
+    const __m512i v = clamp8(
+        _mm512_permutexvar_epi32(order, _mm512_packs_epi16(_mm512_packs_epi32(y[0], y[1]),
+                                                           _mm512_packs_epi32(y[2], y[3]))),
+        q, lo, hi);
+    const __m128i rows[4] = {_mm512_castsi512_si128(v), _mm512_extracti32x4_epi32(v, 1),
+                             _mm512_extracti32x4_epi32(v, 2), _mm512_extracti32x4_epi32(v, 3)};
+    for (int i = 0; i < 4 && r0 + i < R; ++i) {
+      int8_t* dst = out + (r0 + i) * out_stride;
+      if (nc == 16) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), rows[i]);
+      } else {
+        _mm_mask_storeu_epi8(dst, k, rows[i]);
+      }
+    }
   }
 }
 
@@ -243,16 +307,73 @@ EDGE_AVX512_INLINE void store16_qs8(int8_t* out, __m512i y, std::size_t nc) {
 // GCC kept requant_store_rows' y[R] (and the accumulators) on the stack in the int8 kernels;
 // this form keeps them in registers: small-K 1x1 convolutions 8-9 % faster on Zen 4
 // (80x80x16 -> 96: 0.174 -> 0.159 ms, 40x40x24 -> 144: 0.071 -> 0.065 ms, minimum of 300
-// calls). The sub-byte kernels keep requant_store_rows, which measured faster for them.
+// calls). The sub-byte kernels keep requant_store_rows, which measured faster for them. The
+// rows go through the packed epilogue (packed_rows), in the high-dword form where it applies.
 template <int R, bool kPlain = false>
 EDGE_AVX512_INLINE void requant_store_rows_each(const __m512i* a, const int32_t* row_sums,
                                                 std::size_t sums_stride, const GemmQs8Params& p,
                                                 std::size_t tile, std::size_t nc, int8_t* out,
                                                 std::size_t out_stride) {
   const TileRequant q = load_tile_requant(p, tile);
-  for (int r = 0; r < R; ++r) {
-    const int32_t sum = !kPlain && q.has_wzp ? row_sums[r * sums_stride] : 0;
-    store16_qs8(out + r * out_stride, requant16<kPlain>(a[r], sum, q), nc);
+  if (q.high) {
+    packed_rows<R, kPlain, true>(a, row_sums, sums_stride, p, q, nc, out, out_stride);
+  } else {
+    packed_rows<R, kPlain, false>(a, row_sums, sums_stride, p, q, nc, out, out_stride);
+  }
+}
+
+// Two tiles' rows (a: channels 0-15, b: 16 .. nc-1 of the call) through the packed epilogue:
+// each tile's rows requantised with its tables and narrowed in pairs to int16 (vpackssdw of
+// rows r, r + 1: lane i = rows r, r + 1 at channels 4i..4i+3), one tile's tables live at a
+// time; then per row pair one vpacksswb of the two tiles' words (lane i: dwords a_r, a_r+1,
+// b_r, b_r+1) and one vpermd: row r's 32 bytes in the low half, row r + 1's in the high half.
+template <int R, bool kPlain>
+EDGE_AVX512_INLINE void requant_store_rows_x2(const __m512i* a, const __m512i* b,
+                                              const int32_t* row_sums, const GemmQs8Params& p,
+                                              std::size_t tile, std::size_t nc, int8_t* out,
+                                              std::size_t out_stride) {
+  constexpr int kPairs = (R + 1) / 2;
+  __m512i wa[kPairs], wb[kPairs];
+  bool clamp_min = false, clamp_max = false;
+  for (int t = 0; t < 2; ++t) {
+    const TileRequant q = load_tile_requant(p, tile + t);
+    clamp_min = q.clamp_min, clamp_max = q.clamp_max;
+    const __m512i* acc = t == 0 ? a : b;
+    __m512i* w = t == 0 ? wa : wb;
+    for (int j = 0; j < kPairs; ++j) {
+      const int r = 2 * j, r1 = 2 * j + 1 < R ? 2 * j + 1 : 2 * j;
+      const int32_t s0 = !kPlain && q.has_wzp ? row_sums[r] : 0;
+      const int32_t s1 = !kPlain && q.has_wzp ? row_sums[r1] : 0;
+      if (q.high) {
+        const __m512i y0 = requant16<kPlain, false, true>(acc[r], s0, q);
+        const __m512i y1 = r1 == r ? y0 : requant16<kPlain, false, true>(acc[r1], s1, q);
+        w[j] = _mm512_packs_epi32(y0, y1);
+      } else {
+        const __m512i y0 = requant16<kPlain, false>(acc[r], s0, q);
+        const __m512i y1 = r1 == r ? y0 : requant16<kPlain, false>(acc[r1], s1, q);
+        w[j] = _mm512_packs_epi32(y0, y1);
+      }
+    }
+  }
+  const __m512i lo = _mm512_set1_epi8(static_cast<char>(p.out_min));
+  const __m512i hi = _mm512_set1_epi8(static_cast<char>(p.out_max));
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 1, 5, 9, 13, 3, 7, 11, 15);
+  const __mmask32 k = nc >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << nc) - 1u);
+  for (int j = 0; j < kPairs; ++j) {
+    __m512i v = _mm512_permutexvar_epi32(order, _mm512_packs_epi16(wa[j], wb[j]));
+    if (clamp_min) v = _mm512_max_epi8(v, lo);
+    if (clamp_max) v = _mm512_min_epi8(v, hi);
+    int8_t* dst = out + 2 * j * out_stride;
+    if (nc >= 32) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm512_castsi512_si256(v));
+      if (2 * j + 1 < R) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + out_stride),
+                            _mm512_extracti64x4_epi64(v, 1));
+      }
+    } else {
+      _mm256_mask_storeu_epi8(dst, k, _mm512_castsi512_si256(v));
+      if (2 * j + 1 < R) _mm256_mask_storeu_epi8(dst + out_stride, k, _mm512_extracti64x4_epi64(v, 1));
+    }
   }
 }
 
@@ -498,8 +619,7 @@ void igemm_requant_rows_x2(std::size_t taps, std::size_t blocks_per_tap, const u
       }
     }
   }
-  requant_store_rows_each<R, kPlain>(a, row_sums, 1, p, tile, 16, out, out_stride);
-  requant_store_rows_each<R, kPlain>(b, row_sums, 1, p, tile + 1, nc - 16, out + 16, out_stride);
+  requant_store_rows_x2<R, kPlain>(a, b, row_sums, p, tile, nc, out, out_stride);
 }
 
 void igemm_requant_x2(std::size_t rows, std::size_t taps, std::size_t blocks_per_tap,
