@@ -35,7 +35,9 @@ other processes, the other figure that means something on a loaded host.
 `--litert-isa avx2` measures an AVX2-class host (Haswell .. Zen 3) on a newer x86 CPU: LiteRT's
 XNNPACK is restricted to its AVX2 kernels (litert_isa.py) and edge-run to ours
 (EDGE_KERNEL_ISA=avx2); the JSON names the XNNPACK micro-kernels chosen, checked against the
-level, and every .edge layer's kernel.
+level, and every .edge layer's kernel. `--litert-isa avx512vnni` measures an AVX-512 VNNI host
+without AMX (Ice Lake, Zen 4) on a Sapphire Rapids-class CPU, where "native" XNNPACK runs its
+AMX tiles (`..._16x64c4__avx512amx`) and our best tier is still AVX-512 VNNI.
 """
 
 from __future__ import annotations

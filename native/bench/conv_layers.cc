@@ -1,7 +1,7 @@
 // Times the library's convolution plans on the conv layers of benchmarks/kernels.py (ResNet-18
-// 3x3, MobileNet 1x1 and depthwise) and the 3-channel stems of benchmarks/edge_models.py, every
-// weight type, one ISA and thread count: the quick loop for kernel work (benchmarks/kernels.py
-// is the one that compares with XNNPACK).
+// 3x3, MobileNet 1x1 and depthwise), the 3-channel stems and the small-K 1x1 layers of
+// benchmarks/edge_models.py, every weight type, one ISA and thread count: the quick loop for
+// kernel work (benchmarks/kernels.py is the one that compares with XNNPACK).
 // Build: part of the host CMake build (target edge_conv_bench, x86 only; not a test).
 // Run:   build/host/edge_conv_bench [--isa avx2] [--threads 2] [--only mobilenet] [--ms 300]
 //        (--isa avxvnni on a CPU with AVX-512 VNNI and no AVX-VNNI times the EVEX twin of the
@@ -23,6 +23,7 @@
 #include "edge/packing/packed_weights.h"
 #include "edge/thread_pool.h"
 #include "avxvnni_twin.h"
+#include "conv_shapes.h"
 
 namespace {
 
@@ -48,6 +49,15 @@ const Layer kLayers[] = {
     {"mobilenet_dw_3x3s2_112x112x96", 112, 112, 96, 96, 3, 2, true},
     {"mobilenet_dw_3x3_56x56x144", 56, 56, 144, 144, 3, 1, true},
     {"mobilenet_dw_3x3_14x14x512", 14, 14, 512, 512, 3, 1, true},
+    // the small-K 1x1 layers of benchmarks/edge_models.py's MobileNet-like model (160x160 input)
+    {"mnl_pw_80x80x32_16", 80, 80, 32, 16, 1, 1, false},
+    {"mnl_pw_80x80x16_96", 80, 80, 16, 96, 1, 1, false},
+    {"mnl_pw_40x40x96_24", 40, 40, 96, 24, 1, 1, false},
+    {"mnl_pw_40x40x24_144", 40, 40, 24, 144, 1, 1, false},
+    {"mnl_pw_40x40x144_24", 40, 40, 144, 24, 1, 1, false},
+    {"mnl_pw_10x10x64_384", 10, 10, 64, 384, 1, 1, false},
+    {"mnl_pw_10x10x384_64", 10, 10, 384, 64, 1, 1, false},
+    {"mnl_pw_5x5x160_960", 5, 5, 160, 960, 1, 1, false},
 };
 
 template <typename F>
@@ -92,16 +102,10 @@ int main(int argc, char** argv) {
   std::mt19937 rng(1);
   for (const Layer& L : kLayers) {
     if (!only.empty() && std::string(L.name).find(only) == std::string::npos) continue;
-    edge::ConvGeometry g;
-    g.input_height = L.h;
-    g.input_width = L.w;
-    g.input_channels = L.cin;
-    g.kernel_height = g.kernel_width = L.k;
-    g.stride_height = g.stride_width = L.stride;
-    g.padding = edge::Padding::kSame;
+    const edge::ConvGeometry g = edge_test::square_same_geometry(L.h, L.w, L.cin, L.k, L.stride);
     std::vector<int8_t> x(static_cast<std::size_t>(L.h) * L.w * L.cin);
     for (auto& v : x) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
-    const int oh = (L.h + L.stride - 1) / L.stride, ow = (L.w + L.stride - 1) / L.stride;
+    const int oh = edge_test::same_out(L.h, L.stride), ow = edge_test::same_out(L.w, L.stride);
     std::vector<int8_t> y(static_cast<std::size_t>(oh) * ow * L.cout);
     std::vector<int32_t> bias(static_cast<std::size_t>(L.cout));
     for (auto& b : bias) b = static_cast<int32_t>(rng() % 2000) - 1000;
