@@ -250,9 +250,10 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     lap("load")
 
     specs = input_specs(float_model)
+    # target_sqnr= and mixed choose by the held-out samples: at least MIN_CONFIDENT_SAMPLES
     cal_set, val_set, notes = _samples(calibration, validation, specs, max_samples,
                                        validation_split, MIN_CONFIDENT_SAMPLES
-                                       if target_sqnr is not None else 0)
+                                       if target_sqnr is not None or scheme == "mixed" else 0)
     notes = [*loaded.notes, *notes]  # what the import changed (densified weights, rewrites)
     if equalize and qat is None and scheme == "int8" and activations == "int8":
         equalized = equalize_model(float_model, cal_set)
@@ -682,8 +683,9 @@ def _samples(calibration: Any, validation: Any, specs: list[InputSpec], max_samp
         return samples, val, notes
     wider = min(0.5, min_check / len(samples))
     if wider > split:
-        notes.append(f"target_sqnr: {round(len(samples) * wider)} of the {len(samples)} "
-                     f"calibration samples held out for the planner's check (validation_split="
+        notes.append(f"target_sqnr / mixed: {round(len(samples) * wider)} of the "
+                     f"{len(samples)} calibration samples held out for the planner's check or "
+                     f"the mixed search's choice (validation_split="
                      f"{split:g} leaves {max(1, round(len(samples) * split))}); pass validation= "
                      "to calibrate on all of them")
         split = wider
