@@ -62,7 +62,7 @@ from sdk.converters.quantize.plan import (
     plan_for,
     register_scheme,
 )
-from sdk.converters.quantize.planner import Attempt
+from sdk.converters.quantize.planner import MIN_CONFIDENT_SAMPLES, Attempt
 from sdk.converters.quantize.row_split import SPLIT_OPS, RowSplit, row_costs, rows_for
 from sdk.converters.quantize.rules import OP_RULES
 from sdk.converters.quantize.subbyte import (
@@ -842,6 +842,13 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
                       opts.row_splits)
     points = [p for p, _ in measured]
     pareto_front(points)
+    checked = first.fidelity.samples
+    if checked < MIN_CONFIDENT_SAMPLES:  # the choice is the best of many on these samples
+        report.notes.append(
+            f"chosen on {checked} held-out samples: with fewer than {MIN_CONFIDENT_SAMPLES} the "
+            f"best of {len(points)} points can be the one that fits them best (on the corpus, "
+            f"8 samples chose mixes that scored under the int4 plan on others); pass more "
+            f"validation= samples")
     inside = [i for i, p in enumerate(points) if p.within_budget]
     if not inside:
         budget = " and ".join(
