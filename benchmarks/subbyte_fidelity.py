@@ -496,8 +496,13 @@ MIXED_PEER_RECIPES = (("aeq dynamic_wi4_afp32", "dynamic_wi4_afp32"),
                       ("aeq dynamic_wi2c_afp32", "dynamic_wi2c_afp32"))
 
 
+#: --mixed-budgets: the budgets mixed is measured at (all-int4's size, half of it, all-ternary's)
+MIXED_BUDGETS = ("int4", "half", "ternary")
+
+
 def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
-               mixed_only: bool = False, select_samples: int | None = None) -> dict[str, Any]:
+               mixed_only: bool = False, select_samples: int | None = None,
+               budgets: tuple[str, ...] = MIXED_BUDGETS) -> dict[str, Any]:
     """--mixed: all-INT4 and all-ternary (round to nearest) beside `sdk.export(..., "mixed",
     budget_bytes=)` at all-INT4's size, at half of it (an error row where half is under the
     smallest mixed model) and at all-ternary's size, worst-output SQNR scored as in
@@ -507,7 +512,8 @@ def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
     ai-edge-quantizer's int4 and 2-bit weight-only recipes (`MIXED_PEER_RECIPES`, on the
     float .tflite, scored the same way) and mixed at each of their file sizes (`mixed_only`:
     only those, not the int4 / ternary rows). `select_samples`: how many held-out inputs the
-    exports validate on and mixed chooses by (default as many as are scored)."""
+    exports validate on and mixed chooses by (default as many as are scored). `budgets`: which
+    of `MIXED_BUDGETS` mixed is measured at (a large model: int4 alone)."""
     from corpus.measure import quiet
 
     from sdk.converters.quantize.file_bytes import byte_breakdown
@@ -564,13 +570,18 @@ def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
     run("all-int2", "int2", scheme_options={"keep_first": False, "keep_last": False})
     if "size_bytes" not in int4:
         return out
-    m4 = run("mixed@int4", "mixed", budget_bytes=int4["size_bytes"])
-    half = run("mixed@int4/2", "mixed", budget_bytes=int4["size_bytes"] // 2)
-    out["beats_int4_at_its_size"] = (m4.get("worst_sqnr_db", -1e9) > int4["worst_sqnr_db"])
-    if "size_bytes" in tern:  # and at all-ternary's own size, whether or not half fits
+    if "int4" in budgets:
+        m4 = run("mixed@int4", "mixed", budget_bytes=int4["size_bytes"])
+        out["beats_int4_at_its_size"] = (m4.get("worst_sqnr_db", -1e9) >
+                                         int4["worst_sqnr_db"])
+    half: dict[str, Any] = {}
+    if "half" in budgets:
+        half = run("mixed@int4/2", "mixed", budget_bytes=int4["size_bytes"] // 2)
+    if "size_bytes" in tern and "ternary" in budgets:  # whether or not half fits
         at_tern = run("mixed@ternary", "mixed", budget_bytes=tern["size_bytes"])
-        out["beats_ternary_at_half_int4"] = half.get("worst_sqnr_db", -1e9) > \
-            tern["worst_sqnr_db"]
+        if half:
+            out["beats_ternary_at_half_int4"] = half.get("worst_sqnr_db", -1e9) > \
+                tern["worst_sqnr_db"]
         out["beats_ternary_at_its_size"] = at_tern.get("worst_sqnr_db", -1e9) > \
             tern["worst_sqnr_db"]
     return out
@@ -766,6 +777,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--select-samples", type=int, default=None,
                    help="with --mixed: held-out inputs (seed 3) the exports validate on and "
                         "mixed chooses by (default: as many as are scored, max(8, samples / 4))")
+    p.add_argument("--mixed-budgets", default=",".join(MIXED_BUDGETS),
+                   help="with --mixed: the budgets mixed is measured at, of "
+                        f"{', '.join(MIXED_BUDGETS)} (a large model: int4)")
     p.add_argument("--mixed-peers-only", action="store_true",
                    help="with --mixed --peers: only ai-edge-quantizer's int4 / 2-bit files and "
                         "mixed at their sizes")
@@ -786,9 +800,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.mixed:
             for m in models:
                 try:
-                    report["models"].append(mixed_part(m, args.samples, work, args.peers,
-                                                       args.mixed_peers_only,
-                                                       args.select_samples))
+                    report["models"].append(mixed_part(
+                        m, args.samples, work, args.peers, args.mixed_peers_only,
+                        args.select_samples, tuple(args.mixed_budgets.split(","))))
                 except Exception as exc:
                     report["models"].append({"model": m, "error": f"{type(exc).__name__}: {exc}"})
                 if args.json_out:
