@@ -42,7 +42,7 @@ if(EDGE_ARCH STREQUAL "x86")
     ${_k}/src/kernels/x86/quantize_avx2.cc ${_k}/src/kernels/x86/elementwise_avx2.cc)
   edge_kernel_isa(avx512vnni EDGE_HAVE_AVX512VNNI
     "-mavx2;-mfma;-mavx512f;-mavx512bw;-mavx512vl;-mavx512vnni" ${_k}/src/kernels/x86/avx512vnni.cc
-    ${_k}/src/kernels/x86/quantize_avx512.cc)
+    ${_k}/src/kernels/x86/quantize_avx512.cc ${_k}/src/kernels/x86/elementwise_avx512.cc)
   # AVX-VNNI (VEX vpdpbusd on ymm): GCC 11+, clang 12+. No AVX-512 flag on this file.
   check_cxx_compiler_flag(-mavxvnni EDGE_CXX_HAS_MAVXVNNI)
   if(EDGE_CXX_HAS_MAVXVNNI)

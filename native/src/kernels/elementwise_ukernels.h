@@ -21,6 +21,9 @@ extern const ElementwiseKernels kScalarElementwise;
 extern const ElementwiseKernels kAvx2Elementwise;
 #endif
 #if defined(EDGE_HAVE_AVX512VNNI)
+// x86/elementwise_avx512.cc (the AVX-512 table, in elementwise_avx2.cc, takes it)
+void qs8_vadd_x32__avx512vnni(std::size_t n, const int8_t* a, const int8_t* b,
+                              const QS8AddParams& params, int8_t* out);
 extern const ElementwiseKernels kAvx512Elementwise;
 #endif
 #if defined(EDGE_HAVE_NEON)

@@ -178,10 +178,13 @@ const ElementwiseKernels kAvx2Elementwise = {
 };
 
 #if defined(EDGE_HAVE_AVX512VNNI)
-// AVX-512 machines run the AVX2 kernels (their names say so): on Zen 4, the only AVX-512 CPU
-// here, a zmm operation issues as two ymm halves, and these loops are bound by that throughput.
+// AVX-512 machines run the AVX2 max-pool and column sums (their names say so): those loops are
+// bound by loads and one operation per vector, and on Zen 4 a zmm operation issues as two ymm
+// halves. ADD, a dozen operations per vector, has its own (elementwise_avx512.cc): Intel
+// cores run a zmm operation as one uop (MobileNet-like model, Sapphire Rapids-class host: its
+// ADD layers 0.095 -> 0.063 ms, docs/kernels.md).
 const ElementwiseKernels kAvx512Elementwise = {
-    EDGE_NAMED(qs8_vadd_x16__avx2),
+    EDGE_NAMED(qs8_vadd_x32__avx512vnni),
     EDGE_NAMED(qs8_maxpool_32c__avx2),
     EDGE_NAMED(qs8_rsum_32c__avx2),
 };
