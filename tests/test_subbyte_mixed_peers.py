@@ -72,3 +72,14 @@ def test_a_file_that_computes_the_float_model_cannot_be_beaten(monkeypatch, tmp_
     assert int4["worst_sqnr_db"] is None and "no layer quantised" in int4["note"]
     assert int4["mixed_more_layers"] and not int4["mixed_higher_sqnr_same_or_smaller"]
     assert "its quantiser raised" in int2["error"] and "mixed_more_layers" not in int2
+
+
+def test_one_search_per_peer_file_size(monkeypatch, tmp_path) -> None:
+    """Both recipes give back the float file (MediaPipe's float16 weights): one mixed search
+    at that size serves both rows."""
+    out, calls = _peer_run(
+        monkeypatch, tmp_path,
+        {"dynamic_wi4_afp32": (300, math.inf, 0), "dynamic_wi2c_afp32": (300, math.inf, 0)},
+        {"size_bytes": 250, "worst_sqnr_db": 30.0, "subbyte_layers": 5})
+    assert calls == [("mixed@dynamic_wi4_afp32", 300)]
+    assert all(p["mixed_more_layers"] for p in out["peers"])
