@@ -7,6 +7,7 @@ import math
 import os
 from typing import Any
 
+from sdk.base.errors import UsageError
 from sdk.devices.base import Device
 from sdk.devices.config import DeviceConfig
 from sdk.devices.deploy import deployed
@@ -77,12 +78,12 @@ def profile(model: str | os.PathLike[str], device: str | DeviceConfig | Device, 
     sdk.devices.runners.layers). The Profile says which runner, runtime, machine and kernels
     ran, and whether the device is emulated.
     """
-    if runs < 1:
-        raise ValueError("runs must be >= 1")
+    if runs < 1:  # UsageError is a ValueError: `edgesdk profile --runs 0` exits 2
+        raise UsageError(f"runs must be >= 1, not {runs}")
     if warmup < 0:
-        raise ValueError("warmup must be >= 0")
+        raise UsageError(f"warmup must be >= 0, not {warmup}")
     if min_duration_s < 0:
-        raise ValueError("min_duration_s must be >= 0")
+        raise UsageError(f"min_duration_s must be >= 0, not {min_duration_s}")
     with deployed(model, device, runner=runner, config=config, progress=progress) as dep:
         dev = dep.device
         info = dev.info()

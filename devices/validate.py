@@ -26,35 +26,40 @@ from sdk.devices.local import LocalDevice
 from sdk.devices.results import Validation, compare_output, honesty_notes
 from sdk.devices.runners.base import RunnerReport, RunRequest, StageProgress
 from sdk.devices.runners.delegates import placement_notes
+from sdk.run.edge import ModelInputError
 
 Inputs = np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray]
 
 
 def _arrange(inputs: Inputs, names: list[str], shapes: list[tuple[int, ...]]
              ) -> list[np.ndarray]:
-    """One array per model input, samples on axis 0."""
+    """One array per model input, samples on axis 0 (a ModelInputError, a ValueError, naming
+    what does not fit)."""
     if isinstance(inputs, Mapping):
         missing = [n for n in names if n not in inputs]
         if missing:
-            raise ValueError(f"inputs lack {missing}; the model's inputs are {names}")
+            raise ModelInputError(f"inputs lack {missing}; the model's inputs are {names}")
         arrays = [np.asarray(inputs[n]) for n in names]
     elif isinstance(inputs, np.ndarray):
         arrays = [inputs]
     else:
         arrays = [np.asarray(a) for a in inputs]
     if len(arrays) != len(names):
-        raise ValueError(f"the model has {len(names)} input(s) {names}, {len(arrays)} given")
+        raise ModelInputError(f"the model has {len(names)} input(s) {names}, {len(arrays)} "
+                              "given")
     out = []
     for name, shape, array in zip(names, shapes, arrays, strict=True):
         per_sample = tuple(shape[1:])
         if array.shape == per_sample:
             array = array[None]
         if tuple(array.shape[1:]) != per_sample:
-            raise ValueError(f"input {name!r}: expected (N, {', '.join(map(str, per_sample))})"
-                             f" samples, got shape {array.shape}")
+            raise ModelInputError(f"input {name!r}: expected (N, "
+                                  f"{', '.join(map(str, per_sample))}) samples, got shape "
+                                  f"{array.shape}")
         out.append(array)
     if len({a.shape[0] for a in out}) != 1:
-        raise ValueError("every input needs the same number of samples")
+        raise ModelInputError("every input needs the same number of samples, not "
+                              f"{[a.shape[0] for a in out]}")
     return out
 
 

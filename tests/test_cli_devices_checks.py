@@ -176,3 +176,29 @@ def test_emulate_board_json_is_the_config(tmp_path) -> None:
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(20) == 0
+
+
+@pytest.mark.parametrize(("argv", "code", "says"), [
+    # a wrong value on the command line: usage (2), before any device is touched
+    (["validate", "{model}", "local", "--inputs", "random:abc"], 2, "random:N takes a number"),
+    (["validate", "{model}", "local", "--inputs", "random:0"], 2, "random:N takes a number"),
+    (["validate", "{model}", "local", "--inputs", "x.csv"], 2, "give a .npy/.npz file"),
+    (["profile", "{model}", "local", "--runs", "0"], 2, "runs must be >= 1, not 0"),
+    (["profile", "{model}", "local", "--warmup", "-1"], 2, "warmup must be >= 0, not -1"),
+    # input arrays that cannot be used: bad input (3), named
+    (["validate", "{model}", "local", "--inputs", "{missing}"], 3, "no such file"),
+    (["validate", "{model}", "local", "--inputs", "{wrong}"], 3,
+     "expected (N, 8) samples, got shape (4, 3)"),
+])
+def test_bad_values_name_the_problem(tmp_path, capsys, argv, code, says) -> None:
+    """These used to end in `internal error (a bug)` (exit 70: a ValueError, int('abc')) or
+    in exit 4, `device`, for a file name of the wrong kind."""
+    import numpy as np
+    from farm_support import build_mlp
+
+    model = build_mlp(Path(tmp_path) / "mlp.tflite", sizes=(8, 4))
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.zeros((4, 3), np.float32))
+    paths = {"model": model, "missing": tmp_path / "missing.npy", "wrong": wrong}
+    assert main([a.format(**paths) for a in argv]) == code
+    assert says in capsys.readouterr().err

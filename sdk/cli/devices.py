@@ -187,18 +187,25 @@ def slowest_layers(layers: Any, top: int) -> list[Any]:
 
 # ---------------------------------------------------------------------------- validate
 def _load_inputs(spec: str, model: str, samples: int | None) -> Any:
-    if spec.startswith("random"):
+    kind, colon, count = spec.partition(":")
+    if kind == "random":
         from sdk.devices.inputs import random_inputs
 
-        return random_inputs(model, int(spec.partition(":")[2] or samples or 16))
+        if colon and not (count.isdigit() and int(count) > 0):
+            raise UsageError(f"--inputs {spec!r}: random:N takes a number of samples above 0")
+        return random_inputs(model, int(count or samples or 16))
     path = Path(spec)
+    if path.suffix in (".npy", ".npz") and not path.is_file():
+        from sdk.run.edge import ModelInputError
+
+        raise ModelInputError(f"--inputs {spec}: no such file")
     if path.suffix == ".npy":
         data = np.load(path)
         return data[:samples] if samples else data
     if path.suffix == ".npz":
         with np.load(path) as npz:
             return {k: (npz[k][:samples] if samples else npz[k]) for k in npz.files}
-    raise DeviceError(f"--inputs {spec!r}: give a .npy/.npz file or random[:N]")
+    raise UsageError(f"--inputs {spec!r}: give a .npy/.npz file or random[:N]")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
