@@ -165,7 +165,7 @@ def below_min_sqnr(result: Any, min_sqnr: float | None) -> list[str]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="quantise a model (int8 full-integer .tflite)",
+    p = sub.add_parser("export", help="quantise a model (int8, int4, ternary, int2, mixed)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help=".tflite, .onnx, .keras/.h5 file or SavedModel directory")
     p.add_argument("scheme", nargs="?", default="int8",
