@@ -182,3 +182,33 @@ def test_concentrated_error_names_the_deciding_samples() -> None:
     assert [i for i, _ in picks] == [7] and abs(picks[0][1] - 0.68) < 0.01
     assert concentrated_error(np.full(32, 0.01)) == []  # spread: no few samples decide it
     assert concentrated_error([0.0, 0.0]) == [] and concentrated_error([1.0]) == []
+
+
+def test_report_names_the_samples_the_target_rests_on() -> None:
+    """A met target whose check error sits in one sample says so (and keeps it in the JSON
+    report); a target that cannot be met names the samples that hold the miss."""
+    import pytest
+
+    from sdk.base.errors import FidelityError
+    from sdk.converters.quantize.planner import PlannerReport
+
+    model, _, _ = _two_heads()
+    noise = np.full(32, 1e-5)
+    noise[6] = 32 * 1e-5 * 3  # one of the 32 check samples holds ~3/4 of the error
+
+    def attempt(plan: PrecisionPlan, db: float = 45.0) -> Attempt:
+        base = _attempt_fn(model, [])(plan)
+        energies = {o.name: (np.ones(32), noise * 10 ** ((45.0 - db) / 10))
+                    for o in base.fidelity.outputs}
+        return Attempt(plan, base.fidelity, base.size_bytes, precisions=base.precisions,
+                       sample_energies=energies)
+
+    _, report = plan_to_target(model, PrecisionPlan(), 20.0, attempt,
+                               first=attempt(PrecisionPlan()))
+    assert report.met and set(report.error_samples) == {"y1", "y2"}
+    assert [i for i, _ in report.error_samples["y1"]] == [6]
+    assert any("1 of 32 check sample(s) hold" in line and "6: " in line
+               for line in report.lines())
+    assert PlannerReport.from_dict(report.to_dict()) == report
+    with pytest.raises(FidelityError, match=r"check sample\(s\) 6 \(\d+ %\) hold most"):
+        plan_to_target(model, PrecisionPlan(), 60.0, attempt, first=attempt(PrecisionPlan()))
