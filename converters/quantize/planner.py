@@ -465,8 +465,10 @@ class PlannerReport:
         out.append(size)
         if self.kept:
             out.append(f"  estimated (cost model, before export): {self.estimated_bytes:+,} "
-                       "bytes" + (f", {self.estimated_ms:+.3g} ms (one thread, this host's "
-                                  "kernel table)" if self.estimated_ms is not None else ""))
+                       "bytes" + (f", {self.estimated_ms:+.3g} ms (one thread, from KERNEL_NS: "
+                                  "LiteRT's CPU kernels where that table was measured, not "
+                                  "necessarily this host)" if self.estimated_ms is not None
+                                  else ""))
         for name, picks in self.error_samples.items():
             share = sum(f for _, f in picks)
             out.append(f"  output {name}: {len(picks)} of {self.check_samples} check sample(s) "
