@@ -276,10 +276,11 @@ class CorpusCase:
 
 
 def corpus_case(name: str, samples: int, select_set: bool = False,
-                select_samples: int | None = None) -> CorpusCase | str:
+                select_samples: int | None = None,
+                scored_samples: int | None = None) -> CorpusCase | str:
     """The corpus model `name` with `samples` calibration inputs (seed 1), max(8, samples / 4)
-    held-out ones (seed 2) and, with `select_set`, as many (or `select_samples`) for the
-    exports to validate on (seed 3); or why not."""
+    (or `scored_samples`) held-out ones (seed 2) and, with `select_set`, as many (or
+    `select_samples`) for the exports to validate on (seed 3); or why not."""
     from corpus.inputs import Context, make_samples, model_inputs
     from corpus.manifest import cache_dir, load_manifest, select
     from corpus.measure import LiteRTRunner, OrtRunner, _image_hw, quiet
@@ -294,7 +295,7 @@ def corpus_case(name: str, samples: int, select_set: bool = False,
     descs = model_inputs(model, path)
     held = max(8, samples // 4)
     cal = make_samples(model, path, samples, 1, ctx)
-    val = make_samples(model, path, held, 2, ctx)
+    val = make_samples(model, path, scored_samples or held, 2, ctx)
     sel = make_samples(model, path, select_samples or held, 3, ctx) if select_set else None
     order = [d.name for d in descs]
     with quiet():
@@ -502,7 +503,8 @@ MIXED_BUDGETS = ("int4", "half", "ternary")
 
 def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
                mixed_only: bool = False, select_samples: int | None = None,
-               budgets: tuple[str, ...] = MIXED_BUDGETS) -> dict[str, Any]:
+               budgets: tuple[str, ...] = MIXED_BUDGETS,
+               scored_samples: int | None = None) -> dict[str, Any]:
     """--mixed: all-INT4 and all-ternary (round to nearest) beside `sdk.export(..., "mixed",
     budget_bytes=)` at all-INT4's size, at half of it (an error row where half is under the
     smallest mixed model) and at all-ternary's size, worst-output SQNR scored as in
@@ -518,7 +520,8 @@ def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
 
     from sdk.converters.quantize.file_bytes import byte_breakdown
 
-    case = corpus_case(name, samples, select_set=True, select_samples=select_samples)
+    case = corpus_case(name, samples, select_set=True, select_samples=select_samples,
+                       scored_samples=scored_samples)
     if isinstance(case, str):
         return {"model": name, "error": case}
     assert case.select is not None
@@ -782,6 +785,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--select-samples", type=int, default=None,
                    help="with --mixed: held-out inputs (seed 3) the exports validate on and "
                         "mixed chooses by (default: as many as are scored, max(8, samples / 4))")
+    p.add_argument("--scored-samples", type=int, default=None,
+                   help="with --mixed: held-out inputs (seed 2) every file is scored on "
+                        "(default max(8, samples / 4))")
     p.add_argument("--mixed-budgets", default=",".join(MIXED_BUDGETS),
                    help="with --mixed: the budgets mixed is measured at, of "
                         f"{', '.join(MIXED_BUDGETS)} (a large model: int4)")
@@ -807,7 +813,8 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     report["models"].append(mixed_part(
                         m, args.samples, work, args.peers, args.mixed_peers_only,
-                        args.select_samples, tuple(args.mixed_budgets.split(","))))
+                        args.select_samples, tuple(args.mixed_budgets.split(",")),
+                        args.scored_samples))
                 except Exception as exc:
                     report["models"].append({"model": m, "error": f"{type(exc).__name__}: {exc}"})
                 if args.json_out:
