@@ -304,6 +304,14 @@ class _Plan:
     def isa(self) -> str:
         return str(self.native.isa)
 
+    def __call__(self, x: Any, pool: ThreadPool | None = None) -> np.ndarray:
+        """Run on int8 activations x (FullyConnected: [..., k] -> [..., n]; convolutions:
+        NHWC -> NHWC), with `pool`'s threads."""
+        with _native_errors(self.label):
+            return self.native.run(_activations(x), _pool(pool))
+
+    run = __call__
+
     def benchmark(self, x: Any, iterations: int, pool: ThreadPool | None = None) -> list[float]:
         """Seconds per run of `iterations` back-to-back runs, timed in C++."""
         with _native_errors(self.label):
@@ -324,13 +332,6 @@ class FullyConnected(_Plan):
             self.native = load().FullyConnected(
                 weights.native, **_layer_kwargs(input, output, activation, bias, output_type,
                                                  rounding, isa, clamp, multipliers))
-
-    def __call__(self, x: Any, pool: ThreadPool | None = None) -> np.ndarray:
-        """x: [..., k] int8 -> [..., n] of the output type."""
-        with _native_errors(self.label):
-            return self.native.run(_activations(x), _pool(pool))
-
-    run = __call__
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -359,7 +360,19 @@ def _padding(padding: Padding) -> Any:
     return [int(p) for p in padding]
 
 
-class Conv2D(_Plan):
+class _ConvPlan(_Plan):
+    """What the convolutions share: their NHWC output shape and one micro-kernel."""
+
+    @property
+    def output_shape(self) -> tuple[int, int, int, int]:
+        return tuple(int(d) for d in self.native.output_shape)  # type: ignore[return-value]
+
+    @property
+    def kernel_name(self) -> str:
+        return str(self.native.kernel_name)
+
+
+class Conv2D(_ConvPlan):
     """2-D convolution, NHWC; weights packed from TFLite's OHWI filter as [O, KH*KW*I]."""
 
     label = "Conv2D"
@@ -379,22 +392,9 @@ class Conv2D(_Plan):
                 **_layer_kwargs(input, output, activation, bias, output_type, rounding, isa,
                                 clamp, multipliers))
 
-    def __call__(self, x: Any, pool: ThreadPool | None = None) -> np.ndarray:
-        with _native_errors(self.label):
-            return self.native.run(_activations(x), _pool(pool))
-
-    run = __call__
-
-    @property
-    def output_shape(self) -> tuple[int, int, int, int]:
-        return tuple(int(d) for d in self.native.output_shape)  # type: ignore[return-value]
-
-    @property
-    def kernel_name(self) -> str:
-        return str(self.native.kernel_name)
 
 
-class DepthwiseConv2D(_Plan):
+class DepthwiseConv2D(_ConvPlan):
     """Depthwise 2-D convolution, NHWC, int8 weights ([KH, KW, C*m] or TFLite's [1, KH, KW, C*m]).
 
     `tail_rounding` rounds the channels past the last multiple of 8 differently: LiteRT's
@@ -420,19 +420,6 @@ class DepthwiseConv2D(_Plan):
                 **_layer_kwargs(input, output, activation, bias, output_type, rounding, isa,
                                 clamp, multipliers), tail_rounding=tail_rounding)
 
-    def __call__(self, x: Any, pool: ThreadPool | None = None) -> np.ndarray:
-        with _native_errors(self.label):
-            return self.native.run(_activations(x), _pool(pool))
-
-    run = __call__
-
-    @property
-    def output_shape(self) -> tuple[int, int, int, int]:
-        return tuple(int(d) for d in self.native.output_shape)  # type: ignore[return-value]
-
-    @property
-    def kernel_name(self) -> str:
-        return str(self.native.kernel_name)
 
 
 __all__ = [
