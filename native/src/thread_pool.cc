@@ -100,31 +100,6 @@ int parse_runnable(const char* text) {
 // With another thread runnable, only the short spin above.
 constexpr int64_t kDefaultIdleSpinNs = 1000000;
 
-// Contention back-off (EDGE_POOL_BACKOFF_MS, 0: off). When the caller, done with every task it
-// could take, waits longer than it worked (and over kLateNs) for a task in flight on a worker,
-// that worker lost its core mid-task: another process holds it (or it is a slow core). Then
-// the next jobs run on the caller alone for a back-off time, doubled (up to 16x) while the
-// probe job after it finds the worker late again: on a 2-core host with one busy process, two
-// threads in lockstep wait a scheduler slice for each other at every layer, where one thread
-// keeps a core to itself. A job with nobody late resets the back-off. What decides is what
-// happened to our own threads, not a count of runnable threads: a higher-priority benchmark
-// whose workers are never preempted keeps both threads however many others are runnable.
-constexpr int64_t kDefaultBackoffNs = 10 * 1000000LL;
-constexpr int64_t kMaxBackoffFactor = 16;
-constexpr int64_t kLateNs = 100000;  // shorter waits are noise (an interrupt, a page fault)
-
-int64_t ms_from_env(const char* name, int64_t default_ns) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return default_ns;
-  char* end = nullptr;
-  const long ms = std::strtol(v, &end, 10);
-  if (*end != '\0' || ms < 0 || ms > 60000) {
-    throw std::invalid_argument(std::string(name) + ": expected milliseconds in [0, 60000], "
-                                "got '" + v + "'");
-  }
-  return static_cast<int64_t>(ms) * 1000000;
-}
-
 int64_t us_from_env(const char* name, int64_t default_ns) {
   const char* v = std::getenv(name);
   if (v == nullptr || *v == '\0') return default_ns;
@@ -223,7 +198,6 @@ ThreadPool::ThreadPool(int num_threads) : ThreadPool(num_threads, affinity_from_
 ThreadPool::ThreadPool(int num_threads, Affinity affinity) {
   spin_ns_ = us_from_env("EDGE_POOL_SPIN_US", kDefaultSpinNs);
   idle_spin_ns_ = us_from_env("EDGE_POOL_IDLE_SPIN_US", kDefaultIdleSpinNs);
-  backoff_ns_ = ms_from_env("EDGE_POOL_BACKOFF_MS", kDefaultBackoffNs);
   cpus_ = allowed_cpu_count();
   if (affinity == Affinity::kBigCores) pinned_cpus_ = big_cores();
   if (num_threads > 0) {
@@ -351,11 +325,6 @@ void ThreadPool::work(int thread) {
 void ThreadPool::wait_until_done() {
   if (pending_.load(std::memory_order_acquire) == 0) return;
   const int64_t start = now_ns();
-  struct Record {  // the wait's length, for the back-off (run_job)
-    int64_t start;
-    int64_t* out;
-    ~Record() { *out = now_ns() - start; }
-  } record{start, &last_wait_ns_};
   int64_t deadline = start + spin_ns_;
   for (int polls = 1;; ++polls) {
     cpu_relax();
@@ -402,22 +371,9 @@ void ThreadPool::run_job(TaskFn fn, const void* ctx, std::size_t offset, std::si
   pending_.store(static_cast<uint32_t>(num_tasks), std::memory_order_relaxed);
   generation_.fetch_add(1, std::memory_order_seq_cst);  // open (odd); publishes the state
   if (sleepers_.load(std::memory_order_seq_cst) != 0) wake_all(generation_);
-  const int64_t start = now_ns();
   work(0);
-  const int64_t worked = now_ns() - start;
-  last_wait_ns_ = 0;
   wait_until_done();
   generation_.fetch_add(1, std::memory_order_seq_cst);  // close (even)
-  if (backoff_ns_ == 0) return;
-  if (last_wait_ns_ > kLateNs && last_wait_ns_ > worked) {
-    // A worker held a task far longer than the caller took for all of its own: back off.
-    ++late_jobs_;
-    backoff_factor_ =
-        backoff_factor_ == 0 ? 1 : std::min(kMaxBackoffFactor, backoff_factor_ * 2);
-    serial_until_ns_ = now_ns() + backoff_ns_ * backoff_factor_;
-  } else {
-    backoff_factor_ = 0;
-  }
 }
 
 void ThreadPool::run(std::size_t num_tasks, TaskFn fn, const void* ctx, bool static_schedule) {
@@ -429,22 +385,6 @@ void ThreadPool::run(std::size_t num_tasks, TaskFn fn, const void* ctx, bool sta
     return;
   }
   std::lock_guard<std::mutex> lock(run_mutex_);
-  if (serial_until_ns_ != 0) {
-    if (now_ns() < serial_until_ns_) {
-      // Backing off (a worker was late): the caller runs the job alone, the workers sleep.
-      // Nested calls from its tasks run inline (tl_pool), as on a worker.
-      ++serial_jobs_;
-      const void* outer_pool = tl_pool;
-      const int outer_thread = tl_thread;
-      tl_pool = this;
-      tl_thread = 0;
-      for (std::size_t t = 0; t < num_tasks; ++t) fn(ctx, t, 0);
-      tl_pool = outer_pool;
-      tl_thread = outer_thread;
-      return;
-    }
-    serial_until_ns_ = 0;  // over: the next job is the probe
-  }
   for (std::size_t offset = 0; offset < num_tasks; offset += kMaxJob) {
     run_job(fn, ctx, offset, std::min(kMaxJob, num_tasks - offset), static_schedule);
   }

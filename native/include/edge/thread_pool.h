@@ -28,16 +28,6 @@
 // `thread` is the thread that runs it (for per-thread scratch), and results must not depend
 // on it.
 //
-// Back-off. When the caller, done with every task it could take, then waits for a task in
-// flight on a worker longer than it worked itself (and over 100 us), that worker lost its core
-// mid-task (another process took it, or it is a slow core). The next jobs then run on the
-// caller alone, workers asleep, for EDGE_POOL_BACKOFF_MS (default 10; 0: never), doubled up
-// to 16x while the probe job after each back-off finds a worker late again; a job with nobody
-// late ends it. With one busy process on a 2-core host, two threads in lockstep wait a
-// scheduler slice for each other at each layer, while one thread keeps a core to itself and
-// pays no spinning. It reacts to our own threads' lateness, not to a count of runnable
-// threads: a high-priority process whose workers keep their cores keeps its threads.
-//
 // Pinning. With EDGE_THREAD_AFFINITY=big (or Affinity::kBigCores) the workers run only on the
 // fastest cores of the process's CPU set (highest cpu_capacity, else cpuinfo_max_freq, in
 // /sys/devices/system/cpu), and a pool built with num_threads <= 0 gets one thread per such
@@ -92,10 +82,6 @@ class ThreadPool {
   int num_threads() const { return num_threads_; }
   // The CPUs the workers are pinned to (empty: not pinned).
   const std::vector<int>& pinned_cpus() const { return pinned_cpus_; }
-  // Contention back-off (see "Back-off" above): jobs after which the caller found a worker
-  // late, and jobs run on the caller alone since; both counted since construction.
-  uint64_t late_jobs() const { return late_jobs_; }
-  uint64_t serial_jobs() const { return serial_jobs_; }
 
   // Calls fn(task, thread) for every task in [0, num_tasks) and returns when all are done;
   // thread is in [0, num_threads()), 0 being the caller. `fn` is called through a pointer, so
@@ -146,12 +132,6 @@ class ThreadPool {
   int64_t spin_ns_ = 20000;
   int64_t idle_spin_ns_ = 0;
   int cpus_ = 1;  // CPUs this process may use, at construction
-  // Back-off state, the caller's only (under run_mutex_).
-  int64_t backoff_ns_ = 0;        // EDGE_POOL_BACKOFF_MS; 0: off
-  int64_t backoff_factor_ = 0;    // 0: not backing off; else doubled per late probe
-  int64_t serial_until_ns_ = 0;   // 0: parallel; else jobs before it run on the caller alone
-  int64_t last_wait_ns_ = 0;      // the caller's wait for tasks in flight in the last job
-  uint64_t late_jobs_ = 0, serial_jobs_ = 0;
 
   // Odd: a job is open; even: none. Bumped by the caller to open and to close each job.
   std::atomic<uint32_t> generation_{0};
