@@ -187,7 +187,14 @@ def test_command_timeout(emulated_board, digits_int8_tflite):
 
 
 def test_full_disk(tmp_path, digits_int8_tflite):
-    with EmulatedPhone(root=tmp_path / "p", storage_bytes=24 << 10) as phone, \
+    from sdk.devices.runners.litert import SCRIPT
+    from sdk.devices.runners.python_script import COMMON
+
+    # room for the runner (its files in 4 KiB pages, and 8 KiB for what its Python writes),
+    # not for the model
+    runner = sum(-(-f.stat().st_size // 4096) * 4096 for f in (SCRIPT, COMMON)) + (8 << 10)
+    assert runner + (4 << 10) < digits_int8_tflite.stat().st_size
+    with EmulatedPhone(root=tmp_path / "p", storage_bytes=runner) as phone, \
             pytest.raises(DeviceStorageError, match="no room for"):
         sdk.deploy(digits_int8_tflite, phone.device_config(adb_key=str(tmp_path / "k")))
 

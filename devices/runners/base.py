@@ -136,6 +136,28 @@ class Runner(ABC):
     def describe(self) -> dict[str, Any]:
         return {"runner": self.name}
 
+    def configured_binary(self, setting: str, spec: str) -> tuple[str | None, Path]:
+        """The binary the device config's `runner.<setting>` names: (its device path, the same
+        path) when it is `device:/path` (checked there), else (None, the host file to push)."""
+        path, on_device = host_or_device_path(spec)
+        if on_device:
+            if not self.device.exists(path):
+                raise RunnerError(f"runner.{setting} {path} is not on the device",
+                                  device=self.device.name)
+            return path, Path(path)
+        local = Path(path)
+        if not local.is_file():
+            raise RunnerError(f"runner.{setting} {local} does not exist", device=self.device.name)
+        return None, local
+
+    def push_binary(self, local: Path, name: str, progress: StageProgress | None) -> str:
+        """Push an executable of the device's ABI (refused before the push when it is not) to
+        the bin folder as `name`; its device path."""
+        check_binary_abi(local, self.device, name)
+        return self.device.push(
+            local, posixpath.join(self.bindir, name), mode=0o755,
+            progress=(lambda d, t: progress(f"push {name}", d, t)) if progress else None)
+
 
 # ---------------------------------------------------------------------------- helpers
 def elf_abi(path: str | os.PathLike[str]) -> str | None:
@@ -211,14 +233,18 @@ class PythonProbe:
 
 def probe_python(device: Device, runner: str, local_script: Path, remote_script: str,
                  script_sha256: str, candidates: tuple[str, ...], mark: str,
-                 check_args: tuple[str, ...] = ()) -> PythonProbe:
-    """Push a Python runner script and ask each candidate Python to run its `--check`.
+                 check_args: tuple[str, ...] = (),
+                 support: tuple[tuple[Path, str], ...] = ()) -> PythonProbe:
+    """Push a Python runner script (and the `support` files it imports: (local, device path))
+    and ask each candidate Python to run its `--check`.
 
     The answer is kept for the device's session (`Device.session_facts`, cleared when the
     link is reopened), keyed by the script's SHA-256, the candidates and the check's
     arguments: a farm running many jobs on one open device asks once, not once per job. The
     script itself is pushed every time (a checksum round trip when it is already there).
     """
+    for local, remote in support:
+        device.push(local, remote)
     device.push(local_script, remote_script)
     key = (f"{runner} --check", remote_script, script_sha256, candidates, check_args)
     known = device.session_facts.get(key)
@@ -227,7 +253,7 @@ def probe_python(device: Device, runner: str, local_script: Path, remote_script:
     reasons = []
     for python in candidates:
         result = device.run([python, remote_script, "--check", *check_args], check=False,
-                            timeout=120, verify=[remote_script])
+                            timeout=120, verify=[remote_script, *(r for _, r in support)])
         if result.exit_code == 127:
             reasons.append(f"{python}: not found")
             continue

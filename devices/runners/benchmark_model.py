@@ -9,7 +9,6 @@ needs a Python runner.
 from __future__ import annotations
 
 import json
-import posixpath
 import re
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,6 @@ from sdk.devices.runners.base import (
     RunnerReport,
     RunRequest,
     StageProgress,
-    check_binary_abi,
-    host_or_device_path,
 )
 from sdk.devices.runners.delegates import delegates_for
 
@@ -105,21 +102,8 @@ class BenchmarkModelRunner(Runner):
         if not spec:
             raise RunnerError("no benchmark_model configured (runner.benchmark_model)",
                               device=self.device.name)
-        path, on_device = host_or_device_path(spec)
-        if on_device:
-            if not self.device.exists(path):
-                raise RunnerError(f"runner.benchmark_model {path} is not on the device",
-                                  device=self.device.name)
-            self.remote = path
-            return [path]
-        local = Path(path)
-        if not local.is_file():
-            raise RunnerError(f"runner.benchmark_model {local} does not exist",
-                              device=self.device.name)
-        check_binary_abi(local, self.device, "benchmark_model")
-        self.remote = self.device.push(
-            local, posixpath.join(self.bindir, "benchmark_model"), mode=0o755,
-            progress=(lambda d, t: progress("push benchmark_model", d, t)) if progress else None)
+        remote, local = self.configured_binary("benchmark_model", spec)
+        self.remote = remote or self.push_binary(local, "benchmark_model", progress)
         return [self.remote]
 
     def prepare_model(self, local_model: Path, progress: StageProgress | None = None) -> None:

@@ -22,8 +22,6 @@ from sdk.devices.runners.base import (
     RunnerReport,
     RunRequest,
     StageProgress,
-    check_binary_abi,
-    host_or_device_path,
     parse_marked_json,
 )
 
@@ -57,27 +55,15 @@ class EdgeRunRunner(Runner):
     def prepare(self, progress: StageProgress | None = None) -> list[str]:
         configured = self.device.config.runner.edge_run
         abi = self.device.abi or "unknown"
+        remote = None
         if configured:
-            path, on_device = host_or_device_path(configured)
-            if on_device:
-                if not self.device.exists(path):
-                    raise RunnerError(f"runner.edge_run {path} is not on the device",
-                                      device=self.device.name)
-                self.remote = path
-                return [path]
-            local = Path(path)
-            if not local.is_file():
-                raise RunnerError(f"runner.edge_run {local} does not exist",
-                                  device=self.device.name)
+            remote, local = self.configured_binary("edge_run", configured)
         else:
             try:
                 local = local_edge_run(abi)
             except RunnerError as exc:
                 raise RunnerError(str(exc), device=self.device.name) from None
-        check_binary_abi(local, self.device, "edge-run")
-        self.remote = self.device.push(
-            local, posixpath.join(self.bindir, "edge-run"), mode=0o755,
-            progress=(lambda d, t: progress("push edge-run", d, t)) if progress else None)
+        self.remote = remote or self.push_binary(local, "edge-run", progress)
         return [self.remote]
 
     def command(self, request: RunRequest) -> tuple[list[str], bool]:

@@ -8,64 +8,47 @@ import posixpath
 from pathlib import Path
 from typing import Any
 
-from sdk.devices.base import CommandResult, sha256_file
+from sdk.devices.base import CommandResult
 from sdk.devices.errors import RunnerError
 from sdk.devices.runners.base import (
     LayerTime,
-    Runner,
     RunnerReport,
     RunRequest,
     StageProgress,
-    parse_marked_json,
-    probe_python,
 )
 from sdk.devices.runners.delegates import cpu_fallback_delegates, delegates_for
+from sdk.devices.runners.python_script import PythonScriptRunner, scripts_sha256
 
 SCRIPT = Path(__file__).with_name("litert_runner.py")
 REMOTE_NAME = "edgesdk_litert_runner.py"
-MARK = "EDGESDK_RESULT "
-#: tried in order when the device config names no Python
-PYTHON_CANDIDATES = ("python3", "python")
 
 
 @functools.cache
 def script_sha256() -> str:
-    """SHA-256 of the runner script this edgesdk pushes (its session cache key)."""
-    return sha256_file(SCRIPT)
+    """SHA-256 of the runner script (and runner_common.py) this edgesdk pushes (its session
+    cache key)."""
+    return scripts_sha256(SCRIPT)
 
 
-class LiteRTPythonRunner(Runner):
+class LiteRTPythonRunner(PythonScriptRunner):
     name = "litert-python"
     suffixes = (".tflite",)
     handles_min_duration = True
+    SCRIPT = SCRIPT
+    REMOTE_NAME = REMOTE_NAME
+    needs = "LiteRT"
 
     def __init__(self, device: Any):
         super().__init__(device)
-        self.python: str | None = None
-        self.check: dict[str, Any] | None = None
-        self.why_unavailable = ""
         self._delegate_args: list[str] | None = None
         self._local_model: Path | None = None
 
-    @property
-    def script(self) -> str:
-        return posixpath.join(self.bindir, REMOTE_NAME)
+    def script_sha256(self) -> str:
+        return script_sha256()
 
-    def available(self) -> bool:
-        """Is there a Python with LiteRT on the device? (pushes the script to ask it; the
-        answer is kept for the session, see `probe_python`)"""
-        if self.check is not None:
-            return True
-        configured = self.device.config.runner.python
+    def check_args(self) -> tuple[str, ...]:
         backend = self.device.config.runner.litert_backend
-        found = probe_python(self.device, self.name, SCRIPT, self.script, script_sha256(),
-                             (configured,) if configured else PYTHON_CANDIDATES, MARK,
-                             ("--backend", backend) if backend else ())
-        self.python, self.check = found.python, found.check
-        if found.python is None:
-            self.why_unavailable = ("no Python with LiteRT on the device ("
-                                    + "; ".join(found.reasons) + ")")
-        return found.python is not None
+        return ("--backend", backend) if backend else ()
 
     def prepare(self, progress: StageProgress | None = None) -> list[str]:
         if not self.available():
@@ -91,27 +74,19 @@ class LiteRTPythonRunner(Runner):
             self._delegate_args += ["--cpu-fallback", path]
 
     def code_files(self) -> list[str]:
-        """The runner script and the delegate libraries it loads."""
+        """The runner script, runner_common.py and the delegate libraries it loads."""
         args = self._delegate_args or []
-        return [self.script, *(args[i + 1] for i, a in enumerate(args[:-1])
-                               if a == "--delegate")]
+        return [*super().code_files(), *(args[i + 1] for i, a in enumerate(args[:-1])
+                                         if a == "--delegate")]
 
     def command(self, request: RunRequest) -> tuple[list[str], bool]:
-        if self.python is None:
-            self.prepare()
-        assert self.python is not None
-        argv = [self.python, self.script, request.model, "--runs", str(request.runs),
-                "--warmup", str(request.warmup)]
+        argv: list[str] = []
         threads = request.threads or self.device.config.threads
         if threads:
             argv += ["--threads", str(threads)]
         if request.inputs:
             argv += ["--inputs", ",".join(request.inputs)]
-        if request.outputs_dir:
-            argv += ["--outputs-dir", request.outputs_dir]
         argv += self._delegate_args or []
-        if request.min_duration_s > 0:
-            argv += ["--min-duration", repr(float(request.min_duration_s))]
         if request.profile_layers and self._local_model is not None:
             # LiteRT's Python API has no op profiler: time every operator alone
             from sdk.devices.runners.layers import bundle_file
@@ -127,26 +102,20 @@ class LiteRTPythonRunner(Runner):
             argv.append("--no-xnnpack")
         if self.device.config.runner.litert_backend:
             argv += ["--backend", self.device.config.runner.litert_backend]
-        return argv, False  # the device's Python is its own program, never exec_prefix'd
+        # the device's Python is its own program, never exec_prefix'd
+        return self.script_argv(request, *argv), False
 
     def parse(self, result: CommandResult, request: RunRequest) -> RunnerReport:
-        data = parse_marked_json(result, MARK, self.name, self.device)
+        data = self.read_report(result)
         xnnpack = bool(data.get("xnnpack", True))
         delegates = tuple(data.get("delegates") or ())
         kernels = "XNNPACK (LiteRT's default CPU delegate)" if xnnpack else \
             "LiteRT builtin kernels (no XNNPACK)"
         if delegates:
             kernels += " + delegates " + ", ".join(posixpath.basename(d) for d in delegates)
-        return RunnerReport(
-            runner=self.name,
-            runtime=f"{data.get('runtime')} {data.get('runtime_version')} (Python "
-                    f"{data.get('python')}, numpy {data.get('numpy')})",
-            machine=data.get("machine"), kernels=kernels, isa=tuple(data.get("isa") or ()),
-            threads=data.get("threads"), init_ms=data.get("init_ms"),
-            first_run_ms=data.get("first_run_ms"),
-            latencies_ms=tuple(float(x) for x in data.get("latencies_ms") or ()),
-            peak_memory_bytes=data.get("peak_rss_bytes"), per_layer=_layers(data),
-            outputs=tuple(data.get("outputs") or ()), delegates=delegates, raw=data)
+        return self.script_report(data, kernels=kernels,
+                                  isa=tuple(data.get("isa") or ()), threads=data.get("threads"),
+                                  per_layer=_layers(data), delegates=delegates)
 
 
 def _layers(data: dict[str, Any]) -> tuple[LayerTime, ...] | None:

@@ -13,51 +13,24 @@ outputs are saved as out_<i>.npy (samples on axis 0). Failures print `EDGESDK_RE
 {"error": ...}` and exit 3.
 
 Self-contained on purpose (numpy and a LiteRT interpreter only; Python 3.7+): boards have their
-own Python, not edgesdk.
+own Python, not edgesdk. What it shares with the other runners is runner_common.py, pushed
+beside it as edgesdk_runner_common.py.
 """
 
-import argparse
 import json
-import os
-import platform
 import sys
 import time
 
-MARK = "EDGESDK_RESULT "
+try:  # pushed beside this script: its folder is sys.path[0]
+    import edgesdk_runner_common as common
+except ImportError:  # run from a checkout: python -m sdk.devices.runners.litert_runner
+    from sdk.devices.runners import runner_common as common
+
+MARK = common.MARK
+emit, fail, peak_rss_bytes = common.emit, common.fail, common.peak_rss_bytes
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vnni",
              "avx_vnni", "amx_int8", "neon", "asimd", "asimddp", "asimdhp", "i8mm", "sve",
              "sve2", "vfpv4", "idiva")
-
-
-def emit(result, code=0):
-    sys.stdout.write(MARK + json.dumps(result) + "\n")
-    sys.stdout.flush()
-    sys.exit(code)
-
-
-def fail(message, **extra):
-    result = {"error": message}
-    result.update(extra)
-    emit(result, 3)
-
-
-def peak_rss_bytes():
-    """This process's peak RSS. /proc's VmHWM belongs to this program alone; getrusage's
-    ru_maxrss survives exec, so after a fork from a big parent it reports the parent's."""
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        import resource
-
-        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return int(kb) * (1 if sys.platform == "darwin" else 1024)
-    except Exception:
-        return None
 
 
 def cpu_isa():
@@ -222,30 +195,21 @@ def delegate_placement(args, kwargs, interpreter_class, load_delegate, resolvers
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("model", nargs="?")
-    parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--warmup", type=int, default=5)
+    parser = common.parser()
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--inputs", default="")
-    parser.add_argument("--outputs-dir", default="")
     parser.add_argument("--delegate", action="append", default=[])
     parser.add_argument("--delegate-options", action="append", default=[])
     parser.add_argument("--cpu-fallback", action="append", default=[],
                         help="a --delegate that may fail to load: run on the CPU with a warning")
     parser.add_argument("--no-xnnpack", action="store_true")
     parser.add_argument("--backend", default="")
-    parser.add_argument("--check", action="store_true")
-    parser.add_argument("--min-duration", type=float, default=0.0,
-                        help="time runs until both --runs runs and this many seconds are done")
     parser.add_argument("--layers", default="",
                         help="a layer bundle (one model per operator) to time op by op")
     parser.add_argument("--layer-runs", type=int, default=10)
     args = parser.parse_args()
 
-    result = {"runner": "litert-python", "machine": platform.machine(),
-              "python": platform.python_version(), "executable": sys.executable,
-              "isa": cpu_isa()}
+    result = common.base_result("litert-python")
+    result["isa"] = cpu_isa()
     if args.check:  # cheap: is a backend installed? (importing one takes a second or more)
         found = find_backend(args.backend)
         if found is None:
@@ -335,33 +299,20 @@ def main():
     interp.invoke()
     first_ms = (time.perf_counter() - started) * 1e3
 
+    def sample_outputs(i):  # sample 0 ran above, timed as the first run
+        if i:
+            feed(i)
+            interp.invoke()
+        return [interp.get_tensor(detail["index"]).copy() for detail in outputs]
+
     if args.inputs and args.outputs_dir:
-        collected = [[] for _ in outputs]
-        for i in range(samples):
-            if i:
-                feed(i)
-                interp.invoke()
-            for k, detail in enumerate(outputs):
-                collected[k].append(interp.get_tensor(detail["index"]).copy())
-        paths = []
-        for k, parts in enumerate(collected):
-            path = os.path.join(args.outputs_dir, f"out_{k}.npy")
-            np.save(path, np.concatenate(parts, axis=0))
-            paths.append(path)
-        result["outputs"] = paths
+        result["outputs"] = common.save_outputs(np, sample_outputs, samples, args.outputs_dir)
         feed(0)
 
     for _ in range(max(args.warmup, 0)):
         interp.invoke()
-    latencies = []
-    runs, min_duration = max(args.runs, 0), max(args.min_duration, 0.0)
-    begun = time.perf_counter()
-    # MLPerf-style: at least `runs` runs AND at least `min_duration` seconds of them
-    while len(latencies) < runs or time.perf_counter() - begun < min_duration:
-        started = time.perf_counter()
-        interp.invoke()
-        latencies.append((time.perf_counter() - started) * 1e3)
-    duration_s = time.perf_counter() - begun
+    min_duration = max(args.min_duration, 0.0)
+    latencies, duration_s = common.timed_runs(interp.invoke, args.runs, min_duration)
     layers = time_layers(args, kwargs, interpreter_class, load_delegate, np) \
         if args.layers else None
     peak_rss = peak_rss_bytes()  # before the placement check's second interpreter

@@ -10,7 +10,6 @@ rk3588` writes beside the model (`<stem>.report.json`, whose `target.compiled_pa
 
 from __future__ import annotations
 
-import functools
 import json
 import posixpath
 import tempfile
@@ -23,24 +22,11 @@ from sdk.devices.base import CommandResult, sha256_file
 from sdk.devices.errors import RunnerError
 from sdk.devices.inputs import random_inputs
 from sdk.devices.npu import CORE_MASKS, NpuPlacement
-from sdk.devices.runners.base import (
-    Runner,
-    RunnerReport,
-    RunRequest,
-    StageProgress,
-    parse_marked_json,
-    probe_python,
-)
+from sdk.devices.runners.base import RunnerReport, RunRequest, StageProgress
+from sdk.devices.runners.python_script import PYTHON_CANDIDATES, PythonScriptRunner
 
 SCRIPT = Path(__file__).with_name("rknn_lite_runner.py")
 REMOTE_NAME = "edgesdk_rknn_runner.py"
-MARK = "EDGESDK_RESULT "
-PYTHON_CANDIDATES = ("python3", "python")
-
-
-@functools.cache
-def script_sha256() -> str:
-    return sha256_file(SCRIPT)
 
 
 def compile_report(rknn: Path) -> tuple[dict[str, Any], Path] | None:
@@ -68,40 +54,25 @@ def placement_from_report(target: dict[str, Any]) -> NpuPlacement:
                                f"{target.get('compiler_version', '')}, {target.get('target')})")
 
 
-class RknnLiteRunner(Runner):
+class RknnLiteRunner(PythonScriptRunner):
     name = "rknn-lite"
     suffixes = (".rknn",)
     handles_min_duration = True
+    SCRIPT = SCRIPT
+    REMOTE_NAME = REMOTE_NAME
+    needs = "rknn-toolkit-lite2"
+    where = "board"
 
     def __init__(self, device: Any):
         super().__init__(device)
-        self.python: str | None = None
-        self.check: dict[str, Any] | None = None
-        self.why_unavailable = ""
         self._inputs: tuple[str, ...] = ()
         self._placement: NpuPlacement | None = None
 
-    @property
-    def script(self) -> str:
-        return posixpath.join(self.bindir, REMOTE_NAME)
-
-    def _pythons(self) -> tuple[str, ...]:
+    def pythons(self) -> tuple[str, ...]:
+        """npu.python, else runner.python, else PYTHON_CANDIDATES."""
         npu = self.device.config.npu
         configured = (npu.python if npu is not None else None) or self.device.config.runner.python
         return (configured,) if configured else PYTHON_CANDIDATES
-
-    def available(self) -> bool:
-        """Is there a Python with rknnlite on the board? (the answer is kept per session, see
-        `probe_python`)"""
-        if self.check is not None:
-            return True
-        found = probe_python(self.device, self.name, SCRIPT, self.script, script_sha256(),
-                             self._pythons(), MARK)
-        self.python, self.check = found.python, found.check
-        if found.python is None:
-            self.why_unavailable = ("no Python with rknn-toolkit-lite2 on the board ("
-                                    + "; ".join(found.reasons) + ")")
-        return found.python is not None
 
     def prepare(self, progress: StageProgress | None = None) -> list[str]:
         npu = self.device.config.npu
@@ -138,42 +109,23 @@ class RknnLiteRunner(Runner):
                     self.device.workdir, "models", sha256_file(local)[:16], local.name)))
         self._inputs = tuple(remote)
 
-    def code_files(self) -> list[str]:
-        return [self.script]
-
     def command(self, request: RunRequest) -> tuple[list[str], bool]:
-        if self.python is None:
-            self.prepare()
-        assert self.python is not None
+        self.ready()
         npu = self.device.config.npu
         mask = CORE_MASKS[npu.core_mask] if npu is not None else 0
         inputs = request.inputs or self._inputs
         if not inputs:
             raise RunnerError("rknn-lite needs inputs (prepare_model finds them)",
                               device=self.device.name)
-        argv = [self.python, self.script, request.model, "--runs", str(request.runs),
-                "--warmup", str(request.warmup), "--core-mask", str(mask),
-                "--inputs", ",".join(inputs)]
-        if request.outputs_dir:
-            argv += ["--outputs-dir", request.outputs_dir]
-        if request.min_duration_s > 0:
-            argv += ["--min-duration", repr(float(request.min_duration_s))]
-        return argv, False
+        return self.script_argv(request, "--core-mask", str(mask),
+                                "--inputs", ",".join(inputs)), False
 
     def parse(self, result: CommandResult, request: RunRequest) -> RunnerReport:
-        data = parse_marked_json(result, MARK, self.name, self.device)
+        data = self.read_report(result)
         if self._placement is not None:
             data["npu_placement"] = self._placement.to_dict()
         stand_in = "stand-in" in str(data.get("runtime"))
-        return RunnerReport(
-            runner=self.name,
-            runtime=f"{data.get('runtime')} {data.get('runtime_version')} (Python "
-                    f"{data.get('python')}, numpy {data.get('numpy')})",
-            machine=data.get("machine"),
+        return self.script_report(
+            data, isa=(), threads=None, per_layer=None, delegates=(),
             kernels="LiteRT on the CPU (stand-in RKNNLite, no NPU)" if stand_in else
-            f"Rockchip NPU (RKNNLite, core_mask {data.get('core_mask')})",
-            isa=(), threads=None, init_ms=data.get("init_ms"),
-            first_run_ms=data.get("first_run_ms"),
-            latencies_ms=tuple(float(x) for x in data.get("latencies_ms") or ()),
-            peak_memory_bytes=data.get("peak_rss_bytes"), per_layer=None,
-            outputs=tuple(data.get("outputs") or ()), delegates=(), raw=data)
+            f"Rockchip NPU (RKNNLite, core_mask {data.get('core_mask')})")

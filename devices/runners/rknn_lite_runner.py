@@ -10,39 +10,20 @@ it is edgesdk's stand-in), load + init_runtime time (the NPU's setup), the first
 apart from the steady-state ones, peak RSS. With --outputs-dir every sample (axis 0 of the
 inputs) is run once and the outputs saved as out_<i>.npy. Failures print
 `EDGESDK_RESULT {"error": ...}` and exit 3. RKNNLite has no input query: inputs are given.
+What it shares with the other runners is runner_common.py, pushed beside it as
+edgesdk_runner_common.py.
 """
 
-import argparse
-import json
-import os
-import platform
 import sys
 import time
 
-MARK = "EDGESDK_RESULT "
+try:  # pushed beside this script: its folder is sys.path[0]
+    import edgesdk_runner_common as common
+except ImportError:  # run from a checkout: python -m sdk.devices.runners.rknn_lite_runner
+    from sdk.devices.runners import runner_common as common
 
-
-def emit(result, code=0):
-    sys.stdout.write(MARK + json.dumps(result) + "\n")
-    sys.stdout.flush()
-    sys.exit(code)
-
-
-def fail(message, **extra):
-    result = {"error": message}
-    result.update(extra)
-    emit(result, 3)
-
-
-def peak_rss_bytes():
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+MARK = common.MARK
+emit, fail, peak_rss_bytes = common.emit, common.fail, common.peak_rss_bytes
 
 
 def load_rknnlite():
@@ -66,19 +47,11 @@ def load_rknnlite():
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("model", nargs="?")
-    parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--warmup", type=int, default=5)
+    parser = common.parser()
     parser.add_argument("--core-mask", type=int, default=0)
-    parser.add_argument("--inputs", default="")
-    parser.add_argument("--outputs-dir", default="")
-    parser.add_argument("--min-duration", type=float, default=0.0)
-    parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
 
-    result = {"runner": "rknn-lite", "machine": platform.machine(),
-              "python": platform.python_version(), "executable": sys.executable}
+    result = common.base_result("rknn-lite")
     rknn_class, runtime, version = load_rknnlite()
     result.update(runtime=runtime, runtime_version=version)
     if args.check:
@@ -116,28 +89,17 @@ def main():
     started = time.perf_counter()
     first = run(0)
     first_ms = (time.perf_counter() - started) * 1e3
-    if args.outputs_dir:
-        collected = [[np.asarray(o)] for o in first]
-        for i in range(1, samples):
-            for k, o in enumerate(run(i)):
-                collected[k].append(np.asarray(o))
-        paths = []
-        for k, parts in enumerate(collected):
-            path = os.path.join(args.outputs_dir, f"out_{k}.npy")
-            np.save(path, np.concatenate(parts, axis=0))
-            paths.append(path)
-        result["outputs"] = paths
+    if args.outputs_dir:  # sample 0 ran above, timed as the first run
+        result["outputs"] = common.save_outputs(np, lambda i: run(i) if i else first, samples,
+                                                args.outputs_dir)
     for _ in range(max(args.warmup, 0)):
         run(0)
-    latencies = []
-    begun = time.perf_counter()
-    while len(latencies) < max(args.runs, 0) or time.perf_counter() - begun < args.min_duration:
-        started = time.perf_counter()
-        run(0)
-        latencies.append((time.perf_counter() - started) * 1e3)
+    min_duration = max(args.min_duration, 0.0)
+    latencies, duration_s = common.timed_runs(lambda: run(0), args.runs, min_duration)
     rknn.release()
     result.update(samples=samples, core_mask=args.core_mask, init_ms=init_ms,
                   first_run_ms=first_ms, warmup=args.warmup, latencies_ms=latencies,
+                  duration_s=duration_s, min_duration_s=min_duration,
                   peak_rss_bytes=peak_rss_bytes(), baseline_rss_bytes=baseline)
     emit(result)
 
