@@ -2,6 +2,7 @@
 
     python benchmarks/corpus_spread.py oww_hey_jarvis --sets 32
     python benchmarks/corpus_spread.py oww_hey_jarvis --sets 32 --cal-seed 11
+    python benchmarks/corpus_spread.py oww_hey_jarvis --sets 64 --layernorm-margin 0.1
 
 `benchmarks/corpus.py run` scores a model on 32 held-out samples (seed 2; 8 before 2026-12-06
 16:20 UTC, `corpus/protocol.py`). On an output whose values sit in a sigmoid's tail (a wake
@@ -151,7 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--set-size", type=int, default=HELDOUT,
                     help=f"held-out samples per set (default {HELDOUT}, the corpus protocol's)")
+    ap.add_argument("--layernorm-margin", type=float, default=None,
+                    help="widen each LayerNorm's int8 input and output range by this fraction "
+                         "of its width (layernorm.RANGE_MARGIN; default: the export's default)")
     args = ap.parse_args(argv)
+    if args.layernorm_margin is not None:
+        from sdk.converters.quantize import layernorm
+
+        layernorm.RANGE_MARGIN = args.layernorm_margin
     with measure.quiet():
         result = spread(args.model, args.sets, args.cal_seed, peers=not args.no_peers,
                         set_size=args.set_size)
