@@ -30,6 +30,7 @@
 #include "edge/kernels/isa.h"
 #include "edge/packing/packed_weights.h"
 #include "edge/thread_pool.h"
+#include "conv_shapes.h"
 #include "kernels/gemm_plan.h"
 #include "test_main.h"
 
@@ -495,14 +496,8 @@ EDGE_TEST(small_layers_give_the_same_bytes_on_1_to_5_threads) {
   long failures = 0, cases = 0;
   uint32_t seed = 7;
   for (const Shape& s : shapes) {
-    edge::ConvGeometry g;
-    g.input_height = s.h;
-    g.input_width = s.w;
-    g.input_channels = s.cin;
-    g.kernel_height = g.kernel_width = s.k;
-    g.stride_height = g.stride_width = s.stride;
-    g.padding = edge::Padding::kSame;
-    const int oh = (s.h + s.stride - 1) / s.stride, ow = (s.w + s.stride - 1) / s.stride;
+    const edge::ConvGeometry g = edge_test::square_same_geometry(s.h, s.w, s.cin, s.k, s.stride);
+    const int oh = edge_test::same_out(s.h, s.stride), ow = edge_test::same_out(s.w, s.stride);
     const std::vector<int8_t> x =
         random_bytes(static_cast<std::size_t>(s.h) * s.w * s.cin, ++seed);
     std::vector<int32_t> bias(static_cast<std::size_t>(s.cout));
