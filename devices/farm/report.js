@@ -659,7 +659,7 @@
     const t = el("table", { id: "conditions-table" }, host);
     const head = el("tr", {}, t);
     for (const h of ["model", "board", "runs", "timed s (sum of runs)", "warm-up", "governor",
-                     "temp °C before → after", "pinned", "threads", "init ms", "peak RSS",
+                     "temp °C before → after", "pinned", "threads", "init ms", "peak RSS (VmHWM)",
                      "runner", "notes"]) el("th", {}, head, h);
     for (const j of PJOBS.filter((q) => q.status === "ok")) {
       const tr = el("tr", {}, t);
