@@ -561,6 +561,14 @@ EDGE_TEST(delegate_claims_only_where_faster_than_litert) {
   EDGE_CHECK(text.find("the scalar ISA is not faster") != std::string::npos);
   o.claim = edge::delegate::ClaimPolicy::kAll;
   EDGE_CHECK(claimed(o) == V({0, 1, 2, 3, 4}));
+  // On 2 threads a node below 2^18 MACs runs on the calling thread alone (kMinParallelMacs),
+  // and the report says so: the 32 K-MAC FC; the 2 M-MAC FC keeps both threads.
+  o.num_threads = 2;
+  EDGE_CHECK(claimed(o) == V({0, 1, 2, 3, 4}));
+  text = report_text();
+  EDGE_CHECK(text.find("one thread: 32768 MACs, below the 262144") != std::string::npos);
+  EDGE_CHECK(text.find("one thread: 2097152 MACs") == std::string::npos);
+  o.num_threads = 0;
   if (edge::isa_available(edge::Isa::kAvx2)) {
     edge::delegate::Options a;
     a.isa = edge::Isa::kAvx2;  // int8 conv 0.90x of XNNPACK; no FC row for AVX2
@@ -576,11 +584,20 @@ EDGE_TEST(delegate_claims_only_where_faster_than_litert) {
   }
   if (edge::isa_available(edge::Isa::kAvx512Vnni)) {
     edge::delegate::Options v;
-    v.isa = edge::Isa::kAvx512Vnni;  // ternary FC 2.40x: the big one; the 32 K-MAC one stays
+    v.isa = edge::Isa::kAvx512Vnni;  // ternary FC 1.23x: the big one; the 32 K-MAC one stays
     EDGE_CHECK(claimed(v) == V({1, 2, 3}));
     text = report_text();
-    EDGE_CHECK(text.find("cost table: 2.40x of XNNPACK on avx512vnni") != std::string::npos);
+    EDGE_CHECK(text.find("cost table: 1.23x of XNNPACK on avx512vnni") != std::string::npos);
     EDGE_CHECK(text.find("32768 MACs, below the 1048576") != std::string::npos);
+  }
+  if (edge::isa_available(edge::Isa::kAvxVnni)) {
+    edge::delegate::Options n;
+    n.isa = edge::Isa::kAvxVnni;  // ternary FC 1.20x (measured); int8 conv 0.73x (reasoned)
+    EDGE_CHECK(claimed(n) == V({1, 2, 3}));
+    text = report_text();
+    EDGE_CHECK(text.find("cost table: 1.20x of XNNPACK on avxvnni, ") != std::string::npos);
+    EDGE_CHECK(text.find("0.73x of XNNPACK on avxvnni (reasoned, not measured)") !=
+               std::string::npos);
   }
   if (!f.errors.empty()) std::fprintf(stderr, "%s", f.errors.c_str());
   EDGE_CHECK(f.errors.empty());

@@ -45,6 +45,14 @@ constexpr double kMinSpeedup = 1.15;
 // leaving and re-entering XNNPACK's partition, ~1-3 us, outweighs a faster kernel).
 constexpr int64_t kMinMacs = int64_t{1} << 20;
 
+// A claimed node with fewer multiply-accumulates than this runs on the calling thread alone:
+// its work (a few microseconds) is less than waking a worker costs, and a worker that the host
+// has descheduled holds such a node for a whole scheduler slice. As LiteRT's builtin kernels
+// (ruy) run small GEMMs on one thread. On the shared 2-core host the digits CNN's INT4 convs
+// took 1.4 ms on 2 threads where stock LiteRT took 0.04 ms
+// (benchmarks/results/subbyte-delegate-2026-12-06.md).
+constexpr int64_t kMinParallelMacs = int64_t{1} << 18;
+
 // What LiteRT would run for `info` (a node inspect_node accepted).
 LiteRtPath litert_path(const NodeInfo& info, const tflite_abi::TfLiteContext* context,
                        bool xnnpack);

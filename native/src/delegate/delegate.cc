@@ -110,10 +110,20 @@ void* kernel_init(TfLiteContext* context, const char* buffer, std::size_t) {
     const std::string why = inspect_node(context, node_index, node, reg, state->options, &info);
     if (!why.empty()) throw std::runtime_error(why);
     auto data = std::make_unique<KernelData>();
-    data->kernel = NodeKernel::create(context, info, state->options, state->pool.get());
+    // Small nodes run on the calling thread alone (cost_rule.h, kMinParallelMacs).
+    const int64_t macs = node_macs(info, context);
+    const bool serial = state->pool != nullptr && state->pool->num_threads() > 1 &&
+                        macs < kMinParallelMacs;
+    data->kernel = NodeKernel::create(context, info, state->options,
+                                      serial ? nullptr : state->pool.get());
     data->name = std::string("edgesdk:") + info.op + ":" + data->kernel->kernel_name();
     for (ClaimRecord& c : state->claimed) {
-      if (c.node == node_index) c.kernel = data->kernel->kernel_name();
+      if (c.node != node_index) continue;
+      c.kernel = data->kernel->kernel_name();
+      if (serial) {
+        c.reason += "; one thread: " + std::to_string(macs) + " MACs, below the " +
+                    std::to_string(kMinParallelMacs) + " where a second thread pays";
+      }
     }
     return data.release();
   } catch (const std::exception& e) {
