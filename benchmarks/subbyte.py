@@ -224,8 +224,9 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     model = Path(spec["model"]).read_bytes()
     x = np.load(spec["input"])
     base = _vm_hwm_kb()
+    options = {k: spec[k] for k in ("isa", "claim") if spec.get(k)} if spec["delegate"] else {}
     interp = Interpreter(model_content=model, delegate=spec["delegate"],
-                         num_threads=spec["threads"])
+                         num_threads=spec["threads"], **options)
     interp.run(x)
     for _ in range(spec["warmup"]):
         interp.run(x)
@@ -249,12 +250,17 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
             "claim_reasons": reasons, "kernels": report.kernels() if report else {}}
 
 
+#: the delegate's options for every delegate run (--isa, --claim); empty: its defaults
+DELEGATE_OPTIONS: dict[str, str] = {}
+
+
 def measure_speed(model: bytes, x: np.ndarray, threads: int, delegate: bool, quick: bool,
                   tmp: Path) -> dict[str, Any]:
     path, inp = tmp / "model.tflite", tmp / "input.npy"
     path.write_bytes(model)
     np.save(inp, x)
     spec = {"model": str(path), "input": str(inp), "threads": threads, "delegate": delegate,
+            **DELEGATE_OPTIONS,
             "warmup": 5 if quick else 20, "seconds": 0.5 if quick else 2.0,
             "min_runs": 10 if quick else 30, "max_runs": 2000}
     proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)],
@@ -335,7 +341,15 @@ def main() -> int:
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter timings, fewer samples")
+    parser.add_argument("--isa", default="", help="the delegate's kernel ISA (default: the "
+                        "best this CPU runs); XNNPACK is not restricted by it")
+    parser.add_argument("--claim", default="", choices=("", "faster", "all"),
+                        help="the delegate's claim policy (default: faster); `all` times our "
+                             "kernel on every node it can run: the cost table's measurement")
+    parser.add_argument("--fc-only", action="store_true",
+                        help="speed of the FC layers only (no digits CNN, no quality part)")
     args = parser.parse_args()
+    DELEGATE_OPTIONS.update({k: v for k, v in (("isa", args.isa), ("claim", args.claim)) if v})
     import ai_edge_litert
 
     from sdk.base.native import physical_core_count
@@ -350,15 +364,19 @@ def main() -> int:
     out["versions"] = {"ai_edge_litert": ai_edge_litert.__version__,
                        "ai_edge_quantizer": version("ai-edge-quantizer"),
                        "edgesdk": sdk.__version__}
-    float_cnn, data = digits_float(seed=0)
-    n_val = 200 if args.quick else len(data.x_test)
-    cnn = quality("digits_cnn", float_cnn, data.x_train, data.x_test[:n_val], data.y_test[:n_val])
+    out["delegate_options"] = dict(DELEGATE_OPTIONS)
+    cnn: dict[str, Any] = {}
+    if not args.fc_only:
+        float_cnn, data = digits_float(seed=0)
+        n_val = 200 if args.quick else len(data.x_test)
+        cnn = quality("digits_cnn", float_cnn, data.x_train, data.x_test[:n_val],
+                      data.y_test[:n_val])
     rng = np.random.default_rng(1)
     fc_cases = []
     for n in (1024, 4096):
         x_fc = rng.standard_normal((300, n)).astype(np.float32)
         fc_float = fc_float_model(n)
-        if n == 1024:
+        if n == 1024 and not args.fc_only:
             fc_cases.append(quality(f"fc_{n}x{n}", fc_float, x_fc[:200], x_fc[200:], None,
                                     single_layer=True))
         else:  # the big layer is for speed and memory only (its quality equals the small one's)
@@ -370,7 +388,8 @@ def main() -> int:
             fc_cases.append({"model": f"fc_{n}x{n}", "_files": files})
     out["quality"] = [{k: v for k, v in case.items() if k != "_files"}
                       for case in [cnn, *fc_cases] if "variants" in case]
-    out["speed"] = [speed(cnn["model"], cnn["_files"], data.x_test[:1], threads, args.quick)]
+    out["speed"] = ([] if args.fc_only else
+                    [speed(cnn["model"], cnn["_files"], data.x_test[:1], threads, args.quick)])
     for case in fc_cases:
         n = int(case["model"].split("x")[-1])
         x1 = rng.standard_normal((1, n)).astype(np.float32)
