@@ -252,8 +252,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     specs = input_specs(float_model)
     # target_sqnr= and mixed choose by the held-out samples: at least MIN_CONFIDENT_SAMPLES
     cal_set, val_set, notes = _samples(calibration, validation, specs, max_samples,
-                                       validation_split, MIN_CONFIDENT_SAMPLES
-                                       if target_sqnr is not None or scheme == "mixed" else 0)
+                                       validation_split, _min_check(scheme, target_sqnr))
     notes = [*loaded.notes, *notes]  # what the import changed (densified weights, rewrites)
     if equalize and qat is None and scheme == "int8" and activations == "int8":
         equalized = equalize_model(float_model, cal_set)
@@ -658,6 +657,21 @@ def input_specs(model: Model) -> list[InputSpec]:
         if sig.graph_index == 0:
             names.update({id(t): k for k, t in sig.inputs.items()})
     return [InputSpec.from_tensor(t, names.get(id(t))) for t in model.main.inputs]
+
+
+def _min_check(scheme: str, target_sqnr: float | None) -> int:
+    """Held-out samples the plans need at least (target_sqnr=, scheme "mixed"), else 0."""
+    return MIN_CONFIDENT_SAMPLES if target_sqnr is not None or scheme == "mixed" else 0
+
+
+def held_out_samples(specs: list[InputSpec], calibration: Any, *, validation: Any = None,
+                     max_samples: int = 1000, validation_split: float = 0.2,
+                     scheme: str = "int8", target_sqnr: float | None = None) -> SampleSet:
+    """The samples `export(...)` with these arguments measures its fidelity on (`validation`,
+    else the part of the calibration samples it held out), e.g. for the NPU simulator of
+    `sdk.target_export`."""
+    return _samples(calibration, validation, specs, max_samples, validation_split,
+                    _min_check(scheme, target_sqnr))[1]
 
 
 def _samples(calibration: Any, validation: Any, specs: list[InputSpec], max_samples: int,

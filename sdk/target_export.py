@@ -16,7 +16,7 @@ import numpy as np
 
 from sdk.base.errors import ConversionError, EdgeSDKError
 from sdk.base.fileio import atomic_write_bytes, atomic_write_text
-from sdk.converters.quantize import SampleSet, as_samples
+from sdk.converters.quantize import SampleSet
 from sdk.converters.targets import compile_for_target, compiled_path_for
 from sdk.converters.targets.names import Target, parse_target
 from sdk.converters.targets.report import CPU, NpuReport
@@ -46,20 +46,17 @@ def export_for_target(model: Any, scheme: str = "int8", *, target: str,
 
 
 def _validation_samples(result: Any, args: dict[str, Any]) -> SampleSet:
-    """The export's held-out samples again, as floats for the model's inputs."""
+    """The export's held-out samples again (the same rule: `held_out_samples`), as floats for
+    the model's inputs."""
     from sdk.converters.tflite import read_tflite
-    from sdk.exporter import input_specs
+    from sdk.exporter import held_out_samples, input_specs
 
     specs = [dataclasses.replace(s, dtype=np.dtype(np.float32))
              for s in input_specs(read_tflite(result.path))]
-    if args.get("validation") is not None:
-        return as_samples(args["validation"], specs, max_samples=SIMULATOR_SAMPLES,
-                          what="validation")
-    samples = as_samples(args.get("calibration"), specs,
-                         max_samples=args.get("max_samples", 1000))
-    if len(samples) < 10:
-        return samples
-    return samples.split(args.get("validation_split", 0.2))[1]
+    return held_out_samples(specs, args.get("calibration"), validation=args.get("validation"),
+                            max_samples=args.get("max_samples", 1000),
+                            validation_split=args.get("validation_split", 0.2),
+                            target_sqnr=args.get("target_sqnr"))
 
 
 def check_target(target: str, scheme: str, format_name: str | None,
