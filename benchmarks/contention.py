@@ -13,9 +13,14 @@ Conditions, measured in the same rounds (each round starts every condition afres
   * idle:      nothing else started by us;
   * busy:      one competing process spinning (`while True: pass`, SCHED_OTHER, not pinned);
   * busy-pin0: the same process pinned to CPU 0 of our CPU set, while our threads may run on
-    any: the core it shares runs whichever of our threads lands there at about half speed,
-    the honest stand-in for one slow (little) core we found without root (cgroup cpu.max
-    needs a writable cgroup; the JSON says whether one was found, it is not used).
+    any: the core it shares runs whichever of our threads lands there at about half speed;
+  * little:    a simulated big.LITTLE CPU, where a cgroup-v1 `cpu` controller is writable
+    (root): one thread of the engine is throttled to half a CPU (cfs quota 1 ms per 2 ms
+    period, the group's weight at its maximum) while the others run free: the worker its
+    pool created last, or the only thread of a 1-thread run. It runs at full speed half the
+    time rather than at half speed all the time, as a little core would; both make its share
+    late. Where no such cgroup is found the condition is left out and the JSON says so
+    (`little_core`). Its CPU-time figures mean nothing (throttled time is wall time).
 The figure per cell is the median over the rounds of each round's p50; the slowdown is that
 median under a condition over the idle median. Above 1: slower. The bar of issue 17: with one
 busy process, our 2-thread slowdown <= LiteRT's.
@@ -29,6 +34,7 @@ weighs little beside the condition under test (the competitor is a peer at the s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -43,8 +49,49 @@ from typing import Any
 import edge_models
 import numpy as np
 
-CONDITIONS = ("idle", "busy", "busy-pin0")
+CONDITIONS = ("idle", "busy", "busy-pin0", "little")
 SPINNER = "while True:\n    pass\n"
+CPU_CGROUP = Path("/sys/fs/cgroup/cpu")  # cgroup v1 `cpu` controller
+
+
+class LittleCore:
+    """A cgroup (v1 `cpu`) that gives its threads half a CPU: 1 ms of every 2 ms. Threads are
+    added one by one (`tasks` takes thread ids) and moved back to the root group on exit."""
+
+    def __init__(self) -> None:
+        self.path = CPU_CGROUP / f"edgesdk-little-{os.getpid()}"
+        self.tids: list[int] = []
+
+    @staticmethod
+    def available() -> bool:
+        return (CPU_CGROUP / "cpu.cfs_quota_us").exists() and os.access(CPU_CGROUP, os.W_OK)
+
+    def __enter__(self) -> LittleCore:
+        self.path.mkdir(exist_ok=True)
+        (self.path / "cpu.cfs_period_us").write_text("2000")
+        (self.path / "cpu.cfs_quota_us").write_text("1000")
+        # The most weight a group can have: only the quota limits it, not the other groups of
+        # a loaded host (with the default 1024 it got a tenth of a CPU at load 22, not half).
+        (self.path / "cpu.shares").write_text("262144")
+        return self
+
+    def add(self, tid: int) -> None:
+        (self.path / "tasks").write_text(str(tid))
+        self.tids.append(tid)
+
+    def __exit__(self, *exc: object) -> None:
+        for tid in self.tids:
+            with contextlib.suppress(OSError):  # the thread is gone
+                (CPU_CGROUP / "tasks").write_text(str(tid))
+        self.tids.clear()
+        self.path.rmdir()
+
+
+def thread_ids(pid: int | str = "self") -> set[int]:
+    try:
+        return {int(t) for t in os.listdir(f"/proc/{pid}/task")}
+    except OSError:
+        return set()
 
 
 def cpu_model() -> str:
@@ -130,7 +177,25 @@ class Timing:
     cpu_ms: float
 
 
-def time_edge_run(exe: str, path: Path, threads: int, runs: int, warmup: int) -> Timing:
+def throttle_last_thread(proc: subprocess.Popen[str], threads: int, little: LittleCore) -> None:
+    """Puts the edge-run child's last thread in `little` as soon as it exists: the process
+    itself for 1 thread, else the first worker its pool starts (within its model load, before
+    its warm-up runs end); RuntimeError when the process ends first."""
+    if threads == 1:
+        little.add(proc.pid)
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers = sorted(thread_ids(proc.pid) - {proc.pid})
+        if workers:
+            little.add(workers[-1])
+            return
+        time.sleep(0.0002)
+    raise RuntimeError("edge-run started no worker thread in time to throttle it")
+
+
+def time_edge_run(exe: str, path: Path, threads: int, runs: int, warmup: int,
+                  little: LittleCore | None = None) -> Timing:
     """edge-run as a child; its CPU time from wait4's rusage (this child only). The CPU time
     per inference is the child's user + system time less its init_ms (loading is one thread),
     over its first run, warm-up runs and timed runs: an estimate that includes process start
@@ -139,6 +204,8 @@ def time_edge_run(exe: str, path: Path, threads: int, runs: int, warmup: int) ->
                              "--threads", str(threads), "--json"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stderr is not None
+    if little is not None:
+        throttle_last_thread(proc, threads, little)
     stdout = proc.stdout.read()  # edge-run writes little to stderr: no pipe deadlock
     stderr = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)  # reap it ourselves: its own rusage
@@ -156,13 +223,20 @@ class LiteRT:
     """A LiteRT interpreter (XNNPACK) kept across rounds."""
 
     def __init__(self, model: bytes, threads: int) -> None:
+        import threading
+
         from sdk.run.litert import backend
 
+        before = thread_ids()
         self.interp = backend().interpreter(model_content=model, num_threads=threads)
         self.interp.allocate_tensors()
         for d in self.interp.get_input_details():
             x = np.random.default_rng(0).integers(-128, 128, d["shape"], dtype=np.int8)
             self.interp.set_tensor(d["index"], x.astype(d["dtype"]))
+        self.interp.invoke()  # XNNPACK's workers exist after the first invoke
+        workers = sorted(thread_ids() - before)
+        # The thread "little" throttles: the last worker started, or (1 thread) the caller.
+        self.last_thread = workers[-1] if threads > 1 and workers else threading.get_native_id()
 
     def p50(self, runs: int, warmup: int) -> Timing:
         """p50 of `runs` invokes; CPU time per invoke from this process's CPU clock (all its
@@ -229,9 +303,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # samples[(engine, model, threads, condition)] = per-round timings
     samples: dict[tuple[str, str, int, str], list[Timing]] = {}
+    little_core = LittleCore.available()
+    conditions = CONDITIONS if little_core else CONDITIONS[:-1]
     for r in range(rounds):
         print(f"# round {r + 1}/{rounds}", file=sys.stderr)
-        for condition in CONDITIONS:
+        for condition in conditions:
             comp = competitor(condition, cpus)
             if comp is not None:
                 comp.__enter__()
@@ -239,11 +315,23 @@ def main(argv: list[str] | None = None) -> int:
                 for m in names:
                     for t in threads:
                         key = ("litert_int8", m, t, condition)
-                        samples.setdefault(key, []).append(litert[(m, t)].p50(runs, warmup))
+                        if condition == "little":
+                            with LittleCore() as little:
+                                little.add(litert[(m, t)].last_thread)
+                                timing = litert[(m, t)].p50(runs, warmup)
+                        else:
+                            timing = litert[(m, t)].p50(runs, warmup)
+                        samples.setdefault(key, []).append(timing)
                         for label, exe in binaries.items():
                             for scheme in schemes:
                                 key = (f"{label}_{scheme}", m, t, condition)
-                                timing = time_edge_run(exe, files[m][scheme], t, runs, warmup)
+                                if condition == "little":
+                                    with LittleCore() as little:
+                                        timing = time_edge_run(exe, files[m][scheme], t, runs,
+                                                               warmup, little)
+                                else:
+                                    timing = time_edge_run(exe, files[m][scheme], t, runs,
+                                                           warmup)
                                 samples.setdefault(key, []).append(timing)
             finally:
                 if comp is not None:
@@ -256,18 +344,18 @@ def main(argv: list[str] | None = None) -> int:
             cell: dict[str, Any] = {}
             for e in engines:
                 med = {c: statistics.median(x.p50_ms for x in samples[(e, m, t, c)])
-                       for c in CONDITIONS}
+                       for c in conditions}
                 cpu = {c: statistics.median(x.cpu_ms for x in samples[(e, m, t, c)])
-                       for c in CONDITIONS}
+                       for c in conditions}
                 cell[e] = {
                     "median_p50_ms": {c: round(v, 3) for c, v in med.items()},
                     "rounds_p50_ms": {c: [round(x.p50_ms, 3) for x in samples[(e, m, t, c)]]
-                                      for c in CONDITIONS},
-                    "slowdown": {c: round(med[c] / med["idle"], 3) for c in CONDITIONS[1:]},
+                                      for c in conditions},
+                    "slowdown": {c: round(med[c] / med["idle"], 3) for c in conditions[1:]},
                     # CPU time per inference (all threads) and its ratio to the p50 wall time:
                     # about `threads` when every thread computes or spins the whole time.
                     "median_cpu_ms": {c: round(v, 3) for c, v in cpu.items()},
-                    "cpu_per_wall": {c: round(cpu[c] / med[c], 2) for c in CONDITIONS},
+                    "cpu_per_wall": {c: round(cpu[c] / med[c], 2) for c in conditions},
                 }
             results.setdefault(m, {})[str(t)] = cell
 
@@ -285,11 +373,14 @@ def main(argv: list[str] | None = None) -> int:
         "host": {"cpu": cpu_model(), "machine": platform.machine(), "cpus": cpus,
                  "loadavg_before": [round(x, 2) for x in load_before],
                  "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-                 "cgroup_cpu_max_writable": cgroup_cpu_max_writable()},
+                 "cgroup_cpu_max_writable": cgroup_cpu_max_writable(),
+                 "little_core": (f"{CPU_CGROUP} (cgroup v1 cpu): one thread at 1 ms per 2 ms"
+                                 if little_core else "no writable cgroup-v1 cpu controller: "
+                                 "condition left out")},
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "niceness": os.nice(0),
         "size": size, "rounds": rounds, "runs": runs, "warmup": warmup,
-        "edge_run": binaries, "conditions": list(CONDITIONS),
+        "edge_run": binaries, "conditions": list(conditions),
         "results": results,
         "bar_2_threads_busy": bar,
     }
