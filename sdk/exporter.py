@@ -63,7 +63,7 @@ from sdk.converters.quantize.method_check import (
 )
 from sdk.converters.quantize.mixed import MixedReport
 from sdk.converters.quantize.mixed import search as mixed_search
-from sdk.converters.quantize.plan import PrecisionPlan
+from sdk.converters.quantize.plan import SCHEMES, PrecisionPlan
 from sdk.converters.quantize.planner import (
     MIN_CONFIDENT_SAMPLES,
     Attempt,
@@ -218,6 +218,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     if not 0.0 < validation_split < 1.0:
         raise ConversionError(f"validation_split must be in (0, 1), not {validation_split}")
 
+    if scheme not in SCHEMES:  # before the model loads (a Keras model takes seconds)
+        raise ConversionError(f"unknown quantisation scheme {scheme!r}; available: "
+                              f"{', '.join(sorted(SCHEMES))}")
     qat = qat_export(model)  # a model from sdk.qat.prepare: export its trained grid and ranges
     if qat is not None:
         qat.check(scheme, dict(scheme_options or {}), activations)
