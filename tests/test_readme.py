@@ -325,8 +325,9 @@ def test_docs_make_targets_exist() -> None:
     assert _missing_make_targets("make demo\n`make no-such-target`") == {"no-such-target"}
 
 
-#: the extras a `pip install 'edgesdk[a,b]'` / `pip install -e '.[a,b]'` line or span asks for
-EXTRAS = re.compile(r"(?:edgesdk|\.)\[([a-z][\w,-]*)\]")
+#: the extras a `pip install 'edgesdk[a,b]'` / `pip install -e '.[a,b]'` /
+#: `pip install "$(ls .../edgesdk-*.whl)[a,b]"` line or span asks for
+EXTRAS = re.compile(r"(?:edgesdk|\.|\.whl\))\[([a-z][\w,-]*)\]")
 
 
 def _missing_extras(code: str) -> set[str]:
@@ -343,6 +344,7 @@ def test_docs_extras_exist() -> None:
     missing = _missing_extras(code)
     assert not missing, f"the docs install extras pyproject.toml does not declare: {missing}"
     assert _missing_extras("pip install 'edgesdk[onnx,nope]'") == {"nope"}
+    assert _missing_extras('pip install "$(ls dist/edgesdk-*.whl)[tf,nope2]"') == {"nope2"}
 
 
 #: options the docs name that belong to programs edgesdk does not ship
