@@ -95,6 +95,16 @@ constexpr CostRow kCostTable[] = {
     // VNNI depthwise kernel: the AVX2 row.
     {"avxvnni", OpKind::kDepthwiseConv2D, 8, false, 0.79, kReasoned},
     {"avxvnni", OpKind::kDepthwiseConv2D, 4, false, 0.79, kReasoned},
+    // Reasoned: an AMX tier ("avx512amx", tile GEMMs for int8 weights, everything else the
+    // AVX-512 VNNI tier's kernels). INT2 FC and depthwise run the same kernels as on
+    // avx512vnni against the same XNNPACK kernels (its 2-bit FC is AVX-VNNI, its depthwise has
+    // no AMX form): those rows. int8 FC / conv: tiles on both sides, not measured: parity.
+    {"avx512amx", OpKind::kFullyConnected, 2, false, 1.23, kReasoned},
+    {"avx512amx", OpKind::kFullyConnected, 2, true, 1.18, kReasoned},
+    {"avx512amx", OpKind::kDepthwiseConv2D, 8, false, 1.23, kReasoned},
+    {"avx512amx", OpKind::kDepthwiseConv2D, 4, false, 1.23, kReasoned},
+    {"avx512amx", OpKind::kFullyConnected, 8, false, 1.00, kReasoned},
+    {"avx512amx", OpKind::kConv2D, 8, false, 1.00, kReasoned},
     // Reasoned: Arm (NEON: Cortex-A53/A72; dotprod: A55/A76; i8mm: A78/X1 and later). No Arm
     // core here (qemu times nothing), and XNNPACK's Arm kernels use the same instructions as
     // ours on each tier (smlal / sdot / smmla, its hand-written assembly for the GEMMs):
