@@ -123,3 +123,14 @@ def test_benchmark_model_run_count_comes_from_its_output(tmp_path):
     assert p.latency.p50_ms == pytest.approx(13.66)
     assert p.timed_s == pytest.approx(73 * 0.0136986)  # >= the 1 s asked for
     assert p.init_ms == pytest.approx(3.21) and p.peak_memory_bytes == int(9.75 * 2 ** 20)
+
+
+def test_a_deployment_lists_every_file_its_runner_uses(tmp_path):
+    """The LiteRT runner is two files on the device (the script and runner_common.py, which it
+    imports from beside it); the deployment lists both, and both are there."""
+    model = build_mlp(tmp_path / "mlp.tflite", sizes=(8, 4))
+    config = DeviceConfig(name="here", transport="local", workdir=str(tmp_path / "work"))
+    with sdk.deploy(model, config) as dep:
+        assert [Path(f).name for f in dep.files] == [
+            "edgesdk_litert_runner.py", "edgesdk_runner_common.py", "mlp.tflite"]
+        assert all(Path(f).is_file() for f in dep.files)

@@ -55,7 +55,7 @@ class LiteRTPythonRunner(PythonScriptRunner):
             raise RunnerError(self.why_unavailable + ". Set runner.python in the device config "
                               "to a Python with ai-edge-litert or tflite-runtime",
                               device=self.device.name)
-        return [self.script]
+        return super().code_files()  # the script and runner_common.py
 
     def prepare_model(self, local_model: Path, progress: StageProgress | None = None) -> None:
         """Delegates this model needs (our custom-op delegate; the device's NPU delegates)."""

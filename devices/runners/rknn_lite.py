@@ -83,7 +83,7 @@ class RknnLiteRunner(PythonScriptRunner):
             raise RunnerError(self.why_unavailable + ". Set npu.python in the device config to "
                               "a Python with rknn-toolkit-lite2 (rknnlite)",
                               device=self.device.name)
-        return [self.script]
+        return super().code_files()  # the script and runner_common.py
 
     def prepare_model(self, local_model: Path, progress: StageProgress | None = None) -> None:
         """The placement and the inputs, from the compile report beside the .rknn."""
