@@ -147,6 +147,8 @@ def test_measurement_hygiene(farm_run):
             assert p.timed_s >= 0.05 or any("short of the 0.05 s minimum" in n for n in p.notes)
         assert p.latency.min_ms <= p.latency.p50_ms <= p.latency.p90_ms <= p.latency.max_ms
         assert p.device.abi in ("arm64-v8a", "armeabi-v7a", "x86_64")
+        # the runner process's own peak (VmHWM), not the farm worker's it was started from
+        assert p.peak_memory_bytes is not None and 1 << 20 < p.peak_memory_bytes < 1 << 30
     pinned = [r.profile for r in run.ok if r.board == "pi-a"]
     assert pinned and all(p.cpus == "0" for p in pinned)
     # "big" needs per-core max frequencies; this host has none, and the profile says so
@@ -211,7 +213,8 @@ def test_report_renders_in_a_real_browser(farm_run):
     raw = page.read_text()
     assert "http://" not in raw.replace("http://www.w3.org/2000/svg", "")  # nothing to fetch
     assert "https://" not in raw
-    dom = Elements(rendered_dom(page))
+    rendered = rendered_dom(page)
+    dom = Elements(rendered)
     body = dom.find("body")[0]
     assert body.get("data-rendered") == "true", body.get("data-render-error")
     # latency distribution: one dot per shown run on every board that ran the first model
@@ -228,6 +231,11 @@ def test_report_renders_in_a_real_browser(farm_run):
     assert dom.count("circle", "fidelity-point") == len(MODELS) - 1
     # per-layer breakdown for the chosen board: one bar per operator
     assert dom.count("rect", "layer-bar") == len(run.ok[0].profile.per_layer or ()) > 0
+    # the conditions table: every run's own peak memory, as report.json has it
+    jobs = json.loads((root / "report" / "report.json").read_text())["jobs"]
+    by_key = {r.job_key: r.profile.peak_memory_bytes for r in run.ok}
+    assert {j["key"]: j["peak_memory_bytes"] for j in jobs if j["key"] in by_key} == by_key
+    assert rendered.count(" MiB</td>") == len(run.ok)
     # the quarantined board is named in the boards table and the failures
     assert dom.find("tr", data_board=VICTIM, data_state="quarantined")
     assert dom.count("tr", data_board=VICTIM) >= 4
