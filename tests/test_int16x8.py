@@ -231,29 +231,21 @@ def test_each_op_of_the_table_runs_as_it_says(op_type: str, tmp_path) -> None:
             assert float(np.abs(w - got).max()) <= tol * span, (op_type, tol)
 
 
-def _bytes_only_planner(monkeypatch) -> None:
-    """The planner weighing bytes alone (`CostModel(latency_weight=0)`): by default it weighs
-    latency too, and on these tiny graphs LiteRT's int16 reference kernels cost more than float
-    (tests/test_planner_cost.py)."""
-    import functools
-
-    import sdk.exporter
-    from sdk.converters.quantize import planner
-
-    monkeypatch.setattr(sdk.exporter, "plan_to_target", functools.partial(
-        planner.plan_to_target, cost_model=planner.CostModel(latency_weight=0.0)))
+#: the planner weighing bytes alone: by default it weighs latency too, and on these tiny graphs
+#: LiteRT's int16 reference kernels cost more than float (tests/test_planner_cost.py)
+BYTES_ONLY = {"target_cost": "bytes"}
 
 
-def test_planner_tries_16x8_before_float(cal, val, tmp_path, monkeypatch) -> None:
-    _bytes_only_planner(monkeypatch)
+def test_planner_tries_16x8_before_float(cal, val, tmp_path) -> None:
     model = _front_end()
     plain = sdk.export(model, "int8", calibration=cal, validation=val,
                        output=tmp_path / "p.tflite", precision=INT8_FRONT_END)
     assert plain.fidelity.min_sqnr_db < 30
     res = sdk.export(model, "int8", calibration=cal, validation=val,
-                     output=tmp_path / "t.tflite", target_sqnr=30, precision=INT8_FRONT_END)
+                     output=tmp_path / "t.tflite", target_sqnr=30, precision=INT8_FRONT_END,
+                     **BYTES_ONLY)
     planner = res.planner
-    assert planner.met and res.fidelity.min_sqnr_db >= 30
+    assert planner.met and res.fidelity.min_sqnr_db >= 30 and planner.cost == "bytes"
     assert planner.candidates[:2] == ["int16x8", "float32"]
     kept = {k.name: k.precision for k in planner.kept}
     assert kept and set(kept.values()) == {"int16x8"}, kept  # no float needed here
@@ -287,11 +279,10 @@ def test_cli_exports_int16x8(cal, tmp_path, capsys) -> None:
             if op.type == "FULLY_CONNECTED"] == [DType.FLOAT32, DType.FLOAT32]
 
 
-def test_planner_goes_float_where_16x8_keeps_the_loss(tmp_path, monkeypatch) -> None:
+def test_planner_goes_float_where_16x8_keeps_the_loss(tmp_path) -> None:
     """A layer whose int8 weights lose the signal (one large weight per row sets the scale, the
     small ones round to 0): 16x8 keeps those weights, so the planner tries it and then keeps the
     layer in float."""
-    _bytes_only_planner(monkeypatch)
     g = Graph(name="main")
     x = g.add_tensor(Tensor("x", (1, 4), DType.FLOAT32))
     y = g.add_tensor(Tensor("y", (1, 2), DType.FLOAT32))
@@ -306,7 +297,7 @@ def test_planner_goes_float_where_16x8_keeps_the_loss(tmp_path, monkeypatch) -> 
     data = rng.standard_normal((64, 4)).astype(np.float32)
     data[:, 0] *= 1e-3  # the large weight's input is small: the small weights carry the signal
     res = sdk.export(Model(graphs=[g]), "int8", calibration=data, validation=data[:16],
-                     output=tmp_path / "m.tflite", target_sqnr=30)
+                     output=tmp_path / "m.tflite", target_sqnr=30, **BYTES_ONLY)
     planner = res.planner
     assert planner.before_db["y"] < 10 and planner.met
     assert [(k.name, k.precision) for k in planner.kept] == [("fc", "float32")]
