@@ -18,7 +18,7 @@ from sdk.run import EdgeModel, Interpreter
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "native" / "src"
 PAGE = ROOT / "docs" / "kernels.md"
-ISAS = ("scalar", "avx2", "avxvnni", "avx512vnni", "neon", "dotprod", "i8mm")
+ISAS = ("scalar", "avx2", "avxvnni", "avx512vnni", "avx512amx", "neon", "dotprod", "i8mm")
 #: data type(s) _ op [_ tile] __ ISA, XNNPACK's convention (docs/kernels.md)
 NAME = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)*__(" + "|".join(ISAS) + r")$")
 #: a kernel function: `void <name>(`, its name ending in __<isa>

@@ -92,7 +92,8 @@ def test_conv_equals_fc_on_im2col_and_threads_agree() -> None:
                               input=Quant(0.05, 4), output_type="int32", isa=isa)
         outs.append(conv(x))
         np.testing.assert_array_equal(conv(x, pool=pool), outs[0])
-        assert conv.kernel_name.endswith("__" + isa)
+        # ternary weights: the avx512amx tier runs its avx512vnni kernels (tiles: int8 only)
+        assert conv.kernel_name.endswith("__" + {"avx512amx": "avx512vnni"}.get(isa, isa))
     # Reference: im2col in numpy (SAME, stride 2: pad top/left 0 for 9 and 8 -> see TFLite).
     oh, ow = 5, 4
     pad_h = max((oh - 1) * 2 + 3 - 9, 0) // 2
@@ -189,7 +190,8 @@ def test_errors_name_the_problem(monkeypatch: pytest.MonkeyPatch) -> None:
         fc(np.zeros((1, 7), np.int8))
     with pytest.raises(KernelError, match="outside"):
         fc(np.full((1, 8), 300))
-    missing = [isa for isa in ("avx2", "avxvnni", "avx512vnni", "neon", "dotprod", "i8mm")
+    missing = [isa for isa in ("avx2", "avxvnni", "avx512vnni", "avx512amx", "neon", "dotprod",
+                              "i8mm")
                if isa not in ISAS]
     for isa in missing:
         with pytest.raises(IsaUnavailableError, match=isa):

@@ -27,6 +27,8 @@ def test_cpu_features_agree_with_proc_cpuinfo() -> None:
         assert features["fma"] == ("fma" in flags and "avx2" in flags)
         assert features["avx512f"] == ("avx512f" in flags)
         assert features["avx512vnni"] == ("avx512_vnni" in flags)
+        # AMX-INT8 also needs the OS to grant the tile state: never without the CPU flags
+        assert not features["amx_int8"] or {"amx_int8", "amx_tile"} <= flags
         assert not features["neon"] and not features["dotprod"]
     elif platform.machine() == "aarch64":
         assert features["neon"]

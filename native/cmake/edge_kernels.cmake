@@ -49,6 +49,13 @@ if(EDGE_ARCH STREQUAL "x86")
     edge_kernel_isa(avxvnni EDGE_HAVE_AVXVNNI "-mavx2;-mfma;-mavxvnni"
       ${_k}/src/kernels/x86/avxvnni.cc)
   endif()
+  # AMX-INT8 tiles (GCC 11+, clang 12+), over the AVX-512 VNNI kernels.
+  check_cxx_compiler_flag("-mamx-tile -mamx-int8" EDGE_CXX_HAS_MAMX)
+  if(EDGE_CXX_HAS_MAMX)
+    edge_kernel_isa(avx512amx EDGE_HAVE_AVX512AMX
+      "-mavx2;-mfma;-mavx512f;-mavx512bw;-mavx512vl;-mavx512vnni;-mamx-tile;-mamx-int8"
+      ${_k}/src/kernels/x86/avx512amx.cc)
+  endif()
 elseif(EDGE_ARCH STREQUAL "aarch64")
   edge_kernel_isa(neon EDGE_HAVE_NEON "" ${_k}/src/kernels/arm/neon.cc
     ${_k}/src/kernels/arm/quantize_neon.cc ${_k}/src/kernels/arm/elementwise_neon.cc)

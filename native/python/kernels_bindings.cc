@@ -254,7 +254,8 @@ void bind_isa(py::module_& m) {
   }, "Every kernel name this binary can report in a profile (each a function's symbol).");
   m.def("built_isas", [] {
     std::vector<std::string> out;
-    for (const char* name : {"scalar", "avx2", "avxvnni", "avx512vnni", "neon", "dotprod", "i8mm"}) {
+    for (const char* name : {"scalar", "avx2", "avxvnni", "avx512vnni", "avx512amx", "neon",
+                             "dotprod", "i8mm"}) {
       if (edge::isa_built(edge::parse_isa(name))) out.emplace_back(name);
     }
     return out;

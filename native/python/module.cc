@@ -29,6 +29,7 @@ PYBIND11_MODULE(_native, m) {
         d["avx512vl"] = f.avx512vl;
         d["avx512vnni"] = f.avx512vnni;
         d["avxvnni"] = f.avxvnni;
+        d["amx_int8"] = f.amx_int8;
         d["neon"] = f.neon;
         d["dotprod"] = f.dotprod;
         d["i8mm"] = f.i8mm;

@@ -9,6 +9,10 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 #if defined(__linux__) && (defined(__aarch64__) || defined(__arm__))
 #include <sys/auxv.h>
 #endif
@@ -22,6 +26,24 @@ unsigned long long read_xcr0() {
   // XGETBV with ECX=0 reads XCR0; only legal when CPUID says OSXSAVE.
   __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
   return (static_cast<unsigned long long>(edx) << 32) | eax;
+}
+
+// Linux (5.16+) hands out the 8 KB tile data state only to processes that ask for it: until
+// then the first tile instruction raises SIGILL. The permission is per process and sticky, so
+// asking once at detection covers every thread, including those started later. Other systems
+// (and older kernels, where the call fails): no AMX.
+bool request_amx_permission() {
+#if defined(__linux__) && defined(__x86_64__)
+  constexpr long kArchGetXcompPerm = 0x1022;  // <asm/prctl.h>, spelled out for old headers
+  constexpr long kArchReqXcompPerm = 0x1023;
+  constexpr long kXfeatureXtiledata = 18;
+  if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0) return false;
+  unsigned long long granted = 0;
+  if (syscall(SYS_arch_prctl, kArchGetXcompPerm, &granted) != 0) return false;
+  return ((granted >> kXfeatureXtiledata) & 1) != 0;
+#else
+  return false;
+#endif
 }
 
 void detect_x86(CpuFeatures& f) {
@@ -45,8 +67,12 @@ void detect_x86(CpuFeatures& f) {
   f.avx512bw = f.avx512f && ((ebx >> 30) & 1);
   f.avx512vl = f.avx512f && ((ebx >> 31) & 1);
   f.avx512vnni = f.avx512f && ((ecx >> 11) & 1);
+  // AMX: leaf 7 EDX bit 24 AMX-TILE, bit 25 AMX-INT8; XCR0 bits 17 (XTILECFG) and 18
+  // (XTILEDATA) say the OS context-switches the tile state.
+  const bool amx_cpu = ((edx >> 24) & 1) && ((edx >> 25) & 1) && (xcr0 & 0x60000) == 0x60000;
   __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx);
   f.avxvnni = f.avx2 && ((eax >> 4) & 1);
+  f.amx_int8 = f.avx512vnni && f.avx512bw && f.avx512vl && amx_cpu && request_amx_permission();
 }
 #endif
 
@@ -98,7 +124,8 @@ std::vector<std::string> CpuFeatures::names() const {
       {sse41, "sse4.1"},         {avx2, "avx2"},       {fma, "fma"},
       {avx512f, "avx512f"},      {avx512bw, "avx512bw"}, {avx512vl, "avx512vl"},
       {avx512vnni, "avx512vnni"},
-      {avxvnni, "avxvnni"},      {neon, "neon"},       {dotprod, "dotprod"},
+      {avxvnni, "avxvnni"},      {amx_int8, "amx_int8"},
+      {neon, "neon"},            {dotprod, "dotprod"},
       {i8mm, "i8mm"},
   };
   for (const auto& [present, name] : table) {

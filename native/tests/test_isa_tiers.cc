@@ -85,7 +85,22 @@ EDGE_TEST(isa_tier_from_cpu_features) {
     EDGE_CHECK(edge::best_isa_for(arm(false, true)) == Isa::kNeon);
     EDGE_CHECK(edge::best_isa_for(alder_lake) == Isa::kScalar);
   }
+  // AMX-INT8 over AVX-512 VNNI; never without it (its other kernels are the VNNI ones), and
+  // the tile bit alone (no OS permission: CpuFeatures::amx_int8 false) gives no AMX.
+  CpuFeatures spr_amx = sapphire_rapids;
+  spr_amx.amx_int8 = true;
+  CpuFeatures amx_no_avx512 = alder_lake;
+  amx_no_avx512.amx_int8 = true;
+  EDGE_CHECK(edge::isa_runs_on(Isa::kAvx512Amx, spr_amx));
+  EDGE_CHECK(!edge::isa_runs_on(Isa::kAvx512Amx, sapphire_rapids));
+  EDGE_CHECK(!edge::isa_runs_on(Isa::kAvx512Amx, amx_no_avx512));
+  if (edge::isa_built(Isa::kAvx512Amx)) {
+    EDGE_CHECK(edge::best_isa_for(spr_amx) == Isa::kAvx512Amx);
+    EDGE_CHECK(edge::best_isa_for(amx_no_avx512) == Isa::kAvxVnni);
+  }
   EDGE_CHECK(edge::best_isa() == edge::best_isa_for(edge::cpu_features()));
+  EDGE_CHECK(edge::parse_isa("AVX512AMX") == Isa::kAvx512Amx);
+  EDGE_CHECK(std::string(edge::isa_name(Isa::kAvx512Amx)) == "avx512amx");
   EDGE_CHECK(edge::parse_isa("AVXVNNI") == Isa::kAvxVnni && edge::parse_isa("i8mm") == Isa::kI8mm);
   EDGE_CHECK(std::string(edge::isa_name(Isa::kAvxVnni)) == "avxvnni");
   EDGE_CHECK(std::string(edge::isa_name(Isa::kI8mm)) == "i8mm");
@@ -95,6 +110,30 @@ EDGE_TEST(isa_tiers_tested_on_this_host) {
 #if defined(__x86_64__)
   EDGE_CHECK(edge::isa_built(Isa::kAvxVnni));
 #endif
+  if (edge::isa_built(Isa::kAvx512Amx)) {
+    // The table: its own int8 tile GEMM (16 rows a call); everything else AVX-512 VNNI's, the
+    // int8 indirect convs included (shallow layers: gemm_plan.h kAmxMinDepth), and named so.
+    const auto& t = edge::detail::isa_kernels(Isa::kAvx512Amx);
+    EDGE_CHECK(ends_with(t.gemm_qs8[0].name, "__avx512amx") && t.gemm_qs8[0].mr == 16);
+    EDGE_CHECK(ends_with(t.igemm_qs8[0].name, "__avx512vnni"));
+    EDGE_CHECK(ends_with(t.igemm_qs8_x2[0].name, "__avx512vnni"));
+    for (int i = 1; i < 4; ++i) {
+      EDGE_CHECK(ends_with(t.gemm_qs8[i].name, "__avx512vnni"));
+      EDGE_CHECK(ends_with(t.igemm_qs8[i].name, "__avx512vnni"));
+    }
+    for (int i = 0; i < 4; ++i) {
+      EDGE_CHECK(ends_with(t.gemm[i].gemm.name, "__avx512vnni"));
+      EDGE_CHECK(ends_with(t.gemm[i].gemv.name, "__avx512vnni"));
+    }
+    EDGE_CHECK(ends_with(t.dwconv_qs8_name, "__avx512vnni") && t.requant != nullptr);
+    const bool here = edge::cpu_features().amx_int8;
+    EDGE_CHECK(edge::isa_available(Isa::kAvx512Amx) == (here && edge::cpu_features().avx512vnni));
+    std::printf("  avx512amx: %s\n",
+                here ? "this CPU has AMX-INT8 (and Linux granted the tile state); its kernel "
+                       "runs in every kernel test"
+                     : "SKIPPED in the kernel tests: this CPU (or its OS) has no AMX-INT8 "
+                       "(dispatch gives it avx512vnni)");
+  }
   switch (kAvxVnniForm) {
     case AvxVnniForm::kVex:
       std::printf("  avxvnni: this CPU has AVX-VNNI; the VEX kernels run in every kernel test\n");

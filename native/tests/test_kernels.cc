@@ -334,6 +334,27 @@ EDGE_TEST(fc_every_isa_random_shapes) {
   EDGE_CHECK(failures == 0);
 }
 
+// Tall and deep: row counts around the 16-row tile of the AMX GEMM (and the 8-row register
+// blocks of the VNNI ones) and K around its 64-k steps (16 blocks per B tile, with and without a
+// remainder), every ISA against the scalar reference.
+EDGE_TEST(fc_every_isa_tile_rows_and_k_steps) {
+  Rng rng(11);
+  const int32_t ms[] = {14, 15, 16, 17, 31, 32, 33, 48};
+  const int32_t ns[] = {16, 17, 48};
+  const int32_t ks[] = {60, 63, 64, 65, 128, 129, 192, 260, 1024};
+  int failures = 0, cases = 0;
+  for (WeightType type : kTypes) {
+    for (int trial = 0; trial < 24; ++trial) {
+      const int32_t m = ms[rng.uniform(0, 7)], n = ns[rng.uniform(0, 2)], k = ks[rng.uniform(0, 8)];
+      FcProblem p = random_fc(rng, type, m, n, k);
+      ++cases;
+      if (!check_fc(p)) ++failures;
+    }
+  }
+  std::printf("  %d cases on %s, %d failed\n", cases, isa_list(test_isas()).c_str(), failures);
+  EDGE_CHECK(failures == 0);
+}
+
 EDGE_TEST(fc_every_isa_extreme_values) {
   Rng rng(2);
   const Fill fills[] = {Fill::kMin, Fill::kMax, Fill::kZero, Fill::kAlternate};
@@ -655,7 +676,8 @@ EDGE_TEST(conv2d_fused_subbyte_pointwise_row_calls) {
 EDGE_TEST(conv2d_indirect_gemm_random_geometry) {
   Rng rng(31);
   int failures = 0, cases = 0;
-  int indirect[8] = {};  // by Isa: cases the indirect kernel took
+  int indirect[9] = {};  // by Isa: cases the indirect kernel took
+  int eligible[9] = {};  // by Isa: cases whose weight type has an indirect kernel on that ISA
   for (int trial = 0; trial < 64; ++trial) {
     const WeightType type = kTypes[trial % 4];
     edge::ConvGeometry g;
@@ -704,6 +726,9 @@ EDGE_TEST(conv2d_indirect_gemm_random_geometry) {
       const edge::Conv2DOptions o = conv_options(p, g, isa);
       edge::Conv2D conv(w.view(), o);
       if (std::strstr(conv.kernel_name(), "_igemm_") != nullptr) ++indirect[static_cast<int>(isa)];
+      if (edge::detail::isa_kernels(isa).igemm_qs8[static_cast<int>(type)].fn != nullptr) {
+        ++eligible[static_cast<int>(isa)];
+      }
       edge::ThreadPool pool(2);
       for (edge::ThreadPool* pp : {static_cast<edge::ThreadPool*>(nullptr), &pool}) {
         std::vector<int8_t> got(want.size());
@@ -724,12 +749,13 @@ EDGE_TEST(conv2d_indirect_gemm_random_geometry) {
   }
   std::printf("  %d cases, %d failed\n", cases, failures);
   EDGE_CHECK(failures == 0);
+  // Most eligible cases take the indirect kernel (the rest pad too many channels); an ISA (or a
+  // weight type: AMX's int8, which goes through im2col into its tile GEMM) without one, none.
   for (Isa isa : test_isas()) {
-    const bool has_indirect = edge::detail::isa_kernels(isa).igemm_qs8[0].fn != nullptr;
-    std::printf("  %s: %d cases on the indirect kernel\n", edge::isa_name(isa),
-                indirect[static_cast<int>(isa)]);
-    EDGE_CHECK(has_indirect ? indirect[static_cast<int>(isa)] > 40
-                            : indirect[static_cast<int>(isa)] == 0);
+    const int i = static_cast<int>(isa);
+    std::printf("  %s: %d of %d eligible cases on the indirect kernel\n", edge::isa_name(isa),
+                indirect[i], eligible[i]);
+    EDGE_CHECK(indirect[i] <= eligible[i] && (eligible[i] == 0 || 8 * indirect[i] > 5 * eligible[i]));
   }
 }
 
@@ -800,6 +826,51 @@ EDGE_TEST(conv2d_indirect_two_tiles) {
               any_wide_isa ? "" : " (no ISA of this host has a two-tile kernel)");
   EDGE_CHECK(failures == 0);
   EDGE_CHECK(any_wide_isa ? wide_cases > 10 : wide_cases == 0);
+}
+
+// AMX takes a convolution onto tiles from kAmxMinDepth on (im2col + the tile GEMM) and leaves
+// shallower ones to the AVX-512 VNNI indirect kernel: the kernel each depth reports, bit-exact.
+EDGE_TEST(conv2d_amx_tiles_from_depth) {
+  if (!edge::isa_available(Isa::kAvx512Amx)) {
+    std::printf("  SKIPPED: %s\n", edge::isa_built(Isa::kAvx512Amx)
+                                        ? "this CPU (or its OS) has no AMX-INT8"
+                                        : "avx512amx is not built for this architecture");
+    return;
+  }
+  Rng rng(43);
+  int failures = 0;
+  for (int32_t cin : {64, 124, 128, 256}) {
+    for (int32_t kernel : {1, 3}) {
+      edge::ConvGeometry g;
+      g.kernel_height = g.kernel_width = kernel;
+      g.padding = edge::Padding::kSame;
+      g.input_height = 9;
+      g.input_width = 7;
+      g.input_channels = cin;
+      const int32_t k = kernel * kernel * cin, oc = 40;
+      FcProblem p = random_fc(rng, WeightType::kInt8, 1, oc, k, Fill::kRandom, Fill::kRandom);
+      const std::vector<int8_t> input = fill_values(
+          rng, static_cast<std::size_t>(g.input_height) * g.input_width * cin, -128, 127,
+          Fill::kRandom);
+      const std::vector<int8_t> want = reference_conv_int8(g, oc, input, p);
+      const edge::PackedWeights w = pack(p);
+      edge::Conv2D conv(w.view(), conv_options(p, g, Isa::kAvx512Amx));
+      const bool tiles = static_cast<std::size_t>(k) >= edge::detail::kAmxMinDepth;
+      EDGE_CHECK(tiles == (std::strcmp(conv.kernel_name(),
+                                       "qs8_qc8w_gemm_requant_16x16c4__avx512amx") == 0));
+      EDGE_CHECK(tiles || std::strstr(conv.kernel_name(), "__avx512vnni") != nullptr);
+      edge::ThreadPool pool(2);
+      for (edge::ThreadPool* pp : {static_cast<edge::ThreadPool*>(nullptr), &pool}) {
+        std::vector<int8_t> got(want.size());
+        conv.run(input.data(), got.data(), pp);
+        if (first_mismatch(got, want) >= 0) {
+          ++failures;
+          std::printf("  mismatch %s k=%d cin=%d\n", conv.kernel_name(), kernel, cin);
+        }
+      }
+    }
+  }
+  EDGE_CHECK(failures == 0);
 }
 
 // The indirect kernels' int16 sums (AVX2: vpmaddubsw pairs accumulated over up to 10 2-bit or

@@ -23,6 +23,11 @@ struct CpuFeatures {
   bool avx512vl = false;
   bool avx512vnni = false;
   bool avxvnni = false;  // the VEX-encoded VNNI of Alder Lake and Zen 5
+  // AMX-INT8 (Sapphire Rapids and later Xeons): CPUID says AMX-TILE and AMX-INT8, XCR0 has the
+  // tile state enabled, and Linux granted this process the tile data permission
+  // (arch_prctl(ARCH_REQ_XCOMP_PERM), asked for at detection): all three, or a tile
+  // instruction faults.
+  bool amx_int8 = false;
   // Arm
   bool neon = false;
   bool dotprod = false;  // Armv8.2 SDOT/UDOT

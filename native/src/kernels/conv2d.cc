@@ -138,7 +138,11 @@ struct Conv2D::Impl {
     // at K = 256 they tie (0.517 / 0.512), at 1024 the indirect one wins (0.453 -> 0.420).
     const bool small_pointwise = plan.isa == Isa::kAvx2 && plan.type != WeightType::kInt8 &&
                                  pointwise && w.k < 256;
+    // AMX, int8 weights, deep enough for tiles (gemm_plan.h): im2col into the tile GEMM.
+    const bool amx_tiles = plan.isa == Isa::kAvx512Amx && plan.type == WeightType::kInt8 &&
+                           static_cast<std::size_t>(w.k) >= detail::kAmxMinDepth;
     if (indirect.fn != nullptr && plan.use_qs8 && plan.groups == 0 && !small_pointwise &&
+        !amx_tiles &&
         (cpad == cin || (cpad * 3 <= cin * 4 && window > 1 && window <= max_padded_window)) &&
         igemm_enabled()) {
       cin_pad = cpad;

@@ -77,6 +77,7 @@ const ElementwiseKernels& elementwise_kernels(Isa isa) {
 #endif
 #if defined(EDGE_HAVE_AVX512VNNI)
     case Isa::kAvx512Vnni: return detail::kAvx512Elementwise;
+    case Isa::kAvx512Amx: return detail::kAvx512Elementwise;  // tiles serve only the GEMM
 #endif
 #if defined(EDGE_HAVE_NEON)
     case Isa::kNeon: return detail::kNeonElementwise;

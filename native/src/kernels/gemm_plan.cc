@@ -143,6 +143,14 @@ int32_t round_to_int(float v) {
 
 }  // namespace
 
+const GemmQs8Kernel& gemm_qs8_for(Isa isa, const IsaKernels& kernels, WeightType type,
+                                  std::size_t depth) {
+  if (isa == Isa::kAvx512Amx && depth < kAmxMinDepth) {
+    return isa_kernels(Isa::kAvx512Vnni).gemm_qs8[static_cast<int>(type)];
+  }
+  return kernels.gemm_qs8[static_cast<int>(type)];
+}
+
 std::size_t task_cost(std::size_t rows, std::size_t tiles, std::size_t mr) {
   return tiles * (rows + 2 * ((rows + mr - 1) / mr));
 }
@@ -324,7 +332,7 @@ GemmPlan::GemmPlan(const PackedWeightsView& w, const LayerOptions& options,
   epilogue.out_max = range.max;
   epilogue.rounding = static_cast<int32_t>(options.rounding);
 
-  qs8_kernel = &kernels->gemm_qs8[static_cast<int>(type)];
+  qs8_kernel = &gemm_qs8_for(isa, *kernels, type, static_cast<std::size_t>(k));
   if (output_type == OutputType::kInt8 && !grouped && qs8_kernel->fn != nullptr &&
       requant.saturate == 0) {
     build_qs8();

@@ -42,6 +42,18 @@ struct WorkSplit {
 // The modelled cost of a task of `rows` rows and `tiles` tiles: a kernel call per mr rows
 // costs about 2 rows (the tile's weights streamed once per call).
 std::size_t task_cost(std::size_t rows, std::size_t tiles, std::size_t mr);
+
+// From this depth (K, before padding) on, an int8 GEMM with int8 output runs on AMX tiles on
+// the avx512amx tier; below it, the AVX-512 VNNI kernels (the tier's table holds both). A tile
+// call's fixed costs (tile configuration, the accumulator tile stored and read back by the
+// epilogue, and for a convolution the im2col copy the indirect kernel avoids) outweigh one or
+// two tdpbusd: per-layer times on the AMX Xeon (edge_conv_bench, 1 thread, loaded host), K 16-96
+// 1x1 layers 1.2-3x slower on tiles, K 144-160 even, K >= 256 1.5-3x faster (3x3 K 576-1152
+// 2-3x). Conv2D applies it to choose im2col + tiles over the indirect kernel.
+constexpr std::size_t kAmxMinDepth = 128;
+// The fused int8 GEMM a plan on `isa` with this depth and weight type runs.
+const GemmQs8Kernel& gemm_qs8_for(Isa isa, const IsaKernels& kernels, WeightType type,
+                                  std::size_t depth);
 // One thread: row blocks of max_row_block rows, all tiles per task. Several: equal row blocks
 // (at most max_row_block rows) times equal tile chunks, up to 8 tasks per thread: among those
 // with at least 4 tasks per thread where the shape has them (threads that run take a late

@@ -10,6 +10,7 @@
 #include "edge/cpu_features.h"
 #include "edge/kernels/elementwise.h"
 #include "edge/kernels/quantize.h"
+#include "edge/packing/layout.h"
 #include "kernels/registry.h"
 
 namespace edge {
@@ -17,10 +18,10 @@ namespace {
 
 // Tier order: within an architecture each ISA is better than the ones before it.
 constexpr Isa kAllIsas[] = {Isa::kScalar, Isa::kAvx2,    Isa::kAvxVnni, Isa::kAvx512Vnni,
-                            Isa::kNeon,   Isa::kDotprod, Isa::kI8mm};
+                            Isa::kAvx512Amx, Isa::kNeon, Isa::kDotprod, Isa::kI8mm};
 
 // Test seam (registry.h, set_isa_kernels_for_test): a table standing in for an ISA's own.
-const detail::IsaKernels* g_test_tables[8] = {};
+const detail::IsaKernels* g_test_tables[9] = {};
 
 std::string lower(const std::string& s) {
   std::string out = s;
@@ -50,6 +51,7 @@ const char* isa_name(Isa isa) {
     case Isa::kDotprod: return "dotprod";
     case Isa::kAvxVnni: return "avxvnni";
     case Isa::kI8mm: return "i8mm";
+    case Isa::kAvx512Amx: return "avx512amx";
   }
   return "unknown";
 }
@@ -61,7 +63,7 @@ Isa parse_isa(const std::string& name) {
   }
   throw std::invalid_argument(
       "unknown kernel ISA '" + name +
-      "': expected one of scalar, avx2, avxvnni, avx512vnni, neon, dotprod, i8mm");
+      "': expected one of scalar, avx2, avxvnni, avx512vnni, avx512amx, neon, dotprod, i8mm");
 }
 
 bool isa_built(Isa isa) {
@@ -103,6 +105,12 @@ bool isa_built(Isa isa) {
 #else
       return false;
 #endif
+    case Isa::kAvx512Amx:
+#if defined(EDGE_HAVE_AVX512AMX)
+      return true;
+#else
+      return false;
+#endif
   }
   return false;
 }
@@ -118,6 +126,9 @@ bool isa_runs_on(Isa isa, const CpuFeatures& f) {
     case Isa::kDotprod: return f.neon && f.dotprod;
     // The dotprod kernels (GEMV, depthwise) run beside the SMMLA GEMMs.
     case Isa::kI8mm: return f.neon && f.dotprod && f.i8mm;
+    // The AVX-512 VNNI kernels run everything but the int8 tile GEMM.
+    case Isa::kAvx512Amx:
+      return isa_runs_on(Isa::kAvx512Vnni, f) && f.amx_int8;
   }
   return false;
 }
@@ -223,6 +234,23 @@ namespace {
   return t;
 }
 
+#if defined(EDGE_HAVE_AVX512AMX)
+// AMX: its own int8 tile GEMM, the rest AVX-512 VNNI's, the int8 indirect convs included:
+// Conv2D and GemmPlan choose the tile GEMM only from kAmxMinDepth on (gemm_plan.h), and
+// below it these.
+IsaKernels amx_table() {
+  IsaKernels t = with_base(kAvx512AmxKernels, kAvx512VnniKernels);
+  // The unfused GEMMs whole (with_base takes only the kernels of an entry the tier leaves
+  // null): the activation format and its prepare function come with them, and the tile GEMM
+  // reads the rows they prepare (x + 128, as vpdpbusd does).
+  for (int i = 0; i < 4; ++i) {
+    t.gemm[i] = kAvx512VnniKernels.gemm[i];
+    t.igemm_qs8_x2[i] = kAvx512VnniKernels.igemm_qs8_x2[i];
+  }
+  return t;
+}
+#endif
+
 }  // namespace
 
 void set_isa_kernels_for_test(Isa isa, const IsaKernels* table) {
@@ -254,6 +282,12 @@ const IsaKernels& isa_kernels(Isa isa) {
 #if defined(EDGE_HAVE_I8MM)
     case Isa::kI8mm: {
       static const IsaKernels table = with_base(kI8mmKernels, kDotprodKernels);
+      return table;
+    }
+#endif
+#if defined(EDGE_HAVE_AVX512AMX)
+    case Isa::kAvx512Amx: {
+      static const IsaKernels table = amx_table();
       return table;
     }
 #endif

@@ -22,7 +22,8 @@ const QuantizeKernels& quantize_kernels(Isa isa) {
     case Isa::kAvxVnni: return kAvx2Quantize;
 #endif
 #if defined(EDGE_HAVE_AVX512VNNI)
-    case Isa::kAvx512Vnni: return kAvx512Quantize;
+    case Isa::kAvx512Vnni:
+    case Isa::kAvx512Amx: return kAvx512Quantize;
 #endif
 #if defined(EDGE_HAVE_NEON)
     // Dot-product CPUs run the NEON quantiser: the loop has no dot products.

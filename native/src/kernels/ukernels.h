@@ -287,6 +287,9 @@ extern const IsaKernels kAvxVnniKernels;
 #if defined(EDGE_HAVE_I8MM)
 extern const IsaKernels kI8mmKernels;
 #endif
+#if defined(EDGE_HAVE_AVX512AMX)
+extern const IsaKernels kAvx512AmxKernels;  // AMX-INT8: its int8 GEMM over AVX-512 VNNI's
+#endif
 
 }  // namespace detail
 }  // namespace edge

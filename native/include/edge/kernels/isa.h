@@ -3,7 +3,8 @@
 // Every kernel family has a scalar reference and SIMD variants. The variant is picked when a plan
 // is built, in this order of precedence:
 //   1. an explicit request (the `isa` field of a plan's options, `sdk.kernels.*(isa=...)`),
-//   2. the environment variable EDGE_KERNEL_ISA=scalar|avx2|avxvnni|avx512vnni|neon|dotprod|i8mm,
+//   2. the environment variable EDGE_KERNEL_ISA=scalar|avx2|avxvnni|avx512vnni|avx512amx|neon|dotprod|
+//      i8mm,
 //   3. the best ISA this binary carries and the running CPU supports (cpu_features()).
 // A request for an ISA this build does not carry or this CPU cannot execute is an error
 // (IsaUnavailableError), never a silent fallback: tests force each ISA and must know it ran.
@@ -17,14 +18,19 @@
 //   avx512vnni  x86-64 AVX-512 F+BW+VL+VNNI: vpdpbusd on zmm (Ice Lake, Sapphire Rapids, Zen 4+).
 //               Also needs AVX2: the float epilogue runs the AVX2 code. Preferred over avxvnni
 //               where a CPU has both (16 channels per instruction instead of 8).
+//   avx512amx   x86-64 AMX-INT8 tiles (tdpbusd: 16 rows x 16 channels x 64 k per instruction;
+//               Sapphire Rapids and later Xeons; CpuFeatures::amx_int8, which includes Linux's
+//               per-process tile permission) for the int8-weight GEMM with int8 output, which
+//               convolutions reach through im2col; everything else (sub-byte weights, depthwise,
+//               GEMV, epilogues) is the avx512vnni kernels (names end in __avx512vnni).
 //   neon        Arm NEON without dot product: Armv7-A (32-bit) or Armv8-A (aarch64); the same
 //               source compiled for either (no AArch64-only instructions), names end in __neon.
 //   dotprod     Armv8.2-A SDOT (aarch64 only; the CPU feature `dotprod`), names end in __dotprod.
 //   i8mm        Armv8.6-A SMMLA (aarch64; HWCAP2 `i8mm` and `asimddp`: Cortex-A510/A710/X2 and
 //               newer, Neoverse V1/N2, Apple M2+): the multi-row GEMM / conv kernels; single-row GEMV,
 //               depthwise and the rest are the dotprod / NEON kernels.
-// AMX-INT8 (Sapphire Rapids) is not built: neither this project's hosts nor qemu 7.2 (TCG) can
-// execute a tile instruction, so no such kernel could be tested (docs/kernels.md).
+// AMX is tested only on hosts that have it (qemu 7.2's TCG cannot execute a tile instruction);
+// elsewhere its bit-exact tests say they were skipped.
 // A kernel's name ends in `__` and the isa_name() of the ISA it is compiled for; the name is
 // also its function's symbol (docs/kernels.md).
 #pragma once
@@ -44,6 +50,7 @@ enum class Isa {
   kDotprod,
   kAvxVnni,
   kI8mm,
+  kAvx512Amx,
 };
 
 // Raised when an ISA is requested that this binary lacks or this CPU cannot run.
@@ -52,7 +59,7 @@ class IsaUnavailableError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// "scalar", "avx2", "avxvnni", "avx512vnni", "neon", "dotprod", "i8mm": also the suffix of kernel names
+// "scalar", "avx2", "avxvnni", "avx512vnni", "avx512amx", "neon", "dotprod", "i8mm": also the suffix of kernel names
 // (XNNPACK style, `qs8_qc8w_gemm_4x16c4__dotprod`).
 const char* isa_name(Isa isa);
 // Parses an ISA name (case-insensitive); throws std::invalid_argument naming the accepted values.
