@@ -89,7 +89,7 @@ def test_choose_names_the_best_scored_candidate_per_layer_first() -> None:
     """Every candidate is built once, the per-layer one first, each scored once; the best
     named, ties to the earlier candidate."""
     built: list[str] = []
-    figures = {PER_LAYER: 12.0, "gptq": 15.0, "adaround": 15.0, "rtn": 15.0}
+    figures = {PER_LAYER: 12.0, "gptq": 15.0, "adaround": 15.0}
 
     def build(method: str) -> str:
         built.append(method)
@@ -101,20 +101,6 @@ def test_choose_names_the_best_scored_candidate_per_layer_first() -> None:
     assert "kept plain gptq" in check.describe() and "other 24" in check.describe()
     figures[PER_LAYER] = 15.0
     assert choose(build, lambda b: figures[b], 24).chosen == PER_LAYER
-
-
-def test_round_to_nearest_is_a_candidate_and_kept_where_it_scores_best() -> None:
-    """The check can fall back to no solver: round to nearest is the last candidate (ties go to
-    the solved ones), kept where every solved candidate scores lower on the held-out half (on
-    oww_hey_mycroft INT4 with 128 calibration inputs rtn's worst output is 18.88 dB, gptq 9.89,
-    adaround 4.89), and the notes say it is round to nearest."""
-    assert method_check.PLAIN[-1] == "rtn"
-    figures = {PER_LAYER: 4.0, "gptq": 9.0, "adaround": 5.0, "rtn": 18.0}
-    check = choose(lambda m: m, lambda b: figures[b], 64)
-    assert check.chosen == "rtn" and list(check.worst_db) == [PER_LAYER, "gptq", "adaround", "rtn"]
-    assert "kept plain round to nearest" in check.describe(), check.describe()
-    figures["rtn"] = 9.0
-    assert choose(lambda m: m, lambda b: figures[b], 64).chosen == "gptq"
 
 
 def test_halves_alternate() -> None:

@@ -5,14 +5,11 @@ methods, compared at the model's outputs on calibration samples none of them was
 samples. That objective does not see what later layers do with the error: on the corpus the
 per-layer winners, each better than its runner-up, added up to a worse model than plain GPTQ on
 oww_hey_mycroft (unrolled LSTMs, ternary 12.46 -> 1.16 dB) and ppocr_mobile_v2_cls (a saturated
-2-class softmax, 2-bit 32.75 -> 12.82). So "auto" builds four candidates, the per-layer choice,
-plain "gptq", plain "adaround" and round to nearest (no solver: where every solved rounding fits
-the calibration inputs and not the model, as on oww_hey_mycroft's unrolled LSTMs), each solved
-on alternate calibration samples (`halves`; one Hessian pass for all), measures each one's worst
-output SQNR on the other half against the float model, and solves the winner again on all the
-samples (the plain methods' codes are then what ``weight_method="gptq"`` / ``"adaround"``
-write, their Hessians the export's own; round to nearest kept is the format's MSE scales,
-which for int4 / int2 is what ``"rtn"`` writes).
+2-class softmax, 2-bit 32.75 -> 12.82). So "auto" builds three candidates, the per-layer choice,
+plain "gptq" and plain "adaround", each solved on alternate calibration samples (`halves`; one
+Hessian pass for the three), measures each one's worst output SQNR on the other half against the
+float model, and solves the winner again on all the samples (the plain methods' codes are then
+what ``weight_method="gptq"`` / ``"adaround"`` write; their Hessians are the export's own).
 
 Why not score the three full exports on the calibration samples themselves: each was fitted to
 them. On small built FC stacks (4 layers of 64, ternary / 2-bit, 32-64 samples) that in-sample
@@ -33,13 +30,8 @@ import numpy as np
 from sdk.converters.quantize.gptq import WeightSolver
 
 #: the plain methods the per-layer "auto" export is checked against, in the order tried (ties
-#: go to the earlier candidate, "auto" itself first). "rtn": no solver, every layer rounded to
-#: nearest at its format's MSE scales (the floor when the solved codes fit the calibration
-#: inputs and not the model's: oww_hey_mycroft INT4 with 128 calibration inputs, worst output
-#: rtn 18.88 dB, gptq 9.89, adaround 4.89; benchmarks/results/subbyte-int4-2026-12-06.md)
-PLAIN = ("gptq", "adaround", "rtn")
-#: how the notes name a plain candidate that was kept
-_KEPT = {"rtn": "plain round to nearest at the format's MSE scales (no solver)"}
+#: go to the earlier candidate, "auto" itself first)
+PLAIN = ("gptq", "adaround")
 #: the name of the per-layer candidate (method_choice's export)
 PER_LAYER = "auto"
 #: fewer calibration samples than this: no whole-model check (halves of under 4 samples say
@@ -60,8 +52,8 @@ class WholeModelCheck:
 
     def describe(self) -> str:
         figures = ", ".join(f"{name} {db:.2f} dB" for name, db in self.worst_db.items())
-        kept = "the per-layer choice" if self.chosen == PER_LAYER else _KEPT.get(
-            self.chosen, f"plain {self.chosen} (as weight_method={self.chosen!r} writes it)")
+        kept = "the per-layer choice" if self.chosen == PER_LAYER else \
+            f"plain {self.chosen} (as weight_method={self.chosen!r} writes it)"
         return (f"weight_method=auto: whole-model check, each candidate solved on half the "
                 f"calibration samples and its worst output SQNR measured on the other "
                 f"{self.samples}: {figures}; kept {kept}, solved on all of them")
