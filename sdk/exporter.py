@@ -153,10 +153,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         (`sdk.converters.quantize.adaround`; timings["adaround"]).
         "auto": per layer, the codes of rtn / gptq / adaround (and GPTQ variants) with the least
         output error on held-out calibration samples (`sdk.converters.quantize.method_choice`;
-        the notes list each layer's choice; timings["auto"]); that choice, plain "gptq",
-        plain "adaround" and round to nearest are then compared at the model's outputs, each
-        solved on half the calibration samples and measured on the other half, and the winner
-        solved on all
+        the notes list each layer's choice; timings["auto"]); that choice, plain "gptq" and
+        plain "adaround" are then compared at the model's outputs, each solved on half the
+        calibration samples and measured on the other half, and the winner solved on all
         (`sdk.converters.quantize.method_check`).
     activations: "int8" (static, calibrated: full-integer) or "float32" (dynamic range: the
         weights are quantised, LiteRT quantises activations at run time).
