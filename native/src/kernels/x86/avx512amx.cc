@@ -88,10 +88,22 @@ void tile_dot(std::size_t rows, std::size_t nblocks, const uint8_t* w, const uin
 void qs8_qc8w_gemm_requant_16x16c4__avx512amx(EDGE_GEMM_QS8_PARAMS) {
   alignas(64) int32_t acc[kAmxRows * 16];
   tile_dot(rows, nblocks, w, x, x_stride, acc);
-  if (zmm_plain_requant(p)) {
-    zmm_requant_store_rows<true>(acc, rows, row_sums, sums_stride, p, tile, nc, out, out_stride);
+  const TileRequant q = load_tile_requant(p, tile);
+  const bool plain = plain_requant(p);
+  if (q.high) {  // high-dword form (shift_32_53): the output zero point is folded, so plain-able
+    if (plain) {
+      requant_store_tile_rows<true, true>(acc, rows, row_sums, sums_stride, p, q, tile, nc, out,
+                                          out_stride);
+    } else {
+      requant_store_tile_rows<false, true>(acc, rows, row_sums, sums_stride, p, q, tile, nc, out,
+                                           out_stride);
+    }
+  } else if (plain) {
+    requant_store_tile_rows<true, false>(acc, rows, row_sums, sums_stride, p, q, tile, nc, out,
+                                         out_stride);
   } else {
-    zmm_requant_store_rows<false>(acc, rows, row_sums, sums_stride, p, tile, nc, out, out_stride);
+    requant_store_tile_rows<false, false>(acc, rows, row_sums, sums_stride, p, q, tile, nc, out,
+                                          out_stride);
   }
 }
 
