@@ -828,6 +828,57 @@ EDGE_TEST(conv2d_indirect_two_tiles) {
   EDGE_CHECK(any_wide_isa ? wide_cases > 10 : wide_cases == 0);
 }
 
+// im2col rows by byte copies of the once-prepared input (Conv2D copy_rows: no weight zero
+// points, the im2col path): stems over 3 channels (7x7/2, 3x3/2 with its channel padding off the
+// indirect path on some ISAs), windows cut by every edge, batches, 1 and 2 threads; every ISA
+// bit-exact against the reference (int8 weights with and without zero points: the copies apply
+// only without).
+EDGE_TEST(conv2d_stem_rows_every_isa) {
+  Rng rng(47);
+  int failures = 0, cases = 0;
+  for (int trial = 0; trial < 24; ++trial) {
+    edge::ConvGeometry g;
+    g.batch = trial % 5 == 0 ? 2 : 1;
+    g.kernel_height = g.kernel_width = trial % 2 == 0 ? 7 : 5;
+    g.stride_height = g.stride_width = 2;
+    g.dilation_height = trial % 6 == 1 ? 2 : 1;
+    g.padding = trial % 3 == 0 ? edge::Padding::kValid : edge::Padding::kSame;
+    g.input_height = rng.uniform(13, 23);
+    g.input_width = rng.uniform(13, 23);
+    g.input_channels = trial % 4 == 3 ? 5 : 3;
+    const int32_t oc = trial % 3 == 0 ? 64 : 33;
+    const int32_t k = g.kernel_height * g.kernel_width * g.input_channels;
+    FcProblem p = random_fc(rng, WeightType::kInt8, 1, oc, k, Fill::kRandom, Fill::kRandom);
+    if (trial % 8 == 7) {
+      for (auto& z : p.wzp) z = rng.uniform(-3, 3);
+    }
+    p.options.input.zero_point = trial % 4 == 1 ? -128 : rng.uniform(-20, 20);
+    const std::vector<int8_t> input = fill_values(
+        rng, static_cast<std::size_t>(g.batch) * g.input_height * g.input_width * g.input_channels,
+        -128, 127, Fill::kRandom);
+    const std::vector<int8_t> want = reference_conv_int8(g, oc, input, p);
+    const edge::PackedWeights w = pack(p);
+    ++cases;
+    for (Isa isa : test_isas()) {
+      edge::Conv2D conv(w.view(), conv_options(p, g, isa));
+      edge::ThreadPool pool(2);
+      for (edge::ThreadPool* pp : {static_cast<edge::ThreadPool*>(nullptr), &pool}) {
+        std::vector<int8_t> got(want.size());
+        conv.run(input.data(), got.data(), pp);
+        conv.run(input.data(), got.data(), pp);
+        const long b = first_mismatch(got, want);
+        if (b >= 0) {
+          ++failures;
+          std::printf("  stem mismatch %s %s k=%d cin=%d batch=%d at %ld\n", edge::isa_name(isa),
+                      conv.kernel_name(), g.kernel_height, g.input_channels, g.batch, b);
+        }
+      }
+    }
+  }
+  std::printf("  %d cases, %d failed\n", cases, failures);
+  EDGE_CHECK(failures == 0);
+}
+
 // AMX takes a convolution onto tiles from kAmxMinDepth on (im2col + the tile GEMM) and leaves
 // shallower ones to the AVX-512 VNNI indirect kernel: the kernel each depth reports, bit-exact.
 EDGE_TEST(conv2d_amx_tiles_from_depth) {

@@ -170,6 +170,64 @@ struct Conv2D::Impl {
       }
       build_indirection();
     }
+    plan_row_copies();
+  }
+
+  // im2col by byte copies (copy_rows): a conv that takes the im2col path, is not 1x1 stride 1
+  // (whose rows are the input rows), has no weight zero points (the row sums serve only those:
+  // LiteRT's int8 weights, symmetric sub-byte ones) and no horizontal dilation. The input is
+  // prepared (the plan's XFormat: x + 128 for VNNI / AMX int8 weights) once per run into
+  // `xin`, and each im2col row is then spans of it and of a prepared zero-point row, copied,
+  // where im2col_prepared converts and sums span by span: the 7x7 stride-2 stem over 3 channels
+  // has 7 spans of 21 bytes a row, each a conversion call (its rows feed the AMX tile GEMM).
+  void plan_row_copies() {
+    const ConvGeometry& g = geo.g;
+    copy_rows = igemm == nullptr && !pointwise && plan.groups == 0 && g.dilation_width == 1 &&
+                plan.epilogue.wzp == nullptr && plan.epilogue.wzp_uniform == 0;
+    if (!copy_rows) return;
+    const std::size_t cin = static_cast<std::size_t>(g.input_channels);
+    const std::size_t in_total = static_cast<std::size_t>(g.batch) *
+                                 static_cast<std::size_t>(g.input_height) *
+                                 static_cast<std::size_t>(g.input_width) * cin;
+    xin.resize(in_total * plan.element_size);
+    xzero.resize(cin * static_cast<std::size_t>(g.kernel_width) * plan.element_size);
+    plan.fill_span(static_cast<int8_t>(plan.input_zero_point),
+                   cin * static_cast<std::size_t>(g.kernel_width), xzero.data(), 0);
+  }
+
+  // The im2col row of output pixel `p` from the prepared input (copy_rows); its sum is not
+  // needed (no weight zero points).
+  void im2col_copy(std::size_t p, uint8_t* row) const {
+    const ConvGeometry& g = geo.g;
+    const std::size_t cin = static_cast<std::size_t>(g.input_channels);
+    const std::size_t es = plan.element_size;
+    const std::size_t ow = static_cast<std::size_t>(geo.out_w);
+    const std::size_t oh = static_cast<std::size_t>(geo.out_h);
+    const int32_t ox = static_cast<int32_t>(p % ow);
+    const int32_t oy = static_cast<int32_t>((p / ow) % oh);
+    const std::size_t b = p / (ow * oh);
+    const int32_t kw_n = g.kernel_width;
+    const int32_t ix0 = ox * g.stride_width - geo.pad_left;
+    const int32_t lo = std::max(0, -ix0), hi = std::min(kw_n, g.input_width - ix0);
+    const std::size_t span = cin * static_cast<std::size_t>(kw_n) * es;
+    uint8_t* dst = row;
+    for (int32_t kh = 0; kh < g.kernel_height; ++kh, dst += span) {
+      const int32_t iy = oy * g.stride_height - geo.pad_top + kh * g.dilation_height;
+      if (iy < 0 || iy >= g.input_height || lo >= hi) {
+        std::memcpy(dst, xzero.data(), span);
+        continue;
+      }
+      const std::size_t left = cin * static_cast<std::size_t>(lo) * es;
+      const std::size_t mid = cin * static_cast<std::size_t>(hi - lo) * es;
+      const std::size_t pixel =
+          (b * static_cast<std::size_t>(g.input_height) + static_cast<std::size_t>(iy)) *
+              static_cast<std::size_t>(g.input_width) +
+          static_cast<std::size_t>(ix0 + lo);
+      if (left != 0) std::memcpy(dst, xzero.data(), left);
+      std::memcpy(dst + left, xin.data() + pixel * cin * es, mid);
+      if (left + mid < span) std::memcpy(dst + left + mid, xzero.data(), span - left - mid);
+    }
+    plan.pad_row(row);
   }
 
   // The weights with every tap's channels padded from cin to cpad; the pad weights are the
@@ -381,6 +439,9 @@ struct Conv2D::Impl {
       run_indirect(input, static_cast<int8_t*>(output), pool, threads);
       return;
     }
+    if (copy_rows) {  // the input in the kernel's format, once (im2col_copy reads it)
+      plan.prepare_span(input, xin.size() / plan.element_size, xin.data(), 0);
+    }
     const std::size_t pixels = static_cast<std::size_t>(geo.g.batch) *
                                static_cast<std::size_t>(geo.out_h) *
                                static_cast<std::size_t>(geo.out_w);
@@ -397,7 +458,10 @@ struct Conv2D::Impl {
       for (std::size_t r = r0; r < r1; ++r) {
         uint8_t* row = ws.xprep.data() + (r - r0) * plan.row_stride;
         int32_t* sums = ws.sums.data() + (r - r0) * plan.sums_per_row;
-        if (plan.groups == 0) {
+        if (copy_rows) {
+          im2col_copy(r, row);
+          sums[0] = 0;
+        } else if (plan.groups == 0) {
           sums[0] = im2col_prepared(input, r, row);
         } else {
           plan.prepare_row(im2col(input, r, ws.col.data()), row, sums);
@@ -559,6 +623,9 @@ struct Conv2D::Impl {
   int split_threads = 0;
   std::unique_ptr<PackedWeights> owned;
   bool pointwise = false;
+  bool copy_rows = false;      // plan_row_copies
+  std::vector<uint8_t> xin;    // the prepared input (copy_rows)
+  std::vector<uint8_t> xzero;  // kernel_width pixels of the prepared input zero point
   std::size_t row_block = kConvRowBlock;
   std::vector<ThreadWorkspace> workspaces;
   // The indirect conv (build_indirection); igemm is null where it does not apply.
