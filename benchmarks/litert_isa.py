@@ -23,7 +23,8 @@ Bit layout (XNNPACK as linked into ai-edge-litert 2.3.0, read from `init_hardwar
 bit 0 SSE2, 1 SSSE3-class baseline, 2-6 SSE4.x / AVX / F16C / FMA3, 7 AVX2, 8 AVX256SKX,
 9 AVX512F, 10 AVX512SKX, 11 AVX512VBMI, 12 AVX512FP16, 13 AVX512BF16, 14 AVX-VNNI,
 15 AVX-VNNI-INT8, 16 AVX256VNNI, 17 AVX256VNNIGFNI, 18 AVX512VNNI, 19 AVX512VNNIGFNI,
-20 AMX (XNNPACK's `xnn_arch_x86_*` enum). An AVX2-class CPU keeps bits 0-7; the `avx512vnni`
+20 AMX (XNNPACK's `xnn_arch_x86_*` enum). An AVX2-class CPU keeps bits 0-7; the `avxvnni` level
+(Alder Lake / N100 class: AVX2 + VEX AVX-VNNI, no AVX-512) bits 0-7 and 14; the `avx512vnni`
 level (Ice Lake / Zen 4 class: AVX-512 VNNI without AMX, AVX-VNNI or FP16) keeps bits 0-11 and
 16-19, so that on a Sapphire Rapids-class host XNNPACK runs the kernels it runs on Zen 4 rather
 than its AMX tiles.
@@ -43,14 +44,16 @@ from pathlib import Path
 
 LIBRARY = "libpywrap_litert_common.so"
 #: the arch-flag bits each level keeps (see the module docstring)
-LEVELS = {"avx2": (1 << 8) - 1, "avx512vnni": ((1 << 12) - 1) | (0xF << 16)}
+LEVELS = {"avx2": (1 << 8) - 1, "avxvnni": ((1 << 8) - 1) | (1 << 14),
+          "avx512vnni": ((1 << 12) - 1) | (0xF << 16)}
 #: substrings of micro-kernel names that need more than AVX2 + FMA3
 ABOVE_AVX2 = ("avx512", "avxvnni", "avx256", "amx")
 #: per level, substrings of micro-kernel names that need more than the level
 #: ("avx512vnni" does not contain "avxvnni": AVX-VNNI is the VEX-encoded client extension)
-ABOVE = {"avx2": ABOVE_AVX2, "avx512vnni": ("avxvnni", "amx", "avx512fp16", "avx512bf16")}
+ABOVE = {"avx2": ABOVE_AVX2, "avxvnni": ("avx512", "avx256", "amx", "avxvnniint8"),
+         "avx512vnni": ("avxvnni", "amx", "avx512fp16", "avx512bf16")}
 #: the cpu_features() key a level needs
-NEEDS = {"avx2": "avx2", "avx512vnni": "avx512vnni"}
+NEEDS = {"avx2": "avx2", "avxvnni": "avxvnni", "avx512vnni": "avx512vnni"}
 _AVX2_BIT = 1 << 7
 _AVX512F_BIT = 1 << 9
 _ARCH_FLAGS_OFFSET = 8
@@ -116,7 +119,8 @@ def _functions_by_address(path: Path) -> dict[int, str]:
 
 
 def restrict_xnnpack(level: str = "avx2") -> Restriction:
-    """Make XNNPACK in this process choose kernels for `level` ("avx2", "avx512vnni") only.
+    """Make XNNPACK in this process choose kernels for `level` ("avx2", "avxvnni",
+    "avx512vnni") only.
 
     Call before the first LiteRT interpreter of the process is created; raises LiteRTIsaError
     when that is too late, when the CPU lacks the level, or when the library is not the one

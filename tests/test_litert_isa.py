@@ -131,3 +131,18 @@ def test_avx512vnni_level_runs_no_amx_or_avxvnni_kernels(runs: dict[str, dict]) 
     assert any("avx512vnni" in k or "avx256vnni" in k for k in gemm), gemm
     assert run["flags"] & (1 << 20) == 0 and run["flags"] & (1 << 14) == 0
     assert run["output"] == runs["native"]["output"]
+
+
+def test_avxvnni_level_runs_vex_vnni_kernels_only(runs: dict[str, dict]) -> None:
+    # The AVX-VNNI level (Alder Lake / N100 class: AVX2 + VEX vpdpbusd, no AVX-512) on an
+    # AVX-512 / AMX host: XNNPACK's int8 GEMMs are its avxvnni kernels, nothing of AVX-512 or
+    # AMX runs; same outputs.
+    if not cpu_features().get("avxvnni"):
+        pytest.skip("this CPU has no AVX-VNNI: the level cannot be emulated here")
+    run = _run("avxvnni")
+    every = [k for names in run["kernels"].values() for k in names]
+    assert not [k for k in every if "avx512" in k or "avx256" in k or "amx" in k], every
+    gemm = run["kernels"]["qs8_qc8w_gemm_config"]
+    assert any(k.endswith("__avxvnni") or "__avxvnni_" in k for k in gemm), gemm
+    assert run["flags"] & (1 << 14) and run["flags"] < 1 << 15
+    assert run["output"] == runs["native"]["output"]
