@@ -448,6 +448,33 @@ def aeq_quantize(source: bytes, recipe_name: str, case: CorpusCase) -> bytes:
         return bytes(q.quantize(q.calibrate({key: data})).quantized_model)
 
 
+def peer_file_row(case: CorpusCase, source: bytes, recipe_name: str, work: Path,
+                  row: dict[str, Any]) -> None:
+    """ai-edge-quantizer's `recipe_name` on `source`, written to `work` and scored on `case`'s
+    samples, into `row`: worst SQNR (None where the file computes the float model, -99 where
+    LiteRT gives NaN, with a note), size, sub-byte / weighted layers, time; or `error`."""
+    start = time.perf_counter()
+    try:
+        data = aeq_quantize(source, recipe_name, case)
+        path = work / f"{case.name}_{recipe_name}.tflite"
+        path.write_bytes(data)
+        counts = layer_counts(path)
+        res = case.score(data)
+        worst: float | None = round(res.worst_sqnr_db, 2)
+        if res.worst_sqnr_db == float("inf"):  # the float model back: nothing quantised
+            worst = None
+            row["note"] = "outputs identical to the float model's: no layer quantised"
+        elif not np.isfinite(res.worst_sqnr_db):
+            worst = -99.0
+            row["note"] = "its outputs are NaN in LiteRT"
+        row.update(worst_sqnr_db=worst, size_bytes=len(data),
+                   subbyte_layers=sum(c[0] for c in counts.values()),
+                   weighted_layers=sum(c[1] for c in counts.values()),
+                   layers_by_op=counts, export_s=round(time.perf_counter() - start, 2))
+    except Exception as exc:
+        row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
 def peer_rows(case: CorpusCase, work: Path, methods: tuple[str, ...]) -> list[dict[str, Any]]:
     """ai-edge-quantizer's int4 and 2-bit recipes on the same float model and samples, each
     beside edgesdk's export at the same weight bits and activation precision: the main table's
@@ -461,26 +488,7 @@ def peer_rows(case: CorpusCase, work: Path, methods: tuple[str, ...]) -> list[di
     for label, recipe_name, bits, acts, scheme in PEER_RECIPES:
         row: dict[str, Any] = {"tool": "ai-edge-quantizer", "label": label,
                                "recipe": recipe_name, "weight_bits": bits, "activations": acts}
-        start = time.perf_counter()
-        try:
-            data = aeq_quantize(source, recipe_name, case)
-            path = work / f"{case.name}_{recipe_name}.tflite"
-            path.write_bytes(data)
-            counts = layer_counts(path)
-            res = case.score(data)
-            worst: float | None = round(res.worst_sqnr_db, 2)
-            if res.worst_sqnr_db == float("inf"):  # the float model back: nothing quantised
-                worst = None
-                row["note"] = "outputs identical to the float model's: no layer quantised"
-            elif not np.isfinite(res.worst_sqnr_db):
-                worst = -99.0
-                row["note"] = "its outputs are NaN in LiteRT"
-            row.update(worst_sqnr_db=worst, size_bytes=len(data),
-                       subbyte_layers=sum(c[0] for c in counts.values()),
-                       weighted_layers=sum(c[1] for c in counts.values()),
-                       layers_by_op=counts, export_s=round(time.perf_counter() - start, 2))
-        except Exception as exc:
-            row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+        peer_file_row(case, source, recipe_name, work, row)
         print(f"{case.name:32s} {label:40s} worst {row.get('worst_sqnr_db')} dB "
               f"{row.get('size_bytes')} B subbyte {row.get('layers_by_op')}", file=sys.stderr,
               flush=True)
@@ -604,26 +612,7 @@ def mixed_peer_rows(case: CorpusCase, work: Path, out: dict[str, Any], run: Any)
     for label, recipe_name in MIXED_PEER_RECIPES:
         row: dict[str, Any] = {"tool": "ai-edge-quantizer", "label": label,
                                "recipe": recipe_name}
-        start = time.perf_counter()
-        try:
-            data = aeq_quantize(source, recipe_name, case)
-            path = work / f"{case.name}_{recipe_name}.tflite"
-            path.write_bytes(data)
-            counts = layer_counts(path)
-            res = case.score(data)
-            worst: float | None = round(res.worst_sqnr_db, 2)
-            if res.worst_sqnr_db == float("inf"):
-                worst = None
-                row["note"] = "outputs identical to the float model's: no layer quantised"
-            elif not np.isfinite(res.worst_sqnr_db):
-                worst = -99.0
-                row["note"] = "its outputs are NaN in LiteRT"
-            row.update(worst_sqnr_db=worst, size_bytes=len(data),
-                       subbyte_layers=sum(c[0] for c in counts.values()),
-                       weighted_layers=sum(c[1] for c in counts.values()),
-                       layers_by_op=counts, export_s=round(time.perf_counter() - start, 2))
-        except Exception as exc:
-            row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+        peer_file_row(case, source, recipe_name, work, row)
         print(f"{case.name:32s} {label:24s} {row.get('size_bytes')} B worst "
               f"{row.get('worst_sqnr_db')} dB subbyte {row.get('subbyte_layers')} of "
               f"{row.get('weighted_layers')}", file=sys.stderr, flush=True)
