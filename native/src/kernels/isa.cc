@@ -212,14 +212,18 @@ namespace detail {
 
 namespace {
 
-// `own` with every entry it leaves null taken from `base` (the tier below).
+// `own` with every entry it leaves null taken from `base` (the tier below). An unfused GEMM
+// entry the tier leaves empty (no GEMV and no GEMM of its own) is taken whole: its activation
+// format and prepare function belong to the base's kernels.
 [[maybe_unused]] IsaKernels with_base(const IsaKernels& own, const IsaKernels& base) {
   IsaKernels t = own;
   for (int i = 0; i < 4; ++i) {
+    if (t.gemm[i].gemv.fn == nullptr && t.gemm[i].gemm.fn == nullptr) t.gemm[i] = base.gemm[i];
     if (t.gemm[i].gemv.fn == nullptr) t.gemm[i].gemv = base.gemm[i].gemv;
     if (t.gemm[i].gemm.fn == nullptr) t.gemm[i].gemm = base.gemm[i].gemm;
     if (t.gemm_qs8[i].fn == nullptr) t.gemm_qs8[i] = base.gemm_qs8[i];
     if (t.igemm_qs8[i].fn == nullptr) t.igemm_qs8[i] = base.igemm_qs8[i];
+    if (t.igemm_qs8_x2[i].fn == nullptr) t.igemm_qs8_x2[i] = base.igemm_qs8_x2[i];
   }
   if (t.requant == nullptr) t.requant = base.requant;
   if (t.dequant == nullptr) t.dequant = base.dequant;
@@ -233,23 +237,6 @@ namespace {
   }
   return t;
 }
-
-#if defined(EDGE_HAVE_AVX512AMX)
-// AMX: its own int8 tile GEMM, the rest AVX-512 VNNI's, the int8 indirect convs included:
-// Conv2D and GemmPlan choose the tile GEMM only from kAmxMinDepth on (gemm_plan.h), and
-// below it these.
-IsaKernels amx_table() {
-  IsaKernels t = with_base(kAvx512AmxKernels, kAvx512VnniKernels);
-  // The unfused GEMMs whole (with_base takes only the kernels of an entry the tier leaves
-  // null): the activation format and its prepare function come with them, and the tile GEMM
-  // reads the rows they prepare (x + 128, as vpdpbusd does).
-  for (int i = 0; i < 4; ++i) {
-    t.gemm[i] = kAvx512VnniKernels.gemm[i];
-    t.igemm_qs8_x2[i] = kAvx512VnniKernels.igemm_qs8_x2[i];
-  }
-  return t;
-}
-#endif
 
 }  // namespace
 
@@ -287,7 +274,10 @@ const IsaKernels& isa_kernels(Isa isa) {
 #endif
 #if defined(EDGE_HAVE_AVX512AMX)
     case Isa::kAvx512Amx: {
-      static const IsaKernels table = amx_table();
+      // Its own int8 tile GEMM, the rest AVX-512 VNNI's, the int8 indirect convs included
+      // (Conv2D and GemmPlan choose tiles only from kAmxMinDepth on, gemm_plan.h); the tile
+      // GEMM reads the rows VNNI's GEMM entry prepares (x + 128).
+      static const IsaKernels table = with_base(kAvx512AmxKernels, kAvx512VnniKernels);
       return table;
     }
 #endif
