@@ -117,7 +117,7 @@ void qs8_qc8w_gemm_requant_16x16c4__avx512amx(EDGE_GEMM_QS8_PARAMS) {
 }
 
 // Only the int8 fused GEMM is this tier's own; isa.cc fills every other entry from the AVX-512
-// VNNI table and leaves the int8 indirect conv empty (convolutions take im2col into this GEMM).
+// VNNI table, whose kernels also serve int8 layers shallower than kAmxMinDepth (gemm_plan.h).
 const IsaKernels kAvx512AmxKernels = {
     {},
     nullptr,
