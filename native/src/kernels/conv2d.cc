@@ -139,8 +139,7 @@ struct Conv2D::Impl {
     const bool small_pointwise = plan.isa == Isa::kAvx2 && plan.type != WeightType::kInt8 &&
                                  pointwise && w.k < 256;
     // AMX, int8 weights, deep enough for tiles (gemm_plan.h): im2col into the tile GEMM.
-    const bool amx_tiles = plan.isa == Isa::kAvx512Amx && plan.type == WeightType::kInt8 &&
-                           static_cast<std::size_t>(w.k) >= detail::kAmxMinDepth;
+    const bool amx_tiles = detail::on_amx_tiles(plan.isa, plan.type, static_cast<std::size_t>(w.k));
     if (indirect.fn != nullptr && plan.use_qs8 && plan.groups == 0 && !small_pointwise &&
         !amx_tiles &&
         (cpad == cin || (cpad * 3 <= cin * 4 && window > 1 && window <= max_padded_window)) &&

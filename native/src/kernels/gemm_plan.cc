@@ -145,7 +145,8 @@ int32_t round_to_int(float v) {
 
 const GemmQs8Kernel& gemm_qs8_for(Isa isa, const IsaKernels& kernels, WeightType type,
                                   std::size_t depth) {
-  if (isa == Isa::kAvx512Amx && depth < kAmxMinDepth) {
+  // The tier's other weight types are VNNI's entries already (isa.cc's with_base).
+  if (isa == Isa::kAvx512Amx && !on_amx_tiles(isa, type, depth)) {
     return isa_kernels(Isa::kAvx512Vnni).gemm_qs8[static_cast<int>(type)];
   }
   return kernels.gemm_qs8[static_cast<int>(type)];

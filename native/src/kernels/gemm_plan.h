@@ -51,6 +51,12 @@ std::size_t task_cost(std::size_t rows, std::size_t tiles, std::size_t mr);
 // 1x1 layers 1.2-3x slower on tiles, K 144-160 even, K >= 256 1.5-3x faster (3x3 K 576-1152
 // 2-3x). Conv2D applies it to choose im2col + tiles over the indirect kernel.
 constexpr std::size_t kAmxMinDepth = 128;
+// Whether a GEMM of this weight type and depth on `isa` runs on AMX tiles: int8 weights from
+// kAmxMinDepth on, on the avx512amx tier (only its int8 GEMM is the tier's own). The one rule
+// gemm_qs8_for and Conv2D's choice of im2col + tiles both ask, so that the two cannot drift.
+constexpr bool on_amx_tiles(Isa isa, WeightType type, std::size_t depth) {
+  return isa == Isa::kAvx512Amx && type == WeightType::kInt8 && depth >= kAmxMinDepth;
+}
 // The fused int8 GEMM a plan on `isa` with this depth and weight type runs.
 const GemmQs8Kernel& gemm_qs8_for(Isa isa, const IsaKernels& kernels, WeightType type,
                                   std::size_t depth);
