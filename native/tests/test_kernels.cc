@@ -316,22 +316,32 @@ EDGE_TEST(gemm_ukernels_every_isa_match_scalar) {
   }
 }
 
-EDGE_TEST(fc_every_isa_random_shapes) {
-  Rng rng(1);
-  const int32_t ms[] = {1, 2, 3, 4, 5, 7, 8, 9, 13};
-  const int32_t ns[] = {1, 3, 15, 16, 17, 33, 40};
-  const int32_t ks[] = {1, 3, 4, 5, 8, 15, 16, 17, 31, 33, 64, 100, 255};
+// `trials` random FC problems of every weight type, m, n and k drawn from the lists (in that
+// order, from `rng`), each checked on every ISA against the scalar reference: the failures.
+template <std::size_t M, std::size_t N, std::size_t K>
+int random_fc_failures(Rng& rng, const int32_t (&ms)[M], const int32_t (&ns)[N],
+                       const int32_t (&ks)[K], int trials) {
   int failures = 0, cases = 0;
   for (WeightType type : kTypes) {
-    for (int trial = 0; trial < 100; ++trial) {
-      const int32_t m = ms[rng.uniform(0, 8)], n = ns[rng.uniform(0, 6)], k = ks[rng.uniform(0, 12)];
+    for (int trial = 0; trial < trials; ++trial) {
+      const int32_t m = ms[rng.uniform(0, static_cast<int32_t>(M) - 1)],
+                    n = ns[rng.uniform(0, static_cast<int32_t>(N) - 1)],
+                    k = ks[rng.uniform(0, static_cast<int32_t>(K) - 1)];
       FcProblem p = random_fc(rng, type, m, n, k);
       ++cases;
       if (!check_fc(p)) ++failures;
     }
   }
-  std::printf("  %d cases, %d failed\n", cases, failures);
-  EDGE_CHECK(failures == 0);
+  std::printf("  %d cases on %s, %d failed\n", cases, isa_list(test_isas()).c_str(), failures);
+  return failures;
+}
+
+EDGE_TEST(fc_every_isa_random_shapes) {
+  Rng rng(1);
+  const int32_t ms[] = {1, 2, 3, 4, 5, 7, 8, 9, 13};
+  const int32_t ns[] = {1, 3, 15, 16, 17, 33, 40};
+  const int32_t ks[] = {1, 3, 4, 5, 8, 15, 16, 17, 31, 33, 64, 100, 255};
+  EDGE_CHECK(random_fc_failures(rng, ms, ns, ks, 100) == 0);
 }
 
 // Tall and deep: row counts around the 16-row tile of the AMX GEMM (and the 8-row register
@@ -342,17 +352,7 @@ EDGE_TEST(fc_every_isa_tile_rows_and_k_steps) {
   const int32_t ms[] = {14, 15, 16, 17, 31, 32, 33, 48};
   const int32_t ns[] = {16, 17, 48};
   const int32_t ks[] = {60, 63, 64, 65, 128, 129, 192, 260, 1024};
-  int failures = 0, cases = 0;
-  for (WeightType type : kTypes) {
-    for (int trial = 0; trial < 24; ++trial) {
-      const int32_t m = ms[rng.uniform(0, 7)], n = ns[rng.uniform(0, 2)], k = ks[rng.uniform(0, 8)];
-      FcProblem p = random_fc(rng, type, m, n, k);
-      ++cases;
-      if (!check_fc(p)) ++failures;
-    }
-  }
-  std::printf("  %d cases on %s, %d failed\n", cases, isa_list(test_isas()).c_str(), failures);
-  EDGE_CHECK(failures == 0);
+  EDGE_CHECK(random_fc_failures(rng, ms, ns, ks, 24) == 0);
 }
 
 EDGE_TEST(fc_every_isa_extreme_values) {
