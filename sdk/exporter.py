@@ -61,6 +61,7 @@ from sdk.converters.quantize.method_check import (
     plain_solver,
     worst_output_db,
 )
+from sdk.converters.quantize.method_default import SUBBYTE_SCHEMES, default_weight_method
 from sdk.converters.quantize.mixed import MixedReport
 from sdk.converters.quantize.mixed import search as mixed_search
 from sdk.converters.quantize.plan import SCHEMES, PrecisionPlan
@@ -146,8 +147,11 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         over up to 256 calibration samples per weighted layer) or "none".
     strict: an op without an int8 kernel is an error instead of staying in float.
     weight_method: weight scales, "minmax" or "mse"; default: the weight format's own (int8:
-        minmax, sub-byte: mse). "rtn": round to nearest with MSE-searched scales for every
-        format (ternary too); "gptq": those scales, codes by GPTQ from each layer's inputs on
+        minmax, sub-byte: mse), except that a sub-byte scheme ("int4", "ternary", "int2") with
+        real calibration data defaults to "auto" (not with target_sqnr=; the notes say which
+        method ran and why: `sdk.converters.quantize.method_default`).
+        "rtn": round to nearest with MSE-searched scales for every format (ternary too);
+        "gptq": those scales, codes by GPTQ from each layer's inputs on
         the calibration samples (`sdk.converters.quantize.gptq`; its time is timings["gptq"]);
         "adaround": those scales, codes learned by AdaRound on the same inputs
         (`sdk.converters.quantize.adaround`; timings["adaround"]).
@@ -257,6 +261,11 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     cal_set, val_set, notes = _samples(calibration, validation, specs, max_samples,
                                        validation_split, _min_check(scheme, target_sqnr))
     notes = [*loaded.notes, *notes]  # what the import changed (densified weights, rewrites)
+    if weight_method is None and scheme in SUBBYTE_SCHEMES:  # sub-byte + real samples: "auto"
+        default = default_weight_method(scheme, synthetic=cal_set.synthetic,
+                                        target_sqnr=target_sqnr, qat=qat is not None)
+        weight_method = default.method
+        notes.append(default.note())
     if equalize and qat is None and scheme == "int8" and activations == "int8":
         equalized = equalize_model(float_model, cal_set)
         if equalized.pairs:

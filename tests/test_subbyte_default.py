@@ -1,0 +1,80 @@
+"""The sub-byte default weight method (issue 15, `method_default`): with real calibration data
+`sdk.export(model, "int4" | "ternary" | "int2")` rounds by weight_method="auto", says so in its
+notes; the INT8 export, synthetic calibration, target_sqnr= and QAT keep their old
+default."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from test_method_check import _recurrent
+from test_subbyte_auto import mixed_inputs, outputs_per_sample
+
+from sdk.converters.quantize.method_default import (
+    DEFAULT_SUBBYTE_METHOD,
+    SUBBYTE_SCHEMES,
+    default_weight_method,
+)
+
+
+def _export(model: object, scheme: str, cal: object, val: object, path: Path,
+            **kw: object) -> object:
+    import sdk
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sdk.export(model, scheme, calibration=cal, validation=val, output=path,
+                          report=False, per_layer=False, **kw)
+
+
+def test_subbyte_default_with_calibration_is_auto(tmp_path: Path) -> None:
+    """No weight_method, real samples, ternary: the export is weight_method="auto"'s, byte for
+    byte (round to nearest before), its notes say which method ran and why, its time is in
+    timings["auto"]; and on 400 inputs no export saw it is at least round to nearest's."""
+    from sdk.converters.tflite import serialize
+
+    model = _recurrent()
+    rng = np.random.default_rng(103)
+    cal, val, test = mixed_inputs(rng, 32), mixed_inputs(rng, 16), mixed_inputs(rng, 400)
+    default = _export(model, "ternary", cal, val, tmp_path / "default.tflite")
+    auto = _export(model, "ternary", cal, val, tmp_path / "auto.tflite", weight_method="auto")
+    rtn = _export(model, "ternary", cal, val, tmp_path / "rtn.tflite", weight_method="rtn")
+    assert default.path.read_bytes() == auto.path.read_bytes()
+    assert "auto" in default.timings
+    line = next(n for n in default.notes if n.startswith("weight_method not given"))
+    assert "auto" in line and "calibration data" in line and "rtn" in line, line
+    assert any("whole-model check" in n for n in default.notes)
+    ref = outputs_per_sample(serialize(model)[0], test)
+
+    def sqnr(r: object) -> float:
+        out = outputs_per_sample(r.path.read_bytes(), test)  # type: ignore[attr-defined]
+        return float(10 * np.log10((ref ** 2).sum() / ((ref - out) ** 2).sum()))
+
+    assert sqnr(default) >= sqnr(rtn), (sqnr(default), sqnr(rtn))
+
+
+def test_int8_and_synthetic_keep_their_default(tmp_path: Path) -> None:
+    """The INT8 export is not touched (no note, no solver); synthetic calibration data keeps
+    round to nearest for a sub-byte scheme and says why."""
+    model = _recurrent()
+    rng = np.random.default_rng(5)
+    cal, val = mixed_inputs(rng, 32), mixed_inputs(rng, 16)
+    int8 = _export(model, "int8", cal, val, tmp_path / "int8.tflite")
+    assert not any(n.startswith("weight_method not given") for n in int8.notes)
+    assert not {"auto", "gptq", "adaround"} & set(int8.timings)
+    synthetic = _export(model, "int4", "synthetic", None, tmp_path / "s.tflite")
+    line = next(n for n in synthetic.notes if n.startswith("weight_method not given"))
+    assert "synthetic" in line and "round to nearest" in line, line
+    assert "auto" not in synthetic.timings
+
+
+def test_default_weight_method_rules() -> None:
+    for scheme in SUBBYTE_SCHEMES:
+        assert default_weight_method(scheme, synthetic=False).method == DEFAULT_SUBBYTE_METHOD
+        assert default_weight_method(scheme, synthetic=True).method is None
+        assert default_weight_method(scheme, synthetic=False, target_sqnr=20.0).method is None
+        assert default_weight_method(scheme, synthetic=False, qat=True).method is None
+    for scheme in ("int8", "int16x8", "mixed"):
+        assert default_weight_method(scheme, synthetic=False).method is None
