@@ -29,9 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpus.inputs import Context, make_samples, model_inputs
-from corpus.manifest import cache_dir, load_manifest, select
 from corpus.measure import stacked
+from corpus.prepared import prepare
 
 from sdk.base.host import cpu_name
 
@@ -86,16 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     from sdk.converters.quantize.calibrate import calibrate
     from sdk.exporter import input_specs
 
-    (model,) = select(load_manifest(), [args.model])
-    root = cache_dir()
-    path = model.path(root)
-    by_name = {m.name: m for m in load_manifest()}
-    ctx = Context(model_path=lambda name: by_name[name].path(root))
-    descs = model_inputs(model, path)
-    cal = make_samples(model, path, args.samples, args.seed, ctx)
+    prep = prepare(args.model)
+    model, path = prep.model, prep.path
+    cal = prep.samples(args.samples, args.seed)
     shapes = dict(model.input_shapes) or None
     loaded = load_model(str(path), input_shapes=shapes)
-    calibration = stacked(cal, descs)
+    calibration = stacked(cal, prep.descs)
     samples = as_samples(calibration, input_specs(loaded.model), max_samples=None)
 
     invocations = [0]

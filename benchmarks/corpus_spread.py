@@ -36,8 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import measure
-from corpus.inputs import Context, make_samples, model_inputs
-from corpus.manifest import cache_dir, load_manifest, select
+from corpus.prepared import prepare
 from corpus.protocol import CALIBRATION, HELDOUT, HELDOUT_SEED
 
 
@@ -53,16 +52,10 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 def spread(name: str, sets: int, cal_seed: int = 1, peers: bool = True,
            set_size: int = HELDOUT) -> dict[str, Any]:
-    (model,) = select(load_manifest(), [name])
-    root = cache_dir()
-    path = model.path(root)
-    by_name = {m.name: m for m in load_manifest()}
-    ctx = Context(model_path=lambda n: by_name[n].path(root))
-    descs = model_inputs(model, path)
-    order = [d.name for d in descs]
-    cal = make_samples(model, path, CALIBRATION, cal_seed, ctx)
-    held = [make_samples(model, path, set_size, HELDOUT_SEED + 1000 * k, ctx)
-            for k in range(sets)]
+    prep = prepare(name)
+    model, path, descs, order = prep.model, prep.path, prep.descs, prep.order
+    cal = prep.samples(CALIBRATION, cal_seed)
+    held = [prep.samples(set_size, HELDOUT_SEED + 1000 * k) for k in range(sets)]
     flat = [s for group in held for s in group]
     runners: dict[str, measure.Runner] = {}
     with tempfile.TemporaryDirectory(prefix="edgesdk-spread-") as tmp:

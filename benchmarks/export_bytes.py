@@ -28,9 +28,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpus.inputs import Context, make_samples, model_inputs
-from corpus.manifest import cache_dir, load_manifest
+from corpus.manifest import load_manifest
 from corpus.measure import ours
+from corpus.prepared import prepare
 from corpus.protocol import CALIBRATION_SEED, HELDOUT, HELDOUT_SEED
 
 from sdk.base.host import cpu_name
@@ -64,20 +64,18 @@ def _key(row: dict[str, Any]) -> str:
 
 def export_rows(names: list[str], options: dict[str, Any], repeat: int, samples: int
                 ) -> list[dict[str, Any]]:
-    root = cache_dir()
-    by_name = {m.name: m for m in load_manifest()}
-    unknown = [n for n in names if n not in by_name]
+    models = load_manifest()
+    known = {m.name for m in models}
+    unknown = [n for n in names if n not in known]
     if unknown:
         raise SystemExit(f"not corpus models: {', '.join(unknown)}")
-    ctx = Context(model_path=lambda name: by_name[name].path(root))
     rows = []
     with tempfile.TemporaryDirectory(prefix="edgesdk-export-bytes-") as tmp:
         for name in names:
-            model = by_name[name]
-            path = model.path(root)
-            descs = model_inputs(model, path)
-            cal = make_samples(model, path, samples, CALIBRATION_SEED, ctx)
-            val = make_samples(model, path, HELDOUT, HELDOUT_SEED, ctx)
+            prep = prepare(name, models=models)
+            model, path, descs = prep.model, prep.path, prep.descs
+            cal = prep.samples(samples, CALIBRATION_SEED)
+            val = prep.samples(HELDOUT, HELDOUT_SEED)
             for run in range(repeat):
                 data, result, seconds = ours(model, path, descs, cal, val, Path(tmp), **options)
                 row = {"model": name, "options": options, "run": run,

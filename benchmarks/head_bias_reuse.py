@@ -28,9 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpus.inputs import Context, make_samples, model_inputs
-from corpus.manifest import cache_dir, load_manifest
 from corpus.measure import ours
+from corpus.prepared import prepare
 from corpus.protocol import CALIBRATION_SEED, HELDOUT, HELDOUT_SEED
 
 from sdk.base.host import cpu_name
@@ -55,14 +54,10 @@ def main(argv: list[str] | None = None) -> int:
             first.append((float_model, quantized, samples, saved))
         return correct_head_biases(float_model, quantized, samples, side)
 
-    root = cache_dir()
-    by_name = {m.name: m for m in load_manifest()}
-    ctx = Context(model_path=lambda name: by_name[name].path(root))
-    model = by_name[args.model]
-    path = model.path(root)
-    descs = model_inputs(model, path)
-    cal = make_samples(model, path, args.samples, CALIBRATION_SEED, ctx)
-    val = make_samples(model, path, HELDOUT, HELDOUT_SEED, ctx)
+    prep = prepare(args.model)
+    model, path, descs = prep.model, prep.path, prep.descs
+    cal = prep.samples(args.samples, CALIBRATION_SEED)
+    val = prep.samples(HELDOUT, HELDOUT_SEED)
     exporter.correct_head_biases = capture  # type: ignore[assignment]
     try:
         with tempfile.TemporaryDirectory(prefix="edgesdk-head-bias-") as tmp:

@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpus.manifest import cache_dir, load_manifest
+from corpus.prepared import prepare
 from corpus.protocol import CALIBRATION_SEED, HELDOUT, HELDOUT_SEED
 from precision import TARGET_DB, _Recording, deciding_samples
 
@@ -38,32 +38,22 @@ FRESH_SEED = 3
 
 def boundary(name: str, target: float = TARGET_DB, cost: str | None = None,
              n: int = HELDOUT) -> dict[str, Any]:
-    from corpus.inputs import Context, make_samples, model_inputs
     from corpus.measure import LiteRTRunner, _image_hw, float_reference, quiet, score, stacked
 
     import sdk
 
     warnings.simplefilter("ignore")
-    root = cache_dir()
-    by_name = {m.name: m for m in load_manifest()}
-    model = by_name[name]
-    path = model.path(root)
-    ctx = Context(model_path=lambda k: by_name[k].path(root))
-    all_descs = model_inputs(model, path)
-    descs = [d for d in all_descs if d.name not in model.constant_inputs]
-    order = [d.name for d in all_descs]
-    sets = {"calibration": make_samples(model, path, 32, CALIBRATION_SEED, ctx),
-            "held-out": make_samples(model, path, n, HELDOUT_SEED, ctx),
-            "fresh": make_samples(model, path, n, FRESH_SEED, ctx)}
+    prep = prepare(name)
+    model, path, descs, order = prep.model, prep.path, prep.fed, prep.order
+    sets = {"calibration": prep.samples(32, CALIBRATION_SEED),
+            "held-out": prep.samples(n, HELDOUT_SEED),
+            "fresh": prep.samples(n, FRESH_SEED)}
     refs = {k: float_reference(model, path, order, v) for k, v in sets.items()
             if k != "calibration"}
     common: dict[str, Any] = {"calibration": stacked(sets["calibration"], descs),
-                              "report": False, "target_sqnr": target,
-                              "input_shapes": dict(model.input_shapes) or None}
+                              "report": False, "target_sqnr": target, **prep.export_options()}
     if cost is not None:
         common["target_cost"] = cost
-    if model.constant_inputs:
-        common["constant_inputs"] = dict(model.constant_inputs)
     row: dict[str, Any] = {"name": name, "target": target, "cost": cost or "balanced"}
     runs = {"calibration only": ({}, ["held-out", "fresh"]),
             "validation=held-out": ({"validation": stacked(sets["held-out"], descs)},
@@ -86,7 +76,7 @@ def boundary(name: str, target: float = TARGET_DB, cost: str | None = None,
             for s in score_on:
                 ref = refs[s]
                 rec = _Recording(LiteRTRunner(Path(out).read_bytes(), order))
-                got = score("edgesdk", model, _image_hw(model, all_descs), ref.names,
+                got = score("edgesdk", model, _image_hw(model, prep.descs), ref.names,
                             ref.outputs, rec, sets[s])
                 worst = min(got.outputs, key=lambda o: o.sqnr_db)
                 entry[s] = {"worst_db": round(worst.sqnr_db, 2),

@@ -38,8 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from corpus import inputs  # noqa: E402
-from corpus.inputs import Context, Sample, make_samples  # noqa: E402
+from corpus.inputs import Sample  # noqa: E402
 from corpus.manifest import CorpusError, CorpusModel, load_manifest, smallest_per_kind  # noqa: E402
+from corpus.prepared import prepare  # noqa: E402
 
 DIGESTS = Path(__file__).with_name("corpus_input_digests.json")
 UPDATE = "regenerate with `.venv/bin/python tests/test_corpus_inputs.py --write` if deliberate"
@@ -107,10 +108,8 @@ class Fingerprint:
 
 
 def sample_sets(model: CorpusModel) -> dict[str, list[Sample]]:
-    by_name = {m.name: m for m in load_manifest()}
-    ctx = Context(model_path=lambda name: by_name[name].path())
-    return {key: make_samples(model, model.path(), n, seed, ctx)
-            for key, (n, seed) in SETS.items()}
+    prep = prepare(model)
+    return {key: prep.samples(n, seed) for key, (n, seed) in SETS.items()}
 
 
 def fingerprints(model: CorpusModel) -> dict[str, dict[str, Fingerprint]]:

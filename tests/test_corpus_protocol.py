@@ -55,14 +55,14 @@ def test_the_protocol_holds_out_as_many_samples_as_it_calibrates_on():
 def test_corpus_run_holds_out_32_samples_whatever_the_calibration_count(
         monkeypatch, tmp_path, samples):
     # before: max(8, samples // 4), i.e. 8, 8 and 16 held-out samples here
-    calls = _drawn(monkeypatch, measure, stop_after=2)
+    calls = _drawn(monkeypatch, inputs, stop_after=2)
     with pytest.raises(_Stop):
         measure.run_model(MODEL, samples, peers=False, cache=tmp_path)
     assert calls == [(samples, CALIBRATION_SEED), (HELDOUT, HELDOUT_SEED)]
 
 
 def test_corpus_run_can_reproduce_the_old_eight_held_out_samples(monkeypatch, tmp_path):
-    calls = _drawn(monkeypatch, measure, stop_after=2)
+    calls = _drawn(monkeypatch, inputs, stop_after=2)
     with pytest.raises(_Stop):
         measure.run_model(MODEL, 32, peers=False, cache=tmp_path, heldout=8)
     assert calls[1] == (8, HELDOUT_SEED)

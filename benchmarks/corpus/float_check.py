@@ -10,9 +10,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from corpus.inputs import Context, make_samples, model_inputs
-from corpus.manifest import CorpusModel, cache_dir, load_manifest
+from corpus.manifest import CorpusModel
 from corpus.measure import LiteRTRunner, OrtRunner, Runner, align, compare, quiet, short_error
+from corpus.prepared import prepare
 
 
 @dataclass
@@ -33,15 +33,12 @@ def check(model: CorpusModel, samples: int = 2, cache: Path | None = None) -> Fl
     from sdk.converters.frontends import load_model
     from sdk.converters.tflite import to_tflite_bytes
 
-    root = cache if cache is not None else cache_dir()
-    path = model.path(root)
-    by_name = {m.name: m for m in load_manifest()}
-    ctx = Context(model_path=lambda name: by_name[name].path(root))
+    prep = prepare(model, cache)
+    path = prep.path
     out = FloatCheck(model.name, model.format)
     try:
-        inputs = [d.name for d in model_inputs(model, path)
-                  if d.name not in model.constant_inputs]
-        feeds = make_samples(model, path, samples, 7, ctx)
+        inputs = [d.name for d in prep.fed]
+        feeds = prep.samples(samples, 7)
         with quiet():
             loaded = load_model(str(path), input_shapes=dict(model.input_shapes) or None,
                                 constant_inputs=dict(model.constant_inputs) or None)

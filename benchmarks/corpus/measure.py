@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from .inputs import Context, InputDesc, Sample, make_samples, model_inputs
-from .manifest import CorpusModel, cache_dir, load_manifest
+from .inputs import InputDesc, Sample
+from .manifest import CorpusModel
+from .prepared import prepare
 from .protocol import CALIBRATION_SEED, HELDOUT, HELDOUT_SEED
 from .tasks import agreement
 
@@ -348,17 +349,13 @@ def ort_qdq(path: Path, cal: list[Sample], work: Path) -> tuple[bytes, float]:
 
 def run_model(model: CorpusModel, samples: int, *, peers: bool = True,
               cache: Path | None = None, seed: int = 0, heldout: int = HELDOUT) -> ModelResult:
-    root = cache if cache is not None else cache_dir()
     start = time.perf_counter()
-    path = model.path(root)
-    by_name = {m.name: m for m in load_manifest()}
-    ctx = Context(model_path=lambda name: by_name[name].path(root))
-    descs = model_inputs(model, path)
-    cal = make_samples(model, path, samples, seed + CALIBRATION_SEED, ctx)
+    prep = prepare(model, cache)
+    path, descs, input_order = prep.path, prep.descs, prep.order
+    cal = prep.samples(samples, seed + CALIBRATION_SEED)
     if heldout < 1:
         raise ValueError(f"heldout must be at least 1, not {heldout}")
-    val = make_samples(model, path, heldout, seed + HELDOUT_SEED, ctx)
-    input_order = [d.name for d in descs]
+    val = prep.samples(heldout, seed + HELDOUT_SEED)
     hw = _image_hw(model, descs)
 
     result = ModelResult(model.name, model.kind, model.format, model.exporter, model.package,
