@@ -396,7 +396,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                                     or scheme == "mixed" else PER_LAYER_SAMPLES,
                                     float_reference=float_reference,
                                     energies=sample_errors if fmt.runs_in_litert
-                                    and runner is None and target_sqnr is not None else None)
+                                    and runner is None and (target_sqnr is not None
+                                                            or scheme == "mixed") else None)
             except EdgeSDKError as exc:
                 raise ConversionError(f"the exported model does not run in {where}: {exc}"
                                       ) from exc
@@ -518,7 +519,9 @@ def _mixed(float_model: Model, plan: PrecisionPlan, budget_bytes: int | None, fi
            ) -> tuple[_Built, PrecisionPlan, MixedReport]:
     """export(scheme="mixed", budget_bytes=): bits per layer under the budget, measured."""
     def as_attempt(plan_: PrecisionPlan, built: _Built) -> Attempt:
-        return _attempt(float_model, val_set, plan_, built)
+        a = _attempt(float_model, val_set, plan_, built)
+        a.sample_energies = built.sample_errors  # the paired choice (mixed.paired_choice)
+        return a
 
     chosen, report = mixed_search(float_model, budget_bytes,
                                   lambda p: as_attempt(p, build(p, lambda stage: None)),
