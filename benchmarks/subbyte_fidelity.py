@@ -277,9 +277,10 @@ class CorpusCase:
 
 def corpus_case(name: str, samples: int, select_set: bool = False,
                 select_samples: int | None = None,
-                scored_samples: int | None = None) -> CorpusCase | str:
-    """The corpus model `name` with `samples` calibration inputs (seed 1), max(8, samples / 4)
-    (or `scored_samples`) held-out ones (seed 2) and, with `select_set`, as many (or
+                scored_samples: int | None = None, cal_seed: int = 1) -> CorpusCase | str:
+    """The corpus model `name` with `samples` calibration inputs (seed `cal_seed`, 1: another
+    seed is another draw of the recipe's inputs; 2 and 3 are the sets below), max(8, samples /
+    4) (or `scored_samples`) held-out ones (seed 2) and, with `select_set`, as many (or
     `select_samples`) for the exports to validate on (seed 3); or why not."""
     from corpus.inputs import Context, make_samples, model_inputs
     from corpus.manifest import cache_dir, load_manifest, select
@@ -294,7 +295,7 @@ def corpus_case(name: str, samples: int, select_set: bool = False,
     ctx = Context(model_path=lambda n: by_name[n].path(root))
     descs = model_inputs(model, path)
     held = max(8, samples // 4)
-    cal = make_samples(model, path, samples, 1, ctx)
+    cal = make_samples(model, path, samples, cal_seed, ctx)
     val = make_samples(model, path, scored_samples or held, 2, ctx)
     sel = make_samples(model, path, select_samples or held, 3, ctx) if select_set else None
     order = [d.name for d in descs]
@@ -318,11 +319,11 @@ def layer_counts(path: Path | bytes) -> dict[str, list[int]]:
 def model_part(name: str, samples: int, work: Path, schemes: tuple[str, ...] = SCHEMES,
                methods: tuple[str, ...] = METHODS, peers: bool = False,
                peer_methods: tuple[str, ...] = ("adaround",), int8: bool = True,
-               on_row: Any = None) -> dict[str, Any]:
+               on_row: Any = None, cal_seed: int = 1) -> dict[str, Any]:
     """One model's rows; `on_row(part)` after each export (so a stopped run keeps them)."""
     from corpus.measure import quiet
 
-    case = corpus_case(name, samples)
+    case = corpus_case(name, samples, cal_seed=cal_seed)
     if isinstance(case, str):
         return {"model": name, "error": case}
     model, path = case.model, case.path
@@ -331,6 +332,8 @@ def model_part(name: str, samples: int, work: Path, schemes: tuple[str, ...] = S
                            "file_bytes": path.stat().st_size,
                            "calibration_samples": len(case.cal),
                            "held_out_samples": len(case.val), "exports": []}
+    if cal_seed != 1:
+        out["calibration_seed"] = cal_seed
     try:  # the ceiling: the same activations with INT8 weights
         if not int8:
             raise _Skipped
@@ -383,6 +386,10 @@ def ours_row(case: CorpusCase, scheme: str, method: str, work: Path,
                    subbyte_layers=sum(c[0] for c in counts.values()),
                    weighted_layers=sum(c[1] for c in counts.values()),
                    layers_by_op=counts, custom_ops=sorted(r.custom_ops))
+        # auto (and the sub-byte default): its whole-model check, each candidate's figure and
+        # the one kept; and which method a weight_method=None export ran
+        row.update({k: n for n in r.notes for k, mark in (("check", "whole-model check"),
+                    ("default", "weight_method not given")) if mark in n})
     except Exception as exc:  # one failed export is a result, not the end of the run
         row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
     print(f"{case.name:32s} {scheme:8s} {method:8s} {activations:7s} worst "
@@ -750,6 +757,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default=",".join(DEFAULT_MODELS),
                    help="corpus model names, comma-separated ('' for none)")
     p.add_argument("--samples", type=int, default=64, help="calibration samples per model")
+    p.add_argument("--cal-seed", type=int, default=1,
+                   help="the recipes' seed for the calibration inputs (1; another seed: another "
+                        "draw, e.g. 4: 2 and 3 are the scored and selection sets)")
     p.add_argument("--no-digits", action="store_true")
     p.add_argument("--no-int8", action="store_true",
                    help="skip the INT8 ceiling row (e.g. a run of other methods merged later)")
@@ -824,7 +834,7 @@ def main(argv: list[str] | None = None) -> int:
                     m, args.samples, work, tuple(args.schemes.split(",")),
                     tuple(args.methods.split(",")), args.peers,
                     tuple(args.peer_methods.split(",")), int8=not args.no_int8,
-                    on_row=partial))
+                    on_row=partial, cal_seed=args.cal_seed))
             except Exception as exc:  # e.g. the corpus manifest mid-edit: the others still run
                 report["models"].append({"model": m, "error": f"{type(exc).__name__}: {exc}"})
             partial()
