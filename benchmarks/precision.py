@@ -94,28 +94,20 @@ def measure(name: str, samples: int, target: float, plain: bool = False,
     scored on `heldout` samples the export never saw. `cost`: the target's `target_cost`."""
     import warnings
 
-    from corpus.inputs import Context, make_samples, model_inputs
     from corpus.measure import LiteRTRunner, _image_hw, float_reference, quiet, score, stacked
+    from corpus.prepared import prepare
 
     import sdk
 
     warnings.simplefilter("ignore")
-    root = cache_dir()
-    by_name = {m.name: m for m in load_manifest()}
-    model = by_name[name]
-    path = model.path(root)
-    ctx = Context(model_path=lambda n: by_name[n].path(root))
-    all_descs = model_inputs(model, path)
-    descs = [d for d in all_descs if d.name not in model.constant_inputs]
-    cal = stacked(make_samples(model, path, samples, CALIBRATION_SEED, ctx), descs)
-    common: dict[str, Any] = {"calibration": cal, "report": False,
-                              "input_shapes": dict(model.input_shapes) or None}
-    if model.constant_inputs:
-        common["constant_inputs"] = dict(model.constant_inputs)
+    prep = prepare(name, cache_dir())
+    model, path = prep.model, prep.path
+    cal = stacked(prep.samples(samples, CALIBRATION_SEED), prep.fed)
+    common: dict[str, Any] = {"calibration": cal, "report": False, **prep.export_options()}
     row: dict[str, Any] = {"name": name, "kind": model.kind, "format": model.format,
                            "heldout": heldout, "cost": cost or "balanced"}
-    order = [d.name for d in all_descs]
-    held = make_samples(model, path, heldout, HELDOUT_SEED, ctx) if heldout > 0 else []
+    order = prep.order
+    held = prep.samples(heldout, HELDOUT_SEED) if heldout > 0 else []
     ref = float_reference(model, path, order, held) if held else None
     if ref is not None and ref.error:
         row["heldout_error"] = ref.error
@@ -125,7 +117,7 @@ def measure(name: str, samples: int, target: float, plain: bool = False,
         if ref is None or ref.error:
             return
         rec = _Recording(LiteRTRunner(Path(file).read_bytes(), order))
-        res = score("edgesdk", model, _image_hw(model, all_descs), ref.names, ref.outputs,
+        res = score("edgesdk", model, _image_hw(model, prep.descs), ref.names, ref.outputs,
                     rec, held)
         assert res.worst_sqnr_db is not None
         entry["heldout_db"] = round(res.worst_sqnr_db, 2)
@@ -211,8 +203,8 @@ def kernels(names: list[str], samples: int = 16) -> dict[str, dict[str, float]]:
     and model; the median over the models (what `planner.KERNEL_NS` holds)."""
     import warnings
 
-    from corpus.inputs import Context, make_samples, model_inputs
     from corpus.measure import quiet, stacked
+    from corpus.prepared import prepare
 
     import sdk
     from sdk.converters import read_tflite
@@ -221,19 +213,14 @@ def kernels(names: list[str], samples: int = 16) -> dict[str, dict[str, float]]:
 
     warnings.simplefilter("ignore")
     root = cache_dir()
-    by_name = {m.name: m for m in load_manifest()}
+    models = load_manifest()
     per: dict[str, dict[str, list[float]]] = {}
     for name in names:
-        model = by_name[name]
-        path = model.path(root)
-        ctx = Context(model_path=lambda n: by_name[n].path(root))
-        descs = [d for d in model_inputs(model, path) if d.name not in model.constant_inputs]
+        prep = prepare(name, root, models)
+        path = prep.path
         common: dict[str, Any] = {
-            "calibration": stacked(make_samples(model, path, samples, CALIBRATION_SEED, ctx),
-                                   descs),
-            "report": False, "input_shapes": dict(model.input_shapes) or None}
-        if model.constant_inputs:
-            common["constant_inputs"] = dict(model.constant_inputs)
+            "calibration": stacked(prep.samples(samples, CALIBRATION_SEED), prep.fed),
+            "report": False, **prep.export_options()}
         with tempfile.TemporaryDirectory() as tmp:
             for prec, scheme, extra in [("int8", "int8", {}), ("int16x8", "int16x8", {}),
                                         ("float32", "int8", {"precision": {"*": "float32"}})]:
