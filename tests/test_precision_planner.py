@@ -217,14 +217,16 @@ def test_target_cost_changes_what_is_kept_wider(net, data, tmp_path) -> None:
     """`target_cost=` says what the planner's cost counts: on this net "bytes" keeps the
     cancelling pair at 16x8 (int8 weights, a few bytes of int64 bias; LiteRT's reference
     kernels), "latency" keeps it float (XNNPACK). Both meet the target; each report says
-    which setting chose it, and the JSON report keeps it."""
+    which setting chose it, and the JSON report keeps it. Target 28 dB: at 16x8 the few
+    check samples that hold most of the cancelling head's error read 28.75 dB on their own
+    (32.15 dB over all 40), and the target must hold on them too (`planner.deciding_db`)."""
     cal, val = data[:160], data[160:]
     kept: dict[str, dict[str, str]] = {}
     for cost in ("bytes", "latency"):
-        res = sdk.export(net, "int8", calibration=cal, validation=val, target_sqnr=30,
+        res = sdk.export(net, "int8", calibration=cal, validation=val, target_sqnr=28,
                          target_cost=cost, output=tmp_path / f"{cost}.tflite")
         assert res.planner.met and res.planner.cost == cost
-        assert all(o.sqnr_db >= 30 for o in res.fidelity.outputs)
+        assert all(o.sqnr_db >= 28 for o in res.fidelity.outputs)
         kept[cost] = {k.name: k.precision for k in res.planner.kept}
         assert f"cost: {cost}" in res.summary()
         saved = json.loads(res.report_path.read_text())
