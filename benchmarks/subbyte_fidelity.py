@@ -282,23 +282,20 @@ def corpus_case(name: str, samples: int, select_set: bool = False,
     seed is another draw of the recipe's inputs; 2 and 3 are the sets below), max(8, samples /
     4) (or `scored_samples`) held-out ones (seed 2) and, with `select_set`, as many (or
     `select_samples`) for the exports to validate on (seed 3); or why not."""
-    from corpus.inputs import Context, make_samples, model_inputs
-    from corpus.manifest import cache_dir, load_manifest, select
+    from corpus.manifest import cache_dir
     from corpus.measure import LiteRTRunner, OrtRunner, _image_hw, quiet
+    from corpus.prepared import prepare
 
-    (model,) = select(load_manifest(), [name])
     root = cache_dir()
-    path = model.path(root)
+    prep = prepare(name, root)
+    model, path = prep.model, prep.path
     if not path.is_file():
         return f"not in the corpus cache {root}: run `make corpus`"
-    by_name = {m.name: m for m in load_manifest()}
-    ctx = Context(model_path=lambda n: by_name[n].path(root))
-    descs = model_inputs(model, path)
+    descs, order = prep.descs, prep.order
     held = max(8, samples // 4)
-    cal = make_samples(model, path, samples, cal_seed, ctx)
-    val = make_samples(model, path, scored_samples or held, 2, ctx)
-    sel = make_samples(model, path, select_samples or held, 3, ctx) if select_set else None
-    order = [d.name for d in descs]
+    cal = prep.samples(samples, cal_seed)
+    val = prep.samples(scored_samples or held, 2)
+    sel = prep.samples(select_samples or held, 3) if select_set else None
     with quiet():
         ref_runner = OrtRunner(str(path)) if model.format == "onnx" else \
             LiteRTRunner(path.read_bytes(), order)
