@@ -159,6 +159,9 @@ def measure(name: str, samples: int, target: float, plain: bool = False,
                              latency_ms=[p.latency_before_ms, p.latency_after_ms],
                              estimated=[p.estimated_bytes, p.estimated_ms],
                              error_samples=p.error_samples, cost=p.cost,
+                             deciding_db=getattr(p, "deciding_db", {}),
+                             guaranteed=getattr(p, "guaranteed", True),
+                             warnings=getattr(p, "warnings", []),
                              steps=[ln.strip() for ln in p.lines() if ln.startswith("  step")])
                 if "int8" not in row:  # the planner's first export is the plain one
                     row["int8"] = {"ok": True, "worst_db": round(min(p.before_db.values()), 2)
