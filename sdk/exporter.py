@@ -23,7 +23,7 @@ from typing import Any
 from sdk.base.errors import CalibrationError, ConversionError, EdgeSDKError
 from sdk.base.fileio import atomic_write_bytes, atomic_write_text, sha256_file
 from sdk.base.samples import InputSpec
-from sdk.converters.formats import OutputFormat, format_for
+from sdk.converters.formats import TFLITE, OutputFormat, format_for
 from sdk.converters.frontends import InputShapes, LoadedModel, load_model
 from sdk.converters.ir import DType, Model, Tensor
 from sdk.converters.qat import qat_export
@@ -64,6 +64,7 @@ from sdk.converters.quantize.method_check import (
 from sdk.converters.quantize.method_default import SUBBYTE_SCHEMES, default_weight_method
 from sdk.converters.quantize.mixed import MixedReport
 from sdk.converters.quantize.mixed import search as mixed_search
+from sdk.converters.quantize.op_latency import op_times_ms
 from sdk.converters.quantize.plan import SCHEMES, PrecisionPlan
 from sdk.converters.quantize.planner import (
     MIN_CONFIDENT_SAMPLES,
@@ -71,6 +72,7 @@ from sdk.converters.quantize.planner import (
     CostModel,
     PlannerReport,
     measure_latency_ms,
+    measured_latency,
     plan_to_target,
     with_layers,
 )
@@ -411,7 +413,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                       measure_layers if later else None, sample_errors)
 
     solvers, kept = [solver], None
-    if solver.method == "auto" and qat is None and fmt.runs_in_litert and target_sqnr is None \
+    if solver.method == "auto" and qat is None and target_sqnr is None \
             and scheme != "mixed" and len(cal_set) >= AUTO_CHECK_SAMPLES:
         # the per-layer choice and the plain methods, each solved on half the calibration
         # samples and compared at the model's outputs on the other half (`method_check`)
@@ -424,8 +426,18 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                 solvers.append(plain_solver(solvers[1], method))
             return build(plan, lap, solver_=solvers[-1])
 
-        check = choose_method(candidate, lambda b: worst_output_db(
-            floats, outputs_of(b.data, held, _delegates(fmt, b.custom_ops))), len(held))
+        def check_outputs(b: _Built) -> list[Any]:
+            """b's outputs on the check half, in LiteRT: another format's model is scored as
+            its .tflite (the same quantised model), so a .tflite and an .edge export with the
+            same settings keep the same candidate and write the same codes."""
+            if fmt.runs_in_litert:
+                return outputs_of(b.data, held, _delegates(fmt, b.custom_ops))
+            lowered = TFLITE.lower(b.quantized.model) if TFLITE.lower else b.quantized.model
+            return outputs_of(TFLITE.encode(lowered)[0], held,
+                              _delegates(TFLITE, custom_ops_in(lowered)))
+
+        check = choose_method(candidate, lambda b: worst_output_db(floats, check_outputs(b)),
+                              len(held))
         solver.notes.append(check.describe())
         if check.chosen != "auto":  # the plain method solved on all the samples
             kept = plain_solver(solver, check.chosen)
@@ -562,6 +574,11 @@ def _plan_to_target(float_model: Model, plan: PrecisionPlan, target_db: float, f
         built: _Built = chosen.payload
         planned.latency_after_ms = measure_latency_ms(
             built.data, val_set, _delegates(fmt, built.custom_ops))
+        # what each kept layer costs, measured here (its operators run alone in both files)
+        # rather than from the KERNEL_NS table of another host
+        measured_latency(planned, float_model,
+                         op_times_ms(first.data, delegates=_delegates(fmt, first.custom_ops)),
+                         op_times_ms(built.data, delegates=_delegates(fmt, built.custom_ops)))
     return chosen.payload, chosen.plan, planned
 
 

@@ -120,6 +120,8 @@ KERNEL_NS: dict[str, dict[str, float]] = {
     "elementwise": {"int8": 0.3, "int16x8": 15.0, "float32": 0.5},
     "movement": {"int8": 0.1, "int16x8": 0.1, "float32": 0.1},
 }
+#: where `KERNEL_NS` was measured (the report names it beside its estimates)
+KERNEL_NS_SOURCE = "KERNEL_NS, measured on an AMD EPYC with ai-edge-litert 2.3.0 (2026-12-06)"
 #: the QUANTIZE / DEQUANTIZE a layer's boundary adds, ns per output element
 BOUNDARY_NS = 0.5
 #: how a 1 % slower model weighs against a 1 % larger file in the planner's cost
@@ -363,6 +365,9 @@ class KeptLayer:
     reason: str = ""
     #: estimated time it adds over the plan's own precision (ms, one thread, `KERNEL_NS`)
     extra_ms: float | None = None
+    #: the time it adds as measured here (`measured_latency`: its operators run alone in the
+    #: chosen file and in the plain one); None: not measured
+    measured_ms: float | None = None
 
 
 @dataclass
@@ -423,6 +428,11 @@ class PlannerReport:
     guaranteed: bool = True
     #: loud: what the planner could not guarantee (printed first by `lines()`)
     warnings: list[str] = field(default_factory=list)
+    #: what the kept layers add, measured here (`measured_latency`): every operator of the
+    #: chosen file run alone minus every one of the plain file (QUANTIZE / DEQUANTIZE included)
+    measured_ms: float | None = None
+    #: where the per-layer time figures come from: "measured here ..." or the table's origin
+    latency_source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -457,7 +467,9 @@ class PlannerReport:
                     + (f"its output at {k.sqnr_db:.1f} dB, added error {k.added_noise:.3g}"
                        if math.isfinite(k.sqnr_db) else "its output not measured per layer")
                     + f", ~{k.extra_bytes:+,} bytes"
-                    + (f", ~{k.extra_ms:+.3g} ms" if k.extra_ms is not None else "")
+                    + (f", {k.measured_ms:+.3g} ms measured here" if k.measured_ms is not None
+                       else "")
+                    + (f", ~{k.extra_ms:+.3g} ms est." if k.extra_ms is not None else "")
                     + (f"; {k.reason}" if k.reason else "")
                     for k in self.kept]
         else:
@@ -477,10 +489,11 @@ class PlannerReport:
         out.append(size)
         if self.kept:
             out.append(f"  estimated (cost model, before export): {self.estimated_bytes:+,} "
-                       "bytes" + (f", {self.estimated_ms:+.3g} ms (one thread, from KERNEL_NS: "
-                                  "LiteRT's CPU kernels where that table was measured, not "
-                                  "necessarily this host)" if self.estimated_ms is not None
-                                  else ""))
+                       "bytes" + (f", {self.estimated_ms:+.3g} ms (one thread, from "
+                                  f"{KERNEL_NS_SOURCE}, not necessarily this host)"
+                                  if self.estimated_ms is not None else ""))
+            if self.measured_ms is not None:
+                out.append(f"  measured here: {self.measured_ms:+.3g} ms ({self.latency_source})")
         for name, picks in self.error_samples.items():
             share = sum(f for _, f in picks)
             own = self.deciding_db.get(name)
@@ -1072,6 +1085,40 @@ def _tails(model: Model, eligible: Mapping[int, tuple[Operator, Candidate, float
 
 
 # ---------------------------------------------------------------------------- latency
+def measured_latency(report: PlannerReport, model: Model,
+                     plain: Mapping[str, tuple[str, float]],
+                     chosen: Mapping[str, tuple[str, float]]) -> None:
+    """Fill the report's measured time figures from per-operator times of the plain and the
+    chosen file (`op_latency.op_times_ms`: (op type, ms) by output tensor name): each kept
+    layer's own operators, found in each file by type and output name (a written file may add
+    a suffix, "_int8", to a tensor whose name a DEQUANTIZE takes), chosen minus plain; and the
+    whole files' operators summed, chosen minus plain (the QUANTIZE / DEQUANTIZE around
+    islands included)."""
+    if not chosen or not plain:
+        return
+
+    def find(times: Mapping[str, tuple[str, float]], op: Operator) -> float | None:
+        name = op.outputs[0].name if op.outputs else ""
+        hits = [ms for key, (typ, ms) in times.items()
+                if typ == op.type and (key == name or key.startswith(name + "_"))]
+        return min(hits) if hits else None
+
+    found = 0
+    for k in report.kept:
+        ops = [op for op in model.main.operators if layer_name(op) == k.name]
+        pairs = [(find(chosen, op), find(plain, op)) for op in ops]
+        if ops and all(c is not None and p is not None for c, p in pairs):
+            k.measured_ms = round(sum(c - p for c, p in pairs if c is not None
+                                      and p is not None), 6)
+            found += 1
+    report.measured_ms = round(sum(ms for _, ms in chosen.values())
+                               - sum(ms for _, ms in plain.values()), 6)
+    report.latency_source = (
+        f"each operator of both files run alone in LiteRT on this host, one thread; "
+        f"{found} of {len(report.kept)} kept layers found in both files, the rest and the "
+        f"planner's choices from {KERNEL_NS_SOURCE}")
+
+
 def measure_latency_ms(data: bytes, samples: SampleSet, delegates: list[Any] | None = None,
                        runs: int = 20, seconds: float = LATENCY_SECONDS) -> float | None:
     """Median invoke time of `data` on the first sample (LiteRT default kernels, one thread),
@@ -1098,5 +1145,5 @@ def measure_latency_ms(data: bytes, samples: SampleSet, delegates: list[Any] | N
 __all__ = ["CANDIDATES", "COST_WEIGHTS", "FLOAT_CANDIDATE", "INT16X8_CANDIDATE", "Attempt",
            "AttemptFn", "Candidate", "CostModel", "KeptLayer", "PlanStep", "PlannerReport",
            "candidates_for", "concentrated_error", "cost_model", "deciding_db", "layer_losses",
-           "measure_latency_ms", "plan_to_target", "register_candidate", "sqnr_bound_db",
-           "upstream_ops"]
+           "measure_latency_ms", "measured_latency", "plan_to_target", "register_candidate",
+           "sqnr_bound_db", "upstream_ops"]
