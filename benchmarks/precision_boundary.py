@@ -72,7 +72,11 @@ def boundary(name: str, target: float = TARGET_DB, cost: str | None = None,
                 "seconds": round(time.perf_counter() - start, 1), "met": p.met, "kept": by,
                 "size": [p.size_before, p.size_after], "check_db": p.after_db,
                 "check_bound_db": p.after_bound_db, "check_samples": p.check_samples,
-                "error_samples": p.error_samples, "exports": p.exports}
+                "error_samples": p.error_samples, "exports": p.exports,
+                "deciding_db": getattr(p, "deciding_db", {}),
+                "guaranteed": getattr(p, "guaranteed", True),
+                "kept_layers": {k.name: [k.precision, k.step] for k in p.kept},
+                "planner": p.lines()}
             for s in score_on:
                 ref = refs[s]
                 rec = _Recording(LiteRTRunner(Path(out).read_bytes(), order))
