@@ -78,3 +78,36 @@ def test_default_weight_method_rules() -> None:
         assert default_weight_method(scheme, synthetic=False, qat=True).method is None
     for scheme in ("int8", "int16x8", "mixed"):
         assert default_weight_method(scheme, synthetic=False).method is None
+
+
+def _relu_stack(seed: int = 4) -> object:
+    """x [1, 64] -> 3 x FC 64 + RELU -> FC 10: ops the .edge writer takes."""
+    from sdk.converters.ir import DType, Graph, Model, Operator, Tensor
+
+    rng = np.random.default_rng(seed)
+    g = Graph(name="main")
+    x = g.add_tensor(Tensor("x", (1, 64), DType.FLOAT32))
+    t = x
+    for i, width in enumerate((64, 64, 64, 10)):
+        out = g.add_tensor(Tensor(f"t{i}", (1, width), DType.FLOAT32))
+        w = g.constant(f"w{i}", (rng.standard_normal((width, 64)) / 8).astype(np.float32))
+        b = g.constant(f"b{i}", (rng.standard_normal(width) / 10).astype(np.float32))
+        g.operators.append(Operator("FULLY_CONNECTED", [t, w, b], [out], name=f"fc{i}", attrs={
+            "fused_activation_function": "RELU" if width == 64 else "NONE"}))
+        t = out
+    g.inputs, g.outputs = [x], [t]
+    return Model([g])
+
+
+def test_edge_and_tflite_defaults_keep_the_same_candidate(tmp_path: Path) -> None:
+    """The whole-model check scores an .edge export's candidates as their .tflite (the same
+    quantised model): both formats run the check (the .edge export skipped it before) and keep
+    the same candidate on the same figures, so the two files hold the same codes."""
+    model = _relu_stack()
+    rng = np.random.default_rng(11)
+    cal, val = mixed_inputs(rng, 32), mixed_inputs(rng, 16)
+    tfl = _export(model, "ternary", cal, val, tmp_path / "m.tflite")
+    edge = _export(model, "ternary", cal, val, tmp_path / "m.edge")
+    lines = [next(n for n in r.notes if "whole-model check" in n) for r in (tfl, edge)]
+    assert lines[0] == lines[1], lines
+    assert tfl.precision == edge.precision
