@@ -162,6 +162,10 @@ def measure(name: str, samples: int, target: float, plain: bool = False,
                              deciding_db=getattr(p, "deciding_db", {}),
                              guaranteed=getattr(p, "guaranteed", True),
                              warnings=getattr(p, "warnings", []),
+                             measured_ms=getattr(p, "measured_ms", None),
+                             latency_source=getattr(p, "latency_source", ""),
+                             kept_ms=[[k.name, k.precision, k.extra_ms,
+                                       getattr(k, "measured_ms", None)] for k in p.kept],
                              steps=[ln.strip() for ln in p.lines() if ln.startswith("  step")])
                 if "int8" not in row:  # the planner's first export is the plain one
                     row["int8"] = {"ok": True, "worst_db": round(min(p.before_db.values()), 2)
