@@ -484,31 +484,39 @@ edge::Conv2DOptions conv_options(const FcProblem& p, const edge::ConvGeometry& g
   return o;
 }
 
+// A random convolution geometry (the draws in this order from `rng`): batch 1-2, kernels 1-3,
+// strides and dilations 1-2, any padding mode with explicit pads 0-2, an input of at least one
+// dilated kernel window and at most max_hw rows / columns, 1 to max_channels channels.
+edge::ConvGeometry random_geometry(Rng& rng, int32_t max_hw, int32_t max_channels) {
+  const edge::Padding paddings[] = {edge::Padding::kValid, edge::Padding::kSame,
+                                    edge::Padding::kExplicit};
+  edge::ConvGeometry g;
+  g.batch = rng.uniform(1, 2);
+  g.kernel_height = rng.uniform(1, 3);
+  g.kernel_width = rng.uniform(1, 3);
+  g.stride_height = rng.uniform(1, 2);
+  g.stride_width = rng.uniform(1, 2);
+  g.dilation_height = rng.uniform(1, 2);
+  g.dilation_width = rng.uniform(1, 2);
+  g.padding = paddings[rng.uniform(0, 2)];
+  g.pad_top = rng.uniform(0, 2);
+  g.pad_bottom = rng.uniform(0, 2);
+  g.pad_left = rng.uniform(0, 2);
+  g.pad_right = rng.uniform(0, 2);
+  g.input_height = rng.uniform((g.kernel_height - 1) * g.dilation_height + 1, max_hw);
+  g.input_width = rng.uniform((g.kernel_width - 1) * g.dilation_width + 1, max_hw);
+  g.input_channels = rng.uniform(1, max_channels);
+  return g;
+}
+
 }  // namespace
 
 EDGE_TEST(conv2d_every_isa_random_geometry) {
   Rng rng(6);
   int failures = 0, cases = 0;
-  const edge::Padding paddings[] = {edge::Padding::kValid, edge::Padding::kSame,
-                                    edge::Padding::kExplicit};
   for (WeightType type : kTypes) {
     for (int trial = 0; trial < 25; ++trial) {
-      edge::ConvGeometry g;
-      g.batch = rng.uniform(1, 2);
-      g.kernel_height = rng.uniform(1, 3);
-      g.kernel_width = rng.uniform(1, 3);
-      g.stride_height = rng.uniform(1, 2);
-      g.stride_width = rng.uniform(1, 2);
-      g.dilation_height = rng.uniform(1, 2);
-      g.dilation_width = rng.uniform(1, 2);
-      g.padding = paddings[rng.uniform(0, 2)];
-      g.pad_top = rng.uniform(0, 2);
-      g.pad_bottom = rng.uniform(0, 2);
-      g.pad_left = rng.uniform(0, 2);
-      g.pad_right = rng.uniform(0, 2);
-      g.input_height = rng.uniform((g.kernel_height - 1) * g.dilation_height + 1, 9);
-      g.input_width = rng.uniform((g.kernel_width - 1) * g.dilation_width + 1, 9);
-      g.input_channels = rng.uniform(1, 20);
+      edge::ConvGeometry g = random_geometry(rng, 9, 20);
       if (trial == 0) {  // a pointwise conv takes the im2col-free path
         g.kernel_height = g.kernel_width = g.stride_height = g.stride_width = 1;
         g.padding = edge::Padding::kValid;
@@ -1012,25 +1020,8 @@ edge::DepthwiseConv2DOptions depthwise_options(const FcProblem& p, const edge::C
 EDGE_TEST(depthwise_every_isa_random_geometry) {
   Rng rng(7);
   int failures = 0, arm_cases = 0, arm_fused = 0;
-  const edge::Padding paddings[] = {edge::Padding::kValid, edge::Padding::kSame,
-                                    edge::Padding::kExplicit};
   for (int trial = 0; trial < 60; ++trial) {
-    edge::ConvGeometry g;
-    g.batch = rng.uniform(1, 2);
-    g.kernel_height = rng.uniform(1, 3);
-    g.kernel_width = rng.uniform(1, 3);
-    g.stride_height = rng.uniform(1, 2);
-    g.stride_width = rng.uniform(1, 2);
-    g.dilation_height = rng.uniform(1, 2);
-    g.dilation_width = rng.uniform(1, 2);
-    g.padding = paddings[rng.uniform(0, 2)];
-    g.pad_top = rng.uniform(0, 2);
-    g.pad_bottom = rng.uniform(0, 2);
-    g.pad_left = rng.uniform(0, 2);
-    g.pad_right = rng.uniform(0, 2);
-    g.input_height = rng.uniform((g.kernel_height - 1) * g.dilation_height + 1, 8);
-    g.input_width = rng.uniform((g.kernel_width - 1) * g.dilation_width + 1, 8);
-    g.input_channels = rng.uniform(1, 37);
+    const edge::ConvGeometry g = random_geometry(rng, 8, 37);
     const int32_t mult = trial % 4 == 3 ? rng.uniform(2, 3) : 1;
     const int32_t cout = g.input_channels * mult;
     FcProblem p = random_fc(rng, WeightType::kInt8, 1, cout, 1);
