@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "kernels/ukernels.h"
+#include "kernels/x86/dw_ymm.h"
 #include "kernels/x86/requant8_ymm.h"
 
 namespace edge {
@@ -805,11 +806,9 @@ void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_ta
                                        out_stride);
 }
 
-// Depthwise, fused: the 64c4 layout of the AVX-512 VNNI kernel (ukernels.h, DwQs8Fn) taken as
-// two 32-channel halves (half h of a block is the 256-bit half h of every 64-byte weight
-// vector and lanes 8h .. 8h + 7 of the tables). The same in-lane unpacks interleave four taps
-// per channel; vpdpbusd (x + 128 unsigned times w signed, four products per dword) is emulated
-// exactly with two vpmaddwd on the even and odd bytes widened to int16 (255 * 128 * 2 fits).
+// Depthwise, fused: dw_ymm.h's kernel (the 64c4 layout as two 32-channel halves) with
+// vpdpbusd (x + 128 unsigned times w signed, four products per dword) emulated exactly by two
+// vpmaddwd on the even and odd bytes widened to int16 (255 * 128 * 2 fits).
 // Small layers get the weights already widened and split by parity
 // (DwRequantParams::avx2_wide_weights; depthwise_conv2d.cc, widen_fused_weights_for_avx2: 128
 // bytes per 64c4 vector), so only the activations are split per pixel.
@@ -828,79 +827,8 @@ inline void dw_weights(const uint8_t* wgroup, int q, int h, __m256i* we, __m256i
   }
 }
 
-inline __m256i load_x32(const int8_t* p, std::size_t len) {
-  if (len >= 32) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  // 16-channel tails (48, 144, .. channels) without the stack copy.
-  if (len == 16) return _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  alignas(32) int8_t tmp[32] = {};
-  std::memcpy(tmp, p, len);  // rows are only `channels` long
-  return _mm256_load_si256(reinterpret_cast<const __m256i*>(tmp));
-}
-
-// Pixels (DwQs8Fn) inside each 32-channel half: the half's bias, weights and tables stay hot
-// across a row segment. 16 ymm cannot hold 3 groups' 24 even / odd weight vectors, so they are
-// still loaded per pixel (from L1); what goes is the per-pixel call and pointer set-up.
-// The requantisation is set up once per call and half (DwHalf: the tables' sign flip, unbias
-// and output zero point folded into one int32 offset per accumulator, read into locals the
-// vector stores cannot alias), and its variant is a template parameter (kNeg: some channel
-// rounds ties away from zero; kPre: some pre-shift): per pixel and 8 lanes the 64-bit
-// multiply-add-shift, one vpsubd, the clamp. Bit-identical to requant8 + finish8 per pixel
-// (requant8_ymm.h: low dwords; the clamp to [-128, 127] before the saturating packs is a no-op).
-// kHi: every shift 32 to 53 (DwRequantParams::shift_32_53): requant8_hi, the zero point folded.
-struct DwHalf {
-  Requant8 rq[4];
-  Requant8Hi rh[4];
-  __m256i bias[4], pre[4], offset[4];
-};
-
-template <bool kHi>
-inline void dw_load_half(const DwRequantBlock* t, int h, bool pre, __m256i zp, DwHalf* k) {
-  for (int q = 0; q < 4; ++q) {
-    k->bias[q] = load_i32(t[q].bias + 8 * h);
-    if (pre) k->pre[q] = load_i32(t[q].pre_shift + 8 * h);
-    if constexpr (kHi) {
-      k->rh[q] = load_requant8_hi(t[q], h);
-    } else {
-      k->rq[q] = load_requant8(t[q], h);
-      k->offset[q] = _mm256_sub_epi32(k->rq[q].unbias, zp);
-    }
-  }
-}
-
-// Requantises a pixel's 4 accumulators of one half and stores its `len` channels at out.
-template <bool kNeg, bool kPre, bool kHi>
-[[gnu::always_inline]] inline void dw_store_half(const __m256i (&a)[4], const DwHalf& k,
-                                                 __m256i qmin, __m256i qmax, int8_t* out,
-                                                 std::size_t len) {
-  __m256i y[4];
-  for (int q = 0; q < 4; ++q) {
-    __m256i v = a[q];
-    if constexpr (kPre) v = _mm256_sllv_epi32(v, k.pre[q]);
-    __m256i r;
-    if constexpr (kHi) {
-      r = requant8_hi(v, k.rh[q], kNeg);
-    } else {
-      r = _mm256_sub_epi32(requant8_biased(v, k.rq[q], kNeg), k.offset[q]);
-    }
-    y[q] = _mm256_min_epi32(_mm256_max_epi32(r, qmin), qmax);
-  }
-  // In-lane packs undo the in-lane unpacks: natural channel order, saturated to int8.
-  const __m256i y01 = _mm256_packs_epi32(y[0], y[1]), y23 = _mm256_packs_epi32(y[2], y[3]);
-  const __m256i bytes = _mm256_packs_epi16(y01, y23);
-  if (len == 32) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), bytes);
-  } else if (len == 16) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(bytes));
-  } else {
-    alignas(32) int8_t tmp[32];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), bytes);
-    std::memcpy(out, tmp, len);
-  }
-}
-
-// One group's 4 taps of 32 channels (x + 128) into the 4 accumulators: the taps interleaved
-// per channel (in-lane unpacks), each dword's even bytes (taps 0, 2) and odd bytes (taps 1, 3)
-// as int16 pairs against weight vector q's.
+// Each dword's even bytes (taps 0, 2) and odd bytes (taps 1, 3) as int16 pairs against the
+// weights' even / odd int16.
 inline __m256i dot4_u8s8(__m256i acc, __m256i u, __m256i we, __m256i wo) {
   const __m256i lo8 = _mm256_set1_epi16(0x00FF);
   const __m256i ue = _mm256_and_si256(u, lo8), uo = _mm256_srli_epi16(u, 8);
@@ -908,92 +836,31 @@ inline __m256i dot4_u8s8(__m256i acc, __m256i u, __m256i we, __m256i wo) {
 }
 
 template <bool kWide>
-[[gnu::always_inline]] inline void dw_group(__m256i (&a)[4], const int8_t* const* in,
-                                            std::size_t ch, std::size_t len, const uint8_t* wg,
-                                            int h) {
-  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
-  const __m256i x0 = _mm256_xor_si256(load_x32(in[0] + ch, len), flip);
-  const __m256i x1 = _mm256_xor_si256(load_x32(in[1] + ch, len), flip);
-  const __m256i x2 = _mm256_xor_si256(load_x32(in[2] + ch, len), flip);
-  const __m256i x3 = _mm256_xor_si256(load_x32(in[3] + ch, len), flip);
-  const __m256i l01 = _mm256_unpacklo_epi8(x0, x1), h01 = _mm256_unpackhi_epi8(x0, x1);
-  const __m256i l23 = _mm256_unpacklo_epi8(x2, x3), h23 = _mm256_unpackhi_epi8(x2, x3);
-  __m256i we, wo;
-  dw_weights<kWide>(wg, 0, h, &we, &wo);
-  a[0] = dot4_u8s8(a[0], _mm256_unpacklo_epi16(l01, l23), we, wo);
-  dw_weights<kWide>(wg, 1, h, &we, &wo);
-  a[1] = dot4_u8s8(a[1], _mm256_unpackhi_epi16(l01, l23), we, wo);
-  dw_weights<kWide>(wg, 2, h, &we, &wo);
-  a[2] = dot4_u8s8(a[2], _mm256_unpacklo_epi16(h01, h23), we, wo);
-  dw_weights<kWide>(wg, 3, h, &we, &wo);
-  a[3] = dot4_u8s8(a[3], _mm256_unpackhi_epi16(h01, h23), we, wo);
-}
-
-// A last group with one real tap (DwRequantParams::lone_last_tap: taps % 4 == 1, as 3x3 and
-// 5x5): its dwords are (x, 0, 0, 0), so the even int16 of each pair is x itself and the odd
-// ones are zero: one load and two unpacks against zeros, and one vpmaddwd per accumulator
-// instead of two (the 3x3 kernels' 12 tap slots cost 9 + 1).
-template <bool kWide>
-[[gnu::always_inline]] inline void dw_lone_tap(__m256i (&a)[4], const int8_t* x, std::size_t len,
-                                               const uint8_t* wg, int h) {
-  const __m256i zero = _mm256_setzero_si256();
-  const __m256i x0 = _mm256_xor_si256(load_x32(x, len), _mm256_set1_epi8(static_cast<char>(0x80)));
-  const __m256i l = _mm256_unpacklo_epi8(x0, zero), hi = _mm256_unpackhi_epi8(x0, zero);
-  const __m256i u[4] = {_mm256_unpacklo_epi16(l, zero), _mm256_unpackhi_epi16(l, zero),
-                        _mm256_unpacklo_epi16(hi, zero), _mm256_unpackhi_epi16(hi, zero)};
-  for (int q = 0; q < 4; ++q) {
+struct Avx2DwTaps {
+  static constexpr std::size_t kGroupBytes = kWide ? 512 : 256;
+  [[gnu::always_inline]] static __m256i dot4(__m256i acc, __m256i u, const uint8_t* wg, int q,
+                                             int h) {
     __m256i we, wo;
     dw_weights<kWide>(wg, q, h, &we, &wo);
-    a[q] = _mm256_add_epi32(a[q], _mm256_madd_epi16(u[q], we));
+    return dot4_u8s8(acc, u, we, wo);
   }
-}
-
-template <bool kWide, bool kNeg, bool kPre, bool kHi>
-void dwconv_qs8_avx2_impl(std::size_t pixels, std::size_t channels, std::size_t groups,
-                          const int8_t* const* inputs0, std::size_t step, const int8_t* weights,
-                          const DwRequantParams& p, int8_t* out0) {
-  const __m256i zp = _mm256_set1_epi32(p.out_zero_point);
-  const __m256i qmin = _mm256_set1_epi32(p.out_min), qmax = _mm256_set1_epi32(p.out_max);
-  constexpr std::size_t kGroupBytes = kWide ? 512 : 256;
-  const std::size_t full_groups = groups - (p.lone_last_tap != 0 ? 1 : 0);
-  DwHalf k;
-  for (std::size_t c = 0, b = 0; c < channels; c += 64, ++b) {
-    const uint8_t* wb = reinterpret_cast<const uint8_t*>(weights) + b * groups * kGroupBytes;
-    for (int h = 0; h < 2; ++h) {
-      const std::size_t ch = c + 32 * static_cast<std::size_t>(h);
-      if (ch >= channels) break;
-      const std::size_t len = channels - ch < 32 ? channels - ch : 32;
-      dw_load_half<kHi>(p.blocks + 4 * b, h, kPre, zp, &k);
-      for (std::size_t n = 0; n < pixels; ++n) {
-        const int8_t* const* inputs = inputs0 + n * step;
-        __m256i a[4];
-        for (int q = 0; q < 4; ++q) a[q] = k.bias[q];
-        for (std::size_t g = 0; g < full_groups; ++g) {
-          dw_group<kWide>(a, inputs + 4 * g, ch, len, wb + g * kGroupBytes, h);
-        }
-        if (full_groups < groups) {
-          dw_lone_tap<kWide>(a, inputs[4 * full_groups] + ch, len, wb + full_groups * kGroupBytes,
-                             h);
-        }
-        dw_store_half<kNeg, kPre, kHi>(a, k, qmin, qmax, out0 + n * channels + ch, len);
-      }
-    }
+  // A lone tap's dwords (x, 0, 0, 0): the even int16 of each pair is x, the odd one zero.
+  [[gnu::always_inline]] static __m256i dot1(__m256i acc, __m256i u, const uint8_t* wg, int q,
+                                             int h) {
+    __m256i we, wo;
+    dw_weights<kWide>(wg, q, h, &we, &wo);
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(u, we));
   }
-}
+};
 
 void dwconv_qs8_avx2(std::size_t pixels, std::size_t channels, std::size_t groups,
                      const int8_t* const* inputs, std::size_t step, const int8_t* weights,
                      const DwRequantParams& p, int8_t* out) {
-  using Fn = decltype(&dwconv_qs8_avx2_impl<false, false, false, false>);
-#define EDGE_AVX2_DW(W, H)                                                               \
-  {dwconv_qs8_avx2_impl<W, false, false, H>, dwconv_qs8_avx2_impl<W, false, true, H>,   \
-   dwconv_qs8_avx2_impl<W, true, false, H>, dwconv_qs8_avx2_impl<W, true, true, H>}
-  static constexpr Fn kVariants[2][2][4] = {{EDGE_AVX2_DW(false, false), EDGE_AVX2_DW(false, true)},
-                                            {EDGE_AVX2_DW(true, false), EDGE_AVX2_DW(true, true)}};
-#undef EDGE_AVX2_DW
-  const int variant = (p.any_negative_add != 0 ? 2 : 0) + (p.any_pre_shift != 0 ? 1 : 0);
-  kVariants[p.avx2_wide_weights != 0 ? 1 : 0][p.shift_32_53 != 0 ? 1 : 0][variant](
-      pixels, channels, groups, inputs, step, weights, p, out);
+  if (p.avx2_wide_weights != 0) {
+    dw_ymm::dwconv<Avx2DwTaps<true>>(pixels, channels, groups, inputs, step, weights, p, out);
+  } else {
+    dw_ymm::dwconv<Avx2DwTaps<false>>(pixels, channels, groups, inputs, step, weights, p, out);
+  }
 }
 
 }  // namespace
