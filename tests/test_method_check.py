@@ -89,7 +89,7 @@ def test_choose_names_the_best_scored_candidate_per_layer_first() -> None:
     """Every candidate is built once, the per-layer one first, each scored once; the best
     named, ties to the earlier candidate."""
     built: list[str] = []
-    figures = {PER_LAYER: 12.0, "gptq": 15.0, "adaround": 15.0, "rtn": 15.0}
+    figures = {PER_LAYER: 12.0, "gptq": 15.0, "adaround": 15.0}
 
     def build(method: str) -> str:
         built.append(method)

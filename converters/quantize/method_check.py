@@ -5,13 +5,11 @@ methods, compared at the model's outputs on calibration samples none of them was
 samples. That objective does not see what later layers do with the error: on the corpus the
 per-layer winners, each better than its runner-up, added up to a worse model than plain GPTQ on
 oww_hey_mycroft (unrolled LSTMs, ternary 12.46 -> 1.16 dB) and ppocr_mobile_v2_cls (a saturated
-2-class softmax, 2-bit 32.75 -> 12.82). So "auto" builds four candidates, the per-layer choice,
-plain "gptq", plain "adaround" and round to nearest ("rtn", the floor a default must keep),
-each solved on alternate calibration samples (`halves`; one Hessian pass for them all),
-measures each one's worst output SQNR on the other half against the float model, and solves the
-winner again on all the samples (the plain methods' codes are then what
-``weight_method="gptq"`` / ``"adaround"`` / ``"rtn"`` write; their Hessians are the export's
-own).
+2-class softmax, 2-bit 32.75 -> 12.82). So "auto" builds three candidates, the per-layer choice,
+plain "gptq" and plain "adaround", each solved on alternate calibration samples (`halves`; one
+Hessian pass for the three), measures each one's worst output SQNR on the other half against the
+float model, and solves the winner again on all the samples (the plain methods' codes are then
+what ``weight_method="gptq"`` / ``"adaround"`` write; their Hessians are the export's own).
 
 Why not score the three full exports on the calibration samples themselves: each was fitted to
 them. On small built FC stacks (4 layers of 64, ternary / 2-bit, 32-64 samples) that in-sample
@@ -32,13 +30,13 @@ import numpy as np
 from sdk.converters.quantize.gptq import WeightSolver
 
 #: the plain methods the per-layer "auto" export is checked against, in the order tried (ties
-#: go to the earlier candidate, "auto" itself first). "rtn" (round to nearest at the MSE scales,
-#: no solve: one more export and run) is last: "auto" is the sub-byte default
-#: (`method_default`), and a default must not lose to round to nearest where the check can see
-#: it (a 2-step unrolled recurrence, ternary, 400 new inputs: rtn 2.86 dB, the check's AdaRound
-#: 2.57, `tests/test_subbyte_default.py`); on the three corpus exports of 2026-12-07 00:12 UTC
-#: it was never kept (benchmarks/results/subbyte-int4-2026-12-06.md)
-PLAIN = ("gptq", "adaround", "rtn")
+#: go to the earlier candidate, "auto" itself first). Round to nearest is not one: as a fourth
+#: candidate (tried twice, last on 2026-12-07 03:00 UTC when "auto" became the sub-byte
+#: default) its check-half figure would have been kept on 3 of the 30 small fast-subset rows:
+#: magika_v3_3 2-bit +0.13 dB on the held-out inputs, ppocr_mobile_v2_cls ternary 19.34 ->
+#: 1.26 and 2-bit 24.29 -> 0.82 dB (a saturated 2-class softmax: its check half says 15-18 dB,
+#: the held-out inputs 1 dB; benchmarks/results/subbyte-fidelity-2026-12-07.md)
+PLAIN = ("gptq", "adaround")
 #: the name of the per-layer candidate (method_choice's export)
 PER_LAYER = "auto"
 #: fewer calibration samples than this: no whole-model check (halves of under 4 samples say
