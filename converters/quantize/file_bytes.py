@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sdk.converters.ir import DType
 
@@ -49,7 +50,9 @@ class ByteBreakdown:
     #: bytes by part: "weights INT2", "bias", "constants", "qparams weights", "qparams bias",
     #: "qparams activations", "tensor names", "metadata", "tables and alignment"
     parts: dict[str, int] = field(default_factory=dict)
-    #: per-channel (or per-tensor) quantisation entries by role
+    #: per-channel (or per-tensor) quantisation entries by role, of each stored table once
+    #: (the writer stores equal tables once; a vector two tables share, as all-zero zero
+    #: points, is counted in bytes once: bytes <= QPARAM_BYTES x entries)
     qparam_entries: dict[str, int] = field(default_factory=dict)
     weights: int = 0  # weight elements of the weighted ops
     channels: int = 0  # their output channels
@@ -74,6 +77,28 @@ class ByteBreakdown:
                 "channels": self.channels, "duplicate_bytes": self.duplicate_bytes}
 
 
+#: QuantizationParameters' vector fields: (vtable offset, element bytes) of min, max, scale
+#: and zero_point (the schema's field order)
+_QPARAM_FIELDS = ((4, 4), (6, 4), (8, 4), (10, 8))
+
+
+def _qparam_vectors(tensor: Any) -> tuple[int, list[tuple[int, int, int]]]:
+    """The position of a raw tensor's quantisation table in the file and (position, elements,
+    element bytes) of its vectors: positions tell a table or vector shared by several tensors
+    (the writer writes equal ones once) from equal copies. (-1, []): none."""
+    q = tensor.Quantization()
+    if q is None:
+        return -1, []
+    out = []
+    for field_offset, size in _QPARAM_FIELDS:
+        o = q._tab.Offset(field_offset)
+        if o:
+            count = q._tab.VectorLen(o)
+            if count:
+                out.append((q._tab.Vector(o), count, size))
+    return q._tab.Pos, out
+
+
 def byte_breakdown(source: bytes | str | Path) -> ByteBreakdown:
     """Account for every byte of a .tflite file (bytes or a path); see `ByteBreakdown`."""
     from sdk.converters.tflite.schema import schema
@@ -88,8 +113,10 @@ def byte_breakdown(source: bytes | str | Path) -> ByteBreakdown:
         target = out.parts if key is None else key
         target[part] = target.get(part, 0) + n
 
+    root = schema.Model.GetRootAsModel(data, 0)
+    stored: set[int] = set()  # quantisation tables and vectors counted
     seen: dict[bytes, int] = {}
-    for g in m.subgraphs or []:
+    for gi, g in enumerate(m.subgraphs or []):
         role: dict[int, str] = {}
         for op in g.operators or []:
             code = m.operatorCodes[op.opcodeIndex]
@@ -122,17 +149,14 @@ def byte_breakdown(source: bytes | str | Path) -> ByteBreakdown:
                     out.duplicate_bytes += n
                 seen[raw] = i
                 add(f"weights {types.get(t.type, t.type)}" if r == "weights" else r, n)
-            q = t.quantization
-            entries = 0
-            for arr in (None if q is None else (q.scale, q.zeroPoint, q.min, q.max)) or ():
-                if arr is not None:
-                    entries = max(entries, len(arr))
-            if entries and q is not None:
-                qbytes = sum(len(a) * (8 if a is q.zeroPoint else 4)
-                             for a in (q.scale, q.zeroPoint, q.min, q.max) if a is not None)
+            table, vectors = _qparam_vectors(root.Subgraphs(gi).Tensors(i))
+            if vectors and table not in stored:  # each stored table and vector once
+                stored.add(table)
                 what = r if n else "activations"
-                add(f"qparams {what}", qbytes)
-                add(what, entries, out.qparam_entries)
+                add(what, max(count for _, count, _ in vectors), out.qparam_entries)
+                add(f"qparams {what}", sum(count * size for pos, count, size in vectors
+                                           if pos not in stored))
+                stored.update(pos for pos, _, _ in vectors)
     for md in m.metadata or []:
         buf = m.buffers[md.buffer].data
         add("metadata", 0 if buf is None else len(buf))

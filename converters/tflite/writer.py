@@ -41,6 +41,65 @@ class _AlignedBufferT(schema.BufferT):
         return schema.BufferEnd(builder)
 
 
+class _SharingBuilder(flatbuffers.Builder):
+    """A Builder that writes each distinct numpy vector once (tensor shapes, quantisation
+    scales and zero points, operator inputs): later equal ones refer to the first. A flatbuffer
+    may refer to one object from many places, and LiteRT reads a shared one as any other; an
+    unrolled LSTM repeats a few shapes and scales over a thousand tensors."""
+
+    def __init__(self, size: int):
+        super().__init__(size)
+        self.vectors: dict[tuple[str, bytes], int] = {}
+        self.tables: dict[Any, int] = {}
+
+    def CreateNumpyVector(self, x: Any) -> int:
+        key = (x.dtype.str, x.tobytes())
+        offset = self.vectors.get(key)
+        if offset is None:
+            offset = self.vectors[key] = super().CreateNumpyVector(x)
+        return offset
+
+
+def _table_key(table: Any) -> Any:
+    """A hashable form of an object-API table's fields (numpy arrays by type and bytes,
+    nested tables by their own keys); None where a field is of a kind not compared."""
+    out: list[Any] = [type(table).__name__]
+    for name, value in sorted(vars(table).items()):
+        if value is None or isinstance(value, (bool, int, float, str, bytes)):
+            out.append((name, value))
+        elif isinstance(value, np.ndarray):
+            out.append((name, value.dtype.str, value.shape, value.tobytes()))
+        elif isinstance(value, (list, tuple)) and all(
+                isinstance(v, (bool, int, float)) for v in value):
+            out.append((name, tuple(value)))
+        else:
+            return None
+    return tuple(out)
+
+
+class _SharedTable:
+    """An object-API table (a tensor's QuantizationParametersT, an operator's options) packed
+    once per `_SharingBuilder` for every equal one: activation scales repeat on every tensor a
+    MUL or RESHAPE passes through, FULLY_CONNECTED options on every layer."""
+
+    def __init__(self, key: Any, table: Any):
+        self.key, self.table = key, table
+
+    def Pack(self, builder: flatbuffers.Builder) -> int:
+        cache = getattr(builder, "tables", None)
+        if cache is None:
+            return int(self.table.Pack(builder))
+        offset = cache.get(self.key)
+        if offset is None:
+            offset = cache[self.key] = self.table.Pack(builder)
+        return int(offset)
+
+
+def _share(table: Any) -> Any:
+    key = None if table is None else _table_key(table)
+    return table if key is None else _SharedTable(key, table)
+
+
 def tensor_bytes(tensor: Tensor) -> bytes:
     """The bytes TFLite stores for a constant tensor."""
     data = tensor.data
@@ -242,7 +301,12 @@ def serialize(model: Model) -> tuple[bytes, list[dict[Tensor, int]]]:
     if total > _MAX_FLATBUFFER - (1 << 20):
         raise ConversionError(f"model holds {total} bytes of constants; .tflite files over 2 GB "
                               "are not supported by this writer")
-    builder = flatbuffers.Builder(max(1024, total + (1 << 16)))
+    for sg in model_t.subgraphs or []:  # equal tables written once (_SharingBuilder)
+        for tt in sg.tensors or []:
+            tt.quantization = _share(tt.quantization)
+        for ot in sg.operators or []:
+            ot.builtinOptions = _share(ot.builtinOptions)
+    builder = _SharingBuilder(max(1024, total + (1 << 16)))
     builder.Finish(model_t.Pack(builder), file_identifier=FILE_IDENTIFIER)
     maps = []
     for graph, index in zip(model.graphs, exporter.index_maps, strict=True):
