@@ -17,8 +17,8 @@ namespace edge_test {
 namespace {
 
 #if defined(EDGE_TEST_AVXVNNI_EVEX_TWIN)
-// The AVX-VNNI table with its own entries (GEMM, fused GEMM, indirect conv) replaced by the
-// twin's; the rest (AVX2's depthwise and epilogues) as shipped.
+// The AVX-VNNI table with its own entries (GEMM, fused GEMM, indirect conv, fused depthwise)
+// replaced by the twin's; the rest (AVX2's unfused depthwise and epilogues) as shipped.
 edge::detail::IsaKernels make_twin() {
   edge::detail::IsaKernels t = edge::detail::isa_kernels(edge::Isa::kAvxVnni);
   const edge::detail::IsaKernels& own = edge::detail::kAvxVnniEvexTwinKernels;
@@ -27,6 +27,8 @@ edge::detail::IsaKernels make_twin() {
     t.gemm_qs8[i] = own.gemm_qs8[i];
     t.igemm_qs8[i] = own.igemm_qs8[i];
   }
+  t.dwconv_qs8 = own.dwconv_qs8;
+  t.dwconv_qs8_name = own.dwconv_qs8_name;
   return t;
 }
 #endif

@@ -157,14 +157,17 @@ EDGE_TEST(isa_tiers_tested_on_this_host) {
       EDGE_CHECK(ends_with(t.gemm[i].gemv.name, own) && ends_with(t.gemm[i].gemm.name, own));
       EDGE_CHECK(ends_with(t.gemm_qs8[i].name, own) && ends_with(t.igemm_qs8[i].name, own));
     }
-    EDGE_CHECK(ends_with(t.dwconv_qs8_name, "__avx2"));  // borrowed, and named so
+    EDGE_CHECK(ends_with(t.dwconv_qs8_name, own));  // its own vpdpbusd depthwise
+    EDGE_CHECK(ends_with(t.dwconv_name, "__avx2"));  // the unfused taps: borrowed, named so
   }
   if (edge::isa_built(Isa::kAvxVnni) && kAvxVnniForm != AvxVnniForm::kVex) {
-    // The shipped (VEX) table, whatever stands in for it here: own names, AVX2's depthwise.
+    // The shipped (VEX) table, whatever stands in for it here: own names (the fused depthwise
+    // included), AVX2's unfused depthwise taps.
     edge::detail::set_isa_kernels_for_test(Isa::kAvxVnni, nullptr);
     const auto& t = edge::detail::isa_kernels(Isa::kAvxVnni);
     EDGE_CHECK(ends_with(t.gemm[0].gemm.name, "__avxvnni") && t.gemm[0].gemm.mr == 6);
     EDGE_CHECK(ends_with(t.igemm_qs8[2].name, "__avxvnni"));
+    EDGE_CHECK(ends_with(t.dwconv_qs8_name, "qs8_qc8w_dwconv_rowx32c4__avxvnni"));
     EDGE_CHECK(ends_with(t.dwconv_name, "__avx2") && t.requant != nullptr);
     EDGE_CHECK(!edge::isa_available(Isa::kAvxVnni));
     edge_test::install_avxvnni_evex_twin();

@@ -59,14 +59,21 @@ template <class Dot>
 void qs8_qc2w_igemm_requant_4x16c4__avxvnni(EDGE_IGEMM_QS8_PARAMS) {
   igemm_requant<Dot, 2>(EDGE_IGEMM_QS8_ARGS);
 }
+template <class Dot>
+void qs8_qc8w_dwconv_rowx32c4__avxvnni(EDGE_DW_QS8_PARAMS) {
+  dw_ymm::dwconv<DwTaps<Dot>>(EDGE_DW_QS8_ARGS);
+}
 
 // A table entry {name, mr, fn} of kernel template `fn` over Dot (kernel_name.h's EDGE_UKERNEL,
 // with the build's suffix).
 #define EDGE_AVXVNNI_UKERNEL(fn, mr) {#fn EDGE_AVXVNNI_NAME_SUFFIX, mr, fn<Dot>}
+// The pair `fn<Dot>, "fn" suffix` (the depthwise entries; kernel_name.h's EDGE_NAMED).
+#define EDGE_AVXVNNI_NAMED(fn) fn<Dot>, #fn EDGE_AVXVNNI_NAME_SUFFIX
 
 // The tier's own entries: GEMM, fused GEMM and indirect conv by WeightType (ternary and int2
-// weights are both 2-bit fields: one kernel, the plan folds the zero points). Null entries
-// (epilogues, depthwise) are AVX2's (isa.cc, with_base; the twin's installer, likewise).
+// weights are both 2-bit fields: one kernel, the plan folds the zero points), and the fused
+// depthwise kernel. Null entries (epilogues, the unfused depthwise taps) are AVX2's (isa.cc,
+// with_base; the twin's installer, likewise).
 template <class Dot>
 constexpr IsaKernels avxvnni_table() {
   constexpr GemmKernels kGemm8 = {EDGE_AVXVNNI_UKERNEL(qs8_qc8w_gemm_1x16c4__avxvnni, 1),
@@ -88,8 +95,7 @@ constexpr IsaKernels avxvnni_table() {
       nullptr,
       nullptr,
       nullptr,
-      nullptr,
-      nullptr,
+      EDGE_AVXVNNI_NAMED(qs8_qc8w_dwconv_rowx32c4__avxvnni),
       {EDGE_AVXVNNI_UKERNEL(qs8_qc8w_gemm_requant_6x16c4__avxvnni, kInt8Mr),
        EDGE_AVXVNNI_UKERNEL(qs8_qc4w_gemm_requant_4x16c4__avxvnni, kSubbyteMr), kGemmQs8_2,
        kGemmQs8_2},
@@ -100,6 +106,7 @@ constexpr IsaKernels avxvnni_table() {
 }
 
 #undef EDGE_AVXVNNI_UKERNEL
+#undef EDGE_AVXVNNI_NAMED
 
 }  // namespace vnni_ymm
 }  // namespace

@@ -31,6 +31,7 @@
 #include <cstring>
 
 #include "kernels/ukernels.h"
+#include "kernels/x86/dw_ymm.h"
 #include "kernels/x86/requant8_ymm.h"
 
 namespace edge {
@@ -284,6 +285,23 @@ inline void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks
   }
 #undef EDGE_VNNI_YMM_ROWS
 }
+
+// Depthwise (dw_ymm.h's fused kernel): one vpdpbusd per accumulator and group of 4 taps, the
+// packed 64c4 weights as its signed operand (never the AVX2 tier's widened copy:
+// depthwise_conv2d.cc widens only for Isa::kAvx2), where AVX2 spends two vpmaddwd, the
+// even / odd split of the activations and two vpaddd. A lone last tap's zero bytes add 0.
+template <class Dot>
+struct DwTaps {
+  static constexpr std::size_t kGroupBytes = 256;
+  [[gnu::always_inline]] static __m256i dot4(__m256i acc, __m256i u, const uint8_t* wg, int q,
+                                             int h) {
+    return Dot::dpbusd(acc, u, load256(wg + 64 * q + 32 * h));
+  }
+  [[gnu::always_inline]] static __m256i dot1(__m256i acc, __m256i u, const uint8_t* wg, int q,
+                                             int h) {
+    return dot4(acc, u, wg, q, h);
+  }
+};
 
 }  // namespace vnni_ymm
 }  // namespace
