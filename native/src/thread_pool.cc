@@ -100,6 +100,17 @@ int parse_runnable(const char* text) {
 // With another thread runnable, only the short spin above.
 constexpr int64_t kDefaultIdleSpinNs = 1000000;
 
+// A job's caller that waits longer than this for its last tasks (and longer than its own
+// tasks took) or for a worker to leave the previous job is waiting on a thread the scheduler
+// has taken off its core: a worker running normally finishes within one task, tens of
+// microseconds, while a descheduled one comes back a time slice later (EEVDF's 0.75-3 ms).
+constexpr int64_t kLateNs = 200000;
+// The first serial back-off after a late job (EDGE_POOL_BACKOFF_US overrides, 0: never) and the
+// longest one: each late job that comes within the back-off's own length of parallel running
+// after the last one doubles it.
+constexpr int64_t kDefaultBackoffNs = 1000000;
+constexpr int64_t kMaxBackoffNs = 32000000;
+
 int64_t us_from_env(const char* name, int64_t default_ns) {
   const char* v = std::getenv(name);
   if (v == nullptr || *v == '\0') return default_ns;
@@ -134,6 +145,20 @@ int system_runnable_threads() {
   return parse_runnable(buf);
 #else
   return -1;
+#endif
+}
+
+// How often run() re-reads the runnable count for threads_for_load() (a pread of /proc/loadavg
+// costs 1-2 us; a MobileNet-like inference is ~70 jobs in ~1 ms).
+constexpr int64_t kLoadSampleNs = 1000000;
+
+// The CPUs online in the system (0 where that cannot be read).
+int online_cpu_count() {
+#if defined(__linux__)
+  const long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<int>(n) : 0;
+#else
+  return 0;
 #endif
 }
 
@@ -198,7 +223,13 @@ ThreadPool::ThreadPool(int num_threads) : ThreadPool(num_threads, affinity_from_
 ThreadPool::ThreadPool(int num_threads, Affinity affinity) {
   spin_ns_ = us_from_env("EDGE_POOL_SPIN_US", kDefaultSpinNs);
   idle_spin_ns_ = us_from_env("EDGE_POOL_IDLE_SPIN_US", kDefaultIdleSpinNs);
+  first_backoff_ns_ = us_from_env("EDGE_POOL_BACKOFF_US", kDefaultBackoffNs);
+  backoff_ns_ = first_backoff_ns_;
   cpus_ = allowed_cpu_count();
+  // The runnable count is the whole system's: it says how many of our CPUs are free only when
+  // the process may run on every CPU (EDGE_POOL_LOAD_RULE=0 turns the rule off).
+  const char* rule = std::getenv("EDGE_POOL_LOAD_RULE");
+  load_rule_ = cpus_ == online_cpu_count() && !(rule != nullptr && std::string(rule) == "0");
   if (affinity == Affinity::kBigCores) pinned_cpus_ = big_cores();
   if (num_threads > 0) {
     num_threads_ = num_threads;
@@ -230,6 +261,12 @@ bool ThreadPool::keep_spinning(int64_t start, int64_t* deadline) const {
   if (runnable < 0 || runnable > cpus_) return false;
   *deadline = std::min(now + 50000, start + spin_ns_ + idle_spin_ns_);
   return true;
+}
+
+int threads_for_load(int runnable, int ours_awake, int cpus, int threads) {
+  if (runnable < 0 || threads <= 1) return threads;
+  const int others = std::max(0, runnable - ours_awake);
+  return std::max(1, std::min(threads, cpus - others));
 }
 
 int runnable_threads(const std::string& loadavg_path) {
@@ -322,13 +359,13 @@ void ThreadPool::work(int thread) {
   }
 }
 
-void ThreadPool::wait_until_done() {
-  if (pending_.load(std::memory_order_acquire) == 0) return;
+int64_t ThreadPool::wait_until_done() {
+  if (pending_.load(std::memory_order_acquire) == 0) return 0;
   const int64_t start = now_ns();
   int64_t deadline = start + spin_ns_;
   for (int polls = 1;; ++polls) {
     cpu_relax();
-    if (pending_.load(std::memory_order_acquire) == 0) return;
+    if (pending_.load(std::memory_order_acquire) == 0) return now_ns() - start;
     if (polls % 64 == 0 && now_ns() > deadline && !keep_spinning(start, &deadline)) break;
   }
   // The last finisher subtracts, then reads caller_waiting_ (seq_cst): it wakes us or we see 0.
@@ -339,23 +376,45 @@ void ThreadPool::wait_until_done() {
     sleep_while(pending_, left);
   }
   caller_waiting_.store(0, std::memory_order_relaxed);
+  return now_ns() - start;
+}
+
+void ThreadPool::note_wait(int64_t now, int64_t waited_ns, int64_t own_ns) {
+  if (first_backoff_ns_ == 0 || waited_ns <= kLateNs || waited_ns <= own_ns) return;
+  ++late_jobs_;
+  // Parallel running since the last back-off ended, before this wait began.
+  const int64_t clean = now - waited_ns - serial_until_ns_;
+  backoff_ns_ = last_late_ns_ != 0 && clean < backoff_ns_
+                    ? std::min(2 * backoff_ns_, std::max(kMaxBackoffNs, first_backoff_ns_))
+                    : first_backoff_ns_;
+  last_late_ns_ = now;
+  serial_until_ns_ = now + backoff_ns_;
 }
 
 void ThreadPool::run_job(TaskFn fn, const void* ctx, std::size_t offset, std::size_t num_tasks,
-                         bool static_schedule) {
+                         bool static_schedule, int threads) {
   // Workers still inside the previous (closed) job read its state: let them leave first.
-  for (int polls = 1; active_.load(std::memory_order_seq_cst) != 0; ++polls) {
-    cpu_relax();
-    if (polls % 256 == 0) std::this_thread::yield();
+  if (active_.load(std::memory_order_seq_cst) != 0) {
+    const int64_t start = now_ns();
+    for (int polls = 1; active_.load(std::memory_order_seq_cst) != 0; ++polls) {
+      cpu_relax();
+      if (polls % 256 == 0) std::this_thread::yield();
+    }
+    const int64_t now = now_ns();
+    note_wait(now, now - start, 0);
   }
   fn_ = fn;
   ctx_ = ctx;
   offset_ = offset;
-  const std::size_t n = static_cast<std::size_t>(num_threads_);
-  for (std::size_t t = 0; t < n; ++t) {
+  // Shares for the first `threads` threads; the others (if awake) only take from those.
+  const std::size_t n = static_cast<std::size_t>(threads);
+  for (std::size_t t = 0; t < shares_.size(); ++t) {
     Share& s = shares_[t];
     std::size_t count = 0;
-    if (static_schedule) {
+    if (t >= n) {
+      s.base = 0;
+      s.stride = 1;
+    } else if (static_schedule) {
       s.base = t;
       s.stride = n;
       count = num_tasks > t ? (num_tasks - t + n - 1) / n : 0;
@@ -371,9 +430,12 @@ void ThreadPool::run_job(TaskFn fn, const void* ctx, std::size_t offset, std::si
   pending_.store(static_cast<uint32_t>(num_tasks), std::memory_order_relaxed);
   generation_.fetch_add(1, std::memory_order_seq_cst);  // open (odd); publishes the state
   if (sleepers_.load(std::memory_order_seq_cst) != 0) wake_all(generation_);
+  const int64_t start = now_ns();
   work(0);
-  wait_until_done();
+  const int64_t own_done = now_ns();
+  const int64_t waited = wait_until_done();
   generation_.fetch_add(1, std::memory_order_seq_cst);  // close (even)
+  if (waited > kLateNs) note_wait(own_done + waited, waited, own_done - start);
 }
 
 void ThreadPool::run(std::size_t num_tasks, TaskFn fn, const void* ctx, bool static_schedule) {
@@ -385,8 +447,31 @@ void ThreadPool::run(std::size_t num_tasks, TaskFn fn, const void* ctx, bool sta
     return;
   }
   std::lock_guard<std::mutex> lock(run_mutex_);
+  const int64_t now = now_ns();
+  int threads = num_threads_;
+  if (load_rule_) {
+    if (now - load_sampled_ns_ >= kLoadSampleNs) {
+      // Ours awake: the caller and the workers not asleep (spinning, or runnable).
+      const int awake = num_threads_ - static_cast<int>(sleepers_.load(std::memory_order_relaxed));
+      load_threads_ = threads_for_load(system_runnable_threads(), awake, cpus_, num_threads_);
+      load_sampled_ns_ = now;
+    }
+    threads = load_threads_;
+  }
+  if (threads <= 1 || (serial_until_ns_ != 0 && now < serial_until_ns_)) {
+    // No CPU free for a worker, or backing off after a late one: the caller alone, as thread 0
+    // (nested calls inline).
+    const void* outer_pool = tl_pool;
+    const int outer_thread = tl_thread;
+    tl_pool = this;
+    tl_thread = 0;
+    for (std::size_t t = 0; t < num_tasks; ++t) fn(ctx, t, 0);
+    tl_pool = outer_pool;
+    tl_thread = outer_thread;
+    return;
+  }
   for (std::size_t offset = 0; offset < num_tasks; offset += kMaxJob) {
-    run_job(fn, ctx, offset, std::min(kMaxJob, num_tasks - offset), static_schedule);
+    run_job(fn, ctx, offset, std::min(kMaxJob, num_tasks - offset), static_schedule, threads);
   }
 }
 

@@ -208,6 +208,71 @@ EDGE_TEST(thread_pool_shutdown_while_idle) {
   }
 }
 
+// One thread per CPU the other runnable threads leave: a busy process on a 2-CPU host leaves
+// the caller alone; an idle host (our own threads the only runnable ones) keeps every thread.
+EDGE_TEST(thread_pool_threads_for_load) {
+  EDGE_CHECK(edge::threads_for_load(1, 1, 2, 2) == 2);    // idle: only the caller runs
+  EDGE_CHECK(edge::threads_for_load(2, 2, 2, 2) == 2);    // caller and a spinning worker
+  EDGE_CHECK(edge::threads_for_load(2, 1, 2, 2) == 1);    // one busy process, worker asleep
+  EDGE_CHECK(edge::threads_for_load(3, 2, 2, 2) == 1);    // the same, worker awake
+  EDGE_CHECK(edge::threads_for_load(15, 1, 2, 2) == 1);   // a loaded host
+  EDGE_CHECK(edge::threads_for_load(6, 1, 8, 4) == 3);    // 5 others on 8 CPUs: 3 left
+  EDGE_CHECK(edge::threads_for_load(3, 4, 8, 4) == 4);    // a stale count below ours
+  EDGE_CHECK(edge::threads_for_load(-1, 1, 2, 2) == 2);   // unknown: every thread
+  EDGE_CHECK(edge::threads_for_load(40, 1, 2, 1) == 1);
+}
+
+// A worker that stays in a task long after the caller has run the rest of the job (as one the
+// scheduler took off its core would) makes the pool back off: the next jobs run on the caller
+// alone; with EDGE_POOL_BACKOFF_US=0 it never does.
+EDGE_TEST(thread_pool_backs_off_to_the_caller_after_a_late_worker) {
+  for (const char* backoff : {"", "0"}) {
+    const char* old = std::getenv("EDGE_POOL_BACKOFF_US");
+    const std::string saved = old != nullptr ? old : "";
+    if (*backoff != '\0') {
+      setenv("EDGE_POOL_BACKOFF_US", backoff, 1);
+    } else {
+      unsetenv("EDGE_POOL_BACKOFF_US");
+    }
+    edge::ThreadPool pool(2, edge::Affinity::kNone);
+    std::atomic<bool> worker_in{false};
+    std::atomic<int> count{0};
+    // The caller's first task waits (up to 2 s) for the worker to be in a task: then the worker
+    // holds that task for 100 ms while the caller runs every other one and waits for it.
+    pool.parallel_for(32, [&](std::size_t, int thread) {
+      count.fetch_add(1);
+      if (thread == 1 && !worker_in.exchange(true)) sleep_ms(100);
+      for (int i = 0; thread == 0 && !worker_in.load() && i < 2000; ++i) sleep_ms(1);
+    });
+    const auto done = Clock::now();
+    EDGE_CHECK(count.load() == 32);
+    std::atomic<int> by_thread[2];
+    by_thread[0].store(0);
+    by_thread[1].store(0);
+    pool.parallel_for(64, [&](std::size_t, int thread) { by_thread[thread].fetch_add(1); });
+    const double gap_ms = std::chrono::duration<double, std::milli>(Clock::now() - done).count();
+    if (!worker_in.load()) {
+      std::fprintf(stderr, "skipped: the worker never started a task in 2 s (host overloaded)\n");
+    } else if (*backoff == '\0') {
+      EDGE_CHECK(pool.late_jobs() == 1);
+      // Within the first back-off (1 ms) the next job runs on the caller alone.
+      if (gap_ms < 1.0) {
+        EDGE_CHECK(by_thread[0].load() == 64 && by_thread[1].load() == 0);
+      } else {
+        std::fprintf(stderr, "back-off check skipped: the next job came %.2f ms later\n", gap_ms);
+      }
+    } else {
+      EDGE_CHECK(pool.late_jobs() == 0);
+    }
+    EDGE_CHECK(by_thread[0].load() + by_thread[1].load() == 64);
+    if (old != nullptr) {
+      setenv("EDGE_POOL_BACKOFF_US", saved.c_str(), 1);
+    } else {
+      unsetenv("EDGE_POOL_BACKOFF_US");
+    }
+  }
+}
+
 // A thread that stops mid-run (descheduled by another process, or a slow little core) keeps the
 // task it is in, and the others take the rest of its share: with a static split the whole
 // layer waited for it.
