@@ -525,21 +525,26 @@ class _Built:
 
 
 def _mixed(float_model: Model, plan: PrecisionPlan, budget_bytes: int | None, first: _Built,
-           build: Callable[[PrecisionPlan, Callable[[str], None]], _Built], val_set: SampleSet,
+           build: Callable[..., _Built], val_set: SampleSet,
            options: Mapping[str, Any], cal_set: SampleSet, hessians: Any,
            budget_ms: float | None = None, latency: Any = None,
            ) -> tuple[_Built, PrecisionPlan, MixedReport]:
-    """export(scheme="mixed", budget_bytes=): bits per layer under the budget, measured."""
+    """export(scheme="mixed", budget_bytes=): bits per layer under the budget, measured. The
+    search's sensitivities are the calibration samples' Hessian losses, so the points it
+    measures are built without their per-layer SQNR (one LiteRT run of every tensor each):
+    only the chosen one's report gets it."""
     def as_attempt(plan_: PrecisionPlan, built: _Built) -> Attempt:
         a = _attempt(float_model, val_set, plan_, built)
         a.sample_energies = built.sample_errors  # the paired choice (mixed.paired_choice)
+        a.measure_layers = built.measure_layers
         return a
 
     chosen, report = mixed_search(float_model, budget_bytes,
-                                  lambda p: as_attempt(p, build(p, lambda stage: None)),
+                                  lambda p: as_attempt(p, build(p, lambda stage: None, False)),
                                   as_attempt(plan, first), options, samples=cal_set,
                                   hessians=hessians or None, budget_ms=budget_ms,
                                   latency=latency)
+    with_layers(chosen)
     return chosen.payload, chosen.plan, report
 
 
