@@ -148,17 +148,23 @@ int system_runnable_threads() {
 #endif
 }
 
-// How often run() re-reads the runnable count for threads_for_load() (a pread of /proc/loadavg
-// costs 1-2 us; a MobileNet-like inference is ~70 jobs in ~1 ms).
-constexpr int64_t kLoadSampleNs = 1000000;
+// How often run() re-reads the workers' run delay (a pread of a schedstat file costs 1-2 us; a
+// MobileNet-like inference is ~70 jobs in ~1 ms).
+constexpr int64_t kSampleNs = 1000000;
 
-// The CPUs online in the system (0 where that cannot be read).
-int online_cpu_count() {
+// The run delay (time runnable but waiting for a CPU) of the thread whose schedstat file is
+// open as `fd` (/proc/self/task/TID/schedstat: "cpu_ns delay_ns slices"), -1 if unreadable.
+int64_t thread_run_delay_ns(int fd) {
 #if defined(__linux__)
-  const long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? static_cast<int>(n) : 0;
+  if (fd < 0) return -1;
+  char buf[96];
+  const ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  return run_delay_from_schedstat(buf);
 #else
-  return 0;
+  (void)fd;
+  return -1;
 #endif
 }
 
@@ -226,10 +232,6 @@ ThreadPool::ThreadPool(int num_threads, Affinity affinity) {
   first_backoff_ns_ = us_from_env("EDGE_POOL_BACKOFF_US", kDefaultBackoffNs);
   backoff_ns_ = first_backoff_ns_;
   cpus_ = allowed_cpu_count();
-  // The runnable count is the whole system's: it says how many of our CPUs are free only when
-  // the process may run on every CPU (EDGE_POOL_LOAD_RULE=0 turns the rule off).
-  const char* rule = std::getenv("EDGE_POOL_LOAD_RULE");
-  load_rule_ = cpus_ == online_cpu_count() && !(rule != nullptr && std::string(rule) == "0");
   if (affinity == Affinity::kBigCores) pinned_cpus_ = big_cores();
   if (num_threads > 0) {
     num_threads_ = num_threads;
@@ -241,6 +243,8 @@ ThreadPool::ThreadPool(int num_threads, Affinity affinity) {
     num_threads_ = physical_core_count();
   }
   shares_ = std::vector<Share>(static_cast<std::size_t>(num_threads_));
+  worker_tids_ = std::vector<std::atomic<int>>(static_cast<std::size_t>(num_threads_));
+  stat_fds_.assign(static_cast<std::size_t>(num_threads_), -1);
   threads_.reserve(static_cast<std::size_t>(num_threads_ - 1));
   for (int i = 1; i < num_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
 }
@@ -250,6 +254,11 @@ ThreadPool::~ThreadPool() {
   generation_.fetch_add(2, std::memory_order_seq_cst);  // parity kept: no job is open
   wake_all(generation_);
   for (auto& t : threads_) t.join();
+#if defined(__linux__)
+  for (int fd : stat_fds_) {
+    if (fd >= 0) close(fd);
+  }
+#endif
 }
 
 bool ThreadPool::keep_spinning(int64_t start, int64_t* deadline) const {
@@ -263,10 +272,23 @@ bool ThreadPool::keep_spinning(int64_t start, int64_t* deadline) const {
   return true;
 }
 
-int threads_for_load(int runnable, int ours_awake, int cpus, int threads) {
-  if (runnable < 0 || threads <= 1) return threads;
-  const int others = std::max(0, runnable - ours_awake);
-  return std::max(1, std::min(threads, cpus - others));
+int64_t run_delay_from_schedstat(const char* text) {
+  const char* p = text;
+  while (*p == ' ') ++p;
+  if (*p < '0' || *p > '9') return -1;
+  while (*p >= '0' && *p <= '9') ++p;  // CPU time
+  while (*p == ' ') ++p;
+  if (*p < '0' || *p > '9') return -1;
+  int64_t v = 0;
+  for (; *p >= '0' && *p <= '9'; ++p) {
+    if (v > (INT64_MAX - 9) / 10) return -1;
+    v = v * 10 + (*p - '0');
+  }
+  return *p == ' ' || *p == '\n' || *p == '\0' ? v : -1;
+}
+
+bool workers_contended(int64_t delay_ns, int64_t window_ns, int workers) {
+  return workers > 0 && window_ns > 0 && delay_ns * 4 > window_ns * workers;
 }
 
 int runnable_threads(const std::string& loadavg_path) {
@@ -301,6 +323,10 @@ uint32_t ThreadPool::wait_for_job(uint32_t seen) {
 }
 
 void ThreadPool::worker(int index) {
+#if defined(__linux__)
+  worker_tids_[static_cast<std::size_t>(index)].store(static_cast<int>(syscall(SYS_gettid)),
+                                                      std::memory_order_release);
+#endif
 #if defined(__linux__)
   if (!pinned_cpus_.empty()) {
     cpu_set_t set;
@@ -382,17 +408,42 @@ int64_t ThreadPool::wait_until_done() {
 void ThreadPool::note_wait(int64_t now, int64_t waited_ns, int64_t own_ns) {
   if (first_backoff_ns_ == 0 || waited_ns <= kLateNs || waited_ns <= own_ns) return;
   ++late_jobs_;
-  // Parallel running since the last back-off ended, before this wait began.
-  const int64_t clean = now - waited_ns - serial_until_ns_;
-  backoff_ns_ = last_late_ns_ != 0 && clean < backoff_ns_
+  back_off(now, now - waited_ns);
+}
+
+void ThreadPool::back_off(int64_t now, int64_t since) {
+  // Parallel running since the last back-off ended, up to `since`: short (the workers were
+  // contended again as soon as they came back) doubles the back-off, long starts it afresh.
+  const int64_t clean = since - serial_until_ns_;
+  backoff_ns_ = serial_until_ns_ != 0 && clean < backoff_ns_ + 2 * kSampleNs
                     ? std::min(2 * backoff_ns_, std::max(kMaxBackoffNs, first_backoff_ns_))
                     : first_backoff_ns_;
-  last_late_ns_ = now;
   serial_until_ns_ = now + backoff_ns_;
 }
 
+int64_t ThreadPool::workers_run_delay_ns() {
+#if defined(__linux__)
+  int64_t sum = 0;
+  for (std::size_t i = 1; i < stat_fds_.size(); ++i) {
+    if (stat_fds_[i] < 0) {
+      const int tid = worker_tids_[i].load(std::memory_order_acquire);
+      if (tid == 0) return -1;  // not started yet
+      const std::string path = "/proc/self/task/" + std::to_string(tid) + "/schedstat";
+      stat_fds_[i] = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (stat_fds_[i] < 0) return -1;
+    }
+    const int64_t d = thread_run_delay_ns(stat_fds_[i]);
+    if (d < 0) return -1;
+    sum += d;
+  }
+  return sum;
+#else
+  return -1;
+#endif
+}
+
 void ThreadPool::run_job(TaskFn fn, const void* ctx, std::size_t offset, std::size_t num_tasks,
-                         bool static_schedule, int threads) {
+                         bool static_schedule) {
   // Workers still inside the previous (closed) job read its state: let them leave first.
   if (active_.load(std::memory_order_seq_cst) != 0) {
     const int64_t start = now_ns();
@@ -406,15 +457,11 @@ void ThreadPool::run_job(TaskFn fn, const void* ctx, std::size_t offset, std::si
   fn_ = fn;
   ctx_ = ctx;
   offset_ = offset;
-  // Shares for the first `threads` threads; the others (if awake) only take from those.
-  const std::size_t n = static_cast<std::size_t>(threads);
-  for (std::size_t t = 0; t < shares_.size(); ++t) {
+  const std::size_t n = static_cast<std::size_t>(num_threads_);
+  for (std::size_t t = 0; t < n; ++t) {
     Share& s = shares_[t];
     std::size_t count = 0;
-    if (t >= n) {
-      s.base = 0;
-      s.stride = 1;
-    } else if (static_schedule) {
+    if (static_schedule) {
       s.base = t;
       s.stride = n;
       count = num_tasks > t ? (num_tasks - t + n - 1) / n : 0;
@@ -447,20 +494,22 @@ void ThreadPool::run(std::size_t num_tasks, TaskFn fn, const void* ctx, bool sta
     return;
   }
   std::lock_guard<std::mutex> lock(run_mutex_);
-  const int64_t now = now_ns();
-  int threads = num_threads_;
-  if (load_rule_) {
-    if (now - load_sampled_ns_ >= kLoadSampleNs) {
-      // Ours awake: the caller and the workers not asleep (spinning, or runnable).
-      const int awake = num_threads_ - static_cast<int>(sleepers_.load(std::memory_order_relaxed));
-      load_threads_ = threads_for_load(system_runnable_threads(), awake, cpus_, num_threads_);
-      load_sampled_ns_ = now;
+  int64_t now = now_ns();
+  if (first_backoff_ns_ > 0 && now >= serial_until_ns_ && now - sampled_ns_ >= kSampleNs) {
+    // The workers' run delay over the last window of parallel jobs (a window that began
+    // before the last back-off ended is only a new baseline).
+    const int64_t delay = workers_run_delay_ns();
+    if (delay >= 0 && last_delay_ns_ >= 0 && sampled_ns_ >= serial_until_ns_ &&
+        workers_contended(delay - last_delay_ns_, now - sampled_ns_, num_threads_ - 1)) {
+      ++contended_windows_;
+      back_off(now, now);
     }
-    threads = load_threads_;
+    last_delay_ns_ = delay;
+    sampled_ns_ = now;
   }
-  if (threads <= 1 || (serial_until_ns_ != 0 && now < serial_until_ns_)) {
-    // No CPU free for a worker, or backing off after a late one: the caller alone, as thread 0
-    // (nested calls inline).
+  if (serial_until_ns_ != 0 && now < serial_until_ns_) {
+    // Backing off (workers contended or late): the caller alone, as thread 0 (nested calls
+    // inline).
     const void* outer_pool = tl_pool;
     const int outer_thread = tl_thread;
     tl_pool = this;
@@ -471,7 +520,7 @@ void ThreadPool::run(std::size_t num_tasks, TaskFn fn, const void* ctx, bool sta
     return;
   }
   for (std::size_t offset = 0; offset < num_tasks; offset += kMaxJob) {
-    run_job(fn, ctx, offset, std::min(kMaxJob, num_tasks - offset), static_schedule, threads);
+    run_job(fn, ctx, offset, std::min(kMaxJob, num_tasks - offset), static_schedule);
   }
 }
 

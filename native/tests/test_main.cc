@@ -24,8 +24,7 @@ void record_failure(const char* file, int line, const std::string& what) {
 int main(int argc, char** argv) {
   const char* filter = argc > 1 ? argv[1] : "";
   // Every pool runs its jobs on all its threads, whatever the host's load: the tests cover the
-  // multi-thread paths on a busy CI host too (the load rule has its own tests). Kept if set.
-  setenv("EDGE_POOL_LOAD_RULE", "0", 0);
+  // multi-thread paths on a busy CI host too (the back-off has its own tests). Kept if set.
   setenv("EDGE_POOL_BACKOFF_US", "0", 0);
   int run = 0, failed_tests = 0;
   for (const auto& test : edge_test::registry()) {

@@ -208,18 +208,24 @@ EDGE_TEST(thread_pool_shutdown_while_idle) {
   }
 }
 
-// One thread per CPU the other runnable threads leave: a busy process on a 2-CPU host leaves
-// the caller alone; an idle host (our own threads the only runnable ones) keeps every thread.
-EDGE_TEST(thread_pool_threads_for_load) {
-  EDGE_CHECK(edge::threads_for_load(1, 1, 2, 2) == 2);    // idle: only the caller runs
-  EDGE_CHECK(edge::threads_for_load(2, 2, 2, 2) == 2);    // caller and a spinning worker
-  EDGE_CHECK(edge::threads_for_load(2, 1, 2, 2) == 1);    // one busy process, worker asleep
-  EDGE_CHECK(edge::threads_for_load(3, 2, 2, 2) == 1);    // the same, worker awake
-  EDGE_CHECK(edge::threads_for_load(15, 1, 2, 2) == 1);   // a loaded host
-  EDGE_CHECK(edge::threads_for_load(6, 1, 8, 4) == 3);    // 5 others on 8 CPUs: 3 left
-  EDGE_CHECK(edge::threads_for_load(3, 4, 8, 4) == 4);    // a stale count below ours
-  EDGE_CHECK(edge::threads_for_load(-1, 1, 2, 2) == 2);   // unknown: every thread
-  EDGE_CHECK(edge::threads_for_load(40, 1, 2, 1) == 1);
+// The run delay is schedstat's second field; workers are contended from a quarter of the
+// window each, on average.
+EDGE_TEST(thread_pool_run_delay_rule) {
+  EDGE_CHECK(edge::run_delay_from_schedstat("409196 84425 1\n") == 84425);
+  EDGE_CHECK(edge::run_delay_from_schedstat("0 3855361 1") == 3855361);
+  EDGE_CHECK(edge::run_delay_from_schedstat("12 x 1") == -1);
+  EDGE_CHECK(edge::run_delay_from_schedstat("") == -1);
+  EDGE_CHECK(edge::run_delay_from_schedstat("12") == -1);
+  EDGE_CHECK(!edge::workers_contended(10000, 1000000, 1));    // a few wake-ups
+  EDGE_CHECK(edge::workers_contended(400000, 1000000, 1));    // 40 % of the window
+  EDGE_CHECK(!edge::workers_contended(400000, 1000000, 3));   // 13 % each
+  EDGE_CHECK(!edge::workers_contended(400000, 1000000, 0));
+#if defined(__linux__)
+  // This thread's own file reads back a delay.
+  std::ifstream f("/proc/thread-self/schedstat");
+  std::string line;
+  if (std::getline(f, line)) EDGE_CHECK(edge::run_delay_from_schedstat(line.c_str()) >= 0);
+#endif
 }
 
 // A worker that stays in a task long after the caller has run the rest of the job (as one the

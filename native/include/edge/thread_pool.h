@@ -19,20 +19,19 @@
 // EDGE_POOL_IDLE_SPIN_US more (default 1000; 0: never), as XNNPACK's pthreadpool spins, so
 // that a layer after a stretch on one thread (a small ADD, a MEAN) finds its workers awake.
 //
-// Sharing the CPUs. A fork/join job on more runnable threads than CPUs waits for whichever of
-// its threads the scheduler has taken off its core: with one busy process on a 2-core host (3
-// runnable threads on 2 cores) the MobileNet-like model ran 3.3-4.6 ms on 2 threads against
-// 1.9-2.3 ms on 1, every job paying a wake-up and a context switch or a time slice. So, where
-// the process may run on every CPU (the runnable count of /proc/loadavg is the system's), a job
-// uses one thread per CPU that the other runnable threads leave (threads_for_load(), re-read
-// every millisecond; the caller alone when none is left; EDGE_POOL_LOAD_RULE=0 turns it off).
-// And wherever the count says nothing, a caller that waits for a late worker (longer than
+// Sharing the CPUs. A fork/join job on more runnable threads than CPUs waits, job after job,
+// for whichever of its threads the scheduler has taken off its core: with one busy process on
+// a 2-core host (3 runnable threads on 2 cores) the MobileNet-like model ran 2.3-3.5 ms on 2
+// threads against 1.9 ms on 1, and the ResNet-like 5.7 ms against 5.1. The pool watches its
+// workers' run delay (the time they were runnable but waited for a CPU: schedstat, re-read at
+// most once a millisecond), which counts only the threads the scheduler preferred to ours, not
+// lower-priority load that yields to us. When the workers waited a quarter of a window of
+// parallel jobs or more (workers_contended()), or a caller waited for a late worker (longer than
 // kLateNs and than its own tasks took, for a job's last tasks or for a worker to leave the
-// previous job: a worker descheduled in a task holds it a time slice of another process, ms
-// against a job of tens of us) runs the next jobs alone for a back-off time (1 ms at first,
-// doubling while parallel jobs keep coming back late, up to 32 ms; EDGE_POOL_BACKOFF_US sets
-// the first, 0 turns it off), then tries its workers again. An idle host, whose workers are
-// never that late, keeps every thread.
+// previous job: a worker descheduled in a task holds it a time slice of another process), the
+// next jobs run on the caller alone for a back-off time (1 ms at first, doubling while parallel
+// jobs keep coming back contended, up to 32 ms; EDGE_POOL_BACKOFF_US sets the first, 0 turns
+// both rules off), then the workers are tried again. An idle host keeps every thread.
 //
 // Two shares: parallel_for gives thread t a contiguous block of tasks; parallel_for_static
 // gives it tasks t, t + N, t + 2N, .... Both give a thread the same tasks on every call, so that
@@ -84,11 +83,12 @@ std::vector<int> big_cores();
 // "running/total"); -1 when the file cannot be read or is malformed.
 int runnable_threads(const std::string& loadavg_path);
 
-// How many of a pool's `threads` threads a job should use when `runnable` threads of the whole
-// system are runnable (runnable_threads()), `ours_awake` of them the pool's own (the caller and
-// the workers not asleep), on `cpus` CPUs: one per CPU that the other runnable threads leave,
-// at least 1 (the caller), at most `threads`; `threads` when runnable < 0 (unknown).
-int threads_for_load(int runnable, int ours_awake, int cpus, int threads);
+// The run delay (ns runnable but waiting for a CPU) in a /proc/<pid>/task/<tid>/schedstat line
+// ("cpu_ns delay_ns slices": the second field), -1 if malformed.
+int64_t run_delay_from_schedstat(const char* text);
+// Whether `workers` workers that waited delay_ns in all for a CPU over window_ns of parallel
+// jobs were contended: a quarter of the window each, on average, or more.
+bool workers_contended(int64_t delay_ns, int64_t window_ns, int workers);
 
 class ThreadPool {
  public:
@@ -103,10 +103,15 @@ class ThreadPool {
   int num_threads() const { return num_threads_; }
   // The CPUs the workers are pinned to (empty: not pinned).
   const std::vector<int>& pinned_cpus() const { return pinned_cpus_; }
-  // Jobs so far whose caller waited for a late worker (each started a serial back-off).
+  // Jobs so far whose caller waited for a late worker, and sampling windows whose workers
+  // waited for a CPU (workers_contended()); each started or extended a serial back-off.
   uint64_t late_jobs() const {
     std::lock_guard<std::mutex> lock(run_mutex_);
     return late_jobs_;
+  }
+  uint64_t contended_windows() const {
+    std::lock_guard<std::mutex> lock(run_mutex_);
+    return contended_windows_;
   }
 
   // Calls fn(task, thread) for every task in [0, num_tasks) and returns when all are done;
@@ -141,7 +146,7 @@ class ThreadPool {
 
   void run(std::size_t num_tasks, TaskFn fn, const void* ctx, bool static_schedule);
   void run_job(TaskFn fn, const void* ctx, std::size_t offset, std::size_t num_tasks,
-               bool static_schedule, int threads);
+               bool static_schedule);
   void worker(int index);
   // Called when a spin of spin_ns_ from `start` is over: true (and a later *deadline) to spin
   // on while the idle spin lasts and no other thread waits for a CPU.
@@ -153,6 +158,11 @@ class ThreadPool {
   // After a job whose caller waited `waited_ns` for its workers, having run its own tasks in
   // `own_ns`: starts or extends the serial back-off when that wait says a worker was late.
   void note_wait(int64_t now, int64_t waited_ns, int64_t own_ns);
+  // Starts the serial back-off at `now` (doubled when the parallel stretch since the last one,
+  // up to `since`, was short).
+  void back_off(int64_t now, int64_t since);
+  // The workers' summed run delay (schedstat), -1 where it cannot be read.
+  int64_t workers_run_delay_ns();
 
   int num_threads_ = 1;
   std::vector<int> pinned_cpus_;
@@ -174,12 +184,13 @@ class ThreadPool {
   int64_t first_backoff_ns_ = 0;  // 0: never back off
   int64_t backoff_ns_ = 0;        // the current back-off
   int64_t serial_until_ns_ = 0;
-  int64_t last_late_ns_ = 0;
   uint64_t late_jobs_ = 0;
-  // The load rule (under run_mutex_): threads_for_load() re-read every kLoadSampleNs.
-  bool load_rule_ = false;
-  int load_threads_ = 1;
-  int64_t load_sampled_ns_ = INT64_MIN / 2;
+  uint64_t contended_windows_ = 0;
+  // The run-delay rule (under run_mutex_): the workers' schedstat, sampled every kSampleNs.
+  std::vector<std::atomic<int>> worker_tids_;  // written by each worker as it starts
+  std::vector<int> stat_fds_;                  // their schedstat files, opened on first use
+  int64_t last_delay_ns_ = -1;
+  int64_t sampled_ns_ = INT64_MIN / 2;
   // The current job; written while generation_ is even and no worker is active.
   TaskFn fn_ = nullptr;
   const void* ctx_ = nullptr;
