@@ -152,19 +152,19 @@ int system_runnable_threads() {
 // MobileNet-like inference is ~70 jobs in ~1 ms).
 constexpr int64_t kSampleNs = 1000000;
 
-// The run delay (time runnable but waiting for a CPU) of the thread whose schedstat file is
-// open as `fd` (/proc/self/task/TID/schedstat: "cpu_ns delay_ns slices"), -1 if unreadable.
-int64_t thread_run_delay_ns(int fd) {
+// The run delay and scheduling count of the thread whose schedstat file is open as `fd`
+// (/proc/self/task/TID/schedstat); false if unreadable.
+bool thread_schedstat(int fd, int64_t* delay_ns, int64_t* slices) {
 #if defined(__linux__)
-  if (fd < 0) return -1;
+  if (fd < 0) return false;
   char buf[96];
   const ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-  if (n <= 0) return -1;
+  if (n <= 0) return false;
   buf[n] = '\0';
-  return run_delay_from_schedstat(buf);
+  return parse_schedstat(buf, delay_ns, slices);
 #else
-  (void)fd;
-  return -1;
+  (void)fd, (void)delay_ns, (void)slices;
+  return false;
 #endif
 }
 
@@ -272,23 +272,31 @@ bool ThreadPool::keep_spinning(int64_t start, int64_t* deadline) const {
   return true;
 }
 
-int64_t run_delay_from_schedstat(const char* text) {
+bool parse_schedstat(const char* text, int64_t* delay_ns, int64_t* slices) {
   const char* p = text;
-  while (*p == ' ') ++p;
-  if (*p < '0' || *p > '9') return -1;
-  while (*p >= '0' && *p <= '9') ++p;  // CPU time
-  while (*p == ' ') ++p;
-  if (*p < '0' || *p > '9') return -1;
-  int64_t v = 0;
-  for (; *p >= '0' && *p <= '9'; ++p) {
-    if (v > (INT64_MAX - 9) / 10) return -1;
-    v = v * 10 + (*p - '0');
+  int64_t field[3];
+  for (int f = 0; f < 3; ++f) {
+    while (*p == ' ') ++p;
+    if (*p < '0' || *p > '9') return false;
+    int64_t v = 0;
+    for (; *p >= '0' && *p <= '9'; ++p) {
+      if (v > (INT64_MAX - 9) / 10) return false;
+      v = v * 10 + (*p - '0');
+    }
+    field[f] = v;
   }
-  return *p == ' ' || *p == '\n' || *p == '\0' ? v : -1;
+  if (*p != ' ' && *p != '\n' && *p != '\0') return false;
+  *delay_ns = field[1];
+  *slices = field[2];
+  return true;
 }
 
-bool workers_contended(int64_t delay_ns, int64_t window_ns, int workers) {
-  return workers > 0 && window_ns > 0 && delay_ns * 4 > window_ns * workers;
+bool workers_contended(int64_t delay_ns, int64_t slices, int64_t window_ns, int workers) {
+  // Each wake-up waits a little for its CPU (tens of us on a busy host, even when the waker
+  // gets it at once); only the delay beyond kWakeDelayNs per scheduling counts.
+  constexpr int64_t kWakeDelayNs = 50000;
+  const int64_t excess = delay_ns - slices * kWakeDelayNs;
+  return workers > 0 && window_ns > 0 && excess * 4 > window_ns * workers;
 }
 
 int runnable_threads(const std::string& loadavg_path) {
@@ -421,24 +429,27 @@ void ThreadPool::back_off(int64_t now, int64_t since) {
   serial_until_ns_ = now + backoff_ns_;
 }
 
-int64_t ThreadPool::workers_run_delay_ns() {
+bool ThreadPool::workers_schedstat(int64_t* delay_ns, int64_t* slices) {
 #if defined(__linux__)
-  int64_t sum = 0;
+  *delay_ns = 0;
+  *slices = 0;
   for (std::size_t i = 1; i < stat_fds_.size(); ++i) {
     if (stat_fds_[i] < 0) {
       const int tid = worker_tids_[i].load(std::memory_order_acquire);
-      if (tid == 0) return -1;  // not started yet
+      if (tid == 0) return false;  // not started yet
       const std::string path = "/proc/self/task/" + std::to_string(tid) + "/schedstat";
       stat_fds_[i] = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (stat_fds_[i] < 0) return -1;
+      if (stat_fds_[i] < 0) return false;
     }
-    const int64_t d = thread_run_delay_ns(stat_fds_[i]);
-    if (d < 0) return -1;
-    sum += d;
+    int64_t d = 0, n = 0;
+    if (!thread_schedstat(stat_fds_[i], &d, &n)) return false;
+    *delay_ns += d;
+    *slices += n;
   }
-  return sum;
+  return true;
 #else
-  return -1;
+  (void)delay_ns, (void)slices;
+  return false;
 #endif
 }
 
@@ -498,13 +509,16 @@ void ThreadPool::run(std::size_t num_tasks, TaskFn fn, const void* ctx, bool sta
   if (first_backoff_ns_ > 0 && now >= serial_until_ns_ && now - sampled_ns_ >= kSampleNs) {
     // The workers' run delay over the last window of parallel jobs (a window that began
     // before the last back-off ended is only a new baseline).
-    const int64_t delay = workers_run_delay_ns();
-    if (delay >= 0 && last_delay_ns_ >= 0 && sampled_ns_ >= serial_until_ns_ &&
-        workers_contended(delay - last_delay_ns_, now - sampled_ns_, num_threads_ - 1)) {
+    int64_t delay = 0, slices = 0;
+    const bool read = workers_schedstat(&delay, &slices);
+    if (read && last_delay_ns_ >= 0 && sampled_ns_ >= serial_until_ns_ &&
+        workers_contended(delay - last_delay_ns_, slices - last_slices_, now - sampled_ns_,
+                          num_threads_ - 1)) {
       ++contended_windows_;
       back_off(now, now);
     }
-    last_delay_ns_ = delay;
+    last_delay_ns_ = read ? delay : -1;
+    last_slices_ = slices;
     sampled_ns_ = now;
   }
   if (serial_until_ns_ != 0 && now < serial_until_ns_) {

@@ -208,23 +208,26 @@ EDGE_TEST(thread_pool_shutdown_while_idle) {
   }
 }
 
-// The run delay is schedstat's second field; workers are contended from a quarter of the
-// window each, on average.
+// The run delay and scheduling count are schedstat's second and third fields; workers are
+// contended from a quarter of the window each, on average, beyond 50 us per scheduling.
 EDGE_TEST(thread_pool_run_delay_rule) {
-  EDGE_CHECK(edge::run_delay_from_schedstat("409196 84425 1\n") == 84425);
-  EDGE_CHECK(edge::run_delay_from_schedstat("0 3855361 1") == 3855361);
-  EDGE_CHECK(edge::run_delay_from_schedstat("12 x 1") == -1);
-  EDGE_CHECK(edge::run_delay_from_schedstat("") == -1);
-  EDGE_CHECK(edge::run_delay_from_schedstat("12") == -1);
-  EDGE_CHECK(!edge::workers_contended(10000, 1000000, 1));    // a few wake-ups
-  EDGE_CHECK(edge::workers_contended(400000, 1000000, 1));    // 40 % of the window
-  EDGE_CHECK(!edge::workers_contended(400000, 1000000, 3));   // 13 % each
-  EDGE_CHECK(!edge::workers_contended(400000, 1000000, 0));
+  int64_t delay = -1, slices = -1;
+  EDGE_CHECK(edge::parse_schedstat("409196 84425 3\n", &delay, &slices));
+  EDGE_CHECK(delay == 84425 && slices == 3);
+  EDGE_CHECK(!edge::parse_schedstat("12 x 1", &delay, &slices));
+  EDGE_CHECK(!edge::parse_schedstat("", &delay, &slices));
+  EDGE_CHECK(!edge::parse_schedstat("12 34", &delay, &slices));
+  EDGE_CHECK(!edge::workers_contended(10000, 1, 1000000, 1));     // a wake-up
+  EDGE_CHECK(!edge::workers_contended(700000, 60, 1000000, 1));   // 60 wake-ups of ~12 us
+  EDGE_CHECK(edge::workers_contended(400000, 1, 1000000, 1));     // one wait of 0.4 ms
+  EDGE_CHECK(edge::workers_contended(2000000, 30, 1000000, 1));   // descheduled, then wakes
+  EDGE_CHECK(!edge::workers_contended(400000, 1, 1000000, 3));    // 13 % each
+  EDGE_CHECK(!edge::workers_contended(400000, 1, 1000000, 0));
 #if defined(__linux__)
-  // This thread's own file reads back a delay.
+  // This thread's own file parses.
   std::ifstream f("/proc/thread-self/schedstat");
   std::string line;
-  if (std::getline(f, line)) EDGE_CHECK(edge::run_delay_from_schedstat(line.c_str()) >= 0);
+  if (std::getline(f, line)) EDGE_CHECK(edge::parse_schedstat(line.c_str(), &delay, &slices));
 #endif
 }
 

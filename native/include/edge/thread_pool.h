@@ -26,7 +26,7 @@
 // workers' run delay (the time they were runnable but waited for a CPU: schedstat, re-read at
 // most once a millisecond), which counts only the threads the scheduler preferred to ours, not
 // lower-priority load that yields to us. When the workers waited a quarter of a window of
-// parallel jobs or more (workers_contended()), or a caller waited for a late worker (longer than
+// parallel jobs or more beyond a wake-up's usual 50 us per scheduling (workers_contended()), or a caller waited for a late worker (longer than
 // kLateNs and than its own tasks took, for a job's last tasks or for a worker to leave the
 // previous job: a worker descheduled in a task holds it a time slice of another process), the
 // next jobs run on the caller alone for a back-off time (1 ms at first, doubling while parallel
@@ -83,12 +83,13 @@ std::vector<int> big_cores();
 // "running/total"); -1 when the file cannot be read or is malformed.
 int runnable_threads(const std::string& loadavg_path);
 
-// The run delay (ns runnable but waiting for a CPU) in a /proc/<pid>/task/<tid>/schedstat line
-// ("cpu_ns delay_ns slices": the second field), -1 if malformed.
-int64_t run_delay_from_schedstat(const char* text);
-// Whether `workers` workers that waited delay_ns in all for a CPU over window_ns of parallel
-// jobs were contended: a quarter of the window each, on average, or more.
-bool workers_contended(int64_t delay_ns, int64_t window_ns, int workers);
+// The run delay (ns runnable but waiting for a CPU) and the scheduling count of a
+// /proc/<pid>/task/<tid>/schedstat line ("cpu_ns delay_ns slices"); false if malformed.
+bool parse_schedstat(const char* text, int64_t* delay_ns, int64_t* slices);
+// Whether `workers` workers that waited delay_ns in all for a CPU, over `slices` schedulings,
+// in window_ns of parallel jobs were contended: beyond 50 us per scheduling (a wake-up's
+// usual wait), a quarter of the window each, on average, or more.
+bool workers_contended(int64_t delay_ns, int64_t slices, int64_t window_ns, int workers);
 
 class ThreadPool {
  public:
@@ -161,8 +162,8 @@ class ThreadPool {
   // Starts the serial back-off at `now` (doubled when the parallel stretch since the last one,
   // up to `since`, was short).
   void back_off(int64_t now, int64_t since);
-  // The workers' summed run delay (schedstat), -1 where it cannot be read.
-  int64_t workers_run_delay_ns();
+  // The workers' summed run delay and scheduling count (schedstat); false if unreadable.
+  bool workers_schedstat(int64_t* delay_ns, int64_t* slices);
 
   int num_threads_ = 1;
   std::vector<int> pinned_cpus_;
@@ -190,6 +191,7 @@ class ThreadPool {
   std::vector<std::atomic<int>> worker_tids_;  // written by each worker as it starts
   std::vector<int> stat_fds_;                  // their schedstat files, opened on first use
   int64_t last_delay_ns_ = -1;
+  int64_t last_slices_ = 0;
   int64_t sampled_ns_ = INT64_MIN / 2;
   // The current job; written while generation_ is even and no worker is active.
   TaskFn fn_ = nullptr;
