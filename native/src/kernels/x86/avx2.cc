@@ -334,10 +334,6 @@ void gemm_int8(std::size_t rows, std::size_t nblocks, const uint8_t* w, const ui
 }
 
 // ------------------------------------------------------------------------------ epilogues
-inline __m256i load_i32(const int32_t* p) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-}
-
 // Rows of up to 8 lanes: full loads when 8 remain, else through a zero-padded stack copy (the
 // per-channel arrays are padded to 16, but acc and out are the caller's).
 struct Lanes {

@@ -32,10 +32,6 @@ namespace {
 
 namespace dw_ymm {
 
-inline __m256i load_i32(const int32_t* p) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-}
-
 inline __m256i load_x32(const int8_t* p, std::size_t len) {
   if (len >= 32) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   // 16-channel tails (48, 144, .. channels) without the stack copy.

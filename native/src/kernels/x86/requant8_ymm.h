@@ -36,6 +36,11 @@ inline __m256i interleave_dwords(__m256i even, __m256i odd) {
   return _mm256_blend_epi32(even, odd, 0xAA);
 }
 
+// 8 int32 lanes from p (unaligned): the per-channel tables of every ymm kernel.
+inline __m256i load_i32(const int32_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
 // Per-call constants of 8 channels (half h of a 16-lane table: lanes 8h .. 8h + 7; the table is
 // a RequantEvenOdd or a DwRequantBlock, ukernels.h).
 struct Requant8 {

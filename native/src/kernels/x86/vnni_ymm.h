@@ -44,10 +44,6 @@ inline __m256i load256(const uint8_t* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
 }
 
-inline __m256i load_i32(const int32_t* p) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-}
-
 inline __m256i bcast32(const uint8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
