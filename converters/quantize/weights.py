@@ -22,6 +22,7 @@ with the MSE-searched scales: ``mse`` under the name the GPTQ comparison uses), 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -105,17 +106,42 @@ def symmetric_per_channel(w: np.ndarray, axis: int, qmax: int, method: str = "mi
     absmax = channel_absmax(w, axis)
     scales = symmetric_scales(absmax, qmax)
     if method in MSE_METHODS and w.size:
-        moved = np.moveaxis(w, axis, 0).reshape(absmax.size, -1).astype(np.float64)
-        best = scales.astype(np.float64)
-        best_err = _channel_error(moved, best, qmin, qmax)
-        for f in np.linspace(0.5, 1.0, 51)[:-1]:
-            cand = np.where(absmax > 0, absmax * f / qmax, best)
-            err = _channel_error(moved, cand, qmin, qmax)
-            better = err < best_err
-            best = np.where(better, cand, best)
-            best_err = np.where(better, err, best_err)
-        scales = best.astype(np.float32)
+        scales = _mse_scales(w, axis, absmax, scales, qmin, qmax)
     return channel_codes(w, axis, scales, qmin, qmax, method)
+
+
+#: the MSE scale search's scales by (the weights' digest, shape, axis, qmin, qmax): the same
+#: weights searched again get them without the 50 trial roundings (a sub-byte export searches
+#: each layer twice, for its plan's weight SQNR and in the rewrite; a mixed-precision search
+#: does it in each of its 10-40 exports: on ddddocr_rec the search was 167 of an INT4 export's
+#: 203 s). A few thousand entries of per-channel scales; the oldest go first.
+_MSE_SCALES: dict[tuple[object, ...], np.ndarray] = {}
+MSE_SCALES_KEPT = 4096
+
+
+def _mse_scales(w: np.ndarray, axis: int, absmax: np.ndarray, scales: np.ndarray, qmin: int,
+                qmax: int) -> np.ndarray:
+    """Per channel, the scale among 50-100 % of the absolute maximum (and `scales`, the
+    absmax one) with the least squared rounding error; cached (`_MSE_SCALES`)."""
+    key = (hashlib.blake2b(np.ascontiguousarray(w).tobytes(), digest_size=16).digest(),
+           w.shape, axis, qmin, qmax)
+    known = _MSE_SCALES.get(key)
+    if known is not None:
+        return known.copy()
+    moved = np.moveaxis(w, axis, 0).reshape(absmax.size, -1).astype(np.float64)
+    best = scales.astype(np.float64)
+    best_err = _channel_error(moved, best, qmin, qmax)
+    for f in np.linspace(0.5, 1.0, 51)[:-1]:
+        cand = np.where(absmax > 0, absmax * f / qmax, best)
+        err = _channel_error(moved, cand, qmin, qmax)
+        better = err < best_err
+        best = np.where(better, cand, best)
+        best_err = np.where(better, err, best_err)
+    found = best.astype(np.float32)
+    while len(_MSE_SCALES) >= MSE_SCALES_KEPT:
+        _MSE_SCALES.pop(next(iter(_MSE_SCALES)))
+    _MSE_SCALES[key] = found.copy()
+    return found
 
 
 def check_method(method: str) -> None:
