@@ -480,6 +480,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                                   "real inputs")
         for text in fidelity.warnings:  # never silent: also Python's warnings (the CLI's stderr)
             warnings.warn(text, FidelityWarning, stacklevel=2)
+        for text in planned.warnings if planned is not None else ():  # target not guaranteed
+            warnings.warn(text, FidelityWarning, stacklevel=2)
     else:
         notes.append(f"format {fmt.name!r} has no runner here: no fidelity report")
     lap("validate")

@@ -255,3 +255,23 @@ def test_target_cost_is_checked(net, data, tmp_path, capsys) -> None:
     assert main(["export", str(model), "-c", str(cal), "-o", str(tmp_path / "c.tflite"), "-q",
                  "--target-sqnr", "30", "--target-cost", "2"]) != 0
     assert "target_cost must be one of" in capsys.readouterr().err
+
+
+def test_target_not_guaranteed_is_a_python_warning(net, data, tmp_path, monkeypatch) -> None:
+    """A planner report that cannot guarantee its target (`PlannerReport.warnings`) reaches
+    the user as a FidelityWarning (the CLI's stderr), as well as in the summary."""
+    import sdk.exporter as exporter
+
+    real = exporter.plan_to_target
+
+    def not_guaranteed(*args: Any, **kwargs: Any):
+        chosen, report = real(*args, **kwargs)
+        report.guaranteed = False
+        report.warnings.append("target_sqnr=30 dB cannot be guaranteed for output 'y': test")
+        return chosen, report
+
+    monkeypatch.setattr(exporter, "plan_to_target", not_guaranteed)
+    with pytest.warns(FidelityWarning, match="cannot be guaranteed for output 'y'"):
+        res = sdk.export(net, "int8", calibration=data[:160], validation=data[160:],
+                         target_sqnr=30, output=tmp_path / "m.tflite")
+    assert "NOT GUARANTEED" in res.summary() and "WARNING: target_sqnr=30 dB" in res.summary()
