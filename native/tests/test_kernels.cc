@@ -484,18 +484,25 @@ edge::Conv2DOptions conv_options(const FcProblem& p, const edge::ConvGeometry& g
   return o;
 }
 
-// A random convolution geometry (the draws in this order from `rng`): batch 1-2, kernels 1-3,
-// strides and dilations 1-2, any padding mode with explicit pads 0-2, an input of at least one
-// dilated kernel window and at most max_hw rows / columns, 1 to max_channels channels.
-edge::ConvGeometry random_geometry(Rng& rng, int32_t max_hw, int32_t max_channels) {
-  const edge::Padding paddings[] = {edge::Padding::kValid, edge::Padding::kSame,
-                                    edge::Padding::kExplicit};
+// A random batch (1-2), kernel (1-3 each way) and stride (1-2), drawn in this order: the start
+// of every random conv geometry below.
+edge::ConvGeometry random_window(Rng& rng) {
   edge::ConvGeometry g;
   g.batch = rng.uniform(1, 2);
   g.kernel_height = rng.uniform(1, 3);
   g.kernel_width = rng.uniform(1, 3);
   g.stride_height = rng.uniform(1, 2);
   g.stride_width = rng.uniform(1, 2);
+  return g;
+}
+
+// A random convolution geometry (the draws in this order from `rng`): random_window, dilations
+// 1-2, any padding mode with explicit pads 0-2, an input of at least one dilated kernel window
+// and at most max_hw rows / columns, 1 to max_channels channels.
+edge::ConvGeometry random_geometry(Rng& rng, int32_t max_hw, int32_t max_channels) {
+  const edge::Padding paddings[] = {edge::Padding::kValid, edge::Padding::kSame,
+                                    edge::Padding::kExplicit};
+  edge::ConvGeometry g = random_window(rng);
   g.dilation_height = rng.uniform(1, 2);
   g.dilation_width = rng.uniform(1, 2);
   g.padding = paddings[rng.uniform(0, 2)];
@@ -688,12 +695,7 @@ EDGE_TEST(conv2d_indirect_gemm_random_geometry) {
   int eligible[9] = {};  // by Isa: cases whose weight type has an indirect kernel on that ISA
   for (int trial = 0; trial < 64; ++trial) {
     const WeightType type = kTypes[trial % 4];
-    edge::ConvGeometry g;
-    g.batch = rng.uniform(1, 2);
-    g.kernel_height = rng.uniform(1, 3);
-    g.kernel_width = rng.uniform(1, 3);
-    g.stride_height = rng.uniform(1, 2);
-    g.stride_width = rng.uniform(1, 2);
+    edge::ConvGeometry g = random_window(rng);
     g.dilation_height = trial % 8 == 5 ? 2 : 1;
     g.dilation_width = trial % 8 == 3 ? 2 : 1;
     g.padding = trial % 3 == 0 ? edge::Padding::kSame : edge::Padding::kExplicit;
