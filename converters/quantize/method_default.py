@@ -3,13 +3,17 @@
     sdk.export(model, "int4", calibration=images)      # weight_method=None: "auto" here
 
 A user who passes calibration data and asks for "int4", "ternary" or "int2" expects the best
-rounding the SDK has at an affordable cost, not round to nearest. Over the 16 fast-subset
-corpus models (worst output SQNR, int8 activations; benchmarks/results/
-subbyte-fidelity-2026-12-07.md) round to nearest gives medians of 13.89 (INT4), 1.73
-(ternary) and 1.17 dB (2-bit); ``"auto"`` (per-layer choice among rtn / GPTQ / AdaRound, then
-the whole-model check against plain GPTQ and AdaRound, `method_choice` / `method_check`) is the
-method with the highest medians, and the check keeps the worst case near the better plain
-method. So with real calibration data a sub-byte scheme defaults to ``"auto"``.
+rounding the SDK has at an affordable cost, not round to nearest. On the 30 rows where every
+method was measured (10 small fast-subset corpus models x 3 schemes, worst output SQNR, int8
+activations; benchmarks/results/subbyte-fidelity-2026-12-07.md) the medians rtn / gptq /
+adaround / auto are INT4 15.66 / 19.02 / 21.77 / 20.88 dB, ternary 2.77 / 11.33 / 11.56 / 13.43,
+2-bit 1.73 / 13.87 / 11.77 / 14.04; auto (per-layer choice among rtn / GPTQ / AdaRound, then the
+whole-model check against plain GPTQ and AdaRound, `method_choice` / `method_check`) beats gptq
+on 14 rows, ties on 9, loses on 7, and is under round to nearest on 2 (gptq: 6 of its 48 rows).
+Which rounding holds on a model is not known before measuring (the same row moves by up to 12 dB
+between two calibration draws); auto measures it, for 5-20 x gptq's CPU time (the digits CNN:
+rtn 0.4, gptq 1.1, auto 9.2 CPU s; the small corpus models 15-52 s). So with real calibration
+data a sub-byte scheme defaults to ``"auto"``.
 
 Where it does not apply, and why (the export's notes say which method ran and why):
 
