@@ -25,8 +25,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus.measure import stacked
@@ -54,15 +52,9 @@ def reset_peak() -> bool:
 
 def parameters(model: Any) -> int:
     """Elements of the constant float tensors (weights) of the main graph."""
-    from sdk.converters.ir import DType
+    from sdk.converters.quantize.method_default import float_weights
 
-    seen: set[int] = set()
-    total = 0
-    for t in model.main.referenced_tensors():
-        if t.is_constant and t.dtype in (DType.FLOAT32, DType.FLOAT16) and id(t) not in seen:
-            seen.add(id(t))
-            total += int(np.prod(t.shape)) if t.shape else 1
-    return total
+    return float_weights(model)
 
 
 def main(argv: list[str] | None = None) -> int:

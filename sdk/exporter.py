@@ -61,7 +61,11 @@ from sdk.converters.quantize.method_check import (
     plain_solver,
     worst_output_db,
 )
-from sdk.converters.quantize.method_default import SUBBYTE_SCHEMES, default_weight_method
+from sdk.converters.quantize.method_default import (
+    SUBBYTE_SCHEMES,
+    default_weight_method,
+    float_weights,
+)
 from sdk.converters.quantize.mixed import MixedReport
 from sdk.converters.quantize.mixed import search as mixed_search
 from sdk.converters.quantize.op_latency import op_times_ms
@@ -265,7 +269,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     notes = [*loaded.notes, *notes]  # what the import changed (densified weights, rewrites)
     if weight_method is None and scheme in SUBBYTE_SCHEMES:  # sub-byte + real samples: "auto"
         default = default_weight_method(scheme, synthetic=cal_set.synthetic,
-                                        target_sqnr=target_sqnr, qat=qat is not None)
+                                        target_sqnr=target_sqnr, qat=qat is not None,
+                                        weights=float_weights(float_model))
         weight_method = default.method
         notes.append(default.note())
     if equalize and qat is None and scheme == "int8" and activations == "int8":

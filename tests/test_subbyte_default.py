@@ -11,10 +11,14 @@ from pathlib import Path
 import numpy as np
 from test_subbyte_auto import mixed_inputs, outputs_per_sample
 
+from sdk.converters.quantize import method_default
 from sdk.converters.quantize.method_default import (
+    AUTO_MAX_WEIGHTS,
     DEFAULT_SUBBYTE_METHOD,
+    LARGE_MODEL_METHOD,
     SUBBYTE_SCHEMES,
     default_weight_method,
+    float_weights,
 )
 
 
@@ -75,8 +79,31 @@ def test_default_weight_method_rules() -> None:
         assert default_weight_method(scheme, synthetic=True).method is None
         assert default_weight_method(scheme, synthetic=False, target_sqnr=20.0).method is None
         assert default_weight_method(scheme, synthetic=False, qat=True).method is None
+        big = default_weight_method(scheme, synthetic=False, weights=AUTO_MAX_WEIGHTS + 1)
+        assert big.method == LARGE_MODEL_METHOD != DEFAULT_SUBBYTE_METHOD
+        assert "weight_method='auto'" in big.note(), big.note()
+        assert default_weight_method(scheme, synthetic=False,
+                                     weights=AUTO_MAX_WEIGHTS).method == DEFAULT_SUBBYTE_METHOD
     for scheme in ("int8", "int16x8", "mixed"):
         assert default_weight_method(scheme, synthetic=False).method is None
+        assert default_weight_method(scheme, synthetic=False, weights=10**9).method is None
+
+
+def test_large_model_default_is_gptq(tmp_path: Path, monkeypatch: object) -> None:
+    """Over the weight bound the sub-byte default is GPTQ's export byte for byte, and the note
+    says why and how to run auto anyway (the bound lowered to this net's 12,938 weights)."""
+    model = _relu_stack()
+    n = float_weights(model)
+    assert n == 3 * 64 * 64 + 3 * 64 + 10 * 64 + 10, n
+    monkeypatch.setattr(method_default, "AUTO_MAX_WEIGHTS", n - 1)  # type: ignore[attr-defined]
+    rng = np.random.default_rng(7)
+    cal, val = mixed_inputs(rng, 32), mixed_inputs(rng, 16)
+    default = _export(model, "int4", cal, val, tmp_path / "default.tflite")
+    gptq = _export(model, "int4", cal, val, tmp_path / "gptq.tflite", weight_method="gptq")
+    assert default.path.read_bytes() == gptq.path.read_bytes()
+    assert "auto" not in default.timings
+    line = next(n for n in default.notes if n.startswith("weight_method not given"))
+    assert "gptq" in line and f"{n:,} weights" in line and "weight_method='auto'" in line, line
 
 
 def _relu_stack(seed: int = 4) -> object:

@@ -23,7 +23,14 @@ Where it does not apply, and why (the export's notes say which method ran and wh
   layer again (their default stays round to nearest; pass ``weight_method=`` to choose);
 - synthetic calibration data: random inputs say nothing of the real Hessians, so there is
   nothing for a solver to fit (round to nearest);
-- a QAT model: its trained codes are exported as they are.
+- a QAT model: its trained codes are exported as they are;
+- a model with more than `AUTO_MAX_WEIGHTS` float weights: auto solves every layer five to
+  ten times (per-layer candidates, then three whole-model candidates), about 5 x AdaRound's work,
+  and AdaRound alone took 574-3,514 s of wall on the fast subset's five models of 1.2-13.5 M
+  weights (ppocr_v4_det .. ddddocr_rec), where the eleven under 1 M (27 k - 784 k weights) take
+  15-52 CPU s with auto. Above the bound the default is ``"gptq"`` (one solve per layer: the
+  fast subset's INT4 median 17.90 dB against rtn's 13.89; ppocr_v4_det 66 CPU s), which the note
+  says, with ``weight_method="auto"`` to run auto anyway.
 
 An explicit ``weight_method`` is always honoured (``"rtn"`` for the old default's speed: MSE
 scales and round to nearest for every format).
@@ -32,11 +39,18 @@ scales and round to nearest for every format).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 #: the schemes whose default weight method is `DEFAULT_SUBBYTE_METHOD` (with real calibration)
 SUBBYTE_SCHEMES = ("int4", "ternary", "int2")
 #: the sub-byte default with real calibration data
 DEFAULT_SUBBYTE_METHOD = "auto"
+#: above this many float weights the sub-byte default is `LARGE_MODEL_METHOD` (module docstring)
+AUTO_MAX_WEIGHTS = 1_000_000
+#: the sub-byte default for models over `AUTO_MAX_WEIGHTS`: one solve per layer
+LARGE_MODEL_METHOD = "gptq"
 
 
 @dataclass(frozen=True)
@@ -53,9 +67,24 @@ class DefaultMethod:
         return f"weight_method not given: {ran}, {self.why}"
 
 
+def float_weights(model: Any) -> int:
+    """Elements of the float constant tensors (the weights) of the model's main graph, each
+    tensor counted once however many operators read it."""
+    from sdk.converters.ir import DType
+
+    seen: set[int] = set()
+    total = 0
+    for t in model.main.referenced_tensors():
+        if t.is_constant and t.dtype in (DType.FLOAT32, DType.FLOAT16) and id(t) not in seen:
+            seen.add(id(t))
+            total += int(np.prod(t.shape)) if t.shape else 1
+    return total
+
+
 def default_weight_method(scheme: str, *, synthetic: bool, target_sqnr: float | None = None,
-                          qat: bool = False) -> DefaultMethod:
-    """What ``weight_method=None`` means for this export (see the module docstring)."""
+                          qat: bool = False, weights: int = 0) -> DefaultMethod:
+    """What ``weight_method=None`` means for this export (see the module docstring);
+    `weights`: the model's float weights (`float_weights`)."""
     if scheme not in SUBBYTE_SCHEMES:
         return DefaultMethod(None, f"the {scheme} scheme's default")
     if qat:
@@ -66,6 +95,13 @@ def default_weight_method(scheme: str, *, synthetic: bool, target_sqnr: float | 
     if target_sqnr is not None:
         return DefaultMethod(None, "target_sqnr= builds and measures many plans and would "
                                    "solve every layer for each (pass weight_method= to choose)")
+    if weights > AUTO_MAX_WEIGHTS:
+        return DefaultMethod(LARGE_MODEL_METHOD,
+                             f"the {scheme} default with calibration data for a model of "
+                             f"{weights:,} weights (over {AUTO_MAX_WEIGHTS:,}, where auto's "
+                             "five to ten solves per layer take minutes to hours): GPTQ, one "
+                             "solve per layer (weight_method='auto' to run auto anyway, 'rtn' "
+                             "for round to nearest)")
     return DefaultMethod(DEFAULT_SUBBYTE_METHOD,
                          f"the {scheme} default with calibration data: per layer the best of "
                          "rtn / GPTQ / AdaRound on held-out calibration samples, then checked "
@@ -73,4 +109,5 @@ def default_weight_method(scheme: str, *, synthetic: bool, target_sqnr: float | 
                          "(weight_method='rtn' for the fast round-to-nearest export)")
 
 
-__all__ = ["DEFAULT_SUBBYTE_METHOD", "SUBBYTE_SCHEMES", "DefaultMethod", "default_weight_method"]
+__all__ = ["AUTO_MAX_WEIGHTS", "DEFAULT_SUBBYTE_METHOD", "LARGE_MODEL_METHOD", "SUBBYTE_SCHEMES",
+           "DefaultMethod", "default_weight_method", "float_weights"]
