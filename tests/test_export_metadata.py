@@ -13,6 +13,8 @@ import sdk
 from sdk.base.errors import ConversionError
 from sdk.base.fileio import sha256_file
 from sdk.converters.edge import read_edge
+from sdk.converters.quantize.method_default import default_weight_method, float_weights
+from sdk.converters.tflite import read_tflite
 from sdk.exporter import quantization_recipe
 
 from conftest import requires_onnx, requires_tf
@@ -29,7 +31,12 @@ def test_edge_metadata_names_source_recipe_and_layer_bits(digits_export_pairs,
     assert md.producer == f"edgesdk {sdk.__version__}"
     assert md.source_model_sha256 == sha256_file(digits_float_tflite)
     assert md.source_model_name == digits_float_tflite.name
-    assert md.quantization_recipe == quantization_recipe(scheme)
+    # the recipe names the weight method that ran: a sub-byte scheme with real calibration data
+    # defaults to auto (method_default; the digits CNN is under its weight bound)
+    ran = default_weight_method(scheme, synthetic=False,
+                                weights=float_weights(read_tflite(digits_float_tflite))).method
+    assert ran == (None if scheme == "int8" else "auto")
+    assert md.quantization_recipe == quantization_recipe(scheme, weight_method=ran)
     assert md.quantization_recipe.startswith(f"{scheme}; activations=int8; method=mse")
     # one entry per weighted layer, with the bit width the export report gives that layer
     assert len(md.layers) == 6
