@@ -541,10 +541,7 @@ def _mixed(float_model: Model, plan: PrecisionPlan, budget_bytes: int | None, fi
     measures are built without their per-layer SQNR (one LiteRT run of every tensor each):
     only the chosen one's report gets it."""
     def as_attempt(plan_: PrecisionPlan, built: _Built) -> Attempt:
-        a = _attempt(float_model, val_set, plan_, built)
-        a.sample_energies = built.sample_errors  # the paired choice (mixed.paired_choice)
-        a.measure_layers = built.measure_layers
-        return a
+        return _attempt(float_model, val_set, plan_, built)
 
     chosen, report = mixed_search(float_model, budget_bytes,
                                   lambda p: as_attempt(p, build(p, lambda stage: None, False)),
@@ -556,14 +553,14 @@ def _mixed(float_model: Model, plan: PrecisionPlan, budget_bytes: int | None, fi
 
 
 def _attempt(float_model: Model, val_set: SampleSet, plan: PrecisionPlan, built: _Built,
-             planner: bool = False) -> Attempt:
-    """One build as the mixed search or (`planner`: with its deferred per-layer SQNR and its
-    per-sample errors) the precision planner weighs it."""
+             ) -> Attempt:
+    """One build as the mixed search or the precision planner weighs it, with its deferred
+    per-layer SQNR and its per-sample errors (the planner's bound, mixed's paired choice)."""
     assert built.fidelity is not None
     return Attempt(plan, built.fidelity, len(built.data),
                    input_sqnr(float_model, built.quantized, val_set),
                    {lr.name: lr.precision for lr in built.quantized.layers}, built,
-                   *((built.measure_layers, built.sample_errors) if planner else ()))
+                   built.measure_layers, built.sample_errors)
 
 
 def _plan_to_target(float_model: Model, plan: PrecisionPlan, target_db: float, first: _Built,
@@ -572,7 +569,7 @@ def _plan_to_target(float_model: Model, plan: PrecisionPlan, target_db: float, f
                     ) -> tuple[_Built, PrecisionPlan, PlannerReport]:
     """export(target_sqnr=): the precision planner over re-exports of the model."""
     def as_attempt(plan_: PrecisionPlan, built: _Built) -> Attempt:
-        return _attempt(float_model, val_set, plan_, built, planner=True)
+        return _attempt(float_model, val_set, plan_, built)
 
     def attempt(plan_: PrecisionPlan) -> Attempt:
         return as_attempt(plan_, build(plan_, lambda stage: None, False))
