@@ -185,8 +185,12 @@ EDGE_AVX512_INLINE void packed_rows(const __m512i* a, const int32_t* row_sums,
   const __m512i hi = _mm512_set1_epi8(static_cast<char>(p.out_max));
   const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   const __mmask16 k = static_cast<__mmask16>((1u << nc) - 1u);
+  // Both loops unrolled, so that every a[r] is a register: left rolled, GCC 12 kept the
+  // accumulators on the stack (stored after the dot products, read back here).
+#pragma GCC unroll 2
   for (int r0 = 0; r0 < R; r0 += 4) {
     __m512i y[4];
+#pragma GCC unroll 4
     for (int i = 0; i < 4; ++i) {
       const int r = r0 + i < R ? r0 + i : R - 1;
       const int32_t sum = !kPlain && q.has_wzp ? row_sums[r * sums_stride] : 0;
@@ -234,6 +238,43 @@ EDGE_AVX512_INLINE void requant_store_rows_each(const __m512i* a, const int32_t*
 // rows r, r + 1: lane i = rows r, r + 1 at channels 4i..4i+3), one tile's tables live at a
 // time; then per row pair one vpacksswb of the two tiles' words (lane i: dwords a_r, a_r+1,
 // b_r, b_r+1) and one vpermd: row r's 32 bytes in the low half, row r + 1's in the high half.
+// One tile's rows of requant_store_rows_x2, requantised with that tile's tables and narrowed
+// in pairs to int16 (w[j]: rows 2j, 2j + 1). Called once per tile with the tile's own array, so
+// that both arrays stay in registers: selecting the array inside a loop over the two tiles
+// (`acc = t == 0 ? a : b`) made GCC 12 keep all 2R accumulators on the stack, stored after the
+// dot products and read back by the epilogue.
+template <int R, bool kPlain, bool kHigh>
+EDGE_AVX512_INLINE void requant_pairs(const __m512i* acc, const int32_t* row_sums,
+                                      const TileRequant& q, __m512i* w) {
+#pragma GCC unroll 8
+  for (int j = 0; j < (R + 1) / 2; ++j) {
+    const int r = 2 * j, r1 = 2 * j + 1 < R ? 2 * j + 1 : 2 * j;
+    const int32_t s0 = !kPlain && q.has_wzp ? row_sums[r] : 0;
+    const int32_t s1 = !kPlain && q.has_wzp ? row_sums[r1] : 0;
+    const __m512i y0 = requant16<kPlain, false, kHigh>(acc[r], s0, q);
+    const __m512i y1 = r1 == r ? y0 : requant16<kPlain, false, kHigh>(acc[r1], s1, q);
+    w[j] = _mm512_packs_epi32(y0, y1);
+  }
+}
+
+template <int R, bool kPlain>
+EDGE_AVX512_INLINE void requant_tile_pairs(const __m512i* acc, const int32_t* row_sums,
+                                           const GemmQs8Params& p, std::size_t tile, __m512i* w,
+                                           bool* clamp_min, bool* clamp_max) {
+  const TileRequant q = load_tile_requant(p, tile);
+  *clamp_min = q.clamp_min, *clamp_max = q.clamp_max;
+  if (q.high) {
+    requant_pairs<R, kPlain, true>(acc, row_sums, q, w);
+  } else {
+    requant_pairs<R, kPlain, false>(acc, row_sums, q, w);
+  }
+}
+
+// Two tiles' rows (a: channels 0-15, b: 16 .. nc-1 of the call) through the packed epilogue:
+// each tile's rows requantised with its tables and narrowed in pairs to int16 (vpackssdw of
+// rows r, r + 1: lane i = rows r, r + 1 at channels 4i..4i+3), one tile's tables live at a
+// time; then per row pair one vpacksswb of the two tiles' words (lane i: dwords a_r, a_r+1,
+// b_r, b_r+1) and one vpermd: row r's 32 bytes in the low half, row r + 1's in the high half.
 template <int R, bool kPlain>
 EDGE_AVX512_INLINE void requant_store_rows_x2(const __m512i* a, const __m512i* b,
                                               const int32_t* row_sums, const GemmQs8Params& p,
@@ -242,26 +283,8 @@ EDGE_AVX512_INLINE void requant_store_rows_x2(const __m512i* a, const __m512i* b
   constexpr int kPairs = (R + 1) / 2;
   __m512i wa[kPairs], wb[kPairs];
   bool clamp_min = false, clamp_max = false;
-  for (int t = 0; t < 2; ++t) {
-    const TileRequant q = load_tile_requant(p, tile + t);
-    clamp_min = q.clamp_min, clamp_max = q.clamp_max;
-    const __m512i* acc = t == 0 ? a : b;
-    __m512i* w = t == 0 ? wa : wb;
-    for (int j = 0; j < kPairs; ++j) {
-      const int r = 2 * j, r1 = 2 * j + 1 < R ? 2 * j + 1 : 2 * j;
-      const int32_t s0 = !kPlain && q.has_wzp ? row_sums[r] : 0;
-      const int32_t s1 = !kPlain && q.has_wzp ? row_sums[r1] : 0;
-      if (q.high) {
-        const __m512i y0 = requant16<kPlain, false, true>(acc[r], s0, q);
-        const __m512i y1 = r1 == r ? y0 : requant16<kPlain, false, true>(acc[r1], s1, q);
-        w[j] = _mm512_packs_epi32(y0, y1);
-      } else {
-        const __m512i y0 = requant16<kPlain, false>(acc[r], s0, q);
-        const __m512i y1 = r1 == r ? y0 : requant16<kPlain, false>(acc[r1], s1, q);
-        w[j] = _mm512_packs_epi32(y0, y1);
-      }
-    }
-  }
+  requant_tile_pairs<R, kPlain>(a, row_sums, p, tile, wa, &clamp_min, &clamp_max);
+  requant_tile_pairs<R, kPlain>(b, row_sums, p, tile + 1, wb, &clamp_min, &clamp_max);
   const __m512i lo = _mm512_set1_epi8(static_cast<char>(p.out_min));
   const __m512i hi = _mm512_set1_epi8(static_cast<char>(p.out_max));
   const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 1, 5, 9, 13, 3, 7, 11, 15);
