@@ -10,11 +10,13 @@ import math
 import numpy as np
 import pytest
 
+from sdk.base.errors import FidelityError
 from sdk.converters.ir import DType, Graph, Model, Operator, Tensor
 from sdk.converters.quantize.plan import PrecisionPlan, layer_name
 from sdk.converters.quantize.planner import (
     Attempt,
     PlannerReport,
+    concentrated_error,
     deciding_db,
     plan_to_target,
     sqnr_bound_db,
@@ -46,14 +48,15 @@ def _boundary_noise(scale: float) -> tuple[np.ndarray, np.ndarray]:
     return signal, noise * scale
 
 
-def _attempt_fn(model: Model, tried: list[dict[str, str]], widened_scale: float):
-    """The stand-in exporter: the plain plan reads `_boundary_noise(1)`; any plan with the
-    dense layer wider reads `_boundary_noise(widened_scale)`."""
+def _attempt_fn(model: Model, tried: list[dict[str, str]], widened_scale: float,
+                plain_scale: float = 1.0):
+    """The stand-in exporter: the plain plan reads `_boundary_noise(plain_scale)`; any plan
+    with the dense layer wider reads `_boundary_noise(widened_scale)`."""
 
     def attempt(plan: PrecisionPlan) -> Attempt:
         prec = {layer_name(op): plan.for_op(op).describe() for op in model.main.operators}
         tried.append(prec)
-        signal, noise = _boundary_noise(1.0 if prec["fc"] == "int8" else widened_scale)
+        signal, noise = _boundary_noise(plain_scale if prec["fc"] == "int8" else widened_scale)
         db = sqnr_db(float(signal.sum()), float(noise.sum()))
         fid = FidelityReport(
             N, "the calibration samples held out for the check",
@@ -138,3 +141,46 @@ def test_cannot_guarantee_is_said_loudly_naming_why() -> None:
     assert "6: " in warning and "SOFTMAX" in warning and "validation=" in warning
     lines = report.lines()
     assert "NOT GUARANTEED" in lines[0] and lines[1].startswith("  WARNING: ")
+    assert report.after_bound_db["p"] >= 30.0  # the bound itself, not the deciding figure
+    assert report.deciding_db["p"] < 30.0
+
+
+@pytest.mark.parametrize("plain_scale", [1.0, 8.0])
+def test_the_last_resort_keeps_the_widest_export(plain_scale: float) -> None:
+    """With the exports bounded so that no greedy step runs, the last resorts (the dense layer
+    at 16x8, then float) are the only widened exports. Float meets the bound but not on the
+    deciding sample: the widest export is the one kept, not guaranteed (docs/precision.md),
+    whether the plain export met the bound (1.0: it was returned, with nothing kept wider,
+    under a warning that everything upstream had been kept wider) or not (8.0: bound 27.5 dB;
+    a FidelityError naming no output was raised, though the widest export met the bound)."""
+    model = _classifier()
+    tried: list[dict[str, str]] = []
+    attempt = _attempt_fn(model, tried, widened_scale=0.9, plain_scale=plain_scale)
+    chosen, report = plan_to_target(model, PrecisionPlan(), 30.0, attempt,
+                                    first=attempt(PrecisionPlan()), max_exports=3)
+    assert report.met and not report.guaranteed and report.exports == 3
+    assert chosen.plan.for_op(model.main.operators[0]).describe() == "float32"
+    assert "fc" in {k.name for k in report.kept}
+    (warning,) = report.warnings
+    assert "cannot be guaranteed for output 'p'" in warning
+
+
+def test_cannot_be_met_names_the_outputs_short_on_their_deciding_samples() -> None:
+    """Nothing meets even the bound (the widened exports read like the plain one): the error
+    names the output, with its deciding samples' own figure."""
+    model = _classifier()
+    attempt = _attempt_fn(model, [], widened_scale=8.0, plain_scale=8.0)
+    with pytest.raises(FidelityError, match=r"best reached 'p' at .* dB on their own"):
+        plan_to_target(model, PrecisionPlan(), 30.0, attempt, first=attempt(PrecisionPlan()),
+                       max_exports=3)
+
+
+def test_two_or_three_samples_are_not_concentrated_by_the_floor_of_one() -> None:
+    """Of 2 samples the larger error always holds half: with the floor of one sample every
+    2-sample check read as concentrated, even equal errors. The picks must hold twice their
+    even share (implied from 4 samples up)."""
+    assert concentrated_error([1.0, 1.0]) == []
+    assert concentrated_error([3.0, 1.0, 1.0]) == []  # 60 % on 1 of 3: under 2 x 33 %
+    assert concentrated_error([1.0, 0.0]) == [(0, 1.0)]
+    assert concentrated_error([8.0, 1.0, 1.0]) == [(0, 0.8)]
+    assert deciding_db([1.0, 1.0], [0.01, 0.01]) is None

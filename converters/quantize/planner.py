@@ -405,7 +405,8 @@ class PlannerReport:
     candidates: list[str] = field(default_factory=lambda: [c.name for c in CANDIDATES])
     notes: list[str] = field(default_factory=list)
     #: output -> lower confidence bound (dB) of the chosen export's SQNR on the check samples,
-    #: what the target was checked against (equal to after_db where no per-sample errors)
+    #: what the target was checked against (equal to after_db where no per-sample errors;
+    #: where few samples hold the error, their own SQNR is checked too: `deciding_db`)
     after_bound_db: dict[str, float] = field(default_factory=dict)
     #: check samples the target was decided on
     check_samples: int = 0
@@ -605,7 +606,11 @@ CONCENTRATION_SAMPLES = 0.25
 def concentrated_error(noise: Iterable[float]) -> list[tuple[int, float]]:
     """The fewest samples that hold at least `CONCENTRATION_SHARE` of the error energy
     (index, share; largest first), when they are at most `CONCENTRATION_SAMPLES` of the
-    samples (at least one); otherwise [] (the error is spread: no few inputs decide it)."""
+    samples (at least one) and hold at least twice (`CONCENTRATION_SHARE /
+    CONCENTRATION_SAMPLES`) their even share of it; otherwise [] (the error is spread: no few
+    inputs decide it). The second condition follows from the first from 4 samples up; below,
+    the floor of one sample would call any error concentrated (of 2 samples the larger error
+    always holds half)."""
     n = np.asarray(list(noise), dtype=np.float64)
     total = float(n.sum())
     if n.size < 2 or not total > 0:
@@ -618,7 +623,9 @@ def concentrated_error(noise: Iterable[float]) -> list[tuple[int, float]]:
         held += float(n[i]) / total
         if held >= CONCENTRATION_SHARE:
             break
-    return picks if len(picks) <= max(1, int(CONCENTRATION_SAMPLES * n.size)) else []
+    few = len(picks) <= max(1, int(CONCENTRATION_SAMPLES * n.size))
+    uneven = held >= CONCENTRATION_SHARE / CONCENTRATION_SAMPLES * len(picks) / n.size - 1e-12
+    return picks if few and uneven else []
 
 
 def deciding_db(signal: Iterable[float], noise: Iterable[float]) -> float | None:
@@ -739,7 +746,11 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
         report.steps.append(PlanStep(step, added, _outputs_db(last), last.size_bytes))
         if _worst_gap(last, target_db) < _worst_gap(best, target_db):
             best = last
-        if _short(last, target_db):
+        # short of the target: not kept, except the last resort (every layer upstream at
+        # float) where it meets the check's bound: the widest export is then the one kept
+        # and reported as not guaranteed (the deciding samples stay under the target)
+        if _short(last, target_db) and not (widest and not _short(last, target_db,
+                                                                   strict=False)):
             return
         losses = layer_losses(current.fidelity, model, current.inputs_db)
         current = last
@@ -804,7 +815,9 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
     at_risk = bool(_short(current, target_db)) and not _short(current, target_db,
                                                                strict=False)
     if _short(current, target_db) and not at_risk:
-        deciding = _error_samples(best)
+        deciding, under = _error_samples(best), set(_short(best, target_db))
+        # every output of `best` under the target as the search checked it (strict): one that
+        # meets the bound but not on its deciding samples is named with their own figure
         missing = ", ".join(
             f"{o.name!r} at {o.sqnr_db:.2f} dB" + (
                 f" (lower bound {best.check_db(j, strict=False):.2f} dB on "
@@ -812,10 +825,10 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
                 "samples" + (
                     "; check sample(s) " + ", ".join(
                         f"{i} ({100 * f:.0f} %)" for i, f in deciding[o.name])
-                    + " hold most of its error" if o.name in deciding else "")
+                    + f" hold most of its error, {best.deciding_db(j):.2f} dB on their own"
+                    if o.name in deciding else "")
                 + ")" if o.name in best.sample_energies else "")
-            for j, o in enumerate(best.fidelity.outputs)
-            if not best.check_db(j, strict=False) >= target_db)
+            for j, o in enumerate(best.fidelity.outputs) if j in under)
         raise FidelityError(
             f"target_sqnr={target_db:g} dB cannot be met: best reached {missing} after "
             f"{exports} export(s), with every layer upstream of them that can be kept "
@@ -968,7 +981,7 @@ def _worst_gap(a: Attempt, target_db: float) -> float:
 
 
 def _bounds_db(a: Attempt) -> dict[str, float]:
-    return {o.name: a.check_db(j) for j, o in enumerate(a.fidelity.outputs)
+    return {o.name: a.check_db(j, strict=False) for j, o in enumerate(a.fidelity.outputs)
             if o.name in a.sample_energies}
 
 
