@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from sdk.converters.ir import DType, Graph, Model, Operator, Tensor
-from sdk.converters.quantize.op_latency import op_times_ms
+from sdk.converters.quantize.op_latency import OpTimes, op_times_ms
 from sdk.converters.quantize.planner import (
     KERNEL_NS_SOURCE,
     KeptLayer,
@@ -69,3 +69,38 @@ def test_op_times_of_a_written_file() -> None:
     assert set(times) == {"y", "z"}
     assert times["y"][0] == "DEPTHWISE_CONV_2D" and times["z"][0] == "RELU"
     assert all(ms > 0 for _, ms in times.values())
+
+
+def test_operators_not_timed_are_named_with_why() -> None:
+    """The time bound cuts a file's measurement: each operator left out is named, not dropped
+    silently (a sum over part of a file read as the whole file's)."""
+    from sdk.converters.tflite.writer import to_tflite_bytes
+
+    times = op_times_ms(to_tflite_bytes(_dw_net()), seconds=0.0)
+    assert dict(times) == {}
+    assert times.left_out == {"y": ("DEPTHWISE_CONV_2D", "time bound"),
+                              "z": ("RELU", "time bound")}
+    assert set(times.incomplete()) == {"y", "z"}
+
+
+def test_no_whole_file_figure_from_sums_over_different_operators() -> None:
+    """The chosen file's measurement was cut before its RELU: its sum lacks an operator the
+    plain sum has, so chosen minus plain is no whole-file figure (it read -1.19 ms, the RELU's
+    time counted as a saving); the kept layer's own figure stands."""
+    model = _dw_net()
+    report = PlannerReport(30.0, True, {}, {}, kept=[
+        KeptLayer("dw", "DEPTHWISE_CONV_2D", "float32", 1, 20.0, 0.01, 100, extra_ms=0.5)])
+    plain = OpTimes({"y_int8": ("DEPTHWISE_CONV_2D", 1.2), "z": ("RELU", 0.1)})
+    chosen = OpTimes({"x_dq": ("DEQUANTIZE", 0.05), "y": ("DEPTHWISE_CONV_2D", 0.06)},
+                     {"z": ("RELU", "time bound")})
+    measured_latency(report, model, plain, chosen)
+    assert abs(report.kept[0].measured_ms - (0.06 - 1.2)) < 1e-9
+    assert report.measured_ms is None
+    assert "no whole-file figure" in report.latency_source
+    assert "chosen file 1 (z RELU: time bound)" in report.latency_source
+    # the same operator failing alone in both files: both sums lack it, the figure stands
+    fails = ("RELU", "failed: RuntimeError: test")
+    measured_latency(report, model, OpTimes({"y_int8": ("DEPTHWISE_CONV_2D", 1.2)},
+                                            {"z": fails}),
+                     OpTimes({"y": ("DEPTHWISE_CONV_2D", 0.06)}, {"z": fails}))
+    assert report.measured_ms is not None and abs(report.measured_ms - (0.06 - 1.2)) < 1e-9

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -52,23 +54,56 @@ def _feed(detail: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
     return rng.standard_normal(shape).astype(dtype)
 
 
+#: `OpTimes.left_out` reasons that make a file's operator sum incomplete (the operator runs in
+#: the file but was not timed); the others (`_SKIP`, no input to feed) are the file's structure
+INCOMPLETE = ("time bound", "failed")
+
+
+@dataclass
+class OpTimes(Mapping[str, tuple[str, float]]):
+    """(op type, median ms) by `op_key` of the operators of a file that were timed, and the
+    operators that were not, with why: the sum over the file lacks those left out for a
+    reason in `INCOMPLETE` (`incomplete`)."""
+
+    times: dict[str, tuple[str, float]] = field(default_factory=dict)
+    #: op_key -> (op type, why not timed: "time bound", "failed: <error>", "cannot run alone")
+    left_out: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> tuple[str, float]:
+        return self.times[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.times)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def incomplete(self) -> dict[str, tuple[str, str]]:
+        """The operators left out that the file runs (so its sum lacks them)."""
+        return {k: v for k, v in self.left_out.items() if v[1].startswith(INCOMPLETE)}
+
+
 def op_times_ms(data: bytes, *, delegates: list[Any] | None = None,
-                seconds: float = FILE_SECONDS) -> dict[str, tuple[str, float]]:
+                seconds: float = FILE_SECONDS) -> OpTimes:
     """(op type, median ms) of each operator of the .tflite `data` run alone here, by
-    `op_key`. Operators that cannot run alone, and those after `seconds`, are left out."""
+    `op_key`. Operators that cannot run alone (by kind, or LiteRT or the writer refused them)
+    and those after `seconds` are left out, each named with why (`OpTimes.left_out`)."""
     from sdk.run.litert import backend
 
     graph = read_tflite(data).main
     rng = np.random.default_rng(0)
-    out: dict[str, tuple[str, float]] = {}
+    out = OpTimes()
     start = time.perf_counter()
     for op in graph.operators:
         if time.perf_counter() - start > seconds:
-            break
+            out.left_out[op_key(op)] = (op.type, "time bound")
+            continue
         if op.type in _SKIP or any(t is not None and t.is_variable for t in op.inputs):
+            out.left_out[op_key(op)] = (op.type, "cannot run alone")
             continue
         inputs = [t for t in op.inputs if t is not None and not t.is_constant]
         if not inputs or not op.outputs:
+            out.left_out[op_key(op)] = (op.type, "cannot run alone")
             continue
         tensors = list(dict.fromkeys([*(t for t in op.inputs if t is not None), *op.outputs]))
         try:
@@ -88,10 +123,11 @@ def op_times_ms(data: bytes, *, delegates: list[Any] | None = None,
                 times.append(time.perf_counter() - t0)
                 if len(times) >= MIN_RUNS and sum(times) > OP_SECONDS:
                     break
-        except Exception:  # an operator LiteRT or the writer cannot take alone: not measured
+        except Exception as e:  # LiteRT or the writer cannot take it alone: named, not timed
+            out.left_out[op_key(op)] = (op.type, f"failed: {type(e).__name__}: {e}"[:200])
             continue
-        out[op_key(op)] = (op.type, 1000.0 * statistics.median(times))
+        out.times[op_key(op)] = (op.type, 1000.0 * statistics.median(times))
     return out
 
 
-__all__ = ["op_key", "op_times_ms"]
+__all__ = ["INCOMPLETE", "OpTimes", "op_key", "op_times_ms"]

@@ -72,6 +72,7 @@ from sdk.base.tables import from_jsonable, jsonable
 from sdk.converters.ir import Model, Operator, Tensor
 from sdk.converters.quantize.fidelity import layer_losses
 from sdk.converters.quantize.int16x8 import INT16_KERNELS
+from sdk.converters.quantize.op_latency import OpTimes
 from sdk.converters.quantize.plan import FLOAT, INT16X8, LayerPrecision, PrecisionPlan, layer_name
 from sdk.converters.quantize.rules import OP_RULES
 from sdk.converters.quantize.subgraph import upstream_ops
@@ -1106,7 +1107,9 @@ def measured_latency(report: PlannerReport, model: Model,
     layer's own operators, found in each file by type and output name (a written file may add
     a suffix, "_int8", to a tensor whose name a DEQUANTIZE takes), chosen minus plain; and the
     whole files' operators summed, chosen minus plain (the QUANTIZE / DEQUANTIZE around
-    islands included)."""
+    islands included), only where the two sums lack the same operators: none cut by the time
+    bound and the same kinds that failed to run alone (`op_latency.OpTimes.incomplete`);
+    otherwise no whole-file figure, and the source says which operators were not timed."""
     if not chosen or not plain:
         return
 
@@ -1124,12 +1127,27 @@ def measured_latency(report: PlannerReport, model: Model,
             k.measured_ms = round(sum(c - p for c, p in pairs if c is not None
                                       and p is not None), 6)
             found += 1
-    report.measured_ms = round(sum(ms for _, ms in chosen.values())
-                               - sum(ms for _, ms in plain.values()), 6)
+    missing = {which: times.incomplete() if isinstance(times, OpTimes) else {}
+               for which, times in (("plain", plain), ("chosen", chosen))}
+    cut = any(why == "time bound" for m in missing.values() for _, why in m.values())
+    same = sorted(t for t, _ in missing["plain"].values()) \
+        == sorted(t for t, _ in missing["chosen"].values())
+    whole = ""
+    if cut or not same:  # the sums lack different operators: their difference means nothing
+        whole = "; no whole-file figure, operators not timed: " + "; ".join(
+            f"{which} file {len(m)} ({_first_three(m)})" for which, m in missing.items() if m)
+    else:
+        report.measured_ms = round(sum(ms for _, ms in chosen.values())
+                                   - sum(ms for _, ms in plain.values()), 6)
     report.latency_source = (
         f"each operator of both files run alone in LiteRT on this host, one thread; "
         f"{found} of {len(report.kept)} kept layers found in both files, the rest and the "
-        f"planner's choices from {KERNEL_NS_SOURCE}")
+        f"planner's choices from {KERNEL_NS_SOURCE}{whole}")
+
+
+def _first_three(left_out: Mapping[str, tuple[str, str]]) -> str:
+    shown = [f"{key} {typ}: {why}" for key, (typ, why) in list(left_out.items())[:3]]
+    return ", ".join(shown) + (", ..." if len(left_out) > 3 else "")
 
 
 def measure_latency_ms(data: bytes, samples: SampleSet, delegates: list[Any] | None = None,
