@@ -215,11 +215,14 @@ EDGE_AVX512_INLINE void packed_rows(const __m512i* a, const int32_t* row_sums,
 
 // The int8-weight kernels' epilogue: the tables of the tile in registers (TileRequant), then
 // each row requantised and stored at once, with no array of results between the two loops.
-// GCC kept requant_store_rows' y[R] (and the accumulators) on the stack in the int8 kernels;
-// this form keeps them in registers: small-K 1x1 convolutions 8-9 % faster on Zen 4
+// GCC kept the former requant_store_rows' y[R] (and the accumulators) on the stack in the int8
+// kernels; this form keeps them in registers: small-K 1x1 convolutions 8-9 % faster on Zen 4
 // (80x80x16 -> 96: 0.174 -> 0.159 ms, 40x40x24 -> 144: 0.071 -> 0.065 ms, minimum of 300
-// calls). The sub-byte kernels keep requant_store_rows, which measured faster for them. The
-// rows go through the packed epilogue (packed_rows), in the high-dword form where it applies.
+// calls). The sub-byte kernels kept requant_store_rows until packed_rows' loops were unrolled
+// (its accumulators then stayed in registers too): with this epilogue their small-K 1x1 layers
+// are 4-18 % faster (int2 80x80x16 -> 96: 0.218 -> 0.182 ms, Zen 4), so every fused AVX-512
+// kernel uses it. The rows go through the packed epilogue (packed_rows), in the high-dword
+// form where it applies.
 template <int R, bool kPlain = false>
 EDGE_AVX512_INLINE void requant_store_rows_each(const __m512i* a, const int32_t* row_sums,
                                                 std::size_t sums_stride, const GemmQs8Params& p,
@@ -307,62 +310,6 @@ EDGE_AVX512_INLINE void requant_store_rows_x2(const __m512i* a, const __m512i* b
   }
 }
 
-// Requantises and stores R rows of 16 accumulators (bias already added). The tile's tables
-// are loaded into registers once: the int8 stores may alias them, so loads inside the row loop
-// would be repeated for every row (at K = 32 the epilogue costs as much as the dot products).
-template <int R>
-inline void requant_store_rows(const __m512i* a, const int32_t* row_sums, std::size_t sums_stride,
-                               const GemmQs8Params& p, std::size_t tile, std::size_t nc,
-                               int8_t* out, std::size_t out_stride) {
-  const std::size_t c0 = tile * 16;
-  const RequantEvenOdd& t = p.tiles[tile];
-  const bool neg = p.any_negative_add != 0;
-  const __mmask16 k = static_cast<__mmask16>((1u << nc) - 1u);
-  const __m512i zp = _mm512_set1_epi32(p.out_zero_point);
-  const __m512i qmin = _mm512_set1_epi32(p.out_min), qmax = _mm512_set1_epi32(p.out_max);
-  const __m512i wzp = p.wzp != nullptr ? _mm512_loadu_si512(p.wzp + c0) : _mm512_set1_epi32(p.wzp_uniform);
-  const bool has_wzp = p.wzp != nullptr || p.wzp_uniform != 0;
-  const __m512i pre = _mm512_loadu_si512(p.pre_shift + c0);
-  const __m512i me = _mm512_loadu_si512(t.multiplier[0]), mo = _mm512_loadu_si512(t.multiplier[1]);
-  const __m512i re = _mm512_loadu_si512(t.rounding_add[0]), ro = _mm512_loadu_si512(t.rounding_add[1]);
-  const __m512i ne = _mm512_loadu_si512(t.negative_add[0]), no = _mm512_loadu_si512(t.negative_add[1]);
-  const __m512i se = _mm512_loadu_si512(t.total_shift[0]), so = _mm512_loadu_si512(t.total_shift[1]);
-  const __m512i lim = _mm512_set1_epi64(-(int64_t{1} << 30));
-  int32_t sums[R];
-  for (int r = 0; r < R; ++r) sums[r] = has_wzp ? row_sums[r * sums_stride] : 0;
-  __m512i y[R];
-  for (int r = 0; r < R; ++r) {
-    __m512i v = a[r];
-    if (has_wzp) v = _mm512_sub_epi32(v, _mm512_mullo_epi32(wzp, _mm512_set1_epi32(sums[r])));
-    if (p.any_pre_shift) v = _mm512_sllv_epi32(v, pre);
-    // The 64-bit requantisation of EpilogueParams on 16 int32 lanes without widening: vpmuldq
-    // on the even lanes and on the odd lanes shifted down, the odd results shuffled back up
-    // under a mask (+ zero point when it is folded into rounding_add).
-    const __m512i pe = _mm512_mul_epi32(v, me);
-    const __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(v, 32), mo);
-    __m512i ae = _mm512_add_epi64(pe, re);
-    __m512i ao = _mm512_add_epi64(po, ro);
-    if (neg) {
-      ae = _mm512_mask_add_epi64(ae, _mm512_cmplt_epi64_mask(pe, lim), ae, ne);
-      ao = _mm512_mask_add_epi64(ao, _mm512_cmplt_epi64_mask(po, lim), ao, no);
-    }
-    const __m512i ye = _mm512_srav_epi64(ae, se);
-    const __m512i yo = _mm512_srav_epi64(ao, so);
-    y[r] = _mm512_mask_shuffle_epi32(ye, static_cast<__mmask16>(0xAAAA), yo, _MM_PERM_CCAA);
-    if (p.out_zero_point != 0) y[r] = _mm512_add_epi32(y[r], zp);
-    // vpmovsdb saturates to [-128, 127] itself: only a narrower clamp needs the min / max.
-    if (p.out_min > -128) y[r] = _mm512_max_epi32(y[r], qmin);
-    if (p.out_max < 127) y[r] = _mm512_min_epi32(y[r], qmax);
-  }
-  for (int r = 0; r < R; ++r) {
-    if (nc == 16) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r * out_stride), _mm512_cvtsepi32_epi8(y[r]));
-    } else {
-      _mm_mask_storeu_epi8(out + r * out_stride, k, _mm512_cvtsepi32_epi8(y[r]));
-    }
-  }
-}
-
 // R rows x 16 channels; the accumulators start at the bias. The per-channel tables are read
 // once per call (R rows share them: at K = 32 the epilogue costs as much as the dot products).
 template <int R>
@@ -417,7 +364,7 @@ void gemm_subbyte_requant_rows(std::size_t nblocks, const uint8_t* w, const uint
       }
     }
   }
-  requant_store_rows<R>(a, row_sums, sums_stride, p, tile, nc, out, out_stride);
+  requant_store_rows_each<R>(a, row_sums, sums_stride, p, tile, nc, out, out_stride);
 }
 
 template <int kBits>
@@ -486,7 +433,7 @@ void igemm_requant_rows(std::size_t taps, std::size_t blocks_per_tap, const uint
   if constexpr (kBits == 8) {
     requant_store_rows_each<R, kPlain>(a, row_sums, 1, p, tile, nc, out, out_stride);
   } else {
-    requant_store_rows<R>(a, row_sums, 1, p, tile, nc, out, out_stride);
+    requant_store_rows_each<R>(a, row_sums, 1, p, tile, nc, out, out_stride);
   }
 }
 

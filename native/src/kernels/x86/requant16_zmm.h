@@ -59,8 +59,8 @@ EDGE_AVX512_INLINE TileRequant load_tile_requant(const GemmQs8Params& p, std::si
   return q;
 }
 
-// One row of 16 accumulators (bias added) to 16 int32 outputs in the clamp range: the
-// arithmetic of requant_store_rows below, one row at a time.
+// One row of 16 accumulators (bias added) to 16 int32 outputs in the clamp range (LiteRT's
+// 64-bit multiply, rounding add and shift on the even and odd lanes).
 // kHigh (every total_shift t in [32, 53], the output zero point folded: shift_32_53, as
 // requant8_ymm.h's AVX2 form): floor(s / 2^t) = (high dword of s) >> (t - 32) exactly, so the
 // two 64-bit sums' high dwords are gathered by one masked vpshufd and shifted by one vpsravd,
