@@ -1,0 +1,67 @@
+"""Figures the docs quote from the code, held to the code: where a page states a constant (the
+thread pool's spin and back-off times, the sub-byte default's weight bound), the page's figure is
+formatted from the constant itself, so a change to one without the other fails here.
+tests/test_docs.py checks the pages' commands, names, paths and links."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _text(page: str) -> str:
+    """The page's text with line breaks as spaces (a figure may wrap)."""
+    return " ".join((ROOT / page).read_text().split())
+
+
+def _pool_constants() -> dict[str, int]:
+    """native/src/thread_pool.cc's `constexpr int64_t kName = N;` (ns), by name."""
+    source = (ROOT / "native" / "src" / "thread_pool.cc").read_text()
+    return {name: int(value.replace("'", "")) for name, value in re.findall(
+        r"constexpr\s+int64_t\s+(k\w+)\s*=\s*([\d']+)\s*;", source)}
+
+
+@pytest.mark.parametrize(("constant", "phrase"), [
+    ("kDefaultSpinNs", "only the {us} us spin remains"),
+    ("kDefaultIdleSpinNs", "`EDGE_POOL_IDLE_SPIN_US` more (default {us};"),
+    ("kSampleNs", "re-read at most once a millisecond"),
+    ("kLateNs", "longer than {us} us"),
+    ("kDefaultBackoffNs", "for a back-off ({ms} ms,"),
+    ("kMaxBackoffNs", "up to {ms} ms; `EDGE_POOL_BACKOFF_US` sets the first"),
+    ("kWakeDelayNs", "beyond {us} us per scheduling"),
+])
+def test_kernels_page_quotes_the_thread_pool_constants(constant: str, phrase: str) -> None:
+    """docs/kernels.md ("Threads") against native/src/thread_pool.cc (area A's pool: spin,
+    run-delay rule, late worker, back-off)."""
+    ns = _pool_constants()[constant]
+    if constant == "kSampleNs":
+        assert ns == 1_000_000, "the page says once a millisecond"
+    text = _text("docs/kernels.md")
+    want = phrase.format(us=ns // 1000, ms=ns // 1_000_000)
+    assert want in text, f"docs/kernels.md should say {want!r} ({constant} = {ns} ns)"
+
+
+def test_the_pool_constants_are_found() -> None:
+    """The parser above reads the file as it is written (a renamed constant fails loudly)."""
+    assert {"kDefaultSpinNs", "kDefaultIdleSpinNs", "kLateNs", "kDefaultBackoffNs",
+            "kMaxBackoffNs", "kSampleNs", "kWakeDelayNs"} <= set(_pool_constants())
+
+
+def test_subbyte_page_quotes_the_default_and_its_weight_bound() -> None:
+    """docs/subbyte.md ("The default") names the sub-byte default, the bound above which it is
+    not used and what is used there, as sdk.converters.quantize.method_default has them."""
+    from sdk.converters.quantize import method_default as md
+
+    text = _text("docs/subbyte.md")
+    millions = md.AUTO_MAX_WEIGHTS / 1_000_000
+    bound = f"{millions:g} M float weights"
+    assert f'rounds its weights by `"{md.DEFAULT_SUBBYTE_METHOD}"`' in text
+    assert f"A model of more than {bound} (`method_default.AUTO_MAX_WEIGHTS`) gets " \
+           f'`"{md.LARGE_MODEL_METHOD}"` instead' in text
+    assert f"with real calibration data up to {bound}" in text  # the method list's pointer
+    assert set(md.SUBBYTE_SCHEMES) == {"int4", "ternary", "int2"}
+    assert all(f'`"{s}"`' in text for s in md.SUBBYTE_SCHEMES)
