@@ -56,10 +56,10 @@ from sdk.converters.quantize.int16x8 import wide_ranges
 from sdk.converters.quantize.method_check import MIN_SAMPLES as AUTO_CHECK_SAMPLES
 from sdk.converters.quantize.method_check import choose as choose_method
 from sdk.converters.quantize.method_check import (
-    halves,
+    fold_halves,
+    output_energies,
     outputs_of,
     plain_solver,
-    worst_output_db,
 )
 from sdk.converters.quantize.method_default import (
     SUBBYTE_SCHEMES,
@@ -421,18 +421,24 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     if solver.method == "auto" and qat is None and target_sqnr is None \
             and scheme != "mixed" and len(cal_set) >= AUTO_CHECK_SAMPLES:
         # the per-layer choice and the plain methods, each solved on half the calibration
-        # samples and compared at the model's outputs on the other half (`method_check`)
-        fit, held = (cal_set.subset(i) for i in halves(len(cal_set)))
-        solvers.append(weight_solver("auto", float_model, fit, bias_corrected=correction != "none"))
-        floats = float_reference.outputs_for(LiteRTRunner(serialized()[0]), held)
+        # samples and compared at the model's outputs on the other half, then the halves
+        # swapped, the two folds' errors pooled (`method_check`)
+        folds = [(cal_set.subset(f), cal_set.subset(c)) for f, c in fold_halves(len(cal_set))]
+        fold_solvers = [weight_solver("auto", float_model, fit, bias_corrected=correction != "none")
+                        for fit, _ in folds]
+        solvers += fold_solvers
+        float_runner = LiteRTRunner(serialized()[0])
+        floats = [float_reference.outputs_for(float_runner, held) for _, held in folds]
 
-        def candidate(method: str) -> _Built:
+        def candidate(method: str, fold: int) -> _Built:
+            solver_ = fold_solvers[fold]
             if method != "auto":
-                solvers.append(plain_solver(solvers[1], method))
-            return build(plan, lap, solver_=solvers[-1])
+                solver_ = plain_solver(solver_, method)
+                solvers.append(solver_)
+            return build(plan, lap, solver_=solver_)
 
-        def check_outputs(b: _Built) -> list[Any]:
-            """b's outputs on the check half, in LiteRT: another format's model is scored as
+        def check_outputs(b: _Built, held: Any) -> list[Any]:
+            """b's outputs on a check half, in LiteRT: another format's model is scored as
             its .tflite (the same quantised model), so a .tflite and an .edge export with the
             same settings keep the same candidate and write the same codes."""
             if fmt.runs_in_litert:
@@ -441,8 +447,10 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
             return outputs_of(TFLITE.encode(lowered)[0], held,
                               _delegates(TFLITE, custom_ops_in(lowered)))
 
-        check = choose_method(candidate, lambda b: worst_output_db(floats, check_outputs(b)),
-                              len(held))
+        check = choose_method(
+            candidate,
+            lambda b, fold: output_energies(floats[fold], check_outputs(b, folds[fold][1])),
+            sum(len(held) for _, held in folds), folds=len(folds))
         solver.notes.append(check.describe())
         if check.chosen != "auto":  # the plain method solved on all the samples
             kept = plain_solver(solver, check.chosen)

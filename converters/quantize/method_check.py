@@ -7,9 +7,20 @@ per-layer winners, each better than its runner-up, added up to a worse model tha
 oww_hey_mycroft (unrolled LSTMs, ternary 12.46 -> 1.16 dB) and ppocr_mobile_v2_cls (a saturated
 2-class softmax, 2-bit 32.75 -> 12.82). So "auto" builds three candidates, the per-layer choice,
 plain "gptq" and plain "adaround", each solved on alternate calibration samples (`halves`; one
-Hessian pass for the three), measures each one's worst output SQNR on the other half against the
-float model, and solves the winner again on all the samples (the plain methods' codes are then
-what ``weight_method="gptq"`` / ``"adaround"`` write; their Hessians are the export's own).
+Hessian pass for the three), measures each one's output error on the other half against the
+float model, then the same with the halves swapped (`FOLDS`: two-fold cross-validation), and
+solves the candidate with the best worst output SQNR over both folds' errors pooled again on
+all the samples (the plain
+methods' codes are then what ``weight_method="gptq"`` / ``"adaround"`` write; their Hessians are
+the export's own).
+
+Why two folds: one fold's figure is one half-solve scored on one half, and on a model whose
+worst output is carried by a few samples it ranks the candidates by chance. oww_alexa INT4
+(benchmarks/results/subbyte-fidelity-2026-12-07.md, 06:00 UTC section): solved on the even
+calibration samples and scored on the odd ones GPTQ had 24.9 dB, AdaRound 19.7, so the single
+fold kept GPTQ (17.42 dB on the held-out inputs, AdaRound 37.02); the other fold gives GPTQ
+12.9, AdaRound 19.6, and pooled GPTQ 13.0, AdaRound 19.4. The second fold costs one more
+Hessian pass and three more solves on half the samples.
 
 Why not score the three full exports on the calibration samples themselves: each was fitted to
 them. On small built FC stacks (4 layers of 64, ternary / 2-bit, 32-64 samples) that in-sample
@@ -22,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -39,6 +50,9 @@ from sdk.converters.quantize.gptq import WeightSolver
 PLAIN = ("gptq", "adaround")
 #: the name of the per-layer candidate (method_choice's export)
 PER_LAYER = "auto"
+#: the check's folds: each candidate solved on one half of the calibration samples and scored on
+#: the other, then the halves swapped; the folds' output errors pooled (module docstring)
+FOLDS = 2
 #: fewer calibration samples than this: no whole-model check (halves of under 4 samples say
 #: nothing), the per-layer choice is kept
 MIN_SAMPLES = 8
@@ -46,36 +60,64 @@ MIN_SAMPLES = 8
 T = TypeVar("T")
 
 
+#: a candidate's output error on scored samples: (noise, signal) energies per output, summed
+#: over the samples
+Energies = tuple[np.ndarray, np.ndarray]
+
+
 @dataclass(frozen=True)
 class WholeModelCheck:
-    """Worst output SQNR (dB) of each candidate, solved on one half of the calibration
-    samples, on the other half (`samples` of them), and the one kept."""
+    """Worst output SQNR (dB) of each candidate over the `samples` calibration samples it was
+    scored on (each fold solved on one half and scored on the other, errors pooled), each
+    fold's own figure (`per_fold`), and the one kept."""
 
     chosen: str
     worst_db: dict[str, float]
     samples: int
+    per_fold: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     def describe(self) -> str:
-        figures = ", ".join(f"{name} {db:.2f} dB" for name, db in self.worst_db.items())
+        def folds(name: str) -> str:
+            each = self.per_fold.get(name, ())
+            return f" ({' / '.join(f'{db:.2f}' for db in each)})" if len(each) > 1 else ""
+
+        figures = ", ".join(f"{name} {db:.2f} dB{folds(name)}"
+                            for name, db in self.worst_db.items())
         kept = "the per-layer choice" if self.chosen == PER_LAYER else \
             f"plain {self.chosen} (as weight_method={self.chosen!r} writes it)"
-        return (f"weight_method=auto: whole-model check, each candidate solved on half the "
-                f"calibration samples and its worst output SQNR measured on the other "
-                f"{self.samples}: {figures}; kept {kept}, solved on all of them")
+        n = max((len(v) for v in self.per_fold.values()), default=1)
+        how = (f"solved on half the calibration samples and scored on the other half, both "
+               f"ways round ({n} folds), worst output SQNR over the {self.samples} scored"
+               if n > 1 else f"solved on half the calibration samples and its worst output "
+               f"SQNR measured on the other {self.samples}")
+        return (f"weight_method=auto: whole-model check, each candidate {how}: {figures}; "
+                f"kept {kept}, solved on all of them")
+
+
+def output_energies(reference: Sequence[np.ndarray], got: Sequence[np.ndarray]) -> Energies:
+    """Per output, the error energy of `got` against the float outputs `reference` and the
+    float outputs' energy, each summed over the samples."""
+    noise, signal = [], []
+    for f, q in zip(reference, got, strict=True):
+        f64 = np.asarray(f, np.float64)
+        noise.append(float(((np.asarray(q, np.float64).reshape(f64.shape) - f64) ** 2).sum()))
+        signal.append(float((f64 ** 2).sum()))
+    return np.array(noise), np.array(signal)
+
+
+def energies_db(energies: Energies) -> float:
+    """The worst output's SQNR (dB) of (noise, signal) energies per output (inf: no error)."""
+    worst = math.inf
+    for noise, signal in zip(*energies, strict=True):
+        if noise > 0.0:
+            worst = min(worst, 10.0 * math.log10(max(float(signal), 1e-30) / float(noise)))
+    return worst
 
 
 def worst_output_db(reference: Sequence[np.ndarray], got: Sequence[np.ndarray]) -> float:
     """The worst output's SQNR (dB) of `got` against the float outputs `reference`, energies
     summed over the samples (as the fidelity report's per-output SQNR)."""
-    worst = math.inf
-    for f, q in zip(reference, got, strict=True):
-        f64 = np.asarray(f, np.float64)
-        noise = float(((np.asarray(q, np.float64).reshape(f64.shape) - f64) ** 2).sum())
-        signal = float((f64 ** 2).sum())
-        if noise <= 0.0:
-            continue
-        worst = min(worst, 10.0 * math.log10(max(signal, 1e-30) / noise))
-    return worst
+    return energies_db(output_energies(reference, got))
 
 
 def halves(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -85,16 +127,28 @@ def halves(n: int) -> tuple[np.ndarray, np.ndarray]:
     return index[0::2], index[1::2]
 
 
-def choose(build: Callable[[str], T], score: Callable[[T], float], samples: int,
-           candidates: Sequence[str] | None = None) -> WholeModelCheck:
-    """Each candidate (`PER_LAYER`, then `PLAIN`) built by `build(name)` on the fit half and
-    scored by `score` (worst output SQNR in dB on the check half, higher is better); the best
-    is named, ties to the earlier candidate. Each build is dropped once scored."""
+def fold_halves(n: int, folds: int = FOLDS) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(fit, check) sample indices of each fold: `halves`, then the same halves swapped."""
+    fit, check = halves(n)
+    return [(fit, check), (check, fit)][:folds]
+
+
+def choose(build: Callable[[str, int], T], score: Callable[[T, int], Energies], samples: int,
+           candidates: Sequence[str] | None = None, folds: int = FOLDS) -> WholeModelCheck:
+    """Each candidate (`PER_LAYER`, then `PLAIN`) built by `build(name, fold)` on that fold's
+    fit half and scored by `score(built, fold)` on its check half (output error energies,
+    `output_energies`), for every fold in turn (a candidate's folds one after the other, so
+    the per-layer candidate of each fold is built before the plain ones that reuse its
+    Hessians); the best worst output SQNR over the folds' energies pooled is named, ties to the
+    earlier candidate. Each build is dropped once scored. `samples`: how many were scored."""
     figures: dict[str, float] = {}
+    per_fold: dict[str, tuple[float, ...]] = {}
     for name in (PER_LAYER, *PLAIN) if candidates is None else candidates:
-        figures[name] = score(build(name))
+        parts = [score(build(name, fold), fold) for fold in range(folds)]
+        per_fold[name] = tuple(energies_db(p) for p in parts)
+        figures[name] = energies_db((sum(p[0] for p in parts), sum(p[1] for p in parts)))
     best = max(figures, key=lambda n: (figures[n], -list(figures).index(n)))
-    return WholeModelCheck(best, figures, samples)
+    return WholeModelCheck(best, figures, samples, per_fold)
 
 
 def outputs_of(data: bytes, samples: Any, delegates: list[Any] | None = None
@@ -115,5 +169,6 @@ def plain_solver(solver: WeightSolver, method: str) -> WeightSolver:
                         float_inputs=solver.float_inputs)
 
 
-__all__ = ["MIN_SAMPLES", "PER_LAYER", "PLAIN", "WholeModelCheck", "choose", "halves",
-           "outputs_of", "plain_solver", "worst_output_db"]
+__all__ = ["FOLDS", "MIN_SAMPLES", "PER_LAYER", "PLAIN", "Energies", "WholeModelCheck", "choose",
+           "energies_db", "fold_halves", "halves", "output_energies", "outputs_of",
+           "plain_solver", "worst_output_db"]
