@@ -8,6 +8,11 @@
 // lanes 8h .. 8h + 7 of the tables. In-lane unpacks interleave four taps per channel, so each
 // dword of accumulator q holds one channel's 4 taps (x + 128, unsigned) against weight vector
 // q's 4 signed bytes.
+// Ranges: no step saturates. vpdpbusd and vpmaddwd (AVX2: x + 128 and w as int16) form exact
+// int32 products and pair sums (|255 * -128 * 2| < 2^31; no vpmaddubsw int16 stage here), and the
+// accumulators start at the bias term with -128 * sum(w) folded in by a wrapping subtraction
+// (depthwise_conv2d.cc, build_fused): the int32 sums wrap as the scalar reference's and every
+// other epilogue's do, so the low dword is the same whatever the order of the adds.
 //
 // A Taps policy supplies, for weight vector q (of 4) of a group at wg and channel half h:
 //   kGroupBytes                   bytes of one group's weights in a 64-channel block;

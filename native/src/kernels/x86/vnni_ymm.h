@@ -29,6 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/ukernels.h"
 #include "kernels/x86/dw_ymm.h"
@@ -54,6 +55,25 @@ inline __m256i bcast32(const uint8_t* p) {
 // broadcast in the 16 ymm registers (R = 6: 15); sub-byte also holds a field and its mask.
 constexpr int kInt8Mr = 6;
 constexpr int kSubbyteMr = 4;
+
+// Calls f(std::integral_constant<int, R>{}) with R = rows: one instantiation per row count up
+// to the weight width's mr (kInt8Mr, kSubbyteMr): the one row switch of gemm, gemm_requant and
+// igemm_requant (templates, not a macro). rows <= the kernel's mr is the GEMM contract
+// (ukernels.h, the tables' mr), so there is no case above it.
+template <int kBits, class F>
+[[gnu::always_inline]] inline void with_rows(std::size_t rows, F&& f) {
+  switch (rows) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    default: break;
+  }
+  if constexpr (kBits == 8) {
+    if (rows == 5) return f(std::integral_constant<int, 5>{});
+    return f(std::integral_constant<int, 6>{});
+  }
+}
 
 // acc[r][h] += the dot products of nblocks blocks at w with row r's prepared activations at
 // x[r] (channels 8h .. 8h + 7 in acc[r][h]).
@@ -133,17 +153,9 @@ inline void gemm_rows(std::size_t nblocks, const uint8_t* w, const uint8_t* x,
 template <class Dot, int kBits>
 inline void gemm(std::size_t rows, std::size_t nblocks, const uint8_t* w, const uint8_t* x,
                  std::size_t x_stride, int32_t* acc) {
-  switch (rows) {
-    case 1: return gemm_rows<Dot, kBits, 1>(nblocks, w, x, x_stride, acc);
-    case 2: return gemm_rows<Dot, kBits, 2>(nblocks, w, x, x_stride, acc);
-    case 3: return gemm_rows<Dot, kBits, 3>(nblocks, w, x, x_stride, acc);
-    case 4: return gemm_rows<Dot, kBits, 4>(nblocks, w, x, x_stride, acc);
-    default: break;
-  }
-  if constexpr (kBits == 8) {
-    if (rows == 5) return gemm_rows<Dot, kBits, 5>(nblocks, w, x, x_stride, acc);
-    return gemm_rows<Dot, kBits, 6>(nblocks, w, x, x_stride, acc);
-  }
+  with_rows<kBits>(rows, [&](auto r) {
+    gemm_rows<Dot, kBits, decltype(r)::value>(nblocks, w, x, x_stride, acc);
+  });
 }
 
 // ------------------------------------------------------------------------------ activations
@@ -227,21 +239,10 @@ inline void gemm_requant(std::size_t rows, std::size_t nblocks, const uint8_t* w
                          const uint8_t* x, std::size_t x_stride, const int32_t* row_sums,
                          std::size_t sums_stride, const GemmQs8Params& p, std::size_t tile,
                          std::size_t nc, int8_t* out, std::size_t out_stride) {
-#define EDGE_VNNI_YMM_ROWS(R)                                                                   \
-  return gemm_requant_rows<Dot, kBits, R>(nblocks, w, x, x_stride, row_sums, sums_stride, p,  \
-                                          tile, nc, out, out_stride)
-  switch (rows) {
-    case 1: EDGE_VNNI_YMM_ROWS(1);
-    case 2: EDGE_VNNI_YMM_ROWS(2);
-    case 3: EDGE_VNNI_YMM_ROWS(3);
-    case 4: EDGE_VNNI_YMM_ROWS(4);
-    default: break;
-  }
-  if constexpr (kBits == 8) {
-    if (rows == 5) EDGE_VNNI_YMM_ROWS(5);
-    EDGE_VNNI_YMM_ROWS(6);
-  }
-#undef EDGE_VNNI_YMM_ROWS
+  with_rows<kBits>(rows, [&](auto r) {
+    gemm_requant_rows<Dot, kBits, decltype(r)::value>(nblocks, w, x, x_stride, row_sums,
+                                                      sums_stride, p, tile, nc, out, out_stride);
+  });
 }
 
 // Indirect (im2col-free) conv: each row's pieces taken tap by tap from the indirection buffer.
@@ -265,21 +266,10 @@ inline void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks
                           const uint8_t* w, const uint8_t* const* ind, const int32_t* row_sums,
                           const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
                           std::size_t out_stride) {
-#define EDGE_VNNI_YMM_ROWS(R)                                                                \
-  return igemm_requant_rows<Dot, kBits, R>(taps, blocks_per_tap, w, ind, row_sums, p, tile,  \
-                                           nc, out, out_stride)
-  switch (rows) {
-    case 1: EDGE_VNNI_YMM_ROWS(1);
-    case 2: EDGE_VNNI_YMM_ROWS(2);
-    case 3: EDGE_VNNI_YMM_ROWS(3);
-    case 4: EDGE_VNNI_YMM_ROWS(4);
-    default: break;
-  }
-  if constexpr (kBits == 8) {
-    if (rows == 5) EDGE_VNNI_YMM_ROWS(5);
-    EDGE_VNNI_YMM_ROWS(6);
-  }
-#undef EDGE_VNNI_YMM_ROWS
+  with_rows<kBits>(rows, [&](auto r) {
+    igemm_requant_rows<Dot, kBits, decltype(r)::value>(taps, blocks_per_tap, w, ind, row_sums,
+                                                       p, tile, nc, out, out_stride);
+  });
 }
 
 // Depthwise (dw_ymm.h's fused kernel): one vpdpbusd per accumulator and group of 4 taps, the
