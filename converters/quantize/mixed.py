@@ -17,7 +17,14 @@ edgesdk custom ops run), INT4, 2-bit or ternary weights. The search, HAWQ-style:
    estimate's target shrinks by the overshoot; otherwise the per-layer losses it measured
    replace the estimates for those layers and formats and the choice is made again, until it
    repeats itself or `steps` exports were made.
-4. Measured trades from the best point within the budget: single-layer moves to the nearest
+4. The budget spent (`spend`): the smallest and the best measured points over the budget that
+   beat the best one within it (the int4 plan where the budget is just under it) demote the
+   layers of least estimated error per byte saved until they fit, then promote with what is
+   left; the best point within the budget promotes the layers of most estimated gain per byte
+   while the budget allows; the first / last layers held, then free. Each estimate starts
+   from a measured size, and each result is measured. A layer the INT8 rewrite keeps in float
+   (a LOG's front end: an STFT) counts 4 bytes a weight in all-INT8, not 1.
+5. Measured trades from the best point within the budget: single-layer moves to the nearest
    format of other size (and same-size laterals, and the pinned first / last layers'
    demotions), swaps (the best promotions each with the demotion that pays for it), and the
    moves combined; `trade_rounds` rounds.
@@ -111,6 +118,13 @@ class MixedOptions:
     #: are brought under it by splitting a layer's output channels (`row_split`: the least
     #: sensitive rows of the largest layer one format down) and measured (0: none)
     row_splits: int = 2
+    #: this many of the measured points over the byte budget that beat the best one within it
+    #: (the smallest, then the best: the int4 plan where the budget is just under it) are
+    #: brought under it by `spend` (demote where the estimated error per byte saved is least,
+    #: then promote with what is left) and measured, and the best point within the budget
+    #: spends what it leaves (promote where the estimated gain per byte is most): a budget is
+    #: spent, not left between the probes (0: neither)
+    descents: int = 2
 
     def check(self) -> None:
         if self.activations not in ACTIVATION_PRECISIONS or self.activations == "int16":
@@ -511,6 +525,95 @@ def greedy(choices: list[LayerChoice], losses: Losses, base_bytes: float, target
     return {c.name: c.formats[cur[c.name]] for c in choices}
 
 
+def spend(choices: list[LayerChoice], losses: Losses, bits: Mapping[str, str], size: float,
+          target: float, allow_pinned: bool = False) -> dict[str, str] | None:
+    """From a measured point (`bits`, `size` bytes; the estimate is anchored on what it
+    measured, not on all-INT8): while the estimated size is over `target`, the demotion (a
+    layer to any format of fewer bytes) of least estimated added error per byte saved; then,
+    while a promotion fits, the one of most estimated error removed per byte it costs (a
+    same-size lateral that gains costs nothing). None where even every movable layer at its
+    smallest format is estimated over `target`. Pinned layers keep their format unless
+    `allow_pinned`."""
+    idx = {c.name: c.formats.index(bits[c.name]) for c in choices}
+    movable = [c for c in choices if allow_pinned or not c.pinned]
+    est = float(size)
+    while est > target:
+        down: tuple[float, float, LayerChoice, int] | None = None
+        for c in movable:
+            i = idx[c.name]
+            for j in range(i + 1, len(c.formats)):
+                saved = c.nbytes[i] - c.nbytes[j]
+                if saved <= 0:
+                    continue
+                rate = (losses[c.name][c.formats[j]] - losses[c.name][c.formats[i]]) / saved
+                if down is None or (rate, -saved) < (down[0], down[1]):
+                    down = (rate, -saved, c, j)
+        if down is None:
+            return None
+        est += down[1]
+        idx[down[2].name] = down[3]
+    while True:
+        up: tuple[float, float, LayerChoice, int] | None = None
+        for c in movable:
+            i = idx[c.name]
+            for j in range(len(c.formats)):
+                cost = c.nbytes[j] - c.nbytes[i]
+                gain = losses[c.name][c.formats[i]] - losses[c.name][c.formats[j]]
+                if j == i or cost < 0 or gain <= 0 or est + cost > target:
+                    continue
+                rate = gain / max(cost, 1e-9)
+                if up is None or (rate, gain) > (up[0], up[1]):
+                    up = (rate, gain, c, j)
+        if up is None:
+            break
+        c, j = up[2], up[3]
+        est += c.nbytes[j] - c.nbytes[idx[c.name]]
+        idx[c.name] = j
+    return {c.name: c.formats[idx[c.name]] for c in choices}
+
+
+def _spend_budget(choices: list[LayerChoice], measured: list[tuple[MixedPoint, Attempt]],
+                  budget: int, count: int, losses: Losses,
+                  run: Callable[[str, dict[str, str]], MixedPoint], exports: int = 2) -> None:
+    """The budget spent from measured points (`spend`): the `count` smallest points over it
+    that beat the best within it are brought under it (the greedy from all-INT8 and the trades
+    around the best point do not reach the mixes between two probes: silero_vad at 194 kB kept
+    a 124 kB point with nothing measured up to 230 kB): the smallest, then the best by
+    worst-output SQNR (the int4 plan, where the budget is under it); and the best point within
+    it promotes
+    with the bytes it leaves. Each start, with the first / last layers held and then free,
+    takes up to `exports` measured steps, each anchored on the last one's measured size (over:
+    demote from it; under: promote from it)."""
+    fits = [p for p, _ in measured if p.within_budget]
+    best_in = max((p.worst_sqnr_db for p in fits), default=-math.inf)
+    over = sorted((p for p, _ in measured if p.size_bytes > budget and not p.splits
+                   and p.worst_sqnr_db > best_in), key=lambda p: (p.size_bytes,
+                                                                 -p.worst_sqnr_db))
+    # the smallest such point, then the best (all-INT8's descent is the greedy's: not again)
+    int8 = {c.name: "int8" for c in choices}
+    starts: list[MixedPoint] = []
+    for p in over[:1] + sorted(over[1:], key=lambda p: (-p.worst_sqnr_db, p.size_bytes)):
+        if len(starts) < count and p.bits != int8 and p.bits not in [s.bits for s in starts]:
+            starts.append(p)
+    if fits:
+        starts.append(max(fits, key=lambda p: (p.worst_sqnr_db, -p.size_bytes)))
+    tried = [p.bits for p, _ in measured if not p.splits]
+    pinned = any(c.pinned for c in choices)
+    for s in starts:
+        # the first / last layers held, then moved too (a front end the INT8 rewrite keeps in
+        # float holds 4 bytes a weight: silero_vad's STFT is 266 kB of its 419 kB int4 plan)
+        for free in (False, True) if pinned else (False,):
+            cur = s
+            for step in range(exports):
+                bits = spend(choices, losses, cur.bits, cur.size_bytes, budget, free)
+                if bits is None or bits in tried:
+                    break
+                tried.append(bits)
+                way = "descent" if s.size_bytes > budget else "ascent"
+                cur = run(f"{way} from {s.label}" + (", first / last too" if free else "")
+                          + (f", step {step + 1}" if step else ""), bits)
+
+
 def estimate_bytes(choices: list[LayerChoice], bits: Mapping[str, str], base_bytes: float
                    ) -> float:
     saved = 0.0
@@ -782,6 +885,9 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
 
     int8_bits = {c.name: "int8" for c in choices}
     record("all-int8", int8_bits, first, None)
+    for c in choices:  # a layer the INT8 rewrite keeps float (an STFT front end) holds 4 bytes
+        if first.precisions.get(c.name) == "float32":  # a weight there, not 1
+            c.nbytes[0] = c.elements * 4.0
     losses: Losses = {c.name: {} for c in choices}
     for name, v in _losses_of(first, model).items():
         if name in losses:
@@ -895,6 +1001,8 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
         for name, v in _losses_of(a, model).items():  # measured in this mix: refine
             if name in losses and bits.get(name, "int8") in losses[name]:
                 losses[name][bits[name]] = v
+    if budget_bytes is not None and opts.descents:
+        _spend_budget(choices, measured, int(size_limit), opts.descents, losses, measure)
     # trades move bytes: under a latency budget alone they are not made
     for _ in range(opts.trade_rounds if opts.trades > 0 and budget_bytes is not None else 0):
         before = max((p.worst_sqnr_db for p, _ in measured if p.within_budget),
@@ -954,4 +1062,5 @@ __all__ = [
     "pareto_front",
     "plan_of",
     "search",
+    "spend",
 ]
