@@ -516,7 +516,7 @@ MIXED_BUDGETS = ("int4", "half", "ternary")
 def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
                mixed_only: bool = False, select_samples: int | None = None,
                budgets: tuple[str, ...] = MIXED_BUDGETS,
-               scored_samples: int | None = None) -> dict[str, Any]:
+               scored_samples: int | None = None, float_acts: bool = False) -> dict[str, Any]:
     """--mixed: all-INT4 and all-ternary (round to nearest) beside `sdk.export(..., "mixed",
     budget_bytes=)` at all-INT4's size, at half of it (an error row where half is under the
     smallest mixed model) and at all-ternary's size, worst-output SQNR scored as in
@@ -527,7 +527,8 @@ def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
     float .tflite, scored the same way) and mixed at each of their file sizes (`mixed_only`:
     only those, not the int4 / ternary rows). `select_samples`: how many held-out inputs the
     exports validate on and mixed chooses by (default as many as are scored). `budgets`: which
-    of `MIXED_BUDGETS` mixed is measured at (a large model: int4 alone)."""
+    of `MIXED_BUDGETS` mixed is measured at (a large model: int4 alone). `float_acts`: beside
+    the peers' files, mixed with float activations too (`mixed_peer_rows`)."""
     from corpus.measure import quiet
 
     from sdk.converters.quantize.file_bytes import byte_breakdown
@@ -576,7 +577,7 @@ def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
         return row
 
     if peers:
-        mixed_peer_rows(case, work, out, run)
+        mixed_peer_rows(case, work, out, run, float_acts)
     if mixed_only:
         return out
     int4 = run("int4", "int4")
@@ -602,10 +603,13 @@ def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
     return out
 
 
-def mixed_peer_rows(case: CorpusCase, work: Path, out: dict[str, Any], run: Any) -> None:
+def mixed_peer_rows(case: CorpusCase, work: Path, out: dict[str, Any], run: Any,
+                    float_acts: bool = False) -> None:
     """ai-edge-quantizer's recipes of `MIXED_PEER_RECIPES` on `case` (rows in `out["peers"]`:
     size, worst SQNR on the scored samples, sub-byte / weighted layers), each followed by
-    edgesdk mixed at its file's size (`run`'s row, label "mixed@<recipe>")."""
+    edgesdk mixed at its file's size (`run`'s row, label "mixed@<recipe>"; int8 activations)
+    and, with `float_acts`, mixed with float activations as its recipes have (label
+    "mixed-afp32@<recipe>": weight-only, like for like)."""
     out["peers"] = []
     by_size: dict[int, dict[str, Any]] = {}
     try:
@@ -632,6 +636,18 @@ def mixed_peer_rows(case: CorpusCase, work: Path, out: dict[str, Any], run: Any)
                 row["mixed_more_layers"] = ours["subbyte_layers"] > row["subbyte_layers"]
                 row["mixed_higher_sqnr_same_or_smaller"] = (
                     ours["worst_sqnr_db"] > theirs and ours["size_bytes"] <= row["size_bytes"])
+            if float_acts:  # like for like: its recipe keeps activations float, so does this mix
+                key = -row["size_bytes"]
+                ours_f = by_size.get(key) or run(
+                    f"mixed-afp32@{recipe_name}", "mixed", budget_bytes=row["size_bytes"],
+                    scheme_options={"activations": "float32"})
+                by_size[key] = ours_f
+                if "worst_sqnr_db" in ours_f:
+                    theirs = row["worst_sqnr_db"] if row["worst_sqnr_db"] is not None \
+                        else math.inf
+                    row["mixed_afp32_higher_sqnr_same_or_smaller"] = (
+                        ours_f["worst_sqnr_db"] > theirs
+                        and ours_f["size_bytes"] <= row["size_bytes"])
 
 
 def summarise(models: list[dict[str, Any]]) -> dict[str, Any]:
@@ -787,6 +803,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mixed-budgets", default=",".join(MIXED_BUDGETS),
                    help="with --mixed: the budgets mixed is measured at, of "
                         f"{', '.join(MIXED_BUDGETS)} (a large model: int4)")
+    p.add_argument("--mixed-float-acts", action="store_true",
+                   help="with --mixed --peers: also mixed with float activations (weight-only, "
+                        "as ai-edge-quantizer's recipes) at their files' sizes")
     p.add_argument("--mixed-peers-only", action="store_true",
                    help="with --mixed --peers: only ai-edge-quantizer's int4 / 2-bit files and "
                         "mixed at their sizes")
@@ -810,7 +829,7 @@ def main(argv: list[str] | None = None) -> int:
                     report["models"].append(mixed_part(
                         m, args.samples, work, args.peers, args.mixed_peers_only,
                         args.select_samples, tuple(args.mixed_budgets.split(",")),
-                        args.scored_samples))
+                        args.scored_samples, args.mixed_float_acts))
                 except Exception as exc:
                     report["models"].append({"model": m, "error": f"{type(exc).__name__}: {exc}"})
                 if args.json_out:
