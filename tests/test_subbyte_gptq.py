@@ -324,3 +324,60 @@ def test_depthwise_hessians_by_batched_matmul(multiplier: int) -> None:
     assert acc.rows == 36
     np.testing.assert_allclose(acc.h, want_h, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(acc.cross, want_cross, rtol=1e-12, atol=1e-12)
+
+
+def test_gptq_solves_padded_convolutions_for_the_bias_corrected_error() -> None:
+    """Method "gptq" on a CONV_2D with a bias solves for the output error the rewrite's
+    analytic bias correction leaves (H about the correction's vector v, the input channels'
+    means tiled over the taps), not for E[x x^T]: on a strided 1-D convolution whose last tap
+    always reads SAME padding (as silero_vad's third encoder layer: there the correction
+    subtracts v at a tap whose input is zero, an error E[x x^T] does not see) the held-out
+    error after the correction, and its constant part most, are measurably lower."""
+    from sdk.base.samples import SampleSet
+    from sdk.converters.ir import DType, Tensor
+    from sdk.converters.quantize.gptq import LayerHessian, WeightSolver, _Accumulator
+
+    rng = np.random.default_rng(5)
+    c_in, c_out, width, k = 24, 16, 2, 3
+    mix = rng.normal(size=(c_in, c_in)) * 0.5 + np.eye(c_in)
+
+    def inputs(n: int) -> np.ndarray:  # rectified, correlated, with large channel means
+        z = rng.normal(size=(n, width, c_in)) @ mix + rng.uniform(2.0, 5.0, c_in)
+        return np.maximum(z, 0.0).reshape(n, 1, width, c_in).astype(np.float32)
+
+    w = rng.normal(size=(c_out, 1, k, c_in)).astype(np.float32)
+    x_t = Tensor("x", (1, 1, width, c_in), DType.FLOAT32)
+    w_t = Tensor("w", w.shape, DType.FLOAT32, data=w)
+    b_t = Tensor("b", (c_out,), DType.FLOAT32, data=np.zeros(c_out, np.float32))
+    op = Operator("CONV_2D", [x_t, w_t, b_t], [Tensor("y", (1, 1, 1, c_out), DType.FLOAT32)],
+                  attrs={"stride_h": 1, "stride_w": 2, "padding": "SAME"})
+    cal = inputs(64)
+    acc = _Accumulator(op, w, k * c_in, (k * c_in, k * c_in))
+    for x in cal:
+        acc.add(x[None], width, np.random.default_rng(0))
+    h, mean = 2.0 * acc.h / acc.rows, acc.sum_q / acc.rows
+    entry = LayerHessian(["conv"], "CONV_2D", h, acc.rows, [op], mean)
+    solver = WeightSolver("gptq", hessians={weight_key(w): entry}, sequential=False,
+                          samples=SampleSet([], [cal], "test"),
+                          float_inputs={id(op): [x[None] for x in cal]})
+    rows = w.reshape(c_out, -1).astype(np.float64)
+    s, _ = int2_levels(w, 0)
+    scales, codes = solver.solve(w, 0, -2, 1, scales=s)  # type: ignore[misc]
+    new = codes.reshape(c_out, -1) * np.asarray(scales, np.float64)[:, None]
+    plain = gptq_quantize(rows, h, -2, 1, scales=np.asarray(s, np.float64))
+    old = plain.codes * refit_scales(rows, plain.codes, plain.scales, h)[:, None]
+
+    v = np.tile(cal.reshape(-1, c_in).astype(np.float64).mean(axis=0), k)  # the correction's
+    test = inputs(2000)
+    x_rows = patches(op, test.astype(np.float64), 1, k,
+                     np.arange(len(test))).reshape(-1, k * c_in)
+
+    def left(deq: np.ndarray) -> float:  # output error power after the bias correction
+        return float((((x_rows - v) @ (deq - rows).T) ** 2).mean())
+
+    def shift(deq: np.ndarray) -> float:  # the part of it that is a constant output shift
+        return float((((x_rows - v) @ (deq - rows).T).mean(axis=0) ** 2).mean())
+
+    # measured (2-bit, 2,000 new inputs): the error 0.93 dB lower, its constant part 2.51 dB
+    assert 10 * np.log10(left(old) / left(new)) > 0.5, (left(old), left(new))
+    assert 10 * np.log10(shift(old) / shift(new)) > 1.5, (shift(old), shift(new))

@@ -482,6 +482,18 @@ class WeightSolver:
     #: -> 9.07 dB, oww_hey_mycroft ternary 12.46 -> 3.75; ppocr_mobile_v2_cls ternary
     #: AdaRound 11.35 -> 15.0)
     centred: bool = False
+    #: op types whose codes method "gptq" solves for the output error the rewrite's analytic
+    #: bias correction leaves, H = 2 E[(x - v)(x - v)^T] with v the correction's own vector
+    #: (the float input's channel means tiled over the taps, `_row_vector` / `_about`), where
+    #: the layer has a bias. At padded output positions a convolution's rows hold zeros where
+    #: the correction still subtracts v (a constant output error that 2 E[x x^T] does not
+    #: see), so v is not the rows' mean and `centred`'s 2 Cov(X) is not the objective either:
+    #: silero_vad 2-bit GPTQ's worst output 2.09 dB (E[x x^T]) / 0.69 (2 Cov) -> 12.59 (this;
+    #: the gain is its third encoder convolution's, stride 2, one output position, a tap
+    #: always in the padding). FULLY_CONNECTED keeps 2 E[x x^T] (there v is the rows' mean,
+    #: this H is 2 Cov): on openWakeWord's dense layers fed one row per sample (rank <= 64 of
+    #: K = 128) it lost (hey_mycroft ternary 12.46 -> 4.46, alexa 2-bit 23.80 -> 10.01)
+    about_correction: tuple[str, ...] = ("CONV_2D", "DEPTHWISE_CONV_2D")
     #: the export corrects biases for the mean output shift (`bias_correction` not "none"):
     #: method "auto" then also tries the centred objective (see `_auto`)
     bias_corrected: bool = True
@@ -552,6 +564,12 @@ class WeightSolver:
         corrected = mean if self.bias_corrected and _biased(entry) else None
         if self.method != "auto" and self.centred and corrected is not None:
             h = _centre(h, corrected)
+        elif self.method == "gptq" and corrected is not None \
+                and entry.op_type in self.about_correction:
+            if split is None:
+                split = self._float_split(entry)
+            if split is not None:
+                h = _about(h, corrected, split[5])
         if self.method == "auto":
             if split is None:
                 split = self._float_split(entry)
