@@ -462,8 +462,9 @@ void GemmPlan::epilogue_row(const int32_t* acc, int32_t row_sum, std::size_t c0,
 
 void GemmPlan::compute(const uint8_t* xprep, const int32_t* sums, std::size_t rows,
                        std::size_t tile_begin, std::size_t tile_end, void* out,
-                       std::size_t out_stride) const {
+                       std::size_t out_stride, std::size_t x_stride) const {
   const std::size_t mr = gemm->gemm.mr;
+  const std::size_t xs = x_stride != 0 ? x_stride : row_stride;
   if (use_qs8 && rows >= 2 && output_type == OutputType::kInt8) {
     // Fused: per row group, every tile of the chunk writes its int8 outputs directly.
     const std::size_t qmr = qs8_kernel->mr;
@@ -475,8 +476,8 @@ void GemmPlan::compute(const uint8_t* xprep, const int32_t* sums, std::size_t ro
         const std::size_t rr = std::min(qmr, rows - r);
         for (std::size_t t = t0; t < t1; ++t) {
           const std::size_t nc = std::min<std::size_t>(kTileN, static_cast<std::size_t>(n) - t * kTileN);
-          qs8_kernel->fn(rr, kblocks, data + t * kblocks * kBlockBytes, xprep + r * row_stride,
-                               row_stride, sums + r * sums_per_row, sums_per_row, qs8, t, nc,
+          qs8_kernel->fn(rr, kblocks, data + t * kblocks * kBlockBytes, xprep + r * xs,
+                               xs, sums + r * sums_per_row, sums_per_row, qs8, t, nc,
                                out8 + r * out_stride + t * kTileN, out_stride);
         }
       }
@@ -503,14 +504,14 @@ void GemmPlan::compute(const uint8_t* xprep, const int32_t* sums, std::size_t ro
       for (std::size_t r = 0; r < rows;) {
         const std::size_t rr = std::min(mr, rows - r);
         const GemmKernel& kern = rr == 1 ? gemm->gemv : gemm->gemm;
-        const uint8_t* xr = xprep + r * row_stride;
+        const uint8_t* xr = xprep + r * xs;
         for (std::size_t t = t0; t < t1; ++t) {
           const uint8_t* wt = data + t * kblocks * kBlockBytes;
           if (rr == 1) {  // [1][16] is already the layout of a single buffered row
-            kern.fn(1, kblocks, wt, xr, row_stride, acc + (t - t0) * kTileN);
+            kern.fn(1, kblocks, wt, xr, xs, acc + (t - t0) * kTileN);
             continue;
           }
-          kern.fn(rr, kblocks, wt, xr, row_stride, tile_acc);
+          kern.fn(rr, kblocks, wt, xr, xs, tile_acc);
           for (std::size_t i = 0; i < rr; ++i) {
             std::memcpy(acc + i * width + (t - t0) * kTileN, tile_acc + i * kTileN,
                         kTileN * sizeof(int32_t));
@@ -535,14 +536,14 @@ void GemmPlan::compute(const uint8_t* xprep, const int32_t* sums, std::size_t ro
     for (std::size_t r = 0; r < rows;) {
       const std::size_t rr = std::min(mr, rows - r);
       const GemmKernel& kern = rr == 1 ? gemm->gemv : gemm->gemm;
-      const uint8_t* xr = xprep + r * row_stride;
+      const uint8_t* xr = xprep + r * xs;
       // Per-group scales: each group's exact int32 sum is scaled and added in float, in group
       // order, with separate multiply and add (no FMA), so every ISA rounds identically.
       std::fill(facc, facc + rr * kTileN, 0.0f);
       for (int32_t g = 0; g < groups; ++g) {
         const std::size_t b0 = static_cast<std::size_t>(g) * blocks_per_group;
         const std::size_t nb = std::min(blocks_per_group, kblocks - b0);
-        kern.fn(rr, nb, wt + b0 * kBlockBytes, xr + b0 * kb * esize, row_stride, acc);
+        kern.fn(rr, nb, wt + b0 * kBlockBytes, xr + b0 * kb * esize, xs, acc);
         for (std::size_t i = 0; i < rr; ++i) {
           const int32_t rs = sums[(r + i) * sums_per_row + static_cast<std::size_t>(g)];
           for (std::size_t c = 0; c < nc; ++c) {

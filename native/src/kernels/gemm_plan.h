@@ -126,11 +126,12 @@ struct GemmPlan {
   // Zeroes elements [k, kpad) of a prepared row.
   void pad_row(uint8_t* row) const;
   // Computes output rows [0, rows) for tiles [tile_begin, tile_end). Row r reads prepared row
-  // xprep + r * row_stride and sums + r * sums_per_row, and writes out + r * out_stride
-  // elements of the output type.
+  // xprep + r * x_stride (row_stride when 0) and sums + r * sums_per_row, and writes
+  // out + r * out_stride elements of the output type. Another x_stride lets a caller hand rows
+  // that need no preparation in place (Conv2D's pointwise rows: XFormat::kInt8, kpad == k).
   void compute(const uint8_t* xprep, const int32_t* sums, std::size_t rows,
                std::size_t tile_begin, std::size_t tile_end, void* out,
-               std::size_t out_stride) const;
+               std::size_t out_stride, std::size_t x_stride = 0) const;
 
   // The epilogue of one output row segment: channels [c0, c0 + nc) from acc[0..nc).
   void epilogue_row(const int32_t* acc, int32_t row_sum, std::size_t c0, std::size_t nc,
