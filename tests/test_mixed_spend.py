@@ -86,3 +86,20 @@ def test_spend_promotes_a_point_under_the_budget() -> None:
     assert spend(_choices(), LOSSES, start, 475.0, 800.0) == \
         {"big": "int4", "small": "int8", "first": "int4"}
     assert spend(_choices(), LOSSES, start, 475.0, 475.0) == start
+
+
+def test_at_all_int8s_ceiling_the_most_bytes_within_the_budget() -> None:
+    """magika_v3_3's 8 selection inputs score every point 42.16-42.33 dB (all-INT8 42.33):
+    the search kept all-2-bit (375 kB of a 431 kB budget; 16.27 dB on other inputs)."""
+    from sdk.converters.quantize.mixed import MixedPoint, ceiling_choice
+
+    pts = [MixedPoint("all-int8", 868_528, 42.33, None, {}),
+           MixedPoint("all-int2", 375_008, 42.32, None, {}, within_budget=True),
+           MixedPoint("descent from all-int4", 427_792, 42.28, 1, {}, within_budget=True),
+           MixedPoint("trade", 320_224, 42.32, 1, {}, within_budget=True)]
+    inside = [1, 2, 3]
+    best, why = ceiling_choice(pts, inside, 1)
+    assert best == 2 and why is not None and "cannot rank" in why
+    # under the ceiling the samples rank the points: the choice stands
+    pts[0].worst_sqnr_db = 45.0
+    assert ceiling_choice(pts, inside, 1) == (1, None)

@@ -302,6 +302,30 @@ def paired_choice(measured: Sequence[tuple[MixedPoint, Attempt]], inside: Sequen
                  f"{', '.join(f'{r:.2f}' for r in ref_halves)} dB on the halves)")
 
 
+#: points within this many dB of all-INT8 on the held-out samples are at its ceiling
+CEILING_TIE_DB = 0.1
+
+
+def ceiling_choice(points: Sequence[MixedPoint], inside: Sequence[int], best: int
+                   ) -> tuple[int, str | None]:
+    """Where the chosen point is at all-INT8's worst-output SQNR (within `CEILING_TIE_DB`: the
+    held-out samples cannot rank the points, e.g. magika_v3_3's 8 selection inputs score
+    42.16-42.33 dB for every point from all-2-bit to all-INT8, while other inputs score all-2-bit
+    16 dB under all-INT4), the point at that ceiling with the most bytes within the budget: more
+    bits where the samples cannot tell, not the fewest. Otherwise `best`, unchanged."""
+    ceiling = next((p.worst_sqnr_db for p in points if p.label == "all-int8"), math.nan)
+    if not math.isfinite(ceiling) or not points[best].worst_sqnr_db >= ceiling - CEILING_TIE_DB:
+        return best, None
+    tied = [i for i in inside if points[i].worst_sqnr_db >= ceiling - CEILING_TIE_DB]
+    big = max(tied, key=lambda i: (points[i].size_bytes, points[i].worst_sqnr_db))
+    if points[big].size_bytes <= points[best].size_bytes:
+        return best, None
+    return big, (f"{points[best].label} ({points[best].worst_sqnr_db:.2f} dB) and "
+                 f"{points[big].label} ({points[big].worst_sqnr_db:.2f} dB) are at all-INT8's "
+                 f"{ceiling:.2f} dB within {CEILING_TIE_DB} dB: the held-out samples cannot "
+                 f"rank them, so the one with the most bytes within the budget")
+
+
 # ---------------------------------------------------------------------------- the report
 @dataclass
 class MixedPoint:
@@ -1036,6 +1060,9 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
     best, why = paired_choice(measured, inside)
     if why is not None:
         report.notes.append(why)
+    best, why = ceiling_choice(points, inside, best)
+    if why is not None:
+        report.notes.append(why)
     points[best].chosen = True
     report.points, report.chosen = points, best
     report.exports = len(points)
@@ -1044,6 +1071,7 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
 
 
 __all__ = [
+    "CEILING_TIE_DB",
     "DEFAULT_STEPS",
     "PROBES",
     "BudgetError",
@@ -1053,6 +1081,7 @@ __all__ = [
     "MixedPoint",
     "MixedReport",
     "ascii_front",
+    "ceiling_choice",
     "estimate_bytes",
     "greedy",
     "halves_db",
