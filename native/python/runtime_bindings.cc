@@ -136,6 +136,9 @@ class PyInterpreter {
       d["runs"] = s.runs;
       d["total_ms"] = s.total_ms;
       d["mean_ms"] = s.runs ? s.total_ms / static_cast<double>(s.runs) : 0.0;
+      d["min_ms"] = s.min_ms;
+      d["threads"] = s.threads(interp_->threads());
+      d["threads_why"] = s.threads_why(interp_->threads());
       out.append(d);
     }
     return out;

@@ -501,6 +501,7 @@ void ThreadPool::run(std::size_t num_tasks, TaskFn fn, const void* ctx, bool sta
   if (num_threads_ == 1 || num_tasks == 1 || tl_pool == this) {
     // Serial: one thread, one task, or a nested call from inside one of our own tasks.
     const int thread = tl_pool == this ? tl_thread : 0;
+    if (num_tasks == 1 && num_threads_ > 1 && tl_pool != this) count(single_task_calls_);
     for (std::size_t t = 0; t < num_tasks; ++t) fn(ctx, t, thread);
     return;
   }
@@ -524,6 +525,7 @@ void ThreadPool::run(std::size_t num_tasks, TaskFn fn, const void* ctx, bool sta
   if (serial_until_ns_ != 0 && now < serial_until_ns_) {
     // Backing off (workers contended or late): the caller alone, as thread 0 (nested calls
     // inline).
+    count(backed_off_calls_);
     const void* outer_pool = tl_pool;
     const int outer_thread = tl_thread;
     tl_pool = this;
@@ -533,6 +535,7 @@ void ThreadPool::run(std::size_t num_tasks, TaskFn fn, const void* ctx, bool sta
     tl_thread = outer_thread;
     return;
   }
+  count(parallel_calls_);
   for (std::size_t offset = 0; offset < num_tasks; offset += kMaxJob) {
     run_job(fn, ctx, offset, std::min(kMaxJob, num_tasks - offset), static_schedule);
   }

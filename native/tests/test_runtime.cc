@@ -87,6 +87,53 @@ EDGE_TEST(runtime_runs_small_model) {
   EDGE_CHECK(interp.layer_stats()[0].kernel == "qs8_vadd_lut__scalar");
 }
 
+// The profile says per layer how many threads ran it and why (issue 17): a 64 KiB ADD is split
+// over the pool, a RESHAPE never hands it work, and a 1-thread interpreter says it has one.
+EDGE_TEST(runtime_profile_reports_threads_per_layer) {
+  Builder b;
+  std::vector<uint8_t> bias(16);
+  for (int i = 0; i < 16; ++i) bias[i] = static_cast<uint8_t>(i * 13);
+  const int x = b.tensor("x", {1, 64, 64, 16}, fmt::DType::INT8, 0.05f, -3);
+  const int c = b.tensor("c", {16}, fmt::DType::INT8, 0.02f, 1, &bias);
+  const int sum = b.tensor("sum", {1, 64, 64, 16}, fmt::DType::INT8, 0.07f, 2);
+  const int flat = b.tensor("flat", {1, 65536}, fmt::DType::INT8, 0.07f, 2);
+  auto add = fmt::CreateElementwiseOptions(b.fbb(), fmt::Activation::NONE);
+  b.op(fmt::OpType::ADD, {x, c}, {sum}, fmt::OpOptions::ElementwiseOptions, add.Union());
+  b.op(fmt::OpType::RESHAPE, {sum}, {flat});
+  auto model = load(b.finish({x}, {flat}));
+  std::vector<int8_t> input(65536);
+  for (std::size_t i = 0; i < input.size(); ++i) input[i] = static_cast<int8_t>(i * 7);
+  std::vector<int8_t> expected;
+  for (int threads : {1, 2, 3}) {
+    edge::runtime::InterpreterOptions options;
+    options.threads = threads;
+    options.profile = true;
+    Interpreter interp(model, options);
+    interp.set_input(0, input.data(), input.size());
+    for (int r = 0; r < 3; ++r) interp.run();
+    const auto* out = static_cast<const int8_t*>(interp.output_data(0));
+    if (expected.empty()) expected.assign(out, out + 65536);
+    EDGE_CHECK(std::equal(expected.begin(), expected.end(), out));  // any split, same bytes
+    const auto& add_stats = interp.layer_stats()[0];
+    const auto& reshape_stats = interp.layer_stats()[1];
+    EDGE_CHECK(add_stats.runs == 3 && add_stats.min_ms > 0 &&
+               add_stats.min_ms <= add_stats.total_ms / 3);
+    EDGE_CHECK(reshape_stats.threads(threads) == 1);
+    if (threads == 1) {
+      EDGE_CHECK(add_stats.threads(1) == 1);
+      EDGE_CHECK(add_stats.threads_why(1) == "1 thread: the interpreter has one");
+      continue;
+    }
+    // The native test runner turns the serial back-off off, so every job goes to the workers.
+    EDGE_CHECK(add_stats.parallel_calls == 3 && add_stats.backed_off_calls == 0);
+    EDGE_CHECK(add_stats.threads(threads) == threads);
+    EDGE_CHECK(add_stats.threads_why(threads) ==
+               std::to_string(threads) + " threads (pool jobs per run: 1)");
+    EDGE_CHECK(reshape_stats.threads_why(threads).rfind("1 thread: it gave the pool no work", 0) ==
+               0);
+  }
+}
+
 EDGE_TEST(runtime_memory_plan_shares_without_overlap) {
   auto model = load(small_model());
   Interpreter interp(model);

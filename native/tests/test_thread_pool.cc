@@ -231,6 +231,28 @@ EDGE_TEST(thread_pool_run_delay_rule) {
 #endif
 }
 
+// calls() counts what each call ran on: jobs handed to the workers, single tasks (the caller
+// alone, nothing to share), nested calls not at all (they belong to the outer job).
+EDGE_TEST(thread_pool_counts_its_calls) {
+  edge::ThreadPool pool(2, edge::Affinity::kNone);
+  EDGE_CHECK(pool.calls().parallel == 0 && pool.calls().single_task == 0);
+  std::atomic<int> n{0};
+  pool.parallel_for(1, [&](std::size_t, int) { n.fetch_add(1); });
+  pool.parallel_for(0, [&](std::size_t, int) { n.fetch_add(1); });
+  EDGE_CHECK(pool.calls().single_task == 1 && pool.calls().parallel == 0);
+  pool.parallel_for(8, [&](std::size_t, int) {
+    pool.parallel_for(4, [&](std::size_t, int) { n.fetch_add(1); });  // inline
+  });
+  pool.parallel_for_static(3, [&](std::size_t, int) { n.fetch_add(1); });
+  EDGE_CHECK(n.load() == 1 + 32 + 3);
+  const edge::ThreadPool::Calls c = pool.calls();
+  // With the back-off on (a loaded host), a job may have run on the caller alone instead.
+  EDGE_CHECK(c.parallel + c.backed_off == 2 && c.single_task == 1);
+  edge::ThreadPool one(1, edge::Affinity::kNone);
+  one.parallel_for(8, [&](std::size_t, int) { n.fetch_add(1); });
+  EDGE_CHECK(one.calls().parallel == 0 && one.calls().single_task == 0);
+}
+
 // A worker that stays in a task long after the caller has run the rest of the job (as one the
 // scheduler took off its core would) makes the pool back off: the next jobs run on the caller
 // alone; with EDGE_POOL_BACKOFF_US=0 it never does.
@@ -264,9 +286,11 @@ EDGE_TEST(thread_pool_backs_off_to_the_caller_after_a_late_worker) {
       std::fprintf(stderr, "skipped: the worker never started a task in 2 s (host overloaded)\n");
     } else if (*backoff == '\0') {
       EDGE_CHECK(pool.late_jobs() == 1);
-      // Within the first back-off (1 ms) the next job runs on the caller alone.
+      // Within the first back-off (1 ms) the next job runs on the caller alone, and calls()
+      // says so (what the .edge profile reports per layer).
       if (gap_ms < 1.0) {
         EDGE_CHECK(by_thread[0].load() == 64 && by_thread[1].load() == 0);
+        EDGE_CHECK(pool.calls().parallel == 1 && pool.calls().backed_off == 1);
       } else {
         std::fprintf(stderr, "back-off check skipped: the next job came %.2f ms later\n", gap_ms);
       }

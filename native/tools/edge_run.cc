@@ -27,6 +27,7 @@
 #include "edge/runtime/limits.h"
 #include "edge/runtime/model.h"
 #include "edge/runtime/npy.h"
+#include "edge/thread_pool.h"
 
 #if defined(__linux__)
 #include <sched.h>
@@ -475,14 +476,21 @@ int run(const Args& args) {
          << edge::runtime::dtype_name(t.dtype) << "\", \"shape\": " << json_list(t.shape)
          << ", \"path\": " << (out_paths.empty() ? "null" : json_string(out_paths[i])) << "}";
     }
-    os << "],\n  \"layers\": [";
+    // The pool's serial back-offs over the whole process (warm-up included): a 2-thread run
+    // whose latency is near the 1-thread one often backed off (docs/kernels.md, Threads).
+    os << "],\n  \"pool\": {\"late_jobs\": " << interp.thread_pool().late_jobs()
+       << ", \"contended_windows\": " << interp.thread_pool().contended_windows() << "}";
+    os << ",\n  \"layers\": [";
     for (std::size_t i = 0; i < layers.size(); ++i) {
       const auto& l = layers[i];
       os << (i ? "," : "") << "\n    {\"index\": " << l.op_index << ", \"op\": "
          << json_string(l.op) << ", \"label\": " << json_string(l.label) << ", \"kernel\": "
          << json_string(l.kernel);
       if (args.profile && l.runs > 0) {
-        os << ", \"mean_ms\": " << json_number(l.total_ms / static_cast<double>(l.runs));
+        os << ", \"mean_ms\": " << json_number(l.total_ms / static_cast<double>(l.runs))
+           << ", \"min_ms\": " << json_number(l.min_ms)
+           << ", \"threads\": " << l.threads(interp.threads())
+           << ", \"threads_why\": " << json_string(l.threads_why(interp.threads()));
       }
       os << "}";
     }
@@ -507,7 +515,8 @@ int run(const Args& args) {
     for (const auto& l : layers) {
       os << "  " << l.label << "  " << l.kernel;
       if (args.profile && l.runs > 0) {
-        os << "  " << json_number(l.total_ms / static_cast<double>(l.runs)) << " ms";
+        os << "  " << json_number(l.total_ms / static_cast<double>(l.runs)) << " ms  ["
+           << l.threads_why(interp.threads()) << "]";
       }
       os << "\n";
     }

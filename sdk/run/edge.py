@@ -67,6 +67,11 @@ class LayerStat:
     kernel: str
     runs: int
     mean_ms: float
+    min_ms: float = 0.0
+    # How many threads ran the layer (the pool's, or 1: the calling thread alone) and why
+    # (pool jobs per run, a serial back-off, a split too small to hand over); profiled runs only.
+    threads: int = 1
+    threads_why: str = ""
 
 
 class EdgeModel:
@@ -118,7 +123,8 @@ class EdgeModel:
         return int(self._impl.threads)
 
     def layer_stats(self) -> list[LayerStat]:
-        return [LayerStat(d["index"], d["op"], d["label"], d["kernel"], d["runs"], d["mean_ms"])
+        return [LayerStat(d["index"], d["op"], d["label"], d["kernel"], d["runs"], d["mean_ms"],
+                          d["min_ms"], d["threads"], d["threads_why"])
                 for d in self._impl.layer_stats()]
 
     def kernels(self) -> list[str]:

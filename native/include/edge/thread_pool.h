@@ -115,6 +115,19 @@ class ThreadPool {
     return contended_windows_;
   }
 
+  // What the calls so far ran on: the caller's own counts (a profile takes the difference
+  // around one layer to say how many threads ran it and why). `parallel`: jobs handed to the
+  // workers; `backed_off`: calls run on the caller alone because the pool was backing off;
+  // `single_task`: calls of one task (run by the caller, nothing to share).
+  struct Calls {
+    uint64_t parallel = 0, backed_off = 0, single_task = 0;
+  };
+  Calls calls() const {
+    return {parallel_calls_.load(std::memory_order_relaxed),
+            backed_off_calls_.load(std::memory_order_relaxed),
+            single_task_calls_.load(std::memory_order_relaxed)};
+  }
+
   // Calls fn(task, thread) for every task in [0, num_tasks) and returns when all are done;
   // thread is in [0, num_threads()), 0 being the caller. `fn` is called through a pointer, so
   // lambdas with captures cost no allocation.
@@ -185,6 +198,12 @@ class ThreadPool {
   int64_t first_backoff_ns_ = 0;  // 0: never back off
   int64_t backoff_ns_ = 0;        // the current back-off
   int64_t serial_until_ns_ = 0;
+  // calls(): written by the calling thread only (a load and a store: no atomic add on the
+  // hot path), atomics so that another thread may read them.
+  static void count(std::atomic<uint64_t>& c) {
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  std::atomic<uint64_t> parallel_calls_{0}, backed_off_calls_{0}, single_task_calls_{0};
   uint64_t late_jobs_ = 0;
   uint64_t contended_windows_ = 0;
   // The run-delay rule (under run_mutex_): the workers' schedstat, sampled every kSampleNs.

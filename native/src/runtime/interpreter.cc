@@ -247,17 +247,54 @@ void Interpreter::set_input(std::size_t i, const void* data, std::size_t bytes) 
   if (bytes != 0) std::memcpy(input_data(i), data, bytes);
 }
 
+const ThreadPool& Interpreter::thread_pool() const { return context_->pool; }
+
+int LayerStats::threads(int pool_threads) const { return parallel_calls > 0 ? pool_threads : 1; }
+
+std::string LayerStats::threads_why(int pool_threads) const {
+  std::ostringstream os;
+  if (pool_threads <= 1) return "1 thread: the interpreter has one";
+  if (runs == 0) return "not profiled";
+  const double per_run = 1.0 / static_cast<double>(runs);
+  os.precision(3);
+  if (parallel_calls > 0) {
+    os << pool_threads << " threads (pool jobs per run: "
+       << static_cast<double>(parallel_calls) * per_run << ")";
+  } else if (backed_off_calls == 0 && single_task_calls == 0) {
+    return "1 thread: it gave the pool no work (its split leaves it on the calling thread, "
+           "or the op never splits)";
+  } else {
+    os << "1 thread";
+  }
+  if (backed_off_calls > 0) {
+    os << "; " << static_cast<double>(backed_off_calls) * per_run
+       << " calls per run on the caller alone: the pool was backing off (a late or contended "
+          "worker)";
+  }
+  if (single_task_calls > 0) {
+    os << "; " << static_cast<double>(single_task_calls) * per_run
+       << " calls per run of a single task (too small to share)";
+  }
+  return os.str();
+}
+
 void Interpreter::run() {
   const auto& ops = model_->operators();
   for (std::size_t i = 0; i < kernels_.size(); ++i) {
     RunContext ctx{tensor_data_, ops[i], scratch_->data, &context_->pool};
     if (profile_) {
+      const ThreadPool::Calls c0 = context_->pool.calls();
       const auto t0 = std::chrono::steady_clock::now();
       kernels_[i]->run(ctx);
       const auto t1 = std::chrono::steady_clock::now();
+      const ThreadPool::Calls c1 = context_->pool.calls();
       LayerStats& s = stats_[i];
       s.last_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
       s.total_ms += s.last_ms;
+      s.min_ms = s.runs == 0 ? s.last_ms : std::min(s.min_ms, s.last_ms);
+      s.parallel_calls += c1.parallel - c0.parallel;
+      s.backed_off_calls += c1.backed_off - c0.backed_off;
+      s.single_task_calls += c1.single_task - c0.single_task;
       ++s.runs;
     } else {
       kernels_[i]->run(ctx);

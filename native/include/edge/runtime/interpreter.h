@@ -23,6 +23,7 @@
 #include "edge/runtime/model.h"
 
 namespace edge {
+class ThreadPool;
 namespace runtime {
 
 struct InterpreterOptions {
@@ -47,7 +48,16 @@ struct LayerStats {
   std::string kernel;  // the kernel (and ISA) that ran it, e.g. "qs8_vadd_lut__scalar"
   double last_ms = 0;
   double total_ms = 0;
+  double min_ms = 0;  // the fastest profiled run (0: none yet)
   int64_t runs = 0;
+  // The thread pool's calls from this operator over the profiled runs (ThreadPool::calls()):
+  // jobs it handed to the workers, calls run on the caller alone while the pool backed off
+  // (late or contended workers), calls of a single task.
+  uint64_t parallel_calls = 0, backed_off_calls = 0, single_task_calls = 0;
+  // How many threads ran it (`pool_threads` when any of its calls went to the workers, else 1)
+  // and why, from the counts above.
+  int threads(int pool_threads) const;
+  std::string threads_why(int pool_threads) const;
 };
 
 // Every kernel name the runtime's own operators can report (LayerStats::kernel), sorted; the
@@ -88,6 +98,8 @@ class Interpreter {
   // Bytes the kernels hold for prepared (repacked / unpacked) weights.
   std::size_t prepared_weight_bytes() const { return prepared_bytes_; }
   int threads() const { return threads_; }
+  // The pool every operator of this interpreter shares (its back-off counters, calls()).
+  const ThreadPool& thread_pool() const;
 
   void set_profiling(bool on) { profile_ = on; }
   const std::vector<LayerStats>& layer_stats() const { return stats_; }
