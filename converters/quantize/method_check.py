@@ -17,10 +17,11 @@ the export's own).
 Why two folds: one fold's figure is one half-solve scored on one half, and on a model whose
 worst output is carried by a few samples it ranks the candidates by chance. oww_alexa INT4
 (benchmarks/results/subbyte-fidelity-2026-12-07.md, 06:00 UTC section): solved on the even
-calibration samples and scored on the odd ones GPTQ had 24.9 dB, AdaRound 19.7, so the single
-fold kept GPTQ (17.42 dB on the held-out inputs, AdaRound 37.02); the other fold gives GPTQ
-12.9, AdaRound 19.6, and pooled GPTQ 13.0, AdaRound 19.4. The second fold costs one more
-Hessian pass and three more solves on half the samples.
+calibration samples and scored on the odd ones the per-layer choice had 9.31 dB, GPTQ 24.92,
+AdaRound 19.68, so the single fold kept GPTQ (17.42 dB on the held-out inputs, AdaRound
+37.02); the other way round 19.35 / 13.59 / 18.67, pooled 18.34 / 13.70 / 18.70: AdaRound
+kept, 37.02 dB. The second fold costs one more Hessian pass and three more solves on half the
+samples.
 
 Why not score the three full exports on the calibration samples themselves: each was fitted to
 them. On small built FC stacks (4 layers of 64, ternary / 2-bit, 32-64 samples) that in-sample
