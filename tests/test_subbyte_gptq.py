@@ -3,6 +3,8 @@ Hessians from, the weight formats' rtn / gptq methods, and sdk.export on the dig
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from digits_methods import export_by_method, runs_by_method
@@ -326,6 +328,40 @@ def test_depthwise_hessians_by_batched_matmul(multiplier: int) -> None:
     np.testing.assert_allclose(acc.cross, want_cross, rtol=1e-12, atol=1e-12)
 
 
+
+def _padded_conv(seed: int = 5) -> tuple[Any, ...]:
+    """A strided 1-D CONV_2D (with a bias) whose last tap always reads SAME padding, as in
+    silero_vad's third encoder layer, in a one-op model; 64 rectified, correlated calibration
+    inputs with large channel means; its layer Hessian; and a source of new inputs."""
+    from sdk.base.samples import SampleSet
+    from sdk.converters.ir import DType, Graph, Model, Tensor
+    from sdk.converters.quantize.gptq import LayerHessian, _Accumulator
+
+    rng = np.random.default_rng(seed)
+    c_in, c_out, width, k = 24, 16, 2, 3
+    mix = rng.normal(size=(c_in, c_in)) * 0.5 + np.eye(c_in)
+
+    def inputs(n: int) -> np.ndarray:
+        z = rng.normal(size=(n, width, c_in)) @ mix + rng.uniform(2.0, 5.0, c_in)
+        return np.maximum(z, 0.0).reshape(n, 1, width, c_in).astype(np.float32)
+
+    w = rng.normal(size=(c_out, 1, k, c_in)).astype(np.float32)
+    x_t = Tensor("x", (1, 1, width, c_in), DType.FLOAT32)
+    w_t = Tensor("w", w.shape, DType.FLOAT32, data=w)
+    b_t = Tensor("b", (c_out,), DType.FLOAT32, data=rng.normal(size=c_out).astype(np.float32))
+    y_t = Tensor("y", (1, 1, 1, c_out), DType.FLOAT32)
+    op = Operator("CONV_2D", [x_t, w_t, b_t], [y_t],
+                  attrs={"stride_h": 1, "stride_w": 2, "padding": "SAME"})
+    model = Model([Graph("main", [x_t, w_t, b_t, y_t], [op], [x_t], [y_t])])
+    cal = inputs(64)
+    acc = _Accumulator(op, w, k * c_in, (k * c_in, k * c_in))
+    for x in cal:
+        acc.add(x[None], width, np.random.default_rng(0))
+    entry = LayerHessian(["conv"], "CONV_2D", 2.0 * acc.h / acc.rows, acc.rows, [op],
+                         acc.sum_q / acc.rows)
+    return op, w, b_t, model, SampleSet([], [cal], "test"), entry, inputs
+
+
 def test_gptq_solves_padded_convolutions_for_the_bias_corrected_error() -> None:
     """Method "gptq" on a CONV_2D with a bias solves for the output error the rewrite's
     analytic bias correction leaves (H about the correction's vector v, the input channels'
@@ -333,34 +369,15 @@ def test_gptq_solves_padded_convolutions_for_the_bias_corrected_error() -> None:
     always reads SAME padding (as silero_vad's third encoder layer: there the correction
     subtracts v at a tap whose input is zero, an error E[x x^T] does not see) the held-out
     error after the correction, and its constant part most, are measurably lower."""
-    from sdk.base.samples import SampleSet
-    from sdk.converters.ir import DType, Tensor
-    from sdk.converters.quantize.gptq import LayerHessian, WeightSolver, _Accumulator
+    from sdk.converters.quantize.gptq import WeightSolver
 
-    rng = np.random.default_rng(5)
-    c_in, c_out, width, k = 24, 16, 2, 3
-    mix = rng.normal(size=(c_in, c_in)) * 0.5 + np.eye(c_in)
-
-    def inputs(n: int) -> np.ndarray:  # rectified, correlated, with large channel means
-        z = rng.normal(size=(n, width, c_in)) @ mix + rng.uniform(2.0, 5.0, c_in)
-        return np.maximum(z, 0.0).reshape(n, 1, width, c_in).astype(np.float32)
-
-    w = rng.normal(size=(c_out, 1, k, c_in)).astype(np.float32)
-    x_t = Tensor("x", (1, 1, width, c_in), DType.FLOAT32)
-    w_t = Tensor("w", w.shape, DType.FLOAT32, data=w)
-    b_t = Tensor("b", (c_out,), DType.FLOAT32, data=np.zeros(c_out, np.float32))
-    op = Operator("CONV_2D", [x_t, w_t, b_t], [Tensor("y", (1, 1, 1, c_out), DType.FLOAT32)],
-                  attrs={"stride_h": 1, "stride_w": 2, "padding": "SAME"})
-    cal = inputs(64)
-    acc = _Accumulator(op, w, k * c_in, (k * c_in, k * c_in))
-    for x in cal:
-        acc.add(x[None], width, np.random.default_rng(0))
-    h, mean = 2.0 * acc.h / acc.rows, acc.sum_q / acc.rows
-    entry = LayerHessian(["conv"], "CONV_2D", h, acc.rows, [op], mean)
+    op, w, _, _, samples, entry, inputs = _padded_conv()
+    cal = samples.arrays[0]
+    c_out, _, k, c_in = w.shape
     solver = WeightSolver("gptq", hessians={weight_key(w): entry}, sequential=False,
-                          samples=SampleSet([], [cal], "test"),
-                          float_inputs={id(op): [x[None] for x in cal]})
+                          samples=samples, float_inputs={id(op): [x[None] for x in cal]})
     rows = w.reshape(c_out, -1).astype(np.float64)
+    h = entry.hessian
     s, _ = int2_levels(w, 0)
     scales, codes = solver.solve(w, 0, -2, 1, scales=s)  # type: ignore[misc]
     new = codes.reshape(c_out, -1) * np.asarray(scales, np.float64)[:, None]
@@ -381,3 +398,23 @@ def test_gptq_solves_padded_convolutions_for_the_bias_corrected_error() -> None:
     # measured (2-bit, 2,000 new inputs): the error 0.93 dB lower, its constant part 2.51 dB
     assert 10 * np.log10(left(old) / left(new)) > 0.5, (left(old), left(new))
     assert 10 * np.log10(shift(old) / shift(new)) > 1.5, (shift(old), shift(new))
+
+
+def test_sequential_copy_shifts_the_bias_as_the_rewrite_does() -> None:
+    """The rounded copy the later layers are compensated on carries the bias the rewrite will
+    write: the float bias less its analytic correction (`int8._bias_shift`, the weight error
+    times the input channels' means), also where a tap reads only padding (there the rows'
+    mean is not the channels' mean, and a shift by it is another model)."""
+    from sdk.converters.quantize.gptq import WeightSolver
+    from sdk.converters.quantize.int8 import _bias_shift
+
+    op, w, b_t, model, samples, entry, _ = _padded_conv()
+    cal = samples.arrays[0]
+    solver = WeightSolver("gptq", hessians={weight_key(w): entry}, model=model,
+                          samples=samples, float_inputs={id(op): [x[None] for x in cal]})
+    scales, codes = solver.solve(w, 0, -2, 1, scales=int2_levels(w, 0)[0])  # type: ignore[misc]
+    deq = codes * np.asarray(scales, np.float64)[:, None, None, None]
+    means = cal.reshape(-1, w.shape[3]).astype(np.float64).mean(axis=0)
+    want = b_t.numpy().astype(np.float64) - _bias_shift("CONV_2D", w, deq, means)
+    copied = solver._memo[id(b_t)].data  # type: ignore[attr-defined]
+    np.testing.assert_allclose(copied, want, rtol=1e-5, atol=1e-5)
