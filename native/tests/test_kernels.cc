@@ -641,7 +641,9 @@ EDGE_TEST(conv2d_fused_subbyte_pointwise_row_calls) {
   Rng rng(41);
   int failures = 0, cases = 0;
   const int32_t pixels[] = {1, 2, 3, 5, 7, 63, 64, 65, 66, 67, 129, 200};
-  const int32_t ks[] = {8, 16, 24, 32, 40, 96};
+  // K 384 and 512: 2-bit weights run the fused GEMM up to K < 1024 on AVX2 (Conv2D's
+  // small_pointwise), rows read in place
+  const int32_t ks[] = {8, 16, 24, 32, 40, 96, 384, 512};
   const int32_t ocs[] = {5, 16, 17, 24, 40, 96};
   const WeightType types[] = {WeightType::kInt4, WeightType::kTernary, WeightType::kInt2};
   edge::ThreadPool pool2(2);
@@ -651,7 +653,7 @@ EDGE_TEST(conv2d_fused_subbyte_pointwise_row_calls) {
     g.padding = edge::Padding::kValid;
     g.input_height = 1;
     g.input_width = pixels[trial % 12];
-    g.input_channels = ks[rng.uniform(0, 5)];
+    g.input_channels = ks[rng.uniform(0, 7)];
     const int32_t oc = ocs[rng.uniform(0, 5)];
     const WeightType type = types[trial % 3];
     FcProblem p = random_fc(rng, type, 1, oc, g.input_channels);

@@ -136,8 +136,12 @@ struct Conv2D::Impl {
     // per-block widening) beat the indirect kernel (3 rows, int16 sums over blocks), whose
     // per-call costs weigh at 2-10 K blocks: 112x112x32 -> 64 ternary 0.637 vs 0.723 ms;
     // at K = 256 they tie (0.517 / 0.512), at 1024 the indirect one wins (0.453 -> 0.420).
+    // With the rows read in place (run(): no per-row copy), 2-bit weights keep the GEMM up to
+    // K < 1024: 28x28x256 -> 256 0.50 -> 0.43 ms, 10x10x384 -> 64 0.0228 -> 0.0220 ms; int4
+    // lost at K = 384 (0.0215 -> 0.0233 ms) and keeps K < 256.
+    const std::size_t pointwise_k = plan.type == WeightType::kInt4 ? 256 : 1024;
     const bool small_pointwise = plan.isa == Isa::kAvx2 && plan.type != WeightType::kInt8 &&
-                                 pointwise && w.k < 256;
+                                 pointwise && static_cast<std::size_t>(w.k) < pointwise_k;
     // AMX, int8 weights, deep enough for tiles (gemm_plan.h): im2col into the tile GEMM.
     const bool amx_tiles = detail::on_amx_tiles(plan.isa, plan.type, static_cast<std::size_t>(w.k));
     if (indirect.fn != nullptr && plan.use_qs8 && plan.groups == 0 && !small_pointwise &&
