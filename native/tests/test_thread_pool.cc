@@ -231,6 +231,48 @@ EDGE_TEST(thread_pool_run_delay_rule) {
 #endif
 }
 
+// A worker woken on the CPU its caller runs on is moved off it (unstack): here the test puts it
+// there (the caller pinned to CPU a, the worker pinning itself to a from inside a task), then
+// keeps the caller asleep in its own task so that the worker runs: it must take its task on
+// another CPU. Results never depend on where a task runs.
+EDGE_TEST(thread_pool_moves_a_worker_off_the_callers_cpu) {
+#if defined(__linux__)
+  cpu_set_t saved;
+  CPU_ZERO(&saved);
+  if (sched_getaffinity(0, sizeof(saved), &saved) != 0 || CPU_COUNT(&saved) < 2) {
+    std::fprintf(stderr, "skipped: fewer than 2 CPUs to run on\n");
+    return;
+  }
+  edge::ThreadPool pool(2, edge::Affinity::kNone);
+  int a = 0;
+  while (!CPU_ISSET(a, &saved)) ++a;
+  cpu_set_t only_a;
+  CPU_ZERO(&only_a);
+  CPU_SET(a, &only_a);
+  EDGE_CHECK(sched_setaffinity(0, sizeof(only_a), &only_a) == 0);  // the caller on a
+  std::atomic<int> pinned{0};
+  // Task 1 is the worker's own share: the caller sleeps in task 0 so that the worker takes it.
+  pool.parallel_for(2, [&](std::size_t t, int thread) {
+    if (t == 0) sleep_ms(50);
+    if (thread == 1 && sched_setaffinity(0, sizeof(only_a), &only_a) == 0) pinned.store(1);
+  });
+  std::atomic<int> worker_cpu{-1};
+  if (pinned.load() == 1) {
+    pool.parallel_for(2, [&](std::size_t t, int thread) {
+      if (t == 0) sleep_ms(50);
+      if (thread == 1) worker_cpu.store(sched_getcpu());
+    });
+  }
+  sched_setaffinity(0, sizeof(saved), &saved);
+  if (pinned.load() != 1 || worker_cpu.load() < 0) {
+    std::fprintf(stderr, "skipped: the worker took no task while the caller slept (host overloaded)\n");
+    return;
+  }
+  EDGE_CHECK(pool.unstacked() >= 1);
+  EDGE_CHECK(worker_cpu.load() != a);
+#endif
+}
+
 // calls() counts what each call ran on: jobs handed to the workers, single tasks (the caller
 // alone, nothing to share), nested calls not at all (they belong to the outer job).
 EDGE_TEST(thread_pool_counts_its_calls) {

@@ -479,7 +479,8 @@ int run(const Args& args) {
     // The pool's serial back-offs over the whole process (warm-up included): a 2-thread run
     // whose latency is near the 1-thread one often backed off (docs/kernels.md, Threads).
     os << "],\n  \"pool\": {\"late_jobs\": " << interp.thread_pool().late_jobs()
-       << ", \"contended_windows\": " << interp.thread_pool().contended_windows() << "}";
+       << ", \"contended_windows\": " << interp.thread_pool().contended_windows()
+       << ", \"unstacked\": " << interp.thread_pool().unstacked() << "}";
     os << ",\n  \"layers\": [";
     for (std::size_t i = 0; i < layers.size(); ++i) {
       const auto& l = layers[i];

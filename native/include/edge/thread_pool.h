@@ -114,6 +114,8 @@ class ThreadPool {
     std::lock_guard<std::mutex> lock(run_mutex_);
     return contended_windows_;
   }
+  // Jobs whose worker was woken on the CPU the caller ran on and moved off it (unstack()).
+  uint64_t unstacked() const { return unstacked_.load(std::memory_order_relaxed); }
 
   // What the calls so far ran on: the caller's own counts (a profile takes the difference
   // around one layer to say how many threads ran it and why). `parallel`: jobs handed to the
@@ -162,6 +164,9 @@ class ThreadPool {
   void run_job(TaskFn fn, const void* ctx, std::size_t offset, std::size_t num_tasks,
                bool static_schedule);
   void worker(int index);
+  // Moves the calling worker off `cpu` (the caller's): its affinity without that CPU, then
+  // worker_cpus_ again.
+  void unstack(int cpu);
   // Called when a spin of spin_ns_ from `start` is over: true (and a later *deadline) to spin
   // on while the idle spin lasts and no other thread waits for a CPU.
   bool keep_spinning(int64_t start, int64_t* deadline) const;
@@ -180,6 +185,9 @@ class ThreadPool {
 
   int num_threads_ = 1;
   std::vector<int> pinned_cpus_;
+  std::vector<int> worker_cpus_;  // the CPUs a worker may run on: pinned_cpus_ or the process's
+  std::atomic<int> caller_cpu_{-1};  // where the caller ran as it opened the current job
+  std::atomic<uint64_t> unstacked_{0};
   std::vector<std::thread> threads_;
   std::vector<Share> shares_;  // one per thread, allocated once
   mutable std::mutex run_mutex_;  // one job at a time
