@@ -33,6 +33,10 @@
 // jobs keep coming back contended, up to 32 ms; EDGE_POOL_BACKOFF_US sets the first, 0 turns
 // both rules off), then the workers are tried again. An idle host keeps every thread.
 //
+// Placement. A worker woken on the CPU its caller ran on as it opened the job (the scheduler's
+// "wake affine" choice) would run only while the caller waits; it moves itself off that CPU
+// (unstack(), counted by unstacked()).
+//
 // Two shares: parallel_for gives thread t a contiguous block of tasks; parallel_for_static
 // gives it tasks t, t + N, t + 2N, .... Both give a thread the same tasks on every call, so that
 // a layer run again and again finds "its" weights still in the core's own L2. The layers use
