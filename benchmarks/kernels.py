@@ -84,27 +84,24 @@ def conv_layers(quick: bool) -> list[Layer]:
         ("mobilenet_pw_112x112x32_64", 112, 112, 32, 64, 1, 1),
         ("mobilenet_pw_28x28x256_256", 28, 28, 256, 256, 1, 1),
         ("mobilenet_pw_7x7x1024_1024", 7, 7, 1024, 1024, 1, 1),
+        # the MobileNet-like model of edge_models.py (160x160 input): its small-K 1x1 layers
+        # (issue 17's gap; edge_conv_bench's mnl_pw_ rows) and three depthwise layers
+        ("mnl_pw_80x80x32_16", 80, 80, 32, 16, 1, 1),
+        ("mnl_pw_80x80x16_96", 80, 80, 16, 96, 1, 1),
+        ("mnl_pw_40x40x96_24", 40, 40, 96, 24, 1, 1),
+        ("mnl_pw_40x40x24_144", 40, 40, 24, 144, 1, 1),
+        ("mnl_pw_40x40x144_24", 40, 40, 144, 24, 1, 1),
+        ("mnl_pw_10x10x64_384", 10, 10, 64, 384, 1, 1),
+        ("mnl_pw_10x10x384_64", 10, 10, 384, 64, 1, 1),
     ]
     dws = [("mobilenet_dw_3x3_112x112x32", 112, 112, 32, 3, 1),
-           ("mobilenet_dw_3x3_14x14x512", 14, 14, 512, 3, 1)]
+           ("mobilenet_dw_3x3_14x14x512", 14, 14, 512, 3, 1),
+           ("mnl_dw_3x3_80x80x32", 80, 80, 32, 3, 1),
+           ("mnl_dw_3x3s2_80x80x96", 80, 80, 96, 3, 2),
+           ("mnl_dw_3x3_40x40x144", 40, 40, 144, 3, 1)]
     if quick:
         convs = convs[1:2] + convs[5:6]
-        dws = dws[1:]
-    else:
-        # the MobileNet-like model of edge_models.py (160x160 input): its small-K 1x1 layers
-        # (issue 17's gap; edge_conv_bench's mnl_pw_ rows) and depthwise layers
-        convs += [
-            ("mnl_pw_80x80x32_16", 80, 80, 32, 16, 1, 1),
-            ("mnl_pw_80x80x16_96", 80, 80, 16, 96, 1, 1),
-            ("mnl_pw_40x40x96_24", 40, 40, 96, 24, 1, 1),
-            ("mnl_pw_40x40x24_144", 40, 40, 24, 144, 1, 1),
-            ("mnl_pw_40x40x144_24", 40, 40, 144, 24, 1, 1),
-            ("mnl_pw_10x10x64_384", 10, 10, 64, 384, 1, 1),
-            ("mnl_pw_10x10x384_64", 10, 10, 384, 64, 1, 1),
-        ]
-        dws += [("mnl_dw_3x3_80x80x32", 80, 80, 32, 3, 1),
-                ("mnl_dw_3x3s2_80x80x96", 80, 80, 96, 3, 2),
-                ("mnl_dw_3x3_40x40x144", 40, 40, 144, 3, 1)]
+        dws = dws[1:2]
     out = []
     for name, h, w, cin, cout, k, s in convs:
         oh, ow = -(-h // s), -(-w // s)
