@@ -209,7 +209,8 @@ struct SubbyteDot {
 // channels, the stems over RGB, where the K blocks are 2-10 and the int16 state is one more
 // register set to carry): 1x1 56x56x24 -> 144 ternary 0.334 -> 0.382 ms with it.
 // init: the tile's 16 int32 start values (the fused kernels' bias), or null for zeros.
-template <int kBits, int R>
+// kHalves = 1: channels 0-7 only (a tile with nc <= 8: the second half's sums are not formed).
+template <int kBits, int R, int kHalves = 2>
 [[gnu::always_inline]] inline void subbyte_dot_rows(std::size_t nblocks, const uint8_t* w,
                                                    const uint8_t* x, std::size_t x_stride,
                                                    __m256i (*acc32)[2],
@@ -221,7 +222,7 @@ template <int kBits, int R>
   // One pass over K per half: 4 rows' accumulators of both halves, the 8 broadcasts GCC shares
   // between the halves and the fields do not fit in 16 ymm (it kept 7 of the 8 accumulators on
   // the stack, a load and a store per row and half and block); one half's state does.
-  for (int h = 0; h < 2; ++h) {
+  for (int h = 0; h < kHalves; ++h) {
     __m256i a[R];
     const __m256i a0 = init != nullptr
                            ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(init + 8 * h))
@@ -548,11 +549,12 @@ template <bool kWzp, bool kRare, bool kHi>
 }
 
 // Row r's 16 requantised int32 values as 8 int16 pairs per half: [lo0-3 hi0-3 | lo4-7 hi4-7].
-template <bool kWzp, bool kRare, bool kHi, bool kBiasIn>
+// kLow: channels 0-7 only (nc <= 8); the high half repeats the low one and is never stored.
+template <bool kWzp, bool kRare, bool kHi, bool kBiasIn, bool kLow = false>
 [[gnu::always_inline]] inline __m256i requant_row16(const __m256i* acc, int32_t row_sum,
                                                     const TileRequant<kWzp, kRare, kHi>& e) {
   __m256i y[2];
-  for (int h = 0; h < 2; ++h) {
+  for (int h = 0; h < (kLow ? 1 : 2); ++h) {
     __m256i v = kBiasIn ? acc[h] : _mm256_add_epi32(acc[h], e.bias[h]);
     if constexpr (kWzp) {
       v = _mm256_sub_epi32(v, _mm256_mullo_epi32(e.wzp[h], _mm256_set1_epi32(row_sum)));
@@ -564,6 +566,7 @@ template <bool kWzp, bool kRare, bool kHi, bool kBiasIn>
       y[h] = _mm256_sub_epi32(requant8_biased(v, e.rq[h], kRare), e.offset[h]);
     }
   }
+  if constexpr (kLow) y[1] = y[0];
   return _mm256_packs_epi32(y[0], y[1]);
 }
 
@@ -579,15 +582,15 @@ inline void store_row16(int8_t* out, __m128i b, std::size_t nc) {
 // one vpermd and clamped by one vpmaxsb / vpminsb for 32 outputs (a row alone: per 16 outputs
 // vpacksswb, vpshufd and the byte clamp), instead of 4 int32 min / max, the extract and the
 // shuffle per row.
-template <int R, bool kWzp, bool kRare, bool kHi, bool kBiasIn>
+template <int R, bool kWzp, bool kRare, bool kHi, bool kBiasIn, bool kLow = false>
 [[gnu::always_inline]] inline void store_requant_rows(
     __m256i (*acc)[2], const int32_t* row_sums, std::size_t sums_stride,
     const TileRequant<kWzp, kRare, kHi>& e, int8_t* out, std::size_t out_stride) {
   int r = 0;
   for (; r + 2 <= R; r += 2) {
-    const __m256i w0 = requant_row16<kWzp, kRare, kHi, kBiasIn>(
+    const __m256i w0 = requant_row16<kWzp, kRare, kHi, kBiasIn, kLow>(
         acc[r], kWzp ? row_sums[r * sums_stride] : 0, e);
-    const __m256i w1 = requant_row16<kWzp, kRare, kHi, kBiasIn>(
+    const __m256i w1 = requant_row16<kWzp, kRare, kHi, kBiasIn, kLow>(
         acc[r + 1], kWzp ? row_sums[(r + 1) * sums_stride] : 0, e);
     // bytes per lane: [row 0 lo, row 0 hi, row 1 lo, row 1 hi] (4 channels each); lane 0 holds
     // channels 0-3 and 8-11, lane 1 4-7 and 12-15
@@ -597,7 +600,7 @@ template <int R, bool kWzp, bool kRare, bool kHi, bool kBiasIn>
     store_row16(out + (r + 1) * out_stride, _mm256_extracti128_si256(b, 1), e.nc);
   }
   if (r < R) {
-    const __m256i w = requant_row16<kWzp, kRare, kHi, kBiasIn>(
+    const __m256i w = requant_row16<kWzp, kRare, kHi, kBiasIn, kLow>(
         acc[r], kWzp ? row_sums[r * sums_stride] : 0, e);
     __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
     b = _mm_shuffle_epi32(b, _MM_SHUFFLE(3, 1, 2, 0));
@@ -657,15 +660,49 @@ void gemm_int8_requant(std::size_t rows, std::size_t nblocks, const uint8_t* w, 
 // the same dot products and epilogue as before.
 constexpr uint32_t kSubbyteRowsPerCall = 64;
 
-template <int kBits, int R, bool kWzp, bool kRare, bool kHi>
+template <int kBits, int R, bool kWzp, bool kRare, bool kHi, bool kLow>
 [[gnu::always_inline]] inline void subbyte_requant_group(
     std::size_t nblocks, const uint8_t* w, const uint8_t* x, std::size_t x_stride,
     const int32_t* row_sums, std::size_t sums_stride, const int32_t* bias,
     const TileRequant<kWzp, kRare, kHi>& e, int8_t* out, std::size_t out_stride) {
   __m256i acc32[R][2];
-  subbyte_dot_rows<kBits, R>(nblocks, w, x, x_stride, acc32, bias);
-  store_requant_rows<R, kWzp, kRare, kHi, true>(acc32, row_sums, sums_stride, e, out,
+  subbyte_dot_rows<kBits, R, kLow ? 1 : 2>(nblocks, w, x, x_stride, acc32, bias);
+  store_requant_rows<R, kWzp, kRare, kHi, true, kLow>(acc32, row_sums, sums_stride, e, out,
                                                 out_stride);
+}
+
+// The rows of one call, 4-row groups and a 1-3 row tail. kLow: the tile has nc <= 8 channels
+// (a layer's last tile at 24 or 40 outputs): only the low ymm half is computed, where both
+// halves would be; the MobileNet-like model's 40x40 1x1 layers to 24 channels.
+template <int kBits, bool kWzp, bool kRare, bool kHi, bool kLow>
+[[gnu::always_inline]] inline void subbyte_requant_rows(
+    std::size_t rows, std::size_t nblocks, const uint8_t* w, const uint8_t* x,
+    std::size_t x_stride, const int32_t* row_sums, std::size_t sums_stride, const int32_t* bias,
+    const TileRequant<kWzp, kRare, kHi>& e, int8_t* out, std::size_t out_stride) {
+  std::size_t r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    subbyte_requant_group<kBits, 4, kWzp, kRare, kHi, kLow>(
+        nblocks, w, x + r * x_stride, x_stride, row_sums + r * sums_stride, sums_stride, bias, e,
+        out + r * out_stride, out_stride);
+  }
+  x += r * x_stride;
+  row_sums += r * sums_stride;
+  out += r * out_stride;
+  switch (rows - r) {
+    case 3:
+      subbyte_requant_group<kBits, 3, kWzp, kRare, kHi, kLow>(nblocks, w, x, x_stride, row_sums,
+                                                             sums_stride, bias, e, out, out_stride);
+      break;
+    case 2:
+      subbyte_requant_group<kBits, 2, kWzp, kRare, kHi, kLow>(nblocks, w, x, x_stride, row_sums,
+                                                             sums_stride, bias, e, out, out_stride);
+      break;
+    case 1:
+      subbyte_requant_group<kBits, 1, kWzp, kRare, kHi, kLow>(nblocks, w, x, x_stride, row_sums,
+                                                             sums_stride, bias, e, out, out_stride);
+      break;
+    default: break;
+  }
 }
 
 template <int kBits, bool kWzp, bool kRare, bool kHi>
@@ -676,29 +713,12 @@ void gemm_subbyte_requant_call(std::size_t rows, std::size_t nblocks, const uint
   TileRequant<kWzp, kRare, kHi> e;
   load_tile_requant(p, tile, nc, &e);
   const int32_t* bias = p.bias + tile * 16;
-  std::size_t r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    subbyte_requant_group<kBits, 4>(nblocks, w, x + r * x_stride, x_stride,
-                                    row_sums + r * sums_stride, sums_stride, bias, e,
-                                    out + r * out_stride, out_stride);
-  }
-  x += r * x_stride;
-  row_sums += r * sums_stride;
-  out += r * out_stride;
-  switch (rows - r) {
-    case 3:
-      subbyte_requant_group<kBits, 3>(nblocks, w, x, x_stride, row_sums, sums_stride, bias, e,
-                                      out, out_stride);
-      break;
-    case 2:
-      subbyte_requant_group<kBits, 2>(nblocks, w, x, x_stride, row_sums, sums_stride, bias, e,
-                                      out, out_stride);
-      break;
-    case 1:
-      subbyte_requant_group<kBits, 1>(nblocks, w, x, x_stride, row_sums, sums_stride, bias, e,
-                                      out, out_stride);
-      break;
-    default: break;
+  if (nc <= 8) {
+    subbyte_requant_rows<kBits, kWzp, kRare, kHi, true>(rows, nblocks, w, x, x_stride, row_sums,
+                                                        sums_stride, bias, e, out, out_stride);
+  } else {
+    subbyte_requant_rows<kBits, kWzp, kRare, kHi, false>(rows, nblocks, w, x, x_stride, row_sums,
+                                                         sums_stride, bias, e, out, out_stride);
   }
 }
 
