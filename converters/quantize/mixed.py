@@ -634,7 +634,7 @@ def _spend_budget(choices: list[LayerChoice], measured: list[tuple[MixedPoint, A
                     break
                 tried.append(bits)
                 way = "descent" if s.size_bytes > budget else "ascent"
-                cur = run(f"{way} from {s.label}" + (", first / last too" if free else "")
+                cur = run(f"{way} from {s.label}" + (" (first / last free)" if free else "")
                           + (f", step {step + 1}" if step else ""), bits)
 
 
