@@ -108,28 +108,3 @@ def test_without_per_sample_errors_the_best_mean_is_chosen() -> None:
               mixed.MixedPoint("mixed step 1", 10, b.fidelity.min_sqnr_db, 10, {})]
     best, why = paired_choice(list(zip(points, [a, b], strict=True)), [0, 1])
     assert best == 1 and why is not None and "not given" in why
-
-
-def _halves(first_db: float, second_db: float) -> np.ndarray:
-    """Per-sample noise (unit signal) giving `first_db` on the first half, `second_db` on the
-    second."""
-    return np.concatenate([np.full(SAMPLES // 2, 10 ** (-first_db / 10)),
-                           np.full(SAMPLES // 2, 10 ** (-second_db / 10))])
-
-
-def _pair(ref_halves: tuple[float, float], mix_halves: tuple[float, float]) -> int:
-    a, b = _attempt(None, 10, _halves(*ref_halves)), _attempt(None, 10, _halves(*mix_halves))
-    points = [mixed.MixedPoint("all-int2", 10, a.fidelity.min_sqnr_db, None, {}),
-              mixed.MixedPoint("trade", 10, b.fidelity.min_sqnr_db, 10, {})]
-    best, _ = paired_choice(list(zip(points, [a, b], strict=True)), [0, 1])
-    return best
-
-
-def test_each_half_is_weighed_against_the_uniform_plans_figure() -> None:
-    """magika_v3_3 on 32 inputs: all-2-bit 40.44 / 16.06 dB on the halves (19.1 on all), a mix
-    36.64 / 26.66 (29.3): the old rule (half against half) kept all-2-bit for the half no
-    figure is decided by. silero_vad on 8: all-INT4 12.20 / 8.35 (9.9), a mix 15.38 / 8.85
-    (11.0): both halves over all-INT4's, one under its figure; the old rule took the mix,
-    which scored 5.5 dB under all-INT4 on other inputs."""
-    assert _pair((40.44, 16.06), (36.64, 26.66)) == 1
-    assert _pair((12.20, 8.35), (15.38, 8.85)) == 0

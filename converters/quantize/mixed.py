@@ -266,17 +266,12 @@ def paired_choice(measured: Sequence[tuple[MixedPoint, Attempt]], inside: Sequen
                   ) -> tuple[int, str | None]:
     """The point chosen among `inside` (indices into `measured`) and a note. The best uniform
     plan within the budget (a probe or a scheme's plan: all-INT4, the int4 scheme's) is kept
-    unless a mix beats it on evidence: a higher worst-output SQNR on all the held-out samples,
-    and on each half of them alone a higher one than the uniform plan's on all of them (per-
-    sample errors: each half on its own says the mix is better). Not half against half: where
-    the uniform plan's halves are far apart (magika_v3_3 all-2-bit, 40.44 / 16.06 dB on 32
-    inputs, 19.19 on all) a mix at 36.64 / 26.66 lost on the half no figure is decided by;
-    and a mix just above the uniform plan's worse half but under its figure (silero_vad, 8
-    inputs: 15.38 / 8.85 against all-INT4's 12.20 / 8.35 and 9.19) is not evidence. The best
-    of 10-40 points on one small set of samples is often the one that fits those samples (on
-    the corpus, 8 held-out samples chose mixes that scored under the int4 plan on others); a
-    gain that holds on both halves is less often luck. Without per-sample errors, or without a
-    uniform plan within the budget, the best worst-output SQNR, as before."""
+    unless a mix beats it on evidence: a higher worst-output SQNR on all the held-out samples
+    and on each half of them (the same samples, per-sample errors). The best of 10-40 points
+    on one small set of samples is often the one that fits those samples (on the corpus, 8
+    held-out samples chose mixes that scored under the int4 plan on others); a gain that holds
+    on both halves is less often luck. Without per-sample errors, or without a uniform plan
+    within the budget, the best worst-output SQNR, as before."""
     def key(i: int) -> tuple[float, int]:
         return measured[i][0].worst_sqnr_db, -measured[i][0].size_bytes
 
@@ -295,10 +290,9 @@ def paired_choice(measured: Sequence[tuple[MixedPoint, Attempt]], inside: Sequen
             break
         halves = halves_db(measured[i][1])
         if len(halves) == len(ref_halves) and all(
-                h > ref_point.worst_sqnr_db for h in halves):
+                h > r for h, r in zip(halves, ref_halves, strict=True)):
             return i, (f"{p.label} beats {ref_point.label} on all the held-out samples and on "
-                       f"each half ({', '.join(f'{h:.2f}' for h in halves)} dB, each above its "
-                       f"{ref_point.worst_sqnr_db:.2f} on all of them; its halves "
+                       f"each half ({', '.join(f'{h:.2f}' for h in halves)} vs "
                        f"{', '.join(f'{r:.2f}' for r in ref_halves)} dB)")
     top = measured[best][0]
     return ref, (f"kept {ref_point.label} ({ref_point.worst_sqnr_db:.2f} dB): no mix beats it "
