@@ -154,8 +154,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
     strict: an op without an int8 kernel is an error instead of staying in float.
     weight_method: weight scales, "minmax" or "mse"; default: the weight format's own (int8:
         minmax, sub-byte: mse), except that a sub-byte scheme ("int4", "ternary", "int2") with
-        real calibration data defaults to "auto" (not with target_sqnr=; the notes say which
-        method ran and why: `sdk.converters.quantize.method_default`).
+        real calibration data defaults to "auto", and to "gptq" for a model of more than 1 M
+        float weights (`method_default.AUTO_MAX_WEIGHTS`; not with target_sqnr= or a QAT
+        model; the notes say which method ran and why: `sdk.converters.quantize.method_default`).
         "rtn": round to nearest with MSE-searched scales for every format (ternary too);
         "gptq": those scales, codes by GPTQ from each layer's inputs on
         the calibration samples (`sdk.converters.quantize.gptq`; its time is timings["gptq"]);

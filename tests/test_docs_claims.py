@@ -65,3 +65,14 @@ def test_subbyte_page_quotes_the_default_and_its_weight_bound() -> None:
     assert f"with real calibration data up to {bound}" in text  # the method list's pointer
     assert set(md.SUBBYTE_SCHEMES) == {"int4", "ternary", "int2"}
     assert all(f'`"{s}"`' in text for s in md.SUBBYTE_SCHEMES)
+
+
+def test_export_docstring_quotes_the_sub_byte_default() -> None:
+    """sdk.export's `weight_method` paragraph (the API reference users read first) names the
+    default, the weight bound and the method above it, as method_default has them."""
+    import sdk
+    from sdk.converters.quantize import method_default as md
+
+    doc = " ".join((sdk.export.__doc__ or "").split())
+    assert f'defaults to "{md.DEFAULT_SUBBYTE_METHOD}", and to "{md.LARGE_MODEL_METHOD}" for a ' \
+           f"model of more than {md.AUTO_MAX_WEIGHTS / 1_000_000:g} M float weights" in doc
