@@ -526,27 +526,34 @@ def greedy(choices: list[LayerChoice], losses: Losses, base_bytes: float, target
     the estimated size is within `target` (None: even every layer at its smallest is not).
     Pinned layers stay INT8 unless `allow_pinned`."""
     cur = {c.name: 0 for c in choices}
+    movable = [c for c in choices if allow_pinned or not c.pinned]
     size = base_bytes
     while size > target:
-        best: tuple[float, float, LayerChoice, int] | None = None
-        for c in choices:
-            if c.pinned and not allow_pinned:
-                continue
-            i = cur[c.name]
-            for j in range(i + 1, len(c.formats)):
-                saved = c.nbytes[i] - c.nbytes[j]
-                if saved <= 0:
-                    continue
-                cost = (losses[c.name][c.formats[j]] - losses[c.name][c.formats[i]]) / saved
-                key = (cost, -saved)
-                if best is None or key < (best[0], best[1]):
-                    best = (cost, -saved, c, j)
+        best = _cheapest_demotion(movable, cur, losses)
         if best is None:
             return None
-        _, neg_saved, c, j = best
+        neg_saved, c, j = best
         size += neg_saved
         cur[c.name] = j
     return {c.name: c.formats[cur[c.name]] for c in choices}
+
+
+def _cheapest_demotion(movable: list[LayerChoice], cur: Mapping[str, int], losses: Losses,
+                       ) -> tuple[float, LayerChoice, int] | None:
+    """The move of one of `movable` (format index now: `cur`) to a format of fewer bytes that
+    adds the least estimated error per byte saved (the larger saving on a tie): (minus the
+    bytes saved, layer, format index after); None where none saves bytes."""
+    best: tuple[float, float, LayerChoice, int] | None = None
+    for c in movable:
+        i = cur[c.name]
+        for j in range(i + 1, len(c.formats)):
+            saved = c.nbytes[i] - c.nbytes[j]
+            if saved <= 0:
+                continue
+            rate = (losses[c.name][c.formats[j]] - losses[c.name][c.formats[i]]) / saved
+            if best is None or (rate, -saved) < (best[0], best[1]):
+                best = (rate, -saved, c, j)
+    return None if best is None else best[1:]
 
 
 def spend(choices: list[LayerChoice], losses: Losses, bits: Mapping[str, str], size: float,
@@ -562,20 +569,11 @@ def spend(choices: list[LayerChoice], losses: Losses, bits: Mapping[str, str], s
     movable = [c for c in choices if allow_pinned or not c.pinned]
     est = float(size)
     while est > target:
-        down: tuple[float, float, LayerChoice, int] | None = None
-        for c in movable:
-            i = idx[c.name]
-            for j in range(i + 1, len(c.formats)):
-                saved = c.nbytes[i] - c.nbytes[j]
-                if saved <= 0:
-                    continue
-                rate = (losses[c.name][c.formats[j]] - losses[c.name][c.formats[i]]) / saved
-                if down is None or (rate, -saved) < (down[0], down[1]):
-                    down = (rate, -saved, c, j)
+        down = _cheapest_demotion(movable, idx, losses)
         if down is None:
             return None
-        est += down[1]
-        idx[down[2].name] = down[3]
+        est += down[0]
+        idx[down[1].name] = down[2]
     while True:
         up: tuple[float, float, LayerChoice, int] | None = None
         for c in movable:
