@@ -12,7 +12,9 @@ every output channel, then pushes that column's error onto the not yet quantised
 per block (lazy batch updates). Scales are fixed before (the format's MSE search per channel,
 or per group of K at the group's first column for block-wise INT4), and afterwards each
 channel's scale is refitted by least squares in the H metric
-(``s = w^T H q / q^T H q``: the best scale for the codes GPTQ chose).
+(``s = w^T H q / q^T H q``: the best scale for the codes GPTQ chose). A convolution with a
+bias is solved for the output error the rewrite's analytic bias correction leaves,
+H = 2 E[(x - v)(x - v)^T] with v the correction's own vector (`WeightSolver.about_correction`).
 
 Layers are solved in execution order and, by default (`WeightSolver.sequential`), each for the
 inputs it will really get: those of the float model with the layers before it already rounded
