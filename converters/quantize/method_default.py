@@ -11,8 +11,11 @@ adaround / auto are INT4 15.66 / 19.02 / 21.77 / 20.88 dB, ternary 2.77 / 11.33 
 whole-model check against plain GPTQ and AdaRound, `method_choice` / `method_check`) beats gptq
 on 14 rows, ties on 9, loses on 7, and is under round to nearest on 2 (gptq: 6 of its 48 rows).
 Which rounding holds on a model is not known before measuring (the same row moves by up to 12 dB
-between two calibration draws); auto measures it, for 5-20 x gptq's CPU time (the digits CNN:
-rtn 0.4, gptq 1.1, auto 9.2 CPU s; the small corpus models 15-52 s). So with real calibration
+between two calibration draws); auto measures it, for 5-35 x gptq's CPU time (the digits CNN:
+rtn 0.4, gptq 1.1, auto 9.2 CPU s; the small corpus models 15-52 s with the one-fold whole-model
+check, about 1.6 x that with its two folds since 7676c91: silero_vad INT4 22.5 -> 36.5 s). Over
+the 16 fast-subset models the default's INT4 median is 20.88 / 21.81 dB on two calibration
+draws (7676c91; 18.76 / 21.81 with one fold). So with real calibration
 data a sub-byte scheme defaults to ``"auto"``.
 
 Where it does not apply, and why (the export's notes say which method ran and why):
