@@ -12,6 +12,11 @@
 #include <string>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
 #include "edge/kernels/conv2d.h"
 #include "edge/kernels/depthwise_conv2d.h"
 #include "edge/kernels/fully_connected.h"
@@ -682,6 +687,116 @@ EDGE_TEST(conv2d_fused_subbyte_pointwise_row_calls) {
     }
   }
   std::printf("  %d cases, %d failed\n", cases, failures);
+  EDGE_CHECK(failures == 0);
+}
+
+// A buffer of `bytes` that ends exactly where an unreadable page starts: a kernel that reads
+// one byte past it faults, on every build (Release, qemu-user), not only under ASan (whose
+// redzone would also catch it). Falls back to a plain heap buffer where mmap is not available.
+class GuardedBytes {
+ public:
+  explicit GuardedBytes(std::size_t bytes) {
+#if defined(__linux__)
+    const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    span_ = (bytes + page - 1) / page * page + page;
+    void* m = ::mmap(nullptr, span_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m != MAP_FAILED) {
+      base_ = static_cast<uint8_t*>(m);
+      if (::mprotect(base_ + span_ - page, page, PROT_NONE) == 0) {
+        data_ = reinterpret_cast<int8_t*>(base_ + span_ - page - bytes);
+        guarded_ = true;
+        return;
+      }
+      ::munmap(base_, span_);
+      base_ = nullptr;
+    }
+#endif
+    heap_.resize(bytes);
+    data_ = heap_.data();
+  }
+  ~GuardedBytes() {
+#if defined(__linux__)
+    if (base_ != nullptr) ::munmap(base_, span_);
+#endif
+  }
+  GuardedBytes(const GuardedBytes&) = delete;
+  GuardedBytes& operator=(const GuardedBytes&) = delete;
+  int8_t* data() { return data_; }
+  bool guarded() const { return guarded_; }
+
+ private:
+  std::size_t span_ = 0;
+  uint8_t* base_ = nullptr;
+  int8_t* data_ = nullptr;
+  bool guarded_ = false;
+  std::vector<int8_t> heap_;
+};
+
+// 1x1 stride-1 layers whose input ends at an unreadable page, every weight type and ISA, the
+// indirect conv on and off (EDGE_CONV_IGEMM=0: then every ISA's 1x1 rows that need no
+// preparation, int8 on the Arm tiers included, are read in place at the input's stride, ee85008),
+// 1 and 2 threads: no kernel may read past the last input row (the fused kernels alias missing
+// rows to the last real one; their K tails load 4 or 8 bytes, not a whole vector), and the
+// outputs are bit-exact against the reference. K covers odd int8 block counts (i8mm's last
+// 4-byte block), K % 16 != 0 (the dotprod 16-byte steps' tail) and a K that is no whole
+// block (the prepared path).
+EDGE_TEST(conv2d_pointwise_rows_end_at_a_guard_page) {
+  Rng rng(43);
+  int failures = 0, cases = 0, guarded = 0, gemm_runs = 0;
+  const int32_t pixels[] = {2, 3, 5, 7, 66};
+  const int32_t ks[] = {4, 8, 10, 12, 16, 20, 24, 32, 36, 48, 96};
+  const int32_t ocs[] = {5, 16, 24, 40};
+  const char* saved = std::getenv("EDGE_CONV_IGEMM");
+  const std::string saved_value = saved != nullptr ? saved : "";
+  edge::ThreadPool pool2(2);
+  for (int trial = 0; trial < 40; ++trial) {
+    edge::ConvGeometry g;
+    g.kernel_height = g.kernel_width = 1;
+    g.padding = edge::Padding::kValid;
+    g.input_height = 1;
+    g.input_width = pixels[trial % 5];
+    g.input_channels = ks[rng.uniform(0, 10)];
+    const int32_t oc = ocs[rng.uniform(0, 3)];
+    const WeightType type = kTypes[trial % 4];
+    FcProblem p = random_fc(rng, type, 1, oc, g.input_channels);
+    p.options.rounding = static_cast<edge::Rounding>(rng.uniform(0, 2));
+    const std::vector<int8_t> input = rng.int8s(
+        static_cast<std::size_t>(g.input_width) * g.input_channels, -128, 127);
+    GuardedBytes guarded_input(input.size());
+    std::memcpy(guarded_input.data(), input.data(), input.size());
+    guarded += guarded_input.guarded() ? 1 : 0;
+    const std::vector<int8_t> want = reference_conv_int8(g, oc, input, p);
+    const edge::PackedWeights w = pack(p);
+    ++cases;
+    for (const char* igemm : {"1", "0"}) {
+      ::setenv("EDGE_CONV_IGEMM", igemm, 1);  // read when the Conv2D is planned
+      for (Isa isa : test_isas()) {
+        edge::Conv2D conv(w.view(), conv_options(p, g, isa));
+        // the fused GEMM (rows in place where they need no preparation), not the indirect conv
+        gemm_runs += std::strstr(conv.kernel_name(), "_gemm_requant_") != nullptr ? 1 : 0;
+        for (edge::ThreadPool* pool : {static_cast<edge::ThreadPool*>(nullptr), &pool2}) {
+          std::vector<int8_t> got(want.size(), 0x55);
+          conv.run(guarded_input.data(), got.data(), pool);
+          const long b = first_mismatch(got, want);
+          if (b >= 0) {
+            ++failures;
+            std::printf("  guarded pointwise mismatch %s %s %s igemm=%s pixels=%d k=%d oc=%d "
+                        "at %ld\n",
+                        edge::weight_type_name(type), edge::isa_name(isa), conv.kernel_name(),
+                        igemm, g.input_width, g.input_channels, oc, b);
+          }
+        }
+      }
+    }
+  }
+  if (saved != nullptr) {
+    ::setenv("EDGE_CONV_IGEMM", saved_value.c_str(), 1);
+  } else {
+    ::unsetenv("EDGE_CONV_IGEMM");
+  }
+  std::printf("  %d cases (%d with the input against a guard page), %d layers on the fused GEMM, "
+              "%d failed\n",
+              cases, guarded, gemm_runs, failures);
   EDGE_CHECK(failures == 0);
 }
 
