@@ -888,15 +888,16 @@ EDGE_TEST(conv2d_indirect_gemm_random_geometry) {
 
 // The two-tile indirect kernels (IsaKernels::igemm_qs8_x2: AVX-512 VNNI int8,
 // qs8_qc8w_igemm_requant_8x32c4__avx512vnni): channel counts around 16 / 32 / 48 (a last tile
-// alone, a short second tile), 1x1 and 3x3 windows, K from one block to an L2 chunk of an odd
-// number of tiles (960 channels: 17 tiles per pass, cut to 16), row tails, 1 to 3 threads
-// (tile chunks of odd size), every rounding rule; bit-exact against the reference, and the
+// alone, a short second tile; 23, 24: a second tile of <= 8 channels, on a ymm; 40: a last tile
+// of 8 alone), 1x1 and 3x3 windows, K from one block to an L2 chunk of an odd number of tiles
+// (960 channels: 17 tiles per pass, cut to 16), row tails, 1 to 3 threads (tile chunks of odd
+// size), every rounding rule; bit-exact against the reference, and the
 // layer runs the two-tile kernel exactly where Conv2D's rule says (the ISA has one, two tiles
 // or more, >= 256 output pixels or K >= 512).
 EDGE_TEST(conv2d_indirect_two_tiles) {
   Rng rng(41);
   int failures = 0, cases = 0, wide_cases = 0;
-  const int32_t channels_out[] = {16, 17, 31, 32, 33, 48, 80};
+  const int32_t channels_out[] = {16, 17, 23, 24, 31, 32, 33, 40, 48, 80};
   const int32_t channels_in[] = {4, 16, 24, 96, 960};
   int trial = 0;
   for (int32_t cin : channels_in) {

@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/ukernels.h"
 #include "kernels/x86/requant16_zmm.h"
@@ -462,16 +463,31 @@ void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_ta
 // taps * blocks_per_tap blocks later), so the broadcasts and pointer loads per product halve.
 // The epilogue requantises the first tile's rows, then the second's (one tile's tables live at
 // a time, next to the other tile's accumulators).
-template <int R, bool kPlain>
+// kHalf (nc <= 24: the 1x1 layers with 24 outputs): the second tile's channels 16 tile + 16 ..
+// + 23 are the low 32 bytes of each of its blocks (4 k per channel, channel order), so its dot
+// products run on a ymm (vpdpbusd ymm, AVX512VL) and its accumulators' high half stays zero:
+// Zen 4 runs a zmm vpdpbusd as two 256-bit halves, so the call does 3 halves per block and row
+// where it did 4, every one of the 4th's results dropped by the store mask. The epilogue is the
+// two-tile one (the zero high lanes are requantised and masked off): bit-exact by construction.
+template <int R, bool kPlain, bool kHalf>
 void igemm_requant_rows_x2(std::size_t taps, std::size_t blocks_per_tap, const uint8_t* w,
                            const uint8_t* const* ind, const int32_t* row_sums,
                            const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
                            std::size_t out_stride) {
   const std::size_t tile_bytes = taps * blocks_per_tap * 64;
-  __m512i a[R], b[R];
+  // The second tile's accumulators: a zmm per row, or (kHalf) a ymm, widened with zero high
+  // lanes for the epilogue.
+  using Acc = std::conditional_t<kHalf, __m256i, __m512i>;
+  __m512i a[R];
+  Acc b[R];
   {
     const __m512i bias0 = _mm512_loadu_si512(p.bias + tile * 16);
-    const __m512i bias1 = _mm512_loadu_si512(p.bias + tile * 16 + 16);
+    Acc bias1;
+    if constexpr (kHalf) {
+      bias1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.bias + tile * 16 + 16));
+    } else {
+      bias1 = _mm512_loadu_si512(p.bias + tile * 16 + 16);
+    }
     for (int r = 0; r < R; ++r) a[r] = bias0, b[r] = bias1;
   }
   for (std::size_t t = 0; t < taps; ++t) {
@@ -480,15 +496,31 @@ void igemm_requant_rows_x2(std::size_t taps, std::size_t blocks_per_tap, const u
     const uint8_t* wt = w + t * blocks_per_tap * 64;
     for (std::size_t bl = 0; bl < blocks_per_tap; ++bl) {
       const __m512i w0 = load512(wt + 64 * bl);
-      const __m512i w1 = load512(wt + tile_bytes + 64 * bl);
-      for (int r = 0; r < R; ++r) {
-        const __m512i xb = bcast32(x[r] + 4 * bl);
-        a[r] = _mm512_dpbusd_epi32(a[r], xb, w0);
-        b[r] = _mm512_dpbusd_epi32(b[r], xb, w1);
+      if constexpr (kHalf) {
+        const __m256i w1 =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + tile_bytes + 64 * bl));
+        for (int r = 0; r < R; ++r) {
+          const __m512i xb = bcast32(x[r] + 4 * bl);
+          a[r] = _mm512_dpbusd_epi32(a[r], xb, w0);
+          b[r] = _mm256_dpbusd_epi32(b[r], _mm512_castsi512_si256(xb), w1);
+        }
+      } else {
+        const __m512i w1 = load512(wt + tile_bytes + 64 * bl);
+        for (int r = 0; r < R; ++r) {
+          const __m512i xb = bcast32(x[r] + 4 * bl);
+          a[r] = _mm512_dpbusd_epi32(a[r], xb, w0);
+          b[r] = _mm512_dpbusd_epi32(b[r], xb, w1);
+        }
       }
     }
   }
-  requant_store_rows_x2<R, kPlain>(a, b, row_sums, p, tile, nc, out, out_stride);
+  if constexpr (kHalf) {
+    __m512i bw[R];
+    for (int r = 0; r < R; ++r) bw[r] = _mm512_zextsi256_si512(b[r]);
+    requant_store_rows_x2<R, kPlain>(a, bw, row_sums, p, tile, nc, out, out_stride);
+  } else {
+    requant_store_rows_x2<R, kPlain>(a, b, row_sums, p, tile, nc, out, out_stride);
+  }
 }
 
 void igemm_requant_x2(std::size_t rows, std::size_t taps, std::size_t blocks_per_tap,
@@ -501,17 +533,25 @@ void igemm_requant_x2(std::size_t rows, std::size_t taps, std::size_t blocks_per
     return;
   }
   const bool plain = plain_requant(p);
-  static constexpr Fn kTwo[2][8] = {
-      {igemm_requant_rows_x2<1, false>, igemm_requant_rows_x2<2, false>,
-       igemm_requant_rows_x2<3, false>, igemm_requant_rows_x2<4, false>,
-       igemm_requant_rows_x2<5, false>, igemm_requant_rows_x2<6, false>,
-       igemm_requant_rows_x2<7, false>, igemm_requant_rows_x2<8, false>},
-      {igemm_requant_rows_x2<1, true>, igemm_requant_rows_x2<2, true>,
-       igemm_requant_rows_x2<3, true>, igemm_requant_rows_x2<4, true>,
-       igemm_requant_rows_x2<5, true>, igemm_requant_rows_x2<6, true>,
-       igemm_requant_rows_x2<7, true>, igemm_requant_rows_x2<8, true>}};
-  kTwo[plain ? 1 : 0][(rows < 8 ? rows : 8) - 1](taps, blocks_per_tap, w, ind, row_sums, p, tile,
-                                                  nc, out, out_stride);
+  static constexpr Fn kTwo[2][2][8] = {
+      {{igemm_requant_rows_x2<1, false, false>, igemm_requant_rows_x2<2, false, false>,
+        igemm_requant_rows_x2<3, false, false>, igemm_requant_rows_x2<4, false, false>,
+        igemm_requant_rows_x2<5, false, false>, igemm_requant_rows_x2<6, false, false>,
+        igemm_requant_rows_x2<7, false, false>, igemm_requant_rows_x2<8, false, false>},
+       {igemm_requant_rows_x2<1, true, false>, igemm_requant_rows_x2<2, true, false>,
+        igemm_requant_rows_x2<3, true, false>, igemm_requant_rows_x2<4, true, false>,
+        igemm_requant_rows_x2<5, true, false>, igemm_requant_rows_x2<6, true, false>,
+        igemm_requant_rows_x2<7, true, false>, igemm_requant_rows_x2<8, true, false>}},
+      {{igemm_requant_rows_x2<1, false, true>, igemm_requant_rows_x2<2, false, true>,
+        igemm_requant_rows_x2<3, false, true>, igemm_requant_rows_x2<4, false, true>,
+        igemm_requant_rows_x2<5, false, true>, igemm_requant_rows_x2<6, false, true>,
+        igemm_requant_rows_x2<7, false, true>, igemm_requant_rows_x2<8, false, true>},
+       {igemm_requant_rows_x2<1, true, true>, igemm_requant_rows_x2<2, true, true>,
+        igemm_requant_rows_x2<3, true, true>, igemm_requant_rows_x2<4, true, true>,
+        igemm_requant_rows_x2<5, true, true>, igemm_requant_rows_x2<6, true, true>,
+        igemm_requant_rows_x2<7, true, true>, igemm_requant_rows_x2<8, true, true>}}};
+  kTwo[nc <= 24 ? 1 : 0][plain ? 1 : 0][(rows < 8 ? rows : 8) - 1](
+      taps, blocks_per_tap, w, ind, row_sums, p, tile, nc, out, out_stride);
 }
 
 
