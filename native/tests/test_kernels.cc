@@ -636,6 +636,54 @@ EDGE_TEST(conv2d_fused_requant_multiplier_regimes) {
   EDGE_CHECK(failures == 0);
 }
 
+// A 1x1 stride-1 layer over one row of `pixels` pixels of k channels: weights and options from
+// random_fc (rounding drawn, then `clamp` where given), the input, and the reference output.
+struct PointwiseCase {
+  edge::ConvGeometry g;
+  int32_t oc = 0;
+  FcProblem p;
+  std::vector<int8_t> input;
+  std::vector<int8_t> want;
+};
+
+PointwiseCase random_pointwise(Rng& rng, WeightType type, int32_t pixels, int32_t k, int32_t oc,
+                               std::optional<edge::ClampRange> clamp = std::nullopt) {
+  PointwiseCase c;
+  c.g.kernel_height = c.g.kernel_width = 1;
+  c.g.padding = edge::Padding::kValid;
+  c.g.input_height = 1;
+  c.g.input_width = pixels;
+  c.g.input_channels = k;
+  c.oc = oc;
+  c.p = random_fc(rng, type, 1, oc, k);
+  c.p.options.rounding = static_cast<edge::Rounding>(rng.uniform(0, 2));
+  if (clamp) c.p.options.clamp = *clamp;
+  c.input = rng.int8s(static_cast<std::size_t>(pixels) * k, -128, 127);
+  c.want = reference_conv_int8(c.g, oc, c.input, c.p);
+  return c;
+}
+
+// Runs `conv` on `input` alone and on `pool2`; returns the runs that differ from c.want, each
+// printed with `what` and the layer.
+int pointwise_mismatches(edge::Conv2D& conv, const PointwiseCase& c, const int8_t* input,
+                         edge::ThreadPool* pool2, const char* what) {
+  int failures = 0;
+  for (edge::ThreadPool* pool : {static_cast<edge::ThreadPool*>(nullptr), pool2}) {
+    std::vector<int8_t> got(c.want.size(), 0x55);
+    conv.run(input, got.data(), pool);
+    const long b = first_mismatch(got, c.want);
+    if (b >= 0) {
+      ++failures;
+      std::printf("  %s mismatch %s %s %s threads=%d pixels=%d k=%d oc=%d rounding=%d at %ld\n",
+                  what, edge::weight_type_name(c.p.type), edge::isa_name(conv.isa()),
+                  conv.kernel_name(), pool != nullptr ? pool->num_threads() : 1,
+                  c.g.input_width, c.g.input_channels, c.oc,
+                  static_cast<int>(c.p.options.rounding), b);
+    }
+  }
+  return failures;
+}
+
 // The fused sub-byte GEMM over many rows per call (AVX2: qs8_qc4w/qc2w_gemm_requant_4x16c4
 // take up to GemmQs8Kernel::mr = 64 rows of one tile, in 4-row groups and a 1-3 row tail, the
 // epilogue constants loaded once per call, rows requantised and clamped in pairs): 1x1 convs
@@ -653,37 +701,18 @@ EDGE_TEST(conv2d_fused_subbyte_pointwise_row_calls) {
   const WeightType types[] = {WeightType::kInt4, WeightType::kTernary, WeightType::kInt2};
   edge::ThreadPool pool2(2);
   for (int trial = 0; trial < 36; ++trial) {
-    edge::ConvGeometry g;
-    g.kernel_height = g.kernel_width = 1;
-    g.padding = edge::Padding::kValid;
-    g.input_height = 1;
-    g.input_width = pixels[trial % 12];
-    g.input_channels = ks[rng.uniform(0, 7)];
+    const int32_t k = ks[rng.uniform(0, 7)];
     const int32_t oc = ocs[rng.uniform(0, 5)];
-    const WeightType type = types[trial % 3];
-    FcProblem p = random_fc(rng, type, 1, oc, g.input_channels);
-    p.options.rounding = static_cast<edge::Rounding>(rng.uniform(0, 2));
-    if (trial % 4 == 1) p.options.clamp = edge::ClampRange{-20, 90};  // narrow, both sides
-    if (trial % 4 == 3) p.options.clamp = edge::ClampRange{-128, -100};
-    const std::vector<int8_t> input = rng.int8s(
-        static_cast<std::size_t>(g.input_width) * g.input_channels, -128, 127);
-    const std::vector<int8_t> want = reference_conv_int8(g, oc, input, p);
-    const edge::PackedWeights w = pack(p);
+    std::optional<edge::ClampRange> clamp;
+    if (trial % 4 == 1) clamp = edge::ClampRange{-20, 90};  // narrow, both sides
+    if (trial % 4 == 3) clamp = edge::ClampRange{-128, -100};
+    const PointwiseCase c =
+        random_pointwise(rng, types[trial % 3], pixels[trial % 12], k, oc, clamp);
+    const edge::PackedWeights w = pack(c.p);
     ++cases;
     for (Isa isa : test_isas()) {
-      edge::Conv2D conv(w.view(), conv_options(p, g, isa));
-      for (edge::ThreadPool* pool : {static_cast<edge::ThreadPool*>(nullptr), &pool2}) {
-        std::vector<int8_t> got(want.size(), 0x55);
-        conv.run(input.data(), got.data(), pool);
-        const long b = first_mismatch(got, want);
-        if (b >= 0) {
-          ++failures;
-          std::printf("  pointwise mismatch %s %s %s pixels=%d k=%d oc=%d rounding=%d at %ld\n",
-                      edge::weight_type_name(type), edge::isa_name(isa), conv.kernel_name(),
-                      g.input_width, g.input_channels, oc,
-                      static_cast<int>(p.options.rounding), b);
-        }
-      }
+      edge::Conv2D conv(w.view(), conv_options(c.p, c.g, isa));
+      failures += pointwise_mismatches(conv, c, c.input.data(), &pool2, "pointwise");
     }
   }
   std::printf("  %d cases, %d failed\n", cases, failures);
@@ -750,42 +779,23 @@ EDGE_TEST(conv2d_pointwise_rows_end_at_a_guard_page) {
   const std::string saved_value = saved != nullptr ? saved : "";
   edge::ThreadPool pool2(2);
   for (int trial = 0; trial < 40; ++trial) {
-    edge::ConvGeometry g;
-    g.kernel_height = g.kernel_width = 1;
-    g.padding = edge::Padding::kValid;
-    g.input_height = 1;
-    g.input_width = pixels[trial % 5];
-    g.input_channels = ks[rng.uniform(0, 10)];
+    const int32_t k = ks[rng.uniform(0, 10)];
     const int32_t oc = ocs[rng.uniform(0, 3)];
-    const WeightType type = kTypes[trial % 4];
-    FcProblem p = random_fc(rng, type, 1, oc, g.input_channels);
-    p.options.rounding = static_cast<edge::Rounding>(rng.uniform(0, 2));
-    const std::vector<int8_t> input = rng.int8s(
-        static_cast<std::size_t>(g.input_width) * g.input_channels, -128, 127);
-    GuardedBytes guarded_input(input.size());
-    std::memcpy(guarded_input.data(), input.data(), input.size());
+    const PointwiseCase c = random_pointwise(rng, kTypes[trial % 4], pixels[trial % 5], k, oc);
+    GuardedBytes guarded_input(c.input.size());
+    std::memcpy(guarded_input.data(), c.input.data(), c.input.size());
     guarded += guarded_input.guarded() ? 1 : 0;
-    const std::vector<int8_t> want = reference_conv_int8(g, oc, input, p);
-    const edge::PackedWeights w = pack(p);
+    const edge::PackedWeights w = pack(c.p);
     ++cases;
     for (const char* igemm : {"1", "0"}) {
       ::setenv("EDGE_CONV_IGEMM", igemm, 1);  // read when the Conv2D is planned
       for (Isa isa : test_isas()) {
-        edge::Conv2D conv(w.view(), conv_options(p, g, isa));
+        edge::Conv2D conv(w.view(), conv_options(c.p, c.g, isa));
         // the fused GEMM (rows in place where they need no preparation), not the indirect conv
         gemm_runs += std::strstr(conv.kernel_name(), "_gemm_requant_") != nullptr ? 1 : 0;
-        for (edge::ThreadPool* pool : {static_cast<edge::ThreadPool*>(nullptr), &pool2}) {
-          std::vector<int8_t> got(want.size(), 0x55);
-          conv.run(guarded_input.data(), got.data(), pool);
-          const long b = first_mismatch(got, want);
-          if (b >= 0) {
-            ++failures;
-            std::printf("  guarded pointwise mismatch %s %s %s igemm=%s pixels=%d k=%d oc=%d "
-                        "at %ld\n",
-                        edge::weight_type_name(type), edge::isa_name(isa), conv.kernel_name(),
-                        igemm, g.input_width, g.input_channels, oc, b);
-          }
-        }
+        failures += pointwise_mismatches(conv, c, guarded_input.data(), &pool2,
+                                         igemm[0] == '1' ? "guarded pointwise, indirect on"
+                                                         : "guarded pointwise, indirect off");
       }
     }
   }
