@@ -23,7 +23,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <type_traits>
 
 #include "kernels/ukernels.h"
 #include "kernels/x86/requant16_zmm.h"
@@ -469,6 +468,17 @@ void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_ta
 // Zen 4 runs a zmm vpdpbusd as two 256-bit halves, so the call does 3 halves per block and row
 // where it did 4, every one of the 4th's results dropped by the store mask. The epilogue is the
 // two-tile one (the zero high lanes are requantised and masked off): bit-exact by construction.
+// A specialisation, not std::conditional_t: a vector type as a template argument drops its
+// attributes (GCC's -Wignored-attributes).
+template <bool kHalf>
+struct SecondTileAcc {
+  using type = __m512i;
+};
+template <>
+struct SecondTileAcc<true> {
+  using type = __m256i;
+};
+
 template <int R, bool kPlain, bool kHalf>
 void igemm_requant_rows_x2(std::size_t taps, std::size_t blocks_per_tap, const uint8_t* w,
                            const uint8_t* const* ind, const int32_t* row_sums,
@@ -477,7 +487,7 @@ void igemm_requant_rows_x2(std::size_t taps, std::size_t blocks_per_tap, const u
   const std::size_t tile_bytes = taps * blocks_per_tap * 64;
   // The second tile's accumulators: a zmm per row, or (kHalf) a ymm, widened with zero high
   // lanes for the epilogue.
-  using Acc = std::conditional_t<kHalf, __m256i, __m512i>;
+  using Acc = typename SecondTileAcc<kHalf>::type;
   __m512i a[R];
   Acc b[R];
   {
