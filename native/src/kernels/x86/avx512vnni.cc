@@ -20,9 +20,11 @@
 #endif
 #include <immintrin.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "kernels/ukernels.h"
 #include "kernels/x86/requant16_zmm.h"
@@ -533,33 +535,28 @@ void igemm_requant_rows_x2(std::size_t taps, std::size_t blocks_per_tap, const u
   }
 }
 
+using IgemmRowsFn = decltype(&igemm_requant_rows<8, 1>);
+
+// igemm_requant_rows_x2 for 1 .. 8 rows, one variant of the epilogue and second tile.
+template <bool kPlain, bool kHalf, int... kRows>
+constexpr std::array<IgemmRowsFn, 8> rows_x2_table(std::integer_sequence<int, kRows...>) {
+  return {{igemm_requant_rows_x2<kRows + 1, kPlain, kHalf>...}};
+}
+
 void igemm_requant_x2(std::size_t rows, std::size_t taps, std::size_t blocks_per_tap,
                       const uint8_t* w, const uint8_t* const* ind, const int32_t* row_sums,
                       const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
                       std::size_t out_stride) {
-  using Fn = decltype(&igemm_requant_rows<8, 1>);
   if (nc <= 16) {
     igemm_requant<8>(rows, taps, blocks_per_tap, w, ind, row_sums, p, tile, nc, out, out_stride);
     return;
   }
   const bool plain = plain_requant(p);
-  static constexpr Fn kTwo[2][2][8] = {
-      {{igemm_requant_rows_x2<1, false, false>, igemm_requant_rows_x2<2, false, false>,
-        igemm_requant_rows_x2<3, false, false>, igemm_requant_rows_x2<4, false, false>,
-        igemm_requant_rows_x2<5, false, false>, igemm_requant_rows_x2<6, false, false>,
-        igemm_requant_rows_x2<7, false, false>, igemm_requant_rows_x2<8, false, false>},
-       {igemm_requant_rows_x2<1, true, false>, igemm_requant_rows_x2<2, true, false>,
-        igemm_requant_rows_x2<3, true, false>, igemm_requant_rows_x2<4, true, false>,
-        igemm_requant_rows_x2<5, true, false>, igemm_requant_rows_x2<6, true, false>,
-        igemm_requant_rows_x2<7, true, false>, igemm_requant_rows_x2<8, true, false>}},
-      {{igemm_requant_rows_x2<1, false, true>, igemm_requant_rows_x2<2, false, true>,
-        igemm_requant_rows_x2<3, false, true>, igemm_requant_rows_x2<4, false, true>,
-        igemm_requant_rows_x2<5, false, true>, igemm_requant_rows_x2<6, false, true>,
-        igemm_requant_rows_x2<7, false, true>, igemm_requant_rows_x2<8, false, true>},
-       {igemm_requant_rows_x2<1, true, true>, igemm_requant_rows_x2<2, true, true>,
-        igemm_requant_rows_x2<3, true, true>, igemm_requant_rows_x2<4, true, true>,
-        igemm_requant_rows_x2<5, true, true>, igemm_requant_rows_x2<6, true, true>,
-        igemm_requant_rows_x2<7, true, true>, igemm_requant_rows_x2<8, true, true>}}};
+  constexpr auto kEight = std::make_integer_sequence<int, 8>{};
+  // [second tile <= 8 channels][plain epilogue][rows - 1]
+  static constexpr std::array<IgemmRowsFn, 8> kTwo[2][2] = {
+      {rows_x2_table<false, false>(kEight), rows_x2_table<true, false>(kEight)},
+      {rows_x2_table<false, true>(kEight), rows_x2_table<true, true>(kEight)}};
   kTwo[nc <= 24 ? 1 : 0][plain ? 1 : 0][(rows < 8 ? rows : 8) - 1](
       taps, blocks_per_tap, w, ind, row_sums, p, tile, nc, out, out_stride);
 }
