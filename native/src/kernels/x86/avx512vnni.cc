@@ -398,65 +398,114 @@ void gemm_int8_requant(std::size_t rows, std::size_t nblocks, const uint8_t* w, 
 }
 
 // ------------------------------------------------------------------------------ indirect, fused
+// A tile's accumulators: a zmm (16 channels) or, for a tile of 8 channels or fewer, a ymm (the
+// low 32 bytes of each c4 block are channels 0-7, int8 and sub-byte alike). A specialisation,
+// not std::conditional_t: a vector type as a template argument drops its attributes (GCC's
+// -Wignored-attributes).
+template <bool kHalf>
+struct TileVec {
+  using type = __m512i;
+  static __m512i load(const void* p) { return _mm512_loadu_si512(p); }
+  static __m512i bcast(const uint8_t* p) { return bcast32(p); }
+  static __m512i dot(__m512i a, __m512i u, __m512i s) { return _mm512_dpbusd_epi32(a, u, s); }
+  static __m512i field(__m512i raw, int shift, __m512i mask) {
+    return _mm512_and_si512(shift == 0 ? raw : _mm512_srli_epi16(raw, shift), mask);
+  }
+  static __m512i splat8(char v) { return _mm512_set1_epi8(v); }
+  static __m512i widen(__m512i v) { return v; }
+};
+template <>
+struct TileVec<true> {
+  using type = __m256i;
+  static __m256i load(const void* p) {
+    return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+  }
+  static __m256i bcast(const uint8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+  }
+  static __m256i dot(__m256i a, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(a, u, s); }
+  static __m256i field(__m256i raw, int shift, __m256i mask) {
+    return _mm256_and_si256(shift == 0 ? raw : _mm256_srli_epi16(raw, shift), mask);
+  }
+  static __m256i splat8(char v) { return _mm256_set1_epi8(v); }
+  // zero high lanes: requantised like any and dropped by the store mask (nc <= 8)
+  static __m512i widen(__m256i v) { return _mm512_zextsi256_si512(v); }
+};
+
 // The fused GEMM's inner loop with the rows' addresses taken from an indirection buffer, one
 // pointer per row and tap (IgemmQs8Fn): no im2col copy. kBits = 8: int8 weights (the signed
 // operand) against x + 128; kBits = 4 / 2: unsigned codes against the int8 activations, the
 // fields of a block taken as in gemm_subbyte_requant_rows.
-template <int kBits, int R, bool kPlain = false>
+// kHalf: a tile of 8 channels or fewer (a 24- or 40-output layer's last one) on ymm vectors,
+// where a zmm formed 16 channels and the store mask dropped 8 (Zen 4 runs a zmm vpdpbusd as
+// two 256-bit halves).
+template <int kBits, int R, bool kPlain = false, bool kHalf = false>
 void igemm_requant_rows(std::size_t taps, std::size_t blocks_per_tap, const uint8_t* w,
                         const uint8_t* const* ind, const int32_t* row_sums,
                         const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
                         std::size_t out_stride) {
+  using V = TileVec<kHalf>;
+  using Vec = typename V::type;
   constexpr int kFields = kBits == 8 ? 1 : 8 / kBits;
   constexpr int kBlockK = 4 * kFields;
-  const __m512i mask = _mm512_set1_epi8(static_cast<char>(kBits == 8 ? 0xFF : (1 << kBits) - 1));
-  const __m512i bias = _mm512_loadu_si512(p.bias + tile * 16);
-  __m512i a[R];
+  const Vec mask = V::splat8(static_cast<char>(kBits == 8 ? 0xFF : (1 << kBits) - 1));
+  const Vec bias = V::load(p.bias + tile * 16);
+  Vec a[R];
   for (int r = 0; r < R; ++r) a[r] = bias;
   for (std::size_t t = 0; t < taps; ++t) {
     const uint8_t* x[R];
     for (int r = 0; r < R; ++r) x[r] = ind[r * taps + t];
     const uint8_t* wt = w + t * blocks_per_tap * 64;
     for (std::size_t b = 0; b < blocks_per_tap; ++b) {
-      const __m512i raw = load512(wt + 64 * b);
+      const Vec raw = V::load(wt + 64 * b);
       if (kBits == 8) {
-        for (int r = 0; r < R; ++r) a[r] = _mm512_dpbusd_epi32(a[r], bcast32(x[r] + 4 * b), raw);
+        for (int r = 0; r < R; ++r) a[r] = V::dot(a[r], V::bcast(x[r] + 4 * b), raw);
       } else {
         for (int i = 0; i < kFields; ++i) {
-          const __m512i f =
-              _mm512_and_si512(i == 0 ? raw : _mm512_srli_epi16(raw, kBits * i), mask);
+          const Vec f = V::field(raw, kBits * i, mask);
           for (int r = 0; r < R; ++r) {
-            a[r] = _mm512_dpbusd_epi32(a[r], f, bcast32(x[r] + b * kBlockK + 4 * i));
+            a[r] = V::dot(a[r], f, V::bcast(x[r] + b * kBlockK + 4 * i));
           }
         }
       }
     }
   }
-  if constexpr (kBits == 8) {
-    requant_store_rows_each<R, kPlain>(a, row_sums, 1, p, tile, nc, out, out_stride);
+  if constexpr (kHalf) {  // a copy only here: the zmm path hands its own array on
+    __m512i wide[R];
+    for (int r = 0; r < R; ++r) wide[r] = V::widen(a[r]);
+    requant_store_rows_each<R, kBits == 8 && kPlain>(wide, row_sums, 1, p, tile, nc, out,
+                                                     out_stride);
   } else {
-    requant_store_rows_each<R>(a, row_sums, 1, p, tile, nc, out, out_stride);
+    requant_store_rows_each<R, kBits == 8 && kPlain>(a, row_sums, 1, p, tile, nc, out,
+                                                     out_stride);
   }
 }
 
+using IgemmRowsFn = decltype(&igemm_requant_rows<8, 1>);
+
+// igemm_requant_rows for 1 .. 8 rows, one variant of the epilogue and tile width.
+template <int kBits, bool kPlain, bool kHalf, int... kRows>
+constexpr std::array<IgemmRowsFn, 8> rows_table(std::integer_sequence<int, kRows...>) {
+  return {{igemm_requant_rows<kBits, kRows + 1, kPlain, kHalf>...}};
+}
 
 template <int kBits>
 void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_tap,
                    const uint8_t* w, const uint8_t* const* ind, const int32_t* row_sums,
                    const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
                    std::size_t out_stride) {
-  using Fn = decltype(&igemm_requant_rows<kBits, 1>);
-  static constexpr Fn kByRows[2][8] = {
-      {igemm_requant_rows<kBits, 1>, igemm_requant_rows<kBits, 2>, igemm_requant_rows<kBits, 3>,
-       igemm_requant_rows<kBits, 4>, igemm_requant_rows<kBits, 5>, igemm_requant_rows<kBits, 6>,
-       igemm_requant_rows<kBits, 7>, igemm_requant_rows<kBits, 8>},
-      {igemm_requant_rows<kBits, 1, kBits == 8>, igemm_requant_rows<kBits, 2, kBits == 8>,
-       igemm_requant_rows<kBits, 3, kBits == 8>, igemm_requant_rows<kBits, 4, kBits == 8>,
-       igemm_requant_rows<kBits, 5, kBits == 8>, igemm_requant_rows<kBits, 6, kBits == 8>,
-       igemm_requant_rows<kBits, 7, kBits == 8>, igemm_requant_rows<kBits, 8, kBits == 8>}};
+  constexpr auto kEight = std::make_integer_sequence<int, 8>{};
+  constexpr bool kPlainOk = kBits == 8;  // the plain epilogue serves int8 weights only
+  // [tile of <= 8 channels][plain epilogue][rows - 1]
+  static constexpr std::array<IgemmRowsFn, 8> kByRows[2][2] = {
+      {rows_table<kBits, false, false>(kEight), rows_table<kBits, kPlainOk, false>(kEight)},
+      {rows_table<kBits, false, true>(kEight), rows_table<kBits, kPlainOk, true>(kEight)}};
   const int plain = kBits == 8 && plain_requant(p) ? 1 : 0;
-  kByRows[plain][(rows < 8 ? rows : 8) - 1](taps, blocks_per_tap, w, ind, row_sums, p, tile, nc,
-                                            out, out_stride);
+  kByRows[nc <= 8 ? 1 : 0][plain][(rows < 8 ? rows : 8) - 1](taps, blocks_per_tap, w, ind,
+                                                             row_sums, p, tile, nc, out,
+                                                             out_stride);
 }
 
 // int8 weights, two 16-channel tiles per call (channels 16 tile .. 16 tile + nc, nc in 17..32):
@@ -470,17 +519,6 @@ void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_ta
 // Zen 4 runs a zmm vpdpbusd as two 256-bit halves, so the call does 3 halves per block and row
 // where it did 4, every one of the 4th's results dropped by the store mask. The epilogue is the
 // two-tile one (the zero high lanes are requantised and masked off): bit-exact by construction.
-// A specialisation, not std::conditional_t: a vector type as a template argument drops its
-// attributes (GCC's -Wignored-attributes).
-template <bool kHalf>
-struct SecondTileAcc {
-  using type = __m512i;
-};
-template <>
-struct SecondTileAcc<true> {
-  using type = __m256i;
-};
-
 template <int R, bool kPlain, bool kHalf>
 void igemm_requant_rows_x2(std::size_t taps, std::size_t blocks_per_tap, const uint8_t* w,
                            const uint8_t* const* ind, const int32_t* row_sums,
@@ -489,7 +527,7 @@ void igemm_requant_rows_x2(std::size_t taps, std::size_t blocks_per_tap, const u
   const std::size_t tile_bytes = taps * blocks_per_tap * 64;
   // The second tile's accumulators: a zmm per row, or (kHalf) a ymm, widened with zero high
   // lanes for the epilogue.
-  using Acc = typename SecondTileAcc<kHalf>::type;
+  using Acc = typename TileVec<kHalf>::type;
   __m512i a[R];
   Acc b[R];
   {
@@ -534,8 +572,6 @@ void igemm_requant_rows_x2(std::size_t taps, std::size_t blocks_per_tap, const u
     requant_store_rows_x2<R, kPlain>(a, b, row_sums, p, tile, nc, out, out_stride);
   }
 }
-
-using IgemmRowsFn = decltype(&igemm_requant_rows<8, 1>);
 
 // igemm_requant_rows_x2 for 1 .. 8 rows, one variant of the epilogue and second tile.
 template <bool kPlain, bool kHalf, int... kRows>
