@@ -564,10 +564,11 @@ class WeightSolver:
                 self.compensated.append(", ".join(entry.layers))
         # the mean shift of the layer's output error is removed by the bias correction
         corrected = mean if self.bias_corrected and _biased(entry) else None
+        # gptq on a convolution: solved about the rewrite's correction vector (`about_correction`)
+        about = self.method == "gptq" and entry.op_type in self.about_correction
         if self.method != "auto" and self.centred and corrected is not None:
             h = _centre(h, corrected)
-        elif self.method == "gptq" and corrected is not None \
-                and entry.op_type in self.about_correction:
+        elif about and corrected is not None:
             if split is None:
                 split = self._float_split(entry)
             if split is not None:
@@ -592,8 +593,7 @@ class WeightSolver:
             else out_scales[:, None]
         if self.sequential:
             # the bias shift as the rewrite applies it: by the correction's vector where known
-            v = split[5] if split is not None and self.method == "gptq" \
-                and entry.op_type in self.about_correction else None
+            v = split[5] if about and split is not None else None
             self._round_in_copy(entry, rows, result.codes * per_value, np.shape(w), axis, v)
         self.seconds += time.perf_counter() - start
         return out_scales.astype(np.float32), _from_rows(result.codes, np.shape(w), axis)
