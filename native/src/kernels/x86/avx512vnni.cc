@@ -413,6 +413,7 @@ struct TileVec {
   }
   static __m512i splat8(char v) { return _mm512_set1_epi8(v); }
   static __m512i widen(__m512i v) { return v; }
+  static __m512i narrow(__m512i v) { return v; }
 };
 template <>
 struct TileVec<true> {
@@ -432,6 +433,8 @@ struct TileVec<true> {
   static __m256i splat8(char v) { return _mm256_set1_epi8(v); }
   // zero high lanes: requantised like any and dropped by the store mask (nc <= 8)
   static __m512i widen(__m256i v) { return _mm512_zextsi256_si512(v); }
+  // a zmm broadcast's low half (its 4 bytes repeat in every lane)
+  static __m256i narrow(__m512i v) { return _mm512_castsi512_si256(v); }
 };
 
 // The fused GEMM's inner loop with the rows' addresses taken from an indirection buffer, one
@@ -527,17 +530,12 @@ void igemm_requant_rows_x2(std::size_t taps, std::size_t blocks_per_tap, const u
   const std::size_t tile_bytes = taps * blocks_per_tap * 64;
   // The second tile's accumulators: a zmm per row, or (kHalf) a ymm, widened with zero high
   // lanes for the epilogue.
-  using Acc = typename TileVec<kHalf>::type;
+  using V = TileVec<kHalf>;
   __m512i a[R];
-  Acc b[R];
+  typename V::type b[R];
   {
     const __m512i bias0 = _mm512_loadu_si512(p.bias + tile * 16);
-    Acc bias1;
-    if constexpr (kHalf) {
-      bias1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p.bias + tile * 16 + 16));
-    } else {
-      bias1 = _mm512_loadu_si512(p.bias + tile * 16 + 16);
-    }
+    const auto bias1 = V::load(p.bias + tile * 16 + 16);
     for (int r = 0; r < R; ++r) a[r] = bias0, b[r] = bias1;
   }
   for (std::size_t t = 0; t < taps; ++t) {
@@ -546,27 +544,17 @@ void igemm_requant_rows_x2(std::size_t taps, std::size_t blocks_per_tap, const u
     const uint8_t* wt = w + t * blocks_per_tap * 64;
     for (std::size_t bl = 0; bl < blocks_per_tap; ++bl) {
       const __m512i w0 = load512(wt + 64 * bl);
-      if constexpr (kHalf) {
-        const __m256i w1 =
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + tile_bytes + 64 * bl));
-        for (int r = 0; r < R; ++r) {
-          const __m512i xb = bcast32(x[r] + 4 * bl);
-          a[r] = _mm512_dpbusd_epi32(a[r], xb, w0);
-          b[r] = _mm256_dpbusd_epi32(b[r], _mm512_castsi512_si256(xb), w1);
-        }
-      } else {
-        const __m512i w1 = load512(wt + tile_bytes + 64 * bl);
-        for (int r = 0; r < R; ++r) {
-          const __m512i xb = bcast32(x[r] + 4 * bl);
-          a[r] = _mm512_dpbusd_epi32(a[r], xb, w0);
-          b[r] = _mm512_dpbusd_epi32(b[r], xb, w1);
-        }
+      const auto w1 = V::load(wt + tile_bytes + 64 * bl);
+      for (int r = 0; r < R; ++r) {
+        const __m512i xb = bcast32(x[r] + 4 * bl);
+        a[r] = _mm512_dpbusd_epi32(a[r], xb, w0);
+        b[r] = V::dot(b[r], V::narrow(xb), w1);
       }
     }
   }
-  if constexpr (kHalf) {
+  if constexpr (kHalf) {  // a copy only here: the zmm path hands its own array on
     __m512i bw[R];
-    for (int r = 0; r < R; ++r) bw[r] = _mm512_zextsi256_si512(b[r]);
+    for (int r = 0; r < R; ++r) bw[r] = V::widen(b[r]);
     requant_store_rows_x2<R, kPlain>(a, bw, row_sums, p, tile, nc, out, out_stride);
   } else {
     requant_store_rows_x2<R, kPlain>(a, b, row_sums, p, tile, nc, out, out_stride);
