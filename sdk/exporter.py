@@ -343,11 +343,12 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
                               "has no runner here")
 
     def build(plan_: PrecisionPlan, lap: Callable[[str], None], layers: bool = True,
-              solver_: Any = None) -> _Built:
+              solver_: Any = None, candidate: bool = False) -> _Built:
         """Quantise, encode and validate under `plan_` (what target_sqnr= repeats). `layers`
         False: the per-layer SQNR is left to `_Built.measure_layers` (the planner asks for it
         only where it picks layers). `solver_`: another weight solver (auto's whole-model
-        check builds the plain methods' candidates)."""
+        check builds the plain methods' candidates). `candidate`: one of that check's builds
+        (no empirical bias correction: only the kept build is corrected)."""
         active = solver if solver_ is None else solver_
         try:
             with active:
@@ -358,7 +359,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
             if isinstance(exc, EdgeSDKError):
                 raise
             raise ConversionError(str(exc)) from exc
-        if correction == "empirical":
+        # not on auto's check candidates: correcting each of the six would cost six more runs
+        # per layer, on the very half the candidate is scored on; the kept build is corrected
+        if correction == "empirical" and not candidate:
             refused: list[str] = []
             empirical_bias_correction(float_model, quantized,
                                       cal_set.subset(slice(0, EMPIRICAL_BC_SAMPLES)), progress,
@@ -436,7 +439,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
             if method != "auto":
                 solver_ = plain_solver(solver_, method)
                 solvers.append(solver_)
-            return build(plan, lap, solver_=solver_)
+            return build(plan, lap, solver_=solver_, candidate=True)
 
         def check_outputs(b: _Built, held: Any) -> list[Any]:
             """b's outputs on a check half, in LiteRT: another format's model is scored as

@@ -143,3 +143,34 @@ def test_worst_output_db_is_the_worst_output() -> None:
     got = [ref[0] + 0.1, ref[1] + 0.01]
     assert worst_output_db(ref, got) == pytest.approx(20.0)
     assert worst_output_db(ref, [ref[0], ref[1]]) == float("inf")
+
+
+def test_empirical_bias_correction_runs_on_the_kept_build_only(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    """auto with bias_correction="empirical" corrects the one build it keeps, not its check's
+    six candidates: each correction runs both models once per weighted layer (silero_vad INT4:
+    about 12 CPU s), and a candidate corrected on all the calibration samples would be scored
+    on samples its correction saw. The old code corrected all seven builds."""
+    import warnings
+
+    import sdk
+    import sdk.exporter as exporter
+
+    calls: list[int] = []
+    real = exporter.empirical_bias_correction
+
+    def counted(*args: object, **kwargs: object) -> int:
+        calls.append(len(args[2]))  # type: ignore[arg-type]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(exporter, "empirical_bias_correction", counted)
+    rng = np.random.default_rng(103)
+    cal, val = mixed_inputs(rng, 32), mixed_inputs(rng, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = sdk.export(_recurrent(), "int4", calibration=cal, validation=val,
+                       weight_method="auto", bias_correction="empirical",
+                       output=tmp_path / "auto.tflite", report=False, per_layer=False)
+    assert any("whole-model check" in n for n in r.notes), r.notes
+    assert calls == [32], calls  # once, on every calibration sample
