@@ -34,12 +34,14 @@ per-layer times of each format (the uniform probes profiled on this host by the 
 profiler, or a device's `LatencyTable`), the greedy saves milliseconds where the error per ms
 is least, and the Pareto front is over size / SQNR / latency.
 
-The export is the measured point within the budget with the best worst-output SQNR (the
-uniform probes count: all-INT4 is chosen when nothing mixed beats it), with one rule: a mix
-replaces the best uniform plan within the budget (all-INT4, the int4 scheme's, ...) only where
-it beats it on each half of the held-out samples too (`paired_choice`: the same samples'
-per-sample errors), not on their mean alone. `MixedReport` holds every
-point measured (bytes, worst-output SQNR, Pareto front, the chosen one) and the bits per layer.
+The export is the measured point within the budget with the best worst-output SQNR on the
+worse half of the held-out samples (the uniform probes count: all-INT4 is chosen when nothing
+mixed beats it), with one rule: a mix replaces the best uniform plan within the budget
+(all-INT4, the int4 scheme's, ...) only where it beats it on each half of the held-out samples
+too, or, where the halves disagree, on the worse half with no layer narrower than the uniform
+plan's (`paired_choice`: the same samples' per-sample errors), not on their mean alone.
+`MixedReport` holds every point measured (bytes, worst-output SQNR, Pareto front, the chosen
+one) and the bits per layer.
 """
 
 from __future__ import annotations
@@ -262,44 +264,83 @@ def halves_db(a: Attempt) -> list[float]:
     return out
 
 
-def paired_choice(measured: Sequence[tuple[MixedPoint, Attempt]], inside: Sequence[int]
-                  ) -> tuple[int, str | None]:
-    """The point chosen among `inside` (indices into `measured`) and a note. The best uniform
-    plan within the budget (a probe or a scheme's plan: all-INT4, the int4 scheme's) is kept
-    unless a mix beats it on evidence: a higher worst-output SQNR on all the held-out samples
-    and on each half of them (the same samples, per-sample errors). The best of 10-40 points
-    on one small set of samples is often the one that fits those samples (on the corpus, 8
-    held-out samples chose mixes that scored under the int4 plan on others); a gain that holds
-    on both halves is less often luck. Without per-sample errors, or without a uniform plan
-    within the budget, the best worst-output SQNR, as before."""
-    def key(i: int) -> tuple[float, int]:
-        return measured[i][0].worst_sqnr_db, -measured[i][0].size_bytes
+def worse_half_db(p: MixedPoint) -> float:
+    """The point's worst-output SQNR on the worse half of the held-out samples (`halves_db`):
+    what the choice ranks by. The figure the bar scores on other samples is a worst output,
+    and a mix's gain on the better half is the part least likely to hold there. Without
+    per-sample errors, its figure on all the samples."""
+    return min(p.halves_db) if p.halves_db else p.worst_sqnr_db
 
-    best = max(inside, key=key)
-    uniform = [i for i in inside if measured[i][0].estimated_bytes is None]
-    if not uniform or best in uniform:
-        return best, None
+
+def never_worse(p: MixedPoint, ref: MixedPoint) -> bool:
+    """Whether every layer of `p` has `ref`'s format or more bits (a layer with some output
+    channels one format down, `splits`, only where its format has more bits than `ref`'s):
+    then every per-layer error estimate says `p` is no worse than `ref`, whatever the
+    held-out samples say."""
+    for name, fmt in ref.bits.items():
+        mine = p.bits.get(name, "int8")
+        if name in p.splits:
+            if not _bits(mine) > _bits(fmt):
+                return False
+        elif mine != fmt and not _bits(mine) > _bits(fmt):
+            return False
+    return True
+
+
+def paired_choice(points: Sequence[MixedPoint], inside: Sequence[int]
+                  ) -> tuple[int, str | None]:
+    """The point chosen among `inside` (indices into `points`) and a note. Points rank by their
+    worse half (`worse_half_db`). The best uniform plan within the budget (a probe or a
+    scheme's plan: all-INT4, the int4 scheme's) is kept unless a mix beats it on evidence:
+    a higher worst-output SQNR on all the held-out samples and on each half of them (the same
+    samples' per-sample errors); or, where the halves disagree (the mix better on the worse
+    half, worse on the other: magika_v3_3's 32 selection inputs put a mix at 36.64 / 26.66 dB
+    against all-2-bit's 40.44 / 16.06), a higher worse half and every layer at the uniform
+    plan's format or wider (`never_worse`: no per-layer estimate says it loses). The best of
+    10-40 points on a few samples is often the one that fits them; a gain on the worse half
+    that holds on both halves, or that no layer's estimate contradicts, is less often luck.
+    The uniform plan is always a candidate, so at its own size the choice can at worst tie
+    it. Without per-sample errors, or without a uniform plan within the budget, the best
+    worst-output SQNR on all the samples."""
+    def mean_key(i: int) -> tuple[float, int]:
+        return points[i].worst_sqnr_db, -points[i].size_bytes
+
+    def key(i: int) -> tuple[float, float, int]:
+        return worse_half_db(points[i]), points[i].worst_sqnr_db, -points[i].size_bytes
+
+    def halves(i: int) -> str:
+        return ", ".join(f"{h:.2f}" for h in points[i].halves_db)
+
+    uniform = [i for i in inside if points[i].estimated_bytes is None]
+    if not uniform:
+        return max(inside, key=mean_key), None
     ref = max(uniform, key=key)
-    ref_point, ref_halves = measured[ref][0], halves_db(measured[ref][1])
-    if not ref_halves:
-        return best, ("chosen on the mean of the held-out samples: their per-sample errors "
+    r = points[ref]
+    if not r.halves_db:
+        best = max(inside, key=mean_key)
+        return best, (None if best in uniform else
+                      "chosen on the mean of the held-out samples: their per-sample errors "
                       "were not given, so no paired check against the uniform plans")
     for i in sorted((i for i in inside if i not in uniform), key=key, reverse=True):
-        p = measured[i][0]
+        p = points[i]
         if not key(i) > key(ref):
             break
-        halves = halves_db(measured[i][1])
-        if len(halves) == len(ref_halves) and all(
-                h > r for h, r in zip(halves, ref_halves, strict=True)):
-            return i, (f"{p.label} beats {ref_point.label} on all the held-out samples and on "
-                       f"each half ({', '.join(f'{h:.2f}' for h in halves)} vs "
-                       f"{', '.join(f'{r:.2f}' for r in ref_halves)} dB)")
-    top = measured[best][0]
-    return ref, (f"kept {ref_point.label} ({ref_point.worst_sqnr_db:.2f} dB): no mix beats it "
-                 f"on each half of the held-out samples (the best on all of them, {top.label} "
-                 f"at {top.worst_sqnr_db:.2f} dB, has "
-                 f"{', '.join(f'{h:.2f}' for h in halves_db(measured[best][1]))} vs "
-                 f"{', '.join(f'{r:.2f}' for r in ref_halves)} dB on the halves)")
+        if len(p.halves_db) != len(r.halves_db) or not p.worst_sqnr_db > r.worst_sqnr_db:
+            continue
+        if all(h > g for h, g in zip(p.halves_db, r.halves_db, strict=True)):
+            return i, (f"{p.label} beats {r.label} on all the held-out samples and on each "
+                       f"half ({halves(i)} vs {halves(ref)} dB)")
+        if worse_half_db(p) > worse_half_db(r) and never_worse(p, r):
+            return i, (f"{p.label} beats {r.label} on all the held-out samples and on the "
+                       f"worse half ({halves(i)} vs {halves(ref)} dB: the halves disagree), "
+                       f"and every layer is at {r.label}'s format or wider")
+    top = max((i for i in inside if i not in uniform), key=key, default=ref)
+    if top == ref or not key(top) > key(ref):
+        return ref, None
+    return ref, (f"kept {r.label} ({r.worst_sqnr_db:.2f} dB; halves {halves(ref)}): no mix "
+                 f"beats it on each half of the held-out samples, or on the worse half with "
+                 f"no layer narrower (the best on the worse half, {points[top].label} at "
+                 f"{points[top].worst_sqnr_db:.2f} dB, has {halves(top)} dB on the halves)")
 
 
 #: points within this many dB of all-INT8 on the held-out samples are at its ceiling
@@ -1055,7 +1096,7 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
             f"({table.source})")
         raise BudgetError(f"no measured export fits the budget of {budget} "
                           f"(smallest: {min(p.size_bytes for p in points):,} bytes{fastest})")
-    best, why = paired_choice(measured, inside)
+    best, why = paired_choice(points, inside)
     if why is not None:
         report.notes.append(why)
     best, why = ceiling_choice(points, inside, best)
@@ -1085,9 +1126,11 @@ __all__ = [
     "halves_db",
     "layer_choices",
     "mixed_options",
+    "never_worse",
     "paired_choice",
     "pareto_front",
     "plan_of",
     "search",
     "spend",
+    "worse_half_db",
 ]
