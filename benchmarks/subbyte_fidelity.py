@@ -648,6 +648,31 @@ def mixed_peer_rows(case: CorpusCase, work: Path, out: dict[str, Any], run: Any,
                     row["mixed_afp32_higher_sqnr_same_or_smaller"] = (
                         ours_f["worst_sqnr_db"] > theirs
                         and ours_f["size_bytes"] <= row["size_bytes"])
+            if "wi4" in recipe_name:  # like for like on layers: every one INT4, as its file
+                every_int4_rows(row, run, float_acts)
+
+
+#: the int4 scheme with every weighted layer INT4 where the format is legal (no first / last
+#: layer kept, no weight-SQNR floor): the row beside ai-edge-quantizer's int4 file that counts
+#: as many sub-byte layers as it can
+EVERY_INT4 = {"keep_first": False, "keep_last": False, "sqnr_floor_db": -1e9}
+
+
+def every_int4_rows(row: dict[str, Any], run: Any, float_acts: bool) -> None:
+    """Beside ai-edge-quantizer's int4 file (`row`): edgesdk's int4 scheme with every weighted
+    layer INT4 (`EVERY_INT4`; int8 activations, and with `float_acts` float ones, like its
+    recipe), and whether it has more sub-byte layers and a higher SQNR at the same or smaller
+    size: "more layers quantised" where mixed keeps a layer INT8 because it measures best."""
+    theirs = row["worst_sqnr_db"] if row["worst_sqnr_db"] is not None else math.inf
+    for acts in ("int8",) + (("float32",) if float_acts else ()):
+        tag = "every-int4" if acts == "int8" else "every-int4-afp32"
+        ours = run(f"{tag}@{row['recipe']}", "int4",
+                   scheme_options={**EVERY_INT4, "activations": acts})
+        if "worst_sqnr_db" in ours:
+            row[f"{tag}_more_layers"] = ours["subbyte_layers"] > row["subbyte_layers"]
+            row[f"{tag}_as_many_layers"] = ours["subbyte_layers"] >= row["subbyte_layers"]
+            row[f"{tag}_higher_sqnr_same_or_smaller"] = (
+                ours["worst_sqnr_db"] > theirs and ours["size_bytes"] <= row["size_bytes"])
 
 
 def summarise(models: list[dict[str, Any]]) -> dict[str, Any]:
