@@ -516,7 +516,8 @@ MIXED_BUDGETS = ("int4", "half", "ternary")
 def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
                mixed_only: bool = False, select_samples: int | None = None,
                budgets: tuple[str, ...] = MIXED_BUDGETS,
-               scored_samples: int | None = None, float_acts: bool = False) -> dict[str, Any]:
+               scored_samples: int | None = None, float_acts: bool = False,
+               every_only: bool = False) -> dict[str, Any]:
     """--mixed: all-INT4 and all-ternary (round to nearest) beside `sdk.export(..., "mixed",
     budget_bytes=)` at all-INT4's size, at half of it (an error row where half is under the
     smallest mixed model) and at all-ternary's size, worst-output SQNR scored as in
@@ -528,7 +529,8 @@ def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
     only those, not the int4 / ternary rows). `select_samples`: how many held-out inputs the
     exports validate on and mixed chooses by (default as many as are scored). `budgets`: which
     of `MIXED_BUDGETS` mixed is measured at (a large model: int4 alone). `float_acts`: beside
-    the peers' files, mixed with float activations too (`mixed_peer_rows`)."""
+    the peers' files, mixed with float activations too (`mixed_peer_rows`). `every_only`: beside
+    the peers' files only the every-layer-INT4 rows (`every_int4_rows`), no mixed search."""
     from corpus.measure import quiet
 
     from sdk.converters.quantize.file_bytes import byte_breakdown
@@ -577,7 +579,12 @@ def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
         return row
 
     if peers:
-        mixed_peer_rows(case, work, out, run, float_acts)
+        def peer_run(label: str, scheme: str, **kw: Any) -> dict[str, Any]:
+            if every_only and scheme == "mixed":
+                return {"label": label, "skipped": "--mixed-every-int4-only"}
+            return run(label, scheme, **kw)
+
+        mixed_peer_rows(case, work, out, peer_run, float_acts)
     if mixed_only:
         return out
     int4 = run("int4", "int4")
@@ -831,6 +838,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mixed-float-acts", action="store_true",
                    help="with --mixed --peers: also mixed with float activations (weight-only, "
                         "as ai-edge-quantizer's recipes) at their files' sizes")
+    p.add_argument("--mixed-every-int4-only", action="store_true",
+                   help="with --mixed --peers --mixed-peers-only: beside the peers' int4 files "
+                        "only edgesdk's int4 scheme with every layer INT4, no mixed search")
     p.add_argument("--mixed-peers-only", action="store_true",
                    help="with --mixed --peers: only ai-edge-quantizer's int4 / 2-bit files and "
                         "mixed at their sizes")
@@ -854,7 +864,8 @@ def main(argv: list[str] | None = None) -> int:
                     report["models"].append(mixed_part(
                         m, args.samples, work, args.peers, args.mixed_peers_only,
                         args.select_samples, tuple(args.mixed_budgets.split(",")),
-                        args.scored_samples, args.mixed_float_acts))
+                        args.scored_samples, args.mixed_float_acts,
+                        args.mixed_every_int4_only))
                 except Exception as exc:
                     report["models"].append({"model": m, "error": f"{type(exc).__name__}: {exc}"})
                 if args.json_out:
