@@ -254,7 +254,6 @@ ThreadPool::ThreadPool(int num_threads, Affinity affinity) {
   backoff_ns_ = first_backoff_ns_;
   cpus_ = allowed_cpu_count();
   if (affinity == Affinity::kBigCores) pinned_cpus_ = big_cores();
-  worker_cpus_ = pinned_cpus_.empty() ? allowed_cpus() : pinned_cpus_;
   if (num_threads > 0) {
     num_threads_ = num_threads;
   } else if (!pinned_cpus_.empty()) {
@@ -391,18 +390,19 @@ void ThreadPool::unstack(int cpu) {
   // calls at 2 threads took 3.0-3.3 ms (1 thread: 2.67) in the runs where 261-380 of ~1000 jobs
   // had the worker on the caller's CPU, 1.48-1.51 ms where none had (loaded 2-core Zen 4 host,
   // 06:20 UTC 2026-12-07). A mask without that CPU moves it at once (the kernel migrates a
-  // thread off a CPU its new mask excludes before sched_setaffinity returns); the full set
-  // again right after, so that the scheduler may still place it anywhere.
+  // thread off a CPU its new mask excludes before sched_setaffinity returns); its own mask
+  // again right after, so that the scheduler may still place it anywhere it could before.
+  // That mask is read here, not remembered from the pool's start: the thread's affinity may
+  // have been narrowed since (`taskset -a -p`, the application pinning its threads), and a
+  // worker allowed only the caller's CPU stays there.
 #if defined(__linux__)
-  cpu_set_t away, all;
-  CPU_ZERO(&away);
-  CPU_ZERO(&all);
-  for (int c : worker_cpus_) {
-    CPU_SET(c, &all);
-    if (c != cpu) CPU_SET(c, &away);
-  }
+  cpu_set_t own;
+  CPU_ZERO(&own);
+  if (sched_getaffinity(0, sizeof(own), &own) != 0) return;
+  cpu_set_t away = own;
+  CPU_CLR(cpu, &away);
   if (CPU_COUNT(&away) == 0 || sched_setaffinity(0, sizeof(away), &away) != 0) return;
-  sched_setaffinity(0, sizeof(all), &all);
+  sched_setaffinity(0, sizeof(own), &own);  // a superset of `away`, accepted a moment ago
   unstacked_.fetch_add(1, std::memory_order_relaxed);
 #else
   (void)cpu;

@@ -12,6 +12,7 @@
 #include <ctime>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -231,24 +232,107 @@ EDGE_TEST(thread_pool_run_delay_rule) {
 #endif
 }
 
-// A worker woken on the CPU its caller runs on is moved off it (unstack): here the test puts it
-// there (the caller pinned to CPU a, the worker pinning itself to a from inside a task), then
-// keeps the caller asleep in its own task so that the worker runs: it must take its task on
-// another CPU. Results never depend on where a task runs.
+#if defined(__linux__)
+namespace {
+// The calling thread's CPUs (`saved`) and the first two of them; false, having said "skipped",
+// where it may run on fewer than 2.
+bool two_cpus(cpu_set_t* saved, int* a, int* b) {
+  CPU_ZERO(saved);
+  if (sched_getaffinity(0, sizeof(*saved), saved) != 0 || CPU_COUNT(saved) < 2) {
+    std::fprintf(stderr, "skipped: fewer than 2 CPUs to run on\n");
+    return false;
+  }
+  for (*a = 0; !CPU_ISSET(*a, saved);) ++*a;
+  for (*b = *a + 1; !CPU_ISSET(*b, saved);) ++*b;
+  return true;
+}
+
+cpu_set_t cpus(std::initializer_list<int> list) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c : list) CPU_SET(c, &set);
+  return set;
+}
+
+// Where the calling thread runs and whether its affinity is `expect`.
+void note_placement(const cpu_set_t& expect, std::atomic<int>* cpu, std::atomic<bool>* kept) {
+  cpu_set_t now;
+  CPU_ZERO(&now);
+  kept->store(sched_getaffinity(0, sizeof(now), &now) == 0 && CPU_EQUAL(&now, &expect));
+  cpu->store(sched_getcpu());
+}
+}  // namespace
+#endif
+
+// A worker woken on the CPU its caller runs on is moved off it (unstack), and keeps its own
+// affinity. Here the process may run on CPUs a and b only (the worker inherits that), the
+// caller is pinned to a and another thread keeps b busy, so that a worker last seen on a is
+// woken there; the caller sleeps in its own task so that the worker runs: it must take its task
+// on b, its affinity {a, b} again. Placement is the scheduler's: tried a few times, skipped
+// (saying so) where the worker was never woken on a. Results never depend on where a task runs.
 EDGE_TEST(thread_pool_moves_a_worker_off_the_callers_cpu) {
 #if defined(__linux__)
   cpu_set_t saved;
-  CPU_ZERO(&saved);
-  if (sched_getaffinity(0, sizeof(saved), &saved) != 0 || CPU_COUNT(&saved) < 2) {
-    std::fprintf(stderr, "skipped: fewer than 2 CPUs to run on\n");
+  int a = 0, b = 0;
+  if (!two_cpus(&saved, &a, &b)) return;
+  const cpu_set_t only_a = cpus({a}), only_b = cpus({b}), ab = cpus({a, b});
+  EDGE_CHECK(sched_setaffinity(0, sizeof(ab), &ab) == 0);
+  edge::ThreadPool pool(2, edge::Affinity::kNone);  // its worker may run on a and b
+  EDGE_CHECK(sched_setaffinity(0, sizeof(only_a), &only_a) == 0);  // the caller on a
+  std::atomic<bool> stop{false};
+  std::thread busy([&] {  // b taken, so that the worker is woken where it last ran: a
+    sched_setaffinity(0, sizeof(only_b), &only_b);
+    const auto until = Clock::now() + std::chrono::seconds(5);
+    while (!stop.load(std::memory_order_relaxed) && Clock::now() < until) {
+    }
+  });
+  bool moved = false;
+  int worker_cpu = -1;
+  bool mask_kept = false;
+  for (int attempt = 0; attempt < 20 && !moved; ++attempt) {
+    // The worker's task puts it on a (a mask of a alone moves it there) and gives it {a, b}
+    // back: it stays on a.
+    pool.parallel_for(2, [&](std::size_t t, int thread) {
+      if (t == 0) sleep_ms(20);
+      if (thread == 1 && sched_setaffinity(0, sizeof(only_a), &only_a) == 0) {
+        sched_setaffinity(0, sizeof(ab), &ab);
+      }
+    });
+    const uint64_t before = pool.unstacked();
+    std::atomic<int> cpu{-1};
+    std::atomic<bool> kept{false};
+    pool.parallel_for(2, [&](std::size_t t, int thread) {
+      if (t == 0) sleep_ms(20);
+      if (thread == 1) note_placement(ab, &cpu, &kept);
+    });
+    if (pool.unstacked() > before && cpu.load() >= 0) {
+      moved = true;
+      worker_cpu = cpu.load();
+      mask_kept = kept.load();
+    }
+  }
+  stop.store(true);
+  busy.join();
+  sched_setaffinity(0, sizeof(saved), &saved);
+  if (!moved) {
+    std::fprintf(stderr, "skipped: the worker was never woken on the caller's CPU in 20 tries\n");
     return;
   }
+  EDGE_CHECK(worker_cpu == b);
+  EDGE_CHECK(mask_kept);
+#endif
+}
+
+// A worker whose affinity allows only the caller's CPU (a task pinned it there, as `taskset -a`
+// or an application pinning its threads would) stays there with that affinity: moving it off
+// would override the pinning (stop 25's unstack() set the pool's start-time CPUs again).
+EDGE_TEST(thread_pool_keeps_a_workers_own_affinity) {
+#if defined(__linux__)
+  cpu_set_t saved;
+  int a = 0, b = 0;
+  if (!two_cpus(&saved, &a, &b)) return;
   edge::ThreadPool pool(2, edge::Affinity::kNone);
-  int a = 0;
-  while (!CPU_ISSET(a, &saved)) ++a;
-  cpu_set_t only_a;
-  CPU_ZERO(&only_a);
-  CPU_SET(a, &only_a);
+  const cpu_set_t only_a = cpus({a});
   EDGE_CHECK(sched_setaffinity(0, sizeof(only_a), &only_a) == 0);  // the caller on a
   std::atomic<int> pinned{0};
   // Task 1 is the worker's own share: the caller sleeps in task 0 so that the worker takes it.
@@ -257,10 +341,12 @@ EDGE_TEST(thread_pool_moves_a_worker_off_the_callers_cpu) {
     if (thread == 1 && sched_setaffinity(0, sizeof(only_a), &only_a) == 0) pinned.store(1);
   });
   std::atomic<int> worker_cpu{-1};
+  std::atomic<bool> kept{false};
+  const uint64_t before = pool.unstacked();  // the first job's worker could still be moved
   if (pinned.load() == 1) {
     pool.parallel_for(2, [&](std::size_t t, int thread) {
       if (t == 0) sleep_ms(50);
-      if (thread == 1) worker_cpu.store(sched_getcpu());
+      if (thread == 1) note_placement(only_a, &worker_cpu, &kept);
     });
   }
   sched_setaffinity(0, sizeof(saved), &saved);
@@ -268,8 +354,9 @@ EDGE_TEST(thread_pool_moves_a_worker_off_the_callers_cpu) {
     std::fprintf(stderr, "skipped: the worker took no task while the caller slept (host overloaded)\n");
     return;
   }
-  EDGE_CHECK(pool.unstacked() >= 1);
-  EDGE_CHECK(worker_cpu.load() != a);
+  EDGE_CHECK(kept.load());
+  EDGE_CHECK(worker_cpu.load() == a);
+  EDGE_CHECK(pool.unstacked() == before);
 #endif
 }
 

@@ -35,7 +35,7 @@
 //
 // Placement. A worker woken on the CPU its caller ran on as it opened the job (the scheduler's
 // "wake affine" choice) would run only while the caller waits; it moves itself off that CPU
-// (unstack(), counted by unstacked()).
+// (unstack(), counted by unstacked()) to another its affinity allows, and keeps that affinity.
 //
 // Two shares: parallel_for gives thread t a contiguous block of tasks; parallel_for_static
 // gives it tasks t, t + N, t + 2N, .... Both give a thread the same tasks on every call, so that
@@ -168,8 +168,8 @@ class ThreadPool {
   void run_job(TaskFn fn, const void* ctx, std::size_t offset, std::size_t num_tasks,
                bool static_schedule);
   void worker(int index);
-  // Moves the calling worker off `cpu` (the caller's): its affinity without that CPU, then
-  // worker_cpus_ again.
+  // Moves the calling worker off `cpu` (the caller's): its affinity without that CPU, then its
+  // own affinity again (none where that CPU is the only one it may run on).
   void unstack(int cpu);
   // Called when a spin of spin_ns_ from `start` is over: true (and a later *deadline) to spin
   // on while the idle spin lasts and no other thread waits for a CPU.
@@ -189,7 +189,6 @@ class ThreadPool {
 
   int num_threads_ = 1;
   std::vector<int> pinned_cpus_;
-  std::vector<int> worker_cpus_;  // the CPUs a worker may run on: pinned_cpus_ or the process's
   std::atomic<int> caller_cpu_{-1};  // where the caller ran as it opened the current job
   std::atomic<uint64_t> unstacked_{0};
   std::vector<std::thread> threads_;
