@@ -76,3 +76,46 @@ def test_export_docstring_quotes_the_sub_byte_default() -> None:
     doc = " ".join((sdk.export.__doc__ or "").split())
     assert f'defaults to "{md.DEFAULT_SUBBYTE_METHOD}", and to "{md.LARGE_MODEL_METHOD}" for a ' \
            f"model of more than {md.AUTO_MAX_WEIGHTS / 1_000_000:g} M float weights" in doc
+
+
+def test_subbyte_page_quotes_the_mixed_search_defaults() -> None:
+    """docs/subbyte.md (the mixed search's steps) names `MixedOptions`' defaults and the INT8
+    ceiling's tie as sdk.converters.quantize.mixed has them (stop 25: `descents`,
+    `ceiling_choice`)."""
+    from sdk.converters.quantize import mixed
+
+    opts = mixed.MixedOptions()
+    text = _text("docs/subbyte.md")
+    assert f"(`descents`, default {opts.descents} starting points over the budget)" in text
+    assert f"the `trades` (default {opts.trades}) most promising layers" in text
+    assert f"Up to `trade_rounds` (default {opts.trade_rounds}) rounds" in text
+    assert f"the best `row_splits` (default {opts.row_splits}) points" in text
+    assert f"(within {mixed.CEILING_TIE_DB:g} dB, `mixed.ceiling_choice`)" in text
+
+
+def test_subbyte_page_quotes_the_whole_model_checks_folds() -> None:
+    """docs/subbyte.md ("auto"'s whole-model check) counts the check's solves from its folds and
+    candidates as sdk.converters.quantize.method_check has them (two-fold since 7676c91)."""
+    from sdk.converters.quantize import method_check as mc
+
+    words = {1: "one", 2: "two", 3: "three", 4: "four", 6: "six", 8: "eight", 9: "nine"}
+    per_fold = 1 + len(mc.PLAIN)  # the per-layer choice and the plain methods
+    text = _text("docs/subbyte.md")
+    assert mc.FOLDS == 2, "the page says: the halves swapped, a second fold"
+    assert f"The notes give the {words[per_fold]} pooled figures, each fold's in brackets" in text
+    assert f"the check adds {words[mc.FOLDS * per_fold]} solves on half the samples " \
+           f"({words[per_fold]} per fold)" in text
+    assert len(mc.fold_halves(10)) == mc.FOLDS
+
+
+def test_kernels_page_quotes_the_sub_byte_pointwise_gemm_bounds() -> None:
+    """docs/kernels.md (the CONV_2D rule) gives the K below which a sub-byte 1x1 layer at the
+    AVX2 level takes the fused GEMM, per weight type, as native/src/kernels/conv2d.cc has it."""
+    source = (ROOT / "native" / "src" / "kernels" / "conv2d.cc").read_text()
+    m = re.search(r"pointwise_k\s*=\s*plan\.type\s*==\s*WeightType::kInt4\s*\?\s*(\d+)\s*:\s*"
+                  r"(\d+)\s*;", source)
+    assert m is not None, "conv2d.cc's pointwise_k rule is not written as the test reads it"
+    int4, other = m.group(1), m.group(2)
+    text = _text("docs/kernels.md")
+    assert f"GEMM for sub-byte 1x1 layers, 2-bit K < {other} and int4 K < {int4}," in text
+    assert f"2-bit 1x1 layers keep the fused GEMM up to K < {other}" in text
