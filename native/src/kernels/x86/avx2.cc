@@ -20,20 +20,14 @@
 #include "kernels/ukernels.h"
 #include "kernels/x86/dw_ymm.h"
 #include "kernels/x86/requant8_ymm.h"
+#include "kernels/x86/ymm_io.h"
 
 namespace edge {
 namespace detail {
 namespace {
 
-inline __m256i load256(const uint8_t* p) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-}
-
-inline __m256i bcast32(const uint8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
+using ymm_io::bcast32;
+using ymm_io::load256;
 
 inline __m256i bcast64(const uint8_t* p) {
   int64_t v;

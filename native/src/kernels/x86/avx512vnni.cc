@@ -28,6 +28,7 @@
 
 #include "kernels/ukernels.h"
 #include "kernels/x86/requant16_zmm.h"
+#include "kernels/x86/ymm_io.h"
 
 namespace edge {
 namespace detail {
@@ -40,11 +41,7 @@ namespace {
 
 inline __m512i load512(const uint8_t* p) { return _mm512_loadu_si512(p); }
 
-inline __m512i bcast32(const uint8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm512_set1_epi32(v);
-}
+inline __m512i bcast32(const uint8_t* p) { return _mm512_set1_epi32(ymm_io::load4(p)); }
 
 inline void store16(int32_t* acc, __m512i v) { _mm512_storeu_si512(acc, v); }
 
@@ -418,14 +415,8 @@ struct TileVec {
 template <>
 struct TileVec<true> {
   using type = __m256i;
-  static __m256i load(const void* p) {
-    return _mm256_loadu_si256(static_cast<const __m256i*>(p));
-  }
-  static __m256i bcast(const uint8_t* p) {
-    int32_t v;
-    std::memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-  }
+  static __m256i load(const void* p) { return ymm_io::load256(p); }
+  static __m256i bcast(const uint8_t* p) { return ymm_io::bcast32(p); }
   static __m256i dot(__m256i a, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(a, u, s); }
   static __m256i field(__m256i raw, int shift, __m256i mask) {
     return _mm256_and_si256(shift == 0 ? raw : _mm256_srli_epi16(raw, shift), mask);

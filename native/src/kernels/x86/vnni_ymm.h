@@ -28,12 +28,12 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
 
 #include "kernels/ukernels.h"
 #include "kernels/x86/dw_ymm.h"
 #include "kernels/x86/requant8_ymm.h"
+#include "kernels/x86/ymm_io.h"
 
 namespace edge {
 namespace detail {
@@ -41,15 +41,8 @@ namespace {
 
 namespace vnni_ymm {
 
-inline __m256i load256(const uint8_t* p) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-}
-
-inline __m256i bcast32(const uint8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
+using ymm_io::bcast32;
+using ymm_io::load256;
 
 // Rows per call of the multi-row kernels: int8 keeps 2R accumulators + 2 weight halves + a
 // broadcast in the 16 ymm registers (R = 6: 15); sub-byte also holds a field and its mask.
