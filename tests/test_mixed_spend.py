@@ -103,3 +103,17 @@ def test_at_all_int8s_ceiling_the_most_bytes_within_the_budget() -> None:
     # under the ceiling the samples rank the points: the choice stands
     pts[0].worst_sqnr_db = 45.0
     assert ceiling_choice(pts, inside, 1) == (1, None)
+
+
+def test_over_all_int8s_figure_the_most_bytes_within_the_budget() -> None:
+    """oww_hey_mycroft's 8 selection inputs (2026-12-07): all-INT8 17.23 dB, the int4 plan
+    20.88, a mix with its dense layer 2-bit 22.90 (18.95 dB on 8 scored inputs, the int4 plan
+    20.10): sub-byte points over all-INT8 are over it by the samples' luck; the note says so."""
+    from sdk.converters.quantize.mixed import MixedPoint, ceiling_choice
+
+    pts = [MixedPoint("all-int8", 254_640, 17.23, None, {}),
+           MixedPoint("trade dense int2", 193_168, 22.90, 1, {}, within_budget=True),
+           MixedPoint("int4 scheme", 193_216, 20.88, None, {}, within_budget=True),
+           MixedPoint("trade LSTM int2", 172_688, 11.58, 1, {}, within_budget=True)]
+    best, why = ceiling_choice(pts, [1, 2, 3], 1)
+    assert best == 2 and why is not None and "at or above all-INT8's 17.23 dB" in why
