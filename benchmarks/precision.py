@@ -252,6 +252,26 @@ def kernels(names: list[str], samples: int = 16) -> dict[str, dict[str, float]]:
     return {cls: {prec: round(median(v), 3) for prec, v in d.items()} for cls, d in per.items()}
 
 
+def save_host_table(measured: dict[str, dict[str, float]], models: str) -> str:
+    """Cache `measured` (`kernels`) as this host's kernel table; a class or precision the
+    models did not measure keeps the static table's figure, and the file says which."""
+    from sdk.converters.quantize.host_kernel_ns import save
+    from sdk.converters.quantize.planner import KERNEL_NS
+
+    table = {c: dict(row) for c, row in KERNEL_NS.items()}
+    static = []
+    for cls, row in KERNEL_NS.items():
+        for prec in row:
+            got = measured.get(cls, {}).get(prec)
+            if got is not None and got > 0:
+                table[cls][prec] = float(got)
+            else:
+                static.append(f"{cls}/{prec}")
+    how = f"benchmarks/precision.py kernels --models {models}" + (
+        f"; from KERNEL_NS (not measured): {', '.join(static)}" if static else "")
+    return str(save(table, how))
+
+
 def _db(v: Any) -> str:
     return "-" if v is None else f"{v:.2f}"
 
@@ -351,6 +371,9 @@ def main() -> int:
     k = sub.add_parser("kernels", help="ns per MAC of LiteRT's int8 / int16x8 / float kernels "
                        "here, per op class (the planner's KERNEL_NS)")
     k.add_argument("--models", default="magika_v3_3,oww_embedding,mp_face_detection_short_range")
+    k.add_argument("--save", action="store_true",
+                   help="cache it as this host's table, which the planner then estimates by "
+                        "(sdk.converters.quantize.host_kernel_ns)")
     t = sub.add_parser("table", help="the Markdown table of a run's JSON")
     t.add_argument("json")
     args = ap.parse_args()
@@ -359,7 +382,10 @@ def main() -> int:
                                  args.heldout, args.whole16, args.cost)))
         return 0
     if args.cmd == "kernels":
-        print(json.dumps(kernels(args.models.split(",")), indent=1))
+        measured = kernels(args.models.split(","))
+        print(json.dumps(measured, indent=1))
+        if args.save:
+            print(f"saved: {save_host_table(measured, args.models)}")
         return 0
     if args.cmd == "table":
         print(table(json.loads(Path(args.json).read_text())))

@@ -71,6 +71,7 @@ from sdk.base.samples import SampleSet
 from sdk.base.tables import from_jsonable, jsonable
 from sdk.converters.ir import Model, Operator, Tensor
 from sdk.converters.quantize.fidelity import layer_losses
+from sdk.converters.quantize.host_kernel_ns import KernelTable, kernel_table
 from sdk.converters.quantize.int16x8 import INT16_KERNELS
 from sdk.converters.quantize.op_latency import OpTimes
 from sdk.converters.quantize.plan import FLOAT, INT16X8, LayerPrecision, PrecisionPlan, layer_name
@@ -123,6 +124,14 @@ KERNEL_NS: dict[str, dict[str, float]] = {
 }
 #: where `KERNEL_NS` was measured (the report names it beside its estimates)
 KERNEL_NS_SOURCE = "KERNEL_NS, measured on an AMD EPYC with ai-edge-litert 2.3.0 (2026-12-06)"
+
+
+def host_kernels() -> KernelTable:
+    """The table the planner estimates time by: this host's, measured and cached
+    (`host_kernel_ns`: `benchmarks/precision.py kernels --save`), else `KERNEL_NS`."""
+    return kernel_table(KERNEL_NS, KERNEL_NS_SOURCE)
+
+
 #: the QUANTIZE / DEQUANTIZE a layer's boundary adds, ns per output element
 BOUNDARY_NS = 0.5
 #: how a 1 % slower model weighs against a 1 % larger file in the planner's cost
@@ -218,7 +227,8 @@ def _kernel(precision: LayerPrecision) -> str:
 @dataclass(frozen=True)
 class CostModel:
     """What keeping a layer wider costs: the bytes its weights take in the wider format, and
-    the time its kernel takes (`KERNEL_NS`, a per-MAC table of LiteRT's CPU kernels). With the
+    the time its kernel takes (a per-MAC table of LiteRT's CPU kernels: this host's where one
+    is measured and cached, else `KERNEL_NS`; `host_kernels`). With the
     model's totals (`for_model`), the cost is relative: the share of the file's bytes added plus
     `latency_weight` times the share of the model's estimated time added, so that a 16x8 layer
     (int8 bytes, 45-100x int8 time in LiteRT's reference kernels) and a float one (4x the bytes,
@@ -236,7 +246,10 @@ class CostModel:
     #: the plain export's file size and its estimated time (ns): the scale of the relative cost
     model_bytes: int = 0
     model_ns: float = 0.0
-    kernel_ns: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: KERNEL_NS)
+    kernel_ns: Mapping[str, Mapping[str, float]] = field(
+        default_factory=lambda: host_kernels().table)
+    #: where `kernel_ns` comes from (the report names it beside its estimates)
+    kernel_ns_source: str = field(default_factory=lambda: host_kernels().source)
     #: layer name -> the ops that carry it (`for_model`; absent: the op alone)
     layers: Mapping[str, tuple[Operator, ...]] = field(default_factory=dict)
 
@@ -435,6 +448,8 @@ class PlannerReport:
     measured_ms: float | None = None
     #: where the per-layer time figures come from: "measured here ..." or the table's origin
     latency_source: str = ""
+    #: the kernel table the estimates (and the planner's choices) came from (`host_kernels`)
+    kernel_ns_source: str = KERNEL_NS_SOURCE
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
@@ -490,9 +505,11 @@ class PlannerReport:
                      "(one local LiteRT run, median)")
         out.append(size)
         if self.kept:
+            elsewhere = ", not necessarily this host" \
+                if self.kernel_ns_source == KERNEL_NS_SOURCE else ""
             out.append(f"  estimated (cost model, before export): {self.estimated_bytes:+,} "
                        "bytes" + (f", {self.estimated_ms:+.3g} ms (one thread, from "
-                                  f"{KERNEL_NS_SOURCE}, not necessarily this host)"
+                                  f"{self.kernel_ns_source}{elsewhere})"
                                   if self.estimated_ms is not None else ""))
             if self.measured_ms is not None:
                 out.append(f"  measured here: {self.measured_ms:+.3g} ms ({self.latency_source})")
@@ -710,7 +727,7 @@ def plan_to_target(model: Model, base: PrecisionPlan, target_db: float, attempt:
         costs = costs.for_model(model, base, plain.size_bytes)
     report = PlannerReport(target_db, False, _outputs_db(plain), _outputs_db(plain),
                            size_before=plain.size_bytes, size_after=plain.size_bytes,
-                           cost=costs.name)
+                           cost=costs.name, kernel_ns_source=costs.kernel_ns_source)
     if not current.measured() and _short(current, target_db):
         raise ConversionError("target_sqnr needs the per-layer SQNR of the fidelity report, "
                               "which this export did not measure")
@@ -1142,7 +1159,7 @@ def measured_latency(report: PlannerReport, model: Model,
     report.latency_source = (
         f"each operator of both files run alone in LiteRT on this host, one thread; "
         f"{found} of {len(report.kept)} kept layers found in both files, the rest and the "
-        f"planner's choices from {KERNEL_NS_SOURCE}{whole}")
+        f"planner's choices from {report.kernel_ns_source}{whole}")
 
 
 def _first_three(left_out: Mapping[str, tuple[str, str]]) -> str:
