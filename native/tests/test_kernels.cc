@@ -341,6 +341,41 @@ int random_fc_failures(Rng& rng, const int32_t (&ms)[M], const int32_t (&ns)[N],
   return failures;
 }
 
+// GemmKernels::row_sums (the sums of 1x1 rows read in place, conv2d.cc) against a plain loop,
+// for every ISA that has one: every row length 1-80 (the 32-, 16- and 8-byte steps and the byte
+// tail in each combination), long rows, rows apart by a stride, and the extreme values (sums of
+// 255 x -128 and 127 bytes).
+EDGE_TEST(row_sums_every_isa_match_scalar) {
+  Rng rng(17);
+  int bad = 0, checked = 0;
+  for (Isa isa : test_isas()) {
+    const auto& kern = edge::detail::isa_kernels(isa);
+    for (WeightType type : kTypes) {
+      const edge::detail::RowSumsFn fn = kern.gemm[static_cast<int>(type)].row_sums;
+      if (fn == nullptr) continue;
+      for (std::size_t n = 1; n <= 1040; n += n < 80 ? 1 : 137) {
+        const std::size_t rows = static_cast<std::size_t>(rng.uniform(1, 9));
+        const std::size_t stride = n + static_cast<std::size_t>(rng.uniform(0, 3)) * 7;
+        const int mode = static_cast<int>(n % 3);
+        std::vector<int8_t> x(rows * stride);
+        for (auto& v : x) {
+          v = static_cast<int8_t>(mode == 0 ? -128 : mode == 1 ? 127 : rng.uniform(-128, 127));
+        }
+        std::vector<int32_t> got(rows, 12345);
+        fn(x.data(), n, stride, rows, got.data());
+        for (std::size_t r = 0; r < rows; ++r) {
+          int32_t want = 0;
+          for (std::size_t i = 0; i < n; ++i) want += x[r * stride + i];
+          if (got[r] != want) ++bad;
+          ++checked;
+        }
+      }
+    }
+  }
+  std::printf("  %d row sums checked, %d wrong\n", checked, bad);
+  EDGE_CHECK(bad == 0);
+}
+
 EDGE_TEST(fc_every_isa_random_shapes) {
   Rng rng(1);
   const int32_t ms[] = {1, 2, 3, 4, 5, 7, 8, 9, 13};

@@ -472,7 +472,9 @@ struct Conv2D::Impl {
       const std::size_t r0 = rb * split.row_block;
       const std::size_t r1 = std::min(pixels, r0 + split.row_block);
       if (in_place && r1 - r0 >= 2) {  // compute's fused path takes 2 rows or more
-        if (row_sums) {
+        if (row_sums && plan.gemm->row_sums != nullptr) {  // the ISA's (AVX2: vpsadbw)
+          plan.gemm->row_sums(input + r0 * cin, cin, cin, r1 - r0, ws.sums.data());
+        } else if (row_sums) {
           for (std::size_t r = r0; r < r1; ++r) {
             const int8_t* x = input + r * cin;
             int32_t sum = 0;

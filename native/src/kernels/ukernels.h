@@ -44,11 +44,17 @@ struct GemmKernel {
 // values, not of the transformed ones).
 using PrepareFn = int32_t (*)(const int8_t* src, std::size_t n, uint8_t* dst);
 
+// The int8 sums of `rows` activation rows of n elements, row r at x + r * stride, into sums[r]
+// (for weight zero points, where the rows are read in place and not prepared).
+using RowSumsFn = void (*)(const int8_t* x, std::size_t n, std::size_t stride, std::size_t rows,
+                           int32_t* sums);
+
 struct GemmKernels {
   GemmKernel gemv;  // used for single rows (mr = 1)
   GemmKernel gemm;  // used for row groups
   XFormat xformat;
   PrepareFn prepare;
+  RowSumsFn row_sums = nullptr;  // null: the caller sums with a plain loop
 };
 
 // Per-channel epilogue parameters; arrays are indexed by absolute output channel and must be
