@@ -418,3 +418,19 @@ def test_sequential_copy_shifts_the_bias_as_the_rewrite_does() -> None:
     want = b_t.numpy().astype(np.float64) - _bias_shift("CONV_2D", w, deq, means)
     copied = solver._memo[id(b_t)].data  # type: ignore[attr-defined]
     np.testing.assert_allclose(copied, want, rtol=1e-5, atol=1e-5)
+
+
+def test_sequential_copy_keeps_the_bias_without_bias_correction() -> None:
+    """With the export's bias correction off (`bias_correction="none"`: the solver's
+    `bias_corrected` False) the rewrite writes the float bias as it is, so the rounded copy the
+    later layers are compensated on keeps it too (it was shifted as if corrected)."""
+    from sdk.converters.quantize.gptq import WeightSolver
+
+    op, w, b_t, model, samples, entry, _ = _padded_conv()
+    cal = samples.arrays[0]
+    solver = WeightSolver("gptq", hessians={weight_key(w): entry}, model=model,
+                          samples=samples, float_inputs={id(op): [x[None] for x in cal]},
+                          bias_corrected=False)
+    solver.solve(w, 0, -2, 1, scales=int2_levels(w, 0)[0])
+    copied = solver._memo[id(b_t)].data  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(copied, b_t.numpy())

@@ -716,7 +716,7 @@ class WeightSolver:
         deq = _from_rows(deq_rows, shape, axis).astype(np.float32)
         shift = None
         mean = v if v is not None else entry.mean
-        if mean is not None:
+        if mean is not None and self.bias_corrected:  # bias_correction="none": no shift
             shift = ((deq_rows - rows) * mean).sum(axis=1)
         for op in entry.ops:
             rule = OP_RULES[op.type]
