@@ -690,6 +690,22 @@ EDGE_TEST(split_work_covers_once_and_balances_small_layers) {
   // 10x10 -> 64 channels, int8: rows split, no two threads on one output line.
   const WorkSplit pw = edge::detail::split_work(100, 4, 8, 2, 64, 64, 16);
   EDGE_CHECK(pw.tile_chunks == 1 && pw.row_blocks >= 2);
+  // Whole rows per task where every thread gets mr rows, so that a thread's next layer reads
+  // the rows its own core wrote: 10x10 -> 384 channels (24 tiles) was split in two 192-channel
+  // halves (12 x 2 tiles, 4 row blocks of 32); 5x5 -> 960 (60 tiles) and 5x5 -> 1280 (80)
+  // in 5 and 4 channel chunks. Now rows only, and 5x5 as 13 + 12 rows (2 tasks of whole
+  // mr-row calls, not 9 of 3 rows).
+  for (std::size_t tiles : {std::size_t{6}, std::size_t{24}, std::size_t{36}}) {
+    const WorkSplit w = edge::detail::split_work(100, tiles, 8, 2, 64, tiles * 16, 16);
+    EDGE_CHECK(w.tile_chunks == 1 && w.row_blocks >= 4);
+  }
+  for (std::size_t tiles : {std::size_t{10}, std::size_t{60}, std::size_t{80}}) {
+    const WorkSplit w = edge::detail::split_work(25, tiles, 8, 2, 64, tiles * 16, 16);
+    EDGE_CHECK(w.tile_chunks == 1 && w.row_blocks == 2 && w.row_block == 13);
+  }
+  // Fewer rows than mr per thread: channels split as before (7 rows, 2 threads).
+  const WorkSplit few = edge::detail::split_work(7, 24, 8, 2, 64, 384, 16);
+  EDGE_CHECK(few.tile_chunks >= 2);
   EDGE_CHECK(failures == 0);
 }
 

@@ -195,8 +195,19 @@ WorkSplit split_work(std::size_t rows, std::size_t tiles, std::size_t mr, int th
   // chunks, up to 8 tasks per thread (one chunk always): at least 4 tasks per thread where the
   // shape has them (threads that run take a late one's tasks), then the least cost of the
   // busiest thread, half as much again where chunks share output cache lines, then fewer tasks.
+  //
+  // Whole rows per task wherever the rows give every thread a kernel call of mr rows: a thread
+  // then writes every channel of its rows, and the next layer's task on the same thread (a
+  // depthwise or 1x1 layer split by rows too, parallel_for's contiguous shares) reads what its
+  // own core wrote, not half of its input from the other core's cache (a 10x10 -> 384 1x1
+  // layer split in two 192-channel halves made the next depthwise read half its input across;
+  // where a VM's two vCPUs sit on different dies a line crosses in 344 ns instead of 71). The
+  // task count asked for is then also at most one per 2 mr rows: a 5x5 output (25 rows) runs
+  // as 13 + 12 rows, not 9 tasks of 3 rows, each a kernel call that streams all the weights.
   const std::size_t n = static_cast<std::size_t>(threads);
-  const std::size_t want = std::min(4 * n, rows * tiles);
+  const bool whole_rows = rows >= n * mr;
+  const std::size_t want = whole_rows ? std::min(4 * n, std::max(n, rows / (2 * mr)))
+                                      : std::min(4 * n, rows * tiles);
   const std::size_t most = std::min(rows, std::max(mr, max_row_block / mr * mr));
   const std::size_t fewest = (rows + most - 1) / most;
   WorkSplit best;
@@ -213,7 +224,7 @@ WorkSplit split_work(std::size_t rows, std::size_t tiles, std::size_t mr, int th
         c.tile_chunk = (tiles + chunks - 1) / chunks;
         c.tile_chunks = (tiles + c.tile_chunk - 1) / c.tile_chunk;
         if (c.tile_chunks != chunks) continue;
-        if (chunks > 1 && c.tasks() > 2 * want) break;
+        if (chunks > 1 && (whole_rows || c.tasks() > 2 * want)) break;
         const std::size_t work = busiest_thread_work(c, rows, tiles, mr, threads);
         const std::size_t score = shares_lines(c, row_bytes, tile_bytes) ? work * 3 : work * 2;
         const std::size_t tasks = c.tasks(), best_tasks = best.tasks();
