@@ -81,6 +81,13 @@ struct RunContext {
 // Below this many output bytes per thread an operator outside the GEMM plans stays on one
 // thread: handing a range to the pool costs microseconds (a 25K-element ADD takes ~10 us).
 constexpr int64_t kMinParallelBytes = 16 * 1024;
+// The same for an element-wise op without broadcast (the residual ADDs of a MobileNet): its
+// inputs were written by the layers before it, split by rows over the threads (each thread's
+// rows a contiguous part of the tensor), so the part of the ADD a thread runs is what its own
+// core wrote; on the caller alone half of both inputs crossed from the other core, and its
+// output went back for the next layer (a 20x20x32 ADD, 12.8 KB, on 2 threads of the 2-core
+// Zen 4 VM: 6.8 -> 5.3 us; benchmarks/results/edge-models-2026-12-07.md, area A's 09:00 section).
+constexpr int64_t kMinParallelFlatBytes = 2 * 1024;
 
 // Runs fn(begin, end, thread) over [0, n) split into contiguous ranges, each a multiple of
 // `align` units (but the last) and at least `min_units` long: small operators stay on the
@@ -93,8 +100,12 @@ constexpr int64_t kMinParallelBytes = 16 * 1024;
 template <typename F>
 void parallel_ranges(ThreadPool* pool, int64_t n, int64_t align, int64_t min_units, const F& fn) {
   const int threads = pool != nullptr ? pool->num_threads() : 1;
-  const int64_t tasks = threads <= 1 ? 1 : std::min<int64_t>(4 * int64_t{threads},
-                                                             n / std::max<int64_t>(min_units, 1));
+  int64_t tasks = threads <= 1 ? 1 : std::min<int64_t>(4 * int64_t{threads},
+                                                       n / std::max<int64_t>(min_units, 1));
+  // A whole number of ranges per thread: thread t's share is then the t-th part of [0, n), the
+  // rows the layers split by rows wrote on that thread (3 ranges on 2 threads gave one thread
+  // a third).
+  if (tasks > threads) tasks -= tasks % threads;
   if (tasks <= 1) {
     if (n > 0) fn(int64_t{0}, n, 0);
     return;

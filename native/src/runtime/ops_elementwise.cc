@@ -227,7 +227,7 @@ inline void run_binary(const PairTables& t, const VecKernel& vk, const FiveFold&
   switch (f.category) {
     case BroadcastCategory::kNonBroadcast:
       // Ranges of whole 64-byte lines: no two threads write one cache line.
-      parallel_ranges(pool, plan.count, 64, kMinParallelBytes,
+      parallel_ranges(pool, plan.count, 64, kMinParallelFlatBytes,
                       [&](int64_t begin, int64_t end, int) {
                         elementwise_range(t, vk, block, plan.count, begin, end, a, b, out);
                       });
