@@ -263,7 +263,8 @@ def activation_range(activation: Activation, output: Quant) -> tuple[int, int]:
 
 # ------------------------------------------------------------------------------------ plans
 class ThreadPool:
-    """N threads for kernel plans (default: one per physical core); the caller is thread 0."""
+    """N threads for kernel plans (default: one per physical core this thread may run on);
+    the caller is thread 0."""
 
     def __init__(self, num_threads: int = 0) -> None:
         self.native = load().ThreadPool(int(num_threads))

@@ -1,5 +1,6 @@
 #include "edge/cpu_features.h"
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <string>
@@ -8,6 +9,9 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#endif
+#if defined(__linux__)
+#include <sched.h>
 #endif
 #if defined(__linux__) && defined(__x86_64__)
 #include <sys/syscall.h>
@@ -139,23 +143,33 @@ const CpuFeatures& cpu_features() {
   return features;
 }
 
+namespace {
+using Core = std::pair<std::string, std::string>;  // (package, core) ids
+
+// The physical core of a logical CPU, from sysfs; false where its topology is not readable.
+bool core_of(int cpu, Core* core) {
+  const std::string base = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
+  std::ifstream core_file(base + "core_id");
+  if (!core_file) return false;
+  core_file >> core->second;
+  std::ifstream package_file(base + "physical_package_id");
+  package_file >> core->first;
+  return true;
+}
+}  // namespace
+
 int physical_core_count() {
   static const int count = [] {
 #if defined(__linux__)
     // Count distinct (package, core) pairs from sysfs; SMT siblings share one.
-    std::set<std::pair<std::string, std::string>> cores;
+    std::set<Core> cores;
     for (int cpu = 0; cpu < 4096; ++cpu) {
-      const std::string base = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
-      std::ifstream core_file(base + "core_id");
-      if (!core_file) {
+      Core core;
+      if (!core_of(cpu, &core)) {
         if (cpu > 0) break;
         continue;
       }
-      std::string core_id, package_id;
-      core_file >> core_id;
-      std::ifstream package_file(base + "physical_package_id");
-      package_file >> package_id;
-      cores.emplace(package_id, core_id);
+      cores.insert(core);
     }
     if (!cores.empty()) return static_cast<int>(cores.size());
 #endif
@@ -163,6 +177,31 @@ int physical_core_count() {
     return logical > 0 ? static_cast<int>(logical) : 1;
   }();
   return count;
+}
+
+int usable_core_count() {
+#if defined(__linux__)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    std::set<Core> cores;
+    int cpus = 0;
+    bool all_read = true;
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+      if (!CPU_ISSET(cpu, &set)) continue;
+      ++cpus;
+      Core core;
+      if (core_of(cpu, &core)) {
+        cores.insert(core);
+      } else {
+        all_read = false;
+      }
+    }
+    const int usable = all_read && !cores.empty() ? static_cast<int>(cores.size()) : cpus;
+    return std::max(1, std::min(usable, physical_core_count()));
+  }
+#endif
+  return physical_core_count();
 }
 
 }  // namespace edge

@@ -261,7 +261,7 @@ ThreadPool::ThreadPool(int num_threads, Affinity affinity) {
     num_threads_ = std::max(1, std::min(static_cast<int>(pinned_cpus_.size()),
                                         physical_core_count()));
   } else {
-    num_threads_ = physical_core_count();
+    num_threads_ = usable_core_count();
   }
   shares_ = std::vector<Share>(static_cast<std::size_t>(num_threads_));
   worker_tids_ = std::vector<std::atomic<int>>(static_cast<std::size_t>(num_threads_));

@@ -4,10 +4,15 @@
 // (Bit-exactness against LiteRT is tested from Python, where LiteRT is.)
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
 #include <vector>
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
 
 #include "edge/runtime/error.h"
 #include "edge/runtime/interpreter.h"
@@ -85,6 +90,33 @@ EDGE_TEST(runtime_runs_small_model) {
   EDGE_CHECK(std::equal(first.begin(), first.end(), probs));
   EDGE_CHECK(interp.layer_stats().size() == 4);
   EDGE_CHECK(interp.layer_stats()[0].kernel == "qs8_vadd_lut__scalar");
+}
+
+// The default thread count (InterpreterOptions::threads 0) counts only the cores the creating
+// thread may run on: under `taskset -c 0` an interpreter of one thread, whose pool hands no job
+// to a worker that could only take turns with it.
+EDGE_TEST(runtime_default_threads_follow_the_affinity) {
+#if defined(__linux__)
+  cpu_set_t saved;
+  CPU_ZERO(&saved);
+  if (sched_getaffinity(0, sizeof(saved), &saved) != 0 || CPU_COUNT(&saved) < 2) {
+    std::fprintf(stderr, "skipped: fewer than 2 CPUs to run on\n");
+    return;
+  }
+  int a = 0;
+  while (!CPU_ISSET(a, &saved)) ++a;
+  cpu_set_t only_a;
+  CPU_ZERO(&only_a);
+  CPU_SET(a, &only_a);
+  EDGE_CHECK(sched_setaffinity(0, sizeof(only_a), &only_a) == 0);
+  int threads = 0;
+  {
+    Interpreter interp(load(small_model()));
+    threads = interp.threads();
+  }
+  sched_setaffinity(0, sizeof(saved), &saved);
+  EDGE_CHECK(threads == 1);
+#endif
 }
 
 // The profile says per layer how many threads ran it and why (issue 17): a 64 KiB ADD is split

@@ -26,6 +26,7 @@
 #include <sched.h>
 #endif
 
+#include "edge/cpu_features.h"
 #include "edge/kernels/conv2d.h"
 #include "edge/kernels/depthwise_conv2d.h"
 #include "edge/kernels/isa.h"
@@ -357,6 +358,29 @@ EDGE_TEST(thread_pool_keeps_a_workers_own_affinity) {
   EDGE_CHECK(kept.load());
   EDGE_CHECK(worker_cpu.load() == a);
   EDGE_CHECK(pool.unstacked() == before);
+#endif
+}
+
+// The default thread count follows the affinity: a thread confined to one CPU (`taskset -c 0`)
+// gets a pool of one, not one per core of the machine (threads on one CPU only take turns).
+EDGE_TEST(thread_pool_default_threads_follow_the_affinity) {
+#if defined(__linux__)
+  cpu_set_t saved;
+  int a = 0, b = 0;
+  if (!two_cpus(&saved, &a, &b)) return;
+  const cpu_set_t only_a = cpus({a});
+  EDGE_CHECK(sched_setaffinity(0, sizeof(only_a), &only_a) == 0);
+  const int usable = edge::usable_core_count();
+  int pooled = 0;
+  {
+    edge::ThreadPool pool(0);
+    pooled = pool.num_threads();
+  }
+  sched_setaffinity(0, sizeof(saved), &saved);
+  EDGE_CHECK(usable == 1);
+  EDGE_CHECK(pooled == 1);
+  const int all = edge::usable_core_count();
+  EDGE_CHECK(all >= 1 && all <= edge::physical_core_count());
 #endif
 }
 

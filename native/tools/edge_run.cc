@@ -51,7 +51,7 @@ const char* kUsage =
     "  --inputs A.npy[,B.npy] | random   input arrays, one per model input (default: random)\n"
     "  --runs N             timed runs (default 100)\n"
     "  --warmup N           untimed runs after the first (default 10)\n"
-    "  --threads N          kernel threads (default: physical cores)\n"
+    "  --threads N          kernel threads (default: physical cores it may run on)\n"
     "  --isa NAME           force the kernel ISA (scalar, avx2, avxvnni, avx512vnni,\n"
     "                       avx512amx, neon, dotprod, i8mm; one this CPU runs)\n"
     "  --cpus LIST          pin to CPUs, e.g. 4-7 or 0,2,4 (Linux)\n"

@@ -77,8 +77,9 @@ class LayerStat:
 class EdgeModel:
     """A .edge model loaded by the native runtime: checked, memory planned, ready to run.
 
-    `threads`: kernel threads (None: one per physical core). `isa`: force a kernel ISA
-    ("scalar", "avx2", ...). `profile`: time every layer on every run (`layer_stats()`).
+    `threads`: kernel threads (None: one per physical core this thread may run on). `isa`:
+    force a kernel ISA ("scalar", "avx2", ...). `profile`: time every layer on every run
+    (`layer_stats()`).
     Errors: ModelFormatError (malformed file), UnsupportedOpError (an op or type the runtime
     lacks), ModelInputError (inputs that do not fit).
     """

@@ -44,4 +44,11 @@ const CpuFeatures& cpu_features();
 // of online logical CPUs when the topology is not readable (e.g. some Android kernels).
 int physical_core_count();
 
+// Physical cores among the CPUs the calling thread may run on (its affinity: `taskset`, a
+// cpuset), at least 1 and at most physical_core_count(): the default thread count. Threads
+// beyond it could only take turns: the MobileNet-like int8 model under `taskset -c 0` on the
+// 2-core Zen 4 host ran 2 threads at a median of 1.83-9.73 ms a run against 1.62-1.71 ms on one
+// (load 14, 2026-12-07 09:05). Read on each call (the affinity may change).
+int usable_core_count();
+
 }  // namespace edge

@@ -97,8 +97,8 @@ bool workers_contended(int64_t delay_ns, int64_t slices, int64_t window_ns, int 
 
 class ThreadPool {
  public:
-  // num_threads <= 0: one per physical core (physical_core_count()), or per big core with
-  // Affinity::kBigCores.
+  // num_threads <= 0: one per physical core the constructing thread may run on
+  // (usable_core_count(): `taskset -c 0` gives one), or per big core with Affinity::kBigCores.
   explicit ThreadPool(int num_threads = 0);
   ThreadPool(int num_threads, Affinity affinity);
   ~ThreadPool();

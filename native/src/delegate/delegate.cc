@@ -308,7 +308,7 @@ TfLiteStatus delegate_prepare(TfLiteContext* context, TfLiteDelegate* delegate) 
       if (threads <= 0 && context->recommended_num_threads > 0) {
         threads = context->recommended_num_threads;
       }
-      state->pool = std::make_unique<ThreadPool>(threads);  // <= 0: physical cores
+      state->pool = std::make_unique<ThreadPool>(threads);  // <= 0: usable_core_count()
     }
     TfLiteRegistration reg{};
     reg.init = kernel_init;

@@ -49,7 +49,7 @@ struct Interpreter::Context {
 
 Interpreter::Interpreter(std::shared_ptr<const Model> model, const InterpreterOptions& options)
     : model_(std::move(model)), options_(options), profile_(options.profile) {
-  threads_ = options_.threads > 0 ? options_.threads : physical_core_count();
+  threads_ = options_.threads > 0 ? options_.threads : usable_core_count();
   if (!options_.isa.empty()) {
     // Checked here, not only by the operators that use kernels, so that a mistyped ISA is an
     // error whatever the model contains.

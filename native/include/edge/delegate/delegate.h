@@ -19,7 +19,7 @@
 //   ops          comma-separated ops to claim: fully_connected,conv_2d,depthwise_conv_2d
 //                (default: all).
 //   num_threads  threads for the kernels (default: the interpreter's num_threads, else one per
-//                physical core).
+//                physical core it may run on).
 //   isa          force a kernel ISA (scalar, avx2, avxvnni, avx512vnni, neon, dotprod, i8mm);
 //                default: the best this CPU runs.
 //   rounding     upward (default: LiteRT's optimised builtin kernels, bit for bit, including
@@ -71,7 +71,7 @@ struct Options {
   bool fully_connected = true;
   bool conv_2d = true;
   bool depthwise_conv_2d = true;
-  int num_threads = 0;  // <= 0: the interpreter's, else physical cores
+  int num_threads = 0;  // <= 0: the interpreter's, else usable_core_count()
   std::optional<Isa> isa;
   Rounding rounding = Rounding::kUpward;
   ClaimPolicy claim = ClaimPolicy::kFaster;

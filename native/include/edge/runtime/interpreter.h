@@ -27,7 +27,8 @@ class ThreadPool;
 namespace runtime {
 
 struct InterpreterOptions {
-  // Worker threads for the kernels; 0 means one per physical core.
+  // Worker threads for the kernels; 0 means one per physical core it may run on
+  // (usable_core_count(): its affinity counts).
   int threads = 0;
   // Kernel ISA to force ("scalar", "avx2", "neon", "dotprod", ...); empty: the best this CPU
   // has (or $EDGE_KERNEL_ISA).
