@@ -119,3 +119,20 @@ def test_kernels_page_quotes_the_sub_byte_pointwise_gemm_bounds() -> None:
     text = _text("docs/kernels.md")
     assert f"GEMM for sub-byte 1x1 layers, 2-bit K < {other} and int4 K < {int4}," in text
     assert f"2-bit 1x1 layers keep the fused GEMM up to K < {other}" in text
+
+
+def test_precision_page_quotes_the_concentration_rule() -> None:
+    """docs/precision.md ("Where a few samples decide") states when a few check samples decide
+    an output, with its small-set examples, as planner.concentrated_error has it."""
+    from sdk.converters.quantize import planner as p
+
+    text = _text("docs/precision.md")
+    words = {0.5: "half", 0.25: "a quarter", 2.0: "twice"}
+    assert f"the fewest samples holding {words[p.CONCENTRATION_SHARE]} of it are at most " \
+           f"{words[p.CONCENTRATION_SAMPLES]} of the check set, at least one, and hold at least " \
+           f"{words[p.CONCENTRATION_SHARE / p.CONCENTRATION_SAMPLES]} their even share" in text
+    assert "of 2 check samples one holding all the error, of 3 one holding two thirds" in text
+    assert p.concentrated_error([1.0, 0.0]) == [(0, 1.0)]
+    assert p.concentrated_error([0.9, 0.1]) == []
+    assert p.concentrated_error([2.0, 1.0, 0.0]) == [(0, 0.6667)]
+    assert p.concentrated_error([1.9, 1.1, 0.0]) == []
