@@ -972,9 +972,13 @@ EDGE_TEST(conv2d_indirect_two_tiles) {
         const bool indirect = std::strstr(conv.kernel_name(), "_igemm_") != nullptr;
         const bool wide = indirect && t.igemm_qs8_x2[0].fn != nullptr && oc > 16 &&
                           (g.input_height * g.input_width >= 256 || k >= 512);
-        EDGE_CHECK(!wide || std::strcmp(conv.kernel_name(), t.igemm_qs8_x2[0].name) == 0);
-        EDGE_CHECK(wide || t.igemm_qs8_x2[0].name == nullptr ||
-                   std::strcmp(conv.kernel_name(), t.igemm_qs8_x2[0].name) != 0);
+        // 1x1 (no padding tap) on an ISA with `_raw` kernels: the two-tile one reading the rows
+        // in place
+        const bool raw = g.kernel_height == 1 && oc <= 32 && t.igemm_qs8_raw[1].fn != nullptr &&
+                         std::all_of(p.wzp.begin(), p.wzp.end(), [](int32_t z) { return z == 0; });
+        const char* wide_name = raw ? t.igemm_qs8_raw[1].name : t.igemm_qs8_x2[0].name;
+        EDGE_CHECK(!wide || std::strcmp(conv.kernel_name(), wide_name) == 0);
+        EDGE_CHECK(wide || wide_name == nullptr || std::strcmp(conv.kernel_name(), wide_name) != 0);
         if (wide) ++wide_cases;
         edge::ThreadPool pool2(2), pool3(3);
         for (edge::ThreadPool* pp : {static_cast<edge::ThreadPool*>(nullptr), &pool2, &pool3}) {
@@ -999,6 +1003,86 @@ EDGE_TEST(conv2d_indirect_two_tiles) {
               any_wide_isa ? "" : " (no ISA of this host has a two-tile kernel)");
   EDGE_CHECK(failures == 0);
   EDGE_CHECK(any_wide_isa ? wide_cases > 10 : wide_cases == 0);
+}
+
+// The `_raw` indirect kernels (1x1 int8 layers reading their rows in place, each broadcast
+// flipped to x + 128 in the register): bit-exact with the reference over K (every multiple of
+// the block from 4 to 40, then long rows), output channels (tiles of 1-16 channels, one and two
+// tiles, ymm halves), pixels (row tails of the 8-row kernels), strides 1 and 2, extreme inputs
+// and zero points, 1-3 threads; chosen exactly where the rule says (docs/kernels.md, CONV_2D),
+// and EDGE_CONV_RAW=0 gives the prepared-row kernel the same bytes.
+EDGE_TEST(conv2d_pointwise_raw_rows_every_isa) {
+  Rng rng(23);
+  int failures = 0, cases = 0, raw_cases = 0, raw_eligible = 0;
+  const int32_t ks[] = {4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 96, 144, 516};
+  const int32_t ocs[] = {1, 5, 8, 9, 16, 17, 24, 31, 32, 33, 40, 96};
+  const int32_t sides[] = {1, 3, 4, 9, 17};
+  edge::ThreadPool pool2(2), pool3(3);
+  for (int trial = 0; trial < 52; ++trial) {
+    edge::ConvGeometry g;
+    g.kernel_height = g.kernel_width = 1;
+    g.stride_height = g.stride_width = trial % 4 == 3 ? 2 : 1;
+    g.padding = trial % 2 == 0 ? edge::Padding::kSame : edge::Padding::kValid;
+    g.input_height = sides[trial % 5];
+    g.input_width = sides[(trial / 5) % 5];
+    g.input_channels = ks[trial % 13];
+    const int32_t oc = ocs[(trial * 7) % 12];
+    FcProblem p = random_fc(rng, WeightType::kInt8, 1, oc, g.input_channels);
+    p.options.rounding = static_cast<edge::Rounding>(trial % 3);
+    if (trial % 6 == 5) p.options.input.zero_point = trial % 4 == 1 ? -128 : 127;
+    std::vector<int8_t> input =
+        rng.int8s(static_cast<std::size_t>(g.input_height) * g.input_width * g.input_channels,
+                  -128, 127);
+    if (trial % 5 == 2) std::fill(input.begin(), input.end(), int8_t{-128});
+    if (trial % 5 == 4) std::fill(input.begin(), input.end(), int8_t{127});
+    const std::vector<int8_t> want = reference_conv_int8(g, oc, input, p);
+    const edge::PackedWeights w = pack(p);
+    const bool wzp = std::any_of(p.wzp.begin(), p.wzp.end(), [](int32_t z) { return z != 0; });
+    ++cases;
+    for (Isa isa : test_isas()) {
+      const edge::detail::IsaKernels& t = edge::detail::isa_kernels(isa);
+      for (int env = 0; env < 2; ++env) {
+        if (env == 1) ::setenv("EDGE_CONV_RAW", "0", 1);
+        edge::Conv2D conv(w.view(), conv_options(p, g, isa));
+        ::unsetenv("EDGE_CONV_RAW");
+        const bool raw = std::strstr(conv.kernel_name(), "_raw_") != nullptr;
+        const bool indirect = std::strstr(conv.kernel_name(), "_igemm_") != nullptr;
+        // every 1x1 int8 layer here (K whole blocks) that takes the indirect kernel takes the
+        // raw one where the ISA has it, unless switched off or the weights have zero points
+        // (whose row sums the prepared path forms)
+        // and its outputs fit one call (16 channels, 32 on the two-tile kernel)
+        const int32_t out_pixels = conv.output_height() * conv.output_width();
+        const bool wide = t.igemm_qs8_x2[0].fn != nullptr && oc > 16 &&
+                          (out_pixels >= 256 || g.input_channels >= 512);
+        const bool fits = oc <= 16 || (wide && oc <= 32);
+        const bool want_raw =
+            indirect && env == 0 && t.igemm_qs8_raw[0].fn != nullptr && !wzp && fits;
+        EDGE_CHECK(raw == want_raw);
+        if (raw) ++raw_cases;
+        if (want_raw) ++raw_eligible;
+        for (edge::ThreadPool* pp : {static_cast<edge::ThreadPool*>(nullptr), &pool2, &pool3}) {
+          std::vector<int8_t> got(want.size(), 0x55);
+          conv.run(input.data(), got.data(), pp);
+          const long b = first_mismatch(got, want);
+          if (b >= 0) {
+            ++failures;
+            std::printf("  raw-row conv mismatch %s %s cin=%d oc=%d %dx%d/%d threads=%d at %ld\n",
+                        edge::isa_name(isa), conv.kernel_name(), g.input_channels, oc,
+                        g.input_height, g.input_width, g.stride_height,
+                        pp != nullptr ? pp->num_threads() : 1, b);
+          }
+        }
+      }
+    }
+  }
+  bool any_raw_isa = false;
+  for (Isa isa : test_isas()) {
+    any_raw_isa = any_raw_isa || edge::detail::isa_kernels(isa).igemm_qs8_raw[0].fn != nullptr;
+  }
+  std::printf("  %d cases, %d runs on a raw-row kernel, %d failed%s\n", cases, raw_cases,
+              failures, any_raw_isa ? "" : " (no ISA of this host has raw-row kernels)");
+  EDGE_CHECK(failures == 0);
+  EDGE_CHECK(any_raw_isa ? raw_cases == raw_eligible && raw_eligible >= 10 : raw_cases == 0);
 }
 
 // im2col rows by byte copies of the once-prepared input (Conv2D copy_rows: no weight zero

@@ -25,6 +25,12 @@ bool igemm_enabled() {
   return env == nullptr || std::strcmp(env, "0") != 0;
 }
 
+// EDGE_CONV_RAW=0 keeps 1x1 int8 layers on the prepared rows (no `_raw` kernels): the A/B switch.
+bool raw_rows_enabled() {
+  const char* env = std::getenv("EDGE_CONV_RAW");
+  return env == nullptr || std::strcmp(env, "0") != 0;
+}
+
 void check_positive(int32_t v, const char* what) {
   if (v <= 0) {
     throw std::invalid_argument(std::string("conv geometry: ") + what + " must be >= 1, got " +
@@ -172,6 +178,32 @@ struct Conv2D::Impl {
         igemm_tiles = 2;
       }
       build_indirection();
+      // 1x1 int8 layers whose rows are input pixels as they are (no padding tap, K filling
+      // whole blocks, no row sums) and whose outputs fit one call (16 channels, 32 on the
+      // two-tile kernel): the ISA's `_raw` kernels read the rows in place, flipping each
+      // broadcast to x + 128 in the register, where the others need the input flipped first.
+      // One call per row reads each input byte once, so the flips are as many as the prepare
+      // pass's, in registers, and that pass over the input (prepare_bytes: 5 % of the
+      // MobileNet-like int8 model's samples on AVX-512 VNNI, Zen 4) and, on 2 threads, its
+      // pool job are gone. With more calls per row each would flip the row again: measured
+      // slower there (10x10x384 -> 64 0.0122 -> 0.0146 ms, 5x5x160 -> 960 0.0213 -> 0.025;
+      // 40x40x144 -> 24 0.035 -> 0.030, 40x40x96 -> 24 0.025 -> 0.022-0.025, 80x80x32 -> 16
+      // 0.034-0.037 -> 0.033-0.034: benchmarks/results/edge-models-2026-12-07.md, 09:16).
+      const detail::IgemmQs8Kernel& raw = plan.kernels->igemm_qs8_raw[igemm_tiles - 1];
+      if (raw.fn != nullptr && plan.type == WeightType::kInt8 && taps == 1 && cpad == cin &&
+          plan.ntiles <= igemm_tiles &&
+          !need_sums && raw.mr <= kMaxRawRows && raw_rows_enabled() &&
+          std::find(ind_pixel.begin(), ind_pixel.end(), in_pixels) == ind_pixel.end()) {
+        igemm = &raw;
+        raw_rows = true;
+        xbuf = AlignedBuffer<uint8_t>();  // rows are read from the input
+        ind.clear();
+        ind.shrink_to_fit();
+      }
+      if (!need_sums && !raw_rows) {
+        ind_pixel.clear();
+        ind_pixel.shrink_to_fit();
+      }
     }
     plan_row_copies();
   }
@@ -310,10 +342,6 @@ struct Conv2D::Impl {
     }
     ind.resize(pixels * taps);
     for (std::size_t i = 0; i < ind.size(); ++i) ind[i] = xbuf.data() + ind_pixel[i] * pixel_bytes;
-    if (!need_sums) {
-      ind_pixel.clear();
-      ind_pixel.shrink_to_fit();
-    }
   }
 
   void reserve(int threads) {
@@ -586,7 +614,9 @@ struct Conv2D::Impl {
         plan.gemm->prepare(input + p0 * cin, (p1 - p0) * cin, xbuf.data() + p0 * pixel_bytes);
       }
     };
-    if (parts > 1) {
+    if (raw_rows) {
+      // nothing to prepare: the `_raw` kernel reads the input rows (task below)
+    } else if (parts > 1) {
       pool->parallel_for(parts, prepare);
     } else {
       prepare(0, 0);
@@ -623,11 +653,18 @@ struct Conv2D::Impl {
         const std::size_t c1 = std::min(te, c0 + chunk);
         for (std::size_t r = r0; r < r1; r += mr) {
           const std::size_t rr = std::min(mr, r1 - r);
+          const uint8_t* const* rows = ind.data() + r * taps;
+          const uint8_t* in_rows[kMaxRawRows];
+          if (raw_rows) {  // 1x1: one tap, row i is input pixel ind_pixel[r + i]
+            for (std::size_t i = 0; i < rr; ++i) {
+              in_rows[i] = reinterpret_cast<const uint8_t*>(input + ind_pixel[r + i] * cin);
+            }
+            rows = in_rows;
+          }
           for (std::size_t tile = c0; tile < c1; tile += step) {
             const std::size_t nc = std::min(step * kTileN, n - tile * kTileN);
-            igemm->fn(rr, taps, bpt, ip.data + tile * ip.kblocks * kBlockBytes,
-                      ind.data() + r * taps, sums + (r - r0), ip.qs8, tile, nc,
-                      out + r * n + tile * kTileN, n);
+            igemm->fn(rr, taps, bpt, ip.data + tile * ip.kblocks * kBlockBytes, rows,
+                      sums + (r - r0), ip.qs8, tile, nc, out + r * n + tile * kTileN, n);
           }
         }
       }
@@ -664,6 +701,8 @@ struct Conv2D::Impl {
   // The indirect conv (build_indirection); igemm is null where it does not apply.
   const detail::IgemmQs8Kernel* igemm = nullptr;
   std::size_t igemm_tiles = 1;  // 16-channel tiles per call of igemm (1, or 2: igemm_qs8_x2)
+  bool raw_rows = false;  // igemm is a `_raw` kernel: rows from the input, ind_pixel's pixels
+  static constexpr std::size_t kMaxRawRows = 16;  // >= the `_raw` kernels' mr
   std::size_t in_pixels = 0, taps = 0;
   AlignedBuffer<uint8_t> xbuf;
   std::vector<const uint8_t*> ind;

@@ -172,6 +172,7 @@ std::vector<std::string> kernel_names() {
     for (const detail::GemmQs8Kernel& g : k.gemm_qs8) add(g.fn != nullptr ? g.name : nullptr);
     for (const detail::IgemmQs8Kernel& g : k.igemm_qs8) add(g.fn != nullptr ? g.name : nullptr);
     for (const detail::IgemmQs8Kernel& g : k.igemm_qs8_x2) add(g.fn != nullptr ? g.name : nullptr);
+    for (const detail::IgemmQs8Kernel& g : k.igemm_qs8_raw) add(g.fn != nullptr ? g.name : nullptr);
     add(k.dwconv_name);
     add(k.dwconv_qs8 != nullptr ? k.dwconv_qs8_name : nullptr);
     const ElementwiseKernels& e = elementwise_kernels(isa);
@@ -224,6 +225,9 @@ namespace {
     if (t.gemm_qs8[i].fn == nullptr) t.gemm_qs8[i] = base.gemm_qs8[i];
     if (t.igemm_qs8[i].fn == nullptr) t.igemm_qs8[i] = base.igemm_qs8[i];
     if (t.igemm_qs8_x2[i].fn == nullptr) t.igemm_qs8_x2[i] = base.igemm_qs8_x2[i];
+  }
+  for (int i = 0; i < 2; ++i) {
+    if (t.igemm_qs8_raw[i].fn == nullptr) t.igemm_qs8_raw[i] = base.igemm_qs8_raw[i];
   }
   if (t.requant == nullptr) t.requant = base.requant;
   if (t.dequant == nullptr) t.dequant = base.dequant;

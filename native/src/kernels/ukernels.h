@@ -267,6 +267,12 @@ struct IsaKernels {
   // The indirect conv over two 16-channel tiles per call (channels 16 tile .. 16 tile + nc, nc
   // up to 32; nc <= 16 computes one tile): by WeightType, fn null where the ISA has none.
   IgemmQs8Kernel igemm_qs8_x2[4] = {};
+  // int8 weights on an ISA whose int8 kernels take x + 128 (XFormat::kUint8): the same indirect
+  // kernels reading the int8 rows as they are, each 4-byte broadcast flipped in the register
+  // (XNNPACK's form), for rows that need no preparation (Conv2D: 1x1 layers with no padding, K
+  // filling whole blocks): no pass over the input before the GEMM. [0] one tile per call (as
+  // igemm_qs8), [1] two (as igemm_qs8_x2); fn null where the ISA has none.
+  IgemmQs8Kernel igemm_qs8_raw[2] = {};
 };
 
 // One table per ISA carried by this binary, defined in that ISA's translation unit.

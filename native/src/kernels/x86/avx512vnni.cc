@@ -404,6 +404,10 @@ struct TileVec {
   using type = __m512i;
   static __m512i load(const void* p) { return _mm512_loadu_si512(p); }
   static __m512i bcast(const uint8_t* p) { return bcast32(p); }
+  // x + 128 of 4 int8 activations in every dword (vpxord with an embedded broadcast)
+  static __m512i bcast_flip(const uint8_t* p, __m512i flip) {
+    return _mm512_xor_si512(bcast32(p), flip);
+  }
   static __m512i dot(__m512i a, __m512i u, __m512i s) { return _mm512_dpbusd_epi32(a, u, s); }
   static __m512i field(__m512i raw, int shift, __m512i mask) {
     return _mm512_and_si512(shift == 0 ? raw : _mm512_srli_epi16(raw, shift), mask);
@@ -417,6 +421,9 @@ struct TileVec<true> {
   using type = __m256i;
   static __m256i load(const void* p) { return ymm_io::load256(p); }
   static __m256i bcast(const uint8_t* p) { return ymm_io::bcast32(p); }
+  static __m256i bcast_flip(const uint8_t* p, __m256i flip) {
+    return _mm256_xor_si256(ymm_io::bcast32(p), flip);
+  }
   static __m256i dot(__m256i a, __m256i u, __m256i s) { return _mm256_dpbusd_epi32(a, u, s); }
   static __m256i field(__m256i raw, int shift, __m256i mask) {
     return _mm256_and_si256(shift == 0 ? raw : _mm256_srli_epi16(raw, shift), mask);
@@ -435,7 +442,10 @@ struct TileVec<true> {
 // kHalf: a tile of 8 channels or fewer (a 24- or 40-output layer's last one) on ymm vectors,
 // where a zmm formed 16 channels and the store mask dropped 8 (Zen 4 runs a zmm vpdpbusd as
 // two 256-bit halves).
-template <int kBits, int R, bool kPlain = false, bool kHalf = false>
+// kRaw (int8 weights): the rows are the int8 activations as they are, not x + 128; each 4-byte
+// broadcast is flipped in the register (one vpxord, its broadcast embedded), so that 1x1 rows
+// are read in place with no pass over the input (the `_raw` kernels).
+template <int kBits, int R, bool kPlain = false, bool kHalf = false, bool kRaw = false>
 void igemm_requant_rows(std::size_t taps, std::size_t blocks_per_tap, const uint8_t* w,
                         const uint8_t* const* ind, const int32_t* row_sums,
                         const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
@@ -444,7 +454,9 @@ void igemm_requant_rows(std::size_t taps, std::size_t blocks_per_tap, const uint
   using Vec = typename V::type;
   constexpr int kFields = kBits == 8 ? 1 : 8 / kBits;
   constexpr int kBlockK = 4 * kFields;
+  static_assert(!kRaw || kBits == 8, "raw rows: int8 weights only");
   const Vec mask = V::splat8(static_cast<char>(kBits == 8 ? 0xFF : (1 << kBits) - 1));
+  const Vec flip = V::splat8(static_cast<char>(0x80));
   const Vec bias = V::load(p.bias + tile * 16);
   Vec a[R];
   for (int r = 0; r < R; ++r) a[r] = bias;
@@ -455,7 +467,10 @@ void igemm_requant_rows(std::size_t taps, std::size_t blocks_per_tap, const uint
     for (std::size_t b = 0; b < blocks_per_tap; ++b) {
       const Vec raw = V::load(wt + 64 * b);
       if (kBits == 8) {
-        for (int r = 0; r < R; ++r) a[r] = V::dot(a[r], V::bcast(x[r] + 4 * b), raw);
+        for (int r = 0; r < R; ++r) {
+          a[r] = V::dot(a[r], kRaw ? V::bcast_flip(x[r] + 4 * b, flip) : V::bcast(x[r] + 4 * b),
+                        raw);
+        }
       } else {
         for (int i = 0; i < kFields; ++i) {
           const Vec f = V::field(raw, kBits * i, mask);
@@ -480,12 +495,12 @@ void igemm_requant_rows(std::size_t taps, std::size_t blocks_per_tap, const uint
 using IgemmRowsFn = decltype(&igemm_requant_rows<8, 1>);
 
 // igemm_requant_rows for 1 .. 8 rows, one variant of the epilogue and tile width.
-template <int kBits, bool kPlain, bool kHalf, int... kRows>
+template <int kBits, bool kPlain, bool kHalf, bool kRaw, int... kRows>
 constexpr std::array<IgemmRowsFn, 8> rows_table(std::integer_sequence<int, kRows...>) {
-  return {{igemm_requant_rows<kBits, kRows + 1, kPlain, kHalf>...}};
+  return {{igemm_requant_rows<kBits, kRows + 1, kPlain, kHalf, kRaw>...}};
 }
 
-template <int kBits>
+template <int kBits, bool kRaw = false>
 void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_tap,
                    const uint8_t* w, const uint8_t* const* ind, const int32_t* row_sums,
                    const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
@@ -494,8 +509,9 @@ void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_ta
   constexpr bool kPlainOk = kBits == 8;  // the plain epilogue serves int8 weights only
   // [tile of <= 8 channels][plain epilogue][rows - 1]
   static constexpr std::array<IgemmRowsFn, 8> kByRows[2][2] = {
-      {rows_table<kBits, false, false>(kEight), rows_table<kBits, kPlainOk, false>(kEight)},
-      {rows_table<kBits, false, true>(kEight), rows_table<kBits, kPlainOk, true>(kEight)}};
+      {rows_table<kBits, false, false, kRaw>(kEight),
+       rows_table<kBits, kPlainOk, false, kRaw>(kEight)},
+      {rows_table<kBits, false, true, kRaw>(kEight), rows_table<kBits, kPlainOk, true, kRaw>(kEight)}};
   const int plain = kBits == 8 && plain_requant(p) ? 1 : 0;
   kByRows[nc <= 8 ? 1 : 0][plain][(rows < 8 ? rows : 8) - 1](taps, blocks_per_tap, w, ind,
                                                              row_sums, p, tile, nc, out,
@@ -513,7 +529,7 @@ void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_ta
 // Zen 4 runs a zmm vpdpbusd as two 256-bit halves, so the call does 3 halves per block and row
 // where it did 4, every one of the 4th's results dropped by the store mask. The epilogue is the
 // two-tile one (the zero high lanes are requantised and masked off): bit-exact by construction.
-template <int R, bool kPlain, bool kHalf>
+template <int R, bool kPlain, bool kHalf, bool kRaw>
 void igemm_requant_rows_x2(std::size_t taps, std::size_t blocks_per_tap, const uint8_t* w,
                            const uint8_t* const* ind, const int32_t* row_sums,
                            const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
@@ -522,6 +538,7 @@ void igemm_requant_rows_x2(std::size_t taps, std::size_t blocks_per_tap, const u
   // The second tile's accumulators: a zmm per row, or (kHalf) a ymm, widened with zero high
   // lanes for the epilogue.
   using V = TileVec<kHalf>;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   __m512i a[R];
   typename V::type b[R];
   {
@@ -537,7 +554,7 @@ void igemm_requant_rows_x2(std::size_t taps, std::size_t blocks_per_tap, const u
       const __m512i w0 = load512(wt + 64 * bl);
       const auto w1 = V::load(wt + tile_bytes + 64 * bl);
       for (int r = 0; r < R; ++r) {
-        const __m512i xb = bcast32(x[r] + 4 * bl);
+        const __m512i xb = kRaw ? TileVec<false>::bcast_flip(x[r] + 4 * bl, flip) : bcast32(x[r] + 4 * bl);
         a[r] = _mm512_dpbusd_epi32(a[r], xb, w0);
         b[r] = V::dot(b[r], V::narrow(xb), w1);
       }
@@ -553,25 +570,27 @@ void igemm_requant_rows_x2(std::size_t taps, std::size_t blocks_per_tap, const u
 }
 
 // igemm_requant_rows_x2 for 1 .. 8 rows, one variant of the epilogue and second tile.
-template <bool kPlain, bool kHalf, int... kRows>
+template <bool kPlain, bool kHalf, bool kRaw, int... kRows>
 constexpr std::array<IgemmRowsFn, 8> rows_x2_table(std::integer_sequence<int, kRows...>) {
-  return {{igemm_requant_rows_x2<kRows + 1, kPlain, kHalf>...}};
+  return {{igemm_requant_rows_x2<kRows + 1, kPlain, kHalf, kRaw>...}};
 }
 
+template <bool kRaw>
 void igemm_requant_x2(std::size_t rows, std::size_t taps, std::size_t blocks_per_tap,
                       const uint8_t* w, const uint8_t* const* ind, const int32_t* row_sums,
                       const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
                       std::size_t out_stride) {
   if (nc <= 16) {
-    igemm_requant<8>(rows, taps, blocks_per_tap, w, ind, row_sums, p, tile, nc, out, out_stride);
+    igemm_requant<8, kRaw>(rows, taps, blocks_per_tap, w, ind, row_sums, p, tile, nc, out,
+                           out_stride);
     return;
   }
   const bool plain = plain_requant(p);
   constexpr auto kEight = std::make_integer_sequence<int, 8>{};
   // [second tile <= 8 channels][plain epilogue][rows - 1]
   static constexpr std::array<IgemmRowsFn, 8> kTwo[2][2] = {
-      {rows_x2_table<false, false>(kEight), rows_x2_table<true, false>(kEight)},
-      {rows_x2_table<false, true>(kEight), rows_x2_table<true, true>(kEight)}};
+      {rows_x2_table<false, false, kRaw>(kEight), rows_x2_table<true, false, kRaw>(kEight)},
+      {rows_x2_table<false, true, kRaw>(kEight), rows_x2_table<true, true, kRaw>(kEight)}};
   kTwo[nc <= 24 ? 1 : 0][plain ? 1 : 0][(rows < 8 ? rows : 8) - 1](
       taps, blocks_per_tap, w, ind, row_sums, p, tile, nc, out, out_stride);
 }
@@ -953,7 +972,13 @@ void qs8_qc8w_igemm_requant_8x16c4__avx512vnni(EDGE_IGEMM_QS8_PARAMS) {
   igemm_requant<8>(EDGE_IGEMM_QS8_ARGS);
 }
 void qs8_qc8w_igemm_requant_8x32c4__avx512vnni(EDGE_IGEMM_QS8_PARAMS) {
-  igemm_requant_x2(EDGE_IGEMM_QS8_ARGS);
+  igemm_requant_x2<false>(EDGE_IGEMM_QS8_ARGS);
+}
+void qs8_qc8w_igemm_requant_raw_8x16c4__avx512vnni(EDGE_IGEMM_QS8_PARAMS) {
+  igemm_requant<8, true>(EDGE_IGEMM_QS8_ARGS);
+}
+void qs8_qc8w_igemm_requant_raw_8x32c4__avx512vnni(EDGE_IGEMM_QS8_PARAMS) {
+  igemm_requant_x2<true>(EDGE_IGEMM_QS8_ARGS);
 }
 void qs8_qc4w_igemm_requant_8x16c4__avx512vnni(EDGE_IGEMM_QS8_PARAMS) {
   igemm_requant<4>(EDGE_IGEMM_QS8_ARGS);
@@ -992,6 +1017,8 @@ const IsaKernels kAvx512VnniKernels = {
     {EDGE_UKERNEL(qs8_qc8w_igemm_requant_8x16c4__avx512vnni, 8),
      EDGE_UKERNEL(qs8_qc4w_igemm_requant_8x16c4__avx512vnni, 8), kIgemmQs8_2, kIgemmQs8_2},
     {EDGE_UKERNEL(qs8_qc8w_igemm_requant_8x32c4__avx512vnni, 8), {}, {}, {}},
+    {EDGE_UKERNEL(qs8_qc8w_igemm_requant_raw_8x16c4__avx512vnni, 8),
+     EDGE_UKERNEL(qs8_qc8w_igemm_requant_raw_8x32c4__avx512vnni, 8)},
 };
 
 }  // namespace detail
