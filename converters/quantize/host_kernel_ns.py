@@ -15,6 +15,7 @@ static table (tests that pin the planner's choices to it, a comparison).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -66,10 +67,16 @@ def _isa() -> list[str]:
     return []
 
 
+@functools.cache
+def _key() -> tuple[tuple[str, str], ...]:
+    return (("cpu", cpu_name()), ("isa", ",".join(_isa())), ("edgesdk", __version__),
+            (RUNTIME, package_versions([RUNTIME])[RUNTIME]))
+
+
 def host_key() -> dict[str, str]:
-    """What a cached table must have been measured on to be used here."""
-    return {"cpu": cpu_name(), "isa": ",".join(_isa()), "edgesdk": __version__,
-            RUNTIME: package_versions([RUNTIME])[RUNTIME]}
+    """What a cached table must have been measured on to be used here (read once a process:
+    every `CostModel()` asks)."""
+    return dict(_key())
 
 
 def cache_path(key: Mapping[str, str] | None = None) -> Path:
