@@ -235,18 +235,28 @@ EDGE_TEST(thread_pool_run_delay_rule) {
 
 #if defined(__linux__)
 namespace {
-// The calling thread's CPUs (`saved`) and the first two of them; false, having said "skipped",
-// where it may run on fewer than 2.
-bool two_cpus(cpu_set_t* saved, int* a, int* b) {
-  CPU_ZERO(saved);
-  if (sched_getaffinity(0, sizeof(*saved), saved) != 0 || CPU_COUNT(saved) < 2) {
-    std::fprintf(stderr, "skipped: fewer than 2 CPUs to run on\n");
-    return false;
+// The calling thread's first two CPUs (`ok` false, having said "skipped", where it may run on
+// fewer); its affinity as it was is set again at the end of the scope, whatever the test did.
+struct TwoCpus {
+  cpu_set_t saved;
+  int a = 0, b = 0;
+  bool ok = false;
+  TwoCpus() {
+    CPU_ZERO(&saved);
+    if (sched_getaffinity(0, sizeof(saved), &saved) != 0 || CPU_COUNT(&saved) < 2) {
+      std::fprintf(stderr, "skipped: fewer than 2 CPUs to run on\n");
+      return;
+    }
+    for (a = 0; !CPU_ISSET(a, &saved);) ++a;
+    for (b = a + 1; !CPU_ISSET(b, &saved);) ++b;
+    ok = true;
   }
-  for (*a = 0; !CPU_ISSET(*a, saved);) ++*a;
-  for (*b = *a + 1; !CPU_ISSET(*b, saved);) ++*b;
-  return true;
-}
+  ~TwoCpus() {
+    if (ok) sched_setaffinity(0, sizeof(saved), &saved);
+  }
+  TwoCpus(const TwoCpus&) = delete;
+  TwoCpus& operator=(const TwoCpus&) = delete;
+};
 
 cpu_set_t cpus(std::initializer_list<int> list) {
   cpu_set_t set;
@@ -273,9 +283,9 @@ void note_placement(const cpu_set_t& expect, std::atomic<int>* cpu, std::atomic<
 // (saying so) where the worker was never woken on a. Results never depend on where a task runs.
 EDGE_TEST(thread_pool_moves_a_worker_off_the_callers_cpu) {
 #if defined(__linux__)
-  cpu_set_t saved;
-  int a = 0, b = 0;
-  if (!two_cpus(&saved, &a, &b)) return;
+  const TwoCpus cpu;
+  if (!cpu.ok) return;
+  const int a = cpu.a, b = cpu.b;
   const cpu_set_t only_a = cpus({a}), only_b = cpus({b}), ab = cpus({a, b});
   EDGE_CHECK(sched_setaffinity(0, sizeof(ab), &ab) == 0);
   edge::ThreadPool pool(2, edge::Affinity::kNone);  // its worker may run on a and b
@@ -314,7 +324,6 @@ EDGE_TEST(thread_pool_moves_a_worker_off_the_callers_cpu) {
   }
   stop.store(true);
   busy.join();
-  sched_setaffinity(0, sizeof(saved), &saved);
   if (!moved) {
     std::fprintf(stderr, "skipped: the worker was never woken on the caller's CPU in 20 tries\n");
     return;
@@ -329,9 +338,9 @@ EDGE_TEST(thread_pool_moves_a_worker_off_the_callers_cpu) {
 // would override the pinning (stop 25's unstack() set the pool's start-time CPUs again).
 EDGE_TEST(thread_pool_keeps_a_workers_own_affinity) {
 #if defined(__linux__)
-  cpu_set_t saved;
-  int a = 0, b = 0;
-  if (!two_cpus(&saved, &a, &b)) return;
+  const TwoCpus cpu;
+  if (!cpu.ok) return;
+  const int a = cpu.a;
   edge::ThreadPool pool(2, edge::Affinity::kNone);
   const cpu_set_t only_a = cpus({a});
   EDGE_CHECK(sched_setaffinity(0, sizeof(only_a), &only_a) == 0);  // the caller on a
@@ -350,7 +359,6 @@ EDGE_TEST(thread_pool_keeps_a_workers_own_affinity) {
       if (thread == 1) note_placement(only_a, &worker_cpu, &kept);
     });
   }
-  sched_setaffinity(0, sizeof(saved), &saved);
   if (pinned.load() != 1 || worker_cpu.load() < 0) {
     std::fprintf(stderr, "skipped: the worker took no task while the caller slept (host overloaded)\n");
     return;
@@ -365,10 +373,11 @@ EDGE_TEST(thread_pool_keeps_a_workers_own_affinity) {
 // gets a pool of one, not one per core of the machine (threads on one CPU only take turns).
 EDGE_TEST(thread_pool_default_threads_follow_the_affinity) {
 #if defined(__linux__)
-  cpu_set_t saved;
-  int a = 0, b = 0;
-  if (!two_cpus(&saved, &a, &b)) return;
-  const cpu_set_t only_a = cpus({a});
+  const TwoCpus cpu;
+  if (!cpu.ok) return;
+  const int all = edge::usable_core_count();  // every CPU the test may run on
+  EDGE_CHECK(all >= 1 && all <= edge::physical_core_count());
+  const cpu_set_t only_a = cpus({cpu.a});
   EDGE_CHECK(sched_setaffinity(0, sizeof(only_a), &only_a) == 0);
   const int usable = edge::usable_core_count();
   int pooled = 0;
@@ -376,11 +385,8 @@ EDGE_TEST(thread_pool_default_threads_follow_the_affinity) {
     edge::ThreadPool pool(0);
     pooled = pool.num_threads();
   }
-  sched_setaffinity(0, sizeof(saved), &saved);
   EDGE_CHECK(usable == 1);
   EDGE_CHECK(pooled == 1);
-  const int all = edge::usable_core_count();
-  EDGE_CHECK(all >= 1 && all <= edge::physical_core_count());
 #endif
 }
 
