@@ -12,6 +12,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# the planner's tests pin its choices to the static kernel table, whatever a developer has
+# measured and cached on this host (`host_kernel_ns`; tests/test_host_kernel_ns.py unsets it)
+os.environ.setdefault("EDGESDK_KERNEL_NS", "static")
 
 
 def _have(module: str) -> bool:
