@@ -470,11 +470,11 @@ def _dense(seed: int, n: int, k: int = 128, c: int = 32) -> tuple[Any, ...]:
 @pytest.mark.parametrize("seed", [0, 1])
 def test_gptq_on_a_rank_poor_dense_layer_is_checked_on_held_out_rows(scheme: str,
                                                                       seed: int) -> None:
-    """Method "gptq" on a dense layer whose Hessian comes from fewer rows than 2 K (64 rows of
-    K = 128: rank 64, as openWakeWord's heads on 64 calibration samples) solves every candidate
-    (GPTQ at each shrinkage of H toward its diagonal, round to nearest) on one half of the
-    samples, scores it on the other, and keeps the best where it beats GPTQ by more than
-    0.5 dB: GPTQ on the whole rank-poor H fits the calibration rows' noise (it pushes
+    """Method "gptq" with `held_out_check` on a dense layer whose Hessian comes from fewer rows
+    than 2 K (64 rows of K = 128: rank 64, as openWakeWord's heads on 64 calibration samples)
+    solves every candidate (GPTQ at each shrinkage of H toward its diagonal, round to nearest)
+    on one half of the samples, scores it on the other, and keeps the best where it beats GPTQ
+    by more than 0.5 dB: GPTQ on the whole rank-poor H fits the calibration rows' noise (it pushes
     rounding error into directions those rows never visit). On new rows the layer's output
     error is lower than plain GPTQ's (measured, 4,000 new rows, seeds 0-3: 2.6-3.1 dB ternary,
     2.7-3.1 dB 2-bit; the old code's codes are plain GPTQ's: 0 dB)."""
@@ -485,7 +485,8 @@ def test_gptq_on_a_rank_poor_dense_layer_is_checked_on_held_out_rows(scheme: str
     s, _ = ternary_mse(w, 0) if scheme == "ternary" else int2_levels(w, 0)
     qmin, qmax = LEVELS[scheme]
     solver = WeightSolver("gptq", hessians={weight_key(w): entry}, sequential=False,
-                          samples=samples, float_inputs={id(op): [x[None] for x in cal]})
+                          samples=samples, float_inputs={id(op): [x[None] for x in cal]},
+                          held_out_check=True)
     scales, codes = solver.solve(w, 0, qmin, qmax, scales=s)  # type: ignore[misc]
     rows = w.astype(np.float64)
     new = codes * np.asarray(scales, np.float64)[:, None]
@@ -509,7 +510,8 @@ def test_gptq_on_a_well_sampled_dense_layer_is_plain_gptq() -> None:
     cal = samples.arrays[0]
     s, _ = ternary_mse(w, 0)
     solver = WeightSolver("gptq", hessians={weight_key(w): entry}, sequential=False,
-                          samples=samples, float_inputs={id(op): [x[None] for x in cal]})
+                          samples=samples, float_inputs={id(op): [x[None] for x in cal]},
+                          held_out_check=True)
     _, codes = solver.solve(w, 0, -1, 1, scales=s)  # type: ignore[misc]
     plain = gptq_quantize(w.astype(np.float64), entry.hessian, -1, 1,
                           scales=np.asarray(s, np.float64))
