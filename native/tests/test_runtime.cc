@@ -69,6 +69,20 @@ std::shared_ptr<const Model> load(const std::vector<uint8_t>& bytes) {
   return Model::from_bytes(bytes.data(), bytes.size(), "test.edge");
 }
 
+// An interpreter of `model` on `threads` threads with the profile on, `inputs` set, run 3 times.
+std::unique_ptr<Interpreter> profiled_runs(const std::shared_ptr<const Model>& model, int threads,
+                                           const std::vector<std::vector<int8_t>>& inputs) {
+  edge::runtime::InterpreterOptions options;
+  options.threads = threads;
+  options.profile = true;
+  auto interp = std::make_unique<Interpreter>(model, options);
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    interp->set_input(i, inputs[i].data(), inputs[i].size());
+  }
+  for (int r = 0; r < 3; ++r) interp->run();
+  return interp;
+}
+
 }  // namespace
 
 EDGE_TEST(runtime_runs_small_model) {
@@ -137,12 +151,8 @@ EDGE_TEST(runtime_profile_reports_threads_per_layer) {
   for (std::size_t i = 0; i < input.size(); ++i) input[i] = static_cast<int8_t>(i * 7);
   std::vector<int8_t> expected;
   for (int threads : {1, 2, 3}) {
-    edge::runtime::InterpreterOptions options;
-    options.threads = threads;
-    options.profile = true;
-    Interpreter interp(model, options);
-    interp.set_input(0, input.data(), input.size());
-    for (int r = 0; r < 3; ++r) interp.run();
+    const std::unique_ptr<Interpreter> run = profiled_runs(model, threads, {input});
+    Interpreter& interp = *run;
     const auto* out = static_cast<const int8_t*>(interp.output_data(0));
     if (expected.empty()) expected.assign(out, out + 65536);
     EDGE_CHECK(std::equal(expected.begin(), expected.end(), out));  // any split, same bytes
@@ -184,17 +194,11 @@ EDGE_TEST(runtime_residual_add_splits_per_thread) {
   }
   std::vector<int8_t> expected;
   for (int threads : {1, 2, 3}) {
-    edge::runtime::InterpreterOptions options;
-    options.threads = threads;
-    options.profile = true;
-    Interpreter interp(model, options);
-    interp.set_input(0, xa.data(), xa.size());
-    interp.set_input(1, ya.data(), ya.size());
-    for (int r = 0; r < 3; ++r) interp.run();
-    const auto* out = static_cast<const int8_t*>(interp.output_data(0));
+    const std::unique_ptr<Interpreter> interp = profiled_runs(model, threads, {xa, ya});
+    const auto* out = static_cast<const int8_t*>(interp->output_data(0));
     if (expected.empty()) expected.assign(out, out + 12800);
     EDGE_CHECK(std::equal(expected.begin(), expected.end(), out));
-    if (threads > 1) EDGE_CHECK(interp.layer_stats()[0].parallel_calls == 3);
+    if (threads > 1) EDGE_CHECK(interp->layer_stats()[0].parallel_calls == 3);
   }
 }
 

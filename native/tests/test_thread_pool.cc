@@ -750,6 +750,18 @@ std::vector<int8_t> random_bytes(std::size_t n, uint32_t seed) {
   return v;
 }
 
+// The options of the layer tests below: their geometry, quantisation, bias and ISA.
+template <typename Options>
+Options layer_options(const edge::ConvGeometry& g, const int32_t* bias, edge::Isa isa) {
+  Options o;
+  o.geometry = g;
+  o.input = {0.05f, 3};
+  o.output = {0.2f, -4};
+  o.bias = bias;
+  o.isa = isa;
+  return o;
+}
+
 }  // namespace
 
 // The layers whose split the thread count decides (few output rows, many channels; depthwise
@@ -786,12 +798,7 @@ EDGE_TEST(small_layers_give_the_same_bytes_on_1_to_5_threads) {
         std::unique_ptr<edge::PackedWeights> packed;
         std::unique_ptr<edge::Conv2D> conv;
         if (s.depthwise) {
-          edge::DepthwiseConv2DOptions o;
-          o.geometry = g;
-          o.input = {0.05f, 3};
-          o.output = {0.2f, -4};
-          o.bias = bias.data();
-          o.isa = isa;
+          const auto o = layer_options<edge::DepthwiseConv2DOptions>(g, bias.data(), isa);
           const std::vector<int8_t> f =
               random_bytes(static_cast<std::size_t>(s.k) * s.k * s.cin, ++seed);
           dw = std::make_unique<edge::DepthwiseConv2D>(f.data(), scales.data(), s.cout, nullptr,
@@ -805,13 +812,8 @@ EDGE_TEST(small_layers_give_the_same_bytes_on_1_to_5_threads) {
           for (int8_t& v : w) v = static_cast<int8_t>(lo + (v + 128) % (hi - lo + 1));
           packed = std::make_unique<edge::PackedWeights>(
               edge::pack_weights(type, w.data(), s.cout, k, scales.data(), s.cout));
-          edge::Conv2DOptions o;
-          o.geometry = g;
-          o.input = {0.05f, 3};
-          o.output = {0.2f, -4};
-          o.bias = bias.data();
-          o.isa = isa;
-          conv = std::make_unique<edge::Conv2D>(packed->view(), o);
+          conv = std::make_unique<edge::Conv2D>(
+              packed->view(), layer_options<edge::Conv2DOptions>(g, bias.data(), isa));
           run = [&](edge::ThreadPool* p, int8_t* y) { conv->run(x.data(), y, p); };
         }
         std::vector<int8_t> want(out_bytes);
@@ -858,13 +860,7 @@ EDGE_TEST(small_conv_input_pass_runs_on_every_thread) {
   edge::ThreadPool pool(2, edge::Affinity::kNone);
   int checked = 0;
   for (edge::Isa isa : edge::available_isas()) {
-    edge::Conv2DOptions o;
-    o.geometry = g;
-    o.input = {0.05f, 3};
-    o.output = {0.2f, -4};
-    o.bias = bias.data();
-    o.isa = isa;
-    edge::Conv2D conv(packed.view(), o);
+    edge::Conv2D conv(packed.view(), layer_options<edge::Conv2DOptions>(g, bias.data(), isa));
     const std::string name = conv.kernel_name();
     std::vector<int8_t> want(100 * 384), got(100 * 384, 0x55);
     conv.run(x.data(), want.data(), nullptr);
