@@ -188,7 +188,7 @@ struct Conv2D::Impl {
       // pool job are gone. With more calls per row each would flip the row again: measured
       // slower there (10x10x384 -> 64 0.0122 -> 0.0146 ms, 5x5x160 -> 960 0.0213 -> 0.025;
       // 40x40x144 -> 24 0.035 -> 0.030, 40x40x96 -> 24 0.025 -> 0.022-0.025, 80x80x32 -> 16
-      // 0.034-0.037 -> 0.033-0.034: benchmarks/results/edge-models-2026-12-07.md, 09:16).
+      // 0.034-0.037 -> 0.033-0.034: benchmarks/results/edge-models-2026-12-07.md, 08:47).
       const detail::IgemmQs8Kernel& raw = plan.kernels->igemm_qs8_raw[igemm_tiles - 1];
       if (raw.fn != nullptr && plan.type == WeightType::kInt8 && taps == 1 && cpad == cin &&
           plan.ntiles <= igemm_tiles &&
