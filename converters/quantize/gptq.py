@@ -104,8 +104,8 @@ COMPENSATION_SAMPLES = 32
 COMPENSATION_RIDGES = (1.0, 3.0, 10.0, 30.0, 100.0)
 #: a layer whose Hessian comes from fewer than this many rows per input (K) is rank-poor:
 #: GPTQ there fits the calibration rows' noise (openWakeWord's wake-word heads: dense layers
-#: of K = 128 / 1536 / 3264 fed one row per sample, rank <= 64), so method "gptq" checks it on
-#: held-out calibration samples (`WeightSolver.held_out_check`)
+#: of K = 128 / 1536 / 3264 fed one row per sample, rank <= 64), so `WeightSolver.held_out_check`
+#: checks it on held-out calibration samples
 RANK_POOR_ROWS = 2
 #: the held-out check keeps plain GPTQ unless another candidate's pooled held-out error is
 #: lower by more than this (dB): on the corpus' rank-poor layers the candidates' held-out
@@ -524,7 +524,7 @@ class WeightSolver:
     #: `SHRINKAGES`; round to nearest) solved on one half of the calibration samples and scored
     #: on the other, both ways, the errors pooled; the least one, where it beats plain GPTQ by
     #: more than `HELD_OUT_MARGIN_DB`, solved on all the rows. Off by default: on the corpus
-    #: the layer-level gains (0.5-1.9 dB on held-out layer rows) did not carry to the models'
+    #: the layer-level gains (0.5-2.2 dB on held-out layer rows) did not carry to the models'
     #: outputs (worst output, draw 2: ppocr_mobile_v2_cls 2-bit 22.67 -> 13.10 dB, ternary
     #: 9.60 -> 8.71; silero_vad 2-bit draw 1 14.34 -> 15.55; openWakeWord heads within 0.3 dB)
     held_out_check: bool = False
