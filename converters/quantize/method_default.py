@@ -15,8 +15,8 @@ between two calibration draws); auto measures it, for 5-35 x gptq's CPU time (th
 rtn 0.4, gptq 1.1, auto 9.2 CPU s; the small corpus models 15-52 s with the one-fold whole-model
 check, about 1.6 x that with its two folds since 7676c91: silero_vad INT4 22.5 -> 36.5 s). Over
 the 16 fast-subset models the default's INT4 median is 20.88 / 21.21 dB on two calibration
-draws (all 16 rows of each, 031e202; 18.76 on the first with the one-fold check). So with real calibration
-data a sub-byte scheme defaults to ``"auto"``.
+draws (all 16 rows of each, 031e202; 18.76 on the first with the one-fold check). So with
+real calibration data a sub-byte scheme defaults to ``"auto"``.
 
 Where it does not apply, and why (the export's notes say which method ran and why):
 
