@@ -280,8 +280,10 @@ def corpus_case(name: str, samples: int, select_set: bool = False,
                 scored_samples: int | None = None, cal_seed: int = 1) -> CorpusCase | str:
     """The corpus model `name` with `samples` calibration inputs (seed `cal_seed`, 1: another
     seed is another draw of the recipe's inputs; 2 and 3 are the sets below), max(8, samples /
-    4) (or `scored_samples`) held-out ones (seed 2) and, with `select_set`, as many (or
-    `select_samples`) for the exports to validate on (seed 3); or why not."""
+    4) (or `scored_samples`) held-out ones (seed 2; `Prepared.held_out`: a wake-word head's
+    are half its recipe's, half its phrase spoken, since 2026-12-07 12:30 UTC, stop 27: before,
+    all its recipe's, on which the heads' outputs were 1e-5 - 0.08) and, with `select_set`, as
+    many (or `select_samples`) for the exports to validate on (seed 3); or why not."""
     from corpus.manifest import cache_dir
     from corpus.measure import LiteRTRunner, OrtRunner, _image_hw, quiet
     from corpus.prepared import prepare
@@ -294,13 +296,24 @@ def corpus_case(name: str, samples: int, select_set: bool = False,
     descs, order = prep.descs, prep.order
     held = max(8, samples // 4)
     cal = prep.samples(samples, cal_seed)
-    val = prep.samples(scored_samples or held, 2)
+    val = prep.held_out(scored_samples or held, 2)
     sel = prep.samples(select_samples or held, 3) if select_set else None
     with quiet():
         ref_runner = OrtRunner(str(path)) if model.format == "onnx" else \
             LiteRTRunner(path.read_bytes(), order)
     return CorpusCase(name, model, path, descs, cal, val, sel, order,
                       _image_hw(model, descs), ref_runner, [ref_runner(s) for s in val])
+
+
+def espeak_version() -> str | None:
+    """espeak-ng's version line (the spoken held-out clips depend on it), None without it."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        return None
+    return subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.strip()
 
 
 def layer_counts(path: Path | bytes) -> dict[str, list[int]]:
@@ -329,6 +342,9 @@ def model_part(name: str, samples: int, work: Path, schemes: tuple[str, ...] = S
                            "file_bytes": path.stat().st_size,
                            "calibration_samples": len(case.cal),
                            "held_out_samples": len(case.val), "exports": []}
+    if "phrase" in model.input:
+        out["held_out_spoken"] = {"phrase": model.input["phrase"], "samples": len(case.val) // 2,
+                                  "espeak_ng": espeak_version()}
     if cal_seed != 1:
         out["calibration_seed"] = cal_seed
     try:  # the ceiling: the same activations with INT8 weights

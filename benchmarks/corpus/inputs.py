@@ -399,6 +399,70 @@ def make_samples(model: CorpusModel, path: Path, n: int, seed: int, ctx: Context
     raise CorpusError(f"{model.name}: unknown input recipe {recipe!r}")
 
 
+#: espeak-ng voices of the spoken wake phrases (each fires the float heads on some clips)
+WAKE_VOICES = ("en", "en-gb-x-rp", "en+f3", "en+f4", "en-us+m3")
+
+
+def spoken(text: str, voice: str, words_per_minute: int, pitch: int) -> np.ndarray:
+    """`text` spoken by espeak-ng, 16 kHz float in [-1, 1]; CorpusError without espeak-ng."""
+    import io
+    import shutil
+    import subprocess
+    import wave
+
+    from scipy.signal import resample_poly
+
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise CorpusError("the wake-word heads' held-out set speaks their phrase with espeak-ng: "
+                          "install it (apt-get install espeak-ng)")
+    data = subprocess.run([exe, "-v", voice, "-s", str(words_per_minute), "-p", str(pitch),
+                           "--stdout", text], capture_output=True, check=True).stdout
+    with wave.open(io.BytesIO(data)) as w:
+        rate = w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+    g = math.gcd(16000, rate)
+    return resample_poly(pcm.astype(np.float64) / 32768.0, 16000 // g, rate // g)
+
+
+def wake_word_samples(model: CorpusModel, path: Path, n: int, seed: int, ctx: Context
+                      ) -> list[Sample]:
+    """`n` windows of a wake-word head's features around its phrase (`input.phrase`) spoken by
+    espeak-ng: voice, rate (110-150 words a minute) and pitch (25-60) drawn from `seed`, the
+    clip at peak 0.5 between 1 s of room noise on each side, through openWakeWord's front end;
+    of each clip the window the float head scores highest (where a streaming detector fires).
+    Only clips the float head detects (score >= the task's threshold) are kept; a clip it
+    misses is drawn again (at most `tries` draws in all). Positives, so that a held-out set
+    spans the head's output range (the recipe's own samples are speech-like sound the heads
+    score 1e-5 - 0.08)."""
+    spec = model.input
+    frames = int(spec["frames"])
+    threshold = float(model.task.get("threshold", 0.5))
+    main = model_inputs(model, path)[0]
+    sess = _session(path)
+    rng = np.random.default_rng([seed, 0x77])
+    out: list[Sample] = []
+    tries = 20 * n
+    while len(out) < n:
+        if tries == 0:
+            raise CorpusError(f"{model.name}: the float head detected {len(out)} of {20 * n} "
+                              f"spoken {spec['phrase']!r} clips, {n} needed")
+        tries -= 1
+        voice = WAKE_VOICES[int(rng.integers(len(WAKE_VOICES)))]
+        clip = spoken(str(spec["phrase"]), voice, int(rng.integers(110, 151)),
+                      int(rng.integers(25, 61)))
+        clip = clip / (np.abs(clip).max() + 1e-9) * 0.5
+        audio = np.concatenate([np.zeros(16000), clip, np.zeros(16000)])
+        audio = (audio + rng.normal(0, 0.003, audio.size)).astype(np.float32)
+        emb = _oww_embeddings(ctx, audio)
+        windows = [emb[s:s + frames][None].astype(main.dtype)
+                   for s in range(emb.shape[0] - frames + 1)]
+        scores = [float(np.ravel(sess.run(None, {main.name: w})[0])[0]) for w in windows]
+        if max(scores) >= threshold:
+            out.append({main.name: windows[int(np.argmax(scores))]})
+    return out
+
+
 def _vad_stream(model: CorpusModel, path: Path, descs: list[InputDesc], spec: dict[str, Any],
                 n: int, rng: np.random.Generator) -> list[Sample]:
     """Chunks of speech-like audio (with silences) and the state the float model carried."""

@@ -61,6 +61,18 @@ class Prepared:
         """`n` samples of the model's recipe from `seed` (`inputs.make_samples`)."""
         return inputs.make_samples(self.model, self.path, n, seed, self.ctx)
 
+    def held_out(self, n: int, seed: int) -> list[Sample]:
+        """`n` held-out samples from `seed`: the recipe's (`samples`); for a wake-word head
+        whose recipe names its `phrase`, the first n - n // 2 the recipe's (speech-like sound:
+        negatives) and the last n // 2 the phrase spoken (`inputs.wake_word_samples`:
+        positives), so that scoring it measures the outputs that fire as well as the quiet
+        ones."""
+        if "phrase" not in self.model.input:
+            return self.samples(n, seed)
+        pos = n // 2
+        return self.samples(n - pos, seed) + inputs.wake_word_samples(
+            self.model, self.path, pos, seed, self.ctx)
+
     def export_options(self) -> dict[str, Any]:
         """The `sdk.export` keywords the recipe fixes: its input shapes (None where the file's
         own hold) and, where it has any, its constant inputs."""
