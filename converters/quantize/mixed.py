@@ -127,6 +127,15 @@ class MixedOptions:
     #: spends what it leaves (promote where the estimated gain per byte is most): a budget is
     #: spent, not left between the probes (0: neither)
     descents: int = 2
+    #: a cap on the search for a slow host or a large model (None: none): at most this many
+    #: exports after the uniform probes and the schemes' plans (the greedy steps, the budget
+    #: spent, the trades, the row splits, in that order), and no such export started after
+    #: `max_seconds` of the search. The probes are always made: they are the uniform plans
+    #: the choice keeps unless a mix beats them, so a capped search can at worst tie the best
+    #: of them. ddddocr_rec's (11 MB, 86 layers) exports take 1-10 minutes each on a loaded
+    #: 2-core host, 30-60 of them uncapped
+    max_exports: int | None = None
+    max_seconds: float | None = None
 
     def check(self) -> None:
         if self.activations not in ACTIVATION_PRECISIONS or self.activations == "int16":
@@ -134,6 +143,10 @@ class MixedOptions:
                              f"{self.activations!r}")
         if self.steps < 1:
             raise ValueError(f"mixed: steps must be at least 1, not {self.steps}")
+        if self.max_exports is not None and self.max_exports < 0:
+            raise ValueError(f"mixed: max_exports must be 0 or more, not {self.max_exports}")
+        if self.max_seconds is not None and not self.max_seconds >= 0:
+            raise ValueError(f"mixed: max_seconds must be 0 or more, not {self.max_seconds}")
 
 
 def mixed_options(options: Mapping[str, object]) -> MixedOptions:
@@ -409,6 +422,9 @@ class MixedReport:
     exports: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    #: where `max_exports` / `max_seconds` stopped the search: what it did not do ("" where
+    #: it ran to its end)
+    capped: str = ""
 
     @property
     def chosen_point(self) -> MixedPoint:
@@ -885,6 +901,10 @@ def _trade(choices: list[LayerChoice], measured: list[tuple[MixedPoint, Attempt]
 LayerProfiler = Callable[[Attempt, str], Sequence[tuple[str, float]]]
 
 
+class _Capped(Exception):
+    """`MixedOptions.max_exports` / `max_seconds` reached: the search stops where it is."""
+
+
 def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionPlan], Attempt],
            first: Attempt, options: Mapping[str, object] | None = None,
            samples: SampleSet | None = None,
@@ -949,8 +969,21 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
         seen = by_plan.get(plan_key(bits, splits))
         if seen is not None:
             return seen
+        check_cap(label)
         return record(label, bits, attempt(plan_of(bits, first.plan, splits)),
                       estimate_bytes(choices, bits, base), splits)
+
+    probed = 0  # the exports before the search proper: the cap counts those after them
+
+    def check_cap(label: str) -> None:
+        made = len(measured) - probed
+        if opts.max_exports is not None and made >= opts.max_exports:
+            raise _Capped(f"max_exports={opts.max_exports}: {made} exports after the probes; "
+                          f"stopped before {label!r}")
+        spent = time.perf_counter() - start
+        if opts.max_seconds is not None and spent >= opts.max_seconds:
+            raise _Capped(f"max_seconds={opts.max_seconds:g}: {spent:.0f} s, {made} exports "
+                          f"after the probes; stopped before {label!r}")
 
     int8_bits = {c.name: "int8" for c in choices}
     record("all-int8", int8_bits, first, None)
@@ -1032,57 +1065,65 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
             for c in choices:
                 c.nbytes = [b * k for b in c.nbytes]
     tried: list[dict[str, str]] = [p.bits for p, _ in measured]
-    if table is not None and budget_ms is not None:
-        names, fmts = [c.name for c in choices], {c.name: c.formats for c in choices}
-        bits = greedy_ms(names, fmts, losses, table, budget_ms,
-                         [c.name for c in choices if c.pinned])
-        if bits is None:  # the first / last layer must move too
-            bits = greedy_ms(names, fmts, losses, table, budget_ms)
-        if bits is None:
-            report.notes.append(f"no mix is estimated within {budget_ms:g} ms (the per-layer "
-                                f"table's fastest formats)")
-        elif bits not in tried:
+    probed = len(measured)
+    try:  # every export from here goes through check_cap (measure calls it)
+        if table is not None and budget_ms is not None:
+            names, fmts = [c.name for c in choices], {c.name: c.formats for c in choices}
+            bits = greedy_ms(names, fmts, losses, table, budget_ms,
+                             [c.name for c in choices if c.pinned])
+            if bits is None:  # the first / last layer must move too
+                bits = greedy_ms(names, fmts, losses, table, budget_ms)
+            if bits is None:
+                report.notes.append(f"no mix is estimated within {budget_ms:g} ms (the per-layer "
+                                    f"table's fastest formats)")
+            elif bits not in tried:
+                tried.append(bits)
+                check_cap("mixed latency")
+                record("mixed latency", bits, attempt(plan_of(bits, first.plan)),
+                       estimate_bytes(choices, bits, base))
+        target = size_limit
+        for step in range(opts.steps if budget_bytes is not None else 0):
+            bits = greedy(choices, losses, base, target)
+            if bits is None:  # a budget only met with the first / last layer below INT8
+                bits = greedy(choices, losses, base, target, allow_pinned=True)
+            if bits is None:
+                report.notes.append(f"step {step + 1}: no plan fits the estimated target "
+                                    f"{target:,.0f} bytes")
+                break
+            if bits in tried:
+                break
             tried.append(bits)
-            record("mixed latency", bits, attempt(plan_of(bits, first.plan)),
-                   estimate_bytes(choices, bits, base))
-    target = size_limit
-    for step in range(opts.steps if budget_bytes is not None else 0):
-        bits = greedy(choices, losses, base, target)
-        if bits is None:  # a budget only met with the first / last layer below INT8
-            bits = greedy(choices, losses, base, target, allow_pinned=True)
-        if bits is None:
-            report.notes.append(f"step {step + 1}: no plan fits the estimated target "
-                                f"{target:,.0f} bytes")
-            break
-        if bits in tried:
-            break
-        tried.append(bits)
-        est = estimate_bytes(choices, bits, base)
-        a = attempt(plan_of(bits, first.plan))
-        record(f"mixed step {step + 1}", bits, a, est)
-        if a.size_bytes > size_limit:  # the estimate was short: aim lower by the overshoot
-            target -= a.size_bytes - size_limit
-            report.notes.append(f"step {step + 1}: {a.size_bytes:,} bytes measured for "
-                                f"{est:,.0f} estimated; target lowered to {target:,.0f}")
-            continue
-        if not measured_losses:
-            break
-        for name, v in _losses_of(a, model).items():  # measured in this mix: refine
-            if name in losses and bits.get(name, "int8") in losses[name]:
-                losses[name][bits[name]] = v
-    if budget_bytes is not None and opts.descents:
-        _spend_budget(choices, measured, int(size_limit), opts.descents, losses, measure)
-    # trades move bytes: under a latency budget alone they are not made
-    for _ in range(opts.trade_rounds if opts.trades > 0 and budget_bytes is not None else 0):
-        before = max((p.worst_sqnr_db for p, _ in measured if p.within_budget),
-                     default=-math.inf)
-        _trade(choices, measured, int(size_limit), opts.trades, losses, measure)
-        if max((p.worst_sqnr_db for p, _ in measured if p.within_budget),
-               default=-math.inf) <= before:
-            break
-    if budget_bytes is not None and opts.row_splits and hessians is not None:
-        _split_trades(choices, measured, int(size_limit), ops, hessians, report, measure,
-                      opts.row_splits)
+            est = estimate_bytes(choices, bits, base)
+            check_cap(f"mixed step {step + 1}")
+            a = attempt(plan_of(bits, first.plan))
+            record(f"mixed step {step + 1}", bits, a, est)
+            if a.size_bytes > size_limit:  # the estimate was short: aim lower by the overshoot
+                target -= a.size_bytes - size_limit
+                report.notes.append(f"step {step + 1}: {a.size_bytes:,} bytes measured for "
+                                    f"{est:,.0f} estimated; target lowered to {target:,.0f}")
+                continue
+            if not measured_losses:
+                break
+            for name, v in _losses_of(a, model).items():  # measured in this mix: refine
+                if name in losses and bits.get(name, "int8") in losses[name]:
+                    losses[name][bits[name]] = v
+        if budget_bytes is not None and opts.descents:
+            _spend_budget(choices, measured, int(size_limit), opts.descents, losses, measure)
+        # trades move bytes: under a latency budget alone they are not made
+        for _ in range(opts.trade_rounds if opts.trades > 0 and budget_bytes is not None else 0):
+            before = max((p.worst_sqnr_db for p, _ in measured if p.within_budget),
+                         default=-math.inf)
+            _trade(choices, measured, int(size_limit), opts.trades, losses, measure)
+            if max((p.worst_sqnr_db for p, _ in measured if p.within_budget),
+                   default=-math.inf) <= before:
+                break
+        if budget_bytes is not None and opts.row_splits and hessians is not None:
+            _split_trades(choices, measured, int(size_limit), ops, hessians, report, measure,
+                          opts.row_splits)
+    except _Capped as cap:
+        report.capped = str(cap)
+        report.notes.append(f"search capped ({cap}): the choice is among the {len(measured)} "
+                            f"points measured")
     points = [p for p, _ in measured]
     pareto_front(points)
     checked = first.fidelity.samples
