@@ -170,3 +170,24 @@ def test_points_rank_by_their_worse_half() -> None:
     assert mixed.worse_half_db(points[1]) == 19.5
     points[2].halves_db = []
     assert mixed.worse_half_db(points[2]) == 23.0
+
+
+def test_a_mix_no_layer_wider_than_the_uniform_plan_does_not_replace_it() -> None:
+    """oww_hey_mycroft at all-INT4's size, 32 selection inputs (2026-12-07, 380aad8): the int4
+    plan with its last layer INT4 too (48 B smaller) led on both halves, 22.71 / 21.83 vs
+    22.19 / 19.13 dB, and scored 17.01 vs 17.03 dB on 32 other inputs: a loss by the choice.
+    No layer of it is wider than the int4 plan's, so no per-layer estimate says it gains: the
+    int4 plan is kept (the old rule took the mix). A mix with one layer wider still competes."""
+    u = {"first": "int8", "lstm": "int4", "dense": "int4", "last": "int8"}
+    points = [_point("int4 scheme", 193_216, 19.13, [22.19, 19.13], u, True),
+              _point("mixed step 2", 193_168, 21.83, [22.71, 21.83], {**u, "last": "int4"})]
+    assert mixed.never_worse(points[0], points[1])
+    best, why = paired_choice(points, [0, 1])
+    assert best == 0 and why is not None and "kept int4 scheme" in why
+    # a row split of a layer at the uniform plan's format: rows narrower, none wider
+    split = _point("split", 193_100, 21.83, [22.71, 21.83], dict(u))
+    split.splits = {"dense": "12 of 64 rows int2"}
+    assert paired_choice([points[0], split], [0, 1])[0] == 0
+    wider = _point("swap", 193_200, 21.83, [22.71, 21.83], {**u, "last": "int4", "dense": "int8"})
+    best, why = paired_choice([points[0], wider], [0, 1])
+    assert best == 1 and why is not None and "each half" in why
