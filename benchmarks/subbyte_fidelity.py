@@ -283,7 +283,8 @@ def corpus_case(name: str, samples: int, select_set: bool = False,
     4) (or `scored_samples`) held-out ones (seed 2; `Prepared.held_out`: a wake-word head's
     are half its recipe's, half its phrase spoken, since 2026-12-07 12:30 UTC, stop 27: before,
     all its recipe's, on which the heads' outputs were 1e-5 - 0.08) and, with `select_set`, as
-    many (or `select_samples`) for the exports to validate on (seed 3); or why not."""
+    many (or `select_samples`) for the exports to validate on (seed 3, drawn the same way
+    since stop 27); or why not."""
     from corpus.manifest import cache_dir
     from corpus.measure import LiteRTRunner, OrtRunner, _image_hw, quiet
     from corpus.prepared import prepare
@@ -297,7 +298,9 @@ def corpus_case(name: str, samples: int, select_set: bool = False,
     held = max(8, samples // 4)
     cal = prep.samples(samples, cal_seed)
     val = prep.held_out(scored_samples or held, 2)
-    sel = prep.samples(select_samples or held, 3) if select_set else None
+    # drawn as the scored set is (seed 3): a wake-word head's mixed search chooses on its
+    # phrase spoken too, not on quiet outputs alone while it is scored on both
+    sel = prep.held_out(select_samples or held, 3) if select_set else None
     with quiet():
         ref_runner = OrtRunner(str(path)) if model.format == "onnx" else \
             LiteRTRunner(path.read_bytes(), order)
