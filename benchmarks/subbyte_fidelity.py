@@ -280,11 +280,11 @@ def corpus_case(name: str, samples: int, select_set: bool = False,
                 scored_samples: int | None = None, cal_seed: int = 1) -> CorpusCase | str:
     """The corpus model `name` with `samples` calibration inputs (seed `cal_seed`, 1: another
     seed is another draw of the recipe's inputs; 2 and 3 are the sets below), max(8, samples /
-    4) (or `scored_samples`) held-out ones (seed 2; `Prepared.held_out`: a wake-word head's
-    are half its recipe's, half its phrase spoken, since 2026-12-07 12:30 UTC, stop 27: before,
-    all its recipe's, on which the heads' outputs were 1e-5 - 0.08) and, with `select_set`, as
-    many (or `select_samples`) for the exports to validate on (seed 3, drawn the same way
-    since stop 27); or why not."""
+    4) (or `scored_samples`) held-out ones (seed 2) and, with `select_set`, as many (or
+    `select_samples`) for the exports to validate on (seed 3); or why not. Each set is
+    `Prepared.with_phrase`'s: a wake-word head's are half its recipe's sound, half its phrase
+    spoken (stop 27; before, all its recipe's, on which the heads score 1e-5 - 0.08), so its
+    mixed search chooses, and every export calibrates, on outputs that fire as well."""
     from corpus.manifest import cache_dir
     from corpus.measure import LiteRTRunner, OrtRunner, _image_hw, quiet
     from corpus.prepared import prepare
@@ -296,11 +296,9 @@ def corpus_case(name: str, samples: int, select_set: bool = False,
         return f"not in the corpus cache {root}: run `make corpus`"
     descs, order = prep.descs, prep.order
     held = max(8, samples // 4)
-    cal = prep.samples(samples, cal_seed)
-    val = prep.held_out(scored_samples or held, 2)
-    # drawn as the scored set is (seed 3): a wake-word head's mixed search chooses on its
-    # phrase spoken too, not on quiet outputs alone while it is scored on both
-    sel = prep.held_out(select_samples or held, 3) if select_set else None
+    cal = prep.with_phrase(samples, cal_seed)
+    val = prep.with_phrase(scored_samples or held, 2)
+    sel = prep.with_phrase(select_samples or held, 3) if select_set else None
     with quiet():
         ref_runner = OrtRunner(str(path)) if model.format == "onnx" else \
             LiteRTRunner(path.read_bytes(), order)
@@ -346,8 +344,8 @@ def model_part(name: str, samples: int, work: Path, schemes: tuple[str, ...] = S
                            "calibration_samples": len(case.cal),
                            "held_out_samples": len(case.val), "exports": []}
     if "phrase" in model.input:
-        out["held_out_spoken"] = {"phrase": model.input["phrase"], "samples": len(case.val) // 2,
-                                  "espeak_ng": espeak_version()}
+        out["spoken_phrase"] = {"phrase": model.input["phrase"], "espeak_ng": espeak_version(),
+                                "calibration": len(case.cal) // 2, "held_out": len(case.val) // 2}
     if cal_seed != 1:
         out["calibration_seed"] = cal_seed
     try:  # the ceiling: the same activations with INT8 weights
@@ -536,7 +534,8 @@ def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
                mixed_only: bool = False, select_samples: int | None = None,
                budgets: tuple[str, ...] = MIXED_BUDGETS,
                scored_samples: int | None = None, float_acts: bool = False,
-               every_only: bool = False) -> dict[str, Any]:
+               every_only: bool = False, search_cap: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
     """--mixed: all-INT4 and all-ternary (round to nearest) beside `sdk.export(..., "mixed",
     budget_bytes=)` at all-INT4's size, at half of it (an error row where half is under the
     smallest mixed model) and at all-ternary's size, worst-output SQNR scored as in
@@ -549,7 +548,9 @@ def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
     exports validate on and mixed chooses by (default as many as are scored). `budgets`: which
     of `MIXED_BUDGETS` mixed is measured at (a large model: int4 alone). `float_acts`: beside
     the peers' files, mixed with float activations too (`mixed_peer_rows`). `every_only`: beside
-    the peers' files only the every-layer-INT4 rows (`every_int4_rows`), no mixed search."""
+    the peers' files only the every-layer-INT4 rows (`every_int4_rows`), no mixed search.
+    `search_cap`: `MixedOptions.max_exports` / `max_seconds` for every mixed search (a large
+    model on a small host); each mixed row's JSON says where its search stopped (`capped`)."""
     from corpus.measure import quiet
 
     from sdk.converters.quantize.file_bytes import byte_breakdown
@@ -567,6 +568,8 @@ def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
     def run(label: str, scheme: str, **kw: Any) -> dict[str, Any]:
         start = time.perf_counter()
         row: dict[str, Any] = {"label": label, "scheme": scheme}
+        if scheme == "mixed" and search_cap:
+            kw["scheme_options"] = {**search_cap, **kw.get("scheme_options", {})}
         try:
             with quiet():
                 # what the exports validate on (and mixed chooses by): not the scored set
@@ -816,6 +819,16 @@ def merge(paths: list[Path], out: Path | None) -> int:
     return 0
 
 
+def search_cap(args: argparse.Namespace) -> dict[str, Any]:
+    """The mixed searches' cap from --mixed-max-exports / --mixed-max-seconds ({}: none)."""
+    cap: dict[str, Any] = {}
+    if args.mixed_max_exports is not None:
+        cap["max_exports"] = args.mixed_max_exports
+    if args.mixed_max_seconds is not None:
+        cap["max_seconds"] = args.mixed_max_seconds
+    return cap
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", default=",".join(DEFAULT_MODELS),
@@ -860,6 +873,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mixed-every-int4-only", action="store_true",
                    help="with --mixed --peers --mixed-peers-only: beside the peers' int4 files "
                         "only edgesdk's int4 scheme with every layer INT4, no mixed search")
+    p.add_argument("--mixed-max-exports", type=int, default=None,
+                   help="with --mixed: cap each mixed search at this many exports after its "
+                        "uniform probes (MixedOptions.max_exports; default: no cap)")
+    p.add_argument("--mixed-max-seconds", type=float, default=None,
+                   help="with --mixed: no mixed search starts an export after this many "
+                        "seconds (MixedOptions.max_seconds; the probes always run)")
     p.add_argument("--mixed-peers-only", action="store_true",
                    help="with --mixed --peers: only ai-edge-quantizer's int4 / 2-bit files and "
                         "mixed at their sizes")
@@ -884,7 +903,7 @@ def main(argv: list[str] | None = None) -> int:
                         m, args.samples, work, args.peers, args.mixed_peers_only,
                         args.select_samples, tuple(args.mixed_budgets.split(",")),
                         args.scored_samples, args.mixed_float_acts,
-                        args.mixed_every_int4_only))
+                        args.mixed_every_int4_only, search_cap(args)))
                 except Exception as exc:
                     report["models"].append({"model": m, "error": f"{type(exc).__name__}: {exc}"})
                 if args.json_out:

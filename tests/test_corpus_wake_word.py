@@ -1,9 +1,10 @@
-"""The wake-word heads' held-out set (`Prepared.held_out`): half the recipe's speech-like sound,
-half the head's phrase spoken by espeak-ng, kept only where the float head detects it.
+"""The wake-word heads' calibration and held-out sets (`Prepared.with_phrase`): half the recipe's
+speech-like sound, half the head's phrase spoken by espeak-ng, kept only where the float head
+detects it.
 
 On the recipe's samples alone the heads score 1e-5 - 0.08, so a worst-output SQNR over them
-measured errors on near-zero probabilities (issue 15, stop 26); the spoken half makes the
-held-out set span the output range. Needs the corpus (`make corpus`) and espeak-ng; skips
+measured errors on near-zero probabilities (issue 15, stop 26); the spoken half makes the sets
+span the output range. Needs the corpus (`make corpus`) and espeak-ng; skips
 saying which is missing.
 """
 
@@ -35,10 +36,10 @@ def _ready(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", HEADS)
-def test_held_out_is_half_recipe_half_detected_phrase(name: str) -> None:
+def test_sets_are_half_recipe_half_detected_phrase(name: str) -> None:
     _ready(name)
     prep = prepare(name)
-    held = prep.held_out(6, 2)
+    held = prep.with_phrase(6, 2)
     assert len(held) == 6
     recipe = prep.samples(3, 2)
     key = prep.order[0]
@@ -51,19 +52,19 @@ def test_held_out_is_half_recipe_half_detected_phrase(name: str) -> None:
     assert min(scores[3:]) >= threshold     # the spoken phrase: the float head fires
 
 
-def test_held_out_of_other_models_is_the_recipe() -> None:
+def test_other_models_get_the_recipe() -> None:
     prep = prepare("oww_timer")
     if not (prep.path.is_file() and prepare("oww_embedding").path.is_file()):
         pytest.skip("corpus not cached: run `make corpus`")
     key = prep.order[0]
-    for a, b in zip(prep.held_out(3, 2), prep.samples(3, 2), strict=True):
+    for a, b in zip(prep.with_phrase(3, 2), prep.samples(3, 2), strict=True):
         np.testing.assert_array_equal(a[key], b[key])
 
 
-def test_without_espeak_ng_the_held_out_set_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_espeak_ng_the_sets_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
     prep = prepare("oww_alexa")
     if not (prep.path.is_file() and prepare("oww_embedding").path.is_file()):
         pytest.skip("corpus not cached: run `make corpus`")
     monkeypatch.setattr(shutil, "which", lambda exe: None)
     with pytest.raises(CorpusError, match="espeak-ng"):
-        prep.held_out(4, 2)
+        prep.with_phrase(4, 2)

@@ -414,7 +414,8 @@ def spoken(text: str, voice: str, words_per_minute: int, pitch: int) -> np.ndarr
 
     exe = shutil.which("espeak-ng")
     if exe is None:
-        raise CorpusError("the wake-word heads' held-out set speaks their phrase with espeak-ng: "
+        raise CorpusError("the wake-word heads' calibration and held-out sets speak their phrase "
+                          "with espeak-ng: "
                           "install it (apt-get install espeak-ng)")
     data = subprocess.run([exe, "-v", voice, "-s", str(words_per_minute), "-p", str(pitch),
                            "--stdout", text], capture_output=True, check=True).stdout
