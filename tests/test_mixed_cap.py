@@ -71,3 +71,19 @@ def test_cap_options_are_checked() -> None:
 def test_a_bad_cap_is_refused_before_the_search(net, tmp_path) -> None:
     with pytest.raises(ConversionError, match="max_exports"):
         _export(net, tmp_path, "bad", max_exports=-2)
+
+
+def test_benchmark_flags_pass_the_cap() -> None:
+    import argparse
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import subbyte_fidelity as sf
+
+    ns = argparse.Namespace(mixed_max_exports=6, mixed_max_seconds=None)
+    assert sf.search_cap(ns) == {"max_exports": 6}
+    ns = argparse.Namespace(mixed_max_exports=None, mixed_max_seconds=900.0)
+    assert sf.search_cap(ns) == {"max_seconds": 900.0}
+    assert sf.search_cap(argparse.Namespace(mixed_max_exports=None,
+                                            mixed_max_seconds=None)) == {}
