@@ -1,5 +1,5 @@
 """Issue 15, mixed precision on the wake-word heads: `subbyte_fidelity.py --mixed` chooses on a
-selection set drawn as its scored set is (`Prepared.held_out`, seed 3): half the recipe's sound,
+selection set drawn as its scored set is (`Prepared.with_phrase`, seed 3): half the recipe's sound,
 half the head's phrase spoken. Scored on spoken positives (stop 27) while choosing on the
 recipe's sound alone (the heads' outputs 1e-5 - 0.08 there), the search ranked its points by
 errors on near-zero probabilities the score no longer weighs alone. Needs the corpus and
