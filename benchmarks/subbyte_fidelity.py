@@ -610,9 +610,11 @@ def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
     if mixed_only:
         return out
     int4 = run("int4", "int4")
-    tern = run("ternary", "ternary")
-    # the smallest file mixed precision can make: every weighted layer 2-bit
-    run("all-int2", "int2", scheme_options={"keep_first": False, "keep_last": False})
+    # the ternary row and the all-2-bit floor only where a budget reads them: at all-INT4's
+    # size alone (a large model) they are ~15 of ddddocr_rec's 30 minutes, beside no bar
+    tern = run("ternary", "ternary") if {"half", "ternary"} & set(budgets) else {}
+    if {"half", "ternary"} & set(budgets):  # the smallest file mixed can make: all 2-bit
+        run("all-int2", "int2", scheme_options={"keep_first": False, "keep_last": False})
     if "size_bytes" not in int4:
         return out
     if "int4" in budgets:
