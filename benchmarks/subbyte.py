@@ -316,9 +316,13 @@ def never_slower(speed_rows: list[dict[str, Any]]) -> dict[str, Any]:
     runs (the min is what a noisy shared host disturbs least), and the nodes the delegate
     claimed; `met` when no file on which the delegate claimed nodes is slower by more than
     `tolerance` on both figures. Where it claimed nothing the graph LiteRT runs is the stock one,
-    so those cells measure the host's noise (`noise_floor`: their lowest and highest ratio)."""
+    so those cells measure the host's noise (`noise_floor`: their lowest and highest ratio).
+    A file and thread count whose delegate run or stock run gave no time (a process that
+    failed: `error`) is `unmeasured`, and the bar is not `met` while any is: a file that was
+    not timed is not shown to be no slower (custom-op files, which only the delegate runs and
+    which have no stock run, are not cells)."""
     tolerance = 0.05
-    cells = []
+    cells, unmeasured = [], []
     for case in speed_rows:
         for key, row in case["runs"].items():
             if "speedup_vs_same_file_litert" in row:
@@ -326,12 +330,21 @@ def never_slower(speed_rows: list[dict[str, Any]]) -> dict[str, Any]:
                               "ratio_median": row["speedup_vs_same_file_litert"],
                               "ratio_min": row["speedup_vs_same_file_litert_min"],
                               "delegate_nodes": row["delegate_nodes"]})
+                continue
+            stock_key = key.replace("| delegate |", "| litert |")
+            if "| delegate |" not in key or stock_key not in case["runs"]:
+                continue  # a stock row, or a custom-op file (no stock run)
+            errors = {side: str(r.get("error", "no time")) for side, r in
+                      (("delegate", row), ("litert", case["runs"][stock_key]))
+                      if "median_ms" not in r}
+            unmeasured.append({"model": case["model"], "run": key, "errors": errors})
     claimed = [c for c in cells if c["delegate_nodes"] > 0]
     same = [c for c in cells if c["delegate_nodes"] == 0]
     slower = [c for c in claimed
               if c["ratio_median"] < 1 - tolerance and c["ratio_min"] < 1 - tolerance]
     noise = [r for c in same for r in (c["ratio_median"], c["ratio_min"])]
-    return {"tolerance": tolerance, "cells": cells, "slower": slower, "met": not slower,
+    return {"tolerance": tolerance, "cells": cells, "slower": slower,
+            "unmeasured": unmeasured, "met": not slower and not unmeasured,
             "noise_floor": [min(noise), max(noise)] if noise else None}
 
 
