@@ -555,7 +555,9 @@ void ThreadPool::run(std::size_t num_tasks, TaskFn fn, const void* ctx, bool sta
   if (num_threads_ == 1 || num_tasks == 1 || tl_pool == this) {
     // Serial: one thread, one task, or a nested call from inside one of our own tasks.
     const int thread = tl_pool == this ? tl_thread : 0;
-    if (num_tasks == 1 && num_threads_ > 1 && tl_pool != this) count(single_task_calls_);
+    if (num_tasks == 1 && num_threads_ > 1 && tl_pool != this) {
+      single_task_calls_.fetch_add(1, std::memory_order_relaxed);  // outside the lock
+    }
     for (std::size_t t = 0; t < num_tasks; ++t) fn(ctx, t, thread);
     return;
   }
@@ -590,6 +592,10 @@ void ThreadPool::run(std::size_t num_tasks, TaskFn fn, const void* ctx, bool sta
     return;
   }
   count(parallel_calls_);
+  const int width = static_cast<int>(std::min<std::size_t>(num_tasks, num_threads_));
+  if (width > widest_job_.load(std::memory_order_relaxed)) {
+    widest_job_.store(width, std::memory_order_relaxed);
+  }
   for (std::size_t offset = 0; offset < num_tasks; offset += kMaxJob) {
     run_job(fn, ctx, offset, std::min(kMaxJob, num_tasks - offset), static_schedule);
   }

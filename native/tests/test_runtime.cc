@@ -202,6 +202,37 @@ EDGE_TEST(runtime_residual_add_splits_per_thread) {
   }
 }
 
+// A layer whose job has fewer tasks than the pool has threads ran on as many threads as it
+// had tasks, and the profile says so: a 6 KiB ADD without broadcast is 3 ranges of 2 KiB
+// (kMinParallelFlatBytes), 3 threads of a 4-thread pool (it said 4). Same bytes as 1 thread.
+EDGE_TEST(runtime_profile_threads_are_the_tasks_that_ran) {
+  Builder b;
+  const int x = b.tensor("x", {1, 12, 16, 32}, fmt::DType::INT8, 0.05f, -3);
+  const int y = b.tensor("y", {1, 12, 16, 32}, fmt::DType::INT8, 0.04f, 5);
+  const int sum = b.tensor("sum", {1, 12, 16, 32}, fmt::DType::INT8, 0.07f, 2);
+  auto add = fmt::CreateElementwiseOptions(b.fbb(), fmt::Activation::NONE);
+  b.op(fmt::OpType::ADD, {x, y}, {sum}, fmt::OpOptions::ElementwiseOptions, add.Union());
+  auto model = load(b.finish({x, y}, {sum}));
+  std::vector<int8_t> xa(6144), ya(6144);
+  for (std::size_t i = 0; i < xa.size(); ++i) {
+    xa[i] = static_cast<int8_t>(i * 7);
+    ya[i] = static_cast<int8_t>(i * 13 + 5);
+  }
+  std::vector<int8_t> expected;
+  for (int threads : {1, 4}) {
+    const std::unique_ptr<Interpreter> interp = profiled_runs(model, threads, {xa, ya});
+    const auto* out = static_cast<const int8_t*>(interp->output_data(0));
+    if (expected.empty()) expected.assign(out, out + 6144);
+    EDGE_CHECK(std::equal(expected.begin(), expected.end(), out));
+    if (threads == 1) continue;
+    const auto& s = interp->layer_stats()[0];
+    EDGE_CHECK(s.parallel_calls == 3 && s.widest_job == 3);
+    EDGE_CHECK(s.threads(threads) == 3);
+    EDGE_CHECK(s.threads_why(threads) ==
+               "3 threads (pool jobs per run: 1; its jobs had 3 tasks for the pool's 4 threads)");
+  }
+}
+
 EDGE_TEST(runtime_memory_plan_shares_without_overlap) {
   auto model = load(small_model());
   Interpreter interp(model);

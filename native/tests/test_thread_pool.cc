@@ -412,6 +412,61 @@ EDGE_TEST(thread_pool_counts_its_calls) {
   EDGE_CHECK(one.calls().parallel == 0 && one.calls().single_task == 0);
 }
 
+// Single-task calls take no lock, so several threads may make them on one pool at once: every
+// one of them is counted. A load-and-store bump lost counts whenever two callers ran at the
+// same time on two CPUs (ecf3398's pool, 4 x 10 million calls: 31.8 million counted in one of
+// four runs on the loaded 2-vCPU host; where the callers only take turns on the CPUs, as on
+// that host at load 10-13 in most runs, nothing is lost and this cannot tell).
+EDGE_TEST(thread_pool_counts_concurrent_single_task_calls) {
+  edge::ThreadPool pool(2, edge::Affinity::kNone);
+  constexpr int kCallers = 4, kCalls = 1000000;
+  std::atomic<int> ran{0}, ready{0};
+  std::vector<std::thread> callers;
+  for (int c = 0; c < kCallers; ++c) {
+    callers.emplace_back([&] {
+      ready.fetch_add(1);  // all callers start together
+      while (ready.load() < kCallers) std::this_thread::yield();
+      int mine = 0;  // a single task runs on its caller
+      for (int i = 0; i < kCalls; ++i) pool.parallel_for(1, [&](std::size_t, int) { ++mine; });
+      ran.fetch_add(mine);
+    });
+  }
+  for (auto& t : callers) t.join();
+  EDGE_CHECK(ran.load() == kCallers * kCalls);
+  EDGE_CHECK(pool.calls().single_task == static_cast<uint64_t>(kCallers) * kCalls);
+}
+
+// take_widest_job(): the most threads a job since the last call could use, its tasks up to the
+// pool's threads (what a profile reports per layer), then 0.
+EDGE_TEST(thread_pool_widest_job_is_its_tasks_up_to_the_threads) {
+  edge::ThreadPool pool(4, edge::Affinity::kNone);
+  EDGE_CHECK(pool.take_widest_job() == 0);
+  pool.parallel_for(1, [](std::size_t, int) {});  // one task: the caller alone, no job
+  EDGE_CHECK(pool.take_widest_job() == 0);
+  pool.parallel_for(3, [](std::size_t, int) {});
+  const edge::ThreadPool::Calls c = pool.calls();
+  if (c.backed_off == 0) EDGE_CHECK(pool.take_widest_job() == 3);
+  pool.parallel_for(2, [](std::size_t, int) {});
+  pool.parallel_for(9, [](std::size_t, int) {});
+  pool.parallel_for(2, [](std::size_t, int) {});
+  if (pool.calls().backed_off == 0) EDGE_CHECK(pool.take_widest_job() == 4);
+  EDGE_CHECK(pool.take_widest_job() == 0);
+}
+
+// whole_parts_per_thread(): a whole number of parts per thread where there are more parts than
+// threads, the count itself otherwise.
+EDGE_TEST(thread_pool_whole_parts_per_thread) {
+  static_assert(edge::whole_parts_per_thread(7, 2) == 6);
+  EDGE_CHECK(edge::whole_parts_per_thread<int64_t>(8, 2) == 8);
+  EDGE_CHECK(edge::whole_parts_per_thread<int64_t>(11, 4) == 8);
+  EDGE_CHECK(edge::whole_parts_per_thread<int64_t>(3, 4) == 3);   // fewer parts than threads
+  EDGE_CHECK(edge::whole_parts_per_thread<int64_t>(4, 4) == 4);
+  EDGE_CHECK(edge::whole_parts_per_thread<int64_t>(5, 1) == 5);
+  EDGE_CHECK(edge::whole_parts_per_thread<std::size_t>(25, 3) == 24);
+  EDGE_CHECK(edge::whole_parts_per_thread<std::size_t>(0, 2) == 0);
+  EDGE_CHECK(edge::whole_parts_per_thread<int64_t>(5, 0) == 5);  // no threads: unchanged
+}
+
 // A worker that stays in a task long after the caller has run the rest of the job (as one the
 // scheduler took off its core would) makes the pool back off: the next jobs run on the caller
 // alone; with EDGE_POOL_BACKOFF_US=0 it never does.

@@ -95,6 +95,16 @@ bool parse_schedstat(const char* text, int64_t* delay_ns, int64_t* slices);
 // usual wait), a quarter of the window each, on average, or more.
 bool workers_contended(int64_t delay_ns, int64_t slices, int64_t window_ns, int workers);
 
+// The largest count <= n that gives each of `threads` threads a whole number of parts (n
+// itself when n <= threads): a job of that many parts in contiguous shares (parallel_for) gives
+// thread t the t-th part of a range, the part the row-split layer before it wrote on that
+// thread (3 parts on 2 threads gave one thread a third). Used by the element-wise ranges
+// (runtime/op_kernel.h, parallel_ranges) and the indirect conv's input pass (conv2d.cc).
+template <typename T>
+constexpr T whole_parts_per_thread(T n, T threads) {
+  return threads > 0 && n > threads ? n - n % threads : n;
+}
+
 class ThreadPool {
  public:
   // num_threads <= 0: one per physical core the constructing thread may run on
@@ -124,7 +134,8 @@ class ThreadPool {
   // What the calls so far ran on: the caller's own counts (a profile takes the difference
   // around one layer to say how many threads ran it and why). `parallel`: jobs handed to the
   // workers; `backed_off`: calls run on the caller alone because the pool was backing off;
-  // `single_task`: calls of one task (run by the caller, nothing to share).
+  // `single_task`: calls of one task (run by the caller, nothing to share). Concurrent
+  // callers' single-task calls (which take no lock) are all counted.
   struct Calls {
     uint64_t parallel = 0, backed_off = 0, single_task = 0;
   };
@@ -133,6 +144,12 @@ class ThreadPool {
             backed_off_calls_.load(std::memory_order_relaxed),
             single_task_calls_.load(std::memory_order_relaxed)};
   }
+
+  // The most threads a job handed to the workers since the last call could use (its tasks,
+  // up to num_threads()), and resets it to 0: a profile takes it around one layer to say how
+  // many threads ran it (a pool of 4 given a 3-task job ran it on 3). Call from the thread
+  // that calls parallel_for.
+  int take_widest_job() { return widest_job_.exchange(0, std::memory_order_relaxed); }
 
   // Calls fn(task, thread) for every task in [0, num_tasks) and returns when all are done;
   // thread is in [0, num_threads()), 0 being the caller. `fn` is called through a pointer, so
@@ -209,12 +226,15 @@ class ThreadPool {
   int64_t first_backoff_ns_ = 0;  // 0: never back off
   int64_t backoff_ns_ = 0;        // the current back-off
   int64_t serial_until_ns_ = 0;
-  // calls(): written by the calling thread only (a load and a store: no atomic add on the
-  // hot path), atomics so that another thread may read them.
+  // calls(): the parallel and backed-off counts are written under run_mutex_ only (a load
+  // and a store: no atomic add on the hot path), atomics so that another thread may read them.
+  // The single-task count is bumped outside the lock, by any number of concurrent callers: an
+  // atomic add (a load and a store lost counts there).
   static void count(std::atomic<uint64_t>& c) {
     c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
   std::atomic<uint64_t> parallel_calls_{0}, backed_off_calls_{0}, single_task_calls_{0};
+  std::atomic<int> widest_job_{0};  // take_widest_job(); raised under run_mutex_
   uint64_t late_jobs_ = 0;
   uint64_t contended_windows_ = 0;
   // The run-delay rule (under run_mutex_): the workers' schedstat, sampled every kSampleNs.

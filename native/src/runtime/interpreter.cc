@@ -249,7 +249,11 @@ void Interpreter::set_input(std::size_t i, const void* data, std::size_t bytes) 
 
 const ThreadPool& Interpreter::thread_pool() const { return context_->pool; }
 
-int LayerStats::threads(int pool_threads) const { return parallel_calls > 0 ? pool_threads : 1; }
+int LayerStats::threads(int pool_threads) const {
+  if (parallel_calls == 0) return 1;
+  // A job of fewer tasks than the pool has threads ran on as many threads as it had tasks.
+  return widest_job > 0 ? std::min(widest_job, pool_threads) : pool_threads;
+}
 
 std::string LayerStats::threads_why(int pool_threads) const {
   std::ostringstream os;
@@ -258,8 +262,12 @@ std::string LayerStats::threads_why(int pool_threads) const {
   const double per_run = 1.0 / static_cast<double>(runs);
   os.precision(3);
   if (parallel_calls > 0) {
-    os << pool_threads << " threads (pool jobs per run: "
-       << static_cast<double>(parallel_calls) * per_run << ")";
+    const int ran = threads(pool_threads);
+    os << ran << " threads (pool jobs per run: " << static_cast<double>(parallel_calls) * per_run;
+    if (ran < pool_threads) {
+      os << "; its jobs had " << ran << " tasks for the pool's " << pool_threads << " threads";
+    }
+    os << ")";
   } else if (backed_off_calls == 0 && single_task_calls == 0) {
     return "1 thread: it gave the pool no work (its split leaves it on the calling thread, "
            "or the op never splits)";
@@ -284,11 +292,13 @@ void Interpreter::run() {
     RunContext ctx{tensor_data_, ops[i], scratch_->data, &context_->pool};
     if (profile_) {
       const ThreadPool::Calls c0 = context_->pool.calls();
+      context_->pool.take_widest_job();  // from this layer's jobs only
       const auto t0 = std::chrono::steady_clock::now();
       kernels_[i]->run(ctx);
       const auto t1 = std::chrono::steady_clock::now();
       const ThreadPool::Calls c1 = context_->pool.calls();
       LayerStats& s = stats_[i];
+      s.widest_job = std::max(s.widest_job, context_->pool.take_widest_job());
       s.last_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
       s.total_ms += s.last_ms;
       s.min_ms = s.runs == 0 ? s.last_ms : std::min(s.min_ms, s.last_ms);

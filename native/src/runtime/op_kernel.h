@@ -103,9 +103,8 @@ void parallel_ranges(ThreadPool* pool, int64_t n, int64_t align, int64_t min_uni
   int64_t tasks = threads <= 1 ? 1 : std::min<int64_t>(4 * int64_t{threads},
                                                        n / std::max<int64_t>(min_units, 1));
   // A whole number of ranges per thread: thread t's share is then the t-th part of [0, n), the
-  // rows the layers split by rows wrote on that thread (3 ranges on 2 threads gave one thread
-  // a third).
-  if (tasks > threads) tasks -= tasks % threads;
+  // rows the layers split by rows wrote on that thread.
+  tasks = whole_parts_per_thread<int64_t>(tasks, threads);
   if (tasks <= 1) {
     if (n > 0) fn(int64_t{0}, n, 0);
     return;

@@ -55,8 +55,11 @@ struct LayerStats {
   // jobs it handed to the workers, calls run on the caller alone while the pool backed off
   // (late or contended workers), calls of a single task.
   uint64_t parallel_calls = 0, backed_off_calls = 0, single_task_calls = 0;
-  // How many threads ran it (`pool_threads` when any of its calls went to the workers, else 1)
-  // and why, from the counts above.
+  // The most threads one of its jobs could use (its tasks, up to the pool's threads;
+  // ThreadPool::take_widest_job()), 0 before any job.
+  int widest_job = 0;
+  // How many threads ran it (its widest job's when any of its calls went to the workers, else
+  // 1) and why, from the counts above.
   int threads(int pool_threads) const;
   std::string threads_why(int pool_threads) const;
 };
