@@ -534,8 +534,8 @@ def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
                mixed_only: bool = False, select_samples: int | None = None,
                budgets: tuple[str, ...] = MIXED_BUDGETS,
                scored_samples: int | None = None, float_acts: bool = False,
-               every_only: bool = False, search_cap: dict[str, Any] | None = None
-               ) -> dict[str, Any]:
+               every_only: bool = False, search_cap: dict[str, Any] | None = None,
+               method: str = "rtn") -> dict[str, Any]:
     """--mixed: all-INT4 and all-ternary (round to nearest) beside `sdk.export(..., "mixed",
     budget_bytes=)` at all-INT4's size, at half of it (an error row where half is under the
     smallest mixed model) and at all-ternary's size, worst-output SQNR scored as in
@@ -550,7 +550,9 @@ def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
     the peers' files, mixed with float activations too (`mixed_peer_rows`). `every_only`: beside
     the peers' files only the every-layer-INT4 rows (`every_int4_rows`), no mixed search.
     `search_cap`: `MixedOptions.max_exports` / `max_seconds` for every mixed search (a large
-    model on a small host); each mixed row's JSON says where its search stopped (`capped`)."""
+    model on a small host); each mixed row's JSON says where its search stopped (`capped`).
+    `method`: every export's weight method (rtn: MSE-searched scales; minmax: each channel's
+    absolute maximum, as ai-edge-quantizer's recipes)."""
     from corpus.measure import quiet
 
     from sdk.converters.quantize.file_bytes import byte_breakdown
@@ -560,7 +562,7 @@ def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
     if isinstance(case, str):
         return {"model": name, "error": case}
     assert case.select is not None
-    out: dict[str, Any] = {"model": name, "kind": case.model.kind,
+    out: dict[str, Any] = {"model": name, "kind": case.model.kind, "weight_method": method,
                            "calibration_samples": len(case.cal),
                            "held_out_samples": len(case.val),
                            "selection_samples": len(case.select), "rows": []}
@@ -573,7 +575,7 @@ def mixed_part(name: str, samples: int, work: Path, peers: bool = False,
         try:
             with quiet():
                 # what the exports validate on (and mixed chooses by): not the scored set
-                r = _export(str(case.path), scheme, "rtn", case.stacked(case.cal),
+                r = _export(str(case.path), scheme, method, case.stacked(case.cal),
                             case.stacked(case.select), work / f"{name}_{label}.tflite",
                             input_shapes=case.shapes, **kw)
                 res = case.score(r.path.read_bytes(), _delegates(r))
@@ -881,6 +883,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mixed-max-seconds", type=float, default=None,
                    help="with --mixed: no mixed search starts an export after this many "
                         "seconds (MixedOptions.max_seconds; the probes always run)")
+    p.add_argument("--mixed-method", default="rtn",
+                   help="with --mixed: every export's weight method (rtn: MSE-searched scales; "
+                        "minmax: each channel's absolute maximum, as ai-edge-quantizer's)")
     p.add_argument("--mixed-peers-only", action="store_true",
                    help="with --mixed --peers: only ai-edge-quantizer's int4 / 2-bit files and "
                         "mixed at their sizes")
@@ -905,7 +910,7 @@ def main(argv: list[str] | None = None) -> int:
                         m, args.samples, work, args.peers, args.mixed_peers_only,
                         args.select_samples, tuple(args.mixed_budgets.split(",")),
                         args.scored_samples, args.mixed_float_acts,
-                        args.mixed_every_int4_only, search_cap(args)))
+                        args.mixed_every_int4_only, search_cap(args), args.mixed_method))
                 except Exception as exc:
                     report["models"].append({"model": m, "error": f"{type(exc).__name__}: {exc}"})
                 if args.json_out:
