@@ -893,41 +893,61 @@ EDGE_TEST(small_layers_give_the_same_bytes_on_1_to_5_threads) {
   EDGE_CHECK(failures == 0);
 }
 
-// A 10x10 1x1 layer's input pass (the indirect kernels' prepared copy of the input) runs on
-// every thread, each preparing the rows it wrote and will read, in a pool job of its own: it
-// ran on the caller alone below 64 pixels per part, so that each thread's rows crossed between
-// the cores twice (10x10 and 5x5 layers 3-5 us slower each with two vCPUs on different dies).
-// Layers whose kernel reads the input in place (`_raw`) have no such pass. Same bytes as 1
-// thread.
+// A 1x1 stride-1 layer's input pass (the indirect kernels' prepared copy of the input) runs on
+// every thread, each preparing the rows it will read, inside the GEMM's own pool job: each
+// row-block task prepares its rows, then multiplies them (conv2d.cc, pass_in_task). It was a
+// job of its own before the GEMM's (a second hand-off per layer), and before that on the caller
+// alone below 64 pixels per part (each thread's rows crossing between the cores twice). Layers
+// whose kernel reads the input in place (`_raw`) have no pass. Same bytes as 1 thread on 2 and
+// 3 threads, also with workers that sleep between jobs and come late (no spinning: the caller
+// takes their row blocks, preparing those rows itself).
 EDGE_TEST(small_conv_input_pass_runs_on_every_thread) {
-  edge::ConvGeometry g;
-  g.batch = 1;
-  g.input_height = g.input_width = 10;
-  g.input_channels = 64;
-  g.kernel_height = g.kernel_width = 1;
-  const std::vector<int8_t> x = random_bytes(100 * 64, 7);
-  std::vector<int8_t> w = random_bytes(384 * 64, 8);
-  std::vector<int32_t> bias(384);
-  for (std::size_t i = 0; i < bias.size(); ++i) bias[i] = static_cast<int32_t>(i * 37 % 2001) - 1000;
-  const std::vector<float> scales(384, 0.004f);
-  const edge::PackedWeights packed =
-      edge::pack_weights(edge::WeightType::kInt8, w.data(), 384, 64, scales.data(), 384);
-  edge::ThreadPool pool(2, edge::Affinity::kNone);
+  struct Shape { int hw, cin, cout; };
   int checked = 0;
-  for (edge::Isa isa : edge::available_isas()) {
-    edge::Conv2D conv(packed.view(), layer_options<edge::Conv2DOptions>(g, bias.data(), isa));
-    const std::string name = conv.kernel_name();
-    std::vector<int8_t> want(100 * 384), got(100 * 384, 0x55);
-    conv.run(x.data(), want.data(), nullptr);
-    const edge::ThreadPool::Calls c0 = pool.calls();
-    conv.run(x.data(), got.data(), &pool);
-    const edge::ThreadPool::Calls c1 = pool.calls();
-    EDGE_CHECK(got == want);
-    if (name.find("igemm") == std::string::npos || name.find("_raw") != std::string::npos) {
-      continue;  // no input pass on this ISA's path
+  for (const Shape& sh : {Shape{10, 64, 384}, Shape{20, 32, 144}, Shape{5, 96, 576}}) {
+    edge::ConvGeometry g;
+    g.batch = 1;
+    g.input_height = g.input_width = sh.hw;
+    g.input_channels = sh.cin;
+    g.kernel_height = g.kernel_width = 1;
+    const std::size_t pixels = static_cast<std::size_t>(sh.hw) * sh.hw;
+    const std::vector<int8_t> x = random_bytes(pixels * sh.cin, 7);
+    std::vector<int8_t> w = random_bytes(static_cast<std::size_t>(sh.cout) * sh.cin, 8);
+    std::vector<int32_t> bias(static_cast<std::size_t>(sh.cout));
+    for (std::size_t i = 0; i < bias.size(); ++i) {
+      bias[i] = static_cast<int32_t>(i * 37 % 2001) - 1000;
     }
-    ++checked;
-    EDGE_CHECK(c1.parallel - c0.parallel == 2);  // the input pass, then the GEMM
+    const std::vector<float> scales(static_cast<std::size_t>(sh.cout), 0.004f);
+    const edge::PackedWeights packed = edge::pack_weights(edge::WeightType::kInt8, w.data(),
+                                                          sh.cout, sh.cin, scales.data(), sh.cout);
+    for (const char* spin : {"", "0"}) {
+      with_spin(spin, [&] {
+        for (int threads : {2, 3}) {
+          edge::ThreadPool pool(threads, edge::Affinity::kNone);
+          for (edge::Isa isa : edge::available_isas()) {
+            edge::Conv2D conv(packed.view(),
+                              layer_options<edge::Conv2DOptions>(g, bias.data(), isa));
+            const std::string name = conv.kernel_name();
+            std::vector<int8_t> want(pixels * sh.cout);
+            conv.run(x.data(), want.data(), nullptr);
+            for (int repeat = 0; repeat < 3; ++repeat) {
+              std::vector<int8_t> got(pixels * sh.cout, 0x55);
+              const edge::ThreadPool::Calls c0 = pool.calls();
+              conv.run(x.data(), got.data(), &pool);
+              const edge::ThreadPool::Calls c1 = pool.calls();
+              EDGE_CHECK(got == want);
+              if (name.find("igemm") == std::string::npos ||
+                  name.find("_raw") != std::string::npos) {
+                continue;  // no input pass on this ISA's path
+              }
+              ++checked;
+              // One job: the pass inside the GEMM's tasks (it was a job of its own).
+              EDGE_CHECK(c1.parallel - c0.parallel == 1);
+            }
+          }
+        }
+      });
+    }
   }
   if (checked == 0) std::fprintf(stderr, "skipped: no ISA here runs the indirect kernel\n");
 }
