@@ -58,6 +58,15 @@ const Layer kLayers[] = {
     {"mnl_pw_10x10x64_384", 10, 10, 64, 384, 1, 1, false},
     {"mnl_pw_10x10x384_64", 10, 10, 384, 64, 1, 1, false},
     {"mnl_pw_5x5x160_960", 5, 5, 160, 960, 1, 1, false},
+    // and its depthwise layers (int8 at every level; the stride-2 ones SAME here, where the
+    // model pads explicitly and runs VALID: the same kernel calls)
+    {"mnl_dw_3x3_80x80x32", 80, 80, 32, 32, 3, 1, true},
+    {"mnl_dw_3x3s2_80x80x96", 80, 80, 96, 96, 3, 2, true},
+    {"mnl_dw_3x3_40x40x144", 40, 40, 144, 144, 3, 1, true},
+    {"mnl_dw_3x3_20x20x192", 20, 20, 192, 192, 3, 1, true},
+    {"mnl_dw_3x3_10x10x384", 10, 10, 384, 384, 3, 1, true},
+    {"mnl_dw_3x3_10x10x576", 10, 10, 576, 576, 3, 1, true},
+    {"mnl_dw_3x3_5x5x960", 5, 5, 960, 960, 3, 1, true},
 };
 
 template <typename F>
