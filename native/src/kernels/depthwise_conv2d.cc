@@ -399,18 +399,36 @@ struct DepthwiseConv2D::Impl {
         const int8_t* image = input + b * static_cast<std::size_t>(g.input_height) * row_bytes;
         const int8_t* const zero = zero_row.data();
         const int8_t** cols = ws.columns.data();
-        for (std::size_t kh = 0; kh < kh_n; ++kh) {
+        std::fill(cols + j0 * kh_n, cols + ja * kh_n, zero);
+        std::fill(cols + jb * kh_n, cols + j1 * kh_n, zero);
+        // Row kh's pointer at column ja (the zero row outside the input) and its step per column.
+        auto row_at = [&](std::size_t kh, std::size_t* step) {
           const int32_t iy = iy0 + static_cast<int32_t>(kh) * g.dilation_height;
-          const int8_t** c = cols + kh;
-          for (std::size_t j = j0; j < ja; ++j) c[j * kh_n] = zero;
-          if (iy >= 0 && iy < g.input_height) {
-            // column j is input pixel j - pad_l of row iy
-            const int8_t* r = image + static_cast<std::size_t>(iy) * row_bytes;
-            for (std::size_t j = ja; j < jb; ++j) c[j * kh_n] = r + (j - pad_l) * cin;
-          } else {
-            for (std::size_t j = ja; j < jb; ++j) c[j * kh_n] = zero;
+          *step = iy >= 0 && iy < g.input_height ? cin : 0;
+          return *step != 0 ? image + static_cast<std::size_t>(iy) * row_bytes + (ja - pad_l) * cin
+                            : zero;
+        };
+        if (ja == jb) {
+          // no column of the segment inside the input
+        } else if (kh_n == 3) {  // 3xN windows: a column's three pointers stored together
+          std::size_t s0, s1, s2;
+          const int8_t* p0 = row_at(0, &s0);
+          const int8_t* p1 = row_at(1, &s1);
+          const int8_t* p2 = row_at(2, &s2);
+          for (const int8_t** c = cols + ja * 3; c != cols + jb * 3; c += 3) {
+            c[0] = p0;
+            c[1] = p1;
+            c[2] = p2;
+            p0 += s0;
+            p1 += s1;
+            p2 += s2;
           }
-          for (std::size_t j = jb; j < j1; ++j) c[j * kh_n] = zero;
+        } else {
+          for (std::size_t kh = 0; kh < kh_n; ++kh) {
+            std::size_t sk;
+            const int8_t* pk = row_at(kh, &sk);
+            for (std::size_t j = ja; j < jb; ++j, pk += sk) cols[j * kh_n + kh] = pk;
+          }
         }
         // The last pixel's padding pointers (past its taps; zero weights) read on past j1: a
         // readable row, not another segment's stale pointer (reserve put the row's own at the
