@@ -453,7 +453,9 @@ struct Conv2D::Impl {
     return col;
   }
 
-  void run(const int8_t* input, void* output, OutputType type, ThreadPool* pool) {
+  // Returns whether `done` (if given) was called for every output row (whole-row splits only).
+  bool run(const int8_t* input, void* output, OutputType type, ThreadPool* pool,
+           const RowsDone* done = nullptr) {
     if (type != plan.output_type) {
       throw std::invalid_argument("Conv2D::run: the output buffer type does not match the plan's "
                                   "output type");
@@ -464,8 +466,8 @@ struct Conv2D::Impl {
     const int threads = pool != nullptr ? pool->num_threads() : 1;
     reserve(threads);
     if (igemm != nullptr && type == OutputType::kInt8) {
-      run_indirect(input, static_cast<int8_t*>(output), pool, threads);
-      return;
+      return run_indirect(input, static_cast<int8_t*>(output), pool, threads,
+                          done != nullptr && done->fn != nullptr ? done : nullptr);
     }
     if (copy_rows) {  // the input in the kernel's format, once (im2col_copy reads it)
       plan.prepare_span(input, xin.size() / plan.element_size, xin.data(), 0);
@@ -491,6 +493,11 @@ struct Conv2D::Impl {
                           plan.kpad == static_cast<std::size_t>(plan.k) &&
                           cin == static_cast<std::size_t>(plan.k);
     const bool row_sums = plan.qs8.wzp != nullptr || plan.qs8.wzp_uniform != 0;
+    // Rows written whole by one task (every channel): `done` may run on them in the task.
+    const RowsDone* rows_done = done != nullptr && done->fn != nullptr &&
+                                        type == OutputType::kInt8 && split.tile_chunks == 1
+                                    ? done
+                                    : nullptr;
     auto task = [&](std::size_t t, int thread) {
       ThreadWorkspace& ws = workspaces[static_cast<std::size_t>(thread)];
       const std::size_t rb = split.row_block_of(t), tc = split.tile_chunk_of(t);
@@ -511,6 +518,7 @@ struct Conv2D::Impl {
         const std::size_t t1 = std::min(plan.ntiles, t0 + split.tile_chunk);
         plan.compute(reinterpret_cast<const uint8_t*>(input + r0 * cin), ws.sums.data(), r1 - r0,
                      t0, t1, static_cast<uint8_t*>(output) + r0 * n * elem, n, cin);
+        if (rows_done != nullptr) rows_done->fn(rows_done->ctx, r0, r1);
         return;
       }
       for (std::size_t r = r0; r < r1; ++r) {
@@ -529,15 +537,18 @@ struct Conv2D::Impl {
       const std::size_t t1 = std::min(plan.ntiles, t0 + split.tile_chunk);
       plan.compute(ws.xprep.data(), ws.sums.data(), r1 - r0, t0, t1,
                    static_cast<uint8_t*>(output) + r0 * n * elem, n);
+      if (rows_done != nullptr) rows_done->fn(rows_done->ctx, r0, r1);
     };
     if (pool != nullptr && split.tasks() > 1) {
       pool->parallel_for(split.tasks(), task);
     } else {
       for (std::size_t t = 0; t < split.tasks(); ++t) task(t, 0);
     }
+    return rows_done != nullptr;
   }
 
-  void run_indirect(const int8_t* input, int8_t* out, ThreadPool* pool, int threads) {
+  bool run_indirect(const int8_t* input, int8_t* out, ThreadPool* pool, int threads,
+                    const RowsDone* done) {
     const std::size_t cin = static_cast<std::size_t>(geo.g.input_channels);
     const detail::GemmPlan& ip = iplan();
     // The input, prepared once (and its per-pixel sums when weight zero points need them).
@@ -639,6 +650,7 @@ struct Conv2D::Impl {
     const bool pass_in_task = !raw_rows && pool != nullptr && threads > 1 && pointwise &&
                               pixels == in_pixels && split.tile_chunks == 1 &&
                               split.tasks() > 1;
+    const RowsDone* rows_done = split.tile_chunks == 1 ? done : nullptr;
     if (raw_rows || pass_in_task) {
       // nothing to prepare here: the `_raw` kernel reads the input rows, or each task
       // prepares its own (task below)
@@ -686,12 +698,14 @@ struct Conv2D::Impl {
           }
         }
       }
+      if (rows_done != nullptr) rows_done->fn(rows_done->ctx, r0, r1);
     };
     if (pool != nullptr && split.tasks() > 1) {
       pool->parallel_for(split.tasks(), task);
     } else {
       for (std::size_t t = 0; t < split.tasks(); ++t) task(t, 0);
     }
+    return rows_done != nullptr;
   }
 
   // split_work's answer for the last thread count (the shape is fixed per plan).
@@ -757,6 +771,9 @@ void Conv2D::run(const int8_t* input, float* output, ThreadPool* pool) {
 }
 void Conv2D::run(const int8_t* input, int32_t* output, ThreadPool* pool) {
   impl_->run(input, output, OutputType::kInt32, pool);
+}
+bool Conv2D::run(const int8_t* input, int8_t* output, ThreadPool* pool, const RowsDone& done) {
+  return impl_->run(input, output, OutputType::kInt8, pool, &done);
 }
 int32_t Conv2D::output_height() const { return impl_->geo.out_h; }
 int32_t Conv2D::output_width() const { return impl_->geo.out_w; }

@@ -10,6 +10,7 @@
 // are split over the pool's threads.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 
@@ -47,6 +48,14 @@ struct Conv2DOptions : LayerOptions {
   ConvGeometry geometry;
 };
 
+// What Conv2D::run calls for output rows (pixels, batch-major) [row0, row1) once every channel
+// of them is written: on the thread that wrote them, inside the layer's pool job, so that an
+// element-wise op on those rows (a residual ADD) needs no job of its own.
+struct RowsDone {
+  void (*fn)(const void* ctx, std::size_t row0, std::size_t row1) = nullptr;
+  const void* ctx = nullptr;
+};
+
 class Conv2D {
  public:
   // weights: n = output channels, k = kernel_height * kernel_width * input_channels.
@@ -65,6 +74,10 @@ class Conv2D {
   void run(const int8_t* input, int8_t* output, ThreadPool* pool = nullptr);
   void run(const int8_t* input, float* output, ThreadPool* pool = nullptr);
   void run(const int8_t* input, int32_t* output, ThreadPool* pool = nullptr);
+  // Like run() (int8 output); where the layer's split gives every task whole output rows (all
+  // channels), calls `done` once for each task's rows right after writing them and returns
+  // true; otherwise runs as run() does and returns false without calling it.
+  bool run(const int8_t* input, int8_t* output, ThreadPool* pool, const RowsDone& done);
 
   int32_t output_height() const;
   int32_t output_width() const;
