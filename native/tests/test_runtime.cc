@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -25,6 +26,7 @@ namespace {
 
 namespace fmt = edge::fmt;
 using edge_test::Builder;
+using edge_test::Quant;
 using edge::runtime::Error;
 using edge::runtime::FormatError;
 using edge::runtime::Interpreter;
@@ -230,6 +232,80 @@ EDGE_TEST(runtime_profile_threads_are_the_tasks_that_ran) {
     EDGE_CHECK(s.threads(threads) == 3);
     EDGE_CHECK(s.threads_why(threads) ==
                "3 threads (pool jobs per run: 1; its jobs had 3 tasks for the pool's 4 threads)");
+  }
+}
+
+// A CONV_2D and the residual ADD / MUL without broadcast that takes its output run in one pool
+// job (each convolution task computes the element-wise op on the rows it wrote): the bytes of 1
+// thread on 2 and 3 threads, with the conv's output as the op's first or second input, also
+// with workers that sleep between jobs and come late (the caller takes their rows); the op has
+// no job of its own and the profile says where it ran; EDGE_FUSE_ROWS=0 runs it on its own. The
+// conv's input (written by an ADD before it) keeps its bytes until the pair is done: the fused
+// op's output does not share them.
+EDGE_TEST(runtime_conv_and_residual_add_share_one_pool_job) {
+  for (const bool conv_first : {true, false}) {
+    for (const fmt::OpType op : {fmt::OpType::ADD, fmt::OpType::MUL}) {
+      Builder b;
+      const int x0 = b.tensor("x0", {1, 10, 10, 32}, fmt::DType::INT8, 0.05f, -3);
+      const int c0 = b.tensor("c0", {1, 10, 10, 32}, fmt::DType::INT8, 0.04f, 2);
+      const int x = b.tensor("x", {1, 10, 10, 32}, fmt::DType::INT8, 0.06f, 1);
+      std::vector<uint8_t> w(24 * 32);
+      for (std::size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint8_t>(i * 37 + 11);
+      Quant wq;
+      wq.scale = {0.01f};
+      wq.zero_point = {0};
+      const int wt = b.tensor_on("w", {24, 1, 1, 32}, fmt::DType::INT8, b.add_buffer(w), wq);
+      const int y = b.tensor("y", {1, 10, 10, 24}, fmt::DType::INT8, 0.1f, -2);
+      const int r = b.tensor("r", {1, 10, 10, 24}, fmt::DType::INT8, 0.07f, 4);
+      const int out = b.tensor("out", {1, 10, 10, 24}, fmt::DType::INT8, 0.12f, 3);
+      auto add0 = fmt::CreateElementwiseOptions(b.fbb(), fmt::Activation::NONE);
+      b.op(fmt::OpType::ADD, {x0, c0}, {x}, fmt::OpOptions::ElementwiseOptions, add0.Union());
+      fmt::Padding pad(0, 0, 0, 0);
+      auto conv = fmt::CreateConv2DOptions(b.fbb(), &pad, 1, 1, 1, 1);
+      b.op(fmt::OpType::CONV_2D, {x, wt}, {y}, fmt::OpOptions::Conv2DOptions, conv.Union());
+      auto eo = fmt::CreateElementwiseOptions(b.fbb(), fmt::Activation::NONE);
+      b.op(op, conv_first ? std::vector<int>{y, r} : std::vector<int>{r, y}, {out},
+           fmt::OpOptions::ElementwiseOptions, eo.Union());
+      auto model = load(b.finish({x0, c0, r}, {out}));
+      std::vector<int8_t> xa(3200), ca(3200), ra(2400);
+      for (std::size_t i = 0; i < xa.size(); ++i) {
+        xa[i] = static_cast<int8_t>(i * 7);
+        ca[i] = static_cast<int8_t>(i * 5 + 3);
+      }
+      for (std::size_t i = 0; i < ra.size(); ++i) ra[i] = static_cast<int8_t>(i * 13 + 5);
+      std::vector<int8_t> expected;
+      for (const char* fuse : {"", "0"}) {
+        for (const char* spin : {"", "0"}) {
+          setenv("EDGE_FUSE_ROWS", fuse, 1);
+          setenv("EDGE_POOL_SPIN_US", *spin != '\0' ? spin : "20", 1);
+          setenv("EDGE_POOL_IDLE_SPIN_US", *spin != '\0' ? spin : "1000", 1);
+          for (int threads : {1, 2, 3}) {
+            const std::unique_ptr<Interpreter> interp =
+                profiled_runs(model, threads, {xa, ca, ra});
+            const auto* o = static_cast<const int8_t*>(interp->output_data(0));
+            if (expected.empty()) expected.assign(o, o + 2400);
+            EDGE_CHECK(std::equal(expected.begin(), expected.end(), o));
+            if (threads == 1) continue;
+            const bool fused = *fuse == '\0';
+            // The fused op's output never shares the conv input's bytes.
+            const int64_t xo = interp->arena_offset(x), oo = interp->arena_offset(out);
+            if (fused) EDGE_CHECK(xo >= 0 && oo >= 0 && (oo + 2400 <= xo || xo + 3200 <= oo));
+            const auto& conv_stats = interp->layer_stats()[1];
+            const auto& op_stats = interp->layer_stats()[2];
+            EDGE_CHECK(op_stats.runs == 3 && op_stats.fused_runs == (fused ? 3 : 0));
+            EDGE_CHECK(conv_stats.parallel_calls == 3);  // one job per run, the op's included
+            if (fused) EDGE_CHECK(op_stats.parallel_calls == 0);
+            if (fused) {
+              EDGE_CHECK(op_stats.threads_why(threads).rfind(
+                             "in the previous operator's pool job", 0) == 0);
+            }
+          }
+        }
+      }
+      unsetenv("EDGE_FUSE_ROWS");
+      unsetenv("EDGE_POOL_SPIN_US");
+      unsetenv("EDGE_POOL_IDLE_SPIN_US");
+    }
   }
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "edge/kernels/conv2d.h"
 #include "edge/kernels/isa.h"
 #include "edge/kernels/requant.h"
 #include "edge/runtime/error.h"
@@ -126,6 +127,22 @@ class OpKernel {
   virtual void run(const RunContext& ctx) = 0;
   // The kernel that runs (XNNPACK-style name with the ISA), for profiles.
   virtual std::string kernel_name() const = 0;
+
+  // Two operators in one pool job (the interpreter's fused pairs): a CONV_2D runs as run()
+  // does and, where its split gives each task whole output rows, calls `done` on each task's
+  // rows inside the job, returning true; false: `done` was not called.
+  virtual bool run_rows_done(const RunContext& ctx, const RowsDone& done) {
+    (void)done;
+    run(ctx);
+    return false;
+  }
+  // An element-wise op without broadcast, whose output element i depends only on element i
+  // of its inputs (ADD, MUL): run_elements() computes elements [begin, end) of run()'s output,
+  // the same bytes whatever the range.
+  virtual bool flat_elementwise() const { return false; }
+  virtual void run_elements(const RunContext& ctx, int64_t begin, int64_t end) {
+    (void)ctx, (void)begin, (void)end;
+  }
 };
 
 std::unique_ptr<OpKernel> create_kernel(const Operator& op);

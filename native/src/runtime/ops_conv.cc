@@ -272,6 +272,7 @@ class SpatialKernel : public OpKernel {
   std::string kernel_name() const override { return name_; }
 
  protected:
+  Plan& plan() { return *plan_; }
   // Keeps the plan `make` builds (the library's errors become this operator's), sizes its
   // workspace for the interpreter's threads and notes its kernel name.
   template <typename Make>
@@ -291,6 +292,10 @@ class SpatialKernel : public OpKernel {
 
 class Conv2DKernel final : public SpatialKernel<Conv2D> {
  public:
+  bool run_rows_done(const RunContext& ctx, const RowsDone& done) override {
+    return plan().run(ctx.in<int8_t>(0), ctx.out<int8_t>(), ctx.pool(), done);
+  }
+
   void prepare(PrepareContext& ctx) override {
     const Tensor& x = ctx.input(0);
     const Tensor& w = ctx.input(1);

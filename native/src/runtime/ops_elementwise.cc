@@ -479,6 +479,15 @@ class BinaryKernel final : public OpKernel {
     Impl::kKernel(tables_, vec_, fold_, plan_, Impl::kElementwiseBlock, Impl::kScalarBlock,
                   ctx.in<int8_t>(0), ctx.in<int8_t>(1), ctx.out<int8_t>(), ctx.pool());
   }
+  // Without broadcast, run() is elementwise_range over ranges of the flat loop (run_binary):
+  // any range of it gives the same bytes.
+  bool flat_elementwise() const override {
+    return fold_.category == BroadcastCategory::kNonBroadcast;
+  }
+  void run_elements(const RunContext& ctx, int64_t begin, int64_t end) override {
+    elementwise_range(tables_, vec_, Impl::kElementwiseBlock, plan_.count, begin, end,
+                      ctx.in<int8_t>(0), ctx.in<int8_t>(1), ctx.out<int8_t>());
+  }
 
   std::string kernel_name() const override { return name_; }
 
