@@ -85,6 +85,24 @@ std::unique_ptr<Interpreter> profiled_runs(const std::shared_ptr<const Model>& m
   return interp;
 }
 
+// x + y -> sum, three int8 [1, h, w, c] tensors (an ADD without broadcast).
+std::shared_ptr<const Model> flat_add_model(int32_t h, int32_t w, int32_t c) {
+  Builder b;
+  const int x = b.tensor("x", {1, h, w, c}, fmt::DType::INT8, 0.05f, -3);
+  const int y = b.tensor("y", {1, h, w, c}, fmt::DType::INT8, 0.04f, 5);
+  const int sum = b.tensor("sum", {1, h, w, c}, fmt::DType::INT8, 0.07f, 2);
+  auto add = fmt::CreateElementwiseOptions(b.fbb(), fmt::Activation::NONE);
+  b.op(fmt::OpType::ADD, {x, y}, {sum}, fmt::OpOptions::ElementwiseOptions, add.Union());
+  return load(b.finish({x, y}, {sum}));
+}
+
+// n bytes i * mul + add (wrapping).
+std::vector<int8_t> pattern_bytes(std::size_t n, std::size_t mul, std::size_t add) {
+  std::vector<int8_t> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<int8_t>(i * mul + add);
+  return v;
+}
+
 }  // namespace
 
 EDGE_TEST(runtime_runs_small_model) {
@@ -182,18 +200,8 @@ EDGE_TEST(runtime_profile_reports_threads_per_layer) {
 // ranges per thread (kMinParallelFlatBytes), so that each thread adds the rows its own core
 // wrote; it stayed on the caller below 16 KiB. Same bytes on 1-3 threads.
 EDGE_TEST(runtime_residual_add_splits_per_thread) {
-  Builder b;
-  const int x = b.tensor("x", {1, 20, 20, 32}, fmt::DType::INT8, 0.05f, -3);
-  const int y = b.tensor("y", {1, 20, 20, 32}, fmt::DType::INT8, 0.04f, 5);
-  const int sum = b.tensor("sum", {1, 20, 20, 32}, fmt::DType::INT8, 0.07f, 2);
-  auto add = fmt::CreateElementwiseOptions(b.fbb(), fmt::Activation::NONE);
-  b.op(fmt::OpType::ADD, {x, y}, {sum}, fmt::OpOptions::ElementwiseOptions, add.Union());
-  auto model = load(b.finish({x, y}, {sum}));
-  std::vector<int8_t> xa(12800), ya(12800);
-  for (std::size_t i = 0; i < xa.size(); ++i) {
-    xa[i] = static_cast<int8_t>(i * 7);
-    ya[i] = static_cast<int8_t>(i * 13 + 5);
-  }
+  const auto model = flat_add_model(20, 20, 32);
+  const std::vector<int8_t> xa = pattern_bytes(12800, 7, 0), ya = pattern_bytes(12800, 13, 5);
   std::vector<int8_t> expected;
   for (int threads : {1, 2, 3}) {
     const std::unique_ptr<Interpreter> interp = profiled_runs(model, threads, {xa, ya});
@@ -208,18 +216,8 @@ EDGE_TEST(runtime_residual_add_splits_per_thread) {
 // had tasks, and the profile says so: a 6 KiB ADD without broadcast is 3 ranges of 2 KiB
 // (kMinParallelFlatBytes), 3 threads of a 4-thread pool (it said 4). Same bytes as 1 thread.
 EDGE_TEST(runtime_profile_threads_are_the_tasks_that_ran) {
-  Builder b;
-  const int x = b.tensor("x", {1, 12, 16, 32}, fmt::DType::INT8, 0.05f, -3);
-  const int y = b.tensor("y", {1, 12, 16, 32}, fmt::DType::INT8, 0.04f, 5);
-  const int sum = b.tensor("sum", {1, 12, 16, 32}, fmt::DType::INT8, 0.07f, 2);
-  auto add = fmt::CreateElementwiseOptions(b.fbb(), fmt::Activation::NONE);
-  b.op(fmt::OpType::ADD, {x, y}, {sum}, fmt::OpOptions::ElementwiseOptions, add.Union());
-  auto model = load(b.finish({x, y}, {sum}));
-  std::vector<int8_t> xa(6144), ya(6144);
-  for (std::size_t i = 0; i < xa.size(); ++i) {
-    xa[i] = static_cast<int8_t>(i * 7);
-    ya[i] = static_cast<int8_t>(i * 13 + 5);
-  }
+  const auto model = flat_add_model(12, 16, 32);
+  const std::vector<int8_t> xa = pattern_bytes(6144, 7, 0), ya = pattern_bytes(6144, 13, 5);
   std::vector<int8_t> expected;
   for (int threads : {1, 4}) {
     const std::unique_ptr<Interpreter> interp = profiled_runs(model, threads, {xa, ya});
@@ -267,12 +265,8 @@ EDGE_TEST(runtime_conv_and_residual_add_share_one_pool_job) {
       b.op(op, conv_first ? std::vector<int>{y, r} : std::vector<int>{r, y}, {out},
            fmt::OpOptions::ElementwiseOptions, eo.Union());
       auto model = load(b.finish({x0, c0, r}, {out}));
-      std::vector<int8_t> xa(3200), ca(3200), ra(2400);
-      for (std::size_t i = 0; i < xa.size(); ++i) {
-        xa[i] = static_cast<int8_t>(i * 7);
-        ca[i] = static_cast<int8_t>(i * 5 + 3);
-      }
-      for (std::size_t i = 0; i < ra.size(); ++i) ra[i] = static_cast<int8_t>(i * 13 + 5);
+      const std::vector<int8_t> xa = pattern_bytes(3200, 7, 0), ca = pattern_bytes(3200, 5, 3),
+                                ra = pattern_bytes(2400, 13, 5);
       std::vector<int8_t> expected;
       for (const char* fuse : {"", "0"}) {
         for (const char* spin : {"", "0"}) {
