@@ -344,14 +344,21 @@ int random_fc_failures(Rng& rng, const int32_t (&ms)[M], const int32_t (&ns)[N],
 // GemmKernels::row_sums (the sums of 1x1 rows read in place, conv2d.cc) against a plain loop,
 // for every ISA that has one: every row length 1-80 (the 32-, 16- and 8-byte steps and the byte
 // tail in each combination), long rows, rows apart by a stride, and the extreme values (sums of
-// 255 x -128 and 127 bytes).
+// 255 x -128 and 127 bytes). Every SIMD table whose sub-byte entries take int8 rows as they are
+// (XFormat::kInt8: every x86 and Arm tier) has one.
 EDGE_TEST(row_sums_every_isa_match_scalar) {
   Rng rng(17);
   int bad = 0, checked = 0;
   for (Isa isa : test_isas()) {
     const auto& kern = edge::detail::isa_kernels(isa);
     for (WeightType type : kTypes) {
-      const edge::detail::RowSumsFn fn = kern.gemm[static_cast<int>(type)].row_sums;
+      const edge::detail::GemmKernels& gk = kern.gemm[static_cast<int>(type)];
+      if (isa != Isa::kScalar && type != WeightType::kInt8 &&
+          gk.xformat == edge::detail::XFormat::kInt8 && gk.row_sums == nullptr) {
+        std::printf("  %s %s: no row_sums\n", edge::isa_name(isa), edge::weight_type_name(type));
+        ++bad;
+      }
+      const edge::detail::RowSumsFn fn = gk.row_sums;
       if (fn == nullptr) continue;
       for (std::size_t n = 1; n <= 1040; n += n < 80 ? 1 : 137) {
         const std::size_t rows = static_cast<std::size_t>(rng.uniform(1, 9));

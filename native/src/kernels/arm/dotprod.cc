@@ -42,6 +42,8 @@ void requant_neon(std::size_t n, const int32_t* acc, int32_t row_sum, const Epil
 void dequant_neon(std::size_t n, const int32_t* acc, int32_t row_sum, const EpilogueParams& p,
                   std::size_t c0, float* out);
 int32_t prepare_int8_neon(const int8_t* src, std::size_t n, uint8_t* dst);
+void row_sums_int8_neon(const int8_t* x, std::size_t n, std::size_t stride, std::size_t rows,
+                        int32_t* sums);
 void qs8_qc8w_dwconv_8c__neon(std::size_t channels, std::size_t taps, const int8_t* const* inputs,
                               const int32_t* weights, std::size_t stride, int32_t* acc);
 
@@ -358,11 +360,11 @@ constexpr GemmKernels kGemm8 = {EDGE_UKERNEL(qs8_qc8w_gemm_1x16c4__dotprod, 1),
                                 prepare_int8_neon};
 constexpr GemmKernels kGemm4 = {EDGE_UKERNEL(qs8_qc4w_gemm_1x16c4__dotprod, 1),
                                 EDGE_UKERNEL(qs8_qc4w_gemm_4x16c4__dotprod, 4), XFormat::kInt8,
-                                prepare_int8_neon};
+                                prepare_int8_neon, row_sums_int8_neon};
 // Ternary and int2 weights are both 2-bit fields: one kernel (the plan folds the zero points).
 constexpr GemmKernels kGemm2 = {EDGE_UKERNEL(qs8_qc2w_gemm_1x16c4__dotprod, 1),
                                 EDGE_UKERNEL(qs8_qc2w_gemm_4x16c4__dotprod, 4), XFormat::kInt8,
-                                prepare_int8_neon};
+                                prepare_int8_neon, row_sums_int8_neon};
 constexpr GemmQs8Kernel kGemmQs8_2 = EDGE_UKERNEL(qs8_qc2w_gemm_requant_4x16c4__dotprod, kQs8Mr);
 constexpr IgemmQs8Kernel kIgemmQs8_2 =
     EDGE_UKERNEL(qs8_qc2w_igemm_requant_4x16c4__dotprod, kQs8Mr);

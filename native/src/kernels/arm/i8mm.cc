@@ -28,6 +28,8 @@ namespace edge {
 namespace detail {
 
 int32_t prepare_int8_neon(const int8_t* src, std::size_t n, uint8_t* dst);
+void row_sums_int8_neon(const int8_t* x, std::size_t n, std::size_t stride, std::size_t rows,
+                        int32_t* sums);
 
 namespace {
 
@@ -237,11 +239,11 @@ constexpr GemmKernels kGemm8 = {{nullptr, 1, nullptr},
                                 prepare_int8_neon};
 constexpr GemmKernels kGemm4 = {{nullptr, 1, nullptr},
                                 EDGE_UKERNEL(qs8_qc4w_gemm_4x16c4__i8mm, kMr), XFormat::kInt8,
-                                prepare_int8_neon};
+                                prepare_int8_neon, row_sums_int8_neon};
 // Ternary and int2 weights are both 2-bit fields: one kernel (the plan folds the zero points).
 constexpr GemmKernels kGemm2 = {{nullptr, 1, nullptr},
                                 EDGE_UKERNEL(qs8_qc2w_gemm_4x16c4__i8mm, kMr), XFormat::kInt8,
-                                prepare_int8_neon};
+                                prepare_int8_neon, row_sums_int8_neon};
 constexpr GemmQs8Kernel kGemmQs8_2 = EDGE_UKERNEL(qs8_qc2w_gemm_requant_4x16c4__i8mm, kMr);
 constexpr IgemmQs8Kernel kIgemmQs8_2 = EDGE_UKERNEL(qs8_qc2w_igemm_requant_4x16c4__i8mm, kMr);
 

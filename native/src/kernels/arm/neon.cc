@@ -309,6 +309,28 @@ int32_t prepare_int8_neon(const int8_t* src, std::size_t n, uint8_t* dst) {
   return total;
 }
 
+// GemmKernels::row_sums (ukernels.h): the int8 sums of 1x1 rows the fused GEMM reads in place
+// (conv2d.cc), for the weight zero points of the sub-byte codes; nothing stored. prepare's pair
+// widening in 16-byte steps, then one 8-byte step (rows of K = 24, 40, ..). Shared by the NEON,
+// dotprod and i8mm tables (Armv7 and aarch64: no across-vector add).
+void row_sums_int8_neon(const int8_t* x, std::size_t n, std::size_t stride, std::size_t rows,
+                        int32_t* sums) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    const int8_t* src = x + r * stride;
+    int32x4_t sum = vdupq_n_s32(0);
+    std::size_t i = 0;
+    for (; i + 16 <= n; i += 16) sum = vpadalq_s16(sum, vpaddlq_s8(vld1q_s8(src + i)));
+    if (i + 8 <= n) {
+      sum = vaddw_s16(sum, vpaddl_s8(vld1_s8(src + i)));
+      i += 8;
+    }
+    const int32x2_t half = vadd_s32(vget_low_s32(sum), vget_high_s32(sum));
+    int32_t total = vget_lane_s32(vpadd_s32(half, half), 0);
+    for (; i < n; ++i) total += src[i];
+    sums[r] = total;
+  }
+}
+
 void requant_neon(std::size_t n, const int32_t* acc, int32_t row_sum, const EpilogueParams& p,
                   std::size_t c0, int8_t* out) {
   const int32x4_t zp = vdupq_n_s32(p.out_zero_point);
@@ -436,11 +458,11 @@ constexpr GemmKernels kGemm8 = {EDGE_UKERNEL(qs8_qc8w_gemm_1x16c4__neon, 1),
                                 prepare_int8_neon};
 constexpr GemmKernels kGemm4 = {EDGE_UKERNEL(qs8_qc4w_gemm_1x16c4__neon, 1),
                                 EDGE_UKERNEL(qs8_qc4w_gemm_2x16c4__neon, 2), XFormat::kInt8,
-                                prepare_int8_neon};
+                                prepare_int8_neon, row_sums_int8_neon};
 // Ternary and int2 weights are both 2-bit fields: one kernel (the plan folds the zero points).
 constexpr GemmKernels kGemm2 = {EDGE_UKERNEL(qs8_qc2w_gemm_1x16c4__neon, 1),
                                 EDGE_UKERNEL(qs8_qc2w_gemm_2x16c4__neon, 2), XFormat::kInt8,
-                                prepare_int8_neon};
+                                prepare_int8_neon, row_sums_int8_neon};
 constexpr GemmQs8Kernel kGemmQs8_2 = EDGE_UKERNEL(qs8_qc2w_gemm_requant_2x16c4__neon, kQs8Mr);
 constexpr IgemmQs8Kernel kIgemmQs8_2 = EDGE_UKERNEL(qs8_qc2w_igemm_requant_2x16c4__neon, kQs8Mr);
 

@@ -28,6 +28,7 @@
 
 #include "kernels/ukernels.h"
 #include "kernels/x86/requant16_zmm.h"
+#include "kernels/x86/row_sums_ymm.h"
 #include "kernels/x86/ymm_io.h"
 
 namespace edge {
@@ -996,11 +997,11 @@ constexpr GemmKernels kGemm8 = {EDGE_UKERNEL(qs8_qc8w_gemm_1x16c4__avx512vnni, 1
                                 XFormat::kUint8, prepare_bytes<true>};
 constexpr GemmKernels kGemm4 = {EDGE_UKERNEL(qs8_qc4w_gemm_1x16c4__avx512vnni, 1),
                                 EDGE_UKERNEL(qs8_qc4w_gemm_8x16c4__avx512vnni, 8),
-                                XFormat::kInt8, prepare_bytes<false>};
+                                XFormat::kInt8, prepare_bytes<false>, row_sums_int8};
 // Ternary and int2 weights are both 2-bit fields: one kernel (the plan folds the zero points).
 constexpr GemmKernels kGemm2 = {EDGE_UKERNEL(qs8_qc2w_gemm_1x16c4__avx512vnni, 1),
                                 EDGE_UKERNEL(qs8_qc2w_gemm_8x16c4__avx512vnni, 8),
-                                XFormat::kInt8, prepare_bytes<false>};
+                                XFormat::kInt8, prepare_bytes<false>, row_sums_int8};
 constexpr GemmQs8Kernel kGemmQs8_2 = EDGE_UKERNEL(qs8_qc2w_gemm_requant_8x16c4__avx512vnni, 8);
 constexpr IgemmQs8Kernel kIgemmQs8_2 = EDGE_UKERNEL(qs8_qc2w_igemm_requant_8x16c4__avx512vnni, 8);
 

@@ -10,6 +10,7 @@
 // symbol with that suffix appended, so it cannot drift from the function.
 #pragma once
 
+#include "kernels/x86/row_sums_ymm.h"
 #include "kernels/x86/vnni_ymm.h"
 
 #ifndef EDGE_AVXVNNI_NAME_SUFFIX
@@ -81,10 +82,10 @@ constexpr IsaKernels avxvnni_table() {
                                   XFormat::kUint8, prepare<true>};
   constexpr GemmKernels kGemm4 = {EDGE_AVXVNNI_UKERNEL(qs8_qc4w_gemm_1x16c4__avxvnni, 1),
                                   EDGE_AVXVNNI_UKERNEL(qs8_qc4w_gemm_4x16c4__avxvnni, kSubbyteMr),
-                                  XFormat::kInt8, prepare<false>};
+                                  XFormat::kInt8, prepare<false>, row_sums_int8};
   constexpr GemmKernels kGemm2 = {EDGE_AVXVNNI_UKERNEL(qs8_qc2w_gemm_1x16c4__avxvnni, 1),
                                   EDGE_AVXVNNI_UKERNEL(qs8_qc2w_gemm_4x16c4__avxvnni, kSubbyteMr),
-                                  XFormat::kInt8, prepare<false>};
+                                  XFormat::kInt8, prepare<false>, row_sums_int8};
   constexpr GemmQs8Kernel kGemmQs8_2 =
       EDGE_AVXVNNI_UKERNEL(qs8_qc2w_gemm_requant_4x16c4__avxvnni, kSubbyteMr);
   constexpr IgemmQs8Kernel kIgemmQs8_2 =
