@@ -200,6 +200,12 @@ EDGE_AVX512_INLINE void packed_rows(const __m512i* a, const int32_t* row_sums,
         _mm512_permutexvar_epi32(order, _mm512_packs_epi16(_mm512_packs_epi32(y[0], y[1]),
                                                            _mm512_packs_epi32(y[2], y[3]))),
         q, lo, hi);
+    if (r0 + 4 <= R && nc == 16 && out_stride == 16) {
+      // A layer of 16 outputs (80x80x32 -> 16): the four rows are 64 contiguous bytes, in the
+      // lanes' order: one store where the rows took three extracts and four.
+      _mm512_storeu_si512(out + r0 * 16, v);
+      continue;
+    }
     const __m128i rows[4] = {_mm512_castsi512_si128(v), _mm512_extracti32x4_epi32(v, 1),
                              _mm512_extracti32x4_epi32(v, 2), _mm512_extracti32x4_epi32(v, 3)};
     for (int i = 0; i < 4 && r0 + i < R; ++i) {
