@@ -348,7 +348,7 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         False: the per-layer SQNR is left to `_Built.measure_layers` (the planner asks for it
         only where it picks layers). `solver_`: another weight solver (auto's whole-model
         check builds the plain methods' candidates). `candidate`: one of that check's builds
-        (no empirical bias correction: only the kept build is corrected)."""
+        (no empirical bias correction: only the kept build is corrected; no fidelity report)."""
         active = solver if solver_ is None else solver_
         try:
             with active:
@@ -388,7 +388,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
             check_prepares(data, encoded_model, _delegates(fmt, custom_ops), path)
         fidelity = None
         sample_errors: dict[str, Any] = {}  # the planner's per-sample errors, from evaluate
-        if fmt.runs_in_litert or fmt.runner is not None:
+        # not on auto's check candidates: the check scores their outputs itself, and with
+        # per_layer (the default) each would measure every layer on the validation samples
+        if (fmt.runs_in_litert or fmt.runner is not None) and not candidate:
             where = "LiteRT" if fmt.runs_in_litert else f"its {fmt.name} runtime"
             try:
                 runner = None

@@ -174,3 +174,32 @@ def test_empirical_bias_correction_runs_on_the_kept_build_only(tmp_path: Path,
                        output=tmp_path / "auto.tflite", report=False, per_layer=False)
     assert any("whole-model check" in n for n in r.notes), r.notes
     assert calls == [32], calls  # once, on every calibration sample
+
+
+def test_the_check_candidates_are_not_validated(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto's six check candidates are scored by the check on their held-out halves; the
+    export's fidelity report (with per_layer, the default: every layer on every validation
+    sample) is measured on the kept build only. The old code validated all seven builds."""
+    import warnings
+
+    import sdk
+    import sdk.exporter as exporter
+
+    calls: list[bool] = []
+    real = exporter.evaluate
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(bool(kwargs.get("per_layer")))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(exporter, "evaluate", counted)
+    rng = np.random.default_rng(103)
+    cal, val = mixed_inputs(rng, 32), mixed_inputs(rng, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = sdk.export(_recurrent(), "ternary", calibration=cal, validation=val,
+                       weight_method="auto", output=tmp_path / "auto.tflite", report=False)
+    assert any("whole-model check" in n for n in r.notes), r.notes
+    assert calls == [True], calls  # the kept build's report, layer by layer
+    assert r.fidelity is not None
