@@ -165,7 +165,7 @@ def test_auto_centres_only_where_the_mean_carries_over(drift: float, centred: bo
     solver.hessians[weight_key(w)] = LayerHessian(["fc"], "FULLY_CONNECTED", hess(x), len(x),
                                                   [_biased_fc(w)], x.mean(0))
     solver._float_split = lambda entry: (hess(a), hess(b), a.mean(0), b.mean(0),  # type: ignore
-                                         a.mean(0), x.mean(0), b.mean(0))
+                                         a.mean(0), x.mean(0))
     scales, _ = rtn_scales("ternary", w.astype(np.float64))
     assert solver.solve(w, 0, -1, 1, scales=scales) is not None
     (choice,) = solver.choices

@@ -16,13 +16,6 @@ channel's scale is refitted by least squares in the H metric
 bias is solved for the output error the rewrite's analytic bias correction leaves,
 H = 2 E[(x - v)(x - v)^T] with v the correction's own vector (`WeightSolver.about_correction`).
 
-With `WeightSolver.held_out_check` (off by default: measured, it did not carry to the models'
-outputs), a rank-poor layer (fewer than 2 K rows: a dense layer fed one row per sample, K =
-128-3264 on 64 samples in the openWakeWord heads) is checked on held-out calibration samples:
-GPTQ on H shrunk toward its diagonal (several strengths) and round to nearest, each solved on
-one half of the samples and scored on the other, both ways; one of them replaces plain GPTQ
-only where its pooled held-out error is lower by more than `HELD_OUT_MARGIN_DB`.
-
 Layers are solved in execution order and, by default (`WeightSolver.sequential`), each for the
 inputs it will really get: those of the float model with the layers before it already rounded
 (and bias-corrected as the rewrite corrects them), with its weights first corrected by least
@@ -102,20 +95,6 @@ COMPENSATION_SAMPLES = 32
 #: the compensation's ridge, in multiples of `damp`, chosen per layer by two-fold validation
 #: over the calibration samples (`_validated_damp`)
 COMPENSATION_RIDGES = (1.0, 3.0, 10.0, 30.0, 100.0)
-#: a layer whose Hessian comes from fewer than this many rows per input (K) is rank-poor:
-#: GPTQ there fits the calibration rows' noise (openWakeWord's wake-word heads: dense layers
-#: of K = 128 / 1536 / 3264 fed one row per sample, rank <= 64), so `WeightSolver.held_out_check`
-#: checks it on held-out calibration samples
-RANK_POOR_ROWS = 2
-#: the held-out check keeps plain GPTQ unless another candidate's pooled held-out error is
-#: lower by more than this (dB): on the corpus' rank-poor layers the candidates' held-out
-#: errors lie within 0.1-0.3 dB of GPTQ's on most layers (fold noise), and a change of codes
-#: that small moved a wake-word head's worst output from 20.74 to 1.13 dB (openWakeWord
-#: alexa 2-bit, draw 2: its held-out outputs are probabilities of 1e-4)
-HELD_OUT_MARGIN_DB = 0.5
-#: the held-out check's shrinkages of H toward its diagonal, H' = (1 - a) H + a diag(H) (a = 0:
-#: plain GPTQ; a = 1: rounding to nearest with the scale refitted in diag(H)'s metric)
-SHRINKAGES = (0.0, 0.1, 0.3, 0.6, 1.0)
 #: BLAS threads while a layer is solved: GPTQ's column sweep and AdaRound's iterations are
 #: thousands of small products, which OpenBLAS' threads slowed ten-fold on a busy 2-core host
 #: (a 48 x 192 synthetic layer, 1000 AdaRound iterations: 1.0 s on one thread, 10-12 s on two)
@@ -124,10 +103,8 @@ SOLVER_BLAS_THREADS = 1
 
 #: a layer's calibration rows in two halves (alternate samples): (H of the first, H of the
 #: second, the first's mean row, the second's mean row, the bias correction's input vector
-#: fitted on the first half, the same on both halves, the same on the second half; see
-#: `_about`)
-Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-              np.ndarray]
+#: fitted on the first half, the same on both halves; see `_about`)
+Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -519,17 +496,6 @@ class WeightSolver:
     #: this H is 2 Cov): on openWakeWord's dense layers fed one row per sample (rank <= 64 of
     #: K = 128) it lost (hey_mycroft ternary 12.46 -> 4.46, alexa 2-bit 23.80 -> 10.01)
     about_correction: tuple[str, ...] = ("CONV_2D", "DEPTHWISE_CONV_2D")
-    #: method "gptq" on a rank-poor layer (fewer than `RANK_POOR_ROWS` x K rows): every
-    #: candidate of `_fold_check` (GPTQ at each shrinkage of H toward its diagonal,
-    #: `SHRINKAGES`; round to nearest) solved on one half of the calibration samples and scored
-    #: on the other, both ways, the errors pooled; the least one, where it beats plain GPTQ by
-    #: more than `HELD_OUT_MARGIN_DB`, solved on all the rows. Off by default: on the corpus
-    #: the layer-level gains (0.5-2.2 dB on held-out layer rows) did not carry to the models'
-    #: outputs (worst output, draw 2: ppocr_mobile_v2_cls 2-bit 22.67 -> 13.10 dB, ternary
-    #: 9.60 -> 8.71; silero_vad 2-bit draw 1 14.34 -> 15.55; openWakeWord heads within 0.3 dB)
-    held_out_check: bool = False
-    #: the rank-poor layers' held-out comparisons (`held_out_check`)
-    checked: list[LayerChoice] = field(default_factory=list)
     #: the export corrects biases for the mean output shift (`bias_correction` not "none"):
     #: method "auto" then also tries the centred objective (see `_auto`)
     bias_corrected: bool = True
@@ -558,14 +524,6 @@ class WeightSolver:
             self._token = None
         if self.choices:
             self.notes.append(describe(self.choices))
-        if self.checked:
-            self.notes.append(
-                f"weight_method=gptq: {len(self.checked)} rank-poor layer(s) (fewer than "
-                f"{RANK_POOR_ROWS} x K calibration rows) rounded by what did best on held-out "
-                "calibration samples: " + "; ".join(
-                    f"{c.layer}: {c.chosen} {c.sqnr_db(c.chosen):.1f} dB"
-                    + (f" (gptq {c.sqnr_db('gptq'):.1f})" if "gptq" in c.held_out else "")
-                    for c in self.checked))
         if self.method in SOLVER_METHODS and self.solved:
             how = {"gptq": "GPTQ", "adaround": "AdaRound (learned rounding)"}.get(
                 self.method or "", "the method chosen per layer on held-out samples")
@@ -615,18 +573,7 @@ class WeightSolver:
                 split = self._float_split(entry)
             if split is not None:
                 h = _about(h, corrected, split[5])
-        checked = None
-        if self.method == "gptq" and self.held_out_check and \
-                entry.rows < RANK_POOR_ROWS * entry.hessian.shape[-1]:
-            if split is None:
-                split = self._float_split(entry)
-            if split is not None:
-                checked = self._fold_check(entry, target, h, corrected, split, about, qmin,
-                                           qmax, scales, group_size, group_scale, refit)
-        refit_h: np.ndarray | None = None
-        if checked is not None:
-            result, refit_h = checked
-        elif self.method == "auto":
+        if self.method == "auto":
             if split is None:
                 split = self._float_split(entry)
             result, h = self._auto(entry, target, h, corrected, split, qmin, qmax, scales,
@@ -638,11 +585,9 @@ class WeightSolver:
             result = gptq_quantize(target, h, qmin, qmax, scales=scales,
                                    group_size=group_size, group_scale=group_scale,
                                    damp=self.damp)
-        if checked is None:
-            refit_h = h
         out_scales = result.scales
-        if refit and not group_size and refit_h is not None:
-            out_scales = refit_scales(target, result.codes, out_scales, refit_h)
+        if refit and not group_size:
+            out_scales = refit_scales(target, result.codes, out_scales, h)
         self.solved.append(", ".join(entry.layers))
         per_value = np.repeat(out_scales, group_size, axis=1) if group_size \
             else out_scales[:, None]
@@ -705,7 +650,7 @@ class WeightSolver:
         names = [n for n in CANDIDATES if not (n == "gptq-iter" and (group_size or not refit))]
         if split is None:
             return candidate("gptq", h), h
-        fit, check, fit_mean, check_mean, fit_v, all_v, _ = split
+        fit, check, fit_mean, check_mean, fit_v, all_v = split
         solves = {n: solved(n, fit) for n in names}
         if mean is not None:
             centred_fit = _about(fit, fit_mean, fit_v)
@@ -719,56 +664,6 @@ class WeightSolver:
             assert mean is not None
             h = _about(h, mean, all_v)
         return candidate(name, h), h
-
-    def _fold_check(self, entry: LayerHessian, target: np.ndarray, h: np.ndarray,
-                    mean: np.ndarray | None, split: Split, about: bool, qmin: int, qmax: int,
-                    scales: np.ndarray | None, group_size: int, group_scale: ScaleFn | None,
-                    refit: bool) -> tuple[GptqResult, np.ndarray | None]:
-        """Method "gptq" on a rank-poor layer (see `held_out_check`): the codes and the H to
-        refit their scales in (None: keep the format's scales). `h`: the layer's objective on
-        all its rows (about the bias correction's vector where `about`: a convolution whose
-        bias the rewrite corrects, `mean` its mean input row). Each candidate is solved on one
-        half of the samples for the same objective, its scales refitted there as the export
-        refits them, and scored on the other half by that objective (about the vector fitted
-        on the first half); then the halves swap and the two errors are pooled.
-        FULLY_CONNECTED layers keep 2 E[x x^T] here too: solved about the correction they
-        scored better on held-out rows and lost at the model's output (openWakeWord alexa
-        ternary, draw 2: 5.51 -> 0.89 dB)."""
-        h_a, h_b, mean_a, mean_b, v_a, _, v_b = split
-        about = about and mean is not None
-        folds = ((h_a, mean_a, v_a, h_b, mean_b), (h_b, mean_b, v_b, h_a, mean_a))
-
-        def solve(hh: np.ndarray, shrink: float | None) -> tuple[GptqResult, np.ndarray | None]:
-            if shrink is None:
-                return _nearest(target, qmin, qmax, scales, group_size, group_scale), None
-            hs = _shrunk(hh, shrink)
-            res = gptq_quantize(target, hs, qmin, qmax, scales=scales, group_size=group_size,
-                                group_scale=group_scale, damp=self.damp)
-            return res, (hs if refit and not group_size else None)
-
-        def dequantised(res: GptqResult, refit_h: np.ndarray | None) -> np.ndarray:
-            out = res.scales if refit_h is None else \
-                refit_scales(target, res.codes, res.scales, refit_h)
-            return res.codes * (np.repeat(out, group_size, axis=1) if group_size
-                                else out[:, None])
-
-        names: dict[str, float | None] = {f"gptq-s{a:g}" if a else "gptq": a
-                                          for a in SHRINKAGES}
-        names["rtn"] = None
-        errors = dict.fromkeys(names, 0.0)
-        energy = 0.0
-        for fit, fit_mean, fit_v, check, check_mean in folds:
-            if about:
-                fit, check = _about(fit, fit_mean, fit_v), _about(check, check_mean, fit_v)
-            energy += output_error(target, np.zeros_like(target), check)
-            for name, shrink in names.items():
-                errors[name] += output_error(target, dequantised(*solve(fit, shrink)), check)
-        held = {n: e / energy if energy > 0 else e for n, e in errors.items()}
-        chosen = min(held, key=lambda n: (held[n], list(names).index(n)))
-        if held[chosen] * 10 ** (HELD_OUT_MARGIN_DB / 10) >= held["gptq"]:
-            chosen = "gptq"
-        self.checked.append(LayerChoice(", ".join(entry.layers), chosen, held))
-        return solve(h, names[chosen])
 
     def _float_split(self, entry: LayerHessian) -> Split | None:
         """H of the float model's inputs to the layer from alternate calibration samples (the
@@ -1009,17 +904,6 @@ def _row_vector(op: Operator, shape: tuple[int, ...], channel_mean: np.ndarray) 
     return np.repeat(m, c_out // m.size)[:, None] * np.ones(taps)
 
 
-def _shrunk(h: np.ndarray, a: float) -> np.ndarray:
-    """(1 - a) H + a diag(H), per channel for [C, K, K]: H shrunk toward its diagonal (Ledoit-
-    Wolf style; less trust in the cross terms a few rows estimate)."""
-    if a == 0:
-        return h
-    idx = np.arange(h.shape[-1])
-    out = (1.0 - a) * np.asarray(h, np.float64)
-    out[..., idx, idx] = h[..., idx, idx]
-    return out
-
-
 def _about(h: np.ndarray, mean: np.ndarray, v: np.ndarray) -> np.ndarray:
     """2 E[(x - v)(x - v)^T] from H = 2 E[x x^T] and the rows' mean: the output error dW x
     less the bias correction's dW v (v = the rows' own mean: 2 Cov, `_centre`)."""
@@ -1036,8 +920,7 @@ def _split(op: Operator, entry: LayerHessian, a: _Accumulator, b: _Accumulator,
     shape = entry.hessian.shape
     return (2.0 * a.h / a.rows, 2.0 * b.h / b.rows, a.sum_q / a.rows, b.sum_q / b.rows,
             _row_vector(op, shape, _ChannelMean.merged(channels[:1])),
-            _row_vector(op, shape, _ChannelMean.merged(channels)),
-            _row_vector(op, shape, _ChannelMean.merged(channels[1:])))
+            _row_vector(op, shape, _ChannelMean.merged(channels)))
 
 
 def _centred(accs: list[_Accumulator]) -> tuple[np.ndarray, np.ndarray]:
