@@ -41,6 +41,8 @@ int64_t elements(const TfLiteTensor& t) {
 // (INT2 FC, depthwise) do not run on AMX there.
 //   [S7] benchmarks/results/subbyte-delegate-2026-12-06.md (that Xeon, subbyte.py --quick,
 //        --claim all, --isa avxvnni).
+//   [E26] benchmarks/results/edge-models-2026-12-07.md, 08:47-09:47 (the Zen 4 host, the .edge
+//        runtime per layer of the MobileNet-like model against XNNPACK, stop 26).
 enum Source { kMeasured, kReasoned };
 
 struct CostRow {
@@ -65,7 +67,10 @@ constexpr CostRow kCostTable[] = {
     {"avx512vnni", OpKind::kFullyConnected, 8, true, 0.92},
     {"avx512vnni", OpKind::kFullyConnected, 4, true, 0.99},
     {"avx512vnni", OpKind::kFullyConnected, 2, true, 1.18},
-    // CONV_2D int8: 3x3 0.76-0.99x, 1x1 0.73-0.97x [K].
+    // CONV_2D int8: 3x3 0.76-0.99x, 1x1 0.73-0.97x [K]. Later 1x1 figures: 0.90-1.19x on one
+    // thread and 0.60-0.99x on two, then the raw-row kernels (56210c4) 3-15 % faster on the
+    // layers that take them, 80x80x32 -> 16 still 0.88-0.92x [E26]: the lower end stays under
+    // kMinSpeedup, so int8 conv stays with XNNPACK (re-read at stop 27: no claim changed).
     {"avx512vnni", OpKind::kConv2D, 8, false, 0.73},
     // DEPTHWISE_CONV_2D (int8 kernels for every weight type: sub-byte filters are widened):
     // 1.23-1.79x after the row-per-call kernel [K, "Depthwise: a row of pixels per call"].
