@@ -17,7 +17,7 @@ BUILD := build
 APT_PACKAGES := build-essential g++ g++-aarch64-linux-gnu g++-arm-linux-gnueabihf \
 	qemu-user-static python3-venv python3-dev openssh-server openssh-client adb \
 	libusb-1.0-0 flatbuffers-compiler libflatbuffers-dev chromium-headless-shell \
-	clang libclang-rt-14-dev
+	clang libclang-rt-14-dev espeak-ng
 
 EXTRAS := dev,tf,onnx,torch,npu,devices,farm
 BUILD_TOOLS := scikit-build-core pybind11 cmake ninja setuptools wheel
