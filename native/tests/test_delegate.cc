@@ -599,6 +599,16 @@ EDGE_TEST(delegate_claims_only_where_faster_than_litert) {
     EDGE_CHECK(text.find("0.73x of XNNPACK on avxvnni (reasoned, not measured)") !=
                std::string::npos);
   }
+  // Nothing claimed (the plan without the custom op and the INT4 conv, the scalar ISA: every
+  // node left to LiteRT): no thread pool, so no worker thread that never gets a job; the
+  // report says 0 threads (it said 2, the pool's).
+  f.plan = {0, 3, 4};
+  edge::delegate::Options none;
+  none.isa = edge::Isa::kScalar;
+  none.num_threads = 2;
+  EDGE_CHECK(claimed(none).empty());
+  text = report_text();
+  EDGE_CHECK(text.find("\"threads\": 0,") != std::string::npos);
   if (!f.errors.empty()) std::fprintf(stderr, "%s", f.errors.c_str());
   EDGE_CHECK(f.errors.empty());
   for (auto& d : f.delegated) d->reg.free(&f.context, d->node.user_data);

@@ -303,7 +303,9 @@ TfLiteStatus delegate_prepare(TfLiteContext* context, TfLiteDelegate* delegate) 
         state->skipped.push_back({node_index, builtin_label(reg), why});
       }
     }
-    if (!state->pool) {
+    // A pool only where a node is claimed: a delegate that leaves every node to LiteRT would
+    // keep a worker thread that never gets a job (the report's threads: 0 then).
+    if (!state->pool && !nodes.empty()) {
       int threads = state->options.num_threads;
       if (threads <= 0 && context->recommended_num_threads > 0) {
         threads = context->recommended_num_threads;
