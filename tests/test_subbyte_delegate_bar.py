@@ -23,17 +23,21 @@ def timed(median: float, fastest: float, nodes: int | None = None,
     return row
 
 
-def case(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"model": "fc_1024x1024", "runs": runs}]
+def pair(label: str, threads: int, stock: dict[str, Any], delegate: dict[str, Any]
+         ) -> dict[str, dict[str, Any]]:
+    """A file's stock and delegate rows on `threads` threads, keyed as subbyte.speed keys them."""
+    return {f"{label} | litert | {threads} thread(s)": stock,
+            f"{label} | delegate | {threads} thread(s)": delegate}
+
+
+def case(*pairs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"model": "fc_1024x1024", "runs": {k: v for p in pairs for k, v in p.items()}}]
 
 
 def test_every_cell_timed_and_none_slower_is_met() -> None:
-    bar = subbyte.never_slower(case({
-        "int2 | litert | 1 thread(s)": timed(0.029, 0.028),
-        "int2 | delegate | 1 thread(s)": timed(0.019, 0.018, 1, (1.53, 1.56)),
-        "int8 | litert | 1 thread(s)": timed(0.05, 0.049),
-        "int8 | delegate | 1 thread(s)": timed(0.05, 0.049, 0, (1.0, 1.0)),
-    }))
+    bar = subbyte.never_slower(case(
+        pair("int2", 1, timed(0.029, 0.028), timed(0.019, 0.018, 1, (1.53, 1.56))),
+        pair("int8", 1, timed(0.05, 0.049), timed(0.05, 0.049, 0, (1.0, 1.0)))))
     assert bar["met"] is True
     assert bar["unmeasured"] == []
     assert [c["run"] for c in bar["cells"]] == ["int2 | delegate | 1 thread(s)",
@@ -42,13 +46,10 @@ def test_every_cell_timed_and_none_slower_is_met() -> None:
 
 
 def test_a_failed_stock_run_is_unmeasured_and_not_met() -> None:
-    bar = subbyte.never_slower(case({
-        "int2 | litert | 1 thread(s)": {"error": "ModuleNotFoundError: No module named "
-                                                 "'sdk.converters'"},
-        "int2 | delegate | 1 thread(s)": timed(0.019, 0.018, 1),
-        "int2 | litert | 2 thread(s)": timed(0.029, 0.028),
-        "int2 | delegate | 2 thread(s)": timed(0.019, 0.018, 1, (1.53, 1.56)),
-    }))
+    failed = {"error": "ModuleNotFoundError: No module named 'sdk.converters'"}
+    bar = subbyte.never_slower(case(
+        pair("int2", 1, failed, timed(0.019, 0.018, 1)),
+        pair("int2", 2, timed(0.029, 0.028), timed(0.019, 0.018, 1, (1.53, 1.56)))))
     assert bar["slower"] == []
     assert bar["met"] is False
     assert bar["unmeasured"] == [{
@@ -57,10 +58,7 @@ def test_a_failed_stock_run_is_unmeasured_and_not_met() -> None:
 
 
 def test_a_failed_delegate_run_is_unmeasured() -> None:
-    bar = subbyte.never_slower(case({
-        "int4 | litert | 2 thread(s)": timed(0.03, 0.029),
-        "int4 | delegate | 2 thread(s)": {"error": "exit -11"},
-    }))
+    bar = subbyte.never_slower(case(pair("int4", 2, timed(0.03, 0.029), {"error": "exit -11"})))
     assert bar["met"] is False
     assert bar["unmeasured"][0]["errors"] == {"delegate": "exit -11"}
 
@@ -73,11 +71,8 @@ def test_custom_op_files_have_no_stock_cell() -> None:
 
 
 def test_slower_on_both_figures_is_not_met() -> None:
-    bar = subbyte.never_slower(case({
-        "int4 | litert | 2 thread(s)": timed(0.02, 0.02),
-        "int4 | delegate | 2 thread(s)": timed(0.03, 0.03, 2, (0.67, 0.67)),
-        "int2 | litert | 2 thread(s)": timed(0.02, 0.02),
-        "int2 | delegate | 2 thread(s)": timed(0.03, 0.019, 1, (0.67, 1.05)),
-    }))
+    bar = subbyte.never_slower(case(
+        pair("int4", 2, timed(0.02, 0.02), timed(0.03, 0.03, 2, (0.67, 0.67))),
+        pair("int2", 2, timed(0.02, 0.02), timed(0.03, 0.019, 1, (0.67, 1.05)))))
     assert [c["run"] for c in bar["slower"]] == ["int4 | delegate | 2 thread(s)"]
     assert bar["met"] is False
