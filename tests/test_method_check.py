@@ -5,6 +5,7 @@ kept."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +146,33 @@ def test_worst_output_db_is_the_worst_output() -> None:
     assert worst_output_db(ref, [ref[0], ref[1]]) == float("inf")
 
 
+def _counted_auto_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str,
+                         record: Callable[[tuple[object, ...], dict[str, object]], object],
+                         scheme: str, **options: object) -> tuple[object, list[object]]:
+    """The recurrence exported with weight_method="auto" (32 calibration samples, 16 to
+    validate) while sdk.exporter's `name` is wrapped: each call's `record(args, kwargs)`."""
+    import sdk
+    import sdk.exporter as exporter
+
+    calls: list[object] = []
+    real = getattr(exporter, name)
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(record(args, kwargs))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(exporter, name, counted)
+    rng = np.random.default_rng(103)
+    cal, val = mixed_inputs(rng, 32), mixed_inputs(rng, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = sdk.export(_recurrent(), scheme, calibration=cal, validation=val,
+                       weight_method="auto", output=tmp_path / "auto.tflite", report=False,
+                       **options)
+    assert any("whole-model check" in n for n in r.notes), r.notes
+    return r, calls
+
+
 def test_empirical_bias_correction_runs_on_the_kept_build_only(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch
                                                                ) -> None:
@@ -152,27 +180,9 @@ def test_empirical_bias_correction_runs_on_the_kept_build_only(tmp_path: Path,
     six candidates: each correction runs both models once per weighted layer (silero_vad INT4:
     about 12 CPU s), and a candidate corrected on all the calibration samples would be scored
     on samples its correction saw. The old code corrected all seven builds."""
-    import warnings
-
-    import sdk
-    import sdk.exporter as exporter
-
-    calls: list[int] = []
-    real = exporter.empirical_bias_correction
-
-    def counted(*args: object, **kwargs: object) -> int:
-        calls.append(len(args[2]))  # type: ignore[arg-type]
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(exporter, "empirical_bias_correction", counted)
-    rng = np.random.default_rng(103)
-    cal, val = mixed_inputs(rng, 32), mixed_inputs(rng, 16)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        r = sdk.export(_recurrent(), "int4", calibration=cal, validation=val,
-                       weight_method="auto", bias_correction="empirical",
-                       output=tmp_path / "auto.tflite", report=False, per_layer=False)
-    assert any("whole-model check" in n for n in r.notes), r.notes
+    _, calls = _counted_auto_export(tmp_path, monkeypatch, "empirical_bias_correction",
+                                    lambda args, kwargs: len(args[2]),  # type: ignore[arg-type]
+                                    "int4", bias_correction="empirical", per_layer=False)
     assert calls == [32], calls  # once, on every calibration sample
 
 
@@ -181,25 +191,8 @@ def test_the_check_candidates_are_not_validated(tmp_path: Path,
     """auto's six check candidates are scored by the check on their held-out halves; the
     export's fidelity report (with per_layer, the default: every layer on every validation
     sample) is measured on the kept build only. The old code validated all seven builds."""
-    import warnings
-
-    import sdk
-    import sdk.exporter as exporter
-
-    calls: list[bool] = []
-    real = exporter.evaluate
-
-    def counted(*args: object, **kwargs: object) -> object:
-        calls.append(bool(kwargs.get("per_layer")))
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(exporter, "evaluate", counted)
-    rng = np.random.default_rng(103)
-    cal, val = mixed_inputs(rng, 32), mixed_inputs(rng, 16)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        r = sdk.export(_recurrent(), "ternary", calibration=cal, validation=val,
-                       weight_method="auto", output=tmp_path / "auto.tflite", report=False)
-    assert any("whole-model check" in n for n in r.notes), r.notes
+    r, calls = _counted_auto_export(tmp_path, monkeypatch, "evaluate",
+                                    lambda args, kwargs: bool(kwargs.get("per_layer")),
+                                    "ternary")
     assert calls == [True], calls  # the kept build's report, layer by layer
-    assert r.fidelity is not None
+    assert r.fidelity is not None  # type: ignore[attr-defined]
