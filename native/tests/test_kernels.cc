@@ -761,6 +761,55 @@ EDGE_TEST(conv2d_fused_subbyte_pointwise_row_calls) {
   EDGE_CHECK(failures == 0);
 }
 
+// Conv2D::run_pixels (issue 17: a depthwise layer's tasks run the 1x1 layer after it on the
+// pixels they wrote): any range of a 1x1 layer's output pixels, on any thread's workspace, in
+// any order, gives run()'s bytes; int8 and sub-byte weights, ranges across the 64-row calls and
+// the 4-row groups, 1-row ranges; every ISA of the host, with the indirect conv on and off
+// (EDGE_CONV_IGEMM=0: the im2col path and its in-place rows).
+EDGE_TEST(conv2d_run_pixels_any_range_gives_run_bytes) {
+  Rng rng(43);
+  int failures = 0, cases = 0;
+  const WeightType types[] = {WeightType::kInt8, WeightType::kInt4, WeightType::kTernary,
+                              WeightType::kInt2};
+  const int32_t pixels[] = {1, 5, 67, 200};
+  const int32_t ks[] = {16, 32, 96, 144};
+  const int32_t ocs[] = {16, 24, 40, 96};
+  for (const char* igemm : {"", "0"}) {
+    setenv("EDGE_CONV_IGEMM", igemm, 1);
+    for (int trial = 0; trial < 16; ++trial) {
+      const PointwiseCase c = random_pointwise(rng, types[trial % 4], pixels[trial / 4 % 4],
+                                               ks[rng.uniform(0, 3)], ocs[rng.uniform(0, 3)]);
+      const edge::PackedWeights w = pack(c.p);
+      const std::size_t n = static_cast<std::size_t>(c.g.input_width);
+      for (Isa isa : test_isas()) {
+        edge::Conv2D conv(w.view(), conv_options(c.p, c.g, isa));
+        EDGE_CHECK(conv.runs_pixels());
+        conv.reserve(3);
+        ++cases;
+        std::vector<int8_t> got(c.want.size(), 0x55);
+        // Ranges of 1 to 70 pixels, from the back, on threads 2, 1, 0, 2, ...
+        std::size_t p1 = n;
+        for (int part = 0; p1 > 0; ++part) {
+          const std::size_t len =
+              std::min(p1, static_cast<std::size_t>(part % 3 == 0 ? 1 : rng.uniform(2, 70)));
+          conv.run_pixels(c.input.data(), got.data(), p1 - len, p1, 2 - part % 3);
+          p1 -= len;
+        }
+        const long b = first_mismatch(got, c.want);
+        if (b >= 0) {
+          ++failures;
+          std::printf("  run_pixels mismatch %s %s %s igemm=%s pixels=%zu k=%d oc=%d at %ld\n",
+                      edge::weight_type_name(c.p.type), edge::isa_name(conv.isa()),
+                      conv.kernel_name(), igemm, n, c.g.input_channels, c.oc, b);
+        }
+      }
+    }
+  }
+  unsetenv("EDGE_CONV_IGEMM");
+  std::printf("  %d cases, %d failed\n", cases, failures);
+  EDGE_CHECK(failures == 0);
+}
+
 // A buffer of `bytes` that ends exactly where an unreadable page starts: a kernel that reads
 // one byte past it faults, on every build (Release, qemu-user), not only under ASan (whose
 // redzone would also catch it). Falls back to a plain heap buffer where mmap is not available.

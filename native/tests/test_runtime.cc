@@ -15,6 +15,7 @@
 #include <sched.h>
 #endif
 
+#include "edge/kernels/isa.h"
 #include "edge/runtime/error.h"
 #include "edge/runtime/interpreter.h"
 #include "edge/runtime/model.h"
@@ -101,6 +102,20 @@ std::vector<int8_t> pattern_bytes(std::size_t n, std::size_t mul, std::size_t ad
   std::vector<int8_t> v(n);
   for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<int8_t>(i * mul + add);
   return v;
+}
+
+// The fused pairs' tests: EDGE_FUSE_ROWS = `fuse` ("0": off), and with `spin` "0" workers that
+// sleep between jobs and come late (else the default spins); nullptr: all three unset.
+void fused_pair_env(const char* fuse, const char* spin) {
+  if (fuse == nullptr) {
+    unsetenv("EDGE_FUSE_ROWS");
+    unsetenv("EDGE_POOL_SPIN_US");
+    unsetenv("EDGE_POOL_IDLE_SPIN_US");
+    return;
+  }
+  setenv("EDGE_FUSE_ROWS", fuse, 1);
+  setenv("EDGE_POOL_SPIN_US", *spin != '\0' ? spin : "20", 1);
+  setenv("EDGE_POOL_IDLE_SPIN_US", *spin != '\0' ? spin : "1000", 1);
 }
 
 }  // namespace
@@ -270,9 +285,7 @@ EDGE_TEST(runtime_conv_and_residual_add_share_one_pool_job) {
       std::vector<int8_t> expected;
       for (const char* fuse : {"", "0"}) {
         for (const char* spin : {"", "0"}) {
-          setenv("EDGE_FUSE_ROWS", fuse, 1);
-          setenv("EDGE_POOL_SPIN_US", *spin != '\0' ? spin : "20", 1);
-          setenv("EDGE_POOL_IDLE_SPIN_US", *spin != '\0' ? spin : "1000", 1);
+          fused_pair_env(fuse, spin);
           for (int threads : {1, 2, 3}) {
             const std::unique_ptr<Interpreter> interp =
                 profiled_runs(model, threads, {xa, ca, ra});
@@ -296,11 +309,107 @@ EDGE_TEST(runtime_conv_and_residual_add_share_one_pool_job) {
           }
         }
       }
-      unsetenv("EDGE_FUSE_ROWS");
-      unsetenv("EDGE_POOL_SPIN_US");
-      unsetenv("EDGE_POOL_IDLE_SPIN_US");
+      fused_pair_env(nullptr, nullptr);
     }
   }
+}
+
+// A DEPTHWISE_CONV_2D, the 1x1 CONV_2D that takes its output and that one's residual ADD run
+// in one pool job where the depthwise tasks are whole rows (each computes the 1x1 layer, then
+// the ADD, on the row it wrote: Conv2D::run_pixels): the bytes of 1 thread on 2 and 3
+// threads, stride 1 (10 rows: whole rows on 2 threads) and stride 2 (a 5x5 output, rows cut
+// into pixel segments: not fused), every ISA of the host, also with workers that sleep between
+// jobs and come late; fused, the 1x1 layer and the ADD have no job of their own and the
+// profile says where they ran; EDGE_FUSE_ROWS=0 runs them on their own. The depthwise input
+// keeps its bytes until the ADD is done.
+EDGE_TEST(runtime_depthwise_and_pointwise_share_one_pool_job) {
+  for (const int stride : {1, 2}) {
+    const int32_t oh = 10 / stride;
+    Builder b;
+    const int x0 = b.tensor("x0", {1, 10, 10, 32}, fmt::DType::INT8, 0.05f, -3);
+    const int c0 = b.tensor("c0", {1, 10, 10, 32}, fmt::DType::INT8, 0.04f, 2);
+    const int x = b.tensor("x", {1, 10, 10, 32}, fmt::DType::INT8, 0.06f, 1);
+    auto add0 = fmt::CreateElementwiseOptions(b.fbb(), fmt::Activation::NONE);
+    b.op(fmt::OpType::ADD, {x0, c0}, {x}, fmt::OpOptions::ElementwiseOptions, add0.Union());
+    std::vector<uint8_t> dw_w(9 * 32), pw_w(24 * 32);
+    for (std::size_t i = 0; i < dw_w.size(); ++i) dw_w[i] = static_cast<uint8_t>(i * 29 + 3);
+    for (std::size_t i = 0; i < pw_w.size(); ++i) pw_w[i] = static_cast<uint8_t>(i * 37 + 11);
+    Quant wq;
+    wq.scale = {0.01f};
+    wq.zero_point = {0};
+    const int dwt = b.tensor_on("dw_w", {1, 3, 3, 32}, fmt::DType::INT8, b.add_buffer(dw_w), wq);
+    const int pwt = b.tensor_on("pw_w", {24, 1, 1, 32}, fmt::DType::INT8, b.add_buffer(pw_w), wq);
+    const int d = b.tensor("d", {1, oh, oh, 32}, fmt::DType::INT8, 0.08f, 1);
+    const int y = b.tensor("y", {1, oh, oh, 24}, fmt::DType::INT8, 0.1f, -2);
+    const int r = b.tensor("r", {1, oh, oh, 24}, fmt::DType::INT8, 0.07f, 4);
+    const int out = b.tensor("out", {1, oh, oh, 24}, fmt::DType::INT8, 0.12f, 3);
+    fmt::Padding pad(1, 1, 1, 1);
+    auto dw = fmt::CreateDepthwiseConv2DOptions(b.fbb(), &pad, stride, stride, 1, 1, 1);
+    b.op(fmt::OpType::DEPTHWISE_CONV_2D, {x, dwt}, {d}, fmt::OpOptions::DepthwiseConv2DOptions,
+         dw.Union());
+    fmt::Padding none(0, 0, 0, 0);
+    auto conv = fmt::CreateConv2DOptions(b.fbb(), &none, 1, 1, 1, 1);
+    b.op(fmt::OpType::CONV_2D, {d, pwt}, {y}, fmt::OpOptions::Conv2DOptions, conv.Union());
+    auto eo = fmt::CreateElementwiseOptions(b.fbb(), fmt::Activation::NONE);
+    b.op(fmt::OpType::ADD, {y, r}, {out}, fmt::OpOptions::ElementwiseOptions, eo.Union());
+    auto model = load(b.finish({x0, c0, r}, {out}));
+    const std::size_t out_bytes = static_cast<std::size_t>(oh * oh * 24);
+    const std::vector<int8_t> xa = pattern_bytes(3200, 7, 0), ca = pattern_bytes(3200, 5, 3),
+                              ra = pattern_bytes(out_bytes, 13, 5);
+    for (const edge::Isa isa : edge::available_isas()) {
+      std::vector<int8_t> expected;
+      for (const char* fuse : {"", "0"}) {
+        for (const char* spin : {"", "0"}) {
+          fused_pair_env(fuse, spin);
+          for (int threads : {1, 2, 3}) {
+            edge::runtime::InterpreterOptions options;
+            options.threads = threads;
+            options.profile = true;
+            options.isa = edge::isa_name(isa);
+            Interpreter interp(model, options);
+            interp.set_input(0, xa.data(), xa.size());
+            interp.set_input(1, ca.data(), ca.size());
+            interp.set_input(2, ra.data(), ra.size());
+            for (int run = 0; run < 3; ++run) interp.run();
+            const auto* o = static_cast<const int8_t*>(interp.output_data(0));
+            if (expected.empty()) expected.assign(o, o + out_bytes);
+            if (!std::equal(expected.begin(), expected.end(), o)) {
+              std::printf("  %s stride %d threads %d fuse '%s' spin '%s': other bytes\n",
+                          edge::isa_name(isa), stride, threads, fuse, spin);
+            }
+            EDGE_CHECK(std::equal(expected.begin(), expected.end(), o));
+            if (threads == 1) continue;
+            const auto& dw_stats = interp.layer_stats()[1];
+            const auto& pw_stats = interp.layer_stats()[2];
+            const auto& add_stats = interp.layer_stats()[3];
+            // Whole rows on 2 threads at stride 1; segments at stride 2; on 3 threads the
+            // split decides (either way the same bytes).
+            const bool fused = *fuse == '\0' && (stride == 1 && threads == 2
+                                                      ? true
+                                                      : stride == 1 && pw_stats.fused_runs > 0);
+            // The ADD's output never shares the depthwise input's bytes.
+            const int64_t xo = interp.arena_offset(x), oo = interp.arena_offset(out);
+            if (fused) {
+              EDGE_CHECK(xo >= 0 && oo >= 0 &&
+                         (oo + static_cast<int64_t>(out_bytes) <= xo || xo + 3200 <= oo));
+            }
+            EDGE_CHECK(pw_stats.runs == 3 && pw_stats.fused_runs == (fused ? 3 : 0));
+            // The ADD is in a job before it either way (the depthwise layer's, or the 1x1's).
+            EDGE_CHECK(add_stats.runs == 3 && add_stats.fused_runs == (*fuse == '\0' ? 3 : 0));
+            // one job per run, the 1x1 layer's and the ADD's included
+            EDGE_CHECK(dw_stats.parallel_calls + dw_stats.backed_off_calls == 3);
+            if (fused) {
+              EDGE_CHECK(pw_stats.parallel_calls == 0 && add_stats.parallel_calls == 0);
+              EDGE_CHECK(pw_stats.single_task_calls == 0 && add_stats.single_task_calls == 0);
+              EDGE_CHECK(pw_stats.threads_why(threads).rfind(
+                             "in the previous operator's pool job", 0) == 0);
+            }
+          }
+        }
+      }
+    }
+  }
+  fused_pair_env(nullptr, nullptr);
 }
 
 EDGE_TEST(runtime_memory_plan_shares_without_overlap) {

@@ -479,64 +479,20 @@ struct Conv2D::Impl {
     const detail::WorkSplit split = cached_split(pixels, plan.ntiles, plan.gemm->gemm.mr, threads,
                                                  row_block, static_cast<std::size_t>(plan.n) * elem,
                                                  kTileN * elem);
-    const std::size_t n = static_cast<std::size_t>(plan.n);
-    // 1x1 stride-1 rows that need no preparation (the kernel takes int8 activations as they are
-    // and K fills whole K blocks: the AVX2 sub-byte 1x1 layers of issue 17's MobileNet) go to
-    // the fused GEMM in place, at the input's own stride; only their sums are formed, and only
-    // where weight zero points use them. Per row the copy, its zero padding (a memset call of
-    // 0 bytes) and the prepare call had cost as much as the fused GEMM's own work at K = 32:
-    // 80x80x32 -> 16 2-bit on AVX2, prepare_int8 27 %, the row loop 14 %, memset 4 % of the
-    // layer's samples.
-    const std::size_t cin = static_cast<std::size_t>(geo.g.input_channels);
-    const bool in_place = pointwise && !copy_rows && plan.groups == 0 && plan.use_qs8 &&
-                          type == OutputType::kInt8 && plan.xformat == detail::XFormat::kInt8 &&
-                          plan.kpad == static_cast<std::size_t>(plan.k) &&
-                          cin == static_cast<std::size_t>(plan.k);
-    const bool row_sums = plan.qs8.wzp != nullptr || plan.qs8.wzp_uniform != 0;
+    const bool in_place = reads_in_place(type);  // (reads_in_place)
     // Rows written whole by one task (every channel): `done` may run on them in the task.
     const RowsDone* rows_done = done != nullptr && done->fn != nullptr &&
                                         type == OutputType::kInt8 && split.tile_chunks == 1
                                     ? done
                                     : nullptr;
     auto task = [&](std::size_t t, int thread) {
-      ThreadWorkspace& ws = workspaces[static_cast<std::size_t>(thread)];
       const std::size_t rb = split.row_block_of(t), tc = split.tile_chunk_of(t);
       const std::size_t r0 = rb * split.row_block;
       const std::size_t r1 = std::min(pixels, r0 + split.row_block);
-      if (in_place && r1 - r0 >= 2) {  // compute's fused path takes 2 rows or more
-        if (row_sums && plan.gemm->row_sums != nullptr) {  // the ISA's (AVX2: vpsadbw)
-          plan.gemm->row_sums(input + r0 * cin, cin, cin, r1 - r0, ws.sums.data());
-        } else if (row_sums) {
-          for (std::size_t r = r0; r < r1; ++r) {
-            const int8_t* x = input + r * cin;
-            int32_t sum = 0;
-            for (std::size_t i = 0; i < cin; ++i) sum += x[i];
-            ws.sums[r - r0] = sum;
-          }
-        }
-        const std::size_t t0 = tc * split.tile_chunk;
-        const std::size_t t1 = std::min(plan.ntiles, t0 + split.tile_chunk);
-        plan.compute(reinterpret_cast<const uint8_t*>(input + r0 * cin), ws.sums.data(), r1 - r0,
-                     t0, t1, static_cast<uint8_t*>(output) + r0 * n * elem, n, cin);
-        if (rows_done != nullptr) rows_done->fn(rows_done->ctx, r0, r1);
-        return;
-      }
-      for (std::size_t r = r0; r < r1; ++r) {
-        uint8_t* row = ws.xprep.data() + (r - r0) * plan.row_stride;
-        int32_t* sums = ws.sums.data() + (r - r0) * plan.sums_per_row;
-        if (copy_rows) {
-          im2col_copy(r, row);
-          sums[0] = 0;
-        } else if (plan.groups == 0) {
-          sums[0] = im2col_prepared(input, r, row);
-        } else {
-          plan.prepare_row(im2col(input, r, ws.col.data()), row, sums);
-        }
-      }
       const std::size_t t0 = tc * split.tile_chunk;
       const std::size_t t1 = std::min(plan.ntiles, t0 + split.tile_chunk);
-      plan.compute(ws.xprep.data(), ws.sums.data(), r1 - r0, t0, t1,
-                   static_cast<uint8_t*>(output) + r0 * n * elem, n);
+      gemm_rows(input, static_cast<uint8_t*>(output), elem, in_place, r0, r1, t0, t1,
+                workspaces[static_cast<std::size_t>(thread)]);
       if (rows_done != nullptr) rows_done->fn(rows_done->ctx, r0, r1);
     };
     if (pool != nullptr && split.tasks() > 1) {
@@ -547,9 +503,127 @@ struct Conv2D::Impl {
     return rows_done != nullptr;
   }
 
+  // 1x1 stride-1 rows that need no preparation (the kernel takes int8 activations as they are
+  // and K fills whole K blocks: the AVX2 sub-byte 1x1 layers of issue 17's MobileNet) go to
+  // the fused GEMM in place, at the input's own stride; only their sums are formed, and only
+  // where weight zero points use them. Per row the copy, its zero padding (a memset call of
+  // 0 bytes) and the prepare call had cost as much as the fused GEMM's own work at K = 32:
+  // 80x80x32 -> 16 2-bit on AVX2, prepare_int8 27 %, the row loop 14 %, memset 4 % of the
+  // layer's samples.
+  bool reads_in_place(OutputType type) const {
+    const std::size_t cin = static_cast<std::size_t>(geo.g.input_channels);
+    return pointwise && !copy_rows && plan.groups == 0 && plan.use_qs8 &&
+           type == OutputType::kInt8 && plan.xformat == detail::XFormat::kInt8 &&
+           plan.kpad == static_cast<std::size_t>(plan.k) && cin == static_cast<std::size_t>(plan.k);
+  }
+
+  // Output rows [r0, r1) (at most row_block of them), tiles [t0, t1), of the im2col path (run),
+  // with one thread's workspace; `elem`: output bytes per element.
+  void gemm_rows(const int8_t* input, uint8_t* output, std::size_t elem, bool in_place,
+                 std::size_t r0, std::size_t r1, std::size_t t0, std::size_t t1,
+                 ThreadWorkspace& ws) {
+    const std::size_t cin = static_cast<std::size_t>(geo.g.input_channels);
+    const std::size_t n = static_cast<std::size_t>(plan.n);
+    const bool row_sums = plan.qs8.wzp != nullptr || plan.qs8.wzp_uniform != 0;
+    if (in_place && r1 - r0 >= 2) {  // compute's fused path takes 2 rows or more
+      if (row_sums && plan.gemm->row_sums != nullptr) {  // the ISA's (AVX2: vpsadbw)
+        plan.gemm->row_sums(input + r0 * cin, cin, cin, r1 - r0, ws.sums.data());
+      } else if (row_sums) {
+        for (std::size_t r = r0; r < r1; ++r) {
+          const int8_t* x = input + r * cin;
+          int32_t sum = 0;
+          for (std::size_t i = 0; i < cin; ++i) sum += x[i];
+          ws.sums[r - r0] = sum;
+        }
+      }
+      plan.compute(reinterpret_cast<const uint8_t*>(input + r0 * cin), ws.sums.data(), r1 - r0,
+                   t0, t1, output + r0 * n * elem, n, cin);
+      return;
+    }
+    for (std::size_t r = r0; r < r1; ++r) {
+      uint8_t* row = ws.xprep.data() + (r - r0) * plan.row_stride;
+      int32_t* sums = ws.sums.data() + (r - r0) * plan.sums_per_row;
+      if (copy_rows) {
+        im2col_copy(r, row);
+        sums[0] = 0;
+      } else if (plan.groups == 0) {
+        sums[0] = im2col_prepared(input, r, row);
+      } else {
+        plan.prepare_row(im2col(input, r, ws.col.data()), row, sums);
+      }
+    }
+    plan.compute(ws.xprep.data(), ws.sums.data(), r1 - r0, t0, t1, output + r0 * n * elem, n);
+  }
+
+  // The input pixels [p0, p1) into xbuf (and their sums into pixel_sums where weight zero
+  // points need them), as the indirect conv's kernel reads them (run_indirect).
+  void prepare_pixels(const int8_t* input, std::size_t p0, std::size_t p1) {
+    const std::size_t cin = static_cast<std::size_t>(geo.g.input_channels);
+    const detail::GemmPlan& ip = iplan();
+    if (cin_pad != cin && ip.xformat == detail::XFormat::kInt16 && cin == 3 && !need_sums) {
+      // The RGB stem (AVX2, int8 weights): the channel count known to the compiler, no loop
+      // per pixel (the general loop below costs most of what the stem's GEMM does).
+      for (std::size_t p = p0; p < p1; ++p) {
+        const int8_t* src = input + p * 3;
+        int16_t* dst = reinterpret_cast<int16_t*>(xbuf.data() + p * pixel_bytes);
+        dst[0] = src[0];
+        dst[1] = src[1];
+        dst[2] = src[2];
+      }
+    } else if (cin_pad != cin && ip.xformat == detail::XFormat::kInt16) {
+      for (std::size_t p = p0; p < p1; ++p) {  // few channels: an element loop
+        const int8_t* src = input + p * cin;
+        int16_t* dst = reinterpret_cast<int16_t*>(xbuf.data() + p * pixel_bytes);
+        int32_t sum = pad_sum;
+        for (std::size_t ch = 0; ch < cin; ++ch) {
+          dst[ch] = src[ch];
+          sum += src[ch];
+        }
+        if (need_sums) pixel_sums[p] = sum;
+      }
+    } else if (cin_pad != cin) {  // few channels: a byte loop beats a SIMD call per pixel
+      const uint8_t flip = ip.xformat == detail::XFormat::kUint8 ? 0x80 : 0;
+      std::size_t p = p0;
+      if (!need_sums && pixel_bytes == 4) {
+        // 1-3 channels padded to 4 bytes (the RGB stem): one 32-bit word per pixel, its
+        // channel bytes flipped and its pad bytes (set once, at plan time) kept: 0.083 ->
+        // 0.015 ms for 160x160x3 on Zen 4, half of the MobileNet stem's 0.17 ms. The word
+        // load reads up to 3 bytes past a pixel's channels, so the last pixels of the input
+        // (those whose word would end past it) take the byte loop below.
+        const uint32_t mask = (uint32_t{1} << (8 * cin)) - 1u;
+        const uint32_t flips = (uint32_t{flip} * 0x01010101u) & mask;
+        const std::size_t bytes = in_pixels * cin;
+        const std::size_t safe = bytes >= 4 ? (bytes - 4) / cin + 1 : 0;  // word fits
+        const std::size_t end = std::min(p1, safe);
+        for (; p < end; ++p) {
+          uint32_t v = 0, d = 0;
+          std::memcpy(&v, input + p * cin, 4);
+          std::memcpy(&d, xbuf.data() + p * 4, 4);
+          v = ((v ^ flips) & mask) | (d & ~mask);
+          std::memcpy(xbuf.data() + p * 4, &v, 4);
+        }
+      }
+      for (; p < p1; ++p) {
+        const int8_t* src = input + p * cin;
+        uint8_t* dst = xbuf.data() + p * pixel_bytes;
+        int32_t sum = pad_sum;
+        for (std::size_t ch = 0; ch < cin; ++ch) {
+          dst[ch] = static_cast<uint8_t>(src[ch]) ^ flip;
+          sum += src[ch];
+        }
+        if (need_sums) pixel_sums[p] = sum;
+      }
+    } else if (need_sums) {
+      for (std::size_t p = p0; p < p1; ++p) {
+        pixel_sums[p] = plan.gemm->prepare(input + p * cin, cin, xbuf.data() + p * pixel_bytes);
+      }
+    } else if (p1 > p0) {
+      plan.gemm->prepare(input + p0 * cin, (p1 - p0) * cin, xbuf.data() + p0 * pixel_bytes);
+    }
+  }
+
   bool run_indirect(const int8_t* input, int8_t* out, ThreadPool* pool, int threads,
                     const RowsDone* done) {
-    const std::size_t cin = static_cast<std::size_t>(geo.g.input_channels);
     const detail::GemmPlan& ip = iplan();
     // The input, prepared once (and its per-pixel sums when weight zero points need them).
     // Up to 4 parts per thread (at least 16 pixels each), so that threads which run take a
@@ -566,70 +640,8 @@ struct Conv2D::Impl {
                                                 in_pixels / 16))
             : 1;
     parts = whole_parts_per_thread(parts, static_cast<std::size_t>(threads));
-    auto prepare_pixels = [&](std::size_t p0, std::size_t p1) {
-      if (cin_pad != cin && ip.xformat == detail::XFormat::kInt16 && cin == 3 && !need_sums) {
-        // The RGB stem (AVX2, int8 weights): the channel count known to the compiler, no loop
-        // per pixel (the general loop below costs most of what the stem's GEMM does).
-        for (std::size_t p = p0; p < p1; ++p) {
-          const int8_t* src = input + p * 3;
-          int16_t* dst = reinterpret_cast<int16_t*>(xbuf.data() + p * pixel_bytes);
-          dst[0] = src[0];
-          dst[1] = src[1];
-          dst[2] = src[2];
-        }
-      } else if (cin_pad != cin && ip.xformat == detail::XFormat::kInt16) {
-        for (std::size_t p = p0; p < p1; ++p) {  // few channels: an element loop
-          const int8_t* src = input + p * cin;
-          int16_t* dst = reinterpret_cast<int16_t*>(xbuf.data() + p * pixel_bytes);
-          int32_t sum = pad_sum;
-          for (std::size_t ch = 0; ch < cin; ++ch) {
-            dst[ch] = src[ch];
-            sum += src[ch];
-          }
-          if (need_sums) pixel_sums[p] = sum;
-        }
-      } else if (cin_pad != cin) {  // few channels: a byte loop beats a SIMD call per pixel
-        const uint8_t flip = ip.xformat == detail::XFormat::kUint8 ? 0x80 : 0;
-        std::size_t p = p0;
-        if (!need_sums && pixel_bytes == 4) {
-          // 1-3 channels padded to 4 bytes (the RGB stem): one 32-bit word per pixel, its
-          // channel bytes flipped and its pad bytes (set once, at plan time) kept: 0.083 ->
-          // 0.015 ms for 160x160x3 on Zen 4, half of the MobileNet stem's 0.17 ms. The word
-          // load reads up to 3 bytes past a pixel's channels, so the last pixels of the input
-          // (those whose word would end past it) take the byte loop below.
-          const uint32_t mask = (uint32_t{1} << (8 * cin)) - 1u;
-          const uint32_t flips = (uint32_t{flip} * 0x01010101u) & mask;
-          const std::size_t bytes = in_pixels * cin;
-          const std::size_t safe = bytes >= 4 ? (bytes - 4) / cin + 1 : 0;  // word fits
-          const std::size_t end = std::min(p1, safe);
-          for (; p < end; ++p) {
-            uint32_t v = 0, d = 0;
-            std::memcpy(&v, input + p * cin, 4);
-            std::memcpy(&d, xbuf.data() + p * 4, 4);
-            v = ((v ^ flips) & mask) | (d & ~mask);
-            std::memcpy(xbuf.data() + p * 4, &v, 4);
-          }
-        }
-        for (; p < p1; ++p) {
-          const int8_t* src = input + p * cin;
-          uint8_t* dst = xbuf.data() + p * pixel_bytes;
-          int32_t sum = pad_sum;
-          for (std::size_t ch = 0; ch < cin; ++ch) {
-            dst[ch] = static_cast<uint8_t>(src[ch]) ^ flip;
-            sum += src[ch];
-          }
-          if (need_sums) pixel_sums[p] = sum;
-        }
-      } else if (need_sums) {
-        for (std::size_t p = p0; p < p1; ++p) {
-          pixel_sums[p] = plan.gemm->prepare(input + p * cin, cin, xbuf.data() + p * pixel_bytes);
-        }
-      } else if (p1 > p0) {
-        plan.gemm->prepare(input + p0 * cin, (p1 - p0) * cin, xbuf.data() + p0 * pixel_bytes);
-      }
-    };
     auto prepare = [&](std::size_t part, int) {
-      prepare_pixels(in_pixels * part / parts, in_pixels * (part + 1) / parts);
+      prepare_pixels(input, in_pixels * part / parts, in_pixels * (part + 1) / parts);
     };
     const std::size_t pixels = static_cast<std::size_t>(geo.g.batch) *
                                static_cast<std::size_t>(geo.out_h) *
@@ -659,45 +671,14 @@ struct Conv2D::Impl {
     } else {
       prepare(0, 0);
     }
-    const std::size_t n = static_cast<std::size_t>(plan.n);
-    const std::size_t bpt = cin_pad / ip.kb;
-    // Tiles per pass over a row block: their weights stay in L2 (as GemmPlan::compute).
-    const std::size_t chunk = std::max<std::size_t>(
-        1, (std::size_t{256} << 10) / (ip.kblocks * kBlockBytes) / step) * step;
     auto task = [&](std::size_t t, int thread) {
       const std::size_t rb = split.row_block_of(t), tc = split.tile_chunk_of(t);
       const std::size_t r0 = rb * split.row_block;
       const std::size_t r1 = std::min(pixels, r0 + split.row_block);
       int32_t* sums = workspaces[static_cast<std::size_t>(thread)].sums.data();
-      if (pass_in_task) prepare_pixels(r0, r1);
-      if (need_sums) {
-        for (std::size_t r = r0; r < r1; ++r) {
-          int32_t sum = 0;
-          for (std::size_t k = 0; k < taps; ++k) sum += pixel_sums[ind_pixel[r * taps + k]];
-          sums[r - r0] = sum;
-        }
-      }
+      if (pass_in_task) prepare_pixels(input, r0, r1);
       const std::size_t tb = tc * split.tile_chunk * step;
-      const std::size_t te = std::min(ip.ntiles, tb + split.tile_chunk * step);
-      for (std::size_t c0 = tb; c0 < te; c0 += chunk) {
-        const std::size_t c1 = std::min(te, c0 + chunk);
-        for (std::size_t r = r0; r < r1; r += mr) {
-          const std::size_t rr = std::min(mr, r1 - r);
-          const uint8_t* const* rows = ind.data() + r * taps;
-          const uint8_t* in_rows[kMaxRawRows];
-          if (raw_rows) {  // 1x1: one tap, row i is input pixel ind_pixel[r + i]
-            for (std::size_t i = 0; i < rr; ++i) {
-              in_rows[i] = reinterpret_cast<const uint8_t*>(input + ind_pixel[r + i] * cin);
-            }
-            rows = in_rows;
-          }
-          for (std::size_t tile = c0; tile < c1; tile += step) {
-            const std::size_t nc = std::min(step * kTileN, n - tile * kTileN);
-            igemm->fn(rr, taps, bpt, ip.data + tile * ip.kblocks * kBlockBytes, rows,
-                      sums + (r - r0), ip.qs8, tile, nc, out + r * n + tile * kTileN, n);
-          }
-        }
-      }
+      igemm_rows(input, out, r0, r1, tb, std::min(ip.ntiles, tb + split.tile_chunk * step), sums);
       if (rows_done != nullptr) rows_done->fn(rows_done->ctx, r0, r1);
     };
     if (pool != nullptr && split.tasks() > 1) {
@@ -706,6 +687,76 @@ struct Conv2D::Impl {
       for (std::size_t t = 0; t < split.tasks(); ++t) task(t, 0);
     }
     return rows_done != nullptr;
+  }
+
+  // Output rows [r0, r1) (at most kConvRowBlock of them), tiles [tb, te) of the indirect conv,
+  // their input prepared (xbuf, or the input itself for a `_raw` kernel); `sums`: one
+  // thread's workspace for the rows' sums.
+  void igemm_rows(const int8_t* input, int8_t* out, std::size_t r0, std::size_t r1,
+                  std::size_t tb, std::size_t te, int32_t* sums) {
+    const std::size_t cin = static_cast<std::size_t>(geo.g.input_channels);
+    const detail::GemmPlan& ip = iplan();
+    const std::size_t n = static_cast<std::size_t>(plan.n);
+    const std::size_t mr = igemm->mr;
+    const std::size_t step = igemm_tiles;
+    const std::size_t bpt = cin_pad / ip.kb;
+    // Tiles per pass over a row block: their weights stay in L2 (as GemmPlan::compute).
+    const std::size_t chunk = std::max<std::size_t>(
+        1, (std::size_t{256} << 10) / (ip.kblocks * kBlockBytes) / step) * step;
+    if (need_sums) {
+      for (std::size_t r = r0; r < r1; ++r) {
+        int32_t sum = 0;
+        for (std::size_t k = 0; k < taps; ++k) sum += pixel_sums[ind_pixel[r * taps + k]];
+        sums[r - r0] = sum;
+      }
+    }
+    for (std::size_t c0 = tb; c0 < te; c0 += chunk) {
+      const std::size_t c1 = std::min(te, c0 + chunk);
+      for (std::size_t r = r0; r < r1; r += mr) {
+        const std::size_t rr = std::min(mr, r1 - r);
+        const uint8_t* const* rows = ind.data() + r * taps;
+        const uint8_t* in_rows[kMaxRawRows];
+        if (raw_rows) {  // 1x1: one tap, row i is input pixel ind_pixel[r + i]
+          for (std::size_t i = 0; i < rr; ++i) {
+            in_rows[i] = reinterpret_cast<const uint8_t*>(input + ind_pixel[r + i] * cin);
+          }
+          rows = in_rows;
+        }
+        for (std::size_t tile = c0; tile < c1; tile += step) {
+          const std::size_t nc = std::min(step * kTileN, n - tile * kTileN);
+          igemm->fn(rr, taps, bpt, ip.data + tile * ip.kblocks * kBlockBytes, rows,
+                    sums + (r - r0), ip.qs8, tile, nc, out + r * n + tile * kTileN, n);
+        }
+      }
+    }
+  }
+
+  // Conv2D::runs_pixels / run_pixels: any range of a 1x1 stride-1 layer's output pixels, on
+  // the calling thread, by the code run() gives a row block (the same bytes: each output row
+  // depends only on its input row), in row blocks that fit the thread's workspace.
+  bool runs_pixels() const {
+    if (!pointwise || plan.output_type != OutputType::kInt8) return false;
+    const std::size_t pixels = static_cast<std::size_t>(geo.g.batch) *
+                               static_cast<std::size_t>(geo.out_h) *
+                               static_cast<std::size_t>(geo.out_w);
+    return igemm != nullptr ? pixels == in_pixels : !copy_rows;
+  }
+  void run_pixels(const int8_t* input, int8_t* output, std::size_t p0, std::size_t p1,
+                  int thread) {
+    ThreadWorkspace& ws = workspaces.at(static_cast<std::size_t>(thread));
+    if (igemm != nullptr) {
+      if (!raw_rows) prepare_pixels(input, p0, p1);
+      for (std::size_t r = p0; r < p1; r += kConvRowBlock) {
+        igemm_rows(input, output, r, std::min(p1, r + kConvRowBlock), 0, iplan().ntiles,
+                   ws.sums.data());
+      }
+      return;
+    }
+    const bool in_place = reads_in_place(OutputType::kInt8);
+    for (std::size_t r = p0; r < p1; r += row_block) {
+      gemm_rows(input, reinterpret_cast<uint8_t*>(output), 1, in_place, r,
+                std::min(p1, r + row_block), 0, plan.ntiles, ws);
+    }
   }
 
   // split_work's answer for the last thread count (the shape is fixed per plan).
@@ -774,6 +825,11 @@ void Conv2D::run(const int8_t* input, int32_t* output, ThreadPool* pool) {
 }
 bool Conv2D::run(const int8_t* input, int8_t* output, ThreadPool* pool, const RowsDone& done) {
   return impl_->run(input, output, OutputType::kInt8, pool, &done);
+}
+bool Conv2D::runs_pixels() const { return impl_->runs_pixels(); }
+void Conv2D::run_pixels(const int8_t* input, int8_t* output, std::size_t p0, std::size_t p1,
+                        int thread) {
+  impl_->run_pixels(input, output, p0, p1, thread);
 }
 int32_t Conv2D::output_height() const { return impl_->geo.out_h; }
 int32_t Conv2D::output_width() const { return impl_->geo.out_w; }

@@ -348,7 +348,9 @@ struct DepthwiseConv2D::Impl {
     }
   }
 
-  void run(const int8_t* input, void* output, OutputType type, ThreadPool* pool) {
+  // Returns whether `done` (if given) was called for every output row (whole-row splits only).
+  bool run(const int8_t* input, void* output, OutputType type, ThreadPool* pool,
+           const PixelsDone* done = nullptr) {
     if (type != output_type) {
       throw std::invalid_argument("DepthwiseConv2D::run: the output buffer type does not match "
                                   "the plan's output type");
@@ -368,7 +370,7 @@ struct DepthwiseConv2D::Impl {
     }
     const std::size_t out_w = static_cast<std::size_t>(geo.out_w);
     const std::size_t seg_w = (out_w + segments - 1) / segments;
-    auto task = [&](std::size_t t, int thread) {
+    auto segment = [&](std::size_t t, int thread) {
       // Task t: output row t / segments, pixels [x_begin, x_end) of it.
       const std::size_t row = t / segments;
       const std::size_t x_begin = t % segments * seg_w;
@@ -486,12 +488,22 @@ struct DepthwiseConv2D::Impl {
         }
       }
     };
+    // `done` on the task's row, on its thread (PixelsDone), where tasks are whole rows: the
+    // 1x1 layer after it on a row segment's few pixels (the MobileNet-like model's 5x5 layers,
+    // 2-3 pixels on 2 threads) re-read all its weights per 2-3 pixels, 20-27 % slower per
+    // depthwise + 1x1 (+ ADD) block than the two jobs (Zen 4, vCPUs on one die).
+    if (segments != 1) done = nullptr;
+    auto task = [&](std::size_t t, int thread) {
+      segment(t, thread);
+      if (done != nullptr) done->fn(done->ctx, t * out_w, (t + 1) * out_w, thread);
+    };
     const std::size_t tasks = rows * segments;
     if (pool != nullptr && tasks > 1) {
       pool->parallel_for(tasks, task);
     } else {
       for (std::size_t t = 0; t < tasks; ++t) task(t, 0);
     }
+    return done != nullptr;
   }
 
   // Segments per output row for `threads` threads: whole rows where they balance (one thread
@@ -568,6 +580,11 @@ DepthwiseConv2D& DepthwiseConv2D::operator=(DepthwiseConv2D&&) noexcept = defaul
 void DepthwiseConv2D::reserve(int max_threads) { impl_->reserve(max_threads); }
 void DepthwiseConv2D::run(const int8_t* input, int8_t* output, ThreadPool* pool) {
   impl_->run(input, output, OutputType::kInt8, pool);
+}
+bool DepthwiseConv2D::run(const int8_t* input, int8_t* output, ThreadPool* pool,
+                          const PixelsDone& done) {
+  return impl_->run(input, output, OutputType::kInt8, pool,
+                    done.fn != nullptr ? &done : nullptr);
 }
 void DepthwiseConv2D::run(const int8_t* input, float* output, ThreadPool* pool) {
   impl_->run(input, output, OutputType::kFloat32, pool);

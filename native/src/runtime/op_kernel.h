@@ -136,6 +136,20 @@ class OpKernel {
     run(ctx);
     return false;
   }
+  // A DEPTHWISE_CONV_2D and the 1x1 CONV_2D that takes its output: the depthwise layer runs as
+  // run() does and calls `done` on each task's output pixels inside its job, returning true;
+  // false: `done` was not called. The 1x1 layer, where runs_pixels(), computes any range of
+  // its output pixels on the calling thread (`thread`: its index in the pool), the same bytes
+  // as run().
+  virtual bool run_pixels_done(const RunContext& ctx, const PixelsDone& done) {
+    (void)done;
+    run(ctx);
+    return false;
+  }
+  virtual bool runs_pixels() const { return false; }
+  virtual void run_pixels(const RunContext& ctx, std::size_t p0, std::size_t p1, int thread) {
+    (void)ctx, (void)p0, (void)p1, (void)thread;
+  }
   // An element-wise op without broadcast, whose output element i depends only on element i
   // of its inputs (ADD, MUL): run_elements() computes elements [begin, end) of run()'s output,
   // the same bytes whatever the range.

@@ -273,6 +273,7 @@ class SpatialKernel : public OpKernel {
 
  protected:
   Plan& plan() { return *plan_; }
+  const Plan& const_plan() const { return *plan_; }
   // Keeps the plan `make` builds (the library's errors become this operator's), sizes its
   // workspace for the interpreter's threads and notes its kernel name.
   template <typename Make>
@@ -294,6 +295,10 @@ class Conv2DKernel final : public SpatialKernel<Conv2D> {
  public:
   bool run_rows_done(const RunContext& ctx, const RowsDone& done) override {
     return plan().run(ctx.in<int8_t>(0), ctx.out<int8_t>(), ctx.pool(), done);
+  }
+  bool runs_pixels() const override { return const_plan().runs_pixels(); }
+  void run_pixels(const RunContext& ctx, std::size_t p0, std::size_t p1, int thread) override {
+    plan().run_pixels(ctx.in<int8_t>(0), ctx.out<int8_t>(), p0, p1, thread);
   }
 
   void prepare(PrepareContext& ctx) override {
@@ -341,6 +346,13 @@ class Conv2DKernel final : public SpatialKernel<Conv2D> {
 // decoded to int8 values (the arithmetic is the same, only the storage was smaller).
 class DepthwiseKernel final : public SpatialKernel<DepthwiseConv2D> {
  public:
+  bool run_pixels_done(const RunContext& ctx, const PixelsDone& done) override {
+    if (const_plan().output_type() != OutputType::kInt8) {
+      run(ctx);
+      return false;
+    }
+    return plan().run(ctx.in<int8_t>(0), ctx.out<int8_t>(), ctx.pool(), done);
+  }
   void prepare(PrepareContext& ctx) override {
     const Tensor& x = ctx.input(0);
     const Tensor& w = ctx.input(1);

@@ -56,6 +56,15 @@ struct RowsDone {
   const void* ctx = nullptr;
 };
 
+// What a layer calls for its output pixels (batch-major) [p0, p1) once every channel of them
+// is written: on the thread that wrote them, `thread` being that thread's index in the pool
+// (for per-thread scratch), inside the layer's pool job, so that a 1x1 convolution after it
+// (Conv2D::run_pixels) computes those pixels there, with no job of its own.
+struct PixelsDone {
+  void (*fn)(const void* ctx, std::size_t p0, std::size_t p1, int thread) = nullptr;
+  const void* ctx = nullptr;
+};
+
 class Conv2D {
  public:
   // weights: n = output channels, k = kernel_height * kernel_width * input_channels.
@@ -78,6 +87,14 @@ class Conv2D {
   // channels), calls `done` once for each task's rows right after writing them and returns
   // true; otherwise runs as run() does and returns false without calling it.
   bool run(const int8_t* input, int8_t* output, ThreadPool* pool, const RowsDone& done);
+  // Whether run_pixels applies: a 1x1 stride-1 layer with int8 output (output pixel p reads
+  // input pixel p only, so any range of pixels can be computed on its own).
+  bool runs_pixels() const;
+  // Output pixels [p0, p1), every channel, on the calling thread with workspace `thread` (one
+  // reserved for: reserve(threads) before, outside any job); the same bytes as run(). Called
+  // from a task of the layer before it (PixelsDone) on the pixels that task wrote.
+  void run_pixels(const int8_t* input, int8_t* output, std::size_t p0, std::size_t p1,
+                  int thread);
 
   int32_t output_height() const;
   int32_t output_width() const;

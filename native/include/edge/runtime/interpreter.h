@@ -55,8 +55,9 @@ struct LayerStats {
   // jobs it handed to the workers, calls run on the caller alone while the pool backed off
   // (late or contended workers), calls of a single task.
   uint64_t parallel_calls = 0, backed_off_calls = 0, single_task_calls = 0;
-  // Runs that went inside the previous operator's pool job (a residual ADD after a CONV_2D:
-  // Interpreter, fused pairs); their time is in that operator's.
+  // Runs that went inside the previous operator's pool job (a residual ADD after a CONV_2D, a
+  // 1x1 CONV_2D after a DEPTHWISE_CONV_2D: Interpreter, fused pairs); their time is in that
+  // operator's.
   int64_t fused_runs = 0;
   // The most threads one of its jobs could use (its tasks, up to the pool's threads;
   // ThreadPool::take_widest_job()), 0 before any job.
@@ -123,9 +124,17 @@ class Interpreter {
   bool profile_ = false;
   std::vector<std::unique_ptr<OpKernel>> kernels_;
   std::vector<LayerStats> stats_;
-  // Per operator: whether it runs together with the next one in one pool job (a CONV_2D and
-  // the ADD / MUL without broadcast that takes its output; see the constructor).
+  // Per operator: whether it runs together with the next one in one pool job (see the
+  // constructor): kFuseRows, a CONV_2D and the ADD / MUL without broadcast that takes its
+  // output; kFusePixels, a DEPTHWISE_CONV_2D and the 1x1 CONV_2D that takes its output (and
+  // that one's ADD / MUL where it is kFuseRows itself); 0: alone.
+  static constexpr uint8_t kFuseRows = 1, kFusePixels = 2;
   std::vector<uint8_t> fused_next_;
+  // How many operators after operator i run in its pool job (0 to 2).
+  int fused_span(std::size_t i) const {
+    if (fused_next_[i] == 0) return 0;
+    return fused_next_[i] == kFusePixels && fused_next_[i + 1] == kFuseRows ? 2 : 1;
+  }
   std::vector<int64_t> offsets_;       // per tensor: arena offset or -1
   std::vector<void*> tensor_data_;     // per tensor: where its bytes are
   std::size_t arena_bytes_ = 0, scratch_bytes_ = 0, unshared_bytes_ = 0, prepared_bytes_ = 0;
