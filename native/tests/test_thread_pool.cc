@@ -281,6 +281,10 @@ void note_placement(const cpu_set_t& expect, std::atomic<int>* cpu, std::atomic<
 // woken there; the caller sleeps in its own task so that the worker runs: it must take its task
 // on b, its affinity {a, b} again. Placement is the scheduler's: tried a few times, skipped
 // (saying so) where the worker was never woken on a. Results never depend on where a task runs.
+// Once its mask is {a, b} again the scheduler may put the worker back on a before its task reads
+// the CPU (a is idle while the caller sleeps, b has the busy thread): seen under qemu on a loaded
+// host (make test, stop 27). So the test asks for one moved wake-up seen on b among the tries;
+// without the move every wake-up on a stays there, and the check fails as it should.
 EDGE_TEST(thread_pool_moves_a_worker_off_the_callers_cpu) {
 #if defined(__linux__)
   const TwoCpus cpu;
@@ -297,10 +301,10 @@ EDGE_TEST(thread_pool_moves_a_worker_off_the_callers_cpu) {
     while (!stop.load(std::memory_order_relaxed) && Clock::now() < until) {
     }
   });
-  bool moved = false;
-  int worker_cpu = -1;
-  bool mask_kept = false;
-  for (int attempt = 0; attempt < 20 && !moved; ++attempt) {
+  int moved = 0;      // wake-ups on a that were moved off it
+  int seen_on_b = 0;  // of those, the ones whose task then read CPU b
+  bool mask_kept = true;
+  for (int attempt = 0; attempt < 20 && seen_on_b == 0; ++attempt) {
     // The worker's task puts it on a (a mask of a alone moves it there) and gives it {a, b}
     // back: it stays on a.
     pool.parallel_for(2, [&](std::size_t t, int thread) {
@@ -317,18 +321,18 @@ EDGE_TEST(thread_pool_moves_a_worker_off_the_callers_cpu) {
       if (thread == 1) note_placement(ab, &cpu, &kept);
     });
     if (pool.unstacked() > before && cpu.load() >= 0) {
-      moved = true;
-      worker_cpu = cpu.load();
-      mask_kept = kept.load();
+      ++moved;
+      if (cpu.load() == b) ++seen_on_b;
+      mask_kept = mask_kept && kept.load();
     }
   }
   stop.store(true);
   busy.join();
-  if (!moved) {
+  if (moved == 0) {
     std::fprintf(stderr, "skipped: the worker was never woken on the caller's CPU in 20 tries\n");
     return;
   }
-  EDGE_CHECK(worker_cpu == b);
+  EDGE_CHECK(seen_on_b > 0);
   EDGE_CHECK(mask_kept);
 #endif
 }
