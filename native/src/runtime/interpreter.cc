@@ -130,9 +130,10 @@ Interpreter::Interpreter(std::shared_ptr<const Model> model, const InterpreterOp
   }
   // A DEPTHWISE_CONV_2D whose output a 1x1 stride-1 CONV_2D takes next (a MobileNet block's
   // depthwise layer and its projection) runs with it in one pool job too: where the depthwise
-  // split gives every task whole output rows, each task, having written its row, computes the
-  // 1x1 layer's output on it on the same thread (Conv2D::run_pixels: output pixel p reads
-  // input pixel p only), and the projection's ADD above on it where it was paired with one;
+  // split gives every task whole output rows, each task (2 per thread, of whole rows), having
+  // written its rows, computes the 1x1 layer's output on them on the same thread
+  // (Conv2D::run_pixels: output pixel p reads input pixel p only), and the projection's ADD
+  // above on them where it was paired with one;
   // otherwise they run after it as before. That saves the 1x1 layer's own job (and the ADD's),
   // 13 of the MobileNet-like model's 54 jobs per inference at 2 threads (its 5x5 layers are cut
   // into row segments), and the 1x1 layer reads pixels its own core just wrote.

@@ -63,10 +63,11 @@ class DepthwiseConv2D {
   void run(const int8_t* input, int8_t* output, ThreadPool* pool = nullptr);
   void run(const int8_t* input, float* output, ThreadPool* pool = nullptr);
   void run(const int8_t* input, int32_t* output, ThreadPool* pool = nullptr);
-  // Like run() (int8 output); where the split gives every task whole output rows, calls `done`
-  // for each task's row (every channel) right after writing it, on that thread, inside the
-  // layer's pool job (a 1x1 convolution after it computes it there: Conv2D::run_pixels), and
-  // returns true; otherwise runs as run() does and returns false without calling it.
+  // Like run() (int8 output); where the split gives every task whole output rows, runs tasks
+  // of several whole rows (2 per thread) and calls `done` for each task's rows (every channel)
+  // right after writing them, on that thread, inside the layer's pool job (a 1x1 convolution
+  // after it computes them there: Conv2D::run_pixels), and returns true; otherwise runs as
+  // run() does and returns false without calling it.
   bool run(const int8_t* input, int8_t* output, ThreadPool* pool, const PixelsDone& done);
 
   int32_t output_height() const;
