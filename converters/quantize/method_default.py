@@ -16,7 +16,7 @@ rtn 0.4, gptq 1.1, auto 9.2 CPU s; the small corpus models 15-52 s with the one-
 check, about 1.6 x that with its two folds since 7676c91: silero_vad INT4 22.5 -> 36.5 s). Over
 the 16 fast-subset models the default's INT4 median is 20.88 / 21.21 dB on two calibration
 draws (all 16 rows of each, 031e202; 18.76 on the first with the one-fold check). Ternary is
-another matter (stop 27, ecf3398, every row but oww_timer's): median 12.27 / 9.54 dB against
+another matter (stop 27, ecf3398, all 16 rows): median 12.27 / 9.54 dB against
 plain GPTQ's 12.62 / 10.37; auto beats GPTQ on 9 rows and loses on 5, but on the middle ones
 (oww_hey_mycroft 5.92 / 2.99 against 12.46 / 5.84, silero_vad's second draw 0.24 against 11.20:
 the check kept plain AdaRound on 15.80 dB over its halves). So with
