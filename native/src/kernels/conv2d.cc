@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "edge/kernels/isa.h"
 #include "edge/thread_pool.h"
 #include "kernels/gemm_plan.h"
 
@@ -19,14 +20,6 @@ namespace {
 // enough to stay in L2 next to the weights (rows of K = 4608 bytes: 300 KB at 64).
 constexpr std::size_t kConvRowBlock = 64;
 constexpr std::size_t kConvWorkspaceBytes = 256 * 1024;
-
-// An A/B switch of the benchmarks: on unless the variable is "0". EDGE_CONV_IGEMM=0 turns the
-// indirect (im2col-free) conv off; EDGE_CONV_RAW=0 keeps 1x1 int8 layers on the prepared rows
-// (no `_raw` kernels).
-bool switch_on(const char* name) {
-  const char* env = std::getenv(name);
-  return env == nullptr || std::strcmp(env, "0") != 0;
-}
 
 void check_positive(int32_t v, const char* what) {
   if (v <= 0) {
@@ -150,7 +143,7 @@ struct Conv2D::Impl {
     if (indirect.fn != nullptr && plan.use_qs8 && plan.groups == 0 && !small_pointwise &&
         !amx_tiles &&
         (cpad == cin || (cpad * 3 <= cin * 4 && window > 1 && window <= max_padded_window)) &&
-        switch_on("EDGE_CONV_IGEMM")) {
+        ab_switch_on("EDGE_CONV_IGEMM")) {
       cin_pad = cpad;
       if (cpad != cin) {
         padded_plan = std::make_unique<detail::GemmPlan>(pad_channels(w, cin, cpad), options,
@@ -189,7 +182,7 @@ struct Conv2D::Impl {
       const detail::IgemmQs8Kernel& raw = plan.kernels->igemm_qs8_raw[igemm_tiles - 1];
       if (raw.fn != nullptr && plan.type == WeightType::kInt8 && taps == 1 && cpad == cin &&
           plan.ntiles <= igemm_tiles &&
-          !need_sums && raw.mr <= kMaxRawRows && switch_on("EDGE_CONV_RAW") &&
+          !need_sums && raw.mr <= kMaxRawRows && ab_switch_on("EDGE_CONV_RAW") &&
           std::find(ind_pixel.begin(), ind_pixel.end(), in_pixels) == ind_pixel.end()) {
         igemm = &raw;
         raw_rows = true;

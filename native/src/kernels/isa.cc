@@ -186,6 +186,11 @@ std::vector<std::string> kernel_names() {
   return out;
 }
 
+bool ab_switch_on(const char* name) {
+  const char* env = std::getenv(name);
+  return env == nullptr || std::string(env) != "0";
+}
+
 Isa resolve_isa(std::optional<Isa> requested) {
   Isa isa;
   std::string source;

@@ -110,8 +110,7 @@ Interpreter::Interpreter(std::shared_ptr<const Model> model, const InterpreterOp
   // convolution's split is not whole rows it says so and the op runs after it as before.
   // EDGE_FUSE_ROWS=0 turns it off (A/B measurements).
   fused_next_.assign(ops.size(), 0);
-  const char* fuse_env = std::getenv("EDGE_FUSE_ROWS");
-  const bool fuse = threads_ > 1 && !(fuse_env != nullptr && std::string(fuse_env) == "0");
+  const bool fuse = threads_ > 1 && ab_switch_on("EDGE_FUSE_ROWS");
   for (std::size_t i = 0; fuse && i + 1 < ops.size(); ++i) {
     const Operator& conv = ops[i];
     const Operator& next = ops[i + 1];

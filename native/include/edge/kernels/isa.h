@@ -90,4 +90,8 @@ std::vector<std::string> kernel_names();
 // chosen ISA is not available.
 Isa resolve_isa(std::optional<Isa> requested = std::nullopt);
 
+// An A/B switch of the benchmarks: on unless the environment variable `name` is "0"
+// (EDGE_CONV_IGEMM, EDGE_CONV_RAW in the conv planner, EDGE_FUSE_ROWS in the interpreter).
+bool ab_switch_on(const char* name);
+
 }  // namespace edge
