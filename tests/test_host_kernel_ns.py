@@ -125,3 +125,26 @@ def test_the_key_names_the_cpu_its_isa_and_the_versions() -> None:
     assert set(key) == {"cpu", "isa", "edgesdk", hk.RUNTIME}
     assert all(f in hk.ISA_FLAGS for f in key["isa"].split(",") if f)
     assert key["cpu"]
+
+
+def test_the_table_and_its_source_come_from_one_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CostModel reads the cache once: its table and the source it names are one file's (stop
+    27's review: one read per field, so a table cached between the two was named as another)."""
+    from sdk.converters.quantize import planner
+
+    reads: list[int] = []
+
+    def counted() -> hk.KernelTable:
+        reads.append(1)
+        return hk.KernelTable(HOST, f"read {len(reads)}", None)
+
+    monkeypatch.setattr(planner, "host_kernels", counted)
+    costs = CostModel()
+    assert len(reads) == 1
+    assert costs.kernel_ns is HOST and costs.kernel_ns_source == "read 1"
+    model, _ = _dw()
+    scaled = costs.for_model(model, PrecisionPlan(), 10_000)  # a copy: no read of its own
+    assert len(reads) == 1 and scaled.kernel_ns is HOST and scaled.kernel_ns_source == "read 1"
+    given = CostModel(kernel_ns=KERNEL_NS)  # a caller's table: nothing read, not named a file
+    assert len(reads) == 1 and given.kernel_ns is KERNEL_NS
+    assert given.kernel_ns_source == "a kernel table given to CostModel"

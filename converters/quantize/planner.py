@@ -246,12 +246,22 @@ class CostModel:
     #: the plain export's file size and its estimated time (ns): the scale of the relative cost
     model_bytes: int = 0
     model_ns: float = 0.0
-    kernel_ns: Mapping[str, Mapping[str, float]] = field(
-        default_factory=lambda: host_kernels().table)
+    #: the kernel table (empty: this host's, `host_kernels`, read once in `__post_init__`)
+    kernel_ns: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     #: where `kernel_ns` comes from (the report names it beside its estimates)
-    kernel_ns_source: str = field(default_factory=lambda: host_kernels().source)
+    kernel_ns_source: str = ""
     #: layer name -> the ops that carry it (`for_model`; absent: the op alone)
     layers: Mapping[str, tuple[Operator, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # One read of the cache gives the table and its source: two reads (one per field, as
+        # the defaults were) could pair a table with another file's name, and read it twice.
+        if not self.kernel_ns:
+            table = host_kernels()
+            object.__setattr__(self, "kernel_ns", table.table)
+            object.__setattr__(self, "kernel_ns_source", table.source)
+        elif not self.kernel_ns_source:
+            object.__setattr__(self, "kernel_ns_source", "a kernel table given to CostModel")
 
     def for_model(self, model: Model, plan: PrecisionPlan, size_bytes: int) -> CostModel:
         """This cost model scaled to `model` under `plan` (its file `size_bytes`)."""
