@@ -56,7 +56,7 @@ import numpy as np
 
 from sdk.base.errors import EdgeSDKError, FidelityError
 from sdk.base.samples import SampleSet
-from sdk.converters.ir import DType, Model, Operator
+from sdk.converters.ir import DType, Model, Operator, QuantParams
 from sdk.converters.quantize.fidelity import layer_losses
 from sdk.converters.quantize.gptq import LayerHessian, collect_hessians, weight_key
 from sdk.converters.quantize.lowbit import weight_sqnr_db
@@ -75,6 +75,7 @@ from sdk.converters.quantize.plan import (
     register_scheme,
 )
 from sdk.converters.quantize.planner import MIN_CONFIDENT_SAMPLES, Attempt
+from sdk.converters.quantize.ranges import symmetric_scales
 from sdk.converters.quantize.row_split import SPLIT_OPS, RowSplit, row_costs, rows_for
 from sdk.converters.quantize.rules import OP_RULES
 from sdk.converters.quantize.subbyte import (
@@ -83,7 +84,14 @@ from sdk.converters.quantize.subbyte import (
     _legal_format,
     weighted_layers,
 )
-from sdk.converters.quantize.weights import weight_format
+from sdk.converters.quantize.weights import (
+    QuantizedWeights,
+    WeightFormat,
+    channel_absmax,
+    channel_codes,
+    register_weight_format,
+    weight_format,
+)
 from sdk.run.fidelity import sqnr_db
 
 #: the uniform probes, in the order they are exported (after all-INT8)
@@ -136,6 +144,13 @@ class MixedOptions:
     #: 2-core host, 30-60 of them uncapped
     max_exports: int | None = None
     max_seconds: float | None = None
+    #: every INT4 layer may also take INT4 with its channels' absolute maximum as the scale
+    #: (`ABSMAX_TWINS`: the same bytes, another rounding), chosen per layer by its output error
+    #: on the calibration inputs (`hessian_losses`), not by the weights' squared error that
+    #: INT4's MSE-searched scales minimise: the int4 plan with each layer at the scale of
+    #: least estimated output error is measured first (see `scale_choice`), and the greedy,
+    #: the budget spent and the trades' lateral moves may take it too
+    absmax_int4: bool = True
 
     def check(self) -> None:
         if self.activations not in ACTIVATION_PRECISIONS or self.activations == "int16":
@@ -158,6 +173,35 @@ def mixed_options(options: Mapping[str, object]) -> MixedOptions:
     opts = MixedOptions(**options)  # type: ignore[arg-type]
     opts.check()
     return opts
+
+
+def _int4_absmax(qmin: int) -> Callable[[np.ndarray, int, str], QuantizedWeights]:
+    def quantize(w: np.ndarray, axis: int, method: str) -> QuantizedWeights:
+        scales = symmetric_scales(channel_absmax(w, axis), 7)
+        # the solver methods (gptq / adaround) choose codes for these scales; the others round
+        scales, q = channel_codes(np.asarray(w, np.float32), axis, scales, qmin, 7, method)
+        return QuantizedWeights(np.asarray(q).astype(np.int8),
+                                QuantParams.per_channel(np.asarray(scales, np.float32), axis),
+                                DType.INT4)
+    return quantize
+
+
+#: INT4 formats and their twin with absolute-maximum scales (ai-edge-quantizer's INT4 rule):
+#: the same storage, one scale per channel = its absolute maximum / 7, whatever method the
+#: export names for the rest (rtn / mse: rounded to nearest; gptq / adaround: codes chosen
+#: for those scales). MSE-searched scales clip each channel's largest weights to lower its
+#: squared error; where those weights carry the output (magika_v3_3: every layer INT4 with
+#: float activations 37.56 dB absmax vs 35.56 MSE on 32 scored inputs, 32.52 vs 21.42 on 32
+#: others) the clipping costs more than the finer step gains. Which one a layer takes is the
+#: mixed search's per-layer choice (`MixedOptions.absmax_int4`)
+ABSMAX_TWINS = {"int4": "int4-absmax", "int4-narrow": "int4-narrow-absmax"}
+for _base, _twin in ABSMAX_TWINS.items():
+    _fmt = weight_format(_base)
+    register_weight_format(WeightFormat(
+        _twin, DType.INT4, _fmt.qmin, _fmt.qmax, _int4_absmax(_fmt.qmin),
+        f"symmetric per-channel INT4 in [{_fmt.qmin}, 7], scale = the channel's absolute "
+        f"maximum / 7 (the mixed search's per-layer alternative to {_base}'s MSE clipping)",
+        default_method="minmax"))
 
 
 def _mixed_plan(model: Model, **options: object) -> PrecisionPlan:
@@ -216,6 +260,8 @@ def layer_choices(model: Model, opts: MixedOptions) -> list[LayerChoice]:
             formats = legal if k == 0 else [f for f in formats if f in legal]
         kept = (opts.keep_first and name == first) or (opts.keep_last and name == last)
         formats.sort(key=lambda f: -_bits(f))
+        if opts.absmax_int4:  # each INT4 format's twin right after it (probes take the first)
+            formats = [g for f in formats for g in (f, ABSMAX_TWINS.get(f)) if g is not None]
         out.append(LayerChoice(name, group[0].type, n, formats,
                                [n * _bits(f) / 8.0 for f in formats], pinned=kept))
     return out
@@ -593,6 +639,22 @@ def hessian_losses(model: Model, samples: SampleSet, choices: list[LayerChoice],
         out[c.name] = {f: noise[f] / signal if signal > 0 else _group_noise(group, f)
                        for f in c.formats}
     return out
+
+
+def scale_choice(choices: list[LayerChoice], losses: Losses, bits: Mapping[str, str]
+                 ) -> dict[str, str] | None:
+    """`bits` with each INT4 layer at the INT4 twin (`ABSMAX_TWINS`: MSE-searched or absmax
+    scales) of least estimated output error (`losses`); None where no layer moves."""
+    out, moved = dict(bits), False
+    for c in choices:
+        f = bits[c.name]
+        twin = ABSMAX_TWINS.get(f)
+        if twin is None:  # a layer at a twin already: back to its MSE format where that gains
+            twin = next((b for b, t in ABSMAX_TWINS.items() if t == f), None)
+        if twin is not None and twin in c.formats and \
+                losses[c.name][twin] < losses[c.name][f]:
+            out[c.name], moved = twin, True
+    return out if moved else None
 
 
 def greedy(choices: list[LayerChoice], losses: Losses, base_bytes: float, target: float,
@@ -1050,7 +1112,8 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
     if latency is not None:
         table = _latency_table(latency, measured, choices, model)
         report.latency_source = table.source
-        report.notes += fill_missing(table, {c.name: c.formats for c in choices})
+        report.notes += fill_missing(table, {c.name: c.formats for c in choices},
+                                     {t: b for b, t in ABSMAX_TWINS.items()})
         for p, _ in measured:
             p.latency_ms = round(table.estimate_ms(p.bits), 6)
             p.within_budget = fits(p)
@@ -1079,6 +1142,13 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
     tried: list[dict[str, str]] = [p.bits for p, _ in measured]
     probed = len(measured)
     try:  # every export from here goes through check_cap (measure calls it)
+        if opts.absmax_int4 and budget_bytes is not None:
+            # the uniform plans within the budget with each INT4 layer at the scale of least
+            # estimated output error: first, so that a capped search measures them too
+            for p in [p for p, _ in measured if p.within_budget]:
+                bits = scale_choice(choices, losses, p.bits)
+                if bits is not None:
+                    measure(f"{p.label}, scales by output error", bits)
         if table is not None and budget_ms is not None:
             names, fmts = [c.name for c in choices], {c.name: c.formats for c in choices}
             bits = greedy_ms(names, fmts, losses, table, budget_ms,
@@ -1169,6 +1239,7 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
 
 
 __all__ = [
+    "ABSMAX_TWINS",
     "CEILING_TIE_DB",
     "DEFAULT_STEPS",
     "PROBES",
@@ -1189,6 +1260,7 @@ __all__ = [
     "paired_choice",
     "pareto_front",
     "plan_of",
+    "scale_choice",
     "search",
     "spend",
     "worse_half_db",

@@ -111,15 +111,22 @@ def add_probe(table: LatencyTable, bits: Mapping[str, str], order: Sequence[tupl
         table.other_ms = float(sum(ms for op, ms in profile if not is_weighted(op, types)))
 
 
-def fill_missing(table: LatencyTable, formats: Mapping[str, Sequence[str]]) -> list[str]:
+def fill_missing(table: LatencyTable, formats: Mapping[str, Sequence[str]],
+                 same_kernel: Mapping[str, str] | None = None) -> list[str]:
     """A layer format no probe gave it (a pinned first / last layer below INT8) takes the time
     of the same layer at the format of the same bit width it was measured at, else at INT8;
-    returns a note per layer so filled."""
+    returns a note per layer so filled. `same_kernel`: formats that run another's kernel
+    (the same storage and ops, other scale values: INT4 with absmax scales) take its time
+    without a note."""
     notes = []
     for name, fmts in formats.items():
         have = table.layers.setdefault(name, {})
         for f in fmts:
             if f in have:
+                continue
+            twin = (same_kernel or {}).get(f)
+            if twin is not None and twin in have:
+                have[f] = have[twin]
                 continue
             if "int8" not in have:
                 raise LatencyTableError(f"latency table ({table.source}) has no time for layer "
