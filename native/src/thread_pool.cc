@@ -376,7 +376,10 @@ void ThreadPool::worker(int index) {
       // Woken on the CPU the caller ran on as it opened the job: one of the two is not
       // running, and the job would run one thread after the other (below).
       const int caller = caller_cpu_.load(std::memory_order_relaxed);
-      if (caller >= 0 && current_cpu() == caller) unstack(caller);
+      if (caller >= 0 && unstack_failures_.load(std::memory_order_relaxed) == 0 &&
+          current_cpu() == caller) {
+        unstack(caller);
+      }
       work(index);
     }
     active_.fetch_sub(1, std::memory_order_release);
@@ -396,18 +399,38 @@ void ThreadPool::unstack(int cpu) {
   // have been narrowed since (`taskset -a -p`, the application pinning its threads), and a
   // worker allowed only the caller's CPU stays there.
 #if defined(__linux__)
-  cpu_set_t own;
-  CPU_ZERO(&own);
-  if (sched_getaffinity(0, sizeof(own), &own) != 0) return;
-  cpu_set_t away = own;
-  CPU_CLR(cpu, &away);
-  if (CPU_COUNT(&away) == 0 || sched_setaffinity(0, sizeof(away), &away) != 0) return;
-  sched_setaffinity(0, sizeof(own), &own);  // a superset of `away`, accepted a moment ago
-  unstacked_.fetch_add(1, std::memory_order_relaxed);
+  // `own` is a superset of the mask accepted a moment ago, so setting it again fails only
+  // where something changed in between (a cpuset rewritten, a seccomp or LSM rule): then the
+  // worker keeps the narrowed set, and further moves would narrow it more (or another
+  // worker's) for good; the pool stops moving workers and says so (unstack_failures()).
+  switch (move_off_cpu(cpu, [](const cpu_set_t& set) {
+    return sched_setaffinity(0, sizeof(set), &set);
+  })) {
+    case MoveOff::kMoved:
+      unstacked_.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case MoveOff::kRestoreFailed:
+      unstack_failures_.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case MoveOff::kStayed:
+      break;
+  }
 #else
   (void)cpu;
 #endif
 }
+
+#if defined(__linux__)
+MoveOff move_off_cpu(int cpu, SetOwnAffinity set) {
+  cpu_set_t own;
+  CPU_ZERO(&own);
+  if (sched_getaffinity(0, sizeof(own), &own) != 0) return MoveOff::kStayed;
+  cpu_set_t away = own;
+  CPU_CLR(cpu, &away);
+  if (CPU_COUNT(&away) == 0 || set(away) != 0) return MoveOff::kStayed;
+  return set(own) == 0 ? MoveOff::kMoved : MoveOff::kRestoreFailed;
+}
+#endif
 
 void ThreadPool::work(int thread) {
   const TaskFn fn = fn_;

@@ -373,6 +373,57 @@ EDGE_TEST(thread_pool_keeps_a_workers_own_affinity) {
 #endif
 }
 
+#if defined(__linux__)
+namespace {
+// A stand-in for sched_setaffinity whose second call (move_off_cpu's restore) fails, as one
+// would where a cpuset is rewritten between the two calls.
+int restore_fails_calls = 0;
+int set_affinity_restore_fails(const cpu_set_t& set) {
+  if (++restore_fails_calls == 2) return -1;
+  return sched_setaffinity(0, sizeof(set), &set);
+}
+int set_affinity(const cpu_set_t& set) { return sched_setaffinity(0, sizeof(set), &set); }
+cpu_set_t own_affinity() {
+  cpu_set_t now;
+  CPU_ZERO(&now);
+  sched_getaffinity(0, sizeof(now), &now);
+  return now;
+}
+}  // namespace
+#endif
+
+// unstack()'s move (move_off_cpu): off the CPU with the thread's own affinity given back; a
+// thread allowed only that CPU stays; and a restore that fails is said (kRestoreFailed, the
+// thread left on its set minus that CPU), not counted as a move: stop 27's unstack() ignored
+// the restore's result and counted the worker as moved with its set narrowed for good.
+EDGE_TEST(thread_pool_move_off_cpu_says_whether_the_affinity_came_back) {
+#if defined(__linux__)
+  const TwoCpus cpu;
+  if (!cpu.ok) return;
+  const int a = cpu.a, b = cpu.b;
+  const cpu_set_t only_a = cpus({a}), only_b = cpus({b}), ab = cpus({a, b});
+  EDGE_CHECK(sched_setaffinity(0, sizeof(only_a), &only_a) == 0);  // on a
+  EDGE_CHECK(edge::move_off_cpu(a, &set_affinity) == edge::MoveOff::kStayed);
+  cpu_set_t now = own_affinity();
+  EDGE_CHECK(CPU_EQUAL(&now, &only_a));
+  EDGE_CHECK(sched_getcpu() == a);
+
+  EDGE_CHECK(sched_setaffinity(0, sizeof(ab), &ab) == 0);  // still on a, {a, b} allowed
+  EDGE_CHECK(edge::move_off_cpu(a, &set_affinity) == edge::MoveOff::kMoved);
+  now = own_affinity();
+  EDGE_CHECK(CPU_EQUAL(&now, &ab));
+
+  EDGE_CHECK(sched_setaffinity(0, sizeof(only_a), &only_a) == 0);  // back on a
+  EDGE_CHECK(sched_setaffinity(0, sizeof(ab), &ab) == 0);
+  restore_fails_calls = 0;
+  EDGE_CHECK(edge::move_off_cpu(a, &set_affinity_restore_fails) == edge::MoveOff::kRestoreFailed);
+  EDGE_CHECK(restore_fails_calls == 2);
+  now = own_affinity();
+  EDGE_CHECK(CPU_EQUAL(&now, &only_b));  // what the caller is told it was left with
+  EDGE_CHECK(sched_getcpu() == b);
+#endif
+}
+
 // The default thread count follows the affinity: a thread confined to one CPU (`taskset -c 0`)
 // gets a pool of one, not one per core of the machine (threads on one CPU only take turns).
 EDGE_TEST(thread_pool_default_threads_follow_the_affinity) {

@@ -480,7 +480,8 @@ int run(const Args& args) {
     // whose latency is near the 1-thread one often backed off (docs/kernels.md, Threads).
     os << "],\n  \"pool\": {\"late_jobs\": " << interp.thread_pool().late_jobs()
        << ", \"contended_windows\": " << interp.thread_pool().contended_windows()
-       << ", \"unstacked\": " << interp.thread_pool().unstacked() << "}";
+       << ", \"unstacked\": " << interp.thread_pool().unstacked()
+       << ", \"unstack_failures\": " << interp.thread_pool().unstack_failures() << "}";
     os << ",\n  \"layers\": [";
     for (std::size_t i = 0; i < layers.size(); ++i) {
       const auto& l = layers[i];

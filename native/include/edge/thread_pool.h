@@ -64,6 +64,10 @@
 #include <thread>
 #include <vector>
 
+#if defined(__linux__)
+#include <sched.h>  // cpu_set_t (move_off_cpu)
+#endif
+
 namespace edge {
 
 enum class Affinity {
@@ -105,6 +109,23 @@ constexpr T whole_parts_per_thread(T n, T threads) {
   return threads > 0 && n > threads ? n - n % threads : n;
 }
 
+#if defined(__linux__)
+// What move_off_cpu() did to the calling thread.
+enum class MoveOff {
+  kStayed,         // its affinity allows no CPU but `cpu`, or could not be read or narrowed
+  kMoved,          // moved off `cpu`, its own affinity set again
+  kRestoreFailed,  // moved off `cpu`, but setting its own affinity again failed: it is left
+                   // on the narrowed set (its own minus `cpu`)
+};
+// Sets the calling thread's affinity (sched_setaffinity(0, ...) in the pool; tests stand in a
+// failing one). Returns 0 on success.
+using SetOwnAffinity = int (*)(const cpu_set_t& set);
+// Moves the calling thread off `cpu`: its affinity without that CPU (the kernel migrates a
+// thread off a CPU its new mask excludes before the call returns), then its own affinity again
+// through `set`. ThreadPool's unstack().
+MoveOff move_off_cpu(int cpu, SetOwnAffinity set);
+#endif
+
 class ThreadPool {
  public:
   // num_threads <= 0: one per physical core the constructing thread may run on
@@ -130,6 +151,10 @@ class ThreadPool {
   }
   // Jobs whose worker was woken on the CPU the caller ran on and moved off it (unstack()).
   uint64_t unstacked() const { return unstacked_.load(std::memory_order_relaxed); }
+  // Moves whose worker could not be given its own affinity back (MoveOff::kRestoreFailed):
+  // after the first, the pool moves no worker again (each move would narrow a worker's set
+  // for good), and such a worker is not counted in unstacked().
+  uint64_t unstack_failures() const { return unstack_failures_.load(std::memory_order_relaxed); }
 
   // What the calls so far ran on: the caller's own counts (a profile takes the difference
   // around one layer to say how many threads ran it and why). `parallel`: jobs handed to the
@@ -208,6 +233,7 @@ class ThreadPool {
   std::vector<int> pinned_cpus_;
   std::atomic<int> caller_cpu_{-1};  // where the caller ran as it opened the current job
   std::atomic<uint64_t> unstacked_{0};
+  std::atomic<uint64_t> unstack_failures_{0};  // unstack() off once non-zero
   std::vector<std::thread> threads_;
   std::vector<Share> shares_;  // one per thread, allocated once
   mutable std::mutex run_mutex_;  // one job at a time
