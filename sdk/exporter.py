@@ -323,7 +323,9 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         and scheme == "int8" and activations == "int8" else None
     head_floats = FloatHeads(float_model, cal_set)  # their float side: run once, for all builds
     solver = weight_solver(weight_method, float_model, cal_set,
-                           bias_corrected=correction != "none") if qat is None \
+                           bias_corrected=correction != "none",
+                           input_means=cal.means if correction != "none" else None) \
+        if qat is None \
         else qat.solver(float_model)  # GPTQ: the layers' Hessians; QAT: the trained codes
     float_state: list[tuple[bytes, list[dict[Tensor, int]]]] = \
         [serialized_float] if stem is not None else []
@@ -430,7 +432,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         # samples and compared at the model's outputs on the other half, then the halves
         # swapped, the two folds' errors pooled (`method_check`)
         folds = [(cal_set.subset(f), cal_set.subset(c)) for f, c in fold_halves(len(cal_set))]
-        fold_solvers = [weight_solver("auto", float_model, fit, bias_corrected=correction != "none")
+        fold_solvers = [weight_solver("auto", float_model, fit, bias_corrected=correction != "none",
+                                      input_means=cal.means if correction != "none" else None)
                         for fit, _ in folds]
         solvers += fold_solvers
         float_runner = LiteRTRunner(serialized()[0])

@@ -77,9 +77,14 @@ def test_auto_export_takes_the_better_rounding_per_layer(tmp_path: Path) -> None
         notes[method] = r.notes
     assert sqnr["auto"] >= max(sqnr["gptq"], sqnr["adaround"]) - 0.2, sqnr
     assert sqnr["auto"] > sqnr["rtn"] + 1.0, sqnr
-    line = next(n for n in notes["auto"] if n.startswith("weight_method=auto: per layer"))
-    for layer in ("fc1", "fc2", "fc3"):
-        assert f"{layer}: " in line, line
+    check = next(n for n in notes["auto"] if "whole-model check" in n)
+    if "kept the per-layer choice" in check:
+        line = next(n for n in notes["auto"] if n.startswith("weight_method=auto: per layer"))
+        for layer in ("fc1", "fc2", "fc3"):
+            assert f"{layer}: " in line, line
+    else:  # here the per-layer choice and plain AdaRound tie on the check (12.07-12.08 dB)
+        kept = check.split("kept plain ")[1].split(" ")[0]
+        assert sqnr["auto"] == sqnr[kept], (check, sqnr)
     assert "auto" in r.timings
 
 

@@ -400,24 +400,62 @@ def test_gptq_solves_padded_convolutions_for_the_bias_corrected_error() -> None:
     assert 10 * np.log10(shift(old) / shift(new)) > 1.5, (shift(old), shift(new))
 
 
-def test_sequential_copy_shifts_the_bias_as_the_rewrite_does() -> None:
+@pytest.mark.parametrize("method", ["gptq", "adaround", "auto"])
+def test_sequential_copy_shifts_the_bias_as_the_rewrite_does(method: str) -> None:
     """The rounded copy the later layers are compensated on carries the bias the rewrite will
     write: the float bias less its analytic correction (`int8._bias_shift`, the weight error
-    times the input channels' means), also where a tap reads only padding (there the rows'
-    mean is not the channels' mean, and a shift by it is another model)."""
+    times the export's input channel means), also where a tap reads only padding (there the
+    rows' mean is not the channels' mean, and a shift by it is another model), for every
+    method: auto and AdaRound shifted by the rows' mean (stop 27, area F), so auto's later
+    layers were fitted against a bias no file had."""
     from sdk.converters.quantize.gptq import WeightSolver
     from sdk.converters.quantize.int8 import _bias_shift
 
     op, w, b_t, model, samples, entry, _ = _padded_conv()
     cal = samples.arrays[0]
-    solver = WeightSolver("gptq", hessians={weight_key(w): entry}, model=model,
-                          samples=samples, float_inputs={id(op): [x[None] for x in cal]})
+    means = cal.reshape(-1, w.shape[3]).astype(np.float64).mean(axis=0)
+    solver = WeightSolver(method, hessians={weight_key(w): entry}, model=model,
+                          samples=samples, float_inputs={id(op): [x[None] for x in cal]},
+                          input_means={op.inputs[0]: means.astype(np.float32)})
     scales, codes = solver.solve(w, 0, -2, 1, scales=int2_levels(w, 0)[0])  # type: ignore[misc]
     deq = codes * np.asarray(scales, np.float64)[:, None, None, None]
-    means = cal.reshape(-1, w.shape[3]).astype(np.float64).mean(axis=0)
     want = b_t.numpy().astype(np.float64) - _bias_shift("CONV_2D", w, deq, means)
     copied = solver._memo[id(b_t)].data  # type: ignore[attr-defined]
+    by_rows_mean = b_t.numpy().astype(np.float64) - (
+        (deq - w).reshape(w.shape[0], -1) * entry.mean).sum(axis=1)
+    assert np.abs(by_rows_mean - want).max() > 1e-2  # the padded tap: the two shifts differ
     np.testing.assert_allclose(copied, want, rtol=1e-5, atol=1e-5)
+
+
+def test_sequential_copy_without_export_means_uses_the_hessian_pass_means() -> None:
+    """A solver given no export means (`input_means` None) shifts the copy's bias by the
+    channel means the Hessian pass took over its samples (calibration's over the same
+    samples), not by the rows' mean; no means for the layer: no shift, as the rewrite does."""
+    from sdk.base.samples import InputSpec, SampleSet
+    from sdk.converters.quantize.gptq import LayerHessian, WeightSolver
+    from sdk.converters.quantize.int8 import _bias_shift
+
+    _, w, b_t, model, samples, entry, _ = _padded_conv()
+    cal = samples.arrays[0]
+    means = cal.reshape(-1, w.shape[3]).astype(np.float64).mean(axis=0)
+    samples = SampleSet([InputSpec("x", (1, *cal.shape[1:]), np.dtype(np.float32), True)],
+                        [cal], "test")
+    hessians = collect_hessians(model, samples)
+    got = hessians[weight_key(w)]
+    np.testing.assert_allclose(got.channel_means[0], means, rtol=1e-6)
+    solver = WeightSolver("auto", hessians=hessians, model=model, samples=samples)
+    scales, codes = solver.solve(w, 0, -2, 1, scales=int2_levels(w, 0)[0])  # type: ignore[misc]
+    deq = codes * np.asarray(scales, np.float64)[:, None, None, None]
+    want = b_t.numpy().astype(np.float64) - _bias_shift("CONV_2D", w, deq, means)
+    np.testing.assert_allclose(solver._memo[id(b_t)].data, want,  # type: ignore[attr-defined]
+                               rtol=1e-5, atol=1e-5)
+    bare = LayerHessian(entry.layers, entry.op_type, entry.hessian, entry.rows, entry.ops,
+                        entry.mean)  # no channel means: the rewrite without means shifts none
+    solver = WeightSolver("adaround", hessians={weight_key(w): bare}, model=model,
+                          samples=samples)
+    solver.solve(w, 0, -2, 1, scales=int2_levels(w, 0)[0])
+    np.testing.assert_array_equal(solver._memo[id(b_t)].data,  # type: ignore[attr-defined]
+                                  b_t.numpy())
 
 
 def test_sequential_copy_keeps_the_bias_without_bias_correction() -> None:

@@ -118,6 +118,9 @@ class LayerHessian:
     ops: list[Operator] = field(default_factory=list, repr=False)
     #: mean input row ([K], or [C, K] for depthwise): what the analytic bias correction uses
     mean: np.ndarray | None = field(default=None, repr=False)
+    #: per op of `ops`: the mean of each channel of its float input over every position of
+    #: every sample, as calibration's means (`WeightSolver.input_means` where those are not given)
+    channel_means: list[np.ndarray] = field(default_factory=list, repr=False)
 
 
 @dataclass
@@ -499,6 +502,11 @@ class WeightSolver:
     #: the export corrects biases for the mean output shift (`bias_correction` not "none"):
     #: method "auto" then also tries the centred objective (see `_auto`)
     bias_corrected: bool = True
+    #: the export's per-channel input means (calibration's, keyed by the float model's input
+    #: tensor of each layer: what the rewrite's bias correction multiplies the weight error by,
+    #: `int8._bias_shift`); the rounded copy shifts its biases by the same. None: the channel
+    #: means the Hessian pass took over this solver's samples (`LayerHessian.channel_means`)
+    input_means: dict[Tensor, np.ndarray] | None = field(default=None, repr=False)
     #: method "auto": each layer's held-out comparison and choice (`method_choice`)
     choices: list[LayerChoice] = field(default_factory=list)
     _token: contextvars.Token[Solver | None] | None = None
@@ -591,10 +599,9 @@ class WeightSolver:
         self.solved.append(", ".join(entry.layers))
         per_value = np.repeat(out_scales, group_size, axis=1) if group_size \
             else out_scales[:, None]
-        if self.sequential:
-            # the bias shift as the rewrite applies it: by the correction's vector where known
-            v = split[5] if about and split is not None else None
-            self._round_in_copy(entry, rows, result.codes * per_value, np.shape(w), axis, v)
+        if self.sequential:  # every method: the bias shifted as the export will shift it
+            self._round_in_copy(entry, rows, result.codes * per_value, np.shape(w), axis,
+                                group_size)
         self.seconds += time.perf_counter() - start
         return out_scales.astype(np.float32), _from_rows(result.codes, np.shape(w), axis)
 
@@ -698,15 +705,15 @@ class WeightSolver:
 
     # ------------------------------------------------------------ upstream compensation
     def _round_in_copy(self, entry: LayerHessian, rows: np.ndarray, deq_rows: np.ndarray,
-                       shape: tuple[int, ...], axis: int, v: np.ndarray | None = None
-                       ) -> None:
+                       shape: tuple[int, ...], axis: int, group_size: int = 0) -> None:
         """Put the rounded weights into the float model's copy the next layers run on, with
-        the bias shifted as the rewrite's analytic bias correction will shift it: by the
-        weight error times `v` (the float input's channel means in row space, `_row_vector`:
-        what the rewrite multiplies by), else times the rows' mean (the same for
-        FULLY_CONNECTED and unpadded convolutions; at padded taps the rewrite's shift is the
-        larger one: with it silero_vad 2-bit GPTQ 12.59 -> 14.34 dB, oww_embedding ternary
-        10.76 -> 10.99, mp_hand_recrop ternary 17.64 -> 19.70)."""
+        each op's bias shifted as the rewrite's analytic bias correction will shift it
+        (`int8._bias_shift`): by the weight error times the export's channel means of the
+        op's float input, tiled over the taps (`_row_vector`; `input_means`), and not at all
+        where the export does not correct (bias_correction="none", per-group scales, a layer
+        without calibration means). Before this every method but "gptq" on a convolution
+        shifted by the rows' mean, which at padded taps is not what the export writes (stop
+        27, area F): auto and AdaRound fitted later layers against biases no file had."""
         if self.model is None or not entry.ops:
             return
         if self._rounded is None:
@@ -714,21 +721,33 @@ class WeightSolver:
         if self._upstream is not None:
             self._upstream.invalidate([self._memo[id(op)] for op in entry.ops])  # type: ignore
         deq = _from_rows(deq_rows, shape, axis).astype(np.float32)
-        shift = None
-        mean = v if v is not None else entry.mean
-        if mean is not None and self.bias_corrected:  # bias_correction="none": no shift
-            shift = ((deq_rows - rows) * mean).sum(axis=1)
-        for op in entry.ops:
+        for op, channel_mean in zip(entry.ops, self._export_means(entry), strict=True):
             rule = OP_RULES[op.type]
             t = self._memo[id(op.inputs[rule.weight])]  # type: ignore[index]
             t.data = deq.reshape(t.shape)  # type: ignore[attr-defined]
             bias = op.inputs[rule.bias] if rule.bias is not None and rule.bias < len(op.inputs) \
                 else None
-            if shift is not None and bias is not None and bias.is_constant \
-                    and bias.dtype is DType.FLOAT32 and bias.numpy().size == shift.size:
+            if not self.bias_corrected or group_size or channel_mean is None or bias is None \
+                    or not bias.is_constant or bias.dtype is not DType.FLOAT32:
+                continue
+            v = _row_vector(op, entry.hessian.shape, channel_mean)
+            shift = ((deq_rows - rows) * v).sum(axis=1)
+            if bias.numpy().size == shift.size:
                 b = self._memo[id(bias)]
                 b.data = (bias.numpy().astype(np.float64) - shift).astype(  # type: ignore
                     np.float32).reshape(bias.shape)
+
+    def _export_means(self, entry: LayerHessian) -> list[np.ndarray | None]:
+        """Per op of the layer: the channel means of its float input the export's bias
+        correction uses (`input_means`), else the Hessian pass's over this solver's samples."""
+        if self.input_means is None:
+            means: list[np.ndarray | None] = list(entry.channel_means)
+            return means + [None] * (len(entry.ops) - len(means))
+        out: list[np.ndarray | None] = []
+        for op in entry.ops:
+            m = self.input_means.get(op.inputs[0]) if op.inputs[0] is not None else None
+            out.append(None if m is None else np.asarray(m, np.float64))
+        return out
 
     def _compensated(self, entry: LayerHessian, rows: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray, Split | None, np.ndarray] | None:
@@ -1047,6 +1066,7 @@ def collect_hessians(model: Model, samples: SampleSet, *, max_rows: int = DEFAUL
     per_sample = max(1, -(-max_rows // len(samples)))
     comp_per_sample = max(1, -(-max_rows // min(len(samples), COMPENSATION_SAMPLES)))
     kept_rows = {id(acc.op): 0 for acc in accs}
+    channels = {id(acc.op): _ChannelMean() for acc in accs}  # calibration's means, per layer
     if keep_inputs is not None:
         keep_inputs.update({id(acc.op): [] for acc in accs})
     rng = np.random.default_rng(seed)
@@ -1059,6 +1079,7 @@ def collect_hessians(model: Model, samples: SampleSet, *, max_rows: int = DEFAUL
                 raise CalibrationError(f"GPTQ: {layer_name(acc.op)}'s input holds NaN or inf on "
                                        "the calibration samples")
             acc.add(value, per_sample, rng)
+            channels[id(acc.op)].add(value)
             if keep_inputs is not None and keep_inputs.get(id(acc.op)) is not None \
                     and kept_rows[id(acc.op)] < max_rows:
                 parts = _per_sample(value, count)
@@ -1081,18 +1102,24 @@ def collect_hessians(model: Model, samples: SampleSet, *, max_rows: int = DEFAUL
             out[key].layers.append(name)
             out[key].ops.append(acc.op)
             out[key].rows += acc.rows
+            out[key].channel_means.append(_ChannelMean.merged([channels[id(acc.op)]]))
         else:
             out[key] = LayerHessian([name], acc.op.type, h, acc.rows, [acc.op],
-                                    acc.sum_q / acc.rows)
+                                    acc.sum_q / acc.rows,
+                                    [_ChannelMean.merged([channels[id(acc.op)]])])
     return out
 
 
 def weight_solver(method: str | None, model: Model, samples: SampleSet, *,
-                  bias_corrected: bool = True, **kwargs: object) -> WeightSolver:
+                  bias_corrected: bool = True,
+                  input_means: dict[Tensor, np.ndarray] | None = None,
+                  **kwargs: object) -> WeightSolver:
     """What `sdk.export` wraps the INT8 rewrite in: for "gptq", "adaround" and "auto", the
     Hessians of `model`'s layers on `samples` (timed); for any other method an inactive solver.
-    `bias_corrected`: the export's bias correction is on (see `WeightSolver.bias_corrected`)."""
-    solver = WeightSolver(method, model=model, samples=samples, bias_corrected=bias_corrected)
+    `bias_corrected`: the export's bias correction is on (see `WeightSolver.bias_corrected`);
+    `input_means`: the export's channel means (calibration's, see `WeightSolver.input_means`)."""
+    solver = WeightSolver(method, model=model, samples=samples, bias_corrected=bias_corrected,
+                          input_means=input_means)
     if method not in SOLVER_METHODS:
         return solver
     start = time.perf_counter()

@@ -167,7 +167,7 @@ def plain_solver(solver: WeightSolver, method: str) -> WeightSolver:
                         sequential=solver.sequential, model=solver.model,
                         samples=solver.samples, max_rows=solver.max_rows, seed=solver.seed,
                         centred=solver.centred, bias_corrected=solver.bias_corrected,
-                        float_inputs=solver.float_inputs)
+                        float_inputs=solver.float_inputs, input_means=solver.input_means)
 
 
 __all__ = ["FOLDS", "MIN_SAMPLES", "PER_LAYER", "PLAIN", "Energies", "WholeModelCheck", "choose",
