@@ -7,12 +7,13 @@ and a MobileNet-like network (3x3, 1x1, depthwise). Ours: int8, int4, ternary an
 (sdk.kernels, best ISA of this CPU). Theirs, single-layer .tflite models in stock LiteRT with
 XNNPACK: fp32, int8 full-integer, and the 4-bit / 2-bit weight paths ai-edge-quantizer writes
 (recipes dynamic_wi4_afp32, dynamic_wi2c_afp32). Every layer runs with 1 thread and with all
-physical cores. Times are medians of interleaved rounds (the same rounds for every
-implementation of a layer, so drift from other processes hits all of them alike); ratios are
-theirs / ours (> 1: ours is faster). Weight traffic is packed weight bytes / time, next to this
-machine's read bandwidth measured in the same run (DRAM and last-level-cache sized buffers).
-Ours is timed by a C++ loop (plan.benchmark), LiteRT by invoke() in a Python loop (~0.5 us
-overhead per call, measured). Never asserted by tests: timing on shared machines is noisy.
+the physical cores this process may run on (the runtime's default thread count). Times are
+medians of interleaved rounds (the same rounds for every implementation of a layer, so drift
+from other processes hits all of them alike); ratios are theirs / ours (> 1: ours is faster).
+Weight traffic is packed weight bytes / time, next to this machine's read bandwidth measured in
+the same run (DRAM and last-level-cache sized buffers). Ours is timed by a C++ loop
+(plan.benchmark), LiteRT by invoke() in a Python loop (~0.5 us overhead per call, measured).
+Never asserted by tests: timing on shared machines is noisy.
 """
 
 from __future__ import annotations
@@ -291,7 +292,8 @@ def host_info(threads: list[int]) -> dict[str, Any]:
     return {
         "machine": platform.machine(), "python": platform.python_version(),
         "cpu_features": [k for k, v in feats.items() if v is True],
-        "physical_cores": native.physical_core_count(), "threads": threads,
+        "physical_cores": native.physical_core_count(),
+        "usable_cores": native.usable_core_count(), "threads": threads,
         "isa": kernels.resolve_isa(),  # honours $EDGE_KERNEL_ISA, as the plans do
         # every tier this binary carries and whether this CPU runs it (avxvnni / i8mm are built
         # on x86 / aarch64 everywhere but run only where CPUID / HWCAP say so: docs/kernels.md)
@@ -331,12 +333,21 @@ def markdown(report: Report) -> str:
     return "\n".join(rows)
 
 
+def thread_counts(spec: str) -> list[int]:
+    """The thread counts of a --threads list, 'all' being the physical cores this process may
+    run on (`usable_core_count`: under `taskset -c 0` one, as the runtime's pools take), not
+    the machine's: threads beyond them only take turns on a CPU."""
+    cores = native.usable_core_count()
+    return sorted({cores if t == "all" else int(t) for t in spec.split(",")})
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a few small layers (smoke run)")
     ap.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds")
     ap.add_argument("--batch-ms", type=float, default=20.0, help="time per candidate per round")
-    ap.add_argument("--threads", default="1,all", help="comma list; 'all' = physical cores")
+    ap.add_argument("--threads", default="1,all",
+                    help="comma list; 'all' = the physical cores this process may run on")
     ap.add_argument("--only", default="", help="run layers whose name contains this")
     ap.add_argument("--output", help="also write the JSON here")
     ap.add_argument("--markdown", action="store_true", help="print a README table on stderr")
@@ -345,8 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     restriction = litert_isa.select_isa(args.litert_isa)
 
-    cores = native.physical_core_count()
-    threads = sorted({cores if t == "all" else int(t) for t in args.threads.split(",")})
+    threads = thread_counts(args.threads)
     n = native.load()
     pools = {th: kernels.ThreadPool(th) for th in threads}
     bw = {}

@@ -38,6 +38,9 @@ PYBIND11_MODULE(_native, m) {
       "Features of the CPU this process runs on, as a dict of name -> bool (plus 'arch').");
   m.def("physical_core_count", &edge::physical_core_count,
         "Physical cores (SMT siblings counted once).");
+  m.def("usable_core_count", &edge::usable_core_count,
+        "Physical cores among the CPUs the calling thread may run on (taskset, cpuset): the "
+        "runtime's default thread count.");
   edge::python::bind_runtime(m);
 
   bind_kernels(m);

@@ -31,6 +31,12 @@ def physical_core_count() -> int:
     return int(load().physical_core_count())
 
 
+def usable_core_count() -> int:
+    """Physical cores among the CPUs this thread may run on (`taskset`, a cpuset): the thread
+    count the runtime, the delegate and `kernels.ThreadPool(0)` take by default."""
+    return int(load().usable_core_count())
+
+
 # ---------------------------------------------------------------- the on-device runner binaries
 #: Android ABI names -> the folder of a checkout's `build/` holding the static Linux build for
 #: that ABI (the Makefile's build dirs); sdk.base.artifacts holds the one lookup.
