@@ -305,6 +305,9 @@ EDGE_TEST(runtime_conv_and_residual_add_share_one_pool_job) {
             if (fused) {
               EDGE_CHECK(op_stats.threads_why(threads).rfind(
                              "in the previous operator's pool job", 0) == 0);
+              // it ran on the conv job's threads (stop 27's profile said 1 here)
+              EDGE_CHECK(conv_stats.threads(threads) > 1);
+              EDGE_CHECK(op_stats.threads(threads) == conv_stats.threads(threads));
             }
           }
         }
@@ -315,13 +318,13 @@ EDGE_TEST(runtime_conv_and_residual_add_share_one_pool_job) {
 }
 
 // A DEPTHWISE_CONV_2D, the 1x1 CONV_2D that takes its output and that one's residual ADD run
-// in one pool job where the depthwise tasks are whole rows (each computes the 1x1 layer, then
-// the ADD, on the row it wrote: Conv2D::run_pixels): the bytes of 1 thread on 2 and 3
-// threads, stride 1 (10 rows: whole rows on 2 threads) and stride 2 (a 5x5 output, rows cut
-// into pixel segments: not fused), every ISA of the host, also with workers that sleep between
-// jobs and come late; fused, the 1x1 layer and the ADD have no job of their own and the
-// profile says where they ran; EDGE_FUSE_ROWS=0 runs them on their own. The depthwise input
-// keeps its bytes until the ADD is done.
+// in one pool job (each depthwise task computes the 1x1 layer, then the ADD, on the pixels it
+// wrote: Conv2D::run_pixels): the bytes of 1 thread on 2 and 3 threads, stride 1 (10 rows:
+// whole rows on 2 threads) and stride 2 (a 5x5 output: runs of pixels that cross row ends,
+// where the unfused split cuts rows into segments), every ISA of the host, also with workers
+// that sleep between jobs and come late; fused, the 1x1 layer and the ADD have no job of their
+// own and the profile says where they ran; EDGE_FUSE_ROWS=0 runs them on their own. The
+// depthwise input keeps its bytes until the ADD is done.
 EDGE_TEST(runtime_depthwise_and_pointwise_share_one_pool_job) {
   for (const int stride : {1, 2}) {
     const int32_t oh = 10 / stride;
@@ -382,11 +385,9 @@ EDGE_TEST(runtime_depthwise_and_pointwise_share_one_pool_job) {
             const auto& dw_stats = interp.layer_stats()[1];
             const auto& pw_stats = interp.layer_stats()[2];
             const auto& add_stats = interp.layer_stats()[3];
-            // Whole rows on 2 threads at stride 1; segments at stride 2; on 3 threads the
-            // split decides (either way the same bytes).
-            const bool fused = *fuse == '\0' && (stride == 1 && threads == 2
-                                                      ? true
-                                                      : stride == 1 && pw_stats.fused_runs > 0);
+            // Fused whatever the split: whole rows at stride 1, runs of pixels that cross row
+            // ends at stride 2 (a 5x5 output: its rows cut into segments when not fused).
+            const bool fused = *fuse == '\0';
             // The ADD's output never shares the depthwise input's bytes.
             const int64_t xo = interp.arena_offset(x), oo = interp.arena_offset(out);
             if (fused) {

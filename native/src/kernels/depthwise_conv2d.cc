@@ -1,6 +1,7 @@
 #include "edge/kernels/depthwise_conv2d.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -370,11 +371,8 @@ struct DepthwiseConv2D::Impl {
     }
     const std::size_t out_w = static_cast<std::size_t>(geo.out_w);
     const std::size_t seg_w = (out_w + segments - 1) / segments;
-    auto segment = [&](std::size_t t, int thread) {
-      // Task t: output row t / segments, pixels [x_begin, x_end) of it.
-      const std::size_t row = t / segments;
-      const std::size_t x_begin = t % segments * seg_w;
-      const std::size_t x_end = std::min(out_w, x_begin + seg_w);
+    // Output row `row`, pixels [x_begin, x_end) of it, on `thread`'s workspace.
+    auto piece = [&](std::size_t row, std::size_t x_begin, std::size_t x_end, int thread) {
       ThreadWorkspace& ws = workspaces[static_cast<std::size_t>(thread)];
       const std::size_t b = row / static_cast<std::size_t>(geo.out_h);
       const int32_t oy = static_cast<int32_t>(row % static_cast<std::size_t>(geo.out_h));
@@ -488,25 +486,44 @@ struct DepthwiseConv2D::Impl {
         }
       }
     };
-    // `done` on the task's row, on its thread (PixelsDone), where tasks are whole rows: the
-    // 1x1 layer after it on a row segment's few pixels (the MobileNet-like model's 5x5 layers,
-    // 2-3 pixels on 2 threads) re-read all its weights per 2-3 pixels, 20-27 % slower per
-    // depthwise + 1x1 (+ ADD) block than the two jobs (Zen 4, vCPUs on one die).
-    if (segments != 1) done = nullptr;
-    // With `done`, tasks of several whole rows, 2 per thread where there are rows enough: the
-    // 1x1 layer's GEMM then runs on a task's rows at once (one pass over its weights per task,
-    // not per row: per 10-pixel row the MobileNet-like model's 10x10 blocks were up to 3.5 %
-    // slower fused, one die); threads that run still take a late one's task.
-    const std::size_t tasks =
-        done != nullptr ? std::min(rows, 2 * static_cast<std::size_t>(threads)) : rows * segments;
+    // Task t of the unfused split: output row t / segments, its (t % segments)-th segment.
+    auto segment = [&](std::size_t t, int thread) {
+      const std::size_t x_begin = t % segments * seg_w;
+      piece(t / segments, x_begin, std::min(out_w, x_begin + seg_w), thread);
+    };
+    // With `done`, tasks of even shares of the output pixels, 2 per thread where there are
+    // pixels enough, each a contiguous run of pixels (whole rows where whole rows balance, as
+    // `segments` says; else runs that cross row ends), then `done` on the task's pixels on its
+    // thread (PixelsDone): the 1x1 layer's GEMM runs on a task's pixels at once, one pass over
+    // its weights per task. Per row segment (the MobileNet-like model's 5x5 layers: 2-3 pixels
+    // on 2 threads) it had re-read all its weights per 2-3 pixels, 20-27 % slower per depthwise
+    // + 1x1 (+ ADD) block than the two jobs; per 10-pixel row the 10x10 blocks were up to 3.5 %
+    // slower (Zen 4, vCPUs on one die). Threads that run still take a late one's task.
+    const std::size_t pixels = rows * out_w;
+    const std::size_t fused_tasks =
+        segments == 1 ? std::min(rows, fused_rows_tasks_per_thread() * std::size_t(threads))
+                      : std::min(pixels, 2 * static_cast<std::size_t>(threads));
+    const std::size_t tasks = done != nullptr ? fused_tasks : rows * segments;
     auto task = [&](std::size_t t, int thread) {
       if (done == nullptr) {
         segment(t, thread);
         return;
       }
-      const std::size_t r0 = rows * t / tasks, r1 = rows * (t + 1) / tasks;  // even shares
-      for (std::size_t r = r0; r < r1; ++r) segment(r, thread);
-      done->fn(done->ctx, r0 * out_w, r1 * out_w, thread);
+      std::size_t p0, p1;
+      if (segments == 1) {
+        p0 = rows * t / tasks * out_w;  // whole rows, even shares
+        p1 = rows * (t + 1) / tasks * out_w;
+      } else {
+        p0 = pixels * t / tasks;
+        p1 = pixels * (t + 1) / tasks;
+      }
+      for (std::size_t p = p0; p < p1;) {
+        const std::size_t row = p / out_w, x0 = p % out_w;
+        const std::size_t x1 = std::min(out_w, x0 + (p1 - p));
+        piece(row, x0, x1, thread);
+        p += x1 - x0;
+      }
+      done->fn(done->ctx, p0, p1, thread);
     };
     if (pool != nullptr && tasks > 1) {
       pool->parallel_for(tasks, task);
@@ -522,6 +539,18 @@ struct DepthwiseConv2D::Impl {
   // thread, at least 4 tasks per thread where the shape has them (threads that run take a late
   // one's tasks), then the fewest pixels on the busiest thread under parallel_for's contiguous
   // shares, then fewer segments. Outputs do not depend on the split.
+  // Tasks per thread of a fused job (with PixelsDone) of whole rows: 2, or EDGE_FUSE_TASKS
+  // (read once per process; for A/B measurements: more tasks leave a late thread less of the
+  // layer, fewer give the 1x1 layer more pixels per pass over its weights).
+  static std::size_t fused_rows_tasks_per_thread() {
+    static const std::size_t n = [] {
+      const char* e = std::getenv("EDGE_FUSE_TASKS");
+      const int v = e != nullptr ? std::atoi(e) : 0;
+      return v > 0 ? static_cast<std::size_t>(v) : std::size_t{2};
+    }();
+    return n;
+  }
+
   static std::size_t row_segments(std::size_t rows, std::size_t width, int threads) {
     if (threads <= 1 || rows == 0 || width == 0) return 1;
     const std::size_t n = static_cast<std::size_t>(threads);

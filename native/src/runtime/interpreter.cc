@@ -128,14 +128,14 @@ Interpreter::Interpreter(std::shared_ptr<const Model> model, const InterpreterOp
     fused_next_[i] = kFuseRows;
   }
   // A DEPTHWISE_CONV_2D whose output a 1x1 stride-1 CONV_2D takes next (a MobileNet block's
-  // depthwise layer and its projection) runs with it in one pool job too: where the depthwise
-  // split gives every task whole output rows, each task (2 per thread, of whole rows), having
-  // written its rows, computes the 1x1 layer's output on them on the same thread
-  // (Conv2D::run_pixels: output pixel p reads input pixel p only), and the projection's ADD
-  // above on them where it was paired with one;
-  // otherwise they run after it as before. That saves the 1x1 layer's own job (and the ADD's),
-  // 13 of the MobileNet-like model's 54 jobs per inference at 2 threads (its 5x5 layers are cut
-  // into row segments), and the 1x1 layer reads pixels its own core just wrote.
+  // depthwise layer and its projection) runs with it in one pool job too: each depthwise task
+  // (2 per thread: whole rows where whole rows balance, else runs of pixels that cross row
+  // ends), having written its pixels, computes the 1x1 layer's output on them on the same
+  // thread (Conv2D::run_pixels: output pixel p reads input pixel p only), and the projection's
+  // ADD above on them where it was paired with one; a depthwise layer with other than int8
+  // output runs alone as before. That saves the 1x1 layer's own job (and the ADD's), 17 of the
+  // MobileNet-like model's 54 jobs per inference at 2 threads, and the 1x1 layer reads pixels
+  // its own core just wrote.
   for (std::size_t i = 0; fuse && i + 1 < ops.size(); ++i) {
     const Operator& dw = ops[i];
     const Operator& pw = ops[i + 1];
@@ -301,7 +301,9 @@ void Interpreter::set_input(std::size_t i, const void* data, std::size_t bytes) 
 const ThreadPool& Interpreter::thread_pool() const { return context_->pool; }
 
 int LayerStats::threads(int pool_threads) const {
-  if (parallel_calls == 0) return 1;
+  // An op that ran in another operator's job (fused_runs) ran on that job's threads: its
+  // widest_job is that job's (Interpreter::run), its own calls none.
+  if (parallel_calls == 0 && (fused_runs == 0 || widest_job == 0)) return 1;
   // A job of fewer tasks than the pool has threads ran on as many threads as it had tasks.
   return widest_job > 0 ? std::min(widest_job, pool_threads) : pool_threads;
 }
@@ -405,7 +407,8 @@ void Interpreter::run() {
       const auto t1 = std::chrono::steady_clock::now();
       const ThreadPool::Calls c1 = context_->pool.calls();
       LayerStats& s = stats_[i];
-      s.widest_job = std::max(s.widest_job, context_->pool.take_widest_job());
+      const int widest = context_->pool.take_widest_job();
+      s.widest_job = std::max(s.widest_job, widest);
       s.last_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
       s.total_ms += s.last_ms;
       s.min_ms = s.runs == 0 ? s.last_ms : std::min(s.min_ms, s.last_ms);
@@ -414,8 +417,10 @@ void Interpreter::run() {
       s.single_task_calls += c1.single_task - c0.single_task;
       ++s.runs;
       for (int j = 1; j <= fused; ++j) {
-        ++stats_[i + j].runs;
-        ++stats_[i + j].fused_runs;
+        LayerStats& f = stats_[i + j];
+        ++f.runs;
+        ++f.fused_runs;
+        f.widest_job = std::max(f.widest_job, widest);  // it ran on this job's threads
       }
     } else {
       run_op();
