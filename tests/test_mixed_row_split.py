@@ -189,3 +189,27 @@ def test_search_splits_the_dominant_layer_at_int4_size(tmp_path) -> None:
                        scheme_options={"row_splits": 0})
     assert not plain.mixed.chosen_point.splits
     assert plain.fidelity.min_sqnr_db < res.fidelity.min_sqnr_db - 10
+
+
+@requires_tf
+@pytest.mark.filterwarnings("ignore::sdk.run.fidelity.FidelityWarning")
+def test_a_capped_search_keeps_exports_for_the_row_splits(tmp_path) -> None:
+    """Under `max_exports` the trades leave `row_splits` exports to the splits: capped at 2,
+    the old order spent both on trades and never split the dominant layer (ppocr_v4_rec and
+    ddddocr_rec capped at 6: the INT8 trades that beat the int4 plan were 160-2,700 B over the
+    budget, and no split was made to bring them under)."""
+    import sdk
+
+    x = (5 + 0.3 * np.random.default_rng(1).standard_normal((120, 256))).astype(np.float32)
+    net = _dominant_layer_net()
+    int4 = sdk.export(net, "int4", calibration=x, output=tmp_path / "int4.tflite", report=False)
+    res = sdk.export(net, "mixed", calibration=x, output=tmp_path / "mixed.tflite",
+                     budget_bytes=int4.size_bytes, report=False,
+                     scheme_options={"max_exports": 2})
+    made = [p for p in res.mixed.points if p.estimated_bytes is not None]
+    # both exports went to the split (its first try still over the budget, then one more row)
+    assert len(made) == 2 and all(p.splits for p in made)
+    chosen = res.mixed.chosen_point
+    assert chosen.splits and chosen.within_budget
+    assert res.fidelity.min_sqnr_db > int4.fidelity.min_sqnr_db + 10
+    assert any("kept for the row splits" in n for n in res.mixed.notes)
