@@ -213,3 +213,51 @@ def test_a_capped_search_keeps_exports_for_the_row_splits(tmp_path) -> None:
     assert chosen.splits and chosen.within_budget
     assert res.fidelity.min_sqnr_db > int4.fidelity.min_sqnr_db + 10
     assert any("kept for the row splits" in n for n in res.mixed.notes)
+
+
+def test_a_split_that_cannot_be_written_falls_back_to_the_next_layer() -> None:
+    """oww_melspectrogram at all-INT4's size: a swap 80 B over the budget beat the int4 plan on
+    both halves of the selection inputs; its largest layer (the STFT, Conv_2) cannot be split
+    (a RESHAPE shares its name), and the search gave up on the point instead of splitting the
+    next layer (Conv_3, INT8 there)."""
+    from sdk.base.errors import ConversionError
+    from sdk.converters.ir import Graph, Operator, Tensor
+    from sdk.converters.quantize.mixed import (
+        LayerChoice,
+        MixedPoint,
+        MixedReport,
+        _split_trades,
+    )
+
+    rng = np.random.default_rng(2)
+    g = Graph(name="main")
+
+    def fc(name: str, n: int, k: int) -> Operator:
+        x = Tensor(f"{name}_x", (1, k), DType.FLOAT32)
+        y = Tensor(f"{name}_y", (1, n), DType.FLOAT32)
+        w = g.constant(f"{name}_w", rng.standard_normal((n, k)).astype(np.float32))
+        return Operator("FULLY_CONNECTED", [x, w], [y], {}, name=name)
+
+    big, small = fc("big", 64, 256), fc("small", 64, 128)
+    choices = [LayerChoice("big", "FULLY_CONNECTED", 64 * 256, ["int8", "int4", "int2"],
+                           [16384.0, 8192.0, 4096.0]),
+               LayerChoice("small", "FULLY_CONNECTED", 64 * 128, ["int8", "int4", "int2"],
+                           [8192.0, 4096.0, 2048.0])]
+    fits = MixedPoint("int4 plan", 12_000, 20.0, None, {"big": "int4", "small": "int4"},
+                      within_budget=True)
+    over = MixedPoint("swap", 12_080, 21.0, 12_000, {"big": "int4", "small": "int8"})
+    tried: list[str] = []
+
+    def run(label: str, bits: dict, splits: dict) -> MixedPoint:
+        (layer,) = splits
+        tried.append(layer)
+        if layer == "big":
+            raise ConversionError("big: output channels of RESHAPE cannot be split")
+        return MixedPoint(label, 11_990, 20.5, 11_990, bits, within_budget=True,
+                          splits={k: v.describe() for k, v in splits.items()})
+
+    report = MixedReport(budget_bytes=12_000)
+    _split_trades(choices, [(fits, None), (over, None)], 12_000,  # type: ignore[list-item]
+                  {"big": big, "small": small}, {}, report, run, 2)
+    assert tried == ["big", "small"]  # the largest first, then the next
+    assert any("row split of big not measured" in n for n in report.notes)
