@@ -472,3 +472,36 @@ def test_sequential_copy_keeps_the_bias_without_bias_correction() -> None:
     solver.solve(w, 0, -2, 1, scales=int2_levels(w, 0)[0])
     copied = solver._memo[id(b_t)].data  # type: ignore[attr-defined]
     np.testing.assert_array_equal(copied, b_t.numpy())
+
+
+def test_ternary_gptq_fits_its_scale_with_the_codes() -> None:
+    """Method "gptq" at ternary fits scale and codes in turn (`refit_rounds`: GPTQ again at the
+    scale refitted for the last codes, each channel keeping its best round): on the correlated
+    layer no channel's output error is above one GPTQ pass with its scale refitted (the rule
+    before) and the layer's is measurably lower; INT4 and 2-bit keep the one pass."""
+    from sdk.converters.quantize.adaround import hdot
+    from sdk.converters.quantize.gptq import LayerHessian, WeightSolver
+
+    w, h = correlated_layer()
+    solver = WeightSolver("gptq", hessians={weight_key(w): LayerHessian(
+        ["fc"], "FULLY_CONNECTED", h, 3000)}, sequential=False)
+
+    def channel_errors(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
+        e = w - codes * scales[:, None]
+        return (e * hdot(h, e)).sum(axis=1)
+
+    for scheme, (qmin, qmax) in LEVELS.items():
+        s, _ = rtn_scales(scheme, w)
+        scales, codes = solver.solve(w, 0, qmin, qmax, scales=s)  # type: ignore[misc]
+        plain = gptq_quantize(w, h, qmin, qmax, scales=s)
+        plain_scales = refit_scales(w, plain.codes, plain.scales, h)
+        if scheme != "ternary":
+            assert np.array_equal(codes, plain.codes)
+            assert np.allclose(scales, plain_scales, rtol=1e-6)
+            continue
+        assert set(np.unique(codes)) <= {-1.0, 0.0, 1.0}
+        new = channel_errors(codes, np.asarray(scales, np.float64))
+        old = channel_errors(plain.codes, plain_scales)
+        assert np.all(new <= old * (1 + 1e-5)), (new - old).max()
+        gain_db = 10 * np.log10(old.sum() / new.sum())
+        assert gain_db > 0.1, gain_db
