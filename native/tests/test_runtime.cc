@@ -404,6 +404,9 @@ EDGE_TEST(runtime_depthwise_and_pointwise_share_one_pool_job) {
               EDGE_CHECK(pw_stats.single_task_calls == 0 && add_stats.single_task_calls == 0);
               EDGE_CHECK(pw_stats.threads_why(threads).rfind(
                              "in the previous operator's pool job", 0) == 0);
+              // they ran on the depthwise job's threads (stop 27's profile said 1 here)
+              EDGE_CHECK(pw_stats.threads(threads) == dw_stats.threads(threads));
+              EDGE_CHECK(add_stats.threads(threads) == dw_stats.threads(threads));
             }
           }
         }

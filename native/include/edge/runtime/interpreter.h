@@ -60,10 +60,11 @@ struct LayerStats {
   // operator's.
   int64_t fused_runs = 0;
   // The most threads one of its jobs could use (its tasks, up to the pool's threads;
-  // ThreadPool::take_widest_job()), 0 before any job.
+  // ThreadPool::take_widest_job()), 0 before any job; for an op run in another operator's
+  // job (fused_runs), that job's.
   int widest_job = 0;
-  // How many threads ran it (its widest job's when any of its calls went to the workers, else
-  // 1) and why, from the counts above.
+  // How many threads ran it (its widest job's when any of its calls went to the workers or it
+  // ran in another operator's job, else 1) and why, from the counts above.
   int threads(int pool_threads) const;
   std::string threads_why(int pool_threads) const;
 };
