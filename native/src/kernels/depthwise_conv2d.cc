@@ -188,12 +188,7 @@ struct DepthwiseConv2D::Impl {
         }
       }
     }
-    // Widened weights take twice the bytes: worth it while they and the tables stay in L1
-    // (measured on Zen 4: 56x56x144 0.35 -> 0.30 ms, but 14x14x512, 32 KB, 0.067 -> 0.075 ms).
-    const std::size_t wide_bytes =
-        2 * fused_weights.size() + fused_blocks.size() * sizeof(detail::DwRequantBlock);
-    fused.avx2_wide_weights = isa == Isa::kAvx2 && wide_bytes <= kAvx2WideMaxBytes ? 1 : 0;
-    if (fused.avx2_wide_weights) widen_fused_weights_for_avx2();
+    if (isa == Isa::kAvx2) widen_fused_weights_for_avx2();
     fused.blocks = fused_blocks.data();
     fused.out_zero_point = fold_zp ? 0 : ep.out_zero_point;
     fused.out_min = ep.out_min;
@@ -281,7 +276,12 @@ struct DepthwiseConv2D::Impl {
   // pixel) is 3 of its ~10 instructions per 32 channels x 4 taps. Layout: per 64-byte vector
   // of the 64c4 layout ([block][group][q]) and per 32-byte half h, 16 int16 of taps 0 / 2 of
   // each dword lane (the even bytes), then 16 int16 of taps 1 / 3 (the odd bytes): 128 bytes.
-  static constexpr std::size_t kAvx2WideMaxBytes = 20 * 1024;
+  // Every layer, whatever its size: the kernel runs its pixels inside each 32-channel half, so
+  // only that half's weights (768 bytes widened for 3x3) need to stay in L1. The 20 KB cap on
+  // a layer's widened weights and tables kept before (14x14x512 had measured slower widened)
+  // no longer held: it left the MobileNet-like model's 10x10 and 5x5 layers splitting per
+  // pixel. Widened (Zen 4, edge_conv_bench --isa avx2, stop 28): 10x10x384 0.0189 -> 0.0157 ms,
+  // 10x10x576 0.0294 -> 0.0246, 5x5x960 0.0126 -> 0.0112, 14x14x512 0.0512 -> 0.0423.
   void widen_fused_weights_for_avx2() {
     AlignedBuffer<int8_t> wide(fused_weights.size() * 2);
     auto* dst = reinterpret_cast<int16_t*>(wide.data());

@@ -149,7 +149,6 @@ struct DwRequantParams {
   int32_t out_zero_point, out_min, out_max;
   int32_t any_pre_shift;         // some pre_shift is non-zero
   int32_t any_negative_add;      // some channel rounds ties away from zero
-  int32_t avx2_wide_weights;     // AVX2 only: weights pre-widened to int16 (depthwise_conv2d.cc)
   int32_t shift_32_53;           // every total_shift in [32, 53], zero point folded (requant8_ymm.h)
   int32_t lone_last_tap;         // taps % 4 == 1: the last group has one real tap (AVX-512)
   DwArmTables arm;               // Arm only (blocks unused there)

@@ -820,22 +820,15 @@ void igemm_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_ta
 // Depthwise, fused: dw_ymm.h's kernel (the 64c4 layout as two 32-channel halves) with
 // vpdpbusd (x + 128 unsigned times w signed, four products per dword) emulated exactly by two
 // vpmaddwd on the even and odd bytes widened to int16 (255 * 128 * 2 fits).
-// Small layers get the weights already widened and split by parity
-// (DwRequantParams::avx2_wide_weights; depthwise_conv2d.cc, widen_fused_weights_for_avx2: 128
-// bytes per 64c4 vector), so only the activations are split per pixel.
+// The weights come widened and split by parity (depthwise_conv2d.cc,
+// widen_fused_weights_for_avx2: 128 bytes per 64c4 vector, every layer on AVX2), so only the
+// activations are split per pixel.
 
 // Weight vector q (of 4) of a group for channel half h, as the even / odd int16 pair.
-template <bool kWide>
 inline void dw_weights(const uint8_t* wgroup, int q, int h, __m256i* we, __m256i* wo) {
-  if constexpr (kWide) {
-    const uint8_t* w = wgroup + 128 * q + 64 * h;
-    *we = load256(w);
-    *wo = load256(w + 32);
-  } else {
-    const __m256i w = load256(wgroup + 64 * q + 32 * h);
-    *we = _mm256_srai_epi16(_mm256_slli_epi16(w, 8), 8);
-    *wo = _mm256_srai_epi16(w, 8);
-  }
+  const uint8_t* w = wgroup + 128 * q + 64 * h;
+  *we = load256(w);
+  *wo = load256(w + 32);
 }
 
 // Each dword's even bytes (taps 0, 2) and odd bytes (taps 1, 3) as int16 pairs against the
@@ -846,20 +839,19 @@ inline __m256i dot4_u8s8(__m256i acc, __m256i u, __m256i we, __m256i wo) {
   return _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_madd_epi16(ue, we), _mm256_madd_epi16(uo, wo)));
 }
 
-template <bool kWide>
 struct Avx2DwTaps {
-  static constexpr std::size_t kGroupBytes = kWide ? 512 : 256;
+  static constexpr std::size_t kGroupBytes = 512;
   [[gnu::always_inline]] static __m256i dot4(__m256i acc, __m256i u, const uint8_t* wg, int q,
                                              int h) {
     __m256i we, wo;
-    dw_weights<kWide>(wg, q, h, &we, &wo);
+    dw_weights(wg, q, h, &we, &wo);
     return dot4_u8s8(acc, u, we, wo);
   }
   // A lone tap's dwords (x, 0, 0, 0): the even int16 of each pair is x, the odd one zero.
   [[gnu::always_inline]] static __m256i dot1(__m256i acc, __m256i u, const uint8_t* wg, int q,
                                              int h) {
     __m256i we, wo;
-    dw_weights<kWide>(wg, q, h, &we, &wo);
+    dw_weights(wg, q, h, &we, &wo);
     return _mm256_add_epi32(acc, _mm256_madd_epi16(u, we));
   }
 };
@@ -867,11 +859,7 @@ struct Avx2DwTaps {
 void dwconv_qs8_avx2(std::size_t pixels, std::size_t channels, std::size_t groups,
                      const int8_t* const* inputs, std::size_t step, const int8_t* weights,
                      const DwRequantParams& p, int8_t* out) {
-  if (p.avx2_wide_weights != 0) {
-    dw_ymm::dwconv<Avx2DwTaps<true>>(pixels, channels, groups, inputs, step, weights, p, out);
-  } else {
-    dw_ymm::dwconv<Avx2DwTaps<false>>(pixels, channels, groups, inputs, step, weights, p, out);
-  }
+  dw_ymm::dwconv<Avx2DwTaps>(pixels, channels, groups, inputs, step, weights, p, out);
 }
 
 }  // namespace
