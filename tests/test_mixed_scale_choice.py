@@ -24,6 +24,8 @@ from sdk.converters.quantize.mixed_latency import LatencyTable, fill_missing
 from sdk.converters.quantize.plan import layer_name
 from sdk.converters.quantize.weights import weight_format
 
+from conftest import requires_tf
+
 RNG = np.random.default_rng(5)
 FC = {"fused_activation_function": "NONE", "keep_num_dims": False,
       "weights_format": "DEFAULT", "asymmetric_quantize_inputs": False}
@@ -130,3 +132,28 @@ def test_latency_of_the_twin_is_its_base_formats(twin: str) -> None:
     notes = fill_missing(table, {"a": ["int8", base, twin]},
                          {t: b for b, t in ABSMAX_TWINS.items()})
     assert table.layers["a"][twin] == 0.7 and notes == []
+
+
+@requires_tf
+@pytest.mark.filterwarnings("ignore::sdk.run.fidelity.FidelityWarning")
+def test_search_measures_the_uniform_plans_at_absmax_scales(tmp_path) -> None:
+    """Each uniform plan within the budget is measured with every INT4 layer at its absmax
+    twin too (ai-edge-quantizer's INT4 rule): the per-layer estimate is a mean over the
+    calibration inputs and can miss what sets the worst output (magika_v3_3)."""
+    from mixed_nets import two_branch_data, two_branch_net
+
+    import sdk
+
+    # both layers free, and a budget every uniform plan fits (all-INT4's layers are INT4)
+    res = sdk.export(two_branch_net(), "mixed", calibration=two_branch_data(),
+                     output=tmp_path / "m.tflite", budget_bytes=10**6, report=False,
+                     scheme_options={"keep_first": False, "keep_last": False, "trades": 0,
+                                     "descents": 0, "steps": 1})
+    points = {p.label: p for p in res.mixed.points}
+    absmax = [label for label in points if label.endswith(", absmax scales")]
+    assert absmax
+    for label in absmax:
+        base = points[label.removesuffix(", absmax scales")]
+        assert base.estimated_bytes is None and base.within_budget  # a uniform plan
+        assert points[label].bits == {n: ABSMAX_TWINS.get(f, f) for n, f in base.bits.items()}
+        assert set(points[label].bits.values()) & set(ABSMAX_TWINS.values())
