@@ -739,6 +739,41 @@ void gemm_subbyte_requant(std::size_t rows, std::size_t nblocks, const uint8_t* 
 // indirection buffer (IgemmQs8Fn): no im2col copy. The int16 sums of the sub-byte kernels run
 // on across taps (SubbyteDot flushes by block count, not by tap), so a 3x3 conv over 16
 // channels (one block per tap) still widens once per 10 blocks.
+
+// int8 weights, 3 rows, one block per tap (igemm_int8_requant's triples: the RGB stems over
+// 3 + 1 padded channels): one pass over the taps per half of the tile (chunks 0-1: channels
+// 0-7, then 2-3: 8-15), 6 accumulators where Int8Dot<3> holds 12. With 12, the 3 broadcasts
+// and a weight chunk, one accumulator lived on the stack, and GCC, splitting the chunk loop
+// over the taps, left it a load-add-store chain per tap (store-to-load forwarding on the
+// critical path: ~30 % of the MobileNet-like stem's samples on the one instruction after it,
+// Zen 4); the taps also ran Int8Dot::span's block loop of one block. The second pass loads the
+// broadcasts and the tap pointers again. Sums as Int8Dot's (the same products, wrapping int32
+// adds in another order: the same bits), each half finished as Int8Dot::finish does.
+template <int R>
+[[gnu::always_inline]] inline void int8_taps_by_half(std::size_t taps, const uint8_t* w,
+                                                    const uint8_t* const* ind,
+                                                    __m256i (*s)[2]) {
+  const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+  for (int h = 0; h < 2; ++h) {
+    __m256i a[R][2];
+    for (int r = 0; r < R; ++r) a[r][0] = a[r][1] = _mm256_setzero_si256();
+    for (std::size_t t = 0; t < taps; ++t) {
+      __m256i xq[R];
+      for (int r = 0; r < R; ++r) xq[r] = bcast64(ind[r * taps + t]);
+      for (int j = 0; j < 2; ++j) {
+        const __m256i wj = _mm256_cvtepi8_epi16(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + t * 64 + 32 * h + 16 * j)));
+        for (int r = 0; r < R; ++r) {
+          a[r][j] = _mm256_add_epi32(a[r][j], _mm256_madd_epi16(wj, xq[r]));
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      s[r][h] = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(a[r][0], a[r][1]), order);
+    }
+  }
+}
+
 template <int kBits, int R, bool kWzp, bool kRare, bool kHi>
 void igemm_requant_rows(std::size_t taps, std::size_t blocks_per_tap, const uint8_t* w,
                         const uint8_t* const* ind, const int32_t* row_sums,
@@ -746,7 +781,9 @@ void igemm_requant_rows(std::size_t taps, std::size_t blocks_per_tap, const uint
                         std::size_t out_stride) {
   __m256i acc[R][2];
   const std::size_t tap_bytes = blocks_per_tap * 64;
-  if constexpr (kBits == 8) {
+  if (kBits == 8 && R == 3 && blocks_per_tap == 1) {
+    int8_taps_by_half<R>(taps, w, ind, acc);
+  } else if constexpr (kBits == 8) {
     Int8Dot<R> d;
     for (std::size_t t = 0; t < taps; ++t) {
       const uint8_t* x[R];
