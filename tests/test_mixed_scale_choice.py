@@ -157,3 +157,27 @@ def test_search_measures_the_uniform_plans_at_absmax_scales(tmp_path) -> None:
         assert base.estimated_bytes is None and base.within_budget  # a uniform plan
         assert points[label].bits == {n: ABSMAX_TWINS.get(f, f) for n, f in base.bits.items()}
         assert set(points[label].bits.values()) & set(ABSMAX_TWINS.values())
+
+
+@requires_tf
+@pytest.mark.filterwarnings("ignore::sdk.run.fidelity.FidelityWarning")
+def test_the_greedys_point_is_measured_at_absmax_scales_too(tmp_path) -> None:
+    """The greedy's point within the budget gets the same absmax variant as the uniform plans
+    (magika_v3_3 with float activations: its every-layer-INT4 point is not a uniform probe,
+    and at absmax it is ai-edge-quantizer's INT4 file)."""
+    from mixed_nets import two_branch_data, two_branch_net
+
+    import sdk
+
+    res = sdk.export(two_branch_net(), "mixed", calibration=two_branch_data(),
+                     output=tmp_path / "m.tflite", budget_bytes=9500, report=False,
+                     scheme_options={"keep_first": False, "keep_last": False, "trades": 0,
+                                     "descents": 0, "row_splits": 0})
+    points = {p.label: p for p in res.mixed.points}
+    steps = [p for label, p in points.items() if label.startswith("mixed step")
+             and "," not in label and p.within_budget
+             and set(p.bits.values()) & set(ABSMAX_TWINS)]
+    assert steps
+    for p in steps:
+        twin = points[f"{p.label}, absmax scales"]
+        assert twin.bits == {n: ABSMAX_TWINS.get(f, f) for n, f in p.bits.items()}

@@ -1209,6 +1209,12 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
                 report.notes.append(f"step {step + 1}: {a.size_bytes:,} bytes measured for "
                                     f"{est:,.0f} estimated; target lowered to {target:,.0f}")
                 continue
+            twin = {n: ABSMAX_TWINS.get(f, f) for n, f in bits.items()}
+            if opts.absmax_int4 and twin != bits:  # as the uniform plans: the greedy's point
+                # with every INT4 layer at absmax (magika_v3_3 with float activations: the
+                # greedy's every-layer-INT4 point, 21.42 dB on 32 selection inputs with MSE
+                # scales, is ai-edge-quantizer's file with absmax: 32.52)
+                measure(f"mixed step {step + 1}, absmax scales", twin)
             if not measured_losses:
                 break
             for name, v in _losses_of(a, model).items():  # measured in this mix: refine
