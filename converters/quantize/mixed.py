@@ -151,6 +151,14 @@ class MixedOptions:
     #: least estimated output error is measured first (see `scale_choice`), and the greedy,
     #: the budget spent and the trades' lateral moves may take it too
     absmax_int4: bool = True
+    #: with `absmax_int4`: each uniform plan within the budget and the greedy's point are also
+    #: measured with *every* INT4 layer at absmax ("..., absmax scales"), whatever the
+    #: estimates say. Off by default: on 32 / 32 inputs (a89a0a7) the choice took such a point
+    #: on oww_hey_mycroft (25.34 vs 15.93 dB on the selection inputs, both halves) and it held
+    #: on the scored ones (18.68 vs 15.31), and took one on ppocr_mobile_v2_cls (33.24 vs 24.65
+    #: on the selection inputs, both halves) that scored 12.30 against the int4 plan's 28.32:
+    #: nothing the search measures tells the two apart, and the never-worse rule is the bar's
+    absmax_plans: bool = False
 
     def check(self) -> None:
         if self.activations not in ACTIVATION_PRECISIONS or self.activations == "int16":
@@ -1172,7 +1180,7 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
                 if bits is not None:
                     measure(f"{p.label}, scales by output error", bits)
                 bits = {n: ABSMAX_TWINS.get(f, f) for n, f in p.bits.items()}
-                if bits != p.bits:
+                if opts.absmax_plans and bits != p.bits:
                     measure(f"{p.label}, absmax scales", bits)
         if table is not None and budget_ms is not None:
             names, fmts = [c.name for c in choices], {c.name: c.formats for c in choices}
@@ -1210,8 +1218,8 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
                                     f"{est:,.0f} estimated; target lowered to {target:,.0f}")
                 continue
             twin = {n: ABSMAX_TWINS.get(f, f) for n, f in bits.items()}
-            if opts.absmax_int4 and twin != bits:  # as the uniform plans: the greedy's point
-                # with every INT4 layer at absmax (magika_v3_3 with float activations: the
+            if opts.absmax_int4 and opts.absmax_plans and twin != bits:  # the greedy's point
+                # too, as the uniform plans (magika_v3_3 with float activations: the
                 # greedy's every-layer-INT4 point, 21.42 dB on 32 selection inputs with MSE
                 # scales, is ai-edge-quantizer's file with absmax: 32.52)
                 measure(f"mixed step {step + 1}, absmax scales", twin)
