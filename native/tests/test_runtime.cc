@@ -411,6 +411,25 @@ EDGE_TEST(runtime_depthwise_and_pointwise_share_one_pool_job) {
           }
         }
       }
+      // EDGE_FUSE_RUNS=0: a layer whose rows are cut into segments (stride 2 here) runs the
+      // 1x1 layer in its own job again, whole rows stay fused; the same bytes.
+      fused_pair_env(nullptr, nullptr);
+      setenv("EDGE_FUSE_RUNS", "0", 1);
+      {
+        edge::runtime::InterpreterOptions options;
+        options.threads = 2;
+        options.profile = true;
+        options.isa = edge::isa_name(isa);
+        Interpreter interp(model, options);
+        interp.set_input(0, xa.data(), xa.size());
+        interp.set_input(1, ca.data(), ca.size());
+        interp.set_input(2, ra.data(), ra.size());
+        for (int run = 0; run < 3; ++run) interp.run();
+        const auto* o = static_cast<const int8_t*>(interp.output_data(0));
+        EDGE_CHECK(std::equal(expected.begin(), expected.end(), o));
+        EDGE_CHECK(interp.layer_stats()[2].fused_runs == (stride == 1 ? 3 : 0));
+      }
+      unsetenv("EDGE_FUSE_RUNS");
     }
   }
   fused_pair_env(nullptr, nullptr);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "edge/kernels/isa.h"
 #include "kernels/gemm_plan.h"
 #include "kernels/registry.h"
 
@@ -499,6 +500,7 @@ struct DepthwiseConv2D::Impl {
     // on 2 threads) it had re-read all its weights per 2-3 pixels, 20-27 % slower per depthwise
     // + 1x1 (+ ADD) block than the two jobs; per 10-pixel row the 10x10 blocks were up to 3.5 %
     // slower (Zen 4, vCPUs on one die). Threads that run still take a late one's task.
+    if (segments != 1 && !fuse_runs) done = nullptr;
     const std::size_t pixels = rows * out_w;
     const std::size_t fused_tasks =
         segments == 1 ? std::min(rows, fused_rows_tasks_per_thread() * std::size_t(threads))
@@ -598,6 +600,9 @@ struct DepthwiseConv2D::Impl {
   // (minus their zero points) fit int8.
   bool use_fused = false;
   bool use_row_indirection = false;  // one fused call per output row (run)
+  // `done` on runs of pixels that cross row ends where rows are cut into segments (run);
+  // EDGE_FUSE_RUNS=0 runs the 1x1 layer after such a layer in its own job (A/B measurements).
+  bool fuse_runs = ab_switch_on("EDGE_FUSE_RUNS");
   std::size_t row_columns = 0;       // input columns a row's windows span, padding included
   std::size_t groups = 0;
   AlignedBuffer<int8_t> fused_weights;
