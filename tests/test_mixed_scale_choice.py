@@ -188,3 +188,18 @@ def test_the_greedys_point_is_measured_at_absmax_scales_too(tmp_path) -> None:
                        scheme_options={"keep_first": False, "keep_last": False, "trades": 0,
                                        "descents": 0, "row_splits": 0})
     assert not [p for p in plain.mixed.points if "absmax scales" in p.label]
+
+
+def test_a_move_up_or_down_takes_the_int4_rounding_of_least_estimated_loss() -> None:
+    """From 2-bit the nearest format up is INT4 or its absmax twin (the same bytes): the one the
+    estimate prefers, not the one listed last (cd141a5 took the twin by list order)."""
+    from sdk.converters.quantize.mixed import _moves
+
+    c = LayerChoice("a", "FULLY_CONNECTED", 8, ["int8", "int4", "int4-absmax", "int2"],
+                    [8, 4, 4, 2])
+    for better, worse in (("int4", "int4-absmax"), ("int4-absmax", "int4")):
+        losses = {"a": {"int8": 0.0, better: 0.1, worse: 0.2, "int2": 0.5}}
+        ups = [(ch, i, j) for ch, i, j in _moves([c], {"a": "int2"}, losses, 2) if j < i]
+        assert [c.formats[j] for _, _, j in ups] == [better]
+        downs = [(ch, i, j) for ch, i, j in _moves([c], {"a": "int8"}, losses, 2) if j > i]
+        assert [c.formats[j] for _, _, j in downs] == [better]

@@ -806,7 +806,8 @@ def _moves(choices: list[LayerChoice], bits: Mapping[str, str], losses: Losses, 
         here = losses[c.name][c.formats[i]]
         up = [j for j in range(i) if c.nbytes[j] > c.nbytes[i]]
         down = [j for j in range(i + 1, len(c.formats)) if c.nbytes[j] < c.nbytes[i]]
-        for js, into in ((up[-1:], ups), (down[:1], downs)):
+        for js, into in (([_twin_of_least_loss(c, j, losses) for j in up[-1:]], ups),
+                         ([_twin_of_least_loss(c, j, losses) for j in down[:1]], downs)):
             for j in js:
                 nbytes = abs(c.nbytes[j] - c.nbytes[i])
                 rate = abs(losses[c.name][c.formats[j]] - here) / max(nbytes, 1e-9)
@@ -822,6 +823,18 @@ def _moves(choices: list[LayerChoice], bits: Mapping[str, str], losses: Losses, 
     pinned = [t for t in downs[count:] if t[1].pinned]
     return [(c, i, j) for _, c, i, j in ups[:count] + downs[:count] + pinned
             + sideways[:count]]
+
+
+def _twin_of_least_loss(c: LayerChoice, j: int, losses: Losses) -> int:
+    """Format index `j`, or its INT4 / absmax twin (`ABSMAX_TWINS`, the same bytes) where that
+    has the less estimated loss: the nearest format up or down is by size, and between the two
+    INT4 roundings list order would pick one blindly (a 2-bit layer's move up took the twin,
+    listed last)."""
+    f = c.formats[j]
+    other = ABSMAX_TWINS.get(f) or next((b for b, t in ABSMAX_TWINS.items() if t == f), None)
+    if other in c.formats and losses[c.name][other] < losses[c.name][f]:
+        return c.formats.index(other)
+    return j
 
 
 def _swaps(ups: list[tuple[float, float, str, str]], downs: list[tuple[float, float, str, str]],
