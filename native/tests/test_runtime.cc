@@ -359,21 +359,27 @@ EDGE_TEST(runtime_depthwise_and_pointwise_share_one_pool_job) {
     const std::size_t out_bytes = static_cast<std::size_t>(oh * oh * 24);
     const std::vector<int8_t> xa = pattern_bytes(3200, 7, 0), ca = pattern_bytes(3200, 5, 3),
                               ra = pattern_bytes(out_bytes, 13, 5);
+    // Three profiled runs on `threads` threads at `isa`, under the environment as it is.
+    auto three_runs = [&](edge::Isa isa, int threads) {
+      edge::runtime::InterpreterOptions options;
+      options.threads = threads;
+      options.profile = true;
+      options.isa = edge::isa_name(isa);
+      auto interp = std::make_unique<Interpreter>(model, options);
+      interp->set_input(0, xa.data(), xa.size());
+      interp->set_input(1, ca.data(), ca.size());
+      interp->set_input(2, ra.data(), ra.size());
+      for (int run = 0; run < 3; ++run) interp->run();
+      return interp;
+    };
     for (const edge::Isa isa : edge::available_isas()) {
       std::vector<int8_t> expected;
       for (const char* fuse : {"", "0"}) {
         for (const char* spin : {"", "0"}) {
           fused_pair_env(fuse, spin);
           for (int threads : {1, 2, 3}) {
-            edge::runtime::InterpreterOptions options;
-            options.threads = threads;
-            options.profile = true;
-            options.isa = edge::isa_name(isa);
-            Interpreter interp(model, options);
-            interp.set_input(0, xa.data(), xa.size());
-            interp.set_input(1, ca.data(), ca.size());
-            interp.set_input(2, ra.data(), ra.size());
-            for (int run = 0; run < 3; ++run) interp.run();
+            const std::unique_ptr<Interpreter> run = three_runs(isa, threads);
+            const Interpreter& interp = *run;
             const auto* o = static_cast<const int8_t*>(interp.output_data(0));
             if (expected.empty()) expected.assign(o, o + out_bytes);
             if (!std::equal(expected.begin(), expected.end(), o)) {
@@ -416,18 +422,10 @@ EDGE_TEST(runtime_depthwise_and_pointwise_share_one_pool_job) {
       fused_pair_env(nullptr, nullptr);
       setenv("EDGE_FUSE_RUNS", "0", 1);
       {
-        edge::runtime::InterpreterOptions options;
-        options.threads = 2;
-        options.profile = true;
-        options.isa = edge::isa_name(isa);
-        Interpreter interp(model, options);
-        interp.set_input(0, xa.data(), xa.size());
-        interp.set_input(1, ca.data(), ca.size());
-        interp.set_input(2, ra.data(), ra.size());
-        for (int run = 0; run < 3; ++run) interp.run();
-        const auto* o = static_cast<const int8_t*>(interp.output_data(0));
+        const std::unique_ptr<Interpreter> run = three_runs(isa, 2);
+        const auto* o = static_cast<const int8_t*>(run->output_data(0));
         EDGE_CHECK(std::equal(expected.begin(), expected.end(), o));
-        EDGE_CHECK(interp.layer_stats()[2].fused_runs == (stride == 1 ? 3 : 0));
+        EDGE_CHECK(run->layer_stats()[2].fused_runs == (stride == 1 ? 3 : 0));
       }
       unsetenv("EDGE_FUSE_RUNS");
     }
