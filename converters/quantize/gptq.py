@@ -277,11 +277,11 @@ def refit_scales(rows: np.ndarray, codes: np.ndarray, scales: np.ndarray,
 #: ternary codes by method "gptq": rounds of GPTQ again at the scales refitted for the last
 #: round's codes (`refit_rounds`), each channel keeping the round of least output error in H.
 #: Why ternary: with three levels the scale is the grid itself, and the weights' MSE scale GPTQ
-#: starts from is not the one its error feedback ends up needing (measured, clean copy of
-#: 0792dca with the rounds patched in, worst output dB, draws 1 / 2: ppocr_mobile_v2_cls 15.75 /
-#: 9.60 -> 23.91 / 27.48, oww_embedding 10.99 / 11.14 -> 11.25 / 11.58, silero_vad 15.46 / 11.20
-#: -> 15.58 / 11.34, oww_hey_mycroft 10.72 / 7.11 -> 8.89 / 7.43). INT4 / 2-bit: not measured,
-#: unchanged (benchmarks/results/subbyte-gptq-2026-12-07.md, stop 28 section)
+#: starts from is not the one its error feedback ends up needing. Over the 16 fast-subset models
+#: (worst output, int8 activations, draws 1 / 2, clean copies) the ternary GPTQ median went 12.77
+#: / 11.05 -> 14.80 / 12.29 dB (ppocr_mobile_v2_cls 12.76 / 8.03 -> 24.77 / 13.24; down on 4 of
+#: 22 rows, oww_hey_mycroft draw 1 10.72 -> 8.89 the most); INT4 / 2-bit keep one pass
+#: (benchmarks/results/subbyte-gptq-2026-12-07.md, 15:08 section)
 TERNARY_REFIT_ROUNDS = 3
 
 
