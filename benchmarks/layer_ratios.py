@@ -10,7 +10,8 @@ Theirs: LiteRT's Python interpreter has no per-op profiler, so every distinct la
 .edge file (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED) runs as a single-layer int8 .tflite in
 XNNPACK, built by benchmarks/kernels.py's `build()` (random weights, its quantisation
 parameters, SAME padding, no fused activation); its time is the fastest of `--rounds` batches of
-~`--batch-ms` of invoke() (~0.5 us of Python per call). Shapes come from the .edge file itself
+~`--batch-ms` of invoke() (~0.5 us of Python per call), the rounds going over every shape in
+turn. Shapes come from the .edge file itself
 (read_edge), matched to the profile by operator index and op type; a layer whose padding is not
 TFLite's SAME for its shape, or that kernels.py cannot build (ADD, MEAN, pooling...), gets no
 XNNPACK time and says why. `xnnpack_io` / `edge_io` give both sides' input and output shapes.
@@ -163,19 +164,29 @@ def match_layers(edge: EdgeFile, profile: list[dict[str, Any]]) -> list[tuple[di
 
 
 # ---------------------------------------------------------------------------- timing
-def time_xnnpack(layer: kernel_bench.Layer, threads: int, rounds: int, batch_s: float
-                 ) -> tuple[float, dict[str, list[int]]]:
-    """XNNPACK's int8 single layer: the fastest of `rounds` batches, ms per call; its io shapes."""
-    _, theirs = kernel_bench.build(layer, np.random.default_rng(0))
-    model, x, _ = theirs["int8"]
-    run = kernel_bench._litert_runner(model, x, threads)
-    it = layer_models.interpreter(model, kernels="xnnpack", num_threads=threads)
-    io = {"input": [int(d) for d in it.get_input_details()[0]["shape"]],
-          "output": [int(d) for d in it.get_output_details()[0]["shape"]]}
-    run(3)
-    per = max(run(5) / 5, 1e-7)
-    n = max(1, int(batch_s / per))
-    return min(run(n) / n for _ in range(rounds)) * 1e3, io
+def time_xnnpack(layers: dict[str, kernel_bench.Layer], threads: int, rounds: int,
+                 batch_s: float) -> dict[str, tuple[float, dict[str, list[int]]]]:
+    """XNNPACK's int8 single layer of each shape: (the fastest of `rounds` batches of ~`batch_s`,
+    ms per call; its input / output shapes). Rounds go over every shape in turn, so a busy
+    minute on a shared host hits all shapes alike rather than a few of them wholly."""
+    runners = {}
+    io = {}
+    sizes = {}
+    for key, layer in layers.items():
+        _, theirs = kernel_bench.build(layer, np.random.default_rng(0))
+        model, x, _ = theirs["int8"]
+        run = kernel_bench._litert_runner(model, x, threads)
+        it = layer_models.interpreter(model, kernels="xnnpack", num_threads=threads)
+        io[key] = {"input": [int(d) for d in it.get_input_details()[0]["shape"]],
+                   "output": [int(d) for d in it.get_output_details()[0]["shape"]]}
+        run(3)
+        sizes[key] = max(1, int(batch_s / max(run(5) / 5, 1e-7)))
+        runners[key] = run
+    best = dict.fromkeys(layers, float("inf"))
+    for _ in range(rounds):
+        for key, run in runners.items():
+            best[key] = min(best[key], run(sizes[key]) / sizes[key])
+    return {key: (best[key] * 1e3, io[key]) for key in layers}
 
 
 def profile_edge(path: Path, threads: int, runs: int, isa: str | None) -> dict[str, Any]:
@@ -197,17 +208,18 @@ def layer_table(edge_path: Path, int8_tflite: bytes, threads: int, isa: str | No
     prof = profile_edge(edge_path, threads, runs, isa)
     pairs = match_layers(edge, prof["layers"])
     ours_total = sum(p["min_ms"] for p, _ in pairs)
-    cache: dict[str, tuple[float, dict[str, list[int]]]] = {}
+    def key(layer: kernel_bench.Layer) -> str:
+        return json.dumps([layer.kind, layer.shape], sort_keys=True)
+
+    shapes = {key(s.layer): s.layer for _, s in pairs if s.layer is not None}
+    timed = time_xnnpack(shapes, threads, rounds, batch_s)
     rows = []
     for p, shape in pairs:
         row = LayerRow(p["index"], p["op"], p["kernel"], None, round(p["min_ms"], 6),
                        round(p["min_ms"] / ours_total, 4), None, None, shape.edge_io,
                        why_no_xnnpack=shape.why_not)
         if shape.layer is not None:
-            key = json.dumps([shape.layer.kind, shape.layer.shape], sort_keys=True)
-            if key not in cache:
-                cache[key] = time_xnnpack(shape.layer, threads, rounds, batch_s)
-            t, row.xnnpack_io = cache[key]
+            t, row.xnnpack_io = timed[key(shape.layer)]
             row.shape = f"{shape.layer.kind} {shape.layer.shape}"
             row.xnnpack_ms = round(t, 6)
             row.xnnpack_over_ours = round(t / p["min_ms"], 3)
@@ -275,8 +287,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="run XNNPACK and our kernels at this x86 level (litert_isa.py)")
     ap.add_argument("--isa", help="our kernels' ISA (edge-run --isa); default: the level")
     ap.add_argument("--runs", type=int, default=200, help="edge-run / LiteRT whole-model runs")
-    ap.add_argument("--rounds", type=int, default=10, help="XNNPACK batches per layer shape")
-    ap.add_argument("--batch-ms", type=float, default=4.0, help="time per XNNPACK batch")
+    ap.add_argument("--rounds", type=int, default=20,
+                    help="XNNPACK rounds over every layer shape (one batch each)")
+    ap.add_argument("--batch-ms", type=float, default=2.0, help="time per XNNPACK batch")
     ap.add_argument("--output", help="also write the JSON here")
     args = ap.parse_args(argv)
     litert_isa.select_isa(args.litert_isa)
