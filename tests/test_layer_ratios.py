@@ -9,7 +9,6 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -19,15 +18,8 @@ from sdk.converters.ir import DType, Graph, Model, Operator, QuantParams, Tensor
 from sdk.converters.tflite.writer import to_tflite_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def layer_ratios() -> ModuleType:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import layer_ratios as module
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return module
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import layer_ratios  # noqa: E402  (benchmarks/ is not a package)
 
 
 def _act(g: Graph, name: str, shape: tuple[int, ...], scale: float, zp: int) -> Tensor:
@@ -74,16 +66,14 @@ def tiny_int8() -> bytes:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    mod = layer_ratios()
-    rep = mod.run(tiny_int8(), model="tiny", scheme="int4", size=12, threads=1,
+    rep = layer_ratios.run(tiny_int8(), model="tiny", scheme="int4", size=12, threads=1,
                   litert_level="native", isa=None, runs=3, rounds=1, batch_ms=0.2,
                   workdir=tmp_path_factory.mktemp("lr"))
     return json.loads(json.dumps(asdict(rep)))
 
 
 def test_layers_matched_by_shape(report: dict, tmp_path: Path) -> None:
-    mod = layer_ratios()
-    edge_path = mod.write_format(tiny_int8(), "int4", tmp_path / "t.edge")
+    edge_path = layer_ratios.write_format(tiny_int8(), "int4", tmp_path / "t.edge")
     edge = read_edge(edge_path)
     rows = report["layers"]
     assert [r["index"] for r in rows] == [op.index for op in edge.operators]
@@ -117,12 +107,11 @@ def test_json_complete(report: dict) -> None:
 
 
 def test_mismatched_profile_is_refused(tmp_path: Path) -> None:
-    mod = layer_ratios()
-    edge = read_edge(mod.write_format(tiny_int8(), "int8", tmp_path / "t.edge"))
+    edge = read_edge(layer_ratios.write_format(tiny_int8(), "int8", tmp_path / "t.edge"))
     profile = [{"index": op.index, "op": op.op} for op in edge.operators]
-    assert len(mod.match_layers(edge, profile)) == len(profile)
+    assert len(layer_ratios.match_layers(edge, profile)) == len(profile)
     swapped = [profile[1] | {"index": 0}, profile[0] | {"index": 1}, *profile[2:]]
     with pytest.raises(ValueError, match=r"is not \.edge operator"):
-        mod.match_layers(edge, swapped)
+        layer_ratios.match_layers(edge, swapped)
     with pytest.raises(ValueError, match="layers"):
-        mod.match_layers(edge, profile[:-1])
+        layer_ratios.match_layers(edge, profile[:-1])
