@@ -190,16 +190,17 @@ def test_the_greedys_point_is_measured_at_absmax_scales_too(tmp_path) -> None:
     assert not [p for p in plain.mixed.points if "absmax scales" in p.label]
 
 
-def test_a_move_up_or_down_takes_the_int4_rounding_of_least_estimated_loss() -> None:
-    """From 2-bit the nearest format up is INT4 or its absmax twin (the same bytes): the one the
-    estimate prefers, not the one listed last (cd141a5 took the twin by list order)."""
+def test_a_move_up_or_down_is_measured_at_both_int4_roundings() -> None:
+    """From 2-bit the nearest format up is INT4 and its absmax twin (the same bytes): both are
+    moves, whatever the estimate says (cd141a5 took the twin by list order; by the estimate
+    alone magika_v3_3 at half of INT4 lost its beat over all-ternary)."""
     from sdk.converters.quantize.mixed import _moves
 
     c = LayerChoice("a", "FULLY_CONNECTED", 8, ["int8", "int4", "int4-absmax", "int2"],
                     [8, 4, 4, 2])
     for better, worse in (("int4", "int4-absmax"), ("int4-absmax", "int4")):
         losses = {"a": {"int8": 0.0, better: 0.1, worse: 0.2, "int2": 0.5}}
-        ups = [(ch, i, j) for ch, i, j in _moves([c], {"a": "int2"}, losses, 2) if j < i]
-        assert [c.formats[j] for _, _, j in ups] == [better]
-        downs = [(ch, i, j) for ch, i, j in _moves([c], {"a": "int8"}, losses, 2) if j > i]
-        assert [c.formats[j] for _, _, j in downs] == [better]
+        ups = [c.formats[j] for _, i, j in _moves([c], {"a": "int2"}, losses, 2) if j < i]
+        assert sorted(ups) == ["int4", "int4-absmax"]
+        downs = [c.formats[j] for _, i, j in _moves([c], {"a": "int8"}, losses, 2) if j > i]
+        assert sorted(downs) == ["int4", "int4-absmax"]
