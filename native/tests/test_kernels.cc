@@ -147,6 +147,31 @@ EDGE_TEST(kernels_isa_resolution_and_errors) {
   }
 }
 
+// The benchmarks' count knob (EDGE_FUSE_TASKS): unset or empty gives the fallback, a count
+// its value, anything else an error naming the variable: "abc" or "2x" must not quietly run
+// the default tasks per thread (atoi's old reading).
+EDGE_TEST(kernels_ab_count_knob) {
+  const char* name = "EDGE_TEST_AB_COUNT";
+  ::unsetenv(name);
+  EDGE_CHECK(edge::ab_count(name, 2) == 2);
+  ::setenv(name, "", 1);
+  EDGE_CHECK(edge::ab_count(name, 2) == 2);
+  ::setenv(name, "40", 1);
+  EDGE_CHECK(edge::ab_count(name, 2) == 40);
+  for (const char* bad : {"abc", "2x", "0", "-3", "99999999999999999999", "2000"}) {
+    ::setenv(name, bad, 1);
+    bool named = false;
+    try {
+      edge::ab_count(name, 2);
+    } catch (const std::invalid_argument& e) {
+      named = std::string(e.what()).find(name) != std::string::npos &&
+              std::string(e.what()).find(bad) != std::string::npos;
+    }
+    EDGE_CHECK(named);
+  }
+  ::unsetenv(name);
+}
+
 EDGE_TEST(requant_reference_values) {
   using edge::quantize_multiplier;
   EDGE_CHECK(quantize_multiplier(0.5).multiplier == (1 << 30) && quantize_multiplier(0.5).shift == 0);

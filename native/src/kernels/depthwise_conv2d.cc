@@ -535,24 +535,21 @@ struct DepthwiseConv2D::Impl {
     return done != nullptr;
   }
 
+  // Tasks per thread of a fused job (with PixelsDone) of whole rows: 2, or EDGE_FUSE_TASKS
+  // (read once per process; for A/B measurements: more tasks leave a late thread less of the
+  // layer, fewer give the 1x1 layer more pixels per pass over its weights). A value that is
+  // not a count throws, naming it (ab_count).
+  static std::size_t fused_rows_tasks_per_thread() {
+    static const std::size_t n = static_cast<std::size_t>(ab_count("EDGE_FUSE_TASKS", 2));
+    return n;
+  }
+
   // Segments per output row for `threads` threads: whole rows where they balance (one thread
   // per row gives 3 + 2 rows on 2 threads for a 5x5 output: 1.67x at most), else rows cut
   // into equal pixel segments of at least 2 pixels: among the segment counts up to 4 tasks per
   // thread, at least 4 tasks per thread where the shape has them (threads that run take a late
   // one's tasks), then the fewest pixels on the busiest thread under parallel_for's contiguous
   // shares, then fewer segments. Outputs do not depend on the split.
-  // Tasks per thread of a fused job (with PixelsDone) of whole rows: 2, or EDGE_FUSE_TASKS
-  // (read once per process; for A/B measurements: more tasks leave a late thread less of the
-  // layer, fewer give the 1x1 layer more pixels per pass over its weights).
-  static std::size_t fused_rows_tasks_per_thread() {
-    static const std::size_t n = [] {
-      const char* e = std::getenv("EDGE_FUSE_TASKS");
-      const int v = e != nullptr ? std::atoi(e) : 0;
-      return v > 0 ? static_cast<std::size_t>(v) : std::size_t{2};
-    }();
-    return n;
-  }
-
   static std::size_t row_segments(std::size_t rows, std::size_t width, int threads) {
     if (threads <= 1 || rows == 0 || width == 0) return 1;
     const std::size_t n = static_cast<std::size_t>(threads);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -189,6 +190,19 @@ std::vector<std::string> kernel_names() {
 bool ab_switch_on(const char* name) {
   const char* env = std::getenv(name);
   return env == nullptr || std::string(env) != "0";
+}
+
+int ab_count(const char* name, int fallback) {
+  const char* env = std::getenv(name);
+  if (env == nullptr || *env == '\0') return fallback;
+  char* end = nullptr;
+  errno = 0;
+  const long v = std::strtol(env, &end, 10);
+  if (errno != 0 || end == env || *end != '\0' || v < 1 || v > 1024) {
+    throw std::invalid_argument(std::string(name) + "='" + env +
+                                "': expected a whole number from 1 to 1024");
+  }
+  return static_cast<int>(v);
 }
 
 Isa resolve_isa(std::optional<Isa> requested) {

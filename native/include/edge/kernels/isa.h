@@ -94,4 +94,10 @@ Isa resolve_isa(std::optional<Isa> requested = std::nullopt);
 // (EDGE_CONV_IGEMM, EDGE_CONV_RAW in the conv planner, EDGE_FUSE_ROWS in the interpreter).
 bool ab_switch_on(const char* name);
 
+// A count knob of the benchmarks (EDGE_FUSE_TASKS): `fallback` when the variable `name` is
+// unset or empty, else its value, which must be a whole number in [1, 1024]; anything else
+// throws std::invalid_argument naming the variable and the value (a typo must not silently
+// measure the default).
+int ab_count(const char* name, int fallback);
+
 }  // namespace edge
