@@ -581,11 +581,13 @@ struct Conv2D::Impl {
         // 1-3 channels padded to 4 bytes (the RGB stem): one 32-bit word per pixel, its
         // channel bytes flipped and its pad bytes (set once, at plan time) kept: 0.083 ->
         // 0.015 ms for 160x160x3 on Zen 4, half of the MobileNet stem's 0.17 ms. The word
-        // load reads up to 3 bytes past a pixel's channels, so the last pixels of the input
-        // (those whose word would end past it) take the byte loop below.
+        // load reads up to 3 bytes past a pixel's channels, so the last pixels of the range
+        // (those whose word would end past it) take the byte loop below: the range's, not the
+        // input's, since in a fused job (a depthwise layer's rows feeding this 1x1 in one pool
+        // job) the pixels after p1 may be written by another thread while this one reads.
         const uint32_t mask = (uint32_t{1} << (8 * cin)) - 1u;
         const uint32_t flips = (uint32_t{flip} * 0x01010101u) & mask;
-        const std::size_t bytes = in_pixels * cin;
+        const std::size_t bytes = p1 * cin;
         const std::size_t safe = bytes >= 4 ? (bytes - 4) / cin + 1 : 0;  // word fits
         const std::size_t end = std::min(p1, safe);
         for (; p < end; ++p) {
