@@ -21,11 +21,12 @@ plain GPTQ's 12.62 / 10.37; auto beats GPTQ on 9 rows and loses on 5, but on the
 (oww_hey_mycroft 5.92 / 2.99 against 12.46 / 5.84, silero_vad's second draw 0.24 against 11.20:
 the check kept plain AdaRound on 15.80 dB over its halves). Stop 28 measured both side by
 side at one commit (2d51850, the wake-word heads on their spoken sets; 15:17 section): ternary
-auto above GPTQ on 3 pairs (oww_hey_mycroft 18.44 / 13.33 against 10.72 / 7.11, a middle row)
-and under on 5 (mp_hand_recrop, silero_vad both draws, mp_face's second), 2-bit auto above on
-every pair measured (4); auto's 16-row medians not measured. GPTQ is not shown as good or
-better, so with real calibration data a sub-byte scheme defaults to ``"auto"``, ternary and
-2-bit too (benchmarks/results/subbyte-fidelity-2026-12-07.md, 11:57 and 15:17 sections).
+auto above GPTQ on 7 of 14 pairs (oww_hey_mycroft 18.44 / 13.33 against 10.72 / 7.11, a middle
+row), equal on 2, under on 5 (mp_hand_recrop, silero_vad both draws, mp_face's second); 2-bit
+auto above on 8 of 12, equal on 4, under on none; auto's 16-row medians not measured. GPTQ
+is not shown as good or better, so with real calibration data a sub-byte scheme defaults to
+``"auto"``, ternary and 2-bit too (benchmarks/results/subbyte-fidelity-2026-12-07.md, 11:57
+and 15:17 sections).
 
 Where it does not apply, and why (the export's notes say which method ran and why):
 
