@@ -384,11 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "bar_2_threads_busy": bar,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
-    return 0
+    return edge_models.emit_report(report, args.output)
 
 
 if __name__ == "__main__":

@@ -292,6 +292,16 @@ def bench_model(name: str, keras_model: Any, size: int, threads: list[int], runs
     return row
 
 
+def emit_report(report: Any, output: str | None, indent: int = 2) -> int:
+    """Print a benchmark's JSON report and write it to `output` when given (this file's
+    main and the benchmarks that import it: contention.py, layer_ratios.py); the exit code."""
+    text = json.dumps(report, indent=indent)
+    print(text)
+    if output:
+        Path(output).write_text(text + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small inputs, few runs")
@@ -326,11 +336,7 @@ def main(argv: list[str] | None = None) -> int:
                                                 warmup, Path(tmp), rounds=args.rounds))
     report["litert_isa"] = asdict(restriction) if restriction else "native"
     report["xnnpack_kernels"] = litert_isa.kernels_report(args.litert_isa)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
-    return 0
+    return emit_report(report, args.output)
 
 
 if __name__ == "__main__":

@@ -300,11 +300,7 @@ def main(argv: list[str] | None = None) -> int:
                      threads=args.threads, litert_level=args.litert_isa, isa=args.isa,
                      runs=args.runs, rounds=args.rounds, batch_ms=args.batch_ms,
                      workdir=Path(tmp))
-    text = json.dumps(asdict(report), indent=1)
-    print(text)
-    if args.output:
-        Path(args.output).write_text(text + "\n")
-    return 0
+    return edge_models.emit_report(asdict(report), args.output, indent=1)
 
 
 if __name__ == "__main__":
