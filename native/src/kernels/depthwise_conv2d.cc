@@ -1,7 +1,6 @@
 #include "edge/kernels/depthwise_conv2d.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
