@@ -649,6 +649,12 @@ def hessian_losses(model: Model, samples: SampleSet, choices: list[LayerChoice],
     return out
 
 
+def _other_rounding(fmt: str) -> str | None:
+    """The INT4 format of the same bytes at the other rounding (`ABSMAX_TWINS`, either way:
+    MSE-searched scales <-> absmax), None for a format without a twin."""
+    return ABSMAX_TWINS.get(fmt) or next((b for b, t in ABSMAX_TWINS.items() if t == fmt), None)
+
+
 def scale_choice(choices: list[LayerChoice], losses: Losses, bits: Mapping[str, str]
                  ) -> dict[str, str] | None:
     """`bits` with each INT4 layer at the INT4 twin (`ABSMAX_TWINS`: MSE-searched or absmax
@@ -656,9 +662,7 @@ def scale_choice(choices: list[LayerChoice], losses: Losses, bits: Mapping[str, 
     out, moved = dict(bits), False
     for c in choices:
         f = bits[c.name]
-        twin = ABSMAX_TWINS.get(f)
-        if twin is None:  # a layer at a twin already: back to its MSE format where that gains
-            twin = next((b for b, t in ABSMAX_TWINS.items() if t == f), None)
+        twin = _other_rounding(f)  # at a twin already: back to its MSE format where that gains
         if twin is not None and twin in c.formats and \
                 losses[c.name][twin] < losses[c.name][f]:
             out[c.name], moved = twin, True
@@ -834,9 +838,7 @@ def _both_roundings(c: LayerChoice, js: list[int]) -> list[int]:
     the scored inputs; taken by estimate, the move up was INT4 and repeated mixed step 1)."""
     out = []
     for j in js:
-        f = c.formats[j]
-        other = ABSMAX_TWINS.get(f) or next((b for b, t in ABSMAX_TWINS.items() if t == f),
-                                            None)
+        other = _other_rounding(c.formats[j])
         out += [j] + ([c.formats.index(other)] if other in c.formats else [])
     return out
 
