@@ -21,6 +21,10 @@ layers) stand beside the whole-model times of the same run: edge-run's (profiled
 run) and LiteRT INT8's (`edge_models.time_litert`), so the harness difference is visible. Ratios
 are XNNPACK time / ours (above 1: ours is faster). Two harnesses: say so when quoting a ratio.
 
+`by_cost` lists the layers by what each costs us against XNNPACK (`cost_ms` = ours - XNNPACK's,
+largest first; layers with no twin after, by our time): the order to work through. The same
+table goes to stderr as markdown.
+
 `--litert-isa LEVEL` restricts XNNPACK to that x86 level and our kernels to the same
 (litert_isa.py); `--isa` overrides ours alone (edge-run --isa).
 """
@@ -76,6 +80,8 @@ class LayerRow:
     edge_io: dict[str, list[int]]
     xnnpack_io: dict[str, list[int]] | None = None
     why_no_xnnpack: str | None = None
+    #: ours - XNNPACK's, ms: what this layer costs us against XNNPACK (negative: a gain)
+    cost_ms: float | None = None
 
 
 @dataclass
@@ -102,6 +108,8 @@ class LayerReport:
     layers: list[LayerRow] = field(default_factory=list)
     totals: Totals | None = None
     xnnpack_kernels: dict[str, list[str]] = field(default_factory=dict)
+    #: layer indices, largest cost_ms first, then the layers with no twin by our time
+    by_cost: list[int] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------- shapes
@@ -223,6 +231,7 @@ def layer_table(edge_path: Path, int8_tflite: bytes, threads: int, isa: str | No
             row.shape = f"{shape.layer.kind} {shape.layer.shape}"
             row.xnnpack_ms = round(t, 6)
             row.xnnpack_over_ours = round(t / p["min_ms"], 3)
+            row.cost_ms = round(p["min_ms"] - t, 6)
         rows.append(row)
     matched = [r for r in rows if r.xnnpack_ms is not None]
     ours_m = sum(r.ours_ms for r in matched)
@@ -235,6 +244,29 @@ def layer_table(edge_path: Path, int8_tflite: bytes, threads: int, isa: str | No
                     _lat({"p50_ms": lat["p50"], "min_ms": lat["min"]}), _lat(plain), _lat(lite),
                     {k: round(lite[k] / plain[k], 3) for k in ("p50_ms", "min_ms")})
     return rows, totals
+
+
+def by_cost(rows: list[LayerRow]) -> list[int]:
+    """Layer indices by what each costs us against XNNPACK, largest first; the layers with no
+    XNNPACK twin after them, by our time."""
+    twin = sorted((r for r in rows if r.cost_ms is not None), key=lambda r: -(r.cost_ms or 0.0))
+    other = sorted((r for r in rows if r.cost_ms is None), key=lambda r: -r.ours_ms)
+    return [r.index for r in twin + other]
+
+
+def cost_table(report: LayerReport) -> str:
+    """`by_cost` as a markdown table (ms)."""
+    rows = {r.index: r for r in report.layers}
+    lines = ["| # | op | kernel | shape | ours | XNNPACK | cost | XNNPACK / ours | share |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for i in report.by_cost:
+        r = rows[i]
+        xnn = "-" if r.xnnpack_ms is None else f"{r.xnnpack_ms:.4f}"
+        cost = "-" if r.cost_ms is None else f"{r.cost_ms:+.4f}"
+        ratio = "-" if r.xnnpack_over_ours is None else f"{r.xnnpack_over_ours:.2f}x"
+        lines.append(f"| {i} | {r.op} | {r.kernel} | {r.shape or r.edge_io} | {r.ours_ms:.4f} | "
+                     f"{xnn} | {cost} | {ratio} | {100 * r.share_of_ours:.1f} % |")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------- models
@@ -273,6 +305,7 @@ def run(int8_tflite: bytes, *, model: str, scheme: str, size: int, threads: int,
     path = write_format(int8_tflite, scheme, workdir / f"{model}_{scheme}.edge")
     report.layers, report.totals = layer_table(path, int8_tflite, threads, ours_isa, runs,
                                                rounds, batch_ms / 1e3)
+    report.by_cost = by_cost(report.layers)
     report.xnnpack_kernels = litert_isa.kernels_report(litert_level)
     return report
 
@@ -300,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                      threads=args.threads, litert_level=args.litert_isa, isa=args.isa,
                      runs=args.runs, rounds=args.rounds, batch_ms=args.batch_ms,
                      workdir=Path(tmp))
+    print(cost_table(report), file=sys.stderr)
     return edge_models.emit_report(asdict(report), args.output, indent=1)
 
 

@@ -115,3 +115,26 @@ def test_mismatched_profile_is_refused(tmp_path: Path) -> None:
         layer_ratios.match_layers(edge, swapped)
     with pytest.raises(ValueError, match="layers"):
         layer_ratios.match_layers(edge, profile[:-1])
+
+
+def test_layers_by_cost(report: dict) -> None:
+    """by_cost: every layer once, the ones with an XNNPACK twin first by ours - XNNPACK's
+    (largest first), then the rest by our time; the markdown table has a row per layer."""
+    rows = {r["index"]: r for r in report["layers"]}
+    order = report["by_cost"]
+    assert sorted(order) == sorted(rows)
+    twins = [i for i in order if rows[i]["xnnpack_ms"] is not None]
+    assert order[:len(twins)] == twins
+    costs = [rows[i]["cost_ms"] for i in twins]
+    assert costs == sorted(costs, reverse=True)
+    for i in twins:
+        r = rows[i]
+        assert r["cost_ms"] == pytest.approx(r["ours_ms"] - r["xnnpack_ms"], abs=2e-6)
+    assert all(rows[i]["cost_ms"] is None for i in order[len(twins):])
+    rep = layer_ratios.LayerReport(**{k: v for k, v in report.items() if k != "layers"
+                                      and k != "totals"},
+                                   layers=[layer_ratios.LayerRow(**r)
+                                           for r in report["layers"]])
+    table = layer_ratios.cost_table(rep).splitlines()
+    assert len(table) == 2 + len(rows)
+    assert [int(line.split("|")[1]) for line in table[2:]] == order
