@@ -139,7 +139,8 @@ def fill_missing(table: LatencyTable, formats: Mapping[str, Sequence[str]],
 
 
 def _width(fmt: str) -> int:
-    return 8 if fmt == "int8" else 4 if fmt.startswith("int4") else 2
+    # "int8/float32": INT8 weights with float activations (mixed.HYBRID)
+    return 8 if fmt.startswith("int8") else 4 if fmt.startswith("int4") else 2
 
 
 def greedy_ms(names: Sequence[str], formats: Mapping[str, Sequence[str]],
