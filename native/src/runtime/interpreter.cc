@@ -145,6 +145,12 @@ Interpreter::Interpreter(std::shared_ptr<const Model> model, const InterpreterOp
       fused_next_[i] = kFusePixels;
     }
   }
+  fused_row_elements_.assign(ops.size(), 0);
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    if (fused_next_[i] == 0) continue;
+    const Operator& producer = fused_next_[i] == kFuseRows ? ops[i] : ops[i + 1];
+    fused_row_elements_[i] = m.tensors()[producer.outputs[0]].shape.back();
+  }
   plan_memory();
   scratch_bytes_ = align_up(scratch);
   // Checked before anything is allocated: a 196-byte file can declare two int8[2^31 - 1]
@@ -382,8 +388,7 @@ void Interpreter::run() {
       }
       const RunContext next{tensor_data_, ops[i + 1], scratch_->data, &context_->pool};
       if (fused_next_[i] == kFuseRows) {
-        const Tensor& y = model_->tensors()[ops[i].outputs[0]];
-        const FusedElementwise f{kernels_[i + 1].get(), &next, y.shape.back()};
+        const FusedElementwise f{kernels_[i + 1].get(), &next, fused_row_elements_[i]};
         fused = kernels_[i]->run_rows_done(ctx, RowsDone{&FusedElementwise::rows_done, &f});
         return;
       }
@@ -391,9 +396,8 @@ void Interpreter::run() {
       const RunContext after = span == 2 ? RunContext{tensor_data_, ops[i + 2], scratch_->data,
                                                       &context_->pool}
                                          : next;
-      const Tensor& y = model_->tensors()[ops[i + 1].outputs[0]];
       const FusedElementwise add{kernels_[span == 2 ? i + 2 : i + 1].get(), &after,
-                                 y.shape.back()};
+                                 fused_row_elements_[i]};
       const FusedPointwise f{kernels_[i + 1].get(), &next, span == 2 ? &add : nullptr};
       fused = kernels_[i]->run_pixels_done(ctx, PixelsDone{&FusedPointwise::pixels_done, &f})
                   ? span

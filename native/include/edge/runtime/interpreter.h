@@ -131,6 +131,10 @@ class Interpreter {
   // that one's ADD / MUL where it is kFuseRows itself); 0: alone.
   static constexpr uint8_t kFuseRows = 1, kFusePixels = 2;
   std::vector<uint8_t> fused_next_;
+  // Per operator that starts a fused job: the elements per output row (pixel) the job's
+  // element-wise op takes per row (its first operator's output channels for kFuseRows, the
+  // 1x1 layer's for kFusePixels), resolved once in the constructor, not per job in run().
+  std::vector<int64_t> fused_row_elements_;
   // How many operators after operator i run in its pool job (0 to 2).
   int fused_span(std::size_t i) const {
     if (fused_next_[i] == 0) return 0;
