@@ -926,6 +926,65 @@ EDGE_TEST(conv2d_pointwise_rows_end_at_a_guard_page) {
   EDGE_CHECK(failures == 0);
 }
 
+// Conv2D::run_pixels reads no input past its range (stop 29's review of 7e025ca): in a fused
+// depthwise + 1x1 job a task's 1x1 layer runs on the pixels its depthwise task just wrote while
+// another thread may still write the pixels after them (runs of pixels that cross row ends:
+// any range), so a read past the range, even of bytes masked off, is a data race. Every weight
+// type and ISA, the indirect conv on and off, K from 1 (padded blocks) to 144 (the raw int8 rows,
+// the prepared rows, the fused GEMM's rows read in place, their K tails); ranges of 1-9 pixels,
+// each with its input ending at an unreadable page: a read past the range faults; the bytes
+// equal the reference.
+EDGE_TEST(conv2d_run_pixels_reads_no_input_past_its_range) {
+  Rng rng(47);
+  int failures = 0, cases = 0, guarded = 0;
+  const int32_t ks[] = {1, 2, 3, 4, 10, 16, 20, 32, 36, 96, 144};
+  const int32_t pixel_counts[] = {5, 9, 40};
+  const int32_t ocs[] = {5, 16, 24, 40};
+  const char* saved = std::getenv("EDGE_CONV_IGEMM");
+  const std::string saved_value = saved != nullptr ? saved : "";
+  for (int trial = 0; trial < 44; ++trial) {
+    const int32_t k = ks[trial % 11];
+    const PointwiseCase c = random_pointwise(rng, kTypes[trial % 4], pixel_counts[trial % 3], k,
+                                             ocs[rng.uniform(0, 3)]);
+    const edge::PackedWeights w = pack(c.p);
+    const std::size_t n = static_cast<std::size_t>(c.g.input_width);
+    const std::size_t cin = static_cast<std::size_t>(k);
+    for (const char* igemm : {"1", "0"}) {
+      ::setenv("EDGE_CONV_IGEMM", igemm, 1);  // read when the Conv2D is planned
+      for (Isa isa : test_isas()) {
+        edge::Conv2D conv(w.view(), conv_options(c.p, c.g, isa));
+        if (!conv.runs_pixels()) continue;
+        conv.reserve(1);
+        ++cases;
+        std::vector<int8_t> got(c.want.size(), 0x55);
+        for (std::size_t p0 = 0; p0 < n;) {
+          const std::size_t p1 = std::min(n, p0 + static_cast<std::size_t>(rng.uniform(1, 9)));
+          GuardedBytes input(p1 * cin);  // pixels [0, p1): the ones after p1 unreadable
+          std::memcpy(input.data(), c.input.data(), p1 * cin);
+          guarded += input.guarded() ? 1 : 0;
+          conv.run_pixels(input.data(), got.data(), p0, p1, 0);
+          p0 = p1;
+        }
+        const long b = first_mismatch(got, c.want);
+        if (b >= 0) {
+          ++failures;
+          std::printf("  run_pixels mismatch %s %s %s igemm=%s pixels=%zu k=%d oc=%d at %ld\n",
+                      edge::weight_type_name(c.p.type), edge::isa_name(conv.isa()),
+                      conv.kernel_name(), igemm, n, k, c.oc, b);
+        }
+      }
+    }
+  }
+  if (saved != nullptr) {
+    ::setenv("EDGE_CONV_IGEMM", saved_value.c_str(), 1);
+  } else {
+    ::unsetenv("EDGE_CONV_IGEMM");
+  }
+  std::printf("  %d cases (%d ranges against a guard page), %d failed\n", cases, guarded,
+              failures);
+  EDGE_CHECK(cases > 0 && failures == 0);
+}
+
 // The indirect conv (qs8_*_igemm_requant_*, on the ISAs whose table has one; taken when the
 // input channels are a multiple of the weights' block_k, or padded to one): padding on every
 // side, strides, dilations, batches,
