@@ -21,6 +21,27 @@ namespace {
 constexpr std::size_t kConvRowBlock = 64;
 constexpr std::size_t kConvWorkspaceBytes = 256 * 1024;
 
+// memcpy of a span of im2col_copy: up to 32 bytes as two fixed-size copies that may overlap
+// (each a load and a store the compiler inlines), longer ones through memcpy. The 7x7 RGB stem
+// copies 7 spans of 21 bytes per row, 44,800 libc memmove calls per 160x160 image, where the
+// call and its length dispatch cost more than the bytes: 1.5 % of the int8 ResNet-like
+// model's samples on Zen 4 (perf), beside the stem's GEMM at 6.5 %. With these: the stem
+// 0.488 -> 0.474-0.477 ms (AVX-512 VNNI, 1 thread, profile minimums, both orders alternated).
+inline void copy_span(uint8_t* dst, const uint8_t* src, std::size_t n) {
+  if (n >= 16 && n <= 32) {
+    std::memcpy(dst, src, 16);
+    std::memcpy(dst + n - 16, src + n - 16, 16);
+  } else if (n >= 8 && n < 16) {
+    std::memcpy(dst, src, 8);
+    std::memcpy(dst + n - 8, src + n - 8, 8);
+  } else if (n >= 4 && n < 8) {
+    std::memcpy(dst, src, 4);
+    std::memcpy(dst + n - 4, src + n - 4, 4);
+  } else {
+    std::memcpy(dst, src, n);
+  }
+}
+
 void check_positive(int32_t v, const char* what) {
   if (v <= 0) {
     throw std::invalid_argument(std::string("conv geometry: ") + what + " must be >= 1, got " +
@@ -239,7 +260,7 @@ struct Conv2D::Impl {
     for (int32_t kh = 0; kh < g.kernel_height; ++kh, dst += span) {
       const int32_t iy = oy * g.stride_height - geo.pad_top + kh * g.dilation_height;
       if (iy < 0 || iy >= g.input_height || lo >= hi) {
-        std::memcpy(dst, xzero.data(), span);
+        copy_span(dst, xzero.data(), span);
         continue;
       }
       const std::size_t left = cin * static_cast<std::size_t>(lo) * es;
@@ -248,9 +269,9 @@ struct Conv2D::Impl {
           (b * static_cast<std::size_t>(g.input_height) + static_cast<std::size_t>(iy)) *
               static_cast<std::size_t>(g.input_width) +
           static_cast<std::size_t>(ix0 + lo);
-      if (left != 0) std::memcpy(dst, xzero.data(), left);
-      std::memcpy(dst + left, xin.data() + pixel * cin * es, mid);
-      if (left + mid < span) std::memcpy(dst + left + mid, xzero.data(), span - left - mid);
+      if (left != 0) copy_span(dst, xzero.data(), left);
+      copy_span(dst + left, xin.data() + pixel * cin * es, mid);
+      if (left + mid < span) copy_span(dst + left + mid, xzero.data(), span - left - mid);
     }
     plan.pad_row(row);
   }
