@@ -830,6 +830,8 @@ def search_cap(args: argparse.Namespace) -> dict[str, Any]:
         cap["max_exports"] = args.mixed_max_exports
     if args.mixed_max_seconds is not None:
         cap["max_seconds"] = args.mixed_max_seconds
+    for flag in args.mixed_on:  # MixedOptions switched on (absmax_plans, check_calibration)
+        cap[flag] = True
     return cap
 
 
@@ -883,6 +885,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mixed-max-seconds", type=float, default=None,
                    help="with --mixed: no mixed search starts an export after this many "
                         "seconds (MixedOptions.max_seconds; the probes always run)")
+    p.add_argument("--mixed-on", default=[], action="append",
+                   choices=("absmax_plans", "check_calibration"),
+                   help="with --mixed: switch this MixedOptions flag on in every mixed search "
+                        "(repeatable)")
     p.add_argument("--mixed-method", default="rtn",
                    help="with --mixed: every export's weight method (rtn: MSE-searched scales; "
                         "minmax: each channel's absolute maximum, as ai-edge-quantizer's)")

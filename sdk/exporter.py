@@ -487,9 +487,19 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
             raise ConversionError(f"scheme 'mixed' measures every candidate, and format "
                                   f"{fmt.name!r} has no runner here")
         latency = None if budget_ms is None else latency_source(latency_profile, fmt.suffix)
+        cal_reference = FloatReference()  # the float outputs on cal_set, run once
+
+        def on_calibration(b: _Built) -> dict[str, Any]:
+            """A build's per-sample errors on the calibration samples (mixed's second set)."""
+            energies: dict[str, Any] = {}
+            evaluate(*serialized(), float_model, b.data, b.maps, b.quantized, cal_set,
+                     per_layer=False, delegates=_delegates(fmt, b.custom_ops),
+                     float_reference=cal_reference, energies=energies)
+            return energies
+
         built, plan, mixed = _mixed(float_model, plan, budget_bytes, built, build,
                                     val_set, options, cal_set, getattr(solver, "hessians", None),
-                                    budget_ms, latency)
+                                    budget_ms, latency, on_calibration)
         timings["mixed"] = mixed.seconds  # the search's exports, part of "validate"
     if target_sqnr is not None and built.fidelity is not None:
         built, plan, planned = _plan_to_target(float_model, plan, float(target_sqnr), built,
@@ -552,6 +562,7 @@ def _mixed(float_model: Model, plan: PrecisionPlan, budget_bytes: int | None, fi
            build: Callable[..., _Built], val_set: SampleSet,
            options: Mapping[str, Any], cal_set: SampleSet, hessians: Any,
            budget_ms: float | None = None, latency: Any = None,
+           on_calibration: Callable[[_Built], Any] | None = None,
            ) -> tuple[_Built, PrecisionPlan, MixedReport]:
     """export(scheme="mixed", budget_bytes=): bits per layer under the budget, measured. The
     search's sensitivities are the calibration samples' Hessian losses, so the points it
@@ -564,7 +575,9 @@ def _mixed(float_model: Model, plan: PrecisionPlan, budget_bytes: int | None, fi
                                   lambda p: as_attempt(p, build(p, lambda stage: None, False)),
                                   as_attempt(plan, first), options, samples=cal_set,
                                   hessians=hessians or None, budget_ms=budget_ms,
-                                  latency=latency)
+                                  latency=latency,
+                                  on_calibration=None if on_calibration is None
+                                  else lambda a: on_calibration(a.payload))
     with_layers(chosen)
     return chosen.payload, chosen.plan, report
 
