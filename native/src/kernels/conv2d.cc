@@ -603,9 +603,11 @@ struct Conv2D::Impl {
         // channel bytes flipped and its pad bytes (set once, at plan time) kept: 0.083 ->
         // 0.015 ms for 160x160x3 on Zen 4, half of the MobileNet stem's 0.17 ms. The word
         // load reads up to 3 bytes past a pixel's channels, so the last pixels of the range
-        // (those whose word would end past it) take the byte loop below: the range's, not the
-        // input's, since in a fused job (a depthwise layer's rows feeding this 1x1 in one pool
-        // job) the pixels after p1 may be written by another thread while this one reads.
+        // (those whose word would end past it) take the byte loop below: the range's end, not
+        // the input's (394babc), so that no caller's range reads pixels it was not given. Only
+        // windows > 1 pad their channels (the stems), whose input pass runs in a job of its
+        // own; a 1x1 layer, the one a fused job feeds pixels another thread may still be
+        // writing (run_pixels), never comes here.
         const uint32_t mask = (uint32_t{1} << (8 * cin)) - 1u;
         const uint32_t flips = (uint32_t{flip} * 0x01010101u) & mask;
         const std::size_t bytes = p1 * cin;
