@@ -111,6 +111,18 @@ constexpr int64_t kLateNs = 200000;
 constexpr int64_t kDefaultBackoffNs = 1000000;
 constexpr int64_t kMaxBackoffNs = 32000000;
 
+// EDGE_POOL_MEET: unset, "" or "0": off; "1": on; anything else throws naming it. Off by
+// default: with the vCPUs on one die or two, on a loaded 2-core Zen 4 host, it cut the
+// MobileNet-like model's boundaries between the threads' rows by ~20 % and the tasks whose rows
+// changed thread by ~30 % per inference, and made no inference faster (equal or up to a few %
+// slower; benchmarks/results/edge-models-2026-12-07.md, stop 29 area A).
+bool meet_from_env() {
+  const char* v = std::getenv("EDGE_POOL_MEET");
+  if (v == nullptr || *v == '\0' || std::string(v) == "0") return false;
+  if (std::string(v) == "1") return true;
+  throw std::invalid_argument(std::string("EDGE_POOL_MEET: expected '0' or '1', got '") + v + "'");
+}
+
 int64_t us_from_env(const char* name, int64_t default_ns) {
   const char* v = std::getenv(name);
   if (v == nullptr || *v == '\0') return default_ns;
@@ -252,6 +264,7 @@ ThreadPool::ThreadPool(int num_threads, Affinity affinity) {
   idle_spin_ns_ = us_from_env("EDGE_POOL_IDLE_SPIN_US", kDefaultIdleSpinNs);
   first_backoff_ns_ = us_from_env("EDGE_POOL_BACKOFF_US", kDefaultBackoffNs);
   backoff_ns_ = first_backoff_ns_;
+  meet_ = meet_from_env();
   cpus_ = allowed_cpu_count();
   if (affinity == Affinity::kBigCores) pinned_cpus_ = big_cores();
   if (num_threads > 0) {
@@ -266,6 +279,8 @@ ThreadPool::ThreadPool(int num_threads, Affinity affinity) {
   shares_ = std::vector<Share>(static_cast<std::size_t>(num_threads_));
   worker_tids_ = std::vector<std::atomic<int>>(static_cast<std::size_t>(num_threads_));
   stat_fds_.assign(static_cast<std::size_t>(num_threads_), -1);
+  runs_.reserve(2 * static_cast<std::size_t>(num_threads_));
+  last_runs_.reserve(2 * static_cast<std::size_t>(num_threads_));
   threads_.reserve(static_cast<std::size_t>(num_threads_ - 1));
   for (int i = 1; i < num_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
 }
@@ -441,22 +456,25 @@ void ThreadPool::work(int thread) {
   tl_pool = this;
   tl_thread = thread;
   uint32_t done = 0;
-  // Our own share, front to back.
+  // Our own share, in its order.
   Share& own = shares_[static_cast<std::size_t>(thread)];
   while (own.left.load(std::memory_order_relaxed) > 0 &&
          own.left.fetch_sub(1, std::memory_order_acq_rel) > 0) {
-    const int64_t i = own.front++;
-    fn(ctx, offset + own.base + static_cast<std::size_t>(i) * own.stride, thread);
+    fn(ctx, offset + own.task(own.front++), thread);
     ++done;
   }
-  // Then the others' remaining tasks, from the back of their shares.
+  // Then the others' remaining tasks, from the end their owners reach last. A thread whose
+  // block runs back to front (meet_: the odd ones) ends next to thread - 1's block, which
+  // runs front to back and so is left with its last tasks there: it visits thread - 1 first,
+  // the others thread + 1 first; so a thread that takes a neighbour's tasks extends its own
+  // run of tasks, and the rows it wrote stay one run, not two (see moves()).
+  const int step = own.reverse ? num_threads_ - 1 : 1;
   for (int k = 1; k < num_threads_; ++k) {
-    const int victim = (thread + k) % num_threads_;
+    const int victim = (thread + k * step) % num_threads_;
     Share& s = shares_[static_cast<std::size_t>(victim)];
     while (s.left.load(std::memory_order_relaxed) > 0 &&
            s.left.fetch_sub(1, std::memory_order_acq_rel) > 0) {
-      const int64_t i = s.back.fetch_sub(1, std::memory_order_relaxed) - 1;
-      fn(ctx, offset + s.base + static_cast<std::size_t>(i) * s.stride, thread);
+      fn(ctx, offset + s.task(s.back.fetch_sub(1, std::memory_order_relaxed) - 1), thread);
       ++done;
     }
   }
@@ -558,6 +576,8 @@ void ThreadPool::run_job(TaskFn fn, const void* ctx, std::size_t offset, std::si
       count = num_tasks * (t + 1) / n - s.base;
     }
     s.front = 0;
+    s.count = static_cast<int64_t>(count);
+    s.reverse = meet_ && !static_schedule && t % 2 == 1;
     s.left.store(static_cast<int64_t>(count), std::memory_order_relaxed);
     s.back.store(static_cast<int64_t>(count), std::memory_order_relaxed);
   }
@@ -571,6 +591,52 @@ void ThreadPool::run_job(TaskFn fn, const void* ctx, std::size_t offset, std::si
   const int64_t waited = wait_until_done();
   generation_.fetch_add(1, std::memory_order_seq_cst);  // close (even)
   if (waited > kLateNs) note_wait(own_done + waited, waited, own_done - start);
+  if (!static_schedule) note_moves(num_tasks);
+}
+
+void ThreadPool::note_moves(std::size_t num_tasks) {
+  // Every task is done (pending_ reached 0 with acquire): each share's `back` is final, and
+  // its thieves ran positions [back, count), its owner [0, back).
+  const double n = static_cast<double>(num_tasks);
+  runs_.clear();
+  const auto add = [&](std::size_t lo, std::size_t hi, int thread) {
+    if (lo == hi) return;
+    if (!runs_.empty() && runs_.back().thread == thread) {
+      runs_.back().hi = static_cast<double>(hi) / n;
+      return;
+    }
+    runs_.push_back({static_cast<double>(lo) / n, static_cast<double>(hi) / n, thread});
+  };
+  for (int t = 0; t < num_threads_; ++t) {
+    const Share& s = shares_[static_cast<std::size_t>(t)];
+    const auto stolen = static_cast<std::size_t>(s.count - s.back.load(std::memory_order_relaxed));
+    const auto owned = static_cast<std::size_t>(s.count) - stolen;
+    const int thief = num_threads_ == 2 ? 1 - t : -1 - t;
+    moves_.stolen += stolen;
+    if (s.reverse) {
+      add(s.base, s.base + stolen, thief);
+      add(s.base + stolen, s.base + stolen + owned, t);
+    } else {
+      add(s.base, s.base + owned, t);
+      add(s.base + owned, s.base + owned + stolen, thief);
+    }
+  }
+  ++moves_.jobs;
+  moves_.boundaries += runs_.size() - 1;
+  if (!last_runs_.empty()) {
+    // The length of [0, 1) where the two maps name different threads, in tasks of this job.
+    double differ = 0;
+    std::size_t j = 0;
+    for (const Run& r : runs_) {
+      while (j < last_runs_.size() && last_runs_[j].hi <= r.lo) ++j;
+      for (std::size_t k = j; k < last_runs_.size() && last_runs_[k].lo < r.hi; ++k) {
+        if (last_runs_[k].thread == r.thread && r.thread >= 0) continue;
+        differ += std::min(r.hi, last_runs_[k].hi) - std::max(r.lo, last_runs_[k].lo);
+      }
+    }
+    moves_.moved += differ * n;
+  }
+  std::swap(runs_, last_runs_);
 }
 
 void ThreadPool::run(std::size_t num_tasks, TaskFn fn, const void* ctx, bool static_schedule) {

@@ -1006,3 +1006,178 @@ EDGE_TEST(small_conv_input_pass_runs_on_every_thread) {
   }
   if (checked == 0) std::fprintf(stderr, "skipped: no ISA here runs the indirect kernel\n");
 }
+
+namespace {
+
+// Runs `body` with EDGE_POOL_MEET set to `meet` ("" unsets it) and EDGE_POOL_BACKOFF_US=0 (a
+// late worker must not send the next jobs to the caller alone), then restores both.
+template <typename F>
+void with_meet(const char* meet, const F& body) {
+  const char* names[] = {"EDGE_POOL_MEET", "EDGE_POOL_BACKOFF_US"};
+  const char* values[] = {meet, "0"};
+  std::string saved[2];
+  bool had[2];
+  for (int i = 0; i < 2; ++i) {
+    const char* old = std::getenv(names[i]);
+    had[i] = old != nullptr;
+    saved[i] = had[i] ? old : "";
+    if (*values[i] != '\0') {
+      setenv(names[i], values[i], 1);
+    } else {
+      unsetenv(names[i]);
+    }
+  }
+  body();
+  for (int i = 0; i < 2; ++i) {
+    if (had[i]) {
+      setenv(names[i], saved[i].c_str(), 1);
+    } else {
+      unsetenv(names[i]);
+    }
+  }
+}
+
+}  // namespace
+
+// A late thread's tasks taken by its neighbour extend the neighbour's run (EDGE_POOL_MEET=1):
+// on 2 threads the worker runs its block back to front, so while it sleeps in its
+// first task (the last of the job) the caller takes the rest of its block from the other end,
+// next to its own: each thread's tasks are one run, one boundary between them (stealing from
+// the back of a block that runs front to back, as before, left the caller two runs, around the
+// worker's first task). moves() counts it: the tasks stolen, the boundaries, and the tasks of
+// the second job (the caller late this time) that the other thread ran in the first.
+EDGE_TEST(thread_pool_a_late_threads_tasks_extend_its_neighbours_run) {
+  for (const char* meet : {"1", ""}) {
+    with_meet(meet, [&] {
+      constexpr std::size_t kTasks = 32;
+      edge::ThreadPool pool(2, edge::Affinity::kNone);
+      const bool meets = *meet == '1';
+      EDGE_CHECK(pool.meet() == meets);
+      std::vector<int> ran(kTasks, -1);
+      std::atomic<bool> worker_in{false};
+      // Job 1: the caller's first task waits (up to 2 s) for the worker to be in a task, which
+      // then holds it 100 ms.
+      pool.parallel_for(kTasks, [&](std::size_t t, int thread) {
+        ran[t] = thread;
+        if (thread == 1 && !worker_in.exchange(true)) sleep_ms(100);
+        for (int i = 0; thread == 0 && !worker_in.load() && i < 2000; ++i) sleep_ms(1);
+      });
+      const int worker_tasks = static_cast<int>(std::count(ran.begin(), ran.end(), 1));
+      if (!worker_in.load() || worker_tasks != 1) {
+        std::fprintf(stderr, "skipped: the worker ran %d tasks of job 1 (host overloaded)\n",
+                     worker_tasks);
+        return;
+      }
+      // The worker's first task: the last of the job (meet) or the first of its block.
+      const std::size_t first = meets ? kTasks - 1 : kTasks / 2;
+      EDGE_CHECK(ran[first] == 1);
+      int runs = 1;
+      for (std::size_t t = 1; t < kTasks; ++t) runs += ran[t] != ran[t - 1];
+      EDGE_CHECK(runs == (meets ? 2 : 3));
+      // Job 2: the caller holds its first task (task 0) until the worker has run 8 tasks
+      // (up to 2 s), then 100 ms more: the worker takes the rest of the caller's block.
+      std::atomic<int> worker_ran{0};
+      std::fill(ran.begin(), ran.end(), -1);
+      pool.parallel_for(kTasks, [&](std::size_t t, int thread) {
+        ran[t] = thread;
+        if (thread == 1) worker_ran.fetch_add(1);
+        if (thread == 0 && t == 0) {
+          for (int i = 0; worker_ran.load() < 8 && i < 2000; ++i) sleep_ms(1);
+          sleep_ms(100);
+        }
+      });
+      if (std::count(ran.begin(), ran.end(), 0) != 1) {
+        std::fprintf(stderr, "skipped: the caller ran %d tasks of job 2 (host overloaded)\n",
+                     static_cast<int>(std::count(ran.begin(), ran.end(), 0)));
+        return;
+      }
+      EDGE_CHECK(ran[0] == 0);
+      const edge::ThreadPool::Moves m = pool.moves();
+      EDGE_CHECK(m.jobs == 2);
+      EDGE_CHECK(m.stolen == 2 * (kTasks / 2 - 1));
+      // Job 1: 1 boundary (meet) or 2; job 2: 1 either way (task 0, then the worker's).
+      EDGE_CHECK(m.boundaries == (meets ? 2u : 3u));
+      // Tasks 1..30 changed thread between the jobs; task 31 (meet: the worker's both
+      // times) or task 16 (before: the worker's both times) did not.
+      EDGE_CHECK(m.moved == static_cast<double>(kTasks - 2));
+    });
+  }
+}
+
+// A layer run with a late worker (asleep in its first task, so that the others take the rest
+// of its block) gives the bytes of 1 thread under either order of the shares (EDGE_POOL_MEET=1
+// and the default), on 2 and 3 threads, every ISA this CPU runs: a depthwise layer whose tasks run an
+// int8 or int4 1x1 layer on the pixels they wrote (PixelsDone), and the 1x1 layer alone with a
+// callback per row block (RowsDone).
+EDGE_TEST(thread_pool_a_late_worker_gives_the_bytes_of_one_thread_either_order) {
+  const int h = 20, w = 20, cin = 32, cout = 48;
+  const edge::ConvGeometry dg = edge_test::square_same_geometry(h, w, cin, 3, 1);
+  const edge::ConvGeometry pg = edge_test::square_same_geometry(h, w, cin, 1, 1);
+  const std::size_t pixels = static_cast<std::size_t>(h) * w;
+  const std::vector<int8_t> x = random_bytes(pixels * cin, 11);
+  const std::vector<int8_t> f = random_bytes(9 * static_cast<std::size_t>(cin), 12);
+  std::vector<int32_t> bias(static_cast<std::size_t>(cout));
+  for (std::size_t i = 0; i < bias.size(); ++i) bias[i] = static_cast<int32_t>(i * 37 % 2001) - 1000;
+  std::vector<float> scales(static_cast<std::size_t>(cout));
+  for (std::size_t i = 0; i < scales.size(); ++i) scales[i] = 0.004f + 0.0001f * (i % 17);
+  long compared = 0, stolen = 0;
+  for (const char* type_name : {"int8", "int4"}) {
+    const edge::WeightType type = edge::parse_weight_type(type_name);
+    std::vector<int8_t> wq = random_bytes(static_cast<std::size_t>(cout) * cin, 13);
+    const int lo = edge::min_value(type), hi = edge::max_value(type);
+    for (int8_t& v : wq) v = static_cast<int8_t>(lo + (v + 128) % (hi - lo + 1));
+    const edge::PackedWeights packed =
+        edge::pack_weights(type, wq.data(), cout, cin, scales.data(), cout);
+    for (edge::Isa isa : edge::available_isas()) {
+      edge::DepthwiseConv2D dw(f.data(), scales.data(), cin, nullptr,
+                               layer_options<edge::DepthwiseConv2DOptions>(dg, bias.data(), isa));
+      edge::Conv2D pw(packed.view(), layer_options<edge::Conv2DOptions>(pg, bias.data(), isa));
+      pw.reserve(3);
+      std::vector<int8_t> d_want(pixels * cin), want(pixels * cout);
+      dw.run(x.data(), d_want.data(), nullptr);
+      pw.run(d_want.data(), want.data(), nullptr);
+      for (const char* meet : {"1", ""}) {
+        with_meet(meet, [&] {
+          for (int threads : {2, 3}) {
+            edge::ThreadPool pool(threads, edge::Affinity::kNone);
+            std::vector<int8_t> d(pixels * cin, 0x55), y(pixels * cout, 0x55);
+            std::atomic<bool> slept{false};
+            struct Ctx {
+              edge::Conv2D* pw;
+              const int8_t* d;
+              int8_t* y;
+              std::atomic<bool>* slept;
+            } ctx{&pw, d.data(), y.data(), &slept};
+            edge::PixelsDone done;
+            done.ctx = &ctx;
+            done.fn = [](const void* c, std::size_t p0, std::size_t p1, int thread) {
+              const Ctx& k = *static_cast<const Ctx*>(c);
+              k.pw->run_pixels(k.d, k.y, p0, p1, thread);
+              if (thread == 1 && !k.slept->exchange(true)) sleep_ms(20);
+            };
+            const uint64_t before = pool.moves().stolen;
+            const bool fused = dw.run(x.data(), d.data(), &pool, done);
+            EDGE_CHECK(fused);
+            EDGE_CHECK(d == d_want && y == want);
+            // The 1x1 layer alone, a late worker in its first row block.
+            std::vector<int8_t> y2(pixels * cout, 0x55);
+            slept.store(false);
+            edge::RowsDone rows;
+            rows.ctx = &slept;
+            rows.fn = [](const void* c, std::size_t, std::size_t) {
+              auto* s = static_cast<std::atomic<bool>*>(const_cast<void*>(c));
+              if (!s->exchange(true)) sleep_ms(20);  // the first block done, on any thread
+            };
+            pw.run(d_want.data(), y2.data(), &pool, rows);
+            EDGE_CHECK(y2 == want);
+            compared += 2;
+            stolen += static_cast<long>(pool.moves().stolen - before);
+          }
+        });
+      }
+    }
+  }
+  std::printf("  %ld layer runs compared with 1 thread, %ld tasks stolen\n", compared, stolen);
+  // A worker asleep 20 ms in its first task leaves the rest of its block to the others.
+  EDGE_CHECK(stolen > 0);
+}

@@ -481,7 +481,14 @@ int run(const Args& args) {
     os << "],\n  \"pool\": {\"late_jobs\": " << interp.thread_pool().late_jobs()
        << ", \"contended_windows\": " << interp.thread_pool().contended_windows()
        << ", \"unstacked\": " << interp.thread_pool().unstacked()
-       << ", \"unstack_failures\": " << interp.thread_pool().unstack_failures() << "}";
+       << ", \"unstack_failures\": " << interp.thread_pool().unstack_failures();
+    // Who ran which tasks (ThreadPool::moves()): tasks stolen, runner changes along a job and
+    // tasks whose place the other thread ran in the job before (rows read across the cores).
+    const edge::ThreadPool::Moves moves = interp.thread_pool().moves();
+    os << ", \"meet\": " << (interp.thread_pool().meet() ? "true" : "false")
+       << ", \"jobs\": " << moves.jobs << ", \"stolen_tasks\": " << moves.stolen
+       << ", \"boundaries\": " << moves.boundaries << ", \"moved_tasks\": " << moves.moved
+       << "}";
     os << ",\n  \"layers\": [";
     for (std::size_t i = 0; i < layers.size(); ++i) {
       const auto& l = layers[i];
