@@ -111,16 +111,16 @@ constexpr int64_t kLateNs = 200000;
 constexpr int64_t kDefaultBackoffNs = 1000000;
 constexpr int64_t kMaxBackoffNs = 32000000;
 
-// EDGE_POOL_MEET: unset, "" or "0": off; "1": on; anything else throws naming it. Off by
-// default: with the vCPUs on one die or two, on a loaded 2-core Zen 4 host, it cut the
-// MobileNet-like model's boundaries between the threads' rows by ~20 % and the tasks whose rows
-// changed thread by ~30 % per inference, and made no inference faster (equal or up to a few %
-// slower; benchmarks/results/edge-models-2026-12-07.md, stop 29 area A).
-bool meet_from_env() {
-  const char* v = std::getenv("EDGE_POOL_MEET");
+// An on/off switch (EDGE_POOL_MEET, EDGE_POOL_MOVES): unset, "" or "0": off; "1": on; anything
+// else throws naming it. EDGE_POOL_MEET is off by default: with the vCPUs on one die or two, on
+// a loaded 2-core Zen 4 host, it cut the MobileNet-like model's boundaries between the threads'
+// rows by about a fifth and the tasks whose rows changed thread by about a third per inference,
+// and made no inference faster (equal or a few % slower; edge-models-2026-12-07.md, stop 29).
+bool switch_from_env(const char* name) {
+  const char* v = std::getenv(name);
   if (v == nullptr || *v == '\0' || std::string(v) == "0") return false;
   if (std::string(v) == "1") return true;
-  throw std::invalid_argument(std::string("EDGE_POOL_MEET: expected '0' or '1', got '") + v + "'");
+  throw std::invalid_argument(std::string(name) + ": expected '0' or '1', got '" + v + "'");
 }
 
 int64_t us_from_env(const char* name, int64_t default_ns) {
@@ -264,7 +264,8 @@ ThreadPool::ThreadPool(int num_threads, Affinity affinity) {
   idle_spin_ns_ = us_from_env("EDGE_POOL_IDLE_SPIN_US", kDefaultIdleSpinNs);
   first_backoff_ns_ = us_from_env("EDGE_POOL_BACKOFF_US", kDefaultBackoffNs);
   backoff_ns_ = first_backoff_ns_;
-  meet_ = meet_from_env();
+  meet_ = switch_from_env("EDGE_POOL_MEET");
+  count_moves_ = switch_from_env("EDGE_POOL_MOVES") || meet_;
   cpus_ = allowed_cpu_count();
   if (affinity == Affinity::kBigCores) pinned_cpus_ = big_cores();
   if (num_threads > 0) {
@@ -591,7 +592,7 @@ void ThreadPool::run_job(TaskFn fn, const void* ctx, std::size_t offset, std::si
   const int64_t waited = wait_until_done();
   generation_.fetch_add(1, std::memory_order_seq_cst);  // close (even)
   if (waited > kLateNs) note_wait(own_done + waited, waited, own_done - start);
-  if (!static_schedule) note_moves(num_tasks);
+  if (count_moves_ && !static_schedule) note_moves(num_tasks);
 }
 
 void ThreadPool::note_moves(std::size_t num_tasks) {

@@ -1009,15 +1009,16 @@ EDGE_TEST(small_conv_input_pass_runs_on_every_thread) {
 
 namespace {
 
-// Runs `body` with EDGE_POOL_MEET set to `meet` ("" unsets it) and EDGE_POOL_BACKOFF_US=0 (a
-// late worker must not send the next jobs to the caller alone), then restores both.
+// Runs `body` with EDGE_POOL_MEET set to `meet` ("" unsets it), EDGE_POOL_MOVES=1 (moves()
+// kept) and EDGE_POOL_BACKOFF_US=0 (a late worker must not send the next jobs to the caller
+// alone), then restores them.
 template <typename F>
 void with_meet(const char* meet, const F& body) {
-  const char* names[] = {"EDGE_POOL_MEET", "EDGE_POOL_BACKOFF_US"};
-  const char* values[] = {meet, "0"};
-  std::string saved[2];
-  bool had[2];
-  for (int i = 0; i < 2; ++i) {
+  const char* names[] = {"EDGE_POOL_MEET", "EDGE_POOL_BACKOFF_US", "EDGE_POOL_MOVES"};
+  const char* values[] = {meet, "0", "1"};
+  std::string saved[3];
+  bool had[3];
+  for (int i = 0; i < 3; ++i) {
     const char* old = std::getenv(names[i]);
     had[i] = old != nullptr;
     saved[i] = had[i] ? old : "";
@@ -1028,7 +1029,7 @@ void with_meet(const char* meet, const F& body) {
     }
   }
   body();
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < 3; ++i) {
     if (had[i]) {
       setenv(names[i], saved[i].c_str(), 1);
     } else {
@@ -1104,11 +1105,11 @@ EDGE_TEST(thread_pool_a_late_threads_tasks_extend_its_neighbours_run) {
   }
 }
 
-// A layer run with a late worker (asleep in its first task, so that the others take the rest
-// of its block) gives the bytes of 1 thread under either order of the shares (EDGE_POOL_MEET=1
-// and the default), on 2 and 3 threads, every ISA this CPU runs: a depthwise layer whose tasks run an
-// int8 or int4 1x1 layer on the pixels they wrote (PixelsDone), and the 1x1 layer alone with a
-// callback per row block (RowsDone).
+// A layer run with a late worker (asleep in its first task, so that the others take the rest of its
+// block) gives the bytes of 1 thread under either order of the shares (EDGE_POOL_MEET=1 and the
+// default), on 2 and 3 threads, every ISA this CPU runs: a depthwise layer whose tasks run an int8
+// or int4 1x1 layer on the pixels they wrote (PixelsDone), and the 1x1 layer alone with a callback
+// per row block (RowsDone).
 EDGE_TEST(thread_pool_a_late_worker_gives_the_bytes_of_one_thread_either_order) {
   const int h = 20, w = 20, cin = 32, cout = 48;
   const edge::ConvGeometry dg = edge_test::square_same_geometry(h, w, cin, 3, 1);
@@ -1117,7 +1118,9 @@ EDGE_TEST(thread_pool_a_late_worker_gives_the_bytes_of_one_thread_either_order) 
   const std::vector<int8_t> x = random_bytes(pixels * cin, 11);
   const std::vector<int8_t> f = random_bytes(9 * static_cast<std::size_t>(cin), 12);
   std::vector<int32_t> bias(static_cast<std::size_t>(cout));
-  for (std::size_t i = 0; i < bias.size(); ++i) bias[i] = static_cast<int32_t>(i * 37 % 2001) - 1000;
+  for (std::size_t i = 0; i < bias.size(); ++i) {
+    bias[i] = static_cast<int32_t>(i * 37 % 2001) - 1000;
+  }
   std::vector<float> scales(static_cast<std::size_t>(cout));
   for (std::size_t i = 0; i < scales.size(); ++i) scales[i] = 0.004f + 0.0001f * (i % 17);
   long compared = 0, stolen = 0;

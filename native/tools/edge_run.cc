@@ -482,8 +482,9 @@ int run(const Args& args) {
        << ", \"contended_windows\": " << interp.thread_pool().contended_windows()
        << ", \"unstacked\": " << interp.thread_pool().unstacked()
        << ", \"unstack_failures\": " << interp.thread_pool().unstack_failures();
-    // Who ran which tasks (ThreadPool::moves()): tasks stolen, runner changes along a job and
-    // tasks whose place the other thread ran in the job before (rows read across the cores).
+    // Who ran which tasks (ThreadPool::moves(), kept with EDGE_POOL_MOVES=1): tasks stolen,
+    // runner changes along a job and tasks whose place the other thread ran in the job before
+    // (rows read across the cores).
     const edge::ThreadPool::Moves moves = interp.thread_pool().moves();
     os << ", \"meet\": " << (interp.thread_pool().meet() ? "true" : "false")
        << ", \"jobs\": " << moves.jobs << ", \"stolen_tasks\": " << moves.stolen

@@ -2,14 +2,14 @@
 // call, built to hold up when other processes share the cores and on big.LITTLE CPUs.
 //
 // Scheduling. Each thread owns a share of the tasks and runs it in order; a thread that is done
-// with its share takes the remaining tasks of the others one at a time, from the end their
-// owners reach last (work stealing, as XNNPACK's pthreadpool does). With EDGE_POOL_MEET=1 the
-// odd threads run their contiguous parallel_for block back to front, so that two neighbours
-// meet inside the pair's blocks: a thread that takes its neighbour's tasks takes those next to
-// its own block, and its tasks stay one run of the job, not two around the late thread's
-// (moves() counts both); off by default, as it made no inference faster (meet_from_env()). With the cores to itself every thread
-// runs just its own share; when a core is taken by another process, or is a slow little core,
-// the threads that run take the late one's tasks instead of waiting for it. The caller takes
+// with its share takes the remaining tasks of the others one at a time, from the end their owners
+// reach last (work stealing, as XNNPACK's pthreadpool does). With EDGE_POOL_MEET=1 the odd threads
+// run their contiguous parallel_for block back to front, so that two neighbours meet inside the
+// pair's blocks: a thread that takes its neighbour's tasks takes those next to its own block, and
+// its tasks stay one run of the job, not two around the late thread's (moves() counts both); off by
+// default, as it made no inference faster (switch_from_env()). With the cores to itself every
+// thread runs just its own share; when a core is taken by another process, or is a slow little
+// core, the threads that run take the late one's tasks instead of waiting for it. The caller takes
 // part as thread 0 and waits only for the tasks in flight, never for a worker to wake up: a
 // worker that arrives after its share is gone finds nothing to do and goes back to waiting.
 //
@@ -180,15 +180,16 @@ class ThreadPool {
   // that calls parallel_for.
   int take_widest_job() { return widest_job_.exchange(0, std::memory_order_relaxed); }
 
-  // Who ran which tasks of the jobs handed to the workers under parallel_for (contiguous
-  // shares), over the pool's life: a count for the far-die analysis in docs/kernels.md
-  // (Threads), edge-run's JSON. `stolen`: tasks run by a thread other than their share's owner.
-  // `boundaries`: places along a job's tasks where the thread that ran them changes (a layer
-  // split by rows reads a halo row of its input across each). `moved`: tasks of a job whose
-  // place, as a fraction of the job, another thread ran in the previous such job (for layers
-  // split by rows, which read the rows the layer before wrote: rows read from the other
-  // core's cache). Exact on 2 threads; with more, a stolen task's thief is not recorded and
-  // its place counts as moved.
+  // Who ran which tasks of the jobs handed to the workers under parallel_for (contiguous shares),
+  // over the pool's life: a count for the far-die analysis in docs/kernels.md (Threads), edge-run's
+  // JSON; kept only with EDGE_POOL_MOVES=1 or EDGE_POOL_MEET=1 (all 0 otherwise: the count reads
+  // every share after each job, on the caller's path to the next one). `stolen`: tasks run by a
+  // thread other than their share's owner. `boundaries`: places along a job's tasks where the
+  // thread that ran them changes (a layer split by rows reads a halo row of its input across each).
+  // `moved`: tasks of a job whose place, as a fraction of the job, another thread ran in the
+  // previous such job (for layers split by rows, which read the rows the layer before wrote: rows
+  // read from the other core's cache). Exact on 2 threads; with more, a stolen task's thief is not
+  // recorded and its place counts as moved.
   struct Moves {
     uint64_t jobs = 0, stolen = 0, boundaries = 0;
     double moved = 0;
@@ -297,6 +298,7 @@ class ThreadPool {
   std::atomic<uint64_t> parallel_calls_{0}, backed_off_calls_{0}, single_task_calls_{0};
   std::atomic<int> widest_job_{0};  // take_widest_job(); raised under run_mutex_
   bool meet_ = false;
+  bool count_moves_ = false;  // moves() kept (EDGE_POOL_MOVES, or meet_)
   // moves() (under run_mutex_): the last job's runner map, [lo, hi) fractions of the job and
   // the thread that ran them (-1 - t: a thief of thread t's share, unknown), 2 per thread.
   struct Run {
