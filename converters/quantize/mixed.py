@@ -2,7 +2,9 @@
 
 Every weighted layer (FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D, ...) may take INT8 or, where
 the sub-byte schemes can give it one (`sdk.converters.quantize.subbyte`: what LiteRT or the
-edgesdk custom ops run), INT4, 2-bit or ternary weights. The search, HAWQ-style:
+edgesdk custom ops run), INT4, 2-bit or ternary weights; a layer the INT8 rewrite keeps in float
+(an STFT front end) may also take INT8 weights with float activations (`HYBRID`). The search,
+HAWQ-style:
 
 1. Sensitivity, measured: one export per candidate with every layer that can take it at it
    (all-INT8, all-2-bit, all-ternary, all-INT4), each validated in LiteRT on the held-out
@@ -39,7 +41,8 @@ worse half of the held-out samples (the uniform probes count: all-INT4 is chosen
 mixed beats it), with one rule: a mix replaces the best uniform plan within the budget
 (all-INT4, the int4 scheme's, ...) only where it beats it on each half of the held-out samples
 too, or, where the halves disagree, on the worse half with no layer narrower than the uniform
-plan's (`paired_choice`: the same samples' per-sample errors), not on their mean alone.
+plan's (`paired_choice`: the same samples' per-sample errors), not on their mean alone; with
+`MixedOptions.check_calibration`, also on the calibration inputs (`calibration_check`).
 `MixedReport` holds every point measured (bytes, worst-output SQNR, Pareto front, the chosen
 one) and the bits per layer.
 """
@@ -1281,8 +1284,8 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
     try:  # every export from here goes through check_cap (measure calls it)
         if opts.absmax_int4 and budget_bytes is not None:
             # the uniform plans within the budget with each INT4 layer at the scale of least
-            # estimated output error: first, so that a capped search measures them too
-            # estimated output error (a mean over the calibration inputs), then every INT4
+            # estimated output error (a mean over the calibration inputs): first, so that a
+            # capped search measures them too; then (`absmax_plans`) every INT4
             # layer at absmax (ai-edge-quantizer's rule): the worst output the choice ranks by
             # is set by a few inputs the mean does not weigh (magika_v3_3 with float
             # activations: no layer's estimate prefers absmax, every layer at absmax scores
