@@ -81,9 +81,13 @@ def test_benchmark_flags_pass_the_cap() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import subbyte_fidelity as sf
 
-    ns = argparse.Namespace(mixed_max_exports=6, mixed_max_seconds=None)
+    ns = argparse.Namespace(mixed_max_exports=6, mixed_max_seconds=None, mixed_on=[])
     assert sf.search_cap(ns) == {"max_exports": 6}
-    ns = argparse.Namespace(mixed_max_exports=None, mixed_max_seconds=900.0)
+    ns = argparse.Namespace(mixed_max_exports=None, mixed_max_seconds=900.0, mixed_on=[])
     assert sf.search_cap(ns) == {"max_seconds": 900.0}
-    assert sf.search_cap(argparse.Namespace(mixed_max_exports=None,
-                                            mixed_max_seconds=None)) == {}
+    assert sf.search_cap(argparse.Namespace(mixed_max_exports=None, mixed_max_seconds=None,
+                                            mixed_on=[])) == {}
+    # --mixed-on FLAG (stop 29): MixedOptions flags switched on in every search
+    ns = argparse.Namespace(mixed_max_exports=None, mixed_max_seconds=None,
+                            mixed_on=["absmax_plans", "check_calibration"])
+    assert sf.search_cap(ns) == {"absmax_plans": True, "check_calibration": True}
