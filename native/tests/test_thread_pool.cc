@@ -14,9 +14,11 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <sys/stat.h>
@@ -40,31 +42,34 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Runs `body` with each variable of `vars` set to its value ("" unsets it), then restores them.
+template <typename F>
+void with_env(std::initializer_list<std::pair<const char*, const char*>> vars, const F& body) {
+  std::vector<std::pair<const char*, std::optional<std::string>>> saved;  // nullopt: unset
+  for (const auto& [name, value] : vars) {
+    const char* old = std::getenv(name);
+    saved.emplace_back(name, old != nullptr ? std::optional<std::string>(old) : std::nullopt);
+    if (*value != '\0') {
+      setenv(name, value, 1);
+    } else {
+      unsetenv(name);
+    }
+  }
+  body();
+  for (const auto& [name, value] : saved) {
+    if (value) {
+      setenv(name, value->c_str(), 1);
+    } else {
+      unsetenv(name);
+    }
+  }
+}
+
 // Runs `body` with EDGE_POOL_SPIN_US and EDGE_POOL_IDLE_SPIN_US set to `spin_us` ("" leaves
 // the defaults; "0": no spinning at all).
 template <typename F>
 void with_spin(const char* spin_us, const F& body) {
-  const char* names[] = {"EDGE_POOL_SPIN_US", "EDGE_POOL_IDLE_SPIN_US"};
-  std::string saved[2];
-  bool had[2];
-  for (int i = 0; i < 2; ++i) {
-    const char* old = std::getenv(names[i]);
-    had[i] = old != nullptr;
-    saved[i] = had[i] ? old : "";
-    if (*spin_us != '\0') {
-      setenv(names[i], spin_us, 1);
-    } else {
-      unsetenv(names[i]);
-    }
-  }
-  body();
-  for (int i = 0; i < 2; ++i) {
-    if (had[i]) {
-      setenv(names[i], saved[i].c_str(), 1);
-    } else {
-      unsetenv(names[i]);
-    }
-  }
+  with_env({{"EDGE_POOL_SPIN_US", spin_us}, {"EDGE_POOL_IDLE_SPIN_US", spin_us}}, body);
 }
 
 // A task whose cost depends on its index; the value depends only on the index.
@@ -1014,28 +1019,8 @@ namespace {
 // alone), then restores them.
 template <typename F>
 void with_meet(const char* meet, const F& body) {
-  const char* names[] = {"EDGE_POOL_MEET", "EDGE_POOL_BACKOFF_US", "EDGE_POOL_MOVES"};
-  const char* values[] = {meet, "0", "1"};
-  std::string saved[3];
-  bool had[3];
-  for (int i = 0; i < 3; ++i) {
-    const char* old = std::getenv(names[i]);
-    had[i] = old != nullptr;
-    saved[i] = had[i] ? old : "";
-    if (*values[i] != '\0') {
-      setenv(names[i], values[i], 1);
-    } else {
-      unsetenv(names[i]);
-    }
-  }
-  body();
-  for (int i = 0; i < 3; ++i) {
-    if (had[i]) {
-      setenv(names[i], saved[i].c_str(), 1);
-    } else {
-      unsetenv(names[i]);
-    }
-  }
+  with_env({{"EDGE_POOL_MEET", meet}, {"EDGE_POOL_BACKOFF_US", "0"}, {"EDGE_POOL_MOVES", "1"}},
+           body);
 }
 
 }  // namespace
