@@ -505,3 +505,90 @@ def test_ternary_gptq_fits_its_scale_with_the_codes() -> None:
         assert np.all(new <= old * (1 + 1e-5)), (new - old).max()
         gain_db = 10 * np.log10(old.sum() / new.sum())
         assert gain_db > 0.1, gain_db
+
+
+def test_ternary_rounds_chosen_on_held_out_halves() -> None:
+    """`refit_rounds` with `folds` (two halves' H): each channel takes the round that leaves
+    the least error on the held-out half, summed over both directions (rounds run on one half
+    from the same start scale, scored on the other), codes and scale from that round on the
+    whole H. On a layer with fewer rows than weights (the rank-poor case in which the in-sample
+    choice follows the draw) that choice differs from the in-sample one on some channels. The
+    scales returned are already `refit_scales`' for the codes (what the solver no longer
+    refits). Fails on the old code (no held-out choice)."""
+    from sdk.converters.quantize.adaround import hdot
+    from sdk.converters.quantize.gptq import refit_rounds
+
+    rng = np.random.default_rng(3)
+    k, c = 96, 32
+    mix = rng.normal(size=(k, k)) * 0.3 + np.eye(k)
+    xa, xb = (rng.normal(size=(40, k)) @ mix for _ in range(2))
+    ha, hb = 2.0 * xa.T @ xa / 40, 2.0 * xb.T @ xb / 40
+    h = (ha + hb) / 2.0
+    w = rng.normal(size=(c, k))
+    s0 = ternary_mse(w, 0)[0].astype(np.float64)
+
+    def rounds(fit: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        res = gptq_quantize(w, fit, -1, 1, scales=s0)
+        out = [(res.codes, refit_scales(w, res.codes, s0, fit))]
+        for _ in range(3):
+            res = gptq_quantize(w, fit, -1, 1, scales=out[-1][1])
+            out.append((res.codes, refit_scales(w, res.codes, out[-1][1], fit)))
+        return out
+
+    def errors(rs: list[tuple[np.ndarray, np.ndarray]], check: np.ndarray) -> np.ndarray:
+        return np.array([((e := w - q * s[:, None]) * hdot(check, e)).sum(axis=1)
+                         for q, s in rs])
+
+    whole = rounds(h)
+    held = errors(rounds(ha), hb) + errors(rounds(hb), ha)
+    pick = np.argmin(held, axis=0)
+    in_sample = np.argmin(errors(whole, h), axis=0)
+    assert np.any(pick != in_sample)
+    first = gptq_quantize(w, h, -1, 1, scales=s0)
+    got = refit_rounds(w, h, -1, 1, first, folds=(ha, hb))
+    for ch in range(c):
+        q, s = whole[pick[ch]]
+        np.testing.assert_array_equal(got.codes[ch], q[ch])
+        assert got.scales[ch] == s[ch]
+    np.testing.assert_array_equal(refit_scales(w, got.codes, got.scales, h), got.scales)
+    plain = refit_rounds(w, h, -1, 1, first)  # no folds: the in-sample choice, as before
+    np.testing.assert_array_equal(refit_scales(w, plain.codes, plain.scales, h), plain.scales)
+    for ch in range(c):
+        np.testing.assert_array_equal(plain.codes[ch], whole[in_sample[ch]][0][ch])
+
+
+def test_ternary_solver_chooses_rounds_on_the_calibration_halves(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The solver passes the layer's two calibration halves (`_float_split`, in the metric it
+    solves in: about the bias correction's vector for a convolution) to `refit_rounds` at
+    ternary, and stores its scales as they come (no second refit: the same values); INT4 and
+    2-bit never reach the rounds. Fails on the old code (no halves passed)."""
+    from sdk.converters.quantize import gptq as gptq_module
+    from sdk.converters.quantize.gptq import WeightSolver
+
+    op, w, _, model, samples, entry, _ = _padded_conv()
+    cal = samples.arrays[0]
+    seen: list[Any] = []
+    real = gptq_module.refit_rounds
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        out = real(*args, **kwargs)
+        seen.append((kwargs.get("folds"), out))
+        return out
+
+    monkeypatch.setattr(gptq_module, "refit_rounds", spy)
+    for scheme, (qmin, qmax) in LEVELS.items():
+        solver = WeightSolver("gptq", hessians={weight_key(w): entry}, model=model,
+                              samples=samples, float_inputs={id(op): [x[None] for x in cal]})
+        s, _ = rtn_scales(scheme, w)
+        scales, codes = solver.solve(w, 0, qmin, qmax, scales=s)  # type: ignore[misc]
+        if scheme != "ternary":
+            assert not seen
+            continue
+        assert len(seen) == 1
+        folds, out = seen[0]
+        assert folds is not None and len(folds) == 2
+        k = w[0].size
+        assert folds[0].shape == folds[1].shape == (k, k)
+        np.testing.assert_array_equal(scales, out.scales.astype(np.float32))
+        np.testing.assert_array_equal(codes.reshape(len(w), -1), out.codes)
