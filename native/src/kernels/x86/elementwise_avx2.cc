@@ -9,6 +9,12 @@
 // shift plus one where the remainder exceeds half (plus one for negatives: ties away from zero).
 // The int16 wrap is a shift left and right by 16; the int8 saturation, inside the activation
 // clamp, leaves values the saturating packs keep as they are.
+// Each input's step, SQRDMULH(v << s, m) with v = a + offset, takes the AVX-512 kernel's exact
+// 32-bit form (elementwise_avx512.cc, InputStep) where it applies (LiteRT's shifts 15-22,
+// offsets -128..128): v * (mh << (s - 15)) + ((v * ml + 2^(30 - s)) >> (31 - s)) with
+// m = mh * 2^16 + ml, two vpmulld and three adds / shifts per input where the 64-bit form takes
+// two vpmuldq, six shifts / adds, a blend and the SHL's two shifts. The output's SQRDMULH (sums
+// up to 2^31) stays 64-bit.
 // MAX_POOL: vpmaxsb over the taps, 32 channels per register, the accumulator in registers.
 // Column sums: bytes sign-extended to int32 lanes, 32 channels per step.
 #include <immintrin.h>
@@ -64,12 +70,51 @@ AddConstants add_constants(const QS8AddParams& p) {
   return k;
 }
 
-// Eight outputs (int32 lanes, already clamped to the int8 activation range) from eight a, b.
-inline __m256i add8(__m256i a, __m256i b, const AddConstants& k) {
-  const __m256i xa =
-      qrdmulh(shl(_mm256_add_epi32(a, k.a_offset), k.a_left, k.a_right), k.a_mult, k.half);
-  const __m256i xb =
-      qrdmulh(shl(_mm256_add_epi32(b, k.b_offset), k.b_left, k.b_right), k.b_mult, k.half);
+// One input's step in the 32-bit form (see the top of the file), where it applies.
+struct InputStep {
+  __m256i offset, mult_hi, mult_lo, round;
+  __m128i right;  // 31 - s
+};
+
+constexpr int32_t kStepMinShift = 15, kStepMaxShift = 22;
+
+bool step_applies(int32_t offset, int32_t shift) {
+  return offset >= -128 && offset <= 128 && shift >= kStepMinShift && shift <= kStepMaxShift;
+}
+
+InputStep input_step(int32_t offset, int32_t multiplier, int32_t shift) {
+  InputStep t;
+  t.offset = _mm256_set1_epi32(offset);
+  t.mult_hi = _mm256_set1_epi32((multiplier >> 16) << (shift - kStepMinShift));
+  t.mult_lo = _mm256_set1_epi32(multiplier & 0xFFFF);
+  t.round = _mm256_set1_epi32(int32_t{1} << (30 - shift));
+  t.right = _mm_cvtsi32_si128(31 - shift);
+  return t;
+}
+
+inline __m256i step(__m256i a, const InputStep& t) {
+  const __m256i v = _mm256_add_epi32(a, t.offset);
+  const __m256i lo = _mm256_sra_epi32(
+      _mm256_add_epi32(_mm256_mullo_epi32(v, t.mult_lo), t.round), t.right);
+  return _mm256_add_epi32(_mm256_mullo_epi32(v, t.mult_hi), lo);
+}
+
+struct Steps {
+  InputStep a, b;
+};
+
+// Eight outputs (int32 lanes, already clamped to the int8 activation range) from eight a, b;
+// kStep: the inputs' steps in the 32-bit form, else LiteRT's 64-bit SQRDMULH.
+template <bool kStep>
+inline __m256i add8(__m256i a, __m256i b, const AddConstants& k, const Steps& steps) {
+  __m256i xa, xb;
+  if constexpr (kStep) {
+    xa = step(a, steps.a);
+    xb = step(b, steps.b);
+  } else {
+    xa = qrdmulh(shl(_mm256_add_epi32(a, k.a_offset), k.a_left, k.a_right), k.a_mult, k.half);
+    xb = qrdmulh(shl(_mm256_add_epi32(b, k.b_offset), k.b_left, k.b_right), k.b_mult, k.half);
+  }
   const __m256i s = qrdmulh(_mm256_add_epi32(xa, xb), k.out_mult, k.half);
   // Ties away from zero: the threshold is one higher for negative values (x >> 31 = -1).
   const __m256i remainder = _mm256_and_si256(s, k.mask);
@@ -86,28 +131,42 @@ inline __m256i load8(const int8_t* p) {
 }
 
 // 16 outputs from a[0..15], b[0..15].
-inline __m128i add16(const int8_t* a, const int8_t* b, const AddConstants& k) {
-  const __m256i lo = add8(load8(a), load8(b), k);
-  const __m256i hi = add8(load8(a + 8), load8(b + 8), k);
+template <bool kStep>
+inline __m128i add16(const int8_t* a, const int8_t* b, const AddConstants& k,
+                     const Steps& steps) {
+  const __m256i lo = add8<kStep>(load8(a), load8(b), k, steps);
+  const __m256i hi = add8<kStep>(load8(a + 8), load8(b + 8), k, steps);
   // packs works within 128-bit lanes: [lo 0-3, hi 0-3 | lo 4-7, hi 4-7] -> natural order.
   const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(lo, hi), 0xD8);
   return _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
 }
 
-void qs8_vadd_x16__avx2(std::size_t n, const int8_t* a, const int8_t* b, const QS8AddParams& p,
-                        int8_t* out) {
-  const AddConstants k = add_constants(p);
+template <bool kStep>
+void vadd_x16(std::size_t n, const int8_t* a, const int8_t* b, const AddConstants& k,
+              const Steps& steps, int8_t* out) {
   std::size_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), add16(a + i, b + i, k));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), add16<kStep>(a + i, b + i, k, steps));
   }
   if (i < n) {
     // The tail through a zero-padded copy: same arithmetic, no read past the inputs.
     int8_t ta[16] = {}, tb[16] = {}, to[16];
     std::memcpy(ta, a + i, n - i);
     std::memcpy(tb, b + i, n - i);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(to), add16(ta, tb, k));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(to), add16<kStep>(ta, tb, k, steps));
     std::memcpy(out + i, to, n - i);
+  }
+}
+
+void qs8_vadd_x16__avx2(std::size_t n, const int8_t* a, const int8_t* b, const QS8AddParams& p,
+                        int8_t* out) {
+  const AddConstants k = add_constants(p);
+  if (step_applies(p.a_offset, p.a_shift) && step_applies(p.b_offset, p.b_shift)) {
+    const Steps steps{input_step(p.a_offset, p.a_multiplier, p.a_shift),
+                      input_step(p.b_offset, p.b_multiplier, p.b_shift)};
+    vadd_x16<true>(n, a, b, k, steps, out);
+  } else {
+    vadd_x16<false>(n, a, b, k, Steps{}, out);
   }
 }
 
