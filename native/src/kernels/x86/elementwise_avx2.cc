@@ -9,12 +9,9 @@
 // shift plus one where the remainder exceeds half (plus one for negatives: ties away from zero).
 // The int16 wrap is a shift left and right by 16; the int8 saturation, inside the activation
 // clamp, leaves values the saturating packs keep as they are.
-// Each input's step, SQRDMULH(v << s, m) with v = a + offset, takes the AVX-512 kernel's exact
-// 32-bit form (elementwise_avx512.cc, InputStep) where it applies (LiteRT's shifts 15-22,
-// offsets -128..128): v * (mh << (s - 15)) + ((v * ml + 2^(30 - s)) >> (31 - s)) with
-// m = mh * 2^16 + ml, two vpmulld and three adds / shifts per input where the 64-bit form takes
-// two vpmuldq, six shifts / adds, a blend and the SHL's two shifts. The output's SQRDMULH (sums
-// up to 2^31) stays 64-bit.
+// Each input's step, SQRDMULH(v << s, m) with v = a + offset, in its exact 32-bit form where it
+// applies (LiteRT's shifts 15-22, offsets -128..128: vadd_step.h, shared with the AVX-512 ADD);
+// the output's SQRDMULH (sums up to 2^31) stays 64-bit.
 // MAX_POOL: vpmaxsb over the taps, 32 channels per register, the accumulator in registers.
 // Column sums: bytes sign-extended to int32 lanes, 32 channels per step.
 #include <immintrin.h>
@@ -24,6 +21,7 @@
 #include <cstring>
 
 #include "kernels/elementwise_ukernels.h"
+#include "kernels/x86/vadd_step.h"
 
 namespace edge {
 namespace detail {
@@ -70,51 +68,23 @@ AddConstants add_constants(const QS8AddParams& p) {
   return k;
 }
 
-// One input's step in the 32-bit form (see the top of the file), where it applies.
-struct InputStep {
-  __m256i offset, mult_hi, mult_lo, round;
-  __m128i right;  // 31 - s
-};
+using vadd_step::Steps;
 
-constexpr int32_t kStepMinShift = 15, kStepMaxShift = 22;
-
-bool step_applies(int32_t offset, int32_t shift) {
-  return offset >= -128 && offset <= 128 && shift >= kStepMinShift && shift <= kStepMaxShift;
+// An input's step in the 32-bit form (vadd_step.h) on 8 lanes.
+inline __m256i step(__m256i a, const vadd_step::Input& t) {
+  return reinterpret_cast<__m256i>(vadd_step::step(reinterpret_cast<vadd_step::I32x8>(a), t));
 }
-
-InputStep input_step(int32_t offset, int32_t multiplier, int32_t shift) {
-  InputStep t;
-  t.offset = _mm256_set1_epi32(offset);
-  t.mult_hi = _mm256_set1_epi32((multiplier >> 16) << (shift - kStepMinShift));
-  t.mult_lo = _mm256_set1_epi32(multiplier & 0xFFFF);
-  t.round = _mm256_set1_epi32(int32_t{1} << (30 - shift));
-  t.right = _mm_cvtsi32_si128(31 - shift);
-  return t;
-}
-
-inline __m256i step(__m256i a, const InputStep& t) {
-  const __m256i v = _mm256_add_epi32(a, t.offset);
-  const __m256i lo = _mm256_sra_epi32(
-      _mm256_add_epi32(_mm256_mullo_epi32(v, t.mult_lo), t.round), t.right);
-  return _mm256_add_epi32(_mm256_mullo_epi32(v, t.mult_hi), lo);
-}
-
-struct Steps {
-  InputStep a, b;
-};
 
 // Eight outputs (int32 lanes, already clamped to the int8 activation range) from eight a, b;
 // kStep: the inputs' steps in the 32-bit form, else LiteRT's 64-bit SQRDMULH.
 template <bool kStep>
 inline __m256i add8(__m256i a, __m256i b, const AddConstants& k, const Steps& steps) {
-  __m256i xa, xb;
-  if constexpr (kStep) {
-    xa = step(a, steps.a);
-    xb = step(b, steps.b);
-  } else {
-    xa = qrdmulh(shl(_mm256_add_epi32(a, k.a_offset), k.a_left, k.a_right), k.a_mult, k.half);
-    xb = qrdmulh(shl(_mm256_add_epi32(b, k.b_offset), k.b_left, k.b_right), k.b_mult, k.half);
-  }
+  const __m256i xa =
+      kStep ? step(a, steps.a)
+            : qrdmulh(shl(_mm256_add_epi32(a, k.a_offset), k.a_left, k.a_right), k.a_mult, k.half);
+  const __m256i xb =
+      kStep ? step(b, steps.b)
+            : qrdmulh(shl(_mm256_add_epi32(b, k.b_offset), k.b_left, k.b_right), k.b_mult, k.half);
   const __m256i s = qrdmulh(_mm256_add_epi32(xa, xb), k.out_mult, k.half);
   // Ties away from zero: the threshold is one higher for negative values (x >> 31 = -1).
   const __m256i remainder = _mm256_and_si256(s, k.mask);
@@ -161,9 +131,9 @@ void vadd_x16(std::size_t n, const int8_t* a, const int8_t* b, const AddConstant
 void qs8_vadd_x16__avx2(std::size_t n, const int8_t* a, const int8_t* b, const QS8AddParams& p,
                         int8_t* out) {
   const AddConstants k = add_constants(p);
-  if (step_applies(p.a_offset, p.a_shift) && step_applies(p.b_offset, p.b_shift)) {
-    const Steps steps{input_step(p.a_offset, p.a_multiplier, p.a_shift),
-                      input_step(p.b_offset, p.b_multiplier, p.b_shift)};
+  if (vadd_step::applies(p.a_offset, p.a_shift) && vadd_step::applies(p.b_offset, p.b_shift)) {
+    const Steps steps{vadd_step::input(p.a_offset, p.a_multiplier, p.a_shift),
+                      vadd_step::input(p.b_offset, p.b_multiplier, p.b_shift)};
     vadd_x16<true>(n, a, b, k, steps, out);
   } else {
     vadd_x16<false>(n, a, b, k, Steps{}, out);

@@ -8,16 +8,9 @@
 // instructions of the AVX2 kernel; on Zen 4, which splits a zmm operation in two ymm halves, it
 // is no slower. The int8 results are in the activation clamp, so the saturating packs keep them.
 //
-// Each input's step, x = SQRDMULH((v << s), m) with v = a + offset, depends on its own byte
-// alone, and for LiteRT's shifts (20 + the input's shift, usually 15-20) it has an exact form in
-// 32-bit lanes (InputStep): with m = mh * 2^16 + ml and 15 <= s <= 22,
-//   floor((v * 2^s * m + 2^30) / 2^31) = v * (mh << (s - 15)) + ((v * ml + 2^(30 - s)) >> (31 - s))
-// (the first term is a whole multiple of 2^31 divided out; the second is the rest of the
-// numerator divided by 2^s above and below). |v| <= 255 keeps every term inside int32, and v << s
-// does not wrap. Two vpmulld and three adds / shifts per input where the 64-bit SQRDMULH took two
-// vpmuldq, six shifts / adds and a blend (plus the two shifts of the SHL): the int8 ResNet-like
-// model's 40x40x64 ADD ran 0.058 ms of 5.3 on Zen 4 (1 thread). Other shifts or offsets keep the
-// 64-bit form. The output's SQRDMULH (sums up to 2^31) stays 64-bit.
+// Each input's step, SQRDMULH(v << s, m) with v = a + offset, in its exact 32-bit form where it
+// applies (LiteRT's shifts 15-22, offsets -128..128: vadd_step.h, shared with the AVX2 ADD): the
+// int8 ResNet-like model's 40x40x64 ADD ran 0.058 ms of 5.3 on Zen 4 (1 thread) before it.
 // GCC 12's AVX-512 headers trip -Wuninitialized on their own _mm512_undefined_epi32() once
 // inlined (GCC bug 105593, fixed in GCC 13); nothing in this file is uninitialised.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
@@ -30,6 +23,7 @@
 #include <cstdint>
 
 #include "kernels/elementwise_ukernels.h"
+#include "kernels/x86/vadd_step.h"
 
 namespace edge {
 namespace detail {
@@ -77,38 +71,7 @@ AddConstants add_constants(const QS8AddParams& p) {
   return k;
 }
 
-// One input's step in the 32-bit form (see the top of the file), where it applies.
-struct InputStep {
-  __m512i offset, mult_hi, mult_lo, round;
-  __m128i right;  // 31 - s
-};
-
-constexpr int32_t kStepMinShift = 15, kStepMaxShift = 22;
-
-bool step_applies(int32_t offset, int32_t shift) {
-  return offset >= -128 && offset <= 128 && shift >= kStepMinShift && shift <= kStepMaxShift;
-}
-
-InputStep input_step(int32_t offset, int32_t multiplier, int32_t shift) {
-  InputStep t;
-  t.offset = _mm512_set1_epi32(offset);
-  t.mult_hi = _mm512_set1_epi32((multiplier >> 16) << (shift - kStepMinShift));
-  t.mult_lo = _mm512_set1_epi32(multiplier & 0xFFFF);
-  t.round = _mm512_set1_epi32(int32_t{1} << (30 - shift));
-  t.right = _mm_cvtsi32_si128(31 - shift);
-  return t;
-}
-
-inline __m512i step(__m512i a, const InputStep& t) {
-  const __m512i v = _mm512_add_epi32(a, t.offset);
-  const __m512i lo = _mm512_sra_epi32(
-      _mm512_add_epi32(_mm512_mullo_epi32(v, t.mult_lo), t.round), t.right);
-  return _mm512_add_epi32(_mm512_mullo_epi32(v, t.mult_hi), lo);
-}
-
-struct Steps {
-  InputStep a, b;
-};
+using vadd_step::Steps;
 
 // Sixteen outputs (int32 lanes, clamped to the activation range) from sixteen a, b; kStep: the
 // inputs' steps in the 32-bit form (steps), else LiteRT's 64-bit SQRDMULH.
@@ -116,8 +79,9 @@ template <bool kStep>
 inline __m512i add16(__m512i a, __m512i b, const AddConstants& k, const Steps& steps) {
   __m512i xa, xb;
   if constexpr (kStep) {
-    xa = step(a, steps.a);
-    xb = step(b, steps.b);
+    using vadd_step::I32x16;
+    xa = reinterpret_cast<__m512i>(vadd_step::step(reinterpret_cast<I32x16>(a), steps.a));
+    xb = reinterpret_cast<__m512i>(vadd_step::step(reinterpret_cast<I32x16>(b), steps.b));
   } else {
     xa = qrdmulh(shl(_mm512_add_epi32(a, k.a_offset), k.a_left, k.a_right), k.a_mult, k.half);
     xb = qrdmulh(shl(_mm512_add_epi32(b, k.b_offset), k.b_left, k.b_right), k.b_mult, k.half);
@@ -170,9 +134,9 @@ void vadd_x32(std::size_t n, const int8_t* a, const int8_t* b, const AddConstant
 void qs8_vadd_x32__avx512vnni(std::size_t n, const int8_t* a, const int8_t* b,
                               const QS8AddParams& p, int8_t* out) {
   const AddConstants k = add_constants(p);
-  if (step_applies(p.a_offset, p.a_shift) && step_applies(p.b_offset, p.b_shift)) {
-    const Steps steps{input_step(p.a_offset, p.a_multiplier, p.a_shift),
-                      input_step(p.b_offset, p.b_multiplier, p.b_shift)};
+  if (vadd_step::applies(p.a_offset, p.a_shift) && vadd_step::applies(p.b_offset, p.b_shift)) {
+    const Steps steps{vadd_step::input(p.a_offset, p.a_multiplier, p.a_shift),
+                      vadd_step::input(p.b_offset, p.b_multiplier, p.b_shift)};
     vadd_x32<true>(n, a, b, k, steps, out);
   } else {
     vadd_x32<false>(n, a, b, k, Steps{}, out);
