@@ -20,10 +20,19 @@ Conditions, measured in the same rounds (each round starts every condition afres
     pool created last, or the only thread of a 1-thread run. It runs at full speed half the
     time rather than at half speed all the time, as a little core would; both make its share
     late. Where no such cgroup is found the condition is left out and the JSON says so
-    (`little_core`). Its CPU-time figures mean nothing (throttled time is wall time).
+    (`little_core`).
 The figure per cell is the median over the rounds of each round's p50; the slowdown is that
 median under a condition over the idle median. Above 1: slower. The bar of issue 17: with one
 busy process, our 2-thread slowdown <= LiteRT's.
+
+Beside it, each engine's own CPU time per inference (`median_cpu_ms`, all its threads, spinning
+included: what a battery pays) and its ratio to the p50 (`cpu_per_wall`): both engines read a
+process CPU clock in their own process just before and after the timed runs (LiteRT here,
+edge-run its `timed_cpu_ms`), a difference of one monotonic clock, never negative, with no load
+time and no time spent waiting for a core in it. An edge-run that reports no `timed_cpu_ms`
+(built before it did) gives null there and the reason in `cpu_unmeasured`. (Before, edge-run's
+figure was its whole rusage less its wall-clock `init_ms`: on a loaded host the load waited for
+a core, init_ms outgrew the CPU it stood for, and the difference went negative.)
 
 Other processes of the host are not ours to stop: the JSON records the load average before
 and after, and the CPU model. On a shared host, `--nice -20` (root) runs the benchmark, its
@@ -168,13 +177,18 @@ def competitor(condition: str, cpus: list[int]) -> Competitor | None:
     return Competitor(cpus[0] if condition == "busy-pin0" else None)
 
 
+NO_TIMED_CPU = "edge-run reports no timed_cpu_ms (built before it did): CPU time not measured"
+
+
 @dataclass
 class Timing:
     """One cell of one round: p50 latency and the CPU time one inference cost (all threads,
-    spinning included: what a phone pays in battery), both in ms."""
+    spinning included: what a phone pays in battery), both in ms; cpu_ms None where the engine
+    did not measure it (`cpu_unmeasured` says why)."""
 
     p50_ms: float
-    cpu_ms: float
+    cpu_ms: float | None
+    cpu_unmeasured: str | None = None
 
 
 def throttle_last_thread(proc: subprocess.Popen[str], threads: int, little: LittleCore) -> None:
@@ -196,27 +210,26 @@ def throttle_last_thread(proc: subprocess.Popen[str], threads: int, little: Litt
 
 def time_edge_run(exe: str, path: Path, threads: int, runs: int, warmup: int,
                   little: LittleCore | None = None) -> Timing:
-    """edge-run as a child; its CPU time from wait4's rusage (this child only). The CPU time
-    per inference is the child's user + system time less its init_ms (loading is one thread),
-    over its first run, warm-up runs and timed runs: an estimate that includes process start
-    and exit (well under 1 ms)."""
+    """edge-run as a child; the CPU time per inference is its `timed_cpu_ms` (its process CPU
+    clock around its timed runs, all threads) over `runs`. Not the child's rusage less its
+    init_ms: that subtracts a wall time from a CPU time, and went negative on a loaded host."""
     proc = subprocess.Popen([exe, str(path), "--runs", str(runs), "--warmup", str(warmup),
                              "--threads", str(threads), "--json"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stderr is not None
     if little is not None:
         throttle_last_thread(proc, threads, little)
-    stdout = proc.stdout.read()  # edge-run writes little to stderr: no pipe deadlock
-    stderr = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)  # reap it ourselves: its own rusage
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    proc.stdout.close()
-    proc.stderr.close()
+    stdout, stderr = proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"{exe} {path} failed ({proc.returncode}): {stderr.strip()[-500:]}")
     report = json.loads(stdout)
-    cpu_ms = (usage.ru_utime + usage.ru_stime) * 1000 - float(report["init_ms"])
-    return Timing(float(report["latency_ms"]["p50"]), cpu_ms / (1 + warmup + runs))
+    p50 = float(report["latency_ms"]["p50"])
+    timed_cpu = report.get("timed_cpu_ms")
+    if timed_cpu is None:
+        return Timing(p50, None, NO_TIMED_CPU)
+    if timed_cpu < 0:  # a clock difference cannot be: say so rather than report it
+        return Timing(p50, None, f"edge-run reported timed_cpu_ms {timed_cpu} < 0")
+    return Timing(p50, float(timed_cpu) / runs)
 
 
 class LiteRT:
@@ -251,6 +264,35 @@ class LiteRT:
             times.append((time.perf_counter() - t0) * 1000)
         cpu_ms = (time.process_time() - cpu0) * 1000 / runs
         return Timing(float(np.median(times)), cpu_ms)
+
+
+def summarize(timings: dict[str, list[Timing]]) -> dict[str, Any]:
+    """One engine's cell from its per-round timings under each condition (idle first): median
+    p50s, slowdowns, and the median CPU time per inference with its ratio to the median p50,
+    null under a condition where a round did not measure CPU time (`cpu_unmeasured`: why)."""
+    conditions = list(timings)
+    med = {c: statistics.median(x.p50_ms for x in timings[c]) for c in conditions}
+    cpu: dict[str, float | None] = {}
+    unmeasured: dict[str, str] = {}
+    for c in conditions:
+        reasons = [x.cpu_unmeasured or "no CPU time" for x in timings[c] if x.cpu_ms is None]
+        if reasons:
+            cpu[c] = None
+            unmeasured[c] = reasons[0]
+        else:
+            cpu[c] = statistics.median(x.cpu_ms for x in timings[c] if x.cpu_ms is not None)
+    cell: dict[str, Any] = {
+        "median_p50_ms": {c: round(v, 3) for c, v in med.items()},
+        "rounds_p50_ms": {c: [round(x.p50_ms, 3) for x in timings[c]] for c in conditions},
+        "slowdown": {c: round(med[c] / med[conditions[0]], 3) for c in conditions[1:]},
+        # CPU time per inference (all threads) and its ratio to the p50 wall time: about
+        # `threads` when every thread computes or spins the whole time.
+        "median_cpu_ms": {c: None if v is None else round(v, 3) for c, v in cpu.items()},
+        "cpu_per_wall": {c: None if v is None else round(v / med[c], 2) for c, v in cpu.items()},
+    }
+    if unmeasured:
+        cell["cpu_unmeasured"] = unmeasured
+    return cell
 
 
 def cgroup_cpu_max_writable() -> bool:
@@ -343,20 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         for t in threads:
             cell: dict[str, Any] = {}
             for e in engines:
-                med = {c: statistics.median(x.p50_ms for x in samples[(e, m, t, c)])
-                       for c in conditions}
-                cpu = {c: statistics.median(x.cpu_ms for x in samples[(e, m, t, c)])
-                       for c in conditions}
-                cell[e] = {
-                    "median_p50_ms": {c: round(v, 3) for c, v in med.items()},
-                    "rounds_p50_ms": {c: [round(x.p50_ms, 3) for x in samples[(e, m, t, c)]]
-                                      for c in conditions},
-                    "slowdown": {c: round(med[c] / med["idle"], 3) for c in conditions[1:]},
-                    # CPU time per inference (all threads) and its ratio to the p50 wall time:
-                    # about `threads` when every thread computes or spins the whole time.
-                    "median_cpu_ms": {c: round(v, 3) for c, v in cpu.items()},
-                    "cpu_per_wall": {c: round(cpu[c] / med[c], 2) for c in conditions},
-                }
+                cell[e] = summarize({c: samples[(e, m, t, c)] for c in conditions})
             results.setdefault(m, {})[str(t)] = cell
 
     bar: dict[str, Any] = {}

@@ -1,6 +1,7 @@
 """benchmarks/contention.py's measuring parts, without models: the CPU time of an edge-run child
-comes from that child's own rusage (wait4), its init time is taken out, and the little-core
-cgroup throttles a thread it is given and lets it go again."""
+is the one it measured around its timed runs (never its rusage less a wall-clock init time,
+which went negative on a loaded host), a cell without it says so, and the little-core cgroup
+throttles a thread it is given and lets it go again."""
 
 from __future__ import annotations
 
@@ -25,10 +26,14 @@ def contention() -> ModuleType:
     return module
 
 
-def fake_edge_run(tmp_path: Path, busy_s: float, init_ms: float) -> Path:
-    """An executable that burns `busy_s` of CPU and prints edge-run's JSON fields."""
+def fake_edge_run(tmp_path: Path, busy_s: float, init_ms: float,
+                  timed_cpu_ms: float | None = None) -> Path:
+    """An executable that burns `busy_s` of CPU and prints edge-run's JSON fields (without
+    `timed_cpu_ms` where it is None, as edge-run did before it measured it)."""
     exe = tmp_path / "fake-edge-run"
-    report = {"init_ms": init_ms, "latency_ms": {"p50": 1.5}}
+    report: dict[str, object] = {"init_ms": init_ms, "latency_ms": {"p50": 1.5}}
+    if timed_cpu_ms is not None:
+        report["timed_cpu_ms"] = timed_cpu_ms
     exe.write_text(f"#!{sys.executable}\n"
                    "import json, time\n"
                    f"end = time.process_time() + {busy_s}\n"
@@ -39,21 +44,37 @@ def fake_edge_run(tmp_path: Path, busy_s: float, init_ms: float) -> Path:
     return exe
 
 
-def test_edge_run_cpu_time_is_the_childs_own(tmp_path: Path) -> None:
+def test_edge_run_cpu_time_is_its_timed_runs_own(tmp_path: Path) -> None:
+    # A loaded host: the load waited 250 ms for a core (init_ms is wall time) while the whole
+    # process burnt ~50 ms of CPU. The old figure, rusage less init_ms over 1 + 0 + 9
+    # inferences, was (50 + start - 250) / 10 < 0; the timed runs measured 90 ms: 10 each.
     bench = contention()
-    exe = fake_edge_run(tmp_path, busy_s=0.3, init_ms=0.0)
+    exe = fake_edge_run(tmp_path, busy_s=0.05, init_ms=250.0, timed_cpu_ms=90.0)
     timing = bench.time_edge_run(str(exe), tmp_path / "model.edge", threads=1, runs=9, warmup=0)
     assert timing.p50_ms == 1.5
-    # 300 ms of CPU (plus the interpreter's start) over 1 + 0 + 9 inferences: >= 30 ms each.
-    # Reading this process's CPU clock instead, or the children's totals, would give ~0.
-    assert 30 <= timing.cpu_ms < 200, timing
+    assert timing.cpu_ms == 10.0 and timing.cpu_unmeasured is None, timing
 
 
-def test_edge_run_init_time_is_taken_out(tmp_path: Path) -> None:
+def test_an_edge_run_without_timed_cpu_leaves_it_unmeasured(tmp_path: Path) -> None:
     bench = contention()
-    exe = fake_edge_run(tmp_path, busy_s=0.3, init_ms=250.0)
+    exe = fake_edge_run(tmp_path, busy_s=0.05, init_ms=0.0)
     timing = bench.time_edge_run(str(exe), tmp_path / "model.edge", threads=1, runs=9, warmup=0)
-    assert timing.cpu_ms < 25, timing  # (300 + start - 250) / 10
+    assert timing.p50_ms == 1.5 and timing.cpu_ms is None
+    assert "timed_cpu_ms" in (timing.cpu_unmeasured or ""), timing
+
+
+def test_a_cell_reports_cpu_only_where_every_round_measured_it() -> None:
+    bench = contention()
+    T = bench.Timing
+    cell = bench.summarize({
+        "idle": [T(2.0, 3.0), T(2.0, 5.0), T(4.0, 4.0)],
+        "busy": [T(4.0, 2.0), T(4.0, None, "edge-run reports no timed_cpu_ms"), T(6.0, 2.0)]})
+    assert cell["median_p50_ms"] == {"idle": 2.0, "busy": 4.0}
+    assert cell["slowdown"] == {"busy": 2.0}
+    assert cell["median_cpu_ms"] == {"idle": 4.0, "busy": None}
+    assert cell["cpu_per_wall"] == {"idle": 2.0, "busy": None}
+    assert cell["cpu_unmeasured"] == {"busy": "edge-run reports no timed_cpu_ms"}
+    assert "cpu_unmeasured" not in bench.summarize({"idle": [T(1.0, 1.0)]})
 
 
 def test_a_failing_edge_run_is_an_error(tmp_path: Path) -> None:

@@ -133,6 +133,8 @@ def test_json_report_and_outputs(model_file, image, tmp_path) -> None:
     for key in ("init_ms", "first_run_ms", "peak_rss_kb", "arena_bytes", "model_bytes"):
         assert report[key] > 0, key
     assert report["warmup"]["runs"] == 3 and report["warmup"]["mean_ms"] > 0
+    # CPU time of the 20 timed runs, all threads: a CPU clock read around them
+    assert report["timed_cpu_ms"] > 0
     lat = report["latency_ms"]
     assert report["runs"] == 20
     assert lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]

@@ -32,6 +32,7 @@
 #if defined(__linux__)
 #include <sched.h>
 #include <sys/resource.h>
+#include <time.h>
 #endif
 
 namespace {
@@ -327,6 +328,21 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// CPU time of this process, all its threads (the pool's workers, spinning included), in ms; -1
+// where the clock is missing. The timed runs' CPU is the difference of two readings taken in
+// this process around them: a monotonic clock, so never negative, and free of the load time
+// and of time spent waiting for a core (which a wall-clock init_ms subtracted from the whole
+// process's rusage was not: benchmarks/contention.py got negative CPU times that way).
+double process_cpu_ms() {
+#if defined(__linux__)
+  timespec ts{};
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0) {
+    return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) * 1e-6;
+  }
+#endif
+  return -1;
+}
+
 std::vector<int64_t> shape64(const std::vector<int32_t>& s) {
   return std::vector<int64_t>(s.begin(), s.end());
 }
@@ -409,11 +425,14 @@ int run(const Args& args) {
   interp.set_profiling(args.profile);
   std::vector<double> times;
   times.reserve(static_cast<std::size_t>(args.runs));
+  const double cpu0 = process_cpu_ms();
   for (int i = 0; i < args.runs; ++i) {
     t0 = std::chrono::steady_clock::now();
     interp.run();
     times.push_back(ms_since(t0));
   }
+  const double cpu1 = process_cpu_ms();
+  const bool cpu_known = cpu0 >= 0 && cpu1 >= 0;
   const Stats s = stats_of(times);
   const Stats w = stats_of(warm);
 
@@ -457,6 +476,7 @@ int run(const Args& args) {
        << json_number(s.std) << ", \"min\": " << json_number(s.min) << ", \"max\": "
        << json_number(s.max) << ", \"p50\": " << json_number(s.p50) << ", \"p90\": "
        << json_number(s.p90) << ", \"p99\": " << json_number(s.p99) << "},\n";
+    os << "  \"timed_cpu_ms\": " << (cpu_known ? json_number(cpu1 - cpu0) : "null") << ",\n";
     os << "  \"peak_rss_kb\": " << peak_rss_kb() << ",\n";
     os << "  \"arena_bytes\": " << interp.arena_bytes() << ",\n";
     os << "  \"scratch_bytes\": " << interp.scratch_bytes() << ",\n";
