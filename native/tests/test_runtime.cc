@@ -613,3 +613,45 @@ EDGE_TEST(runtime_survives_random_byte_flips) {
   EDGE_CHECK(ran > 0);
   std::printf("  byte flips: %d loaded, %d ran, %d rejected\n", loaded, ran, rejected);
 }
+
+// Stop 29's issue 17: a DEPTHWISE_CONV_2D reported its int8 filter (9 x 960 = 8,640 bytes) as
+// its prepared weights, while its plan keeps the taps as int32, the epilogue arrays and, where
+// the fused int8 kernel runs, a copy in its layout (taps rounded up to 4; int16 on AVX2): the
+// memory budget and edge-run's prepared_weight_bytes counted about a seventh of it. Every ISA
+// of the host and scalar: at least what those buffers take by their layouts.
+EDGE_TEST(runtime_depthwise_prepared_bytes_count_the_plan) {
+  const std::size_t channels = 960, taps = 9;
+  Builder b;
+  const int x = b.tensor("x", {1, 5, 5, 960}, fmt::DType::INT8, 0.05f, -3);
+  std::vector<uint8_t> w(taps * channels);
+  for (std::size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint8_t>(i * 29 + 3);
+  Quant wq;
+  wq.scale = {0.01f};
+  wq.zero_point = {0};
+  const int wt = b.tensor_on("w", {1, 3, 3, 960}, fmt::DType::INT8, b.add_buffer(w), wq);
+  const int y = b.tensor("y", {1, 5, 5, 960}, fmt::DType::INT8, 0.08f, 1);
+  fmt::Padding pad(1, 1, 1, 1);
+  auto dw = fmt::CreateDepthwiseConv2DOptions(b.fbb(), &pad, 1, 1, 1, 1, 1);
+  b.op(fmt::OpType::DEPTHWISE_CONV_2D, {x, wt}, {y}, fmt::OpOptions::DepthwiseConv2DOptions,
+       dw.Union());
+  auto model = load(b.finish({x}, {y}));
+  // int32 taps, then the bias and scale arrays (channels + 16 each).
+  const std::size_t base = taps * channels * 4 + 2 * (channels + 16) * 4;
+  for (const edge::Isa isa : edge::available_isas()) {
+    edge::runtime::InterpreterOptions options;
+    options.profile = true;
+    options.isa = edge::isa_name(isa);
+    Interpreter interp(model, options);
+    const std::vector<int8_t> xa = pattern_bytes(25 * channels, 7, 0);
+    interp.set_input(0, xa.data(), xa.size());
+    interp.run();
+    const std::string& kernel = interp.layer_stats()[0].kernel;
+    const bool fused = kernel.find("dwconv_row") != std::string::npos;  // the fused kernels
+    const bool avx2 = kernel.find("__avx2") != std::string::npos;
+    // The fused copy: 3 groups of 4 taps x 960 channels, one byte each (two on AVX2).
+    const std::size_t fused_copy = fused ? 12 * channels * (avx2 ? 2 : 1) : 0;
+    std::printf("  %s (%s): %zu prepared bytes, at least %zu\n", edge::isa_name(isa),
+                kernel.c_str(), interp.prepared_weight_bytes(), base + fused_copy);
+    EDGE_CHECK(interp.prepared_weight_bytes() >= base + fused_copy);
+  }
+}

@@ -383,7 +383,8 @@ class DepthwiseKernel final : public SpatialKernel<DepthwiseConv2D> {
           filter.data(), f.scales.data(), static_cast<int32_t>(f.scales.size()),
           f.zero_points.empty() ? nullptr : f.zero_points.data(), o);
     });
-    ctx.prepared_bytes = filter.size();
+    // The plan's own buffers: its int32 taps and fused copies are several times the filter.
+    ctx.prepared_bytes = const_plan().prepared_bytes();
   }
 };
 

@@ -27,6 +27,7 @@
 // (AVX-512), 0.34 -> 0.30 ms (AVX2).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -76,6 +77,11 @@ class DepthwiseConv2D {
   OutputType output_type() const;
   Isa isa() const;
   const char* kernel_name() const;
+  // Bytes the plan keeps for the whole model run, derived from the filter at construction:
+  // the int32 taps, the fused kernel's copy (widened to int16 on AVX2) and its tables, the
+  // epilogue arrays. Counted from the plan's own buffers, so it stays true when a kernel's
+  // layout changes; per-thread workspaces (reserve) are not included.
+  std::size_t prepared_bytes() const;
 
  private:
   struct Impl;
