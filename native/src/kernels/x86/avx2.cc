@@ -781,7 +781,10 @@ void igemm_requant_rows(std::size_t taps, std::size_t blocks_per_tap, const uint
                         std::size_t out_stride) {
   __m256i acc[R][2];
   const std::size_t tap_bytes = blocks_per_tap * 64;
-  if (kBits == 8 && R == 3 && blocks_per_tap == 1) {
+  if constexpr (kBits == 8 && R == 3) {
+    // igemm_int8_requant groups rows in threes only when a tap is one block (blocks_per_tap
+    // is cin_pad / kb >= 1: conv2d.cc), so triples always take this path; Int8Dot<3> is not
+    // built here.
     int8_taps_by_half<R>(taps, w, ind, acc);
   } else if constexpr (kBits == 8) {
     Int8Dot<R> d;
@@ -805,11 +808,13 @@ void igemm_requant_rows(std::size_t taps, std::size_t blocks_per_tap, const uint
 }
 
 // int8 weights: a call takes up to 6 rows, as pairs (Int8Dot<2>: 8 accumulators, no spill)
-// when a tap has several blocks, as triples (Int8Dot<3>: 12 accumulators, 3 broadcasts and the
-// weights' widening shared by 3 rows, one accumulator spilled) when a tap is one block (the
-// 7x7 stem over 3 + 1 padded channels: 49 taps, where per-tap pointer loads and the epilogue
-// weigh more). Measured (AVX2, 1 thread): 3x3 56x56x64 triples 2.02-2.15 ms, pairs 1.70-1.89;
-// 7x7/2 stem 160x160x3 -> 64 triples 1.56-1.59, pairs 1.90-2.32.
+// when a tap has several blocks, as triples when a tap is one block (the 7x7 stem over 3 + 1
+// padded channels: 49 taps, where per-tap pointer loads and the epilogue weigh more): 3
+// broadcasts and the weights' widening shared by 3 rows, each half of the tile in its own pass
+// over the taps (int8_taps_by_half, 6 accumulators in registers; since e5b6da0, before which
+// triples ran Int8Dot<3> with one accumulator spilled). Measured then with Int8Dot<3> (AVX2,
+// 1 thread): 3x3 56x56x64 triples 2.02-2.15 ms, pairs 1.70-1.89; 7x7/2 stem 160x160x3 -> 64
+// triples 1.56-1.59, pairs 1.90-2.32.
 void igemm_int8_requant(std::size_t rows, std::size_t taps, std::size_t blocks_per_tap,
                         const uint8_t* w, const uint8_t* const* ind, const int32_t* row_sums,
                         const GemmQs8Params& p, std::size_t tile, std::size_t nc, int8_t* out,
