@@ -21,12 +21,18 @@ plain GPTQ's 12.62 / 10.37; auto beats GPTQ on 9 rows and loses on 5, but on the
 (oww_hey_mycroft 5.92 / 2.99 against 12.46 / 5.84, silero_vad's second draw 0.24 against 11.20:
 the check kept plain AdaRound on 15.80 dB over its halves). Stop 28 measured both side by
 side at one commit (2d51850, the wake-word heads on their spoken sets; 15:17 section): ternary
-auto above GPTQ on 7 of 14 pairs (oww_hey_mycroft 18.44 / 13.33 against 10.72 / 7.11, a middle
-row), equal on 2, under on 5 (mp_hand_recrop, silero_vad both draws, mp_face's second); 2-bit
-auto above on 8 of 12, equal on 4, under on none; auto's 16-row medians not measured. GPTQ
-is not shown as good or better, so with real calibration data a sub-byte scheme defaults to
-``"auto"``, ternary and 2-bit too (benchmarks/results/subbyte-fidelity-2026-12-07.md, 11:57
-and 15:17 sections).
+auto above GPTQ on 7 of 14 pairs, equal on 2, under on 5; 2-bit auto above on 8 of 12, equal on
+4, under on none. Stop 29 redid the ternary pairs after GPTQ's ternary refit rounds (27b84dd),
+at 52f34d1 (the same ternary path; all 22 small-model pairs; 18:25 section): auto above GPTQ on
+4 / 6 (draws 1 / 2; oww_hey_mycroft 18.44 / 13.33 against 8.89 / 7.43, the middle row of both),
+equal on 5 / 2, under on 2 / 3 (silero_vad's second draw 7.72 against 11.34, magika and
+mp_hand_recrop's second, oww_alexa and mp_selfie's first); over the 16 auto's median is 17.01 /
+13.91 dB against GPTQ's 14.80 / 12.29. GPTQ is not shown as good or better, so with real
+calibration data a sub-byte scheme defaults to ``"auto"``, ternary and 2-bit too, for 11.5 x
+GPTQ's CPU time (benchmarks/results/subbyte-fidelity-2026-12-07.md, 11:57, 15:17 and 18:25
+sections). GPTQ's held-out choice of its ternary rounds (34213c9) came after these pairs and
+raises GPTQ where auto keeps AdaRound (silero_vad / ppocr_mobile_v2_cls second draw 11.54 /
+29.57 against auto's 7.72 / 17.59): to be redone there.
 
 Where it does not apply, and why (the export's notes say which method ran and why):
 
