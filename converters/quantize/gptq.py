@@ -285,7 +285,7 @@ def refit_scales(rows: np.ndarray, codes: np.ndarray, scales: np.ndarray,
 #: calibration halves where the solver has them (stop 29): chosen on the fitting inputs it
 #: overfit rank-poor layers, and ppocr_mobile_v2_cls draw 2 (a saturated 2-class softmax whose
 #: logits are at 2-4 dB SQNR, so its worst output is the margin of 2-3 of 16 inputs) read 13.24
-#: dB with the in-sample choice and 29.57 with the held-out one (19:00 section there)
+#: dB with the in-sample choice and 29.57 with the held-out one (18:24 section there)
 TERNARY_REFIT_ROUNDS = 3
 
 
