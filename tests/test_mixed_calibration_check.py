@@ -1,5 +1,6 @@
 """Issue 15, mixed precision: `MixedOptions.check_calibration`, a mix that replaces the best
-uniform plan must also beat it on the calibration inputs (`mixed.calibration_check`).
+uniform plan must also beat it on the calibration inputs (`mixed.calibration_accept`); a mix
+refused there passes the choice to the next mix in rank (stop 30), not to the uniform plan.
 
 On ppocr_mobile_v2_cls (stop 29) the int4 plan with every INT4 layer at its absmax twin led the
 int4 plan by 8.3 dB on the 32 selection inputs and trailed it by 3.6 dB on the 16 calibration
@@ -14,7 +15,12 @@ import pytest
 from test_mixed_spend import _front_end_net
 
 import sdk
-from sdk.converters.quantize.mixed import MixedPoint, calibration_check, worst_db
+from sdk.converters.quantize.mixed import (
+    MixedPoint,
+    calibration_accept,
+    paired_choice,
+    worst_db,
+)
 from sdk.converters.quantize.planner import Attempt
 from sdk.run.fidelity import FidelityReport, FidelityWarning
 
@@ -34,31 +40,52 @@ def _energies(a: Attempt) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def _points() -> list[MixedPoint]:
-    return [MixedPoint("all-int4", 1000, 24.65, None, {"a": "int4"}, within_budget=True),
-            MixedPoint("a mix", 1000, 33.24, 990, {"a": "int4-absmax"}, within_budget=True)]
+    """The int4 plan and two mixes that beat it on both halves of the held-out samples, the
+    first by more."""
+    return [MixedPoint("all-int4", 1000, 24.65, None, {"a": "int4"}, within_budget=True,
+                       halves_db=[32.72, 21.96]),
+            MixedPoint("a mix", 1000, 33.24, 990, {"a": "int8"}, within_budget=True,
+                       halves_db=[40.62, 30.62]),
+            MixedPoint("another mix", 1000, 27.57, 990, {"a": "int8"}, within_budget=True,
+                       halves_db=[42.20, 24.49])]
+
+
+def _choose(cal_db: list[float]) -> tuple[int, str | None]:
+    points = _points()
+    attempts = [_attempt(db) for db in cal_db]
+    return paired_choice(points, [0, 1, 2], calibration_accept(points, attempts, _energies))
 
 
 def test_worst_db_is_the_worst_output() -> None:
     assert abs(worst_db(_energies(_attempt(12.0))) - 12.0) < 1e-9
 
 
-def test_a_mix_that_loses_on_the_calibration_inputs_is_not_taken() -> None:
-    points, attempts = _points(), [_attempt(11.88), _attempt(8.31)]
-    best, why = calibration_check(points, attempts, [0, 1], 1, _energies)
-    assert best == 0 and why is not None and "not on the calibration inputs" in why
-
-
 def test_a_mix_that_wins_there_too_is_kept() -> None:
-    points, attempts = _points(), [_attempt(19.44), _attempt(23.59)]
-    best, why = calibration_check(points, attempts, [0, 1], 1, _energies)
-    assert best == 1 and why is not None and "too" in why
+    best, why = _choose([19.44, 23.59, 30.0])
+    assert best == 1 and why is not None and "on the calibration inputs (23.59 vs 19.44" in why
+
+
+def test_a_mix_refused_there_passes_the_choice_to_the_next() -> None:
+    """The best-ranked mix loses on the calibration inputs; the next one wins on both sets
+    (stop 29's check fell back to the uniform plan here)."""
+    best, why = _choose([11.88, 10.12, 12.5])
+    assert best == 2 and why is not None
+    assert "a mix led all-int4 on the held-out samples but not on the calibration" in why
+
+
+def test_the_uniform_plan_is_kept_where_every_mix_is_refused() -> None:
+    best, why = _choose([11.88, 10.12, 8.31])
+    assert best == 0 and why is not None and why.endswith("kept all-int4")
 
 
 def test_a_uniform_choice_is_not_checked() -> None:
     def never(a: Attempt) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        raise AssertionError("no second run where the uniform plan is kept")
+        raise AssertionError("no second run where no mix beats the uniform plan")
 
-    assert calibration_check(_points(), [_attempt(1), _attempt(2)], [0, 1], 0, never) == (0, None)
+    points = [_points()[0], MixedPoint("a worse mix", 1000, 20.0, 990, {"a": "int8"},
+                                       within_budget=True, halves_db=[25.0, 15.0])]
+    attempts = [_attempt(1), _attempt(2)]
+    assert paired_choice(points, [0, 1], calibration_accept(points, attempts, never))[0] == 0
 
 
 @requires_tf

@@ -261,3 +261,33 @@ def test_a_split_that_cannot_be_written_falls_back_to_the_next_layer() -> None:
                   {"big": big, "small": small}, {}, report, run, 2)
     assert tried == ["big", "small"]  # the largest first, then the next
     assert any("row split of big not measured" in n for n in report.notes)
+
+
+def test_a_third_try_takes_the_rows_the_two_measured_sizes_ask_for() -> None:
+    """A row saves less than its weight bytes in the file (alignment; the scales stay), so the
+    estimate and the estimate plus the overshoot can both come out over the budget:
+    oww_embedding's second try was 32 B over, nudenet_320n's 16 B, magika_v3_3's (float
+    activations, at ai-edge-quantizer's size) 64 B. The third try takes as many more rows as
+    the first two measured sizes say one row saves."""
+    from sdk.converters.quantize.mixed import LayerChoice, MixedReport, _split_under
+
+    rng = np.random.default_rng(3)
+    g = Graph(name="main")
+    w = g.constant("big_w", rng.standard_normal((64, 256)).astype(np.float32))
+    op = Operator("FULLY_CONNECTED", [Tensor("x", (1, 256), DType.FLOAT32), w],
+                  [Tensor("y", (1, 64), DType.FLOAT32)], {}, name="big")
+    choice = LayerChoice("big", "FULLY_CONNECTED", 64 * 256, ["int8", "int4"],
+                         [16384.0, 8192.0])
+    over = MixedPoint("swap", 12_500, 21.0, 12_000, {"big": "int8"})
+    sizes: list[int] = []
+
+    def run(label: str, bits: dict, splits: dict) -> MixedPoint:
+        (split,) = splits.values()
+        size = 12_500 + 300 - 60 * len(split.rows)  # 60 B a row, not the estimate's 128
+        sizes.append(size)
+        return MixedPoint(label, size, 20.5, 12_000, bits, within_budget=size <= 12_000,
+                          splits={k: v.describe() for k, v in splits.items()})
+
+    made = _split_under(over, choice, "int4", 12_000, {"big": op}, {}, MixedReport(12_000), run)
+    assert made and sizes[:2] == [12_140, 12_080]  # the estimate, then plus the overshoot
+    assert len(sizes) == 3 and sizes[-1] <= 12_000, sizes

@@ -42,7 +42,8 @@ mixed beats it), with one rule: a mix replaces the best uniform plan within the 
 (all-INT4, the int4 scheme's, ...) only where it beats it on each half of the held-out samples
 too, or, where the halves disagree, on the worse half with no layer narrower than the uniform
 plan's (`paired_choice`: the same samples' per-sample errors), not on their mean alone; with
-`MixedOptions.check_calibration`, also on the calibration inputs (`calibration_check`).
+`MixedOptions.check_calibration`, also on the calibration inputs (`calibration_accept`; a
+mix refused there passes the choice to the next mix in rank).
 `MixedReport` holds every point measured (bytes, worst-output SQNR, Pareto front, the chosen
 one) and the bits per layer.
 """
@@ -79,7 +80,13 @@ from sdk.converters.quantize.plan import (
 )
 from sdk.converters.quantize.planner import MIN_CONFIDENT_SAMPLES, Attempt
 from sdk.converters.quantize.ranges import symmetric_scales
-from sdk.converters.quantize.row_split import SPLIT_OPS, RowSplit, row_costs, rows_for
+from sdk.converters.quantize.row_split import (
+    SPLIT_OPS,
+    RowSplit,
+    cheapest_rows,
+    row_costs,
+    rows_for,
+)
 from sdk.converters.quantize.rules import OP_RULES
 from sdk.converters.quantize.subbyte import (
     SUBBYTE_OPS,
@@ -167,13 +174,15 @@ class MixedOptions:
     #: a weight); int8 activations only (with float activations every layer is hybrid already)
     hybrid_float: bool = True
     #: a mix that replaces the best uniform plan (`paired_choice`) must also beat it on the
-    #: worst output over the calibration inputs (`calibration_check`), a second set the
+    #: worst output over the calibration inputs (`calibration_accept`), a second set the
     #: held-out one cannot outvote: on three corpus models the 32 selection inputs and the 32
     #: scored ones disagree on the int4 plan at absmax scales by 4-20 dB, and on two fresh
     #: sets of 32 and the calibration set the selection set was the odd one out on
     #: ppocr_mobile_v2_cls (absmax +8.3 dB there, -3.6 to -17.1 on the four others), while
     #: oww_hey_mycroft's absmax plan led on all five (stop 29). Needs the export's per-sample
-    #: errors on the calibration inputs (`search(..., on_calibration=)`); off by default
+    #: errors on the calibration inputs (`search(..., on_calibration=)`). A mix refused
+    #: there passes the choice to the next mix in rank (stop 30: stop 29's check fell back
+    #: to the uniform plan at the first refusal); off by default
     check_calibration: bool = False
 
     def check(self) -> None:
@@ -414,8 +423,13 @@ def never_worse(p: MixedPoint, ref: MixedPoint) -> bool:
     return True
 
 
-def paired_choice(points: Sequence[MixedPoint], inside: Sequence[int]
-                  ) -> tuple[int, str | None]:
+#: a further test of a mix that the held-out samples let replace the uniform plan: (the mix's
+#: index, the uniform plan's) -> (taken, a note saying why)
+Accept = Callable[[int, int], tuple[bool, str]]
+
+
+def paired_choice(points: Sequence[MixedPoint], inside: Sequence[int],
+                  accept: Accept | None = None) -> tuple[int, str | None]:
     """The point chosen among `inside` (indices into `points`) and a note. Points rank by their
     worse half (`worse_half_db`). The best uniform plan within the budget (a probe or a
     scheme's plan: all-INT4, the int4 scheme's) is kept unless a mix beats it on evidence:
@@ -433,7 +447,10 @@ def paired_choice(points: Sequence[MixedPoint], inside: Sequence[int]
     estimate contradicts, is less often luck.
     The uniform plan is always a candidate, so at its own size the choice can at worst tie
     it. Without per-sample errors, or without a uniform plan within the budget, the best
-    worst-output SQNR on all the samples."""
+    worst-output SQNR on all the samples.
+    `accept` (`calibration_accept`): a mix that passes the above must pass it too, or the next
+    mix in rank is tried (not the uniform plan at once: the best-ranked mix is the one most
+    likely to have fitted the held-out samples, and a set that refuses it may take the next)."""
     def mean_key(i: int) -> tuple[float, int]:
         return points[i].worst_sqnr_db, -points[i].size_bytes
 
@@ -453,6 +470,7 @@ def paired_choice(points: Sequence[MixedPoint], inside: Sequence[int]
         return best, (None if best in uniform else
                       "chosen on the mean of the held-out samples: their per-sample errors "
                       "were not given, so no paired check against the uniform plans")
+    refused: list[str] = []  # mixes the held-out samples took and `accept` did not
     for i in sorted((i for i in inside if i not in uniform), key=key, reverse=True):
         p = points[i]
         if not key(i) > key(ref):
@@ -462,12 +480,23 @@ def paired_choice(points: Sequence[MixedPoint], inside: Sequence[int]
         if never_worse(r, p):  # no layer wider than the uniform plan's: no estimate says it
             continue  # gains, so its lead is the samples' (oww_hey_mycroft 32 / 32: -0.02 dB)
         if all(h > g for h, g in zip(p.halves_db, r.halves_db, strict=True)):
-            return i, (f"{p.label} beats {r.label} on all the held-out samples and on each "
-                       f"half ({halves(i)} vs {halves(ref)} dB)")
-        if worse_half_db(p) > worse_half_db(r) and never_worse(p, r):
-            return i, (f"{p.label} beats {r.label} on all the held-out samples and on the "
-                       f"worse half ({halves(i)} vs {halves(ref)} dB: the halves disagree), "
-                       f"and every layer is at {r.label}'s format or wider")
+            why = (f"{p.label} beats {r.label} on all the held-out samples and on each "
+                   f"half ({halves(i)} vs {halves(ref)} dB)")
+        elif worse_half_db(p) > worse_half_db(r) and never_worse(p, r):
+            why = (f"{p.label} beats {r.label} on all the held-out samples and on the "
+                   f"worse half ({halves(i)} vs {halves(ref)} dB: the halves disagree), "
+                   f"and every layer is at {r.label}'s format or wider")
+        else:
+            continue
+        if accept is not None:
+            taken, also = accept(i, ref)
+            if not taken:
+                refused.append(also)
+                continue
+            why += f"; {also}"
+        return i, "; ".join([*refused, why])
+    if refused:
+        return ref, "; ".join([*refused, f"kept {r.label}"])
     top = max((i for i in inside if i not in uniform), key=key, default=ref)
     if top == ref or not key(top) > key(ref):
         return ref, None
@@ -514,30 +543,32 @@ def worst_db(energies: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> float:
                for sig, err in energies.values())
 
 
-def calibration_check(points: Sequence[MixedPoint], attempts: Sequence[Attempt],
-                      inside: Sequence[int], best: int,
-                      on_calibration: Callable[[Attempt], Mapping[str, tuple[np.ndarray,
-                                                                               np.ndarray]]],
-                      ) -> tuple[int, str | None]:
-    """Where `best` is a mix that replaced the best uniform plan within the budget (the
-    reference of `paired_choice`), keep it only if it also beats that plan on the worst output
-    over the calibration inputs (`on_calibration`: an attempt's per-sample energies there);
-    otherwise the uniform plan. Another set of inputs, not the held-out set again: a rule over
-    one set of 32 inputs cannot outvote that set (ppocr_mobile_v2_cls's selection set ranks
-    its absmax plan 8.3 dB over the int4 plan; the calibration set, the scored set and two
-    fresh sets of 32 rank it 3.6-17.1 dB under, stop 29)."""
-    uniform = [i for i in inside if points[i].estimated_bytes is None]
-    if best in uniform or not uniform:
-        return best, None
-    ref = max(uniform, key=lambda i: (worse_half_db(points[i]), points[i].worst_sqnr_db,
-                                      -points[i].size_bytes))
-    mine, theirs = worst_db(on_calibration(attempts[best])), \
-        worst_db(on_calibration(attempts[ref]))
-    if mine > theirs:
-        return best, (f"{points[best].label} beats {points[ref].label} on the calibration inputs "
-                      f"too ({mine:.2f} vs {theirs:.2f} dB)")
-    return ref, (f"kept {points[ref].label}: {points[best].label} led on the held-out samples "
-                 f"but not on the calibration inputs ({mine:.2f} vs {theirs:.2f} dB)")
+def calibration_accept(points: Sequence[MixedPoint], attempts: Sequence[Attempt],
+                       on_calibration: Callable[[Attempt], Mapping[str, tuple[np.ndarray,
+                                                                              np.ndarray]]],
+                       ) -> Accept:
+    """`paired_choice`'s `accept` for `MixedOptions.check_calibration`: a mix replaces the
+    uniform plan only if it also beats it on the worst output over the calibration inputs
+    (`on_calibration`: an attempt's per-sample energies there, each build run once). Another
+    set of inputs, not the held-out set again: a rule over one set of 32 inputs cannot outvote
+    that set (ppocr_mobile_v2_cls's selection set ranks its absmax plan 8.3 dB over the int4
+    plan; the calibration set, the scored set and two fresh sets of 32 rank it 3.6-17.1 dB
+    under, stop 29). A mix it refuses passes the choice to the next mix in rank, which must
+    pass both sets too (stop 29's check fell back to the uniform plan at the first refusal)."""
+    cache: dict[int, float] = {}
+
+    def db(i: int) -> float:
+        if i not in cache:
+            cache[i] = worst_db(on_calibration(attempts[i]))
+        return cache[i]
+
+    def accept(i: int, ref: int) -> tuple[bool, str]:
+        mine, theirs = db(i), db(ref)
+        if mine > theirs:
+            return True, (f"and on the calibration inputs ({mine:.2f} vs {theirs:.2f} dB)")
+        return False, (f"{points[i].label} led {points[ref].label} on the held-out samples but "
+                       f"not on the calibration inputs ({mine:.2f} vs {theirs:.2f} dB)")
+    return accept
 
 
 # ---------------------------------------------------------------------------- the report
@@ -997,6 +1028,14 @@ def _split_trades(choices: list[LayerChoice], measured: list[tuple[MixedPoint, A
                 break
 
 
+#: exports a row split may take to come under the budget: the estimate, the estimate plus the
+#: overshoot, then the rows that the first two measured sizes say are needed. Two were not
+#: always enough: a row saves less than its weight bytes (flatbuffer alignment), and
+#: oww_embedding's, nudenet_320n's and magika_v3_3's (float activations, at ai-edge-quantizer's
+#: size) second tries came out 32, 16 and 64 B over (stop 29 and before)
+SPLIT_TRIES = 3
+
+
 def _split_under(p: MixedPoint, c: LayerChoice, fmt: str, budget: int,
                  ops: Mapping[str, Operator],
                  hessians: Mapping[tuple[tuple[int, ...], str], LayerHessian],
@@ -1013,10 +1052,16 @@ def _split_under(p: MixedPoint, c: LayerChoice, fmt: str, budget: int,
     channels = int(w.shape[0])
     row_saved = (c.elements // channels) * (_bits(p.bits[c.name]) - _bits(fmt)) / 8.0
     need, last, made = float(p.size_bytes - budget), 0, False
-    for _ in range(2):
+    tried: list[tuple[int, int]] = []  # (rows moved, bytes measured) of the tries over budget
+    for _ in range(SPLIT_TRIES):
         rows = rows_for(costs, need, row_saved, channels)
         if rows is not None and len(rows) <= last:  # the overshoot rounds to no more rows
             rows = rows_for(costs, need + row_saved, row_saved, channels)
+        if len(tried) >= 2:  # two sizes measured: what one more row saves, not the estimate
+            (n0, s0), (n1, s1) = tried[-2:]
+            if n1 > n0 and s0 > s1:
+                rows = cheapest_rows(costs, n1 + math.ceil((s1 - budget) * (n1 - n0)
+                                                           / (s0 - s1)), channels)
         if rows is None:
             break
         last = len(rows)
@@ -1030,6 +1075,7 @@ def _split_under(p: MixedPoint, c: LayerChoice, fmt: str, budget: int,
         made = True
         if got.within_budget:
             break
+        tried.append((len(rows), got.size_bytes))
         need += got.size_bytes - budget
     return made
 
@@ -1394,18 +1440,16 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
             f"({table.source})")
         raise BudgetError(f"no measured export fits the budget of {budget} "
                           f"(smallest: {min(p.size_bytes for p in points):,} bytes{fastest})")
-    best, why = paired_choice(points, inside)
-    if why is not None:
-        report.notes.append(why)
+    accept = None
     if opts.check_calibration:
         if on_calibration is None:
             report.notes.append("check_calibration: no per-sample errors on the calibration "
                                 "inputs were given; the choice is the held-out samples' alone")
         else:
-            best, why = calibration_check(points, [a for _, a in measured], inside, best,
-                                          on_calibration)
-            if why is not None:
-                report.notes.append(why)
+            accept = calibration_accept(points, [a for _, a in measured], on_calibration)
+    best, why = paired_choice(points, inside, accept)
+    if why is not None:
+        report.notes.append(why)
     best, why = ceiling_choice(points, inside, best)
     if why is not None:
         report.notes.append(why)
@@ -1428,7 +1472,7 @@ __all__ = [
     "MixedPoint",
     "MixedReport",
     "ascii_front",
-    "calibration_check",
+    "calibration_accept",
     "ceiling_choice",
     "estimate_bytes",
     "greedy",

@@ -80,6 +80,11 @@ def rows_for(costs: np.ndarray, need_bytes: float, row_bytes_saved: float,
     if row_bytes_saved <= 0:
         return None
     n = math.ceil((need_bytes + SPLIT_OVERHEAD_BYTES + 4 * channels) / row_bytes_saved)
+    return cheapest_rows(costs, n, channels)
+
+
+def cheapest_rows(costs: np.ndarray, n: int, channels: int) -> tuple[int, ...] | None:
+    """The `n` rows of least cost, or None where that is none or half the layer or more."""
     if n < 1 or n * 2 > channels:
         return None
     return tuple(sorted(int(i) for i in np.argsort(costs, kind="stable")[:n]))
@@ -181,5 +186,5 @@ def apply(graph: Graph, plan: PrecisionPlan, ranges: dict[Tensor, tuple[float, f
     return replace(plan, layers=layers)
 
 
-__all__ = ["SPLIT_OPS", "SPLIT_OVERHEAD_BYTES", "RowSplit", "apply", "row_costs", "rows_for",
-           "split_name", "split_rows"]
+__all__ = ["SPLIT_OPS", "SPLIT_OVERHEAD_BYTES", "RowSplit", "apply", "cheapest_rows", "row_costs",
+           "rows_for", "split_name", "split_rows"]
