@@ -97,3 +97,15 @@ def test_export_gives_the_search_its_calibration_errors(tmp_path) -> None:
                      scheme_options={"check_calibration": True, "max_exports": 4})
     notes = "\n".join(res.mixed.notes)
     assert "no per-sample errors on the calibration" not in notes, notes
+
+
+def test_the_note_names_the_first_refusals_and_counts_the_rest() -> None:
+    """ppocr_mobile_v2_cls (stop 30): 28 mixes refused on the calibration inputs, one line."""
+    points = [_points()[0]] + [MixedPoint(f"mix {k}", 1000, 33.0 - k / 10, 990, {"a": "int8"},
+                                          within_budget=True, halves_db=[40.0, 30.0 - k / 10])
+                               for k in range(6)]
+    attempts = [_attempt(11.88)] + [_attempt(8.0) for _ in range(6)]
+    best, why = paired_choice(points, list(range(7)),
+                              calibration_accept(points, attempts, _energies))
+    assert best == 0 and why is not None
+    assert "mix 2 led" in why and "mix 3 led" not in why and "3 more mixes refused" in why
