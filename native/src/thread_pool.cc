@@ -111,11 +111,8 @@ constexpr int64_t kLateNs = 200000;
 constexpr int64_t kDefaultBackoffNs = 1000000;
 constexpr int64_t kMaxBackoffNs = 32000000;
 
-// An on/off switch (EDGE_POOL_MEET, EDGE_POOL_MOVES): unset, "" or "0": off; "1": on; anything
-// else throws naming it. EDGE_POOL_MEET is off by default: with the vCPUs on one die or two, on
-// a loaded 2-core Zen 4 host, it cut the MobileNet-like model's boundaries between the threads'
-// rows by about a fifth and the tasks whose rows changed thread by about a third per inference,
-// and made no inference faster (equal or a few % slower; edge-models-2026-12-07.md, stop 29).
+// An on/off switch (EDGE_POOL_MOVES): unset, "" or "0": off; "1": on; anything else throws
+// naming it.
 bool switch_from_env(const char* name) {
   const char* v = std::getenv(name);
   if (v == nullptr || *v == '\0' || std::string(v) == "0") return false;
@@ -264,8 +261,7 @@ ThreadPool::ThreadPool(int num_threads, Affinity affinity) {
   idle_spin_ns_ = us_from_env("EDGE_POOL_IDLE_SPIN_US", kDefaultIdleSpinNs);
   first_backoff_ns_ = us_from_env("EDGE_POOL_BACKOFF_US", kDefaultBackoffNs);
   backoff_ns_ = first_backoff_ns_;
-  meet_ = switch_from_env("EDGE_POOL_MEET");
-  count_moves_ = switch_from_env("EDGE_POOL_MOVES") || meet_;
+  count_moves_ = switch_from_env("EDGE_POOL_MOVES");
   cpus_ = allowed_cpu_count();
   if (affinity == Affinity::kBigCores) pinned_cpus_ = big_cores();
   if (num_threads > 0) {
@@ -464,14 +460,9 @@ void ThreadPool::work(int thread) {
     fn(ctx, offset + own.task(own.front++), thread);
     ++done;
   }
-  // Then the others' remaining tasks, from the end their owners reach last. A thread whose
-  // block runs back to front (meet_: the odd ones) ends next to thread - 1's block, which
-  // runs front to back and so is left with its last tasks there: it visits thread - 1 first,
-  // the others thread + 1 first; so a thread that takes a neighbour's tasks extends its own
-  // run of tasks, and the rows it wrote stay one run, not two (see moves()).
-  const int step = own.reverse ? num_threads_ - 1 : 1;
+  // Then the others' remaining tasks, from the back of their shares.
   for (int k = 1; k < num_threads_; ++k) {
-    const int victim = (thread + k * step) % num_threads_;
+    const int victim = (thread + k) % num_threads_;
     Share& s = shares_[static_cast<std::size_t>(victim)];
     while (s.left.load(std::memory_order_relaxed) > 0 &&
            s.left.fetch_sub(1, std::memory_order_acq_rel) > 0) {
@@ -578,7 +569,6 @@ void ThreadPool::run_job(TaskFn fn, const void* ctx, std::size_t offset, std::si
     }
     s.front = 0;
     s.count = static_cast<int64_t>(count);
-    s.reverse = meet_ && !static_schedule && t % 2 == 1;
     s.left.store(static_cast<int64_t>(count), std::memory_order_relaxed);
     s.back.store(static_cast<int64_t>(count), std::memory_order_relaxed);
   }
@@ -614,13 +604,8 @@ void ThreadPool::note_moves(std::size_t num_tasks) {
     const auto owned = static_cast<std::size_t>(s.count) - stolen;
     const int thief = num_threads_ == 2 ? 1 - t : -1 - t;
     moves_.stolen += stolen;
-    if (s.reverse) {
-      add(s.base, s.base + stolen, thief);
-      add(s.base + stolen, s.base + stolen + owned, t);
-    } else {
-      add(s.base, s.base + owned, t);
-      add(s.base + owned, s.base + owned + stolen, thief);
-    }
+    add(s.base, s.base + owned, t);
+    add(s.base + owned, s.base + owned + stolen, thief);
   }
   ++moves_.jobs;
   moves_.boundaries += runs_.size() - 1;

@@ -1014,88 +1014,83 @@ EDGE_TEST(small_conv_input_pass_runs_on_every_thread) {
 
 namespace {
 
-// Runs `body` with EDGE_POOL_MEET set to `meet` ("" unsets it), EDGE_POOL_MOVES=1 (moves()
-// kept) and EDGE_POOL_BACKOFF_US=0 (a late worker must not send the next jobs to the caller
-// alone), then restores them.
+// Runs `body` with EDGE_POOL_MOVES=1 (moves() kept) and EDGE_POOL_BACKOFF_US=0 (a late worker
+// must not send the next jobs to the caller alone), then restores them. EDGE_POOL_MEET=1 too:
+// stop 29's switch (odd threads ran their block back to front) was dropped at stop 30, and a
+// pool must not follow it any more.
 template <typename F>
-void with_meet(const char* meet, const F& body) {
-  with_env({{"EDGE_POOL_MEET", meet}, {"EDGE_POOL_BACKOFF_US", "0"}, {"EDGE_POOL_MOVES", "1"}},
+void with_moves(const F& body) {
+  with_env({{"EDGE_POOL_MEET", "1"}, {"EDGE_POOL_BACKOFF_US", "0"}, {"EDGE_POOL_MOVES", "1"}},
            body);
 }
 
 }  // namespace
 
-// A late thread's tasks taken by its neighbour extend the neighbour's run (EDGE_POOL_MEET=1):
-// on 2 threads the worker runs its block back to front, so while it sleeps in its
-// first task (the last of the job) the caller takes the rest of its block from the other end,
-// next to its own: each thread's tasks are one run, one boundary between them (stealing from
-// the back of a block that runs front to back, as before, left the caller two runs, around the
-// worker's first task). moves() counts it: the tasks stolen, the boundaries, and the tasks of
-// the second job (the caller late this time) that the other thread ran in the first.
-EDGE_TEST(thread_pool_a_late_threads_tasks_extend_its_neighbours_run) {
-  for (const char* meet : {"1", ""}) {
-    with_meet(meet, [&] {
-      constexpr std::size_t kTasks = 32;
-      edge::ThreadPool pool(2, edge::Affinity::kNone);
-      const bool meets = *meet == '1';
-      EDGE_CHECK(pool.meet() == meets);
-      std::vector<int> ran(kTasks, -1);
-      std::atomic<bool> worker_in{false};
-      // Job 1: the caller's first task waits (up to 2 s) for the worker to be in a task, which
-      // then holds it 100 ms.
-      pool.parallel_for(kTasks, [&](std::size_t t, int thread) {
-        ran[t] = thread;
-        if (thread == 1 && !worker_in.exchange(true)) sleep_ms(100);
-        for (int i = 0; thread == 0 && !worker_in.load() && i < 2000; ++i) sleep_ms(1);
-      });
-      const int worker_tasks = static_cast<int>(std::count(ran.begin(), ran.end(), 1));
-      if (!worker_in.load() || worker_tasks != 1) {
-        std::fprintf(stderr, "skipped: the worker ran %d tasks of job 1 (host overloaded)\n",
-                     worker_tasks);
-        return;
-      }
-      // The worker's first task: the last of the job (meet) or the first of its block.
-      const std::size_t first = meets ? kTasks - 1 : kTasks / 2;
-      EDGE_CHECK(ran[first] == 1);
-      int runs = 1;
-      for (std::size_t t = 1; t < kTasks; ++t) runs += ran[t] != ran[t - 1];
-      EDGE_CHECK(runs == (meets ? 2 : 3));
-      // Job 2: the caller holds its first task (task 0) until the worker has run 8 tasks
-      // (up to 2 s), then 100 ms more: the worker takes the rest of the caller's block.
-      std::atomic<int> worker_ran{0};
-      std::fill(ran.begin(), ran.end(), -1);
-      pool.parallel_for(kTasks, [&](std::size_t t, int thread) {
-        ran[t] = thread;
-        if (thread == 1) worker_ran.fetch_add(1);
-        if (thread == 0 && t == 0) {
-          for (int i = 0; worker_ran.load() < 8 && i < 2000; ++i) sleep_ms(1);
-          sleep_ms(100);
-        }
-      });
-      if (std::count(ran.begin(), ran.end(), 0) != 1) {
-        std::fprintf(stderr, "skipped: the caller ran %d tasks of job 2 (host overloaded)\n",
-                     static_cast<int>(std::count(ran.begin(), ran.end(), 0)));
-        return;
-      }
-      EDGE_CHECK(ran[0] == 0);
-      const edge::ThreadPool::Moves m = pool.moves();
-      EDGE_CHECK(m.jobs == 2);
-      EDGE_CHECK(m.stolen == 2 * (kTasks / 2 - 1));
-      // Job 1: 1 boundary (meet) or 2; job 2: 1 either way (task 0, then the worker's).
-      EDGE_CHECK(m.boundaries == (meets ? 2u : 3u));
-      // Tasks 1..30 changed thread between the jobs; task 31 (meet: the worker's both
-      // times) or task 16 (before: the worker's both times) did not.
-      EDGE_CHECK(m.moved == static_cast<double>(kTasks - 2));
+// A late thread's tasks taken by its neighbour: on 2 threads each block runs front to back and is
+// stolen from its back, so while the worker sleeps in its first task (the first of its block) the
+// caller takes the rest of the worker's block from the other end: the caller's tasks are two
+// runs around the worker's one task. moves() counts it: the tasks stolen, the boundaries, and
+// the tasks of the second job (the caller late this time) that the other thread ran in the
+// first. EDGE_POOL_MEET=1 is set and changes nothing (the switch is gone: with it the worker's
+// first task was the last of the job, one boundary).
+EDGE_TEST(thread_pool_a_late_threads_tasks_are_taken_from_the_back) {
+  with_moves([&] {
+    constexpr std::size_t kTasks = 32;
+    edge::ThreadPool pool(2, edge::Affinity::kNone);
+    std::vector<int> ran(kTasks, -1);
+    std::atomic<bool> worker_in{false};
+    // Job 1: the caller's first task waits (up to 2 s) for the worker to be in a task, which
+    // then holds it 100 ms.
+    pool.parallel_for(kTasks, [&](std::size_t t, int thread) {
+      ran[t] = thread;
+      if (thread == 1 && !worker_in.exchange(true)) sleep_ms(100);
+      for (int i = 0; thread == 0 && !worker_in.load() && i < 2000; ++i) sleep_ms(1);
     });
-  }
+    const int worker_tasks = static_cast<int>(std::count(ran.begin(), ran.end(), 1));
+    if (!worker_in.load() || worker_tasks != 1) {
+      std::fprintf(stderr, "skipped: the worker ran %d tasks of job 1 (host overloaded)\n",
+                   worker_tasks);
+      return;
+    }
+    // The worker's first task: the first of its block.
+    EDGE_CHECK(ran[kTasks / 2] == 1);
+    int runs = 1;
+    for (std::size_t t = 1; t < kTasks; ++t) runs += ran[t] != ran[t - 1];
+    EDGE_CHECK(runs == 3);
+    // Job 2: the caller holds its first task (task 0) until the worker has run 8 tasks
+    // (up to 2 s), then 100 ms more: the worker takes the rest of the caller's block.
+    std::atomic<int> worker_ran{0};
+    std::fill(ran.begin(), ran.end(), -1);
+    pool.parallel_for(kTasks, [&](std::size_t t, int thread) {
+      ran[t] = thread;
+      if (thread == 1) worker_ran.fetch_add(1);
+      if (thread == 0 && t == 0) {
+        for (int i = 0; worker_ran.load() < 8 && i < 2000; ++i) sleep_ms(1);
+        sleep_ms(100);
+      }
+    });
+    if (std::count(ran.begin(), ran.end(), 0) != 1) {
+      std::fprintf(stderr, "skipped: the caller ran %d tasks of job 2 (host overloaded)\n",
+                   static_cast<int>(std::count(ran.begin(), ran.end(), 0)));
+      return;
+    }
+    EDGE_CHECK(ran[0] == 0);
+    const edge::ThreadPool::Moves m = pool.moves();
+    EDGE_CHECK(m.jobs == 2);
+    EDGE_CHECK(m.stolen == 2 * (kTasks / 2 - 1));
+    // Job 1: 2 boundaries; job 2: 1 (task 0, then the worker's).
+    EDGE_CHECK(m.boundaries == 3u);
+    // Every task but 0 (the caller's both times) and 16 (the worker's both times) changed
+    // thread between the jobs.
+    EDGE_CHECK(m.moved == static_cast<double>(kTasks - 2));
+  });
 }
 
 // A layer run with a late worker (asleep in its first task, so that the others take the rest of its
-// block) gives the bytes of 1 thread under either order of the shares (EDGE_POOL_MEET=1 and the
-// default), on 2 and 3 threads, every ISA this CPU runs: a depthwise layer whose tasks run an int8
-// or int4 1x1 layer on the pixels they wrote (PixelsDone), and the 1x1 layer alone with a callback
-// per row block (RowsDone).
-EDGE_TEST(thread_pool_a_late_worker_gives_the_bytes_of_one_thread_either_order) {
+// block) gives the bytes of 1 thread, on 2 and 3 threads, every ISA this CPU runs: a depthwise
+// layer whose tasks run an int8 or int4 1x1 layer on the pixels they wrote (PixelsDone), and the
+// 1x1 layer alone with a callback per row block (RowsDone).
+EDGE_TEST(thread_pool_a_late_worker_gives_the_bytes_of_one_thread) {
   const int h = 20, w = 20, cin = 32, cout = 48;
   const edge::ConvGeometry dg = edge_test::square_same_geometry(h, w, cin, 3, 1);
   const edge::ConvGeometry pg = edge_test::square_same_geometry(h, w, cin, 1, 1);
@@ -1124,45 +1119,43 @@ EDGE_TEST(thread_pool_a_late_worker_gives_the_bytes_of_one_thread_either_order) 
       std::vector<int8_t> d_want(pixels * cin), want(pixels * cout);
       dw.run(x.data(), d_want.data(), nullptr);
       pw.run(d_want.data(), want.data(), nullptr);
-      for (const char* meet : {"1", ""}) {
-        with_meet(meet, [&] {
-          for (int threads : {2, 3}) {
-            edge::ThreadPool pool(threads, edge::Affinity::kNone);
-            std::vector<int8_t> d(pixels * cin, 0x55), y(pixels * cout, 0x55);
-            std::atomic<bool> slept{false};
-            struct Ctx {
-              edge::Conv2D* pw;
-              const int8_t* d;
-              int8_t* y;
-              std::atomic<bool>* slept;
-            } ctx{&pw, d.data(), y.data(), &slept};
-            edge::PixelsDone done;
-            done.ctx = &ctx;
-            done.fn = [](const void* c, std::size_t p0, std::size_t p1, int thread) {
-              const Ctx& k = *static_cast<const Ctx*>(c);
-              k.pw->run_pixels(k.d, k.y, p0, p1, thread);
-              if (thread == 1 && !k.slept->exchange(true)) sleep_ms(20);
-            };
-            const uint64_t before = pool.moves().stolen;
-            const bool fused = dw.run(x.data(), d.data(), &pool, done);
-            EDGE_CHECK(fused);
-            EDGE_CHECK(d == d_want && y == want);
-            // The 1x1 layer alone, a late worker in its first row block.
-            std::vector<int8_t> y2(pixels * cout, 0x55);
-            slept.store(false);
-            edge::RowsDone rows;
-            rows.ctx = &slept;
-            rows.fn = [](const void* c, std::size_t, std::size_t) {
-              auto* s = static_cast<std::atomic<bool>*>(const_cast<void*>(c));
-              if (!s->exchange(true)) sleep_ms(20);  // the first block done, on any thread
-            };
-            pw.run(d_want.data(), y2.data(), &pool, rows);
-            EDGE_CHECK(y2 == want);
-            compared += 2;
-            stolen += static_cast<long>(pool.moves().stolen - before);
-          }
-        });
-      }
+      with_moves([&] {
+        for (int threads : {2, 3}) {
+          edge::ThreadPool pool(threads, edge::Affinity::kNone);
+          std::vector<int8_t> d(pixels * cin, 0x55), y(pixels * cout, 0x55);
+          std::atomic<bool> slept{false};
+          struct Ctx {
+            edge::Conv2D* pw;
+            const int8_t* d;
+            int8_t* y;
+            std::atomic<bool>* slept;
+          } ctx{&pw, d.data(), y.data(), &slept};
+          edge::PixelsDone done;
+          done.ctx = &ctx;
+          done.fn = [](const void* c, std::size_t p0, std::size_t p1, int thread) {
+            const Ctx& k = *static_cast<const Ctx*>(c);
+            k.pw->run_pixels(k.d, k.y, p0, p1, thread);
+            if (thread == 1 && !k.slept->exchange(true)) sleep_ms(20);
+          };
+          const uint64_t before = pool.moves().stolen;
+          const bool fused = dw.run(x.data(), d.data(), &pool, done);
+          EDGE_CHECK(fused);
+          EDGE_CHECK(d == d_want && y == want);
+          // The 1x1 layer alone, a late worker in its first row block.
+          std::vector<int8_t> y2(pixels * cout, 0x55);
+          slept.store(false);
+          edge::RowsDone rows;
+          rows.ctx = &slept;
+          rows.fn = [](const void* c, std::size_t, std::size_t) {
+            auto* s = static_cast<std::atomic<bool>*>(const_cast<void*>(c));
+            if (!s->exchange(true)) sleep_ms(20);  // the first block done, on any thread
+          };
+          pw.run(d_want.data(), y2.data(), &pool, rows);
+          EDGE_CHECK(y2 == want);
+          compared += 2;
+          stolen += static_cast<long>(pool.moves().stolen - before);
+        }
+      });
     }
   }
   std::printf("  %ld layer runs compared with 1 thread, %ld tasks stolen\n", compared, stolen);

@@ -506,8 +506,7 @@ int run(const Args& args) {
     // runner changes along a job and tasks whose place the other thread ran in the job before
     // (rows read across the cores).
     const edge::ThreadPool::Moves moves = interp.thread_pool().moves();
-    os << ", \"meet\": " << (interp.thread_pool().meet() ? "true" : "false")
-       << ", \"jobs\": " << moves.jobs << ", \"stolen_tasks\": " << moves.stolen
+    os << ", \"jobs\": " << moves.jobs << ", \"stolen_tasks\": " << moves.stolen
        << ", \"boundaries\": " << moves.boundaries << ", \"moved_tasks\": " << moves.moved
        << "}";
     os << ",\n  \"layers\": [";

@@ -2,13 +2,11 @@
 // call, built to hold up when other processes share the cores and on big.LITTLE CPUs.
 //
 // Scheduling. Each thread owns a share of the tasks and runs it in order; a thread that is done
-// with its share takes the remaining tasks of the others one at a time, from the end their owners
-// reach last (work stealing, as XNNPACK's pthreadpool does). With EDGE_POOL_MEET=1 the odd threads
-// run their contiguous parallel_for block back to front, so that two neighbours meet inside the
-// pair's blocks: a thread that takes its neighbour's tasks takes those next to its own block, and
-// its tasks stay one run of the job, not two around the late thread's (moves() counts both); off by
-// default, as it made no inference faster (switch_from_env()). With the cores to itself every
-// thread runs just its own share; when a core is taken by another process, or is a slow little
+// with its share takes the remaining tasks of the others one at a time, from the back of their
+// shares (work stealing, as XNNPACK's pthreadpool does). (Stop 29 tried odd threads running their
+// block back to front, so that a thief's tasks stay one run beside its own: a third fewer tasks
+// changed thread per inference and no inference got faster; dropped at stop 30, moves() kept.)
+// With the cores to itself every thread runs just its own share; when a core is taken by another process, or is a slow little
 // core, the threads that run take the late one's tasks instead of waiting for it. The caller takes
 // part as thread 0 and waits only for the tasks in flight, never for a worker to wake up: a
 // worker that arrives after its share is gone finds nothing to do and goes back to waiting.
@@ -182,8 +180,8 @@ class ThreadPool {
 
   // Who ran which tasks of the jobs handed to the workers under parallel_for (contiguous shares),
   // over the pool's life: a count for the far-die analysis in docs/kernels.md (Threads), edge-run's
-  // JSON; kept only with EDGE_POOL_MOVES=1 or EDGE_POOL_MEET=1 (all 0 otherwise: the count reads
-  // every share after each job, on the caller's path to the next one). `stolen`: tasks run by a
+  // JSON; kept only with EDGE_POOL_MOVES=1 (all 0 otherwise: the count reads every share after
+  // each job, on the caller's path to the next one). `stolen`: tasks run by a
   // thread other than their share's owner. `boundaries`: places along a job's tasks where the
   // thread that ran them changes (a layer split by rows reads a halo row of its input across each).
   // `moved`: tasks of a job whose place, as a fraction of the job, another thread ran in the
@@ -198,10 +196,6 @@ class ThreadPool {
     std::lock_guard<std::mutex> lock(run_mutex_);
     return moves_;
   }
-  // Whether contiguous shares meet (EDGE_POOL_MEET=1; default off): odd threads run their
-  // block back to front and every thread steals first from the neighbour whose block ends
-  // next to its own, at that end, so a thread's tasks stay one run beside its block.
-  bool meet() const { return meet_; }
   // Calls fn(task, thread) for every task in [0, num_tasks) and returns when all are done;
   // thread is in [0, num_threads()), 0 being the caller. `fn` is called through a pointer, so
   // lambdas with captures cost no allocation.
@@ -225,19 +219,14 @@ class ThreadPool {
   }
 
   // One thread's share of the current job: tasks base + i * stride for i in [0, count). The
-  // owner claims positions 0, 1, ... and thieves count - 1, count - 2, ...; position p is
-  // task p, or task count - 1 - p where `reverse` (the owner runs its block back to front).
+  // owner claims indices 0, 1, ... and thieves count - 1, count - 2, ....
   struct alignas(64) Share {
     std::atomic<int64_t> left{0};  // not yet claimed; a claim is a successful decrement
-    std::atomic<int64_t> back{0};  // thieves take position back - 1 (decremented per theft)
-    int64_t front = 0;             // the owner's next position (owner only)
+    std::atomic<int64_t> back{0};  // thieves take index back - 1 (decremented per theft)
+    int64_t front = 0;             // the owner's next index (owner only)
     int64_t count = 0;
     std::size_t base = 0, stride = 1;
-    bool reverse = false;
-    std::size_t task(int64_t position) const {
-      const int64_t i = reverse ? count - 1 - position : position;
-      return base + static_cast<std::size_t>(i) * stride;
-    }
+    std::size_t task(int64_t i) const { return base + static_cast<std::size_t>(i) * stride; }
   };
 
   void run(std::size_t num_tasks, TaskFn fn, const void* ctx, bool static_schedule);
@@ -297,8 +286,7 @@ class ThreadPool {
   }
   std::atomic<uint64_t> parallel_calls_{0}, backed_off_calls_{0}, single_task_calls_{0};
   std::atomic<int> widest_job_{0};  // take_widest_job(); raised under run_mutex_
-  bool meet_ = false;
-  bool count_moves_ = false;  // moves() kept (EDGE_POOL_MOVES, or meet_)
+  bool count_moves_ = false;  // moves() kept (EDGE_POOL_MOVES)
   // moves() (under run_mutex_): the last job's runner map, [lo, hi) fractions of the job and
   // the thread that ran them (-1 - t: a thief of thread t's share, unknown), 2 per thread.
   struct Run {
