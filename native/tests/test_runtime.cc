@@ -17,6 +17,7 @@
 #endif
 
 #include "edge/kernels/isa.h"
+#include "edge/packing/layout.h"
 #include "edge/runtime/error.h"
 #include "edge/runtime/interpreter.h"
 #include "edge/runtime/model.h"
@@ -653,5 +654,59 @@ EDGE_TEST(runtime_depthwise_prepared_bytes_count_the_plan) {
     std::printf("  %s (%s): %zu prepared bytes, at least %zu\n", edge::isa_name(isa),
                 kernel.c_str(), interp.prepared_weight_bytes(), base + fused_copy);
     EDGE_CHECK(interp.prepared_weight_bytes() >= base + fused_copy);
+  }
+}
+
+// Stop 30's issue 17: CONV_2D and FULLY_CONNECTED reported their packed codes alone as prepared
+// weights, while their plans also keep per-channel tables built from the weights (bias terms,
+// weight zero points, float scales, the requantisation tables: 52 bytes a channel, padded to 16
+// channels; the fused kernels' per-tile tables; a channel-padded copy of the weights where the
+// indirect conv pads each tap): a 3x3 stem, a 1x1 16 -> 96 layer and an FC. Every ISA of the
+// host and scalar: at least the packed codes, the PackedWeights' zero points and those tables.
+EDGE_TEST(runtime_conv_and_fc_prepared_bytes_count_the_plan) {
+  struct Layer {
+    int32_t n, k;
+  };
+  const Layer stem{16, 3 * 3 * 3}, pointwise{96, 16}, fc{10, 64};
+  Builder b;
+  Quant wq;
+  wq.scale = {0.01f};
+  wq.zero_point = {0};
+  const auto weights = [&](const char* name, std::vector<int32_t> shape, const Layer& l) {
+    std::vector<uint8_t> w(static_cast<std::size_t>(l.n) * static_cast<std::size_t>(l.k));
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = static_cast<uint8_t>(i * 29 + 3);
+    return b.tensor_on(name, std::move(shape), fmt::DType::INT8, b.add_buffer(w), wq);
+  };
+  const int x = b.tensor("x", {1, 16, 16, 3}, fmt::DType::INT8, 0.05f, -3);
+  const int w1 = weights("stem_w", {16, 3, 3, 3}, stem);
+  const int y1 = b.tensor("y1", {1, 8, 8, 16}, fmt::DType::INT8, 0.08f, 1);
+  const int w2 = weights("pw_w", {96, 1, 1, 16}, pointwise);
+  const int y2 = b.tensor("y2", {1, 8, 8, 96}, fmt::DType::INT8, 0.1f, -2);
+  fmt::Padding same(1, 1, 1, 1), none(0, 0, 0, 0);
+  auto c1 = fmt::CreateConv2DOptions(b.fbb(), &same, 2, 2, 1, 1);
+  b.op(fmt::OpType::CONV_2D, {x, w1}, {y1}, fmt::OpOptions::Conv2DOptions, c1.Union());
+  auto c2 = fmt::CreateConv2DOptions(b.fbb(), &none, 1, 1, 1, 1);
+  b.op(fmt::OpType::CONV_2D, {y1, w2}, {y2}, fmt::OpOptions::Conv2DOptions, c2.Union());
+  const int x2 = b.tensor("x2", {1, 64}, fmt::DType::INT8, 0.04f, 2);
+  const int w3 = weights("fc_w", {10, 64}, fc);
+  const int y3 = b.tensor("y3", {1, 10}, fmt::DType::INT8, 0.2f, 0);
+  b.op(fmt::OpType::FULLY_CONNECTED, {x2, w3}, {y3});
+  auto model = load(b.finish({x, x2}, {y2, y3}));
+  std::size_t codes = 0, at_least = 0;
+  for (const Layer& l : {stem, pointwise, fc}) {
+    const auto n = static_cast<std::size_t>(l.n);
+    const std::size_t padded = (n + 15) / 16 * 16;
+    const std::size_t packed =
+        edge::packed_bytes(edge::WeightType::kInt8, n, static_cast<std::size_t>(l.k));
+    codes += packed;
+    at_least += packed + 4 * n + 52 * padded;
+  }
+  for (const edge::Isa isa : edge::available_isas()) {
+    edge::runtime::InterpreterOptions options;
+    options.isa = edge::isa_name(isa);
+    Interpreter interp(model, options);
+    std::printf("  %s: %zu prepared bytes (packed codes %zu), at least %zu\n",
+                edge::isa_name(isa), interp.prepared_weight_bytes(), codes, at_least);
+    EDGE_CHECK(interp.prepared_weight_bytes() >= at_least);
   }
 }

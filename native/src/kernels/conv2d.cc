@@ -872,4 +872,11 @@ const char* Conv2D::kernel_name() const {
   return impl_->plan.kernel_name(2);
 }
 
+std::size_t Conv2D::prepared_bytes() const {
+  const Impl& p = *impl_;
+  return detail::packed_weights_bytes(p.owned.get()) + p.plan.prepared_bytes() +
+         detail::packed_weights_bytes(p.padded_weights.get()) +
+         (p.padded_plan ? p.padded_plan->prepared_bytes() : 0);
+}
+
 }  // namespace edge

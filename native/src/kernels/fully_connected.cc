@@ -107,4 +107,8 @@ const char* FullyConnected::kernel_name(int32_t m) const {
   return plan_->kernel_name(static_cast<std::size_t>(m));
 }
 
+std::size_t FullyConnected::prepared_bytes() const {
+  return detail::packed_weights_bytes(owned_.get()) + plan_->prepared_bytes();
+}
+
 }  // namespace edge

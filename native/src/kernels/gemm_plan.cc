@@ -73,6 +73,30 @@ void RequantTables::attach(EpilogueParams& p) const {
 }
 
 namespace {
+template <typename V>
+std::size_t bytes_of(const V& v) {
+  return v.size() * sizeof(v[0]);
+}
+}  // namespace
+
+std::size_t RequantTables::bytes() const {
+  return bytes_of(multiplier) + bytes_of(left_shift) + bytes_of(right_shift) +
+         bytes_of(pre_shift) + bytes_of(rounding_add) + bytes_of(total_shift) +
+         bytes_of(negative_add);
+}
+
+std::size_t packed_weights_bytes(const PackedWeights* w) {
+  if (w == nullptr) return 0;
+  return w->data().size() + bytes_of(w->zero_points()) + bytes_of(w->scales()) +
+         bytes_of(w->group_scales());
+}
+
+std::size_t GemmPlan::prepared_bytes() const {
+  return bytes_of(bias_term) + bytes_of(wzp) + requant.bytes() + bytes_of(scale) +
+         bytes_of(qs8_tiles) + bytes_of(group_scale) + bytes_of(group_term) + bytes_of(bias_raw);
+}
+
+namespace {
 
 std::size_t round_up(std::size_t v, std::size_t m) { return (v + m - 1) / m * m; }
 

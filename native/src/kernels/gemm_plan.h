@@ -103,7 +103,12 @@ struct RequantTables {
   // (Re)computes the 64-bit form from multiplier / left_shift / right_shift.
   void derive(Rounding rounding);
   void attach(EpilogueParams& p) const;
+  // The bytes of the seven arrays.
+  std::size_t bytes() const;
 };
+
+// The bytes a PackedWeights holds (codes, zero points, scales, group scales); 0 for null.
+std::size_t packed_weights_bytes(const PackedWeights* w);
 
 // The int8 clamp (options.clamp or the activation's range), validated; and the float clamp.
 ClampRange output_clamp(const LayerOptions& options);
@@ -136,6 +141,12 @@ struct GemmPlan {
   // The epilogue of one output row segment: channels [c0, c0 + nc) from acc[0..nc).
   void epilogue_row(const int32_t* acc, int32_t row_sum, std::size_t c0, std::size_t nc,
                     void* out, std::size_t orow) const;
+
+  // The bytes of the plan's own per-channel tables, built once from the weights: bias terms,
+  // weight zero points, requantisation tables, float scales, the fused kernel's per-tile
+  // tables and the per-group scales and terms. Not the packed codes (a view: their owner
+  // counts them) nor FullyConnected's workspace (grown by reserve(), a run-time buffer).
+  std::size_t prepared_bytes() const;
 
   const char* kernel_name(std::size_t m) const {
     return m == 1 ? gemm->gemv.name : use_qs8 ? qs8_kernel->name : gemm->gemm.name;

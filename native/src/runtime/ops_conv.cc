@@ -244,8 +244,8 @@ class FullyConnectedKernel final : public OpKernel {
       plan_->reserve(m_, ctx.threads);
       return 0;
     });
-    ctx.prepared_bytes = packed_bytes(plan_->weight_type(), static_cast<std::size_t>(n),
-                                      static_cast<std::size_t>(k));
+    // The plan's packed weights and per-channel tables (epilogue), not the packed codes alone.
+    ctx.prepared_bytes = plan_->prepared_bytes();
     name_ = plan_->kernel_name(m_);
   }
 
@@ -335,8 +335,7 @@ class Conv2DKernel final : public SpatialKernel<Conv2D> {
     static_cast<LayerOptions&>(o) = layer_options(ctx, x, out, n);
     o.geometry = g;
     adopt(ctx, [&] { return std::make_unique<Conv2D>(pack(ctx, f), o); });
-    ctx.prepared_bytes = packed_bytes(weight_type(ctx, w), static_cast<std::size_t>(n),
-                                      static_cast<std::size_t>(k));
+    ctx.prepared_bytes = const_plan().prepared_bytes();
     ctx.plan_bytes = static_cast<std::size_t>(plan_bytes);
   }
 };

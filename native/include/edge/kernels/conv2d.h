@@ -103,6 +103,12 @@ class Conv2D {
   OutputType output_type() const;
   Isa isa() const;
   const char* kernel_name() const;
+  // The bytes the plan keeps from its weights: the packed weights it owns (not a view's: their
+  // owner counts those), its per-channel tables (bias terms, requantisation, scales, the fused
+  // kernel's per-tile tables) and, where the indirect conv pads each tap's channels, the padded
+  // copy of the weights and its tables. Not the per-run buffers (indirection, input copy,
+  // workspaces). The runtime reports it as the operator's prepared weights.
+  std::size_t prepared_bytes() const;
 
  private:
   struct Impl;

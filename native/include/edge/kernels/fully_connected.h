@@ -83,6 +83,11 @@ class FullyConnected {
   Isa isa() const;
   // The micro-kernel a run with `m` rows uses, e.g. "qs8_qc2w_gemm_1x16c4__avx512vnni".
   const char* kernel_name(int32_t m = 1) const;
+  // The bytes the plan keeps from its weights: the packed weights it owns (not a view's: their
+  // owner counts those) and its per-channel tables (bias terms, requantisation, scales, the
+  // fused kernel's per-tile tables, per-group scales). Not the workspace reserve() grows. The
+  // runtime reports it as the operator's prepared weights.
+  std::size_t prepared_bytes() const;
 
  private:
   std::unique_ptr<detail::GemmPlan> plan_;
