@@ -177,9 +177,6 @@ def competitor(condition: str, cpus: list[int]) -> Competitor | None:
     return Competitor(cpus[0] if condition == "busy-pin0" else None)
 
 
-NO_TIMED_CPU = "edge-run reports no timed_cpu_ms (built before it did): CPU time not measured"
-
-
 @dataclass
 class Timing:
     """One cell of one round: p50 latency and the CPU time one inference cost (all threads,
@@ -223,13 +220,7 @@ def time_edge_run(exe: str, path: Path, threads: int, runs: int, warmup: int,
     if proc.returncode != 0:
         raise RuntimeError(f"{exe} {path} failed ({proc.returncode}): {stderr.strip()[-500:]}")
     report = json.loads(stdout)
-    p50 = float(report["latency_ms"]["p50"])
-    timed_cpu = report.get("timed_cpu_ms")
-    if timed_cpu is None:
-        return Timing(p50, None, NO_TIMED_CPU)
-    if timed_cpu < 0:  # a clock difference cannot be: say so rather than report it
-        return Timing(p50, None, f"edge-run reported timed_cpu_ms {timed_cpu} < 0")
-    return Timing(p50, float(timed_cpu) / runs)
+    return Timing(float(report["latency_ms"]["p50"]), *edge_models.edge_run_cpu_ms(report, runs))
 
 
 class LiteRT:

@@ -26,9 +26,11 @@ invokes), in `--rounds` interleaved rounds (every implementation once per round,
 other processes hits all of them alike); each figure is the median over the rounds of the
 round's p50. Ratios are LiteRT time / .edge time (above 1: .edge is faster). On one thread the
 CPU time per run is reported too (`cpu_ms`: LiteRT's thread CPU time per invoke; edge-run's
-process CPU time of the timed runs, the CPU time of a one-run edge-run subtracted) and
-`speedup_cpu` gives the ratios of those: on a shared host a process that waits for a core
-loses wall time but not CPU time, so these ratios hold when the wall-time ones are noise.
+`timed_cpu_ms`, its process CPU clock read just before and after its timed runs, over the runs;
+null with the reason in `cpu_unmeasured` for an edge-run built before it reported that) and
+`speedup_cpu` gives the ratios of those (null where a side was not measured): on a shared host
+a process that waits for a core loses wall time but not CPU time, so these ratios hold when the
+wall-time ones are noise.
 `speedup_min` compares the fastest run of all rounds (`min_ms`): the run least disturbed by
 other processes, the other figure that means something on a loaded host.
 
@@ -48,7 +50,6 @@ import io
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -205,31 +206,44 @@ def time_litert(model: bytes, threads: int, runs: int, warmup: int) -> dict[str,
             "min_ms": float(np.min(times)), "cpu_ms": cpu}
 
 
-def _child_cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+NO_TIMED_CPU = "edge-run reports no timed_cpu_ms (built before it did): CPU time not measured"
 
 
-def time_edge(path: Path, threads: int, runs: int, warmup: int) -> dict[str, Any]:
-    exe = native.edge_run_path("x86_64" if platform.machine() == "x86_64" else "arm64-v8a")
+def edge_run_cpu_ms(report: dict[str, Any], runs: int) -> tuple[float | None, str | None]:
+    """edge-run's CPU time per timed run from its JSON `report`: its `timed_cpu_ms` (the process
+    CPU clock, all threads, read just before and after the timed runs) over `runs`; else None
+    and the reason. Never the child's rusage: less a wall-clock init_ms it went negative on a
+    loaded host (contention.py, 467fe45), and the difference of two children's rusage, clamped
+    at 0, hid the same error here."""
+    timed = report.get("timed_cpu_ms")
+    if timed is None:
+        return None, NO_TIMED_CPU
+    if timed < 0:  # a clock difference cannot be: say so rather than report it
+        return None, f"edge-run reported timed_cpu_ms {timed} < 0"
+    return float(timed) / runs, None
 
-    def run(n: int, w: int) -> tuple[str, float]:
-        c0 = _child_cpu_s()
-        out = subprocess.run([str(exe), str(path), "--runs", str(n), "--warmup", str(w),
-                              "--threads", str(threads), "--json"], capture_output=True,
-                             text=True, check=True)
-        return out.stdout, _child_cpu_s() - c0
 
-    stdout, cpu_all = run(runs, warmup)
-    _, cpu_one = run(1, 0)  # load, first run, one timed run: what is not the runs' own
-    report = json.loads(stdout)
+def time_edge(path: Path, threads: int, runs: int, warmup: int,
+              exe: Path | None = None) -> dict[str, Any]:
+    """One edge-run of `path` (`exe`, default the build's): p50 / mean / min wall ms of its timed
+    runs and `cpu_ms`, its CPU time per timed run (`edge_run_cpu_ms`; None with the reason in
+    `cpu_unmeasured`)."""
+    if exe is None:
+        exe = native.edge_run_path("x86_64" if platform.machine() == "x86_64" else "arm64-v8a")
+    out = subprocess.run([str(exe), str(path), "--runs", str(runs), "--warmup", str(warmup),
+                          "--threads", str(threads), "--json"], capture_output=True,
+                         text=True, check=True)
+    report = json.loads(out.stdout)
     lat = report["latency_ms"]
     kernels = sorted({layer["kernel"] for layer in report["layers"]
                       if layer["op"] in ("CONV_2D", "FULLY_CONNECTED", "DEPTHWISE_CONV_2D")})
-    return {"p50_ms": lat["p50"], "mean_ms": lat["mean"], "min_ms": lat["min"],
-            "cpu_ms": max(cpu_all - cpu_one, 0.0) * 1000 / max(runs + warmup - 1, 1),
-            "init_ms": report["init_ms"], "peak_rss_kb": report["peak_rss_kb"],
-            "arena_bytes": report["arena_bytes"], "kernels": kernels}
+    cpu_ms, unmeasured = edge_run_cpu_ms(report, runs)
+    row = {"p50_ms": lat["p50"], "mean_ms": lat["mean"], "min_ms": lat["min"], "cpu_ms": cpu_ms,
+           "init_ms": report["init_ms"], "peak_rss_kb": report["peak_rss_kb"],
+           "arena_bytes": report["arena_bytes"], "kernels": kernels}
+    if unmeasured is not None:
+        row["cpu_unmeasured"] = unmeasured
+    return row
 
 
 def _median_of_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -237,8 +251,11 @@ def _median_of_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     the rest is the first round's; `p50_ms_rounds` keeps every round's p50."""
     out = dict(rounds[0])
     for key, value in rounds[0].items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[key] = float(np.median([r[key] for r in rounds]))
+        if isinstance(value, bool) or not (value is None or isinstance(value, (int, float))):
+            continue  # the first round's
+        values = [r.get(key) for r in rounds]
+        # a figure some round did not measure (cpu_ms of an old edge-run): none over the rounds
+        out[key] = None if None in values else float(np.median(values))
     out["min_ms"] = float(min(r["min_ms"] for r in rounds))  # the fastest run of all rounds
     out["p50_ms_rounds"] = [round(r["p50_ms"], 4) for r in rounds]
     return out
@@ -278,15 +295,17 @@ def bench_model(name: str, keras_model: Any, size: int, threads: list[int], runs
                            ("cpu_ms", "speedup_cpu")):
             if key == "cpu_ms" and t != 1:
                 continue  # CPU time is latency only on one thread
-            ratios = {}
+            ratios: dict[str, float | None] = {}
             for scheme in SCHEMES:
                 e = res[f"edge_{scheme}"][key]
-                ratios[f"edge_{scheme}_vs_litert_int8"] = round(
-                    res["litert_int8_xnnpack"][key] / e, 3)
-                ratios[f"edge_{scheme}_vs_litert_fp32"] = round(
-                    res["litert_fp32_xnnpack"][key] / e, 3)
-            best = max(ratios[f"edge_{s}_vs_litert_int8"] for s in SCHEMES)
-            ratios["best_edge_vs_litert_int8"] = best
+                for ref in ("int8", "fp32"):
+                    r = res[f"litert_{ref}_xnnpack"][key]
+                    # null where a side was not measured (an edge-run without timed_cpu_ms)
+                    ratios[f"edge_{scheme}_vs_litert_{ref}"] = (
+                        None if r is None or not e else round(r / e, 3))
+            measured = [v for s in SCHEMES
+                        if (v := ratios[f"edge_{s}_vs_litert_int8"]) is not None]
+            ratios["best_edge_vs_litert_int8"] = max(measured) if measured else None
             res[label] = ratios
         row["threads"][str(t)] = res
     return row

@@ -117,7 +117,7 @@ def profile(model: str | os.PathLike[str], device: str | DeviceConfig | Device, 
         threads=report.threads or threads, cpus=pin, warmup=warmup, latency=latency,
         init_ms=report.init_ms, first_run_ms=report.first_run_ms,
         peak_memory_bytes=report.peak_memory_bytes, per_layer=report.per_layer,
-        state_before=before, state_after=after, delegates=report.delegates,
+        cpu_ms=report.cpu_ms, state_before=before, state_after=after, delegates=report.delegates,
         emulated=info.emulated,
         notes=honesty_notes(info, report.machine, report.runner) + ((pin_note,) if pin_note
                                                                     else ())

@@ -78,6 +78,9 @@ class Profile:
     latencies_ms: tuple[float, ...] = ()
     #: which nodes the board's NPU (delegate or RKNNLite) took; None without one
     npu: NpuPlacement | None = None
+    #: CPU time per timed run, all threads (what a battery pays; on a shared core it stays
+    #: where wall time grows); None where the runner does not measure it (edge-run does)
+    cpu_ms: float | None = None
 
     @property
     def governor(self) -> str | None:

@@ -1,10 +1,12 @@
 """benchmarks/contention.py's measuring parts, without models: the CPU time of an edge-run child
 is the one it measured around its timed runs (never its rusage less a wall-clock init time,
 which went negative on a loaded host), a cell without it says so, and the little-core cgroup
-throttles a thread it is given and lets it go again."""
+throttles a thread it is given and lets it go again. benchmarks/edge_models.py's edge-run
+timing takes the same figure (it took two children's rusage difference, clamped at 0)."""
 
 from __future__ import annotations
 
+import importlib
 import stat
 import sys
 import threading
@@ -17,13 +19,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def contention() -> ModuleType:
+def benchmark(name: str) -> ModuleType:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
-        import contention as module
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
-    return module
+
+
+def contention() -> ModuleType:
+    return benchmark("contention")
 
 
 def fake_edge_run(tmp_path: Path, busy_s: float, init_ms: float,
@@ -31,7 +36,9 @@ def fake_edge_run(tmp_path: Path, busy_s: float, init_ms: float,
     """An executable that burns `busy_s` of CPU and prints edge-run's JSON fields (without
     `timed_cpu_ms` where it is None, as edge-run did before it measured it)."""
     exe = tmp_path / "fake-edge-run"
-    report: dict[str, object] = {"init_ms": init_ms, "latency_ms": {"p50": 1.5}}
+    report: dict[str, object] = {
+        "init_ms": init_ms, "latency_ms": {"p50": 1.5, "mean": 1.6, "min": 1.4},
+        "peak_rss_kb": 1000, "arena_bytes": 64, "layers": [{"op": "CONV_2D", "kernel": "k"}]}
     if timed_cpu_ms is not None:
         report["timed_cpu_ms"] = timed_cpu_ms
     exe.write_text(f"#!{sys.executable}\n"
@@ -61,6 +68,30 @@ def test_an_edge_run_without_timed_cpu_leaves_it_unmeasured(tmp_path: Path) -> N
     timing = bench.time_edge_run(str(exe), tmp_path / "model.edge", threads=1, runs=9, warmup=0)
     assert timing.p50_ms == 1.5 and timing.cpu_ms is None
     assert "timed_cpu_ms" in (timing.cpu_unmeasured or ""), timing
+
+
+def test_edge_models_takes_edge_runs_timed_cpu(tmp_path: Path) -> None:
+    # The process burns ~60 ms of CPU outside its timed runs (load, warm-up) and says its 9
+    # timed runs took 90 ms: 10 a run. The old figure, the rusage of this run less that of a
+    # one-run edge-run (the same 60 ms), clamped at 0, was 0 (and speedup_cpu divided by it).
+    bench = benchmark("edge_models")
+    exe = fake_edge_run(tmp_path, busy_s=0.06, init_ms=250.0, timed_cpu_ms=90.0)
+    row = bench.time_edge(tmp_path / "model.edge", 1, 9, 0, exe=exe)
+    assert row["cpu_ms"] == 10.0 and "cpu_unmeasured" not in row, row
+    assert (row["p50_ms"], row["mean_ms"], row["min_ms"]) == (1.5, 1.6, 1.4)
+    assert row["kernels"] == ["k"]
+    old = bench.time_edge(tmp_path / "model.edge", 1, 9, 0, exe=fake_edge_run(tmp_path, 0.0, 0.0))
+    assert old["cpu_ms"] is None and "timed_cpu_ms" in old["cpu_unmeasured"], old
+
+
+def test_edge_models_leaves_an_unmeasured_cpu_ratio_null() -> None:
+    bench = benchmark("edge_models")
+    rounds = [{"p50_ms": 2.0, "min_ms": 1.0, "cpu_ms": 4.0, "kernels": ["a"]},
+              {"p50_ms": 4.0, "min_ms": 2.0, "cpu_ms": None, "kernels": ["a"]}]
+    row = bench._median_of_rounds(rounds)
+    assert row["p50_ms"] == 3.0 and row["min_ms"] == 1.0 and row["cpu_ms"] is None
+    assert row["kernels"] == ["a"] and row["p50_ms_rounds"] == [2.0, 4.0]
+    assert bench._median_of_rounds(rounds[:1])["cpu_ms"] == 4.0
 
 
 def test_a_cell_reports_cpu_only_where_every_round_measured_it() -> None:

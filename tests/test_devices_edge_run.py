@@ -81,6 +81,10 @@ def test_edge_model_locally(edge_model):
     profile = sdk.profile(edge_model, "local", runs=5, warmup=1)
     assert profile.machine == platform.machine() and profile.emulated is None
     assert profile.notes == ()
+    # edge-run's CPU time of its timed runs (timed_cpu_ms) over the runs, carried through
+    assert profile.cpu_ms is not None and profile.cpu_ms > 0
+    assert profile.cpu_ms == profile.to_dict()["cpu_ms"]
+    assert type(profile).from_dict(profile.to_dict()).cpu_ms == profile.cpu_ms
 
 
 def test_benchmark_model_log_parser():

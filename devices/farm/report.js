@@ -659,8 +659,8 @@
     const t = el("table", { id: "conditions-table" }, host);
     const head = el("tr", {}, t);
     for (const h of ["model", "board", "runs", "timed s (sum of runs)", "warm-up", "governor",
-                     "temp °C before → after", "pinned", "threads", "init ms", "peak RSS (VmHWM)",
-                     "runner", "notes"]) el("th", {}, head, h);
+                     "temp °C before → after", "pinned", "threads", "init ms", "CPU ms / run",
+                     "peak RSS (VmHWM)", "runner", "notes"]) el("th", {}, head, h);
     for (const j of PJOBS.filter((q) => q.status === "ok")) {
       const tr = el("tr", {}, t);
       const s = j.settings;
@@ -676,6 +676,7 @@
       el("td", {}, tr, j.cpus || "no");
       el("td", { class: "num" }, tr, j.threads === null ? "default" : String(j.threads));
       el("td", { class: "num" }, tr, fmt(j.init_ms));
+      el("td", { class: "num" }, tr, fmt(j.cpu_ms));  // null: the runner does not measure it
       el("td", { class: "num" }, tr, j.peak_memory_bytes ?
         (j.peak_memory_bytes / 1048576).toFixed(1) + " MiB" : "-");
       el("td", {}, tr, `${j.runner}: ${j.runtime}; ${j.kernels}`);

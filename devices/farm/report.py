@@ -127,7 +127,7 @@ def _job(r: JobResult, samples: int | None) -> dict[str, Any]:
             "latency": vars(p.latency).copy(),
             "samples": _thin(p.latencies_ms, samples) if samples else list(p.latencies_ms),
             "init_ms": p.init_ms, "first_run_ms": p.first_run_ms, "timed_s": p.timed_s,
-            "peak_memory_bytes": p.peak_memory_bytes, "runner": p.runner,
+            "peak_memory_bytes": p.peak_memory_bytes, "cpu_ms": p.cpu_ms, "runner": p.runner,
             "runtime": p.runtime, "kernels": p.kernels, "machine": p.machine,
             "threads": p.threads, "cpus": p.cpus, "governor": p.governor,
             "temperature_c": p.temperature_c,

@@ -71,6 +71,9 @@ class RunnerReport:
     outputs: tuple[str, ...] = ()   #: device paths of output .npy files
     delegates: tuple[str, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict)
+    #: CPU time per timed run, all threads, spinning included (edge-run: its process CPU clock
+    #: around the timed runs over the runs); None where the runner does not measure it
+    cpu_ms: float | None = None
 
 
 class Runner(ABC):

@@ -98,6 +98,10 @@ class EdgeRunRunner(Runner):
                                     layer.get("kernel", ""))
                           for layer in layers) if request.profile_layers else None
         peak = data.get("peak_rss_kb")
+        runs = data.get("runs")
+        timed_cpu = data.get("timed_cpu_ms")  # absent from an edge-run built before stop 29
+        cpu_ms = (float(timed_cpu) / runs if isinstance(runs, int) and runs > 0
+                  and isinstance(timed_cpu, (int, float)) and timed_cpu >= 0 else None)
         return RunnerReport(
             runner=self.name, runtime=f"edge-run (.edge {data.get('format_version', '?')})",
             machine=data.get("arch"), kernels=", ".join(kernels) or "edge kernels",
@@ -108,4 +112,4 @@ class EdgeRunRunner(Runner):
             timed_runs=int(data["runs"]) if isinstance(data.get("runs"), int) else None,
             peak_memory_bytes=int(peak) * 1024 if peak else None, per_layer=per_layer,
             outputs=tuple(o["path"] for o in data.get("outputs") or () if o.get("path")),
-            raw=data)
+            raw=data, cpu_ms=cpu_ms)

@@ -160,6 +160,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
          f"mean {_ms(lat.mean_ms)}  std {_ms(lat.std_ms)}\nmin {_ms(lat.min_ms)}  "
          f"p50 {_ms(lat.p50_ms)}  p90 {_ms(lat.p90_ms)}  p99 {_ms(lat.p99_ms)}  "
          f"max {_ms(lat.max_ms)}"),
+        ("CPU per run", _ms(result.cpu_ms)),
         ("peak memory", human_bytes(result.peak_memory_bytes)),
         ("governor", result.governor or "unreadable"),
         ("temperature", ", ".join(f"{k} {v:.1f} C" for k, v in temps.items()) or "unreadable"),
