@@ -533,7 +533,8 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         notes=notes + (["calibrated on synthetic random data: activation ranges are not "
                         "representative of real inputs"]
                        if cal.synthetic and not any("synthetic" in n for n in notes) else []),
-        precision_notes=dict(plan.notes), custom_ops=custom_ops, planner=planned, mixed=mixed,
+        precision_notes={**plan.notes, **quantized.hybrid_kept}, custom_ops=custom_ops,
+        planner=planned, mixed=mixed,
     )
     _write(result, data, fmt, report)
     lap("write")

@@ -45,7 +45,13 @@ from sdk.converters.quantize.int16x8 import (
     refusal,
     symmetric_int16,
 )
-from sdk.converters.quantize.plan import INT8, LayerPrecision, PrecisionPlan, layer_name
+from sdk.converters.quantize.plan import (
+    HYBRID_INT8,
+    INT8,
+    LayerPrecision,
+    PrecisionPlan,
+    layer_name,
+)
 from sdk.converters.quantize.ranges import affine_params
 from sdk.converters.quantize.rules import (
     OP_RULES,
@@ -53,6 +59,7 @@ from sdk.converters.quantize.rules import (
     WEIGHTED,
     OpRule,
     activation_inputs,
+    hybrid_kernel,
     hybrid_version,
     supported_int8_ops,
 )
@@ -129,6 +136,12 @@ class QuantizedModel:
     @property
     def fallbacks(self) -> dict[str, str]:
         return {lr.name: lr.reason for lr in self.layers if lr.precision == "float32"}
+
+    @property
+    def hybrid_kept(self) -> dict[str, str]:
+        """Layers kept off int8 activations that took INT8 weights (`plan.hybrid_kept`): why."""
+        return {lr.name: lr.reason for lr in self.layers
+                if lr.precision == HYBRID_INT8.describe() and lr.reason}
 
 
 def quantize_int8(model: Model, plan: PrecisionPlan, ranges: Mapping[Tensor, tuple[float, float]],
@@ -404,6 +417,7 @@ class _Rewrite:
         self.keep_wide_tails()
         self.keep_log_front_ends()
         self.keep_layernorm_statistics()
+        self.hybrid_float_kept()
         self.tie()
         self.assign_params()
         self.set_home_types()
@@ -442,8 +456,7 @@ class _Rewrite:
                         reason = why
             self.precisions[id(op)] = precision
             if precision.is_hybrid:
-                if rule is not None and rule.weight is not None and not rule.weight_per_tensor \
-                        and (rule.check is None or rule.check(op) is None):
+                if hybrid_kernel(op):
                     self.modes[id(op)] = _FLOAT
                     self.hybrid.add(id(op))
                     self.reports.append(LayerReport(name, op.type, precision.describe()))
@@ -580,6 +593,30 @@ class _Rewrite:
                 name = layer_name(op)
                 self.reports = [r for r in self.reports if r.name != name]
                 self.reports.append(LayerReport(name, op.type, "float32", layernorm.REASON))
+
+    def hybrid_float_kept(self) -> None:
+        """With `plan.hybrid_kept` (the INT4 scheme): a weighted layer the steps above keep off
+        int8 activations (a LOG / SQRT front end, a layer without calibration statistics) keeps
+        float activations but takes INT8 weights, per channel (LiteRT's dynamic-range kernel):
+        1 byte a weight where float keeps 4, and an STFT front end is most of such a model's
+        bytes (oww_melspectrogram's int4 file 634,496 -> 240,800 B). Its activations stay float,
+        which is why the layer was kept there. Not a layer the plan keeps float itself, nor one
+        LiteRT has no hybrid kernel for (`hybrid_kernel`)."""
+        if not self.plan.hybrid_kept:
+            return
+        for op in self.g.operators:
+            if self.modes.get(id(op)) != _FLOAT or id(op) in self.hybrid \
+                    or self.plan.for_op(op).is_float or not hybrid_kernel(op):
+                continue
+            name = layer_name(op)
+            why = next((r.reason for r in self.reports if r.name == name), "")
+            self.precisions[id(op)] = HYBRID_INT8
+            self.hybrid.add(id(op))
+            self.reports = [r for r in self.reports if r.name != name]
+            self.reports.append(LayerReport(
+                name, op.type, HYBRID_INT8.describe(),
+                "INT8 weights with float activations (dynamic range, 1 byte a weight where "
+                f"float keeps 4): the INT8 rewrite keeps its activations float ({why})"))
 
     def _chosen(self, op: Operator) -> bool:
         """Whether `op`'s precision was chosen for it (16x8, a per-layer override, the

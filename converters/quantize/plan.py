@@ -64,6 +64,8 @@ class LayerPrecision:
 
 FLOAT = LayerPrecision(weights="float32", activations="float32")
 INT8 = LayerPrecision()
+#: INT8 weights with float activations: LiteRT's dynamic-range ("hybrid") kernels
+HYBRID_INT8 = LayerPrecision(weights="int8", activations="float32")
 INT16X8 = LayerPrecision(weights="int8", activations="int16")
 
 
@@ -78,6 +80,10 @@ class PrecisionPlan:
     notes: dict[str, str] = field(default_factory=dict)
     #: layer name -> `row_split.RowSplit`: some of its output channels in another weight format
     row_splits: dict[str, Any] = field(default_factory=dict)
+    #: a weighted layer the INT8 rewrite keeps off int8 activations (a LOG front end) takes
+    #: INT8 weights with float activations (`HYBRID_INT8`) instead of float weights
+    #: (`int8._Rewrite.hybrid_float_kept`); the INT4 scheme sets it
+    hybrid_kept: bool = False
 
     def for_op(self, op: Operator) -> LayerPrecision:
         name = layer_name(op)

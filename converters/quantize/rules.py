@@ -175,6 +175,16 @@ def hybrid_version(op_type: str, weight_type: DType, per_channel: bool) -> int:
     return 1
 
 
+def hybrid_kernel(op: Operator) -> bool:
+    """Whether `op` can run as a dynamic-range ("hybrid") layer: float activations with
+    constant weights quantised per channel, which LiteRT's hybrid kernels (CONV_2D,
+    DEPTHWISE_CONV_2D, FULLY_CONNECTED) take. The one test the INT8 rewrite, the sub-byte
+    schemes' float-kept layers and the mixed search's `HYBRID` format share."""
+    rule = OP_RULES.get(op.type)
+    return rule is not None and rule.weight is not None and not rule.weight_per_tensor \
+        and (rule.check is None or rule.check(op) is None)
+
+
 def register_op_rule(op_type: str, rule: OpRule) -> OpRule:
     """Teach the rewrite a new builtin (or override a rule)."""
     OP_RULES[op_type] = rule

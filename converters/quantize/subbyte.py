@@ -24,7 +24,10 @@ scales for FULLY_CONNECTED), ``ternary_scale`` ("absmean" BitNet b1.58, or "medi
 ``ternary_refit`` (least-squares scale for the ternary pattern, default True), ``keep_first``,
 ``keep_last``, ``sqnr_floor_db``, ``custom_ops``, ``depthwise`` ("int4" or "int8": the
 DEPTHWISE_CONV_2D layers keep that format instead of the scheme's; they hold few weights, and a
-3 x 3 channel of ternary / 2-bit taps with one scale loses the most; default "": the scheme's).
+3 x 3 channel of ternary / 2-bit taps with one scale loses the most; default "": the scheme's),
+``hybrid_kept`` (with int8 activations, a weighted layer the INT8 rewrite keeps off int8
+activations, such as an STFT feeding a LOG, takes INT8 weights with float activations, LiteRT's
+dynamic-range kernel, instead of float weights; default on for int4, off for ternary / int2).
 """
 
 from __future__ import annotations
@@ -51,6 +54,10 @@ from sdk.converters.tflite.litert_support import litert_runs, weights_min
 DEFAULT_SQNR_FLOOR_DB = {"int4": 12.0, "int2": 4.0, "ternary": 3.0}
 SUBBYTE_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D")
 DEPTHWISE_CHOICES = ("", "int4", "int8")
+#: schemes whose float-kept weighted layers take INT8 weights with float activations by
+#: default (`SubByteOptions.hybrid_kept`): oww_melspectrogram's STFT, 4 bytes a weight, was
+#: 459 of its int4 file's 634 kB (benchmarks/results/subbyte-fidelity-2026-12-07.md, stop 30)
+HYBRID_KEPT_SCHEMES = ("int4",)
 _CUSTOM = {"CONV_2D": EDGE_CONV_INT2.code, "DEPTHWISE_CONV_2D": EDGE_DWCONV_INT2.code}
 
 
@@ -66,6 +73,10 @@ class SubByteOptions:
     custom_ops: bool = True
     #: DEPTHWISE_CONV_2D layers' weights: "" (the scheme's format), "int4" or "int8"
     depthwise: str = ""
+    #: a weighted layer the INT8 rewrite keeps off int8 activations (a LOG front end) takes
+    #: INT8 weights with float activations instead of float ones (`PrecisionPlan.hybrid_kept`);
+    #: None: the scheme's default (on for int4, `HYBRID_KEPT_SCHEMES`)
+    hybrid_kept: bool | None = None
 
     def check(self, scheme: str) -> None:
         if self.activations not in ACTIVATION_PRECISIONS:
@@ -129,7 +140,8 @@ def build_plan(scheme: str, model: Model, **options: object) -> PrecisionPlan:
     opts = _options(scheme, dict(options))
     acts = opts.activations
     base = LayerPrecision("int8", acts)
-    plan = PrecisionPlan(scheme=scheme, default=base)
+    plan = PrecisionPlan(scheme=scheme, default=base, hybrid_kept=acts == "int8" and (
+        opts.hybrid_kept if opts.hybrid_kept is not None else scheme in HYBRID_KEPT_SCHEMES))
     floor = opts.sqnr_floor_db if opts.sqnr_floor_db is not None \
         else DEFAULT_SQNR_FLOOR_DB[scheme]
     layers = weighted_layers(model)
@@ -219,5 +231,5 @@ for _name in ("int4", "ternary", "int2"):
     register_scheme(_name, _scheme(_name))
 
 
-__all__ = ["DEFAULT_SQNR_FLOOR_DB", "DEPTHWISE_CHOICES", "SUBBYTE_OPS", "SubByteOptions",
-           "build_plan", "weighted_layers"]
+__all__ = ["DEFAULT_SQNR_FLOOR_DB", "DEPTHWISE_CHOICES", "HYBRID_KEPT_SCHEMES", "SUBBYTE_OPS",
+           "SubByteOptions", "build_plan", "weighted_layers"]
