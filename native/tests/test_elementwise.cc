@@ -11,6 +11,7 @@
 #include "edge/kernels/elementwise.h"
 #include "edge/kernels/isa.h"
 #include "edge/kernels/requant.h"
+#include "kernels/x86/vadd_step.h"
 #include "kernel_reference.h"
 #include "litert_compat.h"
 #include "test_main.h"
@@ -83,7 +84,8 @@ EDGE_TEST(elementwise_vadd_every_isa_matches_scalar) {
     if (trial >= 400) {
       p.a_shift = rng.uniform(13, 24);
       p.b_shift = rng.uniform(0, 3) ? rng.uniform(13, 24) : p.a_shift;
-      if (trial % 5 == 0) p.a_offset = rng.uniform(0, 1) ? -128 : 129;  // the 64-bit form
+      // -128: the 32-bit form's widest v (-256); 129: past it, the 64-bit form
+      if (trial % 5 == 0) p.a_offset = rng.uniform(0, 1) ? -128 : 129;
     }
     const auto n = static_cast<std::size_t>(rng.uniform(0, 3) ? rng.uniform(0, 70)
                                                                : rng.uniform(0, 600));
@@ -114,6 +116,43 @@ EDGE_TEST(elementwise_vadd_every_isa_matches_scalar) {
       }
     }
   }
+  EDGE_CHECK(bad == 0);
+}
+
+// vadd_step.h's identity on its own, exhaustively where it applies: every input byte, every
+// shift 15..22, the offsets' ends (-128 gives |v| = 256) and multipliers whose high and low
+// halves reach their ends, against LiteRT's SQRDMULH(v << s, m). The step is a template over
+// the lane type; on plain int32 it is the same expression the kernels run on ymm / zmm lanes.
+// The ADD test above meets it only through the output's requantisation, which hides most
+// off-by-one roundings (a +1 on the rounding constant passed it; caught here).
+EDGE_TEST(elementwise_vadd_step_equals_litert_sqrdmulh_where_it_applies) {
+  namespace step = edge::detail::vadd_step;
+  namespace lanes = edge::runtime::lanes;
+  Rng rng(73);
+  std::vector<int32_t> multipliers = {0, 1, 0xFFFF, 0x10000, 1 << 30, (1 << 30) | 0xFFFF,
+                                      0x7FFF0000, 0x7FFFFFFF};
+  for (int i = 0; i < 64; ++i) multipliers.push_back(rng.uniform(1 << 30, 0x7FFFFFFF));
+  EDGE_CHECK(step::applies(-128, 15) && step::applies(128, 22));
+  EDGE_CHECK(!step::applies(-129, 20) && !step::applies(129, 20) && !step::applies(0, 14) &&
+             !step::applies(0, 23));
+  long compared = 0, bad = 0;
+  for (int32_t shift = step::kMinShift; shift <= step::kMaxShift; ++shift) {
+    for (int32_t offset : {-128, -127, -1, 0, 1, 127, 128}) {
+      for (int32_t m : multipliers) {
+        const step::Input t = step::input(offset, m, shift);
+        for (int32_t a = -128; a <= 127; ++a) {
+          const int32_t want = lanes::qrdmulh(lanes::shl(a + offset, shift), m);
+          const int32_t got = step::step(a, t);
+          ++compared;
+          if (got != want && ++bad <= 5) {
+            std::printf("  a %d offset %d shift %d multiplier %d: step %d, SQRDMULH %d\n", a,
+                        offset, shift, m, got, want);
+          }
+        }
+      }
+    }
+  }
+  std::printf("  %ld steps compared\n", compared);
   EDGE_CHECK(bad == 0);
 }
 

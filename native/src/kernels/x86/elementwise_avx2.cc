@@ -131,13 +131,9 @@ void vadd_x16(std::size_t n, const int8_t* a, const int8_t* b, const AddConstant
 void qs8_vadd_x16__avx2(std::size_t n, const int8_t* a, const int8_t* b, const QS8AddParams& p,
                         int8_t* out) {
   const AddConstants k = add_constants(p);
-  if (vadd_step::applies(p.a_offset, p.a_shift) && vadd_step::applies(p.b_offset, p.b_shift)) {
-    const Steps steps{vadd_step::input(p.a_offset, p.a_multiplier, p.a_shift),
-                      vadd_step::input(p.b_offset, p.b_multiplier, p.b_shift)};
-    vadd_x16<true>(n, a, b, k, steps, out);
-  } else {
-    vadd_x16<false>(n, a, b, k, Steps{}, out);
-  }
+  vadd_step::dispatch(p, [&](auto step32, const Steps& steps) {
+    vadd_x16<decltype(step32)::value>(n, a, b, k, steps, out);
+  });
 }
 
 void qs8_maxpool_32c__avx2(std::size_t channels, std::size_t taps, const int8_t* const* inputs,

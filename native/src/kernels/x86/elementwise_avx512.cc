@@ -134,13 +134,9 @@ void vadd_x32(std::size_t n, const int8_t* a, const int8_t* b, const AddConstant
 void qs8_vadd_x32__avx512vnni(std::size_t n, const int8_t* a, const int8_t* b,
                               const QS8AddParams& p, int8_t* out) {
   const AddConstants k = add_constants(p);
-  if (vadd_step::applies(p.a_offset, p.a_shift) && vadd_step::applies(p.b_offset, p.b_shift)) {
-    const Steps steps{vadd_step::input(p.a_offset, p.a_multiplier, p.a_shift),
-                      vadd_step::input(p.b_offset, p.b_multiplier, p.b_shift)};
-    vadd_x32<true>(n, a, b, k, steps, out);
-  } else {
-    vadd_x32<false>(n, a, b, k, Steps{}, out);
-  }
+  vadd_step::dispatch(p, [&](auto step32, const Steps& steps) {
+    vadd_x32<decltype(step32)::value>(n, a, b, k, steps, out);
+  });
 }
 
 }  // namespace detail

@@ -4,8 +4,8 @@
 // with m = mh * 2^16 + ml and 15 <= s <= 22,
 //   floor((v * 2^s * m + 2^30) / 2^31) = v * (mh << (s - 15)) + ((v * ml + 2^(30 - s)) >> (31 - s))
 // (the first term is a whole multiple of 2^31 divided out; the second is the rest of the
-// numerator divided by 2^s above and below). |v| <= 255 keeps every term inside int32, and v << s
-// does not wrap. Two vpmulld and three adds / shifts per input where the 64-bit SQRDMULH takes two
+// numerator divided by 2^s above and below). |v| <= 256 (offsets -128..128) keeps every term
+// inside int32 (|v| (mh << 7) < 2^30 at s = 22), and v << s does not wrap. Two vpmulld and three adds / shifts per input where the 64-bit SQRDMULH takes two
 // vpmuldq, six shifts / adds and a blend (plus the two shifts of the SHL). Other shifts or offsets
 // keep the 64-bit form; the output's SQRDMULH (sums up to 2^31) stays 64-bit.
 // Used by elementwise_avx2.cc (ymm) and elementwise_avx512.cc (zmm). The lanes are GCC / Clang
@@ -15,6 +15,9 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
+
+#include "edge/kernels/elementwise.h"
 
 namespace edge {
 namespace detail {
@@ -44,6 +47,19 @@ inline Input input(int32_t offset, int32_t multiplier, int32_t shift) {
 struct Steps {
   Input a, b;
 };
+
+// The ADD kernels' entry, one for both widths: body(std::true_type{}, steps) with both inputs'
+// 32-bit steps where both apply, else body(std::false_type{}, Steps{}) (LiteRT's 64-bit form);
+// the body names its own width's loop, templated on the flag's value.
+template <class Body>
+inline void dispatch(const QS8AddParams& p, const Body& body) {
+  if (applies(p.a_offset, p.a_shift) && applies(p.b_offset, p.b_shift)) {
+    body(std::true_type{}, Steps{input(p.a_offset, p.a_multiplier, p.a_shift),
+                                 input(p.b_offset, p.b_multiplier, p.b_shift)});
+  } else {
+    body(std::false_type{}, Steps{});
+  }
+}
 
 // x for the int32 lanes a (V: I32x8 or I32x16).
 template <class V>
