@@ -83,6 +83,35 @@ def test_a_layer_the_user_keeps_float_stays_float(tmp_path) -> None:
     assert kept.fallbacks[front] == "kept in float by the precision plan"
 
 
+def _computed_front_net():
+    """As `_front_end_net`, but the front end's Dense reads a computed tensor (the input
+    squared, as a mel filterbank reads a power spectrum), not the model input."""
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(3)
+    inp = tf.keras.Input((128,), name="x")
+    x = tf.keras.layers.Dense(256, use_bias=False, name="front")(tf.keras.ops.square(inp))
+    x = tf.keras.ops.log(x * x + 1e-2)
+    x = tf.keras.layers.Dense(256, activation="relu", name="mid")(x)
+    return tf.keras.Model(inp, tf.keras.layers.Dense(16, name="head")(x), name="computed_net")
+
+
+@requires_tf
+@pytest.mark.filterwarnings("ignore", category=FidelityWarning)
+def test_a_layer_reading_a_computed_tensor_stays_float(tmp_path) -> None:
+    """The hybrid kernel quantises its input to int8 per inference: on a computed spectrum
+    that rounds the quiet bins to 0 (oww_melspectrogram's mel MatMul: 22.86 -> 16.58 dB), so
+    only a layer reading the model input (moved, not computed) takes it; the report says why
+    the other stays float."""
+    data = np.random.default_rng(1).standard_normal((64, 128)).astype(np.float32)
+    res = sdk.export(_computed_front_net(), "int4", calibration=data, weight_method="rtn",
+                     output=tmp_path / "c.tflite", report=False)
+    front = _front(res)
+    assert res.precision[front] == "float32"
+    assert "input is computed" in res.fallbacks[front], res.fallbacks[front]
+    assert _front_op(res.path).inputs[1].dtype.name == "FLOAT32"
+
+
 def test_which_plans_take_it() -> None:
     from sdk.converters.ir import Graph, Model
 

@@ -104,6 +104,22 @@ SIGNAL_OPS = frozenset({
 #: the most ops such a signal-processing front end may hold
 SIGNAL_FRONT_END_OPS = 512
 
+def _moved_from_inputs(t: Tensor | None, producers: Mapping[int, Operator], inputs: set[int],
+                       depth: int = 16) -> bool:
+    """Whether `t` is a model input or made from model inputs (and constants) by ops that only
+    move or select values (`same_scale` rules: RESHAPE, PAD, SLICE, ...): its values are the
+    input's, whose range one int8 scale per inference holds, unlike a computed power spectrum
+    whose quiet bins it rounds to 0."""
+    if t is None or t.is_constant or id(t) in inputs:
+        return t is not None
+    op = producers.get(id(t))
+    rule = OP_RULES.get(op.type) if op is not None else None
+    if op is None or rule is None or rule.kind != "same_scale" or depth == 0:
+        return False
+    return all(_moved_from_inputs(x, producers, inputs, depth - 1) for x in op.inputs
+               if x is not None and not x.is_constant)
+
+
 # operator modes
 _UNTOUCHED = "untouched"  # no float tensors (shape arithmetic on int32, ...)
 _INT8 = "int8"
@@ -600,16 +616,30 @@ class _Rewrite:
         float activations but takes INT8 weights, per channel (LiteRT's dynamic-range kernel):
         1 byte a weight where float keeps 4, and an STFT front end is most of such a model's
         bytes (oww_melspectrogram's int4 file 634,496 -> 240,800 B). Its activations stay float,
-        which is why the layer was kept there. Not a layer the plan keeps float itself, nor one
-        LiteRT has no hybrid kernel for (`hybrid_kernel`)."""
+        which is why the layer was kept there. Only where its input is the model input moved
+        (`_moved_from_inputs`: an STFT's frames), since the hybrid kernel quantises its input
+        to int8 per inference; not a layer the plan keeps float itself, nor one LiteRT has no
+        hybrid kernel for (`hybrid_kernel`)."""
         if not self.plan.hybrid_kept:
             return
+        producers = {id(t): op for op in self.g.operators for t in op.outputs}
+        inputs = {id(t) for t in self.g.inputs}
         for op in self.g.operators:
             if self.modes.get(id(op)) != _FLOAT or id(op) in self.hybrid \
                     or self.plan.for_op(op).is_float or not hybrid_kernel(op):
                 continue
             name = layer_name(op)
             why = next((r.reason for r in self.reports if r.name == name), "")
+            if not _moved_from_inputs(op.inputs[0], producers, inputs):
+                # the hybrid kernel quantises its input to int8 at run time, one scale per
+                # inference: the quiet values of a computed spectrum (oww_melspectrogram's mel
+                # MatMul on the power: 22.86 -> 16.58 dB) round to 0 as in the int8 rewrite
+                self.reports = [r if r.name != name else LayerReport(
+                    name, op.type, r.precision,
+                    f"{r.reason}; not INT8 weights with float activations (hybrid_kept): its "
+                    "input is computed, not the model input moved, and the hybrid kernel "
+                    "quantises it to int8 at run time") for r in self.reports]
+                continue
             self.precisions[id(op)] = HYBRID_INT8
             self.hybrid.add(id(op))
             self.reports = [r for r in self.reports if r.name != name]
