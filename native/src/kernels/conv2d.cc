@@ -742,13 +742,16 @@ struct Conv2D::Impl {
       std::size_t rr = 0;
       for (std::size_t r = r0, call = 0; r < r1; r += rr, ++call) {
         rr = calls == 0 ? std::min(mr, r1 - r) : (r1 - r + (calls - call) - 1) / (calls - call);
-        const uint8_t* const* rows = ind.data() + r * taps;
+        // The `_raw` kernels' rows are input pixels; there `ind` is empty (its data() null:
+        // no offset may be applied to it, even unused).
         const uint8_t* in_rows[kMaxRawRows];
+        const uint8_t* const* rows = in_rows;
         if (raw_rows) {  // 1x1: one tap, row i is input pixel ind_pixel[r + i]
           for (std::size_t i = 0; i < rr; ++i) {
             in_rows[i] = reinterpret_cast<const uint8_t*>(input + ind_pixel[r + i] * cin);
           }
-          rows = in_rows;
+        } else {
+          rows = ind.data() + r * taps;
         }
         for (std::size_t tile = c0; tile < c1; tile += step) {
           const std::size_t nc = std::min(step * kTileN, n - tile * kTileN);
