@@ -14,7 +14,9 @@
 
 #include <unistd.h>
 
+#include "cost_rule.h"
 #include "custom_options.h"
+#include "edge/cpu_features.h"
 #include "edge/delegate/delegate.h"
 #include "edge/kernels/conv2d.h"
 #include "edge/kernels/depthwise_conv2d.h"
@@ -22,6 +24,7 @@
 #include "edge/kernels/quantize.h"
 #include "edge/packing/packed_weights.h"
 #include "test_main.h"
+#include "thread_choice.h"
 
 namespace {
 
@@ -613,5 +616,176 @@ EDGE_TEST(delegate_claims_only_where_faster_than_litert) {
   EDGE_CHECK(f.errors.empty());
   for (auto& d : f.delegated) d->reg.free(&f.context, d->node.user_data);
   std::remove(report.c_str());
+  g_fake = nullptr;
+}
+
+// The claim rule on more than one thread (cost_rule.h, kParallelMacs): a node XNNPACK would run is
+// compared with XNNPACK's on as many threads. Under 2^24 MACs ours may run on one thread
+// (thread_choice.h), so the table's 1-thread figure / threads must reach 1.15: the ternary FC of
+// 2 M MACs (1.23x on avx512vnni) is claimed on 1 thread and left to XNNPACK on 2; 8 rows of it
+// (2^24 MACs) keep the table's figure on 2 threads. decide_claim is called with the ISA's name,
+// so this holds on any host.
+EDGE_TEST(delegate_claim_rule_compares_at_the_delegates_threads) {
+  Fake f;
+  g_fake = &f;
+  std::mt19937 rng(5);
+  for (int i = 0; i < 5; ++i) add_tensor(f);
+  std::vector<int8_t> q(1024 * 2048);
+  for (auto& v : q) v = static_cast<int8_t>(static_cast<int>(rng() % 3) - 1);
+  set_tensor(f, 0, kTfLiteInt8, {1, 2048}, random_int8(rng, 2048), {0.05f}, false, 0);
+  set_tensor(f, 1, kTfLiteInt2, {1024, 2048}, pack_tflite(q, 2),
+             std::vector<float>(1024, 0.01f), true);
+  set_tensor(f, 2, kTfLiteInt8, {1, 1024}, std::vector<uint8_t>(1024), {0.1f}, false, 0);
+  set_tensor(f, 3, kTfLiteInt8, {8, 2048}, random_int8(rng, 8 * 2048), {0.05f}, false, 0);
+  set_tensor(f, 4, kTfLiteInt8, {8, 1024}, std::vector<uint8_t>(8 * 1024), {0.1f}, false, 0);
+  wire_context(f, {}, 1);
+  edge::delegate::NodeInfo one;
+  one.kind = edge::delegate::OpKind::kFullyConnected;
+  one.op = "FULLY_CONNECTED";
+  one.weight_type = edge::WeightType::kTernary;
+  one.input = 0;
+  one.weights = 1;
+  one.output = 2;
+  edge::delegate::NodeInfo eight = one;
+  eight.input = 3;
+  eight.output = 4;
+  edge::delegate::Options o;
+  using edge::delegate::decide_claim;
+  const auto d1 = decide_claim(one, &f.context, o, "avx512vnni", 1);
+  EDGE_CHECK(d1.claim && d1.macs == (int64_t{1} << 21) && d1.speedup_on_threads == d1.speedup);
+  const auto d2 = decide_claim(one, &f.context, o, "avx512vnni", 2);
+  EDGE_CHECK(!d2.claim && d2.speedup == d1.speedup && d2.speedup_on_threads == d1.speedup / 2);
+  EDGE_CHECK(d2.reason.find("left to XNNPACK: cost table 1.23x of XNNPACK on avx512vnni; on 2 "
+                            "threads at least 0.61x (one thread against XNNPACK's split") !=
+             std::string::npos);
+  const auto d8 = decide_claim(eight, &f.context, o, "avx512vnni", 2);
+  EDGE_CHECK(d8.claim && d8.macs == edge::delegate::kParallelMacs);
+  EDGE_CHECK(d8.reason.find("on 2 threads as on one") != std::string::npos);
+  // the delegate's threads: its option, else the interpreter's, else the usable cores
+  edge::delegate::Options t;
+  EDGE_CHECK(edge::delegate::delegate_threads(t, &f.context) == 1);
+  t.num_threads = 3;
+  EDGE_CHECK(edge::delegate::delegate_threads(t, &f.context) == 3);
+  t.num_threads = 0;
+  f.context.recommended_num_threads = 0;
+  EDGE_CHECK(edge::delegate::delegate_threads(t, &f.context) == edge::usable_core_count());
+  g_fake = nullptr;
+}
+
+// thread_choice.h, with injected call times (ns): each trial is kSamples calls on the calling
+// thread, then 1 + kSamples on the pool (the first not kept); the pool is kept only when its
+// median is <= 0.95x the serial one, so one fast sample does not decide; after kRecheckCalls
+// calls the trial runs again and follows a placement that changed; restart() starts one at once.
+EDGE_TEST(delegate_thread_choice_keeps_the_faster_way_by_median) {
+  using edge::delegate::ThreadChoice;
+  constexpr int kSamples = ThreadChoice::kSamples;
+  // One trial: serial calls take serial[i], pool calls pool[i] (index 0: the unkept first call).
+  auto trial = [](ThreadChoice& c, std::vector<int64_t> serial, std::vector<int64_t> pool) {
+    EDGE_CHECK(c.phase() == ThreadChoice::Phase::kSerialTrial);
+    for (int i = 0; i < kSamples; ++i) {
+      EDGE_CHECK(!c.parallel_next());
+      c.record(serial[static_cast<std::size_t>(i)]);
+    }
+    for (int i = 0; i <= kSamples; ++i) {
+      EDGE_CHECK(c.parallel_next());
+      c.record(pool[static_cast<std::size_t>(i)]);
+    }
+    EDGE_CHECK(c.phase() == ThreadChoice::Phase::kSettled);
+    return c.parallel();
+  };
+  auto same = [](int64_t v) { return std::vector<int64_t>(kSamples + 1, v); };
+  {  // far: the hand-off costs more than the half it saves (FC 1024 ternary: 6 vs 11 us)
+    ThreadChoice c;
+    EDGE_CHECK(!trial(c, same(6000), same(11000)));
+    EDGE_CHECK(c.serial_median_ns() == 6000 && c.parallel_median_ns() == 11000);
+    for (int i = 0; i < 100; ++i) {
+      EDGE_CHECK(!c.parallel_next());
+      c.record(6000);
+    }
+  }
+  {  // near: the split pays
+    ThreadChoice c;
+    EDGE_CHECK(trial(c, same(6000), same(4800)));
+    EDGE_CHECK(c.parallel_next());
+  }
+  {  // 3 % faster on the pool: inside the margin, stays on one thread
+    ThreadChoice c;
+    EDGE_CHECK(!trial(c, same(6000), same(5820)));
+  }
+  {  // one lucky pool sample among slow ones does not decide; nor a slow serial outlier
+    ThreadChoice c;
+    std::vector<int64_t> pool = same(11000);
+    pool[3] = 1000;
+    std::vector<int64_t> serial = same(6000);
+    serial[2] = 90000;
+    EDGE_CHECK(!trial(c, serial, pool));
+  }
+  {  // the first pool call (a worker woken from sleep) is not kept
+    ThreadChoice c;
+    std::vector<int64_t> pool = same(4800);
+    pool[0] = 1000000;
+    EDGE_CHECK(trial(c, same(6000), pool));
+  }
+  {  // re-check: after kRecheckCalls calls a new trial, which follows the new placement
+    ThreadChoice c;
+    EDGE_CHECK(!trial(c, same(6000), same(11000)));
+    for (int64_t i = 0; i < ThreadChoice::kRecheckCalls; ++i) {
+      EDGE_CHECK(c.phase() == ThreadChoice::Phase::kSettled && !c.parallel_next());
+      c.record(6000);
+    }
+    EDGE_CHECK(trial(c, same(6000), same(4000)));
+    EDGE_CHECK(c.trials() == 2);
+    c.restart();  // the input shape changed
+    EDGE_CHECK(!trial(c, same(3000), same(4000)));
+    EDGE_CHECK(c.trials() == 3);
+  }
+}
+
+// A claimed node on 2 threads runs its calls both ways (the choice's trial: 8 on the calling
+// thread, 9 on the pool, then the faster): every call's output equals the plan's, bit for bit.
+EDGE_TEST(delegate_node_outputs_equal_on_the_pool_and_alone) {
+  Fake f;
+  g_fake = &f;
+  std::mt19937 rng(9);
+  for (int i = 0; i < 3; ++i) add_tensor(f);
+  std::vector<int8_t> q(512 * 1024);
+  for (auto& v : q) v = static_cast<int8_t>(static_cast<int>(rng() % 4) - 2);
+  std::vector<float> scales(512);
+  for (auto& s : scales) s = 0.002f + 0.0001f * static_cast<float>(rng() % 20);
+  const std::vector<uint8_t> x = random_int8(rng, 1024);
+  set_tensor(f, 0, kTfLiteInt8, {1, 1024}, x, {0.05f}, false, 2);
+  set_tensor(f, 1, kTfLiteInt2, {512, 1024}, pack_tflite(q, 2), scales, true);
+  set_tensor(f, 2, kTfLiteInt8, {1, 512}, std::vector<uint8_t>(512), {0.1f}, false, -3);
+  f.nodes.push_back(std::make_unique<FakeNode>());
+  FakeNode& fc = *f.nodes[0];
+  fc.inputs = std::make_unique<IntArray>(std::vector<int>{0, 1, -1});
+  fc.outputs = std::make_unique<IntArray>(std::vector<int>{2});
+  fc.node.builtin_data = &fc.fc;
+  fc.reg.builtin_code = kBuiltinFullyConnected;
+  wire_context(f, {0}, 2);  // 524288 MACs: above kMinParallelMacs, so the node has the pool
+  edge::delegate::Options options;
+  options.claim = edge::delegate::ClaimPolicy::kAll;
+  TfLiteDelegate* delegate = edge::delegate::create_delegate(options);
+  EDGE_CHECK(delegate->Prepare(&f.context, delegate) == kTfLiteOk);
+  EDGE_CHECK(f.delegated.size() == 1);
+  auto& d = f.delegated[0];
+  EDGE_CHECK(d->reg.prepare(&f.context, &d->node) == kTfLiteOk);
+  edge::LayerOptions lo;
+  lo.input = {0.05f, 2};
+  lo.output = {0.1f, -3};
+  edge::FullyConnected plan(edge::pack_weights(edge::WeightType::kInt2, q.data(), 512, 1024,
+                                               scales.data(), 512),
+                            lo);
+  std::vector<int8_t> want(512);
+  plan.run(reinterpret_cast<const int8_t*>(x.data()), 1, want.data());
+  for (int call = 0; call < 2 * edge::delegate::ThreadChoice::kSamples + 8; ++call) {
+    std::memset(f.tensors[2].data, 0x55, 512);
+    EDGE_CHECK(d->reg.invoke(&f.context, &d->node) == kTfLiteOk);
+    EDGE_CHECK(std::memcmp(want.data(), f.tensors[2].data, 512) == 0);
+  }
+  if (!f.errors.empty()) std::fprintf(stderr, "%s", f.errors.c_str());
+  EDGE_CHECK(f.errors.empty());
+  d->reg.free(&f.context, d->node.user_data);
+  edge::delegate::destroy_delegate(delegate);
   g_fake = nullptr;
 }

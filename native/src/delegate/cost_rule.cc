@@ -7,6 +7,8 @@
 #include <cstring>
 #include <vector>
 
+#include "edge/cpu_features.h"
+
 namespace edge {
 namespace delegate {
 
@@ -148,6 +150,12 @@ std::string format(const char* fmt, double a, double b = 0) {
 
 }  // namespace
 
+int delegate_threads(const Options& options, const TfLiteContext* context) {
+  if (options.num_threads > 0) return options.num_threads;
+  if (context->recommended_num_threads > 0) return context->recommended_num_threads;
+  return usable_core_count();
+}
+
 LiteRtPath litert_path(const NodeInfo& info, const TfLiteContext* context, bool xnnpack) {
   if (info.custom) return LiteRtPath::kNone;
   const TfLiteTensor& w = tensor(context, info.weights);
@@ -209,7 +217,7 @@ double xnnpack_speedup(const NodeInfo& info, const char* isa) {
 }
 
 ClaimDecision decide_claim(const NodeInfo& info, const TfLiteContext* context,
-                           const Options& options, const char* isa) {
+                           const Options& options, const char* isa, int threads) {
   ClaimDecision d;
   d.litert = litert_path(info, context, options.litert_xnnpack);
   d.macs = node_macs(info, context);
@@ -249,8 +257,26 @@ ClaimDecision decide_claim(const NodeInfo& info, const TfLiteContext* context,
     d.reason = format("left to XNNPACK: %.0f MACs, below the %.0f where a delegate kernel pays",
                       static_cast<double>(d.macs), static_cast<double>(kMinMacs));
   } else {
-    d.reason = format("cost table: %.2fx of XNNPACK on ", d.speedup) + on_isa +
-               format(", %.0f MACs", static_cast<double>(d.macs));
+    // On T threads (kParallelMacs): a node that may run on one thread against XNNPACK's split.
+    const bool one_thread_bound = threads > 1 && d.macs < kParallelMacs;
+    d.speedup_on_threads = one_thread_bound ? d.speedup / threads : d.speedup;
+    const std::string on_threads =
+        threads <= 1 ? std::string()
+        : one_thread_bound
+            ? format("; on %.0f threads at least %.2fx (", threads, d.speedup_on_threads) +
+                  format("one thread against XNNPACK's split: under %.0f MACs)",
+                         static_cast<double>(kParallelMacs))
+            : format("; on %.0f threads as on one (from %.0f MACs)", threads,
+                     static_cast<double>(kParallelMacs));
+    if (d.speedup_on_threads < kMinSpeedup) {
+      d.claim = false;
+      d.reason = format("left to XNNPACK: cost table %.2fx of XNNPACK on ", d.speedup) + on_isa +
+                 on_threads + format(", %.0f MACs", static_cast<double>(d.macs)) +
+                 format(" (claims from %.2fx)", kMinSpeedup);
+    } else {
+      d.reason = format("cost table: %.2fx of XNNPACK on ", d.speedup) + on_isa +
+                 format(", %.0f MACs", static_cast<double>(d.macs)) + on_threads;
+    }
   }
   return d;
 }

@@ -32,7 +32,10 @@ enum class LiteRtPath {
 struct ClaimDecision {
   bool claim = true;
   LiteRtPath litert = LiteRtPath::kBuiltin;
-  double speedup = 0;   // ours over XNNPACK from the cost table (0: not looked up)
+  double speedup = 0;   // ours over XNNPACK from the cost table (0: not looked up), 1 thread
+  // ... and what the decision compared on the delegate's threads (kParallelMacs): the table's
+  // figure, or its lower bound speedup / threads for a node that may run on one thread
+  double speedup_on_threads = 0;
   int64_t macs = 0;     // multiply-accumulates per invocation (estimated from the shapes)
   std::string reason;   // one sentence for the report
 };
@@ -53,6 +56,26 @@ constexpr int64_t kMinMacs = int64_t{1} << 20;
 // (benchmarks/results/subbyte-delegate-2026-12-06.md).
 constexpr int64_t kMinParallelMacs = int64_t{1} << 18;
 
+// On more than one thread the decision compares like with like: our node against XNNPACK's on
+// as many threads. XNNPACK splits a node across its threads; ours runs on one thread wherever
+// the split does not pay (thread_choice.h: the node times both ways and keeps the faster, so a
+// claimed node costs at most about its 1-thread time, near or far placement alike). Below
+// kParallelMacs a node is therefore counted as one-thread work against XNNPACK split perfectly
+// T ways: the table's 1-thread figure / T, a lower bound of ours over XNNPACK's on T threads,
+// must reach kMinSpeedup. From kParallelMacs up both splits were measured to keep the 1-thread
+// ratio, and the table's figure is compared as on one thread: FC 4096x4096 (2^24 MACs) INT2 /
+// ternary on 2 threads 2.02-2.55x of stock against 2.38-2.57x on 1 (Zen 4), 1.16-1.27x against
+// 1.20-1.34x (the AMX Xeon). Below it the measured 2-thread ratio swung with the placement of
+// the two vCPUs: FC 1024x1024 (2^20) 0.79-1.65x on Zen 4 (2-thread medians 0.0163-0.0271 ms
+// against a 1-thread 0.0186-0.0189), 0.90-1.37x on the Xeon
+// (benchmarks/results/subbyte-delegate-2026-12-0{6,7}.md). Between 2^20 and 2^24 nothing was
+// measured on 2 threads: counted as one-thread work.
+constexpr int64_t kParallelMacs = int64_t{1} << 24;
+
+// The threads the delegate runs claimed nodes on: its num_threads option, else the interpreter's
+// (recommended_num_threads), else one per physical core it may run on.
+int delegate_threads(const Options& options, const tflite_abi::TfLiteContext* context);
+
 // What LiteRT would run for `info` (a node inspect_node accepted).
 LiteRtPath litert_path(const NodeInfo& info, const tflite_abi::TfLiteContext* context,
                        bool xnnpack);
@@ -64,9 +87,10 @@ int64_t node_macs(const NodeInfo& info, const tflite_abi::TfLiteContext* context
 // table has no measurement for it.
 double xnnpack_speedup(const NodeInfo& info, const char* isa);
 
-// The decision under `options` (claim policy, LiteRT's kernels) for a node on `isa`.
+// The decision under `options` (claim policy, LiteRT's kernels) for a node on `isa` run on
+// `threads` threads (delegate_threads()).
 ClaimDecision decide_claim(const NodeInfo& info, const tflite_abi::TfLiteContext* context,
-                           const Options& options, const char* isa);
+                           const Options& options, const char* isa, int threads);
 
 }  // namespace delegate
 }  // namespace edge

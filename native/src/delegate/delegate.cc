@@ -5,7 +5,8 @@
 // own delegate kernel (one ReplaceNodeSubsetsWithDelegateKernels call per node: every tensor,
 // intermediate ones included, stays a TFLite tensor that LiteRT allocates and users can read).
 // The kernel's init() packs the weights once and builds the plan; prepare() follows input
-// resizes; invoke() runs the plan on the delegate's thread pool.
+// resizes; invoke() runs the plan on the delegate's thread pool, or on the calling thread where
+// the node's own timings say the split does not pay (thread_choice.h).
 //
 // No C++ exception crosses into LiteRT: each entry point catches and reports through
 // context->ReportError (or the loader's report_error).
@@ -141,7 +142,9 @@ TfLiteStatus kernel_prepare(TfLiteContext* context, TfLiteNode* node) {
     return kTfLiteError;
   }
   try {
-    return data->kernel->prepare(context);
+    const TfLiteStatus status = data->kernel->prepare(context);
+    data->kernel->restart_thread_choice();
+    return status;
   } catch (const std::exception& e) {
     context->ReportError(context, "edgesdk delegate (%s): %s", data->name.c_str(), e.what());
     return kTfLiteError;
@@ -151,7 +154,7 @@ TfLiteStatus kernel_prepare(TfLiteContext* context, TfLiteNode* node) {
 TfLiteStatus kernel_invoke(TfLiteContext* context, TfLiteNode* node) {
   auto* data = static_cast<KernelData*>(node->user_data);
   try {
-    return data->kernel->invoke(context);
+    return data->kernel->run(context);
   } catch (const std::exception& e) {
     context->ReportError(context, "edgesdk delegate (%s): %s", data->name.c_str(), e.what());
     return kTfLiteError;
@@ -281,6 +284,7 @@ TfLiteStatus delegate_prepare(TfLiteContext* context, TfLiteDelegate* delegate) 
     state->skipped.clear();
     std::vector<int> nodes;
     const Isa isa = resolve_isa(state->options.isa);
+    const int threads = delegate_threads(state->options, context);
     for (int node_index : plan) {
       TfLiteNode* node = nullptr;
       TfLiteRegistration* reg = nullptr;
@@ -291,7 +295,8 @@ TfLiteStatus delegate_prepare(TfLiteContext* context, TfLiteDelegate* delegate) 
       const std::string why = inspect_node(context, node_index, node, reg, state->options, &info);
       if (why.empty()) {
         // The claim rule (cost_rule.h): only where our kernel beats what LiteRT would run.
-        const ClaimDecision d = decide_claim(info, context, state->options, isa_name(isa));
+        const ClaimDecision d =
+            decide_claim(info, context, state->options, isa_name(isa), threads);
         if (d.claim) {
           nodes.push_back(node_index);
           state->claimed.push_back({node_index, info.op, weight_type_label(info.weight_type), "",
@@ -306,11 +311,11 @@ TfLiteStatus delegate_prepare(TfLiteContext* context, TfLiteDelegate* delegate) 
     // A pool only where a node is claimed: a delegate that leaves every node to LiteRT would
     // keep a worker thread that never gets a job (the report's threads: 0 then).
     if (!state->pool && !nodes.empty()) {
-      int threads = state->options.num_threads;
-      if (threads <= 0 && context->recommended_num_threads > 0) {
-        threads = context->recommended_num_threads;
+      int pool_threads = state->options.num_threads;
+      if (pool_threads <= 0 && context->recommended_num_threads > 0) {
+        pool_threads = context->recommended_num_threads;
       }
-      state->pool = std::make_unique<ThreadPool>(threads);  // <= 0: usable_core_count()
+      state->pool = std::make_unique<ThreadPool>(pool_threads);  // <= 0: usable_core_count()
     }
     TfLiteRegistration reg{};
     reg.init = kernel_init;

@@ -6,6 +6,7 @@
 #include "node_kernels.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -1060,6 +1061,22 @@ std::unique_ptr<DepthwiseConv2D> DynamicConvKernel<DepthwiseConv2D>::build(int32
 }
 
 }  // namespace
+
+TfLiteStatus NodeKernel::run(TfLiteContext* context) {
+  if (pool_of_node_ == nullptr || pool_of_node_->num_threads() <= 1) return invoke(context);
+  // Restores the node's pool however invoke() leaves (kernels do not throw, plans may).
+  struct Restore {
+    ThreadPool*& current;
+    ThreadPool* pool;
+    ~Restore() { current = pool; }
+  } restore{pool_, pool_of_node_};
+  pool_ = choice_.parallel_next() ? pool_of_node_ : nullptr;
+  const auto start = std::chrono::steady_clock::now();
+  const TfLiteStatus status = invoke(context);
+  choice_.record(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                     std::chrono::steady_clock::now() - start).count());
+  return status;
+}
 
 std::unique_ptr<NodeKernel> NodeKernel::create(TfLiteContext* context, const NodeInfo& info,
                                                const Options& options, ThreadPool* pool) {

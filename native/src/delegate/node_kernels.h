@@ -10,6 +10,7 @@
 #include "edge/kernels/conv2d.h"
 #include "edge/packing/layout.h"
 #include "edge/thread_pool.h"
+#include "thread_choice.h"
 
 namespace edge {
 namespace delegate {
@@ -54,14 +55,26 @@ class NodeKernel {
   // Resizes the output for the current input shape and (re)builds what depends on it.
   virtual tflite_abi::TfLiteStatus prepare(tflite_abi::TfLiteContext* context) = 0;
   virtual tflite_abi::TfLiteStatus invoke(tflite_abi::TfLiteContext* context) = 0;
+  // invoke() on the pool or on the calling thread alone, as the node's ThreadChoice says, timed
+  // for it (thread_choice.h). A node given no pool, or a pool of one thread, just runs.
+  tflite_abi::TfLiteStatus run(tflite_abi::TfLiteContext* context);
+  // After prepare(): a new input shape is new work, so the choice is measured again.
+  void restart_thread_choice() { choice_.restart(); }
   // The micro-kernel that runs (e.g. "qs8_qt2w_gemm_1x16c4__avx2").
   virtual std::string kernel_name() const = 0;
   const NodeInfo& info() const { return info_; }
 
  protected:
-  NodeKernel(const NodeInfo& info, ThreadPool* pool) : info_(info), pool_(pool) {}
+  NodeKernel(const NodeInfo& info, ThreadPool* pool)
+      : info_(info), pool_(pool), pool_of_node_(pool) {}
   NodeInfo info_;
+  // The pool of the call in progress: the node's pool, or nullptr while run() has the call on
+  // the calling thread alone (prepare() always sees the node's pool).
   ThreadPool* pool_;
+
+ private:
+  ThreadPool* pool_of_node_;
+  ThreadChoice choice_;
 };
 
 // Helpers shared with delegate.cc (report) and the tests.
