@@ -109,3 +109,12 @@ def test_the_note_names_the_first_refusals_and_counts_the_rest() -> None:
                               calibration_accept(points, attempts, _energies))
     assert best == 0 and why is not None
     assert "mix 2 led" in why and "mix 3 led" not in why and "3 more mixes refused" in why
+
+
+def test_worst_db_of_no_outputs_says_what_is_missing() -> None:
+    """A run that gave no per-sample energies: a FidelityError naming them, not min() of
+    nothing (review-2026-12-07, stop 30 area C)."""
+    from sdk.base.errors import FidelityError
+
+    with pytest.raises(FidelityError, match="no per-sample energies"):
+        worst_db({})

@@ -87,7 +87,7 @@ from sdk.converters.quantize.row_split import (
     row_costs,
     rows_for,
 )
-from sdk.converters.quantize.rules import OP_RULES
+from sdk.converters.quantize.rules import OP_RULES, hybrid_kernel
 from sdk.converters.quantize.subbyte import (
     SUBBYTE_OPS,
     SubByteOptions,
@@ -307,7 +307,8 @@ def layer_choices(model: Model, opts: MixedOptions) -> list[LayerChoice]:
 #: 22.75 on 32 scored inputs, where without it nothing lay between 175 kB (the STFT at INT4)
 #: and 601 kB, and the search chose both STFT convolutions hybrid (306,320 B, 32.63 dB at
 #: all-INT4's size and at half of it; stop 29). Offered where all-INT8 has the layer float and
-#: the op has per-channel hybrid kernels (`hybrid_layers`); its weights' error is INT8's
+#: the op has per-channel hybrid kernels (`hybrid_layers`); the search estimates its weights'
+#: error as INT8's (the same codes), and measures the rest.
 HYBRID = "int8/float32"
 
 
@@ -320,19 +321,12 @@ def hybrid_layers(choices: list[LayerChoice], groups: Mapping[str, Sequence[Oper
                   first: Attempt, opts: MixedOptions) -> list[LayerChoice]:
     """The layers that may take `HYBRID`: with int8 activations, those all-INT8 (`first`)
     keeps in float whose every op has LiteRT's per-channel hybrid kernel (a weight input
-    quantised per channel, as the INT8 rewrite requires of a hybrid layer)."""
+    quantised per channel: `rules.hybrid_kernel`, the INT8 rewrite's and the int4 scheme's
+    test)."""
     if not opts.hybrid_float or opts.activations != "int8":
         return []
-    out = []
-    for c in choices:
-        if first.precisions.get(c.name) != "float32" or HYBRID in c.formats:
-            continue
-        rules = [OP_RULES.get(op.type) for op in groups[c.name]]
-        if all(r is not None and r.weight is not None and not r.weight_per_tensor
-               and (r.check is None or r.check(op) is None)
-               for r, op in zip(rules, groups[c.name], strict=True)):
-            out.append(c)
-    return out
+    return [c for c in choices if first.precisions.get(c.name) == "float32"
+            and HYBRID not in c.formats and all(hybrid_kernel(op) for op in groups[c.name])]
 
 
 def _bits(fmt: str) -> int:
@@ -545,6 +539,9 @@ def ceiling_choice(points: Sequence[MixedPoint], inside: Sequence[int], best: in
 
 def worst_db(energies: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> float:
     """Worst-output SQNR from per-sample (signal, error) energies, as `halves_db` sums them."""
+    if not energies:
+        raise FidelityError("worst-output SQNR of no outputs: the run gave no per-sample "
+                            "energies (check_calibration needs every output's, per sample)")
     return min(sqnr_db(float(np.sum(sig)), float(np.sum(err)))
                for sig, err in energies.values())
 
