@@ -79,3 +79,24 @@ def test_float_front_end_is_offered_hybrid(tmp_path) -> None:
         assert front and front[0].inputs[0].dtype.name == "FLOAT32"
         assert front[0].inputs[1].dtype.name == "INT8"
 
+
+
+@requires_tf
+@pytest.mark.filterwarnings("ignore", category=FidelityWarning)
+def test_the_int4_schemes_hybrid_front_end_is_a_uniform_point(tmp_path) -> None:
+    """Since the int4 default takes the float-kept front end hybrid (`hybrid_kept`, stop 30),
+    the int4 scheme's file is the search's int4 point: at its size the search measures it as a
+    uniform plan (the reference a mix must beat), with the front end `HYBRID`. Before, its
+    point was measured with the front end float, the same bits as all-INT4 (skipped), so the
+    int4 file was no uniform point (oww_melspectrogram 240,800 B)."""
+    data = np.random.default_rng(1).standard_normal((64, 128)).astype(np.float32)
+    int4 = sdk.export(_front_end_net(), "int4", calibration=data, weight_method="rtn",
+                      output=tmp_path / "i.tflite", report=False)
+    res = sdk.export(_front_end_net(), "mixed", calibration=data, output=tmp_path / "m.tflite",
+                     budget_bytes=int4.size_bytes, report=False,
+                     scheme_options={"max_exports": 0})
+    scheme = [p for p in res.mixed.points if p.label == "int4 scheme"]
+    assert scheme, "\n".join(res.mixed.lines())
+    front = next(n for n in scheme[0].bits if "front_1/" in n)
+    assert scheme[0].bits[front] == HYBRID and scheme[0].estimated_bytes is None
+    assert scheme[0].size_bytes == int4.size_bytes and scheme[0].within_budget

@@ -1287,6 +1287,18 @@ def search(model: Model, budget_bytes: int | None, attempt: Callable[[PrecisionP
                                             "custom_ops": opts.custom_ops})
         bits = {c.name: sub_plan.layers[c.name].weights if c.name in sub_plan.layers
                 and sub_plan.layers[c.name].weights in c.formats else "int8" for c in choices}
+        if sub_plan.hybrid_kept and any(HYBRID in c.formats for c in choices):
+            # the scheme's rewrite gives some float-kept layers INT8 weights with float
+            # activations (`PrecisionPlan.hybrid_kept`, the int4 default since stop 30): its
+            # file as the scheme writes it, each such layer `HYBRID` in the point's bits (as
+            # any other plan, the rewrite says which: oww_melspectrogram's STFT, not its mel
+            # MatMul). Without it the scheme's point was all-INT4's bits again (skipped), and
+            # the int4 file (240,800 B there, not 634,496) no uniform point of the search
+            a = attempt(replace(plan_of(bits, first.plan), hybrid_kept=True))
+            bits = {n: HYBRID if a.precisions.get(n) == HYBRID else f for n, f in bits.items()}
+            if bits not in [p.bits for p, _ in measured]:
+                record(f"{scheme} scheme", bits, a, None)
+            continue
         if bits in [p.bits for p, _ in measured]:
             continue
         record(f"{scheme} scheme", bits, attempt(plan_of(bits, first.plan)), None)
