@@ -60,6 +60,7 @@ from sdk.converters.quantize.method_check import (
     output_energies,
     outputs_of,
     plain_solver,
+    refold_candidates,
 )
 from sdk.converters.quantize.method_default import (
     SUBBYTE_SCHEMES,
@@ -459,10 +460,13 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         check = choose_method(
             candidate,
             lambda b, fold: output_energies(floats[fold], check_outputs(b, folds[fold][1])),
-            sum(len(held) for _, held in folds), folds=len(folds))
+            sum(len(held) for _, held in folds), folds=len(folds),
+            refold=refold_candidates(scheme))
         solver.notes.append(check.describe())
-        if check.chosen != "auto":  # the plain method solved on all the samples
-            kept = plain_solver(solver, check.chosen)
+        if check.chosen != "auto":  # the plain method solved on all the samples, or as the
+            # check built it on its better fold's half (`method_check.refold_candidates`)
+            kept = plain_solver(solver if check.fold is None else fold_solvers[check.fold],
+                                check.chosen)
             solvers.append(kept)
     built = build(plan, lap, solver_=kept)
     if kept is not None:

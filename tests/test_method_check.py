@@ -128,6 +128,58 @@ def test_choose_pools_both_folds() -> None:
     assert "gptq 16.29 dB (24.92 / 13.59)" in check.describe()
 
 
+def test_refold_keeps_the_better_fold_of_the_named_candidate() -> None:
+    """A candidate in `refold` that the check keeps is kept as built on its better fold
+    (`fold`, and the note says so); others, and every candidate with `refold` empty (the
+    default, and INT4 / 2-bit's), are solved again on all the samples (`fold` None)."""
+    per_fold = {PER_LAYER: (9.0, 9.0), "gptq": (10.0, 11.0), "adaround": (12.0, 14.0)}
+
+    def run(refold: tuple[str, ...]) -> method_check.WholeModelCheck:
+        return choose(lambda m, fold: m, lambda b, fold: _energies(per_fold[b][fold]), 64,
+                      refold=refold)
+
+    assert run(()).fold is None and "solved on all of them" in run(()).describe()
+    kept = run(method_check.refold_candidates("ternary"))
+    assert kept.chosen == "adaround" and kept.fold == 1, kept
+    assert "solved on fold 2's half as the check measured it" in kept.describe()
+    for scheme in ("int4", "int2"):
+        assert method_check.refold_candidates(scheme) == ()
+    per_fold["gptq"] = (20.0, 20.0)  # gptq kept: solved again, as before
+    assert run(("adaround",)).fold is None
+
+
+def test_ternary_auto_writes_the_adaround_build_its_check_measured(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ternary, where the whole-model check keeps plain AdaRound (the recurrence): the file is
+    byte for byte the AdaRound build the check scored on its better fold, not AdaRound solved
+    again on all 32 samples (on the corpus that re-solve scored under both fold builds:
+    silero_vad draw 2 7.72 dB on the held-out inputs against 11.48 / 11.78). The old code
+    wrote the re-solve, which is neither fold build."""
+    import sdk.exporter as exporter
+
+    builds: dict[tuple[str, int], bytes] = {}
+    checks: list[method_check.WholeModelCheck] = []
+    real = exporter.choose_method
+
+    def spy(build: Callable[[str, int], object], *args: object, **kwargs: object) -> object:
+        def kept(name: str, fold: int) -> object:
+            b = build(name, fold)
+            builds[(name, fold)] = b.data  # type: ignore[attr-defined]
+            return b
+
+        checks.append(real(kept, *args, **kwargs))  # type: ignore[arg-type]
+        return checks[-1]
+
+    monkeypatch.setattr(exporter, "choose_method", spy)
+    r, _ = _counted_auto_export(tmp_path, monkeypatch, "evaluate", lambda a, k: None,
+                                "ternary")
+    (check,) = checks
+    assert check.chosen == "adaround" and check.fold is not None, check
+    data = r.path.read_bytes()  # type: ignore[attr-defined]
+    assert data == builds[("adaround", check.fold)]
+    assert "as the check measured it" in next(n for n in r.notes if "whole-model" in n)
+
+
 def test_fold_halves_swap_the_halves() -> None:
     (fit_a, check_a), (fit_b, check_b) = method_check.fold_halves(7)
     assert fit_a.tolist() == check_b.tolist() == [0, 2, 4, 6]
