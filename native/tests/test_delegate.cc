@@ -172,6 +172,13 @@ void set_tensor(Fake& f, int i, TfLiteType type, std::vector<int> dims, std::vec
   }
 }
 
+// n weight codes lo, lo + 1, ..., lo + span - 1, at random.
+std::vector<int8_t> random_codes(std::mt19937& rng, std::size_t n, int lo, int span) {
+  std::vector<int8_t> q(n);
+  for (auto& v : q) v = static_cast<int8_t>(lo + static_cast<int>(rng() % span));
+  return q;
+}
+
 std::vector<uint8_t> random_int8(std::mt19937& rng, std::size_t n) {
   std::vector<uint8_t> v(n);
   for (auto& x : v) x = static_cast<uint8_t>(rng() & 0xFF);
@@ -630,8 +637,7 @@ EDGE_TEST(delegate_claim_rule_compares_at_the_delegates_threads) {
   g_fake = &f;
   std::mt19937 rng(5);
   for (int i = 0; i < 5; ++i) add_tensor(f);
-  std::vector<int8_t> q(1024 * 2048);
-  for (auto& v : q) v = static_cast<int8_t>(static_cast<int>(rng() % 3) - 1);
+  const std::vector<int8_t> q = random_codes(rng, 1024 * 2048, -1, 3);
   set_tensor(f, 0, kTfLiteInt8, {1, 2048}, random_int8(rng, 2048), {0.05f}, false, 0);
   set_tensor(f, 1, kTfLiteInt2, {1024, 2048}, pack_tflite(q, 2),
              std::vector<float>(1024, 0.01f), true);
@@ -748,8 +754,7 @@ EDGE_TEST(delegate_node_outputs_equal_on_the_pool_and_alone) {
   g_fake = &f;
   std::mt19937 rng(9);
   for (int i = 0; i < 3; ++i) add_tensor(f);
-  std::vector<int8_t> q(512 * 1024);
-  for (auto& v : q) v = static_cast<int8_t>(static_cast<int>(rng() % 4) - 2);
+  const std::vector<int8_t> q = random_codes(rng, 512 * 1024, -2, 4);
   std::vector<float> scales(512);
   for (auto& s : scales) s = 0.002f + 0.0001f * static_cast<float>(rng() % 20);
   const std::vector<uint8_t> x = random_int8(rng, 1024);
