@@ -54,14 +54,14 @@ from sdk.converters.quantize.head_rounding import head_rounding as round_heads
 from sdk.converters.quantize.int8 import IO_TYPES, QuantizedModel, check_float_model
 from sdk.converters.quantize.int16x8 import wide_ranges
 from sdk.converters.quantize.method_check import MIN_SAMPLES as AUTO_CHECK_SAMPLES
-from sdk.converters.quantize.method_check import choose as choose_method
 from sdk.converters.quantize.method_check import (
+    check_candidates,
     fold_halves,
     output_energies,
     outputs_of,
     plain_solver,
-    refold_candidates,
 )
+from sdk.converters.quantize.method_check import choose as choose_method
 from sdk.converters.quantize.method_default import (
     SUBBYTE_SCHEMES,
     default_weight_method,
@@ -460,13 +460,10 @@ def export(model: Any, scheme: str = "int8", *, calibration: Any = None,
         check = choose_method(
             candidate,
             lambda b, fold: output_energies(floats[fold], check_outputs(b, folds[fold][1])),
-            sum(len(held) for _, held in folds), folds=len(folds),
-            refold=refold_candidates(scheme))
+            sum(len(held) for _, held in folds), check_candidates(scheme), folds=len(folds))
         solver.notes.append(check.describe())
-        if check.chosen != "auto":  # the plain method solved on all the samples, or as the
-            # check built it on its better fold's half (`method_check.refold_candidates`)
-            kept = plain_solver(solver if check.fold is None else fold_solvers[check.fold],
-                                check.chosen)
+        if check.chosen != "auto":  # the plain method solved on all the samples
+            kept = plain_solver(solver, check.chosen)
             solvers.append(kept)
     built = build(plan, lap, solver_=kept)
     if kept is not None:

@@ -12,9 +12,7 @@ float model, then the same with the halves swapped (`FOLDS`: two-fold cross-vali
 solves the candidate with the best worst output SQNR over both folds' errors pooled again on
 all the samples (the plain
 methods' codes are then what ``weight_method="gptq"`` / ``"adaround"`` write; their Hessians are
-the export's own). At ternary, plain AdaRound kept is not solved again: the export is its build
-on the fold with the better check-half figure, the model the check measured
-(`refold_candidates`).
+the export's own). At ternary plain AdaRound is not a candidate (`check_candidates`).
 
 Why two folds: one fold's figure is one half-solve scored on one half, and on a model whose
 worst output is carried by a few samples it ranks the candidates by chance. oww_alexa INT4
@@ -56,9 +54,8 @@ PER_LAYER = "auto"
 #: the check's folds: each candidate solved on one half of the calibration samples and scored on
 #: the other, then the halves swapped; the folds' output errors pooled (module docstring)
 FOLDS = 2
-#: the plain methods whose kept export is the build the check measured, solved on the half of
-#: its better fold, not solved again on all the samples (`refold_candidates`)
-REFOLD = ("adaround",)
+#: schemes whose check leaves plain AdaRound out (`check_candidates`)
+NO_PLAIN_ADAROUND = ("ternary",)
 #: fewer calibration samples than this: no whole-model check (halves of under 4 samples say
 #: nothing), the per-layer choice is kept
 MIN_SAMPLES = 8
@@ -81,9 +78,6 @@ class WholeModelCheck:
     worst_db: dict[str, float]
     samples: int
     per_fold: dict[str, tuple[float, ...]] = field(default_factory=dict)
-    #: the fold whose fit half the kept candidate is solved on (its build as the check measured
-    #: it, `REFOLD`); None: solved again on all the calibration samples
-    fold: int | None = None
 
     def describe(self) -> str:
         def folds(name: str) -> str:
@@ -99,11 +93,8 @@ class WholeModelCheck:
                f"ways round ({n} folds), worst output SQNR over the {self.samples} scored"
                if n > 1 else f"solved on half the calibration samples and its worst output "
                f"SQNR measured on the other {self.samples}")
-        solved = "solved on all of them" if self.fold is None else \
-            (f"solved on fold {self.fold + 1}'s half as the check measured it (not solved "
-             "again on all the samples)")
         return (f"weight_method=auto: whole-model check, each candidate {how}: {figures}; "
-                f"kept {kept}, {solved}")
+                f"kept {kept}, solved on all of them")
 
 
 def output_energies(reference: Sequence[np.ndarray], got: Sequence[np.ndarray]) -> Energies:
@@ -145,32 +136,31 @@ def fold_halves(n: int, folds: int = FOLDS) -> list[tuple[np.ndarray, np.ndarray
     return [(fit, check), (check, fit)][:folds]
 
 
-def refold_candidates(scheme: str) -> tuple[str, ...]:
-    """The candidates of `scheme`'s check whose kept export is their better fold's build
-    (`WholeModelCheck.fold`, the fold with the better check-half figure): plain AdaRound at
-    ternary. There AdaRound solved again on all the calibration samples was often not the model
-    the check measured: on the 4 corpus pairs at 1a12d44 where the check kept it, the re-solve
-    scored on the 16 held-out inputs under both of its fold builds on 2 (silero_vad draw 2:
-    7.72 dB against 11.48 / 11.78; mp_selfie draw 1: 1.47 against 4.95 / 3.39), between them
-    on 1 (oww_alexa draw 1: 33.08 against 29.25 / 43.65) and above on 1 (oww_melspectrogram
-    draw 2: 23.16 against 23.02 / 23.03); plain GPTQ's re-solve was under both of its fold
-    builds on 1 of 8 pairs and above both on 5, so GPTQ and the per-layer choice keep it
-    (benchmarks/results/subbyte-fidelity-2026-12-07.md, 22:02 section). INT4 and 2-bit keep
-    the re-solve (not measured there, so their exports are unchanged)."""
-    return REFOLD if scheme == "ternary" else ()
+def check_candidates(scheme: str) -> tuple[str, ...]:
+    """The whole-model check's candidates for `scheme`: the per-layer choice and `PLAIN`, but
+    at ternary not plain AdaRound. On the 22 small corpus pairs at 1a12d44 (ternary, 16
+    held-out inputs) the check kept plain AdaRound on 5, and on 4 of them the file scored
+    under the one it keeps without AdaRound: ppocr_mobile_v2_cls draw 2 17.59 dB against
+    plain GPTQ's 29.57, oww_alexa draw 1 33.08 against the per-layer choice's 36.04,
+    silero_vad draw 2 7.72 against GPTQ's 11.54, mp_selfie draw 1 1.47 against GPTQ's 3.62;
+    on the fifth (oww_melspectrogram draw 2, 23.16) the per-layer choice is the same file.
+    AdaRound solved on a check half held on the other (silero_vad 16.42 dB pooled, GPTQ 14.70)
+    but not as solved again on all the samples: its fold builds scored 11.48 / 11.78 on the
+    held-out inputs, the re-solve 7.72 (benchmarks/results/subbyte-fidelity-2026-12-07.md,
+    22:02 section). Dropping it also drops its two half-solves, most of the check's time.
+    INT4 and 2-bit keep it (not measured there: their exports are unchanged)."""
+    plain = tuple(m for m in PLAIN if not (scheme in NO_PLAIN_ADAROUND and m == "adaround"))
+    return (PER_LAYER, *plain)
 
 
 def choose(build: Callable[[str, int], T], score: Callable[[T, int], Energies], samples: int,
-           candidates: Sequence[str] | None = None, folds: int = FOLDS,
-           refold: Sequence[str] = ()) -> WholeModelCheck:
+           candidates: Sequence[str] | None = None, folds: int = FOLDS) -> WholeModelCheck:
     """Each candidate (`PER_LAYER`, then `PLAIN`) built by `build(name, fold)` on that fold's
     fit half and scored by `score(built, fold)` on its check half (output error energies,
     `output_energies`), for every fold in turn (a candidate's folds one after the other, so
     the per-layer candidate of each fold is built before the plain ones that reuse its
     Hessians); the best worst output SQNR over the folds' energies pooled is named, ties to the
-    earlier candidate. Each build is dropped once scored. `samples`: how many were scored.
-    The named candidate in `refold` is kept as solved on its best fold's half (`fold`, ties to
-    the first), not solved again."""
+    earlier candidate. Each build is dropped once scored. `samples`: how many were scored."""
     figures: dict[str, float] = {}
     per_fold: dict[str, tuple[float, ...]] = {}
     for name in (PER_LAYER, *PLAIN) if candidates is None else candidates:
@@ -178,10 +168,7 @@ def choose(build: Callable[[str, int], T], score: Callable[[T, int], Energies], 
         per_fold[name] = tuple(energies_db(p) for p in parts)
         figures[name] = energies_db((sum(p[0] for p in parts), sum(p[1] for p in parts)))
     best = max(figures, key=lambda n: (figures[n], -list(figures).index(n)))
-    fold = None
-    if best in refold:
-        fold = max(range(len(per_fold[best])), key=lambda f: (per_fold[best][f], -f))
-    return WholeModelCheck(best, figures, samples, per_fold, fold)
+    return WholeModelCheck(best, figures, samples, per_fold)
 
 
 def outputs_of(data: bytes, samples: Any, delegates: list[Any] | None = None
@@ -202,6 +189,6 @@ def plain_solver(solver: WeightSolver, method: str) -> WeightSolver:
                         float_inputs=solver.float_inputs, input_means=solver.input_means)
 
 
-__all__ = ["FOLDS", "MIN_SAMPLES", "PER_LAYER", "PLAIN", "REFOLD", "Energies", "WholeModelCheck",
-           "choose", "energies_db", "fold_halves", "halves", "output_energies", "outputs_of",
-           "plain_solver", "refold_candidates", "worst_output_db"]
+__all__ = ["FOLDS", "MIN_SAMPLES", "NO_PLAIN_ADAROUND", "PER_LAYER", "PLAIN", "Energies",
+           "WholeModelCheck", "check_candidates", "choose", "energies_db", "fold_halves", "halves",
+           "output_energies", "outputs_of", "plain_solver", "worst_output_db"]
