@@ -74,18 +74,28 @@ std::shared_ptr<const Model> load(const std::vector<uint8_t>& bytes) {
   return Model::from_bytes(bytes.data(), bytes.size(), "test.edge");
 }
 
-// An interpreter of `model` on `threads` threads with the profile on, `inputs` set, run 3 times.
+// An interpreter of `model` on `threads` threads with the profile on, `inputs` set, run 3 times
+// (at kernel ISA `isa`; "": automatic).
 std::unique_ptr<Interpreter> profiled_runs(const std::shared_ptr<const Model>& model, int threads,
-                                           const std::vector<std::vector<int8_t>>& inputs) {
+                                           const std::vector<std::vector<int8_t>>& inputs,
+                                           const std::string& isa = "") {
   edge::runtime::InterpreterOptions options;
   options.threads = threads;
   options.profile = true;
+  options.isa = isa;
   auto interp = std::make_unique<Interpreter>(model, options);
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     interp->set_input(i, inputs[i].data(), inputs[i].size());
   }
   for (int r = 0; r < 3; ++r) interp->run();
   return interp;
+}
+
+// Whether the `bytes` bytes at `data` equal `expected`; the first call (`expected` empty) sets it.
+bool same_as_first(std::vector<int8_t>& expected, const void* data, std::size_t bytes) {
+  const auto* o = static_cast<const int8_t*>(data);
+  if (expected.empty()) expected.assign(o, o + bytes);
+  return std::equal(expected.begin(), expected.end(), o);
 }
 
 // x + y -> sum, three int8 [1, h, w, c] tensors (an ADD without broadcast).
@@ -368,16 +378,7 @@ EDGE_TEST(runtime_depthwise_and_pointwise_share_one_pool_job) {
                               ra = pattern_bytes(out_bytes, 13, 5);
     // Three profiled runs on `threads` threads at `isa`, under the environment as it is.
     auto three_runs = [&](edge::Isa isa, int threads) {
-      edge::runtime::InterpreterOptions options;
-      options.threads = threads;
-      options.profile = true;
-      options.isa = edge::isa_name(isa);
-      auto interp = std::make_unique<Interpreter>(model, options);
-      interp->set_input(0, xa.data(), xa.size());
-      interp->set_input(1, ca.data(), ca.size());
-      interp->set_input(2, ra.data(), ra.size());
-      for (int run = 0; run < 3; ++run) interp->run();
-      return interp;
+      return profiled_runs(model, threads, {xa, ca, ra}, edge::isa_name(isa));
     };
     for (const edge::Isa isa : edge::available_isas()) {
       std::vector<int8_t> expected;
@@ -387,13 +388,12 @@ EDGE_TEST(runtime_depthwise_and_pointwise_share_one_pool_job) {
           for (int threads : {1, 2, 3}) {
             const std::unique_ptr<Interpreter> run = three_runs(isa, threads);
             const Interpreter& interp = *run;
-            const auto* o = static_cast<const int8_t*>(interp.output_data(0));
-            if (expected.empty()) expected.assign(o, o + out_bytes);
-            if (!std::equal(expected.begin(), expected.end(), o)) {
+            const bool same = same_as_first(expected, interp.output_data(0), out_bytes);
+            if (!same) {
               std::printf("  %s batch %d stride %d threads %d fuse '%s' spin '%s': other bytes\n",
                           edge::isa_name(isa), batch, stride, threads, fuse, spin);
             }
-            EDGE_CHECK(std::equal(expected.begin(), expected.end(), o));
+            EDGE_CHECK(same);
             if (threads == 1) continue;
             const auto& dw_stats = interp.layer_stats()[1];
             const auto& pw_stats = interp.layer_stats()[2];
@@ -438,6 +438,128 @@ EDGE_TEST(runtime_depthwise_and_pointwise_share_one_pool_job) {
       unsetenv("EDGE_FUSE_RUNS");
     }
   }
+  fused_pair_env(nullptr, nullptr);
+}
+
+// A MobileNet block in one pool job: the 1x1 expansion (int8 and int4 weights), the 3x3
+// depthwise layer that reads it, the projection and (at stride 1) its residual ADD. Each
+// depthwise task computes the expansion rows it owns, and the rows at a task boundary run in
+// whichever of the two tasks finishes last (DepthwiseConv2D::run with InputRows): the bytes of
+// 1 thread on 2 and 3 threads, every ISA of the host, odd sizes (19 x 17 at stride 1, 34 x 32 ->
+// 17 x 16 at stride 2), workers that sleep between jobs and come late, EDGE_FUSE_EXPAND=0 and
+// EDGE_FUSE_ROWS=0 as references. Fused, the expansion's job is the block's only one and the
+// expansion's input (the residual) keeps its bytes until the ADD is done; a depthwise output
+// under EDGE_FUSE_EXPAND_WIDTH pixels (10 x 10; 16 by default) keeps the expansion's own job,
+// as does a split where a window spans three tasks' input rows (10 rows on 3 threads: 6 tasks
+// of 1-2 rows); 10 x 10 with the width at 8 on 2 threads has a task owning no output row. A
+// stride-1 layer fuses only with EDGE_FUSE_EXPAND_STRIDE=1 (the default is 2).
+EDGE_TEST(runtime_expansion_depthwise_and_projection_share_one_pool_job) {
+  struct Case {
+    int32_t h, w, stride;
+    fmt::DType wtype;
+    const char* width;   // EDGE_FUSE_EXPAND_WIDTH ("" unset)
+    const char* min_stride;  // EDGE_FUSE_EXPAND_STRIDE ("" unset)
+  };
+  const Case cases[] = {
+      {19, 17, 1, fmt::DType::INT8, "", "1"}, {19, 17, 1, fmt::DType::INT4, "", "1"},
+      {19, 17, 1, fmt::DType::INT8, "", ""},  {34, 32, 2, fmt::DType::INT8, "", ""},
+      {34, 32, 2, fmt::DType::INT4, "", ""},  {10, 10, 1, fmt::DType::INT8, "", "1"},
+      {10, 10, 1, fmt::DType::INT8, "8", "1"}};
+  for (const Case& c : cases) {
+    const int32_t cin = 24, ce = 72, oh = (c.h + c.stride - 1) / c.stride,
+                  ow = (c.w + c.stride - 1) / c.stride;
+    const bool residual = c.stride == 1;
+    const std::size_t in_bytes = static_cast<std::size_t>(c.h * c.w * cin);
+    Builder b;
+    const int x0 = b.tensor("x0", {1, c.h, c.w, cin}, fmt::DType::INT8, 0.05f, -3);
+    const int c0 = b.tensor("c0", {1, c.h, c.w, cin}, fmt::DType::INT8, 0.04f, 2);
+    const int x = b.tensor("x", {1, c.h, c.w, cin}, fmt::DType::INT8, 0.06f, 1);
+    auto add0 = fmt::CreateElementwiseOptions(b.fbb(), fmt::Activation::NONE);
+    b.op(fmt::OpType::ADD, {x0, c0}, {x}, fmt::OpOptions::ElementwiseOptions, add0.Union());
+    const bool int4 = c.wtype == fmt::DType::INT4;
+    std::vector<uint8_t> ex_w(int4 ? (ce * cin + 1) / 2 : ce * cin), dw_w(9 * ce),
+        pj_w(cin * ce);
+    for (std::size_t i = 0; i < ex_w.size(); ++i) ex_w[i] = static_cast<uint8_t>(i * 41 + 7);
+    for (std::size_t i = 0; i < dw_w.size(); ++i) dw_w[i] = static_cast<uint8_t>(i * 29 + 3);
+    for (std::size_t i = 0; i < pj_w.size(); ++i) pj_w[i] = static_cast<uint8_t>(i * 37 + 11);
+    Quant wq;
+    wq.scale = {0.01f};
+    wq.zero_point = {0};
+    const int ext = b.tensor_on("ex_w", {ce, 1, 1, cin}, c.wtype, b.add_buffer(ex_w), wq);
+    const int dwt = b.tensor_on("dw_w", {1, 3, 3, ce}, fmt::DType::INT8, b.add_buffer(dw_w), wq);
+    const int pjt = b.tensor_on("pj_w", {cin, 1, 1, ce}, fmt::DType::INT8, b.add_buffer(pj_w), wq);
+    const int e = b.tensor("e", {1, c.h, c.w, ce}, fmt::DType::INT8, 0.09f, -5);
+    const int d = b.tensor("d", {1, oh, ow, ce}, fmt::DType::INT8, 0.08f, 1);
+    const int y = b.tensor("y", {1, oh, ow, cin}, fmt::DType::INT8, 0.1f, -2);
+    const int out = residual ? b.tensor("out", {1, oh, ow, cin}, fmt::DType::INT8, 0.12f, 3) : y;
+    fmt::Padding none(0, 0, 0, 0);
+    auto conv = fmt::CreateConv2DOptions(b.fbb(), &none, 1, 1, 1, 1);
+    b.op(fmt::OpType::CONV_2D, {x, ext}, {e}, fmt::OpOptions::Conv2DOptions, conv.Union());
+    // TFLite's SAME: 1 on each side at stride 1; at stride 2 over an even size, 1 after only.
+    fmt::Padding pad = c.stride == 1 ? fmt::Padding(1, 1, 1, 1) : fmt::Padding(0, 0, 1, 1);
+    auto dw = fmt::CreateDepthwiseConv2DOptions(b.fbb(), &pad, c.stride, c.stride, 1, 1, 1);
+    b.op(fmt::OpType::DEPTHWISE_CONV_2D, {e, dwt}, {d}, fmt::OpOptions::DepthwiseConv2DOptions,
+         dw.Union());
+    auto conv2 = fmt::CreateConv2DOptions(b.fbb(), &none, 1, 1, 1, 1);
+    b.op(fmt::OpType::CONV_2D, {d, pjt}, {y}, fmt::OpOptions::Conv2DOptions, conv2.Union());
+    if (residual) {
+      auto eo = fmt::CreateElementwiseOptions(b.fbb(), fmt::Activation::NONE);
+      b.op(fmt::OpType::ADD, {y, x}, {out}, fmt::OpOptions::ElementwiseOptions, eo.Union());
+    }
+    auto model = load(b.finish({x0, c0}, {out}));
+    const std::size_t out_bytes = static_cast<std::size_t>(oh * ow * cin);
+    const std::vector<int8_t> xa = pattern_bytes(in_bytes, 7, 0), ca = pattern_bytes(in_bytes, 5, 3);
+    auto three_runs = [&](edge::Isa isa, int threads) {
+      return profiled_runs(model, threads, {xa, ca}, edge::isa_name(isa));
+    };
+    if (*c.width != '\0') setenv("EDGE_FUSE_EXPAND_WIDTH", c.width, 1);
+    if (*c.min_stride != '\0') setenv("EDGE_FUSE_EXPAND_STRIDE", c.min_stride, 1);
+    for (const edge::Isa isa : edge::available_isas()) {
+      std::vector<int8_t> expected;
+      // "": on; "0": EDGE_FUSE_EXPAND=0; "rows0": EDGE_FUSE_ROWS=0 (no fused job at all)
+      for (const char* expand : {"", "0", "rows0"}) {
+        for (const char* spin : {"", "0"}) {
+          fused_pair_env(std::string(expand) == "rows0" ? "0" : "", spin);
+          setenv("EDGE_FUSE_EXPAND", *expand == '\0' ? "1" : "0", 1);
+          for (int threads : {1, 2, 3}) {
+            const std::unique_ptr<Interpreter> run = three_runs(isa, threads);
+            const Interpreter& interp = *run;
+            const bool same = same_as_first(expected, interp.output_data(0), out_bytes);
+            if (!same) {
+              std::printf("  %s %dx%d stride %d %s threads %d expand '%s' spin '%s': other bytes\n",
+                          edge::isa_name(isa), c.h, c.w, c.stride, int4 ? "int4" : "int8",
+                          threads, expand, spin);
+            }
+            EDGE_CHECK(same);
+            if (threads == 1) continue;
+            const bool wide = ow >= (*c.width != '\0' ? std::atoi(c.width) : 16);
+            const bool strided =
+                c.stride >= (*c.min_stride != '\0' ? std::atoi(c.min_stride) : 2);
+            const bool fused =
+                *expand == '\0' && wide && strided && !(c.h == 10 && threads == 3);
+            const auto& ex_stats = interp.layer_stats()[1];
+            const auto& dw_stats = interp.layer_stats()[2];
+            EDGE_CHECK(dw_stats.runs == 3 && dw_stats.fused_runs == (fused ? 3 : 0));
+            EDGE_CHECK(ex_stats.fused_runs == 0);
+            if (!fused) continue;
+            // one job per run for the whole block
+            EDGE_CHECK(ex_stats.parallel_calls + ex_stats.backed_off_calls == 3);
+            for (std::size_t k = 2; k < interp.layer_stats().size(); ++k) {
+              EDGE_CHECK(interp.layer_stats()[k].fused_runs == 3);
+              EDGE_CHECK(interp.layer_stats()[k].parallel_calls == 0);
+            }
+            const int64_t xo = interp.arena_offset(x), oo = interp.arena_offset(out);
+            EDGE_CHECK(xo >= 0 && oo >= 0 &&
+                       (oo + static_cast<int64_t>(out_bytes) <= xo ||
+                        xo + static_cast<int64_t>(in_bytes) <= oo));
+          }
+        }
+      }
+    }
+    unsetenv("EDGE_FUSE_EXPAND_WIDTH");
+    unsetenv("EDGE_FUSE_EXPAND_STRIDE");
+  }
+  unsetenv("EDGE_FUSE_EXPAND");
   fused_pair_env(nullptr, nullptr);
 }
 

@@ -1,6 +1,7 @@
 #include "edge/kernels/depthwise_conv2d.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -351,7 +352,7 @@ struct DepthwiseConv2D::Impl {
 
   // Returns whether `done` (if given) was called for every output row (whole-row splits only).
   bool run(const int8_t* input, void* output, OutputType type, ThreadPool* pool,
-           const PixelsDone* done = nullptr) {
+           const PixelsDone* done = nullptr, const InputRows* in_rows = nullptr) {
     if (type != output_type) {
       throw std::invalid_argument("DepthwiseConv2D::run: the output buffer type does not match "
                                   "the plan's output type");
@@ -499,13 +500,71 @@ struct DepthwiseConv2D::Impl {
     // on 2 threads) it had re-read all its weights per 2-3 pixels, 20-27 % slower per depthwise
     // + 1x1 (+ ADD) block than the two jobs; per 10-pixel row the 10x10 blocks were up to 3.5 %
     // slower (Zen 4, vCPUs on one die). Threads that run still take a late one's task.
-    if (segments != 1 && !fuse_runs) done = nullptr;
+    if (segments != 1 && !fuse_runs && in_rows == nullptr) done = nullptr;
     const std::size_t pixels = rows * out_w;
     const std::size_t fused_tasks =
         segments == 1 ? std::min(rows, fused_rows_tasks_per_thread() * std::size_t(threads))
                       : std::min(pixels, 2 * static_cast<std::size_t>(threads));
-    const std::size_t tasks = done != nullptr ? fused_tasks : rows * segments;
+    std::size_t tasks = done != nullptr ? fused_tasks : rows * segments;
+    if (in_rows != nullptr) {  // whole rows, the tasks of input_row_cuts
+      if (threads != input_rows_threads) {  // planned once per thread count
+        input_rows_ok = input_row_cuts(threads, &row_cuts);
+        input_rows_threads = threads;
+      }
+      if (!input_rows_ok || done == nullptr) {
+        throw std::invalid_argument("DepthwiseConv2D::run: input rows need a PixelsDone and a "
+                                    "plan that takes them (takes_input_rows)");
+      }
+      tasks = (row_cuts.size() - 1) / 2;
+      if (joins_size < tasks) {
+        joins = std::make_unique<Join[]>(tasks);
+        joins_size = tasks;
+      }
+      for (std::size_t t = 0; t < tasks; ++t) {
+        Join& j = joins[t];
+        j.inputs.store(0, std::memory_order_relaxed);
+        j.finished.store(0, std::memory_order_relaxed);
+        j.half[0].store(0, std::memory_order_relaxed);
+        j.half[1].store(0, std::memory_order_relaxed);
+      }
+    }
+    // Output rows [o0, o1) whole, then `done` on them (the input-rows job's parts).
+    auto whole_rows = [&](std::size_t o0, std::size_t o1, int thread) {
+      if (o0 >= o1) return;
+      for (std::size_t o = o0; o < o1; ++o) piece(o, 0, out_w, thread);
+      done->fn(done->ctx, o0 * out_w, o1 * out_w, thread);
+    };
+    // Half h of boundary t's rows (0: the upper, next to task t's rows), once (claimed).
+    auto boundary_half = [&](std::size_t t, int h, int thread) {
+      if (joins[t].half[h].exchange(1, std::memory_order_relaxed) != 0) return;
+      const std::size_t b0 = row_cuts[2 * t + 1], b1 = row_cuts[2 * t + 2];
+      const std::size_t mid = (b0 + b1 + 1) / 2;
+      whole_rows(h == 0 ? b0 : mid, h == 0 ? mid : b1, thread);
+    };
+    // Task t - 1 + side, done with its own rows, on boundary t: its half where both tasks'
+    // input rows are written by now, and whatever half is left if the other task is done too
+    // (both input rows written then). Each half runs once, on the side that is not late, so
+    // that the boundary rows between two threads split between them.
+    auto finish = [&](std::size_t t, int side, int thread) {
+      Join& j = joins[t];
+      if (j.inputs.load(std::memory_order_acquire) == 2) boundary_half(t, side, thread);
+      if (j.finished.fetch_add(1, std::memory_order_acq_rel) == 1) {
+        boundary_half(t, 0, thread);
+        boundary_half(t, 1, thread);
+      }
+    };
     auto task = [&](std::size_t t, int thread) {
+      if (in_rows != nullptr) {  // its input rows, its own output rows, then the boundaries'
+        const std::size_t in_h = static_cast<std::size_t>(g.input_height);
+        const std::size_t a0 = in_h * t / tasks, a1 = in_h * (t + 1) / tasks;
+        if (a0 < a1) in_rows->fn(in_rows->ctx, a0, a1, thread);
+        if (t > 0) joins[t - 1].inputs.fetch_add(1, std::memory_order_acq_rel);
+        if (t + 1 < tasks) joins[t].inputs.fetch_add(1, std::memory_order_acq_rel);
+        whole_rows(row_cuts[2 * t], row_cuts[2 * t + 1], thread);
+        if (t > 0) finish(t - 1, 1, thread);
+        if (t + 1 < tasks) finish(t, 0, thread);
+        return;
+      }
       if (done == nullptr) {
         segment(t, thread);
         return;
@@ -532,6 +591,55 @@ struct DepthwiseConv2D::Impl {
       for (std::size_t t = 0; t < tasks; ++t) task(t, 0);
     }
     return done != nullptr;
+  }
+
+  // The input-rows job (run with InputRows; batch 1): `tasks` tasks, task t owning input rows
+  // [H t / tasks, H (t + 1) / tasks) (even shares: the expansion's work), and the output rows in
+  // three kinds: a row whose window (its first to last input row, inside the input) lies in
+  // task t's rows is task t's own; one whose window spans tasks t and t + 1 is boundary t's,
+  // run by whichever of the two finishes its part last. In output order: own rows of task 0,
+  // boundary 0, own rows of task 1, ... (windows move down monotonically). `row_cuts` holds
+  // 2 tasks + 1 cuts: task t's own rows [cut 2t, cut 2t+1), boundary t's [cut 2t+1, cut 2t+2).
+  // False where a window spans three tasks (a task of fewer rows than a window) or lies wholly
+  // in the padding.
+  bool input_row_cuts(int threads, std::vector<std::size_t>* row_cuts) const {
+    const ConvGeometry& g = geo.g;
+    row_cuts->clear();
+    if (g.batch != 1 || output_type != OutputType::kInt8 || threads < 1 || geo.out_h < 1) {
+      return false;
+    }
+    const std::size_t out_h = static_cast<std::size_t>(geo.out_h);
+    const std::size_t in_h = static_cast<std::size_t>(g.input_height);
+    const std::size_t tasks =
+        std::min(out_h, fused_rows_tasks_per_thread() * static_cast<std::size_t>(threads));
+    auto owner = [&](std::size_t r) {  // the task that owns input row r
+      std::size_t t = r * tasks / in_h;
+      while (t + 1 < tasks && in_h * (t + 1) / tasks <= r) ++t;
+      while (t > 0 && in_h * t / tasks > r) --t;
+      return t;
+    };
+    std::vector<std::size_t> cuts(2 * tasks + 1, out_h);
+    cuts[0] = 0;
+    std::size_t kind = 0;  // 2t: task t's own rows; 2t + 1: boundary t
+    for (std::size_t o = 0; o < out_h; ++o) {
+      const int64_t top = static_cast<int64_t>(o) * g.stride_height - geo.pad_top;
+      const int64_t lo = std::max<int64_t>(top, 0);
+      const int64_t hi = std::min<int64_t>(
+          top + int64_t{g.kernel_height - 1} * g.dilation_height, int64_t{g.input_height} - 1);
+      if (lo > hi) return false;
+      const std::size_t tl = owner(static_cast<std::size_t>(lo));
+      const std::size_t th = owner(static_cast<std::size_t>(hi));
+      if (th > tl + 1) return false;
+      const std::size_t k = th == tl ? 2 * tl : 2 * tl + 1;
+      if (k < kind) return false;
+      for (; kind < k; ++kind) cuts[kind + 1] = o;
+    }
+    *row_cuts = std::move(cuts);
+    return true;
+  }
+  bool takes_input_rows(int threads) const {
+    std::vector<std::size_t> cuts;
+    return input_row_cuts(threads, &cuts);
   }
 
   // Tasks per thread of a fused job (with PixelsDone) of whole rows: 2, or EDGE_FUSE_TASKS
@@ -608,6 +716,17 @@ struct DepthwiseConv2D::Impl {
   std::vector<ThreadWorkspace> workspaces;
   int split_threads = 0;       // the thread count `segments` was chosen for
   std::size_t segments = 1;    // tasks per output row (row_segments)
+  // Per task boundary t of the input-rows job: how many of tasks t and t + 1 have written their
+  // input rows and finished their own output rows, and which halves of its rows are claimed.
+  struct Join {
+    std::atomic<int> inputs{0}, finished{0};
+    std::atomic<int> half[2] = {0, 0};
+  };
+  std::unique_ptr<Join[]> joins;
+  std::size_t joins_size = 0;
+  int input_rows_threads = 0;  // the thread count row_cuts were planned for
+  bool input_rows_ok = false;
+  std::vector<std::size_t> row_cuts;  // input_row_cuts
 };
 
 DepthwiseConv2D::DepthwiseConv2D(const int8_t* filter, const float* scales, int32_t num_scales,
@@ -625,6 +744,14 @@ bool DepthwiseConv2D::run(const int8_t* input, int8_t* output, ThreadPool* pool,
                           const PixelsDone& done) {
   return impl_->run(input, output, OutputType::kInt8, pool,
                     done.fn != nullptr ? &done : nullptr);
+}
+bool DepthwiseConv2D::takes_input_rows(int threads) const {
+  return impl_->takes_input_rows(threads);
+}
+void DepthwiseConv2D::run(const int8_t* input, int8_t* output, ThreadPool* pool,
+                          const PixelsDone& done, const InputRows& rows) {
+  impl_->run(input, output, OutputType::kInt8, pool, done.fn != nullptr ? &done : nullptr,
+             rows.fn != nullptr ? &rows : nullptr);
 }
 void DepthwiseConv2D::run(const int8_t* input, float* output, ThreadPool* pool) {
   impl_->run(input, output, OutputType::kFloat32, pool);

@@ -145,9 +145,59 @@ Interpreter::Interpreter(std::shared_ptr<const Model> model, const InterpreterOp
       fused_next_[i] = kFusePixels;
     }
   }
+  // A 1x1 stride-1 CONV_2D whose output only such a depthwise layer reads (a MobileNet block's
+  // expansion) runs in the depthwise layer's job as well: each depthwise task first computes
+  // the expansion's output rows it owns (Conv2D::run_pixels on them: output pixel p reads input
+  // pixel p only), and the one or two output rows per task boundary whose 3x3 windows reach
+  // into the next task's rows run in whichever of the two tasks finishes its part last
+  // (DepthwiseConv2D::run with InputRows): no task waits for another and no row is computed
+  // twice, so the bytes are those of 1 thread. That saves the expansion's job (a hand-off and
+  // a wait for the slower thread; 0.5-0.7 us with the 2-core Zen 4 VM's vCPUs on one die,
+  // 1.1-1.7 us on two) and its rows cross no core between the two layers. But the boundary
+  // rows cost: each is a depthwise call and a 1x1 GEMM call of one row of pixels (re-reading
+  // the 1x1 layer's weights) out of order. So only where a task boundary has one such row, a
+  // stride-2 depthwise layer (at stride 1 it has two: the MobileNet-like model's 40x40 and
+  // 20x20 blocks took 1.1-3.1 us more per block fused than as two jobs, its stride-2 80x80 ->
+  // 40x40 and 40x40 -> 20x20 ones 0.1-1.2 us less; 2 threads, fastest of 200 profiled runs,
+  // benchmarks/results/edge-models-2026-12-07.md, stop 30 area B), and where the depthwise
+  // output is at least 16 pixels wide (a boundary row's GEMM call is a row of pixels; stop 28:
+  // per 10-pixel row the 10x10 blocks were up to 3.5 % slower). EDGE_FUSE_EXPAND=0 turns it
+  // off; EDGE_FUSE_EXPAND_STRIDE (default 2) and EDGE_FUSE_EXPAND_WIDTH (default 16) set the
+  // least stride and width (A/B measurements, tests).
+  const bool fuse_expand = fuse && ab_switch_on("EDGE_FUSE_EXPAND");
+  const int expand_width = fuse_expand ? ab_count("EDGE_FUSE_EXPAND_WIDTH", 16) : 0;
+  const int expand_stride = fuse_expand ? ab_count("EDGE_FUSE_EXPAND_STRIDE", 2) : 0;
+  for (std::size_t i = 0; fuse_expand && i + 1 < ops.size(); ++i) {
+    const Operator& pw = ops[i];
+    const Operator& dw = ops[i + 1];
+    if (pw.type != OpType::kConv2D || fused_next_[i] != 0 || fused_next_[i + 1] != kFusePixels ||
+        (i > 0 && fused_next_[i - 1] != 0) || pw.outputs.size() != 1 || dw.inputs.empty() ||
+        dw.inputs[0] != pw.outputs[0] || !kernels_[i]->runs_pixels() ||
+        !kernels_[i + 1]->takes_input_rows(threads_)) {
+      continue;
+    }
+    const int32_t t = pw.outputs[0];
+    const Tensor& dw_out = m.tensors()[dw.outputs[0]];
+    auto reads = [t](const std::vector<int32_t>& v) {
+      return std::find(v.begin(), v.end(), t) != v.end();
+    };
+    bool read_elsewhere = reads(m.outputs());
+    for (std::size_t j = 0; j < ops.size() && !read_elsewhere; ++j) {
+      read_elsewhere = j != i + 1 && reads(ops[j].inputs);
+    }
+    if (read_elsewhere || dw_out.shape.size() != 4 || dw_out.shape[2] < expand_width ||
+        dw.options.stride_h < expand_stride) {
+      continue;
+    }
+    fused_next_[i] = kFuseExpand;
+  }
   fused_row_elements_.assign(ops.size(), 0);
   for (std::size_t i = 0; i < ops.size(); ++i) {
     if (fused_next_[i] == 0) continue;
+    if (fused_next_[i] == kFuseExpand) {
+      fused_row_elements_[i] = m.tensors()[ops[i].outputs[0]].shape[2];
+      continue;
+    }
     const Operator& producer = fused_next_[i] == kFuseRows ? ops[i] : ops[i + 1];
     fused_row_elements_[i] = m.tensors()[producer.outputs[0]].shape.back();
   }
@@ -362,6 +412,17 @@ struct FusedElementwise {
                             static_cast<int64_t>(row1) * f->row_elements);
   }
 };
+// The expansion before a depthwise layer (InputRows): the 1x1 layer's output rows, `width`
+// pixels each, on the depthwise task's thread.
+struct FusedExpansion {
+  OpKernel* conv;
+  const RunContext* ctx;
+  std::size_t width;
+  static void rows(const void* self, std::size_t row0, std::size_t row1, int thread) {
+    const auto* f = static_cast<const FusedExpansion*>(self);
+    f->conv->run_pixels(*f->ctx, row0 * f->width, row1 * f->width, thread);
+  }
+};
 // The 1x1 half of a depthwise + 1x1 pair (PixelsDone), with the 1x1 layer's own element-wise
 // partner when it has one (`add` non-null).
 struct FusedPointwise {
@@ -392,16 +453,28 @@ void Interpreter::run() {
         fused = kernels_[i]->run_rows_done(ctx, RowsDone{&FusedElementwise::rows_done, &f});
         return;
       }
-      const int span = fused_span(i);
-      const RunContext after = span == 2 ? RunContext{tensor_data_, ops[i + 2], scratch_->data,
+      // The depthwise layer at d, its 1x1 layer and that one's ADD; with the expansion before
+      // it (kFuseExpand: d = i + 1) computing its input rows in its tasks.
+      const bool expand = fused_next_[i] == kFuseExpand;
+      const std::size_t d = expand ? i + 1 : i;
+      const int span = fused_span(d);
+      const RunContext dwc = expand ? next : ctx;
+      const RunContext pwc{tensor_data_, ops[d + 1], scratch_->data, &context_->pool};
+      const RunContext after = span == 2 ? RunContext{tensor_data_, ops[d + 2], scratch_->data,
                                                       &context_->pool}
-                                         : next;
-      const FusedElementwise add{kernels_[span == 2 ? i + 2 : i + 1].get(), &after,
-                                 fused_row_elements_[i]};
-      const FusedPointwise f{kernels_[i + 1].get(), &next, span == 2 ? &add : nullptr};
-      fused = kernels_[i]->run_pixels_done(ctx, PixelsDone{&FusedPointwise::pixels_done, &f})
-                  ? span
-                  : 0;
+                                         : pwc;
+      const FusedElementwise add{kernels_[span == 2 ? d + 2 : d + 1].get(), &after,
+                                 fused_row_elements_[d]};
+      const FusedPointwise f{kernels_[d + 1].get(), &pwc, span == 2 ? &add : nullptr};
+      const PixelsDone done{&FusedPointwise::pixels_done, &f};
+      if (expand) {
+        const FusedExpansion e{kernels_[i].get(), &ctx,
+                               static_cast<std::size_t>(fused_row_elements_[i])};
+        kernels_[d]->run_input_rows(dwc, InputRows{&FusedExpansion::rows, &e}, done);
+        fused = 1 + span;
+        return;
+      }
+      fused = kernels_[i]->run_pixels_done(ctx, done) ? span : 0;
     };
     if (profile_) {
       const ThreadPool::Calls c0 = context_->pool.calls();

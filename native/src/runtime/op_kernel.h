@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "edge/kernels/conv2d.h"
+#include "edge/kernels/depthwise_conv2d.h"
 #include "edge/kernels/isa.h"
 #include "edge/kernels/requant.h"
 #include "edge/runtime/error.h"
@@ -145,6 +146,18 @@ class OpKernel {
     (void)done;
     run(ctx);
     return false;
+  }
+  // A 1x1 CONV_2D, the DEPTHWISE_CONV_2D that takes its output and the rest of that one's job
+  // (a MobileNet block's expansion, depthwise layer, projection and ADD) in one pool job: where
+  // takes_input_rows(threads), the depthwise layer's tasks have `rows` compute its input rows
+  // (the 1x1 layer's run_pixels) before they read them, then call `done` as run_pixels_done's.
+  virtual bool takes_input_rows(int threads) const {
+    (void)threads;
+    return false;
+  }
+  virtual void run_input_rows(const RunContext& ctx, const InputRows& rows,
+                              const PixelsDone& done) {
+    (void)ctx, (void)rows, (void)done;
   }
   virtual bool runs_pixels() const { return false; }
   virtual void run_pixels(const RunContext& ctx, std::size_t p0, std::size_t p1, int thread) {

@@ -352,6 +352,13 @@ class DepthwiseKernel final : public SpatialKernel<DepthwiseConv2D> {
     }
     return plan().run(ctx.in<int8_t>(0), ctx.out<int8_t>(), ctx.pool(), done);
   }
+  bool takes_input_rows(int threads) const override {
+    return const_plan().takes_input_rows(threads);
+  }
+  void run_input_rows(const RunContext& ctx, const InputRows& rows,
+                      const PixelsDone& done) override {
+    plan().run(ctx.in<int8_t>(0), ctx.out<int8_t>(), ctx.pool(), done, rows);
+  }
   void prepare(PrepareContext& ctx) override {
     const Tensor& x = ctx.input(0);
     const Tensor& w = ctx.input(1);

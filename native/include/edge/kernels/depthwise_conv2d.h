@@ -36,6 +36,15 @@
 
 namespace edge {
 
+// What a depthwise layer calls inside its pool job for input rows [row0, row1) of its (batch 1)
+// input before it reads them, on thread `thread`: the 1x1 layer before it (a MobileNet block's
+// expansion) computes them there (Conv2D::run_pixels), each row once, in the task that owns it
+// (DepthwiseConv2D::run with InputRows), so that the expansion needs no pool job of its own.
+struct InputRows {
+  void (*fn)(const void* ctx, std::size_t row0, std::size_t row1, int thread) = nullptr;
+  const void* ctx = nullptr;
+};
+
 struct DepthwiseConv2DOptions : LayerOptions {
   ConvGeometry geometry;
   int32_t depth_multiplier = 1;
@@ -70,6 +79,19 @@ class DepthwiseConv2D {
   // after it computes them there: Conv2D::run_pixels), and returns true; otherwise runs as
   // run() does and returns false without calling it.
   bool run(const int8_t* input, int8_t* output, ThreadPool* pool, const PixelsDone& done);
+  // Whether run() with InputRows applies on `threads` threads: batch 1, int8 output, and no
+  // output row's window (its input rows) spans more than two tasks' input rows.
+  bool takes_input_rows(int threads) const;
+  // Like run() with `done`, the input written inside the job: 2 tasks per thread (as the
+  // PixelsDone run), task t owning an even share of the input rows. Task t first has `rows`
+  // compute its input rows, then runs the output rows whose windows lie in them and `done` on
+  // those; the rows whose windows span tasks t and t + 1 (one or two per boundary for a 3x3
+  // layer) and `done` on them run in whichever of the two tasks is done with its part last (an
+  // atomic count per boundary: no task waits for another, no input row is computed twice).
+  // Each output byte is computed once, by the code run() uses: the bytes of 1 thread.
+  // Requires takes_input_rows(threads) (else throws std::invalid_argument before running).
+  void run(const int8_t* input, int8_t* output, ThreadPool* pool, const PixelsDone& done,
+           const InputRows& rows);
 
   int32_t output_height() const;
   int32_t output_width() const;

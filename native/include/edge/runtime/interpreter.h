@@ -128,16 +128,19 @@ class Interpreter {
   // Per operator: whether it runs together with the next one in one pool job (see the
   // constructor): kFuseRows, a CONV_2D and the ADD / MUL without broadcast that takes its
   // output; kFusePixels, a DEPTHWISE_CONV_2D and the 1x1 CONV_2D that takes its output (and
-  // that one's ADD / MUL where it is kFuseRows itself); 0: alone.
-  static constexpr uint8_t kFuseRows = 1, kFusePixels = 2;
+  // that one's ADD / MUL where it is kFuseRows itself); kFuseExpand, a 1x1 CONV_2D and the
+  // kFusePixels DEPTHWISE_CONV_2D that takes its output (with that one's job); 0: alone.
+  static constexpr uint8_t kFuseRows = 1, kFusePixels = 2, kFuseExpand = 3;
   std::vector<uint8_t> fused_next_;
   // Per operator that starts a fused job: the elements per output row (pixel) the job's
   // element-wise op takes per row (its first operator's output channels for kFuseRows, the
-  // 1x1 layer's for kFusePixels), resolved once in the constructor, not per job in run().
+  // 1x1 layer's for kFusePixels; for kFuseExpand the 1x1 layer's output width, the pixels per
+  // input row of the depthwise layer), resolved once in the constructor, not per job in run().
   std::vector<int64_t> fused_row_elements_;
-  // How many operators after operator i run in its pool job (0 to 2).
+  // How many operators after operator i run in its pool job (0 to 3).
   int fused_span(std::size_t i) const {
     if (fused_next_[i] == 0) return 0;
+    if (fused_next_[i] == kFuseExpand) return 1 + fused_span(i + 1);
     return fused_next_[i] == kFusePixels && fused_next_[i + 1] == kFuseRows ? 2 : 1;
   }
   std::vector<int64_t> offsets_;       // per tensor: arena offset or -1
