@@ -157,8 +157,8 @@ Interpreter::Interpreter(std::shared_ptr<const Model> model, const InterpreterOp
   // rows cost: each is a depthwise call and a 1x1 GEMM call of one row of pixels (re-reading
   // the 1x1 layer's weights) out of order. So only where a task boundary has one such row, a
   // stride-2 depthwise layer (at stride 1 it has two: the MobileNet-like model's 40x40 and
-  // 20x20 blocks took 1.1-3.1 us more per block fused than as two jobs, its stride-2 80x80 ->
-  // 40x40 and 40x40 -> 20x20 ones 0.1-1.2 us less; 2 threads, fastest of 200 profiled runs,
+  // 20x20 blocks took 1.0-3.2 us more per block fused than as two jobs, its stride-2 80x80 ->
+  // 40x40 and 40x40 -> 20x20 ones 0.1-1.3 us less; 2 threads, fastest of 200 profiled runs,
   // benchmarks/results/edge-models-2026-12-07.md, stop 30 area B), and where the depthwise
   // output is at least 16 pixels wide (a boundary row's GEMM call is a row of pixels; stop 28:
   // per 10-pixel row the 10x10 blocks were up to 3.5 % slower). EDGE_FUSE_EXPAND=0 turns it
