@@ -30,9 +30,16 @@ mp_hand_recrop's second, oww_alexa and mp_selfie's first); over the 16 auto's me
 13.91 dB against GPTQ's 14.80 / 12.29. GPTQ is not shown as good or better, so with real
 calibration data a sub-byte scheme defaults to ``"auto"``, ternary and 2-bit too, for 11.5 x
 GPTQ's CPU time (benchmarks/results/subbyte-fidelity-2026-12-07.md, 11:57, 15:17 and 18:25
-sections). GPTQ's held-out choice of its ternary rounds (34213c9) came after these pairs and
-raises GPTQ where auto keeps AdaRound (silero_vad / ppocr_mobile_v2_cls second draw 11.54 /
-29.57 against auto's 7.72 / 17.59): to be redone there.
+sections). Stop 30 redid all 22 ternary pairs after GPTQ's held-out choice of its rounds
+(34213c9; clean 1a12d44 and 84d2f23; 22:02 section): where auto lost, its whole-model check had
+mostly kept plain AdaRound (on 2 of those pairs its re-solve on all the samples scored under
+both of its check-half builds), so at ternary the check leaves AdaRound out
+(`method_check.check_candidates`): that raised the 5 pairs where it was kept to the per-layer
+choice's or GPTQ's file (ppocr_mobile_v2_cls draw 2 17.59 -> 29.57 dB, silero_vad draw 2 7.72
+-> 11.54) and lowered none. With it auto is
+above GPTQ on 2 / 4 pairs (draws 1 / 2), equal on 7 / 5, under on 2 / 2; over the 16 its median
+is 16.56 / 13.73 dB against GPTQ's 15.10 / 12.86. So the ternary default stays ``"auto"``
+(2-bit: stop 28's pairs, its path unchanged), at 8.9 x GPTQ's CPU time.
 
 Where it does not apply, and why (the export's notes say which method ran and why):
 
