@@ -775,17 +775,12 @@ template <typename V>
 std::size_t bytes_of(const V& v) {
   return v.size() * sizeof(v[0]);
 }
-std::size_t bytes_of(const detail::RequantTables& t) {
-  return bytes_of(t.multiplier) + bytes_of(t.left_shift) + bytes_of(t.right_shift) +
-         bytes_of(t.pre_shift) + bytes_of(t.rounding_add) + bytes_of(t.total_shift) +
-         bytes_of(t.negative_add);
-}
 }  // namespace
 
 std::size_t DepthwiseConv2D::prepared_bytes() const {
   const Impl& p = *impl_;
-  return bytes_of(p.weights) + bytes_of(p.bias_term) + bytes_of(p.requant) +
-         bytes_of(p.tail_requant) + bytes_of(p.scale) + bytes_of(p.zero_row) +
+  return bytes_of(p.weights) + bytes_of(p.bias_term) + p.requant.bytes() +
+         p.tail_requant.bytes() + bytes_of(p.scale) + bytes_of(p.zero_row) +
          bytes_of(p.tap_offsets) + bytes_of(p.fused_weights) + bytes_of(p.fused_blocks) +
          bytes_of(p.arm_tables);
 }
