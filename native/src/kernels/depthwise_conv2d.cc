@@ -770,19 +770,13 @@ const char* DepthwiseConv2D::kernel_name() const {
   return impl_->use_fused ? impl_->kernels->dwconv_qs8_name : impl_->kernels->dwconv_name;
 }
 
-namespace {
-template <typename V>
-std::size_t bytes_of(const V& v) {
-  return v.size() * sizeof(v[0]);
-}
-}  // namespace
-
 std::size_t DepthwiseConv2D::prepared_bytes() const {
+  using detail::vector_bytes;
   const Impl& p = *impl_;
-  return bytes_of(p.weights) + bytes_of(p.bias_term) + p.requant.bytes() +
-         p.tail_requant.bytes() + bytes_of(p.scale) + bytes_of(p.zero_row) +
-         bytes_of(p.tap_offsets) + bytes_of(p.fused_weights) + bytes_of(p.fused_blocks) +
-         bytes_of(p.arm_tables);
+  return vector_bytes(p.weights) + vector_bytes(p.bias_term) + p.requant.bytes() +
+         p.tail_requant.bytes() + vector_bytes(p.scale) + vector_bytes(p.zero_row) +
+         vector_bytes(p.tap_offsets) + vector_bytes(p.fused_weights) +
+         vector_bytes(p.fused_blocks) + vector_bytes(p.arm_tables);
 }
 
 }  // namespace edge

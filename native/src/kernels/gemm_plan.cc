@@ -72,28 +72,22 @@ void RequantTables::attach(EpilogueParams& p) const {
   p.saturate = saturate;
 }
 
-namespace {
-template <typename V>
-std::size_t bytes_of(const V& v) {
-  return v.size() * sizeof(v[0]);
-}
-}  // namespace
-
 std::size_t RequantTables::bytes() const {
-  return bytes_of(multiplier) + bytes_of(left_shift) + bytes_of(right_shift) +
-         bytes_of(pre_shift) + bytes_of(rounding_add) + bytes_of(total_shift) +
-         bytes_of(negative_add);
+  return vector_bytes(multiplier) + vector_bytes(left_shift) + vector_bytes(right_shift) +
+         vector_bytes(pre_shift) + vector_bytes(rounding_add) + vector_bytes(total_shift) +
+         vector_bytes(negative_add);
 }
 
 std::size_t packed_weights_bytes(const PackedWeights* w) {
   if (w == nullptr) return 0;
-  return w->data().size() + bytes_of(w->zero_points()) + bytes_of(w->scales()) +
-         bytes_of(w->group_scales());
+  return w->data().size() + vector_bytes(w->zero_points()) + vector_bytes(w->scales()) +
+         vector_bytes(w->group_scales());
 }
 
 std::size_t GemmPlan::prepared_bytes() const {
-  return bytes_of(bias_term) + bytes_of(wzp) + requant.bytes() + bytes_of(scale) +
-         bytes_of(qs8_tiles) + bytes_of(group_scale) + bytes_of(group_term) + bytes_of(bias_raw);
+  return vector_bytes(bias_term) + vector_bytes(wzp) + requant.bytes() + vector_bytes(scale) +
+         vector_bytes(qs8_tiles) + vector_bytes(group_scale) + vector_bytes(group_term) +
+         vector_bytes(bias_raw);
 }
 
 namespace {

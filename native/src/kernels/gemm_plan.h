@@ -92,6 +92,12 @@ void fill_multipliers(const LayerOptions& options, int32_t n, const float* scale
 // Per-channel requantisation tables, padded to a multiple of 16 channels, in the forms the
 // epilogues use (EpilogueParams): multiplier and left/right shifts, and the 64-bit
 // multiply-add-shift form of the rule in `rounding`.
+// The bytes a vector-like container holds (size() elements): for the prepared_bytes() counts.
+template <typename V>
+std::size_t vector_bytes(const V& v) {
+  return v.size() * sizeof(v[0]);
+}
+
 struct RequantTables {
   std::vector<int32_t> multiplier, left_shift, right_shift, pre_shift;
   std::vector<int64_t> rounding_add, total_shift, negative_add;
